@@ -1,0 +1,70 @@
+# Two commands for a newcomer:  `make demo`  and  `make test`.
+# Both create .venv and install the pinned requirements themselves.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export HF_HUB_OFFLINE ?= 1
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+DEMO_PORT ?= 8000
+DEMO_ORGS ?= 3
+DEMO_LIMIT ?= 30000
+DEMO_RECENT_DAYS ?= 45
+
+.PHONY: install browser demo test test-fast lint run worker beat consumer bench clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# Browser tests drive Debian's Chromium; never a browser downloaded by a tool.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing Debian's chromium for the browser tests…"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need root to install it)."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+demo: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_movielens --orgs $(DEMO_ORGS) --limit $(DEMO_LIMIT) --recent-days $(DEMO_RECENT_DAYS)
+	$(PY) manage.py rollup --all-days
+	$(PY) scripts/run_demo.py --port $(DEMO_PORT)
+
+test: install browser
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not browser"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(VENV)/bin/gunicorn usage_platform.wsgi --bind 127.0.0.1:$(DEMO_PORT) --workers 3
+
+worker: install
+	$(VENV)/bin/celery -A usage_platform worker --loglevel INFO
+
+beat: install
+	$(VENV)/bin/celery -A usage_platform beat --loglevel INFO
+
+consumer: install
+	$(PY) manage.py consume_events
+
+clean:
+	rm -rf $(VENV) var staticfiles db.sqlite3 db.sqlite3-wal db.sqlite3-shm

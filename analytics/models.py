@@ -1,0 +1,43 @@
+from django.db import models
+from django.utils import timezone
+
+
+class DailyFeatureUsage(models.Model):
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="daily_usage")
+    date = models.DateField()
+    event_count = models.PositiveIntegerField(default=0)
+    daily_active_users = models.PositiveIntegerField(default=0)
+    sessions = models.PositiveIntegerField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    avg_session_duration = models.FloatField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "feature", "date"], name="dfu_org_feature_date_uniq")
+        ]
+        indexes = [models.Index(fields=["organization", "date"], name="dfu_org_date_idx")]
+
+    def __str__(self):
+        return f"{self.feature_id} {self.date}: {self.event_count}"
+
+
+class DailyOrgUsage(models.Model):
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    event_count = models.PositiveIntegerField(default=0)
+    active_users = models.PositiveIntegerField(default=0)
+    sessions = models.PositiveIntegerField(default=0)
+    avg_session_duration = models.FloatField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [models.UniqueConstraint(fields=["organization", "date"], name="dou_org_date_uniq")]
+
+    def __str__(self):
+        return f"{self.organization_id} {self.date}: {self.event_count}"

@@ -1,0 +1,168 @@
+"""Fixtures every app's tests share: an organisation with an admin, an analyst, a member and
+an ingestion key, a second organisation to prove isolation, and API clients for each."""
+
+import itertools
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from tenants import services as tenant_services
+from tenants.authentication import tokens_for
+from tenants.models import Role, User
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
+PASSWORD = "Correct-Horse-42"
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(settings, tmp_path):
+    """Every test gets a fresh local-memory cache (throttles, dashboard caches) and runs
+    Celery tasks eagerly unless it asks for a real broker."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{next(_counter)}",
+        }
+    }
+    settings.REDIS_URL = ""
+    settings.INGEST_MODE = "direct"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.GEMINI_API_KEY = ""
+    from usage_platform.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+
+
+def make_org(name="Acme"):
+    """An organisation with an admin; returns the admin user (its organisation is on it)."""
+    n = next(_counter)
+    return tenant_services.organization_register(
+        email=f"admin{n}@{name.lower().replace(' ', '')}.example", password=PASSWORD, organization_name=name
+    )
+
+
+def make_member(org, role, email=None):
+    n = next(_counter)
+    return User.objects.create_user(
+        email=email or f"{role}{n}@{org.slug}.example", password=PASSWORD, organization=org, role=role
+    )
+
+
+def client_for(user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_for(user)['access_token']}")
+    return client
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_org("Acme")
+
+
+@pytest.fixture
+def org(admin_user):
+    return admin_user.organization
+
+
+@pytest.fixture
+def analyst_user(org):
+    return make_member(org, Role.ANALYST)
+
+
+@pytest.fixture
+def member_user(org):
+    return make_member(org, Role.MEMBER)
+
+
+@pytest.fixture
+def other_admin(db):
+    return make_org("Globex")
+
+
+@pytest.fixture
+def other_org(other_admin):
+    return other_admin.organization
+
+
+@pytest.fixture
+def api_key_pair(org, admin_user):
+    """(ApiKey row, raw key string)."""
+    return tenant_services.api_key_create(org=org, name="test key", created_by=admin_user)
+
+
+@pytest.fixture
+def raw_api_key(api_key_pair):
+    return api_key_pair[1]
+
+
+@pytest.fixture
+def anon_client():
+    return APIClient()
+
+
+@pytest.fixture
+def admin_client(admin_user):
+    return client_for(admin_user)
+
+
+@pytest.fixture
+def analyst_client(analyst_user):
+    return client_for(analyst_user)
+
+
+@pytest.fixture
+def member_client(member_user):
+    return client_for(member_user)
+
+
+@pytest.fixture
+def other_client(other_admin):
+    return client_for(other_admin)
+
+
+@pytest.fixture
+def key_client(raw_api_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_api_key}")
+    return client
+
+
+@pytest.fixture
+def redis_url():
+    """A real Redis database for this test, flushed before and after; skips nothing: a
+    missing Redis is a failure, because CI provides one."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client.ping()
+    client.flushdb()
+    yield REDIS_TEST_URL
+    client.flushdb()
+
+
+# --- Browser (pytest-playwright) --------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    return {"executable_path": "/usr/bin/chromium", "headless": True, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args():
+    return {"viewport": {"width": 1366, "height": 768}}

@@ -1,0 +1,106 @@
+from django.db import models
+from django.utils import timezone
+
+
+class Anomaly(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    class Severity(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    feature = models.ForeignKey(
+        "telemetry.Feature", null=True, blank=True, on_delete=models.CASCADE, related_name="anomalies"
+    )
+    date = models.DateField()
+    detector = models.CharField(max_length=40)
+    metric = models.CharField(max_length=40)
+    value = models.FloatField()
+    expected = models.FloatField(null=True, blank=True)
+    score = models.FloatField()
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.LOW)
+    details = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-date", "-score"]
+        verbose_name_plural = "anomalies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "feature", "date", "detector", "metric"],
+                name="anomaly_identity_uniq",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "status", "date"], name="anomaly_org_status_idx")]
+
+    def __str__(self):
+        return f"{self.detector}/{self.metric} {self.date} score={self.score:.1f}"
+
+
+class Insight(models.Model):
+    class Source(models.TextChoices):
+        GEMINI = "gemini", "Gemini"
+        HEURISTIC = "heuristic", "Heuristic"
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    source = models.CharField(max_length=20, choices=Source.choices)
+    model = models.CharField(max_length=100, blank=True)
+    bullets = models.JSONField(default=list)
+    summary = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="insight_org_created_idx")]
+
+    def __str__(self):
+        return f"{self.source} insight {self.period_start}..{self.period_end}"
+
+
+class Webhook(models.Model):
+    class Event(models.TextChoices):
+        ANOMALY_CREATED = "anomaly.created", "Anomaly created"
+        EXPORT_DAILY = "export.daily", "Daily export"
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100)
+    events = models.JSONField(default=list)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self):
+        return f"{self.event} → {self.webhook_id} #{self.attempt}"

@@ -1,0 +1,96 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class Feature(models.Model):
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="features")
+    key = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["organization", "key"], name="feature_org_key_uniq")]
+
+    def __str__(self):
+        return self.name or self.key
+
+
+class EndUser(models.Model):
+    """A user of the tenant's product, known by the tenant's own id (`external_id`)."""
+
+    class Gender(models.TextChoices):
+        FEMALE = "F", "Female"
+        MALE = "M", "Male"
+        OTHER = "O", "Other"
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="end_users")
+    external_id = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    gender = models.CharField(max_length=1, choices=Gender.choices, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    account = models.ForeignKey(
+        "tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="end_user_profiles"
+    )
+    first_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "external_id"], name="enduser_org_external_uniq")
+        ]
+
+    def __str__(self):
+        return self.external_id
+
+
+class UsageEvent(models.Model):
+    """One feature-usage event. The hot table: exactly the four indexes below, no others
+    (the FK columns are covered by the composite indexes, so their own indexes are off)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4)
+    organization = models.ForeignKey(
+        "tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="events", db_index=False)
+    end_user = models.ForeignKey(
+        EndUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="events", db_index=False
+    )
+    event_type = models.CharField(max_length=64, default="interaction")
+    session_id = models.CharField(max_length=128, blank=True, default="")
+    session_duration = models.FloatField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "uuid"], name="event_org_uuid_uniq")]
+        indexes = [
+            models.Index(fields=["organization", "timestamp"], name="event_org_ts_idx"),
+            models.Index(fields=["organization", "feature", "timestamp"], name="event_org_feature_ts_idx"),
+            models.Index(fields=["organization", "end_user", "timestamp"], name="event_org_user_ts_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.uuid} {self.event_type} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class DirtyDay(models.Model):
+    """An (organisation, UTC day) that received events after it was rolled up (late data).
+    The rollup job recomputes these days and deletes the marks it has handled."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "date"], name="dirtyday_org_date_uniq")]
+
+    def __str__(self):
+        return f"{self.organization_id} {self.date}"

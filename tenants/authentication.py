@@ -1,0 +1,124 @@
+"""Authentication classes: JWT for people (with org/role claims) and API keys for SDKs."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from . import services
+
+API_KEY_PREFIX = "upk_"
+
+
+class ApiKeyPrincipal:
+    """`request.user` for a request authenticated by an ingestion key: not a person, so it
+    has no role and can only reach views that accept API keys."""
+
+    is_authenticated = True
+    is_active = True
+    is_superuser = False
+    is_staff = False
+    is_anonymous = False
+    role = None
+    pk = None
+    id = None
+
+    def __init__(self, api_key):
+        self.api_key = api_key
+        self.organization = api_key.organization
+        self.organization_id = api_key.organization_id
+
+    def has_role(self, role):
+        return False
+
+    def __str__(self):
+        return f"api-key:{self.api_key.prefix}"
+
+
+def _raw_key_from(request):
+    header = request.META.get("HTTP_X_API_KEY")
+    if header:
+        return header.strip()
+    auth = authentication.get_authorization_header(request).split()
+    if len(auth) == 2 and auth[0].lower() == b"bearer":
+        token = auth[1].decode("latin-1")
+        if token.startswith(API_KEY_PREFIX):
+            return token
+    return None
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer upk_…` or `X-API-Key: upk_…`. Revoked or unknown keys → 401."""
+
+    def authenticate(self, request):
+        raw = _raw_key_from(request)
+        if raw is None:
+            return None
+        api_key = services.api_key_authenticate(raw_key=raw)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return ApiKeyPrincipal(api_key), api_key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class UserJWTAuthentication(JWTAuthentication):
+    """simplejwt's authentication that leaves `Bearer upk_…` to ApiKeyAuthentication and
+    loads the user's organisation in the same query."""
+
+    def get_raw_token(self, header):
+        raw = super().get_raw_token(header)
+        if raw is not None and raw.startswith(API_KEY_PREFIX.encode()):
+            return None
+        return raw
+
+    def get_user(self, validated_token):
+        from rest_framework_simplejwt.settings import api_settings
+
+        from .models import User
+
+        try:
+            user_id = validated_token[api_settings.USER_ID_CLAIM]
+        except KeyError:
+            raise exceptions.AuthenticationFailed("Token contained no recognisable user identification.")
+        user = User.objects.select_related("organization").filter(pk=user_id).first()
+        if user is None or not user.is_active:
+            raise exceptions.AuthenticationFailed("User not found or inactive.")
+        return user
+
+
+def tokens_for(user):
+    """A refresh/access pair carrying the claims the API and SDKs read: org_id, role, email."""
+    refresh = RefreshToken.for_user(user)
+    refresh["org_id"] = user.organization_id
+    refresh["role"] = user.role
+    refresh["email"] = user.email
+    access = refresh.access_token  # copies the claims above
+    return {"access_token": str(access), "refresh_token": str(refresh), "token_type": "bearer"}
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "tenants.authentication.ApiKeyAuthentication"
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "Ingestion key `upk_…` (also accepted as `Authorization: Bearer upk_…`).",
+        }
+
+
+class UserJWTScheme(OpenApiAuthenticationExtension):
+    target_class = "tenants.authentication.UserJWTAuthentication"
+    name = "JWTAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "Access token from `/api/v1/auth/login` (15 minutes).",
+        }

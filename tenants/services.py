@@ -1,0 +1,186 @@
+"""Writes for organisations, members, invitations and API keys."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from usage_platform.exceptions import DomainError, NotFound
+
+from .models import ApiKey, Invitation, Organization, Role, User
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:60] or "org"
+    slug, n = base, 1
+    while Organization.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def password_check(*, password: str, user: User | None = None) -> None:
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise DomainError(exc.messages[0], errors={"password": list(exc.messages)})
+
+
+@transaction.atomic
+def organization_register(*, email: str, password: str, organization_name: str, full_name: str = "") -> User:
+    """Self-service sign-up: always a NEW organisation, with the registrant as its admin."""
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise DomainError("An account with this e-mail already exists.", errors={"email": ["Already registered."]})
+    password_check(password=password, user=User(email=email, full_name=full_name))
+    org = Organization.objects.create(name=organization_name.strip(), slug=_unique_slug(organization_name))
+    return User.objects.create_user(
+        email=email, password=password, full_name=full_name, organization=org, role=Role.ADMIN
+    )
+
+
+def organization_update(*, org: Organization, **fields) -> Organization:
+    for name, value in fields.items():
+        setattr(org, name, value)
+    if fields:
+        org.save(update_fields=list(fields))
+    return org
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+def api_key_create(*, org: Organization, name: str, created_by: User | None = None) -> tuple[ApiKey, str]:
+    """Returns the key row and the full key, which is never stored and never shown again."""
+    raw = "upk_" + secrets.token_urlsafe(24)[:32]
+    api_key = ApiKey.objects.create(
+        organization=org, name=name, prefix=raw[:12], key_hash=_sha256(raw), created_by=created_by
+    )
+    return api_key, raw
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key matching `raw_key`, or None. Touches `last_used_at` at most once a
+    minute so a busy SDK does not turn every event into an UPDATE."""
+    if not raw_key.startswith("upk_") or len(raw_key) > 100:
+        return None
+    api_key = (
+        ApiKey.objects.select_related("organization")
+        .filter(key_hash=_sha256(raw_key), revoked_at__isnull=True)
+        .first()
+    )
+    if api_key is None:
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at >= settings.API_KEY_TOUCH_INTERVAL:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+def api_key_revoke(*, org: Organization, key_id: int) -> ApiKey:
+    api_key = ApiKey.objects.filter(organization=org, pk=key_id).first()
+    if api_key is None:
+        raise NotFound("API key not found.")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+# --- Members and invitations ---------------------------------------------------------------
+
+
+def _admin_count(org: Organization) -> int:
+    return User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).count()
+
+
+def member_get(*, org: Organization, user_id: int) -> User:
+    member = User.objects.filter(organization=org, pk=user_id).first()
+    if member is None:
+        raise NotFound("Member not found.")
+    return member
+
+
+@transaction.atomic
+def member_change_role(*, org: Organization, user_id: int, role: str) -> User:
+    member = member_get(org=org, user_id=user_id)
+    if member.role == Role.ADMIN and role != Role.ADMIN and _admin_count(org) <= 1:
+        raise DomainError(
+            "The last admin cannot be demoted; make someone else admin first.",
+            errors={"role": ["The organisation needs at least one admin."]},
+        )
+    member.role = role
+    member.save(update_fields=["role"])
+    return member
+
+
+@transaction.atomic
+def member_remove(*, org: Organization, user_id: int) -> None:
+    member = member_get(org=org, user_id=user_id)
+    if member.role == Role.ADMIN and _admin_count(org) <= 1:
+        raise DomainError(
+            "The last admin cannot be removed; make someone else admin first.",
+            errors={"user": ["The organisation needs at least one admin."]},
+        )
+    member.delete()
+
+
+def invitation_create(*, org: Organization, email: str, role: str, invited_by: User | None) -> tuple[Invitation, str]:
+    """Returns the invitation and its one-time token (only the hash is stored)."""
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise DomainError("This e-mail already has an account.", errors={"email": ["Already registered."]})
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        organization=org,
+        email=email,
+        role=role,
+        token_hash=_sha256(token),
+        invited_by=invited_by,
+        expires_at=timezone.now() + settings.INVITATION_TTL,
+    )
+    return invitation, token
+
+
+def invitation_revoke(*, org: Organization, invitation_id: int) -> None:
+    invitation = Invitation.objects.filter(organization=org, pk=invitation_id).first()
+    if invitation is None:
+        raise NotFound("Invitation not found.")
+    if invitation.revoked_at is None and invitation.accepted_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, password: str, full_name: str = "") -> User:
+    invitation = (
+        Invitation.objects.select_for_update().select_related("organization").filter(token_hash=_sha256(token)).first()
+    )
+    if invitation is None or not invitation.is_pending:
+        raise DomainError(
+            "This invitation is invalid, expired or already used.",
+            errors={"token": ["Invalid, expired or already used."]},
+        )
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise DomainError("This e-mail already has an account.", errors={"email": ["Already registered."]})
+    password_check(password=password, user=User(email=invitation.email, full_name=full_name))
+    user = User.objects.create_user(
+        email=invitation.email,
+        password=password,
+        full_name=full_name,
+        organization=invitation.organization,
+        role=invitation.role,
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at"])
+    return user

@@ -1,0 +1,38 @@
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "usage_platform.settings")
+
+app = Celery("usage_platform")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# The whole beat schedule, in one place. django-celery-beat's DatabaseScheduler copies
+# these entries into its tables at start-up, so staff can also see and pause them in the
+# Django admin. Times are UTC.
+app.conf.beat_schedule = {
+    # Every night at 00:15: roll up yesterday plus every (organisation, day) that late
+    # events marked dirty, then run the anomaly detectors and send alerts (chained).
+    "rollup-nightly": {
+        "task": "analytics.rollup_scheduled",
+        "schedule": crontab(minute=15, hour=0),
+    },
+    # Every hour at :05: roll up today so far, so dashboards are never more than an hour
+    # behind, and pick up any days marked dirty since the last run.
+    "rollup-hourly-today": {
+        "task": "analytics.rollup_today",
+        "schedule": crontab(minute=5),
+    },
+    # Every night at 01:00: refresh each organisation's narrative insight.
+    "insights-daily": {
+        "task": "insights.refresh_all",
+        "schedule": crontab(minute=0, hour=1),
+    },
+    # Every night at 01:30: post yesterday's KPIs to every `export.daily` webhook.
+    "export-daily": {
+        "task": "insights.export_daily_all",
+        "schedule": crontab(minute=30, hour=1),
+    },
+}

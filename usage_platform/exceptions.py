@@ -1,0 +1,135 @@
+"""One error shape for the whole API: `{"detail": str, "errors": {field: [messages]}}`.
+
+Services raise `DomainError` (or a subclass) with a status and field errors; DRF's own
+exceptions (validation, auth, throttling, parse errors) are reshaped here too, so no
+endpoint ever answers with a different shape or a stack trace.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A failure a caller can act on. Rendered as `{"detail", "errors"}` with `status_code`."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Invalid request."
+
+    def __init__(self, detail=None, *, errors=None, status_code=None, headers=None):
+        self.detail = detail or self.default_detail
+        self.errors = errors or {}
+        if status_code is not None:
+            self.status_code = status_code
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+
+class NotFound(DomainError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = "Not found."
+
+
+class Forbidden(DomainError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = "You do not have permission to perform this action."
+
+
+class StorageUnavailable(DomainError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Storage is temporarily unavailable; retry later."
+
+    def __init__(self, detail=None, *, retry_after=5, **kwargs):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **kwargs)
+
+
+def _flatten(detail):
+    """DRF ValidationError detail (nested dict/list) → {field: [str, …]}."""
+    if isinstance(detail, dict):
+        errors = {}
+        for field, value in detail.items():
+            if isinstance(value, dict):
+                for sub, messages in _flatten(value).items():
+                    errors[f"{field}.{sub}"] = messages
+            elif isinstance(value, list):
+                flat = []
+                for item in value:
+                    if isinstance(item, dict):
+                        for sub, messages in _flatten(item).items():
+                            errors.setdefault(f"{field}.{sub}", []).extend(messages)
+                    else:
+                        flat.append(str(item))
+                if flat:
+                    errors[field] = flat
+            else:
+                errors[field] = [str(value)]
+        return errors
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(item) for item in detail]}
+    return {}
+
+
+def _summary(errors):
+    for field, messages in errors.items():
+        if messages:
+            if field == "non_field_errors":
+                return messages[0]
+            return f"{field}: {messages[0]}"
+    return "Invalid request."
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        response = Response({"detail": exc.detail, "errors": exc.errors}, status=exc.status_code)
+        for header, value in exc.headers.items():
+            response[header] = value
+        return response
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable: %s", exc)
+        response = Response(
+            {"detail": StorageUnavailable.default_detail, "errors": {}},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "5"
+        return response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, context)
+    if response is None:
+        if isinstance(exc, DatabaseError):
+            logger.exception("database error")
+            return Response(
+                {"detail": "The request could not be completed.", "errors": {}},
+                status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+            )
+        return None
+
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        body = {"detail": _summary(errors), "errors": errors}
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        if isinstance(detail, dict):
+            errors = _flatten(detail)
+            body = {"detail": str(detail.get("detail") or _summary(errors)), "errors": errors}
+        elif isinstance(detail, list):
+            body = {"detail": " ".join(str(d) for d in detail), "errors": {}}
+        else:
+            body = {"detail": str(detail), "errors": {}}
+    response.data = body
+    return response
+
+
+def json_error(detail, status_code, errors=None):
+    """For plain Django views (404/500 handlers, middleware) that must answer in the API shape."""
+    return JsonResponse({"detail": detail, "errors": errors or {}}, status=status_code)

@@ -1,0 +1,95 @@
+"""Liveness for load balancers and a detailed check for platform staff."""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Max
+from django.utils import timezone
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.response import Response
+
+from tenants.authentication import UserJWTAuthentication
+
+
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def liveness(request):
+    return Response({"status": "ok"})
+
+
+def _timed(check):
+    started = time.perf_counter()
+    try:
+        detail = check()
+        status = "ok"
+    except Exception as exc:  # a health check reports failures, it never raises them
+        detail = f"{type(exc).__name__}: {exc}"
+        status = "error"
+    return {"status": status, "detail": detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return connection.vendor
+
+
+def _cache():
+    cache.set("health:probe", "1", 10)
+    if cache.get("health:probe") != "1":
+        raise RuntimeError("cache did not return the value just written")
+    return settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+
+
+def _redis_client():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+
+
+def _broker():
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        queue = settings.CELERY_BROKER_DIR / "queue"
+        depth = len(list(queue.glob("*"))) if queue.exists() else 0
+        return {"transport": "filesystem", "pending_messages": depth}
+    from usage_platform.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return {"transport": settings.CELERY_BROKER_URL.split("://", 1)[0]}
+
+
+def _ingest_queue():
+    if not settings.REDIS_URL:
+        return {"mode": settings.INGEST_MODE, "stream_length": None}
+    client = _redis_client()
+    length = client.xlen(settings.INGEST_STREAM) if client.exists(settings.INGEST_STREAM) else 0
+    return {"mode": settings.INGEST_MODE, "stream_length": length}
+
+
+def _last_rollup():
+    from analytics.models import DailyOrgUsage
+
+    last = DailyOrgUsage.objects.aggregate(last=Max("computed_at"))["last"]
+    if last is None:
+        return {"last_computed_at": None, "age_seconds": None}
+    return {"last_computed_at": last.isoformat(), "age_seconds": int((timezone.now() - last).total_seconds())}
+
+
+@api_view(["GET"])
+@authentication_classes([UserJWTAuthentication])
+@permission_classes([IsAdminUser])
+def detailed(request):
+    checks = {
+        "database": _timed(_database),
+        "cache": _timed(_cache),
+        "celery_broker": _timed(_broker),
+        "ingest_queue": _timed(_ingest_queue),
+        "rollup": _timed(_last_rollup),
+    }
+    healthy = all(c["status"] == "ok" for c in checks.values())
+    return Response({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503)

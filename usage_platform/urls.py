@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import health
+
+api_v1 = [
+    path("", include("tenants.urls_api")),
+    path("", include("telemetry.urls_api")),
+    path("analytics/", include("analytics.urls_api")),
+    path("", include("insights.urls_api")),
+    path("health", health.liveness, name="api-health"),
+    path("health/detailed", health.detailed, name="api-health-detailed"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("health", health.liveness, name="health"),
+    path("health/detailed", health.detailed, name="health-detailed"),
+    path("", include("tenants.urls_pages")),
+    path("", include("analytics.urls_pages")),
+    path("", include("insights.urls_pages")),
+]
+
+handler400 = "usage_platform.errors.bad_request"
+handler403 = "usage_platform.errors.permission_denied"
+handler404 = "usage_platform.errors.page_not_found"
+handler500 = "usage_platform.errors.server_error"
+
+admin.site.site_header = "Usage Platform — staff"
+admin.site.site_title = "Usage Platform admin"
