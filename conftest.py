@@ -166,3 +166,44 @@ def browser_type_launch_args():
 @pytest.fixture(scope="session")
 def browser_context_args():
     return {"viewport": {"width": 1366, "height": 768}}
+
+
+# Playwright's sync API runs an event loop in the test thread; Django's async-safety guard
+# would then refuse the ORM calls that set up test data.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def browser_page(page, live_server):
+    """A Playwright page that fails the test on any console error or failed request.
+
+    Use `browser_login(page, live_server, user)` to sign in through the real login form."""
+    problems = []
+    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}"))
+    page.on(
+        "response",
+        lambda resp: resp.status >= 500 and problems.append(f"server error {resp.status}: {resp.url}"),
+    )
+    page.set_default_timeout(10_000)
+    yield page
+    assert not problems, "browser reported problems:\n" + "\n".join(problems)
+
+
+def browser_login(page, live_server, user, password=PASSWORD):
+    """Sign in through the login page (form fields `username` = e-mail, `password`)."""
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", user.email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+SCREENSHOT_DIR = os.path.join(os.path.dirname(__file__), "docs", "screenshots")
+
+
+def screenshot(page, name):
+    """Save a full-page 1366-wide screenshot under docs/screenshots/ (committed for the README)."""
+    os.makedirs(SCREENSHOT_DIR, exist_ok=True)
+    page.screenshot(path=os.path.join(SCREENSHOT_DIR, f"{name}.png"), full_page=True)

@@ -1,3 +1,6 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-urlpatterns = []
+# Sign-in pages live in views_pages (pages work); organisation settings in urls_settings.
+urlpatterns = [
+    path("", include("tenants.urls_settings")),
+]
