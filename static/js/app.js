@@ -1,0 +1,183 @@
+/* Usage Platform pages: draws the Chart.js charts described by server-rendered JSON.
+ *
+ * A chart is `<canvas data-chart="ID">` next to `{{ spec|json_script:"ID" }}`; the spec is
+ * {type: "line" | "bar" | "hbar", labels: [...], series: [{label, data}], band?: {label, lower, upper},
+ *  percent?: bool}. Charts are (re)drawn on page load and on every htmx swap, so filters that
+ * re-render a fragment redraw its charts. No inline scripts: the pages work under a strict CSP.
+ */
+(function () {
+  "use strict";
+
+  var PALETTE = ["#4f46e5", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6", "#14b8a6", "#ec4899"];
+  var numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+  function alpha(hex, a) {
+    var n = parseInt(hex.slice(1), 16);
+    return "rgba(" + ((n >> 16) & 255) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + a + ")";
+  }
+
+  function readSpec(id) {
+    var el = document.getElementById(id);
+    if (!el) return null;
+    try {
+      return JSON.parse(el.textContent);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function buildConfig(spec) {
+    var horizontal = spec.type === "hbar";
+    var type = spec.type === "line" ? "line" : "bar";
+    var datasets = [];
+    if (spec.band) {
+      // The forecast interval: the upper line fills down to the lower one.
+      datasets.push({
+        label: spec.band.label + " (upper)", data: spec.band.upper, borderWidth: 0, pointRadius: 0,
+        backgroundColor: alpha("#0ea5e9", 0.16), fill: "+1", type: "line", tension: 0.25,
+      });
+      datasets.push({
+        label: spec.band.label + " (lower)", data: spec.band.lower, borderWidth: 0, pointRadius: 0,
+        backgroundColor: alpha("#0ea5e9", 0.16), fill: false, type: "line", tension: 0.25,
+      });
+    }
+    (spec.series || []).forEach(function (s, i) {
+      var color = s.color || PALETTE[i % PALETTE.length];
+      datasets.push({
+        label: s.label,
+        data: s.data,
+        borderColor: color,
+        backgroundColor: type === "line" ? alpha(color, 0.08) : alpha(color, 0.85),
+        borderWidth: type === "line" ? 2 : 0,
+        borderDash: s.dashed ? [6, 4] : undefined,
+        borderRadius: type === "bar" ? 4 : 0,
+        pointRadius: type === "line" ? (s.data.length > 45 ? 0 : 2) : 0,
+        pointHoverRadius: 4,
+        fill: type === "line" && !s.dashed && (spec.series.length === 1),
+        tension: 0.25,
+        spanGaps: true,
+      });
+    });
+    var valueAxis = {
+      beginAtZero: true,
+      grid: { color: "#eef0f6" },
+      border: { display: false },
+      ticks: {
+        color: "#6b7285",
+        callback: function (v) { return spec.percent ? v + "%" : numberFormat.format(v); },
+      },
+    };
+    var categoryAxis = {
+      grid: { display: false },
+      border: { display: false },
+      ticks: { color: "#6b7285", maxRotation: 0, autoSkip: true, autoSkipPadding: 12 },
+    };
+    return {
+      type: type,
+      data: { labels: spec.labels || [], datasets: datasets },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        indexAxis: horizontal ? "y" : "x",
+        interaction: { mode: "index", intersect: false },
+        plugins: {
+          legend: {
+            display: (spec.series || []).length > 1 || !!spec.band,
+            labels: {
+              boxWidth: 12, color: "#3b4256",
+              // The band shows once in the legend (as its upper edge).
+              filter: function (item) { return !/\(lower\)$/.test(item.text); },
+            },
+          },
+          tooltip: {
+            callbacks: {
+              label: function (ctx) {
+                var v = ctx.parsed[horizontal ? "x" : "y"];
+                return " " + ctx.dataset.label + ": " + numberFormat.format(v) + (spec.percent ? "%" : "");
+              },
+            },
+          },
+        },
+        scales: horizontal ? { x: valueAxis, y: categoryAxis } : { x: categoryAxis, y: valueAxis },
+      },
+    };
+  }
+
+  function drawCharts(root) {
+    if (!window.Chart || !root || !root.querySelectorAll) return;
+    var canvases = Array.prototype.slice.call(root.querySelectorAll("canvas[data-chart]"));
+    if (root.matches && root.matches("canvas[data-chart]")) canvases.push(root);
+    canvases.forEach(function (canvas) {
+      var spec = readSpec(canvas.getAttribute("data-chart"));
+      if (!spec) return;
+      var existing = window.Chart.getChart(canvas);
+      if (existing) existing.destroy();
+      new window.Chart(canvas, buildConfig(spec));
+    });
+  }
+
+  function destroyCharts(root) {
+    if (!window.Chart || !root || !root.querySelectorAll) return;
+    root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
+      var chart = window.Chart.getChart(canvas);
+      if (chart) chart.destroy();
+    });
+  }
+
+  // Copy buttons: <button data-copy="#element-id">; the text of the target goes to the clipboard.
+  function onCopyClick(event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var target = document.querySelector(button.getAttribute("data-copy"));
+    if (!target) return;
+    var text = target.value !== undefined ? target.value : target.textContent;
+    var done = function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text.trim()).then(done, function () {});
+    } else {
+      var area = document.createElement("textarea");
+      area.value = text.trim();
+      document.body.appendChild(area);
+      area.select();
+      try { document.execCommand("copy"); done(); } catch (e) { /* clipboard unavailable */ }
+      area.remove();
+    }
+  }
+
+  // Funnel builder: add/remove step rows (2–10) without a round trip.
+  function onStepButton(event) {
+    var add = event.target.closest("[data-step-add]");
+    var remove = event.target.closest("[data-step-remove]");
+    if (!add && !remove) return;
+    event.preventDefault();
+    var list = document.querySelector("[data-steps]");
+    if (!list) return;
+    var rows = list.querySelectorAll("[data-step-row]");
+    var max = parseInt(list.getAttribute("data-max") || "10", 10);
+    var min = parseInt(list.getAttribute("data-min") || "2", 10);
+    if (add && rows.length < max) {
+      var clone = rows[rows.length - 1].cloneNode(true);
+      clone.querySelector("select").selectedIndex = 0;
+      list.appendChild(clone);
+    } else if (remove && rows.length > min) {
+      remove.closest("[data-step-row]").remove();
+    }
+    list.querySelectorAll("[data-step-row]").forEach(function (row, i) {
+      var num = row.querySelector(".step-num");
+      if (num) num.textContent = String(i + 1);
+    });
+  }
+
+  document.addEventListener("click", onCopyClick);
+  document.addEventListener("click", onStepButton);
+  document.addEventListener("htmx:beforeSwap", function (evt) { destroyCharts(evt.detail.target); });
+  // htmx fires `htmx:load` on <body> once at start-up and on every swapped-in fragment.
+  document.addEventListener("htmx:load", function (evt) { drawCharts(evt.detail.elt); });
+
+  window.UsagePlatform = { drawCharts: drawCharts };
+})();
