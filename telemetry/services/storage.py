@@ -1,0 +1,345 @@
+"""The write path for telemetry rows, shared by the ingestion endpoints, the stream consumer
+and the MovieLens seeder.
+
+Every function takes plain values (ids, dicts) and does a constant number of queries per
+call, whatever the number of rows: the hot path is the database, so these functions are
+the whole difference between 10,000 and 40,000 events a second.
+
+PostgreSQL writes events with `COPY` into a temporary staging table, then one
+`INSERT … SELECT … ON CONFLICT (organization_id, uuid) DO NOTHING` (≈ 3× a multi-row
+INSERT). SQLite keeps `bulk_create(ignore_conflicts=True)`.
+"""
+
+import hashlib
+import uuid as uuid_lib
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from ..models import DirtyDay, EndUser, Feature, UsageEvent
+
+# Columns written for an event, in COPY order. `id` comes from the table's sequence.
+EVENT_COLUMNS = (
+    "uuid",
+    "organization_id",
+    "feature_id",
+    "end_user_id",
+    "event_type",
+    "session_id",
+    "session_duration",
+    "metadata",
+    "timestamp",
+    "received_at",
+)
+_STAGE = "telemetry_usageevent_stage"
+_EVENT_TABLE = UsageEvent._meta.db_table
+_ENDUSER_TABLE = EndUser._meta.db_table
+# Bound the parameters of one statement (SQLite allows 32,766; PostgreSQL 65,535).
+_UPSERT_CHUNK = 1000
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# --- Features -------------------------------------------------------------------------------
+
+
+def feature_key_for(ref: str) -> str:
+    """The slug a feature named `ref` gets when it is created on the fly. Unicode names keep
+    their letters; a name with no sluggable character gets a stable hash."""
+    key = slugify(ref, allow_unicode=True)[:100]
+    if not key:
+        key = "feature-" + hashlib.sha256(ref.encode()).hexdigest()[:12]
+    return key
+
+
+def features_resolve(org, refs: Iterable, *, create: bool) -> dict:
+    """Map feature references to feature ids within `org`: `{ref: feature_id}`.
+
+    An `int` ref is a feature id; a `str` ref is a key, else a name, else (when `create`)
+    a new feature with that name and its slug as key. Refs that resolve to nothing are
+    absent from the result — including ids of another organisation's features, which are
+    simply not found. One query, plus one insert and one re-read when creating.
+    """
+    ids = set()
+    names = set()
+    for ref in refs:
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            ids.add(ref)
+        elif isinstance(ref, str) and ref:
+            names.add(ref)
+    if not ids and not names:
+        return {}
+    slugs = {feature_key_for(name) for name in names}
+    cond = Q()
+    if ids:
+        cond |= Q(pk__in=ids)
+    if names:
+        cond |= Q(key__in=names | slugs) | Q(name__in=names)
+    rows = list(Feature.objects.filter(cond, organization_id=org.pk).values_list("id", "key", "name"))
+    return _features_match(org, ids, names, rows, create=create)
+
+
+def _features_match(org, ids, names, rows, *, create):
+    by_id = {}
+    by_key = {}
+    by_name = {}
+    for fid, key, name in rows:
+        by_id[fid] = fid
+        by_key[key] = fid
+        # Several features may share a name; the oldest (lowest id) wins, deterministically.
+        if name not in by_name or fid < by_name[name]:
+            by_name[name] = fid
+    out = {ref: ref for ref in ids if ref in by_id}
+    missing = []
+    for name in names:
+        fid = by_key.get(name) or by_name.get(name) or by_key.get(feature_key_for(name))
+        if fid is not None:
+            out[name] = fid
+        else:
+            missing.append(name)
+    if missing and create:
+        # Concurrent requests may create the same keys: ignore conflicts, then re-read.
+        wanted = {}
+        for name in sorted(missing):
+            key = feature_key_for(name)
+            # "Dark Mode" and "dark-mode" in one request: the display name wins as the name.
+            if key not in wanted or wanted[key] == key:
+                wanted[key] = name
+        Feature.objects.bulk_create(
+            [Feature(organization_id=org.pk, key=key, name=name[:200]) for key, name in wanted.items()],
+            ignore_conflicts=True,
+        )
+        created = dict(Feature.objects.filter(organization_id=org.pk, key__in=wanted).values_list("key", "id"))
+        for name in missing:
+            fid = created.get(feature_key_for(name))
+            if fid is not None:
+                out[name] = fid
+    return out
+
+
+# --- End users ------------------------------------------------------------------------------
+
+
+def _merge_user_rows(rows):
+    """One row per external_id (an upsert may not touch a row twice): later values win,
+    first/last seen span every row."""
+    merged = {}
+    for row in rows:
+        row = _seen_span(dict(row))
+        ext = row["external_id"]
+        cur = merged.get(ext)
+        if cur is None:
+            merged[ext] = row
+            continue
+        for field in ("email", "gender"):
+            if row.get(field):
+                cur[field] = row[field]
+        for field in ("age", "account_id"):
+            if row.get(field) is not None:
+                cur[field] = row[field]
+        if row.get("properties"):
+            cur["properties"] = {**(cur.get("properties") or {}), **row["properties"]}
+        for field, pick in (("first_seen", min), ("last_seen", max)):
+            value = row.get(field)
+            if value is not None:
+                cur[field] = value if cur.get(field) is None else pick(cur[field], value)
+    return merged
+
+
+def _seen_span(row):
+    first = row.get("first_seen") or row.get("last_seen")
+    last = row.get("last_seen") or row.get("first_seen")
+    if first is not None:
+        row["first_seen"], row["last_seen"] = first, last
+    return row
+
+
+def end_users_upsert(org, rows: Iterable[dict]) -> dict:
+    """Insert or update end users of `org` in bulk; returns `{external_id: id}`.
+
+    Each row: `external_id` and optionally `email`, `age`, `gender`, `properties` (merged
+    into the stored ones), `account_id`, `first_seen`, `last_seen` (aware datetimes; a row
+    with only one of them uses it for both). Empty or missing values never erase stored
+    ones. One `INSERT … ON CONFLICT DO UPDATE … RETURNING` per 1,000 users, on both
+    PostgreSQL and SQLite.
+    """
+    merged = _merge_user_rows(rows)
+    if not merged:
+        return {}
+    now = timezone.now()
+    pg = _is_postgres()
+    ops = connection.ops
+    out = {}
+    items = list(merged.values())
+    for start in range(0, len(items), _UPSERT_CHUNK):
+        chunk = items[start : start + _UPSERT_CHUNK]
+        params = []
+        for row in chunk:
+            first = row.get("first_seen") or row.get("last_seen") or now
+            last = row.get("last_seen") or row.get("first_seen") or now
+            if not pg:
+                first = ops.adapt_datetimefield_value(first)
+                last = ops.adapt_datetimefield_value(last)
+                created = ops.adapt_datetimefield_value(now)
+            else:
+                created = now
+            params += [
+                org.pk,
+                str(row["external_id"]),
+                row.get("email") or "",
+                row.get("age"),
+                row.get("gender") or "",
+                orjson.dumps(row.get("properties") or {}).decode(),
+                row.get("account_id"),
+                first,
+                last,
+                created,
+            ]
+        json_cast = "::jsonb" if pg else ""
+        values = ", ".join([f"(%s, %s, %s, %s, %s, %s{json_cast}, %s, %s, %s, %s)"] * len(chunk))
+        t = _ENDUSER_TABLE
+        merge_props = (
+            f"{t}.properties || EXCLUDED.properties" if pg else f"json_patch({t}.properties, EXCLUDED.properties)"
+        )
+        sql = (
+            f"INSERT INTO {t} (organization_id, external_id, email, age, gender, properties, account_id, "
+            f"first_seen, last_seen, created_at) VALUES {values} "
+            f"ON CONFLICT (organization_id, external_id) DO UPDATE SET "
+            f"email = CASE WHEN EXCLUDED.email <> '' THEN EXCLUDED.email ELSE {t}.email END, "
+            f"age = COALESCE(EXCLUDED.age, {t}.age), "
+            f"gender = CASE WHEN EXCLUDED.gender <> '' THEN EXCLUDED.gender ELSE {t}.gender END, "
+            f"properties = {merge_props}, "
+            f"account_id = COALESCE(EXCLUDED.account_id, {t}.account_id), "
+            f"first_seen = CASE WHEN {t}.first_seen IS NULL OR EXCLUDED.first_seen < {t}.first_seen "
+            f"THEN EXCLUDED.first_seen ELSE {t}.first_seen END, "
+            f"last_seen = CASE WHEN {t}.last_seen IS NULL OR EXCLUDED.last_seen > {t}.last_seen "
+            f"THEN EXCLUDED.last_seen ELSE {t}.last_seen END "
+            f"RETURNING external_id, id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            out.update(cursor.fetchall())
+    return out
+
+
+# --- Events ---------------------------------------------------------------------------------
+
+
+def _event_tuple(row, now):
+    metadata = row.get("metadata")
+    if metadata is None:
+        metadata = "{}"
+    elif not isinstance(metadata, str | bytes):
+        metadata = orjson.dumps(metadata).decode()
+    elif isinstance(metadata, bytes):
+        metadata = metadata.decode()
+    return (
+        row.get("uuid") or uuid_lib.uuid4(),
+        row["organization_id"],
+        row["feature_id"],
+        row.get("end_user_id"),
+        row.get("event_type") or "interaction",
+        row.get("session_id") or "",
+        row.get("session_duration"),
+        metadata,
+        row["timestamp"],
+        row.get("received_at") or now,
+    )
+
+
+def _events_insert_postgres(rows) -> int:
+    now = timezone.now()
+    cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The staging table lives as long as the connection; ON COMMIT DELETE ROWS empties
+        # it at the end of each transaction, so concurrent requests never see each other.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
+            "uuid uuid, organization_id bigint, feature_id bigint, end_user_id bigint, "
+            "event_type varchar(64), session_id varchar(128), session_duration double precision, "
+            'metadata jsonb, "timestamp" timestamptz, received_at timestamptz) ON COMMIT DELETE ROWS'
+        )
+        raw = cursor.cursor  # the psycopg cursor: Django's wrapper has no COPY
+        with raw.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
+            write = copy.write_row
+            for row in rows:
+                write(_event_tuple(row, now))
+        cursor.execute(
+            f"INSERT INTO {_EVENT_TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
+            "ON CONFLICT (organization_id, uuid) DO NOTHING"
+        )
+        return cursor.rowcount
+
+
+def _events_insert_sqlite(rows) -> int:
+    now = timezone.now()
+    objs = []
+    for row in rows:
+        metadata = row.get("metadata")
+        if isinstance(metadata, str | bytes):
+            metadata = orjson.loads(metadata)
+        objs.append(
+            UsageEvent(
+                uuid=row.get("uuid") or uuid_lib.uuid4(),
+                organization_id=row["organization_id"],
+                feature_id=row["feature_id"],
+                end_user_id=row.get("end_user_id"),
+                event_type=row.get("event_type") or "interaction",
+                session_id=row.get("session_id") or "",
+                session_duration=row.get("session_duration"),
+                metadata=metadata if metadata is not None else {},
+                timestamp=row["timestamp"],
+                received_at=row.get("received_at") or now,
+            )
+        )
+    with transaction.atomic():
+        connection.ensure_connection()
+        # sqlite3 counts the rows changed on this connection: the difference is exactly the
+        # rows inserted, the ignored duplicates excluded (bulk_create returns every object).
+        before = connection.connection.total_changes
+        UsageEvent.objects.bulk_create(objs, ignore_conflicts=True)
+        return connection.connection.total_changes - before
+
+
+def events_insert(*, rows: list[dict]) -> int:
+    """Insert events, skipping any `(organization_id, uuid)` already stored or repeated in
+    `rows`; returns how many rows were inserted.
+
+    Each row has the model's field names: `organization_id`, `feature_id`, `timestamp`
+    (aware datetime) required; `uuid` (UUID or str; generated when missing),
+    `end_user_id`, `event_type`, `session_id`, `session_duration`, `metadata` (dict, or a
+    JSON string already serialised) and `received_at` optional.
+    """
+    if not rows:
+        return 0
+    if _is_postgres():
+        return _events_insert_postgres(rows)
+    return _events_insert_sqlite(rows)
+
+
+# --- Late data ----------------------------------------------------------------------------
+
+
+def days_mark_dirty(org_id: int, dates: Iterable[date]) -> int:
+    """Mark past UTC days of an organisation for re-rollup (today is rolled up hourly
+    anyway). Re-marking refreshes `marked_at`, so a rollup that started before this mark
+    knows the day changed again. Returns the number of days marked."""
+    today = datetime.now(UTC).date()
+    past = sorted({d for d in dates if d < today})
+    if not past:
+        return 0
+    now = timezone.now()
+    DirtyDay.objects.bulk_create(
+        [DirtyDay(organization_id=org_id, date=d, marked_at=now) for d in past],
+        update_conflicts=True,
+        unique_fields=["organization", "date"],
+        update_fields=["marked_at"],
+    )
+    return len(past)

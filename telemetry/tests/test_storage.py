@@ -1,0 +1,94 @@
+"""The storage functions the endpoints, the consumer and the seeder share."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from telemetry.models import DirtyDay, EndUser, Feature, UsageEvent
+from telemetry.services import storage
+
+pytestmark = pytest.mark.django_db
+
+
+def _ts(days_ago=0):
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(days=days_ago)
+
+
+def test_features_resolve_by_id_key_and_name_in_one_query(org, other_org, django_assert_num_queries):
+    search = Feature.objects.create(organization=org, key="search", name="Search Page")
+    export = Feature.objects.create(organization=org, key="export", name="Export")
+    foreign = Feature.objects.create(organization=other_org, key="search", name="Search Page")
+    with django_assert_num_queries(1):
+        got = storage.features_resolve(org, [search.pk, "export", "Search Page", foreign.pk, "nope"], create=False)
+    assert got == {search.pk: search.pk, "export": export.pk, "Search Page": search.pk}
+
+
+def test_features_resolve_creates_missing_with_slug_keys(org):
+    got = storage.features_resolve(org, ["Dark Mode", "dark-mode", "検索"], create=True)
+    dark = Feature.objects.get(organization=org, key="dark-mode")
+    assert dark.name == "Dark Mode"
+    assert got["Dark Mode"] == got["dark-mode"] == dark.pk
+    assert Feature.objects.get(pk=got["検索"]).key == "検索"
+    again = storage.features_resolve(org, ["Dark Mode", "検索"], create=True)
+    assert again == {"Dark Mode": dark.pk, "検索": got["検索"]}
+    assert Feature.objects.filter(organization=org).count() == 2
+
+
+def test_end_users_upsert_inserts_updates_and_never_erases(org, other_org):
+    t0, t1 = _ts(2), _ts(1)
+    ids = storage.end_users_upsert(
+        org,
+        [
+            {
+                "external_id": "u1",
+                "email": "u1@x.example",
+                "age": 30,
+                "gender": "F",
+                "properties": {"a": 1},
+                "last_seen": t1,
+            },
+            {"external_id": "u1", "last_seen": t0},
+            {"external_id": "u2", "last_seen": t0},
+        ],
+    )
+    assert set(ids) == {"u1", "u2"}
+    u1 = EndUser.objects.get(pk=ids["u1"])
+    assert (u1.email, u1.age, u1.gender, u1.properties) == ("u1@x.example", 30, "F", {"a": 1})
+    assert (u1.first_seen, u1.last_seen) == (t0, t1)
+    again = storage.end_users_upsert(org, [{"external_id": "u1", "properties": {"b": 2}, "last_seen": _ts(0)}])
+    assert again == {"u1": u1.pk}
+    u1.refresh_from_db()
+    assert u1.email == "u1@x.example" and u1.age == 30 and u1.properties == {"a": 1, "b": 2}
+    assert u1.first_seen == t0 and u1.last_seen == _ts(0)
+    other = storage.end_users_upsert(other_org, [{"external_id": "u1"}])
+    assert other["u1"] != u1.pk
+
+
+def test_events_insert_skips_duplicates_in_rows_and_across_calls(org):
+    feature = Feature.objects.create(organization=org, key="f", name="F")
+    user = storage.end_users_upsert(org, [{"external_id": "u"}])["u"]
+    dup = uuid.uuid4()
+    rows = [
+        {"uuid": dup, "organization_id": org.pk, "feature_id": feature.pk, "end_user_id": user, "timestamp": _ts()},
+        {"uuid": str(dup), "organization_id": org.pk, "feature_id": feature.pk, "timestamp": _ts()},
+        {
+            "organization_id": org.pk,
+            "feature_id": feature.pk,
+            "timestamp": _ts(),
+            "metadata": {"ü": "✓", "n": [1, 2]},
+            "session_duration": 1.5,
+        },
+    ]
+    assert storage.events_insert(rows=rows) == 2
+    assert storage.events_insert(rows=rows[:2]) == 0
+    assert UsageEvent.objects.filter(organization=org).count() == 2
+    event = UsageEvent.objects.get(organization=org, session_duration=1.5)
+    assert event.metadata == {"ü": "✓", "n": [1, 2]} and event.event_type == "interaction"
+
+
+def test_days_mark_dirty_only_past_days(org):
+    today = datetime.now(UTC).date()
+    assert storage.days_mark_dirty(org.pk, [today, today - timedelta(days=3), today - timedelta(days=3)]) == 1
+    assert storage.days_mark_dirty(org.pk, [today - timedelta(days=3)]) == 1
+    assert list(DirtyDay.objects.filter(organization=org).values_list("date", flat=True)) == [today - timedelta(days=3)]
