@@ -1,0 +1,139 @@
+"""MovieLens ratings → usage events (DESIGN, Demo data), computed in memory, no database.
+
+- each rating is one `interaction` event of end user `user_<user_id>` on feature
+  `feature_<item_id>` at the rating's time;
+- session_duration = rating × 60 + uniform(−15, 30) seconds, at least 1;
+- the organisation is a stable SHA-256 of the user id modulo the number of organisations;
+- the event uuid is a uuid5 of (user, item, original timestamp), so seeding again (even with
+  another `--recent-days` or `--limit`) recognises what is already stored;
+- `--limit` keeps the events with the smallest uuids: a stable, uniform sample of users,
+  items and time, whatever the source's row order;
+- anomalies: 2 % of the events get a tripled duration and `injected: true`. They are taken as
+  whole (item, original day) cells, so a feature's average session on that day jumps — a
+  spike a detector can find — instead of 2 % noise spread evenly over everything;
+- `--recent-days N` maps the data's time range linearly onto the N days ending now.
+"""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+EVENT_NAMESPACE = uuid.UUID("6f1c3a52-7d0e-4a61-9a43-2f8f0f5b1d7e")
+ANOMALY_SHARE = 0.02
+ANOMALY_FACTOR = 3.0
+DAY = 86_400
+
+
+def org_index(user_id: int, orgs: int) -> int:
+    """0-based organisation of a MovieLens user: stable across runs, machines and sources."""
+    return int(hashlib.sha256(str(user_id).encode()).hexdigest(), 16) % orgs
+
+
+def event_uuid(user_id: int, item_id: int, timestamp: int) -> uuid.UUID:
+    return uuid.uuid5(EVENT_NAMESPACE, f"movielens:{user_id}:{item_id}:{timestamp}")
+
+
+def feature_key(item_id: int) -> str:
+    return f"feature_{item_id}"
+
+
+def end_user_external_id(user_id: int) -> str:
+    return f"user_{user_id}"
+
+
+@dataclass
+class EventPlan:
+    """One row per event, sorted by uuid. Columns: uuid (str), org (0-based index), user_id,
+    item_id, rating, original_ts (epoch s), timestamp (epoch s after --recent-days),
+    session_duration, injected (bool), session_id."""
+
+    events: pd.DataFrame
+
+    def __len__(self):
+        return len(self.events)
+
+
+def _inject(frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """Marks ANOMALY_SHARE of the rows, as whole (item, original day) cells: repeatedly a
+    random unmarked row is drawn and its cell joins, so cells are picked with a probability
+    proportional to their size; the last cell is cut to hit the share exactly."""
+    target = int(round(ANOMALY_SHARE * len(frame)))
+    injected = np.zeros(len(frame), dtype=bool)
+    if target == 0:
+        return injected
+    cells = frame["item_id"].to_numpy() * 1_000_000 + frame["original_ts"].to_numpy() // DAY
+    order = rng.permutation(len(frame))
+    members: dict[int, np.ndarray] = {}
+    codes, inverse = np.unique(cells, return_inverse=True)
+    sorter = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[sorter], np.arange(codes.size + 1))
+    chosen = 0
+    for row in order:
+        if chosen >= target:
+            break
+        if injected[row]:
+            continue
+        cell = inverse[row]
+        rows = members.setdefault(cell, sorter[bounds[cell] : bounds[cell + 1]])
+        take = rows[: target - chosen]
+        injected[take] = True
+        chosen += take.size
+    return injected
+
+
+def movielens_events_build(
+    ratings: pd.DataFrame,
+    *,
+    orgs: int,
+    limit: int | None,
+    anomalies: bool = True,
+    recent_days: int | None = None,
+    seed: int = 42,
+    now: datetime | None = None,
+) -> EventPlan:
+    """The events to seed, computed from the ratings frame (`user_id, item_id, rating, timestamp`)."""
+    frame = ratings[["user_id", "item_id", "rating", "timestamp"]].rename(columns={"timestamp": "original_ts"})
+    uuids = [
+        str(event_uuid(u, i, t))
+        for u, i, t in zip(
+            frame["user_id"].tolist(), frame["item_id"].tolist(), frame["original_ts"].tolist(), strict=True
+        )
+    ]
+    frame = frame.assign(uuid=uuids).drop_duplicates("uuid").sort_values("uuid", kind="stable")
+    if limit is not None:
+        frame = frame.head(limit)
+    frame = frame.reset_index(drop=True)
+
+    users = frame["user_id"].unique()
+    org_of_user = {int(u): org_index(int(u), orgs) for u in users}
+    frame["org"] = frame["user_id"].map(org_of_user).astype("int64")
+
+    rng = np.random.default_rng(seed)
+    durations = frame["rating"].to_numpy() * 60.0 + rng.uniform(-15.0, 30.0, size=len(frame))
+    durations = np.maximum(durations, 1.0)
+    injected = _inject(frame, rng) if anomalies else np.zeros(len(frame), dtype=bool)
+    durations = np.where(injected, durations * ANOMALY_FACTOR, durations)
+    frame["session_duration"] = np.round(durations, 3)
+    frame["injected"] = injected
+
+    frame["timestamp"] = _timestamps(frame["original_ts"].to_numpy(), recent_days=recent_days, now=now)
+    day = frame["timestamp"] // DAY
+    frame["session_id"] = "ml-" + frame["user_id"].astype(str) + "-" + day.astype(str)
+    return EventPlan(events=frame)
+
+
+def _timestamps(original: np.ndarray, *, recent_days: int | None, now: datetime | None) -> np.ndarray:
+    """The original times, or mapped linearly onto (now − recent_days, now]."""
+    if not recent_days or original.size == 0:
+        return original.astype(np.int64)
+    end = int((now or datetime.now(UTC)).timestamp())
+    start = end - recent_days * DAY
+    low, high = int(original.min()), int(original.max())
+    if high == low:
+        return np.full(original.size, end, dtype=np.int64)
+    scaled = start + (original - low) * ((end - start) / (high - low))
+    return np.clip(np.floor(scaled).astype(np.int64), start + 1, end)
