@@ -1,0 +1,359 @@
+"""Insights services: anomaly detection runs, anomaly reads and status changes, chart data,
+alerts and the daily export. Webhook CRUD and delivery live in `insights.webhooks` and are
+re-exported here, so callers import one module.
+
+Every function takes the organisation first; reads come from the rollup tables
+(`DailyFeatureUsage`, `DailyOrgUsage`), never from raw events.
+"""
+
+import logging
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Max
+from django.db.models.functions import Abs
+from django.utils import timezone
+
+from analytics.models import DailyFeatureUsage, DailyOrgUsage
+from tenants.models import Role, User
+from usage_platform.exceptions import DomainError, NotFound
+
+from . import detectors
+from .models import Anomaly
+from .webhooks import (  # noqa: F401  (re-exported: the service surface of this app)
+    url_check,
+    webhook_create,
+    webhook_delete,
+    webhook_deliveries,
+    webhook_enqueue,
+    webhook_get,
+    webhook_list,
+    webhook_update,
+    webhooks_for_event,
+)
+
+logger = logging.getLogger(__name__)
+
+DETECT_DAYS = 7  # a run re-checks the last week, so late data that changed a day is seen
+OUTLIER_WINDOW_DAYS = 30
+# History the time-series detector needs before the first day it judges.
+HISTORY_DAYS = detectors.SEASON * detectors.BASELINE_WEEKS + detectors.SPREAD_WINDOW
+ROLLUP_COLUMNS = [
+    "feature_id",
+    "date",
+    "event_count",
+    "daily_active_users",
+    "avg_session_duration",
+    "sessions",
+    "total_session_duration",
+]
+
+
+def _rollup_frame(org, start: date, end: date, feature_ids=None) -> pd.DataFrame:
+    rows = DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
+    if feature_ids is not None:
+        rows = rows.filter(feature_id__in=list(feature_ids))
+    frame = pd.DataFrame.from_records(rows.values_list(*ROLLUP_COLUMNS).order_by(), columns=ROLLUP_COLUMNS)
+    return frame
+
+
+def last_complete_day(org) -> date | None:
+    """The latest rolled-up day before today: today's rollup is partial and would look like
+    a drop on every feature."""
+    yesterday = timezone.now().date() - timedelta(days=1)
+    last = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
+    return last
+
+
+# --- Detection --------------------------------------------------------------------------
+
+
+def _finding_fields(finding: detectors.Finding) -> dict:
+    return {
+        "value": float(finding.value),
+        "expected": None if finding.expected is None else float(finding.expected),
+        "score": float(finding.score),
+        "severity": finding.severity,
+        "details": finding.details,
+    }
+
+
+@transaction.atomic
+def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -> list[Anomaly]:
+    """Store findings keyed by (organisation, feature, date, detector, metric): new keys are
+    created, known keys get fresh numbers (status and notification stay), and open,
+    never-notified anomalies in [start, end] that the run no longer finds are removed (the
+    day was re-rolled with late data). Returns the newly created rows."""
+    existing = {
+        (a.feature_id, a.date, a.detector, a.metric): a
+        for a in Anomaly.objects.filter(
+            organization=org, date__gte=start, date__lte=end, detector__in=list(detector_names)
+        )
+    }
+    now = timezone.now()
+    to_create, to_update, seen = [], [], set()
+    for finding in findings:
+        key = (finding.feature_id, finding.date, finding.detector, finding.metric)
+        if key in seen:
+            continue
+        seen.add(key)
+        fields = _finding_fields(finding)
+        row = existing.get(key)
+        if row is None:
+            to_create.append(
+                Anomaly(
+                    organization=org,
+                    feature_id=finding.feature_id,
+                    date=finding.date,
+                    detector=finding.detector,
+                    metric=finding.metric,
+                    created_at=now,
+                    updated_at=now,
+                    **fields,
+                )
+            )
+        else:
+            for name, value in fields.items():
+                setattr(row, name, value)
+            row.updated_at = now
+            to_update.append(row)
+    stale = [
+        row.pk
+        for key, row in existing.items()
+        if key not in seen and row.status == Anomaly.Status.OPEN and row.notified_at is None
+    ]
+    if stale:
+        Anomaly.objects.filter(pk__in=stale).delete()
+    if to_update:
+        Anomaly.objects.bulk_update(
+            to_update, ["value", "expected", "score", "severity", "details", "updated_at"], batch_size=500
+        )
+    if to_create:
+        Anomaly.objects.bulk_create(to_create, batch_size=500)
+        if not to_create[0].pk:  # backends without RETURNING ids
+            keys = {(a.feature_id, a.date, a.detector, a.metric) for a in to_create}
+            to_create = [
+                a
+                for a in Anomaly.objects.filter(organization=org, created_at=now)
+                if (a.feature_id, a.date, a.detector, a.metric) in keys
+            ]
+    return to_create
+
+
+def anomalies_detect(org, *, end: date | None = None, days: int = DETECT_DAYS) -> list[Anomaly]:
+    """Run both detectors for the `days` days ending at `end` (default: the last complete
+    rolled-up day) and upsert the findings. Returns the anomalies created by this run
+    (the ones alerts are about)."""
+    if end is None:
+        end = last_complete_day(org)
+        if end is None:
+            return []
+    start = end - timedelta(days=days - 1)
+    frame = _rollup_frame(org, start - timedelta(days=HISTORY_DAYS), end)
+    if frame.empty:
+        return []
+    findings = detectors.timeseries_anomalies(frame, start=start, end=end)
+    window = frame[frame["date"] > end - timedelta(days=OUTLIER_WINDOW_DAYS)]
+    findings += detectors.outlier_features(window, end=end)
+    created = anomalies_upsert(
+        org,
+        findings,
+        start=start,
+        end=end,
+        detector_names=(detectors.TIMESERIES_DETECTOR, detectors.OUTLIER_DETECTOR),
+    )
+    logger.info("anomalies org=%s %s..%s: %d findings, %d new", org.id, start, end, len(findings), len(created))
+    return created
+
+
+# --- Reads and status --------------------------------------------------------------------
+
+
+def anomalies_list(org, *, status=None, severity=None, start=None, end=None, detector=None, feature=None):
+    """Anomalies of `org`, newest day first and strongest first, with their feature."""
+    rows = Anomaly.objects.filter(organization=org).select_related("feature")
+    if status:
+        rows = rows.filter(status=status)
+    if severity:
+        rows = rows.filter(severity=severity)
+    if start:
+        rows = rows.filter(date__gte=start)
+    if end:
+        rows = rows.filter(date__lte=end)
+    if detector:
+        rows = rows.filter(detector=detector)
+    if feature:
+        rows = rows.filter(feature_id=getattr(feature, "pk", feature))
+    return rows.order_by("-date", Abs("score").desc(), "id")
+
+
+def anomaly_get(org, anomaly_id) -> Anomaly:
+    anomaly = Anomaly.objects.filter(organization=org, pk=anomaly_id).select_related("feature").first()
+    if anomaly is None:
+        raise NotFound("Anomaly not found.")
+    return anomaly
+
+
+def anomaly_set_status(org, anomaly_id, status, *, user) -> Anomaly:
+    if status not in Anomaly.Status.values:
+        raise DomainError(
+            f"Unknown status {status!r}.", errors={"status": [f"Choose one of {', '.join(Anomaly.Status.values)}."]}
+        )
+    anomaly = anomaly_get(org, anomaly_id)
+    anomaly.status = status
+    anomaly.updated_at = timezone.now()
+    anomaly.details = {
+        **(anomaly.details or {}),
+        "status_changed_by": getattr(user, "email", None),
+        "status_changed_at": anomaly.updated_at.isoformat(),
+    }
+    anomaly.save(update_fields=["status", "updated_at", "details"])
+    return anomaly
+
+
+def chart_data(org, *, start: date, end: date, bins: int = 10) -> dict:
+    """The cross-sectional picture over [start, end]: per feature the raw metrics, their
+    z-scores across features, the norm; a histogram of the norms; the 90th-percentile
+    threshold the "outlier features" rule uses."""
+    if start > end:
+        raise DomainError("start must be on or before end.", errors={"start": ["Must be on or before end."]})
+    frame = _rollup_frame(org, start, end)
+    base = {"start": start.isoformat(), "end": end.isoformat(), "metrics": list(detectors.OUTLIER_COLUMNS)}
+    if frame.empty:
+        return {**base, "threshold": None, "features": [], "histogram": []}
+    vectors = detectors.feature_vectors(frame)
+    scores = detectors.outlier_scores(vectors)
+    threshold = float(np.percentile(scores["norm"], 90))
+    from telemetry.models import Feature
+
+    names = dict(
+        (fid, (key, name))
+        for fid, key, name in Feature.objects.filter(organization=org, pk__in=list(vectors.index)).values_list(
+            "id", "key", "name"
+        )
+    )
+    features = []
+    for feature_id, row in scores.sort_values("norm", ascending=False).iterrows():
+        key, name = names.get(feature_id, ("", ""))
+        features.append(
+            {
+                "feature_id": int(feature_id),
+                "feature_key": key,
+                "feature_name": name or key,
+                "metrics": {c: round(float(vectors.loc[feature_id, c]), 3) for c in detectors.OUTLIER_COLUMNS},
+                "z_scores": {c: round(float(row[f"z_{c}"]), 4) for c in detectors.OUTLIER_COLUMNS},
+                "norm": round(float(row["norm"]), 4),
+                "outlier": bool(len(scores) >= 3 and row["norm"] >= threshold and row["norm"] > 0),
+            }
+        )
+    counts, edges = np.histogram(scores["norm"].to_numpy(), bins=bins)
+    histogram = [
+        {"lower": round(float(edges[i]), 4), "upper": round(float(edges[i + 1]), 4), "count": int(counts[i])}
+        for i in range(len(counts))
+    ]
+    return {**base, "threshold": round(threshold, 4), "features": features, "histogram": histogram}
+
+
+# --- Alerts and export -----------------------------------------------------------------------
+
+
+def anomaly_payload(anomaly: Anomaly) -> dict:
+    feature = anomaly.feature
+    return {
+        "id": anomaly.id,
+        "date": anomaly.date.isoformat(),
+        "feature_id": anomaly.feature_id,
+        "feature_key": feature.key if feature else None,
+        "feature_name": (feature.name or feature.key) if feature else None,
+        "detector": anomaly.detector,
+        "metric": anomaly.metric,
+        "value": anomaly.value,
+        "expected": anomaly.expected,
+        "score": round(anomaly.score, 3),
+        "severity": anomaly.severity,
+        "direction": (anomaly.details or {}).get("direction"),
+    }
+
+
+def alerts_send(org, anomalies) -> dict:
+    """Notify about anomalies not yet notified whose |score| ≥ the organisation's
+    alert_threshold: one e-mail to the organisation's admins and one signed POST per active
+    `anomaly.created` webhook, each listing them all. Only the time-series detector alerts:
+    "outlier features" always names a tenth of the features, so it is a ranking to look
+    at, not an event. Marks them notified. Returns `{anomalies, emails, webhooks}`."""
+    ids = [a.pk for a in anomalies]
+    due = list(
+        Anomaly.objects.filter(
+            organization=org, pk__in=ids, notified_at__isnull=True, detector=detectors.TIMESERIES_DETECTOR
+        )
+        .select_related("feature")
+        .order_by("-date", "id")
+    )
+    due = [a for a in due if abs(a.score) >= org.alert_threshold]
+    if not due:
+        return {"anomalies": 0, "emails": 0, "webhooks": 0}
+    payloads = [anomaly_payload(a) for a in due]
+    recipients = list(
+        User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
+    )
+    emails = 0
+    if recipients:
+        lines = [
+            f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} "
+            f"(expected {p['expected'] or 0:.1f}, {p['direction']}, score {p['score']}, {p['severity']})"
+            for p in payloads
+        ]
+        emails = send_mail(
+            subject=f"[Usage Platform] {len(due)} new anomal{'y' if len(due) == 1 else 'ies'} in {org.name}",
+            message="New anomalies were detected in the daily usage rollups:\n\n" + "\n".join(lines),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+            fail_silently=False,
+        )
+    hooks = webhooks_for_event(org, "anomaly.created")
+    for webhook in hooks:
+        webhook_enqueue(webhook, "anomaly.created", {"organization_id": org.id, "anomalies": payloads})
+    Anomaly.objects.filter(pk__in=[a.pk for a in due]).update(notified_at=timezone.now())
+    return {"anomalies": len(due), "emails": emails, "webhooks": len(hooks)}
+
+
+def daily_kpis(org, day: date) -> dict:
+    org_row = DailyOrgUsage.objects.filter(organization=org, date=day).first()
+    top = list(
+        DailyFeatureUsage.objects.filter(organization=org, date=day)
+        .order_by("-event_count", "feature_id")
+        .values("feature__key", "event_count", "daily_active_users", "avg_session_duration")[:10]
+    )
+    return {
+        "organization_id": org.id,
+        "date": day.isoformat(),
+        "events": org_row.event_count if org_row else 0,
+        "active_users": org_row.active_users if org_row else 0,
+        "sessions": org_row.sessions if org_row else 0,
+        "avg_session_duration": round(org_row.avg_session_duration, 2) if org_row else 0.0,
+        "open_anomalies": Anomaly.objects.filter(organization=org, date=day, status=Anomaly.Status.OPEN).count(),
+        "top_features": [
+            {
+                "feature_key": row["feature__key"],
+                "events": row["event_count"],
+                "daily_active_users": row["daily_active_users"],
+                "avg_session_duration": round(row["avg_session_duration"], 2),
+            }
+            for row in top
+        ],
+    }
+
+
+def export_daily(org, day: date) -> int:
+    """Post the day's KPIs to every active `export.daily` webhook; returns how many."""
+    hooks = webhooks_for_event(org, "export.daily")
+    if not hooks:
+        return 0
+    payload = daily_kpis(org, day)
+    for webhook in hooks:
+        webhook_enqueue(webhook, "export.daily", payload)
+    return len(hooks)

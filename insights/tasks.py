@@ -1,0 +1,104 @@
+"""Celery adapters: take ids, call a service, retry only what is transient.
+
+`insights.after_rollup` is sent by name by the analytics rollup tasks (analytics never
+imports insights); the nightly narrative and export entries are in usage_platform/celery.py.
+"""
+
+import logging
+from datetime import date, timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from tenants.models import Organization
+
+from . import narrative, services, webhooks
+from .models import Webhook
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="insights.after_rollup", time_limit=600, soft_time_limit=540)
+def after_rollup(org_id: int, dates=None) -> dict:
+    """Detect anomalies up to the latest complete day the rollup touched, then alert.
+
+    `dates` are ISO days the rollup (re)computed; today is ignored (partial). The run
+    covers the default week back from the latest of them, or from the latest complete
+    day when no dates are given; a late-data day older than a week widens the run."""
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:
+        logger.info("after_rollup: organisation %s is gone", org_id)
+        return {"anomalies": 0, "alerts": 0}
+    today = timezone.now().date()
+    days = sorted({date.fromisoformat(str(d)[:10]) for d in (dates or [])})
+    days = [d for d in days if d < today]
+    if days:
+        end = days[-1]
+        span = max(services.DETECT_DAYS, (end - days[0]).days + 1)
+    else:
+        end, span = None, services.DETECT_DAYS
+    created = services.anomalies_detect(org, end=end, days=span)
+    sent = services.alerts_send(org, created)
+    return {"anomalies": len(created), "alerts": sent["anomalies"]}
+
+
+@shared_task(bind=True, name="insights.deliver_webhook", acks_late=True, time_limit=120, soft_time_limit=100)
+def deliver_webhook(self, webhook_id: int, event: str, payload: dict, attempt: int = 1, delivery_id: str = ""):
+    """One delivery attempt (one WebhookDelivery row); a transient failure schedules the
+    next attempt after 30 s, 60 s, 120 s, … up to WEBHOOK_MAX_ATTEMPTS."""
+    webhook = Webhook.objects.filter(pk=webhook_id, active=True).first()
+    if webhook is None:
+        return {"delivered": False, "reason": "webhook inactive or deleted"}
+    delivery, retry = webhooks.webhook_deliver(webhook, event, payload, attempt=attempt, delivery_id=delivery_id)
+    if retry:
+        raise self.retry(
+            kwargs={
+                "webhook_id": webhook_id,
+                "event": event,
+                "payload": payload,
+                "attempt": attempt + 1,
+                "delivery_id": delivery_id,
+            },
+            countdown=webhooks.backoff_seconds(attempt),
+            max_retries=settings.WEBHOOK_MAX_ATTEMPTS,
+        )
+    return {"delivered": delivery.delivered_at is not None, "attempt": attempt, "status_code": delivery.status_code}
+
+
+@shared_task(name="insights.refresh_org", time_limit=120, soft_time_limit=100)
+def refresh_org(org_id: int) -> str:
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:
+        return "gone"
+    return narrative.insight_current(org, refresh=True).source
+
+
+@shared_task(name="insights.refresh_all", time_limit=300)
+def refresh_all() -> int:
+    """Fan out one narrative refresh per organisation."""
+    ids = list(Organization.objects.values_list("id", flat=True))
+    for org_id in ids:
+        refresh_org.delay(org_id)
+    return len(ids)
+
+
+@shared_task(name="insights.export_daily_org", time_limit=120)
+def export_daily_org(org_id: int, day: str) -> int:
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:
+        return 0
+    return services.export_daily(org, date.fromisoformat(day))
+
+
+@shared_task(name="insights.export_daily_all", time_limit=300)
+def export_daily_all(day: str | None = None) -> int:
+    """Fan out yesterday's (or `day`'s) KPI export to every organisation with an
+    active `export.daily` webhook."""
+    day = day or (timezone.now().date() - timedelta(days=1)).isoformat()
+    org_ids = sorted(
+        {w.organization_id for w in Webhook.objects.filter(active=True) if "export.daily" in (w.events or [])}
+    )
+    for org_id in org_ids:
+        export_daily_org.delay(org_id, day)
+    return len(org_ids)

@@ -1,0 +1,343 @@
+"""Insights API: anomalies, narrative, chart data, forecasts and webhooks. Thin views:
+parse, call one service, serialize."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from tenants.models import Role
+from tenants.permissions import OrgAPIView
+from usage_platform.pagination import paginate, paginated_schema, pagination_parameters
+
+from . import forecast, narrative, params, services
+from .models import Anomaly, Webhook
+
+ERROR = OpenApiResponse(
+    response={"type": "object", "properties": {"detail": {"type": "string"}, "errors": {"type": "object"}}},
+    description='`{"detail": "...", "errors": {field: [messages]}}`',
+)
+TAGS = ["insights"]
+
+
+# --- Serializers ----------------------------------------------------------------------------
+
+
+class AnomalySerializer(serializers.ModelSerializer):
+    feature_key = serializers.SerializerMethodField()
+    feature_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Anomaly
+        fields = [
+            "id",
+            "date",
+            "feature_id",
+            "feature_key",
+            "feature_name",
+            "detector",
+            "metric",
+            "value",
+            "expected",
+            "score",
+            "severity",
+            "status",
+            "details",
+            "notified_at",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_feature_key(self, obj) -> str | None:
+        return obj.feature.key if obj.feature_id else None
+
+    def get_feature_name(self, obj) -> str | None:
+        return (obj.feature.name or obj.feature.key) if obj.feature_id else None
+
+
+class AnomalyStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Anomaly.Status.values)
+
+
+class InsightSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    model = serializers.CharField(allow_blank=True)
+    bullets = serializers.ListField(child=serializers.CharField())
+    summary = serializers.CharField(allow_blank=True)
+    generated_at = serializers.DateTimeField()
+    period_start = serializers.DateField()
+    period_end = serializers.DateField()
+
+
+_metric_map = inline_serializer(
+    name="OutlierMetrics",
+    fields={
+        "event_count": serializers.FloatField(),
+        "avg_session_duration": serializers.FloatField(),
+        "daily_active_users": serializers.FloatField(),
+    },
+)
+
+ChartDataSerializer = inline_serializer(
+    name="ChartData",
+    fields={
+        "start": serializers.DateField(),
+        "end": serializers.DateField(),
+        "metrics": serializers.ListField(child=serializers.CharField()),
+        "threshold": serializers.FloatField(allow_null=True),
+        "features": inline_serializer(
+            name="ChartFeature",
+            many=True,
+            fields={
+                "feature_id": serializers.IntegerField(),
+                "feature_key": serializers.CharField(),
+                "feature_name": serializers.CharField(),
+                "metrics": _metric_map,
+                "z_scores": _metric_map,
+                "norm": serializers.FloatField(),
+                "outlier": serializers.BooleanField(),
+            },
+        ),
+        "histogram": inline_serializer(
+            name="ChartBucket",
+            many=True,
+            fields={
+                "lower": serializers.FloatField(),
+                "upper": serializers.FloatField(),
+                "count": serializers.IntegerField(),
+            },
+        ),
+    },
+)
+
+PredictionSerializer = inline_serializer(
+    name="UsagePrediction",
+    fields={
+        "days": serializers.IntegerField(),
+        "features": inline_serializer(
+            name="FeaturePrediction",
+            many=True,
+            fields={
+                "feature_id": serializers.IntegerField(),
+                "feature_key": serializers.CharField(),
+                "points": inline_serializer(
+                    name="PredictionPoint",
+                    many=True,
+                    fields={
+                        "date": serializers.DateField(),
+                        "value": serializers.FloatField(),
+                        "lower": serializers.FloatField(),
+                        "upper": serializers.FloatField(),
+                    },
+                ),
+            },
+        ),
+    },
+)
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Webhook
+        fields = ["id", "url", "events", "active", "created_at"]
+
+
+class WebhookCreatedSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Webhook
+        fields = ["id", "url", "events", "active", "created_at", "secret"]
+
+
+class WebhookInputSerializer(serializers.Serializer):
+    # URLField would reject hosts such as `localhost` before the service can explain why;
+    # the service validates the URL (scheme, host, addresses).
+    url = serializers.CharField(max_length=500)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=Webhook.Event.values), allow_empty=False, min_length=1
+    )
+    active = serializers.BooleanField(default=True)
+
+
+class WebhookUpdateSerializer(WebhookInputSerializer):
+    url = serializers.CharField(max_length=500, required=False)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=Webhook.Event.values), allow_empty=False, required=False
+    )
+    active = serializers.BooleanField(required=False)
+
+
+class WebhookDeliverySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    event = serializers.CharField()
+    payload = serializers.JSONField()
+    attempt = serializers.IntegerField()
+    status_code = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+def _valid(serializer_class, request):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _query(*names):
+    return [OpenApiParameter(name, OpenApiTypes.STR, description=desc) for name, desc in names]
+
+
+# --- Views ---------------------------------------------------------------------------------
+
+
+class AnomalyListView(OrgAPIView):
+    default_role = Role.ANALYST
+
+    @extend_schema(
+        parameters=[
+            *_query(
+                ("status", "open | acknowledged | resolved"),
+                ("severity", "low | medium | high"),
+                ("detector", "timeseries | outlier_features"),
+                ("start", "First day, YYYY-MM-DD (inclusive)"),
+                ("end", "Last day, YYYY-MM-DD (inclusive)"),
+            ),
+            *pagination_parameters(),
+        ],
+        responses={200: paginated_schema(AnomalySerializer), 400: ERROR, 403: ERROR},
+        summary="Anomalies with feature names, scores and details",
+        tags=TAGS,
+    )
+    def get(self, request):
+        rows = services.anomalies_list(self.org, **params.anomaly_list_params(request.query_params))
+        return paginate(request, rows, AnomalySerializer, view=self)
+
+
+class AnomalyDetailView(OrgAPIView):
+    roles = {"GET": Role.ANALYST, "PATCH": Role.ADMIN}
+
+    @extend_schema(responses={200: AnomalySerializer, 404: ERROR}, summary="One anomaly", tags=TAGS)
+    def get(self, request, anomaly_id):
+        return Response(AnomalySerializer(services.anomaly_get(self.org, anomaly_id)).data)
+
+    @extend_schema(
+        request=AnomalyStatusSerializer,
+        responses={200: AnomalySerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        summary="Acknowledge, resolve or reopen an anomaly",
+        tags=TAGS,
+    )
+    def patch(self, request, anomaly_id):
+        data = _valid(AnomalyStatusSerializer, request)
+        anomaly = services.anomaly_set_status(self.org, anomaly_id, data["status"], user=request.user)
+        return Response(AnomalySerializer(anomaly).data)
+
+
+class UsageInsightsView(OrgAPIView):
+    default_role = Role.ANALYST
+
+    @extend_schema(
+        parameters=[OpenApiParameter("refresh", OpenApiTypes.BOOL, description="Regenerate now (admins only)")],
+        responses={200: InsightSerializer, 403: ERROR},
+        summary="Plain-language insights (Gemini, or heuristics when it is unavailable)",
+        tags=TAGS,
+    )
+    def get(self, request):
+        refresh = request.query_params.get("refresh") in ("1", "true", "yes") and request.user.has_role(Role.ADMIN)
+        insight = narrative.insight_current(self.org, refresh=refresh)
+        return Response(narrative.insight_payload(insight))
+
+
+class ChartDataView(OrgAPIView):
+    default_role = Role.ANALYST
+
+    @extend_schema(
+        parameters=_query(
+            ("start", "YYYY-MM-DD, default 30 days before end"), ("end", "YYYY-MM-DD, default yesterday")
+        ),
+        responses={200: ChartDataSerializer, 400: ERROR, 403: ERROR},
+        summary="Per-feature metrics, z-scores, norm histogram and outlier threshold",
+        tags=TAGS,
+    )
+    def get(self, request):
+        return Response(services.chart_data(self.org, **params.chart_params(request.query_params)))
+
+
+class UsagePredictionView(OrgAPIView):
+    default_role = Role.ANALYST
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("days", OpenApiTypes.INT, description="Horizon in days, 7–30 (default 14)"),
+            OpenApiParameter("feature", OpenApiTypes.STR, description="Only this feature (id or key)"),
+        ],
+        responses={200: PredictionSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        summary="Daily events per feature for the next days, with an 80 % interval",
+        tags=TAGS,
+    )
+    def get(self, request):
+        return Response(forecast.usage_prediction(self.org, **params.prediction_params(request.query_params)))
+
+
+class WebhookListView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(
+        parameters=pagination_parameters(),
+        responses={200: paginated_schema(WebhookSerializer), 403: ERROR},
+        summary="Webhooks (secrets are never listed)",
+        tags=["webhooks"],
+    )
+    def get(self, request):
+        return paginate(request, services.webhook_list(self.org), WebhookSerializer, view=self)
+
+    @extend_schema(
+        request=WebhookInputSerializer,
+        responses={201: WebhookCreatedSerializer, 400: ERROR, 403: ERROR},
+        summary="Create a webhook; its signing secret is shown only in this response",
+        tags=["webhooks"],
+    )
+    def post(self, request):
+        data = _valid(WebhookInputSerializer, request)
+        webhook = services.webhook_create(self.org, url=data["url"], events=data["events"], active=data["active"])
+        return Response(WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(responses={200: WebhookSerializer, 404: ERROR}, summary="One webhook", tags=["webhooks"])
+    def get(self, request, webhook_id):
+        return Response(WebhookSerializer(services.webhook_get(self.org, webhook_id)).data)
+
+    @extend_schema(
+        request=WebhookUpdateSerializer,
+        responses={200: WebhookSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        summary="Change a webhook's URL, events or active flag",
+        tags=["webhooks"],
+    )
+    def patch(self, request, webhook_id):
+        serializer = WebhookUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        webhook = services.webhook_update(self.org, webhook_id, **serializer.validated_data)
+        return Response(WebhookSerializer(webhook).data)
+
+    @extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete a webhook", tags=["webhooks"])
+    def delete(self, request, webhook_id):
+        services.webhook_delete(self.org, webhook_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookDeliveryListView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(
+        parameters=pagination_parameters(),
+        responses={200: paginated_schema(WebhookDeliverySerializer), 403: ERROR, 404: ERROR},
+        summary="Delivery attempts of a webhook, newest first",
+        tags=["webhooks"],
+    )
+    def get(self, request, webhook_id):
+        return paginate(
+            request, services.webhook_deliveries(self.org, webhook_id), WebhookDeliverySerializer, view=self
+        )

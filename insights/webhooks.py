@@ -1,0 +1,248 @@
+"""Webhooks: CRUD, URL safety, signing and one delivery attempt.
+
+Signature recipe (documented in the README for receivers):
+
+    body      = the raw request body (UTF-8 JSON); it contains "timestamp" (Unix seconds)
+    X-Timestamp: the same Unix seconds
+    X-Signature: "sha256=" + hex(HMAC-SHA256(key=secret, msg=body))
+
+A receiver recomputes the HMAC over the raw bytes it received, compares with
+`hmac.compare_digest`, then checks that X-Timestamp equals the body's "timestamp" and is
+within five minutes of its clock (the timestamp is inside the signed body, so a replayed
+request cannot carry a fresh one).
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.utils import timezone
+
+from usage_platform.exceptions import DomainError, NotFound
+
+from .models import Webhook, WebhookDelivery
+
+EVENTS = tuple(Webhook.Event.values)
+USER_AGENT = "UsagePlatform-Webhooks/1"
+
+
+# --- URL safety -------------------------------------------------------------------------
+
+
+def _address_is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local)
+
+
+def url_check(url: str) -> str:
+    """Raise DomainError (400, field `url`) unless `url` is http(s) and every address its
+    host resolves to is public. settings.WEBHOOK_ALLOW_PRIVATE lifts the address rule
+    (local development and tests); the scheme rule always holds."""
+
+    def refuse(message):
+        raise DomainError(message, errors={"url": [message]})
+
+    url = (url or "").strip()
+    if not url:
+        refuse("A webhook URL is required.")
+    if len(url) > 500:
+        refuse("The URL is longer than 500 characters.")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        refuse("Only http and https URLs are allowed.")
+    if not parts.hostname:
+        refuse("The URL has no host.")
+    if parts.username or parts.password:
+        refuse("Credentials in the URL are not allowed; use the signing secret.")
+    try:
+        port = parts.port
+    except ValueError:
+        refuse("The URL's port is invalid.")
+    if settings.WEBHOOK_ALLOW_PRIVATE:
+        return url
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port or (443 if parts.scheme == "https" else 80))
+    except (socket.gaierror, UnicodeError, OSError):
+        refuse("The URL's host does not resolve.")
+    addresses = {info[4][0] for info in infos}
+    if not addresses or not all(_address_is_public(a) for a in addresses):
+        refuse("The URL points at a private, loopback or link-local address.")
+    return url
+
+
+def _events_check(events) -> list[str]:
+    if not isinstance(events, list | tuple) or not events:
+        raise DomainError("Choose at least one event.", errors={"events": [f"Choose from {', '.join(EVENTS)}."]})
+    unknown = [e for e in events if e not in EVENTS]
+    if unknown:
+        raise DomainError(
+            f"Unknown event: {unknown[0]}.", errors={"events": [f"Unknown event {unknown[0]!r}; use {EVENTS}."]}
+        )
+    return sorted(set(events))
+
+
+# --- CRUD ---------------------------------------------------------------------------------
+
+
+def webhook_list(org):
+    return Webhook.objects.filter(organization=org).order_by("-created_at", "-id")
+
+
+def webhook_get(org, webhook_id) -> Webhook:
+    webhook = Webhook.objects.filter(organization=org, pk=webhook_id).first()
+    if webhook is None:
+        raise NotFound("Webhook not found.")
+    return webhook
+
+
+def webhook_create(org, *, url: str, events, active: bool = True) -> Webhook:
+    """The returned row carries the secret; callers show it once (it is never listed)."""
+    webhook = Webhook.objects.create(
+        organization=org,
+        url=url_check(url),
+        events=_events_check(events),
+        active=bool(active),
+        secret="whsec_" + secrets.token_urlsafe(32),
+    )
+    return webhook
+
+
+def webhook_update(org, webhook_id, **fields) -> Webhook:
+    webhook = webhook_get(org, webhook_id)
+    changed = []
+    if "url" in fields:
+        webhook.url = url_check(fields["url"])
+        changed.append("url")
+    if "events" in fields:
+        webhook.events = _events_check(fields["events"])
+        changed.append("events")
+    if "active" in fields:
+        webhook.active = bool(fields["active"])
+        changed.append("active")
+    if changed:
+        webhook.save(update_fields=changed)
+    return webhook
+
+
+def webhook_delete(org, webhook_id) -> None:
+    webhook_get(org, webhook_id).delete()
+
+
+def webhook_deliveries(org, webhook_id):
+    webhook = webhook_get(org, webhook_id)
+    return WebhookDelivery.objects.filter(webhook=webhook).order_by("-created_at", "-id")
+
+
+def webhooks_for_event(org, event: str) -> list[Webhook]:
+    # JSON containment differs between SQLite and PostgreSQL; the list per organisation is
+    # short, so filter in Python.
+    return [w for w in Webhook.objects.filter(organization=org, active=True) if event in (w.events or [])]
+
+
+# --- Signing and delivery -----------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_verify(secret: str, body: bytes, signature: str, timestamp: str, *, tolerance: int = 300) -> bool:
+    """The receiver's side of the recipe, used by the tests and quoted in the README."""
+    if not hmac.compare_digest(sign(secret, body), signature or ""):
+        return False
+    try:
+        sent = int(json.loads(body)["timestamp"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    return str(sent) == str(timestamp) and abs(time.time() - sent) <= tolerance
+
+
+def request_build(webhook: Webhook, event: str, payload: dict, *, delivery_id: str) -> tuple[bytes, dict]:
+    timestamp = int(time.time())
+    body = json.dumps(
+        {"id": delivery_id, "event": event, "timestamp": timestamp, "data": payload},
+        separators=(",", ":"),
+        sort_keys=True,
+        default=str,
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Event": event,
+        "X-Delivery": delivery_id,
+        "X-Timestamp": str(timestamp),
+        "X-Signature": sign(webhook.secret, body),
+    }
+    return body, headers
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect could lead to a private address after the URL check: never follow one."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def backoff_seconds(attempt: int) -> int:
+    """30 s, 60 s, 120 s, … capped at one hour."""
+    return min(30 * 2 ** (attempt - 1), 3600)
+
+
+def webhook_deliver(webhook: Webhook, event: str, payload: dict, *, attempt: int, delivery_id: str):
+    """One POST. Records a WebhookDelivery row for this attempt and returns
+    (delivery, retry: bool). 2xx is success; 4xx other than 408/429 is final; network
+    errors, timeouts and 5xx are retried until WEBHOOK_MAX_ATTEMPTS."""
+    body, headers = request_build(webhook, event, payload, delivery_id=delivery_id)
+    status_code, error = None, ""
+    try:
+        url_check(webhook.url)  # DNS may have changed since the webhook was saved
+        request = urllib.request.Request(webhook.url, data=body, headers=headers, method="POST")
+        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+            status_code = response.status
+    except DomainError as exc:
+        error = f"refused: {exc.detail}"
+    except urllib.error.HTTPError as exc:
+        status_code = exc.code
+        error = f"HTTP {exc.code}"
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:500]
+    ok = status_code is not None and 200 <= status_code < 300
+    transient = not error.startswith("refused") and (
+        status_code is None or status_code >= 500 or status_code in (408, 429)
+    )
+    retry = not ok and transient and attempt < settings.WEBHOOK_MAX_ATTEMPTS
+    now = timezone.now()
+    delivery = WebhookDelivery.objects.create(
+        webhook=webhook,
+        event=event,
+        payload=payload,
+        attempt=attempt,
+        status_code=status_code,
+        error=error,
+        delivered_at=now if ok else None,
+        next_attempt_at=now + timedelta(seconds=backoff_seconds(attempt)) if retry else None,
+    )
+    return delivery, retry
+
+
+def webhook_enqueue(webhook: Webhook, event: str, payload: dict) -> str:
+    """Hand one event to the delivery task (which retries with back-off)."""
+    from .tasks import deliver_webhook  # tasks import this module; import late
+
+    delivery_id = secrets.token_hex(12)
+    deliver_webhook.delay(webhook_id=webhook.id, event=event, payload=payload, attempt=1, delivery_id=delivery_id)
+    return delivery_id
