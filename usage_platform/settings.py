@@ -146,6 +146,8 @@ INGEST_MAX_BODY_BYTES = 5 * 1024 * 1024
 INGEST_MAX_METADATA_BYTES = 16 * 1024
 INGEST_MAX_FUTURE = timedelta(hours=24)
 INGEST_THROTTLE_RATE = env("INGEST_THROTTLE_RATE", default="100000/min")
+# A consumer reclaims entries another consumer read but did not acknowledge for this long.
+INGEST_CLAIM_MIN_IDLE_MS = env.int("INGEST_CLAIM_MIN_IDLE_MS", default=60_000)
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 
 # Ingestion bodies may be 5 MB; everything else keeps Django's 2.5 MB guard.
