@@ -1,0 +1,52 @@
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from analytics import rollup
+from analytics.params import parse_date, today
+from tenants.models import Organization
+from usage_platform.exceptions import DomainError
+
+
+class Command(BaseCommand):
+    help = "Recompute the daily rollups for a range of UTC days (default: yesterday and today)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--since", help="first day, YYYY-MM-DD")
+        parser.add_argument("--until", help="last day, YYYY-MM-DD (default: today)")
+        parser.add_argument("--org", help="organisation id or slug (default: all)")
+        parser.add_argument("--all-days", action="store_true", help="every day from the first to the last event")
+        parser.add_argument("--dirty", action="store_true", help="also re-roll the days marked by late events")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **options):
+        org = None
+        if options["org"]:
+            ref = options["org"]
+            org = Organization.objects.filter(**({"pk": int(ref)} if ref.isdigit() else {"slug": ref})).first()
+            if org is None:
+                raise CommandError(f"Unknown organisation: {ref}")
+        try:
+            if options["all_days"]:
+                span = rollup.event_days(org)
+                if span is None:
+                    self.stdout.write("No events: nothing to roll up.")
+                    return
+                since, until = span
+            else:
+                until = parse_date(options["until"], "until") if options["until"] else today()
+                since = parse_date(options["since"], "since") if options["since"] else until - timedelta(days=1)
+        except DomainError as exc:
+            raise CommandError(exc.detail)
+        if since > until:
+            raise CommandError("--since must be on or before --until.")
+        days = (until - since).days + 1
+        with tqdm(total=days, unit="day", disable=options["no_progress"], file=self.stderr) as bar:
+            rows = rollup.rollup_range(since, until, org, progress=lambda day, n: bar.update(1))
+        dirty = rollup.rollup_dirty() if options["dirty"] else 0
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Rolled up {days} day(s) {since}..{until}: {rows} row(s) written; {dirty} dirty day(s)."
+            )
+        )

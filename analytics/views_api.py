@@ -1,0 +1,241 @@
+"""Analytics API: thin views. Each parses its query string with `analytics.params`, calls one
+function of `analytics.queries` (or the rollup service) for `self.org`, and renders it.
+`?format=csv` on user-activity, feature-usage and timeseries downloads the rows as CSV."""
+
+import csv
+import io
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+
+from tenants.models import Role
+from tenants.permissions import OrgAPIView
+
+from . import params, queries, rollup
+
+
+class CSVRenderer(BaseRenderer):
+    """Renders a list of flat dicts (the view passes the rows, not the JSON envelope)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        rows = data if isinstance(data, list) else [data]
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()), extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        return out.getvalue().encode(self.charset)
+
+
+def _date_params(*, default_note="last 30 days"):
+    return [
+        OpenApiParameter("start", OpenApiTypes.DATE, description=f"first UTC day, inclusive (default: {default_note})"),
+        OpenApiParameter("end", OpenApiTypes.DATE, description="last UTC day, inclusive (default: today)"),
+    ]
+
+
+FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv downloads the rows")
+BAD_INPUT = OpenApiResponse(OpenApiTypes.OBJECT, description="`{detail, errors: {field: [message]}}`")
+
+
+class AnalyticsView(OrgAPIView):
+    default_role = Role.ANALYST
+
+
+class CSVExportMixin:
+    """JSON by default; `?format=csv` returns `rows` as an attachment. Errors stay JSON."""
+
+    renderer_classes = [JSONRenderer, CSVRenderer]
+    csv_name = "export"
+
+    def wants_csv(self):
+        return getattr(self.request, "accepted_renderer", None) is not None and (
+            self.request.accepted_renderer.format == "csv"
+        )
+
+    def csv_response(self, rows):
+        response = Response(rows)
+        response["Content-Disposition"] = f'attachment; filename="{self.csv_name}.csv"'
+        return response
+
+    def handle_exception(self, exc):
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+
+class UsageSummaryView(AnalyticsView):
+    @extend_schema(
+        summary="KPIs with the previous period and % change",
+        parameters=_date_params(),
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def get(self, request):
+        args = params.summary_params(request.query_params)
+        raw_feature = request.query_params.get("feature")
+        filters = {"feature": params.feature_ref(self.org, raw_feature)} if raw_feature else None
+        return Response(queries.usage_summary(self.org, args["start"], args["end"], filters=filters))
+
+
+class FeatureUsageView(CSVExportMixin, AnalyticsView):
+    csv_name = "feature-usage"
+
+    @extend_schema(
+        summary="Per-feature usage from the daily rollups",
+        parameters=[*_date_params(), FORMAT_PARAM],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def get(self, request):
+        args = params.feature_usage_params(request.query_params)
+        rows = queries.feature_usage(self.org, args["start"], args["end"])
+        if self.wants_csv():
+            return self.csv_response(rows)
+        return Response({"start": args["start"], "end": args["end"], "count": len(rows), "results": rows})
+
+
+def _page_links(request, page, page_size, count):
+    def link(number):
+        query = request.query_params.copy()
+        query["page"] = number
+        return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+    has_next = page * page_size < count
+    return (link(page + 1) if has_next else None), (link(page - 1) if page > 1 else None)
+
+
+class UserActivityView(CSVExportMixin, AnalyticsView):
+    """Analysts see every end user; a member sees only the end users linked to their account."""
+
+    roles = {"GET": Role.MEMBER}
+    csv_name = "user-activity"
+
+    @extend_schema(
+        summary="Per end user activity (members: their own)",
+        parameters=[
+            OpenApiParameter("days", OpenApiTypes.INT, description="look-back in days (default 30)"),
+            OpenApiParameter("search", OpenApiTypes.STR, description="external id or e-mail contains"),
+            OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.USER_SORTS)),
+            OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description="at most 500"),
+            FORMAT_PARAM,
+        ],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def get(self, request):
+        args = params.user_activity_params(request.query_params)
+        user = request.user
+        only_account = None if (user.is_superuser or user.has_role(Role.ANALYST)) else user
+        if self.wants_csv():
+            args["page_size"] = None
+            data = queries.user_activity_page(self.org, only_account=only_account, **args)
+            return self.csv_response(data["results"])
+        data = queries.user_activity_page(self.org, only_account=only_account, **args)
+        next_url, previous_url = _page_links(request, data["page"], data["page_size"], data["count"])
+        return Response(
+            {"count": data["count"], "next": next_url, "previous": previous_url, "results": data["results"]}
+        )
+
+
+class TimeseriesView(CSVExportMixin, AnalyticsView):
+    csv_name = "timeseries"
+
+    @extend_schema(
+        summary="A metric per day or week, zero-filled",
+        parameters=[
+            OpenApiParameter("metric", OpenApiTypes.STR, enum=list(params.METRICS)),
+            OpenApiParameter("interval", OpenApiTypes.STR, enum=list(params.INTERVALS)),
+            OpenApiParameter("feature", OpenApiTypes.STR, description="feature id or key"),
+            OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
+            OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
+            *_date_params(),
+            FORMAT_PARAM,
+        ],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def get(self, request):
+        args = params.timeseries_params(self.org, request.query_params)
+        data = queries.timeseries(self.org, **args)
+        if self.wants_csv():
+            return self.csv_response(data["points"])
+        feature = args["feature"]
+        data["feature"] = {"id": feature.pk, "key": feature.key} if feature else None
+        return Response(data)
+
+
+class RetentionView(AnalyticsView):
+    @extend_schema(
+        summary="Weekly cohorts by first-seen week: D1/D7/D30 and the cohort grid",
+        parameters=[
+            OpenApiParameter("weeks", OpenApiTypes.INT, description="number of cohorts (default 12)"),
+            OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default today)"),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def get(self, request):
+        return Response(queries.retention(self.org, **params.retention_params(request.query_params)))
+
+
+class TopUsersView(AnalyticsView):
+    @extend_schema(
+        summary="Most active end users",
+        parameters=[OpenApiParameter("limit", OpenApiTypes.INT, description="default 10"), *_date_params()],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def get(self, request):
+        args = params.top_users_params(request.query_params)
+        rows = queries.top_users(self.org, **args)
+        return Response({"start": args["start"], "end": args["end"], "count": len(rows), "results": rows})
+
+
+class FunnelView(AnalyticsView):
+    @extend_schema(
+        summary="Ordered conversion funnel per end user",
+        parameters=[
+            OpenApiParameter("steps", OpenApiTypes.STR, required=True, description="2–10 feature keys or event types"),
+            OpenApiParameter("window_days", OpenApiTypes.INT, description="conversion window (default 7)"),
+            *_date_params(),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+    )
+    def get(self, request):
+        return Response(queries.funnel(self.org, **params.funnel_params(request.query_params)))
+
+
+class EndUserDetailView(AnalyticsView):
+    @extend_schema(
+        summary="One end user: profile, totals, timeline grouped by session",
+        responses={200: OpenApiTypes.OBJECT, 404: BAD_INPUT},
+    )
+    def get(self, request, external_id):
+        return Response(queries.end_user_detail(self.org, external_id))
+
+
+class AggregateRunView(AnalyticsView):
+    roles = {"POST": Role.ADMIN}
+
+    @extend_schema(
+        summary="Recompute the rollups of a day or range now (admin)",
+        parameters=[
+            OpenApiParameter("date", OpenApiTypes.DATE, description="one UTC day (default yesterday)"),
+            OpenApiParameter("since", OpenApiTypes.DATE),
+            OpenApiParameter("until", OpenApiTypes.DATE),
+        ],
+        request=None,
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT, 403: BAD_INPUT},
+    )
+    def post(self, request):
+        query = request.query_params.copy()
+        if isinstance(request.data, dict):
+            for name in ("date", "since", "until"):
+                if name in request.data and name not in query:
+                    query[name] = str(request.data[name])
+        args = params.aggregate_params(query)
+        written = rollup.rollup_range(args["since"], args["until"], self.org)
+        return Response({"aggregated": written, "since": args["since"], "until": args["until"]})
