@@ -1,0 +1,123 @@
+from datetime import date
+
+import pytest
+from django.core.management import call_command
+
+from analytics import rollup
+from analytics.models import DailyFeatureUsage, DailyOrgUsage
+from telemetry.models import DirtyDay, UsageEvent
+
+from .conftest import D1, D2, D3
+from .factories import at, end_user, event, feature
+
+pytestmark = pytest.mark.django_db
+
+
+def org_row(org, day):
+    return DailyOrgUsage.objects.get(organization=org, date=day)
+
+
+def feature_row(feat, day):
+    return DailyFeatureUsage.objects.get(feature=feat, date=day)
+
+
+def test_day_known_answers(org, dataset):
+    written = rollup.rollup_day(D1, org)
+    assert written == 3  # two feature rows + one organisation row
+    day = org_row(org, D1)
+    # u1 used two features and is still one active user; 23:59:59 belongs to the 1st.
+    assert (day.event_count, day.active_users, day.sessions) == (3, 2, 2)
+    assert day.avg_session_duration == pytest.approx((60 + 120 + 30) / 3)
+    search = feature_row(dataset["search"], D1)
+    assert (search.event_count, search.daily_active_users, search.sessions) == (2, 2, 2)
+    assert search.total_session_duration == 90
+    assert search.avg_session_duration == 45
+    export = feature_row(dataset["export"], D1)
+    assert (export.event_count, export.daily_active_users, export.total_session_duration) == (1, 1, 120)
+
+
+def test_midnight_and_anonymous_events(org, dataset):
+    rollup.rollup_day(D2, org)
+    day = org_row(org, D2)
+    # 00:00:00 is the 2nd; the anonymous event counts as an event but not as a user, and
+    # its missing duration does not drag the average down.
+    assert (day.event_count, day.active_users, day.sessions) == (2, 1, 1)
+    assert day.avg_session_duration == 90
+    search = feature_row(dataset["search"], D2)
+    assert (search.event_count, search.daily_active_users) == (2, 1)
+
+
+def test_idempotent(org, dataset):
+    rollup.rollup_range(D1, D3, org)
+    before = list(DailyFeatureUsage.objects.values_list("feature_id", "date", "event_count", "daily_active_users"))
+    ids = set(DailyOrgUsage.objects.values_list("id", flat=True))
+    rollup.rollup_range(D1, D3, org)
+    after = list(DailyFeatureUsage.objects.values_list("feature_id", "date", "event_count", "daily_active_users"))
+    assert sorted(before) == sorted(after)
+    assert set(DailyOrgUsage.objects.values_list("id", flat=True)) == ids  # updated in place
+    assert DailyOrgUsage.objects.count() == 3
+
+
+def test_late_events_rerolled_through_dirty_marks(org, dataset):
+    rollup.rollup_day(D1, org)
+    late = end_user(org, "late", first_seen=at("2025-03-01", "15:00:00"))
+    event(org, dataset["search"], late, at("2025-03-01", "15:00:00"), session="s9", duration=10)
+    DirtyDay.objects.create(organization=org, date=D1)
+    assert rollup.dirty_days() == {org.pk: [D1]}
+    assert rollup.rollup_dirty() == 1
+    assert (org_row(org, D1).event_count, org_row(org, D1).active_users) == (4, 3)
+    assert feature_row(dataset["search"], D1).event_count == 3
+    assert not DirtyDay.objects.exists()
+    assert rollup.rollup_dirty() == 0
+
+
+def test_vanished_events_delete_stale_rows(org, dataset):
+    rollup.rollup_day(D1, org)
+    UsageEvent.objects.filter(feature=dataset["export"]).delete()
+    rollup.rollup_day(D1, org)
+    assert not DailyFeatureUsage.objects.filter(feature=dataset["export"], date=D1).exists()
+    assert org_row(org, D1).event_count == 2
+    UsageEvent.objects.all().delete()
+    assert rollup.rollup_day(D1, org) == 0
+    assert not DailyOrgUsage.objects.filter(date=D1).exists()
+
+
+def test_one_org_leaves_others_alone(org, other_org, dataset):
+    other_feature = feature(other_org, "search")
+    event(other_org, other_feature, None, at("2025-03-01", "11:00:00"))
+    rollup.rollup_day(D1, other_org)
+    assert not DailyOrgUsage.objects.filter(organization=org).exists()
+    assert org_row(other_org, D1).event_count == 1
+    rollup.rollup_day(D1)  # every organisation
+    assert org_row(org, D1).event_count == 3
+    assert org_row(other_org, D1).event_count == 1
+
+
+def test_empty_day(org):
+    assert rollup.rollup_day(date(2025, 1, 1), org) == 0
+    assert rollup.event_days(org) is None
+
+
+def test_generation_bumped(org, dataset):
+    before = rollup.generation(org.pk)
+    rollup.rollup_day(D1, org)
+    assert rollup.generation(org.pk) != before
+
+
+def test_command_range_and_all_days(org, dataset, capsys):
+    call_command("rollup", "--since", "2025-03-01", "--until", "2025-03-02", "--org", str(org.pk), "--no-progress")
+    assert set(DailyOrgUsage.objects.values_list("date", flat=True)) == {D1, D2}
+    call_command("rollup", "--all-days", "--org", org.slug, "--no-progress")
+    assert set(DailyOrgUsage.objects.values_list("date", flat=True)) == {D1, D2, D3}
+    assert "Rolled up 3 day(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--since", "2025-03-05", "--until", "2025-03-01"], ["--since", "03/01/2025"], ["--org", "no-such-org"]],
+)
+def test_command_bad_input(db, args):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("rollup", *args, "--no-progress")
