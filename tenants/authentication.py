@@ -95,7 +95,12 @@ def tokens_for(user):
     refresh["role"] = user.role
     refresh["email"] = user.email
     access = refresh.access_token  # copies the claims above
-    return {"access_token": str(access), "refresh_token": str(refresh), "token_type": "bearer"}
+    return {
+        "access_token": str(access),
+        "refresh_token": str(refresh),
+        "token_type": "bearer",
+        "expires_in": int(access.lifetime.total_seconds()),
+    }
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -1,18 +1,24 @@
 """Writes for organisations, members, invitations and API keys."""
 
 import hashlib
+import logging
 import secrets
 
 from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import update_last_login
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from usage_platform.exceptions import DomainError, NotFound
+from usage_platform.exceptions import DomainError, NotFound, Unauthorized
 
 from .models import ApiKey, Invitation, Organization, Role, User
+
+logger = logging.getLogger(__name__)
 
 
 def _sha256(value: str) -> str:
@@ -49,11 +55,71 @@ def organization_register(*, email: str, password: str, organization_name: str, 
 
 
 def organization_update(*, org: Organization, **fields) -> Organization:
+    """Changes the given fields only. A slug must stay unique across organisations."""
+    slug = fields.get("slug")
+    if slug is not None and Organization.objects.filter(slug=slug).exclude(pk=org.pk).exists():
+        raise DomainError("This slug is already taken.", errors={"slug": ["Already taken by another organisation."]})
     for name, value in fields.items():
         setattr(org, name, value)
     if fields:
         org.save(update_fields=list(fields))
     return org
+
+
+# --- Sessions (JWT) ---------------------------------------------------------------------------
+
+
+def auth_login(*, username: str, password: str, request=None) -> User:
+    """The active user with these credentials; one message for every failure so the answer
+    does not tell whether an e-mail is registered."""
+    user = authenticate(request, username=username.strip(), password=password)
+    if user is None:
+        raise Unauthorized("Incorrect e-mail or password.")
+    update_last_login(None, user)
+    return user
+
+
+def _refresh_token(raw: str):
+    # simplejwt's imports read settings at import time, so they stay inside the functions.
+    from rest_framework_simplejwt.exceptions import TokenError
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    try:
+        return RefreshToken(raw)
+    except TokenError as exc:
+        raise Unauthorized(f"Refresh token refused: {exc}.", errors={"refresh": [str(exc)]})
+
+
+def _token_user(token) -> User:
+    from rest_framework_simplejwt.settings import api_settings
+
+    user = User.objects.select_related("organization").filter(pk=token.get(api_settings.USER_ID_CLAIM)).first()
+    if user is None or not user.is_active:
+        raise Unauthorized("The account of this token no longer exists or is inactive.")
+    return user
+
+
+def auth_tokens_refresh(*, refresh: str) -> dict:
+    """Rotation: the refresh token is spent (blacklisted) and a fresh pair is issued with the
+    user's current role and organisation in the claims. Blacklisting with get_or_create makes
+    the spend atomic: of two concurrent refreshes with one token only one succeeds."""
+    from .authentication import tokens_for
+
+    token = _refresh_token(refresh)
+    user = _token_user(token)
+    with transaction.atomic():
+        _, created = token.blacklist()
+    if not created:
+        raise Unauthorized("Refresh token refused: Token is blacklisted.", errors={"refresh": ["Token is blacklisted"]})
+    return tokens_for(user)
+
+
+def auth_tokens_revoke(*, refresh: str) -> None:
+    """Logout: the refresh token can no longer be used (an already spent one is refused
+    like any other invalid credential)."""
+    token = _refresh_token(refresh)
+    with transaction.atomic():
+        token.blacklist()
 
 
 # --- API keys ---------------------------------------------------------------------------
@@ -74,9 +140,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     if not raw_key.startswith("upk_") or len(raw_key) > 100:
         return None
     api_key = (
-        ApiKey.objects.select_related("organization")
-        .filter(key_hash=_sha256(raw_key), revoked_at__isnull=True)
-        .first()
+        ApiKey.objects.select_related("organization").filter(key_hash=_sha256(raw_key), revoked_at__isnull=True).first()
     )
     if api_key is None:
         return None
@@ -101,7 +165,9 @@ def api_key_revoke(*, org: Organization, key_id: int) -> ApiKey:
 
 
 def _admin_count(org: Organization) -> int:
-    return User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).count()
+    # Locks the admin rows (PostgreSQL) so two admins demoting each other at the same moment
+    # cannot both see "two admins" and leave none; SQLite's IMMEDIATE transactions serialise.
+    return len(User.objects.select_for_update().filter(organization=org, role=Role.ADMIN, is_active=True))
 
 
 def member_get(*, org: Organization, user_id: int) -> User:
@@ -140,6 +206,11 @@ def invitation_create(*, org: Organization, email: str, role: str, invited_by: U
     email = email.strip().lower()
     if User.objects.filter(email__iexact=email).exists():
         raise DomainError("This e-mail already has an account.", errors={"email": ["Already registered."]})
+    # A new invitation replaces any pending one for the same address, so only the latest
+    # link works.
+    Invitation.objects.filter(
+        organization=org, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         organization=org,
@@ -166,11 +237,19 @@ def invitation_accept(*, token: str, password: str, full_name: str = "") -> User
     invitation = (
         Invitation.objects.select_for_update().select_related("organization").filter(token_hash=_sha256(token)).first()
     )
-    if invitation is None or not invitation.is_pending:
-        raise DomainError(
-            "This invitation is invalid, expired or already used.",
-            errors={"token": ["Invalid, expired or already used."]},
+    if invitation is None:
+        raise NotFound(
+            "No invitation matches this token; check the link or ask your admin for a new one.",
+            errors={"token": ["Unknown invitation token."]},
         )
+    state = invitation.status
+    if state != "pending":
+        message = {
+            "accepted": "This invitation has already been used; log in instead.",
+            "revoked": "This invitation was withdrawn by the organisation's admin.",
+            "expired": "This invitation has expired; ask your admin for a new one.",
+        }[state]
+        raise DomainError(message, errors={"token": [f"Invitation {state}."]})
     if User.objects.filter(email__iexact=invitation.email).exists():
         raise DomainError("This e-mail already has an account.", errors={"email": ["Already registered."]})
     password_check(password=password, user=User(email=invitation.email, full_name=full_name))
@@ -184,3 +263,24 @@ def invitation_accept(*, token: str, password: str, full_name: str = "") -> User
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
     return user
+
+
+def invitation_notify(*, invitation: Invitation, accept_url: str | None) -> None:
+    """E-mails the invitation link. The API response carries the link too, so a mail server
+    that is down is logged, not fatal."""
+    if not accept_url:
+        return
+    body = (
+        f"You have been invited to join {invitation.organization.name} on Usage Platform as {invitation.role}.\n\n"
+        f"Accept the invitation and choose a password: {accept_url}\n\n"
+        f"The link expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+    )
+    try:
+        send_mail(
+            f"Invitation to {invitation.organization.name}",
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            [invitation.email],
+        )
+    except Exception:  # the link is in the API response; a mail outage must not undo the invite
+        logger.exception("could not e-mail invitation %s", invitation.pk)

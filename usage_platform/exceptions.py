@@ -37,6 +37,18 @@ class NotFound(DomainError):
     default_detail = "Not found."
 
 
+class Unauthorized(DomainError):
+    """Missing, invalid, expired or revoked credentials (a token in the body, not the header)."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = "Authentication credentials were not provided or are invalid."
+
+
+class PayloadTooLarge(DomainError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+
+
 class Forbidden(DomainError):
     status_code = status.HTTP_403_FORBIDDEN
     default_detail = "You do not have permission to perform this action."
@@ -48,6 +60,9 @@ class StorageUnavailable(DomainError):
 
     def __init__(self, detail=None, *, retry_after=5, **kwargs):
         super().__init__(detail, headers={"Retry-After": str(retry_after)}, **kwargs)
+
+
+_NON_FIELD_KEYS = {"detail", "code", "messages"}
 
 
 def _flatten(detail):
@@ -120,7 +135,9 @@ def api_exception_handler(exc, context):
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         if isinstance(detail, dict):
-            errors = _flatten(detail)
+            # simplejwt's token errors carry {"detail", "code", "messages"}: bookkeeping for
+            # the client library, not field errors, so only real fields stay in `errors`.
+            errors = _flatten({k: v for k, v in detail.items() if k not in _NON_FIELD_KEYS})
             body = {"detail": str(detail.get("detail") or _summary(errors)), "errors": errors}
         elif isinstance(detail, list):
             body = {"detail": " ".join(str(d) for d in detail), "errors": {}}

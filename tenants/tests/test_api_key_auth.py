@@ -1,0 +1,81 @@
+"""Ingestion keys authenticate SDK requests; revoked or unknown keys are refused with 401."""
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from tenants import services
+from tenants.models import ApiKey
+
+from .test_auth_api import assert_error
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("usage_platform.tests.urls_probe")]
+
+PROBE = "/api/v1/_probe/ingest"
+
+
+def key_client(raw, header="authorization"):
+    client = APIClient()
+    if header == "authorization":
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    else:
+        client.credentials(HTTP_X_API_KEY=raw)
+    return client
+
+
+@pytest.mark.parametrize("header", ["authorization", "x-api-key"])
+def test_active_key_authenticates_as_its_organisation(org, raw_api_key, header):
+    response = key_client(raw_api_key, header).post(PROBE, {}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["organization_id"] == org.pk
+
+
+def test_last_used_is_tracked(api_key_pair):
+    api_key, raw = api_key_pair
+    assert api_key.last_used_at is None
+    key_client(raw).post(PROBE, {}, format="json")
+    api_key.refresh_from_db()
+    assert api_key.last_used_at is not None
+
+
+def test_revoked_key_is_refused(org, api_key_pair):
+    api_key, raw = api_key_pair
+    services.api_key_revoke(org=org, key_id=api_key.pk)
+    body = assert_error(key_client(raw).post(PROBE, {}, format="json"), 401)
+    assert "revoked" in body["detail"]
+
+
+def test_revoked_through_the_api_is_refused(admin_client, api_key_pair):
+    api_key, raw = api_key_pair
+    assert admin_client.delete(f"/api/v1/org/api-keys/{api_key.pk}").status_code == 204
+    assert_error(key_client(raw, "x-api-key").post(PROBE, {}, format="json"), 401)
+
+
+@pytest.mark.parametrize("raw", ["upk_" + "x" * 32, "upk_", "upk_" + "y" * 500])
+def test_unknown_key_is_refused(db, raw):
+    assert_error(key_client(raw, "x-api-key").post(PROBE, {}, format="json"), 401)
+
+
+def test_no_credentials(db):
+    assert_error(APIClient().post(PROBE, {}, format="json"), 401)
+
+
+def test_a_user_token_also_reaches_ingest_views(member_client, org):
+    response = member_client.post(PROBE, {}, format="json")
+    assert response.status_code == 200
+    assert response.json()["organization_id"] == org.pk
+
+
+def test_key_is_stored_only_as_hash(api_key_pair):
+    api_key, raw = api_key_pair
+    row = ApiKey.objects.get(pk=api_key.pk)
+    assert raw not in (row.key_hash, row.prefix, row.name)
+    assert raw.startswith(row.prefix)
+    assert len(raw) == 36 and raw.startswith("upk_")
+
+
+def test_last_used_is_touched_at_most_once_a_minute(api_key_pair, django_assert_num_queries):
+    api_key, raw = api_key_pair
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+    with django_assert_num_queries(1):
+        assert services.api_key_authenticate(raw_key=raw) is not None

@@ -1,0 +1,319 @@
+"""Auth, organisation, members, invitations and API keys. One thin view per resource:
+validate with a serializer, call one service or query, render the result."""
+
+from django.urls import NoReverseMatch, reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from usage_platform.exceptions import Forbidden, PayloadTooLarge
+from usage_platform.pagination import paginate, paginated_schema, pagination_parameters
+
+from . import queries, services
+from . import serializers as s
+from .authentication import UserJWTAuthentication, tokens_for
+from .models import Role
+from .permissions import OrgAPIView
+
+# Auth bodies are a few hundred bytes; anything near this is an attack or a mistake and is
+# refused before it is parsed or a password is hashed.
+AUTH_MAX_BODY_BYTES = 16 * 1024
+
+ERROR = OpenApiResponse(
+    response={"type": "object", "properties": {"detail": {"type": "string"}, "errors": {"type": "object"}}},
+    description='`{"detail": "...", "errors": {field: [messages]}}`',
+)
+
+
+class AuthThrottle(ScopedRateThrottle):
+    """The `auth` scope of REST_FRAMEWORK's rates, read per request (DRF reads its rates once at
+    import), so a changed AUTH_THROTTLE_RATE or a test's settings override takes effect."""
+
+    scope_attr = "throttle_scope"
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+
+class PublicAuthView(APIView):
+    """Endpoints reached without an access token: the body carries the credential."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def initial(self, request, *args, **kwargs):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > AUTH_MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The request body is larger than {AUTH_MAX_BODY_BYTES // 1024} KB.")
+        super().initial(request, *args, **kwargs)
+
+
+def _session(user):
+    return {
+        "user": s.MeSerializer(user).data,
+        "organization": s.OrganizationSerializer(user.organization).data,
+        **tokens_for(user),
+    }
+
+
+class RegisterView(PublicAuthView):
+    throttle_classes = [AuthThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(
+        request=s.RegisterSerializer,
+        responses={201: s.SessionSerializer, 400: ERROR, 413: ERROR, 429: ERROR},
+        summary="Create a new organisation with yourself as its admin",
+        tags=["auth"],
+    )
+    def post(self, request):
+        data = _valid(s.RegisterSerializer, request)
+        user = services.organization_register(**data)
+        return Response(_session(user), status=status.HTTP_201_CREATED)
+
+
+class LoginView(PublicAuthView):
+    throttle_classes = [AuthThrottle]
+    throttle_scope = "auth"
+    # OAuth2 password clients post urlencoded forms; `curl -F` posts multipart.
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(
+        request={
+            "application/json": s.LoginSerializer,
+            "application/x-www-form-urlencoded": s.LoginSerializer,
+            "multipart/form-data": s.LoginSerializer,
+        },
+        responses={200: s.TokenPairSerializer, 400: ERROR, 401: ERROR, 413: ERROR, 429: ERROR},
+        summary="Exchange e-mail and password for a token pair (JSON or OAuth2 form body)",
+        tags=["auth"],
+    )
+    def post(self, request):
+        data = _valid(s.LoginSerializer, request)
+        user = services.auth_login(username=data["username"], password=data["password"], request=request._request)
+        return Response(tokens_for(user))
+
+
+class RefreshView(PublicAuthView):
+    @extend_schema(
+        request=s.RefreshSerializer,
+        responses={200: s.TokenPairSerializer, 400: ERROR, 401: ERROR},
+        summary="Spend a refresh token for a new pair (rotation)",
+        tags=["auth"],
+    )
+    def post(self, request):
+        data = _valid(s.RefreshSerializer, request)
+        return Response(services.auth_tokens_refresh(refresh=data["refresh"]))
+
+
+class LogoutView(PublicAuthView):
+    @extend_schema(
+        request=s.RefreshSerializer,
+        responses={204: None, 400: ERROR, 401: ERROR},
+        summary="Blacklist a refresh token",
+        tags=["auth"],
+    )
+    def post(self, request):
+        data = _valid(s.RefreshSerializer, request)
+        services.auth_tokens_revoke(refresh=data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AcceptInviteView(PublicAuthView):
+    throttle_classes = [AuthThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(
+        request=s.AcceptInviteSerializer,
+        responses={201: s.SessionSerializer, 400: ERROR, 404: ERROR, 429: ERROR},
+        summary="Join the inviting organisation with the invited role",
+        tags=["auth"],
+    )
+    def post(self, request):
+        data = _valid(s.AcceptInviteSerializer, request)
+        user = services.invitation_accept(**data)
+        return Response(_session(user), status=status.HTTP_201_CREATED)
+
+
+class MeView(APIView):
+    authentication_classes = [UserJWTAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: s.MeSerializer, 401: ERROR}, summary="The logged-in user", tags=["auth"])
+    def get(self, request):
+        return Response(s.MeSerializer(request.user).data)
+
+
+# --- Organisation ------------------------------------------------------------------------------
+
+
+class OrganizationView(OrgAPIView):
+    roles = {"GET": Role.ANALYST, "PATCH": Role.ADMIN}
+
+    @extend_schema(responses={200: s.OrganizationSerializer, 403: ERROR}, tags=["organisation"])
+    def get(self, request):
+        return Response(s.OrganizationSerializer(self.org).data)
+
+    @extend_schema(
+        request=s.OrganizationUpdateSerializer,
+        responses={200: s.OrganizationSerializer, 400: ERROR, 403: ERROR},
+        summary="Change the organisation's settings (the plan: platform staff only)",
+        tags=["organisation"],
+    )
+    def patch(self, request):
+        data = _valid(s.OrganizationUpdateSerializer, request)
+        if "plan_type" in data and not request.user.is_superuser:
+            raise Forbidden(
+                "The plan is changed by platform staff.", errors={"plan_type": ["Only platform staff can change it."]}
+            )
+        org = services.organization_update(org=self.org, **data)
+        return Response(s.OrganizationSerializer(org).data)
+
+
+class MemberListView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(
+        parameters=pagination_parameters(),
+        responses={200: paginated_schema(s.MemberSerializer), 403: ERROR},
+        tags=["organisation"],
+    )
+    def get(self, request):
+        return paginate(request, queries.members_list(org=self.org), s.MemberSerializer, view=self)
+
+    @extend_schema(
+        request=s.InvitationCreateSerializer,
+        responses={201: s.InvitationCreatedSerializer, 400: ERROR, 403: ERROR},
+        summary="Invite a member (same as POST /org/invitations: joining always goes through an invitation)",
+        tags=["organisation"],
+    )
+    def post(self, request):
+        return _invite(self, request)
+
+
+class MemberDetailView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(responses={200: s.MemberSerializer, 404: ERROR}, tags=["organisation"])
+    def get(self, request, member_id):
+        return Response(s.MemberSerializer(services.member_get(org=self.org, user_id=member_id)).data)
+
+    @extend_schema(
+        request=s.MemberRoleSerializer,
+        responses={200: s.MemberSerializer, 400: ERROR, 404: ERROR},
+        summary="Change a member's role (the last admin cannot be demoted)",
+        tags=["organisation"],
+    )
+    def patch(self, request, member_id):
+        # The member is looked up before the body is validated so that another
+        # organisation's id answers 404 whatever the body says.
+        services.member_get(org=self.org, user_id=member_id)
+        data = _valid(s.MemberRoleSerializer, request)
+        member = services.member_change_role(org=self.org, user_id=member_id, role=data["role"])
+        return Response(s.MemberSerializer(member).data)
+
+    @extend_schema(
+        responses={204: None, 400: ERROR, 404: ERROR},
+        summary="Remove a member (the last admin cannot be removed)",
+        tags=["organisation"],
+    )
+    def delete(self, request, member_id):
+        services.member_remove(org=self.org, user_id=member_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _accept_url(request, token):
+    """The sign-up page for this invitation when the pages app provides one."""
+    try:
+        return request.build_absolute_uri(reverse("invite-accept", kwargs={"token": token}))
+    except NoReverseMatch:
+        return None
+
+
+def _invite(view, request):
+    data = _valid(s.InvitationCreateSerializer, request)
+    invitation, token = services.invitation_create(
+        org=view.org, email=data["email"], role=data["role"], invited_by=request.user
+    )
+    accept_url = _accept_url(request, token)
+    services.invitation_notify(invitation=invitation, accept_url=accept_url)
+    invitation.token = token
+    invitation.accept_url = accept_url
+    return Response(s.InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+
+class InvitationListView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(
+        parameters=pagination_parameters(),
+        responses={200: paginated_schema(s.InvitationSerializer), 403: ERROR},
+        tags=["organisation"],
+    )
+    def get(self, request):
+        return paginate(request, queries.invitations_list(org=self.org), s.InvitationSerializer, view=self)
+
+    @extend_schema(
+        request=s.InvitationCreateSerializer,
+        responses={201: s.InvitationCreatedSerializer, 400: ERROR, 403: ERROR},
+        summary="Invite someone by e-mail; the token is shown only in this response",
+        tags=["organisation"],
+    )
+    def post(self, request):
+        return _invite(self, request)
+
+
+class InvitationDetailView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(responses={204: None, 404: ERROR}, summary="Withdraw an invitation", tags=["organisation"])
+    def delete(self, request, invitation_id):
+        services.invitation_revoke(org=self.org, invitation_id=invitation_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiKeyListView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(
+        parameters=pagination_parameters(),
+        responses={200: paginated_schema(s.ApiKeySerializer), 403: ERROR},
+        tags=["organisation"],
+    )
+    def get(self, request):
+        return paginate(request, queries.api_keys_list(org=self.org), s.ApiKeySerializer, view=self)
+
+    @extend_schema(
+        request=s.ApiKeyCreateSerializer,
+        responses={201: s.ApiKeyCreatedSerializer, 400: ERROR, 403: ERROR},
+        summary="Create an ingestion key; the full key is shown only in this response",
+        tags=["organisation"],
+    )
+    def post(self, request):
+        data = _valid(s.ApiKeyCreateSerializer, request)
+        api_key, raw = services.api_key_create(org=self.org, name=data["name"], created_by=request.user)
+        api_key.key = raw
+        return Response(s.ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(responses={204: None, 404: ERROR}, summary="Revoke an ingestion key", tags=["organisation"])
+    def delete(self, request, key_id):
+        services.api_key_revoke(org=self.org, key_id=key_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _valid(serializer_class, request):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
