@@ -116,7 +116,7 @@ def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -
                     **fields,
                 )
             )
-        else:
+        elif any(getattr(row, name) != value for name, value in fields.items()):
             for name, value in fields.items():
                 setattr(row, name, value)
             row.updated_at = now
