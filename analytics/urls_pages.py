@@ -1,3 +1,13 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from . import views_pages as views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("features/", views.features, name="features"),
+    path("features/<int:feature_id>/", views.feature_detail, name="feature-detail"),
+    path("users/", views.users, name="users"),
+    path("users/<str:external_id>/", views.user_detail, name="user-detail"),
+    path("retention/", views.retention, name="retention"),
+    path("funnels/", views.funnels, name="funnels"),
+]

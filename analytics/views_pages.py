@@ -1,0 +1,474 @@
+"""Analytics pages: Dashboard, Features, Users, Retention, Funnels.
+
+Each view parses the query string with `analytics.params` (the API's parser), calls the
+`analytics.queries` functions the API calls, and renders. Under htmx (a filter change, a
+search keystroke, a sort click) the same view renders only the fragment that changed; the
+URL is pushed by htmx, so a filtered page is shareable and the back button reloads it.
+"""
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET
+
+from tenants.models import Role
+from tenants.views_pages import org_page
+from usage_platform.exceptions import DomainError, NotFound
+
+from . import params, queries
+
+KPIS = (
+    ("total_events", "Events", ""),
+    ("active_users", "Active users", ""),
+    ("features_tracked", "Features", ""),
+    ("sessions", "Sessions", ""),
+    ("avg_session_duration", "Avg session", "s"),
+)
+RANGE_PRESETS = (7, 30, 90)
+WEEKLY_AFTER_DAYS = 120  # longer ranges chart by week: 120 daily points are already dense
+TOP_FEATURES = 10
+# sort key → (row field, column title, numeric column)
+FEATURE_SORTS = {
+    "name": ("feature_name", "Feature", False),
+    "events": ("events", "Events", True),
+    "dau": ("avg_daily_active_users", "Avg daily users", True),
+    "session": ("avg_session_duration", "Avg session", True),
+    "share": ("share", "Share", True),
+    "change": ("change_pct", "Trend", True),
+}
+USERS_PAGE_SIZE = 25
+RETENTION_WEEKS = (4, 8, 12, 26)
+
+
+def _partial(request):
+    """True when htmx asked for a fragment (not a history restore, which needs the page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _domain_errors(view):
+    """Domain errors from the query layer as pages: another organisation's id → 404 page."""
+
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.detail)
+
+    wrapped.__name__ = view.__name__
+    wrapped.__doc__ = view.__doc__
+    return wrapped
+
+
+def _presets(start, end):
+    """Quick ranges ending today, with the active one flagged."""
+    today = params.today()
+    return [
+        {
+            "days": days,
+            "start": today - timedelta(days=days - 1),
+            "end": today,
+            "active": end == today and (end - start).days + 1 == days,
+        }
+        for days in RANGE_PRESETS
+    ]
+
+
+def _range_or_default(query):
+    """(start, end, error): a bad range is shown next to the filters, with the default range."""
+    try:
+        start, end = params.date_range(query)
+        return start, end, None
+    except DomainError as exc:
+        start, end = params.date_range({})
+        return start, end, exc.detail
+
+
+def _carry(query, names):
+    """`&name=value…` for the filters a range preset link must keep."""
+    kept = {name: query.get(name) for name in names if query.get(name)}
+    return "&" + urlencode(kept) if kept else ""
+
+
+def _series(points):
+    """(values, ISO date labels) of timeseries points."""
+    return [p["value"] for p in points], [p["date"].isoformat() for p in points]
+
+
+def _line_spec(points, label):
+    values, labels = _series(points)
+    return {"type": "line", "labels": labels, "series": [{"label": label, "data": values}]}
+
+
+def _change_class(change_pct):
+    if change_pct is None or abs(change_pct) < 0.05:
+        return "flat"
+    return "up" if change_pct > 0 else "down"
+
+
+def sparkline_points(values, width=120, height=28, pad=2):
+    """SVG polyline coordinates for a sparkline (drawn server-side: no chart per table row)."""
+    if not values:
+        return ""
+    top = max(values) or 1
+    step = (width - 2 * pad) / max(len(values) - 1, 1)
+    return " ".join(
+        f"{pad + i * step:.1f},{height - pad - (v / top) * (height - 2 * pad):.1f}" for i, v in enumerate(values)
+    )
+
+
+def _first_event_context(request):
+    """What an empty organisation needs to send its first event."""
+    return {
+        "ingest_url": request.build_absolute_uri("/api/v1/events/track"),
+        "is_admin": request.user.role == Role.ADMIN,
+    }
+
+
+def _feature_choices(rows, selected=None):
+    """Filter/step choices from `feature_usage` rows (the features used in the range and the
+    period before it): no extra query, and no dead options that would chart nothing. A
+    selected feature outside that set stays selectable."""
+    choices = sorted(
+        ({"id": r["feature_id"], "key": r["feature_key"], "name": r["feature_name"]} for r in rows),
+        key=lambda c: c["name"].lower(),
+    )
+    if selected is not None and all(c["id"] != selected.pk for c in choices):
+        choices.insert(0, {"id": selected.pk, "key": selected.key, "name": selected.name})
+    return choices
+
+
+# --- Dashboard ---------------------------------------------------------------------------------
+
+
+@require_GET
+@org_page(Role.MEMBER)
+def dashboard(request):
+    if not request.user.has_role(Role.ANALYST):
+        # Members land on their own activity, the one page they may see.
+        return redirect("users")
+    org = request.org
+    error = None
+    try:
+        args = params.timeseries_params(org, request.GET)
+    except DomainError as exc:
+        error = exc.detail
+        args = params.timeseries_params(org, {})
+    start, end = args["start"], args["end"]
+    filters = {"feature": args["feature"], "age": args["age"], "gender": args["gender"]}
+    interval = "week" if (end - start).days + 1 > WEEKLY_AFTER_DAYS else "day"
+
+    summary = queries.usage_summary(org, start, end, filters=filters)
+    kpis = []
+    for key, label, unit in KPIS:
+        item = summary[key]
+        kpis.append({"key": key, "label": label, "unit": unit, **item, "trend": _change_class(item["change_pct"])})
+    events = queries.timeseries(org, metric="events", interval=interval, start=start, end=end, **filters)
+    active = queries.timeseries(org, metric="active_users", interval=interval, start=start, end=end, **filters)
+    usage = queries.feature_usage(org, start, end)
+    top = [row for row in usage if row["events"]][:TOP_FEATURES]
+    any_filter = any(filters.values())
+
+    context = {
+        "active_nav": "dashboard",
+        "start": start,
+        "end": end,
+        "filters": filters,
+        "error": error,
+        "interval": interval,
+        "period_days": (end - start).days + 1,
+        "presets": _presets(start, end),
+        "preset_query": _carry(request.GET, ("feature", "age", "gender")),
+        "kpis": kpis,
+        "events_chart": _line_spec(events["points"], "Events"),
+        "active_chart": _line_spec(active["points"], "Active users"),
+        "top_chart": {
+            "type": "hbar",
+            "labels": [row["feature_name"] for row in top],
+            "series": [{"label": "Events", "data": [row["events"] for row in top]}],
+        },
+        # Nothing in this period or the one before, unfiltered: show how to send events.
+        "no_events": not any_filter and not (summary["total_events"]["value"] or summary["total_events"]["previous"]),
+        "has_range_data": summary["total_events"]["value"] > 0,
+        "any_filter": any_filter,
+        "features": _feature_choices(usage, filters["feature"]),
+        "age_bands": params.AGE_BANDS,
+        "genders": (("F", "Female"), ("M", "Male"), ("O", "Other")),
+        **_first_event_context(request),
+    }
+    template = "analytics/partials/dashboard_body.html" if _partial(request) else "analytics/dashboard.html"
+    return render(request, template, context, status=400 if error else 200)
+
+
+# --- Features ----------------------------------------------------------------------------------
+
+
+@require_GET
+@org_page(Role.ANALYST)
+def features(request):
+    org = request.org
+    start, end, error = _range_or_default(request.GET)
+    sort = request.GET.get("sort") or "-events"
+    if sort.lstrip("-") not in FEATURE_SORTS:
+        sort = "-events"
+    field = FEATURE_SORTS[sort.lstrip("-")][0]
+    rows = queries.feature_usage(org, start, end)
+    sparks = queries.feature_sparklines(org, start, end)
+    rows = sorted(
+        rows,
+        key=lambda r: (r[field] is None, r[field] if r[field] is not None else 0),
+        reverse=sort.startswith("-"),
+    )
+    if sort.startswith("-"):
+        # Missing values (no previous period) still sort last.
+        rows = [r for r in rows if r[field] is not None] + [r for r in rows if r[field] is None]
+    table = []
+    for row in rows:
+        values = sparks.get(row["feature_id"], [])
+        table.append({**row, "spark": sparkline_points(values), "trend": _change_class(row.get("change_pct"))})
+    context = {
+        "active_nav": "features",
+        "start": start,
+        "end": end,
+        "error": error,
+        "presets": _presets(start, end),
+        "rows": table,
+        "sort": sort,
+        "period_days": (end - start).days + 1,
+        "columns": [
+            {
+                "key": key,
+                "label": label,
+                "num": numeric,
+                "active": sort.lstrip("-") == key,
+                "desc": sort == "-" + key,
+                # A click on the active column flips it; a new column starts high-to-low
+                # (names A→Z).
+                "next": key if sort == "-" + key or (sort != key and not numeric) else "-" + key,
+            }
+            for key, (_, label, numeric) in FEATURE_SORTS.items()
+        ],
+        **_first_event_context(request),
+    }
+    template = "analytics/partials/features_table.html" if _partial(request) else "analytics/features.html"
+    return render(request, template, context, status=400 if error else 200)
+
+
+def _forecast_url(feature_id):
+    """The insights forecast fragment for a feature, when the insights pages provide one.
+    Analytics may not import insights (layering), so the page embeds it by URL."""
+    try:
+        return reverse("insights-feature-forecast", kwargs={"feature_id": feature_id})
+    except NoReverseMatch:
+        return None
+
+
+@require_GET
+@org_page(Role.ANALYST)
+@_domain_errors
+def feature_detail(request, feature_id):
+    org = request.org
+    feature = queries.feature_get(org, feature_id)
+    start, end, error = _range_or_default(request.GET)
+    interval = "week" if (end - start).days + 1 > WEEKLY_AFTER_DAYS else "day"
+    events = queries.timeseries(org, metric="events", interval=interval, start=start, end=end, feature=feature)
+    active = queries.timeseries(org, metric="active_users", interval=interval, start=start, end=end, feature=feature)
+    duration = queries.timeseries(
+        org, metric="avg_session_duration", interval=interval, start=start, end=end, feature=feature
+    )
+    total_events = sum(p["value"] for p in events["points"])
+    active_values = [p["value"] for p in active["points"]]
+    duration_values = [p["value"] for p in duration["points"] if p["value"]]
+    context = {
+        "active_nav": "features",
+        "feature": feature,
+        "start": start,
+        "end": end,
+        "error": error,
+        "presets": _presets(start, end),
+        "interval": interval,
+        "stats": {
+            "events": total_events,
+            "peak_active": max(active_values) if active_values else 0,
+            "avg_active": sum(active_values) / len(active_values) if active_values else 0,
+            "avg_session": sum(duration_values) / len(duration_values) if duration_values else 0,
+        },
+        "usage_chart": {
+            "type": "line",
+            "labels": _series(events["points"])[1],
+            "series": [
+                {"label": "Events", "data": _series(events["points"])[0]},
+                {"label": "Active users", "data": active_values},
+            ],
+        },
+        "forecast_url": _forecast_url(feature.pk),
+    }
+    template = "analytics/partials/feature_body.html" if _partial(request) else "analytics/feature_detail.html"
+    return render(request, template, context, status=400 if error else 200)
+
+
+# --- Users -------------------------------------------------------------------------------------
+
+
+@require_GET
+@org_page(Role.MEMBER)
+def users(request):
+    """Analysts see every end user; a member sees only the profiles linked to their account."""
+    org = request.org
+    is_member = not request.user.has_role(Role.ANALYST)
+    error = None
+    query = request.GET.copy()
+    query.setdefault("page_size", str(USERS_PAGE_SIZE))
+    try:
+        args = params.user_activity_params(query)
+    except DomainError as exc:
+        error = exc.detail
+        args = params.user_activity_params({"page_size": USERS_PAGE_SIZE})
+    page = queries.user_activity_page(org, **args, only_account=request.user if is_member else None)
+    count = page["count"]
+    pages = max(1, -(-count // args["page_size"]))
+    context = {
+        "active_nav": "users",
+        "is_member": is_member,
+        "rows": page["results"],
+        "count": count,
+        "page": args["page"],
+        "pages": pages,
+        "prev_page": args["page"] - 1 if args["page"] > 1 else None,
+        "next_page": args["page"] + 1 if args["page"] < pages else None,
+        "search": args["search"],
+        "days": args["days"],
+        "sort": args["sort"],
+        "day_choices": (7, 30, 90, 365),
+        "error": error,
+        **_first_event_context(request),
+    }
+    template = "analytics/partials/users_table.html" if _partial(request) else "analytics/users.html"
+    return render(request, template, context, status=400 if error else 200)
+
+
+@require_GET
+@org_page(Role.MEMBER)
+@_domain_errors
+def user_detail(request, external_id):
+    org = request.org
+    if not request.user.has_role(Role.ANALYST):
+        # A member may only open the profiles linked to their own account; anyone else's
+        # looks like a missing one.
+        own = queries.user_activity_page(
+            org, days=params.MAX_RANGE_DAYS, search=external_id, page_size=None, only_account=request.user
+        )
+        if all(row["user_id"] != external_id for row in own["results"]):
+            raise Http404("Not found.")
+    detail = queries.end_user_detail(org, external_id)
+    return render(request, "analytics/user_detail.html", {"active_nav": "users", "detail": detail})
+
+
+# --- Retention ---------------------------------------------------------------------------------
+
+
+def _heat_class(pct):
+    if pct is None:
+        return "heat-none"
+    return f"heat-{min(10, max(0, round(pct / 10)))}"
+
+
+@require_GET
+@org_page(Role.ANALYST)
+def retention(request):
+    org = request.org
+    error = None
+    try:
+        args = params.retention_params(request.GET)
+    except DomainError as exc:
+        error = exc.detail
+        args = params.retention_params({})
+    data = queries.retention(org, **args)
+    cohorts = []
+    max_weeks = 0
+    for cohort in data["cohorts"]:
+        cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in cohort["weeks"]]
+        max_weeks = max(max_weeks, len(cells))
+        cohorts.append({**cohort, "cells": cells})
+    for cohort in cohorts:
+        cohort["cells"] += [{"pct": None, "cls": "heat-none"}] * (max_weeks - len(cohort["cells"]))
+    sized = [c for c in cohorts if c["size"]]
+    total = sum(c["size"] for c in sized)
+
+    def weighted(key):
+        values = [(c[key], c["size"]) for c in sized if c.get(key) is not None]
+        weight = sum(size for _, size in values)
+        return sum(v * size for v, size in values) / weight if weight else None
+
+    context = {
+        "active_nav": "retention",
+        "cohorts": cohorts,
+        "week_numbers": list(range(max_weeks)),
+        "weeks": args["weeks"],
+        "week_choices": RETENTION_WEEKS,
+        "error": error,
+        "total_users": total,
+        "avg": {"d1": weighted("d1"), "d7": weighted("d7"), "d30": weighted("d30")},
+        "legend": [f"heat-{i}" for i in range(0, 11, 2)],
+        **_first_event_context(request),
+    }
+    template = "analytics/partials/retention_body.html" if _partial(request) else "analytics/retention.html"
+    return render(request, template, context, status=400 if error else 200)
+
+
+# --- Funnels -----------------------------------------------------------------------------------
+
+
+@require_GET
+@org_page(Role.ANALYST)
+def funnels(request):
+    """The builder posts repeated `step` fields (one select per step); the API's `steps`
+    (comma-separated) works too, so a funnel URL from elsewhere opens here."""
+    org = request.org
+    query = request.GET.copy()
+    chosen = [s for s in request.GET.getlist("step") if s.strip()]
+    if chosen:
+        query["steps"] = ",".join(chosen)
+    result, error = None, None
+    steps = [s for s in (query.get("steps") or "").split(",") if s.strip()]
+    submitted = "steps" in query or "step" in request.GET
+    start, end, _ = _range_or_default(query)
+    window_days = 7
+    if submitted:
+        try:
+            args = params.funnel_params(query)
+        except DomainError as exc:
+            error = exc.detail
+        else:
+            start, end, window_days = args["start"], args["end"], args["window_days"]
+            result = queries.funnel(org, **args)
+    features = _feature_choices(queries.feature_usage(org, start, end))
+    if not steps:
+        steps = [f["key"] for f in features[:3]] if len(features) >= 2 else ["", ""]
+    while len(steps) < params.MIN_FUNNEL_STEPS:
+        steps.append("")
+    bars = []
+    if result:
+        first = result["steps"][0]["users"] if result["steps"] else 0
+        names = {f["key"]: f["name"] for f in features}
+        for step in result["steps"]:
+            width = (step["users"] / first * 100) if first else 0
+            bars.append({**step, "name": names.get(step["key"], step["key"]), "width": f"{width:.1f}"})
+    context = {
+        "active_nav": "funnels",
+        "features": features,
+        "steps": steps,
+        "window_days": window_days,
+        "start": start,
+        "end": end,
+        "result": result,
+        "bars": bars,
+        "error": error,
+        "min_steps": params.MIN_FUNNEL_STEPS,
+        "max_steps": params.MAX_FUNNEL_STEPS,
+        **_first_event_context(request),
+    }
+    template = "analytics/partials/funnel_result.html" if _partial(request) else "analytics/funnels.html"
+    return render(request, template, context, status=400 if error else 200)
