@@ -6,18 +6,214 @@ served from here while sharing the settings layout and `page_role` of tenants.
 Views validate a form or query parameters, call one insights function and render.
 """
 
-from django import forms
-from django.shortcuts import render
-from django.views.decorators.http import require_http_methods, require_POST
+from datetime import date, timedelta
 
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from analytics import queries as analytics_queries
 from tenants.models import Role
 from tenants.views_settings import form_add_domain_error, page_role, render_section
 from usage_platform.exceptions import DomainError
 
-from . import webhooks as webhook_services
-from .models import Webhook
+from . import forecast, narrative, params, services
+from .models import Anomaly, Webhook
 
 RECENT_DELIVERIES = 5
+ANOMALY_PAGE_SIZE = 25
+ZSCORE_FEATURES = 12
+FORECAST_FEATURE_CHOICES = 15
+FORECAST_DAYS = 14
+FORECAST_DAY_CHOICES = (7, 14, 30)
+FORECAST_HISTORY_DAYS = 28
+METRIC_LABELS = {
+    "event_count": "Events",
+    "avg_session_duration": "Avg session (s)",
+    "daily_active_users": "Daily active users",
+}
+METRIC_PHRASES = {
+    "event_count": "events",
+    "avg_session_duration": "session length",
+    "daily_active_users": "daily active users",
+}
+# --- Insights page -------------------------------------------------------------------------
+
+
+def _day_label(day: date) -> str:
+    return f"{day.day} {day:%b}"
+
+
+def zscore_chart_spec(charts: dict) -> dict:
+    """The strongest outliers' z-scores per metric, for app.js's Chart.js specs."""
+    top = charts["features"][:ZSCORE_FEATURES]
+    return {
+        "type": "hbar",
+        "labels": [f["feature_name"] or f["feature_key"] for f in top],
+        "series": [
+            {"label": METRIC_LABELS.get(metric, metric), "data": [f["z_scores"][metric] for f in top]}
+            for metric in charts["metrics"]
+        ],
+    }
+
+
+def histogram_chart_spec(charts: dict) -> dict:
+    return {
+        "type": "bar",
+        "labels": [f"{b['lower']:.2f}–{b['upper']:.2f}" for b in charts["histogram"]],
+        "series": [{"label": "Features", "data": [b["count"] for b in charts["histogram"]]}],
+    }
+
+
+def forecast_context(org, feature, days: int) -> dict:
+    """One feature's forecast band after its last weeks of actual events."""
+    prediction = forecast.usage_prediction(org, days=days, feature=feature)
+    context = {
+        "feature": feature,
+        "days": days,
+        "day_choices": FORECAST_DAY_CHOICES,
+        "spec": None,
+        "spec_id": f"forecast-spec-{feature.pk}",
+    }
+    if not prediction["features"]:
+        return context
+    points = prediction["features"][0]["points"]
+    first = date.fromisoformat(points[0]["date"])
+    history = analytics_queries.timeseries(
+        org,
+        metric="events",
+        interval="day",
+        start=first - timedelta(days=FORECAST_HISTORY_DAYS),
+        end=first - timedelta(days=1),
+        feature=feature.pk,
+    )["points"]
+    n, pad = len(history), [None] * len(history)
+    actual = [p["value"] for p in history]
+    # The forecast line starts on the last actual day so the two lines join.
+    joined = [None] * (n - 1) + [actual[-1]] if n else []
+    context.update(
+        spec={
+            "type": "line",
+            "labels": [_day_label(p["date"]) for p in history]
+            + [_day_label(date.fromisoformat(p["date"])) for p in points],
+            "series": [
+                {"label": "Events", "data": actual + [None] * len(points)},
+                {"label": "Forecast", "data": joined + [p["value"] for p in points], "dashed": True},
+            ],
+            "band": {
+                "label": "80 % interval",
+                "lower": pad + [p["lower"] for p in points],
+                "upper": pad + [p["upper"] for p in points],
+            },
+        },
+        total=round(sum(p["value"] for p in points)),
+        total_lower=round(sum(p["lower"] for p in points)),
+        total_upper=round(sum(p["upper"] for p in points)),
+        start=first,
+        end=date.fromisoformat(points[-1]["date"]),
+    )
+    return context
+
+
+def _with_labels(anomalies):
+    for anomaly in anomalies:
+        anomaly.metric_label = METRIC_PHRASES.get(anomaly.metric, anomaly.metric.replace("_", " "))
+    return anomalies
+
+
+def _anomalies_context(request):
+    try:
+        filters = params.anomaly_list_params(request.GET)
+        error = None
+    except DomainError as exc:
+        filters, error = {}, exc.detail
+    page = Paginator(services.anomalies_list(request.org, **filters), ANOMALY_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    _with_labels(page.object_list)
+    return {
+        "anomalies_page": page,
+        "anomaly_filters": {k: v for k, v in filters.items() if v and k in ("status", "severity")},
+        "anomalies_error": error,
+        "status_choices": Anomaly.Status.choices,
+        "severity_choices": Anomaly.Severity.choices,
+        "is_admin": request.user.has_role(Role.ADMIN),
+    }
+
+
+@page_role(Role.ANALYST)
+@require_GET
+def insights(request):
+    org = request.org
+    if getattr(request, "htmx", False) and request.htmx.target == "anomalies-section":
+        # Filter and page changes re-render only the table.
+        return render(request, "insights/partials/anomalies.html", _anomalies_context(request))
+    charts = services.chart_data(org, **params.chart_params({}))
+    # The forecast picker offers the busiest features of the chart window, busiest first.
+    busiest = sorted(charts["features"], key=lambda f: -f["metrics"]["event_count"])[:FORECAST_FEATURE_CHOICES]
+    context = {
+        "active_nav": "insights",
+        "insight": narrative.insight_current(org),
+        "charts": charts,
+        "zscore_spec": zscore_chart_spec(charts) if charts["features"] else None,
+        "histogram_spec": histogram_chart_spec(charts) if charts["features"] else None,
+        "forecast_features": busiest,
+        **_anomalies_context(request),
+    }
+    if busiest:
+        feature = analytics_queries.feature_get(org, busiest[0]["feature_id"])
+        context.update(forecast_context(org, feature, FORECAST_DAYS), has_forecast=True)
+    return render(request, "insights/insights.html", context)
+
+
+@page_role(Role.ADMIN)
+@require_POST
+def anomaly_status(request, anomaly_id):
+    """Acknowledge, resolve or reopen; HTMX swaps the row, a plain post returns to the page."""
+    try:
+        anomaly = services.anomaly_set_status(
+            request.org, anomaly_id, request.POST.get("status", ""), user=request.user
+        )
+    except DomainError as exc:
+        if exc.status_code == 404:
+            raise
+        return HttpResponseBadRequest(exc.detail)
+    if getattr(request, "htmx", False):
+        return render(
+            request,
+            "insights/partials/anomaly_row.html",
+            {"anomaly": _with_labels([anomaly])[0], "is_admin": True},
+        )
+    messages.success(request, f"Anomaly marked {anomaly.get_status_display().lower()}.")
+    return redirect("insights")
+
+
+@page_role(Role.ADMIN)
+@require_POST
+def narrative_refresh(request):
+    insight = narrative.insight_current(request.org, refresh=True)
+    if getattr(request, "htmx", False):
+        return render(request, "insights/partials/narrative.html", {"insight": insight, "is_admin": True})
+    return redirect("insights")
+
+
+@page_role(Role.ANALYST)
+@require_GET
+def feature_forecast(request, feature_id=None):
+    """The forecast of one feature: an HTML fragment for HTMX (`hx-get` it into any page;
+    app.js draws the chart on swap), or `?format=json` for the numbers."""
+    feature_id = feature_id if feature_id is not None else request.GET.get("feature")
+    feature = analytics_queries.feature_get(request.org, feature_id)
+    try:
+        days = params.prediction_params(request.GET)["days"]
+    except DomainError as exc:
+        return HttpResponseBadRequest(exc.detail)
+    if request.GET.get("format") == "json":
+        return JsonResponse(forecast.usage_prediction(request.org, days=days, feature=feature))
+    return render(request, "insights/partials/forecast.html", forecast_context(request.org, feature, days))
 
 
 # --- Webhooks (Settings tab) -----------------------------------------------------------------
@@ -39,9 +235,9 @@ def _webhooks_response(request, **extra):
     webhooks = [
         {
             "webhook": webhook,
-            "deliveries": list(webhook_services.webhook_deliveries(org, webhook.pk)[:RECENT_DELIVERIES]),
+            "deliveries": list(services.webhook_deliveries(org, webhook.pk)[:RECENT_DELIVERIES]),
         }
-        for webhook in webhook_services.webhook_list(org)
+        for webhook in services.webhook_list(org)
     ]
     context = {
         "settings_tab": "webhooks",
@@ -61,7 +257,7 @@ def webhooks(request):
     form = WebhookForm(request.POST)
     if form.is_valid():
         try:
-            webhook = webhook_services.webhook_create(
+            webhook = services.webhook_create(
                 request.org,
                 url=form.cleaned_data["url"],
                 events=form.cleaned_data["events"],
@@ -79,7 +275,7 @@ def webhooks(request):
 def webhook_toggle(request, webhook_id):
     """Flips `active`; the form posts the wanted state so a double click cannot undo itself."""
     active = request.POST.get("active") == "1"
-    webhook = webhook_services.webhook_update(request.org, webhook_id, active=active)
+    webhook = services.webhook_update(request.org, webhook_id, active=active)
     state = "active" if webhook.active else "paused"
     return _webhooks_response(request, webhooks_notice=f"Webhook {webhook.url} is now {state}.")
 
@@ -87,9 +283,5 @@ def webhook_toggle(request, webhook_id):
 @page_role(Role.ADMIN)
 @require_POST
 def webhook_delete(request, webhook_id):
-    webhook_services.webhook_delete(request.org, webhook_id)
+    services.webhook_delete(request.org, webhook_id)
     return _webhooks_response(request, webhooks_notice="Webhook deleted.")
-
-
-def _render(request, template, context):
-    return render(request, template, {"active_nav": "insights", **context})

@@ -1,0 +1,265 @@
+"""The Insights page and its endpoints through Django's test client: roles, empty states,
+anomaly status changes that persist, foreign ids → 404 page, bad input → 4xx (never 500),
+the forecast fragment the feature detail page embeds."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from conftest import make_member
+from insights import services
+from insights.models import Anomaly, Insight
+from insights.tests.helpers import features_make, rollups_make, yesterday
+from tenants.models import Role
+
+
+def page_client(user, **headers):
+    client = Client(headers=headers)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def usage(org):
+    """70 days of weekday-seasonal rollups for five features, with a spike two days ago."""
+    features = features_make(org, 5)
+    spike_day = yesterday() - timedelta(days=1)
+    rollups_make(org, features, end=yesterday(), days=70, spikes={(0, spike_day): 4.0})
+    services.anomalies_detect(org)
+    return features
+
+
+@pytest.fixture
+def anomaly(org, usage):
+    return services.anomalies_list(org, detector="timeseries").first()
+
+
+@pytest.fixture
+def foreign_anomaly(other_org):
+    features = features_make(other_org, 1, prefix="globex")
+    return Anomaly.objects.create(
+        organization=other_org, feature=features[0], date=yesterday(), detector="timeseries",
+        metric="event_count", value=900, expected=100, score=12, severity="high",
+    )  # fmt: skip
+
+
+# --- Access --------------------------------------------------------------------------------
+
+
+def test_anonymous_is_sent_to_login(db):
+    response = Client().get(reverse("insights"))
+    assert response.status_code == 302 and response["Location"].startswith("/login/?next=/insights/")
+
+
+def test_member_gets_the_403_page(member_user):
+    response = page_client(member_user).get(reverse("insights"))
+    assert response.status_code == 403
+    assert "analyst or admin role" in response.text and "<html" in response.text
+
+
+def test_analyst_sees_the_page_without_admin_buttons(analyst_user, usage, anomaly):
+    response = page_client(analyst_user).get(reverse("insights"))
+    assert response.status_code == 200
+    text = response.text
+    assert 'class="nav-item active" href="/insights/"' in text
+    assert 'data-testid="insight-source">Heuristic<' in text
+    assert f'id="anomaly-{anomaly.pk}"' in text
+    assert 'data-action="acknowledged"' not in text
+    assert "Regenerate" not in text
+    for chart in ("zscore-spec", "histogram-spec", f"forecast-spec-{usage[4].pk}"):
+        assert f'<script id="{chart}" type="application/json">' in text
+
+
+def test_admin_sees_status_buttons(admin_user, anomaly):
+    text = page_client(admin_user).get(reverse("insights")).text
+    assert 'data-action="acknowledged"' in text and 'data-action="resolved"' in text
+    assert "Regenerate" in text
+
+
+def test_chart_specs_carry_the_chart_data(analyst_user, org, usage):
+    text = page_client(analyst_user).get(reverse("insights")).text
+    zscores = json.loads(text.split('<script id="zscore-spec" type="application/json">')[1].split("</script>")[0])
+    histogram = json.loads(text.split('<script id="histogram-spec" type="application/json">')[1].split("</script>")[0])
+    data = services.chart_data(org, start=yesterday() - timedelta(days=29), end=yesterday())
+    assert zscores["type"] == "hbar"
+    assert zscores["labels"] == [f["feature_name"] for f in data["features"]]
+    assert zscores["series"][0]["data"] == [f["z_scores"]["event_count"] for f in data["features"]]
+    assert sum(histogram["series"][0]["data"]) == len(usage)
+
+
+def test_gemini_source_and_model_are_shown(analyst_user, org, monkeypatch):
+    insight = Insight(
+        organization=org, period_start=yesterday() - timedelta(days=13), period_end=yesterday(),
+        source="gemini", model="gemini-2.5-flash", bullets=["Usage grew 12 %."], summary="Usage grew 12 %.",
+    )  # fmt: skip
+    monkeypatch.setattr("insights.narrative.insight_current", lambda org, refresh=False: insight)
+    text = page_client(analyst_user).get(reverse("insights")).text
+    assert 'data-testid="insight-source">Gemini<' in text
+    assert "gemini-2.5-flash" in text and "Usage grew 12 %." in text
+
+
+def test_empty_organisation_sees_empty_states(admin_user):
+    response = page_client(admin_user).get(reverse("insights"))
+    assert response.status_code == 200
+    text = response.text
+    assert "No anomalies yet" in text
+    assert "Not enough data for a forecast yet" in text
+    assert "Not enough data yet" in text
+    assert "No usage was recorded" in text
+    assert 'data-chart="' not in text
+
+
+def test_page_query_count_is_bounded(analyst_user, usage, django_assert_max_num_queries):
+    client = page_client(analyst_user)
+    with django_assert_max_num_queries(25):
+        assert client.get(reverse("insights")).status_code == 200
+
+
+# --- Anomaly filters and status ------------------------------------------------------------
+
+
+def test_status_filter_and_htmx_partial(analyst_user, org, anomaly):
+    services.anomaly_set_status(org, anomaly.pk, "resolved", user=None)
+    client = page_client(analyst_user, **{"HX-Request": "true", "HX-Target": "anomalies-section"})
+    response = client.get(reverse("insights"), {"status": "open"})
+    assert response.status_code == 200
+    assert '<aside class="sidebar">' not in response.text and 'id="anomalies-section"' in response.text
+    assert f'id="anomaly-{anomaly.pk}"' not in response.text
+    response = client.get(reverse("insights"), {"status": "resolved"})
+    assert f'id="anomaly-{anomaly.pk}"' in response.text
+
+
+def test_bad_filter_is_a_message(analyst_user, anomaly):
+    response = page_client(analyst_user).get(reverse("insights"), {"status": "bogus", "start": "yesterday"})
+    assert response.status_code == 200
+    assert "Choose one of" in response.text or "valid date" in response.text
+    assert f'id="anomaly-{anomaly.pk}"' in response.text  # unfiltered list instead
+
+
+def test_admin_acknowledges_and_it_persists(admin_user, org, anomaly):
+    client = page_client(admin_user, **{"HX-Request": "true"})
+    url = reverse("insights-anomaly-status", args=[anomaly.pk])
+    response = client.post(url, {"status": "acknowledged"})
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith(f'<tr id="anomaly-{anomaly.pk}"')
+    assert 'data-status="acknowledged"' in response.text
+    anomaly.refresh_from_db()
+    assert anomaly.status == "acknowledged"
+    assert anomaly.details["status_changed_by"] == admin_user.email
+    page = page_client(admin_user).get(reverse("insights")).text
+    assert f'id="anomaly-{anomaly.pk}" data-status="acknowledged"' in page
+
+
+def test_plain_post_redirects_back(admin_user, anomaly):
+    response = page_client(admin_user).post(
+        reverse("insights-anomaly-status", args=[anomaly.pk]), {"status": "resolved"}, follow=True
+    )
+    assert response.status_code == 200 and "Anomaly marked resolved." in response.text
+    anomaly.refresh_from_db()
+    assert anomaly.status == "resolved"
+
+
+def test_analyst_cannot_change_status(analyst_user, anomaly):
+    response = page_client(analyst_user).post(
+        reverse("insights-anomaly-status", args=[anomaly.pk]), {"status": "resolved"}
+    )
+    assert response.status_code == 403
+    anomaly.refresh_from_db()
+    assert anomaly.status == "open"
+
+
+def test_foreign_anomaly_is_a_404_page(admin_user, foreign_anomaly):
+    response = page_client(admin_user).post(
+        reverse("insights-anomaly-status", args=[foreign_anomaly.pk]), {"status": "resolved"}
+    )
+    assert response.status_code == 404 and "<html" in response.text
+    foreign_anomaly.refresh_from_db()
+    assert foreign_anomaly.status == "open"
+
+
+@pytest.mark.parametrize("status", ["", "closed", "x" * 500])
+def test_bad_status_is_400(admin_user, anomaly, status):
+    response = page_client(admin_user).post(reverse("insights-anomaly-status", args=[anomaly.pk]), {"status": status})
+    assert response.status_code == 400
+    anomaly.refresh_from_db()
+    assert anomaly.status == "open"
+
+
+def test_status_endpoint_is_post_only(admin_user, anomaly):
+    assert page_client(admin_user).get(reverse("insights-anomaly-status", args=[anomaly.pk])).status_code == 405
+
+
+# --- Narrative -----------------------------------------------------------------------------
+
+
+def test_admin_regenerates_the_narrative(admin_user, org, usage):
+    client = page_client(admin_user, **{"HX-Request": "true"})
+    before = Insight.objects.filter(organization=org).count()
+    response = client.post(reverse("insights-narrative-refresh"))
+    assert response.status_code == 200 and 'id="narrative"' in response.text
+    assert Insight.objects.filter(organization=org).count() == before + 1
+
+
+def test_analyst_cannot_regenerate(analyst_user):
+    assert page_client(analyst_user).post(reverse("insights-narrative-refresh")).status_code == 403
+
+
+# --- Forecast fragment ---------------------------------------------------------------------
+
+
+def test_forecast_fragment_for_one_feature(analyst_user, usage):
+    feature = usage[2]
+    response = page_client(analyst_user).get(reverse("insights-feature-forecast", args=[feature.pk]), {"days": 7})
+    assert response.status_code == 200
+    assert "<html" not in response.text  # a fragment to hx-get into the feature page
+    spec_id = f"forecast-spec-{feature.pk}"
+    assert f'data-chart="{spec_id}"' in response.text
+    spec = json.loads(response.text.split(f'<script id="{spec_id}" type="application/json">')[1].split("</script>")[0])
+    assert len(spec["labels"]) == 28 + 7
+    assert spec["band"]["upper"][-1] >= spec["series"][1]["data"][-1] >= spec["band"]["lower"][-1]
+    assert spec["series"][0]["data"][27] is not None and spec["series"][0]["data"][28] is None
+
+
+def test_forecast_json(analyst_user, usage):
+    feature = usage[0]
+    response = page_client(analyst_user).get(
+        reverse("insights-feature-forecast", args=[feature.pk]), {"days": 14, "format": "json"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["days"] == 14 and [f["feature_key"] for f in body["features"]] == [feature.key]
+    assert len(body["features"][0]["points"]) == 14
+
+
+def test_forecast_picker_query_form(analyst_user, usage):
+    response = page_client(analyst_user).get(reverse("insights-forecast"), {"feature": usage[1].pk, "days": 30})
+    assert response.status_code == 200 and f"forecast-spec-{usage[1].pk}" in response.text
+
+
+def test_forecast_feature_without_data(analyst_user, org, usage):
+    lonely = features_make(org, 1, prefix="lonely")[0]
+    response = page_client(analyst_user).get(reverse("insights-feature-forecast", args=[lonely.pk]))
+    assert response.status_code == 200
+    assert "Not enough data for a forecast" in response.text
+
+
+def test_forecast_foreign_or_unknown_feature_is_404(analyst_user, other_org, usage):
+    foreign = features_make(other_org, 1, prefix="globex")[0]
+    client = page_client(analyst_user)
+    assert client.get(reverse("insights-feature-forecast", args=[foreign.pk])).status_code == 404
+    assert client.get(reverse("insights-forecast"), {"feature": "abc"}).status_code == 404
+    assert client.get(reverse("insights-forecast")).status_code == 404
+
+
+@pytest.mark.parametrize("days", ["0", "99", "many"])
+def test_forecast_bad_days_is_400(analyst_user, usage, days):
+    response = page_client(analyst_user).get(reverse("insights-feature-forecast", args=[usage[0].pk]), {"days": days})
+    assert response.status_code == 400
+
+
+def test_forecast_needs_analyst(org, usage):
+    member = make_member(org, Role.MEMBER)
+    assert page_client(member).get(reverse("insights-feature-forecast", args=[usage[0].pk])).status_code == 403
