@@ -182,6 +182,7 @@ class MemberListView(OrgAPIView):
     default_role = Role.ADMIN
 
     @extend_schema(
+        operation_id="org_members_list",
         parameters=pagination_parameters(),
         responses={200: paginated_schema(s.MemberSerializer), 403: ERROR},
         tags=["organisation"],
@@ -254,6 +255,7 @@ class InvitationListView(OrgAPIView):
     default_role = Role.ADMIN
 
     @extend_schema(
+        operation_id="org_invitations_list",
         parameters=pagination_parameters(),
         responses={200: paginated_schema(s.InvitationSerializer), 403: ERROR},
         tags=["organisation"],
@@ -284,6 +286,7 @@ class ApiKeyListView(OrgAPIView):
     default_role = Role.ADMIN
 
     @extend_schema(
+        operation_id="org_api_keys_list",
         parameters=pagination_parameters(),
         responses={200: paginated_schema(s.ApiKeySerializer), 403: ERROR},
         tags=["organisation"],

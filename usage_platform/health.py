@@ -7,6 +7,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
@@ -14,6 +17,11 @@ from rest_framework.response import Response
 from tenants.authentication import UserJWTAuthentication
 
 
+@extend_schema(
+    responses={200: inline_serializer("Liveness", {"status": serializers.CharField()})},
+    summary="Liveness: the web process answers",
+    tags=["health"],
+)
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([AllowAny])
@@ -58,7 +66,7 @@ def _broker():
         return {"transport": "filesystem", "pending_messages": depth}
     from usage_platform.celery import app
 
-    with app.connection_for_write() as conn:
+    with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return {"transport": settings.CELERY_BROKER_URL.split("://", 1)[0]}
 
@@ -80,6 +88,28 @@ def _last_rollup():
     return {"last_computed_at": last.isoformat(), "age_seconds": int((timezone.now() - last).total_seconds())}
 
 
+_DETAILED = inline_serializer(
+    "HealthDetailed",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "degraded"]),
+        "checks": serializers.DictField(
+            child=serializers.JSONField(),
+            help_text="database, cache, celery_broker, ingest_queue, rollup: each {status, detail, ms}",
+        ),
+    },
+)
+
+
+@extend_schema(
+    responses={
+        200: _DETAILED,
+        503: OpenApiResponse(_DETAILED, description="A dependency is down."),
+        401: OpenApiTypes.OBJECT,
+        403: OpenApiTypes.OBJECT,
+    },
+    summary="Dependencies, queue depth and rollup age (platform staff)",
+    tags=["health"],
+)
 @api_view(["GET"])
 @authentication_classes([UserJWTAuthentication])
 @permission_classes([IsAdminUser])
