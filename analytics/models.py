@@ -11,6 +11,9 @@ class DailyFeatureUsage(models.Model):
     sessions = models.PositiveIntegerField(default=0)
     total_session_duration = models.FloatField(default=0)
     avg_session_duration = models.FloatField(default=0)
+    # Events that carried a session_duration: the divisor that lets averages over several
+    # days (or features) be rebuilt exactly from the daily rows.
+    timed_events = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     computed_at = models.DateTimeField(default=timezone.now)
 
@@ -32,6 +35,8 @@ class DailyOrgUsage(models.Model):
     active_users = models.PositiveIntegerField(default=0)
     sessions = models.PositiveIntegerField(default=0)
     avg_session_duration = models.FloatField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    timed_events = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     computed_at = models.DateTimeField(default=timezone.now)
 

@@ -122,14 +122,15 @@ def usage_summary(org, start: date, end: date, filters=None) -> dict:
         rollups = DailyOrgUsage.objects.filter(organization=org)
     else:
         rollups = DailyFeatureUsage.objects.filter(organization=org, feature_id=feature_id)
-    weighted = F("avg_session_duration") * F("event_count")
     totals = rollups.filter(date__gte=prev_start, date__lte=end).aggregate(
-        events=Sum("event_count", filter=cur),
+        cur_events=Sum("event_count", filter=cur),
         prev_events=Sum("event_count", filter=prev),
-        sessions=Sum("sessions", filter=cur),
+        cur_sessions=Sum("sessions", filter=cur),
         prev_sessions=Sum("sessions", filter=prev),
-        duration=Sum(weighted, filter=cur),
-        prev_duration=Sum(weighted, filter=prev),
+        duration=Sum("total_session_duration", filter=cur),
+        prev_duration=Sum("total_session_duration", filter=prev),
+        timed=Sum("timed_events", filter=cur),
+        prev_timed=Sum("timed_events", filter=prev),
     )
     features = DailyFeatureUsage.objects.filter(
         organization=org, date__gte=prev_start, date__lte=end, event_count__gt=0
@@ -146,7 +147,7 @@ def usage_summary(org, start: date, end: date, filters=None) -> dict:
     def avg(duration, events):
         return _round(duration / events) if events else 0.0
 
-    events, prev_events = totals["events"] or 0, totals["prev_events"] or 0
+    events, prev_events = totals["cur_events"] or 0, totals["prev_events"] or 0
     return {
         "start": start,
         "end": end,
@@ -157,9 +158,9 @@ def usage_summary(org, start: date, end: date, filters=None) -> dict:
             _distinct_users(org, start, end, feature_id), _distinct_users(org, prev_start, prev_end, feature_id)
         ),
         "features_tracked": kpi(tracked["cur"] or 0, tracked["prev"] or 0),
-        "sessions": kpi(totals["sessions"] or 0, totals["prev_sessions"] or 0),
+        "sessions": kpi(totals["cur_sessions"] or 0, totals["prev_sessions"] or 0),
         "avg_session_duration": kpi(
-            avg(totals["duration"] or 0, events), avg(totals["prev_duration"] or 0, prev_events)
+            avg(totals["duration"] or 0, totals["timed"]), avg(totals["prev_duration"] or 0, totals["prev_timed"])
         ),
     }
 
@@ -179,7 +180,8 @@ def feature_usage(org, start: date, end: date) -> list[dict]:
         .annotate(
             events=Sum("event_count", filter=cur),
             dau=Sum("daily_active_users", filter=cur),
-            duration=Sum(F("avg_session_duration") * F("event_count"), filter=cur),
+            duration=Sum("total_session_duration", filter=cur),
+            timed=Sum("timed_events", filter=cur),
             prev_events=Sum("event_count", filter=Q(date__gte=prev_start, date__lte=prev_end)),
         )
     )
@@ -196,7 +198,7 @@ def feature_usage(org, start: date, end: date) -> list[dict]:
                 "feature_name": r["feature__name"],
                 "events": events,
                 "avg_daily_active_users": _round((r["dau"] or 0) / days),
-                "avg_session_duration": _round((r["duration"] or 0) / events) if events else 0.0,
+                "avg_session_duration": _round((r["duration"] or 0) / r["timed"]) if r["timed"] else 0.0,
                 "share": _pct(events, total),
                 "previous_events": r["prev_events"] or 0,
                 "change_pct": change_pct(events, r["prev_events"] or 0),
@@ -438,21 +440,23 @@ def _series_rollup(org, metric, interval, start, end, feature_id) -> dict:
         qs = DailyFeatureUsage.objects.filter(organization=org, feature_id=feature_id)
         users_field = "daily_active_users"
     rows = qs.filter(date__gte=start, date__lte=end).values_list(
-        "date", "event_count", users_field, "avg_session_duration"
+        "date", "event_count", users_field, "avg_session_duration", "total_session_duration", "timed_events"
     )
     if interval == "day":
         column = {"events": 1, "active_users": 2, "avg_session_duration": 3}[metric]
         return {row[0]: row[column] for row in rows}
-    # Weekly events add up; a weekly average session is weighted by each day's events.
+    # Weekly events add up; a weekly average session is rebuilt from totals and counts.
     events: dict[date, int] = defaultdict(int)
     duration: dict[date, float] = defaultdict(float)
-    for day, count, _users, avg in rows:
+    timed: dict[date, int] = defaultdict(int)
+    for day, count, _users, _avg, total, n in rows:
         week = _monday(day)
         events[week] += count
-        duration[week] += avg * count
+        duration[week] += total
+        timed[week] += n
     if metric == "events":
         return dict(events)
-    return {week: duration[week] / events[week] for week in events if events[week]}
+    return {week: duration[week] / timed[week] for week in timed if timed[week]}
 
 
 def _age_filter(age):

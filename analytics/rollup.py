@@ -30,10 +30,10 @@ GENERATION_KEY = "analytics:generation:{org_id}"
 _FEATURE_SQL = """
 INSERT INTO analytics_dailyfeatureusage (
     organization_id, feature_id, date, event_count, daily_active_users, sessions,
-    total_session_duration, avg_session_duration, created_at, computed_at)
+    total_session_duration, avg_session_duration, timed_events, created_at, computed_at)
 SELECT organization_id, feature_id, %s, COUNT(*), COUNT(DISTINCT end_user_id),
        COUNT(DISTINCT NULLIF(session_id, '')), COALESCE(SUM(session_duration), 0),
-       COALESCE(AVG(session_duration), 0), %s, %s
+       COALESCE(AVG(session_duration), 0), COUNT(session_duration), %s, %s
 FROM telemetry_usageevent
 WHERE timestamp >= %s AND timestamp < %s {org_filter}
 GROUP BY organization_id, feature_id
@@ -43,6 +43,7 @@ ON CONFLICT (organization_id, feature_id, date) DO UPDATE SET
     sessions = excluded.sessions,
     total_session_duration = excluded.total_session_duration,
     avg_session_duration = excluded.avg_session_duration,
+    timed_events = excluded.timed_events,
     computed_at = excluded.computed_at
 """
 
@@ -52,9 +53,10 @@ ON CONFLICT (organization_id, feature_id, date) DO UPDATE SET
 _ORG_SQL = """
 INSERT INTO analytics_dailyorgusage (
     organization_id, date, event_count, active_users, sessions, avg_session_duration,
-    created_at, computed_at)
+    total_session_duration, timed_events, created_at, computed_at)
 SELECT organization_id, %s, COUNT(*), COUNT(DISTINCT end_user_id),
-       COUNT(DISTINCT NULLIF(session_id, '')), COALESCE(AVG(session_duration), 0), %s, %s
+       COUNT(DISTINCT NULLIF(session_id, '')), COALESCE(AVG(session_duration), 0),
+       COALESCE(SUM(session_duration), 0), COUNT(session_duration), %s, %s
 FROM telemetry_usageevent
 WHERE timestamp >= %s AND timestamp < %s {org_filter}
 GROUP BY organization_id
@@ -63,6 +65,8 @@ ON CONFLICT (organization_id, date) DO UPDATE SET
     active_users = excluded.active_users,
     sessions = excluded.sessions,
     avg_session_duration = excluded.avg_session_duration,
+    total_session_duration = excluded.total_session_duration,
+    timed_events = excluded.timed_events,
     computed_at = excluded.computed_at
 """
 
