@@ -169,7 +169,8 @@ def _read_table(path: Path) -> pd.DataFrame:
     with path.open("r", encoding="latin-1") as handle:
         first = handle.readline()
     sep = "\t" if "\t" in first else ("|" if "|" in first else ",")
-    has_header = any(ch.isalpha() for ch in first)
+    # u.data / u.user / u.item start with a numeric id; anything else is a header row.
+    has_header = not first.split(sep, 1)[0].strip().strip('"').isdigit()
     return pd.read_csv(path, sep=sep, header=0 if has_header else None, encoding="latin-1", engine="c")
 
 

@@ -92,7 +92,7 @@ def synthetic_movielens(*, seed: int = 42) -> MovieLensData:
         {
             "user_id": np.arange(1, USERS + 1, dtype=np.int64),
             "age": np.clip(np.rint(rng.gamma(shape=7.8, scale=4.37, size=USERS)), 7, 73).astype(np.int64),
-            "gender": np.where(rng.random(USERS) < MALE_SHARE, "M", "F"),
+            "gender": rng.permutation(np.where(np.arange(USERS) < round(MALE_SHARE * USERS), "M", "F")),
             "occupation": rng.choice(OCCUPATIONS, size=USERS),
             "zip_code": [f"{z:05d}" for z in rng.integers(1000, 99999, size=USERS)],
         }
