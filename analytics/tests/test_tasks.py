@@ -1,0 +1,155 @@
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from celery import Celery
+from django.db import connection
+from django.utils import timezone
+
+from analytics import tasks
+from analytics.models import DailyOrgUsage
+from analytics.params import today
+from telemetry.models import DirtyDay
+from usage_platform.celery import app
+
+from .factories import end_user, event, feature
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_beat_schedule_has_the_rollup_entries():
+    schedule = app.conf.beat_schedule
+    nightly, hourly = schedule["rollup-nightly"], schedule["rollup-hourly-today"]
+    assert nightly["task"] == "analytics.rollup_scheduled"
+    assert (nightly["schedule"].hour, nightly["schedule"].minute) == ({0}, {15})
+    assert hourly["task"] == "analytics.rollup_today"
+    assert hourly["schedule"].minute == {5} and len(hourly["schedule"].hour) == 24
+    assert {"analytics.rollup_scheduled", "analytics.rollup_today"} <= set(app.tasks)
+
+
+@pytest.fixture
+def sent():
+    """Captures the hand-over messages to insights instead of sending them."""
+    calls = []
+
+    def fake_signature(name, kwargs=None, **_):
+        signature = mock.Mock()
+        signature.apply_async.side_effect = lambda: calls.append((name, kwargs))
+        return signature
+
+    with (
+        mock.patch.object(tasks.current_app, "signature", side_effect=fake_signature),
+        mock.patch.dict(tasks.current_app.tasks, {tasks.AFTER_ROLLUP_TASK: mock.Mock()}),
+    ):
+        yield calls
+
+
+@pytest.mark.django_db
+def test_rollup_today_rolls_today_and_dirty_days_then_hands_over(org, other_org, sent):
+    f = feature(org, "app")
+    user = end_user(org, "u", first_seen=timezone.now())
+    now = timezone.now()
+    three_days_ago = today() - timedelta(days=3)
+    event(org, f, user, now)
+    event(org, f, user, now - timedelta(days=3))
+    DirtyDay.objects.create(organization=org, date=three_days_ago)
+    result = tasks.rollup_today.delay().get()
+    assert result["dirty"] == 1 and result["notified"] == 2
+    assert set(DailyOrgUsage.objects.filter(organization=org).values_list("date", flat=True)) == {
+        today(),
+        three_days_ago,
+    }
+    assert not DirtyDay.objects.exists()
+    by_org = {kwargs["org_id"]: kwargs["dates"] for name, kwargs in sent if name == "insights.after_rollup"}
+    assert by_org[org.pk] == [three_days_ago.isoformat(), today().isoformat()]
+    assert by_org[other_org.pk] == [today().isoformat()]  # an empty organisation is still checked
+
+
+@pytest.mark.django_db
+def test_rollup_scheduled_rolls_yesterday(org, sent):
+    f = feature(org, "app")
+    event(org, f, None, timezone.now() - timedelta(days=1))
+    result = tasks.rollup_scheduled.delay().get()
+    assert result["days"] == [(today() - timedelta(days=1)).isoformat()]
+    assert DailyOrgUsage.objects.get(organization=org).event_count == 1
+    assert sent == [("insights.after_rollup", {"org_id": org.pk, "dates": [result["days"][0]]})]
+
+
+@pytest.mark.django_db
+def test_unregistered_insights_task_is_not_sent_in_eager_mode(org):
+    with mock.patch.dict(tasks.current_app.tasks):
+        tasks.current_app.tasks.pop(tasks.AFTER_ROLLUP_TASK, None)
+        assert tasks.rollup_today.delay().get()["notified"] == 0
+
+
+def _worker_database_url(tmp_path):
+    """The database the worker subprocess must use: the test database itself on PostgreSQL;
+    on SQLite (an in-memory test database) a file copy made with SQLite's backup API."""
+    settings = connection.settings_dict
+    if connection.vendor == "postgresql":
+        user = settings.get("USER") or "postgres"
+        password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+        host, port = settings.get("HOST") or "127.0.0.1", settings.get("PORT") or 5432
+        return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}", None
+    path = tmp_path / "worker.sqlite3"
+    connection.ensure_connection()
+    target = sqlite3.connect(path)
+    connection.connection.backup(target)
+    target.close()
+    return f"sqlite:///{path}", path
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_through_redis_broker(org, redis_url, tmp_path):
+    app.conf.task_always_eager = False
+    f = feature(org, "app")
+    user = end_user(org, "u", first_seen=timezone.now())
+    for _ in range(3):
+        event(org, f, user, timezone.now(), session="s", duration=20)
+    database_url, sqlite_path = _worker_database_url(tmp_path)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "REDIS_URL": "",
+        "CACHE_DIR": str(tmp_path / "cache"),
+    }
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "usage_platform", "worker", "-P", "solo",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        producer = Celery("test-producer", broker=redis_url)
+        producer.send_task("analytics.rollup_today")
+
+        def read():
+            if sqlite_path is None:
+                return list(DailyOrgUsage.objects.filter(organization=org).values_list("event_count", "active_users"))
+            with sqlite3.connect(sqlite_path) as db:
+                return db.execute(
+                    "SELECT event_count, active_users FROM analytics_dailyorgusage WHERE organization_id = ?", [org.pk]
+                ).fetchall()
+
+        deadline = time.monotonic() + 90
+        rows = []
+        while time.monotonic() < deadline and not rows:
+            assert worker.poll() is None, worker.stdout.read().decode()[-3000:]
+            rows = read()
+            time.sleep(0.5)
+        assert rows == [(3, 1)]
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        app.conf.task_always_eager = True
