@@ -40,6 +40,7 @@ FEATURE_SORTS = {
     "change": ("change_pct", "Trend", True),
 }
 USERS_PAGE_SIZE = 25
+FEATURES_PAGE_SIZE = 50
 RETENTION_WEEKS = (4, 8, 12, 26)
 
 
@@ -224,8 +225,14 @@ def features(request):
     if sort.startswith("-"):
         # Missing values (no previous period) still sort last.
         rows = [r for r in rows if r[field] is not None] + [r for r in rows if r[field] is None]
+    count = len(rows)
+    pages = max(1, -(-count // FEATURES_PAGE_SIZE))
+    try:
+        page = min(max(1, int(request.GET.get("page") or 1)), pages)
+    except ValueError:
+        page = 1
     table = []
-    for row in rows:
+    for row in rows[(page - 1) * FEATURES_PAGE_SIZE : page * FEATURES_PAGE_SIZE]:
         values = sparks.get(row["feature_id"], [])
         table.append({**row, "spark": sparkline_points(values), "trend": _change_class(row.get("change_pct"))})
     context = {
@@ -236,6 +243,11 @@ def features(request):
         "presets": _presets(start, end),
         "rows": table,
         "sort": sort,
+        "count": count,
+        "page": page,
+        "pages": pages,
+        "prev_page": page - 1 if page > 1 else None,
+        "next_page": page + 1 if page < pages else None,
         "period_days": (end - start).days + 1,
         "columns": [
             {
@@ -389,7 +401,9 @@ def retention(request):
     cohorts = []
     max_weeks = 0
     for cohort in data["cohorts"]:
-        cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in cohort["weeks"]]
+        # An empty cohort has no percentages, not 0 %.
+        weeks = cohort["weeks"] if cohort["size"] else [None] * len(cohort["weeks"])
+        cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in weeks]
         max_weeks = max(max_weeks, len(cells))
         cohorts.append({**cohort, "cells": cells})
     for cohort in cohorts:
@@ -444,9 +458,11 @@ def funnels(request):
         else:
             start, end, window_days = args["start"], args["end"], args["window_days"]
             result = queries.funnel(org, **args)
-    features = _feature_choices(queries.feature_usage(org, start, end))
+    usage = queries.feature_usage(org, start, end)
+    features = _feature_choices(usage)
     if not steps:
-        steps = [f["key"] for f in features[:3]] if len(features) >= 2 else ["", ""]
+        # A first look: the three most used features, in that order.
+        steps = [row["feature_key"] for row in usage[:3]] if len(usage) >= 2 else ["", ""]
     while len(steps) < params.MIN_FUNNEL_STEPS:
         steps.append("")
     bars = []

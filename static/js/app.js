@@ -16,6 +16,14 @@
     return "rgba(" + ((n >> 16) & 255) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + a + ")";
   }
 
+  var ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
+  var dayFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", timeZone: "UTC" });
+
+  // "2026-11-05" → "5 Nov" on axes (days are UTC days); other labels unchanged.
+  function shortLabel(label) {
+    return typeof label === "string" && ISO_DAY.test(label) ? dayFormat.format(new Date(label + "T00:00:00Z")) : label;
+  }
+
   function readSpec(id) {
     var el = document.getElementById(id);
     if (!el) return null;
@@ -70,7 +78,10 @@
     var categoryAxis = {
       grid: { display: false },
       border: { display: false },
-      ticks: { color: "#6b7285", maxRotation: 0, autoSkip: true, autoSkipPadding: 12 },
+      ticks: {
+        color: "#6b7285", maxRotation: 0, autoSkip: true, autoSkipPadding: 12,
+        callback: function (value) { return shortLabel(this.getLabelForValue(value)); },
+      },
     };
     return {
       type: type,
@@ -162,7 +173,8 @@
     var min = parseInt(list.getAttribute("data-min") || "2", 10);
     if (add && rows.length < max) {
       var clone = rows[rows.length - 1].cloneNode(true);
-      clone.querySelector("select").selectedIndex = 0;
+      var input = clone.querySelector("input, select");
+      if (input.tagName === "SELECT") input.selectedIndex = 0; else input.value = "";
       list.appendChild(clone);
     } else if (remove && rows.length > min) {
       remove.closest("[data-step-row]").remove();
@@ -170,6 +182,10 @@
     list.querySelectorAll("[data-step-row]").forEach(function (row, i) {
       var num = row.querySelector(".step-num");
       if (num) num.textContent = String(i + 1);
+      var field = row.querySelector("input, select");
+      if (field) field.id = "step-" + (i + 1);
+      var label = row.querySelector("label");
+      if (label) { label.setAttribute("for", "step-" + (i + 1)); label.textContent = "Step " + (i + 1); }
     });
   }
 

@@ -1,0 +1,325 @@
+"""The analytics pages and sign-in through Django's test client: roles (anonymous → login,
+member → 403 page or only their own activity), foreign ids → 404 page, htmx fragments,
+bad input → 400 with the message (never 500), no-store caching, empty states, and pinned
+query counts."""
+
+import re
+
+import pytest
+from django.contrib.auth import SESSION_KEY
+from django.test import Client
+from django.urls import reverse
+
+from analytics.tests.pages_data import usage_make
+from conftest import PASSWORD, client_for, make_member
+from telemetry.models import EndUser, Feature
+from tenants.models import Role, User
+
+ANALYST_PAGES = ["dashboard", "features", "retention", "funnels"]
+
+
+def page_client(user, **headers):
+    client = Client(headers=headers)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def usage(org, member_user):
+    usage_make(org, account=member_user)
+    return org
+
+
+@pytest.fixture
+def analyst(analyst_user):
+    return page_client(analyst_user)
+
+
+@pytest.fixture
+def member(member_user):
+    return page_client(member_user)
+
+
+def feature_of(org, key="search"):
+    return Feature.objects.get(organization=org, key=key)
+
+
+# --- sign-in ----------------------------------------------------------------------------------
+
+
+def test_login_page_and_form(db, admin_user):
+    client = Client(enforce_csrf_checks=True)
+    page = client.get("/login/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="username"' in html and 'name="password"' in html and 'type="submit"' in html
+    assert "no-store" in page["Cache-Control"]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    bad = client.post("/login/", {"username": admin_user.email, "password": "wrong", "csrfmiddlewaretoken": token})
+    assert bad.status_code == 200
+    assert "Please enter a correct" in bad.content.decode()
+    ok = client.post(
+        "/login/?next=/features/",
+        {
+            "username": admin_user.email.upper(),
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": token,
+            "next": "/features/",
+        },
+    )
+    assert ok.status_code == 302 and ok["Location"] == "/features/"
+    assert int(client.session[SESSION_KEY]) == admin_user.pk
+
+
+def test_login_needs_csrf(db, admin_user):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/login/", {"username": admin_user.email, "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_logout_is_post_only(admin_user):
+    client = page_client(admin_user)
+    assert client.get("/logout/").status_code == 405
+    response = client.post("/logout/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert client.get("/").status_code == 302
+
+
+def test_logged_in_user_skips_login_page(admin_user):
+    response = page_client(admin_user).get("/login/")
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+# --- access -----------------------------------------------------------------------------------
+
+
+PAGE_PATHS = ["/", "/features/", "/features/1/", "/users/", "/users/x/", "/retention/", "/funnels/"]
+
+
+@pytest.mark.parametrize("path", PAGE_PATHS)
+def test_anonymous_is_sent_to_login(db, path):
+    response = Client().get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/login/?next={path}"
+
+
+@pytest.mark.parametrize("name", ["features", "retention", "funnels"])
+def test_member_gets_403_page_on_analytics_pages(member, name):
+    response = member.get(reverse(name))
+    assert response.status_code == 403
+    assert "errors/403.html" in [t.name for t in response.templates]
+    assert "analyst or admin role" in response.content.decode()
+
+
+def test_member_feature_detail_is_403(member, usage):
+    assert member.get(reverse("feature-detail", args=[feature_of(usage).pk])).status_code == 403
+
+
+def test_member_dashboard_redirects_to_own_activity(member):
+    response = member.get("/")
+    assert response.status_code == 302 and response["Location"] == reverse("users")
+
+
+def test_member_sees_only_own_activity(member, member_user, usage):
+    response = member.get(reverse("users"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "My activity" in html
+    assert member_user.email in html
+    assert "user-001" not in html
+    assert member.get(reverse("user-detail", args=[member_user.email])).status_code == 200
+    other = member.get(reverse("user-detail", args=["user-001"]))
+    assert other.status_code == 404
+    assert "errors/404.html" in [t.name for t in other.templates]
+
+
+def test_staff_without_organisation_gets_403(db):
+    staff = User.objects.create_superuser(email="staff@platform.example", password=PASSWORD)
+    assert page_client(staff).get("/").status_code == 403
+
+
+def test_foreign_ids_are_404_pages(analyst, other_org):
+    usage_make(other_org, days=5, users=3)
+    foreign_feature = Feature.objects.filter(organization=other_org).first()
+    foreign_user = EndUser.objects.filter(organization=other_org).first()
+    for url in (
+        reverse("feature-detail", args=[foreign_feature.pk]),
+        reverse("user-detail", args=[foreign_user.external_id]),
+        reverse("feature-detail", args=[999999]),
+    ):
+        response = analyst.get(url)
+        assert response.status_code == 404, url
+        assert "errors/404.html" in [t.name for t in response.templates]
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def test_every_page_renders_with_data_and_is_no_store(analyst, usage):
+    feature = feature_of(usage)
+    urls = [reverse(name) for name in ANALYST_PAGES] + [
+        reverse("feature-detail", args=[feature.pk]),
+        reverse("users"),
+        reverse("user-detail", args=["user-001"]),
+        reverse("funnels") + "?step=search&step=export&window_days=7",
+    ]
+    for url in urls:
+        response = analyst.get(url)
+        assert response.status_code == 200, url
+        assert "no-store" in response["Cache-Control"], url
+        html = response.content.decode()
+        assert "<!doctype html>" in html and 'class="sidebar"' in html, url
+        assert "Traceback" not in html
+
+
+def test_dashboard_kpis_equal_the_api(analyst, analyst_user, usage):
+    html = analyst.get("/").content.decode()
+    api = client_for(analyst_user).get("/api/v1/analytics/usage-summary").json()
+    for key in ("total_events", "active_users", "features_tracked", "sessions", "avg_session_duration"):
+        shown = re.search(rf'data-testid="kpi-{key}" data-value="([^"]+)"', html).group(1)
+        assert float(shown) == pytest.approx(api[key]["value"]), key
+    assert api["total_events"]["value"] > 0
+
+
+def test_dashboard_htmx_returns_the_fragment_only(analyst, usage):
+    response = analyst.get("/?gender=F", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" not in html and 'data-testid="kpis"' in html
+    assert 'id="chart-events"' in html  # the chart data travels with the fragment
+    # A history restore needs the whole page.
+    restore = analyst.get("/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<!doctype html>" in restore.content.decode()
+
+
+def test_dashboard_filters(analyst, usage):
+    feature = feature_of(usage)
+    for query in (f"?feature={feature.key}", f"?feature={feature.pk}", "?age=18-40", "?gender=F", "?start=2025-01-01"):
+        response = analyst.get("/" + query)
+        assert response.status_code == 200, query
+    assert f'value="{feature.key}"' in analyst.get(f"/?feature={feature.pk}").content.decode()
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("?start=yesterday", "valid date"),
+        ("?start=2025-02-01&end=2025-01-01", "on or before"),
+        ("?feature=no-such-feature", "Unknown feature"),
+        ("?age=7-9", "Choose one of"),
+    ],
+)
+def test_dashboard_bad_input_is_a_400_with_the_message(analyst, usage, query, message):
+    response = analyst.get("/" + query)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_bad_input_elsewhere_is_never_a_500(analyst, usage):
+    for url in (
+        "/features/?start=x",
+        "/features/?sort=bogus&page=zz",
+        "/users/?page=0",
+        "/users/?sort=nope",
+        "/users/?days=abc",
+        "/retention/?weeks=1000",
+        "/funnels/?step=search",
+        "/funnels/?steps=" + ",".join(["search"] * 11),
+        "/funnels/?step=search&step=export&window_days=-1",
+        f"/features/{feature_of(usage).pk}/?end=nope",
+    ):
+        response = analyst.get(url)
+        assert response.status_code in (200, 400), url
+
+
+def test_new_organisation_sees_how_to_send_a_first_event(admin_user):
+    client = page_client(admin_user)
+    for url in ("/", "/features/", "/retention/", "/funnels/"):
+        html = client.get(url).content.decode()
+        assert "/api/v1/events/track" in html, url
+        assert "Authorization: Bearer" in html, url
+    assert "/settings/api-keys/" in client.get("/").content.decode()
+    assert "No active users" in client.get("/users/").content.decode()
+
+
+def test_features_table_sorts(analyst, usage):
+    by_events = analyst.get("/features/").content.decode()
+    by_name = analyst.get("/features/?sort=name").content.decode()
+
+    def order(html):
+        return re.findall(r'href="/features/\d+/">([^<]+)</a>', html)
+
+    assert len(order(by_name)) == 4
+    assert order(by_name) == sorted(order(by_name), key=str.lower)
+    assert order(by_events)[0] == "search"  # the heaviest feature in pages_data
+    assert '<svg class="sparkline"' in by_events
+
+
+def test_user_search_narrows_and_paginates(analyst, usage):
+    everyone = analyst.get("/users/?page_size=5").content.decode()
+    assert everyone.count('data-testid="user-row"') == 5
+    assert 'data-testid="next-page"' in everyone
+    one = analyst.get("/users/?search=user-003", headers={"HX-Request": "true"}).content.decode()
+    assert one.count('data-testid="user-row"') == 1 and "<html" not in one
+    none = analyst.get("/users/?search=nobody-at-all").content.decode()
+    assert "No user matches" in none
+
+
+def test_user_detail_timeline(analyst, usage):
+    html = analyst.get(reverse("user-detail", args=["user-001"])).content.decode()
+    assert 'data-testid="timeline"' in html
+    assert "s-1-" in html  # session ids group the timeline
+
+
+def test_feature_detail_embeds_the_forecast(analyst, usage):
+    html = analyst.get(reverse("feature-detail", args=[feature_of(usage).pk])).content.decode()
+    assert 'id="chart-feature-usage"' in html
+    assert f'hx-get="/insights/forecast/{feature_of(usage).pk}/' in html
+
+
+def test_funnel_result(analyst, usage):
+    html = analyst.get("/funnels/?step=search&step=export&step=share&window_days=14").content.decode()
+    assert html.count('class="funnel-step"') == 3
+    users = [int(n.replace(",", "")) for n in re.findall(r'data-testid="funnel-users">([\d,]+)<', html)]
+    assert users == sorted(users, reverse=True) and users[0] > 0
+    fragment = analyst.get("/funnels/?step=search", headers={"HX-Request": "true"})
+    assert fragment.status_code == 400 and "at least 2" in fragment.content.decode()
+
+
+def test_retention_heat_map(analyst, usage):
+    html = analyst.get("/retention/?weeks=8").content.decode()
+    assert 'data-testid="retention-table"' in html
+    assert "cell heat-10" in html  # week 0 of a cohort is 100 %
+
+
+# --- query counts -----------------------------------------------------------------------------
+
+# Session + user + organisation are 3 queries of every page; the rest is the query functions'.
+QUERY_BUDGET = {
+    "/": 12,
+    "/features/": 7,
+    "/users/": 7,
+    "/retention/": 4,
+    "/funnels/?step=search&step=export": 6,
+}
+
+
+@pytest.mark.parametrize("url, budget", QUERY_BUDGET.items())
+def test_query_counts_are_pinned(analyst, usage, django_assert_max_num_queries, url, budget):
+    analyst.get(url)  # warm the session
+    with django_assert_max_num_queries(budget):
+        assert analyst.get(url).status_code == 200
+
+
+def test_detail_query_counts_do_not_grow_with_rows(analyst, usage, django_assert_max_num_queries):
+    feature = feature_of(usage)
+    with django_assert_max_num_queries(8):
+        analyst.get(reverse("feature-detail", args=[feature.pk]))
+    with django_assert_max_num_queries(8):
+        analyst.get(reverse("user-detail", args=["user-001"]))
+
+
+def test_member_in_another_org_cannot_see_this_orgs_users(other_org, usage):
+    outsider = make_member(other_org, Role.ANALYST)
+    response = page_client(outsider).get(reverse("user-detail", args=["user-001"]))
+    assert response.status_code == 404
