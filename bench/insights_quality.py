@@ -120,13 +120,14 @@ def forecast_quality(args) -> dict:
     frame = synthetic_usage(args.features, args.days, seed=args.seed + 100, start=start)
     matrix = frame.pivot_table(index="date", columns="feature_id", values="event_count").to_numpy(dtype=float)
     train, test = matrix[:-14], matrix[-14:]
-    model = forecast.forecast_matrix(train, 14)["value"]
+    result = forecast.forecast_matrix(train, 14)
+    model = result["value"]
     naive = forecast.seasonal_naive(train, 14)
 
     def mape(pred):
         return float(np.mean(np.abs(pred - test) / np.maximum(test, 1)) * 100)
 
-    inside = np.mean((test >= forecast.forecast_matrix(train, 14)["lower"]) & (test <= forecast.forecast_matrix(train, 14)["upper"]))
+    inside = np.mean((test >= result["lower"]) & (test <= result["upper"]))
     model_mape, naive_mape = mape(model), mape(naive)
     return {
         "model_mape": model_mape,
@@ -140,7 +141,6 @@ def job_timing(args) -> dict:
     """Load 500 × 90 rollup rows into a throw-away database and time the anomaly job."""
     import django
     from django.conf import settings
-    from django.test.utils import get_runner  # noqa: F401  (ensures test utilities import cleanly)
 
     django.setup()
     from django.db import connection

@@ -77,7 +77,7 @@ def refresh_org(org_id: int) -> str:
     return narrative.insight_current(org, refresh=True).source
 
 
-@shared_task(name="insights.refresh_all", time_limit=300)
+@shared_task(name="insights.refresh_all", time_limit=300, soft_time_limit=270)
 def refresh_all() -> int:
     """Fan out one narrative refresh per organisation."""
     ids = list(Organization.objects.values_list("id", flat=True))
@@ -86,7 +86,7 @@ def refresh_all() -> int:
     return len(ids)
 
 
-@shared_task(name="insights.export_daily_org", time_limit=120)
+@shared_task(name="insights.export_daily_org", time_limit=120, soft_time_limit=100)
 def export_daily_org(org_id: int, day: str) -> int:
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:
@@ -94,7 +94,7 @@ def export_daily_org(org_id: int, day: str) -> int:
     return services.export_daily(org, date.fromisoformat(day))
 
 
-@shared_task(name="insights.export_daily_all", time_limit=300)
+@shared_task(name="insights.export_daily_all", time_limit=300, soft_time_limit=270)
 def export_daily_all(day: str | None = None) -> int:
     """Fan out yesterday's (or `day`'s) KPI export to every organisation with an
     active `export.daily` webhook."""

@@ -76,9 +76,7 @@ def test_patch_to_unsafe_url_is_refused(admin_client, org):
 
 
 def test_crud_secret_shown_once(admin_client):
-    response = admin_client.post(
-        URL, {"url": PUBLIC_URL, "events": ["anomaly.created", "export.daily"]}, format="json"
-    )
+    response = admin_client.post(URL, {"url": PUBLIC_URL, "events": ["anomaly.created", "export.daily"]}, format="json")
     assert response.status_code == 201
     created = response.json()
     assert created["secret"].startswith("whsec_") and len(created["secret"]) > 30
