@@ -1,0 +1,171 @@
+"""Django admin for platform staff: every tenant's organisations, people, keys and
+invitations. Secrets are never shown (only hashes are stored) and keys/invitations are not
+created here, because their one-time secret would have nowhere to be shown."""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import Count
+from django.utils import timezone
+
+from .models import ApiKey, Invitation, Organization, User
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "plan_type",
+        "member_count",
+        "auto_create_features",
+        "alert_threshold",
+        "created_at",
+    ]
+    list_filter = ["plan_type", "auto_create_features", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at"]
+    ordering = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_member_count=Count("members", distinct=True))
+
+    @admin.display(description="members", ordering="_member_count")
+    def member_count(self, org):
+        return org._member_count
+
+
+class UserCreationForm(AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ["email"]
+
+
+class UserEditForm(UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+        fields = "__all__"
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = UserEditForm
+    add_form = UserCreationForm
+    list_display = ["email", "full_name", "organization", "role", "is_active", "is_staff", "is_superuser", "last_login"]
+    list_filter = ["role", "is_active", "is_staff", "is_superuser", "organization"]
+    list_select_related = ["organization"]
+    search_fields = ["email", "full_name", "organization__name", "organization__slug"]
+    autocomplete_fields = ["organization"]
+    ordering = ["email"]
+    readonly_fields = ["created_at", "last_login"]
+    filter_horizontal = ["groups", "user_permissions"]
+    fieldsets = [
+        (None, {"fields": ["email", "password"]}),
+        ("Profile", {"fields": ["full_name", "organization", "role"]}),
+        (
+            "Platform permissions",
+            {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]},
+        ),
+        ("Dates", {"fields": ["last_login", "created_at"]}),
+    ]
+    add_fieldsets = [
+        (
+            None,
+            {
+                "classes": ["wide"],
+                "fields": ["email", "organization", "role", "usable_password", "password1", "password2"],
+            },
+        ),
+    ]
+
+    def get_form(self, request, obj=None, **kwargs):
+        # The creation form only declares `email`; the admin adds organisation and role.
+        if obj is None:
+            kwargs["fields"] = ["email", "organization", "role"]
+        return super().get_form(request, obj, **kwargs)
+
+
+class ActiveKeyFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "organization", "is_active", "created_by", "created_at", "last_used_at"]
+    list_filter = [ActiveKeyFilter, "organization", "created_at"]
+    list_select_related = ["organization", "created_by"]
+    search_fields = ["name", "prefix", "organization__name", "organization__slug"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["created_by"]
+    readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(boolean=True, description="active")
+    def is_active(self, api_key):
+        return api_key.is_active
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request, queryset):
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+class InvitationStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Pending"), ("accepted", "Accepted"), ("revoked", "Revoked"), ("expired", "Expired")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        value = self.value()
+        if value == "accepted":
+            return queryset.filter(accepted_at__isnull=False)
+        if value == "revoked":
+            return queryset.filter(accepted_at__isnull=True, revoked_at__isnull=False)
+        open_ = queryset.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+        if value == "pending":
+            return open_.filter(expires_at__gt=now)
+        if value == "expired":
+            return open_.filter(expires_at__lte=now)
+        return queryset
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "organization", "role", "status", "invited_by", "created_at", "expires_at"]
+    list_filter = [InvitationStatusFilter, "role", "organization"]
+    list_select_related = ["organization", "invited_by"]
+    search_fields = ["email", "organization__name", "organization__slug"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["invited_by"]
+    readonly_fields = ["token_hash", "created_at", "accepted_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="status")
+    def status(self, invitation):
+        return invitation.status
+
+    @admin.action(description="Withdraw the selected invitations")
+    def revoke(self, request, queryset):
+        count = queryset.filter(accepted_at__isnull=True, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Withdrew {count} invitation(s).", messages.SUCCESS)
