@@ -237,3 +237,17 @@ def test_analyst_gets_403_page_on_settings(page, live_server, org):
     response = page.goto(f"{live_server.url}/settings/api-keys/")
     assert response.status == 403
     assert "admin" in page.locator("body").inner_text()
+
+
+def test_new_organisation_sees_empty_states(browser_page, live_server, admin_user):
+    page = browser_page
+    browser_login(page, live_server, admin_user)
+    page.goto(f"{live_server.url}/insights/")
+    page.wait_for_load_state("networkidle")
+    for text in ("No anomalies yet", "Not enough data for a forecast yet", "No usage was recorded"):
+        assert page.locator(f"text={text}").first.is_visible()
+    assert page.locator("canvas").count() == 0
+    screenshot(page, "insights-empty")
+    page.click("text=create one in Settings")
+    page.wait_for_url("**/settings/api-keys/")
+    assert page.locator("text=No API keys yet").is_visible()
