@@ -206,6 +206,7 @@ class AnomalyListView(OrgAPIView):
             *pagination_parameters(),
         ],
         responses={200: paginated_schema(AnomalySerializer), 400: ERROR, 403: ERROR},
+        operation_id="ai_anomalies_list",
         summary="Anomalies with feature names, scores and details",
         tags=TAGS,
     )
@@ -285,6 +286,7 @@ class WebhookListView(OrgAPIView):
     @extend_schema(
         parameters=pagination_parameters(),
         responses={200: paginated_schema(WebhookSerializer), 403: ERROR},
+        operation_id="org_webhooks_list",
         summary="Webhooks (secrets are never listed)",
         tags=["webhooks"],
     )
@@ -334,6 +336,7 @@ class WebhookDeliveryListView(OrgAPIView):
     @extend_schema(
         parameters=pagination_parameters(),
         responses={200: paginated_schema(WebhookDeliverySerializer), 403: ERROR, 404: ERROR},
+        operation_id="org_webhooks_deliveries_list",
         summary="Delivery attempts of a webhook, newest first",
         tags=["webhooks"],
     )
