@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from . import views_api
+
+urlpatterns = [
+    path("events/track", views_api.EventTrackView.as_view(), name="events-track"),
+    path("events/batch", views_api.EventBatchView.as_view(), name="events-batch"),
+]

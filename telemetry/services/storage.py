@@ -257,14 +257,16 @@ def _event_tuple(row, now):
 def _events_insert_postgres(rows) -> int:
     now = timezone.now()
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         # The staging table lives as long as the connection; ON COMMIT DELETE ROWS empties
         # it at the end of each transaction, so concurrent requests never see each other.
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
             "uuid uuid, organization_id bigint, feature_id bigint, end_user_id bigint, "
             "event_type varchar(64), session_id varchar(128), session_duration double precision, "
-            'metadata jsonb, "timestamp" timestamptz, received_at timestamptz) ON COMMIT DELETE ROWS'
+            'metadata jsonb, "timestamp" timestamptz, received_at timestamptz) ON COMMIT DELETE ROWS; '
+            # Inside a caller's longer transaction, rows of an earlier call are still there.
+            f"DELETE FROM {_STAGE}"
         )
         raw = cursor.cursor  # the psycopg cursor: Django's wrapper has no COPY
         with raw.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
@@ -299,7 +301,7 @@ def _events_insert_sqlite(rows) -> int:
                 received_at=row.get("received_at") or now,
             )
         )
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         connection.ensure_connection()
         # sqlite3 counts the rows changed on this connection: the difference is exactly the
         # rows inserted, the ignored duplicates excluded (bulk_create returns every object).

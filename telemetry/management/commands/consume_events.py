@@ -1,0 +1,107 @@
+"""Drain the ingestion stream into the database (queue mode).
+
+    manage.py consume_events [--consumer NAME] [--count 20] [--block-ms 1000]
+        [--min-idle-ms 60000] [--once] [--max-batches N]
+
+Run any number of these: they share one consumer group, so each entry goes to one of
+them; entries a crashed consumer read but never acknowledged are reclaimed by the others
+after `--min-idle-ms`. SIGTERM/SIGINT finish the current batch, acknowledge it and exit 0.
+"""
+
+import logging
+import os
+import signal
+import socket
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError, close_old_connections
+
+from telemetry.services.stream import StreamConsumer, redis_client
+
+logger = logging.getLogger("telemetry.consume_events")
+
+PROGRESS_EVERY_SECONDS = 10.0
+DB_RETRY_MAX_SECONDS = 30.0
+
+
+class Command(BaseCommand):
+    help = "Consume queued events from the Redis stream and store them (queue mode)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--consumer", default=f"{socket.gethostname()}-{os.getpid()}", help="consumer name")
+        parser.add_argument("--count", type=int, default=20, help="stream entries per batch (one entry = one request)")
+        parser.add_argument("--block-ms", type=int, default=1000, help="wait this long for new entries")
+        parser.add_argument(
+            "--min-idle-ms",
+            type=int,
+            default=settings.INGEST_CLAIM_MIN_IDLE_MS,
+            help="reclaim other consumers' entries pending at least this long",
+        )
+        parser.add_argument("--once", action="store_true", help="one read cycle, then exit")
+        parser.add_argument("--max-batches", type=int, default=0, help="exit after this many non-empty batches")
+
+    def handle(self, *args, **opts):
+        if not settings.REDIS_URL:
+            raise CommandError("REDIS_URL is not set: queue mode needs Redis.")
+        consumer = StreamConsumer(
+            redis_client(),
+            consumer=opts["consumer"],
+            count=opts["count"],
+            block_ms=opts["block_ms"],
+            min_idle_ms=opts["min_idle_ms"],
+        )
+        consumer.ensure_group()
+        self.stopping = False
+        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._loop(consumer, opts)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.stdout.write(
+            f"consumer {consumer.consumer}: {consumer.entries_done} entries, "
+            f"{consumer.events_stored} events stored ({consumer.events_seen - consumer.events_stored} duplicates)"
+        )
+
+    def _stop(self, signum, frame):
+        logger.info("signal %s: finishing the current batch, then exiting", signum)
+        self.stopping = True
+
+    def _loop(self, consumer, opts):
+        batches = 0
+        started = last_report = time.monotonic()
+        reported = 0
+        retry = 1.0
+        while not self.stopping:
+            close_old_connections()
+            try:
+                handled = consumer.run_once(block_ms=opts["block_ms"])
+            except (OperationalError, InterfaceError) as exc:
+                # Database down: nothing was acknowledged, so the entries stay pending for
+                # this consumer (re-read first on the next cycle). Back off and retry.
+                logger.warning("database unavailable (%s); retrying in %.0f s", exc, retry)
+                consumer._own_pending_checked = False
+                if opts["once"]:
+                    raise CommandError(f"database unavailable: {exc}")
+                time.sleep(retry)
+                retry = min(retry * 2, DB_RETRY_MAX_SECONDS)
+                continue
+            retry = 1.0
+            if handled:
+                batches += 1
+            now = time.monotonic()
+            if now - last_report >= PROGRESS_EVERY_SECONDS:
+                rate = (consumer.events_seen - reported) / (now - last_report)
+                logger.info(
+                    "consumer %s: %d events stored, %.0f events/s, %.0f s up",
+                    consumer.consumer,
+                    consumer.events_stored,
+                    rate,
+                    now - started,
+                )
+                self.stdout.write(f"{consumer.events_stored} events stored ({rate:,.0f}/s)")
+                last_report, reported = now, consumer.events_seen
+            if opts["once"] or (opts["max_batches"] and batches >= opts["max_batches"]):
+                break

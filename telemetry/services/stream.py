@@ -1,0 +1,222 @@
+"""Queue mode: the Redis Stream between the ingestion endpoints and `consume_events`.
+
+One stream entry carries one request's validated events (`{"org", "events", "users"}`
+as JSON in field `d`), so a 1,000-event batch costs one `XADD`. Every queued event
+already has its uuid, so an entry processed twice (a consumer died after committing but
+before `XACK`) stores nothing twice: the insert skips `(organization_id, uuid)` conflicts.
+"""
+
+import logging
+import time
+from datetime import UTC, datetime
+
+import orjson
+import redis
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+
+from tenants.models import Organization
+
+from . import storage
+
+logger = logging.getLogger(__name__)
+
+# After a failed XADD the endpoints write directly for this long instead of paying a
+# connection timeout on every request while Redis is down.
+REDIS_RETRY_AFTER_SECONDS = 5.0
+_clients: dict = {}
+_down_until: dict = {}
+
+
+def redis_client(url: str | None = None) -> redis.Redis:
+    """A shared client per URL (redis-py's pool is thread-safe and resets after fork)."""
+    url = url or settings.REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0)
+        _clients[url] = client
+    return client
+
+
+def events_enqueue(org_id: int, rows: list, users: list) -> bool:
+    """XADD one request's normalised events; False when Redis is not configured or not
+    reachable (the caller then writes directly)."""
+    url = settings.REDIS_URL
+    if not url or time.monotonic() < _down_until.get(url, 0.0):
+        return False
+    payload = orjson.dumps({"org": org_id, "events": rows, "users": users})
+    try:
+        redis_client(url).xadd(settings.INGEST_STREAM, {"d": payload})
+    except redis.RedisError as exc:
+        logger.warning("ingest stream unavailable, writing directly for %.0f s: %s", REDIS_RETRY_AFTER_SECONDS, exc)
+        _down_until[url] = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
+        return False
+    return True
+
+
+def _parse_dt(value):
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _decode(entry_id, fields):
+    """A stream entry → (org_id, events, users); raises ValueError/KeyError when malformed."""
+    data = orjson.loads(fields[b"d"])
+    org_id = int(data["org"])
+    events = data["events"]
+    for event in events:
+        event["organization_id"] = org_id
+        event["timestamp"] = _parse_dt(event["timestamp"])
+        event["received_at"] = _parse_dt(event.get("received_at"))
+        event.pop("_index", None)
+    users = data.get("users") or []
+    for user in users:
+        user["first_seen"] = _parse_dt(user.get("first_seen"))
+        user["last_seen"] = _parse_dt(user.get("last_seen"))
+    return org_id, events, users
+
+
+class StreamConsumer:
+    """Reads the ingestion stream as one member of the consumer group and stores events.
+
+    `run_once()` is one cycle: reclaim entries other consumers left pending longer than
+    `min_idle_ms` (they crashed), read new entries, write them in one transaction, then
+    XACK (and XDEL, so the stream length is the backlog). The command loops over it.
+    """
+
+    def __init__(
+        self,
+        client,
+        *,
+        consumer: str,
+        stream: str | None = None,
+        group: str | None = None,
+        count: int = 20,
+        block_ms: int = 1000,
+        min_idle_ms: int = 60_000,
+    ):
+        self.client = client
+        self.stream = stream or settings.INGEST_STREAM
+        self.group = group or settings.INGEST_CONSUMER_GROUP
+        self.consumer = consumer
+        self.count = count
+        self.block_ms = block_ms
+        self.min_idle_ms = min_idle_ms
+        self.dead_stream = f"{self.stream}:dead"
+        self.events_stored = 0
+        self.events_seen = 0
+        self.entries_done = 0
+        self._own_pending_checked = False
+
+    def ensure_group(self):
+        try:
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # --- reading -------------------------------------------------------------------------
+
+    def read_own_pending(self):
+        """Entries this consumer name read before a restart and never acknowledged."""
+        reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=self.count)
+        return reply[0][1] if reply else []
+
+    def claim_stale(self):
+        """XAUTOCLAIM entries idle for at least `min_idle_ms` in other consumers' lists."""
+        reply = self.client.xautoclaim(
+            self.stream, self.group, self.consumer, self.min_idle_ms, start_id="0-0", count=self.count
+        )
+        return [entry for entry in reply[1] if entry[1]]
+
+    def read_new(self, block_ms=None):
+        block = self.block_ms if block_ms is None else block_ms
+        reply = self.client.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=self.count, block=block or None
+        )
+        return reply[0][1] if reply else []
+
+    def next_entries(self, block_ms=None):
+        if not self._own_pending_checked:
+            entries = self.read_own_pending()
+            if entries:
+                return entries
+            self._own_pending_checked = True
+        entries = self.claim_stale()
+        if entries:
+            logger.info("consumer %s reclaimed %d stale entries", self.consumer, len(entries))
+            return entries
+        return self.read_new(block_ms)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def store(self, entries) -> int:
+        """Write the entries' events in one transaction; returns rows inserted. Malformed
+        entries, or entries the database refuses on their own (their organisation was
+        deleted), go to the dead-letter stream instead of blocking the group forever."""
+        decoded = []
+        dead = []
+        for entry_id, fields in entries:
+            try:
+                decoded.append((entry_id, *_decode(entry_id, fields)))
+            except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+                dead.append((entry_id, fields, f"malformed: {exc}"))
+        try:
+            inserted = self._write(decoded)
+        except (OperationalError, InterfaceError):
+            raise
+        except DatabaseError:
+            inserted = 0
+            for item in decoded:
+                try:
+                    inserted += self._write([item])
+                except (OperationalError, InterfaceError):
+                    raise
+                except DatabaseError as exc:
+                    dead.append((item[0], dict(entries)[item[0]], f"refused: {exc}"))
+        for entry_id, fields, reason in dead:
+            logger.error("ingest entry %s moved to %s (%s)", entry_id, self.dead_stream, reason)
+            self.client.xadd(self.dead_stream, {**fields, b"error": reason.encode()[:1000]})
+        return inserted
+
+    def _write(self, decoded) -> int:
+        if not decoded:
+            return 0
+        today = datetime.now(UTC).date()
+        by_org = {}
+        for _entry_id, org_id, events, users in decoded:
+            bucket = by_org.setdefault(org_id, ([], []))
+            bucket[0].extend(events)
+            bucket[1].extend(users)
+        rows = []
+        with transaction.atomic():
+            for org_id, (events, users) in by_org.items():
+                org = Organization(pk=org_id)
+                user_ids = storage.end_users_upsert(org, users) if users else {}
+                for event in events:
+                    ext = event.pop("_user", None)
+                    event["end_user_id"] = user_ids.get(ext) if ext is not None else None
+                rows.extend(events)
+                days = {e["timestamp"].date() for e in events if e["timestamp"].date() < today}
+                if days:
+                    storage.days_mark_dirty(org_id, days)
+            inserted = storage.events_insert(rows=rows)
+        self.events_seen += len(rows)
+        return inserted
+
+    def ack(self, entries):
+        ids = [entry_id for entry_id, _fields in entries]
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(self.stream, self.group, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+
+    def run_once(self, block_ms=None) -> int:
+        """One cycle; returns the number of entries handled (0 = nothing to do)."""
+        entries = self.next_entries(block_ms)
+        if not entries:
+            return 0
+        inserted = self.store(entries)
+        self.ack(entries)  # only after the commit above: a crash before this re-delivers
+        self.events_stored += inserted
+        self.entries_done += len(entries)
+        return len(entries)

@@ -1,0 +1,428 @@
+"""The track and batch endpoints in direct mode: auth, validation, dedupe, limits.
+
+Every test checks that the events the API accepted are exactly the events stored."""
+
+import uuid
+from datetime import timedelta
+from unittest import mock
+
+import orjson
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from telemetry.models import DirtyDay, EndUser, Feature, UsageEvent
+from telemetry.tests.helpers import BATCH, TRACK, event, events, iso, post, stored
+from tenants import services as tenant_services
+from tenants.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+
+# --- track ------------------------------------------------------------------------------
+
+
+def test_track_with_bearer_key_stores_event_feature_and_end_user(key_client, org):
+    resp = post(key_client, TRACK, event(email="u1@shop.example", age=33, gender="female", metadata={"k": "v"}))
+    assert resp.status_code == 201, resp.content
+    body = resp.json()
+    assert set(body) == {"id", "uuid", "timestamp"}
+    row = UsageEvent.objects.select_related("feature", "end_user").get(pk=body["id"])
+    assert str(row.uuid) == body["uuid"] and row.organization_id == org.pk
+    assert row.feature.key == "search" and row.metadata == {"k": "v"} and row.session_duration == 12.5
+    assert (row.end_user.external_id, row.end_user.email, row.end_user.age, row.end_user.gender) == (
+        "u-1",
+        "u1@shop.example",
+        33,
+        "F",
+    )
+    assert stored(org) == 1
+
+
+def test_track_with_x_api_key_header(raw_api_key, org):
+    client = APIClient()
+    resp = client.post(TRACK, event(), format="json", HTTP_X_API_KEY=raw_api_key)
+    assert resp.status_code == 201
+    assert stored(org) == 1
+
+
+def test_track_same_uuid_twice_stores_once(key_client, org):
+    body = event(uuid=str(uuid.uuid4()))
+    first = post(key_client, TRACK, body)
+    second = post(key_client, TRACK, body)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    assert stored(org) == 1
+
+
+def test_track_invalid_event_answers_400_with_field_errors(key_client, org):
+    resp = post(key_client, TRACK, {"feature": "x", "session_duration": -1, "timestamp": "soon"})
+    assert resp.status_code == 400
+    body = resp.json()
+    assert set(body["errors"]) == {"session_duration", "timestamp"}
+    assert stored(org) == 0
+
+
+def test_track_needs_credentials(anon_client, org):
+    assert post(anon_client, TRACK, event()).status_code == 401
+    bad = APIClient()
+    bad.credentials(HTTP_AUTHORIZATION="Bearer upk_not-a-real-key-000000000000000")
+    assert post(bad, TRACK, event()).status_code == 401
+    assert stored(org) == 0
+
+
+def test_member_sends_events_as_themselves(member_client, member_user, org):
+    resp = post(member_client, TRACK, {"feature": "search", "session_duration": 3})
+    assert resp.status_code == 201, resp.content
+    profile = EndUser.objects.get(organization=org, account=member_user)
+    assert profile.external_id == member_user.email and profile.email == member_user.email
+    assert UsageEvent.objects.get(pk=resp.json()["id"]).end_user_id == profile.pk
+    other = post(member_client, TRACK, {"feature": "search", "user_id": "someone-else"})
+    assert other.status_code == 400 and "user_id" in other.json()["errors"]
+    assert stored(org) == 1
+
+
+def test_staff_choose_the_organisation_with_org_id(org):
+    from conftest import client_for
+    from tenants.models import User
+
+    staff = User.objects.create_superuser(email="staff@platform.example", password="Correct-Horse-42")
+    client = client_for(staff)
+    resp = post(client, f"{TRACK}?org_id={org.pk}", {"feature": "search", "user_id": "u9"})
+    assert resp.status_code == 201, resp.content
+    assert UsageEvent.objects.get(pk=resp.json()["id"]).end_user.external_id == "u9"
+    assert stored(org) == 1
+
+
+# --- batch: validation --------------------------------------------------------------------
+
+INVALID_ITEMS = [
+    ({"user_id": "u"}, "feature"),
+    ({"feature": ""}, "feature"),
+    ({"feature": 12}, "feature"),
+    ({"feature": "x" * 201}, "feature"),
+    ({"feature_id": "abc"}, "feature_id"),
+    ({"feature_id": True}, "feature_id"),
+    ({"feature": "f", "uuid": "not-a-uuid"}, "uuid"),
+    ({"feature": "f", "uuid": 123}, "uuid"),
+    ({"feature": "f", "timestamp": "yesterday"}, "timestamp"),
+    ({"feature": "f", "timestamp": [2024]}, "timestamp"),
+    ({"feature": "f", "timestamp": "1969-12-31T00:00:00Z"}, "timestamp"),
+    ({"feature": "f", "session_duration": -0.5}, "session_duration"),
+    ({"feature": "f", "session_duration": "10"}, "session_duration"),
+    ({"feature": "f", "session_duration": True}, "session_duration"),
+    ({"feature": "f", "event_type": "x" * 65}, "event_type"),
+    ({"feature": "f", "event_type": 5}, "event_type"),
+    ({"feature": "f", "session_id": "s" * 129}, "session_id"),
+    ({"feature": "f", "metadata": [1, 2]}, "metadata"),
+    ({"feature": "f", "metadata": "text"}, "metadata"),
+    ({"feature": "f", "metadata": {"blob": "x" * (16 * 1024)}}, "metadata"),
+    ({"feature": "f", "user_id": ""}, "user_id"),
+    ({"feature": "f", "user_id": {"id": 1}}, "user_id"),
+    ({"feature": "f", "user_id": "u" * 201}, "user_id"),
+    ({"feature": "f", "user_id": "u", "email": "not-an-email"}, "email"),
+    ({"feature": "f", "user_id": "u", "age": -1}, "age"),
+    ({"feature": "f", "user_id": "u", "age": "30"}, "age"),
+    ({"feature": "f", "user_id": "u", "gender": "X"}, "gender"),
+    ({"feature": "f", "user_id": "u", "properties": "vip"}, "properties"),
+    ({"feature": "f", "user_id": "u", "properties": {"p": "x" * (16 * 1024)}}, "properties"),
+    ("not an object", "non_field_errors"),
+]
+
+
+@pytest.mark.parametrize("item,field", INVALID_ITEMS, ids=[f"{f}-{i}" for i, (_, f) in enumerate(INVALID_ITEMS)])
+def test_batch_reports_each_invalid_item_with_index_and_field(key_client, org, item, field):
+    items = [event(), item, event()]
+    resp = post(key_client, BATCH, items)
+    assert resp.status_code == 200, resp.content
+    body = resp.json()
+    assert body["accepted"] == 2 and body["duplicates"] == 0
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(1, field)]
+    assert body["errors"][0]["message"]
+    assert stored(org) == body["accepted"]
+    assert not EndUser.objects.filter(organization=org, external_id="u").exists()
+
+
+def test_timestamp_more_than_24h_in_future_is_rejected_but_23h_accepted(key_client, org):
+    items = [event(timestamp=iso(timedelta(hours=25))), event(timestamp=iso(timedelta(hours=23)))]
+    body = post(key_client, BATCH, items).json()
+    assert body["accepted"] == 1
+    assert body["errors"] == [
+        {"index": 0, "field": "timestamp", "message": "Must not be more than 24 hours in the future."}
+    ]
+    assert stored(org) == 1
+
+
+def test_timestamps_in_iso_z_naive_and_epoch_forms(key_client, org):
+    items = [
+        event(timestamp="2025-03-01T10:00:00Z"),
+        event(timestamp="2025-03-01T10:00:00"),
+        event(timestamp="2025-03-01T12:00:00+02:00"),
+        event(timestamp=1740823200),
+        event(timestamp=1740823200000),
+    ]
+    body = post(key_client, BATCH, {"events": items}).json()
+    assert body["accepted"] == 5, body
+    stamps = {e.timestamp.isoformat() for e in UsageEvent.objects.filter(organization=org)}
+    assert stamps == {"2025-03-01T10:00:00+00:00"}
+
+
+def test_one_item_can_carry_several_errors(key_client, org):
+    resp = post(key_client, BATCH, [{"feature_id": "x", "session_duration": -1, "metadata": 3}])
+    assert resp.status_code == 400
+    body = resp.json()
+    assert {e["field"] for e in body["errors"]} == {"feature_id", "session_duration", "metadata"}
+    assert body["accepted"] == 0 and body["detail"]
+    assert stored(org) == 0
+
+
+def test_batch_with_only_invalid_items_is_400_and_stores_nothing(key_client, org):
+    resp = post(key_client, BATCH, [{"feature": ""}, {"session_duration": -1}])
+    assert resp.status_code == 400
+    assert [e["index"] for e in resp.json()["errors"]] == [0, 1, 1]
+    assert stored(org) == 0
+    assert not Feature.objects.filter(organization=org).exists()
+
+
+@pytest.mark.parametrize(
+    "raw,status",
+    [
+        (b"{not json", 400),
+        (b"", 400),
+        (b'"a string"', 400),
+        (b"[]", 400),
+        (b'{"events": {}}', 400),
+    ],
+)
+def test_batch_body_shape_errors(key_client, org, raw, status):
+    resp = key_client.generic("POST", BATCH, raw, content_type="application/json")
+    assert resp.status_code == status
+    assert resp.json()["detail"]
+    assert stored(org) == 0
+
+
+def test_batch_over_1000_events_is_413(key_client, org):
+    resp = post(key_client, BATCH, events(1001))
+    assert resp.status_code == 413
+    assert stored(org) == 0
+
+
+def test_body_over_5_mb_is_413(key_client, org):
+    blob = "x" * 6000
+    items = [event(metadata={"b": blob}) for _ in range(900)]
+    raw = orjson.dumps(items)
+    assert len(raw) > 5 * 1024 * 1024
+    resp = key_client.generic("POST", BATCH, raw, content_type="application/json")
+    assert resp.status_code == 413
+    assert stored(org) == 0
+
+
+# --- batch: features, org_id, tenancy --------------------------------------------------------
+
+
+def test_feature_by_id_key_or_name(key_client, org):
+    feature = Feature.objects.create(organization=org, key="checkout", name="Checkout Flow")
+    items = [
+        event(feature=None, feature_id=feature.pk),
+        event(feature=None, feature_id=str(feature.pk)),
+        event(feature="checkout"),
+        event(feature="Checkout Flow"),
+    ]
+    body = post(key_client, BATCH, items).json()
+    assert body["accepted"] == 4, body
+    assert set(UsageEvent.objects.filter(organization=org).values_list("feature_id", flat=True)) == {feature.pk}
+
+
+def test_feature_of_another_org_is_unknown_and_never_attached(key_client, org, other_org):
+    foreign = Feature.objects.create(organization=other_org, key="secret", name="Secret")
+    resp = post(key_client, BATCH, [event(feature=None, feature_id=foreign.pk), event()])
+    body = resp.json()
+    assert resp.status_code == 200
+    assert body["errors"] == [{"index": 0, "field": "feature_id", "message": f"Unknown feature {foreign.pk}."}]
+    assert not UsageEvent.objects.filter(feature=foreign).exists()
+    assert stored(org) == body["accepted"] == 1
+    track = post(key_client, TRACK, event(feature=None, feature_id=foreign.pk))
+    assert track.status_code == 400 and "Unknown feature" in track.json()["detail"]
+    assert stored(other_org) == 0
+
+
+def test_unknown_feature_is_an_error_when_auto_create_is_off(key_client, org):
+    org.auto_create_features = False
+    org.save(update_fields=["auto_create_features"])
+    Feature.objects.create(organization=org, key="known", name="Known")
+    body = post(key_client, BATCH, [event(feature="known"), event(feature="brand-new")]).json()
+    assert body["accepted"] == 1
+    assert body["errors"] == [{"index": 1, "field": "feature", "message": "Unknown feature 'brand-new'."}]
+    assert not Feature.objects.filter(organization=org, key="brand-new").exists()
+    assert stored(org) == 1
+
+
+def test_foreign_org_id_is_403_for_track_and_batch(key_client, org, other_org):
+    assert post(key_client, TRACK, event(org_id=other_org.pk)).status_code == 403
+    resp = post(key_client, BATCH, [event(), event(org_id=str(other_org.pk))])
+    assert resp.status_code == 403
+    assert "org_id" in resp.json()["errors"]
+    assert stored(org) == 0 and stored(other_org) == 0
+    ok = post(key_client, BATCH, [event(org_id=org.pk), event(org_id=str(org.pk))])
+    assert ok.status_code == 200 and ok.json()["accepted"] == 2
+    assert stored(org) == 2
+
+
+def test_unicode_everywhere(key_client, org):
+    items = [
+        event(
+            feature="検索 ✓ Suche",
+            user_id="ユーザー-1",
+            session_id="séance-α",
+            event_type="clic-ü",
+            metadata={"emoji": "🚀", "text": "naïve façade", "nested": {"ключ": ["значение"]}},
+            properties={"город": "Москва"},
+        )
+    ]
+    body = post(key_client, BATCH, items).json()
+    assert body["accepted"] == 1, body
+    row = UsageEvent.objects.select_related("feature", "end_user").get(organization=org)
+    assert row.feature.name == "検索 ✓ Suche" and row.feature.key == "検索-suche"
+    assert row.end_user.external_id == "ユーザー-1" and row.end_user.properties == {"город": "Москва"}
+    assert row.metadata["nested"] == {"ключ": ["значение"]} and row.metadata["emoji"] == "🚀"
+    assert (row.session_id, row.event_type) == ("séance-α", "clic-ü")
+
+
+def test_metadata_up_to_16_kb_is_kept_whole(key_client, org):
+    blob = "é" * 8000  # 16,000 bytes of UTF-8, plus the JSON around it: just under 16 KB
+    body = post(key_client, BATCH, [event(metadata={"b": blob}), event(metadata={"b": blob + "éé" * 100})]).json()
+    assert body["accepted"] == 1
+    assert body["errors"][0]["index"] == 1 and body["errors"][0]["field"] == "metadata"
+    assert UsageEvent.objects.get(organization=org).metadata == {"b": blob}
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+
+def test_duplicates_within_one_batch(key_client, org):
+    dup = str(uuid.uuid4())
+    items = [event(uuid=dup), event(uuid=dup), event(), event(uuid=dup.upper())]
+    body = post(key_client, BATCH, items).json()
+    assert (body["accepted"], body["duplicates"], body["errors"]) == (2, 2, [])
+    assert stored(org) == 2
+
+
+def test_reposting_a_batch_stores_nothing_twice(key_client, org):
+    items = events(50)
+    first = post(key_client, BATCH, items).json()
+    second = post(key_client, BATCH, items).json()
+    assert (first["accepted"], first["duplicates"]) == (50, 0)
+    assert (second["accepted"], second["duplicates"]) == (0, 50)
+    assert stored(org) == 50
+    assert post(key_client, BATCH, items).status_code == 200
+
+
+def test_same_uuid_in_two_orgs_is_two_events(key_client, org, other_org, other_admin):
+    _, other_raw = tenant_services.api_key_create(org=other_org, name="k", created_by=other_admin)
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {other_raw}")
+    items = events(3)
+    assert post(key_client, BATCH, items).json()["accepted"] == 3
+    assert post(other, BATCH, items).json()["accepted"] == 3
+    assert stored(org) == stored(other_org) == 3
+
+
+# --- keys, throttling --------------------------------------------------------------------------
+
+
+def test_key_revoked_mid_stream(key_client, api_key_pair, org):
+    accepted = post(key_client, BATCH, events(10)).json()["accepted"]
+    tenant_services.api_key_revoke(org=org, key_id=api_key_pair[0].pk)
+    resp = post(key_client, BATCH, events(10))
+    assert resp.status_code == 401
+    assert stored(org) == accepted == 10
+
+
+def test_last_used_at_is_touched_at_most_once_a_minute(key_client, api_key_pair, org):
+    key = api_key_pair[0]
+    post(key_client, TRACK, event())
+    first = ApiKey.objects.get(pk=key.pk).last_used_at
+    assert first is not None
+    post(key_client, TRACK, event())
+    assert ApiKey.objects.get(pk=key.pk).last_used_at == first
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=first - timedelta(seconds=61))
+    post(key_client, TRACK, event())
+    assert ApiKey.objects.get(pk=key.pk).last_used_at > first
+    assert stored(org) == 3
+
+
+def test_throttle_per_key_answers_429_with_retry_after(settings, key_client, org, admin_user):
+    settings.INGEST_THROTTLE_RATE = "2/min"
+    assert post(key_client, TRACK, event()).status_code == 201
+    assert post(key_client, BATCH, events(3)).status_code == 200
+    resp = post(key_client, TRACK, event())
+    assert resp.status_code == 429
+    assert 1 <= int(resp["Retry-After"]) <= 60
+    assert resp.json()["detail"]
+    _, raw = tenant_services.api_key_create(org=org, name="second", created_by=admin_user)
+    second = APIClient()
+    second.credentials(HTTP_X_API_KEY=raw)
+    assert post(second, TRACK, event()).status_code == 201
+    assert stored(org) == 1 + 3 + 1
+
+
+# --- late data, storage failures, query counts ------------------------------------------------------
+
+
+def test_late_event_marks_its_day_dirty(key_client, org):
+    today = timezone.now().date()
+    body = post(key_client, BATCH, [event(timestamp=iso(-timedelta(days=3))), event()]).json()
+    assert body["accepted"] == 2
+    assert list(DirtyDay.objects.filter(organization=org).values_list("date", flat=True)) == [today - timedelta(days=3)]
+    assert stored(org) == 2
+
+
+def test_events_of_today_mark_nothing(key_client, org):
+    post(key_client, BATCH, [event()])
+    assert not DirtyDay.objects.exists()
+
+
+@pytest.mark.parametrize("target", ["events_insert", "end_users_upsert", "features_resolve"])
+def test_database_down_answers_503_with_retry_after(key_client, org, target):
+    with mock.patch(f"telemetry.services.storage.{target}", side_effect=OperationalError("connection refused")):
+        resp = post(key_client, BATCH, events(5))
+        track = post(key_client, TRACK, event())
+    assert resp.status_code == 503 and track.status_code == 503
+    assert resp["Retry-After"] and resp.json()["detail"]
+    assert stored(org) == 0
+
+
+def test_database_unreachable_during_authentication_is_503(key_client, org):
+    with mock.patch("tenants.services.api_key_authenticate", side_effect=OperationalError("down")):
+        resp = post(key_client, TRACK, event())
+    assert resp.status_code == 503 and resp["Retry-After"]
+
+
+def _batch_queries(client, n, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        resp = post(client, BATCH, events(n, feature=f"feature-{n}"))
+    assert resp.status_code == 200 and resp.json()["accepted"] == n
+    return len(ctx.captured_queries)
+
+
+def test_query_count_of_a_1000_event_batch_is_constant(key_client, org, django_assert_max_num_queries):
+    from django.db import connection
+
+    post(key_client, TRACK, event())  # the key's first use also touches last_used_at
+    small = _batch_queries(key_client, 10, django_assert_max_num_queries)
+    # key, features (+ insert and re-read: the feature is new), savepoint, end users, events
+    # (PostgreSQL: staging + COPY + INSERT…SELECT; SQLite: 11 INSERTs), dirty days, release.
+    limit = 10 if connection.vendor == "postgresql" else 19
+    with django_assert_max_num_queries(limit):
+        resp = post(key_client, BATCH, events(1000, timestamp=iso(-timedelta(days=1))))
+    assert resp.json()["accepted"] == 1000
+    big = _batch_queries(key_client, 1000, django_assert_max_num_queries)
+    if connection.vendor == "postgresql":
+        assert big == small  # COPY: the same statements whatever the size
+    else:
+        assert big <= small + 10  # bulk_create splits 1,000 rows into ≤ 999-parameter INSERTs
+    assert stored(org) == 2011
