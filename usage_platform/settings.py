@@ -216,6 +216,8 @@ SPECTACULAR_SETTINGS = {
 GEMINI_API_KEY = env("GEMINI_API_KEY", default="")
 GEMINI_MODEL = env("GEMINI_MODEL", default="gemini-2.5-flash")
 GEMINI_TIMEOUT_SECONDS = env.float("GEMINI_TIMEOUT_SECONDS", default=10.0)
+# Empty: Google's endpoint. Set it to route through a proxy (the tests point it at a stub).
+GEMINI_BASE_URL = env("GEMINI_BASE_URL", default="")
 INSIGHTS_CACHE_TTL = env.int("INSIGHTS_CACHE_TTL", default=120)
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
