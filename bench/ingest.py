@@ -1,0 +1,784 @@
+"""Ingestion benchmark: a real gunicorn server, real HTTP, the machine's raw limits measured
+in the same run, ratios against the targets of issue 4.
+
+    .venv/bin/python bench/ingest.py [--duration 60] [--only sqlite,pg,queue,track,raw,seed]
+    .venv/bin/python bench/ingest.py --target http://127.0.0.1:8000 --api-key upk_… [--duration 20]
+
+Scenarios (each starts its own `gunicorn usage_platform.wsgi` on 127.0.0.1, ports 8300+):
+- sqlite: direct mode on SQLite (the embedded default: file cache, no Redis);
+- pg: direct mode on PostgreSQL (Redis db 3 for the cache and throttle counters);
+- queue: INGEST_MODE=queue on PostgreSQL + Redis db 3: first the endpoint alone (the stream
+  fills), then the server stops and `manage.py consume_events` processes drain it;
+- track: single-event `track` calls in queue mode;
+- raw: PostgreSQL COPY into a copy of the events table (same columns and indexes), SQLite
+  `executemany` into a copy of its events table, Redis XADD pipelined;
+- seed: `manage.py seed_movielens --limit 100000` on a fresh SQLite database.
+
+Clients are separate processes sending 1,000-event batches (each event with its own uuid,
+so nothing is skipped as a duplicate) for `--duration` seconds after a short warm-up; the
+report gives events/s, requests/s and p50/p99 per request, checks that the rows stored equal
+the events accepted, and prints the ratios to the targets. The server's throttle is raised
+out of the way (`INGEST_THROTTLE_RATE`): this measures ingestion, not the rate limit.
+
+Everything it creates lives under var/bench/ (SQLite files, logs, caches, results.json); the
+PostgreSQL database (`up_seed_bench` by default) is created fresh and dropped at the end, the
+Redis keys it used in db 3 are deleted. Traffic goes to loopback addresses only.
+"""
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var" / "bench"
+PYTHON = sys.executable
+GUNICORN = str(Path(PYTHON).parent / "gunicorn")
+
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/up_seed_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/3"
+STREAM = "bench:ingest:events"
+BATCH = 1000
+PREFIX = b"PPPPPPPP"  # replaced in every request by a unique 8-hex-digit uuid prefix
+
+TARGETS = {
+    "pg_events_per_s": 25_000,
+    "pg_vs_copy": 0.60,
+    "queue_endpoint_events_per_s": 50_000,
+    "sqlite_vs_raw": 0.70,
+    "track_requests_per_s": 1_000,
+    "track_p99_ms": 50.0,
+    "seed_seconds": 15.0,
+}
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def log(message):
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def load_average():
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    low = int(k)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def base_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "INGEST_MODE")}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "usage_platform.settings",
+            "HF_HUB_OFFLINE": "1",
+            "DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
+            "CACHE_DIR": str(VAR / "cache"),
+            "CELERY_BROKER_DIR": str(VAR / "broker"),
+            "INGEST_THROTTLE_RATE": "1000000000/min",
+            "INGEST_STREAM": STREAM,
+        }
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def django(env, code):
+    """Run `code` in a Django process with `env`; returns its last stdout line parsed as JSON."""
+    script = f"import json, os, sys\nsys.path.insert(0, {str(ROOT)!r})\nimport django\ndjango.setup()\n" + code
+    out = subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+SETUP_CODE = """
+from tenants.models import Organization
+from tenants import services
+org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+_, key = services.api_key_create(org=org, name="bench")
+print(json.dumps({"org": org.pk, "key": key}))
+"""
+
+COUNT_CODE = """
+from telemetry.models import UsageEvent
+print(json.dumps(UsageEvent.objects.count()))
+"""
+
+
+def migrate(env):
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+
+
+def pg_admin(url, sql):
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def pg_recreate(url):
+    name = urlsplit(url).path.lstrip("/")
+    pg_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(url, f'CREATE DATABASE "{name}"')
+
+
+def pg_drop(url):
+    name = urlsplit(url).path.lstrip("/")
+    pg_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redis_cleanup(url):
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter("bench:*")) + list(client.scan_iter(":1:throttle:*"))
+    keys += list(client.scan_iter("up:*"))  # the cache's key prefix (throttle counters, health probe)
+    if keys:
+        client.delete(*keys)
+
+
+# --- the server --------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, name, env, port, workers):
+        self.name, self.env, self.port, self.workers = name, env, port, workers
+        self.proc = None
+
+    def __enter__(self):
+        logfile = open(VAR / f"gunicorn-{self.name}.log", "ab")  # noqa: SIM115 - closed with the process
+        cmd = [
+            GUNICORN,
+            "usage_platform.wsgi",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--backlog",
+            "2048",
+            "--timeout",
+            "120",
+            "--log-level",
+            "warning",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}); see {logfile.name}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.3)
+        self.__exit__()
+        raise RuntimeError("gunicorn did not answer /health within 60 s")
+
+    def cpu_seconds(self):
+        """User + system CPU of the gunicorn master and its workers so far (from /proc): on a
+        shared, busy machine the CPU per event is steadier than the wall-clock rate."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(entry.name), int(fields[1])
+            if pid == self.proc.pid or ppid == self.proc.pid:
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the group started above: master + its workers
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+# --- the load ------------------------------------------------------------------------------
+
+
+def batch_body(scenario_tag):
+    """A 1,000-event batch whose uuids share the placeholder prefix PREFIX."""
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    events = []
+    for i in range(BATCH):
+        events.append(
+            {
+                "uuid": f"{PREFIX.decode()}-{scenario_tag:04x}-4{i:03x}-8000-{i:012x}",
+                "feature": f"feature_{i % 50}",
+                "user_id": f"bench_user_{(i * 7919) % 2000}",
+                "event_type": "interaction",
+                "session_id": f"bench-session-{i % 100}",
+                "session_duration": 60 + i % 240,
+                "timestamp": now,
+                "metadata": {"source": "bench", "plan": "pro", "n": i},
+            }
+        )
+    return json.dumps({"events": events}).encode()
+
+
+def track_body(scenario_tag):
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    return json.dumps(
+        {
+            "uuid": f"{PREFIX.decode()}-{scenario_tag:04x}-4000-8000-000000000000",
+            "feature": "feature_1",
+            "user_id": "bench_user_1",
+            "session_duration": 42,
+            "timestamp": now,
+            "metadata": {"source": "bench"},
+        }
+    ).encode()
+
+
+def _client(client_id, host, port, path, key, body, warmup_until, stop_at, results):
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    latencies, statuses = [], Counter()
+    accepted = accepted_all = requests = errors = 0
+    counter = 0
+    while True:
+        now = time.monotonic()
+        if now >= stop_at:
+            break
+        counter += 1
+        payload = body.replace(PREFIX, f"{client_id:02x}{counter:06x}".encode())
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=60)
+            conn.request("POST", path, payload, headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            conn.close()
+        except OSError:
+            errors += 1
+            continue
+        elapsed = (time.perf_counter() - started) * 1000
+        if resp.status in (200, 202) and path.endswith("/batch"):
+            count = json.loads(data)["accepted"]
+        else:
+            count = 1 if resp.status in (200, 201, 202) else 0
+        accepted_all += count
+        if now < warmup_until:
+            continue
+        accepted += count
+        requests += 1
+        statuses[resp.status] += 1
+        latencies.append(elapsed)
+    results.put(
+        {
+            "latencies": latencies,
+            "statuses": dict(statuses),
+            "accepted": accepted,
+            "accepted_all": accepted_all,
+            "requests": requests,
+            "errors": errors,
+        }
+    )
+
+
+def load(host, port, path, key, body, *, clients, duration, warmup=3.0):
+    """Runs `clients` processes for warm-up + duration; returns the aggregated figures."""
+    results = mp.Queue()
+    start = time.monotonic() + 0.5
+    warmup_until, stop_at = start + warmup, start + warmup + duration
+    procs = [
+        mp.Process(target=_client, args=(i + 1, host, port, path, key, body, warmup_until, stop_at, results))
+        for i in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    parts = [results.get(timeout=duration + warmup + 180) for _ in procs]
+    for p in procs:
+        p.join()
+    latencies = [x for part in parts for x in part["latencies"]]
+    statuses = Counter()
+    for part in parts:
+        statuses.update(part["statuses"])
+    accepted = sum(p["accepted"] for p in parts)
+    accepted_all = sum(p["accepted_all"] for p in parts)
+    requests = sum(p["requests"] for p in parts)
+    return {
+        "clients": clients,
+        "duration_s": duration,
+        "requests": requests,
+        "accepted": accepted,
+        "accepted_incl_warmup": accepted_all,
+        "events_per_s": accepted / duration,
+        "requests_per_s": requests / duration,
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "connection_errors": sum(p["errors"] for p in parts),
+        "load_average_after": load_average(),
+    }
+
+
+# --- raw limits ----------------------------------------------------------------------------
+
+
+def _raw_rows(n, org_id=1):
+    now = datetime.now(UTC)
+    meta = '{"source": "bench", "plan": "pro"}'
+    return [
+        (uuid.uuid4(), org_id, 1 + i % 50, 1 + i % 2000, "interaction", f"s{i % 100}", 60.0, meta, now, now)
+        for i in range(n)
+    ]
+
+
+RAW_COLUMNS = (
+    "uuid, organization_id, feature_id, end_user_id, event_type, session_id, session_duration, metadata, "
+    '"timestamp", received_at'
+)
+
+
+def raw_pg_copy(url, rows_total, per_transaction):
+    """COPY into a copy of telemetry_usageevent (same columns, defaults and indexes; no FKs)."""
+    import psycopg
+
+    rows = _raw_rows(rows_total)
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_raw_events")
+        conn.execute("CREATE TABLE bench_raw_events (LIKE telemetry_usageevent INCLUDING ALL)")
+        conn.commit()
+        started = time.perf_counter()
+        for offset in range(0, rows_total, per_transaction):
+            with conn.cursor() as cur, cur.copy(f"COPY bench_raw_events ({RAW_COLUMNS}) FROM STDIN") as copy:
+                for row in rows[offset : offset + per_transaction]:
+                    copy.write_row(row)
+            conn.commit()
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_raw_events")
+        conn.commit()
+    return {"rows": rows_total, "rows_per_transaction": per_transaction, "rows_per_s": rows_total / elapsed}
+
+
+def raw_sqlite(path, rows_total, per_transaction):
+    """executemany INSERT OR IGNORE, WAL + synchronous=NORMAL as the app's settings, into a copy
+    of the migrated events table with its indexes (FK checks off, as in the PG copy)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("DROP TABLE IF EXISTS bench_raw_events")
+    schema = conn.execute(
+        "SELECT type, sql FROM sqlite_master WHERE tbl_name = 'telemetry_usageevent' AND sql IS NOT NULL"
+    ).fetchall()
+    for kind, sql in sorted(schema, key=lambda s: s[0] != "table"):
+        sql = sql.replace('"telemetry_usageevent"', '"bench_raw_events"')
+        if kind == "index":
+            sql = sql.replace('INDEX "', 'INDEX "bench_raw_', 1)
+        conn.execute(sql)
+    rows = [
+        (r[0].hex, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8].isoformat(" "), r[9].isoformat(" "))
+        for r in _raw_rows(rows_total)
+    ]
+    sql = f"INSERT OR IGNORE INTO bench_raw_events ({RAW_COLUMNS}) VALUES ({', '.join('?' * 10)})"
+    started = time.perf_counter()
+    for offset in range(0, rows_total, per_transaction):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows[offset : offset + per_transaction])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.execute("DROP TABLE bench_raw_events")
+    conn.close()
+    return {"rows": rows_total, "rows_per_transaction": per_transaction, "rows_per_s": rows_total / elapsed}
+
+
+def raw_xadd(url, total, pipeline):
+    import redis
+
+    client = redis.Redis.from_url(url)
+    key = "bench:raw-xadd"
+    payload = json.dumps(json.loads(batch_body(0))["events"][0]).encode()
+    client.delete(key)
+    started = time.perf_counter()
+    for _ in range(0, total, pipeline):
+        pipe = client.pipeline(transaction=False)
+        for _ in range(pipeline):
+            pipe.xadd(key, {"d": payload})
+        pipe.execute()
+    elapsed = time.perf_counter() - started
+    client.delete(key)
+    return {"messages": total, "pipeline": pipeline, "payload_bytes": len(payload), "msgs_per_s": total / elapsed}
+
+
+# --- scenarios -----------------------------------------------------------------------------
+
+
+def _per_cpu(result):
+    """Server CPU per request and the events one fully busy core would take at that cost (the
+    warm-up is included in the CPU and in the counts, so both cover the same requests)."""
+    cpu = result["server_cpu_s"]
+    requests = result["requests"] * (1 + 3.0 / result["duration_s"])  # approx. incl. warm-up
+    result["server_cpu_ms_per_request"] = 1000 * cpu / requests if requests else float("nan")
+    result["events_per_server_cpu_s"] = result["accepted_incl_warmup"] / cpu if cpu else float("nan")
+
+
+def scenario_direct(name, env, port, args, tag):
+    migrate(env)
+    setup = django(env, SETUP_CODE)
+    before = django(env, COUNT_CODE)
+    with Server(name, env, port, args.workers) as server:
+        log(f"{name}: gunicorn -w {args.workers} on :{port}, {args.clients} clients × {args.duration:g} s")
+        cpu_before = server.cpu_seconds()
+        result = load(
+            "127.0.0.1",
+            port,
+            "/api/v1/events/batch",
+            setup["key"],
+            batch_body(tag),
+            clients=args.clients,
+            duration=args.duration,
+        )
+        result["server_cpu_s"] = server.cpu_seconds() - cpu_before
+    _per_cpu(result)
+    stored = django(env, COUNT_CODE) - before
+    result["stored"] = stored
+    log(
+        f"{name}: {result['events_per_s']:,.0f} events/s, p50 {result['p50_ms']:.0f} ms, "
+        f"p99 {result['p99_ms']:.0f} ms; stored {stored:,} = accepted {result['accepted_incl_warmup']:,}: "
+        f"{stored == result['accepted_incl_warmup']}"
+    )
+    return result
+
+
+def scenario_queue(env, port, args, tag):
+    import redis
+
+    client = redis.Redis.from_url(args.redis_url)
+    client.delete(STREAM)
+    migrate(env)
+    setup = django(env, SETUP_CODE)
+    before = django(env, COUNT_CODE)
+    with Server("queue", env, port, args.workers) as server:
+        log(f"queue: gunicorn -w {args.workers} on :{port}, {args.clients} clients × {args.queue_duration:g} s")
+        cpu_before = server.cpu_seconds()
+        endpoint = load(
+            "127.0.0.1",
+            port,
+            "/api/v1/events/batch",
+            setup["key"],
+            batch_body(tag),
+            clients=args.clients,
+            duration=args.queue_duration,
+        )
+        endpoint["server_cpu_s"] = server.cpu_seconds() - cpu_before
+    _per_cpu(endpoint)
+    backlog_entries = client.xlen(STREAM)
+    log(f"queue endpoint: {endpoint['events_per_s']:,.0f} events/s; {backlog_entries:,} stream entries to drain")
+
+    consumers = []
+    started = time.monotonic()
+    for i in range(args.consumers):
+        logfile = open(VAR / f"consumer-{i}.log", "ab")  # noqa: SIM115 - closed with the process
+        consumers.append(
+            subprocess.Popen(
+                [PYTHON, "manage.py", "consume_events", "--consumer", f"bench-{i}", "--block-ms", "200"],
+                cwd=ROOT,
+                env=env,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    deadline = started + max(600, args.queue_duration * 20)
+    while client.xlen(STREAM) > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The last batches are XDELed right after their commit: the stream is empty = all stored.
+    drain_seconds = time.monotonic() - started
+    for proc in consumers:
+        os.kill(proc.pid, signal.SIGTERM)
+    for proc in consumers:
+        proc.wait(60)
+    stored = django(env, COUNT_CODE) - before
+    drain = {
+        "consumers": args.consumers,
+        "entries": backlog_entries,
+        "events": stored,
+        "seconds": drain_seconds,
+        "events_per_s": stored / drain_seconds if drain_seconds else float("nan"),
+        "load_average_after": load_average(),
+    }
+    endpoint["stored"] = stored
+    log(
+        f"queue: stored {stored:,} = accepted {endpoint['accepted_incl_warmup']:,}: "
+        f"{stored == endpoint['accepted_incl_warmup']}"
+    )
+    log(f"queue drain: {drain['events_per_s']:,.0f} events/s with {args.consumers} consumers ({drain_seconds:.1f} s)")
+    client.delete(STREAM)
+    return {"endpoint": endpoint, "drain": drain}
+
+
+def scenario_track(env, port, args, tag):
+    import redis
+
+    client = redis.Redis.from_url(args.redis_url)
+    client.delete(STREAM)
+    setup = django(env, SETUP_CODE)
+    with Server("track", env, port, args.workers) as server:
+        log(f"track: gunicorn -w {args.workers} on :{port}, {args.track_clients} clients × {args.duration:g} s")
+        cpu_before = server.cpu_seconds()
+        result = load(
+            "127.0.0.1",
+            port,
+            "/api/v1/events/track",
+            setup["key"],
+            track_body(tag),
+            clients=args.track_clients,
+            duration=args.duration,
+        )
+        result["server_cpu_s"] = server.cpu_seconds() - cpu_before
+    _per_cpu(result)
+    result.pop("accepted")
+    result["stream_entries"] = client.xlen(STREAM)
+    client.delete(STREAM)
+    log(
+        f"track: {result['requests_per_s']:,.0f} requests/s, "
+        f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
+    )
+    return result
+
+
+def scenario_seed():
+    db = VAR / "seed.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    env = base_env(DATABASE_URL=f"sqlite:///{db}")
+    migrate(env)
+    cmd = [PYTHON, "manage.py", "seed_movielens", "--limit", "100000", "--orgs", "3"]
+    started = time.perf_counter()
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - started
+    source = next((line for line in out.stdout.splitlines() if line.startswith("Source:")), "")
+    log(f"seed: {seconds:.1f} s ({source})")
+    return {"seconds": seconds, "source": source, "command": " ".join(cmd[1:]), "load_average_after": load_average()}
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def report(results):
+    lines = []
+    raw = results.get("raw", {})
+    copy_rate = raw.get("pg_copy_big", {}).get("rows_per_s")
+    sqlite_raw = raw.get("sqlite", {}).get("rows_per_s")
+    if "sqlite" in results:
+        r = results["sqlite"]
+        line = f"SQLite direct: {r['events_per_s']:,.0f} events/s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms"
+        if sqlite_raw:
+            ratio = r["events_per_s"] / sqlite_raw
+            line += f"; {ratio:.0%} of raw {sqlite_raw:,.0f} rows/s (target ≥ 70 %: {verdict(ratio >= 0.7)})"
+        lines.append(line)
+    if "pg" in results:
+        r = results["pg"]
+        line = (
+            f"PostgreSQL direct: {r['events_per_s']:,.0f} events/s (target ≥ 25,000: "
+            f"{verdict(r['events_per_s'] >= TARGETS['pg_events_per_s'])}), p50 {r['p50_ms']:.0f} ms, "
+            f"p99 {r['p99_ms']:.0f} ms"
+        )
+        if copy_rate:
+            ratio = r["events_per_s"] / copy_rate
+            line += f"; {ratio:.0%} of raw COPY {copy_rate:,.0f} rows/s (target ≥ 60 %: {verdict(ratio >= 0.6)})"
+        lines.append(line)
+    if "queue" in results:
+        e, d = results["queue"]["endpoint"], results["queue"]["drain"]
+        lines.append(
+            f"Queue endpoint: {e['events_per_s']:,.0f} events/s (target ≥ 50,000: "
+            f"{verdict(e['events_per_s'] >= TARGETS['queue_endpoint_events_per_s'])}), p50 {e['p50_ms']:.0f} ms, "
+            f"p99 {e['p99_ms']:.0f} ms"
+        )
+        line = f"Queue drain: {d['events_per_s']:,.0f} events/s with {d['consumers']} consumers"
+        if "pg" in results:
+            line += f" (target ≥ direct {results['pg']['events_per_s']:,.0f}: "
+            line += f"{verdict(d['events_per_s'] >= results['pg']['events_per_s'])})"
+        lines.append(line)
+    if "track" in results:
+        r = results["track"]
+        lines.append(
+            f"Track (queue mode): {r['requests_per_s']:,.0f} requests/s (target ≥ 1,000: "
+            f"{verdict(r['requests_per_s'] >= TARGETS['track_requests_per_s'])}), p50 {r['p50_ms']:.1f} ms, "
+            f"p99 {r['p99_ms']:.1f} ms (target ≤ 50: {verdict(r['p99_ms'] <= TARGETS['track_p99_ms'])})"
+        )
+    if raw:
+        parts = []
+        if "pg_copy_big" in raw:
+            parts.append(f"PG COPY {raw['pg_copy_big']['rows_per_s']:,.0f} rows/s")
+        if "pg_copy_1000" in raw:
+            parts.append(f"PG COPY in 1,000-row transactions {raw['pg_copy_1000']['rows_per_s']:,.0f} rows/s")
+        if "sqlite" in raw:
+            parts.append(f"SQLite executemany (1,000-row transactions) {raw['sqlite']['rows_per_s']:,.0f} rows/s")
+        if "xadd" in raw:
+            parts.append(f"XADD pipelined {raw['xadd']['msgs_per_s']:,.0f} msgs/s")
+        lines.append("Raw limits: " + "; ".join(parts))
+    if "seed" in results:
+        s = results["seed"]
+        lines.append(
+            f"seed_movielens --limit 100000 on SQLite: {s['seconds']:.1f} s (target ≤ 15 s: "
+            f"{verdict(s['seconds'] <= TARGETS['seed_seconds'])}) — {s['source']}"
+        )
+    return lines
+
+
+def run_target(args):
+    parts = urlsplit(args.target)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        sys.exit("--target must be a loopback address (this benchmark never loads another machine)")
+    port = parts.port or 80
+    batch = load(
+        parts.hostname,
+        port,
+        "/api/v1/events/batch",
+        args.api_key,
+        batch_body(7),
+        clients=args.clients,
+        duration=args.duration,
+    )
+    print(
+        f"batch: {batch['events_per_s']:,.0f} events/s, p50 {batch['p50_ms']:.0f} ms, "
+        f"p99 {batch['p99_ms']:.0f} ms, statuses {batch['statuses']}"
+    )
+    track = load(
+        parts.hostname,
+        port,
+        "/api/v1/events/track",
+        args.api_key,
+        track_body(8),
+        clients=args.track_clients,
+        duration=args.duration,
+    )
+    print(
+        f"track: {track['requests_per_s']:,.0f} requests/s, p50 {track['p50_ms']:.1f} ms, "
+        f"p99 {track['p99_ms']:.1f} ms, statuses {track['statuses']}"
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per scenario (after warm-up)")
+    parser.add_argument(
+        "--queue-duration", type=float, default=None, help="seconds of queue-mode load (default --duration)"
+    )
+    parser.add_argument("--only", default="raw,sqlite,pg,queue,track,seed", help="comma-separated scenarios")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--clients", type=int, default=4, help="client processes sending batches")
+    parser.add_argument("--track-clients", type=int, default=6, help="client processes sending track calls")
+    parser.add_argument("--consumers", type=int, default=2, help="consume_events processes for the drain")
+    parser.add_argument("--port", type=int, default=8300, help="first port (each scenario takes the next one)")
+    parser.add_argument("--pg-url", default=DEFAULT_PG, help="benchmark database (created fresh, dropped at the end)")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--raw-rows", type=int, default=300_000, help="rows for each raw insert measurement")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the PostgreSQL database at the end")
+    parser.add_argument("--target", help="only load an already running server (loopback) with --api-key")
+    parser.add_argument("--api-key")
+    args = parser.parse_args()
+    args.queue_duration = args.queue_duration or args.duration
+    VAR.mkdir(parents=True, exist_ok=True)
+    if args.target:
+        if not args.api_key:
+            sys.exit("--target needs --api-key")
+        run_target(args)
+        return
+
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    results = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"nproc": os.cpu_count(), "uptime_before": subprocess.getoutput("uptime").strip()},
+        "args": {k: v for k, v in vars(args).items() if k != "api_key"},
+    }
+    log(f"machine: {os.cpu_count()} cores; {results['machine']['uptime_before']}")
+    sqlite_db = VAR / "ingest.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{sqlite_db}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(VAR / "cache", ignore_errors=True)
+    sqlite_env = base_env(DATABASE_URL=f"sqlite:///{sqlite_db}", INGEST_MODE="direct")
+    pg_env = base_env(DATABASE_URL=args.pg_url, REDIS_URL=args.redis_url, INGEST_MODE="direct")
+    queue_env = base_env(DATABASE_URL=args.pg_url, REDIS_URL=args.redis_url, INGEST_MODE="queue")
+    needs_pg = only & {"pg", "queue", "track", "raw"}
+    try:
+        if needs_pg:
+            pg_recreate(args.pg_url)
+            migrate(pg_env)
+        if "raw" in only:
+            migrate(sqlite_env)
+            raw = {}
+            log(f"raw: PostgreSQL COPY, {args.raw_rows:,} rows in 50,000-row transactions")
+            raw["pg_copy_big"] = raw_pg_copy(args.pg_url, args.raw_rows, 50_000)
+            log(f"raw: PostgreSQL COPY, {args.raw_rows:,} rows in 1,000-row transactions")
+            raw["pg_copy_1000"] = raw_pg_copy(args.pg_url, args.raw_rows, 1_000)
+            log(f"raw: SQLite executemany, {args.raw_rows:,} rows in 1,000-row transactions")
+            raw["sqlite"] = raw_sqlite(str(sqlite_db), args.raw_rows, 1_000)
+            log("raw: Redis XADD pipelined")
+            raw["xadd"] = raw_xadd(args.redis_url, 200_000, 1_000)
+            raw["load_average_after"] = load_average()
+            results["raw"] = raw
+            for name, figure in raw.items():
+                if isinstance(figure, dict):
+                    rate = figure.get("rows_per_s") or figure.get("msgs_per_s")
+                    log(f"raw {name}: {rate:,.0f}/s")
+        if "sqlite" in only:
+            results["sqlite"] = scenario_direct("sqlite", sqlite_env, args.port, args, 1)
+        if "pg" in only:
+            results["pg"] = scenario_direct("pg", pg_env, args.port + 1, args, 2)
+        if "queue" in only:
+            results["queue"] = scenario_queue(queue_env, args.port + 2, args, 3)
+        if "track" in only:
+            results["track"] = scenario_track(queue_env, args.port + 3, args, 4)
+        if "seed" in only:
+            results["seed"] = scenario_seed()
+    finally:
+        if needs_pg and not args.keep_db:
+            pg_drop(args.pg_url)
+        if needs_pg:
+            redis_cleanup(args.redis_url)
+    results["machine"]["uptime_after"] = subprocess.getoutput("uptime").strip()
+    results["summary"] = report(results)
+    (VAR / "ingest-results.json").write_text(json.dumps(results, indent=2))
+    print()
+    for line in results["summary"]:
+        print(line)
+    print(f"\nmachine: {os.cpu_count()} cores; before: {results['machine']['uptime_before']}")
+    print(f"after: {results['machine']['uptime_after']}; details: {VAR / 'ingest-results.json'}")
+
+
+if __name__ == "__main__":
+    main()
