@@ -216,16 +216,18 @@ def gemini_generate(prompt: str) -> str:
         timeout=int(settings.GEMINI_TIMEOUT_SECONDS * 1000),
         retry_options=types.HttpRetryOptions(attempts=1),
     )
-    base_url = getattr(settings, "GEMINI_BASE_URL", "")
+    base_url = settings.GEMINI_BASE_URL
     if base_url:
         http_options.base_url = base_url
     client = genai.Client(api_key=settings.GEMINI_API_KEY, http_options=http_options)
     try:
-        response = client.models.generate_content(
-            model=settings.GEMINI_MODEL,
-            contents=prompt,
-            config=types.GenerateContentConfig(temperature=0.2, max_output_tokens=600),
-        )
+        config = types.GenerateContentConfig(temperature=0.2, max_output_tokens=1024)
+        if "flash" in settings.GEMINI_MODEL:
+            # 2.5 Flash "thinks" by default, and thinking tokens count against
+            # max_output_tokens: a summary of given numbers needs none, and without it the
+            # answer arrives well inside the timeout. (Pro models cannot switch it off.)
+            config.thinking_config = types.ThinkingConfig(thinking_budget=0)
+        response = client.models.generate_content(model=settings.GEMINI_MODEL, contents=prompt, config=config)
         return response.text or ""
     finally:
         client.close()

@@ -71,7 +71,9 @@ def test_gemini_answer_is_used(org, usage, gemini):
     path, headers, body = srv.requests[0]
     assert "models/gemini-2.5-flash:generateContent" in path
     assert headers.get("x-goog-api-key") == "test-key"
-    prompt = json.loads(body)["contents"][0]["parts"][0]["text"]
+    request = json.loads(body)
+    assert request["generationConfig"]["thinkingConfig"]["thinkingBudget"] == 0
+    prompt = request["contents"][0]["parts"][0]["text"]
     numbers = narrative.narrative_numbers(org)
     assert f"Events: {numbers['events']}" in prompt and "Open anomalies: 1." in prompt
 
