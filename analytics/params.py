@@ -110,6 +110,13 @@ def summary_params(query):
 feature_usage_params = summary_params
 
 
+def summary_filters(org, query) -> dict:
+    """The optional `feature`, `age` and `gender` filters of the summary (validated as for
+    the timeseries); only the given ones are returned."""
+    args = timeseries_params(org, {k: _get(query, k) for k in ("feature", "age", "gender") if _get(query, k)})
+    return {k: args[k] for k in ("feature", "age", "gender") if args[k]}
+
+
 def feature_ref(org, raw, field="feature"):
     """A feature of `org` by id or key; an unknown or foreign one is a 400 on `field`."""
     from telemetry.models import Feature

@@ -110,11 +110,59 @@ def _distinct_users(org, start: date, end: date, feature_id=None) -> int:
     return EndUser.objects.filter(organization=org).filter(Exists(events)).count()
 
 
+def _kpi(value, previous):
+    return {"value": value, "previous": previous, "change_pct": change_pct(value, previous)}
+
+
+def _summary_raw(org, start, end, prev_start, prev_end, feature_id, age, gender) -> dict:
+    """The summary straight from raw events, for demographic filters (the rollups carry no
+    age or gender): one conditional aggregate over both periods."""
+    lo, hi = bounds(prev_start, end)
+    cur_lo = day_start(start)
+    qs = UsageEvent.objects.filter(organization=org, timestamp__gte=lo, timestamp__lt=hi)
+    if feature_id is not None:
+        qs = qs.filter(feature_id=feature_id)
+    if age:
+        qs = qs.filter(_age_filter(age))
+    if gender:
+        qs = qs.filter(end_user__gender=gender)
+    cur, prev = Q(timestamp__gte=cur_lo), Q(timestamp__lt=cur_lo)
+    with_session = ~Q(session_id="")
+    t = qs.aggregate(
+        cur_events=Count("id", filter=cur),
+        prev_events=Count("id", filter=prev),
+        cur_users=Count("end_user_id", distinct=True, filter=cur),
+        prev_users=Count("end_user_id", distinct=True, filter=prev),
+        cur_features=Count("feature_id", distinct=True, filter=cur),
+        prev_features=Count("feature_id", distinct=True, filter=prev),
+        cur_sessions=Count("session_id", distinct=True, filter=cur & with_session),
+        prev_sessions=Count("session_id", distinct=True, filter=prev & with_session),
+        cur_duration=Avg("session_duration", filter=cur),
+        prev_duration=Avg("session_duration", filter=prev),
+    )
+    return {
+        name: _kpi(t[f"cur_{key}"] or 0, t[f"prev_{key}"] or 0)
+        for name, key in (
+            ("total_events", "events"),
+            ("active_users", "users"),
+            ("features_tracked", "features"),
+            ("sessions", "sessions"),
+        )
+    } | {"avg_session_duration": _kpi(_round(t["cur_duration"]), _round(t["prev_duration"]))}
+
+
 def usage_summary(org, start: date, end: date, filters=None) -> dict:
     """KPIs for start..end, each `{value, previous, change_pct}` against the previous period
-    of equal length. `filters` may hold `feature` (a Feature or its id)."""
-    feature_id = _feature_id((filters or {}).get("feature"))
+    of equal length. `filters` may hold `feature` (a Feature or its id), `age` (band) and
+    `gender`; the demographic ones are answered from raw events, the rest from rollups."""
+    filters = filters or {}
+    feature_id = _feature_id(filters.get("feature"))
     prev_start, prev_end = previous_period(start, end)
+    head = {"start": start, "end": end, "previous_start": prev_start, "previous_end": prev_end}
+    if filters.get("age") or filters.get("gender"):
+        return head | _summary_raw(
+            org, start, end, prev_start, prev_end, feature_id, filters.get("age"), filters.get("gender")
+        )
     cur = Q(date__gte=start, date__lte=end)
     prev = Q(date__gte=prev_start, date__lte=prev_end)
 
@@ -141,25 +189,18 @@ def usage_summary(org, start: date, end: date, filters=None) -> dict:
         cur=Count("feature_id", distinct=True, filter=cur), prev=Count("feature_id", distinct=True, filter=prev)
     )
 
-    def kpi(value, previous):
-        return {"value": value, "previous": previous, "change_pct": change_pct(value, previous)}
-
     def avg(duration, events):
         return _round(duration / events) if events else 0.0
 
     events, prev_events = totals["cur_events"] or 0, totals["prev_events"] or 0
-    return {
-        "start": start,
-        "end": end,
-        "previous_start": prev_start,
-        "previous_end": prev_end,
-        "total_events": kpi(events, prev_events),
-        "active_users": kpi(
+    return head | {
+        "total_events": _kpi(events, prev_events),
+        "active_users": _kpi(
             _distinct_users(org, start, end, feature_id), _distinct_users(org, prev_start, prev_end, feature_id)
         ),
-        "features_tracked": kpi(tracked["cur"] or 0, tracked["prev"] or 0),
-        "sessions": kpi(totals["cur_sessions"] or 0, totals["prev_sessions"] or 0),
-        "avg_session_duration": kpi(
+        "features_tracked": _kpi(tracked["cur"] or 0, tracked["prev"] or 0),
+        "sessions": _kpi(totals["cur_sessions"] or 0, totals["prev_sessions"] or 0),
+        "avg_session_duration": _kpi(
             avg(totals["duration"] or 0, totals["timed"]), avg(totals["prev_duration"] or 0, totals["prev_timed"])
         ),
     }

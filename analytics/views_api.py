@@ -74,13 +74,17 @@ class CSVExportMixin:
 class UsageSummaryView(AnalyticsView):
     @extend_schema(
         summary="KPIs with the previous period and % change",
-        parameters=_date_params(),
+        parameters=[
+            *_date_params(),
+            OpenApiParameter("feature", OpenApiTypes.STR, description="feature id or key"),
+            OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
+            OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
+        ],
         responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.summary_params(request.query_params)
-        raw_feature = request.query_params.get("feature")
-        filters = {"feature": params.feature_ref(self.org, raw_feature)} if raw_feature else None
+        filters = params.summary_filters(self.org, request.query_params)
         return Response(queries.usage_summary(self.org, args["start"], args["end"], filters=filters))
 
 

@@ -32,6 +32,8 @@ def test_usage_summary(analyst_client, rolled):
     assert body["active_users"]["value"] == 3
     feature_only = analyst_client.get(f"{BASE}/usage-summary?{RANGE}&feature=export").json()
     assert feature_only["total_events"]["value"] == 2
+    demographic = analyst_client.get(f"{BASE}/usage-summary?{RANGE}&age=<18&gender=o").json()
+    assert demographic["total_events"]["value"] == 1 and demographic["active_users"]["value"] == 1
 
 
 def test_default_range_is_last_30_days(analyst_client, org):
@@ -122,6 +124,7 @@ def test_anonymous_and_api_key_refused(anon_client, key_client):
         ("usage-summary?end=yesterday", "end"),
         ("usage-summary?start=2025-03-05&end=2025-03-01", "start"),
         ("usage-summary?start=2020-01-01&end=2025-01-01", "start"),
+        ("usage-summary?age=old", "age"),
         ("feature-usage?start=nope", "start"),
         ("feature-usage?format=csv&start=nope", "start"),
         ("timeseries?metric=revenue", "metric"),

@@ -46,6 +46,18 @@ def test_summary_filtered_by_feature(org, rolled):
     assert s["features_tracked"]["value"] == 1
 
 
+def test_summary_with_demographic_filter_reads_raw_events(org, rolled):
+    s = queries.usage_summary(org, D1, D3, filters={"age": ">40"})  # u2 only
+    assert s["total_events"]["value"] == 2
+    assert s["active_users"]["value"] == 1
+    assert s["features_tracked"]["value"] == 1
+    assert s["sessions"]["value"] == 2
+    assert s["avg_session_duration"]["value"] == 60.0
+    prev = queries.usage_summary(org, D2, D3, filters={"gender": "M", "feature": rolled["search"]})
+    assert prev["total_events"] == {"value": 1, "previous": 1, "change_pct": 0.0}
+    assert prev["avg_session_duration"] == {"value": 90.0, "previous": 30.0, "change_pct": 200.0}
+
+
 def test_empty_org_gives_zeros(org):
     s = queries.usage_summary(org, D1, D3)
     for name in ("total_events", "active_users", "features_tracked", "sessions", "avg_session_duration"):
