@@ -12,6 +12,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.utils.cache import add_never_cache_headers
+from django_htmx.http import HttpResponseClientRedirect
 
 from .models import Role
 
@@ -31,7 +32,12 @@ def org_page(role=Role.ANALYST):
         def wrapper(request, *args, **kwargs):
             user = request.user
             if not user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
+                login = redirect_to_login(request.get_full_path())
+                if getattr(request, "htmx", False):
+                    # An expired session during a filter change: load the login page as a
+                    # page, not inside the fragment being swapped.
+                    return HttpResponseClientRedirect(login["Location"])
+                return login
             if user.organization_id is None:
                 raise PermissionDenied("Platform staff accounts have no organisation; use the Django admin.")
             if not user.has_role(role):

@@ -103,6 +103,12 @@ def test_anonymous_is_sent_to_login(db, path):
     assert response["Location"] == f"/login/?next={path}"
 
 
+def test_expired_session_during_htmx_loads_the_login_page(db):
+    response = Client().get("/features/?sort=name", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/login/?next=/features/%3Fsort%3Dname"
+
+
 @pytest.mark.parametrize("name", ["features", "retention", "funnels"])
 def test_member_gets_403_page_on_analytics_pages(member, name):
     response = member.get(reverse(name))
