@@ -221,12 +221,11 @@ def gemini_generate(prompt: str) -> str:
         http_options.base_url = base_url
     client = genai.Client(api_key=settings.GEMINI_API_KEY, http_options=http_options)
     try:
-        config = types.GenerateContentConfig(temperature=0.2, max_output_tokens=1024)
-        if "flash" in settings.GEMINI_MODEL:
-            # 2.5 Flash "thinks" by default, and thinking tokens count against
-            # max_output_tokens: a summary of given numbers needs none, and without it the
-            # answer arrives well inside the timeout. (Pro models cannot switch it off.)
-            config.thinking_config = types.ThinkingConfig(thinking_budget=0)
+        # 2.5 Flash "thinks" by default, and thinking tokens count against
+        # max_output_tokens: a summary of given numbers needs none, and without it the answer
+        # arrives well inside the timeout. (Pro models cannot switch it off.)
+        thinking = types.ThinkingConfig(thinking_budget=0) if "flash" in settings.GEMINI_MODEL else None
+        config = types.GenerateContentConfig(temperature=0.2, max_output_tokens=1024, thinking_config=thinking)
         response = client.models.generate_content(model=settings.GEMINI_MODEL, contents=prompt, config=config)
         return response.text or ""
     finally:

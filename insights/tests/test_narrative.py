@@ -72,7 +72,9 @@ def test_gemini_answer_is_used(org, usage, gemini):
     assert "models/gemini-2.5-flash:generateContent" in path
     assert headers.get("x-goog-api-key") == "test-key"
     request = json.loads(body)
-    assert request["generationConfig"]["thinkingConfig"]["thinkingBudget"] == 0
+    thinking = request["generationConfig"]["thinkingConfig"]
+    # google-genai sends the field's proto name; the API's JSON parser accepts either spelling.
+    assert thinking.get("thinkingBudget", thinking.get("thinking_budget")) == 0
     prompt = request["contents"][0]["parts"][0]["text"]
     numbers = narrative.narrative_numbers(org)
     assert f"Events: {numbers['events']}" in prompt and "Open anomalies: 1." in prompt
