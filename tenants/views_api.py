@@ -234,7 +234,7 @@ class MemberDetailView(OrgAPIView):
 def _accept_url(request, token):
     """The sign-up page for this invitation when the pages app provides one."""
     try:
-        return request.build_absolute_uri(reverse("invite-accept", kwargs={"token": token}))
+        return request.build_absolute_uri(reverse("invitation-accept", kwargs={"token": token}))
     except NoReverseMatch:
         return None
 

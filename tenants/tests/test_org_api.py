@@ -177,7 +177,10 @@ class TestInvitations:
     def test_invite_then_accept_joins_with_the_invited_role(self, admin_client, org, anon_client):
         invitation = self.invite(admin_client)
         assert invitation["status"] == "pending" and invitation["role"] == "analyst"
-        assert len(mail.outbox) == (1 if invitation["accept_url"] else 0)
+        assert invitation["accept_url"].startswith("http://testserver/")
+        assert invitation["token"] in invitation["accept_url"]
+        assert len(mail.outbox) == 1 and invitation["accept_url"] in mail.outbox[0].body
+        assert mail.outbox[0].to == ["new@acme.example"]
         stored = Invitation.objects.get(pk=invitation["id"])
         assert stored.token_hash != invitation["token"]  # only the hash is kept
 
