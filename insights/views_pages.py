@@ -10,12 +10,14 @@ from datetime import date, timedelta
 
 from django import forms
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from analytics import queries as analytics_queries
+from analytics.rollup import generation
 from tenants.models import Role
 from tenants.views_settings import form_add_domain_error, page_role, render_section
 from usage_platform.exceptions import DomainError
@@ -30,6 +32,9 @@ FORECAST_FEATURE_CHOICES = 15
 FORECAST_DAYS = 14
 FORECAST_DAY_CHOICES = (7, 14, 30)
 FORECAST_HISTORY_DAYS = 28
+# Chart data and forecasts change only when a rollup runs; the rollup generation in the key
+# drops them all at once, the timeout bounds what a missed bump could leave behind.
+PAGE_CACHE_SECONDS = 6 * 3600
 METRIC_LABELS = {
     "event_count": "Events",
     "avg_session_duration": "Avg session (s)",
@@ -41,6 +46,16 @@ METRIC_PHRASES = {
     "daily_active_users": "daily active users",
 }
 # --- Insights page -------------------------------------------------------------------------
+
+
+def rollup_cached(org, name: str, compute, *args):
+    """`compute()` cached per organisation, rollup generation and arguments."""
+    key = f"insights:page:{name}:{org.pk}:{generation(org.pk)}:" + ":".join(str(a) for a in args)
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, PAGE_CACHE_SECONDS)
+    return value
 
 
 def _day_label(day: date) -> str:
@@ -65,6 +80,19 @@ def histogram_chart_spec(charts: dict) -> dict:
         "type": "bar",
         "labels": [f"{b['lower']:.2f}–{b['upper']:.2f}" for b in charts["histogram"]],
         "series": [{"label": "Features", "data": [b["count"] for b in charts["histogram"]]}],
+    }
+
+
+def charts_summary(org, *, start: date, end: date) -> dict:
+    """What the page shows of `chart_data`: the two chart specs and the forecast picker's
+    busiest features (kept small: it is cached, and an organisation may have thousands)."""
+    charts = services.chart_data(org, start=start, end=end)
+    busiest = sorted(charts["features"], key=lambda f: -f["metrics"]["event_count"])[:FORECAST_FEATURE_CHOICES]
+    return {
+        "chart_window": {"start": charts["start"], "end": charts["end"], "threshold": charts["threshold"]},
+        "zscore_spec": zscore_chart_spec(charts) if charts["features"] else None,
+        "histogram_spec": histogram_chart_spec(charts) if charts["features"] else None,
+        "forecast_features": [{"feature_id": f["feature_id"], "feature_name": f["feature_name"]} for f in busiest],
     }
 
 
@@ -118,6 +146,10 @@ def forecast_context(org, feature, days: int) -> dict:
     return context
 
 
+def _forecast_cached(org, feature, days):
+    return rollup_cached(org, "forecast", lambda: forecast_context(org, feature, days), feature.pk, days)
+
+
 def _with_labels(anomalies):
     for anomaly in anomalies:
         anomaly.metric_label = METRIC_PHRASES.get(anomaly.metric, anomaly.metric.replace("_", " "))
@@ -151,21 +183,17 @@ def insights(request):
     if getattr(request, "htmx", False) and request.htmx.target == "anomalies-section":
         # Filter and page changes re-render only the table.
         return render(request, "insights/partials/anomalies.html", _anomalies_context(request))
-    charts = services.chart_data(org, **params.chart_params({}))
-    # The forecast picker offers the busiest features of the chart window, busiest first.
-    busiest = sorted(charts["features"], key=lambda f: -f["metrics"]["event_count"])[:FORECAST_FEATURE_CHOICES]
+    window = params.chart_params({})
+    charts = rollup_cached(org, "charts.v2", lambda: charts_summary(org, **window), window["start"], window["end"])
     context = {
         "active_nav": "insights",
         "insight": narrative.insight_current(org),
-        "charts": charts,
-        "zscore_spec": zscore_chart_spec(charts) if charts["features"] else None,
-        "histogram_spec": histogram_chart_spec(charts) if charts["features"] else None,
-        "forecast_features": busiest,
+        **charts,
         **_anomalies_context(request),
     }
-    if busiest:
-        feature = analytics_queries.feature_get(org, busiest[0]["feature_id"])
-        context.update(forecast_context(org, feature, FORECAST_DAYS), has_forecast=True)
+    if charts["forecast_features"]:
+        feature = analytics_queries.feature_get(org, charts["forecast_features"][0]["feature_id"])
+        context.update(_forecast_cached(org, feature, FORECAST_DAYS), has_forecast=True)
     return render(request, "insights/insights.html", context)
 
 
@@ -213,7 +241,7 @@ def feature_forecast(request, feature_id=None):
         return HttpResponseBadRequest(exc.detail)
     if request.GET.get("format") == "json":
         return JsonResponse(forecast.usage_prediction(request.org, days=days, feature=feature))
-    return render(request, "insights/partials/forecast.html", forecast_context(request.org, feature, days))
+    return render(request, "insights/partials/forecast.html", _forecast_cached(request.org, feature, days))
 
 
 # --- Webhooks (Settings tab) -----------------------------------------------------------------
