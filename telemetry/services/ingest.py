@@ -169,7 +169,8 @@ def _validate(ctx, items):
                 ref = value.strip()
 
         value = item.get("uuid")
-        if value is None:
+        client_uuid = value is not None
+        if not client_uuid:
             event_uuid = fresh_uuids[index]
         else:
             try:
@@ -256,7 +257,7 @@ def _validate(ctx, items):
 
         if bad:
             continue
-        if value is not None:  # a client-chosen uuid may repeat within the request
+        if client_uuid:  # a client-chosen uuid may repeat within the request
             if event_uuid in seen_uuids:
                 duplicates += 1
                 continue

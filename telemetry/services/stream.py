@@ -160,6 +160,16 @@ class StreamConsumer:
                 decoded.append((entry_id, *_decode(entry_id, fields)))
             except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
                 dead.append((entry_id, fields, f"malformed: {exc}"))
+        if decoded:
+            # An organisation deleted while its events waited: nothing to attach them to.
+            org_ids = {item[1] for item in decoded}
+            alive = set(Organization.objects.filter(pk__in=org_ids).values_list("pk", flat=True))
+            if alive != org_ids:
+                fields_of = dict(entries)
+                for item in decoded:
+                    if item[1] not in alive:
+                        dead.append((item[0], fields_of[item[0]], f"organisation {item[1]} no longer exists"))
+                decoded = [item for item in decoded if item[1] in alive]
         try:
             inserted = self._write(decoded)
         except (OperationalError, InterfaceError):

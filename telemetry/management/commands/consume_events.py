@@ -16,7 +16,7 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from telemetry.services.stream import StreamConsumer, redis_client
 
@@ -75,7 +75,10 @@ class Command(BaseCommand):
         reported = 0
         retry = 1.0
         while not self.stopping:
-            close_old_connections()
+            if not connection.in_atomic_block:  # (tests run the command inside a transaction)
+                # A long-running process must drop connections the server closed or that
+                # outlived CONN_MAX_AGE, as Django does around each request.
+                close_old_connections()
             try:
                 handled = consumer.run_once(block_ms=opts["block_ms"])
             except (OperationalError, InterfaceError) as exc:

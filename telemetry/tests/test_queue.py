@@ -1,0 +1,183 @@
+"""Queue mode against the real Redis (REDIS_TEST_URL): produce → consume → rows, crash
+recovery through the consumer group, and the fall-back to direct writes."""
+
+import os
+import signal
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+import redis
+from django.core.management import call_command
+from django.db import OperationalError
+
+from telemetry.models import DirtyDay, EndUser, UsageEvent
+from telemetry.services import stream
+from telemetry.services.stream import StreamConsumer
+from telemetry.tests.helpers import BATCH, TRACK, event, events, iso, post, stored
+
+pytestmark = [pytest.mark.django_db, pytest.mark.redis]
+
+
+@pytest.fixture
+def queue(settings, redis_url):
+    settings.REDIS_URL = redis_url
+    settings.INGEST_MODE = "queue"
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def _consumer(client, name, **kwargs):
+    consumer = StreamConsumer(client, consumer=name, block_ms=10, **kwargs)
+    consumer.ensure_group()
+    return consumer
+
+
+def _drain(consumer):
+    while consumer.run_once(block_ms=10):
+        pass
+
+
+def _pending(client, settings):
+    return client.xpending(settings.INGEST_STREAM, settings.INGEST_CONSUMER_GROUP)["pending"]
+
+
+def test_batch_is_queued_then_consumed(queue, settings, key_client, org):
+    consumer = _consumer(queue, "c1")
+    items = events(300, timestamp=iso(-timedelta(days=2))) + [{"feature": ""}]
+    resp = post(key_client, BATCH, items)
+    assert resp.status_code == 202, resp.content
+    body = resp.json()
+    assert body["queued"] is True and body["accepted"] == 300 and [e["index"] for e in body["errors"]] == [300]
+    assert stored(org) == 0  # nothing written by the endpoint
+    assert queue.xlen(settings.INGEST_STREAM) == 1  # one entry per request
+    _drain(consumer)
+    assert stored(org) == body["accepted"]
+    assert EndUser.objects.filter(organization=org).count() == 50
+    assert DirtyDay.objects.filter(organization=org).count() == 1
+    assert queue.xlen(settings.INGEST_STREAM) == 0 and _pending(queue, settings) == 0
+    assert consumer.events_stored == 300
+
+
+def test_track_in_queue_mode_answers_202_and_is_consumed(queue, settings, key_client, org):
+    resp = post(key_client, TRACK, event(metadata={"ü": "✓"}))
+    assert resp.status_code == 202
+    body = resp.json()
+    assert body["id"] is None and body["uuid"] and body["timestamp"]
+    _drain(_consumer(queue, "c1"))
+    row = UsageEvent.objects.get(organization=org)
+    assert str(row.uuid) == body["uuid"] and row.metadata == {"ü": "✓"}
+
+
+def test_duplicates_within_a_queued_batch_are_folded(queue, settings, key_client, org):
+    items = events(5)
+    body = post(key_client, BATCH, items + items[:2]).json()
+    assert (body["accepted"], body["duplicates"]) == (5, 2)
+    _drain(_consumer(queue, "c1"))
+    assert stored(org) == body["accepted"]
+
+
+def test_consumer_killed_before_reading_finishes_is_reclaimed_by_another(queue, settings, key_client, org):
+    accepted = sum(post(key_client, BATCH, events(100)).json()["accepted"] for _ in range(3))
+    crashed = _consumer(queue, "crashed")
+    entries = crashed.read_new()  # read, then "killed": nothing written, nothing acknowledged
+    assert len(entries) == 3 and _pending(queue, settings) == 3
+    rescuer = _consumer(queue, "rescuer", min_idle_ms=0)
+    _drain(rescuer)
+    assert stored(org) == accepted == 300
+    assert _pending(queue, settings) == 0 and queue.xlen(settings.INGEST_STREAM) == 0
+
+
+def test_consumer_killed_after_commit_before_xack_stores_nothing_twice(queue, settings, key_client, org):
+    accepted = sum(post(key_client, BATCH, events(100)).json()["accepted"] for _ in range(2))
+    crashed = _consumer(queue, "crashed")
+    with mock.patch.object(crashed, "ack", side_effect=SystemExit("killed")), pytest.raises(SystemExit):
+        crashed.run_once()
+    assert stored(org) == accepted  # committed …
+    assert _pending(queue, settings) == 2  # … but never acknowledged
+    rescuer = _consumer(queue, "rescuer", min_idle_ms=0)
+    _drain(rescuer)
+    assert rescuer.events_seen == 200 and rescuer.events_stored == 0
+    assert stored(org) == accepted == 200
+    assert _pending(queue, settings) == 0
+
+
+def test_fresh_pending_entries_are_not_stolen(queue, settings, key_client, org):
+    post(key_client, BATCH, events(10))
+    busy = _consumer(queue, "busy")
+    assert busy.read_new()
+    other = _consumer(queue, "other", min_idle_ms=60_000)
+    assert other.run_once(block_ms=10) == 0
+    assert stored(org) == 0 and _pending(queue, settings) == 1
+
+
+def test_consumer_restarted_under_same_name_processes_its_own_pending(queue, settings, key_client, org):
+    accepted = post(key_client, BATCH, events(20)).json()["accepted"]
+    assert _consumer(queue, "worker-1").read_new()
+    _drain(_consumer(queue, "worker-1", min_idle_ms=60_000))
+    assert stored(org) == accepted and _pending(queue, settings) == 0
+
+
+def test_database_down_in_consumer_keeps_entries_pending(queue, settings, key_client, org):
+    accepted = post(key_client, BATCH, events(20)).json()["accepted"]
+    consumer = _consumer(queue, "c1", min_idle_ms=60_000)
+    with mock.patch("telemetry.services.storage.events_insert", side_effect=OperationalError("down")):
+        with pytest.raises(OperationalError):
+            consumer.run_once()
+    assert stored(org) == 0 and _pending(queue, settings) == 1
+    consumer._own_pending_checked = False  # what the command does after a database error
+    _drain(consumer)
+    assert stored(org) == accepted and _pending(queue, settings) == 0
+
+
+def test_malformed_entry_goes_to_dead_letter_and_the_rest_is_stored(queue, settings, key_client, org):
+    queue.xadd(settings.INGEST_STREAM, {"d": b"{broken"})
+    accepted = post(key_client, BATCH, events(10)).json()["accepted"]
+    consumer = _consumer(queue, "c1")
+    _drain(consumer)
+    assert stored(org) == accepted
+    assert queue.xlen(f"{settings.INGEST_STREAM}:dead") == 1
+    assert _pending(queue, settings) == 0
+
+
+def test_entry_of_a_deleted_organisation_is_dead_lettered(queue, settings, key_client, org, other_org):
+    payload = stream.orjson.dumps({"org": 999_999, "events": [], "users": [{"external_id": "x"}]})
+    queue.xadd(settings.INGEST_STREAM, {"d": payload})
+    accepted = post(key_client, BATCH, events(5)).json()["accepted"]
+    _drain(_consumer(queue, "c1"))
+    assert stored(org) == accepted
+    assert queue.xlen(f"{settings.INGEST_STREAM}:dead") == 1
+
+
+def test_redis_down_falls_back_to_direct_write(settings, key_client, org):
+    settings.REDIS_URL = "redis://127.0.0.1:1/2"  # nothing listens on port 1
+    settings.INGEST_MODE = "queue"
+    resp = post(key_client, BATCH, events(10))
+    assert resp.status_code == 200, resp.content
+    assert resp.json()["accepted"] == 10 and "queued" not in resp.json()
+    track = post(key_client, TRACK, event())
+    assert track.status_code == 201 and track.json()["id"]
+    assert stored(org) == 11
+
+
+def test_consume_events_command_drains_and_exits_on_sigterm(queue, settings, key_client, org):
+    accepted = sum(post(key_client, BATCH, events(50)).json()["accepted"] for _ in range(3))
+    real_store = StreamConsumer.store
+
+    def store_then_sigterm(self, entries):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-batch: the batch still completes
+        return real_store(self, entries)
+
+    with mock.patch.object(StreamConsumer, "store", store_then_sigterm):
+        call_command("consume_events", "--count", "1", "--block-ms", "10", "--consumer", "cmd")
+    assert stored(org) == 50  # one batch of one entry, acknowledged, then a clean exit
+    assert _pending(queue, settings) == 0
+    call_command("consume_events", "--block-ms", "10", "--max-batches", "1", "--consumer", "cmd")
+    assert stored(org) == accepted
+    assert queue.xlen(settings.INGEST_STREAM) == 0
+
+
+def test_consume_events_once_with_nothing_to_do(queue, settings, db):
+    call_command("consume_events", "--once", "--block-ms", "10")
+    assert queue.exists(settings.INGEST_STREAM)  # the group (and stream) were created
