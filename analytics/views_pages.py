@@ -6,9 +6,11 @@ search keystroke, a sort click) the same view renders only the fragment that cha
 URL is pushed by htmx, so a filtered page is shareable and the back button reloads it.
 """
 
+import hashlib
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from django.core.cache import cache
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -18,7 +20,7 @@ from tenants.models import Role
 from tenants.views_pages import org_page
 from usage_platform.exceptions import DomainError, NotFound
 
-from . import params, queries
+from . import params, queries, rollup
 
 KPIS = (
     ("total_events", "Events", ""),
@@ -42,6 +44,22 @@ FEATURE_SORTS = {
 USERS_PAGE_SIZE = 25
 FEATURES_PAGE_SIZE = 50
 RETENTION_WEEKS = (4, 8, 12, 26)
+# Figures built from rollups only change when a rollup runs, and each rollup bumps the
+# organisation's generation (part of the key); the TTL bounds how stale the few figures read
+# from raw events (distinct users, retention, funnels) may get between hourly rollups.
+PAGE_CACHE_TTL = 300
+
+
+def _cached(org, name, **kwargs):
+    """`queries.<name>(org, **kwargs)` through the dashboard cache (keyed by organisation,
+    rollup generation and arguments). Arguments must have stable reprs: ids, not objects."""
+    digest = hashlib.sha1(repr(sorted(kwargs.items())).encode()).hexdigest()
+    key = f"pages:{org.pk}:{rollup.generation(org.pk)}:{name}:{digest}"
+    value = cache.get(key)
+    if value is None:
+        value = getattr(queries, name)(org, **kwargs)
+        cache.set(key, value, PAGE_CACHE_TTL)
+    return value
 
 
 def _partial(request):
@@ -161,14 +179,17 @@ def dashboard(request):
     filters = {"feature": args["feature"], "age": args["age"], "gender": args["gender"]}
     interval = "week" if (end - start).days + 1 > WEEKLY_AFTER_DAYS else "day"
 
-    summary = queries.usage_summary(org, start, end, filters=filters)
+    feature_id = filters["feature"].pk if filters["feature"] else None
+    series = {"interval": interval, "start": start, "end": end, "feature": feature_id}
+    series.update(age=filters["age"], gender=filters["gender"])
+    summary = _cached(org, "usage_summary", start=start, end=end, filters={"feature": feature_id})
     kpis = []
     for key, label, unit in KPIS:
         item = summary[key]
         kpis.append({"key": key, "label": label, "unit": unit, **item, "trend": _change_class(item["change_pct"])})
-    events = queries.timeseries(org, metric="events", interval=interval, start=start, end=end, **filters)
-    active = queries.timeseries(org, metric="active_users", interval=interval, start=start, end=end, **filters)
-    usage = queries.feature_usage(org, start, end)
+    events = _cached(org, "timeseries", metric="events", **series)
+    active = _cached(org, "timeseries", metric="active_users", **series)
+    usage = _cached(org, "feature_usage", start=start, end=end)
     top = [row for row in usage if row["events"]][:TOP_FEATURES]
     any_filter = any(filters.values())
 
@@ -215,8 +236,8 @@ def features(request):
     if sort.lstrip("-") not in FEATURE_SORTS:
         sort = "-events"
     field = FEATURE_SORTS[sort.lstrip("-")][0]
-    rows = queries.feature_usage(org, start, end)
-    sparks = queries.feature_sparklines(org, start, end)
+    rows = _cached(org, "feature_usage", start=start, end=end)
+    sparks = _cached(org, "feature_sparklines", start=start, end=end)
     rows = sorted(
         rows,
         key=lambda r: (r[field] is None, r[field] if r[field] is not None else 0),
@@ -285,11 +306,10 @@ def feature_detail(request, feature_id):
     feature = queries.feature_get(org, feature_id)
     start, end, error = _range_or_default(request.GET)
     interval = "week" if (end - start).days + 1 > WEEKLY_AFTER_DAYS else "day"
-    events = queries.timeseries(org, metric="events", interval=interval, start=start, end=end, feature=feature)
-    active = queries.timeseries(org, metric="active_users", interval=interval, start=start, end=end, feature=feature)
-    duration = queries.timeseries(
-        org, metric="avg_session_duration", interval=interval, start=start, end=end, feature=feature
-    )
+    series = {"interval": interval, "start": start, "end": end, "feature": feature.pk}
+    events = _cached(org, "timeseries", metric="events", **series)
+    active = _cached(org, "timeseries", metric="active_users", **series)
+    duration = _cached(org, "timeseries", metric="avg_session_duration", **series)
     total_events = sum(p["value"] for p in events["points"])
     active_values = [p["value"] for p in active["points"]]
     duration_values = [p["value"] for p in duration["points"] if p["value"]]
@@ -397,7 +417,7 @@ def retention(request):
     except DomainError as exc:
         error = exc.detail
         args = params.retention_params({})
-    data = queries.retention(org, **args)
+    data = _cached(org, "retention", **args)
     cohorts = []
     max_weeks = 0
     for cohort in data["cohorts"]:
@@ -457,8 +477,8 @@ def funnels(request):
             error = exc.detail
         else:
             start, end, window_days = args["start"], args["end"], args["window_days"]
-            result = queries.funnel(org, **args)
-    usage = queries.feature_usage(org, start, end)
+            result = _cached(org, "funnel", **args)
+    usage = _cached(org, "feature_usage", start=start, end=end)
     features = _feature_choices(usage)
     if not steps:
         # A first look: the three most used features, in that order.
