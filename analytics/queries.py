@@ -11,9 +11,13 @@ through the (organization, …, timestamp) indexes.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Avg, Count, Exists, F, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate, TruncWeek
@@ -23,6 +27,7 @@ from usage_platform.exceptions import NotFound
 
 from .models import DailyFeatureUsage, DailyOrgUsage
 from .params import today
+from .rollup import generation
 
 EPOCH = date(1970, 1, 1)
 TIMELINE_LIMIT = 200
@@ -32,6 +37,35 @@ SESSION_GAP = timedelta(minutes=30)
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+def _key_part(value):
+    return getattr(value, "pk", value)
+
+
+def cached(fn):
+    """Cache a dashboard query per organisation and rollup generation. Every rollup of the
+    organisation bumps the generation, so all its cached figures go at once; dashboards are
+    as fresh as the last rollup (hourly for today), which is what their rollup-based totals
+    show anyway. `ANALYTICS_CACHE_TTL` (seconds, default 300; 0 disables) bounds the rest.
+    `fn.uncached` is the plain function."""
+
+    @functools.wraps(fn)
+    def wrapper(org, *args, **kwargs):
+        ttl = getattr(settings, "ANALYTICS_CACHE_TTL", 300)
+        if not ttl:
+            return fn(org, *args, **kwargs)
+        parts = repr(([_key_part(a) for a in args], sorted((k, _key_part(v)) for k, v in kwargs.items())))
+        digest = hashlib.sha256(parts.encode()).hexdigest()[:32]
+        key = f"analytics:q:{org.pk}:{generation(org.pk)}:{fn.__name__}:{digest}"
+        value = cache.get(key)
+        if value is None:
+            value = fn(org, *args, **kwargs)
+            cache.set(key, value, ttl)
+        return value
+
+    wrapper.uncached = fn
+    return wrapper
 
 
 def day_start(day: date) -> datetime:
@@ -151,6 +185,7 @@ def _summary_raw(org, start, end, prev_start, prev_end, feature_id, age, gender)
     } | {"avg_session_duration": _kpi(_round(t["cur_duration"]), _round(t["prev_duration"]))}
 
 
+@cached
 def usage_summary(org, start: date, end: date, filters=None) -> dict:
     """KPIs for start..end, each `{value, previous, change_pct}` against the previous period
     of equal length. `filters` may hold `feature` (a Feature or its id), `age` (band) and
@@ -209,6 +244,7 @@ def usage_summary(org, start: date, end: date, filters=None) -> dict:
 # --- features --------------------------------------------------------------------------
 
 
+@cached
 def feature_usage(org, start: date, end: date) -> list[dict]:
     """Per feature, from the rollups: events, average daily active users over the days of the
     range, avg session duration, share of all events (%) and change vs the previous period.
@@ -249,6 +285,7 @@ def feature_usage(org, start: date, end: date) -> list[dict]:
     return results
 
 
+@cached
 def feature_sparklines(org, start: date, end: date) -> dict[int, list[int]]:
     """{feature_id: [daily events, zero-filled, start..end]} for features with events."""
     days = _days(start, end)
@@ -354,6 +391,7 @@ def user_activity_page(org, *, days=30, search="", sort="-events", page=1, page_
     return {"count": count, "page": page, "page_size": page_size, "results": _shape_user_rows(rows, top)}
 
 
+@cached
 def top_users(org, *, limit=10, start: date, end: date) -> list[dict]:
     """The `limit` end users with most events in start..end (same row shape as user activity)."""
     lo, hi = bounds(start, end)
@@ -453,6 +491,7 @@ def _as_date(value) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
+@cached
 def timeseries(org, *, metric="events", interval="day", start: date, end: date, feature=None, age=None, gender=None):
     """`{metric, interval, start, end, points: [{date, value}]}`, one point per day or week
     (weeks start on Monday), zero-filled. Reads rollups unless a demographic filter applies
@@ -532,6 +571,7 @@ def _series_raw(org, metric, interval, start, end, feature_id, age, gender) -> d
 RETENTION_DAYS = (1, 7, 30)
 
 
+@cached
 def retention(org, *, weeks=12, end: date | None = None) -> dict:
     """Weekly cohorts of end users by first-seen week (Monday-based, the last `weeks` weeks up
     to `end`): size, D1/D7/D30 (% of the cohort with an event exactly 1, 7, 30 days after
@@ -593,6 +633,7 @@ def retention(org, *, weeks=12, end: date | None = None) -> dict:
 # --- funnel ----------------------------------------------------------------------------
 
 
+@cached
 def funnel(org, *, steps: list[str], window_days=7, start: date, end: date) -> dict:
     """Ordered funnel counted per end user: a user enters at their first event of step 1 in
     start..end; each later step counts when that user has a matching event after the previous

@@ -257,3 +257,22 @@ def test_funnel_ordered_within_window(org):
     assert by_type["steps"][1]["kind"] == "event_type"
     wide = queries.funnel(org, steps=["search", "cart"], window_days=14, start=D1, end=D1)
     assert [s["users"] for s in wide["steps"]] == [5, 3]
+
+
+def test_dashboard_cache_follows_the_rollup_generation(org, rolled, django_assert_num_queries):
+    first = queries.usage_summary(org, D1, D3)
+    with django_assert_num_queries(0):
+        assert queries.usage_summary(org, D1, D3) == first
+    event(org, rolled["search"], rolled["u3"], at("2025-03-02", "12:00:00"))
+    assert queries.usage_summary(org, D1, D3)["total_events"]["value"] == 6  # until the next rollup
+    rollup.rollup_day(D2, org)
+    assert queries.usage_summary(org, D1, D3)["total_events"]["value"] == 7
+    assert queries.usage_summary.uncached(org, D1, D3)["total_events"]["value"] == 7
+
+
+def test_cache_can_be_switched_off(org, rolled, settings):
+    settings.ANALYTICS_CACHE_TTL = 0
+    queries.feature_usage(org, D1, D3)
+    event(org, rolled["search"], None, at("2025-03-02", "12:00:00"))
+    rollup.rollup_day(D2, org)
+    assert queries.feature_usage(org, D1, D3)[0]["events"] == 5
