@@ -9,8 +9,9 @@
 - `--limit` keeps the events with the smallest uuids: a stable, uniform sample of users,
   items and time, whatever the source's row order;
 - anomalies: 2 % of the events get a tripled duration and `injected: true`. They are taken as
-  whole (item, original day) cells, so a feature's average session on that day jumps — a
-  spike a detector can find — instead of 2 % noise spread evenly over everything;
+  whole (organisation, item, day) cells — the day as stored, after `--recent-days` — so that
+  feature's average session on that day jumps (a spike a detector can find) instead of 2 %
+  noise spread evenly over everything;
 - `--recent-days N` maps the data's time range linearly onto the N days ending now.
 """
 
@@ -58,16 +59,16 @@ class EventPlan:
 
 
 def _inject(frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
-    """Marks ANOMALY_SHARE of the rows, as whole (item, original day) cells: repeatedly a
+    """Marks ANOMALY_SHARE of the rows, as whole (organisation, item, day) cells: repeatedly a
     random unmarked row is drawn and its cell joins, so cells are picked with a probability
     proportional to their size; the last cell is cut to hit the share exactly."""
     target = int(round(ANOMALY_SHARE * len(frame)))
     injected = np.zeros(len(frame), dtype=bool)
     if target == 0:
         return injected
-    cells = frame["item_id"].to_numpy() * 1_000_000 + frame["original_ts"].to_numpy() // DAY
+    days = frame["timestamp"].to_numpy() // DAY
+    cells = (frame["org"].to_numpy() * 10_000_000 + frame["item_id"].to_numpy()) * 100_000 + (days - days.min())
     order = rng.permutation(len(frame))
-    members: dict[int, np.ndarray] = {}
     codes, inverse = np.unique(cells, return_inverse=True)
     sorter = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[sorter], np.arange(codes.size + 1))
@@ -78,8 +79,7 @@ def _inject(frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
         if injected[row]:
             continue
         cell = inverse[row]
-        rows = members.setdefault(cell, sorter[bounds[cell] : bounds[cell + 1]])
-        take = rows[: target - chosen]
+        take = sorter[bounds[cell] : bounds[cell + 1]][: target - chosen]
         injected[take] = True
         chosen += take.size
     return injected
@@ -112,6 +112,7 @@ def movielens_events_build(
     org_of_user = {int(u): org_index(int(u), orgs) for u in users}
     frame["org"] = frame["user_id"].map(org_of_user).astype("int64")
 
+    frame["timestamp"] = _timestamps(frame["original_ts"].to_numpy(), recent_days=recent_days, now=now)
     rng = np.random.default_rng(seed)
     durations = frame["rating"].to_numpy() * 60.0 + rng.uniform(-15.0, 30.0, size=len(frame))
     durations = np.maximum(durations, 1.0)
@@ -120,7 +121,6 @@ def movielens_events_build(
     frame["session_duration"] = np.round(durations, 3)
     frame["injected"] = injected
 
-    frame["timestamp"] = _timestamps(frame["original_ts"].to_numpy(), recent_days=recent_days, now=now)
     day = frame["timestamp"] // DAY
     frame["session_id"] = "ml-" + frame["user_id"].astype(str) + "-" + day.astype(str)
     return EventPlan(events=frame)

@@ -244,7 +244,7 @@ def test_plan_injects_two_percent_tripled_in_feature_day_cells(synthetic):
         np.round(plain["session_duration"].to_numpy()[injected] * ANOMALY_FACTOR, 3),
     )
     assert np.array_equal(spiked["session_duration"][~injected], plain["session_duration"][~injected])
-    cells = spiked[injected].groupby(["item_id", spiked["original_ts"] // 86_400]).size()
+    cells = spiked[injected].groupby(["org", "item_id", spiked["timestamp"] // 86_400]).size()
     assert cells.max() > 1  # whole (feature, day) cells, not isolated events
 
 
