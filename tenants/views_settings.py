@@ -10,15 +10,18 @@ Webhooks belong to insights, which tenants may not import; their settings tab li
 """
 
 from functools import wraps
+from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from usage_platform.exceptions import DomainError, Forbidden, NotFound
 
@@ -30,7 +33,9 @@ from .views_pages import org_page
 
 def page_role(role):
     """`org_page` (login, role, 403 page, `request.org`) plus the services' errors as pages:
-    NotFound (another organisation's id) → 404 page, Forbidden → 403 page."""
+    NotFound (another organisation's id) → 404 page, Forbidden → 403 page. An HTMX request
+    whose session has ended is sent to the login page as a whole, instead of swapping the
+    login form into a section."""
 
     def decorator(view):
         @wraps(view)
@@ -42,7 +47,16 @@ def page_role(role):
             except Forbidden as exc:
                 raise PermissionDenied(exc.detail)
 
-        return org_page(role)(wrapped)
+        guarded = org_page(role)(wrapped)
+
+        @wraps(view)
+        def entry(request, *args, **kwargs):
+            if getattr(request, "htmx", False) and not request.user.is_authenticated:
+                page = request.htmx.current_url_abs_path or request.get_full_path()
+                return HttpResponseClientRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': page})}")
+            return guarded(request, *args, **kwargs)
+
+        return entry
 
     return decorator
 

@@ -263,3 +263,24 @@ def test_forecast_bad_days_is_400(analyst_user, usage, days):
 def test_forecast_needs_analyst(org, usage):
     member = make_member(org, Role.MEMBER)
     assert page_client(member).get(reverse("insights-feature-forecast", args=[usage[0].pk])).status_code == 403
+
+
+def test_charts_are_cached_until_the_next_rollup(analyst_user, org):
+    from analytics.rollup import rollup_day
+
+    client = page_client(analyst_user)
+    assert 'data-chart="zscore-spec"' not in client.get(reverse("insights")).text
+    rollups_make(org, features_make(org, 4), end=yesterday(), days=40)
+    # Same rollup generation: the cached (empty) charts are still shown …
+    assert 'data-chart="zscore-spec"' not in client.get(reverse("insights")).text
+    # … a rollup (here of a day long before the data) bumps it and the charts appear.
+    rollup_day(yesterday() - timedelta(days=400), org=org)
+    assert 'data-chart="zscore-spec"' in client.get(reverse("insights")).text
+
+
+def test_htmx_request_without_session_redirects_the_whole_page(db):
+    response = Client(headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/insights/?status=open"}).get(
+        reverse("insights"), headers={"HX-Target": "anomalies-section"}
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/login/?next=%2Finsights%2F%3Fstatus%3Dopen"
