@@ -6,11 +6,9 @@ search keystroke, a sort click) the same view renders only the fragment that cha
 URL is pushed by htmx, so a filtered page is shareable and the back button reloads it.
 """
 
-import hashlib
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django.core.cache import cache
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -20,7 +18,7 @@ from tenants.models import Role
 from tenants.views_pages import org_page
 from usage_platform.exceptions import DomainError, NotFound
 
-from . import params, queries, rollup
+from . import params, queries
 
 KPIS = (
     ("total_events", "Events", ""),
@@ -44,22 +42,6 @@ FEATURE_SORTS = {
 USERS_PAGE_SIZE = 25
 FEATURES_PAGE_SIZE = 50
 RETENTION_WEEKS = (4, 8, 12, 26)
-# Figures built from rollups only change when a rollup runs, and each rollup bumps the
-# organisation's generation (part of the key); the TTL bounds how stale the few figures read
-# from raw events (distinct users, retention, funnels) may get between hourly rollups.
-PAGE_CACHE_TTL = 300
-
-
-def _cached(org, name, **kwargs):
-    """`queries.<name>(org, **kwargs)` through the dashboard cache (keyed by organisation,
-    rollup generation and arguments). Arguments must have stable reprs: ids, not objects."""
-    digest = hashlib.sha1(repr(sorted(kwargs.items())).encode()).hexdigest()
-    key = f"pages:{org.pk}:{rollup.generation(org.pk)}:{name}:{digest}"
-    value = cache.get(key)
-    if value is None:
-        value = getattr(queries, name)(org, **kwargs)
-        cache.set(key, value, PAGE_CACHE_TTL)
-    return value
 
 
 def _partial(request):
@@ -179,17 +161,17 @@ def dashboard(request):
     filters = {"feature": args["feature"], "age": args["age"], "gender": args["gender"]}
     interval = "week" if (end - start).days + 1 > WEEKLY_AFTER_DAYS else "day"
 
-    feature_id = filters["feature"].pk if filters["feature"] else None
-    series = {"interval": interval, "start": start, "end": end, "feature": feature_id}
-    series.update(age=filters["age"], gender=filters["gender"])
-    summary = _cached(org, "usage_summary", start=start, end=end, filters={"feature": feature_id})
+    # The API's summary filters: only the given ones (ids, so the query cache keys are stable).
+    given = {k: (v.pk if k == "feature" else v) for k, v in filters.items() if v}
+    summary = queries.usage_summary(org, start, end, filters=given)
     kpis = []
     for key, label, unit in KPIS:
         item = summary[key]
         kpis.append({"key": key, "label": label, "unit": unit, **item, "trend": _change_class(item["change_pct"])})
-    events = _cached(org, "timeseries", metric="events", **series)
-    active = _cached(org, "timeseries", metric="active_users", **series)
-    usage = _cached(org, "feature_usage", start=start, end=end)
+    series = {"interval": interval, "start": start, "end": end, **given}
+    events = queries.timeseries(org, metric="events", **series)
+    active = queries.timeseries(org, metric="active_users", **series)
+    usage = queries.feature_usage(org, start=start, end=end)
     top = [row for row in usage if row["events"]][:TOP_FEATURES]
     any_filter = any(filters.values())
 
@@ -236,8 +218,8 @@ def features(request):
     if sort.lstrip("-") not in FEATURE_SORTS:
         sort = "-events"
     field = FEATURE_SORTS[sort.lstrip("-")][0]
-    rows = _cached(org, "feature_usage", start=start, end=end)
-    sparks = _cached(org, "feature_sparklines", start=start, end=end)
+    rows = queries.feature_usage(org, start=start, end=end)
+    sparks = queries.feature_sparklines(org, start=start, end=end)
     rows = sorted(
         rows,
         key=lambda r: (r[field] is None, r[field] if r[field] is not None else 0),
@@ -307,9 +289,9 @@ def feature_detail(request, feature_id):
     start, end, error = _range_or_default(request.GET)
     interval = "week" if (end - start).days + 1 > WEEKLY_AFTER_DAYS else "day"
     series = {"interval": interval, "start": start, "end": end, "feature": feature.pk}
-    events = _cached(org, "timeseries", metric="events", **series)
-    active = _cached(org, "timeseries", metric="active_users", **series)
-    duration = _cached(org, "timeseries", metric="avg_session_duration", **series)
+    events = queries.timeseries(org, metric="events", **series)
+    active = queries.timeseries(org, metric="active_users", **series)
+    duration = queries.timeseries(org, metric="avg_session_duration", **series)
     total_events = sum(p["value"] for p in events["points"])
     active_values = [p["value"] for p in active["points"]]
     duration_values = [p["value"] for p in duration["points"] if p["value"]]
@@ -417,7 +399,7 @@ def retention(request):
     except DomainError as exc:
         error = exc.detail
         args = params.retention_params({})
-    data = _cached(org, "retention", **args)
+    data = queries.retention(org, **args)
     cohorts = []
     max_weeks = 0
     for cohort in data["cohorts"]:
@@ -477,8 +459,8 @@ def funnels(request):
             error = exc.detail
         else:
             start, end, window_days = args["start"], args["end"], args["window_days"]
-            result = _cached(org, "funnel", **args)
-    usage = _cached(org, "feature_usage", start=start, end=end)
+            result = queries.funnel(org, **args)
+    usage = queries.feature_usage(org, start=start, end=end)
     features = _feature_choices(usage)
     if not steps:
         # A first look: the three most used features, in that order.

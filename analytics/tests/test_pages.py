@@ -326,13 +326,23 @@ def test_dashboard_figures_are_cached_until_the_next_rollup(analyst, usage, djan
     from analytics import rollup
     from analytics.params import today
 
-    analyst.get("/")
-    with django_assert_max_num_queries(4):  # session, user, organisation; the figures from the cache
-        analyst.get("/")
+    for query in ("", "?gender=F&feature=search"):
+        analyst.get("/" + query)
+        with django_assert_max_num_queries(4):  # session, user, organisation; figures from the cache
+            analyst.get("/" + query)
     rollup.rollup_day(today(), usage)  # bumps the generation: the next view recomputes
     with CaptureQueriesContext(connection) as queries:
         analyst.get("/")
     assert len(queries) > 4
+
+
+def test_dashboard_demographic_filters_reach_the_cards(analyst, analyst_user, usage):
+    html = analyst.get("/?gender=F&age=18-40").content.decode()
+    api = client_for(analyst_user).get("/api/v1/analytics/usage-summary?gender=F&age=18-40").json()
+    shown = re.search(r'data-testid="kpi-total_events" data-value="([^"]+)"', html).group(1)
+    assert int(shown) == api["total_events"]["value"]
+    everyone = client_for(analyst_user).get("/api/v1/analytics/usage-summary").json()
+    assert 0 < api["total_events"]["value"] < everyone["total_events"]["value"]
 
 
 def test_detail_query_counts_do_not_grow_with_rows(analyst, usage, django_assert_max_num_queries):
