@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from conftest import make_member
 from insights import services
-from insights.models import Anomaly, Insight
+from insights.models import Anomaly, Insight, Webhook, WebhookDelivery
 from insights.tests.helpers import features_make, rollups_make, yesterday
 from tenants.models import Role
 
@@ -260,6 +260,17 @@ def test_forecast_bad_days_is_400(analyst_user, usage, days):
     assert response.status_code == 400
 
 
+@pytest.fixture
+def admin_page(admin_user):
+    return page_client(admin_user)
+
+
+def test_analyst_cannot_create_webhooks(analyst_user, org):
+    response = page_client(analyst_user).post(reverse("settings-webhooks"), {"url": "http://127.0.0.1/x"})
+    assert response.status_code == 403
+    assert not Webhook.objects.filter(organization=org).exists()
+
+
 def test_forecast_needs_analyst(org, usage):
     member = make_member(org, Role.MEMBER)
     assert page_client(member).get(reverse("insights-feature-forecast", args=[usage[0].pk])).status_code == 403
@@ -284,3 +295,70 @@ def test_htmx_request_without_session_redirects_the_whole_page(db):
     )
     assert response.status_code == 200
     assert response["HX-Redirect"] == "/login/?next=%2Finsights%2F%3Fstatus%3Dopen"
+
+
+# --- Webhooks ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def allow_private_webhooks(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+
+
+def test_webhook_create_shows_secret_once(admin_page, org, allow_private_webhooks):
+    response = admin_page.post(
+        reverse("settings-webhooks"),
+        {"url": "http://127.0.0.1:9/hook", "events": ["anomaly.created", "export.daily"], "active": "on"},
+    )
+    assert response.status_code == 200
+    webhook = Webhook.objects.get(organization=org)
+    assert webhook.secret in response.text
+    assert sorted(webhook.events) == ["anomaly.created", "export.daily"] and webhook.active
+    listing = admin_page.get(reverse("settings-webhooks")).text
+    assert webhook.secret not in listing and "http://127.0.0.1:9/hook" in listing
+
+
+@pytest.mark.parametrize(
+    "data,field",
+    [
+        ({"url": "not a url", "events": ["anomaly.created"]}, "url"),
+        ({"url": "ftp://example.com/x", "events": ["anomaly.created"]}, "url"),
+        ({"url": "http://127.0.0.1:9/hook", "events": []}, "events"),
+        ({"url": "http://127.0.0.1:9/hook", "events": ["user.deleted"]}, "events"),
+    ],
+)
+def test_webhook_bad_input(admin_page, org, data, field):
+    response = admin_page.post(reverse("settings-webhooks"), data)
+    assert response.status_code == 200
+    assert f'data-field="{field}"' in response.text
+    assert not Webhook.objects.filter(organization=org).exists()
+
+
+def test_webhook_private_address_is_refused_with_a_message(admin_page, org, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    response = admin_page.post(reverse("settings-webhooks"), {"url": "http://127.0.0.1/x", "events": ["export.daily"]})
+    assert response.status_code == 200
+    assert "private, loopback or link-local" in response.text
+    assert not Webhook.objects.filter(organization=org).exists()
+
+
+def test_webhook_toggle_delete_and_deliveries(admin_page, org, other_org, allow_private_webhooks):
+    webhook = services.webhook_create(org, url="http://127.0.0.1:9/a", events=["anomaly.created"])
+    foreign = services.webhook_create(other_org, url="http://127.0.0.1:9/b", events=["anomaly.created"])
+    WebhookDelivery.objects.create(webhook=webhook, event="anomaly.created", status_code=503, error="HTTP 503")
+    page = admin_page.get(reverse("settings-webhooks")).text
+    assert "HTTP 503" in page and "http://127.0.0.1:9/b" not in page
+
+    response = admin_page.post(reverse("settings-webhook-toggle", args=[webhook.pk]), {"active": "0"})
+    assert "is now paused" in response.text
+    webhook.refresh_from_db()
+    assert webhook.active is False
+
+    for name, data in (("settings-webhook-toggle", {"active": "0"}), ("settings-webhook-delete", {})):
+        assert admin_page.post(reverse(name, args=[foreign.pk]), data).status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.active
+
+    response = admin_page.post(reverse("settings-webhook-delete", args=[webhook.pk]))
+    assert response.status_code == 200 and "Webhook deleted." in response.text
+    assert not Webhook.objects.filter(pk=webhook.pk).exists()
