@@ -40,6 +40,10 @@ SESSION_GAP = timedelta(minutes=30)
 
 
 def _key_part(value):
+    """A cache-key component: model instances by pk; None entries of dicts dropped, so
+    `filters={"feature": None}` and no filters share one key."""
+    if isinstance(value, dict):
+        return sorted((k, _key_part(v)) for k, v in value.items() if v is not None) or None
     return getattr(value, "pk", value)
 
 
@@ -55,7 +59,8 @@ def cached(fn):
         ttl = getattr(settings, "ANALYTICS_CACHE_TTL", 300)
         if not ttl:
             return fn(org, *args, **kwargs)
-        parts = repr(([_key_part(a) for a in args], sorted((k, _key_part(v)) for k, v in kwargs.items())))
+        named = sorted((k, _key_part(v)) for k, v in kwargs.items() if _key_part(v) is not None)
+        parts = repr(([_key_part(a) for a in args], named))
         digest = hashlib.sha256(parts.encode()).hexdigest()[:32]
         key = f"analytics:q:{org.pk}:{generation(org.pk)}:{fn.__name__}:{digest}"
         value = cache.get(key)

@@ -276,3 +276,11 @@ def test_cache_can_be_switched_off(org, rolled, settings):
     event(org, rolled["search"], None, at("2025-03-02", "12:00:00"))
     rollup.rollup_day(D2, org)
     assert queries.feature_usage(org, D1, D3)[0]["events"] == 5
+
+
+def test_cache_key_ignores_empty_filters(org, rolled, django_assert_num_queries):
+    queries.usage_summary(org, D1, D3)
+    queries.timeseries(org, metric="events", interval="day", start=D1, end=D3)
+    with django_assert_num_queries(0):
+        queries.usage_summary(org, D1, D3, filters={"feature": None, "age": None, "gender": None})
+        queries.timeseries(org, metric="events", interval="day", start=D1, end=D3, feature=None, age=None)

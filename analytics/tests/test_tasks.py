@@ -153,3 +153,15 @@ def test_real_worker_through_redis_broker(org, redis_url, tmp_path):
             worker.kill()
             worker.wait()
         app.conf.task_always_eager = True
+
+
+@pytest.mark.django_db
+def test_rollup_prewarms_the_default_dashboard(org, sent, django_assert_num_queries):
+    from analytics import queries
+    from analytics.params import DEFAULT_RANGE_DAYS
+
+    event(org, feature(org, "app"), None, timezone.now())
+    tasks.rollup_today.delay().get()
+    start = today() - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    with django_assert_num_queries(0):
+        assert queries.usage_summary(org, start, today())["total_events"]["value"] == 1
