@@ -40,6 +40,16 @@ FEATURE_SORTS = {
     "change": ("change_pct", "Trend", True),
 }
 USERS_PAGE_SIZE = 25
+# Users table columns: (sort key or None, title, numeric)
+USER_COLUMNS = (
+    ("user_id", "User", False),
+    ("email", "E-mail", False),
+    ("events", "Events", True),
+    ("avg_session_duration", "Avg session", True),
+    (None, "Top feature", False),
+    ("first_seen", "First seen", False),
+    ("last_seen", "Last seen", False),
+)
 FEATURES_PAGE_SIZE = 50
 RETENTION_WEEKS = (4, 8, 12, 26)
 
@@ -107,6 +117,22 @@ def _change_class(change_pct):
     if change_pct is None or abs(change_pct) < 0.05:
         return "flat"
     return "up" if change_pct > 0 else "down"
+
+
+def _sort_columns(columns, sort, *, descending_first=()):
+    """Header cells for a sortable table: a click on the active column flips it; a new column
+    starts in its natural order (numbers and recency high-to-low, names A→Z)."""
+    cells = []
+    for key, label, numeric in columns:
+        cell = {"key": key, "label": label, "num": numeric, "active": bool(key) and sort.lstrip("-") == key}
+        cell["desc"] = cell["active"] and sort.startswith("-")
+        if key:
+            if cell["active"]:
+                cell["next"] = key if cell["desc"] else "-" + key
+            else:
+                cell["next"] = "-" + key if key in descending_first else key
+        cells.append(cell)
+    return cells
 
 
 def sparkline_points(values, width=120, height=28, pad=2):
@@ -252,19 +278,11 @@ def features(request):
         "prev_page": page - 1 if page > 1 else None,
         "next_page": page + 1 if page < pages else None,
         "period_days": (end - start).days + 1,
-        "columns": [
-            {
-                "key": key,
-                "label": label,
-                "num": numeric,
-                "active": sort.lstrip("-") == key,
-                "desc": sort == "-" + key,
-                # A click on the active column flips it; a new column starts high-to-low
-                # (names A→Z).
-                "next": key if sort == "-" + key or (sort != key and not numeric) else "-" + key,
-            }
-            for key, (_, label, numeric) in FEATURE_SORTS.items()
-        ],
+        "columns": _sort_columns(
+            [(key, label, numeric) for key, (_, label, numeric) in FEATURE_SORTS.items()],
+            sort,
+            descending_first=[key for key, (_, _, numeric) in FEATURE_SORTS.items() if numeric],
+        ),
         **_first_event_context(request),
     }
     template = "analytics/partials/features_table.html" if _partial(request) else "analytics/features.html"
@@ -355,6 +373,9 @@ def users(request):
         "search": args["search"],
         "days": args["days"],
         "sort": args["sort"],
+        "columns": _sort_columns(
+            USER_COLUMNS, args["sort"], descending_first=("events", "avg_session_duration", "last_seen")
+        ),
         "day_choices": (7, 30, 90, 365),
         "error": error,
         **_first_event_context(request),

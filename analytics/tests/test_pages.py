@@ -274,6 +274,16 @@ def test_user_search_narrows_and_paginates(analyst, usage):
     assert "No user matches" in none
 
 
+def test_users_table_sorts(analyst, usage):
+    html = analyst.get("/users/?sort=user_id").content.decode()
+    ids = re.findall(r'class="mono">([^<]+)</a>', html)
+    assert ids == sorted(ids)
+    assert 'data-testid="user-sort-user_id">User ↑' in html
+    assert 'sort=-user_id" class="sorted"' in html  # a second click flips it
+    assert 'sort=-events"' in html  # numbers start high-to-low
+    assert '<input type="hidden" name="sort" value="user_id" form="users-search">' in html
+
+
 def test_user_detail_timeline(analyst, usage):
     html = analyst.get(reverse("user-detail", args=["user-001"])).content.decode()
     assert 'data-testid="timeline"' in html

@@ -94,8 +94,13 @@ def test_user_search_narrows_the_table(browser_page, live_server, analyst_user, 
     assert everyone >= 15
     screenshot(page, "users")
     page.evaluate("window.__noReload = 1")
+    page.click("[data-testid=user-sort-user_id]")
+    page.wait_for_function("location.search.includes('sort=user_id')")
     page.type("[data-testid=user-search]", "user-00", delay=30)
     page.wait_for_function("document.querySelectorAll('[data-testid=user-row]').length === 10")
+    # The search kept the sort chosen in the table header.
+    assert page.text_content("[data-testid=user-row] a").strip() == "user-000"
+    assert "sort=user_id" in page.url
     page.type("[data-testid=user-search]", "3", delay=30)
     page.wait_for_function("document.querySelectorAll('[data-testid=user-row]').length === 1")
     assert page.text_content("[data-testid=user-row] a").strip() == "user-003"
