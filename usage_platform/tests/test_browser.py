@@ -154,6 +154,8 @@ def test_another_organisations_feature_is_a_404_page(page, live_server, admin_us
 
 def test_pages_screenshots(browser_page, live_server, admin_user, data):
     page = browser_page
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
     browser_login(page, live_server, admin_user)
     page.goto(f"{live_server.url}/features/")
     assert page.locator("svg.sparkline").count() == 4
@@ -184,6 +186,10 @@ def test_pages_screenshots(browser_page, live_server, admin_user, data):
     assert page.evaluate("window.__noReload") == 1
     assert "step=export" in page.url
     screenshot(page, "funnels")
+    # Nothing is loaded from outside the site (vendored htmx and Chart.js, system fonts).
+    outside = [url for url in requested if not url.startswith(live_server.url)]
+    assert not outside, outside
+    assert any("/static/vendor/htmx-" in url for url in requested)
 
 
 def test_a_new_organisation_sees_how_to_send_its_first_event(browser_page, live_server, other_admin):
