@@ -201,7 +201,18 @@ def member_role(request, member_id):
         raise
     except DomainError as exc:
         return _members_response(request, members_error=exc.detail)
-    return _members_response(request, members_notice=f"{member.email} is now {member.get_role_display().lower()}.")
+    notice = f"{member.email} is now {member.get_role_display().lower()}."
+    if member.pk == request.user.pk and member.role != Role.ADMIN:
+        # An admin who stepped down can no longer see Settings: leave for the dashboard.
+        messages.success(request, notice)
+        return _leave_settings(request)
+    return _members_response(request, members_notice=notice)
+
+
+def _leave_settings(request, to="/"):
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(to)
+    return redirect(to)
 
 
 @page_role(Role.ADMIN)
@@ -218,7 +229,7 @@ def member_remove(request, member_id):
     if member.pk == request.user.pk:
         # Removing oneself ends the session: the account no longer exists.
         logout(request)
-        return redirect("/")
+        return _leave_settings(request)
     return _members_response(request, members_notice=f"{member.email} was removed from the organisation.")
 
 

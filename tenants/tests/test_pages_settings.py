@@ -173,6 +173,17 @@ def test_admin_removing_themselves_is_signed_out(org, admin_user):
     assert client.get(reverse("settings-members")).status_code == 302  # back to login
 
 
+def test_admin_stepping_down_leaves_settings(org, admin_user):
+    make_member(org, Role.ADMIN)
+    client = Client(headers={"HX-Request": "true"})
+    client.force_login(admin_user)
+    response = client.post(reverse("settings-member-role", args=[admin_user.pk]), {"role": "analyst"})
+    assert response.status_code == 200 and response["HX-Redirect"] == "/"
+    admin_user.refresh_from_db()
+    assert admin_user.role == Role.ANALYST
+    assert client.get(reverse("settings-members")).status_code == 403
+
+
 def test_foreign_member_ids_are_404_pages(admin_page, other_admin):
     for name in ("settings-member-role", "settings-member-remove"):
         response = admin_page.post(reverse(name, args=[other_admin.pk]), {"role": "member"})
