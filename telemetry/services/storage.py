@@ -174,59 +174,91 @@ def end_users_upsert(org, rows: Iterable[dict]) -> dict:
     if not merged:
         return {}
     now = timezone.now()
-    pg = _is_postgres()
-    ops = connection.ops
-    out = {}
     items = list(merged.values())
+    out = {}
+    upsert = _end_users_upsert_postgres if _is_postgres() else _end_users_upsert_sqlite
     for start in range(0, len(items), _UPSERT_CHUNK):
-        chunk = items[start : start + _UPSERT_CHUNK]
-        params = []
-        for row in chunk:
-            first = row.get("first_seen") or row.get("last_seen") or now
-            last = row.get("last_seen") or row.get("first_seen") or now
-            if not pg:
-                first = ops.adapt_datetimefield_value(first)
-                last = ops.adapt_datetimefield_value(last)
-                created = ops.adapt_datetimefield_value(now)
-            else:
-                created = now
-            params += [
-                org.pk,
-                str(row["external_id"]),
-                row.get("email") or "",
-                row.get("age"),
-                row.get("gender") or "",
-                orjson.dumps(row.get("properties") or {}).decode(),
-                row.get("account_id"),
-                first,
-                last,
-                created,
-            ]
-        json_cast = "::jsonb" if pg else ""
-        values = ", ".join([f"(%s, %s, %s, %s, %s, %s{json_cast}, %s, %s, %s, %s)"] * len(chunk))
-        t = _ENDUSER_TABLE
-        merge_props = (
-            f"{t}.properties || EXCLUDED.properties" if pg else f"json_patch({t}.properties, EXCLUDED.properties)"
-        )
-        sql = (
-            f"INSERT INTO {t} (organization_id, external_id, email, age, gender, properties, account_id, "
-            f"first_seen, last_seen, created_at) VALUES {values} "
-            f"ON CONFLICT (organization_id, external_id) DO UPDATE SET "
-            f"email = CASE WHEN EXCLUDED.email <> '' THEN EXCLUDED.email ELSE {t}.email END, "
-            f"age = COALESCE(EXCLUDED.age, {t}.age), "
-            f"gender = CASE WHEN EXCLUDED.gender <> '' THEN EXCLUDED.gender ELSE {t}.gender END, "
-            f"properties = {merge_props}, "
-            f"account_id = COALESCE(EXCLUDED.account_id, {t}.account_id), "
-            f"first_seen = CASE WHEN {t}.first_seen IS NULL OR EXCLUDED.first_seen < {t}.first_seen "
-            f"THEN EXCLUDED.first_seen ELSE {t}.first_seen END, "
-            f"last_seen = CASE WHEN {t}.last_seen IS NULL OR EXCLUDED.last_seen > {t}.last_seen "
-            f"THEN EXCLUDED.last_seen ELSE {t}.last_seen END "
-            f"RETURNING external_id, id"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            out.update(cursor.fetchall())
+        out.update(upsert(org, items[start : start + _UPSERT_CHUNK], now))
     return out
+
+
+def _upsert_sql(source, merge_props):
+    t = _ENDUSER_TABLE
+    return (
+        f"INSERT INTO {t} AS u (organization_id, external_id, email, age, gender, properties, account_id, "
+        f"first_seen, last_seen, created_at) {source} "
+        "ON CONFLICT (organization_id, external_id) DO UPDATE SET "
+        "email = CASE WHEN EXCLUDED.email <> '' THEN EXCLUDED.email ELSE u.email END, "
+        "age = COALESCE(EXCLUDED.age, u.age), "
+        "gender = CASE WHEN EXCLUDED.gender <> '' THEN EXCLUDED.gender ELSE u.gender END, "
+        f"properties = {merge_props}, "
+        "account_id = COALESCE(EXCLUDED.account_id, u.account_id), "
+        "first_seen = CASE WHEN u.first_seen IS NULL OR EXCLUDED.first_seen < u.first_seen "
+        "THEN EXCLUDED.first_seen ELSE u.first_seen END, "
+        "last_seen = CASE WHEN u.last_seen IS NULL OR EXCLUDED.last_seen > u.last_seen "
+        "THEN EXCLUDED.last_seen ELSE u.last_seen END "
+        "RETURNING external_id, id"
+    )
+
+
+def _user_columns(chunk, now):
+    cols = ([], [], [], [], [], [], [], [])
+    ext, email, age, gender, props, account, first, last = cols
+    for row in chunk:
+        ext.append(str(row["external_id"]))
+        email.append(row.get("email") or "")
+        age.append(row.get("age"))
+        gender.append(row.get("gender") or "")
+        props.append(orjson.dumps(row["properties"]).decode() if row.get("properties") else "{}")
+        account.append(row.get("account_id"))
+        first.append(row.get("first_seen") or now)
+        last.append(row.get("last_seen") or now)
+    return cols
+
+
+# One statement text whatever the number of users: the rows travel as one JSON document
+# (orjson serialises it in C) and PostgreSQL unpacks it; a VALUES list of 10,000
+# placeholders, or Python-quoted arrays, cost more to build than the upsert itself.
+_PG_UPSERT = _upsert_sql(
+    "SELECT %s, s.external_id, s.email, s.age, s.gender, s.properties, s.account_id, "
+    "s.first_seen, s.last_seen, %s FROM jsonb_to_recordset(%s::jsonb) AS s(external_id text, email text, "
+    "age smallint, gender text, properties jsonb, account_id bigint, first_seen timestamptz, last_seen timestamptz)",
+    "u.properties || EXCLUDED.properties",
+)
+
+
+def _end_users_upsert_postgres(org, chunk, now):
+    doc = orjson.dumps(
+        [
+            {
+                "external_id": str(row["external_id"]),
+                "email": row.get("email") or "",
+                "age": row.get("age"),
+                "gender": row.get("gender") or "",
+                "properties": row.get("properties") or {},
+                "account_id": row.get("account_id"),
+                "first_seen": row.get("first_seen") or now,
+                "last_seen": row.get("last_seen") or now,
+            }
+            for row in chunk
+        ]
+    ).decode()
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_UPSERT, [org.pk, now, doc])
+        return cursor.fetchall()
+
+
+def _end_users_upsert_sqlite(org, chunk, now):
+    adapt = connection.ops.adapt_datetimefield_value
+    created = adapt(now)
+    params = []
+    for ext, email, age, gender, props, account, first, last in zip(*_user_columns(chunk, now), strict=True):
+        params += [org.pk, ext, email, age, gender, props, account, adapt(first), adapt(last), created]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+    sql = _upsert_sql(f"VALUES {values}", "json_patch(u.properties, EXCLUDED.properties)")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 # --- Events ---------------------------------------------------------------------------------
