@@ -112,10 +112,23 @@ def test_empty_organisation_sees_empty_states(admin_user):
     assert 'data-chart="' not in text
 
 
-def test_page_query_count_is_bounded(analyst_user, usage, django_assert_max_num_queries):
+def test_page_query_count_is_bounded(analyst_user, usage, django_assert_max_num_queries, django_assert_num_queries):
     client = page_client(analyst_user)
-    with django_assert_max_num_queries(25):
+    with django_assert_max_num_queries(20):  # cold: chart data, forecast, narrative computed
         assert client.get(reverse("insights")).status_code == 200
+    # warm: session, user, organisation, feature of the forecast, anomaly count and page
+    with django_assert_num_queries(6):
+        assert client.get(reverse("insights")).status_code == 200
+
+
+def test_webhooks_page_query_count(admin_page, org, settings, django_assert_num_queries):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    for n in range(3):
+        services.webhook_create(org, url=f"http://127.0.0.1:9/{n}", events=["anomaly.created"])
+    # session, user, organisation, webhooks, then each webhook's recent deliveries (two
+    # queries: the service re-checks the webhook belongs to the organisation).
+    with django_assert_num_queries(4 + 2 * 3):
+        assert admin_page.get(reverse("settings-webhooks")).status_code == 200
 
 
 # --- Anomaly filters and status ------------------------------------------------------------
