@@ -6,7 +6,7 @@ search keystroke, a sort click) the same view renders only the fragment that cha
 URL is pushed by htmx, so a filtered page is shareable and the back button reloads it.
 """
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from urllib.parse import urlencode
 
 from django.http import Http404
@@ -398,7 +398,35 @@ def user_detail(request, external_id):
         if all(row["user_id"] != external_id for row in own["results"]):
             raise Http404("Not found.")
     detail = queries.end_user_detail(org, external_id)
-    return render(request, "analytics/user_detail.html", {"active_nav": "users", "detail": detail})
+    context = {"active_nav": "users", "detail": detail, "timeline": _timeline(detail["timeline"])}
+    return render(request, "analytics/user_detail.html", context)
+
+
+def _timeline(sessions):
+    """The timeline's labels, formatted here once: up to 200 events through the template's
+    date filters cost more than the query that fetched them. Times are UTC, like the days."""
+    shaped = []
+    for s in sessions:
+        start, end = s["start"].astimezone(UTC), s["end"].astimezone(UTC)
+        shaped.append(
+            {
+                "label": f"{start:%a} {start.day} {start:%b %Y, %H:%M}",
+                "until": f"{end:%H:%M}" if end != start else "",
+                "session_id": s["session_id"],
+                "event_count": s["event_count"],
+                "events": [
+                    {
+                        "iso": e["timestamp"].isoformat(),
+                        "time": f"{e['timestamp'].astimezone(UTC):%H:%M:%S}",
+                        "feature_name": e["feature_name"],
+                        "event_type": e["event_type"],
+                        "duration": "" if e["session_duration"] is None else f"{e['session_duration']:.0f} s",
+                    }
+                    for e in s["events"]
+                ],
+            }
+        )
+    return shaped
 
 
 # --- Retention ---------------------------------------------------------------------------------
