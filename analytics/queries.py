@@ -398,12 +398,34 @@ def user_activity_page(org, *, days=30, search="", sort="-events", page=1, page_
 
 @cached
 def top_users(org, *, limit=10, start: date, end: date) -> list[dict]:
-    """The `limit` end users with most events in start..end (same row shape as user activity)."""
+    """The `limit` end users with most events in start..end (same row shape as user activity).
+    Events are grouped by user id alone and only the winners are joined to their profile."""
     lo, hi = bounds(start, end)
     events = UsageEvent.objects.filter(organization=org, timestamp__gte=lo, timestamp__lt=hi)
-    rows = list(_user_rows(events).order_by("-events", "end_user_id")[:limit])
-    top = _top_features(events.filter(end_user_id__in=[r["end_user_id"] for r in rows])) if rows else {}
-    return _shape_user_rows(rows, top)
+    rows = list(
+        events.filter(end_user__isnull=False)
+        .values("end_user_id")
+        .annotate(
+            events=Count("id"),
+            avg_session_duration=Avg("session_duration"),
+            first_event=Min("timestamp"),
+            last_event=Max("timestamp"),
+        )
+        .order_by("-events", "end_user_id")[:limit]
+    )
+    if not rows:
+        return []
+    ids = [r["end_user_id"] for r in rows]
+    profiles = {
+        p["id"]: p
+        for p in EndUser.objects.filter(organization=org, pk__in=ids).values("id", "external_id", "email", "first_seen")
+    }
+    for r in rows:
+        profile = profiles[r["end_user_id"]]
+        r["end_user__external_id"] = profile["external_id"]
+        r["end_user__email"] = profile["email"]
+        r["end_user__first_seen"] = profile["first_seen"]
+    return _shape_user_rows(rows, _top_features(events.filter(end_user_id__in=ids)))
 
 
 def _session_groups(events) -> list[dict]:
@@ -581,7 +603,9 @@ def retention(org, *, weeks=12, end: date | None = None) -> dict:
     """Weekly cohorts of end users by first-seen week (Monday-based, the last `weeks` weeks up
     to `end`): size, D1/D7/D30 (% of the cohort with an event exactly 1, 7, 30 days after
     their first day; None until the whole cohort could have got there) and the grid of % of
-    the cohort active in each week since its start. One aggregate query, grouped in SQL."""
+    the cohort active in each week since its start. One aggregate query, grouped in SQL; the
+    cohort's (user, day) pairs come from an index-only scan of (organization, end_user,
+    timestamp) per cohort member rather than from every event of the period."""
     end = end or today()
     first = _monday(end) - timedelta(days=7 * (weeks - 1))
     lo, hi = bounds(first, end)
@@ -595,9 +619,9 @@ def retention(org, *, weeks=12, end: date | None = None) -> dict:
             WHERE organization_id = %s AND first_seen >= %s AND first_seen < %s
         ),
         act AS (
-            SELECT DISTINCT e.end_user_id AS uid, {d} AS d FROM telemetry_usageevent e
-            WHERE e.organization_id = %s AND e.timestamp >= %s AND e.timestamp < %s
-              AND e.end_user_id IN (SELECT id FROM cohort)
+            SELECT DISTINCT c.id AS uid, {d} AS d
+            FROM cohort c JOIN telemetry_usageevent e ON e.organization_id = %s AND e.end_user_id = c.id
+            WHERE e.timestamp >= %s AND e.timestamp < %s
         )
         SELECT 0 AS kind, (c.d0 - %s) / 7 AS cw, 0 AS k, COUNT(*) FROM cohort c GROUP BY 1, 2
         UNION ALL
@@ -642,40 +666,58 @@ def retention(org, *, weeks=12, end: date | None = None) -> dict:
 def funnel(org, *, steps: list[str], window_days=7, start: date, end: date) -> dict:
     """Ordered funnel counted per end user: a user enters at their first event of step 1 in
     start..end; each later step counts when that user has a matching event after the previous
-    step and within `window_days` of entering. A step matches a feature key (of `org`) or an
-    event type. One SQL statement with one CTE per step."""
+    step and within `window_days` of entering. A step naming a feature key of `org` matches
+    that feature's events, any other step the events of that event type.
+
+    One SQL statement: the candidate events (any step's feature or type, one index range per
+    feature) are read once into the `ev` CTE, then one CTE per step joins the previous
+    step's users to it."""
     feature_ids = dict(Feature.objects.filter(organization=org, key__in=steps).values_list("key", "id"))
     lo, hi = bounds(start, end)
+    horizon = hi + timedelta(days=window_days)
     window_sql, window_kind = _plus_days_sql("p.t0")
     window_param = window_days if window_kind == "int" else f"+{window_days} days"
 
+    def placeholders(values):
+        return ", ".join(["%s"] * len(values))
+
     def match(key):
         if key in feature_ids:
-            return "(e.feature_id = %s OR e.event_type = %s)", [feature_ids[key], key]
-        return "e.event_type = %s", [key]
+            return "e.fid = %s", [feature_ids[key]]
+        return "e.et = %s", [key]
 
-    ctes, params = [], []
+    by_feature = sorted({feature_ids[k] for k in steps if k in feature_ids})
+    by_type = sorted({k for k in steps if k not in feature_ids})
+    scope = []
+    if by_feature:
+        scope.append(f"e.feature_id IN ({placeholders(by_feature)})")
+    if by_type:
+        scope.append(f"e.event_type IN ({placeholders(by_type)})")
+    ctes = [
+        f"""ev AS (
+            SELECT e.end_user_id AS uid, e.timestamp AS ts, e.feature_id AS fid, e.event_type AS et
+            FROM telemetry_usageevent e
+            WHERE e.organization_id = %s AND e.end_user_id IS NOT NULL
+              AND e.timestamp >= %s AND e.timestamp < %s AND ({" OR ".join(scope)}))"""
+    ]
+    params = [org.pk, _db_datetime(lo), _db_datetime(horizon), *by_feature, *by_type]
     cond, cond_params = match(steps[0])
     ctes.append(
         f"""s0 AS (
-            SELECT e.end_user_id AS uid, MIN(e.timestamp) AS t0, MIN(e.timestamp) AS t
-            FROM telemetry_usageevent e
-            WHERE e.organization_id = %s AND e.end_user_id IS NOT NULL
-              AND e.timestamp >= %s AND e.timestamp < %s AND {cond}
-            GROUP BY e.end_user_id)"""
+            SELECT e.uid, MIN(e.ts) AS t0, MIN(e.ts) AS t FROM ev e
+            WHERE e.ts < %s AND {cond} GROUP BY e.uid)"""
     )
-    params += [org.pk, _db_datetime(lo), _db_datetime(hi), *cond_params]
+    params += [_db_datetime(hi), *cond_params]
     for i, key in enumerate(steps[1:], start=1):
         cond, cond_params = match(key)
         ctes.append(
             f"""s{i} AS (
-            SELECT p.uid, p.t0, MIN(e.timestamp) AS t
-            FROM s{i - 1} p JOIN telemetry_usageevent e
-              ON e.organization_id = %s AND e.end_user_id = p.uid
-            WHERE e.timestamp > p.t AND e.timestamp <= {window_sql} AND {cond}
+            SELECT p.uid, p.t0, MIN(e.ts) AS t
+            FROM s{i - 1} p JOIN ev e ON e.uid = p.uid
+            WHERE e.ts > p.t AND e.ts <= {window_sql} AND {cond}
             GROUP BY p.uid, p.t0)"""
         )
-        params += [org.pk, window_param, *cond_params]
+        params += [window_param, *cond_params]
     counts_sql = ", ".join(f"(SELECT COUNT(*) FROM s{i})" for i in range(len(steps)))
     with connection.cursor() as cursor:
         cursor.execute(f"WITH {', '.join(ctes)} SELECT {counts_sql}", params)
