@@ -105,7 +105,7 @@ class MemberRoleForm(forms.Form):
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField(max_length=254)
+    email = forms.EmailField(max_length=254, label="E-mail")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
 
 
