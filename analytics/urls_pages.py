@@ -7,7 +7,8 @@ urlpatterns = [
     path("features/", views.features, name="features"),
     path("features/<int:feature_id>/", views.feature_detail, name="feature-detail"),
     path("users/", views.users, name="users"),
-    path("users/<str:external_id>/", views.user_detail, name="user-detail"),
+    # External ids are the tenant product's own user ids: any characters, slashes included.
+    path("users/<path:external_id>/", views.user_detail, name="user-detail"),
     path("retention/", views.retention, name="retention"),
     path("funnels/", views.funnels, name="funnels"),
 ]

@@ -284,6 +284,17 @@ def test_users_table_sorts(analyst, usage):
     assert '<input type="hidden" name="sort" value="user_id" form="users-search">' in html
 
 
+def test_user_detail_with_an_external_id_holding_a_slash(analyst, org):
+    from telemetry.services.ingest import events_ingest
+
+    assert events_ingest(org, [{"feature": "search", "user_id": "team/42 ä"}]).accepted == 1
+    url = reverse("user-detail", args=["team/42 ä"])
+    assert url == "/users/team/42%20%C3%A4/"
+    response = analyst.get(url)
+    assert response.status_code == 200
+    assert "team/42 ä" in response.content.decode()
+
+
 def test_user_detail_timeline(analyst, usage):
     html = analyst.get(reverse("user-detail", args=["user-001"])).content.decode()
     assert 'data-testid="timeline"' in html
