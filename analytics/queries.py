@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Avg, Count, Exists, F, Max, Min, OuterRef, Q, Sum
+from django.db.models import Avg, Count, Exists, F, Func, IntegerField, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 
 from telemetry.models import EndUser, Feature, UsageEvent
@@ -369,6 +369,23 @@ def _shape_user_rows(rows, top) -> list[dict]:
     ]
 
 
+class _RowsTotal(Func):
+    """`COUNT(*) OVER ()`: the number of groups of a grouped query, on every row, so a page
+    and the total come from one aggregation instead of two."""
+
+    template = "COUNT(*) OVER ()"
+    output_field = IntegerField()
+    contains_aggregate = False
+    contains_over_clause = True
+
+    def __init__(self):
+        super().__init__()
+
+    def get_group_by_cols(self):
+        return []
+
+
+@cached
 def user_activity_page(org, *, days=30, search="", sort="-events", page=1, page_size=50, only_account=None) -> dict:
     """Per end user active in the last `days` days: events, avg session, first/last seen,
     top feature. `search` matches the external id or e-mail; `only_account` (a User) limits
@@ -385,13 +402,15 @@ def user_activity_page(org, *, days=30, search="", sort="-events", page=1, page_
     field = _USER_SORT_FIELDS[sort.lstrip("-")]
     order = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
     grouped = _user_rows(events).order_by(order, "end_user_id")
-    count = grouped.count()
     if page_size is None:
         rows = list(grouped)
+        count = len(rows)
         top = _top_features(events.filter(end_user__isnull=False))
     else:
         offset = (page - 1) * page_size
-        rows = list(grouped[offset : offset + page_size])
+        rows = list(grouped.annotate(rows_total=_RowsTotal())[offset : offset + page_size])
+        # Past the last page there is no row to carry the total: count separately then.
+        count = rows[0]["rows_total"] if rows else (grouped.count() if page > 1 else 0)
         top = _top_features(events.filter(end_user_id__in=[r["end_user_id"] for r in rows])) if rows else {}
     return {"count": count, "page": page, "page_size": page_size, "results": _shape_user_rows(rows, top)}
 
