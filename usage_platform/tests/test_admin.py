@@ -1,4 +1,4 @@
-"""The Django admin: platform staff see every tenant's rows in every model; org users,
+"""The Django admin of every app: platform staff see every tenant's rows in every model; org
 even org admins, do not get in."""
 
 from datetime import date, timedelta
