@@ -89,6 +89,9 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # No JIT: it compiles every dashboard statement whose cost estimate looks large, which
+    # took 1.3 s of a 2.3 s retention query on the 10M-event benchmark (see docs/benchmarks.md).
+    DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
