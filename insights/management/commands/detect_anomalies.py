@@ -1,0 +1,40 @@
+from datetime import date
+
+from django.core.management.base import BaseCommand, CommandError
+
+from insights import services
+from tenants.models import Organization
+
+
+def organisations(ref):
+    if not ref:
+        return list(Organization.objects.order_by("id"))
+    org = Organization.objects.filter(**({"pk": int(ref)} if ref.isdigit() else {"slug": ref})).first()
+    if org is None:
+        raise CommandError(f"Unknown organisation: {ref}")
+    return [org]
+
+
+class Command(BaseCommand):
+    help = "Run the anomaly detectors over the rollups (what the after-rollup job does), optionally alerting."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--org", help="organisation id or slug (default: all)")
+        parser.add_argument("--end", help="last day to judge, YYYY-MM-DD (default: the last complete rolled-up day)")
+        parser.add_argument("--days", type=int, default=services.DETECT_DAYS, help="days to judge, ending at --end")
+        parser.add_argument("--alert", action="store_true", help="also e-mail and post webhooks for new anomalies")
+
+    def handle(self, *args, **options):
+        try:
+            end = date.fromisoformat(options["end"]) if options["end"] else None
+        except ValueError:
+            raise CommandError("--end must be YYYY-MM-DD.")
+        if not 1 <= options["days"] <= 3660:
+            raise CommandError("--days must be between 1 and 3660.")
+        for org in organisations(options["org"]):
+            created = services.anomalies_detect(org, end=end, days=options["days"])
+            line = f"{org.slug}: {len(created)} new anomal{'y' if len(created) == 1 else 'ies'}"
+            if options["alert"]:
+                sent = services.alerts_send(org, created)
+                line += f", {sent['anomalies']} alerted ({sent['emails']} e-mail(s), {sent['webhooks']} webhook(s))"
+            self.stdout.write(line)
