@@ -1,5 +1,5 @@
 """The Django admin of every app: platform staff see every tenant's rows in every model; org
-even org admins, do not get in."""
+users, even org admins, do not get in."""
 
 from datetime import date, timedelta
 
