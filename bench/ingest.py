@@ -30,6 +30,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import signal
 import sqlite3
@@ -161,6 +162,73 @@ def redis_cleanup(url):
         client.delete(*keys)
 
 
+# --- CPU accounting ------------------------------------------------------------------------
+# The machine's two cores are shared with whatever else runs, so besides the wall-clock rates
+# the benchmark reports the CPU each event costs (from /proc), which load does not change much.
+
+
+def _proc_stats():
+    """{pid: (ppid, cpu seconds)} for every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return stats
+
+
+def pg_backend_pids(url):
+    """The PostgreSQL server processes serving connections to the benchmark database."""
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    admin = urlsplit(url)._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)).fetchall()
+    return {pid for (pid,) in rows}
+
+
+class CpuMeter:
+    """CPU used between start() and stop() by a process tree (the gunicorn master and its
+    workers, or consumer processes) and by the PostgreSQL backends of the benchmark database.
+    A process that appears in between counts from zero."""
+
+    def __init__(self, root_pids, pg_url=None):
+        self.root_pids, self.pg_url = set(root_pids), pg_url
+
+    def _snapshot(self):
+        stats = _proc_stats()
+        app = {pid: cpu for pid, (ppid, cpu) in stats.items() if pid in self.root_pids or ppid in self.root_pids}
+        db = {}
+        if self.pg_url:
+            db = {pid: stats[pid][1] for pid in pg_backend_pids(self.pg_url) if pid in stats}
+        return app, db
+
+    def start(self):
+        self.before = self._snapshot()
+        self.db_pids = set()
+        return self
+
+    def sample(self):
+        """Remember the database backends alive now (they may close before stop())."""
+        if self.pg_url:
+            self.db_pids |= pg_backend_pids(self.pg_url)
+            self.last_db = {pid: _proc_stats().get(pid, (0, 0.0))[1] for pid in self.db_pids}
+
+    def stop(self):
+        self.sample()
+        app_after, db_after = self._snapshot()
+        app = sum(cpu - self.before[0].get(pid, 0.0) for pid, cpu in app_after.items())
+        db_now = {**getattr(self, "last_db", {}), **db_after}
+        db = sum(cpu - self.before[1].get(pid, 0.0) for pid, cpu in db_now.items())
+        return {"app_cpu_s": round(app, 2), "db_cpu_s": round(db, 2)}
+
+
 # --- the server --------------------------------------------------------------------------
 
 
@@ -203,23 +271,6 @@ class Server:
         self.__exit__()
         raise RuntimeError("gunicorn did not answer /health within 60 s")
 
-    def cpu_seconds(self):
-        """User + system CPU of the gunicorn master and its workers so far (from /proc): on a
-        shared, busy machine the CPU per event is steadier than the wall-clock rate."""
-        tick = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            pid, ppid = int(entry.name), int(fields[1])
-            if pid == self.proc.pid or ppid == self.proc.pid:
-                total += (int(fields[11]) + int(fields[12])) / tick
-        return total
-
     def __exit__(self, *exc):
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)  # the group started above: master + its workers
@@ -233,8 +284,12 @@ class Server:
 # --- the load ------------------------------------------------------------------------------
 
 
+DISTINCT_USERS = 1000  # end users per batch; --distinct-users changes it
+
+
 def batch_body(scenario_tag):
-    """A 1,000-event batch whose uuids share the placeholder prefix PREFIX."""
+    """A 1,000-event batch whose uuids share the placeholder prefix PREFIX, spread over
+    DISTINCT_USERS end users (the worst case, 1,000, upserts a user for every event)."""
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     events = []
     for i in range(BATCH):
@@ -242,7 +297,7 @@ def batch_body(scenario_tag):
             {
                 "uuid": f"{PREFIX.decode()}-{scenario_tag:04x}-4{i:03x}-8000-{i:012x}",
                 "feature": f"feature_{i % 50}",
-                "user_id": f"bench_user_{(i * 7919) % 2000}",
+                "user_id": f"bench_user_{i % DISTINCT_USERS}",
                 "event_type": "interaction",
                 "session_id": f"bench-session-{i % 100}",
                 "session_duration": 60 + i % 240,
@@ -300,8 +355,10 @@ def _client(client_id, host, port, path, key, body, warmup_until, stop_at, resul
         requests += 1
         statuses[resp.status] += 1
         latencies.append(elapsed)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     results.put(
         {
+            "client_cpu_s": usage.ru_utime + usage.ru_stime,
             "latencies": latencies,
             "statuses": dict(statuses),
             "accepted": accepted,
@@ -346,6 +403,7 @@ def load(host, port, path, key, body, *, clients, duration, warmup=3.0):
         "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "connection_errors": sum(p["errors"] for p in parts),
+        "client_cpu_s": round(sum(p["client_cpu_s"] for p in parts), 2),
         "load_average_after": load_average(),
     }
 
@@ -441,13 +499,18 @@ def raw_xadd(url, total, pipeline):
 # --- scenarios -----------------------------------------------------------------------------
 
 
-def _per_cpu(result):
-    """Server CPU per request and the events one fully busy core would take at that cost (the
-    warm-up is included in the CPU and in the counts, so both cover the same requests)."""
-    cpu = result["server_cpu_s"]
-    requests = result["requests"] * (1 + 3.0 / result["duration_s"])  # approx. incl. warm-up
-    result["server_cpu_ms_per_request"] = 1000 * cpu / requests if requests else float("nan")
-    result["events_per_server_cpu_s"] = result["accepted_incl_warmup"] / cpu if cpu else float("nan")
+def _per_cpu(result, cpu):
+    """CPU per 1,000 events (or per track request) of the app and the database, and the rate
+    two cores doing nothing else would reach at that cost. The CPU covers the warm-up too, so
+    it is divided by everything accepted, warm-up included."""
+    result.update(cpu)
+    done = result["accepted_incl_warmup"]
+    if not done:
+        return
+    server = cpu["app_cpu_s"] + cpu["db_cpu_s"]
+    result["app_cpu_ms_per_1000_events"] = round(1e6 * cpu["app_cpu_s"] / done, 1)
+    result["db_cpu_ms_per_1000_events"] = round(1e6 * cpu["db_cpu_s"] / done, 1)
+    result["projected_events_per_s_on_2_idle_cores"] = round(2 * done / server) if server else None
 
 
 def scenario_direct(name, env, port, args, tag):
@@ -456,7 +519,8 @@ def scenario_direct(name, env, port, args, tag):
     before = django(env, COUNT_CODE)
     with Server(name, env, port, args.workers) as server:
         log(f"{name}: gunicorn -w {args.workers} on :{port}, {args.clients} clients × {args.duration:g} s")
-        cpu_before = server.cpu_seconds()
+        meter = CpuMeter([server.proc.pid], args.pg_url if env["DATABASE_URL"].startswith("postgres") else None)
+        meter.start()
         result = load(
             "127.0.0.1",
             port,
@@ -466,8 +530,8 @@ def scenario_direct(name, env, port, args, tag):
             clients=args.clients,
             duration=args.duration,
         )
-        result["server_cpu_s"] = server.cpu_seconds() - cpu_before
-    _per_cpu(result)
+        cpu = meter.stop()
+    _per_cpu(result, cpu)
     stored = django(env, COUNT_CODE) - before
     result["stored"] = stored
     log(
@@ -488,7 +552,7 @@ def scenario_queue(env, port, args, tag):
     before = django(env, COUNT_CODE)
     with Server("queue", env, port, args.workers) as server:
         log(f"queue: gunicorn -w {args.workers} on :{port}, {args.clients} clients × {args.queue_duration:g} s")
-        cpu_before = server.cpu_seconds()
+        meter = CpuMeter([server.proc.pid], args.pg_url).start()
         endpoint = load(
             "127.0.0.1",
             port,
@@ -498,8 +562,8 @@ def scenario_queue(env, port, args, tag):
             clients=args.clients,
             duration=args.queue_duration,
         )
-        endpoint["server_cpu_s"] = server.cpu_seconds() - cpu_before
-    _per_cpu(endpoint)
+        cpu = meter.stop()
+    _per_cpu(endpoint, cpu)
     backlog_entries = client.xlen(STREAM)
     log(f"queue endpoint: {endpoint['events_per_s']:,.0f} events/s; {backlog_entries:,} stream entries to drain")
 
@@ -517,9 +581,15 @@ def scenario_queue(env, port, args, tag):
                 start_new_session=True,
             )
         )
+    meter = CpuMeter([p.pid for p in consumers], args.pg_url).start()
     deadline = started + max(600, args.queue_duration * 20)
+    last_sample = 0.0
     while client.xlen(STREAM) > 0 and time.monotonic() < deadline:
+        if time.monotonic() - last_sample > 2:
+            meter.sample()
+            last_sample = time.monotonic()
         time.sleep(0.05)
+    drain_cpu = meter.stop()
     # The last batches are XDELed right after their commit: the stream is empty = all stored.
     drain_seconds = time.monotonic() - started
     for proc in consumers:
@@ -534,7 +604,13 @@ def scenario_queue(env, port, args, tag):
         "seconds": drain_seconds,
         "events_per_s": stored / drain_seconds if drain_seconds else float("nan"),
         "load_average_after": load_average(),
+        **drain_cpu,
     }
+    drained = drain_cpu["app_cpu_s"] + drain_cpu["db_cpu_s"]
+    if stored and drained:
+        drain["app_cpu_ms_per_1000_events"] = round(1e6 * drain_cpu["app_cpu_s"] / stored, 1)
+        drain["db_cpu_ms_per_1000_events"] = round(1e6 * drain_cpu["db_cpu_s"] / stored, 1)
+        drain["projected_events_per_s_on_2_idle_cores"] = round(2 * stored / drained)
     endpoint["stored"] = stored
     log(
         f"queue: stored {stored:,} = accepted {endpoint['accepted_incl_warmup']:,}: "
@@ -553,7 +629,7 @@ def scenario_track(env, port, args, tag):
     setup = django(env, SETUP_CODE)
     with Server("track", env, port, args.workers) as server:
         log(f"track: gunicorn -w {args.workers} on :{port}, {args.track_clients} clients × {args.duration:g} s")
-        cpu_before = server.cpu_seconds()
+        meter = CpuMeter([server.proc.pid], args.pg_url).start()
         result = load(
             "127.0.0.1",
             port,
@@ -563,8 +639,11 @@ def scenario_track(env, port, args, tag):
             clients=args.track_clients,
             duration=args.duration,
         )
-        result["server_cpu_s"] = server.cpu_seconds() - cpu_before
-    _per_cpu(result)
+        cpu = meter.stop()
+    _per_cpu(result, cpu)
+    if result["accepted_incl_warmup"]:
+        result["app_cpu_ms_per_request"] = round(1000 * cpu["app_cpu_s"] / result["accepted_incl_warmup"], 2)
+        result["db_cpu_ms_per_request"] = round(1000 * cpu["db_cpu_s"] / result["accepted_incl_warmup"], 2)
     result.pop("accepted")
     result["stream_entries"] = client.xlen(STREAM)
     client.delete(STREAM)
@@ -582,12 +661,21 @@ def scenario_seed():
     env = base_env(DATABASE_URL=f"sqlite:///{db}")
     migrate(env)
     cmd = [PYTHON, "manage.py", "seed_movielens", "--limit", "100000", "--orgs", "3"]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
     source = next((line for line in out.stdout.splitlines() if line.startswith("Source:")), "")
-    log(f"seed: {seconds:.1f} s ({source})")
-    return {"seconds": seconds, "source": source, "command": " ".join(cmd[1:]), "load_average_after": load_average()}
+    log(f"seed: {seconds:.1f} s wall, {cpu:.1f} s CPU ({source})")
+    return {
+        "seconds": seconds,
+        "cpu_s": round(cpu, 2),
+        "source": source,
+        "command": " ".join(cmd[1:]),
+        "load_average_after": load_average(),
+    }
 
 
 # --- report --------------------------------------------------------------------------------
@@ -595,6 +683,16 @@ def scenario_seed():
 
 def verdict(ok):
     return "met" if ok else "MISSED"
+
+
+def cpu_note(r, unit="1,000 events"):
+    if "app_cpu_ms_per_1000_events" not in r:
+        return ""
+    app, db = r["app_cpu_ms_per_1000_events"], r["db_cpu_ms_per_1000_events"]
+    if unit != "1,000 events":
+        app, db = app / 1000, db / 1000
+    projected = r.get("projected_events_per_s_on_2_idle_cores")
+    return f" [CPU per {unit}: app {app:,.1f} ms + database {db:,.1f} ms → ~{projected:,}/s on 2 idle cores]"
 
 
 def report(results):
@@ -608,7 +706,7 @@ def report(results):
         if sqlite_raw:
             ratio = r["events_per_s"] / sqlite_raw
             line += f"; {ratio:.0%} of raw {sqlite_raw:,.0f} rows/s (target ≥ 70 %: {verdict(ratio >= 0.7)})"
-        lines.append(line)
+        lines.append(line + cpu_note(r))
     if "pg" in results:
         r = results["pg"]
         line = (
@@ -619,25 +717,26 @@ def report(results):
         if copy_rate:
             ratio = r["events_per_s"] / copy_rate
             line += f"; {ratio:.0%} of raw COPY {copy_rate:,.0f} rows/s (target ≥ 60 %: {verdict(ratio >= 0.6)})"
-        lines.append(line)
+        lines.append(line + cpu_note(r))
     if "queue" in results:
         e, d = results["queue"]["endpoint"], results["queue"]["drain"]
         lines.append(
             f"Queue endpoint: {e['events_per_s']:,.0f} events/s (target ≥ 50,000: "
             f"{verdict(e['events_per_s'] >= TARGETS['queue_endpoint_events_per_s'])}), p50 {e['p50_ms']:.0f} ms, "
-            f"p99 {e['p99_ms']:.0f} ms"
+            f"p99 {e['p99_ms']:.0f} ms" + cpu_note(e)
         )
         line = f"Queue drain: {d['events_per_s']:,.0f} events/s with {d['consumers']} consumers"
         if "pg" in results:
             line += f" (target ≥ direct {results['pg']['events_per_s']:,.0f}: "
             line += f"{verdict(d['events_per_s'] >= results['pg']['events_per_s'])})"
-        lines.append(line)
+        lines.append(line + cpu_note(d))
     if "track" in results:
         r = results["track"]
         lines.append(
             f"Track (queue mode): {r['requests_per_s']:,.0f} requests/s (target ≥ 1,000: "
             f"{verdict(r['requests_per_s'] >= TARGETS['track_requests_per_s'])}), p50 {r['p50_ms']:.1f} ms, "
             f"p99 {r['p99_ms']:.1f} ms (target ≤ 50: {verdict(r['p99_ms'] <= TARGETS['track_p99_ms'])})"
+            + cpu_note(r, unit="request")
         )
     if raw:
         parts = []
@@ -654,7 +753,7 @@ def report(results):
         s = results["seed"]
         lines.append(
             f"seed_movielens --limit 100000 on SQLite: {s['seconds']:.1f} s (target ≤ 15 s: "
-            f"{verdict(s['seconds'] <= TARGETS['seed_seconds'])}) — {s['source']}"
+            f"{verdict(s['seconds'] <= TARGETS['seed_seconds'])}), {s['cpu_s']:.1f} s CPU — {s['source']}"
         )
     return lines
 
@@ -693,6 +792,7 @@ def run_target(args):
 
 
 def main():
+    global DISTINCT_USERS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per scenario (after warm-up)")
     parser.add_argument(
@@ -706,12 +806,14 @@ def main():
     parser.add_argument("--port", type=int, default=8300, help="first port (each scenario takes the next one)")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="benchmark database (created fresh, dropped at the end)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--distinct-users", type=int, default=DISTINCT_USERS, help="end users per batch (1–1000)")
     parser.add_argument("--raw-rows", type=int, default=300_000, help="rows for each raw insert measurement")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the PostgreSQL database at the end")
     parser.add_argument("--target", help="only load an already running server (loopback) with --api-key")
     parser.add_argument("--api-key")
     args = parser.parse_args()
     args.queue_duration = args.queue_duration or args.duration
+    DISTINCT_USERS = max(1, min(BATCH, args.distinct_users))
     VAR.mkdir(parents=True, exist_ok=True)
     if args.target:
         if not args.api_key:
