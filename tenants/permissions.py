@@ -9,7 +9,7 @@ organisation as a required argument, so a view cannot forget the filter.
 from rest_framework import permissions
 from rest_framework.views import APIView
 
-from usage_platform.exceptions import DomainError, NotFound
+from usage_platform.exceptions import DomainError, NotFound, PayloadTooLarge
 
 from .authentication import ApiKeyAuthentication, ApiKeyPrincipal, UserJWTAuthentication
 from .models import Organization, Role
@@ -84,11 +84,21 @@ class OrgAPIView(APIView):
     permission_classes = [HasRole]
     default_role = Role.ANALYST
     roles: dict = {}
+    # DRF's JSON parser reads the whole stream and bypasses Django's upload limit, so
+    # settings-style endpoints refuse big bodies up front (None: the subclass checks itself).
+    max_body_bytes: int | None = 1024 * 1024
 
     def required_role(self, method):
         return self.roles.get(method, self.default_role)
 
     def initial(self, request, *args, **kwargs):
+        if self.max_body_bytes is not None:
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > self.max_body_bytes:
+                raise PayloadTooLarge(f"The request body is larger than {self.max_body_bytes // 1024} KB.")
         super().initial(request, *args, **kwargs)
         self.org = organization_for(request)
 
@@ -98,6 +108,8 @@ class IngestAPIView(OrgAPIView):
 
     authentication_classes = [ApiKeyAuthentication, UserJWTAuthentication]
     default_role = None
+    # Event batches are bigger; the ingestion views enforce INGEST_MAX_BODY_BYTES themselves.
+    max_body_bytes = None
 
     def required_role(self, method):
         return None

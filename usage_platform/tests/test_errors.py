@@ -76,3 +76,13 @@ def test_validation_errors_are_flattened(admin_client):
     assert response.status_code == 400
     assert body["errors"]["email"] and body["errors"]["role"]
     assert body["detail"].startswith(("email:", "role:"))
+
+
+def test_json_body_over_a_megabyte_on_a_settings_endpoint_is_413(admin_client, org):
+    # DRF's JSON parser ignores DATA_UPLOAD_MAX_MEMORY_SIZE; OrgAPIView refuses it up front.
+    huge = '{"name": "' + "x" * (1024 * 1024) + '"}'
+    response = admin_client.patch("/api/v1/org", huge, content_type="application/json")
+    assert response.status_code == 413
+    assert set(response.json()) == {"detail", "errors"}
+    org.refresh_from_db()
+    assert org.name == "Acme"
