@@ -136,14 +136,17 @@ def _sort_columns(columns, sort, *, descending_first=()):
 
 
 def sparkline_points(values, width=120, height=28, pad=2):
-    """SVG polyline coordinates for a sparkline (drawn server-side: no chart per table row)."""
+    """SVG coordinates for a sparkline (drawn server-side: no chart per table row):
+    `{"line": polyline points, "area": the polygon under it}`, or None without values."""
     if not values:
-        return ""
+        return None
     top = max(values) or 1
     step = (width - 2 * pad) / max(len(values) - 1, 1)
-    return " ".join(
+    line = " ".join(
         f"{pad + i * step:.1f},{height - pad - (v / top) * (height - 2 * pad):.1f}" for i, v in enumerate(values)
     )
+    last_x = pad + (len(values) - 1) * step
+    return {"line": line, "area": f"{pad:.1f},{height - pad:.1f} {line} {last_x:.1f},{height - pad:.1f}"}
 
 
 def _first_event_context(request):

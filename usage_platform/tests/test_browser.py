@@ -161,6 +161,7 @@ def test_pages_screenshots(browser_page, live_server, admin_user, data):
     assert page.locator("svg.sparkline").count() == 4
     page.click("[data-testid=sort-name]")
     page.wait_for_function("location.search.includes('sort=name')")
+    page.mouse.move(0, 0)  # no hover underline in the picture
     screenshot(page, "features")
 
     page.click("text=search")
