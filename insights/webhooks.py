@@ -198,8 +198,9 @@ _opener = urllib.request.build_opener(_NoRedirect)
 
 
 def backoff_seconds(attempt: int) -> int:
-    """30 s, 60 s, 120 s, … capped at one hour."""
-    return min(30 * 2 ** (attempt - 1), 3600)
+    """WEBHOOK_BACKOFF_SECONDS (30 s) after the first attempt, then doubling: 60 s, 120 s, …
+    capped at one hour."""
+    return min(settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600)
 
 
 def webhook_deliver(webhook: Webhook, event: str, payload: dict, *, attempt: int, delivery_id: str):
