@@ -407,8 +407,10 @@ def past_days(rows, today_start):
 def _write_direct(org, rows, users) -> int:
     today_start = datetime.combine(datetime.now(UTC).date(), time.min, tzinfo=UTC)
     try:
+        # End users first, in their own short transaction: their row locks must not be held
+        # while the events are written, or concurrent requests for the same users queue up.
+        user_ids = storage.end_users_upsert(org, users.values()) if users else {}
         with transaction.atomic():
-            user_ids = storage.end_users_upsert(org, users.values()) if users else {}
             inserted = storage.events_insert(rows=rows_finalize(rows, user_ids))
             days = past_days(rows, today_start)
             if days:

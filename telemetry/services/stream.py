@@ -198,18 +198,20 @@ class StreamConsumer:
             bucket[0].extend(events)
             bucket[1].extend(users)
         rows = []
+        dirty = {}
+        # End users before (and outside) the events transaction, as the endpoints do.
+        for org_id, (events, users) in by_org.items():
+            user_ids = storage.end_users_upsert(Organization(pk=org_id), users) if users else {}
+            for event in events:
+                ext = event.pop("_user", None)
+                event["end_user_id"] = user_ids.get(ext) if ext is not None else None
+            rows.extend(events)
+            dirty[org_id] = {e["timestamp"].date() for e in events if e["timestamp"].date() < today}
         with transaction.atomic():
-            for org_id, (events, users) in by_org.items():
-                org = Organization(pk=org_id)
-                user_ids = storage.end_users_upsert(org, users) if users else {}
-                for event in events:
-                    ext = event.pop("_user", None)
-                    event["end_user_id"] = user_ids.get(ext) if ext is not None else None
-                rows.extend(events)
-                days = {e["timestamp"].date() for e in events if e["timestamp"].date() < today}
+            inserted = storage.events_insert(rows=rows)
+            for org_id, days in dirty.items():
                 if days:
                     storage.days_mark_dirty(org_id, days)
-            inserted = storage.events_insert(rows=rows)
         self.events_seen += len(rows)
         return inserted
 
