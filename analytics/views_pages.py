@@ -7,6 +7,7 @@ URL is pushed by htmx, so a filtered page is shareable and the back button reloa
 """
 
 from datetime import UTC, timedelta
+from functools import wraps
 from urllib.parse import urlencode
 
 from django.http import Http404
@@ -62,14 +63,13 @@ def _partial(request):
 def _domain_errors(view):
     """Domain errors from the query layer as pages: another organisation's id → 404 page."""
 
+    @wraps(view)
     def wrapped(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
         except NotFound as exc:
             raise Http404(exc.detail)
 
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 
