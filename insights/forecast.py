@@ -15,6 +15,7 @@ from itertools import product
 import numpy as np
 import pandas as pd
 from django.db.models import Max
+from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage
 from usage_platform.exceptions import DomainError, NotFound
@@ -111,7 +112,7 @@ def usage_prediction(org, *, days: int, feature=None) -> dict:
     `{days, features: [{feature_key, points: [{date, value, lower, upper}]}]}`.
 
     `feature` is a Feature of `org`, its id or its key (another organisation's → 404).
-    The forecast starts the day after the last rolled-up day."""
+    The forecast starts the day after the last complete rolled-up day."""
     try:
         days = int(days)
     except (TypeError, ValueError):
@@ -131,7 +132,9 @@ def usage_prediction(org, *, days: int, feature=None) -> dict:
     elif feature is not None and feature.organization_id != org.id:
         raise NotFound("Feature not found.")
 
-    last = DailyFeatureUsage.objects.filter(organization=org).aggregate(last=Max("date"))["last"]
+    # Forecast from the last complete day: today's partial count would drag the level down.
+    yesterday = timezone.now().date() - timedelta(days=1)
+    last = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
     if last is None:
         return {"days": days, "features": []}
     frame = _feature_history(org, end=last, feature=feature)

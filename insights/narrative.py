@@ -38,10 +38,14 @@ def _pct(current: float, previous: float) -> float | None:
 def narrative_numbers(org, *, end: date | None = None) -> dict:
     """The facts the narrative is about: the last PERIOD_DAYS days against the ones before."""
     if end is None:
-        end = DailyOrgUsage.objects.filter(organization=org).aggregate(last=Max("date"))["last"]
+        # The last complete day: today's rollup is partial and would read as a decline.
+        yesterday = timezone.now().date() - timedelta(days=1)
+        end = DailyOrgUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
         if end is None:
-            end = DailyFeatureUsage.objects.filter(organization=org).aggregate(last=Max("date"))["last"]
-        end = end or timezone.now().date()
+            end = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))[
+                "last"
+            ]
+        end = end or yesterday
     start = end - timedelta(days=PERIOD_DAYS - 1)
     prev_start, prev_end = start - timedelta(days=PERIOD_DAYS), start - timedelta(days=1)
 

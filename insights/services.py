@@ -279,6 +279,17 @@ def anomaly_payload(anomaly: Anomaly) -> dict:
     }
 
 
+def anomalies_unnotified(org, *, days: int = DETECT_DAYS) -> list[Anomaly]:
+    """Time-series anomalies of the last `days` days that no alert has covered yet: a run
+    whose e-mail or enqueue failed is picked up by the next one."""
+    since = timezone.now().date() - timedelta(days=days)
+    return list(
+        Anomaly.objects.filter(
+            organization=org, detector=detectors.TIMESERIES_DETECTOR, notified_at__isnull=True, date__gte=since
+        )
+    )
+
+
 def alerts_send(org, anomalies) -> dict:
     """Notify about anomalies not yet notified whose |score| ≥ the organisation's
     alert_threshold: one e-mail to the organisation's admins and one signed POST per active

@@ -39,7 +39,8 @@ def after_rollup(org_id: int, dates=None) -> dict:
     else:
         end, span = None, services.DETECT_DAYS
     created = services.anomalies_detect(org, end=end, days=span)
-    sent = services.alerts_send(org, created)
+    pending = {a.pk: a for a in [*created, *services.anomalies_unnotified(org, days=span + 1)]}
+    sent = services.alerts_send(org, list(pending.values()))
     return {"anomalies": len(created), "alerts": sent["anomalies"]}
 
 
