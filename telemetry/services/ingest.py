@@ -44,10 +44,31 @@ class IngestResult:
         return len(self.events)
 
 
-def _uuid4s(n):
-    """n random version-4 UUIDs from one `os.urandom` call (uuid4() makes one syscall each)."""
-    raw = os.urandom(16 * n)
-    return [uuid_lib.UUID(bytes=raw[i : i + 16], version=4) for i in range(0, 16 * n, 16)]
+class _FreshUUIDs:
+    """Version-4 UUIDs for events sent without one, from one `os.urandom` call per request
+    (uuid4() makes a syscall each), built only for the items that need one."""
+
+    def __init__(self, n):
+        self.raw = os.urandom(16 * n)
+
+    def get(self, index):
+        return str(uuid_lib.UUID(bytes=self.raw[16 * index : 16 * index + 16], version=4))
+
+
+# The canonical form (what SDKs send): accepted as is, lower-cased. Other spellings that
+# uuid.UUID accepts (no hyphens, braces, urn:uuid:) go through it and are normalised.
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _uuid_normalise(value):
+    if not isinstance(value, str):
+        return None
+    if _UUID_RE.match(value):
+        return value.lower()
+    try:
+        return str(uuid_lib.UUID(value))
+    except ValueError:
+        return None
 
 
 def _parse_timestamp(value):
@@ -131,7 +152,7 @@ def _validate(ctx, items):
     now = ctx.now
     max_metadata = ctx.max_metadata
     own_user = ctx.own_user
-    fresh_uuids = _uuid4s(len(items))
+    fresh_uuids = _FreshUUIDs(len(items))
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             errors.append({"index": index, "field": "non_field_errors", "message": "Each event must be a JSON object."})
@@ -171,12 +192,9 @@ def _validate(ctx, items):
         value = item.get("uuid")
         client_uuid = value is not None
         if not client_uuid:
-            event_uuid = fresh_uuids[index]
+            event_uuid = fresh_uuids.get(index)
         else:
-            try:
-                event_uuid = uuid_lib.UUID(value) if isinstance(value, str) else None
-            except ValueError:
-                event_uuid = None
+            event_uuid = _uuid_normalise(value)
             if event_uuid is None:
                 err("uuid", "Must be a UUID string.")
                 bad = True
@@ -251,7 +269,10 @@ def _validate(ctx, items):
             else:
                 external_id = external_id.strip()
         if external_id is not None and not bad:
-            user_row = _user_attributes(item, err)
+            if "email" in item or "age" in item or "gender" in item or "properties" in item:
+                user_row = _user_attributes(item, err)
+            else:
+                user_row = {}
             if user_row is None:
                 bad = True
 
