@@ -238,3 +238,22 @@ def test_chart_data(analyst_client, org, spiky, django_assert_max_num_queries):
 def test_chart_data_other_org_sees_only_its_own(other_client, org, spiky):
     body = other_client.get("/api/v1/ai/chart-data").json()
     assert body["features"] == [] and body["threshold"] is None
+
+
+def test_after_rollup_picks_up_anomalies_an_earlier_run_did_not_alert(org, spiky):
+    org.alert_threshold = 1000
+    org.save(update_fields=["alert_threshold"])
+    assert tasks.after_rollup.delay(org_id=org.id, dates=[yesterday().isoformat()]).get()["alerts"] == 0
+    org.alert_threshold = 3.5
+    org.save(update_fields=["alert_threshold"])
+    result = tasks.after_rollup.delay(org_id=org.id, dates=[yesterday().isoformat()]).get()
+    assert result["anomalies"] == 0 and result["alerts"] >= 2
+    assert len(mail.outbox) == 1
+
+
+def test_today_partial_rollup_is_ignored_by_the_task(org, spiky):
+    from datetime import date
+
+    result = tasks.after_rollup.delay(org_id=org.id, dates=[date.today().isoformat()]).get()
+    assert result["anomalies"] >= 2  # judged up to yesterday, not today
+    assert not Anomaly.objects.filter(organization=org, date=date.today()).exists()

@@ -81,3 +81,10 @@ def test_api_other_orgs_feature_is_404_and_empty_org(other_client, analyst_clien
     assert other_client.get(URL, {"feature": str(features[0].id)}).status_code == 404
     assert other_client.get(URL).json() == {"days": 14, "features": []}
     assert analyst_client.get(URL).json()["days"] == 14
+
+
+def test_forecast_starts_after_the_last_complete_day(analyst_client, org):
+    features = features_make(org, 1)
+    rollups_make(org, features, end=yesterday() + timedelta(days=1), days=40)  # includes today
+    body = analyst_client.get(URL, {"days": 7}).json()
+    assert body["features"][0]["points"][0]["date"] == (yesterday() + timedelta(days=1)).isoformat()
