@@ -32,6 +32,7 @@ def _isolated_settings(settings, tmp_path):
     settings.INGEST_MODE = "direct"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.GEMINI_API_KEY = ""
+    settings.PASSWORD_HASHERS = ["usage_platform.test_hashers.FastArgon2PasswordHasher"]
     from usage_platform.celery import app
 
     app.conf.task_always_eager = True
