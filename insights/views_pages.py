@@ -58,10 +58,6 @@ def rollup_cached(org, name: str, compute, *args):
     return value
 
 
-def _day_label(day: date) -> str:
-    return f"{day.day} {day:%b}"
-
-
 def zscore_chart_spec(charts: dict) -> dict:
     """The strongest outliers' z-scores per metric, for app.js's Chart.js specs."""
     top = charts["features"][:ZSCORE_FEATURES]
@@ -125,8 +121,8 @@ def forecast_context(org, feature, days: int) -> dict:
     context.update(
         spec={
             "type": "line",
-            "labels": [_day_label(p["date"]) for p in history]
-            + [_day_label(date.fromisoformat(p["date"])) for p in points],
+            # ISO days: app.js formats them in the reader's locale, like the other charts.
+            "labels": [p["date"].isoformat() for p in history] + [p["date"] for p in points],
             "series": [
                 {"label": "Events", "data": actual + [None] * len(points)},
                 {"label": "Forecast", "data": joined + [p["value"] for p in points], "dashed": True},
