@@ -92,3 +92,18 @@ def test_days_mark_dirty_only_past_days(org):
     assert storage.days_mark_dirty(org.pk, [today, today - timedelta(days=3), today - timedelta(days=3)]) == 1
     assert storage.days_mark_dirty(org.pk, [today - timedelta(days=3)]) == 1
     assert list(DirtyDay.objects.filter(organization=org).values_list("date", flat=True)) == [today - timedelta(days=3)]
+
+
+def test_known_unchanged_end_users_cost_one_read_and_no_write(org, django_assert_num_queries):
+    now = _ts()
+    rows = [{"external_id": f"u{i}", "last_seen": now} for i in range(300)]
+    first = storage.end_users_upsert(org, rows)
+    later = [{"external_id": f"u{i}", "last_seen": now + timedelta(seconds=30)} for i in range(300)]
+    with django_assert_num_queries(1):  # last_seen moves in 1-minute steps: nothing to write
+        assert storage.end_users_upsert(org, later) == first
+    moved = [{"external_id": "u1", "last_seen": now + timedelta(minutes=2)}, {"external_id": "u2", "age": 40}]
+    with django_assert_num_queries(2):
+        storage.end_users_upsert(org, moved + later[3:])
+    assert EndUser.objects.get(pk=first["u1"]).last_seen == now + timedelta(minutes=2)
+    assert EndUser.objects.get(pk=first["u2"]).age == 40
+    assert EndUser.objects.get(pk=first["u3"]).last_seen == now
