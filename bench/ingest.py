@@ -37,6 +37,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -211,21 +212,33 @@ class CpuMeter:
 
     def start(self):
         self.before = self._snapshot()
-        self.db_pids = set()
+        self.last_db = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
         return self
 
+    def _watch(self):
+        # Backends come and go (CONN_MAX_AGE recycles a worker's connection every minute):
+        # remember each one's CPU while it is alive, or its work would vanish with it.
+        while not self._stop.wait(1.0):
+            self.sample()
+
     def sample(self):
-        """Remember the database backends alive now (they may close before stop())."""
-        if self.pg_url:
-            self.db_pids |= pg_backend_pids(self.pg_url)
-            self.last_db = {pid: _proc_stats().get(pid, (0, 0.0))[1] for pid in self.db_pids}
+        if not self.pg_url:
+            return
+        stats = _proc_stats()
+        for pid in pg_backend_pids(self.pg_url):
+            if pid in stats:
+                self.last_db[pid] = stats[pid][1]
 
     def stop(self):
+        self._stop.set()
+        self._thread.join()
         self.sample()
-        app_after, db_after = self._snapshot()
+        app_after, _ = self._snapshot()
         app = sum(cpu - self.before[0].get(pid, 0.0) for pid, cpu in app_after.items())
-        db_now = {**getattr(self, "last_db", {}), **db_after}
-        db = sum(cpu - self.before[1].get(pid, 0.0) for pid, cpu in db_now.items())
+        db = sum(cpu - self.before[1].get(pid, 0.0) for pid, cpu in self.last_db.items())
         return {"app_cpu_s": round(app, 2), "db_cpu_s": round(db, 2)}
 
 
@@ -583,11 +596,7 @@ def scenario_queue(env, port, args, tag):
         )
     meter = CpuMeter([p.pid for p in consumers], args.pg_url).start()
     deadline = started + max(600, args.queue_duration * 20)
-    last_sample = 0.0
     while client.xlen(STREAM) > 0 and time.monotonic() < deadline:
-        if time.monotonic() - last_sample > 2:
-            meter.sample()
-            last_sample = time.monotonic()
         time.sleep(0.05)
     drain_cpu = meter.stop()
     # The last batches are XDELed right after their commit: the stream is empty = all stored.
