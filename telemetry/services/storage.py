@@ -5,9 +5,10 @@ Every function takes plain values (ids, dicts) and does a constant number of que
 call, whatever the number of rows: the hot path is the database, so these functions are
 the whole difference between 10,000 and 40,000 events a second.
 
-PostgreSQL writes events with `COPY` into a temporary staging table, then one
-`INSERT … SELECT … ON CONFLICT (organization_id, uuid) DO NOTHING` (≈ 3× a multi-row
-INSERT). SQLite keeps `bulk_create(ignore_conflicts=True)`.
+PostgreSQL writes events with `COPY` (≈ 3× a multi-row INSERT): straight into the table
+when no uuid conflicts, else into a temporary staging table followed by one
+`INSERT … SELECT … ON CONFLICT (organization_id, uuid) DO NOTHING`. SQLite keeps
+`bulk_create(ignore_conflicts=True)`.
 """
 
 import hashlib
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import orjson
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -353,8 +354,26 @@ def _event_tuple(row, now):
 
 
 def _events_insert_postgres(rows) -> int:
+    """`COPY` straight into the events table inside a savepoint: the common case (no uuid
+    stored before) at raw COPY speed. A unique violation (a retried request, a re-seed, a
+    uuid repeated in `rows`) rolls the savepoint back and takes the conflict-skipping path:
+    COPY into a staging table, then `INSERT … SELECT … ON CONFLICT DO NOTHING`."""
     now = timezone.now()
+    tuples = [_event_tuple(row, now) for row in rows]
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
+            with cursor.cursor.copy(f"COPY {_EVENT_TABLE} ({cols}) FROM STDIN") as copy:
+                write = copy.write_row
+                for values in tuples:
+                    write(values)
+        return len(tuples)
+    except IntegrityError:
+        pass
+    return _events_insert_staged(tuples, cols)
+
+
+def _events_insert_staged(tuples, cols) -> int:
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         # The staging table lives as long as the connection; ON COMMIT DELETE ROWS empties
         # it at the end of each transaction, so concurrent requests never see each other.
@@ -366,11 +385,10 @@ def _events_insert_postgres(rows) -> int:
             # Inside a caller's longer transaction, rows of an earlier call are still there.
             f"DELETE FROM {_STAGE}"
         )
-        raw = cursor.cursor  # the psycopg cursor: Django's wrapper has no COPY
-        with raw.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
+        with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
             write = copy.write_row
-            for row in rows:
-                write(_event_tuple(row, now))
+            for values in tuples:
+                write(values)
         cursor.execute(
             f"INSERT INTO {_EVENT_TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
             "ON CONFLICT (organization_id, uuid) DO NOTHING"
