@@ -56,6 +56,9 @@ MIN_LOG_SPREAD = 0.08
 # and a change smaller than MIN_ABS_CHANGE units is never reported.
 MIN_LEVEL = {"event_count": 5.0, "daily_active_users": 3.0, "avg_session_duration": 1.0}
 MIN_ABS_CHANGE = {"event_count": 5.0, "daily_active_users": 3.0, "avg_session_duration": 5.0}
+# A mean session duration over a handful of events is noise: judge it only on days with
+# at least this many events.
+MIN_EVENTS_FOR_DURATION = 10
 SEVERITY_CUTS = ((9.0, "high"), (6.0, "medium"), (0.0, "low"))
 
 
@@ -274,6 +277,9 @@ def timeseries_anomalies(
                 & (np.abs(values - expected) >= MIN_ABS_CHANGE[metric])
             )
         flagged &= np.isfinite(score)
+        if metric == "avg_session_duration":
+            counts = metric_matrix(frame, "event_count", days, feature_ids).to_numpy(dtype=float)
+            flagged &= counts >= MIN_EVENTS_FOR_DURATION
         for day_index, series_index in zip(*np.nonzero(flagged), strict=True):
             value = float(values[day_index, series_index])
             exp = float(expected[day_index, series_index])

@@ -171,3 +171,15 @@ def test_outlier_features_constant_column_and_too_few_features():
     assert [f.feature_id for f in found] == [3]
     assert found[0].details["z_scores"]["avg_session_duration"] == 0.0
     assert detectors.outlier_features(frame_from({1: [1], 2: [5]}), end=START) == []
+
+
+def test_session_duration_needs_enough_events():
+    counts = [6] * 70
+    frame = frame_from({1: counts})
+    day = START + timedelta(days=63)
+    frame.loc[frame["date"] == day, "avg_session_duration"] = 10.0  # from 100 s, but over 6 events
+    assert detectors.timeseries_anomalies(frame, start=START + timedelta(days=42), end=START + timedelta(days=69)) == []
+    busy = frame_from({1: [60] * 70})
+    busy.loc[busy["date"] == day, "avg_session_duration"] = 10.0
+    found = detectors.timeseries_anomalies(busy, start=START + timedelta(days=42), end=START + timedelta(days=69))
+    assert [(f.date, f.metric, f.details["direction"]) for f in found] == [(day, "avg_session_duration", "drop")]
