@@ -410,19 +410,13 @@ def _batch_queries(client, n, django_assert_max_num_queries):
 
 
 def test_query_count_of_a_1000_event_batch_is_constant(key_client, org, django_assert_max_num_queries):
-    from django.db import connection
-
     post(key_client, TRACK, event())  # the key's first use also touches last_used_at
     small = _batch_queries(key_client, 10, django_assert_max_num_queries)
-    # key, features (+ insert and re-read: the feature is new), savepoint, end users, events
-    # (PostgreSQL: staging + COPY + INSERT…SELECT; SQLite: 11 INSERTs), dirty days, release.
-    limit = 10 if connection.vendor == "postgresql" else 19
-    with django_assert_max_num_queries(limit):
+    # key, features (+ insert and re-read: the feature is new), end users (read + upsert),
+    # savepoint, events (PostgreSQL: one COPY; SQLite: one executemany), dirty days, release.
+    with django_assert_max_num_queries(10):
         resp = post(key_client, BATCH, events(1000, timestamp=iso(-timedelta(days=1))))
     assert resp.json()["accepted"] == 1000
     big = _batch_queries(key_client, 1000, django_assert_max_num_queries)
-    if connection.vendor == "postgresql":
-        assert big == small  # COPY: the same statements whatever the size
-    else:
-        assert big <= small + 10  # bulk_create splits 1,000 rows into ≤ 999-parameter INSERTs
+    assert big == small  # the same statements whatever the number of events
     assert stored(org) == 2011
