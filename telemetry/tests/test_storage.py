@@ -56,11 +56,12 @@ def test_end_users_upsert_inserts_updates_and_never_erases(org, other_org):
     u1 = EndUser.objects.get(pk=ids["u1"])
     assert (u1.email, u1.age, u1.gender, u1.properties) == ("u1@x.example", 30, "F", {"a": 1})
     assert (u1.first_seen, u1.last_seen) == (t0, t1)
-    again = storage.end_users_upsert(org, [{"external_id": "u1", "properties": {"b": 2}, "last_seen": _ts(0)}])
+    t2 = _ts(0)
+    again = storage.end_users_upsert(org, [{"external_id": "u1", "properties": {"b": 2}, "last_seen": t2}])
     assert again == {"u1": u1.pk}
     u1.refresh_from_db()
     assert u1.email == "u1@x.example" and u1.age == 30 and u1.properties == {"a": 1, "b": 2}
-    assert u1.first_seen == t0 and u1.last_seen == _ts(0)
+    assert u1.first_seen == t0 and u1.last_seen == t2
     other = storage.end_users_upsert(other_org, [{"external_id": "u1"}])
     assert other["u1"] != u1.pk
 
