@@ -181,3 +181,19 @@ def test_consume_events_command_drains_and_exits_on_sigterm(queue, settings, key
 def test_consume_events_once_with_nothing_to_do(queue, settings, db):
     call_command("consume_events", "--once", "--block-ms", "10")
     assert queue.exists(settings.INGEST_STREAM)  # the group (and stream) were created
+
+
+def test_member_events_keep_their_account_link_through_the_queue(queue, settings, member_client, member_user, org):
+    resp = post(member_client, BATCH, [{"feature": "search"}, {"feature": "export"}])
+    assert resp.status_code == 202 and resp.json()["accepted"] == 2
+    _drain(_consumer(queue, "c1"))
+    profile = EndUser.objects.get(organization=org, account=member_user)
+    assert UsageEvent.objects.filter(organization=org, end_user=profile).count() == stored(org) == 2
+
+
+def test_consume_events_needs_redis(settings, db):
+    from django.core.management.base import CommandError
+
+    settings.REDIS_URL = ""
+    with pytest.raises(CommandError):
+        call_command("consume_events", "--once")

@@ -14,11 +14,12 @@ import signal
 import socket
 import time
 
+import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from telemetry.services.stream import StreamConsumer, redis_client
+from telemetry.services.stream import StreamConsumer
 
 logger = logging.getLogger("telemetry.consume_events")
 
@@ -45,8 +46,12 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if not settings.REDIS_URL:
             raise CommandError("REDIS_URL is not set: queue mode needs Redis.")
+        # Its own client: a blocking XREADGROUP must not hit the endpoints' 2 s socket timeout.
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=opts["block_ms"] / 1000 + 5
+        )
         consumer = StreamConsumer(
-            redis_client(),
+            client,
             consumer=opts["consumer"],
             count=opts["count"],
             block_ms=opts["block_ms"],
@@ -88,6 +93,16 @@ class Command(BaseCommand):
                 consumer._own_pending_checked = False
                 if opts["once"]:
                     raise CommandError(f"database unavailable: {exc}")
+                time.sleep(retry)
+                retry = min(retry * 2, DB_RETRY_MAX_SECONDS)
+                continue
+            except redis.RedisError as exc:
+                # Redis down: whatever was read and not acknowledged stays pending in the
+                # group and is re-read once it is back.
+                logger.warning("redis unavailable (%s); retrying in %.0f s", exc, retry)
+                consumer._own_pending_checked = False
+                if opts["once"]:
+                    raise CommandError(f"redis unavailable: {exc}")
                 time.sleep(retry)
                 retry = min(retry * 2, DB_RETRY_MAX_SECONDS)
                 continue
