@@ -46,6 +46,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+# One folder per --port under var/bench/, so two runs side by side (on their own ports, databases
+# and Redis dbs) never delete each other's SQLite files. Set in main().
 VAR = ROOT / "var" / "bench"
 PYTHON = sys.executable
 GUNICORN = str(Path(PYTHON).parent / "gunicorn")
@@ -109,8 +111,14 @@ def base_env(**extra):
 def django(env, code):
     """Run `code` in a Django process with `env`; returns its last stdout line parsed as JSON."""
     script = f"import json, os, sys\nsys.path.insert(0, {str(ROOT)!r})\nimport django\ndjango.setup()\n" + code
-    out = subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    for attempt in range(3):
+        out = subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+        if out.returncode == 0:
+            return json.loads(out.stdout.strip().splitlines()[-1])
+        # The working tree is shared with people editing it: a half-saved file fails an import.
+        log(f"setup step failed (attempt {attempt + 1}): {out.stderr.strip().splitlines()[-1:]}")
+        time.sleep(3)
+    raise RuntimeError(out.stderr)
 
 
 SETUP_CODE = """
@@ -823,6 +831,8 @@ def main():
     args = parser.parse_args()
     args.queue_duration = args.queue_duration or args.duration
     DISTINCT_USERS = max(1, min(BATCH, args.distinct_users))
+    global VAR
+    VAR = ROOT / "var" / "bench" / f"port-{args.port}"
     VAR.mkdir(parents=True, exist_ok=True)
     if args.target:
         if not args.api_key:
