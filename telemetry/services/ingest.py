@@ -23,7 +23,12 @@ from usage_platform.exceptions import DomainError, Forbidden, StorageUnavailable
 from ..models import UsageEvent
 from . import storage, stream
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL_RE = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+# PostgreSQL text and jsonb cannot hold NUL: refused up front for both databases, as an item
+# error, instead of failing the whole insert. orjson writes NUL as \u0000; an escaped
+# backslash before "u0000" is ordinary text.
+_NUL = "Must not contain NUL (\\u0000) characters."
+_JSON_NUL_RE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _GENDERS = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # a number above this is milliseconds, not seconds
 _MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
@@ -105,6 +110,8 @@ def _json_size_ok(value, limit):
     dumped = orjson.dumps(value)
     if len(dumped) > limit:
         return None, f"Must be at most {limit // 1024} KB of JSON (got {len(dumped):,} bytes)."
+    if b"\\u0000" in dumped and _JSON_NUL_RE.search(dumped):
+        return None, _NUL
     return dumped.decode(), None
 
 
@@ -186,6 +193,9 @@ def _validate(ctx, items):
             elif len(value) > 200:
                 err("feature", "Must be at most 200 characters.")
                 bad = True
+            elif "\x00" in value:
+                err("feature", _NUL)
+                bad = True
             else:
                 ref = value.strip()
 
@@ -220,6 +230,9 @@ def _validate(ctx, items):
         elif not isinstance(event_type, str) or len(event_type) > 64:
             err("event_type", "Must be a string of at most 64 characters.")
             bad = True
+        elif "\x00" in event_type:
+            err("event_type", _NUL)
+            bad = True
 
         session_id = item.get("session_id")
         if session_id is None:
@@ -228,6 +241,9 @@ def _validate(ctx, items):
             session_id = str(session_id)
         elif not isinstance(session_id, str) or len(session_id) > 128:
             err("session_id", "Must be a string of at most 128 characters.")
+            bad = True
+        elif "\x00" in session_id:
+            err("session_id", _NUL)
             bad = True
 
         duration = item.get("session_duration")
@@ -265,6 +281,9 @@ def _validate(ctx, items):
                 external_id = str(external_id)
             if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > 200:
                 err("user_id", "Must be a non-empty string of at most 200 characters.")
+                bad = True
+            elif "\x00" in external_id:
+                err("user_id", _NUL)
                 bad = True
             else:
                 external_id = external_id.strip()

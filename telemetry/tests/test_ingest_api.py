@@ -128,6 +128,14 @@ INVALID_ITEMS = [
     ({"feature": "f", "user_id": "u", "properties": "vip"}, "properties"),
     ({"feature": "f", "user_id": "u", "properties": {"p": "x" * (16 * 1024)}}, "properties"),
     ("not an object", "non_field_errors"),
+    ({"feature": "f\x00"}, "feature"),
+    ({"feature": "f", "event_type": "click\x00"}, "event_type"),
+    ({"feature": "f", "session_id": "s\x00"}, "session_id"),
+    ({"feature": "f", "user_id": "u\x00"}, "user_id"),
+    ({"feature": "f", "metadata": {"a": "x\x00y"}}, "metadata"),
+    ({"feature": "f", "metadata": {"k\x00": 1}}, "metadata"),
+    ({"feature": "f", "user_id": "u", "properties": {"p": "\x00"}}, "properties"),
+    ({"feature": "f", "user_id": "u", "email": "a\x00b@x.example"}, "email"),
 ]
 
 
@@ -287,6 +295,12 @@ def test_unicode_everywhere(key_client, org):
     assert row.end_user.external_id == "ユーザー-1" and row.end_user.properties == {"город": "Москва"}
     assert row.metadata["nested"] == {"ключ": ["значение"]} and row.metadata["emoji"] == "🚀"
     assert (row.session_id, row.event_type) == ("séance-α", "clic-ü")
+
+
+def test_backslash_u0000_as_text_is_not_a_nul(key_client, org):
+    body = post(key_client, BATCH, [event(metadata={"path": "C:\\u0000\\dir", "re": "\\\\u0000"})]).json()
+    assert body["accepted"] == 1, body
+    assert UsageEvent.objects.get(organization=org).metadata == {"path": "C:\\u0000\\dir", "re": "\\\\u0000"}
 
 
 def test_metadata_up_to_16_kb_is_kept_whole(key_client, org):
