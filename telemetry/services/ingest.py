@@ -33,6 +33,7 @@ _GENDERS = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # a number above this is milliseconds, not seconds
 _MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 _DB_DOWN = (OperationalError, InterfaceError)
+_MAX_ID = 2**63  # a bigint: larger ids cannot exist and would fail the query, not the item
 
 
 @dataclass
@@ -176,9 +177,10 @@ def _validate(ctx, items):
         if value is not None:
             if isinstance(value, int) and not isinstance(value, bool):
                 ref = value
-            elif isinstance(value, str) and value.isdigit():
+            elif isinstance(value, str) and value.isdigit() and len(value) < 20:
                 ref = int(value)
-            else:
+            if ref is None or not 0 < ref < _MAX_ID:
+                ref = None
                 err("feature_id", "Must be an integer feature id.")
                 bad = True
         else:
