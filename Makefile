@@ -37,6 +37,7 @@ browser:
 
 demo: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_movielens --orgs $(DEMO_ORGS) --limit $(DEMO_LIMIT) --recent-days $(DEMO_RECENT_DAYS)
 	$(PY) manage.py rollup --all-days
 	$(PY) manage.py detect_anomalies --days 30

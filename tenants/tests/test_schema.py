@@ -58,6 +58,9 @@ def test_swagger_ui(anon_client):
     response = anon_client.get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+    # Served from our static files (drf-spectacular-sidecar), never a CDN.
+    assert b"cdn.jsdelivr" not in response.content
+    assert b"https://" not in response.content
 
 
 def test_no_schema_warnings_for_tenants_views():
