@@ -1,15 +1,10 @@
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 from unittest import mock
 
 import pytest
 from celery import Celery
-from django.db import connection
 from django.utils import timezone
 
 from analytics import tasks
@@ -17,10 +12,9 @@ from analytics.models import DailyOrgUsage
 from analytics.params import today
 from telemetry.models import DirtyDay
 from usage_platform.celery import app
+from usage_platform.testing import celery_worker
 
 from .factories import end_user, event, feature
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_beat_schedule_has_the_rollup_entries():
@@ -88,23 +82,6 @@ def test_unregistered_insights_task_is_not_sent_in_eager_mode(org):
         assert tasks.rollup_today.delay().get()["notified"] == 0
 
 
-def _worker_database_url(tmp_path):
-    """The database the worker subprocess must use: the test database itself on PostgreSQL;
-    on SQLite (an in-memory test database) a file copy made with SQLite's backup API."""
-    settings = connection.settings_dict
-    if connection.vendor == "postgresql":
-        user = settings.get("USER") or "postgres"
-        password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-        host, port = settings.get("HOST") or "127.0.0.1", settings.get("PORT") or 5432
-        return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}", None
-    path = tmp_path / "worker.sqlite3"
-    connection.ensure_connection()
-    target = sqlite3.connect(path)
-    connection.connection.backup(target)
-    target.close()
-    return f"sqlite:///{path}", path
-
-
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_real_worker_through_redis_broker(org, redis_url, tmp_path):
@@ -113,20 +90,7 @@ def test_real_worker_through_redis_broker(org, redis_url, tmp_path):
     user = end_user(org, "u", first_seen=timezone.now())
     for _ in range(3):
         event(org, f, user, timezone.now(), session="s", duration=20)
-    database_url, sqlite_path = _worker_database_url(tmp_path)
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": redis_url,
-        "REDIS_URL": "",
-        "CACHE_DIR": str(tmp_path / "cache"),
-    }
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "usage_platform", "worker", "-P", "solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    with celery_worker(tmp_path, redis_url) as (worker, sqlite_path):
         producer = Celery("test-producer", broker=redis_url)
         producer.send_task("analytics.rollup_today")
 
@@ -145,14 +109,6 @@ def test_real_worker_through_redis_broker(org, redis_url, tmp_path):
             rows = read()
             time.sleep(0.5)
         assert rows == [(3, 1)]
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        app.conf.task_always_eager = True
 
 
 @pytest.mark.django_db

@@ -1,39 +1,17 @@
 """Webhook retries with real back-off: a Celery worker process on the Redis broker delivers
 to a receiver on localhost that fails twice."""
 
-import os
 import sqlite3
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection
 
 from insights import services
 from insights.models import WebhookDelivery
 from insights.tests.helpers import StubServer
 from usage_platform.celery import app
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def worker_database_url(tmp_path):
-    """PostgreSQL: the test database itself. SQLite (in-memory in tests): a file copy."""
-    settings = connection.settings_dict
-    if connection.vendor == "postgresql":
-        user = settings.get("USER") or "postgres"
-        password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-        host, port = settings.get("HOST") or "127.0.0.1", settings.get("PORT") or 5432
-        return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}", None
-    path = tmp_path / "worker.sqlite3"
-    connection.ensure_connection()
-    target = sqlite3.connect(path)
-    connection.connection.backup(target)
-    target.close()
-    return f"sqlite:///{path}", path
+from usage_platform.testing import celery_worker
 
 
 @pytest.mark.redis
@@ -43,23 +21,13 @@ def test_worker_retries_with_backoff_through_redis(org, redis_url, tmp_path, set
     app.conf.task_always_eager = False
     with StubServer([(500, {}, 0), (502, {}, 0), (200, {"ok": True}, 0)]) as receiver:
         webhook = services.webhook_create(org, url=f"{receiver.url}/in", events=["anomaly.created"])
-        database_url, sqlite_path = worker_database_url(tmp_path)
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "CELERY_BROKER_URL": redis_url,
-            "REDIS_URL": "",
-            "CACHE_DIR": str(tmp_path / "cache"),
-            "WEBHOOK_ALLOW_PRIVATE": "true",
-            "WEBHOOK_BACKOFF_SECONDS": "1",
-            "WEBHOOK_MAX_ATTEMPTS": "5",
-        }
-        worker = subprocess.Popen(
-            [str(Path(sys.executable).parent / "celery"), "-A", "usage_platform", "worker", "-P", "solo",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
+        with celery_worker(
+            tmp_path,
+            redis_url,
+            WEBHOOK_ALLOW_PRIVATE="true",
+            WEBHOOK_BACKOFF_SECONDS="1",
+            WEBHOOK_MAX_ATTEMPTS="5",
+        ) as (worker, sqlite_path):
             producer = Celery("test-producer", broker=redis_url)
             producer.send_task(
                 "insights.deliver_webhook",
@@ -81,14 +49,6 @@ def test_worker_retries_with_backoff_through_redis(org, redis_url, tmp_path, set
             arrivals.append(time.monotonic())
             time.sleep(1.0)  # the third attempt's row is written after the response
             assert len(receiver.requests) == 3
-        finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-            app.conf.task_always_eager = True
 
     # Back-off: ≥ 1 s before the second attempt, ≥ 2 s before the third.
     assert arrivals[1] - arrivals[0] >= 0.9 and arrivals[2] - arrivals[1] >= 1.8

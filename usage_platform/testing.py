@@ -1,0 +1,63 @@
+"""Test helpers shared by several apps' tests (kept out of conftest.py because they are plain
+functions the tests call, not fixtures)."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker_database_url(tmp_path):
+    """The database a worker subprocess must use, and the SQLite file to read back (or None):
+    the test database itself on PostgreSQL; on SQLite (an in-memory test database) a file copy
+    made with SQLite's backup API, so take it after the test's data is written."""
+    settings = connection.settings_dict
+    if connection.vendor == "postgresql":
+        user = settings.get("USER") or "postgres"
+        password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+        host, port = settings.get("HOST") or "127.0.0.1", settings.get("PORT") or 5432
+        return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}", None
+    path = tmp_path / "worker.sqlite3"
+    connection.ensure_connection()
+    target = sqlite3.connect(path)
+    connection.connection.backup(target)
+    target.close()
+    return f"sqlite:///{path}", path
+
+
+@contextmanager
+def celery_worker(tmp_path, broker_url, **extra_env):
+    """A real `celery worker` process on `broker_url` against a snapshot of the test database;
+    yields (process, sqlite_path). Stops the worker and puts the app back in eager mode."""
+    from usage_platform.celery import app
+
+    database_url, sqlite_path = worker_database_url(tmp_path)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "REDIS_URL": "",
+        "CACHE_DIR": str(tmp_path / "cache"),
+        **extra_env,
+    }
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "usage_platform", "worker", "-P", "solo",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield worker, sqlite_path
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        app.conf.task_always_eager = True
