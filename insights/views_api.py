@@ -2,21 +2,18 @@
 parse, call one service, serialize."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
+from usage_platform.api import ERROR, list_schema, no_content, validated
 from usage_platform.pagination import paginate, paginated_schema, pagination_parameters
 
 from . import forecast, narrative, params, services
 from .models import Anomaly, Webhook
 
-ERROR = OpenApiResponse(
-    response={"type": "object", "properties": {"detail": {"type": "string"}, "errors": {"type": "object"}}},
-    description='`{"detail": "...", "errors": {field: [messages]}}`',
-)
 TAGS = ["insights"]
 
 
@@ -178,12 +175,6 @@ class WebhookDeliverySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-def _valid(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _query(*names):
     return [OpenApiParameter(name, OpenApiTypes.STR, description=desc) for name, desc in names]
 
@@ -229,7 +220,7 @@ class AnomalyDetailView(OrgAPIView):
         tags=TAGS,
     )
     def patch(self, request, anomaly_id):
-        data = _valid(AnomalyStatusSerializer, request)
+        data = validated(AnomalyStatusSerializer, request)
         anomaly = services.anomaly_set_status(self.org, anomaly_id, data["status"], user=request.user)
         return Response(AnomalySerializer(anomaly).data)
 
@@ -283,9 +274,8 @@ class UsagePredictionView(OrgAPIView):
 class WebhookListView(OrgAPIView):
     default_role = Role.ADMIN
 
-    @extend_schema(
-        parameters=pagination_parameters(),
-        responses={200: paginated_schema(WebhookSerializer), 403: ERROR},
+    @list_schema(
+        WebhookSerializer,
         operation_id="org_webhooks_list",
         summary="Webhooks (secrets are never listed)",
         tags=["webhooks"],
@@ -300,7 +290,7 @@ class WebhookListView(OrgAPIView):
         tags=["webhooks"],
     )
     def post(self, request):
-        data = _valid(WebhookInputSerializer, request)
+        data = validated(WebhookInputSerializer, request)
         webhook = services.webhook_create(self.org, url=data["url"], events=data["events"], active=data["active"])
         return Response(WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
 
@@ -319,23 +309,22 @@ class WebhookDetailView(OrgAPIView):
         tags=["webhooks"],
     )
     def patch(self, request, webhook_id):
-        serializer = WebhookUpdateSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        webhook = services.webhook_update(self.org, webhook_id, **serializer.validated_data)
+        data = validated(WebhookUpdateSerializer, request, partial=True)
+        webhook = services.webhook_update(self.org, webhook_id, **data)
         return Response(WebhookSerializer(webhook).data)
 
     @extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete a webhook", tags=["webhooks"])
     def delete(self, request, webhook_id):
         services.webhook_delete(self.org, webhook_id)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return no_content()
 
 
 class WebhookDeliveryListView(OrgAPIView):
     default_role = Role.ADMIN
 
-    @extend_schema(
-        parameters=pagination_parameters(),
-        responses={200: paginated_schema(WebhookDeliverySerializer), 403: ERROR, 404: ERROR},
+    @list_schema(
+        WebhookDeliverySerializer,
+        errors=(403, 404),
         operation_id="org_webhooks_deliveries_list",
         summary="Delivery attempts of a webhook, newest first",
         tags=["webhooks"],

@@ -2,7 +2,7 @@
 validate with a serializer, call one service or query, render the result."""
 
 from django.urls import NoReverseMatch, reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -11,8 +11,9 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from usage_platform.api import ERROR, list_schema, no_content, validated
 from usage_platform.exceptions import Forbidden, PayloadTooLarge
-from usage_platform.pagination import paginate, paginated_schema, pagination_parameters
+from usage_platform.pagination import paginate
 
 from . import queries, services
 from . import serializers as s
@@ -23,11 +24,6 @@ from .permissions import OrgAPIView
 # Auth bodies are a few hundred bytes; anything near this is an attack or a mistake and is
 # refused before it is parsed or a password is hashed.
 AUTH_MAX_BODY_BYTES = 16 * 1024
-
-ERROR = OpenApiResponse(
-    response={"type": "object", "properties": {"detail": {"type": "string"}, "errors": {"type": "object"}}},
-    description='`{"detail": "...", "errors": {field: [messages]}}`',
-)
 
 
 class AuthThrottle(ScopedRateThrottle):
@@ -75,7 +71,7 @@ class RegisterView(PublicAuthView):
         tags=["auth"],
     )
     def post(self, request):
-        data = _valid(s.RegisterSerializer, request)
+        data = validated(s.RegisterSerializer, request)
         user = services.organization_register(**data)
         return Response(_session(user), status=status.HTTP_201_CREATED)
 
@@ -97,7 +93,7 @@ class LoginView(PublicAuthView):
         tags=["auth"],
     )
     def post(self, request):
-        data = _valid(s.LoginSerializer, request)
+        data = validated(s.LoginSerializer, request)
         user = services.auth_login(username=data["username"], password=data["password"], request=request._request)
         return Response(tokens_for(user))
 
@@ -110,7 +106,7 @@ class RefreshView(PublicAuthView):
         tags=["auth"],
     )
     def post(self, request):
-        data = _valid(s.RefreshSerializer, request)
+        data = validated(s.RefreshSerializer, request)
         return Response(services.auth_tokens_refresh(refresh=data["refresh"]))
 
 
@@ -122,9 +118,9 @@ class LogoutView(PublicAuthView):
         tags=["auth"],
     )
     def post(self, request):
-        data = _valid(s.RefreshSerializer, request)
+        data = validated(s.RefreshSerializer, request)
         services.auth_tokens_revoke(refresh=data["refresh"])
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return no_content()
 
 
 class AcceptInviteView(PublicAuthView):
@@ -138,7 +134,7 @@ class AcceptInviteView(PublicAuthView):
         tags=["auth"],
     )
     def post(self, request):
-        data = _valid(s.AcceptInviteSerializer, request)
+        data = validated(s.AcceptInviteSerializer, request)
         user = services.invitation_accept(**data)
         return Response(_session(user), status=status.HTTP_201_CREATED)
 
@@ -169,7 +165,7 @@ class OrganizationView(OrgAPIView):
         tags=["organisation"],
     )
     def patch(self, request):
-        data = _valid(s.OrganizationUpdateSerializer, request)
+        data = validated(s.OrganizationUpdateSerializer, request)
         if "plan_type" in data and not request.user.is_superuser:
             raise Forbidden(
                 "The plan is changed by platform staff.", errors={"plan_type": ["Only platform staff can change it."]}
@@ -181,12 +177,7 @@ class OrganizationView(OrgAPIView):
 class MemberListView(OrgAPIView):
     default_role = Role.ADMIN
 
-    @extend_schema(
-        operation_id="org_members_list",
-        parameters=pagination_parameters(),
-        responses={200: paginated_schema(s.MemberSerializer), 403: ERROR},
-        tags=["organisation"],
-    )
+    @list_schema(s.MemberSerializer, operation_id="org_members_list", tags=["organisation"])
     def get(self, request):
         return paginate(request, queries.members_list(org=self.org), s.MemberSerializer, view=self)
 
@@ -217,7 +208,7 @@ class MemberDetailView(OrgAPIView):
         # The member is looked up before the body is validated so that another
         # organisation's id answers 404 whatever the body says.
         services.member_get(org=self.org, user_id=member_id)
-        data = _valid(s.MemberRoleSerializer, request)
+        data = validated(s.MemberRoleSerializer, request)
         member = services.member_change_role(org=self.org, user_id=member_id, role=data["role"])
         return Response(s.MemberSerializer(member).data)
 
@@ -228,7 +219,7 @@ class MemberDetailView(OrgAPIView):
     )
     def delete(self, request, member_id):
         services.member_remove(org=self.org, user_id=member_id)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return no_content()
 
 
 def _accept_url(request, token):
@@ -240,7 +231,7 @@ def _accept_url(request, token):
 
 
 def _invite(view, request):
-    data = _valid(s.InvitationCreateSerializer, request)
+    data = validated(s.InvitationCreateSerializer, request)
     invitation, token = services.invitation_create(
         org=view.org, email=data["email"], role=data["role"], invited_by=request.user
     )
@@ -254,12 +245,7 @@ def _invite(view, request):
 class InvitationListView(OrgAPIView):
     default_role = Role.ADMIN
 
-    @extend_schema(
-        operation_id="org_invitations_list",
-        parameters=pagination_parameters(),
-        responses={200: paginated_schema(s.InvitationSerializer), 403: ERROR},
-        tags=["organisation"],
-    )
+    @list_schema(s.InvitationSerializer, operation_id="org_invitations_list", tags=["organisation"])
     def get(self, request):
         return paginate(request, queries.invitations_list(org=self.org), s.InvitationSerializer, view=self)
 
@@ -279,18 +265,13 @@ class InvitationDetailView(OrgAPIView):
     @extend_schema(responses={204: None, 404: ERROR}, summary="Withdraw an invitation", tags=["organisation"])
     def delete(self, request, invitation_id):
         services.invitation_revoke(org=self.org, invitation_id=invitation_id)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return no_content()
 
 
 class ApiKeyListView(OrgAPIView):
     default_role = Role.ADMIN
 
-    @extend_schema(
-        operation_id="org_api_keys_list",
-        parameters=pagination_parameters(),
-        responses={200: paginated_schema(s.ApiKeySerializer), 403: ERROR},
-        tags=["organisation"],
-    )
+    @list_schema(s.ApiKeySerializer, operation_id="org_api_keys_list", tags=["organisation"])
     def get(self, request):
         return paginate(request, queries.api_keys_list(org=self.org), s.ApiKeySerializer, view=self)
 
@@ -301,7 +282,7 @@ class ApiKeyListView(OrgAPIView):
         tags=["organisation"],
     )
     def post(self, request):
-        data = _valid(s.ApiKeyCreateSerializer, request)
+        data = validated(s.ApiKeyCreateSerializer, request)
         api_key, raw = services.api_key_create(org=self.org, name=data["name"], created_by=request.user)
         api_key.key = raw
         return Response(s.ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
@@ -313,10 +294,4 @@ class ApiKeyDetailView(OrgAPIView):
     @extend_schema(responses={204: None, 404: ERROR}, summary="Revoke an ingestion key", tags=["organisation"])
     def delete(self, request, key_id):
         services.api_key_revoke(org=self.org, key_id=key_id)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _valid(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+        return no_content()

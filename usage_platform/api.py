@@ -1,0 +1,35 @@
+"""Pieces every API view module repeats: the documented error body, body validation, the
+204 answer and the schema of a paginated list endpoint."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from .pagination import paginated_schema, pagination_parameters
+
+ERROR = OpenApiResponse(
+    response={"type": "object", "properties": {"detail": {"type": "string"}, "errors": {"type": "object"}}},
+    description='`{"detail": "...", "errors": {field: [messages]}}`',
+)
+
+
+def validated(serializer_class, request, *, partial=False):
+    """The request body validated by `serializer_class`; a 400 naming the fields otherwise."""
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def no_content():
+    return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def list_schema(serializer_class, *, operation_id, tags, errors=(403,), **kwargs):
+    """`@extend_schema` of a GET answering a page of `serializer_class` rows."""
+    return extend_schema(
+        operation_id=operation_id,
+        parameters=pagination_parameters(),
+        responses={200: paginated_schema(serializer_class), **dict.fromkeys(errors, ERROR)},
+        tags=tags,
+        **kwargs,
+    )
