@@ -17,6 +17,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 
 from tenants.models import Organization
 
+from ..models import Feature
 from . import storage
 
 logger = logging.getLogger(__name__)
@@ -170,6 +171,18 @@ class StreamConsumer:
                     if item[1] not in alive:
                         dead.append((item[0], fields_of[item[0]], f"organisation {item[1]} no longer exists"))
                 decoded = [item for item in decoded if item[1] in alive]
+        if decoded:
+            # Events carry no database FK constraints (speed), so a feature deleted while
+            # its events waited must be caught here rather than by the database.
+            feature_ids = {e["feature_id"] for item in decoded for e in item[2]}
+            known = set(Feature.objects.filter(pk__in=feature_ids).values_list("pk", flat=True))
+            if known != feature_ids:
+                fields_of = dict(entries)
+                for item in decoded:
+                    missing = {e["feature_id"] for e in item[2]} - known
+                    if missing:
+                        dead.append((item[0], fields_of[item[0]], f"feature {min(missing)} no longer exists"))
+                decoded = [item for item in decoded if {e["feature_id"] for e in item[2]} <= known]
         try:
             inserted = self._write(decoded)
         except (OperationalError, InterfaceError):

@@ -150,6 +150,21 @@ def test_entry_of_a_deleted_organisation_is_dead_lettered(queue, settings, key_c
     assert queue.xlen(f"{settings.INGEST_STREAM}:dead") == 1
 
 
+def test_entry_whose_feature_was_deleted_while_queued_is_dead_lettered(queue, settings, key_client, org):
+    from telemetry.models import Feature
+
+    assert post(key_client, BATCH, [{"feature": "doomed", "user_id": "u1"}]).status_code == 202
+    Feature.objects.filter(organization=org, key="doomed").delete()
+    accepted = post(key_client, BATCH, events(5)).json()["accepted"]
+    _drain(_consumer(queue, "c1"))
+    # Events have no database FK constraint, so the consumer itself refuses the orphan.
+    assert stored(org) == accepted
+    assert not UsageEvent.objects.exclude(feature_id__in=Feature.objects.values("pk")).exists()
+    dead = queue.xrange(f"{settings.INGEST_STREAM}:dead")
+    assert len(dead) == 1 and b"no longer exists" in dead[0][1][b"error"]
+    assert _pending(queue, settings) == 0
+
+
 def test_redis_down_falls_back_to_direct_write(settings, key_client, org):
     settings.REDIS_URL = "redis://127.0.0.1:1/2"  # nothing listens on port 1
     settings.INGEST_MODE = "queue"
