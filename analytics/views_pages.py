@@ -7,7 +7,6 @@ URL is pushed by htmx, so a filtered page is shareable and the back button reloa
 """
 
 from datetime import UTC, timedelta
-from functools import wraps
 from urllib.parse import urlencode
 
 from django.http import Http404
@@ -16,8 +15,8 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
 from tenants.models import Role
-from tenants.views_pages import org_page
-from usage_platform.exceptions import DomainError, NotFound
+from tenants.views_pages import domain_errors_as_pages, org_page
+from usage_platform.exceptions import DomainError
 
 from . import params, queries
 
@@ -58,19 +57,6 @@ RETENTION_WEEKS = (4, 8, 12, 26)
 def _partial(request):
     """True when htmx asked for a fragment (not a history restore, which needs the page)."""
     return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _domain_errors(view):
-    """Domain errors from the query layer as pages: another organisation's id → 404 page."""
-
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404(exc.detail)
-
-    return wrapped
 
 
 def _presets(start, end):
@@ -303,7 +289,7 @@ def _forecast_url(feature_id):
 
 @require_GET
 @org_page(Role.ANALYST)
-@_domain_errors
+@domain_errors_as_pages
 def feature_detail(request, feature_id):
     org = request.org
     feature = queries.feature_get(org, feature_id)
@@ -389,7 +375,7 @@ def users(request):
 
 @require_GET
 @org_page(Role.MEMBER)
-@_domain_errors
+@domain_errors_as_pages
 def user_detail(request, external_id):
     org = request.org
     if not request.user.has_role(Role.ANALYST):

@@ -11,8 +11,11 @@ from functools import wraps
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
+
+from usage_platform.exceptions import Forbidden, NotFound
 
 from .models import Role
 
@@ -50,6 +53,22 @@ def org_page(role=Role.ANALYST):
         return wrapper
 
     return decorator
+
+
+def domain_errors_as_pages(view):
+    """The services' errors as pages: NotFound (another organisation's id) → 404 page,
+    Forbidden → 403 page."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.detail)
+        except Forbidden as exc:
+            raise PermissionDenied(exc.detail)
+
+    return wrapped
 
 
 class LoginView(auth_views.LoginView):

@@ -16,19 +16,17 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from usage_platform.exceptions import DomainError, Forbidden, NotFound
+from usage_platform.exceptions import DomainError, NotFound
 
 from . import queries
 from . import services as tenant_services
 from .models import Role
-from .views_pages import org_page
+from .views_pages import domain_errors_as_pages, org_page
 
 
 def page_role(role):
@@ -38,16 +36,7 @@ def page_role(role):
     login form into a section."""
 
     def decorator(view):
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            try:
-                return view(request, *args, **kwargs)
-            except NotFound as exc:
-                raise Http404(exc.detail)
-            except Forbidden as exc:
-                raise PermissionDenied(exc.detail)
-
-        guarded = org_page(role)(wrapped)
+        guarded = org_page(role)(domain_errors_as_pages(view))
 
         @wraps(view)
         def entry(request, *args, **kwargs):
