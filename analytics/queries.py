@@ -156,15 +156,8 @@ def _kpi(value, previous):
 def _summary_raw(org, start, end, prev_start, prev_end, feature_id, age, gender) -> dict:
     """The summary straight from raw events, for demographic filters (the rollups carry no
     age or gender): one conditional aggregate over both periods."""
-    lo, hi = bounds(prev_start, end)
+    qs = _raw_events(org, prev_start, end, feature_id, age, gender)
     cur_lo = day_start(start)
-    qs = UsageEvent.objects.filter(organization=org, timestamp__gte=lo, timestamp__lt=hi)
-    if feature_id is not None:
-        qs = qs.filter(feature_id=feature_id)
-    if age:
-        qs = qs.filter(_age_filter(age))
-    if gender:
-        qs = qs.filter(end_user__gender=gender)
     cur, prev = Q(timestamp__gte=cur_lo), Q(timestamp__lt=cur_lo)
     with_session = ~Q(session_id="")
     t = qs.aggregate(
@@ -585,6 +578,20 @@ def _series_rollup(org, metric, interval, start, end, feature_id) -> dict:
     return {week: duration[week] / timed[week] for week in timed if timed[week]}
 
 
+def _raw_events(org, start, end, feature_id, age, gender):
+    """The organisation's raw events of the days start..end, narrowed by the optional
+    feature, age band and gender filters."""
+    lo, hi = bounds(start, end)
+    qs = UsageEvent.objects.filter(organization=org, timestamp__gte=lo, timestamp__lt=hi)
+    if feature_id is not None:
+        qs = qs.filter(feature_id=feature_id)
+    if age:
+        qs = qs.filter(_age_filter(age))
+    if gender:
+        qs = qs.filter(end_user__gender=gender)
+    return qs
+
+
 def _age_filter(age):
     return {
         "<18": Q(end_user__age__lt=18),
@@ -594,14 +601,7 @@ def _age_filter(age):
 
 
 def _series_raw(org, metric, interval, start, end, feature_id, age, gender) -> dict:
-    lo, hi = bounds(start, end)
-    qs = UsageEvent.objects.filter(organization=org, timestamp__gte=lo, timestamp__lt=hi)
-    if feature_id is not None:
-        qs = qs.filter(feature_id=feature_id)
-    if age:
-        qs = qs.filter(_age_filter(age))
-    if gender:
-        qs = qs.filter(end_user__gender=gender)
+    qs = _raw_events(org, start, end, feature_id, age, gender)
     trunc = TruncDate("timestamp", tzinfo=UTC) if interval == "day" else TruncWeek("timestamp", tzinfo=UTC)
     aggregate = {
         "events": Count("id"),
