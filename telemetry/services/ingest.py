@@ -145,6 +145,15 @@ def _check_org_ids(org, items):
                 )
 
 
+def _text_error(value, limit):
+    """Why `value` is not an acceptable short text field, or None."""
+    if not isinstance(value, str) or len(value) > limit:
+        return f"Must be a string of at most {limit} characters."
+    if "\x00" in value:
+        return _NUL
+    return None
+
+
 def _validate(ctx, items):
     """One pass over the items → (rows, users, errors, duplicates, refs).
 
@@ -229,11 +238,8 @@ def _validate(ctx, items):
         event_type = item.get("event_type")
         if event_type is None or event_type == "":
             event_type = "interaction"
-        elif not isinstance(event_type, str) or len(event_type) > 64:
-            err("event_type", "Must be a string of at most 64 characters.")
-            bad = True
-        elif "\x00" in event_type:
-            err("event_type", _NUL)
+        elif message := _text_error(event_type, 64):
+            err("event_type", message)
             bad = True
 
         session_id = item.get("session_id")
@@ -241,11 +247,8 @@ def _validate(ctx, items):
             session_id = ""
         elif isinstance(session_id, int) and not isinstance(session_id, bool):
             session_id = str(session_id)
-        elif not isinstance(session_id, str) or len(session_id) > 128:
-            err("session_id", "Must be a string of at most 128 characters.")
-            bad = True
-        elif "\x00" in session_id:
-            err("session_id", _NUL)
+        elif message := _text_error(session_id, 128):
+            err("session_id", message)
             bad = True
 
         duration = item.get("session_duration")
