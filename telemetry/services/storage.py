@@ -343,25 +343,35 @@ def _end_users_upsert_sqlite(org, chunk, now):
 # --- Events ---------------------------------------------------------------------------------
 
 
-def _event_tuple(row, now):
-    metadata = row.get("metadata")
+def _metadata_json(metadata) -> str:
+    """A row's metadata as JSON text: already-encoded text or bytes pass through."""
     if metadata is None:
-        metadata = "{}"
-    elif not isinstance(metadata, str | bytes):
-        metadata = orjson.dumps(metadata).decode()
-    elif isinstance(metadata, bytes):
-        metadata = metadata.decode()
+        return "{}"
+    if isinstance(metadata, str):
+        return metadata
+    if isinstance(metadata, bytes):
+        return metadata.decode()
+    return orjson.dumps(metadata).decode()
+
+
+def _same(value):
+    return value
+
+
+def _event_tuple(row, now, as_uuid=_same, as_datetime=_same):
+    """A row's values in EVENT_COLUMNS order, defaults filled in; `as_uuid`/`as_datetime`
+    turn the uuid and the two timestamps into what the backend's driver takes."""
     return (
-        row.get("uuid") or uuid_lib.uuid4(),
+        as_uuid(row.get("uuid") or uuid_lib.uuid4()),
         row["organization_id"],
         row["feature_id"],
         row.get("end_user_id"),
         row.get("event_type") or "interaction",
         row.get("session_id") or "",
         row.get("session_duration"),
-        metadata,
-        row["timestamp"],
-        row.get("received_at") or now,
+        _metadata_json(row.get("metadata")),
+        as_datetime(row["timestamp"]),
+        as_datetime(row.get("received_at") or now),
     )
 
 
@@ -427,29 +437,7 @@ def _events_insert_sqlite(rows) -> int:
     `bulk_create(ignore_conflicts=True)` runs, without building a model instance per row or
     splitting the rows into 999-parameter statements (that tripled the CPU per event)."""
     now = timezone.now()
-    params = []
-    for row in rows:
-        metadata = row.get("metadata")
-        if metadata is None:
-            metadata = "{}"
-        elif isinstance(metadata, bytes):
-            metadata = metadata.decode()
-        elif not isinstance(metadata, str):
-            metadata = orjson.dumps(metadata).decode()
-        params.append(
-            (
-                _sqlite_uuid(row.get("uuid") or uuid_lib.uuid4()),
-                row["organization_id"],
-                row["feature_id"],
-                row.get("end_user_id"),
-                row.get("event_type") or "interaction",
-                row.get("session_id") or "",
-                row.get("session_duration"),
-                metadata,
-                _sqlite_datetime(row["timestamp"]),
-                _sqlite_datetime(row.get("received_at") or now),
-            )
-        )
+    params = [_event_tuple(row, now, _sqlite_uuid, _sqlite_datetime) for row in rows]
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
     marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
