@@ -59,6 +59,11 @@ def _partial(request):
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+def _render(request, fragment, page, context, error):
+    """The fragment for htmx, else the whole page; 400 when the filters were refused."""
+    return render(request, fragment if _partial(request) else page, context, status=400 if error else 200)
+
+
 def _presets(start, end):
     """Quick ranges ending today, with the active one flagged."""
     today = params.today()
@@ -217,8 +222,7 @@ def dashboard(request):
         "genders": (("F", "Female"), ("M", "Male"), ("O", "Other")),
         **_first_event_context(request),
     }
-    template = "analytics/partials/dashboard_body.html" if _partial(request) else "analytics/dashboard.html"
-    return render(request, template, context, status=400 if error else 200)
+    return _render(request, "analytics/partials/dashboard_body.html", "analytics/dashboard.html", context, error)
 
 
 # --- Features ----------------------------------------------------------------------------------
@@ -274,8 +278,7 @@ def features(request):
         ),
         **_first_event_context(request),
     }
-    template = "analytics/partials/features_table.html" if _partial(request) else "analytics/features.html"
-    return render(request, template, context, status=400 if error else 200)
+    return _render(request, "analytics/partials/features_table.html", "analytics/features.html", context, error)
 
 
 def _forecast_url(feature_id):
@@ -326,8 +329,7 @@ def feature_detail(request, feature_id):
         },
         "forecast_url": _forecast_url(feature.pk),
     }
-    template = "analytics/partials/feature_body.html" if _partial(request) else "analytics/feature_detail.html"
-    return render(request, template, context, status=400 if error else 200)
+    return _render(request, "analytics/partials/feature_body.html", "analytics/feature_detail.html", context, error)
 
 
 # --- Users -------------------------------------------------------------------------------------
@@ -369,8 +371,7 @@ def users(request):
         "error": error,
         **_first_event_context(request),
     }
-    template = "analytics/partials/users_table.html" if _partial(request) else "analytics/users.html"
-    return render(request, template, context, status=400 if error else 200)
+    return _render(request, "analytics/partials/users_table.html", "analytics/users.html", context, error)
 
 
 @require_GET
@@ -468,8 +469,7 @@ def retention(request):
         "legend": [f"heat-{i}" for i in range(0, 11, 2)],
         **_first_event_context(request),
     }
-    template = "analytics/partials/retention_body.html" if _partial(request) else "analytics/retention.html"
-    return render(request, template, context, status=400 if error else 200)
+    return _render(request, "analytics/partials/retention_body.html", "analytics/retention.html", context, error)
 
 
 # --- Funnels -----------------------------------------------------------------------------------
@@ -526,5 +526,4 @@ def funnels(request):
         "max_steps": params.MAX_FUNNEL_STEPS,
         **_first_event_context(request),
     }
-    template = "analytics/partials/funnel_result.html" if _partial(request) else "analytics/funnels.html"
-    return render(request, template, context, status=400 if error else 200)
+    return _render(request, "analytics/partials/funnel_result.html", "analytics/funnels.html", context, error)
