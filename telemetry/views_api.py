@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from tenants.authentication import ApiKeyPrincipal
 from tenants.permissions import IngestAPIView
+from usage_platform.api import declared_length
 from usage_platform.exceptions import DomainError
 
 from .serializers import BatchIn, BatchOut, EventIn, TrackOut
@@ -31,11 +32,7 @@ class _IngestView(IngestAPIView):
 
     def initial(self, request, *args, **kwargs):
         limit = settings.INGEST_MAX_BODY_BYTES
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > limit:
+        if declared_length(request) > limit:
             raise _too_large(f"The body must be at most {limit // (1024 * 1024)} MB.")
         # Read the body before DRF may parse it (staff resolve ?org_id= from it), so the
         # raw bytes stay available to orjson.

@@ -20,6 +20,14 @@ def validated(serializer_class, request, *, partial=False):
     return serializer.validated_data
 
 
+def declared_length(request) -> int:
+    """The request's Content-Length, 0 when absent or not a number."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def no_content():
     return Response(status=status.HTTP_204_NO_CONTENT)
 
