@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.db import connection
+from django.test import Client
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +30,14 @@ def worker_database_url(tmp_path):
     connection.connection.backup(target)
     target.close()
     return f"sqlite:///{path}", path
+
+
+def page_client(user, **headers):
+    """A Django test client signed in as `user` (a session, as the pages use), sending
+    `headers` (e.g. `**{"HX-Request": "true"}`) with every request."""
+    client = Client(headers=headers)
+    client.force_login(user)
+    return client
 
 
 @contextmanager

@@ -17,14 +17,9 @@ from analytics.tests.pages_data import usage_make
 from conftest import PASSWORD, client_for, make_member
 from telemetry.models import EndUser, Feature
 from tenants.models import Role, User
+from usage_platform.testing import page_client
 
 ANALYST_PAGES = ["dashboard", "features", "retention", "funnels"]
-
-
-def page_client(user, **headers):
-    client = Client(headers=headers)
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

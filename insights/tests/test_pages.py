@@ -14,12 +14,7 @@ from insights import services
 from insights.models import Anomaly, Insight, Webhook, WebhookDelivery
 from insights.tests.helpers import features_make, rollups_make, yesterday
 from tenants.models import Role
-
-
-def page_client(user, **headers):
-    client = Client(headers=headers)
-    client.force_login(user)
-    return client
+from usage_platform.testing import page_client
 
 
 @pytest.fixture

@@ -12,16 +12,11 @@ from django.urls import reverse
 from conftest import PASSWORD, make_member
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Invitation, Role, User
+from usage_platform.testing import page_client
 
 # The Webhooks tab is served by insights (tested in insights/tests/test_pages.py); tenants
 # tests may not import insights, but the tab still needs the admin role.
 SETTINGS_PAGES = ["settings-organization", "settings-members", "settings-api-keys", "settings-webhooks"]
-
-
-def page_client(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -31,9 +26,7 @@ def admin_page(admin_user):
 
 @pytest.fixture
 def htmx_admin(admin_user):
-    client = Client(headers={"HX-Request": "true"})
-    client.force_login(admin_user)
-    return client
+    return page_client(admin_user, **{"HX-Request": "true"})
 
 
 # --- Access --------------------------------------------------------------------------------
