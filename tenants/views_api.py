@@ -11,7 +11,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from usage_platform.api import ERROR, list_schema, no_content, validated
+from usage_platform.api import ERROR, declared_length, list_schema, no_content, validated
 from usage_platform.exceptions import Forbidden, PayloadTooLarge
 from usage_platform.pagination import paginate
 
@@ -43,13 +43,16 @@ class PublicAuthView(APIView):
     permission_classes = [AllowAny]
 
     def initial(self, request, *args, **kwargs):
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > AUTH_MAX_BODY_BYTES:
+        if declared_length(request) > AUTH_MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The request body is larger than {AUTH_MAX_BODY_BYTES // 1024} KB.")
         super().initial(request, *args, **kwargs)
+
+
+# Public endpoints that create an account or check a password get the `auth` rate limit. (A
+# comment, not a docstring: drf-spectacular would publish a docstring as their description.)
+class ThrottledAuthView(PublicAuthView):
+    throttle_classes = [AuthThrottle]
+    throttle_scope = "auth"
 
 
 def _session(user):
@@ -60,10 +63,7 @@ def _session(user):
     }
 
 
-class RegisterView(PublicAuthView):
-    throttle_classes = [AuthThrottle]
-    throttle_scope = "auth"
-
+class RegisterView(ThrottledAuthView):
     @extend_schema(
         request=s.RegisterSerializer,
         responses={201: s.SessionSerializer, 400: ERROR, 413: ERROR, 429: ERROR},
@@ -76,9 +76,7 @@ class RegisterView(PublicAuthView):
         return Response(_session(user), status=status.HTTP_201_CREATED)
 
 
-class LoginView(PublicAuthView):
-    throttle_classes = [AuthThrottle]
-    throttle_scope = "auth"
+class LoginView(ThrottledAuthView):
     # OAuth2 password clients post urlencoded forms; `curl -F` posts multipart.
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
@@ -123,10 +121,7 @@ class LogoutView(PublicAuthView):
         return no_content()
 
 
-class AcceptInviteView(PublicAuthView):
-    throttle_classes = [AuthThrottle]
-    throttle_scope = "auth"
-
+class AcceptInviteView(ThrottledAuthView):
     @extend_schema(
         request=s.AcceptInviteSerializer,
         responses={201: s.SessionSerializer, 400: ERROR, 404: ERROR, 429: ERROR},
@@ -174,6 +169,35 @@ class OrganizationView(OrgAPIView):
         return Response(s.OrganizationSerializer(org).data)
 
 
+def _accept_url(request, token):
+    """The sign-up page for this invitation when the pages app provides one."""
+    try:
+        return request.build_absolute_uri(reverse("invitation-accept", kwargs={"token": token}))
+    except NoReverseMatch:
+        return None
+
+
+def _invite_schema(summary):
+    return extend_schema(
+        request=s.InvitationCreateSerializer,
+        responses={201: s.InvitationCreatedSerializer, 400: ERROR, 403: ERROR},
+        summary=summary,
+        tags=["organisation"],
+    )
+
+
+def _invite(view, request):
+    data = validated(s.InvitationCreateSerializer, request)
+    invitation, token = services.invitation_create(
+        org=view.org, email=data["email"], role=data["role"], invited_by=request.user
+    )
+    accept_url = _accept_url(request, token)
+    services.invitation_notify(invitation=invitation, accept_url=accept_url)
+    invitation.token = token
+    invitation.accept_url = accept_url
+    return Response(s.InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+
 class MemberListView(OrgAPIView):
     default_role = Role.ADMIN
 
@@ -181,12 +205,7 @@ class MemberListView(OrgAPIView):
     def get(self, request):
         return paginate(request, queries.members_list(org=self.org), s.MemberSerializer, view=self)
 
-    @extend_schema(
-        request=s.InvitationCreateSerializer,
-        responses={201: s.InvitationCreatedSerializer, 400: ERROR, 403: ERROR},
-        summary="Invite a member (same as POST /org/invitations: joining always goes through an invitation)",
-        tags=["organisation"],
-    )
+    @_invite_schema("Invite a member (same as POST /org/invitations: joining always goes through an invitation)")
     def post(self, request):
         return _invite(self, request)
 
@@ -222,26 +241,6 @@ class MemberDetailView(OrgAPIView):
         return no_content()
 
 
-def _accept_url(request, token):
-    """The sign-up page for this invitation when the pages app provides one."""
-    try:
-        return request.build_absolute_uri(reverse("invitation-accept", kwargs={"token": token}))
-    except NoReverseMatch:
-        return None
-
-
-def _invite(view, request):
-    data = validated(s.InvitationCreateSerializer, request)
-    invitation, token = services.invitation_create(
-        org=view.org, email=data["email"], role=data["role"], invited_by=request.user
-    )
-    accept_url = _accept_url(request, token)
-    services.invitation_notify(invitation=invitation, accept_url=accept_url)
-    invitation.token = token
-    invitation.accept_url = accept_url
-    return Response(s.InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
-
-
 class InvitationListView(OrgAPIView):
     default_role = Role.ADMIN
 
@@ -249,12 +248,7 @@ class InvitationListView(OrgAPIView):
     def get(self, request):
         return paginate(request, queries.invitations_list(org=self.org), s.InvitationSerializer, view=self)
 
-    @extend_schema(
-        request=s.InvitationCreateSerializer,
-        responses={201: s.InvitationCreatedSerializer, 400: ERROR, 403: ERROR},
-        summary="Invite someone by e-mail; the token is shown only in this response",
-        tags=["organisation"],
-    )
+    @_invite_schema("Invite someone by e-mail; the token is shown only in this response")
     def post(self, request):
         return _invite(self, request)
 
