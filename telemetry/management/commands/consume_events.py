@@ -86,23 +86,15 @@ class Command(BaseCommand):
                 close_old_connections()
             try:
                 handled = consumer.run_once(block_ms=opts["block_ms"])
-            except (OperationalError, InterfaceError) as exc:
-                # Database down: nothing was acknowledged, so the entries stay pending for
-                # this consumer (re-read first on the next cycle). Back off and retry.
-                logger.warning("database unavailable (%s); retrying in %.0f s", exc, retry)
+            except (OperationalError, InterfaceError, redis.RedisError) as exc:
+                # Database or Redis down: nothing was acknowledged, so the entries read stay
+                # pending for this consumer (re-read first on the next cycle, once it is
+                # back). Back off and retry.
+                what = "redis" if isinstance(exc, redis.RedisError) else "database"
+                logger.warning("%s unavailable (%s); retrying in %.0f s", what, exc, retry)
                 consumer._own_pending_checked = False
                 if opts["once"]:
-                    raise CommandError(f"database unavailable: {exc}")
-                time.sleep(retry)
-                retry = min(retry * 2, DB_RETRY_MAX_SECONDS)
-                continue
-            except redis.RedisError as exc:
-                # Redis down: whatever was read and not acknowledged stays pending in the
-                # group and is re-read once it is back.
-                logger.warning("redis unavailable (%s); retrying in %.0f s", exc, retry)
-                consumer._own_pending_checked = False
-                if opts["once"]:
-                    raise CommandError(f"redis unavailable: {exc}")
+                    raise CommandError(f"{what} unavailable: {exc}")
                 time.sleep(retry)
                 retry = min(retry * 2, DB_RETRY_MAX_SECONDS)
                 continue
