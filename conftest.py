@@ -182,7 +182,12 @@ def browser_page(page, live_server):
     problems = []
     page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}"))
+    # ERR_ABORTED is the browser cancelling a load because the page navigated away (a
+    # favicon still in flight when the login form redirects): not a failure of the site.
+    page.on(
+        "requestfailed",
+        lambda req: req.failure != "net::ERR_ABORTED" and problems.append(f"request failed: {req.url} {req.failure}"),
+    )
     page.on(
         "response",
         lambda resp: resp.status >= 500 and problems.append(f"server error {resp.status}: {resp.url}"),
