@@ -302,7 +302,8 @@ def feature_detail(request, feature_id):
     events = queries.timeseries(org, metric="events", **series)
     active = queries.timeseries(org, metric="active_users", **series)
     duration = queries.timeseries(org, metric="avg_session_duration", **series)
-    total_events = sum(p["value"] for p in events["points"])
+    event_values, labels = _series(events["points"])
+    total_events = sum(event_values)
     active_values = [p["value"] for p in active["points"]]
     duration_values = [p["value"] for p in duration["points"] if p["value"]]
     context = {
@@ -321,9 +322,9 @@ def feature_detail(request, feature_id):
         },
         "usage_chart": {
             "type": "line",
-            "labels": _series(events["points"])[1],
+            "labels": labels,
             "series": [
-                {"label": "Events", "data": _series(events["points"])[0]},
+                {"label": "Events", "data": event_values},
                 {"label": "Active users", "data": active_values},
             ],
         },
