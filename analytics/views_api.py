@@ -137,10 +137,10 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
         user = request.user
         only_account = None if (user.is_superuser or user.has_role(Role.ANALYST)) else user
         if self.wants_csv():
-            args["page_size"] = None
-            data = queries.user_activity_page(self.org, only_account=only_account, **args)
-            return self.csv_response(data["results"])
+            args["page_size"] = None  # the download holds every row, not one page
         data = queries.user_activity_page(self.org, only_account=only_account, **args)
+        if self.wants_csv():
+            return self.csv_response(data["results"])
         next_url, previous_url = _page_links(request, data["page"], data["page_size"], data["count"])
         return Response(
             {"count": data["count"], "next": next_url, "previous": previous_url, "results": data["results"]}
