@@ -104,6 +104,11 @@ def _line_spec(points, label):
     return {"type": "line", "labels": labels, "series": [{"label": label, "data": values}]}
 
 
+def _interval(start, end):
+    """Day points, or week points for a range too long to chart day by day."""
+    return "week" if (end - start).days + 1 > WEEKLY_AFTER_DAYS else "day"
+
+
 def _change_class(change_pct):
     if change_pct is None or abs(change_pct) < 0.05:
         return "flat"
@@ -179,7 +184,7 @@ def dashboard(request):
         args = params.timeseries_params(org, {})
     start, end = args["start"], args["end"]
     filters = {"feature": args["feature"], "age": args["age"], "gender": args["gender"]}
-    interval = "week" if (end - start).days + 1 > WEEKLY_AFTER_DAYS else "day"
+    interval = _interval(start, end)
 
     # The API's summary filters: only the given ones (ids, so the query cache keys are stable).
     given = {k: (v.pk if k == "feature" else v) for k, v in filters.items() if v}
@@ -297,7 +302,7 @@ def feature_detail(request, feature_id):
     org = request.org
     feature = queries.feature_get(org, feature_id)
     start, end, error = _range_or_default(request.GET)
-    interval = "week" if (end - start).days + 1 > WEEKLY_AFTER_DAYS else "day"
+    interval = _interval(start, end)
     series = {"interval": interval, "start": start, "end": end, "feature": feature.pk}
     events = queries.timeseries(org, metric="events", **series)
     active = queries.timeseries(org, metric="active_users", **series)
