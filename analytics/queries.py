@@ -47,12 +47,15 @@ def _key_part(value):
     return getattr(value, "pk", value)
 
 
-def cached(fn):
+def cached(fn=None, *, ttl_seconds=None):
     """Cache a dashboard query per organisation and rollup generation. Every rollup of the
     organisation bumps the generation, so all its cached figures go at once; dashboards are
     as fresh as the last rollup (hourly for today), which is what their rollup-based totals
-    show anyway. `ANALYTICS_CACHE_TTL` (seconds, default 300; 0 disables) bounds the rest.
-    `fn.uncached` is the plain function."""
+    show anyway. `ANALYTICS_CACHE_TTL` (seconds, default 300; 0 disables) bounds the rest;
+    `ttl_seconds` overrides that bound for results that change only with a rollup and are
+    dear to recompute (insights charts, forecasts). `fn.uncached` is the plain function."""
+    if fn is None:
+        return functools.partial(cached, ttl_seconds=ttl_seconds)
 
     @functools.wraps(fn)
     def wrapper(org, *args, **kwargs):
@@ -66,7 +69,7 @@ def cached(fn):
         value = cache.get(key)
         if value is None:
             value = fn(org, *args, **kwargs)
-            cache.set(key, value, ttl)
+            cache.set(key, value, ttl_seconds or ttl)
         return value
 
     wrapper.uncached = fn

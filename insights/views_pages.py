@@ -10,14 +10,12 @@ from datetime import date, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from analytics import queries as analytics_queries
-from analytics.rollup import generation
 from tenants.models import Role
 from tenants.views_settings import form_add_domain_error, page_role, render_section
 from usage_platform.exceptions import DomainError
@@ -46,16 +44,6 @@ METRIC_PHRASES = {
     "daily_active_users": "daily active users",
 }
 # --- Insights page -------------------------------------------------------------------------
-
-
-def rollup_cached(org, name: str, compute, *args):
-    """`compute()` cached per organisation, rollup generation and arguments."""
-    key = f"insights:page:{name}:{org.pk}:{generation(org.pk)}:" + ":".join(str(a) for a in args)
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, PAGE_CACHE_SECONDS)
-    return value
 
 
 def zscore_chart_spec(charts: dict) -> dict:
@@ -142,8 +130,14 @@ def forecast_context(org, feature, days: int) -> dict:
     return context
 
 
+@analytics_queries.cached(ttl_seconds=PAGE_CACHE_SECONDS)
 def _forecast_cached(org, feature, days):
-    return rollup_cached(org, "forecast", lambda: forecast_context(org, feature, days), feature.pk, days)
+    return forecast_context(org, feature, days)
+
+
+@analytics_queries.cached(ttl_seconds=PAGE_CACHE_SECONDS)
+def _charts_cached(org, start, end):
+    return charts_summary(org, start=start, end=end)
 
 
 def _with_labels(anomalies):
@@ -180,7 +174,7 @@ def insights(request):
         # Filter and page changes re-render only the table.
         return render(request, "insights/partials/anomalies.html", _anomalies_context(request))
     window = params.chart_params({})
-    charts = rollup_cached(org, "charts.v2", lambda: charts_summary(org, **window), window["start"], window["end"])
+    charts = _charts_cached(org, window["start"], window["end"])
     context = {
         "active_nav": "insights",
         "insight": narrative.insight_current(org),
