@@ -7,6 +7,7 @@ import os
 import pytest
 from rest_framework.test import APIClient
 
+from telemetry.services import storage
 from tenants import services as tenant_services
 from tenants.authentication import tokens_for
 from tenants.models import Role, User
@@ -37,7 +38,13 @@ def _isolated_settings(settings, tmp_path):
 
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
+    # Process-local caches of the ingestion hot path: ids are reused after a rolled-back
+    # test (SQLite), so nothing cached may outlive its test.
+    tenant_services.api_key_cache_clear()
+    storage.feature_cache_clear()
     yield
+    tenant_services.api_key_cache_clear()
+    storage.feature_cache_clear()
 
 
 def make_org(name="Acme"):

@@ -8,6 +8,7 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count
 from django.utils import timezone
 
+from . import services
 from .models import ApiKey, Invitation, Organization, User
 
 
@@ -122,6 +123,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        services.api_key_cache_clear()
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
 
 

@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import secrets
+import time
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -63,6 +64,8 @@ def organization_update(*, org: Organization, **fields) -> Organization:
         setattr(org, name, value)
     if fields:
         org.save(update_fields=list(fields))
+        # Cached keys carry their organisation (auto_create_features is read on ingestion).
+        api_key_cache_clear()
     return org
 
 
@@ -134,16 +137,38 @@ def api_key_create(*, org: Organization, name: str, created_by: User | None = No
     return api_key, raw
 
 
+# Process-local cache of authenticated keys: the ingestion endpoints authenticate every
+# request, and the key lookup was the largest cost of a `track` call. A key revoked here is
+# forgotten at once; other processes stop accepting it within API_KEY_CACHE_SECONDS.
+_key_cache: dict[str, tuple[float, ApiKey]] = {}
+_KEY_CACHE_MAX = 10_000
+
+
+def api_key_cache_clear() -> None:
+    _key_cache.clear()
+
+
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key`, or None. Touches `last_used_at` at most once a
     minute so a busy SDK does not turn every event into an UPDATE."""
     if not raw_key.startswith("upk_") or len(raw_key) > 100:
         return None
-    api_key = (
-        ApiKey.objects.select_related("organization").filter(key_hash=_sha256(raw_key), revoked_at__isnull=True).first()
-    )
-    if api_key is None:
-        return None
+    digest = _sha256(raw_key)
+    clock = time.monotonic()
+    cached = _key_cache.get(digest)
+    if cached is not None and cached[0] > clock:
+        api_key = cached[1]
+    else:
+        api_key = (
+            ApiKey.objects.select_related("organization").filter(key_hash=digest, revoked_at__isnull=True).first()
+        )
+        if api_key is None:
+            _key_cache.pop(digest, None)
+            return None
+        if settings.API_KEY_CACHE_SECONDS > 0:
+            if len(_key_cache) >= _KEY_CACHE_MAX:
+                _key_cache.clear()
+            _key_cache[digest] = (clock + settings.API_KEY_CACHE_SECONDS, api_key)
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at >= settings.API_KEY_TOUCH_INTERVAL:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
@@ -158,6 +183,7 @@ def api_key_revoke(*, org: Organization, key_id: int) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+    api_key_cache_clear()
     return api_key
 
 

@@ -153,6 +153,11 @@ INGEST_THROTTLE_RATE = env("INGEST_THROTTLE_RATE", default="100000/min")
 # A consumer reclaims entries another consumer read but did not acknowledge for this long.
 INGEST_CLAIM_MIN_IDLE_MS = env.int("INGEST_CLAIM_MIN_IDLE_MS", default=60_000)
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+# Queue mode: how long a process reuses a feature reference it has resolved (0: never).
+INGEST_FEATURE_CACHE_SECONDS = env.float("INGEST_FEATURE_CACHE_SECONDS", default=30.0)
+# How long a process trusts a key it has looked up: revoking it takes effect at once in the
+# process that revoked it and within this many seconds everywhere else. 0 turns caching off.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 
 # Ingestion bodies may be 5 MB; everything else keeps Django's 2.5 MB guard.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES + 1024

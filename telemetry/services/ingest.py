@@ -385,24 +385,49 @@ def _user_touch(users, external_id, attrs, ts):
             cur["properties"] = {**cur.get("properties", {}), **props}
 
 
-def _resolve_features(org, rows, errors):
-    """Attach feature ids (one query); rows with an unknown feature become errors."""
+def _resolve_features(org, rows, errors, *, cached):
+    """Attach feature ids (one query at most); rows with an unknown feature become errors.
+    They keep `_ref` and `_ref_field` until they are queued or written."""
     refs = {row["_ref"] for row in rows}
+    resolve = storage.features_resolve_cached if cached else storage.features_resolve
     try:
-        found = storage.features_resolve(org, refs, create=org.auto_create_features)
+        found = resolve(org, refs, create=org.auto_create_features)
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
     kept = []
     for row in rows:
         fid = found.get(row["_ref"])
         if fid is None:
-            errors.append(
-                {"index": row["_index"], "field": row["_ref_field"], "message": f"Unknown feature {row['_ref']!r}."}
-            )
+            errors.append(_unknown_feature(row["_index"], row["_ref_field"], row["_ref"]))
             continue
         row["feature_id"] = fid
-        del row["_ref"], row["_ref_field"], row["_index"]
         kept.append(row)
+    return kept
+
+
+def _unknown_feature(index, ref_field, ref):
+    return {"index": index, "field": ref_field, "message": f"Unknown feature {ref!r}."}
+
+
+def _strip_private(rows):
+    """Remove what only validation needed; returns it as `(index, ref field, ref)` per row."""
+    private = [(row.pop("_index"), row.pop("_ref_field"), row.pop("_ref")) for row in rows]
+    return private
+
+
+def _drop_deleted_features(org, rows, private, errors):
+    """Ids from the process cache, checked before a direct write (the stream consumer
+    checks queued ones): a feature deleted meanwhile must not get events."""
+    try:
+        existing = storage.feature_ids_existing(org.pk, {row["feature_id"] for row in rows})
+    except _DB_DOWN as exc:
+        raise StorageUnavailable() from exc
+    kept = []
+    for row, where in zip(rows, private, strict=True):
+        if row["feature_id"] in existing:
+            kept.append(row)
+        else:
+            errors.append(_unknown_feature(*where))
     return kept
 
 
@@ -417,24 +442,33 @@ def events_ingest(org, items: list, *, user=None) -> IngestResult:
     ctx = _Context(org, user)
     rows, users, errors, duplicates = _validate(ctx, items)
     result = IngestResult(errors=errors, duplicates=duplicates)
+    queueing = settings.INGEST_MODE == "queue"
     if rows:
-        before = len(rows)
-        rows = _resolve_features(org, rows, errors)
-        if users and len(rows) < before:
-            # An end user whose every event failed is not created.
-            used = {row["_user"] for row in rows}
-            users = {ext: u for ext, u in users.items() if ext in used}
-    result.events = rows
-    if rows:
-        if settings.INGEST_MODE == "queue" and stream.events_enqueue(org.pk, rows, list(users.values())):
-            result.queued = True
-            result.accepted = len(rows)
-        else:
+        rows = _resolve_features(org, rows, errors, cached=queueing)
+        users = _users_of(rows, users)
+        private = _strip_private(rows)
+    if rows and queueing and stream.events_enqueue(org.pk, rows, list(users.values())):
+        result.queued = True
+        result.accepted = len(rows)
+    elif rows:
+        if queueing:  # the stream is down: a direct write after all
+            rows = _drop_deleted_features(org, rows, private, errors)
+            users = _users_of(rows, users)
+        if rows:
             result.accepted = _write_direct(org, rows, users)
             result.duplicates += len(rows) - result.accepted
+    result.events = rows
     if errors:
         errors.sort(key=lambda e: e["index"])
     return result
+
+
+def _users_of(rows, users):
+    """The end users some valid event names: one whose every event failed is not created."""
+    used = {row["_user"] for row in rows}
+    if used.issuperset(users):
+        return users
+    return {ext: u for ext, u in users.items() if ext in used}
 
 
 def rows_finalize(rows, user_ids):

@@ -13,11 +13,13 @@ when no uuid conflicts, else into a temporary staging table followed by one
 
 import functools
 import hashlib
+import time
 import uuid as uuid_lib
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import orjson
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -136,6 +138,44 @@ def _features_match(org, ids, names, rows, *, create):
                 out[name] = fid
     return out
 
+
+
+# Process-local `(organisation id, ref) → feature id`, for queue mode only: a `track` call
+# otherwise pays a features query for the one feature it names. The consumer re-checks every
+# feature id when it stores the events, so an id cached after its feature was deleted costs
+# a dead-lettered event, never an orphan row; direct mode always asks the database.
+_feature_cache: dict[tuple[int, object], tuple[float, int]] = {}
+_FEATURE_CACHE_MAX = 50_000
+
+
+def feature_cache_clear() -> None:
+    _feature_cache.clear()
+
+
+def features_resolve_cached(org, refs: Iterable, *, create: bool) -> dict:
+    """`features_resolve`, answering from the process cache what it found recently."""
+    ttl = settings.INGEST_FEATURE_CACHE_SECONDS
+    clock = time.monotonic()
+    out, missing = {}, []
+    for ref in refs:
+        hit = _feature_cache.get((org.pk, ref))
+        if hit is not None and hit[0] > clock:
+            out[ref] = hit[1]
+        else:
+            missing.append(ref)
+    if missing:
+        found = features_resolve(org, missing, create=create)
+        out.update(found)
+        if ttl > 0:
+            if len(_feature_cache) + len(found) > _FEATURE_CACHE_MAX:
+                _feature_cache.clear()
+            for ref, fid in found.items():
+                _feature_cache[(org.pk, ref)] = (clock + ttl, fid)
+    return out
+
+
+def feature_ids_existing(org_id: int, feature_ids: Iterable[int]) -> set[int]:
+    return set(Feature.objects.filter(organization_id=org_id, pk__in=set(feature_ids)).values_list("pk", flat=True))
 
 # --- End users ------------------------------------------------------------------------------
 

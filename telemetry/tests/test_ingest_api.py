@@ -364,6 +364,7 @@ def test_last_used_at_is_touched_at_most_once_a_minute(key_client, api_key_pair,
     post(key_client, TRACK, event())
     assert ApiKey.objects.get(pk=key.pk).last_used_at == first
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=first - timedelta(seconds=61))
+    tenant_services.api_key_cache_clear()  # as when the process's cached entry expires
     post(key_client, TRACK, event())
     assert ApiKey.objects.get(pk=key.pk).last_used_at > first
     assert stored(org) == 3
@@ -383,6 +384,38 @@ def test_throttle_per_key_answers_429_with_retry_after(settings, key_client, org
     assert post(second, TRACK, event()).status_code == 201
     assert stored(org) == 1 + 3 + 1
 
+
+
+def _redis_cache(location):
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": location,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+
+
+@pytest.mark.redis
+def test_throttle_counts_on_the_real_redis_in_one_round_trip(settings, redis_url, key_client, org):
+    import redis
+
+    settings.CACHES = _redis_cache(redis_url)
+    settings.INGEST_THROTTLE_RATE = "3/min"
+    assert [post(key_client, TRACK, event()).status_code for _ in range(4)] == [201, 201, 201, 429]
+    client = redis.Redis.from_url(redis_url)
+    [counter] = client.keys("*throttle:ingest:*")
+    assert int(client.get(counter)) == 4
+    assert 0 < client.ttl(counter) <= 61  # the window's counter expires with it
+    assert stored(org) == 3
+
+
+def test_throttle_lets_events_through_when_its_redis_is_unreachable(settings, key_client, org, caplog):
+    settings.CACHES = _redis_cache("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    settings.INGEST_THROTTLE_RATE = "1/min"
+    assert [post(key_client, TRACK, event()).status_code for _ in range(2)] == [201, 201]
+    assert "throttle skipped" in caplog.text
+    assert stored(org) == 2
 
 # --- late data, storage failures, query counts ------------------------------------------------------
 

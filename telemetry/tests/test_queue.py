@@ -15,6 +15,7 @@ from telemetry.models import DirtyDay, EndUser, UsageEvent
 from telemetry.services import stream
 from telemetry.services.stream import StreamConsumer
 from telemetry.tests.helpers import BATCH, TRACK, event, events, iso, post, stored
+from tenants import services as tenant_services
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
@@ -175,6 +176,45 @@ def test_redis_down_falls_back_to_direct_write(settings, key_client, org):
     assert track.status_code == 201 and track.json()["id"]
     assert stored(org) == 11
 
+
+
+def test_a_repeated_track_call_costs_no_database_query(queue, settings, key_client, org, django_assert_num_queries):
+    """Queue mode's hot path: the key and the feature come from the process caches."""
+    assert post(key_client, TRACK, event(feature="search")).status_code == 202
+    with django_assert_num_queries(0):
+        assert post(key_client, TRACK, event(feature="search")).status_code == 202
+    _drain(_consumer(queue, "c1"))
+    assert stored(org) == 2
+
+
+def test_a_cached_feature_deleted_meanwhile_gets_no_events_when_redis_is_down(settings, key_client, org):
+    """The ids cached for queue mode are re-checked before a fall-back direct write."""
+    from telemetry.models import Feature
+
+    settings.INGEST_MODE = "queue"
+    settings.REDIS_URL = "redis://127.0.0.1:1/3"  # nothing listens on port 1
+    for feature in ("doomed", "kept"):
+        assert post(key_client, TRACK, event(feature=feature)).status_code == 201  # direct, and now cached
+    Feature.objects.filter(organization=org, key="doomed").delete()
+    tenant_services.organization_update(org=org, auto_create_features=False)  # else it is created again
+    resp = post(key_client, BATCH, [event(feature="doomed"), event(feature="kept")])
+    assert resp.status_code == 200, resp.content
+    body = resp.json()
+    assert body["accepted"] == 1 and body["errors"] == [
+        {"index": 0, "field": "feature", "message": "Unknown feature 'doomed'."}
+    ]
+    assert not UsageEvent.objects.exclude(feature_id__in=Feature.objects.values("pk")).exists()
+    assert stored(org) == 2  # "kept" twice; "doomed"'s first event went with its feature
+
+
+def test_direct_mode_never_trusts_a_cached_feature(key_client, org):
+    from telemetry.models import Feature
+
+    assert post(key_client, TRACK, event(feature="doomed")).status_code == 201
+    Feature.objects.filter(organization=org, key="doomed").delete()
+    tenant_services.organization_update(org=org, auto_create_features=False)
+    assert post(key_client, TRACK, event(feature="doomed")).status_code == 400
+    assert stored(org) == 0  # the first event went with its feature
 
 def test_consume_events_command_drains_and_exits_on_sigterm(queue, settings, key_client, org):
     accepted = sum(post(key_client, BATCH, events(50)).json()["accepted"] for _ in range(3))

@@ -1,5 +1,7 @@
 """Ingestion keys authenticate SDK requests; revoked or unknown keys are refused with 401."""
 
+import time
+
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -79,3 +81,37 @@ def test_last_used_is_touched_at_most_once_a_minute(api_key_pair, django_assert_
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
     with django_assert_num_queries(1):
         assert services.api_key_authenticate(raw_key=raw) is not None
+
+
+def test_a_known_key_is_served_from_the_process_cache(api_key_pair, django_assert_num_queries):
+    api_key, raw = api_key_pair
+    assert services.api_key_authenticate(raw_key=raw) is not None  # looks it up, touches last_used_at
+    with django_assert_num_queries(0):
+        assert services.api_key_authenticate(raw_key=raw).pk == api_key.pk
+
+
+def test_a_cached_key_revoked_here_is_refused_at_once(admin_client, api_key_pair):
+    api_key, raw = api_key_pair
+    assert key_client(raw).post(PROBE, {}, format="json").status_code == 200
+    assert admin_client.delete(f"/api/v1/org/api-keys/{api_key.pk}").status_code == 204
+    assert_error(key_client(raw).post(PROBE, {}, format="json"), 401)
+
+
+def test_a_key_revoked_by_another_process_is_refused_once_the_cache_expires(settings, api_key_pair):
+    """Another process's revocation reaches this one only through the database, so it takes
+    effect when this process's cached entry expires (API_KEY_CACHE_SECONDS)."""
+    settings.API_KEY_CACHE_SECONDS = 0.3
+    api_key, raw = api_key_pair
+    assert key_client(raw).post(PROBE, {}, format="json").status_code == 200
+    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())  # as another process would
+    assert key_client(raw).post(PROBE, {}, format="json").status_code == 200
+    time.sleep(0.35)
+    assert_error(key_client(raw).post(PROBE, {}, format="json"), 401)
+
+
+def test_caching_can_be_turned_off(settings, api_key_pair):
+    settings.API_KEY_CACHE_SECONDS = 0
+    api_key, raw = api_key_pair
+    assert key_client(raw).post(PROBE, {}, format="json").status_code == 200
+    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
+    assert_error(key_client(raw).post(PROBE, {}, format="json"), 401)
