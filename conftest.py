@@ -42,9 +42,11 @@ def _isolated_settings(settings, tmp_path):
     # test (SQLite), so nothing cached may outlive its test.
     tenant_services.api_key_cache_clear()
     storage.feature_cache_clear()
+    storage.end_user_cache_clear()
     yield
     tenant_services.api_key_cache_clear()
     storage.feature_cache_clear()
+    storage.end_user_cache_clear()
 
 
 def make_org(name="Acme"):

@@ -231,22 +231,71 @@ def end_users_upsert(org, rows: Iterable[dict]) -> dict:
     if not merged:
         return {}
     now = timezone.now()
-    out = {}
+    out, lookup = _end_users_cached(org, merged)
+    if not lookup:
+        return out
     pending = []
-    with_properties = any(row.get("properties") for row in merged.values())
-    known = _end_users_known(org, list(merged), with_properties=with_properties)
-    for ext, row in merged.items():
+    with_properties = any(row.get("properties") for row in lookup.values())
+    known = _end_users_known(org, list(lookup), with_properties=with_properties)
+    for ext, row in lookup.items():
         stored = known.get(ext)
         if stored is None or _user_changed(row, stored):
             pending.append(row)
         else:
             out[ext] = stored[0]
+            _end_user_remember(org, ext, stored[0], stored[6], stored[7])
     if pending:
         pending.sort(key=lambda row: row["external_id"])  # one lock order: no deadlocks
         upsert = _end_users_upsert_postgres if _is_postgres() else _end_users_upsert_sqlite
         for start in range(0, len(pending), _UPSERT_CHUNK):
-            out.update(upsert(org, pending[start : start + _UPSERT_CHUNK], now))
+            ids = dict(upsert(org, pending[start : start + _UPSERT_CHUNK], now))
+            out.update(ids)
+            for row in pending[start : start + _UPSERT_CHUNK]:
+                # The stored span is at least this wide: remembering the row's own times
+                # can only make a later request write again, never skip a needed write.
+                first, last = row.get("first_seen"), row.get("last_seen")
+                first, last = first and first.timestamp(), last and last.timestamp()
+                _end_user_remember(org, row["external_id"], ids[row["external_id"]], first, last)
     return out
+
+
+# Process-local `(organisation id, external id) → (expiry, id, first_seen, last_seen)`:
+# SDKs send the same active users in batch after batch, and looking 1,000 of them up cost
+# the database as much as writing the 1,000 events. Only rows that carry nothing but the
+# seen times are answered from it. first_seen only moves earlier and last_seen only later,
+# so a stale entry can cause an unneeded write but never a missed one. An end user deleted
+# by staff may still get events from other processes for INGEST_END_USER_CACHE_SECONDS.
+_user_cache: dict[tuple[int, str], tuple[float, int, float | None, float | None]] = {}
+_USER_CACHE_MAX = 200_000
+_SEEN_ONLY = frozenset({"external_id", "first_seen", "last_seen"})
+
+
+def end_user_cache_clear() -> None:
+    _user_cache.clear()
+
+
+def _end_users_cached(org, merged):
+    """(ids known from the cache, the rows that need the database)."""
+    if settings.INGEST_END_USER_CACHE_SECONDS <= 0 or not _user_cache:
+        return {}, merged
+    clock = time.monotonic()
+    out, lookup = {}, {}
+    for ext, row in merged.items():
+        hit = _user_cache.get((org.pk, ext))
+        if hit is not None and hit[0] > clock and row.keys() <= _SEEN_ONLY and not _seen_changed(row, hit[2], hit[3]):
+            out[ext] = hit[1]
+        else:
+            lookup[ext] = row
+    return out, lookup
+
+
+def _end_user_remember(org, external_id, user_id, first_seen, last_seen):
+    ttl = settings.INGEST_END_USER_CACHE_SECONDS
+    if ttl <= 0:
+        return
+    if len(_user_cache) >= _USER_CACHE_MAX:
+        _user_cache.clear()
+    _user_cache[(org.pk, external_id)] = (time.monotonic() + ttl, user_id, first_seen, last_seen)
 
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
@@ -290,6 +339,11 @@ def _user_changed(row, stored):
             properties = orjson.loads(properties)
         if any(properties.get(k, _MISSING) != v for k, v in row["properties"].items()):
             return True
+    return _seen_changed(row, first_seen, last_seen)
+
+
+def _seen_changed(row, first_seen, last_seen):
+    """Whether the row widens the stored span (epoch seconds) by enough to write it."""
     first, last = row.get("first_seen"), row.get("last_seen")
     if first is not None and (first_seen is None or first.timestamp() < first_seen - 0.001):
         return True

@@ -95,7 +95,8 @@ def test_days_mark_dirty_only_past_days(org):
     assert list(DirtyDay.objects.filter(organization=org).values_list("date", flat=True)) == [today - timedelta(days=3)]
 
 
-def test_known_unchanged_end_users_cost_one_read_and_no_write(org, django_assert_num_queries):
+def test_known_unchanged_end_users_cost_one_read_and_no_write(org, settings, django_assert_num_queries):
+    settings.INGEST_END_USER_CACHE_SECONDS = 0  # as in a process that has not seen them yet
     now = _ts()
     rows = [{"external_id": f"u{i}", "last_seen": now} for i in range(300)]
     first = storage.end_users_upsert(org, rows)
@@ -108,3 +109,33 @@ def test_known_unchanged_end_users_cost_one_read_and_no_write(org, django_assert
     assert EndUser.objects.get(pk=first["u1"]).last_seen == now + timedelta(minutes=2)
     assert EndUser.objects.get(pk=first["u2"]).age == 40
     assert EndUser.objects.get(pk=first["u3"]).last_seen == now
+
+
+def test_end_users_seen_recently_by_this_process_cost_no_query(org, django_assert_num_queries):
+    now = _ts()
+    first = storage.end_users_upsert(org, [{"external_id": f"u{i}", "last_seen": now} for i in range(300)])
+    later = [{"external_id": f"u{i}", "last_seen": now + timedelta(seconds=30)} for i in range(300)]
+    with django_assert_num_queries(0):
+        assert storage.end_users_upsert(org, later) == first
+    # A row that moves last_seen on, or carries an attribute, still goes to the database.
+    moved = [{"external_id": "u1", "last_seen": now + timedelta(minutes=2)}, {"external_id": "u2", "age": 40}]
+    with django_assert_num_queries(2):
+        ids = storage.end_users_upsert(org, moved + later[3:])
+    assert ids == {ext: pk for ext, pk in first.items() if ext != "u0"}
+    assert EndUser.objects.get(pk=first["u1"]).last_seen == now + timedelta(minutes=2)
+    assert EndUser.objects.get(pk=first["u2"]).age == 40
+    assert EndUser.objects.get(pk=first["u3"]).last_seen == now
+
+
+def test_a_stale_cached_span_never_loses_a_write(org):
+    """Another process moved the stored span; this process's older entry can only cause an
+    extra write, and the stored span keeps the widest times."""
+    now = _ts()
+    [user_id] = storage.end_users_upsert(org, [{"external_id": "u1", "last_seen": now}]).values()
+    EndUser.objects.filter(pk=user_id).update(  # as another process would
+        first_seen=now - timedelta(days=1), last_seen=now + timedelta(minutes=10)
+    )
+    storage.end_users_upsert(org, [{"external_id": "u1", "first_seen": now - timedelta(hours=1)}])
+    storage.end_users_upsert(org, [{"external_id": "u1", "last_seen": now + timedelta(minutes=5)}])
+    user = EndUser.objects.get(pk=user_id)
+    assert (user.first_seen, user.last_seen) == (now - timedelta(days=1), now + timedelta(minutes=10))
