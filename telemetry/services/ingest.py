@@ -489,13 +489,13 @@ def _write_direct(org, rows, users) -> int:
         if connection.vendor == "sqlite":
             # One writer at a time anyway: one transaction takes the write lock once.
             with transaction.atomic():
-                user_ids = storage.end_users_upsert(org, users.values()) if users else {}
+                user_ids = storage.end_users_upsert(org, users.values(), distinct=True) if users else {}
                 inserted = _write_events(org, rows, user_ids, today_start)
         else:
             # End users first, in their own short transaction: their row locks must not be
             # held while the events are written, or concurrent requests for the same users
             # queue up behind each other.
-            user_ids = storage.end_users_upsert(org, users.values()) if users else {}
+            user_ids = storage.end_users_upsert(org, users.values(), distinct=True) if users else {}
             with transaction.atomic():
                 inserted = _write_events(org, rows, user_ids, today_start)
     except _DB_DOWN as exc:

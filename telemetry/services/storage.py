@@ -214,7 +214,7 @@ def _seen_span(row):
     return row
 
 
-def end_users_upsert(org, rows: Iterable[dict]) -> dict:
+def end_users_upsert(org, rows: Iterable[dict], *, distinct: bool = False) -> dict:
     """Insert or update end users of `org` in bulk; returns `{external_id: id}`.
 
     Each row: `external_id` and optionally `email`, `age`, `gender`, `properties` (merged
@@ -226,8 +226,11 @@ def end_users_upsert(org, rows: Iterable[dict]) -> dict:
     `INSERT … ON CONFLICT DO UPDATE … RETURNING`, sorted by external_id. A busy SDK sends
     the same users in every batch: re-writing (and row-locking) them each time would make
     concurrent requests queue behind each other's locks and double the WAL.
+
+    `distinct`: the rows already hold one row per external_id with both seen times, as the
+    ingestion pass builds them, so merging them again is skipped.
     """
-    merged = _merge_user_rows(rows)
+    merged = {row["external_id"]: row for row in rows} if distinct else _merge_user_rows(rows)
     if not merged:
         return {}
     now = timezone.now()
@@ -282,7 +285,12 @@ def _end_users_cached(org, merged):
     out, lookup = {}, {}
     for ext, row in merged.items():
         hit = _user_cache.get((org.pk, ext))
-        if hit is not None and hit[0] > clock and row.keys() <= _SEEN_ONLY and not _seen_changed(row, hit[2], hit[3]):
+        if (
+            hit is not None
+            and hit[0] > clock
+            and row.keys() <= _SEEN_ONLY
+            and not _seen_changed(row, hit[2], hit[3])
+        ):
             out[ext] = hit[1]
         else:
             lookup[ext] = row
@@ -469,27 +477,67 @@ def _event_tuple(row, now, as_uuid=_same, as_datetime=_same):
     )
 
 
+# COPY's text format: a backslash, tab, newline or carriage return inside a value must be
+# escaped; NUL cannot be stored at all (ingestion refuses it).
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = "\\N"
+
+
+def _copy_text(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _copy_payload(rows, now) -> bytes:
+    """The rows as one COPY text-format payload, in EVENT_COLUMNS order. Built as one string
+    instead of a `write_row` per row: the per-row call and its per-value dumpers were a
+    quarter of the Python time of a 1,000-event request."""
+    iso = {}  # a batch shares a handful of timestamps: format each once
+
+    def when(value):
+        text = iso.get(value)
+        if text is None:
+            text = iso[value] = value.isoformat()
+        return text
+
+    received_default = now
+    lines = []
+    append = lines.append
+    for row in rows:
+        end_user = row.get("end_user_id")
+        duration = row.get("session_duration")
+        metadata = row.get("metadata")
+        if not isinstance(metadata, str):
+            metadata = _metadata_json(metadata)
+        append(
+            f"{row.get('uuid') or uuid_lib.uuid4()}\t{row['organization_id']}\t{row['feature_id']}\t"
+            f"{_COPY_NULL if end_user is None else end_user}\t"
+            f"{_copy_text(row.get('event_type') or 'interaction')}\t{_copy_text(row.get('session_id') or '')}\t"
+            f"{_COPY_NULL if duration is None else repr(float(duration))}\t{_copy_text(metadata)}\t"
+            f"{when(row['timestamp'])}\t{when(row.get('received_at') or received_default)}\n"
+        )
+    return "".join(lines).encode()
+
+
 def _events_insert_postgres(rows) -> int:
     """`COPY` straight into the events table inside a savepoint: the common case (no uuid
     stored before) at raw COPY speed. A unique violation (a retried request, a re-seed, a
     uuid repeated in `rows`) rolls the savepoint back and takes the conflict-skipping path:
     COPY into a staging table, then `INSERT … SELECT … ON CONFLICT DO NOTHING`."""
-    now = timezone.now()
-    tuples = [_event_tuple(row, now) for row in rows]
+    payload = _copy_payload(rows, timezone.now())
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
     try:
         with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.cursor.copy(f"COPY {_EVENT_TABLE} ({cols}) FROM STDIN") as copy:
-                write = copy.write_row
-                for values in tuples:
-                    write(values)
-        return len(tuples)
+                copy.write(payload)
+        return len(rows)
     except IntegrityError:
         pass
-    return _events_insert_staged(tuples, cols)
+    return _events_insert_staged(payload, cols)
 
 
-def _events_insert_staged(tuples, cols) -> int:
+def _events_insert_staged(payload, cols) -> int:
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         # The staging table lives as long as the connection; ON COMMIT DELETE ROWS empties
         # it at the end of each transaction, so concurrent requests never see each other.
@@ -502,9 +550,7 @@ def _events_insert_staged(tuples, cols) -> int:
             f"DELETE FROM {_STAGE}"
         )
         with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
-            write = copy.write_row
-            for values in tuples:
-                write(values)
+            copy.write(payload)
         cursor.execute(
             f"INSERT INTO {_EVENT_TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
             "ON CONFLICT (organization_id, uuid) DO NOTHING"

@@ -139,3 +139,31 @@ def test_a_stale_cached_span_never_loses_a_write(org):
     storage.end_users_upsert(org, [{"external_id": "u1", "last_seen": now + timedelta(minutes=5)}])
     user = EndUser.objects.get(pk=user_id)
     assert (user.first_seen, user.last_seen) == (now - timedelta(days=1), now + timedelta(minutes=10))
+
+
+@pytest.mark.parametrize("conflict", [False, True], ids=["copy", "staged"])
+def test_events_insert_keeps_every_character_copy_escapes(org, conflict):
+    """PostgreSQL writes events as a COPY text payload: tabs, newlines, backslashes and
+    non-ASCII text must come back exactly, on the direct and on the conflict-skipping path."""
+    feature = Feature.objects.create(organization=org, key="k", name="K")
+    tricky = 'tab\there, line\nbreak, cr\r, back\\slash, "quoted", \\N, 検索 ✓'
+    row = {
+        "uuid": str(uuid.uuid4()),
+        "organization_id": org.pk,
+        "feature_id": feature.pk,
+        "event_type": "type\\with\tescapes",
+        "session_id": tricky[:128],
+        "session_duration": 1e-05,
+        "metadata": {"text": tricky, "nested": {"list": [1, "\\", None]}},
+        "timestamp": _ts(1),
+    }
+    rows = [row, {**row, "uuid": str(uuid.uuid4()), "session_duration": None, "metadata": None}]
+    if conflict:
+        storage.events_insert(rows=[dict(rows[0])])
+    assert storage.events_insert(rows=[dict(r) for r in rows]) == (1 if conflict else 2)
+    stored = UsageEvent.objects.get(uuid=row["uuid"])
+    assert (stored.event_type, stored.session_id) == (row["event_type"], row["session_id"])
+    assert stored.session_duration == 1e-05 and stored.metadata == row["metadata"]
+    assert stored.timestamp == row["timestamp"] and stored.end_user_id is None
+    other = UsageEvent.objects.get(uuid=rows[1]["uuid"])
+    assert other.session_duration is None and other.metadata == {}
