@@ -169,15 +169,20 @@ def _validate(ctx, items):
     now = ctx.now
     max_metadata = ctx.max_metadata
     own_user = ctx.own_user
+    org_id = ctx.org.pk
     fresh_uuids = _FreshUUIDs(len(items))
-    for index, item in enumerate(items):
+    # An SDK's batch repeats a few timestamps (events of the same second): parse each once.
+    parsed_ts = {}
+    index = 0
+
+    def err(name, message):
+        errors.append({"index": index, "field": name, "message": message})
+
+    for index, item in enumerate(items):  # `err` reads the current index
         if not isinstance(item, dict):
-            errors.append({"index": index, "field": "non_field_errors", "message": "Each event must be a JSON object."})
+            err("non_field_errors", "Each event must be a JSON object.")
             continue
         bad = False
-
-        def err(name, message, index=index):
-            errors.append({"index": index, "field": name, "message": message})
 
         # Feature: by id, else by key or name.
         ref = None
@@ -215,7 +220,8 @@ def _validate(ctx, items):
         if not client_uuid:
             event_uuid = fresh_uuids.get(index)
         else:
-            event_uuid = _uuid_normalise(value)
+            # The canonical spelling, as SDKs send it, without a function call.
+            event_uuid = value.lower() if type(value) is str and _UUID_RE.match(value) else _uuid_normalise(value)
             if event_uuid is None:
                 err("uuid", "Must be a UUID string.")
                 bad = True
@@ -224,7 +230,11 @@ def _validate(ctx, items):
         if value is None:
             ts = now
         else:
-            ts = _parse_timestamp(value)
+            ts = parsed_ts.get(value) if isinstance(value, str) else None
+            if ts is None:
+                ts = _parse_timestamp(value)
+                if ts is not None and isinstance(value, str):
+                    parsed_ts[value] = ts
             if ts is None:
                 err("timestamp", "Must be an ISO 8601 date-time or epoch seconds.")
                 bad = True
@@ -238,6 +248,8 @@ def _validate(ctx, items):
         event_type = item.get("event_type")
         if event_type is None or event_type == "":
             event_type = "interaction"
+        elif type(event_type) is str and len(event_type) <= 64 and "\x00" not in event_type:
+            pass
         elif message := _text_error(event_type, 64):
             err("event_type", message)
             bad = True
@@ -245,6 +257,8 @@ def _validate(ctx, items):
         session_id = item.get("session_id")
         if session_id is None:
             session_id = ""
+        elif type(session_id) is str and len(session_id) <= 128 and "\x00" not in session_id:
+            pass
         elif isinstance(session_id, int) and not isinstance(session_id, bool):
             session_id = str(session_id)
         elif message := _text_error(session_id, 128):
@@ -314,7 +328,7 @@ def _validate(ctx, items):
         rows.append(
             {
                 "uuid": event_uuid,
-                "organization_id": ctx.org.pk,
+                "organization_id": org_id,
                 "_index": index,
                 "_ref": ref,
                 "_ref_field": ref_field,
@@ -496,8 +510,12 @@ def _write_direct(org, rows, users) -> int:
             # held while the events are written, or concurrent requests for the same users
             # queue up behind each other.
             user_ids = storage.end_users_upsert(org, users.values(), distinct=True) if users else {}
-            with transaction.atomic():
-                inserted = _write_events(org, rows, user_ids, today_start)
+            if past_days(rows, today_start):
+                with transaction.atomic():  # late events and their re-rollup marks commit together
+                    inserted = _write_events(org, rows, user_ids, today_start)
+            else:
+                # The insert is its own transaction: no savepoint round trips around it.
+                inserted = storage.events_insert(rows=rows_finalize(rows, user_ids))
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
     except DatabaseError as exc:
