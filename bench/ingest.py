@@ -734,6 +734,10 @@ def report(results):
         if copy_rate:
             ratio = r["events_per_s"] / copy_rate
             line += f"; {ratio:.0%} of raw COPY {copy_rate:,.0f} rows/s (target ≥ 60 %: {verdict(ratio >= 0.6)})"
+        copy_1000 = raw.get("pg_copy_1000", {}).get("rows_per_s")
+        if copy_1000:
+            # The like-for-like figure: the endpoint also commits every 1,000 events.
+            line += f", {r['events_per_s'] / copy_1000:.0%} of COPY in 1,000-row transactions ({copy_1000:,.0f} rows/s)"
         lines.append(line + cpu_note(r))
     if "queue" in results:
         e, d = results["queue"]["endpoint"], results["queue"]["drain"]
