@@ -40,11 +40,11 @@ MIN_FUNNEL_STEPS = 2
 MAX_FUNNEL_STEPS = 10
 
 
-def _fail(field, message):
+def fail(field, message):
     raise DomainError(f"{field}: {message}", errors={field: [message]})
 
 
-def _get(query, name):
+def query_text(query, name):
     """The stripped value of `name`, or None when absent or blank."""
     if query is None:
         return None
@@ -67,39 +67,49 @@ def parse_date(value, field):
     try:
         return date.fromisoformat(str(value).strip())
     except (TypeError, ValueError):
-        _fail(field, "Enter a valid date as YYYY-MM-DD.")
+        fail(field, "Enter a valid date as YYYY-MM-DD.")
 
 
 def parse_int(query, name, *, default, minimum=None, maximum=None):
-    raw = _get(query, name)
+    raw = query_text(query, name)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        _fail(name, "A valid integer is required.")
+        fail(name, "A valid integer is required.")
     if minimum is not None and value < minimum:
-        _fail(name, f"Must be at least {minimum}.")
+        fail(name, f"Must be at least {minimum}.")
     if maximum is not None and value > maximum:
-        _fail(name, f"Must be at most {maximum}.")
+        fail(name, f"Must be at most {maximum}.")
     return value
+
+
+def optional_date(query, field):
+    """The date in `field`, or None when absent or blank."""
+    raw = query_text(query, field)
+    return parse_date(raw, field) if raw else None
+
+
+def range_check(start, end, *, start_field="start", end_field="end"):
+    """Refuse a range ending before it starts or longer than MAX_RANGE_DAYS inclusive days."""
+    if start > end:
+        fail(start_field, f"{start_field} must be on or before {end_field}.")
+    if (end - start).days + 1 > MAX_RANGE_DAYS:
+        fail(start_field, "The range may not exceed 2 years.")
+    return start, end
 
 
 def date_range(query, *, default_days=DEFAULT_RANGE_DAYS, start_field="start", end_field="end"):
     """(start, end) inclusive UTC days. Defaults: the last `default_days` days ending today;
     with only one bound given, the other is derived from the default length."""
-    raw_start, raw_end = _get(query, start_field), _get(query, end_field)
-    end = parse_date(raw_end, end_field) if raw_end else None
-    start = parse_date(raw_start, start_field) if raw_start else None
+    end = optional_date(query, end_field)
+    start = optional_date(query, start_field)
     if end is None:
         end = start + timedelta(days=default_days - 1) if start else today()
     if start is None:
         start = end - timedelta(days=default_days - 1)
-    if start > end:
-        _fail(start_field, f"{start_field} must be on or before {end_field}.")
-    if (end - start).days + 1 > MAX_RANGE_DAYS:
-        _fail(start_field, "The range may not exceed 2 years.")
-    return start, end
+    return range_check(start, end, start_field=start_field, end_field=end_field)
 
 
 def summary_params(query):
@@ -113,7 +123,9 @@ feature_usage_params = summary_params
 def summary_filters(org, query) -> dict:
     """The optional `feature`, `age` and `gender` filters of the summary (validated as for
     the timeseries); only the given ones are returned."""
-    args = timeseries_params(org, {k: _get(query, k) for k in ("feature", "age", "gender") if _get(query, k)})
+    args = timeseries_params(
+        org, {k: query_text(query, k) for k in ("feature", "age", "gender") if query_text(query, k)}
+    )
     return {k: args[k] for k in ("feature", "age", "gender") if args[k]}
 
 
@@ -128,26 +140,26 @@ def feature_ref(org, raw, field="feature"):
     if feature is None:
         feature = qs.filter(key=raw).first()
     if feature is None:
-        _fail(field, "Unknown feature.")
+        fail(field, "Unknown feature.")
     return feature
 
 
 def timeseries_params(org, query):
-    metric = _get(query, "metric") or "events"
+    metric = query_text(query, "metric") or "events"
     if metric not in METRICS:
-        _fail("metric", f"Choose one of: {', '.join(METRICS)}.")
-    interval = _get(query, "interval") or "day"
+        fail("metric", f"Choose one of: {', '.join(METRICS)}.")
+    interval = query_text(query, "interval") or "day"
     if interval not in INTERVALS:
-        _fail("interval", f"Choose one of: {', '.join(INTERVALS)}.")
-    age = _get(query, "age")
+        fail("interval", f"Choose one of: {', '.join(INTERVALS)}.")
+    age = query_text(query, "age")
     if age is not None and age not in AGE_BANDS:
-        _fail("age", f"Choose one of: {', '.join(AGE_BANDS)}.")
-    gender = _get(query, "gender")
+        fail("age", f"Choose one of: {', '.join(AGE_BANDS)}.")
+    gender = query_text(query, "gender")
     if gender is not None:
         if gender.lower() not in GENDERS:
-            _fail("gender", "Choose one of: F, M, O.")
+            fail("gender", "Choose one of: F, M, O.")
         gender = GENDERS[gender.lower()]
-    raw_feature = _get(query, "feature") or _get(query, "feature_id")
+    raw_feature = query_text(query, "feature") or query_text(query, "feature_id")
     feature = feature_ref(org, raw_feature) if raw_feature else None
     start, end = date_range(query)
     return {
@@ -162,12 +174,12 @@ def timeseries_params(org, query):
 
 
 def user_activity_params(query):
-    sort = _get(query, "sort") or "-events"
+    sort = query_text(query, "sort") or "-events"
     if sort not in USER_SORTS:
-        _fail("sort", f"Choose one of: {', '.join(USER_SORTS)}.")
+        fail("sort", f"Choose one of: {', '.join(USER_SORTS)}.")
     return {
         "days": parse_int(query, "days", default=30, minimum=1, maximum=MAX_RANGE_DAYS),
-        "search": _get(query, "search") or "",
+        "search": query_text(query, "search") or "",
         "sort": sort,
         "page": parse_int(query, "page", default=1, minimum=1),
         "page_size": parse_int(query, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE),
@@ -175,10 +187,9 @@ def user_activity_params(query):
 
 
 def retention_params(query):
-    raw_end = _get(query, "end")
     return {
         "weeks": parse_int(query, "weeks", default=12, minimum=1, maximum=104),
-        "end": parse_date(raw_end, "end") if raw_end else None,
+        "end": optional_date(query, "end"),
     }
 
 
@@ -192,12 +203,12 @@ def top_users_params(query):
 
 
 def funnel_params(query):
-    raw = _get(query, "steps")
+    raw = query_text(query, "steps")
     steps = [s.strip() for s in raw.split(",") if s.strip()] if raw else []
     if len(steps) < MIN_FUNNEL_STEPS:
-        _fail("steps", f"Give at least {MIN_FUNNEL_STEPS} comma-separated steps.")
+        fail("steps", f"Give at least {MIN_FUNNEL_STEPS} comma-separated steps.")
     if len(steps) > MAX_FUNNEL_STEPS:
-        _fail("steps", f"Give at most {MAX_FUNNEL_STEPS} steps.")
+        fail("steps", f"Give at most {MAX_FUNNEL_STEPS} steps.")
     start, end = date_range(query)
     return {
         "steps": steps,
@@ -209,11 +220,11 @@ def funnel_params(query):
 
 def aggregate_params(query):
     """`?date=` for one day, or `since`/`until` for a range (inclusive); default yesterday."""
-    raw_date = _get(query, "date")
+    raw_date = query_text(query, "date")
     if raw_date:
         day = parse_date(raw_date, "date")
         return {"since": day, "until": day}
-    if _get(query, "since") or _get(query, "until"):
+    if query_text(query, "since") or query_text(query, "until"):
         since, until = date_range(query, default_days=1, start_field="since", end_field="until")
         return {"since": since, "until": until}
     yesterday = today() - timedelta(days=1)

@@ -1,58 +1,32 @@
 """Query-string parsing for the insights API and pages: a mapping in, validated keyword
-arguments for the service functions out; bad input raises DomainError naming the field."""
+arguments for the service functions out; bad input raises DomainError naming the field.
 
-from datetime import date, timedelta
+Dates, integers, "today" and the two-year cap are `analytics.params`' own, so both APIs
+refuse the same input with the same messages."""
 
-from django.utils import timezone
+from datetime import timedelta
 
-from usage_platform.exceptions import DomainError
+from analytics.params import fail, optional_date, parse_int, query_text, range_check, today
 
+from .forecast import MAX_DAYS, MIN_DAYS
 from .models import Anomaly
 
 DEFAULT_CHART_DAYS = 30
-MAX_RANGE_DAYS = 2 * 366
-
-
-def _fail(field, message):
-    raise DomainError(f"{field}: {message}", errors={field: [message]})
-
-
-def _get(query, name):
-    value = (query or {}).get(name)
-    if value is None:
-        return None
-    value = str(value).strip()
-    return value or None
-
-
-def _date(query, name):
-    raw = _get(query, name)
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        _fail(name, "Enter a valid date as YYYY-MM-DD.")
+DEFAULT_PREDICTION_DAYS = 14
 
 
 def _choice(query, name, choices):
-    raw = _get(query, name)
+    raw = query_text(query, name)
     if raw is not None and raw not in choices:
-        _fail(name, f"Choose one of: {', '.join(choices)}.")
+        fail(name, f"Choose one of: {', '.join(choices)}.")
     return raw
-
-
-def _range(start, end):
-    if start and end and start > end:
-        _fail("start", "Must be on or before end.")
-    if start and end and (end - start).days > MAX_RANGE_DAYS:
-        _fail("start", "The range may span at most two years.")
-    return start, end
 
 
 def anomaly_list_params(query) -> dict:
     """`status`, `severity`, `detector`, `start`, `end` (all optional)."""
-    start, end = _range(_date(query, "start"), _date(query, "end"))
+    start, end = optional_date(query, "start"), optional_date(query, "end")
+    if start and end:
+        range_check(start, end)
     return {
         "status": _choice(query, "status", Anomaly.Status.values),
         "severity": _choice(query, "severity", Anomaly.Severity.values),
@@ -63,23 +37,16 @@ def anomaly_list_params(query) -> dict:
 
 
 def chart_params(query) -> dict:
-    """`start`/`end`, default the last 30 days up to yesterday."""
-    end = _date(query, "end") or timezone.now().date() - timedelta(days=1)
-    start = _date(query, "start") or end - timedelta(days=DEFAULT_CHART_DAYS - 1)
-    start, end = _range(start, end)
+    """`start`/`end`, default the last 30 days up to yesterday (today's rollup is partial)."""
+    end = optional_date(query, "end") or today() - timedelta(days=1)
+    start = optional_date(query, "start") or end - timedelta(days=DEFAULT_CHART_DAYS - 1)
+    start, end = range_check(start, end)
     return {"start": start, "end": end}
 
 
 def prediction_params(query) -> dict:
     """`days` (7–30, default 14) and an optional `feature` (id or key)."""
-    raw = _get(query, "days")
-    if raw is None:
-        days = 14
-    else:
-        try:
-            days = int(raw)
-        except ValueError:
-            _fail("days", "A valid integer is required.")
-        if not 7 <= days <= 30:
-            _fail("days", "Must be between 7 and 30.")
-    return {"days": days, "feature": _get(query, "feature")}
+    return {
+        "days": parse_int(query, "days", default=DEFAULT_PREDICTION_DAYS, minimum=MIN_DAYS, maximum=MAX_DAYS),
+        "feature": query_text(query, "feature"),
+    }
