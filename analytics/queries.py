@@ -472,6 +472,11 @@ def _session_groups(events) -> list[dict]:
     return groups
 
 
+def end_user_is_own(org, external_id: str, account) -> bool:
+    """Whether end user `external_id` of `org` is linked to the login `account`."""
+    return EndUser.objects.filter(organization=org, external_id=external_id, account=account).exists()
+
+
 def end_user_detail(org, external_id: str) -> dict:
     """Profile, totals, top features and the newest events grouped into sessions."""
     user = EndUser.objects.filter(organization=org, external_id=external_id).first()

@@ -385,14 +385,10 @@ def users(request):
 @domain_errors_as_pages
 def user_detail(request, external_id):
     org = request.org
-    if not request.user.has_role(Role.ANALYST):
-        # A member may only open the profiles linked to their own account; anyone else's
-        # looks like a missing one.
-        own = queries.user_activity_page(
-            org, days=params.MAX_RANGE_DAYS, search=external_id, page_size=None, only_account=request.user
-        )
-        if all(row["user_id"] != external_id for row in own["results"]):
-            raise Http404("Not found.")
+    # A member may only open the profiles linked to their own account; anyone else's looks
+    # like a missing one.
+    if not request.user.has_role(Role.ANALYST) and not queries.end_user_is_own(org, external_id, request.user):
+        raise Http404("Not found.")
     detail = queries.end_user_detail(org, external_id)
     context = {"active_nav": "users", "detail": detail, "timeline": _timeline(detail["timeline"])}
     return render(request, "analytics/user_detail.html", context)

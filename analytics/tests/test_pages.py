@@ -369,6 +369,14 @@ def test_detail_query_counts_do_not_grow_with_rows(analyst, usage, django_assert
         analyst.get(reverse("user-detail", args=["user-001"]))
 
 
+def test_member_detail_checks_ownership_in_one_query(member, member_user, usage, django_assert_max_num_queries):
+    # session, user, organisation, the ownership check, then the detail's own four queries
+    with django_assert_max_num_queries(8):
+        assert member.get(reverse("user-detail", args=[member_user.email])).status_code == 200
+    with django_assert_max_num_queries(4):
+        assert member.get(reverse("user-detail", args=["user-001"])).status_code == 404
+
+
 def test_member_in_another_org_cannot_see_this_orgs_users(other_org, usage):
     outsider = make_member(other_org, Role.ANALYST)
     response = page_client(outsider).get(reverse("user-detail", args=["user-001"]))

@@ -101,6 +101,17 @@ def test_feature_get(org, other_org, rolled):
             queries.feature_get(org, ref)
 
 
+def test_end_user_is_own(org, other_org, member_user, analyst_user):
+    end_user(org, "mine", account=member_user)
+    end_user(org, "theirs")
+    end_user(other_org, "elsewhere", account=member_user)
+    assert queries.end_user_is_own(org, "mine", member_user)
+    assert not queries.end_user_is_own(org, "mine", analyst_user)
+    assert not queries.end_user_is_own(org, "theirs", member_user)
+    assert not queries.end_user_is_own(org, "elsewhere", member_user)  # another organisation's
+    assert not queries.end_user_is_own(org, "nobody", member_user)
+
+
 @pytest.mark.parametrize(
     ("metric", "interval", "expected"),
     [
