@@ -14,7 +14,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.db.models.functions import Abs
 from django.utils import timezone
 
@@ -279,27 +279,22 @@ def anomaly_payload(anomaly: Anomaly) -> dict:
     }
 
 
-def anomalies_unnotified(org, *, days: int = DETECT_DAYS) -> list[Anomaly]:
-    """Time-series anomalies of the last `days` days that no alert has covered yet: a run
-    whose e-mail or enqueue failed is picked up by the next one."""
-    since = timezone.now().date() - timedelta(days=days)
-    return list(
-        Anomaly.objects.filter(
-            organization=org, detector=detectors.TIMESERIES_DETECTOR, notified_at__isnull=True, date__gte=since
-        )
-    )
-
-
-def alerts_send(org, anomalies) -> dict:
-    """Notify about anomalies not yet notified whose |score| ≥ the organisation's
+def alerts_send(org, anomalies=(), *, unnotified_days: int | None = None) -> dict:
+    """Notify about `anomalies` not yet notified whose |score| ≥ the organisation's
     alert_threshold: one e-mail to the organisation's admins and one signed POST per active
-    `anomaly.created` webhook, each listing them all. Only the time-series detector alerts:
-    "outlier features" always names a tenth of the features, so it is a ranking to look
-    at, not an event. Marks them notified. Returns `{anomalies, emails, webhooks}`."""
-    ids = [a.pk for a in anomalies]
+    `anomaly.created` webhook, each listing them all. With `unnotified_days`, every
+    anomaly of that many last days no alert has covered yet is included too (in the same
+    query), so a run whose e-mail or enqueue failed is picked up by the next one.
+    Only the time-series detector alerts: "outlier features" always names a tenth of the
+    features, so it is a ranking to look at, not an event. Marks them notified. Returns
+    `{anomalies, emails, webhooks}`."""
+    # Re-read rather than trust the caller's objects: another run may have notified them.
+    scope = Q(pk__in=[a.pk for a in anomalies])
+    if unnotified_days is not None:
+        scope |= Q(date__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
         Anomaly.objects.filter(
-            organization=org, pk__in=ids, notified_at__isnull=True, detector=detectors.TIMESERIES_DETECTOR
+            scope, organization=org, notified_at__isnull=True, detector=detectors.TIMESERIES_DETECTOR
         )
         .select_related("feature")
         .order_by("-date", "id")

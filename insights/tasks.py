@@ -39,8 +39,7 @@ def after_rollup(org_id: int, dates=None) -> dict:
     else:
         end, span = None, services.DETECT_DAYS
     created = services.anomalies_detect(org, end=end, days=span)
-    pending = {a.pk: a for a in [*created, *services.anomalies_unnotified(org, days=span + 1)]}
-    sent = services.alerts_send(org, list(pending.values()))
+    sent = services.alerts_send(org, created, unnotified_days=span + 1)
     return {"anomalies": len(created), "alerts": sent["anomalies"]}
 
 

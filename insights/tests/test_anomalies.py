@@ -114,6 +114,18 @@ def test_alert_threshold_filters(org, spiky):
     assert mail.outbox == []
 
 
+def test_alerts_pick_up_what_a_failed_run_left_in_one_read(org, spiky, admin_user, django_assert_num_queries):
+    created = services.anomalies_detect(org)
+    due = {a.pk for a in created if a.detector == "timeseries" and abs(a.score) >= org.alert_threshold}
+    # The run that created them never alerted: the next one is handed none of them.
+    with django_assert_num_queries(4):  # due anomalies with their features, admins, webhooks, mark notified
+        sent = services.alerts_send(org, [], unnotified_days=services.DETECT_DAYS + 1)
+    assert sent["anomalies"] == len(due) > 0 and len(mail.outbox) == 1
+    assert set(Anomaly.objects.filter(notified_at__isnull=False).values_list("pk", flat=True)) == due
+    with django_assert_num_queries(1):
+        assert services.alerts_send(org, created, unnotified_days=services.DETECT_DAYS + 1)["anomalies"] == 0
+
+
 def test_after_rollup_task_detects_and_alerts(org, spiky):
     result = tasks.after_rollup.delay(org_id=org.id, dates=[yesterday().isoformat()]).get()
     assert result["anomalies"] >= 2 and result["alerts"] >= 2
