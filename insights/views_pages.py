@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from analytics import queries as analytics_queries
+from telemetry.models import Feature
 from tenants.models import Role
 from tenants.views_settings import form_add_domain_error, page_role, render_section
 from usage_platform.exceptions import DomainError
@@ -182,7 +183,10 @@ def insights(request):
         **_anomalies_context(request),
     }
     if charts["forecast_features"]:
-        feature = analytics_queries.feature_get(org, charts["forecast_features"][0]["feature_id"])
+        # The cached summary already names the busiest feature: enough for the forecast,
+        # which needs only its id and a label, so no feature row is read here.
+        busiest = charts["forecast_features"][0]
+        feature = Feature(pk=busiest["feature_id"], organization=org, name=busiest["feature_name"])
         context.update(_forecast_cached(org, feature, FORECAST_DAYS), has_forecast=True)
     return render(request, "insights/insights.html", context)
 
