@@ -105,6 +105,12 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
 
 
 def _page_links(request, page, page_size, count):
+    """`next`/`previous` of the shared `{count, next, previous, results}` envelope, built here
+    because `usage_platform.pagination` must do the cutting itself (a COUNT and a slice),
+    whereas `queries.user_activity_page` returns a cached page already cut, with its total
+    from the same windowed query. DRF's paginator would also answer 404 past the last page
+    and clamp `page_size`, where this endpoint answers an empty page and a 400."""
+
     def link(number):
         query = request.query_params.copy()
         query["page"] = number
