@@ -219,21 +219,25 @@ def test_dashboard_bad_input_is_a_400_with_the_message(analyst, usage, query, me
     assert message in response.content.decode()
 
 
-def test_bad_input_elsewhere_is_never_a_500(analyst, usage):
-    for url in (
-        "/features/?start=x",
-        "/features/?sort=bogus&page=zz",
-        "/users/?page=0",
-        "/users/?sort=nope",
-        "/users/?days=abc",
-        "/retention/?weeks=1000",
-        "/funnels/?step=search",
-        "/funnels/?steps=" + ",".join(["search"] * 11),
-        "/funnels/?step=search&step=export&window_days=-1",
-        f"/features/{feature_of(usage).pk}/?end=nope",
-    ):
-        response = analyst.get(url)
-        assert response.status_code in (200, 400), url
+@pytest.mark.parametrize(
+    "url, status",
+    [
+        ("/features/?start=x", 400),
+        # The features table's sort and page are links, not input: unknown ones fall back.
+        ("/features/?sort=bogus&page=zz", 200),
+        ("/users/?page=0", 400),
+        ("/users/?sort=nope", 400),
+        ("/users/?days=abc", 400),
+        ("/retention/?weeks=1000", 400),
+        ("/funnels/?step=search", 400),
+        ("/funnels/?steps=" + ",".join(["search"] * 11), 400),
+        ("/funnels/?step=search&step=export&window_days=-1", 400),
+        ("/features/{feature}/?end=nope", 400),
+    ],
+)
+def test_bad_input_elsewhere(analyst, usage, url, status):
+    response = analyst.get(url.format(feature=feature_of(usage).pk))
+    assert response.status_code == status
 
 
 def test_new_organisation_sees_how_to_send_a_first_event(admin_user):
