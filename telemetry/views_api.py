@@ -11,7 +11,10 @@ import orjson
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils import encoders
 
 from tenants.authentication import ApiKeyPrincipal
 from tenants.permissions import IngestAPIView
@@ -27,8 +30,32 @@ def _too_large(message):
     return DomainError(message, errors={"body": [message]}, status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
 
+class _OrjsonRenderer(JSONRenderer):
+    """orjson for the ingestion answers, at a fraction of `json`'s cost. Date-times are left
+    to DRF's encoder so they read exactly as in every other answer (milliseconds, `Z`)."""
+
+    _default = encoders.JSONEncoder().default
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=self._default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+class _AlwaysJSON(BaseContentNegotiation):
+    """SDKs get JSON whatever they send in Accept; skipping negotiation is cheaper too."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class _IngestView(IngestAPIView):
     throttle_classes = [IngestRateThrottle]
+    renderer_classes = [_OrjsonRenderer]
+    content_negotiation_class = _AlwaysJSON
 
     def initial(self, request, *args, **kwargs):
         limit = settings.INGEST_MAX_BODY_BYTES

@@ -3,7 +3,7 @@
 Every test checks that the events the API accepted are exactly the events stored."""
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import orjson
@@ -470,3 +470,25 @@ def test_query_count_of_a_1000_event_batch_is_constant(key_client, org, django_a
     big = _batch_queries(key_client, 1000, django_assert_max_num_queries)
     assert big == small  # the same statements whatever the number of events
     assert stored(org) == 2011
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"id": None, "uuid": uuid.uuid4(), "timestamp": datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)},
+        {"id": 5, "uuid": "abc", "timestamp": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)},
+        {"detail": "ünïcode ✓", "errors": [{"index": 0, "field": "x", "message": "y"}], "n": 1.5},
+    ],
+)
+def test_ingestion_answers_render_exactly_like_the_rest_of_the_api(data):
+    from rest_framework.renderers import JSONRenderer
+
+    from telemetry.views_api import _OrjsonRenderer
+
+    assert _OrjsonRenderer().render(data) == JSONRenderer().render(data)
+
+
+def test_ingestion_answers_json_whatever_the_accept_header(key_client, org):
+    resp = key_client.post(TRACK, event(), format="json", HTTP_ACCEPT="text/html")
+    assert resp.status_code == 201 and resp["Content-Type"] == "application/json"
+    assert stored(org) == 1
