@@ -63,13 +63,14 @@ class _FreshUUIDs:
 
 # The canonical form (what SDKs send): accepted as is, lower-cased. Other spellings that
 # uuid.UUID accepts (no hyphens, braces, urn:uuid:) go through it and are normalised.
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# fullmatch, not match with `$`: `$` also matches before a trailing newline.
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _uuid_normalise(value):
     if not isinstance(value, str):
         return None
-    if _UUID_RE.match(value):
+    if _UUID_RE.fullmatch(value):
         return value.lower()
     try:
         return str(uuid_lib.UUID(value))
@@ -221,7 +222,7 @@ def _validate(ctx, items):
             event_uuid = fresh_uuids.get(index)
         else:
             # The canonical spelling, as SDKs send it, without a function call.
-            event_uuid = value.lower() if type(value) is str and _UUID_RE.match(value) else _uuid_normalise(value)
+            event_uuid = value.lower() if type(value) is str and _UUID_RE.fullmatch(value) else _uuid_normalise(value)
             if event_uuid is None:
                 err("uuid", "Must be a UUID string.")
                 bad = True
@@ -429,19 +430,25 @@ def _strip_private(rows):
     return private
 
 
-def _drop_deleted_features(org, rows, private, errors):
+def _recheck_cached_features(org, rows, private, errors):
     """Ids from the process cache, checked before a direct write (the stream consumer
-    checks queued ones): a feature deleted meanwhile must not get events."""
+    checks queued ones): an event whose feature was deleted meanwhile is resolved again, as
+    direct mode would have (created anew when the organisation allows it), or refused."""
     try:
         existing = storage.feature_ids_existing(org.pk, {row["feature_id"] for row in rows})
+        stale = {where[2] for row, where in zip(rows, private, strict=True) if row["feature_id"] not in existing}
+        fresh = storage.features_resolve(org, stale, create=org.auto_create_features) if stale else {}
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
     kept = []
     for row, where in zip(rows, private, strict=True):
-        if row["feature_id"] in existing:
-            kept.append(row)
-        else:
-            errors.append(_unknown_feature(*where))
+        if row["feature_id"] not in existing:
+            fid = fresh.get(where[2])
+            if fid is None:
+                errors.append(_unknown_feature(*where))
+                continue
+            row["feature_id"] = fid
+        kept.append(row)
     return kept
 
 
@@ -466,7 +473,7 @@ def events_ingest(org, items: list, *, user=None) -> IngestResult:
         result.accepted = len(rows)
     elif rows:
         if queueing:  # the stream is down: a direct write after all
-            rows = _drop_deleted_features(org, rows, private, errors)
+            rows = _recheck_cached_features(org, rows, private, errors)
             users = _users_of(rows, users)
         if rows:
             result.accepted = _write_direct(org, rows, users)

@@ -237,7 +237,7 @@ def end_users_upsert(org, rows: Iterable[dict], *, distinct: bool = False) -> di
     out, lookup = _end_users_cached(org, merged)
     if not lookup:
         return out
-    pending = []
+    pending, remember = [], []
     with_properties = any(row.get("properties") for row in lookup.values())
     known = _end_users_known(org, list(lookup), with_properties=with_properties)
     for ext, row in lookup.items():
@@ -246,7 +246,7 @@ def end_users_upsert(org, rows: Iterable[dict], *, distinct: bool = False) -> di
             pending.append(row)
         else:
             out[ext] = stored[0]
-            _end_user_remember(org, ext, stored[0], stored[6], stored[7])
+            remember.append((ext, stored[0], stored[6], stored[7]))
     if pending:
         pending.sort(key=lambda row: row["external_id"])  # one lock order: no deadlocks
         upsert = _end_users_upsert_postgres if _is_postgres() else _end_users_upsert_sqlite
@@ -258,7 +258,12 @@ def end_users_upsert(org, rows: Iterable[dict], *, distinct: bool = False) -> di
                 # can only make a later request write again, never skip a needed write.
                 first, last = row.get("first_seen"), row.get("last_seen")
                 first, last = first and first.timestamp(), last and last.timestamp()
-                _end_user_remember(org, row["external_id"], ids[row["external_id"]], first, last)
+                remember.append((row["external_id"], ids[row["external_id"]], first, last))
+    if remember and settings.INGEST_END_USER_CACHE_SECONDS > 0:
+        # Only what was committed: a rolled-back insert must not leave ids in the cache
+        # (SQLite would even hand the same id to the next new end user). Outside a
+        # transaction this runs at once.
+        transaction.on_commit(functools.partial(_end_users_remember, org.pk, remember))
     return out
 
 
@@ -297,13 +302,13 @@ def _end_users_cached(org, merged):
     return out, lookup
 
 
-def _end_user_remember(org, external_id, user_id, first_seen, last_seen):
-    ttl = settings.INGEST_END_USER_CACHE_SECONDS
-    if ttl <= 0:
-        return
-    if len(_user_cache) >= _USER_CACHE_MAX:
+def _end_users_remember(org_id, entries):
+    """Cache `(external_id, id, first_seen, last_seen)` entries of one organisation."""
+    expires = time.monotonic() + settings.INGEST_END_USER_CACHE_SECONDS
+    if len(_user_cache) + len(entries) > _USER_CACHE_MAX:
         _user_cache.clear()
-    _user_cache[(org.pk, external_id)] = (time.monotonic() + ttl, user_id, first_seen, last_seen)
+    for external_id, user_id, first_seen, last_seen in entries:
+        _user_cache[(org_id, external_id)] = (expires, user_id, first_seen, last_seen)
 
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
@@ -483,7 +488,9 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 _COPY_NULL = "\\N"
 
 
-def _copy_text(value: str) -> str:
+def _copy_text(value) -> str:
+    if not isinstance(value, str):
+        value = str(value)
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.translate(_COPY_ESCAPES)
     return value

@@ -8,6 +8,7 @@ before `XACK`) stores nothing twice: the insert skips `(organization_id, uuid)` 
 
 import logging
 import time
+import uuid as uuid_lib
 from datetime import UTC, datetime
 
 import orjson
@@ -66,6 +67,8 @@ def _decode(entry_id, fields):
     events = data["events"]
     for event in events:
         event["organization_id"] = org_id
+        # Canonical text, or ValueError (a malformed entry): it goes into COPY's text format.
+        event["uuid"] = str(uuid_lib.UUID(str(event["uuid"])))
         event["timestamp"] = _parse_dt(event["timestamp"])
         event["received_at"] = _parse_dt(event.get("received_at"))
         event.pop("_index", None)
@@ -216,7 +219,9 @@ class StreamConsumer:
         for org_id, (events, users) in by_org.items():
             user_ids = storage.end_users_upsert(Organization(pk=org_id), users) if users else {}
             for event in events:
-                ext = event.pop("_user", None)
+                # Read, not popped: when a batch is refused, each entry is written again
+                # on its own and needs its events' end users once more.
+                ext = event.get("_user")
                 event["end_user_id"] = user_ids.get(ext) if ext is not None else None
             rows.extend(events)
             dirty[org_id] = {e["timestamp"].date() for e in events if e["timestamp"].date() < today}

@@ -492,3 +492,11 @@ def test_ingestion_answers_json_whatever_the_accept_header(key_client, org):
     resp = key_client.post(TRACK, event(), format="json", HTTP_ACCEPT="text/html")
     assert resp.status_code == 201 and resp["Content-Type"] == "application/json"
     assert stored(org) == 1
+
+
+@pytest.mark.parametrize("bad", ["123e4567-e89b-12d3-a456-426614174000\n", "123e4567-e89b-12d3-a456-42661417400\t"])
+def test_a_uuid_with_trailing_whitespace_is_refused_per_item(key_client, org, bad):
+    resp = post(key_client, BATCH, [event(uuid=bad), event()])
+    assert resp.status_code == 200, resp.content
+    assert resp.json()["errors"] == [{"index": 0, "field": "uuid", "message": "Must be a UUID string."}]
+    assert stored(org) == 1

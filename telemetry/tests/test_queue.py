@@ -3,6 +3,7 @@ recovery through the consumer group, and the fall-back to direct writes."""
 
 import os
 import signal
+import uuid
 from datetime import timedelta
 from unittest import mock
 
@@ -142,6 +143,33 @@ def test_malformed_entry_goes_to_dead_letter_and_the_rest_is_stored(queue, setti
     assert _pending(queue, settings) == 0
 
 
+
+def test_an_entry_with_a_bad_uuid_is_dead_lettered(queue, settings, key_client, org):
+    """Stream entries are checked again when read: the uuid goes into COPY's text format."""
+    bad = {"uuid": "not-a-uuid\n", "feature_id": 1, "timestamp": iso(), "_user": None}
+    queue.xadd(settings.INGEST_STREAM, {"d": stream.orjson.dumps({"org": org.pk, "events": [bad], "users": []})})
+    accepted = post(key_client, BATCH, events(5)).json()["accepted"]
+    _drain(_consumer(queue, "c1"))
+    assert stored(org) == accepted
+    assert queue.xlen(f"{settings.INGEST_STREAM}:dead") == 1
+
+
+def test_entries_written_again_one_by_one_keep_their_end_users(queue, settings, key_client, org):
+    """When the database refuses a batch of entries, each is written on its own; the good
+    ones must still be linked to their end users."""
+    from django.db import connection
+
+    accepted = post(key_client, BATCH, events(5)).json()["accepted"]
+    feature_id = stream.storage.features_resolve(org, ["search"], create=True)["search"]
+    # Longer than event_type's 64 characters: PostgreSQL refuses it (SQLite stores it).
+    bad = {"uuid": str(uuid.uuid4()), "feature_id": feature_id, "event_type": "x" * 100, "timestamp": iso()}
+    queue.xadd(settings.INGEST_STREAM, {"d": stream.orjson.dumps({"org": org.pk, "events": [bad], "users": []})})
+    _drain(_consumer(queue, "c1"))
+    good = UsageEvent.objects.filter(organization=org).exclude(event_type="x" * 100)
+    assert good.count() == accepted and not good.filter(end_user__isnull=True).exists()
+    dead = queue.xlen(f"{settings.INGEST_STREAM}:dead")
+    assert dead == (1 if connection.vendor == "postgresql" else 0)
+
 def test_entry_of_a_deleted_organisation_is_dead_lettered(queue, settings, key_client, org, other_org):
     payload = stream.orjson.dumps({"org": 999_999, "events": [], "users": [{"external_id": "x"}]})
     queue.xadd(settings.INGEST_STREAM, {"d": payload})
@@ -195,7 +223,7 @@ def test_a_cached_feature_deleted_meanwhile_gets_no_events_when_redis_is_down(se
     settings.REDIS_URL = "redis://127.0.0.1:1/3"  # nothing listens on port 1
     for feature in ("doomed", "kept"):
         assert post(key_client, TRACK, event(feature=feature)).status_code == 201  # direct, and now cached
-    Feature.objects.filter(organization=org, key="doomed").delete()
+    _delete_feature_elsewhere(org, "doomed")
     tenant_services.organization_update(org=org, auto_create_features=False)  # else it is created again
     resp = post(key_client, BATCH, [event(feature="doomed"), event(feature="kept")])
     assert resp.status_code == 200, resp.content
@@ -205,6 +233,44 @@ def test_a_cached_feature_deleted_meanwhile_gets_no_events_when_redis_is_down(se
     ]
     assert not UsageEvent.objects.exclude(feature_id__in=Feature.objects.values("pk")).exists()
     assert stored(org) == 2  # "kept" twice; "doomed"'s first event went with its feature
+
+
+def _delete_feature_elsewhere(org, key):
+    """Delete a feature as another process would: this process's cache is not told."""
+    from django.db import connection
+
+    from telemetry.models import Feature
+
+    feature = Feature.objects.get(organization=org, key=key)
+    UsageEvent.objects.filter(feature=feature).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Feature._meta.db_table} WHERE id = %s", [feature.pk])
+
+
+def test_a_cached_feature_deleted_meanwhile_is_created_again_when_redis_is_down(settings, key_client, org):
+    """With auto-create on, the fall-back write resolves a stale ref anew, as direct mode would."""
+    from telemetry.models import Feature
+
+    settings.INGEST_MODE = "queue"
+    settings.REDIS_URL = "redis://127.0.0.1:1/3"
+    assert post(key_client, TRACK, event(feature="phoenix")).status_code == 201
+    old_id = Feature.objects.get(organization=org, key="phoenix").pk
+    _delete_feature_elsewhere(org, "phoenix")
+    assert post(key_client, TRACK, event(feature="phoenix")).status_code == 201
+    feature = Feature.objects.get(organization=org, key="phoenix")
+    assert feature.pk != old_id and UsageEvent.objects.filter(feature=feature).count() == stored(org) == 1
+
+
+def test_a_feature_deleted_in_this_process_is_forgotten_at_once(queue, settings, key_client, org):
+    from telemetry.models import Feature
+
+    consumer = _consumer(queue, "c1")
+    assert post(key_client, TRACK, event(feature="renamed")).status_code == 202
+    _drain(consumer)
+    Feature.objects.filter(organization=org, key="renamed").delete()  # the admin's delete, with its event
+    assert post(key_client, TRACK, event(feature="renamed")).status_code == 202  # created anew
+    _drain(consumer)
+    assert stored(org) == 1 and queue.xlen(f"{settings.INGEST_STREAM}:dead") == 0
 
 
 def test_direct_mode_never_trusts_a_cached_feature(key_client, org):

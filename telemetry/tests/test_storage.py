@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import transaction
 
 from telemetry.models import DirtyDay, EndUser, Feature, UsageEvent
 from telemetry.services import storage
@@ -111,9 +112,12 @@ def test_known_unchanged_end_users_cost_one_read_and_no_write(org, settings, dja
     assert EndUser.objects.get(pk=first["u3"]).last_seen == now
 
 
-def test_end_users_seen_recently_by_this_process_cost_no_query(org, django_assert_num_queries):
+def test_end_users_seen_recently_by_this_process_cost_no_query(
+    org, django_assert_num_queries, django_capture_on_commit_callbacks
+):
     now = _ts()
-    first = storage.end_users_upsert(org, [{"external_id": f"u{i}", "last_seen": now} for i in range(300)])
+    with django_capture_on_commit_callbacks(execute=True):  # the cache learns what was committed
+        first = storage.end_users_upsert(org, [{"external_id": f"u{i}", "last_seen": now} for i in range(300)])
     later = [{"external_id": f"u{i}", "last_seen": now + timedelta(seconds=30)} for i in range(300)]
     with django_assert_num_queries(0):
         assert storage.end_users_upsert(org, later) == first
@@ -127,11 +131,12 @@ def test_end_users_seen_recently_by_this_process_cost_no_query(org, django_asser
     assert EndUser.objects.get(pk=first["u3"]).last_seen == now
 
 
-def test_a_stale_cached_span_never_loses_a_write(org):
+def test_a_stale_cached_span_never_loses_a_write(org, django_capture_on_commit_callbacks):
     """Another process moved the stored span; this process's older entry can only cause an
     extra write, and the stored span keeps the widest times."""
     now = _ts()
-    [user_id] = storage.end_users_upsert(org, [{"external_id": "u1", "last_seen": now}]).values()
+    with django_capture_on_commit_callbacks(execute=True):
+        [user_id] = storage.end_users_upsert(org, [{"external_id": "u1", "last_seen": now}]).values()
     EndUser.objects.filter(pk=user_id).update(  # as another process would
         first_seen=now - timedelta(days=1), last_seen=now + timedelta(minutes=10)
     )
@@ -167,3 +172,46 @@ def test_events_insert_keeps_every_character_copy_escapes(org, conflict):
     assert stored.timestamp == row["timestamp"] and stored.end_user_id is None
     other = UsageEvent.objects.get(uuid=rows[1]["uuid"])
     assert other.session_duration is None and other.metadata == {}
+
+
+def test_end_users_of_a_rolled_back_transaction_are_not_cached(org, django_assert_num_queries):
+    """A rolled-back insert must not leave its ids behind: SQLite would even give the same
+    id to the next new end user, and events would land on the wrong person."""
+    now = _ts()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        storage.end_users_upsert(org, [{"external_id": "ghost", "last_seen": now}])
+        raise RuntimeError("the events insert failed")
+    assert not EndUser.objects.filter(external_id="ghost").exists()
+    with django_assert_num_queries(2):  # looked up and inserted again, not answered from memory
+        [user_id] = storage.end_users_upsert(org, [{"external_id": "ghost", "last_seen": now}]).values()
+    assert EndUser.objects.filter(pk=user_id, external_id="ghost").exists()
+
+
+def test_copy_payload_is_exact_text_format():
+    """The PostgreSQL write path's hand-built COPY text, checked byte for byte (the suite's
+    default database is SQLite, which never runs it)."""
+    aware = datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    event_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    rows = [
+        {
+            "uuid": event_id,
+            "organization_id": 1,
+            "feature_id": 2,
+            "end_user_id": 3,
+            "event_type": "a\\b\tc",
+            "session_id": "line\nbreak\r",
+            "session_duration": 1.5,
+            "metadata": b'{"k":"v\\\\"}',
+            "timestamp": aware,
+            "received_at": naive,
+        },
+        {"uuid": "u-2", "organization_id": 1, "feature_id": 2, "session_id": 42, "timestamp": aware},
+    ]
+    payload = storage._copy_payload(rows, now=aware)
+    assert payload.decode().split("\n")[:-1] == [
+        "12345678-1234-5678-1234-567812345678\t1\t2\t3\ta\\\\b\\tc\tline\\nbreak\\r\t1.5\t"
+        '{"k":"v\\\\\\\\"}\t2026-01-02T03:04:05.600000+00:00\t2026-01-02T03:04:05',
+        "u-2\t1\t2\t\\N\tinteraction\t42\t\\N\t{}\t2026-01-02T03:04:05.600000+00:00\t"
+        "2026-01-02T03:04:05.600000+00:00",
+    ]
