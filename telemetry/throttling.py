@@ -16,6 +16,9 @@ from .services.stream import redis_client
 logger = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# After the counter's store failed, requests pass uncounted for this long (per store).
+RETRY_AFTER_SECONDS = 5.0
+_down_until: dict[str, float] = {}
 
 
 def _parse_rate(rate: str) -> tuple[int, int]:
@@ -34,7 +37,9 @@ def _window_count(key: str, period: int) -> int:
         full_key = cache.make_and_validate_key(key)
         pipe = redis_client(cache._servers[0]).pipeline(transaction=False)
         pipe.incr(full_key)
-        pipe.expire(full_key, period + 1, nx=True)
+        # Each window has its own key, so pushing the expiry on at every request is harmless
+        # (and, unlike EXPIRE … NX, works before Redis 7).
+        pipe.expire(full_key, period + 1)
         return pipe.execute()[0]
     try:
         return cache.incr(key)
@@ -68,11 +73,18 @@ class IngestRateThrottle(BaseThrottle):
             return True
         limit, period = _parse_rate(settings.INGEST_THROTTLE_RATE)
         now = time.time()
+        store = str(getattr(caches["default"], "_servers", ["local"])[0])
+        if now < _down_until.get(store, 0.0):
+            return True
         window = int(now // period)
         try:
             count = _window_count(f"throttle:{self.scope}:{ident}:{window}", period)
         except (RedisError, OSError) as exc:
-            logger.warning("Ingestion throttle skipped: the cache is unreachable (%s).", exc)
+            # Skip the counter for a while instead of paying a connect timeout per request.
+            _down_until[store] = now + RETRY_AFTER_SECONDS
+            logger.warning(
+                "Ingestion throttle off for %.0f s: its cache is unreachable (%s).", RETRY_AFTER_SECONDS, exc
+            )
             return True
         self._wait = (window + 1) * period - now
         return count <= limit
