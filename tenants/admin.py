@@ -123,7 +123,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        services.api_key_cache_clear()
+        services.api_keys_forget()
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
 
 

@@ -1,6 +1,21 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete
+
+
+def _forget_api_keys(**kwargs):
+    from . import services
+
+    services.api_keys_forget()
 
 
 class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = "Tenants and access"
+
+    def ready(self):
+        # A key or an organisation deleted (the admin, a cascade) leaves this process's
+        # API-key cache at once; other processes within API_KEY_CACHE_SECONDS.
+        from .models import ApiKey, Organization
+
+        post_delete.connect(_forget_api_keys, sender=ApiKey, dispatch_uid="tenants.forget_api_keys.key")
+        post_delete.connect(_forget_api_keys, sender=Organization, dispatch_uid="tenants.forget_api_keys.org")

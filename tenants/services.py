@@ -65,7 +65,7 @@ def organization_update(*, org: Organization, **fields) -> Organization:
     if fields:
         org.save(update_fields=list(fields))
         # Cached keys carry their organisation (auto_create_features is read on ingestion).
-        api_key_cache_clear()
+        api_keys_forget()
     return org
 
 
@@ -148,6 +148,13 @@ def api_key_cache_clear() -> None:
     _key_cache.clear()
 
 
+def api_keys_forget() -> None:
+    """After a key or an organisation changed: clear now, and again once the change is
+    committed, so a request that read the old row meanwhile cannot keep it cached."""
+    _key_cache.clear()
+    transaction.on_commit(_key_cache.clear)
+
+
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key`, or None. Touches `last_used_at` at most once a
     minute so a busy SDK does not turn every event into an UPDATE."""
@@ -183,7 +190,7 @@ def api_key_revoke(*, org: Organization, key_id: int) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-    api_key_cache_clear()
+    api_keys_forget()
     return api_key
 
 

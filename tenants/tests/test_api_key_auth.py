@@ -115,3 +115,10 @@ def test_caching_can_be_turned_off(settings, api_key_pair):
     assert key_client(raw).post(PROBE, {}, format="json").status_code == 200
     ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
     assert_error(key_client(raw).post(PROBE, {}, format="json"), 401)
+
+
+def test_a_cached_key_deleted_here_is_refused_at_once(api_key_pair):
+    api_key, raw = api_key_pair
+    assert key_client(raw).post(PROBE, {}, format="json").status_code == 200
+    ApiKey.objects.filter(pk=api_key.pk).delete()  # as the admin's delete does
+    assert_error(key_client(raw).post(PROBE, {}, format="json"), 401)
