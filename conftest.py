@@ -40,13 +40,13 @@ def _isolated_settings(settings, tmp_path):
     app.conf.task_eager_propagates = True
     # Process-local caches of the ingestion hot path: ids are reused after a rolled-back
     # test (SQLite), so nothing cached may outlive its test.
-    tenant_services.api_key_cache_clear()
-    storage.feature_cache_clear()
-    storage.end_user_cache_clear()
+    tenant_services.api_key_cache.clear()
+    storage.feature_cache.clear()
+    storage.end_user_cache.clear()
     yield
-    tenant_services.api_key_cache_clear()
-    storage.feature_cache_clear()
-    storage.end_user_cache_clear()
+    tenant_services.api_key_cache.clear()
+    storage.feature_cache.clear()
+    storage.end_user_cache.clear()
 
 
 def make_org(name="Acme"):

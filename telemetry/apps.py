@@ -5,13 +5,13 @@ from django.db.models.signals import post_delete, post_save
 def _forget_features(**kwargs):
     from .services import storage
 
-    storage.feature_cache_clear()
+    storage.feature_cache.clear()
 
 
 def _forget_end_users(**kwargs):
     from .services import storage
 
-    storage.end_user_cache_clear()
+    storage.end_user_cache.clear()
 
 
 class TelemetryConfig(AppConfig):

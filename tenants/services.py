@@ -3,7 +3,6 @@
 import hashlib
 import logging
 import secrets
-import time
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -16,6 +15,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from usage_platform.exceptions import DomainError, NotFound, Unauthorized
+from usage_platform.local_cache import LocalCache
 
 from .models import ApiKey, Invitation, Organization, Role, User
 
@@ -140,19 +140,14 @@ def api_key_create(*, org: Organization, name: str, created_by: User | None = No
 # Process-local cache of authenticated keys: the ingestion endpoints authenticate every
 # request, and the key lookup was the largest cost of a `track` call. A key revoked here is
 # forgotten at once; other processes stop accepting it within API_KEY_CACHE_SECONDS.
-_key_cache: dict[str, tuple[float, ApiKey]] = {}
-_KEY_CACHE_MAX = 10_000
-
-
-def api_key_cache_clear() -> None:
-    _key_cache.clear()
+api_key_cache = LocalCache(max_entries=10_000)
 
 
 def api_keys_forget() -> None:
     """After a key or an organisation changed: clear now, and again once the change is
     committed, so a request that read the old row meanwhile cannot keep it cached."""
-    _key_cache.clear()
-    transaction.on_commit(_key_cache.clear)
+    api_key_cache.clear()
+    transaction.on_commit(api_key_cache.clear)
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
@@ -161,21 +156,14 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     if not raw_key.startswith("upk_") or len(raw_key) > 100:
         return None
     digest = _sha256(raw_key)
-    clock = time.monotonic()
-    cached = _key_cache.get(digest)
-    if cached is not None and cached[0] > clock:
-        api_key = cached[1]
-    else:
+    api_key = api_key_cache.get(digest)
+    if api_key is None:
         api_key = (
             ApiKey.objects.select_related("organization").filter(key_hash=digest, revoked_at__isnull=True).first()
         )
         if api_key is None:
-            _key_cache.pop(digest, None)
             return None
-        if settings.API_KEY_CACHE_SECONDS > 0:
-            if len(_key_cache) >= _KEY_CACHE_MAX:
-                _key_cache.clear()
-            _key_cache[digest] = (clock + settings.API_KEY_CACHE_SECONDS, api_key)
+        api_key_cache.set_many([(digest, api_key)], settings.API_KEY_CACHE_SECONDS)
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at >= settings.API_KEY_TOUCH_INTERVAL:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)

@@ -24,6 +24,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from usage_platform.local_cache import LocalCache
+
 from ..models import DirtyDay, EndUser, Feature, UsageEvent
 
 # Columns written for an event, in COPY order. `id` comes from the table's sequence.
@@ -140,42 +142,36 @@ def _features_match(org, ids, names, rows, *, create):
 
 
 
+
 # Process-local `(organisation id, ref) → feature id`, for queue mode only: a `track` call
 # otherwise pays a features query for the one feature it names. The consumer re-checks every
 # feature id when it stores the events, so an id cached after its feature was deleted costs
 # a dead-lettered event, never an orphan row; direct mode always asks the database.
-_feature_cache: dict[tuple[int, object], tuple[float, int]] = {}
-_FEATURE_CACHE_MAX = 50_000
-
-
-def feature_cache_clear() -> None:
-    _feature_cache.clear()
+feature_cache = LocalCache(max_entries=50_000)
 
 
 def features_resolve_cached(org, refs: Iterable, *, create: bool) -> dict:
     """`features_resolve`, answering from the process cache what it found recently."""
-    ttl = settings.INGEST_FEATURE_CACHE_SECONDS
     clock = time.monotonic()
     out, missing = {}, []
     for ref in refs:
-        hit = _feature_cache.get((org.pk, ref))
-        if hit is not None and hit[0] > clock:
-            out[ref] = hit[1]
-        else:
+        fid = feature_cache.get((org.pk, ref), clock)
+        if fid is None:
             missing.append(ref)
+        else:
+            out[ref] = fid
     if missing:
         found = features_resolve(org, missing, create=create)
         out.update(found)
-        if ttl > 0:
-            if len(_feature_cache) + len(found) > _FEATURE_CACHE_MAX:
-                _feature_cache.clear()
-            for ref, fid in found.items():
-                _feature_cache[(org.pk, ref)] = (clock + ttl, fid)
+        feature_cache.set_many(
+            (((org.pk, ref), fid) for ref, fid in found.items()), settings.INGEST_FEATURE_CACHE_SECONDS
+        )
     return out
 
 
 def feature_ids_existing(org_id: int, feature_ids: Iterable[int]) -> set[int]:
     return set(Feature.objects.filter(organization_id=org_id, pk__in=set(feature_ids)).values_list("pk", flat=True))
+
 
 # --- End users ------------------------------------------------------------------------------
 
@@ -246,7 +242,7 @@ def end_users_upsert(org, rows: Iterable[dict], *, distinct: bool = False) -> di
             pending.append(row)
         else:
             out[ext] = stored[0]
-            remember.append((ext, stored[0], stored[6], stored[7]))
+            remember.append(((org.pk, ext), (stored[0], stored[6], stored[7])))
     if pending:
         pending.sort(key=lambda row: row["external_id"])  # one lock order: no deadlocks
         upsert = _end_users_upsert_postgres if _is_postgres() else _end_users_upsert_sqlite
@@ -258,57 +254,37 @@ def end_users_upsert(org, rows: Iterable[dict], *, distinct: bool = False) -> di
                 # can only make a later request write again, never skip a needed write.
                 first, last = row.get("first_seen"), row.get("last_seen")
                 first, last = first and first.timestamp(), last and last.timestamp()
-                remember.append((row["external_id"], ids[row["external_id"]], first, last))
-    if remember and settings.INGEST_END_USER_CACHE_SECONDS > 0:
-        # Only what was committed: a rolled-back insert must not leave ids in the cache
-        # (SQLite would even hand the same id to the next new end user). Outside a
-        # transaction this runs at once.
-        transaction.on_commit(functools.partial(_end_users_remember, org.pk, remember))
+                remember.append(((org.pk, row["external_id"]), (ids[row["external_id"]], first, last)))
+    # Only what was committed: a rolled-back insert must not leave ids in the cache (SQLite
+    # would even hand the same id to the next new end user). Outside a transaction this runs
+    # at once.
+    transaction.on_commit(functools.partial(end_user_cache.set_many, remember, settings.INGEST_END_USER_CACHE_SECONDS))
     return out
 
 
-# Process-local `(organisation id, external id) → (expiry, id, first_seen, last_seen)`:
-# SDKs send the same active users in batch after batch, and looking 1,000 of them up cost
-# the database as much as writing the 1,000 events. Only rows that carry nothing but the
-# seen times are answered from it. first_seen only moves earlier and last_seen only later,
-# so a stale entry can cause an unneeded write but never a missed one. An end user deleted
-# by staff may still get events from other processes for INGEST_END_USER_CACHE_SECONDS.
-_user_cache: dict[tuple[int, str], tuple[float, int, float | None, float | None]] = {}
-_USER_CACHE_MAX = 200_000
+# Process-local `(organisation id, external id) → (id, first_seen, last_seen)`: SDKs send
+# the same active users in batch after batch, and looking 1,000 of them up cost the database
+# as much as writing the 1,000 events. Only rows that carry nothing but the seen times are
+# answered from it. first_seen only moves earlier and last_seen only later, so a stale entry
+# can cause an unneeded write but never a missed one. An end user deleted by staff may still
+# get events from other processes for INGEST_END_USER_CACHE_SECONDS.
+end_user_cache = LocalCache(max_entries=200_000)
 _SEEN_ONLY = frozenset({"external_id", "first_seen", "last_seen"})
-
-
-def end_user_cache_clear() -> None:
-    _user_cache.clear()
 
 
 def _end_users_cached(org, merged):
     """(ids known from the cache, the rows that need the database)."""
-    if settings.INGEST_END_USER_CACHE_SECONDS <= 0 or not _user_cache:
+    if not end_user_cache:
         return {}, merged
     clock = time.monotonic()
     out, lookup = {}, {}
     for ext, row in merged.items():
-        hit = _user_cache.get((org.pk, ext))
-        if (
-            hit is not None
-            and hit[0] > clock
-            and row.keys() <= _SEEN_ONLY
-            and not _seen_changed(row, hit[2], hit[3])
-        ):
-            out[ext] = hit[1]
+        hit = end_user_cache.get((org.pk, ext), clock)
+        if hit is not None and row.keys() <= _SEEN_ONLY and not _seen_changed(row, hit[1], hit[2]):
+            out[ext] = hit[0]
         else:
             lookup[ext] = row
     return out, lookup
-
-
-def _end_users_remember(org_id, entries):
-    """Cache `(external_id, id, first_seen, last_seen)` entries of one organisation."""
-    expires = time.monotonic() + settings.INGEST_END_USER_CACHE_SECONDS
-    if len(_user_cache) + len(entries) > _USER_CACHE_MAX:
-        _user_cache.clear()
-    for external_id, user_id, first_seen, last_seen in entries:
-        _user_cache[(org_id, external_id)] = (expires, user_id, first_seen, last_seen)
 
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
