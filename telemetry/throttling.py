@@ -1,6 +1,5 @@
 """Per-credential rate limit for the ingestion endpoints (scope "ingest")."""
 
-import logging
 import time
 
 from django.conf import settings
@@ -11,14 +10,9 @@ from rest_framework.throttling import BaseThrottle
 
 from tenants.authentication import ApiKeyPrincipal
 
-from .services.stream import redis_client
-
-logger = logging.getLogger(__name__)
+from .services.stream import redis_client, redis_failed, redis_resting
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# After the counter's store failed, requests pass uncounted for this long (per store).
-RETRY_AFTER_SECONDS = 5.0
-_down_until: dict[str, float] = {}
 
 
 def _parse_rate(rate: str) -> tuple[int, int]:
@@ -26,29 +20,34 @@ def _parse_rate(rate: str) -> tuple[int, int]:
     return int(count), _PERIODS[period.strip()[0].lower()]
 
 
-def _window_count(key: str, period: int) -> int:
-    """Add one to the window's counter and return it."""
+def _window_count(key: str, period: int) -> int | None:
+    """Add one to the window's counter and return it; None when its Redis is unreachable."""
     cache = caches["default"]
-    if isinstance(cache, RedisCache):
-        # One round trip: Django's RedisCache.incr costs two (EXISTS, then INCR), and this
-        # runs on every ingestion request.
-        # The shared client of the cache's (first, writable) server: RedisCache builds a
-        # new client object per call, which costs more than the round trip.
-        full_key = cache.make_and_validate_key(key)
-        pipe = redis_client(cache._servers[0]).pipeline(transaction=False)
-        pipe.incr(full_key)
-        # Each window has its own key, so pushing the expiry on at every request is harmless
-        # (and, unlike EXPIRE … NX, works before Redis 7).
-        pipe.expire(full_key, period + 1)
-        return pipe.execute()[0]
+    if not isinstance(cache, RedisCache):
+        try:
+            return cache.incr(key)
+        except ValueError:
+            # First request of the window (or the key expired): create it; if another
+            # request created it in between, count on top of it.
+            if cache.add(key, 1, timeout=period + 1):
+                return 1
+            return cache.incr(key)
+    # One round trip on the shared client of the cache's (first, writable) server: Django's
+    # RedisCache.incr costs two (EXISTS, then INCR) and builds a new client object per call.
+    url = cache._servers[0]
+    if redis_resting(url):
+        return None
+    full_key = cache.make_and_validate_key(key)
+    pipe = redis_client(url).pipeline(transaction=False)
+    pipe.incr(full_key)
+    # Each window has its own key, so pushing the expiry on at every request is harmless
+    # (and, unlike EXPIRE … NX, works before Redis 7).
+    pipe.expire(full_key, period + 1)
     try:
-        return cache.incr(key)
-    except ValueError:
-        # First request of the window (or the key expired): create it; if another request
-        # created it in between, count on top of it.
-        if cache.add(key, 1, timeout=period + 1):
-            return 1
-        return cache.incr(key)
+        return pipe.execute()[0]
+    except RedisError as exc:
+        redis_failed(url, "ingestion throttle off (events pass uncounted)", exc)
+        return None
 
 
 class IngestRateThrottle(BaseThrottle):
@@ -58,8 +57,8 @@ class IngestRateThrottle(BaseThrottle):
     minute is a megabyte per request; the fixed window trades exactness at window edges
     (up to 2× the rate across a boundary) for O(1).
 
-    When the counter store is unreachable the request is let through (and logged): an
-    ingestion endpoint must not drop events because its rate limiter is down."""
+    When the counter's Redis is unreachable the request is let through: an ingestion
+    endpoint must not drop events because its rate limiter is down."""
 
     scope = "ingest"
 
@@ -73,18 +72,9 @@ class IngestRateThrottle(BaseThrottle):
             return True
         limit, period = _parse_rate(settings.INGEST_THROTTLE_RATE)
         now = time.time()
-        store = str(getattr(caches["default"], "_servers", ["local"])[0])
-        if now < _down_until.get(store, 0.0):
-            return True
         window = int(now // period)
-        try:
-            count = _window_count(f"throttle:{self.scope}:{ident}:{window}", period)
-        except (RedisError, OSError) as exc:
-            # Skip the counter for a while instead of paying a connect timeout per request.
-            _down_until[store] = now + RETRY_AFTER_SECONDS
-            logger.warning(
-                "Ingestion throttle off for %.0f s: its cache is unreachable (%s).", RETRY_AFTER_SECONDS, exc
-            )
+        count = _window_count(f"throttle:{self.scope}:{ident}:{window}", period)
+        if count is None:
             return True
         self._wait = (window + 1) * period - now
         return count <= limit

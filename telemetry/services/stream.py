@@ -23,11 +23,22 @@ from . import storage
 
 logger = logging.getLogger(__name__)
 
-# After a failed XADD the endpoints write directly for this long instead of paying a
-# connection timeout on every request while Redis is down.
+# After a failed call to a Redis server, the request path leaves it alone for this long
+# (the endpoints write directly, the throttle counts nothing) instead of paying a connection
+# timeout on every request while it is down.
 REDIS_RETRY_AFTER_SECONDS = 5.0
 _clients: dict = {}
 _down_until: dict = {}
+
+
+def redis_resting(url: str) -> bool:
+    """Whether the request path should leave the Redis at `url` alone for now."""
+    return time.monotonic() < _down_until.get(url, 0.0)
+
+
+def redis_failed(url: str, what: str, exc: Exception) -> None:
+    logger.warning("%s: Redis unreachable, not tried again for %.0f s (%s)", what, REDIS_RETRY_AFTER_SECONDS, exc)
+    _down_until[url] = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
 
 
 def redis_client(url: str | None = None) -> redis.Redis:
@@ -44,14 +55,13 @@ def events_enqueue(org_id: int, rows: list, users: list) -> bool:
     """XADD one request's normalised events; False when Redis is not configured or not
     reachable (the caller then writes directly)."""
     url = settings.REDIS_URL
-    if not url or time.monotonic() < _down_until.get(url, 0.0):
+    if not url or redis_resting(url):
         return False
     payload = orjson.dumps({"org": org_id, "events": rows, "users": users})
     try:
         redis_client(url).xadd(settings.INGEST_STREAM, {"d": payload})
     except redis.RedisError as exc:
-        logger.warning("ingest stream unavailable, writing directly for %.0f s: %s", REDIS_RETRY_AFTER_SECONDS, exc)
-        _down_until[url] = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
+        redis_failed(url, "ingest stream (events are written directly)", exc)
         return False
     return True
 
