@@ -156,10 +156,10 @@ def _text_error(value, limit):
 
 
 def _validate(ctx, items):
-    """One pass over the items → (rows, users, errors, duplicates, refs).
+    """One pass over the items → (rows, users, errors, duplicates).
 
     rows: normalised events (feature still as `_ref`, end user as `_user`);
-    users: {external_id: upsert row}; refs: the feature refs of the valid rows.
+    users: {external_id: upsert row}.
     """
     errors = []
     rows = []
@@ -426,8 +426,7 @@ def _unknown_feature(index, ref_field, ref):
 
 def _strip_private(rows):
     """Remove what only validation needed; returns it as `(index, ref field, ref)` per row."""
-    private = [(row.pop("_index"), row.pop("_ref_field"), row.pop("_ref")) for row in rows]
-    return private
+    return [(row.pop("_index"), row.pop("_ref_field"), row.pop("_ref")) for row in rows]
 
 
 def _recheck_cached_features(org, rows, private, errors):
@@ -517,12 +516,7 @@ def _write_direct(org, rows, users) -> int:
             # held while the events are written, or concurrent requests for the same users
             # queue up behind each other.
             user_ids = storage.end_users_upsert(org, users.values(), distinct=True) if users else {}
-            if past_days(rows, today_start):
-                with transaction.atomic():  # late events and their re-rollup marks commit together
-                    inserted = _write_events(org, rows, user_ids, today_start)
-            else:
-                # The insert is its own transaction: no savepoint round trips around it.
-                inserted = storage.events_insert(rows=rows_finalize(rows, user_ids))
+            inserted = _write_events(org, rows, user_ids, today_start)
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
     except DatabaseError as exc:
@@ -535,9 +529,13 @@ def _write_direct(org, rows, users) -> int:
 
 
 def _write_events(org, rows, user_ids, today_start) -> int:
-    inserted = storage.events_insert(rows=rows_finalize(rows, user_ids))
+    rows = rows_finalize(rows, user_ids)
     days = past_days(rows, today_start)
-    if days:
+    if not days:
+        # The insert is its own transaction (no savepoint round trips around it).
+        return storage.events_insert(rows=rows)
+    with transaction.atomic():  # late events and their re-rollup marks commit together
+        inserted = storage.events_insert(rows=rows)
         storage.days_mark_dirty(org.pk, days)
     return inserted
 

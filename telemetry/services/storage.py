@@ -437,27 +437,6 @@ def _metadata_json(metadata) -> str:
     return orjson.dumps(metadata).decode()
 
 
-def _same(value):
-    return value
-
-
-def _event_tuple(row, now, as_uuid=_same, as_datetime=_same):
-    """A row's values in EVENT_COLUMNS order, defaults filled in; `as_uuid`/`as_datetime`
-    turn the uuid and the two timestamps into what the backend's driver takes."""
-    return (
-        as_uuid(row.get("uuid") or uuid_lib.uuid4()),
-        row["organization_id"],
-        row["feature_id"],
-        row.get("end_user_id"),
-        row.get("event_type") or "interaction",
-        row.get("session_id") or "",
-        row.get("session_duration"),
-        _metadata_json(row.get("metadata")),
-        as_datetime(row["timestamp"]),
-        as_datetime(row.get("received_at") or now),
-    )
-
-
 # COPY's text format: a backslash, tab, newline or carriage return inside a value must be
 # escaped; NUL cannot be stored at all (ingestion refuses it).
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -484,21 +463,18 @@ def _copy_payload(rows, now) -> bytes:
             text = iso[value] = value.isoformat()
         return text
 
-    received_default = now
     lines = []
     append = lines.append
     for row in rows:
         end_user = row.get("end_user_id")
         duration = row.get("session_duration")
-        metadata = row.get("metadata")
-        if not isinstance(metadata, str):
-            metadata = _metadata_json(metadata)
         append(
             f"{row.get('uuid') or uuid_lib.uuid4()}\t{row['organization_id']}\t{row['feature_id']}\t"
             f"{_COPY_NULL if end_user is None else end_user}\t"
             f"{_copy_text(row.get('event_type') or 'interaction')}\t{_copy_text(row.get('session_id') or '')}\t"
-            f"{_COPY_NULL if duration is None else repr(float(duration))}\t{_copy_text(metadata)}\t"
-            f"{when(row['timestamp'])}\t{when(row.get('received_at') or received_default)}\n"
+            f"{_COPY_NULL if duration is None else repr(float(duration))}\t"
+            f"{_copy_text(_metadata_json(row.get('metadata')))}\t"
+            f"{when(row['timestamp'])}\t{when(row.get('received_at') or now)}\n"
         )
     return "".join(lines).encode()
 
@@ -555,12 +531,28 @@ def _sqlite_uuid(value):
     return value.replace("-", "").lower() if len(value) == 36 else uuid_lib.UUID(value).hex
 
 
+def _sqlite_row(row, now):
+    """A row's values in EVENT_COLUMNS order as SQLite stores them, defaults filled in."""
+    return (
+        _sqlite_uuid(row.get("uuid") or uuid_lib.uuid4()),
+        row["organization_id"],
+        row["feature_id"],
+        row.get("end_user_id"),
+        row.get("event_type") or "interaction",
+        row.get("session_id") or "",
+        row.get("session_duration"),
+        _metadata_json(row.get("metadata")),
+        _sqlite_datetime(row["timestamp"]),
+        _sqlite_datetime(row.get("received_at") or now),
+    )
+
+
 def _events_insert_sqlite(rows) -> int:
     """`INSERT OR IGNORE` through one `executemany` — the statement
     `bulk_create(ignore_conflicts=True)` runs, without building a model instance per row or
     splitting the rows into 999-parameter statements (that tripled the CPU per event)."""
     now = timezone.now()
-    params = [_event_tuple(row, now, _sqlite_uuid, _sqlite_datetime) for row in rows]
+    params = [_sqlite_row(row, now) for row in rows]
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
     marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
