@@ -397,7 +397,7 @@ def _redis_cache(location):
 
 
 @pytest.mark.redis
-def test_throttle_counts_on_the_real_redis_in_one_round_trip(settings, redis_url, key_client, org):
+def test_throttle_counts_on_the_real_redis(settings, redis_url, key_client, org):
     import redis
 
     settings.CACHES = _redis_cache(redis_url)
