@@ -244,6 +244,17 @@ def invitation_create(*, org: Organization, email: str, role: str, invited_by: U
     return invitation, token
 
 
+def invitation_send(
+    *, org: Organization, email: str, role: str, invited_by: User | None, accept_url_for
+) -> tuple[Invitation, str, str | None]:
+    """Create an invitation and e-mail its link: `(invitation, token, accept_url)`.
+    `accept_url_for(token)` builds the link (the caller knows the host), or gives None."""
+    invitation, token = invitation_create(org=org, email=email, role=role, invited_by=invited_by)
+    accept_url = accept_url_for(token)
+    invitation_notify(invitation=invitation, accept_url=accept_url)
+    return invitation, token, accept_url
+
+
 def invitation_revoke(*, org: Organization, invitation_id: int) -> None:
     invitation = Invitation.objects.filter(organization=org, pk=invitation_id).first()
     if invitation is None:

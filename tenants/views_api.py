@@ -188,11 +188,13 @@ def _invite_schema(summary):
 
 def _invite(view, request):
     data = validated(s.InvitationCreateSerializer, request)
-    invitation, token = services.invitation_create(
-        org=view.org, email=data["email"], role=data["role"], invited_by=request.user
+    invitation, token, accept_url = services.invitation_send(
+        org=view.org,
+        email=data["email"],
+        role=data["role"],
+        invited_by=request.user,
+        accept_url_for=lambda token: _accept_url(request, token),
     )
-    accept_url = _accept_url(request, token)
-    services.invitation_notify(invitation=invitation, accept_url=accept_url)
     invitation.token = token
     invitation.accept_url = accept_url
     return Response(s.InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)

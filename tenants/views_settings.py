@@ -229,14 +229,16 @@ def invitation_create(request):
     form = InvitationForm(request.POST)
     if form.is_valid():
         try:
-            invitation, token = tenant_services.invitation_create(
-                org=org, email=form.cleaned_data["email"], role=form.cleaned_data["role"], invited_by=request.user
+            invitation, _token, accept_url = tenant_services.invitation_send(
+                org=org,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                invited_by=request.user,
+                accept_url_for=lambda token: request.build_absolute_uri(reverse("invitation-accept", args=[token])),
             )
         except DomainError as exc:
             form_add_domain_error(form, exc)
         else:
-            accept_url = request.build_absolute_uri(reverse("invitation-accept", args=[token]))
-            tenant_services.invitation_notify(invitation=invitation, accept_url=accept_url)
             return _members_response(request, new_invitation=invitation, accept_url=accept_url)
     return _members_response(request, invite_form=form)
 
