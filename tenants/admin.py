@@ -1,8 +1,11 @@
 """Django admin for platform staff: every tenant's organisations, people, keys and
 invitations. Secrets are never shown (only hashes are stored) and keys/invitations are not
-created here, because their one-time secret would have nowhere to be shown."""
+created here, because their one-time secret would have nowhere to be shown.
+
+The admin site's staff login is set here too (tenants owns sign-in): it is throttled."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count
@@ -10,6 +13,16 @@ from django.utils import timezone
 
 from . import services
 from .models import ApiKey, Invitation, Organization, User
+from .views_pages import ThrottledLoginFormMixin
+
+
+class ThrottledAdminLoginForm(ThrottledLoginFormMixin, AdminAuthenticationForm):
+    pass
+
+
+# The staff login is throttled like every other login path; `views_pages.admin_login` (routed
+# in front of the admin's own login URL) turns a throttled form into a 429.
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 @admin.register(Organization)
