@@ -11,6 +11,7 @@ from telemetry.services import storage
 from tenants import services as tenant_services
 from tenants.authentication import tokens_for
 from tenants.models import Role, User
+from usage_platform.redis_backoff import redis_backoff_reset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -43,6 +44,8 @@ def _isolated_settings(settings, tmp_path):
     tenant_services.api_key_cache.clear()
     storage.feature_cache.clear()
     storage.end_user_cache.clear()
+    # A Redis a test stopped leaves its URL resting; the next server may get the same port.
+    redis_backoff_reset()
     yield
     tenant_services.api_key_cache.clear()
     storage.feature_cache.clear()

@@ -272,9 +272,27 @@ def insight_current(org, *, refresh: bool = False) -> Insight:
         cached = cache.get(key)
         if cached is not None:
             return cached
+        stored = _insight_recent(org)
+        if stored is not None:
+            return stored
     insight = insight_generate(org)
     cache.set(key, insight, timeout=settings.INSIGHTS_CACHE_TTL)
     return insight
+
+
+def _insight_recent(org) -> Insight | None:
+    """The stored insight when it is still young enough to be current (re-cached for the rest
+    of its time). The cache can lose it (evicted, Redis restarted or unreachable); without
+    this, every page view would then generate, store and pay Gemini for a new one."""
+    ttl = settings.INSIGHTS_CACHE_TTL
+    if ttl <= 0:
+        return None
+    now = timezone.now()
+    stored = Insight.objects.filter(organization=org, created_at__gt=now - timedelta(seconds=ttl)).first()
+    if stored is not None:
+        remaining = ttl - (now - stored.created_at).total_seconds()
+        cache.set(cache_key(org), stored, timeout=max(1, int(remaining)))
+    return stored
 
 
 def insight_payload(insight: Insight) -> dict:

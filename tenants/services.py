@@ -14,9 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from usage_platform.client_address import client_address
 from usage_platform.exceptions import DomainError, NotFound, Unauthorized
 from usage_platform.local_cache import LocalCache
 
+from . import login_throttle
 from .models import ApiKey, Invitation, Organization, Role, User
 
 logger = logging.getLogger(__name__)
@@ -74,10 +76,15 @@ def organization_update(*, org: Organization, **fields) -> Organization:
 
 def auth_login(*, username: str, password: str, request=None) -> User:
     """The active user with these credentials; one message for every failure so the answer
-    does not tell whether an e-mail is registered."""
+    does not tell whether an e-mail is registered. Raises LoginThrottled (429) while this
+    account or the client's address has failed too often (`login_throttle`)."""
+    address = client_address(request)
+    login_throttle.login_throttle_check(email=username, address=address)
     user = authenticate(request, username=username.strip(), password=password)
     if user is None:
+        login_throttle.login_failure_record(email=username, address=address)
         raise Unauthorized("Incorrect e-mail or password.")
+    login_throttle.login_success_record(email=username, address=address)
     update_last_login(None, user)
     return user
 

@@ -8,12 +8,13 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from usage_platform.api import ERROR, declared_length, list_schema, no_content, validated
+from usage_platform.client_address import address_bucket, client_address
 from usage_platform.exceptions import Forbidden, PayloadTooLarge
 from usage_platform.pagination import paginate
+from usage_platform.rate_limit import WindowRateThrottle
 
 from . import queries, services
 from . import serializers as s
@@ -26,14 +27,19 @@ from .permissions import OrgAPIView
 AUTH_MAX_BODY_BYTES = 16 * 1024
 
 
-class AuthThrottle(ScopedRateThrottle):
-    """The `auth` scope of REST_FRAMEWORK's rates, read per request (DRF reads its rates once at
-    import), so a changed AUTH_THROTTLE_RATE or a test's settings override takes effect."""
+class AuthThrottle(WindowRateThrottle):
+    """The `auth` rate of REST_FRAMEWORK's rates per client address (X-Forwarded-For only from
+    TRUSTED_PROXIES), read per request (DRF reads its rates once at import), so a changed
+    AUTH_THROTTLE_RATE or a test's settings override takes effect."""
 
-    scope_attr = "throttle_scope"
+    scope = "auth"
+    what = "auth throttle off (requests pass uncounted)"
 
-    def get_rate(self):
+    def rate(self):
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def ident(self, request):
+        return address_bucket(client_address(request))
 
 
 class PublicAuthView(APIView):
@@ -52,7 +58,6 @@ class PublicAuthView(APIView):
 # comment, not a docstring: drf-spectacular would publish a docstring as their description.)
 class ThrottledAuthView(PublicAuthView):
     throttle_classes = [AuthThrottle]
-    throttle_scope = "auth"
 
 
 def _session(user):

@@ -8,15 +8,19 @@ server again (and lands on the login page) instead of showing a cached copy.
 
 from functools import wraps
 
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from usage_platform.client_address import client_address
 from usage_platform.exceptions import Forbidden, NotFound
 
+from . import login_throttle
 from .models import Role
 
 ROLE_DENIED = {
@@ -71,8 +75,47 @@ def domain_errors_as_pages(view):
     return wrapped
 
 
+class ThrottledLoginFormMixin:
+    """For Django's AuthenticationForm and its admin variant: the login throttle around the
+    password check (`login_throttle`). While throttled the form is invalid with the
+    "throttled" error and `retry_after` set, and the password is not checked at all."""
+
+    retry_after = 0
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        if username is None or not self.cleaned_data.get("password"):
+            return super().clean()
+        address = client_address(self.request)
+        try:
+            login_throttle.login_throttle_check(email=username, address=address)
+        except login_throttle.LoginThrottled as exc:
+            self.retry_after = exc.wait
+            raise ValidationError(exc.detail, code="throttled")
+        try:
+            return super().clean()
+        finally:
+            if self.user_cache is None:
+                login_throttle.login_failure_record(email=username, address=address)
+            else:
+                login_throttle.login_success_record(email=username, address=address)
+
+
+class ThrottledLoginForm(ThrottledLoginFormMixin, AuthenticationForm):
+    pass
+
+
+def login_throttled_status(response, form):
+    """429 with Retry-After for a login page re-rendered because its form was throttled."""
+    if form is not None and form.retry_after:
+        response.status_code = 429
+        response["Retry-After"] = str(form.retry_after)
+    return response
+
+
 class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
+    form_class = ThrottledLoginForm
     redirect_authenticated_user = True
 
     def dispatch(self, request, *args, **kwargs):
@@ -80,6 +123,16 @@ class LoginView(auth_views.LoginView):
         # The login form carries a CSRF token tied to the session: never serve it from a cache.
         add_never_cache_headers(response)
         return response
+
+    def form_invalid(self, form):
+        return login_throttled_status(super().form_invalid(form), form)
+
+
+def admin_login(request):
+    """The Django admin's login (its form is ThrottledAdminLoginForm, set in tenants/admin.py)
+    answering 429 while throttled, as the other login paths do."""
+    response = admin.site.login(request)
+    return login_throttled_status(response, (getattr(response, "context_data", None) or {}).get("form"))
 
 
 class LogoutView(auth_views.LogoutView):

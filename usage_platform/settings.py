@@ -5,6 +5,7 @@ Celery broker, so `make demo` needs no other service. Production sets DATABASE_U
 (PostgreSQL) and REDIS_URL. `.env.example` documents every variable read here.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -102,12 +103,15 @@ AUTH_USER_MODEL = "tenants.User"
 REDIS_URL = env("REDIS_URL", default="")
 
 if REDIS_URL:
+    # Django's Redis cache where an unreachable Redis is a miss (usage_platform/cache.py). A
+    # live Redis accepts a connection in well under a millisecond: waiting longer only delays
+    # the request that finds it gone (the ones after it skip Redis for a few seconds).
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "usage_platform.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="up"),
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 2},
         }
     }
 else:
@@ -179,6 +183,20 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 INVITATION_TTL = timedelta(days=env.int("INVITATION_TTL_DAYS", default=7))
+
+# The reverse proxies / load balancers in front of the web processes (IPs or CIDRs). Only a
+# request whose direct peer is one of them has its client address read from X-Forwarded-For
+# (the right-most address that is not a trusted proxy); otherwise the header is ignored,
+# since anyone can send it. Empty: the peer is the client.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    ipaddress.ip_network(_proxy.strip(), strict=False)  # a typo stops the start, not the limits
+# Failed log-ins allowed (on the API, the pages and the admin alike) per account and per
+# client address within a sliding window; 0 turns a limit off. See docs/decisions.md.
+LOGIN_ACCOUNT_FAILURES = env.int("LOGIN_ACCOUNT_FAILURES", default=10)
+LOGIN_ACCOUNT_WINDOW_SECONDS = env.int("LOGIN_ACCOUNT_WINDOW_SECONDS", default=15 * 60)
+LOGIN_ADDRESS_FAILURES = env.int("LOGIN_ADDRESS_FAILURES", default=30)
+LOGIN_ADDRESS_WINDOW_SECONDS = env.int("LOGIN_ADDRESS_WINDOW_SECONDS", default=5 * 60)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -124,6 +124,22 @@ def test_cache_holds_for_its_ttl(org, usage, gemini, settings):
     assert Insight.objects.filter(organization=org).count() == 2
 
 
+def test_a_lost_cache_entry_reuses_the_stored_insight_within_its_ttl(org, usage, gemini, settings):
+    from django.core.cache import cache
+
+    settings.INSIGHTS_CACHE_TTL = 60
+    with gemini([(200, gemini_answer("- first"), 0), (200, gemini_answer("- second"), 0)]) as srv:
+        first = narrative.insight_current(org)
+        cache.clear()  # evicted, or Redis restarted empty or unreachable
+        again = narrative.insight_current(org)
+        assert again.pk == first.pk and len(srv.requests) == 1
+        assert cache.get(narrative.cache_key(org)).pk == first.pk  # cached again
+        Insight.objects.filter(pk=first.pk).update(created_at=first.created_at - timedelta(seconds=61))
+        cache.clear()
+        assert narrative.insight_current(org).bullets == ["second"]
+    assert Insight.objects.filter(organization=org).count() == 2
+
+
 def test_refresh_bypasses_the_cache(org, usage):
     first = narrative.insight_current(org)
     assert narrative.insight_current(org, refresh=True).pk != first.pk

@@ -7,7 +7,6 @@ before `XACK`) stores nothing twice: the insert skips `(organization_id, uuid)` 
 """
 
 import logging
-import time
 import uuid as uuid_lib
 from datetime import UTC, datetime
 
@@ -17,38 +16,12 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
 from tenants.models import Organization
+from usage_platform.redis_backoff import redis_client, redis_failed, redis_resting
 
 from ..models import Feature
 from . import storage
 
 logger = logging.getLogger(__name__)
-
-# After a failed call to a Redis server, the request path leaves it alone for this long
-# (the endpoints write directly, the throttle counts nothing) instead of paying a connection
-# timeout on every request while it is down.
-REDIS_RETRY_AFTER_SECONDS = 5.0
-_clients: dict = {}
-_down_until: dict = {}
-
-
-def redis_resting(url: str) -> bool:
-    """Whether the request path should leave the Redis at `url` alone for now."""
-    return time.monotonic() < _down_until.get(url, 0.0)
-
-
-def redis_failed(url: str, what: str, exc: Exception) -> None:
-    logger.warning("%s: Redis unreachable, not tried again for %.0f s (%s)", what, REDIS_RETRY_AFTER_SECONDS, exc)
-    _down_until[url] = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
-
-
-def redis_client(url: str | None = None) -> redis.Redis:
-    """A shared client per URL (redis-py's pool is thread-safe and resets after fork)."""
-    url = url or settings.REDIS_URL
-    client = _clients.get(url)
-    if client is None:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0)
-        _clients[url] = client
-    return client
 
 
 def events_enqueue(org_id: int, rows: list, users: list) -> bool:
