@@ -302,7 +302,21 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
 # First retry delay; each further attempt doubles it (capped at one hour).
 WEBHOOK_BACKOFF_SECONDS = env.int("WEBHOOK_BACKOFF_SECONDS", default=30)
 
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# E-mail. Invitation e-mails carry a link that joins the organisation (as admin, too), so the
+# embedded default writes messages to files only the server's user can read (var/mail), never
+# to the log. Production sends through SMTP: EMAIL_URL=smtp+tls://user:password@host:587.
+EMAIL_URL = env("EMAIL_URL", default="")
+EMAIL_BACKEND = "usage_platform.mail.PrivateFileEmailBackend"
+EMAIL_FILE_PATH = str(BASE_DIR / env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail")))
+if EMAIL_URL:
+    _smtp = environ.Env.email_url_config(EMAIL_URL)
+    EMAIL_BACKEND = _smtp["EMAIL_BACKEND"]
+    EMAIL_HOST, EMAIL_PORT = _smtp["EMAIL_HOST"], _smtp["EMAIL_PORT"]
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _smtp["EMAIL_HOST_USER"], _smtp["EMAIL_HOST_PASSWORD"]
+    EMAIL_USE_TLS, EMAIL_USE_SSL = _smtp.get("EMAIL_USE_TLS", False), _smtp.get("EMAIL_USE_SSL", False)
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="") or EMAIL_BACKEND
+# Invitations are e-mailed inside the request: a mail server that hangs must not hang it.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@usage-platform.local")
 
 # --- Static, i18n, logging -------------------------------------------------------------

@@ -2,7 +2,6 @@
 a token forged with the old default key refused, `check --deploy` clean with the production
 block of .env.example, and the security headers on responses."""
 
-import importlib.util
 import os
 import re
 import secrets
@@ -15,23 +14,10 @@ import jwt
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from usage_platform.testing import settings_load
+
 ROOT = Path(__file__).resolve().parents[2]
 OLD_DEFAULT_KEY = "dev-insecure-change-me-in-production-0123456789abcdef"
-# Everything the settings' key logic reads; each test sets all of them, so neither the
-# runner's environment nor a developer's .env (read without overwriting) leaks in.
-KEY_VARIABLES = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "JWT_SIGNING_KEY")
-
-
-def settings_load(monkeypatch, **env):
-    """Executes usage_platform/settings.py afresh with `env` (unset variables are empty)."""
-    for name in KEY_VARIABLES:
-        monkeypatch.setenv(name, env.pop(name, ""))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    spec = importlib.util.spec_from_file_location("settings_probe", ROOT / "usage_platform" / "settings.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_no_secret_key_with_debug_off_refuses_to_start(monkeypatch):
@@ -39,9 +25,7 @@ def test_no_secret_key_with_debug_off_refuses_to_start(monkeypatch):
         settings_load(monkeypatch, DEBUG="false")
 
 
-@pytest.mark.parametrize(
-    "key", [OLD_DEFAULT_KEY, "change-me-to-a-long-random-string", "django-insecure-" + "x" * 50]
-)
+@pytest.mark.parametrize("key", [OLD_DEFAULT_KEY, "change-me-to-a-long-random-string", "django-insecure-" + "x" * 50])
 def test_published_keys_are_refused(monkeypatch, key):
     with pytest.raises(ImproperlyConfigured, match="published"):
         settings_load(monkeypatch, DEBUG="false", SECRET_KEY=key)
