@@ -39,7 +39,8 @@ def test_admin_invitation_reaches_a_private_file_and_no_log(settings, tmp_path, 
     settings.EMAIL_BACKEND = "usage_platform.mail.PrivateFileEmailBackend"
     settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
     caplog.set_level(logging.DEBUG)
-    response = admin_client.post("/api/v1/org/invitations", {"email": "boss@acme.example", "role": "admin"}, format="json")
+    body = {"email": "boss@acme.example", "role": "admin"}
+    response = admin_client.post("/api/v1/org/invitations", body, format="json")
     assert response.status_code == 201
     token, link = response.json()["token"], response.json()["accept_url"]
     assert token in link  # shown once, to the admin who invited
