@@ -48,8 +48,9 @@ def _secret_key() -> str:
     if not key:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set and DEBUG is off. Set SECRET_KEY (or SECRET_KEY_FILE) in the "
-            "environment or in .env, e.g. SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))'). "
-            "`make demo` and `make run` keep one in var/secret_key for you."
+            "environment or in .env, e.g. SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+            "or SECRET_KEY_FILE=var/secret_key (which `make demo` and `make run` create), or DEBUG=true on a "
+            "development machine."
         )
     if _published(key):
         raise ImproperlyConfigured("SECRET_KEY is a published example value; set a random one (DEBUG is off).")
