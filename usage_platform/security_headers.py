@@ -3,6 +3,8 @@
 Django 5.2 has no CSP support (Django 6 adds it, reading the same SECURE_CSP dict). A view
 that needs another policy (Swagger UI) sets its own header, which is kept."""
 
+from functools import wraps
+
 from django.conf import settings
 
 
@@ -46,7 +48,6 @@ class SecurityHeadersMiddleware:
 def csp_extended(view, **extra: list[str]):
     """`view` answering with the site's policy plus `extra` sources (keyword `img_src` is the
     `img-src` directive), for one route that needs more than the app pages."""
-    from functools import wraps
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
