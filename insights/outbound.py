@@ -62,6 +62,9 @@ _V6_REFUSED = tuple(
 # fec0::/10 (site-local), ff00::/8 (multicast).
 
 
+NOT_PUBLIC = "The URL points at a private, loopback or link-local address (or another non-public one)."
+
+
 class AddressRefused(Exception):
     """The URL's host is, or resolves to, an address outside public unicast space."""
 
@@ -122,7 +125,7 @@ def target_resolve(url: str, *, allow_private: bool) -> Target:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
         if not allow_private and not address_is_public(sockaddr[0]):
-            raise AddressRefused("The URL points at a private, loopback, link-local or reserved address.")
+            raise AddressRefused(NOT_PUBLIC)
         if (family, sockaddr) not in sockaddrs:
             sockaddrs.append((family, sockaddr))
     if not sockaddrs:
