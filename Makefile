@@ -13,6 +13,12 @@ DEMO_ORGS ?= 3
 DEMO_LIMIT ?= 30000
 DEMO_RECENT_DAYS ?= 45
 
+# Settings refuse to start without SECRET_KEY when DEBUG is off. The targets that run the
+# platform use a random key made once in var/secret_key (readable only by you), unless
+# SECRET_KEY is already set in the environment or .env. Tests make their own.
+SECRET_KEY_FILE ?= $(CURDIR)/var/secret_key
+export SECRET_KEY_FILE
+
 .PHONY: install browser demo test test-fast lint run worker beat consumer bench clean
 
 $(VENV)/.installed: requirements.txt
@@ -22,6 +28,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+$(SECRET_KEY_FILE):
+	@mkdir -p $(@D)
+	@umask 077; $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@.tmp && mv $@.tmp $@
 
 # Browser tests drive Debian's Chromium; never a browser downloaded by a tool.
 browser:
@@ -35,7 +45,7 @@ browser:
 	  fi; \
 	fi
 
-demo: install
+demo: install $(SECRET_KEY_FILE)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_movielens --orgs $(DEMO_ORGS) --limit $(DEMO_LIMIT) --recent-days $(DEMO_RECENT_DAYS)
@@ -49,23 +59,23 @@ test: install browser
 test-fast: install
 	$(PY) -m pytest -m "not browser"
 
-lint: install
+lint: install $(SECRET_KEY_FILE)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
-run: install
+run: install $(SECRET_KEY_FILE)
 	$(PY) manage.py migrate --noinput
 	$(VENV)/bin/gunicorn usage_platform.wsgi --bind 127.0.0.1:$(DEMO_PORT) --workers 3
 
-worker: install
+worker: install $(SECRET_KEY_FILE)
 	$(VENV)/bin/celery -A usage_platform worker --loglevel INFO
 
-beat: install
+beat: install $(SECRET_KEY_FILE)
 	$(VENV)/bin/celery -A usage_platform beat --loglevel INFO
 
-consumer: install
+consumer: install $(SECRET_KEY_FILE)
 	$(PY) manage.py consume_events
 
 clean:

@@ -3,6 +3,7 @@ an ingestion key, a second organisation to prove isolation, and API clients for 
 
 import itertools
 import os
+import time
 
 import pytest
 from rest_framework.test import APIClient
@@ -207,6 +208,27 @@ def browser_page(page, live_server):
     page.set_default_timeout(10_000)
     yield page
     assert not problems, "browser reported problems:\n" + "\n".join(problems)
+
+
+def wait_until(page, expression, timeout=10_000):
+    """`page.wait_for_function` that works under the site's Content-Security-Policy.
+
+    Playwright runs wait_for_function's predicate with `new Function` inside the page, which a
+    policy without 'unsafe-eval' blocks; `page.evaluate` goes through DevTools and is not
+    subject to it. Polls `expression` (an expression or a function source) every 50 ms."""
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except Error as exc:  # a navigation replaced the page between two polls
+            if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} ms waiting for: {expression}")
+        page.wait_for_timeout(50)
 
 
 def browser_login(page, live_server, user, password=PASSWORD):

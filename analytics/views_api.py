@@ -2,9 +2,6 @@
 function of `analytics.queries` (or the rollup service) for `self.org`, and renders it.
 `?format=csv` on user-activity, feature-usage and timeseries downloads the rows as CSV."""
 
-import csv
-import io
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -12,6 +9,7 @@ from rest_framework.response import Response
 
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
+from usage_platform.csv_export import csv_render
 
 from . import params, queries, rollup
 
@@ -24,14 +22,8 @@ class CSVRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        rows = data if isinstance(data, list) else [data]
-        out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()), extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        return out.getvalue().encode(self.charset)
+        # csv_render escapes text cells a spreadsheet would run as formulas.
+        return csv_render(data if isinstance(data, list) else [data]).encode(self.charset)
 
 
 def _date_params(*, default_note="last 30 days"):

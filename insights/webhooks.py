@@ -14,13 +14,10 @@ request cannot carry a fresh one).
 
 import hashlib
 import hmac
-import ipaddress
+import http.client
 import json
 import secrets
-import socket
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -29,6 +26,7 @@ from django.utils import timezone
 
 from usage_platform.exceptions import DomainError, NotFound
 
+from . import outbound
 from .models import Webhook, WebhookDelivery
 
 EVENTS = tuple(Webhook.Event.values)
@@ -38,17 +36,11 @@ USER_AGENT = "UsagePlatform-Webhooks/1"
 # --- URL safety -------------------------------------------------------------------------
 
 
-def _address_is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local)
-
-
 def url_check(url: str) -> str:
     """Raise DomainError (400, field `url`) unless `url` is http(s) and every address its
-    host resolves to is public. settings.WEBHOOK_ALLOW_PRIVATE lifts the address rule
-    (local development and tests); the scheme rule always holds."""
+    host resolves to is public (`outbound.address_is_public`: IPv6 forms of private space
+    included). settings.WEBHOOK_ALLOW_PRIVATE lifts the address rule (local development and
+    tests); the scheme rule always holds. Deliveries check again (DNS answers change)."""
 
     def refuse(message):
         raise DomainError(message, errors={"url": [message]})
@@ -66,18 +58,18 @@ def url_check(url: str) -> str:
     if parts.username or parts.password:
         refuse("Credentials in the URL are not allowed; use the signing secret.")
     try:
-        port = parts.port
+        if parts.port == 0:
+            refuse("The URL's port is invalid.")
     except ValueError:
         refuse("The URL's port is invalid.")
     if settings.WEBHOOK_ALLOW_PRIVATE:
         return url
     try:
-        infos = socket.getaddrinfo(parts.hostname, port or (443 if parts.scheme == "https" else 80))
-    except (socket.gaierror, UnicodeError, OSError):
-        refuse("The URL's host does not resolve.")
-    addresses = {info[4][0] for info in infos}
-    if not addresses or not all(_address_is_public(a) for a in addresses):
-        refuse("The URL points at a private, loopback or link-local address.")
+        outbound.target_resolve(url, allow_private=False)
+    except outbound.Unresolvable as exc:
+        refuse(str(exc))
+    except outbound.AddressRefused as exc:
+        refuse(str(exc))
     return url
 
 
@@ -187,16 +179,6 @@ def request_build(webhook: Webhook, event: str, payload: dict, *, delivery_id: s
     return body, headers
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect could lead to a private address after the URL check: never follow one."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
-
-
 def backoff_seconds(attempt: int) -> int:
     """WEBHOOK_BACKOFF_SECONDS (30 s) after the first attempt, then doubling: 60 s, 120 s, …
     capped at one hour."""
@@ -209,18 +191,23 @@ def webhook_deliver(webhook: Webhook, event: str, payload: dict, *, attempt: int
     errors, timeouts and 5xx are retried until WEBHOOK_MAX_ATTEMPTS."""
     body, headers = request_build(webhook, event, payload, delivery_id=delivery_id)
     status_code, error = None, ""
+    allow_private = settings.WEBHOOK_ALLOW_PRIVATE
     try:
-        url_check(webhook.url)  # DNS may have changed since the webhook was saved
-        request = urllib.request.Request(webhook.url, data=body, headers=headers, method="POST")
-        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
-            status_code = response.status
-    except DomainError as exc:
-        error = f"refused: {exc.detail}"
-    except urllib.error.HTTPError as exc:
-        status_code = exc.code
-        error = f"HTTP {exc.code}"
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:500]
+        # One lookup per attempt, every address checked, and the connection made to a checked
+        # address: a second lookup could answer 127.0.0.1 (DNS rebinding).
+        target = outbound.target_resolve(webhook.url, allow_private=allow_private)
+        status_code = outbound.http_post_pinned(
+            target, body, headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS, allow_private=allow_private
+        )
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except outbound.AddressRefused as exc:
+        error = f"refused: {exc}"
+    except outbound.Unresolvable as exc:
+        # Name servers fail transiently too: retried like a network error.
+        error = f"unresolvable: {exc}"
+    except (OSError, http.client.HTTPException) as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
     ok = status_code is not None and 200 <= status_code < 300
     transient = not error.startswith("refused") and (
         status_code is None or status_code >= 500 or status_code in (408, 429)

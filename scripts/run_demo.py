@@ -9,6 +9,7 @@ account exists for the Django admin and prints where everything is.
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,6 +20,21 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 STAFF_EMAIL = "staff@usage-platform.demo"
 STAFF_PASSWORD = "staff-demo-password"
+
+
+def ensure_secret_key():
+    """Settings refuse to start without SECRET_KEY when DEBUG is off. Run by hand (not from
+    `make demo`, which does the same), the demo makes one random key in var/secret_key, readable
+    only by its owner, and every process it starts reads it from there."""
+    if os.environ.get("SECRET_KEY") or os.environ.get("SECRET_KEY_FILE"):
+        return
+    path = ROOT / "var" / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(50) + "\n")
+    os.environ["SECRET_KEY_FILE"] = str(path)
 
 
 def ensure_staff_account():
@@ -39,6 +55,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
+    ensure_secret_key()
     ensure_staff_account()
     (ROOT / "var" / "broker" / "queue").mkdir(parents=True, exist_ok=True)
     (ROOT / "var" / "broker" / "processed").mkdir(parents=True, exist_ok=True)

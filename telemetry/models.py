@@ -1,7 +1,10 @@
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from usage_platform.text import hidden_character_error
 
 
 class Feature(models.Model):
@@ -17,6 +20,15 @@ class Feature(models.Model):
 
     def __str__(self):
         return self.name or self.key
+
+    def clean(self):
+        # The admin's form runs this; ingestion checks the same rule per item.
+        errors = {}
+        for field in ("key", "name"):
+            if message := hidden_character_error(getattr(self, field)):
+                errors[field] = message
+        if errors:
+            raise ValidationError(errors)
 
 
 class EndUser(models.Model):

@@ -19,3 +19,7 @@ class TenantsConfig(AppConfig):
 
         post_delete.connect(_forget_api_keys, sender=ApiKey, dispatch_uid="tenants.forget_api_keys.key")
         post_delete.connect(_forget_api_keys, sender=Organization, dispatch_uid="tenants.forget_api_keys.org")
+
+        from .log_redaction import invitation_link_filter_install
+
+        invitation_link_filter_install()

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -17,8 +18,46 @@ VAR_DIR = BASE_DIR / "var"
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env("SECRET_KEY", default="dev-insecure-change-me-in-production-0123456789abcdef")
 DEBUG = env.bool("DEBUG", default=False)
+
+# SECRET_KEY signs sessions, CSRF tokens, password-reset links and (through JWT_SIGNING_KEY)
+# every API token: anyone who knows it can forge an org admin's token offline. So there is no
+# default outside DEBUG, and keys that were ever published are refused like a missing one.
+# SECRET_KEY_FILE (a path, relative to the project) suits Docker secrets and `make demo`,
+# which keeps a random key in var/secret_key.
+_PUBLISHED_KEYS = {
+    "dev-insecure-change-me-in-production-0123456789abcdef",  # the built-in default until 2026-11
+    "change-me-to-a-long-random-string",  # .env.example's placeholder until 2026-11
+}
+
+
+def _published(key: str) -> bool:
+    return key in _PUBLISHED_KEYS or key.startswith("django-insecure-")  # Django's own dev keys
+
+
+def _secret_key() -> str:
+    key = env("SECRET_KEY", default="")
+    path = env("SECRET_KEY_FILE", default="")
+    if not key and path:
+        try:
+            key = (BASE_DIR / path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"SECRET_KEY_FILE={path} cannot be read: {exc.strerror}.")
+    if DEBUG:
+        return key or "django-insecure-debug-only-key-never-used-with-debug-off"
+    if not key:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set and DEBUG is off. Set SECRET_KEY (or SECRET_KEY_FILE) in the "
+            "environment or in .env, e.g. SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+            "or SECRET_KEY_FILE=var/secret_key (which `make demo` and `make run` create), or DEBUG=true on a "
+            "development machine."
+        )
+    if _published(key):
+        raise ImproperlyConfigured("SECRET_KEY is a published example value; set a random one (DEBUG is off).")
+    return key
+
+
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -46,6 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "usage_platform.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -219,13 +259,17 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
+JWT_SIGNING_KEY = env("JWT_SIGNING_KEY", default="") or SECRET_KEY
+if not DEBUG and _published(JWT_SIGNING_KEY):
+    raise ImproperlyConfigured("JWT_SIGNING_KEY is a published example value; set a random one or leave it unset.")
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=7),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
-    "SIGNING_KEY": env("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "SIGNING_KEY": JWT_SIGNING_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
 
@@ -244,6 +288,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The health answers' `status` would otherwise collide with the other `status` enums and
+    # get a hashed name (drf_spectacular.W001, which `check --deploy` reports).
+    "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "degraded"]},
 }
 
 # --- Insights and alerts -----------------------------------------------------------------
@@ -259,7 +306,21 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
 # First retry delay; each further attempt doubles it (capped at one hour).
 WEBHOOK_BACKOFF_SECONDS = env.int("WEBHOOK_BACKOFF_SECONDS", default=30)
 
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# E-mail. Invitation e-mails carry a link that joins the organisation (as admin, too), so the
+# embedded default writes messages to files only the server's user can read (var/mail), never
+# to the log. Production sends through SMTP: EMAIL_URL=smtp+tls://user:password@host:587.
+EMAIL_URL = env("EMAIL_URL", default="")
+EMAIL_BACKEND = "usage_platform.mail.PrivateFileEmailBackend"
+EMAIL_FILE_PATH = str(BASE_DIR / env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail")))
+if EMAIL_URL:
+    _smtp = environ.Env.email_url_config(EMAIL_URL)
+    EMAIL_BACKEND = _smtp["EMAIL_BACKEND"]
+    EMAIL_HOST, EMAIL_PORT = _smtp["EMAIL_HOST"], _smtp["EMAIL_PORT"]
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _smtp["EMAIL_HOST_USER"], _smtp["EMAIL_HOST_PASSWORD"]
+    EMAIL_USE_TLS, EMAIL_USE_SSL = _smtp.get("EMAIL_USE_TLS", False), _smtp.get("EMAIL_USE_SSL", False)
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="") or EMAIL_BACKEND
+# Invitations are e-mailed inside the request: a mail server that hangs must not hang it.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@usage-platform.local")
 
 # --- Static, i18n, logging -------------------------------------------------------------
@@ -277,11 +338,68 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- HTTPS and browser security ----------------------------------------------------------
+# The defaults serve the embedded demo on plain http://127.0.0.1. Production behind HTTPS sets
+# .env.example's "Production behind HTTPS" block; `check --deploy` is clean with it (tested).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Health probes come over plain HTTP from inside the network (load balancer, compose).
+SECURE_REDIRECT_EXEMPT = [r"^health(/detailed)?$", r"^api/v1/health(/detailed)?$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Only behind a proxy that terminates TLS and sets X-Forwarded-Proto itself: anywhere else a
+# client could claim https with the header.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("SECURE_PROXY_SSL_HEADER", default=False) else None
+)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECURE)
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy on every response (usage_platform.security_headers): the pages load
+# only same-origin scripts, styles, images and fonts, and nothing inline. Written in Django 6's
+# SECURE_CSP format, so the upgrade can hand it to Django's own middleware.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+# Powerful browser features the pages never use are denied to them and to anything embedded.
+# The clipboard keeps the browsers' default (this origin only, reading behind a prompt): the
+# copy buttons write the API key, webhook secret and invitation link to it.
+PERMISSIONS_POLICY = {
+    "accelerometer": [],
+    "autoplay": [],
+    "camera": [],
+    "display-capture": [],
+    "encrypted-media": [],
+    "fullscreen": [],
+    "geolocation": [],
+    "gyroscope": [],
+    "hid": [],
+    "idle-detection": [],
+    "magnetometer": [],
+    "microphone": [],
+    "midi": [],
+    "payment": [],
+    "picture-in-picture": [],
+    "publickey-credentials-get": [],
+    "screen-wake-lock": [],
+    "serial": [],
+    "usb": [],
+    "xr-spatial-tracking": [],
+}
 
 LOGGING = {
     "version": 1,

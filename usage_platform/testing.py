@@ -1,6 +1,7 @@
 """Test helpers shared by several apps' tests (kept out of conftest.py because they are plain
 functions the tests call, not fixtures)."""
 
+import importlib.util
 import os
 import sqlite3
 import subprocess
@@ -70,3 +71,22 @@ def celery_worker(tmp_path, broker_url, **extra_env):
             worker.kill()
             worker.wait()
         app.conf.task_always_eager = True
+
+
+# Every variable the settings' secret-key and e-mail logic reads: settings_load sets each one,
+# so neither the runner's environment nor a developer's .env (read without overwriting) leaks in.
+SETTINGS_PROBE_VARIABLES = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "JWT_SIGNING_KEY", "EMAIL_URL", "EMAIL_BACKEND")
+
+
+def settings_load(monkeypatch, **env):
+    """Executes usage_platform/settings.py afresh with `env` (the variables above that it does
+    not name are empty) and returns the module, to test what the settings make of the
+    environment without restarting the test process."""
+    for name in SETTINGS_PROBE_VARIABLES:
+        monkeypatch.setenv(name, env.pop(name, ""))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location("settings_probe", ROOT / "usage_platform" / "settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from tenants.views_pages import admin_login
 
 from . import health
+from .security_headers import csp_extended
 
 # Ingestion first, then the rest of the API before the pages: Django tries patterns in order,
 # and `events/track` is the most frequent request by far. No two includes share a path.
@@ -23,7 +24,13 @@ urlpatterns = [
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves Swagger UI's set-up script from its own URL (no inline script);
+    # Swagger UI's stylesheet draws its icons from data: URIs, allowed on this route only.
+    path(
+        "api/docs/",
+        csp_extended(SpectacularSwaggerSplitView.as_view(url_name="schema"), img_src=["data:"]),
+        name="swagger-ui",
+    ),
     path("health", health.liveness, name="health"),
     path("health/detailed", health.detailed, name="health-detailed"),
     path("", include("tenants.urls_pages")),

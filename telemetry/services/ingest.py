@@ -215,6 +215,10 @@ def _validate(ctx, items):
                 bad = True
             else:
                 ref = value.strip()
+                if message := storage.feature_ref_error(ref):
+                    ref = None
+                    err("feature", message)
+                    bad = True
 
         value = item.get("uuid")
         client_uuid = value is not None

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from usage_platform.local_cache import LocalCache
+from usage_platform.text import hidden_character_error
 
 from ..models import DirtyDay, EndUser, Feature, UsageEvent
 
@@ -56,6 +57,12 @@ def _is_postgres() -> bool:
 
 
 @functools.lru_cache(maxsize=8192)
+def feature_ref_error(ref: str) -> str | None:
+    """Why a feature key or name (as sent, or typed in the admin) is refused, or None: zero-width,
+    bidi-override and other invisible characters would make two features look alike."""
+    return hidden_character_error(ref)
+
+
 def feature_key_for(ref: str) -> str:
     """The slug a feature named `ref` gets when it is created on the fly. Unicode names keep
     their letters; a name with no sluggable character gets a stable hash."""

@@ -11,7 +11,7 @@ import pytest
 
 from analytics.params import today
 from analytics.tests.pages_data import usage_make
-from conftest import browser_login, client_for, screenshot
+from conftest import browser_login, client_for, screenshot, wait_until
 from telemetry.models import Feature
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -60,7 +60,7 @@ def test_date_range_rerenders_cards_and_charts_without_a_page_load(browser_page,
     thirty_days = kpis_shown(page)
 
     page.click("[data-testid=preset-7]")
-    page.wait_for_function(f"{CHART_LABELS} === 7")
+    wait_until(page, f"{CHART_LABELS} === 7")
     assert page.evaluate("window.__noReload") == 1, "the range change reloaded the page"
     start = re.search(r"start=(\d{4}-\d{2}-\d{2})", page.url).group(1)
     end = re.search(r"end=(\d{4}-\d{2}-\d{2})", page.url).group(1)
@@ -71,16 +71,16 @@ def test_date_range_rerenders_cards_and_charts_without_a_page_load(browser_page,
     # A typed date re-renders too, and the URL keeps every filter.
     earlier = (today() - timedelta(days=59)).isoformat()
     page.fill("[data-testid=start]", earlier)
-    page.wait_for_function(f"location.search.includes('start={earlier}')")
-    page.wait_for_function(f"{CHART_LABELS} === 60")
+    wait_until(page, f"location.search.includes('start={earlier}')")
+    wait_until(page, f"{CHART_LABELS} === 60")
     page.select_option("#id_gender", "F")
-    page.wait_for_function("location.search.includes('gender=F')")
+    wait_until(page, "location.search.includes('gender=F')")
     assert f"start={earlier}" in page.url
     assert page.evaluate("window.__noReload") == 1
 
     # Back returns to the previous filters (the server renders them again).
     page.go_back()
-    page.wait_for_function("!location.search.includes('gender=F')")
+    wait_until(page, "!location.search.includes('gender=F')")
     page.wait_for_load_state("networkidle")
     assert page.input_value("#id_gender") == ""
     assert page.input_value("[data-testid=start]") == earlier
@@ -95,14 +95,14 @@ def test_user_search_narrows_the_table(browser_page, live_server, analyst_user, 
     screenshot(page, "users")
     page.evaluate("window.__noReload = 1")
     page.click("[data-testid=user-sort-user_id]")
-    page.wait_for_function("location.search.includes('sort=user_id')")
+    wait_until(page, "location.search.includes('sort=user_id')")
     page.type("[data-testid=user-search]", "user-00", delay=30)
-    page.wait_for_function("document.querySelectorAll('[data-testid=user-row]').length === 10")
+    wait_until(page, "document.querySelectorAll('[data-testid=user-row]').length === 10")
     # The search kept the sort chosen in the table header.
     assert page.text_content("[data-testid=user-row] a").strip() == "user-000"
     assert "sort=user_id" in page.url
     page.type("[data-testid=user-search]", "3", delay=30)
-    page.wait_for_function("document.querySelectorAll('[data-testid=user-row]').length === 1")
+    wait_until(page, "document.querySelectorAll('[data-testid=user-row]').length === 1")
     assert page.text_content("[data-testid=user-row] a").strip() == "user-003"
     assert "search=user-003" in page.url
     assert page.evaluate("window.__noReload") == 1
@@ -160,7 +160,7 @@ def test_pages_screenshots(browser_page, live_server, admin_user, data):
     page.goto(f"{live_server.url}/features/")
     assert page.locator("svg.sparkline").count() == 4
     page.click("[data-testid=sort-name]")
-    page.wait_for_function("location.search.includes('sort=name')")
+    wait_until(page, "location.search.includes('sort=name')")
     page.mouse.move(0, 0)  # no hover underline in the picture
     screenshot(page, "features")
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import PASSWORD, browser_login, make_member, screenshot
+from conftest import PASSWORD, browser_login, make_member, screenshot, wait_until
 from insights import services as insight_services
 from insights.models import Anomaly, WebhookDelivery
 from insights.tests.helpers import features_make, rollups_make, yesterday
@@ -49,7 +49,7 @@ def test_acknowledging_an_anomaly_persists(browser_page, live_server, admin_user
     page.goto(f"{live_server.url}/insights/")
     page.wait_for_load_state("networkidle")
     assert page.locator("[data-testid=insight-source]").inner_text() == "Heuristic"
-    page.wait_for_function("() => document.querySelectorAll('canvas[data-chart]').length >= 3")
+    wait_until(page, "() => document.querySelectorAll('canvas[data-chart]').length >= 3")
     screenshot(page, "insights")
 
     row = page.locator(f"#anomaly-{anomaly.pk}")
@@ -88,7 +88,7 @@ def test_forecast_picker_swaps_the_chart(browser_page, live_server, admin_user, 
     page.select_option("#forecast-feature", str(usage[1].pk))
     canvas = f"canvas[data-chart=forecast-spec-{usage[1].pk}]"
     page.wait_for_selector(canvas)
-    page.wait_for_function(f"() => window.Chart && Chart.getChart(document.querySelector('{canvas}'))")
+    wait_until(page, f"() => window.Chart && Chart.getChart(document.querySelector('{canvas}'))")
 
 
 def test_api_key_shown_once_and_its_curl_works(browser_page, live_server, admin_user, org):
