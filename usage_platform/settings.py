@@ -293,6 +293,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "degraded"]},
 }
 
+# --- Analytics ---------------------------------------------------------------------------
+# Upper bound on a cached dashboard figure, in seconds (0: no caching); every rollup drops
+# them all anyway, so this only bounds what a missed invalidation could leave behind.
+ANALYTICS_CACHE_TTL = env.int("ANALYTICS_CACHE_TTL", default=300)
+
 # --- Insights and alerts -----------------------------------------------------------------
 GEMINI_API_KEY = env("GEMINI_API_KEY", default="")
 GEMINI_MODEL = env("GEMINI_MODEL", default="gemini-2.5-flash")
@@ -322,6 +327,11 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="") or EMAIL_BACKEND
 # Invitations are e-mailed inside the request: a mail server that hangs must not hang it.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@usage-platform.local")
+
+# --- Demo data -----------------------------------------------------------------------------
+# A local MovieLens 100k copy (file or folder) for `seed_movielens` when the hub is
+# unreachable; empty: var/movielens/ if it holds one. Never committed (GroupLens licence).
+MOVIELENS_PATH = env("MOVIELENS_PATH", default="")
 
 # --- Static, i18n, logging -------------------------------------------------------------
 STATIC_URL = "/static/"
