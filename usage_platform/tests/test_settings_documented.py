@@ -7,6 +7,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("tenants", "telemetry", "analytics", "insights", "usage_platform")
+# Modules that read the environment by design: settings itself, gunicorn's config (read
+# before Django), the tests' subprocess helper.
+OWN_ENVIRONMENT = ("settings.py", "gunicorn.conf.py", "testing.py")
 # Read by libraries or by processes that start before Django, not by settings.py.
 EXTERNAL = {
     "HF_HUB_OFFLINE": "huggingface_hub (the seeder's hub source)",
@@ -40,7 +43,7 @@ def test_application_code_reads_settings_not_the_environment():
     offenders = []
     for app in APPS:
         for path in (ROOT / app).rglob("*.py"):
-            if "tests" in path.parts or "migrations" in path.parts or path.name in ("settings.py", "gunicorn.conf.py", "testing.py"):
+            if "tests" in path.parts or "migrations" in path.parts or path.name in OWN_ENVIRONMENT:
                 continue
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 # DJANGO_SETTINGS_MODULE is how a process finds settings.py in the first place.
