@@ -79,7 +79,10 @@ def stack_env(args) -> dict:
 
 def manage(env, *argv):
     log("manage.py " + " ".join(argv))
-    subprocess.run([PYTHON, "manage.py", *argv], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run([PYTHON, "manage.py", *argv], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith(("MovieLens", "Source", "Seeded")):  # which data the demo got
+            log("  " + line)
 
 
 def prepare(env, args):
