@@ -46,10 +46,11 @@ def filesystem_broker(tmp_path):
     return {"CELERY_BROKER_DIR": str(folder)}
 
 
+@pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_worker_heartbeat_file_and_its_health_check(tmp_path):
+def test_worker_heartbeat_file_and_its_health_check(redis_url, tmp_path):
     beats = tmp_path / "heartbeat"
-    with celery_worker(tmp_path, "filesystem://", HEARTBEAT_DIR=beats, **filesystem_broker(tmp_path)) as (worker, _):
+    with celery_worker(tmp_path, redis_url, HEARTBEAT_DIR=beats) as (worker, _):
         wait_for((beats / "worker").exists, worker)
         assert healthcheck("worker", HEARTBEAT_DIR=beats)[0] == 0
     old = time.time() - 600
