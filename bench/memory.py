@@ -31,6 +31,7 @@ import http.cookiejar
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -74,6 +75,8 @@ def stack_env(args) -> dict:
             "LOG_LEVEL": "INFO",
         }
     )
+    # Settings refuse to start without a key when DEBUG is off.
+    env.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(32))
     return env
 
 
