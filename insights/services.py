@@ -6,7 +6,7 @@ Every function takes the organisation first; reads come from the rollup tables
 (`DailyFeatureUsage`, `DailyOrgUsage`), never from raw events.
 
 numpy, pandas and the detectors (scipy) are imported inside the functions that compute:
-the URLconf imports this module, and a web process should not carry ~100 MB of numeric
+the URLconf imports this module, and a web process should not carry ~150 MB of numeric
 libraries until a request actually asks for chart data (docs/decisions.md).
 """
 
