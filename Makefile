@@ -1,5 +1,7 @@
 # Two commands for a newcomer:  `make demo`  and  `make test`.
-# Both create .venv and install the pinned requirements themselves.
+# Both create .venv and install the pinned requirements themselves: `make demo` (and run,
+# worker, beat, consumer) the runtime ones (requirements.txt), `make test` and `make lint`
+# the runtime ones plus tests and tooling (requirements-dev.txt).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -19,7 +21,7 @@ DEMO_RECENT_DAYS ?= 45
 SECRET_KEY_FILE ?= $(CURDIR)/var/secret_key
 export SECRET_KEY_FILE
 
-.PHONY: install browser demo test test-fast lint run worker beat consumer bench clean
+.PHONY: install install-dev movielens browser demo test test-fast lint run worker beat consumer bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +29,28 @@ $(VENV)/.installed: requirements.txt
 	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
 install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
 
 $(SECRET_KEY_FILE):
 	@mkdir -p $(@D)
 	@umask 077; $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@.tmp && mv $@.tmp $@
+
+# The real MovieLens 100k ships inside the recbole wheel; the seeder reads its files (no
+# torch, no recbole code). Never a requirement: the GroupLens licence forbids redistributing
+# the data, so it is fetched here when the package index answers, and the seeder falls back
+# to its synthetic generator when it does not.
+movielens: install
+	@$(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('recbole') is None)" \
+	  || $(PIP) install --quiet --no-deps --retries 1 --timeout 10 recbole==1.2.1 >/dev/null 2>&1 \
+	  || echo "MovieLens 100k: recbole==1.2.1 could not be installed (offline?); the demo data will be synthetic."
 
 # Browser tests drive Debian's Chromium; never a browser downloaded by a tool.
 browser:
@@ -45,7 +64,7 @@ browser:
 	  fi; \
 	fi
 
-demo: install $(SECRET_KEY_FILE)
+demo: install movielens $(SECRET_KEY_FILE)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_movielens --orgs $(DEMO_ORGS) --limit $(DEMO_LIMIT) --recent-days $(DEMO_RECENT_DAYS)
@@ -53,13 +72,13 @@ demo: install $(SECRET_KEY_FILE)
 	$(PY) manage.py detect_anomalies --days 30
 	$(PY) scripts/run_demo.py --port $(DEMO_PORT)
 
-test: install browser
+test: install-dev browser
 	$(PY) -m pytest
 
-test-fast: install
+test-fast: install-dev
 	$(PY) -m pytest -m "not browser"
 
-lint: install $(SECRET_KEY_FILE)
+lint: install-dev $(SECRET_KEY_FILE)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py check
@@ -67,7 +86,7 @@ lint: install $(SECRET_KEY_FILE)
 
 run: install $(SECRET_KEY_FILE)
 	$(PY) manage.py migrate --noinput
-	$(VENV)/bin/gunicorn usage_platform.wsgi --bind 127.0.0.1:$(DEMO_PORT) --workers 3
+	$(VENV)/bin/gunicorn --config usage_platform/gunicorn.conf.py --bind 127.0.0.1:$(DEMO_PORT) --workers 3 usage_platform.wsgi
 
 worker: install $(SECRET_KEY_FILE)
 	$(VENV)/bin/celery -A usage_platform worker --loglevel INFO

@@ -59,7 +59,7 @@ def cached(fn=None, *, ttl_seconds=None):
 
     @functools.wraps(fn)
     def wrapper(org, *args, **kwargs):
-        ttl = getattr(settings, "ANALYTICS_CACHE_TTL", 300)
+        ttl = settings.ANALYTICS_CACHE_TTL
         if not ttl:
             return fn(org, *args, **kwargs)
         named = sorted((k, _key_part(v)) for k, v in kwargs.items() if _key_part(v) is not None)

@@ -25,7 +25,6 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 METRICS = ("event_count", "daily_active_users", "avg_session_duration")
 # The replaced system's column order for the cross-sectional vector.
@@ -120,6 +119,10 @@ def feature_vectors(frame: pd.DataFrame) -> pd.DataFrame:
 def outlier_scores(vectors: pd.DataFrame) -> pd.DataFrame:
     """z-score each column across features (population σ, as scipy's default), L2 norm.
     A column with no spread contributes zeros instead of NaN."""
+    # scipy.stats costs a process ~60 MB for this one function: imported here, so only the
+    # outlier rule and chart data load it, not every importer of the detectors.
+    from scipy import stats
+
     values = vectors[list(OUTLIER_COLUMNS)].to_numpy(dtype=float)
     if len(values) == 0:
         return pd.DataFrame(columns=[*(f"z_{c}" for c in OUTLIER_COLUMNS), "norm"])

@@ -20,9 +20,10 @@ from django.utils import timezone
 from analytics.models import DailyFeatureUsage
 from usage_platform.exceptions import DomainError, NotFound
 
+from .params import PREDICTION_MAX_DAYS, PREDICTION_MIN_DAYS
+
 SEASON = 7
 HISTORY_DAYS = 84
-MIN_DAYS, MAX_DAYS = 7, 30
 Z_80 = 1.2816
 PHI = 0.9  # trend damping: long horizons flatten instead of extrapolating a line forever
 ALPHAS = (0.1, 0.2, 0.35, 0.5)
@@ -117,10 +118,10 @@ def usage_prediction(org, *, days: int, feature=None) -> dict:
         days = int(days)
     except (TypeError, ValueError):
         raise DomainError("days must be an integer.", errors={"days": ["A valid integer is required."]})
-    if not MIN_DAYS <= days <= MAX_DAYS:
+    if not PREDICTION_MIN_DAYS <= days <= PREDICTION_MAX_DAYS:
         raise DomainError(
-            f"days must be between {MIN_DAYS} and {MAX_DAYS}.",
-            errors={"days": [f"Ensure this value is between {MIN_DAYS} and {MAX_DAYS}."]},
+            f"days must be between {PREDICTION_MIN_DAYS} and {PREDICTION_MAX_DAYS}.",
+            errors={"days": [f"Ensure this value is between {PREDICTION_MIN_DAYS} and {PREDICTION_MAX_DAYS}."]},
         )
     if feature is not None and not hasattr(feature, "pk"):
         from telemetry.models import Feature

@@ -8,11 +8,13 @@ from datetime import timedelta
 
 from analytics.params import fail, optional_date, parse_int, query_text, range_check, today
 
-from .forecast import MAX_DAYS, MIN_DAYS
 from .models import Anomaly
 
 DEFAULT_CHART_DAYS = 30
 DEFAULT_PREDICTION_DAYS = 14
+# The forecast horizon the API accepts; here rather than in `forecast` so validating a
+# request does not import numpy and pandas (`forecast` reads them from here).
+PREDICTION_MIN_DAYS, PREDICTION_MAX_DAYS = 7, 30
 
 
 def _choice(query, name, choices):
@@ -47,6 +49,8 @@ def chart_params(query) -> dict:
 def prediction_params(query) -> dict:
     """`days` (7–30, default 14) and an optional `feature` (id or key)."""
     return {
-        "days": parse_int(query, "days", default=DEFAULT_PREDICTION_DAYS, minimum=MIN_DAYS, maximum=MAX_DAYS),
+        "days": parse_int(
+            query, "days", default=DEFAULT_PREDICTION_DAYS, minimum=PREDICTION_MIN_DAYS, maximum=PREDICTION_MAX_DAYS
+        ),
         "feature": query_text(query, "feature"),
     }

@@ -4,13 +4,16 @@ re-exported here, so callers import one module.
 
 Every function takes the organisation first; reads come from the rollup tables
 (`DailyFeatureUsage`, `DailyOrgUsage`), never from raw events.
+
+numpy, pandas and the detectors (scipy) are imported inside the functions that compute:
+the URLconf imports this module, and a web process should not carry ~150 MB of numeric
+libraries until a request actually asks for chart data (docs/decisions.md).
 """
 
 import logging
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -22,7 +25,6 @@ from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from tenants.models import Role, User
 from usage_platform.exceptions import DomainError, NotFound
 
-from . import detectors
 from .models import Anomaly
 from .webhooks import (  # noqa: F401  (re-exported: the service surface of this app)
     url_check,
@@ -36,12 +38,15 @@ from .webhooks import (  # noqa: F401  (re-exported: the service surface of this
     webhooks_for_event,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .detectors import Finding
+
 logger = logging.getLogger(__name__)
 
 DETECT_DAYS = 7  # a run re-checks the last week, so late data that changed a day is seen
 OUTLIER_WINDOW_DAYS = 30
-# History the time-series detector needs before the first day it judges.
-HISTORY_DAYS = detectors.SEASON * detectors.BASELINE_WEEKS + detectors.SPREAD_WINDOW
 ROLLUP_COLUMNS = [
     "feature_id",
     "date",
@@ -53,7 +58,9 @@ ROLLUP_COLUMNS = [
 ]
 
 
-def _rollup_frame(org, start: date, end: date, feature_ids=None) -> pd.DataFrame:
+def _rollup_frame(org, start: date, end: date, feature_ids=None) -> "pd.DataFrame":
+    import pandas as pd
+
     rows = DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
     if feature_ids is not None:
         rows = rows.filter(feature_id__in=list(feature_ids))
@@ -72,7 +79,7 @@ def last_complete_day(org) -> date | None:
 # --- Detection --------------------------------------------------------------------------
 
 
-def _finding_fields(finding: detectors.Finding) -> dict:
+def _finding_fields(finding: "Finding") -> dict:
     return {
         "value": float(finding.value),
         "expected": None if finding.expected is None else float(finding.expected),
@@ -148,12 +155,16 @@ def anomalies_detect(org, *, end: date | None = None, days: int = DETECT_DAYS) -
     """Run both detectors for the `days` days ending at `end` (default: the last complete
     rolled-up day) and upsert the findings. Returns the anomalies created by this run
     (the ones alerts are about)."""
+    from . import detectors
+
     if end is None:
         end = last_complete_day(org)
         if end is None:
             return []
     start = end - timedelta(days=days - 1)
-    frame = _rollup_frame(org, start - timedelta(days=HISTORY_DAYS), end)
+    # History the time-series detector needs before the first day it judges.
+    history_days = detectors.SEASON * detectors.BASELINE_WEEKS + detectors.SPREAD_WINDOW
+    frame = _rollup_frame(org, start - timedelta(days=history_days), end)
     if frame.empty:
         return []
     findings = detectors.timeseries_anomalies(frame, start=start, end=end)
@@ -219,6 +230,10 @@ def chart_data(org, *, start: date, end: date, bins: int = 10) -> dict:
     """The cross-sectional picture over [start, end]: per feature the raw metrics, their
     z-scores across features, the norm; a histogram of the norms; the 90th-percentile
     threshold the "outlier features" rule uses."""
+    import numpy as np
+
+    from . import detectors
+
     if start > end:
         raise DomainError("start must be on or before end.", errors={"start": ["Must be on or before end."]})
     frame = _rollup_frame(org, start, end)
@@ -288,14 +303,14 @@ def alerts_send(org, anomalies=(), *, unnotified_days: int | None = None) -> dic
     Only the time-series detector alerts: "outlier features" always names a tenth of the
     features, so it is a ranking to look at, not an event. Marks them notified. Returns
     `{anomalies, emails, webhooks}`."""
+    from .detectors import TIMESERIES_DETECTOR
+
     # Re-read rather than trust the caller's objects: another run may have notified them.
     scope = Q(pk__in=[a.pk for a in anomalies])
     if unnotified_days is not None:
         scope |= Q(date__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
-        Anomaly.objects.filter(
-            scope, organization=org, notified_at__isnull=True, detector=detectors.TIMESERIES_DETECTOR
-        )
+        Anomaly.objects.filter(scope, organization=org, notified_at__isnull=True, detector=TIMESERIES_DETECTOR)
         .select_related("feature")
         .order_by("-date", "id")
     )

@@ -11,7 +11,7 @@ from tenants.permissions import OrgAPIView
 from usage_platform.api import ERROR, list_schema, no_content, validated
 from usage_platform.pagination import paginate, paginated_schema, pagination_parameters
 
-from . import forecast, narrative, params, services
+from . import narrative, params, services
 from .models import Anomaly, Webhook
 
 TAGS = ["insights"]
@@ -268,7 +268,10 @@ class UsagePredictionView(OrgAPIView):
         tags=TAGS,
     )
     def get(self, request):
-        return Response(forecast.usage_prediction(self.org, **params.prediction_params(request.query_params)))
+        # numpy and pandas load with the first forecast this process serves, not at boot.
+        from .forecast import usage_prediction
+
+        return Response(usage_prediction(self.org, **params.prediction_params(request.query_params)))
 
 
 class WebhookListView(OrgAPIView):

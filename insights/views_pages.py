@@ -21,7 +21,7 @@ from tenants.models import Role
 from tenants.views_settings import form_add_domain_error, page_role, render_section
 from usage_platform.exceptions import DomainError
 
-from . import forecast, narrative, params, services
+from . import narrative, params, services
 from .models import Anomaly, Webhook
 
 RECENT_DELIVERIES = 5
@@ -83,7 +83,10 @@ def charts_summary(org, *, start: date, end: date) -> dict:
 
 def forecast_context(org, feature, days: int) -> dict:
     """One feature's forecast band after its last weeks of actual events."""
-    prediction = forecast.usage_prediction(org, days=days, feature=feature)
+    # numpy and pandas load with the first forecast this process computes, not at boot.
+    from .forecast import usage_prediction
+
+    prediction = usage_prediction(org, days=days, feature=feature)
     context = {
         "feature": feature,
         "days": days,
@@ -234,7 +237,9 @@ def feature_forecast(request, feature_id=None):
     except DomainError as exc:
         return HttpResponseBadRequest(exc.detail)
     if request.GET.get("format") == "json":
-        return JsonResponse(forecast.usage_prediction(request.org, days=days, feature=feature))
+        from .forecast import usage_prediction
+
+        return JsonResponse(usage_prediction(request.org, days=days, feature=feature))
     return render(request, "insights/partials/forecast.html", _forecast_cached(request.org, feature, days))
 
 

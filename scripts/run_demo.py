@@ -5,10 +5,15 @@ ingestion consumer when INGEST_MODE=queue. Ctrl-C stops them all.
 
 Used by `make demo` after migrate + seed + rollup. It also makes sure a platform staff
 account exists for the Django admin and prints where everything is.
+
+This supervisor never imports Django (the staff account is made in a child process, the
+settings are read with runpy): it only waits, so it should cost a few MB, not a Django
+process's worth (docs/benchmarks.md, "Memory").
 """
 
 import argparse
 import os
+import runpy
 import secrets
 import signal
 import subprocess
@@ -53,23 +58,29 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--staff-account", action="store_true", help="only create the staff account, then exit")
     args = parser.parse_args()
 
     ensure_secret_key()
-    ensure_staff_account()
+    if args.staff_account:
+        ensure_staff_account()
+        return
+    subprocess.run([sys.executable, __file__, "--staff-account"], cwd=ROOT, check=True)
+    # The settings module alone (no Django apps): INGEST_MODE may come from .env as well.
+    settings = runpy.run_path(str(ROOT / "usage_platform" / "settings.py"))
     (ROOT / "var" / "broker" / "queue").mkdir(parents=True, exist_ok=True)
     (ROOT / "var" / "broker" / "processed").mkdir(parents=True, exist_ok=True)
 
     commands = {
         "web": [
             str(BIN / "gunicorn"),
-            "usage_platform.wsgi",
+            "--config",
+            "usage_platform/gunicorn.conf.py",
             "--bind",
             f"127.0.0.1:{args.port}",
             "--workers",
             str(args.workers),
-            "--access-logfile",
-            "-",
+            "usage_platform.wsgi",
         ],
         "worker": [str(BIN / "celery"), "-A", "usage_platform", "worker", "--loglevel", "INFO", "--concurrency", "1"],
         "beat": [
@@ -83,7 +94,7 @@ def main():
             str(ROOT / "var" / "celerybeat-schedule"),
         ],
     }
-    if os.environ.get("INGEST_MODE") == "queue":
+    if settings["INGEST_MODE"] == "queue":
         commands["consumer"] = [sys.executable, "manage.py", "consume_events"]
 
     processes = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}

@@ -8,6 +8,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "usage_platform.settings")
 app = Celery("usage_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# A heartbeat file for the container health check (usage_platform/heartbeat.py); by name,
+# so it is imported only when a worker starts, after Django is set up.
+app.steps["worker"].add("usage_platform.heartbeat:WorkerHeartbeat")
 
 # The whole beat schedule, in one place. django-celery-beat's DatabaseScheduler copies
 # these entries into its tables at start-up, so staff can also see and pause them in the

@@ -181,9 +181,18 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
+# KiB. A pool process that has grown past this when a task ends is replaced by a fresh fork:
+# the detectors load numpy, pandas and scipy (a child goes from ~90 to ~250 MB), so the next
+# hourly run pays ~2 s of imports again and the worker gives the memory back in between.
+# 0: never replace (prefork pool only).
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=200_000) or None
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, touching a heartbeat file on every tick.
+CELERY_BEAT_SCHEDULER = "usage_platform.heartbeat:HeartbeatScheduler"
+# The Celery worker and beat touch `worker` and `beat` here; the container health checks
+# (scripts/healthcheck.py) read their age.
+HEARTBEAT_DIR = Path(env("HEARTBEAT_DIR", default=str(VAR_DIR / "heartbeat")))
 
 # --- Ingestion -------------------------------------------------------------------------
 INGEST_MODE = env("INGEST_MODE", default="direct")  # direct | queue
@@ -293,6 +302,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "degraded"]},
 }
 
+# --- Analytics ---------------------------------------------------------------------------
+# Upper bound on a cached dashboard figure, in seconds (0: no caching); every rollup drops
+# them all anyway, so this only bounds what a missed invalidation could leave behind.
+ANALYTICS_CACHE_TTL = env.int("ANALYTICS_CACHE_TTL", default=300)
+
 # --- Insights and alerts -----------------------------------------------------------------
 GEMINI_API_KEY = env("GEMINI_API_KEY", default="")
 GEMINI_MODEL = env("GEMINI_MODEL", default="gemini-2.5-flash")
@@ -322,6 +336,11 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="") or EMAIL_BACKEND
 # Invitations are e-mailed inside the request: a mail server that hangs must not hang it.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@usage-platform.local")
+
+# --- Demo data -----------------------------------------------------------------------------
+# A local MovieLens 100k copy (file or folder) for `seed_movielens` when the hub is
+# unreachable; empty: var/movielens/ if it holds one. Never committed (GroupLens licence).
+MOVIELENS_PATH = env("MOVIELENS_PATH", default="")
 
 # --- Static, i18n, logging -------------------------------------------------------------
 STATIC_URL = "/static/"

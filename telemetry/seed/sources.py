@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from django.conf import settings
 
 HUB_DATASET = "DukeNLPGroup/movielens-100k"
 HUB_TIMEOUT_SECONDS = 10.0
-# `--source hf` also looks here for a local copy before the recbole wheel and the generator.
-LOCAL_ENV_VAR = "MOVIELENS_PATH"
+# `--source hf` also looks for a local copy (settings.MOVIELENS_PATH, else this folder)
+# before the recbole wheel and the generator.
 LOCAL_DEFAULT_DIR = Path(__file__).resolve().parents[2] / "var" / "movielens"
 RECBOLE_DIR = ("dataset_example", "ml-100k")
 
@@ -227,8 +228,8 @@ def file_load(path: str | os.PathLike) -> MovieLensData:
 
 
 def local_default_path() -> Path | None:
-    """The local copy `--source hf` falls back to: $MOVIELENS_PATH, else var/movielens/."""
-    configured = os.environ.get(LOCAL_ENV_VAR)
+    """The local copy `--source hf` falls back to: MOVIELENS_PATH, else var/movielens/."""
+    configured = settings.MOVIELENS_PATH
     if configured:
         return Path(configured)
     if LOCAL_DEFAULT_DIR.is_dir() and _find_ratings_file(LOCAL_DEFAULT_DIR) is not None:

@@ -121,9 +121,9 @@ def test_local_file_source(tmp_path):
     assert set(UsageEvent.objects.values_list("metadata__source", flat=True)) == {"file"}
 
 
-def test_offline_default_source_says_so_and_seeds_synthetic(monkeypatch, tmp_path):
+def test_offline_default_source_says_so_and_seeds_synthetic(monkeypatch, tmp_path, settings):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv(sources.LOCAL_ENV_VAR, raising=False)
+    settings.MOVIELENS_PATH = ""
     monkeypatch.setattr(sources, "LOCAL_DEFAULT_DIR", tmp_path / "absent")
 
     def not_installed():

@@ -125,8 +125,8 @@ def test_file_load_rejects_missing_or_unreadable_files(tmp_path):
 
 
 @pytest.fixture
-def no_local_copies(monkeypatch, tmp_path):
-    monkeypatch.delenv(sources.LOCAL_ENV_VAR, raising=False)
+def no_local_copies(monkeypatch, tmp_path, settings):
+    settings.MOVIELENS_PATH = ""
     monkeypatch.setattr(sources, "LOCAL_DEFAULT_DIR", tmp_path / "absent")
 
     def not_installed():
@@ -174,18 +174,18 @@ def test_hub_load_normalises_the_hub_columns(monkeypatch):
     assert data.ratings.to_dict("records") == [{"user_id": 3, "item_id": 9, "rating": 2, "timestamp": 881250949}]
 
 
-def test_offline_falls_back_to_the_local_copy_first(no_local_copies, monkeypatch, tmp_path):
+def test_offline_falls_back_to_the_local_copy_first(no_local_copies, monkeypatch, tmp_path, settings):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv(sources.LOCAL_ENV_VAR, str(_write_ml100k(tmp_path / "copy")))
+    settings.MOVIELENS_PATH = str(_write_ml100k(tmp_path / "copy"))
     lines = []
     data = movielens_load(source="hf", say=lines.append)
     assert data.source == "file" and len(data.ratings) == 3
     assert len(lines) == 1 and "local copy" in lines[0]
 
 
-def test_offline_falls_back_to_the_recbole_wheel(monkeypatch, tmp_path):
+def test_offline_falls_back_to_the_recbole_wheel(monkeypatch, tmp_path, settings):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv(sources.LOCAL_ENV_VAR, raising=False)
+    settings.MOVIELENS_PATH = ""
     monkeypatch.setattr(sources, "LOCAL_DEFAULT_DIR", tmp_path / "absent")
     folder = tmp_path / "recbole" / "dataset_example" / "ml-100k"
     folder.mkdir(parents=True)

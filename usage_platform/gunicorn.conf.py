@@ -1,0 +1,35 @@
+"""Gunicorn settings for the image, `make run` and the demo:
+
+    gunicorn -c usage_platform/gunicorn.conf.py usage_platform.wsgi
+
+Gunicorn's master reads this file before Django exists, so its knobs come straight from the
+environment (documented in .env.example) rather than from settings.py. Anything else can be
+set with gunicorn's own `GUNICORN_CMD_ARGS`; command-line flags override this file.
+"""
+
+import os
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+bind = f"0.0.0.0:{_int('PORT', 8000)}"
+# Sync workers, one request at a time each: the views are short and CPU-bound, and a worker
+# is ~90 MB after warm-up (docs/benchmarks.md). 2 × cores + 1 as gunicorn advises, capped so
+# a container that sees a large host's cores does not start dozens of them.
+workers = _int("WEB_CONCURRENCY", min(2 * len(os.sched_getaffinity(0)) + 1, 8))
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = 30
+# Behind a load balancer that reuses connections.
+keepalive = 5
+# A worker that served a forecast or chart data carries numpy, pandas and scipy (~165 MB)
+# from then on; recycling now and then gives that memory back and bounds any slow leak. The
+# jitter keeps the workers from restarting together. 0 turns recycling off.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 20000)
+max_requests_jitter = max_requests // 10
+# The workers' heartbeat files on tmpfs: on an overlay filesystem a slow disk write can make
+# the master think a worker hung.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+accesslog = "-"
