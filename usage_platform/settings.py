@@ -172,7 +172,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "store_processed": False,
+        # kombu's default is `control/` in the working directory (the repository root).
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
     }
+    # kombu creates none of them but `control`, and that one without its parents: a worker
+    # started first on a fresh clone would crash on the missing queue folder.
+    for _folder in ("queue", "processed", "control"):
+        (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_RESULT_BACKEND = None
