@@ -211,6 +211,10 @@ INGEST_MAX_FUTURE = timedelta(hours=24)
 INGEST_THROTTLE_RATE = env("INGEST_THROTTLE_RATE", default="100000/min")
 # A consumer reclaims entries another consumer read but did not acknowledge for this long.
 INGEST_CLAIM_MIN_IDLE_MS = env.int("INGEST_CLAIM_MIN_IDLE_MS", default=60_000)
+# Queue mode answers 202 only into a Redis that persists (AOF); without it events are
+# written directly. True accepts a Redis whose restart loses what is queued (development,
+# or a managed Redis whose durability comes from elsewhere). See telemetry/services/durability.py.
+INGEST_ALLOW_VOLATILE_REDIS = env.bool("INGEST_ALLOW_VOLATILE_REDIS", default=False)
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 # Queue mode: how long a process reuses a feature reference it has resolved (0: never).
 INGEST_FEATURE_CACHE_SECONDS = env.float("INGEST_FEATURE_CACHE_SECONDS", default=30.0)
