@@ -151,7 +151,7 @@ class StreamConsumer:
         self.ensure_group()
         self._own_pending_checked = False
         self.groups_recreated += 1
-        return []
+        return self._next_entries(block_ms)
 
     def _next_entries(self, block_ms):
         if not self._own_pending_checked:

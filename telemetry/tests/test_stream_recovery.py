@@ -21,8 +21,8 @@ def _consumer(client, name="c1"):
 
 
 def _drain(consumer):
-    for _ in range(20):
-        consumer.run_once(block_ms=10)
+    while consumer.run_once(block_ms=10):
+        pass
     return consumer
 
 
