@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from telemetry.services import durability
 from telemetry.tests.helpers import BATCH, TRACK, event, events, post, stored
-from usage_platform.testing_processes import RedisServer
+from usage_platform.testing_servers import RedisServer
 
 pytestmark = pytest.mark.django_db
 

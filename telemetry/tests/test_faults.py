@@ -16,17 +16,19 @@ import pytest
 from django.conf import settings as django_settings
 
 from usage_platform.testing_processes import (
-    PostgresCluster,
-    PostgresDatabase,
-    RedisServer,
     Sender,
-    SqliteDatabase,
     django_env,
-    kill_process,
     manage,
     organization_with_key,
     start_manage,
     start_web,
+)
+from usage_platform.testing_servers import (
+    PostgresCluster,
+    PostgresDatabase,
+    RedisServer,
+    SqliteDatabase,
+    kill_process,
     stop_processes,
     wait_until,
 )
