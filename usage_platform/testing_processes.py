@@ -4,6 +4,7 @@ API acknowledged. Plain functions and classes, no fixtures."""
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -27,7 +28,6 @@ def django_env(workdir: Path, *, database_url: str, redis_url: str = "", **setti
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "usage_platform.settings",
-            "SECRET_KEY": "fault-tests-only-" + "x" * 40,
             "HF_HUB_OFFLINE": "1",
             "LOG_LEVEL": "INFO",
             "DATABASE_URL": database_url,
@@ -38,6 +38,8 @@ def django_env(workdir: Path, *, database_url: str, redis_url: str = "", **setti
             "CELERY_BROKER_URL": "filesystem://",
         }
     )
+    # Settings refuse to start without one (DEBUG is off); the test run's own, else a fresh one.
+    env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     env.update({key: str(value) for key, value in settings.items()})
     return env
 
