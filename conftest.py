@@ -8,7 +8,7 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
-from telemetry.services import storage
+from telemetry.services import durability, storage
 from tenants import services as tenant_services
 from tenants.authentication import tokens_for
 from tenants.models import Role, User
@@ -47,10 +47,12 @@ def _isolated_settings(settings, tmp_path):
     storage.end_user_cache.clear()
     # A Redis a test stopped leaves its URL resting; the next server may get the same port.
     redis_backoff_reset()
+    durability.reset()
     yield
     tenant_services.api_key_cache.clear()
     storage.feature_cache.clear()
     storage.end_user_cache.clear()
+    durability.reset()
 
 
 def make_org(name="Acme"):

@@ -5,7 +5,8 @@ the aggregation and no event row crosses into Python; PostgreSQL and SQLite (≥
 accept the statement. Every row written in a run gets the run's `computed_at`; rows of the
 same day left with an older stamp belong to events that have since vanished and are
 deleted. Running a day twice therefore changes nothing, and running it after late events
-corrects it.
+corrects it. Rolling a day also clears the late-data marks (`DirtyDay`) it makes redundant,
+whichever way it was asked for (the hourly job, `manage.py rollup`, the API).
 """
 
 from __future__ import annotations
@@ -108,7 +109,13 @@ def rollup_day(day: date, org=None) -> int:
     window = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end)]
     org_filter = "AND organization_id = %s" if org_id is not None else ""
     org_params = [org_id] if org_id is not None else []
+    marks = DirtyDay.objects.filter(date=day)
+    if org_id is not None:
+        marks = marks.filter(organization_id=org_id)
     with transaction.atomic(), connection.cursor() as cursor:
+        # The late-data marks this run makes redundant, read before the events are: a mark
+        # set or refreshed from here on (newer `marked_at`) is kept for the next run.
+        handled = list(marks.values_list("pk", "marked_at"))
         if connection.vendor == "postgresql":
             # COUNT(DISTINCT …) sorts; keep a million-event day's sort in memory.
             cursor.execute("SET LOCAL work_mem = '256MB'")
@@ -124,6 +131,8 @@ def rollup_day(day: date, org=None) -> int:
             stale["organization_id"] = org_id
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()
+        for mark_id, marked_at in handled:
+            DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     _bump_generation([org_id] if org_id is not None else _org_ids_for(day))
     return max(written, 0)
 
@@ -172,15 +181,20 @@ def dirty_days() -> dict[int, list[date]]:
     return marked
 
 
+def dirty_count(since: date, until: date, org=None) -> int:
+    """How many late-data marks fall on since..until (inclusive)."""
+    marks = DirtyDay.objects.filter(date__gte=since, date__lte=until)
+    if org is not None:
+        marks = marks.filter(organization_id=_org_id(org))
+    return marks.count()
+
+
 def rollup_dirty() -> int:
-    """Re-roll every (organisation, day) marked by late events, then drop those marks.
-    A mark set again while its day was being rolled (a newer `marked_at`) is kept for the
-    next run. Returns the number of (organisation, day) pairs re-rolled."""
-    marks = list(DirtyDay.objects.order_by("date").values_list("id", "organization_id", "date", "marked_at"))
-    for _id, org_id, day, _marked_at in marks:
+    """Re-roll every (organisation, day) marked by late events; `rollup_day` drops each
+    mark it handled. Returns the number of (organisation, day) pairs re-rolled."""
+    marks = list(DirtyDay.objects.order_by("date").values_list("organization_id", "date"))
+    for org_id, day in marks:
         rollup_day(day, org_id)
-    for mark_id, _org_id, _day, marked_at in marks:
-        DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     if marks:
         logger.info("re-rolled %d dirty (organisation, day) pairs", len(marks))
     return len(marks)

@@ -857,7 +857,10 @@ def main():
     shutil.rmtree(VAR / "cache", ignore_errors=True)
     sqlite_env = base_env(DATABASE_URL=f"sqlite:///{sqlite_db}", INGEST_MODE="direct")
     pg_env = base_env(DATABASE_URL=args.pg_url, REDIS_URL=args.redis_url, INGEST_MODE="direct")
-    queue_env = base_env(DATABASE_URL=args.pg_url, REDIS_URL=args.redis_url, INGEST_MODE="queue")
+    # The shared benchmark Redis keeps no AOF; without this the endpoint would write directly.
+    queue_env = base_env(
+        DATABASE_URL=args.pg_url, REDIS_URL=args.redis_url, INGEST_MODE="queue", INGEST_ALLOW_VOLATILE_REDIS="true"
+    )
     needs_pg = only & {"pg", "queue", "track", "raw"}
     try:
         if needs_pg:

@@ -68,8 +68,6 @@ def main():
     subprocess.run([sys.executable, __file__, "--staff-account"], cwd=ROOT, check=True)
     # The settings module alone (no Django apps): INGEST_MODE may come from .env as well.
     settings = runpy.run_path(str(ROOT / "usage_platform" / "settings.py"))
-    (ROOT / "var" / "broker" / "queue").mkdir(parents=True, exist_ok=True)
-    (ROOT / "var" / "broker" / "processed").mkdir(parents=True, exist_ok=True)
 
     commands = {
         "web": [

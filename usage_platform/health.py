@@ -102,12 +102,23 @@ def _broker():
     return {"transport": settings.CELERY_BROKER_URL.split("://", 1)[0]}
 
 
+class QueueNotDurable(Exception):
+    """Queue mode is configured, but its Redis does not persist: events are written directly."""
+
+
 def _ingest_queue():
+    from telemetry.services import durability
+
     if not settings.REDIS_URL:
         return {"mode": settings.INGEST_MODE, "stream_length": None}
     client = _redis_client()
     length = client.xlen(settings.INGEST_STREAM) if client.exists(settings.INGEST_STREAM) else 0
-    return {"mode": settings.INGEST_MODE, "stream_length": length}
+    detail = {"mode": settings.INGEST_MODE, "stream_length": length, **durability.queue_status(client)}
+    if detail["fallback"]:
+        raise QueueNotDurable(
+            f"INGEST_MODE=queue but Redis does not persist ({detail['persistence']}): events are written directly"
+        )
+    return detail
 
 
 def _last_rollup():
@@ -125,7 +136,10 @@ _DETAILED = inline_serializer(
         "status": serializers.ChoiceField(choices=["ok", "degraded"]),
         "checks": serializers.DictField(
             child=serializers.JSONField(),
-            help_text="database, cache, redis, celery_broker, ingest_queue, rollup: each {status, detail, ms}",
+            help_text=(
+                "database, cache, redis, celery_broker, ingest_queue (mode, active, persistence, stream_length), "
+                "rollup: each {status, detail, ms}"
+            ),
         ),
     },
 )

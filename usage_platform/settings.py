@@ -172,7 +172,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "store_processed": False,
+        # kombu's default is `control/` in the working directory (the repository root).
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
     }
+    # kombu creates none of them but `control`, and that one without its parents: a worker
+    # started first on a fresh clone would crash on the missing queue folder.
+    for _folder in ("queue", "processed", "control"):
+        (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_RESULT_BACKEND = None
@@ -205,6 +211,10 @@ INGEST_MAX_FUTURE = timedelta(hours=24)
 INGEST_THROTTLE_RATE = env("INGEST_THROTTLE_RATE", default="100000/min")
 # A consumer reclaims entries another consumer read but did not acknowledge for this long.
 INGEST_CLAIM_MIN_IDLE_MS = env.int("INGEST_CLAIM_MIN_IDLE_MS", default=60_000)
+# Queue mode answers 202 only into a Redis that persists (AOF); without it events are
+# written directly. True accepts a Redis whose restart loses what is queued (development,
+# or a managed Redis whose durability comes from elsewhere). See telemetry/services/durability.py.
+INGEST_ALLOW_VOLATILE_REDIS = env.bool("INGEST_ALLOW_VOLATILE_REDIS", default=False)
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 # Queue mode: how long a process reuses a feature reference it has resolved (0: never).
 INGEST_FEATURE_CACHE_SECONDS = env.float("INGEST_FEATURE_CACHE_SECONDS", default=30.0)

@@ -112,6 +112,45 @@ def test_command_range_and_all_days(org, dataset, capsys):
     assert "Rolled up 3 day(s)" in capsys.readouterr().out
 
 
+def test_rolling_a_day_clears_its_late_data_marks(org, other_org, dataset):
+    DirtyDay.objects.create(organization=org, date=D1)
+    DirtyDay.objects.create(organization=org, date=D2)
+    DirtyDay.objects.create(organization=other_org, date=D1)
+    rollup.rollup_day(D1, org)
+    assert set(DirtyDay.objects.values_list("organization_id", "date")) == {(org.pk, D2), (other_org.pk, D1)}
+    rollup.rollup_day(D1)  # every organisation
+    assert set(DirtyDay.objects.values_list("organization_id", "date")) == {(org.pk, D2)}
+
+
+def test_a_mark_refreshed_while_its_day_is_rolled_is_kept(org, dataset, monkeypatch):
+    """Late events that arrive during the roll (a newer `marked_at`) need another run."""
+    from telemetry.services import storage
+
+    mark = DirtyDay.objects.create(organization=org, date=D1)
+    real_session_key = rollup._session_key_sql
+
+    def remark_then_roll():  # runs after the marks are read, before the events are
+        storage.days_mark_dirty(org.pk, [D1])  # as another process storing late events
+        return real_session_key()
+
+    monkeypatch.setattr(rollup, "_session_key_sql", remark_then_roll)
+    rollup.rollup_day(D1, org)
+    kept = DirtyDay.objects.get(organization=org, date=D1)
+    assert kept.marked_at > mark.marked_at
+
+
+def test_all_days_clears_every_mark_it_made_redundant(org, other_org, dataset, capsys):
+    """`make demo` seeds past days (each marked as late data), then rolls up every day: the
+    first hourly run must find nothing left to re-roll."""
+    for day in (D1, D2, D3):
+        DirtyDay.objects.create(organization=org, date=day)
+    DirtyDay.objects.create(organization=other_org, date=D1)
+    call_command("rollup", "--all-days", "--no-progress")
+    assert not DirtyDay.objects.exists()
+    assert "4 late-data mark(s) of those days cleared" in capsys.readouterr().out
+    assert rollup.rollup_dirty() == 0
+
+
 @pytest.mark.parametrize(
     "args",
     [["--since", "2025-03-05", "--until", "2025-03-01"], ["--since", "03/01/2025"], ["--org", "no-such-org"]],

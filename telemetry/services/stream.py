@@ -19,21 +19,25 @@ from tenants.models import Organization
 from usage_platform.redis_backoff import redis_client, redis_failed, redis_resting
 
 from ..models import Feature
-from . import storage
+from . import durability, storage
 
 logger = logging.getLogger(__name__)
 
 
 def events_enqueue(org_id: int, rows: list, users: list) -> bool:
-    """XADD one request's normalised events; False when Redis is not configured or not
-    reachable (the caller then writes directly)."""
+    """XADD one request's normalised events; False when Redis is not configured, not
+    reachable or not persistent (the caller then writes directly)."""
     url = settings.REDIS_URL
     if not url or redis_resting(url):
         return False
     payload = orjson.dumps({"org": org_id, "events": rows, "users": users})
+    client = redis_client(url)
     try:
-        redis_client(url).xadd(settings.INGEST_STREAM, {"d": payload})
+        if not durability.queue_accepts(url, client):
+            return False  # a Redis that would lose the events: written directly instead
+        client.xadd(settings.INGEST_STREAM, {"d": payload})
     except redis.RedisError as exc:
+        durability.forget(url)
         redis_failed(url, "ingest stream (events are written directly)", exc)
         return False
     return True
@@ -67,7 +71,8 @@ class StreamConsumer:
 
     `run_once()` is one cycle: reclaim entries other consumers left pending longer than
     `min_idle_ms` (they crashed), read new entries, write them in one transaction, then
-    XACK (and XDEL, so the stream length is the backlog). The command loops over it.
+    XACK (and XDEL, so the stream length is the backlog). A missing stream or group is
+    recreated. The command loops over it.
     """
 
     def __init__(
@@ -92,14 +97,20 @@ class StreamConsumer:
         self.events_stored = 0
         self.events_seen = 0
         self.entries_done = 0
+        self.groups_recreated = 0
         self._own_pending_checked = False
 
-    def ensure_group(self):
+    def ensure_group(self) -> bool:
+        """Create the stream and the group unless they exist; True when it created the group.
+        At id 0, so a group created after the stream delivers every entry already in it."""
         try:
             self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return False
+        logger.info("consumer %s created group %s on stream %s", self.consumer, self.group, self.stream)
+        return True
 
     # --- reading -------------------------------------------------------------------------
 
@@ -123,6 +134,26 @@ class StreamConsumer:
         return reply[0][1] if reply else []
 
     def next_entries(self, block_ms=None):
+        try:
+            return self._next_entries(block_ms)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOGROUP"):
+                raise
+        # The stream or its group is gone: Redis restarted empty or lost its data. The
+        # endpoints' XADD recreates the stream without a group, and a group created at id 0
+        # delivers everything added since, so nothing queued meanwhile is skipped.
+        logger.warning(
+            "consumer %s: stream %s or group %s is missing (Redis restarted empty?)",
+            self.consumer,
+            self.stream,
+            self.group,
+        )
+        self.ensure_group()
+        self._own_pending_checked = False
+        self.groups_recreated += 1
+        return self._next_entries(block_ms)
+
+    def _next_entries(self, block_ms):
         if not self._own_pending_checked:
             entries = self.read_own_pending()
             if entries:

@@ -8,7 +8,6 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
-import redis
 from django.core.management import call_command
 from django.db import OperationalError
 
@@ -19,15 +18,6 @@ from telemetry.tests.helpers import BATCH, TRACK, event, events, iso, post, stor
 from tenants import services as tenant_services
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
-
-
-@pytest.fixture
-def queue(settings, redis_url):
-    settings.REDIS_URL = redis_url
-    settings.INGEST_MODE = "queue"
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def _consumer(client, name, **kwargs):

@@ -8,8 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("tenants", "telemetry", "analytics", "insights", "usage_platform")
 # Modules that read the environment by design: settings itself, gunicorn's config (read
-# before Django), the tests' subprocess helper and pytest plugin.
-OWN_ENVIRONMENT = ("settings.py", "gunicorn.conf.py", "testing.py", "pytest_plugin.py")
+# before Django), the tests' subprocess helpers and pytest plugin.
+OWN_ENVIRONMENT = ("settings.py", "gunicorn.conf.py", "testing.py", "testing_processes.py", "pytest_plugin.py")
 # Read by libraries or by processes that start before Django, not by settings.py.
 EXTERNAL = {
     "HF_HUB_OFFLINE": "huggingface_hub (the seeder's hub source)",

@@ -42,11 +42,14 @@ class Command(BaseCommand):
         if since > until:
             raise CommandError("--since must be on or before --until.")
         days = (until - since).days + 1
+        marked = rollup.dirty_count(since, until, org)
         with tqdm(total=days, unit="day", disable=options["no_progress"], file=self.stderr) as bar:
             rows = rollup.rollup_range(since, until, org, progress=lambda day, n: bar.update(1))
+        cleared = marked - rollup.dirty_count(since, until, org)
         dirty = rollup.rollup_dirty() if options["dirty"] else 0
         self.stdout.write(
             self.style.SUCCESS(
-                f"Rolled up {days} day(s) {since}..{until}: {rows} row(s) written; {dirty} dirty day(s)."
+                f"Rolled up {days} day(s) {since}..{until}: {rows} row(s) written; "
+                f"{cleared} late-data mark(s) of those days cleared; {dirty} other dirty day(s) re-rolled."
             )
         )

@@ -6,6 +6,9 @@
 Run any number of these: they share one consumer group, so each entry goes to one of
 them; entries a crashed consumer read but never acknowledged are reclaimed by the others
 after `--min-idle-ms`. SIGTERM/SIGINT finish the current batch, acknowledge it and exit 0.
+
+It never needs a restart: while Redis or the database is down it retries within seconds,
+and when Redis comes back empty it recreates the stream and the group.
 """
 
 import logging
@@ -19,12 +22,70 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
+from telemetry.services import durability
 from telemetry.services.stream import StreamConsumer
 
 logger = logging.getLogger("telemetry.consume_events")
 
 PROGRESS_EVERY_SECONDS = 10.0
-DB_RETRY_MAX_SECONDS = 30.0
+# Back-off while a dependency is down: (first delay, longest delay) in seconds. Short, so a
+# consumer carries on within seconds of Redis or the database coming back; each retry is
+# one cheap connection attempt.
+REDIS_RETRY_SECONDS = (0.1, 2.0)
+DB_RETRY_SECONDS = (0.5, 5.0)
+STILL_DOWN_LOG_EVERY_SECONDS = 30.0
+
+
+class Outage:
+    """Back-off and log lines for one dependency that is down: one line when it fails, one
+    every STILL_DOWN_LOG_EVERY_SECONDS while it stays down, one when it is back."""
+
+    def __init__(self, what: str, delays: tuple[float, float]):
+        self.what = what
+        self.first, self.longest = delays
+        self.delay = self.first
+        self.since = None
+        self.logged_at = 0.0
+
+    def failed(self, exc) -> float:
+        """Record a failure; returns how long to wait before the next try."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = self.logged_at = now
+            logger.warning("%s unavailable (%s); retrying", self.what, exc)
+        elif now - self.logged_at >= STILL_DOWN_LOG_EVERY_SECONDS:
+            self.logged_at = now
+            logger.warning("%s still unavailable after %.0f s (%s)", self.what, now - self.since, exc)
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.longest)
+        return delay
+
+    def recovered(self) -> bool:
+        """Whether it had been down (and is now back)."""
+        if self.since is None:
+            return False
+        logger.info("%s back after %.1f s", self.what, time.monotonic() - self.since)
+        self.since = None
+        self.delay = self.first
+        return True
+
+
+def log_persistence(client) -> None:
+    """Say whether a restart of this Redis would lose what is queued (see durability.py)."""
+    where = durability.redis_where(settings.REDIS_URL)
+    try:
+        persistence = durability.redis_persistence(client)
+    except redis.RedisError as exc:
+        logger.warning("could not read the persistence of the Redis at %s: %s", where, exc)
+        return
+    if persistence.durable:
+        logger.info("the Redis at %s persists (AOF, appendfsync %s)", where, persistence.appendfsync or "unknown")
+    else:
+        logger.warning(
+            "the Redis at %s does not persist: a restart of it loses the events queued and not yet stored; "
+            "web processes write directly unless INGEST_ALLOW_VOLATILE_REDIS=true",
+            where,
+        )
 
 
 class Command(BaseCommand):
@@ -57,7 +118,6 @@ class Command(BaseCommand):
             block_ms=opts["block_ms"],
             min_idle_ms=opts["min_idle_ms"],
         )
-        consumer.ensure_group()
         self.stopping = False
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -78,27 +138,36 @@ class Command(BaseCommand):
         batches = 0
         started = last_report = time.monotonic()
         reported = 0
-        retry = 1.0
+        redis_down = Outage("redis", REDIS_RETRY_SECONDS)
+        database_down = Outage("database", DB_RETRY_SECONDS)
+        group_ready = False
         while not self.stopping:
             if not connection.in_atomic_block:  # (tests run the command inside a transaction)
                 # A long-running process must drop connections the server closed or that
                 # outlived CONN_MAX_AGE, as Django does around each request.
                 close_old_connections()
             try:
+                if not group_ready:
+                    consumer.ensure_group()
+                    log_persistence(consumer.client)
+                    group_ready = True
                 handled = consumer.run_once(block_ms=opts["block_ms"])
             except (OperationalError, InterfaceError, redis.RedisError) as exc:
                 # Database or Redis down: nothing was acknowledged, so the entries read stay
                 # pending for this consumer (re-read first on the next cycle, once it is
-                # back). Back off and retry.
-                what = "redis" if isinstance(exc, redis.RedisError) else "database"
-                logger.warning("%s unavailable (%s); retrying in %.0f s", what, exc, retry)
+                # back). Back off briefly and retry; redis-py reconnects by itself.
+                is_redis = isinstance(exc, redis.RedisError)
+                outage = redis_down if is_redis else database_down
                 consumer._own_pending_checked = False
                 if opts["once"]:
-                    raise CommandError(f"{what} unavailable: {exc}")
-                time.sleep(retry)
-                retry = min(retry * 2, DB_RETRY_MAX_SECONDS)
+                    raise CommandError(f"{outage.what} unavailable: {exc}")
+                delay = outage.failed(exc)
+                if is_redis:
+                    group_ready = False  # Redis may come back empty or configured differently
+                time.sleep(delay)
                 continue
-            retry = 1.0
+            redis_down.recovered()
+            database_down.recovered()
             if handled:
                 batches += 1
             now = time.monotonic()
