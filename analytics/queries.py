@@ -26,7 +26,7 @@ from telemetry.models import EndUser, Feature, UsageEvent
 from usage_platform.exceptions import NotFound
 
 from .models import DailyFeatureUsage, DailyOrgUsage
-from .params import today
+from .params import parse_id, today
 from .rollup import generation
 
 EPOCH = date(1970, 1, 1)
@@ -302,9 +302,8 @@ def feature_sparklines(org, start: date, end: date) -> dict[int, list[int]]:
 
 def feature_get(org, feature_id) -> Feature:
     """One feature of `org`; another organisation's or an unknown id is NotFound."""
-    try:
-        pk = int(feature_id)
-    except (TypeError, ValueError):
+    pk = parse_id(feature_id)
+    if pk is None:
         raise NotFound("Feature not found.")
     feature = Feature.objects.filter(organization=org, pk=pk).first()
     if feature is None:
@@ -474,11 +473,15 @@ def _session_groups(events) -> list[dict]:
 
 def end_user_is_own(org, external_id: str, account) -> bool:
     """Whether end user `external_id` of `org` is linked to the login `account`."""
+    if "\x00" in external_id:  # never stored (ingestion refuses it); PostgreSQL cannot compare it
+        return False
     return EndUser.objects.filter(organization=org, external_id=external_id, account=account).exists()
 
 
 def end_user_detail(org, external_id: str) -> dict:
     """Profile, totals, top features and the newest events grouped into sessions."""
+    if "\x00" in external_id:  # never stored (ingestion refuses it); PostgreSQL cannot compare it
+        raise NotFound("End user not found.")
     user = EndUser.objects.filter(organization=org, external_id=external_id).first()
     if user is None:
         raise NotFound("End user not found.")
