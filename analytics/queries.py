@@ -633,32 +633,38 @@ def retention_sql(org, *, first: date, end: date) -> tuple[str, list]:
     (kind, cohort week, k, users) — kind 0: cohort sizes; 1: users active in week k of their
     cohort; 2: users active exactly k ∈ {1, 7, 30} days after their first day.
 
-    Its plan cannot depend on table statistics (a fresh, never-ANALYZEd table once made the
-    planner nest a scan of every event of the period inside a loop over the cohort: 193 s on
-    200,000 events): each cohort member's active days come from one index-only range scan of
-    (organization, end_user, timestamp) — LATERAL on PostgreSQL, SQLite's CROSS JOIN, which
-    fixes the loop order — and every later step reads those (user, first day, day) rows
-    without another join."""
+    Its cost cannot depend on table statistics: without them (a fresh, never-ANALYZEd table)
+    or with stale ones the planner once nested a scan of every event of the period inside a
+    loop over the cohort, 193 s on 200,000 events. On PostgreSQL the period's events meet the
+    cohort in a FULL JOIN, which PostgreSQL can only hash or merge, never loop, so every plan
+    is one pass over the period's events; the join sits alone in its CTE, because a WHERE on
+    it would turn it back into an inner join. SQLite plans by rules: its CROSS JOIN makes the
+    cohort the outer loop, each member one range of (organization, end_user, timestamp)."""
     lo, hi = bounds(first, end)
     base = (first - EPOCH).days
     d0 = _day_number_sql("first_seen")
     d = _day_number_sql("e.timestamp")
-    events = "e.organization_id = %s AND e.end_user_id = c.id AND e.timestamp >= %s AND e.timestamp < %s"
+    cohort = f"""SELECT id, {d0} AS d0 FROM telemetry_enduser
+        WHERE organization_id = %s AND first_seen >= %s AND first_seen < %s"""
+    period = "e.organization_id = %s AND e.timestamp >= %s AND e.timestamp < %s"
     if connection.vendor == "postgresql":
-        materialized = "MATERIALIZED"
-        act = f"""SELECT c.id AS uid, c.d0, a.d FROM cohort c CROSS JOIN LATERAL (
-                SELECT DISTINCT {d} AS d FROM telemetry_usageevent e WHERE {events}
-            ) a"""
+        ctes = f"""cohort AS MATERIALIZED ({cohort}),
+            act AS MATERIALIZED (
+                SELECT DISTINCT c.id AS uid, c.d0, {d} AS d
+                FROM (SELECT end_user_id, timestamp FROM telemetry_usageevent e
+                      WHERE {period} AND e.end_user_id IS NOT NULL) e
+                FULL JOIN cohort c ON c.id = e.end_user_id
+            )"""
     else:
-        materialized = ""
-        act = f"""SELECT DISTINCT c.id AS uid, c.d0, {d} AS d
-            FROM cohort c CROSS JOIN telemetry_usageevent e WHERE {events}"""
+        ctes = f"""cohort AS ({cohort}),
+            act AS (
+                SELECT DISTINCT c.id AS uid, c.d0, {d} AS d
+                FROM cohort c CROSS JOIN telemetry_usageevent e WHERE e.end_user_id = c.id AND {period}
+            )"""
+    # Rows of the join without a cohort member or without an event have a NULL uid or day:
+    # the comparisons below leave them out.
     sql = f"""
-        WITH cohort AS {materialized} (
-            SELECT id, {d0} AS d0 FROM telemetry_enduser
-            WHERE organization_id = %s AND first_seen >= %s AND first_seen < %s
-        ),
-        act AS {materialized} ({act})
+        WITH {ctes}
         SELECT 0 AS kind, (d0 - %s) / 7 AS cw, 0 AS k, COUNT(*) FROM cohort GROUP BY 1, 2
         UNION ALL
         SELECT 1, (d0 - %s) / 7, (d - %s) / 7 - (d0 - %s) / 7, COUNT(DISTINCT uid)
