@@ -130,9 +130,14 @@ def _json_size_ok(value, limit):
         return None, _TOO_DEEP
     if len(dumped) > limit:
         return None, f"Must be at most {limit // 1024} KB of JSON (got {len(dumped):,} bytes)."
-    # Depth ≤ the number of brackets (strings' included), counted in C: only an object with
-    # more than MAX_JSON_DEPTH of them is walked.
-    if dumped.count(b"{") + dumped.count(b"[") > MAX_JSON_DEPTH and json_depth(value) > MAX_JSON_DEPTH:
+    # Deeper than MAX_JSON_DEPTH takes more than that many bracket pairs, so short JSON (the
+    # common case) is not looked at, longer JSON has its brackets counted in C, and only one
+    # with more brackets than the limit is walked.
+    if (
+        len(dumped) > 2 * MAX_JSON_DEPTH
+        and dumped.count(b"{") + dumped.count(b"[") > MAX_JSON_DEPTH
+        and json_depth(value) > MAX_JSON_DEPTH
+    ):
         return None, _TOO_DEEP
     if b"\\u0000" in dumped and _JSON_NUL_RE.search(dumped):
         return None, _NUL
