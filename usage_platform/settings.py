@@ -120,7 +120,7 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 # Web processes (wsgi.py/asgi.py mark themselves before the settings load) stop any query
 # after this many milliseconds on PostgreSQL and answer 503 with Retry-After; keep it below
-# gunicorn's --timeout (30 s) so the query ends before the worker is killed. Commands,
+# gunicorn's worker timeout (GUNICORN_TIMEOUT, 30 s) so the query ends before the worker is killed. Commands,
 # stream consumers, Celery workers and migrations keep no limit. 0 turns it off.
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=15_000)
 WEB_PROCESS = os.environ.get("USAGE_PLATFORM_PROCESS") == "web"
