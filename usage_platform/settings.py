@@ -6,12 +6,13 @@ Celery broker, so `make demo` needs no other service. Production sets DATABASE_U
 """
 
 import ipaddress
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from usage_platform import process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -118,12 +119,13 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
-# Web processes (wsgi.py/asgi.py mark themselves before the settings load) stop any query
-# after this many milliseconds on PostgreSQL and answer 503 with Retry-After; keep it below
-# gunicorn's worker timeout (GUNICORN_TIMEOUT, 30 s) so the query ends before the worker is killed. Commands,
-# stream consumers, Celery workers and migrations keep no limit. 0 turns it off.
+# Web processes (wsgi.py/asgi.py mark themselves in usage_platform.process before the
+# settings load) stop any query after this many milliseconds on PostgreSQL and answer 503
+# with Retry-After; keep it below gunicorn's worker timeout (GUNICORN_TIMEOUT, 30 s) so the
+# query ends before the worker is killed. Commands, stream consumers, Celery workers and
+# migrations keep no limit. 0 turns it off.
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=15_000)
-WEB_PROCESS = os.environ.get("USAGE_PLATFORM_PROCESS") == "web"
+WEB_PROCESS = process.kind == "web"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web, worker and beat processes read while one writes; IMMEDIATE

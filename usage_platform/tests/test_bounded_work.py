@@ -33,7 +33,6 @@ def _show_statement_timeout(code_before_settings: str, **env) -> str:
         "    cursor.execute('SHOW statement_timeout'); print(cursor.fetchone()[0])\n"
     )
     child_env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "usage_platform.settings", **env}
-    child_env.pop("USAGE_PLATFORM_PROCESS", None)
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=120
     )

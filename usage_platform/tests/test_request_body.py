@@ -147,7 +147,6 @@ def gunicorn(tmp_path_factory):
         "ALLOWED_HOSTS": "127.0.0.1",
         "REDIS_URL": "",
     }
-    env.pop("USAGE_PLATFORM_PROCESS", None)
     gunicorn_bin = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "gunicorn"
     if not gunicorn_bin.exists():
         gunicorn_bin = ROOT / ".venv" / "bin" / "gunicorn"
