@@ -6,13 +6,12 @@ Celery broker, so `make demo` needs no other service. Production sets DATABASE_U
 """
 
 import ipaddress
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-
-from usage_platform import process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -125,7 +124,8 @@ TEMPLATES = [
 # query ends before the worker is killed. Commands, stream consumers, Celery workers and
 # migrations keep no limit. 0 turns it off.
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=15_000)
-WEB_PROCESS = process.kind == "web"
+# Looked up, not imported: settings.py also runs alone (scripts/healthcheck.py).
+WEB_PROCESS = getattr(sys.modules.get("usage_platform.process"), "kind", "") == "web"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web, worker and beat processes read while one writes; IMMEDIATE
