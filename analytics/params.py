@@ -8,6 +8,7 @@ message; the query functions themselves assume valid arguments.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 from django.utils import timezone
@@ -38,6 +39,22 @@ MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 MIN_FUNNEL_STEPS = 2
 MAX_FUNNEL_STEPS = 10
+# The days analytics can be asked about. Events before 1970 are refused at ingestion; the
+# upper bound keeps every derived day (the day after a range, a funnel window, the
+# previous period) far inside what `date` and the databases can represent.
+MIN_DATE = date(1970, 1, 1)
+MAX_DATE = date(2999, 12, 31)
+# Far beyond any real page, and small enough that page × page_size stays a SQL bigint.
+MAX_PAGE = 10_000_000
+MAX_ID = 2**63 - 1  # a bigint primary key
+# The filters DESIGN's analytics contract names: an endpoint that cannot apply one of them
+# refuses it rather than answering unfiltered figures.
+FILTERS = ("start", "end", "feature", "feature_id", "age", "gender", "account", "segment")
+FILTER_PREFIXES = ("user.", "event.")
+# ASCII digits only: int() also takes "١٢", "1_000" and surrounding spaces, and
+# str.isdigit() is true for "²", which int() refuses.
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_ID_RE = re.compile(r"[0-9]{1,19}")
 
 
 def fail(field, message):
@@ -45,13 +62,16 @@ def fail(field, message):
 
 
 def query_text(query, name):
-    """The stripped value of `name`, or None when absent or blank."""
+    """The stripped value of `name`, or None when absent or blank. A NUL character is refused
+    here, once for every parameter: PostgreSQL cannot compare text holding one."""
     if query is None:
         return None
     value = query.get(name)
     if value is None:
         return None
     value = str(value).strip()
+    if "\x00" in value:
+        fail(name, "Must not contain NUL characters.")
     return value or None
 
 
@@ -61,28 +81,56 @@ def today():
 
 
 def parse_date(value, field):
-    """`YYYY-MM-DD` → date, or DomainError naming `field`."""
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except (TypeError, ValueError):
-        fail(field, "Enter a valid date as YYYY-MM-DD.")
+    """`YYYY-MM-DD` between MIN_DATE and MAX_DATE → date, or DomainError naming `field`."""
+    if not (isinstance(value, date) and not isinstance(value, datetime)):
+        try:
+            value = date.fromisoformat(str(value).strip())
+        except (TypeError, ValueError):
+            fail(field, "Enter a valid date as YYYY-MM-DD.")
+    if not MIN_DATE <= value <= MAX_DATE:
+        fail(field, f"Enter a date from {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}.")
+    return value
 
 
-def parse_int(query, name, *, default, minimum=None, maximum=None):
+def parse_int(query, name, *, default, minimum, maximum):
+    """An integer query parameter within [minimum, maximum] (both required, so nothing
+    unbounded reaches date arithmetic or an SQL OFFSET), or `default` when absent."""
     raw = query_text(query, name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    if not _INT_RE.fullmatch(raw):
         fail(name, "A valid integer is required.")
-    if minimum is not None and value < minimum:
+    # Past 18 digits only the sign matters (and int() of thousands of digits costs time).
+    value = int(raw) if len(raw) <= 19 else float("-inf" if raw[0] == "-" else "inf")
+    if value < minimum:
         fail(name, f"Must be at least {minimum}.")
-    if maximum is not None and value > maximum:
+    if value > maximum:
         fail(name, f"Must be at most {maximum}.")
     return value
+
+
+def parse_id(raw) -> int | None:
+    """A database id written in ASCII digits (1 … 2⁶³−1), else None: the text is then a key
+    or name, or nothing at all."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and _ID_RE.fullmatch(raw):
+        value = int(raw)
+    else:
+        return None
+    return value if 0 < value <= MAX_ID else None
+
+
+def filters_supported(query, supported=()):
+    """Refuse any analytics filter (DESIGN's list) this endpoint does not apply, naming it:
+    answering unfiltered figures to a filtered question would be silently wrong."""
+    if query is None:
+        return
+    for name in query.keys():
+        if name in supported:
+            continue
+        if name in FILTERS or name.startswith(FILTER_PREFIXES):
+            fail(name, "This filter is not supported here.")
 
 
 def optional_date(query, field):
@@ -113,19 +161,25 @@ def date_range(query, *, default_days=DEFAULT_RANGE_DAYS, start_field="start", e
 
 
 def summary_params(query):
+    """The summary's range; its other filters are `summary_filters`'."""
     start, end = date_range(query)
     return {"start": start, "end": end}
 
 
-feature_usage_params = summary_params
+def feature_usage_params(query):
+    filters_supported(query, ("start", "end"))
+    return summary_params(query)
+
+
+SUMMARY_FILTERS = ("start", "end", "feature", "feature_id", "age", "gender")
 
 
 def summary_filters(org, query) -> dict:
-    """The optional `feature`, `age` and `gender` filters of the summary (validated as for
-    the timeseries); only the given ones are returned."""
-    args = timeseries_params(
-        org, {k: query_text(query, k) for k in ("feature", "age", "gender") if query_text(query, k)}
-    )
+    """The optional `feature` (or `feature_id`), `age` and `gender` filters of the summary
+    (validated as for the timeseries); only the given ones are returned."""
+    filters_supported(query, SUMMARY_FILTERS)
+    given = {k: query_text(query, k) for k in ("feature", "feature_id", "age", "gender")}
+    args = timeseries_params(org, {k: v for k, v in given.items() if v})
     return {k: args[k] for k in ("feature", "age", "gender") if args[k]}
 
 
@@ -135,8 +189,9 @@ def feature_ref(org, raw, field="feature"):
 
     qs = Feature.objects.filter(organization=org)
     feature = None
-    if raw.isdigit():
-        feature = qs.filter(pk=int(raw)).first()
+    pk = parse_id(raw)
+    if pk is not None:
+        feature = qs.filter(pk=pk).first()
     if feature is None:
         feature = qs.filter(key=raw).first()
     if feature is None:
@@ -144,7 +199,11 @@ def feature_ref(org, raw, field="feature"):
     return feature
 
 
+TIMESERIES_FILTERS = ("start", "end", "feature", "feature_id", "age", "gender")
+
+
 def timeseries_params(org, query):
+    filters_supported(query, TIMESERIES_FILTERS)
     metric = query_text(query, "metric") or "events"
     if metric not in METRICS:
         fail("metric", f"Choose one of: {', '.join(METRICS)}.")
@@ -159,8 +218,12 @@ def timeseries_params(org, query):
         if gender.lower() not in GENDERS:
             fail("gender", "Choose one of: F, M, O.")
         gender = GENDERS[gender.lower()]
-    raw_feature = query_text(query, "feature") or query_text(query, "feature_id")
-    feature = feature_ref(org, raw_feature) if raw_feature else None
+    feature = None
+    by_key, by_id = query_text(query, "feature"), query_text(query, "feature_id")
+    if by_key and by_id:
+        fail("feature_id", "Give feature or feature_id, not both.")
+    if by_key or by_id:
+        feature = feature_ref(org, by_key or by_id, "feature" if by_key else "feature_id")
     start, end = date_range(query)
     return {
         "metric": metric,
@@ -174,6 +237,7 @@ def timeseries_params(org, query):
 
 
 def user_activity_params(query):
+    filters_supported(query)
     sort = query_text(query, "sort") or "-events"
     if sort not in USER_SORTS:
         fail("sort", f"Choose one of: {', '.join(USER_SORTS)}.")
@@ -181,12 +245,13 @@ def user_activity_params(query):
         "days": parse_int(query, "days", default=30, minimum=1, maximum=MAX_RANGE_DAYS),
         "search": query_text(query, "search") or "",
         "sort": sort,
-        "page": parse_int(query, "page", default=1, minimum=1),
+        "page": parse_int(query, "page", default=1, minimum=1, maximum=MAX_PAGE),
         "page_size": parse_int(query, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE),
     }
 
 
 def retention_params(query):
+    filters_supported(query, ("end",))
     return {
         "weeks": parse_int(query, "weeks", default=12, minimum=1, maximum=104),
         "end": optional_date(query, "end"),
@@ -194,6 +259,7 @@ def retention_params(query):
 
 
 def top_users_params(query):
+    filters_supported(query, ("start", "end"))
     start, end = date_range(query)
     return {
         "limit": parse_int(query, "limit", default=10, minimum=1, maximum=MAX_PAGE_SIZE),
@@ -203,6 +269,7 @@ def top_users_params(query):
 
 
 def funnel_params(query):
+    filters_supported(query, ("start", "end"))
     raw = query_text(query, "steps")
     steps = [s.strip() for s in raw.split(",") if s.strip()] if raw else []
     if len(steps) < MIN_FUNNEL_STEPS:
@@ -220,6 +287,7 @@ def funnel_params(query):
 
 def aggregate_params(query):
     """`?date=` for one day, or `since`/`until` for a range (inclusive); default yesterday."""
+    filters_supported(query)
     raw_date = query_text(query, "date")
     if raw_date:
         day = parse_date(raw_date, "date")

@@ -33,6 +33,7 @@ def _date_params(*, default_note="last 30 days"):
     ]
 
 
+FEATURE_ID_PARAM = OpenApiParameter("feature_id", OpenApiTypes.INT, description="feature id (instead of feature)")
 FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv downloads the rows")
 BAD_INPUT = OpenApiResponse(OpenApiTypes.OBJECT, description="`{detail, errors: {field: [message]}}`")
 
@@ -69,6 +70,7 @@ class UsageSummaryView(AnalyticsView):
         parameters=[
             *_date_params(),
             OpenApiParameter("feature", OpenApiTypes.STR, description="feature id or key"),
+            FEATURE_ID_PARAM,
             OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
             OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
         ],
@@ -154,6 +156,7 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
             OpenApiParameter("metric", OpenApiTypes.STR, enum=list(params.METRICS)),
             OpenApiParameter("interval", OpenApiTypes.STR, enum=list(params.INTERVALS)),
             OpenApiParameter("feature", OpenApiTypes.STR, description="feature id or key"),
+            FEATURE_ID_PARAM,
             OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
             OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
             *_date_params(),

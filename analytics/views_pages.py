@@ -79,8 +79,10 @@ def _presets(start, end):
 
 
 def _range_or_default(query):
-    """(start, end, error): a bad range is shown next to the filters, with the default range."""
+    """(start, end, error): a bad range (or a filter these pages cannot apply) is shown next
+    to the filters, with the default range."""
     try:
+        params.filters_supported(query, ("start", "end"))
         start, end = params.date_range(query)
         return start, end, None
     except DomainError as exc:

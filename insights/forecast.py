@@ -18,6 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage
+from analytics.params import parse_id
 from usage_platform.exceptions import DomainError, NotFound
 
 from .params import PREDICTION_MAX_DAYS, PREDICTION_MIN_DAYS
@@ -126,7 +127,8 @@ def usage_prediction(org, *, days: int, feature=None) -> dict:
     if feature is not None and not hasattr(feature, "pk"):
         from telemetry.models import Feature
 
-        lookup = {"pk": int(feature)} if str(feature).isdigit() else {"key": str(feature)}
+        pk = parse_id(feature)
+        lookup = {"pk": pk} if pk is not None else {"key": str(feature)}
         feature = Feature.objects.filter(organization=org, **lookup).first()
         if feature is None:
             raise NotFound("Feature not found.")

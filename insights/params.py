@@ -6,7 +6,7 @@ refuse the same input with the same messages."""
 
 from datetime import timedelta
 
-from analytics.params import fail, optional_date, parse_int, query_text, range_check, today
+from analytics.params import fail, filters_supported, optional_date, parse_int, query_text, range_check, today
 
 from .models import Anomaly
 
@@ -26,6 +26,7 @@ def _choice(query, name, choices):
 
 def anomaly_list_params(query) -> dict:
     """`status`, `severity`, `detector`, `start`, `end` (all optional)."""
+    filters_supported(query, ("start", "end"))
     start, end = optional_date(query, "start"), optional_date(query, "end")
     if start and end:
         range_check(start, end)
@@ -40,6 +41,7 @@ def anomaly_list_params(query) -> dict:
 
 def chart_params(query) -> dict:
     """`start`/`end`, default the last 30 days up to yesterday (today's rollup is partial)."""
+    filters_supported(query, ("start", "end"))
     end = optional_date(query, "end") or today() - timedelta(days=1)
     start = optional_date(query, "start") or end - timedelta(days=DEFAULT_CHART_DAYS - 1)
     start, end = range_check(start, end)
@@ -48,6 +50,7 @@ def chart_params(query) -> dict:
 
 def prediction_params(query) -> dict:
     """`days` (7–30, default 14) and an optional `feature` (id or key)."""
+    filters_supported(query, ("feature",))
     return {
         "days": parse_int(
             query, "days", default=DEFAULT_PREDICTION_DAYS, minimum=PREDICTION_MIN_DAYS, maximum=PREDICTION_MAX_DAYS

@@ -4,7 +4,7 @@ validate with a serializer, call one service or query, render the result."""
 from django.urls import NoReverseMatch, reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -14,6 +14,7 @@ from usage_platform.api import ERROR, declared_length, list_schema, no_content, 
 from usage_platform.client_address import address_bucket, client_address
 from usage_platform.exceptions import Forbidden, PayloadTooLarge
 from usage_platform.pagination import paginate
+from usage_platform.parsers import JSONParser
 from usage_platform.rate_limit import WindowRateThrottle
 
 from . import queries, services

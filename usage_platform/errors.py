@@ -2,7 +2,9 @@
 
 from django.shortcuts import render
 
-from .exceptions import json_error
+from .exceptions import DomainError, database_failure, json_error
+
+_PAGE_TEMPLATES = {403: "errors/403.html", 404: "errors/404.html", 503: "errors/503.html"}
 
 
 def _wants_json(request):
@@ -31,3 +33,35 @@ def server_error(request):
     if _wants_json(request):
         return json_error("Internal server error; the failure was logged.", 500)
     return render(request, "errors/500.html", status=500)
+
+
+class ErrorMiddleware:
+    """What DRF's exception handler does for the API, for every other view (pages, health):
+    a query stopped by `statement_timeout` or an unreachable database answers 503 with
+    Retry-After, a value the database refuses 400, a service's DomainError its own status —
+    as JSON under /api/, as an error page elsewhere — instead of a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        failure = database_failure(exception, request)
+        if failure is not None:
+            status, detail, headers = failure
+            errors = {}
+        elif isinstance(exception, DomainError):
+            status, detail, headers = exception.status_code, exception.detail, exception.headers
+            errors = exception.errors
+        else:
+            return None
+        if _wants_json(request):
+            response = json_error(detail, status, errors)
+        else:
+            template = _PAGE_TEMPLATES.get(status, "errors/400.html")
+            response = render(request, template, {"message": detail}, status=status)
+        for header, value in headers.items():
+            response[header] = value
+        return response

@@ -8,7 +8,7 @@ endpoint ever answers with a different shape or a stack trace.
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -62,6 +62,31 @@ class StorageUnavailable(DomainError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)}, **kwargs)
 
 
+# PostgreSQL's query_canceled: statement_timeout cut the query off (or an operator did).
+QUERY_CANCELED = "57014"
+QUERY_TIMEOUT_DETAIL = "The query took too long and was stopped; retry later or ask for a shorter range."
+QUERY_TIMEOUT_RETRY_AFTER = 30
+DATA_ERROR_DETAIL = "A value in the request is outside what the database can store or compare."
+
+
+def database_failure(exc, request=None) -> tuple[int, str, dict] | None:
+    """(status, detail, headers) for a database error that is not a bug of the platform:
+    a query stopped by `statement_timeout` or a database out of reach (503 with
+    Retry-After), a value the database refuses (SQLSTATE class 22, e.g. a NUL in text or a
+    number past bigint: 400). None for anything else. Logs what it recognises."""
+    where = f"{request.method} {request.path}" if request is not None else "-"
+    if isinstance(exc, OperationalError | InterfaceError):
+        if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED:
+            logger.warning("query stopped by statement_timeout: %s", where)
+            return 503, QUERY_TIMEOUT_DETAIL, {"Retry-After": str(QUERY_TIMEOUT_RETRY_AFTER)}
+        logger.warning("database unavailable: %s: %s", where, exc)
+        return 503, StorageUnavailable.default_detail, {"Retry-After": "5"}
+    if isinstance(exc, DataError):
+        logger.warning("database refused a value: %s: %s", where, exc)
+        return 400, DATA_ERROR_DETAIL, {}
+    return None
+
+
 _NON_FIELD_KEYS = {"detail", "code", "messages"}
 
 
@@ -106,14 +131,11 @@ def api_exception_handler(exc, context):
         for header, value in exc.headers.items():
             response[header] = value
         return response
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.warning("database unavailable: %s", exc)
-        response = Response(
-            {"detail": StorageUnavailable.default_detail, "errors": {}},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-        response["Retry-After"] = "5"
-        return response
+    if isinstance(exc, DatabaseError):
+        failure = database_failure(exc, context.get("request"))
+        if failure is not None:
+            code, detail, headers = failure
+            return Response({"detail": detail, "errors": {}}, status=code, headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

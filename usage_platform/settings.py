@@ -6,6 +6,7 @@ Celery broker, so `make demo` needs no other service. Production sets DATABASE_U
 """
 
 import ipaddress
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -94,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees a view's exception first: 503/400 instead of a 500 (errors.py).
+    "usage_platform.errors.ErrorMiddleware",
 ]
 
 ROOT_URLCONF = "usage_platform.urls"
@@ -115,6 +118,14 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
+# Web processes (wsgi.py/asgi.py mark themselves in usage_platform.process before the
+# settings load) stop any query after this many milliseconds on PostgreSQL and answer 503
+# with Retry-After; keep it below gunicorn's worker timeout (GUNICORN_TIMEOUT, 30 s) so the
+# query ends before the worker is killed. Commands, stream consumers, Celery workers and
+# migrations keep no limit. 0 turns it off.
+DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=15_000)
+# Looked up, not imported: settings.py also runs alone (scripts/healthcheck.py).
+WEB_PROCESS = getattr(sys.modules.get("usage_platform.process"), "kind", "") == "web"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web, worker and beat processes read while one writes; IMMEDIATE
@@ -134,6 +145,9 @@ else:
     # No JIT: it compiles every dashboard statement whose cost estimate looks large, which
     # took 1.3 s of a 2.3 s retention query on the 10M-event benchmark (see docs/benchmarks.md).
     DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
+    if WEB_PROCESS and DB_STATEMENT_TIMEOUT_MS > 0:
+        # Set once per connection at connect time, so no request pays a round trip for it.
+        DATABASES["default"]["OPTIONS"]["options"] += f" -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -263,7 +277,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        # orjson, depth-limited, refuses lone surrogates (usage_platform/parsers.py).
+        "usage_platform.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
 from usage_platform.exceptions import DomainError, Forbidden, StorageUnavailable
+from usage_platform.parsers import MAX_JSON_DEPTH, json_depth
 
 from ..models import UsageEvent
 from . import storage, stream
@@ -32,6 +33,15 @@ _JSON_NUL_RE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _GENDERS = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # a number above this is milliseconds, not seconds
 _MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+# Stand-ins for years 1 and 9999, where `astimezone` may leave datetime's range: they fail
+# the range checks below with the same messages as any other too early or too late time.
+_TOO_EARLY = datetime.min.replace(tzinfo=UTC)
+_TOO_LATE = datetime.max.replace(tzinfo=UTC)
+# A longer "session" is a unit mistake, and sums of huge values would overflow the rollups.
+_MAX_SESSION_SECONDS = 365 * 86400
+# metadata/properties nesting past MAX_JSON_DEPTH is an item error: orjson (254 levels) and
+# PostgreSQL have limits of their own, which used to fail a whole batch with a 500.
+_TOO_DEEP = f"Must be nested at most {MAX_JSON_DEPTH} levels deep."
 _DB_DOWN = (OperationalError, InterfaceError)
 _MAX_ID = 2**63  # a bigint: larger ids cannot exist and would fail the query, not the item
 
@@ -98,6 +108,10 @@ def _parse_timestamp(value):
         return None
     if ts.tzinfo is None:
         return ts.replace(tzinfo=UTC)
+    if ts.year == 1:
+        return _TOO_EARLY
+    if ts.year == 9999:
+        return _TOO_LATE
     return ts.astimezone(UTC)
 
 
@@ -109,9 +123,22 @@ def _json_size_ok(value, limit):
         return None, "Must be a JSON object."
     if not value:
         return "{}", None
-    dumped = orjson.dumps(value)
+    try:
+        dumped = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        # Nesting past orjson's 254 levels is all a parsed body can fail on.
+        return None, _TOO_DEEP
     if len(dumped) > limit:
         return None, f"Must be at most {limit // 1024} KB of JSON (got {len(dumped):,} bytes)."
+    # Deeper than MAX_JSON_DEPTH takes more than that many bracket pairs, so short JSON (the
+    # common case) is not looked at, longer JSON has its brackets counted in C, and only one
+    # with more brackets than the limit is walked.
+    if (
+        len(dumped) > 2 * MAX_JSON_DEPTH
+        and dumped.count(b"{") + dumped.count(b"[") > MAX_JSON_DEPTH
+        and json_depth(value) > MAX_JSON_DEPTH
+    ):
+        return None, _TOO_DEEP
     if b"\\u0000" in dumped and _JSON_NUL_RE.search(dumped):
         return None, _NUL
     return dumped.decode(), None
@@ -136,10 +163,12 @@ class _Context:
 def _check_org_ids(org, items):
     """Compatibility `org_id` must name the caller's organisation: anything else is an
     attempt to write into another tenant, refused for the whole request (403)."""
+    own = str(org.pk)
     for item in items:
         if isinstance(item, dict) and item.get("org_id") not in (None, ""):
             value = item["org_id"]
-            if isinstance(value, bool) or str(value) != str(org.pk):
+            # Compared by type, never through str(): that of a deeply nested value recurses.
+            if not ((type(value) is int and value == org.pk) or (type(value) is str and value == own)):
                 raise Forbidden(
                     "org_id does not match the organisation of your credentials.",
                     errors={"org_id": ["Events can only be sent to your own organisation."]},
@@ -192,7 +221,8 @@ def _validate(ctx, items):
         if value is not None:
             if isinstance(value, int) and not isinstance(value, bool):
                 ref = value
-            elif isinstance(value, str) and value.isdigit() and len(value) < 20:
+            # isascii: "²".isdigit() is true, and int("²") fails.
+            elif isinstance(value, str) and len(value) < 20 and value.isascii() and value.isdigit():
                 ref = int(value)
             if ref is None or not 0 < ref < _MAX_ID:
                 ref = None
@@ -277,6 +307,9 @@ def _validate(ctx, items):
                 bad = True
             elif duration < 0:
                 err("session_duration", "Must not be negative.")
+                bad = True
+            elif duration > _MAX_SESSION_SECONDS:
+                err("session_duration", f"Must be at most {_MAX_SESSION_SECONDS:,} seconds (a year).")
                 bad = True
             else:
                 duration = float(duration)
