@@ -150,15 +150,17 @@ def wait_http_ok(port, path="/health", timeout=60, proc=None, what="server"):
 
 
 class Server:
-    """`gunicorn usage_platform.wsgi` on 127.0.0.1:`port` (sync workers), its log in `log_dir`."""
+    """`gunicorn usage_platform.wsgi` on 127.0.0.1:`port` (sync workers), its log in `log_dir`;
+    `timeout` is gunicorn's: a worker silent for that long is killed and replaced."""
 
-    def __init__(self, name, env, port, workers, log_dir):
+    def __init__(self, name, env, port, workers, log_dir, timeout=120):
         self.name, self.env, self.port, self.workers, self.log_dir = name, env, port, workers, Path(log_dir)
+        self.timeout = timeout
         self.proc = None
 
     def __enter__(self):
         cmd = [GUNICORN, "usage_platform.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
-        cmd += ["--backlog", "2048", "--timeout", "120", "--log-level", "warning"]
+        cmd += ["--backlog", "2048", "--timeout", str(self.timeout), "--log-level", "warning"]
         logfile = self.log_dir / f"gunicorn-{self.name}.log"
         self.proc = spawn(cmd, self.env, logfile)
         try:
