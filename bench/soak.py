@@ -201,7 +201,7 @@ def summarise(args, orgs, parts, samples, baseline, end, failed, drain_s, stack)
     stored = stored_per_org(args.pg_url)
     acknowledged = {org["id"]: org["primed"] for org in orgs}
     for part in parts:
-        acknowledged[part["org"]] += sum(r[4] for r in part["records"])
+        acknowledged[part["org"]] += sum(r.acknowledged for r in part["records"])
     rss, changed = soak_report.rss_growth(baseline, end)
     times = rollup_times(stack.var)
     dead_letters = stack.redis_client.xlen(f"{STREAM}:dead") if args.mode == "queue" else 0
@@ -212,7 +212,7 @@ def summarise(args, orgs, parts, samples, baseline, end, failed, drain_s, stack)
             "error_rate_pct": round(100 * errors / len(records), 3) if records else None,
             "throttled": sum(e["throttled"] for e in endpoints.values()),
             "requests_per_s": round(len(records) / args.duration, 1),
-            "events_per_s": round(sum(r[4] for r in records) / args.duration),
+            "events_per_s": round(sum(r.acknowledged for r in records) / args.duration),
             "clients_failed": failed,
             "schedule_slips": sum(part["slipped"] for part in parts),
             "client_cpu_s": round(sum(part["cpu_s"] for part in parts), 1),
@@ -222,6 +222,7 @@ def summarise(args, orgs, parts, samples, baseline, end, failed, drain_s, stack)
             "acknowledged": sum(acknowledged.values()),
             "primed": sum(org["primed"] for org in orgs),
             "stored": sum(stored.values()),
+            "refused": sum(e["events_refused"] for e in endpoints.values()),
             "per_org": {str(k): {"acknowledged": v, "stored": stored.get(k, 0)} for k, v in acknowledged.items()},
             "drain_s": drain_s,
             "dead_lettered": dead_letters,
@@ -299,7 +300,7 @@ def main():
         log(f"{len(orgs)} organisations registered and primed; load for {args.duration:g} s")
         specs = client_specs(orgs, known_users, args)
         parts, samples, baseline, end, failed = run_load(stack, specs, args)
-        acknowledged = sum(org["primed"] for org in orgs) + sum(r[4] for p in parts for r in p["records"])
+        acknowledged = sum(org["primed"] for org in orgs) + sum(r.acknowledged for p in parts for r in p["records"])
         log(f"load over; waiting for {acknowledged:,} acknowledged events to be stored")
         drain_s = drain(stack, acknowledged, args)
         result.update(summarise(args, orgs, parts, samples, baseline, end, failed, drain_s, stack))

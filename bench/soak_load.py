@@ -4,8 +4,7 @@ analytics and insights APIs with a JWT and open the pages with a session.
 
 Every client runs at a fixed pace (a request every `interval` seconds; when a request runs
 late the schedule restarts from now instead of bursting to catch up), records
-`(seconds since start, endpoint, status, latency ms, events acknowledged)` per request, and
-puts its records on a queue when `stop_at` passes.
+a `Record` per request, and puts its records on a queue when `stop_at` passes.
 """
 
 import http.client
@@ -16,6 +15,7 @@ import resource
 import signal
 import time
 import uuid
+from collections import namedtuple
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -25,6 +25,9 @@ FEATURES = [f"feature-{i:02d}" for i in range(50)]
 FUNNEL = ",".join(FEATURES[:3])
 ERROR_BODY_CHARS = 300  # of an unexpected answer, kept for the report
 JWT_REFRESH_SECONDS = 10 * 60  # access tokens live 15 minutes
+
+# One request: when it started (seconds into the load), what it was, how it ended.
+Record = namedtuple("Record", "t endpoint status ms acknowledged refused")
 
 
 def user_id(n):
@@ -72,12 +75,13 @@ def post_json(port, path, body, headers):
         conn.close()
 
 
-def _accepted(path, status, data):
-    if status not in (200, 201, 202):
-        return 0
-    if path.endswith("/batch"):
-        return json.loads(data)["accepted"]
-    return 1
+def _accepted(path, status, data, sent):
+    """(events acknowledged, events refused) by one answer: a 2xx batch answer may refuse
+    some items (per-item errors, duplicates), which no valid, unique event should meet."""
+    if not 200 <= status < 300:
+        return 0, 0
+    accepted = json.loads(data)["accepted"] if path.endswith("/batch") else 1
+    return accepted, sent - accepted
 
 
 def _paced(interval, stop_at, send):
@@ -110,20 +114,20 @@ def sender(spec, t0, stop_at, results):
     def send():
         now = datetime.now(UTC)
         if spec["kind"] == "batch":
-            body = {"events": [event(spec, new_users, now) for _ in range(BATCH)]}
+            body, sent = {"events": [event(spec, new_users, now) for _ in range(BATCH)]}, BATCH
         else:
-            body = event(spec, new_users, now)
+            body, sent = event(spec, new_users, now), 1
         payload = json.dumps(body).encode()
         at = time.monotonic() - t0
         started = time.perf_counter()
         try:
             status, data = post_json(spec["port"], path, payload, headers)
-            count = _accepted(path, status, data)
+            count, refused = _accepted(path, status, data, sent)
         except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
-            status, data, count = 0, repr(exc).encode(), 0
+            status, data, count, refused = 0, repr(exc).encode(), 0, 0
         latency = (time.perf_counter() - started) * 1000
-        records.append((at, f"POST {path[8:]}", status, latency, count))
-        if not 200 <= status < 300 and status != 429 and len(samples) < 5:
+        records.append(Record(at, f"POST {path[8:]}", status, latency, count, refused))
+        if (refused or not 200 <= status < 300 and status != 429) and len(samples) < 5:
             samples.append(f"{status} {data[:ERROR_BODY_CHARS].decode(errors='replace')}")
 
     slipped = _paced(spec["interval"], stop_at, send)
@@ -226,7 +230,8 @@ def reader(spec, t0, stop_at, results):
         if time.monotonic() - token_at > JWT_REFRESH_SECONDS:
             at, started = time.monotonic() - t0, time.perf_counter()
             resp = api.post(f"{base}/api/v1/auth/refresh", json={"refresh": refresh}, timeout=30)
-            records.append((at, "POST auth/refresh", resp.status_code, (time.perf_counter() - started) * 1000, 0))
+            latency = (time.perf_counter() - started) * 1000
+            records.append(Record(at, "POST auth/refresh", resp.status_code, latency, 0, 0))
             if resp.ok:
                 access, refresh = resp.json()["access_token"], resp.json()["refresh_token"]
                 token_at = time.monotonic()
@@ -242,7 +247,7 @@ def reader(spec, t0, stop_at, results):
             status, body = resp.status_code, resp.text
         except requests.RequestException as exc:
             status, body = 0, repr(exc)
-        records.append((at, label, status, (time.perf_counter() - started) * 1000, 0))
+        records.append(Record(at, label, status, (time.perf_counter() - started) * 1000, 0, 0))
         if not 200 <= status < 300 and status != 429 and len(samples) < 5:
             samples.append(f"{label}: {status} {body[:ERROR_BODY_CHARS]}")
 

@@ -19,20 +19,21 @@ def endpoints(records, warmup_s):
     measured part (after the warm-up)."""
     by_endpoint = defaultdict(list)
     for record in records:
-        by_endpoint[record[1]].append(record)
+        by_endpoint[record.endpoint].append(record)
     table = {}
     for name, rows in sorted(by_endpoint.items()):
-        measured = [r[3] for r in rows if r[0] >= warmup_s]
-        statuses = Counter(r[2] for r in rows)
+        measured = [r.ms for r in rows if r.t >= warmup_s]
+        statuses = Counter(r.status for r in rows)
         table[name] = {
             "requests": len(rows),
             "errors": sum(n for status, n in statuses.items() if is_error(status)),
             "throttled": statuses.get(429, 0),
             "statuses": {str(k): v for k, v in sorted(statuses.items())},
-            "p50_ms": round(percentile(measured, 0.50), 1),
-            "p99_ms": round(percentile(measured, 0.99), 1),
+            "p50_ms": round(percentile(measured, 0.50), 1) if measured else None,
+            "p99_ms": round(percentile(measured, 0.99), 1) if measured else None,
             "max_ms": round(max(measured), 1) if measured else None,
-            "events_acknowledged": sum(r[4] for r in rows),
+            "events_acknowledged": sum(r.acknowledged for r in rows),
+            "events_refused": sum(r.refused for r in rows),
         }
     return table
 
@@ -44,20 +45,20 @@ def timeline(records, samples, duration, minute=60.0):
     last_minute = max(0, int((duration - 1e-6) // minute))
     rows = defaultdict(list)
     for record in records:
-        rows[min(last_minute, int(record[0] // minute))].append(record)
+        rows[min(last_minute, int(record.t // minute))].append(record)
     last_sample = {}
     for sample in samples:
         last_sample[min(last_minute, int(sample["t"] // minute))] = sample
     out = []
     for index in sorted(rows):
-        latencies = [r[3] for r in rows[index]]
+        latencies = [r.ms for r in rows[index]]
         sample = last_sample.get(index, {})
         out.append(
             {
                 "minute": index + 1,
                 "requests": len(rows[index]),
-                "errors": sum(1 for r in rows[index] if is_error(r[2])),
-                "events_acknowledged": sum(r[4] for r in rows[index]),
+                "errors": sum(1 for r in rows[index] if is_error(r.status)),
+                "events_acknowledged": sum(r.acknowledged for r in rows[index]),
                 "p50_ms": round(percentile(latencies, 0.50), 1),
                 "p99_ms": round(percentile(latencies, 0.99), 1),
                 "stream_backlog": sample.get("stream_backlog"),
@@ -99,7 +100,7 @@ def verdicts(result):
     worst = max((r["growth_pct"] for r in rss_checked), default=None)
     per_org = result["events"]["per_org"].values()
     return {
-        "errors": result["totals"]["errors"] == 0,
+        "errors": result["totals"]["errors"] == 0 and result["events"]["refused"] == 0,
         "events_stored_equal_acknowledged": all(o["stored"] == o["acknowledged"] for o in per_org),
         "rss_growth_within_target": worst is not None
         and worst <= RSS_GROWTH_TARGET_PCT
@@ -136,10 +137,8 @@ def markdown(result):
         "|---|---|---|---|---|---|---|",
     ]
     for name, e in result["endpoints"].items():
-        lines.append(
-            f"| `{name}` | {e['requests']:,} | {e['errors']} | {e['throttled']} | {e['p50_ms']} | {e['p99_ms']} "
-            f"| {e['max_ms']} |"
-        )
+        p50, p99, top = ("—" if x is None else x for x in (e["p50_ms"], e["p99_ms"], e["max_ms"]))
+        lines.append(f"| `{name}` | {e['requests']:,} | {e['errors']} | {e['throttled']} | {p50} | {p99} | {top} |")
     lines.append(
         f"| **all** | **{totals['requests']:,}** | **{totals['errors']}** ({totals['error_rate_pct']} %) "
         f"| {totals['throttled']} | | | |"
@@ -162,7 +161,8 @@ def markdown(result):
         "",
         f"Events acknowledged {events['acknowledged']:,}, stored {events['stored']:,} after "
         f"{events['drain_s']} s of drain ({_mark(v['events_stored_equal_acknowledged'])}); "
-        f"dead-lettered {events['dead_lettered']}. Errors: {totals['errors']} of {totals['requests']:,} requests "
+        f"refused in 2xx answers {events['refused']}; dead-lettered {events['dead_lettered']}. "
+        f"Errors: {totals['errors']} of {totals['requests']:,} requests "
         f"(target 0: {_mark(v['errors'])})"
         + (f"; client processes that failed: {failed}" if failed else "")
         + f". Worst RSS growth of a gunicorn worker or consumer: {v['worst_rss_growth_pct']} % (target ≤ "
