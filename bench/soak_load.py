@@ -84,6 +84,13 @@ def _accepted(path, status, data, sent):
     return accepted, sent - accepted
 
 
+def _stopped_by_parent():
+    """Ctrl-C reaches the whole foreground group: the clients leave it to the parent, whose
+    clean-up then ends them with SIGTERM at once (not through its own handler, inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _paced(interval, stop_at, send):
     """Call `send()` every `interval` seconds until `stop_at` (monotonic); returns how many
     times the schedule slipped (a request ended after its successor was due)."""
@@ -105,7 +112,7 @@ def _paced(interval, stop_at, send):
 
 def sender(spec, t0, stop_at, results):
     """`spec["kind"]` is "batch" or "track"; one organisation's API key."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
+    _stopped_by_parent()
     random.seed(spec["seed"])
     path = f"/api/v1/events/{spec['kind']}"
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {spec['key']}"}
@@ -215,7 +222,7 @@ def reader_paths(known_users):
 
 
 def reader(spec, t0, stop_at, results):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stopped_by_parent()
     random.seed(spec["seed"])
     base = f"http://127.0.0.1:{spec['port']}"
     access, refresh = jwt_login(base, spec["email"], spec["password"])

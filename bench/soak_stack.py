@@ -160,6 +160,7 @@ class Stack:
         shutil.rmtree(self.var / "redis", ignore_errors=True)
         if self.db_created and not self.args.keep_db:
             pg_drop(self.args.pg_url)
+        log("every process this run started has stopped")
 
 
 def _redis_ready(url, proc):
