@@ -156,7 +156,7 @@ def markdown(result):
             f"| {workers} MiB |"
         )
     rollups, replaced = result["rollups"], result["processes_replaced"]
-    failed = totals["clients_failed"]
+    failed, direct = totals["clients_failed"], totals["direct_writes_in_queue_mode"]
     lines += [
         "",
         f"Events acknowledged {events['acknowledged']:,}, stored {events['stored']:,} after "
@@ -171,6 +171,7 @@ def markdown(result):
         + f". Rollups: {rollups['count']} (the priming one included), {rollups['p50_s']} s median, "
         f"{rollups['max_s']} s max; task failures {rollups['failures']}. Error lines in the logs: "
         + ", ".join(f"{name} {n}" for name, n in result["log_errors"].items())
-        + ".",
+        + "."
+        + (f" **Queue mode wrote {direct:,} ingestion requests directly** (200/201, not 202)." if direct else ""),
     ]
     return lines
