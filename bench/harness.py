@@ -149,18 +149,24 @@ def wait_http_ok(port, path="/health", timeout=60, proc=None, what="server"):
     raise RuntimeError(f"{what} did not answer {path} within {timeout} s")
 
 
-class Server:
-    """`gunicorn usage_platform.wsgi` on 127.0.0.1:`port` (sync workers), its log in `log_dir`;
-    `timeout` is gunicorn's: a worker silent for that long is killed and replaced."""
+# The throughput benchmarks' gunicorn: a deep accept queue, and a long timeout so a slow
+# request under full load is measured rather than killed.
+THROUGHPUT_OPTIONS = ("--backlog", "2048", "--timeout", "120", "--log-level", "warning")
 
-    def __init__(self, name, env, port, workers, log_dir, timeout=120):
+
+class Server:
+    """`gunicorn usage_platform.wsgi` on 127.0.0.1:`port` (sync workers) with `options`, its
+    log in `log_dir`."""
+
+    def __init__(self, name, env, port, workers, log_dir, options=THROUGHPUT_OPTIONS):
         self.name, self.env, self.port, self.workers, self.log_dir = name, env, port, workers, Path(log_dir)
-        self.timeout = timeout
+        self.options = list(options)
         self.proc = None
 
     def __enter__(self):
-        cmd = [GUNICORN, "usage_platform.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
-        cmd += ["--backlog", "2048", "--timeout", str(self.timeout), "--log-level", "warning"]
+        # Flags after the options: they override a --config file's bind and workers.
+        cmd = [GUNICORN, *self.options, "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
+        cmd.append("usage_platform.wsgi")
         logfile = self.log_dir / f"gunicorn-{self.name}.log"
         self.proc = spawn(cmd, self.env, logfile)
         try:

@@ -34,7 +34,8 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import requests
 import soak_load
@@ -64,7 +65,9 @@ def register_orgs(base, n):
         key = requests.post(f"{base}/api/v1/org/api-keys", json={"name": "soak"}, headers=auth, timeout=30)
         if key.status_code != 201:
             raise RuntimeError(f"api key for {email}: HTTP {key.status_code} {key.text[:300]}")
-        orgs.append({"id": data["organization"]["id"], "email": email, "key": key.json()["key"]})
+        orgs.append(
+            {"id": data["organization"]["id"], "email": email, "key": key.json()["key"], "jwt": data["access_token"]}
+        )
     return orgs
 
 
@@ -93,6 +96,32 @@ def prime(stack, orgs, args):
     stack.send_rollup()
     _wait(lambda: len(rollup_times(stack.var)) > done, 180, "the first rollup")
     return known
+
+
+HEAVY_LIBRARIES = ("numpy", "pandas", "scipy")
+
+
+def warm_workers(stack, org, known_users, args):
+    """Every gunicorn worker imports numpy, pandas and scipy with the first chart-data or
+    forecast it computes (~165 MB, see usage_platform/gunicorn.conf.py) and compiles each
+    template on first use. A worker that had not yet done so at the RSS baseline would show it
+    as growth, so before the load every reader's request is sent `--workers` times at once
+    (a sync worker serves one at a time: the copies spread over the workers), chart-data over a
+    range with rollups (scipy), until every worker's memory maps show the three libraries."""
+    base = f"http://127.0.0.1:{args.port}"
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {org['jwt']}"
+    browser = soak_load.page_login(base, org["email"], PASSWORD)
+    today = datetime.now(UTC).date()
+    paths = soak_load.reader_paths(known_users)
+    paths.append(("", f"/api/v1/ai/chart-data?start={today - timedelta(days=29)}&end={today}", "api"))
+    calls = [(api if kind == "api" else browser, path) for _, path, kind in paths for _ in range(args.workers)]
+    for _ in range(5):
+        if not stack.workers_without(HEAVY_LIBRARIES):
+            return True
+        with ThreadPoolExecutor(args.workers * 2) as pool:
+            list(pool.map(lambda call: call[0].get(base + call[1], allow_redirects=False, timeout=120), calls))
+    return not stack.workers_without(HEAVY_LIBRARIES)
 
 
 def _wait(condition, seconds, what):
@@ -304,6 +333,11 @@ def main():
         stack.start()
         orgs = register_orgs(f"http://127.0.0.1:{args.port}", args.orgs)
         known_users = prime(stack, orgs, args)
+        if warm_workers(stack, orgs[0], known_users, args):
+            log(f"every gunicorn worker has served every reader request and loaded {', '.join(HEAVY_LIBRARIES)}")
+        else:
+            missing = stack.workers_without(HEAVY_LIBRARIES)
+            log(f"gunicorn workers {missing} have not loaded {', '.join(HEAVY_LIBRARIES)}: their RSS may jump later")
         log(f"{len(orgs)} organisations registered and primed; load for {args.duration:g} s")
         specs = client_specs(orgs, known_users, args)
         parts, samples, baseline, end, failed = run_load(stack, specs, args)

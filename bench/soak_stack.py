@@ -9,6 +9,7 @@ import secrets
 import shutil
 import signal
 import time
+from pathlib import Path
 
 from harness import (
     BIN,
@@ -65,8 +66,11 @@ class Stack:
                 # alert e-mails go nowhere.
                 "GEMINI_API_KEY": "",
                 "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+                # Recycling workers would hide a slow leak, which is what the soak looks for.
+                "GUNICORN_MAX_REQUESTS": "0",
                 "CACHE_DIR": str(self.var / "cache"),
                 "CELERY_BROKER_DIR": str(self.var / "broker"),
+                "HEARTBEAT_DIR": str(self.var / "heartbeat"),
             }
         )
         return env
@@ -86,7 +90,10 @@ class Stack:
         self.db_created = True
         migrate(self.env)
         log(f"postgresql: {self.args.pg_url} created and migrated")
-        self.server = Server("soak", self.env, self.args.port, self.args.workers, self.var, timeout=30)
+        # The image's gunicorn configuration (timeout, graceful stop, access log), bound to
+        # loopback; GUNICORN_MAX_REQUESTS=0 in the environment keeps a worker for the whole run.
+        options = ("--config", "usage_platform/gunicorn.conf.py")
+        self.server = Server("soak", self.env, self.args.port, self.args.workers, self.var, options=options)
         self.server.__enter__()
         log(f"gunicorn: {self.args.workers} workers on 127.0.0.1:{self.args.port}, {self.args.mode} mode")
         if self.args.mode == "queue":
@@ -119,6 +126,19 @@ class Stack:
         named[f"gunicorn master (pid {self.server.proc.pid})"] = self.server.proc.pid
         named[f"redis-server (pid {self.redis.pid})"] = self.redis.pid
         return named
+
+    def workers_without(self, libraries):
+        """The gunicorn workers that have not loaded every one of `libraries` (their memory
+        maps show each library's extension modules once it is imported)."""
+        missing = []
+        for pid in self.server.worker_pids():
+            try:
+                maps = Path(f"/proc/{pid}/maps").read_text()
+            except OSError:
+                continue
+            if not all(f"/{library}/" in maps for library in libraries):
+                missing.append(pid)
+        return missing
 
     def sample(self, t0):
         """RSS of every watched process and the stream backlog, `t` seconds into the load."""
