@@ -45,12 +45,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import PYTHON, ROOT, Server, load_average, log, migrate, percentile, pg_drop, pg_recreate, process_table
+
 # One folder per --port under var/bench/, so two runs side by side (on their own ports, databases
 # and Redis dbs) never delete each other's SQLite files. Set in main().
 VAR = ROOT / "var" / "bench"
-PYTHON = sys.executable
-GUNICORN = str(Path(PYTHON).parent / "gunicorn")
 
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/up_seed_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/3"
@@ -70,24 +69,6 @@ TARGETS = {
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def log(message):
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
-
-
-def load_average():
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def percentile(values, q):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    low = int(k)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
 def base_env(**extra):
@@ -135,32 +116,6 @@ print(json.dumps(UsageEvent.objects.count()))
 """
 
 
-def migrate(env):
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, capture_output=True
-    )
-
-
-def pg_admin(url, sql):
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def pg_recreate(url):
-    name = urlsplit(url).path.lstrip("/")
-    pg_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    pg_admin(url, f'CREATE DATABASE "{name}"')
-
-
-def pg_drop(url):
-    name = urlsplit(url).path.lstrip("/")
-    pg_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def redis_cleanup(url):
     import redis
 
@@ -174,21 +129,6 @@ def redis_cleanup(url):
 # --- CPU accounting ------------------------------------------------------------------------
 # The machine's two cores are shared with whatever else runs, so besides the wall-clock rates
 # the benchmark reports the CPU each event costs (from /proc), which load does not change much.
-
-
-def _proc_stats():
-    """{pid: (ppid, cpu seconds)} for every process."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    return stats
 
 
 def pg_backend_pids(url):
@@ -211,7 +151,7 @@ class CpuMeter:
         self.root_pids, self.pg_url = set(root_pids), pg_url
 
     def _snapshot(self):
-        stats = _proc_stats()
+        stats = process_table()
         app = {pid: cpu for pid, (ppid, cpu) in stats.items() if pid in self.root_pids or ppid in self.root_pids}
         db = {}
         if self.pg_url:
@@ -235,7 +175,7 @@ class CpuMeter:
     def sample(self):
         if not self.pg_url:
             return
-        stats = _proc_stats()
+        stats = process_table()
         for pid in pg_backend_pids(self.pg_url):
             if pid in stats:
                 self.last_db[pid] = stats[pid][1]
@@ -248,58 +188,6 @@ class CpuMeter:
         app = sum(cpu - self.before[0].get(pid, 0.0) for pid, cpu in app_after.items())
         db = sum(cpu - self.before[1].get(pid, 0.0) for pid, cpu in self.last_db.items())
         return {"app_cpu_s": round(app, 2), "db_cpu_s": round(db, 2)}
-
-
-# --- the server --------------------------------------------------------------------------
-
-
-class Server:
-    def __init__(self, name, env, port, workers):
-        self.name, self.env, self.port, self.workers = name, env, port, workers
-        self.proc = None
-
-    def __enter__(self):
-        logfile = open(VAR / f"gunicorn-{self.name}.log", "ab")  # noqa: SIM115 - closed with the process
-        cmd = [
-            GUNICORN,
-            "usage_platform.wsgi",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(self.workers),
-            "--backlog",
-            "2048",
-            "--timeout",
-            "120",
-            "--log-level",
-            "warning",
-        ]
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}); see {logfile.name}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.3)
-        self.__exit__()
-        raise RuntimeError("gunicorn did not answer /health within 60 s")
-
-    def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the group started above: master + its workers
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 # --- the load ------------------------------------------------------------------------------
@@ -538,7 +426,7 @@ def scenario_direct(name, env, port, args, tag):
     migrate(env)
     setup = django(env, SETUP_CODE)
     before = django(env, COUNT_CODE)
-    with Server(name, env, port, args.workers) as server:
+    with Server(name, env, port, args.workers, VAR) as server:
         log(f"{name}: gunicorn -w {args.workers} on :{port}, {args.clients} clients × {args.duration:g} s")
         meter = CpuMeter([server.proc.pid], args.pg_url if env["DATABASE_URL"].startswith("postgres") else None)
         meter.start()
@@ -571,7 +459,7 @@ def scenario_queue(env, port, args, tag):
     migrate(env)
     setup = django(env, SETUP_CODE)
     before = django(env, COUNT_CODE)
-    with Server("queue", env, port, args.workers) as server:
+    with Server("queue", env, port, args.workers, VAR) as server:
         log(f"queue: gunicorn -w {args.workers} on :{port}, {args.clients} clients × {args.queue_duration:g} s")
         meter = CpuMeter([server.proc.pid], args.pg_url).start()
         endpoint = load(
@@ -644,7 +532,7 @@ def scenario_track(env, port, args, tag):
     client = redis.Redis.from_url(args.redis_url)
     client.delete(STREAM)
     setup = django(env, SETUP_CODE)
-    with Server("track", env, port, args.workers) as server:
+    with Server("track", env, port, args.workers, VAR) as server:
         log(f"track: gunicorn -w {args.workers} on :{port}, {args.track_clients} clients × {args.duration:g} s")
         meter = CpuMeter([server.proc.pid], args.pg_url).start()
         result = load(
