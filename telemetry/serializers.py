@@ -29,6 +29,7 @@ class TrackOut(serializers.Serializer):
     id = serializers.IntegerField(allow_null=True)
     uuid = serializers.UUIDField()
     timestamp = serializers.DateTimeField()
+    queued = serializers.BooleanField(required=False, help_text="Present (true) when the event was queued (202).")
 
 
 class ItemError(serializers.Serializer):
@@ -41,3 +42,10 @@ class BatchOut(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     errors = ItemError(many=True)
+    queued = serializers.BooleanField(required=False, help_text="Present (true) when the events were queued (202).")
+
+
+class BatchRejected(BatchOut):
+    """400 when no item of the batch was valid: every item's error, and a summary."""
+
+    detail = serializers.CharField()

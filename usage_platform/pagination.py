@@ -3,10 +3,11 @@
 `paginate()` lets a plain `APIView` (our `OrgAPIView`) page a queryset or list the same way a
 generic view would, and `paginated_schema()` documents that envelope for drf-spectacular."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
+
+from .exceptions import DomainError
 
 
 class StandardPagination(PageNumberPagination):
@@ -15,6 +16,27 @@ class StandardPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        """`?page_size=`, blank meaning the default. DRF's own quietly falls back to the
+        default on `abc` or `0` and cuts 10,000 to 500; a bad value is the caller's mistake
+        to hear about, as on every other parameter."""
+        raw = (request.query_params.get(self.page_size_query_param) or "").strip()
+        if not raw:
+            return self.page_size
+        message = None
+        try:
+            value = int(raw)
+        except ValueError:
+            message = "A valid integer is required."
+        else:
+            if value < 1:
+                message = "Must be at least 1."
+            elif value > self.max_page_size:
+                message = f"Must be at most {self.max_page_size}."
+        if message:
+            raise DomainError(f"page_size: {message}", errors={"page_size": [message]})
+        return value
 
 
 def paginate(request, items, serializer_class, *, view=None, context=None):
@@ -45,9 +67,19 @@ def paginated_schema(serializer_class):
     return _schemas[serializer_class]
 
 
+def is_paginated_schema(schema) -> bool:
+    """Whether `schema` is a page envelope from `paginated_schema()` (its endpoint answers 404
+    past the last page)."""
+    return any(schema is page for page in _schemas.values())
+
+
 def pagination_parameters():
     """`page` and `page_size` query parameters for `@extend_schema(parameters=...)`."""
     return [
-        OpenApiParameter("page", OpenApiTypes.INT, description="Page number, from 1."),
-        OpenApiParameter("page_size", OpenApiTypes.INT, description="Rows per page (default 50, at most 500)."),
+        OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="Page number, from 1."),
+        OpenApiParameter(
+            "page_size",
+            {"type": "integer", "minimum": 1, "maximum": StandardPagination.max_page_size},
+            description="Rows per page (default 50, at most 500).",
+        ),
     ]
