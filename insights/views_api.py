@@ -53,7 +53,7 @@ class AnomalySerializer(serializers.ModelSerializer):
 
 
 class AnomalyStatusSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Anomaly.Status.values)
+    status = serializers.ChoiceField(choices=Anomaly.Status.choices)
 
 
 class InsightSerializer(serializers.Serializer):

@@ -321,9 +321,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # The health answers' `status` would otherwise collide with the other `status` enums and
-    # get a hashed name (drf_spectacular.W001, which `check --deploy` reports).
-    "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "degraded"]},
+    # The health answers' and the anomalies' `status` would otherwise collide with the other
+    # `status` enums and get a hashed name (drf_spectacular.W001, which `check --deploy` reports).
+    "ENUM_NAME_OVERRIDES": {
+        "HealthStatusEnum": ["ok", "degraded"],
+        "AnomalyStatusEnum": "insights.models.Anomaly.Status",
+    },
     # PATCH bodies are validated whole (a member's role, an anomaly's status are required);
     # the few partial ones declare every field optional themselves.
     "COMPONENT_SPLIT_PATCH": False,

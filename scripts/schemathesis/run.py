@@ -64,9 +64,13 @@ def environment(tmp: Path) -> dict:
         "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
         # The seeded webhook points at a closed local port; nothing is delivered during the run.
         "WEBHOOK_ALLOW_PRIVATE": "true",
-        # The login/register limit is real and documented (429), but at 30/min the fuzzer would
-        # spend most of those operations' cases on it instead of on their input handling.
+        # The login/register limits are real and documented (429), but at their production
+        # values the fuzzer would spend most of those operations' cases on them instead of on
+        # their input handling, and its failed logins from 127.0.0.1 would lock out the run's
+        # own (hooks.py logs in as the admin). 0 turns the failed-login limits off.
         "AUTH_THROTTLE_RATE": "100000/min",
+        "LOGIN_ACCOUNT_FAILURES": "0",
+        "LOGIN_ADDRESS_FAILURES": "0",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     for folder in ("queue", "processed"):
