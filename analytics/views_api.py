@@ -12,7 +12,7 @@ from tenants.permissions import OrgAPIView
 from usage_platform.api import ERROR, int_query
 from usage_platform.csv_export import csv_render
 
-from . import params, queries, rollup
+from . import params, queries, rollup, schema
 
 
 class CSVRenderer(BaseRenderer):
@@ -80,7 +80,7 @@ class UsageSummaryView(AnalyticsView):
             OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
             OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.UsageSummary, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.summary_params(request.query_params)
@@ -105,7 +105,7 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
     @extend_schema(
         summary="Per-feature usage from the daily rollups",
         parameters=[*_date_params(), FORMAT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.FeatureUsage, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.feature_usage_params(request.query_params)
@@ -148,7 +148,7 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
             int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
             FORMAT_PARAM,
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.UserActivity, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.user_activity_params(request.query_params)
@@ -181,7 +181,7 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
             *_date_params(),
             FORMAT_PARAM,
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.Timeseries, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.timeseries_params(self.org, request.query_params)
@@ -200,7 +200,7 @@ class RetentionView(AnalyticsView):
             int_query("weeks", minimum=1, maximum=104, description="number of cohorts (default 12)"),
             OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default today)"),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.Retention, 400: BAD_INPUT},
     )
     def get(self, request):
         return Response(queries.retention(self.org, **params.retention_params(request.query_params)))
@@ -213,7 +213,7 @@ class TopUsersView(AnalyticsView):
             int_query("limit", minimum=1, maximum=params.MAX_PAGE_SIZE, description="default 10"),
             *_date_params(),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.TopUsers, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.top_users_params(request.query_params)
@@ -241,7 +241,7 @@ class FunnelView(AnalyticsView):
             int_query("window_days", minimum=1, maximum=90, description="conversion window (default 7)"),
             *_date_params(),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.Funnel, 400: BAD_INPUT},
     )
     def get(self, request):
         return Response(queries.funnel(self.org, **params.funnel_params(request.query_params)))
@@ -250,7 +250,7 @@ class FunnelView(AnalyticsView):
 class EndUserDetailView(AnalyticsView):
     @extend_schema(
         summary="One end user: profile, totals, timeline grouped by session",
-        responses={200: OpenApiTypes.OBJECT, 404: BAD_INPUT},
+        responses={200: schema.EndUserDetail, 404: BAD_INPUT},
     )
     def get(self, request, external_id):
         return Response(queries.end_user_detail(self.org, external_id))
@@ -267,7 +267,7 @@ class AggregateRunView(AnalyticsView):
             OpenApiParameter("until", OpenApiTypes.DATE),
         ],
         request=None,
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT, 403: BAD_INPUT},
+        responses={200: schema.AggregateRun, 400: BAD_INPUT, 403: BAD_INPUT},
     )
     def post(self, request):
         query = request.query_params.copy()
