@@ -61,8 +61,8 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
 def without_storage(view):
-    """Marks an API view that answers without touching the database or Redis (liveness), so
-    its schema lists no 503. Works on class-based and `@api_view` views."""
+    """Marks an API view that never answers 503 because it does not need the database
+    (liveness: it reports a Redis outage as "degraded"). Class-based or `@api_view` views."""
     getattr(view, "cls", view).uses_storage = False
     return view
 
