@@ -144,7 +144,7 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
             int_query("days", minimum=1, maximum=params.MAX_RANGE_DAYS, description="look-back in days (default 30)"),
             OpenApiParameter("search", OpenApiTypes.STR, description="external id or e-mail contains"),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.USER_SORTS)),
-            int_query("page", minimum=1),
+            int_query("page", minimum=1, maximum=params.MAX_PAGE),
             int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
             FORMAT_PARAM,
         ],

@@ -8,7 +8,8 @@ by what it is rather than by a list someone has to remember to keep up to date:
 - 403: a permission can refuse an authenticated caller (a role, staff only);
 - 404: a path parameter names an object, the list is paginated ("Invalid page."), `?format=`
   is one of a set, or the view is tenant-scoped (staff's `?org_id=`);
-- 413: it takes a body; 415: it takes a body through DRF's content negotiation;
+- 411, 413: it takes a body (411: sent chunked to a server that cannot de-chunk it, see
+  request_body.py; gunicorn can); 415: it takes a body through DRF's content negotiation;
 - 429: a throttle applies; 503 (with `Retry-After`): it reads or writes storage.
 
 Every error body is the one `Error` component (`{detail, errors}`), always JSON (CSV views
@@ -46,6 +47,7 @@ DESCRIPTIONS = {
         "Not found: no such object in your organisation, a page past the last one, an unknown `?format=`, "
         "or (platform staff) an `?org_id=` naming no organisation."
     ),
+    "411": "A chunked body the server cannot read to its end: send a Content-Length.",
     "413": "The request body is too large.",
     "415": "Unsupported `Content-Type`.",
     "429": "Too many requests: retry after `Retry-After` seconds.",
@@ -134,7 +136,7 @@ class ApiAutoSchema(AutoSchema):
         ):
             codes.add("404")
         if has_body:
-            codes.add("413")
+            codes.update(("411", "413"))
             if isinstance(view.get_content_negotiator(), DefaultContentNegotiation):
                 codes.add("415")
         if view.get_throttles():
