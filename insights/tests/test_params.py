@@ -74,3 +74,9 @@ def test_refresh_that_is_not_a_boolean_is_refused(raw):
     with pytest.raises(DomainError) as refused:
         params.insight_params({"refresh": raw})
     assert refused.value.errors == {"refresh": ["Must be true or false."]}
+
+
+def test_the_narrative_refuses_filters_it_cannot_apply():
+    with pytest.raises(DomainError) as refused:
+        params.insight_params({"start": "2026-01-01"})
+    assert list(refused.value.errors) == ["start"]
