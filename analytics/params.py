@@ -133,6 +133,19 @@ def filters_supported(query, supported=()):
             fail(name, "This filter is not supported here.")
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def parse_bool(query, name, *, default):
+    """`true`/`false` (also 1/0, yes/no, on/off); anything else is refused, not read as false."""
+    raw = query_text(query, name)
+    if raw is None:
+        return default
+    if raw.lower() not in _BOOLEANS:
+        fail(name, "Must be true or false.")
+    return _BOOLEANS[raw.lower()]
+
+
 def optional_date(query, field):
     """The date in `field`, or None when absent or blank."""
     raw = query_text(query, field)

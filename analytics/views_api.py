@@ -3,15 +3,16 @@ function of `analytics.queries` (or the rollup service) for `self.org`, and rend
 `?format=csv` on user-activity, feature-usage and timeseries downloads the rows as CSV."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
+from usage_platform.api import ERROR, int_query
 from usage_platform.csv_export import csv_render
 
-from . import params, queries, rollup
+from . import params, queries, rollup, schema
 
 
 class CSVRenderer(BaseRenderer):
@@ -22,8 +23,11 @@ class CSVRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        # csv_render escapes text cells a spreadsheet would run as formulas.
-        return csv_render(data if isinstance(data, list) else [data]).encode(self.charset)
+        # csv_render escapes text cells a spreadsheet would run as formulas. No rows still
+        # makes a CSV file, its header line (an empty body would lose its Content-Type).
+        view = (renderer_context or {}).get("view")
+        rows = data if isinstance(data, list) else [data]
+        return csv_render(rows, getattr(view, "csv_columns", ())).encode(self.charset)
 
 
 def _date_params(*, default_note="last 30 days"):
@@ -35,7 +39,7 @@ def _date_params(*, default_note="last 30 days"):
 
 FEATURE_ID_PARAM = OpenApiParameter("feature_id", OpenApiTypes.INT, description="feature id (instead of feature)")
 FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv downloads the rows")
-BAD_INPUT = OpenApiResponse(OpenApiTypes.OBJECT, description="`{detail, errors: {field: [message]}}`")
+BAD_INPUT = ERROR
 
 
 class AnalyticsView(OrgAPIView):
@@ -43,10 +47,12 @@ class AnalyticsView(OrgAPIView):
 
 
 class CSVExportMixin:
-    """JSON by default; `?format=csv` returns `rows` as an attachment. Errors stay JSON."""
+    """JSON by default; `?format=csv` returns `rows` as an attachment. Errors stay JSON.
+    `csv_columns` heads the file when there are no rows."""
 
     renderer_classes = [JSONRenderer, CSVRenderer]
     csv_name = "export"
+    csv_columns: tuple[str, ...] = ()
 
     def wants_csv(self):
         return getattr(self.request, "accepted_renderer", None) is not None and (
@@ -74,7 +80,7 @@ class UsageSummaryView(AnalyticsView):
             OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
             OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.UsageSummary, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.summary_params(request.query_params)
@@ -84,11 +90,22 @@ class UsageSummaryView(AnalyticsView):
 
 class FeatureUsageView(CSVExportMixin, AnalyticsView):
     csv_name = "feature-usage"
+    csv_columns = (
+        "feature_id",
+        "feature_key",
+        "feature_name",
+        "events",
+        "avg_daily_active_users",
+        "avg_session_duration",
+        "share",
+        "previous_events",
+        "change_pct",
+    )
 
     @extend_schema(
         summary="Per-feature usage from the daily rollups",
         parameters=[*_date_params(), FORMAT_PARAM],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.FeatureUsage, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.feature_usage_params(request.query_params)
@@ -119,18 +136,19 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
 
     roles = {"GET": Role.MEMBER}
     csv_name = "user-activity"
+    csv_columns = ("user_id", "email", "events", "avg_session_duration", "first_seen", "last_seen", "top_feature")
 
     @extend_schema(
         summary="Per end user activity (members: their own)",
         parameters=[
-            OpenApiParameter("days", OpenApiTypes.INT, description="look-back in days (default 30)"),
+            int_query("days", minimum=1, maximum=params.MAX_RANGE_DAYS, description="look-back in days (default 30)"),
             OpenApiParameter("search", OpenApiTypes.STR, description="external id or e-mail contains"),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.USER_SORTS)),
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="at most 500"),
+            int_query("page", minimum=1, maximum=params.MAX_PAGE),
+            int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
             FORMAT_PARAM,
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.UserActivity, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.user_activity_params(request.query_params)
@@ -149,6 +167,7 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
 
 class TimeseriesView(CSVExportMixin, AnalyticsView):
     csv_name = "timeseries"
+    csv_columns = ("date", "value")
 
     @extend_schema(
         summary="A metric per day or week, zero-filled",
@@ -162,7 +181,7 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
             *_date_params(),
             FORMAT_PARAM,
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.Timeseries, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.timeseries_params(self.org, request.query_params)
@@ -178,10 +197,10 @@ class RetentionView(AnalyticsView):
     @extend_schema(
         summary="Weekly cohorts by first-seen week: D1/D7/D30 and the cohort grid",
         parameters=[
-            OpenApiParameter("weeks", OpenApiTypes.INT, description="number of cohorts (default 12)"),
+            int_query("weeks", minimum=1, maximum=104, description="number of cohorts (default 12)"),
             OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default today)"),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.Retention, 400: BAD_INPUT},
     )
     def get(self, request):
         return Response(queries.retention(self.org, **params.retention_params(request.query_params)))
@@ -190,8 +209,11 @@ class RetentionView(AnalyticsView):
 class TopUsersView(AnalyticsView):
     @extend_schema(
         summary="Most active end users",
-        parameters=[OpenApiParameter("limit", OpenApiTypes.INT, description="default 10"), *_date_params()],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        parameters=[
+            int_query("limit", minimum=1, maximum=params.MAX_PAGE_SIZE, description="default 10"),
+            *_date_params(),
+        ],
+        responses={200: schema.TopUsers, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.top_users_params(request.query_params)
@@ -203,11 +225,23 @@ class FunnelView(AnalyticsView):
     @extend_schema(
         summary="Ordered conversion funnel per end user",
         parameters=[
-            OpenApiParameter("steps", OpenApiTypes.STR, required=True, description="2–10 feature keys or event types"),
-            OpenApiParameter("window_days", OpenApiTypes.INT, description="conversion window (default 7)"),
+            OpenApiParameter(
+                "steps",
+                {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                    "minItems": params.MIN_FUNNEL_STEPS,
+                    "maxItems": params.MAX_FUNNEL_STEPS,
+                },
+                required=True,
+                style="form",
+                explode=False,
+                description="2–10 feature keys or event types, comma-separated",
+            ),
+            int_query("window_days", minimum=1, maximum=90, description="conversion window (default 7)"),
             *_date_params(),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT},
+        responses={200: schema.Funnel, 400: BAD_INPUT},
     )
     def get(self, request):
         return Response(queries.funnel(self.org, **params.funnel_params(request.query_params)))
@@ -216,7 +250,7 @@ class FunnelView(AnalyticsView):
 class EndUserDetailView(AnalyticsView):
     @extend_schema(
         summary="One end user: profile, totals, timeline grouped by session",
-        responses={200: OpenApiTypes.OBJECT, 404: BAD_INPUT},
+        responses={200: schema.EndUserDetail, 404: BAD_INPUT},
     )
     def get(self, request, external_id):
         return Response(queries.end_user_detail(self.org, external_id))
@@ -233,7 +267,7 @@ class AggregateRunView(AnalyticsView):
             OpenApiParameter("until", OpenApiTypes.DATE),
         ],
         request=None,
-        responses={200: OpenApiTypes.OBJECT, 400: BAD_INPUT, 403: BAD_INPUT},
+        responses={200: schema.AggregateRun, 400: BAD_INPUT, 403: BAD_INPUT},
     )
     def post(self, request):
         query = request.query_params.copy()

@@ -6,7 +6,16 @@ refuse the same input with the same messages."""
 
 from datetime import timedelta
 
-from analytics.params import fail, filters_supported, optional_date, parse_int, query_text, range_check, today
+from analytics.params import (
+    fail,
+    filters_supported,
+    optional_date,
+    parse_bool,
+    parse_int,
+    query_text,
+    range_check,
+    today,
+)
 
 from .models import Anomaly
 
@@ -15,6 +24,9 @@ DEFAULT_PREDICTION_DAYS = 14
 # The forecast horizon the API accepts; here rather than in `forecast` so validating a
 # request does not import numpy and pandas (`forecast` reads them from here).
 PREDICTION_MIN_DAYS, PREDICTION_MAX_DAYS = 7, 30
+
+
+DETECTORS = ("timeseries", "outlier_features")
 
 
 def _choice(query, name, choices):
@@ -33,7 +45,7 @@ def anomaly_list_params(query) -> dict:
     return {
         "status": _choice(query, "status", Anomaly.Status.values),
         "severity": _choice(query, "severity", Anomaly.Severity.values),
-        "detector": _choice(query, "detector", ("timeseries", "outlier_features")),
+        "detector": _choice(query, "detector", DETECTORS),
         "start": start,
         "end": end,
     }
@@ -57,3 +69,9 @@ def prediction_params(query) -> dict:
         ),
         "feature": query_text(query, "feature"),
     }
+
+
+def insight_params(query) -> dict:
+    """`refresh` (a boolean, default false); the narrative takes no filter."""
+    filters_supported(query)
+    return {"refresh": parse_bool(query, "refresh", default=False)}

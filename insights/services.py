@@ -24,6 +24,7 @@ from django.utils import timezone
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from tenants.models import Role, User
 from usage_platform.exceptions import DomainError, NotFound
+from usage_platform.rows import row_update
 
 from .models import Anomaly
 from .webhooks import (  # noqa: F401  (re-exported: the service surface of this app)
@@ -215,15 +216,13 @@ def anomaly_set_status(org, anomaly_id, status, *, user) -> Anomaly:
             f"Unknown status {status!r}.", errors={"status": [f"Choose one of {', '.join(Anomaly.Status.values)}."]}
         )
     anomaly = anomaly_get(org, anomaly_id)
-    anomaly.status = status
-    anomaly.updated_at = timezone.now()
-    anomaly.details = {
+    now = timezone.now()
+    details = {
         **(anomaly.details or {}),
         "status_changed_by": getattr(user, "email", None),
-        "status_changed_at": anomaly.updated_at.isoformat(),
+        "status_changed_at": now.isoformat(),
     }
-    anomaly.save(update_fields=["status", "updated_at", "details"])
-    return anomaly
+    return row_update(anomaly, missing="Anomaly not found.", status=status, updated_at=now, details=details)
 
 
 def chart_data(org, *, start: date, end: date, bins: int = 10) -> dict:

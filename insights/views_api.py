@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
-from usage_platform.api import ERROR, list_schema, no_content, validated
+from usage_platform.api import ERROR, int_query, list_schema, no_content, validated
 from usage_platform.pagination import paginate, paginated_schema, pagination_parameters
 
 from . import narrative, params, services
@@ -53,7 +53,7 @@ class AnomalySerializer(serializers.ModelSerializer):
 
 
 class AnomalyStatusSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Anomaly.Status.values)
+    status = serializers.ChoiceField(choices=Anomaly.Status.choices)
 
 
 class InsightSerializer(serializers.Serializer):
@@ -175,8 +175,8 @@ class WebhookDeliverySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-def _query(*names):
-    return [OpenApiParameter(name, OpenApiTypes.STR, description=desc) for name, desc in names]
+def _dates(*names):
+    return [OpenApiParameter(name, OpenApiTypes.DATE, description=desc) for name, desc in names]
 
 
 # --- Views ---------------------------------------------------------------------------------
@@ -187,13 +187,10 @@ class AnomalyListView(OrgAPIView):
 
     @extend_schema(
         parameters=[
-            *_query(
-                ("status", "open | acknowledged | resolved"),
-                ("severity", "low | medium | high"),
-                ("detector", "timeseries | outlier_features"),
-                ("start", "First day, YYYY-MM-DD (inclusive)"),
-                ("end", "Last day, YYYY-MM-DD (inclusive)"),
-            ),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=Anomaly.Status.values),
+            OpenApiParameter("severity", OpenApiTypes.STR, enum=Anomaly.Severity.values),
+            OpenApiParameter("detector", OpenApiTypes.STR, enum=list(params.DETECTORS)),
+            *_dates(("start", "First day (inclusive)"), ("end", "Last day (inclusive)")),
             *pagination_parameters(),
         ],
         responses={200: paginated_schema(AnomalySerializer), 400: ERROR, 403: ERROR},
@@ -235,7 +232,7 @@ class UsageInsightsView(OrgAPIView):
         tags=TAGS,
     )
     def get(self, request):
-        refresh = request.query_params.get("refresh") in ("1", "true", "yes") and request.user.has_role(Role.ADMIN)
+        refresh = params.insight_params(request.query_params)["refresh"] and request.user.has_role(Role.ADMIN)
         insight = narrative.insight_current(self.org, refresh=refresh)
         return Response(narrative.insight_payload(insight))
 
@@ -244,9 +241,7 @@ class ChartDataView(OrgAPIView):
     default_role = Role.ANALYST
 
     @extend_schema(
-        parameters=_query(
-            ("start", "YYYY-MM-DD, default 30 days before end"), ("end", "YYYY-MM-DD, default yesterday")
-        ),
+        parameters=_dates(("start", "default 30 days before end"), ("end", "default yesterday")),
         responses={200: ChartDataSerializer, 400: ERROR, 403: ERROR},
         summary="Per-feature metrics, z-scores, norm histogram and outlier threshold",
         tags=TAGS,
@@ -260,7 +255,12 @@ class UsagePredictionView(OrgAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("days", OpenApiTypes.INT, description="Horizon in days, 7–30 (default 14)"),
+            int_query(
+                "days",
+                minimum=params.PREDICTION_MIN_DAYS,
+                maximum=params.PREDICTION_MAX_DAYS,
+                description="Horizon (default 14)",
+            ),
             OpenApiParameter("feature", OpenApiTypes.STR, description="Only this feature (id or key)"),
         ],
         responses={200: PredictionSerializer, 400: ERROR, 403: ERROR, 404: ERROR},

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from usage_platform.exceptions import DomainError, NotFound
+from usage_platform.rows import row_update
 
 from . import outbound
 from .models import Webhook, WebhookDelivery
@@ -112,19 +113,14 @@ def webhook_create(org, *, url: str, events, active: bool = True) -> Webhook:
 
 def webhook_update(org, webhook_id, **fields) -> Webhook:
     webhook = webhook_get(org, webhook_id)
-    changed = []
+    changes = {}
     if "url" in fields:
-        webhook.url = url_check(fields["url"])
-        changed.append("url")
+        changes["url"] = url_check(fields["url"])
     if "events" in fields:
-        webhook.events = _events_check(fields["events"])
-        changed.append("events")
+        changes["events"] = _events_check(fields["events"])
     if "active" in fields:
-        webhook.active = bool(fields["active"])
-        changed.append("active")
-    if changed:
-        webhook.save(update_fields=changed)
-    return webhook
+        changes["active"] = bool(fields["active"])
+    return row_update(webhook, missing="Webhook not found.", **changes)
 
 
 def webhook_delete(org, webhook_id) -> None:

@@ -1,24 +1,71 @@
 """Request/response shapes of the ingestion API, for the OpenAPI schema only: the
 endpoints validate with `services.ingest` (one pass, per-item errors), not with these."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
+def _schema_only(schema, help_text=""):
+    """A field that documents `schema` as it is: `services.ingest` reads these values more
+    loosely than a serializer field type can say (ids as numbers or digits, null as absent)."""
+
+    @extend_schema_field(schema)
+    class Field(serializers.JSONField):
+        pass
+
+    return Field(required=False, help_text=help_text)
+
+
+def _nullable(*types, **constraints):
+    return {"oneOf": [{"type": t, **constraints.get(t, {})} for t in types], "nullable": True}
+
+
 class EventIn(serializers.Serializer):
-    uuid = serializers.UUIDField(required=False, help_text="Idempotency key: an event is stored once per uuid.")
-    feature_id = serializers.IntegerField(required=False)
-    feature = serializers.CharField(required=False, help_text="Feature key or name (created if the org allows it).")
-    user_id = serializers.CharField(required=False, help_text="Your end user's id (omit for anonymous events).")
-    email = serializers.EmailField(required=False)
-    age = serializers.IntegerField(required=False, min_value=0, max_value=150)
-    gender = serializers.ChoiceField(choices=["F", "M", "O"], required=False)
-    properties = serializers.DictField(required=False, help_text="End-user properties, merged (≤ 16 KB).")
-    event_type = serializers.CharField(required=False, default="interaction")
-    session_id = serializers.CharField(required=False)
-    session_duration = serializers.FloatField(required=False, min_value=0)
-    timestamp = serializers.DateTimeField(required=False, help_text="Default now; at most 24 h in the future.")
-    metadata = serializers.DictField(required=False, help_text="≤ 16 KB of JSON.")
-    org_id = serializers.IntegerField(required=False, help_text="Compatibility: must be your organisation.")
+    """One event as `services.ingest` validates it: every field is optional, and null (or an
+    empty string for the text fields) means "not given"."""
+
+    uuid = serializers.UUIDField(
+        required=False, allow_null=True, help_text="Idempotency key: an event is stored once per uuid."
+    )
+    feature_id = _schema_only(
+        _nullable(
+            "integer", "string", integer={"minimum": 1, "maximum": 2**63 - 1}, string={"pattern": "^[0-9]{1,19}$"}
+        ),
+        "Your feature's id (a number, or its digits); takes precedence over `feature`.",
+    )
+    feature = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=200,
+        help_text="Feature key or name (created if the organisation allows it).",
+    )
+    user_id = _schema_only(
+        _nullable("string", "integer", string={"minLength": 1, "maxLength": 200}),
+        "Your end user's id (omit for anonymous events).",
+    )
+    email = serializers.EmailField(required=False, allow_null=True, allow_blank=True)
+    age = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=150)
+    gender = _schema_only(
+        {"type": "string", "pattern": "^([FfMmOo]|[Ff]emale|[Mm]ale|[Oo]ther|FEMALE|MALE|OTHER)?$", "nullable": True},
+        "F, M or O (also female, male, other).",
+    )
+    properties = serializers.DictField(
+        required=False, allow_null=True, help_text="End-user properties, merged (≤ 16 KB)."
+    )
+    event_type = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=64, help_text="Default `interaction`."
+    )
+    session_id = _schema_only(_nullable("string", "integer", string={"maxLength": 128}))
+    session_duration = serializers.FloatField(required=False, allow_null=True, min_value=0)
+    timestamp = _schema_only(
+        _nullable("string", "number"),
+        "ISO 8601 date-time (UTC when it has no offset) or epoch seconds (or milliseconds); default now, "
+        "at most 24 h in the future, not before 1970.",
+    )
+    metadata = serializers.DictField(required=False, allow_null=True, help_text="≤ 16 KB of JSON.")
+    org_id = _schema_only(
+        _nullable("integer", "string"), "Compatibility: your organisation's id, anything else is refused (403)."
+    )
 
 
 class BatchIn(serializers.Serializer):
@@ -29,6 +76,7 @@ class TrackOut(serializers.Serializer):
     id = serializers.IntegerField(allow_null=True)
     uuid = serializers.UUIDField()
     timestamp = serializers.DateTimeField()
+    queued = serializers.BooleanField(required=False, help_text="Present (true) when the event was queued (202).")
 
 
 class ItemError(serializers.Serializer):
@@ -41,3 +89,10 @@ class BatchOut(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     errors = ItemError(many=True)
+    queued = serializers.BooleanField(required=False, help_text="Present (true) when the events were queued (202).")
+
+
+class BatchRejected(BatchOut):
+    """400 when no item of the batch was valid: every item's error, and a summary."""
+
+    detail = serializers.CharField()

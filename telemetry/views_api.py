@@ -18,10 +18,11 @@ from rest_framework.utils import encoders
 
 from tenants.authentication import ApiKeyPrincipal
 from tenants.permissions import IngestAPIView
-from usage_platform.api import declared_length
+from usage_platform.api import ERROR, declared_length
 from usage_platform.exceptions import DomainError
+from usage_platform.openapi import ErrorSerializer
 
-from .serializers import BatchIn, BatchOut, EventIn, TrackOut
+from .serializers import BatchIn, BatchOut, BatchRejected, EventIn, TrackOut
 from .services import ingest
 from .throttling import IngestRateThrottle
 
@@ -81,10 +82,15 @@ class _IngestView(IngestAPIView):
         return None if isinstance(user, ApiKeyPrincipal) else user
 
 
+# Only JSON: the body is parsed with orjson whatever its Content-Type says. 403: an `org_id`
+# naming another organisation (the statuses every view answers are added by usage_platform.openapi).
+_FOREIGN_ORG = OpenApiResponse(ErrorSerializer, description="`org_id` names another organisation.")
+
+
 class EventTrackView(_IngestView):
     @extend_schema(
-        request=EventIn,
-        responses={201: TrackOut, 202: TrackOut, 200: TrackOut, 400: OpenApiResponse(description="Invalid event")},
+        request={"application/json": EventIn},
+        responses={201: TrackOut, 202: TrackOut, 200: TrackOut, 400: ERROR, 403: _FOREIGN_ORG},
         summary="Send one event",
     )
     def post(self, request):
@@ -94,8 +100,14 @@ class EventTrackView(_IngestView):
 
 class EventBatchView(_IngestView):
     @extend_schema(
-        request=BatchIn,
-        responses={200: BatchOut, 202: BatchOut, 400: BatchOut, 413: OpenApiResponse(description="Too many events")},
+        request={"application/json": BatchIn},
+        responses={
+            200: BatchOut,
+            202: BatchOut,
+            400: OpenApiResponse(BatchRejected, description="No valid event: each item's error (or `Error`)."),
+            403: _FOREIGN_ORG,
+            413: OpenApiResponse(ErrorSerializer, description="Over 1,000 events or 5 MB."),
+        },
         summary="Send up to 1,000 events",
     )
     def post(self, request):

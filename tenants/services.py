@@ -17,6 +17,7 @@ from django.utils.text import slugify
 from usage_platform.client_address import client_address
 from usage_platform.exceptions import DomainError, NotFound, Unauthorized
 from usage_platform.local_cache import LocalCache
+from usage_platform.rows import row_update
 
 from . import login_throttle
 from .models import ApiKey, Invitation, Organization, Role, User
@@ -213,9 +214,7 @@ def member_change_role(*, org: Organization, user_id: int, role: str) -> User:
             "The last admin cannot be demoted; make someone else admin first.",
             errors={"role": ["The organisation needs at least one admin."]},
         )
-    member.role = role
-    member.save(update_fields=["role"])
-    return member
+    return row_update(member, missing="Member not found.", role=role)
 
 
 @transaction.atomic

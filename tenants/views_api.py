@@ -44,10 +44,14 @@ class AuthThrottle(WindowRateThrottle):
 
 
 class PublicAuthView(APIView):
-    """Endpoints reached without an access token: the body carries the credential."""
+    """Endpoints reached without an access token: the body carries the credential. They take
+    form bodies as well as JSON, as OAuth2-style clients and plain HTML forms send them (the
+    rest of the API is JSON only: DRF reads an empty optional form field as "not given",
+    which a JSON schema cannot describe)."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    parser_classes = [JSONParser, FormParser]
 
     def initial(self, request, *args, **kwargs):
         if declared_length(request) > AUTH_MAX_BODY_BYTES:

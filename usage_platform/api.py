@@ -1,16 +1,22 @@
 """Pieces every API view module repeats: the documented error body, body validation, the
 204 answer and the schema of a paginated list endpoint."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from .openapi import ERROR
 from .pagination import paginated_schema, pagination_parameters
 
-ERROR = OpenApiResponse(
-    response={"type": "object", "properties": {"detail": {"type": "string"}, "errors": {"type": "object"}}},
-    description='`{"detail": "...", "errors": {field: [messages]}}`',
-)
+__all__ = ["ERROR", "declared_length", "int_query", "list_schema", "no_content", "validated"]
+
+
+def int_query(name, *, minimum, maximum=None, description=""):
+    """An integer query parameter with the bounds its parser enforces."""
+    schema = {"type": "integer", "minimum": minimum}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return OpenApiParameter(name, schema, description=description)
 
 
 def validated(serializer_class, request, *, partial=False):

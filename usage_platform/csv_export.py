@@ -29,12 +29,14 @@ def csv_cell(value):
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_render(rows: Iterable[Mapping]) -> str:
-    """Rows of flat dicts as CSV text, the first row's keys as the header."""
+def csv_render(rows: Iterable[Mapping], columns: Iterable[str] = ()) -> str:
+    """Rows of flat dicts as CSV text, the first row's keys as the header (`columns` when
+    there is no row, so that an empty export is still a CSV file with its header)."""
     rows = list(rows)
     out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()), extrasaction="ignore")
+    fieldnames = list(rows[0].keys()) if rows else list(columns)
+    if fieldnames:
+        writer = csv.DictWriter(out, fieldnames=fieldnames, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({key: csv_cell(value) for key, value in row.items()})

@@ -7,7 +7,6 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 
 from tenants.authentication import UserJWTAuthentication
 
+from .openapi import without_storage
 from .redis_backoff import redis_client, redis_ping, redis_urls
 
 REDIS_DOWN = (
@@ -24,6 +24,7 @@ REDIS_DOWN = (
 )
 
 
+@without_storage
 @extend_schema(
     responses={
         200: inline_serializer(
@@ -149,8 +150,6 @@ _DETAILED = inline_serializer(
     responses={
         200: _DETAILED,
         503: OpenApiResponse(_DETAILED, description="A dependency is down."),
-        401: OpenApiTypes.OBJECT,
-        403: OpenApiTypes.OBJECT,
     },
     summary="Dependencies, queue depth and rollup age (platform staff)",
     tags=["health"],

@@ -3,10 +3,16 @@
 `paginate()` lets a plain `APIView` (our `OrgAPIView`) page a queryset or list the same way a
 generic view would, and `paginated_schema()` documents that envelope for drf-spectacular."""
 
-from drf_spectacular.types import OpenApiTypes
+import re
+
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
+
+from .exceptions import DomainError
+
+# ASCII digits only: int() also takes "١٢", "1_000" and "+5".
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class StandardPagination(PageNumberPagination):
@@ -15,6 +21,20 @@ class StandardPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        """`?page_size=`: blank is the default and more than 500 is cut to 500, as DRF does; but
+        where DRF quietly used the default for `abc`, `0` or `-1`, that is a 400, as for every
+        other parameter (the caller asked for something else than it gets)."""
+        raw = (request.query_params.get(self.page_size_query_param) or "").strip()
+        if not raw:
+            return self.page_size
+        digits = raw.lstrip("0")
+        if not _DIGITS.fullmatch(raw) or not digits:
+            message = "A positive integer is required."
+            raise DomainError(f"page_size: {message}", errors={"page_size": [message]})
+        # Past a few digits only "a lot" matters (and int() of thousands of digits costs time).
+        return min(int(digits) if len(digits) <= 6 else self.max_page_size, self.max_page_size)
 
 
 def paginate(request, items, serializer_class, *, view=None, context=None):
@@ -45,9 +65,19 @@ def paginated_schema(serializer_class):
     return _schemas[serializer_class]
 
 
+def is_paginated_schema(schema) -> bool:
+    """Whether `schema` is a page envelope from `paginated_schema()` (its endpoint answers 404
+    past the last page)."""
+    return any(schema is page for page in _schemas.values())
+
+
 def pagination_parameters():
     """`page` and `page_size` query parameters for `@extend_schema(parameters=...)`."""
     return [
-        OpenApiParameter("page", OpenApiTypes.INT, description="Page number, from 1."),
-        OpenApiParameter("page_size", OpenApiTypes.INT, description="Rows per page (default 50, at most 500)."),
+        OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="Page number, from 1."),
+        OpenApiParameter(
+            "page_size",
+            {"type": "integer", "minimum": 1},
+            description="Rows per page (default 50; more than 500 is cut to 500).",
+        ),
     ]

@@ -276,13 +276,12 @@ REST_FRAMEWORK = {
         "rest_framework_simplejwt.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": [
-        # orjson, depth-limited, refuses lone surrogates (usage_platform/parsers.py).
-        "usage_platform.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # The API speaks JSON: orjson, depth-limited, refusing lone surrogates
+    # (usage_platform/parsers.py). The public auth endpoints also take forms (OAuth2 password
+    # clients), see tenants.views_api.PublicAuthView.
+    "DEFAULT_PARSER_CLASSES": ["usage_platform.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "usage_platform.openapi.ApiAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "usage_platform.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "usage_platform.exceptions.api_exception_handler",
@@ -322,9 +321,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # The health answers' `status` would otherwise collide with the other `status` enums and
-    # get a hashed name (drf_spectacular.W001, which `check --deploy` reports).
-    "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "degraded"]},
+    # The health answers' and the anomalies' `status` would otherwise collide with the other
+    # `status` enums and get a hashed name (drf_spectacular.W001, which `check --deploy` reports).
+    "ENUM_NAME_OVERRIDES": {
+        "HealthStatusEnum": ["ok", "degraded"],
+        "AnomalyStatusEnum": "insights.models.Anomaly.Status",
+    },
+    # PATCH bodies are validated whole (a member's role, an anomaly's status are required);
+    # the few partial ones declare every field optional themselves.
+    "COMPONENT_SPLIT_PATCH": False,
 }
 
 # --- Analytics ---------------------------------------------------------------------------

@@ -90,3 +90,21 @@ def settings_load(monkeypatch, **env):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@contextmanager
+def deleted_before_update(model, pk):
+    """Delete `model`'s row `pk` just before the next UPDATE of its table runs: how a DELETE
+    committed by a concurrent request looks to the request that read the row first."""
+    table = model._meta.db_table
+    state = {"done": False}
+
+    def wrapper(execute, sql, params, many, context):
+        if not state["done"] and sql.lstrip().upper().startswith("UPDATE") and table in sql:
+            state["done"] = True
+            model._default_manager.filter(pk=pk).delete()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield
+    assert state["done"], f"no UPDATE of {table} ran"

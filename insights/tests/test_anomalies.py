@@ -9,6 +9,7 @@ from django.core import mail
 from insights import services, tasks
 from insights.models import Anomaly, WebhookDelivery
 from insights.tests.helpers import StubServer, features_make, rollups_make, yesterday
+from usage_platform.testing import deleted_before_update
 
 LIST = "/api/v1/ai/anomalies"
 
@@ -224,6 +225,16 @@ def test_patch_status_admin_only_and_tenancy(admin_client, analyst_client, other
     assert anomaly.status == "acknowledged"
     assert analyst_client.get(LIST, {"status": "acknowledged"}).json()["count"] == 1
     assert admin_client.patch(f"{LIST}/99999999", {"status": "open"}, format="json").status_code == 404
+
+
+def test_anomaly_removed_while_its_status_changes_is_404(admin_client, org, spiky):
+    # A re-detection (aggregate/run) may delete an open anomaly while an admin PATCHes it.
+    services.anomalies_detect(org)
+    anomaly = timeseries_rows(org).first()
+    with deleted_before_update(Anomaly, anomaly.pk):
+        response = admin_client.patch(f"{LIST}/{anomaly.id}", {"status": "resolved"}, format="json")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Anomaly not found.", "errors": {}}
 
 
 def test_roles_on_reads(member_client, anon_client):

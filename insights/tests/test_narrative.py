@@ -172,6 +172,8 @@ def test_api_shape_and_roles(analyst_client, member_client, org, usage):
     assert set(body) >= {"source", "model", "bullets", "summary", "generated_at"}
     assert body["source"] == "heuristic" and body["bullets"]
     assert member_client.get("/api/v1/ai/usage-insights").status_code == 403
+    refused = analyst_client.get("/api/v1/ai/usage-insights?refresh=maybe")
+    assert refused.status_code == 400 and refused.json()["errors"] == {"refresh": ["Must be true or false."]}
 
 
 def test_api_query_count_when_cached(analyst_client, org, usage, django_assert_max_num_queries):

@@ -59,3 +59,24 @@ def test_prediction_days_out_of_range(raw, message):
     with pytest.raises(DomainError) as refused:
         params.prediction_params({"days": raw, "feature": "search"})
     assert refused.value.errors == {"days": [message]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "refresh"), [(None, False), ("", False), ("true", True), ("1", True), ("No", False), ("off", False)]
+)
+def test_refresh_is_a_boolean(raw, refresh):
+    assert params.insight_params({} if raw is None else {"refresh": raw}) == {"refresh": refresh}
+
+
+@pytest.mark.parametrize("raw", ["null", "maybe", "2"])
+def test_refresh_that_is_not_a_boolean_is_refused(raw):
+    # The schemathesis run: `?refresh=null` was read as false, silently.
+    with pytest.raises(DomainError) as refused:
+        params.insight_params({"refresh": raw})
+    assert refused.value.errors == {"refresh": ["Must be true or false."]}
+
+
+def test_the_narrative_refuses_filters_it_cannot_apply():
+    with pytest.raises(DomainError) as refused:
+        params.insight_params({"start": "2026-01-01"})
+    assert list(refused.value.errors) == ["start"]

@@ -11,6 +11,7 @@ import pytest
 from insights import services, webhooks
 from insights.models import Webhook, WebhookDelivery
 from insights.tests.helpers import StubServer
+from usage_platform.testing import deleted_before_update
 
 URL = "/api/v1/org/webhooks"
 PUBLIC_URL = "https://93.184.216.34/hooks/usage"  # a literal public address: no DNS needed
@@ -222,3 +223,12 @@ def test_delivery_rechecks_the_address(settings, org):
     services.webhook_enqueue(webhook, "export.daily", {"x": 1})
     row = WebhookDelivery.objects.get(webhook=webhook)
     assert row.error.startswith("refused") and row.next_attempt_at is None
+
+
+def test_webhook_deleted_while_being_patched_is_404(admin_client, org):
+    # Seen in the schemathesis run: a PATCH racing a DELETE of the same webhook answered 500.
+    webhook = Webhook.objects.create(organization=org, url="https://example.com/h", events=["export.daily"])
+    with deleted_before_update(Webhook, webhook.pk):
+        response = admin_client.patch(f"{URL}/{webhook.id}", {"active": False}, format="json")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Webhook not found.", "errors": {}}

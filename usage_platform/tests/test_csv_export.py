@@ -44,3 +44,7 @@ def test_csv_render_round_trip():
     (row,) = csv.DictReader(io.StringIO(text))
     assert row == {"user_id": "'" + FORMULA, "events": "3", "change_pct": "-12.5", "email": ""}
     assert csv_render([]) == ""
+
+
+def test_csv_render_without_rows_is_the_given_header():
+    assert csv_render([], ["date", "value"]) == "date,value\r\n"

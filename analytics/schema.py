@@ -1,0 +1,211 @@
+"""The bodies the analytics API answers, for the OpenAPI schema only: `analytics.queries`
+builds them as plain dicts, and these declarations say what is in them (the schemathesis run
+in CI checks every answer against them)."""
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from . import params
+
+_KPI = inline_serializer(
+    name="Kpi",
+    fields={
+        "value": serializers.FloatField(),
+        "previous": serializers.FloatField(),
+        "change_pct": serializers.FloatField(allow_null=True, help_text="null when previous is 0"),
+    },
+)
+
+UsageSummary = inline_serializer(
+    name="UsageSummary",
+    fields={
+        "start": serializers.DateField(),
+        "end": serializers.DateField(),
+        "previous_start": serializers.DateField(),
+        "previous_end": serializers.DateField(),
+        "total_events": _KPI,
+        "active_users": _KPI,
+        "features_tracked": _KPI,
+        "sessions": _KPI,
+        "avg_session_duration": _KPI,
+    },
+)
+
+FeatureUsage = inline_serializer(
+    name="FeatureUsage",
+    fields={
+        "start": serializers.DateField(),
+        "end": serializers.DateField(),
+        "count": serializers.IntegerField(),
+        "results": inline_serializer(
+            name="FeatureUsageRow",
+            many=True,
+            fields={
+                "feature_id": serializers.IntegerField(),
+                "feature_key": serializers.CharField(),
+                "feature_name": serializers.CharField(),
+                "events": serializers.IntegerField(),
+                "avg_daily_active_users": serializers.FloatField(),
+                "avg_session_duration": serializers.FloatField(),
+                "share": serializers.FloatField(help_text="% of all events"),
+                "previous_events": serializers.IntegerField(),
+                "change_pct": serializers.FloatField(allow_null=True),
+            },
+        ),
+    },
+)
+
+
+class EndUserActivitySerializer(serializers.Serializer):
+    user_id = serializers.CharField(help_text="your end user's external id")
+    email = serializers.CharField()
+    events = serializers.IntegerField()
+    avg_session_duration = serializers.FloatField()
+    first_seen = serializers.DateTimeField(allow_null=True)
+    last_seen = serializers.DateTimeField(allow_null=True)
+    top_feature = serializers.CharField(allow_null=True)
+
+
+UserActivity = inline_serializer(
+    name="UserActivityPage",
+    fields={
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": EndUserActivitySerializer(many=True),
+    },
+)
+
+TopUsers = inline_serializer(
+    name="TopUsers",
+    fields={
+        "start": serializers.DateField(),
+        "end": serializers.DateField(),
+        "count": serializers.IntegerField(),
+        "results": EndUserActivitySerializer(many=True),
+    },
+)
+
+Timeseries = inline_serializer(
+    name="Timeseries",
+    fields={
+        "metric": serializers.ChoiceField(choices=params.METRICS),
+        "interval": serializers.ChoiceField(choices=params.INTERVALS),
+        "start": serializers.DateField(),
+        "end": serializers.DateField(),
+        "points": inline_serializer(
+            name="TimeseriesPoint",
+            many=True,
+            fields={"date": serializers.DateField(), "value": serializers.FloatField()},
+        ),
+        "feature": inline_serializer(
+            name="TimeseriesFeature",
+            allow_null=True,
+            fields={"id": serializers.IntegerField(), "key": serializers.CharField()},
+        ),
+    },
+)
+
+Retention = inline_serializer(
+    name="Retention",
+    fields={
+        "weeks": serializers.IntegerField(),
+        "end": serializers.DateField(),
+        "cohorts": inline_serializer(
+            name="RetentionCohort",
+            many=True,
+            fields={
+                "cohort_start": serializers.DateField(),
+                "size": serializers.IntegerField(),
+                "d1": serializers.FloatField(allow_null=True, help_text="null until day 1 has passed"),
+                "d7": serializers.FloatField(allow_null=True),
+                "d30": serializers.FloatField(allow_null=True),
+                "weeks": serializers.ListField(child=serializers.FloatField(), help_text="% active in week k"),
+            },
+        ),
+    },
+)
+
+Funnel = inline_serializer(
+    name="Funnel",
+    fields={
+        "window_days": serializers.IntegerField(),
+        "start": serializers.DateField(),
+        "end": serializers.DateField(),
+        "steps": inline_serializer(
+            name="FunnelStep",
+            many=True,
+            fields={
+                "step": serializers.IntegerField(),
+                "key": serializers.CharField(),
+                "kind": serializers.ChoiceField(choices=["feature", "event_type"]),
+                "users": serializers.IntegerField(),
+                "conversion_from_prev": serializers.FloatField(),
+                "conversion_from_start": serializers.FloatField(),
+            },
+        ),
+    },
+)
+
+EndUserDetail = inline_serializer(
+    name="EndUserDetail",
+    fields={
+        "user_id": serializers.CharField(),
+        "email": serializers.CharField(),
+        "age": serializers.IntegerField(allow_null=True),
+        "gender": serializers.CharField(),
+        "properties": serializers.DictField(),
+        "first_seen": serializers.DateTimeField(allow_null=True),
+        "last_seen": serializers.DateTimeField(allow_null=True),
+        "totals": inline_serializer(
+            name="EndUserTotals",
+            fields={
+                "events": serializers.IntegerField(),
+                "sessions": serializers.IntegerField(),
+                "avg_session_duration": serializers.FloatField(),
+                "features_used": serializers.IntegerField(),
+            },
+        ),
+        "top_features": inline_serializer(
+            name="EndUserTopFeature",
+            many=True,
+            fields={
+                "feature_id": serializers.IntegerField(),
+                "feature_key": serializers.CharField(),
+                "feature_name": serializers.CharField(),
+                "events": serializers.IntegerField(),
+            },
+        ),
+        "timeline": inline_serializer(
+            name="EndUserVisit",
+            many=True,
+            fields={
+                "session_id": serializers.CharField(help_text="empty for events sent without one"),
+                "start": serializers.DateTimeField(),
+                "end": serializers.DateTimeField(),
+                "event_count": serializers.IntegerField(),
+                "events": inline_serializer(
+                    name="EndUserEvent",
+                    many=True,
+                    fields={
+                        "uuid": serializers.UUIDField(),
+                        "timestamp": serializers.DateTimeField(),
+                        "feature_key": serializers.CharField(),
+                        "feature_name": serializers.CharField(),
+                        "event_type": serializers.CharField(),
+                        "session_duration": serializers.FloatField(allow_null=True),
+                    },
+                ),
+            },
+        ),
+    },
+)
+
+AggregateRun = inline_serializer(
+    name="AggregateRun",
+    fields={
+        "aggregated": serializers.IntegerField(help_text="rollup rows written"),
+        "since": serializers.DateField(),
+        "until": serializers.DateField(),
+    },
+)
