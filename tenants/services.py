@@ -166,9 +166,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     digest = _sha256(raw_key)
     api_key = api_key_cache.get(digest)
     if api_key is None:
-        api_key = (
-            ApiKey.objects.select_related("organization").filter(key_hash=digest, revoked_at__isnull=True).first()
-        )
+        api_key = ApiKey.objects.select_related("organization").filter(key_hash=digest, revoked_at__isnull=True).first()
         if api_key is None:
             return None
         api_key_cache.set_many([(digest, api_key)], settings.API_KEY_CACHE_SECONDS)

@@ -148,8 +148,6 @@ def _features_match(org, ids, names, rows, *, create):
     return out
 
 
-
-
 # Process-local `(organisation id, ref) → feature id`, for queue mode only: a `track` call
 # otherwise pays a features query for the one feature it names. The consumer re-checks every
 # feature id when it stores the events, so an id cached after its feature was deleted costs

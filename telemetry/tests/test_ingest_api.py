@@ -385,7 +385,6 @@ def test_throttle_per_key_answers_429_with_retry_after(settings, key_client, org
     assert stored(org) == 1 + 3 + 1
 
 
-
 def _redis_cache(location):
     return {
         "default": {
@@ -416,6 +415,7 @@ def test_throttle_lets_events_through_when_its_redis_is_unreachable(settings, ke
     assert [post(key_client, TRACK, event()).status_code for _ in range(3)] == [201, 201, 201]
     assert caplog.text.count("throttle off (events pass uncounted): Redis unreachable, not tried again for 5 s") == 1
     assert stored(org) == 3
+
 
 # --- late data, storage failures, query counts ------------------------------------------------------
 

@@ -133,7 +133,6 @@ def test_malformed_entry_goes_to_dead_letter_and_the_rest_is_stored(queue, setti
     assert _pending(queue, settings) == 0
 
 
-
 def test_an_entry_with_a_bad_uuid_is_dead_lettered(queue, settings, key_client, org):
     """Stream entries are checked again when read: the uuid goes into COPY's text format."""
     bad = {"uuid": "not-a-uuid\n", "feature_id": 1, "timestamp": iso(), "_user": None}
@@ -159,6 +158,7 @@ def test_entries_written_again_one_by_one_keep_their_end_users(queue, settings, 
     assert good.count() == accepted and not good.filter(end_user__isnull=True).exists()
     dead = queue.xlen(f"{settings.INGEST_STREAM}:dead")
     assert dead == (1 if connection.vendor == "postgresql" else 0)
+
 
 def test_entry_of_a_deleted_organisation_is_dead_lettered(queue, settings, key_client, org, other_org):
     payload = stream.orjson.dumps({"org": 999_999, "events": [], "users": [{"external_id": "x"}]})
@@ -193,7 +193,6 @@ def test_redis_down_falls_back_to_direct_write(settings, key_client, org):
     track = post(key_client, TRACK, event())
     assert track.status_code == 201 and track.json()["id"]
     assert stored(org) == 11
-
 
 
 def test_a_repeated_track_call_costs_no_database_query(queue, settings, key_client, org, django_assert_num_queries):
@@ -271,6 +270,7 @@ def test_direct_mode_never_trusts_a_cached_feature(key_client, org):
     tenant_services.organization_update(org=org, auto_create_features=False)
     assert post(key_client, TRACK, event(feature="doomed")).status_code == 400
     assert stored(org) == 0  # the first event went with its feature
+
 
 def test_consume_events_command_drains_and_exits_on_sigterm(queue, settings, key_client, org):
     accepted = sum(post(key_client, BATCH, events(50)).json()["accepted"] for _ in range(3))

@@ -63,9 +63,7 @@ def test_counters_on_the_real_redis(settings, redis_url):
 
 
 def test_an_unreachable_redis_counts_nothing_and_logs_once(settings, caplog):
-    settings.CACHES = {
-        "default": {"BACKEND": "usage_platform.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-    }
+    settings.CACHES = {"default": {"BACKEND": "usage_platform.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     caplog.set_level(logging.WARNING)
     assert counters_incr([("a", 60)], what="test counter off") is None
     assert counters_get(["a"], what="test counter off") is None

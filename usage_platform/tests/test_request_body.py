@@ -179,9 +179,7 @@ def gunicorn(tmp_path_factory):
 
 def _post_chunked(port, path, chunks):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request(
-        "POST", path, body=iter(chunks), headers={"Content-Type": "application/json"}, encode_chunked=True
-    )
+    conn.request("POST", path, body=iter(chunks), headers={"Content-Type": "application/json"}, encode_chunked=True)
     response = conn.getresponse()
     return response.status, orjson.loads(response.read())
 
