@@ -80,6 +80,7 @@ test-fast: install-dev
 
 lint: install-dev $(SECRET_KEY_FILE)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run

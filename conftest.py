@@ -8,11 +8,11 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
+from core.redis_backoff import redis_backoff_reset
 from telemetry.services import durability, storage
 from tenants import services as tenant_services
 from tenants.authentication import tokens_for
 from tenants.models import Role, User
-from usage_platform.redis_backoff import redis_backoff_reset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -35,7 +35,7 @@ def _isolated_settings(settings, tmp_path):
     settings.INGEST_MODE = "direct"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.GEMINI_API_KEY = ""
-    settings.PASSWORD_HASHERS = ["usage_platform.test_hashers.FastArgon2PasswordHasher"]
+    settings.PASSWORD_HASHERS = ["core.test_hashers.FastArgon2PasswordHasher"]
     from usage_platform.celery import app
 
     app.conf.task_always_eager = True

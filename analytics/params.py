@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.utils import timezone
 
-from usage_platform.exceptions import DomainError
+from core.exceptions import DomainError
 
 DEFAULT_RANGE_DAYS = 30
 MAX_RANGE_DAYS = 2 * 366  # "a range over 2 years" is refused; leap years included

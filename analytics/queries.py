@@ -22,8 +22,8 @@ from django.db import connection
 from django.db.models import Avg, Count, Exists, F, Func, IntegerField, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 
+from core.exceptions import NotFound
 from telemetry.models import EndUser, Feature, UsageEvent
-from usage_platform.exceptions import NotFound
 
 from .models import DailyFeatureUsage, DailyOrgUsage
 from .params import parse_id, today

@@ -7,10 +7,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from core.api import ERROR, int_query
+from core.csv_export import csv_render
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
-from usage_platform.api import ERROR, int_query
-from usage_platform.csv_export import csv_render
 
 from . import params, queries, rollup, schema
 
@@ -117,7 +117,7 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
 
 def _page_links(request, page, page_size, count):
     """`next`/`previous` of the shared `{count, next, previous, results}` envelope, built here
-    because `usage_platform.pagination` must do the cutting itself (a COUNT and a slice),
+    because `core.pagination` must do the cutting itself (a COUNT and a slice),
     whereas `queries.user_activity_page` returns a cached page already cut, with its total
     from the same windowed query. DRF's paginator would also answer 404 past the last page
     and clamp `page_size`, where this endpoint answers an empty page and a 400."""

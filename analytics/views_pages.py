@@ -14,9 +14,9 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
+from core.exceptions import DomainError
 from tenants.models import Role
 from tenants.views_pages import domain_errors_as_pages, org_page
-from usage_platform.exceptions import DomainError
 
 from . import params, queries
 

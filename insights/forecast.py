@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage
 from analytics.params import parse_id
-from usage_platform.exceptions import DomainError, NotFound
+from core.exceptions import DomainError, NotFound
 
 from .params import PREDICTION_MAX_DAYS, PREDICTION_MIN_DAYS
 

@@ -22,9 +22,9 @@ from django.db.models.functions import Abs
 from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
+from core.exceptions import DomainError, NotFound
+from core.rows import row_update
 from tenants.models import Role, User
-from usage_platform.exceptions import DomainError, NotFound
-from usage_platform.rows import row_update
 
 from .models import Anomaly
 from .webhooks import (  # noqa: F401  (re-exported: the service surface of this app)

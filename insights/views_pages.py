@@ -16,10 +16,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from analytics import queries as analytics_queries
+from core.exceptions import DomainError
 from telemetry.models import Feature
 from tenants.models import Role
 from tenants.views_settings import form_add_domain_error, page_role, render_section
-from usage_platform.exceptions import DomainError
 
 from . import narrative, params, services
 from .models import Anomaly, Webhook

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils import timezone
 
-from usage_platform.exceptions import DomainError, NotFound
-from usage_platform.rows import row_update
+from core.exceptions import DomainError, NotFound
+from core.rows import row_update
 
 from . import outbound
 from .models import Webhook, WebhookDelivery

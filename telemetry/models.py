@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from usage_platform.text import hidden_character_error
+from core.text import hidden_character_error
 
 
 class Feature(models.Model):

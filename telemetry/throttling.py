@@ -2,8 +2,8 @@
 
 from django.conf import settings
 
+from core.rate_limit import WindowRateThrottle
 from tenants.authentication import ApiKeyPrincipal
-from usage_platform.rate_limit import WindowRateThrottle
 
 
 class IngestRateThrottle(WindowRateThrottle):

@@ -16,11 +16,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils import encoders
 
+from core.api import ERROR, declared_length
+from core.exceptions import DomainError
+from core.openapi import ErrorSerializer
 from tenants.authentication import ApiKeyPrincipal
 from tenants.permissions import IngestAPIView
-from usage_platform.api import ERROR, declared_length
-from usage_platform.exceptions import DomainError
-from usage_platform.openapi import ErrorSerializer
 
 from .serializers import BatchIn, BatchOut, BatchRejected, EventIn, TrackOut
 from .services import ingest
@@ -83,7 +83,7 @@ class _IngestView(IngestAPIView):
 
 
 # Only JSON: the body is parsed with orjson whatever its Content-Type says. 403: an `org_id`
-# naming another organisation (the statuses every view answers are added by usage_platform.openapi).
+# naming another organisation (the statuses every view answers are added by core.openapi).
 _FOREIGN_ORG = OpenApiResponse(ErrorSerializer, description="`org_id` names another organisation.")
 
 

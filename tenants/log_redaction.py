@@ -1,7 +1,7 @@
 """Invitation links out of the server logs.
 
 An invitation link (`/invite/<token>/`) lets whoever holds it join the organisation with the
-invited role, admin included. Besides the e-mail itself (usage_platform.mail keeps it out of
+invited role, admin included. Besides the e-mail itself (core.mail keeps it out of
 the log), the link reaches the logs as a request path: the access log line of the invitee's
 click, and the Referer of every asset that page loads. This filter blanks the token in the
 access logs of gunicorn and of the development server, whatever their format."""

@@ -1,10 +1,10 @@
 """Login throttling, the same on every login path (the API, the pages' form, the Django admin).
 
 Two limits count failed attempts (never successful ones) over a sliding window on the
-shared cache (`usage_platform.rate_limit`):
+shared cache (`core.rate_limit`):
 - per account, the e-mail tried whether or not it is registered (LOGIN_ACCOUNT_FAILURES per
   LOGIN_ACCOUNT_WINDOW_SECONDS, 10 per 15 minutes): guessing one password from many addresses;
-- per client address (`usage_platform.client_address`, an IPv6 /64; LOGIN_ADDRESS_FAILURES per
+- per client address (`core.client_address`, an IPv6 /64; LOGIN_ADDRESS_FAILURES per
   LOGIN_ADDRESS_WINDOW_SECONDS, 30 per 5 minutes): one address trying many accounts.
 While a limit is reached every attempt is refused before the password is checked, the right
 one included, so throttled guesses cost no password hash and tell nothing.
@@ -24,9 +24,9 @@ from django.conf import settings
 from django.utils.crypto import salted_hmac
 from rest_framework import status
 
-from usage_platform.client_address import address_bucket
-from usage_platform.exceptions import DomainError
-from usage_platform.rate_limit import counters_delete, counters_get, counters_incr, sliding_wait
+from core.client_address import address_bucket
+from core.exceptions import DomainError
+from core.rate_limit import counters_delete, counters_get, counters_incr, sliding_wait
 
 KNOWN_ADDRESS_DAYS = 30
 _WHAT = "login throttle off (attempts pass uncounted)"

@@ -9,7 +9,7 @@ organisation as a required argument, so a view cannot forget the filter.
 from rest_framework import permissions
 from rest_framework.views import APIView
 
-from usage_platform.exceptions import DomainError, NotFound, PayloadTooLarge
+from core.exceptions import DomainError, NotFound, PayloadTooLarge
 
 from .authentication import ApiKeyAuthentication, ApiKeyPrincipal, UserJWTAuthentication
 from .models import Organization, Role
@@ -25,6 +25,9 @@ def _role_message(role):
 
 class HasRole(permissions.BasePermission):
     """Allows users whose role is at least `view.required_role(method)`; superusers always."""
+
+    # Read by core.openapi: this permission refuses by the view's role map (403).
+    checks_view_role = True
 
     def has_permission(self, request, view):
         user = request.user
@@ -82,6 +85,8 @@ class OrgAPIView(APIView):
 
     authentication_classes = [UserJWTAuthentication]
     permission_classes = [HasRole]
+    # Read by core.openapi: staff's `?org_id=` may name an organisation that is not there (404).
+    tenant_scoped = True
     default_role = Role.ANALYST
     roles: dict = {}
     # DRF's JSON parser reads the whole stream and bypasses Django's upload limit, so

@@ -14,10 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from usage_platform.client_address import client_address
-from usage_platform.exceptions import DomainError, NotFound, Unauthorized
-from usage_platform.local_cache import LocalCache
-from usage_platform.rows import row_update
+from core.client_address import client_address
+from core.exceptions import DomainError, NotFound, Unauthorized
+from core.local_cache import LocalCache
+from core.rows import row_update
 
 from . import login_throttle
 from .models import ApiKey, Invitation, Organization, Role, User

@@ -10,12 +10,12 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from usage_platform.api import ERROR, declared_length, list_schema, no_content, validated
-from usage_platform.client_address import address_bucket, client_address
-from usage_platform.exceptions import Forbidden, PayloadTooLarge
-from usage_platform.pagination import paginate
-from usage_platform.parsers import JSONParser
-from usage_platform.rate_limit import WindowRateThrottle
+from core.api import ERROR, declared_length, list_schema, no_content, validated
+from core.client_address import address_bucket, client_address
+from core.exceptions import Forbidden, PayloadTooLarge
+from core.pagination import paginate
+from core.parsers import JSONParser
+from core.rate_limit import WindowRateThrottle
 
 from . import queries, services
 from . import serializers as s

@@ -17,8 +17,8 @@ from django.http import Http404
 from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from usage_platform.client_address import client_address
-from usage_platform.exceptions import Forbidden, NotFound
+from core.client_address import client_address
+from core.exceptions import Forbidden, NotFound
 
 from . import login_throttle
 from .models import Role

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from usage_platform.exceptions import DomainError, NotFound
+from core.exceptions import DomainError, NotFound
 
 from . import queries
 from . import services as tenant_services

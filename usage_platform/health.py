@@ -13,10 +13,9 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 
+from core.openapi import without_storage
+from core.redis_backoff import redis_client, redis_ping, redis_urls
 from tenants.authentication import UserJWTAuthentication
-
-from .openapi import without_storage
-from .redis_backoff import redis_client, redis_ping, redis_urls
 
 REDIS_DOWN = (
     "Redis is unreachable: caches miss (figures are computed from the database), rate limits "
@@ -73,7 +72,7 @@ def _database():
 def _cache():
     cache.set("health:probe", "1", 10)
     if cache.get("health:probe") != "1":
-        # The Redis cache answers misses instead of errors (usage_platform/cache.py).
+        # The Redis cache answers misses instead of errors (core/cache.py).
         raise RuntimeError("cache did not return the value just written (every read misses)")
     return settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
 

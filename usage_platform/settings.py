@@ -6,6 +6,7 @@ Celery broker, so `make demo` needs no other service. Production sets DATABASE_U
 """
 
 import ipaddress
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +26,9 @@ DEBUG = env.bool("DEBUG", default=False)
 # every API token: anyone who knows it can forge an org admin's token offline. So there is no
 # default outside DEBUG, and keys that were ever published are refused like a missing one.
 # SECRET_KEY_FILE (a path, relative to the project) suits Docker secrets and `make demo`,
-# which keeps a random key in var/secret_key.
+# which keeps a random key in var/secret_key; with neither set, that file is used when it
+# exists (it is this checkout's own random key), so `manage.py` by hand works after `make`;
+# SECRET_KEY_FILE set empty turns that off.
 _PUBLISHED_KEYS = {
     "dev-insecure-change-me-in-production-0123456789abcdef",  # the built-in default until 2026-11
     "change-me-to-a-long-random-string",  # .env.example's placeholder until 2026-11
@@ -39,6 +42,8 @@ def _published(key: str) -> bool:
 def _secret_key() -> str:
     key = env("SECRET_KEY", default="")
     path = env("SECRET_KEY_FILE", default="")
+    if "SECRET_KEY_FILE" not in os.environ:  # unset, not set empty
+        path = str(VAR_DIR / "secret_key") if (VAR_DIR / "secret_key").is_file() else ""
     if not key and path:
         try:
             key = (BASE_DIR / path).read_text().strip()
@@ -86,7 +91,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "usage_platform.security_headers.SecurityHeadersMiddleware",
+    "core.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -96,7 +101,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, so it sees a view's exception first: 503/400 instead of a 500 (errors.py).
-    "usage_platform.errors.ErrorMiddleware",
+    "core.errors.ErrorMiddleware",
 ]
 
 ROOT_URLCONF = "usage_platform.urls"
@@ -157,12 +162,12 @@ AUTH_USER_MODEL = "tenants.User"
 REDIS_URL = env("REDIS_URL", default="")
 
 if REDIS_URL:
-    # Django's Redis cache where an unreachable Redis is a miss (usage_platform/cache.py). A
+    # Django's Redis cache where an unreachable Redis is a miss (core/cache.py). A
     # live Redis accepts a connection in well under a millisecond: waiting longer only delays
     # the request that finds it gone (the ones after it skip Redis for a few seconds).
     CACHES = {
         "default": {
-            "BACKEND": "usage_platform.cache.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="up"),
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 2},
@@ -277,14 +282,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # The API speaks JSON: orjson, depth-limited, refusing lone surrogates
-    # (usage_platform/parsers.py). The public auth endpoints also take forms (OAuth2 password
+    # (core/parsers.py). The public auth endpoints also take forms (OAuth2 password
     # clients), see tenants.views_api.PublicAuthView.
-    "DEFAULT_PARSER_CLASSES": ["usage_platform.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "usage_platform.openapi.ApiAutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "usage_platform.pagination.StandardPagination",
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.ApiAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.StandardPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "usage_platform.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "ingest": INGEST_THROTTLE_RATE,
         "auth": env("AUTH_THROTTLE_RATE", default="30/min"),
@@ -354,7 +359,7 @@ WEBHOOK_BACKOFF_SECONDS = env.int("WEBHOOK_BACKOFF_SECONDS", default=30)
 # embedded default writes messages to files only the server's user can read (var/mail), never
 # to the log. Production sends through SMTP: EMAIL_URL=smtp+tls://user:password@host:587.
 EMAIL_URL = env("EMAIL_URL", default="")
-EMAIL_BACKEND = "usage_platform.mail.PrivateFileEmailBackend"
+EMAIL_BACKEND = "core.mail.PrivateFileEmailBackend"
 EMAIL_FILE_PATH = str(BASE_DIR / env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail")))
 if EMAIL_URL:
     _smtp = environ.Env.email_url_config(EMAIL_URL)
@@ -409,7 +414,7 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# Content-Security-Policy on every response (usage_platform.security_headers): the pages load
+# Content-Security-Policy on every response (core.security_headers): the pages load
 # only same-origin scripts, styles, images and fonts, and nothing inline. Written in Django 6's
 # SECURE_CSP format, so the upgrade can hand it to Django's own middleware.
 SECURE_CSP = {

@@ -2,10 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from core.security_headers import csp_extended
 from tenants.views_pages import admin_login
 
 from . import health
-from .security_headers import csp_extended
 
 # Ingestion first, then the rest of the API before the pages: Django tries patterns in order,
 # and `events/track` is the most frequent request by far. No two includes share a path.
@@ -38,10 +38,10 @@ urlpatterns = [
     path("", include("insights.urls_pages")),
 ]
 
-handler400 = "usage_platform.errors.bad_request"
-handler403 = "usage_platform.errors.permission_denied"
-handler404 = "usage_platform.errors.page_not_found"
-handler500 = "usage_platform.errors.server_error"
+handler400 = "core.errors.bad_request"
+handler403 = "core.errors.permission_denied"
+handler404 = "core.errors.page_not_found"
+handler500 = "core.errors.server_error"
 
 admin.site.site_header = "Usage Platform — staff"
 admin.site.site_title = "Usage Platform admin"

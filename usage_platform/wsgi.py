@@ -4,8 +4,9 @@ from importlib import import_module
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
+from core.request_body import ChunkedBodies
+
 from . import process
-from .request_body import ChunkedBodies
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "usage_platform.settings")
 # Before the settings load: web processes get DB_STATEMENT_TIMEOUT_MS on their database

@@ -7,7 +7,7 @@ import pytest
 
 from analytics import rollup
 from analytics.tests.pages_data import usage_make
-from usage_platform.testing import page_client
+from core.testing import page_client
 
 from .conftest import D1, D3
 

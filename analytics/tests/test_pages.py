@@ -15,9 +15,9 @@ from django.urls import reverse
 
 from analytics.tests.pages_data import usage_make
 from conftest import PASSWORD, client_for, make_member
+from core.testing import page_client
 from telemetry.models import EndUser, Feature
 from tenants.models import Role, User
-from usage_platform.testing import page_client
 
 ANALYST_PAGES = ["dashboard", "features", "retention", "funnels"]
 

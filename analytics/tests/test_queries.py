@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from analytics import queries, rollup
-from usage_platform.exceptions import NotFound
+from core.exceptions import NotFound
 
 from .conftest import D1, D2, D3
 from .factories import at, end_user, event, feature

@@ -10,9 +10,9 @@ from django.utils import timezone
 from analytics import tasks
 from analytics.models import DailyOrgUsage
 from analytics.params import today
+from core.testing import celery_worker
 from telemetry.models import DirtyDay
 from usage_platform.celery import app
-from usage_platform.testing import celery_worker
 
 from .factories import end_user, event, feature
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
+from core.testing import deleted_before_update
 from insights import services, tasks
 from insights.models import Anomaly, WebhookDelivery
 from insights.tests.helpers import StubServer, features_make, rollups_make, yesterday
-from usage_platform.testing import deleted_before_update
 
 LIST = "/api/v1/ai/anomalies"
 

@@ -5,8 +5,8 @@ Each answers its exact status with the error shape (pages: their 4xx), never a 5
 import pytest
 from django.urls import reverse
 
+from core.testing import page_client
 from insights.tests.helpers import features_make, rollups_make, yesterday
-from usage_platform.testing import page_client
 
 pytestmark = pytest.mark.django_db
 

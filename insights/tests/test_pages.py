@@ -10,11 +10,11 @@ from django.test import Client
 from django.urls import reverse
 
 from conftest import make_member
+from core.testing import page_client
 from insights import services
 from insights.models import Anomaly, Insight, Webhook, WebhookDelivery
 from insights.tests.helpers import features_make, rollups_make, yesterday
 from tenants.models import Role
-from usage_platform.testing import page_client
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from datetime import date, timedelta
 import pytest
 
 from analytics import params as analytics_params
+from core.exceptions import DomainError
 from insights import params
-from usage_platform.exceptions import DomainError
 
 FIRST = date(2024, 1, 1)
 LAST = FIRST + timedelta(days=analytics_params.MAX_RANGE_DAYS - 1)  # inclusive: the longest range allowed

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from core.testing import deleted_before_update
 from insights import services, webhooks
 from insights.models import Webhook, WebhookDelivery
 from insights.tests.helpers import StubServer
-from usage_platform.testing import deleted_before_update
 
 URL = "/api/v1/org/webhooks"
 PUBLIC_URL = "https://93.184.216.34/hooks/usage"  # a literal public address: no DNS needed

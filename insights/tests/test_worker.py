@@ -7,11 +7,11 @@ import time
 import pytest
 from celery import Celery
 
+from core.testing import celery_worker
 from insights import services
 from insights.models import WebhookDelivery
 from insights.tests.helpers import StubServer
 from usage_platform.celery import app
-from usage_platform.testing import celery_worker
 
 
 @pytest.mark.redis

@@ -18,8 +18,8 @@ import orjson
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
-from usage_platform.exceptions import DomainError, Forbidden, StorageUnavailable
-from usage_platform.parsers import MAX_JSON_DEPTH, json_depth
+from core.exceptions import DomainError, Forbidden, StorageUnavailable
+from core.parsers import MAX_JSON_DEPTH, json_depth
 
 from ..models import UsageEvent
 from . import storage, stream

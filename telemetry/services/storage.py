@@ -24,8 +24,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from usage_platform.local_cache import LocalCache
-from usage_platform.text import hidden_character_error
+from core.local_cache import LocalCache
+from core.text import hidden_character_error
 
 from ..models import DirtyDay, EndUser, Feature, UsageEvent
 

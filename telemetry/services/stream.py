@@ -15,8 +15,8 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
+from core.redis_backoff import redis_client, redis_failed, redis_resting
 from tenants.models import Organization
-from usage_platform.redis_backoff import redis_client, redis_failed, redis_resting
 
 from ..models import Feature
 from . import durability, storage

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 from django.core.management import call_command
 
+from core.testing_servers import RedisServer
 from telemetry.services import durability
 from telemetry.tests.helpers import BATCH, TRACK, event, events, post, stored
-from usage_platform.testing_servers import RedisServer
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from usage_platform.testing_processes import (
+from core.testing_processes import (
     Sender,
     django_env,
     manage,
@@ -23,7 +23,7 @@ from usage_platform.testing_processes import (
     start_manage,
     start_web,
 )
-from usage_platform.testing_servers import (
+from core.testing_servers import (
     PostgresCluster,
     PostgresDatabase,
     RedisServer,

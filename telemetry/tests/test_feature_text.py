@@ -4,10 +4,10 @@ refused: per item in ingestion (the rest of the batch is stored), and in the Dja
 import pytest
 
 from conftest import PASSWORD
+from core.text import hidden_character
 from telemetry.models import Feature
 from telemetry.tests.helpers import BATCH, TRACK, event, post, stored
 from tenants.models import User
-from usage_platform.text import hidden_character
 
 pytestmark = pytest.mark.django_db
 

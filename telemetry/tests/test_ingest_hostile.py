@@ -12,10 +12,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from core.parsers import MAX_JSON_DEPTH
 from telemetry.models import EndUser, UsageEvent
 from telemetry.tests.helpers import BATCH, TRACK, event, events, post, stored
 from tenants import services as tenant_services
-from usage_platform.parsers import MAX_JSON_DEPTH
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from conftest import PASSWORD, client_for
+from core.parsers import MAX_JSON_DEPTH
 from tenants.models import Organization, User
-from usage_platform.parsers import MAX_JSON_DEPTH
 
 pytestmark = pytest.mark.django_db
 
@@ -137,6 +137,6 @@ def test_staff_org_id_that_is_no_id(org, org_id, status):
     [f"/settings/members/{BIG}/role/", f"/settings/members/{BIG}/remove/", f"/settings/api-keys/{BIG}/revoke/"],
 )
 def test_page_ids_past_a_bigint_are_404_pages(admin_user, url):
-    from usage_platform.testing import page_client
+    from core.testing import page_client
 
     assert page_client(admin_user).post(url, {"role": "analyst"}).status_code == 404

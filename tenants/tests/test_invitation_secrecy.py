@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from core.testing import settings_load
 from tenants.log_redaction import invitation_links_redact
-from usage_platform.testing import settings_load
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_backend_is_the_private_file_backend(monkeypatch):
     loaded = settings_load(monkeypatch, DEBUG="false", SECRET_KEY="k" * 60)
-    assert loaded.EMAIL_BACKEND == "usage_platform.mail.PrivateFileEmailBackend"
+    assert loaded.EMAIL_BACKEND == "core.mail.PrivateFileEmailBackend"
     assert loaded.EMAIL_FILE_PATH == str(ROOT / "var" / "mail")
 
 
@@ -36,7 +36,7 @@ def test_email_url_configures_smtp(monkeypatch):
 
 
 def test_admin_invitation_reaches_a_private_file_and_no_log(settings, tmp_path, admin_client, caplog, capfd):
-    settings.EMAIL_BACKEND = "usage_platform.mail.PrivateFileEmailBackend"
+    settings.EMAIL_BACKEND = "core.mail.PrivateFileEmailBackend"
     settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
     caplog.set_level(logging.DEBUG)
     body = {"email": "boss@acme.example", "role": "admin"}

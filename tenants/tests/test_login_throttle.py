@@ -186,7 +186,7 @@ def test_page_address_limit_with_rotating_accounts(analyst_user):
 def test_counts_live_in_redis_with_an_expiry(settings, redis_url, analyst_user):
     import redis
 
-    settings.CACHES = {"default": {"BACKEND": "usage_platform.cache.RedisCache", "LOCATION": redis_url}}
+    settings.CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": redis_url}}
     for _ in range(3):
         assert api_login(analyst_user.email, "wrong").status_code == 401
     assert_throttled(api_login(analyst_user.email, PASSWORD))

@@ -9,9 +9,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from conftest import PASSWORD, client_for, make_member
+from core.testing import deleted_before_update
 from tenants import services
 from tenants.models import ApiKey, Invitation, Role, User
-from usage_platform.testing import deleted_before_update
 
 from .test_auth_api import assert_error
 

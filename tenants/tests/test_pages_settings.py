@@ -10,9 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from conftest import PASSWORD, make_member
+from core.testing import page_client
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Invitation, Role, User
-from usage_platform.testing import page_client
 
 # The Webhooks tab is served by insights (tested in insights/tests/test_pages.py); tenants
 # tests may not import insights, but the tab still needs the admin role.

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
-from usage_platform.exceptions import QUERY_TIMEOUT_RETRY_AFTER
+from core.exceptions import QUERY_TIMEOUT_RETRY_AFTER
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("usage_platform.tests.urls_probe")]
 postgres_only = pytest.mark.skipif(not settings.IS_POSTGRES, reason="statement_timeout is PostgreSQL's")

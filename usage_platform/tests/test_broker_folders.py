@@ -3,7 +3,7 @@ starts without any folder made by hand, and every folder it uses stays under var
 
 import pytest
 
-from usage_platform.testing import ROOT, celery_worker
+from core.testing import ROOT, celery_worker
 
 
 @pytest.mark.django_db(transaction=True)  # the worker reads a copy of the test database

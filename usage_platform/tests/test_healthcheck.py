@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from usage_platform.testing import celery_worker, worker_database_url
+from core.testing import celery_worker, worker_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -9,7 +9,7 @@ import pytest
 from django.urls import get_resolver
 
 from conftest import client_for
-from usage_platform.testing import page_client
+from core.testing import page_client
 from usage_platform.tests.test_tenancy_walk import _walk
 
 pytestmark = pytest.mark.django_db

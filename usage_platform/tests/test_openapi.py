@@ -1,5 +1,5 @@
 """The OpenAPI schema tells the truth: each operation lists the statuses its view can answer
-(usage_platform/openapi.py), every error body is the one `Error` component, and real
+(core/openapi.py), every error body is the one `Error` component, and real
 responses of those statuses are documented for their operation and match their body."""
 
 import pytest

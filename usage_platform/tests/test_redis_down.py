@@ -15,9 +15,9 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from analytics.tests.pages_data import usage_make
 from conftest import PASSWORD, client_for
+from core import redis_backoff
+from core.testing import page_client
 from tenants.models import User
-from usage_platform import redis_backoff
-from usage_platform.testing import page_client
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +70,7 @@ def _use_redis(settings, url, **options):
     settings.CELERY_BROKER_URL = url
     settings.CACHES = {
         "default": {
-            "BACKEND": "usage_platform.cache.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": url,
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 2, **options},
         }

@@ -15,9 +15,9 @@ import pytest
 from django.conf import settings
 from django.test.client import ClientHandler, RequestFactory
 
+from core.request_body import ChunkedBodies
 from telemetry.models import UsageEvent
 from telemetry.tests.helpers import BATCH, TRACK, events
-from usage_platform.request_body import ChunkedBodies
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import jwt
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from usage_platform.testing import settings_load
+from core.testing import settings_load
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_DEFAULT_KEY = "dev-insecure-change-me-in-production-0123456789abcdef"

@@ -92,7 +92,7 @@ def probe_refused_value_plain(request):
 
 
 def probe_domain_error_plain(request):
-    from usage_platform.exceptions import DomainError
+    from core.exceptions import DomainError
 
     raise DomainError("start: Enter a valid date.", errors={"start": ["Enter a valid date."]})
 

@@ -5,8 +5,8 @@ from tqdm import tqdm
 
 from analytics import rollup
 from analytics.params import parse_date, today
+from core.exceptions import DomainError
 from tenants.models import Organization
-from usage_platform.exceptions import DomainError
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from usage_platform.rate_limit import counters_delete, counters_get, counters_incr, sliding_count, sliding_wait
+from core.rate_limit import counters_delete, counters_get, counters_incr, sliding_count, sliding_wait
 
 
 def test_sliding_count_weighs_the_previous_window_by_what_is_left_of_it():
@@ -51,7 +51,7 @@ def test_counters_on_the_local_cache(db):
 def test_counters_on_the_real_redis(settings, redis_url):
     import redis
 
-    settings.CACHES = {"default": {"BACKEND": "usage_platform.cache.RedisCache", "LOCATION": redis_url}}
+    settings.CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": redis_url}}
     assert counters_incr([("a", 60), ("b", 5)], what="test") == [1, 1]
     assert counters_incr([("a", 60)], what="test") == [2]
     assert counters_get(["a", "b", "c"], what="test") == [2, 1, 0]
@@ -63,7 +63,7 @@ def test_counters_on_the_real_redis(settings, redis_url):
 
 
 def test_an_unreachable_redis_counts_nothing_and_logs_once(settings, caplog):
-    settings.CACHES = {"default": {"BACKEND": "usage_platform.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
+    settings.CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     caplog.set_level(logging.WARNING)
     assert counters_incr([("a", 60)], what="test counter off") is None
     assert counters_get(["a"], what="test counter off") is None

@@ -3,7 +3,7 @@
 Everything the platform caches (dashboard figures, their rollup generation, the insights
 narrative, rate-limit counters) can be recomputed or done without, so a Redis outage must
 cost speed, not a 500. A failed call logs once and starts the shared back-off
-(`usage_platform.redis_backoff`): for the next few seconds every call is a miss without
+(`core.redis_backoff`): for the next few seconds every call is a miss without
 touching the network, so a page that reads ten cached figures waits for at most one
 connection timeout, not ten.
 """

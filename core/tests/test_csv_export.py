@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from usage_platform.csv_export import csv_cell, csv_render
+from core.csv_export import csv_cell, csv_render
 
 FORMULA = '=HYPERLINK("http://x","y")'
 

@@ -4,7 +4,7 @@ the right; the per-address limits count an IPv6 client by its /64."""
 import pytest
 from django.test import RequestFactory
 
-from usage_platform.client_address import address_bucket, client_address, trusted_proxies_parse
+from core.client_address import address_bucket, client_address, trusted_proxies_parse
 
 
 def request(peer, forwarded=None):

@@ -2,7 +2,7 @@
 
 import time
 
-from usage_platform.local_cache import LocalCache
+from core.local_cache import LocalCache
 
 
 def test_entries_live_for_their_ttl():
