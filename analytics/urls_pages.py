@@ -1,6 +1,11 @@
+"""The dashboard's pages, which own the root of the site: `/`, features/, users/, retention/,
+funnels/ (the only include mounted at "" in usage_platform/urls.py)."""
+
 from django.urls import path
 
 from . import views_pages as views
+
+app_name = "analytics"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),

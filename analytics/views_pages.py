@@ -15,8 +15,8 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
 from core.exceptions import DomainError
+from core.pages import org_page, render_page
 from tenants.models import Role
-from tenants.views_pages import domain_errors_as_pages, org_page
 
 from . import params, queries
 
@@ -54,14 +54,9 @@ FEATURES_PAGE_SIZE = 50
 RETENTION_WEEKS = (4, 8, 12, 26)
 
 
-def _partial(request):
-    """True when htmx asked for a fragment (not a history restore, which needs the page)."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
 def _render(request, fragment, page, context, error):
     """The fragment for htmx, else the whole page; 400 when the filters were refused."""
-    return render(request, fragment if _partial(request) else page, context, status=400 if error else 200)
+    return render_page(request, page=page, fragment=fragment, context=context, status=400 if error else 200)
 
 
 def _presets(start, end):
@@ -176,7 +171,7 @@ def _feature_choices(rows, selected=None):
 def dashboard(request):
     if not request.user.has_role(Role.ANALYST):
         # Members land on their own activity, the one page they may see.
-        return redirect("users")
+        return redirect("analytics:users")
     org = request.org
     error = None
     try:
@@ -292,14 +287,13 @@ def _forecast_url(feature_id):
     """The insights forecast fragment for a feature, when the insights pages provide one.
     Analytics may not import insights (layering), so the page embeds it by URL."""
     try:
-        return reverse("insights-feature-forecast", kwargs={"feature_id": feature_id})
+        return reverse("insights:feature-forecast", kwargs={"feature_id": feature_id})
     except NoReverseMatch:
         return None
 
 
 @require_GET
 @org_page(Role.ANALYST)
-@domain_errors_as_pages
 def feature_detail(request, feature_id):
     org = request.org
     feature = queries.feature_get(org, feature_id)
@@ -384,7 +378,6 @@ def users(request):
 
 @require_GET
 @org_page(Role.MEMBER)
-@domain_errors_as_pages
 def user_detail(request, external_id):
     org = request.org
     # A member may only open the profiles linked to their own account; anyone else's looks
