@@ -6,16 +6,18 @@ search keystroke, a sort click) the same view renders only the fragment that cha
 URL is pushed by htmx, so a filtered page is shareable and the back button reloads it.
 """
 
+import functools
 from datetime import UTC, timedelta
 from urllib.parse import urlencode
 
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
 from core.exceptions import DomainError
-from core.pages import org_page, render_page
+from core.pages import org_page, page_fetched, page_get, params_or_default, render_page
 from tenants.models import Role
 
 from . import params, queries
@@ -73,16 +75,16 @@ def _presets(start, end):
     ]
 
 
+def _date_range(query):
+    params.filters_supported(query, ("start", "end"))
+    return params.date_range(query)
+
+
 def _range_or_default(query):
     """(start, end, error): a bad range (or a filter these pages cannot apply) is shown next
     to the filters, with the default range."""
-    try:
-        params.filters_supported(query, ("start", "end"))
-        start, end = params.date_range(query)
-        return start, end, None
-    except DomainError as exc:
-        start, end = params.date_range({})
-        return start, end, exc.detail
+    (start, end), error = params_or_default(_date_range, query)
+    return start, end, error
 
 
 def _carry(query, names):
@@ -173,12 +175,7 @@ def dashboard(request):
         # Members land on their own activity, the one page they may see.
         return redirect("analytics:users")
     org = request.org
-    error = None
-    try:
-        args = params.timeseries_params(org, request.GET)
-    except DomainError as exc:
-        error = exc.detail
-        args = params.timeseries_params(org, {})
+    args, error = params_or_default(functools.partial(params.timeseries_params, org), request.GET)
     start, end = args["start"], args["end"]
     filters = {"feature": args["feature"], "age": args["age"], "gender": args["gender"]}
     interval = _interval(start, end)
@@ -249,14 +246,9 @@ def features(request):
     if sort.startswith("-"):
         # Missing values (no previous period) still sort last.
         rows = [r for r in rows if r[field] is not None] + [r for r in rows if r[field] is None]
-    count = len(rows)
-    pages = max(1, -(-count // FEATURES_PAGE_SIZE))
-    try:
-        page = min(max(1, int(request.GET.get("page") or 1)), pages)
-    except ValueError:
-        page = 1
+    page = page_get(Paginator(rows, FEATURES_PAGE_SIZE), request.GET.get("page"))
     table = []
-    for row in rows[(page - 1) * FEATURES_PAGE_SIZE : page * FEATURES_PAGE_SIZE]:
+    for row in page.object_list:
         values = sparks.get(row["feature_id"], [])
         table.append({**row, "spark": sparkline_points(values), "trend": _change_class(row.get("change_pct"))})
     context = {
@@ -267,11 +259,7 @@ def features(request):
         "presets": _presets(start, end),
         "rows": table,
         "sort": sort,
-        "count": count,
-        "page": page,
-        "pages": pages,
-        "prev_page": page - 1 if page > 1 else None,
-        "next_page": page + 1 if page < pages else None,
+        "page_obj": page,
         "period_days": (end - start).days + 1,
         "columns": _sort_columns(
             [(key, label, numeric) for key, (_, label, numeric) in FEATURE_SORTS.items()],
@@ -299,14 +287,8 @@ def feature_detail(request, feature_id):
     feature = queries.feature_get(org, feature_id)
     start, end, error = _range_or_default(request.GET)
     interval = _interval(start, end)
-    series = {"interval": interval, "start": start, "end": end, "feature": feature.pk}
-    events = queries.timeseries(org, metric="events", **series)
-    active = queries.timeseries(org, metric="active_users", **series)
-    duration = queries.timeseries(org, metric="avg_session_duration", **series)
-    event_values, labels = _series(events["points"])
-    total_events = sum(event_values)
-    active_values = [p["value"] for p in active["points"]]
-    duration_values = [p["value"] for p in duration["points"] if p["value"]]
+    figures = queries.feature_figures(org, feature=feature.pk, start=start, end=end, interval=interval)
+    points = figures["points"]
     context = {
         "active_nav": "features",
         "feature": feature,
@@ -316,17 +298,17 @@ def feature_detail(request, feature_id):
         "presets": _presets(start, end),
         "interval": interval,
         "stats": {
-            "events": total_events,
-            "peak_active": max(active_values) if active_values else 0,
-            "avg_active": sum(active_values) / len(active_values) if active_values else 0,
-            "avg_session": sum(duration_values) / len(duration_values) if duration_values else 0,
+            "events": figures["events"],
+            "peak_active": figures["peak_active_users"],
+            "avg_active": figures["avg_active_users"],
+            "avg_session": figures["avg_session_duration"],
         },
         "usage_chart": {
             "type": "line",
-            "labels": labels,
+            "labels": [p["date"].isoformat() for p in points],
             "series": [
-                {"label": "Events", "data": event_values},
-                {"label": "Active users", "data": active_values},
+                {"label": "Events", "data": [p["events"] for p in points]},
+                {"label": "Active users", "data": [p["active_users"] for p in points]},
             ],
         },
         "forecast_url": _forecast_url(feature.pk),
@@ -343,26 +325,21 @@ def users(request):
     """Analysts see every end user; a member sees only the profiles linked to their account."""
     org = request.org
     is_member = not request.user.has_role(Role.ANALYST)
-    error = None
     query = request.GET.copy()
     query.setdefault("page_size", str(USERS_PAGE_SIZE))
-    try:
-        args = params.user_activity_params(query)
-    except DomainError as exc:
-        error = exc.detail
-        args = params.user_activity_params({"page_size": USERS_PAGE_SIZE})
-    page = queries.user_activity_page(org, **args, only_account=request.user if is_member else None)
-    count = page["count"]
-    pages = max(1, -(-count // args["page_size"]))
+    args, error = params_or_default(params.user_activity_params, query, {"page_size": USERS_PAGE_SIZE})
+    only_account = request.user if is_member else None
+
+    def fetch(number):
+        result = queries.user_activity_page(org, **{**args, "page": number}, only_account=only_account)
+        return result["results"], result["count"]
+
+    page = page_fetched(fetch, number=args["page"], per_page=args["page_size"])
     context = {
         "active_nav": "users",
         "is_member": is_member,
-        "rows": page["results"],
-        "count": count,
-        "page": args["page"],
-        "pages": pages,
-        "prev_page": args["page"] - 1 if args["page"] > 1 else None,
-        "next_page": args["page"] + 1 if args["page"] < pages else None,
+        "rows": page.object_list,
+        "page_obj": page,
         "search": args["search"],
         "days": args["days"],
         "sort": args["sort"],
@@ -429,12 +406,7 @@ def _heat_class(pct):
 @org_page(Role.ANALYST)
 def retention(request):
     org = request.org
-    error = None
-    try:
-        args = params.retention_params(request.GET)
-    except DomainError as exc:
-        error = exc.detail
-        args = params.retention_params({})
+    args, error = params_or_default(params.retention_params, request.GET)
     data = queries.retention(org, **args)
     cohorts = []
     max_weeks = 0
@@ -446,14 +418,7 @@ def retention(request):
         cohorts.append({**cohort, "cells": cells})
     for cohort in cohorts:
         cohort["cells"] += [{"pct": None, "cls": "heat-none"}] * (max_weeks - len(cohort["cells"]))
-    sized = [c for c in cohorts if c["size"]]
-    total = sum(c["size"] for c in sized)
-
-    def weighted(key):
-        values = [(c[key], c["size"]) for c in sized if c.get(key) is not None]
-        weight = sum(size for _, size in values)
-        return sum(v * size for v, size in values) / weight if weight else None
-
+    averages = queries.retention_averages(data["cohorts"])
     context = {
         "active_nav": "retention",
         "cohorts": cohorts,
@@ -461,8 +426,8 @@ def retention(request):
         "weeks": args["weeks"],
         "week_choices": RETENTION_WEEKS,
         "error": error,
-        "total_users": total,
-        "avg": {"d1": weighted("d1"), "d7": weighted("d7"), "d30": weighted("d30")},
+        "total_users": averages["users"],
+        "avg": {"d1": averages["d1"], "d7": averages["d7"], "d30": averages["d30"]},
         "legend": [f"heat-{i}" for i in range(0, 11, 2)],
         **_first_event_context(request),
     }

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
 from django.utils.cache import add_never_cache_headers
@@ -88,7 +89,7 @@ def render_page(request: HttpRequest, *, page: str, fragment: str, context: dict
     return render(request, fragment if wants_fragment(request) else page, context, status=status)
 
 
-def params_or_default(parse: Callable[[Any], dict], query: Any, default: Any = None) -> tuple[dict, str | None]:
+def params_or_default(parse: Callable[[Any], Any], query: Any, default: Any = None) -> tuple[Any, str | None]:
     """(parsed parameters, None), or, when the query is refused, (the defaults, the message):
     a page shows the message next to its filters, with the default figures, as a 400."""
     try:
@@ -110,3 +111,37 @@ def form_add_domain_error(form: Any, exc: DomainError) -> None:
                 break
     if not placed:
         form.add_error(None, exc.detail)
+
+
+def page_get(paginator: Paginator, number: Any) -> Page:
+    """`paginator.get_page(number)`, except that a number below 1 is the first page (Django's
+    would be the last). A page number is a link, never refused: a stale or edited one shows
+    the nearest page."""
+    try:
+        wanted = int(number)
+    except (TypeError, ValueError):
+        wanted = 1
+    return paginator.get_page(max(1, wanted))
+
+
+class _Counted:
+    """The rows of a query that pages itself, as `Paginator` sees them: only their total."""
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def count(self) -> int:
+        return self.total
+
+
+def page_fetched(fetch: Callable[[int], tuple[list, int]], *, number: int, per_page: int) -> Page:
+    """A Django `Page` of rows the database cuts itself: `fetch(number)` answers (that page's
+    rows, the total) from one query, so `Paginator` only does the arithmetic, without a second
+    COUNT or slice. Past the last page it is the last page, as `Paginator.get_page`, fetched
+    again."""
+    rows, total = fetch(number)
+    paginator = Paginator(_Counted(total), per_page)
+    if number > paginator.num_pages:
+        number = paginator.num_pages
+        rows = fetch(number)[0] if total else []
+    return Page(rows, number, paginator)

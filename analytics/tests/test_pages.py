@@ -4,6 +4,7 @@ bad input → 400 with the message (never 500), no-store caching, empty states, 
 query counts."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import SESSION_KEY
@@ -385,3 +386,73 @@ def test_member_in_another_org_cannot_see_this_orgs_users(other_org, usage):
     outsider = make_member(other_org, Role.ANALYST)
     response = page_client(outsider).get(reverse("analytics:user-detail", args=["user-001"]))
     assert response.status_code == 404
+
+
+# Exact counts, cold (every figure computed): session, user and organisation are the first 3.
+EXACT_QUERIES = {
+    "/": 10,
+    "/features/": 5,  # feature usage, sparklines
+    "/features/{feature}/": 7,  # the feature, its events and active-user series, session totals
+    "/features/{feature}/?start={long_ago}": 7,  # by week: the same queries
+    "/users/": 5,  # one page and its total in one query, the page's top features
+    "/users/?page=2&page_size=5": 5,
+    "/users/?page=99&page_size=5": 7,  # past the end: counted, then the last page read
+    "/users/user-001/": 7,
+    "/retention/": 4,  # one statement
+    "/funnels/?step=search&step=export": 6,
+}
+
+
+@pytest.mark.parametrize("url, count", EXACT_QUERIES.items())
+def test_query_counts_are_exact(analyst, usage, django_assert_num_queries, url, count):
+    from analytics.params import today
+
+    url = url.format(feature=feature_of(usage).pk, long_ago=today() - timedelta(days=200))
+    analyst.get(url)  # warm the session
+    cache.clear()
+    with django_assert_num_queries(count):
+        assert analyst.get(url).status_code == 200
+
+
+def test_feature_detail_average_session_is_the_dashboards(analyst, analyst_user, usage):
+    feature = feature_of(usage)
+    html = analyst.get(reverse("analytics:feature-detail", args=[feature.pk])).content.decode()
+    shown = float(re.search(r'data-testid="feature-avg-session" data-value="([^"]+)"', html).group(1))
+    api = client_for(analyst_user).get(f"/api/v1/analytics/usage-summary?feature={feature.key}").json()
+    assert shown == api["avg_session_duration"]["value"] > 0
+    events = re.search(r'data-testid="feature-events">([^<]+)<', html).group(1)
+    assert int(events.replace(",", "")) == api["total_events"]["value"]
+
+
+def test_retention_page_weighs_cohorts_by_size(analyst, usage):
+    from analytics import queries
+
+    data = queries.retention(usage, weeks=12)
+    averages = queries.retention_averages(data["cohorts"])
+    html = analyst.get("/retention/").content.decode()
+    shown = re.search(r'data-testid="avg-d1">([^<%]+)%', html).group(1)
+    assert float(shown) == pytest.approx(averages["d1"], abs=0.05)
+    assert f'<div class="kpi-value">{averages["users"]}</div>' in html
+
+
+def test_features_table_pages(analyst, usage, monkeypatch):
+    from analytics import views_pages
+
+    monkeypatch.setattr(views_pages, "FEATURES_PAGE_SIZE", 3)  # 4 features: two pages
+    first = analyst.get("/features/").content.decode()
+    assert "4 features · page 1 of 2" in first and "page=2" in first
+    second = analyst.get("/features/?page=2").content.decode()
+    assert "page 2 of 2" in second and len(re.findall(r'href="/features/\d+/"', second)) == 1
+    # A page number is a link: past the end is the last page, below 1 or not a number the first.
+    assert "page 2 of 2" in analyst.get("/features/?page=9").content.decode()
+    assert "page 1 of 2" in analyst.get("/features/?page=0").content.decode()
+    assert "page 1 of 2" in analyst.get("/features/?page=x").content.decode()
+
+
+def test_users_table_past_the_last_page_shows_the_last_page(analyst, usage):
+    html = analyst.get("/users/?page=99&page_size=5").content.decode()
+    count = int(re.search(r'data-testid="users-count">(\d+) users', html).group(1))
+    last = -(-count // 5)
+    assert f"page {last} of {last}" in html
+    assert html.count('data-testid="user-row"') == count - 5 * (last - 1)
+    assert 'data-testid="prev-page"' in html and 'data-testid="next-page"' not in html

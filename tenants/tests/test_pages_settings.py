@@ -327,3 +327,15 @@ def test_get_on_action_urls_is_not_allowed(admin_page, analyst_user):
     response = admin_page.get(reverse("settings:member-remove", args=[analyst_user.pk]))
     assert response.status_code == 405
     assert User.objects.filter(pk=analyst_user.pk).exists()
+
+
+def test_organization_page_query_count(admin_page, django_assert_num_queries):
+    # session, user, organisation: the form is the organisation's own fields
+    with django_assert_num_queries(3):
+        assert admin_page.get(reverse("settings:organization")).status_code == 200
+
+
+def test_invitation_page_query_count(db, django_assert_num_queries):
+    # The form is public and reads nothing until it is posted.
+    with django_assert_num_queries(0):
+        assert Client().get(reverse("invitation-accept", args=["any-token"])).status_code == 200
