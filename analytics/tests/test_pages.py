@@ -436,9 +436,9 @@ def test_retention_page_weighs_cohorts_by_size(analyst, usage):
 
 
 def test_features_table_pages(analyst, usage, monkeypatch):
-    from analytics import views_pages
+    from analytics.views_pages import features as features_pages
 
-    monkeypatch.setattr(views_pages, "FEATURES_PAGE_SIZE", 3)  # 4 features: two pages
+    monkeypatch.setattr(features_pages, "FEATURES_PAGE_SIZE", 3)  # 4 features: two pages
     first = analyst.get("/features/").content.decode()
     assert "4 features · page 1 of 2" in first and "page=2" in first
     second = analyst.get("/features/?page=2").content.decode()
