@@ -152,6 +152,13 @@ def _distinct_users(org, start: date, end: date, feature_id=None) -> int:
     return EndUser.objects.filter(organization=org).filter(Exists(events)).count()
 
 
+def session_average(total_duration, timed_events) -> float:
+    """The one average-session rule, for every range and filter: Σ session durations / Σ
+    events that carry a duration (never a mean of daily means, which weighs a quiet day like
+    a busy one)."""
+    return _round(total_duration / timed_events) if timed_events else 0.0
+
+
 def _kpi(value, previous):
     return {"value": value, "previous": previous, "change_pct": change_pct(value, previous)}
 
@@ -225,9 +232,6 @@ def usage_summary(org, start: date, end: date, filters=None) -> dict:
         cur=Count("feature_id", distinct=True, filter=cur), prev=Count("feature_id", distinct=True, filter=prev)
     )
 
-    def avg(duration, events):
-        return _round(duration / events) if events else 0.0
-
     events, prev_events = totals["cur_events"] or 0, totals["prev_events"] or 0
     return head | {
         "total_events": _kpi(events, prev_events),
@@ -237,7 +241,8 @@ def usage_summary(org, start: date, end: date, filters=None) -> dict:
         "features_tracked": _kpi(tracked["cur"] or 0, tracked["prev"] or 0),
         "sessions": _kpi(totals["cur_sessions"] or 0, totals["prev_sessions"] or 0),
         "avg_session_duration": _kpi(
-            avg(totals["duration"] or 0, totals["timed"]), avg(totals["prev_duration"] or 0, totals["prev_timed"])
+            session_average(totals["duration"] or 0, totals["timed"]),
+            session_average(totals["prev_duration"] or 0, totals["prev_timed"]),
         ),
     }
 
@@ -276,7 +281,7 @@ def feature_usage(org, start: date, end: date) -> list[dict]:
                 "feature_name": r["feature__name"],
                 "events": events,
                 "avg_daily_active_users": _round((r["dau"] or 0) / days),
-                "avg_session_duration": _round((r["duration"] or 0) / r["timed"]) if r["timed"] else 0.0,
+                "avg_session_duration": session_average(r["duration"] or 0, r["timed"]),
                 "share": _pct(events, total),
                 "previous_events": r["prev_events"] or 0,
                 "change_pct": change_pct(events, r["prev_events"] or 0),
@@ -309,6 +314,30 @@ def feature_get(org, feature_id) -> Feature:
     if feature is None:
         raise NotFound("Feature not found.")
     return feature
+
+
+@cached
+def feature_figures(org, *, feature, start: date, end: date, interval="day") -> dict:
+    """One feature over start..end as its detail page shows it: `events`, active users per
+    `interval` bucket (`avg_active_users`, `peak_active_users`, as charted), the average
+    session by `session_average` over the whole range, and the charted `points`
+    ([{date, events, active_users}], zero-filled)."""
+    feature_id = _feature_id(feature)
+    series = {"interval": interval, "start": start, "end": end, "feature": feature_id}
+    events = timeseries.uncached(org, metric="events", **series)["points"]
+    active = [p["value"] for p in timeseries.uncached(org, metric="active_users", **series)["points"]]
+    totals = DailyFeatureUsage.objects.filter(
+        organization=org, feature_id=feature_id, date__gte=start, date__lte=end
+    ).aggregate(duration=Sum("total_session_duration"), timed=Sum("timed_events"))
+    return {
+        "events": sum(p["value"] for p in events),
+        "avg_active_users": sum(active) / len(active) if active else 0,
+        "peak_active_users": max(active, default=0),
+        "avg_session_duration": session_average(totals["duration"] or 0, totals["timed"]),
+        "points": [
+            {"date": p["date"], "events": p["value"], "active_users": a} for p, a in zip(events, active, strict=True)
+        ],
+    }
 
 
 # --- end users -------------------------------------------------------------------------
@@ -711,6 +740,20 @@ def retention(org, *, weeks=12, end: date | None = None) -> dict:
         row["weeks"] = [_pct(grid[cw].get(k, 0), size) for k in range(weeks - cw)]
         cohorts.append(row)
     return {"weeks": weeks, "end": end, "cohorts": cohorts}
+
+
+def retention_averages(cohorts: list[dict]) -> dict:
+    """Across `retention()` cohorts: `users` (their total size) and D1/D7/D30 weighted by
+    cohort size, over the cohorts that have users and a measurable value (None when none
+    has), so a cohort of 3 users does not count as much as one of 3,000."""
+    sized = [c for c in cohorts if c["size"]]
+
+    def weighted(key):
+        values = [(c[key], c["size"]) for c in sized if c.get(key) is not None]
+        weight = sum(size for _, size in values)
+        return sum(v * size for v, size in values) / weight if weight else None
+
+    return {"users": sum(c["size"] for c in sized)} | {f"d{n}": weighted(f"d{n}") for n in RETENTION_DAYS}
 
 
 # --- funnel ----------------------------------------------------------------------------

@@ -1,14 +1,19 @@
+"""The dashboard's pages, which own the root of the site: `/`, features/, users/, retention/,
+funnels/ (the only include mounted at "" in usage_platform/urls.py)."""
+
 from django.urls import path
 
-from . import views_pages as views
+from .views_pages import cohorts, dashboard, features, users
+
+app_name = "analytics"
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("features/", views.features, name="features"),
-    path("features/<int:feature_id>/", views.feature_detail, name="feature-detail"),
-    path("users/", views.users, name="users"),
+    path("", dashboard.dashboard, name="dashboard"),
+    path("features/", features.features, name="features"),
+    path("features/<int:feature_id>/", features.feature_detail, name="feature-detail"),
+    path("users/", users.users, name="users"),
     # External ids are the tenant product's own user ids: any characters, slashes included.
-    path("users/<path:external_id>/", views.user_detail, name="user-detail"),
-    path("retention/", views.retention, name="retention"),
-    path("funnels/", views.funnels, name="funnels"),
+    path("users/<path:external_id>/", users.user_detail, name="user-detail"),
+    path("retention/", cohorts.retention, name="retention"),
+    path("funnels/", cohorts.funnels, name="funnels"),
 ]

@@ -1,30 +1,26 @@
-"""Insights pages: the Insights page (narrative, anomalies, charts, forecast), the forecast
-partial the feature detail page embeds, and the Webhooks tab of Settings.
+"""Insights pages: the Insights page (narrative, anomalies, charts, forecast) and the forecast
+fragment the feature detail page embeds. The Webhooks tab of Settings is `views_settings`.
 
-Webhooks are insights' rows, and tenants may not import insights, so their settings tab is
-served from here while sharing the settings layout and `page_role` of tenants.
-Views validate a form or query parameters, call one insights function and render.
+Views validate query parameters, call one insights function and render.
 """
 
 from datetime import date, timedelta
 
-from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from analytics import queries as analytics_queries
 from core.exceptions import DomainError
+from core.pages import is_htmx, org_page, params_or_default
 from telemetry.models import Feature
 from tenants.models import Role
-from tenants.views_settings import form_add_domain_error, page_role, render_section
 
 from . import narrative, params, services
-from .models import Anomaly, Webhook
+from .models import Anomaly
 
-RECENT_DELIVERIES = 5
 ANOMALY_PAGE_SIZE = 25
 ZSCORE_FEATURES = 12
 FORECAST_FEATURE_CHOICES = 15
@@ -151,11 +147,7 @@ def _with_labels(anomalies):
 
 
 def _anomalies_context(request):
-    try:
-        filters = params.anomaly_list_params(request.GET)
-        error = None
-    except DomainError as exc:
-        filters, error = {}, exc.detail
+    filters, error = params_or_default(params.anomaly_list_params, request.GET)
     page = Paginator(services.anomalies_list(request.org, **filters), ANOMALY_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
@@ -170,11 +162,11 @@ def _anomalies_context(request):
     }
 
 
-@page_role(Role.ANALYST)
+@org_page(Role.ANALYST)
 @require_GET
 def insights(request):
     org = request.org
-    if getattr(request, "htmx", False) and request.htmx.target == "anomalies-section":
+    if is_htmx(request) and request.htmx.target == "anomalies-section":
         # Filter and page changes re-render only the table.
         return render(request, "insights/partials/anomalies.html", _anomalies_context(request))
     window = params.chart_params({})
@@ -194,7 +186,7 @@ def insights(request):
     return render(request, "insights/insights.html", context)
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_POST
 def anomaly_status(request, anomaly_id):
     """Acknowledge, resolve or reopen; HTMX swaps the row, a plain post returns to the page."""
@@ -206,26 +198,26 @@ def anomaly_status(request, anomaly_id):
         if exc.status_code == 404:
             raise
         return HttpResponseBadRequest(exc.detail)
-    if getattr(request, "htmx", False):
+    if is_htmx(request):
         return render(
             request,
             "insights/partials/anomaly_row.html",
             {"anomaly": _with_labels([anomaly])[0], "is_admin": True},
         )
     messages.success(request, f"Anomaly marked {anomaly.get_status_display().lower()}.")
-    return redirect("insights")
+    return redirect("insights:index")
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_POST
 def narrative_refresh(request):
     insight = narrative.insight_current(request.org, refresh=True)
-    if getattr(request, "htmx", False):
+    if is_htmx(request):
         return render(request, "insights/partials/narrative.html", {"insight": insight, "is_admin": True})
-    return redirect("insights")
+    return redirect("insights:index")
 
 
-@page_role(Role.ANALYST)
+@org_page(Role.ANALYST)
 @require_GET
 def feature_forecast(request, feature_id=None):
     """The forecast of one feature: an HTML fragment for HTMX (`hx-get` it into any page;
@@ -241,74 +233,3 @@ def feature_forecast(request, feature_id=None):
 
         return JsonResponse(usage_prediction(request.org, days=days, feature=feature))
     return render(request, "insights/partials/forecast.html", _forecast_cached(request.org, feature, days))
-
-
-# --- Webhooks (Settings tab) -----------------------------------------------------------------
-
-
-class WebhookForm(forms.Form):
-    url = forms.URLField(max_length=500, label="Endpoint URL", assume_scheme="https")
-    events = forms.MultipleChoiceField(
-        choices=Webhook.Event.choices,
-        widget=forms.CheckboxSelectMultiple,
-        initial=[Webhook.Event.ANOMALY_CREATED],
-        error_messages={"required": "Choose at least one event."},
-    )
-    active = forms.BooleanField(required=False, initial=True, label="Active")
-
-
-def _webhooks_response(request, **extra):
-    org = request.org
-    webhooks = [
-        {
-            "webhook": webhook,
-            "deliveries": list(services.webhook_deliveries(org, webhook.pk)[:RECENT_DELIVERIES]),
-        }
-        for webhook in services.webhook_list(org)
-    ]
-    context = {
-        "settings_tab": "webhooks",
-        "org": org,
-        "webhooks": webhooks,
-        "webhook_form": extra.pop("webhook_form", None) or WebhookForm(),
-        **extra,
-    }
-    return render_section(request, "tenants/settings_webhooks.html", "tenants/partials/webhooks_section.html", context)
-
-
-@page_role(Role.ADMIN)
-@require_http_methods(["GET", "POST"])
-def webhooks(request):
-    if request.method == "GET":
-        return _webhooks_response(request)
-    form = WebhookForm(request.POST)
-    if form.is_valid():
-        try:
-            webhook = services.webhook_create(
-                request.org,
-                url=form.cleaned_data["url"],
-                events=form.cleaned_data["events"],
-                active=form.cleaned_data["active"],
-            )
-        except DomainError as exc:
-            form_add_domain_error(form, exc)
-        else:
-            return _webhooks_response(request, new_webhook=webhook)
-    return _webhooks_response(request, webhook_form=form)
-
-
-@page_role(Role.ADMIN)
-@require_POST
-def webhook_toggle(request, webhook_id):
-    """Flips `active`; the form posts the wanted state so a double click cannot undo itself."""
-    active = request.POST.get("active") == "1"
-    webhook = services.webhook_update(request.org, webhook_id, active=active)
-    state = "active" if webhook.active else "paused"
-    return _webhooks_response(request, webhooks_notice=f"Webhook {webhook.url} is now {state}.")
-
-
-@page_role(Role.ADMIN)
-@require_POST
-def webhook_delete(request, webhook_id):
-    services.webhook_delete(request.org, webhook_id)
-    return _webhooks_response(request, webhooks_notice="Webhook deleted.")

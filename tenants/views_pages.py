@@ -1,78 +1,26 @@
-"""Session sign-in for the server-rendered pages, and the one access check every page uses.
+"""The public pages: sign in and out (the pages' and the Django admin's), and the page behind
+an invitation link. Mounted one by one in usage_platform/urls.py.
 
 The pages use the same accounts as the API: `username` is the e-mail, as in `/api/v1/auth/login`.
-`org_page` is the pages' counterpart of `OrgAPIView`: it resolves the organisation once, checks
-the role, and marks the response `no-store` so that after logout the back button asks the
-server again (and lands on the login page) instead of showing a cached copy.
+Every other page is a tenant page behind `core.pages.org_page`.
 """
 
-from functools import wraps
-
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
-from django_htmx.http import HttpResponseClientRedirect
+from django.views.decorators.http import require_http_methods
 
 from core.client_address import client_address
-from core.exceptions import Forbidden, NotFound
+from core.exceptions import DomainError
+from core.pages import form_add_domain_error
 
 from . import login_throttle
-from .models import Role
-
-ROLE_DENIED = {
-    Role.ADMIN: "This page needs the admin role in your organisation.",
-    Role.ANALYST: "This page needs the analyst or admin role in your organisation.",
-    Role.MEMBER: "This page needs a member account in an organisation.",
-}
-
-
-def org_page(role=Role.ANALYST):
-    """Decorator for tenant pages: anonymous → login redirect; no organisation (platform staff)
-    or a lower role → the 403 page. Sets `request.org` and `no-store` on every response."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            user = request.user
-            if not user.is_authenticated:
-                login = redirect_to_login(request.get_full_path())
-                if getattr(request, "htmx", False):
-                    # An expired session during a filter change: load the login page as a
-                    # page, not inside the fragment being swapped.
-                    return HttpResponseClientRedirect(login["Location"])
-                return login
-            if user.organization_id is None:
-                raise PermissionDenied("Platform staff accounts have no organisation; use the Django admin.")
-            if not user.has_role(role):
-                raise PermissionDenied(ROLE_DENIED[role])
-            request.org = user.organization
-            response = view(request, *args, **kwargs)
-            add_never_cache_headers(response)
-            return response
-
-        return wrapper
-
-    return decorator
-
-
-def domain_errors_as_pages(view):
-    """The services' errors as pages: NotFound (another organisation's id) → 404 page,
-    Forbidden → 403 page."""
-
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404(exc.detail)
-        except Forbidden as exc:
-            raise PermissionDenied(exc.detail)
-
-    return wrapped
+from . import services as tenant_services
 
 
 class ThrottledLoginFormMixin:
@@ -137,3 +85,36 @@ def admin_login(request):
 
 class LogoutView(auth_views.LogoutView):
     """POST only (Django 5): a link or a prefetch cannot sign anyone out."""
+
+
+class InvitationAcceptForm(forms.Form):
+    full_name = forms.CharField(max_length=200, required=False, label="Your name")
+    password = forms.CharField(widget=forms.PasswordInput, label="Choose a password")
+    password_confirm = forms.CharField(widget=forms.PasswordInput, label="Repeat the password")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("password") != data.get("password_confirm"):
+            self.add_error("password_confirm", "The two passwords differ.")
+        return data
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request, token):
+    """Public page behind the link an admin shares: set a password, join, get signed in."""
+    if request.method == "POST":
+        form = InvitationAcceptForm(request.POST)
+        if form.is_valid():
+            try:
+                user = tenant_services.invitation_accept(
+                    token=token, password=form.cleaned_data["password"], full_name=form.cleaned_data["full_name"]
+                )
+            except DomainError as exc:
+                form_add_domain_error(form, exc)
+            else:
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                messages.success(request, f"Welcome to {user.organization.name}.")
+                return redirect("/")
+    else:
+        form = InvitationAcceptForm()
+    return render(request, "tenants/invitation_accept.html", {"form": form})

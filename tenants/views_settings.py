@@ -5,70 +5,31 @@ section again. HTMX requests get only the section partial (the page swaps it in 
 plain form posts get the whole page, so every action also works without JavaScript.
 Domain errors become form errors; another organisation's id raises a 404 page.
 
-Webhooks belong to insights, which tenants may not import; their settings tab lives in
-`insights.views_pages` and shares this module's `page_role` decorator and templates.
+Webhooks belong to insights, which tenants may not import; their settings tab is
+`insights.views_settings`, in the same layout (`tenants/settings_base.html`).
 """
 
-from functools import wraps
-from urllib.parse import urlencode
-
 from django import forms
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
-from django.shortcuts import redirect, render, resolve_url
+from django.contrib.auth import logout
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from core.exceptions import DomainError, NotFound
+from core.pages import form_add_domain_error, is_htmx, org_page, render_page
 
 from . import queries
 from . import services as tenant_services
 from .models import Role
-from .views_pages import domain_errors_as_pages, org_page
-
-
-def page_role(role):
-    """`org_page` (login, role, 403 page, `request.org`) plus the services' errors as pages:
-    NotFound (another organisation's id) → 404 page, Forbidden → 403 page. An HTMX request
-    whose session has ended is sent to the login page as a whole, instead of swapping the
-    login form into a section."""
-
-    def decorator(view):
-        guarded = org_page(role)(domain_errors_as_pages(view))
-
-        @wraps(view)
-        def entry(request, *args, **kwargs):
-            if getattr(request, "htmx", False) and not request.user.is_authenticated:
-                page = request.htmx.current_url_abs_path or request.get_full_path()
-                return HttpResponseClientRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': page})}")
-            return guarded(request, *args, **kwargs)
-
-        return entry
-
-    return decorator
-
-
-def form_add_domain_error(form, exc: DomainError) -> None:
-    """Show a service's DomainError on the form: field messages next to their fields, the
-    rest (and the summary when no field matched) at the top."""
-    placed = False
-    for field, field_messages in (exc.errors or {}).items():
-        target = field if field in form.fields else None
-        for message in field_messages:
-            form.add_error(target, message if target else exc.detail)
-            placed = True
-            if target is None:
-                break
-    if not placed:
-        form.add_error(None, exc.detail)
 
 
 def render_section(request, page_template, partial_template, context):
     """The section partial for HTMX, the full page otherwise."""
-    template = partial_template if getattr(request, "htmx", False) else page_template
-    return render(request, template, {"active_nav": "settings", **context})
+    return render_page(
+        request, page=page_template, fragment=partial_template, context={"active_nav": "settings", **context}
+    )
 
 
 # --- Forms -------------------------------------------------------------------------------
@@ -102,22 +63,10 @@ class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, label="Key name", help_text="Where the key is used, e.g. “web app”.")
 
 
-class InvitationAcceptForm(forms.Form):
-    full_name = forms.CharField(max_length=200, required=False, label="Your name")
-    password = forms.CharField(widget=forms.PasswordInput, label="Choose a password")
-    password_confirm = forms.CharField(widget=forms.PasswordInput, label="Repeat the password")
-
-    def clean(self):
-        data = super().clean()
-        if data.get("password") and data.get("password") != data.get("password_confirm"):
-            self.add_error("password_confirm", "The two passwords differ.")
-        return data
-
-
 # --- Organisation --------------------------------------------------------------------------
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_http_methods(["GET", "POST"])
 def organization(request):
     org = request.org
@@ -130,7 +79,7 @@ def organization(request):
                 form_add_domain_error(form, exc)
             else:
                 messages.success(request, "Organisation settings saved.")
-                return redirect("settings-organization")
+                return redirect("settings:organization")
     else:
         form = OrganizationForm(
             initial={
@@ -171,13 +120,13 @@ def _members_response(request, **extra):
     )
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_http_methods(["GET"])
 def members(request):
     return _members_response(request)
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_POST
 def member_role(request, member_id):
     org = request.org
@@ -199,12 +148,12 @@ def member_role(request, member_id):
 
 
 def _leave_settings(request, to="/"):
-    if getattr(request, "htmx", False):
+    if is_htmx(request):
         return HttpResponseClientRedirect(to)
     return redirect(to)
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_POST
 def member_remove(request, member_id):
     org = request.org
@@ -222,7 +171,7 @@ def member_remove(request, member_id):
     return _members_response(request, members_notice=f"{member.email} was removed from the organisation.")
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_POST
 def invitation_create(request):
     org = request.org
@@ -243,32 +192,11 @@ def invitation_create(request):
     return _members_response(request, invite_form=form)
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_POST
 def invitation_revoke(request, invitation_id):
     tenant_services.invitation_revoke(org=request.org, invitation_id=invitation_id)
     return _members_response(request, members_notice="Invitation revoked.")
-
-
-@require_http_methods(["GET", "POST"])
-def invitation_accept(request, token):
-    """Public page behind the link an admin shares: set a password, join, get signed in."""
-    if request.method == "POST":
-        form = InvitationAcceptForm(request.POST)
-        if form.is_valid():
-            try:
-                user = tenant_services.invitation_accept(
-                    token=token, password=form.cleaned_data["password"], full_name=form.cleaned_data["full_name"]
-                )
-            except DomainError as exc:
-                form_add_domain_error(form, exc)
-            else:
-                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-                messages.success(request, f"Welcome to {user.organization.name}.")
-                return redirect("/")
-    else:
-        form = InvitationAcceptForm()
-    return render(request, "tenants/invitation_accept.html", {"form": form})
 
 
 # --- API keys ------------------------------------------------------------------------------
@@ -296,7 +224,7 @@ def _api_keys_response(request, **extra):
     return render_section(request, "tenants/settings_api_keys.html", "tenants/partials/api_keys_section.html", context)
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_http_methods(["GET", "POST"])
 def api_keys(request):
     if request.method == "GET":
@@ -317,7 +245,7 @@ def api_keys(request):
     return _api_keys_response(request, key_form=form)
 
 
-@page_role(Role.ADMIN)
+@org_page(Role.ADMIN)
 @require_POST
 def api_key_revoke(request, key_id):
     api_key = tenant_services.api_key_revoke(org=request.org, key_id=key_id)

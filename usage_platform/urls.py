@@ -1,27 +1,35 @@
+"""The whole URL map, one hop from each route to the file that serves it.
+
+Every include has its own prefix and namespace (`reverse("api:org:members")`,
+`{% url "settings:api-keys" %}`); only the dashboard's pages share the root, and the three
+sign-in pages are listed here as they are. Django tries patterns in order: ingestion first
+(`events/track` is the most frequent request by far), then the rest of the API, then pages."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.security_headers import csp_extended
-from tenants.views_pages import admin_login
+from tenants import views_pages as sign_in
 
 from . import health
 
-# Ingestion first, then the rest of the API before the pages: Django tries patterns in order,
-# and `events/track` is the most frequent request by far. No two includes share a path.
 api_v1 = [
-    path("", include("telemetry.urls_api")),
-    path("", include("tenants.urls_api")),
+    path("events/", include("telemetry.urls_api")),
+    path("auth/", include("tenants.urls_auth")),
+    # Before tenants' `org`: insights owns the webhook rows (tenants may not import insights).
+    path("org/webhooks", include("insights.urls_webhooks")),
+    path("org", include("tenants.urls_org")),
     path("analytics/", include("analytics.urls_api")),
-    path("", include("insights.urls_api")),
-    path("health", health.liveness, name="api-health"),
-    path("health/detailed", health.detailed, name="api-health-detailed"),
+    path("ai/", include("insights.urls_api")),
+    path("health", health.liveness, name="health"),
+    path("health/detailed", health.detailed, name="health-detailed"),
 ]
 
 urlpatterns = [
-    path("api/v1/", include(api_v1)),
+    path("api/v1/", include((api_v1, "api"))),
     # In front of the admin's own login URL: the same view with the throttle's 429 status.
-    path("admin/login/", admin_login),
+    path("admin/login/", sign_in.admin_login),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's set-up script from its own URL (no inline script);
@@ -33,9 +41,13 @@ urlpatterns = [
     ),
     path("health", health.liveness, name="health"),
     path("health/detailed", health.detailed, name="health-detailed"),
-    path("", include("tenants.urls_pages")),
+    path("login/", sign_in.LoginView.as_view(), name="login"),
+    path("logout/", sign_in.LogoutView.as_view(), name="logout"),
+    path("invite/<str:token>/", sign_in.invitation_accept, name="invitation-accept"),
+    path("settings/webhooks/", include("insights.urls_settings")),
+    path("settings/", include("tenants.urls_settings")),
+    path("insights/", include("insights.urls_pages")),
     path("", include("analytics.urls_pages")),
-    path("", include("insights.urls_pages")),
 ]
 
 handler400 = "core.errors.bad_request"

@@ -4,6 +4,7 @@ bad input → 400 with the message (never 500), no-store caching, empty states, 
 query counts."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import SESSION_KEY
@@ -19,7 +20,7 @@ from core.testing import page_client
 from telemetry.models import EndUser, Feature
 from tenants.models import Role, User
 
-ANALYST_PAGES = ["dashboard", "features", "retention", "funnels"]
+ANALYST_PAGES = ["analytics:dashboard", "analytics:features", "analytics:retention", "analytics:funnels"]
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_expired_session_during_htmx_loads_the_login_page(db):
     assert response["HX-Redirect"] == "/login/?next=/features/%3Fsort%3Dname"
 
 
-@pytest.mark.parametrize("name", ["features", "retention", "funnels"])
+@pytest.mark.parametrize("name", ["analytics:features", "analytics:retention", "analytics:funnels"])
 def test_member_gets_403_page_on_analytics_pages(member, name):
     response = member.get(reverse(name))
     assert response.status_code == 403
@@ -116,23 +117,23 @@ def test_member_gets_403_page_on_analytics_pages(member, name):
 
 
 def test_member_feature_detail_is_403(member, usage):
-    assert member.get(reverse("feature-detail", args=[feature_of(usage).pk])).status_code == 403
+    assert member.get(reverse("analytics:feature-detail", args=[feature_of(usage).pk])).status_code == 403
 
 
 def test_member_dashboard_redirects_to_own_activity(member):
     response = member.get("/")
-    assert response.status_code == 302 and response["Location"] == reverse("users")
+    assert response.status_code == 302 and response["Location"] == reverse("analytics:users")
 
 
 def test_member_sees_only_own_activity(member, member_user, usage):
-    response = member.get(reverse("users"))
+    response = member.get(reverse("analytics:users"))
     assert response.status_code == 200
     html = response.content.decode()
     assert "My activity" in html
     assert member_user.email in html
     assert "user-001" not in html
-    assert member.get(reverse("user-detail", args=[member_user.email])).status_code == 200
-    other = member.get(reverse("user-detail", args=["user-001"]))
+    assert member.get(reverse("analytics:user-detail", args=[member_user.email])).status_code == 200
+    other = member.get(reverse("analytics:user-detail", args=["user-001"]))
     assert other.status_code == 404
     assert "errors/404.html" in [t.name for t in other.templates]
 
@@ -147,9 +148,9 @@ def test_foreign_ids_are_404_pages(analyst, other_org):
     foreign_feature = Feature.objects.filter(organization=other_org).first()
     foreign_user = EndUser.objects.filter(organization=other_org).first()
     for url in (
-        reverse("feature-detail", args=[foreign_feature.pk]),
-        reverse("user-detail", args=[foreign_user.external_id]),
-        reverse("feature-detail", args=[999999]),
+        reverse("analytics:feature-detail", args=[foreign_feature.pk]),
+        reverse("analytics:user-detail", args=[foreign_user.external_id]),
+        reverse("analytics:feature-detail", args=[999999]),
     ):
         response = analyst.get(url)
         assert response.status_code == 404, url
@@ -162,10 +163,10 @@ def test_foreign_ids_are_404_pages(analyst, other_org):
 def test_every_page_renders_with_data_and_is_no_store(analyst, usage):
     feature = feature_of(usage)
     urls = [reverse(name) for name in ANALYST_PAGES] + [
-        reverse("feature-detail", args=[feature.pk]),
-        reverse("users"),
-        reverse("user-detail", args=["user-001"]),
-        reverse("funnels") + "?step=search&step=export&window_days=7",
+        reverse("analytics:feature-detail", args=[feature.pk]),
+        reverse("analytics:users"),
+        reverse("analytics:user-detail", args=["user-001"]),
+        reverse("analytics:funnels") + "?step=search&step=export&window_days=7",
     ]
     for url in urls:
         response = analyst.get(url)
@@ -287,7 +288,7 @@ def test_user_detail_with_an_external_id_holding_a_slash(analyst, org):
     from telemetry.services.ingest import events_ingest
 
     assert events_ingest(org, [{"feature": "search", "user_id": "team/42 ä"}]).accepted == 1
-    url = reverse("user-detail", args=["team/42 ä"])
+    url = reverse("analytics:user-detail", args=["team/42 ä"])
     assert url == "/users/team/42%20%C3%A4/"
     response = analyst.get(url)
     assert response.status_code == 200
@@ -295,13 +296,13 @@ def test_user_detail_with_an_external_id_holding_a_slash(analyst, org):
 
 
 def test_user_detail_timeline(analyst, usage):
-    html = analyst.get(reverse("user-detail", args=["user-001"])).content.decode()
+    html = analyst.get(reverse("analytics:user-detail", args=["user-001"])).content.decode()
     assert 'data-testid="timeline"' in html
     assert "s-1-" in html  # session ids group the timeline
 
 
 def test_feature_detail_embeds_the_forecast(analyst, usage):
-    html = analyst.get(reverse("feature-detail", args=[feature_of(usage).pk])).content.decode()
+    html = analyst.get(reverse("analytics:feature-detail", args=[feature_of(usage).pk])).content.decode()
     assert 'id="chart-feature-usage"' in html
     assert f'hx-get="/insights/forecast/{feature_of(usage).pk}/' in html
 
@@ -368,20 +369,90 @@ def test_dashboard_demographic_filters_reach_the_cards(analyst, analyst_user, us
 def test_detail_query_counts_do_not_grow_with_rows(analyst, usage, django_assert_max_num_queries):
     feature = feature_of(usage)
     with django_assert_max_num_queries(8):
-        analyst.get(reverse("feature-detail", args=[feature.pk]))
+        analyst.get(reverse("analytics:feature-detail", args=[feature.pk]))
     with django_assert_max_num_queries(8):
-        analyst.get(reverse("user-detail", args=["user-001"]))
+        analyst.get(reverse("analytics:user-detail", args=["user-001"]))
 
 
 def test_member_detail_checks_ownership_in_one_query(member, member_user, usage, django_assert_max_num_queries):
     # session, user, organisation, the ownership check, then the detail's own four queries
     with django_assert_max_num_queries(8):
-        assert member.get(reverse("user-detail", args=[member_user.email])).status_code == 200
+        assert member.get(reverse("analytics:user-detail", args=[member_user.email])).status_code == 200
     with django_assert_max_num_queries(4):
-        assert member.get(reverse("user-detail", args=["user-001"])).status_code == 404
+        assert member.get(reverse("analytics:user-detail", args=["user-001"])).status_code == 404
 
 
 def test_member_in_another_org_cannot_see_this_orgs_users(other_org, usage):
     outsider = make_member(other_org, Role.ANALYST)
-    response = page_client(outsider).get(reverse("user-detail", args=["user-001"]))
+    response = page_client(outsider).get(reverse("analytics:user-detail", args=["user-001"]))
     assert response.status_code == 404
+
+
+# Exact counts, cold (every figure computed): session, user and organisation are the first 3.
+EXACT_QUERIES = {
+    "/": 10,
+    "/features/": 5,  # feature usage, sparklines
+    "/features/{feature}/": 7,  # the feature, its events and active-user series, session totals
+    "/features/{feature}/?start={long_ago}": 7,  # by week: the same queries
+    "/users/": 5,  # one page and its total in one query, the page's top features
+    "/users/?page=2&page_size=5": 5,
+    "/users/?page=99&page_size=5": 7,  # past the end: counted, then the last page read
+    "/users/user-001/": 7,
+    "/retention/": 4,  # one statement
+    "/funnels/?step=search&step=export": 6,
+}
+
+
+@pytest.mark.parametrize("url, count", EXACT_QUERIES.items())
+def test_query_counts_are_exact(analyst, usage, django_assert_num_queries, url, count):
+    from analytics.params import today
+
+    url = url.format(feature=feature_of(usage).pk, long_ago=today() - timedelta(days=200))
+    analyst.get(url)  # warm the session
+    cache.clear()
+    with django_assert_num_queries(count):
+        assert analyst.get(url).status_code == 200
+
+
+def test_feature_detail_average_session_is_the_dashboards(analyst, analyst_user, usage):
+    feature = feature_of(usage)
+    html = analyst.get(reverse("analytics:feature-detail", args=[feature.pk])).content.decode()
+    shown = float(re.search(r'data-testid="feature-avg-session" data-value="([^"]+)"', html).group(1))
+    api = client_for(analyst_user).get(f"/api/v1/analytics/usage-summary?feature={feature.key}").json()
+    assert shown == api["avg_session_duration"]["value"] > 0
+    events = re.search(r'data-testid="feature-events">([^<]+)<', html).group(1)
+    assert int(events.replace(",", "")) == api["total_events"]["value"]
+
+
+def test_retention_page_weighs_cohorts_by_size(analyst, usage):
+    from analytics import queries
+
+    data = queries.retention(usage, weeks=12)
+    averages = queries.retention_averages(data["cohorts"])
+    html = analyst.get("/retention/").content.decode()
+    shown = re.search(r'data-testid="avg-d1">([^<%]+)%', html).group(1)
+    assert float(shown) == pytest.approx(averages["d1"], abs=0.05)
+    assert f'<div class="kpi-value">{averages["users"]}</div>' in html
+
+
+def test_features_table_pages(analyst, usage, monkeypatch):
+    from analytics.views_pages import features as features_pages
+
+    monkeypatch.setattr(features_pages, "FEATURES_PAGE_SIZE", 3)  # 4 features: two pages
+    first = analyst.get("/features/").content.decode()
+    assert "4 features · page 1 of 2" in first and "page=2" in first
+    second = analyst.get("/features/?page=2").content.decode()
+    assert "page 2 of 2" in second and len(re.findall(r'href="/features/\d+/"', second)) == 1
+    # A page number is a link: past the end is the last page, below 1 or not a number the first.
+    assert "page 2 of 2" in analyst.get("/features/?page=9").content.decode()
+    assert "page 1 of 2" in analyst.get("/features/?page=0").content.decode()
+    assert "page 1 of 2" in analyst.get("/features/?page=x").content.decode()
+
+
+def test_users_table_past_the_last_page_shows_the_last_page(analyst, usage):
+    html = analyst.get("/users/?page=99&page_size=5").content.decode()
+    count = int(re.search(r'data-testid="users-count">(\d+) users', html).group(1))
+    last = -(-count // 5)
+    assert f"page {last} of {last}" in html
+    assert html.count('data-testid="user-row"') == count - 5 * (last - 1)
+    assert 'data-testid="prev-page"' in html and 'data-testid="next-page"' not in html

@@ -77,5 +77,5 @@ def test_hostile_insights_page_queries(analyst_user, usage, url, status):
 
 
 def test_anomaly_filter_error_is_shown(analyst_user, usage):
-    response = page_client(analyst_user).get(reverse("insights"), {"start": FAR_PAST})
+    response = page_client(analyst_user).get(reverse("insights:index"), {"start": FAR_PAST})
     assert "Enter a date from 1970-01-01" in response.content.decode()

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from conftest import make_member
 from core.testing import page_client
@@ -45,18 +46,18 @@ def foreign_anomaly(other_org):
 
 
 def test_anonymous_is_sent_to_login(db):
-    response = Client().get(reverse("insights"))
+    response = Client().get(reverse("insights:index"))
     assert response.status_code == 302 and response["Location"].startswith("/login/?next=/insights/")
 
 
 def test_member_gets_the_403_page(member_user):
-    response = page_client(member_user).get(reverse("insights"))
+    response = page_client(member_user).get(reverse("insights:index"))
     assert response.status_code == 403
     assert "analyst or admin role" in response.text and "<html" in response.text
 
 
 def test_analyst_sees_the_page_without_admin_buttons(analyst_user, usage, anomaly):
-    response = page_client(analyst_user).get(reverse("insights"))
+    response = page_client(analyst_user).get(reverse("insights:index"))
     assert response.status_code == 200
     text = response.text
     assert 'class="nav-item active" href="/insights/"' in text
@@ -69,13 +70,13 @@ def test_analyst_sees_the_page_without_admin_buttons(analyst_user, usage, anomal
 
 
 def test_admin_sees_status_buttons(admin_user, anomaly):
-    text = page_client(admin_user).get(reverse("insights")).text
+    text = page_client(admin_user).get(reverse("insights:index")).text
     assert 'data-action="acknowledged"' in text and 'data-action="resolved"' in text
     assert "Regenerate" in text
 
 
 def test_chart_specs_carry_the_chart_data(analyst_user, org, usage):
-    text = page_client(analyst_user).get(reverse("insights")).text
+    text = page_client(analyst_user).get(reverse("insights:index")).text
     zscores = json.loads(text.split('<script id="zscore-spec" type="application/json">')[1].split("</script>")[0])
     histogram = json.loads(text.split('<script id="histogram-spec" type="application/json">')[1].split("</script>")[0])
     data = services.chart_data(org, start=yesterday() - timedelta(days=29), end=yesterday())
@@ -91,13 +92,13 @@ def test_gemini_source_and_model_are_shown(analyst_user, org, monkeypatch):
         source="gemini", model="gemini-2.5-flash", bullets=["Usage grew 12 %."], summary="Usage grew 12 %.",
     )  # fmt: skip
     monkeypatch.setattr("insights.narrative.insight_current", lambda org, refresh=False: insight)
-    text = page_client(analyst_user).get(reverse("insights")).text
+    text = page_client(analyst_user).get(reverse("insights:index")).text
     assert 'data-testid="insight-source">Gemini<' in text
     assert "gemini-2.5-flash" in text and "Usage grew 12 %." in text
 
 
 def test_empty_organisation_sees_empty_states(admin_user):
-    response = page_client(admin_user).get(reverse("insights"))
+    response = page_client(admin_user).get(reverse("insights:index"))
     assert response.status_code == 200
     text = response.text
     assert "No anomalies yet" in text
@@ -110,23 +111,39 @@ def test_empty_organisation_sees_empty_states(admin_user):
 def test_page_query_count_is_bounded(analyst_user, usage, django_assert_max_num_queries, django_assert_num_queries):
     client = page_client(analyst_user)
     with django_assert_max_num_queries(20):  # cold: chart data, forecast, narrative computed
-        assert client.get(reverse("insights")).status_code == 200
+        assert client.get(reverse("insights:index")).status_code == 200
     # warm: session, user, organisation, anomaly count and page (the forecast's feature comes
     # from the cached chart summary)
     with django_assert_num_queries(5):
-        response = client.get(reverse("insights"))
+        response = client.get(reverse("insights:index"))
     assert response.status_code == 200
     assert f"<strong>{usage[4].name}</strong>: about" in response.text
 
 
-def test_webhooks_page_query_count(admin_page, org, settings, django_assert_num_queries):
+@pytest.mark.parametrize("count", [1, 10])
+def test_webhooks_page_query_count(admin_page, org, settings, django_assert_num_queries, count):
+    """The same queries for 1 webhook as for 10, each shown with its 5 latest deliveries."""
     settings.WEBHOOK_ALLOW_PRIVATE = True
-    for n in range(3):
-        services.webhook_create(org, url=f"http://127.0.0.1:9/{n}", events=["anomaly.created"])
-    # session, user, organisation, webhooks, then each webhook's recent deliveries (two
-    # queries: the service re-checks the webhook belongs to the organisation).
-    with django_assert_num_queries(4 + 2 * 3):
-        assert admin_page.get(reverse("settings-webhooks")).status_code == 200
+    hooks = [
+        services.webhook_create(org, url=f"http://127.0.0.1:9/{n}", events=["anomaly.created"]) for n in range(count)
+    ]
+    now = timezone.now()
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            webhook=hook, event="anomaly.created", status_code=500, error=f"err-{hook.pk}-{k}",
+            created_at=now - timedelta(minutes=10 - k),
+        )
+        for hook in hooks
+        for k in range(7)
+    )  # fmt: skip
+    # Session, user, organisation, the webhooks, and their latest deliveries in one query.
+    with django_assert_num_queries(5):
+        response = admin_page.get(reverse("webhook-settings:index"))
+    assert response.status_code == 200
+    assert response.text.count('data-testid="webhook"') == count
+    for hook in hooks:
+        shown = [k for k in range(7) if f'title="err-{hook.pk}-{k}"' in response.text]
+        assert shown == [2, 3, 4, 5, 6]
 
 
 # --- Anomaly filters and status ------------------------------------------------------------
@@ -135,16 +152,16 @@ def test_webhooks_page_query_count(admin_page, org, settings, django_assert_num_
 def test_status_filter_and_htmx_partial(analyst_user, org, anomaly):
     services.anomaly_set_status(org, anomaly.pk, "resolved", user=None)
     client = page_client(analyst_user, **{"HX-Request": "true", "HX-Target": "anomalies-section"})
-    response = client.get(reverse("insights"), {"status": "open"})
+    response = client.get(reverse("insights:index"), {"status": "open"})
     assert response.status_code == 200
     assert '<aside class="sidebar">' not in response.text and 'id="anomalies-section"' in response.text
     assert f'id="anomaly-{anomaly.pk}"' not in response.text
-    response = client.get(reverse("insights"), {"status": "resolved"})
+    response = client.get(reverse("insights:index"), {"status": "resolved"})
     assert f'id="anomaly-{anomaly.pk}"' in response.text
 
 
 def test_bad_filter_is_a_message(analyst_user, anomaly):
-    response = page_client(analyst_user).get(reverse("insights"), {"status": "bogus", "start": "yesterday"})
+    response = page_client(analyst_user).get(reverse("insights:index"), {"status": "bogus", "start": "yesterday"})
     assert response.status_code == 200
     assert "Choose one of" in response.text or "valid date" in response.text
     assert f'id="anomaly-{anomaly.pk}"' in response.text  # unfiltered list instead
@@ -152,7 +169,7 @@ def test_bad_filter_is_a_message(analyst_user, anomaly):
 
 def test_admin_acknowledges_and_it_persists(admin_user, org, anomaly):
     client = page_client(admin_user, **{"HX-Request": "true"})
-    url = reverse("insights-anomaly-status", args=[anomaly.pk])
+    url = reverse("insights:anomaly-status", args=[anomaly.pk])
     response = client.post(url, {"status": "acknowledged"})
     assert response.status_code == 200
     assert response.text.lstrip().startswith(f'<tr id="anomaly-{anomaly.pk}"')
@@ -160,13 +177,13 @@ def test_admin_acknowledges_and_it_persists(admin_user, org, anomaly):
     anomaly.refresh_from_db()
     assert anomaly.status == "acknowledged"
     assert anomaly.details["status_changed_by"] == admin_user.email
-    page = page_client(admin_user).get(reverse("insights")).text
+    page = page_client(admin_user).get(reverse("insights:index")).text
     assert f'id="anomaly-{anomaly.pk}" data-status="acknowledged"' in page
 
 
 def test_plain_post_redirects_back(admin_user, anomaly):
     response = page_client(admin_user).post(
-        reverse("insights-anomaly-status", args=[anomaly.pk]), {"status": "resolved"}, follow=True
+        reverse("insights:anomaly-status", args=[anomaly.pk]), {"status": "resolved"}, follow=True
     )
     assert response.status_code == 200 and "Anomaly marked resolved." in response.text
     anomaly.refresh_from_db()
@@ -175,7 +192,7 @@ def test_plain_post_redirects_back(admin_user, anomaly):
 
 def test_analyst_cannot_change_status(analyst_user, anomaly):
     response = page_client(analyst_user).post(
-        reverse("insights-anomaly-status", args=[anomaly.pk]), {"status": "resolved"}
+        reverse("insights:anomaly-status", args=[anomaly.pk]), {"status": "resolved"}
     )
     assert response.status_code == 403
     anomaly.refresh_from_db()
@@ -184,7 +201,7 @@ def test_analyst_cannot_change_status(analyst_user, anomaly):
 
 def test_foreign_anomaly_is_a_404_page(admin_user, foreign_anomaly):
     response = page_client(admin_user).post(
-        reverse("insights-anomaly-status", args=[foreign_anomaly.pk]), {"status": "resolved"}
+        reverse("insights:anomaly-status", args=[foreign_anomaly.pk]), {"status": "resolved"}
     )
     assert response.status_code == 404 and "<html" in response.text
     foreign_anomaly.refresh_from_db()
@@ -193,14 +210,14 @@ def test_foreign_anomaly_is_a_404_page(admin_user, foreign_anomaly):
 
 @pytest.mark.parametrize("status", ["", "closed", "x" * 500])
 def test_bad_status_is_400(admin_user, anomaly, status):
-    response = page_client(admin_user).post(reverse("insights-anomaly-status", args=[anomaly.pk]), {"status": status})
+    response = page_client(admin_user).post(reverse("insights:anomaly-status", args=[anomaly.pk]), {"status": status})
     assert response.status_code == 400
     anomaly.refresh_from_db()
     assert anomaly.status == "open"
 
 
 def test_status_endpoint_is_post_only(admin_user, anomaly):
-    assert page_client(admin_user).get(reverse("insights-anomaly-status", args=[anomaly.pk])).status_code == 405
+    assert page_client(admin_user).get(reverse("insights:anomaly-status", args=[anomaly.pk])).status_code == 405
 
 
 # --- Narrative -----------------------------------------------------------------------------
@@ -209,13 +226,13 @@ def test_status_endpoint_is_post_only(admin_user, anomaly):
 def test_admin_regenerates_the_narrative(admin_user, org, usage):
     client = page_client(admin_user, **{"HX-Request": "true"})
     before = Insight.objects.filter(organization=org).count()
-    response = client.post(reverse("insights-narrative-refresh"))
+    response = client.post(reverse("insights:narrative-refresh"))
     assert response.status_code == 200 and 'id="narrative"' in response.text
     assert Insight.objects.filter(organization=org).count() == before + 1
 
 
 def test_analyst_cannot_regenerate(analyst_user):
-    assert page_client(analyst_user).post(reverse("insights-narrative-refresh")).status_code == 403
+    assert page_client(analyst_user).post(reverse("insights:narrative-refresh")).status_code == 403
 
 
 # --- Forecast fragment ---------------------------------------------------------------------
@@ -223,7 +240,7 @@ def test_analyst_cannot_regenerate(analyst_user):
 
 def test_forecast_fragment_for_one_feature(analyst_user, usage):
     feature = usage[2]
-    response = page_client(analyst_user).get(reverse("insights-feature-forecast", args=[feature.pk]), {"days": 7})
+    response = page_client(analyst_user).get(reverse("insights:feature-forecast", args=[feature.pk]), {"days": 7})
     assert response.status_code == 200
     assert "<html" not in response.text  # a fragment to hx-get into the feature page
     spec_id = f"forecast-spec-{feature.pk}"
@@ -237,7 +254,7 @@ def test_forecast_fragment_for_one_feature(analyst_user, usage):
 def test_forecast_json(analyst_user, usage):
     feature = usage[0]
     response = page_client(analyst_user).get(
-        reverse("insights-feature-forecast", args=[feature.pk]), {"days": 14, "format": "json"}
+        reverse("insights:feature-forecast", args=[feature.pk]), {"days": 14, "format": "json"}
     )
     assert response.status_code == 200
     body = response.json()
@@ -246,13 +263,13 @@ def test_forecast_json(analyst_user, usage):
 
 
 def test_forecast_picker_query_form(analyst_user, usage):
-    response = page_client(analyst_user).get(reverse("insights-forecast"), {"feature": usage[1].pk, "days": 30})
+    response = page_client(analyst_user).get(reverse("insights:forecast"), {"feature": usage[1].pk, "days": 30})
     assert response.status_code == 200 and f"forecast-spec-{usage[1].pk}" in response.text
 
 
 def test_forecast_feature_without_data(analyst_user, org, usage):
     lonely = features_make(org, 1, prefix="lonely")[0]
-    response = page_client(analyst_user).get(reverse("insights-feature-forecast", args=[lonely.pk]))
+    response = page_client(analyst_user).get(reverse("insights:feature-forecast", args=[lonely.pk]))
     assert response.status_code == 200
     assert "Not enough data for a forecast" in response.text
 
@@ -260,14 +277,14 @@ def test_forecast_feature_without_data(analyst_user, org, usage):
 def test_forecast_foreign_or_unknown_feature_is_404(analyst_user, other_org, usage):
     foreign = features_make(other_org, 1, prefix="globex")[0]
     client = page_client(analyst_user)
-    assert client.get(reverse("insights-feature-forecast", args=[foreign.pk])).status_code == 404
-    assert client.get(reverse("insights-forecast"), {"feature": "abc"}).status_code == 404
-    assert client.get(reverse("insights-forecast")).status_code == 404
+    assert client.get(reverse("insights:feature-forecast", args=[foreign.pk])).status_code == 404
+    assert client.get(reverse("insights:forecast"), {"feature": "abc"}).status_code == 404
+    assert client.get(reverse("insights:forecast")).status_code == 404
 
 
 @pytest.mark.parametrize("days", ["0", "99", "many"])
 def test_forecast_bad_days_is_400(analyst_user, usage, days):
-    response = page_client(analyst_user).get(reverse("insights-feature-forecast", args=[usage[0].pk]), {"days": days})
+    response = page_client(analyst_user).get(reverse("insights:feature-forecast", args=[usage[0].pk]), {"days": days})
     assert response.status_code == 400
 
 
@@ -277,32 +294,32 @@ def admin_page(admin_user):
 
 
 def test_analyst_cannot_create_webhooks(analyst_user, org):
-    response = page_client(analyst_user).post(reverse("settings-webhooks"), {"url": "http://127.0.0.1/x"})
+    response = page_client(analyst_user).post(reverse("webhook-settings:index"), {"url": "http://127.0.0.1/x"})
     assert response.status_code == 403
     assert not Webhook.objects.filter(organization=org).exists()
 
 
 def test_forecast_needs_analyst(org, usage):
     member = make_member(org, Role.MEMBER)
-    assert page_client(member).get(reverse("insights-feature-forecast", args=[usage[0].pk])).status_code == 403
+    assert page_client(member).get(reverse("insights:feature-forecast", args=[usage[0].pk])).status_code == 403
 
 
 def test_charts_are_cached_until_the_next_rollup(analyst_user, org):
     from analytics.rollup import rollup_day
 
     client = page_client(analyst_user)
-    assert 'data-chart="zscore-spec"' not in client.get(reverse("insights")).text
+    assert 'data-chart="zscore-spec"' not in client.get(reverse("insights:index")).text
     rollups_make(org, features_make(org, 4), end=yesterday(), days=40)
     # Same rollup generation: the cached (empty) charts are still shown …
-    assert 'data-chart="zscore-spec"' not in client.get(reverse("insights")).text
+    assert 'data-chart="zscore-spec"' not in client.get(reverse("insights:index")).text
     # … a rollup (here of a day long before the data) bumps it and the charts appear.
     rollup_day(yesterday() - timedelta(days=400), org=org)
-    assert 'data-chart="zscore-spec"' in client.get(reverse("insights")).text
+    assert 'data-chart="zscore-spec"' in client.get(reverse("insights:index")).text
 
 
 def test_htmx_request_without_session_redirects_the_whole_page(db):
     response = Client(headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/insights/?status=open"}).get(
-        reverse("insights"), headers={"HX-Target": "anomalies-section"}
+        reverse("insights:index"), headers={"HX-Target": "anomalies-section"}
     )
     assert response.status_code == 200
     assert response["HX-Redirect"] == "/login/?next=%2Finsights%2F%3Fstatus%3Dopen"
@@ -318,14 +335,14 @@ def allow_private_webhooks(settings):
 
 def test_webhook_create_shows_secret_once(admin_page, org, allow_private_webhooks):
     response = admin_page.post(
-        reverse("settings-webhooks"),
+        reverse("webhook-settings:index"),
         {"url": "http://127.0.0.1:9/hook", "events": ["anomaly.created", "export.daily"], "active": "on"},
     )
     assert response.status_code == 200
     webhook = Webhook.objects.get(organization=org)
     assert webhook.secret in response.text
     assert sorted(webhook.events) == ["anomaly.created", "export.daily"] and webhook.active
-    listing = admin_page.get(reverse("settings-webhooks")).text
+    listing = admin_page.get(reverse("webhook-settings:index")).text
     assert webhook.secret not in listing and "http://127.0.0.1:9/hook" in listing
 
 
@@ -339,7 +356,7 @@ def test_webhook_create_shows_secret_once(admin_page, org, allow_private_webhook
     ],
 )
 def test_webhook_bad_input(admin_page, org, data, field):
-    response = admin_page.post(reverse("settings-webhooks"), data)
+    response = admin_page.post(reverse("webhook-settings:index"), data)
     assert response.status_code == 200
     assert f'data-field="{field}"' in response.text
     assert not Webhook.objects.filter(organization=org).exists()
@@ -347,7 +364,9 @@ def test_webhook_bad_input(admin_page, org, data, field):
 
 def test_webhook_private_address_is_refused_with_a_message(admin_page, org, settings):
     settings.WEBHOOK_ALLOW_PRIVATE = False
-    response = admin_page.post(reverse("settings-webhooks"), {"url": "http://127.0.0.1/x", "events": ["export.daily"]})
+    response = admin_page.post(
+        reverse("webhook-settings:index"), {"url": "http://127.0.0.1/x", "events": ["export.daily"]}
+    )
     assert response.status_code == 200
     assert "private, loopback or link-local" in response.text
     assert not Webhook.objects.filter(organization=org).exists()
@@ -357,19 +376,19 @@ def test_webhook_toggle_delete_and_deliveries(admin_page, org, other_org, allow_
     webhook = services.webhook_create(org, url="http://127.0.0.1:9/a", events=["anomaly.created"])
     foreign = services.webhook_create(other_org, url="http://127.0.0.1:9/b", events=["anomaly.created"])
     WebhookDelivery.objects.create(webhook=webhook, event="anomaly.created", status_code=503, error="HTTP 503")
-    page = admin_page.get(reverse("settings-webhooks")).text
+    page = admin_page.get(reverse("webhook-settings:index")).text
     assert "HTTP 503" in page and "http://127.0.0.1:9/b" not in page
 
-    response = admin_page.post(reverse("settings-webhook-toggle", args=[webhook.pk]), {"active": "0"})
+    response = admin_page.post(reverse("webhook-settings:toggle", args=[webhook.pk]), {"active": "0"})
     assert "is now paused" in response.text
     webhook.refresh_from_db()
     assert webhook.active is False
 
-    for name, data in (("settings-webhook-toggle", {"active": "0"}), ("settings-webhook-delete", {})):
+    for name, data in (("webhook-settings:toggle", {"active": "0"}), ("webhook-settings:delete", {})):
         assert admin_page.post(reverse(name, args=[foreign.pk]), data).status_code == 404
     foreign.refresh_from_db()
     assert foreign.active
 
-    response = admin_page.post(reverse("settings-webhook-delete", args=[webhook.pk]))
+    response = admin_page.post(reverse("webhook-settings:delete", args=[webhook.pk]))
     assert response.status_code == 200 and "Webhook deleted." in response.text
     assert not Webhook.objects.filter(pk=webhook.pk).exists()

@@ -21,7 +21,7 @@ from tenants.models import User
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["dashboard", "features", "users", "retention", "insights"]
+PAGES = ["analytics:dashboard", "analytics:features", "analytics:users", "analytics:retention", "insights:index"]
 SUMMARY = "/api/v1/analytics/usage-summary"
 INSIGHTS = "/api/v1/ai/usage-insights"
 LOGIN = "/api/v1/auth/login"
@@ -123,7 +123,7 @@ def test_everything_answers_from_the_database_while_redis_is_down(
     for name in PAGES:
         response = pages.get(reverse(name))
         assert response.status_code == 200, (name, response.status_code)
-    assert b'data-testid="kpi-total_events"' in pages.get(reverse("dashboard")).content
+    assert b'data-testid="kpi-total_events"' in pages.get(reverse("analytics:dashboard")).content
 
     form = page_client(analyst_user)
     form.logout()
@@ -198,8 +198,8 @@ def test_a_hung_redis_costs_one_timeout_per_back_off_not_one_per_call(settings, 
         _use_redis(settings, f"redis://127.0.0.1:{hung.getsockname()[1]}/0", socket_timeout=0.5)
         pages = page_client(analyst_user)
         started = time.monotonic()
-        assert pages.get(reverse("dashboard")).status_code == 200
-        assert pages.get(reverse("features")).status_code == 200
+        assert pages.get(reverse("analytics:dashboard")).status_code == 200
+        assert pages.get(reverse("analytics:features")).status_code == 200
         elapsed = time.monotonic() - started
     assert elapsed < 2.5, f"{elapsed:.1f} s: the back-off did not hold"
 

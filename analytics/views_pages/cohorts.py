@@ -1,0 +1,112 @@
+"""Retention (weekly cohorts as a heat map, D1/D7/D30 weighted by cohort) and Funnels (the
+step builder and each step's conversion)."""
+
+from django.views.decorators.http import require_GET
+
+from core.exceptions import DomainError
+from core.pages import org_page, params_or_default
+from tenants.models import Role
+
+from .. import params, queries
+from . import common
+
+RETENTION_WEEKS = (4, 8, 12, 26)
+
+
+def _heat_class(pct):
+    if pct is None:
+        return "heat-none"
+    return f"heat-{min(10, max(0, round(pct / 10)))}"
+
+
+@require_GET
+@org_page(Role.ANALYST)
+def retention(request):
+    org = request.org
+    args, error = params_or_default(params.retention_params, request.GET)
+    data = queries.retention(org, **args)
+    cohorts = []
+    max_weeks = 0
+    for cohort in data["cohorts"]:
+        # An empty cohort has no percentages, not 0 %.
+        weeks = cohort["weeks"] if cohort["size"] else [None] * len(cohort["weeks"])
+        cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in weeks]
+        max_weeks = max(max_weeks, len(cells))
+        cohorts.append({**cohort, "cells": cells})
+    for cohort in cohorts:
+        cohort["cells"] += [{"pct": None, "cls": "heat-none"}] * (max_weeks - len(cohort["cells"]))
+    averages = queries.retention_averages(data["cohorts"])
+    context = {
+        "active_nav": "retention",
+        "cohorts": cohorts,
+        "week_numbers": list(range(max_weeks)),
+        "weeks": args["weeks"],
+        "week_choices": RETENTION_WEEKS,
+        "error": error,
+        "total_users": averages["users"],
+        "avg": {"d1": averages["d1"], "d7": averages["d7"], "d30": averages["d30"]},
+        "legend": [f"heat-{i}" for i in range(0, 11, 2)],
+        **common.first_event_context(request),
+    }
+    return common.render_filtered(
+        request, "analytics/partials/retention_body.html", "analytics/retention.html", context, error
+    )
+
+
+# --- Funnels -----------------------------------------------------------------------------------
+
+
+@require_GET
+@org_page(Role.ANALYST)
+def funnels(request):
+    """The builder posts repeated `step` fields (one select per step); the API's `steps`
+    (comma-separated) works too, so a funnel URL from elsewhere opens here."""
+    org = request.org
+    query = request.GET.copy()
+    chosen = [s for s in request.GET.getlist("step") if s.strip()]
+    if chosen:
+        query["steps"] = ",".join(chosen)
+    result, error = None, None
+    steps = [s for s in (query.get("steps") or "").split(",") if s.strip()]
+    submitted = "steps" in query or "step" in request.GET
+    start, end, _ = common.range_or_default(query)
+    window_days = 7
+    if submitted:
+        try:
+            args = params.funnel_params(query)
+        except DomainError as exc:
+            error = exc.detail
+        else:
+            start, end, window_days = args["start"], args["end"], args["window_days"]
+            result = queries.funnel(org, **args)
+    usage = queries.feature_usage(org, start=start, end=end)
+    features = common.feature_choices(usage)
+    if not steps:
+        # A first look: the three most used features, in that order.
+        steps = [row["feature_key"] for row in usage[:3]] if len(usage) >= 2 else ["", ""]
+    while len(steps) < params.MIN_FUNNEL_STEPS:
+        steps.append("")
+    bars = []
+    if result:
+        first = result["steps"][0]["users"] if result["steps"] else 0
+        names = {f["key"]: f["name"] for f in features}
+        for step in result["steps"]:
+            width = (step["users"] / first * 100) if first else 0
+            bars.append({**step, "name": names.get(step["key"], step["key"]), "width": f"{width:.1f}"})
+    context = {
+        "active_nav": "funnels",
+        "features": features,
+        "steps": steps,
+        "window_days": window_days,
+        "start": start,
+        "end": end,
+        "result": result,
+        "bars": bars,
+        "error": error,
+        "min_steps": params.MIN_FUNNEL_STEPS,
+        "max_steps": params.MAX_FUNNEL_STEPS,
+        **common.first_event_context(request),
+    }
+    return common.render_filtered(
+        request, "analytics/partials/funnel_result.html", "analytics/funnels.html", context, error
+    )

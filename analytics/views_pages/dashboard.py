@@ -1,0 +1,82 @@
+"""The dashboard: KPIs against the previous period, events and active users over time, the
+top features; filtered by range, feature, age band and gender."""
+
+import functools
+
+from django.shortcuts import redirect
+from django.views.decorators.http import require_GET
+
+from core.pages import org_page, params_or_default
+from tenants.models import Role
+
+from .. import params, queries
+from . import common
+
+KPIS = (
+    ("total_events", "Events", ""),
+    ("active_users", "Active users", ""),
+    ("features_tracked", "Features", ""),
+    ("sessions", "Sessions", ""),
+    ("avg_session_duration", "Avg session", "s"),
+)
+TOP_FEATURES = 10
+
+
+@require_GET
+@org_page(Role.MEMBER)
+def dashboard(request):
+    if not request.user.has_role(Role.ANALYST):
+        # Members land on their own activity, the one page they may see.
+        return redirect("analytics:users")
+    org = request.org
+    args, error = params_or_default(functools.partial(params.timeseries_params, org), request.GET)
+    start, end = args["start"], args["end"]
+    filters = {"feature": args["feature"], "age": args["age"], "gender": args["gender"]}
+    interval = common.interval_for(start, end)
+
+    # The API's summary filters: only the given ones (ids, so the query cache keys are stable).
+    given = {k: (v.pk if k == "feature" else v) for k, v in filters.items() if v}
+    summary = queries.usage_summary(org, start, end, filters=given)
+    kpis = []
+    for key, label, unit in KPIS:
+        item = summary[key]
+        kpis.append(
+            {"key": key, "label": label, "unit": unit, **item, "trend": common.change_class(item["change_pct"])}
+        )
+    series = {"interval": interval, "start": start, "end": end, **given}
+    events = queries.timeseries(org, metric="events", **series)
+    active = queries.timeseries(org, metric="active_users", **series)
+    usage = queries.feature_usage(org, start=start, end=end)
+    top = [row for row in usage if row["events"]][:TOP_FEATURES]
+    any_filter = any(filters.values())
+
+    context = {
+        "active_nav": "dashboard",
+        "start": start,
+        "end": end,
+        "filters": filters,
+        "error": error,
+        "interval": interval,
+        "period_days": (end - start).days + 1,
+        "presets": common.presets(start, end),
+        "preset_query": common.carry(request.GET, ("feature", "age", "gender")),
+        "kpis": kpis,
+        "events_chart": common.line_spec(events["points"], "Events"),
+        "active_chart": common.line_spec(active["points"], "Active users"),
+        "top_chart": {
+            "type": "hbar",
+            "labels": [row["feature_name"] for row in top],
+            "series": [{"label": "Events", "data": [row["events"] for row in top]}],
+        },
+        # Nothing in this period or the one before, unfiltered: show how to send events.
+        "no_events": not any_filter and not (summary["total_events"]["value"] or summary["total_events"]["previous"]),
+        "has_range_data": summary["total_events"]["value"] > 0,
+        "any_filter": any_filter,
+        "features": common.feature_choices(usage, filters["feature"]),
+        "age_bands": params.AGE_BANDS,
+        "genders": (("F", "Female"), ("M", "Male"), ("O", "Other")),
+        **common.first_event_context(request),
+    }
+    return common.render_filtered(
+        request, "analytics/partials/dashboard_body.html", "analytics/dashboard.html", context, error
+    )

@@ -1,0 +1,130 @@
+"""Features: the sortable, paged table with a sparkline per feature, and one feature's detail
+(its figures, chart and the insights forecast embedded by URL)."""
+
+from django.core.paginator import Paginator
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET
+
+from core.pages import org_page, page_get
+from tenants.models import Role
+
+from .. import queries
+from . import common
+
+# sort key → (row field, column title, numeric column)
+FEATURE_SORTS = {
+    "name": ("feature_name", "Feature", False),
+    "events": ("events", "Events", True),
+    "dau": ("avg_daily_active_users", "Avg daily users", True),
+    "session": ("avg_session_duration", "Avg session", True),
+    "share": ("share", "Share", True),
+    "change": ("change_pct", "Trend", True),
+}
+FEATURES_PAGE_SIZE = 50
+
+
+def sparkline_points(values, width=120, height=28, pad=2):
+    """SVG coordinates for a sparkline (drawn server-side: no chart per table row):
+    `{"line": polyline points, "area": the polygon under it}`, or None without values."""
+    if not values:
+        return None
+    top = max(values) or 1
+    step = (width - 2 * pad) / max(len(values) - 1, 1)
+    line = " ".join(
+        f"{pad + i * step:.1f},{height - pad - (v / top) * (height - 2 * pad):.1f}" for i, v in enumerate(values)
+    )
+    last_x = pad + (len(values) - 1) * step
+    return {"line": line, "area": f"{pad:.1f},{height - pad:.1f} {line} {last_x:.1f},{height - pad:.1f}"}
+
+
+@require_GET
+@org_page(Role.ANALYST)
+def features(request):
+    org = request.org
+    start, end, error = common.range_or_default(request.GET)
+    sort = request.GET.get("sort") or "-events"
+    if sort.lstrip("-") not in FEATURE_SORTS:
+        sort = "-events"
+    field = FEATURE_SORTS[sort.lstrip("-")][0]
+    rows = queries.feature_usage(org, start=start, end=end)
+    sparks = queries.feature_sparklines(org, start=start, end=end)
+    rows = sorted(
+        rows,
+        key=lambda r: (r[field] is None, r[field] if r[field] is not None else 0),
+        reverse=sort.startswith("-"),
+    )
+    if sort.startswith("-"):
+        # Missing values (no previous period) still sort last.
+        rows = [r for r in rows if r[field] is not None] + [r for r in rows if r[field] is None]
+    page = page_get(Paginator(rows, FEATURES_PAGE_SIZE), request.GET.get("page"))
+    table = []
+    for row in page.object_list:
+        values = sparks.get(row["feature_id"], [])
+        table.append({**row, "spark": sparkline_points(values), "trend": common.change_class(row.get("change_pct"))})
+    context = {
+        "active_nav": "features",
+        "start": start,
+        "end": end,
+        "error": error,
+        "presets": common.presets(start, end),
+        "rows": table,
+        "sort": sort,
+        "page_obj": page,
+        "period_days": (end - start).days + 1,
+        "columns": common.sort_columns(
+            [(key, label, numeric) for key, (_, label, numeric) in FEATURE_SORTS.items()],
+            sort,
+            descending_first=[key for key, (_, _, numeric) in FEATURE_SORTS.items() if numeric],
+        ),
+        **common.first_event_context(request),
+    }
+    return common.render_filtered(
+        request, "analytics/partials/features_table.html", "analytics/features.html", context, error
+    )
+
+
+def _forecast_url(feature_id):
+    """The insights forecast fragment for a feature, when the insights pages provide one.
+    Analytics may not import insights (layering), so the page embeds it by URL."""
+    try:
+        return reverse("insights:feature-forecast", kwargs={"feature_id": feature_id})
+    except NoReverseMatch:
+        return None
+
+
+@require_GET
+@org_page(Role.ANALYST)
+def feature_detail(request, feature_id):
+    org = request.org
+    feature = queries.feature_get(org, feature_id)
+    start, end, error = common.range_or_default(request.GET)
+    interval = common.interval_for(start, end)
+    figures = queries.feature_figures(org, feature=feature.pk, start=start, end=end, interval=interval)
+    points = figures["points"]
+    context = {
+        "active_nav": "features",
+        "feature": feature,
+        "start": start,
+        "end": end,
+        "error": error,
+        "presets": common.presets(start, end),
+        "interval": interval,
+        "stats": {
+            "events": figures["events"],
+            "peak_active": figures["peak_active_users"],
+            "avg_active": figures["avg_active_users"],
+            "avg_session": figures["avg_session_duration"],
+        },
+        "usage_chart": {
+            "type": "line",
+            "labels": [p["date"].isoformat() for p in points],
+            "series": [
+                {"label": "Events", "data": [p["events"] for p in points]},
+                {"label": "Active users", "data": [p["active_users"] for p in points]},
+            ],
+        },
+        "forecast_url": _forecast_url(feature.pk),
+    }
+    return common.render_filtered(
+        request, "analytics/partials/feature_body.html", "analytics/feature_detail.html", context, error
+    )
