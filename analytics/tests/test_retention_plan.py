@@ -15,6 +15,7 @@ from django.db import connection
 
 from analytics import queries
 from analytics.params import today
+from analytics.queries.common import week_monday
 
 pytestmark = [
     pytest.mark.django_db,
@@ -31,7 +32,7 @@ def unanalyzed(org):
     """400 end users first seen over the last 12 weeks up to today, up to 15 events each after
     that (every other day, none in the future)."""
     end = today()
-    first = queries._monday(end) - timedelta(days=7 * (WEEKS - 1))
+    first = week_monday(end) - timedelta(days=7 * (WEEKS - 1))
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO telemetry_feature (organization_id, key, name, description, created_at) "

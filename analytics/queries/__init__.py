@@ -1,0 +1,43 @@
+"""Read side of analytics: plain functions taking an organisation and returning plain data.
+
+The API, the pages, the insights engine and the tests all call these. Arguments are assumed
+valid (see `analytics.params` for parsing); ranges are inclusive UTC days. Every function
+runs a fixed number of queries, whatever the number of rows it returns.
+
+Long ranges read the daily rollups; raw events are only scanned where a rollup cannot
+answer (distinct users over several days, demographic filters, retention, funnels), always
+through the (organization, …, timestamp) indexes.
+
+One module per concern: `cache` (the per-generation cache decorator), `common` (periods,
+rounding, the average-session rule, backend SQL pieces), `summary`, `features`, `users`,
+`timeseries`, `retention` and `funnel`. Callers import from the package.
+"""
+
+from .cache import cached
+from .common import day_start, session_average
+from .features import feature_figures, feature_get, feature_sparklines, feature_usage
+from .funnel import funnel
+from .retention import retention, retention_averages, retention_sql
+from .summary import usage_summary
+from .timeseries import timeseries
+from .users import end_user_detail, end_user_is_own, top_users, user_activity_page
+
+__all__ = [
+    "cached",
+    "day_start",
+    "end_user_detail",
+    "end_user_is_own",
+    "feature_figures",
+    "feature_get",
+    "feature_sparklines",
+    "feature_usage",
+    "funnel",
+    "retention",
+    "retention_averages",
+    "retention_sql",
+    "session_average",
+    "timeseries",
+    "top_users",
+    "usage_summary",
+    "user_activity_page",
+]

@@ -1,0 +1,48 @@
+"""The dashboard cache around query functions: per organisation and rollup generation."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+from django.conf import settings
+from django.core.cache import cache
+
+from ..rollup import generation
+
+
+def _key_part(value):
+    """A cache-key component: model instances by pk; None entries of dicts dropped, so
+    `filters={"feature": None}` and no filters share one key."""
+    if isinstance(value, dict):
+        return sorted((k, _key_part(v)) for k, v in value.items() if v is not None) or None
+    return getattr(value, "pk", value)
+
+
+def cached(fn=None, *, ttl_seconds=None):
+    """Cache a dashboard query per organisation and rollup generation. Every rollup of the
+    organisation bumps the generation, so all its cached figures go at once; dashboards are
+    as fresh as the last rollup (hourly for today), which is what their rollup-based totals
+    show anyway. `ANALYTICS_CACHE_TTL` (seconds, default 300; 0 disables) bounds the rest;
+    `ttl_seconds` overrides that bound for results that change only with a rollup and are
+    dear to recompute (insights charts, forecasts). `fn.uncached` is the plain function."""
+    if fn is None:
+        return functools.partial(cached, ttl_seconds=ttl_seconds)
+
+    @functools.wraps(fn)
+    def wrapper(org, *args, **kwargs):
+        ttl = settings.ANALYTICS_CACHE_TTL
+        if not ttl:
+            return fn(org, *args, **kwargs)
+        named = sorted((k, _key_part(v)) for k, v in kwargs.items() if _key_part(v) is not None)
+        parts = repr(([_key_part(a) for a in args], named))
+        digest = hashlib.sha256(parts.encode()).hexdigest()[:32]
+        key = f"analytics:q:{org.pk}:{generation(org.pk)}:{fn.__name__}:{digest}"
+        value = cache.get(key)
+        if value is None:
+            value = fn(org, *args, **kwargs)
+            cache.set(key, value, ttl_seconds or ttl)
+        return value
+
+    wrapper.uncached = fn
+    return wrapper

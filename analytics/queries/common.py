@@ -1,0 +1,103 @@
+"""What the query modules share: day ranges and periods, rounding, the average-session rule,
+raw-SQL pieces per backend, and the filtered raw-event queryset."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db import connection
+from django.db.models import Q
+
+from telemetry.models import UsageEvent
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00 UTC, end+1 00:00 UTC) for inclusive day ranges."""
+    return day_start(start), day_start(end + timedelta(days=1))
+
+
+def previous_period(start: date, end: date) -> tuple[date, date]:
+    """The period of equal length just before start..end."""
+    length = (end - start).days + 1
+    prev_end = start - timedelta(days=1)
+    return prev_end - timedelta(days=length - 1), prev_end
+
+
+def change_pct(value, previous):
+    """% change, or None when there is nothing to compare with (previous is 0)."""
+    if not previous:
+        return None
+    return round((value - previous) / previous * 100, 1)
+
+
+def days_between(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def week_monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def rounded(value, digits=2):
+    return round(float(value or 0), digits)
+
+
+def percent(part, whole):
+    return round(part / whole * 100, 1) if whole else 0.0
+
+
+def feature_pk(feature):
+    return getattr(feature, "pk", feature)
+
+
+def db_datetime(value: datetime):
+    """A datetime as the backend stores it, for raw SQL parameters (SQLite keeps text)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def day_number_sql(column: str) -> str:
+    """SQL for the UTC day of a timestamp column as an integer (days since 1970-01-01)."""
+    if connection.vendor == "postgresql":
+        return f"((({column}) AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
+    return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"
+
+
+def plus_days_sql(column: str) -> tuple[str, str]:
+    """SQL adding a number of days (one parameter) to a timestamp column, and the way to
+    format that parameter."""
+    if connection.vendor == "postgresql":
+        return f"({column} + %s * INTERVAL '1 day')", "int"
+    return f"datetime({column}, %s)", "modifier"
+
+
+def session_average(total_duration, timed_events) -> float:
+    """The one average-session rule, for every range and filter: Σ session durations / Σ
+    events that carry a duration (never a mean of daily means, which weighs a quiet day like
+    a busy one)."""
+    return rounded(total_duration / timed_events) if timed_events else 0.0
+
+
+def raw_events(org, start, end, feature_id, age, gender):
+    """The organisation's raw events of the days start..end, narrowed by the optional
+    feature, age band and gender filters."""
+    lo, hi = bounds(start, end)
+    qs = UsageEvent.objects.filter(organization=org, timestamp__gte=lo, timestamp__lt=hi)
+    if feature_id is not None:
+        qs = qs.filter(feature_id=feature_id)
+    if age:
+        qs = qs.filter(_age_filter(age))
+    if gender:
+        qs = qs.filter(end_user__gender=gender)
+    return qs
+
+
+def _age_filter(age):
+    return {
+        "<18": Q(end_user__age__lt=18),
+        "18-40": Q(end_user__age__gte=18, end_user__age__lte=40),
+        ">40": Q(end_user__age__gt=40),
+    }[age]

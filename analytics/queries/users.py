@@ -1,0 +1,232 @@
+"""End users: the activity table, the top users and one end user's detail with its visits."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.db.models import Avg, Count, F, Func, IntegerField, Max, Min, Q
+
+from core.exceptions import NotFound
+from telemetry.models import EndUser, UsageEvent
+
+from .cache import cached
+from .common import bounds, rounded
+
+TIMELINE_LIMIT = 200
+# Events of one end user without a session id belong to the same visit while they are
+# less than this far apart (the usual web-analytics session timeout).
+SESSION_GAP = timedelta(minutes=30)
+
+
+_USER_SORT_FIELDS = {
+    "events": "events",
+    "avg_session_duration": "avg_session_duration",
+    "last_seen": "last_event",
+    "first_seen": "end_user__first_seen",
+    "user_id": "end_user__external_id",
+    "email": "end_user__email",
+}
+
+
+def _user_rows(events_qs):
+    """Events grouped per end user (anonymous events have no user row)."""
+    return (
+        events_qs.filter(end_user__isnull=False)
+        .values("end_user_id", "end_user__external_id", "end_user__email", "end_user__first_seen")
+        .annotate(
+            events=Count("id"),
+            avg_session_duration=Avg("session_duration"),
+            first_event=Min("timestamp"),
+            last_event=Max("timestamp"),
+        )
+    )
+
+
+def _top_features(events_qs) -> dict[int, str]:
+    """{end_user_id: key of the feature with most events} in one grouped query."""
+    best: dict[int, tuple[int, str]] = {}
+    rows = events_qs.values("end_user_id", "feature__key").annotate(n=Count("id"))
+    for row in rows:
+        current = best.get(row["end_user_id"])
+        candidate = (row["n"], row["feature__key"])
+        if current is None or candidate[0] > current[0] or (candidate[0] == current[0] and candidate[1] < current[1]):
+            best[row["end_user_id"]] = candidate
+    return {uid: key for uid, (_, key) in best.items()}
+
+
+def _shape_user_rows(rows, top) -> list[dict]:
+    return [
+        {
+            "user_id": r["end_user__external_id"],
+            "email": r["end_user__email"],
+            "events": r["events"],
+            "avg_session_duration": rounded(r["avg_session_duration"]),
+            "first_seen": min(filter(None, (r["end_user__first_seen"], r["first_event"]))),
+            "last_seen": r["last_event"],
+            "top_feature": top.get(r["end_user_id"]),
+        }
+        for r in rows
+    ]
+
+
+class _RowsTotal(Func):
+    """`COUNT(*) OVER ()`: the number of groups of a grouped query, on every row, so a page
+    and the total come from one aggregation instead of two."""
+
+    template = "COUNT(*) OVER ()"
+    output_field = IntegerField()
+    contains_aggregate = False
+    contains_over_clause = True
+
+    def __init__(self):
+        super().__init__()
+
+    def get_group_by_cols(self):
+        return []
+
+
+@cached
+def user_activity_page(org, *, days=30, search="", sort="-events", page=1, page_size=50, only_account=None) -> dict:
+    """Per end user active in the last `days` days: events, avg session, first/last seen,
+    top feature. `search` matches the external id or e-mail; `only_account` (a User) limits
+    the rows to the end users linked to that account (a member sees only themself).
+    `page_size=None` returns every row (CSV export). Returns `{count, page, page_size, results}`."""
+    from django.utils import timezone
+
+    events = UsageEvent.objects.filter(organization=org, timestamp__gte=timezone.now() - timedelta(days=days))
+    if only_account is not None:
+        events = events.filter(end_user__account=only_account)
+    if search:
+        events = events.filter(Q(end_user__external_id__icontains=search) | Q(end_user__email__icontains=search))
+    descending = sort.startswith("-")
+    field = _USER_SORT_FIELDS[sort.lstrip("-")]
+    order = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
+    grouped = _user_rows(events).order_by(order, "end_user_id")
+    if page_size is None:
+        rows = list(grouped)
+        count = len(rows)
+        top = _top_features(events.filter(end_user__isnull=False))
+    else:
+        offset = (page - 1) * page_size
+        rows = list(grouped.annotate(rows_total=_RowsTotal())[offset : offset + page_size])
+        # Past the last page there is no row to carry the total: count separately then.
+        count = rows[0]["rows_total"] if rows else (grouped.count() if page > 1 else 0)
+        top = _top_features(events.filter(end_user_id__in=[r["end_user_id"] for r in rows])) if rows else {}
+    return {"count": count, "page": page, "page_size": page_size, "results": _shape_user_rows(rows, top)}
+
+
+@cached
+def top_users(org, *, limit=10, start: date, end: date) -> list[dict]:
+    """The `limit` end users with most events in start..end (same row shape as user activity).
+    Events are grouped by user id alone and only the winners are joined to their profile."""
+    lo, hi = bounds(start, end)
+    events = UsageEvent.objects.filter(organization=org, timestamp__gte=lo, timestamp__lt=hi)
+    rows = list(
+        events.filter(end_user__isnull=False)
+        .values("end_user_id")
+        .annotate(
+            events=Count("id"),
+            avg_session_duration=Avg("session_duration"),
+            first_event=Min("timestamp"),
+            last_event=Max("timestamp"),
+        )
+        .order_by("-events", "end_user_id")[:limit]
+    )
+    if not rows:
+        return []
+    ids = [r["end_user_id"] for r in rows]
+    profiles = {
+        p["id"]: p
+        for p in EndUser.objects.filter(organization=org, pk__in=ids).values("id", "external_id", "email", "first_seen")
+    }
+    for r in rows:
+        profile = profiles[r["end_user_id"]]
+        r["end_user__external_id"] = profile["external_id"]
+        r["end_user__email"] = profile["email"]
+        r["end_user__first_seen"] = profile["first_seen"]
+    return _shape_user_rows(rows, _top_features(events.filter(end_user_id__in=ids)))
+
+
+def _session_groups(events) -> list[dict]:
+    """Newest-first events → visits: consecutive events sharing a session id, or without one
+    and less than SESSION_GAP apart."""
+    groups: list[dict] = []
+    for e in events:
+        last = groups[-1] if groups else None
+        same = (
+            last is not None
+            and last["session_id"] == e.session_id
+            and (e.session_id or last["start"] - e.timestamp <= SESSION_GAP)
+        )
+        item = {
+            "uuid": e.uuid,
+            "timestamp": e.timestamp,
+            "feature_key": e.feature.key,
+            "feature_name": e.feature.name,
+            "event_type": e.event_type,
+            "session_duration": e.session_duration,
+        }
+        if same:
+            last["events"].append(item)
+            last["start"] = e.timestamp
+        else:
+            groups.append({"session_id": e.session_id, "start": e.timestamp, "end": e.timestamp, "events": [item]})
+    for g in groups:
+        g["event_count"] = len(g["events"])
+    return groups
+
+
+def end_user_is_own(org, external_id: str, account) -> bool:
+    """Whether end user `external_id` of `org` is linked to the login `account`."""
+    if "\x00" in external_id:  # never stored (ingestion refuses it); PostgreSQL cannot compare it
+        return False
+    return EndUser.objects.filter(organization=org, external_id=external_id, account=account).exists()
+
+
+def end_user_detail(org, external_id: str) -> dict:
+    """Profile, totals, top features and the newest events grouped into sessions."""
+    if "\x00" in external_id:  # never stored (ingestion refuses it); PostgreSQL cannot compare it
+        raise NotFound("End user not found.")
+    user = EndUser.objects.filter(organization=org, external_id=external_id).first()
+    if user is None:
+        raise NotFound("End user not found.")
+    events = UsageEvent.objects.filter(organization=org, end_user=user)
+    totals = events.aggregate(
+        events=Count("id"),
+        sessions=Count("session_id", distinct=True, filter=~Q(session_id="")),
+        avg_session_duration=Avg("session_duration"),
+        features_used=Count("feature_id", distinct=True),
+        first_event=Min("timestamp"),
+        last_event=Max("timestamp"),
+    )
+    top = list(
+        events.values("feature_id", "feature__key", "feature__name")
+        .annotate(events=Count("id"))
+        .order_by("-events", "feature__key")[:5]
+    )
+    recent = list(events.select_related("feature").order_by("-timestamp", "-id")[:TIMELINE_LIMIT])
+    return {
+        "user_id": user.external_id,
+        "email": user.email,
+        "age": user.age,
+        "gender": user.gender,
+        "properties": user.properties,
+        "first_seen": user.first_seen or totals["first_event"],
+        "last_seen": user.last_seen or totals["last_event"],
+        "totals": {
+            "events": totals["events"],
+            "sessions": totals["sessions"],
+            "avg_session_duration": rounded(totals["avg_session_duration"]),
+            "features_used": totals["features_used"],
+        },
+        "top_features": [
+            {
+                "feature_id": t["feature_id"],
+                "feature_key": t["feature__key"],
+                "feature_name": t["feature__name"],
+                "events": t["events"],
+            }
+            for t in top
+        ],
+        "timeline": _session_groups(recent),
+    }
