@@ -150,23 +150,24 @@ def api_exception_handler(exc, context):
                 status=status.HTTP_500_INTERNAL_SERVER_ERROR,
             )
         return None
+    response.data = _error_body(exc)
+    return response
 
+
+def _error_body(exc) -> dict:
+    """`{detail, errors}` for an exception DRF's own handler has answered."""
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        body = {"detail": _summary(errors), "errors": errors}
-    else:
-        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        if isinstance(detail, dict):
-            # simplejwt's token errors carry {"detail", "code", "messages"}: bookkeeping for
-            # the client library, not field errors, so only real fields stay in `errors`.
-            errors = _flatten({k: v for k, v in detail.items() if k not in _NON_FIELD_KEYS})
-            body = {"detail": str(detail.get("detail") or _summary(errors)), "errors": errors}
-        elif isinstance(detail, list):
-            body = {"detail": " ".join(str(d) for d in detail), "errors": {}}
-        else:
-            body = {"detail": str(detail), "errors": {}}
-    response.data = body
-    return response
+        return {"detail": _summary(errors), "errors": errors}
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    if isinstance(detail, dict):
+        # simplejwt's token errors carry {"detail", "code", "messages"}: bookkeeping for
+        # the client library, not field errors, so only real fields stay in `errors`.
+        errors = _flatten({k: v for k, v in detail.items() if k not in _NON_FIELD_KEYS})
+        return {"detail": str(detail.get("detail") or _summary(errors)), "errors": errors}
+    if isinstance(detail, list):
+        return {"detail": " ".join(str(d) for d in detail), "errors": {}}
+    return {"detail": str(detail), "errors": {}}
 
 
 def json_error(detail, status_code, errors=None):

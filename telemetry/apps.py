@@ -19,7 +19,7 @@ class TelemetryConfig(AppConfig):
     verbose_name = "Telemetry"
 
     def ready(self):
-        # The ingestion caches (services/storage.py) forget at once what this process
+        # The ingestion caches (services/storage/) forget at once what this process
         # changes; other processes catch up when their entries expire.
         from .models import EndUser, Feature
 

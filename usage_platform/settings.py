@@ -237,7 +237,7 @@ INGEST_ALLOW_VOLATILE_REDIS = env.bool("INGEST_ALLOW_VOLATILE_REDIS", default=Fa
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 # Queue mode: how long a process reuses a feature reference it has resolved (0: never).
 INGEST_FEATURE_CACHE_SECONDS = env.float("INGEST_FEATURE_CACHE_SECONDS", default=30.0)
-# How long a process remembers an end user's id and seen span (0: never); see storage.py.
+# How long a process remembers an end user's id and seen span (0: never); see telemetry/services/storage/end_users.py.
 INGEST_END_USER_CACHE_SECONDS = env.float("INGEST_END_USER_CACHE_SECONDS", default=60.0)
 # How long a process trusts a key it has looked up: revoking it takes effect at once in the
 # process that revoked it and within this many seconds everywhere else. 0 turns caching off.

@@ -66,6 +66,45 @@ def _decode(entry_id, fields):
     return org_id, events, users
 
 
+def _entries_decode(entries, dead):
+    """[(entry id, org_id, events, users)] of the well-formed entries; the others go to `dead`."""
+    decoded = []
+    for entry_id, fields in entries:
+        try:
+            decoded.append((entry_id, *_decode(entry_id, fields)))
+        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+            dead.append((entry_id, fields, f"malformed: {exc}"))
+    return decoded
+
+
+def _without_deleted_orgs(entries, decoded, dead):
+    """An organisation deleted while its events waited: nothing to attach them to."""
+    org_ids = {item[1] for item in decoded}
+    alive = set(Organization.objects.filter(pk__in=org_ids).values_list("pk", flat=True))
+    if alive == org_ids:
+        return decoded
+    fields_of = dict(entries)
+    for item in decoded:
+        if item[1] not in alive:
+            dead.append((item[0], fields_of[item[0]], f"organisation {item[1]} no longer exists"))
+    return [item for item in decoded if item[1] in alive]
+
+
+def _without_deleted_features(entries, decoded, dead):
+    """Events carry no database FK constraints (speed), so a feature deleted while its
+    events waited must be caught here rather than by the database."""
+    feature_ids = {e["feature_id"] for item in decoded for e in item[2]}
+    known = set(Feature.objects.filter(pk__in=feature_ids).values_list("pk", flat=True))
+    if known == feature_ids:
+        return decoded
+    fields_of = dict(entries)
+    for item in decoded:
+        missing = {e["feature_id"] for e in item[2]} - known
+        if missing:
+            dead.append((item[0], fields_of[item[0]], f"feature {min(missing)} no longer exists"))
+    return [item for item in decoded if {e["feature_id"] for e in item[2]} <= known]
+
+
 class StreamConsumer:
     """Reads the ingestion stream as one member of the consumer group and stores events.
 
@@ -171,51 +210,35 @@ class StreamConsumer:
         """Write the entries' events in one transaction; returns rows inserted. Malformed
         entries, or entries the database refuses on their own (their organisation was
         deleted), go to the dead-letter stream instead of blocking the group forever."""
-        decoded = []
         dead = []
-        for entry_id, fields in entries:
-            try:
-                decoded.append((entry_id, *_decode(entry_id, fields)))
-            except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
-                dead.append((entry_id, fields, f"malformed: {exc}"))
+        decoded = _entries_decode(entries, dead)
         if decoded:
-            # An organisation deleted while its events waited: nothing to attach them to.
-            org_ids = {item[1] for item in decoded}
-            alive = set(Organization.objects.filter(pk__in=org_ids).values_list("pk", flat=True))
-            if alive != org_ids:
-                fields_of = dict(entries)
-                for item in decoded:
-                    if item[1] not in alive:
-                        dead.append((item[0], fields_of[item[0]], f"organisation {item[1]} no longer exists"))
-                decoded = [item for item in decoded if item[1] in alive]
+            decoded = _without_deleted_orgs(entries, decoded, dead)
         if decoded:
-            # Events carry no database FK constraints (speed), so a feature deleted while
-            # its events waited must be caught here rather than by the database.
-            feature_ids = {e["feature_id"] for item in decoded for e in item[2]}
-            known = set(Feature.objects.filter(pk__in=feature_ids).values_list("pk", flat=True))
-            if known != feature_ids:
-                fields_of = dict(entries)
-                for item in decoded:
-                    missing = {e["feature_id"] for e in item[2]} - known
-                    if missing:
-                        dead.append((item[0], fields_of[item[0]], f"feature {min(missing)} no longer exists"))
-                decoded = [item for item in decoded if {e["feature_id"] for e in item[2]} <= known]
-        try:
-            inserted = self._write(decoded)
-        except (OperationalError, InterfaceError):
-            raise
-        except DatabaseError:
-            inserted = 0
-            for item in decoded:
-                try:
-                    inserted += self._write([item])
-                except (OperationalError, InterfaceError):
-                    raise
-                except DatabaseError as exc:
-                    dead.append((item[0], dict(entries)[item[0]], f"refused: {exc}"))
+            decoded = _without_deleted_features(entries, decoded, dead)
+        inserted = self._write_or_isolate(entries, decoded, dead)
         for entry_id, fields, reason in dead:
             logger.error("ingest entry %s moved to %s (%s)", entry_id, self.dead_stream, reason)
             self.client.xadd(self.dead_stream, {**fields, b"error": reason.encode()[:1000]})
+        return inserted
+
+    def _write_or_isolate(self, entries, decoded, dead) -> int:
+        """All entries in one write; when the database refuses that, each entry on its own,
+        so only the refused ones are dead-lettered. A database that is down raises."""
+        try:
+            return self._write(decoded)
+        except (OperationalError, InterfaceError):
+            raise
+        except DatabaseError:
+            pass
+        inserted = 0
+        for item in decoded:
+            try:
+                inserted += self._write([item])
+            except (OperationalError, InterfaceError):
+                raise
+            except DatabaseError as exc:
+                dead.append((item[0], dict(entries)[item[0]], f"refused: {exc}"))
         return inserted
 
     def _write(self, decoded) -> int:

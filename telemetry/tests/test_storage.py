@@ -208,7 +208,7 @@ def test_copy_payload_is_exact_text_format():
         },
         {"uuid": "u-2", "organization_id": 1, "feature_id": 2, "session_id": 42, "timestamp": aware},
     ]
-    payload = storage._copy_payload(rows, now=aware)
+    payload = storage.events._copy_payload(rows, now=aware)
     assert payload.decode().split("\n")[:-1] == [
         "12345678-1234-5678-1234-567812345678\t1\t2\t3\ta\\\\b\\tc\tline\\nbreak\\r\t1.5\t"
         '{"k":"v\\\\\\\\"}\t2026-01-02T03:04:05.600000+00:00\t2026-01-02T03:04:05',

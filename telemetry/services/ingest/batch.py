@@ -1,0 +1,202 @@
+"""A request's batch of events: validated in one pass (`validate`), features resolved in one
+query, then written directly (one end-user upsert, one bulk insert) or queued on the Redis
+stream. Each item that fails yields `{index, field, message}` errors and is skipped; the
+valid ones are stored.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+
+from core.exceptions import DomainError, StorageUnavailable
+
+from ...models import UsageEvent
+from .. import storage, stream
+from .validate import EventContext, items_validate, org_ids_check
+
+_DB_DOWN = (OperationalError, InterfaceError)
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list = field(default_factory=list)
+    queued: bool = False
+    # The normalised events that were valid (uuid, timestamp, …), in request order.
+    events: list = field(default_factory=list)
+
+    @property
+    def valid(self) -> int:
+        return len(self.events)
+
+
+def _resolve_features(org, rows, errors, *, cached):
+    """Attach feature ids (one query at most); rows with an unknown feature become errors.
+    They keep `_ref` and `_ref_field` until they are queued or written."""
+    refs = {row["_ref"] for row in rows}
+    resolve = storage.features_resolve_cached if cached else storage.features_resolve
+    try:
+        found = resolve(org, refs, create=org.auto_create_features)
+    except _DB_DOWN as exc:
+        raise StorageUnavailable() from exc
+    kept = []
+    for row in rows:
+        fid = found.get(row["_ref"])
+        if fid is None:
+            errors.append(_unknown_feature(row["_index"], row["_ref_field"], row["_ref"]))
+            continue
+        row["feature_id"] = fid
+        kept.append(row)
+    return kept
+
+
+def _unknown_feature(index, ref_field, ref):
+    return {"index": index, "field": ref_field, "message": f"Unknown feature {ref!r}."}
+
+
+def _strip_private(rows):
+    """Remove what only validation needed; returns it as `(index, ref field, ref)` per row."""
+    return [(row.pop("_index"), row.pop("_ref_field"), row.pop("_ref")) for row in rows]
+
+
+def _recheck_cached_features(org, rows, private, errors):
+    """Ids from the process cache, checked before a direct write (the stream consumer
+    checks queued ones): an event whose feature was deleted meanwhile is resolved again, as
+    direct mode would have (created anew when the organisation allows it), or refused."""
+    try:
+        existing = storage.feature_ids_existing(org.pk, {row["feature_id"] for row in rows})
+        stale = {where[2] for row, where in zip(rows, private, strict=True) if row["feature_id"] not in existing}
+        fresh = storage.features_resolve(org, stale, create=org.auto_create_features) if stale else {}
+    except _DB_DOWN as exc:
+        raise StorageUnavailable() from exc
+    kept = []
+    for row, where in zip(rows, private, strict=True):
+        if row["feature_id"] not in existing:
+            fid = fresh.get(where[2])
+            if fid is None:
+                errors.append(_unknown_feature(*where))
+                continue
+            row["feature_id"] = fid
+        kept.append(row)
+    return kept
+
+
+def events_ingest(org, items: list, *, user=None) -> IngestResult:
+    """Validate `items` (event dicts) for `org` and store or queue the valid ones.
+
+    `user` is the person sending (JWT), or None for an API key. Raises Forbidden for an
+    `org_id` of another organisation, StorageUnavailable when neither the queue nor the
+    database can take the events.
+    """
+    org_ids_check(org, items)
+    rows, users, errors, duplicates = items_validate(EventContext(org, user), items)
+    result = IngestResult(errors=errors, duplicates=duplicates)
+    queueing = settings.INGEST_MODE == "queue"
+    if rows:
+        rows = _resolve_features(org, rows, errors, cached=queueing)
+        users = _users_of(rows, users)
+        private = _strip_private(rows)
+    if rows and queueing and stream.events_enqueue(org.pk, rows, list(users.values())):
+        result.queued = True
+        result.accepted = len(rows)
+    elif rows:
+        if queueing:  # the stream is down: a direct write after all
+            rows = _recheck_cached_features(org, rows, private, errors)
+            users = _users_of(rows, users)
+        if rows:
+            result.accepted = _write_direct(org, rows, users)
+            result.duplicates += len(rows) - result.accepted
+    result.events = rows
+    if errors:
+        errors.sort(key=lambda e: e["index"])
+    return result
+
+
+def _users_of(rows, users):
+    """The end users some valid event names: one whose every event failed is not created."""
+    used = {row["_user"] for row in rows}
+    if used.issuperset(users):
+        return users
+    return {ext: u for ext, u in users.items() if ext in used}
+
+
+def rows_finalize(rows, user_ids):
+    """Replace `_user` (external id) with `end_user_id`, ready for `storage.events_insert`."""
+    for row in rows:
+        ext = row.pop("_user", None)
+        row["end_user_id"] = user_ids.get(ext) if ext is not None else None
+    return rows
+
+
+def past_days(rows, today_start):
+    return {row["timestamp"].date() for row in rows if row["timestamp"] < today_start}
+
+
+def _write_direct(org, rows, users) -> int:
+    today_start = datetime.combine(datetime.now(UTC).date(), time.min, tzinfo=UTC)
+    try:
+        if connection.vendor == "sqlite":
+            # One writer at a time anyway: one transaction takes the write lock once.
+            with transaction.atomic():
+                user_ids = storage.end_users_upsert(org, users.values(), distinct=True) if users else {}
+                inserted = _write_events(org, rows, user_ids, today_start)
+        else:
+            # End users first, in their own short transaction: their row locks must not be
+            # held while the events are written, or concurrent requests for the same users
+            # queue up behind each other.
+            user_ids = storage.end_users_upsert(org, users.values(), distinct=True) if users else {}
+            inserted = _write_events(org, rows, user_ids, today_start)
+    except _DB_DOWN as exc:
+        raise StorageUnavailable() from exc
+    except DatabaseError as exc:
+        # A database that refuses writes (read-only replica, disk full) is also "down"
+        # for the sender: nothing was stored, so it must retry.
+        if "read-only" in str(exc) or "could not extend" in str(exc):
+            raise StorageUnavailable() from exc
+        raise
+    return inserted
+
+
+def _write_events(org, rows, user_ids, today_start) -> int:
+    rows = rows_finalize(rows, user_ids)
+    days = past_days(rows, today_start)
+    if not days:
+        # The insert is its own transaction (no savepoint round trips around it).
+        return storage.events_insert(rows=rows)
+    with transaction.atomic():  # late events and their re-rollup marks commit together
+        inserted = storage.events_insert(rows=rows)
+        storage.days_mark_dirty(org.pk, days)
+    return inserted
+
+
+def event_track(org, item, *, user=None) -> tuple[dict, int]:
+    """One event (the track endpoint) → (response body, HTTP status).
+
+    Invalid → DomainError with `{field: [messages]}`. Direct mode → 201 `{id, uuid,
+    timestamp}` (200 with the stored event when the uuid was already stored); queue
+    mode → 202 with `id: null`.
+    """
+    if not isinstance(item, dict):
+        raise DomainError("The body must be a JSON object (one event).", errors={"body": ["Expected an object."]})
+    result = events_ingest(org, [item], user=user)
+    if result.errors:
+        errors = {}
+        for error in result.errors:
+            errors.setdefault(error["field"], []).append(error["message"])
+        first = result.errors[0]
+        raise DomainError(f"{first['field']}: {first['message']}", errors=errors)
+    event = result.events[0]
+    if result.queued:
+        return {"id": None, "uuid": event["uuid"], "timestamp": event["timestamp"], "queued": True}, 202
+    try:
+        stored = (
+            UsageEvent.objects.filter(organization_id=org.pk, uuid=event["uuid"])
+            .values("id", "uuid", "timestamp")
+            .first()
+        )
+    except _DB_DOWN as exc:
+        raise StorageUnavailable() from exc
+    return stored, 201 if result.accepted else 200
