@@ -73,7 +73,7 @@ class _Window:
         return sliding_wait(current, previous, self.elapsed, self.limit, self.period)
 
 
-def _windows(email: str, address: str):
+def _windows(email: str, address: str) -> tuple[_Window, _Window, _Window, str]:
     """(account, account-from-this-address, address) windows and the remembered-address key."""
     email = email.strip().lower()
     bucket = address_bucket(address)
