@@ -12,7 +12,7 @@ class LocalCache:
     """`get`/`set_many` with a time-to-live in seconds; a full cache is emptied, not evicted
     entry by entry (the working set refills it in one request)."""
 
-    def __init__(self, max_entries: int):
+    def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
         self._entries: dict[Hashable, tuple[float, Any]] = {}
 

@@ -136,7 +136,7 @@ def page_get(paginator: Paginator, number: Any) -> Page:
 class _Counted:
     """The rows of a query that pages itself, as `Paginator` sees them: only their total."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int) -> None:
         self.total = total
 
     def count(self) -> int:

@@ -128,7 +128,7 @@ class Sender:
     API acknowledged (2xx, every item accepted). 503 must carry Retry-After; any other
     answer, a transport error included, is listed in `unexpected`."""
 
-    def __init__(self, base: str, key: str, *, batch: int = 20, allowed: tuple[int, ...] = (503,)):
+    def __init__(self, base: str, key: str, *, batch: int = 20, allowed: tuple[int, ...] = (503,)) -> None:
         self.url = f"{base}/api/v1/events/batch"
         self.headers = {"Authorization": f"Bearer {key}"}
         self.batch = batch

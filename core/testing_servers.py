@@ -84,7 +84,7 @@ def kill_process(proc: subprocess.Popen) -> None:
 class RedisServer:
     """A redis-server of our own: AOF on (`appendfsync always` by default) or off."""
 
-    def __init__(self, directory: Path, *, aof: bool = True, appendfsync: str = "always"):
+    def __init__(self, directory: Path, *, aof: bool = True, appendfsync: str = "always") -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -214,7 +214,7 @@ class PostgresCluster:
 class SqliteDatabase:
     """A migrated SQLite file (a copy of `template`)."""
 
-    def __init__(self, path: Path, template: Path):
+    def __init__(self, path: Path, template: Path) -> None:
         shutil.copyfile(template, path)
         self.path = path
         self.url = f"sqlite:///{path}"
@@ -238,7 +238,7 @@ class SqliteDatabase:
 class PostgresDatabase:
     """A database in a throw-away cluster: empty, or a copy of `template` (e.g. migrated)."""
 
-    def __init__(self, cluster: PostgresCluster, name: str, template: str | None = None):
+    def __init__(self, cluster: PostgresCluster, name: str, template: str | None = None) -> None:
         cluster.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         self.cluster = cluster
         self.url = cluster.url(name)
