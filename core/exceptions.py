@@ -162,7 +162,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
-def _error_body(exc) -> dict:
+def _error_body(exc: Exception) -> dict[str, Any]:
     """`{detail, errors}` for an exception DRF's own handler has answered."""
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
