@@ -9,11 +9,17 @@ message; the query functions themselves assume valid arguments.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from django.utils import timezone
 
 from core.exceptions import DomainError
+
+if TYPE_CHECKING:
+    from telemetry.models import Feature
+    from tenants.models import Organization
 
 DEFAULT_RANGE_DAYS = 30
 MAX_RANGE_DAYS = 2 * 366  # "a range over 2 years" is refused; leap years included
@@ -56,12 +62,15 @@ FILTER_PREFIXES = ("user.", "event.")
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _ID_RE = re.compile(r"[0-9]{1,19}")
 
+# A QueryDict, a plain dict of parameters, or nothing.
+Query = Mapping[str, Any] | None
 
-def fail(field, message):
+
+def fail(field: str, message: str) -> NoReturn:
     raise DomainError(f"{field}: {message}", errors={field: [message]})
 
 
-def query_text(query, name):
+def query_text(query: Query, name: str) -> str | None:
     """The stripped value of `name`, or None when absent or blank. A NUL character is refused
     here, once for every parameter: PostgreSQL cannot compare text holding one."""
     if query is None:
@@ -75,12 +84,12 @@ def query_text(query, name):
     return value or None
 
 
-def today():
+def today() -> date:
     """Today's UTC day (days are UTC days in v1)."""
     return timezone.now().astimezone(UTC).date()
 
 
-def parse_date(value, field):
+def parse_date(value: object, field: str) -> date:
     """`YYYY-MM-DD` between MIN_DATE and MAX_DATE → date, or DomainError naming `field`."""
     if not (isinstance(value, date) and not isinstance(value, datetime)):
         try:
@@ -92,7 +101,7 @@ def parse_date(value, field):
     return value
 
 
-def parse_int(query, name, *, default, minimum, maximum):
+def parse_int(query: Query, name: str, *, default: int, minimum: int, maximum: int) -> int:
     """An integer query parameter within [minimum, maximum] (both required, so nothing
     unbounded reaches date arithmetic or an SQL OFFSET), or `default` when absent."""
     raw = query_text(query, name)
@@ -106,10 +115,10 @@ def parse_int(query, name, *, default, minimum, maximum):
         fail(name, f"Must be at least {minimum}.")
     if value > maximum:
         fail(name, f"Must be at most {maximum}.")
-    return value
+    return cast(int, value)  # the infinities were refused above
 
 
-def parse_id(raw) -> int | None:
+def parse_id(raw: object) -> int | None:
     """A database id written in ASCII digits (1 … 2⁶³−1), else None: the text is then a key
     or name, or nothing at all."""
     if isinstance(raw, int) and not isinstance(raw, bool):
@@ -121,7 +130,7 @@ def parse_id(raw) -> int | None:
     return value if 0 < value <= MAX_ID else None
 
 
-def filters_supported(query, supported=()):
+def filters_supported(query: Query, supported: tuple[str, ...] = ()) -> None:
     """Refuse any analytics filter (DESIGN's list) this endpoint does not apply, naming it:
     answering unfiltered figures to a filtered question would be silently wrong."""
     if query is None:
@@ -136,7 +145,7 @@ def filters_supported(query, supported=()):
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
-def parse_bool(query, name, *, default):
+def parse_bool(query: Query, name: str, *, default: bool) -> bool:
     """`true`/`false` (also 1/0, yes/no, on/off); anything else is refused, not read as false."""
     raw = query_text(query, name)
     if raw is None:
@@ -146,13 +155,13 @@ def parse_bool(query, name, *, default):
     return _BOOLEANS[raw.lower()]
 
 
-def optional_date(query, field):
+def optional_date(query: Query, field: str) -> date | None:
     """The date in `field`, or None when absent or blank."""
     raw = query_text(query, field)
     return parse_date(raw, field) if raw else None
 
 
-def range_check(start, end, *, start_field="start", end_field="end"):
+def range_check(start: date, end: date, *, start_field: str = "start", end_field: str = "end") -> tuple[date, date]:
     """Refuse a range ending before it starts or longer than MAX_RANGE_DAYS inclusive days."""
     if start > end:
         fail(start_field, f"{start_field} must be on or before {end_field}.")
@@ -161,7 +170,9 @@ def range_check(start, end, *, start_field="start", end_field="end"):
     return start, end
 
 
-def date_range(query, *, default_days=DEFAULT_RANGE_DAYS, start_field="start", end_field="end"):
+def date_range(
+    query: Query, *, default_days: int = DEFAULT_RANGE_DAYS, start_field: str = "start", end_field: str = "end"
+) -> tuple[date, date]:
     """(start, end) inclusive UTC days. Defaults: the last `default_days` days ending today;
     with only one bound given, the other is derived from the default length."""
     end = optional_date(query, end_field)
@@ -173,13 +184,13 @@ def date_range(query, *, default_days=DEFAULT_RANGE_DAYS, start_field="start", e
     return range_check(start, end, start_field=start_field, end_field=end_field)
 
 
-def summary_params(query):
+def summary_params(query: Query) -> dict[str, Any]:
     """The summary's range; its other filters are `summary_filters`'."""
     start, end = date_range(query)
     return {"start": start, "end": end}
 
 
-def feature_usage_params(query):
+def feature_usage_params(query: Query) -> dict[str, Any]:
     filters_supported(query, ("start", "end"))
     return summary_params(query)
 
@@ -187,7 +198,7 @@ def feature_usage_params(query):
 SUMMARY_FILTERS = ("start", "end", "feature", "feature_id", "age", "gender")
 
 
-def summary_filters(org, query) -> dict:
+def summary_filters(org: Organization, query: Query) -> dict[str, Any]:
     """The optional `feature` (or `feature_id`), `age` and `gender` filters of the summary
     (validated as for the timeseries); only the given ones are returned."""
     filters_supported(query, SUMMARY_FILTERS)
@@ -196,7 +207,7 @@ def summary_filters(org, query) -> dict:
     return {k: args[k] for k in ("feature", "age", "gender") if args[k]}
 
 
-def feature_ref(org, raw, field="feature"):
+def feature_ref(org: Organization, raw: str, field: str = "feature") -> Feature:
     """A feature of `org` by id or key; an unknown or foreign one is a 400 on `field`."""
     from telemetry.models import Feature
 
@@ -215,7 +226,7 @@ def feature_ref(org, raw, field="feature"):
 TIMESERIES_FILTERS = ("start", "end", "feature", "feature_id", "age", "gender")
 
 
-def timeseries_params(org, query):
+def timeseries_params(org: Organization, query: Query) -> dict[str, Any]:
     filters_supported(query, TIMESERIES_FILTERS)
     metric = query_text(query, "metric") or "events"
     if metric not in METRICS:
@@ -235,8 +246,9 @@ def timeseries_params(org, query):
     by_key, by_id = query_text(query, "feature"), query_text(query, "feature_id")
     if by_key and by_id:
         fail("feature_id", "Give feature or feature_id, not both.")
-    if by_key or by_id:
-        feature = feature_ref(org, by_key or by_id, "feature" if by_key else "feature_id")
+    ref = by_key or by_id
+    if ref:
+        feature = feature_ref(org, ref, "feature" if by_key else "feature_id")
     start, end = date_range(query)
     return {
         "metric": metric,
@@ -249,7 +261,7 @@ def timeseries_params(org, query):
     }
 
 
-def user_activity_params(query):
+def user_activity_params(query: Query) -> dict[str, Any]:
     filters_supported(query)
     sort = query_text(query, "sort") or "-events"
     if sort not in USER_SORTS:
@@ -263,7 +275,7 @@ def user_activity_params(query):
     }
 
 
-def retention_params(query):
+def retention_params(query: Query) -> dict[str, Any]:
     filters_supported(query, ("end",))
     return {
         "weeks": parse_int(query, "weeks", default=12, minimum=1, maximum=104),
@@ -271,7 +283,7 @@ def retention_params(query):
     }
 
 
-def top_users_params(query):
+def top_users_params(query: Query) -> dict[str, Any]:
     filters_supported(query, ("start", "end"))
     start, end = date_range(query)
     return {
@@ -281,7 +293,7 @@ def top_users_params(query):
     }
 
 
-def funnel_params(query):
+def funnel_params(query: Query) -> dict[str, Any]:
     filters_supported(query, ("start", "end"))
     raw = query_text(query, "steps")
     steps = [s.strip() for s in raw.split(",") if s.strip()] if raw else []
@@ -298,7 +310,7 @@ def funnel_params(query):
     }
 
 
-def aggregate_params(query):
+def aggregate_params(query: Query) -> dict[str, Any]:
     """`?date=` for one day, or `since`/`until` for a range (inclusive); default yesterday."""
     filters_supported(query)
     raw_date = query_text(query, "date")

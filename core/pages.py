@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
 from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from .exceptions import DomainError, Forbidden, NotFound
 
@@ -31,11 +32,19 @@ ROLE_DENIED = {
 STAFF_DENIED = "Platform staff accounts have no organisation; use the Django admin."
 
 
+class PageRequest(HttpRequest):
+    """A page's request as the type checker sees it once django-htmx's middleware and
+    `org_page` have run (Django builds the object; this class is only an annotation)."""
+
+    htmx: HtmxDetails
+    org: Any  # the user's Organization (core imports no app)
+
+
 def is_htmx(request: HttpRequest) -> bool:
     return bool(getattr(request, "htmx", False))
 
 
-def login_redirect(request: HttpRequest) -> HttpResponse:
+def login_redirect(request: PageRequest) -> HttpResponse:
     """To the login page, back here afterwards. Under htmx (a session that ended during a
     filter change or a settings action) the browser loads the login page as a whole instead
     of swapping it into a fragment, and comes back to the page it shows (HX-Current-URL), not
@@ -55,7 +64,7 @@ def org_page(role: str) -> Callable:
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: PageRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             user = request.user
             if not user.is_authenticated:
                 return login_redirect(request)
@@ -78,12 +87,12 @@ def org_page(role: str) -> Callable:
     return decorator
 
 
-def wants_fragment(request: HttpRequest) -> bool:
+def wants_fragment(request: PageRequest) -> bool:
     """True when htmx asked for a fragment (not a history restore, which needs the page)."""
     return is_htmx(request) and not request.htmx.history_restore_request
 
 
-def render_page(request: HttpRequest, *, page: str, fragment: str, context: dict, status: int = 200) -> HttpResponse:
+def render_page(request: PageRequest, *, page: str, fragment: str, context: dict, status: int = 200) -> HttpResponse:
     """The fragment for htmx, the whole page otherwise: every page also works without
     JavaScript, and a filtered or paged URL opened directly shows the whole page."""
     return render(request, fragment if wants_fragment(request) else page, context, status=status)
@@ -127,7 +136,7 @@ def page_get(paginator: Paginator, number: Any) -> Page:
 class _Counted:
     """The rows of a query that pages itself, as `Paginator` sees them: only their total."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int) -> None:
         self.total = total
 
     def count(self) -> int:
@@ -140,7 +149,8 @@ def page_fetched(fetch: Callable[[int], tuple[list, int]], *, number: int, per_p
     COUNT or slice. Past the last page it is the last page, as `Paginator.get_page`, fetched
     again."""
     rows, total = fetch(number)
-    paginator = Paginator(_Counted(total), per_page)
+    # Paginator asks an object list for count() before anything else, and needs nothing more here.
+    paginator: Paginator[Any] = Paginator(_Counted(total), per_page)  # type: ignore[arg-type]
     if number > paginator.num_pages:
         number = paginator.num_pages
         rows = fetch(number)[0] if total else []

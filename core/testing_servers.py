@@ -17,12 +17,18 @@ import sys
 import tempfile
 import time
 import uuid as uuid_lib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+_T = TypeVar("_T")
 
 
 def free_port() -> int:
@@ -32,7 +38,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""):
+def wait_until(predicate: Callable[[], _T], *, timeout: float = 10.0, interval: float = 0.05, what: str = "") -> _T:
     """Call `predicate` until it returns something truthy (returned) or `timeout` passes
     (AssertionError naming `what` and the last exception, if any). The predicate may raise
     while the thing is not ready; an AssertionError from it means "give up now"."""
@@ -78,7 +84,7 @@ def kill_process(proc: subprocess.Popen) -> None:
 class RedisServer:
     """A redis-server of our own: AOF on (`appendfsync always` by default) or off."""
 
-    def __init__(self, directory: Path, *, aof: bool = True, appendfsync: str = "always"):
+    def __init__(self, directory: Path, *, aof: bool = True, appendfsync: str = "always") -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -89,7 +95,7 @@ class RedisServer:
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
-    def client(self):
+    def client(self) -> "redis.Redis":
         # from_url: no built-in retries (the constructor retries for seconds), so a stopped
         # server is seen as stopped at once.
         import redis
@@ -159,7 +165,7 @@ class PostgresCluster:
     """A PostgreSQL cluster from initdb in its own temporary directory (not pytest's
     tmp_path: the postgres user must be able to reach it). `remove()` stops it and deletes it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="up-pg-"))
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
@@ -208,7 +214,7 @@ class PostgresCluster:
 class SqliteDatabase:
     """A migrated SQLite file (a copy of `template`)."""
 
-    def __init__(self, path: Path, template: Path):
+    def __init__(self, path: Path, template: Path) -> None:
         shutil.copyfile(template, path)
         self.path = path
         self.url = f"sqlite:///{path}"
@@ -218,7 +224,7 @@ class SqliteDatabase:
             return [uuid_lib.UUID(row[0]) for row in conn.execute("SELECT uuid FROM telemetry_usageevent")]
 
     @contextmanager
-    def events_locked(self):
+    def events_locked(self) -> Iterator[None]:
         """Hold SQLite's write lock: every writer waits (readers go on, WAL)."""
         conn = sqlite3.connect(self.path, timeout=20, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
@@ -232,7 +238,7 @@ class SqliteDatabase:
 class PostgresDatabase:
     """A database in a throw-away cluster: empty, or a copy of `template` (e.g. migrated)."""
 
-    def __init__(self, cluster: PostgresCluster, name: str, template: str | None = None):
+    def __init__(self, cluster: PostgresCluster, name: str, template: str | None = None) -> None:
         cluster.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         self.cluster = cluster
         self.url = cluster.url(name)
@@ -244,7 +250,7 @@ class PostgresDatabase:
             return [row[0] for row in conn.execute("SELECT uuid FROM telemetry_usageevent")]
 
     @contextmanager
-    def events_locked(self):
+    def events_locked(self) -> Iterator[None]:
         """Lock the events table: inserts wait (end users and reads go on)."""
         import psycopg
 

@@ -20,8 +20,10 @@ Two detectors:
 """
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +73,7 @@ class Finding:
     expected: float | None
     score: float
     severity: str
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def severity_for(score: float) -> str:
@@ -82,7 +84,7 @@ def severity_for(score: float) -> str:
     return "low"
 
 
-def _finite(value) -> float:
+def _finite(value: Any) -> float:
     value = float(value)
     return value if np.isfinite(value) else 0.0
 
@@ -181,7 +183,7 @@ def outlier_features(frame: pd.DataFrame, *, end: date, percentile: float = 90.0
 # --- Time series ---------------------------------------------------------------------------
 
 
-def metric_matrix(frame: pd.DataFrame, metric: str, days: pd.DatetimeIndex, feature_ids) -> pd.DataFrame:
+def metric_matrix(frame: pd.DataFrame, metric: str, days: pd.DatetimeIndex, feature_ids: Iterable[int]) -> pd.DataFrame:
     """(days × features) for one metric. Counts are 0 on days without a row; the mean
     session duration is undefined (NaN) there."""
     if frame.empty:
@@ -247,8 +249,8 @@ def timeseries_anomalies(
     *,
     start: date,
     end: date,
-    feature_ids=None,
-    metrics=METRICS,
+    feature_ids: Iterable[int] | None = None,
+    metrics: Iterable[str] = METRICS,
     threshold: float = SCORE_THRESHOLD,
 ) -> list[Finding]:
     """Spikes and drops on each day in [start, end] for each feature and metric. The frame

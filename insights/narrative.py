@@ -8,6 +8,7 @@ stored as an `Insight` and cached per organisation for INSIGHTS_CACHE_TTL second
 import logging
 import re
 from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -15,6 +16,7 @@ from django.db.models import Avg, Max, Sum
 from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
+from tenants.models import Organization
 
 from .models import Anomaly, Insight
 
@@ -25,7 +27,7 @@ TOP_FEATURES = 5
 MAX_BULLETS = 6
 
 
-def cache_key(org) -> str:
+def cache_key(org: Organization) -> str:
     return f"insights:narrative:{org.id}"
 
 
@@ -35,7 +37,7 @@ def _pct(current: float, previous: float) -> float | None:
     return round((current - previous) / previous * 100, 1)
 
 
-def narrative_numbers(org, *, end: date | None = None) -> dict:
+def narrative_numbers(org: Organization, *, end: date | None = None) -> dict[str, Any]:
     """The facts the narrative is about: the last PERIOD_DAYS days against the ones before."""
     if end is None:
         # The last complete day: today's rollup is partial and would read as a decline.
@@ -49,14 +51,14 @@ def narrative_numbers(org, *, end: date | None = None) -> dict:
     start = end - timedelta(days=PERIOD_DAYS - 1)
     prev_start, prev_end = start - timedelta(days=PERIOD_DAYS), start - timedelta(days=1)
 
-    def org_totals(a, b):
+    def org_totals(a: date, b: date) -> dict[str, Any]:
         return DailyOrgUsage.objects.filter(organization=org, date__gte=a, date__lte=b).aggregate(
             events=Sum("event_count"), users=Avg("active_users"), duration=Avg("avg_session_duration")
         )
 
     now_totals, prev_totals = org_totals(start, end), org_totals(prev_start, prev_end)
 
-    def per_feature(a, b):
+    def per_feature(a: date, b: date) -> dict[int, dict[str, Any]]:
         return {
             row["feature_id"]: row
             for row in DailyFeatureUsage.objects.filter(organization=org, date__gte=a, date__lte=b)
@@ -66,7 +68,7 @@ def narrative_numbers(org, *, end: date | None = None) -> dict:
         }
 
     current, previous = per_feature(start, end), per_feature(prev_start, prev_end)
-    features = []
+    features: list[dict[str, Any]] = []
     for feature_id, row in current.items():
         before = previous.get(feature_id, {}).get("events") or 0
         features.append(
@@ -120,13 +122,13 @@ def narrative_numbers(org, *, end: date | None = None) -> dict:
     }
 
 
-def _signed(pct) -> str:
+def _signed(pct: float | None) -> str:
     return f"{pct:+.1f} %" if pct is not None else "n/a"
 
 
-def heuristic_bullets(numbers: dict) -> list[str]:
+def heuristic_bullets(numbers: dict[str, Any]) -> list[str]:
     """Bullets computed from the numbers alone; no model, always available."""
-    bullets = []
+    bullets: list[str] = []
     days = (numbers["period_end"] - numbers["period_start"]).days + 1
     if numbers["events"] == 0:
         return [
@@ -165,8 +167,8 @@ def heuristic_bullets(numbers: dict) -> list[str]:
     return bullets[:MAX_BULLETS]
 
 
-def prompt_build(numbers: dict) -> str:
-    def feature_line(f):
+def prompt_build(numbers: dict[str, Any]) -> str:
+    def feature_line(f: dict[str, Any]) -> str:
         return f"- {f['name']}: {f['events']} events (change {_signed(f['change_pct'])})"
 
     parts = [
@@ -199,7 +201,7 @@ _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
 def bullets_parse(text: str) -> list[str]:
-    bullets = []
+    bullets: list[str] = []
     for line in (text or "").splitlines():
         line = line.strip()
         if not line:
@@ -236,10 +238,11 @@ def gemini_generate(prompt: str) -> str:
         client.close()
 
 
-def insight_generate(org, *, end: date | None = None) -> Insight:
+def insight_generate(org: Organization, *, end: date | None = None) -> Insight:
     """Build the numbers, ask Gemini when a key is configured, fall back to heuristics, store."""
     numbers = narrative_numbers(org, end=end)
-    bullets, source, model = [], Insight.Source.HEURISTIC, ""
+    bullets: list[str] = []
+    source, model = Insight.Source.HEURISTIC, ""
     if settings.GEMINI_API_KEY and numbers["events"]:
         try:
             bullets = bullets_parse(gemini_generate(prompt_build(numbers)))
@@ -264,7 +267,7 @@ def insight_generate(org, *, end: date | None = None) -> Insight:
     )
 
 
-def insight_current(org, *, refresh: bool = False) -> Insight:
+def insight_current(org: Organization, *, refresh: bool = False) -> Insight:
     """The organisation's narrative, at most INSIGHTS_CACHE_TTL seconds old: from the cache,
     else newly generated (refresh=True always regenerates)."""
     key = cache_key(org)
@@ -280,7 +283,7 @@ def insight_current(org, *, refresh: bool = False) -> Insight:
     return insight
 
 
-def _insight_recent(org) -> Insight | None:
+def _insight_recent(org: Organization) -> Insight | None:
     """The stored insight when it is still young enough to be current (re-cached for the rest
     of its time). The cache can lose it (evicted, Redis restarted or unreachable); without
     this, every page view would then generate, store and pay Gemini for a new one."""
@@ -295,7 +298,7 @@ def _insight_recent(org) -> Insight | None:
     return stored
 
 
-def insight_payload(insight: Insight) -> dict:
+def insight_payload(insight: Insight) -> dict[str, Any]:
     return {
         "source": insight.source,
         "model": insight.model,

@@ -4,9 +4,12 @@ arguments for the service functions out; bad input raises DomainError naming the
 Dates, integers, "today" and the two-year cap are `analytics.params`' own, so both APIs
 refuse the same input with the same messages."""
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from analytics.params import (
+    Query,
     fail,
     filters_supported,
     optional_date,
@@ -29,14 +32,14 @@ PREDICTION_MIN_DAYS, PREDICTION_MAX_DAYS = 7, 30
 DETECTORS = ("timeseries", "outlier_features")
 
 
-def _choice(query, name, choices):
+def _choice(query: Query, name: str, choices: Sequence[str]) -> str | None:
     raw = query_text(query, name)
     if raw is not None and raw not in choices:
         fail(name, f"Choose one of: {', '.join(choices)}.")
     return raw
 
 
-def anomaly_list_params(query) -> dict:
+def anomaly_list_params(query: Query) -> dict[str, Any]:
     """`status`, `severity`, `detector`, `start`, `end` (all optional)."""
     filters_supported(query, ("start", "end"))
     start, end = optional_date(query, "start"), optional_date(query, "end")
@@ -51,7 +54,7 @@ def anomaly_list_params(query) -> dict:
     }
 
 
-def chart_params(query) -> dict:
+def chart_params(query: Query) -> dict[str, Any]:
     """`start`/`end`, default the last 30 days up to yesterday (today's rollup is partial)."""
     filters_supported(query, ("start", "end"))
     end = optional_date(query, "end") or today() - timedelta(days=1)
@@ -60,7 +63,7 @@ def chart_params(query) -> dict:
     return {"start": start, "end": end}
 
 
-def prediction_params(query) -> dict:
+def prediction_params(query: Query) -> dict[str, Any]:
     """`days` (7–30, default 14) and an optional `feature` (id or key)."""
     filters_supported(query, ("feature",))
     return {
@@ -71,7 +74,7 @@ def prediction_params(query) -> dict:
     }
 
 
-def insight_params(query) -> dict:
+def insight_params(query: Query) -> dict[str, Any]:
     """`refresh` (a boolean, default false); the narrative takes no filter."""
     filters_supported(query)
     return {"refresh": parse_bool(query, "refresh", default=False)}

@@ -11,20 +11,21 @@ libraries until a request actually asks for chart data (docs/decisions.md).
 """
 
 import logging
+from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Q, QuerySet
 from django.db.models.functions import Abs
 from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
-from tenants.models import Role, User
+from tenants.models import Organization, Role, User
 
 from .models import Anomaly
 from .webhooks import (  # noqa: F401  (re-exported: the service surface of this app)
@@ -41,6 +42,8 @@ from .webhooks import (  # noqa: F401  (re-exported: the service surface of this
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from telemetry.models import Feature
 
     from .detectors import Finding
 
@@ -59,7 +62,9 @@ ROLLUP_COLUMNS = [
 ]
 
 
-def _rollup_frame(org, start: date, end: date, feature_ids=None) -> "pd.DataFrame":
+def _rollup_frame(
+    org: Organization, start: date, end: date, feature_ids: Iterable[int] | None = None
+) -> "pd.DataFrame":
     import pandas as pd
 
     rows = DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
@@ -69,7 +74,7 @@ def _rollup_frame(org, start: date, end: date, feature_ids=None) -> "pd.DataFram
     return frame
 
 
-def last_complete_day(org) -> date | None:
+def last_complete_day(org: Organization) -> date | None:
     """The latest rolled-up day before today: today's rollup is partial and would look like
     a drop on every feature."""
     yesterday = timezone.now().date() - timedelta(days=1)
@@ -80,7 +85,7 @@ def last_complete_day(org) -> date | None:
 # --- Detection --------------------------------------------------------------------------
 
 
-def _finding_fields(finding: "Finding") -> dict:
+def _finding_fields(finding: "Finding") -> dict[str, Any]:
     return {
         "value": float(finding.value),
         "expected": None if finding.expected is None else float(finding.expected),
@@ -91,7 +96,9 @@ def _finding_fields(finding: "Finding") -> dict:
 
 
 @transaction.atomic
-def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -> list[Anomaly]:
+def anomalies_upsert(
+    org: Organization, findings: Iterable["Finding"], *, start: date, end: date, detector_names: Iterable[str]
+) -> list[Anomaly]:
     """Store findings keyed by (organisation, feature, date, detector, metric): new keys are
     created, known keys get fresh numbers (status and notification stay), and open,
     never-notified anomalies in [start, end] that the run no longer finds are removed (the
@@ -103,7 +110,9 @@ def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -
         )
     }
     now = timezone.now()
-    to_create, to_update, seen = [], [], set()
+    to_create: list[Anomaly] = []
+    to_update: list[Anomaly] = []
+    seen: set[tuple[int | None, date, str, str]] = set()
     for finding in findings:
         key = (finding.feature_id, finding.date, finding.detector, finding.metric)
         if key in seen:
@@ -152,7 +161,7 @@ def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -
     return to_create
 
 
-def anomalies_detect(org, *, end: date | None = None, days: int = DETECT_DAYS) -> list[Anomaly]:
+def anomalies_detect(org: Organization, *, end: date | None = None, days: int = DETECT_DAYS) -> list[Anomaly]:
     """Run both detectors for the `days` days ending at `end` (default: the last complete
     rolled-up day) and upsert the findings. Returns the anomalies created by this run
     (the ones alerts are about)."""
@@ -185,7 +194,16 @@ def anomalies_detect(org, *, end: date | None = None, days: int = DETECT_DAYS) -
 # --- Reads and status --------------------------------------------------------------------
 
 
-def anomalies_list(org, *, status=None, severity=None, start=None, end=None, detector=None, feature=None):
+def anomalies_list(
+    org: Organization,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    detector: str | None = None,
+    feature: "Feature | int | None" = None,
+) -> QuerySet[Anomaly]:
     """Anomalies of `org`, newest day first and strongest first, with their feature."""
     rows = Anomaly.objects.filter(organization=org).select_related("feature")
     if status:
@@ -203,14 +221,14 @@ def anomalies_list(org, *, status=None, severity=None, start=None, end=None, det
     return rows.order_by("-date", Abs("score").desc(), "id")
 
 
-def anomaly_get(org, anomaly_id) -> Anomaly:
+def anomaly_get(org: Organization, anomaly_id: int) -> Anomaly:
     anomaly = Anomaly.objects.filter(organization=org, pk=anomaly_id).select_related("feature").first()
     if anomaly is None:
         raise NotFound("Anomaly not found.")
     return anomaly
 
 
-def anomaly_set_status(org, anomaly_id, status, *, user) -> Anomaly:
+def anomaly_set_status(org: Organization, anomaly_id: int, status: str, *, user: User | None) -> Anomaly:
     if status not in Anomaly.Status.values:
         raise DomainError(
             f"Unknown status {status!r}.", errors={"status": [f"Choose one of {', '.join(Anomaly.Status.values)}."]}
@@ -225,7 +243,7 @@ def anomaly_set_status(org, anomaly_id, status, *, user) -> Anomaly:
     return row_update(anomaly, missing="Anomaly not found.", status=status, updated_at=now, details=details)
 
 
-def chart_data(org, *, start: date, end: date, bins: int = 10) -> dict:
+def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> dict[str, Any]:
     """The cross-sectional picture over [start, end]: per feature the raw metrics, their
     z-scores across features, the norm; a histogram of the norms; the 90th-percentile
     threshold the "outlier features" rule uses."""
@@ -275,7 +293,7 @@ def chart_data(org, *, start: date, end: date, bins: int = 10) -> dict:
 # --- Alerts and export -----------------------------------------------------------------------
 
 
-def anomaly_payload(anomaly: Anomaly) -> dict:
+def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
     feature = anomaly.feature
     return {
         "id": anomaly.id,
@@ -293,7 +311,9 @@ def anomaly_payload(anomaly: Anomaly) -> dict:
     }
 
 
-def alerts_send(org, anomalies=(), *, unnotified_days: int | None = None) -> dict:
+def alerts_send(
+    org: Organization, anomalies: Iterable[Anomaly] = (), *, unnotified_days: int | None = None
+) -> dict[str, int]:
     """Notify about `anomalies` not yet notified whose |score| ≥ the organisation's
     alert_threshold: one e-mail to the organisation's admins and one signed POST per active
     `anomaly.created` webhook, each listing them all. With `unnotified_days`, every
@@ -341,7 +361,7 @@ def alerts_send(org, anomalies=(), *, unnotified_days: int | None = None) -> dic
     return {"anomalies": len(due), "emails": emails, "webhooks": len(hooks)}
 
 
-def daily_kpis(org, day: date) -> dict:
+def daily_kpis(org: Organization, day: date) -> dict[str, Any]:
     org_row = DailyOrgUsage.objects.filter(organization=org, date=day).first()
     top = list(
         DailyFeatureUsage.objects.filter(organization=org, date=day)
@@ -368,7 +388,7 @@ def daily_kpis(org, day: date) -> dict:
     }
 
 
-def export_daily(org, day: date) -> int:
+def export_daily(org: Organization, day: date) -> int:
     """Post the day's KPIs to every active `export.daily` webhook; returns how many."""
     hooks = webhooks_for_event(org, "export.daily")
     if not hooks:

@@ -3,6 +3,8 @@
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -11,6 +13,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -21,6 +24,9 @@ from core.rows import row_update
 
 from . import login_throttle
 from .models import ApiKey, Invitation, Organization, Role, User
+
+if TYPE_CHECKING:
+    from rest_framework_simplejwt.tokens import RefreshToken
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +64,7 @@ def organization_register(*, email: str, password: str, organization_name: str, 
     )
 
 
-def organization_update(*, org: Organization, **fields) -> Organization:
+def organization_update(*, org: Organization, **fields: Any) -> Organization:
     """Changes the given fields only. A slug must stay unique across organisations."""
     slug = fields.get("slug")
     if slug is not None and Organization.objects.filter(slug=slug).exclude(pk=org.pk).exists():
@@ -75,7 +81,7 @@ def organization_update(*, org: Organization, **fields) -> Organization:
 # --- Sessions (JWT) ---------------------------------------------------------------------------
 
 
-def auth_login(*, username: str, password: str, request=None) -> User:
+def auth_login(*, username: str, password: str, request: HttpRequest | None = None) -> User:
     """The active user with these credentials; one message for every failure so the answer
     does not tell whether an e-mail is registered. Raises LoginThrottled (429) while this
     account or the client's address has failed too often (`login_throttle`)."""
@@ -86,22 +92,22 @@ def auth_login(*, username: str, password: str, request=None) -> User:
         login_throttle.login_failure_record(email=username, address=address)
         raise Unauthorized("Incorrect e-mail or password.")
     login_throttle.login_success_record(email=username, address=address)
-    update_last_login(None, user)
+    update_last_login(User, user)  # the sender, which Django's receiver ignores
     return user
 
 
-def _refresh_token(raw: str):
+def _refresh_token(raw: str) -> "RefreshToken":
     # simplejwt's imports read settings at import time, so they stay inside the functions.
     from rest_framework_simplejwt.exceptions import TokenError
     from rest_framework_simplejwt.tokens import RefreshToken
 
     try:
-        return RefreshToken(raw)
+        return RefreshToken(raw)  # type: ignore[arg-type]  # the encoded token; simplejwt annotates it Token
     except TokenError as exc:
         raise Unauthorized(f"Refresh token refused: {exc}.", errors={"refresh": [str(exc)]})
 
 
-def _token_user(token) -> User:
+def _token_user(token: "RefreshToken") -> User:
     from rest_framework_simplejwt.settings import api_settings
 
     user = User.objects.select_related("organization").filter(pk=token.get(api_settings.USER_ID_CLAIM)).first()
@@ -119,7 +125,8 @@ def auth_tokens_refresh(*, refresh: str) -> dict:
     token = _refresh_token(refresh)
     user = _token_user(token)
     with transaction.atomic():
-        _, created = token.blacklist()
+        # get_or_create's (row, created), although simplejwt annotates the row alone.
+        _, created = cast("tuple[Any, bool]", token.blacklist())
     if not created:
         raise Unauthorized("Refresh token refused: Token is blacklisted.", errors={"refresh": ["Token is blacklisted"]})
     return tokens_for(user)
@@ -249,7 +256,7 @@ def invitation_create(*, org: Organization, email: str, role: str, invited_by: U
 
 
 def invitation_send(
-    *, org: Organization, email: str, role: str, invited_by: User | None, accept_url_for
+    *, org: Organization, email: str, role: str, invited_by: User | None, accept_url_for: Callable[[str], str | None]
 ) -> tuple[Invitation, str, str | None]:
     """Create an invitation and e-mail its link: `(invitation, token, accept_url)`.
     `accept_url_for(token)` builds the link (the caller knows the host), or gives None."""

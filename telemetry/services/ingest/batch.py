@@ -4,36 +4,44 @@ stream. Each item that fails yields `{index, field, message}` errors and is skip
 valid ones are stored.
 """
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
 from core.exceptions import DomainError, StorageUnavailable
+from tenants.models import Organization, User
 
 from ...models import UsageEvent
 from .. import storage, stream
-from .validate import EventContext, items_validate, org_ids_check
+from .validate import EventContext, ItemError, items_validate, org_ids_check
 
 _DB_DOWN = (OperationalError, InterfaceError)
+
+# An event row on its way to storage (the model's field names, plus `_`-prefixed private keys).
+Row = dict[str, Any]
+# Per row, what only validation needed: (index in the request, ref field, feature ref).
+Private = tuple[int, str, Any]
 
 
 @dataclass
 class IngestResult:
     accepted: int = 0
     duplicates: int = 0
-    errors: list = field(default_factory=list)
+    errors: list[ItemError] = field(default_factory=list)
     queued: bool = False
     # The normalised events that were valid (uuid, timestamp, …), in request order.
-    events: list = field(default_factory=list)
+    events: list[Row] = field(default_factory=list)
 
     @property
     def valid(self) -> int:
         return len(self.events)
 
 
-def _resolve_features(org, rows, errors, *, cached):
+def _resolve_features(org: Organization, rows: list[Row], errors: list[ItemError], *, cached: bool) -> list[Row]:
     """Attach feature ids (one query at most); rows with an unknown feature become errors.
     They keep `_ref` and `_ref_field` until they are queued or written."""
     refs = {row["_ref"] for row in rows}
@@ -42,7 +50,7 @@ def _resolve_features(org, rows, errors, *, cached):
         found = resolve(org, refs, create=org.auto_create_features)
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
-    kept = []
+    kept: list[Row] = []
     for row in rows:
         fid = found.get(row["_ref"])
         if fid is None:
@@ -53,16 +61,18 @@ def _resolve_features(org, rows, errors, *, cached):
     return kept
 
 
-def _unknown_feature(index, ref_field, ref):
+def _unknown_feature(index: int, ref_field: str, ref: object) -> ItemError:
     return {"index": index, "field": ref_field, "message": f"Unknown feature {ref!r}."}
 
 
-def _strip_private(rows):
+def _strip_private(rows: list[Row]) -> list[Private]:
     """Remove what only validation needed; returns it as `(index, ref field, ref)` per row."""
     return [(row.pop("_index"), row.pop("_ref_field"), row.pop("_ref")) for row in rows]
 
 
-def _recheck_cached_features(org, rows, private, errors):
+def _recheck_cached_features(
+    org: Organization, rows: list[Row], private: list[Private], errors: list[ItemError]
+) -> list[Row]:
     """Ids from the process cache, checked before a direct write (the stream consumer
     checks queued ones): an event whose feature was deleted meanwhile is resolved again, as
     direct mode would have (created anew when the organisation allows it), or refused."""
@@ -72,7 +82,7 @@ def _recheck_cached_features(org, rows, private, errors):
         fresh = storage.features_resolve(org, stale, create=org.auto_create_features) if stale else {}
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
-    kept = []
+    kept: list[Row] = []
     for row, where in zip(rows, private, strict=True):
         if row["feature_id"] not in existing:
             fid = fresh.get(where[2])
@@ -84,7 +94,7 @@ def _recheck_cached_features(org, rows, private, errors):
     return kept
 
 
-def events_ingest(org, items: list, *, user=None) -> IngestResult:
+def events_ingest(org: Organization, items: list[Any], *, user: User | None = None) -> IngestResult:
     """Validate `items` (event dicts) for `org` and store or queue the valid ones.
 
     `user` is the person sending (JWT), or None for an API key. Raises Forbidden for an
@@ -115,7 +125,7 @@ def events_ingest(org, items: list, *, user=None) -> IngestResult:
     return result
 
 
-def _users_of(rows, users):
+def _users_of(rows: list[Row], users: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The end users some valid event names: one whose every event failed is not created."""
     used = {row["_user"] for row in rows}
     if used.issuperset(users):
@@ -123,7 +133,7 @@ def _users_of(rows, users):
     return {ext: u for ext, u in users.items() if ext in used}
 
 
-def rows_finalize(rows, user_ids):
+def rows_finalize(rows: list[Row], user_ids: dict[str, int]) -> list[Row]:
     """Replace `_user` (external id) with `end_user_id`, ready for `storage.events_insert`."""
     for row in rows:
         ext = row.pop("_user", None)
@@ -131,11 +141,11 @@ def rows_finalize(rows, user_ids):
     return rows
 
 
-def past_days(rows, today_start):
+def past_days(rows: Iterable[Row], today_start: datetime) -> set[date]:
     return {row["timestamp"].date() for row in rows if row["timestamp"] < today_start}
 
 
-def _write_direct(org, rows, users) -> int:
+def _write_direct(org: Organization, rows: list[Row], users: dict[str, dict[str, Any]]) -> int:
     today_start = datetime.combine(datetime.now(UTC).date(), time.min, tzinfo=UTC)
     try:
         if connection.vendor == "sqlite":
@@ -160,7 +170,7 @@ def _write_direct(org, rows, users) -> int:
     return inserted
 
 
-def _write_events(org, rows, user_ids, today_start) -> int:
+def _write_events(org: Organization, rows: list[Row], user_ids: dict[str, int], today_start: datetime) -> int:
     rows = rows_finalize(rows, user_ids)
     days = past_days(rows, today_start)
     if not days:
@@ -172,7 +182,7 @@ def _write_events(org, rows, user_ids, today_start) -> int:
     return inserted
 
 
-def event_track(org, item, *, user=None) -> tuple[dict, int]:
+def event_track(org: Organization, item: object, *, user: User | None = None) -> tuple[Mapping[str, Any] | None, int]:
     """One event (the track endpoint) → (response body, HTTP status).
 
     Invalid → DomainError with `{field: [messages]}`. Direct mode → 201 `{id, uuid,
@@ -183,7 +193,7 @@ def event_track(org, item, *, user=None) -> tuple[dict, int]:
         raise DomainError("The body must be a JSON object (one event).", errors={"body": ["Expected an object."]})
     result = events_ingest(org, [item], user=user)
     if result.errors:
-        errors = {}
+        errors: dict[str, list[str]] = {}
         for error in result.errors:
             errors.setdefault(error["field"], []).append(error["message"])
         first = result.errors[0]

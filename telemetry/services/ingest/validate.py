@@ -9,11 +9,14 @@ that gained an error is skipped, the others become rows.
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, time
+from typing import Any
 
 from django.conf import settings
 
 from core.exceptions import Forbidden
+from tenants.models import Organization, User
 
 from .. import storage
 from .values import (
@@ -33,11 +36,14 @@ _MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_SESSION_SECONDS = 365 * 86400
 _MAX_ID = 2**63  # a bigint: larger ids cannot exist and would fail the query, not the item
 
+# An item error as the batch endpoint answers it: {index, field, message}.
+ItemError = dict[str, Any]
+
 
 class EventContext:
     """What the pass needs about the caller and the clock, computed once per request."""
 
-    def __init__(self, org, user):
+    def __init__(self, org: Organization, user: User | None) -> None:
         self.org = org
         self.now = datetime.now(UTC)
         self.max_ts = self.now + settings.INGEST_MAX_FUTURE
@@ -45,12 +51,12 @@ class EventContext:
         self.max_metadata = settings.INGEST_MAX_METADATA_BYTES
         # A person sending events (JWT) always sends them as themselves: their end-user
         # profile is keyed by their e-mail and linked to their account. Staff are exempt.
-        self.own_user = None
+        self.own_user: dict[str, Any] | None = None
         if user is not None and not user.is_superuser:
             self.own_user = {"external_id": user.email, "email": user.email, "account_id": user.pk}
 
 
-def org_ids_check(org, items):
+def org_ids_check(org: Organization, items: Sequence[object]) -> None:
     """Compatibility `org_id` must name the caller's organisation: anything else is an
     attempt to write into another tenant, refused for the whole request (403)."""
     own = str(org.pk)
@@ -65,14 +71,16 @@ def org_ids_check(org, items):
                 )
 
 
-def items_validate(ctx, items):
+def items_validate(
+    ctx: EventContext, items: Sequence[object]
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[ItemError], int]:
     """One pass over the items → (rows, users, errors, duplicates).
 
     rows: normalised events (feature still as `_ref`, end user as `_user`);
     users: {external_id: upsert row}.
     """
     check = _EventCheck(ctx, len(items))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         check.index = index
         if not isinstance(item, dict):
@@ -89,12 +97,12 @@ class _EventCheck:
     field validator takes the field's value, records an error for the current `index` when
     the value is wrong, and returns the normalised value."""
 
-    def __init__(self, ctx, n):
+    def __init__(self, ctx: EventContext, n: int) -> None:
         self.index = 0
-        self.errors = []
-        self.users = {}
+        self.errors: list[ItemError] = []
+        self.users: dict[str, dict[str, Any]] = {}
         self.duplicates = 0
-        self.seen_uuids = set()
+        self.seen_uuids: set[str | None] = set()
         self.now = ctx.now
         self.max_ts = ctx.max_ts
         self.max_metadata = ctx.max_metadata
@@ -103,14 +111,16 @@ class _EventCheck:
         self.fresh_uuids = FreshUUIDs(n)
         # An SDK's batch repeats a few timestamps (events of the same second): parse each once.
         # Only timestamps in range are kept, so one found here needs no further check.
-        self.valid_ts = {}
+        self.valid_ts: dict[str, datetime] = {}
 
-    def error(self, name, message):
+    def error(self, name: str, message: str) -> None:
         self.errors.append({"index": self.index, "field": name, "message": message})
 
-    def event_row(self, item):
+    def event_row(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """The row for one event, or None when a field is wrong or its uuid repeats."""
         errors_before = len(self.errors)
+        ref: int | str | None
+        event_uuid: str | None
         value = item.get("feature_id")
         if value is not None:
             ref, ref_field = self.feature_id(value), "feature_id"
@@ -153,9 +163,10 @@ class _EventCheck:
                 return None
             self.seen_uuids.add(event_uuid)
         if external_id is not None:
+            # An item without errors has its end-user row and its timestamp.
             if self.own_user is not None:
-                user_row.update(self.own_user)
-            _user_touch(self.users, external_id, user_row, ts)
+                user_row.update(self.own_user)  # type: ignore[union-attr]
+            _user_touch(self.users, external_id, user_row, ts)  # type: ignore[arg-type]
         return {
             "uuid": event_uuid,
             "organization_id": self.org_id,
@@ -173,7 +184,7 @@ class _EventCheck:
 
     # --- the event's fields -----------------------------------------------------------------
 
-    def feature_id(self, value):
+    def feature_id(self, value: object) -> int | None:
         ref = None
         if isinstance(value, int) and not isinstance(value, bool):
             ref = value
@@ -185,8 +196,9 @@ class _EventCheck:
             return None
         return ref
 
-    def feature(self, value):
+    def feature(self, value: object) -> str | None:
         """A feature by key or name (when no feature_id is given)."""
+        message: str | None
         if value is None:
             message = "Either feature_id or feature (key or name) is required."
         elif not isinstance(value, str) or not value.strip():
@@ -203,13 +215,13 @@ class _EventCheck:
         self.error("feature", message)
         return None
 
-    def uuid(self, value):
+    def uuid(self, value: object) -> str | None:
         event_uuid = uuid_normalise(value)
         if event_uuid is None:
             self.error("uuid", "Must be a UUID string.")
         return event_uuid
 
-    def timestamp(self, value):
+    def timestamp(self, value: object) -> datetime | None:
         if value is None:
             return self.now
         ts = timestamp_parse(value)
@@ -223,7 +235,7 @@ class _EventCheck:
             self.valid_ts[value] = ts
         return ts
 
-    def event_type(self, value):
+    def event_type(self, value: object) -> Any:
         if value is None or value == "":
             return "interaction"
         if type(value) is str and len(value) <= 64 and "\x00" not in value:
@@ -232,7 +244,7 @@ class _EventCheck:
             self.error("event_type", message)
         return value
 
-    def session_id(self, value):
+    def session_id(self, value: object) -> Any:
         if value is None:
             return ""
         if type(value) is str and len(value) <= 128 and "\x00" not in value:
@@ -243,7 +255,7 @@ class _EventCheck:
             self.error("session_id", message)
         return value
 
-    def session_duration(self, value):
+    def session_duration(self, value: object) -> Any:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -256,7 +268,7 @@ class _EventCheck:
             return float(value)
         return value
 
-    def metadata(self, value):
+    def metadata(self, value: object) -> Any:
         if value:
             dumped, message = json_object_dump(value, self.max_metadata)
             if message:
@@ -267,7 +279,7 @@ class _EventCheck:
         self.error("metadata", "Must be a JSON object.")
         return value
 
-    def user_id(self, value):
+    def user_id(self, value: object) -> Any:
         """The end user's external id: the sender's own for a person (JWT), else as sent."""
         own_user = self.own_user
         if own_user is not None:
@@ -288,11 +300,11 @@ class _EventCheck:
 
     # --- the end user's attributes ----------------------------------------------------------
 
-    def user_attributes(self, item):
+    def user_attributes(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """Optional end-user attributes sent with an event → upsert fields, or None if invalid."""
         if "email" not in item and "age" not in item and "gender" not in item and "properties" not in item:
             return {}
-        row = {}
+        row: dict[str, Any] = {}
         errors_before = len(self.errors)
         for name, attribute in (
             ("email", self.email),
@@ -305,7 +317,7 @@ class _EventCheck:
                 row[name] = value
         return row if len(self.errors) == errors_before else None
 
-    def email(self, value):
+    def email(self, value: object) -> str | None:
         if value in (None, ""):
             return None
         if not isinstance(value, str) or len(value) > 254 or not _EMAIL_RE.match(value):
@@ -313,13 +325,13 @@ class _EventCheck:
             return None
         return value
 
-    def age(self, value):
+    def age(self, value: object) -> Any:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 150):
             self.error("age", "Must be an integer between 0 and 150.")
             return None
         return value
 
-    def gender(self, value):
+    def gender(self, value: object) -> str | None:
         if value in (None, ""):
             return None
         code = _GENDERS.get(value.lower()) if isinstance(value, str) else None
@@ -327,7 +339,7 @@ class _EventCheck:
             self.error("gender", "Must be one of F, M, O (female, male, other).")
         return code
 
-    def properties(self, value):
+    def properties(self, value: object) -> Any:
         """Stored only when non-empty; checked like metadata."""
         if value is None:
             return None
@@ -338,7 +350,7 @@ class _EventCheck:
         return value or None
 
 
-def _user_touch(users, external_id, attrs, ts):
+def _user_touch(users: dict[str, dict[str, Any]], external_id: str, attrs: dict[str, Any], ts: datetime) -> None:
     cur = users.get(external_id)
     if cur is None:
         attrs["external_id"] = external_id
