@@ -187,9 +187,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         # The per-user tables have no created_at (one stamp fewer); their rows are not part
         # of the count returned, which stays the number of dashboard rows (the API's figure).
         for sql in (_USER_SQL, _USER_FEATURE_SQL):
-            cursor.execute(
-                sql.format(org_filter=org_filter, session_key=session_key), stamps[:2] + window + org_params
-            )
+            cursor.execute(sql.format(org_filter=org_filter, session_key=session_key), stamps[:2] + window + org_params)
         stale: dict[str, object] = {"date": day, "computed_at__lt": now}
         if org_id is not None:
             stale["organization_id"] = org_id

@@ -71,7 +71,9 @@ def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: 
     return rows.filter(date__gte=first, date__lte=last).aggregate(**figures)
 
 
-def _active_users(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date) -> dict[str, Any]:
+def _active_users(
+    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date
+) -> dict[str, Any]:
     """Distinct end users of each period from the per-user rows (a user active on many days,
     or on many features, is one user)."""
     return (
