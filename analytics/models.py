@@ -106,7 +106,12 @@ class DailyUserFeatureUsage(models.Model):
                 fields=["organization", "feature", "date", "end_user"], name="dufu_org_feature_date_user_uniq"
             )
         ]
-        indexes = [models.Index(fields=["organization", "end_user", "date"], name="dufu_org_user_date_idx")]
+        # (organization, date): the rollup's stale-row deletion of one day and the features
+        # tracked under a filter; the unique key serves one feature's range.
+        indexes = [
+            models.Index(fields=["organization", "end_user", "date"], name="dufu_org_user_date_idx"),
+            models.Index(fields=["organization", "date"], name="dufu_org_date_idx"),
+        ]
 
     def __str__(self):
         return f"{self.end_user_id} {self.feature_id} {self.date}: {self.event_count}"

@@ -42,7 +42,7 @@ SELECT organization_id, feature_id, %s, COUNT(*), COUNT(DISTINCT end_user_id),
        COUNT(DISTINCT {session_key}), COALESCE(SUM(session_duration), 0),
        COALESCE(AVG(session_duration), 0), COUNT(session_duration), %s, %s
 FROM telemetry_usageevent
-WHERE timestamp >= %s AND timestamp < %s {org_filter}
+WHERE timestamp >= %s AND timestamp < %s AND organization_id = %s
 GROUP BY organization_id, feature_id
 ON CONFLICT (organization_id, feature_id, date) DO UPDATE SET
     event_count = excluded.event_count,
@@ -65,7 +65,7 @@ SELECT organization_id, %s, COUNT(*), COUNT(DISTINCT end_user_id),
        COUNT(DISTINCT {session_key}), COALESCE(AVG(session_duration), 0),
        COALESCE(SUM(session_duration), 0), COUNT(session_duration), %s, %s
 FROM telemetry_usageevent
-WHERE timestamp >= %s AND timestamp < %s {org_filter}
+WHERE timestamp >= %s AND timestamp < %s AND organization_id = %s
 GROUP BY organization_id
 ON CONFLICT (organization_id, date) DO UPDATE SET
     event_count = excluded.event_count,
@@ -88,7 +88,7 @@ SELECT organization_id, end_user_id, %s, COUNT(*), COUNT(DISTINCT {session_key})
        COALESCE(SUM(session_duration), 0), COUNT(session_duration), COUNT(DISTINCT feature_id),
        MIN(timestamp), MAX(timestamp), %s
 FROM telemetry_usageevent
-WHERE timestamp >= %s AND timestamp < %s AND end_user_id IS NOT NULL {org_filter}
+WHERE timestamp >= %s AND timestamp < %s AND end_user_id IS NOT NULL AND organization_id = %s
 GROUP BY organization_id, end_user_id
 ON CONFLICT (organization_id, date, end_user_id) DO UPDATE SET
     event_count = excluded.event_count,
@@ -108,7 +108,7 @@ INSERT INTO analytics_dailyuserfeatureusage (
 SELECT organization_id, feature_id, end_user_id, %s, COUNT(*), COUNT(DISTINCT {session_key}),
        COALESCE(SUM(session_duration), 0), COUNT(session_duration), MIN(timestamp), MAX(timestamp), %s
 FROM telemetry_usageevent
-WHERE timestamp >= %s AND timestamp < %s AND end_user_id IS NOT NULL {org_filter}
+WHERE timestamp >= %s AND timestamp < %s AND end_user_id IS NOT NULL AND organization_id = %s
 GROUP BY organization_id, feature_id, end_user_id
 ON CONFLICT (organization_id, feature_id, date, end_user_id) DO UPDATE SET
     event_count = excluded.event_count,
@@ -155,6 +155,11 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
     Returns the number of feature and organisation rows written (the per-user rows are
     written too but not counted)."""
     org_id = _org_id(org)
+    if org_id is None:
+        # One organisation at a time: each reads the day through the (organization,
+        # timestamp) index, where one statement for all would scan the whole event table
+        # once per rollup table.
+        return sum(rollup_day(day, pk) for pk in Organization.objects.order_by("pk").values_list("pk", flat=True))
     start = _day_start(day)
     end = _day_start(day + timedelta(days=1))
     ops = connection.ops
@@ -165,11 +170,8 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         ops.adapt_datetimefield_value(now),
     ]
     window: list[Any] = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end)]
-    org_filter = "AND organization_id = %s" if org_id is not None else ""
-    org_params: list[Any] = [org_id] if org_id is not None else []
-    marks = DirtyDay.objects.filter(date=day)
-    if org_id is not None:
-        marks = marks.filter(organization_id=org_id)
+    org_params: list[Any] = [org_id]
+    marks = DirtyDay.objects.filter(date=day, organization_id=org_id)
     with transaction.atomic(), connection.cursor() as cursor:
         # The late-data marks this run makes redundant, read before the events are: a mark
         # set or refreshed from here on (newer `marked_at`) is kept for the next run.
@@ -178,35 +180,27 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
             # COUNT(DISTINCT …) sorts; keep a million-event day's sort in memory.
             cursor.execute("SET LOCAL work_mem = '256MB'")
         session_key = _session_key_sql()
-        cursor.execute(
-            _FEATURE_SQL.format(org_filter=org_filter, session_key=session_key), stamps + window + org_params
-        )
+        cursor.execute(_FEATURE_SQL.format(session_key=session_key), stamps + window + org_params)
         written = cursor.rowcount
-        cursor.execute(_ORG_SQL.format(org_filter=org_filter, session_key=session_key), stamps + window + org_params)
+        cursor.execute(_ORG_SQL.format(session_key=session_key), stamps + window + org_params)
         written += cursor.rowcount
         # The per-user tables have no created_at (one stamp fewer); their rows are not part
         # of the count returned, which stays the number of dashboard rows (the API's figure).
         for sql in (_USER_SQL, _USER_FEATURE_SQL):
-            cursor.execute(sql.format(org_filter=org_filter, session_key=session_key), stamps[:2] + window + org_params)
-        stale: dict[str, object] = {"date": day, "computed_at__lt": now}
-        if org_id is not None:
-            stale["organization_id"] = org_id
+            cursor.execute(sql.format(session_key=session_key), stamps[:2] + window + org_params)
+        stale: dict[str, object] = {"date": day, "computed_at__lt": now, "organization_id": org_id}
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()
         DailyUserUsage.objects.filter(**stale).delete()
         DailyUserFeatureUsage.objects.filter(**stale).delete()
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
-    _bump_generation([org_id] if org_id is not None else _org_ids_for(day))
+    _bump_generation([org_id])
     return max(written, 0)
 
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _org_ids_for(day: date) -> list[int]:
-    return list(DailyOrgUsage.objects.filter(date=day).values_list("organization_id", flat=True))
 
 
 def rollup_range(
