@@ -51,12 +51,13 @@ def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: 
     rollups (anonymous events included) unless a person filter applies, then from the
     per-user rows, which also give the distinct users."""
     rows: QuerySet[Any]
+    feature_id = feature_pk(filters.get("feature"))
     if has_person_filter(filters):
         rows = user_rows(org, filters)
-    elif feature_pk(filters.get("feature")) is None:
+    elif feature_id is None:
         rows = DailyOrgUsage.objects.filter(organization=org)
     else:
-        rows = DailyFeatureUsage.objects.filter(organization=org, feature_id=feature_pk(filters.get("feature")))
+        rows = DailyFeatureUsage.objects.filter(organization=org, feature_id=feature_id)
     # Aliases carry a prefix: an aggregate may not share a name with a model field.
     figures: dict[str, Any] = {}
     for prefix, period in (("cur_", cur), ("prev_", prev)):
