@@ -15,21 +15,17 @@ from .common import feature_pk
 
 _M = TypeVar("_M", bound=Model)
 
-AGE_BAND_FILTERS = {
-    "<18": Q(end_user__age__lt=18),
-    "18-40": Q(end_user__age__gte=18, end_user__age__lte=40),
-    ">40": Q(end_user__age__gt=40),
-}
+AGE_BANDS = {"<18": {"lt": 18}, "18-40": {"gte": 18, "lte": 40}, ">40": {"gt": 40}}
 
 
-def person_filter(*, age: str | None = None, gender: str | None = None) -> Q:
+def person_filter(*, age: str | None = None, gender: str | None = None, prefix: str = "end_user__") -> Q:
     """The condition on a row's end user for the person filters given (empty: everyone,
-    anonymous events included)."""
+    anonymous events included). `prefix=""` applies it to EndUser rows themselves."""
     condition = Q()
     if age:
-        condition &= AGE_BAND_FILTERS[age]
+        condition &= Q(**{f"{prefix}age__{op}": bound for op, bound in AGE_BANDS[age].items()})
     if gender:
-        condition &= Q(end_user__gender=gender)
+        condition &= Q(**{f"{prefix}gender": gender})
     return condition
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
+from telemetry.models import EndUser
 from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
 from .common import change_pct, feature_pk, previous_period, session_average
-from .filters import filters_apply, has_person_filter
+from .filters import filters_apply, has_person_filter, person_filter
 
 
 def _kpi(value: float, previous: float) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def _features_tracked(
 def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date) -> dict[str, Any]:
     """Events, sessions and session time of both periods: from the organisation or feature
     rollups (anonymous events included) unless a person filter applies, then from the
-    per-user rows, which also give the distinct users."""
+    per-user rows."""
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
     if has_person_filter(filters):
@@ -67,24 +68,29 @@ def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: 
             f"{prefix}duration": Sum("total_session_duration", filter=period),
             f"{prefix}timed": Sum("timed_events", filter=period),
         }
-        if has_person_filter(filters):
-            figures[f"{prefix}users"] = Count("end_user_id", distinct=True, filter=period)
     return rows.filter(date__gte=first, date__lte=last).aggregate(**figures)
 
 
-def _active_users(
-    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date
-) -> dict[str, Any]:
-    """Distinct end users of each period from the per-user rows (a user active on many days,
-    or on many features, is one user)."""
-    return (
-        user_rows(org, filters)
-        .filter(date__gte=first, date__lte=last)
-        .aggregate(
-            cur_users=Count("end_user_id", distinct=True, filter=cur),
-            prev_users=Count("end_user_id", distinct=True, filter=prev),
-        )
+def _active_users(org: Organization, filters: dict[str, Any], periods: list[tuple[date, date]]) -> list[int]:
+    """Distinct end users active in each period: one index probe per end user and period on
+    the per-user rollups' (organization, end_user, date) index, so the cost follows the
+    number of end users, not the number of active user-days of a long range."""
+    feature_id = feature_pk(filters.get("feature"))
+    people = EndUser.objects.filter(
+        person_filter(age=filters.get("age"), gender=filters.get("gender"), prefix=""), organization=org
     )
+    counts: dict[str, Any] = {}
+    for i, (first, last) in enumerate(periods):
+        days: QuerySet[Any]
+        if feature_id is None:
+            days = DailyUserUsage.objects.filter(organization=org, end_user=OuterRef("pk"))
+        else:
+            days = DailyUserFeatureUsage.objects.filter(
+                organization=org, end_user=OuterRef("pk"), feature_id=feature_id
+            )
+        counts[f"p{i}"] = Count("pk", filter=Q(Exists(days.filter(date__gte=first, date__lte=last))))
+    totals = people.aggregate(**counts)
+    return [totals[f"p{i}"] or 0 for i in range(len(periods))]
 
 
 @cached
@@ -98,8 +104,7 @@ def usage_summary(org: Organization, start: date, end: date, filters: dict[str, 
     head = {"start": start, "end": end, "previous_start": prev_start, "previous_end": prev_end}
     cur, prev = _periods(start, end, prev_start, prev_end)
     t = _totals(org, filters, cur, prev, prev_start, end)
-    if not has_person_filter(filters):
-        t |= _active_users(org, filters, cur, prev, prev_start, end)
+    t["cur_users"], t["prev_users"] = _active_users(org, filters, [(start, end), (prev_start, prev_end)])
     tracked = _features_tracked(org, filters, cur, prev, prev_start, end)
     return head | {
         "total_events": _kpi(t["cur_events"] or 0, t["prev_events"] or 0),
