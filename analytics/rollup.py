@@ -1,5 +1,6 @@
-"""Daily rollups: raw events of one UTC day → DailyFeatureUsage, DailyOrgUsage and the
-per-user rows (DailyUserUsage, DailyUserFeatureUsage).
+"""Daily rollups: raw events of one UTC day → DailyFeatureUsage, DailyOrgUsage, the per-user
+rows (DailyUserUsage, DailyUserFeatureUsage) and, from those, the person segments
+(DailySegmentUsage).
 
 One `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE` per table, so the database does
 the aggregation and no event row crosses into Python; PostgreSQL and SQLite (≥ 3.24) both
@@ -25,7 +26,7 @@ from django.utils import timezone
 from telemetry.models import DirtyDay, UsageEvent
 from tenants.models import Organization
 
-from .models import DailyFeatureUsage, DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage
+from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,29 @@ ON CONFLICT (organization_id, feature_id, date, end_user_id) DO UPDATE SET
 """
 
 
+# The day's person segments, from the per-user rows just written and each end user's
+# profile: for all features (feature NULL) and per feature. The age bands are the filter's
+# (analytics.queries.filters.AGE_BANDS); an unknown age is the band "".
+_AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
+    WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
+_SEGMENT_SQL = f"""
+INSERT INTO analytics_dailysegmentusage (
+    organization_id, date, feature_id, age_band, gender, event_count, active_users, sessions,
+    total_session_duration, timed_events)
+SELECT r.organization_id, r.date, NULL, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
+WHERE r.organization_id = %s AND r.date = %s
+GROUP BY r.organization_id, r.date, {_AGE_BAND_SQL}, u.gender
+UNION ALL
+SELECT r.organization_id, r.date, r.feature_id, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
+WHERE r.organization_id = %s AND r.date = %s
+GROUP BY r.organization_id, r.date, r.feature_id, {_AGE_BAND_SQL}, u.gender
+"""
+
+
 def _session_key_sql() -> str:
     """What COUNT(DISTINCT …) counts for sessions. On PostgreSQL a 64-bit hash of the id:
     distinct-counting sorts, and sorting bigints costs half of sorting collated text (a
@@ -193,6 +217,10 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         DailyOrgUsage.objects.filter(**stale).delete()
         DailyUserUsage.objects.filter(**stale).delete()
         DailyUserFeatureUsage.objects.filter(**stale).delete()
+        # Segments are few per day: replaced whole, after the per-user rows are final.
+        DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
+        day_param = ops.adapt_datefield_value(day)
+        cursor.execute(_SEGMENT_SQL, [org_id, day_param, org_id, day_param])
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     _bump_generation([org_id])

@@ -11,6 +11,9 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, Q, QuerySet
 
+from tenants.models import Organization
+
+from ..models import DailySegmentUsage
 from .common import feature_pk
 
 _M = TypeVar("_M", bound=Model)
@@ -27,6 +30,23 @@ def person_filter(*, age: str | None = None, gender: str | None = None, prefix: 
     if gender:
         condition &= Q(**{f"{prefix}gender": gender})
     return condition
+
+
+def segment_filter(filters: Mapping[str, Any]) -> Q:
+    """The person filters on DailySegmentUsage rows (age band and gender as rolled up)."""
+    condition = Q()
+    if filters.get("age"):
+        condition &= Q(age_band=filters["age"])
+    if filters.get("gender"):
+        condition &= Q(gender=filters["gender"])
+    return condition
+
+
+def segment_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[DailySegmentUsage]:
+    """The segment rows answering `filters`: all features' rows, or the one feature's."""
+    feature_id = feature_pk(filters.get("feature"))
+    rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org)
+    return rows.filter(feature__isnull=True) if feature_id is None else rows.filter(feature_id=feature_id)
 
 
 def has_person_filter(filters: Mapping[str, Any]) -> bool:

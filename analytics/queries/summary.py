@@ -10,10 +10,10 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from telemetry.models import EndUser
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage
+from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
 from .common import change_pct, feature_pk, previous_period, session_average
-from .filters import filters_apply, has_person_filter, person_filter
+from .filters import filters_apply, has_person_filter, person_filter, segment_filter, segment_rows
 
 
 def _kpi(value: float, previous: float) -> dict[str, Any]:
@@ -35,13 +35,14 @@ def user_rows(org: Organization, filters: dict[str, Any]) -> QuerySet[DailyUserU
 def _features_tracked(
     org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date
 ) -> dict[str, Any]:
+    rows: QuerySet[Any]
+    feature_id = feature_pk(filters.get("feature"))
     if has_person_filter(filters):
-        rows: QuerySet[Any] = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters)
+        rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org, feature__isnull=False)
     else:
         rows = DailyFeatureUsage.objects.filter(organization=org, event_count__gt=0)
-        feature_id = feature_pk(filters.get("feature"))
-        if feature_id is not None:
-            rows = rows.filter(feature_id=feature_id)
+    if feature_id is not None:
+        rows = rows.filter(feature_id=feature_id)
     return rows.filter(date__gte=first, date__lte=last).aggregate(
         cur=Count("feature_id", distinct=True, filter=cur), prev=Count("feature_id", distinct=True, filter=prev)
     )
@@ -50,11 +51,11 @@ def _features_tracked(
 def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date) -> dict[str, Any]:
     """Events, sessions and session time of both periods: from the organisation or feature
     rollups (anonymous events included) unless a person filter applies, then from the
-    per-user rows."""
+    person segments' rows."""
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
     if has_person_filter(filters):
-        rows = user_rows(org, filters)
+        rows = segment_rows(org, filters)
     elif feature_id is None:
         rows = DailyOrgUsage.objects.filter(organization=org)
     else:
