@@ -61,6 +61,7 @@ VAR = ROOT / "var" / "bench" / "memory"
 DEMO_PASSWORD = "movielens-demo"
 DEMO_EMAIL = "admin@org-1.demo"
 CLIENT_THREADS = 4
+POOL_SETTLE_SECONDS = 5
 
 
 def stack_env() -> dict:
@@ -295,6 +296,9 @@ def measure(args, env, results) -> dict[int, int]:
             log(f"{name}: {args.requests} requests in {time.monotonic() - started:.1f} s, statuses {client.statuses}")
             if not insights:
                 run_hourly_rollup(env, log_path)
+                # A pool process the detectors left above CELERY_WORKER_MAX_MEMORY_PER_CHILD
+                # exits just after its task is logged; measure the worker once it has.
+                time.sleep(POOL_SETTLE_SECONDS)
                 log("the worker ran the hourly rollup and the anomaly hand-over")
             results["rounds"].append(
                 {
