@@ -242,10 +242,17 @@ def browser_login(page, live_server, user, password=PASSWORD):
     page.wait_for_load_state("networkidle")
 
 
-SCREENSHOT_DIR = os.path.join(os.path.dirname(__file__), "docs", "screenshots")
+def screenshot_dir() -> str:
+    """var/screenshots/ (ignored by git), so a test run never dirties the tree; with
+    UPDATE_SCREENSHOTS=1, docs/screenshots/, the committed copies the README shows."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        return os.path.join(here, "docs", "screenshots")
+    return os.path.join(here, "var", "screenshots")
 
 
 def screenshot(page, name):
-    """Save a full-page 1366-wide screenshot under docs/screenshots/ (committed for the README)."""
-    os.makedirs(SCREENSHOT_DIR, exist_ok=True)
-    page.screenshot(path=os.path.join(SCREENSHOT_DIR, f"{name}.png"), full_page=True)
+    """Save a full-page 1366-wide screenshot as `name`.png in `screenshot_dir()`."""
+    folder = screenshot_dir()
+    os.makedirs(folder, exist_ok=True)
+    page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)

@@ -8,7 +8,7 @@ Two detectors:
 
 - `outlier_features` — the replaced system's cross-sectional rule, kept for compatibility:
   per feature the vector [event_count, avg_session_duration, daily_active_users] over a
-  window, z-scored per column across features (scipy), L2 norm, features at or above the
+  window, z-scored per column across features, L2 norm, features at or above the
   90th percentile of the norms, ranked by norm. It always reports about a tenth of the
   features, so it is a ranking of unusual features, not an alarm.
 - `timeseries_anomalies` — per feature and metric, each day against a trailing,
@@ -119,21 +119,19 @@ def feature_vectors(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def outlier_scores(vectors: pd.DataFrame) -> pd.DataFrame:
-    """z-score each column across features (population σ, as scipy's default), L2 norm.
-    A column with no spread contributes zeros instead of NaN."""
-    # scipy.stats costs a process ~60 MB for this one function: imported here, so only the
-    # outlier rule and chart data load it, not every importer of the detectors.
-    from scipy import stats
-
+    """z-score each column across features (population σ, as the replaced system's
+    `scipy.stats.zscore` did; numpy alone, since scipy cost a process ~60 MB for this one
+    formula), L2 norm. A column with no spread contributes zeros instead of NaN."""
     values = vectors[list(OUTLIER_COLUMNS)].to_numpy(dtype=float)
     if len(values) == 0:
         return pd.DataFrame(columns=[*(f"z_{c}" for c in OUTLIER_COLUMNS), "norm"])
-    # A column with (numerically) no spread has no outliers: zeros, not scipy's NaN or its
-    # precision-loss warning on near-identical floats.
-    flat = values.std(axis=0) <= 1e-9 * np.maximum(1.0, np.abs(values.mean(axis=0)))
+    mean, spread = values.mean(axis=0), values.std(axis=0)
+    # A column with (numerically) no spread has no outliers: zeros, not NaN from dividing by
+    # a zero (or rounding-noise) σ.
+    flat = spread <= 1e-9 * np.maximum(1.0, np.abs(mean))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        z = stats.zscore(values, axis=0)
+        z = (values - mean) / spread
     z[:, flat] = 0.0
     z = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
     scores = pd.DataFrame(z, index=vectors.index, columns=[f"z_{c}" for c in OUTLIER_COLUMNS])

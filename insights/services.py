@@ -5,7 +5,7 @@ re-exported here, so callers import one module.
 Every function takes the organisation first; reads come from the rollup tables
 (`DailyFeatureUsage`, `DailyOrgUsage`), never from raw events.
 
-numpy, pandas and the detectors (scipy) are imported inside the functions that compute:
+numpy, pandas and the detectors are imported inside the functions that compute:
 the URLconf imports this module, and a web process should not carry ~150 MB of numeric
 libraries until a request actually asks for chart data (docs/decisions.md).
 """

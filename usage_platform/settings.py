@@ -207,10 +207,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 # KiB. A pool process that has grown past this when a task ends is replaced by a fresh fork:
-# the detectors load numpy, pandas and scipy (a child goes from ~90 to ~250 MB), so the next
+# the detectors load numpy and pandas (a child goes from ~80 to ~185 MB), so the next
 # hourly run pays ~2 s of imports again and the worker gives the memory back in between.
 # 0: never replace (prefork pool only).
-CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=200_000) or None
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=150_000) or None
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_TIMEZONE = "UTC"
 # django-celery-beat's database scheduler, touching a heartbeat file on every tick.

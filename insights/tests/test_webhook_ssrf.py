@@ -83,6 +83,23 @@ class Resolver:
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
+def public_address_unreachable(monkeypatch) -> list:
+    """Stands in for the Internet at PUBLIC (tests never leave the machine: see
+    usage_platform/pytest_plugin.py): a connect there is refused, as a firewall would, and
+    recorded. Connections to anything else go through."""
+    attempts = []
+    connect = socket.socket.connect
+
+    def refuse_public(sock, address):
+        if address[0] == PUBLIC:
+            attempts.append(address[:2])
+            raise ConnectionRefusedError(f"{PUBLIC} stands for the Internet in these tests")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", refuse_public)
+    return attempts
+
+
 @pytest.mark.parametrize("address", PRIVATE_FORMS)
 def test_private_forms_are_not_public(address):
     assert not outbound.address_is_public(address)
@@ -125,12 +142,13 @@ def test_dns_rebinding_never_reaches_loopback(monkeypatch, settings, org):
     the next lookup answers loopback. The signed POST must never reach the local server."""
     settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
     settings.WEBHOOK_MAX_ATTEMPTS = 1
+    internet = public_address_unreachable(monkeypatch)
     with StubServer([(200, {"ok": True}, 0)]) as receiver:
         resolver = Resolver(monkeypatch, {"rebind.example": [PUBLIC, PUBLIC, "127.0.0.1"]})
         url = f"http://rebind.example:{receiver.port}/hook"
         webhook = services.webhook_create(org, url=url, events=["export.daily"])
         # The first delivery connects to the public address it checked; whatever answers
-        # there (nothing, a timeout, a proxy) is not our server. The second one resolves
+        # there (here: a refusal, see public_address_unreachable) is not our server. The second one resolves
         # again, gets loopback and refuses it without connecting.
         services.webhook_enqueue(webhook, "export.daily", {"x": 1})
         services.webhook_enqueue(webhook, "export.daily", {"x": 2})
@@ -140,6 +158,7 @@ def test_dns_rebinding_never_reaches_loopback(monkeypatch, settings, org):
     assert second.error.startswith("refused") and second.status_code is None
     # One lookup for the check and one per delivery: the connection itself never resolves.
     assert resolver.lookups == ["rebind.example"] * 3
+    assert internet == [(PUBLIC, receiver.port)]  # the first delivery went to the checked address
 
 
 def test_pinned_delivery_sends_the_original_host(monkeypatch, settings, org):

@@ -1,8 +1,8 @@
 """The pages in a real browser (Playwright driving Debian's Chromium against the live test
 server): sign-in, the dashboard's figures against the API, filters that re-render through
 htmx without a page load, search-as-you-type, logout + back, access rules, and the
-1366×768 screenshots under docs/screenshots/. `browser_page` fails a test on any console
-error, page error, failed request or 5xx answer."""
+1366×768 screenshots (var/screenshots/, or docs/screenshots/ with UPDATE_SCREENSHOTS=1).
+`browser_page` fails a test on any console error, page error, failed request or 5xx answer."""
 
 import re
 from datetime import timedelta

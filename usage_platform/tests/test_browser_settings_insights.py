@@ -1,7 +1,7 @@
 """Settings and Insights pages in a real Chromium (Playwright) against the live test server.
 
 `browser_page` fails a test on any console error, failed request or 5xx. Screenshots at
-1366×768 go to docs/screenshots/ for the README.
+1366×768 go to var/screenshots/ (docs/screenshots/ for the README with UPDATE_SCREENSHOTS=1).
 """
 
 import subprocess
