@@ -19,7 +19,7 @@ from core.rate_limit import WindowRateThrottle
 
 from . import queries, services
 from . import serializers as s
-from .authentication import UserJWTAuthentication, tokens_for
+from .authentication import UserJWTAuthentication
 from .models import Role
 from .permissions import OrgAPIView
 
@@ -69,7 +69,7 @@ def _session(user):
     return {
         "user": s.MeSerializer(user).data,
         "organization": s.OrganizationSerializer(user.organization).data,
-        **tokens_for(user),
+        **services.auth_tokens_issue(user=user),
     }
 
 
@@ -103,7 +103,7 @@ class LoginView(ThrottledAuthView):
     def post(self, request):
         data = validated(s.LoginSerializer, request)
         user = services.auth_login(username=data["username"], password=data["password"], request=request._request)
-        return Response(tokens_for(user))
+        return Response(services.auth_tokens_issue(user=user))
 
 
 class RefreshView(PublicAuthView):
