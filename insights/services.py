@@ -1,6 +1,5 @@
 """Insights services: anomaly detection runs, anomaly reads and status changes, chart data,
-alerts and the daily export. Webhook CRUD and delivery live in `insights.webhooks` and are
-re-exported here, so callers import one module.
+alerts and the daily export. Webhook CRUD and delivery live in `insights.webhooks`.
 
 Every function takes the organisation first; reads come from the rollup tables
 (`DailyFeatureUsage`, `DailyOrgUsage`), never from raw events.
@@ -28,17 +27,7 @@ from core.rows import row_update
 from tenants.models import Organization, Role, User
 
 from .models import Anomaly
-from .webhooks import (  # noqa: F401  (re-exported: the service surface of this app)
-    url_check,
-    webhook_create,
-    webhook_delete,
-    webhook_deliveries,
-    webhook_enqueue,
-    webhook_get,
-    webhook_list,
-    webhook_update,
-    webhooks_for_event,
-)
+from .webhooks import webhook_enqueue, webhooks_for_event
 
 if TYPE_CHECKING:
     import pandas as pd
