@@ -7,8 +7,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from core.api import ERROR, int_query
+from core.api import int_query
 from core.csv_export import csv_render
+from core.openapi import ERROR
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 

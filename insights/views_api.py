@@ -6,7 +6,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from core.api import ERROR, int_query, list_schema, no_content, validated
+from core.api import int_query, list_schema, no_content, validated
+from core.openapi import ERROR
 from core.pagination import paginate, paginated_schema, pagination_parameters
 from tenants.models import Role
 from tenants.permissions import OrgAPIView

@@ -10,9 +10,10 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from core.api import ERROR, declared_length, list_schema, no_content, validated
+from core.api import declared_length, list_schema, no_content, validated
 from core.client_address import address_bucket, client_address
 from core.exceptions import Forbidden, PayloadTooLarge
+from core.openapi import ERROR
 from core.pagination import paginate
 from core.parsers import JSONParser
 from core.rate_limit import WindowRateThrottle
