@@ -9,11 +9,12 @@ from datetime import date, timedelta
 
 from celery import shared_task
 
+from core.days import today
 from core.task_queue import task_send_on_commit
 from tenants.models import Organization
 
 from . import queries, rollup
-from .params import DEFAULT_RANGE_DAYS, today
+from .params import DEFAULT_RANGE_DAYS
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage
-from analytics.params import parse_id
 from core.exceptions import DomainError, NotFound
+from core.query_params import parse_id
 from tenants.models import Organization
 
 from .params import PREDICTION_MAX_DAYS, PREDICTION_MIN_DAYS

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import connection
 
 from analytics import queries
-from analytics.params import today
 from analytics.queries.common import week_monday
+from core.days import today
 
 pytestmark = [
     pytest.mark.django_db,

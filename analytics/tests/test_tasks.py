@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from analytics import tasks
 from analytics.models import DailyOrgUsage
-from analytics.params import today
 from core import task_queue
+from core.days import today
 from core.testing import celery_worker
 from telemetry.models import DirtyDay
 from usage_platform.celery import app
