@@ -19,11 +19,11 @@ from core.query_params import (
     filters_supported,
     optional_date,
     parse_date,
-    parse_id,
     parse_int,
     query_text,
     range_check,
 )
+from telemetry.queries import feature_find
 
 if TYPE_CHECKING:
     from telemetry.models import Feature
@@ -95,15 +95,7 @@ def summary_filters(org: Organization, query: Query) -> dict[str, Any]:
 
 def feature_ref(org: Organization, raw: str, field: str = "feature") -> Feature:
     """A feature of `org` by id or key; an unknown or foreign one is a 400 on `field`."""
-    from telemetry.models import Feature
-
-    qs = Feature.objects.filter(organization=org)
-    feature = None
-    pk = parse_id(raw)
-    if pk is not None:
-        feature = qs.filter(pk=pk).first()
-    if feature is None:
-        feature = qs.filter(key=raw).first()
+    feature = feature_find(org, raw)
     if feature is None:
         fail(field, "Unknown feature.")
     return feature

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Abs
 from django.utils import timezone
 
+from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
@@ -61,14 +62,6 @@ def _rollup_frame(
         rows = rows.filter(feature_id__in=list(feature_ids))
     frame = pd.DataFrame.from_records(rows.values_list(*ROLLUP_COLUMNS).order_by(), columns=ROLLUP_COLUMNS)
     return frame
-
-
-def last_complete_day(org: Organization) -> date | None:
-    """The latest rolled-up day before today: today's rollup is partial and would look like
-    a drop on every feature."""
-    yesterday = timezone.now().date() - timedelta(days=1)
-    last = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
-    return last
 
 
 # --- Detection --------------------------------------------------------------------------
@@ -157,7 +150,7 @@ def anomalies_detect(org: Organization, *, end: date | None = None, days: int = 
     from . import detectors
 
     if end is None:
-        end = last_complete_day(org)
+        end = analytics_queries.last_complete_day(org)
         if end is None:
             return []
     start = end - timedelta(days=days - 1)
