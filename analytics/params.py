@@ -23,6 +23,7 @@ from core.query_params import (
     query_text,
     range_check,
 )
+from telemetry.models import EndUser
 from telemetry.queries import feature_find
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ DEFAULT_RANGE_DAYS = 30
 METRICS = ("events", "active_users", "avg_session_duration")
 INTERVALS = ("day", "week")
 AGE_BANDS = ("<18", "18-40", ">40")
-GENDERS = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 USER_SORTS = (
     "events",
     "-events",
@@ -117,9 +117,9 @@ def timeseries_params(org: Organization, query: Query) -> dict[str, Any]:
         fail("age", f"Choose one of: {', '.join(AGE_BANDS)}.")
     gender = query_text(query, "gender")
     if gender is not None:
-        if gender.lower() not in GENDERS:
+        gender = EndUser.gender_code(gender)
+        if gender is None:
             fail("gender", "Choose one of: F, M, O.")
-        gender = GENDERS[gender.lower()]
     feature = None
     by_key, by_id = query_text(query, "feature"), query_text(query, "feature_id")
     if by_key and by_id:
