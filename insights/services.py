@@ -25,6 +25,7 @@ from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
+from telemetry.models import Feature
 from tenants.models import Organization, Role, User
 
 from .models import Anomaly
@@ -32,8 +33,6 @@ from .webhooks import webhook_enqueue, webhooks_for_event
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from telemetry.models import Feature
 
     from .detectors import Finding
 
@@ -242,8 +241,6 @@ def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> 
     vectors = detectors.feature_vectors(frame)
     scores = detectors.outlier_scores(vectors)
     threshold = float(np.percentile(scores["norm"], 90))
-    from telemetry.models import Feature
-
     names = dict(
         (fid, (key, name))
         for fid, key, name in Feature.objects.filter(organization=org, pk__in=list(vectors.index)).values_list(
