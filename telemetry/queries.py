@@ -2,11 +2,12 @@
 references people and SDKs use for them."""
 
 from core.query_params import parse_id
+from tenants.models import Organization
 
 from .models import Feature
 
 
-def feature_find(org, ref, *, by_key: bool = True) -> Feature | None:
+def feature_find(org: Organization, ref: object, *, by_key: bool = True) -> Feature | None:
     """The feature of `org` whose id is `ref` (an int or ASCII digits), else, with `by_key`,
     whose key is `ref` (a key may be digits too: "2024" is a key before it is an unknown id).
     None when neither matches; another organisation's feature is never found."""
