@@ -11,7 +11,6 @@ from rest_framework.test import APIClient
 from core.redis_backoff import redis_backoff_reset
 from telemetry.services import durability, storage
 from tenants import services as tenant_services
-from tenants.authentication import tokens_for
 from tenants.models import Role, User
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,7 +71,7 @@ def make_member(org, role, email=None):
 
 def client_for(user):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_for(user)['access_token']}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_services.auth_tokens_issue(user=user)['access_token']}")
     return client
 
 

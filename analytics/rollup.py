@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, overload
 
 from django.core.cache import cache
@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from core.days import day_start
 from telemetry.models import DirtyDay, UsageEvent
 from tenants.models import Organization
 
@@ -110,8 +111,8 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
     """Recompute `day` (a UTC day) for one organisation (an Organization or its id) or all.
     Returns the number of rollup rows written (feature rows + organisation rows)."""
     org_id = _org_id(org)
-    start = _day_start(day)
-    end = _day_start(day + timedelta(days=1))
+    start = day_start(day)
+    end = day_start(day + timedelta(days=1))
     ops = connection.ops
     now = timezone.now()
     stamps: list[Any] = [
@@ -148,10 +149,6 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     _bump_generation([org_id] if org_id is not None else _org_ids_for(day))
     return max(written, 0)
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def _org_ids_for(day: date) -> list[int]:

@@ -7,8 +7,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from core.api import ERROR, int_query
+from core.api import int_query
 from core.csv_export import csv_render
+from core.openapi import ERROR
+from core.query_params import MAX_RANGE_DAYS
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
@@ -141,7 +143,7 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
     @extend_schema(
         summary="Per end user activity (members: their own)",
         parameters=[
-            int_query("days", minimum=1, maximum=params.MAX_RANGE_DAYS, description="look-back in days (default 30)"),
+            int_query("days", minimum=1, maximum=MAX_RANGE_DAYS, description="look-back in days (default 30)"),
             OpenApiParameter("search", OpenApiTypes.STR, description="external id or e-mail contains"),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.USER_SORTS)),
             int_query("page", minimum=1, maximum=params.MAX_PAGE),

@@ -12,10 +12,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Avg, Max, Sum
+from django.db.models import Avg, Sum
 from django.utils import timezone
 
+from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
+from core.days import today
 from tenants.models import Organization
 
 from .models import Anomaly, Insight
@@ -40,14 +42,11 @@ def _pct(current: float, previous: float) -> float | None:
 def narrative_numbers(org: Organization, *, end: date | None = None) -> dict[str, Any]:
     """The facts the narrative is about: the last PERIOD_DAYS days against the ones before."""
     if end is None:
-        # The last complete day: today's rollup is partial and would read as a decline.
-        yesterday = timezone.now().date() - timedelta(days=1)
-        end = DailyOrgUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
-        if end is None:
-            end = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))[
-                "last"
-            ]
-        end = end or yesterday
+        end = (
+            analytics_queries.last_complete_day(org, rollup=DailyOrgUsage)
+            or analytics_queries.last_complete_day(org)
+            or today() - timedelta(days=1)
+        )
     start = end - timedelta(days=PERIOD_DAYS - 1)
     prev_start, prev_end = start - timedelta(days=PERIOD_DAYS), start - timedelta(days=1)
 

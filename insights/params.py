@@ -1,14 +1,15 @@
 """Query-string parsing for the insights API and pages: a mapping in, validated keyword
 arguments for the service functions out; bad input raises DomainError naming the field.
 
-Dates, integers, "today" and the two-year cap are `analytics.params`' own, so both APIs
-refuse the same input with the same messages."""
+Dates, integers, "today" and the two-year cap are `core.query_params`' and `core.days`', as
+analytics' are, so both APIs refuse the same input with the same messages."""
 
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from analytics.params import (
+from core.days import today
+from core.query_params import (
     Query,
     fail,
     filters_supported,
@@ -17,7 +18,6 @@ from analytics.params import (
     parse_int,
     query_text,
     range_check,
-    today,
 )
 
 from .models import Anomaly

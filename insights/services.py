@@ -1,6 +1,5 @@
 """Insights services: anomaly detection runs, anomaly reads and status changes, chart data,
-alerts and the daily export. Webhook CRUD and delivery live in `insights.webhooks` and are
-re-exported here, so callers import one module.
+alerts and the daily export. Webhook CRUD and delivery live in `insights.webhooks`.
 
 Every function takes the organisation first; reads come from the rollup tables
 (`DailyFeatureUsage`, `DailyOrgUsage`), never from raw events.
@@ -18,32 +17,22 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Abs
 from django.utils import timezone
 
+from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
+from telemetry.models import Feature
 from tenants.models import Organization, Role, User
 
 from .models import Anomaly
-from .webhooks import (  # noqa: F401  (re-exported: the service surface of this app)
-    url_check,
-    webhook_create,
-    webhook_delete,
-    webhook_deliveries,
-    webhook_enqueue,
-    webhook_get,
-    webhook_list,
-    webhook_update,
-    webhooks_for_event,
-)
+from .webhooks import webhook_enqueue, webhooks_for_event
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from telemetry.models import Feature
 
     from .detectors import Finding
 
@@ -72,14 +61,6 @@ def _rollup_frame(
         rows = rows.filter(feature_id__in=list(feature_ids))
     frame = pd.DataFrame.from_records(rows.values_list(*ROLLUP_COLUMNS).order_by(), columns=ROLLUP_COLUMNS)
     return frame
-
-
-def last_complete_day(org: Organization) -> date | None:
-    """The latest rolled-up day before today: today's rollup is partial and would look like
-    a drop on every feature."""
-    yesterday = timezone.now().date() - timedelta(days=1)
-    last = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
-    return last
 
 
 # --- Detection --------------------------------------------------------------------------
@@ -168,7 +149,7 @@ def anomalies_detect(org: Organization, *, end: date | None = None, days: int = 
     from . import detectors
 
     if end is None:
-        end = last_complete_day(org)
+        end = analytics_queries.last_complete_day(org)
         if end is None:
             return []
     start = end - timedelta(days=days - 1)
@@ -260,8 +241,6 @@ def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> 
     vectors = detectors.feature_vectors(frame)
     scores = detectors.outlier_scores(vectors)
     threshold = float(np.percentile(scores["norm"], 90))
-    from telemetry.models import Feature
-
     names = dict(
         (fid, (key, name))
         for fid, key, name in Feature.objects.filter(organization=org, pk__in=list(vectors.index)).values_list(

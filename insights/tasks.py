@@ -8,7 +8,6 @@ import logging
 from datetime import date, timedelta
 
 from celery import shared_task
-from django.conf import settings
 from django.utils import timezone
 
 from tenants.models import Organization
@@ -43,28 +42,36 @@ def after_rollup(org_id: int, dates=None) -> dict:
     return {"anomalies": len(created), "alerts": sent["anomalies"]}
 
 
-@shared_task(bind=True, name="insights.deliver_webhook", acks_late=True, time_limit=120, soft_time_limit=100)
-def deliver_webhook(self, webhook_id: int, event: str, payload: dict, attempt: int = 1, delivery_id: str = ""):
-    """One delivery attempt (one WebhookDelivery row); a transient failure schedules the
-    next attempt after 30 s, 60 s, 120 s, … up to WEBHOOK_MAX_ATTEMPTS."""
+@shared_task(name=webhooks.DELIVER_TASK, acks_late=True, time_limit=120, soft_time_limit=100)
+def deliver_webhook(webhook_id: int, event: str, payload: dict, attempt: int = 1, delivery_id: str = "") -> dict:
+    """One delivery attempt (one WebhookDelivery row); a transient failure sends the next
+    attempt, due after 30 s, 60 s, 120 s, … (webhook_deliver stops at WEBHOOK_MAX_ATTEMPTS).
+    The next attempt is a new message rather than Celery's retry, which under eager mode
+    with propagation raises into the caller instead of trying again: one path for a worker
+    and an eager run alike."""
     webhook = Webhook.objects.filter(pk=webhook_id, active=True).first()
     if webhook is None:
         return {"delivered": False, "reason": "webhook inactive or deleted"}
     delivery, retry = webhooks.webhook_deliver(webhook, event, payload, attempt=attempt, delivery_id=delivery_id)
     if retry:
-        kwargs = {
-            "webhook_id": webhook_id,
-            "event": event,
-            "payload": payload,
-            "attempt": attempt + 1,
-            "delivery_id": delivery_id,
-        }
-        if self.request.is_eager:
-            # Eager mode (tests, a demo without a worker) has no queue to wait in, and an
-            # eager retry with propagation re-raises Retry into the caller: try again now.
-            return self.apply(kwargs=kwargs).result
-        raise self.retry(
-            kwargs=kwargs, countdown=webhooks.backoff_seconds(attempt), max_retries=settings.WEBHOOK_MAX_ATTEMPTS
+        next_in = webhooks.backoff_seconds(attempt)
+        logger.info(
+            "webhook %s: attempt %s failed (%s); attempt %s in %s s",
+            webhook_id,
+            attempt,
+            delivery.error,
+            attempt + 1,
+            next_in,
+        )
+        deliver_webhook.apply_async(
+            kwargs={
+                "webhook_id": webhook_id,
+                "event": event,
+                "payload": payload,
+                "attempt": attempt + 1,
+                "delivery_id": delivery_id,
+            },
+            countdown=next_in,
         )
     return {"delivered": delivery.delivered_at is not None, "attempt": attempt, "status_code": delivery.status_code}
 

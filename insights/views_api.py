@@ -6,12 +6,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from core.api import ERROR, int_query, list_schema, no_content, validated
+from core.api import int_query, list_schema, no_content, validated
+from core.openapi import ERROR
 from core.pagination import paginate, paginated_schema, pagination_parameters
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
-from . import narrative, params, services
+from . import narrative, params, services, webhooks
 from .models import Anomaly, Webhook
 
 TAGS = ["insights"]
@@ -284,7 +285,7 @@ class WebhookListView(OrgAPIView):
         tags=["webhooks"],
     )
     def get(self, request):
-        return paginate(request, services.webhook_list(self.org), WebhookSerializer, view=self)
+        return paginate(request, webhooks.webhook_list(self.org), WebhookSerializer, view=self)
 
     @extend_schema(
         request=WebhookInputSerializer,
@@ -294,7 +295,7 @@ class WebhookListView(OrgAPIView):
     )
     def post(self, request):
         data = validated(WebhookInputSerializer, request)
-        webhook = services.webhook_create(self.org, url=data["url"], events=data["events"], active=data["active"])
+        webhook = webhooks.webhook_create(self.org, url=data["url"], events=data["events"], active=data["active"])
         return Response(WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
 
 
@@ -303,7 +304,7 @@ class WebhookDetailView(OrgAPIView):
 
     @extend_schema(responses={200: WebhookSerializer, 404: ERROR}, summary="One webhook", tags=["webhooks"])
     def get(self, request, webhook_id):
-        return Response(WebhookSerializer(services.webhook_get(self.org, webhook_id)).data)
+        return Response(WebhookSerializer(webhooks.webhook_get(self.org, webhook_id)).data)
 
     @extend_schema(
         request=WebhookUpdateSerializer,
@@ -313,12 +314,12 @@ class WebhookDetailView(OrgAPIView):
     )
     def patch(self, request, webhook_id):
         data = validated(WebhookUpdateSerializer, request, partial=True)
-        webhook = services.webhook_update(self.org, webhook_id, **data)
+        webhook = webhooks.webhook_update(self.org, webhook_id, **data)
         return Response(WebhookSerializer(webhook).data)
 
     @extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete a webhook", tags=["webhooks"])
     def delete(self, request, webhook_id):
-        services.webhook_delete(self.org, webhook_id)
+        webhooks.webhook_delete(self.org, webhook_id)
         return no_content()
 
 
@@ -334,5 +335,5 @@ class WebhookDeliveryListView(OrgAPIView):
     )
     def get(self, request, webhook_id):
         return paginate(
-            request, services.webhook_deliveries(self.org, webhook_id), WebhookDeliverySerializer, view=self
+            request, webhooks.webhook_deliveries(self.org, webhook_id), WebhookDeliverySerializer, view=self
         )

@@ -8,9 +8,9 @@ from typing import Any
 
 from django.db import connection
 
+from core.days import today
 from tenants.models import Organization
 
-from ..params import today
 from .cache import cached
 from .common import bounds, day_number_sql, db_datetime, percent, week_monday
 

@@ -7,12 +7,13 @@ from typing import Any
 
 from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
 
+from core.days import day_start
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailyOrgUsage
 from .cache import cached
-from .common import bounds, change_pct, day_start, feature_pk, previous_period, raw_events, rounded, session_average
+from .common import bounds, change_pct, feature_pk, previous_period, raw_events, rounded, session_average
 
 
 def _distinct_users(org: Organization, start: date, end: date, feature_id: int | None = None) -> int:

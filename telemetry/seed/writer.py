@@ -14,8 +14,8 @@ from tenants.models import Organization, Role, User
 
 from ..models import Feature
 from ..services import storage
+from .dataset import MovieLensData
 from .events import EventPlan, end_user_external_id, feature_key
-from .sources import MovieLensData
 
 DEMO_PASSWORD = "movielens-demo"
 CHUNK = 5000

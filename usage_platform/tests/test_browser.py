@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from analytics.params import today
 from analytics.tests.pages_data import usage_make
 from conftest import browser_login, client_for, screenshot, wait_until
+from core.days import today
 from telemetry.models import Feature
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

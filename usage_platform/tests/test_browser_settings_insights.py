@@ -11,6 +11,7 @@ import pytest
 
 from conftest import PASSWORD, browser_login, make_member, screenshot, wait_until
 from insights import services as insight_services
+from insights import webhooks as insight_webhooks
 from insights.models import Anomaly, WebhookDelivery
 from insights.tests.helpers import features_make, rollups_make, yesterday
 from telemetry.models import UsageEvent
@@ -207,7 +208,7 @@ def test_settings_organisation_and_webhooks(browser_page, live_server, admin_use
     secret = page.locator("[data-testid=new-webhook-secret]")
     secret.wait_for()
     assert secret.inner_text().startswith("whsec_")
-    webhook = insight_services.webhook_list(org).get()
+    webhook = insight_webhooks.webhook_list(org).get()
     assert sorted(webhook.events) == ["anomaly.created", "export.daily"]
     WebhookDelivery.objects.create(
         webhook=webhook, event="anomaly.created", status_code=200, delivered_at=webhook.created_at
@@ -227,7 +228,7 @@ def test_settings_organisation_and_webhooks(browser_page, live_server, admin_use
     assert webhook.active is False
     page.click("[data-testid=webhook] button:has-text('Delete')")
     page.wait_for_selector("text=No webhooks yet")
-    assert not insight_services.webhook_list(org).exists()
+    assert not insight_webhooks.webhook_list(org).exists()
 
 
 def test_analyst_gets_403_page_on_settings(page, live_server, org):

@@ -83,3 +83,15 @@ def test_the_hidden_extras_still_import_for_whoever_needs_them():
         "psycopg",
         "requests",
     ]
+
+
+def test_every_django_process_registers_the_tasks_sent_by_name():
+    # Services send tasks by name after the commit (core.task_queue); eager mode runs a name
+    # in place only where its task is registered, so every app's ready() registers its tasks.
+    body = (
+        "import django\ndjango.setup()\n"
+        "from usage_platform.celery import app\n"
+        "names = {'insights.deliver_webhook', 'insights.after_rollup', 'analytics.rollup_today'}\n"
+        "assert names <= set(app.tasks), sorted(app.tasks)"
+    )
+    assert loaded_after(body) == []
