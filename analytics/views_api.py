@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from core.api import ERROR, int_query
 from core.csv_export import csv_render
+from core.db_routing import ReplicaReadsMixin
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
@@ -42,7 +43,10 @@ FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]
 BAD_INPUT = ERROR
 
 
-class AnalyticsView(OrgAPIView):
+class AnalyticsView(ReplicaReadsMixin, OrgAPIView):
+    """GETs (and their CSV exports) read from the replica when there is one; POST
+    aggregate/run writes on the primary, and the figures read after it come from there too."""
+
     default_role = Role.ANALYST
 
 
