@@ -71,7 +71,7 @@ class ReadScope:
 
 
 @dataclass
-class _RequestWrites:
+class _Writes:
     wrote: bool = False
 
 
@@ -85,7 +85,6 @@ class _ReplicaState:
 
 
 _scope: ContextVar[ReadScope | None] = ContextVar("db_read_scope", default=None)
-_request_writes: ContextVar[_RequestWrites | None] = ContextVar("db_request_writes", default=None)
 _state = _ReplicaState()
 
 
@@ -116,7 +115,7 @@ def _replica_failed(exc: Exception) -> None:
     if _state.down_since is None:
         _state.down_since = now
         logger.warning(
-            "read replica unreachable, reads go to the primary; not tried again for %.0f s (%s)",
+            "read replica unreachable, reads go to the primary; not tried again for %g s (%s)",
             retry,
             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
         )
@@ -220,6 +219,22 @@ def _decide(scope: ReadScope) -> str:
 
 # --- Scopes -------------------------------------------------------------------------------------
 
+# What the primary is asked to change. Watched in the SQL rather than in the router's
+# db_for_write, which Django also asks when a foreign key is merely assigned to an unsaved
+# instance, and which raw SQL (the rollups) never asks.
+_WRITE_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "MERGE")
+
+
+def _note_writes(holder: ReadScope | _Writes) -> Callable:
+    """An execute wrapper on the primary's connection: sets `holder.wrote` at the first write."""
+
+    def wrapper(execute, sql, params, many, context):
+        if not holder.wrote and sql.lstrip()[:6].upper().startswith(_WRITE_STATEMENTS):
+            holder.wrote = True
+        return execute(sql, params, many, context)
+
+    return wrapper
+
 
 def _watch(scope: ReadScope) -> Callable:
     """An execute wrapper on the replica's connection: remembers a failure that is the
@@ -246,6 +261,7 @@ def replica_reads(*, org_id: int | None = None, user_id: int | None = None) -> I
         with ExitStack() as stack:
             if replica_enabled():
                 stack.enter_context(connections[REPLICA].execute_wrapper(_watch(scope)))
+                stack.enter_context(connections[PRIMARY].execute_wrapper(_note_writes(scope)))
             yield scope
     finally:
         _scope.reset(token)
@@ -292,6 +308,11 @@ def replica_reads_run(fn: Callable[[], T], *, org_id: int | None = None, user_id
         return fn()
 
 
+def _replica_failed_in_scope() -> bool:
+    scope = _scope.get()
+    return scope is not None and scope.replica_failure is not None and not scope.wrote
+
+
 def read_alias() -> str:
     """The alias the current scope reads from, for raw SQL (`connections[read_alias()]`)."""
     return ReplicaRouter().db_for_read(None)
@@ -313,12 +334,6 @@ class ReplicaRouter:
         return scope.alias
 
     def db_for_write(self, model: Any, **hints: Any) -> str:
-        scope = _scope.get()
-        if scope is not None:
-            scope.wrote = True
-        writes = _request_writes.get()
-        if writes is not None:
-            writes.wrote = True
         return PRIMARY
 
     def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool | None:
@@ -349,6 +364,13 @@ class ReplicaReadsMixin:
         if org is not None:
             replica_reads_bind(org_id=org.pk, user_id=getattr(request.user, "pk", None))
 
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        # The replica's failure goes up to `replica_reads_run`, which reads again on the
+        # primary, instead of becoming a 503 (and a log line) here.
+        if isinstance(exc, DatabaseError) and _replica_failed_in_scope():
+            raise exc
+        return super().handle_exception(exc)  # type: ignore[misc]
+
 
 class PrimaryPinMiddleware:
     """A request that wrote to the database pins its user's scoped reads to the primary until
@@ -360,12 +382,9 @@ class PrimaryPinMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not replica_enabled():
             return self.get_response(request)
-        writes = _RequestWrites()
-        token = _request_writes.set(writes)
-        try:
+        writes = _Writes()
+        with connections[PRIMARY].execute_wrapper(_note_writes(writes)):
             response = self.get_response(request)
-        finally:
-            _request_writes.reset(token)
         if writes.wrote:
             # DRF sets the user it authenticated (JWT) on the Django request too; an API key's
             # principal has no id and nothing to read back.
