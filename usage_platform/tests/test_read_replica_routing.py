@@ -9,7 +9,6 @@ Routing is on only here (conftest.py turns it off for every other test); these t
 
 import logging
 import time
-from contextlib import contextmanager
 
 import pytest
 from django.core.cache import cache
@@ -23,7 +22,7 @@ from analytics.tests.pages_data import usage_make
 from conftest import PASSWORD, client_for
 from core import db_routing
 from core.db_routing import PRIMARY, REPLICA
-from core.testing import page_client
+from core.testing import page_client, queries_by_alias
 from insights import narrative
 from insights import tasks as insight_tasks
 from insights.models import Anomaly
@@ -46,21 +45,8 @@ API_READS = [
 PAGES = ["analytics:dashboard", "analytics:features", "analytics:users", "insights:index"]
 
 
-@contextmanager
 def served():
-    """{alias: [SQL, …]} of every query each alias ran inside the block (failed ones too)."""
-    record = {PRIMARY: [], REPLICA: []}
-
-    def recorder(alias):
-        def wrapper(execute, sql, params, many, context):
-            record[alias].append(sql)
-            return execute(sql, params, many, context)
-
-        return wrapper
-
-    with connections[PRIMARY].execute_wrapper(recorder(PRIMARY)):
-        with connections[REPLICA].execute_wrapper(recorder(REPLICA)):
-            yield record
+    return queries_by_alias(PRIMARY, REPLICA)
 
 
 def figures(queries):
