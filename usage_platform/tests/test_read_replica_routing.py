@@ -39,10 +39,19 @@ API_READS = [
     "/api/v1/analytics/timeseries?metric=active_users",
     "/api/v1/analytics/top-users",
     "/api/v1/analytics/users/user-001",
+    "/api/v1/analytics/retention",  # raw SQL, on the scope's connection
+    "/api/v1/analytics/funnel?steps=search,export",
     "/api/v1/ai/anomalies",
     "/api/v1/ai/chart-data",
 ]
-PAGES = ["analytics:dashboard", "analytics:features", "analytics:users", "insights:index"]
+PAGES = [
+    "analytics:dashboard",
+    "analytics:features",
+    "analytics:users",
+    "analytics:retention",
+    "analytics:funnels?steps=search,export",
+    "insights:index",
+]
 
 
 def served():
@@ -101,7 +110,8 @@ def test_the_figures_api_reads_on_the_replica_and_authenticates_on_the_primary(u
 def test_the_figures_pages_read_on_the_replica(usage, analyst_user, name):
     client = page_client(analyst_user)
     with served() as record:
-        response = client.get(reverse(name))
+        name, _, query = name.partition("?")
+        response = client.get(f"{reverse(name)}?{query}")
     assert response.status_code == 200
     assert figures(record[REPLICA]), record
     assert figures(record[PRIMARY]) == []
