@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from core import db_routing
-from core.db_routing import MARK_KEY, NO_POSITION, PRIMARY, REPLICA, ReplicaRouter, lsn_number, replica_reads
+from core.db_routing import MARK_KEY, NO_POSITION, PRIMARY, REPLICA, ReplicaRouter, lsn_number, replica, replica_reads
 from core.testing import settings_load
 
 router = ReplicaRouter()
@@ -78,7 +78,7 @@ class TestScopes:
             assert read_alias() == REPLICA
 
     def test_a_position_the_replica_is_known_to_have_replayed_needs_no_query(self, django_assert_num_queries):
-        db_routing._state.replayed = lsn_number("5/0")
+        replica.STATE.replayed = lsn_number("5/0")
         cache.set(MARK_KEY.format(kind="org", id=3), lsn_number("4/FF"), 60)
         with replica_reads(org_id=3):
             with django_assert_num_queries(0, connection=connections[REPLICA]):

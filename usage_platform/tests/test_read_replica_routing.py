@@ -248,7 +248,7 @@ def test_an_unreachable_replica_sends_reads_to_the_primary_logged_once_until_it_
 
 def test_the_replica_back_is_used_again_and_logged_once(usage, analyst_client, settings, caplog):
     settings.DATABASE_REPLICA_RETRY_SECONDS = 0.2
-    db_routing._replica_failed(OperationalError("connection refused"))
+    db_routing.replica_failed(OperationalError("connection refused"))
     assert db_routing.replica_resting()
     time.sleep(0.25)
     caplog.set_level(logging.WARNING, logger="core.db_routing")
