@@ -60,7 +60,12 @@ def _decide(scope: ReadScope) -> str:
         positions = list(cache.get_many(mark_keys(scope.org_id, scope.user_id)).values())
         if positions and (NO_POSITION in positions or not replica_has(max(positions))):
             return PRIMARY
-        connections[REPLICA].ensure_connection()
+        # Django's per-request health check of a kept connection, done here rather than at the
+        # first cursor: a replica that went away since the last request fails now, while the
+        # primary can still take the scope, not inside a query.
+        replica = connections[REPLICA]
+        replica.close_if_health_check_failed()
+        replica.ensure_connection()
     except (OperationalError, InterfaceError) as exc:
         replica_failed(exc)
         return PRIMARY
