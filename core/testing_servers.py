@@ -20,7 +20,7 @@ import uuid as uuid_lib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import redis
@@ -207,12 +207,14 @@ class PostgresCluster:
         with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql)
 
-    def fetch_value(self, sql: str, dbname: str = "postgres"):
+    def fetch_value(self, sql: str, dbname: str = "postgres") -> Any:
         """The first column of the first row of `sql`."""
         import psycopg
 
         with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5) as conn:
-            return conn.execute(sql).fetchone()[0]
+            row = conn.execute(sql).fetchone()
+            assert row is not None, sql
+            return row[0]
 
     # A standby's side of streaming replication.
 

@@ -9,7 +9,6 @@ from typing import Any
 from django.db import connection, connections
 
 from core.db_routing import read_alias
-
 from tenants.models import Organization
 
 from ..params import today

@@ -81,10 +81,10 @@ def _decide(scope: ReadScope) -> str:
 _WRITE_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "MERGE")
 
 
-def _note_writes(holder: ReadScope | _Writes) -> Callable:
+def _note_writes(holder: ReadScope | _Writes) -> Callable[..., Any]:
     """An execute wrapper on the primary's connection: sets `holder.wrote` at the first write."""
 
-    def wrapper(execute, sql, params, many, context):
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         if not holder.wrote and sql.lstrip()[:6].upper().startswith(_WRITE_STATEMENTS):
             holder.wrote = True
         return execute(sql, params, many, context)
@@ -92,11 +92,11 @@ def _note_writes(holder: ReadScope | _Writes) -> Callable:
     return wrapper
 
 
-def _watch(scope: ReadScope) -> Callable:
+def _watch(scope: ReadScope) -> Callable[..., Any]:
     """An execute wrapper on the replica's connection: remembers a failure that is the
     replica's (connection lost, recovery conflict), not a timeout the primary would share."""
 
-    def wrapper(execute, sql, params, many, context):
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         try:
             return execute(sql, params, many, context)
         except (OperationalError, InterfaceError) as exc:
