@@ -8,6 +8,7 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
+from core.db_routing import replica_state_reset
 from core.redis_backoff import redis_backoff_reset
 from telemetry.services import durability, storage
 from tenants import services as tenant_services
@@ -35,6 +36,11 @@ def _isolated_settings(settings, tmp_path):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.GEMINI_API_KEY = ""
     settings.PASSWORD_HASHERS = ["core.test_hashers.FastArgon2PasswordHasher"]
+    # The test database exists only on the primary, and a transaction-wrapped test's rows are
+    # invisible to a second connection: reads stay on the primary (the "replica" alias is a
+    # mirror of it), except in the tests that turn routing on (core.db_routing's tests).
+    settings.DATABASE_READ_REPLICA = False
+    replica_state_reset()
     from usage_platform.celery import app
 
     app.conf.task_always_eager = True

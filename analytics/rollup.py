@@ -22,6 +22,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from core.days import day_start
+from core.db_routing import primary_pin
 from telemetry.models import DirtyDay, UsageEvent
 from tenants.models import Organization
 
@@ -147,7 +148,11 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         DailyOrgUsage.objects.filter(**stale).delete()
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
-    _bump_generation([org_id] if org_id is not None else _org_ids_for(day))
+    org_ids = [org_id] if org_id is not None else _org_ids_for(day)
+    _bump_generation(org_ids)
+    # Until the read replica has replayed this rollup, these organisations' figures are read
+    # on the primary, or the new cache generation would be filled with the old figures.
+    primary_pin(org_ids=org_ids)
     return max(written, 0)
 
 

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from core.api import int_query
 from core.csv_export import csv_render
+from core.db_routing import ReplicaReadsMixin
 from core.openapi import ERROR
 from core.query_params import MAX_RANGE_DAYS
 from tenants.models import Role
@@ -44,7 +45,10 @@ FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]
 BAD_INPUT = ERROR
 
 
-class AnalyticsView(OrgAPIView):
+class AnalyticsView(ReplicaReadsMixin, OrgAPIView):
+    """GETs (and their CSV exports) read from the replica when there is one; POST
+    aggregate/run writes on the primary, and the figures read after it come from there too."""
+
     default_role = Role.ANALYST
 
 

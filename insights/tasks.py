@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from celery import shared_task
 from django.utils import timezone
 
+from core.db_routing import replica_reads_run
 from tenants.models import Organization
 
 from . import narrative, services, webhooks
@@ -37,7 +38,9 @@ def after_rollup(org_id: int, dates=None) -> dict:
         span = max(services.DETECT_DAYS, (end - days[0]).days + 1)
     else:
         end, span = None, services.DETECT_DAYS
-    created = services.anomalies_detect(org, end=end, days=span)
+    # The detectors read the rollups on the replica, once it has replayed the rollup that sent
+    # this task (core.db_routing); the alerts read the anomalies just written, on the primary.
+    created = replica_reads_run(lambda: services.anomalies_detect(org, end=end, days=span), org_id=org.pk)
     sent = services.alerts_send(org, created, unnotified_days=span + 1)
     return {"anomalies": len(created), "alerts": sent["anomalies"]}
 
@@ -81,7 +84,7 @@ def refresh_org(org_id: int) -> str:
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:
         return "gone"
-    return narrative.insight_current(org, refresh=True).source
+    return replica_reads_run(lambda: narrative.insight_current(org, refresh=True), org_id=org.pk).source
 
 
 @shared_task(name="insights.refresh_all", time_limit=300, soft_time_limit=270)
@@ -98,7 +101,7 @@ def export_daily_org(org_id: int, day: str) -> int:
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:
         return 0
-    return services.export_daily(org, date.fromisoformat(day))
+    return replica_reads_run(lambda: services.export_daily(org, date.fromisoformat(day)), org_id=org.pk)
 
 
 @shared_task(name="insights.export_daily_all", time_limit=300, soft_time_limit=270)

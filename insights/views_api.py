@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from core.api import int_query, list_schema, no_content, validated
+from core.db_routing import ReplicaReadsMixin
 from core.openapi import ERROR
 from core.pagination import paginate, paginated_schema, pagination_parameters
 from tenants.models import Role
@@ -181,9 +182,11 @@ def _dates(*names):
 
 
 # --- Views ---------------------------------------------------------------------------------
+# The figures' GETs read from the replica when there is one (ReplicaReadsMixin); the webhook
+# settings below stay on the primary: an admin reads them right after changing them.
 
 
-class AnomalyListView(OrgAPIView):
+class AnomalyListView(ReplicaReadsMixin, OrgAPIView):
     default_role = Role.ANALYST
 
     @extend_schema(
@@ -204,7 +207,7 @@ class AnomalyListView(OrgAPIView):
         return paginate(request, rows, AnomalySerializer, view=self)
 
 
-class AnomalyDetailView(OrgAPIView):
+class AnomalyDetailView(ReplicaReadsMixin, OrgAPIView):
     roles = {"GET": Role.ANALYST, "PATCH": Role.ADMIN}
 
     @extend_schema(responses={200: AnomalySerializer, 404: ERROR}, summary="One anomaly", tags=TAGS)
@@ -223,7 +226,7 @@ class AnomalyDetailView(OrgAPIView):
         return Response(AnomalySerializer(anomaly).data)
 
 
-class UsageInsightsView(OrgAPIView):
+class UsageInsightsView(ReplicaReadsMixin, OrgAPIView):
     default_role = Role.ANALYST
 
     @extend_schema(
@@ -238,7 +241,7 @@ class UsageInsightsView(OrgAPIView):
         return Response(narrative.insight_payload(insight))
 
 
-class ChartDataView(OrgAPIView):
+class ChartDataView(ReplicaReadsMixin, OrgAPIView):
     default_role = Role.ANALYST
 
     @extend_schema(
@@ -251,7 +254,7 @@ class ChartDataView(OrgAPIView):
         return Response(services.chart_data(self.org, **params.chart_params(request.query_params)))
 
 
-class UsagePredictionView(OrgAPIView):
+class UsagePredictionView(ReplicaReadsMixin, OrgAPIView):
     default_role = Role.ANALYST
 
     @extend_schema(

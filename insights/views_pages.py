@@ -162,7 +162,7 @@ def _anomalies_context(request):
     }
 
 
-@org_page(Role.ANALYST)
+@org_page(Role.ANALYST, replica=True)
 @require_GET
 def insights(request):
     org = request.org
@@ -217,7 +217,7 @@ def narrative_refresh(request):
     return redirect("insights:index")
 
 
-@org_page(Role.ANALYST)
+@org_page(Role.ANALYST, replica=True)
 @require_GET
 def feature_forecast(request, feature_id=None):
     """The forecast of one feature: an HTML fragment for HTMX (`hx-get` it into any page;

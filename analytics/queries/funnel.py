@@ -6,8 +6,9 @@ from collections.abc import Sized
 from datetime import date, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connections
 
+from core.db_routing import read_alias
 from telemetry.models import Feature
 from tenants.models import Organization
 
@@ -72,7 +73,8 @@ def funnel(org: Organization, *, steps: list[str], window_days: int = 7, start: 
         )
         params += [window_param, *cond_params]
     counts_sql = ", ".join(f"(SELECT COUNT(*) FROM s{i})" for i in range(len(steps)))
-    with connection.cursor() as cursor:
+    # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(f"WITH {', '.join(ctes)} SELECT {counts_sql}", params)
         counts = list(cursor.fetchone())
     result: list[dict[str, Any]] = []
