@@ -1,0 +1,104 @@
+"""Small counts judged by their likelihood, not by a spread on the log scale.
+
+At 5–15 events a day the log-scale spread of a series is mostly Poisson noise and rounding
+(log1p(5) against log1p(8) is already 0.4), so a ×4 day hides inside a wide spread. Here a
+day's count is instead compared with the count distribution its baseline predicts: the
+baseline mean λ is known only from the few same-weekday days it was estimated on, so the
+prediction is the Gamma-Poisson (negative binomial) one, whose variance is λ·(1 + 1/n) for a
+mean of n days, widened further by any extra day-to-day spread the series has shown
+(`dispersion`). The tail probability of the day (P(X ≥ x) for a spike, P(X ≤ x) for a drop)
+is turned into a score on the time-series scale, so the same threshold and severity cuts
+apply.
+
+numpy and `math.lgamma` only: scipy is not a runtime requirement (docs/decisions.md).
+"""
+
+import math
+
+import numpy as np
+
+# Baselines below this mean (per day) are judged here; above it the log-scale spread is
+# dominated by the series' own day-to-day wobble rather than by counting noise, and the
+# robust log score of `timeseries` is the better judge.
+LOW_VOLUME_MEAN = 20.0
+# Tail probability that makes a score of exactly SCORE_THRESHOLD. Bonferroni-like: the
+# budget is one false alarm per 1,000 feature-days on this path (a tenth of the overall
+# target of 1 per 100), shared by the count metrics judged each day (events and daily
+# active users), so each test gets 0.001 / 2. Tuned on bench/insights_quality.py.
+FALSE_ALARMS_PER_FEATURE_DAY = 0.001
+COUNT_TESTS_PER_DAY = 2
+TAIL_ALPHA = FALSE_ALARMS_PER_FEATURE_DAY / COUNT_TESTS_PER_DAY
+# Terms summed past the observed count for a tail. The ratio of successive terms falls
+# below 0.7 within a few terms of the mode for every mean this path sees, so 64 terms
+# leave far less than the threshold uncovered.
+TAIL_TERMS = 64
+# Smallest tail probability kept (log of 0 has no score); caps the score near 4 × 690/7.6.
+MIN_TAIL = 1e-300
+# Cells per vectorised step (~4,096 × 64 floats per working array, a few MB).
+CHUNK_CELLS = 4096
+
+_lgamma = np.frompyfunc(math.lgamma, 1, 1)
+
+
+def _log_pmf(x: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """log P(X = x) of a negative binomial with shape r and per-trial probability q
+    (mean r·q/(1−q))."""
+    return (
+        _lgamma(x + r).astype(float)
+        - _lgamma(r).astype(float)
+        - _lgamma(x + 1.0).astype(float)
+        + r * np.log1p(-q)
+        + x * np.log(q)
+    )
+
+
+def predictive_tails(
+    observed: np.ndarray, mean: np.ndarray, *, baseline_days: np.ndarray, dispersion: np.ndarray
+) -> np.ndarray:
+    """Per cell, the probability of a count at least as far from `mean` as `observed`, in
+    its direction: P(X ≥ x) when x > mean, P(X ≤ x) when x ≤ mean (1-D arrays).
+
+    X is negative binomial with the given mean and variance
+    mean × dispersion × (1 + 1/baseline_days): Poisson noise, the uncertainty of a mean
+    estimated on `baseline_days` days, and any overdispersion the series has shown."""
+    if len(observed) > CHUNK_CELLS:
+        # (cells × TAIL_TERMS) working arrays: bounded memory however many cells are judged.
+        return np.concatenate(
+            [
+                predictive_tails(
+                    observed[i : i + CHUNK_CELLS],
+                    mean[i : i + CHUNK_CELLS],
+                    baseline_days=baseline_days[i : i + CHUNK_CELLS],
+                    dispersion=dispersion[i : i + CHUNK_CELLS],
+                )
+                for i in range(0, len(observed), CHUNK_CELLS)
+            ]
+        )
+    x = np.floor(np.clip(observed, 0, None)).astype(float)
+    mean = np.maximum(mean.astype(float), 1e-3)
+    variance_ratio = np.maximum(dispersion, 1.0) * (1.0 + 1.0 / np.maximum(baseline_days, 1.0))
+    q = 1.0 - 1.0 / variance_ratio
+    r = mean * (1.0 - q) / q
+    base = _log_pmf(x, r, q)
+    steps = np.arange(TAIL_TERMS, dtype=float)[None, :]
+    upper = x[:, None] + steps
+    # P(X = k+1) / P(X = k) = (k + r) / (k + 1) · q, summed forward from x.
+    up_ratios = (upper[:, :-1] + r[:, None]) / (upper[:, :-1] + 1.0) * q[:, None]
+    up_terms = np.concatenate([np.ones((len(x), 1)), np.cumprod(up_ratios, axis=1)], axis=1)
+    # P(X = k−1) / P(X = k) = k / ((k − 1 + r) · q), summed backwards from x down to 0.
+    lower = x[:, None] - steps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        down_ratios = lower[:, :-1] / ((lower[:, :-1] - 1.0 + r[:, None]) * q[:, None])
+    down_ratios = np.where(lower[:, 1:] >= 0, down_ratios, 0.0)
+    down_terms = np.concatenate([np.ones((len(x), 1)), np.cumprod(down_ratios, axis=1)], axis=1)
+    spike = x > mean
+    sums = np.where(spike, up_terms.sum(axis=1), down_terms.sum(axis=1))
+    return np.clip(np.exp(base) * sums, MIN_TAIL, 1.0)
+
+
+def tail_score(tail: np.ndarray, *, spike: np.ndarray, threshold: float) -> np.ndarray:
+    """A tail probability on the time-series score scale: `threshold` at TAIL_ALPHA, and
+    proportional to −log(tail) (so the severity cuts 6 and 9 mean TAIL_ALPHA^1.5 and
+    TAIL_ALPHA^2.25); positive for spikes, negative for drops."""
+    magnitude = threshold * np.log(tail) / math.log(TAIL_ALPHA)
+    return np.where(spike, magnitude, -magnitude)
