@@ -57,8 +57,8 @@ MIN_EVENTS_FOR_DURATION = 10
 # ratio) only beyond DISPERSION_MARGIN such standard errors, so Poisson series keep their
 # recall and clearly bursty ones are judged on their own spread. On bench/insights_quality.py
 # and negative-binomial series (variance 2.5–5 × the mean): recall on ×4 at 5–15 events a
-# day 0.83, bursty series 0.7–1.4 false alarms per 100 feature-days; always widening by the
-# ratio gives a recall of 0.81, never widening 0.88 but 5–15 false alarms on bursty series.
+# day 0.84, bursty series 0.9–1.6 false alarms per 100 feature-days; always widening by the
+# ratio gives a recall of 0.83, never widening 0.87 but 5–15 false alarms on bursty series.
 MAX_PEARSON_SQUARED = 16.0
 DISPERSION_MARGIN = 2.0
 
