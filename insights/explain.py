@@ -4,7 +4,8 @@ For an anomaly of feature F on day D, the events of F on D and on the baseline d
 detector compared D with (the same weekday of the previous BASELINE_WEEKS weeks) are grouped
 by each dimension — event type, age band, gender, account (when end users have one),
 feature (for an anomaly of all features), and the few end-user and event properties that
-look like categories. Those are one feature's events on seven days: a bounded read on the
+look like categories. Those are one feature's events on seven days (for a feature with
+under SPARSE_PER_DAY a day, every day of the six weeks): a bounded read on the
 (organisation, feature, timestamp) index, grouped in the database. The daily rollups carry
 no segments, so the whole-feature figures (value, expected) come from the anomaly, which
 the detector took from the rollups.
@@ -50,6 +51,10 @@ MAX_PROPERTY_KEY_LENGTH = 64
 # Anomalies explained per detection run, strongest first: each costs about ten small
 # grouped reads, and the ones left over are explained by the next run.
 MAX_EXPLAINED_PER_RUN = 50
+# Under this many a day (the anomaly's expected value), six same weekdays hold too few events
+# to show a feature's usual mix (often none), so every day of those six weeks is read
+# instead: at most ~200 events of one feature.
+SPARSE_PER_DAY = 5.0
 NONE_LABEL = "(none)"
 # The age bands of the analytics filters (analytics.params.AGE_BANDS).
 AGE_BANDS = (("<18", Q(end_user__age__lt=18)), ("18-40", Q(end_user__age__lte=40)), (">40", Q(end_user__age__gt=40)))
@@ -74,14 +79,19 @@ def anomalies_explain(org, *, start: date, end: date) -> int:
     return len(pending)
 
 
-def baseline_days(day: date) -> list[date]:
+def baseline_days(anomaly: Anomaly) -> list[date]:
+    """The days the anomaly's day is compared with: the detector's same weekdays, or, for a
+    feature too quiet for them to show its usual mix, every day of those weeks."""
+    day = anomaly.date
+    if anomaly.metric in COUNT_METRICS and (anomaly.expected or 0) < SPARSE_PER_DAY:
+        return [day - timedelta(days=n) for n in range(1, BASELINE_WEEKS * 7 + 1)]
     return [day - timedelta(weeks=k) for k in range(1, BASELINE_WEEKS + 1)]
 
 
 def anomaly_explanation(org, anomaly: Anomaly) -> dict:
     """The explanation stored with `anomaly`: the best segment (or None when no events
     back the day), the next ones, and what was compared."""
-    day, before = anomaly.date, baseline_days(anomaly.date)
+    day, before = anomaly.date, baseline_days(anomaly)
     events = _events(org, anomaly.feature_id, [day, *before])
     dimensions = _dimensions(org, events.filter(_day_range(day)), feature_level=anomaly.feature_id is None)
     candidates = []
@@ -127,12 +137,24 @@ def _day_range(day: date) -> Q:
 
 def _events(org, feature_id, days):
     ranges = Q()
-    for day in days:
-        ranges |= _day_range(day)
+    for first, last in _runs(sorted(days)):
+        start = datetime.combine(first, time.min, tzinfo=UTC)
+        ranges |= Q(timestamp__gte=start, timestamp__lt=start + timedelta(days=(last - first).days + 1))
     events = UsageEvent.objects.filter(ranges, organization=org)
     if feature_id is not None:
         events = events.filter(feature_id=feature_id)
     return events
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days → (first, last) of each run of consecutive days: one range per run."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 
 
 def _has_accounts() -> bool:

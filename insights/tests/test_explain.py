@@ -185,3 +185,17 @@ def test_anomalies_explain_stores_once_and_only_time_series_ones(org, feature, p
     ranking.refresh_from_db()
     assert anomaly.explanation["segment"]["value"] == "export" and ranking.explanation is None
     assert explain.anomalies_explain(org, start=DAY, end=DAY) == 0  # already explained
+
+
+def test_a_quiet_feature_is_compared_with_all_days_of_its_six_weeks(org, feature, people):
+    # About one event every other day: the same weekdays hold next to nothing, so the usual
+    # mix comes from every day of the six weeks, and the burst's own event type explains it
+    # (not a value every event of the day shares, such as having no account).
+    quiet_days = [DAY - timedelta(days=n) for n in range(1, 43, 2)]
+    events_make(org, feature, people, days=quiet_days, per_day=1)
+    events_make(org, feature, people, days=[DAY], per_day=30, event_type="share")
+    anomaly = anomaly_for(org, feature, value=30, expected=0.3, score=20.0)
+    explanation = explain.anomaly_explanation(org, anomaly)
+    assert len(explanation["baseline_days"]) == 42
+    assert best(explanation) == ("event_type", "share")
+    assert explanation["segment"]["usual_share"] == 0.0 and explanation["concentrated"]
