@@ -17,7 +17,10 @@ share of the change is Δ_s / Δ (the shares add up to 1). For the mean session 
 share is its weight N_s/N. A change spread evenly gives every segment a share of the change
 equal to its usual share, so segments are ranked by how much more of the change they carry
 than of the usage (share − usual share): the segment that explains the change is the one
-most out of proportion, not merely the biggest.
+most out of proportion, not merely the biggest. It is reported as *the* reason
+(`concentrated`) when it carries at least half of the change and the rest of the usage
+moved at most half as much as the whole did: (share − usual) / (1 − usual) ≥ 0.5, which is
+1 when everything outside the segment stayed as usual and 0 for an even change.
 """
 
 import logging
@@ -36,9 +39,11 @@ logger = logging.getLogger(__name__)
 # The detector's baseline: the same weekday over this many previous weeks
 # (detectors.BASELINE_WEEKS; repeated so reading this module does not load numpy).
 BASELINE_WEEKS = 6
-# A segment that carries this much more of the change than of the usual usage (in share
-# points) is named as the reason; below it the change is reported as spread evenly.
-CONCENTRATED_EXCESS = 0.2
+# A segment is named as the reason when it carries at least this share of the change and
+# the rest of the usage moved at most (1 − CONCENTRATED_LIFT) as much as the whole (module
+# docstring); otherwise the change is reported as spread across segments.
+CONCENTRATED_SHARE = 0.5
+CONCENTRATED_LIFT = 0.5
 # Segments kept with each explanation, best first.
 TOP_SEGMENTS = 3
 # Property keys looked at, per source (end user, event): the ones most events carry in a
@@ -93,24 +98,43 @@ def anomaly_explanation(org, anomaly: Anomaly) -> dict:
     back the day), the next ones, and what was compared."""
     day, before = anomaly.date, baseline_days(anomaly)
     events = _events(org, anomaly.feature_id, [day, *before])
-    dimensions = _dimensions(org, events.filter(_day_range(day)), feature_level=anomaly.feature_id is None)
+    dimensions = _dimensions(
+        org, events.filter(_day_range(day)), events.exclude(_day_range(day)), feature_level=anomaly.feature_id is None
+    )
     candidates = []
     for dimension, expression in dimensions:
         rows = _grouped(events, expression)
         candidates += _segments(dimension, rows, anomaly=anomaly, day=day)
     candidates = [c for c in candidates if c["share_of_change"] > 0]
-    candidates.sort(key=lambda c: (-(c["share_of_change"] - c["usual_share"]), -c["share_of_change"], c["value"]))
+    # Most out of proportion first; among equals (two names for the same events), a value
+    # before "(none)", then the larger share.
+    candidates.sort(
+        key=lambda c: (
+            -round(c["share_of_change"] - c["usual_share"], 6),
+            c["value"] == NONE_LABEL,
+            -c["share_of_change"],
+            c["dimension"],
+            c["value"],
+        )
+    )
     top = candidates[:TOP_SEGMENTS]
     _account_labels(top)
     best = top[0] if top else None
     return {
         "segment": best,
-        "concentrated": bool(best and best["share_of_change"] - best["usual_share"] >= CONCENTRATED_EXCESS),
+        "concentrated": best is not None and _concentrated(best),
         "segments": top,
         "day": day.isoformat(),
         "baseline_days": [d.isoformat() for d in before],
         "dimensions": [name for name, _ in dimensions],
     }
+
+
+def _concentrated(segment: dict) -> bool:
+    share, usual = segment["share_of_change"], segment["usual_share"]
+    if share < CONCENTRATED_SHARE or usual >= 1.0:  # a segment that is all the usage says nothing
+        return False
+    return (share - usual) / (1.0 - usual) >= CONCENTRATED_LIFT
 
 
 def explanation_phrase(explanation: dict | None) -> str | None:
@@ -167,7 +191,7 @@ def _has_accounts() -> bool:
     return field.is_relation
 
 
-def _dimensions(org, day_events, *, feature_level: bool) -> list[tuple[str, object]]:
+def _dimensions(org, day_events, baseline_events, *, feature_level: bool) -> list[tuple[str, object]]:
     """(name, expression giving the segment value) for every dimension looked at."""
     age = Case(
         *[When(condition, then=Value(band)) for band, condition in AGE_BANDS],
@@ -183,15 +207,20 @@ def _dimensions(org, day_events, *, feature_level: bool) -> list[tuple[str, obje
         dimensions.insert(0, ("feature", Cast("feature_id", CharField())))
     if _has_accounts():
         dimensions.append(("account", Cast("end_user__account_id", CharField())))
-    user_keys, event_keys = _property_keys(day_events)
+    user_keys, event_keys = _property_keys(day_events, baseline_events)
     dimensions += [(f"user.{key}", KeyTextTransform(key, "end_user__properties")) for key in user_keys]
     dimensions += [(f"event.{key}", KeyTextTransform(key, "metadata")) for key in event_keys]
     return dimensions
 
 
-def _property_keys(day_events) -> tuple[list[str], list[str]]:
-    """The end-user and event property keys worth grouping by, from a sample of the day."""
-    sample = list(day_events.order_by().values_list("end_user__properties", "metadata")[:PROPERTY_SAMPLE])
+def _property_keys(day_events, baseline_events) -> tuple[list[str], list[str]]:
+    """The end-user and event property keys worth grouping by, from a sample of the day and
+    one of the baseline days (a key only the vanished events had explains a drop)."""
+    half = PROPERTY_SAMPLE // 2
+    sample = [
+        *day_events.order_by().values_list("end_user__properties", "metadata")[:half],
+        *baseline_events.order_by().values_list("end_user__properties", "metadata")[:half],
+    ]
     return (
         _categorical_keys([user for user, _ in sample], len(sample)),
         _categorical_keys([meta for _, meta in sample], len(sample)),

@@ -39,7 +39,8 @@ class ExplanationSerializer(serializers.Serializer):
     summary = serializers.CharField(help_text="One line, as on the Insights page and in the narrative")
     segment = SegmentSerializer(allow_null=True, help_text="The segment most out of proportion to its usual share")
     concentrated = serializers.BooleanField(
-        help_text="True when that segment carries at least 20 share points more of the change than of usual usage"
+        help_text="True when that segment carries at least half of the change and the rest of the usage moved "
+        "at most half as much as the whole"
     )
     segments = SegmentSerializer(many=True, help_text="The best few segments, best first")
     day = serializers.DateField()

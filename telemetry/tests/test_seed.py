@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from telemetry.models import DirtyDay, EndUser, Feature, UsageEvent
 from telemetry.seed import sources
+from telemetry.seed.events import BURST_DAYS_AGO, BURST_EVENT_TYPE, BURST_EVENTS
 from tenants.models import Organization, Role, User
 
 pytestmark = pytest.mark.django_db
@@ -144,8 +145,6 @@ def test_bad_source_is_a_command_error(tmp_path):
 
 
 def test_recent_days_adds_demo_bursts_once():
-    from telemetry.seed.events import BURST_DAYS_AGO, BURST_EVENTS, BURST_EVENT_TYPE
-
     out = seed("--source", "synthetic", "--orgs", "2", "--limit", "600", "--recent-days", "20")
     bursts = UsageEvent.objects.filter(metadata__burst=True)
     assert bursts.count() == 2 * len(BURST_DAYS_AGO) * BURST_EVENTS
