@@ -25,12 +25,14 @@ moved at most half as much as the whole did: (share − usual) / (1 − usual) �
 
 import logging
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from django.db.models import Case, CharField, Count, F, Q, Sum, Value, When
+from django.db.models import Case, CharField, Count, F, Model, Q, QuerySet, Sum, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Abs, Cast, TruncDate
 
 from telemetry.models import EndUser, Feature, UsageEvent
+from tenants.models import Organization
 
 from .models import Anomaly
 
@@ -64,10 +66,12 @@ NONE_LABEL = "(none)"
 # The age bands of the analytics filters (analytics.params.AGE_BANDS).
 AGE_BANDS = (("<18", Q(end_user__age__lt=18)), ("18-40", Q(end_user__age__lte=40)), (">40", Q(end_user__age__gt=40)))
 GENDER_LABELS = dict(EndUser.Gender.choices)
+# (share of the change, usual share, value on the day, expected value) of one segment.
+Contribution = tuple[float, float, float, float]
 COUNT_METRICS = {"event_count": "events", "daily_active_users": "users"}
 
 
-def anomalies_explain(org, *, start: date, end: date) -> int:
+def anomalies_explain(org: Organization, *, start: date, end: date) -> int:
     """Explain the time-series anomalies of [start, end] that have no explanation yet
     (new, or their numbers changed), strongest first, at most MAX_EXPLAINED_PER_RUN.
     Returns how many were explained."""
@@ -93,7 +97,7 @@ def baseline_days(anomaly: Anomaly) -> list[date]:
     return [day - timedelta(weeks=k) for k in range(1, BASELINE_WEEKS + 1)]
 
 
-def anomaly_explanation(org, anomaly: Anomaly) -> dict:
+def anomaly_explanation(org: Organization, anomaly: Anomaly) -> dict[str, Any]:
     """The explanation stored with `anomaly`: the best segment (or None when no events
     back the day), the next ones, and what was compared."""
     day, before = anomaly.date, baseline_days(anomaly)
@@ -130,14 +134,14 @@ def anomaly_explanation(org, anomaly: Anomaly) -> dict:
     }
 
 
-def _concentrated(segment: dict) -> bool:
+def _concentrated(segment: dict[str, Any]) -> bool:
     share, usual = segment["share_of_change"], segment["usual_share"]
     if share < CONCENTRATED_SHARE or usual >= 1.0:  # a segment that is all the usage says nothing
         return False
     return (share - usual) / (1.0 - usual) >= CONCENTRATED_LIFT
 
 
-def explanation_phrase(explanation: dict | None) -> str | None:
+def explanation_phrase(explanation: dict[str, Any] | None) -> str | None:
     """One line for tables, the narrative and digests, e.g. 'mostly gender Female (82 % of
     the change; usually 35 % of usage)'."""
     if not explanation or not explanation.get("segment"):
@@ -159,7 +163,7 @@ def _day_range(day: date) -> Q:
     return Q(timestamp__gte=start, timestamp__lt=start + timedelta(days=1))
 
 
-def _events(org, feature_id, days):
+def _events(org: Organization, feature_id: int | None, days: list[date]) -> QuerySet[UsageEvent]:
     ranges = Q()
     for first, last in _runs(sorted(days)):
         start = datetime.combine(first, time.min, tzinfo=UTC)
@@ -191,8 +195,15 @@ def _has_accounts() -> bool:
     return field.is_relation
 
 
-def _dimensions(org, day_events, baseline_events, *, feature_level: bool) -> list[tuple[str, object]]:
-    """(name, expression giving the segment value) for every dimension looked at."""
+def _dimensions(
+    org: Organization,
+    day_events: QuerySet[UsageEvent],
+    baseline_events: QuerySet[UsageEvent],
+    *,
+    feature_level: bool,
+) -> list[tuple[str, Any]]:
+    """(name, expression giving the segment value: an F, Case, Cast or JSON key) for every
+    dimension looked at."""
     age = Case(
         *[When(condition, then=Value(band)) for band, condition in AGE_BANDS],
         default=Value(None),
@@ -213,7 +224,9 @@ def _dimensions(org, day_events, baseline_events, *, feature_level: bool) -> lis
     return dimensions
 
 
-def _property_keys(day_events, baseline_events) -> tuple[list[str], list[str]]:
+def _property_keys(
+    day_events: QuerySet[UsageEvent], baseline_events: QuerySet[UsageEvent]
+) -> tuple[list[str], list[str]]:
     """The end-user and event property keys worth grouping by, from a sample of the day and
     one of the baseline days (a key only the vanished events had explains a drop)."""
     half = PROPERTY_SAMPLE // 2
@@ -227,7 +240,7 @@ def _property_keys(day_events, baseline_events) -> tuple[list[str], list[str]]:
     )
 
 
-def _categorical_keys(documents, sampled: int) -> list[str]:
+def _categorical_keys(documents: list[Any], sampled: int) -> list[str]:
     values: dict[str, set] = {}
     coverage: dict[str, int] = {}
     for document in documents:
@@ -247,7 +260,7 @@ def _categorical_keys(documents, sampled: int) -> list[str]:
     return keys[:PROPERTY_KEYS]
 
 
-def _grouped(events, expression) -> list[dict]:
+def _grouped(events: QuerySet[UsageEvent], expression: Any) -> list[dict[str, Any]]:
     """Per (day, segment value): events, distinct end users, Σ durations and timed events."""
     return list(
         events.annotate(day=TruncDate("timestamp", tzinfo=UTC), segment=expression)
@@ -265,7 +278,7 @@ def _grouped(events, expression) -> list[dict]:
 # --- The arithmetic -------------------------------------------------------------------------
 
 
-def _segments(dimension: str, rows: list[dict], *, anomaly: Anomaly, day: date) -> list[dict]:
+def _segments(dimension: str, rows: list[dict[str, Any]], *, anomaly: Anomaly, day: date) -> list[dict[str, Any]]:
     """Every value of one dimension with its share of the anomaly's change and its usual
     share (module docstring)."""
     on_day: dict[str, dict] = {}
@@ -294,7 +307,9 @@ def _segments(dimension: str, rows: list[dict], *, anomaly: Anomaly, day: date) 
     ]
 
 
-def _count_contributions(column: str, on_day: dict, before: dict, anomaly: Anomaly) -> dict:
+def _count_contributions(
+    column: str, on_day: dict[str, dict[str, float]], before: dict[str, dict[str, float]], anomaly: Anomaly
+) -> dict[str, Contribution]:
     """{segment: (share of change, usual share, value on the day, expected value)}.
 
     Daily active users of event-level segments (event type, event properties) overlap: a
@@ -318,7 +333,7 @@ def _count_contributions(column: str, on_day: dict, before: dict, anomaly: Anoma
     return result
 
 
-def _mean_contributions(on_day: dict, anomaly: Anomaly) -> dict:
+def _mean_contributions(on_day: dict[str, dict[str, float]], anomaly: Anomaly) -> dict[str, Contribution]:
     """For the mean session length: (N_s/N)·(m_s − m_expected) / (m − m_expected)."""
     timed = sum(s["timed"] for s in on_day.values())
     if not timed:
@@ -338,7 +353,7 @@ def _mean_contributions(on_day: dict, anomaly: Anomaly) -> dict:
     return result
 
 
-def _as_date(value) -> date:
+def _as_date(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
@@ -356,7 +371,7 @@ def segment_label(dimension: str, value: str) -> str:
     return f"{DIMENSION_LABELS.get(dimension, dimension)} {value}"
 
 
-def _account_labels(segments: list[dict]) -> None:
+def _account_labels(segments: list[dict[str, Any]]) -> None:
     """Account and feature segments are grouped by id; name them (one read each, for the
     few segments kept)."""
     for dimension, model, fields in (
@@ -369,7 +384,7 @@ def _account_labels(segments: list[dict]) -> None:
         names = [f for f in fields if any(x.name == f for x in model._meta.get_fields())]
         labels = {
             str(row["pk"]): next((row[f] for f in names if row[f]), str(row["pk"]))
-            for row in model.objects.filter(pk__in=[s["value"] for s in wanted]).values("pk", *names)
+            for row in model._default_manager.filter(pk__in=[s["value"] for s in wanted]).values("pk", *names)
         }
         for segment in wanted:
             segment["label"] = (
@@ -377,5 +392,6 @@ def _account_labels(segments: list[dict]) -> None:
             )
 
 
-def _account_model():
-    return EndUser._meta.get_field("account").related_model if _has_accounts() else None
+def _account_model() -> type[Model] | None:
+    related = EndUser._meta.get_field("account").related_model if _has_accounts() else None
+    return related if isinstance(related, type) else None

@@ -8,6 +8,8 @@ alerted as an anomaly.
 
 from django.db.models import QuerySet, Subquery
 
+from tenants.models import Organization
+
 from .models import Anomaly
 
 ANOMALY_DETECTOR = "timeseries"
@@ -15,7 +17,7 @@ RANKING_DETECTOR = "outlier_features"
 UNUSUAL_FEATURES_SHOWN = 10
 
 
-def anomalies_open(org) -> QuerySet[Anomaly]:
+def anomalies_open(org: Organization) -> QuerySet[Anomaly]:
     """The open anomalies of `org`, newest day first and strongest first, with their feature."""
     return (
         Anomaly.objects.filter(organization=org, detector=ANOMALY_DETECTOR, status=Anomaly.Status.OPEN)
@@ -24,11 +26,11 @@ def anomalies_open(org) -> QuerySet[Anomaly]:
     )
 
 
-def anomalies_open_count(org) -> int:
+def anomalies_open_count(org: Organization) -> int:
     return Anomaly.objects.filter(organization=org, detector=ANOMALY_DETECTOR, status=Anomaly.Status.OPEN).count()
 
 
-def unusual_features(org, *, limit: int = UNUSUAL_FEATURES_SHOWN) -> list[Anomaly]:
+def unusual_features(org: Organization, *, limit: int = UNUSUAL_FEATURES_SHOWN) -> list[Anomaly]:
     """The latest "outlier features" ranking (the last day it was computed for), most
     unusual first: one read."""
     ranking = Anomaly.objects.filter(organization=org, detector=RANKING_DETECTOR)

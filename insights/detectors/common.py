@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ class Finding:
     expected: float | None
     score: float
     severity: str
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def severity_for(score: float) -> str:
@@ -29,6 +30,6 @@ def severity_for(score: float) -> str:
     return "low"
 
 
-def finite(value) -> float:
+def finite(value: Any) -> float:
     value = float(value)
     return value if np.isfinite(value) else 0.0

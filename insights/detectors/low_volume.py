@@ -53,7 +53,12 @@ CHUNK_CELLS = 4096
 # every day (a median of small counts is often 0 where the mean is 0.8).
 BASELINE_CAP_SIGMAS = 2.5
 
-_lgamma = np.frompyfunc(math.lgamma, 1, 1)
+_lgamma_cells = np.frompyfunc(math.lgamma, 1, 1)
+
+
+def _lgamma(values: np.ndarray) -> np.ndarray:
+    """log Γ per cell (numpy has none, and scipy is not a runtime requirement)."""
+    return np.asarray(_lgamma_cells(values), dtype=float)
 
 
 def baseline_mean(lagged: np.ndarray) -> np.ndarray:
@@ -70,13 +75,7 @@ def baseline_mean(lagged: np.ndarray) -> np.ndarray:
 def _log_pmf(x: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
     """log P(X = x) of a negative binomial with shape r and per-trial probability q
     (mean r·q/(1−q))."""
-    return (
-        _lgamma(x + r).astype(float)
-        - _lgamma(r).astype(float)
-        - _lgamma(x + 1.0).astype(float)
-        + r * np.log1p(-q)
-        + x * np.log(q)
-    )
+    return _lgamma(x + r) - _lgamma(r) - _lgamma(x + 1.0) + r * np.log1p(-q) + x * np.log(q)
 
 
 def predictive_tails(

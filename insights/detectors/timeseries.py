@@ -14,6 +14,7 @@ below `low_volume.LOW_VOLUME_MEAN` a day are judged by their likelihood instead 
 """
 
 import warnings
+from collections.abc import Iterable
 from datetime import date
 
 import numpy as np
@@ -66,7 +67,7 @@ DISPERSION_MARGIN = 2.0
 # --- Time series ---------------------------------------------------------------------------
 
 
-def metric_matrix(frame: pd.DataFrame, metric: str, days: pd.DatetimeIndex, feature_ids) -> pd.DataFrame:
+def metric_matrix(frame: pd.DataFrame, metric: str, days: pd.DatetimeIndex, feature_ids: Iterable[int]) -> pd.DataFrame:
     """(days × features) for one metric. Counts are 0 on days without a row; the mean
     session duration is undefined (NaN) there."""
     if frame.empty:
@@ -172,8 +173,8 @@ def timeseries_anomalies(
     *,
     start: date,
     end: date,
-    feature_ids=None,
-    metrics=METRICS,
+    feature_ids: Iterable[int] | None = None,
+    metrics: Iterable[str] = METRICS,
     threshold: float = SCORE_THRESHOLD,
 ) -> list[Finding]:
     """Spikes and drops on each day in [start, end] for each feature and metric. The frame
@@ -225,7 +226,17 @@ def timeseries_anomalies(
     return findings
 
 
-def _finding(result, values, day_index, series_index, *, metric, threshold, feature_id, day) -> Finding:
+def _finding(
+    result: dict[str, np.ndarray],
+    values: np.ndarray,
+    day_index: int,
+    series_index: int,
+    *,
+    metric: str,
+    threshold: float,
+    feature_id: int,
+    day: date,
+) -> Finding:
     value = float(values[day_index, series_index])
     expected = float(result["expected"][day_index, series_index])
     score = float(result["score"][day_index, series_index])
