@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from analytics.rollup import rollup_range
 from core.testing import page_client
-from insights import narrative, services
+from insights import narrative, services, webhooks
 from insights.models import Anomaly
 from insights.tests.helpers import (
     StubServer,
@@ -107,7 +107,9 @@ def test_no_open_anomalies_is_said_only_over_an_empty_count(analyst_user, org, a
     assert "No anomalies yet" in text  # the table is empty: the ranking is not in it
 
 
-def test_digests_carry_the_open_count_and_the_explanation(org, spiky, settings, admin_user):
+def test_digests_carry_the_open_count_and_the_explanation(
+    org, spiky, settings, admin_user, django_capture_on_commit_callbacks
+):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     Anomaly.objects.filter(organization=org).update(notified_at=None)
     spike = open_anomalies(org).get(feature=spiky[2], metric="event_count")
@@ -120,8 +122,9 @@ def test_digests_carry_the_open_count_and_the_explanation(org, spiky, settings, 
     }  # fmt: skip
     spike.save(update_fields=["explanation"])
     with StubServer([(200, {}, 0)]) as receiver:
-        services.webhook_create(org, url=receiver.url, events=["anomaly.created"])
-        services.alerts_send(org, list(open_anomalies(org)))
+        webhooks.webhook_create(org, url=receiver.url, events=["anomaly.created"])
+        with django_capture_on_commit_callbacks(execute=True):  # deliveries are sent after the commit
+            services.alerts_send(org, list(open_anomalies(org)))
     count = open_anomalies(org).count()
     body = mail.outbox[0].body
     assert f"Open anomalies now: {count}" in body
