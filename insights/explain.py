@@ -103,7 +103,7 @@ def anomaly_explanation(org: Organization, anomaly: Anomaly) -> dict[str, Any]:
     day, before = anomaly.date, baseline_days(anomaly)
     events = _events(org, anomaly.feature_id, [day, *before])
     dimensions = _dimensions(
-        org, events.filter(_day_range(day)), events.exclude(_day_range(day)), feature_level=anomaly.feature_id is None
+        events.filter(_day_range(day)), events.exclude(_day_range(day)), feature_level=anomaly.feature_id is None
     )
     candidates = []
     for dimension, expression in dimensions:
@@ -196,7 +196,6 @@ def _has_accounts() -> bool:
 
 
 def _dimensions(
-    org: Organization,
     day_events: QuerySet[UsageEvent],
     baseline_events: QuerySet[UsageEvent],
     *,
