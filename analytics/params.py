@@ -8,25 +8,32 @@ message; the query functions themselves assume valid arguments.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
-from django.utils import timezone
-
-from core.exceptions import DomainError
+from core.days import today
+from core.query_params import (
+    MAX_RANGE_DAYS,
+    Query,
+    fail,
+    filters_supported,
+    optional_date,
+    parse_date,
+    parse_int,
+    query_text,
+    range_check,
+)
+from telemetry.models import EndUser
+from telemetry.queries import feature_find
 
 if TYPE_CHECKING:
     from telemetry.models import Feature
     from tenants.models import Organization
 
 DEFAULT_RANGE_DAYS = 30
-MAX_RANGE_DAYS = 2 * 366  # "a range over 2 years" is refused; leap years included
 METRICS = ("events", "active_users", "avg_session_duration")
 INTERVALS = ("day", "week")
 AGE_BANDS = ("<18", "18-40", ">40")
-GENDERS = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 USER_SORTS = (
     "events",
     "-events",
@@ -45,129 +52,8 @@ MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 MIN_FUNNEL_STEPS = 2
 MAX_FUNNEL_STEPS = 10
-# The days analytics can be asked about. Events before 1970 are refused at ingestion; the
-# upper bound keeps every derived day (the day after a range, a funnel window, the
-# previous period) far inside what `date` and the databases can represent.
-MIN_DATE = date(1970, 1, 1)
-MAX_DATE = date(2999, 12, 31)
 # Far beyond any real page, and small enough that page × page_size stays a SQL bigint.
 MAX_PAGE = 10_000_000
-MAX_ID = 2**63 - 1  # a bigint primary key
-# The filters DESIGN's analytics contract names: an endpoint that cannot apply one of them
-# refuses it rather than answering unfiltered figures.
-FILTERS = ("start", "end", "feature", "feature_id", "age", "gender", "account", "segment")
-FILTER_PREFIXES = ("user.", "event.")
-# ASCII digits only: int() also takes "١٢", "1_000" and surrounding spaces, and
-# str.isdigit() is true for "²", which int() refuses.
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-_ID_RE = re.compile(r"[0-9]{1,19}")
-
-# A QueryDict, a plain dict of parameters, or nothing.
-Query = Mapping[str, Any] | None
-
-
-def fail(field: str, message: str) -> NoReturn:
-    raise DomainError(f"{field}: {message}", errors={field: [message]})
-
-
-def query_text(query: Query, name: str) -> str | None:
-    """The stripped value of `name`, or None when absent or blank. A NUL character is refused
-    here, once for every parameter: PostgreSQL cannot compare text holding one."""
-    if query is None:
-        return None
-    value = query.get(name)
-    if value is None:
-        return None
-    value = str(value).strip()
-    if "\x00" in value:
-        fail(name, "Must not contain NUL characters.")
-    return value or None
-
-
-def today() -> date:
-    """Today's UTC day (days are UTC days in v1)."""
-    return timezone.now().astimezone(UTC).date()
-
-
-def parse_date(value: object, field: str) -> date:
-    """`YYYY-MM-DD` between MIN_DATE and MAX_DATE → date, or DomainError naming `field`."""
-    if not (isinstance(value, date) and not isinstance(value, datetime)):
-        try:
-            value = date.fromisoformat(str(value).strip())
-        except (TypeError, ValueError):
-            fail(field, "Enter a valid date as YYYY-MM-DD.")
-    if not MIN_DATE <= value <= MAX_DATE:
-        fail(field, f"Enter a date from {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}.")
-    return value
-
-
-def parse_int(query: Query, name: str, *, default: int, minimum: int, maximum: int) -> int:
-    """An integer query parameter within [minimum, maximum] (both required, so nothing
-    unbounded reaches date arithmetic or an SQL OFFSET), or `default` when absent."""
-    raw = query_text(query, name)
-    if raw is None:
-        return default
-    if not _INT_RE.fullmatch(raw):
-        fail(name, "A valid integer is required.")
-    # Past 18 digits only the sign matters (and int() of thousands of digits costs time).
-    value = int(raw) if len(raw) <= 19 else float("-inf" if raw[0] == "-" else "inf")
-    if value < minimum:
-        fail(name, f"Must be at least {minimum}.")
-    if value > maximum:
-        fail(name, f"Must be at most {maximum}.")
-    return cast(int, value)  # the infinities were refused above
-
-
-def parse_id(raw: object) -> int | None:
-    """A database id written in ASCII digits (1 … 2⁶³−1), else None: the text is then a key
-    or name, or nothing at all."""
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        value = raw
-    elif isinstance(raw, str) and _ID_RE.fullmatch(raw):
-        value = int(raw)
-    else:
-        return None
-    return value if 0 < value <= MAX_ID else None
-
-
-def filters_supported(query: Query, supported: tuple[str, ...] = ()) -> None:
-    """Refuse any analytics filter (DESIGN's list) this endpoint does not apply, naming it:
-    answering unfiltered figures to a filtered question would be silently wrong."""
-    if query is None:
-        return
-    for name in query.keys():
-        if name in supported:
-            continue
-        if name in FILTERS or name.startswith(FILTER_PREFIXES):
-            fail(name, "This filter is not supported here.")
-
-
-_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
-
-
-def parse_bool(query: Query, name: str, *, default: bool) -> bool:
-    """`true`/`false` (also 1/0, yes/no, on/off); anything else is refused, not read as false."""
-    raw = query_text(query, name)
-    if raw is None:
-        return default
-    if raw.lower() not in _BOOLEANS:
-        fail(name, "Must be true or false.")
-    return _BOOLEANS[raw.lower()]
-
-
-def optional_date(query: Query, field: str) -> date | None:
-    """The date in `field`, or None when absent or blank."""
-    raw = query_text(query, field)
-    return parse_date(raw, field) if raw else None
-
-
-def range_check(start: date, end: date, *, start_field: str = "start", end_field: str = "end") -> tuple[date, date]:
-    """Refuse a range ending before it starts or longer than MAX_RANGE_DAYS inclusive days."""
-    if start > end:
-        fail(start_field, f"{start_field} must be on or before {end_field}.")
-    if (end - start).days + 1 > MAX_RANGE_DAYS:
-        fail(start_field, "The range may not exceed 2 years.")
-    return start, end
 
 
 def date_range(
@@ -209,15 +95,7 @@ def summary_filters(org: Organization, query: Query) -> dict[str, Any]:
 
 def feature_ref(org: Organization, raw: str, field: str = "feature") -> Feature:
     """A feature of `org` by id or key; an unknown or foreign one is a 400 on `field`."""
-    from telemetry.models import Feature
-
-    qs = Feature.objects.filter(organization=org)
-    feature = None
-    pk = parse_id(raw)
-    if pk is not None:
-        feature = qs.filter(pk=pk).first()
-    if feature is None:
-        feature = qs.filter(key=raw).first()
+    feature = feature_find(org, raw)
     if feature is None:
         fail(field, "Unknown feature.")
     return feature
@@ -239,9 +117,9 @@ def timeseries_params(org: Organization, query: Query) -> dict[str, Any]:
         fail("age", f"Choose one of: {', '.join(AGE_BANDS)}.")
     gender = query_text(query, "gender")
     if gender is not None:
-        if gender.lower() not in GENDERS:
+        gender = EndUser.gender_code(gender)
+        if gender is None:
             fail("gender", "Choose one of: F, M, O.")
-        gender = GENDERS[gender.lower()]
     feature = None
     by_key, by_id = query_text(query, "feature"), query_text(query, "feature_id")
     if by_key and by_id:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, overload
 
 from django.core.cache import cache
@@ -23,6 +23,8 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from core.days import day_start
+from core.db_routing import primary_pin
 from telemetry.models import DirtyDay, UsageEvent
 from tenants.models import Organization
 
@@ -184,8 +186,8 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         # timestamp) index, where one statement for all would scan the whole event table
         # once per rollup table.
         return sum(rollup_day(day, pk) for pk in Organization.objects.order_by("pk").values_list("pk", flat=True))
-    start = _day_start(day)
-    end = _day_start(day + timedelta(days=1))
+    start = day_start(day)
+    end = day_start(day + timedelta(days=1))
     ops = connection.ops
     now = timezone.now()
     stamps: list[Any] = [
@@ -224,11 +226,10 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     _bump_generation([org_id])
+    # Until the read replica has replayed this rollup, this organisation's figures are read
+    # on the primary, or the new cache generation would be filled with the old figures.
+    primary_pin(org_ids=[org_id])
     return max(written, 0)
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def rollup_range(

@@ -1,5 +1,6 @@
-"""Pieces every API view module repeats: the documented error body, body validation, the
-204 answer and the schema of a paginated list endpoint."""
+"""Pieces every API view module repeats: body validation, the 204 answer, bounded integer
+query parameters and the schema of a paginated list endpoint. The documented error body
+they list is `core.openapi.ERROR`."""
 
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -12,8 +13,6 @@ from rest_framework.response import Response
 
 from .openapi import ERROR
 from .pagination import paginated_schema, pagination_parameters
-
-__all__ = ["ERROR", "declared_length", "int_query", "list_schema", "no_content", "validated"]
 
 
 def int_query(name: str, *, minimum: int, maximum: int | None = None, description: str = "") -> OpenApiParameter:

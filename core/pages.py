@@ -22,6 +22,7 @@ from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from .db_routing import SAFE_METHODS, replica_reads_run
 from .exceptions import DomainError, Forbidden, NotFound
 
 ROLE_DENIED = {
@@ -57,10 +58,12 @@ def login_redirect(request: PageRequest) -> HttpResponse:
     return redirect_to_login(request.get_full_path())
 
 
-def org_page(role: str) -> Callable:
+def org_page(role: str, *, replica: bool = False) -> Callable:
     """Decorator for tenant pages: anonymous → login redirect; no organisation (platform
     staff) or a role below `role` → the 403 page; another organisation's id (the services'
-    NotFound) → the 404 page. Sets `request.org`, and `no-store` on every response."""
+    NotFound) → the 404 page. Sets `request.org`, and `no-store` on every response.
+    `replica=True` (the pages of figures): a GET reads from the read replica when there is
+    one (core.db_routing)."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -74,7 +77,12 @@ def org_page(role: str) -> Callable:
                 raise PermissionDenied(ROLE_DENIED[role])
             request.org = user.organization
             try:
-                response = view(request, *args, **kwargs)
+                if replica and request.method in SAFE_METHODS:
+                    response = replica_reads_run(
+                        lambda: view(request, *args, **kwargs), org_id=request.org.pk, user_id=user.pk
+                    )
+                else:
+                    response = view(request, *args, **kwargs)
             except NotFound as exc:
                 raise Http404(exc.detail)
             except Forbidden as exc:

@@ -7,13 +7,13 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Model
 from django.test import Client
 
@@ -116,3 +116,23 @@ def deleted_before_update(model: type[Model], pk: Any) -> Iterator[None]:
     with connection.execute_wrapper(wrapper):
         yield
     assert state["done"], f"no UPDATE of {table} ran"
+
+
+@contextmanager
+def queries_by_alias(*aliases: str) -> Iterator[dict[str, list[str]]]:
+    """{alias: [SQL, …]}: every statement each database alias ran inside the block (failed ones
+    too), recorded on the connection itself, without connecting (a server under test may be
+    down) and whatever the router decided."""
+    record: dict[str, list[str]] = {alias: [] for alias in aliases}
+
+    def recorder(alias: str) -> Callable[..., Any]:
+        def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+            record[alias].append(sql)
+            return execute(sql, params, many, context)
+
+        return wrapper
+
+    with ExitStack() as stack:
+        for alias in aliases:
+            stack.enter_context(connections[alias].execute_wrapper(recorder(alias)))
+        yield record

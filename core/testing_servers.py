@@ -20,7 +20,7 @@ import uuid as uuid_lib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import redis
@@ -163,20 +163,25 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 class PostgresCluster:
     """A PostgreSQL cluster from initdb in its own temporary directory (not pytest's
-    tmp_path: the postgres user must be able to reach it). `remove()` stops it and deletes it."""
+    tmp_path: the postgres user must be able to reach it). `remove()` stops it and deletes it.
 
-    def __init__(self) -> None:
+    `replica_of=primary` makes a streaming standby instead: `pg_basebackup -R` of the running
+    primary (initdb's defaults allow replication connections from 127.0.0.1 with trust), which
+    `start()` runs as a hot standby on its own port."""
+
+    def __init__(self, *, replica_of: "PostgresCluster | None" = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="up-pg-"))
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
         self.data = self.dir / "data"
         self.port = free_port()
         self.bin = postgres_bin()
-        subprocess.run(
-            _as_postgres([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                          "--no-sync"]),
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        if replica_of is None:
+            command = [str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"]
+        else:
+            command = [str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(replica_of.port), "-U", "postgres",
+                       "-D", str(self.data), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]  # fmt: skip
+        subprocess.run(_as_postgres(command), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -201,6 +206,44 @@ class PostgresCluster:
 
         with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql)
+
+    def fetch_value(self, sql: str, dbname: str = "postgres") -> Any:
+        """The first column of the first row of `sql`."""
+        import psycopg
+
+        with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute(sql).fetchone()
+            assert row is not None, sql
+            return row[0]
+
+    # A standby's side of streaming replication.
+
+    def wait_streaming(self, primary: "PostgresCluster", timeout: float = 60.0) -> None:
+        """Until the primary streams WAL to this standby."""
+        wait_until(
+            lambda: primary.fetch_value("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") > 0,
+            timeout=timeout, interval=0.1, what=f"the standby on port {self.port} to stream",
+        )  # fmt: skip
+
+    def wait_replayed(self, primary: "PostgresCluster", timeout: float = 60.0) -> None:
+        """Until this standby has replayed everything the primary had written when called."""
+        target = primary.fetch_value("SELECT pg_current_wal_lsn()::text")
+        wait_until(
+            lambda: self.fetch_value(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"),
+            timeout=timeout, interval=0.05, what=f"the standby to replay up to {target}",
+        )  # fmt: skip
+
+    def replay_pause(self) -> None:
+        """Stop applying WAL (it is still received): the standby's data stands still, as
+        under a long lag, until `replay_resume()`."""
+        self.execute("SELECT pg_wal_replay_pause()")
+        wait_until(
+            lambda: self.fetch_value("SELECT pg_get_wal_replay_pause_state()") == "paused",
+            timeout=30, interval=0.05, what="replay to pause",
+        )  # fmt: skip
+
+    def replay_resume(self) -> None:
+        self.execute("SELECT pg_wal_replay_resume()")
 
     def remove(self) -> None:
         if (self.data / "postmaster.pid").exists():

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
-from django.db.models import Max
-from django.utils import timezone
 
+from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage
-from analytics.params import parse_id
 from core.exceptions import DomainError, NotFound
+from telemetry.queries import feature_find
 from tenants.models import Organization
 
 from .params import PREDICTION_MAX_DAYS, PREDICTION_MIN_DAYS
@@ -136,11 +135,7 @@ def usage_prediction(
         )
     chosen = None
     if feature is not None and not hasattr(feature, "pk"):
-        from telemetry.models import Feature
-
-        pk = parse_id(feature)
-        lookup: dict[str, object] = {"pk": pk} if pk is not None else {"key": str(feature)}
-        chosen = Feature.objects.filter(organization=org, **lookup).first()
+        chosen = feature_find(org, feature)
         if chosen is None:
             raise NotFound("Feature not found.")
     elif feature is not None:
@@ -149,8 +144,7 @@ def usage_prediction(
             raise NotFound("Feature not found.")
 
     # Forecast from the last complete day: today's partial count would drag the level down.
-    yesterday = timezone.now().date() - timedelta(days=1)
-    last = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
+    last = analytics_queries.last_complete_day(org)
     if last is None:
         return {"days": days, "features": []}
     frame = _feature_history(org, end=last, feature=chosen)

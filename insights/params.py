@@ -1,14 +1,15 @@
 """Query-string parsing for the insights API and pages: a mapping in, validated keyword
 arguments for the service functions out; bad input raises DomainError naming the field.
 
-Dates, integers, "today" and the two-year cap are `analytics.params`' own, so both APIs
-refuse the same input with the same messages."""
+Dates, integers, "today" and the two-year cap are `core.query_params`' and `core.days`', as
+analytics' are, so both APIs refuse the same input with the same messages."""
 
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from analytics.params import (
+from core.days import today
+from core.query_params import (
     Query,
     fail,
     filters_supported,
@@ -17,7 +18,6 @@ from analytics.params import (
     parse_int,
     query_text,
     range_check,
-    today,
 )
 
 from .models import Anomaly
@@ -30,6 +30,9 @@ PREDICTION_MIN_DAYS, PREDICTION_MAX_DAYS = 7, 30
 
 
 DETECTORS = ("timeseries", "outlier_features")
+# Anomalies are the time-series findings; the "outlier features" ranking is listed only
+# when asked for by name (insights.queries).
+DEFAULT_DETECTOR = "timeseries"
 
 
 def _choice(query: Query, name: str, choices: Sequence[str]) -> str | None:
@@ -40,7 +43,8 @@ def _choice(query: Query, name: str, choices: Sequence[str]) -> str | None:
 
 
 def anomaly_list_params(query: Query) -> dict[str, Any]:
-    """`status`, `severity`, `detector`, `start`, `end` (all optional)."""
+    """`status`, `severity`, `detector` (default the time-series anomalies), `start`, `end`
+    (all optional)."""
     filters_supported(query, ("start", "end"))
     start, end = optional_date(query, "start"), optional_date(query, "end")
     if start and end:
@@ -48,7 +52,7 @@ def anomaly_list_params(query: Query) -> dict[str, Any]:
     return {
         "status": _choice(query, "status", Anomaly.Status.values),
         "severity": _choice(query, "severity", Anomaly.Severity.values),
-        "detector": _choice(query, "detector", DETECTORS),
+        "detector": _choice(query, "detector", DETECTORS) or DEFAULT_DETECTOR,
         "start": start,
         "end": end,
     }

@@ -1,11 +1,10 @@
 """Insights services: anomaly detection runs, anomaly reads and status changes, chart data,
-alerts and the daily export. Webhook CRUD and delivery live in `insights.webhooks` and are
-re-exported here, so callers import one module.
+alerts and the daily export. Webhook CRUD and delivery live in `insights.webhooks`.
 
 Every function takes the organisation first; reads come from the rollup tables
 (`DailyFeatureUsage`, `DailyOrgUsage`), never from raw events.
 
-numpy, pandas and the detectors (scipy) are imported inside the functions that compute:
+numpy, pandas and the detectors are imported inside the functions that compute:
 the URLconf imports this module, and a web process should not carry ~150 MB of numeric
 libraries until a request actually asks for chart data (docs/decisions.md).
 """
@@ -18,32 +17,24 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Abs
 from django.utils import timezone
 
+from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
+from telemetry.models import Feature
 from tenants.models import Organization, Role, User
 
+from .explain import anomalies_explain, explanation_phrase
 from .models import Anomaly
-from .webhooks import (  # noqa: F401  (re-exported: the service surface of this app)
-    url_check,
-    webhook_create,
-    webhook_delete,
-    webhook_deliveries,
-    webhook_enqueue,
-    webhook_get,
-    webhook_list,
-    webhook_update,
-    webhooks_for_event,
-)
+from .queries import ANOMALY_DETECTOR, anomalies_open, anomalies_open_count
+from .webhooks import webhook_enqueue, webhooks_for_event
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from telemetry.models import Feature
 
     from .detectors import Finding
 
@@ -72,14 +63,6 @@ def _rollup_frame(
         rows = rows.filter(feature_id__in=list(feature_ids))
     frame = pd.DataFrame.from_records(rows.values_list(*ROLLUP_COLUMNS).order_by(), columns=ROLLUP_COLUMNS)
     return frame
-
-
-def last_complete_day(org: Organization) -> date | None:
-    """The latest rolled-up day before today: today's rollup is partial and would look like
-    a drop on every feature."""
-    yesterday = timezone.now().date() - timedelta(days=1)
-    last = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
-    return last
 
 
 # --- Detection --------------------------------------------------------------------------
@@ -134,6 +117,8 @@ def anomalies_upsert(
                 )
             )
         elif any(getattr(row, name) != value for name, value in fields.items()):
+            if row.value != fields["value"] or row.expected != fields["expected"]:
+                row.explanation = None  # other numbers: explained again after this run
             for name, value in fields.items():
                 setattr(row, name, value)
             row.updated_at = now
@@ -147,7 +132,9 @@ def anomalies_upsert(
         Anomaly.objects.filter(pk__in=stale).delete()
     if to_update:
         Anomaly.objects.bulk_update(
-            to_update, ["value", "expected", "score", "severity", "details", "updated_at"], batch_size=500
+            to_update,
+            ["value", "expected", "score", "severity", "details", "explanation", "updated_at"],
+            batch_size=500,
         )
     if to_create:
         Anomaly.objects.bulk_create(to_create, batch_size=500)
@@ -163,12 +150,12 @@ def anomalies_upsert(
 
 def anomalies_detect(org: Organization, *, end: date | None = None, days: int = DETECT_DAYS) -> list[Anomaly]:
     """Run both detectors for the `days` days ending at `end` (default: the last complete
-    rolled-up day) and upsert the findings. Returns the anomalies created by this run
-    (the ones alerts are about)."""
+    rolled-up day), upsert the findings and explain the new or changed time-series ones
+    (`explain`). Returns the anomalies created by this run (the ones alerts are about)."""
     from . import detectors
 
     if end is None:
-        end = last_complete_day(org)
+        end = analytics_queries.last_complete_day(org)
         if end is None:
             return []
     start = end - timedelta(days=days - 1)
@@ -187,7 +174,16 @@ def anomalies_detect(org: Organization, *, end: date | None = None, days: int = 
         end=end,
         detector_names=(detectors.TIMESERIES_DETECTOR, detectors.OUTLIER_DETECTOR),
     )
-    logger.info("anomalies org=%s %s..%s: %d findings, %d new", org.id, start, end, len(findings), len(created))
+    explained = anomalies_explain(org, start=start, end=end)
+    logger.info(
+        "anomalies org=%s %s..%s: %d findings, %d new, %d explained",
+        org.id,
+        start,
+        end,
+        len(findings),
+        len(created),
+        explained,
+    )
     return created
 
 
@@ -260,8 +256,6 @@ def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> 
     vectors = detectors.feature_vectors(frame)
     scores = detectors.outlier_scores(vectors)
     threshold = float(np.percentile(scores["norm"], 90))
-    from telemetry.models import Feature
-
     names = dict(
         (fid, (key, name))
         for fid, key, name in Feature.objects.filter(organization=org, pk__in=list(vectors.index)).values_list(
@@ -295,6 +289,7 @@ def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> 
 
 def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
     feature = anomaly.feature
+    explanation = anomaly.explanation or {}
     return {
         "id": anomaly.id,
         "date": anomaly.date.isoformat(),
@@ -308,6 +303,8 @@ def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
         "score": round(anomaly.score, 3),
         "severity": anomaly.severity,
         "direction": (anomaly.details or {}).get("direction"),
+        "explanation": explanation_phrase(explanation),
+        "segment": explanation.get("segment"),
     }
 
 
@@ -320,16 +317,15 @@ def alerts_send(
     anomaly of that many last days no alert has covered yet is included too (in the same
     query), so a run whose e-mail or enqueue failed is picked up by the next one.
     Only the time-series detector alerts: "outlier features" always names a tenth of the
-    features, so it is a ranking to look at, not an event. Marks them notified. Returns
-    `{anomalies, emails, webhooks}`."""
-    from .detectors import TIMESERIES_DETECTOR
-
+    features, so it is a ranking to look at, not an event. Each digest also gives the open
+    anomalies in total, counted as the Insights page and the narrative count them. Marks
+    them notified. Returns `{anomalies, emails, webhooks}`."""
     # Re-read rather than trust the caller's objects: another run may have notified them.
     scope = Q(pk__in=[a.pk for a in anomalies])
     if unnotified_days is not None:
         scope |= Q(date__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
-        Anomaly.objects.filter(scope, organization=org, notified_at__isnull=True, detector=TIMESERIES_DETECTOR)
+        Anomaly.objects.filter(scope, organization=org, notified_at__isnull=True, detector=ANOMALY_DETECTOR)
         .select_related("feature")
         .order_by("-date", "id")
     )
@@ -337,6 +333,7 @@ def alerts_send(
     if not due:
         return {"anomalies": 0, "emails": 0, "webhooks": 0}
     payloads = [anomaly_payload(a) for a in due]
+    open_total = anomalies_open_count(org)
     recipients = list(
         User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
     )
@@ -345,18 +342,25 @@ def alerts_send(
         lines = [
             f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} "
             f"(expected {p['expected'] or 0:.1f}, {p['direction']}, score {p['score']}, {p['severity']})"
+            + (f"\n  {p['explanation']}" if p["explanation"] else "")
             for p in payloads
         ]
         emails = send_mail(
             subject=f"[Usage Platform] {len(due)} new anomal{'y' if len(due) == 1 else 'ies'} in {org.name}",
-            message="New anomalies were detected in the daily usage rollups:\n\n" + "\n".join(lines),
+            message="New anomalies were detected in the daily usage rollups:\n\n"
+            + "\n".join(lines)
+            + f"\n\nOpen anomalies now: {open_total} (the Insights page lists them).",
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=recipients,
             fail_silently=False,
         )
     hooks = webhooks_for_event(org, "anomaly.created")
     for webhook in hooks:
-        webhook_enqueue(webhook, "anomaly.created", {"organization_id": org.id, "anomalies": payloads})
+        webhook_enqueue(
+            webhook,
+            "anomaly.created",
+            {"organization_id": org.id, "anomalies": payloads, "open_anomalies": open_total},
+        )
     Anomaly.objects.filter(pk__in=[a.pk for a in due]).update(notified_at=timezone.now())
     return {"anomalies": len(due), "emails": emails, "webhooks": len(hooks)}
 
@@ -375,7 +379,7 @@ def daily_kpis(org: Organization, day: date) -> dict[str, Any]:
         "active_users": org_row.active_users if org_row else 0,
         "sessions": org_row.sessions if org_row else 0,
         "avg_session_duration": round(org_row.avg_session_duration, 2) if org_row else 0.0,
-        "open_anomalies": Anomaly.objects.filter(organization=org, date=day, status=Anomaly.Status.OPEN).count(),
+        "open_anomalies": anomalies_open(org).filter(date=day).count(),
         "top_features": [
             {
                 "feature_key": row["feature__key"],

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
+from core.task_queue import task_send_on_commit
 from tenants.models import Organization
 
 from . import outbound
@@ -35,6 +36,9 @@ from .models import Webhook, WebhookDelivery
 
 EVENTS = tuple(Webhook.Event.values)
 USER_AGENT = "UsagePlatform-Webhooks/1"
+# The Celery task that makes one delivery attempt (insights.tasks); sent by name because
+# the tasks import this module.
+DELIVER_TASK = "insights.deliver_webhook"
 
 
 # --- URL safety -------------------------------------------------------------------------
@@ -241,9 +245,11 @@ def webhook_deliver(
 
 
 def webhook_enqueue(webhook: Webhook, event: str, payload: dict[str, Any]) -> str:
-    """Hand one event to the delivery task (which retries with back-off)."""
-    from .tasks import deliver_webhook  # tasks import this module; import late
-
+    """Hand one event to the delivery task (which retries with back-off) once the current
+    transaction commits: a change that rolls back delivers nothing. Returns the delivery id
+    every attempt carries."""
     delivery_id = secrets.token_hex(12)
-    deliver_webhook.delay(webhook_id=webhook.id, event=event, payload=payload, attempt=1, delivery_id=delivery_id)
+    task_send_on_commit(
+        DELIVER_TASK, webhook_id=webhook.id, event=event, payload=payload, attempt=1, delivery_id=delivery_id
+    )
     return delivery_id

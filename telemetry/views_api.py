@@ -16,9 +16,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils import encoders
 
-from core.api import ERROR, declared_length
+from core.api import declared_length
 from core.exceptions import DomainError
-from core.openapi import ErrorSerializer
+from core.openapi import ERROR, ErrorSerializer
 from tenants.authentication import ApiKeyPrincipal
 from tenants.permissions import IngestAPIView
 

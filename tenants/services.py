@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Every ingestion key starts with it, so `Authorization: Bearer …` tells a key from a JWT
+# without a lookup (tenants.authentication).
+API_KEY_PREFIX = "upk_"
+
 
 def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
@@ -116,12 +120,27 @@ def _token_user(token: "RefreshToken") -> User:
     return user
 
 
+def auth_tokens_issue(*, user: User) -> dict:
+    """A refresh/access pair carrying the claims the API and SDKs read: org_id, role, email."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    refresh = RefreshToken.for_user(user)
+    refresh["org_id"] = user.organization_id
+    refresh["role"] = user.role
+    refresh["email"] = user.email
+    access = refresh.access_token  # copies the claims above
+    return {
+        "access_token": str(access),
+        "refresh_token": str(refresh),
+        "token_type": "bearer",
+        "expires_in": int(access.lifetime.total_seconds()),
+    }
+
+
 def auth_tokens_refresh(*, refresh: str) -> dict:
     """Rotation: the refresh token is spent (blacklisted) and a fresh pair is issued with the
     user's current role and organisation in the claims. Blacklisting with get_or_create makes
     the spend atomic: of two concurrent refreshes with one token only one succeeds."""
-    from .authentication import tokens_for
-
     token = _refresh_token(refresh)
     user = _token_user(token)
     with transaction.atomic():
@@ -129,7 +148,7 @@ def auth_tokens_refresh(*, refresh: str) -> dict:
         _, created = cast("tuple[Any, bool]", token.blacklist())
     if not created:
         raise Unauthorized("Refresh token refused: Token is blacklisted.", errors={"refresh": ["Token is blacklisted"]})
-    return tokens_for(user)
+    return auth_tokens_issue(user=user)
 
 
 def auth_tokens_revoke(*, refresh: str) -> None:
@@ -145,7 +164,7 @@ def auth_tokens_revoke(*, refresh: str) -> None:
 
 def api_key_create(*, org: Organization, name: str, created_by: User | None = None) -> tuple[ApiKey, str]:
     """Returns the key row and the full key, which is never stored and never shown again."""
-    raw = "upk_" + secrets.token_urlsafe(24)[:32]
+    raw = API_KEY_PREFIX + secrets.token_urlsafe(24)[:32]
     api_key = ApiKey.objects.create(
         organization=org, name=name, prefix=raw[:12], key_hash=_sha256(raw), created_by=created_by
     )
@@ -168,7 +187,7 @@ def api_keys_forget() -> None:
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key`, or None. Touches `last_used_at` at most once a
     minute so a busy SDK does not turn every event into an UPDATE."""
-    if not raw_key.startswith("upk_") or len(raw_key) > 100:
+    if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) > 100:
         return None
     digest = _sha256(raw_key)
     api_key = api_key_cache.get(digest)

@@ -3,17 +3,14 @@ raw-SQL pieces per backend."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, overload
 
 from django.db import connection
 
+from core.days import day_start
 from telemetry.models import Feature
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def bounds(start: date, end: date) -> tuple[datetime, datetime]:

@@ -10,10 +10,10 @@ from django.db.models import Q, Sum
 
 from core.exceptions import NotFound
 from telemetry.models import Feature
+from telemetry.queries import feature_find
 from tenants.models import Organization
 
 from ..models import DailyFeatureUsage
-from ..params import parse_id
 from .cache import cached
 from .common import change_pct, days_between, feature_pk, percent, previous_period, rounded, session_average
 from .timeseries import timeseries
@@ -76,10 +76,7 @@ def feature_sparklines(org: Organization, start: date, end: date) -> dict[int, l
 
 def feature_get(org: Organization, feature_id: object) -> Feature:
     """One feature of `org`; another organisation's or an unknown id is NotFound."""
-    pk = parse_id(feature_id)
-    if pk is None:
-        raise NotFound("Feature not found.")
-    feature = Feature.objects.filter(organization=org, pk=pk).first()
+    feature = feature_find(org, feature_id, by_key=False)
     if feature is None:
         raise NotFound("Feature not found.")
     return feature

@@ -9,8 +9,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
+from core.db_routing import read_alias
 from core.exceptions import QUERY_TIMEOUT_DETAIL, QUERY_TIMEOUT_RETRY_AFTER, StorageUnavailable
 from telemetry.models import Feature
 from tenants.models import Organization
@@ -102,17 +104,17 @@ def funnel_sql(
 
 
 @contextmanager
-def _bounded() -> Iterator[None]:
+def _bounded(db: BaseDatabaseWrapper) -> Iterator[None]:
     """Stop the funnel statement after `DB_STATEMENT_TIMEOUT_MS` on SQLite too, which has
     no statement timeout: its progress handler interrupts the statement (PostgreSQL's web
     connections carry `statement_timeout` already). Either way the request answers 503
     with Retry-After (`core.exceptions.database_failure`), never hangs. No query is added."""
     limit_ms = settings.DB_STATEMENT_TIMEOUT_MS
-    if connection.vendor != "sqlite" or not limit_ms:
+    if db.vendor != "sqlite" or not limit_ms:
         yield
         return
-    connection.ensure_connection()
-    raw = connection.connection
+    db.ensure_connection()
+    raw = db.connection
     deadline = time.monotonic() + limit_ms / 1000
     raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 1_000)
     try:
@@ -136,7 +138,9 @@ def funnel(org: Organization, *, steps: list[str], window_days: int = 7, start: 
     never longer than `DB_STATEMENT_TIMEOUT_MS` in a web process (then a 503)."""
     feature_ids = dict(Feature.objects.filter(organization=org, key__in=steps).values_list("key", "id"))
     sql, params = funnel_sql(org, steps=steps, feature_ids=feature_ids, window_days=window_days, start=start, end=end)
-    with _bounded(), connection.cursor() as cursor:
+    # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
+    db = connections[read_alias()]
+    with _bounded(db), db.cursor() as cursor:
         cursor.execute(sql, params)
         counts = list(cursor.fetchone())
     result: list[dict[str, Any]] = []

@@ -6,11 +6,12 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
 
+from core.days import today
+from core.db_routing import read_alias
 from tenants.models import Organization
 
-from ..params import today
 from .cache import cached
 from .common import bounds, date_number_sql, day_number_sql, db_datetime, percent, week_monday
 
@@ -82,7 +83,8 @@ def retention(org: Organization, *, weeks: int = 12, end: date | None = None) ->
     sizes: dict[int, int] = {}
     grid: dict[int, dict[int, int]] = defaultdict(dict)
     days: dict[int, dict[int, int]] = defaultdict(dict)
-    with connection.cursor() as cursor:
+    # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(sql, params)
         for kind, cw, k, n in cursor.fetchall():
             if kind == 0:

@@ -10,7 +10,7 @@ import pytest
 
 from analytics import queries, rollup
 from analytics.models import DailyUserFeatureUsage, DailyUserUsage
-from analytics.params import today
+from core.days import today
 from telemetry.models import EndUser, UsageEvent
 
 from . import raw_reference as ref

@@ -6,12 +6,13 @@ valid ones are stored.
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
+from core.days import day_start, today
 from core.exceptions import DomainError, StorageUnavailable
 from tenants.models import Organization, User
 
@@ -146,7 +147,7 @@ def past_days(rows: Iterable[Row], today_start: datetime) -> set[date]:
 
 
 def _write_direct(org: Organization, rows: list[Row], users: dict[str, dict[str, Any]]) -> int:
-    today_start = datetime.combine(datetime.now(UTC).date(), time.min, tzinfo=UTC)
+    today_start = day_start(today())
     try:
         if connection.vendor == "sqlite":
             # One writer at a time anyway: one transaction takes the write lock once.

@@ -10,14 +10,16 @@ that gained an error is skipped, the others become rows.
 import math
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
+from core.days import day_start
 from core.exceptions import Forbidden
 from tenants.models import Organization, User
 
+from ...models import EndUser
 from .. import storage
 from .values import (
     NUL_MESSAGE,
@@ -30,7 +32,6 @@ from .values import (
 )
 
 _EMAIL_RE = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
-_GENDERS = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 _MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 # A longer "session" is a unit mistake, and sums of huge values would overflow the rollups.
 _MAX_SESSION_SECONDS = 365 * 86400
@@ -47,7 +48,7 @@ class EventContext:
         self.org = org
         self.now = datetime.now(UTC)
         self.max_ts = self.now + settings.INGEST_MAX_FUTURE
-        self.today_start = datetime.combine(self.now.date(), time.min, tzinfo=UTC)
+        self.today_start = day_start(self.now.date())
         self.max_metadata = settings.INGEST_MAX_METADATA_BYTES
         # A person sending events (JWT) always sends them as themselves: their end-user
         # profile is keyed by their e-mail and linked to their account. Staff are exempt.
@@ -334,7 +335,7 @@ class _EventCheck:
     def gender(self, value: object) -> str | None:
         if value in (None, ""):
             return None
-        code = _GENDERS.get(value.lower()) if isinstance(value, str) else None
+        code = EndUser.gender_code(value)
         if code is None:
             self.error("gender", "Must be one of F, M, O (female, male, other).")
         return code
