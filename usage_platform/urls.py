@@ -19,6 +19,7 @@ api_v1 = [
     path("auth/", include("tenants.urls_auth")),
     # Before tenants' `org`: insights owns the webhook rows (tenants may not import insights).
     path("org/webhooks", include("insights.urls_webhooks")),
+    path("org/alert-rules", include("insights.alerts.urls_api")),
     path("org", include("tenants.urls_org")),
     path("analytics/", include("analytics.urls_api")),
     path("ai/", include("insights.urls_api")),
