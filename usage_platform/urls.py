@@ -46,6 +46,7 @@ urlpatterns = [
     path("logout/", sign_in.LogoutView.as_view(), name="logout"),
     path("invite/<str:token>/", sign_in.invitation_accept, name="invitation-accept"),
     path("settings/webhooks/", include("insights.urls_settings")),
+    path("settings/alert-rules/", include("insights.alerts.urls_settings")),
     path("settings/", include("tenants.urls_settings")),
     path("insights/", include("insights.urls_pages")),
     path("", include("analytics.urls_pages")),
