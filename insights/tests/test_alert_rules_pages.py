@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from core.testing import page_client
 from insights.alerts import rules
-from insights.models import AlertFiring, AlertRule
+from insights.models import AlertFiring, AlertRule, Webhook
 from tenants.models import Role
 
 pytestmark = pytest.mark.django_db
@@ -150,3 +150,13 @@ def test_page_query_count(admin_page, org, django_assert_num_queries, count):
     assert response.status_code == 200
     assert response.text.count('data-testid="alert-rule"') == count
     assert f"fired-{rule.pk}-1" in response.text and f"fired-{rule.pk}-6" not in response.text
+
+
+def test_webhook_form_offers_alert_fired_and_the_slack_format(admin_page, org, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    page = admin_page.get(reverse("webhook-settings:index")).text
+    assert 'value="alert.fired"' in page and 'value="slack"' in page
+    data = {"url": "http://127.0.0.1:9/slack", "events": ["alert.fired"], "format": "slack", "active": "on"}
+    response = admin_page.post(reverse("webhook-settings:index"), data)
+    assert response.status_code == 200 and "Slack</span>" in response.text
+    assert Webhook.objects.get(organization=org).format == "slack"
