@@ -32,6 +32,8 @@ FUNNEL_PERIOD_DAYS = 7
 FUNNEL_BASELINE_PERIODS = 4
 # Retention averages about this many weekly cohorts that are old enough to be measured.
 RETENTION_COHORTS = 4
+# A conversion or retention rate of fewer users than this is noise, not news: no firing.
+MIN_USERS = 10
 
 SUMMARY_KEYS = {
     "events": "total_events",
@@ -88,7 +90,7 @@ def _step_conversion(org: Organization, params: dict[str, Any], start: date, end
     result = queries.funnel(org, steps=params["steps"], window_days=params["window_days"], start=start, end=end)
     steps = result["steps"]
     entered = steps[0]["users"]
-    if not entered:
+    if entered < MIN_USERS:
         return None
     return float(steps[params["step"] - 1]["conversion_from_start"]), entered
 
@@ -135,10 +137,15 @@ def _retention(org: Organization, params: dict[str, Any], day: date) -> Measurem
     if value is None:
         return None
     measured = [c for c in cohorts if c["size"] and c.get(f"d{n}") is not None]
+    if sum(c["size"] for c in measured) < MIN_USERS:
+        return None
     threshold = float(params["below"])
-    message = (
-        f"D{n} retention of the {len(measured)} latest measurable weekly cohorts: {value:.1f} %, below {threshold:g} %."
+    cohorts_text = (
+        "the latest measurable weekly cohort"
+        if len(measured) == 1
+        else f"the {len(measured)} latest measurable weekly cohorts"
     )
+    message = f"D{n} retention of {cohorts_text}: {value:.1f} %, below {threshold:g} %."
     details = {"retention_day": n, "users": sum(c["size"] for c in measured)}
     return Measurement(float(value), threshold, value < threshold, measured[0]["cohort_start"], message, details)
 

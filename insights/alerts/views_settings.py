@@ -93,7 +93,7 @@ def _summary(rule: AlertRule) -> str:
     p = rule.params
     if rule.kind == AlertRule.Kind.METRIC_THRESHOLD:
         scope = f" of {p['feature']}" if p.get("feature") else ""
-        return f"{evaluate.METRIC_LABELS[p['metric']]}{scope} {p['op']} {p['value']:g} on a day"
+        return f"{evaluate.METRIC_LABELS[p['metric']]}{scope} {p['op']} {p['value']:,g} on a day"
     if rule.kind == AlertRule.Kind.FUNNEL_CONVERSION:
         steps = " → ".join(p["steps"])
         condition = f"below {p['below']:g} %" if "below" in p else f"down ≥ {p['drop_pct']:g} % on its baseline"

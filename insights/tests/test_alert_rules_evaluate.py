@@ -191,3 +191,14 @@ def test_after_rollup_enqueues_evaluation_on_commit(org, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         tasks.after_rollup(org.id, [timezone.now().date().isoformat()])
     assert callbacks == []
+
+
+def test_too_few_users_to_judge_stay_quiet(org):
+    day = _day()
+    steps = [feature(org, "cart"), feature(org, "paid")]
+    _funnel_users(
+        org, steps, entered_on=day - timedelta(days=3), users=evaluate.MIN_USERS - 1, converted=0, prefix="few"
+    )
+    _rule(org, "funnel_conversion", {"steps": ["cart", "paid"], "window_days": 1, "below": 50})
+    _rule(org, "retention", {"day": 1, "below": 50})
+    assert evaluate.alert_rules_evaluate(org, [day]) == []
