@@ -51,7 +51,7 @@ class AlertRuleForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if "kind" in self.errors:
             # The kind is a hidden field: say so above the form, where it can be seen.
             self.add_error(None, f"Choose a kind of rule: {', '.join(label for _, label in AlertRule.Kind.choices)}.")
@@ -70,7 +70,7 @@ class AlertRuleForm(forms.Form):
             value = data.get(name)
             if value in (None, ""):
                 continue
-            if name == "steps":
+            if name == "steps" and isinstance(value, str):
                 value = [s.strip() for s in value.split(",") if s.strip()]
             params[name] = value
         return params
@@ -111,7 +111,8 @@ def _response(request, *, form: AlertRuleForm | None = None, editing: AlertRule 
         "settings_tab": "alert_rules",
         "org": org,
         "rules": [
-            {"rule": rule, "summary": _summary(rule), "firings": rule.recent_firings}
+            # `recent_firings` is set by the prefetch (to_attr), unknown to the model's type.
+            {"rule": rule, "summary": _summary(rule), "firings": rule.recent_firings}  # type: ignore[attr-defined]
             for rule in rules.alert_rule_list_with_firings(org, recent=RECENT_FIRINGS)
         ],
         "rule_form": form,
