@@ -29,7 +29,7 @@ def _fire(org, *, events=5, name="Quiet day"):
     return evaluate.alert_rules_evaluate(org, [day])
 
 
-def test_signed_json_and_slack_deliveries(settings, org, other_org, mailoutbox):
+def test_signed_json_and_slack_deliveries(settings, org, other_org, mailoutbox, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     with StubServer([(200, {"ok": True}, 0)]) as receiver:
         signed = webhooks.webhook_create(org, url=f"{receiver.url}/signed", events=["alert.fired"])
@@ -37,7 +37,9 @@ def test_signed_json_and_slack_deliveries(settings, org, other_org, mailoutbox):
         webhooks.webhook_create(org, url=f"{receiver.url}/anomalies-only", events=["anomaly.created"])
         webhooks.webhook_create(other_org, url=f"{receiver.url}/theirs", events=["alert.fired"])
         fired = _fire(org)
-        sent = delivery.alert_firings_deliver(org, fired)
+        # Webhook deliveries are sent once the transaction commits (core.task_queue).
+        with django_capture_on_commit_callbacks(execute=True):
+            sent = delivery.alert_firings_deliver(org, fired)
     assert sent == {"firings": 1, "emails": 1, "webhooks": 2}
     by_path = {path: (headers, body) for path, headers, body in receiver.requests}
     assert set(by_path) == {"/signed", "/slack"}
@@ -94,12 +96,14 @@ def test_no_recipients_is_recorded(org):
     assert AlertFiring.objects.get().delivery_status == "no_recipients"
 
 
-def test_delivery_refuses_private_addresses(settings, org):
+def test_delivery_refuses_private_addresses(settings, org, django_capture_on_commit_callbacks):
     # Created while private addresses were allowed, delivered once they no longer are.
     settings.WEBHOOK_ALLOW_PRIVATE = True
     hook = webhooks.webhook_create(org, url="http://127.0.0.1:9/hook", events=["alert.fired"], format="slack")
     settings.WEBHOOK_ALLOW_PRIVATE = False
-    delivery.alert_firings_deliver(org, _fire(org))
+    fired = _fire(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery.alert_firings_deliver(org, fired)
     attempt = WebhookDelivery.objects.get(webhook=hook)
     assert attempt.error.startswith("refused") and attempt.delivered_at is None
 
