@@ -49,6 +49,11 @@ def _number(params: dict[str, Any], name: str, *, low: float, high: float | None
     return float(value)
 
 
+def _text(value: object) -> bool:
+    """Non-blank text of at most 100 characters without NUL (which PostgreSQL's jsonb refuses)."""
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= 100 and "\x00" not in value
+
+
 def _only(params: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(params) - allowed)
     if unknown:
@@ -66,7 +71,7 @@ def _metric_params(params: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {"metric": metric, "op": op, "value": _number(params, "value", low=0)}
     feature = params.get("feature")
     if feature is not None:
-        if not isinstance(feature, str) or not feature.strip() or len(feature) > 100:
+        if not _text(feature):
             _refuse("params.feature", "params.feature must be a feature key (text, at most 100 characters).")
         clean["feature"] = feature.strip()
     return clean
@@ -75,11 +80,7 @@ def _metric_params(params: dict[str, Any]) -> dict[str, Any]:
 def _funnel_params(params: dict[str, Any]) -> dict[str, Any]:
     _only(params, {"steps", "step", "below", "drop_pct", "window_days"})
     steps = params.get("steps")
-    if (
-        not isinstance(steps, list)
-        or not 2 <= len(steps) <= FUNNEL_MAX_STEPS
-        or not all(isinstance(s, str) and s.strip() and len(s) <= 100 for s in steps)
-    ):
+    if not isinstance(steps, list) or not 2 <= len(steps) <= FUNNEL_MAX_STEPS or not all(_text(s) for s in steps):
         _refuse(
             "params.steps",
             f"params.steps must list 2 to {FUNNEL_MAX_STEPS} feature keys or event types (text, ≤ 100 characters).",

@@ -58,6 +58,8 @@ def test_defaults_are_filled_in(admin_client):
         ("funnel_conversion", {"steps": ["only-one"], "below": 10}, "params.steps"),
         ("funnel_conversion", {"steps": "a,b", "below": 10}, "params.steps"),
         ("funnel_conversion", {"steps": ["a", ""], "below": 10}, "params.steps"),
+        ("funnel_conversion", {"steps": ["a", "b\x00"], "below": 10}, "params.steps"),
+        ("metric_threshold", {"metric": "events", "op": "above", "value": 1, "feature": "x\x00"}, "params.feature"),
         ("funnel_conversion", {"steps": ["a", "b"], "step": 3, "below": 10}, "params.step"),
         ("funnel_conversion", {"steps": ["a", "b"], "step": 1, "below": 10}, "params.step"),
         ("funnel_conversion", {"steps": ["a", "b"]}, "params.below"),

@@ -3,8 +3,10 @@ quiet when it should not, once per rule and day, only for its own organisation; 
 post-rollup task enqueues the evaluation."""
 
 from datetime import UTC, datetime, time, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
@@ -202,3 +204,17 @@ def test_too_few_users_to_judge_stay_quiet(org):
     _rule(org, "funnel_conversion", {"steps": ["cart", "paid"], "window_days": 1, "below": 50})
     _rule(org, "retention", {"day": 1, "below": 50})
     assert evaluate.alert_rules_evaluate(org, [day]) == []
+
+
+def test_evaluate_command(org, mailoutbox):
+    day = _day()
+    _org_day(org, day, events=5)
+    _rule(org, "metric_threshold", {"metric": "events", "op": "below", "value": 100})
+    out = StringIO()
+    call_command("evaluate_alert_rules", "--org", org.slug, "--send", stdout=out)
+    assert f"{org.slug}: 1 rule fired on {day.isoformat()}, 1 sent" in out.getvalue()
+    assert len(mailoutbox) == 1
+    call_command("evaluate_alert_rules", "--org", org.slug, stdout=out)
+    assert "0 rules fired" in out.getvalue()
+    with pytest.raises(CommandError):
+        call_command("evaluate_alert_rules", "--day", timezone.now().date().isoformat(), stdout=out)
