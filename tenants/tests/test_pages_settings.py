@@ -16,7 +16,13 @@ from tenants.models import ApiKey, Invitation, Role, User
 
 # The Webhooks tab is served by insights (tested in insights/tests/test_pages.py); tenants
 # tests may not import insights, but the tab still needs the admin role.
-SETTINGS_PAGES = ["settings:organization", "settings:members", "settings:api-keys", "webhook-settings:index"]
+SETTINGS_PAGES = [
+    "settings:organization",
+    "settings:members",
+    "settings:api-keys",
+    "webhook-settings:index",
+    "alert-rule-settings:index",
+]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def _tenant_rows(admin_user):
     """One row of every model for this organisation."""
     from analytics.models import DailyFeatureUsage, DailyOrgUsage
-    from insights.models import Anomaly, Insight, Webhook, WebhookDelivery
+    from insights.models import AlertFiring, AlertRule, Anomaly, Insight, Webhook, WebhookDelivery
     from telemetry.models import DirtyDay, EndUser, Feature, UsageEvent
 
     org = admin_user.organization
@@ -43,6 +43,12 @@ def _tenant_rows(admin_user):
         organization=org, url=f"https://{org.slug}.example/hook", secret="s3cret-value", events=["anomaly.created"]
     )
     WebhookDelivery.objects.create(webhook=webhook, event="anomaly.created", payload={}, status_code=200)
+    rule = AlertRule.objects.create(
+        organization=org, name=f"{org.name} busy", kind="retention", params={"day": 7, "below": 10}
+    )
+    AlertFiring.objects.create(
+        rule=rule, organization=org, day=date.today(), window_start=date.today(), value=5, threshold=10, message="m"
+    )
 
 
 @pytest.fixture
