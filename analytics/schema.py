@@ -117,10 +117,15 @@ Retention = inline_serializer(
             fields={
                 "cohort_start": serializers.DateField(),
                 "size": serializers.IntegerField(),
-                "d1": serializers.FloatField(allow_null=True, help_text="null until day 1 has passed"),
+                "d1": serializers.FloatField(
+                    allow_null=True, help_text="null until day 1 has passed, and for an empty cohort"
+                ),
                 "d7": serializers.FloatField(allow_null=True),
                 "d30": serializers.FloatField(allow_null=True),
-                "weeks": serializers.ListField(child=serializers.FloatField(), help_text="% active in week k"),
+                "weeks": serializers.ListField(
+                    child=serializers.FloatField(allow_null=True),
+                    help_text="% active in week k; null for an empty cohort",
+                ),
             },
         ),
     },

@@ -208,6 +208,8 @@ def test_end_user_detail(analyst_client, rolled):
 def test_retention_top_users_funnel(analyst_client, rolled):
     retention = analyst_client.get(f"{BASE}/retention?weeks=2&end=2025-03-03").json()
     assert [c["size"] for c in retention["cohorts"]] == [2, 1]
+    empty = analyst_client.get(f"{BASE}/retention?weeks=4&end=2025-03-31").json()["cohorts"][-1]
+    assert empty["size"] == 0 and empty["d1"] is None and empty["weeks"] == [None]
     top = analyst_client.get(f"{BASE}/top-users?{RANGE}&limit=1").json()
     assert [r["user_id"] for r in top["results"]] == ["u1"]
     funnel = analyst_client.get(f"{BASE}/funnel?steps=search,export&{RANGE}").json()

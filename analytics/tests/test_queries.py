@@ -242,6 +242,16 @@ def test_retention(org):
     assert cohorts[date(2025, 3, 31)]["size"] == 0
 
 
+def test_empty_retention_cohort_has_no_percentages(org):
+    """A week in which nobody was first seen has no retention: null, never 0 %."""
+    end_user(org, "a", first_seen=at("2025-03-03", "09:00:00"))
+    result = queries.retention(org, weeks=6, end=date(2025, 4, 9))
+    empty = {c["cohort_start"]: c for c in result["cohorts"]}[date(2025, 3, 10)]
+    assert empty["size"] == 0
+    assert (empty["d1"], empty["d7"], empty["d30"]) == (None, None, None)
+    assert empty["weeks"] and set(empty["weeks"]) == {None}
+
+
 def test_funnel_ordered_within_window(org):
     search, cart, buy = feature(org, "search"), feature(org, "cart"), feature(org, "buy")
     users = [end_user(org, f"f{i}") for i in range(5)]

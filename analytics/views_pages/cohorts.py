@@ -28,9 +28,7 @@ def retention(request):
     cohorts = []
     max_weeks = 0
     for cohort in data["cohorts"]:
-        # An empty cohort has no percentages, not 0 %.
-        weeks = cohort["weeks"] if cohort["size"] else [None] * len(cohort["weeks"])
-        cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in weeks]
+        cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in cohort["weeks"]]
         max_weeks = max(max_weeks, len(cells))
         cohorts.append({**cohort, "cells": cells})
     for cohort in cohorts:
