@@ -96,7 +96,12 @@ Timeseries = inline_serializer(
         "points": inline_serializer(
             name="TimeseriesPoint",
             many=True,
-            fields={"date": serializers.DateField(), "value": serializers.FloatField()},
+            fields={
+                "date": serializers.DateField(
+                    help_text="the day, or the week's Monday (a first week cut by start: start itself)"
+                ),
+                "value": serializers.FloatField(),
+            },
         ),
         "feature": inline_serializer(
             name="TimeseriesFeature",

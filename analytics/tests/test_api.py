@@ -56,6 +56,14 @@ def test_feature_usage_and_csv(analyst_client, rolled):
     ]
 
 
+def test_weekly_timeseries_starts_at_start(analyst_client, rolled):
+    """start=2025-03-01 is a Saturday: the first weekly point is labelled 2025-03-01 (the
+    days of that week in the range), never the Monday before it."""
+    body = analyst_client.get(f"{BASE}/timeseries?{RANGE}&interval=week").json()
+    assert [(p["date"], p["value"]) for p in body["points"]] == [("2025-03-01", 5), ("2025-03-03", 1)]
+    assert all(p["date"] >= body["start"] for p in body["points"])
+
+
 def test_timeseries_and_csv(analyst_client, rolled):
     body = analyst_client.get(f"{BASE}/timeseries?{RANGE}&metric=active_users&feature=search").json()
     assert [p["value"] for p in body["points"]] == [2, 1, 0]

@@ -127,7 +127,8 @@ def test_timeseries_from_rollups(org, rolled, metric, interval, expected):
     ts = queries.timeseries(org, metric=metric, interval=interval, start=D1, end=D3)
     assert [p["value"] for p in ts["points"]] == expected
     if interval == "week":
-        assert [p["date"] for p in ts["points"]] == [date(2025, 2, 24), date(2025, 3, 3)]
+        # The week of Mon 2025-02-24 is cut by start (Sat 03-01): labelled with 03-01, not before start.
+        assert [p["date"] for p in ts["points"]] == [D1, date(2025, 3, 3)]
 
 
 def test_timeseries_zero_filled_and_by_feature(org, rolled):
