@@ -316,6 +316,15 @@ def test_funnel_result(analyst, usage):
     assert fragment.status_code == 400 and "at least 2" in fragment.content.decode()
 
 
+def test_funnel_first_look_does_not_ask_for_steps_it_already_shows(analyst, usage):
+    """The first visit fills in the three most used features: the prompt says so rather than
+    asking for at least two features."""
+    html = analyst.get("/funnels/").content.decode()
+    assert len([v for v in re.findall(r'name="step" [^>]*value="([^"]*)"', html) if v]) == 3
+    prompt = re.search(r'data-testid="funnel-prompt">(.*?)</p>', html, re.S).group(1)
+    assert "3 steps are filled in" in prompt and "Choose at least" not in prompt
+
+
 def test_retention_heat_map(analyst, usage):
     html = analyst.get("/retention/?weeks=8").content.decode()
     assert 'data-testid="retention-table"' in html

@@ -79,7 +79,8 @@ def funnels(request):
             result = queries.funnel(org, **args)
     usage = queries.feature_usage(org, start=start, end=end)
     features = common.feature_choices(usage)
-    if not steps:
+    suggested = not steps
+    if suggested:
         # A first look: the three most used features, in that order.
         steps = [row["feature_key"] for row in usage[:3]] if len(usage) >= 2 else ["", ""]
     while len(steps) < params.MIN_FUNNEL_STEPS:
@@ -95,6 +96,8 @@ def funnels(request):
         "active_nav": "funnels",
         "features": features,
         "steps": steps,
+        "filled_steps": sum(1 for step in steps if step),
+        "suggested": suggested,
         "window_days": window_days,
         "start": start,
         "end": end,
