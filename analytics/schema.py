@@ -10,8 +10,8 @@ from . import params
 _KPI = inline_serializer(
     name="Kpi",
     fields={
-        "value": serializers.FloatField(),
-        "previous": serializers.FloatField(),
+        "value": serializers.FloatField(allow_null=True, help_text="null only for an average with nothing to average"),
+        "previous": serializers.FloatField(allow_null=True),
         "change_pct": serializers.FloatField(allow_null=True, help_text="null when previous is 0"),
     },
 )
@@ -46,7 +46,7 @@ FeatureUsage = inline_serializer(
                 "feature_name": serializers.CharField(),
                 "events": serializers.IntegerField(),
                 "avg_daily_active_users": serializers.FloatField(),
-                "avg_session_duration": serializers.FloatField(),
+                "avg_session_duration": serializers.FloatField(allow_null=True, help_text="null without any duration"),
                 "share": serializers.FloatField(help_text="% of all events"),
                 "previous_events": serializers.IntegerField(),
                 "change_pct": serializers.FloatField(allow_null=True),
@@ -60,7 +60,7 @@ class EndUserActivitySerializer(serializers.Serializer):
     user_id = serializers.CharField(help_text="your end user's external id")
     email = serializers.CharField()
     events = serializers.IntegerField()
-    avg_session_duration = serializers.FloatField()
+    avg_session_duration = serializers.FloatField(allow_null=True, help_text="null without any duration")
     first_seen = serializers.DateTimeField(allow_null=True)
     last_seen = serializers.DateTimeField(allow_null=True)
     top_feature = serializers.CharField(allow_null=True)
@@ -172,7 +172,7 @@ EndUserDetail = inline_serializer(
             fields={
                 "events": serializers.IntegerField(),
                 "sessions": serializers.IntegerField(),
-                "avg_session_duration": serializers.FloatField(),
+                "avg_session_duration": serializers.FloatField(allow_null=True, help_text="null without any duration"),
                 "features_used": serializers.IntegerField(),
             },
         ),

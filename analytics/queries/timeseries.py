@@ -42,8 +42,9 @@ def timeseries(
     gender: str | None = None,
 ) -> dict[str, Any]:
     """`{metric, interval, start, end, points: [{date, value}]}`, one point per day or week
-    (weeks start on Monday; a first week cut by `start` is labelled `start`), zero-filled. Reads rollups unless a demographic filter applies
-    or weekly distinct users are asked (neither can be summed from daily rows)."""
+    (weeks start on Monday; a first week cut by `start` is labelled `start`), zero-filled.
+    Reads rollups unless a demographic filter applies or weekly distinct users are asked
+    (neither can be summed from daily rows)."""
     feature_id = feature_pk(feature)
     buckets = _buckets(start, end, interval)
     use_raw = bool(age or gender) or (interval == "week" and metric == "active_users")

@@ -13,7 +13,7 @@ from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization, User
 
 from .cache import cached
-from .common import bounds, rounded
+from .common import bounds, rounded_or_none
 
 TIMELINE_LIMIT = 200
 # Events of one end user without a session id belong to the same visit while they are
@@ -63,7 +63,7 @@ def _shape_user_rows(rows: Iterable[dict[str, Any]], top: dict[int, str]) -> lis
             "user_id": r["end_user__external_id"],
             "email": r["end_user__email"],
             "events": r["events"],
-            "avg_session_duration": rounded(r["avg_session_duration"]),
+            "avg_session_duration": rounded_or_none(r["avg_session_duration"]),
             "first_seen": min(filter(None, (r["end_user__first_seen"], r["first_event"]))),
             "last_seen": r["last_event"],
             "top_feature": top.get(r["end_user_id"]),
@@ -228,7 +228,7 @@ def end_user_detail(org: Organization, external_id: str) -> dict[str, Any]:
         "totals": {
             "events": totals["events"],
             "sessions": totals["sessions"],
-            "avg_session_duration": rounded(totals["avg_session_duration"]),
+            "avg_session_duration": rounded_or_none(totals["avg_session_duration"]),
             "features_used": totals["features_used"],
         },
         "top_features": [

@@ -56,6 +56,27 @@ def test_feature_usage_and_csv(analyst_client, rolled):
     ]
 
 
+def test_missing_durations_are_null_not_zero(analyst_client, org, rolled):
+    """A feature, a user and a period with no event carrying a duration have no average
+    session: null, never 0.0."""
+    silent = feature(org, "silent")
+    quiet = end_user(org, "quiet", first_seen=at("2025-03-02", "12:00:00"))
+    event(org, silent, quiet, at("2025-03-02", "12:00:00"))
+    rollup.rollup_range(D1, D3, org)
+    rows = {r["feature_key"]: r for r in analyst_client.get(f"{BASE}/feature-usage?{RANGE}").json()["results"]}
+    assert rows["silent"]["avg_session_duration"] is None and rows["search"]["avg_session_duration"] == 60.0
+    from django.utils import timezone
+
+    event(org, silent, end_user(org, "recent"), timezone.now())
+    users = {r["user_id"]: r for r in analyst_client.get(f"{BASE}/user-activity").json()["results"]}
+    assert users["recent"]["avg_session_duration"] is None
+    assert analyst_client.get(f"{BASE}/users/quiet").json()["totals"]["avg_session_duration"] is None
+    summary = analyst_client.get(f"{BASE}/usage-summary?{RANGE}&feature=silent").json()["avg_session_duration"]
+    assert summary == {"value": None, "previous": None, "change_pct": None}
+    summary = analyst_client.get(f"{BASE}/usage-summary?{RANGE}&gender=M").json()["avg_session_duration"]
+    assert summary["value"] == 60.0 and summary["previous"] is None
+
+
 def test_weekly_timeseries_starts_at_start(analyst_client, rolled):
     """start=2025-03-01 is a Saturday: the first weekly point is labelled 2025-03-01 (the
     days of that week in the range), never the Monday before it."""

@@ -316,6 +316,31 @@ def test_funnel_result(analyst, usage):
     assert fragment.status_code == 400 and "at least 2" in fragment.content.decode()
 
 
+def test_missing_durations_show_a_dash(analyst, org):
+    """Events without a duration give no average session: the pages show "—", not "0.0 s"."""
+    from django.utils import timezone
+
+    from analytics import rollup
+    from analytics.tests.factories import end_user, event, feature
+
+    silent, now = feature(org, "silent"), timezone.now()
+    event(org, silent, end_user(org, "quiet", first_seen=now), now)
+    rollup.rollup_range(now.date() - timedelta(days=1), now.date(), org)
+    pages = {
+        "/features/": r">silent</div></td>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>([^<]*)</td>",
+        "/users/": r"quiet.*?—",
+        "/users/quiet/": r'data-testid="user-avg-session">([^<]*)<',
+        "/": r'data-testid="kpi-avg_session_duration"[^>]*>([^<]*)<',
+        f"/features/{silent.pk}/": r'data-testid="feature-avg-session"[^>]*>([^<]*)<',
+    }
+    for url, pattern in pages.items():
+        html = analyst.get(url).content.decode()
+        found = re.search(pattern, html, re.S)
+        assert found, url
+        assert "—" in found.group(found.lastindex or 0), (url, found.group(0)[-200:])
+        assert "0.0<span" not in html and "0.0 s" not in html, url
+
+
 def test_funnel_first_look_does_not_ask_for_steps_it_already_shows(analyst, usage):
     """The first visit fills in the three most used features: the prompt says so rather than
     asking for at least two features."""

@@ -60,8 +60,10 @@ def test_summary_with_demographic_filter_reads_raw_events(org, rolled):
 
 def test_empty_org_gives_zeros(org):
     s = queries.usage_summary(org, D1, D3)
-    for name in ("total_events", "active_users", "features_tracked", "sessions", "avg_session_duration"):
+    for name in ("total_events", "active_users", "features_tracked", "sessions"):
         assert s[name] == {"value": 0, "previous": 0, "change_pct": None}
+    # No duration to average: unknown, not 0 s.
+    assert s["avg_session_duration"] == {"value": None, "previous": None, "change_pct": None}
     assert queries.feature_usage(org, D1, D3) == []
     assert queries.feature_sparklines(org, D1, D3) == {}
     ts = queries.timeseries(org, metric="events", interval="day", start=D1, end=D3)
