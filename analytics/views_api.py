@@ -45,6 +45,7 @@ FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]
 BAD_INPUT = ERROR
 
 
+@extend_schema(tags=["analytics"])
 class AnalyticsView(ReplicaReadsMixin, OrgAPIView):
     """GETs (and their CSV exports) read from the replica when there is one; POST
     aggregate/run writes on the primary, and the figures read after it come from there too."""
