@@ -316,6 +316,50 @@ def test_funnel_result(analyst, usage):
     assert fragment.status_code == 400 and "at least 2" in fragment.content.decode()
 
 
+def _chart_spec(html, chart_id):
+    import json
+
+    found = re.search(rf'<script id="{chart_id}" type="application/json">(.*?)</script>', html, re.S)
+    return json.loads(found.group(1))
+
+
+def test_todays_partial_point_is_marked(analyst, usage):
+    """A range ending today charts today's count, which is still filling up: the spec marks
+    it (drawn dashed) and a note under the chart says so; a range ending yesterday has none."""
+    from core.days import today
+
+    html = analyst.get("/").content.decode()
+    for chart_id in ("chart-events", "chart-active"):
+        spec = _chart_spec(html, chart_id)
+        assert spec["labels"][-1] == today().isoformat()
+        assert spec["partial_from"] == len(spec["labels"]) - 1
+    assert html.count('data-testid="partial-note"') == 2 and "today so far" in html
+    feature_html = analyst.get(f"/features/{feature_of(usage).pk}/").content.decode()
+    assert _chart_spec(feature_html, "chart-feature-usage")["partial_from"] is not None
+    assert 'data-testid="partial-note"' in feature_html
+
+    yesterday = today() - timedelta(days=1)
+    closed = analyst.get(f"/?start={yesterday - timedelta(days=6)}&end={yesterday}").content.decode()
+    assert _chart_spec(closed, "chart-events")["partial_from"] is None
+    assert 'data-testid="partial-note"' not in closed
+
+
+def test_partial_from_by_day_and_by_week():
+    from datetime import date
+    from unittest import mock
+
+    from analytics.views_pages import common
+
+    with mock.patch.object(common, "today", return_value=date(2026, 11, 25)):  # a Wednesday
+        days = [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
+        assert common.partial_from(days, "day") == 2
+        assert common.partial_from(days[:2], "day") is None
+        # Weeks labelled Mon 11-09, Mon 11-16 and Mon 11-23 (the week holding today).
+        weeks = [date(2026, 11, 12), date(2026, 11, 16), date(2026, 11, 23)]  # the first cut by start
+        assert common.partial_from(weeks, "week") == 2
+        assert common.partial_from(weeks[:2], "week") is None
+
+
 def test_missing_durations_show_a_dash(analyst, org):
     """Events without a duration give no average session: the pages show "—", not "0.0 s"."""
     from django.utils import timezone
