@@ -194,6 +194,7 @@ EndUserDetail = inline_serializer(
                 "start": serializers.DateTimeField(),
                 "end": serializers.DateTimeField(),
                 "event_count": serializers.IntegerField(),
+                "continued": serializers.BooleanField(help_text="this session began on the previous (newer) page"),
                 "events": inline_serializer(
                     name="EndUserEvent",
                     many=True,
@@ -207,6 +208,10 @@ EndUserDetail = inline_serializer(
                     },
                 ),
             },
+        ),
+        "timeline_events": serializers.IntegerField(help_text="events on this page of the timeline (at most 200)"),
+        "timeline_next": serializers.UUIDField(
+            allow_null=True, help_text="pass as `before` for the next, older page; null on the oldest"
         ),
     },
 )

@@ -1,5 +1,6 @@
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 
@@ -232,6 +233,22 @@ def test_end_user_detail(analyst_client, rolled):
     body = analyst_client.get(f"{BASE}/users/u2").json()
     assert body["user_id"] == "u2" and body["totals"]["events"] == 2
     assert [g["session_id"] for g in body["timeline"]] == ["s3", "s2"]
+
+
+def test_end_user_timeline_pages(analyst_client, org):
+    from django.utils import timezone
+
+    f, user, now = feature(org, "app"), end_user(org, "busy"), timezone.now()
+    for i in range(205):
+        event(org, f, user, now - timedelta(minutes=i), session=f"s{i // 150}")
+    first = analyst_client.get(f"{BASE}/users/busy").json()
+    assert first["totals"]["events"] == 205 and first["timeline_events"] == 200 and first["timeline_next"]
+    older = analyst_client.get(f"{BASE}/users/busy?before={first['timeline_next']}").json()
+    assert older["timeline_events"] == 5 and older["timeline_next"] is None
+    assert older["timeline"][0]["continued"] and older["timeline"][0]["session_id"] == "s1"
+    for bad in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        response = analyst_client.get(f"{BASE}/users/busy?before={bad}")
+        assert response.status_code == 400 and "before" in response.json()["errors"]
 
 
 def test_retention_top_users_funnel(analyst_client, rolled):

@@ -301,6 +301,38 @@ def test_user_detail_timeline(analyst, usage):
     assert "s-1-" in html  # session ids group the timeline
 
 
+def test_user_timeline_says_how_many_and_loads_older_events(analyst, org, django_assert_num_queries):
+    from django.utils import timezone
+
+    from analytics.tests.factories import end_user, event, feature
+
+    f, user, now = feature(org, "app"), end_user(org, "busy"), timezone.now()
+    for i in range(230):
+        event(org, f, user, now - timedelta(minutes=i), session=f"s{i // 60}")
+    html = analyst.get("/users/busy/").content.decode()
+    count = re.search(r'data-testid="timeline-count">([^<]*)<', html).group(1)
+    assert "230 events in 4 sessions" in count and "200 at a time" in count
+    assert html.count('class="session"') == 4  # 200 events: s0…s2 and the newest 20 of s3
+    assert 'data-testid="timeline-older"' in html
+    before = re.search(r'hx-get="\?before=([0-9a-f-]+)"', html).group(1)
+
+    # htmx: only the next sessions (the cut one goes on), no page around them, no further link.
+    with django_assert_num_queries(6):  # session, user, org; the end user, the cursor, the page
+        fragment = analyst.get(f"/users/busy/?before={before}", headers={"HX-Request": "true"})
+    text = fragment.content.decode()
+    assert fragment.status_code == 200 and "<html" not in text
+    assert text.count('class="session session-continued"') == 1 and "· continued" in text
+    assert 'data-testid="timeline-older"' not in text and text.count("<time ") == 30
+
+    # Without JavaScript the link opens the older page whole, with a way back to the newest.
+    page = analyst.get(f"/users/busy/?before={before}").content.decode()
+    assert 'data-testid="timeline-newest"' in page and page.count("<time ") == 30
+    bad = analyst.get("/users/busy/?before=nope")
+    assert bad.status_code == 400 and "before" in bad.content.decode()
+    bad_fragment = analyst.get("/users/busy/?before=nope", headers={"HX-Request": "true"})
+    assert bad_fragment.status_code == 400 and "<html" not in bad_fragment.content.decode()
+
+
 def test_feature_detail_embeds_the_forecast(analyst, usage):
     html = analyst.get(reverse("analytics:feature-detail", args=[feature_of(usage).pk])).content.decode()
     assert 'id="chart-feature-usage"' in html

@@ -1,10 +1,11 @@
+import uuid
 from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
 
 from analytics import queries, rollup
-from core.exceptions import NotFound
+from core.exceptions import DomainError, NotFound
 
 from .conftest import D1, D2, D3
 from .factories import at, end_user, event, feature
@@ -219,6 +220,80 @@ def test_end_user_detail(org, other_org, rolled):
     for missing in ("theirs", "nobody"):
         with pytest.raises(NotFound):
             queries.end_user_detail(org, missing)
+
+
+def _many_sessions(org, *, sessions, per_session):
+    """One end user with `sessions` sessions of `per_session` events, a minute apart within a
+    session and a day apart between sessions, inserted in one go."""
+    import uuid as uuid_module
+    from datetime import UTC, datetime
+
+    from telemetry.models import UsageEvent
+
+    f = feature(org, "app")
+    user = end_user(org, "busy")
+    base = datetime(2025, 1, 1, 9, tzinfo=UTC)
+    UsageEvent.objects.bulk_create(
+        UsageEvent(
+            uuid=uuid_module.uuid4(),
+            organization=org,
+            feature=f,
+            end_user=user,
+            session_id=f"s{n:03d}",
+            timestamp=base + timedelta(days=n, minutes=i),
+        )
+        for n in range(sessions)
+        for i in range(per_session)
+    )
+    return user
+
+
+def test_timeline_pages_through_every_event(org):
+    """3,000 events in 60 sessions: the timeline comes 200 events at a time, newest first,
+    and walking `timeline_next` reaches every event and every session exactly once."""
+    from analytics.queries.users import TIMELINE_LIMIT
+
+    _many_sessions(org, sessions=60, per_session=50)
+    detail = queries.end_user_detail(org, "busy")
+    assert detail["totals"]["events"] == 3000 and detail["totals"]["sessions"] == 60
+    assert detail["timeline_events"] == TIMELINE_LIMIT and detail["timeline_next"]
+    assert [g["session_id"] for g in detail["timeline"]] == ["s059", "s058", "s057", "s056"]
+    assert _walk_timeline(org) == (15, 3000, 60)
+
+
+def test_timeline_session_cut_by_a_page_goes_on_marked_continued(org):
+    _many_sessions(org, sessions=20, per_session=30)  # 600 events: pages end mid-session
+    assert _walk_timeline(org) == (3, 600, 20)
+    second = queries.end_user_timeline(
+        org, "busy", before=uuid.UUID(queries.end_user_detail(org, "busy")["timeline_next"])
+    )
+    assert second["timeline"][0]["continued"] and not any(g["continued"] for g in second["timeline"][1:])
+
+
+def _walk_timeline(org):
+    """(pages, distinct events, distinct sessions) seen by following `timeline_next`."""
+    seen, sessions, before, pages = [], set(), None, 0
+    while True:
+        page = queries.end_user_timeline(org, "busy", before=before)
+        pages += 1
+        for group in page["timeline"]:
+            # A session cut by the page edge goes on at the top of the next page, marked so.
+            assert group["continued"] == (group["session_id"] in sessions)
+            sessions.add(group["session_id"])
+            seen += [e["uuid"] for e in group["events"]]
+        if page["timeline_next"] is None:
+            break
+        before = uuid.UUID(page["timeline_next"])
+    assert len(seen) == len(set(seen))
+    return pages, len(seen), len(sessions)
+
+
+def test_timeline_refuses_an_event_of_someone_else(org, other_org):
+    _many_sessions(org, sessions=1, per_session=3)
+    theirs = event(other_org, feature(other_org, "x"), end_user(other_org, "busy"), at("2025-01-01", "09:00:00"))
+    with pytest.raises(DomainError) as refused:
+        queries.end_user_timeline(org, "busy", before=theirs.uuid)
+    assert refused.value.status_code == 400 and "before" in refused.value.errors
 
 
 def test_retention(org):
