@@ -4,11 +4,13 @@ rules and their firings of every tenant. Webhook secrets are write-only here as 
 from django.contrib import admin
 from django.db import models
 
+from core.admin_read_only import ReadOnlyModelAdmin
+
 from .models import AlertFiring, AlertRule, Anomaly, Insight, Webhook, WebhookDelivery
 
 
 @admin.register(Anomaly)
-class AnomalyAdmin(admin.ModelAdmin):
+class AnomalyAdmin(ReadOnlyModelAdmin):
     list_display = [
         "date",
         "organization",
