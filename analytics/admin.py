@@ -4,11 +4,13 @@ rollup`)."""
 
 from django.contrib import admin
 
+from core.admin_read_only import ReadOnlyModelAdmin
+
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 
 
 @admin.register(DailyFeatureUsage)
-class DailyFeatureUsageAdmin(admin.ModelAdmin):
+class DailyFeatureUsageAdmin(ReadOnlyModelAdmin):
     list_display = [
         "date",
         "organization",
@@ -30,7 +32,7 @@ class DailyFeatureUsageAdmin(admin.ModelAdmin):
 
 
 @admin.register(DailyOrgUsage)
-class DailyOrgUsageAdmin(admin.ModelAdmin):
+class DailyOrgUsageAdmin(ReadOnlyModelAdmin):
     list_display = [
         "date",
         "organization",
@@ -49,7 +51,7 @@ class DailyOrgUsageAdmin(admin.ModelAdmin):
 
 
 @admin.register(DailyUserUsage)
-class DailyUserUsageAdmin(admin.ModelAdmin):
+class DailyUserUsageAdmin(ReadOnlyModelAdmin):
     list_display = ["date", "organization", "end_user", "event_count", "sessions", "features_used", "computed_at"]
     list_filter = ["organization", "date"]
     list_select_related = ["organization", "end_user"]
@@ -63,7 +65,7 @@ class DailyUserUsageAdmin(admin.ModelAdmin):
 
 
 @admin.register(DailyUserFeatureUsage)
-class DailyUserFeatureUsageAdmin(admin.ModelAdmin):
+class DailyUserFeatureUsageAdmin(ReadOnlyModelAdmin):
     list_display = ["date", "organization", "end_user", "feature", "event_count", "sessions", "computed_at"]
     list_filter = ["organization", "date"]
     list_select_related = ["organization", "end_user", "feature"]
@@ -76,7 +78,7 @@ class DailyUserFeatureUsageAdmin(admin.ModelAdmin):
 
 
 @admin.register(DailySegmentUsage)
-class DailySegmentUsageAdmin(admin.ModelAdmin):
+class DailySegmentUsageAdmin(ReadOnlyModelAdmin):
     list_display = ["date", "organization", "feature", "age_band", "gender", "event_count", "active_users"]
     list_filter = ["organization", "date", "age_band", "gender"]
     list_select_related = ["organization", "feature"]

@@ -16,7 +16,7 @@ from .common import change_pct, feature_pk, previous_period, session_average
 from .filters import filters_apply, has_person_filter, person_filter, segment_filter, segment_rows
 
 
-def _kpi(value: float, previous: float) -> dict[str, Any]:
+def _kpi(value: float | None, previous: float | None) -> dict[str, Any]:
     return {"value": value, "previous": previous, "change_pct": change_pct(value, previous)}
 
 
