@@ -69,14 +69,34 @@ class _IngestView(IngestAPIView):
             raise _too_large(f"The body must be at most {limit // (1024 * 1024)} MB.")
         super().initial(request, *args, **kwargs)
 
-    def body(self, request):
-        raw = request._request.body
-        if not raw:
-            raise DomainError("The body is empty; send JSON.", errors={"body": ["Expected JSON."]})
+    def payload(self, request):
+        """The JSON body, parsed once (authentication may read it first, for `api_key`)."""
+        if getattr(self, "_payload", None) is None:
+            raw = request._request.body
+            if not raw:
+                raise DomainError("The body is empty; send JSON.", errors={"body": ["Expected JSON."]})
+            try:
+                self._payload = (orjson.loads(raw),)
+            except orjson.JSONDecodeError as exc:
+                raise DomainError(f"Malformed JSON: {exc}", errors={"body": [f"Malformed JSON: {exc}"]})
+        return self._payload[0]
+
+    def body_api_key(self, request):
+        """`api_key` of a JSON object body: how up.js sends its key with sendBeacon, which
+        cannot set headers (tenants.authentication asks for it when no header carries one)."""
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise DomainError(f"Malformed JSON: {exc}", errors={"body": [f"Malformed JSON: {exc}"]})
+            data = self.payload(request)
+        except DomainError:
+            return None
+        key = data.get("api_key") if isinstance(data, dict) else None
+        return key if isinstance(key, str) else None
+
+    def body(self, request):
+        """The request's events: the body without its credential."""
+        data = self.payload(request)
+        if isinstance(data, dict):
+            data.pop("api_key", None)
+        return data
 
     def sender(self, request):
         user = request.user
