@@ -179,15 +179,15 @@ def api_key_create(
 
 
 def api_key_get(*, org: Organization, key_id: int) -> ApiKey:
-    api_key = ApiKey.objects.filter(organization=org, pk=key_id).first()
+    api_key = ApiKey.objects.filter(organization=org, pk=key_id).select_related("created_by").first()
     if api_key is None:
         raise NotFound("API key not found.")
     return api_key
 
 
-def api_key_origins_set(*, org: Organization, key_id: int, allowed_origins: object) -> ApiKey:
-    """Replaces the web origins allowed to send with the key (empty: server-side only)."""
-    api_key = api_key_get(org=org, key_id=key_id)
+def api_key_origins_set(*, api_key: ApiKey, allowed_origins: object) -> ApiKey:
+    """Replaces the web origins allowed to send with `api_key` (from `api_key_get`, so of the
+    caller's organisation); empty: server-side only."""
     if not api_key.is_active:
         raise DomainError(
             "This key is revoked; create a new key for the site.",

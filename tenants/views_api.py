@@ -308,9 +308,9 @@ class ApiKeyDetailView(OrgAPIView):
     )
     def patch(self, request, key_id):
         # Looked up first: another organisation's key is a 404 whatever the body says.
-        services.api_key_get(org=self.org, key_id=key_id)
+        api_key = services.api_key_get(org=self.org, key_id=key_id)
         data = validated(s.ApiKeyUpdateSerializer, request)
-        api_key = services.api_key_origins_set(org=self.org, key_id=key_id, allowed_origins=data["allowed_origins"])
+        api_key = services.api_key_origins_set(api_key=api_key, allowed_origins=data["allowed_origins"])
         return Response(s.ApiKeySerializer(api_key).data)
 
     @extend_schema(responses={204: None, 404: ERROR}, summary="Revoke an ingestion key", tags=["organisation"])
