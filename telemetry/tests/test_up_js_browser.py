@@ -14,12 +14,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import wait_until
+from conftest import browser_login, wait_until
 from telemetry.models import EndUser, UsageEvent
 from tenants import services as tenant_services
+from tenants.models import ApiKey
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+# The customer's site has no favicon; the browser would ask for one (a 404 in the console).
+NO_FAVICON = '<link rel="icon" href="data:,">'
 LOADED = "() => typeof (window.up && window.up.track) === 'function'"
 
 
@@ -63,7 +66,7 @@ def site():
 def page_html(live_server, key, *, attributes="data-pageviews", before="", title="Shop"):
     """A customer's page loading up.js from the platform with `key` (`attributes` on the tag)."""
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>{before}
+<html><head><meta charset="utf-8"><title>{title}</title>{NO_FAVICON}{before}
 <script src="{live_server.url}/static/up.js" data-key="{key}" {attributes} defer></script>
 </head><body><h1>{title}</h1><a id="next" href="/next">next</a></body></html>"""
 
@@ -143,7 +146,7 @@ def test_page_hide_flushes_through_send_beacon(watched, live_server, site, org):
     # No automatic flush for ten minutes, and fetch broken: only sendBeacon can deliver.
     setup = f"""<script>window.up = [["init", {{key: "{raw}", flushInterval: 600000}}]];</script>"""
     site.pages["/"] = page_html(live_server, "", attributes="", before=setup)
-    site.pages["/next"] = "<!doctype html><title>next</title><p>next</p>"
+    site.pages["/next"] = f"<!doctype html><title>next</title>{NO_FAVICON}<p>next</p>"
     page = watched
     page.goto(f"{site.origin}/")
     wait_until(page, LOADED)
@@ -225,3 +228,35 @@ def test_a_page_on_an_origin_the_key_does_not_list_is_refused(watched, live_serv
     page.wait_for_timeout(500)
     assert len(responses) == count
     assert UsageEvent.objects.filter(organization=org).count() == 0
+
+
+def test_the_settings_pages_key_and_script_tag_work_on_the_customers_site(
+    browser_page, live_server, site, admin_user, org
+):
+    """An admin creates a browser key on Settings → API keys, lists the site's origin in
+    place, and pastes the script tag the page shows into the site: page views arrive."""
+    page = browser_page
+    browser_login(page, live_server, admin_user)
+    page.goto(f"{live_server.url}/settings/api-keys/")
+    page.fill("[data-testid=key-form] input[name=name]", "Web shop")
+    page.fill("[data-testid=key-form] textarea[name=allowed_origins]", "https://shop.example")
+    page.click("[data-testid=key-form] button[type=submit]")
+    tag = page.locator("[data-testid=new-key-script]").inner_text()
+    api_key = ApiKey.objects.get(organization=org)
+    assert api_key.allowed_origins == ["https://shop.example"]
+    assert f'src="{live_server.url}/static/up.js"' in tag and f'data-key="{api_key.prefix}' in tag
+
+    page.click(f"[data-testid=origins-{api_key.pk}] summary")
+    page.fill(f"[data-testid=origins-form-{api_key.pk}] textarea", f"https://shop.example\n{site.origin}/")
+    page.click(f"[data-testid=origins-form-{api_key.pk}] button[type=submit]")
+    page.wait_for_selector("text=accepts browser requests from 2 origins")
+    assert page.locator(f"[data-testid=origins-{api_key.pk}] code").all_inner_texts() == [
+        "https://shop.example",
+        site.origin,
+    ]
+
+    site.pages["/"] = f"<!doctype html><html><head><title>Shop</title>{NO_FAVICON}{tag}</head><body>shop</body></html>"
+    page.goto(f"{site.origin}/")
+    wait_until(page, LOADED)
+    view = wait_for(page, lambda: events_of(org, feature__key="page_view"))[0]
+    assert view.metadata["url"] == f"{site.origin}/"
