@@ -4,8 +4,8 @@
  * carry uuids, so a batch sent twice is stored once; 429/5xx/network errors back off. */
 (function (window, document) {
   "use strict";
-  var existing = window.up;
-  if (existing && existing.track) return; // loaded twice
+  var existing = window.up; // a queue of calls made before the script ran, or up.js itself
+  if (existing && !Array.isArray(existing) && existing.init) return; // loaded twice
 
   var MAX_BATCH = 100; // events per request (the API takes up to 1,000)
   var MAX_QUEUE = 1000; // while the platform is unreachable; the oldest go first
@@ -254,6 +254,6 @@
 
   var attr = function (name) { return script ? script.getAttribute(name) : null; };
   if (attr("data-key")) init({ key: attr("data-key"), host: attr("data-host"), pageviews: script.hasAttribute("data-pageviews") });
-  // Calls made before the script loaded: window.up = [["track", "x"], …].
+  // Calls made before the script ran: window.up = [["track", "x"], …] (docs/sdks.md's stub).
   if (Array.isArray(existing)) for (var i = 0; i < existing.length; i++) window.up[existing[i][0]].apply(null, existing[i].slice(1));
 })(window, document);
