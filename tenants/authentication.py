@@ -63,6 +63,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = _raw_key_from(request)
         if raw is None:
             return None
+        return self.authenticate_key(request, raw)
+
+    def authenticate_key(self, request, raw):
+        """`(principal, key)` for the raw key `raw`, wherever the request carried it: 401 for
+        an unknown or revoked key, 403 for a browser on an origin the key does not list."""
         try:
             api_key = services.api_key_authenticate(raw_key=raw, origin=request_origin(request))
         except Forbidden as exc:
