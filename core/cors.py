@@ -7,7 +7,7 @@ on every cross-origin request and on same-origin POSTs; a page's own origin is n
 cross-origin request, so Swagger UI on the platform keeps working without a listed origin.
 """
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.http import HttpRequest, HttpResponse
 
@@ -21,10 +21,19 @@ class OriginInvalid(ValueError):
     """The text is not an origin (`scheme://host[:port]`); the message says why."""
 
 
-def origin_normalise(value: str) -> str:
+def origin_normalise(value: object) -> str:
     """`value` as browsers send it in `Origin`: http(s) scheme and host in lower case, an
     international host in its ASCII (punycode) form, no default port, no trailing slash.
     Raises OriginInvalid for anything else: paths, queries, user info, wildcards, `null`."""
+    parts = _origin_parts(_origin_text(value), value)
+    scheme, port = parts.scheme.lower(), parts.port
+    host = _ascii_host(parts.hostname or "", value)
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _origin_text(value: object) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise OriginInvalid("An origin is scheme://host[:port], e.g. https://app.example.com.")
@@ -32,8 +41,10 @@ def origin_normalise(value: str) -> str:
         raise OriginInvalid(f"An origin has at most {MAX_ORIGIN_LENGTH} characters.")
     if "*" in text:
         raise OriginInvalid("Wildcards are not allowed: list each origin (scheme://host[:port]).")
-    if text.endswith("/"):
-        text = text[:-1]
+    return text[:-1] if text.endswith("/") else text
+
+
+def _origin_parts(text: str, value: object) -> SplitResult:
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -46,21 +57,20 @@ def origin_normalise(value: str) -> str:
         raise OriginInvalid(f"{value!r}: an origin has no path, query or fragment, only scheme://host[:port].")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise OriginInvalid(f"{value!r}: an origin has no user name or password.")
-    host = parts.hostname or ""
+    if port == 0:
+        raise OriginInvalid(f"{value!r}: the port must be between 1 and 65535.")
+    return parts
+
+
+def _ascii_host(host: str, value: object) -> str:
     if not host or any(c.isspace() for c in host):
         raise OriginInvalid(f"{value!r}: the host is missing.")
     if ":" in host:  # IPv6, bracketed in the origin
-        host = f"[{host}]"
-    else:
-        try:
-            host = host.encode("idna").decode("ascii").lower()
-        except UnicodeError:
-            raise OriginInvalid(f"{value!r}: the host is not a valid domain name.")
-    if port == 0:
-        raise OriginInvalid(f"{value!r}: the port must be between 1 and 65535.")
-    if port is None or port == _DEFAULT_PORTS[scheme]:
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
+        return f"[{host}]"
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise OriginInvalid(f"{value!r}: the host is not a valid domain name.")
 
 
 def request_origin(request: HttpRequest) -> str | None:
