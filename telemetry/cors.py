@@ -15,9 +15,11 @@ Wrap each ingestion view with `ingest_cors` in its URLconf; `usage_platform/test
 that every ingestion route is wrapped.
 """
 
+from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 from core.cors import cors_allow, is_preflight, preflight_allow, request_origin, vary_origin
 from core.exceptions import json_error
@@ -30,11 +32,11 @@ REQUEST_HEADERS = ("Content-Type", "Content-Encoding", "Authorization", "X-API-K
 EXPOSED_HEADERS = ("Retry-After",)
 
 
-def ingest_cors(view):
+def ingest_cors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """`view` answering CORS preflights and letting listed pages read its answers."""
 
     @wraps(view)
-    def wrapped(request, *args, **kwargs):
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         origin = request_origin(request)
         if origin is None:
             return view(request, *args, **kwargs)
@@ -42,7 +44,7 @@ def ingest_cors(view):
             return preflight(origin)
         return cors_allow(view(request, *args, **kwargs), origin, expose=EXPOSED_HEADERS)
 
-    wrapped.ingest_cors = True
+    wrapped.ingest_cors = True  # type: ignore[attr-defined]
     return wrapped
 
 
