@@ -11,6 +11,7 @@ not list refused.
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -260,3 +261,19 @@ def test_the_settings_pages_key_and_script_tag_work_on_the_customers_site(
     wait_until(page, LOADED)
     view = wait_for(page, lambda: events_of(org, feature__key="page_view"))[0]
     assert view.metadata["url"] == f"{site.origin}/"
+
+
+def test_the_snippet_in_docs_sdks_md_runs(watched, live_server, site, org):
+    """docs/sdks.md's up.js snippet, as written (host and key replaced), on the customer's site."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sdks.md").read_text()
+    section = docs[docs.index("## up.js") :]
+    snippet = section[section.index("```html") + len("```html") : section.index("```", section.index("```html") + 7)]
+    _, raw = tenant_services.api_key_create(org=org, name="site", allowed_origins=[site.origin])
+    snippet = snippet.replace("https://usage.example.com", live_server.url).replace("upk_your_key", raw)
+    site.pages["/"] = f"<!doctype html><html><head><title>Docs</title>{NO_FAVICON}{snippet}</head><body></body></html>"
+    page = watched
+    page.goto(f"{site.origin}/")
+    exported = wait_for(page, lambda: events_of(org, feature__key="export_pdf"))[0]
+    assert exported.end_user.external_id == "user-42" and exported.metadata == {"format": "a4"}
+    assert wait_for(page, lambda: events_of(org, feature__key="page_view"))
+    assert not [line for line in page.reported if line.startswith(("error", "page error"))], page.reported
