@@ -69,23 +69,23 @@ class _IngestView(IngestAPIView):
             raise _too_large(f"The body must be at most {limit // (1024 * 1024)} MB.")
         super().initial(request, *args, **kwargs)
 
-    def payload(self, request):
+    def parsed_body(self, request):
         """The JSON body, parsed once (authentication may read it first, for `api_key`)."""
-        if getattr(self, "_payload", None) is None:
+        if getattr(self, "_parsed_body", None) is None:
             raw = request._request.body
             if not raw:
                 raise DomainError("The body is empty; send JSON.", errors={"body": ["Expected JSON."]})
             try:
-                self._payload = (orjson.loads(raw),)
+                self._parsed_body = (orjson.loads(raw),)
             except orjson.JSONDecodeError as exc:
                 raise DomainError(f"Malformed JSON: {exc}", errors={"body": [f"Malformed JSON: {exc}"]})
-        return self._payload[0]
+        return self._parsed_body[0]
 
     def body_api_key(self, request):
         """`api_key` of a JSON object body: how up.js sends its key with sendBeacon, which
         cannot set headers (tenants.authentication asks for it when no header carries one)."""
         try:
-            data = self.payload(request)
+            data = self.parsed_body(request)
         except DomainError:
             return None
         key = data.get("api_key") if isinstance(data, dict) else None
@@ -93,7 +93,7 @@ class _IngestView(IngestAPIView):
 
     def body(self, request):
         """The request's events: the body without its credential."""
-        data = self.payload(request)
+        data = self.parsed_body(request)
         if isinstance(data, dict):
             data.pop("api_key", None)
         return data
