@@ -138,6 +138,15 @@ def test_track_and_page_views_from_another_origin(watched, live_server, site, or
     assert searched[0].end_user.external_id == "user-42"
     assert UsageEvent.objects.filter(organization=org, feature__key="export_pdf").count() == 1
 
+    # A single-page app's route change is a page view; sign-out starts an anonymous session.
+    page.evaluate(
+        "() => { history.pushState({}, '', '/app/reports'); up.reset(); up.track('after_sign_out'); up.flush(); }"
+    )
+    routed = wait_for(page, lambda: events_of(org, feature__key="page_view", metadata__path="/app/reports"))
+    assert routed[0].end_user.external_id == "user-42"  # recorded before the reset
+    after = wait_for(page, lambda: events_of(org, feature__key="after_sign_out"))[0]
+    assert after.end_user is None and after.session_id not in (None, session)
+
 
 def test_identify_and_group_update_the_end_user_and_its_account(watched, live_server, site, org):
     # Person and account updates go through the ingestion pass of the SDK-compatible routes.
