@@ -1,11 +1,11 @@
-"""Django admin for platform staff: features, end users and raw events of every tenant.
+"""Django admin for platform staff: features, accounts, end users and raw events of every tenant.
 
 UsageEvent is the big table: no full count on the change list, foreign keys as raw ids
 (a select box would load every feature and end user), related rows joined in one query."""
 
 from django.contrib import admin
 
-from .models import DirtyDay, EndUser, Feature, UsageEvent
+from .models import Account, DirtyDay, EndUser, Feature, UsageEvent
 
 
 @admin.register(Feature)
@@ -16,6 +16,23 @@ class FeatureAdmin(admin.ModelAdmin):
     search_fields = ["key", "name", "organization__name", "organization__slug"]
     autocomplete_fields = ["organization"]
     readonly_fields = ["created_at"]
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    """Read-only: accounts come from the tenant's SDK calls (group, `account_id`), and an
+    edit here would be overwritten by the next call. Staff may still delete one (its end
+    users keep their events and lose the link)."""
+
+    list_display = ["external_id", "name", "organization", "created_at"]
+    list_filter = ["organization"]
+    list_select_related = ["organization"]
+    search_fields = ["external_id", "name", "organization__name"]
+    readonly_fields = ["organization", "external_id", "name", "properties", "created_at"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(EndUser)

@@ -31,6 +31,27 @@ class Feature(models.Model):
             raise ValidationError(errors)
 
 
+class Account(models.Model):
+    """The tenant's customer company: end users belong to at most one, set by `account_id` on
+    an event or identify, or by a group call (PostHog `$groupidentify`/`$groups`, Segment
+    `group`). Known by the tenant's own id (`external_id`)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="accounts")
+    external_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "external_id"], name="account_org_external_uniq")
+        ]
+
+    def __str__(self):
+        return self.name or self.external_id
+
+
 class EndUser(models.Model):
     """A user of the tenant's product, known by the tenant's own id (`external_id`)."""
 
