@@ -22,13 +22,10 @@ from core.openapi import ErrorSerializer
 from tenants.authentication import ApiKeyPrincipal
 from tenants.permissions import IngestAPIView
 
+from .compat.body import body_too_large, json_body
 from .serializers import BatchIn, BatchOut, BatchRejected, EventIn, TrackOut
 from .services import ingest
 from .throttling import IngestRateThrottle
-
-
-def _too_large(message):
-    return DomainError(message, errors={"body": [message]}, status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
 
 class _OrjsonRenderer(JSONRenderer):
@@ -53,29 +50,31 @@ class _AlwaysJSON(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class _IngestView(IngestAPIView):
+class IngestView(IngestAPIView):
+    """Base of every ingestion endpoint, native and SDK-compatible: the ingestion throttle,
+    orjson answers in JSON whatever the Accept header, and the body limit, checked on the
+    declared length before the body is read and on the body read (chunked bodies)."""
+
     throttle_classes = [IngestRateThrottle]
     renderer_classes = [_OrjsonRenderer]
     content_negotiation_class = _AlwaysJSON
 
     def initial(self, request, *args, **kwargs):
+        self.body_size_check(request)
+        super().initial(request, *args, **kwargs)
+
+    def body_size_check(self, request):
         limit = settings.INGEST_MAX_BODY_BYTES
         if declared_length(request) > limit:
-            raise _too_large(f"The body must be at most {limit // (1024 * 1024)} MB.")
+            raise body_too_large(limit)
         # Read the body before DRF may parse it (staff resolve ?org_id= from it), so the
         # raw bytes stay available to orjson.
         if len(request._request.body) > limit:
-            raise _too_large(f"The body must be at most {limit // (1024 * 1024)} MB.")
-        super().initial(request, *args, **kwargs)
+            raise body_too_large(limit)
 
     def body(self, request):
-        raw = request._request.body
-        if not raw:
-            raise DomainError("The body is empty; send JSON.", errors={"body": ["Expected JSON."]})
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise DomainError(f"Malformed JSON: {exc}", errors={"body": [f"Malformed JSON: {exc}"]})
+        """The JSON body, gunzipped first when it says `Content-Encoding: gzip`."""
+        return json_body(request._request)
 
     def sender(self, request):
         user = request.user
@@ -87,7 +86,7 @@ class _IngestView(IngestAPIView):
 _FOREIGN_ORG = OpenApiResponse(ErrorSerializer, description="`org_id` names another organisation.")
 
 
-class EventTrackView(_IngestView):
+class EventTrackView(IngestView):
     @extend_schema(
         request={"application/json": EventIn},
         responses={201: TrackOut, 202: TrackOut, 200: TrackOut, 400: ERROR, 403: _FOREIGN_ORG},
@@ -98,7 +97,7 @@ class EventTrackView(_IngestView):
         return Response(body, status=code)
 
 
-class EventBatchView(_IngestView):
+class EventBatchView(IngestView):
     @extend_schema(
         request={"application/json": BatchIn},
         responses={
