@@ -71,6 +71,9 @@ def _map_one(batch, index, message, now, default_sent_at):
     sent_at = parse_time(message.get("sent_at")) or default_sent_at
     when = event_time(message.get("timestamp"), sent_at, now, offset=message.get("offset"))
     user_id = message.get("distinct_id", properties.get("distinct_id"))
+    if not present(user_id):
+        batch.error(index, "distinct_id", "Required: the distinct_id of the person (or of the personless event).")
+        return
     personless = properties.get("$process_person_profile") is False
     account = group_account(properties.get("$groups"))
 
@@ -80,7 +83,7 @@ def _map_one(batch, index, message, now, default_sent_at):
     if name in PERSON_ONLY or (not personless and (len(updates) > 1 or updates["once"])):
         batch.people.append({"index": index, "user_id": user_id, "timestamp": when, **updates})
     if name in PERSON_ONLY or name == GROUP_IDENTIFY:
-        if present(account) and present(user_id) and not personless:
+        if present(account) and not personless:
             batch.people.append({"index": index, "user_id": user_id, "timestamp": when, "account_id": account})
         return
     batch.event(

@@ -60,6 +60,9 @@ def _map_one(batch, index, message, kind, now, default_sent_at):
     user_id = message.get("userId")
     if not present(user_id):
         user_id = message.get("anonymousId")
+    if not present(user_id):
+        batch.error(index, "userId", "Required: userId or anonymousId.")
+        return
     sent_at = parse_time(message.get("sentAt")) or default_sent_at
     timestamp = message.get("timestamp")
     when = event_time(timestamp if present(timestamp) else message.get("originalTimestamp"), sent_at, now)
@@ -91,8 +94,7 @@ def _group(batch, index, message, user_id, when):
     elif traits is not None:
         account["properties"] = traits  # refused by the native pass, naming the field
     batch.accounts.append(account)
-    if present(user_id):
-        batch.people.append(_link(index, user_id, when, group_id))
+    batch.people.append(_link(index, user_id, when, group_id))
 
 
 def _event(batch, index, message, kind, context, user_id, when):

@@ -41,11 +41,12 @@ class _SdkView(IngestView):
     dialect = ""
 
     def initial(self, request, *args, **kwargs):
-        self.body_size_check(request)
         django_request = request._request
         django_request.sdk_dialect = self.dialect
-        self.payload = self.decoded(django_request)
-        django_request.sdk_key = self.key(django_request, self.payload)
+        if request.method == "POST":  # any other method answers 405 (OPTIONS its options)
+            self.body_size_check(request)
+            self.payload = self.decoded(django_request)
+            django_request.sdk_key = self.key(django_request, self.payload)
         super().initial(request, *args, **kwargs)
 
     def decoded(self, django_request):
