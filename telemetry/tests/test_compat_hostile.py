@@ -149,7 +149,7 @@ def test_posthog_bad_forms_and_compressions_answer_4xx(route, query, body, conte
 def test_other_methods_answer_json(route, raw_api_key):
     _assert_json_error(APIClient().get(route), 401, route)
     _assert_json_error(APIClient().get(route, HTTP_X_API_KEY=raw_api_key), 405, route)
-    _assert_json_error(APIClient().put(route, b"{}", HTTP_X_API_KEY=raw_api_key), 405, route)
+    _assert_json_error(APIClient().put(route, b"{}", content_type="application/json", HTTP_X_API_KEY=raw_api_key), 405, route)
 
 
 @pytest.mark.parametrize("route", ROUTES)
