@@ -77,13 +77,13 @@ def test_body_over_the_limit_answers_413(route, raw_api_key, settings):
 
 
 @pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("body", [b"", b"   ", b"not json", b"{\"batch\": [", b"\xff\xfe\x00"])
+@pytest.mark.parametrize("body", [b"", b"   ", b"not json", b'{"batch": [', b"\xff\xfe\x00"])
 def test_non_json_answers_400(route, body, raw_api_key):
     _assert_json_error(_send(route, body, raw_api_key), 400, route)
 
 
 @pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("body", [b"12", b"\"text\"", b"null", b"[]", b"{}", b"{\"batch\": 5}"])
+@pytest.mark.parametrize("body", [b"12", b'"text"', b"null", b"[]", b"{}", b'{"batch": 5}'])
 def test_json_of_the_wrong_shape_answers_4xx(route, body, raw_api_key, org):
     # Without a key in the body PostHog's routes cannot tell whose it is (401); the others
     # say what the body should hold (400).
@@ -149,7 +149,9 @@ def test_posthog_bad_forms_and_compressions_answer_4xx(route, query, body, conte
 def test_other_methods_answer_json(route, raw_api_key):
     _assert_json_error(APIClient().get(route), 401, route)
     _assert_json_error(APIClient().get(route, HTTP_X_API_KEY=raw_api_key), 405, route)
-    _assert_json_error(APIClient().put(route, b"{}", content_type="application/json", HTTP_X_API_KEY=raw_api_key), 405, route)
+    _assert_json_error(
+        APIClient().put(route, b"{}", content_type="application/json", HTTP_X_API_KEY=raw_api_key), 405, route
+    )
 
 
 @pytest.mark.parametrize("route", ROUTES)
