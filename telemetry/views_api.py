@@ -84,13 +84,20 @@ class IngestView(IngestAPIView):
 # Only JSON: the body is parsed with orjson whatever its Content-Type says. 403: an `org_id`
 # naming another organisation (the statuses every view answers are added by core.openapi).
 _FOREIGN_ORG = OpenApiResponse(ErrorSerializer, description="`org_id` names another organisation.")
+_ENCODING = OpenApiResponse(ErrorSerializer, description="A `Content-Encoding` other than gzip.")
+_GZIP = (
+    "The body may be sent with `Content-Encoding: gzip`; the 5 MB limit holds for the body as sent "
+    "and as decompressed (413). An event field not listed is refused (400 naming it): free-form "
+    "data goes in `metadata`."
+)
 
 
 class EventTrackView(IngestView):
     @extend_schema(
         request={"application/json": EventIn},
-        responses={201: TrackOut, 202: TrackOut, 200: TrackOut, 400: ERROR, 403: _FOREIGN_ORG},
+        responses={201: TrackOut, 202: TrackOut, 200: TrackOut, 400: ERROR, 403: _FOREIGN_ORG, 415: _ENCODING},
         summary="Send one event",
+        description=_GZIP,
     )
     def post(self, request):
         body, code = ingest.event_track(self.org, self.body(request), user=self.sender(request))
@@ -106,8 +113,10 @@ class EventBatchView(IngestView):
             400: OpenApiResponse(BatchRejected, description="No valid event: each item's error (or `Error`)."),
             403: _FOREIGN_ORG,
             413: OpenApiResponse(ErrorSerializer, description="Over 1,000 events or 5 MB."),
+            415: _ENCODING,
         },
         summary="Send up to 1,000 events",
+        description=_GZIP,
     )
     def post(self, request):
         data = self.body(request)
