@@ -7,6 +7,7 @@ account updates. Every message keeps its position (`index`) in the request, so e
 results name the message the SDK sent.
 """
 
+import hashlib
 import math
 import uuid as uuid_lib
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from core.exceptions import DomainError
 # Message ids (Segment's `messageId`) become event uuids in this namespace: the same message
 # sent twice (a retry) has the same uuid, so it is stored once.
 MESSAGE_ID_NAMESPACE = uuid_lib.UUID("6f1d3c52-43a5-5c1e-9a44-7b7d0d2f5a10")
+_NAMESPACE_BYTES = MESSAGE_ID_NAMESPACE.bytes
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # as in services.ingest: above this, milliseconds
 
 
@@ -101,12 +103,17 @@ def event_time(timestamp, sent_at: datetime | None, now: datetime, *, offset=Non
 
 
 def message_uuid(message_id) -> str | None:
-    """A stable event uuid for an SDK's message id (a string or number), else None."""
+    """A stable event uuid for an SDK's message id (a string or number), else None: RFC 4122's
+    uuid5, spelled out (`uuid.uuid5` builds two UUID objects; this runs for every message)."""
     if isinstance(message_id, int) and not isinstance(message_id, bool):
         message_id = str(message_id)
     if not isinstance(message_id, str) or not message_id or len(message_id) > 1000:
         return None
-    return str(uuid_lib.uuid5(MESSAGE_ID_NAMESPACE, message_id))
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + message_id.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def present(value) -> bool:

@@ -51,6 +51,8 @@ def test_message_ids_become_stable_uuid5s():
     assert message_uuid("m-1") == message_uuid("m-1") == str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "m-1"))
     assert message_uuid("m-1") != message_uuid("m-2")
     assert message_uuid(7) == message_uuid("7")
+    for message_id in ("ä-unicode-\U0001f600", "x" * 1000):
+        assert message_uuid(message_id) == str(uuid.uuid5(MESSAGE_ID_NAMESPACE, message_id))
     assert message_uuid(None) is None and message_uuid("") is None and message_uuid({"a": 1}) is None
 
 
