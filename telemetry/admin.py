@@ -42,7 +42,7 @@ class EndUserAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     search_fields = ["external_id", "email", "organization__name"]
     autocomplete_fields = ["organization"]
-    raw_id_fields = ["account"]
+    raw_id_fields = ["account", "member"]
     readonly_fields = ["created_at"]
     show_full_result_count = False
 

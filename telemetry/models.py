@@ -66,7 +66,12 @@ class EndUser(models.Model):
     age = models.PositiveSmallIntegerField(null=True, blank=True)
     gender = models.CharField(max_length=1, choices=Gender.choices, blank=True)
     properties = models.JSONField(default=dict, blank=True)
+    # The tenant's customer company this person belongs to (a group call, `account_id`).
     account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="end_users", db_index=False
+    )
+    # The platform member whose own profile this is: members send events as themselves.
+    member = models.ForeignKey(
         "tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="end_user_profiles"
     )
     first_seen = models.DateTimeField(null=True, blank=True)
@@ -77,6 +82,9 @@ class EndUser(models.Model):
         ordering = ["external_id"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "external_id"], name="enduser_org_external_uniq")
+        ]
+        indexes = [
+            models.Index(fields=["account"], name="enduser_account_idx", condition=models.Q(account__isnull=False))
         ]
 
     def __str__(self):

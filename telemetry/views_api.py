@@ -3,8 +3,9 @@
 They parse the body themselves with orjson (DRF's parser is several times slower on
 5 MB bodies) and answer:
 - track: 201 `{id, uuid, timestamp}` (200 if that uuid was already stored; 202 queued);
-- batch: 200 `{accepted, duplicates, errors}` when at least one item was valid (errors list
-  the others), 202 when queued, 400 with the same body (and `detail`) when none was.
+- batch: 200 `{accepted, duplicates, errors, results}` when at least one item was valid
+  (errors list the others; results say what became of each item), 202 when queued, 400
+  with the same body (and `detail`) when none was.
 """
 
 import orjson
@@ -25,6 +26,7 @@ from tenants.permissions import IngestAPIView
 from .compat.body import body_too_large, json_body
 from .serializers import BatchIn, BatchOut, BatchRejected, EventIn, TrackOut
 from .services import ingest
+from .services.batch_results import batch_results
 from .throttling import IngestRateThrottle
 
 
@@ -135,7 +137,12 @@ class EventBatchView(IngestView):
                 status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         result = ingest.events_ingest(self.org, items, user=self.sender(request))
-        body = {"accepted": result.accepted, "duplicates": result.duplicates, "errors": result.errors}
+        body = {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "errors": result.errors,
+            "results": batch_results(len(items), result.errors, result.duplicate_indices),
+        }
         if result.queued:
             body["queued"] = True
             return Response(body, status=status.HTTP_202_ACCEPTED)

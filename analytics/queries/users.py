@@ -86,16 +86,16 @@ class _RowsTotal(Func):
 
 
 @cached
-def user_activity_page(org, *, days=30, search="", sort="-events", page=1, page_size=50, only_account=None) -> dict:
+def user_activity_page(org, *, days=30, search="", sort="-events", page=1, page_size=50, only_member=None) -> dict:
     """Per end user active in the last `days` days: events, avg session, first/last seen,
-    top feature. `search` matches the external id or e-mail; `only_account` (a User) limits
-    the rows to the end users linked to that account (a member sees only themself).
+    top feature. `search` matches the external id or e-mail; `only_member` (a User) limits
+    the rows to the end users that are that member's own profiles (a member sees only themself).
     `page_size=None` returns every row (CSV export). Returns `{count, page, page_size, results}`."""
     from django.utils import timezone
 
     events = UsageEvent.objects.filter(organization=org, timestamp__gte=timezone.now() - timedelta(days=days))
-    if only_account is not None:
-        events = events.filter(end_user__account=only_account)
+    if only_member is not None:
+        events = events.filter(end_user__member=only_member)
     if search:
         events = events.filter(Q(end_user__external_id__icontains=search) | Q(end_user__email__icontains=search))
     descending = sort.startswith("-")
@@ -176,11 +176,11 @@ def _session_groups(events) -> list[dict]:
     return groups
 
 
-def end_user_is_own(org, external_id: str, account) -> bool:
-    """Whether end user `external_id` of `org` is linked to the login `account`."""
+def end_user_is_own(org, external_id: str, member) -> bool:
+    """Whether end user `external_id` of `org` is the own profile of the platform `member`."""
     if "\x00" in external_id:  # never stored (ingestion refuses it); PostgreSQL cannot compare it
         return False
-    return EndUser.objects.filter(organization=org, external_id=external_id, account=account).exists()
+    return EndUser.objects.filter(organization=org, external_id=external_id, member=member).exists()
 
 
 def end_user_detail(org, external_id: str) -> dict:

@@ -11,18 +11,19 @@ import hashlib
 import math
 import uuid as uuid_lib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from rest_framework import status
 
 from core.exceptions import DomainError
 
+from ..services.ingest.values import timestamp_parse
+
 # Message ids (Segment's `messageId`) become event uuids in this namespace: the same message
 # sent twice (a retry) has the same uuid, so it is stored once.
 MESSAGE_ID_NAMESPACE = uuid_lib.UUID("6f1d3c52-43a5-5c1e-9a44-7b7d0d2f5a10")
 _NAMESPACE_BYTES = MESSAGE_ID_NAMESPACE.bytes
-_EPOCH_MS_THRESHOLD = 100_000_000_000  # as in services.ingest: above this, milliseconds
 
 
 @dataclass
@@ -63,20 +64,7 @@ def messages_checked(messages, *, what: str) -> list:
 
 def parse_time(value) -> datetime | None:
     """ISO 8601 (UTC when naive) or epoch seconds/milliseconds → aware datetime, else None."""
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return when.replace(tzinfo=UTC) if when.tzinfo is None else when
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        if abs(value) > _EPOCH_MS_THRESHOLD:
-            value = value / 1000
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None
+    return timestamp_parse(value)
 
 
 def event_time(timestamp, sent_at: datetime | None, now: datetime, *, offset=None):

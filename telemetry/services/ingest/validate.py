@@ -16,7 +16,9 @@ from django.conf import settings
 from core.exceptions import Forbidden
 
 from .. import storage
+from ..storage.end_users import once_merged
 from .values import (
+    EVENT_FIELDS,
     NUL_MESSAGE,
     UUID_RE,
     FreshUUIDs,
@@ -47,7 +49,7 @@ class EventContext:
         # profile is keyed by their e-mail and linked to their account. Staff are exempt.
         self.own_user = None
         if user is not None and not user.is_superuser:
-            self.own_user = {"external_id": user.email, "email": user.email, "account_id": user.pk}
+            self.own_user = {"external_id": user.email, "email": user.email, "member_id": user.pk}
 
 
 def org_ids_check(org, items):
@@ -65,26 +67,27 @@ def org_ids_check(org, items):
                 )
 
 
-def items_validate(ctx, items):
-    """One pass over the items → (rows, users, errors, duplicates).
+def items_validate(ctx, items, index_of=None):
+    """One pass over the items → (rows, the pass's state: `users`, `errors`, `duplicates`).
 
-    rows: normalised events (feature still as `_ref`, end user as `_user`);
-    users: {external_id: upsert row}.
+    rows: normalised events (feature still as `_ref`, end user as `_user`, the index errors
+    and results name as `_index`); users: {external_id: upsert row}. `index_of[i]` is the
+    index reported for `items[i]` (an SDK batch's message), `i` itself by default.
     """
-    check = _EventCheck(ctx, len(items))
+    check = EventCheck(ctx, len(items))
     rows = []
-    for index, item in enumerate(items):
-        check.index = index
+    for position, item in enumerate(items):
+        check.index = position if index_of is None else index_of[position]
         if not isinstance(item, dict):
             check.error("non_field_errors", "Each event must be a JSON object.")
             continue
         row = check.event_row(item)
         if row is not None:
             rows.append(row)
-    return rows, check.users, check.errors, check.duplicates
+    return rows, check
 
 
-class _EventCheck:
+class EventCheck:
     """The state of one pass: the errors so far, the end users met, the uuids seen. Each
     field validator takes the field's value, records an error for the current `index` when
     the value is wrong, and returns the normalised value."""
@@ -93,7 +96,7 @@ class _EventCheck:
         self.index = 0
         self.errors = []
         self.users = {}
-        self.duplicates = 0
+        self.duplicates = []  # indices of events whose uuid repeats within the request
         self.seen_uuids = set()
         self.now = ctx.now
         self.max_ts = ctx.max_ts
@@ -111,6 +114,8 @@ class _EventCheck:
     def event_row(self, item):
         """The row for one event, or None when a field is wrong or its uuid repeats."""
         errors_before = len(self.errors)
+        if not item.keys() <= EVENT_FIELDS:
+            self.unknown_fields(item)
         value = item.get("feature_id")
         if value is not None:
             ref, ref_field = self.feature_id(value), "feature_id"
@@ -140,22 +145,24 @@ class _EventCheck:
         )
         metadata = self.metadata(item.get("metadata"))
         external_id = self.user_id(item.get("user_id"))
+        value = item.get("account_id")
+        account = None if value is None else self.account_of(value, item.get("user_id", external_id))
         if len(self.errors) > errors_before:
             return None
         user_row = None
         if external_id is not None:
-            user_row = self.user_attributes(item)
+            user_row = self.user_attributes(item, account)
             if user_row is None:
                 return None
         if client_uuid:  # a client-chosen uuid may repeat within the request
             if event_uuid in self.seen_uuids:
-                self.duplicates += 1
+                self.duplicates.append(self.index)
                 return None
             self.seen_uuids.add(event_uuid)
         if external_id is not None:
             if self.own_user is not None:
                 user_row.update(self.own_user)
-            _user_touch(self.users, external_id, user_row, ts)
+            user_touch(self.users, external_id, user_row, ts)
         return {
             "uuid": event_uuid,
             "organization_id": self.org_id,
@@ -172,6 +179,19 @@ class _EventCheck:
         }
 
     # --- the event's fields -----------------------------------------------------------------
+
+    def unknown_fields(self, item):
+        for name in sorted(key for key in item if key not in EVENT_FIELDS):
+            self.error(name, "Unknown field; free-form data goes in metadata.")
+
+    def account_of(self, value, user_id):
+        """The external id of the account an event or person update names (`account_id`);
+        `user_id` is the end user's id as sent (an account is set on an end user)."""
+        account = self.external_id("account_id", value)
+        if account is not None and user_id is None:
+            self.error("account_id", "Needs a user_id: the account is the end user's.")
+            return None
+        return account
 
     def feature_id(self, value):
         ref = None
@@ -274,25 +294,30 @@ class _EventCheck:
             if value not in (None, "", own_user["external_id"]):
                 self.error("user_id", "You can only send events as yourself; omit user_id.")
             return own_user["external_id"]
+        return self.external_id("user_id", value)
+
+    def external_id(self, name, value):
+        """A tenant's own id (of an end user, an account): a non-empty string or a number."""
         if value is None:
             return None
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str) or not value.strip() or len(value) > 200:
-            self.error("user_id", "Must be a non-empty string of at most 200 characters.")
+            self.error(name, "Must be a non-empty string of at most 200 characters.")
         elif "\x00" in value:
-            self.error("user_id", NUL_MESSAGE)
+            self.error(name, NUL_MESSAGE)
         else:
             return value.strip()
-        return value
+        return None
 
     # --- the end user's attributes ----------------------------------------------------------
 
-    def user_attributes(self, item):
-        """Optional end-user attributes sent with an event → upsert fields, or None if invalid."""
+    def user_attributes(self, item, account=None):
+        """Optional end-user attributes sent with an event → upsert fields, or None if invalid.
+        `account`: the external id of the end user's account (resolved to an id later)."""
+        row = {} if account is None else {"_account": account}
         if "email" not in item and "age" not in item and "gender" not in item and "properties" not in item:
-            return {}
-        row = {}
+            return row
         errors_before = len(self.errors)
         for name, attribute in (
             ("email", self.email),
@@ -338,7 +363,9 @@ class _EventCheck:
         return value or None
 
 
-def _user_touch(users, external_id, attrs, ts):
+def user_touch(users, external_id, attrs, ts):
+    """Fold one event's or person update's attributes into the request's row for that end
+    user: later values win, `$set_once` values (`once`) the first, the seen span widens."""
     cur = users.get(external_id)
     if cur is None:
         attrs["external_id"] = external_id
@@ -351,6 +378,9 @@ def _user_touch(users, external_id, attrs, ts):
         cur["last_seen"] = ts
     if len(attrs) > 0:
         props = attrs.pop("properties", None)
+        once = attrs.pop("once", None)
         cur.update(attrs)
         if props:
             cur["properties"] = {**cur.get("properties", {}), **props}
+        if once:
+            cur["once"] = once_merged(cur.get("once"), once)

@@ -5,7 +5,7 @@ both modes (as it resolves features), so an end user's `account_id` is always a 
 
 from django.db import transaction
 
-from ..models import Account
+from ...models import Account
 
 
 def _merged(rows) -> dict:
