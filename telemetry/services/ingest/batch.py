@@ -100,7 +100,11 @@ def events_ingest(org, items: list, *, user=None, people=(), accounts=(), index_
     """
     org_ids_check(org, items)
     rows, check = items_validate(EventContext(org, user), items, index_of)
-    person_users, account_rows = people_validate(check, people, accounts) if people or accounts else ((), [])
+    person_users, account_rows = (), []
+    if people or accounts:
+        person_users, account_rows = people_validate(check, people, accounts)
+        rejected = {error["index"] for error in check.errors}
+        rows = [row for row in rows if row["_index"] not in rejected]  # a message whole or not at all
     errors, users = check.errors, check.users
     result = IngestResult(errors=errors, duplicates=len(check.duplicates), duplicate_indices=check.duplicates)
     queueing = settings.INGEST_MODE == "queue"

@@ -18,22 +18,26 @@ from .values import text_error
 
 
 def people_validate(check: EventCheck, people, accounts) -> tuple[set, list]:
-    """Check and fold `people` into `check.users`; returns (the external ids they touch, the
-    valid account rows `{external_id, name, properties}`)."""
+    """Check `people` and `accounts`, then fold the people into `check.users`; returns (the
+    external ids they touch, the valid account rows `{external_id, name, properties}`).
+
+    A message is taken whole or not at all: an update whose index has an error anywhere (its
+    event, another update of the same message) is dropped, and the caller drops the events
+    of the indices that failed here."""
+    checked = [(update["index"], _person(check, update)) for update in people]
+    account_rows = [(update["index"], _account(check, update)) for update in accounts]
+    rejected = {error["index"] for error in check.errors}
     touched = set()
-    for update in people:
-        external_id = _person(check, update)
-        if external_id is not None:
+    for index, person in checked:
+        if person is not None and index not in rejected:
+            external_id, attrs, ts = person
+            user_touch(check.users, external_id, attrs, ts)
             touched.add(external_id)
-    account_rows = []
-    for update in accounts:
-        row = _account(check, update)
-        if row is not None:
-            account_rows.append(row)
-    return touched, account_rows
+    return touched, [row for index, row in account_rows if row is not None and index not in rejected]
 
 
 def _person(check, update):
+    """(external id, upsert attributes, time) of a valid person update, else None."""
     check.index = update["index"]
     errors_before = len(check.errors)
     user_id = update.get("user_id")
@@ -52,8 +56,7 @@ def _person(check, update):
         return None
     if once:
         attrs["once"] = once
-    user_touch(check.users, external_id, attrs, ts)
-    return external_id
+    return external_id, attrs, ts
 
 
 def _account(check, update):
