@@ -88,13 +88,17 @@ def test_unknown_fields_are_refused_naming_them(key_client, org):
     assert [(e["index"], e["field"]) for e in body["errors"]] == [(0, "Feature"), (0, "foo")]
     assert "metadata" in body["errors"][0]["message"]
     resp = post(key_client, TRACK, event(foo=1))
-    assert resp.status_code == 400 and resp.json()["errors"] == {"foo": ["Unknown field; free-form data goes in metadata."]}
+    assert resp.status_code == 400 and resp.json()["errors"] == {
+        "foo": ["Unknown field; free-form data goes in metadata."]
+    }
     assert stored(org) == 1
 
 
 def test_account_id_sets_the_end_users_account(key_client, org, other_org):
     Account.objects.create(organization=other_org, external_id="acme")
-    resp = post(key_client, BATCH, {"events": [event(user_id="u1", account_id="acme"), event(user_id="u2", account_id=7)]})
+    resp = post(
+        key_client, BATCH, {"events": [event(user_id="u1", account_id="acme"), event(user_id="u2", account_id=7)]}
+    )
     assert resp.status_code == 200 and resp.json()["accepted"] == 2, resp.content
     users = {u.external_id: u for u in EndUser.objects.filter(organization=org).select_related("account")}
     assert users["u1"].account.external_id == "acme" and users["u1"].account.organization_id == org.pk

@@ -77,6 +77,7 @@ def items_validate(ctx, items, index_of=None):
     check = EventCheck(ctx, len(items))
     rows = []
     for position, item in enumerate(items):
+        check.position = position
         check.index = position if index_of is None else index_of[position]
         if not isinstance(item, dict):
             check.error("non_field_errors", "Each event must be a JSON object.")
@@ -93,7 +94,8 @@ class EventCheck:
     the value is wrong, and returns the normalised value."""
 
     def __init__(self, ctx, n):
-        self.index = 0
+        self.position = 0  # of the item in the request's list of events
+        self.index = 0  # the item's index in errors and results
         self.errors = []
         self.users = {}
         self.duplicates = []  # indices of events whose uuid repeats within the request
@@ -126,7 +128,7 @@ class EventCheck:
         value = item.get("uuid")
         client_uuid = value is not None
         if not client_uuid:
-            event_uuid = self.fresh_uuids.get(self.index)
+            event_uuid = self.fresh_uuids.get(self.position)
         else:
             event_uuid = value.lower() if type(value) is str and UUID_RE.fullmatch(value) else self.uuid(value)
         value = item.get("timestamp")
