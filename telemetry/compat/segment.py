@@ -44,7 +44,7 @@ def segment_batch(payload, *, now: datetime, call: str | None = None) -> SdkBatc
             batch.error(index, "non_field_errors", "Each message must be a JSON object.")
             continue
         kind = call or message.get("type")
-        if kind not in CALLS:
+        if not isinstance(kind, str) or kind not in CALLS:
             batch.error(index, "type", f"Must be one of {', '.join(sorted(CALLS))}.")
             continue
         _map_one(batch, index, message, kind, now, default_sent_at)
