@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from telemetry.compat.mapping import message_uuid
@@ -15,6 +16,11 @@ from telemetry.models import Account, EndUser, UsageEvent
 from telemetry.services.stream import StreamConsumer
 
 pytestmark = pytest.mark.django_db
+
+
+def _counted(sqlite_queries):
+    """The queries Django counts: PostgreSQL writes events with COPY, which it does not see."""
+    return sqlite_queries if connection.vendor == "sqlite" else sqlite_queries - 1
 
 
 def _post(path, body: bytes, content_type="application/json", **headers):
@@ -206,7 +212,7 @@ def test_posthog_batch_query_count_is_pinned(raw_api_key, org, django_assert_num
     assert _post("/batch/", batch(30)).status_code == 200
     # Known features, users and account: the features, the account, the known end users, the
     # insert between SAVEPOINT and RELEASE (the API key is cached).
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(_counted(6)):
         assert _post("/batch/", batch(30)).json()["accepted"] == 30
 
 
@@ -222,5 +228,5 @@ def test_segment_batch_query_count_is_pinned(raw_api_key, org, django_assert_num
         )
 
     assert _post("/v1/batch", batch(30), **_basic(raw_api_key)).status_code == 200
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(_counted(5)):
         assert _post("/v1/batch", batch(30), **_basic(raw_api_key)).json()["accepted"] == 30

@@ -6,12 +6,18 @@ import uuid
 
 import orjson
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from telemetry.models import Account, EndUser
 from telemetry.tests.helpers import BATCH, TRACK, event, events, post, stored
 
 pytestmark = pytest.mark.django_db
+
+
+def _counted(sqlite_queries):
+    """The queries Django counts: PostgreSQL writes events with COPY, which it does not see."""
+    return sqlite_queries if connection.vendor == "sqlite" else sqlite_queries - 1
 
 
 def _gzipped(client, path, body, **headers):
@@ -140,7 +146,7 @@ def test_batch_query_count_is_pinned(key_client, org, django_assert_num_queries)
     # Known users and features, no duplicates, no account: the features, the known end users
     # (the test's transaction never commits, so the end-user cache stays empty), the insert
     # between SAVEPOINT and RELEASE; no query for results.
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(_counted(5)):
         resp = post(key_client, BATCH, {"events": events(50)})
     assert resp.json()["accepted"] == 50
 
