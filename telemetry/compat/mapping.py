@@ -11,7 +11,7 @@ import hashlib
 import math
 import uuid as uuid_lib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from rest_framework import status
@@ -24,6 +24,7 @@ from ..services.ingest.values import timestamp_parse
 # sent twice (a retry) has the same uuid, so it is stored once.
 MESSAGE_ID_NAMESPACE = uuid_lib.UUID("6f1d3c52-43a5-5c1e-9a44-7b7d0d2f5a10")
 _NAMESPACE_BYTES = MESSAGE_ID_NAMESPACE.bytes
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 @dataclass
@@ -69,23 +70,31 @@ def parse_time(value) -> datetime | None:
 
 def event_time(timestamp, sent_at: datetime | None, now: datetime, *, offset=None):
     """The native `timestamp` of a message: its own time moved by the sender's clock skew
-    (`now − sent_at`, as PostHog and Segment do), as epoch seconds. A time without `sent_at`,
-    or one that does not parse, goes through as sent and the native pass judges it. PostHog's
-    `offset` (milliseconds before sending) stands for a missing timestamp."""
+    (`now − sent_at`, as PostHog and Segment do), an aware UTC datetime. A time without
+    `sent_at`, or one that does not parse, goes through as sent and the native pass judges it.
+    PostHog's `offset` (milliseconds before sending) stands for a missing timestamp."""
     if timestamp is None:
         if isinstance(offset, int | float) and not isinstance(offset, bool) and math.isfinite(offset):
             try:
-                return (now - timedelta(milliseconds=offset)).timestamp()
+                return now - timedelta(milliseconds=offset)
             except OverflowError:
                 return None
         return None
     if sent_at is None:
         return timestamp
-    when = parse_time(timestamp)
-    if when is None:
-        return timestamp
+    if type(timestamp) is str:  # what SDKs send: parsed here without a further call
+        try:
+            when = datetime.fromisoformat(timestamp)
+        except ValueError:
+            return timestamp
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+    else:
+        when = timestamp_parse(timestamp)
+        if when is None:
+            return timestamp
     try:
-        return (now + (when - sent_at)).timestamp()
+        return now + (when - sent_at)
     except (OverflowError, ValueError):
         return timestamp
 
@@ -97,11 +106,9 @@ def message_uuid(message_id) -> str | None:
         message_id = str(message_id)
     if not isinstance(message_id, str) or not message_id or len(message_id) > 1000:
         return None
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + message_id.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(_NAMESPACE_BYTES + message_id.encode()).hexdigest()
+    # Version 5 in the 13th digit, RFC 4122's variant in the top bits of the 17th.
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def present(value) -> bool:

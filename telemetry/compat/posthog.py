@@ -59,35 +59,35 @@ def _digits(value):
 
 def _map_one(batch, index, message, now, default_sent_at):
     name = message.get("event")
-    if not isinstance(name, str) or not name.strip():
+    if type(name) is not str or not name.strip():
         batch.error(index, "event", "Required: the event's name, a non-empty string.")
         return
     properties = message.get("properties")
     if properties is None:
         properties = {}
-    elif not isinstance(properties, dict):
+    elif type(properties) is not dict:
         batch.error(index, "properties", "Must be a JSON object.")
         return
-    sent_at = parse_time(message.get("sent_at")) or default_sent_at
-    when = event_time(message.get("timestamp"), sent_at, now, offset=message.get("offset"))
     user_id = message.get("distinct_id", properties.get("distinct_id"))
-    if not present(user_id):
+    if user_id is None or user_id == "":
         batch.error(index, "distinct_id", "Required: the distinct_id of the person (or of the personless event).")
         return
+    sent = message.get("sent_at")
+    sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
+    when = event_time(message.get("timestamp"), sent_at, now, offset=message.get("offset"))
     personless = properties.get("$process_person_profile") is False
-    account = group_account(properties.get("$groups"))
-
+    groups = properties.get("$groups")
+    account = None if groups is None or personless else group_account(groups)
+    person_only = name in PERSON_ONLY
     if name == GROUP_IDENTIFY:
         _group_identify(batch, index, properties, when)
-    updates = {**_updates(message, properties, "$set"), "once": _updates(message, properties, "$set_once")}
-    if name in PERSON_ONLY or (not personless and (len(updates) > 1 or updates["once"])):
-        batch.people.append({"index": index, "user_id": user_id, "timestamp": when, **updates})
-    if name in PERSON_ONLY or name == GROUP_IDENTIFY:
-        if present(account) and not personless:
+    if person_only or (not personless and _has_updates(message, properties)):
+        batch.people.append({"index": index, "user_id": user_id, "timestamp": when, **_updates(message, properties)})
+    if person_only or name == GROUP_IDENTIFY:
+        if present(account):
             batch.people.append({"index": index, "user_id": user_id, "timestamp": when, "account_id": account})
         return
-    batch.event(
-        index,
+    batch.events.append(
         {
             "uuid": message.get("uuid"),
             "feature": name,
@@ -96,15 +96,27 @@ def _map_one(batch, index, message, now, default_sent_at):
             "session_id": properties.get("$session_id"),
             "timestamp": when,
             "metadata": {key: value for key, value in properties.items() if key not in _NOT_METADATA},
-            "account_id": None if personless else account,
-        },
+            "account_id": account,
+        }
     )
+    batch.event_index.append(index)
 
 
-def _updates(message, properties, key) -> dict:
-    """The person fields of `$set` or `$set_once`, from the event or its properties."""
-    value = message.get(key, properties.get(key))
-    return person_fields(value) if value is not None else {}
+def _has_updates(message, properties) -> bool:
+    return "$set" in message or "$set_once" in message or "$set" in properties or "$set_once" in properties
+
+
+def _updates(message, properties) -> dict:
+    """The person fields of `$set`, and of `$set_once` as `once`, from the event or its properties."""
+    values = {}
+    for key in ("$set", "$set_once"):
+        value = message.get(key, properties.get(key))
+        fields = person_fields(value) if value is not None else {}
+        if key == "$set":
+            values.update(fields)
+        else:
+            values["once"] = fields
+    return values
 
 
 def _group_identify(batch, index, properties, when):

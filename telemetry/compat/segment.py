@@ -52,31 +52,44 @@ def segment_batch(payload, *, now: datetime, call: str | None = None) -> SdkBatc
 
 
 def _map_one(batch, index, message, kind, now, default_sent_at):
-    context = message.get("context")
-    if context is not None and not isinstance(context, dict):
-        batch.error(index, "context", "Must be a JSON object.")
+    sender = _sender(batch, index, message)
+    if sender is None:
         return
-    context = context or {}
-    user_id = message.get("userId")
-    if not present(user_id):
-        user_id = message.get("anonymousId")
-    if not present(user_id):
-        batch.error(index, "userId", "Required: userId or anonymousId.")
-        return
-    sent_at = parse_time(message.get("sentAt")) or default_sent_at
+    context, user_id = sender
+    sent = message.get("sentAt")
+    sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
     timestamp = message.get("timestamp")
-    when = event_time(timestamp if present(timestamp) else message.get("originalTimestamp"), sent_at, now)
-    if kind == "identify":
+    if timestamp is None or timestamp == "":
+        timestamp = message.get("originalTimestamp")
+    when = event_time(timestamp, sent_at, now)
+    if kind in EVENT_CALLS:
+        _event(batch, index, message, kind, context, user_id, when)
+    elif kind == "identify":
         traits = message.get("traits", context.get("traits"))
         batch.people.append({"index": index, "user_id": user_id, "timestamp": when, **person_fields(traits)})
         if present(context.get("groupId")):
             batch.people.append(_link(index, user_id, when, context["groupId"]))
     elif kind == "group":
         _group(batch, index, message, user_id, when)
-    elif kind == "alias":
+    else:  # alias
         batch.people.append({"index": index, "user_id": user_id, "timestamp": when})
-    else:
-        _event(batch, index, message, kind, context, user_id, when)
+
+
+def _sender(batch, index, message):
+    """(context, end user id) of a message, or None after recording what is wrong."""
+    context = message.get("context")
+    if context is None:
+        context = {}
+    elif type(context) is not dict:
+        batch.error(index, "context", "Must be a JSON object.")
+        return None
+    user_id = message.get("userId")
+    if user_id is None or user_id == "":
+        user_id = message.get("anonymousId")
+        if user_id is None or user_id == "":
+            batch.error(index, "userId", "Required: userId or anonymousId.")
+            return None
+    return context, user_id
 
 
 def _link(index, user_id, when, account):
@@ -101,32 +114,32 @@ def _event(batch, index, message, kind, context, user_id, when):
     properties = message.get("properties")
     if properties is None:
         properties = {}
-    elif not isinstance(properties, dict):
+    elif type(properties) is not dict:
         batch.error(index, "properties", "Must be a JSON object.")
         return
     name = message.get("event") if kind == "track" else _page_name(message, properties, kind)
-    if not isinstance(name, str) or not name.strip():
+    if type(name) is not str or not name.strip():
         batch.error(index, "event", "Required: the event's name, a non-empty string.")
         return
-    metadata = dict(properties)
-    if present(message.get("category")):
-        metadata["category"] = message["category"]
-    if context:
-        metadata["context"] = context
-    session = context.get("sessionId", properties.get("session_id"))
-    batch.event(
-        index,
+    category = message.get("category")
+    metadata = properties
+    if context or (category is not None and category != ""):
+        metadata = {**properties, "context": context} if context else dict(properties)
+        if category is not None and category != "":
+            metadata["category"] = category
+    batch.events.append(
         {
             "uuid": message_uuid(message.get("messageId")),
             "feature": name,
             "user_id": user_id,
             "event_type": kind,
-            "session_id": session,
+            "session_id": context.get("sessionId", properties.get("session_id")),
             "timestamp": when,
             "metadata": metadata,
             "account_id": context.get("groupId"),
-        },
+        }
     )
+    batch.event_index.append(index)
 
 
 def _page_name(message, properties, kind):

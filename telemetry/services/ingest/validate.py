@@ -234,7 +234,8 @@ class EventCheck:
     def timestamp(self, value):
         if value is None:
             return self.now
-        ts = timestamp_parse(value)
+        # The SDK mappings pass aware UTC datetimes (skew-corrected): no parsing to do.
+        ts = value if type(value) is datetime and value.tzinfo is UTC else timestamp_parse(value)
         if ts is None:
             self.error("timestamp", "Must be an ISO 8601 date-time or epoch seconds.")
         elif ts > self.max_ts:

@@ -88,7 +88,7 @@ def _epoch_timestamp(value):
 
 
 def timestamp_parse(value):
-    """ISO 8601 string or epoch seconds/milliseconds → aware UTC datetime, else None."""
+    """ISO 8601 string, epoch seconds/milliseconds or a datetime → aware UTC datetime, else None."""
     if isinstance(value, str):
         try:
             ts = datetime.fromisoformat(value)
@@ -96,6 +96,8 @@ def timestamp_parse(value):
             return None
     elif isinstance(value, int | float) and not isinstance(value, bool):
         return _epoch_timestamp(value)
+    elif isinstance(value, datetime):  # from the SDK mappings (telemetry.compat), never from JSON
+        ts = value
     else:
         return None
     if ts.tzinfo is None:
