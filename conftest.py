@@ -8,10 +8,10 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
+from core.db_routing import replica_state_reset
 from core.redis_backoff import redis_backoff_reset
 from telemetry.services import durability, storage
 from tenants import services as tenant_services
-from tenants.authentication import tokens_for
 from tenants.models import Role, User
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,6 +36,11 @@ def _isolated_settings(settings, tmp_path):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.GEMINI_API_KEY = ""
     settings.PASSWORD_HASHERS = ["core.test_hashers.FastArgon2PasswordHasher"]
+    # The test database exists only on the primary, and a transaction-wrapped test's rows are
+    # invisible to a second connection: reads stay on the primary (the "replica" alias is a
+    # mirror of it), except in the tests that turn routing on (core.db_routing's tests).
+    settings.DATABASE_READ_REPLICA = False
+    replica_state_reset()
     from usage_platform.celery import app
 
     app.conf.task_always_eager = True
@@ -72,7 +77,7 @@ def make_member(org, role, email=None):
 
 def client_for(user):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_for(user)['access_token']}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_services.auth_tokens_issue(user=user)['access_token']}")
     return client
 
 
@@ -242,10 +247,17 @@ def browser_login(page, live_server, user, password=PASSWORD):
     page.wait_for_load_state("networkidle")
 
 
-SCREENSHOT_DIR = os.path.join(os.path.dirname(__file__), "docs", "screenshots")
+def screenshot_dir() -> str:
+    """var/screenshots/ (ignored by git), so a test run never dirties the tree; with
+    UPDATE_SCREENSHOTS=1, docs/screenshots/, the committed copies the README shows."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        return os.path.join(here, "docs", "screenshots")
+    return os.path.join(here, "var", "screenshots")
 
 
 def screenshot(page, name):
-    """Save a full-page 1366-wide screenshot under docs/screenshots/ (committed for the README)."""
-    os.makedirs(SCREENSHOT_DIR, exist_ok=True)
-    page.screenshot(path=os.path.join(SCREENSHOT_DIR, f"{name}.png"), full_page=True)
+    """Save a full-page 1366-wide screenshot as `name`.png in `screenshot_dir()`."""
+    folder = screenshot_dir()
+    os.makedirs(folder, exist_ok=True)
+    page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)

@@ -12,21 +12,28 @@ whichever way it was asked for (the hourly job, `manage.py rollup`, the API).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, overload
 
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from core.days import day_start
+from core.db_routing import primary_pin
 from telemetry.models import DirtyDay, UsageEvent
+from tenants.models import Organization
 
 from .models import DailyFeatureUsage, DailyOrgUsage
 
 logger = logging.getLogger(__name__)
 
 GENERATION_KEY = "analytics:generation:{org_id}"
+
+# An organisation or its id; None: every organisation.
+OrgRef = Organization | int | None
 
 _FEATURE_SQL = """
 INSERT INTO analytics_dailyfeatureusage (
@@ -82,33 +89,41 @@ def _session_key_sql() -> str:
     return "NULLIF(session_id, '')"
 
 
-def _org_id(org):
-    return getattr(org, "pk", org)
+@overload
+def _org_id(org: Organization | int) -> int: ...
+@overload
+def _org_id(org: None) -> None: ...
+def _org_id(org: OrgRef) -> int | None:
+    return org if org is None or isinstance(org, int) else org.pk
 
 
-def generation(org_id) -> int:
+def generation(org_id: int) -> int:
     """The organisation's rollup generation: part of every dashboard cache key, bumped by
     each rollup so cached figures are dropped all at once."""
     return cache.get(GENERATION_KEY.format(org_id=org_id), 0)
 
 
-def _bump_generation(org_ids):
+def _bump_generation(org_ids: Iterable[int]) -> None:
     now = int(timezone.now().timestamp() * 1000)
     cache.set_many({GENERATION_KEY.format(org_id=org_id): now for org_id in org_ids}, timeout=None)
 
 
-def rollup_day(day: date, org=None) -> int:
+def rollup_day(day: date, org: OrgRef = None) -> int:
     """Recompute `day` (a UTC day) for one organisation (an Organization or its id) or all.
     Returns the number of rollup rows written (feature rows + organisation rows)."""
     org_id = _org_id(org)
-    start = _day_start(day)
-    end = _day_start(day + timedelta(days=1))
+    start = day_start(day)
+    end = day_start(day + timedelta(days=1))
     ops = connection.ops
     now = timezone.now()
-    stamps = [ops.adapt_datefield_value(day), ops.adapt_datetimefield_value(now), ops.adapt_datetimefield_value(now)]
-    window = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end)]
+    stamps: list[Any] = [
+        ops.adapt_datefield_value(day),
+        ops.adapt_datetimefield_value(now),
+        ops.adapt_datetimefield_value(now),
+    ]
+    window: list[Any] = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end)]
     org_filter = "AND organization_id = %s" if org_id is not None else ""
-    org_params = [org_id] if org_id is not None else []
+    org_params: list[Any] = [org_id] if org_id is not None else []
     marks = DirtyDay.objects.filter(date=day)
     if org_id is not None:
         marks = marks.filter(organization_id=org_id)
@@ -126,26 +141,28 @@ def rollup_day(day: date, org=None) -> int:
         written = cursor.rowcount
         cursor.execute(_ORG_SQL.format(org_filter=org_filter, session_key=session_key), stamps + window + org_params)
         written += cursor.rowcount
-        stale = {"date": day, "computed_at__lt": now}
+        stale: dict[str, object] = {"date": day, "computed_at__lt": now}
         if org_id is not None:
             stale["organization_id"] = org_id
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
-    _bump_generation([org_id] if org_id is not None else _org_ids_for(day))
+    org_ids = [org_id] if org_id is not None else _org_ids_for(day)
+    _bump_generation(org_ids)
+    # Until the read replica has replayed this rollup, these organisations' figures are read
+    # on the primary, or the new cache generation would be filled with the old figures.
+    primary_pin(org_ids=org_ids)
     return max(written, 0)
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _org_ids_for(day):
+def _org_ids_for(day: date) -> list[int]:
     return list(DailyOrgUsage.objects.filter(date=day).values_list("organization_id", flat=True))
 
 
-def rollup_range(since: date, until: date, org=None, progress: Callable[[date, int], None] | None = None) -> int:
+def rollup_range(
+    since: date, until: date, org: OrgRef = None, progress: Callable[[date, int], None] | None = None
+) -> int:
     """Roll up every day of since..until (inclusive); `progress(day, rows)` after each day."""
     total = 0
     day = since
@@ -158,7 +175,7 @@ def rollup_range(since: date, until: date, org=None, progress: Callable[[date, i
     return total
 
 
-def event_days(org=None) -> tuple[date, date] | None:
+def event_days(org: OrgRef = None) -> tuple[date, date] | None:
     """(first, last) UTC day holding events, for one organisation or all; None when empty."""
     qs = UsageEvent.objects.all()
     if org is not None:
@@ -169,7 +186,7 @@ def event_days(org=None) -> tuple[date, date] | None:
     return _utc_day(span["first"]), _utc_day(span["last"])
 
 
-def _utc_day(value) -> date:
+def _utc_day(value: datetime) -> date:
     return value.astimezone(UTC).date()
 
 
@@ -181,7 +198,7 @@ def dirty_days() -> dict[int, list[date]]:
     return marked
 
 
-def dirty_count(since: date, until: date, org=None) -> int:
+def dirty_count(since: date, until: date, org: OrgRef = None) -> int:
     """How many late-data marks fall on since..until (inclusive)."""
     marks = DirtyDay.objects.filter(date__gte=since, date__lte=until)
     if org is not None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 
-from celery import current_app, shared_task
+from celery import shared_task
 
+from core.days import today
+from core.task_queue import task_send_on_commit
 from tenants.models import Organization
 
 from . import queries, rollup
-from .params import DEFAULT_RANGE_DAYS, today
+from .params import DEFAULT_RANGE_DAYS
 
 logger = logging.getLogger(__name__)
 
@@ -22,19 +24,9 @@ AFTER_ROLLUP_TASK = "insights.after_rollup"
 def _notify_insights(days_by_org: dict[int, set[date]]) -> int:
     """Send `insights.after_rollup` once per organisation with the days just rolled up.
     Returns the number of messages sent."""
-    app = current_app
-    if app.conf.task_always_eager and AFTER_ROLLUP_TASK not in app.tasks:
-        # Eager mode (tests, embedded one-off runs) has no worker to receive a task that is
-        # not registered in this process; sending it would only fill the broker.
-        logger.info("%s is not registered; skipping the hand-over", AFTER_ROLLUP_TASK)
-        return 0
-    sent = 0
     for org_id, days in sorted(days_by_org.items()):
-        app.signature(
-            AFTER_ROLLUP_TASK, kwargs={"org_id": org_id, "dates": [d.isoformat() for d in sorted(days)]}
-        ).apply_async()
-        sent += 1
-    return sent
+        task_send_on_commit(AFTER_ROLLUP_TASK, org_id=org_id, dates=[d.isoformat() for d in sorted(days)])
+    return len(days_by_org)
 
 
 def _prewarm(org_ids):

@@ -7,8 +7,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from core.api import ERROR, int_query
+from core.api import int_query
 from core.csv_export import csv_render
+from core.db_routing import ReplicaReadsMixin
+from core.openapi import ERROR
+from core.query_params import MAX_RANGE_DAYS
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
@@ -42,7 +45,10 @@ FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]
 BAD_INPUT = ERROR
 
 
-class AnalyticsView(OrgAPIView):
+class AnalyticsView(ReplicaReadsMixin, OrgAPIView):
+    """GETs (and their CSV exports) read from the replica when there is one; POST
+    aggregate/run writes on the primary, and the figures read after it come from there too."""
+
     default_role = Role.ANALYST
 
 
@@ -141,7 +147,7 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
     @extend_schema(
         summary="Per end user activity (members: their own)",
         parameters=[
-            int_query("days", minimum=1, maximum=params.MAX_RANGE_DAYS, description="look-back in days (default 30)"),
+            int_query("days", minimum=1, maximum=MAX_RANGE_DAYS, description="look-back in days (default 30)"),
             OpenApiParameter("search", OpenApiTypes.STR, description="external id or e-mail contains"),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.USER_SORTS)),
             int_query("page", minimum=1, maximum=params.MAX_PAGE),

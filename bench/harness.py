@@ -101,6 +101,45 @@ def process_table():
     return stats
 
 
+def process_tree(root_pid, table=None):
+    """[(pid, parent pid)] of `root_pid` and its descendants, parents before children."""
+    table = process_table() if table is None else table
+    children = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = [], [(root_pid, None)]
+    while todo:
+        pid, parent = todo.pop(0)
+        tree.append((pid, parent))
+        todo.extend((child, pid) for child in sorted(children.get(pid, [])))
+    return tree
+
+
+def _smaps_kib(text, field):
+    return sum(int(line.split()[1]) for line in text.splitlines() if line.startswith(field + ":"))
+
+
+def memory_mb(pid):
+    """{"rss_mb", "pss_mb", "uss_mb"} of `pid` from /proc (OSError when it is gone). RSS
+    counts pages shared with forked relatives once per process; PSS splits them; USS is
+    what only this process holds."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {
+        "rss_mb": _smaps_kib(status, "VmRSS") / 1024,
+        "pss_mb": _smaps_kib(rollup, "Pss") / 1024,
+        "uss_mb": (_smaps_kib(rollup, "Private_Clean") + _smaps_kib(rollup, "Private_Dirty")) / 1024,
+    }
+
+
+def command_line(pid):
+    """The command line of `pid` as one string ("" when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
 def rss_kib(pid):
     """Resident set size of `pid` in KiB, or None when it is gone."""
     try:

@@ -15,54 +15,56 @@ Steps:
    then `insights.after_rollup` per organisation), waited for;
 5. RSS, PSS and USS of every process of the launcher's tree (`/proc`), then the same after
    a second round that adds the insights endpoints (Insights page, forecast fragment,
-   chart-data, usage-prediction): the requests that load numpy, pandas and scipy. The
-   tree is also sampled every second throughout, for the peak total and the peak of each
-   kind of process (a Celery pool process peaks while it runs the detectors, then is
-   replaced: CELERY_WORKER_MAX_MEMORY_PER_CHILD).
+   chart-data, usage-prediction): the requests that load numpy and pandas. The tree is also
+   sampled every second throughout, for the peak total and the peak of each kind of process
+   (a Celery pool process peaks while it runs the detectors, then is replaced:
+   CELERY_WORKER_MAX_MEMORY_PER_CHILD).
 
 Prints Markdown tables for docs/benchmarks.md and writes var/bench/memory/results.json.
 RSS counts pages shared between a parent and its forked children once per process; PSS
 splits them, so the PSS column adds up to what the stack really occupies.
-Traffic goes to 127.0.0.1 only.
+Traffic goes to 127.0.0.1 only. Process start and stop, /proc reading: harness.py.
 """
 
 import argparse
-import http.cookiejar
 import json
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+import requests
+from harness import (
+    BIN,
+    PYTHON,
+    ROOT,
+    command_line,
+    free_port,
+    load_average,
+    log,
+    memory_mb,
+    process_tree,
+    spawn,
+    stop,
+    wait_http_ok,
+)
+from soak_load import jwt_login, page_login
+
 VAR = ROOT / "var" / "bench" / "memory"
 DEMO_PASSWORD = "movielens-demo"
 DEMO_EMAIL = "admin@org-1.demo"
+CLIENT_THREADS = 4
+POOL_SETTLE_SECONDS = 5
 
 
-def log(message):
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stack_env(args) -> dict:
+def stack_env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "INGEST_MODE")}
     env.update(
         {
@@ -99,41 +101,6 @@ def prepare(env, args):
     manage(env, "detect_anomalies", "--days", "30")
 
 
-# --- /proc ------------------------------------------------------------------------------------
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
-def _kib(text: str, field: str) -> int:
-    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
-    return int(match.group(1)) if match else 0
-
-
-def process_memory(pid: int) -> dict:
-    status = Path(f"/proc/{pid}/status").read_text()
-    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    return {
-        "pid": pid,
-        "cmd": cmdline,
-        "rss_mb": _kib(status, "VmRSS") / 1024,
-        "pss_mb": _kib(rollup, "Pss") / 1024,
-        "uss_mb": (_kib(rollup, "Private_Clean") + _kib(rollup, "Private_Dirty")) / 1024,
-    }
-
-
 def role_of(cmd: str, parent_role: str | None) -> str:
     if "run_demo.py" in cmd:
         return "launcher"
@@ -149,95 +116,50 @@ def role_of(cmd: str, parent_role: str | None) -> str:
 
 
 def stack_memory(root_pid: int) -> list[dict]:
-    tree = _children()
-    rows, todo = [], [(root_pid, None)]
-    while todo:
-        pid, parent_role = todo.pop(0)
+    """One row per live process of the launcher's tree: pid, role, command, RSS/PSS/USS."""
+    rows, roles = [], {}
+    for pid, parent in process_tree(root_pid):
+        cmd = command_line(pid)
         try:
-            row = process_memory(pid)
-        except OSError:
+            row = {"pid": pid, "cmd": cmd, **memory_mb(pid)}
+        except OSError:  # exited between the listing and the read
             continue
-        row["role"] = role_of(row["cmd"], parent_role)
+        row["role"] = roles[pid] = role_of(cmd, roles.get(parent))
         rows.append(row)
-        todo.extend((child, row["role"]) for child in sorted(tree.get(pid, [])))
     return rows
 
 
-# --- HTTP -------------------------------------------------------------------------------------
-
-
-class Session:
-    """A cookie-keeping client for the pages plus a bearer token for the API."""
+class Client:
+    """The demo admin signed in twice, as a browser (session cookie) and as an API client
+    (JWT), plus an ingestion key; counts every answer's status."""
 
     def __init__(self, base: str):
         self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-        self.token = None
-        self.key = None
+        self.browser = page_login(base, DEMO_EMAIL, DEMO_PASSWORD)
+        access, _ = jwt_login(base, DEMO_EMAIL, DEMO_PASSWORD)
+        self.api_session = requests.Session()
+        self.api_session.headers["Authorization"] = f"Bearer {access}"
+        answer = self.api_session.post(f"{base}/api/v1/org/api-keys", json={"name": "memory bench"}, timeout=30)
+        answer.raise_for_status()
+        self.ingest_session = requests.Session()
+        self.ingest_session.headers["X-API-Key"] = answer.json()["key"]
         self.statuses: dict[int, int] = {}
         self.lock = threading.Lock()
 
-    def request(self, method, path, *, data=None, headers=None, form=None):
-        headers = dict(headers or {})
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode(form).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif data is not None:
-            body = json.dumps(data).encode()
-            headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.base + path, data=body, headers=headers, method=method)
-        try:
-            with self.opener.open(req, timeout=120) as response:
-                status, payload = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, payload = exc.code, exc.read()
+    def send(self, kind: str, method: str, path: str, body=None) -> requests.Response:
+        session = {"page": self.browser, "api": self.api_session, "ingest": self.ingest_session}[kind]
+        url = self.base + (path if kind == "page" else "/api/v1/" + path)
+        answer = session.request(method, url, json=body, allow_redirects=False, timeout=120)
         with self.lock:
-            self.statuses[status] = self.statuses.get(status, 0) + 1
-        return status, payload
-
-    def api(self, method, path, data=None):
-        return self.request(method, "/api/v1/" + path, data=data, headers={"Authorization": f"Bearer {self.token}"})
-
-    def sign_in(self, email, password):
-        self.request("GET", "/login/")
-        csrf = next(c.value for c in self.jar if c.name == "csrftoken")
-        status, _ = self.request(
-            "POST",
-            "/login/",
-            form={"username": email, "password": password, "csrfmiddlewaretoken": csrf},
-            headers={"Referer": self.base + "/login/"},
-        )
-        status, body = self.request("POST", "/api/v1/auth/login", data={"username": email, "password": password})
-        if status != 200:
-            raise RuntimeError(f"API login answered {status}: {body[:200]!r}")
-        self.token = json.loads(body)["access_token"]
-        status, body = self.api("POST", "org/api-keys", {"name": "memory bench"})
-        self.key = json.loads(body)["key"]
+            self.statuses[answer.status_code] = self.statuses.get(answer.status_code, 0) + 1
+        return answer
 
 
-def wait_healthy(base: str, launcher: subprocess.Popen, timeout: float = 120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if launcher.poll() is not None:
-            raise RuntimeError("the launcher exited before the web server answered")
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("the web server did not answer /health in time")
-
-
-def request_plan(session: Session, env, *, insights: bool) -> list:
+def request_plan(client: Client, *, insights: bool) -> list:
     """(kind, method, path, body) tuples covering the pages, the API and ingestion."""
-    _, body = session.api("GET", "analytics/feature-usage?page_size=5")
-    features = json.loads(body)["results"]
-    _, body = session.api("GET", "analytics/top-users?limit=3")
-    users = json.loads(body)["results"] if body.startswith(b"{") else json.loads(body)
+    features = client.send("api", "GET", "analytics/feature-usage?page_size=5").json()["results"]
+    users = client.send("api", "GET", "analytics/top-users?limit=3").json()
+    users = users["results"] if isinstance(users, dict) else users
     feature_id = features[0]["feature_id"]
     keys = [f["feature_key"] for f in features[:3]]
     user_id = urllib.parse.quote(users[0]["user_id"], safe="")
@@ -279,7 +201,8 @@ def request_plan(session: Session, env, *, insights: bool) -> list:
     return plan
 
 
-def warm_up(session: Session, plan: list, count: int, threads: int = 4):
+def warm_up(client: Client, plan: list, count: int):
+    """`count` requests of `plan`, in order and round again, from CLIENT_THREADS threads."""
     position = iter(range(count))
     lock = threading.Lock()
 
@@ -289,37 +212,30 @@ def warm_up(session: Session, plan: list, count: int, threads: int = 4):
                 index = next(position, None)
             if index is None:
                 return
-            kind, method, path, body = plan[index % len(plan)]
-            if kind == "page":
-                session.request(method, path)
-            elif kind == "api":
-                session.api(method, path, body)
-            else:
-                session.request(method, "/api/v1/" + path, data=body, headers={"X-API-Key": session.key})
+            client.send(*plan[index % len(plan)])
 
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    threads = [threading.Thread(target=run) for _ in range(CLIENT_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def run_hourly_rollup(env, log_path: Path, orgs: int = 3, timeout: float = 300.0):
     """Send the hourly rollup to the broker as beat does, and wait until the worker has run it
     and the anomaly detection it hands over to, for every organisation."""
-    done_before = log_path.read_text(errors="replace").count("insights.after_rollup[")
+    pattern = re.compile(r"Task insights\.after_rollup\[[^\]]+\] succeeded")
+    done_before = len(pattern.findall(log_path.read_text(errors="replace")))
     subprocess.run(
-        [str(Path(PYTHON).parent / "celery"), "-A", "usage_platform", "call", "analytics.rollup_today"],
+        [str(BIN / "celery"), "-A", "usage_platform", "call", "analytics.rollup_today"],
         cwd=ROOT,
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    deadline = time.time() + timeout
-    pattern = re.compile(r"Task insights\.after_rollup\[[^\]]+\] succeeded")
-    while time.time() < deadline:
-        text = log_path.read_text(errors="replace")
-        if len(pattern.findall(text)) >= done_before + orgs:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(pattern.findall(log_path.read_text(errors="replace"))) >= done_before + orgs:
             return
         time.sleep(1)
     raise RuntimeError("the worker did not finish the rollup hand-over in time")
@@ -351,11 +267,53 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {row['role']} | {row['pid']} | {row['rss_mb']:.1f} | {row['pss_mb']:.1f} | {row['uss_mb']:.1f} |"
         )
-    lines.append(
-        f"| **total** | | **{sum(r['rss_mb'] for r in rows):.1f}** | **{sum(r['pss_mb'] for r in rows):.1f}** "
-        f"| **{sum(r['uss_mb'] for r in rows):.1f}** |"
-    )
+    totals = " | ".join(f"**{sum(r[key] for r in rows):.1f}**" for key in ("rss_mb", "pss_mb", "uss_mb"))
+    lines.append(f"| **total** | | {totals} |")
     return "\n".join(lines)
+
+
+def measure(args, env, results) -> dict[int, int]:
+    """Start the launcher, warm it up round by round, stop it (as Ctrl-C in `make demo`
+    does: SIGINT to its process group); returns the statuses of every warm-up request."""
+    port = free_port()
+    log_path = VAR / "stack.log"
+    command = [PYTHON, "scripts/run_demo.py", "--port", str(port)]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    log("starting " + " ".join(command[1:]))
+    launcher = spawn(command, env, log_path)
+    sampler = Sampler(launcher.pid)
+    try:
+        wait_http_ok(port, timeout=120, proc=launcher, what=f"the demo launcher (see {log_path})")
+        sampler.start()
+        time.sleep(3)  # let the worker and beat finish starting
+        results["rounds"].append({"name": "idle after start", "processes": stack_memory(launcher.pid)})
+        client = Client(f"http://127.0.0.1:{port}")
+        for name, insights in (("pages, analytics API, ingestion", False), ("… plus the insights endpoints", True)):
+            plan = request_plan(client, insights=insights)
+            started = time.monotonic()
+            warm_up(client, plan, args.requests)
+            log(f"{name}: {args.requests} requests in {time.monotonic() - started:.1f} s, statuses {client.statuses}")
+            if not insights:
+                run_hourly_rollup(env, log_path)
+                # A pool process the detectors left above CELERY_WORKER_MAX_MEMORY_PER_CHILD
+                # exits just after its task is logged; measure the worker once it has.
+                time.sleep(POOL_SETTLE_SECONDS)
+                log("the worker ran the hourly rollup and the anomaly hand-over")
+            results["rounds"].append(
+                {
+                    "name": name,
+                    "requests": args.requests,
+                    "statuses": dict(client.statuses),
+                    "processes": stack_memory(launcher.pid),
+                    "load_average": load_average(),
+                }
+            )
+        return client.statuses
+    finally:
+        sampler.stopped.set()
+        results["peaks"] = {"rss_mb": sampler.peak_rss, "pss_mb": sampler.peak_pss, "by_role": sampler.peak_by_role}
+        stop(launcher, signal.SIGINT)
 
 
 def main():
@@ -366,54 +324,12 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep var/bench/memory/ afterwards")
     args = parser.parse_args()
 
-    env = stack_env(args)
+    env = stack_env()
     prepare(env, args)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = VAR / "stack.log"
-    command = [PYTHON, "scripts/run_demo.py", "--port", str(port)]
-    if args.workers:
-        command += ["--workers", str(args.workers)]
-    log("starting " + " ".join(command[1:]))
-    with log_path.open("w") as log_file:
-        launcher = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     results = {"machine": {"nproc": os.cpu_count(), "python": sys.version.split()[0]}, "rounds": []}
-    sampler = Sampler(launcher.pid)
-    try:
-        wait_healthy(base, launcher)
-        sampler.start()
-        time.sleep(3)  # let the worker and beat finish starting
-        results["rounds"].append({"name": "idle after start", "processes": stack_memory(launcher.pid)})
-        session = Session(base)
-        session.sign_in(DEMO_EMAIL, DEMO_PASSWORD)
-        for name, insights in (("pages, analytics API, ingestion", False), ("… plus the insights endpoints", True)):
-            plan = request_plan(session, env, insights=insights)
-            started = time.time()
-            warm_up(session, plan, args.requests)
-            elapsed = time.time() - started
-            log(f"{name}: {args.requests} requests in {elapsed:.1f} s, statuses {session.statuses}")
-            if not insights:
-                run_hourly_rollup(env, log_path)
-                log("the worker ran the hourly rollup and the anomaly hand-over")
-            results["rounds"].append(
-                {
-                    "name": name,
-                    "requests": args.requests,
-                    "statuses": dict(session.statuses),
-                    "processes": stack_memory(launcher.pid),
-                    "load_average": os.getloadavg(),
-                }
-            )
-    finally:
-        sampler.stopped.set()
-        results["peaks"] = {"rss_mb": sampler.peak_rss, "pss_mb": sampler.peak_pss, "by_role": sampler.peak_by_role}
-        launcher.send_signal(signal.SIGINT)
-        try:
-            launcher.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            launcher.kill()
+    statuses = measure(args, env, results)
     (VAR / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nnproc {os.cpu_count()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\nnproc {os.cpu_count()}, load average {load_average()}")
     for round_ in results["rounds"]:
         print(f"\n### {round_['name']}\n")
         print(table(round_["processes"]))
@@ -421,7 +337,7 @@ def main():
     print(f"\nPeak while sampling (every second): total RSS {peaks['rss_mb']:.1f} MB, PSS {peaks['pss_mb']:.1f} MB")
     for role, rss in sorted(peaks["by_role"].items()):
         print(f"- {role}: {rss:.1f} MB RSS")
-    bad = {status: n for status, n in session.statuses.items() if status >= 400}
+    bad = {status: n for status, n in statuses.items() if status >= 400}
     if bad:
         print(f"\nerror statuses during warm-up: {bad}")
     if not args.keep:

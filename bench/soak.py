@@ -98,16 +98,16 @@ def prime(stack, orgs, args):
     return known
 
 
-HEAVY_LIBRARIES = ("numpy", "pandas", "scipy")
+HEAVY_LIBRARIES = ("numpy", "pandas")
 
 
 def warm_workers(stack, org, known_users, args):
-    """Every gunicorn worker imports numpy, pandas and scipy with the first chart-data or
-    forecast it computes (~165 MB, see usage_platform/gunicorn.conf.py) and compiles each
+    """Every gunicorn worker imports numpy and pandas with the first chart-data or
+    forecast it computes (~120 MB, see usage_platform/gunicorn.conf.py) and compiles each
     template on first use. A worker that had not yet done so at the RSS baseline would show it
     as growth, so before the load every reader's request is sent `--workers` times at once
     (a sync worker serves one at a time: the copies spread over the workers), chart-data over a
-    range with rollups (scipy), until every worker's memory maps show the three libraries."""
+    range with rollups (the outlier z-scores), until every worker's memory maps show both libraries."""
     base = f"http://127.0.0.1:{args.port}"
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {org['jwt']}"

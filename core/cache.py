@@ -8,6 +8,9 @@ touching the network, so a page that reads ten cached figures waits for at most 
 connection timeout, not ten.
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from redis.exceptions import RedisError
@@ -23,7 +26,9 @@ class RedisCache(DjangoRedisCache):
     `set_many` returns every key as not stored) and `incr` raises ValueError as for a
     missing key, while the server (the first, writable one) is unreachable."""
 
-    def _call(self, method, *args, **kwargs):
+    _servers: list[str]  # set by Django's RedisCache, absent from its stubs
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         url = self._servers[0]
         if redis_resting(url):
             return _MISSED
@@ -35,41 +40,44 @@ class RedisCache(DjangoRedisCache):
         redis_answered(url)
         return result
 
-    def _or(self, result, missed):
+    def _or(self, result: Any, missed: Any) -> Any:
         return missed if result is _MISSED else result
 
-    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+    def add(self, key: Any, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         return self._or(self._call("add", key, value, timeout, version), False)
 
-    def get(self, key, default=None, version=None):
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
         return self._or(self._call("get", key, default, version), default)
 
-    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+    def set(self, key: Any, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None) -> None:
         self._call("set", key, value, timeout, version)
 
-    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+    def touch(self, key: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         return self._or(self._call("touch", key, timeout, version), False)
 
-    def delete(self, key, version=None):
+    def delete(self, key: Any, version: int | None = None) -> bool:
         return self._or(self._call("delete", key, version), False)
 
-    def get_many(self, keys, version=None):
+    def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         return self._or(self._call("get_many", keys, version), {})
 
-    def has_key(self, key, version=None):
+    def has_key(self, key: Any, version: int | None = None) -> bool:
         return self._or(self._call("has_key", key, version), False)
 
-    def incr(self, key, delta=1, version=None):
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         result = self._call("incr", key, delta, version)
         if result is _MISSED:
             raise ValueError(f"Key '{key}' not found (the cache is unreachable).")
         return result
 
-    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+    def set_many(
+        self, data: dict[Any, Any], timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[Any]:
         return self._or(self._call("set_many", data, timeout, version), list(data))
 
-    def delete_many(self, keys, version=None):
+    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
         self._call("delete_many", keys, version)
 
-    def clear(self):
+    # Django's RedisCache.clear answers the server's bool; the stubs declare None.
+    def clear(self) -> bool:  # type: ignore[override]
         return self._or(self._call("clear"), False)

@@ -9,18 +9,21 @@ client and is ignored. Without trusted proxies the header is ignored altogether.
 
 import functools
 import ipaddress
+from collections.abc import Iterable
 
 from django.conf import settings
+from django.http import HttpRequest
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @functools.lru_cache(maxsize=8)
-def _networks(entries: tuple[str, ...]) -> tuple:
+def _networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip())
 
 
-def trusted_proxies_parse(entries) -> tuple:
+def trusted_proxies_parse(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     """TRUSTED_PROXIES (IPs or CIDRs) as networks; ValueError names a malformed entry."""
     return _networks(tuple(entries))
 
@@ -42,11 +45,11 @@ def _address(text: str) -> IPAddress | None:
     return address
 
 
-def _trusted(address: IPAddress, networks) -> bool:
+def _trusted(address: IPAddress, networks: Iterable[IPNetwork]) -> bool:
     return any(address.version == net.version and address in net for net in networks)
 
 
-def client_address(request) -> str:
+def client_address(request: HttpRequest | None) -> str:
     """The client's IP address as text ("" when the request carries none)."""
     if request is None:
         return ""

@@ -19,7 +19,7 @@ from decimal import Decimal
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
-def csv_cell(value):
+def csv_cell(value: object) -> object:
     """`value` as a CSV cell: None is empty, numbers and dates as they are, text escaped."""
     if value is None:
         return ""

@@ -6,10 +6,11 @@ endpoint ever answers with a different shape or a stack trace.
 """
 
 import logging
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -20,10 +21,17 @@ logger = logging.getLogger(__name__)
 class DomainError(Exception):
     """A failure a caller can act on. Rendered as `{"detail", "errors"}` with `status_code`."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_detail = "Invalid request."
 
-    def __init__(self, detail=None, *, errors=None, status_code=None, headers=None):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: dict[str, list[str]] | None = None,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.detail = detail or self.default_detail
         self.errors = errors or {}
         if status_code is not None:
@@ -58,7 +66,7 @@ class StorageUnavailable(DomainError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Storage is temporarily unavailable; retry later."
 
-    def __init__(self, detail=None, *, retry_after=5, **kwargs):
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kwargs: Any) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)}, **kwargs)
 
 
@@ -69,7 +77,7 @@ QUERY_TIMEOUT_RETRY_AFTER = 30
 DATA_ERROR_DETAIL = "A value in the request is outside what the database can store or compare."
 
 
-def database_failure(exc, request=None) -> tuple[int, str, dict] | None:
+def database_failure(exc: Exception, request: HttpRequest | None = None) -> tuple[int, str, dict[str, str]] | None:
     """(status, detail, headers) for a database error that is not a bug of the platform:
     a query stopped by `statement_timeout` or a database out of reach (503 with
     Retry-After), a value the database refuses (SQLSTATE class 22, e.g. a NUL in text or a
@@ -90,10 +98,10 @@ def database_failure(exc, request=None) -> tuple[int, str, dict] | None:
 _NON_FIELD_KEYS = {"detail", "code", "messages"}
 
 
-def _flatten(detail):
+def _flatten(detail: object) -> dict[str, list[str]]:
     """DRF ValidationError detail (nested dict/list) → {field: [str, …]}."""
     if isinstance(detail, dict):
-        errors = {}
+        errors: dict[str, list[str]] = {}
         for field, value in detail.items():
             if isinstance(value, dict):
                 for sub, messages in _flatten(value).items():
@@ -116,7 +124,7 @@ def _flatten(detail):
     return {}
 
 
-def _summary(errors):
+def _summary(errors: dict[str, list[str]]) -> str:
     for field, messages in errors.items():
         if messages:
             if field == "non_field_errors":
@@ -125,17 +133,17 @@ def _summary(errors):
     return "Invalid request."
 
 
-def api_exception_handler(exc, context):
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        response = Response({"detail": exc.detail, "errors": exc.errors}, status=exc.status_code)
+        reply = Response({"detail": exc.detail, "errors": exc.errors}, status=exc.status_code)
         for header, value in exc.headers.items():
-            response[header] = value
-        return response
+            reply[header] = value
+        return reply
     if isinstance(exc, DatabaseError):
         failure = database_failure(exc, context.get("request"))
         if failure is not None:
-            code, detail, headers = failure
-            return Response({"detail": detail, "errors": {}}, status=code, headers=headers)
+            code, message, headers = failure
+            return Response({"detail": message, "errors": {}}, status=code, headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -154,7 +162,7 @@ def api_exception_handler(exc, context):
     return response
 
 
-def _error_body(exc) -> dict:
+def _error_body(exc: Exception) -> dict[str, Any]:
     """`{detail, errors}` for an exception DRF's own handler has answered."""
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
@@ -170,6 +178,6 @@ def _error_body(exc) -> dict:
     return {"detail": str(detail), "errors": {}}
 
 
-def json_error(detail, status_code, errors=None):
+def json_error(detail: str, status_code: int, errors: dict[str, list[str]] | None = None) -> JsonResponse:
     """For plain Django views (404/500 handlers, middleware) that must answer in the API shape."""
     return JsonResponse({"detail": detail, "errors": errors or {}}, status=status_code)

@@ -5,20 +5,21 @@ when their entries expire; callers clear their own process's copy on a change.""
 
 import time
 from collections.abc import Hashable, Iterable
+from typing import Any
 
 
 class LocalCache:
     """`get`/`set_many` with a time-to-live in seconds; a full cache is emptied, not evicted
     entry by entry (the working set refills it in one request)."""
 
-    def __init__(self, max_entries: int):
+    def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._entries: dict = {}
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: Hashable, clock: float | None = None):
+    def get(self, key: Hashable, clock: float | None = None) -> Any:
         """The live value of `key`, or None. Pass `clock` (`time.monotonic()`) when looking
         up many keys at once."""
         hit = self._entries.get(key)

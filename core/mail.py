@@ -8,29 +8,37 @@ not being sent. Production sends through SMTP (EMAIL_URL)."""
 
 import logging
 import os
+from collections.abc import Sequence
+from typing import Any
 
 from django.core.mail.backends import filebased
+from django.core.mail.message import EmailMessage
 
 logger = logging.getLogger(__name__)
 _announced = False
 
 
 class PrivateFileEmailBackend(filebased.EmailBackend):
-    def __init__(self, *args, file_path=None, **kwargs):
+    # Set by Django's file backend, absent from its stubs (which also call the stream text).
+    file_path: str
+    stream: Any
+
+    def __init__(self, *args: Any, file_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, file_path=file_path, **kwargs)
         try:
             os.chmod(self.file_path, 0o700)
         except OSError:  # a folder someone else owns: the files are still created 0600
             pass
 
-    def open(self):
+    def open(self) -> bool:
         if self.stream is None:
-            fd = os.open(self._get_filename(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            filename = self._get_filename()  # type: ignore[attr-defined]  # Django's, absent from its stubs
+            fd = os.open(filename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self.stream = os.fdopen(fd, "ab")
             return True
         return False
 
-    def send_messages(self, email_messages):
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         global _announced
         sent = super().send_messages(email_messages)
         if sent and not _announced:

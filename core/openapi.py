@@ -17,6 +17,8 @@ render their errors as JSON too). A view documents a status itself only where it
 differs (the batch endpoint's per-item errors) or where it answers it for its own reasons.
 """
 
+from typing import Any, TypeVar
+
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -25,10 +27,12 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 
 JSON = "application/json"
 
+_View = TypeVar("_View")
+
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, in one sentence.")
-    errors = serializers.DictField(
+    errors = serializers.DictField(  # type: ignore[assignment]  # a field named like Serializer.errors
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Messages per field (`body` for the request body as a whole); empty when no field is at fault.",
     )
@@ -62,14 +66,15 @@ RETRY_AFTER = {
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
-def without_storage(view):
+def without_storage(view: _View) -> _View:
     """Marks an API view that never answers 503 because it does not need the database
     (liveness: it reports a Redis outage as "degraded"). Class-based or `@api_view` views."""
-    getattr(view, "cls", view).uses_storage = False
+    target: Any = getattr(view, "cls", view)
+    target.uses_storage = False
     return view
 
 
-def _may_refuse_authenticated(view, method, permission) -> bool:
+def _may_refuse_authenticated(view: Any, method: str, permission: object) -> bool:
     """Whether `permission` can turn away a caller who is authenticated."""
     # A tuple, not `AllowAny | IsAuthenticated`: DRF overloads `|` on permission classes.
     if isinstance(permission, (AllowAny, IsAuthenticated)):  # noqa: UP038
@@ -79,7 +84,7 @@ def _may_refuse_authenticated(view, method, permission) -> bool:
     return True
 
 
-def _is_tenant_scoped(view) -> bool:
+def _is_tenant_scoped(view: Any) -> bool:
     # Marked by tenants' OrgAPIView: core cannot import the apps built on it.
     return getattr(view, "tenant_scoped", False)
 
@@ -87,7 +92,9 @@ def _is_tenant_scoped(view) -> bool:
 class ApiAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema plus the error statuses each operation can answer."""
 
-    def get_operation(self, path, path_regex, path_prefix, method, registry):
+    def get_operation(
+        self, path: str, path_regex: str, path_prefix: str, method: str, registry: Any
+    ) -> dict[str, Any] | None:
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is not None:
             for parameter in operation.get("parameters", []):
@@ -111,7 +118,7 @@ class ApiAutoSchema(AutoSchema):
                     media["schema"] = {"anyOf": [media["schema"], ERROR_REF]}
         return operation
 
-    def _map_basic_serializer(self, serializer, direction):
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
         schema = super()._map_basic_serializer(serializer, direction)
         # A serializer marked `closed` documents a body that refuses fields it does not name
         # (400 naming the field), so generated requests do not carry invented ones.
@@ -119,7 +126,7 @@ class ApiAutoSchema(AutoSchema):
             schema["additionalProperties"] = False
         return schema
 
-    def error_statuses(self, operation) -> set[str]:
+    def error_statuses(self, operation: dict[str, Any]) -> set[str]:
         view, method = self.view, self.method
         parameters = operation.get("parameters", [])
         has_body = "requestBody" in operation
@@ -158,14 +165,14 @@ class ApiAutoSchema(AutoSchema):
             str(code).startswith("2") and is_paginated_schema(serializer) for code, serializer in declared.items()
         )
 
-    def _error_response(self, code):
+    def _error_response(self, code: str) -> dict[str, Any]:
         response = self._get_response_for_code(ERROR, code, media_types=[JSON])
         response["description"] = DESCRIPTIONS[code]
         if code in ("429", "503"):
             response["headers"] = {"Retry-After": RETRY_AFTER}
         return response
 
-    def _as_error(self, code, response):
+    def _as_error(self, code: str, response: dict[str, Any]) -> None:
         """Error responses are JSON whatever the view renders otherwise; one declared without
         a body gets the `Error` body, and 429/503 carry `Retry-After`."""
         content = response.get("content")

@@ -20,7 +20,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
 from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
+from .db_routing import SAFE_METHODS, replica_reads_run
 from .exceptions import DomainError, Forbidden, NotFound
 
 ROLE_DENIED = {
@@ -31,11 +33,19 @@ ROLE_DENIED = {
 STAFF_DENIED = "Platform staff accounts have no organisation; use the Django admin."
 
 
+class PageRequest(HttpRequest):
+    """A page's request as the type checker sees it once django-htmx's middleware and
+    `org_page` have run (Django builds the object; this class is only an annotation)."""
+
+    htmx: HtmxDetails
+    org: Any  # the user's Organization (core imports no app)
+
+
 def is_htmx(request: HttpRequest) -> bool:
     return bool(getattr(request, "htmx", False))
 
 
-def login_redirect(request: HttpRequest) -> HttpResponse:
+def login_redirect(request: PageRequest) -> HttpResponse:
     """To the login page, back here afterwards. Under htmx (a session that ended during a
     filter change or a settings action) the browser loads the login page as a whole instead
     of swapping it into a fragment, and comes back to the page it shows (HX-Current-URL), not
@@ -48,14 +58,16 @@ def login_redirect(request: HttpRequest) -> HttpResponse:
     return redirect_to_login(request.get_full_path())
 
 
-def org_page(role: str) -> Callable:
+def org_page(role: str, *, replica: bool = False) -> Callable:
     """Decorator for tenant pages: anonymous → login redirect; no organisation (platform
     staff) or a role below `role` → the 403 page; another organisation's id (the services'
-    NotFound) → the 404 page. Sets `request.org`, and `no-store` on every response."""
+    NotFound) → the 404 page. Sets `request.org`, and `no-store` on every response.
+    `replica=True` (the pages of figures): a GET reads from the read replica when there is
+    one (core.db_routing)."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: PageRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             user = request.user
             if not user.is_authenticated:
                 return login_redirect(request)
@@ -65,7 +77,12 @@ def org_page(role: str) -> Callable:
                 raise PermissionDenied(ROLE_DENIED[role])
             request.org = user.organization
             try:
-                response = view(request, *args, **kwargs)
+                if replica and request.method in SAFE_METHODS:
+                    response = replica_reads_run(
+                        lambda: view(request, *args, **kwargs), org_id=request.org.pk, user_id=user.pk
+                    )
+                else:
+                    response = view(request, *args, **kwargs)
             except NotFound as exc:
                 raise Http404(exc.detail)
             except Forbidden as exc:
@@ -78,12 +95,12 @@ def org_page(role: str) -> Callable:
     return decorator
 
 
-def wants_fragment(request: HttpRequest) -> bool:
+def wants_fragment(request: PageRequest) -> bool:
     """True when htmx asked for a fragment (not a history restore, which needs the page)."""
     return is_htmx(request) and not request.htmx.history_restore_request
 
 
-def render_page(request: HttpRequest, *, page: str, fragment: str, context: dict, status: int = 200) -> HttpResponse:
+def render_page(request: PageRequest, *, page: str, fragment: str, context: dict, status: int = 200) -> HttpResponse:
     """The fragment for htmx, the whole page otherwise: every page also works without
     JavaScript, and a filtered or paged URL opened directly shows the whole page."""
     return render(request, fragment if wants_fragment(request) else page, context, status=status)
@@ -127,7 +144,7 @@ def page_get(paginator: Paginator, number: Any) -> Page:
 class _Counted:
     """The rows of a query that pages itself, as `Paginator` sees them: only their total."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int) -> None:
         self.total = total
 
     def count(self) -> int:
@@ -140,7 +157,8 @@ def page_fetched(fetch: Callable[[int], tuple[list, int]], *, number: int, per_p
     COUNT or slice. Past the last page it is the last page, as `Paginator.get_page`, fetched
     again."""
     rows, total = fetch(number)
-    paginator = Paginator(_Counted(total), per_page)
+    # Paginator asks an object list for count() before anything else, and needs nothing more here.
+    paginator: Paginator[Any] = Paginator(_Counted(total), per_page)  # type: ignore[arg-type]
     if number > paginator.num_pages:
         number = paginator.num_pages
         rows = fetch(number)[0] if total else []

@@ -6,6 +6,9 @@ thousand levels deep: both ended in a 500. orjson refuses the first and stops at
 levels; the depth check below refuses anything deeper than the platform ever reads.
 """
 
+from collections.abc import Mapping
+from typing import IO, Any
+
 import orjson
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
@@ -14,14 +17,14 @@ from rest_framework.parsers import BaseParser
 MAX_JSON_DEPTH = 32
 
 
-def json_depth(value, limit=MAX_JSON_DEPTH) -> int:
+def json_depth(value: object, limit: int = MAX_JSON_DEPTH) -> int:
     """Levels of nested objects/arrays in a parsed JSON value (a scalar is 0, `{}` is 1),
     counted level by level without recursion; stops once past `limit`."""
     depth = 0
     level = [value] if isinstance(value, dict | list) else []
     while level and depth <= limit:
         depth += 1
-        below = []
+        below: list[Any] = []
         for node in level:
             children = node.values() if isinstance(node, dict) else node
             below.extend(child for child in children if isinstance(child, dict | list))
@@ -32,7 +35,9 @@ def json_depth(value, limit=MAX_JSON_DEPTH) -> int:
 class JSONParser(BaseParser):
     media_type = "application/json"
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any] | None, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         raw = stream.read() if stream is not None else b""
         try:
             data = orjson.loads(raw)

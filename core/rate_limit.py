@@ -10,10 +10,14 @@ back-off, so requests do not each wait for a connection timeout.
 
 import math
 import time
+from typing import Any
 
+import redis
 from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from .redis_backoff import redis_answered, redis_client, redis_failed, redis_resting
@@ -27,9 +31,9 @@ def rate_parse(rate: str) -> tuple[int, int]:
     return int(count), _PERIODS[period.strip()[0].lower()]
 
 
-def _redis(cache):
+def _redis(cache: RedisCache) -> tuple[redis.Redis | None, str]:
     """(shared client, its URL) for a Redis cache that is not resting, else (None, URL)."""
-    url = cache._servers[0]
+    url: str = cache._servers[0]  # type: ignore[attr-defined]  # set by Django, absent from its stubs
     return (None if redis_resting(url) else redis_client(url)), url
 
 
@@ -58,7 +62,7 @@ def counters_incr(items: list[tuple[str, int]], *, what: str) -> list[int] | Non
     return replies[0::2]
 
 
-def _incr_local(cache, key, ttl):
+def _incr_local(cache: BaseCache, key: str, ttl: int) -> int:
     try:
         value = cache.incr(key)
     except ValueError:
@@ -129,13 +133,15 @@ class WindowRateThrottle(BaseThrottle):
         """DRF's notation ("30/min"); None or empty: no limit."""
         raise NotImplementedError
 
-    def ident(self, request) -> str | None:
+    def ident(self, request: Request) -> str | None:
         """Whom the request is counted for; None: not counted."""
         raise NotImplementedError
 
-    def allow_request(self, request, view):
+    def allow_request(self, request: Request, view: Any) -> bool:
         rate = self.rate()
-        ident = self.ident(request) if rate else None
+        if not rate:
+            return True
+        ident = self.ident(request)
         if ident is None:
             return True
         limit, period = rate_parse(rate)
@@ -147,5 +153,5 @@ class WindowRateThrottle(BaseThrottle):
         self._wait = (window + 1) * period - now
         return counts[0] <= limit
 
-    def wait(self):
+    def wait(self) -> int:
         return max(1, round(self._wait))

@@ -10,22 +10,29 @@ terminate the input gets 411 (Length Required) instead of a read that could bloc
 """
 
 import io
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 import orjson
 from django.conf import settings
 
 _STEP = 64 * 1024
 
+# PEP 3333's callables, as far as this middleware uses them.
+_StartResponse = Callable[..., Any]
+_WSGIApp = Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]
 
-def _refuse(start_response, status, detail, field="body"):
+
+def _refuse(start_response: _StartResponse, status: str, detail: str, field: str = "body") -> list[bytes]:
     body = orjson.dumps({"detail": detail, "errors": {field: [detail]}})
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
 
-def _read_at_most(stream, limit) -> bytes:
+def _read_at_most(stream: IO[bytes], limit: int) -> bytes:
     """The stream up to EOF, or `limit + 1` bytes when it is longer."""
-    parts, size = [], 0
+    parts: list[bytes] = []
+    size = 0
     while size <= limit:
         part = stream.read(min(_STEP, limit + 1 - size))
         if not part:
@@ -36,10 +43,10 @@ def _read_at_most(stream, limit) -> bytes:
 
 
 class ChunkedBodies:
-    def __init__(self, app):
+    def __init__(self, app: _WSGIApp) -> None:
         self.app = app
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
         if environ.get("CONTENT_LENGTH") or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             return self.app(environ, start_response)
         if not environ.get("wsgi.input_terminated"):

@@ -1,9 +1,15 @@
 """Writing to a row that a concurrent request may have deleted."""
 
+from typing import Any, TypeVar
+
+from django.db.models import Model
+
 from .exceptions import NotFound
 
+_Row = TypeVar("_Row", bound=Model)
 
-def row_update(instance, *, missing: str, **changes):
+
+def row_update(instance: _Row, *, missing: str, **changes: Any) -> _Row:
     """Write `changes` to `instance`'s row with one UPDATE and set them on `instance`.
 
     A row read at the start of a request can be deleted by another request before the write

@@ -6,16 +6,21 @@ import os
 import sqlite3
 import subprocess
 import sys
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from django.db import connection
+import pytest
+from django.db import connection, connections
+from django.db.models import Model
 from django.test import Client
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def worker_database_url(tmp_path):
+def worker_database_url(tmp_path: Path) -> tuple[str, Path | None]:
     """The database a worker subprocess must use, and the SQLite file to read back (or None):
     the test database itself on PostgreSQL; on SQLite (an in-memory test database) a file copy
     made with SQLite's backup API, so take it after the test's data is written."""
@@ -33,7 +38,7 @@ def worker_database_url(tmp_path):
     return f"sqlite:///{path}", path
 
 
-def page_client(user, **headers):
+def page_client(user: Any, **headers: str) -> Client:
     """A Django test client signed in as `user` (a session, as the pages use), sending
     `headers` (e.g. `**{"HX-Request": "true"}`) with every request."""
     client = Client(headers=headers)
@@ -42,7 +47,9 @@ def page_client(user, **headers):
 
 
 @contextmanager
-def celery_worker(tmp_path, broker_url, **extra_env):
+def celery_worker(
+    tmp_path: Path, broker_url: str, **extra_env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], Path | None]]:
     """A real `celery worker` process on `broker_url` against a snapshot of the test database;
     yields (process, sqlite_path). Stops the worker and puts the app back in eager mode."""
     from usage_platform.celery import app
@@ -78,7 +85,7 @@ def celery_worker(tmp_path, broker_url, **extra_env):
 SETTINGS_PROBE_VARIABLES = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "JWT_SIGNING_KEY", "EMAIL_URL", "EMAIL_BACKEND")
 
 
-def settings_load(monkeypatch, **env):
+def settings_load(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
     """Executes usage_platform/settings.py afresh with `env` (the variables above that it does
     not name are empty) and returns the module, to test what the settings make of the
     environment without restarting the test process."""
@@ -87,19 +94,20 @@ def settings_load(monkeypatch, **env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location("settings_probe", ROOT / "usage_platform" / "settings.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 @contextmanager
-def deleted_before_update(model, pk):
+def deleted_before_update(model: type[Model], pk: Any) -> Iterator[None]:
     """Delete `model`'s row `pk` just before the next UPDATE of its table runs: how a DELETE
     committed by a concurrent request looks to the request that read the row first."""
     table = model._meta.db_table
     state = {"done": False}
 
-    def wrapper(execute, sql, params, many, context):
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         if not state["done"] and sql.lstrip().upper().startswith("UPDATE") and table in sql:
             state["done"] = True
             model._default_manager.filter(pk=pk).delete()
@@ -108,3 +116,23 @@ def deleted_before_update(model, pk):
     with connection.execute_wrapper(wrapper):
         yield
     assert state["done"], f"no UPDATE of {table} ran"
+
+
+@contextmanager
+def queries_by_alias(*aliases: str) -> Iterator[dict[str, list[str]]]:
+    """{alias: [SQL, …]}: every statement each database alias ran inside the block (failed ones
+    too), recorded on the connection itself, without connecting (a server under test may be
+    down) and whatever the router decided."""
+    record: dict[str, list[str]] = {alias: [] for alias in aliases}
+
+    def recorder(alias: str) -> Callable[..., Any]:
+        def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+            record[alias].append(sql)
+            return execute(sql, params, many, context)
+
+        return wrapper
+
+    with ExitStack() as stack:
+        for alias in aliases:
+            stack.enter_context(connections[alias].execute_wrapper(recorder(alias)))
+        yield record

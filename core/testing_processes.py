@@ -13,14 +13,15 @@ import urllib.error
 import urllib.request
 import uuid as uuid_lib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .testing_servers import BIN, ROOT, free_port, wait_until
 
 
-def django_env(workdir: Path, *, database_url: str, redis_url: str = "", **settings) -> dict:
+def django_env(workdir: Path, *, database_url: str, redis_url: str = "", **settings: object) -> dict[str, str]:
     """The environment of a web server or command: this checkout's settings with the given
     database and Redis, caches and the filesystem broker under `workdir`, nothing inherited
     that would point elsewhere."""
@@ -62,7 +63,7 @@ def start_manage(env: dict, log_path: Path, *args: str) -> subprocess.Popen:
         )
 
 
-def start_web(env: dict, log_path: Path, *, threads: int = 4) -> tuple[subprocess.Popen, str, Callable[[], None]]:
+def start_web(env: dict, log_path: Path, *, threads: int = 4) -> tuple[subprocess.Popen, str, Callable[[], bool]]:
     """gunicorn (one worker, `threads` threads) on a free port; returns (process, base URL,
     a function that waits until `/health` answers), so several processes can boot at once."""
     port = free_port()
@@ -74,7 +75,7 @@ def start_web(env: dict, log_path: Path, *, threads: int = 4) -> tuple[subproces
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
 
-    def healthy():
+    def healthy() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"gunicorn exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
         try:
@@ -85,7 +86,9 @@ def start_web(env: dict, log_path: Path, *, threads: int = 4) -> tuple[subproces
     return proc, base, lambda: wait_until(healthy, timeout=90, interval=0.2, what="the web server")
 
 
-def http_json(method: str, url: str, body=None, headers: dict | None = None, timeout: float = 30):
+def http_json(
+    method: str, url: str, body: object = None, headers: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[int, dict[str, str], Any]:
     """(status, headers, decoded JSON body or None) of one request; HTTP errors are answers too."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
@@ -125,7 +128,7 @@ class Sender:
     API acknowledged (2xx, every item accepted). 503 must carry Retry-After; any other
     answer, a transport error included, is listed in `unexpected`."""
 
-    def __init__(self, base: str, key: str, *, batch: int = 20, allowed: tuple[int, ...] = (503,)):
+    def __init__(self, base: str, key: str, *, batch: int = 20, allowed: tuple[int, ...] = (503,)) -> None:
         self.url = f"{base}/api/v1/events/batch"
         self.headers = {"Authorization": f"Bearer {key}"}
         self.batch = batch
@@ -164,10 +167,10 @@ class Sender:
         return status
 
     @contextmanager
-    def in_background(self, pause: float = 0.01):
+    def in_background(self, pause: float = 0.01) -> Iterator["Sender"]:
         """Keep sending from a thread while the block runs."""
 
-        def loop():
+        def loop() -> None:
             while not self._stop.is_set():
                 self._send_one()
                 time.sleep(pause)

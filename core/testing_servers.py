@@ -17,12 +17,18 @@ import sys
 import tempfile
 import time
 import uuid as uuid_lib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+_T = TypeVar("_T")
 
 
 def free_port() -> int:
@@ -32,7 +38,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""):
+def wait_until(predicate: Callable[[], _T], *, timeout: float = 10.0, interval: float = 0.05, what: str = "") -> _T:
     """Call `predicate` until it returns something truthy (returned) or `timeout` passes
     (AssertionError naming `what` and the last exception, if any). The predicate may raise
     while the thing is not ready; an AssertionError from it means "give up now"."""
@@ -78,7 +84,7 @@ def kill_process(proc: subprocess.Popen) -> None:
 class RedisServer:
     """A redis-server of our own: AOF on (`appendfsync always` by default) or off."""
 
-    def __init__(self, directory: Path, *, aof: bool = True, appendfsync: str = "always"):
+    def __init__(self, directory: Path, *, aof: bool = True, appendfsync: str = "always") -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -89,7 +95,7 @@ class RedisServer:
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
-    def client(self):
+    def client(self) -> "redis.Redis":
         # from_url: no built-in retries (the constructor retries for seconds), so a stopped
         # server is seen as stopped at once.
         import redis
@@ -157,20 +163,25 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 class PostgresCluster:
     """A PostgreSQL cluster from initdb in its own temporary directory (not pytest's
-    tmp_path: the postgres user must be able to reach it). `remove()` stops it and deletes it."""
+    tmp_path: the postgres user must be able to reach it). `remove()` stops it and deletes it.
 
-    def __init__(self):
+    `replica_of=primary` makes a streaming standby instead: `pg_basebackup -R` of the running
+    primary (initdb's defaults allow replication connections from 127.0.0.1 with trust), which
+    `start()` runs as a hot standby on its own port."""
+
+    def __init__(self, *, replica_of: "PostgresCluster | None" = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="up-pg-"))
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
         self.data = self.dir / "data"
         self.port = free_port()
         self.bin = postgres_bin()
-        subprocess.run(
-            _as_postgres([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                          "--no-sync"]),
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        if replica_of is None:
+            command = [str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"]
+        else:
+            command = [str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(replica_of.port), "-U", "postgres",
+                       "-D", str(self.data), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]  # fmt: skip
+        subprocess.run(_as_postgres(command), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -196,6 +207,44 @@ class PostgresCluster:
         with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql)
 
+    def fetch_value(self, sql: str, dbname: str = "postgres") -> Any:
+        """The first column of the first row of `sql`."""
+        import psycopg
+
+        with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute(sql).fetchone()
+            assert row is not None, sql
+            return row[0]
+
+    # A standby's side of streaming replication.
+
+    def wait_streaming(self, primary: "PostgresCluster", timeout: float = 60.0) -> None:
+        """Until the primary streams WAL to this standby."""
+        wait_until(
+            lambda: primary.fetch_value("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") > 0,
+            timeout=timeout, interval=0.1, what=f"the standby on port {self.port} to stream",
+        )  # fmt: skip
+
+    def wait_replayed(self, primary: "PostgresCluster", timeout: float = 60.0) -> None:
+        """Until this standby has replayed everything the primary had written when called."""
+        target = primary.fetch_value("SELECT pg_current_wal_lsn()::text")
+        wait_until(
+            lambda: self.fetch_value(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"),
+            timeout=timeout, interval=0.05, what=f"the standby to replay up to {target}",
+        )  # fmt: skip
+
+    def replay_pause(self) -> None:
+        """Stop applying WAL (it is still received): the standby's data stands still, as
+        under a long lag, until `replay_resume()`."""
+        self.execute("SELECT pg_wal_replay_pause()")
+        wait_until(
+            lambda: self.fetch_value("SELECT pg_get_wal_replay_pause_state()") == "paused",
+            timeout=30, interval=0.05, what="replay to pause",
+        )  # fmt: skip
+
+    def replay_resume(self) -> None:
+        self.execute("SELECT pg_wal_replay_resume()")
+
     def remove(self) -> None:
         if (self.data / "postmaster.pid").exists():
             self.stop("immediate")
@@ -208,7 +257,7 @@ class PostgresCluster:
 class SqliteDatabase:
     """A migrated SQLite file (a copy of `template`)."""
 
-    def __init__(self, path: Path, template: Path):
+    def __init__(self, path: Path, template: Path) -> None:
         shutil.copyfile(template, path)
         self.path = path
         self.url = f"sqlite:///{path}"
@@ -218,7 +267,7 @@ class SqliteDatabase:
             return [uuid_lib.UUID(row[0]) for row in conn.execute("SELECT uuid FROM telemetry_usageevent")]
 
     @contextmanager
-    def events_locked(self):
+    def events_locked(self) -> Iterator[None]:
         """Hold SQLite's write lock: every writer waits (readers go on, WAL)."""
         conn = sqlite3.connect(self.path, timeout=20, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
@@ -232,7 +281,7 @@ class SqliteDatabase:
 class PostgresDatabase:
     """A database in a throw-away cluster: empty, or a copy of `template` (e.g. migrated)."""
 
-    def __init__(self, cluster: PostgresCluster, name: str, template: str | None = None):
+    def __init__(self, cluster: PostgresCluster, name: str, template: str | None = None) -> None:
         cluster.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         self.cluster = cluster
         self.url = cluster.url(name)
@@ -244,7 +293,7 @@ class PostgresDatabase:
             return [row[0] for row in conn.execute("SELECT uuid FROM telemetry_usageevent")]
 
     @contextmanager
-    def events_locked(self):
+    def events_locked(self) -> Iterator[None]:
         """Lock the events table: inserts wait (end users and reads go on)."""
         import psycopg
 

@@ -11,17 +11,21 @@ spread of those one-step errors, widened with the horizon.
 
 from datetime import date, timedelta
 from itertools import product
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
-from django.db.models import Max
-from django.utils import timezone
 
+from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage
-from analytics.params import parse_id
 from core.exceptions import DomainError, NotFound
+from telemetry.queries import feature_find
+from tenants.models import Organization
 
 from .params import PREDICTION_MAX_DAYS, PREDICTION_MIN_DAYS
+
+if TYPE_CHECKING:
+    from telemetry.models import Feature
 
 SEASON = 7
 HISTORY_DAYS = 84
@@ -32,7 +36,9 @@ GAMMAS = (0.05, 0.15, 0.3)
 BETA = 0.05
 
 
-def _smooth(y: np.ndarray, alpha: np.ndarray, gamma: np.ndarray):
+def _smooth(
+    y: np.ndarray, alpha: np.ndarray, gamma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run Holt-Winters over y (days × series, values > 0). Returns the final level, trend,
     the last SEASON seasonal factors (aligned so index 0 is the weekday after the last day)
     and the one-step-ahead log errors (days × series, NaN during warm-up)."""
@@ -64,7 +70,7 @@ def forecast_matrix(history: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
     y = np.clip(np.asarray(history, dtype=float), 0, None) + 1.0  # +1: zeros are valid usage
     n_series = y.shape[1]
     best_sse = np.full(n_series, np.inf)
-    best = None
+    best: dict[str, np.ndarray] | None = None
     for alpha, gamma in product(ALPHAS, GAMMAS):
         a = np.full(n_series, alpha)
         g = np.full(n_series, gamma)
@@ -79,6 +85,7 @@ def forecast_matrix(history: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
             best["trend"] = np.where(better, trend, best["trend"])
             best["seasonal"] = np.where(better[None, :], seasonal, best["seasonal"])
             best["errors"] = np.where(better[None, :], errors, best["errors"])
+    assert best is not None  # ALPHAS × GAMMAS is never empty
     steps = np.arange(1, horizon + 1)
     damp = np.cumsum(PHI**steps)
     point = (best["level"][None, :] + damp[:, None] * best["trend"][None, :]) * best["seasonal"][(steps - 1) % SEASON]
@@ -97,7 +104,7 @@ def seasonal_naive(history: np.ndarray, horizon: int) -> np.ndarray:
     return np.stack([last_week[i % SEASON] for i in range(horizon)])
 
 
-def _feature_history(org, *, end: date, feature=None):
+def _feature_history(org: Organization, *, end: date, feature: "Feature | None" = None) -> pd.DataFrame:
     rows = DailyFeatureUsage.objects.filter(
         organization=org, date__gt=end - timedelta(days=HISTORY_DAYS), date__lte=end
     )
@@ -109,7 +116,9 @@ def _feature_history(org, *, end: date, feature=None):
     )
 
 
-def usage_prediction(org, *, days: int, feature=None) -> dict:
+def usage_prediction(
+    org: Organization, *, days: int | str, feature: "Feature | int | str | None" = None
+) -> dict[str, Any]:
     """Next `days` (7–30) of daily events per feature, with an 80 % interval:
     `{days, features: [{feature_key, points: [{date, value, lower, upper}]}]}`.
 
@@ -124,23 +133,21 @@ def usage_prediction(org, *, days: int, feature=None) -> dict:
             f"days must be between {PREDICTION_MIN_DAYS} and {PREDICTION_MAX_DAYS}.",
             errors={"days": [f"Ensure this value is between {PREDICTION_MIN_DAYS} and {PREDICTION_MAX_DAYS}."]},
         )
+    chosen = None
     if feature is not None and not hasattr(feature, "pk"):
-        from telemetry.models import Feature
-
-        pk = parse_id(feature)
-        lookup = {"pk": pk} if pk is not None else {"key": str(feature)}
-        feature = Feature.objects.filter(organization=org, **lookup).first()
-        if feature is None:
+        chosen = feature_find(org, feature)
+        if chosen is None:
             raise NotFound("Feature not found.")
-    elif feature is not None and feature.organization_id != org.id:
-        raise NotFound("Feature not found.")
+    elif feature is not None:
+        chosen = cast("Feature", feature)  # it has a pk: the Feature itself, not its id or key
+        if chosen.organization_id != org.id:
+            raise NotFound("Feature not found.")
 
     # Forecast from the last complete day: today's partial count would drag the level down.
-    yesterday = timezone.now().date() - timedelta(days=1)
-    last = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
+    last = analytics_queries.last_complete_day(org)
     if last is None:
         return {"days": days, "features": []}
-    frame = _feature_history(org, end=last, feature=feature)
+    frame = _feature_history(org, end=last, feature=chosen)
     if frame.empty:
         return {"days": days, "features": []}
     keys = frame.drop_duplicates("feature_id").set_index("feature_id")["feature_key"]
@@ -157,7 +164,7 @@ def usage_prediction(org, *, days: int, feature=None) -> dict:
     matrix = matrix.bfill()
     result = forecast_matrix(matrix.to_numpy(), days)
     dates = [last + timedelta(days=i) for i in range(1, days + 1)]
-    features = []
+    features: list[dict[str, Any]] = []
     for column, feature_id in enumerate(matrix.columns):
         points = [
             {

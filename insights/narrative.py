@@ -3,20 +3,30 @@
 No API key, an HTTP error, a timeout or an empty answer all fall back to heuristic bullets
 written from the same numbers, so the page always has something true to say. The result is
 stored as an `Insight` and cached per organisation for INSIGHTS_CACHE_TTL seconds.
+
+Open anomalies are counted by `insights.queries`, as the Insights page, the API and the
+digests count them; a stored narrative written with another count than today's is
+regenerated rather than shown, so it never contradicts the table below it.
 """
 
 import logging
 import re
 from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Avg, Max, Sum
+from django.db.models import Avg, Sum
 from django.utils import timezone
 
+from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
+from core.days import today
+from tenants.models import Organization
 
-from .models import Anomaly, Insight
+from .explain import explanation_phrase
+from .models import Insight
+from .queries import anomalies_open, anomalies_open_count
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +35,7 @@ TOP_FEATURES = 5
 MAX_BULLETS = 6
 
 
-def cache_key(org) -> str:
+def cache_key(org: Organization) -> str:
     return f"insights:narrative:{org.id}"
 
 
@@ -35,28 +45,25 @@ def _pct(current: float, previous: float) -> float | None:
     return round((current - previous) / previous * 100, 1)
 
 
-def narrative_numbers(org, *, end: date | None = None) -> dict:
+def narrative_numbers(org: Organization, *, end: date | None = None) -> dict[str, Any]:
     """The facts the narrative is about: the last PERIOD_DAYS days against the ones before."""
     if end is None:
-        # The last complete day: today's rollup is partial and would read as a decline.
-        yesterday = timezone.now().date() - timedelta(days=1)
-        end = DailyOrgUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
-        if end is None:
-            end = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))[
-                "last"
-            ]
-        end = end or yesterday
+        end = (
+            analytics_queries.last_complete_day(org, rollup=DailyOrgUsage)
+            or analytics_queries.last_complete_day(org)
+            or today() - timedelta(days=1)
+        )
     start = end - timedelta(days=PERIOD_DAYS - 1)
     prev_start, prev_end = start - timedelta(days=PERIOD_DAYS), start - timedelta(days=1)
 
-    def org_totals(a, b):
+    def org_totals(a: date, b: date) -> dict[str, Any]:
         return DailyOrgUsage.objects.filter(organization=org, date__gte=a, date__lte=b).aggregate(
             events=Sum("event_count"), users=Avg("active_users"), duration=Avg("avg_session_duration")
         )
 
     now_totals, prev_totals = org_totals(start, end), org_totals(prev_start, prev_end)
 
-    def per_feature(a, b):
+    def per_feature(a: date, b: date) -> dict[int, dict[str, Any]]:
         return {
             row["feature_id"]: row
             for row in DailyFeatureUsage.objects.filter(organization=org, date__gte=a, date__lte=b)
@@ -66,7 +73,7 @@ def narrative_numbers(org, *, end: date | None = None) -> dict:
         }
 
     current, previous = per_feature(start, end), per_feature(prev_start, prev_end)
-    features = []
+    features: list[dict[str, Any]] = []
     for feature_id, row in current.items():
         before = previous.get(feature_id, {}).get("events") or 0
         features.append(
@@ -82,11 +89,7 @@ def narrative_numbers(org, *, end: date | None = None) -> dict:
     movers = [f for f in features if f["change_pct"] is not None and f["previous_events"] >= 20]
     rising = sorted((f for f in movers if f["change_pct"] > 0), key=lambda f: -f["change_pct"])[:3]
     falling = sorted((f for f in movers if f["change_pct"] < 0), key=lambda f: f["change_pct"])[:3]
-    open_rows = (
-        Anomaly.objects.filter(organization=org, status=Anomaly.Status.OPEN, detector="timeseries")
-        .select_related("feature")
-        .order_by("-date", "-score")
-    )
+    open_rows = anomalies_open(org)
     open_count = open_rows.count()
     top_open = [
         {
@@ -97,6 +100,7 @@ def narrative_numbers(org, *, end: date | None = None) -> dict:
             "expected": round(a.expected or 0, 1),
             "direction": (a.details or {}).get("direction", "change"),
             "severity": a.severity,
+            "explanation": explanation_phrase(a.explanation),
         }
         for a in open_rows[:3]
     ]
@@ -120,13 +124,13 @@ def narrative_numbers(org, *, end: date | None = None) -> dict:
     }
 
 
-def _signed(pct) -> str:
+def _signed(pct: float | None) -> str:
     return f"{pct:+.1f} %" if pct is not None else "n/a"
 
 
-def heuristic_bullets(numbers: dict) -> list[str]:
+def heuristic_bullets(numbers: dict[str, Any]) -> list[str]:
     """Bullets computed from the numbers alone; no model, always available."""
-    bullets = []
+    bullets: list[str] = []
     days = (numbers["period_end"] - numbers["period_start"]).days + 1
     if numbers["events"] == 0:
         return [
@@ -155,18 +159,19 @@ def heuristic_bullets(numbers: dict) -> list[str]:
         bullets.append(f"Biggest decline: {f['name']} ({_signed(f['change_pct'])}, {f['events']:,} events).")
     if numbers["open_anomalies"]:
         a = numbers["top_anomalies"][0]
+        why = f"; {a['explanation']}" if a["explanation"] else ""
         bullets.append(
             f"{numbers['open_anomalies']} open anomal{'y' if numbers['open_anomalies'] == 1 else 'ies'}; latest: "
             f"a {a['direction']} in {a['metric'].replace('_', ' ')} of {a['feature']} on {a['date']} "
-            f"({a['value']:g} vs {a['expected']:g} expected, {a['severity']})."
+            f"({a['value']:g} vs {a['expected']:g} expected, {a['severity']}{why})."
         )
     else:
         bullets.append("No open anomalies.")
     return bullets[:MAX_BULLETS]
 
 
-def prompt_build(numbers: dict) -> str:
-    def feature_line(f):
+def prompt_build(numbers: dict[str, Any]) -> str:
+    def feature_line(f: dict[str, Any]) -> str:
         return f"- {f['name']}: {f['events']} events (change {_signed(f['change_pct'])})"
 
     parts = [
@@ -190,7 +195,7 @@ def prompt_build(numbers: dict) -> str:
     for a in numbers["top_anomalies"]:
         parts.append(
             f"- {a['date']} {a['feature']} {a['metric']}: {a['value']} vs expected {a['expected']} "
-            f"({a['direction']}, {a['severity']})"
+            f"({a['direction']}, {a['severity']})" + (f"; {a['explanation']}" if a["explanation"] else "")
         )
     return "\n".join(parts)
 
@@ -199,7 +204,7 @@ _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
 def bullets_parse(text: str) -> list[str]:
-    bullets = []
+    bullets: list[str] = []
     for line in (text or "").splitlines():
         line = line.strip()
         if not line:
@@ -236,10 +241,11 @@ def gemini_generate(prompt: str) -> str:
         client.close()
 
 
-def insight_generate(org, *, end: date | None = None) -> Insight:
+def insight_generate(org: Organization, *, end: date | None = None) -> Insight:
     """Build the numbers, ask Gemini when a key is configured, fall back to heuristics, store."""
     numbers = narrative_numbers(org, end=end)
-    bullets, source, model = [], Insight.Source.HEURISTIC, ""
+    bullets: list[str] = []
+    source, model = Insight.Source.HEURISTIC, ""
     if settings.GEMINI_API_KEY and numbers["events"]:
         try:
             bullets = bullets_parse(gemini_generate(prompt_build(numbers)))
@@ -261,26 +267,29 @@ def insight_generate(org, *, end: date | None = None) -> Insight:
         model=model,
         bullets=bullets,
         summary=summary,
+        open_anomalies=numbers["open_anomalies"],
     )
 
 
-def insight_current(org, *, refresh: bool = False) -> Insight:
-    """The organisation's narrative, at most INSIGHTS_CACHE_TTL seconds old: from the cache,
-    else newly generated (refresh=True always regenerates)."""
+def insight_current(org: Organization, *, refresh: bool = False) -> Insight:
+    """The organisation's narrative, at most INSIGHTS_CACHE_TTL seconds old and written with
+    today's count of open anomalies: from the cache, else newly generated (refresh=True
+    always regenerates)."""
     key = cache_key(org)
     if not refresh:
+        open_now = anomalies_open_count(org)
         cached = cache.get(key)
-        if cached is not None:
+        if cached is not None and cached.open_anomalies == open_now:
             return cached
-        stored = _insight_recent(org)
-        if stored is not None:
+        stored = _insight_recent(org) if cached is None else None
+        if stored is not None and stored.open_anomalies == open_now:
             return stored
     insight = insight_generate(org)
     cache.set(key, insight, timeout=settings.INSIGHTS_CACHE_TTL)
     return insight
 
 
-def _insight_recent(org) -> Insight | None:
+def _insight_recent(org: Organization) -> Insight | None:
     """The stored insight when it is still young enough to be current (re-cached for the rest
     of its time). The cache can lose it (evicted, Redis restarted or unreachable); without
     this, every page view would then generate, store and pay Gemini for a new one."""
@@ -295,13 +304,14 @@ def _insight_recent(org) -> Insight | None:
     return stored
 
 
-def insight_payload(insight: Insight) -> dict:
+def insight_payload(insight: Insight) -> dict[str, Any]:
     return {
         "source": insight.source,
         "model": insight.model,
         "bullets": list(insight.bullets or []),
         "summary": insight.summary,
         "generated_at": insight.created_at.isoformat(),
+        "open_anomalies": insight.open_anomalies or 0,
         "period_start": insight.period_start.isoformat(),
         "period_end": insight.period_end.isoformat(),
     }

@@ -17,6 +17,7 @@ import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import quote, urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -87,11 +88,11 @@ def address_is_public(address: str | IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv4Address):
         return _v4_public(address)
     if address in _V6_MAPPED:
-        return _v4_public(address.ipv4_mapped)
+        return _v4_public(cast(ipaddress.IPv4Address, address.ipv4_mapped))  # never None in ::ffff:0:0/96
     if address in _V6_NAT64:
         return _v4_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     if address in _V6_6TO4:
-        return _v4_public(address.sixtofour)
+        return _v4_public(cast(ipaddress.IPv4Address, address.sixtofour))  # never None in 2002::/16
     return address in _V6_GLOBAL_UNICAST and not any(address in net for net in _V6_REFUSED)
 
 
@@ -111,20 +112,23 @@ def target_resolve(url: str, *, allow_private: bool) -> Target:
 
     Raises Unresolvable, or AddressRefused unless `allow_private` (development)."""
     parts = urlsplit(url)
+    if parts.hostname is None:
+        raise Unresolvable("The URL's host is not a valid host name.")
     try:
         host = parts.hostname.encode("idna").decode("ascii")
-    except (AttributeError, UnicodeError):
+    except UnicodeError:
         raise Unresolvable("The URL's host is not a valid host name.")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         raise Unresolvable("The URL's host does not resolve.")
-    sockaddrs = []
+    sockaddrs: list[tuple[int, tuple]] = []
     for family, _type, _proto, _name, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        if not allow_private and not address_is_public(sockaddr[0]):
+        # An AF_INET/AF_INET6 sockaddr starts with the address as text.
+        if not allow_private and not address_is_public(str(sockaddr[0])):
             raise AddressRefused(NOT_PUBLIC)
         if (family, sockaddr) not in sockaddrs:
             sockaddrs.append((family, sockaddr))
@@ -136,7 +140,7 @@ def target_resolve(url: str, *, allow_private: bool) -> Target:
     return Target(scheme=parts.scheme, host=host, port=port, path=path, sockaddrs=tuple(sockaddrs))
 
 
-def _connect_pinned(target: Target, timeout: float, *, allow_private: bool) -> socket.socket:
+def _connect_pinned(target: Target, timeout: float | None, *, allow_private: bool) -> socket.socket:
     """A TCP connection to one of the target's checked addresses, no name lookup involved."""
     error: OSError | None = None
     for family, sockaddr in target.sockaddrs:
@@ -160,11 +164,11 @@ def _connect_pinned(target: Target, timeout: float, *, allow_private: bool) -> s
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, target: Target, timeout: float, allow_private: bool):
+    def __init__(self, target: Target, timeout: float, allow_private: bool) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
         self._target, self._allow_private = target, allow_private
 
-    def connect(self):
+    def connect(self) -> None:
         self.sock = _connect_pinned(self._target, self.timeout, allow_private=self._allow_private)
 
 
@@ -179,15 +183,18 @@ def _default_tls_context() -> ssl.SSLContext:
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, target: Target, timeout: float, allow_private: bool, context: ssl.SSLContext | None = None):
+    def __init__(
+        self, target: Target, timeout: float, allow_private: bool, context: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(target.host, target.port, timeout=timeout, context=context or _default_tls_context())
         self._target, self._allow_private = target, allow_private
 
-    def connect(self):
+    def connect(self) -> None:
         sock = _connect_pinned(self._target, self.timeout, allow_private=self._allow_private)
         try:
             # SNI and certificate verification against the URL's host, not the address.
-            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+            # `_context` is the one __init__ was given, kept by http.client (not in its stubs).
+            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
         except BaseException:
             sock.close()
             raise
@@ -196,7 +203,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 def http_post_pinned(
     target: Target,
     body: bytes,
-    headers: dict,
+    headers: dict[str, str],
     *,
     timeout: float,
     allow_private: bool,
@@ -206,6 +213,7 @@ def http_post_pinned(
     returns the status code (a 3xx is returned as such, never followed). Raises OSError
     (timeouts, refused connections, TLS failures), http.client.HTTPException or
     AddressRefused."""
+    conn: http.client.HTTPConnection
     if target.scheme == "https":
         conn = _PinnedHTTPSConnection(target, timeout, allow_private, context)
     else:

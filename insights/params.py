@@ -1,12 +1,16 @@
 """Query-string parsing for the insights API and pages: a mapping in, validated keyword
 arguments for the service functions out; bad input raises DomainError naming the field.
 
-Dates, integers, "today" and the two-year cap are `analytics.params`' own, so both APIs
-refuse the same input with the same messages."""
+Dates, integers, "today" and the two-year cap are `core.query_params`' and `core.days`', as
+analytics' are, so both APIs refuse the same input with the same messages."""
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
-from analytics.params import (
+from core.days import today
+from core.query_params import (
+    Query,
     fail,
     filters_supported,
     optional_date,
@@ -14,7 +18,6 @@ from analytics.params import (
     parse_int,
     query_text,
     range_check,
-    today,
 )
 
 from .models import Anomaly
@@ -27,17 +30,21 @@ PREDICTION_MIN_DAYS, PREDICTION_MAX_DAYS = 7, 30
 
 
 DETECTORS = ("timeseries", "outlier_features")
+# Anomalies are the time-series findings; the "outlier features" ranking is listed only
+# when asked for by name (insights.queries).
+DEFAULT_DETECTOR = "timeseries"
 
 
-def _choice(query, name, choices):
+def _choice(query: Query, name: str, choices: Sequence[str]) -> str | None:
     raw = query_text(query, name)
     if raw is not None and raw not in choices:
         fail(name, f"Choose one of: {', '.join(choices)}.")
     return raw
 
 
-def anomaly_list_params(query) -> dict:
-    """`status`, `severity`, `detector`, `start`, `end` (all optional)."""
+def anomaly_list_params(query: Query) -> dict[str, Any]:
+    """`status`, `severity`, `detector` (default the time-series anomalies), `start`, `end`
+    (all optional)."""
     filters_supported(query, ("start", "end"))
     start, end = optional_date(query, "start"), optional_date(query, "end")
     if start and end:
@@ -45,13 +52,13 @@ def anomaly_list_params(query) -> dict:
     return {
         "status": _choice(query, "status", Anomaly.Status.values),
         "severity": _choice(query, "severity", Anomaly.Severity.values),
-        "detector": _choice(query, "detector", DETECTORS),
+        "detector": _choice(query, "detector", DETECTORS) or DEFAULT_DETECTOR,
         "start": start,
         "end": end,
     }
 
 
-def chart_params(query) -> dict:
+def chart_params(query: Query) -> dict[str, Any]:
     """`start`/`end`, default the last 30 days up to yesterday (today's rollup is partial)."""
     filters_supported(query, ("start", "end"))
     end = optional_date(query, "end") or today() - timedelta(days=1)
@@ -60,7 +67,7 @@ def chart_params(query) -> dict:
     return {"start": start, "end": end}
 
 
-def prediction_params(query) -> dict:
+def prediction_params(query: Query) -> dict[str, Any]:
     """`days` (7–30, default 14) and an optional `feature` (id or key)."""
     filters_supported(query, ("feature",))
     return {
@@ -71,7 +78,7 @@ def prediction_params(query) -> dict:
     }
 
 
-def insight_params(query) -> dict:
+def insight_params(query: Query) -> dict[str, Any]:
     """`refresh` (a boolean, default false); the narrative takes no filter."""
     filters_supported(query)
     return {"refresh": parse_bool(query, "refresh", default=False)}

@@ -1,43 +1,37 @@
 """Insights services: anomaly detection runs, anomaly reads and status changes, chart data,
-alerts and the daily export. Webhook CRUD and delivery live in `insights.webhooks` and are
-re-exported here, so callers import one module.
+alerts and the daily export. Webhook CRUD and delivery live in `insights.webhooks`.
 
 Every function takes the organisation first; reads come from the rollup tables
 (`DailyFeatureUsage`, `DailyOrgUsage`), never from raw events.
 
-numpy, pandas and the detectors (scipy) are imported inside the functions that compute:
+numpy, pandas and the detectors are imported inside the functions that compute:
 the URLconf imports this module, and a web process should not carry ~150 MB of numeric
 libraries until a request actually asks for chart data (docs/decisions.md).
 """
 
 import logging
+from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Abs
 from django.utils import timezone
 
+from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
-from tenants.models import Role, User
+from telemetry.models import Feature
+from tenants.models import Organization, Role, User
 
+from .explain import anomalies_explain, explanation_phrase
 from .models import Anomaly
-from .webhooks import (  # noqa: F401  (re-exported: the service surface of this app)
-    url_check,
-    webhook_create,
-    webhook_delete,
-    webhook_deliveries,
-    webhook_enqueue,
-    webhook_get,
-    webhook_list,
-    webhook_update,
-    webhooks_for_event,
-)
+from .queries import ANOMALY_DETECTOR, anomalies_open, anomalies_open_count
+from .webhooks import webhook_enqueue, webhooks_for_event
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +53,9 @@ ROLLUP_COLUMNS = [
 ]
 
 
-def _rollup_frame(org, start: date, end: date, feature_ids=None) -> "pd.DataFrame":
+def _rollup_frame(
+    org: Organization, start: date, end: date, feature_ids: Iterable[int] | None = None
+) -> "pd.DataFrame":
     import pandas as pd
 
     rows = DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
@@ -69,18 +65,10 @@ def _rollup_frame(org, start: date, end: date, feature_ids=None) -> "pd.DataFram
     return frame
 
 
-def last_complete_day(org) -> date | None:
-    """The latest rolled-up day before today: today's rollup is partial and would look like
-    a drop on every feature."""
-    yesterday = timezone.now().date() - timedelta(days=1)
-    last = DailyFeatureUsage.objects.filter(organization=org, date__lte=yesterday).aggregate(last=Max("date"))["last"]
-    return last
-
-
 # --- Detection --------------------------------------------------------------------------
 
 
-def _finding_fields(finding: "Finding") -> dict:
+def _finding_fields(finding: "Finding") -> dict[str, Any]:
     return {
         "value": float(finding.value),
         "expected": None if finding.expected is None else float(finding.expected),
@@ -91,7 +79,9 @@ def _finding_fields(finding: "Finding") -> dict:
 
 
 @transaction.atomic
-def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -> list[Anomaly]:
+def anomalies_upsert(
+    org: Organization, findings: Iterable["Finding"], *, start: date, end: date, detector_names: Iterable[str]
+) -> list[Anomaly]:
     """Store findings keyed by (organisation, feature, date, detector, metric): new keys are
     created, known keys get fresh numbers (status and notification stay), and open,
     never-notified anomalies in [start, end] that the run no longer finds are removed (the
@@ -103,7 +93,9 @@ def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -
         )
     }
     now = timezone.now()
-    to_create, to_update, seen = [], [], set()
+    to_create: list[Anomaly] = []
+    to_update: list[Anomaly] = []
+    seen: set[tuple[int | None, date, str, str]] = set()
     for finding in findings:
         key = (finding.feature_id, finding.date, finding.detector, finding.metric)
         if key in seen:
@@ -125,6 +117,8 @@ def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -
                 )
             )
         elif any(getattr(row, name) != value for name, value in fields.items()):
+            if row.value != fields["value"] or row.expected != fields["expected"]:
+                row.explanation = None  # other numbers: explained again after this run
             for name, value in fields.items():
                 setattr(row, name, value)
             row.updated_at = now
@@ -138,7 +132,9 @@ def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -
         Anomaly.objects.filter(pk__in=stale).delete()
     if to_update:
         Anomaly.objects.bulk_update(
-            to_update, ["value", "expected", "score", "severity", "details", "updated_at"], batch_size=500
+            to_update,
+            ["value", "expected", "score", "severity", "details", "explanation", "updated_at"],
+            batch_size=500,
         )
     if to_create:
         Anomaly.objects.bulk_create(to_create, batch_size=500)
@@ -152,14 +148,14 @@ def anomalies_upsert(org, findings, *, start: date, end: date, detector_names) -
     return to_create
 
 
-def anomalies_detect(org, *, end: date | None = None, days: int = DETECT_DAYS) -> list[Anomaly]:
+def anomalies_detect(org: Organization, *, end: date | None = None, days: int = DETECT_DAYS) -> list[Anomaly]:
     """Run both detectors for the `days` days ending at `end` (default: the last complete
-    rolled-up day) and upsert the findings. Returns the anomalies created by this run
-    (the ones alerts are about)."""
+    rolled-up day), upsert the findings and explain the new or changed time-series ones
+    (`explain`). Returns the anomalies created by this run (the ones alerts are about)."""
     from . import detectors
 
     if end is None:
-        end = last_complete_day(org)
+        end = analytics_queries.last_complete_day(org)
         if end is None:
             return []
     start = end - timedelta(days=days - 1)
@@ -178,14 +174,32 @@ def anomalies_detect(org, *, end: date | None = None, days: int = DETECT_DAYS) -
         end=end,
         detector_names=(detectors.TIMESERIES_DETECTOR, detectors.OUTLIER_DETECTOR),
     )
-    logger.info("anomalies org=%s %s..%s: %d findings, %d new", org.id, start, end, len(findings), len(created))
+    explained = anomalies_explain(org, start=start, end=end)
+    logger.info(
+        "anomalies org=%s %s..%s: %d findings, %d new, %d explained",
+        org.id,
+        start,
+        end,
+        len(findings),
+        len(created),
+        explained,
+    )
     return created
 
 
 # --- Reads and status --------------------------------------------------------------------
 
 
-def anomalies_list(org, *, status=None, severity=None, start=None, end=None, detector=None, feature=None):
+def anomalies_list(
+    org: Organization,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    detector: str | None = None,
+    feature: "Feature | int | None" = None,
+) -> QuerySet[Anomaly]:
     """Anomalies of `org`, newest day first and strongest first, with their feature."""
     rows = Anomaly.objects.filter(organization=org).select_related("feature")
     if status:
@@ -203,14 +217,14 @@ def anomalies_list(org, *, status=None, severity=None, start=None, end=None, det
     return rows.order_by("-date", Abs("score").desc(), "id")
 
 
-def anomaly_get(org, anomaly_id) -> Anomaly:
+def anomaly_get(org: Organization, anomaly_id: int) -> Anomaly:
     anomaly = Anomaly.objects.filter(organization=org, pk=anomaly_id).select_related("feature").first()
     if anomaly is None:
         raise NotFound("Anomaly not found.")
     return anomaly
 
 
-def anomaly_set_status(org, anomaly_id, status, *, user) -> Anomaly:
+def anomaly_set_status(org: Organization, anomaly_id: int, status: str, *, user: User | None) -> Anomaly:
     if status not in Anomaly.Status.values:
         raise DomainError(
             f"Unknown status {status!r}.", errors={"status": [f"Choose one of {', '.join(Anomaly.Status.values)}."]}
@@ -225,7 +239,7 @@ def anomaly_set_status(org, anomaly_id, status, *, user) -> Anomaly:
     return row_update(anomaly, missing="Anomaly not found.", status=status, updated_at=now, details=details)
 
 
-def chart_data(org, *, start: date, end: date, bins: int = 10) -> dict:
+def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> dict[str, Any]:
     """The cross-sectional picture over [start, end]: per feature the raw metrics, their
     z-scores across features, the norm; a histogram of the norms; the 90th-percentile
     threshold the "outlier features" rule uses."""
@@ -242,8 +256,6 @@ def chart_data(org, *, start: date, end: date, bins: int = 10) -> dict:
     vectors = detectors.feature_vectors(frame)
     scores = detectors.outlier_scores(vectors)
     threshold = float(np.percentile(scores["norm"], 90))
-    from telemetry.models import Feature
-
     names = dict(
         (fid, (key, name))
         for fid, key, name in Feature.objects.filter(organization=org, pk__in=list(vectors.index)).values_list(
@@ -275,8 +287,9 @@ def chart_data(org, *, start: date, end: date, bins: int = 10) -> dict:
 # --- Alerts and export -----------------------------------------------------------------------
 
 
-def anomaly_payload(anomaly: Anomaly) -> dict:
+def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
     feature = anomaly.feature
+    explanation = anomaly.explanation or {}
     return {
         "id": anomaly.id,
         "date": anomaly.date.isoformat(),
@@ -290,26 +303,29 @@ def anomaly_payload(anomaly: Anomaly) -> dict:
         "score": round(anomaly.score, 3),
         "severity": anomaly.severity,
         "direction": (anomaly.details or {}).get("direction"),
+        "explanation": explanation_phrase(explanation),
+        "segment": explanation.get("segment"),
     }
 
 
-def alerts_send(org, anomalies=(), *, unnotified_days: int | None = None) -> dict:
+def alerts_send(
+    org: Organization, anomalies: Iterable[Anomaly] = (), *, unnotified_days: int | None = None
+) -> dict[str, int]:
     """Notify about `anomalies` not yet notified whose |score| ≥ the organisation's
     alert_threshold: one e-mail to the organisation's admins and one signed POST per active
     `anomaly.created` webhook, each listing them all. With `unnotified_days`, every
     anomaly of that many last days no alert has covered yet is included too (in the same
     query), so a run whose e-mail or enqueue failed is picked up by the next one.
     Only the time-series detector alerts: "outlier features" always names a tenth of the
-    features, so it is a ranking to look at, not an event. Marks them notified. Returns
-    `{anomalies, emails, webhooks}`."""
-    from .detectors import TIMESERIES_DETECTOR
-
+    features, so it is a ranking to look at, not an event. Each digest also gives the open
+    anomalies in total, counted as the Insights page and the narrative count them. Marks
+    them notified. Returns `{anomalies, emails, webhooks}`."""
     # Re-read rather than trust the caller's objects: another run may have notified them.
     scope = Q(pk__in=[a.pk for a in anomalies])
     if unnotified_days is not None:
         scope |= Q(date__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
-        Anomaly.objects.filter(scope, organization=org, notified_at__isnull=True, detector=TIMESERIES_DETECTOR)
+        Anomaly.objects.filter(scope, organization=org, notified_at__isnull=True, detector=ANOMALY_DETECTOR)
         .select_related("feature")
         .order_by("-date", "id")
     )
@@ -317,6 +333,7 @@ def alerts_send(org, anomalies=(), *, unnotified_days: int | None = None) -> dic
     if not due:
         return {"anomalies": 0, "emails": 0, "webhooks": 0}
     payloads = [anomaly_payload(a) for a in due]
+    open_total = anomalies_open_count(org)
     recipients = list(
         User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
     )
@@ -325,23 +342,30 @@ def alerts_send(org, anomalies=(), *, unnotified_days: int | None = None) -> dic
         lines = [
             f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} "
             f"(expected {p['expected'] or 0:.1f}, {p['direction']}, score {p['score']}, {p['severity']})"
+            + (f"\n  {p['explanation']}" if p["explanation"] else "")
             for p in payloads
         ]
         emails = send_mail(
             subject=f"[Usage Platform] {len(due)} new anomal{'y' if len(due) == 1 else 'ies'} in {org.name}",
-            message="New anomalies were detected in the daily usage rollups:\n\n" + "\n".join(lines),
+            message="New anomalies were detected in the daily usage rollups:\n\n"
+            + "\n".join(lines)
+            + f"\n\nOpen anomalies now: {open_total} (the Insights page lists them).",
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=recipients,
             fail_silently=False,
         )
     hooks = webhooks_for_event(org, "anomaly.created")
     for webhook in hooks:
-        webhook_enqueue(webhook, "anomaly.created", {"organization_id": org.id, "anomalies": payloads})
+        webhook_enqueue(
+            webhook,
+            "anomaly.created",
+            {"organization_id": org.id, "anomalies": payloads, "open_anomalies": open_total},
+        )
     Anomaly.objects.filter(pk__in=[a.pk for a in due]).update(notified_at=timezone.now())
     return {"anomalies": len(due), "emails": emails, "webhooks": len(hooks)}
 
 
-def daily_kpis(org, day: date) -> dict:
+def daily_kpis(org: Organization, day: date) -> dict[str, Any]:
     org_row = DailyOrgUsage.objects.filter(organization=org, date=day).first()
     top = list(
         DailyFeatureUsage.objects.filter(organization=org, date=day)
@@ -355,7 +379,7 @@ def daily_kpis(org, day: date) -> dict:
         "active_users": org_row.active_users if org_row else 0,
         "sessions": org_row.sessions if org_row else 0,
         "avg_session_duration": round(org_row.avg_session_duration, 2) if org_row else 0.0,
-        "open_anomalies": Anomaly.objects.filter(organization=org, date=day, status=Anomaly.Status.OPEN).count(),
+        "open_anomalies": anomalies_open(org).filter(date=day).count(),
         "top_features": [
             {
                 "feature_key": row["feature__key"],
@@ -368,7 +392,7 @@ def daily_kpis(org, day: date) -> dict:
     }
 
 
-def export_daily(org, day: date) -> int:
+def export_daily(org: Organization, day: date) -> int:
     """Post the day's KPIs to every active `export.daily` webhook; returns how many."""
     hooks = webhooks_for_event(org, "export.daily")
     if not hooks:

@@ -8,9 +8,9 @@ import logging
 from datetime import date, timedelta
 
 from celery import shared_task
-from django.conf import settings
 from django.utils import timezone
 
+from core.db_routing import replica_reads_run
 from tenants.models import Organization
 
 from . import narrative, services, webhooks
@@ -38,33 +38,43 @@ def after_rollup(org_id: int, dates=None) -> dict:
         span = max(services.DETECT_DAYS, (end - days[0]).days + 1)
     else:
         end, span = None, services.DETECT_DAYS
-    created = services.anomalies_detect(org, end=end, days=span)
+    # The detectors read the rollups on the replica, once it has replayed the rollup that sent
+    # this task (core.db_routing); the alerts read the anomalies just written, on the primary.
+    created = replica_reads_run(lambda: services.anomalies_detect(org, end=end, days=span), org_id=org.pk)
     sent = services.alerts_send(org, created, unnotified_days=span + 1)
     return {"anomalies": len(created), "alerts": sent["anomalies"]}
 
 
-@shared_task(bind=True, name="insights.deliver_webhook", acks_late=True, time_limit=120, soft_time_limit=100)
-def deliver_webhook(self, webhook_id: int, event: str, payload: dict, attempt: int = 1, delivery_id: str = ""):
-    """One delivery attempt (one WebhookDelivery row); a transient failure schedules the
-    next attempt after 30 s, 60 s, 120 s, … up to WEBHOOK_MAX_ATTEMPTS."""
+@shared_task(name=webhooks.DELIVER_TASK, acks_late=True, time_limit=120, soft_time_limit=100)
+def deliver_webhook(webhook_id: int, event: str, payload: dict, attempt: int = 1, delivery_id: str = "") -> dict:
+    """One delivery attempt (one WebhookDelivery row); a transient failure sends the next
+    attempt, due after 30 s, 60 s, 120 s, … (webhook_deliver stops at WEBHOOK_MAX_ATTEMPTS).
+    The next attempt is a new message rather than Celery's retry, which under eager mode
+    with propagation raises into the caller instead of trying again: one path for a worker
+    and an eager run alike."""
     webhook = Webhook.objects.filter(pk=webhook_id, active=True).first()
     if webhook is None:
         return {"delivered": False, "reason": "webhook inactive or deleted"}
     delivery, retry = webhooks.webhook_deliver(webhook, event, payload, attempt=attempt, delivery_id=delivery_id)
     if retry:
-        kwargs = {
-            "webhook_id": webhook_id,
-            "event": event,
-            "payload": payload,
-            "attempt": attempt + 1,
-            "delivery_id": delivery_id,
-        }
-        if self.request.is_eager:
-            # Eager mode (tests, a demo without a worker) has no queue to wait in, and an
-            # eager retry with propagation re-raises Retry into the caller: try again now.
-            return self.apply(kwargs=kwargs).result
-        raise self.retry(
-            kwargs=kwargs, countdown=webhooks.backoff_seconds(attempt), max_retries=settings.WEBHOOK_MAX_ATTEMPTS
+        next_in = webhooks.backoff_seconds(attempt)
+        logger.info(
+            "webhook %s: attempt %s failed (%s); attempt %s in %s s",
+            webhook_id,
+            attempt,
+            delivery.error,
+            attempt + 1,
+            next_in,
+        )
+        deliver_webhook.apply_async(
+            kwargs={
+                "webhook_id": webhook_id,
+                "event": event,
+                "payload": payload,
+                "attempt": attempt + 1,
+                "delivery_id": delivery_id,
+            },
+            countdown=next_in,
         )
     return {"delivered": delivery.delivered_at is not None, "attempt": attempt, "status_code": delivery.status_code}
 
@@ -74,7 +84,7 @@ def refresh_org(org_id: int) -> str:
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:
         return "gone"
-    return narrative.insight_current(org, refresh=True).source
+    return replica_reads_run(lambda: narrative.insight_current(org, refresh=True), org_id=org.pk).source
 
 
 @shared_task(name="insights.refresh_all", time_limit=300, soft_time_limit=270)
@@ -91,7 +101,7 @@ def export_daily_org(org_id: int, day: str) -> int:
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:
         return 0
-    return services.export_daily(org, date.fromisoformat(day))
+    return replica_reads_run(lambda: services.export_daily(org, date.fromisoformat(day)), org_id=org.pk)
 
 
 @shared_task(name="insights.export_daily_all", time_limit=300, soft_time_limit=270)

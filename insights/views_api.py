@@ -2,16 +2,19 @@
 parse, call one service, serialize."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from core.api import ERROR, int_query, list_schema, no_content, validated
+from core.api import int_query, list_schema, no_content, validated
+from core.db_routing import ReplicaReadsMixin
+from core.openapi import ERROR
 from core.pagination import paginate, paginated_schema, pagination_parameters
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
-from . import narrative, params, services
+from . import narrative, params, services, webhooks
+from .explain import explanation_phrase
 from .models import Anomaly, Webhook
 
 TAGS = ["insights"]
@@ -20,9 +23,35 @@ TAGS = ["insights"]
 # --- Serializers ----------------------------------------------------------------------------
 
 
+class SegmentSerializer(serializers.Serializer):
+    dimension = serializers.CharField(
+        help_text="event_type, age, gender, account, feature, user.<property> or event.<property>"
+    )
+    value = serializers.CharField(help_text="The segment's value ('(none)' when unset)")
+    label = serializers.CharField(help_text="How pages and digests name it, e.g. 'event type export'")
+    share_of_change = serializers.FloatField(help_text="Its part of the change (the shares of a dimension add up to 1)")
+    usual_share = serializers.FloatField(help_text="Its part of the usage on the baseline days")
+    value_on_day = serializers.FloatField(help_text="The segment's value on the anomaly's day")
+    expected = serializers.FloatField(help_text="What the segment would have been with its usual share")
+
+
+class ExplanationSerializer(serializers.Serializer):
+    summary = serializers.CharField(help_text="One line, as on the Insights page and in the narrative")
+    segment = SegmentSerializer(allow_null=True, help_text="The segment most out of proportion to its usual share")
+    concentrated = serializers.BooleanField(
+        help_text="True when that segment carries at least half of the change and the rest of the usage moved "
+        "at most half as much as the whole"
+    )
+    segments = SegmentSerializer(many=True, help_text="The best few segments, best first")
+    day = serializers.DateField()
+    baseline_days = serializers.ListField(child=serializers.DateField(), help_text="The days the day was compared with")
+    dimensions = serializers.ListField(child=serializers.CharField(), help_text="The dimensions looked at")
+
+
 class AnomalySerializer(serializers.ModelSerializer):
     feature_key = serializers.SerializerMethodField()
     feature_name = serializers.SerializerMethodField()
+    explanation = serializers.SerializerMethodField()
 
     class Meta:
         model = Anomaly
@@ -40,6 +69,7 @@ class AnomalySerializer(serializers.ModelSerializer):
             "severity",
             "status",
             "details",
+            "explanation",
             "notified_at",
             "created_at",
             "updated_at",
@@ -50,6 +80,13 @@ class AnomalySerializer(serializers.ModelSerializer):
 
     def get_feature_name(self, obj) -> str | None:
         return (obj.feature.name or obj.feature.key) if obj.feature_id else None
+
+    @extend_schema_field(ExplanationSerializer(allow_null=True))
+    def get_explanation(self, obj):
+        """Time-series anomalies once explained (the detection run does it); null before."""
+        if not obj.explanation:
+            return None
+        return {**obj.explanation, "summary": explanation_phrase(obj.explanation) or ""}
 
 
 class AnomalyStatusSerializer(serializers.Serializer):
@@ -62,6 +99,9 @@ class InsightSerializer(serializers.Serializer):
     bullets = serializers.ListField(child=serializers.CharField())
     summary = serializers.CharField(allow_blank=True)
     generated_at = serializers.DateTimeField()
+    open_anomalies = serializers.IntegerField(
+        help_text="Open anomalies the bullets were written with: the same count as GET /anomalies?status=open"
+    )
     period_start = serializers.DateField()
     period_end = serializers.DateField()
 
@@ -180,22 +220,31 @@ def _dates(*names):
 
 
 # --- Views ---------------------------------------------------------------------------------
+# The figures' GETs read from the replica when there is one (ReplicaReadsMixin); the webhook
+# settings below stay on the primary: an admin reads them right after changing them.
 
 
-class AnomalyListView(OrgAPIView):
+class AnomalyListView(ReplicaReadsMixin, OrgAPIView):
     default_role = Role.ANALYST
 
     @extend_schema(
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=Anomaly.Status.values),
             OpenApiParameter("severity", OpenApiTypes.STR, enum=Anomaly.Severity.values),
-            OpenApiParameter("detector", OpenApiTypes.STR, enum=list(params.DETECTORS)),
+            OpenApiParameter(
+                "detector",
+                OpenApiTypes.STR,
+                enum=list(params.DETECTORS),
+                default=params.DEFAULT_DETECTOR,
+                description="timeseries (default): the anomalies, with `explanation`; outlier_features: the "
+                "'Unusual features' ranking (never alerted)",
+            ),
             *_dates(("start", "First day (inclusive)"), ("end", "Last day (inclusive)")),
             *pagination_parameters(),
         ],
         responses={200: paginated_schema(AnomalySerializer), 400: ERROR, 403: ERROR},
         operation_id="ai_anomalies_list",
-        summary="Anomalies with feature names, scores and details",
+        summary="Anomalies with feature names, scores, details and the segment that explains them",
         tags=TAGS,
     )
     def get(self, request):
@@ -203,7 +252,7 @@ class AnomalyListView(OrgAPIView):
         return paginate(request, rows, AnomalySerializer, view=self)
 
 
-class AnomalyDetailView(OrgAPIView):
+class AnomalyDetailView(ReplicaReadsMixin, OrgAPIView):
     roles = {"GET": Role.ANALYST, "PATCH": Role.ADMIN}
 
     @extend_schema(responses={200: AnomalySerializer, 404: ERROR}, summary="One anomaly", tags=TAGS)
@@ -222,7 +271,7 @@ class AnomalyDetailView(OrgAPIView):
         return Response(AnomalySerializer(anomaly).data)
 
 
-class UsageInsightsView(OrgAPIView):
+class UsageInsightsView(ReplicaReadsMixin, OrgAPIView):
     default_role = Role.ANALYST
 
     @extend_schema(
@@ -237,7 +286,7 @@ class UsageInsightsView(OrgAPIView):
         return Response(narrative.insight_payload(insight))
 
 
-class ChartDataView(OrgAPIView):
+class ChartDataView(ReplicaReadsMixin, OrgAPIView):
     default_role = Role.ANALYST
 
     @extend_schema(
@@ -250,7 +299,7 @@ class ChartDataView(OrgAPIView):
         return Response(services.chart_data(self.org, **params.chart_params(request.query_params)))
 
 
-class UsagePredictionView(OrgAPIView):
+class UsagePredictionView(ReplicaReadsMixin, OrgAPIView):
     default_role = Role.ANALYST
 
     @extend_schema(
@@ -284,7 +333,7 @@ class WebhookListView(OrgAPIView):
         tags=["webhooks"],
     )
     def get(self, request):
-        return paginate(request, services.webhook_list(self.org), WebhookSerializer, view=self)
+        return paginate(request, webhooks.webhook_list(self.org), WebhookSerializer, view=self)
 
     @extend_schema(
         request=WebhookInputSerializer,
@@ -294,7 +343,7 @@ class WebhookListView(OrgAPIView):
     )
     def post(self, request):
         data = validated(WebhookInputSerializer, request)
-        webhook = services.webhook_create(self.org, url=data["url"], events=data["events"], active=data["active"])
+        webhook = webhooks.webhook_create(self.org, url=data["url"], events=data["events"], active=data["active"])
         return Response(WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
 
 
@@ -303,7 +352,7 @@ class WebhookDetailView(OrgAPIView):
 
     @extend_schema(responses={200: WebhookSerializer, 404: ERROR}, summary="One webhook", tags=["webhooks"])
     def get(self, request, webhook_id):
-        return Response(WebhookSerializer(services.webhook_get(self.org, webhook_id)).data)
+        return Response(WebhookSerializer(webhooks.webhook_get(self.org, webhook_id)).data)
 
     @extend_schema(
         request=WebhookUpdateSerializer,
@@ -313,12 +362,12 @@ class WebhookDetailView(OrgAPIView):
     )
     def patch(self, request, webhook_id):
         data = validated(WebhookUpdateSerializer, request, partial=True)
-        webhook = services.webhook_update(self.org, webhook_id, **data)
+        webhook = webhooks.webhook_update(self.org, webhook_id, **data)
         return Response(WebhookSerializer(webhook).data)
 
     @extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete a webhook", tags=["webhooks"])
     def delete(self, request, webhook_id):
-        services.webhook_delete(self.org, webhook_id)
+        webhooks.webhook_delete(self.org, webhook_id)
         return no_content()
 
 
@@ -334,5 +383,5 @@ class WebhookDeliveryListView(OrgAPIView):
     )
     def get(self, request, webhook_id):
         return paginate(
-            request, services.webhook_deliveries(self.org, webhook_id), WebhookDeliverySerializer, view=self
+            request, webhooks.webhook_deliveries(self.org, webhook_id), WebhookDeliverySerializer, view=self
         )

@@ -19,20 +19,26 @@ import json
 import secrets
 import time
 from datetime import timedelta
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
+from core.task_queue import task_send_on_commit
+from tenants.models import Organization
 
 from . import outbound
 from .models import Webhook, WebhookDelivery
 
 EVENTS = tuple(Webhook.Event.values)
 USER_AGENT = "UsagePlatform-Webhooks/1"
+# The Celery task that makes one delivery attempt (insights.tasks); sent by name because
+# the tasks import this module.
+DELIVER_TASK = "insights.deliver_webhook"
 
 
 # --- URL safety -------------------------------------------------------------------------
@@ -44,7 +50,7 @@ def url_check(url: str) -> str:
     included). settings.WEBHOOK_ALLOW_PRIVATE lifts the address rule (local development and
     tests); the scheme rule always holds. Deliveries check again (DNS answers change)."""
 
-    def refuse(message):
+    def refuse(message: str) -> NoReturn:
         raise DomainError(message, errors={"url": [message]})
 
     url = (url or "").strip()
@@ -75,7 +81,7 @@ def url_check(url: str) -> str:
     return url
 
 
-def _events_check(events) -> list[str]:
+def _events_check(events: object) -> list[str]:
     if not isinstance(events, list | tuple) or not events:
         raise DomainError("Choose at least one event.", errors={"events": [f"Choose from {', '.join(EVENTS)}."]})
     unknown = [e for e in events if e not in EVENTS]
@@ -89,11 +95,11 @@ def _events_check(events) -> list[str]:
 # --- CRUD ---------------------------------------------------------------------------------
 
 
-def webhook_list(org):
+def webhook_list(org: Organization) -> QuerySet[Webhook]:
     return Webhook.objects.filter(organization=org).order_by("-created_at", "-id")
 
 
-def webhook_list_with_deliveries(org, *, recent: int) -> list[Webhook]:
+def webhook_list_with_deliveries(org: Organization, *, recent: int) -> list[Webhook]:
     """`webhook_list`, each webhook with its `recent` latest deliveries in `recent_deliveries`:
     two queries whatever the number of webhooks (the deliveries in one windowed query)."""
     latest = WebhookDelivery.objects.order_by("-created_at", "-id")[:recent]
@@ -102,14 +108,14 @@ def webhook_list_with_deliveries(org, *, recent: int) -> list[Webhook]:
     )
 
 
-def webhook_get(org, webhook_id) -> Webhook:
+def webhook_get(org: Organization, webhook_id: int) -> Webhook:
     webhook = Webhook.objects.filter(organization=org, pk=webhook_id).first()
     if webhook is None:
         raise NotFound("Webhook not found.")
     return webhook
 
 
-def webhook_create(org, *, url: str, events, active: bool = True) -> Webhook:
+def webhook_create(org: Organization, *, url: str, events: object, active: bool = True) -> Webhook:
     """The returned row carries the secret; callers show it once (it is never listed)."""
     webhook = Webhook.objects.create(
         organization=org,
@@ -121,9 +127,9 @@ def webhook_create(org, *, url: str, events, active: bool = True) -> Webhook:
     return webhook
 
 
-def webhook_update(org, webhook_id, **fields) -> Webhook:
+def webhook_update(org: Organization, webhook_id: int, **fields: Any) -> Webhook:
     webhook = webhook_get(org, webhook_id)
-    changes = {}
+    changes: dict[str, Any] = {}
     if "url" in fields:
         changes["url"] = url_check(fields["url"])
     if "events" in fields:
@@ -133,16 +139,16 @@ def webhook_update(org, webhook_id, **fields) -> Webhook:
     return row_update(webhook, missing="Webhook not found.", **changes)
 
 
-def webhook_delete(org, webhook_id) -> None:
+def webhook_delete(org: Organization, webhook_id: int) -> None:
     webhook_get(org, webhook_id).delete()
 
 
-def webhook_deliveries(org, webhook_id):
+def webhook_deliveries(org: Organization, webhook_id: int) -> QuerySet[WebhookDelivery]:
     webhook = webhook_get(org, webhook_id)
     return WebhookDelivery.objects.filter(webhook=webhook).order_by("-created_at", "-id")
 
 
-def webhooks_for_event(org, event: str) -> list[Webhook]:
+def webhooks_for_event(org: Organization, event: str) -> list[Webhook]:
     # JSON containment differs between SQLite and PostgreSQL; the list per organisation is
     # short, so filter in Python.
     return [w for w in Webhook.objects.filter(organization=org, active=True) if event in (w.events or [])]
@@ -166,7 +172,9 @@ def signature_verify(secret: str, body: bytes, signature: str, timestamp: str, *
     return str(sent) == str(timestamp) and abs(time.time() - sent) <= tolerance
 
 
-def request_build(webhook: Webhook, event: str, payload: dict, *, delivery_id: str) -> tuple[bytes, dict]:
+def request_build(
+    webhook: Webhook, event: str, payload: dict[str, Any], *, delivery_id: str
+) -> tuple[bytes, dict[str, str]]:
     timestamp = int(time.time())
     body = json.dumps(
         {"id": delivery_id, "event": event, "timestamp": timestamp, "data": payload},
@@ -191,12 +199,15 @@ def backoff_seconds(attempt: int) -> int:
     return min(settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600)
 
 
-def webhook_deliver(webhook: Webhook, event: str, payload: dict, *, attempt: int, delivery_id: str):
+def webhook_deliver(
+    webhook: Webhook, event: str, payload: dict[str, Any], *, attempt: int, delivery_id: str
+) -> tuple[WebhookDelivery, bool]:
     """One POST. Records a WebhookDelivery row for this attempt and returns
     (delivery, retry: bool). 2xx is success; 4xx other than 408/429 is final; network
     errors, timeouts and 5xx are retried until WEBHOOK_MAX_ATTEMPTS."""
     body, headers = request_build(webhook, event, payload, delivery_id=delivery_id)
-    status_code, error = None, ""
+    status_code: int | None = None
+    error = ""
     allow_private = settings.WEBHOOK_ALLOW_PRIVATE
     try:
         # One lookup per attempt, every address checked, and the connection made to a checked
@@ -233,10 +244,12 @@ def webhook_deliver(webhook: Webhook, event: str, payload: dict, *, attempt: int
     return delivery, retry
 
 
-def webhook_enqueue(webhook: Webhook, event: str, payload: dict) -> str:
-    """Hand one event to the delivery task (which retries with back-off)."""
-    from .tasks import deliver_webhook  # tasks import this module; import late
-
+def webhook_enqueue(webhook: Webhook, event: str, payload: dict[str, Any]) -> str:
+    """Hand one event to the delivery task (which retries with back-off) once the current
+    transaction commits: a change that rolls back delivers nothing. Returns the delivery id
+    every attempt carries."""
     delivery_id = secrets.token_hex(12)
-    deliver_webhook.delay(webhook_id=webhook.id, event=event, payload=payload, attempt=1, delivery_id=delivery_id)
+    task_send_on_commit(
+        DELIVER_TASK, webhook_id=webhook.id, event=event, payload=payload, attempt=1, delivery_id=delivery_id
+    )
     return delivery_id

@@ -52,6 +52,10 @@ class Account(models.Model):
         return self.name or self.external_id
 
 
+# What events and analytics filters may say for a gender (in any case), as EndUser stores it.
+GENDER_CODES = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
+
+
 class EndUser(models.Model):
     """A user of the tenant's product, known by the tenant's own id (`external_id`)."""
 
@@ -89,6 +93,12 @@ class EndUser(models.Model):
 
     def __str__(self):
         return self.external_id
+
+    @staticmethod
+    def gender_code(value) -> str | None:
+        """The stored code ("F", "M" or "O") for `value` ("f", "Female", "MALE", …); None for
+        anything else, a non-string included."""
+        return GENDER_CODES.get(value.lower()) if isinstance(value, str) else None
 
 
 class UsageEvent(models.Model):

@@ -17,13 +17,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils import encoders
 
-from core.api import ERROR, declared_length
+from core.api import declared_length
 from core.exceptions import DomainError
-from core.openapi import ErrorSerializer
+from core.openapi import ERROR, ErrorSerializer
 from tenants.authentication import ApiKeyPrincipal
 from tenants.permissions import IngestAPIView
 
-from .compat.body import body_too_large, json_body
+from .bodies import body_too_large, json_body
 from .serializers import BatchIn, BatchOut, BatchRejected, EventIn, TrackOut
 from .services import ingest
 from .services.batch_results import batch_results

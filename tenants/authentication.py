@@ -5,11 +5,8 @@ from typing import ClassVar
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from . import services
-
-API_KEY_PREFIX = "upk_"
 
 
 class ApiKeyPrincipal:
@@ -44,7 +41,7 @@ def _raw_key_from(request):
     auth = authentication.get_authorization_header(request).split()
     if len(auth) == 2 and auth[0].lower() == b"bearer":
         token = auth[1].decode("latin-1")
-        if token.startswith(API_KEY_PREFIX):
+        if token.startswith(services.API_KEY_PREFIX):
             return token
     return None
 
@@ -71,7 +68,7 @@ class UserJWTAuthentication(JWTAuthentication):
 
     def get_raw_token(self, header):
         raw = super().get_raw_token(header)
-        if raw is not None and raw.startswith(API_KEY_PREFIX.encode()):
+        if raw is not None and raw.startswith(services.API_KEY_PREFIX.encode()):
             return None
         return raw
 
@@ -88,21 +85,6 @@ class UserJWTAuthentication(JWTAuthentication):
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("User not found or inactive.")
         return user
-
-
-def tokens_for(user):
-    """A refresh/access pair carrying the claims the API and SDKs read: org_id, role, email."""
-    refresh = RefreshToken.for_user(user)
-    refresh["org_id"] = user.organization_id
-    refresh["role"] = user.role
-    refresh["email"] = user.email
-    access = refresh.access_token  # copies the claims above
-    return {
-        "access_token": str(access),
-        "refresh_token": str(refresh),
-        "token_type": "bearer",
-        "expires_in": int(access.lifetime.total_seconds()),
-    }
 
 
 class _ConstantScheme(OpenApiAuthenticationExtension):

@@ -35,7 +35,7 @@ _WHAT = "login throttle off (attempts pass uncounted)"
 class LoginThrottled(DomainError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
 
-    def __init__(self, wait: int):
+    def __init__(self, wait: int) -> None:
         self.wait = wait
         super().__init__(
             f"Too many failed log-in attempts. Try again in {wait_phrase(wait)}.",
@@ -58,7 +58,7 @@ def _digest(*parts: str) -> str:
 class _Window:
     """One sliding-window limit: the counter keys of the current and previous window."""
 
-    def __init__(self, name: str, ident: str, limit: int, period: int, now: float):
+    def __init__(self, name: str, ident: str, limit: int, period: int, now: float) -> None:
         self.limit, self.period = limit, max(1, period)
         index, offset = divmod(now, self.period)
         self.elapsed = offset / self.period
@@ -73,7 +73,7 @@ class _Window:
         return sliding_wait(current, previous, self.elapsed, self.limit, self.period)
 
 
-def _windows(email: str, address: str):
+def _windows(email: str, address: str) -> tuple[_Window, _Window, _Window, str]:
     """(account, account-from-this-address, address) windows and the remembered-address key."""
     email = email.strip().lower()
     bucket = address_bucket(address)

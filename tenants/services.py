@@ -3,6 +3,8 @@
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -11,6 +13,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -22,7 +25,14 @@ from core.rows import row_update
 from . import login_throttle
 from .models import ApiKey, Invitation, Organization, Role, User
 
+if TYPE_CHECKING:
+    from rest_framework_simplejwt.tokens import RefreshToken
+
 logger = logging.getLogger(__name__)
+
+# Every ingestion key starts with it, so `Authorization: Bearer …` tells a key from a JWT
+# without a lookup (tenants.authentication).
+API_KEY_PREFIX = "upk_"
 
 
 def _sha256(value: str) -> str:
@@ -58,7 +68,7 @@ def organization_register(*, email: str, password: str, organization_name: str, 
     )
 
 
-def organization_update(*, org: Organization, **fields) -> Organization:
+def organization_update(*, org: Organization, **fields: Any) -> Organization:
     """Changes the given fields only. A slug must stay unique across organisations."""
     slug = fields.get("slug")
     if slug is not None and Organization.objects.filter(slug=slug).exclude(pk=org.pk).exists():
@@ -75,7 +85,7 @@ def organization_update(*, org: Organization, **fields) -> Organization:
 # --- Sessions (JWT) ---------------------------------------------------------------------------
 
 
-def auth_login(*, username: str, password: str, request=None) -> User:
+def auth_login(*, username: str, password: str, request: HttpRequest | None = None) -> User:
     """The active user with these credentials; one message for every failure so the answer
     does not tell whether an e-mail is registered. Raises LoginThrottled (429) while this
     account or the client's address has failed too often (`login_throttle`)."""
@@ -86,22 +96,22 @@ def auth_login(*, username: str, password: str, request=None) -> User:
         login_throttle.login_failure_record(email=username, address=address)
         raise Unauthorized("Incorrect e-mail or password.")
     login_throttle.login_success_record(email=username, address=address)
-    update_last_login(None, user)
+    update_last_login(User, user)  # the sender, which Django's receiver ignores
     return user
 
 
-def _refresh_token(raw: str):
+def _refresh_token(raw: str) -> "RefreshToken":
     # simplejwt's imports read settings at import time, so they stay inside the functions.
     from rest_framework_simplejwt.exceptions import TokenError
     from rest_framework_simplejwt.tokens import RefreshToken
 
     try:
-        return RefreshToken(raw)
+        return RefreshToken(raw)  # type: ignore[arg-type]  # the encoded token; simplejwt annotates it Token
     except TokenError as exc:
         raise Unauthorized(f"Refresh token refused: {exc}.", errors={"refresh": [str(exc)]})
 
 
-def _token_user(token) -> User:
+def _token_user(token: "RefreshToken") -> User:
     from rest_framework_simplejwt.settings import api_settings
 
     user = User.objects.select_related("organization").filter(pk=token.get(api_settings.USER_ID_CLAIM)).first()
@@ -110,19 +120,35 @@ def _token_user(token) -> User:
     return user
 
 
+def auth_tokens_issue(*, user: User) -> dict:
+    """A refresh/access pair carrying the claims the API and SDKs read: org_id, role, email."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    refresh = RefreshToken.for_user(user)
+    refresh["org_id"] = user.organization_id
+    refresh["role"] = user.role
+    refresh["email"] = user.email
+    access = refresh.access_token  # copies the claims above
+    return {
+        "access_token": str(access),
+        "refresh_token": str(refresh),
+        "token_type": "bearer",
+        "expires_in": int(access.lifetime.total_seconds()),
+    }
+
+
 def auth_tokens_refresh(*, refresh: str) -> dict:
     """Rotation: the refresh token is spent (blacklisted) and a fresh pair is issued with the
     user's current role and organisation in the claims. Blacklisting with get_or_create makes
     the spend atomic: of two concurrent refreshes with one token only one succeeds."""
-    from .authentication import tokens_for
-
     token = _refresh_token(refresh)
     user = _token_user(token)
     with transaction.atomic():
-        _, created = token.blacklist()
+        # get_or_create's (row, created), although simplejwt annotates the row alone.
+        _, created = cast("tuple[Any, bool]", token.blacklist())
     if not created:
         raise Unauthorized("Refresh token refused: Token is blacklisted.", errors={"refresh": ["Token is blacklisted"]})
-    return tokens_for(user)
+    return auth_tokens_issue(user=user)
 
 
 def auth_tokens_revoke(*, refresh: str) -> None:
@@ -138,7 +164,7 @@ def auth_tokens_revoke(*, refresh: str) -> None:
 
 def api_key_create(*, org: Organization, name: str, created_by: User | None = None) -> tuple[ApiKey, str]:
     """Returns the key row and the full key, which is never stored and never shown again."""
-    raw = "upk_" + secrets.token_urlsafe(24)[:32]
+    raw = API_KEY_PREFIX + secrets.token_urlsafe(24)[:32]
     api_key = ApiKey.objects.create(
         organization=org, name=name, prefix=raw[:12], key_hash=_sha256(raw), created_by=created_by
     )
@@ -161,7 +187,7 @@ def api_keys_forget() -> None:
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key`, or None. Touches `last_used_at` at most once a
     minute so a busy SDK does not turn every event into an UPDATE."""
-    if not raw_key.startswith("upk_") or len(raw_key) > 100:
+    if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) > 100:
         return None
     digest = _sha256(raw_key)
     api_key = api_key_cache.get(digest)
@@ -249,7 +275,7 @@ def invitation_create(*, org: Organization, email: str, role: str, invited_by: U
 
 
 def invitation_send(
-    *, org: Organization, email: str, role: str, invited_by: User | None, accept_url_for
+    *, org: Organization, email: str, role: str, invited_by: User | None, accept_url_for: Callable[[str], str | None]
 ) -> tuple[Invitation, str, str | None]:
     """Create an invitation and e-mail its link: `(invitation, token, accept_url)`.
     `accept_url_for(token)` builds the link (the caller knows the host), or gives None."""

@@ -10,16 +10,17 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from core.api import ERROR, declared_length, list_schema, no_content, validated
+from core.api import declared_length, list_schema, no_content, validated
 from core.client_address import address_bucket, client_address
 from core.exceptions import Forbidden, PayloadTooLarge
+from core.openapi import ERROR
 from core.pagination import paginate
 from core.parsers import JSONParser
 from core.rate_limit import WindowRateThrottle
 
 from . import queries, services
 from . import serializers as s
-from .authentication import UserJWTAuthentication, tokens_for
+from .authentication import UserJWTAuthentication
 from .models import Role
 from .permissions import OrgAPIView
 
@@ -69,7 +70,7 @@ def _session(user):
     return {
         "user": s.MeSerializer(user).data,
         "organization": s.OrganizationSerializer(user.organization).data,
-        **tokens_for(user),
+        **services.auth_tokens_issue(user=user),
     }
 
 
@@ -103,7 +104,7 @@ class LoginView(ThrottledAuthView):
     def post(self, request):
         data = validated(s.LoginSerializer, request)
         user = services.auth_login(username=data["username"], password=data["password"], request=request._request)
-        return Response(tokens_for(user))
+        return Response(services.auth_tokens_issue(user=user))
 
 
 class RefreshView(PublicAuthView):

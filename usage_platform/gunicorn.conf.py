@@ -24,7 +24,7 @@ timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = 30
 # Behind a load balancer that reuses connections.
 keepalive = 5
-# A worker that served a forecast or chart data carries numpy, pandas and scipy (~165 MB)
+# A worker that served a forecast or chart data carries numpy and pandas (~120 MB)
 # from then on; recycling now and then gives that memory back and bounds any slow leak. The
 # jitter keeps the workers from restarting together. 0 turns recycling off.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 20000)

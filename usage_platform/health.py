@@ -13,6 +13,7 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 
+from core.db_routing import replica_status
 from core.openapi import without_storage
 from core.redis_backoff import redis_client, redis_ping, redis_urls
 from tenants.authentication import UserJWTAuthentication
@@ -67,6 +68,12 @@ def _database():
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return connection.vendor
+
+
+def _replica():
+    # Where analytics reads go, how far the standby is behind (core.db_routing), or
+    # "not configured"; unreachable or not a standby is an error.
+    return replica_status()
 
 
 def _cache():
@@ -137,8 +144,8 @@ _DETAILED = inline_serializer(
         "checks": serializers.DictField(
             child=serializers.JSONField(),
             help_text=(
-                "database, cache, redis, celery_broker, ingest_queue (mode, active, persistence, stream_length), "
-                "rollup: each {status, detail, ms}"
+                "database, replica (reads, lag_seconds, bytes_behind, replayed_lsn), cache, redis, celery_broker, "
+                "ingest_queue (mode, active, persistence, stream_length), rollup: each {status, detail, ms}"
             ),
         ),
     },
@@ -159,6 +166,7 @@ _DETAILED = inline_serializer(
 def detailed(request):
     checks = {
         "database": _timed(_database),
+        "replica": _timed(_replica),
         "cache": _timed(_cache),
         "redis": _timed(_redis),
         "celery_broker": _timed(_broker),

@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A request that wrote keeps its user's reads on the primary until the replica has it.
+    "core.db_routing.PrimaryPinMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -132,27 +134,56 @@ DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=15_000)
 # Looked up, not imported: settings.py also runs alone (scripts/healthcheck.py).
 WEB_PROCESS = getattr(sys.modules.get("usage_platform.process"), "kind", "") == "web"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# A streaming read replica of the PostgreSQL primary (docs/scaling.md, "Read replica"). The
+# analytics and insights reads of pages, the API, CSV exports and the detector, narrative and
+# export tasks go to it (core.db_routing); writes, migrations, and the reads that follow a
+# write of the same user or organisation until the replica has replayed it go to the primary.
+# Unset: the "replica" alias is the primary's own settings and nothing is routed to it.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL) if DATABASE_REPLICA_URL else dict(DATABASES["default"])
+# Test runs create no database on the replica (a standby is read-only): its alias uses the
+# test database, and conftest.py keeps routing off except in the tests that turn it on.
+DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_READ_REPLICA = bool(DATABASE_REPLICA_URL)
+DATABASE_ROUTERS = ["core.db_routing.ReplicaRouter"]
+# How long a write keeps its organisation's (rollups) or user's reads on the primary at most:
+# they move back to the replica as soon as it has replayed the write, so this only bounds how
+# long a replica lagging further is waited for.
+DATABASE_REPLICA_PIN_SECONDS = env.int("DATABASE_REPLICA_PIN_SECONDS", default=30)
+# After the replica fails to connect or answer, reads go to the primary for this long before it
+# is tried again (logged once when the outage starts, once when it ends).
+DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=15.0)
+# A page must not wait long for a replica that is gone: the primary answers instead.
+DATABASE_REPLICA_CONNECT_TIMEOUT = env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", default=2)
+if DATABASE_REPLICA_URL and {DATABASES[a]["ENGINE"] for a in ("default", "replica")} != {
+    "django.db.backends.postgresql"
+}:
+    raise ImproperlyConfigured("DATABASE_REPLICA_URL needs PostgreSQL for both DATABASE_URL and the replica.")
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web, worker and beat processes read while one writes; IMMEDIATE
     # transactions take the write lock up front instead of failing half-way with
     # "database is locked"; the timeout waits for that lock.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
+    for _database in DATABASES.values():
+        _database["OPTIONS"] = {
+            **_database.get("OPTIONS", {}),
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }
-    )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
-    # No JIT: it compiles every dashboard statement whose cost estimate looks large, which
-    # took 1.3 s of a 2.3 s retention query on the 10M-event benchmark (see docs/benchmarks.md).
-    DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
-    if WEB_PROCESS and DB_STATEMENT_TIMEOUT_MS > 0:
-        # Set once per connection at connect time, so no request pays a round trip for it.
-        DATABASES["default"]["OPTIONS"]["options"] += f" -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
+    for _alias, _database in DATABASES.items():
+        _database.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+        _database.setdefault("CONN_HEALTH_CHECKS", True)
+        _database["OPTIONS"] = dict(_database.get("OPTIONS", {}))
+        _timeout = DATABASE_REPLICA_CONNECT_TIMEOUT if _alias == "replica" and DATABASE_REPLICA_URL else 5
+        _database["OPTIONS"].setdefault("connect_timeout", _timeout)
+        # No JIT: it compiles every dashboard statement whose cost estimate looks large, which
+        # took 1.3 s of a 2.3 s retention query on the 10M-event benchmark (see docs/benchmarks.md).
+        _database["OPTIONS"].setdefault("options", "-c jit=off")
+        if WEB_PROCESS and DB_STATEMENT_TIMEOUT_MS > 0:
+            # Set once per connection at connect time, so no request pays a round trip for it.
+            _database["OPTIONS"]["options"] += f" -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -207,10 +238,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 # KiB. A pool process that has grown past this when a task ends is replaced by a fresh fork:
-# the detectors load numpy, pandas and scipy (a child goes from ~90 to ~250 MB), so the next
+# the detectors load numpy and pandas (a child goes from ~80 to ~185 MB), so the next
 # hourly run pays ~2 s of imports again and the worker gives the memory back in between.
 # 0: never replace (prefork pool only).
-CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=200_000) or None
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=150_000) or None
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_TIMEZONE = "UTC"
 # django-celery-beat's database scheduler, touching a heartbeat file on every tick.

@@ -14,7 +14,8 @@ rounding, the average-session rule, backend SQL pieces), `summary`, `features`, 
 """
 
 from .cache import cached
-from .common import day_start, session_average
+from .common import session_average
+from .days import last_complete_day
 from .features import feature_figures, feature_get, feature_sparklines, feature_usage
 from .funnel import funnel
 from .retention import retention, retention_averages, retention_sql
@@ -24,7 +25,6 @@ from .users import end_user_detail, end_user_is_own, top_users, user_activity_pa
 
 __all__ = [
     "cached",
-    "day_start",
     "end_user_detail",
     "end_user_is_own",
     "feature_figures",
@@ -32,6 +32,7 @@ __all__ = [
     "feature_sparklines",
     "feature_usage",
     "funnel",
+    "last_complete_day",
     "retention",
     "retention_averages",
     "retention_sql",

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from django.conf import settings
 from django.core.cache import cache
 
 from ..rollup import generation
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-def _key_part(value):
+
+class CachedQuery(Protocol[_P, _R]):
+    """A query function wrapped by `cached`: called as before, `uncached` bypasses the cache."""
+
+    uncached: Callable[_P, _R]
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+
+
+def _key_part(value: object) -> object:
     """A cache-key component: model instances by pk; None entries of dicts dropped, so
     `filters={"feature": None}` and no filters share one key."""
     if isinstance(value, dict):
@@ -19,7 +32,11 @@ def _key_part(value):
     return getattr(value, "pk", value)
 
 
-def cached(fn=None, *, ttl_seconds=None):
+@overload
+def cached(fn: Callable[_P, _R], *, ttl_seconds: int | None = None) -> CachedQuery[_P, _R]: ...
+@overload
+def cached(fn: None = None, *, ttl_seconds: int | None = None) -> Callable[[Callable[_P, _R]], CachedQuery[_P, _R]]: ...
+def cached(fn: Callable[..., Any] | None = None, *, ttl_seconds: int | None = None) -> Any:
     """Cache a dashboard query per organisation and rollup generation. Every rollup of the
     organisation bumps the generation, so all its cached figures go at once; dashboards are
     as fresh as the last rollup (hourly for today), which is what their rollup-based totals
@@ -30,7 +47,7 @@ def cached(fn=None, *, ttl_seconds=None):
         return functools.partial(cached, ttl_seconds=ttl_seconds)
 
     @functools.wraps(fn)
-    def wrapper(org, *args, **kwargs):
+    def wrapper(org: Any, *args: Any, **kwargs: Any) -> Any:
         ttl = settings.ANALYTICS_CACHE_TTL
         if not ttl:
             return fn(org, *args, **kwargs)
@@ -44,5 +61,6 @@ def cached(fn=None, *, ttl_seconds=None):
             cache.set(key, value, ttl_seconds or ttl)
         return value
 
-    wrapper.uncached = fn
-    return wrapper
+    query: Any = wrapper
+    query.uncached = fn
+    return query

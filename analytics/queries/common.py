@@ -3,16 +3,16 @@ raw-SQL pieces per backend, and the filtered raw-event queryset."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, overload
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
-from telemetry.models import UsageEvent
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+from core.days import day_start
+from telemetry.models import Feature, UsageEvent
+from tenants.models import Organization
 
 
 def bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -27,7 +27,7 @@ def previous_period(start: date, end: date) -> tuple[date, date]:
     return prev_end - timedelta(days=length - 1), prev_end
 
 
-def change_pct(value, previous):
+def change_pct(value: float, previous: float) -> float | None:
     """% change, or None when there is nothing to compare with (previous is 0)."""
     if not previous:
         return None
@@ -42,19 +42,23 @@ def week_monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def rounded(value, digits=2):
+def rounded(value: float | Decimal | None, digits: int = 2) -> float:
     return round(float(value or 0), digits)
 
 
-def percent(part, whole):
+def percent(part: float, whole: float) -> float:
     return round(part / whole * 100, 1) if whole else 0.0
 
 
-def feature_pk(feature):
-    return getattr(feature, "pk", feature)
+@overload
+def feature_pk(feature: Feature | int) -> int: ...
+@overload
+def feature_pk(feature: None) -> None: ...
+def feature_pk(feature: Feature | int | None) -> int | None:
+    return feature if feature is None or isinstance(feature, int) else feature.pk
 
 
-def db_datetime(value: datetime):
+def db_datetime(value: datetime) -> Any:
     """A datetime as the backend stores it, for raw SQL parameters (SQLite keeps text)."""
     return connection.ops.adapt_datetimefield_value(value)
 
@@ -74,14 +78,16 @@ def plus_days_sql(column: str) -> tuple[str, str]:
     return f"datetime({column}, %s)", "modifier"
 
 
-def session_average(total_duration, timed_events) -> float:
+def session_average(total_duration: float, timed_events: int | None) -> float:
     """The one average-session rule, for every range and filter: Σ session durations / Σ
     events that carry a duration (never a mean of daily means, which weighs a quiet day like
     a busy one)."""
     return rounded(total_duration / timed_events) if timed_events else 0.0
 
 
-def raw_events(org, start, end, feature_id, age, gender):
+def raw_events(
+    org: Organization, start: date, end: date, feature_id: int | None, age: str | None, gender: str | None
+) -> QuerySet[UsageEvent]:
     """The organisation's raw events of the days start..end, narrowed by the optional
     feature, age band and gender filters."""
     lo, hi = bounds(start, end)
@@ -95,7 +101,7 @@ def raw_events(org, start, end, feature_id, age, gender):
     return qs
 
 
-def _age_filter(age):
+def _age_filter(age: str) -> Q:
     return {
         "<18": Q(end_user__age__lt=18),
         "18-40": Q(end_user__age__gte=18, end_user__age__lte=40),

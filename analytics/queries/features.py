@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
+from typing import Any
 
 from django.db.models import Q, Sum
 
 from core.exceptions import NotFound
 from telemetry.models import Feature
+from telemetry.queries import feature_find
+from tenants.models import Organization
 
 from ..models import DailyFeatureUsage
-from ..params import parse_id
 from .cache import cached
 from .common import change_pct, days_between, feature_pk, percent, previous_period, rounded, session_average
 from .timeseries import timeseries
 
 
 @cached
-def feature_usage(org, start: date, end: date) -> list[dict]:
+def feature_usage(org: Organization, start: date, end: date) -> list[dict[str, Any]]:
     """Per feature, from the rollups: events, average daily active users over the days of the
     range, avg session duration, share of all events (%) and change vs the previous period.
     Features without events in either period are left out."""
     prev_start, prev_end = previous_period(start, end)
     cur = Q(date__gte=start, date__lte=end)
-    rows = (
+    rows: Iterable[dict[str, Any]] = (
         DailyFeatureUsage.objects.filter(organization=org, date__gte=prev_start, date__lte=end)
         .values("feature_id", "feature__key", "feature__name")
         .annotate(
@@ -37,7 +40,7 @@ def feature_usage(org, start: date, end: date) -> list[dict]:
     days = (end - start).days + 1
     rows = [r for r in rows if (r["events"] or r["prev_events"])]
     total = sum(r["events"] or 0 for r in rows)
-    results = []
+    results: list[dict[str, Any]] = []
     for r in rows:
         events = r["events"] or 0
         results.append(
@@ -58,7 +61,7 @@ def feature_usage(org, start: date, end: date) -> list[dict]:
 
 
 @cached
-def feature_sparklines(org, start: date, end: date) -> dict[int, list[int]]:
+def feature_sparklines(org: Organization, start: date, end: date) -> dict[int, list[int]]:
     """{feature_id: [daily events, zero-filled, start..end]} for features with events."""
     days = days_between(start, end)
     index = {day: i for i, day in enumerate(days)}
@@ -71,25 +74,24 @@ def feature_sparklines(org, start: date, end: date) -> dict[int, list[int]]:
     return lines
 
 
-def feature_get(org, feature_id) -> Feature:
+def feature_get(org: Organization, feature_id: object) -> Feature:
     """One feature of `org`; another organisation's or an unknown id is NotFound."""
-    pk = parse_id(feature_id)
-    if pk is None:
-        raise NotFound("Feature not found.")
-    feature = Feature.objects.filter(organization=org, pk=pk).first()
+    feature = feature_find(org, feature_id, by_key=False)
     if feature is None:
         raise NotFound("Feature not found.")
     return feature
 
 
 @cached
-def feature_figures(org, *, feature, start: date, end: date, interval="day") -> dict:
+def feature_figures(
+    org: Organization, *, feature: Feature | int, start: date, end: date, interval: str = "day"
+) -> dict[str, Any]:
     """One feature over start..end as its detail page shows it: `events`, active users per
     `interval` bucket (`avg_active_users`, `peak_active_users`, as charted), the average
     session by `session_average` over the whole range, and the charted `points`
     ([{date, events, active_users}], zero-filled)."""
     feature_id = feature_pk(feature)
-    series = {"interval": interval, "start": start, "end": end, "feature": feature_id}
+    series: dict[str, Any] = {"interval": interval, "start": start, "end": end, "feature": feature_id}
     events = timeseries.uncached(org, metric="events", **series)["points"]
     active = [p["value"] for p in timeseries.uncached(org, metric="active_users", **series)["points"]]
     totals = DailyFeatureUsage.objects.filter(

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from datetime import date, timedelta
+from typing import Any
 
-from django.db import connection
+from django.db import connections
 
+from core.db_routing import read_alias
 from telemetry.models import Feature
+from tenants.models import Organization
 
 from .cache import cached
 from .common import bounds, db_datetime, percent, plus_days_sql
 
 
 @cached
-def funnel(org, *, steps: list[str], window_days=7, start: date, end: date) -> dict:
+def funnel(org: Organization, *, steps: list[str], window_days: int = 7, start: date, end: date) -> dict[str, Any]:
     """Ordered funnel counted per end user: a user enters at their first event of step 1 in
     start..end; each later step counts when that user has a matching event after the previous
     step and within `window_days` of entering. A step naming a feature key of `org` matches
@@ -28,17 +32,17 @@ def funnel(org, *, steps: list[str], window_days=7, start: date, end: date) -> d
     window_sql, window_kind = plus_days_sql("p.t0")
     window_param = window_days if window_kind == "int" else f"+{window_days} days"
 
-    def placeholders(values):
+    def placeholders(values: Sized) -> str:
         return ", ".join(["%s"] * len(values))
 
-    def match(key):
+    def match(key: str) -> tuple[str, list[Any]]:
         if key in feature_ids:
             return "e.fid = %s", [feature_ids[key]]
         return "e.et = %s", [key]
 
     by_feature = sorted({feature_ids[k] for k in steps if k in feature_ids})
     by_type = sorted({k for k in steps if k not in feature_ids})
-    scope = []
+    scope: list[str] = []
     if by_feature:
         scope.append(f"e.feature_id IN ({placeholders(by_feature)})")
     if by_type:
@@ -50,7 +54,7 @@ def funnel(org, *, steps: list[str], window_days=7, start: date, end: date) -> d
             WHERE e.organization_id = %s AND e.end_user_id IS NOT NULL
               AND e.timestamp >= %s AND e.timestamp < %s AND ({" OR ".join(scope)}))"""
     ]
-    params = [org.pk, db_datetime(lo), db_datetime(horizon), *by_feature, *by_type]
+    params: list[Any] = [org.pk, db_datetime(lo), db_datetime(horizon), *by_feature, *by_type]
     cond, cond_params = match(steps[0])
     ctes.append(
         f"""s0 AS (
@@ -69,10 +73,11 @@ def funnel(org, *, steps: list[str], window_days=7, start: date, end: date) -> d
         )
         params += [window_param, *cond_params]
     counts_sql = ", ".join(f"(SELECT COUNT(*) FROM s{i})" for i in range(len(steps)))
-    with connection.cursor() as cursor:
+    # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(f"WITH {', '.join(ctes)} SELECT {counts_sql}", params)
         counts = list(cursor.fetchone())
-    result = []
+    result: list[dict[str, Any]] = []
     for i, (key, users) in enumerate(zip(steps, counts, strict=True)):
         result.append(
             {

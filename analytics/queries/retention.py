@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, timedelta
+from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
 
-from ..params import today
+from core.days import today
+from core.db_routing import read_alias
+from tenants.models import Organization
+
 from .cache import cached
 from .common import bounds, day_number_sql, db_datetime, percent, week_monday
 
@@ -15,7 +19,7 @@ EPOCH = date(1970, 1, 1)
 RETENTION_DAYS = (1, 7, 30)
 
 
-def retention_sql(org, *, first: date, end: date) -> tuple[str, list]:
+def retention_sql(org: Organization, *, first: date, end: date) -> tuple[str, list[Any]]:
     """The retention statement for cohorts from the week of `first` to `end`: rows of
     (kind, cohort week, k, users) — kind 0: cohort sizes; 1: users active in week k of their
     cohort; 2: users active exactly k ∈ {1, 7, 30} days after their first day.
@@ -64,7 +68,7 @@ def retention_sql(org, *, first: date, end: date) -> tuple[str, list]:
 
 
 @cached
-def retention(org, *, weeks=12, end: date | None = None) -> dict:
+def retention(org: Organization, *, weeks: int = 12, end: date | None = None) -> dict[str, Any]:
     """Weekly cohorts of end users by first-seen week (Monday-based, the last `weeks` weeks up
     to `end`): size, D1/D7/D30 (% of the cohort with an event exactly 1, 7, 30 days after
     their first day; None until the whole cohort could have got there) and the grid of % of
@@ -77,7 +81,8 @@ def retention(org, *, weeks=12, end: date | None = None) -> dict:
     sizes: dict[int, int] = {}
     grid: dict[int, dict[int, int]] = defaultdict(dict)
     days: dict[int, dict[int, int]] = defaultdict(dict)
-    with connection.cursor() as cursor:
+    # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(sql, params)
         for kind, cw, k, n in cursor.fetchall():
             if kind == 0:
@@ -86,12 +91,12 @@ def retention(org, *, weeks=12, end: date | None = None) -> dict:
                 grid[cw][k] = n
             else:
                 days[cw][k] = n
-    cohorts = []
+    cohorts: list[dict[str, Any]] = []
     for cw in range(weeks):
         start = first + timedelta(days=7 * cw)
         size = sizes.get(cw, 0)
         cohort_last_day = min((start - EPOCH).days + 6, end_day)
-        row = {"cohort_start": start, "size": size}
+        row: dict[str, Any] = {"cohort_start": start, "size": size}
         for n in RETENTION_DAYS:
             measurable = cohort_last_day + n <= end_day
             row[f"d{n}"] = percent(days[cw].get(n, 0), size) if measurable else None
@@ -100,13 +105,13 @@ def retention(org, *, weeks=12, end: date | None = None) -> dict:
     return {"weeks": weeks, "end": end, "cohorts": cohorts}
 
 
-def retention_averages(cohorts: list[dict]) -> dict:
+def retention_averages(cohorts: list[dict[str, Any]]) -> dict[str, Any]:
     """Across `retention()` cohorts: `users` (their total size) and D1/D7/D30 weighted by
     cohort size, over the cohorts that have users and a measurable value (None when none
     has), so a cohort of 3 users does not count as much as one of 3,000."""
     sized = [c for c in cohorts if c["size"]]
 
-    def weighted(key):
+    def weighted(key: str) -> float | None:
         values = [(c[key], c["size"]) for c in sized if c.get(key) is not None]
         weight = sum(size for _, size in values)
         return sum(v * size for v, size in values) / weight if weight else None

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
-from django.db.models import Avg, Count, Exists, OuterRef, Q, Sum
+from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
 
+from core.days import day_start
 from telemetry.models import EndUser, UsageEvent
+from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailyOrgUsage
 from .cache import cached
-from .common import bounds, change_pct, day_start, feature_pk, previous_period, raw_events, rounded, session_average
+from .common import bounds, change_pct, feature_pk, previous_period, raw_events, rounded, session_average
 
 
-def _distinct_users(org, start: date, end: date, feature_id=None) -> int:
+def _distinct_users(org: Organization, start: date, end: date, feature_id: int | None = None) -> int:
     """End users with at least one event in the range: one index probe per end user on
     (organization, end_user, timestamp) instead of sorting every event of the range."""
     lo, hi = bounds(start, end)
@@ -23,11 +26,20 @@ def _distinct_users(org, start: date, end: date, feature_id=None) -> int:
     return EndUser.objects.filter(organization=org).filter(Exists(events)).count()
 
 
-def _kpi(value, previous):
+def _kpi(value: float, previous: float) -> dict[str, Any]:
     return {"value": value, "previous": previous, "change_pct": change_pct(value, previous)}
 
 
-def _summary_raw(org, start, end, prev_start, prev_end, feature_id, age, gender) -> dict:
+def _summary_raw(
+    org: Organization,
+    start: date,
+    end: date,
+    prev_start: date,
+    prev_end: date,
+    feature_id: int | None,
+    age: str | None,
+    gender: str | None,
+) -> dict[str, Any]:
     """The summary straight from raw events, for demographic filters (the rollups carry no
     age or gender): one conditional aggregate over both periods."""
     qs = raw_events(org, prev_start, end, feature_id, age, gender)
@@ -58,7 +70,7 @@ def _summary_raw(org, start, end, prev_start, prev_end, feature_id, age, gender)
 
 
 @cached
-def usage_summary(org, start: date, end: date, filters=None) -> dict:
+def usage_summary(org: Organization, start: date, end: date, filters: dict[str, Any] | None = None) -> dict[str, Any]:
     """KPIs for start..end, each `{value, previous, change_pct}` against the previous period
     of equal length. `filters` may hold `feature` (a Feature or its id), `age` (band) and
     `gender`; the demographic ones are answered from raw events, the rest from rollups."""
@@ -73,6 +85,7 @@ def usage_summary(org, start: date, end: date, filters=None) -> dict:
     cur = Q(date__gte=start, date__lte=end)
     prev = Q(date__gte=prev_start, date__lte=prev_end)
 
+    rollups: QuerySet[DailyOrgUsage] | QuerySet[DailyFeatureUsage]
     if feature_id is None:
         rollups = DailyOrgUsage.objects.filter(organization=org)
     else:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from django.db.models import Avg, Count
+from django.db.models import Avg, Count, QuerySet
 from django.db.models.functions import TruncDate, TruncWeek
+
+from telemetry.models import Feature
+from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailyOrgUsage
 from .cache import cached
@@ -21,12 +25,22 @@ def _buckets(start: date, end: date, interval: str) -> list[date]:
     return [first + timedelta(days=7 * i) for i in range((last - first).days // 7 + 1)]
 
 
-def _as_date(value) -> date:
+def _as_date(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
 @cached
-def timeseries(org, *, metric="events", interval="day", start: date, end: date, feature=None, age=None, gender=None):
+def timeseries(
+    org: Organization,
+    *,
+    metric: str = "events",
+    interval: str = "day",
+    start: date,
+    end: date,
+    feature: Feature | int | None = None,
+    age: str | None = None,
+    gender: str | None = None,
+) -> dict[str, Any]:
     """`{metric, interval, start, end, points: [{date, value}]}`, one point per day or week
     (weeks start on Monday), zero-filled. Reads rollups unless a demographic filter applies
     or weekly distinct users are asked (neither can be summed from daily rows)."""
@@ -39,14 +53,17 @@ def timeseries(org, *, metric="events", interval="day", start: date, end: date, 
         else (_series_rollup(org, metric, interval, start, end, feature_id))
     )
     digits = 2 if metric == "avg_session_duration" else 0
-    points = []
+    points: list[dict[str, Any]] = []
     for bucket in buckets:
         value = values.get(bucket, 0)
         points.append({"date": bucket, "value": round(float(value), 2) if digits else int(value)})
     return {"metric": metric, "interval": interval, "start": start, "end": end, "points": points}
 
 
-def _series_rollup(org, metric, interval, start, end, feature_id) -> dict:
+def _series_rollup(
+    org: Organization, metric: str, interval: str, start: date, end: date, feature_id: int | None
+) -> dict[date, Any]:
+    qs: QuerySet[DailyOrgUsage] | QuerySet[DailyFeatureUsage]
     if feature_id is None:
         qs = DailyOrgUsage.objects.filter(organization=org)
         users_field = "active_users"
@@ -73,7 +90,16 @@ def _series_rollup(org, metric, interval, start, end, feature_id) -> dict:
     return {week: duration[week] / timed[week] for week in timed if timed[week]}
 
 
-def _series_raw(org, metric, interval, start, end, feature_id, age, gender) -> dict:
+def _series_raw(
+    org: Organization,
+    metric: str,
+    interval: str,
+    start: date,
+    end: date,
+    feature_id: int | None,
+    age: str | None,
+    gender: str | None,
+) -> dict[date, Any]:
     qs = raw_events(org, start, end, feature_id, age, gender)
     trunc = TruncDate("timestamp", tzinfo=UTC) if interval == "day" else TruncWeek("timestamp", tzinfo=UTC)
     aggregate = {

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
+from typing import Any
 
-from django.db.models import Avg, Count, F, Func, IntegerField, Max, Min, Q
+from django.db.models import Avg, Count, F, Func, IntegerField, Max, Min, Q, QuerySet
 
 from core.exceptions import NotFound
 from telemetry.models import EndUser, UsageEvent
+from tenants.models import Organization, User
 
 from .cache import cached
 from .common import bounds, rounded
@@ -28,7 +31,7 @@ _USER_SORT_FIELDS = {
 }
 
 
-def _user_rows(events_qs):
+def _user_rows(events_qs: QuerySet[UsageEvent]) -> QuerySet[UsageEvent, dict[str, Any]]:
     """Events grouped per end user (anonymous events have no user row)."""
     return (
         events_qs.filter(end_user__isnull=False)
@@ -42,7 +45,7 @@ def _user_rows(events_qs):
     )
 
 
-def _top_features(events_qs) -> dict[int, str]:
+def _top_features(events_qs: QuerySet[UsageEvent]) -> dict[int, str]:
     """{end_user_id: key of the feature with most events} in one grouped query."""
     best: dict[int, tuple[int, str]] = {}
     rows = events_qs.values("end_user_id", "feature__key").annotate(n=Count("id"))
@@ -54,7 +57,7 @@ def _top_features(events_qs) -> dict[int, str]:
     return {uid: key for uid, (_, key) in best.items()}
 
 
-def _shape_user_rows(rows, top) -> list[dict]:
+def _shape_user_rows(rows: Iterable[dict[str, Any]], top: dict[int, str]) -> list[dict[str, Any]]:
     return [
         {
             "user_id": r["end_user__external_id"],
@@ -78,15 +81,24 @@ class _RowsTotal(Func):
     contains_aggregate = False
     contains_over_clause = True
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
 
-    def get_group_by_cols(self):
+    def get_group_by_cols(self) -> list[Any]:
         return []
 
 
 @cached
-def user_activity_page(org, *, days=30, search="", sort="-events", page=1, page_size=50, only_member=None) -> dict:
+def user_activity_page(
+    org: Organization,
+    *,
+    days: int = 30,
+    search: str = "",
+    sort: str = "-events",
+    page: int = 1,
+    page_size: int | None = 50,
+    only_member: User | None = None,
+) -> dict[str, Any]:
     """Per end user active in the last `days` days: events, avg session, first/last seen,
     top feature. `search` matches the external id or e-mail; `only_member` (a User) limits
     the rows to the end users that are that member's own profiles (a member sees only themself).
@@ -116,7 +128,7 @@ def user_activity_page(org, *, days=30, search="", sort="-events", page=1, page_
 
 
 @cached
-def top_users(org, *, limit=10, start: date, end: date) -> list[dict]:
+def top_users(org: Organization, *, limit: int = 10, start: date, end: date) -> list[dict[str, Any]]:
     """The `limit` end users with most events in start..end (same row shape as user activity).
     Events are grouped by user id alone and only the winners are joined to their profile."""
     lo, hi = bounds(start, end)
@@ -147,10 +159,10 @@ def top_users(org, *, limit=10, start: date, end: date) -> list[dict]:
     return _shape_user_rows(rows, _top_features(events.filter(end_user_id__in=ids)))
 
 
-def _session_groups(events) -> list[dict]:
+def _session_groups(events: Iterable[UsageEvent]) -> list[dict[str, Any]]:
     """Newest-first events → visits: consecutive events sharing a session id, or without one
     and less than SESSION_GAP apart."""
-    groups: list[dict] = []
+    groups: list[dict[str, Any]] = []
     for e in events:
         last = groups[-1] if groups else None
         same = (
@@ -166,7 +178,7 @@ def _session_groups(events) -> list[dict]:
             "event_type": e.event_type,
             "session_duration": e.session_duration,
         }
-        if same:
+        if same and last is not None:
             last["events"].append(item)
             last["start"] = e.timestamp
         else:
@@ -176,14 +188,14 @@ def _session_groups(events) -> list[dict]:
     return groups
 
 
-def end_user_is_own(org, external_id: str, member) -> bool:
+def end_user_is_own(org: Organization, external_id: str, member: User) -> bool:
     """Whether end user `external_id` of `org` is the own profile of the platform `member`."""
     if "\x00" in external_id:  # never stored (ingestion refuses it); PostgreSQL cannot compare it
         return False
     return EndUser.objects.filter(organization=org, external_id=external_id, member=member).exists()
 
 
-def end_user_detail(org, external_id: str) -> dict:
+def end_user_detail(org: Organization, external_id: str) -> dict[str, Any]:
     """Profile, totals, top features and the newest events grouped into sessions."""
     if "\x00" in external_id:  # never stored (ingestion refuses it); PostgreSQL cannot compare it
         raise NotFound("End user not found.")

@@ -5,7 +5,7 @@ import random
 from datetime import UTC, datetime, time, timedelta
 
 from analytics import rollup
-from analytics.params import today
+from core.days import today
 from telemetry.services.ingest import events_ingest
 
 FEATURES = (("search", 5), ("export", 2), ("share", 1), ("reports", 3))

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from analytics.params import today
+from core.days import today
 
 pytestmark = pytest.mark.django_db
 

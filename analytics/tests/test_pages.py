@@ -345,7 +345,7 @@ def test_query_counts_are_pinned(analyst, usage, django_assert_max_num_queries, 
 
 def test_dashboard_figures_are_cached_until_the_next_rollup(analyst, usage, django_assert_max_num_queries):
     from analytics import rollup
-    from analytics.params import today
+    from core.days import today
 
     for query in ("", "?gender=F&feature=search"):
         analyst.get("/" + query)
@@ -405,7 +405,7 @@ EXACT_QUERIES = {
 
 @pytest.mark.parametrize("url, count", EXACT_QUERIES.items())
 def test_query_counts_are_exact(analyst, usage, django_assert_num_queries, url, count):
-    from analytics.params import today
+    from core.days import today
 
     url = url.format(feature=feature_of(usage).pk, long_ago=today() - timedelta(days=200))
     analyst.get(url)  # warm the session

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import connection
 
 from analytics import queries
-from analytics.params import today
 from analytics.queries.common import week_monday
+from core.days import day_start, today
 
 pytestmark = [
     pytest.mark.django_db,
@@ -47,7 +47,7 @@ def unanalyzed(org):
             SELECT %s, 'user-' || g, '', '', '{}'::jsonb, s, s, now()
             FROM (SELECT g, %s::timestamptz + (g %% %s) * interval '1 day' AS s FROM generate_series(1, %s) g) u
             """,
-            [org.pk, queries.day_start(first), (end - first).days + 1, USERS],
+            [org.pk, day_start(first), (end - first).days + 1, USERS],
         )
         cursor.execute(
             """

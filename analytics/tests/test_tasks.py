@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from analytics import tasks
 from analytics.models import DailyOrgUsage
-from analytics.params import today
+from core import task_queue
+from core.days import today
 from core.testing import celery_worker
 from telemetry.models import DirtyDay
 from usage_platform.celery import app
@@ -37,15 +38,14 @@ def sent():
         signature.apply_async.side_effect = lambda: calls.append((name, kwargs))
         return signature
 
-    with (
-        mock.patch.object(tasks.current_app, "signature", side_effect=fake_signature),
-        mock.patch.dict(tasks.current_app.tasks, {tasks.AFTER_ROLLUP_TASK: mock.Mock()}),
-    ):
+    with mock.patch.object(task_queue.current_app, "signature", side_effect=fake_signature):
         yield calls
 
 
 @pytest.mark.django_db
-def test_rollup_today_rolls_today_and_dirty_days_then_hands_over(org, other_org, sent):
+def test_rollup_today_rolls_today_and_dirty_days_then_hands_over(
+    org, other_org, sent, django_capture_on_commit_callbacks
+):
     f = feature(org, "app")
     user = end_user(org, "u", first_seen=timezone.now())
     now = timezone.now()
@@ -53,7 +53,8 @@ def test_rollup_today_rolls_today_and_dirty_days_then_hands_over(org, other_org,
     event(org, f, user, now)
     event(org, f, user, now - timedelta(days=3))
     DirtyDay.objects.create(organization=org, date=three_days_ago)
-    result = tasks.rollup_today.delay().get()
+    with django_capture_on_commit_callbacks(execute=True):
+        result = tasks.rollup_today.delay().get()
     assert result["dirty"] == 1 and result["notified"] == 2
     assert set(DailyOrgUsage.objects.filter(organization=org).values_list("date", flat=True)) == {
         today(),
@@ -66,20 +67,14 @@ def test_rollup_today_rolls_today_and_dirty_days_then_hands_over(org, other_org,
 
 
 @pytest.mark.django_db
-def test_rollup_scheduled_rolls_yesterday(org, sent):
+def test_rollup_scheduled_rolls_yesterday(org, sent, django_capture_on_commit_callbacks):
     f = feature(org, "app")
     event(org, f, None, timezone.now() - timedelta(days=1))
-    result = tasks.rollup_scheduled.delay().get()
+    with django_capture_on_commit_callbacks(execute=True):
+        result = tasks.rollup_scheduled.delay().get()
     assert result["days"] == [(today() - timedelta(days=1)).isoformat()]
     assert DailyOrgUsage.objects.get(organization=org).event_count == 1
     assert sent == [("insights.after_rollup", {"org_id": org.pk, "dates": [result["days"][0]]})]
-
-
-@pytest.mark.django_db
-def test_unregistered_insights_task_is_not_sent_in_eager_mode(org):
-    with mock.patch.dict(tasks.current_app.tasks):
-        tasks.current_app.tasks.pop(tasks.AFTER_ROLLUP_TASK, None)
-        assert tasks.rollup_today.delay().get()["notified"] == 0
 
 
 @pytest.mark.redis
@@ -91,7 +86,7 @@ def test_real_worker_through_redis_broker(org, redis_url, tmp_path):
     for _ in range(3):
         event(org, f, user, timezone.now(), session="s", duration=20)
     with celery_worker(tmp_path, redis_url) as (worker, sqlite_path):
-        producer = Celery("test-producer", broker=redis_url)
+        producer = Celery("test-producer", broker=redis_url, set_as_current=False)
         producer.send_task("analytics.rollup_today")
 
         def read():

@@ -20,7 +20,7 @@ def _heat_class(pct):
 
 
 @require_GET
-@org_page(Role.ANALYST)
+@org_page(Role.ANALYST, replica=True)
 def retention(request):
     org = request.org
     args, error = params_or_default(params.retention_params, request.GET)
@@ -57,7 +57,7 @@ def retention(request):
 
 
 @require_GET
-@org_page(Role.ANALYST)
+@org_page(Role.ANALYST, replica=True)
 def funnels(request):
     """The builder posts repeated `step` fields (one select per step); the API's `steps`
     (comma-separated) works too, so a funnel URL from elsewhere opens here."""

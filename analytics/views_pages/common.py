@@ -4,7 +4,9 @@ shapes, and rendering a fragment or the page (400 when a filter was refused)."""
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from core.days import today
 from core.pages import params_or_default, render_page
+from core.query_params import filters_supported
 from tenants.models import Role
 
 from .. import params
@@ -20,20 +22,20 @@ def render_filtered(request, fragment, page, context, error):
 
 def presets(start, end):
     """Quick ranges ending today, with the active one flagged."""
-    today = params.today()
+    last = today()
     return [
         {
             "days": days,
-            "start": today - timedelta(days=days - 1),
-            "end": today,
-            "active": end == today and (end - start).days + 1 == days,
+            "start": last - timedelta(days=days - 1),
+            "end": last,
+            "active": end == last and (end - start).days + 1 == days,
         }
         for days in RANGE_PRESETS
     ]
 
 
 def date_range(query):
-    params.filters_supported(query, ("start", "end"))
+    filters_supported(query, ("start", "end"))
     return params.date_range(query)
 
 

@@ -23,7 +23,7 @@ TOP_FEATURES = 10
 
 
 @require_GET
-@org_page(Role.MEMBER)
+@org_page(Role.MEMBER, replica=True)
 def dashboard(request):
     if not request.user.has_role(Role.ANALYST):
         # Members land on their own activity, the one page they may see.

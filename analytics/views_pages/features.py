@@ -38,7 +38,7 @@ def sparkline_points(values, width=120, height=28, pad=2):
 
 
 @require_GET
-@org_page(Role.ANALYST)
+@org_page(Role.ANALYST, replica=True)
 def features(request):
     org = request.org
     start, end, error = common.range_or_default(request.GET)
@@ -93,7 +93,7 @@ def _forecast_url(feature_id):
 
 
 @require_GET
-@org_page(Role.ANALYST)
+@org_page(Role.ANALYST, replica=True)
 def feature_detail(request, feature_id):
     org = request.org
     feature = queries.feature_get(org, feature_id)

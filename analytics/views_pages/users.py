@@ -27,7 +27,7 @@ USER_COLUMNS = (
 
 
 @require_GET
-@org_page(Role.MEMBER)
+@org_page(Role.MEMBER, replica=True)
 def users(request):
     """Analysts see every end user; a member sees only the profiles linked to their account."""
     org = request.org
@@ -63,7 +63,7 @@ def users(request):
 
 
 @require_GET
-@org_page(Role.MEMBER)
+@org_page(Role.MEMBER, replica=True)
 def user_detail(request, external_id):
     org = request.org
     # A member may only open the profiles linked to their own account; anyone else's looks

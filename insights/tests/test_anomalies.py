@@ -5,9 +5,10 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import transaction
 
 from core.testing import deleted_before_update
-from insights import services, tasks
+from insights import services, tasks, webhooks
 from insights.models import Anomaly, WebhookDelivery
 from insights.tests.helpers import StubServer, features_make, rollups_make, yesterday
 
@@ -84,13 +85,16 @@ def test_stale_open_findings_are_removed_on_rerun(org, spiky):
     assert not timeseries_rows(org).filter(feature=spiky[2], date=yesterday()).exists()
 
 
-def test_alerts_email_admins_and_post_signed_webhooks(org, spiky, settings, admin_user):
+def test_alerts_email_admins_and_post_signed_webhooks(
+    org, spiky, settings, admin_user, django_capture_on_commit_callbacks
+):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     with StubServer([(200, {}, 0)]) as receiver:
-        services.webhook_create(org, url=receiver.url, events=["anomaly.created"])
-        services.webhook_create(org, url=receiver.url + "/export", events=["export.daily"])
+        webhooks.webhook_create(org, url=receiver.url, events=["anomaly.created"])
+        webhooks.webhook_create(org, url=receiver.url + "/export", events=["export.daily"])
         created = services.anomalies_detect(org)
-        sent = services.alerts_send(org, created)
+        with django_capture_on_commit_callbacks(execute=True):
+            sent = services.alerts_send(org, created)
     due = [a for a in created if a.detector == "timeseries" and abs(a.score) >= org.alert_threshold]
     assert sent == {"anomalies": len(due), "emails": 1, "webhooks": 1}
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [admin_user.email]
@@ -103,8 +107,22 @@ def test_alerts_email_admins_and_post_signed_webhooks(org, spiky, settings, admi
     assert {a["id"] for a in body["data"]["anomalies"]} == {a.id for a in due}
     assert not Anomaly.objects.filter(pk__in=[a.id for a in due], notified_at__isnull=True).exists()
     # Already notified: nothing is sent twice.
-    assert services.alerts_send(org, created)["anomalies"] == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.alerts_send(org, created)["anomalies"] == 0
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_alerts_of_a_rolled_back_run_post_nothing(org, spiky, settings, admin_user):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    with StubServer([(200, {}, 0)]) as receiver:
+        webhooks.webhook_create(org, url=receiver.url, events=["anomaly.created"])
+        with pytest.raises(RuntimeError), transaction.atomic():
+            created = services.anomalies_detect(org)
+            assert services.alerts_send(org, created)["webhooks"] == 1
+            raise RuntimeError("the run fails after alerting")
+    assert receiver.requests == [] and not WebhookDelivery.objects.exists()
+    assert not Anomaly.objects.exists()
 
 
 def test_alert_threshold_filters(org, spiky):
@@ -119,7 +137,8 @@ def test_alerts_pick_up_what_a_failed_run_left_in_one_read(org, spiky, admin_use
     created = services.anomalies_detect(org)
     due = {a.pk for a in created if a.detector == "timeseries" and abs(a.score) >= org.alert_threshold}
     # The run that created them never alerted: the next one is handed none of them.
-    with django_assert_num_queries(4):  # due anomalies with their features, admins, webhooks, mark notified
+    # due anomalies with their features, the open count, admins, webhooks, mark notified
+    with django_assert_num_queries(5):
         sent = services.alerts_send(org, [], unnotified_days=services.DETECT_DAYS + 1)
     assert sent["anomalies"] == len(due) > 0 and len(mail.outbox) == 1
     assert set(Anomaly.objects.filter(notified_at__isnull=False).values_list("pk", flat=True)) == due
@@ -134,12 +153,13 @@ def test_after_rollup_task_detects_and_alerts(org, spiky):
     assert tasks.after_rollup.delay(org_id=999999, dates=[]).get() == {"anomalies": 0, "alerts": 0}
 
 
-def test_export_daily_posts_kpis(org, spiky, settings):
+def test_export_daily_posts_kpis(org, spiky, settings, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     with StubServer([(200, {}, 0)]) as receiver:
-        services.webhook_create(org, url=receiver.url, events=["export.daily"])
-        services.webhook_create(org, url=receiver.url + "/anomalies", events=["anomaly.created"])
-        assert tasks.export_daily_all.delay(yesterday().isoformat()).get() == 1
+        webhooks.webhook_create(org, url=receiver.url, events=["export.daily"])
+        webhooks.webhook_create(org, url=receiver.url + "/anomalies", events=["anomaly.created"])
+        with django_capture_on_commit_callbacks(execute=True):
+            assert tasks.export_daily_all.delay(yesterday().isoformat()).get() == 1
     import json
 
     assert len(receiver.requests) == 1

@@ -6,15 +6,17 @@ from datetime import date, timedelta
 import pytest
 
 from analytics import params as analytics_params
+from core.days import today
 from core.exceptions import DomainError
+from core.query_params import MAX_RANGE_DAYS
 from insights import params
 
 FIRST = date(2024, 1, 1)
-LAST = FIRST + timedelta(days=analytics_params.MAX_RANGE_DAYS - 1)  # inclusive: the longest range allowed
+LAST = FIRST + timedelta(days=MAX_RANGE_DAYS - 1)  # inclusive: the longest range allowed
 
 
 def test_chart_defaults_to_the_30_days_up_to_yesterday():
-    yesterday = analytics_params.today() - timedelta(days=1)
+    yesterday = today() - timedelta(days=1)
     assert params.chart_params({}) == {"start": yesterday - timedelta(days=29), "end": yesterday}
     assert params.chart_params({"end": "2026-03-31"}) == {"start": date(2026, 3, 2), "end": date(2026, 3, 31)}
 
@@ -41,7 +43,7 @@ def test_anomaly_filters_are_optional():
     assert params.anomaly_list_params({}) == {
         "status": None,
         "severity": None,
-        "detector": None,
+        "detector": "timeseries",  # anomalies; the "outlier features" ranking only by name
         "start": None,
         "end": None,
     }

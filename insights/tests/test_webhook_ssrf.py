@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from insights import outbound, services
+from insights import outbound, webhooks
 from insights.models import WebhookDelivery
 from insights.tests.helpers import StubServer, free_port
 
@@ -83,6 +83,23 @@ class Resolver:
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
+def public_address_unreachable(monkeypatch) -> list:
+    """Stands in for the Internet at PUBLIC (tests never leave the machine: see
+    usage_platform/pytest_plugin.py): a connect there is refused, as a firewall would, and
+    recorded. Connections to anything else go through."""
+    attempts = []
+    connect = socket.socket.connect
+
+    def refuse_public(sock, address):
+        if address[0] == PUBLIC:
+            attempts.append(address[:2])
+            raise ConnectionRefusedError(f"{PUBLIC} stands for the Internet in these tests")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", refuse_public)
+    return attempts
+
+
 @pytest.mark.parametrize("address", PRIVATE_FORMS)
 def test_private_forms_are_not_public(address):
     assert not outbound.address_is_public(address)
@@ -111,44 +128,49 @@ def test_a_name_answering_a_private_form_is_refused_at_create(monkeypatch, admin
 
 
 @pytest.mark.parametrize("address", PRIVATE_FORMS)
-def test_private_forms_refused_at_delivery(settings, org, address):
+def test_private_forms_refused_at_delivery(settings, org, address, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
-    webhook = services.webhook_create(org, url=literal_url(address), events=["export.daily"])
+    webhook = webhooks.webhook_create(org, url=literal_url(address), events=["export.daily"])
     settings.WEBHOOK_ALLOW_PRIVATE = False
-    services.webhook_enqueue(webhook, "export.daily", {"x": 1})
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.webhook_enqueue(webhook, "export.daily", {"x": 1})
     row = WebhookDelivery.objects.get(webhook=webhook)
     assert row.error.startswith("refused") and row.status_code is None and row.next_attempt_at is None
 
 
-def test_dns_rebinding_never_reaches_loopback(monkeypatch, settings, org):
+def test_dns_rebinding_never_reaches_loopback(monkeypatch, settings, org, django_capture_on_commit_callbacks):
     """public, public, then 127.0.0.1: the check and the first delivery see a public address,
     the next lookup answers loopback. The signed POST must never reach the local server."""
     settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
     settings.WEBHOOK_MAX_ATTEMPTS = 1
+    internet = public_address_unreachable(monkeypatch)
     with StubServer([(200, {"ok": True}, 0)]) as receiver:
         resolver = Resolver(monkeypatch, {"rebind.example": [PUBLIC, PUBLIC, "127.0.0.1"]})
         url = f"http://rebind.example:{receiver.port}/hook"
-        webhook = services.webhook_create(org, url=url, events=["export.daily"])
+        webhook = webhooks.webhook_create(org, url=url, events=["export.daily"])
         # The first delivery connects to the public address it checked; whatever answers
-        # there (nothing, a timeout, a proxy) is not our server. The second one resolves
+        # there (here: a refusal, see public_address_unreachable) is not our server. The second one resolves
         # again, gets loopback and refuses it without connecting.
-        services.webhook_enqueue(webhook, "export.daily", {"x": 1})
-        services.webhook_enqueue(webhook, "export.daily", {"x": 2})
+        with django_capture_on_commit_callbacks(execute=True):
+            webhooks.webhook_enqueue(webhook, "export.daily", {"x": 1})
+            webhooks.webhook_enqueue(webhook, "export.daily", {"x": 2})
     assert receiver.requests == []
     first, second = WebhookDelivery.objects.filter(webhook=webhook).order_by("id")
     assert not first.error.startswith("refused")
     assert second.error.startswith("refused") and second.status_code is None
     # One lookup for the check and one per delivery: the connection itself never resolves.
     assert resolver.lookups == ["rebind.example"] * 3
+    assert internet == [(PUBLIC, receiver.port)]  # the first delivery went to the checked address
 
 
-def test_pinned_delivery_sends_the_original_host(monkeypatch, settings, org):
+def test_pinned_delivery_sends_the_original_host(monkeypatch, settings, org, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     with StubServer([(204, b"", 0)]) as receiver:
         resolver = Resolver(monkeypatch, {"hooks.tenant.example": ["127.0.0.1"]})
         url = f"http://hooks.tenant.example:{receiver.port}/in/hook?source=usage"
-        webhook = services.webhook_create(org, url=url, events=["export.daily"])
-        services.webhook_enqueue(webhook, "export.daily", {"x": 1})
+        webhook = webhooks.webhook_create(org, url=url, events=["export.daily"])
+        with django_capture_on_commit_callbacks(execute=True):
+            webhooks.webhook_enqueue(webhook, "export.daily", {"x": 1})
     assert len(receiver.requests) == 1
     path, headers, body = receiver.requests[0]
     assert path == "/in/hook?source=usage"
@@ -159,11 +181,12 @@ def test_pinned_delivery_sends_the_original_host(monkeypatch, settings, org):
     assert resolver.lookups == ["hooks.tenant.example"]  # with ALLOW_PRIVATE, no check at create
 
 
-def test_redirect_is_not_followed(settings, org):
+def test_redirect_is_not_followed(settings, org, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     with StubServer([(302, {}, 0)]) as receiver:
-        webhook = services.webhook_create(org, url=f"{receiver.url}/hook", events=["export.daily"])
-        services.webhook_enqueue(webhook, "export.daily", {"x": 1})
+        webhook = webhooks.webhook_create(org, url=f"{receiver.url}/hook", events=["export.daily"])
+        with django_capture_on_commit_callbacks(execute=True):
+            webhooks.webhook_enqueue(webhook, "export.daily", {"x": 1})
     assert len(receiver.requests) == 1
     row = WebhookDelivery.objects.get(webhook=webhook)
     assert row.status_code == 302 and row.error == "HTTP 302" and row.next_attempt_at is None

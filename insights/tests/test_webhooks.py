@@ -7,9 +7,10 @@ import json
 import time
 
 import pytest
+from django.db import transaction
 
 from core.testing import deleted_before_update
-from insights import services, webhooks
+from insights import webhooks
 from insights.models import Webhook, WebhookDelivery
 from insights.tests.helpers import StubServer
 
@@ -66,7 +67,7 @@ def test_private_url_allowed_by_setting(settings, admin_client):
 
 
 def test_patch_to_unsafe_url_is_refused(admin_client, org):
-    webhook = services.webhook_create(org, url=PUBLIC_URL, events=["anomaly.created"])
+    webhook = webhooks.webhook_create(org, url=PUBLIC_URL, events=["anomaly.created"])
     response = admin_client.patch(f"{URL}/{webhook.id}", {"url": "http://10.0.0.1/"}, format="json")
     assert response.status_code == 400
     webhook.refresh_from_db()
@@ -115,7 +116,7 @@ def test_bad_bodies_are_400(admin_client, body, field):
 
 
 def test_roles(analyst_client, member_client, anon_client, org):
-    webhook = services.webhook_create(org, url=PUBLIC_URL, events=["anomaly.created"])
+    webhook = webhooks.webhook_create(org, url=PUBLIC_URL, events=["anomaly.created"])
     for client in (analyst_client, member_client):
         assert client.get(URL).status_code == 403
         assert client.post(URL, {"url": PUBLIC_URL, "events": ["export.daily"]}, format="json").status_code == 403
@@ -126,7 +127,7 @@ def test_roles(analyst_client, member_client, anon_client, org):
 
 
 def test_other_organisations_webhook_is_404(other_client, admin_client, org):
-    webhook = services.webhook_create(org, url=PUBLIC_URL, events=["anomaly.created"])
+    webhook = webhooks.webhook_create(org, url=PUBLIC_URL, events=["anomaly.created"])
     assert other_client.get(f"{URL}/{webhook.id}").status_code == 404
     assert other_client.patch(f"{URL}/{webhook.id}", {"active": False}, format="json").status_code == 404
     assert other_client.delete(f"{URL}/{webhook.id}").status_code == 404
@@ -137,7 +138,7 @@ def test_other_organisations_webhook_is_404(other_client, admin_client, org):
 
 def test_list_query_count(admin_client, org, django_assert_max_num_queries):
     for i in range(5):
-        services.webhook_create(org, url=f"{PUBLIC_URL}/{i}", events=["anomaly.created"])
+        webhooks.webhook_create(org, url=f"{PUBLIC_URL}/{i}", events=["anomaly.created"])
     # auth user + count + page
     with django_assert_max_num_queries(4):
         response = admin_client.get(URL)
@@ -148,7 +149,7 @@ def test_list_query_count(admin_client, org, django_assert_max_num_queries):
 
 
 def test_signature_verifiable_with_documented_recipe(org):
-    webhook = services.webhook_create(org, url=PUBLIC_URL, events=["anomaly.created"])
+    webhook = webhooks.webhook_create(org, url=PUBLIC_URL, events=["anomaly.created"])
     body, headers = webhooks.request_build(webhook, "anomaly.created", {"anomalies": [1]}, delivery_id="d1")
     assert headers["X-Signature"].startswith("sha256=")
     assert verify_like_the_readme(webhook.secret, body, headers)
@@ -160,12 +161,13 @@ def test_signature_verifiable_with_documented_recipe(org):
     assert json.loads(body)["event"] == "anomaly.created" and json.loads(body)["data"] == {"anomalies": [1]}
 
 
-def test_receiver_gets_retried_deliveries_after_500s(settings, org, admin_client):
+def test_receiver_gets_retried_deliveries_after_500s(settings, org, admin_client, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     settings.WEBHOOK_MAX_ATTEMPTS = 5
     with StubServer([(500, {"error": "boom"}, 0), (500, {"error": "boom"}, 0), (200, {"ok": True}, 0)]) as receiver:
-        webhook = services.webhook_create(org, url=f"{receiver.url}/hook", events=["anomaly.created"])
-        services.webhook_enqueue(webhook, "anomaly.created", {"anomalies": [{"id": 1}]})
+        webhook = webhooks.webhook_create(org, url=f"{receiver.url}/hook", events=["anomaly.created"])
+        with django_capture_on_commit_callbacks(execute=True):
+            webhooks.webhook_enqueue(webhook, "anomaly.created", {"anomalies": [{"id": 1}]})
     assert len(receiver.requests) == 3
     for path, headers, body in receiver.requests:
         assert path == "/hook"
@@ -183,46 +185,67 @@ def test_receiver_gets_retried_deliveries_after_500s(settings, org, admin_client
     assert listing["count"] == 3 and {r["attempt"] for r in listing["results"]} == {1, 2, 3}
 
 
-def test_delivery_gives_up_after_max_attempts(settings, org):
+def test_delivery_gives_up_after_max_attempts(settings, org, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     settings.WEBHOOK_MAX_ATTEMPTS = 3
     with StubServer([(503, {}, 0)]) as receiver:
-        webhook = services.webhook_create(org, url=receiver.url, events=["export.daily"])
-        services.webhook_enqueue(webhook, "export.daily", {"date": "2026-01-01"})
+        webhook = webhooks.webhook_create(org, url=receiver.url, events=["export.daily"])
+        with django_capture_on_commit_callbacks(execute=True):
+            webhooks.webhook_enqueue(webhook, "export.daily", {"date": "2026-01-01"})
     assert len(receiver.requests) == 3
     rows = list(WebhookDelivery.objects.filter(webhook=webhook).order_by("attempt"))
     assert [r.status_code for r in rows] == [503, 503, 503]
     assert rows[-1].next_attempt_at is None and rows[-1].delivered_at is None
 
 
-def test_client_error_is_not_retried(settings, org):
+def test_client_error_is_not_retried(settings, org, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     with StubServer([(410, {}, 0)]) as receiver:
-        webhook = services.webhook_create(org, url=receiver.url, events=["export.daily"])
-        services.webhook_enqueue(webhook, "export.daily", {"x": 1})
+        webhook = webhooks.webhook_create(org, url=receiver.url, events=["export.daily"])
+        with django_capture_on_commit_callbacks(execute=True):
+            webhooks.webhook_enqueue(webhook, "export.daily", {"x": 1})
     assert len(receiver.requests) == 1
     assert WebhookDelivery.objects.get(webhook=webhook).status_code == 410
 
 
-def test_timeout_is_retried_and_recorded(settings, org):
+def test_timeout_is_retried_and_recorded(settings, org, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
     settings.WEBHOOK_MAX_ATTEMPTS = 2
     with StubServer([(200, {}, 1.0), (200, {}, 0)]) as receiver:
-        webhook = services.webhook_create(org, url=receiver.url, events=["export.daily"])
-        services.webhook_enqueue(webhook, "export.daily", {"x": 1})
+        webhook = webhooks.webhook_create(org, url=receiver.url, events=["export.daily"])
+        with django_capture_on_commit_callbacks(execute=True):
+            webhooks.webhook_enqueue(webhook, "export.daily", {"x": 1})
     rows = list(WebhookDelivery.objects.filter(webhook=webhook).order_by("attempt"))
     assert rows[0].status_code is None and "timed out" in rows[0].error.lower()
     assert rows[1].status_code == 200 and rows[1].delivered_at is not None
 
 
-def test_delivery_rechecks_the_address(settings, org):
+def test_delivery_rechecks_the_address(settings, org, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE = True
-    webhook = services.webhook_create(org, url="http://127.0.0.1:8599/never", events=["export.daily"])
+    webhook = webhooks.webhook_create(org, url="http://127.0.0.1:8599/never", events=["export.daily"])
     settings.WEBHOOK_ALLOW_PRIVATE = False  # e.g. the setting was turned off, or DNS moved
-    services.webhook_enqueue(webhook, "export.daily", {"x": 1})
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.webhook_enqueue(webhook, "export.daily", {"x": 1})
     row = WebhookDelivery.objects.get(webhook=webhook)
     assert row.error.startswith("refused") and row.next_attempt_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_change_delivers_nothing(settings, org):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    with StubServer([(200, {}, 0)]) as receiver:
+        webhook = webhooks.webhook_create(org, url=receiver.url, events=["export.daily"])
+        with pytest.raises(RuntimeError), transaction.atomic():
+            webhooks.webhook_enqueue(webhook, "export.daily", {"x": 1})
+            raise RuntimeError("the change that went with the event fails")
+        assert receiver.requests == [] and not WebhookDelivery.objects.exists()
+
+        with transaction.atomic():
+            webhooks.webhook_enqueue(webhook, "export.daily", {"x": 2})
+            assert receiver.requests == []  # not before the commit either
+        assert len(receiver.requests) == 1
+        assert json.loads(receiver.requests[0][2])["data"] == {"x": 2}
 
 
 def test_webhook_deleted_while_being_patched_is_404(admin_client, org):

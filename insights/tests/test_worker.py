@@ -8,7 +8,7 @@ import pytest
 from celery import Celery
 
 from core.testing import celery_worker
-from insights import services
+from insights import webhooks
 from insights.models import WebhookDelivery
 from insights.tests.helpers import StubServer
 from usage_platform.celery import app
@@ -20,7 +20,7 @@ def test_worker_retries_with_backoff_through_redis(org, redis_url, tmp_path, set
     settings.WEBHOOK_ALLOW_PRIVATE = True
     app.conf.task_always_eager = False
     with StubServer([(500, {}, 0), (502, {}, 0), (200, {"ok": True}, 0)]) as receiver:
-        webhook = services.webhook_create(org, url=f"{receiver.url}/in", events=["anomaly.created"])
+        webhook = webhooks.webhook_create(org, url=f"{receiver.url}/in", events=["anomaly.created"])
         with celery_worker(
             tmp_path,
             redis_url,
@@ -28,7 +28,7 @@ def test_worker_retries_with_backoff_through_redis(org, redis_url, tmp_path, set
             WEBHOOK_BACKOFF_SECONDS="1",
             WEBHOOK_MAX_ATTEMPTS="5",
         ) as (worker, sqlite_path):
-            producer = Celery("test-producer", broker=redis_url)
+            producer = Celery("test-producer", broker=redis_url, set_as_current=False)
             producer.send_task(
                 "insights.deliver_webhook",
                 kwargs={

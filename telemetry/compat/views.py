@@ -13,10 +13,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from ..bodies import json_body
 from ..views_api import IngestView
 from . import service
 from .auth import SdkKeyAuthentication, posthog_key, segment_key
-from .body import json_body
 from .posthog import posthog_batch
 from .segment import segment_batch
 

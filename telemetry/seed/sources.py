@@ -9,19 +9,19 @@
    (never a requirement: the GroupLens licence forbids redistributing the data);
 4. the synthetic MovieLens-shaped generator (`telemetry.seed.synthetic`).
 
-Every loader returns a `MovieLensData`: a ratings frame with the columns
-`user_id, item_id, rating, timestamp` (all int64, timestamp in epoch seconds) plus optional
-users (`user_id, age, gender, occupation, zip_code`) and items (`item_id, title`) frames.
+Every loader returns a `MovieLensData` (`telemetry.seed.dataset`).
 """
 
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
+
+from .dataset import MovieLensData
+from .synthetic import synthetic_movielens
 
 HUB_DATASET = "DukeNLPGroup/movielens-100k"
 HUB_TIMEOUT_SECONDS = 10.0
@@ -47,15 +47,6 @@ _ALIASES = {
 
 class SourceUnavailable(Exception):
     """This source cannot provide the data here (offline, not installed, unreadable)."""
-
-
-@dataclass
-class MovieLensData:
-    ratings: pd.DataFrame
-    source: str  # "hf", "file", "recbole" or "synthetic": kept in every event's metadata
-    users: pd.DataFrame | None = None
-    items: pd.DataFrame | None = None
-    detail: str = ""  # where exactly it came from, for the command's output
 
 
 # --- normalisation --------------------------------------------------------------------------
@@ -275,8 +266,6 @@ def movielens_load(
 ) -> MovieLensData:
     """The ratings from `source` ("hf", "synthetic", "recbole" or a path); "hf" falls back in
     DESIGN's order and says in one line why it left the hub."""
-    from .synthetic import synthetic_movielens
-
     if source == "synthetic":
         return synthetic_movielens(seed=seed)
     if source == "recbole":

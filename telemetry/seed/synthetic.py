@@ -11,7 +11,7 @@ and users aged 7–73 (mean ≈ 34), 71 % male.
 import numpy as np
 import pandas as pd
 
-from .sources import MovieLensData
+from .dataset import MovieLensData
 
 USERS = 943
 ITEMS = 1682

@@ -8,7 +8,8 @@ before `XACK`) stores nothing twice: the insert skips `(organization_id, uuid)` 
 
 import logging
 import uuid as uuid_lib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 import orjson
 import redis
@@ -23,8 +24,15 @@ from . import durability, storage
 
 logger = logging.getLogger(__name__)
 
+# A stream entry as redis-py answers it: (entry id, {field: value}), bytes throughout.
+Entry = tuple[bytes, dict[bytes, bytes]]
+# A decoded entry: (entry id, organisation id, event rows, end-user rows).
+Decoded = tuple[bytes, int, list[dict[str, Any]], list[dict[str, Any]]]
+# An entry for the dead-letter stream: (entry id, its fields, why).
+Dead = tuple[bytes, dict[bytes, bytes], str]
 
-def events_enqueue(org_id: int, rows: list, users: list) -> bool:
+
+def events_enqueue(org_id: int, rows: list[dict[str, Any]], users: list[dict[str, Any]]) -> bool:
     """XADD one request's normalised events; False when Redis is not configured, not
     reachable or not persistent (the caller then writes directly)."""
     url = settings.REDIS_URL
@@ -43,11 +51,11 @@ def events_enqueue(org_id: int, rows: list, users: list) -> bool:
     return True
 
 
-def _parse_dt(value):
+def _parse_dt(value: object) -> Any:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _decode(entry_id, fields):
+def _decode(entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
     """A stream entry → (org_id, events, users); raises ValueError/KeyError when malformed."""
     data = orjson.loads(fields[b"d"])
     org_id = int(data["org"])
@@ -66,9 +74,9 @@ def _decode(entry_id, fields):
     return org_id, events, users
 
 
-def _entries_decode(entries, dead):
+def _entries_decode(entries: list[Entry], dead: list[Dead]) -> list[Decoded]:
     """[(entry id, org_id, events, users)] of the well-formed entries; the others go to `dead`."""
-    decoded = []
+    decoded: list[Decoded] = []
     for entry_id, fields in entries:
         try:
             decoded.append((entry_id, *_decode(entry_id, fields)))
@@ -77,7 +85,7 @@ def _entries_decode(entries, dead):
     return decoded
 
 
-def _without_deleted_orgs(entries, decoded, dead):
+def _without_deleted_orgs(entries: list[Entry], decoded: list[Decoded], dead: list[Dead]) -> list[Decoded]:
     """An organisation deleted while its events waited: nothing to attach them to."""
     org_ids = {item[1] for item in decoded}
     alive = set(Organization.objects.filter(pk__in=org_ids).values_list("pk", flat=True))
@@ -90,7 +98,7 @@ def _without_deleted_orgs(entries, decoded, dead):
     return [item for item in decoded if item[1] in alive]
 
 
-def _without_deleted_features(entries, decoded, dead):
+def _without_deleted_features(entries: list[Entry], decoded: list[Decoded], dead: list[Dead]) -> list[Decoded]:
     """Events carry no database FK constraints (speed), so a feature deleted while its
     events waited must be caught here rather than by the database."""
     feature_ids = {e["feature_id"] for item in decoded for e in item[2]}
@@ -116,7 +124,7 @@ class StreamConsumer:
 
     def __init__(
         self,
-        client,
+        client: redis.Redis,
         *,
         consumer: str,
         stream: str | None = None,
@@ -124,7 +132,7 @@ class StreamConsumer:
         count: int = 20,
         block_ms: int = 1000,
         min_idle_ms: int = 60_000,
-    ):
+    ) -> None:
         self.client = client
         self.stream = stream or settings.INGEST_STREAM
         self.group = group or settings.INGEST_CONSUMER_GROUP
@@ -153,26 +161,27 @@ class StreamConsumer:
 
     # --- reading -------------------------------------------------------------------------
 
-    def read_own_pending(self):
+    def read_own_pending(self) -> list[Entry]:
         """Entries this consumer name read before a restart and never acknowledged."""
-        reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=self.count)
+        # RESP2: [[stream, [(id, fields), …]]], or nothing (redis-py types every protocol's shape).
+        reply: Any = self.client.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=self.count)
         return reply[0][1] if reply else []
 
-    def claim_stale(self):
+    def claim_stale(self) -> list[Entry]:
         """XAUTOCLAIM entries idle for at least `min_idle_ms` in other consumers' lists."""
-        reply = self.client.xautoclaim(
+        reply: Any = self.client.xautoclaim(
             self.stream, self.group, self.consumer, self.min_idle_ms, start_id="0-0", count=self.count
         )
         return [entry for entry in reply[1] if entry[1]]
 
-    def read_new(self, block_ms=None):
+    def read_new(self, block_ms: int | None = None) -> list[Entry]:
         block = self.block_ms if block_ms is None else block_ms
-        reply = self.client.xreadgroup(
+        reply: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=self.count, block=block or None
         )
         return reply[0][1] if reply else []
 
-    def next_entries(self, block_ms=None):
+    def next_entries(self, block_ms: int | None = None) -> list[Entry]:
         try:
             return self._next_entries(block_ms)
         except redis.ResponseError as exc:
@@ -192,7 +201,7 @@ class StreamConsumer:
         self.groups_recreated += 1
         return self._next_entries(block_ms)
 
-    def _next_entries(self, block_ms):
+    def _next_entries(self, block_ms: int | None) -> list[Entry]:
         if not self._own_pending_checked:
             entries = self.read_own_pending()
             if entries:
@@ -206,11 +215,11 @@ class StreamConsumer:
 
     # --- writing -------------------------------------------------------------------------
 
-    def store(self, entries) -> int:
+    def store(self, entries: list[Entry]) -> int:
         """Write the entries' events in one transaction; returns rows inserted. Malformed
         entries, or entries the database refuses on their own (their organisation was
         deleted), go to the dead-letter stream instead of blocking the group forever."""
-        dead = []
+        dead: list[Dead] = []
         decoded = _entries_decode(entries, dead)
         if decoded:
             decoded = _without_deleted_orgs(entries, decoded, dead)
@@ -219,10 +228,11 @@ class StreamConsumer:
         inserted = self._write_or_isolate(entries, decoded, dead)
         for entry_id, fields, reason in dead:
             logger.error("ingest entry %s moved to %s (%s)", entry_id, self.dead_stream, reason)
-            self.client.xadd(self.dead_stream, {**fields, b"error": reason.encode()[:1000]})
+            record: dict[Any, Any] = {**fields, b"error": reason.encode()[:1000]}
+            self.client.xadd(self.dead_stream, record)
         return inserted
 
-    def _write_or_isolate(self, entries, decoded, dead) -> int:
+    def _write_or_isolate(self, entries: list[Entry], decoded: list[Decoded], dead: list[Dead]) -> int:
         """All entries in one write; when the database refuses that, each entry on its own,
         so only the refused ones are dead-lettered. A database that is down raises."""
         try:
@@ -241,17 +251,17 @@ class StreamConsumer:
                 dead.append((item[0], dict(entries)[item[0]], f"refused: {exc}"))
         return inserted
 
-    def _write(self, decoded) -> int:
+    def _write(self, decoded: list[Decoded]) -> int:
         if not decoded:
             return 0
         today = datetime.now(UTC).date()
-        by_org = {}
+        by_org: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for _entry_id, org_id, events, users in decoded:
             bucket = by_org.setdefault(org_id, ([], []))
             bucket[0].extend(events)
             bucket[1].extend(users)
-        rows = []
-        dirty = {}
+        rows: list[dict[str, Any]] = []
+        dirty: dict[int, set[date]] = {}
         # End users before (and outside) the events transaction, as the endpoints do.
         for org_id, (events, users) in by_org.items():
             user_ids = storage.end_users_upsert(Organization(pk=org_id), users) if users else {}
@@ -270,14 +280,14 @@ class StreamConsumer:
         self.events_seen += len(rows)
         return inserted
 
-    def ack(self, entries):
+    def ack(self, entries: list[Entry]) -> None:
         ids = [entry_id for entry_id, _fields in entries]
         pipe = self.client.pipeline(transaction=True)
         pipe.xack(self.stream, self.group, *ids)
         pipe.xdel(self.stream, *ids)
         pipe.execute()
 
-    def run_once(self, block_ms=None) -> int:
+    def run_once(self, block_ms: int | None = None) -> int:
         """One cycle; returns the number of entries handled (0 = nothing to do)."""
         entries = self.next_entries(block_ms)
         if not entries:

@@ -1,15 +1,18 @@
 """Login brute force: failures are limited per account and per client address on every login
 path (the API, the pages' form, the Django admin), X-Forwarded-For counts only behind a
 trusted proxy, the right password is refused while throttled and accepted once the window
-has passed, and an attacker elsewhere cannot lock an owner out of their usual address."""
+has passed, and an attacker elsewhere cannot lock an owner out of their usual address.
 
-import time
+The throttles' clock is pinned (`clock`): on the wall clock a test whose attempts straddle a
+window boundary sees its count slide away, and one that waits for a window sleeps."""
 
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
 from conftest import PASSWORD
+from core import rate_limit
+from tenants import login_throttle
 from tenants.models import User
 
 pytestmark = pytest.mark.django_db
@@ -17,6 +20,32 @@ pytestmark = pytest.mark.django_db
 LOGIN = "/api/v1/auth/login"
 PAGE_LOGIN = "/login/"
 ADMIN_LOGIN = "/admin/login/"
+
+
+class FrozenClock:
+    """Stands in for the `time` module where the throttles read the time (`time.time()` in
+    tenants.login_throttle and core.rate_limit); moves only when a test advances it."""
+
+    # A quarter of a second past a boundary of every window used here (1 s, 1, 5 and 15
+    # minutes), as any real instant lies somewhere inside its windows.
+    START = 1_800_000_000.25
+
+    def __init__(self):
+        self.now = self.START
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    frozen = FrozenClock()
+    monkeypatch.setattr(login_throttle, "time", frozen)
+    monkeypatch.setattr(rate_limit, "time", frozen)
+    return frozen
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +118,7 @@ def test_the_account_limit_holds_across_addresses(analyst_user):
     assert_throttled(api_login(f"  {analyst_user.email.upper()} ", PASSWORD, peer="198.51.100.52"))
 
 
-def test_the_right_password_is_accepted_once_the_window_has_passed(settings, analyst_user):
+def test_the_right_password_is_accepted_once_the_window_has_passed(settings, clock, analyst_user):
     settings.LOGIN_ACCOUNT_WINDOW_SECONDS = 1
     for _ in range(3):
         assert api_login(analyst_user.email, "wrong").status_code == 401
@@ -97,7 +126,7 @@ def test_the_right_password_is_accepted_once_the_window_has_passed(settings, ana
     assert_throttled(throttled)
     retry_after = int(throttled["Retry-After"])
     assert retry_after <= 2
-    time.sleep(retry_after)
+    clock.advance(retry_after)
     response = api_login(analyst_user.email, PASSWORD)
     assert response.status_code == 200, response.content
 

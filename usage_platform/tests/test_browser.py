@@ -1,17 +1,17 @@
 """The pages in a real browser (Playwright driving Debian's Chromium against the live test
 server): sign-in, the dashboard's figures against the API, filters that re-render through
 htmx without a page load, search-as-you-type, logout + back, access rules, and the
-1366×768 screenshots under docs/screenshots/. `browser_page` fails a test on any console
-error, page error, failed request or 5xx answer."""
+1366×768 screenshots (var/screenshots/, or docs/screenshots/ with UPDATE_SCREENSHOTS=1).
+`browser_page` fails a test on any console error, page error, failed request or 5xx answer."""
 
 import re
 from datetime import timedelta
 
 import pytest
 
-from analytics.params import today
 from analytics.tests.pages_data import usage_make
 from conftest import browser_login, client_for, screenshot, wait_until
+from core.days import today
 from telemetry.models import Feature
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

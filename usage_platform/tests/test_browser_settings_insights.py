@@ -1,7 +1,7 @@
 """Settings and Insights pages in a real Chromium (Playwright) against the live test server.
 
 `browser_page` fails a test on any console error, failed request or 5xx. Screenshots at
-1366×768 go to docs/screenshots/ for the README.
+1366×768 go to var/screenshots/ (docs/screenshots/ for the README with UPDATE_SCREENSHOTS=1).
 """
 
 import subprocess
@@ -11,8 +11,16 @@ import pytest
 
 from conftest import PASSWORD, browser_login, make_member, screenshot, wait_until
 from insights import services as insight_services
+from insights import webhooks as insight_webhooks
 from insights.models import Anomaly, WebhookDelivery
-from insights.tests.helpers import features_make, rollups_make, yesterday
+from insights.tests.helpers import (
+    end_users_make,
+    events_make,
+    features_make,
+    rollups_make,
+    same_weekdays_before,
+    yesterday,
+)
 from telemetry.models import UsageEvent
 from tenants import services as tenant_services
 from tenants.models import Role, User
@@ -22,16 +30,22 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def usage(org):
-    """Ten weeks of rollups for six features with a spike and a drop, anomalies detected."""
+    """Ten weeks of rollups for six features with a spike and a drop, and the raw events
+    that explain them (the spike is an export burst, the drop is iOS going quiet),
+    anomalies detected."""
     features = features_make(org, 6)
     names = ["Search", "Checkout", "Reports", "Exports", "Dashboards", "Alerts"]
     for feature, name in zip(features, names, strict=True):
         feature.name = name
         feature.save(update_fields=["name"])
     end = yesterday()
-    rollups_make(
-        org, features, end=end, days=70, spikes={(0, end - timedelta(days=1)): 4.0, (3, end - timedelta(days=3)): 0.2}
-    )
+    spike_day, drop_day = end - timedelta(days=1), end - timedelta(days=3)
+    rollups_make(org, features, end=end, days=70, spikes={(0, spike_day): 4.0, (3, drop_day): 0.2})
+    people = end_users_make(org)
+    events_make(org, features[0], people, days=[spike_day, *same_weekdays_before(spike_day)], per_day=30)
+    events_make(org, features[0], people, days=[spike_day], per_day=90, event_type="export")
+    events_make(org, features[3], people, days=[drop_day, *same_weekdays_before(drop_day)], per_day=8)
+    events_make(org, features[3], people, days=same_weekdays_before(drop_day), per_day=32, metadata={"platform": "ios"})
     insight_services.anomalies_detect(org)
     return features
 
@@ -50,6 +64,9 @@ def test_acknowledging_an_anomaly_persists(browser_page, live_server, admin_user
     page.wait_for_load_state("networkidle")
     assert page.locator("[data-testid=insight-source]").inner_text() == "Heuristic"
     wait_until(page, "() => document.querySelectorAll('canvas[data-chart]').length >= 3")
+    why = page.locator("[data-testid=anomaly-why]").all_inner_texts()
+    assert why[0].startswith("Mostly event type export") and "Mostly event platform = ios" in why[2]
+    assert page.locator("[data-testid=unusual-feature]").count() >= 1
     screenshot(page, "insights")
 
     row = page.locator(f"#anomaly-{anomaly.pk}")
@@ -207,7 +224,7 @@ def test_settings_organisation_and_webhooks(browser_page, live_server, admin_use
     secret = page.locator("[data-testid=new-webhook-secret]")
     secret.wait_for()
     assert secret.inner_text().startswith("whsec_")
-    webhook = insight_services.webhook_list(org).get()
+    webhook = insight_webhooks.webhook_list(org).get()
     assert sorted(webhook.events) == ["anomaly.created", "export.daily"]
     WebhookDelivery.objects.create(
         webhook=webhook, event="anomaly.created", status_code=200, delivered_at=webhook.created_at
@@ -227,7 +244,7 @@ def test_settings_organisation_and_webhooks(browser_page, live_server, admin_use
     assert webhook.active is False
     page.click("[data-testid=webhook] button:has-text('Delete')")
     page.wait_for_selector("text=No webhooks yet")
-    assert not insight_services.webhook_list(org).exists()
+    assert not insight_webhooks.webhook_list(org).exists()
 
 
 def test_analyst_gets_403_page_on_settings(page, live_server, org):

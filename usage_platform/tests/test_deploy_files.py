@@ -1,7 +1,7 @@
 """The image and compose files, checked as far as they can be without a Docker engine (CI
-has none; `.ci/run` also runs `docker compose config -q` where Compose is installed):
-what goes into the build context, what the Dockerfile copies, what each stage installs,
-and the order and health checks of the compose services."""
+has none; `.ci/run` also runs `docker compose config -q`, or v1's `docker-compose`, where
+Compose is installed): what goes into the build context, what the Dockerfile copies, what
+each stage installs, and the order and health checks of the compose services."""
 
 import re
 import shlex
@@ -182,3 +182,12 @@ def test_compose_redis_persists_the_ingestion_stream():
     command = redis["command"] if isinstance(redis["command"], str) else " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
+
+
+def test_compose_env_file_is_the_form_compose_v1_reads():
+    # `.ci/run` validates with Debian's docker-compose 1.29 where Compose v2 is missing; it
+    # (and v2 before 2.24) takes `env_file` only as file names, not `path:`/`required:`.
+    services = compose()["services"]
+    for name, service in services.items():
+        if service.get("image") == services["migrate"]["image"]:
+            assert service["env_file"] == ".env", name

@@ -4,8 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from analytics import rollup
-from analytics.params import parse_date, today
+from core.days import today
 from core.exceptions import DomainError
+from core.query_params import parse_date
 from tenants.models import Organization
 
 

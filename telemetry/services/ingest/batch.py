@@ -4,40 +4,49 @@ stream. Each item that fails yields `{index, field, message}` errors and is skip
 valid ones are stored.
 """
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import date, datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
+from core.days import day_start, today
 from core.exceptions import DomainError, StorageUnavailable
+from tenants.models import Organization, User
 
 from ...models import UsageEvent
 from .. import storage, stream
 from .people import people_validate
-from .validate import EventContext, items_validate, org_ids_check
+from .validate import EventContext, ItemError, items_validate, org_ids_check
 
 _DB_DOWN = (OperationalError, InterfaceError)
+
+# An event row on its way to storage (the model's field names, plus `_`-prefixed private keys).
+Row = dict[str, Any]
+# Per row, what only validation needed: (index in the request, ref field, feature ref).
+Private = tuple[int, str, Any]
 
 
 @dataclass
 class IngestResult:
     accepted: int = 0
     duplicates: int = 0
-    errors: list = field(default_factory=list)
+    errors: list[ItemError] = field(default_factory=list)
     queued: bool = False
     # The normalised events that were valid (uuid, timestamp, …), in request order.
-    events: list = field(default_factory=list)
+    events: list[Row] = field(default_factory=list)
     # The indices of the events not stored again: repeated within the request, or (direct
     # mode) stored before. Queued events stored before are known only to the consumer.
-    duplicate_indices: list = field(default_factory=list)
+    duplicate_indices: list[int] = field(default_factory=list)
 
     @property
     def valid(self) -> int:
         return len(self.events)
 
 
-def _resolve_features(org, rows, errors, *, cached):
+def _resolve_features(org: Organization, rows: list[Row], errors: list[ItemError], *, cached: bool) -> list[Row]:
     """Attach feature ids (one query at most); rows with an unknown feature become errors.
     They keep `_ref` and `_ref_field` until they are queued or written."""
     refs = {row["_ref"] for row in rows}
@@ -46,7 +55,7 @@ def _resolve_features(org, rows, errors, *, cached):
         found = resolve(org, refs, create=org.auto_create_features)
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
-    kept = []
+    kept: list[Row] = []
     for row in rows:
         fid = found.get(row["_ref"])
         if fid is None:
@@ -57,16 +66,18 @@ def _resolve_features(org, rows, errors, *, cached):
     return kept
 
 
-def _unknown_feature(index, ref_field, ref):
+def _unknown_feature(index: int, ref_field: str, ref: object) -> ItemError:
     return {"index": index, "field": ref_field, "message": f"Unknown feature {ref!r}."}
 
 
-def _strip_private(rows):
+def _strip_private(rows: list[Row]) -> list[Private]:
     """Remove what only validation needed; returns it as `(index, ref field, ref)` per row."""
     return [(row.pop("_index"), row.pop("_ref_field"), row.pop("_ref")) for row in rows]
 
 
-def _recheck_cached_features(org, rows, private, errors):
+def _recheck_cached_features(
+    org: Organization, rows: list[Row], private: list[Private], errors: list[ItemError]
+) -> tuple[list[Row], list[Private]]:
     """Ids from the process cache, checked before a direct write (the stream consumer
     checks queued ones): an event whose feature was deleted meanwhile is resolved again, as
     direct mode would have (created anew when the organisation allows it), or refused."""
@@ -76,7 +87,8 @@ def _recheck_cached_features(org, rows, private, errors):
         fresh = storage.features_resolve(org, stale, create=org.auto_create_features) if stale else {}
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
-    kept, kept_private = [], []
+    kept: list[Row] = []
+    kept_private: list[Private] = []
     for row, where in zip(rows, private, strict=True):
         if row["feature_id"] not in existing:
             fid = fresh.get(where[2])
@@ -89,7 +101,15 @@ def _recheck_cached_features(org, rows, private, errors):
     return kept, kept_private
 
 
-def events_ingest(org, items: list, *, user=None, people=(), accounts=(), index_of=None) -> IngestResult:
+def events_ingest(
+    org: Organization,
+    items: list[Any],
+    *,
+    user: User | None = None,
+    people: Iterable[dict[str, Any]] = (),
+    accounts: Iterable[dict[str, Any]] = (),
+    index_of: list[int] | None = None,
+) -> IngestResult:
     """Validate `items` (event dicts) for `org` and store or queue the valid ones.
 
     `user` is the person sending (JWT), or None for an API key. `people` and `accounts` are
@@ -100,7 +120,8 @@ def events_ingest(org, items: list, *, user=None, people=(), accounts=(), index_
     """
     org_ids_check(org, items)
     rows, check = items_validate(EventContext(org, user), items, index_of)
-    person_users, account_rows = (), []
+    person_users: Iterable[str] = ()
+    account_rows: list[dict[str, Any]] = []
     if people or accounts:
         person_users, account_rows = people_validate(check, people, accounts)
         rejected = {error["index"] for error in check.errors}
@@ -108,7 +129,7 @@ def events_ingest(org, items: list, *, user=None, people=(), accounts=(), index_
     errors, users = check.errors, check.users
     result = IngestResult(errors=errors, duplicates=len(check.duplicates), duplicate_indices=check.duplicates)
     queueing = settings.INGEST_MODE == "queue"
-    private = []
+    private: list[Private] = []
     if rows:
         rows = _resolve_features(org, rows, errors, cached=queueing)
         private = _strip_private(rows)
@@ -132,7 +153,9 @@ def events_ingest(org, items: list, *, user=None, people=(), accounts=(), index_
     return result
 
 
-def _users_of(rows, users, person_users=()):
+def _users_of(
+    rows: list[Row], users: dict[str, dict[str, Any]], person_users: Iterable[str] = ()
+) -> dict[str, dict[str, Any]]:
     """The end users a valid event or person update names: one whose every event failed is
     not created."""
     used = {row["_user"] for row in rows}
@@ -142,7 +165,7 @@ def _users_of(rows, users, person_users=()):
     return {ext: u for ext, u in users.items() if ext in used}
 
 
-def _accounts_attach(org, users, account_rows):
+def _accounts_attach(org: Organization, users: dict[str, dict[str, Any]], account_rows: list[dict[str, Any]]) -> None:
     """Create or update the accounts the request names (group calls, `account_id`) and put
     their ids on the end users' rows, before anything is written or queued."""
     refs = {u["_account"] for u in users.values() if "_account" in u}
@@ -158,7 +181,7 @@ def _accounts_attach(org, users, account_rows):
             row["account_id"] = ids[ref]
 
 
-def _stored_before(org, rows, private) -> list:
+def _stored_before(org: Organization, rows: list[Row], private: list[Private]) -> list[int]:
     """The indices of `rows` the insert skipped because their uuid was stored before: those
     stored now carry this request's `received_at`."""
     try:
@@ -173,7 +196,7 @@ def _stored_before(org, rows, private) -> list:
     return [where[0] for row, where in zip(rows, private, strict=True) if str(row["uuid"]) in before]
 
 
-def rows_finalize(rows, user_ids):
+def rows_finalize(rows: list[Row], user_ids: dict[str, int]) -> list[Row]:
     """Replace `_user` (external id) with `end_user_id`, ready for `storage.events_insert`."""
     for row in rows:
         ext = row.pop("_user", None)
@@ -181,12 +204,12 @@ def rows_finalize(rows, user_ids):
     return rows
 
 
-def past_days(rows, today_start):
+def past_days(rows: Iterable[Row], today_start: datetime) -> set[date]:
     return {row["timestamp"].date() for row in rows if row["timestamp"] < today_start}
 
 
-def _write_direct(org, rows, users) -> int:
-    today_start = datetime.combine(datetime.now(UTC).date(), time.min, tzinfo=UTC)
+def _write_direct(org: Organization, rows: list[Row], users: dict[str, dict[str, Any]]) -> int:
+    today_start = day_start(today())
     try:
         if connection.vendor == "sqlite":
             # One writer at a time anyway: one transaction takes the write lock once.
@@ -210,7 +233,7 @@ def _write_direct(org, rows, users) -> int:
     return inserted
 
 
-def _write_events(org, rows, user_ids, today_start) -> int:
+def _write_events(org: Organization, rows: list[Row], user_ids: dict[str, int], today_start: datetime) -> int:
     rows = rows_finalize(rows, user_ids)
     days = past_days(rows, today_start)
     if not days:
@@ -222,7 +245,7 @@ def _write_events(org, rows, user_ids, today_start) -> int:
     return inserted
 
 
-def event_track(org, item, *, user=None) -> tuple[dict, int]:
+def event_track(org: Organization, item: object, *, user: User | None = None) -> tuple[Mapping[str, Any] | None, int]:
     """One event (the track endpoint) → (response body, HTTP status).
 
     Invalid → DomainError with `{field: [messages]}`. Direct mode → 201 `{id, uuid,
@@ -233,7 +256,7 @@ def event_track(org, item, *, user=None) -> tuple[dict, int]:
         raise DomainError("The body must be a JSON object (one event).", errors={"body": ["Expected an object."]})
     result = events_ingest(org, [item], user=user)
     if result.errors:
-        errors = {}
+        errors: dict[str, list[str]] = {}
         for error in result.errors:
             errors.setdefault(error["field"], []).append(error["message"])
         first = result.errors[0]

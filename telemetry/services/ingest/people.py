@@ -13,11 +13,17 @@ SDKs send them as calls of their own (PostHog `$set`/`$set_once`/`$identify` and
 Each is checked by the event pass's own field validators, and its errors name its `index`.
 """
 
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
 from .validate import EventCheck, user_touch
 from .values import text_error
 
 
-def people_validate(check: EventCheck, people, accounts) -> tuple[set, list]:
+def people_validate(
+    check: EventCheck, people: Iterable[dict[str, Any]], accounts: Iterable[dict[str, Any]]
+) -> tuple[set[str], list[dict[str, Any]]]:
     """Check `people` and `accounts`, then fold the people into `check.users`; returns (the
     external ids they touch, the valid account rows `{external_id, name, properties}`).
 
@@ -36,7 +42,7 @@ def people_validate(check: EventCheck, people, accounts) -> tuple[set, list]:
     return touched, [row for index, row in account_rows if row is not None and index not in rejected]
 
 
-def _person(check, update):
+def _person(check: EventCheck, update: dict[str, Any]) -> tuple[str, dict[str, Any], datetime] | None:
     """(external id, upsert attributes, time) of a valid person update, else None."""
     check.index = update["index"]
     errors_before = len(check.errors)
@@ -52,14 +58,14 @@ def _person(check, update):
     once = update.get("once")
     if once:
         once = check.user_attributes(once)
-    if len(check.errors) > errors_before or attrs is None:
+    if len(check.errors) > errors_before or attrs is None or external_id is None or ts is None:
         return None
     if once:
         attrs["once"] = once
     return external_id, attrs, ts
 
 
-def _account(check, update):
+def _account(check: EventCheck, update: dict[str, Any]) -> dict[str, Any] | None:
     check.index = update["index"]
     errors_before = len(check.errors)
     external_id = check.external_id("account_id", update.get("account_id"))

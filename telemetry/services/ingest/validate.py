@@ -9,12 +9,17 @@ that gained an error is skipped, the others become rows.
 
 import math
 import re
-from datetime import UTC, datetime, time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 
+from core.days import day_start
 from core.exceptions import Forbidden
+from tenants.models import Organization, User
 
+from ...models import EndUser
 from .. import storage
 from ..storage.end_users import once_merged
 from .values import (
@@ -29,30 +34,32 @@ from .values import (
 )
 
 _EMAIL_RE = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
-_GENDERS = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 _MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 # A longer "session" is a unit mistake, and sums of huge values would overflow the rollups.
 _MAX_SESSION_SECONDS = 365 * 86400
 _MAX_ID = 2**63  # a bigint: larger ids cannot exist and would fail the query, not the item
 
+# An item error as the batch endpoint answers it: {index, field, message}.
+ItemError = dict[str, Any]
+
 
 class EventContext:
     """What the pass needs about the caller and the clock, computed once per request."""
 
-    def __init__(self, org, user):
+    def __init__(self, org: Organization, user: User | None) -> None:
         self.org = org
         self.now = datetime.now(UTC)
         self.max_ts = self.now + settings.INGEST_MAX_FUTURE
-        self.today_start = datetime.combine(self.now.date(), time.min, tzinfo=UTC)
+        self.today_start = day_start(self.now.date())
         self.max_metadata = settings.INGEST_MAX_METADATA_BYTES
         # A person sending events (JWT) always sends them as themselves: their end-user
         # profile is keyed by their e-mail and linked to their account. Staff are exempt.
-        self.own_user = None
+        self.own_user: dict[str, Any] | None = None
         if user is not None and not user.is_superuser:
             self.own_user = {"external_id": user.email, "email": user.email, "member_id": user.pk}
 
 
-def org_ids_check(org, items):
+def org_ids_check(org: Organization, items: Sequence[object]) -> None:
     """Compatibility `org_id` must name the caller's organisation: anything else is an
     attempt to write into another tenant, refused for the whole request (403)."""
     own = str(org.pk)
@@ -67,7 +74,9 @@ def org_ids_check(org, items):
                 )
 
 
-def items_validate(ctx, items, index_of=None):
+def items_validate(
+    ctx: EventContext, items: Sequence[object], index_of: Sequence[int] | None = None
+) -> tuple[list[dict[str, Any]], "EventCheck"]:
     """One pass over the items → (rows, the pass's state: `users`, `errors`, `duplicates`).
 
     rows: normalised events (feature still as `_ref`, end user as `_user`, the index errors
@@ -75,7 +84,7 @@ def items_validate(ctx, items, index_of=None):
     index reported for `items[i]` (an SDK batch's message), `i` itself by default.
     """
     check = EventCheck(ctx, len(items))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         check.position = position
         check.index = position if index_of is None else index_of[position]
@@ -93,13 +102,13 @@ class EventCheck:
     field validator takes the field's value, records an error for the current `index` when
     the value is wrong, and returns the normalised value."""
 
-    def __init__(self, ctx, n):
+    def __init__(self, ctx: EventContext, n: int) -> None:
         self.position = 0  # of the item in the request's list of events
         self.index = 0  # the item's index in errors and results
-        self.errors = []
-        self.users = {}
-        self.duplicates = []  # indices of events whose uuid repeats within the request
-        self.seen_uuids = set()
+        self.errors: list[ItemError] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        self.duplicates: list[int] = []  # indices of events whose uuid repeats within the request
+        self.seen_uuids: set[str | None] = set()
         self.now = ctx.now
         self.max_ts = ctx.max_ts
         self.max_metadata = ctx.max_metadata
@@ -108,14 +117,16 @@ class EventCheck:
         self.fresh_uuids = FreshUUIDs(n)
         # An SDK's batch repeats a few timestamps (events of the same second): parse each once.
         # Only timestamps in range are kept, so one found here needs no further check.
-        self.valid_ts = {}
+        self.valid_ts: dict[str, datetime] = {}
 
-    def error(self, name, message):
+    def error(self, name: str, message: str) -> None:
         self.errors.append({"index": self.index, "field": name, "message": message})
 
-    def event_row(self, item):
+    def event_row(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """The row for one event, or None when a field is wrong or its uuid repeats."""
         errors_before = len(self.errors)
+        ref: int | str | None
+        event_uuid: str | None
         if not item.keys() <= EVENT_FIELDS:
             self.unknown_fields(item)
         value = item.get("feature_id")
@@ -162,9 +173,10 @@ class EventCheck:
                 return None
             self.seen_uuids.add(event_uuid)
         if external_id is not None:
+            # An item without errors has its end-user row and its timestamp.
             if self.own_user is not None:
-                user_row.update(self.own_user)
-            user_touch(self.users, external_id, user_row, ts)
+                user_row.update(self.own_user)  # type: ignore[union-attr]
+            user_touch(self.users, external_id, user_row, ts)  # type: ignore[arg-type]
         return {
             "uuid": event_uuid,
             "organization_id": self.org_id,
@@ -182,11 +194,11 @@ class EventCheck:
 
     # --- the event's fields -----------------------------------------------------------------
 
-    def unknown_fields(self, item):
+    def unknown_fields(self, item: dict[str, Any]) -> None:
         for name in sorted(key for key in item if key not in EVENT_FIELDS):
             self.error(name, "Unknown field; free-form data goes in metadata.")
 
-    def account_of(self, value, user_id):
+    def account_of(self, value: object, user_id: object) -> str | None:
         """The external id of the account an event or person update names (`account_id`);
         `user_id` is the end user's id as sent (an account is set on an end user)."""
         account = self.external_id("account_id", value)
@@ -195,7 +207,7 @@ class EventCheck:
             return None
         return account
 
-    def feature_id(self, value):
+    def feature_id(self, value: object) -> int | None:
         ref = None
         if isinstance(value, int) and not isinstance(value, bool):
             ref = value
@@ -207,8 +219,9 @@ class EventCheck:
             return None
         return ref
 
-    def feature(self, value):
+    def feature(self, value: object) -> str | None:
         """A feature by key or name (when no feature_id is given)."""
+        message: str | None
         if value is None:
             message = "Either feature_id or feature (key or name) is required."
         elif not isinstance(value, str) or not value.strip():
@@ -225,13 +238,13 @@ class EventCheck:
         self.error("feature", message)
         return None
 
-    def uuid(self, value):
+    def uuid(self, value: object) -> str | None:
         event_uuid = uuid_normalise(value)
         if event_uuid is None:
             self.error("uuid", "Must be a UUID string.")
         return event_uuid
 
-    def timestamp(self, value):
+    def timestamp(self, value: object) -> datetime | None:
         if value is None:
             return self.now
         # The SDK mappings pass aware UTC datetimes (skew-corrected): no parsing to do.
@@ -246,7 +259,7 @@ class EventCheck:
             self.valid_ts[value] = ts
         return ts
 
-    def event_type(self, value):
+    def event_type(self, value: object) -> Any:
         if value is None or value == "":
             return "interaction"
         if type(value) is str and len(value) <= 64 and "\x00" not in value:
@@ -255,7 +268,7 @@ class EventCheck:
             self.error("event_type", message)
         return value
 
-    def session_id(self, value):
+    def session_id(self, value: object) -> Any:
         if value is None:
             return ""
         if type(value) is str and len(value) <= 128 and "\x00" not in value:
@@ -266,7 +279,7 @@ class EventCheck:
             self.error("session_id", message)
         return value
 
-    def session_duration(self, value):
+    def session_duration(self, value: object) -> Any:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -279,7 +292,7 @@ class EventCheck:
             return float(value)
         return value
 
-    def metadata(self, value):
+    def metadata(self, value: object) -> Any:
         if value:
             dumped, message = json_object_dump(value, self.max_metadata)
             if message:
@@ -290,7 +303,7 @@ class EventCheck:
         self.error("metadata", "Must be a JSON object.")
         return value
 
-    def user_id(self, value):
+    def user_id(self, value: object) -> Any:
         """The end user's external id: the sender's own for a person (JWT), else as sent."""
         own_user = self.own_user
         if own_user is not None:
@@ -299,7 +312,7 @@ class EventCheck:
             return own_user["external_id"]
         return self.external_id("user_id", value)
 
-    def external_id(self, name, value):
+    def external_id(self, name: str, value: object) -> str | None:
         """A tenant's own id (of an end user, an account): a non-empty string or a number."""
         if value is None:
             return None
@@ -315,10 +328,10 @@ class EventCheck:
 
     # --- the end user's attributes ----------------------------------------------------------
 
-    def user_attributes(self, item, account=None):
+    def user_attributes(self, item: dict[str, Any], account: str | None = None) -> dict[str, Any] | None:
         """Optional end-user attributes sent with an event → upsert fields, or None if invalid.
         `account`: the external id of the end user's account (resolved to an id later)."""
-        row = {} if account is None else {"_account": account}
+        row: dict[str, Any] = {} if account is None else {"_account": account}
         if "email" not in item and "age" not in item and "gender" not in item and "properties" not in item:
             return row
         errors_before = len(self.errors)
@@ -333,7 +346,7 @@ class EventCheck:
                 row[name] = value
         return row if len(self.errors) == errors_before else None
 
-    def email(self, value):
+    def email(self, value: object) -> str | None:
         if value in (None, ""):
             return None
         if not isinstance(value, str) or len(value) > 254 or not _EMAIL_RE.match(value):
@@ -341,21 +354,21 @@ class EventCheck:
             return None
         return value
 
-    def age(self, value):
+    def age(self, value: object) -> Any:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 150):
             self.error("age", "Must be an integer between 0 and 150.")
             return None
         return value
 
-    def gender(self, value):
+    def gender(self, value: object) -> str | None:
         if value in (None, ""):
             return None
-        code = _GENDERS.get(value.lower()) if isinstance(value, str) else None
+        code = EndUser.gender_code(value)
         if code is None:
             self.error("gender", "Must be one of F, M, O (female, male, other).")
         return code
 
-    def properties(self, value):
+    def properties(self, value: object) -> Any:
         """Stored only when non-empty; checked like metadata."""
         if value is None:
             return None
@@ -366,7 +379,7 @@ class EventCheck:
         return value or None
 
 
-def user_touch(users, external_id, attrs, ts):
+def user_touch(users: dict[str, dict[str, Any]], external_id: str, attrs: dict[str, Any], ts: datetime) -> None:
     """Fold one event's or person update's attributes into the request's row for that end
     user: later values win, `$set_once` values (`once`) the first, the seen span widens."""
     cur = users.get(external_id)

@@ -57,14 +57,14 @@ class FreshUUIDs:
     """Version-4 UUIDs for events sent without one, from one `os.urandom` call per request
     (uuid4() makes a syscall each), built only for the items that need one."""
 
-    def __init__(self, n):
+    def __init__(self, n: int) -> None:
         self.raw = os.urandom(16 * n)
 
-    def get(self, index):
+    def get(self, index: int) -> str:
         return str(uuid_lib.UUID(bytes=self.raw[16 * index : 16 * index + 16], version=4))
 
 
-def uuid_normalise(value):
+def uuid_normalise(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     if UUID_RE.fullmatch(value):
@@ -75,7 +75,7 @@ def uuid_normalise(value):
         return None
 
 
-def _epoch_timestamp(value):
+def _epoch_timestamp(value: float) -> datetime | None:
     """Epoch seconds or milliseconds → aware UTC datetime, else None."""
     if not math.isfinite(value):
         return None
@@ -87,7 +87,7 @@ def _epoch_timestamp(value):
         return None
 
 
-def timestamp_parse(value):
+def timestamp_parse(value: object) -> datetime | None:
     """ISO 8601 string, epoch seconds/milliseconds or a datetime → aware UTC datetime, else None."""
     if isinstance(value, str):
         try:
@@ -109,7 +109,7 @@ def timestamp_parse(value):
     return ts.astimezone(UTC)
 
 
-def json_object_dump(value, limit):
+def json_object_dump(value: object, limit: int) -> tuple[str, None] | tuple[None, str]:
     """(serialised JSON, None) or (None, error message) for a metadata/properties object."""
     if value is None:
         return "{}", None
@@ -138,7 +138,7 @@ def json_object_dump(value, limit):
     return dumped.decode(), None
 
 
-def text_error(value, limit):
+def text_error(value: object, limit: int) -> str | None:
     """Why `value` is not an acceptable short text field, or None."""
     if not isinstance(value, str) or len(value) > limit:
         return f"Must be a string of at most {limit} characters."

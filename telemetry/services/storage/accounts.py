@@ -3,14 +3,22 @@
 Ingestion resolves the accounts a request names before anything is written or queued, in
 both modes (as it resolves features), so an end user's `account_id` is always a row id."""
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db import transaction
+
+from tenants.models import Organization
 
 from ...models import Account
 
+# An account as ingestion names it: `external_id`, optionally `name` and `properties`.
+AccountRow = dict[str, Any]
 
-def _merged(rows) -> dict:
+
+def _merged(rows: Iterable[AccountRow]) -> dict[str, AccountRow]:
     """One row per external id: later names win, properties merge (later keys win)."""
-    merged = {}
+    merged: dict[str, AccountRow] = {}
     for row in rows:
         ext = row["external_id"]
         cur = merged.setdefault(ext, {"external_id": ext, "name": "", "properties": {}})
@@ -21,7 +29,7 @@ def _merged(rows) -> dict:
     return merged
 
 
-def accounts_upsert(org, rows) -> dict:
+def accounts_upsert(org: Organization, rows: Iterable[AccountRow]) -> dict[str, int]:
     """Create or update accounts of `org`; returns `{external_id: id}`.
 
     Each row: `external_id`, optionally `name` and `properties` (merged into the stored ones).
@@ -56,7 +64,7 @@ def accounts_upsert(org, rows) -> dict:
     return ids
 
 
-def _changes(stored, row) -> bool:
+def _changes(stored: tuple[int, str, dict[str, Any] | None], row: AccountRow) -> bool:
     _pk, name, properties = stored
     if row["name"] and row["name"] != name:
         return True

@@ -3,8 +3,9 @@ the process cache that spares the lookup of users seen in batch after batch."""
 
 import functools
 import time
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Hashable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.local_cache import LocalCache
+from tenants.models import Organization
 
 from ...models import EndUser
 
@@ -19,11 +21,17 @@ _ENDUSER_TABLE = EndUser._meta.db_table
 # Bound the parameters of one statement (SQLite allows 32,766; PostgreSQL 65,535).
 _UPSERT_CHUNK = 1000
 
+# An end-user row as `end_users_upsert` takes it.
+UserRow = dict[str, Any]
+# (id, email, age, gender, properties, member_id, account_id, first_seen, last_seen), times as
+# epoch seconds.
+StoredUser = tuple[Any, ...]
 
-def _merge_user_rows(rows):
+
+def _merge_user_rows(rows: Iterable[UserRow]) -> dict[str, UserRow]:
     """One row per external_id (an upsert may not touch a row twice): later values win,
     first/last seen span every row."""
-    merged = {}
+    merged: dict[str, UserRow] = {}
     for row in rows:
         row = _seen_span(dict(row))
         ext = row["external_id"]
@@ -48,7 +56,7 @@ def _merge_user_rows(rows):
     return merged
 
 
-def once_merged(first: dict | None, later: dict) -> dict:
+def once_merged(first: dict[str, Any] | None, later: dict[str, Any]) -> dict[str, Any]:
     """Two `$set_once` updates of one person: the first value of each field or property wins."""
     if not first:
         return later
@@ -58,7 +66,7 @@ def once_merged(first: dict | None, later: dict) -> dict:
     return merged
 
 
-def _once_applied(row, stored):
+def _once_applied(row: UserRow, stored: StoredUser | None) -> UserRow:
     """The row with its `once` values moved into the fields neither the row nor the stored
     user has (`$set_once`: a value set before, or set in the same request, is kept)."""
     once = row.pop("once", None)
@@ -79,7 +87,7 @@ def _once_applied(row, stored):
     return row
 
 
-def _seen_span(row):
+def _seen_span(row: UserRow) -> UserRow:
     first = row.get("first_seen") or row.get("last_seen")
     last = row.get("last_seen") or row.get("first_seen")
     if first is not None:
@@ -87,7 +95,7 @@ def _seen_span(row):
     return row
 
 
-def end_users_upsert(org, rows: Iterable[dict], *, distinct: bool = False) -> dict:
+def end_users_upsert(org: Organization, rows: Iterable[UserRow], *, distinct: bool = False) -> dict[str, int]:
     """Insert or update end users of `org` in bulk; returns `{external_id: id}`.
 
     Each row: `external_id` and optionally `email`, `age`, `gender`, `properties` (merged
@@ -112,7 +120,8 @@ def end_users_upsert(org, rows: Iterable[dict], *, distinct: bool = False) -> di
     out, lookup = _end_users_cached(org, merged)
     if not lookup:
         return out
-    pending, remember = [], []
+    pending: list[UserRow] = []
+    remember: list[tuple[Hashable, tuple[int, float | None, float | None]]] = []
     with_properties = any(row.get("properties") or row.get("once") for row in lookup.values())
     known = _end_users_known(org, list(lookup), with_properties=with_properties)
     for ext, row in lookup.items():
@@ -152,12 +161,13 @@ end_user_cache = LocalCache(max_entries=200_000)
 _SEEN_ONLY = frozenset({"external_id", "first_seen", "last_seen"})
 
 
-def _end_users_cached(org, merged):
+def _end_users_cached(org: Organization, merged: dict[str, UserRow]) -> tuple[dict[str, int], dict[str, UserRow]]:
     """(ids known from the cache, the rows that need the database)."""
     if not end_user_cache:
         return {}, merged
     clock = time.monotonic()
-    out, lookup = {}, {}
+    out: dict[str, int] = {}
+    lookup: dict[str, UserRow] = {}
     for ext, row in merged.items():
         hit = end_user_cache.get((org.pk, ext), clock)
         if hit is not None and row.keys() <= _SEEN_ONLY and not _seen_changed(row, hit[1], hit[2]):
@@ -171,7 +181,7 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 _LAST_SEEN_STEP = LAST_SEEN_RESOLUTION.total_seconds()
 
 
-def _end_users_known(org, external_ids, *, with_properties):
+def _end_users_known(org: Organization, external_ids: list[str], *, with_properties: bool) -> dict[str, StoredUser]:
     """{external_id: (id, email, age, gender, properties, member_id, account_id, first_seen,
     last_seen)},
     the two times as epoch seconds (a float loads in C; a timestamptz costs a Python regex)."""
@@ -194,7 +204,7 @@ def _end_users_known(org, external_ids, *, with_properties):
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
-def _user_changed(row, stored):
+def _user_changed(row: UserRow, stored: StoredUser) -> bool:
     _id, email, age, gender, properties, member_id, account_id, first_seen, last_seen = stored
     if row.get("email") and row["email"] != email:
         return True
@@ -214,7 +224,7 @@ def _user_changed(row, stored):
     return _seen_changed(row, first_seen, last_seen)
 
 
-def _seen_changed(row, first_seen, last_seen):
+def _seen_changed(row: UserRow, first_seen: float | None, last_seen: float | None) -> bool:
     """Whether the row widens the stored span (epoch seconds) by enough to write it."""
     first, last = row.get("first_seen"), row.get("last_seen")
     if first is not None and (first_seen is None or first.timestamp() < first_seen - 0.001):
@@ -227,7 +237,7 @@ def _seen_changed(row, first_seen, last_seen):
 _MISSING = object()
 
 
-def _upsert_sql(source, merge_props):
+def _upsert_sql(source: str, merge_props: str) -> str:
     t = _ENDUSER_TABLE
     return (
         f"INSERT INTO {t} AS u (organization_id, external_id, email, age, gender, properties, member_id, "
@@ -247,8 +257,8 @@ def _upsert_sql(source, merge_props):
     )
 
 
-def _user_columns(chunk, now):
-    cols = ([], [], [], [], [], [], [], [], [])
+def _user_columns(chunk: list[UserRow], now: datetime) -> tuple[list[Any], ...]:
+    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
     ext, email, age, gender, props, member, account, first, last = cols
     for row in chunk:
         ext.append(str(row["external_id"]))
@@ -275,7 +285,7 @@ _PG_UPSERT = _upsert_sql(
 )
 
 
-def _end_users_upsert_postgres(org, chunk, now):
+def _end_users_upsert_postgres(org: Organization, chunk: list[UserRow], now: datetime) -> list[tuple[Any, ...]]:
     doc = orjson.dumps(
         [
             {
@@ -297,10 +307,10 @@ def _end_users_upsert_postgres(org, chunk, now):
         return cursor.fetchall()
 
 
-def _end_users_upsert_sqlite(org, chunk, now):
+def _end_users_upsert_sqlite(org: Organization, chunk: list[UserRow], now: datetime) -> list[tuple[Any, ...]]:
     adapt = connection.ops.adapt_datetimefield_value
     created = adapt(now)
-    params = []
+    params: list[Any] = []
     for ext, email, age, gender, props, member, account, first, last in zip(*_user_columns(chunk, now), strict=True):
         params += [org.pk, ext, email, age, gender, props, member, account, adapt(first), adapt(last), created]
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))

@@ -5,6 +5,7 @@ import functools
 import hashlib
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -13,8 +14,12 @@ from django.utils.text import slugify
 
 from core.local_cache import LocalCache
 from core.text import hidden_character_error
+from tenants.models import Organization
 
 from ...models import Feature
+
+# A feature as an event names it: its id, or its key or name.
+FeatureRef = int | str
 
 
 @functools.lru_cache(maxsize=8192)
@@ -33,7 +38,7 @@ def feature_key_for(ref: str) -> str:
     return key
 
 
-def features_resolve(org, refs: Iterable, *, create: bool) -> dict:
+def features_resolve(org: Organization, refs: Iterable[FeatureRef], *, create: bool) -> dict[FeatureRef, int]:
     """Map feature references to feature ids within `org`: `{ref: feature_id}`.
 
     An `int` ref is a feature id; a `str` ref is a key, else a name, else (when `create`)
@@ -41,8 +46,8 @@ def features_resolve(org, refs: Iterable, *, create: bool) -> dict:
     absent from the result — including ids of another organisation's features, which are
     simply not found. One query, plus one insert and one re-read when creating.
     """
-    ids = set()
-    names = set()
+    ids: set[int] = set()
+    names: set[str] = set()
     for ref in refs:
         if isinstance(ref, int) and not isinstance(ref, bool):
             ids.add(ref)
@@ -63,7 +68,7 @@ def features_resolve(org, refs: Iterable, *, create: bool) -> dict:
         f"SELECT id, key, name FROM {Feature._meta.db_table} WHERE organization_id = %s "
         f"AND ({ids_in} OR key {str_in} OR name {str_in})"
     )
-    params = [org.pk, orjson.dumps(list(ids)).decode(), orjson.dumps(list(keys)).decode()]
+    params: list[Any] = [org.pk, orjson.dumps(list(ids)).decode(), orjson.dumps(list(keys)).decode()]
     params.append(orjson.dumps(list(names)).decode())
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -71,18 +76,20 @@ def features_resolve(org, refs: Iterable, *, create: bool) -> dict:
     return _features_match(org, ids, names, rows, create=create)
 
 
-def _features_match(org, ids, names, rows, *, create):
-    by_id = {}
-    by_key = {}
-    by_name = {}
+def _features_match(
+    org: Organization, ids: set[int], names: set[str], rows: list[tuple[Any, ...]], *, create: bool
+) -> dict[FeatureRef, int]:
+    by_id: dict[int, int] = {}
+    by_key: dict[str, int] = {}
+    by_name: dict[str, int] = {}
     for fid, key, name in rows:
         by_id[fid] = fid
         by_key[key] = fid
         # Several features may share a name; the oldest (lowest id) wins, deterministically.
         if name not in by_name or fid < by_name[name]:
             by_name[name] = fid
-    out = {ref: ref for ref in ids if ref in by_id}
-    missing = []
+    out: dict[FeatureRef, int] = {ref: ref for ref in ids if ref in by_id}
+    missing: list[str] = []
     for name in names:
         fid = by_key.get(name) or by_name.get(name) or by_key.get(feature_key_for(name))
         if fid is not None:
@@ -91,7 +98,7 @@ def _features_match(org, ids, names, rows, *, create):
             missing.append(name)
     if missing and create:
         # Concurrent requests may create the same keys: ignore conflicts, then re-read.
-        wanted = {}
+        wanted: dict[str, str] = {}
         for name in sorted(missing):
             key = feature_key_for(name)
             # "Dark Mode" and "dark-mode" in one request: the display name wins as the name.
@@ -116,10 +123,11 @@ def _features_match(org, ids, names, rows, *, create):
 feature_cache = LocalCache(max_entries=50_000)
 
 
-def features_resolve_cached(org, refs: Iterable, *, create: bool) -> dict:
+def features_resolve_cached(org: Organization, refs: Iterable[FeatureRef], *, create: bool) -> dict[FeatureRef, int]:
     """`features_resolve`, answering from the process cache what it found recently."""
     clock = time.monotonic()
-    out, missing = {}, []
+    out: dict[FeatureRef, int] = {}
+    missing: list[FeatureRef] = []
     for ref in refs:
         fid = feature_cache.get((org.pk, ref), clock)
         if fid is None:

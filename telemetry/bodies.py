@@ -1,4 +1,5 @@
-"""Request bodies as SDKs send them → a JSON value, within the ingestion body limit.
+"""Request bodies of the ingestion routes, native and SDK-compatible, as clients send them → a
+JSON value, within the ingestion body limit.
 
 - `Content-Encoding: gzip` (Rudder's default, any client that asks), on every ingestion route;
 - PostHog's `?compression=gzip-js` (posthog-js: a gzip body sent as `text/plain`);

@@ -1,0 +1,143 @@
+"""core.db_routing's rules one by one: where a read goes in and out of a scope, what a write
+and a mark change, what the settings make of DATABASE_REPLICA_URL. The views, tasks and a
+real standby are in usage_platform/tests/test_read_replica*.py."""
+
+import secrets
+
+import pytest
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+
+from core import db_routing
+from core.db_routing import MARK_KEY, NO_POSITION, PRIMARY, REPLICA, ReplicaRouter, lsn_number, replica, replica_reads
+from core.testing import settings_load
+
+router = ReplicaRouter()
+
+
+def read_alias():
+    return router.db_for_read(None)
+
+
+def test_wal_positions_compare_in_wal_order():
+    assert lsn_number("0/16B3748") == 0x16B3748
+    assert lsn_number("0/FFFFFFFF") < lsn_number("1/0") < lsn_number("1/10") < lsn_number("A/0")
+
+
+def test_migrations_only_on_the_primary_and_objects_relate_across_the_two():
+    assert router.allow_migrate(PRIMARY, "analytics") is True
+    assert router.allow_migrate(REPLICA, "analytics") is False
+    assert router.db_for_write(None) == PRIMARY
+
+
+@pytest.mark.django_db(transaction=True, databases=[PRIMARY, REPLICA])
+class TestScopes:
+    @pytest.fixture(autouse=True)
+    def _routing_on(self, settings):
+        settings.DATABASE_READ_REPLICA = True
+
+    def test_reads_go_to_the_replica_only_inside_a_bound_scope(self):
+        assert read_alias() == PRIMARY
+        with replica_reads() as scope:
+            assert read_alias() == PRIMARY  # authentication: the organisation is not known yet
+            db_routing.replica_reads_bind(org_id=1, user_id=2)
+            assert read_alias() == REPLICA
+            assert (scope.org_id, scope.user_id) == (1, 2)
+            with db_routing.primary_reads():
+                assert read_alias() == PRIMARY
+        assert read_alias() == PRIMARY
+
+    def test_routing_off_leaves_every_read_on_the_primary(self, settings):
+        settings.DATABASE_READ_REPLICA = False
+        with replica_reads(org_id=1):
+            assert read_alias() == PRIMARY
+        assert db_routing.replica_reads_run(read_alias, org_id=1) == PRIMARY
+
+    def test_a_transaction_and_a_write_bring_reads_back_to_the_primary(self):
+        from django.db import transaction
+
+        with replica_reads(org_id=1) as scope:
+            assert read_alias() == REPLICA
+            with transaction.atomic():
+                assert read_alias() == PRIMARY  # a transaction reads what it writes
+            with connections[PRIMARY].cursor() as cursor:
+                cursor.execute("SELECT 1")
+                assert not scope.wrote
+                cursor.execute("UPDATE django_content_type SET model = model WHERE id = -1")
+            assert scope.wrote and read_alias() == PRIMARY
+
+    def test_a_mark_without_a_wal_position_holds_reads_on_the_primary_until_it_expires(self):
+        cache.set(MARK_KEY.format(kind="user", id=7), NO_POSITION, 60)
+        with replica_reads(org_id=1, user_id=7):
+            assert read_alias() == PRIMARY
+        with replica_reads(org_id=1, user_id=8):  # another user of the organisation
+            assert read_alias() == REPLICA
+        cache.delete(MARK_KEY.format(kind="user", id=7))
+        with replica_reads(org_id=1, user_id=7):
+            assert read_alias() == REPLICA
+
+    def test_a_position_the_replica_is_known_to_have_replayed_needs_no_query(self, django_assert_num_queries):
+        replica.STATE.replayed = lsn_number("5/0")
+        cache.set(MARK_KEY.format(kind="org", id=3), lsn_number("4/FF"), 60)
+        with replica_reads(org_id=3):
+            with django_assert_num_queries(0, connection=connections[REPLICA]):
+                assert read_alias() == REPLICA
+        cache.set(MARK_KEY.format(kind="org", id=3), lsn_number("5/1"), 60)
+        with replica_reads(org_id=3):
+            # Asked of the replica, which here is the primary (no replay position): not replayed.
+            assert read_alias() == PRIMARY
+
+    def test_primary_pin_marks_organisations_and_users_at_the_primarys_position(self):
+        db_routing.primary_pin(org_ids=[5], user_ids=[6])
+        marks = cache.get_many([MARK_KEY.format(kind="org", id=5), MARK_KEY.format(kind="user", id=6)])
+        assert len(marks) == 2
+        if connections[PRIMARY].vendor == "postgresql":
+            assert NO_POSITION < min(marks.values()) <= max(marks.values()) <= db_routing.primary_position()
+        else:  # no WAL position to wait for: the primary until the mark expires
+            assert set(marks.values()) == {NO_POSITION}
+
+    def test_primary_pin_with_routing_off_marks_nothing(self, settings):
+        settings.DATABASE_READ_REPLICA = False
+        db_routing.primary_pin(org_ids=[9])
+        assert cache.get(MARK_KEY.format(kind="org", id=9)) is None
+
+
+def _settings_env(**extra):
+    return {"SECRET_KEY": secrets.token_urlsafe(50), "DATABASE_REPLICA_URL": "", **extra}
+
+
+def test_without_a_replica_url_the_alias_is_the_primary_and_nothing_is_routed(monkeypatch):
+    loaded = settings_load(monkeypatch, **_settings_env(DATABASE_URL="postgres://app@db.internal:5432/platform"))
+    assert loaded.DATABASE_READ_REPLICA is False
+    replica = loaded.DATABASES["replica"]
+    assert (replica["HOST"], replica["NAME"]) == ("db.internal", "platform")
+    assert replica["TEST"] == {"MIRROR": "default"}
+    assert loaded.DATABASE_ROUTERS == ["core.db_routing.ReplicaRouter"]
+
+
+def test_a_replica_url_adds_the_standby_with_a_short_connect_timeout(monkeypatch):
+    loaded = settings_load(
+        monkeypatch,
+        **_settings_env(
+            DATABASE_URL="postgres://app@db.internal:5432/platform",
+            DATABASE_REPLICA_URL="postgres://reader@standby.internal:5433/platform",
+        ),
+    )
+    assert loaded.DATABASE_READ_REPLICA is True
+    replica = loaded.DATABASES["replica"]
+    assert (replica["HOST"], replica["PORT"], replica["USER"]) == ("standby.internal", 5433, "reader")
+    assert replica["OPTIONS"]["connect_timeout"] == 2 and "jit=off" in replica["OPTIONS"]["options"]
+    assert loaded.DATABASES["default"]["OPTIONS"]["connect_timeout"] == 5
+    assert replica["TEST"] == {"MIRROR": "default"} and replica["CONN_HEALTH_CHECKS"] is True
+
+
+def test_a_replica_needs_postgresql(monkeypatch, tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="needs PostgreSQL"):
+        settings_load(
+            monkeypatch,
+            **_settings_env(
+                DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                DATABASE_REPLICA_URL="postgres://reader@standby.internal:5433/platform",
+            ),
+        )
