@@ -34,7 +34,7 @@ def posthog_key(payload) -> str | None:
         key = _text(payload.get("api_key")) or _text(payload.get("token"))
         if key:
             return key
-        events = payload.get("batch", payload.get("data", [payload]))
+        events = payload.get("batch", [payload])
     if isinstance(events, list) and events and isinstance(events[0], dict):
         first = events[0]
         properties = first.get("properties")
