@@ -19,7 +19,7 @@ from telemetry.compat import service
 from telemetry.compat.mapping import message_uuid
 from telemetry.models import Account, EndUser, UsageEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("sdk_connections_closed")]
 
 PAST = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 

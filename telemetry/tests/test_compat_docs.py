@@ -10,7 +10,7 @@ import segment.analytics as segment_analytics
 
 from telemetry.models import Account, EndUser, UsageEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("sdk_connections_closed")]
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sdks.md"
 
