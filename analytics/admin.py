@@ -3,11 +3,13 @@ recompute them with `manage.py rollup`)."""
 
 from django.contrib import admin
 
+from core.admin_read_only import ReadOnlyModelAdmin
+
 from .models import DailyFeatureUsage, DailyOrgUsage
 
 
 @admin.register(DailyFeatureUsage)
-class DailyFeatureUsageAdmin(admin.ModelAdmin):
+class DailyFeatureUsageAdmin(ReadOnlyModelAdmin):
     list_display = [
         "date",
         "organization",
@@ -29,7 +31,7 @@ class DailyFeatureUsageAdmin(admin.ModelAdmin):
 
 
 @admin.register(DailyOrgUsage)
-class DailyOrgUsageAdmin(admin.ModelAdmin):
+class DailyOrgUsageAdmin(ReadOnlyModelAdmin):
     list_display = [
         "date",
         "organization",

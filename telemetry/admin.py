@@ -5,6 +5,8 @@ UsageEvent is the big table: no full count on the change list, foreign keys as r
 
 from django.contrib import admin
 
+from core.admin_read_only import ReadOnlyModelAdmin
+
 from .models import Account, DirtyDay, EndUser, Feature, UsageEvent
 
 
@@ -19,20 +21,15 @@ class FeatureAdmin(admin.ModelAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(ReadOnlyModelAdmin):
     """Read-only: accounts come from the tenant's SDK calls (group, `account_id`), and an
-    edit here would be overwritten by the next call. Staff may still delete one (its end
-    users keep their events and lose the link)."""
+    edit here would be overwritten by the next call."""
 
     list_display = ["external_id", "name", "organization", "created_at"]
     list_filter = ["organization"]
     list_select_related = ["organization"]
     search_fields = ["external_id", "name", "organization__name"]
-    readonly_fields = ["organization", "external_id", "name", "properties", "created_at"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(EndUser)
@@ -48,7 +45,7 @@ class EndUserAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(ReadOnlyModelAdmin):
     list_display = ["uuid", "organization", "feature", "end_user", "event_type", "session_duration", "timestamp"]
     list_filter = ["event_type", "organization"]
     list_select_related = ["organization", "feature", "end_user"]

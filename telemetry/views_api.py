@@ -52,6 +52,7 @@ class _AlwaysJSON(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+@extend_schema(tags=["ingestion"])
 class IngestView(IngestAPIView):
     """Base of every ingestion endpoint, native and SDK-compatible: the ingestion throttle,
     orjson answers in JSON whatever the Accept header, and the body limit, checked on the

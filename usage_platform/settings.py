@@ -363,6 +363,7 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "degraded"],
         "AnomalyStatusEnum": "insights.models.Anomaly.Status",
         "ItemResultStatusEnum": ["accepted", "duplicate", "rejected"],
+        "AlertRuleKindEnum": "insights.models.AlertRule.Kind",
     },
     # PATCH bodies are validated whole (a member's role, an anomaly's status are required);
     # the few partial ones declare every field optional themselves.

@@ -20,6 +20,7 @@ api_v1 = [
     path("auth/", include("tenants.urls_auth")),
     # Before tenants' `org`: insights owns the webhook rows (tenants may not import insights).
     path("org/webhooks", include("insights.urls_webhooks")),
+    path("org/alert-rules", include("insights.alerts.urls_api")),
     path("org", include("tenants.urls_org")),
     path("analytics/", include("analytics.urls_api")),
     path("ai/", include("insights.urls_api")),
@@ -54,6 +55,7 @@ urlpatterns = [
     path("logout/", sign_in.LogoutView.as_view(), name="logout"),
     path("invite/<str:token>/", sign_in.invitation_accept, name="invitation-accept"),
     path("settings/webhooks/", include("insights.urls_settings")),
+    path("settings/alert-rules/", include("insights.alerts.urls_settings")),
     path("settings/", include("tenants.urls_settings")),
     path("insights/", include("insights.urls_pages")),
     path("", include("analytics.urls_pages")),

@@ -13,7 +13,7 @@ from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailyOrgUsage
 from .cache import cached
-from .common import bounds, change_pct, feature_pk, previous_period, raw_events, rounded, session_average
+from .common import bounds, change_pct, feature_pk, previous_period, raw_events, rounded_or_none, session_average
 
 
 def _distinct_users(org: Organization, start: date, end: date, feature_id: int | None = None) -> int:
@@ -26,7 +26,7 @@ def _distinct_users(org: Organization, start: date, end: date, feature_id: int |
     return EndUser.objects.filter(organization=org).filter(Exists(events)).count()
 
 
-def _kpi(value: float, previous: float) -> dict[str, Any]:
+def _kpi(value: float | None, previous: float | None) -> dict[str, Any]:
     return {"value": value, "previous": previous, "change_pct": change_pct(value, previous)}
 
 
@@ -66,7 +66,7 @@ def _summary_raw(
             ("features_tracked", "features"),
             ("sessions", "sessions"),
         )
-    } | {"avg_session_duration": _kpi(rounded(t["cur_duration"]), rounded(t["prev_duration"]))}
+    } | {"avg_session_duration": _kpi(rounded_or_none(t["cur_duration"]), rounded_or_none(t["prev_duration"]))}
 
 
 @cached

@@ -42,8 +42,9 @@ def timeseries(
     gender: str | None = None,
 ) -> dict[str, Any]:
     """`{metric, interval, start, end, points: [{date, value}]}`, one point per day or week
-    (weeks start on Monday), zero-filled. Reads rollups unless a demographic filter applies
-    or weekly distinct users are asked (neither can be summed from daily rows)."""
+    (weeks start on Monday; a first week cut by `start` is labelled `start`), zero-filled.
+    Reads rollups unless a demographic filter applies or weekly distinct users are asked
+    (neither can be summed from daily rows)."""
     feature_id = feature_pk(feature)
     buckets = _buckets(start, end, interval)
     use_raw = bool(age or gender) or (interval == "week" and metric == "active_users")
@@ -56,7 +57,10 @@ def timeseries(
     points: list[dict[str, Any]] = []
     for bucket in buckets:
         value = values.get(bucket, 0)
-        points.append({"date": bucket, "value": round(float(value), 2) if digits else int(value)})
+        # A week that starts before `start` holds only the days from `start` on: it is labelled
+        # with its first day in the range, never a day the caller did not ask for.
+        label = max(bucket, start)
+        points.append({"date": label, "value": round(float(value), 2) if digits else int(value)})
     return {"metric": metric, "interval": interval, "start": start, "end": end, "points": points}
 
 

@@ -61,8 +61,8 @@ def dashboard(request):
         "presets": common.presets(start, end),
         "preset_query": common.carry(request.GET, ("feature", "age", "gender")),
         "kpis": kpis,
-        "events_chart": common.line_spec(events["points"], "Events"),
-        "active_chart": common.line_spec(active["points"], "Active users"),
+        "events_chart": common.line_spec(events["points"], "Events", interval),
+        "active_chart": common.line_spec(active["points"], "Active users", interval),
         "top_chart": {
             "type": "hbar",
             "labels": [row["feature_name"] for row in top],

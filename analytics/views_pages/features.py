@@ -122,6 +122,7 @@ def feature_detail(request, feature_id):
                 {"label": "Events", "data": [p["events"] for p in points]},
                 {"label": "Active users", "data": [p["active_users"] for p in points]},
             ],
+            "partial_from": common.partial_from([p["date"] for p in points], interval),
         },
         "forecast_url": _forecast_url(feature.pk),
     }
