@@ -37,10 +37,10 @@ def users(request):
     query = request.GET.copy()
     query.setdefault("page_size", str(USERS_PAGE_SIZE))
     args, error = params_or_default(params.user_activity_params, query, {"page_size": USERS_PAGE_SIZE})
-    only_account = request.user if is_member else None
+    only_member = request.user if is_member else None
 
     def fetch(number):
-        result = queries.user_activity_page(org, **{**args, "page": number}, only_account=only_account)
+        result = queries.user_activity_page(org, **{**args, "page": number}, only_member=only_member)
         return result["results"], result["count"]
 
     page = page_fetched(fetch, number=args["page"], per_page=args["page_size"])
