@@ -2,20 +2,17 @@
 loads PostHog's own browser build (vendored for this test only, telemetry/tests/vendor/,
 Apache-2.0, from the npm package posthog-js 1.449.2) and points `api_host` at the live test
 server. Its gzipped text/plain batches to `/e/` and its sendBeacon on page leave land through
-the compat routes; persons and groups become end users and accounts."""
+the SDK-compatible routes (telemetry.compat); persons and groups become end users and accounts."""
 
 from pathlib import Path
 
 import pytest
 
-from telemetry.models import EndUser
+from telemetry.models import Account, EndUser
 from telemetry.tests.test_up_js_browser import NO_FAVICON, CustomerSite, events_of, wait_for
 from tenants import services as tenant_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-# posthog-js posts to the SDK-compatible routes (telemetry.compat), merged separately.
-pytest.importorskip("telemetry.compat.views", reason="the SDK-compatible routes are not in this tree")
 
 POSTHOG_JS = Path(__file__).with_name("vendor") / "posthog-js-1.449.2" / "array.no-external.js"
 # What a team pointing posthog-js at the platform sets: features that need PostHog's own
@@ -80,8 +77,6 @@ def test_posthog_js_capture_identify_group_and_page_views(watched, live_server, 
 
     person = wait_for(page, lambda: EndUser.objects.filter(organization=org, email="ada@example.com").first())
     assert person.external_id == "user-42" and person.properties.get("plan") == "pro"
-    from telemetry.models import Account
-
     account = wait_for(page, lambda: Account.objects.filter(organization=org, external_id="acme").first())
     assert account.name == "Acme Ltd"
     assert wait_for(page, lambda: EndUser.objects.get(pk=person.pk).account_id == account.pk)

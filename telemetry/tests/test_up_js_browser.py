@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import browser_login, wait_until
-from telemetry.models import EndUser, UsageEvent
+from telemetry.models import Account, EndUser, UsageEvent
 from tenants import services as tenant_services
 from tenants.models import ApiKey
 
@@ -149,10 +149,6 @@ def test_track_and_page_views_from_another_origin(watched, live_server, site, or
 
 
 def test_identify_and_group_update_the_end_user_and_its_account(watched, live_server, site, org):
-    # Person and account updates go through the ingestion pass of the SDK-compatible routes.
-    pytest.importorskip("telemetry.services.ingest.people", reason="person updates are not in this tree")
-    from telemetry.models import Account
-
     _, raw = tenant_services.api_key_create(org=org, name="site", allowed_origins=[site.origin])
     site.pages["/"] = page_html(live_server, raw, attributes="")
     page = watched
