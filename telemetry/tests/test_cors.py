@@ -218,3 +218,32 @@ def test_every_ingestion_route_answers_cors():
     assert {"api/v1/events/track", "api/v1/events/batch"} <= set(ingestion)
     unwrapped = [route for route, callback in ingestion.items() if not getattr(callback, "ingest_cors", False)]
     assert not unwrapped, f"ingestion routes without telemetry.cors.ingest_cors: {unwrapped}"
+
+
+# --- The SDK-compatible routes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/e/", "/batch/", "/i/v0/e/", "/v1/batch", "/v1/track"])
+def test_sdk_routes_answer_preflights_like_the_native_ones(browser_key, path):
+    assert preflight(path, SITE).status_code == 204
+    assert preflight(path, OTHER).status_code == 403
+
+
+def test_posthog_js_body_from_a_listed_and_an_unlisted_origin(org, browser_key):
+    _, raw = browser_key
+    body = [{"event": "export_pdf", "properties": {"token": raw, "distinct_id": "u-1"}, "uuid": str(uuid.uuid4())}]
+    refused = beacon("/e/", body, OTHER)
+    assert refused.status_code == 403 and refused["Access-Control-Allow-Origin"] == OTHER
+    assert stored(org) == 0
+    accepted = beacon("/e/", body, SITE)
+    assert accepted.status_code == 200, accepted.content
+    assert accepted["Access-Control-Allow-Origin"] == SITE
+    assert stored(org) == 1
+
+
+def test_segment_write_key_from_an_unlisted_origin_is_refused(org, browser_key):
+    _, raw = browser_key
+    body = {"writeKey": raw, "batch": [{"type": "track", "event": "search", "userId": "u-1"}]}
+    assert beacon("/v1/batch", body, OTHER).status_code == 403
+    assert beacon("/v1/batch", body, SITE).status_code == 200
+    assert stored(org) == 1
