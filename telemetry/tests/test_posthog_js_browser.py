@@ -111,3 +111,26 @@ def test_posthog_js_from_an_unlisted_origin_is_refused(watched, live_server, sit
     page.goto(f"{site.origin}/")
     wait_for(page, lambda: 403 in statuses, timeout=15)
     assert events_of(org) == []
+
+
+def test_the_snippet_in_docs_sdks_md_runs(watched, live_server, site, org):
+    """docs/sdks.md's posthog-js snippet as written (script path, host and key replaced; the
+    headless user agent opted in, which posthog-js would otherwise drop as a bot)."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sdks.md").read_text()
+    section = docs[docs.index("## posthog-js") :]
+    start = section.index("```html") + len("```html")
+    snippet = section[start : section.index("```", start)]
+    _, raw = tenant_services.api_key_create(org=org, name="site", allowed_origins=[site.origin])
+    snippet = (
+        snippet.replace("/assets/posthog.js", "/posthog.js")
+        .replace("https://usage.example.com", live_server.url)
+        .replace("upk_your_key", raw)
+        .replace("api_host:", "opt_out_useragent_filter: true, api_host:")
+    )
+    site.pages["/"] = f"<!doctype html><html><head><title>Docs</title>{NO_FAVICON}{snippet}</head><body></body></html>"
+    page = watched
+    page.goto(f"{site.origin}/")
+    exported = wait_for(page, lambda: events_of(org, feature__key="export_pdf"), timeout=15)[0]
+    assert exported.end_user.external_id == "user-42" and exported.metadata["format"] == "a4"
+    assert wait_for(page, lambda: EndUser.objects.filter(organization=org, email="ada@example.com").exists())
+    assert not page.reported, page.reported
