@@ -48,6 +48,70 @@ class DailyOrgUsage(models.Model):
         return f"{self.organization_id} {self.date}: {self.event_count}"
 
 
+class DailyUserUsage(models.Model):
+    """One end user's activity on one UTC day, rolled up from raw events by the same job as
+    the rows above, so user lists, top users, distinct active users over any range,
+    retention and the demographic filters never scan events. Age, gender and account are
+    read through `end_user` at query time (not copied here): a profile update then applies
+    to history at once, as it does for raw events, without re-rolling any day."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    end_user = models.ForeignKey(
+        "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    date = models.DateField()
+    event_count = models.PositiveIntegerField(default=0)
+    # Distinct session ids of this user on this day (events without one are not a session).
+    sessions = models.PositiveIntegerField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    timed_events = models.PositiveIntegerField(default=0)
+    features_used = models.PositiveIntegerField(default=0)
+    first_event_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "date", "end_user"], name="duu_org_date_user_uniq")
+        ]
+        indexes = [models.Index(fields=["organization", "end_user", "date"], name="duu_org_user_date_idx")]
+
+    def __str__(self):
+        return f"{self.end_user_id} {self.date}: {self.event_count}"
+
+
+class DailyUserFeatureUsage(models.Model):
+    """One end user's use of one feature on one UTC day: answers the feature-scoped
+    distinct-user figures (weekly active users of a feature, a feature filter combined with
+    a demographic one), features tracked under a filter, each user's top feature, and the
+    first step of a funnel (its first event time per user and day)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    end_user = models.ForeignKey(
+        "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    date = models.DateField()
+    event_count = models.PositiveIntegerField(default=0)
+    sessions = models.PositiveIntegerField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    timed_events = models.PositiveIntegerField(default=0)
+    first_event_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "feature", "date", "end_user"], name="dufu_org_feature_date_user_uniq"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "end_user", "date"], name="dufu_org_user_date_idx")]
+
+    def __str__(self):
+        return f"{self.end_user_id} {self.feature_id} {self.date}: {self.event_count}"
+
+
 class Segment(models.Model):
     """A named, saved filter set of an organisation (DESIGN "Accounts and segments"):
     `filters` holds query-string values ({"age": "<18", "user.plan": "pro", …}), validated

@@ -1,4 +1,5 @@
-"""Daily rollups: raw events of one UTC day → DailyFeatureUsage and DailyOrgUsage.
+"""Daily rollups: raw events of one UTC day → DailyFeatureUsage, DailyOrgUsage and the
+per-user rows (DailyUserUsage, DailyUserFeatureUsage).
 
 One `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE` per table, so the database does
 the aggregation and no event row crosses into Python; PostgreSQL and SQLite (≥ 3.24) both
@@ -26,7 +27,7 @@ from core.db_routing import primary_pin
 from telemetry.models import DirtyDay, UsageEvent
 from tenants.models import Organization
 
-from .models import DailyFeatureUsage, DailyOrgUsage
+from .models import DailyFeatureUsage, DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,49 @@ ON CONFLICT (organization_id, date) DO UPDATE SET
 """
 
 
+# Per-user rows: anonymous events (no end user) belong to no user row; they are counted by
+# the organisation and feature rows above only.
+_USER_SQL = """
+INSERT INTO analytics_dailyuserusage (
+    organization_id, end_user_id, date, event_count, sessions, total_session_duration,
+    timed_events, features_used, first_event_at, last_event_at, computed_at)
+SELECT organization_id, end_user_id, %s, COUNT(*), COUNT(DISTINCT {session_key}),
+       COALESCE(SUM(session_duration), 0), COUNT(session_duration), COUNT(DISTINCT feature_id),
+       MIN(timestamp), MAX(timestamp), %s
+FROM telemetry_usageevent
+WHERE timestamp >= %s AND timestamp < %s AND end_user_id IS NOT NULL {org_filter}
+GROUP BY organization_id, end_user_id
+ON CONFLICT (organization_id, date, end_user_id) DO UPDATE SET
+    event_count = excluded.event_count,
+    sessions = excluded.sessions,
+    total_session_duration = excluded.total_session_duration,
+    timed_events = excluded.timed_events,
+    features_used = excluded.features_used,
+    first_event_at = excluded.first_event_at,
+    last_event_at = excluded.last_event_at,
+    computed_at = excluded.computed_at
+"""
+
+_USER_FEATURE_SQL = """
+INSERT INTO analytics_dailyuserfeatureusage (
+    organization_id, feature_id, end_user_id, date, event_count, sessions,
+    total_session_duration, timed_events, first_event_at, last_event_at, computed_at)
+SELECT organization_id, feature_id, end_user_id, %s, COUNT(*), COUNT(DISTINCT {session_key}),
+       COALESCE(SUM(session_duration), 0), COUNT(session_duration), MIN(timestamp), MAX(timestamp), %s
+FROM telemetry_usageevent
+WHERE timestamp >= %s AND timestamp < %s AND end_user_id IS NOT NULL {org_filter}
+GROUP BY organization_id, feature_id, end_user_id
+ON CONFLICT (organization_id, feature_id, date, end_user_id) DO UPDATE SET
+    event_count = excluded.event_count,
+    sessions = excluded.sessions,
+    total_session_duration = excluded.total_session_duration,
+    timed_events = excluded.timed_events,
+    first_event_at = excluded.first_event_at,
+    last_event_at = excluded.last_event_at,
+    computed_at = excluded.computed_at
+"""
+
+
 def _session_key_sql() -> str:
     """What COUNT(DISTINCT …) counts for sessions. On PostgreSQL a 64-bit hash of the id:
     distinct-counting sorts, and sorting bigints costs half of sorting collated text (a
@@ -110,7 +154,8 @@ def _bump_generation(org_ids: Iterable[int]) -> None:
 
 def rollup_day(day: date, org: OrgRef = None) -> int:
     """Recompute `day` (a UTC day) for one organisation (an Organization or its id) or all.
-    Returns the number of rollup rows written (feature rows + organisation rows)."""
+    Returns the number of feature and organisation rows written (the per-user rows are
+    written too but not counted)."""
     org_id = _org_id(org)
     start = day_start(day)
     end = day_start(day + timedelta(days=1))
@@ -141,11 +186,17 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         written = cursor.rowcount
         cursor.execute(_ORG_SQL.format(org_filter=org_filter, session_key=session_key), stamps + window + org_params)
         written += cursor.rowcount
+        # The per-user tables have no created_at (one stamp fewer); their rows are not part
+        # of the count returned, which stays the number of dashboard rows (the API's figure).
+        for sql in (_USER_SQL, _USER_FEATURE_SQL):
+            cursor.execute(sql.format(org_filter=org_filter, session_key=session_key), stamps[:2] + window + org_params)
         stale: dict[str, object] = {"date": day, "computed_at__lt": now}
         if org_id is not None:
             stale["organization_id"] = org_id
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()
+        DailyUserUsage.objects.filter(**stale).delete()
+        DailyUserFeatureUsage.objects.filter(**stale).delete()
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     org_ids = [org_id] if org_id is not None else _org_ids_for(day)

@@ -1,7 +1,7 @@
 """/api/v1/org/segments: the organisation's saved segments. Beside tenants' `org` routes in
 the API, but the rows are analytics' (tenants may not import them)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views_segments as v
 
@@ -10,5 +10,5 @@ app_name = "segments"
 urlpatterns = [
     # The prefix has no slash because `/api/v1/org/segments` itself is a route.
     path("", v.SegmentListView.as_view(), name="list"),
-    path("/<int:segment_id>", v.SegmentDetailView.as_view(), name="detail"),
+    path("/", include([path("<int:segment_id>", v.SegmentDetailView.as_view(), name="detail")])),
 ]
