@@ -13,11 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.lookups import Exact
-
-from core.query_params import Query, fail, parse_id, query_text
+from core.query_params import Query, fail, filters_supported, parse_id, query_text
 from telemetry.models import EndUser
 from telemetry.queries import feature_find
 
@@ -77,22 +73,23 @@ def _segment_filters(org: Organization, raw: str) -> dict[str, str]:
 
 
 def filter_values(org: Organization, query: Query) -> dict[str, str]:
-    """The raw filter values of `query` with `segment` expanded (explicit values win)."""
-    given: dict[str, str] = {}
+    """The raw filter values of `query` with `segment` expanded (typed values win; a typed
+    `feature` or `feature_id` replaces the segment's feature)."""
     if query is None:
-        return given
-    raw_segment = query_text(query, "segment")
-    if raw_segment:
-        given.update(_segment_filters(org, raw_segment))
+        return {}
+    typed: dict[str, str] = {}
     for name in query.keys():
         if name in ("feature", "feature_id", "age", "gender", "account") or name.startswith(USER_PREFIX):
             value = query_text(query, name)
             if value is not None:
-                if name in ("feature", "feature_id"):
-                    given.pop("feature", None)
-                    given.pop("feature_id", None)
-                given[name] = value
-    return given
+                typed[name] = value
+    raw_segment = query_text(query, "segment")
+    if not raw_segment:
+        return typed
+    saved = _segment_filters(org, raw_segment)
+    if "feature" in typed or "feature_id" in typed:
+        saved = {k: v for k, v in saved.items() if k not in ("feature", "feature_id")}
+    return saved | typed
 
 
 def filters_validate(org: Organization, values: Mapping[str, str]) -> dict[str, Any]:
@@ -132,10 +129,13 @@ def filter_cache_key(filters: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.pk if k == "feature" and hasattr(v, "pk") else v) for k, v in filters.items() if v}
 
 
-def user_property_condition(properties: Mapping[str, str], prefix: str = "end_user__") -> Q:
-    """Rows whose end user's profile property equals each value (compared as text, so
-    `user.plan=pro` and `user.seats=5` match what identify stored)."""
-    condition = Q()
-    for name, value in properties.items():
-        condition &= Q(Exact(KeyTextTransform(name, f"{prefix}properties"), value))
-    return condition
+ALL_FILTERS = ("start", "end", "feature", "feature_id", "age", "gender", "account", "segment")
+
+
+def filters_refuse(query: Query, refused: tuple[str, ...] = ()) -> None:
+    """Refuse, naming it, each filter in `refused` (one this endpoint cannot apply) and any
+    `event.<property>` filter (event properties are a breakdown, never a filter)."""
+    if query is None:
+        return
+    supported = tuple(n for n in query.keys() if n.startswith(USER_PREFIX))
+    filters_supported(query, tuple(n for n in ALL_FILTERS if n not in refused) + supported)

@@ -2,49 +2,86 @@
 rollups alike. Both carry `end_user` (the person filters go through it, so a profile update
 applies to history at once) and, where a row belongs to one feature, `feature`.
 
-A filter added here (an account, a user property) applies to every query built on it."""
+Person filters: `age` (band), `gender` (code) and `user_properties` ({name: value}, compared
+as text with the end user's profile properties). A filter added here applies to every query
+built on it; the raw-SQL reads (retention, funnel) take the same condition as a subquery of
+end-user ids (`people_sql`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db.models import Model, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
+
+from telemetry.models import EndUser
 
 from .common import feature_pk
 
+if TYPE_CHECKING:
+    from tenants.models import Organization
+
 _M = TypeVar("_M", bound=Model)
 
-AGE_BAND_FILTERS = {
-    "<18": Q(end_user__age__lt=18),
-    "18-40": Q(end_user__age__gte=18, end_user__age__lte=40),
-    ">40": Q(end_user__age__gt=40),
+AGE_BANDS = {
+    "<18": {"age__lt": 18},
+    "18-40": {"age__gte": 18, "age__lte": 40},
+    ">40": {"age__gt": 40},
 }
+PERSON_FILTERS = ("age", "gender", "user_properties")
 
 
-def person_filter(*, age: str | None = None, gender: str | None = None) -> Q:
-    """The condition on a row's end user for the person filters given (empty: everyone,
-    anonymous events included)."""
+def person_filter(
+    *,
+    age: str | None = None,
+    gender: str | None = None,
+    user_properties: Mapping[str, str] | None = None,
+    prefix: str = "end_user__",
+) -> Q:
+    """The condition on a row's end user (`prefix` leads from the row to it; "" for EndUser
+    rows themselves) for the person filters given (empty: everyone, anonymous events
+    included)."""
     condition = Q()
     if age:
-        condition &= AGE_BAND_FILTERS[age]
+        condition &= Q(**{f"{prefix}{lookup}": value for lookup, value in AGE_BANDS[age].items()})
     if gender:
-        condition &= Q(end_user__gender=gender)
+        condition &= Q(**{f"{prefix}gender": gender})
+    for name, value in (user_properties or {}).items():
+        condition &= Q(Exact(KeyTextTransform(name, f"{prefix}properties"), value))
     return condition
+
+
+def person_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """The person filters among `filters` (the given ones)."""
+    return {k: filters[k] for k in PERSON_FILTERS if filters.get(k)}
 
 
 def has_person_filter(filters: Mapping[str, Any]) -> bool:
     """Whether `filters` narrows by who the end user is (then rows without a person, the
     anonymous events, drop out and the per-user rollups answer)."""
-    return bool(filters.get("age") or filters.get("gender"))
+    return bool(person_filters(filters))
 
 
 def filters_apply(qs: QuerySet[_M], filters: Mapping[str, Any]) -> QuerySet[_M]:
     """`qs` narrowed by `filters`: `feature` (a Feature or its id; only for rows of one
-    feature), `age` (band) and `gender`. Unknown or empty keys are ignored here: the
-    request parsers refuse what no query can apply."""
+    feature) and the person filters. Unknown or empty keys are ignored here: the request
+    parsers (`analytics.filters`) refuse what no query can apply."""
     feature_id = feature_pk(filters.get("feature"))
     if feature_id is not None:
         qs = qs.filter(feature_id=feature_id)
-    condition = person_filter(age=filters.get("age"), gender=filters.get("gender"))
+    condition = person_filter(**person_filters(filters))
     return qs.filter(condition) if condition else qs
+
+
+def people_sql(org: Organization, filters: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+    """`SELECT id FROM telemetry_enduser WHERE …` for the end users of `org` the person
+    filters keep, with its parameters, for raw SQL (`col IN (…)`); None without a person
+    filter."""
+    people = person_filters(filters)
+    if not people:
+        return None
+    qs = EndUser.objects.filter(person_filter(**people, prefix=""), organization=org).values("id")
+    sql, params = qs.query.sql_with_params()
+    return sql, list(params)

@@ -42,14 +42,15 @@ def timeseries(
     feature: Feature | int | None = None,
     age: str | None = None,
     gender: str | None = None,
+    user_properties: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """`{metric, interval, start, end, points: [{date, value}]}`, one point per day or week
     (weeks start on Monday), zero-filled. Reads the organisation or feature rollups, or the
     per-user rollups under a person filter and for weekly distinct users (neither can be
-    summed from daily rows)."""
+    summed from daily rows). `user_properties` ({name: value}) is a person filter too."""
     feature_id = feature_pk(feature)
     buckets = _buckets(start, end, interval)
-    filters = {"feature": feature_id, "age": age, "gender": gender}
+    filters = {"feature": feature_id, "age": age, "gender": gender, "user_properties": user_properties}
     per_user = has_person_filter(filters) or (interval == "week" and metric == "active_users")
     values = (
         _series_users(org, metric, interval, start, end, filters)

@@ -18,6 +18,8 @@ from ..models import DailyUserFeatureUsage, DailyUserUsage
 from ..params import today
 from .cache import cached
 from .common import rounded
+from .filters import filters_apply
+from .summary import user_rows
 
 TIMELINE_LIMIT = 200
 # Events of one end user without a session id belong to the same visit while they are
@@ -101,20 +103,27 @@ def user_activity_page(
     page: int = 1,
     page_size: int | None = 50,
     only_account: User | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Per end user active in the last `days` UTC days (today included), from the per-user
     rollups: events, avg session, first/last seen, top feature. `search` matches the
     external id or e-mail; `only_account` (a User) limits the rows to the end users linked
     to that account (a member sees only themself). `page_size=None` returns every row (CSV
-    export). Returns `{count, page, page_size, results}`."""
-    first = today() - timedelta(days=days - 1)
+    export). `start`..`end` replaces the last `days` when given; `filters` (a feature, the
+    person filters) narrow the rows, a feature filter counting that feature's events only.
+    Returns `{count, page, page_size, results}`."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    first = start or today() - timedelta(days=days - 1)
+    period = Q(date__gte=first) & (Q(date__lte=end) if end else Q())
     people = Q()
     if only_account is not None:
         people &= Q(end_user__account=only_account)
     if search:
         people &= Q(end_user__external_id__icontains=search) | Q(end_user__email__icontains=search)
-    days_rows = DailyUserUsage.objects.filter(people, organization=org, date__gte=first)
-    feature_rows = DailyUserFeatureUsage.objects.filter(organization=org, date__gte=first)
+    days_rows = user_rows(org, filters).filter(people, period)
+    feature_rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(period)
     descending = sort.startswith("-")
     field = _USER_SORT_FIELDS[sort.lstrip("-")]
     order = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
@@ -133,11 +142,14 @@ def user_activity_page(
 
 
 @cached
-def top_users(org: Organization, *, limit: int = 10, start: date, end: date) -> list[dict[str, Any]]:
+def top_users(
+    org: Organization, *, limit: int = 10, start: date, end: date, filters: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The `limit` end users with most events in start..end (same row shape as user
     activity), from the per-user rollups: rows grouped by user id alone, and only the
-    winners joined to their profile."""
-    days_rows = DailyUserUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
+    winners joined to their profile. `filters` narrow the rows (a feature: its events)."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    days_rows = user_rows(org, filters).filter(date__gte=start, date__lte=end)
     rows = list(
         days_rows.values("end_user_id")
         .annotate(
@@ -162,8 +174,8 @@ def top_users(org: Organization, *, limit: int = 10, start: date, end: date) -> 
         r["end_user__email"] = profile["email"]
         r["end_user__first_seen"] = profile["first_seen"]
         r["avg_session_duration"] = r["duration"] / r["timed"] if r["timed"] else 0
-    feature_rows = DailyUserFeatureUsage.objects.filter(
-        organization=org, date__gte=start, date__lte=end, end_user_id__in=ids
+    feature_rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
+        date__gte=start, date__lte=end, end_user_id__in=ids
     )
     return _shape_user_rows(rows, _top_features(feature_rows))
 
