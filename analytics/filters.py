@@ -30,7 +30,7 @@ MAX_PROPERTY_FILTERS = 10
 MAX_PROPERTY_VALUE = 200
 # Accounts arrive with the compatible-ingestion work (EndUser.account as the tenant's
 # customer company); until then the filter is refused rather than ignored.
-ACCOUNT_UNAVAILABLE = "Accounts are not available yet; this filter cannot be applied."
+ACCOUNT_UNAVAILABLE = "This filter is not supported until accounts exist."
 
 
 def property_name(param: str) -> str:

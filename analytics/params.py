@@ -185,7 +185,7 @@ def funnel_params(org: Organization, query: Query) -> dict[str, Any]:
     start, end = date_range(query)
     filters = filter_set_parse(org, query)
     if "feature" in filters:
-        fail("feature", "A funnel's steps name its features; this filter cannot be applied here.")
+        fail("feature", "This filter is not supported here: a funnel's steps name its features.")
     return {
         "steps": steps,
         "window_days": parse_int(query, "window_days", default=7, minimum=1, maximum=90),

@@ -80,13 +80,19 @@ def feature_usage(
 
 
 @cached
-def feature_sparklines(org: Organization, start: date, end: date) -> dict[int, list[int]]:
-    """{feature_id: [daily events, zero-filled, start..end]} for features with events."""
+def feature_sparklines(
+    org: Organization, start: date, end: date, filters: dict[str, Any] | None = None
+) -> dict[int, list[int]]:
+    """{feature_id: [daily events, zero-filled, start..end]} for features with events,
+    narrowed by `filters` as `feature_usage` is."""
     days = days_between(start, end)
     index = {day: i for i, day in enumerate(days)}
     lines: dict[int, list[int]] = {}
-    rows = DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end).values_list(
-        "feature_id", "date", "event_count"
+    rows = (
+        _feature_rows(org, start, end, {k: v for k, v in (filters or {}).items() if v})
+        .values("feature_id", "date")
+        .annotate(events=Sum("event_count"))
+        .values_list("feature_id", "date", "events")
     )
     for feature_id, day, count in rows:
         lines.setdefault(feature_id, [0] * len(days))[index[day]] = count

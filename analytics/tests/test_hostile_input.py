@@ -166,7 +166,10 @@ def pages(org, analyst_user, member_user):
         f"/?feature={NUL}",
         "/?account=acme",
         f"/features/?end={FAR_PAST}",
-        "/features/?feature=search",
+        "/features/{feature}/?feature=search",
+        "/?segment=12345",
+        "/users/?user.=x",
+        "/retention/?event.plan=pro",
         f"/features/{{feature}}/?start={FAR_PAST}",
         f"/users/?page={BIG}",
         f"/users/?search={NUL}",
@@ -188,7 +191,7 @@ def test_hostile_page_queries_are_400_pages(pages, org, url, htmx):
     content = response.content.decode()
     assert "Traceback" not in content
     assert any(
-        message in content for message in ("Enter a date", "Must", "Unknown feature", "not supported", "valid integer")
+        message in content for message in ("Enter a date", "Must", "Unknown feature", "not supported", "valid integer", "Unknown segment", "property")
     )
 
 

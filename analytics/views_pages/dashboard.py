@@ -10,6 +10,7 @@ from core.pages import org_page, params_or_default
 from tenants.models import Role
 
 from .. import params, queries
+from ..filters import filter_cache_key
 from . import common
 
 KPIS = (
@@ -31,11 +32,11 @@ def dashboard(request):
     org = request.org
     args, error = params_or_default(functools.partial(params.timeseries_params, org), request.GET)
     start, end = args["start"], args["end"]
-    filters = {"feature": args["feature"], "age": args["age"], "gender": args["gender"]}
+    filters = {k: args[k] for k in ("feature", "age", "gender", "user_properties")}
     interval = common.interval_for(start, end)
 
     # The API's summary filters: only the given ones (ids, so the query cache keys are stable).
-    given = {k: (v.pk if k == "feature" else v) for k, v in filters.items() if v}
+    given = filter_cache_key(filters)
     summary = queries.usage_summary(org, start, end, filters=given)
     kpis = []
     for key, label, unit in KPIS:
@@ -46,9 +47,11 @@ def dashboard(request):
     series = {"interval": interval, "start": start, "end": end, **given}
     events = queries.timeseries(org, metric="events", **series)
     active = queries.timeseries(org, metric="active_users", **series)
-    usage = queries.feature_usage(org, start=start, end=end)
+    # The Top features chart answers the same filters as the KPIs above it.
+    usage = queries.feature_usage(org, start=start, end=end, filters=given)
     top = [row for row in usage if row["events"]][:TOP_FEATURES]
     any_filter = any(filters.values())
+    bar = common.filter_bar(org, request.GET, given)
 
     context = {
         "active_nav": "dashboard",
@@ -59,7 +62,7 @@ def dashboard(request):
         "interval": interval,
         "period_days": (end - start).days + 1,
         "presets": common.presets(start, end),
-        "preset_query": common.carry(request.GET, ("feature", "age", "gender")),
+        "preset_query": bar["filter_query"],
         "kpis": kpis,
         "events_chart": common.line_spec(events["points"], "Events"),
         "active_chart": common.line_spec(active["points"], "Active users"),
@@ -73,8 +76,7 @@ def dashboard(request):
         "has_range_data": summary["total_events"]["value"] > 0,
         "any_filter": any_filter,
         "features": common.feature_choices(usage, filters["feature"]),
-        "age_bands": params.AGE_BANDS,
-        "genders": (("F", "Female"), ("M", "Male"), ("O", "Other")),
+        **bar,
         **common.first_event_context(request),
     }
     return common.render_filtered(
