@@ -17,6 +17,8 @@ from core.query_params import Query, fail, filters_supported, parse_id, query_te
 from telemetry.models import EndUser
 from telemetry.queries import feature_find
 
+from .models import Segment
+
 if TYPE_CHECKING:
     from tenants.models import Organization
 
@@ -61,10 +63,13 @@ def _feature(org: Organization, raw: str, field: str) -> Any:
     return feature
 
 
+def segment_filters_of(org: Organization, segment_id: int) -> dict[str, str] | None:
+    """The saved filters of segment `segment_id` of `org`, or None when there is none."""
+    return Segment.objects.filter(organization=org, pk=segment_id).values_list("filters", flat=True).first()
+
+
 def _segment_filters(org: Organization, raw: str) -> dict[str, str]:
     """The saved filters of segment `raw` of `org` as query-string values."""
-    from .segments import segment_filters_of  # segments reuse this module's validation
-
     pk = parse_id(raw)
     saved = segment_filters_of(org, pk) if pk is not None else None
     if saved is None:

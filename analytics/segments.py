@@ -70,11 +70,6 @@ def segment_get(org: Organization, segment_id: object) -> Segment:
     return segment
 
 
-def segment_filters_of(org: Organization, segment_id: int) -> dict[str, str] | None:
-    """The saved filters of segment `segment_id` of `org`, or None when there is none."""
-    return Segment.objects.filter(organization=org, pk=segment_id).values_list("filters", flat=True).first()
-
-
 def _name_clean(name: Any) -> str:
     text = str(name or "").strip()
     if not text:

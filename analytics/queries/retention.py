@@ -49,7 +49,7 @@ def retention_sql(
     cohort = f"""SELECT id, {d0} AS d0 FROM telemetry_enduser
         WHERE organization_id = %s AND first_seen >= %s AND first_seen < %s{only_people}"""
     period = "a.organization_id = %s AND a.date >= %s AND a.date <= %s"
-    activity, activity_params = "analytics_dailyuserusage", []
+    activity, activity_params = "analytics_dailyuserusage", list[Any]()
     feature_id = feature_pk(filters.get("feature"))
     if feature_id is not None:
         activity = "analytics_dailyuserfeatureusage"

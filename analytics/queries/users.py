@@ -14,7 +14,7 @@ from core.exceptions import NotFound
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization, User
 
-from ..models import DailyUserFeatureUsage, DailyUserUsage
+from ..models import DailyUserFeatureUsage
 from ..params import today
 from .cache import cached
 from .common import rounded
@@ -37,7 +37,7 @@ _USER_SORT_FIELDS = {
 }
 
 
-def _user_rows(rows: QuerySet[DailyUserUsage]) -> QuerySet[DailyUserUsage, dict[str, Any]]:
+def _user_rows(rows: QuerySet[Any]) -> QuerySet[Any, dict[str, Any]]:
     """Per-user rollup rows grouped per end user: events, the average session by the one
     rule (Σ durations / Σ timed events), first and last event."""
     return rows.values("end_user_id", "end_user__external_id", "end_user__email", "end_user__first_seen").annotate(

@@ -191,7 +191,16 @@ def test_hostile_page_queries_are_400_pages(pages, org, url, htmx):
     content = response.content.decode()
     assert "Traceback" not in content
     assert any(
-        message in content for message in ("Enter a date", "Must", "Unknown feature", "not supported", "valid integer", "Unknown segment", "property")
+        message in content
+        for message in (
+            "Enter a date",
+            "Must",
+            "Unknown feature",
+            "not supported",
+            "valid integer",
+            "Unknown segment",
+            "property",
+        )
     )
 
 
