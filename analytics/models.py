@@ -106,10 +106,40 @@ class DailyUserFeatureUsage(models.Model):
                 fields=["organization", "feature", "date", "end_user"], name="dufu_org_feature_date_user_uniq"
             )
         ]
-        indexes = [models.Index(fields=["organization", "end_user", "date"], name="dufu_org_user_date_idx")]
+        # (organization, date): the rollup's stale-row deletion of one day and the features
+        # tracked under a filter; the unique key serves one feature's range.
+        indexes = [
+            models.Index(fields=["organization", "end_user", "date"], name="dufu_org_user_date_idx"),
+            models.Index(fields=["organization", "date"], name="dufu_org_date_idx"),
+        ]
 
     def __str__(self):
         return f"{self.end_user_id} {self.feature_id} {self.date}: {self.event_count}"
+
+
+class DailySegmentUsage(models.Model):
+    """One day's usage per person segment (age band × gender), for all features (`feature`
+    NULL) and per feature: what the person filters sum over a range without touching a
+    per-user row. Built by the rollup from the day's per-user rows and each end user's
+    profile as it is then; active users add up across segments (each user is in one)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+    feature = models.ForeignKey("telemetry.Feature", null=True, on_delete=models.CASCADE, related_name="+")
+    # "<18", "18-40", ">40", or "" when the end user's age is unknown.
+    age_band = models.CharField(max_length=5, blank=True)
+    gender = models.CharField(max_length=1, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    active_users = models.PositiveIntegerField(default=0)
+    sessions = models.PositiveIntegerField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    timed_events = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "date"], name="dsu_org_date_idx")]
+
+    def __str__(self):
+        return f"{self.date} {self.feature_id} {self.age_band}/{self.gender}: {self.event_count}"
 
 
 class Segment(models.Model):

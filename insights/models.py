@@ -25,6 +25,9 @@ class Anomaly(models.Model):
     score = models.FloatField()
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.LOW)
     details = models.JSONField(default=dict, blank=True)
+    # Time-series anomalies: the segment that carries most of the change (insights.explain);
+    # null until explained, and again when a re-run changes the anomaly's numbers.
+    explanation = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     notified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -58,6 +61,9 @@ class Insight(models.Model):
     model = models.CharField(max_length=100, blank=True)
     bullets = models.JSONField(default=list)
     summary = models.TextField(blank=True)
+    # The open anomalies the bullets were written about: a narrative whose count no longer
+    # matches is regenerated, so it never contradicts the anomalies table below it.
+    open_anomalies = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

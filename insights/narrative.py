@@ -3,6 +3,10 @@
 No API key, an HTTP error, a timeout or an empty answer all fall back to heuristic bullets
 written from the same numbers, so the page always has something true to say. The result is
 stored as an `Insight` and cached per organisation for INSIGHTS_CACHE_TTL seconds.
+
+Open anomalies are counted by `insights.queries`, as the Insights page, the API and the
+digests count them; a stored narrative written with another count than today's is
+regenerated rather than shown, so it never contradicts the table below it.
 """
 
 import logging
@@ -20,7 +24,9 @@ from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from core.days import today
 from tenants.models import Organization
 
-from .models import Anomaly, Insight
+from .explain import explanation_phrase
+from .models import Insight
+from .queries import anomalies_open, anomalies_open_count
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +89,7 @@ def narrative_numbers(org: Organization, *, end: date | None = None) -> dict[str
     movers = [f for f in features if f["change_pct"] is not None and f["previous_events"] >= 20]
     rising = sorted((f for f in movers if f["change_pct"] > 0), key=lambda f: -f["change_pct"])[:3]
     falling = sorted((f for f in movers if f["change_pct"] < 0), key=lambda f: f["change_pct"])[:3]
-    open_rows = (
-        Anomaly.objects.filter(organization=org, status=Anomaly.Status.OPEN, detector="timeseries")
-        .select_related("feature")
-        .order_by("-date", "-score")
-    )
+    open_rows = anomalies_open(org)
     open_count = open_rows.count()
     top_open = [
         {
@@ -98,6 +100,7 @@ def narrative_numbers(org: Organization, *, end: date | None = None) -> dict[str
             "expected": round(a.expected or 0, 1),
             "direction": (a.details or {}).get("direction", "change"),
             "severity": a.severity,
+            "explanation": explanation_phrase(a.explanation),
         }
         for a in open_rows[:3]
     ]
@@ -156,10 +159,11 @@ def heuristic_bullets(numbers: dict[str, Any]) -> list[str]:
         bullets.append(f"Biggest decline: {f['name']} ({_signed(f['change_pct'])}, {f['events']:,} events).")
     if numbers["open_anomalies"]:
         a = numbers["top_anomalies"][0]
+        why = f"; {a['explanation']}" if a["explanation"] else ""
         bullets.append(
             f"{numbers['open_anomalies']} open anomal{'y' if numbers['open_anomalies'] == 1 else 'ies'}; latest: "
             f"a {a['direction']} in {a['metric'].replace('_', ' ')} of {a['feature']} on {a['date']} "
-            f"({a['value']:g} vs {a['expected']:g} expected, {a['severity']})."
+            f"({a['value']:g} vs {a['expected']:g} expected, {a['severity']}{why})."
         )
     else:
         bullets.append("No open anomalies.")
@@ -191,7 +195,7 @@ def prompt_build(numbers: dict[str, Any]) -> str:
     for a in numbers["top_anomalies"]:
         parts.append(
             f"- {a['date']} {a['feature']} {a['metric']}: {a['value']} vs expected {a['expected']} "
-            f"({a['direction']}, {a['severity']})"
+            f"({a['direction']}, {a['severity']})" + (f"; {a['explanation']}" if a["explanation"] else "")
         )
     return "\n".join(parts)
 
@@ -263,19 +267,22 @@ def insight_generate(org: Organization, *, end: date | None = None) -> Insight:
         model=model,
         bullets=bullets,
         summary=summary,
+        open_anomalies=numbers["open_anomalies"],
     )
 
 
 def insight_current(org: Organization, *, refresh: bool = False) -> Insight:
-    """The organisation's narrative, at most INSIGHTS_CACHE_TTL seconds old: from the cache,
-    else newly generated (refresh=True always regenerates)."""
+    """The organisation's narrative, at most INSIGHTS_CACHE_TTL seconds old and written with
+    today's count of open anomalies: from the cache, else newly generated (refresh=True
+    always regenerates)."""
     key = cache_key(org)
     if not refresh:
+        open_now = anomalies_open_count(org)
         cached = cache.get(key)
-        if cached is not None:
+        if cached is not None and cached.open_anomalies == open_now:
             return cached
-        stored = _insight_recent(org)
-        if stored is not None:
+        stored = _insight_recent(org) if cached is None else None
+        if stored is not None and stored.open_anomalies == open_now:
             return stored
     insight = insight_generate(org)
     cache.set(key, insight, timeout=settings.INSIGHTS_CACHE_TTL)
@@ -304,6 +311,7 @@ def insight_payload(insight: Insight) -> dict[str, Any]:
         "bullets": list(insight.bullets or []),
         "summary": insight.summary,
         "generated_at": insight.created_at.isoformat(),
+        "open_anomalies": insight.open_anomalies or 0,
         "period_start": insight.period_start.isoformat(),
         "period_end": insight.period_end.isoformat(),
     }

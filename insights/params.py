@@ -30,6 +30,9 @@ PREDICTION_MIN_DAYS, PREDICTION_MAX_DAYS = 7, 30
 
 
 DETECTORS = ("timeseries", "outlier_features")
+# Anomalies are the time-series findings; the "outlier features" ranking is listed only
+# when asked for by name (insights.queries).
+DEFAULT_DETECTOR = "timeseries"
 
 
 def _choice(query: Query, name: str, choices: Sequence[str]) -> str | None:
@@ -40,7 +43,8 @@ def _choice(query: Query, name: str, choices: Sequence[str]) -> str | None:
 
 
 def anomaly_list_params(query: Query) -> dict[str, Any]:
-    """`status`, `severity`, `detector`, `start`, `end` (all optional)."""
+    """`status`, `severity`, `detector` (default the time-series anomalies), `start`, `end`
+    (all optional)."""
     filters_supported(query, ("start", "end"))
     start, end = optional_date(query, "start"), optional_date(query, "end")
     if start and end:
@@ -48,7 +52,7 @@ def anomaly_list_params(query: Query) -> dict[str, Any]:
     return {
         "status": _choice(query, "status", Anomaly.Status.values),
         "severity": _choice(query, "severity", Anomaly.Severity.values),
-        "detector": _choice(query, "detector", DETECTORS),
+        "detector": _choice(query, "detector", DETECTORS) or DEFAULT_DETECTOR,
         "start": start,
         "end": end,
     }

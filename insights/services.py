@@ -28,7 +28,9 @@ from core.rows import row_update
 from telemetry.models import Feature
 from tenants.models import Organization, Role, User
 
+from .explain import anomalies_explain, explanation_phrase
 from .models import Anomaly
+from .queries import ANOMALY_DETECTOR, anomalies_open, anomalies_open_count
 from .webhooks import webhook_enqueue, webhooks_for_event
 
 if TYPE_CHECKING:
@@ -115,6 +117,8 @@ def anomalies_upsert(
                 )
             )
         elif any(getattr(row, name) != value for name, value in fields.items()):
+            if row.value != fields["value"] or row.expected != fields["expected"]:
+                row.explanation = None  # other numbers: explained again after this run
             for name, value in fields.items():
                 setattr(row, name, value)
             row.updated_at = now
@@ -128,7 +132,9 @@ def anomalies_upsert(
         Anomaly.objects.filter(pk__in=stale).delete()
     if to_update:
         Anomaly.objects.bulk_update(
-            to_update, ["value", "expected", "score", "severity", "details", "updated_at"], batch_size=500
+            to_update,
+            ["value", "expected", "score", "severity", "details", "explanation", "updated_at"],
+            batch_size=500,
         )
     if to_create:
         Anomaly.objects.bulk_create(to_create, batch_size=500)
@@ -144,8 +150,8 @@ def anomalies_upsert(
 
 def anomalies_detect(org: Organization, *, end: date | None = None, days: int = DETECT_DAYS) -> list[Anomaly]:
     """Run both detectors for the `days` days ending at `end` (default: the last complete
-    rolled-up day) and upsert the findings. Returns the anomalies created by this run
-    (the ones alerts are about)."""
+    rolled-up day), upsert the findings and explain the new or changed time-series ones
+    (`explain`). Returns the anomalies created by this run (the ones alerts are about)."""
     from . import detectors
 
     if end is None:
@@ -168,7 +174,16 @@ def anomalies_detect(org: Organization, *, end: date | None = None, days: int = 
         end=end,
         detector_names=(detectors.TIMESERIES_DETECTOR, detectors.OUTLIER_DETECTOR),
     )
-    logger.info("anomalies org=%s %s..%s: %d findings, %d new", org.id, start, end, len(findings), len(created))
+    explained = anomalies_explain(org, start=start, end=end)
+    logger.info(
+        "anomalies org=%s %s..%s: %d findings, %d new, %d explained",
+        org.id,
+        start,
+        end,
+        len(findings),
+        len(created),
+        explained,
+    )
     return created
 
 
@@ -274,6 +289,7 @@ def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> 
 
 def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
     feature = anomaly.feature
+    explanation = anomaly.explanation or {}
     return {
         "id": anomaly.id,
         "date": anomaly.date.isoformat(),
@@ -287,6 +303,8 @@ def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
         "score": round(anomaly.score, 3),
         "severity": anomaly.severity,
         "direction": (anomaly.details or {}).get("direction"),
+        "explanation": explanation_phrase(explanation),
+        "segment": explanation.get("segment"),
     }
 
 
@@ -299,16 +317,15 @@ def alerts_send(
     anomaly of that many last days no alert has covered yet is included too (in the same
     query), so a run whose e-mail or enqueue failed is picked up by the next one.
     Only the time-series detector alerts: "outlier features" always names a tenth of the
-    features, so it is a ranking to look at, not an event. Marks them notified. Returns
-    `{anomalies, emails, webhooks}`."""
-    from .detectors import TIMESERIES_DETECTOR
-
+    features, so it is a ranking to look at, not an event. Each digest also gives the open
+    anomalies in total, counted as the Insights page and the narrative count them. Marks
+    them notified. Returns `{anomalies, emails, webhooks}`."""
     # Re-read rather than trust the caller's objects: another run may have notified them.
     scope = Q(pk__in=[a.pk for a in anomalies])
     if unnotified_days is not None:
         scope |= Q(date__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
-        Anomaly.objects.filter(scope, organization=org, notified_at__isnull=True, detector=TIMESERIES_DETECTOR)
+        Anomaly.objects.filter(scope, organization=org, notified_at__isnull=True, detector=ANOMALY_DETECTOR)
         .select_related("feature")
         .order_by("-date", "id")
     )
@@ -316,6 +333,7 @@ def alerts_send(
     if not due:
         return {"anomalies": 0, "emails": 0, "webhooks": 0}
     payloads = [anomaly_payload(a) for a in due]
+    open_total = anomalies_open_count(org)
     recipients = list(
         User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
     )
@@ -324,18 +342,25 @@ def alerts_send(
         lines = [
             f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} "
             f"(expected {p['expected'] or 0:.1f}, {p['direction']}, score {p['score']}, {p['severity']})"
+            + (f"\n  {p['explanation']}" if p["explanation"] else "")
             for p in payloads
         ]
         emails = send_mail(
             subject=f"[Usage Platform] {len(due)} new anomal{'y' if len(due) == 1 else 'ies'} in {org.name}",
-            message="New anomalies were detected in the daily usage rollups:\n\n" + "\n".join(lines),
+            message="New anomalies were detected in the daily usage rollups:\n\n"
+            + "\n".join(lines)
+            + f"\n\nOpen anomalies now: {open_total} (the Insights page lists them).",
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=recipients,
             fail_silently=False,
         )
     hooks = webhooks_for_event(org, "anomaly.created")
     for webhook in hooks:
-        webhook_enqueue(webhook, "anomaly.created", {"organization_id": org.id, "anomalies": payloads})
+        webhook_enqueue(
+            webhook,
+            "anomaly.created",
+            {"organization_id": org.id, "anomalies": payloads, "open_anomalies": open_total},
+        )
     Anomaly.objects.filter(pk__in=[a.pk for a in due]).update(notified_at=timezone.now())
     return {"anomalies": len(due), "emails": emails, "webhooks": len(hooks)}
 
@@ -354,7 +379,7 @@ def daily_kpis(org: Organization, day: date) -> dict[str, Any]:
         "active_users": org_row.active_users if org_row else 0,
         "sessions": org_row.sessions if org_row else 0,
         "avg_session_duration": round(org_row.avg_session_duration, 2) if org_row else 0.0,
-        "open_anomalies": Anomaly.objects.filter(organization=org, date=day, status=Anomaly.Status.OPEN).count(),
+        "open_anomalies": anomalies_open(org).filter(date=day).count(),
         "top_features": [
             {
                 "feature_key": row["feature__key"],

@@ -2,7 +2,7 @@
 parse, call one service, serialize."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -14,6 +14,7 @@ from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
 from . import narrative, params, services, webhooks
+from .explain import explanation_phrase
 from .models import Anomaly, Webhook
 
 TAGS = ["insights"]
@@ -22,9 +23,35 @@ TAGS = ["insights"]
 # --- Serializers ----------------------------------------------------------------------------
 
 
+class SegmentSerializer(serializers.Serializer):
+    dimension = serializers.CharField(
+        help_text="event_type, age, gender, account, feature, user.<property> or event.<property>"
+    )
+    value = serializers.CharField(help_text="The segment's value ('(none)' when unset)")
+    label = serializers.CharField(help_text="How pages and digests name it, e.g. 'event type export'")
+    share_of_change = serializers.FloatField(help_text="Its part of the change (the shares of a dimension add up to 1)")
+    usual_share = serializers.FloatField(help_text="Its part of the usage on the baseline days")
+    value_on_day = serializers.FloatField(help_text="The segment's value on the anomaly's day")
+    expected = serializers.FloatField(help_text="What the segment would have been with its usual share")
+
+
+class ExplanationSerializer(serializers.Serializer):
+    summary = serializers.CharField(help_text="One line, as on the Insights page and in the narrative")
+    segment = SegmentSerializer(allow_null=True, help_text="The segment most out of proportion to its usual share")
+    concentrated = serializers.BooleanField(
+        help_text="True when that segment carries at least half of the change and the rest of the usage moved "
+        "at most half as much as the whole"
+    )
+    segments = SegmentSerializer(many=True, help_text="The best few segments, best first")
+    day = serializers.DateField()
+    baseline_days = serializers.ListField(child=serializers.DateField(), help_text="The days the day was compared with")
+    dimensions = serializers.ListField(child=serializers.CharField(), help_text="The dimensions looked at")
+
+
 class AnomalySerializer(serializers.ModelSerializer):
     feature_key = serializers.SerializerMethodField()
     feature_name = serializers.SerializerMethodField()
+    explanation = serializers.SerializerMethodField()
 
     class Meta:
         model = Anomaly
@@ -42,6 +69,7 @@ class AnomalySerializer(serializers.ModelSerializer):
             "severity",
             "status",
             "details",
+            "explanation",
             "notified_at",
             "created_at",
             "updated_at",
@@ -52,6 +80,13 @@ class AnomalySerializer(serializers.ModelSerializer):
 
     def get_feature_name(self, obj) -> str | None:
         return (obj.feature.name or obj.feature.key) if obj.feature_id else None
+
+    @extend_schema_field(ExplanationSerializer(allow_null=True))
+    def get_explanation(self, obj):
+        """Time-series anomalies once explained (the detection run does it); null before."""
+        if not obj.explanation:
+            return None
+        return {**obj.explanation, "summary": explanation_phrase(obj.explanation) or ""}
 
 
 class AnomalyStatusSerializer(serializers.Serializer):
@@ -64,6 +99,9 @@ class InsightSerializer(serializers.Serializer):
     bullets = serializers.ListField(child=serializers.CharField())
     summary = serializers.CharField(allow_blank=True)
     generated_at = serializers.DateTimeField()
+    open_anomalies = serializers.IntegerField(
+        help_text="Open anomalies the bullets were written with: the same count as GET /anomalies?status=open"
+    )
     period_start = serializers.DateField()
     period_end = serializers.DateField()
 
@@ -193,13 +231,20 @@ class AnomalyListView(ReplicaReadsMixin, OrgAPIView):
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=Anomaly.Status.values),
             OpenApiParameter("severity", OpenApiTypes.STR, enum=Anomaly.Severity.values),
-            OpenApiParameter("detector", OpenApiTypes.STR, enum=list(params.DETECTORS)),
+            OpenApiParameter(
+                "detector",
+                OpenApiTypes.STR,
+                enum=list(params.DETECTORS),
+                default=params.DEFAULT_DETECTOR,
+                description="timeseries (default): the anomalies, with `explanation`; outlier_features: the "
+                "'Unusual features' ranking (never alerted)",
+            ),
             *_dates(("start", "First day (inclusive)"), ("end", "Last day (inclusive)")),
             *pagination_parameters(),
         ],
         responses={200: paginated_schema(AnomalySerializer), 400: ERROR, 403: ERROR},
         operation_id="ai_anomalies_list",
-        summary="Anomalies with feature names, scores and details",
+        summary="Anomalies with feature names, scores, details and the segment that explains them",
         tags=TAGS,
     )
     def get(self, request):

@@ -18,7 +18,8 @@ from core.pages import is_htmx, org_page, params_or_default
 from telemetry.models import Feature
 from tenants.models import Role
 
-from . import narrative, params, services
+from . import narrative, params, queries, services
+from .explain import explanation_phrase
 from .models import Anomaly
 
 ANOMALY_PAGE_SIZE = 25
@@ -143,10 +144,26 @@ def _charts_cached(org, start, end):
 def _with_labels(anomalies):
     for anomaly in anomalies:
         anomaly.metric_label = METRIC_PHRASES.get(anomaly.metric, anomaly.metric.replace("_", " "))
+        anomaly.why = explanation_phrase(anomaly.explanation)
     return anomalies
 
 
-def _anomalies_context(request):
+def _unusual_rows(rows):
+    """The ranking's rows with the metric that sets each feature apart (its largest |z|)."""
+    for row in rows:
+        z_scores = (row.details or {}).get("z_scores") or {}
+        if z_scores:
+            metric = max(z_scores, key=lambda name: abs(z_scores[name]))
+            row.driver = f"{METRIC_LABELS.get(metric, metric)} {'above' if z_scores[metric] > 0 else 'below'} the crowd"
+            row.driver_z = z_scores[metric]
+        else:
+            row.driver, row.driver_z = "", None
+    return rows
+
+
+def _anomalies_context(request, *, open_anomalies: int | None = None):
+    """The anomalies table: a page of the filtered time-series anomalies and the open
+    count in its heading (read here unless the caller already has it)."""
     filters, error = params_or_default(params.anomaly_list_params, request.GET)
     page = Paginator(services.anomalies_list(request.org, **filters), ANOMALY_PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -154,6 +171,7 @@ def _anomalies_context(request):
     _with_labels(page.object_list)
     return {
         "anomalies_page": page,
+        "open_anomalies": queries.anomalies_open_count(request.org) if open_anomalies is None else open_anomalies,
         "anomaly_filters": {k: v for k, v in filters.items() if v and k in ("status", "severity")},
         "anomalies_error": error,
         "status_choices": Anomaly.Status.choices,
@@ -171,11 +189,14 @@ def insights(request):
         return render(request, "insights/partials/anomalies.html", _anomalies_context(request))
     window = params.chart_params({})
     charts = _charts_cached(org, window["start"], window["end"])
+    insight = narrative.insight_current(org)
     context = {
         "active_nav": "insights",
-        "insight": narrative.insight_current(org),
+        "insight": insight,
+        "unusual_features": _unusual_rows(queries.unusual_features(org)),
         **charts,
-        **_anomalies_context(request),
+        # The narrative was written with the current open count (insight_current checks).
+        **_anomalies_context(request, open_anomalies=insight.open_anomalies or 0),
     }
     if charts["forecast_features"]:
         # The cached summary already names the busiest feature: enough for the forecast,

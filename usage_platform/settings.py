@@ -372,10 +372,6 @@ SPECTACULAR_SETTINGS = {
 # Upper bound on a cached dashboard figure, in seconds (0: no caching); every rollup drops
 # them all anyway, so this only bounds what a missed invalidation could leave behind.
 ANALYTICS_CACHE_TTL = env.int("ANALYTICS_CACHE_TTL", default=300)
-# A funnel (the one analytics read of raw events over a range) is stopped after this many
-# milliseconds in every process, web or not, and answers 503 with Retry-After; below
-# DB_STATEMENT_TIMEOUT_MS so the funnel's own message wins. 0: no limit.
-FUNNEL_TIMEOUT_MS = env.int("FUNNEL_TIMEOUT_MS", default=10_000)
 
 # --- Insights and alerts -----------------------------------------------------------------
 GEMINI_API_KEY = env("GEMINI_API_KEY", default="")

@@ -3,34 +3,32 @@ rollups alike. Both carry `end_user` (the person filters go through it, so a pro
 applies to history at once) and, where a row belongs to one feature, `feature`.
 
 Person filters: `age` (band), `gender` (code) and `user_properties` ({name: value}, compared
-as text with the end user's profile properties). A filter added here applies to every query
-built on it; the raw-SQL reads (retention, funnel) take the same condition as a subquery of
-end-user ids (`people_sql`)."""
+as text with the end user's profile properties). Age and gender alone are answered by the
+person-segment rollups (`segment_rows`); a user property by the per-user rollups. A filter
+added here applies to every query built on it; the raw-SQL reads (retention, funnel) take
+the same condition as a subquery of end-user ids (`people_sql`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from django.db.models import Model, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 
 from telemetry.models import EndUser
+from tenants.models import Organization
 
+from ..models import DailySegmentUsage
 from .common import feature_pk
-
-if TYPE_CHECKING:
-    from tenants.models import Organization
 
 _M = TypeVar("_M", bound=Model)
 
-AGE_BANDS = {
-    "<18": {"age__lt": 18},
-    "18-40": {"age__gte": 18, "age__lte": 40},
-    ">40": {"age__gt": 40},
-}
+AGE_BANDS = {"<18": {"lt": 18}, "18-40": {"gte": 18, "lte": 40}, ">40": {"gt": 40}}
 PERSON_FILTERS = ("age", "gender", "user_properties")
+# The person filters the segment rollups carry (age band × gender as rolled up).
+ROLLED_UP_PERSON_FILTERS = ("age", "gender")
 
 
 def person_filter(
@@ -40,12 +38,11 @@ def person_filter(
     user_properties: Mapping[str, str] | None = None,
     prefix: str = "end_user__",
 ) -> Q:
-    """The condition on a row's end user (`prefix` leads from the row to it; "" for EndUser
-    rows themselves) for the person filters given (empty: everyone, anonymous events
-    included)."""
+    """The condition on a row's end user for the person filters given (empty: everyone,
+    anonymous events included). `prefix=""` applies it to EndUser rows themselves."""
     condition = Q()
     if age:
-        condition &= Q(**{f"{prefix}{lookup}": value for lookup, value in AGE_BANDS[age].items()})
+        condition &= Q(**{f"{prefix}age__{op}": bound for op, bound in AGE_BANDS[age].items()})
     if gender:
         condition &= Q(**{f"{prefix}gender": gender})
     for name, value in (user_properties or {}).items():
@@ -60,8 +57,31 @@ def person_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
 
 def has_person_filter(filters: Mapping[str, Any]) -> bool:
     """Whether `filters` narrows by who the end user is (then rows without a person, the
-    anonymous events, drop out and the per-user rollups answer)."""
+    anonymous events, drop out and the per-user or segment rollups answer)."""
     return bool(person_filters(filters))
+
+
+def has_rolled_up_person_filter(filters: Mapping[str, Any]) -> bool:
+    """Whether the person filters are all ones the segment rollups carry (age, gender)."""
+    people = person_filters(filters)
+    return bool(people) and set(people) <= set(ROLLED_UP_PERSON_FILTERS)
+
+
+def segment_filter(filters: Mapping[str, Any]) -> Q:
+    """The person filters on DailySegmentUsage rows (age band and gender as rolled up)."""
+    condition = Q()
+    if filters.get("age"):
+        condition &= Q(age_band=filters["age"])
+    if filters.get("gender"):
+        condition &= Q(gender=filters["gender"])
+    return condition
+
+
+def segment_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[DailySegmentUsage]:
+    """The segment rows answering `filters`: all features' rows, or the one feature's."""
+    feature_id = feature_pk(filters.get("feature"))
+    rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org)
+    return rows.filter(feature__isnull=True) if feature_id is None else rows.filter(feature_id=feature_id)
 
 
 def filters_apply(qs: QuerySet[_M], filters: Mapping[str, Any]) -> QuerySet[_M]:

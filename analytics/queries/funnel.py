@@ -9,7 +9,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, connections, transaction
+from django.db import OperationalError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from core.db_routing import read_alias
 from core.exceptions import QUERY_TIMEOUT_DETAIL, QUERY_TIMEOUT_RETRY_AFTER, StorageUnavailable
@@ -42,9 +43,9 @@ def funnel_sql(
     long-unANALYZEd table once made a plan like this loop over one CTE inside another):
     step 1's entries are read once from the (organization, feature, timestamp) ranges; the
     later steps' candidate events once more into `ev`; each later step is then one join of
-    the previous step's users (one row per user) with `ev` on the user id. Every CTE is
-    MATERIALIZED (computed once) and, on PostgreSQL, `funnel` turns nested loops off for the
-    statement, so those joins are hashed or merged, never looped.
+    the previous step's users (one row per user) with that step's events on the user id. On
+    PostgreSQL every CTE is MATERIALIZED (computed once) and those joins are FULL JOINs,
+    which are hashed or merged, never looped, whatever the statistics say.
 
     The person `filters` narrow the users who enter (a subquery of end-user ids); later
     steps only follow those users."""
@@ -52,7 +53,7 @@ def funnel_sql(
     horizon = hi + timedelta(days=window_days)
     window_sql, window_kind = plus_days_sql("p.t0")
     window_param = window_days if window_kind == "int" else f"+{window_days} days"
-    materialized = "MATERIALIZED " if connections[read_alias()].vendor == "postgresql" else ""
+    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
 
     def match(key: str, prefix: str) -> tuple[str, list[Any]]:
         if key in feature_ids:
@@ -90,47 +91,55 @@ def funnel_sql(
     for i, key in enumerate(later, start=1):
         cond, cond_params = match(key, "e.")
         cond = cond.replace("e.feature_id", "e.fid").replace("e.event_type", "e.et")
-        ctes.append(
-            f"""s{i} AS {materialized}(
-            SELECT p.uid, p.t0, MIN(e.ts) AS t
-            FROM s{i - 1} p JOIN ev e ON e.uid = p.uid
-            WHERE e.ts > p.t AND e.ts <= {window_sql} AND {cond}
-            GROUP BY p.uid, p.t0)"""
-        )
-        params += [window_param, *cond_params]
+        if connection.vendor == "postgresql":
+            # The step's events meet the previous step's users in a FULL JOIN, which
+            # PostgreSQL can only hash or merge, never loop; it sits alone in its CTE, as a
+            # WHERE on it would make it an inner join again (see `retention_sql`).
+            ctes.append(
+                f"""e{i} AS MATERIALIZED (SELECT e.uid, e.ts FROM ev e WHERE {cond}),
+            j{i} AS MATERIALIZED (
+                SELECT p.uid, p.t0, p.t, e.ts FROM s{i - 1} p FULL JOIN e{i} e ON e.uid = p.uid),
+            s{i} AS MATERIALIZED (
+                SELECT p.uid, p.t0, MIN(p.ts) AS t FROM j{i} p
+                WHERE p.ts > p.t AND p.ts <= {window_sql}
+                GROUP BY p.uid, p.t0)"""
+            )
+            params += [*cond_params, window_param]
+        else:
+            ctes.append(
+                f"""s{i} AS (
+                SELECT p.uid, p.t0, MIN(e.ts) AS t
+                FROM s{i - 1} p JOIN ev e ON e.uid = p.uid
+                WHERE e.ts > p.t AND e.ts <= {window_sql} AND {cond}
+                GROUP BY p.uid, p.t0)"""
+            )
+            params += [window_param, *cond_params]
     counts_sql = ", ".join(f"(SELECT COUNT(*) FROM s{i})" for i in range(len(steps)))
     return f"WITH {', '.join(ctes)} SELECT {counts_sql}", params
 
 
 @contextmanager
-def _bounded(alias: str) -> Iterator[None]:
-    """Run the funnel statement within `FUNNEL_TIMEOUT_MS` on every backend and every
-    process (web or not): PostgreSQL cancels it by `statement_timeout` (and plans it without
-    nested loops), SQLite's progress handler interrupts it. Either way the caller gets
-    StorageUnavailable, a 503 with Retry-After, never a hang."""
-    limit_ms = settings.FUNNEL_TIMEOUT_MS
+def _bounded(db: BaseDatabaseWrapper) -> Iterator[None]:
+    """Stop the funnel statement after `DB_STATEMENT_TIMEOUT_MS` on SQLite too, which has
+    no statement timeout: its progress handler interrupts the statement (PostgreSQL's web
+    connections carry `statement_timeout` already). Either way the request answers 503
+    with Retry-After (`core.exceptions.database_failure`), never hangs. No query is added."""
+    limit_ms = settings.DB_STATEMENT_TIMEOUT_MS
+    if db.vendor != "sqlite" or not limit_ms:
+        yield
+        return
+    db.ensure_connection()
+    raw = db.connection
+    deadline = time.monotonic() + limit_ms / 1000
+    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 1_000)
     try:
-        connection = connections[alias]
-        with transaction.atomic(using=alias), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SET LOCAL enable_nestloop = off")
-                if limit_ms:
-                    cursor.execute(f"SET LOCAL statement_timeout = {int(limit_ms)}")
-                yield
-            else:
-                deadline = time.monotonic() + limit_ms / 1000 if limit_ms else None
-                raw = connection.connection
-                if deadline is not None:
-                    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-                try:
-                    yield
-                finally:
-                    raw.set_progress_handler(None, 0)
+        yield
     except OperationalError as exc:
-        cause = getattr(exc.__cause__, "sqlstate", None)
-        if cause == "57014" or "interrupted" in str(exc):
+        if "interrupted" in str(exc):
             raise StorageUnavailable(QUERY_TIMEOUT_DETAIL, retry_after=QUERY_TIMEOUT_RETRY_AFTER) from exc
         raise
+    finally:
+        raw.set_progress_handler(None, 0)
 
 
 @cached
@@ -149,14 +158,14 @@ def funnel(
     that feature's events, any other step the events of that event type.
 
     Funnels read raw events (exact times matter), through `funnel_sql`'s linear plan and
-    never longer than `FUNNEL_TIMEOUT_MS` (then StorageUnavailable: 503)."""
+    never longer than `DB_STATEMENT_TIMEOUT_MS` in a web process (then a 503)."""
     feature_ids = dict(Feature.objects.filter(organization=org, key__in=steps).values_list("key", "id"))
     sql, params = funnel_sql(
         org, steps=steps, feature_ids=feature_ids, window_days=window_days, start=start, end=end, filters=filters
     )
     # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
-    alias = read_alias()
-    with _bounded(alias), connections[alias].cursor() as cursor:
+    db = connections[read_alias()]
+    with _bounded(db), db.cursor() as cursor:
         cursor.execute(sql, params)
         counts = list(cursor.fetchone())
     result: list[dict[str, Any]] = []

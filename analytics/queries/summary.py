@@ -5,14 +5,23 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
+from telemetry.models import EndUser
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage
+from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
 from .common import change_pct, feature_pk, previous_period, session_average
-from .filters import filters_apply, has_person_filter
+from .filters import (
+    filters_apply,
+    has_person_filter,
+    has_rolled_up_person_filter,
+    person_filter,
+    person_filters,
+    segment_filter,
+    segment_rows,
+)
 
 
 def _kpi(value: float, previous: float) -> dict[str, Any]:
@@ -34,13 +43,16 @@ def user_rows(org: Organization, filters: dict[str, Any]) -> QuerySet[DailyUserU
 def _features_tracked(
     org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date
 ) -> dict[str, Any]:
-    if has_person_filter(filters):
-        rows: QuerySet[Any] = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters)
+    rows: QuerySet[Any]
+    feature_id = feature_pk(filters.get("feature"))
+    if has_rolled_up_person_filter(filters):
+        rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org, feature__isnull=False)
+    elif has_person_filter(filters):
+        rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), person_filters(filters))
     else:
         rows = DailyFeatureUsage.objects.filter(organization=org, event_count__gt=0)
-        feature_id = feature_pk(filters.get("feature"))
-        if feature_id is not None:
-            rows = rows.filter(feature_id=feature_id)
+    if feature_id is not None:
+        rows = rows.filter(feature_id=feature_id)
     return rows.filter(date__gte=first, date__lte=last).aggregate(
         cur=Count("feature_id", distinct=True, filter=cur), prev=Count("feature_id", distinct=True, filter=prev)
     )
@@ -49,14 +61,17 @@ def _features_tracked(
 def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date) -> dict[str, Any]:
     """Events, sessions and session time of both periods: from the organisation or feature
     rollups (anonymous events included) unless a person filter applies, then from the
-    per-user rows, which also give the distinct users."""
+    person segments' rows (age and gender) or the per-user rows (a user property)."""
     rows: QuerySet[Any]
-    if has_person_filter(filters):
+    feature_id = feature_pk(filters.get("feature"))
+    if has_rolled_up_person_filter(filters):
+        rows = segment_rows(org, filters)
+    elif has_person_filter(filters):
         rows = user_rows(org, filters)
-    elif feature_pk(filters.get("feature")) is None:
+    elif feature_id is None:
         rows = DailyOrgUsage.objects.filter(organization=org)
     else:
-        rows = DailyFeatureUsage.objects.filter(organization=org, feature_id=feature_pk(filters.get("feature")))
+        rows = DailyFeatureUsage.objects.filter(organization=org, feature_id=feature_id)
     # Aliases carry a prefix: an aggregate may not share a name with a model field.
     figures: dict[str, Any] = {}
     for prefix, period in (("cur_", cur), ("prev_", prev)):
@@ -66,39 +81,41 @@ def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: 
             f"{prefix}duration": Sum("total_session_duration", filter=period),
             f"{prefix}timed": Sum("timed_events", filter=period),
         }
-        if has_person_filter(filters):
-            figures[f"{prefix}users"] = Count("end_user_id", distinct=True, filter=period)
     return rows.filter(date__gte=first, date__lte=last).aggregate(**figures)
 
 
-def _active_users(
-    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date
-) -> dict[str, Any]:
-    """Distinct end users of each period from the per-user rows (a user active on many days,
-    or on many features, is one user)."""
-    return (
-        user_rows(org, filters)
-        .filter(date__gte=first, date__lte=last)
-        .aggregate(
-            cur_users=Count("end_user_id", distinct=True, filter=cur),
-            prev_users=Count("end_user_id", distinct=True, filter=prev),
-        )
-    )
+def _active_users(org: Organization, filters: dict[str, Any], periods: list[tuple[date, date]]) -> list[int]:
+    """Distinct end users active in each period: one index probe per end user and period on
+    the per-user rollups' (organization, end_user, date) index, so the cost follows the
+    number of end users, not the number of active user-days of a long range."""
+    feature_id = feature_pk(filters.get("feature"))
+    people = EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
+    counts: dict[str, Any] = {}
+    for i, (first, last) in enumerate(periods):
+        days: QuerySet[Any]
+        if feature_id is None:
+            days = DailyUserUsage.objects.filter(organization=org, end_user=OuterRef("pk"))
+        else:
+            days = DailyUserFeatureUsage.objects.filter(
+                organization=org, end_user=OuterRef("pk"), feature_id=feature_id
+            )
+        counts[f"p{i}"] = Count("pk", filter=Q(Exists(days.filter(date__gte=first, date__lte=last))))
+    totals = people.aggregate(**counts)
+    return [totals[f"p{i}"] or 0 for i in range(len(periods))]
 
 
 @cached
 def usage_summary(org: Organization, start: date, end: date, filters: dict[str, Any] | None = None) -> dict[str, Any]:
     """KPIs for start..end, each `{value, previous, change_pct}` against the previous period
-    of equal length. `filters` may hold `feature` (a Feature or its id), `age` (band) and
-    `gender` (see `filters.filters_apply`). Sessions are counted per day (a session that
+    of equal length. `filters` may hold `feature` (a Feature or its id), `age` (band),
+    `gender` and `user_properties` (see `filters.filters_apply`). Sessions are counted per day (a session that
     crosses midnight counts on both days), per end user under a person filter."""
     filters = {k: v for k, v in (filters or {}).items() if v}
     prev_start, prev_end = previous_period(start, end)
     head = {"start": start, "end": end, "previous_start": prev_start, "previous_end": prev_end}
     cur, prev = _periods(start, end, prev_start, prev_end)
     t = _totals(org, filters, cur, prev, prev_start, end)
-    if not has_person_filter(filters):
-        t |= _active_users(org, filters, cur, prev, prev_start, end)
+    t["cur_users"], t["prev_users"] = _active_users(org, filters, [(start, end), (prev_start, prev_end)])
     tracked = _features_tracked(org, filters, cur, prev, prev_start, end)
     return head | {
         "total_events": _kpi(t["cur_events"] or 0, t["prev_events"] or 0),

@@ -13,10 +13,10 @@ from django.db.models.functions import TruncWeek
 from telemetry.models import Feature
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailyOrgUsage
+from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .cache import cached
 from .common import days_between, feature_pk, week_monday
-from .filters import has_person_filter
+from .filters import has_person_filter, has_rolled_up_person_filter, segment_rows
 from .summary import user_rows
 
 
@@ -51,12 +51,14 @@ def timeseries(
     feature_id = feature_pk(feature)
     buckets = _buckets(start, end, interval)
     filters = {"feature": feature_id, "age": age, "gender": gender, "user_properties": user_properties}
-    per_user = has_person_filter(filters) or (interval == "week" and metric == "active_users")
-    values = (
-        _series_users(org, metric, interval, start, end, filters)
-        if per_user
-        else _series_rollup(org, metric, interval, start, end, feature_id)
-    )
+    if interval == "week" and metric == "active_users":
+        values = _series_users(org, metric, interval, start, end, user_rows(org, filters))
+    elif has_rolled_up_person_filter(filters):
+        values = _series_users(org, metric, interval, start, end, segment_rows(org, filters))
+    elif has_person_filter(filters):
+        values = _series_users(org, metric, interval, start, end, user_rows(org, filters))
+    else:
+        values = _series_rollup(org, metric, interval, start, end, feature_id)
     digits = 2 if metric == "avg_session_duration" else 0
     points: list[dict[str, Any]] = []
     for bucket in buckets:
@@ -96,18 +98,20 @@ def _series_rollup(
 
 
 def _series_users(
-    org: Organization, metric: str, interval: str, start: date, end: date, filters: dict[str, Any]
+    org: Organization, metric: str, interval: str, start: date, end: date, rows: QuerySet[Any]
 ) -> dict[date, Any]:
-    """A series from the per-user rollups: under a person filter, or for weekly distinct
-    users (which daily counts cannot add up to)."""
-    rows = user_rows(org, filters).filter(date__gte=start, date__lte=end)
+    """A series from per-user rows (weekly distinct users, which daily counts cannot add up
+    to) or from person segments' rows (a person filter: events, the average session and
+    daily users add up over the segments the filter keeps)."""
+    rows = rows.filter(date__gte=start, date__lte=end)
     bucket = F("date") if interval == "day" else TruncWeek("date")
     grouped = rows.annotate(bucket=bucket).values("bucket")
     if metric == "events":
         series = grouped.annotate(value=Sum("event_count")).values_list("bucket", "value")
         return {_as_date(b): v or 0 for b, v in series}
     if metric == "active_users":
-        series = grouped.annotate(value=Count("end_user_id", distinct=True)).values_list("bucket", "value")
-        return {_as_date(b): v for b, v in series}
+        users = Sum("active_users") if rows.model is DailySegmentUsage else Count("end_user_id", distinct=True)
+        series = grouped.annotate(value=users).values_list("bucket", "value")
+        return {_as_date(b): v or 0 for b, v in series}
     sums = grouped.annotate(duration=Sum("total_session_duration"), timed=Sum("timed_events"))
     return {_as_date(b): d / n for b, d, n in sums.values_list("bucket", "duration", "timed") if n}

@@ -10,12 +10,12 @@ from typing import Any
 from django.db.models import Avg, Count, F, FloatField, Func, IntegerField, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
 
+from core.days import today
 from core.exceptions import NotFound
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization, User
 
 from ..models import DailyUserFeatureUsage
-from ..params import today
 from .cache import cached
 from .common import rounded
 from .filters import filters_apply

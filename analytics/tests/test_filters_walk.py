@@ -6,7 +6,6 @@ themselves, counted by hand from the fixture."""
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.urls import URLPattern, get_resolver
 
 from analytics import segments
@@ -186,14 +185,13 @@ def test_timeseries_by_hand(analyst_client, data):
 @pytest.mark.parametrize(
     ("endpoint", "count"),
     [
-        ("usage-summary", 5),
+        ("usage-summary", 6),
         ("feature-usage", 4),
         ("timeseries", 4),
         ("top-users", 6),
         ("user-activity", 5),
         ("retention", 4),
-        # the statement inside its savepoint (PostgreSQL: and its two SET LOCALs)
-        ("funnel?steps=search,export", 6),
+        ("funnel?steps=search,export", 4),
     ],
 )
 def test_filtered_query_counts_are_pinned(analyst_client, data, django_assert_num_queries, endpoint, count):
@@ -203,6 +201,5 @@ def test_filtered_query_counts_are_pinned(analyst_client, data, django_assert_nu
     query = f"{joiner}segment={data['segment'].pk}&gender=O&user.plan=pro&feature_id={data['features']['search'].pk}"
     if endpoint.startswith("funnel"):
         query = query.split("&feature_id")[0]
-        count += 2 if connection.vendor == "postgresql" else 0
     with django_assert_num_queries(count):
         assert analyst_client.get(f"{BASE}/{endpoint}{query}").status_code == 200

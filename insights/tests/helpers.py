@@ -1,17 +1,17 @@
-"""Test data for insights: rollup rows shaped like the analytics rollup writes them, and a
-tiny HTTP server on localhost (ports 8500–8599) standing in for Gemini or a webhook
-receiver."""
+"""Test data for insights: rollup rows shaped like the analytics rollup writes them, raw
+events with known segments for the explanations, and a tiny HTTP server on localhost
+(ports 8500–8599) standing in for Gemini or a webhook receiver."""
 
 import json
 import socket
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
-from telemetry.models import Feature
+from telemetry.models import EndUser, Feature, UsageEvent
 
 PORTS = range(8500, 8600)
 
@@ -68,6 +68,49 @@ def rollups_make(org, features, *, end, days, level=200.0, seed=1, spikes=None, 
     DailyFeatureUsage.objects.bulk_create(rows)
     DailyOrgUsage.objects.bulk_create(org_rows)
     return start
+
+
+def end_users_make(org, n=12, prefix="person"):
+    """`n` end users: genders alternate F, M; ages cycle 15, 30, 50 (one per age band);
+    the first half on plan "free", the rest on "pro"."""
+    EndUser.objects.bulk_create(
+        [
+            EndUser(
+                organization=org,
+                external_id=f"{prefix}-{i}",
+                gender="FM"[i % 2],
+                age=(15, 30, 50)[i % 3],
+                properties={"plan": "free" if i < n // 2 else "pro"},
+            )
+            for i in range(n)
+        ]
+    )
+    return list(EndUser.objects.filter(organization=org, external_id__startswith=f"{prefix}-").order_by("id"))
+
+
+def events_make(org, feature, users, *, days, per_day, event_type="view", duration=100.0, metadata=None):
+    """`per_day` events of `feature` on each of `days`, by `users` in turn, spread over
+    each day's hours."""
+    rows = []
+    for day in days:
+        start = datetime.combine(day, time(0, 30), tzinfo=UTC)
+        for i in range(per_day):
+            rows.append(
+                UsageEvent(
+                    organization=org,
+                    feature=feature,
+                    end_user=users[i % len(users)],
+                    event_type=event_type,
+                    session_duration=duration,
+                    metadata=dict(metadata or {"source": "test"}),
+                    timestamp=start + timedelta(minutes=(i * 997) % 1380),
+                )
+            )
+    UsageEvent.objects.bulk_create(rows)
+
+
+def same_weekdays_before(day, weeks=6):
+    return [day - timedelta(weeks=k) for k in range(1, weeks + 1)]
 
 
 def yesterday():

@@ -110,11 +110,12 @@ def test_empty_organisation_sees_empty_states(admin_user):
 
 def test_page_query_count_is_bounded(analyst_user, usage, django_assert_max_num_queries, django_assert_num_queries):
     client = page_client(analyst_user)
-    with django_assert_max_num_queries(20):  # cold: chart data, forecast, narrative computed
+    with django_assert_max_num_queries(22):  # cold: chart data, forecast, narrative computed
         assert client.get(reverse("insights:index")).status_code == 200
-    # warm: session, user, organisation, anomaly count and page (the forecast's feature comes
+    # warm: session, user, organisation, the open count the narrative is checked against,
+    # the Unusual features ranking, anomaly count and page (the forecast's feature comes
     # from the cached chart summary)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(7):
         response = client.get(reverse("insights:index"))
     assert response.status_code == 200
     assert f"<strong>{usage[4].name}</strong>: about" in response.text

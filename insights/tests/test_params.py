@@ -43,7 +43,7 @@ def test_anomaly_filters_are_optional():
     assert params.anomaly_list_params({}) == {
         "status": None,
         "severity": None,
-        "detector": None,
+        "detector": "timeseries",  # anomalies; the "outlier features" ranking only by name
         "start": None,
         "end": None,
     }

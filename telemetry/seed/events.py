@@ -12,7 +12,12 @@
   whole (organisation, item, day) cells — the day as stored, after `--recent-days` — so that
   feature's average session on that day jumps (a spike a detector can find) instead of 2 %
   noise spread evenly over everything;
-- `--recent-days N` maps the data's time range linearly onto the N days ending now.
+- `--recent-days N` maps the data's time range linearly onto the N days ending now, and
+  (with anomalies) plans a few bursts for the time-series detector to find (`EventPlan.bursts`):
+  on each of BURST_DAYS_AGO days before today, one of each organisation's busiest features
+  gets BURST_EVENTS more events, all of event type `share` with `burst: true` in their
+  metadata — a spike whose explanation is that event type. MovieLens alone has no such
+  day: a film gets a rating or two a day, spread evenly, so the demo would show no anomaly.
 """
 
 import hashlib
@@ -27,6 +32,12 @@ EVENT_NAMESPACE = uuid.UUID("6f1c3a52-7d0e-4a61-9a43-2f8f0f5b1d7e")
 ANOMALY_SHARE = 0.02
 ANOMALY_FACTOR = 3.0
 DAY = 86_400
+# Demo bursts (with --recent-days): days before today (complete days the detector judges;
+# one burst per day, on the organisation's busiest, then next busiest feature) and their
+# size: against the one or two events a day of the demo's busiest features, a ×20 day.
+BURST_DAYS_AGO = (2, 5)
+BURST_EVENTS = 40
+BURST_EVENT_TYPE = "share"
 
 
 def org_index(user_id: int, orgs: int) -> int:
@@ -48,14 +59,19 @@ def end_user_external_id(user_id: int) -> str:
 
 @dataclass
 class EventPlan:
-    """One row per event, sorted by uuid. Columns: uuid (str), org (0-based index), user_id,
-    item_id, rating, original_ts (epoch s), timestamp (epoch s after --recent-days),
-    session_duration, injected (bool), session_id."""
+    """`events`: one row per MovieLens event, sorted by uuid. Columns: uuid (str), org
+    (0-based index), user_id, item_id, rating, original_ts (epoch s), timestamp (epoch s
+    after --recent-days), session_duration, injected (bool), session_id, event_type, burst
+    (bool). `bursts`: the demo's spikes, same columns (original_ts = their day)."""
 
     events: pd.DataFrame
+    bursts: pd.DataFrame | None = None
 
     def __len__(self):
-        return len(self.events)
+        return len(self.events) + (0 if self.bursts is None else len(self.bursts))
+
+    def all_events(self) -> pd.DataFrame:
+        return self.events if self.bursts is None else pd.concat([self.events, self.bursts], ignore_index=True)
 
 
 def _inject(frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
@@ -121,9 +137,50 @@ def movielens_events_build(
     frame["session_duration"] = np.round(durations, 3)
     frame["injected"] = injected
 
-    day = frame["timestamp"] // DAY
-    frame["session_id"] = "ml-" + frame["user_id"].astype(str) + "-" + day.astype(str)
-    return EventPlan(events=frame)
+    frame["event_type"] = "interaction"
+    frame["burst"] = False
+    frame["session_id"] = _session_ids(frame)
+    bursts = _bursts(frame, rng, now=now or datetime.now(UTC)) if anomalies and recent_days else None
+    return EventPlan(events=frame, bursts=bursts)
+
+
+def _session_ids(frame: pd.DataFrame) -> pd.Series:
+    return "ml-" + frame["user_id"].astype(str) + "-" + (frame["timestamp"] // DAY).astype(str)
+
+
+def _bursts(frame: pd.DataFrame, rng: np.random.Generator, *, now: datetime) -> pd.DataFrame:
+    """The demo's spikes: for each organisation and each of BURST_DAYS_AGO, its next
+    busiest feature gets BURST_EVENTS extra events from its organisation's users (distinct
+    ones first), at random times of that UTC day. Their uuids depend only on
+    (organisation, item, n), so seeding again adds none twice."""
+    today = int(now.timestamp()) // DAY
+    rows = []
+    for org, mine in frame.groupby("org"):
+        busiest = mine["item_id"].value_counts().sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+        users = mine["user_id"].unique()
+        for days_ago, item in zip(BURST_DAYS_AGO, busiest.index, strict=False):
+            ratings = mine.loc[mine["item_id"] == item, "rating"].to_numpy()
+            day_start = (today - days_ago) * DAY
+            for n in range(BURST_EVENTS):
+                rating = int(rng.choice(ratings))
+                rows.append(
+                    {
+                        "user_id": int(users[n] if n < len(users) else rng.choice(users)),
+                        "item_id": int(item),
+                        "rating": rating,
+                        "original_ts": day_start,
+                        "uuid": str(uuid.uuid5(EVENT_NAMESPACE, f"movielens-burst:{org}:{item}:{n}")),
+                        "org": int(org),
+                        "timestamp": day_start + int(rng.integers(0, DAY)),
+                        "session_duration": round(max(1.0, rating * 60.0 + rng.uniform(-15.0, 30.0)), 3),
+                        "injected": False,
+                        "event_type": BURST_EVENT_TYPE,
+                        "burst": True,
+                    }
+                )
+    bursts = pd.DataFrame(rows, columns=[c for c in frame.columns if c != "session_id"])
+    bursts["session_id"] = _session_ids(bursts)
+    return bursts[list(frame.columns)]
 
 
 def _timestamps(original: np.ndarray, *, recent_days: int | None, now: datetime | None) -> np.ndarray:

@@ -104,7 +104,7 @@ def movielens_seed(
 ) -> SeedResult:
     """Stores `plan` (built from `data`) into organisations Org-1…Org-<orgs>."""
     result = SeedResult(planned=len(plan))
-    events = plan.events
+    events = plan.all_events()
     titles = {}
     if data.items is not None:
         titles = dict(zip(data.items["item_id"].tolist(), data.items["title"].tolist(), strict=True))
@@ -129,14 +129,18 @@ def movielens_seed(
             mine["item_id"].tolist(),
             mine["rating"].tolist(),
             mine["injected"].tolist(),
+            mine["event_type"].tolist(),
+            mine["burst"].tolist(),
             strict=True,
         )
         days = set()
         rows = []
-        for uuid, feature_id, end_user_id, session_id, duration, ts, item, rating, injected in columns:
+        for uuid, feature_id, end_user_id, session_id, duration, ts, item, rating, injected, kind, burst in columns:
             metadata = {"source": data.source, "raw_feature": item, "rating": rating}
             if injected:
                 metadata["injected"] = True
+            if burst:
+                metadata["burst"] = True
             moment = datetime.fromtimestamp(ts, UTC)
             days.add(moment.date())
             rows.append(
@@ -145,7 +149,7 @@ def movielens_seed(
                     "organization_id": org.pk,
                     "feature_id": feature_id,
                     "end_user_id": end_user_id,
-                    "event_type": "interaction",
+                    "event_type": kind,
                     "session_id": session_id,
                     "session_duration": duration,
                     "metadata": metadata,

@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from telemetry.models import DirtyDay, EndUser, Feature, UsageEvent
 from telemetry.seed import sources
+from telemetry.seed.events import BURST_DAYS_AGO, BURST_EVENT_TYPE, BURST_EVENTS
 from tenants.models import Organization, Role, User
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +33,8 @@ def test_seeding_twice_creates_nothing_twice():
     assert counts[-1] == 400
     assert "Seeded 400 new events (0 already there)" in first
 
-    again = seed("--source", "synthetic", "--orgs", "2", "--limit", "400", "--recent-days", "10")
+    # (--no-anomalies: with --recent-days the seeder would also add its demo bursts.)
+    again = seed("--source", "synthetic", "--orgs", "2", "--limit", "400", "--recent-days", "10", "--no-anomalies")
     assert "Seeded 0 new events (400 already there)" in again
     assert (
         Organization.objects.count(),
@@ -140,3 +142,22 @@ def test_bad_source_is_a_command_error(tmp_path):
     with pytest.raises(CommandError, match="unavailable"):
         seed("--source", str(tmp_path / "missing.csv"))
     assert not UsageEvent.objects.exists()
+
+
+def test_recent_days_adds_demo_bursts_once():
+    out = seed("--source", "synthetic", "--orgs", "2", "--limit", "600", "--recent-days", "20")
+    bursts = UsageEvent.objects.filter(metadata__burst=True)
+    assert bursts.count() == 2 * len(BURST_DAYS_AGO) * BURST_EVENTS
+    assert f"Seeded {600 + bursts.count()} new events" in out
+    assert set(bursts.values_list("event_type", flat=True)) == {BURST_EVENT_TYPE}
+    today = datetime.now(UTC).date()
+    assert {t.date() for t in bursts.values_list("timestamp", flat=True)} == {
+        today - timedelta(days=d) for d in BURST_DAYS_AGO
+    }
+    # One feature per burst, of the organisation's own users.
+    for org in Organization.objects.all():
+        mine = bursts.filter(organization=org)
+        assert mine.values("feature").distinct().count() == len(BURST_DAYS_AGO)
+        assert not mine.exclude(end_user__organization=org).exists()
+    again = seed("--source", "synthetic", "--orgs", "2", "--limit", "600", "--recent-days", "30")
+    assert "Seeded 0 new events" in again

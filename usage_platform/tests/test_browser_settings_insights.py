@@ -13,7 +13,14 @@ from conftest import PASSWORD, browser_login, make_member, screenshot, wait_unti
 from insights import services as insight_services
 from insights import webhooks as insight_webhooks
 from insights.models import Anomaly, WebhookDelivery
-from insights.tests.helpers import features_make, rollups_make, yesterday
+from insights.tests.helpers import (
+    end_users_make,
+    events_make,
+    features_make,
+    rollups_make,
+    same_weekdays_before,
+    yesterday,
+)
 from telemetry.models import UsageEvent
 from tenants import services as tenant_services
 from tenants.models import Role, User
@@ -23,16 +30,22 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def usage(org):
-    """Ten weeks of rollups for six features with a spike and a drop, anomalies detected."""
+    """Ten weeks of rollups for six features with a spike and a drop, and the raw events
+    that explain them (the spike is an export burst, the drop is iOS going quiet),
+    anomalies detected."""
     features = features_make(org, 6)
     names = ["Search", "Checkout", "Reports", "Exports", "Dashboards", "Alerts"]
     for feature, name in zip(features, names, strict=True):
         feature.name = name
         feature.save(update_fields=["name"])
     end = yesterday()
-    rollups_make(
-        org, features, end=end, days=70, spikes={(0, end - timedelta(days=1)): 4.0, (3, end - timedelta(days=3)): 0.2}
-    )
+    spike_day, drop_day = end - timedelta(days=1), end - timedelta(days=3)
+    rollups_make(org, features, end=end, days=70, spikes={(0, spike_day): 4.0, (3, drop_day): 0.2})
+    people = end_users_make(org)
+    events_make(org, features[0], people, days=[spike_day, *same_weekdays_before(spike_day)], per_day=30)
+    events_make(org, features[0], people, days=[spike_day], per_day=90, event_type="export")
+    events_make(org, features[3], people, days=[drop_day, *same_weekdays_before(drop_day)], per_day=8)
+    events_make(org, features[3], people, days=same_weekdays_before(drop_day), per_day=32, metadata={"platform": "ios"})
     insight_services.anomalies_detect(org)
     return features
 
@@ -51,6 +64,9 @@ def test_acknowledging_an_anomaly_persists(browser_page, live_server, admin_user
     page.wait_for_load_state("networkidle")
     assert page.locator("[data-testid=insight-source]").inner_text() == "Heuristic"
     wait_until(page, "() => document.querySelectorAll('canvas[data-chart]').length >= 3")
+    why = page.locator("[data-testid=anomaly-why]").all_inner_texts()
+    assert why[0].startswith("Mostly event type export") and "Mostly event platform = ios" in why[2]
+    assert page.locator("[data-testid=unusual-feature]").count() >= 1
     screenshot(page, "insights")
 
     row = page.locator(f"#anomaly-{anomaly.pk}")

@@ -30,7 +30,11 @@ class Command(BaseCommand):
         parser.add_argument("--orgs", type=_positive, default=3, help="number of organisations (default 3)")
         parser.add_argument("--split", default="train", help="dataset split on the hub (default train)")
         parser.add_argument("--limit", type=int, default=2000, help="number of events, 0 for all (default 2000)")
-        parser.add_argument("--no-anomalies", action="store_true", help="do not inject the 2 %% anomalies")
+        parser.add_argument(
+            "--no-anomalies",
+            action="store_true",
+            help="do not inject anomalies (2 %% tripled durations; with --recent-days, the demo bursts)",
+        )
         parser.add_argument(
             "--source",
             default="hf",
