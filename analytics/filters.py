@@ -35,12 +35,16 @@ MAX_PROPERTY_VALUE = 200
 ACCOUNT_UNAVAILABLE = "This filter is not supported until accounts exist."
 
 
-def property_name(param: str) -> str:
-    """`user.plan` → `plan`, refusing a name no profile can carry."""
+def property_check(param: str, field: str) -> str:
+    """`user.plan` → `plan`, refusing (on `field`) a name no profile or event can carry."""
     name = param[len(USER_PREFIX) :]
     if not _PROPERTY_RE.fullmatch(name) or ".." in name:
-        fail(param, "Give a property name of letters, digits, _, -, $ or dots (at most 100).")
+        fail(field, "Give a property name of letters, digits, _, -, $ or dots (at most 100).")
     return name
+
+
+def property_name(param: str) -> str:
+    return property_check(param, param)
 
 
 def _age(raw: str) -> str:

@@ -26,7 +26,7 @@ from core.query_params import (
 from telemetry.queries import feature_find
 
 from .filters import AGE_BANDS as AGE_BANDS
-from .filters import filter_set_parse, filters_refuse
+from .filters import filter_set_parse, filters_refuse, property_check
 
 if TYPE_CHECKING:
     from telemetry.models import Feature
@@ -88,6 +88,27 @@ def summary_filters(org: Organization, query: Query) -> dict[str, Any]:
     """The filter set of the summary (`analytics.filters`); only the given ones."""
     filters_refuse(query)
     return filter_set_parse(org, query)
+
+
+BREAKDOWNS = ("feature", "event_type", "age", "gender", "account")
+BREAKDOWN_PREFIXES = ("user.", "event.")
+
+
+def breakdown_param(query: Query) -> str | None:
+    """`breakdown`: feature, event_type, age, gender, user.<property> or event.<property>
+    (account: a 400 until accounts exist), or None."""
+    raw = query_text(query, "breakdown")
+    if raw is None:
+        return None
+    if raw == "account":
+        fail("breakdown", "Accounts are not available yet; break down by another dimension.")
+    if raw in BREAKDOWNS:
+        return raw
+    prefix = next((p for p in BREAKDOWN_PREFIXES if raw.startswith(p)), None)
+    if prefix is None:
+        fail("breakdown", "Choose feature, event_type, age, gender, user.<property> or event.<property>.")
+    property_check(f"user.{raw[len(prefix) :]}", "breakdown")
+    return raw
 
 
 def feature_ref(org: Organization, raw: str, field: str = "feature") -> Feature:

@@ -59,6 +59,14 @@ FEATURE_FILTER_PARAMS = [
     FEATURE_ID_PARAM,
 ]
 FILTER_PARAMS = [*FEATURE_FILTER_PARAMS, *PERSON_FILTER_PARAMS]
+BREAKDOWN_PARAM = OpenApiParameter(
+    "breakdown",
+    OpenApiTypes.STR,
+    description=(
+        "feature, event_type, age, gender, user.<property> or event.<property> (account: 400 until accounts "
+        'exist): the top 10 values and "other"'
+    ),
+)
 FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv downloads the rows")
 BAD_INPUT = ERROR
 
@@ -97,13 +105,24 @@ class CSVExportMixin:
 class UsageSummaryView(AnalyticsView):
     @extend_schema(
         summary="KPIs with the previous period and % change",
-        parameters=[*_date_params(), *FILTER_PARAMS],
+        parameters=[*_date_params(), *FILTER_PARAMS, BREAKDOWN_PARAM],
         responses={200: schema.UsageSummary, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.summary_params(request.query_params)
         filters = params.summary_filters(self.org, request.query_params)
-        return Response(queries.usage_summary(self.org, args["start"], args["end"], filters=filters))
+        breakdown = params.breakdown_param(request.query_params)
+        data = queries.usage_summary(self.org, args["start"], args["end"], filters=filters)
+        if breakdown:
+            split = {"dimension": breakdown, "start": args["start"], "end": args["end"], "filters": filters}
+            data = data | {
+                "breakdown": {
+                    "by": breakdown,
+                    "events": queries.breakdown_totals(self.org, metric="events", **split),
+                    "active_users": queries.breakdown_totals(self.org, metric="active_users", **split),
+                }
+            }
+        return Response(data)
 
 
 class FeatureUsageView(CSVExportMixin, AnalyticsView):
@@ -122,15 +141,30 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
 
     @extend_schema(
         summary="Per-feature usage from the daily rollups",
-        parameters=[*_date_params(), *FILTER_PARAMS, FORMAT_PARAM],
+        parameters=[*_date_params(), *FILTER_PARAMS, BREAKDOWN_PARAM, FORMAT_PARAM],
         responses={200: schema.FeatureUsage, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.feature_usage_params(self.org, request.query_params)
+        breakdown = params.breakdown_param(request.query_params)
         rows = queries.feature_usage(self.org, args["start"], args["end"], filters=args["filters"])
+        if breakdown:
+            split = queries.breakdown_by_feature(
+                self.org, dimension=breakdown, start=args["start"], end=args["end"], filters=args["filters"]
+            )
+            rows = [row | {"breakdown": split.get(row["feature_id"], [])} for row in rows]
+            if self.wants_csv():
+                return self.csv_response(
+                    [
+                        {"feature_key": row["feature_key"], "key": part["key"], "events": part["value"]}
+                        for row in rows
+                        for part in row["breakdown"]
+                    ]
+                )
         if self.wants_csv():
             return self.csv_response(rows)
-        return Response({"start": args["start"], "end": args["end"], "count": len(rows), "results": rows})
+        body = {"start": args["start"], "end": args["end"], "count": len(rows), "results": rows}
+        return Response(body | ({"breakdown": breakdown} if breakdown else {}))
 
 
 def _page_links(request, page, page_size, count):
@@ -195,6 +229,7 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
             OpenApiParameter("metric", OpenApiTypes.STR, enum=list(params.METRICS)),
             OpenApiParameter("interval", OpenApiTypes.STR, enum=list(params.INTERVALS)),
             *FILTER_PARAMS,
+            BREAKDOWN_PARAM,
             *_date_params(),
             FORMAT_PARAM,
         ],
@@ -202,12 +237,34 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
     )
     def get(self, request):
         args = params.timeseries_params(self.org, request.query_params)
+        breakdown = params.breakdown_param(request.query_params)
+        if breakdown:
+            return self._breakdown(args, breakdown)
         data = queries.timeseries(self.org, **args)
         if self.wants_csv():
             return self.csv_response(data["points"])
         feature = args["feature"]
         data["feature"] = {"id": feature.pk, "key": feature.key} if feature else None
         return Response(data)
+
+    def _breakdown(self, args, breakdown):
+        """`{metric, interval, start, end, breakdown, series: [{key, points}]}`."""
+        filters = {k: args[k] for k in ("feature", "age", "gender", "user_properties") if args[k]}
+        series = queries.breakdown_series(
+            self.org,
+            dimension=breakdown,
+            start=args["start"],
+            end=args["end"],
+            interval=args["interval"],
+            metric=args["metric"],
+            filters=filters,
+        )
+        if self.wants_csv():
+            return self.csv_response(
+                [{"date": p["date"], "key": s["key"], "value": p["value"]} for s in series for p in s["points"]]
+            )
+        head = {k: args[k] for k in ("metric", "interval", "start", "end")}
+        return Response(head | {"breakdown": breakdown, "series": series})
 
 
 class RetentionView(AnalyticsView):
