@@ -154,6 +154,7 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
             )
             rows = [row | {"breakdown": split.get(row["feature_id"], [])} for row in rows]
             if self.wants_csv():
+                self.csv_columns = ("feature_key", "key", "events")
                 return self.csv_response(
                     [
                         {"feature_key": row["feature_key"], "key": part["key"], "events": part["value"]}
@@ -260,6 +261,7 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
             filters=filters,
         )
         if self.wants_csv():
+            self.csv_columns = ("date", "key", "value")
             return self.csv_response(
                 [{"date": p["date"], "key": s["key"], "value": p["value"]} for s in series for p in s["points"]]
             )

@@ -10,7 +10,8 @@ Day offsets are days before today (T). Users (first seen on their first event):
     u4  age 25 (18-40)  F  plan=free  T-7 export, T-6 search, T-5 export
     (anonymous)                        T-1 search
 
-Every event carries a session (`s-<user>-<offset>`) of 60 s, the anonymous one none.
+Every event carries a session (`s-<user>-<offset>`) of 60 s, the anonymous one none. Event
+type "interaction", except u3's two events: "click", with metadata {"source": "email"}.
 Funnel search → export within 7 days: u1 (T-14 → T-14), u3 (T-7 → T-7), u4 (T-6 → T-5);
 u2 enters (T-14) but its export (T-2) is 12 days later."""
 
@@ -18,6 +19,7 @@ from datetime import timedelta
 
 from analytics import rollup
 from core.days import today
+from telemetry.models import UsageEvent
 
 from .factories import at, end_user, event, feature
 
@@ -61,5 +63,6 @@ def filters_fixture(org):
             event(org, features[key], None, when)
         else:
             event(org, features[key], users[uid], when, session=f"s-{uid}-{offset}", duration=60)
+    UsageEvent.objects.filter(end_user=users["u3"]).update(event_type="click", metadata={"source": "email"})
     rollup.rollup_range(day_of(20), today(), org)
     return {"features": features, "users": users}
