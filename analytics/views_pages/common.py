@@ -87,6 +87,47 @@ def carry(query, names):
     return "&" + urlencode(kept) if kept else ""
 
 
+BREAKDOWN_CHOICES = (
+    ("", "No breakdown"),
+    ("feature", "Feature"),
+    ("event_type", "Event type"),
+    ("age", "Age band"),
+    ("gender", "Gender"),
+)
+OTHER_COLOR = "#9ca3af"
+
+
+def breakdown_or_error(query):
+    """(dimension or None, error) of `?breakdown=`."""
+    try:
+        return params.breakdown_param(query), None
+    except DomainError as exc:
+        return None, exc.detail
+
+
+def breakdown_choices(selected):
+    """The picker's options; a dimension typed in the URL (user.plan, event.source) is kept."""
+    choices = list(BREAKDOWN_CHOICES)
+    if selected and all(value != selected for value, _ in choices):
+        choices.append((selected, selected))
+    return choices
+
+
+def breakdown_spec(series, *, chart_type="bar"):
+    """A stacked bar (or multi-line) chart of a breakdown's series, "other" in grey."""
+    labels = [p["date"].isoformat() for p in series[0]["points"]] if series else []
+    return {
+        "type": chart_type,
+        "stacked": chart_type == "bar",
+        "labels": labels,
+        "series": [
+            {"label": s["key"], "data": [p["value"] for p in s["points"]]}
+            | ({"color": OTHER_COLOR} if s["key"] == "other" else {})
+            for s in series
+        ],
+    }
+
+
 def series_values(points):
     """(values, ISO date labels) of timeseries points."""
     return [p["value"] for p in points], [p["date"].isoformat() for p in points]

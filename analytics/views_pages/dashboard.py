@@ -44,12 +44,26 @@ def dashboard(request):
         kpis.append(
             {"key": key, "label": label, "unit": unit, **item, "trend": common.change_class(item["change_pct"])}
         )
-    series = {"interval": interval, "start": start, "end": end, **given}
-    events = queries.timeseries(org, metric="events", **series)
-    active = queries.timeseries(org, metric="active_users", **series)
     # The Top features chart answers the same filters as the KPIs above it.
     usage = queries.feature_usage(org, start=start, end=end, filters=given)
     top = [row for row in usage if row["events"]][:TOP_FEATURES]
+    breakdown, breakdown_error = common.breakdown_or_error(request.GET)
+    error = error or breakdown_error
+    if breakdown:
+        charts = _breakdown_charts(org, breakdown, start=start, end=end, interval=interval, filters=given, top=top)
+    else:
+        series = {"interval": interval, "start": start, "end": end, **given}
+        events = queries.timeseries(org, metric="events", **series)
+        active = queries.timeseries(org, metric="active_users", **series)
+        charts = {
+            "events_chart": common.line_spec(events["points"], "Events"),
+            "active_chart": common.line_spec(active["points"], "Active users"),
+            "top_chart": {
+                "type": "hbar",
+                "labels": [row["feature_name"] for row in top],
+                "series": [{"label": "Events", "data": [row["events"] for row in top]}],
+            },
+        }
     any_filter = any(filters.values())
     bar = common.filter_bar(org, request.GET, given)
 
@@ -62,15 +76,11 @@ def dashboard(request):
         "interval": interval,
         "period_days": (end - start).days + 1,
         "presets": common.presets(start, end),
-        "preset_query": bar["filter_query"],
+        "preset_query": bar["filter_query"] + (f"&breakdown={breakdown}" if breakdown else ""),
         "kpis": kpis,
-        "events_chart": common.line_spec(events["points"], "Events"),
-        "active_chart": common.line_spec(active["points"], "Active users"),
-        "top_chart": {
-            "type": "hbar",
-            "labels": [row["feature_name"] for row in top],
-            "series": [{"label": "Events", "data": [row["events"] for row in top]}],
-        },
+        **charts,
+        "breakdown": breakdown or "",
+        "breakdown_choices": common.breakdown_choices(breakdown),
         # Nothing in this period or the one before, unfiltered: show how to send events.
         "no_events": not any_filter and not (summary["total_events"]["value"] or summary["total_events"]["previous"]),
         "has_range_data": summary["total_events"]["value"] > 0,
@@ -82,3 +92,31 @@ def dashboard(request):
     return common.render_filtered(
         request, "analytics/partials/dashboard_body.html", "analytics/dashboard.html", context, error
     )
+
+
+def _breakdown_charts(org, breakdown, *, start, end, interval, filters, top):
+    """The three charts split by `breakdown`: events stacked per day or week, active users
+    one line per value, and the top features' events stacked per value."""
+    split = {"dimension": breakdown, "start": start, "end": end, "interval": interval, "filters": filters}
+    events = queries.breakdown_series(org, metric="events", **split)
+    active = queries.breakdown_series(org, metric="active_users", **split)
+    per_feature = queries.breakdown_by_feature(org, dimension=breakdown, start=start, end=end, filters=filters)
+    keys = []
+    for row in top:
+        keys += [part["key"] for part in per_feature.get(row["feature_id"], []) if part["key"] not in keys]
+    keys.sort(key=lambda key: key == "other")  # "other" last, as in the legend of the other charts
+    values = {row["feature_id"]: {p["key"]: p["value"] for p in per_feature.get(row["feature_id"], [])} for row in top}
+    return {
+        "events_chart": common.breakdown_spec(events),
+        "active_chart": common.breakdown_spec(active, chart_type="line"),
+        "top_chart": {
+            "type": "hbar",
+            "stacked": True,
+            "labels": [row["feature_name"] for row in top],
+            "series": [
+                {"label": key, "data": [values[row["feature_id"]].get(key, 0) for row in top]}
+                | ({"color": common.OTHER_COLOR} if key == "other" else {})
+                for key in keys
+            ],
+        },
+    }

@@ -114,6 +114,28 @@ def feature_detail(request, feature_id):
     interval = common.interval_for(start, end)
     figures = queries.feature_figures(org, feature=feature.pk, start=start, end=end, interval=interval, filters=given)
     points = figures["points"]
+    usage_chart = {
+        "type": "line",
+        "labels": [p["date"].isoformat() for p in points],
+        "series": [
+            {"label": "Events", "data": [p["events"] for p in points]},
+            {"label": "Active users", "data": [p["active_users"] for p in points]},
+        ],
+    }
+    breakdown, breakdown_error = common.breakdown_or_error(request.GET)
+    error = error or breakdown_error
+    if breakdown:
+        # This feature's events split by the dimension, stacked.
+        split = queries.breakdown_series(
+            org,
+            dimension=breakdown,
+            metric="events",
+            start=start,
+            end=end,
+            interval=interval,
+            filters={**given, "feature": feature.pk},
+        )
+        usage_chart = common.breakdown_spec(split)
     context = {
         "active_nav": "features",
         "feature": feature,
@@ -122,7 +144,7 @@ def feature_detail(request, feature_id):
         "error": error,
         "presets": common.presets(start, end),
         **(bar := common.filter_bar(org, request.GET, given)),
-        "preset_query": bar["filter_query"],
+        "preset_query": bar["filter_query"] + (f"&breakdown={breakdown}" if breakdown else ""),
         "interval": interval,
         "stats": {
             "events": figures["events"],
@@ -130,14 +152,9 @@ def feature_detail(request, feature_id):
             "avg_active": figures["avg_active_users"],
             "avg_session": figures["avg_session_duration"],
         },
-        "usage_chart": {
-            "type": "line",
-            "labels": [p["date"].isoformat() for p in points],
-            "series": [
-                {"label": "Events", "data": [p["events"] for p in points]},
-                {"label": "Active users", "data": [p["active_users"] for p in points]},
-            ],
-        },
+        "usage_chart": usage_chart,
+        "breakdown": breakdown or "",
+        "breakdown_choices": common.breakdown_choices(breakdown),
         "forecast_url": _forecast_url(feature.pk),
     }
     return common.render_filtered(

@@ -1,8 +1,8 @@
 /* Usage Platform pages: draws the Chart.js charts described by server-rendered JSON.
  *
  * A chart is `<canvas data-chart="ID">` next to `{{ spec|json_script:"ID" }}`; the spec is
- * {type: "line" | "bar" | "hbar", labels: [...], series: [{label, data}], band?: {label, lower, upper},
- *  percent?: bool}. Charts are (re)drawn on page load and on every htmx swap, so filters that
+ * {type: "line" | "bar" | "hbar", labels: [...], series: [{label, data, color?}], band?: {label, lower, upper},
+ *  percent?: bool, stacked?: bool} (stacked: the series' bars pile up, as a breakdown's values do). Charts are (re)drawn on page load and on every htmx swap, so filters that
  * re-render a fragment redraw its charts. No inline scripts: the pages work under a strict CSP.
  */
 (function () {
@@ -83,6 +83,10 @@
         callback: function (value) { return shortLabel(this.getLabelForValue(value)); },
       },
     };
+    if (spec.stacked) {
+      valueAxis.stacked = true;
+      categoryAxis.stacked = true;
+    }
     return {
       type: type,
       data: { labels: spec.labels || [], datasets: datasets },
