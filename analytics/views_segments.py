@@ -16,7 +16,7 @@ from . import segments
 TAGS = ["segments"]
 
 
-class SegmentSerializer(serializers.Serializer):
+class SavedSegmentSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     filters = serializers.DictField(
@@ -27,7 +27,7 @@ class SegmentSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class SegmentInputSerializer(serializers.Serializer):
+class SavedSegmentInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     # Checked by the service, which names the one filter it refuses (`filters.age`, …).
     filters = serializers.JSONField(help_text='{age?, gender?, feature?, account?, "user.<property>"?: value}')
@@ -36,39 +36,39 @@ class SegmentInputSerializer(serializers.Serializer):
 class SegmentListView(OrgAPIView):
     default_role = Role.ANALYST
 
-    @list_schema(SegmentSerializer, operation_id="org_segments_list", summary="Saved segments", tags=TAGS)
+    @list_schema(SavedSegmentSerializer, operation_id="org_segments_list", summary="Saved segments", tags=TAGS)
     def get(self, request):
-        return paginate(request, segments.segment_list(self.org), SegmentSerializer, view=self)
+        return paginate(request, segments.segment_list(self.org), SavedSegmentSerializer, view=self)
 
     @extend_schema(
-        request=SegmentInputSerializer,
-        responses={201: SegmentSerializer, 400: ERROR, 403: ERROR},
+        request=SavedSegmentInputSerializer,
+        responses={201: SavedSegmentSerializer, 400: ERROR, 403: ERROR},
         summary="Save a segment (use it as ?segment=<id> on any analytics endpoint or page)",
         tags=TAGS,
     )
     def post(self, request):
-        data = validated(SegmentInputSerializer, request)
+        data = validated(SavedSegmentInputSerializer, request)
         segment = segments.segment_create(self.org, name=data["name"], filters=data["filters"])
-        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+        return Response(SavedSegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
 
 
 class SegmentDetailView(OrgAPIView):
     default_role = Role.ANALYST
 
-    @extend_schema(responses={200: SegmentSerializer, 404: ERROR}, summary="One segment", tags=TAGS)
+    @extend_schema(responses={200: SavedSegmentSerializer, 404: ERROR}, summary="One segment", tags=TAGS)
     def get(self, request, segment_id):
-        return Response(SegmentSerializer(segments.segment_get(self.org, segment_id)).data)
+        return Response(SavedSegmentSerializer(segments.segment_get(self.org, segment_id)).data)
 
     @extend_schema(
-        request=SegmentInputSerializer,
-        responses={200: SegmentSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        request=SavedSegmentInputSerializer,
+        responses={200: SavedSegmentSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
         summary="Rename a segment or change its filters",
         tags=TAGS,
     )
     def patch(self, request, segment_id):
-        data = validated(SegmentInputSerializer, request, partial=True)
+        data = validated(SavedSegmentInputSerializer, request, partial=True)
         segment = segments.segment_update(self.org, segment_id, **data)
-        return Response(SegmentSerializer(segment).data)
+        return Response(SavedSegmentSerializer(segment).data)
 
     @extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete a segment", tags=TAGS)
     def delete(self, request, segment_id):
