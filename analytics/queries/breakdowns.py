@@ -16,18 +16,25 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
 from django.db.models.fields import CharField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate, TruncWeek
 
-from telemetry.models import UsageEvent
+from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
 from .common import bounds, days_between, feature_pk, week_monday
-from .filters import filters_apply, has_person_filter, has_rolled_up_person_filter, segment_filter
+from .filters import (
+    filters_apply,
+    has_person_filter,
+    has_rolled_up_person_filter,
+    person_filter,
+    person_filters,
+    segment_filter,
+)
 
 BREAKDOWN_LIMIT = 10
 OTHER = "other"
@@ -170,6 +177,8 @@ def breakdown_totals(
     """`[{key, value}]`: `metric` over start..end per value of `dimension`, the top
     BREAKDOWN_LIMIT values then "other" (the rest together, when there is a rest)."""
     filters = {k: v for k, v in (filters or {}).items() if v}
+    if metric == "active_users" and (dimension in ("age", "gender") or dimension.startswith(USER_PREFIX)):
+        return _people_totals(org, dimension, start, end, filters)
     source = _source(org, dimension, filters, users=metric == "active_users", per_feature=False)
     top = _top_keys(source, start, end, metric)
     rows = source.within(start, end).annotate(bkey=source.key)
@@ -180,6 +189,44 @@ def breakdown_totals(
     if any(rest.values()):
         result.append({"key": OTHER, "value": _value(metric, rest)})
     return result
+
+
+def _people_totals(
+    org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Distinct active users per value of a person dimension in one query: the end users
+    grouped by the value, each kept by one index probe on the per-user rollups (as the
+    summary counts them), so the cost follows the end users, not the user-days. Each user
+    has one value, so "other" is the sum of the rest."""
+    feature_id = feature_pk(filters.get("feature"))
+    days: QuerySet[Any] = (
+        DailyUserUsage.objects.filter(organization=org, end_user=OuterRef("pk"))
+        if feature_id is None
+        else DailyUserFeatureUsage.objects.filter(organization=org, end_user=OuterRef("pk"), feature_id=feature_id)
+    )
+    if dimension.startswith(USER_PREFIX):
+        key = _text(KeyTextTransform(dimension[len(USER_PREFIX) :], "properties"))
+    elif dimension == "age":
+        key = Case(
+            When(age__lt=18, then=Value("<18")),
+            When(age__lte=40, then=Value("18-40")),
+            When(age__gt=40, then=Value(">40")),
+            default=Value(NONE),
+            output_field=CharField(),
+        )
+    else:
+        key = _text(F("gender"))
+    counts = list(
+        EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
+        .filter(Exists(days.filter(date__gte=start, date__lte=end)))
+        .annotate(bkey=key)
+        .values("bkey")
+        .annotate(users=Count("pk"))
+        .order_by("-users", "bkey")
+    )
+    result = [{"key": row["bkey"], "value": row["users"]} for row in counts[:BREAKDOWN_LIMIT]]
+    rest = sum(row["users"] for row in counts[BREAKDOWN_LIMIT:])
+    return result + ([{"key": OTHER, "value": rest}] if rest else [])
 
 
 def _wanted(source: _Source, metric: str) -> dict[str, Any]:
