@@ -72,7 +72,10 @@ class _Source:
             "duration": Sum("total_session_duration"),
             "timed": Sum("timed_events"),
         }
-        if self.rows.model is not DailyFeatureUsage and self.rows.model is not DailySegmentUsage:
+        if self.rows.model is DailySegmentUsage:
+            # Exact per day only (each user is in one segment a day): used for daily series.
+            figures["users"] = Sum("active_users")
+        elif self.rows.model is not DailyFeatureUsage:
             figures["users"] = Count("end_user_id", distinct=True)
         return figures
 
@@ -92,11 +95,17 @@ _AGE_BAND = Case(
 
 
 def _source(
-    org: Organization, dimension: str, filters: Mapping[str, Any], *, users: bool, per_feature: bool
+    org: Organization,
+    dimension: str,
+    filters: Mapping[str, Any],
+    *,
+    users: bool,
+    per_feature: bool,
+    daily_users: bool = False,
 ) -> _Source:
     """The rows that answer `dimension` under `filters` (see the module docstring); `users`:
-    distinct users are asked (then per-user or raw rows); `per_feature`: rows of one feature
-    each (feature-usage)."""
+    distinct users are asked (then per-user or raw rows, or segment rows for `daily_users`
+    per age band or gender); `per_feature`: rows of one feature each (feature-usage)."""
     feature_id = feature_pk(filters.get("feature"))
     if dimension == "event_type" or dimension.startswith(EVENT_PREFIX):
         key = (

@@ -50,6 +50,10 @@ def test_timeseries_breakdown_shape_and_points(analyst_client, data):
     # F: u1 2 events on T-14, 1 on T-13, 1 on T-7; u4 1 on T-7, T-6, T-5
     assert female[day_of(14).isoformat()] == 2 and female[day_of(7).isoformat()] == 2
     assert sum(female.values()) == 7
+    # Daily users per gender (from the segment rollups): on T-7 u1 and u4 (F) and u3 (O).
+    daily = analyst_client.get(f"{BASE}/timeseries?breakdown=gender&metric=active_users&start={day_of(7)}").json()
+    on_t7 = {s["key"]: s["points"][0]["value"] for s in daily["series"]}
+    assert on_t7 == {"F": 2, "M": 0, "O": 1}
     users = analyst_client.get(f"{BASE}/timeseries?breakdown=feature&metric=active_users&interval=week").json()
     assert {s["key"] for s in users["series"]} == {"search", "export"}
     csv = analyst_client.get(f"{BASE}/timeseries?breakdown=age&format=csv&start={day_of(1)}&end={today()}")
