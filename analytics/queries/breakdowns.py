@@ -114,8 +114,11 @@ def _source(
             else KeyTextTransform(dimension[len(EVENT_PREFIX) :], "metadata")
         )
         return _Source(filters_apply(UsageEvent.objects.filter(organization=org), filters), _text(key), True)
+    # Daily users per age band or gender add up from the segment rollups; anything else
+    # distinct needs the per-user rows.
+    segment_users = daily_users and dimension in ("age", "gender") and not per_feature
     person_rows_needed = (
-        users
+        (users and not segment_users)
         or dimension.startswith(USER_PREFIX)
         or (has_person_filter(filters) and not has_rolled_up_person_filter(filters))
     )
