@@ -263,7 +263,8 @@ def breakdown_series(
     one point per day or week (Monday-based, as `timeseries`), zero-filled."""
     filters = {k: v for k, v in (filters or {}).items() if v}
     buckets = days_between(start, end) if interval == "day" else days_between(week_monday(start), week_monday(end))[::7]
-    source = _source(org, dimension, filters, users=metric == "active_users", per_feature=False)
+    users = metric == "active_users"
+    source = _source(org, dimension, filters, users=users, per_feature=False, daily_users=interval == "day")
     top = _top_keys(source, start, end, metric)
     rows = source.within(start, end).annotate(bkey=source.key, bucket=source.bucket(interval))
     in_top = Q(bkey__in=top)
