@@ -31,7 +31,8 @@ def test_breakdown_and_segment_picker(browser_page, live_server, admin_user, dat
     wait_until(page, f"(() => {{ try {{ return {DATASETS}.length > 1; }} catch (e) {{ return false; }} }})()")
     labels = page.evaluate(f"{DATASETS}.map((d) => d.label)")
     assert set(labels) <= {"<18", "18-40", ">40", "(none)", "other"} and len(labels) >= 2
-    assert page.evaluate("Chart.getChart(document.querySelector('[data-testid=chart-events]')).options.scales.y.stacked")
+    events_chart = "Chart.getChart(document.querySelector('[data-testid=chart-events]'))"
+    assert page.evaluate(f"{events_chart}.options.scales.y.stacked")
     page.mouse.move(0, 0)
     screenshot(page, "breakdown")
 
