@@ -82,9 +82,8 @@ class DailyUserUsage(models.Model):
 
 class DailyUserFeatureUsage(models.Model):
     """One end user's use of one feature on one UTC day: answers the feature-scoped
-    distinct-user figures (weekly active users of a feature, a feature filter combined with
-    a demographic one), features tracked under a filter, each user's top feature, and the
-    first step of a funnel (its first event time per user and day)."""
+    distinct-user figures (a feature's active users over a range or per week), each user's
+    top feature, and the per-feature person segments (DailySegmentUsage)."""
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
     feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
@@ -96,8 +95,6 @@ class DailyUserFeatureUsage(models.Model):
     sessions = models.PositiveIntegerField(default=0)
     total_session_duration = models.FloatField(default=0)
     timed_events = models.PositiveIntegerField(default=0)
-    first_event_at = models.DateTimeField()
-    last_event_at = models.DateTimeField()
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -106,8 +103,8 @@ class DailyUserFeatureUsage(models.Model):
                 fields=["organization", "feature", "date", "end_user"], name="dufu_org_feature_date_user_uniq"
             )
         ]
-        # (organization, date): the rollup's stale-row deletion of one day and the features
-        # tracked under a filter; the unique key serves one feature's range.
+        # (organization, date): the rollup's stale-row deletion and segments of one day; the
+        # unique key serves one feature's range; (organization, end_user, date) one user's.
         indexes = [
             models.Index(fields=["organization", "end_user", "date"], name="dufu_org_user_date_idx"),
             models.Index(fields=["organization", "date"], name="dufu_org_date_idx"),

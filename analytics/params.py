@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from core.days import today
 from core.query_params import (
@@ -228,3 +229,16 @@ def aggregate_params(query: Query) -> dict[str, Any]:
         return {"since": since, "until": until}
     yesterday = today() - timedelta(days=1)
     return {"since": yesterday, "until": yesterday}
+
+
+def end_user_params(query: Query) -> dict[str, Any]:
+    """`?before=` an event's uuid (the `timeline_next` of the page before): the timeline's
+    older events."""
+    filters_supported(query)
+    raw = query_text(query, "before")
+    if raw is None:
+        return {"before": None}
+    try:
+        return {"before": UUID(raw)}
+    except ValueError:
+        fail("before", "Must be an event id (a UUID), as timeline_next gives it.")

@@ -107,9 +107,9 @@ ON CONFLICT (organization_id, date, end_user_id) DO UPDATE SET
 _USER_FEATURE_SQL = """
 INSERT INTO analytics_dailyuserfeatureusage (
     organization_id, feature_id, end_user_id, date, event_count, sessions,
-    total_session_duration, timed_events, first_event_at, last_event_at, computed_at)
+    total_session_duration, timed_events, computed_at)
 SELECT organization_id, feature_id, end_user_id, %s, COUNT(*), COUNT(DISTINCT {session_key}),
-       COALESCE(SUM(session_duration), 0), COUNT(session_duration), MIN(timestamp), MAX(timestamp), %s
+       COALESCE(SUM(session_duration), 0), COUNT(session_duration), %s
 FROM telemetry_usageevent
 WHERE timestamp >= %s AND timestamp < %s AND end_user_id IS NOT NULL AND organization_id = %s
 GROUP BY organization_id, feature_id, end_user_id
@@ -118,8 +118,6 @@ ON CONFLICT (organization_id, feature_id, date, end_user_id) DO UPDATE SET
     sessions = excluded.sessions,
     total_session_duration = excluded.total_session_duration,
     timed_events = excluded.timed_events,
-    first_event_at = excluded.first_event_at,
-    last_event_at = excluded.last_event_at,
     computed_at = excluded.computed_at
 """
 

@@ -20,8 +20,8 @@ _BREAKDOWN_HELP = 'with ?breakdown=: the top 10 values then "other"'
 _KPI = inline_serializer(
     name="Kpi",
     fields={
-        "value": serializers.FloatField(),
-        "previous": serializers.FloatField(),
+        "value": serializers.FloatField(allow_null=True, help_text="null only for an average with nothing to average"),
+        "previous": serializers.FloatField(allow_null=True),
         "change_pct": serializers.FloatField(allow_null=True, help_text="null when previous is 0"),
     },
 )
@@ -62,7 +62,7 @@ FeatureUsage = inline_serializer(
                 "feature_name": serializers.CharField(),
                 "events": serializers.IntegerField(),
                 "avg_daily_active_users": serializers.FloatField(),
-                "avg_session_duration": serializers.FloatField(),
+                "avg_session_duration": serializers.FloatField(allow_null=True, help_text="null without any duration"),
                 "share": serializers.FloatField(help_text="% of all events"),
                 "previous_events": serializers.IntegerField(),
                 "change_pct": serializers.FloatField(allow_null=True),
@@ -84,7 +84,7 @@ class EndUserActivitySerializer(serializers.Serializer):
     user_id = serializers.CharField(help_text="your end user's external id")
     email = serializers.CharField()
     events = serializers.IntegerField()
-    avg_session_duration = serializers.FloatField()
+    avg_session_duration = serializers.FloatField(allow_null=True, help_text="null without any duration")
     first_seen = serializers.DateTimeField(allow_null=True)
     last_seen = serializers.DateTimeField(allow_null=True)
     top_feature = serializers.CharField(allow_null=True)
@@ -122,7 +122,12 @@ Timeseries = inline_serializer(
             many=True,
             required=False,
             help_text="without ?breakdown=",
-            fields={"date": serializers.DateField(), "value": serializers.FloatField()},
+            fields={
+                "date": serializers.DateField(
+                    help_text="the day, or the week's Monday (a first week cut by start: start itself)"
+                ),
+                "value": serializers.FloatField(),
+            },
         ),
         "feature": inline_serializer(
             name="TimeseriesFeature",
@@ -160,10 +165,15 @@ Retention = inline_serializer(
             fields={
                 "cohort_start": serializers.DateField(),
                 "size": serializers.IntegerField(),
-                "d1": serializers.FloatField(allow_null=True, help_text="null until day 1 has passed"),
+                "d1": serializers.FloatField(
+                    allow_null=True, help_text="null until day 1 has passed, and for an empty cohort"
+                ),
                 "d7": serializers.FloatField(allow_null=True),
                 "d30": serializers.FloatField(allow_null=True),
-                "weeks": serializers.ListField(child=serializers.FloatField(), help_text="% active in week k"),
+                "weeks": serializers.ListField(
+                    child=serializers.FloatField(allow_null=True),
+                    help_text="% active in week k; null for an empty cohort",
+                ),
             },
         ),
     },
@@ -205,7 +215,7 @@ EndUserDetail = inline_serializer(
             fields={
                 "events": serializers.IntegerField(),
                 "sessions": serializers.IntegerField(),
-                "avg_session_duration": serializers.FloatField(),
+                "avg_session_duration": serializers.FloatField(allow_null=True, help_text="null without any duration"),
                 "features_used": serializers.IntegerField(),
             },
         ),
@@ -227,6 +237,7 @@ EndUserDetail = inline_serializer(
                 "start": serializers.DateTimeField(),
                 "end": serializers.DateTimeField(),
                 "event_count": serializers.IntegerField(),
+                "continued": serializers.BooleanField(help_text="this session began on the previous (newer) page"),
                 "events": inline_serializer(
                     name="EndUserEvent",
                     many=True,
@@ -240,6 +251,10 @@ EndUserDetail = inline_serializer(
                     },
                 ),
             },
+        ),
+        "timeline_events": serializers.IntegerField(help_text="events on this page of the timeline (at most 200)"),
+        "timeline_next": serializers.UUIDField(
+            allow_null=True, help_text="pass as `before` for the next, older page; null on the oldest"
         ),
     },
 )

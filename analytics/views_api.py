@@ -71,6 +71,7 @@ FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]
 BAD_INPUT = ERROR
 
 
+@extend_schema(tags=["analytics"])
 class AnalyticsView(ReplicaReadsMixin, OrgAPIView):
     """GETs (and their CSV exports) read from the replica when there is one; POST
     aggregate/run writes on the primary, and the figures read after it come from there too."""
@@ -330,10 +331,17 @@ class FunnelView(AnalyticsView):
 class EndUserDetailView(AnalyticsView):
     @extend_schema(
         summary="One end user: profile, totals, timeline grouped by session",
-        responses={200: schema.EndUserDetail, 404: BAD_INPUT},
+        description=(
+            "The timeline holds the newest 200 events; `timeline_next` pages on to older ones "
+            "(`?before=<timeline_next>`), and `totals.events` says how many there are in all."
+        ),
+        parameters=[
+            OpenApiParameter("before", OpenApiTypes.UUID, description="the timeline's events older than this event")
+        ],
+        responses={200: schema.EndUserDetail, 400: BAD_INPUT, 404: BAD_INPUT},
     )
     def get(self, request, external_id):
-        return Response(queries.end_user_detail(self.org, external_id))
+        return Response(queries.end_user_detail(self.org, external_id, **params.end_user_params(request.query_params)))
 
 
 class AggregateRunView(AnalyticsView):

@@ -12,3 +12,4 @@ class InsightsConfig(AppConfig):
         # sent by name (core.task_queue), and eager mode (tests, one-off runs) runs a task in
         # place only where it is registered.
         import_module(f"{self.name}.tasks")
+        import_module(f"{self.name}.alerts.tasks")

@@ -78,11 +78,19 @@ class Webhook(models.Model):
     class Event(models.TextChoices):
         ANOMALY_CREATED = "anomaly.created", "Anomaly created"
         EXPORT_DAILY = "export.daily", "Daily export"
+        ALERT_FIRED = "alert.fired", "Alert rule fired"
+
+    class Format(models.TextChoices):
+        # "slack": the body is a Slack incoming-webhook message ({"text", "blocks"}), which
+        # Slack, Mattermost, Rocket.Chat and Discord's /slack endpoint accept as is.
+        SIGNED_JSON = "json", "Signed JSON"
+        SLACK = "slack", "Slack-compatible"
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
     url = models.URLField(max_length=500)
     secret = models.CharField(max_length=100)
     events = models.JSONField(default=list)
+    format = models.CharField(max_length=10, choices=Format.choices, default=Format.SIGNED_JSON)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -110,3 +118,61 @@ class WebhookDelivery(models.Model):
 
     def __str__(self):
         return f"{self.event} → {self.webhook_id} #{self.attempt}"
+
+
+class AlertRule(models.Model):
+    """A tenant's own alarm on its analytics, checked after each rollup (insights.alerts).
+    `params` are validated per kind by `insights.alerts.rules.params_check`."""
+
+    class Kind(models.TextChoices):
+        METRIC_THRESHOLD = "metric_threshold", "Metric threshold"
+        FUNNEL_CONVERSION = "funnel_conversion", "Funnel conversion"
+        RETENTION = "retention", "Retention"
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    params = models.JSONField(default=dict)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey("tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "active"], name="alertrule_org_active_idx")]
+
+    def __str__(self):
+        return f"{self.name} ({self.kind})"
+
+
+class AlertFiring(models.Model):
+    """One rule firing for one evaluated day: unique per (rule, day), so evaluating a day
+    again (a re-rolled day, a retried task) never fires twice."""
+
+    class Delivery(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        NO_RECIPIENTS = "no_recipients", "No recipients"
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="firings")
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    window_start = models.DateField()
+    value = models.FloatField()
+    threshold = models.FloatField()
+    message = models.CharField(max_length=500)
+    details = models.JSONField(default=dict, blank=True)
+    delivery_status = models.CharField(max_length=20, choices=Delivery.choices, default=Delivery.PENDING)
+    delivery = models.JSONField(default=dict, blank=True)
+    fired_at = models.DateTimeField(default=timezone.now)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["rule", "day"], name="alertfiring_rule_day_uniq")]
+        indexes = [models.Index(fields=["organization", "notified_at"], name="alertfiring_org_notified_idx")]
+
+    def __str__(self):
+        return f"{self.rule_id} fired {self.day}: {self.message}"

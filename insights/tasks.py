@@ -11,9 +11,11 @@ from celery import shared_task
 from django.utils import timezone
 
 from core.db_routing import replica_reads_run
+from core.task_queue import task_send_on_commit
 from tenants.models import Organization
 
 from . import narrative, services, webhooks
+from .alerts.tasks import ALERT_RULES_TASK
 from .models import Webhook
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,9 @@ def after_rollup(org_id: int, dates=None) -> dict:
     # this task (core.db_routing); the alerts read the anomalies just written, on the primary.
     created = replica_reads_run(lambda: services.anomalies_detect(org, end=end, days=span), org_id=org.pk)
     sent = services.alerts_send(org, created, unnotified_days=span + 1)
+    if days or not dates:
+        # Alert rules judge complete days; an hourly run of today alone has none to judge.
+        task_send_on_commit(ALERT_RULES_TASK, org_id=org.pk, dates=[d.isoformat() for d in days])
     return {"anomalies": len(created), "alerts": sent["anomalies"]}
 
 

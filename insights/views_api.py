@@ -176,13 +176,13 @@ PredictionSerializer = inline_serializer(
 class WebhookSerializer(serializers.ModelSerializer):
     class Meta:
         model = Webhook
-        fields = ["id", "url", "events", "active", "created_at"]
+        fields = ["id", "url", "events", "format", "active", "created_at"]
 
 
 class WebhookCreatedSerializer(serializers.ModelSerializer):
     class Meta:
         model = Webhook
-        fields = ["id", "url", "events", "active", "created_at", "secret"]
+        fields = ["id", "url", "events", "format", "active", "created_at", "secret"]
 
 
 class WebhookInputSerializer(serializers.Serializer):
@@ -192,6 +192,11 @@ class WebhookInputSerializer(serializers.Serializer):
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=Webhook.Event.values), allow_empty=False, min_length=1
     )
+    format = serializers.ChoiceField(
+        choices=Webhook.Format.choices,
+        default=Webhook.Format.SIGNED_JSON,
+        help_text='"json": the signed envelope; "slack": a Slack incoming-webhook message ({"text", "blocks"})',
+    )
     active = serializers.BooleanField(default=True)
 
 
@@ -200,6 +205,7 @@ class WebhookUpdateSerializer(WebhookInputSerializer):
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=Webhook.Event.values), allow_empty=False, required=False
     )
+    format = serializers.ChoiceField(choices=Webhook.Format.choices, required=False)
     active = serializers.BooleanField(required=False)
 
 
@@ -343,7 +349,9 @@ class WebhookListView(OrgAPIView):
     )
     def post(self, request):
         data = validated(WebhookInputSerializer, request)
-        webhook = webhooks.webhook_create(self.org, url=data["url"], events=data["events"], active=data["active"])
+        webhook = webhooks.webhook_create(
+            self.org, url=data["url"], events=data["events"], active=data["active"], format=data["format"]
+        )
         return Response(WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
 
 

@@ -24,6 +24,13 @@ class WebhookForm(forms.Form):
         initial=[Webhook.Event.ANOMALY_CREATED],
         error_messages={"required": "Choose at least one event."},
     )
+    format = forms.ChoiceField(
+        required=False,  # older clients post no format: the signed JSON envelope
+        choices=Webhook.Format.choices,
+        initial=Webhook.Format.SIGNED_JSON,
+        label="Format",
+        widget=forms.RadioSelect,
+    )
     active = forms.BooleanField(required=False, initial=True, label="Active")
 
 
@@ -58,6 +65,7 @@ def webhooks(request):
                 request.org,
                 url=form.cleaned_data["url"],
                 events=form.cleaned_data["events"],
+                format=form.cleaned_data["format"] or Webhook.Format.SIGNED_JSON,
                 active=form.cleaned_data["active"],
             )
         except DomainError as exc:

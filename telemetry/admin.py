@@ -5,6 +5,8 @@ UsageEvent is the big table: no full count on the change list, foreign keys as r
 
 from django.contrib import admin
 
+from core.admin_read_only import ReadOnlyModelAdmin
+
 from .models import DirtyDay, EndUser, Feature, UsageEvent
 
 
@@ -31,7 +33,7 @@ class EndUserAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(ReadOnlyModelAdmin):
     list_display = ["uuid", "organization", "feature", "end_user", "event_type", "session_duration", "timestamp"]
     list_filter = ["event_type", "organization"]
     list_select_related = ["organization", "feature", "end_user"]

@@ -53,6 +53,7 @@ class _AlwaysJSON(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+@extend_schema(tags=["ingestion"])
 class _IngestView(IngestAPIView):
     throttle_classes = [IngestRateThrottle]
     renderer_classes = [_OrjsonRenderer]

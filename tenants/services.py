@@ -1,6 +1,5 @@
 """Writes for organisations, members, invitations and API keys."""
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from core.rows import row_update
 
 from . import login_throttle
 from .models import ApiKey, Invitation, Organization, Role, User
+from .queries import secret_digest
 
 if TYPE_CHECKING:
     from rest_framework_simplejwt.tokens import RefreshToken
@@ -33,10 +33,6 @@ logger = logging.getLogger(__name__)
 # Every ingestion key starts with it, so `Authorization: Bearer …` tells a key from a JWT
 # without a lookup (tenants.authentication).
 API_KEY_PREFIX = "upk_"
-
-
-def _sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _unique_slug(name: str) -> str:
@@ -166,7 +162,7 @@ def api_key_create(*, org: Organization, name: str, created_by: User | None = No
     """Returns the key row and the full key, which is never stored and never shown again."""
     raw = API_KEY_PREFIX + secrets.token_urlsafe(24)[:32]
     api_key = ApiKey.objects.create(
-        organization=org, name=name, prefix=raw[:12], key_hash=_sha256(raw), created_by=created_by
+        organization=org, name=name, prefix=raw[:12], key_hash=secret_digest(raw), created_by=created_by
     )
     return api_key, raw
 
@@ -189,7 +185,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     minute so a busy SDK does not turn every event into an UPDATE."""
     if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) > 100:
         return None
-    digest = _sha256(raw_key)
+    digest = secret_digest(raw_key)
     api_key = api_key_cache.get(digest)
     if api_key is None:
         api_key = ApiKey.objects.select_related("organization").filter(key_hash=digest, revoked_at__isnull=True).first()
@@ -267,7 +263,7 @@ def invitation_create(*, org: Organization, email: str, role: str, invited_by: U
         organization=org,
         email=email,
         role=role,
-        token_hash=_sha256(token),
+        token_hash=secret_digest(token),
         invited_by=invited_by,
         expires_at=timezone.now() + settings.INVITATION_TTL,
     )
@@ -297,7 +293,10 @@ def invitation_revoke(*, org: Organization, invitation_id: int) -> None:
 @transaction.atomic
 def invitation_accept(*, token: str, password: str, full_name: str = "") -> User:
     invitation = (
-        Invitation.objects.select_for_update().select_related("organization").filter(token_hash=_sha256(token)).first()
+        Invitation.objects.select_for_update()
+        .select_related("organization")
+        .filter(token_hash=secret_digest(token))
+        .first()
     )
     if invitation is None:
         raise NotFound(

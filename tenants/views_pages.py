@@ -20,6 +20,7 @@ from core.exceptions import DomainError
 from core.pages import form_add_domain_error
 
 from . import login_throttle
+from . import queries as tenant_queries
 from . import services as tenant_services
 
 
@@ -99,9 +100,26 @@ class InvitationAcceptForm(forms.Form):
         return data
 
 
+# What the page says instead of the form when the link can no longer be used, and its status.
+INVITATION_UNUSABLE = {
+    "unknown": (404, "No invitation matches this link; check it, or ask your admin for a new one."),
+    "accepted": (410, "This invitation has already been used: log in with its e-mail address."),
+    "revoked": (410, "This invitation was withdrawn by the organisation's admin."),
+    "expired": (410, "This invitation has expired; ask your admin for a new one."),
+}
+
+
 @require_http_methods(["GET", "POST"])
 def invitation_accept(request, token):
-    """Public page behind the link an admin shares: set a password, join, get signed in."""
+    """Public page behind the link an admin shares: it names the organisation, the e-mail and
+    the role; set a password, join, get signed in. A used, withdrawn, expired or unknown
+    link shows why, without the form."""
+    invitation = tenant_queries.invitation_for_token(token=token)
+    state = invitation.status if invitation is not None else "unknown"
+    if state in INVITATION_UNUSABLE:
+        status, reason = INVITATION_UNUSABLE[state]
+        context = {"invitation": invitation, "state": state, "reason": reason}
+        return render(request, "tenants/invitation_accept.html", context, status=status)
     if request.method == "POST":
         form = InvitationAcceptForm(request.POST)
         if form.is_valid():
@@ -117,4 +135,4 @@ def invitation_accept(request, token):
                 return redirect("/")
     else:
         form = InvitationAcceptForm()
-    return render(request, "tenants/invitation_accept.html", {"form": form})
+    return render(request, "tenants/invitation_accept.html", {"form": form, "invitation": invitation, "state": state})

@@ -362,6 +362,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "HealthStatusEnum": ["ok", "degraded"],
         "AnomalyStatusEnum": "insights.models.Anomaly.Status",
+        "AlertRuleKindEnum": "insights.models.AlertRule.Kind",
     },
     # PATCH bodies are validated whole (a member's role, an anomaly's status are required);
     # the few partial ones declare every field optional themselves.

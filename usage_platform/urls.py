@@ -21,6 +21,7 @@ api_v1 = [
     path("org/webhooks", include("insights.urls_webhooks")),
     # Likewise analytics owns the saved segments.
     path("org/segments", include("analytics.urls_segments")),
+    path("org/alert-rules", include("insights.alerts.urls_api")),
     path("org", include("tenants.urls_org")),
     path("analytics/", include("analytics.urls_api")),
     path("ai/", include("insights.urls_api")),
@@ -47,6 +48,7 @@ urlpatterns = [
     path("logout/", sign_in.LogoutView.as_view(), name="logout"),
     path("invite/<str:token>/", sign_in.invitation_accept, name="invitation-accept"),
     path("settings/webhooks/", include("insights.urls_settings")),
+    path("settings/alert-rules/", include("insights.alerts.urls_settings")),
     path("settings/", include("tenants.urls_settings")),
     path("insights/", include("insights.urls_pages")),
     path("", include("analytics.urls_pages")),

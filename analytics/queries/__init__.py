@@ -23,7 +23,7 @@ from .funnel import funnel
 from .retention import retention, retention_averages, retention_sql
 from .summary import usage_summary
 from .timeseries import timeseries
-from .users import end_user_detail, end_user_is_own, top_users, user_activity_page
+from .users import end_user_detail, end_user_is_own, end_user_timeline, top_users, user_activity_page
 
 __all__ = [
     "breakdown_by_feature",
@@ -32,6 +32,7 @@ __all__ = [
     "cached",
     "end_user_detail",
     "end_user_is_own",
+    "end_user_timeline",
     "feature_figures",
     "feature_get",
     "feature_sparklines",

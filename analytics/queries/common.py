@@ -25,9 +25,9 @@ def previous_period(start: date, end: date) -> tuple[date, date]:
     return prev_end - timedelta(days=length - 1), prev_end
 
 
-def change_pct(value: float, previous: float) -> float | None:
-    """% change, or None when there is nothing to compare with (previous is 0)."""
-    if not previous:
+def change_pct(value: float | None, previous: float | None) -> float | None:
+    """% change, or None when there is nothing to compare with (previous is 0 or unknown)."""
+    if not previous or value is None:
         return None
     return round((value - previous) / previous * 100, 1)
 
@@ -42,6 +42,12 @@ def week_monday(day: date) -> date:
 
 def rounded(value: float | Decimal | None, digits: int = 2) -> float:
     return round(float(value or 0), digits)
+
+
+def rounded_or_none(value: float | Decimal | None, digits: int = 2) -> float | None:
+    """For averages: None (nothing to average, such as no event with a duration) stays None,
+    which pages show as "—" rather than a made-up 0."""
+    return None if value is None else round(float(value), digits)
 
 
 def percent(part: float, whole: float) -> float:
@@ -76,11 +82,11 @@ def plus_days_sql(column: str) -> tuple[str, str]:
     return f"datetime({column}, %s)", "modifier"
 
 
-def session_average(total_duration: float, timed_events: int | None) -> float:
+def session_average(total_duration: float, timed_events: int | None) -> float | None:
     """The one average-session rule, for every range and filter: Σ session durations / Σ
     events that carry a duration (never a mean of daily means, which weighs a quiet day like
-    a busy one)."""
-    return rounded(total_duration / timed_events) if timed_events else 0.0
+    a busy one); None when no event carries a duration (unknown, not 0 s)."""
+    return rounded(total_duration / timed_events) if timed_events else None
 
 
 def date_number_sql(column: str) -> str:

@@ -92,9 +92,10 @@ def retention(
 ) -> dict[str, Any]:
     """Weekly cohorts of end users by first-seen week (Monday-based, the last `weeks` weeks up
     to `end`): size, D1/D7/D30 (% of the cohort with an event exactly 1, 7, 30 days after
-    their first day; None until the whole cohort could have got there) and the grid of % of
-    the cohort active in each week since its start. One statement (`retention_sql`) over the
-    per-user rollups, grouped in SQL. `filters`: see `retention_sql`."""
+    their first day; None until the whole cohort could have got there, and for an empty
+    cohort) and the grid of % of the cohort active in each week since its start (None for an
+    empty cohort). One statement (`retention_sql`) over the per-user rollups, grouped in SQL.
+    `filters`: see `retention_sql`."""
     end = end or today()
     first = week_monday(end) - timedelta(days=7 * (weeks - 1))
     end_day = (end - EPOCH).days
@@ -118,10 +119,11 @@ def retention(
         size = sizes.get(cw, 0)
         cohort_last_day = min((start - EPOCH).days + 6, end_day)
         row: dict[str, Any] = {"cohort_start": start, "size": size}
+        # An empty cohort has no percentages (None), not 0 %: nobody was there to come back.
         for n in RETENTION_DAYS:
-            measurable = cohort_last_day + n <= end_day
+            measurable = size > 0 and cohort_last_day + n <= end_day
             row[f"d{n}"] = percent(days[cw].get(n, 0), size) if measurable else None
-        row["weeks"] = [percent(grid[cw].get(k, 0), size) for k in range(weeks - cw)]
+        row["weeks"] = [percent(grid[cw].get(k, 0), size) if size else None for k in range(weeks - cw)]
         cohorts.append(row)
     return {"weeks": weeks, "end": end, "cohorts": cohorts}
 

@@ -24,7 +24,7 @@ from .filters import (
 )
 
 
-def _kpi(value: float, previous: float) -> dict[str, Any]:
+def _kpi(value: float | None, previous: float | None) -> dict[str, Any]:
     return {"value": value, "previous": previous, "change_pct": change_pct(value, previous)}
 
 

@@ -45,9 +45,10 @@ def timeseries(
     user_properties: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """`{metric, interval, start, end, points: [{date, value}]}`, one point per day or week
-    (weeks start on Monday), zero-filled. Reads the organisation or feature rollups, or the
-    per-user rollups under a person filter and for weekly distinct users (neither can be
-    summed from daily rows). `user_properties` ({name: value}) is a person filter too."""
+    (weeks start on Monday; a first week cut by `start` is labelled `start`), zero-filled.
+    Reads the organisation or feature rollups, the person segments under a person filter,
+    and the per-user rollups for weekly distinct users (which daily counts cannot add up to).
+    `user_properties` ({name: value}) is a person filter too (then the per-user rollups)."""
     feature_id = feature_pk(feature)
     buckets = _buckets(start, end, interval)
     filters = {"feature": feature_id, "age": age, "gender": gender, "user_properties": user_properties}
@@ -63,7 +64,10 @@ def timeseries(
     points: list[dict[str, Any]] = []
     for bucket in buckets:
         value = values.get(bucket, 0)
-        points.append({"date": bucket, "value": round(float(value), 2) if digits else int(value)})
+        # A week that starts before `start` holds only the days from `start` on: it is labelled
+        # with its first day in the range, never a day the caller did not ask for.
+        label = max(bucket, start)
+        points.append({"date": label, "value": round(float(value), 2) if digits else int(value)})
     return {"metric": metric, "interval": interval, "start": start, "end": end, "points": points}
 
 

@@ -6,18 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.db.models import Avg, Count, F, FloatField, Func, IntegerField, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
 
 from core.days import today
-from core.exceptions import NotFound
+from core.exceptions import DomainError, NotFound
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization, User
 
 from ..models import DailyUserFeatureUsage
 from .cache import cached
-from .common import rounded
+from .common import rounded_or_none
 from .filters import filters_apply
 from .summary import user_rows
 
@@ -68,7 +69,7 @@ def _shape_user_rows(rows: Iterable[dict[str, Any]], top: dict[int, str]) -> lis
             "user_id": r["end_user__external_id"],
             "email": r["end_user__email"],
             "events": r["events"],
-            "avg_session_duration": rounded(r["avg_session_duration"]),
+            "avg_session_duration": rounded_or_none(r["avg_session_duration"]),
             "first_seen": min(filter(None, (r["end_user__first_seen"], r["first_event"]))),
             "last_seen": r["last_event"],
             "top_feature": top.get(r["end_user_id"]),
@@ -173,7 +174,7 @@ def top_users(
         r["end_user__external_id"] = profile["external_id"]
         r["end_user__email"] = profile["email"]
         r["end_user__first_seen"] = profile["first_seen"]
-        r["avg_session_duration"] = r["duration"] / r["timed"] if r["timed"] else 0
+        r["avg_session_duration"] = r["duration"] / r["timed"] if r["timed"] else None
     feature_rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
         date__gte=start, date__lte=end, end_user_id__in=ids
     )
@@ -216,13 +217,59 @@ def end_user_is_own(org: Organization, external_id: str, account: User) -> bool:
     return EndUser.objects.filter(organization=org, external_id=external_id, account=account).exists()
 
 
-def end_user_detail(org: Organization, external_id: str) -> dict[str, Any]:
-    """Profile, totals, top features and the newest events grouped into sessions."""
+def _end_user(org: Organization, external_id: str) -> EndUser:
     if "\x00" in external_id:  # never stored (ingestion refuses it); PostgreSQL cannot compare it
         raise NotFound("End user not found.")
     user = EndUser.objects.filter(organization=org, external_id=external_id).first()
     if user is None:
         raise NotFound("End user not found.")
+    return user
+
+
+def _timeline_page(org: Organization, user: EndUser, before: UUID | None) -> dict[str, Any]:
+    """Up to TIMELINE_LIMIT events of `user`, newest first, older than the event `before`
+    (an event uuid, as `timeline_next` gives it) when given, grouped into sessions.
+
+    Paged by key (timestamp, id), so a page costs the same however far back it is. A session
+    cut by a page boundary goes on at the top of the next page, marked `continued`."""
+    events = UsageEvent.objects.filter(organization=org, end_user=user)
+    page = events.select_related("feature").order_by("-timestamp", "-id")
+    cursor = None
+    if before is not None:
+        cursor = events.filter(uuid=before).values("timestamp", "id", "session_id").first()
+        if cursor is None:
+            raise DomainError(
+                "before: no event of this user has this id.", errors={"before": ["Unknown event for this user."]}
+            )
+        ts = cursor["timestamp"]
+        page = page.filter(Q(timestamp__lt=ts) | Q(timestamp=ts, id__lt=cursor["id"]))
+    rows = list(page[: TIMELINE_LIMIT + 1])
+    more = len(rows) > TIMELINE_LIMIT
+    rows = rows[:TIMELINE_LIMIT]
+    groups = _session_groups(rows)
+    for group in groups:
+        group["continued"] = False
+    if cursor is not None and groups:
+        first = rows[0]
+        groups[0]["continued"] = first.session_id == cursor["session_id"] and bool(
+            first.session_id or cursor["timestamp"] - first.timestamp <= SESSION_GAP
+        )
+    return {
+        "timeline": groups,
+        "timeline_events": len(rows),
+        "timeline_next": str(rows[-1].uuid) if more else None,
+    }
+
+
+def end_user_timeline(org: Organization, external_id: str, *, before: UUID | None = None) -> dict[str, Any]:
+    """One page of the timeline alone (`_timeline_page`): what "Older events" loads."""
+    return _timeline_page(org, _end_user(org, external_id), before)
+
+
+def end_user_detail(org: Organization, external_id: str, *, before: UUID | None = None) -> dict[str, Any]:
+    """Profile, totals, top features and a page of the timeline (`_timeline_page`): the
+    newest events grouped into sessions, or those older than the event `before`."""
+    user = _end_user(org, external_id)
     events = UsageEvent.objects.filter(organization=org, end_user=user)
     totals = events.aggregate(
         events=Count("id"),
@@ -237,7 +284,6 @@ def end_user_detail(org: Organization, external_id: str) -> dict[str, Any]:
         .annotate(events=Count("id"))
         .order_by("-events", "feature__key")[:5]
     )
-    recent = list(events.select_related("feature").order_by("-timestamp", "-id")[:TIMELINE_LIMIT])
     return {
         "user_id": user.external_id,
         "email": user.email,
@@ -249,7 +295,7 @@ def end_user_detail(org: Organization, external_id: str) -> dict[str, Any]:
         "totals": {
             "events": totals["events"],
             "sessions": totals["sessions"],
-            "avg_session_duration": rounded(totals["avg_session_duration"]),
+            "avg_session_duration": rounded_or_none(totals["avg_session_duration"]),
             "features_used": totals["features_used"],
         },
         "top_features": [
@@ -261,5 +307,4 @@ def end_user_detail(org: Organization, external_id: str) -> dict[str, Any]:
             }
             for t in top
         ],
-        "timeline": _session_groups(recent),
-    }
+    } | _timeline_page(org, user, before)

@@ -70,9 +70,10 @@ def _in(rows: list[Row], start: date, end: date) -> list[Row]:
     return [r for r in rows if start <= r.day <= end]
 
 
-def _average(rows: list[Row]) -> float:
+def _average(rows: list[Row]) -> float | None:
+    """Σ durations / events with one; None when no event carries a duration."""
     timed = [r.duration for r in rows if r.duration is not None]
-    return rounded(sum(timed) / len(timed)) if timed else 0.0
+    return rounded(sum(timed) / len(timed)) if timed else None
 
 
 def _sessions(rows: list[Row], per_user: bool) -> int:
@@ -97,15 +98,16 @@ def summary(rows: list[Row], start: date, end: date, filters: dict) -> dict:
     return {k: (out["value"][k], out["previous"][k]) for k in out["value"]}
 
 
-def _bucket(day: date, interval: str) -> date:
-    return day if interval == "day" else week_monday(day)
+def _bucket(day: date, interval: str, start: date) -> date:
+    """A week is labelled by its Monday, or by `start` when `start` cuts it."""
+    return day if interval == "day" else max(week_monday(day), start)
 
 
 def series(rows: list[Row], metric: str, interval: str, start: date, end: date, filters: dict) -> dict[date, float]:
     """Non-zero points of a series: events, distinct users or the average session."""
     grouped: dict[date, list[Row]] = defaultdict(list)
     for r in _in(matching(rows, filters), start, end):
-        grouped[_bucket(r.day, interval)].append(r)
+        grouped[_bucket(r.day, interval, start)].append(r)
     values = {}
     for bucket, group in grouped.items():
         if metric == "events":
@@ -162,8 +164,8 @@ def retention(rows: list[Row], first_seen: dict[int, datetime | None], weeks: in
         }
         size = len(members)
 
-        def pct(n: int, size: int = size) -> float:
-            return round(n / size * 100, 1) if size else 0.0
+        def pct(n: int, size: int = size) -> float | None:
+            return round(n / size * 100, 1) if size else None
 
         grid = []
         for k in range(weeks - cw):
@@ -181,6 +183,6 @@ def retention(rows: list[Row], first_seen: dict[int, datetime | None], weeks: in
         last_day = min(lo + timedelta(days=6), end)
         for n in (1, 7, 30):
             hits = sum(1 for uid, d0 in members.items() if d0 + timedelta(days=n) in active[uid])
-            row[f"d{n}"] = pct(hits) if last_day + timedelta(days=n) <= end else None
+            row[f"d{n}"] = pct(hits) if size and last_day + timedelta(days=n) <= end else None
         cohorts.append(row)
     return cohorts

@@ -1,5 +1,6 @@
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 
@@ -54,6 +55,36 @@ def test_feature_usage_and_csv(analyst_client, rolled):
         ("search", "4", "66.7"),
         ("export", "2", "33.3"),
     ]
+
+
+def test_missing_durations_are_null_not_zero(analyst_client, org, rolled):
+    """A feature, a user and a period with no event carrying a duration have no average
+    session: null, never 0.0."""
+    silent = feature(org, "silent")
+    quiet = end_user(org, "quiet", first_seen=at("2025-03-02", "12:00:00"))
+    event(org, silent, quiet, at("2025-03-02", "12:00:00"))
+    rollup.rollup_range(D1, D3, org)
+    rows = {r["feature_key"]: r for r in analyst_client.get(f"{BASE}/feature-usage?{RANGE}").json()["results"]}
+    assert rows["silent"]["avg_session_duration"] is None and rows["search"]["avg_session_duration"] == 60.0
+    from django.utils import timezone
+
+    event(org, silent, end_user(org, "recent"), timezone.now())
+    rollup.rollup_day(timezone.now().date(), org)  # the user list reads the per-user rollups
+    users = {r["user_id"]: r for r in analyst_client.get(f"{BASE}/user-activity").json()["results"]}
+    assert users["recent"]["avg_session_duration"] is None
+    assert analyst_client.get(f"{BASE}/users/quiet").json()["totals"]["avg_session_duration"] is None
+    summary = analyst_client.get(f"{BASE}/usage-summary?{RANGE}&feature=silent").json()["avg_session_duration"]
+    assert summary == {"value": None, "previous": None, "change_pct": None}
+    summary = analyst_client.get(f"{BASE}/usage-summary?{RANGE}&gender=M").json()["avg_session_duration"]
+    assert summary["value"] == 60.0 and summary["previous"] is None
+
+
+def test_weekly_timeseries_starts_at_start(analyst_client, rolled):
+    """start=2025-03-01 is a Saturday: the first weekly point is labelled 2025-03-01 (the
+    days of that week in the range), never the Monday before it."""
+    body = analyst_client.get(f"{BASE}/timeseries?{RANGE}&interval=week").json()
+    assert [(p["date"], p["value"]) for p in body["points"]] == [("2025-03-01", 5), ("2025-03-03", 1)]
+    assert all(p["date"] >= body["start"] for p in body["points"])
 
 
 def test_timeseries_and_csv(analyst_client, rolled):
@@ -208,9 +239,27 @@ def test_end_user_detail(analyst_client, rolled):
     assert [g["session_id"] for g in body["timeline"]] == ["s3", "s2"]
 
 
+def test_end_user_timeline_pages(analyst_client, org):
+    from django.utils import timezone
+
+    f, user, now = feature(org, "app"), end_user(org, "busy"), timezone.now()
+    for i in range(205):
+        event(org, f, user, now - timedelta(minutes=i), session=f"s{i // 150}")
+    first = analyst_client.get(f"{BASE}/users/busy").json()
+    assert first["totals"]["events"] == 205 and first["timeline_events"] == 200 and first["timeline_next"]
+    older = analyst_client.get(f"{BASE}/users/busy?before={first['timeline_next']}").json()
+    assert older["timeline_events"] == 5 and older["timeline_next"] is None
+    assert older["timeline"][0]["continued"] and older["timeline"][0]["session_id"] == "s1"
+    for bad in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        response = analyst_client.get(f"{BASE}/users/busy?before={bad}")
+        assert response.status_code == 400 and "before" in response.json()["errors"]
+
+
 def test_retention_top_users_funnel(analyst_client, rolled):
     retention = analyst_client.get(f"{BASE}/retention?weeks=2&end=2025-03-03").json()
     assert [c["size"] for c in retention["cohorts"]] == [2, 1]
+    empty = analyst_client.get(f"{BASE}/retention?weeks=4&end=2025-03-31").json()["cohorts"][-1]
+    assert empty["size"] == 0 and empty["d1"] is None and empty["weeks"] == [None]
     top = analyst_client.get(f"{BASE}/top-users?{RANGE}&limit=1").json()
     assert [r["user_id"] for r in top["results"]] == ["u1"]
     funnel = analyst_client.get(f"{BASE}/funnel?steps=search,export&{RANGE}").json()

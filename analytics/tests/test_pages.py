@@ -301,6 +301,38 @@ def test_user_detail_timeline(analyst, usage):
     assert "s-1-" in html  # session ids group the timeline
 
 
+def test_user_timeline_says_how_many_and_loads_older_events(analyst, org, django_assert_num_queries):
+    from django.utils import timezone
+
+    from analytics.tests.factories import end_user, event, feature
+
+    f, user, now = feature(org, "app"), end_user(org, "busy"), timezone.now()
+    for i in range(230):
+        event(org, f, user, now - timedelta(minutes=i), session=f"s{i // 60}")
+    html = analyst.get("/users/busy/").content.decode()
+    count = re.search(r'data-testid="timeline-count">([^<]*)<', html).group(1)
+    assert "230 events in 4 sessions" in count and "200 at a time" in count
+    assert html.count('class="session"') == 4  # 200 events: s0…s2 and the newest 20 of s3
+    assert 'data-testid="timeline-older"' in html
+    before = re.search(r'hx-get="\?before=([0-9a-f-]+)"', html).group(1)
+
+    # htmx: only the next sessions (the cut one goes on), no page around them, no further link.
+    with django_assert_num_queries(6):  # session, user, org; the end user, the cursor, the page
+        fragment = analyst.get(f"/users/busy/?before={before}", headers={"HX-Request": "true"})
+    text = fragment.content.decode()
+    assert fragment.status_code == 200 and "<html" not in text
+    assert text.count('class="session session-continued"') == 1 and "· continued" in text
+    assert 'data-testid="timeline-older"' not in text and text.count("<time ") == 30
+
+    # Without JavaScript the link opens the older page whole, with a way back to the newest.
+    page = analyst.get(f"/users/busy/?before={before}").content.decode()
+    assert 'data-testid="timeline-newest"' in page and page.count("<time ") == 30
+    bad = analyst.get("/users/busy/?before=nope")
+    assert bad.status_code == 400 and "before" in bad.content.decode()
+    bad_fragment = analyst.get("/users/busy/?before=nope", headers={"HX-Request": "true"})
+    assert bad_fragment.status_code == 400 and "<html" not in bad_fragment.content.decode()
+
+
 def test_feature_detail_embeds_the_forecast(analyst, usage):
     html = analyst.get(reverse("analytics:feature-detail", args=[feature_of(usage).pk])).content.decode()
     assert 'id="chart-feature-usage"' in html
@@ -314,6 +346,84 @@ def test_funnel_result(analyst, usage):
     assert users == sorted(users, reverse=True) and users[0] > 0
     fragment = analyst.get("/funnels/?step=search", headers={"HX-Request": "true"})
     assert fragment.status_code == 400 and "at least 2" in fragment.content.decode()
+
+
+def _chart_spec(html, chart_id):
+    import json
+
+    found = re.search(rf'<script id="{chart_id}" type="application/json">(.*?)</script>', html, re.S)
+    return json.loads(found.group(1))
+
+
+def test_todays_partial_point_is_marked(analyst, usage):
+    """A range ending today charts today's count, which is still filling up: the spec marks
+    it (drawn dashed) and a note under the chart says so; a range ending yesterday has none."""
+    from core.days import today
+
+    html = analyst.get("/").content.decode()
+    for chart_id in ("chart-events", "chart-active"):
+        spec = _chart_spec(html, chart_id)
+        assert spec["labels"][-1] == today().isoformat()
+        assert spec["partial_from"] == len(spec["labels"]) - 1
+    assert html.count('data-testid="partial-note"') == 2 and "today so far" in html
+    feature_html = analyst.get(f"/features/{feature_of(usage).pk}/").content.decode()
+    assert _chart_spec(feature_html, "chart-feature-usage")["partial_from"] is not None
+    assert 'data-testid="partial-note"' in feature_html
+
+    yesterday = today() - timedelta(days=1)
+    closed = analyst.get(f"/?start={yesterday - timedelta(days=6)}&end={yesterday}").content.decode()
+    assert _chart_spec(closed, "chart-events")["partial_from"] is None
+    assert 'data-testid="partial-note"' not in closed
+
+
+def test_partial_from_by_day_and_by_week():
+    from datetime import date
+    from unittest import mock
+
+    from analytics.views_pages import common
+
+    with mock.patch.object(common, "today", return_value=date(2026, 11, 25)):  # a Wednesday
+        days = [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
+        assert common.partial_from(days, "day") == 2
+        assert common.partial_from(days[:2], "day") is None
+        # Weeks labelled Mon 11-09, Mon 11-16 and Mon 11-23 (the week holding today).
+        weeks = [date(2026, 11, 12), date(2026, 11, 16), date(2026, 11, 23)]  # the first cut by start
+        assert common.partial_from(weeks, "week") == 2
+        assert common.partial_from(weeks[:2], "week") is None
+
+
+def test_missing_durations_show_a_dash(analyst, org):
+    """Events without a duration give no average session: the pages show "—", not "0.0 s"."""
+    from django.utils import timezone
+
+    from analytics import rollup
+    from analytics.tests.factories import end_user, event, feature
+
+    silent, now = feature(org, "silent"), timezone.now()
+    event(org, silent, end_user(org, "quiet", first_seen=now), now)
+    rollup.rollup_range(now.date() - timedelta(days=1), now.date(), org)
+    pages = {
+        "/features/": r">silent</div></td>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>([^<]*)</td>",
+        "/users/": r"quiet.*?—",
+        "/users/quiet/": r'data-testid="user-avg-session">([^<]*)<',
+        "/": r'data-testid="kpi-avg_session_duration"[^>]*>([^<]*)<',
+        f"/features/{silent.pk}/": r'data-testid="feature-avg-session"[^>]*>([^<]*)<',
+    }
+    for url, pattern in pages.items():
+        html = analyst.get(url).content.decode()
+        found = re.search(pattern, html, re.S)
+        assert found, url
+        assert "—" in found.group(found.lastindex or 0), (url, found.group(0)[-200:])
+        assert "0.0<span" not in html and "0.0 s" not in html, url
+
+
+def test_funnel_first_look_does_not_ask_for_steps_it_already_shows(analyst, usage):
+    """The first visit fills in the three most used features: the prompt says so rather than
+    asking for at least two features."""
+    html = analyst.get("/funnels/").content.decode()
+    assert len([v for v in re.findall(r'name="step" [^>]*value="([^"]*)"', html) if v]) == 3
+    prompt = re.search(r'data-testid="funnel-prompt">(.*?)</p>', html, re.S).group(1)
+    assert "3 steps are filled in" in prompt and "Choose at least" not in prompt
 
 
 def test_retention_heat_map(analyst, usage):

@@ -1,10 +1,11 @@
+import uuid
 from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
 
 from analytics import queries, rollup
-from core.exceptions import NotFound
+from core.exceptions import DomainError, NotFound
 from telemetry.models import UsageEvent
 
 from .conftest import D1, D2, D3
@@ -61,8 +62,10 @@ def test_summary_with_demographic_filter_reads_raw_events(org, rolled):
 
 def test_empty_org_gives_zeros(org):
     s = queries.usage_summary(org, D1, D3)
-    for name in ("total_events", "active_users", "features_tracked", "sessions", "avg_session_duration"):
+    for name in ("total_events", "active_users", "features_tracked", "sessions"):
         assert s[name] == {"value": 0, "previous": 0, "change_pct": None}
+    # No duration to average: unknown, not 0 s.
+    assert s["avg_session_duration"] == {"value": None, "previous": None, "change_pct": None}
     assert queries.feature_usage(org, D1, D3) == []
     assert queries.feature_sparklines(org, D1, D3) == {}
     ts = queries.timeseries(org, metric="events", interval="day", start=D1, end=D3)
@@ -128,7 +131,8 @@ def test_timeseries_from_rollups(org, rolled, metric, interval, expected):
     ts = queries.timeseries(org, metric=metric, interval=interval, start=D1, end=D3)
     assert [p["value"] for p in ts["points"]] == expected
     if interval == "week":
-        assert [p["date"] for p in ts["points"]] == [date(2025, 2, 24), date(2025, 3, 3)]
+        # The week of Mon 2025-02-24 is cut by start (Sat 03-01): labelled with 03-01, not before start.
+        assert [p["date"] for p in ts["points"]] == [D1, date(2025, 3, 3)]
 
 
 def test_timeseries_zero_filled_and_by_feature(org, rolled):
@@ -222,6 +226,80 @@ def test_end_user_detail(org, other_org, rolled):
             queries.end_user_detail(org, missing)
 
 
+def _many_sessions(org, *, sessions, per_session):
+    """One end user with `sessions` sessions of `per_session` events, a minute apart within a
+    session and a day apart between sessions, inserted in one go."""
+    import uuid as uuid_module
+    from datetime import UTC, datetime
+
+    from telemetry.models import UsageEvent
+
+    f = feature(org, "app")
+    user = end_user(org, "busy")
+    base = datetime(2025, 1, 1, 9, tzinfo=UTC)
+    UsageEvent.objects.bulk_create(
+        UsageEvent(
+            uuid=uuid_module.uuid4(),
+            organization=org,
+            feature=f,
+            end_user=user,
+            session_id=f"s{n:03d}",
+            timestamp=base + timedelta(days=n, minutes=i),
+        )
+        for n in range(sessions)
+        for i in range(per_session)
+    )
+    return user
+
+
+def test_timeline_pages_through_every_event(org):
+    """3,000 events in 60 sessions: the timeline comes 200 events at a time, newest first,
+    and walking `timeline_next` reaches every event and every session exactly once."""
+    from analytics.queries.users import TIMELINE_LIMIT
+
+    _many_sessions(org, sessions=60, per_session=50)
+    detail = queries.end_user_detail(org, "busy")
+    assert detail["totals"]["events"] == 3000 and detail["totals"]["sessions"] == 60
+    assert detail["timeline_events"] == TIMELINE_LIMIT and detail["timeline_next"]
+    assert [g["session_id"] for g in detail["timeline"]] == ["s059", "s058", "s057", "s056"]
+    assert _walk_timeline(org) == (15, 3000, 60)
+
+
+def test_timeline_session_cut_by_a_page_goes_on_marked_continued(org):
+    _many_sessions(org, sessions=20, per_session=30)  # 600 events: pages end mid-session
+    assert _walk_timeline(org) == (3, 600, 20)
+    second = queries.end_user_timeline(
+        org, "busy", before=uuid.UUID(queries.end_user_detail(org, "busy")["timeline_next"])
+    )
+    assert second["timeline"][0]["continued"] and not any(g["continued"] for g in second["timeline"][1:])
+
+
+def _walk_timeline(org):
+    """(pages, distinct events, distinct sessions) seen by following `timeline_next`."""
+    seen, sessions, before, pages = [], set(), None, 0
+    while True:
+        page = queries.end_user_timeline(org, "busy", before=before)
+        pages += 1
+        for group in page["timeline"]:
+            # A session cut by the page edge goes on at the top of the next page, marked so.
+            assert group["continued"] == (group["session_id"] in sessions)
+            sessions.add(group["session_id"])
+            seen += [e["uuid"] for e in group["events"]]
+        if page["timeline_next"] is None:
+            break
+        before = uuid.UUID(page["timeline_next"])
+    assert len(seen) == len(set(seen))
+    return pages, len(seen), len(sessions)
+
+
+def test_timeline_refuses_an_event_of_someone_else(org, other_org):
+    _many_sessions(org, sessions=1, per_session=3)
+    theirs = event(other_org, feature(other_org, "x"), end_user(other_org, "busy"), at("2025-01-01", "09:00:00"))
+    with pytest.raises(DomainError) as refused:
+        queries.end_user_timeline(org, "busy", before=theirs.uuid)
+    assert refused.value.status_code == 400 and "before" in refused.value.errors
+
+
 def test_retention(org):
     f = feature(org, "app")
     # Cohort week of Mon 2025-03-03: a (days 0,1,7,30), b (day 0 only); next week: c (days 0, 7)
@@ -245,6 +323,16 @@ def test_retention(org):
     assert second["d30"] is None  # Mar 16 + 30 is after Apr 9: not measurable yet
     assert second["weeks"] == [100.0, 100.0, 0.0, 0.0, 0.0]
     assert cohorts[date(2025, 3, 31)]["size"] == 0
+
+
+def test_empty_retention_cohort_has_no_percentages(org):
+    """A week in which nobody was first seen has no retention: null, never 0 %."""
+    end_user(org, "a", first_seen=at("2025-03-03", "09:00:00"))
+    result = queries.retention(org, weeks=6, end=date(2025, 4, 9))
+    empty = {c["cohort_start"]: c for c in result["cohorts"]}[date(2025, 3, 10)]
+    assert empty["size"] == 0
+    assert (empty["d1"], empty["d7"], empty["d30"]) == (None, None, None)
+    assert empty["weeks"] and set(empty["weeks"]) == {None}
 
 
 def test_funnel_ordered_within_window(org):

@@ -22,7 +22,7 @@ def rolled(org, dataset):
 def test_session_average_is_total_over_timed_events():
     assert queries.session_average(180, 3) == 60.0
     assert queries.session_average(100, 3) == 33.33
-    assert queries.session_average(0, 0) == 0.0
+    assert queries.session_average(0, 0) is None  # no duration at all: unknown, not 0 s
 
 
 def test_feature_figures_known_answers(org, rolled):
@@ -60,7 +60,7 @@ def test_feature_figures_by_week_are_per_week(org, rolled):
 def test_feature_figures_of_an_unused_feature(org):
     quiet = feature(org, "quiet")
     figures = queries.feature_figures(org, feature=quiet, start=D1, end=D3)
-    assert (figures["events"], figures["peak_active_users"], figures["avg_session_duration"]) == (0, 0, 0.0)
+    assert (figures["events"], figures["peak_active_users"], figures["avg_session_duration"]) == (0, 0, None)
 
 
 def test_retention_averages_weigh_cohorts_by_size(org):

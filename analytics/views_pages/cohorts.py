@@ -32,9 +32,7 @@ def retention(request):
     cohorts = []
     max_weeks = 0
     for cohort in data["cohorts"]:
-        # An empty cohort has no percentages, not 0 %.
-        weeks = cohort["weeks"] if cohort["size"] else [None] * len(cohort["weeks"])
-        cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in weeks]
+        cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in cohort["weeks"]]
         max_weeks = max(max_weeks, len(cells))
         cohorts.append({**cohort, "cells": cells})
     for cohort in cohorts:
@@ -86,7 +84,8 @@ def funnels(request):
             result = queries.funnel(org, **{**args, "filters": filter_cache_key(args["filters"])})
     usage = queries.feature_usage(org, start=start, end=end)
     features = common.feature_choices(usage)
-    if not steps:
+    suggested = not steps
+    if suggested:
         # A first look: the three most used features, in that order.
         steps = [row["feature_key"] for row in usage[:3]] if len(usage) >= 2 else ["", ""]
     while len(steps) < params.MIN_FUNNEL_STEPS:
@@ -102,6 +101,8 @@ def funnels(request):
         "active_nav": "funnels",
         "features": features,
         "steps": steps,
+        "filled_steps": sum(1 for step in steps if step),
+        "suggested": suggested,
         "window_days": window_days,
         "start": start,
         "end": end,

@@ -133,9 +133,23 @@ def series_values(points):
     return [p["value"] for p in points], [p["date"].isoformat() for p in points]
 
 
-def line_spec(points, label):
+def partial_from(dates, interval):
+    """The index of the first point still filling up — today, or the week that holds today —
+    or None. Charts draw it dashed: a day that has only begun would read as a drop."""
+    last = today()
+    span = timedelta(days=0 if interval == "day" else 6)
+    for index, day in enumerate(dates):
+        # A week is labelled with its Monday, or with `start` when the range cuts it.
+        first = day if interval == "day" else day - timedelta(days=day.weekday())
+        if first + span >= last:
+            return index
+    return None
+
+
+def line_spec(points, label, interval="day"):
     values, labels = series_values(points)
-    return {"type": "line", "labels": labels, "series": [{"label": label, "data": values}]}
+    spec = {"type": "line", "labels": labels, "series": [{"label": label, "data": values}]}
+    return spec | {"partial_from": partial_from([p["date"] for p in points], interval)}
 
 
 def interval_for(start, end):

@@ -56,8 +56,8 @@ def dashboard(request):
         events = queries.timeseries(org, metric="events", **series)
         active = queries.timeseries(org, metric="active_users", **series)
         charts = {
-            "events_chart": common.line_spec(events["points"], "Events"),
-            "active_chart": common.line_spec(active["points"], "Active users"),
+            "events_chart": common.line_spec(events["points"], "Events", interval),
+            "active_chart": common.line_spec(active["points"], "Active users", interval),
             "top_chart": {
                 "type": "hbar",
                 "labels": [row["feature_name"] for row in top],

@@ -121,6 +121,7 @@ def feature_detail(request, feature_id):
             {"label": "Events", "data": [p["events"] for p in points]},
             {"label": "Active users", "data": [p["active_users"] for p in points]},
         ],
+        "partial_from": common.partial_from([p["date"] for p in points], interval),
     }
     breakdown, breakdown_error = common.breakdown_or_error(request.GET)
     error = error or breakdown_error

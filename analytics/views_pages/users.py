@@ -8,11 +8,13 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from core.pages import org_page, page_fetched, params_or_default
+from core.exceptions import DomainError, NotFound
+from core.pages import org_page, page_fetched, params_or_default, wants_fragment
 from tenants.models import Role
 
 from .. import params, queries
 from ..filters import filter_cache_key
+from ..queries.users import TIMELINE_LIMIT
 from . import common
 
 USERS_PAGE_SIZE = 25
@@ -76,9 +78,37 @@ def user_detail(request, external_id):
     # like a missing one.
     if not request.user.has_role(Role.ANALYST) and not queries.end_user_is_own(org, external_id, request.user):
         raise Http404("Not found.")
-    detail = queries.end_user_detail(org, external_id)
-    context = {"active_nav": "users", "detail": detail, "timeline": _timeline(detail["timeline"])}
-    return render(request, "analytics/user_detail.html", context)
+    args, error = params_or_default(params.end_user_params, request.GET)
+    if "before" in request.GET and wants_fragment(request):
+        # "Older events": only the next page of sessions, appended under the ones shown.
+        page = error or _timeline_or_error(lambda: queries.end_user_timeline(org, external_id, **args))
+        if isinstance(page, str):
+            return render(request, "analytics/partials/timeline_error.html", {"error": page}, status=400)
+        context = {"timeline": _timeline(page["timeline"]), "next_before": page["timeline_next"]}
+        return render(request, "analytics/partials/timeline_sessions.html", context)
+    detail = _timeline_or_error(lambda: queries.end_user_detail(org, external_id, **args))
+    if isinstance(detail, str):
+        error, detail = detail, queries.end_user_detail(org, external_id)
+    context = {
+        "active_nav": "users",
+        "detail": detail,
+        "timeline": _timeline(detail["timeline"]),
+        "next_before": detail["timeline_next"],
+        "timeline_page_size": TIMELINE_LIMIT,
+        "older": args["before"] is not None and not error,
+        "error": error,
+    }
+    return render(request, "analytics/user_detail.html", context, status=400 if error else 200)
+
+
+def _timeline_or_error(read):
+    """What `read()` returns, or the message of a refused `before` (a 404 stays a 404)."""
+    try:
+        return read()
+    except NotFound:
+        raise
+    except DomainError as exc:
+        return exc.detail
 
 
 def _timeline(sessions):
@@ -93,6 +123,7 @@ def _timeline(sessions):
                 "until": f"{end:%H:%M}" if end != start else "",
                 "session_id": s["session_id"],
                 "event_count": s["event_count"],
+                "continued": s["continued"],
                 "events": [
                     {
                         "iso": e["timestamp"].isoformat(),

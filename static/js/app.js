@@ -2,8 +2,11 @@
  *
  * A chart is `<canvas data-chart="ID">` next to `{{ spec|json_script:"ID" }}`; the spec is
  * {type: "line" | "bar" | "hbar", labels: [...], series: [{label, data, color?}], band?: {label, lower, upper},
- *  percent?: bool, stacked?: bool} (stacked: the series' bars pile up, as a breakdown's values do). Charts are (re)drawn on page load and on every htmx swap, so filters that
- * re-render a fragment redraw its charts. No inline scripts: the pages work under a strict CSP.
+ *  percent?: bool, partial_from?: index, stacked?: bool}. Line points from `partial_from` on (today, this week)
+ * are still filling up: their segments are dashed and their points hollow, so they do not read as
+ * a drop. `stacked`: the series' bars pile up, as a breakdown's values do. Charts are (re)drawn on
+ * page load and on every htmx swap, so filters that re-render a fragment redraw its charts. No
+ * inline scripts: the pages work under a strict CSP.
  */
 (function () {
   "use strict";
@@ -49,9 +52,16 @@
         backgroundColor: alpha("#0ea5e9", 0.16), fill: false, type: "line", tension: 0.25,
       });
     }
+    var partialFrom = type === "line" && typeof spec.partial_from === "number" ? spec.partial_from : null;
     (spec.series || []).forEach(function (s, i) {
       var color = s.color || PALETTE[i % PALETTE.length];
-      datasets.push({
+      var pointRadius = type === "line" ? (s.data.length > 45 ? 0 : 2) : 0;
+      var partial = partialFrom === null ? {} : {
+        segment: { borderDash: function (ctx) { return ctx.p1DataIndex >= partialFrom ? [6, 4] : undefined; } },
+        pointRadius: function (ctx) { return ctx.dataIndex >= partialFrom ? 4 : pointRadius; },
+        pointBackgroundColor: function (ctx) { return ctx.dataIndex >= partialFrom ? "#fff" : color; },
+      };
+      datasets.push(Object.assign({
         label: s.label,
         data: s.data,
         borderColor: color,
@@ -59,12 +69,12 @@
         borderWidth: type === "line" ? 2 : 0,
         borderDash: s.dashed ? [6, 4] : undefined,
         borderRadius: type === "bar" ? 4 : 0,
-        pointRadius: type === "line" ? (s.data.length > 45 ? 0 : 2) : 0,
+        pointRadius: pointRadius,
         pointHoverRadius: 4,
         fill: type === "line" && !s.dashed && (spec.series.length === 1),
         tension: 0.25,
         spanGaps: true,
-      });
+      }, partial));
     });
     var valueAxis = {
       beginAtZero: true,
@@ -109,7 +119,8 @@
             callbacks: {
               label: function (ctx) {
                 var v = ctx.parsed[horizontal ? "x" : "y"];
-                return " " + ctx.dataset.label + ": " + numberFormat.format(v) + (spec.percent ? "%" : "");
+                var soFar = partialFrom !== null && ctx.dataIndex >= partialFrom ? " (so far)" : "";
+                return " " + ctx.dataset.label + ": " + numberFormat.format(v) + (spec.percent ? "%" : "") + soFar;
               },
             },
           },

@@ -87,6 +87,19 @@ def test_gunicorn_access_log_blanks_the_token(tmp_path):
         "REDIS_URL": "",
         "CACHE_DIR": str(tmp_path / "cache"),
     }
+    # The page reads the invitation (it names the organisation and the e-mail): a real one.
+    setup = (
+        "from datetime import timedelta\n"
+        "from django.core.management import call_command\n"
+        "from django.utils import timezone\n"
+        "from tenants.models import Invitation, Organization\n"
+        "from tenants.queries import secret_digest\n"
+        "call_command('migrate', verbosity=0)\n"
+        "org = Organization.objects.create(name='Acme', slug='acme')\n"
+        "Invitation.objects.create(organization=org, email='new@acme.example', role='member',\n"
+        f"    token_hash=secret_digest({token!r}), expires_at=timezone.now() + timedelta(days=1))\n"
+    )
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True, timeout=300)
     log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 (closed below, after the process)
     server = subprocess.Popen(
         [
@@ -115,7 +128,8 @@ def test_gunicorn_access_log_blanks_the_token(tmp_path):
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise
                 time.sleep(0.2)
-        assert page.status == 200 and b"password" in page.read()
+        body = page.read()
+        assert page.status == 200 and b"password" in body and b"new@acme.example" in body
         asset = urllib.request.Request(f"{base}/static/css/app.css", headers={"Referer": f"{base}/invite/{token}/"})
         assert urllib.request.urlopen(asset, timeout=5).status == 200
     finally:

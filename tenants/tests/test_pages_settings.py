@@ -16,7 +16,13 @@ from tenants.models import ApiKey, Invitation, Role, User
 
 # The Webhooks tab is served by insights (tested in insights/tests/test_pages.py); tenants
 # tests may not import insights, but the tab still needs the admin role.
-SETTINGS_PAGES = ["settings:organization", "settings:members", "settings:api-keys", "webhook-settings:index"]
+SETTINGS_PAGES = [
+    "settings:organization",
+    "settings:members",
+    "settings:api-keys",
+    "webhook-settings:index",
+    "alert-rule-settings:index",
+]
 
 
 @pytest.fixture
@@ -240,7 +246,10 @@ def test_invitation_accept_page_joins_and_signs_in(org, admin_user):
     _, token = tenant_services.invitation_create(org=org, email="joiner@x.example", role="analyst", invited_by=None)
     client = Client()
     url = reverse("invitation-accept", args=[token])
-    assert client.get(url).status_code == 200
+    page = client.get(url)
+    assert page.status_code == 200
+    summary = page.text.split('data-testid="invitation-summary">')[1].split("</p>")[0]
+    assert org.name in summary and "joiner@x.example" in summary and "analyst" in summary
     response = client.post(url, {"full_name": "Jo", "password": "short", "password_confirm": "short"})
     assert response.status_code == 200 and 'data-field="password"' in response.text
     response = client.post(url, {"password": PASSWORD, "password_confirm": PASSWORD + "x"})
@@ -250,16 +259,39 @@ def test_invitation_accept_page_joins_and_signs_in(org, admin_user):
     user = User.objects.get(email="joiner@x.example")
     assert (user.organization, user.role, user.full_name) == (org, Role.ANALYST, "Jo")
     assert int(client.session["_auth_user_id"]) == user.pk  # signed in
-    again = Client().post(url, {"password": PASSWORD, "password_confirm": PASSWORD})
-    assert again.status_code == 200 and "already been used" in again.text
+    # Once used, the link says so and shows no form, to a GET as to a POST.
+    for again in (Client().get(url), Client().post(url, {"password": PASSWORD, "password_confirm": PASSWORD})):
+        assert again.status_code == 410 and "already been used" in again.text
+        assert 'data-testid="accept-form"' not in again.text and org.name in again.text
+
+
+@pytest.mark.parametrize("state", ["revoked", "expired"])
+def test_invitation_accept_page_for_a_dead_link(org, state):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    invitation, token = tenant_services.invitation_create(
+        org=org, email="late@x.example", role="member", invited_by=None
+    )
+    field = {"revoked": "revoked_at", "expired": "expires_at"}[state]
+    setattr(invitation, field, timezone.now() - timedelta(seconds=1))
+    invitation.save(update_fields=[field])
+    response = Client().get(reverse("invitation-accept", args=[token]))
+    assert response.status_code == 410 and 'data-testid="accept-form"' not in response.text
+    assert {"revoked": "withdrawn", "expired": "expired"}[state] in response.text
+    assert not User.objects.filter(email="late@x.example").exists()
 
 
 def test_invitation_accept_with_unknown_token(db):
-    response = Client().post(
-        reverse("invitation-accept", args=["nope"]), {"password": PASSWORD, "password_confirm": PASSWORD}
-    )
-    assert response.status_code == 200
-    assert "No invitation matches this token" in response.text
+    for response in (
+        Client().get(reverse("invitation-accept", args=["nope"])),
+        Client().post(
+            reverse("invitation-accept", args=["nope"]), {"password": PASSWORD, "password_confirm": PASSWORD}
+        ),
+    ):
+        assert response.status_code == 404
+        assert "No invitation matches this link" in response.text and 'data-testid="accept-form"' not in response.text
 
 
 # --- API keys ------------------------------------------------------------------------------
@@ -336,6 +368,6 @@ def test_organization_page_query_count(admin_page, django_assert_num_queries):
 
 
 def test_invitation_page_query_count(db, django_assert_num_queries):
-    # The form is public and reads nothing until it is posted.
-    with django_assert_num_queries(0):
-        assert Client().get(reverse("invitation-accept", args=["any-token"])).status_code == 200
+    # The page is public: one query, the invitation with its organisation.
+    with django_assert_num_queries(1):
+        assert Client().get(reverse("invitation-accept", args=["any-token"])).status_code == 404

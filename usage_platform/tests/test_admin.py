@@ -17,8 +17,14 @@ pytestmark = pytest.mark.django_db
 
 def _tenant_rows(admin_user):
     """One row of every model for this organisation."""
-    from analytics.models import DailyFeatureUsage, DailyOrgUsage
-    from insights.models import Anomaly, Insight, Webhook, WebhookDelivery
+    from analytics.models import (
+        DailyFeatureUsage,
+        DailyOrgUsage,
+        DailySegmentUsage,
+        DailyUserFeatureUsage,
+        DailyUserUsage,
+    )
+    from insights.models import AlertFiring, AlertRule, Anomaly, Insight, Webhook, WebhookDelivery
     from telemetry.models import DirtyDay, EndUser, Feature, UsageEvent
 
     org = admin_user.organization
@@ -33,6 +39,16 @@ def _tenant_rows(admin_user):
     DirtyDay.objects.create(organization=org, date=date.today() - timedelta(days=2))
     DailyFeatureUsage.objects.create(organization=org, feature=feature, date=date.today(), event_count=1)
     DailyOrgUsage.objects.create(organization=org, date=date.today(), event_count=1, active_users=1)
+    now = timezone.now()
+    DailyUserUsage.objects.create(
+        organization=org, end_user=end_user, date=date.today(), event_count=1, first_event_at=now, last_event_at=now
+    )
+    DailyUserFeatureUsage.objects.create(
+        organization=org, end_user=end_user, feature=feature, date=date.today(), event_count=1
+    )
+    DailySegmentUsage.objects.create(
+        organization=org, date=date.today(), age_band="18-40", gender="F", event_count=1, active_users=1
+    )
     Anomaly.objects.create(
         organization=org, feature=feature, date=date.today(), detector="zscore", metric="event_count", value=9, score=4
     )
@@ -43,6 +59,12 @@ def _tenant_rows(admin_user):
         organization=org, url=f"https://{org.slug}.example/hook", secret="s3cret-value", events=["anomaly.created"]
     )
     WebhookDelivery.objects.create(webhook=webhook, event="anomaly.created", payload={}, status_code=200)
+    rule = AlertRule.objects.create(
+        organization=org, name=f"{org.name} busy", kind="retention", params={"day": 7, "below": 10}
+    )
+    AlertFiring.objects.create(
+        rule=rule, organization=org, day=date.today(), window_start=date.today(), value=5, threshold=10, message="m"
+    )
 
 
 @pytest.fixture
@@ -170,3 +192,24 @@ def test_org_admin_is_not_platform_staff(client, admin_user):
     client.force_login(admin_user)
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
+    """Rollups, raw events and anomalies come from ingestion, the rollup and the detectors: the
+    admin shows them but offers no Add, no Save and no Delete."""
+    from analytics.models import DailyFeatureUsage, DailyOrgUsage
+    from insights.models import Anomaly
+    from telemetry.models import UsageEvent
+
+    for model in (DailyFeatureUsage, DailyOrgUsage, UsageEvent, Anomaly):
+        prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        obj = model._default_manager.first()
+        changelist = staff_client.get(reverse(f"{prefix}_changelist"))
+        assert changelist.status_code == 200
+        assert reverse(f"{prefix}_add").encode() not in changelist.content, model.__name__
+        assert staff_client.get(reverse(f"{prefix}_add")).status_code == 403, model.__name__
+        change = staff_client.get(reverse(f"{prefix}_change", args=[obj.pk]))
+        assert change.status_code == 200 and b'name="_save"' not in change.content, model.__name__
+        assert staff_client.post(reverse(f"{prefix}_change", args=[obj.pk]), {}).status_code == 403
+        assert staff_client.post(reverse(f"{prefix}_delete", args=[obj.pk]), {"post": "yes"}).status_code == 403
+        assert model._default_manager.filter(pk=obj.pk).exists()

@@ -199,3 +199,29 @@ def test_a_new_organisation_sees_how_to_send_its_first_event(browser_page, live_
     assert page.is_visible("[data-testid=empty-state]")
     assert "/api/v1/events/track" in page.text_content("[data-testid=empty-state]")
     screenshot(page, "dashboard_empty")
+
+
+def test_older_timeline_events_load_in_place_and_today_is_drawn_partial(browser_page, live_server, analyst_user, data):
+    from django.utils import timezone
+
+    from analytics.tests.factories import end_user, event, feature
+
+    f, user, now = feature(data, "long-read"), end_user(data, "busy"), timezone.now()
+    for i in range(230):
+        event(data, f, user, now - timedelta(minutes=i), session=f"s{i // 60}")
+    page = browser_page
+    browser_login(page, live_server, analyst_user)
+    # The dashboard's last point is today's, still filling up: dashed, with the note under it.
+    assert page.locator("[data-testid=partial-note]").first.is_visible()
+    dashed = "Chart.getChart(document.querySelector('[data-testid=chart-events]')).data.datasets[0].segment"
+    assert page.evaluate(f"typeof {dashed}.borderDash") == "function"
+
+    page.goto(f"{live_server.url}/users/busy/")
+    assert "230 events in 4 sessions" in page.text_content("[data-testid=timeline-count]")
+    assert page.locator("[data-testid=timeline] time").count() == 200
+    page.evaluate("window.__noReload = 1")
+    page.click("[data-testid=timeline-older]")
+    wait_until(page, "document.querySelectorAll('[data-testid=timeline] time').length === 230")
+    assert page.locator("[data-testid=timeline-older]").count() == 0
+    assert page.locator(".session-continued").count() == 1
+    assert page.evaluate("window.__noReload") == 1

@@ -64,6 +64,7 @@ def test_app_pages_load_without_a_csp_violation(browser_page, violations, live_s
         ("/settings/members/", None),
         ("/settings/api-keys/", None),
         ("/settings/webhooks/", None),
+        ("/settings/alert-rules/", None),
     ]:
         _visit(page, f"{live_server.url}{path}", wait_for)
     # An htmx swap (filters re-render fragments and their charts in place).

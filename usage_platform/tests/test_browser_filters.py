@@ -44,8 +44,7 @@ def test_breakdown_and_segment_picker(browser_page, live_server, admin_user, dat
     api = client_for(admin_user).get(f"/api/v1/analytics/usage-summary?segment={saved.pk}").json()
     wait_until(
         page,
-        "document.querySelector('[data-testid=kpi-total_events]').dataset.value == "
-        f"'{api['total_events']['value']}'",
+        f"document.querySelector('[data-testid=kpi-total_events]').dataset.value == '{api['total_events']['value']}'",
     )
     assert page.evaluate("window.__noReload") == 1  # htmx swapped the fragment in
     page.mouse.move(0, 0)

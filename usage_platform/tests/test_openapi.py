@@ -167,3 +167,27 @@ def test_throttled_answer_is_documented_with_retry_after(schema, anon_client, se
     assert int(response["Retry-After"]) >= 0
     assert_error_body(response.json())
     assert "Retry-After" in schema["paths"][f"{V1}/auth/login"]["post"]["responses"]["429"]["headers"]
+
+
+# Swagger UI groups operations by tag: one tag per area, never drf-spectacular's default
+# ("api", the first segment of every path).
+AREA_OF_PATH = (
+    (f"{V1}/events/", "ingestion"),
+    (f"{V1}/analytics/", "analytics"),
+    (f"{V1}/ai/", "insights"),
+    (f"{V1}/auth/", "auth"),
+    (f"{V1}/org/webhooks", "webhooks"),
+    (f"{V1}/org", "organisation"),
+    (f"{V1}/health", "health"),
+    ("/health", "health"),
+)
+
+
+def test_every_operation_is_tagged_with_its_area(schema):
+    for path, method, operation in operations(schema):
+        area = next((tag for prefix, tag in AREA_OF_PATH if path.startswith(prefix)), None)
+        tags = operation.get("tags", [])
+        assert len(tags) == 1 and tags != ["api"], f"{method.upper()} {path}: {tags}"
+        # Alert rules (under /org/) may be grouped on their own or with the organisation.
+        if area is not None and not path.startswith(f"{V1}/org/alert"):
+            assert tags == [area], f"{method.upper()} {path}: {tags}"

@@ -1,0 +1,85 @@
+"""Delivering alert-rule firings like anomalies: one e-mail to the organisation's admins and
+one POST per active `alert.fired` webhook (signed JSON, or a Slack message for webhooks in
+the Slack format; `insights.webhooks` does the SSRF-safe delivery and the retries)."""
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db.models import Q
+from django.utils import timezone
+
+from tenants.models import Organization, Role, User
+
+from .. import webhooks
+from ..models import AlertFiring, Webhook
+
+EVENT = Webhook.Event.ALERT_FIRED
+
+
+def firing_payload(firing: AlertFiring) -> dict[str, Any]:
+    rule = firing.rule
+    return {
+        "id": firing.id,
+        "rule_id": rule.id,
+        "rule_name": rule.name,
+        "kind": rule.kind,
+        "params": rule.params,
+        "day": firing.day.isoformat(),
+        "window_start": firing.window_start.isoformat(),
+        "value": firing.value,
+        "threshold": firing.threshold,
+        "message": firing.message,
+        "details": firing.details,
+        "fired_at": firing.fired_at.isoformat(),
+    }
+
+
+def alert_firings_deliver(
+    org: Organization, firings: Iterable[AlertFiring] = (), *, unnotified_days: int | None = None
+) -> dict[str, int]:
+    """Notify about `firings` not yet notified, plus (with `unnotified_days`) every firing of
+    that many last days still waiting, so a run whose e-mail or enqueue failed is picked up
+    by the next one. Marks them notified with what was sent. Returns `{firings, emails,
+    webhooks}`."""
+    # Re-read rather than trust the caller's objects: another run may have notified them.
+    scope = Q(pk__in=[f.pk for f in firings])
+    if unnotified_days is not None:
+        scope |= Q(day__gte=timezone.now().date() - timedelta(days=unnotified_days))
+    due = list(
+        AlertFiring.objects.filter(scope, organization=org, notified_at__isnull=True)
+        .select_related("rule")
+        .order_by("-day", "id")
+    )
+    if not due:
+        return {"firings": 0, "emails": 0, "webhooks": 0}
+    payloads = [firing_payload(f) for f in due]
+    recipients = list(
+        User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
+    )
+    emails = 0
+    if recipients:
+        lines = [f"- {p['rule_name']} ({p['day']}): {p['message']}" for p in payloads]
+        emails = send_mail(
+            subject=f"[Usage Platform] {len(due)} alert rule{'' if len(due) == 1 else 's'} fired in {org.name}",
+            message="These alert rules fired after the latest rollup:\n\n"
+            + "\n".join(lines)
+            + "\n\nManage them under Settings → Alert rules.",
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+            fail_silently=False,
+        )
+    hooks = webhooks.webhooks_for_event(org, EVENT)
+    for webhook in hooks:
+        webhooks.webhook_enqueue(
+            webhook, EVENT, {"organization_id": org.id, "organization": org.name, "firings": payloads}
+        )
+    sent = emails > 0 or bool(hooks)
+    AlertFiring.objects.filter(pk__in=[f.pk for f in due]).update(
+        notified_at=timezone.now(),
+        delivery_status=AlertFiring.Delivery.SENT if sent else AlertFiring.Delivery.NO_RECIPIENTS,
+        delivery={"emails": len(recipients) if emails else 0, "webhooks": len(hooks)},
+    )
+    return {"firings": len(due), "emails": emails, "webhooks": len(hooks)}

@@ -1,0 +1,119 @@
+"""/api/v1/org/alert-rules: the organisation's alert rules and their firings (admins).
+Thin views: validate the body's shape, call one `rules` function, serialize."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from core.api import ERROR, list_schema, no_content, validated
+from core.pagination import paginate
+from tenants.models import Role
+from tenants.permissions import OrgAPIView
+
+from ..models import AlertFiring, AlertRule
+from . import rules
+
+TAGS = ["alert rules"]
+PARAMS_HELP = (
+    'metric_threshold: {"metric": "events"|"active_users"|"sessions"|"avg_session_duration", '
+    '"op": "above"|"below", "value": number, "feature"?: key}; '
+    'funnel_conversion: {"steps": [key…], "step"?: n, "below": % | "drop_pct": %, "window_days"?: 1–90}; '
+    'retention: {"day": 1|7|30, "below": %}'
+)
+
+
+class AlertFiringSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AlertFiring
+        fields = [
+            "id",
+            "rule_id",
+            "day",
+            "window_start",
+            "value",
+            "threshold",
+            "message",
+            "details",
+            "delivery_status",
+            "delivery",
+            "fired_at",
+            "notified_at",
+        ]
+
+
+class AlertRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AlertRule
+        fields = ["id", "name", "kind", "params", "active", "last_evaluated_at", "created_at", "updated_at"]
+
+
+class AlertRuleInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=rules.NAME_MAX)
+    kind = serializers.ChoiceField(choices=AlertRule.Kind.choices)
+    params = serializers.DictField(help_text=PARAMS_HELP)
+    active = serializers.BooleanField(default=True)
+
+
+class AlertRuleUpdateSerializer(AlertRuleInputSerializer):
+    name = serializers.CharField(max_length=rules.NAME_MAX, required=False)
+    kind = serializers.ChoiceField(choices=AlertRule.Kind.choices, required=False)
+    params = serializers.DictField(help_text=PARAMS_HELP, required=False)
+    active = serializers.BooleanField(required=False)
+
+
+class AlertRuleListView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @list_schema(AlertRuleSerializer, operation_id="org_alert_rules_list", summary="Alert rules", tags=TAGS)
+    def get(self, request):
+        return paginate(request, rules.alert_rule_list(self.org), AlertRuleSerializer, view=self)
+
+    @extend_schema(
+        request=AlertRuleInputSerializer,
+        responses={201: AlertRuleSerializer, 400: ERROR, 403: ERROR},
+        summary="Create an alert rule (checked after each rollup)",
+        description="params by kind — " + PARAMS_HELP,
+        tags=TAGS,
+    )
+    def post(self, request):
+        data = validated(AlertRuleInputSerializer, request)
+        rule = rules.alert_rule_create(self.org, user=request.user, **data)
+        return Response(AlertRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class AlertRuleDetailView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @extend_schema(responses={200: AlertRuleSerializer, 403: ERROR, 404: ERROR}, summary="One alert rule", tags=TAGS)
+    def get(self, request, rule_id):
+        return Response(AlertRuleSerializer(rules.alert_rule_get(self.org, rule_id)).data)
+
+    @extend_schema(
+        request=AlertRuleUpdateSerializer,
+        responses={200: AlertRuleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+        summary="Change an alert rule's name, kind, params or active flag",
+        description="params by kind — " + PARAMS_HELP,
+        tags=TAGS,
+    )
+    def patch(self, request, rule_id):
+        data = validated(AlertRuleUpdateSerializer, request, partial=True)
+        return Response(AlertRuleSerializer(rules.alert_rule_update(self.org, rule_id, **data)).data)
+
+    @extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete an alert rule", tags=TAGS)
+    def delete(self, request, rule_id):
+        rules.alert_rule_delete(self.org, rule_id)
+        return no_content()
+
+
+class AlertFiringListView(OrgAPIView):
+    default_role = Role.ADMIN
+
+    @list_schema(
+        AlertFiringSerializer,
+        errors=(403, 404),
+        operation_id="org_alert_rules_firings_list",
+        summary="A rule's firings, newest first",
+        tags=TAGS,
+    )
+    def get(self, request, rule_id):
+        return paginate(request, rules.alert_firings(self.org, rule_id), AlertFiringSerializer, view=self)
