@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0004_segment_rollup'),
+        ('analytics', '0003_per_user_rollups'),
         ('tenants', '0001_initial'),
     ]
 
