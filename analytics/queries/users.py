@@ -4,14 +4,14 @@ user's detail with its visits (that user's own events: one index range)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.db.models import Avg, Count, F, FloatField, Func, IntegerField, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
 
-from core.days import today
+from core.days import day_start, today
 from core.exceptions import DomainError, NotFound
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization, User
@@ -45,9 +45,20 @@ def _user_rows(rows: QuerySet[Any]) -> QuerySet[Any, dict[str, Any]]:
         events=Sum("event_count"),
         avg_session_duration=Cast(Sum("total_session_duration"), FloatField())
         / NullIf(Cast(Sum("timed_events"), FloatField()), 0.0),
-        first_event=Min("first_event_at"),
-        last_event=Max("last_event_at"),
+        **_event_bounds(rows),
     )
+
+
+def _event_bounds(rows: QuerySet[Any]) -> dict[str, Any]:
+    """First and last event of each user's rows: exact times from the per-user rows; under a
+    feature filter (per-user feature rows keep no times) the days, as their start (UTC)."""
+    if rows.model is DailyUserFeatureUsage:
+        return {"first_event": Min("date"), "last_event": Max("date")}
+    return {"first_event": Min("first_event_at"), "last_event": Max("last_event_at")}
+
+
+def _moment(value: Any) -> Any:
+    return day_start(value) if isinstance(value, date) and not isinstance(value, datetime) else value
 
 
 def _top_features(rows: QuerySet[DailyUserFeatureUsage]) -> dict[int, str]:
@@ -70,8 +81,8 @@ def _shape_user_rows(rows: Iterable[dict[str, Any]], top: dict[int, str]) -> lis
             "email": r["end_user__email"],
             "events": r["events"],
             "avg_session_duration": rounded_or_none(r["avg_session_duration"]),
-            "first_seen": min(filter(None, (r["end_user__first_seen"], r["first_event"]))),
-            "last_seen": r["last_event"],
+            "first_seen": min(filter(None, (r["end_user__first_seen"], _moment(r["first_event"])))),
+            "last_seen": _moment(r["last_event"]),
             "top_feature": top.get(r["end_user_id"]),
         }
         for r in rows
@@ -157,8 +168,7 @@ def top_users(
             events=Sum("event_count"),
             duration=Sum("total_session_duration"),
             timed=Sum("timed_events"),
-            first_event=Min("first_event_at"),
-            last_event=Max("last_event_at"),
+            **_event_bounds(days_rows),
         )
         .order_by("-events", "end_user_id")[:limit]
     )
