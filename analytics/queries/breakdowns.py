@@ -67,7 +67,7 @@ class _Source:
                 "duration": Sum("session_duration"),
                 "timed": Count("session_duration"),
             }
-        figures = {
+        figures: dict[str, Any] = {
             "events": Sum("event_count"),
             "duration": Sum("total_session_duration"),
             "timed": Sum("timed_events"),
@@ -107,6 +107,7 @@ def _source(
     distinct users are asked (then per-user or raw rows, or segment rows for `daily_users`
     per age band or gender); `per_feature`: rows of one feature each (feature-usage)."""
     feature_id = feature_pk(filters.get("feature"))
+    key: Any
     if dimension == "event_type" or dimension.startswith(EVENT_PREFIX):
         key = (
             F("event_type")
@@ -126,7 +127,7 @@ def _source(
         one_feature = dimension == "feature" or per_feature or feature_id is not None
         model: Any = DailyUserFeatureUsage if one_feature else DailyUserUsage
         rows = filters_apply(model.objects.filter(organization=org), filters)
-        keys = {"feature": F("feature__key"), "age": _AGE_BAND, "gender": F("end_user__gender")}
+        keys: dict[str, Any] = {"feature": F("feature__key"), "age": _AGE_BAND, "gender": F("end_user__gender")}
         if dimension.startswith(USER_PREFIX):
             key = KeyTextTransform(dimension[len(USER_PREFIX) :], "end_user__properties")
         else:
