@@ -261,7 +261,8 @@ def breakdown_series(
     filters: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """`[{key, points: [{date, value}]}]` for the top values of `dimension` and "other",
-    one point per day or week (Monday-based, as `timeseries`), zero-filled."""
+    one point per day or week (Monday-based, a first week cut by `start` labelled `start`, as
+    `timeseries`), zero-filled."""
     filters = {k: v for k, v in (filters or {}).items() if v}
     buckets = days_between(start, end) if interval == "day" else days_between(week_monday(start), week_monday(end))[::7]
     users = metric == "active_users"
@@ -275,7 +276,11 @@ def breakdown_series(
     for r in _grouped(source, rows.exclude(in_top), ["bucket"], metric):
         values[OTHER][_as_date(r["bucket"])] = _value(metric, r)
     keys = top + ([OTHER] if values.get(OTHER) else [])
-    return [{"key": key, "points": [{"date": b, "value": values[key].get(b, 0)} for b in buckets]} for key in keys]
+    # As `timeseries` labels it, a first week cut by `start` is labelled `start`.
+    return [
+        {"key": key, "points": [{"date": max(b, start), "value": values[key].get(b, 0)} for b in buckets]}
+        for key in keys
+    ]
 
 
 @cached

@@ -56,6 +56,8 @@ def test_timeseries_breakdown_shape_and_points(analyst_client, data):
     assert on_t7 == {"F": 2, "M": 0, "O": 1}
     users = analyst_client.get(f"{BASE}/timeseries?breakdown=feature&metric=active_users&interval=week").json()
     assert {s["key"] for s in users["series"]} == {"search", "export"}
+    plain = analyst_client.get(f"{BASE}/timeseries?metric=active_users&interval=week").json()["points"]
+    assert [p["date"] for p in users["series"][0]["points"]] == [p["date"] for p in plain]
     csv = analyst_client.get(f"{BASE}/timeseries?breakdown=age&format=csv&start={day_of(1)}&end={today()}")
     assert csv.content.decode().splitlines()[0] == "date,key,value"
 
