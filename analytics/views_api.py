@@ -209,10 +209,10 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
     def get(self, request):
         args = params.user_activity_params(self.org, request.query_params)
         user = request.user
-        only_account = None if (user.is_superuser or user.has_role(Role.ANALYST)) else user
+        only_member = None if (user.is_superuser or user.has_role(Role.ANALYST)) else user
         if self.wants_csv():
             args["page_size"] = None  # the download holds every row, not one page
-        data = queries.user_activity_page(self.org, only_account=only_account, **args)
+        data = queries.user_activity_page(self.org, only_member=only_member, **args)
         if self.wants_csv():
             return self.csv_response(data["results"])
         next_url, previous_url = _page_links(request, data["page"], data["page_size"], data["count"])

@@ -12,7 +12,10 @@ Scenarios (each starts its own `gunicorn usage_platform.wsgi` on 127.0.0.1, port
 - track: single-event `track` calls in queue mode;
 - raw: PostgreSQL COPY into a copy of the events table (same columns and indexes), SQLite
   `executemany` into a copy of its events table, Redis XADD pipelined;
-- seed: `manage.py seed_movielens --limit 100000` on a fresh SQLite database.
+- seed: `manage.py seed_movielens --limit 100000` on a fresh SQLite database;
+- compat (not in the default list: `--only compat`): PostHog's `/batch/` and Segment's
+  `/v1/batch` (plain and gzipped) against `/api/v1/events/batch` on one server, alternating
+  for `--compat-rounds` rounds (bench/ingest_compat.py; `--compat-db pg|sqlite`).
 
 Clients are separate processes sending 1,000-event batches (each event with its own uuid,
 so nothing is skipped as a duplicate) for `--duration` seconds after a short warm-up; the
@@ -46,6 +49,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness import PYTHON, ROOT, Server, load_average, log, migrate, percentile, pg_drop, pg_recreate, process_table
+from ingest_compat import report_lines as compat_report_lines
+from ingest_compat import scenario_compat
 
 # One folder per --port under var/bench/, so two runs side by side (on their own ports, databases
 # and Redis dbs) never delete each other's SQLite files. Set in main().
@@ -658,6 +663,8 @@ def report(results):
         if "xadd" in raw:
             parts.append(f"XADD pipelined {raw['xadd']['msgs_per_s']:,.0f} msgs/s")
         lines.append("Raw limits: " + "; ".join(parts))
+    if "compat" in results:
+        lines += compat_report_lines(f"compat ({results['args']['compat_db']})", results["compat"])
     if "seed" in results:
         s = results["seed"]
         lines.append(
@@ -665,6 +672,22 @@ def report(results):
             f"{verdict(s['seconds'] <= TARGETS['seed_seconds'])}), {s['cpu_s']:.1f} s CPU — {s['source']}"
         )
     return lines
+
+
+def _compat(args, env):
+    migrate(env)
+    pg_url = args.pg_url if env["DATABASE_URL"].startswith("postgres") else None
+    return scenario_compat(
+        f"compat-{args.compat_db}",
+        env,
+        args.port + 5,
+        args,
+        server_cls=Server,
+        setup=django(env, SETUP_CODE),
+        count=lambda: django(env, COUNT_CODE),
+        cpu_meter=lambda pids: CpuMeter(pids, pg_url),
+        var=VAR,
+    )
 
 
 def run_target(args):
@@ -720,6 +743,8 @@ def main():
     parser.add_argument("--keep-db", action="store_true", help="do not drop the PostgreSQL database at the end")
     parser.add_argument("--target", help="only load an already running server (loopback) with --api-key")
     parser.add_argument("--api-key")
+    parser.add_argument("--compat-rounds", type=int, default=2, help="rounds of the compat scenario's variants")
+    parser.add_argument("--compat-db", choices=("pg", "sqlite"), default="pg", help="database of the compat scenario")
     args = parser.parse_args()
     args.queue_duration = args.queue_duration or args.duration
     DISTINCT_USERS = max(1, min(BATCH, args.distinct_users))
@@ -749,7 +774,7 @@ def main():
     queue_env = base_env(
         DATABASE_URL=args.pg_url, REDIS_URL=args.redis_url, INGEST_MODE="queue", INGEST_ALLOW_VOLATILE_REDIS="true"
     )
-    needs_pg = only & {"pg", "queue", "track", "raw"}
+    needs_pg = only & {"pg", "queue", "track", "raw"} or ("compat" in only and args.compat_db == "pg")
     try:
         if needs_pg:
             pg_recreate(args.pg_url)
@@ -781,6 +806,8 @@ def main():
             results["track"] = scenario_track(queue_env, args.port + 3, args, 4)
         if "seed" in only:
             results["seed"] = scenario_seed()
+        if "compat" in only:
+            results["compat"] = _compat(args, pg_env if args.compat_db == "pg" else sqlite_env)
     finally:
         if needs_pg and not args.keep_db:
             pg_drop(args.pg_url)

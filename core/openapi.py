@@ -118,6 +118,14 @@ class ApiAutoSchema(AutoSchema):
                     media["schema"] = {"anyOf": [media["schema"], ERROR_REF]}
         return operation
 
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        schema = super()._map_basic_serializer(serializer, direction)
+        # A serializer marked `closed` documents a body that refuses fields it does not name
+        # (400 naming the field), so generated requests do not carry invented ones.
+        if getattr(serializer, "closed", False) and direction == "request":
+            schema["additionalProperties"] = False
+        return schema
+
     def error_statuses(self, operation: dict[str, Any]) -> set[str]:
         view, method = self.view, self.method
         parameters = operation.get("parameters", [])

@@ -1,4 +1,4 @@
-"""Django admin for platform staff: features, end users and raw events of every tenant.
+"""Django admin for platform staff: features, accounts, end users and raw events of every tenant.
 
 UsageEvent is the big table: no full count on the change list, foreign keys as raw ids
 (a select box would load every feature and end user), related rows joined in one query."""
@@ -7,7 +7,7 @@ from django.contrib import admin
 
 from core.admin_read_only import ReadOnlyModelAdmin
 
-from .models import DirtyDay, EndUser, Feature, UsageEvent
+from .models import Account, DirtyDay, EndUser, Feature, UsageEvent
 
 
 @admin.register(Feature)
@@ -20,6 +20,18 @@ class FeatureAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at"]
 
 
+@admin.register(Account)
+class AccountAdmin(ReadOnlyModelAdmin):
+    """Read-only: accounts come from the tenant's SDK calls (group, `account_id`), and an
+    edit here would be overwritten by the next call."""
+
+    list_display = ["external_id", "name", "organization", "created_at"]
+    list_filter = ["organization"]
+    list_select_related = ["organization"]
+    search_fields = ["external_id", "name", "organization__name"]
+    show_full_result_count = False
+
+
 @admin.register(EndUser)
 class EndUserAdmin(admin.ModelAdmin):
     list_display = ["external_id", "email", "organization", "age", "gender", "first_seen", "last_seen"]
@@ -27,7 +39,7 @@ class EndUserAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     search_fields = ["external_id", "email", "organization__name"]
     autocomplete_fields = ["organization"]
-    raw_id_fields = ["account"]
+    raw_id_fields = ["account", "member"]
     readonly_fields = ["created_at"]
     show_full_result_count = False
 

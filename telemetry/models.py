@@ -31,6 +31,27 @@ class Feature(models.Model):
             raise ValidationError(errors)
 
 
+class Account(models.Model):
+    """The tenant's customer company: end users belong to at most one, set by `account_id` on
+    an event or identify, or by a group call (PostHog `$groupidentify`/`$groups`, Segment
+    `group`). Known by the tenant's own id (`external_id`)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="accounts")
+    external_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "external_id"], name="account_org_external_uniq")
+        ]
+
+    def __str__(self):
+        return self.name or self.external_id
+
+
 # What events and analytics filters may say for a gender (in any case), as EndUser stores it.
 GENDER_CODES = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 
@@ -49,7 +70,12 @@ class EndUser(models.Model):
     age = models.PositiveSmallIntegerField(null=True, blank=True)
     gender = models.CharField(max_length=1, choices=Gender.choices, blank=True)
     properties = models.JSONField(default=dict, blank=True)
+    # The tenant's customer company this person belongs to (a group call, `account_id`).
     account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="end_users", db_index=False
+    )
+    # The platform member whose own profile this is: members send events as themselves.
+    member = models.ForeignKey(
         "tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="end_user_profiles"
     )
     first_seen = models.DateTimeField(null=True, blank=True)
@@ -60,6 +86,9 @@ class EndUser(models.Model):
         ordering = ["external_id"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "external_id"], name="enduser_org_external_uniq")
+        ]
+        indexes = [
+            models.Index(fields=["account"], name="enduser_account_idx", condition=models.Q(account__isnull=False))
         ]
 
     def __str__(self):

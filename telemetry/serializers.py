@@ -22,7 +22,10 @@ def _nullable(*types, **constraints):
 
 class EventIn(serializers.Serializer):
     """One event as `services.ingest` validates it: every field is optional, and null (or an
-    empty string for the text fields) means "not given"."""
+    empty string for the text fields) means "not given". A field not listed here is refused
+    (400 naming it): free-form data goes in `metadata`."""
+
+    closed = True  # core.openapi: additionalProperties false
 
     uuid = serializers.UUIDField(
         required=False, allow_null=True, help_text="Idempotency key: an event is stored once per uuid."
@@ -62,6 +65,10 @@ class EventIn(serializers.Serializer):
         "ISO 8601 date-time (UTC when it has no offset) or epoch seconds (or milliseconds); default now, "
         "at most 24 h in the future, not before 1970.",
     )
+    account_id = _schema_only(
+        _nullable("string", "integer", string={"minLength": 1, "maxLength": 200}),
+        "Your id of the end user's account (the customer company); needs `user_id`. Created if new.",
+    )
     metadata = serializers.DictField(required=False, allow_null=True, help_text="≤ 16 KB of JSON.")
     org_id = _schema_only(
         _nullable("integer", "string"), "Compatibility: your organisation's id, anything else is refused (403)."
@@ -85,10 +92,27 @@ class ItemError(serializers.Serializer):
     message = serializers.CharField()
 
 
+class ItemResult(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The item's position in the request, from 0.")
+    status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
+    field = serializers.CharField(required=False, help_text="Rejected: the first field at fault.")
+    message = serializers.CharField(required=False, help_text="Rejected: why (all errors are in `errors`).")
+
+
 class BatchOut(serializers.Serializer):
-    accepted = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
+    accepted = serializers.IntegerField(help_text="Events stored (or queued) now.")
+    duplicates = serializers.IntegerField(
+        help_text="Events not stored again: their uuid was stored before or repeats within the batch."
+    )
     errors = ItemError(many=True)
+    results = ItemResult(
+        many=True,
+        help_text=(
+            "One entry per item, in request order. In queue mode (202) an item is reported as a "
+            "`duplicate` only when its uuid repeats within the batch: one stored before is known "
+            "only when the queue is processed, and is `accepted` here (it is still stored once)."
+        ),
+    )
     queued = serializers.BooleanField(required=False, help_text="Present (true) when the events were queued (202).")
 
 

@@ -3,8 +3,9 @@
 They parse the body themselves with orjson (DRF's parser is several times slower on
 5 MB bodies) and answer:
 - track: 201 `{id, uuid, timestamp}` (200 if that uuid was already stored; 202 queued);
-- batch: 200 `{accepted, duplicates, errors}` when at least one item was valid (errors list
-  the others), 202 when queued, 400 with the same body (and `detail`) when none was.
+- batch: 200 `{accepted, duplicates, errors, results}` when at least one item was valid
+  (errors list the others; results say what became of each item), 202 when queued, 400
+  with the same body (and `detail`) when none was.
 """
 
 import orjson
@@ -22,13 +23,11 @@ from core.openapi import ERROR, ErrorSerializer
 from tenants.authentication import ApiKeyPrincipal
 from tenants.permissions import IngestAPIView
 
+from .bodies import body_too_large, json_body
 from .serializers import BatchIn, BatchOut, BatchRejected, EventIn, TrackOut
 from .services import ingest
+from .services.batch_results import batch_results
 from .throttling import IngestRateThrottle
-
-
-def _too_large(message):
-    return DomainError(message, errors={"body": [message]}, status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
 
 class _OrjsonRenderer(JSONRenderer):
@@ -54,29 +53,31 @@ class _AlwaysJSON(BaseContentNegotiation):
 
 
 @extend_schema(tags=["ingestion"])
-class _IngestView(IngestAPIView):
+class IngestView(IngestAPIView):
+    """Base of every ingestion endpoint, native and SDK-compatible: the ingestion throttle,
+    orjson answers in JSON whatever the Accept header, and the body limit, checked on the
+    declared length before the body is read and on the body read (chunked bodies)."""
+
     throttle_classes = [IngestRateThrottle]
     renderer_classes = [_OrjsonRenderer]
     content_negotiation_class = _AlwaysJSON
 
     def initial(self, request, *args, **kwargs):
+        self.body_size_check(request)
+        super().initial(request, *args, **kwargs)
+
+    def body_size_check(self, request):
         limit = settings.INGEST_MAX_BODY_BYTES
         if declared_length(request) > limit:
-            raise _too_large(f"The body must be at most {limit // (1024 * 1024)} MB.")
+            raise body_too_large(limit)
         # Read the body before DRF may parse it (staff resolve ?org_id= from it), so the
         # raw bytes stay available to orjson.
         if len(request._request.body) > limit:
-            raise _too_large(f"The body must be at most {limit // (1024 * 1024)} MB.")
-        super().initial(request, *args, **kwargs)
+            raise body_too_large(limit)
 
     def body(self, request):
-        raw = request._request.body
-        if not raw:
-            raise DomainError("The body is empty; send JSON.", errors={"body": ["Expected JSON."]})
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise DomainError(f"Malformed JSON: {exc}", errors={"body": [f"Malformed JSON: {exc}"]})
+        """The JSON body, gunzipped first when it says `Content-Encoding: gzip`."""
+        return json_body(request._request)
 
     def sender(self, request):
         user = request.user
@@ -86,20 +87,27 @@ class _IngestView(IngestAPIView):
 # Only JSON: the body is parsed with orjson whatever its Content-Type says. 403: an `org_id`
 # naming another organisation (the statuses every view answers are added by core.openapi).
 _FOREIGN_ORG = OpenApiResponse(ErrorSerializer, description="`org_id` names another organisation.")
+_ENCODING = OpenApiResponse(ErrorSerializer, description="A `Content-Encoding` other than gzip.")
+_GZIP = (
+    "The body may be sent with `Content-Encoding: gzip`; the 5 MB limit holds for the body as sent "
+    "and as decompressed (413). An event field not listed is refused (400 naming it): free-form "
+    "data goes in `metadata`."
+)
 
 
-class EventTrackView(_IngestView):
+class EventTrackView(IngestView):
     @extend_schema(
         request={"application/json": EventIn},
-        responses={201: TrackOut, 202: TrackOut, 200: TrackOut, 400: ERROR, 403: _FOREIGN_ORG},
+        responses={201: TrackOut, 202: TrackOut, 200: TrackOut, 400: ERROR, 403: _FOREIGN_ORG, 415: _ENCODING},
         summary="Send one event",
+        description=_GZIP,
     )
     def post(self, request):
         body, code = ingest.event_track(self.org, self.body(request), user=self.sender(request))
         return Response(body, status=code)
 
 
-class EventBatchView(_IngestView):
+class EventBatchView(IngestView):
     @extend_schema(
         request={"application/json": BatchIn},
         responses={
@@ -108,8 +116,10 @@ class EventBatchView(_IngestView):
             400: OpenApiResponse(BatchRejected, description="No valid event: each item's error (or `Error`)."),
             403: _FOREIGN_ORG,
             413: OpenApiResponse(ErrorSerializer, description="Over 1,000 events or 5 MB."),
+            415: _ENCODING,
         },
         summary="Send up to 1,000 events",
+        description=_GZIP,
     )
     def post(self, request):
         data = self.body(request)
@@ -128,7 +138,12 @@ class EventBatchView(_IngestView):
                 status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         result = ingest.events_ingest(self.org, items, user=self.sender(request))
-        body = {"accepted": result.accepted, "duplicates": result.duplicates, "errors": result.errors}
+        body = {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "errors": result.errors,
+            "results": batch_results(len(items), result.errors, result.duplicate_indices),
+        }
         if result.queued:
             body["queued"] = True
             return Response(body, status=status.HTTP_202_ACCEPTED)

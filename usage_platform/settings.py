@@ -362,6 +362,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "HealthStatusEnum": ["ok", "degraded"],
         "AnomalyStatusEnum": "insights.models.Anomaly.Status",
+        "ItemResultStatusEnum": ["accepted", "duplicate", "rejected"],
         "AlertRuleKindEnum": "insights.models.AlertRule.Kind",
     },
     # PATCH bodies are validated whole (a member's role, an anomaly's status are required);

@@ -114,15 +114,15 @@ def user_activity_page(
     sort: str = "-events",
     page: int = 1,
     page_size: int | None = 50,
-    only_account: User | None = None,
+    only_member: User | None = None,
     start: date | None = None,
     end: date | None = None,
     filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Per end user active in the last `days` UTC days (today included), from the per-user
     rollups: events, avg session, first/last seen, top feature. `search` matches the
-    external id or e-mail; `only_account` (a User) limits the rows to the end users linked
-    to that account (a member sees only themself). `page_size=None` returns every row (CSV
+    external id or e-mail; `only_member` (a User) limits the rows to the end users that
+    are that member's own profiles (a member sees only themself). `page_size=None` returns every row (CSV
     export). `start`..`end` replaces the last `days` when given; `filters` (a feature, the
     person filters) narrow the rows, a feature filter counting that feature's events only.
     Returns `{count, page, page_size, results}`."""
@@ -130,8 +130,8 @@ def user_activity_page(
     first = start or today() - timedelta(days=days - 1)
     period = Q(date__gte=first) & (Q(date__lte=end) if end else Q())
     people = Q()
-    if only_account is not None:
-        people &= Q(end_user__account=only_account)
+    if only_member is not None:
+        people &= Q(end_user__member=only_member)
     if search:
         people &= Q(end_user__external_id__icontains=search) | Q(end_user__email__icontains=search)
     days_rows = user_rows(org, filters).filter(people, period)
@@ -220,11 +220,11 @@ def _session_groups(events: Iterable[UsageEvent]) -> list[dict[str, Any]]:
     return groups
 
 
-def end_user_is_own(org: Organization, external_id: str, account: User) -> bool:
-    """Whether end user `external_id` of `org` is linked to the login `account`."""
+def end_user_is_own(org: Organization, external_id: str, member: User) -> bool:
+    """Whether end user `external_id` of `org` is the own profile of the platform `member`."""
     if "\x00" in external_id:  # never stored (ingestion refuses it); PostgreSQL cannot compare it
         return False
-    return EndUser.objects.filter(organization=org, external_id=external_id, account=account).exists()
+    return EndUser.objects.filter(organization=org, external_id=external_id, member=member).exists()
 
 
 def _end_user(org: Organization, external_id: str) -> EndUser:

@@ -12,10 +12,10 @@ FEATURES = (("search", 5), ("export", 2), ("share", 1), ("reports", 3))
 AGES = (16, 24, 31, 38, 45, 52, 67)
 
 
-def usage_make(org, *, days=45, users=18, seed=7, account=None):
+def usage_make(org, *, days=45, users=18, seed=7, member=None):
     """About `users` end users active over the last `days` days (events every few days, in
-    morning sessions), user-000 … user-NNN with ages and genders; rolled up. With `account`
-    (a member) a few events are sent as that person, so they have their own activity."""
+    morning sessions), user-000 … user-NNN with ages and genders; rolled up. With `member`
+    a few events are sent as that person, so they have their own activity."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
     end = today()
@@ -47,11 +47,11 @@ def usage_make(org, *, days=45, users=18, seed=7, account=None):
                 )
     result = events_ingest(org, items)
     assert not result.errors, result.errors[:3]
-    if account is not None:
+    if member is not None:
         mine = [
             {"feature": key, "session_id": "member-visit", "session_duration": 60, "timestamp": now.isoformat()}
             for key in keys
         ]
-        assert not events_ingest(org, mine, user=account).errors
+        assert not events_ingest(org, mine, user=member).errors
     rollup.rollup_range(end - timedelta(days=days + 1), end, org)
     return result.accepted

@@ -153,7 +153,7 @@ def test_member_sees_only_their_own_activity(member_client, member_user, org):
     from django.utils import timezone
 
     f = feature(org, "app")
-    mine = end_user(org, "me", account=member_user, first_seen=timezone.now())
+    mine = end_user(org, "me", member=member_user, first_seen=timezone.now())
     other = end_user(org, "someone-else", first_seen=timezone.now())
     event(org, f, mine, timezone.now())
     event(org, f, other, timezone.now())

@@ -152,7 +152,7 @@ def test_the_edges_of_the_supported_days_still_answer(analyst_client, admin_clie
 
 @pytest.fixture
 def pages(org, analyst_user, member_user):
-    usage_make(org, account=member_user)
+    usage_make(org, member=member_user)
     return page_client(analyst_user)
 
 

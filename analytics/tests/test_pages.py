@@ -25,7 +25,7 @@ ANALYST_PAGES = ["analytics:dashboard", "analytics:features", "analytics:retenti
 
 @pytest.fixture
 def usage(org, member_user):
-    usage_make(org, account=member_user)
+    usage_make(org, member=member_user)
     return org
 
 

@@ -106,9 +106,9 @@ def test_feature_get(org, other_org, rolled):
 
 
 def test_end_user_is_own(org, other_org, member_user, analyst_user):
-    end_user(org, "mine", account=member_user)
+    end_user(org, "mine", member=member_user)
     end_user(org, "theirs")
-    end_user(other_org, "elsewhere", account=member_user)
+    end_user(other_org, "elsewhere", member=member_user)
     assert queries.end_user_is_own(org, "mine", member_user)
     assert not queries.end_user_is_own(org, "mine", analyst_user)
     assert not queries.end_user_is_own(org, "theirs", member_user)
@@ -177,7 +177,7 @@ def recent(org, member_user):
     """Activity in the last days, for the look-back based user list."""
     now = timezone.now()
     f1, f2 = feature(org, "alpha"), feature(org, "beta")
-    mine = end_user(org, "member-self", email="me@customer.example", account=member_user, first_seen=now)
+    mine = end_user(org, "member-self", email="me@customer.example", member=member_user, first_seen=now)
     other = end_user(org, "zed", email="zed@customer.example", first_seen=now)
     old = end_user(org, "old", first_seen=now - timedelta(days=90))
     for i in range(3):
@@ -200,7 +200,7 @@ def test_user_activity_page(org, recent, member_user):
     assert queries.user_activity_page(org, days=90)["count"] == 3
     assert [r["user_id"] for r in queries.user_activity_page(org, sort="user_id")["results"]] == ["member-self", "zed"]
     assert [r["user_id"] for r in queries.user_activity_page(org, search="ME@cust")["results"]] == ["member-self"]
-    assert [r["user_id"] for r in queries.user_activity_page(org, only_account=member_user)["results"]] == [
+    assert [r["user_id"] for r in queries.user_activity_page(org, only_member=member_user)["results"]] == [
         "member-self"
     ]
     second = queries.user_activity_page(org, page=2, page_size=1)

@@ -42,10 +42,10 @@ def users(request):
         functools.partial(params.user_activity_params, org), query, {"page_size": USERS_PAGE_SIZE}
     )
     args["filters"] = filter_cache_key(args["filters"])
-    only_account = request.user if is_member else None
+    only_member = request.user if is_member else None
 
     def fetch(number):
-        result = queries.user_activity_page(org, **{**args, "page": number}, only_account=only_account)
+        result = queries.user_activity_page(org, **{**args, "page": number}, only_member=only_member)
         return result["results"], result["count"]
 
     page = page_fetched(fetch, number=args["page"], per_page=args["page_size"])

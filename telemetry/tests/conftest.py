@@ -13,3 +13,17 @@ def queue(settings, redis_url):
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def sdk_connections_closed():
+    """The SDK clients keep pooled keep-alive connections in module-level sessions; closed
+    after the test, so no live-server thread is left waiting on one when the run ends."""
+    yield
+    import posthog.request
+    import rudderstack.analytics.request
+    import segment.analytics.request
+
+    posthog.request.reset_sessions()
+    segment.analytics.request._session.close()
+    rudderstack.analytics.request._session.close()

@@ -75,7 +75,7 @@ def test_track_needs_credentials(anon_client, org):
 def test_member_sends_events_as_themselves(member_client, member_user, org):
     resp = post(member_client, TRACK, {"feature": "search", "session_duration": 3})
     assert resp.status_code == 201, resp.content
-    profile = EndUser.objects.get(organization=org, account=member_user)
+    profile = EndUser.objects.get(organization=org, member=member_user)
     assert profile.external_id == member_user.email and profile.email == member_user.email
     assert UsageEvent.objects.get(pk=resp.json()["id"]).end_user_id == profile.pk
     other = post(member_client, TRACK, {"feature": "search", "user_id": "someone-else"})

@@ -45,6 +45,7 @@ FIELDS = [
     "age",
     "gender",
     "properties",
+    "account_id",
     "event_type",
     "session_id",
     "session_duration",

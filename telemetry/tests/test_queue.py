@@ -298,7 +298,7 @@ def test_member_events_keep_their_account_link_through_the_queue(queue, settings
     resp = post(member_client, BATCH, [{"feature": "search"}, {"feature": "export"}])
     assert resp.status_code == 202 and resp.json()["accepted"] == 2
     _drain(_consumer(queue, "c1"))
-    profile = EndUser.objects.get(organization=org, account=member_user)
+    profile = EndUser.objects.get(organization=org, member=member_user)
     assert UsageEvent.objects.filter(organization=org, end_user=profile).count() == stored(org) == 2
 
 

@@ -26,14 +26,17 @@ def _tenant_rows(admin_user):
         Segment,
     )
     from insights.models import AlertFiring, AlertRule, Anomaly, Insight, Webhook, WebhookDelivery
-    from telemetry.models import DirtyDay, EndUser, Feature, UsageEvent
+    from telemetry.models import Account, DirtyDay, EndUser, Feature, UsageEvent
 
     org = admin_user.organization
     make_member(org, Role.ANALYST)
     services.api_key_create(org=org, name=f"{org.slug}-key", created_by=admin_user)
     services.invitation_create(org=org, email=f"invitee@{org.slug}.example", role=Role.MEMBER, invited_by=admin_user)
     feature = Feature.objects.create(organization=org, key=f"{org.slug}-search", name=f"{org.name} search")
-    end_user = EndUser.objects.create(organization=org, external_id=f"{org.slug}-u1", age=30, gender="F")
+    account = Account.objects.create(organization=org, external_id=f"{org.slug}-customer", name=f"{org.name} customer")
+    end_user = EndUser.objects.create(
+        organization=org, external_id=f"{org.slug}-u1", age=30, gender="F", account=account
+    )
     UsageEvent.objects.create(
         organization=org, feature=feature, end_user=end_user, timestamp=timezone.now(), session_duration=12
     )

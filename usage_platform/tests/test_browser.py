@@ -25,7 +25,7 @@ CHART_LABELS = (
 
 @pytest.fixture
 def data(org, member_user):
-    usage_make(org, account=member_user)
+    usage_make(org, member=member_user)
     return org
 
 

@@ -43,8 +43,13 @@ def statuses(schema, method, path):
         ("get", f"{V1}/org/members", {"200", "400", "401", "403", "404", "503"}),
         ("patch", f"{V1}/org/members/{{member_id}}", {"200", "400", "401", "403", "404", "411", "413", "415", "503"}),
         ("delete", f"{V1}/org/api-keys/{{key_id}}", {"204", "400", "401", "403", "404", "503"}),
-        ("post", f"{V1}/events/track", {"200", "201", "202", "400", "401", "403", "404", "411", "413", "429", "503"}),
-        ("post", f"{V1}/events/batch", {"200", "202", "400", "401", "403", "404", "411", "413", "429", "503"}),
+        # 415: a Content-Encoding other than gzip.
+        (
+            "post",
+            f"{V1}/events/track",
+            {"200", "201", "202", "400", "401", "403", "404", "411", "413", "415", "429", "503"},
+        ),
+        ("post", f"{V1}/events/batch", {"200", "202", "400", "401", "403", "404", "411", "413", "415", "429", "503"}),
         ("get", f"{V1}/analytics/feature-usage", {"200", "400", "401", "403", "404", "503"}),
         ("get", f"{V1}/health/detailed", {"200", "401", "403", "503"}),
     ],
@@ -152,8 +157,9 @@ def test_real_answers_are_documented(schema, clients, who, method, url, body, co
     assert str(status) in statuses(schema, method, V1 + path)
     if status >= 400:
         payload = response.json()
-        if set(payload) == {"detail", "accepted", "duplicates", "errors"}:
+        if set(payload) == {"detail", "accepted", "duplicates", "errors", "results"}:
             assert all(set(e) == {"index", "field", "message"} for e in payload["errors"])
+            assert all(r["status"] in ("accepted", "duplicate", "rejected") for r in payload["results"])
         else:
             assert_error_body(payload)
 

@@ -18,6 +18,7 @@ from tenants.models import Organization, User
 
 from ...models import UsageEvent
 from .. import storage, stream
+from .people import people_validate
 from .validate import EventContext, ItemError, items_validate, org_ids_check
 
 _DB_DOWN = (OperationalError, InterfaceError)
@@ -36,6 +37,9 @@ class IngestResult:
     queued: bool = False
     # The normalised events that were valid (uuid, timestamp, …), in request order.
     events: list[Row] = field(default_factory=list)
+    # The indices of the events not stored again: repeated within the request, or (direct
+    # mode) stored before. Queued events stored before are known only to the consumer.
+    duplicate_indices: list[int] = field(default_factory=list)
 
     @property
     def valid(self) -> int:
@@ -73,7 +77,7 @@ def _strip_private(rows: list[Row]) -> list[Private]:
 
 def _recheck_cached_features(
     org: Organization, rows: list[Row], private: list[Private], errors: list[ItemError]
-) -> list[Row]:
+) -> tuple[list[Row], list[Private]]:
     """Ids from the process cache, checked before a direct write (the stream consumer
     checks queued ones): an event whose feature was deleted meanwhile is resolved again, as
     direct mode would have (created anew when the organisation allows it), or refused."""
@@ -84,6 +88,7 @@ def _recheck_cached_features(
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
     kept: list[Row] = []
+    kept_private: list[Private] = []
     for row, where in zip(rows, private, strict=True):
         if row["feature_id"] not in existing:
             fid = fresh.get(where[2])
@@ -92,46 +97,103 @@ def _recheck_cached_features(
                 continue
             row["feature_id"] = fid
         kept.append(row)
-    return kept
+        kept_private.append(where)
+    return kept, kept_private
 
 
-def events_ingest(org: Organization, items: list[Any], *, user: User | None = None) -> IngestResult:
+def events_ingest(
+    org: Organization,
+    items: list[Any],
+    *,
+    user: User | None = None,
+    people: Iterable[dict[str, Any]] = (),
+    accounts: Iterable[dict[str, Any]] = (),
+    index_of: list[int] | None = None,
+) -> IngestResult:
     """Validate `items` (event dicts) for `org` and store or queue the valid ones.
 
-    `user` is the person sending (JWT), or None for an API key. Raises Forbidden for an
-    `org_id` of another organisation, StorageUnavailable when neither the queue nor the
-    database can take the events.
+    `user` is the person sending (JWT), or None for an API key. `people` and `accounts` are
+    person and account updates (`people.py`), stored with the events' end users; `index_of`
+    maps each item to the index its errors and results name (an SDK request's message).
+    Raises Forbidden for an `org_id` of another organisation, StorageUnavailable when neither
+    the queue nor the database can take the events.
     """
     org_ids_check(org, items)
-    rows, users, errors, duplicates = items_validate(EventContext(org, user), items)
-    result = IngestResult(errors=errors, duplicates=duplicates)
+    rows, check = items_validate(EventContext(org, user), items, index_of)
+    person_users: Iterable[str] = ()
+    account_rows: list[dict[str, Any]] = []
+    if people or accounts:
+        person_users, account_rows = people_validate(check, people, accounts)
+        rejected = {error["index"] for error in check.errors}
+        rows = [row for row in rows if row["_index"] not in rejected]  # a message whole or not at all
+    errors, users = check.errors, check.users
+    result = IngestResult(errors=errors, duplicates=len(check.duplicates), duplicate_indices=check.duplicates)
     queueing = settings.INGEST_MODE == "queue"
+    private: list[Private] = []
     if rows:
         rows = _resolve_features(org, rows, errors, cached=queueing)
-        users = _users_of(rows, users)
         private = _strip_private(rows)
-    if rows and queueing and stream.events_enqueue(org.pk, rows, list(users.values())):
+    users = _users_of(rows, users, person_users)
+    _accounts_attach(org, users, account_rows)
+    if (rows or users) and queueing and stream.events_enqueue(org.pk, rows, list(users.values())):
         result.queued = True
         result.accepted = len(rows)
-    elif rows:
-        if queueing:  # the stream is down: a direct write after all
-            rows = _recheck_cached_features(org, rows, private, errors)
-            users = _users_of(rows, users)
-        if rows:
-            result.accepted = _write_direct(org, rows, users)
-            result.duplicates += len(rows) - result.accepted
+    elif rows or users:
+        if queueing and rows:  # the stream is down: a direct write after all
+            rows, private = _recheck_cached_features(org, rows, private, errors)
+            users = _users_of(rows, users, person_users)
+        result.accepted = _write_direct(org, rows, users)
+        if result.accepted < len(rows):
+            stored_before = _stored_before(org, rows, private)
+            result.duplicates += len(stored_before)
+            result.duplicate_indices += stored_before
     result.events = rows
     if errors:
         errors.sort(key=lambda e: e["index"])
     return result
 
 
-def _users_of(rows: list[Row], users: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The end users some valid event names: one whose every event failed is not created."""
+def _users_of(
+    rows: list[Row], users: dict[str, dict[str, Any]], person_users: Iterable[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """The end users a valid event or person update names: one whose every event failed is
+    not created."""
     used = {row["_user"] for row in rows}
+    used.update(person_users)
     if used.issuperset(users):
         return users
     return {ext: u for ext, u in users.items() if ext in used}
+
+
+def _accounts_attach(org: Organization, users: dict[str, dict[str, Any]], account_rows: list[dict[str, Any]]) -> None:
+    """Create or update the accounts the request names (group calls, `account_id`) and put
+    their ids on the end users' rows, before anything is written or queued."""
+    refs = {u["_account"] for u in users.values() if "_account" in u}
+    if not refs and not account_rows:
+        return
+    try:
+        ids = storage.accounts_upsert(org, [*account_rows, *({"external_id": ref} for ref in refs)])
+    except _DB_DOWN as exc:
+        raise StorageUnavailable() from exc
+    for row in users.values():
+        ref = row.pop("_account", None)
+        if ref is not None:
+            row["account_id"] = ids[ref]
+
+
+def _stored_before(org: Organization, rows: list[Row], private: list[Private]) -> list[int]:
+    """The indices of `rows` the insert skipped because their uuid was stored before: those
+    stored now carry this request's `received_at`."""
+    try:
+        before = {
+            str(value)
+            for value in UsageEvent.objects.filter(organization_id=org.pk, uuid__in=[row["uuid"] for row in rows])
+            .exclude(received_at=rows[0]["received_at"])
+            .values_list("uuid", flat=True)
+        }
+    except _DB_DOWN as exc:
+        raise StorageUnavailable() from exc
+    return [where[0] for row, where in zip(rows, private, strict=True) if str(row["uuid"]) in before]
 
 
 def rows_finalize(rows: list[Row], user_ids: dict[str, int]) -> list[Row]:

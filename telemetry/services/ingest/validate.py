@@ -21,7 +21,9 @@ from tenants.models import Organization, User
 
 from ...models import EndUser
 from .. import storage
+from ..storage.end_users import once_merged
 from .values import (
+    EVENT_FIELDS,
     NUL_MESSAGE,
     UUID_RE,
     FreshUUIDs,
@@ -54,7 +56,7 @@ class EventContext:
         # profile is keyed by their e-mail and linked to their account. Staff are exempt.
         self.own_user: dict[str, Any] | None = None
         if user is not None and not user.is_superuser:
-            self.own_user = {"external_id": user.email, "email": user.email, "account_id": user.pk}
+            self.own_user = {"external_id": user.email, "email": user.email, "member_id": user.pk}
 
 
 def org_ids_check(org: Organization, items: Sequence[object]) -> None:
@@ -73,36 +75,39 @@ def org_ids_check(org: Organization, items: Sequence[object]) -> None:
 
 
 def items_validate(
-    ctx: EventContext, items: Sequence[object]
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[ItemError], int]:
-    """One pass over the items → (rows, users, errors, duplicates).
+    ctx: EventContext, items: Sequence[object], index_of: Sequence[int] | None = None
+) -> tuple[list[dict[str, Any]], "EventCheck"]:
+    """One pass over the items → (rows, the pass's state: `users`, `errors`, `duplicates`).
 
-    rows: normalised events (feature still as `_ref`, end user as `_user`);
-    users: {external_id: upsert row}.
+    rows: normalised events (feature still as `_ref`, end user as `_user`, the index errors
+    and results name as `_index`); users: {external_id: upsert row}. `index_of[i]` is the
+    index reported for `items[i]` (an SDK batch's message), `i` itself by default.
     """
-    check = _EventCheck(ctx, len(items))
+    check = EventCheck(ctx, len(items))
     rows: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        check.index = index
+    for position, item in enumerate(items):
+        check.position = position
+        check.index = position if index_of is None else index_of[position]
         if not isinstance(item, dict):
             check.error("non_field_errors", "Each event must be a JSON object.")
             continue
         row = check.event_row(item)
         if row is not None:
             rows.append(row)
-    return rows, check.users, check.errors, check.duplicates
+    return rows, check
 
 
-class _EventCheck:
+class EventCheck:
     """The state of one pass: the errors so far, the end users met, the uuids seen. Each
     field validator takes the field's value, records an error for the current `index` when
     the value is wrong, and returns the normalised value."""
 
     def __init__(self, ctx: EventContext, n: int) -> None:
-        self.index = 0
+        self.position = 0  # of the item in the request's list of events
+        self.index = 0  # the item's index in errors and results
         self.errors: list[ItemError] = []
         self.users: dict[str, dict[str, Any]] = {}
-        self.duplicates = 0
+        self.duplicates: list[int] = []  # indices of events whose uuid repeats within the request
         self.seen_uuids: set[str | None] = set()
         self.now = ctx.now
         self.max_ts = ctx.max_ts
@@ -122,6 +127,8 @@ class _EventCheck:
         errors_before = len(self.errors)
         ref: int | str | None
         event_uuid: str | None
+        if not item.keys() <= EVENT_FIELDS:
+            self.unknown_fields(item)
         value = item.get("feature_id")
         if value is not None:
             ref, ref_field = self.feature_id(value), "feature_id"
@@ -132,7 +139,7 @@ class _EventCheck:
         value = item.get("uuid")
         client_uuid = value is not None
         if not client_uuid:
-            event_uuid = self.fresh_uuids.get(self.index)
+            event_uuid = self.fresh_uuids.get(self.position)
         else:
             event_uuid = value.lower() if type(value) is str and UUID_RE.fullmatch(value) else self.uuid(value)
         value = item.get("timestamp")
@@ -151,23 +158,25 @@ class _EventCheck:
         )
         metadata = self.metadata(item.get("metadata"))
         external_id = self.user_id(item.get("user_id"))
+        value = item.get("account_id")
+        account = None if value is None else self.account_of(value, item.get("user_id", external_id))
         if len(self.errors) > errors_before:
             return None
         user_row = None
         if external_id is not None:
-            user_row = self.user_attributes(item)
+            user_row = self.user_attributes(item, account)
             if user_row is None:
                 return None
         if client_uuid:  # a client-chosen uuid may repeat within the request
             if event_uuid in self.seen_uuids:
-                self.duplicates += 1
+                self.duplicates.append(self.index)
                 return None
             self.seen_uuids.add(event_uuid)
         if external_id is not None:
             # An item without errors has its end-user row and its timestamp.
             if self.own_user is not None:
                 user_row.update(self.own_user)  # type: ignore[union-attr]
-            _user_touch(self.users, external_id, user_row, ts)  # type: ignore[arg-type]
+            user_touch(self.users, external_id, user_row, ts)  # type: ignore[arg-type]
         return {
             "uuid": event_uuid,
             "organization_id": self.org_id,
@@ -184,6 +193,19 @@ class _EventCheck:
         }
 
     # --- the event's fields -----------------------------------------------------------------
+
+    def unknown_fields(self, item: dict[str, Any]) -> None:
+        for name in sorted(key for key in item if key not in EVENT_FIELDS):
+            self.error(name, "Unknown field; free-form data goes in metadata.")
+
+    def account_of(self, value: object, user_id: object) -> str | None:
+        """The external id of the account an event or person update names (`account_id`);
+        `user_id` is the end user's id as sent (an account is set on an end user)."""
+        account = self.external_id("account_id", value)
+        if account is not None and user_id is None:
+            self.error("account_id", "Needs a user_id: the account is the end user's.")
+            return None
+        return account
 
     def feature_id(self, value: object) -> int | None:
         ref = None
@@ -225,7 +247,8 @@ class _EventCheck:
     def timestamp(self, value: object) -> datetime | None:
         if value is None:
             return self.now
-        ts = timestamp_parse(value)
+        # The SDK mappings pass aware UTC datetimes (skew-corrected): no parsing to do.
+        ts = value if type(value) is datetime and value.tzinfo is UTC else timestamp_parse(value)
         if ts is None:
             self.error("timestamp", "Must be an ISO 8601 date-time or epoch seconds.")
         elif ts > self.max_ts:
@@ -287,25 +310,30 @@ class _EventCheck:
             if value not in (None, "", own_user["external_id"]):
                 self.error("user_id", "You can only send events as yourself; omit user_id.")
             return own_user["external_id"]
+        return self.external_id("user_id", value)
+
+    def external_id(self, name: str, value: object) -> str | None:
+        """A tenant's own id (of an end user, an account): a non-empty string or a number."""
         if value is None:
             return None
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str) or not value.strip() or len(value) > 200:
-            self.error("user_id", "Must be a non-empty string of at most 200 characters.")
+            self.error(name, "Must be a non-empty string of at most 200 characters.")
         elif "\x00" in value:
-            self.error("user_id", NUL_MESSAGE)
+            self.error(name, NUL_MESSAGE)
         else:
             return value.strip()
-        return value
+        return None
 
     # --- the end user's attributes ----------------------------------------------------------
 
-    def user_attributes(self, item: dict[str, Any]) -> dict[str, Any] | None:
-        """Optional end-user attributes sent with an event → upsert fields, or None if invalid."""
+    def user_attributes(self, item: dict[str, Any], account: str | None = None) -> dict[str, Any] | None:
+        """Optional end-user attributes sent with an event → upsert fields, or None if invalid.
+        `account`: the external id of the end user's account (resolved to an id later)."""
+        row: dict[str, Any] = {} if account is None else {"_account": account}
         if "email" not in item and "age" not in item and "gender" not in item and "properties" not in item:
-            return {}
-        row: dict[str, Any] = {}
+            return row
         errors_before = len(self.errors)
         for name, attribute in (
             ("email", self.email),
@@ -351,7 +379,9 @@ class _EventCheck:
         return value or None
 
 
-def _user_touch(users: dict[str, dict[str, Any]], external_id: str, attrs: dict[str, Any], ts: datetime) -> None:
+def user_touch(users: dict[str, dict[str, Any]], external_id: str, attrs: dict[str, Any], ts: datetime) -> None:
+    """Fold one event's or person update's attributes into the request's row for that end
+    user: later values win, `$set_once` values (`once`) the first, the seen span widens."""
     cur = users.get(external_id)
     if cur is None:
         attrs["external_id"] = external_id
@@ -364,6 +394,9 @@ def _user_touch(users: dict[str, dict[str, Any]], external_id: str, attrs: dict[
         cur["last_seen"] = ts
     if len(attrs) > 0:
         props = attrs.pop("properties", None)
+        once = attrs.pop("once", None)
         cur.update(attrs)
         if props:
             cur["properties"] = {**cur.get("properties", {}), **props}
+        if once:
+            cur["once"] = once_merged(cur.get("once"), once)

@@ -11,6 +11,28 @@ import orjson
 
 from core.parsers import MAX_JSON_DEPTH, json_depth
 
+# The fields of a native event (telemetry.serializers.EventIn): any other is refused, naming
+# it, rather than dropped unseen. Free-form data goes in `metadata`.
+EVENT_FIELDS = frozenset(
+    {
+        "uuid",
+        "feature_id",
+        "feature",
+        "user_id",
+        "email",
+        "age",
+        "gender",
+        "properties",
+        "account_id",
+        "event_type",
+        "session_id",
+        "session_duration",
+        "timestamp",
+        "metadata",
+        "org_id",
+    }
+)
+
 # PostgreSQL text and jsonb cannot hold NUL: refused up front for both databases, as an item
 # error, instead of failing the whole insert. orjson writes NUL as \u0000; an escaped
 # backslash before "u0000" is ordinary text.
@@ -66,7 +88,7 @@ def _epoch_timestamp(value: float) -> datetime | None:
 
 
 def timestamp_parse(value: object) -> datetime | None:
-    """ISO 8601 string or epoch seconds/milliseconds → aware UTC datetime, else None."""
+    """ISO 8601 string, epoch seconds/milliseconds or a datetime → aware UTC datetime, else None."""
     if isinstance(value, str):
         try:
             ts = datetime.fromisoformat(value)
@@ -74,6 +96,8 @@ def timestamp_parse(value: object) -> datetime | None:
             return None
     elif isinstance(value, int | float) and not isinstance(value, bool):
         return _epoch_timestamp(value)
+    elif isinstance(value, datetime):  # from the SDK mappings (telemetry.compat), never from JSON
+        ts = value
     else:
         return None
     if ts.tzinfo is None:

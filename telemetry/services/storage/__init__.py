@@ -11,10 +11,11 @@ when no uuid conflicts, else into a temporary staging table followed by one
 `INSERT OR IGNORE` of `bulk_create(ignore_conflicts=True)` as one `executemany`.
 
 One module per concern: `features` (with the queue-mode feature cache), `end_users` (with
-the end-user cache), `events` (COPY and SQLite inserts) and `dirty_days` (late data).
+the end-user cache), `accounts`, `events` (COPY and SQLite inserts) and `dirty_days` (late data).
 Callers use the package's names (tests patch them here).
 """
 
+from .accounts import accounts_upsert
 from .dirty_days import days_mark_dirty
 from .end_users import end_user_cache, end_users_upsert
 from .events import events_insert
@@ -27,6 +28,7 @@ from .features import (
 )
 
 __all__ = [
+    "accounts_upsert",
     "days_mark_dirty",
     "end_user_cache",
     "end_users_upsert",

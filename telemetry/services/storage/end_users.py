@@ -23,7 +23,8 @@ _UPSERT_CHUNK = 1000
 
 # An end-user row as `end_users_upsert` takes it.
 UserRow = dict[str, Any]
-# (id, email, age, gender, properties, account_id, first_seen, last_seen), times as epoch seconds.
+# (id, email, age, gender, properties, member_id, account_id, first_seen, last_seen), times as
+# epoch seconds.
 StoredUser = tuple[Any, ...]
 
 
@@ -41,16 +42,49 @@ def _merge_user_rows(rows: Iterable[UserRow]) -> dict[str, UserRow]:
         for field in ("email", "gender"):
             if row.get(field):
                 cur[field] = row[field]
-        for field in ("age", "account_id"):
+        for field in ("age", "member_id", "account_id"):
             if row.get(field) is not None:
                 cur[field] = row[field]
         if row.get("properties"):
             cur["properties"] = {**(cur.get("properties") or {}), **row["properties"]}
+        if row.get("once"):
+            cur["once"] = once_merged(cur.get("once"), row["once"])
         for field, pick in (("first_seen", min), ("last_seen", max)):
             value = row.get(field)
             if value is not None:
                 cur[field] = value if cur.get(field) is None else pick(cur[field], value)
     return merged
+
+
+def once_merged(first: dict[str, Any] | None, later: dict[str, Any]) -> dict[str, Any]:
+    """Two `$set_once` updates of one person: the first value of each field or property wins."""
+    if not first:
+        return later
+    merged = {**later, **first}
+    if "properties" in first and "properties" in later:
+        merged["properties"] = {**later["properties"], **first["properties"]}
+    return merged
+
+
+def _once_applied(row: UserRow, stored: StoredUser | None) -> UserRow:
+    """The row with its `once` values moved into the fields neither the row nor the stored
+    user has (`$set_once`: a value set before, or set in the same request, is kept)."""
+    once = row.pop("once", None)
+    if not once:
+        return row
+    _id, email, age, gender, properties = stored[:5] if stored is not None else (None, "", None, "", None)
+    for field, present in (("email", email), ("age", age), ("gender", gender)):
+        if field in once and row.get(field) in (None, "") and present in (None, ""):
+            row[field] = once[field]
+    if once.get("properties"):
+        if isinstance(properties, str):
+            properties = orjson.loads(properties)
+        properties = properties or {}
+        sent = row.get("properties") or {}
+        missing = {k: v for k, v in once["properties"].items() if k not in properties and k not in sent}
+        if missing:
+            row["properties"] = {**missing, **sent}
+    return row
 
 
 def _seen_span(row: UserRow) -> UserRow:
@@ -65,8 +99,10 @@ def end_users_upsert(org: Organization, rows: Iterable[UserRow], *, distinct: bo
     """Insert or update end users of `org` in bulk; returns `{external_id: id}`.
 
     Each row: `external_id` and optionally `email`, `age`, `gender`, `properties` (merged
-    into the stored ones), `account_id`, `first_seen`, `last_seen` (aware datetimes; a row
-    with only one of them uses it for both). Empty or missing values never erase stored
+    into the stored ones), `member_id` (the platform member whose profile it is),
+    `account_id` (an Account id), `once` (`$set_once`: email, age, gender or properties
+    written only where the user has none yet), `first_seen`, `last_seen` (aware datetimes;
+    a row with only one of them uses it for both). Empty or missing values never erase stored
     ones; `last_seen` moves forward in steps of at least `LAST_SEEN_RESOLUTION`.
 
     One plain SELECT finds the known users; only new or changed ones go through an
@@ -86,15 +122,16 @@ def end_users_upsert(org: Organization, rows: Iterable[UserRow], *, distinct: bo
         return out
     pending: list[UserRow] = []
     remember: list[tuple[Hashable, tuple[int, float | None, float | None]]] = []
-    with_properties = any(row.get("properties") for row in lookup.values())
+    with_properties = any(row.get("properties") or row.get("once") for row in lookup.values())
     known = _end_users_known(org, list(lookup), with_properties=with_properties)
     for ext, row in lookup.items():
         stored = known.get(ext)
+        row = _once_applied(row, stored)
         if stored is None or _user_changed(row, stored):
             pending.append(row)
         else:
             out[ext] = stored[0]
-            remember.append(((org.pk, ext), (stored[0], stored[6], stored[7])))
+            remember.append(((org.pk, ext), (stored[0], stored[7], stored[8])))
     if pending:
         pending.sort(key=lambda row: row["external_id"])  # one lock order: no deadlocks
         upsert = _end_users_upsert_postgres if connection.vendor == "postgresql" else _end_users_upsert_sqlite
@@ -145,7 +182,8 @@ _LAST_SEEN_STEP = LAST_SEEN_RESOLUTION.total_seconds()
 
 
 def _end_users_known(org: Organization, external_ids: list[str], *, with_properties: bool) -> dict[str, StoredUser]:
-    """{external_id: (id, email, age, gender, properties, account_id, first_seen, last_seen)},
+    """{external_id: (id, email, age, gender, properties, member_id, account_id, first_seen,
+    last_seen)},
     the two times as epoch seconds (a float loads in C; a timestamptz costs a Python regex)."""
     if connection.vendor == "postgresql":
         # `= ANY(ARRAY(…))` keeps the unique (organization_id, external_id) index in use; an
@@ -157,7 +195,7 @@ def _end_users_known(org: Organization, external_ids: list[str], *, with_propert
         epoch = "(julianday({}) - 2440587.5) * 86400.0"
     props = "properties" if with_properties else "NULL"
     sql = (
-        f"SELECT external_id, id, email, age, gender, {props}, account_id, "
+        f"SELECT external_id, id, email, age, gender, {props}, member_id, account_id, "
         f"{epoch.format('first_seen')}, {epoch.format('last_seen')} "
         f"FROM {_ENDUSER_TABLE} WHERE organization_id = %s AND external_id {match}"
     )
@@ -167,12 +205,14 @@ def _end_users_known(org: Organization, external_ids: list[str], *, with_propert
 
 
 def _user_changed(row: UserRow, stored: StoredUser) -> bool:
-    _id, email, age, gender, properties, account_id, first_seen, last_seen = stored
+    _id, email, age, gender, properties, member_id, account_id, first_seen, last_seen = stored
     if row.get("email") and row["email"] != email:
         return True
     if row.get("age") is not None and row["age"] != age:
         return True
     if row.get("gender") and row["gender"] != gender:
+        return True
+    if row.get("member_id") is not None and row["member_id"] != member_id:
         return True
     if row.get("account_id") is not None and row["account_id"] != account_id:
         return True
@@ -200,13 +240,14 @@ _MISSING = object()
 def _upsert_sql(source: str, merge_props: str) -> str:
     t = _ENDUSER_TABLE
     return (
-        f"INSERT INTO {t} AS u (organization_id, external_id, email, age, gender, properties, account_id, "
-        f"first_seen, last_seen, created_at) {source} "
+        f"INSERT INTO {t} AS u (organization_id, external_id, email, age, gender, properties, member_id, "
+        f"account_id, first_seen, last_seen, created_at) {source} "
         "ON CONFLICT (organization_id, external_id) DO UPDATE SET "
         "email = CASE WHEN EXCLUDED.email <> '' THEN EXCLUDED.email ELSE u.email END, "
         "age = COALESCE(EXCLUDED.age, u.age), "
         "gender = CASE WHEN EXCLUDED.gender <> '' THEN EXCLUDED.gender ELSE u.gender END, "
         f"properties = {merge_props}, "
+        "member_id = COALESCE(EXCLUDED.member_id, u.member_id), "
         "account_id = COALESCE(EXCLUDED.account_id, u.account_id), "
         "first_seen = CASE WHEN u.first_seen IS NULL OR EXCLUDED.first_seen < u.first_seen "
         "THEN EXCLUDED.first_seen ELSE u.first_seen END, "
@@ -217,14 +258,15 @@ def _upsert_sql(source: str, merge_props: str) -> str:
 
 
 def _user_columns(chunk: list[UserRow], now: datetime) -> tuple[list[Any], ...]:
-    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
-    ext, email, age, gender, props, account, first, last = cols
+    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
+    ext, email, age, gender, props, member, account, first, last = cols
     for row in chunk:
         ext.append(str(row["external_id"]))
         email.append(row.get("email") or "")
         age.append(row.get("age"))
         gender.append(row.get("gender") or "")
         props.append(orjson.dumps(row["properties"]).decode() if row.get("properties") else "{}")
+        member.append(row.get("member_id"))
         account.append(row.get("account_id"))
         first.append(row.get("first_seen") or now)
         last.append(row.get("last_seen") or now)
@@ -235,9 +277,10 @@ def _user_columns(chunk: list[UserRow], now: datetime) -> tuple[list[Any], ...]:
 # (orjson serialises it in C) and PostgreSQL unpacks it; a VALUES list of 10,000
 # placeholders, or Python-quoted arrays, cost more to build than the upsert itself.
 _PG_UPSERT = _upsert_sql(
-    "SELECT %s, s.external_id, s.email, s.age, s.gender, s.properties, s.account_id, "
+    "SELECT %s, s.external_id, s.email, s.age, s.gender, s.properties, s.member_id, s.account_id, "
     "s.first_seen, s.last_seen, %s FROM jsonb_to_recordset(%s::jsonb) AS s(external_id text, email text, "
-    "age smallint, gender text, properties jsonb, account_id bigint, first_seen timestamptz, last_seen timestamptz)",
+    "age smallint, gender text, properties jsonb, member_id bigint, account_id bigint, first_seen timestamptz, "
+    "last_seen timestamptz)",
     "u.properties || EXCLUDED.properties",
 )
 
@@ -251,6 +294,7 @@ def _end_users_upsert_postgres(org: Organization, chunk: list[UserRow], now: dat
                 "age": row.get("age"),
                 "gender": row.get("gender") or "",
                 "properties": row.get("properties") or {},
+                "member_id": row.get("member_id"),
                 "account_id": row.get("account_id"),
                 "first_seen": row.get("first_seen") or now,
                 "last_seen": row.get("last_seen") or now,
@@ -267,9 +311,9 @@ def _end_users_upsert_sqlite(org: Organization, chunk: list[UserRow], now: datet
     adapt = connection.ops.adapt_datetimefield_value
     created = adapt(now)
     params: list[Any] = []
-    for ext, email, age, gender, props, account, first, last in zip(*_user_columns(chunk, now), strict=True):
-        params += [org.pk, ext, email, age, gender, props, account, adapt(first), adapt(last), created]
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+    for ext, email, age, gender, props, member, account, first, last in zip(*_user_columns(chunk, now), strict=True):
+        params += [org.pk, ext, email, age, gender, props, member, account, adapt(first), adapt(last), created]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
     sql = _upsert_sql(f"VALUES {values}", "json_patch(u.properties, EXCLUDED.properties)")
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

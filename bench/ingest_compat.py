@@ -1,0 +1,268 @@
+"""The `compat` scenario of bench/ingest.py: the SDK-compatible routes against the native batch
+endpoint, on one server in the same run.
+
+Variants (each 1,000 events per request, the same events as the native scenarios' batches):
+- native:        POST /api/v1/events/batch, JSON, `Authorization: Bearer`;
+- native-gzip:   the same, `Content-Encoding: gzip`;
+- posthog:       POST /batch/ as posthog-python sends it (`api_key` in the body, `sent_at`);
+- posthog-gzip:  the same, gzipped (posthog-python's `gzip=True`);
+- segment:       POST /v1/batch as analytics-python sends it (HTTP Basic `writeKey:`, `sentAt`);
+- rudder-gzip:   the same, gzipped (RudderStack's default).
+
+The variants run one after the other, round after round (`--compat-rounds`), so a change of
+the machine's load (two cores shared with whatever else runs) hits them alike; the report
+gives the median of each and its ratio to native (target ≥ 90 %), and the CPU the app spent
+per 1,000 events, which load changes much less. Every request has its own uuids (or message
+ids), so nothing is skipped as a duplicate; gzipped bodies are compressed before the clock
+starts (level 6), so the clients' compression does not take CPU from the server.
+"""
+
+import base64
+import gzip
+import http.client
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+from harness import load_average, log, percentile
+
+BATCH = 1000
+PREFIX = "PPPPPPPP"  # replaced by a unique 8-hex-digit uuid prefix in every request
+VARIANTS = ("native", "native-gzip", "posthog", "posthog-gzip", "segment", "rudder-gzip")
+TARGET_RATIO = 0.90
+
+
+def _uuid(tag, i):
+    # The request's own part (PREFIX) last: a batch's uuids spread over the whole unique
+    # index, as the random uuids SDKs send do (and Segment's uuid5 of message ids). With the
+    # request's part first they would land side by side, which flatters whatever uses them.
+    return f"{i:04x}{tag:04x}-0000-4000-8000-0000{PREFIX}"
+
+
+def _rows(distinct_users):
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    for i in range(BATCH):
+        yield i, now, f"feature_{i % 50}", f"bench_user_{i % distinct_users}", f"bench-session-{i % 100}"
+
+
+def native_body(tag, distinct_users):
+    events = [
+        {
+            "uuid": _uuid(tag, i),
+            "feature": feature,
+            "user_id": user,
+            "event_type": "interaction",
+            "session_id": session,
+            "session_duration": 60 + i % 240,
+            "timestamp": now,
+            "metadata": {"source": "bench", "plan": "pro", "n": i},
+        }
+        for i, now, feature, user, session in _rows(distinct_users)
+    ]
+    return json.dumps({"events": events})
+
+
+def posthog_body(tag, distinct_users, key):
+    events = [
+        {
+            "event": feature,
+            "distinct_id": user,
+            "uuid": _uuid(tag, i),
+            "timestamp": now,
+            "properties": {"$session_id": session, "source": "bench", "plan": "pro", "n": i, "$lib": "posthog-python"},
+        }
+        for i, now, feature, user, session in _rows(distinct_users)
+    ]
+    return json.dumps({"batch": events, "historical_migration": False, "sent_at": _now(), "api_key": key})
+
+
+def segment_body(tag, distinct_users):
+    messages = [
+        {
+            "type": "track",
+            "event": feature,
+            "userId": user,
+            "messageId": _uuid(tag, i),
+            "timestamp": now,
+            "properties": {"source": "bench", "plan": "pro", "n": i},
+            "context": {"library": {"name": "analytics-python", "version": "2.4.0"}, "sessionId": session},
+            "integrations": {},
+        }
+        for i, now, feature, user, session in _rows(distinct_users)
+    ]
+    return json.dumps({"batch": messages, "sentAt": _now()})
+
+
+def _now():
+    return datetime.now(UTC).isoformat()
+
+
+def variant_request(variant, tag, key, distinct_users):
+    """(path, headers, body template with PREFIX, gzip?) of one variant."""
+    family, _, encoding = variant.partition("-")
+    headers = {"Content-Type": "application/json"}
+    if family == "native":
+        path, body = "/api/v1/events/batch", native_body(tag, distinct_users)
+        headers["Authorization"] = f"Bearer {key}"
+    elif family == "posthog":
+        path, body = "/batch/", posthog_body(tag, distinct_users, key)
+    else:
+        path, body = "/v1/batch", segment_body(tag, distinct_users)
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    if encoding == "gzip":
+        headers["Content-Encoding"] = "gzip"
+    return path, headers, body, encoding == "gzip"
+
+
+def _bodies(template, client_id, count, compress, start=0):
+    for n in range(start, start + count):
+        body = template.replace(PREFIX, f"{client_id:02x}{n:06x}").encode()
+        yield gzip.compress(body, compresslevel=6) if compress else body
+
+
+def _client(client_id, port, request, prepared, ready, times, results):
+    """Prepare the bodies, meet the others at the barrier twice (prepared; clock set), then
+    send until `times[1]`, counting only what is answered after `times[0]` (warm-up)."""
+    path, headers, template, compress = request
+    bodies = list(_bodies(template, client_id, prepared, compress))
+    ready.wait()
+    ready.wait()
+    warmup_until, stop_at = times[0], times[1]
+    latencies, statuses = [], Counter()
+    accepted = accepted_all = requests = errors = 0
+    counter = 0
+    while time.time() < stop_at:
+        if counter < len(bodies):
+            payload = bodies[counter]
+        else:  # more requests than prepared: built now, on the clock (reported)
+            payload = next(_bodies(template, client_id, 1, compress, start=counter))
+        counter += 1
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", path, payload, headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            conn.close()
+        except OSError:
+            errors += 1
+            continue
+        elapsed = (time.perf_counter() - started) * 1000
+        count = json.loads(data).get("accepted", 0) if resp.status in (200, 202) else 0
+        accepted_all += count
+        if time.time() < warmup_until:
+            continue
+        accepted += count
+        requests += 1
+        statuses[resp.status] += 1
+        latencies.append(elapsed)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results.put(
+        {
+            "latencies": latencies,
+            "statuses": dict(statuses),
+            "accepted": accepted,
+            "accepted_all": accepted_all,
+            "requests": requests,
+            "errors": errors,
+            "over_prepared": max(0, counter - len(bodies)),
+            "client_cpu_s": usage.ru_utime + usage.ru_stime,
+        }
+    )
+
+
+def load_variant(port, request, *, clients, duration, warmup=3.0, prepared=400):
+    """`clients` processes prepare their bodies, then send for warm-up + duration."""
+    results = mp.Queue()
+    ready = mp.Barrier(clients + 1)
+    times = mp.Array("d", 2)
+    procs = [
+        mp.Process(target=_client, args=(i + 1, port, request, prepared, ready, times, results)) for i in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    ready.wait()  # every client has its bodies
+    start = time.time() + 0.2
+    times[0], times[1] = start + warmup, start + warmup + duration
+    ready.wait()
+    parts = [results.get(timeout=duration + warmup + 300) for _ in procs]
+    for p in procs:
+        p.join()
+    latencies = [x for part in parts for x in part["latencies"]]
+    statuses = Counter()
+    for part in parts:
+        statuses.update(part["statuses"])
+    accepted = sum(p["accepted"] for p in parts)
+    return {
+        "events_per_s": accepted / duration,
+        "requests": sum(p["requests"] for p in parts),
+        "accepted": accepted,
+        "accepted_incl_warmup": sum(p["accepted_all"] for p in parts),
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "connection_errors": sum(p["errors"] for p in parts),
+        "bodies_built_on_the_clock": sum(p["over_prepared"] for p in parts),
+        "load_average_after": load_average(),
+    }
+
+
+def scenario_compat(name, env, port, args, *, server_cls, setup, count, cpu_meter, var):
+    """Every variant, round after round, against one gunicorn; returns the figures and the
+    median of each variant with its ratio to native."""
+    key = setup["key"]
+    tag = 0x100
+    rounds = {variant: [] for variant in VARIANTS}
+    before = count()
+    with server_cls(name, env, port, args.workers, var) as server:
+        for round_no in range(args.compat_rounds):
+            for variant in VARIANTS:
+                tag += 1
+                request = variant_request(variant, tag, key, args.distinct_users)
+                meter = cpu_meter([server.proc.pid]).start()
+                result = load_variant(port, request, clients=args.clients, duration=args.duration)
+                result.update(meter.stop())
+                done = result["accepted_incl_warmup"]
+                if done:
+                    result["app_cpu_ms_per_1000_events"] = round(1e6 * result["app_cpu_s"] / done, 1)
+                    result["db_cpu_ms_per_1000_events"] = round(1e6 * result["db_cpu_s"] / done, 1)
+                rounds[variant].append(result)
+                log(
+                    f"{name} round {round_no + 1} {variant}: {result['events_per_s']:,.0f} events/s, "
+                    f"p50 {result['p50_ms']:.0f} ms, app CPU {result.get('app_cpu_ms_per_1000_events', 0):,.1f} "
+                    f"ms/1,000 events, statuses {result['statuses']}, load {result['load_average_after']}"
+                )
+    stored = count() - before
+    accepted = sum(r["accepted_incl_warmup"] for runs in rounds.values() for r in runs)
+    summary = {}
+    for variant, runs in rounds.items():
+        rate = statistics.median(r["events_per_s"] for r in runs)
+        cpu = statistics.median(r.get("app_cpu_ms_per_1000_events", float("nan")) for r in runs)
+        summary[variant] = {"events_per_s": rate, "app_cpu_ms_per_1000_events": cpu}
+    native = summary["native"]
+    for figures in summary.values():
+        figures["vs_native"] = figures["events_per_s"] / native["events_per_s"] if native["events_per_s"] else None
+        figures["cpu_vs_native"] = native["app_cpu_ms_per_1000_events"] / figures["app_cpu_ms_per_1000_events"]
+    log(f"{name}: stored {stored:,} = accepted {accepted:,}: {stored == accepted}")
+    return {"rounds": rounds, "summary": summary, "stored": stored, "accepted": accepted}
+
+
+def report_lines(name, result):
+    lines = []
+    for variant, figures in result["summary"].items():
+        line = (
+            f"{name} {variant}: {figures['events_per_s']:,.0f} events/s (median), app CPU "
+            f"{figures['app_cpu_ms_per_1000_events']:,.1f} ms per 1,000 events"
+        )
+        if variant != "native":
+            ok = "MET" if figures["vs_native"] >= TARGET_RATIO else "NOT MET"
+            line += (
+                f"; {figures['vs_native']:.0%} of native events/s (target ≥ 90 %: {ok}), "
+                f"native's CPU per event / this one's: {figures['cpu_vs_native']:.0%}"
+            )
+        lines.append(line)
+    return lines

@@ -1,0 +1,131 @@
+"""PostHog's capture format → native events, person updates and accounts.
+
+Bodies: `{"api_key", "batch": [events], "sent_at"}` (posthog-python and the other server
+SDKs on `/batch/`), a list of events or one event (posthog-js on `/e/`, `/i/v0/e/`,
+`/capture/`). An event: `{event, distinct_id, properties, timestamp, uuid, $set, $set_once}`.
+
+- feature ← `event`; end user ← `distinct_id` (or `properties.distinct_id`), none for
+  personless events (`$process_person_profile: false`); uuid ← `uuid`; session ←
+  `properties.$session_id`; event_type ← `page` for `$pageview`, `screen` for `$screen`,
+  `capture` otherwise; timestamp ← `timestamp` corrected by the skew of `sent_at` (the body's,
+  the event's, or posthog-js's `?_=` milliseconds); the other properties → metadata.
+- `$set` / `$set_once` (top level or in properties) update the person; `$set`, `$set_once`,
+  `$identify` and `$create_alias` are person updates only, not usage events.
+- `$groupidentify` creates or updates the account `$group_key` (name and properties from
+  `$group_set`); `$groups` on any event sets the sender's account.
+"""
+
+from datetime import datetime
+
+from core.exceptions import DomainError
+
+from .mapping import SdkBatch, event_time, group_account, messages_checked, parse_time, person_fields, present
+
+PERSON_ONLY = frozenset({"$set", "$set_once", "$identify", "$create_alias"})
+GROUP_IDENTIFY = "$groupidentify"
+_EVENT_TYPES = {"$pageview": "page", "$screen": "screen"}
+# Not copied into metadata: the key, and what is stored in columns or on the person.
+_NOT_METADATA = frozenset({"token", "api_key", "distinct_id", "$session_id", "$set", "$set_once"})
+_WHAT = 'a PostHog event, a list of events or {"batch": [...]}'
+
+
+def _messages(payload) -> tuple[list, object]:
+    """(events, the body's `sent_at`) of any PostHog body shape."""
+    if isinstance(payload, dict) and "batch" in payload:
+        return messages_checked(payload["batch"], what=_WHAT), payload.get("sent_at")
+    if isinstance(payload, dict) and "event" in payload:
+        return [payload], payload.get("sent_at")
+    if isinstance(payload, list):
+        return messages_checked(payload, what=_WHAT), None
+    raise DomainError(f"Expected {_WHAT}.", errors={"batch": ["Expected a list of events."]})
+
+
+def posthog_batch(payload, *, now: datetime, sent_at_ms=None) -> SdkBatch:
+    """Map one PostHog request. `sent_at_ms`: posthog-js's `?_=` query parameter."""
+    messages, body_sent_at = _messages(payload)
+    batch = SdkBatch(count=len(messages))
+    default_sent_at = parse_time(body_sent_at) or parse_time(_digits(sent_at_ms))
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            batch.error(index, "non_field_errors", "Each event must be a JSON object.")
+            continue
+        _map_one(batch, index, message, now, default_sent_at)
+    return batch
+
+
+def _digits(value):
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
+
+
+def _map_one(batch, index, message, now, default_sent_at):
+    name = message.get("event")
+    if type(name) is not str or not name.strip():
+        batch.error(index, "event", "Required: the event's name, a non-empty string.")
+        return
+    properties = message.get("properties")
+    if properties is None:
+        properties = {}
+    elif type(properties) is not dict:
+        batch.error(index, "properties", "Must be a JSON object.")
+        return
+    user_id = message.get("distinct_id", properties.get("distinct_id"))
+    if user_id is None or user_id == "":
+        batch.error(index, "distinct_id", "Required: the distinct_id of the person (or of the personless event).")
+        return
+    sent = message.get("sent_at")
+    sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
+    when = event_time(message.get("timestamp"), sent_at, now, offset=message.get("offset"))
+    personless = properties.get("$process_person_profile") is False
+    groups = properties.get("$groups")
+    account = None if groups is None or personless else group_account(groups)
+    person_only = name in PERSON_ONLY
+    if name == GROUP_IDENTIFY:
+        _group_identify(batch, index, properties, when)
+    if person_only or (not personless and _has_updates(message, properties)):
+        batch.people.append({"index": index, "user_id": user_id, "timestamp": when, **_updates(message, properties)})
+    if person_only or name == GROUP_IDENTIFY:
+        if present(account):
+            batch.people.append({"index": index, "user_id": user_id, "timestamp": when, "account_id": account})
+        return
+    batch.events.append(
+        {
+            "uuid": message.get("uuid"),
+            "feature": name,
+            "user_id": None if personless else user_id,
+            "event_type": _EVENT_TYPES.get(name, "capture"),
+            "session_id": properties.get("$session_id"),
+            "timestamp": when,
+            "metadata": {key: value for key, value in properties.items() if key not in _NOT_METADATA},
+            "account_id": account,
+        }
+    )
+    batch.event_index.append(index)
+
+
+def _has_updates(message, properties) -> bool:
+    return "$set" in message or "$set_once" in message or "$set" in properties or "$set_once" in properties
+
+
+def _updates(message, properties) -> dict:
+    """The person fields of `$set`, and of `$set_once` as `once`, from the event or its properties."""
+    values = {}
+    for key in ("$set", "$set_once"):
+        value = message.get(key, properties.get(key))
+        fields = person_fields(value) if value is not None else {}
+        if key == "$set":
+            values.update(fields)
+        else:
+            values["once"] = fields
+    return values
+
+
+def _group_identify(batch, index, properties, when):
+    group_set = properties.get("$group_set")
+    account = {"index": index, "account_id": properties.get("$group_key"), "timestamp": when}
+    if isinstance(group_set, dict):
+        if present(group_set.get("name")):
+            account["name"] = group_set["name"]
+        account["properties"] = group_set
+    elif group_set is not None:
+        account["properties"] = group_set  # refused by the native pass, naming the field
+    batch.accounts.append(account)

@@ -1,0 +1,149 @@
+"""Segment's (and RudderStack's) tracking API format → native events, person updates and
+accounts.
+
+Bodies: `{"batch": [messages], "sentAt"}` on `/v1/batch`, one message on `/v1/track`,
+`/v1/identify`, `/v1/page`, `/v1/screen`, `/v1/group` and `/v1/alias` (the route names the call).
+
+- track, page, screen are events: feature ← `event` (page and screen: their `name`, else
+  `properties.name`, `category`, or the call type); end user ← `userId`, else
+  `anonymousId`; uuid ← a uuid5 of `messageId`; event_type ← the call type; session ←
+  `context.sessionId` or `properties.session_id`; account ← `context.groupId`; timestamp ←
+  `timestamp` (or `originalTimestamp`) corrected by the skew of `sentAt`; `properties`,
+  `category` and `context` → metadata.
+- identify updates the person from `traits` (Rudder puts them in `context.traits`).
+- group creates or updates the account `groupId` (name and properties from `traits`) and
+  sets it as the sender's account.
+- alias only records that the user was seen (users are not merged).
+"""
+
+from datetime import datetime
+
+from core.exceptions import DomainError
+
+from .mapping import SdkBatch, event_time, message_uuid, messages_checked, parse_time, person_fields, present
+
+EVENT_CALLS = frozenset({"track", "page", "screen"})
+CALLS = EVENT_CALLS | {"identify", "group", "alias"}
+_WHAT = 'a Segment batch {"batch": [...]}'
+
+
+def segment_batch(payload, *, now: datetime, call: str | None = None) -> SdkBatch:
+    """Map one Segment request; `call` is the route's call type (None for `/v1/batch`)."""
+    if call is None:
+        if not isinstance(payload, dict):
+            raise DomainError(f"Expected {_WHAT}.", errors={"batch": ["Expected a list of messages."]})
+        messages = messages_checked(payload.get("batch"), what=_WHAT)
+    elif isinstance(payload, dict):
+        messages = [payload]
+    else:
+        raise DomainError(f"Expected one {call} message, a JSON object.", errors={"body": ["Expected an object."]})
+    batch = SdkBatch(count=len(messages))
+    default_sent_at = parse_time(payload.get("sentAt")) if isinstance(payload, dict) else None
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            batch.error(index, "non_field_errors", "Each message must be a JSON object.")
+            continue
+        kind = call or message.get("type")
+        if not isinstance(kind, str) or kind not in CALLS:
+            batch.error(index, "type", f"Must be one of {', '.join(sorted(CALLS))}.")
+            continue
+        _map_one(batch, index, message, kind, now, default_sent_at)
+    return batch
+
+
+def _map_one(batch, index, message, kind, now, default_sent_at):
+    sender = _sender(batch, index, message)
+    if sender is None:
+        return
+    context, user_id = sender
+    sent = message.get("sentAt")
+    sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
+    timestamp = message.get("timestamp")
+    if timestamp is None or timestamp == "":
+        timestamp = message.get("originalTimestamp")
+    when = event_time(timestamp, sent_at, now)
+    if kind in EVENT_CALLS:
+        _event(batch, index, message, kind, context, user_id, when)
+    elif kind == "identify":
+        traits = message.get("traits", context.get("traits"))
+        batch.people.append({"index": index, "user_id": user_id, "timestamp": when, **person_fields(traits)})
+        if present(context.get("groupId")):
+            batch.people.append(_link(index, user_id, when, context["groupId"]))
+    elif kind == "group":
+        _group(batch, index, message, user_id, when)
+    else:  # alias
+        batch.people.append({"index": index, "user_id": user_id, "timestamp": when})
+
+
+def _sender(batch, index, message):
+    """(context, end user id) of a message, or None after recording what is wrong."""
+    context = message.get("context")
+    if context is None:
+        context = {}
+    elif type(context) is not dict:
+        batch.error(index, "context", "Must be a JSON object.")
+        return None
+    user_id = message.get("userId")
+    if user_id is None or user_id == "":
+        user_id = message.get("anonymousId")
+        if user_id is None or user_id == "":
+            batch.error(index, "userId", "Required: userId or anonymousId.")
+            return None
+    return context, user_id
+
+
+def _link(index, user_id, when, account):
+    return {"index": index, "user_id": user_id, "timestamp": when, "account_id": account}
+
+
+def _group(batch, index, message, user_id, when):
+    group_id = message.get("groupId")
+    traits = message.get("traits")
+    account = {"index": index, "account_id": group_id, "timestamp": when}
+    if isinstance(traits, dict):
+        if present(traits.get("name")):
+            account["name"] = traits["name"]
+        account["properties"] = traits
+    elif traits is not None:
+        account["properties"] = traits  # refused by the native pass, naming the field
+    batch.accounts.append(account)
+    batch.people.append(_link(index, user_id, when, group_id))
+
+
+def _event(batch, index, message, kind, context, user_id, when):
+    properties = message.get("properties")
+    if properties is None:
+        properties = {}
+    elif type(properties) is not dict:
+        batch.error(index, "properties", "Must be a JSON object.")
+        return
+    name = message.get("event") if kind == "track" else _page_name(message, properties, kind)
+    if type(name) is not str or not name.strip():
+        batch.error(index, "event", "Required: the event's name, a non-empty string.")
+        return
+    category = message.get("category")
+    metadata = properties
+    if context or (category is not None and category != ""):
+        metadata = {**properties, "context": context} if context else dict(properties)
+        if category is not None and category != "":
+            metadata["category"] = category
+    batch.events.append(
+        {
+            "uuid": message_uuid(message.get("messageId")),
+            "feature": name,
+            "user_id": user_id,
+            "event_type": kind,
+            "session_id": context.get("sessionId", properties.get("session_id")),
+            "timestamp": when,
+            "metadata": metadata,
+            "account_id": context.get("groupId"),
+        }
+    )
+    batch.event_index.append(index)
+
+
+def _page_name(message, properties, kind):
+    for value in (message.get("name"), properties.get("name"), message.get("category")):
+        if isinstance(value, str) and value.strip():
+            return value
+    return kind

@@ -1,0 +1,49 @@
+"""SDK batches into the one ingestion service: the events, person updates and accounts a
+mapping produced go through `services.ingest.events_ingest` together (one validation pass,
+dedupe by uuid, queue mode, per-item errors), as a native batch does."""
+
+from dataclasses import dataclass
+
+from ..services import ingest
+from ..services.batch_results import batch_results
+from .mapping import SdkBatch
+
+
+@dataclass
+class SdkResult:
+    """What became of each message of the request (`results`), and the totals."""
+
+    errors: list
+    results: list
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for item in self.results if item["status"] == "accepted")
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for item in self.results if item["status"] == "duplicate")
+
+    @property
+    def none_valid(self) -> bool:
+        return all(item["status"] == "rejected" for item in self.results)
+
+
+def sdk_batch_ingest(org, batch: SdkBatch) -> SdkResult:
+    """Store (or queue) one mapped SDK request for `org`. Raises what `events_ingest` raises
+    (StorageUnavailable when neither the queue nor the database can take it)."""
+    result = ingest.events_ingest(
+        org, batch.events, people=batch.people, accounts=batch.accounts, index_of=batch.event_index
+    )
+    errors = batch.errors + result.errors
+    errors.sort(key=lambda error: error["index"])
+    return SdkResult(errors=errors, results=batch_results(batch.count, errors, result.duplicate_indices))
+
+
+def result_body(result: SdkResult) -> dict:
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "errors": result.errors,
+        "results": result.results,
+    }
