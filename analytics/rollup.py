@@ -26,6 +26,7 @@ from django.utils import timezone
 from core.days import day_start
 from core.db_routing import primary_pin
 from telemetry.models import DirtyDay, UsageEvent
+from telemetry.services.partitions import raw_events_horizon
 from tenants.models import Organization
 
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
@@ -179,6 +180,12 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
     Returns the number of feature and organisation rows written (the per-user rows are
     written too but not counted)."""
     org_id = _org_id(org)
+    horizon = raw_events_horizon()
+    if horizon is not None and day < horizon.date():
+        # Its raw events are past RAW_EVENT_RETENTION_MONTHS (dropped, or about to be):
+        # recomputing it would replace the rollups kept for it with nothing.
+        logger.info("not rolling up %s: before the raw-event retention horizon %s", day, horizon.date())
+        return 0
     if org_id is None:
         # One organisation at a time: each reads the day through the (organization,
         # timestamp) index, where one statement for all would scan the whole event table
