@@ -1,6 +1,7 @@
 """Monthly partitions of the events table (PostgreSQL), the raw-event retention and the uuid
 dedupe across partitions and over the SDKs' 7-day retry horizon. The partition tests skip on
-SQLite, which has no partitions; retention and the horizon are checked on both."""
+SQLite, which has no partitions; retention and the horizon are checked on both. That the
+rollups outlive the raw events is checked in analytics/tests/test_raw_event_retention.py."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -10,8 +11,6 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from analytics.models import DailyOrgUsage
-from analytics.rollup import rollup_day
 from telemetry import tasks
 from telemetry.models import DirtyDay, EventUuid, UsageEvent
 from telemetry.services import partitions
@@ -126,7 +125,13 @@ def test_a_uuid_repeated_in_one_insert_keeps_its_first_event(org):
     feature = org.features.create(key="search", name="Search")
     event_uuid = uuid.uuid4()
     rows = [
-        {"uuid": event_uuid, "organization_id": org.pk, "feature_id": feature.pk, "timestamp": _month(0), "event_type": t}
+        {
+            "uuid": event_uuid,
+            "organization_id": org.pk,
+            "feature_id": feature.pk,
+            "timestamp": _month(0),
+            "event_type": t,
+        }
         for t in ("first", "second")
     ]
     assert storage.events_insert(rows=rows) == 1
@@ -145,24 +150,6 @@ def test_the_beat_job_creates_the_coming_months_partitions(settings):
     entry = app.conf.beat_schedule["event-partitions-prepare"]
     assert entry["task"] == "telemetry.partitions_prepare" in app.tasks
     assert {"telemetry.raw_events_expire", "telemetry.event_uuids_expire"} <= set(app.tasks)
-
-
-@postgres_only
-def test_retention_drops_expired_partitions_and_keeps_the_rollups(key_client, org, settings):
-    old, kept = _month(-5), _month(-2)
-    assert _send(key_client, event(timestamp=old.isoformat()), event(timestamp=kept.isoformat()))["accepted"] == 2
-    rollup_day(old.date(), org)
-    assert DailyOrgUsage.objects.get(organization=org, date=old.date()).event_count == 1
-
-    settings.RAW_EVENT_RETENTION_MONTHS = 4  # this month and the three before
-    result = tasks.raw_events_expire.apply().get()
-    assert partition_name(month_start(old)) in result["dropped"]
-    assert partition_name(month_start(kept)) not in result["dropped"]
-    assert month_start(old) not in partitions.event_partitions()
-    assert list(UsageEvent.objects.filter(organization=org).values_list("timestamp", flat=True)) == [kept]
-    # The rollups stay, and re-rolling the expired day leaves them as they were.
-    assert rollup_day(old.date(), org) == 0
-    assert DailyOrgUsage.objects.get(organization=org, date=old.date()).event_count == 1
 
 
 def test_events_older_than_the_retention_are_refused_with_a_clear_error(key_client, org, settings):
