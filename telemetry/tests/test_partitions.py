@@ -187,3 +187,44 @@ def test_events_upkeep_command_runs_the_three_jobs(capsys, settings):
     call_command("events_upkeep")
     out = capsys.readouterr().out
     assert "Partitions created:" in out and "raw events are kept" in out and "expired uuids forgotten" in out
+
+
+def _partitioning_migration():
+    """(this migration's name, the telemetry migration before it): found by name, so the
+    test follows a renumbering."""
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(connection)
+    [name] = [n for app, n in loader.disk_migrations if app == "telemetry" and "usageevent_partitioned" in n]
+    [before] = [n for app, n in loader.disk_migrations[("telemetry", name)].dependencies if app == "telemetry"]
+    return name, before
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_existing_rows_into_their_partitions(org):
+    name, before = _partitioning_migration()
+    call_command("migrate", "telemetry", before, verbosity=0)
+    try:
+        assert not partitions.partitioned()
+        feature = org.features.create(key="search", name="Search")
+        old_received = timezone.now() - timedelta(days=30)
+        times = [_month(-14), _month(-1), _month(0)]
+        for ts in times:
+            UsageEvent.objects.create(
+                organization=org,
+                feature=feature,
+                timestamp=ts,
+                received_at=old_received if ts == times[0] else timezone.now(),
+            )
+        last_id = UsageEvent.objects.order_by("-id").values_list("id", flat=True)[0]
+    finally:
+        call_command("migrate", "telemetry", name, verbosity=0)
+    assert partitions.partitioned()
+    assert set(partitions.event_partitions()) >= {month_start(ts) for ts in times}
+    moved = {_partition_of(str(u)) for u in UsageEvent.objects.values_list("uuid", flat=True)}
+    assert moved == {partition_name(month_start(ts)) for ts in times}
+    # Recent uuids enter the dedupe table; ids go on from the old sequence.
+    assert EventUuid.objects.count() == 2
+    new = UsageEvent.objects.create(organization=org, feature=feature, timestamp=_month(0))
+    assert new.id > last_id
