@@ -90,7 +90,7 @@ def _csv_event(row: dict[str, str]) -> dict[str, Any]:
     return event
 
 
-def _read_csv(handle: io.TextIOBase) -> Iterator[Located]:
+def _read_csv(handle: io.TextIOWrapper) -> Iterator[Located]:
     reader = csv.DictReader(handle)
     if not reader.fieldnames:
         return
@@ -98,7 +98,7 @@ def _read_csv(handle: io.TextIOBase) -> Iterator[Located]:
         yield reader.line_num, _csv_event(row)
 
 
-def _read_jsonl(handle: io.TextIOBase) -> Iterator[Located]:
+def _read_jsonl(handle: io.TextIOWrapper) -> Iterator[Located]:
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
@@ -158,9 +158,9 @@ def events_import(
         if fmt == "parquet":
             _import_items(org, _read_parquet(path, size), size, result, progress, lambda: result.read)
             return result
-        with path.open("r", encoding="utf-8-sig", newline="") as handle:
+        with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
             reader = _read_csv(handle) if fmt == "csv" else _read_jsonl(handle)
-            _import_items(org, reader, size, result, progress, handle.buffer.tell)
+            _import_items(org, reader, size, result, progress, raw.tell)
     except UnicodeDecodeError as exc:
         raise ImportFileError(f"{path.name} is not UTF-8 text: {exc.reason} at byte {exc.start}.") from exc
     except csv.Error as exc:
