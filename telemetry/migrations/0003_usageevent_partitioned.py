@@ -21,7 +21,8 @@ INDEXES = {
     "event_org_user_ts_idx": '(organization_id, end_user_id, "timestamp")',
 }
 
-# One partition per UTC month that holds rows, plus the current month and the next three.
+# One partition per UTC month that holds rows, plus the previous month (late events), the
+# current one and the next three.
 CREATE_PARTITIONS = f"""
 DO $$
 DECLARE
@@ -31,7 +32,7 @@ BEGIN
         SELECT DISTINCT date_trunc('month', "timestamp" AT TIME ZONE 'UTC')::date FROM {OLD}
         UNION
         SELECT generate_series(
-            date_trunc('month', now() AT TIME ZONE 'UTC'),
+            date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month',
             date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months',
             interval '1 month')::date
     LOOP
@@ -66,6 +67,9 @@ def partition_events(apps, schema_editor):
             # Same columns, defaults and identity (a fresh sequence, moved past the old ids below).
             f'CREATE TABLE {TABLE} (LIKE {OLD} INCLUDING DEFAULTS INCLUDING IDENTITY) PARTITION BY RANGE ("timestamp")',
             CREATE_PARTITIONS,
+            # Rows of a month without its partition (written by the ORM, or before the nightly
+            # job made it) land here until that job moves them into their month's partition.
+            f"CREATE TABLE {TABLE}_default PARTITION OF {TABLE} DEFAULT",
             f"INSERT INTO {TABLE} OVERRIDING SYSTEM VALUE SELECT * FROM {OLD}",
             f"SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), COALESCE((SELECT max(id) FROM {OLD}), 0) + 1, false)",
             # Indexes after the rows: one sorted build per partition instead of row by row.

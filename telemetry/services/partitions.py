@@ -1,15 +1,15 @@
 """Raw events over time: PostgreSQL's monthly partitions of the events table, the raw-event
 retention (`RAW_EVENT_RETENTION_MONTHS`) and the expiry of the uuid dedupe table.
 
-The events table is partitioned by month of `timestamp` on PostgreSQL (migration 0003), one
-partition per UTC month named `telemetry_usageevent_pYYYY_MM`, and no default partition: a
-default partition holding a month's rows would forbid creating that month's partition later,
-and validation already bounds every timestamp (1970 or the retention horizon, up to 24 hours
-ahead). The daily job keeps the current and the next `EVENT_PARTITIONS_AHEAD` months ready; a
-past month met by late events or an import is created on the spot by the write path (its
-insert fails once with "no partition", `event_partitions_ensure` creates it, the insert is
-retried). Partitions are created detached and then attached, which locks the parent table
-only against other DDL, never against inserts and reads.
+The events table is partitioned by month of `timestamp` on PostgreSQL (migration 0003): one
+partition per UTC month, `telemetry_usageevent_pYYYY_MM`, and a default partition,
+`telemetry_usageevent_default`, for rows of a month that has none yet (late events or an
+import of an old month, rows written through the ORM). So no write ever fails or waits for
+DDL, and the write path costs no extra query. The nightly job keeps the previous, the current
+and the next `EVENT_PARTITIONS_AHEAD` months ready and moves whatever the default partition holds into
+partitions of its months (`manage.py import_events` does it right after an import); a
+partition is created on its own and then attached, which locks the parent table only
+against other DDL, never against inserts and reads.
 
 Retention drops whole partitions (instant, no dead rows to vacuum) and keeps the rollups;
 SQLite, which has no partitions, deletes the rows. Days before the retention horizon are
@@ -30,6 +30,7 @@ from ..models import DirtyDay, EventUuid, UsageEvent
 logger = logging.getLogger(__name__)
 
 PARENT = UsageEvent._meta.db_table
+DEFAULT = f"{PARENT}_default"
 # Any fixed number: creators of partitions queue on it instead of racing on the catalog.
 _DDL_LOCK = 0x7E1E_0001
 _BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
@@ -86,10 +87,11 @@ def event_partitions() -> dict[date, str]:
 
 
 def event_partitions_ensure(*, months: Iterable[date]) -> list[str]:
-    """Create the partitions of `months` (any day of each month) that are missing; returns
-    the names created. Runs in the caller's transaction when there is one."""
+    """Create the partitions of `months` (any day of each month) that are missing, moving
+    their rows out of the default partition; returns the names created. Runs in the
+    caller's transaction when there is one."""
     wanted = sorted({month_start(m) for m in months})
-    if not wanted or connection.vendor != "postgresql":
+    if not wanted or not partitioned():
         return []
     created: list[str] = []
     with transaction.atomic(), connection.cursor() as cursor:
@@ -99,12 +101,17 @@ def event_partitions_ensure(*, months: Iterable[date]) -> list[str]:
             if month in existing:
                 continue
             name = partition_name(month)
-            # Created on its own, then attached: ATTACH locks the parent only against other
-            # DDL (SHARE UPDATE EXCLUSIVE), so inserts and reads go on meanwhile.
+            start, end = _instant(month), _instant(months_add(month, 1))
             cursor.execute(f'CREATE TABLE "{name}" (LIKE "{PARENT}")')
             cursor.execute(
-                f'ALTER TABLE "{PARENT}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)',
-                [_instant(month), _instant(months_add(month, 1))],
+                f'WITH moved AS (DELETE FROM "{DEFAULT}" WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING *) '
+                f'INSERT INTO "{name}" SELECT * FROM moved',
+                [start, end],
+            )
+            # Attached once filled: ATTACH locks the parent only against other DDL (SHARE
+            # UPDATE EXCLUSIVE), so inserts and reads go on meanwhile.
+            cursor.execute(
+                f'ALTER TABLE "{PARENT}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
             )
             created.append(name)
     if created:
@@ -113,12 +120,22 @@ def event_partitions_ensure(*, months: Iterable[date]) -> list[str]:
 
 
 def event_partitions_prepare(*, now: datetime | None = None) -> list[str]:
-    """Keep the current month's partition and the next `EVENT_PARTITIONS_AHEAD` months' ready
-    (the daily job); returns the names created."""
+    """The nightly job: the partitions of the previous month, the current one and the next
+    `EVENT_PARTITIONS_AHEAD` months ready, and the months the default partition holds rows of given their own
+    partitions (rows older than the retention horizon excepted: they are deleted by
+    `raw_events_expire`). Returns the names created."""
     if not partitioned():
         return []
     current = month_start(now or timezone.now())
-    return event_partitions_ensure(months=[months_add(current, n) for n in range(settings.EVENT_PARTITIONS_AHEAD + 1)])
+    # The previous month too: late events of its last days come in the first days of this one.
+    months = {months_add(current, n) for n in range(-1, settings.EVENT_PARTITIONS_AHEAD + 1)}
+    horizon = raw_events_horizon(now=now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT DISTINCT date_trunc('month', "timestamp" AT TIME ZONE 'UTC')::date FROM "{DEFAULT}" """
+        )
+        months.update(m for (m,) in cursor.fetchall() if horizon is None or _instant(m) >= horizon)
+    return event_partitions_ensure(months=months)
 
 
 def raw_events_horizon(*, now: datetime | None = None) -> datetime | None:
@@ -153,6 +170,9 @@ def raw_events_expire(*, now: datetime | None = None) -> dict[str, object]:
         if dropped:
             logger.info("dropped expired event partitions %s", ", ".join(dropped))
         result["dropped"] = dropped
+        with connection.cursor() as cursor:
+            cursor.execute(f'DELETE FROM "{DEFAULT}" WHERE "timestamp" < %s', [horizon])
+            result["rows_deleted"] = cursor.rowcount
         return result
     deleted = 0
     old = UsageEvent.objects.filter(timestamp__lt=horizon)

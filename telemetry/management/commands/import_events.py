@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from core.exceptions import StorageUnavailable
-from telemetry.services import importing
+from telemetry.services import importing, partitions
 from tenants.models import Organization
 from tenants.services import api_key_authenticate
 
@@ -56,6 +56,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         except StorageUnavailable as exc:
             raise CommandError("The database is unavailable; nothing more was imported. Run the import again.") from exc
+        if not result.queued:
+            # History for months without their partition went to the default one (PostgreSQL).
+            created = partitions.event_partitions_prepare()
+            if created:
+                self.stdout.write(f"Partitions created for the imported months: {', '.join(created)}")
         for error in result.errors:
             where = "line" if fmt != "parquet" else "row"
             self.stderr.write(f"{where} {error['position']}: {error['field']}: {error['message']}")

@@ -10,7 +10,6 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ...models import EventUuid, UsageEvent
-from .. import partitions
 
 # Columns written for an event, in COPY order. `id` comes from the table's sequence.
 EVENT_COLUMNS = (
@@ -97,38 +96,20 @@ _UUID_COLS = "organization_id, uuid, received_at"
 
 
 def _events_insert_postgres(rows: list[Row]) -> int:
-    """Events into the partitioned table and their uuids into the dedupe table; a month
-    without its partition yet (late events, an import) gets it and the insert is retried."""
+    """`COPY` the uuids into the dedupe table and the events into theirs (the partitioned
+    table routes each row to its month), inside a savepoint: the common case (no uuid stored
+    before) at raw COPY speed. A unique violation (a retried request, a re-seed, a uuid
+    repeated in the batch) rolls the savepoint back and takes the conflict-skipping path."""
     events, uuids = _copy_payloads(rows, timezone.now())
-    try:
-        return _events_copy(events, uuids)
-    except IntegrityError as exc:
-        if not _no_partition(exc):
-            raise
-    partitions.event_partitions_ensure(months={row["timestamp"] for row in rows})
-    return _events_copy(events, uuids)
-
-
-def _no_partition(exc: IntegrityError) -> bool:
-    # check_violation is also the SQLSTATE of a CHECK constraint: the message tells them apart.
-    return getattr(exc.__cause__, "sqlstate", None) == "23514" and "no partition" in str(exc)
-
-
-def _events_copy(events: bytes, uuids: bytes) -> int:
-    """`COPY` the uuids into the dedupe table and the events into theirs, inside a savepoint:
-    the common case (no uuid stored before) at raw COPY speed. A unique violation (a retried
-    request, a re-seed, a uuid repeated in the batch) rolls the savepoint back and takes the
-    conflict-skipping path."""
     try:
         with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.cursor.copy(f"COPY {_UUID_TABLE} ({_UUID_COLS}) FROM STDIN") as copy:
                 copy.write(uuids)
             with cursor.cursor.copy(f"COPY {_EVENT_TABLE} ({_COLS}) FROM STDIN") as copy:
                 copy.write(events)
-        return events.count(b"\n")
-    except IntegrityError as exc:
-        if _no_partition(exc):
-            raise
+        return len(rows)
+    except IntegrityError:
+        pass
     return _events_insert_staged(events)
 
 
