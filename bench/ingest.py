@@ -458,8 +458,7 @@ def raw_pg_disk(url, rows_total, per_transaction=1000):
             end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
             conn.execute(
                 f"CREATE TABLE bench_disk_parted_{year}_{month:02d} PARTITION OF bench_disk_parted "
-                "FOR VALUES FROM (%s) TO (%s)",
-                (start, end),
+                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
             )
         conn.execute(
             'ALTER TABLE bench_disk_parted ADD PRIMARY KEY (id, "timestamp"), '
