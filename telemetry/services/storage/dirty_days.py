@@ -59,8 +59,10 @@ def days_lock(*, day: date, org_ids: Iterable[int]) -> None:
     """For the rollup of `day`, inside its transaction: wait until the late events of those
     organisations being stored now are committed, and hold off new ones until this
     transaction ends (PostgreSQL; a no-op on SQLite)."""
+    if connection.vendor != "postgresql":
+        return
     ids = sorted(set(org_ids))
-    if not ids or connection.vendor != "postgresql":
+    if not ids:
         return
     with connection.cursor() as cursor:
         cursor.execute(_PG_LOCK, [ids, day])
