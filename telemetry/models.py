@@ -110,7 +110,7 @@ class UsageEvent(models.Model):
     inside the caller's organisation before writing, the stream consumer re-checks what may
     have been deleted while queued, and deletes still cascade through Django's collector.
 
-    On PostgreSQL the table is partitioned by month of `timestamp` (migration 0003,
+    On PostgreSQL the table is partitioned by month of `timestamp` (migration 0005,
     `telemetry.services.partitions`): the primary key is `(id, timestamp)` there, and the
     uuid key is `(organization, uuid, timestamp)` (a partitioned table's unique keys must
     hold the partition key), with `EventUuid` remembering recent uuids whatever their

@@ -1,7 +1,7 @@
 """Raw events over time: PostgreSQL's monthly partitions of the events table, the raw-event
 retention (`RAW_EVENT_RETENTION_MONTHS`) and the expiry of the uuid dedupe table.
 
-The events table is partitioned by month of `timestamp` on PostgreSQL (migration 0003): one
+The events table is partitioned by month of `timestamp` on PostgreSQL (migration 0005): one
 partition per UTC month, `telemetry_usageevent_pYYYY_MM`, and a default partition,
 `telemetry_usageevent_default`, for rows of a month that has none yet (late events or an
 import of an old month, rows written through the ORM). So no write ever fails or waits for
@@ -59,7 +59,7 @@ def _instant(month: date) -> datetime:
 
 
 def partitioned() -> bool:
-    """Whether the events table is partitioned (PostgreSQL after migration 0003)."""
+    """Whether the events table is partitioned (PostgreSQL after migration 0005)."""
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:

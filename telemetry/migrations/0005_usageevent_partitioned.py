@@ -113,7 +113,7 @@ def unpartition_events(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("telemetry", "0002_event_fk_without_db_constraints"),
+        ("telemetry", "0004_enduser_member_and_account"),
         ("tenants", "0001_initial"),
     ]
 
