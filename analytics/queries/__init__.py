@@ -14,6 +14,7 @@ place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `
 and `funnel`. Callers import from the package.
 """
 
+from .breakdowns import breakdown_by_feature, breakdown_series, breakdown_totals
 from .cache import cached
 from .common import session_average
 from .days import last_complete_day
@@ -25,6 +26,9 @@ from .timeseries import timeseries
 from .users import end_user_detail, end_user_is_own, end_user_timeline, top_users, user_activity_page
 
 __all__ = [
+    "breakdown_by_feature",
+    "breakdown_series",
+    "breakdown_totals",
     "cached",
     "end_user_detail",
     "end_user_is_own",

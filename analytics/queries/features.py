@@ -6,32 +6,51 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from core.exceptions import NotFound
 from telemetry.models import Feature
 from telemetry.queries import feature_find
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage
+from ..models import DailyFeatureUsage, DailyUserFeatureUsage
 from .cache import cached
 from .common import change_pct, days_between, feature_pk, percent, previous_period, rounded, session_average
+from .filters import filters_apply, has_person_filter, person_filters
 from .timeseries import timeseries
 
 
+def _feature_rows(
+    org: Organization, start: date, end: date, filters: dict[str, Any]
+) -> QuerySet[DailyFeatureUsage] | QuerySet[DailyUserFeatureUsage]:
+    """Rows per feature and day (the feature rollups), or per feature, end user and day
+    under a person filter; narrowed by every filter."""
+    if has_person_filter(filters):
+        return filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
+            date__gte=start, date__lte=end
+        )
+    return filters_apply(DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end), filters)
+
+
 @cached
-def feature_usage(org: Organization, start: date, end: date) -> list[dict[str, Any]]:
+def feature_usage(
+    org: Organization, start: date, end: date, filters: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Per feature, from the rollups: events, average daily active users over the days of the
     range, avg session duration, share of all events (%) and change vs the previous period.
-    Features without events in either period are left out."""
+    Features without events in either period are left out. `filters` (see
+    `filters.filters_apply`) narrow the rows: a person filter reads the per-user feature
+    rollups, where each row is one active user of one feature on one day."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
     prev_start, prev_end = previous_period(start, end)
     cur = Q(date__gte=start, date__lte=end)
+    per_user = has_person_filter(filters)
     rows: Iterable[dict[str, Any]] = (
-        DailyFeatureUsage.objects.filter(organization=org, date__gte=prev_start, date__lte=end)
+        _feature_rows(org, prev_start, end, filters)
         .values("feature_id", "feature__key", "feature__name")
         .annotate(
             events=Sum("event_count", filter=cur),
-            dau=Sum("daily_active_users", filter=cur),
+            dau=Count("id", filter=cur) if per_user else Sum("daily_active_users", filter=cur),
             duration=Sum("total_session_duration", filter=cur),
             timed=Sum("timed_events", filter=cur),
             prev_events=Sum("event_count", filter=Q(date__gte=prev_start, date__lte=prev_end)),
@@ -61,13 +80,19 @@ def feature_usage(org: Organization, start: date, end: date) -> list[dict[str, A
 
 
 @cached
-def feature_sparklines(org: Organization, start: date, end: date) -> dict[int, list[int]]:
-    """{feature_id: [daily events, zero-filled, start..end]} for features with events."""
+def feature_sparklines(
+    org: Organization, start: date, end: date, filters: dict[str, Any] | None = None
+) -> dict[int, list[int]]:
+    """{feature_id: [daily events, zero-filled, start..end]} for features with events,
+    narrowed by `filters` as `feature_usage` is."""
     days = days_between(start, end)
     index = {day: i for i, day in enumerate(days)}
     lines: dict[int, list[int]] = {}
-    rows = DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end).values_list(
-        "feature_id", "date", "event_count"
+    rows = (
+        _feature_rows(org, start, end, {k: v for k, v in (filters or {}).items() if v})
+        .values("feature_id", "date")
+        .annotate(events=Sum("event_count"))
+        .values_list("feature_id", "date", "events")
     )
     for feature_id, day, count in rows:
         lines.setdefault(feature_id, [0] * len(days))[index[day]] = count
@@ -84,19 +109,26 @@ def feature_get(org: Organization, feature_id: object) -> Feature:
 
 @cached
 def feature_figures(
-    org: Organization, *, feature: Feature | int, start: date, end: date, interval: str = "day"
+    org: Organization,
+    *,
+    feature: Feature | int,
+    start: date,
+    end: date,
+    interval: str = "day",
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One feature over start..end as its detail page shows it: `events`, active users per
     `interval` bucket (`avg_active_users`, `peak_active_users`, as charted), the average
     session by `session_average` over the whole range, and the charted `points`
-    ([{date, events, active_users}], zero-filled)."""
+    ([{date, events, active_users}], zero-filled). `filters` may add the person filters."""
     feature_id = feature_pk(feature)
-    series: dict[str, Any] = {"interval": interval, "start": start, "end": end, "feature": feature_id}
+    people = person_filters(filters or {})
+    series: dict[str, Any] = {"interval": interval, "start": start, "end": end, "feature": feature_id, **people}
     events = timeseries.uncached(org, metric="events", **series)["points"]
     active = [p["value"] for p in timeseries.uncached(org, metric="active_users", **series)["points"]]
-    totals = DailyFeatureUsage.objects.filter(
-        organization=org, feature_id=feature_id, date__gte=start, date__lte=end
-    ).aggregate(duration=Sum("total_session_duration"), timed=Sum("timed_events"))
+    totals = _feature_rows(org, start, end, {"feature": feature_id, **people}).aggregate(
+        duration=Sum("total_session_duration"), timed=Sum("timed_events")
+    )
     return {
         "events": sum(p["value"] for p in events),
         "avg_active_users": sum(active) / len(active) if active else 0,
