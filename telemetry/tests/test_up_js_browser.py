@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.db import OperationalError
 
 from conftest import browser_login, wait_until
 from telemetry.models import Account, EndUser, UsageEvent
@@ -91,7 +92,14 @@ def wait_for(page, condition, timeout=10.0):
     handlers and events only inside its own calls, so no time.sleep here)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except OperationalError as exc:
+            # The live server's SQLite test database is in shared-cache memory, where a read
+            # during the server's write fails at once ("table is locked") instead of waiting.
+            if "locked" not in str(exc):
+                raise
+            value = None
         if value:
             return value
         page.wait_for_timeout(50)
