@@ -1,11 +1,12 @@
-"""Django admin for platform staff: the daily rollups of every tenant (read them here,
-recompute them with `manage.py rollup`)."""
+"""Django admin for platform staff: the daily rollups of every tenant, per organisation,
+feature, end user and person segment (read them here, recompute them with `manage.py
+rollup`)."""
 
 from django.contrib import admin
 
 from core.admin_read_only import ReadOnlyModelAdmin
 
-from .models import DailyFeatureUsage, DailyOrgUsage
+from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 
 
 @admin.register(DailyFeatureUsage)
@@ -47,3 +48,43 @@ class DailyOrgUsageAdmin(ReadOnlyModelAdmin):
     autocomplete_fields = ["organization"]
     date_hierarchy = "date"
     ordering = ["-date", "organization"]
+
+
+@admin.register(DailyUserUsage)
+class DailyUserUsageAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "end_user", "event_count", "sessions", "features_used", "computed_at"]
+    list_filter = ["organization", "date"]
+    list_select_related = ["organization", "end_user"]
+    search_fields = ["end_user__external_id", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["end_user"]
+    date_hierarchy = "date"
+    ordering = ["-date", "organization", "end_user"]
+    # One row per active end user and day: counting them all would cost more than the page.
+    show_full_result_count = False
+
+
+@admin.register(DailyUserFeatureUsage)
+class DailyUserFeatureUsageAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "end_user", "feature", "event_count", "sessions", "computed_at"]
+    list_filter = ["organization", "date"]
+    list_select_related = ["organization", "end_user", "feature"]
+    search_fields = ["end_user__external_id", "feature__key", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["end_user", "feature"]
+    date_hierarchy = "date"
+    ordering = ["-date", "organization", "feature", "end_user"]
+    show_full_result_count = False
+
+
+@admin.register(DailySegmentUsage)
+class DailySegmentUsageAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "feature", "age_band", "gender", "event_count", "active_users"]
+    list_filter = ["organization", "date", "age_band", "gender"]
+    list_select_related = ["organization", "feature"]
+    search_fields = ["feature__key", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["feature"]
+    date_hierarchy = "date"
+    ordering = ["-date", "organization", "feature"]
+    show_full_result_count = False

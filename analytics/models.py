@@ -46,3 +46,94 @@ class DailyOrgUsage(models.Model):
 
     def __str__(self):
         return f"{self.organization_id} {self.date}: {self.event_count}"
+
+
+class DailyUserUsage(models.Model):
+    """One end user's activity on one UTC day, rolled up from raw events by the same job as
+    the rows above, so user lists, top users, distinct active users over any range,
+    retention and the demographic filters never scan events. Age, gender and account are
+    read through `end_user` at query time (not copied here): a profile update then applies
+    to history at once, as it does for raw events, without re-rolling any day."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    end_user = models.ForeignKey(
+        "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    date = models.DateField()
+    event_count = models.PositiveIntegerField(default=0)
+    # Distinct session ids of this user on this day (events without one are not a session).
+    sessions = models.PositiveIntegerField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    timed_events = models.PositiveIntegerField(default=0)
+    features_used = models.PositiveIntegerField(default=0)
+    first_event_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "date", "end_user"], name="duu_org_date_user_uniq")
+        ]
+        indexes = [models.Index(fields=["organization", "end_user", "date"], name="duu_org_user_date_idx")]
+
+    def __str__(self):
+        return f"{self.end_user_id} {self.date}: {self.event_count}"
+
+
+class DailyUserFeatureUsage(models.Model):
+    """One end user's use of one feature on one UTC day: answers the feature-scoped
+    distinct-user figures (a feature's active users over a range or per week), each user's
+    top feature, and the per-feature person segments (DailySegmentUsage)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    end_user = models.ForeignKey(
+        "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    date = models.DateField()
+    event_count = models.PositiveIntegerField(default=0)
+    sessions = models.PositiveIntegerField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    timed_events = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "feature", "date", "end_user"], name="dufu_org_feature_date_user_uniq"
+            )
+        ]
+        # (organization, date): the rollup's stale-row deletion and segments of one day; the
+        # unique key serves one feature's range; (organization, end_user, date) one user's.
+        indexes = [
+            models.Index(fields=["organization", "end_user", "date"], name="dufu_org_user_date_idx"),
+            models.Index(fields=["organization", "date"], name="dufu_org_date_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.end_user_id} {self.feature_id} {self.date}: {self.event_count}"
+
+
+class DailySegmentUsage(models.Model):
+    """One day's usage per person segment (age band × gender), for all features (`feature`
+    NULL) and per feature: what the person filters sum over a range without touching a
+    per-user row. Built by the rollup from the day's per-user rows and each end user's
+    profile as it is then; active users add up across segments (each user is in one)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+    feature = models.ForeignKey("telemetry.Feature", null=True, on_delete=models.CASCADE, related_name="+")
+    # "<18", "18-40", ">40", or "" when the end user's age is unknown.
+    age_band = models.CharField(max_length=5, blank=True)
+    gender = models.CharField(max_length=1, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    active_users = models.PositiveIntegerField(default=0)
+    sessions = models.PositiveIntegerField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    timed_events = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "date"], name="dsu_org_date_idx")]
+
+    def __str__(self):
+        return f"{self.date} {self.feature_id} {self.age_band}/{self.gender}: {self.event_count}"

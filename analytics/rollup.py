@@ -1,4 +1,6 @@
-"""Daily rollups: raw events of one UTC day → DailyFeatureUsage and DailyOrgUsage.
+"""Daily rollups: raw events of one UTC day → DailyFeatureUsage, DailyOrgUsage, the per-user
+rows (DailyUserUsage, DailyUserFeatureUsage) and, from those, the person segments
+(DailySegmentUsage).
 
 One `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE` per table, so the database does
 the aggregation and no event row crosses into Python; PostgreSQL and SQLite (≥ 3.24) both
@@ -26,7 +28,7 @@ from core.db_routing import primary_pin
 from telemetry.models import DirtyDay, UsageEvent
 from tenants.models import Organization
 
-from .models import DailyFeatureUsage, DailyOrgUsage
+from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ SELECT organization_id, feature_id, %s, COUNT(*), COUNT(DISTINCT end_user_id),
        COUNT(DISTINCT {session_key}), COALESCE(SUM(session_duration), 0),
        COALESCE(AVG(session_duration), 0), COUNT(session_duration), %s, %s
 FROM telemetry_usageevent
-WHERE timestamp >= %s AND timestamp < %s {org_filter}
+WHERE timestamp >= %s AND timestamp < %s AND organization_id = %s
 GROUP BY organization_id, feature_id
 ON CONFLICT (organization_id, feature_id, date) DO UPDATE SET
     event_count = excluded.event_count,
@@ -66,7 +68,7 @@ SELECT organization_id, %s, COUNT(*), COUNT(DISTINCT end_user_id),
        COUNT(DISTINCT {session_key}), COALESCE(AVG(session_duration), 0),
        COALESCE(SUM(session_duration), 0), COUNT(session_duration), %s, %s
 FROM telemetry_usageevent
-WHERE timestamp >= %s AND timestamp < %s {org_filter}
+WHERE timestamp >= %s AND timestamp < %s AND organization_id = %s
 GROUP BY organization_id
 ON CONFLICT (organization_id, date) DO UPDATE SET
     event_count = excluded.event_count,
@@ -76,6 +78,70 @@ ON CONFLICT (organization_id, date) DO UPDATE SET
     total_session_duration = excluded.total_session_duration,
     timed_events = excluded.timed_events,
     computed_at = excluded.computed_at
+"""
+
+
+# Per-user rows: anonymous events (no end user) belong to no user row; they are counted by
+# the organisation and feature rows above only.
+_USER_SQL = """
+INSERT INTO analytics_dailyuserusage (
+    organization_id, end_user_id, date, event_count, sessions, total_session_duration,
+    timed_events, features_used, first_event_at, last_event_at, computed_at)
+SELECT organization_id, end_user_id, %s, COUNT(*), COUNT(DISTINCT {session_key}),
+       COALESCE(SUM(session_duration), 0), COUNT(session_duration), COUNT(DISTINCT feature_id),
+       MIN(timestamp), MAX(timestamp), %s
+FROM telemetry_usageevent
+WHERE timestamp >= %s AND timestamp < %s AND end_user_id IS NOT NULL AND organization_id = %s
+GROUP BY organization_id, end_user_id
+ON CONFLICT (organization_id, date, end_user_id) DO UPDATE SET
+    event_count = excluded.event_count,
+    sessions = excluded.sessions,
+    total_session_duration = excluded.total_session_duration,
+    timed_events = excluded.timed_events,
+    features_used = excluded.features_used,
+    first_event_at = excluded.first_event_at,
+    last_event_at = excluded.last_event_at,
+    computed_at = excluded.computed_at
+"""
+
+_USER_FEATURE_SQL = """
+INSERT INTO analytics_dailyuserfeatureusage (
+    organization_id, feature_id, end_user_id, date, event_count, sessions,
+    total_session_duration, timed_events, computed_at)
+SELECT organization_id, feature_id, end_user_id, %s, COUNT(*), COUNT(DISTINCT {session_key}),
+       COALESCE(SUM(session_duration), 0), COUNT(session_duration), %s
+FROM telemetry_usageevent
+WHERE timestamp >= %s AND timestamp < %s AND end_user_id IS NOT NULL AND organization_id = %s
+GROUP BY organization_id, feature_id, end_user_id
+ON CONFLICT (organization_id, feature_id, date, end_user_id) DO UPDATE SET
+    event_count = excluded.event_count,
+    sessions = excluded.sessions,
+    total_session_duration = excluded.total_session_duration,
+    timed_events = excluded.timed_events,
+    computed_at = excluded.computed_at
+"""
+
+
+# The day's person segments, from the per-user rows just written and each end user's
+# profile: for all features (feature NULL) and per feature. The age bands are the filter's
+# (analytics.queries.filters.AGE_BANDS); an unknown age is the band "".
+_AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
+    WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
+_SEGMENT_SQL = f"""
+INSERT INTO analytics_dailysegmentusage (
+    organization_id, date, feature_id, age_band, gender, event_count, active_users, sessions,
+    total_session_duration, timed_events)
+SELECT r.organization_id, r.date, NULL, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
+WHERE r.organization_id = %s AND r.date = %s
+GROUP BY r.organization_id, r.date, {_AGE_BAND_SQL}, u.gender
+UNION ALL
+SELECT r.organization_id, r.date, r.feature_id, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
+WHERE r.organization_id = %s AND r.date = %s
+GROUP BY r.organization_id, r.date, r.feature_id, {_AGE_BAND_SQL}, u.gender
 """
 
 
@@ -110,8 +176,14 @@ def _bump_generation(org_ids: Iterable[int]) -> None:
 
 def rollup_day(day: date, org: OrgRef = None) -> int:
     """Recompute `day` (a UTC day) for one organisation (an Organization or its id) or all.
-    Returns the number of rollup rows written (feature rows + organisation rows)."""
+    Returns the number of feature and organisation rows written (the per-user rows are
+    written too but not counted)."""
     org_id = _org_id(org)
+    if org_id is None:
+        # One organisation at a time: each reads the day through the (organization,
+        # timestamp) index, where one statement for all would scan the whole event table
+        # once per rollup table.
+        return sum(rollup_day(day, pk) for pk in Organization.objects.order_by("pk").values_list("pk", flat=True))
     start = day_start(day)
     end = day_start(day + timedelta(days=1))
     ops = connection.ops
@@ -122,11 +194,8 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         ops.adapt_datetimefield_value(now),
     ]
     window: list[Any] = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end)]
-    org_filter = "AND organization_id = %s" if org_id is not None else ""
-    org_params: list[Any] = [org_id] if org_id is not None else []
-    marks = DirtyDay.objects.filter(date=day)
-    if org_id is not None:
-        marks = marks.filter(organization_id=org_id)
+    org_params: list[Any] = [org_id]
+    marks = DirtyDay.objects.filter(date=day, organization_id=org_id)
     with transaction.atomic(), connection.cursor() as cursor:
         # The late-data marks this run makes redundant, read before the events are: a mark
         # set or refreshed from here on (newer `marked_at`) is kept for the next run.
@@ -135,29 +204,30 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
             # COUNT(DISTINCT …) sorts; keep a million-event day's sort in memory.
             cursor.execute("SET LOCAL work_mem = '256MB'")
         session_key = _session_key_sql()
-        cursor.execute(
-            _FEATURE_SQL.format(org_filter=org_filter, session_key=session_key), stamps + window + org_params
-        )
+        cursor.execute(_FEATURE_SQL.format(session_key=session_key), stamps + window + org_params)
         written = cursor.rowcount
-        cursor.execute(_ORG_SQL.format(org_filter=org_filter, session_key=session_key), stamps + window + org_params)
+        cursor.execute(_ORG_SQL.format(session_key=session_key), stamps + window + org_params)
         written += cursor.rowcount
-        stale: dict[str, object] = {"date": day, "computed_at__lt": now}
-        if org_id is not None:
-            stale["organization_id"] = org_id
+        # The per-user tables have no created_at (one stamp fewer); their rows are not part
+        # of the count returned, which stays the number of dashboard rows (the API's figure).
+        for sql in (_USER_SQL, _USER_FEATURE_SQL):
+            cursor.execute(sql.format(session_key=session_key), stamps[:2] + window + org_params)
+        stale: dict[str, object] = {"date": day, "computed_at__lt": now, "organization_id": org_id}
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()
+        DailyUserUsage.objects.filter(**stale).delete()
+        DailyUserFeatureUsage.objects.filter(**stale).delete()
+        # Segments are few per day: replaced whole, after the per-user rows are final.
+        DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
+        day_param = ops.adapt_datefield_value(day)
+        cursor.execute(_SEGMENT_SQL, [org_id, day_param, org_id, day_param])
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
-    org_ids = [org_id] if org_id is not None else _org_ids_for(day)
-    _bump_generation(org_ids)
-    # Until the read replica has replayed this rollup, these organisations' figures are read
+    _bump_generation([org_id])
+    # Until the read replica has replayed this rollup, this organisation's figures are read
     # on the primary, or the new cache generation would be filled with the old figures.
-    primary_pin(org_ids=org_ids)
+    primary_pin(org_ids=[org_id])
     return max(written, 0)
-
-
-def _org_ids_for(day: date) -> list[int]:
-    return list(DailyOrgUsage.objects.filter(date=day).values_list("organization_id", flat=True))
 
 
 def rollup_range(

@@ -31,8 +31,7 @@ def _notify_insights(days_by_org: dict[int, set[date]]) -> int:
 
 def _prewarm(org_ids):
     """Compute the default dashboard (the last 30 days) of each organisation right after its
-    rollup, so the first person to open it is served from the cache: the distinct-user
-    count behind the summary is the one figure that reads raw events."""
+    rollup, so the first person to open it is served from the cache."""
     end = today()
     start = end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     for org in Organization.objects.filter(pk__in=list(org_ids)):

@@ -37,7 +37,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from analytics.models import DailyFeatureUsage, DailyOrgUsage  # noqa: E402
+from analytics.models import DailyFeatureUsage, DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage  # noqa: E402
 from telemetry.models import EndUser, Feature, UsageEvent  # noqa: E402
 from tenants.models import Organization, Role, User  # noqa: E402
 
@@ -119,20 +119,55 @@ def main():
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--end", default=None, help="last day YYYY-MM-DD (default: yesterday UTC)")
-    parser.add_argument("--reset", action="store_true", help="delete the bench organisation's data first")
+    parser.add_argument("--reset", action="store_true", help="delete the bench organisations' data first")
+    parser.add_argument(
+        "--orgs", type=int, default=1, help="organisations (bench, bench-2, …); --events and --users are split"
+    )
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("generate_events.py needs PostgreSQL (set DATABASE_URL).")
 
     end = datetime.fromisoformat(args.end).date() if args.end else (datetime.now(UTC) - timedelta(days=1)).date()
     first = end - timedelta(days=args.days - 1)
-    org = organisation(reset=args.reset)
     t0 = time.perf_counter()
-    features = [
-        Feature(organization=org, key=f"feature-{i:02d}", name=f"Feature {i:02d}") for i in range(args.features)
-    ]
-    Feature.objects.bulk_create(features, ignore_conflicts=True)
-    users_create(org, args.users, first, args.days)
+    total = 0
+    with connection.cursor() as cursor:
+        # Bulk load: no per-row foreign-key triggers (ids come from the tables just read),
+        # no per-row index maintenance, no fsync per statement.
+        cursor.execute("SET session_replication_role = replica; SET synchronous_commit = off")
+        indexes_drop(cursor)
+    for n_org in range(args.orgs):
+        slug = "bench" if n_org == 0 else f"bench-{n_org + 1}"
+        org = organisation(slug=slug, reset=args.reset)
+        # Only the first organisation gets the peak day: one ~1M-event day to time.
+        total += org_generate(
+            org,
+            first=first,
+            days=args.days,
+            events=args.events // args.orgs,
+            users=args.users // args.orgs,
+            features=args.features,
+            peak_events=args.peak_events if n_org == 0 else 0,
+        )
+    loaded = time.perf_counter() - t0
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = origin")
+        indexes_create(cursor)
+        cursor.execute("ANALYZE telemetry_usageevent; ANALYZE telemetry_enduser")
+    print(f"loaded in {loaded:.0f} s, indexes rebuilt in {time.perf_counter() - t0 - loaded:.0f} s")
+    elapsed = time.perf_counter() - t0
+    print(
+        f"{args.orgs} organisation(s): {total:,} events over {args.days} days {first}..{end} "
+        f"(peak day {first + timedelta(days=args.days // 2)}), {args.users:,} end users, "
+        f"{args.features} features each, in {elapsed:.0f} s ({total / elapsed:,.0f} events/s)"
+    )
+
+
+def org_generate(org, *, first, days, events, users, features, peak_events):
+    """One organisation's features, end users and events; returns the number of events."""
+    feature_rows = [Feature(organization=org, key=f"feature-{i:02d}", name=f"Feature {i:02d}") for i in range(features)]
+    Feature.objects.bulk_create(feature_rows, ignore_conflicts=True)
+    users_create(org, users, first, days)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_features; DROP TABLE IF EXISTS bench_users")
         cursor.execute(
@@ -146,25 +181,20 @@ def main():
             [org.pk],
         )
         cursor.execute("CREATE INDEX ON bench_users (rank); CREATE INDEX ON bench_features (rank)")
-    with connection.cursor() as cursor:
-        # Bulk load: no per-row foreign-key triggers (ids come from the tables just read),
-        # no per-row index maintenance, no fsync per statement.
-        cursor.execute("SET session_replication_role = replica; SET synchronous_commit = off")
-        indexes_drop(cursor)
-    per_day = args.events / args.days
-    initial = int(args.users * 0.3)
-    peak_index = args.days // 2
+    per_day = events / days
+    initial = int(users * 0.3)
+    peak_index = days // 2
     total = 0
-    for i in tqdm(range(args.days), unit="day"):
+    for i in tqdm(range(days), unit="day", desc=org.slug):
         day = first + timedelta(days=i)
-        eligible = min(args.users, initial + int((args.users - initial) * (i + 1) / args.days))
+        eligible = min(users, initial + int((users - initial) * (i + 1) / days))
         weekly = 0.7 if day.weekday() >= 5 else 1.12
-        n = int(per_day * weekly) + (args.peak_events if (i == peak_index and args.peak_events) else 0)
+        n = int(per_day * weekly) + (peak_events if (i == peak_index and peak_events) else 0)
         params = {
             "org": org.pk,
             "day_no": i,
             "day_start": datetime(day.year, day.month, day.day, tzinfo=UTC),
-            "features": args.features,
+            "features": features,
             "eligible": eligible,
             "n": n,
         }
@@ -173,33 +203,30 @@ def main():
             total += cursor.rowcount
             cursor.execute(_FUNNEL_SQL, {**params, "n": max(1, n // 100)})
             total += cursor.rowcount
-    loaded = time.perf_counter() - t0
-    with connection.cursor() as cursor:
-        cursor.execute("SET session_replication_role = origin")
-        indexes_create(cursor)
-        cursor.execute("ANALYZE telemetry_usageevent; ANALYZE telemetry_enduser")
-    print(f"loaded in {loaded:.0f} s, indexes rebuilt in {time.perf_counter() - t0 - loaded:.0f} s")
-    elapsed = time.perf_counter() - t0
-    print(
-        f"organisation {org.slug} (id {org.pk}): {total:,} events over {args.days} days {first}..{end} "
-        f"(peak day {first + timedelta(days=peak_index)}), {args.users:,} end users, {args.features} features "
-        f"in {elapsed:.0f} s ({total / elapsed:,.0f} events/s)"
-    )
+    return total
 
 
-def organisation(*, reset):
-    org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+def organisation(*, slug, reset):
+    org, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
     if reset:
         # Plain SQL in dependency order, without the per-row foreign-key checks (each would
         # scan the event table: end_user_id alone has no index).
         with connection.cursor() as cursor:
             cursor.execute("SET session_replication_role = replica")
-            for table in (UsageEvent, DailyFeatureUsage, DailyOrgUsage, EndUser, Feature):
+            for table in (
+                UsageEvent,
+                DailyFeatureUsage,
+                DailyOrgUsage,
+                DailyUserUsage,
+                DailyUserFeatureUsage,
+                EndUser,
+                Feature,
+            ):
                 cursor.execute(f"DELETE FROM {table._meta.db_table} WHERE organization_id = %s", [org.pk])
             cursor.execute("SET session_replication_role = origin")
     elif UsageEvent.objects.filter(organization=org).exists():
         sys.exit("The bench organisation already has events; pass --reset to regenerate.")
-    if not User.objects.filter(email=ADMIN_EMAIL).exists():
+    if slug == "bench" and not User.objects.filter(email=ADMIN_EMAIL).exists():
         User.objects.create_user(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, organization=org, role=Role.ADMIN)
     return org
 

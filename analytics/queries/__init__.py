@@ -4,13 +4,14 @@ The API, the pages, the insights engine and the tests all call these. Arguments 
 valid (see `analytics.params` for parsing); ranges are inclusive UTC days. Every function
 runs a fixed number of queries, whatever the number of rows it returns.
 
-Long ranges read the daily rollups; raw events are only scanned where a rollup cannot
-answer (distinct users over several days, demographic filters, retention, funnels), always
-through the (organization, …, timestamp) indexes.
+Everything reads rollups (per organisation, feature, end user and person segment, per day)
+except funnels, which need exact event times and read raw events through a plan that cannot
+loop (`funnel_sql`), and one end user's own timeline (an index range of that user).
 
 One module per concern: `cache` (the per-generation cache decorator), `common` (periods,
-rounding, the average-session rule, backend SQL pieces), `summary`, `features`, `users`,
-`timeseries`, `retention` and `funnel`. Callers import from the package.
+rounding, the average-session rule, backend SQL pieces), `filters` (the filter set, one
+place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `retention`
+and `funnel`. Callers import from the package.
 """
 
 from .cache import cached

@@ -1,5 +1,5 @@
 """What the query modules share: day ranges and periods, rounding, the average-session rule,
-raw-SQL pieces per backend, and the filtered raw-event queryset."""
+raw-SQL pieces per backend."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from decimal import Decimal
 from typing import Any, overload
 
 from django.db import connection
-from django.db.models import Q, QuerySet
 
 from core.days import day_start
-from telemetry.models import Feature, UsageEvent
-from tenants.models import Organization
+from telemetry.models import Feature
 
 
 def bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -91,25 +89,8 @@ def session_average(total_duration: float, timed_events: int | None) -> float | 
     return rounded(total_duration / timed_events) if timed_events else None
 
 
-def raw_events(
-    org: Organization, start: date, end: date, feature_id: int | None, age: str | None, gender: str | None
-) -> QuerySet[UsageEvent]:
-    """The organisation's raw events of the days start..end, narrowed by the optional
-    feature, age band and gender filters."""
-    lo, hi = bounds(start, end)
-    qs = UsageEvent.objects.filter(organization=org, timestamp__gte=lo, timestamp__lt=hi)
-    if feature_id is not None:
-        qs = qs.filter(feature_id=feature_id)
-    if age:
-        qs = qs.filter(_age_filter(age))
-    if gender:
-        qs = qs.filter(end_user__gender=gender)
-    return qs
-
-
-def _age_filter(age: str) -> Q:
-    return {
-        "<18": Q(end_user__age__lt=18),
-        "18-40": Q(end_user__age__gte=18, end_user__age__lte=40),
-        ">40": Q(end_user__age__gt=40),
-    }[age]
+def date_number_sql(column: str) -> str:
+    """SQL for a date column as an integer (days since 1970-01-01)."""
+    if connection.vendor == "postgresql":
+        return f"({column} - DATE '1970-01-01')"
+    return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"

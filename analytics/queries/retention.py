@@ -13,7 +13,7 @@ from core.db_routing import read_alias
 from tenants.models import Organization
 
 from .cache import cached
-from .common import bounds, day_number_sql, db_datetime, percent, week_monday
+from .common import bounds, date_number_sql, day_number_sql, db_datetime, percent, week_monday
 
 EPOCH = date(1970, 1, 1)
 RETENTION_DAYS = (1, 7, 30)
@@ -22,38 +22,39 @@ RETENTION_DAYS = (1, 7, 30)
 def retention_sql(org: Organization, *, first: date, end: date) -> tuple[str, list[Any]]:
     """The retention statement for cohorts from the week of `first` to `end`: rows of
     (kind, cohort week, k, users) — kind 0: cohort sizes; 1: users active in week k of their
-    cohort; 2: users active exactly k ∈ {1, 7, 30} days after their first day.
+    cohort; 2: users active exactly k ∈ {1, 7, 30} days after their first day. Activity is
+    read from the per-user rollups: one row per end user and active day, never an event.
 
     Its cost cannot depend on table statistics: without them (a fresh, never-ANALYZEd table)
     or with stale ones the planner once nested a scan of every event of the period inside a
-    loop over the cohort, 193 s on 200,000 events. On PostgreSQL the period's events meet the
-    cohort in a FULL JOIN, which PostgreSQL can only hash or merge, never loop, so every plan
-    is one pass over the period's events; the join sits alone in its CTE, because a WHERE on
-    it would turn it back into an inner join. SQLite plans by rules: its CROSS JOIN makes the
-    cohort the outer loop, each member one range of (organization, end_user, timestamp)."""
+    loop over the cohort, 193 s on 200,000 events. On PostgreSQL the period's active days
+    meet the cohort in a FULL JOIN, which PostgreSQL can only hash or merge, never loop, so
+    every plan is one pass over the period's rows; the join sits alone in its CTE, because a
+    WHERE on it would turn it back into an inner join. SQLite plans by rules: its CROSS JOIN
+    makes the cohort the outer loop, each member one range of (organization, end_user, date)."""
     lo, hi = bounds(first, end)
     base = (first - EPOCH).days
     d0 = day_number_sql("first_seen")
-    d = day_number_sql("e.timestamp")
+    d = date_number_sql("a.date")
     cohort = f"""SELECT id, {d0} AS d0 FROM telemetry_enduser
         WHERE organization_id = %s AND first_seen >= %s AND first_seen < %s"""
-    period = "e.organization_id = %s AND e.timestamp >= %s AND e.timestamp < %s"
+    period = "a.organization_id = %s AND a.date >= %s AND a.date <= %s"
     if connection.vendor == "postgresql":
         ctes = f"""cohort AS MATERIALIZED ({cohort}),
             act AS MATERIALIZED (
-                SELECT DISTINCT c.id AS uid, c.d0, {d} AS d
-                FROM (SELECT end_user_id, timestamp FROM telemetry_usageevent e
-                      WHERE {period} AND e.end_user_id IS NOT NULL) e
-                FULL JOIN cohort c ON c.id = e.end_user_id
+                SELECT c.id AS uid, c.d0, {d} AS d
+                FROM (SELECT end_user_id, date FROM analytics_dailyuserusage a WHERE {period}) a
+                FULL JOIN cohort c ON c.id = a.end_user_id
             )"""
     else:
         ctes = f"""cohort AS ({cohort}),
             act AS (
-                SELECT DISTINCT c.id AS uid, c.d0, {d} AS d
-                FROM cohort c CROSS JOIN telemetry_usageevent e WHERE e.end_user_id = c.id AND {period}
+                SELECT c.id AS uid, c.d0, {d} AS d
+                FROM cohort c CROSS JOIN analytics_dailyuserusage a WHERE a.end_user_id = c.id AND {period}
             )"""
-    # Rows of the join without a cohort member or without an event have a NULL uid or day:
-    # the comparisons below leave them out.
+    # Rows of the join without a cohort member or without an active day have a NULL uid or
+    # day: the comparisons below leave them out. (end user, day) is unique in the rollup, so
+    # kind 2 counts users without DISTINCT.
     sql = f"""
         WITH {ctes}
         SELECT 0 AS kind, (d0 - %s) / 7 AS cw, 0 AS k, COUNT(*) FROM cohort GROUP BY 1, 2
@@ -64,7 +65,8 @@ def retention_sql(org: Organization, *, first: date, end: date) -> tuple[str, li
         SELECT 2, (d0 - %s) / 7, d - d0, COUNT(*) FROM act WHERE d - d0 IN (1, 7, 30) GROUP BY 1, 2, 3
     """
     lo_db, hi_db = db_datetime(lo), db_datetime(hi)
-    return sql, [org.pk, lo_db, hi_db, org.pk, lo_db, hi_db, base, base, base, base, base]
+    days = [connection.ops.adapt_datefield_value(first), connection.ops.adapt_datefield_value(end)]
+    return sql, [org.pk, lo_db, hi_db, org.pk, *days, base, base, base, base, base]
 
 
 @cached
@@ -73,8 +75,7 @@ def retention(org: Organization, *, weeks: int = 12, end: date | None = None) ->
     to `end`): size, D1/D7/D30 (% of the cohort with an event exactly 1, 7, 30 days after
     their first day; None until the whole cohort could have got there, and for an empty
     cohort) and the grid of % of the cohort active in each week since its start (None for an
-    empty cohort). One statement (`retention_sql`), grouped
-    in SQL."""
+    empty cohort). One statement (`retention_sql`) over the per-user rollups, grouped in SQL."""
     end = end or today()
     first = week_monday(end) - timedelta(days=7 * (weeks - 1))
     end_day = (end - EPOCH).days

@@ -1,124 +1,119 @@
-"""The KPI summary of a period against the previous one."""
+"""The KPI summary of a period against the previous one, from rollups only."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
-from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
-from core.days import day_start
-from telemetry.models import EndUser, UsageEvent
+from telemetry.models import EndUser
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailyOrgUsage
+from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
-from .common import bounds, change_pct, feature_pk, previous_period, raw_events, rounded_or_none, session_average
-
-
-def _distinct_users(org: Organization, start: date, end: date, feature_id: int | None = None) -> int:
-    """End users with at least one event in the range: one index probe per end user on
-    (organization, end_user, timestamp) instead of sorting every event of the range."""
-    lo, hi = bounds(start, end)
-    events = UsageEvent.objects.filter(organization=org, end_user=OuterRef("pk"), timestamp__gte=lo, timestamp__lt=hi)
-    if feature_id is not None:
-        events = events.filter(feature_id=feature_id)
-    return EndUser.objects.filter(organization=org).filter(Exists(events)).count()
+from .common import change_pct, feature_pk, previous_period, session_average
+from .filters import filters_apply, has_person_filter, person_filter, segment_filter, segment_rows
 
 
 def _kpi(value: float | None, previous: float | None) -> dict[str, Any]:
     return {"value": value, "previous": previous, "change_pct": change_pct(value, previous)}
 
 
-def _summary_raw(
-    org: Organization,
-    start: date,
-    end: date,
-    prev_start: date,
-    prev_end: date,
-    feature_id: int | None,
-    age: str | None,
-    gender: str | None,
+def _periods(start: date, end: date, prev_start: date, prev_end: date) -> tuple[Q, Q]:
+    return Q(date__gte=start, date__lte=end), Q(date__gte=prev_start, date__lte=prev_end)
+
+
+def user_rows(org: Organization, filters: dict[str, Any]) -> QuerySet[DailyUserUsage] | QuerySet[DailyUserFeatureUsage]:
+    """The per-user rollup rows that answer `filters`: per user and feature when a feature
+    is asked, else per user; narrowed by every filter."""
+    if feature_pk(filters.get("feature")) is not None:
+        return filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters)
+    return filters_apply(DailyUserUsage.objects.filter(organization=org), filters)
+
+
+def _features_tracked(
+    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date
 ) -> dict[str, Any]:
-    """The summary straight from raw events, for demographic filters (the rollups carry no
-    age or gender): one conditional aggregate over both periods."""
-    qs = raw_events(org, prev_start, end, feature_id, age, gender)
-    cur_lo = day_start(start)
-    cur, prev = Q(timestamp__gte=cur_lo), Q(timestamp__lt=cur_lo)
-    with_session = ~Q(session_id="")
-    t = qs.aggregate(
-        cur_events=Count("id", filter=cur),
-        prev_events=Count("id", filter=prev),
-        cur_users=Count("end_user_id", distinct=True, filter=cur),
-        prev_users=Count("end_user_id", distinct=True, filter=prev),
-        cur_features=Count("feature_id", distinct=True, filter=cur),
-        prev_features=Count("feature_id", distinct=True, filter=prev),
-        cur_sessions=Count("session_id", distinct=True, filter=cur & with_session),
-        prev_sessions=Count("session_id", distinct=True, filter=prev & with_session),
-        cur_duration=Avg("session_duration", filter=cur),
-        prev_duration=Avg("session_duration", filter=prev),
+    rows: QuerySet[Any]
+    feature_id = feature_pk(filters.get("feature"))
+    if has_person_filter(filters):
+        rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org, feature__isnull=False)
+    else:
+        rows = DailyFeatureUsage.objects.filter(organization=org, event_count__gt=0)
+    if feature_id is not None:
+        rows = rows.filter(feature_id=feature_id)
+    return rows.filter(date__gte=first, date__lte=last).aggregate(
+        cur=Count("feature_id", distinct=True, filter=cur), prev=Count("feature_id", distinct=True, filter=prev)
     )
-    return {
-        name: _kpi(t[f"cur_{key}"] or 0, t[f"prev_{key}"] or 0)
-        for name, key in (
-            ("total_events", "events"),
-            ("active_users", "users"),
-            ("features_tracked", "features"),
-            ("sessions", "sessions"),
-        )
-    } | {"avg_session_duration": _kpi(rounded_or_none(t["cur_duration"]), rounded_or_none(t["prev_duration"]))}
+
+
+def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date) -> dict[str, Any]:
+    """Events, sessions and session time of both periods: from the organisation or feature
+    rollups (anonymous events included) unless a person filter applies, then from the
+    person segments' rows."""
+    rows: QuerySet[Any]
+    feature_id = feature_pk(filters.get("feature"))
+    if has_person_filter(filters):
+        rows = segment_rows(org, filters)
+    elif feature_id is None:
+        rows = DailyOrgUsage.objects.filter(organization=org)
+    else:
+        rows = DailyFeatureUsage.objects.filter(organization=org, feature_id=feature_id)
+    # Aliases carry a prefix: an aggregate may not share a name with a model field.
+    figures: dict[str, Any] = {}
+    for prefix, period in (("cur_", cur), ("prev_", prev)):
+        figures |= {
+            f"{prefix}events": Sum("event_count", filter=period),
+            f"{prefix}sessions": Sum("sessions", filter=period),
+            f"{prefix}duration": Sum("total_session_duration", filter=period),
+            f"{prefix}timed": Sum("timed_events", filter=period),
+        }
+    return rows.filter(date__gte=first, date__lte=last).aggregate(**figures)
+
+
+def _active_users(org: Organization, filters: dict[str, Any], periods: list[tuple[date, date]]) -> list[int]:
+    """Distinct end users active in each period: one index probe per end user and period on
+    the per-user rollups' (organization, end_user, date) index, so the cost follows the
+    number of end users, not the number of active user-days of a long range."""
+    feature_id = feature_pk(filters.get("feature"))
+    people = EndUser.objects.filter(
+        person_filter(age=filters.get("age"), gender=filters.get("gender"), prefix=""), organization=org
+    )
+    counts: dict[str, Any] = {}
+    for i, (first, last) in enumerate(periods):
+        days: QuerySet[Any]
+        if feature_id is None:
+            days = DailyUserUsage.objects.filter(organization=org, end_user=OuterRef("pk"))
+        else:
+            days = DailyUserFeatureUsage.objects.filter(
+                organization=org, end_user=OuterRef("pk"), feature_id=feature_id
+            )
+        counts[f"p{i}"] = Count("pk", filter=Q(Exists(days.filter(date__gte=first, date__lte=last))))
+    totals = people.aggregate(**counts)
+    return [totals[f"p{i}"] or 0 for i in range(len(periods))]
 
 
 @cached
 def usage_summary(org: Organization, start: date, end: date, filters: dict[str, Any] | None = None) -> dict[str, Any]:
     """KPIs for start..end, each `{value, previous, change_pct}` against the previous period
     of equal length. `filters` may hold `feature` (a Feature or its id), `age` (band) and
-    `gender`; the demographic ones are answered from raw events, the rest from rollups."""
-    filters = filters or {}
-    feature_id = feature_pk(filters.get("feature"))
+    `gender` (see `filters.filters_apply`). Sessions are counted per day (a session that
+    crosses midnight counts on both days), per end user under a person filter."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
     prev_start, prev_end = previous_period(start, end)
     head = {"start": start, "end": end, "previous_start": prev_start, "previous_end": prev_end}
-    if filters.get("age") or filters.get("gender"):
-        return head | _summary_raw(
-            org, start, end, prev_start, prev_end, feature_id, filters.get("age"), filters.get("gender")
-        )
-    cur = Q(date__gte=start, date__lte=end)
-    prev = Q(date__gte=prev_start, date__lte=prev_end)
-
-    rollups: QuerySet[DailyOrgUsage] | QuerySet[DailyFeatureUsage]
-    if feature_id is None:
-        rollups = DailyOrgUsage.objects.filter(organization=org)
-    else:
-        rollups = DailyFeatureUsage.objects.filter(organization=org, feature_id=feature_id)
-    totals = rollups.filter(date__gte=prev_start, date__lte=end).aggregate(
-        cur_events=Sum("event_count", filter=cur),
-        prev_events=Sum("event_count", filter=prev),
-        cur_sessions=Sum("sessions", filter=cur),
-        prev_sessions=Sum("sessions", filter=prev),
-        duration=Sum("total_session_duration", filter=cur),
-        prev_duration=Sum("total_session_duration", filter=prev),
-        timed=Sum("timed_events", filter=cur),
-        prev_timed=Sum("timed_events", filter=prev),
-    )
-    features = DailyFeatureUsage.objects.filter(
-        organization=org, date__gte=prev_start, date__lte=end, event_count__gt=0
-    )
-    if feature_id is not None:
-        features = features.filter(feature_id=feature_id)
-    tracked = features.aggregate(
-        cur=Count("feature_id", distinct=True, filter=cur), prev=Count("feature_id", distinct=True, filter=prev)
-    )
-
-    events, prev_events = totals["cur_events"] or 0, totals["prev_events"] or 0
+    cur, prev = _periods(start, end, prev_start, prev_end)
+    t = _totals(org, filters, cur, prev, prev_start, end)
+    t["cur_users"], t["prev_users"] = _active_users(org, filters, [(start, end), (prev_start, prev_end)])
+    tracked = _features_tracked(org, filters, cur, prev, prev_start, end)
     return head | {
-        "total_events": _kpi(events, prev_events),
-        "active_users": _kpi(
-            _distinct_users(org, start, end, feature_id), _distinct_users(org, prev_start, prev_end, feature_id)
-        ),
+        "total_events": _kpi(t["cur_events"] or 0, t["prev_events"] or 0),
+        "active_users": _kpi(t["cur_users"] or 0, t["prev_users"] or 0),
         "features_tracked": _kpi(tracked["cur"] or 0, tracked["prev"] or 0),
-        "sessions": _kpi(totals["cur_sessions"] or 0, totals["prev_sessions"] or 0),
+        "sessions": _kpi(t["cur_sessions"] or 0, t["prev_sessions"] or 0),
         "avg_session_duration": _kpi(
-            session_average(totals["duration"] or 0, totals["timed"]),
-            session_average(totals["prev_duration"] or 0, totals["prev_timed"]),
+            session_average(t["cur_duration"] or 0, t["cur_timed"]),
+            session_average(t["prev_duration"] or 0, t["prev_timed"]),
         ),
     }

@@ -1,21 +1,23 @@
-"""Charted series: one metric per day or week, from rollups or, for demographic filters and
-weekly distinct users, from raw events."""
+"""Charted series: one metric per day or week, from the daily rollups or, for person filters
+and weekly distinct users, from the per-user rollups."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, QuerySet
-from django.db.models.functions import TruncDate, TruncWeek
+from django.db.models import Count, F, QuerySet, Sum
+from django.db.models.functions import TruncWeek
 
 from telemetry.models import Feature
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailyOrgUsage
+from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .cache import cached
-from .common import days_between, feature_pk, raw_events, week_monday
+from .common import days_between, feature_pk, week_monday
+from .filters import has_person_filter, segment_rows
+from .summary import user_rows
 
 
 def _buckets(start: date, end: date, interval: str) -> list[date]:
@@ -43,16 +45,17 @@ def timeseries(
 ) -> dict[str, Any]:
     """`{metric, interval, start, end, points: [{date, value}]}`, one point per day or week
     (weeks start on Monday; a first week cut by `start` is labelled `start`), zero-filled.
-    Reads rollups unless a demographic filter applies or weekly distinct users are asked
-    (neither can be summed from daily rows)."""
+    Reads the organisation or feature rollups, the person segments under a person filter,
+    and the per-user rollups for weekly distinct users (which daily counts cannot add up to)."""
     feature_id = feature_pk(feature)
     buckets = _buckets(start, end, interval)
-    use_raw = bool(age or gender) or (interval == "week" and metric == "active_users")
-    values = (
-        _series_raw(org, metric, interval, start, end, feature_id, age, gender)
-        if use_raw
-        else (_series_rollup(org, metric, interval, start, end, feature_id))
-    )
+    filters = {"feature": feature_id, "age": age, "gender": gender}
+    if interval == "week" and metric == "active_users":
+        values = _series_users(org, metric, interval, start, end, user_rows(org, filters))
+    elif has_person_filter(filters):
+        values = _series_users(org, metric, interval, start, end, segment_rows(org, filters))
+    else:
+        values = _series_rollup(org, metric, interval, start, end, feature_id)
     digits = 2 if metric == "avg_session_duration" else 0
     points: list[dict[str, Any]] = []
     for bucket in buckets:
@@ -94,22 +97,21 @@ def _series_rollup(
     return {week: duration[week] / timed[week] for week in timed if timed[week]}
 
 
-def _series_raw(
-    org: Organization,
-    metric: str,
-    interval: str,
-    start: date,
-    end: date,
-    feature_id: int | None,
-    age: str | None,
-    gender: str | None,
+def _series_users(
+    org: Organization, metric: str, interval: str, start: date, end: date, rows: QuerySet[Any]
 ) -> dict[date, Any]:
-    qs = raw_events(org, start, end, feature_id, age, gender)
-    trunc = TruncDate("timestamp", tzinfo=UTC) if interval == "day" else TruncWeek("timestamp", tzinfo=UTC)
-    aggregate = {
-        "events": Count("id"),
-        "active_users": Count("end_user_id", distinct=True),
-        "avg_session_duration": Avg("session_duration"),
-    }[metric]
-    rows = qs.annotate(bucket=trunc).values("bucket").annotate(value=aggregate).values_list("bucket", "value")
-    return {_as_date(bucket): value or 0 for bucket, value in rows}
+    """A series from per-user rows (weekly distinct users, which daily counts cannot add up
+    to) or from person segments' rows (a person filter: events, the average session and
+    daily users add up over the segments the filter keeps)."""
+    rows = rows.filter(date__gte=start, date__lte=end)
+    bucket = F("date") if interval == "day" else TruncWeek("date")
+    grouped = rows.annotate(bucket=bucket).values("bucket")
+    if metric == "events":
+        series = grouped.annotate(value=Sum("event_count")).values_list("bucket", "value")
+        return {_as_date(b): v or 0 for b, v in series}
+    if metric == "active_users":
+        users = Sum("active_users") if rows.model is DailySegmentUsage else Count("end_user_id", distinct=True)
+        series = grouped.annotate(value=users).values_list("bucket", "value")
+        return {_as_date(b): v or 0 for b, v in series}
+    sums = grouped.annotate(duration=Sum("total_session_duration"), timed=Sum("timed_events"))
+    return {_as_date(b): d / n for b, d, n in sums.values_list("bucket", "duration", "timed") if n}

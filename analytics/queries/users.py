@@ -1,4 +1,5 @@
-"""End users: the activity table, the top users and one end user's detail with its visits."""
+"""End users: the activity table and the top users (from the per-user rollups), and one end
+user's detail with its visits (that user's own events: one index range)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Avg, Count, F, Func, IntegerField, Max, Min, Q, QuerySet
+from django.db.models import Avg, Count, F, FloatField, Func, IntegerField, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Cast, NullIf
 
+from core.days import today
 from core.exceptions import DomainError, NotFound
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization, User
 
+from ..models import DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
-from .common import bounds, rounded_or_none
+from .common import rounded_or_none
 
 TIMELINE_LIMIT = 200
 # Events of one end user without a session id belong to the same visit while they are
@@ -32,25 +36,24 @@ _USER_SORT_FIELDS = {
 }
 
 
-def _user_rows(events_qs: QuerySet[UsageEvent]) -> QuerySet[UsageEvent, dict[str, Any]]:
-    """Events grouped per end user (anonymous events have no user row)."""
-    return (
-        events_qs.filter(end_user__isnull=False)
-        .values("end_user_id", "end_user__external_id", "end_user__email", "end_user__first_seen")
-        .annotate(
-            events=Count("id"),
-            avg_session_duration=Avg("session_duration"),
-            first_event=Min("timestamp"),
-            last_event=Max("timestamp"),
-        )
+def _user_rows(rows: QuerySet[DailyUserUsage]) -> QuerySet[DailyUserUsage, dict[str, Any]]:
+    """Per-user rollup rows grouped per end user: events, the average session by the one
+    rule (Σ durations / Σ timed events), first and last event."""
+    return rows.values("end_user_id", "end_user__external_id", "end_user__email", "end_user__first_seen").annotate(
+        events=Sum("event_count"),
+        avg_session_duration=Cast(Sum("total_session_duration"), FloatField())
+        / NullIf(Cast(Sum("timed_events"), FloatField()), 0.0),
+        first_event=Min("first_event_at"),
+        last_event=Max("last_event_at"),
     )
 
 
-def _top_features(events_qs: QuerySet[UsageEvent]) -> dict[int, str]:
-    """{end_user_id: key of the feature with most events} in one grouped query."""
+def _top_features(rows: QuerySet[DailyUserFeatureUsage]) -> dict[int, str]:
+    """{end_user_id: key of the feature with most events} in one grouped query (ties: the
+    first key in alphabetical order)."""
     best: dict[int, tuple[int, str]] = {}
-    rows = events_qs.values("end_user_id", "feature__key").annotate(n=Count("id"))
-    for row in rows:
+    grouped = rows.values("end_user_id", "feature__key").annotate(n=Sum("event_count"))
+    for row in grouped:
         current = best.get(row["end_user_id"])
         candidate = (row["n"], row["feature__key"])
         if current is None or candidate[0] > current[0] or (candidate[0] == current[0] and candidate[1] < current[1]):
@@ -100,48 +103,50 @@ def user_activity_page(
     page_size: int | None = 50,
     only_member: User | None = None,
 ) -> dict[str, Any]:
-    """Per end user active in the last `days` days: events, avg session, first/last seen,
-    top feature. `search` matches the external id or e-mail; `only_member` (a User) limits
-    the rows to the end users that are that member's own profiles (a member sees only themself).
-    `page_size=None` returns every row (CSV export). Returns `{count, page, page_size, results}`."""
-    from django.utils import timezone
-
-    events = UsageEvent.objects.filter(organization=org, timestamp__gte=timezone.now() - timedelta(days=days))
+    """Per end user active in the last `days` UTC days (today included), from the per-user
+    rollups: events, avg session, first/last seen, top feature. `search` matches the
+    external id or e-mail; `only_member` (a User) limits the rows to the end users that are
+    that member's own profiles (a member sees only themself). `page_size=None` returns every row (CSV
+    export). Returns `{count, page, page_size, results}`."""
+    first = today() - timedelta(days=days - 1)
+    people = Q()
     if only_member is not None:
-        events = events.filter(end_user__member=only_member)
+        people &= Q(end_user__member=only_member)
     if search:
-        events = events.filter(Q(end_user__external_id__icontains=search) | Q(end_user__email__icontains=search))
+        people &= Q(end_user__external_id__icontains=search) | Q(end_user__email__icontains=search)
+    days_rows = DailyUserUsage.objects.filter(people, organization=org, date__gte=first)
+    feature_rows = DailyUserFeatureUsage.objects.filter(organization=org, date__gte=first)
     descending = sort.startswith("-")
     field = _USER_SORT_FIELDS[sort.lstrip("-")]
     order = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
-    grouped = _user_rows(events).order_by(order, "end_user_id")
+    grouped = _user_rows(days_rows).order_by(order, "end_user_id")
     if page_size is None:
         rows = list(grouped)
         count = len(rows)
-        top = _top_features(events.filter(end_user__isnull=False))
+        top = _top_features(feature_rows.filter(people))
     else:
         offset = (page - 1) * page_size
         rows = list(grouped.annotate(rows_total=_RowsTotal())[offset : offset + page_size])
         # Past the last page there is no row to carry the total: count separately then.
         count = rows[0]["rows_total"] if rows else (grouped.count() if page > 1 else 0)
-        top = _top_features(events.filter(end_user_id__in=[r["end_user_id"] for r in rows])) if rows else {}
+        top = _top_features(feature_rows.filter(end_user_id__in=[r["end_user_id"] for r in rows])) if rows else {}
     return {"count": count, "page": page, "page_size": page_size, "results": _shape_user_rows(rows, top)}
 
 
 @cached
 def top_users(org: Organization, *, limit: int = 10, start: date, end: date) -> list[dict[str, Any]]:
-    """The `limit` end users with most events in start..end (same row shape as user activity).
-    Events are grouped by user id alone and only the winners are joined to their profile."""
-    lo, hi = bounds(start, end)
-    events = UsageEvent.objects.filter(organization=org, timestamp__gte=lo, timestamp__lt=hi)
+    """The `limit` end users with most events in start..end (same row shape as user
+    activity), from the per-user rollups: rows grouped by user id alone, and only the
+    winners joined to their profile."""
+    days_rows = DailyUserUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
     rows = list(
-        events.filter(end_user__isnull=False)
-        .values("end_user_id")
+        days_rows.values("end_user_id")
         .annotate(
-            events=Count("id"),
-            avg_session_duration=Avg("session_duration"),
-            first_event=Min("timestamp"),
-            last_event=Max("timestamp"),
+            events=Sum("event_count"),
+            duration=Sum("total_session_duration"),
+            timed=Sum("timed_events"),
+            first_event=Min("first_event_at"),
+            last_event=Max("last_event_at"),
         )
         .order_by("-events", "end_user_id")[:limit]
     )
@@ -157,7 +162,11 @@ def top_users(org: Organization, *, limit: int = 10, start: date, end: date) -> 
         r["end_user__external_id"] = profile["external_id"]
         r["end_user__email"] = profile["email"]
         r["end_user__first_seen"] = profile["first_seen"]
-    return _shape_user_rows(rows, _top_features(events.filter(end_user_id__in=ids)))
+        r["avg_session_duration"] = r["duration"] / r["timed"] if r["timed"] else None
+    feature_rows = DailyUserFeatureUsage.objects.filter(
+        organization=org, date__gte=start, date__lte=end, end_user_id__in=ids
+    )
+    return _shape_user_rows(rows, _top_features(feature_rows))
 
 
 def _session_groups(events: Iterable[UsageEvent]) -> list[dict[str, Any]]:

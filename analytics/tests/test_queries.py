@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from analytics import queries, rollup
 from core.exceptions import DomainError, NotFound
+from telemetry.models import UsageEvent
 
 from .conftest import D1, D2, D3
 from .factories import at, end_user, event, feature
@@ -184,6 +185,9 @@ def recent(org, member_user):
     event(org, f2, other, now - timedelta(hours=5), session="z", duration=40)
     event(org, f2, mine, now - timedelta(days=2), session="m", duration=20)
     event(org, f1, old, now - timedelta(days=60), session="o", duration=5)
+    # The user list reads the per-user rollups: roll up each day that holds an event.
+    for day in sorted({e.timestamp.date() for e in UsageEvent.objects.filter(organization=org)}):
+        rollup.rollup_day(day, org)
     return {"mine": mine, "other": other, "old": old}
 
 
@@ -307,6 +311,7 @@ def test_retention(org):
     event(org, f, b, at("2025-03-04", "09:00:00"))
     event(org, f, c, at("2025-03-10", "09:00:00"))
     event(org, f, c, at("2025-03-17", "23:59:59"))
+    rollup.rollup_range(date(2025, 3, 3), date(2025, 4, 2), org)
     result = queries.retention(org, weeks=6, end=date(2025, 4, 9))
     cohorts = {c["cohort_start"]: c for c in result["cohorts"]}
     assert len(result["cohorts"]) == 6

@@ -74,6 +74,7 @@ def test_retention_averages_weigh_cohorts_by_size(org):
     event(org, f, b, at("2025-03-04", "09:00:00"))
     event(org, f, c, at("2025-03-10", "09:00:00"))
     event(org, f, c, at("2025-03-17", "23:59:59"))
+    rollup.rollup_range(date(2025, 3, 3), date(2025, 4, 2), org)  # retention reads the per-user rollups
     averages = queries.retention_averages(queries.retention(org, weeks=6, end=date(2025, 4, 9))["cohorts"])
     assert averages["users"] == 3
     assert averages["d1"] == pytest.approx((50 * 2 + 0 * 1) / 3)  # not (50 + 0) / 2

@@ -17,7 +17,13 @@ pytestmark = pytest.mark.django_db
 
 def _tenant_rows(admin_user):
     """One row of every model for this organisation."""
-    from analytics.models import DailyFeatureUsage, DailyOrgUsage
+    from analytics.models import (
+        DailyFeatureUsage,
+        DailyOrgUsage,
+        DailySegmentUsage,
+        DailyUserFeatureUsage,
+        DailyUserUsage,
+    )
     from insights.models import AlertFiring, AlertRule, Anomaly, Insight, Webhook, WebhookDelivery
     from telemetry.models import Account, DirtyDay, EndUser, Feature, UsageEvent
 
@@ -36,6 +42,16 @@ def _tenant_rows(admin_user):
     DirtyDay.objects.create(organization=org, date=date.today() - timedelta(days=2))
     DailyFeatureUsage.objects.create(organization=org, feature=feature, date=date.today(), event_count=1)
     DailyOrgUsage.objects.create(organization=org, date=date.today(), event_count=1, active_users=1)
+    now = timezone.now()
+    DailyUserUsage.objects.create(
+        organization=org, end_user=end_user, date=date.today(), event_count=1, first_event_at=now, last_event_at=now
+    )
+    DailyUserFeatureUsage.objects.create(
+        organization=org, end_user=end_user, feature=feature, date=date.today(), event_count=1
+    )
+    DailySegmentUsage.objects.create(
+        organization=org, date=date.today(), age_band="18-40", gender="F", event_count=1, active_users=1
+    )
     Anomaly.objects.create(
         organization=org, feature=feature, date=date.today(), detector="zscore", metric="event_count", value=9, score=4
     )

@@ -1,0 +1,233 @@
+"""Every analytics answer from the rollups equals the raw-event answer (`raw_reference`), on
+the hand-checked fixture and on a randomized data set, filters included; the per-user rows
+are idempotent, follow late and vanished events, and their reads are cached and pinned."""
+
+import random
+import uuid
+from datetime import date, timedelta
+
+import pytest
+
+from analytics import queries, rollup
+from analytics.models import DailyUserFeatureUsage, DailyUserUsage
+from core.days import today
+from telemetry.models import EndUser, UsageEvent
+
+from . import raw_reference as ref
+from .conftest import D1, D2, D3
+from .factories import at, end_user, event, feature
+
+pytestmark = pytest.mark.django_db
+
+KPIS = ("total_events", "active_users", "features_tracked", "sessions", "avg_session_duration")
+
+
+def randomized(org, *, seed=14, days=24, n_users=30, n_events=700, last=None):
+    """Random users (some without age or gender), four features, anonymous events, sessions
+    with and without ids, durations with and without values, over `days` days to `last`."""
+    rng = random.Random(seed)
+    last = last or date(2025, 4, 20)
+    first = last - timedelta(days=days - 1)
+    features = [feature(org, key) for key in ("search", "export", "share", "billing")]
+    people = []
+    for i in range(n_users):
+        seen = at(str(first + timedelta(days=rng.randrange(days))), f"{rng.randrange(24):02d}:00:00")
+        people.append(
+            end_user(
+                org,
+                f"r{i:02d}",
+                age=rng.choice([None, 12, 17, 18, 30, 40, 41, 66]),
+                gender=rng.choice(["", "F", "M", "O"]),
+                first_seen=seen,
+            )
+        )
+    rows = []
+    for _ in range(n_events):
+        person = rng.choice(people + [None] * 3)
+        day = first + timedelta(days=rng.randrange(days))
+        when = at(str(day), f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}")
+        rows.append(
+            UsageEvent(
+                uuid=uuid.uuid4(),
+                organization=org,
+                feature=rng.choice(features),
+                end_user=person,
+                event_type=rng.choice(["interaction", "view"]),
+                session_id=rng.choice(["", f"s{rng.randrange(40)}"]),
+                session_duration=rng.choice([None, float(rng.randrange(600))]),
+                timestamp=when,
+            )
+        )
+    UsageEvent.objects.bulk_create(rows)
+    rollup.rollup_range(first - timedelta(days=1), last, org)
+    return {"first": first, "last": last, "features": features}
+
+
+def filter_sets(feat):
+    return [
+        {},
+        {"feature": feat},
+        {"age": "18-40"},
+        {"age": "<18"},
+        {"gender": "F"},
+        {"age": ">40", "gender": "M"},
+        {"feature": feat, "gender": "F"},
+        {"feature": feat.pk, "age": "18-40"},
+    ]
+
+
+def first_seen_of(org):
+    return dict(EndUser.objects.filter(organization=org).values_list("id", "first_seen"))
+
+
+def assert_summary_equal(org, rows, start, end, filters):
+    answer = queries.usage_summary.uncached(org, start, end, filters=dict(filters))
+    expected = ref.summary(rows, start, end, filters)
+    got = {k: (answer[k]["value"], answer[k]["previous"]) for k in KPIS}
+    assert got == expected, filters
+
+
+def assert_series_equal(org, rows, start, end, filters):
+    for metric in ("events", "active_users", "avg_session_duration"):
+        for interval in ("day", "week"):
+            args = {"feature": filters.get("feature"), "age": filters.get("age"), "gender": filters.get("gender")}
+            answer = queries.timeseries.uncached(org, metric=metric, interval=interval, start=start, end=end, **args)
+            got = {p["date"]: p["value"] for p in answer["points"] if p["value"]}
+            assert got == ref.series(rows, metric, interval, start, end, filters), (metric, interval, filters)
+
+
+@pytest.fixture
+def hand_checked(org, dataset):
+    rollup.rollup_range(D1, D3, org)
+    return dataset
+
+
+def test_hand_checked_fixture_answers_equal_raw_events(org, hand_checked):
+    rows = ref.load(org)
+    for filters in filter_sets(hand_checked["search"]):
+        assert_summary_equal(org, rows, D1, D3, filters)
+        assert_summary_equal(org, rows, D2, D2, filters)
+        assert_series_equal(org, rows, D1, D3, filters)
+    top = queries.top_users.uncached(org, limit=10, start=D1, end=D3)
+    expected = ref.users(rows, D1, D3, first_seen_of(org))
+    assert [(u["user_id"], u["events"], u["top_feature"]) for u in top] == [
+        (u["user_id"], u["events"], u["top_feature"]) for u in expected
+    ]
+
+
+@pytest.fixture
+def random_data(org):
+    return randomized(org)
+
+
+def test_randomized_summary_and_series_equal_raw_events(org, random_data):
+    rows = ref.load(org)
+    first, last = random_data["first"], random_data["last"]
+    mid = first + timedelta(days=12)
+    for filters in filter_sets(random_data["features"][1]):
+        for start, end in ((first, last), (mid, last), (mid, mid)):
+            assert_summary_equal(org, rows, start, end, filters)
+        assert_series_equal(org, rows, first, last, filters)
+
+
+def test_randomized_top_users_equal_raw_events(org, random_data):
+    rows = ref.load(org)
+    first, last = random_data["first"], random_data["last"]
+    for start in (first, last - timedelta(days=6)):
+        expected = ref.users(rows, start, last, first_seen_of(org))
+        got = queries.top_users.uncached(org, limit=100, start=start, end=last)
+        keys = ("user_id", "events", "avg_session_duration", "first_seen", "last_seen", "top_feature")
+        assert [{k: u[k] for k in keys} for u in got] == [{k: u[k] for k in keys} for u in expected]
+
+
+def test_randomized_user_activity_equals_raw_events(org):
+    last = today()
+    randomized(org, seed=7, days=40, last=last)
+    rows = ref.load(org)
+    for days in (1, 7, 30):
+        start = last - timedelta(days=days - 1)
+        expected = ref.users(rows, start, last, first_seen_of(org))
+        page = queries.user_activity_page.uncached(org, days=days, page_size=None)
+        keys = ("user_id", "events", "avg_session_duration", "first_seen", "last_seen", "top_feature")
+        assert page["count"] == len(expected)
+        assert [{k: u[k] for k in keys} for u in page["results"]] == [{k: u[k] for k in keys} for u in expected]
+
+
+def test_randomized_retention_equals_raw_events(org, random_data):
+    rows = ref.load(org)
+    for weeks, end in ((4, random_data["last"]), (3, random_data["last"] - timedelta(days=9))):
+        got = queries.retention.uncached(org, weeks=weeks, end=end)["cohorts"]
+        assert got == ref.retention(rows, first_seen_of(org), weeks, end)
+
+
+def per_user_rows(org):
+    fields = ("end_user_id", "date", "event_count", "sessions", "total_session_duration", "timed_events")
+    days = sorted(DailyUserUsage.objects.filter(organization=org).values_list(*fields, "features_used"))
+    features = sorted(DailyUserFeatureUsage.objects.filter(organization=org).values_list("feature_id", *fields))
+    return days, features
+
+
+def test_per_user_rollup_is_idempotent_and_updated_in_place(org, hand_checked):
+    before = per_user_rows(org)
+    ids = set(DailyUserUsage.objects.values_list("id", flat=True))
+    rollup.rollup_range(D1, D3, org)
+    assert per_user_rows(org) == before
+    assert set(DailyUserUsage.objects.values_list("id", flat=True)) == ids
+    # u1 on D1: two events, one session, two features; u2 on D1 and D2; u3 on D3.
+    u1 = DailyUserUsage.objects.get(end_user=hand_checked["u1"], date=D1)
+    assert (u1.event_count, u1.sessions, u1.features_used, u1.total_session_duration) == (2, 1, 2, 180)
+    assert DailyUserUsage.objects.filter(organization=org).count() == 4
+    assert DailyUserFeatureUsage.objects.filter(organization=org).count() == 5
+
+
+def test_late_and_vanished_events_are_re_rolled(org, hand_checked, django_capture_on_commit_callbacks):
+    from telemetry.models import DirtyDay
+
+    late = event(org, hand_checked["export"], hand_checked["u2"], at("2025-03-01", "12:00:00"), session="s2")
+    DirtyDay.objects.create(organization=org, date=D1)
+    assert rollup.rollup_dirty() == 1
+    u2 = DailyUserUsage.objects.get(end_user=hand_checked["u2"], date=D1)
+    assert (u2.event_count, u2.sessions, u2.features_used) == (2, 1, 2)
+    assert DailyUserFeatureUsage.objects.filter(end_user=hand_checked["u2"], date=D1).count() == 2
+    late.delete()
+    UsageEvent.objects.filter(end_user=hand_checked["u3"]).delete()
+    rollup.rollup_range(D1, D3, org)
+    assert DailyUserUsage.objects.get(end_user=hand_checked["u2"], date=D1).event_count == 1
+    assert not DailyUserUsage.objects.filter(end_user=hand_checked["u3"]).exists()
+    assert not DailyUserFeatureUsage.objects.filter(end_user=hand_checked["u3"]).exists()
+
+
+def test_other_organisations_rows_are_never_read(org, other_org, hand_checked):
+    theirs = feature(other_org, "search")
+    them = end_user(other_org, "u1", age=25, gender="F")
+    event(other_org, theirs, them, at("2025-03-01", "11:00:00"))
+    rollup.rollup_day(D1)
+    summary = queries.usage_summary.uncached(org, D1, D1, filters={"gender": "F"})
+    assert summary["total_events"]["value"] == 2
+    assert [u["user_id"] for u in queries.top_users.uncached(other_org, start=D1, end=D1)] == ["u1"]
+    assert queries.top_users.uncached(other_org, start=D1, end=D1)[0]["events"] == 1
+
+
+@pytest.mark.parametrize(
+    ("filters", "count"),
+    [
+        ({}, 3),  # totals, distinct users of both periods, features tracked
+        ({"gender": "F"}, 3),  # the same from the per-user rows
+        ({"feature": "search", "age": "18-40"}, 3),
+    ],
+)
+def test_summary_query_counts_and_cache(org, hand_checked, django_assert_num_queries, filters, count):
+    filters = {k: hand_checked[v] if k == "feature" else v for k, v in filters.items()}
+    with django_assert_num_queries(count):
+        queries.usage_summary(org, D1, D3, filters=filters)
+    with django_assert_num_queries(0):  # filtered reads are cached like unfiltered ones
+        queries.usage_summary(org, D1, D3, filters=filters)
+
+
+def test_user_reads_query_counts(org, hand_checked, django_assert_num_queries):
+    with django_assert_num_queries(3):  # grouped rows, profiles of the winners, their top features
+        queries.top_users.uncached(org, limit=10, start=D1, end=D3)
+    with django_assert_num_queries(1):  # one statement
+        queries.retention.uncached(org, weeks=4, end=D3)
+    with django_assert_num_queries(1):
+        queries.timeseries.uncached(org, metric="active_users", interval="week", start=D1, end=D3, gender="M")
