@@ -50,6 +50,9 @@ FeatureUsage = inline_serializer(
                 "share": serializers.FloatField(help_text="% of all events"),
                 "previous_events": serializers.IntegerField(),
                 "change_pct": serializers.FloatField(allow_null=True),
+                "stickiness_pct": serializers.FloatField(
+                    allow_null=True, help_text="DAU/MAU: average daily active users ÷ distinct users over the range, %"
+                ),
             },
         ),
     },

@@ -107,6 +107,7 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
         "share",
         "previous_events",
         "change_pct",
+        "stickiness_pct",
     )
 
     @extend_schema(

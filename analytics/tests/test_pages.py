@@ -437,8 +437,8 @@ def test_retention_heat_map(analyst, usage):
 # Session + user + organisation are 3 queries of every page; the rest is the query functions',
 # a fixed number whatever the rows (measured cold, with an empty dashboard cache).
 QUERY_BUDGET = {
-    "/": 9,  # the summary's distinct users: one query over the per-user rollups
-    "/features/": 5,
+    "/": 10,  # the summary's distinct users: one query over the per-user rollups; stickiness one more
+    "/features/": 6,  # stickiness: the distinct users per feature over the range
     "/users/": 6,
     "/retention/": 4,
     "/funnels/?step=search&step=export": 6,
@@ -500,8 +500,8 @@ def test_member_in_another_org_cannot_see_this_orgs_users(other_org, usage):
 
 # Exact counts, cold (every figure computed): session, user and organisation are the first 3.
 EXACT_QUERIES = {
-    "/": 9,  # the summary's distinct users: one query over the per-user rollups
-    "/features/": 5,  # feature usage, sparklines
+    "/": 10,  # the summary's distinct users: one query over the per-user rollups; stickiness one more
+    "/features/": 6,  # stickiness: the distinct users per feature over the range  # feature usage, sparklines
     "/features/{feature}/": 7,  # the feature, its events and active-user series, session totals
     "/features/{feature}/?start={long_ago}": 7,  # by week: the same queries
     "/users/": 5,  # one page and its total in one query, the page's top features

@@ -19,6 +19,7 @@ FEATURE_SORTS = {
     "session": ("avg_session_duration", "Avg session", True),
     "share": ("share", "Share", True),
     "change": ("change_pct", "Trend", True),
+    "stickiness": ("stickiness_pct", "Stickiness", True),
 }
 FEATURES_PAGE_SIZE = 50
 
@@ -114,6 +115,7 @@ def feature_detail(request, feature_id):
             "peak_active": figures["peak_active_users"],
             "avg_active": figures["avg_active_users"],
             "avg_session": figures["avg_session_duration"],
+            "stickiness": figures["stickiness_pct"],
         },
         "usage_chart": {
             "type": "line",
