@@ -117,7 +117,7 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
     )
     def get(self, request):
         args = params.feature_usage_params(request.query_params)
-        rows = queries.feature_usage(self.org, args["start"], args["end"])
+        rows = queries.feature_usage(self.org, args["start"], args["end"], stickiness=True)
         if self.wants_csv():
             return self.csv_response(rows)
         return Response({"start": args["start"], "end": args["end"], "count": len(rows), "results": rows})

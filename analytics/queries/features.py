@@ -39,10 +39,11 @@ def _distinct_feature_users(org: Organization, start: date, end: date, feature_i
 
 
 @cached
-def feature_usage(org: Organization, start: date, end: date) -> list[dict[str, Any]]:
+def feature_usage(org: Organization, start: date, end: date, *, stickiness: bool = False) -> list[dict[str, Any]]:
     """Per feature, from the rollups: events, average daily active users over the days of the
-    range, avg session duration, share of all events (%), change vs the previous period and
-    stickiness (DAU/MAU, `stickiness_pct`). Features without events in either period are left out."""
+    range, avg session duration, share of all events (%), change vs the previous period and,
+    with `stickiness` (one query more: the pages that only list features skip it), DAU/MAU
+    as `stickiness_pct`. Features without events in either period are left out."""
     prev_start, prev_end = previous_period(start, end)
     cur = Q(date__gte=start, date__lte=end)
     rows: Iterable[dict[str, Any]] = (
@@ -59,24 +60,24 @@ def feature_usage(org: Organization, start: date, end: date) -> list[dict[str, A
     days = (end - start).days + 1
     rows = [r for r in rows if (r["events"] or r["prev_events"])]
     total = sum(r["events"] or 0 for r in rows)
-    distinct = _distinct_feature_users(org, start, end) if rows else {}
+    distinct = _distinct_feature_users(org, start, end) if stickiness and rows else {}
     results: list[dict[str, Any]] = []
     for r in rows:
         events = r["events"] or 0
-        results.append(
-            {
-                "feature_id": r["feature_id"],
-                "feature_key": r["feature__key"],
-                "feature_name": r["feature__name"],
-                "events": events,
-                "avg_daily_active_users": rounded((r["dau"] or 0) / days),
-                "avg_session_duration": session_average(r["duration"] or 0, r["timed"]),
-                "share": percent(events, total),
-                "previous_events": r["prev_events"] or 0,
-                "change_pct": change_pct(events, r["prev_events"] or 0),
-                "stickiness_pct": stickiness_pct(r["dau"] or 0, days, distinct.get(r["feature_id"], 0)),
-            }
-        )
+        row = {
+            "feature_id": r["feature_id"],
+            "feature_key": r["feature__key"],
+            "feature_name": r["feature__name"],
+            "events": events,
+            "avg_daily_active_users": rounded((r["dau"] or 0) / days),
+            "avg_session_duration": session_average(r["duration"] or 0, r["timed"]),
+            "share": percent(events, total),
+            "previous_events": r["prev_events"] or 0,
+            "change_pct": change_pct(events, r["prev_events"] or 0),
+        }
+        if stickiness:
+            row["stickiness_pct"] = stickiness_pct(r["dau"] or 0, days, distinct.get(r["feature_id"], 0))
+        results.append(row)
     results.sort(key=lambda r: (-r["events"], r["feature_key"]))
     return results
 

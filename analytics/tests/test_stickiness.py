@@ -40,7 +40,9 @@ def test_stickiness_formula():
 
 
 def test_feature_usage_has_stickiness(org, used):
-    rows = {r["feature_key"]: r["stickiness_pct"] for r in queries.feature_usage.uncached(org, START, END)}
+    rows = {
+        r["feature_key"]: r["stickiness_pct"] for r in queries.feature_usage.uncached(org, START, END, stickiness=True)
+    }
     assert rows == {"search": 66.7, "export": 33.3}
 
 

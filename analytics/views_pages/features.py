@@ -47,7 +47,7 @@ def features(request):
     if sort.lstrip("-") not in FEATURE_SORTS:
         sort = "-events"
     field = FEATURE_SORTS[sort.lstrip("-")][0]
-    rows = queries.feature_usage(org, start=start, end=end)
+    rows = queries.feature_usage(org, start=start, end=end, stickiness=True)
     sparks = queries.feature_sparklines(org, start=start, end=end)
     rows = sorted(
         rows,
