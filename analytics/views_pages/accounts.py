@@ -80,6 +80,7 @@ def account_detail(request, external_id):
         "active_nav": "accounts",
         "detail": detail,
         "trend": common.change_class(detail["trend_pct"]),
+        "features_total": detail["features_used"] + len(detail["features_not_adopted"]),
         "weekly_chart": {
             "type": "bar",
             "labels": [w["week_start"].isoformat() for w in weekly],
