@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from analytics import rollup
 from analytics.tests.factories import end_user, feature
@@ -74,7 +75,8 @@ def test_accounts_pages(browser_page, live_server, analyst_user, org):
     screenshot(page, "accounts")
 
     page.select_option("[data-testid=account-at-risk]", "true")
-    page.wait_for_function("document.querySelectorAll('[data-testid=account-row]').length === 2")
+    # (No wait_for_function: the page's CSP forbids the eval it needs.)
+    expect(page.locator("[data-testid=account-row]")).to_have_count(2)
     assert "at_risk=true" in page.url
 
     # Trend: highest first, then (a second click) the steepest fall first; the filter stays.
