@@ -10,6 +10,7 @@ them (null when the earlier window has none); an account is *at risk* when its e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -62,7 +63,7 @@ def _row(account: Account, usage: dict[str, Any] | None, features_used: int) -> 
     }
 
 
-def _sort_key(sort: str):
+def _sort_key(sort: str) -> Callable[[dict[str, Any]], Any]:
     field = sort.lstrip("-")
     if field in ("name", "account_id"):
         return lambda r: r[field].lower()
@@ -158,14 +159,13 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
     )
     recent = previous = 0
     people: dict[int, dict[str, Any]] = {}
-    weeks = [
-        {"week_start": series_start + timedelta(days=7 * i), "events": 0, "users": set()} for i in range(SERIES_WEEKS)
-    ]
+    week_events = [0] * SERIES_WEEKS
+    week_users: list[set[int]] = [set() for _ in range(SERIES_WEEKS)]
     for user_pk, user_id, email, day, events, last_event in daily:
         if day >= series_start:
-            week = weeks[(day - series_start).days // 7]
-            week["events"] += events
-            week["users"].add(user_pk)
+            week = (day - series_start).days // 7
+            week_events[week] += events
+            week_users[week].add(user_pk)
         if day < recent_start:
             previous += events if day >= previous_start else 0
             continue
@@ -187,8 +187,12 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
         for f in Feature.objects.filter(organization=org).order_by("key")
         if f.pk not in adopted_ids
     ]
-    usage = {"recent": recent, "previous": previous, "active_users": len(people)}
-    usage["last_seen"] = max((p["last_seen"] for p in people.values()), default=None)
+    usage: dict[str, Any] = {
+        "recent": recent,
+        "previous": previous,
+        "active_users": len(people),
+        "last_seen": max((p["last_seen"] for p in people.values()), default=None),
+    }
     return {
         **_row(account, usage, len(adopted)),
         "properties": account.properties,
@@ -208,6 +212,11 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
         ],
         "features_not_adopted": not_adopted,
         "weekly": [
-            {"week_start": w["week_start"], "events": w["events"], "active_users": len(w["users"])} for w in weeks
+            {
+                "week_start": series_start + timedelta(days=7 * i),
+                "events": week_events[i],
+                "active_users": len(week_users[i]),
+            }
+            for i in range(SERIES_WEEKS)
         ],
     }
