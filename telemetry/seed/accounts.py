@@ -69,7 +69,8 @@ def at_risk_applied(events: pd.DataFrame, *, now: datetime) -> pd.DataFrame:
     """`events` (an EventPlan frame, epoch-second `timestamp`) with three in four of the at-risk
     accounts' events of the last RECENT_DAYS days moved RECENT_DAYS days earlier: which ones
     is decided by each event's uuid, so a re-run moves the same events. An event is moved
-    only where it stays within the plan's span (a plan of two weeks is left as it is)."""
+    only where it stays within the plan's span (a plan of two weeks is left as it is), and
+    never a burst event."""
     if events.empty:
         return events
     recent_from = (now - timedelta(days=RECENT_DAYS)).timestamp()
@@ -77,7 +78,9 @@ def at_risk_applied(events: pd.DataFrame, *, now: datetime) -> pd.DataFrame:
     chosen = events["uuid"].map(lambda u: int(str(u).replace("-", "")[-1], 16) % 4 != 0)
     shift = RECENT_DAYS * 86400
     inside = events["timestamp"] - shift >= events["timestamp"].min()
-    moved = at_risk & chosen & inside & (events["timestamp"] >= recent_from)
+    # The demo's bursts stay on their day: the anomaly detector is shown finding them there.
+    burst = events["burst"].astype(bool) if "burst" in events else False
+    moved = at_risk & chosen & inside & ~burst & (events["timestamp"] >= recent_from)
     if not moved.any():
         return events
     events = events.copy()

@@ -60,6 +60,9 @@ def test_at_risk_accounts_lose_recent_usage_and_keep_every_event():
     recent, previous = windows(moved, risky)
     assert previous - recent >= 0.3 * previous  # at risk: down 30 % or more
     assert moved[moved["user_id"] == risky]["timestamp"].min() >= plan["timestamp"].min()
+    # The demo's bursts stay on their day.
+    bursty = plan.assign(burst=True)
+    assert at_risk_applied(bursty, now=now)["timestamp"].tolist() == plan["timestamp"].tolist()
     # A plan spanning less than the shift is left alone.
     short = _plan([risky], now, days=14)
     assert at_risk_applied(short, now=now)["timestamp"].tolist() == short["timestamp"].tolist()
