@@ -15,7 +15,7 @@ urlpatterns = [
     # External ids are the tenant product's own user ids: any characters, slashes included.
     path("users/<path:external_id>/", users.user_detail, name="user-detail"),
     path("accounts/", accounts.accounts, name="accounts"),
-    path("accounts/<path:external_id>/", accounts.account_detail, name="account-detail"),
+    path("accounts/<path:account_id>/", accounts.account_detail, name="account-detail"),
     path("retention/", cohorts.retention, name="retention"),
     path("funnels/", cohorts.funnels, name="funnels"),
 ]

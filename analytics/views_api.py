@@ -279,6 +279,7 @@ _ACCOUNT_WINDOWS = (
 
 class AccountListView(AnalyticsView):
     @extend_schema(
+        operation_id="analytics_accounts_list",
         summary="Accounts (customer companies) with recent usage, trend and at-risk flag",
         description=_ACCOUNT_WINDOWS,
         parameters=[
@@ -302,14 +303,15 @@ class AccountListView(AnalyticsView):
 
 class AccountDetailView(AnalyticsView):
     @extend_schema(
+        operation_id="analytics_account_retrieve",
         summary="One account: profile, people, features adopted and not, weekly series",
         description=_ACCOUNT_WINDOWS,
         parameters=[OpenApiParameter("end", OpenApiTypes.DATE, description="last UTC day of the recent 4 weeks")],
         responses={200: schema.AccountDetail, 400: BAD_INPUT, 404: BAD_INPUT},
     )
-    def get(self, request, external_id):
+    def get(self, request, account_id):
         return Response(
-            queries.account_detail(self.org, external_id, **params.account_detail_params(request.query_params))
+            queries.account_detail(self.org, account_id, **params.account_detail_params(request.query_params))
         )
 
 

@@ -71,10 +71,10 @@ def accounts(request):
 
 @require_GET
 @org_page(Role.ANALYST, replica=True)
-def account_detail(request, external_id):
+def account_detail(request, account_id):
     org = request.org
     args, error = params_or_default(params.account_detail_params, request.GET)
-    detail = queries.account_detail(org, external_id, **args)
+    detail = queries.account_detail(org, account_id, **args)
     weekly = detail["weekly"]
     context = {
         "active_nav": "accounts",

@@ -114,6 +114,12 @@ def _end_user(org):
     return EndUser.objects.get_or_create(organization=org, external_id="walk-user-b")[0]
 
 
+def _account(org):
+    from telemetry.models import Account
+
+    return Account.objects.get_or_create(organization=org, external_id="walk-account-b")[0]
+
+
 def _delivery(org):
     from insights.models import WebhookDelivery
 
@@ -135,6 +141,7 @@ FACTORIES = {
     "delivery_id": lambda org, admin: _delivery(org).pk,
     "anomaly_id": lambda org, admin: _anomaly(org).pk,
     "external_id": lambda org, admin: _end_user(org).external_id,
+    "account_id": lambda org, admin: _account(org).external_id,
     "end_user_id": lambda org, admin: _end_user(org).pk,
     "feature_id": lambda org, admin: _feature(org).pk,
     "feature_key": lambda org, admin: _feature(org).key,
