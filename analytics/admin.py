@@ -6,7 +6,14 @@ from django.contrib import admin
 
 from core.admin_read_only import ReadOnlyModelAdmin
 
-from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from .models import (
+    DailyFeatureUsage,
+    DailyOrgUsage,
+    DailySegmentUsage,
+    DailyUserFeatureUsage,
+    DailyUserUsage,
+    Segment,
+)
 
 
 @admin.register(DailyFeatureUsage)
@@ -88,3 +95,15 @@ class DailySegmentUsageAdmin(ReadOnlyModelAdmin):
     date_hierarchy = "date"
     ordering = ["-date", "organization", "feature"]
     show_full_result_count = False
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    """Saved segments (named filter sets) of every tenant; analysts manage them in the API."""
+
+    list_display = ["name", "organization", "filters", "updated_at"]
+    list_filter = ["organization"]
+    list_select_related = ["organization"]
+    search_fields = ["name", "organization__name"]
+    autocomplete_fields = ["organization"]
+    ordering = ["organization", "name"]

@@ -137,3 +137,22 @@ class DailySegmentUsage(models.Model):
 
     def __str__(self):
         return f"{self.date} {self.feature_id} {self.age_band}/{self.gender}: {self.event_count}"
+
+
+class Segment(models.Model):
+    """A named, saved filter set of an organisation (DESIGN "Accounts and segments"):
+    `filters` holds query-string values ({"age": "<18", "user.plan": "pro", …}), validated
+    like a query string when saved and again when used (a feature may have been deleted)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    filters = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="segment_org_name_uniq")]
+
+    def __str__(self):
+        return self.name

@@ -25,8 +25,10 @@ from core.query_params import (
     query_text,
     range_check,
 )
-from telemetry.models import EndUser
 from telemetry.queries import feature_find
+
+from .filters import AGE_BANDS as AGE_BANDS
+from .filters import filter_set_parse, filters_refuse, property_check
 
 if TYPE_CHECKING:
     from telemetry.models import Feature
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 DEFAULT_RANGE_DAYS = 30
 METRICS = ("events", "active_users", "avg_session_duration")
 INTERVALS = ("day", "week")
-AGE_BANDS = ("<18", "18-40", ">40")
 USER_SORTS = (
     "events",
     "-events",
@@ -54,6 +55,7 @@ MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 MIN_FUNNEL_STEPS = 2
 MAX_FUNNEL_STEPS = 10
+MAX_RETENTION_WEEKS = 104
 # Far beyond any real page, and small enough that page × page_size stays a SQL bigint.
 MAX_PAGE = 10_000_000
 
@@ -78,21 +80,37 @@ def summary_params(query: Query) -> dict[str, Any]:
     return {"start": start, "end": end}
 
 
-def feature_usage_params(query: Query) -> dict[str, Any]:
-    filters_supported(query, ("start", "end"))
-    return summary_params(query)
-
-
-SUMMARY_FILTERS = ("start", "end", "feature", "feature_id", "age", "gender")
+def feature_usage_params(org: Organization, query: Query) -> dict[str, Any]:
+    """The range and every filter (a feature filter keeps that feature's row)."""
+    filters_refuse(query)
+    return summary_params(query) | {"filters": filter_set_parse(org, query)}
 
 
 def summary_filters(org: Organization, query: Query) -> dict[str, Any]:
-    """The optional `feature` (or `feature_id`), `age` and `gender` filters of the summary
-    (validated as for the timeseries); only the given ones are returned."""
-    filters_supported(query, SUMMARY_FILTERS)
-    given = {k: query_text(query, k) for k in ("feature", "feature_id", "age", "gender")}
-    args = timeseries_params(org, {k: v for k, v in given.items() if v})
-    return {k: args[k] for k in ("feature", "age", "gender") if args[k]}
+    """The filter set of the summary (`analytics.filters`); only the given ones."""
+    filters_refuse(query)
+    return filter_set_parse(org, query)
+
+
+BREAKDOWNS = ("feature", "event_type", "age", "gender", "account")
+BREAKDOWN_PREFIXES = ("user.", "event.")
+
+
+def breakdown_param(query: Query) -> str | None:
+    """`breakdown`: feature, event_type, age, gender, user.<property> or event.<property>
+    (account: a 400 until accounts exist), or None."""
+    raw = query_text(query, "breakdown")
+    if raw is None:
+        return None
+    if raw == "account":
+        fail("breakdown", "Accounts are not available yet; break down by another dimension.")
+    if raw in BREAKDOWNS:
+        return raw
+    prefix = next((p for p in BREAKDOWN_PREFIXES if raw.startswith(p)), None)
+    if prefix is None:
+        fail("breakdown", "Choose feature, event_type, age, gender, user.<property> or event.<property>.")
+    property_check(f"user.{raw[len(prefix) :]}", "breakdown")
+    return raw
 
 
 def feature_ref(org: Organization, raw: str, field: str = "feature") -> Feature:
@@ -103,78 +121,84 @@ def feature_ref(org: Organization, raw: str, field: str = "feature") -> Feature:
     return feature
 
 
-TIMESERIES_FILTERS = ("start", "end", "feature", "feature_id", "age", "gender")
-
-
 def timeseries_params(org: Organization, query: Query) -> dict[str, Any]:
-    filters_supported(query, TIMESERIES_FILTERS)
+    """metric, interval, the range and the filters as `queries.timeseries` takes them."""
+    filters_refuse(query)
     metric = query_text(query, "metric") or "events"
     if metric not in METRICS:
         fail("metric", f"Choose one of: {', '.join(METRICS)}.")
     interval = query_text(query, "interval") or "day"
     if interval not in INTERVALS:
         fail("interval", f"Choose one of: {', '.join(INTERVALS)}.")
-    age = query_text(query, "age")
-    if age is not None and age not in AGE_BANDS:
-        fail("age", f"Choose one of: {', '.join(AGE_BANDS)}.")
-    gender = query_text(query, "gender")
-    if gender is not None:
-        gender = EndUser.gender_code(gender)
-        if gender is None:
-            fail("gender", "Choose one of: F, M, O.")
-    feature = None
-    by_key, by_id = query_text(query, "feature"), query_text(query, "feature_id")
-    if by_key and by_id:
-        fail("feature_id", "Give feature or feature_id, not both.")
-    ref = by_key or by_id
-    if ref:
-        feature = feature_ref(org, ref, "feature" if by_key else "feature_id")
+    filters = filter_set_parse(org, query)
     start, end = date_range(query)
     return {
         "metric": metric,
         "interval": interval,
         "start": start,
         "end": end,
-        "feature": feature,
-        "age": age,
-        "gender": gender,
+        "feature": filters.get("feature"),
+        "age": filters.get("age"),
+        "gender": filters.get("gender"),
+        "user_properties": filters.get("user_properties"),
     }
 
 
-def user_activity_params(query: Query) -> dict[str, Any]:
-    filters_supported(query)
+def user_activity_params(org: Organization, query: Query) -> dict[str, Any]:
+    """`days` (look-back) or a `start`/`end` range, search, sort, page and the filters."""
+    filters_refuse(query)
     sort = query_text(query, "sort") or "-events"
     if sort not in USER_SORTS:
         fail("sort", f"Choose one of: {', '.join(USER_SORTS)}.")
-    return {
+    args: dict[str, Any] = {
         "days": parse_int(query, "days", default=30, minimum=1, maximum=MAX_RANGE_DAYS),
         "search": query_text(query, "search") or "",
         "sort": sort,
         "page": parse_int(query, "page", default=1, minimum=1, maximum=MAX_PAGE),
         "page_size": parse_int(query, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE),
+        "filters": filter_set_parse(org, query),
     }
+    if query_text(query, "start") or query_text(query, "end"):
+        if query_text(query, "days"):
+            fail("days", "Give days or start/end, not both.")
+        args["start"], args["end"] = date_range(query)
+    return args
 
 
-def retention_params(query: Query) -> dict[str, Any]:
-    filters_supported(query, ("end",))
-    return {
-        "weeks": parse_int(query, "weeks", default=12, minimum=1, maximum=104),
-        "end": optional_date(query, "end"),
-    }
+def retention_params(org: Organization, query: Query) -> dict[str, Any]:
+    """`weeks` of cohorts up to `end`, or the cohorts from the week of `start` to `end`."""
+    filters_refuse(query)
+    end = optional_date(query, "end")
+    start = optional_date(query, "start")
+    weeks = parse_int(query, "weeks", default=12, minimum=1, maximum=MAX_RETENTION_WEEKS)
+    if start is not None:
+        if query_text(query, "weeks"):
+            fail("weeks", "Give weeks or start, not both.")
+        last = end or today()
+        range_check(start, last)
+        weeks = ((last - timedelta(days=last.weekday())) - (start - timedelta(days=start.weekday()))).days // 7 + 1
+        if weeks > MAX_RETENTION_WEEKS:
+            fail("start", f"At most {MAX_RETENTION_WEEKS} weekly cohorts.")
+        end = last
+    return {"weeks": weeks, "end": end, "filters": filter_set_parse(org, query)}
 
 
-def top_users_params(query: Query) -> dict[str, Any]:
-    filters_supported(query, ("start", "end"))
+def top_users_params(org: Organization, query: Query) -> dict[str, Any]:
+    filters_refuse(query)
     start, end = date_range(query)
     return {
         "limit": parse_int(query, "limit", default=10, minimum=1, maximum=MAX_PAGE_SIZE),
         "start": start,
         "end": end,
+        "filters": filter_set_parse(org, query),
     }
 
 
-def funnel_params(query: Query) -> dict[str, Any]:
-    filters_supported(query, ("start", "end"))
+def funnel_params(org: Organization, query: Query) -> dict[str, Any]:
+    """Steps, window, range and the person filters. A feature filter is refused: a funnel's
+    steps name its features and event types, and one feature's events cannot make a funnel
+    of several (a saved segment's feature is refused the same way)."""
+    filters_refuse(query, ("feature", "feature_id"))
     raw = query_text(query, "steps")
     steps = [s.strip() for s in raw.split(",") if s.strip()] if raw else []
     if len(steps) < MIN_FUNNEL_STEPS:
@@ -182,11 +206,15 @@ def funnel_params(query: Query) -> dict[str, Any]:
     if len(steps) > MAX_FUNNEL_STEPS:
         fail("steps", f"Give at most {MAX_FUNNEL_STEPS} steps.")
     start, end = date_range(query)
+    filters = filter_set_parse(org, query)
+    if "feature" in filters:
+        fail("feature", "This filter is not supported here: a funnel's steps name its features.")
     return {
         "steps": steps,
         "window_days": parse_int(query, "window_days", default=7, minimum=1, maximum=90),
         "start": start,
         "end": end,
+        "filters": filters,
     }
 
 

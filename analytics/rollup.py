@@ -26,6 +26,8 @@ from django.utils import timezone
 from core.days import day_start
 from core.db_routing import primary_pin
 from telemetry.models import DirtyDay, UsageEvent
+from telemetry.services.partitions import raw_events_horizon
+from telemetry.services.storage import days_lock
 from tenants.models import Organization
 
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
@@ -179,6 +181,12 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
     Returns the number of feature and organisation rows written (the per-user rows are
     written too but not counted)."""
     org_id = _org_id(org)
+    horizon = raw_events_horizon()
+    if horizon is not None and day < horizon.date():
+        # Its raw events are past RAW_EVENT_RETENTION_MONTHS (dropped, or about to be):
+        # recomputing it would replace the rollups kept for it with nothing.
+        logger.info("not rolling up %s: before the raw-event retention horizon %s", day, horizon.date())
+        return 0
     if org_id is None:
         # One organisation at a time: each reads the day through the (organization,
         # timestamp) index, where one statement for all would scan the whole event table
@@ -197,8 +205,10 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
     org_params: list[Any] = [org_id]
     marks = DirtyDay.objects.filter(date=day, organization_id=org_id)
     with transaction.atomic(), connection.cursor() as cursor:
-        # The late-data marks this run makes redundant, read before the events are: a mark
-        # set or refreshed from here on (newer `marked_at`) is kept for the next run.
+        # Late events of this day being stored right now are waited for, and those that
+        # come during the run wait for its commit (telemetry.services.storage.dirty_days):
+        # the marks read here come with their events, a mark set from here on is kept.
+        days_lock(day=day, org_ids=[org_id] if org_id is not None else marks.values_list("organization_id", flat=True))
         handled = list(marks.values_list("pk", "marked_at"))
         if connection.vendor == "postgresql":
             # COUNT(DISTINCT …) sorts; keep a million-event day's sort in memory.

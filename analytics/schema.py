@@ -7,6 +7,16 @@ from rest_framework import serializers
 
 from . import params
 
+_BREAKDOWN_PART = inline_serializer(
+    name="BreakdownPart",
+    many=True,
+    fields={
+        "key": serializers.CharField(help_text='a value of the dimension, "(none)" where missing, or "other"'),
+        "value": serializers.FloatField(),
+    },
+)
+_BREAKDOWN_HELP = 'with ?breakdown=: the top 10 values then "other"'
+
 _KPI = inline_serializer(
     name="Kpi",
     fields={
@@ -28,6 +38,12 @@ UsageSummary = inline_serializer(
         "features_tracked": _KPI,
         "sessions": _KPI,
         "avg_session_duration": _KPI,
+        "breakdown": inline_serializer(
+            name="UsageSummaryBreakdown",
+            required=False,
+            help_text=_BREAKDOWN_HELP,
+            fields={"by": serializers.CharField(), "events": _BREAKDOWN_PART, "active_users": _BREAKDOWN_PART},
+        ),
     },
 )
 
@@ -53,8 +69,16 @@ FeatureUsage = inline_serializer(
                 "stickiness_pct": serializers.FloatField(
                     allow_null=True, help_text="DAU/MAU: average daily active users ÷ distinct users over the range, %"
                 ),
+                "breakdown": inline_serializer(
+                    name="FeatureUsageBreakdownPart",
+                    many=True,
+                    required=False,
+                    help_text=f"{_BREAKDOWN_HELP}: this feature's events per value",
+                    fields={"key": serializers.CharField(), "value": serializers.FloatField()},
+                ),
             },
         ),
+        "breakdown": serializers.CharField(required=False, help_text="the dimension, with ?breakdown="),
     },
 )
 
@@ -99,6 +123,8 @@ Timeseries = inline_serializer(
         "points": inline_serializer(
             name="TimeseriesPoint",
             many=True,
+            required=False,
+            help_text="without ?breakdown=",
             fields={
                 "date": serializers.DateField(
                     help_text="the day, or the week's Monday (a first week cut by start: start itself)"
@@ -109,7 +135,24 @@ Timeseries = inline_serializer(
         "feature": inline_serializer(
             name="TimeseriesFeature",
             allow_null=True,
+            required=False,
+            help_text="without ?breakdown=",
             fields={"id": serializers.IntegerField(), "key": serializers.CharField()},
+        ),
+        "breakdown": serializers.CharField(required=False, help_text="the dimension, with ?breakdown="),
+        "series": inline_serializer(
+            name="TimeseriesBreakdownSeries",
+            many=True,
+            required=False,
+            help_text=f"{_BREAKDOWN_HELP}, each with its points",
+            fields={
+                "key": serializers.CharField(),
+                "points": inline_serializer(
+                    name="TimeseriesBreakdownPoint",
+                    many=True,
+                    fields={"date": serializers.DateField(), "value": serializers.FloatField()},
+                ),
+            },
         ),
     },
 )

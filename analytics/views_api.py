@@ -41,6 +41,32 @@ def _date_params(*, default_note="last 30 days"):
 
 
 FEATURE_ID_PARAM = OpenApiParameter("feature_id", OpenApiTypes.INT, description="feature id (instead of feature)")
+PERSON_FILTER_PARAMS = [
+    OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
+    OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
+    OpenApiParameter("account", OpenApiTypes.STR, description="account external id (400 until accounts exist)"),
+    OpenApiParameter(
+        "segment", OpenApiTypes.INT, description="a saved segment's id: its filters (a filter given beside it wins)"
+    ),
+    OpenApiParameter(
+        "user.<property>",
+        OpenApiTypes.STR,
+        description="e.g. user.plan=pro: end users whose profile property equals the value (as text)",
+    ),
+]
+FEATURE_FILTER_PARAMS = [
+    OpenApiParameter("feature", OpenApiTypes.STR, description="feature id or key"),
+    FEATURE_ID_PARAM,
+]
+FILTER_PARAMS = [*FEATURE_FILTER_PARAMS, *PERSON_FILTER_PARAMS]
+BREAKDOWN_PARAM = OpenApiParameter(
+    "breakdown",
+    OpenApiTypes.STR,
+    description=(
+        "feature, event_type, age, gender, user.<property> or event.<property> (account: 400 until accounts "
+        'exist): the top 10 values and "other"'
+    ),
+)
 FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv downloads the rows")
 BAD_INPUT = ERROR
 
@@ -80,19 +106,24 @@ class CSVExportMixin:
 class UsageSummaryView(AnalyticsView):
     @extend_schema(
         summary="KPIs with the previous period and % change",
-        parameters=[
-            *_date_params(),
-            OpenApiParameter("feature", OpenApiTypes.STR, description="feature id or key"),
-            FEATURE_ID_PARAM,
-            OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
-            OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
-        ],
+        parameters=[*_date_params(), *FILTER_PARAMS, BREAKDOWN_PARAM],
         responses={200: schema.UsageSummary, 400: BAD_INPUT},
     )
     def get(self, request):
         args = params.summary_params(request.query_params)
         filters = params.summary_filters(self.org, request.query_params)
-        return Response(queries.usage_summary(self.org, args["start"], args["end"], filters=filters))
+        breakdown = params.breakdown_param(request.query_params)
+        data = queries.usage_summary(self.org, args["start"], args["end"], filters=filters)
+        if breakdown:
+            split = {"dimension": breakdown, "start": args["start"], "end": args["end"], "filters": filters}
+            data = data | {
+                "breakdown": {
+                    "by": breakdown,
+                    "events": queries.breakdown_totals(self.org, metric="events", **split),
+                    "active_users": queries.breakdown_totals(self.org, metric="active_users", **split),
+                }
+            }
+        return Response(data)
 
 
 class FeatureUsageView(CSVExportMixin, AnalyticsView):
@@ -112,15 +143,31 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
 
     @extend_schema(
         summary="Per-feature usage from the daily rollups",
-        parameters=[*_date_params(), FORMAT_PARAM],
+        parameters=[*_date_params(), *FILTER_PARAMS, BREAKDOWN_PARAM, FORMAT_PARAM],
         responses={200: schema.FeatureUsage, 400: BAD_INPUT},
     )
     def get(self, request):
-        args = params.feature_usage_params(request.query_params)
-        rows = queries.feature_usage(self.org, args["start"], args["end"], stickiness=True)
+        args = params.feature_usage_params(self.org, request.query_params)
+        breakdown = params.breakdown_param(request.query_params)
+        rows = queries.feature_usage(self.org, args["start"], args["end"], filters=args["filters"], stickiness=True)
+        if breakdown:
+            split = queries.breakdown_by_feature(
+                self.org, dimension=breakdown, start=args["start"], end=args["end"], filters=args["filters"]
+            )
+            rows = [row | {"breakdown": split.get(row["feature_id"], [])} for row in rows]
+            if self.wants_csv():
+                self.csv_columns = ("feature_key", "key", "events")
+                return self.csv_response(
+                    [
+                        {"feature_key": row["feature_key"], "key": part["key"], "events": part["value"]}
+                        for row in rows
+                        for part in row["breakdown"]
+                    ]
+                )
         if self.wants_csv():
             return self.csv_response(rows)
-        return Response({"start": args["start"], "end": args["end"], "count": len(rows), "results": rows})
+        body = {"start": args["start"], "end": args["end"], "count": len(rows), "results": rows}
+        return Response(body | ({"breakdown": breakdown} if breakdown else {}))
 
 
 def _page_links(request, page, page_size, count):
@@ -154,12 +201,14 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.USER_SORTS)),
             int_query("page", minimum=1, maximum=params.MAX_PAGE),
             int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
+            *_date_params(default_note="the last `days` days"),
+            *FILTER_PARAMS,
             FORMAT_PARAM,
         ],
         responses={200: schema.UserActivity, 400: BAD_INPUT},
     )
     def get(self, request):
-        args = params.user_activity_params(request.query_params)
+        args = params.user_activity_params(self.org, request.query_params)
         user = request.user
         only_member = None if (user.is_superuser or user.has_role(Role.ANALYST)) else user
         if self.wants_csv():
@@ -182,10 +231,8 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
         parameters=[
             OpenApiParameter("metric", OpenApiTypes.STR, enum=list(params.METRICS)),
             OpenApiParameter("interval", OpenApiTypes.STR, enum=list(params.INTERVALS)),
-            OpenApiParameter("feature", OpenApiTypes.STR, description="feature id or key"),
-            FEATURE_ID_PARAM,
-            OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
-            OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
+            *FILTER_PARAMS,
+            BREAKDOWN_PARAM,
             *_date_params(),
             FORMAT_PARAM,
         ],
@@ -193,6 +240,9 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
     )
     def get(self, request):
         args = params.timeseries_params(self.org, request.query_params)
+        breakdown = params.breakdown_param(request.query_params)
+        if breakdown:
+            return self._breakdown(args, breakdown)
         data = queries.timeseries(self.org, **args)
         if self.wants_csv():
             return self.csv_response(data["points"])
@@ -200,18 +250,40 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
         data["feature"] = {"id": feature.pk, "key": feature.key} if feature else None
         return Response(data)
 
+    def _breakdown(self, args, breakdown):
+        """`{metric, interval, start, end, breakdown, series: [{key, points}]}`."""
+        filters = {k: args[k] for k in ("feature", "age", "gender", "user_properties") if args[k]}
+        series = queries.breakdown_series(
+            self.org,
+            dimension=breakdown,
+            start=args["start"],
+            end=args["end"],
+            interval=args["interval"],
+            metric=args["metric"],
+            filters=filters,
+        )
+        if self.wants_csv():
+            self.csv_columns = ("date", "key", "value")
+            return self.csv_response(
+                [{"date": p["date"], "key": s["key"], "value": p["value"]} for s in series for p in s["points"]]
+            )
+        head = {k: args[k] for k in ("metric", "interval", "start", "end")}
+        return Response(head | {"breakdown": breakdown, "series": series})
+
 
 class RetentionView(AnalyticsView):
     @extend_schema(
         summary="Weekly cohorts by first-seen week: D1/D7/D30 and the cohort grid",
         parameters=[
             int_query("weeks", minimum=1, maximum=104, description="number of cohorts (default 12)"),
+            OpenApiParameter("start", OpenApiTypes.DATE, description="cohorts from this day's week (instead of weeks)"),
             OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default today)"),
+            *FILTER_PARAMS,
         ],
         responses={200: schema.Retention, 400: BAD_INPUT},
     )
     def get(self, request):
-        return Response(queries.retention(self.org, **params.retention_params(request.query_params)))
+        return Response(queries.retention(self.org, **params.retention_params(self.org, request.query_params)))
 
 
 class TopUsersView(AnalyticsView):
@@ -220,11 +292,12 @@ class TopUsersView(AnalyticsView):
         parameters=[
             int_query("limit", minimum=1, maximum=params.MAX_PAGE_SIZE, description="default 10"),
             *_date_params(),
+            *FILTER_PARAMS,
         ],
         responses={200: schema.TopUsers, 400: BAD_INPUT},
     )
     def get(self, request):
-        args = params.top_users_params(request.query_params)
+        args = params.top_users_params(self.org, request.query_params)
         rows = queries.top_users(self.org, **args)
         return Response({"start": args["start"], "end": args["end"], "count": len(rows), "results": rows})
 
@@ -248,11 +321,12 @@ class FunnelView(AnalyticsView):
             ),
             int_query("window_days", minimum=1, maximum=90, description="conversion window (default 7)"),
             *_date_params(),
+            *PERSON_FILTER_PARAMS,
         ],
         responses={200: schema.Funnel, 400: BAD_INPUT},
     )
     def get(self, request):
-        return Response(queries.funnel(self.org, **params.funnel_params(request.query_params)))
+        return Response(queries.funnel(self.org, **params.funnel_params(self.org, request.query_params)))
 
 
 class EndUserDetailView(AnalyticsView):

@@ -51,7 +51,7 @@ SELECT gen_random_uuid(), %(org)s, f.id, u.id,
        CASE WHEN r.x < 0.97 THEN 'interaction' WHEN r.x < 0.99 THEN 'view' ELSE 'purchase' END,
        'u' || u.id || '-d' || %(day_no)s || '-' || floor(random() * 3)::int,
        round((random() * 600)::numeric, 1)::float8,
-       '{}'::jsonb,
+       jsonb_build_object('source', (ARRAY['web', 'ios', 'android', 'api'])[1 + floor(r.x * 4)::int]),
        %(day_start)s::timestamptz + (r.t * interval '1 second'),
        %(day_start)s::timestamptz + (r.t * interval '1 second')
 FROM (
@@ -240,7 +240,8 @@ def users_create(org, count, first, days):
             SELECT %(org)s, 'user-' || g, 'user' || g || '@customer.example',
                    13 + floor(random() * 60)::int,
                    (ARRAY['F', 'M', 'O'])[1 + floor(random() * 3)::int],
-                   '{}'::jsonb, s, s + interval '300 days', now()
+                   jsonb_build_object('plan', (ARRAY['free', 'free', 'pro', 'team'])[1 + floor(random() * 4)::int]),
+                   s, s + interval '300 days', now()
             FROM (
                 SELECT g, %(first)s::timestamptz + CASE WHEN g <= %(initial)s THEN interval '0'
                        ELSE floor((g - %(initial)s)::float8 / (%(count)s - %(initial)s) * %(days)s) * interval '1 day'

@@ -1,7 +1,7 @@
 """Ingestion benchmark: a real gunicorn server, real HTTP, the machine's raw limits measured
 in the same run, ratios against the targets of issue 4.
 
-    .venv/bin/python bench/ingest.py [--duration 60] [--only sqlite,pg,queue,track,raw,seed]
+    .venv/bin/python bench/ingest.py [--duration 60] [--only raw,sqlite,pg,queue,track,backfill,disk,seed]
     .venv/bin/python bench/ingest.py --target http://127.0.0.1:8000 --api-key upk_… [--duration 20]
 
 Scenarios (each starts its own `gunicorn usage_platform.wsgi` on 127.0.0.1, ports 8300+):
@@ -12,6 +12,12 @@ Scenarios (each starts its own `gunicorn usage_platform.wsgi` on 127.0.0.1, port
 - track: single-event `track` calls in queue mode;
 - raw: PostgreSQL COPY into a copy of the events table (same columns and indexes), SQLite
   `executemany` into a copy of its events table, Redis XADD pipelined;
+- backfill: PostgreSQL direct, live batches and past-day batches (spread over the last 90
+  days) in alternating phases, all over the same 20,000 end users with age and gender, from
+  `--backfill-clients` clients; the backfill rate against the live one (target ≥ 70 %);
+- disk: the bytes per million events of the events table before partitioning (one table,
+  unique (organization, uuid)) and after (monthly partitions, unique (organization, uuid,
+  timestamp), plus the uuid dedupe table), both filled by the same COPYs (`--disk-rows`);
 - seed: `manage.py seed_movielens --limit 100000` on a fresh SQLite database;
 - compat (not in the default list: `--only compat`): PostHog's `/batch/` and Segment's
   `/v1/batch` (plain and gzipped) against `/api/v1/events/batch` on one server, alternating
@@ -33,6 +39,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import random
 import resource
 import shutil
 import signal
@@ -44,7 +51,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -70,6 +77,7 @@ TARGETS = {
     "track_requests_per_s": 1_000,
     "track_p99_ms": 50.0,
     "seed_seconds": 15.0,
+    "backfill_vs_live": 0.70,
 }
 
 
@@ -222,6 +230,49 @@ def batch_body(scenario_tag):
     return json.dumps({"events": events}).encode()
 
 
+BACKFILL_USERS = 20_000  # end users of the backfill scenario, each with an age and a gender
+BACKFILL_DAYS = 90
+
+
+def spread_bodies(scenario_tag, *, clients, per_client, past_days, seed=14):
+    """For each client, `per_client` different 1,000-event batches over BACKFILL_USERS end users
+    with age and gender and 50 features, picked at random. `past_days`: timestamps spread over
+    the past days up to that many days back (a backfill; today excluded); 0: within the last
+    minute (live traffic of the same shape)."""
+    rng = random.Random(seed + scenario_tag)
+    now = datetime.now(UTC)
+    today_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    oldest = (now - timedelta(days=past_days)).timestamp()
+    out = []
+    for client in range(clients):
+        bodies = []
+        for b in range(per_client):
+            events = []
+            for i in range(BATCH):
+                user = rng.randrange(BACKFILL_USERS)
+                if past_days:
+                    ts = datetime.fromtimestamp(rng.uniform(oldest, today_start.timestamp() - 1), UTC)
+                else:
+                    ts = now - timedelta(seconds=rng.uniform(0, 60))
+                events.append(
+                    {
+                        "uuid": f"{PREFIX.decode()}-{scenario_tag:04x}-4{(client * per_client + b) % 4096:03x}"
+                        f"-8{i:03x}-000000000000",
+                        "feature": f"feature_{rng.randrange(50)}",
+                        "user_id": f"bf_user_{user}",
+                        "age": 18 + user % 60,
+                        "gender": "FM"[user % 2],
+                        "session_id": f"bf-session-{user}-{ts:%j}",
+                        "session_duration": rng.randrange(5, 600),
+                        "timestamp": ts.isoformat(timespec="milliseconds"),
+                        "metadata": {"source": "bench"},
+                    }
+                )
+            bodies.append(json.dumps({"events": events}).encode())
+        out.append(bodies)
+    return out
+
+
 def track_body(scenario_tag):
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     return json.dumps(
@@ -237,6 +288,8 @@ def track_body(scenario_tag):
 
 
 def _client(client_id, host, port, path, key, body, warmup_until, stop_at, results):
+    """Sends `body` (bytes, or one list of bodies per client, cycled) until `stop_at`."""
+    bodies = body[(client_id - 1) % len(body)] if isinstance(body, list) else [body]
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     latencies, statuses = [], Counter()
     accepted = accepted_all = requests = errors = 0
@@ -246,7 +299,7 @@ def _client(client_id, host, port, path, key, body, warmup_until, stop_at, resul
         if now >= stop_at:
             break
         counter += 1
-        payload = body.replace(PREFIX, f"{client_id:02x}{counter:06x}".encode())
+        payload = bodies[counter % len(bodies)].replace(PREFIX, f"{client_id:02x}{counter:06x}".encode())
         started = time.perf_counter()
         try:
             conn = http.client.HTTPConnection(host, port, timeout=60)
@@ -359,6 +412,103 @@ def raw_pg_copy(url, rows_total, per_transaction):
         conn.execute("DROP TABLE bench_raw_events")
         conn.commit()
     return {"rows": rows_total, "rows_per_transaction": per_transaction, "rows_per_s": rows_total / elapsed}
+
+
+_DISK_INDEXES = (
+    '(organization_id, "timestamp")',
+    '(organization_id, feature_id, "timestamp")',
+    '(organization_id, end_user_id, "timestamp")',
+)
+
+
+def _disk_rows(n):
+    """`n` events over the last 90 days, 50 features, 20,000 end users, as ingestion writes them."""
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    meta = '{"source": "bench", "plan": "pro"}'
+    rows = []
+    for i in range(n):
+        ts = now - timedelta(seconds=rng.uniform(0, 90 * 86400))
+        rows.append(
+            (uuid.uuid4(), 1, 1 + i % 50, 1 + rng.randrange(20_000), "interaction", f"s{i % 100}", 60.0, meta, ts, now)
+        )
+    return rows
+
+
+def raw_pg_disk(url, rows_total, per_transaction=1000):
+    """Bytes per million events, table and indexes, of the events table before partitioning
+    and after (partitions + the uuid dedupe table), each filled by COPYs of `per_transaction`
+    rows with its indexes in place, as ingestion fills them (random uuids leave their index
+    pages part-full)."""
+    import psycopg
+
+    rows = _disk_rows(rows_total)
+    months = sorted({(r[8].year, r[8].month) for r in rows})
+    out = {"rows": rows_total}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_disk_plain, bench_disk_parted, bench_disk_uuid")
+        conn.execute("CREATE TABLE bench_disk_plain (LIKE telemetry_usageevent INCLUDING DEFAULTS INCLUDING IDENTITY)")
+        conn.execute("ALTER TABLE bench_disk_plain ADD PRIMARY KEY (id), ADD UNIQUE (organization_id, uuid)")
+        conn.execute(
+            "CREATE TABLE bench_disk_parted (LIKE telemetry_usageevent INCLUDING DEFAULTS INCLUDING IDENTITY) "
+            'PARTITION BY RANGE ("timestamp")'
+        )
+        for year, month in months:
+            start = datetime(year, month, 1, tzinfo=UTC)
+            end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+            conn.execute(
+                f"CREATE TABLE bench_disk_parted_{year}_{month:02d} PARTITION OF bench_disk_parted "
+                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+            )
+        conn.execute(
+            'ALTER TABLE bench_disk_parted ADD PRIMARY KEY (id, "timestamp"), '
+            'ADD UNIQUE (organization_id, uuid, "timestamp")'
+        )
+        conn.execute("CREATE TABLE bench_disk_uuid (LIKE telemetry_eventuuid INCLUDING ALL)")
+        for table in ("bench_disk_plain", "bench_disk_parted"):
+            for columns in _DISK_INDEXES:
+                conn.execute(f"CREATE INDEX ON {table} {columns}")
+        for table in ("bench_disk_plain", "bench_disk_parted"):
+            started = time.perf_counter()
+            for offset in range(0, rows_total, per_transaction):
+                chunk = rows[offset : offset + per_transaction]
+                with conn.transaction(), conn.cursor() as cur:
+                    if table == "bench_disk_parted":
+                        with cur.copy("COPY bench_disk_uuid (organization_id, uuid, received_at) FROM STDIN") as copy:
+                            for row in chunk:
+                                copy.write_row((row[1], row[0], row[9]))
+                    with cur.copy(f"COPY {table} ({RAW_COLUMNS}) FROM STDIN") as copy:
+                        for row in chunk:
+                            copy.write_row(row)
+            out[f"{table}_copy_rows_per_s"] = rows_total / (time.perf_counter() - started)
+        conn.execute("VACUUM ANALYZE bench_disk_plain, bench_disk_parted, bench_disk_uuid")
+
+        def sizes(relations):
+            heap = index = 0
+            for rel in relations:
+                h, i = conn.execute(
+                    "SELECT pg_table_size(%s::regclass), pg_indexes_size(%s::regclass)", (rel, rel)
+                ).fetchone()
+                heap, index = heap + h, index + i
+            return heap, index
+
+        parts = [
+            r
+            for (r,) in conn.execute(
+                "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'bench_disk_parted'::regclass"
+            ).fetchall()
+        ]
+        per_million = 1e6 / rows_total / 2**20
+        for name, relations in (("before", ["bench_disk_plain"]), ("after", parts), ("dedupe", ["bench_disk_uuid"])):
+            heap, index = sizes(relations)
+            out[name] = {
+                "table_mib_per_million": round(heap * per_million, 1),
+                "indexes_mib_per_million": round(index * per_million, 1),
+                "total_mib_per_million": round((heap + index) * per_million, 1),
+            }
+        out["partitions"] = len(parts)
+        conn.execute("DROP TABLE bench_disk_plain, bench_disk_parted, bench_disk_uuid")
+    return out
 
 
 def raw_sqlite(path, rows_total, per_transaction):
@@ -564,6 +714,55 @@ def scenario_track(env, port, args, tag):
     return result
 
 
+def scenario_backfill(env, port, args, tag):
+    """Past-day batches against live ones of the same shape, on one PostgreSQL server, in
+    alternating phases (live, backfill, live, backfill, …; `--backfill-rounds` of each) so
+    that a change in the machine's load falls on both: live batches carry timestamps within
+    the last minute, backfill batches timestamps spread over the last BACKFILL_DAYS days
+    (today excluded); the same BACKFILL_USERS end users with age and gender throughout. The
+    figure is the backfill events over the live events, in equal time."""
+    migrate(env)
+    setup = django(env, SETUP_CODE)
+    before = django(env, COUNT_CODE)
+    out = {"live": [], "backfill": []}
+    with Server("backfill", env, port, args.workers, VAR) as server:
+        for n in range(2 * args.backfill_rounds):
+            name, days = ("live", 0) if n % 2 == 0 else ("backfill", BACKFILL_DAYS)
+            bodies = spread_bodies(
+                tag * 16 + n, clients=args.backfill_clients, per_client=args.backfill_bodies, past_days=days
+            )
+            meter = CpuMeter([server.proc.pid], args.pg_url).start()
+            result = load(
+                "127.0.0.1",
+                port,
+                "/api/v1/events/batch",
+                setup["key"],
+                bodies,
+                clients=args.backfill_clients,
+                duration=args.duration,
+            )
+            _per_cpu(result, meter.stop())
+            log(f"backfill/{name} {n // 2 + 1}: {result['events_per_s']:,.0f} events/s, p50 {result['p50_ms']:.0f} ms")
+            out[name].append(result)
+    stored = django(env, COUNT_CODE) - before
+    accepted = sum(r["accepted_incl_warmup"] for phase in ("live", "backfill") for r in out[phase])
+    for name in ("live", "backfill"):
+        runs = out[name]
+        done = sum(r["accepted_incl_warmup"] for r in runs)
+        out[f"{name}_events_per_s"] = sum(r["events_per_s"] for r in runs) / len(runs)
+        out[f"{name}_cpu_ms_per_1000_events"] = (
+            round(1e6 * sum(r["app_cpu_s"] + r["db_cpu_s"] for r in runs) / done, 1) if done else None
+        )
+    live = out["live_events_per_s"]
+    out["backfill_vs_live"] = out["backfill_events_per_s"] / live if live else float("nan")
+    out["stored"], out["accepted"] = stored, accepted
+    log(
+        f"backfill: {out['backfill_vs_live']:.0%} of live; "
+        f"stored {stored:,} = accepted {accepted:,}: {stored == accepted}"
+    )
+    return out
+
+
 def scenario_seed():
     db = VAR / "seed.sqlite3"
     for suffix in ("", "-wal", "-shm"):
@@ -644,6 +843,15 @@ def report(results):
             line += f" (target ≥ direct {results['pg']['events_per_s']:,.0f}: "
             line += f"{verdict(d['events_per_s'] >= results['pg']['events_per_s'])})"
         lines.append(line + cpu_note(d))
+    if "backfill" in results:
+        b = results["backfill"]
+        lines.append(
+            f"Backfill (PostgreSQL direct, {BACKFILL_USERS:,} users with age and gender, {len(b['live'])} rounds): "
+            f"past-day batches {b['backfill_events_per_s']:,.0f} events/s against live "
+            f"{b['live_events_per_s']:,.0f}: {b['backfill_vs_live']:.0%} (target ≥ 70 %: "
+            f"{verdict(b['backfill_vs_live'] >= TARGETS['backfill_vs_live'])}); server CPU per 1,000 events "
+            f"{b['backfill_cpu_ms_per_1000_events']} ms against {b['live_cpu_ms_per_1000_events']} ms live"
+        )
     if "track" in results:
         r = results["track"]
         lines.append(
@@ -651,6 +859,16 @@ def report(results):
             f"{verdict(r['requests_per_s'] >= TARGETS['track_requests_per_s'])}), p50 {r['p50_ms']:.1f} ms, "
             f"p99 {r['p99_ms']:.1f} ms (target ≤ 50: {verdict(r['p99_ms'] <= TARGETS['track_p99_ms'])})"
             + cpu_note(r, unit="request")
+        )
+    if "disk" in results:
+        d = results["disk"]
+        before, after, dedupe = d["before"], d["after"], d["dedupe"]
+        lines.append(
+            f"Disk per million events (table + indexes): before {before['total_mib_per_million']} MiB "
+            f"({before['table_mib_per_million']} + {before['indexes_mib_per_million']}), after "
+            f"{after['total_mib_per_million']} MiB ({after['table_mib_per_million']} + "
+            f"{after['indexes_mib_per_million']}, {d['partitions']} partitions) + dedupe table "
+            f"{dedupe['total_mib_per_million']} MiB per million uuids in its window"
         )
     if raw:
         parts = []
@@ -730,16 +948,22 @@ def main():
     parser.add_argument(
         "--queue-duration", type=float, default=None, help="seconds of queue-mode load (default --duration)"
     )
-    parser.add_argument("--only", default="raw,sqlite,pg,queue,track,seed", help="comma-separated scenarios")
+    parser.add_argument("--only", default="raw,sqlite,pg,queue,track,backfill,seed", help="comma-separated scenarios")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--clients", type=int, default=4, help="client processes sending batches")
     parser.add_argument("--track-clients", type=int, default=6, help="client processes sending track calls")
+    parser.add_argument("--backfill-clients", type=int, default=2, help="client processes of the backfill scenario")
+    parser.add_argument("--backfill-rounds", type=int, default=3, help="live and backfill phases of each")
+    parser.add_argument(
+        "--backfill-bodies", type=int, default=100, help="different batches per backfill client (cycled)"
+    )
     parser.add_argument("--consumers", type=int, default=2, help="consume_events processes for the drain")
     parser.add_argument("--port", type=int, default=8300, help="first port (each scenario takes the next one)")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="benchmark database (created fresh, dropped at the end)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     parser.add_argument("--distinct-users", type=int, default=DISTINCT_USERS, help="end users per batch (1–1000)")
     parser.add_argument("--raw-rows", type=int, default=300_000, help="rows for each raw insert measurement")
+    parser.add_argument("--disk-rows", type=int, default=1_000_000, help="events for the disk measurement")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the PostgreSQL database at the end")
     parser.add_argument("--target", help="only load an already running server (loopback) with --api-key")
     parser.add_argument("--api-key")
@@ -774,7 +998,9 @@ def main():
     queue_env = base_env(
         DATABASE_URL=args.pg_url, REDIS_URL=args.redis_url, INGEST_MODE="queue", INGEST_ALLOW_VOLATILE_REDIS="true"
     )
-    needs_pg = only & {"pg", "queue", "track", "raw"} or ("compat" in only and args.compat_db == "pg")
+    needs_pg = only & {"pg", "queue", "track", "raw", "backfill", "disk"} or (
+        "compat" in only and args.compat_db == "pg"
+    )
     try:
         if needs_pg:
             pg_recreate(args.pg_url)
@@ -804,6 +1030,12 @@ def main():
             results["queue"] = scenario_queue(queue_env, args.port + 2, args, 3)
         if "track" in only:
             results["track"] = scenario_track(queue_env, args.port + 3, args, 4)
+        if "disk" in only:
+            log(f"disk: {args.disk_rows:,} events into the table before and after partitioning")
+            results["disk"] = {**raw_pg_disk(args.pg_url, args.disk_rows), "load_average_after": load_average()}
+            log(f"disk: {results['disk']}")
+        if "backfill" in only:
+            results["backfill"] = scenario_backfill(pg_env, args.port + 4, args, 5)
         if "seed" in only:
             results["seed"] = scenario_seed()
         if "compat" in only:

@@ -235,6 +235,22 @@ def api_paths(org, last):
         ("users/<id> (one user's own events)", f"users/{user.external_id}"),
         ("funnel 3 steps, 30 days", f"funnel?steps=feature-00,feature-01,feature-02&{r30}"),
         ("funnel 3 steps, 90 days", f"funnel?steps=feature-00,feature-01,feature-02&{r90}"),
+        ("usage-summary user.plan=pro, 90 days", f"usage-summary?{r90}&user.plan=pro"),
+        ("top-users gender=F, 90 days", f"top-users?{r90}&gender=F"),
+        ("retention age=18-40, 12 weeks", f"retention?weeks=12&end={last}&age=18-40"),
+        ("breakdown usage-summary by gender, 90 days", f"usage-summary?{r90}&breakdown=gender"),
+        ("breakdown usage-summary by feature, 30 days", f"usage-summary?{r30}&breakdown=feature"),
+        ("breakdown timeseries events/day by feature, 90 days", f"timeseries?{r90}&breakdown=feature"),
+        ("breakdown timeseries events/day by age, 90 days", f"timeseries?{r90}&breakdown=age"),
+        (
+            "breakdown timeseries active_users/week by gender, 90 days",
+            f"timeseries?{r90}&metric=active_users&interval=week&breakdown=gender",
+        ),
+        ("breakdown timeseries events/day by user.plan, 30 days", f"timeseries?{r30}&breakdown=user.plan"),
+        ("breakdown timeseries events/day by event_type, 30 days", f"timeseries?{r30}&breakdown=event_type"),
+        ("breakdown timeseries events/day by event.source, 30 days", f"timeseries?{r30}&breakdown=event.source"),
+        ("breakdown feature-usage by age, 90 days", f"feature-usage?{r90}&breakdown=age"),
+        ("breakdown feature-usage by gender F by plan, 30 days", f"feature-usage?{r30}&gender=F&breakdown=user.plan"),
     ]
 
 
@@ -244,6 +260,7 @@ def page_paths(org, last):
     return [
         "/",
         "/?gender=F",
+        "/?breakdown=age",
         "/features/",
         f"/features/{feature.pk}/",
         "/users/",
@@ -261,6 +278,7 @@ def main():
     parser.add_argument("--requests", type=int, default=50, help="warm requests per endpoint")
     parser.add_argument("--cold", type=int, default=10, help="cache-miss requests per endpoint")
     parser.add_argument("--skip-rollup", action="store_true")
+    parser.add_argument("--only", default="", help="time only the APIs and pages whose label contains this")
     parser.add_argument("--rollup-peak-only", action="store_true", help="time only the peak day's rollup")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
@@ -298,7 +316,8 @@ def main():
         )
         print("\n" + header.format(what="endpoint"))
         for label, path in api_paths(org, last):
-            measure(api, base + path, label, org, args)
+            if args.only in label:
+                measure(api, base + path, label, org, args)
 
         browser = requests.Session()
         login = browser.get(f"http://127.0.0.1:{args.port}/login/", timeout=10)
@@ -312,6 +331,8 @@ def main():
             )
             print("\n" + header.format(what="page"))
             for page in page_paths(org, last):
+                if args.only not in page and args.only:
+                    continue
                 measure(browser, f"http://127.0.0.1:{args.port}{page}", f"`{page}`", org, args)
         else:
             print(f"\nno login page (HTTP {login.status_code}): pages not measured")

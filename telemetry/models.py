@@ -108,7 +108,13 @@ class UsageEvent(models.Model):
     Its foreign keys are not database constraints: three FK checks per row cost ~40 % of
     PostgreSQL's COPY rate on this table (docs/decisions.md). Ingestion resolves every id
     inside the caller's organisation before writing, the stream consumer re-checks what may
-    have been deleted while queued, and deletes still cascade through Django's collector."""
+    have been deleted while queued, and deletes still cascade through Django's collector.
+
+    On PostgreSQL the table is partitioned by month of `timestamp` (migration 0005,
+    `telemetry.services.partitions`): the primary key is `(id, timestamp)` there, and the
+    uuid key is `(organization, uuid, timestamp)` (a partitioned table's unique keys must
+    hold the partition key), with `EventUuid` remembering recent uuids whatever their
+    timestamp. A new unique constraint without `timestamp` cannot be added on PostgreSQL."""
 
     uuid = models.UUIDField(default=uuid.uuid4)
     organization = models.ForeignKey(
@@ -143,6 +149,24 @@ class UsageEvent(models.Model):
 
     def __str__(self):
         return f"{self.uuid} {self.event_type} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class EventUuid(models.Model):
+    """PostgreSQL's uuid dedupe beside the partitioned events: the uuids of events received
+    in the last `EVENT_DEDUPE_DAYS`, so a retry is skipped even when its timestamp moved
+    (clock-skew correction), into another month's partition included. Written with the
+    events in one transaction; rows expire by `received_at` (`telemetry.event_uuids_expire`).
+    Unused on SQLite, whose events table keeps its `(organization, uuid)` unique key."""
+
+    pk = models.CompositePrimaryKey("organization_id", "uuid")
+    organization = models.ForeignKey(
+        "tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    uuid = models.UUIDField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.organization_id} {self.uuid}"
 
 
 class DirtyDay(models.Model):

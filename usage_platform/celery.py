@@ -28,6 +28,25 @@ app.conf.beat_schedule = {
         "task": "analytics.rollup_today",
         "schedule": crontab(minute=5),
     },
+    # Every night at 00:05 (before the nightly rollup): create the events table's partitions
+    # for this month and the next EVENT_PARTITIONS_AHEAD months where missing (PostgreSQL),
+    # so no insert ever waits for one; a no-op on SQLite.
+    "event-partitions-prepare": {
+        "task": "telemetry.partitions_prepare",
+        "schedule": crontab(minute=5, hour=0),
+    },
+    # Every night at 02:30: drop the raw events older than RAW_EVENT_RETENTION_MONTHS (whole
+    # monthly partitions on PostgreSQL, rows on SQLite); the rollups stay. Off when it is 0.
+    "raw-events-expire": {
+        "task": "telemetry.raw_events_expire",
+        "schedule": crontab(minute=30, hour=2),
+    },
+    # Every night at 02:45: forget event uuids older than EVENT_DEDUPE_DAYS (the dedupe
+    # window for retried events, PostgreSQL).
+    "event-uuids-expire": {
+        "task": "telemetry.event_uuids_expire",
+        "schedule": crontab(minute=45, hour=2),
+    },
     # Every night at 01:00: refresh each organisation's narrative insight.
     "insights-daily": {
         "task": "insights.refresh_all",

@@ -274,6 +274,19 @@ INGEST_END_USER_CACHE_SECONDS = env.float("INGEST_END_USER_CACHE_SECONDS", defau
 # process that revoked it and within this many seconds everywhere else. 0 turns caching off.
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 
+# --- Raw events: partitions, retention, dedupe (docs/scaling.md, "Partitions") ---
+# Months of raw events kept (the current month counts as one); older events are refused at
+# ingestion and, on PostgreSQL, their monthly partitions are dropped whole by the nightly
+# `telemetry.raw_events_expire` job (SQLite deletes the rows). Rollups are kept. 0 keeps
+# raw events forever.
+RAW_EVENT_RETENTION_MONTHS = env.int("RAW_EVENT_RETENTION_MONTHS", default=0)
+# PostgreSQL: months after the current one whose partitions the daily job keeps ready.
+EVENT_PARTITIONS_AHEAD = env.int("EVENT_PARTITIONS_AHEAD", default=3)
+# PostgreSQL: days an event's uuid is remembered in the dedupe table, so a retry that comes
+# back this long after (the SDKs retry for up to 7 days) is still skipped whatever its
+# timestamp; a retry with the same timestamp is skipped for as long as the event is kept.
+EVENT_DEDUPE_DAYS = env.int("EVENT_DEDUPE_DAYS", default=8)
+
 # Ingestion bodies may be 5 MB; everything else keeps Django's 2.5 MB guard.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES + 1024
 

@@ -20,6 +20,8 @@ api_v1 = [
     path("auth/", include("tenants.urls_auth")),
     # Before tenants' `org`: insights owns the webhook rows (tenants may not import insights).
     path("org/webhooks", include("insights.urls_webhooks")),
+    # Likewise analytics owns the saved segments.
+    path("org/segments", include("analytics.urls_segments")),
     path("org/alert-rules", include("insights.alerts.urls_api")),
     path("org", include("tenants.urls_org")),
     path("analytics/", include("analytics.urls_api")),

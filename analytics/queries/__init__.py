@@ -15,6 +15,7 @@ place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `
 """
 
 from .accounts import account_detail, account_list
+from .breakdowns import breakdown_by_feature, breakdown_series, breakdown_totals
 from .cache import cached
 from .common import session_average
 from .days import last_complete_day
@@ -28,6 +29,9 @@ from .users import end_user_detail, end_user_is_own, end_user_timeline, top_user
 __all__ = [
     "account_detail",
     "account_list",
+    "breakdown_by_feature",
+    "breakdown_series",
+    "breakdown_totals",
     "cached",
     "end_user_detail",
     "end_user_is_own",

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from core.exceptions import NotFound
 from telemetry.models import Feature
@@ -16,6 +16,7 @@ from tenants.models import Organization
 from ..models import DailyFeatureUsage, DailyUserFeatureUsage
 from .cache import cached
 from .common import change_pct, days_between, feature_pk, percent, previous_period, rounded, session_average
+from .filters import filters_apply, has_person_filter, person_filters
 from .timeseries import timeseries
 
 
@@ -28,30 +29,49 @@ def stickiness_pct(daily_active_users_sum: int, days: int, distinct_users: int) 
     return round(daily_active_users_sum * 100.0 / days / distinct_users, 1)
 
 
-def _distinct_feature_users(org: Organization, start: date, end: date, feature_id: int | None = None) -> dict[int, int]:
-    """{feature_id: distinct end users over start..end}, from the per-user rollups."""
-    rows = DailyUserFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
-    if feature_id is not None:
-        rows = rows.filter(feature_id=feature_id)
+def _distinct_feature_users(org: Organization, start: date, end: date, filters: dict[str, Any]) -> dict[int, int]:
+    """{feature_id: distinct end users over start..end}, from the per-user rollups, under
+    `filters` (a feature, the person filters)."""
+    rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
+        date__gte=start, date__lte=end
+    )
     return dict(
         rows.values("feature_id").annotate(n=Count("end_user_id", distinct=True)).values_list("feature_id", "n")
     )
 
 
+def _feature_rows(
+    org: Organization, start: date, end: date, filters: dict[str, Any]
+) -> QuerySet[DailyFeatureUsage] | QuerySet[DailyUserFeatureUsage]:
+    """Rows per feature and day (the feature rollups), or per feature, end user and day
+    under a person filter; narrowed by every filter."""
+    if has_person_filter(filters):
+        return filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
+            date__gte=start, date__lte=end
+        )
+    return filters_apply(DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end), filters)
+
+
 @cached
-def feature_usage(org: Organization, start: date, end: date, *, stickiness: bool = False) -> list[dict[str, Any]]:
+def feature_usage(
+    org: Organization, start: date, end: date, filters: dict[str, Any] | None = None, *, stickiness: bool = False
+) -> list[dict[str, Any]]:
     """Per feature, from the rollups: events, average daily active users over the days of the
     range, avg session duration, share of all events (%), change vs the previous period and,
     with `stickiness` (one query more: the pages that only list features skip it), DAU/MAU
-    as `stickiness_pct`. Features without events in either period are left out."""
+    as `stickiness_pct`. Features without events in either period are left out. `filters` (see
+    `filters.filters_apply`) narrow the rows: a person filter reads the per-user feature
+    rollups, where each row is one active user of one feature on one day."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
     prev_start, prev_end = previous_period(start, end)
     cur = Q(date__gte=start, date__lte=end)
+    per_user = has_person_filter(filters)
     rows: Iterable[dict[str, Any]] = (
-        DailyFeatureUsage.objects.filter(organization=org, date__gte=prev_start, date__lte=end)
+        _feature_rows(org, prev_start, end, filters)
         .values("feature_id", "feature__key", "feature__name")
         .annotate(
             events=Sum("event_count", filter=cur),
-            dau=Sum("daily_active_users", filter=cur),
+            dau=Count("id", filter=cur) if per_user else Sum("daily_active_users", filter=cur),
             duration=Sum("total_session_duration", filter=cur),
             timed=Sum("timed_events", filter=cur),
             prev_events=Sum("event_count", filter=Q(date__gte=prev_start, date__lte=prev_end)),
@@ -60,7 +80,7 @@ def feature_usage(org: Organization, start: date, end: date, *, stickiness: bool
     days = (end - start).days + 1
     rows = [r for r in rows if (r["events"] or r["prev_events"])]
     total = sum(r["events"] or 0 for r in rows)
-    distinct = _distinct_feature_users(org, start, end) if stickiness and rows else {}
+    distinct = _distinct_feature_users(org, start, end, filters) if stickiness and rows else {}
     results: list[dict[str, Any]] = []
     for r in rows:
         events = r["events"] or 0
@@ -83,13 +103,19 @@ def feature_usage(org: Organization, start: date, end: date, *, stickiness: bool
 
 
 @cached
-def feature_sparklines(org: Organization, start: date, end: date) -> dict[int, list[int]]:
-    """{feature_id: [daily events, zero-filled, start..end]} for features with events."""
+def feature_sparklines(
+    org: Organization, start: date, end: date, filters: dict[str, Any] | None = None
+) -> dict[int, list[int]]:
+    """{feature_id: [daily events, zero-filled, start..end]} for features with events,
+    narrowed by `filters` as `feature_usage` is."""
     days = days_between(start, end)
     index = {day: i for i, day in enumerate(days)}
     lines: dict[int, list[int]] = {}
-    rows = DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end).values_list(
-        "feature_id", "date", "event_count"
+    rows = (
+        _feature_rows(org, start, end, {k: v for k, v in (filters or {}).items() if v})
+        .values("feature_id", "date")
+        .annotate(events=Sum("event_count"))
+        .values_list("feature_id", "date", "events")
     )
     for feature_id, day, count in rows:
         lines.setdefault(feature_id, [0] * len(days))[index[day]] = count
@@ -106,20 +132,30 @@ def feature_get(org: Organization, feature_id: object) -> Feature:
 
 @cached
 def feature_figures(
-    org: Organization, *, feature: Feature | int, start: date, end: date, interval: str = "day"
+    org: Organization,
+    *,
+    feature: Feature | int,
+    start: date,
+    end: date,
+    interval: str = "day",
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One feature over start..end as its detail page shows it: `events`, active users per
     `interval` bucket (`avg_active_users`, `peak_active_users`, as charted), the average
     session by `session_average` over the whole range, stickiness (DAU/MAU over the range,
-    `stickiness_pct`) and the charted `points` ([{date, events, active_users}], zero-filled)."""
+    `stickiness_pct`) and the charted `points` ([{date, events, active_users}], zero-filled).
+    `filters` may add the person filters."""
     feature_id = feature_pk(feature)
-    series: dict[str, Any] = {"interval": interval, "start": start, "end": end, "feature": feature_id}
+    people = person_filters(filters or {})
+    series: dict[str, Any] = {"interval": interval, "start": start, "end": end, "feature": feature_id, **people}
     events = timeseries.uncached(org, metric="events", **series)["points"]
     active = [p["value"] for p in timeseries.uncached(org, metric="active_users", **series)["points"]]
-    totals = DailyFeatureUsage.objects.filter(
-        organization=org, feature_id=feature_id, date__gte=start, date__lte=end
-    ).aggregate(duration=Sum("total_session_duration"), timed=Sum("timed_events"), dau=Sum("daily_active_users"))
-    distinct = _distinct_feature_users(org, start, end, feature_id).get(feature_id, 0)
+    # Σ daily active users: per-user rows are one active user-day each.
+    dau = Count("id") if has_person_filter(people) else Sum("daily_active_users")
+    totals = _feature_rows(org, start, end, {"feature": feature_id, **people}).aggregate(
+        duration=Sum("total_session_duration"), timed=Sum("timed_events"), dau=dau
+    )
+    distinct = _distinct_feature_users(org, start, end, {"feature": feature_id, **people}).get(feature_id, 0)
     return {
         "events": sum(p["value"] for p in events),
         "avg_active_users": sum(active) / len(active) if active else 0,

@@ -2,7 +2,11 @@
 rollups alike. Both carry `end_user` (the person filters go through it, so a profile update
 applies to history at once) and, where a row belongs to one feature, `feature`.
 
-A filter added here (an account, a user property) applies to every query built on it."""
+Person filters: `age` (band), `gender` (code) and `user_properties` ({name: value}, compared
+as text with the end user's profile properties). Age and gender alone are answered by the
+person-segment rollups (`segment_rows`); a user property by the per-user rollups. A filter
+added here applies to every query built on it; the raw-SQL reads (retention, funnel) take
+the same condition as a subquery of end-user ids (`people_sql`)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from django.db.models import Model, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 
+from telemetry.models import EndUser
 from tenants.models import Organization
 
 from ..models import DailySegmentUsage
@@ -19,9 +26,18 @@ from .common import feature_pk
 _M = TypeVar("_M", bound=Model)
 
 AGE_BANDS = {"<18": {"lt": 18}, "18-40": {"gte": 18, "lte": 40}, ">40": {"gt": 40}}
+PERSON_FILTERS = ("age", "gender", "user_properties")
+# The person filters the segment rollups carry (age band × gender as rolled up).
+ROLLED_UP_PERSON_FILTERS = ("age", "gender")
 
 
-def person_filter(*, age: str | None = None, gender: str | None = None, prefix: str = "end_user__") -> Q:
+def person_filter(
+    *,
+    age: str | None = None,
+    gender: str | None = None,
+    user_properties: Mapping[str, str] | None = None,
+    prefix: str = "end_user__",
+) -> Q:
     """The condition on a row's end user for the person filters given (empty: everyone,
     anonymous events included). `prefix=""` applies it to EndUser rows themselves."""
     condition = Q()
@@ -29,7 +45,26 @@ def person_filter(*, age: str | None = None, gender: str | None = None, prefix: 
         condition &= Q(**{f"{prefix}age__{op}": bound for op, bound in AGE_BANDS[age].items()})
     if gender:
         condition &= Q(**{f"{prefix}gender": gender})
+    for name, value in (user_properties or {}).items():
+        condition &= Q(Exact(KeyTextTransform(name, f"{prefix}properties"), value))
     return condition
+
+
+def person_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """The person filters among `filters` (the given ones)."""
+    return {k: filters[k] for k in PERSON_FILTERS if filters.get(k)}
+
+
+def has_person_filter(filters: Mapping[str, Any]) -> bool:
+    """Whether `filters` narrows by who the end user is (then rows without a person, the
+    anonymous events, drop out and the per-user or segment rollups answer)."""
+    return bool(person_filters(filters))
+
+
+def has_rolled_up_person_filter(filters: Mapping[str, Any]) -> bool:
+    """Whether the person filters are all ones the segment rollups carry (age, gender)."""
+    people = person_filters(filters)
+    return bool(people) and set(people) <= set(ROLLED_UP_PERSON_FILTERS)
 
 
 def segment_filter(filters: Mapping[str, Any]) -> Q:
@@ -49,18 +84,24 @@ def segment_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Dail
     return rows.filter(feature__isnull=True) if feature_id is None else rows.filter(feature_id=feature_id)
 
 
-def has_person_filter(filters: Mapping[str, Any]) -> bool:
-    """Whether `filters` narrows by who the end user is (then rows without a person, the
-    anonymous events, drop out and the per-user rollups answer)."""
-    return bool(filters.get("age") or filters.get("gender"))
-
-
 def filters_apply(qs: QuerySet[_M], filters: Mapping[str, Any]) -> QuerySet[_M]:
     """`qs` narrowed by `filters`: `feature` (a Feature or its id; only for rows of one
-    feature), `age` (band) and `gender`. Unknown or empty keys are ignored here: the
-    request parsers refuse what no query can apply."""
+    feature) and the person filters. Unknown or empty keys are ignored here: the request
+    parsers (`analytics.filters`) refuse what no query can apply."""
     feature_id = feature_pk(filters.get("feature"))
     if feature_id is not None:
         qs = qs.filter(feature_id=feature_id)
-    condition = person_filter(age=filters.get("age"), gender=filters.get("gender"))
+    condition = person_filter(**person_filters(filters))
     return qs.filter(condition) if condition else qs
+
+
+def people_sql(org: Organization, filters: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+    """`SELECT id FROM telemetry_enduser WHERE …` for the end users of `org` the person
+    filters keep, with its parameters, for raw SQL (`col IN (…)`); None without a person
+    filter."""
+    people = person_filters(filters)
+    if not people:
+        return None
+    qs = EndUser.objects.filter(person_filter(**people, prefix=""), organization=org).values("id")
+    sql, params = qs.query.sql_with_params()
+    return sql, list(params)

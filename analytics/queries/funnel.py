@@ -19,6 +19,7 @@ from tenants.models import Organization
 
 from .cache import cached
 from .common import bounds, db_datetime, percent, plus_days_sql
+from .filters import people_sql
 
 
 def _placeholders(values: Sized) -> str:
@@ -26,7 +27,14 @@ def _placeholders(values: Sized) -> str:
 
 
 def funnel_sql(
-    org: Organization, *, steps: list[str], feature_ids: dict[str, int], window_days: int, start: date, end: date
+    org: Organization,
+    *,
+    steps: list[str],
+    feature_ids: dict[str, int],
+    window_days: int,
+    start: date,
+    end: date,
+    filters: dict[str, Any] | None = None,
 ) -> tuple[str, list[Any]]:
     """The funnel statement for two steps or more (`params.funnel_params` asks for two):
     one row with the number of users reaching each step.
@@ -37,7 +45,10 @@ def funnel_sql(
     later steps' candidate events once more into `ev`; each later step is then one join of
     the previous step's users (one row per user) with that step's events on the user id. On
     PostgreSQL every CTE is MATERIALIZED (computed once) and those joins are FULL JOINs,
-    which are hashed or merged, never looped, whatever the statistics say."""
+    which are hashed or merged, never looped, whatever the statistics say.
+
+    The person `filters` narrow the users who enter (a subquery of end-user ids); later
+    steps only follow those users."""
     lo, hi = bounds(start, end)
     horizon = hi + timedelta(days=window_days)
     window_sql, window_kind = plus_days_sql("p.t0")
@@ -58,6 +69,10 @@ def funnel_sql(
     if by_type:
         scope.append(f"e.event_type IN ({_placeholders(by_type)})")
     first_cond, first_params = match(steps[0], "e.")
+    people = people_sql(org, filters or {})
+    if people:
+        first_cond += f" AND e.end_user_id IN ({people[0]})"
+        first_params += people[1]
     ctes = [
         f"""s0 AS {materialized}(
             SELECT e.end_user_id AS uid, MIN(e.timestamp) AS t0, MIN(e.timestamp) AS t
@@ -128,7 +143,15 @@ def _bounded(db: BaseDatabaseWrapper) -> Iterator[None]:
 
 
 @cached
-def funnel(org: Organization, *, steps: list[str], window_days: int = 7, start: date, end: date) -> dict[str, Any]:
+def funnel(
+    org: Organization,
+    *,
+    steps: list[str],
+    window_days: int = 7,
+    start: date,
+    end: date,
+    filters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Ordered funnel counted per end user: a user enters at their first event of step 1 in
     start..end; each later step counts when that user has a matching event after the previous
     step and within `window_days` of entering. A step naming a feature key of `org` matches
@@ -137,7 +160,9 @@ def funnel(org: Organization, *, steps: list[str], window_days: int = 7, start: 
     Funnels read raw events (exact times matter), through `funnel_sql`'s linear plan and
     never longer than `DB_STATEMENT_TIMEOUT_MS` in a web process (then a 503)."""
     feature_ids = dict(Feature.objects.filter(organization=org, key__in=steps).values_list("key", "id"))
-    sql, params = funnel_sql(org, steps=steps, feature_ids=feature_ids, window_days=window_days, start=start, end=end)
+    sql, params = funnel_sql(
+        org, steps=steps, feature_ids=feature_ids, window_days=window_days, start=start, end=end, filters=filters
+    )
     # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
     db = connections[read_alias()]
     with _bounded(db), db.cursor() as cursor:

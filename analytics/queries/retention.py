@@ -13,13 +13,16 @@ from core.db_routing import read_alias
 from tenants.models import Organization
 
 from .cache import cached
-from .common import bounds, date_number_sql, day_number_sql, db_datetime, percent, week_monday
+from .common import bounds, date_number_sql, day_number_sql, db_datetime, feature_pk, percent, week_monday
+from .filters import people_sql
 
 EPOCH = date(1970, 1, 1)
 RETENTION_DAYS = (1, 7, 30)
 
 
-def retention_sql(org: Organization, *, first: date, end: date) -> tuple[str, list[Any]]:
+def retention_sql(
+    org: Organization, *, first: date, end: date, filters: dict[str, Any] | None = None
+) -> tuple[str, list[Any]]:
     """The retention statement for cohorts from the week of `first` to `end`: rows of
     (kind, cohort week, k, users) — kind 0: cohort sizes; 1: users active in week k of their
     cohort; 2: users active exactly k ∈ {1, 7, 30} days after their first day. Activity is
@@ -31,26 +34,39 @@ def retention_sql(org: Organization, *, first: date, end: date) -> tuple[str, li
     meet the cohort in a FULL JOIN, which PostgreSQL can only hash or merge, never loop, so
     every plan is one pass over the period's rows; the join sits alone in its CTE, because a
     WHERE on it would turn it back into an inner join. SQLite plans by rules: its CROSS JOIN
-    makes the cohort the outer loop, each member one range of (organization, end_user, date)."""
+    makes the cohort the outer loop, each member one range of (organization, end_user, date).
+
+    `filters`: the person filters narrow the cohort (a subquery of end-user ids); a feature
+    makes "active" mean "used that feature" (the per-user feature rollup, one row per user
+    and day for one feature, so the counts below stay exact)."""
+    filters = filters or {}
     lo, hi = bounds(first, end)
     base = (first - EPOCH).days
     d0 = day_number_sql("first_seen")
     d = date_number_sql("a.date")
+    people = people_sql(org, filters)
+    only_people = f" AND id IN ({people[0]})" if people else ""
     cohort = f"""SELECT id, {d0} AS d0 FROM telemetry_enduser
-        WHERE organization_id = %s AND first_seen >= %s AND first_seen < %s"""
+        WHERE organization_id = %s AND first_seen >= %s AND first_seen < %s{only_people}"""
     period = "a.organization_id = %s AND a.date >= %s AND a.date <= %s"
+    activity, activity_params = "analytics_dailyuserusage", list[Any]()
+    feature_id = feature_pk(filters.get("feature"))
+    if feature_id is not None:
+        activity = "analytics_dailyuserfeatureusage"
+        period += " AND a.feature_id = %s"
+        activity_params = [feature_id]
     if connection.vendor == "postgresql":
         ctes = f"""cohort AS MATERIALIZED ({cohort}),
             act AS MATERIALIZED (
                 SELECT c.id AS uid, c.d0, {d} AS d
-                FROM (SELECT end_user_id, date FROM analytics_dailyuserusage a WHERE {period}) a
+                FROM (SELECT end_user_id, date FROM {activity} a WHERE {period}) a
                 FULL JOIN cohort c ON c.id = a.end_user_id
             )"""
     else:
         ctes = f"""cohort AS ({cohort}),
             act AS (
                 SELECT c.id AS uid, c.d0, {d} AS d
-                FROM cohort c CROSS JOIN analytics_dailyuserusage a WHERE a.end_user_id = c.id AND {period}
+                FROM cohort c CROSS JOIN {activity} a WHERE a.end_user_id = c.id AND {period}
             )"""
     # Rows of the join without a cohort member or without an active day have a NULL uid or
     # day: the comparisons below leave them out. (end user, day) is unique in the rollup, so
@@ -66,20 +82,24 @@ def retention_sql(org: Organization, *, first: date, end: date) -> tuple[str, li
     """
     lo_db, hi_db = db_datetime(lo), db_datetime(hi)
     days = [connection.ops.adapt_datefield_value(first), connection.ops.adapt_datefield_value(end)]
-    return sql, [org.pk, lo_db, hi_db, org.pk, *days, base, base, base, base, base]
+    cohort_params = [org.pk, lo_db, hi_db, *(people[1] if people else [])]
+    return sql, [*cohort_params, org.pk, *days, *activity_params, base, base, base, base, base]
 
 
 @cached
-def retention(org: Organization, *, weeks: int = 12, end: date | None = None) -> dict[str, Any]:
+def retention(
+    org: Organization, *, weeks: int = 12, end: date | None = None, filters: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Weekly cohorts of end users by first-seen week (Monday-based, the last `weeks` weeks up
     to `end`): size, D1/D7/D30 (% of the cohort with an event exactly 1, 7, 30 days after
     their first day; None until the whole cohort could have got there, and for an empty
     cohort) and the grid of % of the cohort active in each week since its start (None for an
-    empty cohort). One statement (`retention_sql`) over the per-user rollups, grouped in SQL."""
+    empty cohort). One statement (`retention_sql`) over the per-user rollups, grouped in SQL.
+    `filters`: see `retention_sql`."""
     end = end or today()
     first = week_monday(end) - timedelta(days=7 * (weeks - 1))
     end_day = (end - EPOCH).days
-    sql, params = retention_sql(org, first=first, end=end)
+    sql, params = retention_sql(org, first=first, end=end, filters={k: v for k, v in (filters or {}).items() if v})
     sizes: dict[int, int] = {}
     grid: dict[int, dict[int, int]] = defaultdict(dict)
     days: dict[int, dict[int, int]] = defaultdict(dict)

@@ -13,7 +13,15 @@ from tenants.models import Organization
 from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
 from .common import change_pct, feature_pk, previous_period, session_average
-from .filters import filters_apply, has_person_filter, person_filter, segment_filter, segment_rows
+from .filters import (
+    filters_apply,
+    has_person_filter,
+    has_rolled_up_person_filter,
+    person_filter,
+    person_filters,
+    segment_filter,
+    segment_rows,
+)
 
 
 def _kpi(value: float | None, previous: float | None) -> dict[str, Any]:
@@ -37,8 +45,10 @@ def _features_tracked(
 ) -> dict[str, Any]:
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
-    if has_person_filter(filters):
+    if has_rolled_up_person_filter(filters):
         rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org, feature__isnull=False)
+    elif has_person_filter(filters):
+        rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), person_filters(filters))
     else:
         rows = DailyFeatureUsage.objects.filter(organization=org, event_count__gt=0)
     if feature_id is not None:
@@ -51,11 +61,13 @@ def _features_tracked(
 def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date) -> dict[str, Any]:
     """Events, sessions and session time of both periods: from the organisation or feature
     rollups (anonymous events included) unless a person filter applies, then from the
-    person segments' rows."""
+    person segments' rows (age and gender) or the per-user rows (a user property)."""
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
-    if has_person_filter(filters):
+    if has_rolled_up_person_filter(filters):
         rows = segment_rows(org, filters)
+    elif has_person_filter(filters):
+        rows = user_rows(org, filters)
     elif feature_id is None:
         rows = DailyOrgUsage.objects.filter(organization=org)
     else:
@@ -77,9 +89,7 @@ def _active_users(org: Organization, filters: dict[str, Any], periods: list[tupl
     the per-user rollups' (organization, end_user, date) index, so the cost follows the
     number of end users, not the number of active user-days of a long range."""
     feature_id = feature_pk(filters.get("feature"))
-    people = EndUser.objects.filter(
-        person_filter(age=filters.get("age"), gender=filters.get("gender"), prefix=""), organization=org
-    )
+    people = EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
     counts: dict[str, Any] = {}
     for i, (first, last) in enumerate(periods):
         days: QuerySet[Any]
@@ -97,8 +107,8 @@ def _active_users(org: Organization, filters: dict[str, Any], periods: list[tupl
 @cached
 def usage_summary(org: Organization, start: date, end: date, filters: dict[str, Any] | None = None) -> dict[str, Any]:
     """KPIs for start..end, each `{value, previous, change_pct}` against the previous period
-    of equal length. `filters` may hold `feature` (a Feature or its id), `age` (band) and
-    `gender` (see `filters.filters_apply`). Sessions are counted per day (a session that
+    of equal length. `filters` may hold `feature` (a Feature or its id), `age` (band),
+    `gender` and `user_properties` (see `filters.filters_apply`). Sessions are counted per day (a session that
     crosses midnight counts on both days), per end user under a person filter."""
     filters = {k: v for k, v in (filters or {}).items() if v}
     prev_start, prev_end = previous_period(start, end)

@@ -16,7 +16,7 @@ from tenants.models import Organization
 from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .cache import cached
 from .common import days_between, feature_pk, week_monday
-from .filters import has_person_filter, segment_rows
+from .filters import has_person_filter, has_rolled_up_person_filter, segment_rows
 from .summary import user_rows
 
 
@@ -42,18 +42,22 @@ def timeseries(
     feature: Feature | int | None = None,
     age: str | None = None,
     gender: str | None = None,
+    user_properties: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """`{metric, interval, start, end, points: [{date, value}]}`, one point per day or week
     (weeks start on Monday; a first week cut by `start` is labelled `start`), zero-filled.
     Reads the organisation or feature rollups, the person segments under a person filter,
-    and the per-user rollups for weekly distinct users (which daily counts cannot add up to)."""
+    and the per-user rollups for weekly distinct users (which daily counts cannot add up to).
+    `user_properties` ({name: value}) is a person filter too (then the per-user rollups)."""
     feature_id = feature_pk(feature)
     buckets = _buckets(start, end, interval)
-    filters = {"feature": feature_id, "age": age, "gender": gender}
+    filters = {"feature": feature_id, "age": age, "gender": gender, "user_properties": user_properties}
     if interval == "week" and metric == "active_users":
         values = _series_users(org, metric, interval, start, end, user_rows(org, filters))
-    elif has_person_filter(filters):
+    elif has_rolled_up_person_filter(filters):
         values = _series_users(org, metric, interval, start, end, segment_rows(org, filters))
+    elif has_person_filter(filters):
+        values = _series_users(org, metric, interval, start, end, user_rows(org, filters))
     else:
         values = _series_rollup(org, metric, interval, start, end, feature_id)
     digits = 2 if metric == "avg_session_duration" else 0

@@ -4,21 +4,23 @@ user's detail with its visits (that user's own events: one index range)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.db.models import Avg, Count, F, FloatField, Func, IntegerField, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
 
-from core.days import today
+from core.days import day_start, today
 from core.exceptions import DomainError, NotFound
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization, User
 
-from ..models import DailyUserFeatureUsage, DailyUserUsage
+from ..models import DailyUserFeatureUsage
 from .cache import cached
 from .common import rounded_or_none
+from .filters import filters_apply
+from .summary import user_rows
 
 TIMELINE_LIMIT = 200
 # Events of one end user without a session id belong to the same visit while they are
@@ -36,16 +38,27 @@ _USER_SORT_FIELDS = {
 }
 
 
-def _user_rows(rows: QuerySet[DailyUserUsage]) -> QuerySet[DailyUserUsage, dict[str, Any]]:
+def _user_rows(rows: QuerySet[Any]) -> QuerySet[Any, dict[str, Any]]:
     """Per-user rollup rows grouped per end user: events, the average session by the one
     rule (Σ durations / Σ timed events), first and last event."""
     return rows.values("end_user_id", "end_user__external_id", "end_user__email", "end_user__first_seen").annotate(
         events=Sum("event_count"),
         avg_session_duration=Cast(Sum("total_session_duration"), FloatField())
         / NullIf(Cast(Sum("timed_events"), FloatField()), 0.0),
-        first_event=Min("first_event_at"),
-        last_event=Max("last_event_at"),
+        **_event_bounds(rows),
     )
+
+
+def _event_bounds(rows: QuerySet[Any]) -> dict[str, Any]:
+    """First and last event of each user's rows: exact times from the per-user rows; under a
+    feature filter (per-user feature rows keep no times) the days, as their start (UTC)."""
+    if rows.model is DailyUserFeatureUsage:
+        return {"first_event": Min("date"), "last_event": Max("date")}
+    return {"first_event": Min("first_event_at"), "last_event": Max("last_event_at")}
+
+
+def _moment(value: Any) -> Any:
+    return day_start(value) if isinstance(value, date) and not isinstance(value, datetime) else value
 
 
 def _top_features(rows: QuerySet[DailyUserFeatureUsage]) -> dict[int, str]:
@@ -68,8 +81,8 @@ def _shape_user_rows(rows: Iterable[dict[str, Any]], top: dict[int, str]) -> lis
             "email": r["end_user__email"],
             "events": r["events"],
             "avg_session_duration": rounded_or_none(r["avg_session_duration"]),
-            "first_seen": min(filter(None, (r["end_user__first_seen"], r["first_event"]))),
-            "last_seen": r["last_event"],
+            "first_seen": min(filter(None, (r["end_user__first_seen"], _moment(r["first_event"])))),
+            "last_seen": _moment(r["last_event"]),
             "top_feature": top.get(r["end_user_id"]),
         }
         for r in rows
@@ -102,20 +115,27 @@ def user_activity_page(
     page: int = 1,
     page_size: int | None = 50,
     only_member: User | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Per end user active in the last `days` UTC days (today included), from the per-user
     rollups: events, avg session, first/last seen, top feature. `search` matches the
-    external id or e-mail; `only_member` (a User) limits the rows to the end users that are
-    that member's own profiles (a member sees only themself). `page_size=None` returns every row (CSV
-    export). Returns `{count, page, page_size, results}`."""
-    first = today() - timedelta(days=days - 1)
+    external id or e-mail; `only_member` (a User) limits the rows to the end users that
+    are that member's own profiles (a member sees only themself). `page_size=None` returns every row (CSV
+    export). `start`..`end` replaces the last `days` when given; `filters` (a feature, the
+    person filters) narrow the rows, a feature filter counting that feature's events only.
+    Returns `{count, page, page_size, results}`."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    first = start or today() - timedelta(days=days - 1)
+    period = Q(date__gte=first) & (Q(date__lte=end) if end else Q())
     people = Q()
     if only_member is not None:
         people &= Q(end_user__member=only_member)
     if search:
         people &= Q(end_user__external_id__icontains=search) | Q(end_user__email__icontains=search)
-    days_rows = DailyUserUsage.objects.filter(people, organization=org, date__gte=first)
-    feature_rows = DailyUserFeatureUsage.objects.filter(organization=org, date__gte=first)
+    days_rows = user_rows(org, filters).filter(people, period)
+    feature_rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(period)
     descending = sort.startswith("-")
     field = _USER_SORT_FIELDS[sort.lstrip("-")]
     order = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
@@ -134,19 +154,21 @@ def user_activity_page(
 
 
 @cached
-def top_users(org: Organization, *, limit: int = 10, start: date, end: date) -> list[dict[str, Any]]:
+def top_users(
+    org: Organization, *, limit: int = 10, start: date, end: date, filters: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The `limit` end users with most events in start..end (same row shape as user
     activity), from the per-user rollups: rows grouped by user id alone, and only the
-    winners joined to their profile."""
-    days_rows = DailyUserUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
+    winners joined to their profile. `filters` narrow the rows (a feature: its events)."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    days_rows = user_rows(org, filters).filter(date__gte=start, date__lte=end)
     rows = list(
         days_rows.values("end_user_id")
         .annotate(
             events=Sum("event_count"),
             duration=Sum("total_session_duration"),
             timed=Sum("timed_events"),
-            first_event=Min("first_event_at"),
-            last_event=Max("last_event_at"),
+            **_event_bounds(days_rows),
         )
         .order_by("-events", "end_user_id")[:limit]
     )
@@ -163,8 +185,8 @@ def top_users(org: Organization, *, limit: int = 10, start: date, end: date) -> 
         r["end_user__email"] = profile["email"]
         r["end_user__first_seen"] = profile["first_seen"]
         r["avg_session_duration"] = r["duration"] / r["timed"] if r["timed"] else None
-    feature_rows = DailyUserFeatureUsage.objects.filter(
-        organization=org, date__gte=start, date__lte=end, end_user_id__in=ids
+    feature_rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
+        date__gte=start, date__lte=end, end_user_id__in=ids
     )
     return _shape_user_rows(rows, _top_features(feature_rows))
 

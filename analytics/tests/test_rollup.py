@@ -1,7 +1,9 @@
+import threading
 from datetime import date
 
 import pytest
 from django.core.management import call_command
+from django.db import connection, connections, transaction
 
 from analytics import rollup
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
@@ -122,21 +124,69 @@ def test_rolling_a_day_clears_its_late_data_marks(org, other_org, dataset):
     assert set(DirtyDay.objects.values_list("organization_id", "date")) == {(org.pk, D2)}
 
 
-def test_a_mark_refreshed_while_its_day_is_rolled_is_kept(org, dataset, monkeypatch):
-    """Late events that arrive during the roll (a newer `marked_at`) need another run."""
+def test_a_mark_set_again_during_its_days_roll_by_the_same_transaction_is_kept_or_redone(org, dataset, monkeypatch):
+    """Marks are only inserted when missing (no row lock for concurrent writers to queue on);
+    late writers in other transactions wait for the roll (see the PostgreSQL test below). A
+    mark that exists stays as it is, and the roll clears it."""
     from telemetry.services import storage
 
-    mark = DirtyDay.objects.create(organization=org, date=D1)
+    DirtyDay.objects.create(organization=org, date=D1)
     real_session_key = rollup._session_key_sql
 
     def remark_then_roll():  # runs after the marks are read, before the events are
-        storage.days_mark_dirty(org.pk, [D1])  # as another process storing late events
+        assert storage.days_mark_dirty(org.pk, [D1]) == 1
         return real_session_key()
 
     monkeypatch.setattr(rollup, "_session_key_sql", remark_then_roll)
     rollup.rollup_day(D1, org)
-    kept = DirtyDay.objects.get(organization=org, date=D1)
-    assert kept.marked_at > mark.marked_at
+    assert not DirtyDay.objects.filter(organization=org, date=D1).exists()
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="SQLite runs one write transaction at a time (IMMEDIATE): no late writer can come in during a roll",
+)
+@pytest.mark.django_db(transaction=True)
+def test_late_events_stored_during_a_roll_wait_for_it_and_keep_their_mark(org, monkeypatch):
+    """Another process storing late events for the day being rolled: its mark waits for the
+    roll's commit and is then inserted afresh, so the next run counts its events."""
+    from telemetry.services import storage
+
+    search = feature(org, "search")
+    event(org, search, when=at(str(D1), "10:00:00"))
+    DirtyDay.objects.create(organization=org, date=D1)
+    wrote_events, done = threading.Event(), threading.Event()
+
+    def late_writer():
+        try:
+            with transaction.atomic():
+                storage.events_insert(
+                    rows=[{"organization_id": org.pk, "feature_id": search.pk, "timestamp": at(str(D1), "11:00:00")}]
+                )
+                wrote_events.set()
+                storage.days_mark_dirty(org.pk, [D1])  # waits for the roll's lock
+        finally:
+            connections.close_all()
+            done.set()
+
+    writer = threading.Thread(target=late_writer)
+    real_session_key = rollup._session_key_sql
+
+    def start_the_writer_then_roll():  # after the marks are read, before the events are
+        if not writer.is_alive() and not done.is_set():
+            writer.start()
+            assert wrote_events.wait(10)
+            assert not done.wait(0.5), "the late writer must wait for the roll"
+        return real_session_key()
+
+    monkeypatch.setattr(rollup, "_session_key_sql", start_the_writer_then_roll)
+    rollup.rollup_day(D1, org)
+    writer.join(10)
+    assert done.is_set()
+    assert org_row(org, D1).event_count == 1  # the roll did not see the late event…
+    assert DirtyDay.objects.filter(organization=org, date=D1).exists()  # …and its mark is kept
+    assert rollup.rollup_dirty() == 1
+    assert org_row(org, D1).event_count == 2
 
 
 def test_all_days_clears_every_mark_it_made_redundant(org, other_org, dataset, capsys):

@@ -1,6 +1,8 @@
 """Retention (weekly cohorts as a heat map, D1/D7/D30 weighted by cohort) and Funnels (the
 step builder and each step's conversion)."""
 
+import functools
+
 from django.views.decorators.http import require_GET
 
 from core.exceptions import DomainError
@@ -8,6 +10,7 @@ from core.pages import org_page, params_or_default
 from tenants.models import Role
 
 from .. import params, queries
+from ..filters import filter_cache_key
 from . import common
 
 RETENTION_WEEKS = (4, 8, 12, 26)
@@ -23,8 +26,9 @@ def _heat_class(pct):
 @org_page(Role.ANALYST, replica=True)
 def retention(request):
     org = request.org
-    args, error = params_or_default(params.retention_params, request.GET)
-    data = queries.retention(org, **args)
+    args, error = params_or_default(functools.partial(params.retention_params, org), request.GET)
+    given = filter_cache_key(args["filters"])
+    data = queries.retention(org, weeks=args["weeks"], end=args["end"], filters=given)
     cohorts = []
     max_weeks = 0
     for cohort in data["cohorts"]:
@@ -44,6 +48,7 @@ def retention(request):
         "total_users": averages["users"],
         "avg": {"d1": averages["d1"], "d7": averages["d7"], "d30": averages["d30"]},
         "legend": [f"heat-{i}" for i in range(0, 11, 2)],
+        **common.filter_bar(org, request.GET, given),
         **common.first_event_context(request),
     }
     return common.render_filtered(
@@ -71,12 +76,12 @@ def funnels(request):
     window_days = 7
     if submitted:
         try:
-            args = params.funnel_params(query)
+            args = params.funnel_params(org, query)
         except DomainError as exc:
             error = exc.detail
         else:
             start, end, window_days = args["start"], args["end"], args["window_days"]
-            result = queries.funnel(org, **args)
+            result = queries.funnel(org, **{**args, "filters": filter_cache_key(args["filters"])})
     usage = queries.feature_usage(org, start=start, end=end)
     features = common.feature_choices(usage)
     suggested = not steps
@@ -106,6 +111,7 @@ def funnels(request):
         "error": error,
         "min_steps": params.MIN_FUNNEL_STEPS,
         "max_steps": params.MAX_FUNNEL_STEPS,
+        **common.filter_bar(org, query, {}),
         **common.first_event_context(request),
     }
     return common.render_filtered(

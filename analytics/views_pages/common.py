@@ -5,11 +5,12 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from core.days import today
+from core.exceptions import DomainError
 from core.pages import params_or_default, render_page
-from core.query_params import filters_supported
 from tenants.models import Role
 
-from .. import params
+from .. import params, segments
+from ..filters import USER_PREFIX, filter_set_parse, filters_refuse
 
 RANGE_PRESETS = (7, 30, 90)
 WEEKLY_AFTER_DAYS = 120  # longer ranges chart by week: 120 daily points are already dense
@@ -35,21 +36,96 @@ def presets(start, end):
 
 
 def date_range(query):
-    filters_supported(query, ("start", "end"))
+    filters_refuse(query)
     return params.date_range(query)
 
 
 def range_or_default(query):
-    """(start, end, error): a bad range (or a filter these pages cannot apply) is shown next
-    to the filters, with the default range."""
+    """(start, end, error): a bad range (or a filter no page can apply) is shown next to the
+    filters, with the default range."""
     (start, end), error = params_or_default(date_range, query)
     return start, end, error
+
+
+PAGE_FILTERS = ("segment", "feature", "age", "gender", "account")
+GENDERS = (("F", "Female"), ("M", "Male"), ("O", "Other"))
+
+
+def page_filters(org, query, *, refused=()):
+    """(filters, error): DESIGN's filter set of a page's query string (segment expanded),
+    or no filter and the message when one is refused or bad (shown next to the filters)."""
+    try:
+        filters_refuse(query, refused)
+        return filter_set_parse(org, query), None
+    except DomainError as exc:
+        return {}, exc.detail
+
+
+def filter_bar(org, query, filters):
+    """What the shared filter bar (`analytics/partials/filter_bar.html`) draws: the segment
+    picker (the organisation's saved segments), age and gender, the `user.<property>`
+    filters kept as hidden fields, and `filter_query` (`&name=value…`) for links that must
+    keep the filters (range presets, sort headers)."""
+    kept = {name: query.get(name) for name in PAGE_FILTERS if query.get(name)}
+    kept |= {name: value for name, value in query.items() if name.startswith(USER_PREFIX) and value}
+    return {
+        "segments": list(segments.segment_list(org).values("id", "name")),
+        "selected_segment": query.get("segment") or "",
+        "filter_age": query.get("age") or "",
+        "filter_gender": (filters.get("gender") or query.get("gender") or "").upper(),
+        "user_filters": sorted((k, v) for k, v in kept.items() if k.startswith(USER_PREFIX)),
+        "age_bands": params.AGE_BANDS,
+        "genders": GENDERS,
+        "filter_query": "&" + urlencode(kept) if kept else "",
+        "any_filter": bool(filters),
+    }
 
 
 def carry(query, names):
     """`&name=value…` for the filters a range preset link must keep."""
     kept = {name: query.get(name) for name in names if query.get(name)}
     return "&" + urlencode(kept) if kept else ""
+
+
+BREAKDOWN_CHOICES = (
+    ("", "No breakdown"),
+    ("feature", "Feature"),
+    ("event_type", "Event type"),
+    ("age", "Age band"),
+    ("gender", "Gender"),
+)
+OTHER_COLOR = "#9ca3af"
+
+
+def breakdown_or_error(query):
+    """(dimension or None, error) of `?breakdown=`."""
+    try:
+        return params.breakdown_param(query), None
+    except DomainError as exc:
+        return None, exc.detail
+
+
+def breakdown_choices(selected):
+    """The picker's options; a dimension typed in the URL (user.plan, event.source) is kept."""
+    choices = list(BREAKDOWN_CHOICES)
+    if selected and all(value != selected for value, _ in choices):
+        choices.append((selected, selected))
+    return choices
+
+
+def breakdown_spec(series, *, chart_type="bar"):
+    """A stacked bar (or multi-line) chart of a breakdown's series, "other" in grey."""
+    labels = [p["date"].isoformat() for p in series[0]["points"]] if series else []
+    return {
+        "type": chart_type,
+        "stacked": chart_type == "bar",
+        "labels": labels,
+        "series": [
+            {"label": s["key"], "data": [p["value"] for p in s["points"]]}
+            | ({"color": OTHER_COLOR} if s["key"] == "other" else {})
+            for s in series
+        ],
+    }
 
 
 def series_values(points):

@@ -10,6 +10,7 @@ from core.pages import org_page, params_or_default
 from tenants.models import Role
 
 from .. import params, queries
+from ..filters import filter_cache_key
 from . import common
 
 KPIS = (
@@ -31,11 +32,11 @@ def dashboard(request):
     org = request.org
     args, error = params_or_default(functools.partial(params.timeseries_params, org), request.GET)
     start, end = args["start"], args["end"]
-    filters = {"feature": args["feature"], "age": args["age"], "gender": args["gender"]}
+    filters = {k: args[k] for k in ("feature", "age", "gender", "user_properties")}
     interval = common.interval_for(start, end)
 
     # The API's summary filters: only the given ones (ids, so the query cache keys are stable).
-    given = {k: (v.pk if k == "feature" else v) for k, v in filters.items() if v}
+    given = filter_cache_key(filters)
     summary = queries.usage_summary(org, start, end, filters=given)
     kpis = []
     for key, label, unit in KPIS:
@@ -43,12 +44,28 @@ def dashboard(request):
         kpis.append(
             {"key": key, "label": label, "unit": unit, **item, "trend": common.change_class(item["change_pct"])}
         )
-    series = {"interval": interval, "start": start, "end": end, **given}
-    events = queries.timeseries(org, metric="events", **series)
-    active = queries.timeseries(org, metric="active_users", **series)
-    usage = queries.feature_usage(org, start=start, end=end)
+    # The Top features chart answers the same filters as the KPIs above it.
+    usage = queries.feature_usage(org, start=start, end=end, filters=given)
     top = [row for row in usage if row["events"]][:TOP_FEATURES]
+    breakdown, breakdown_error = common.breakdown_or_error(request.GET)
+    error = error or breakdown_error
+    if breakdown:
+        charts = _breakdown_charts(org, breakdown, start=start, end=end, interval=interval, filters=given, top=top)
+    else:
+        series = {"interval": interval, "start": start, "end": end, **given}
+        events = queries.timeseries(org, metric="events", **series)
+        active = queries.timeseries(org, metric="active_users", **series)
+        charts = {
+            "events_chart": common.line_spec(events["points"], "Events", interval),
+            "active_chart": common.line_spec(active["points"], "Active users", interval),
+            "top_chart": {
+                "type": "hbar",
+                "labels": [row["feature_name"] for row in top],
+                "series": [{"label": "Events", "data": [row["events"] for row in top]}],
+            },
+        }
     any_filter = any(filters.values())
+    bar = common.filter_bar(org, request.GET, given)
 
     context = {
         "active_nav": "dashboard",
@@ -59,24 +76,47 @@ def dashboard(request):
         "interval": interval,
         "period_days": (end - start).days + 1,
         "presets": common.presets(start, end),
-        "preset_query": common.carry(request.GET, ("feature", "age", "gender")),
+        "preset_query": bar["filter_query"] + (f"&breakdown={breakdown}" if breakdown else ""),
         "kpis": kpis,
-        "events_chart": common.line_spec(events["points"], "Events", interval),
-        "active_chart": common.line_spec(active["points"], "Active users", interval),
-        "top_chart": {
-            "type": "hbar",
-            "labels": [row["feature_name"] for row in top],
-            "series": [{"label": "Events", "data": [row["events"] for row in top]}],
-        },
+        **charts,
+        "breakdown": breakdown or "",
+        "breakdown_choices": common.breakdown_choices(breakdown),
         # Nothing in this period or the one before, unfiltered: show how to send events.
         "no_events": not any_filter and not (summary["total_events"]["value"] or summary["total_events"]["previous"]),
         "has_range_data": summary["total_events"]["value"] > 0,
         "any_filter": any_filter,
         "features": common.feature_choices(usage, filters["feature"]),
-        "age_bands": params.AGE_BANDS,
-        "genders": (("F", "Female"), ("M", "Male"), ("O", "Other")),
+        **bar,
         **common.first_event_context(request),
     }
     return common.render_filtered(
         request, "analytics/partials/dashboard_body.html", "analytics/dashboard.html", context, error
     )
+
+
+def _breakdown_charts(org, breakdown, *, start, end, interval, filters, top):
+    """The three charts split by `breakdown`: events stacked per day or week, active users
+    one line per value, and the top features' events stacked per value."""
+    split = {"dimension": breakdown, "start": start, "end": end, "interval": interval, "filters": filters}
+    events = queries.breakdown_series(org, metric="events", **split)
+    active = queries.breakdown_series(org, metric="active_users", **split)
+    per_feature = queries.breakdown_by_feature(org, dimension=breakdown, start=start, end=end, filters=filters)
+    keys = []
+    for row in top:
+        keys += [part["key"] for part in per_feature.get(row["feature_id"], []) if part["key"] not in keys]
+    keys.sort(key=lambda key: key == "other")  # "other" last, as in the legend of the other charts
+    values = {row["feature_id"]: {p["key"]: p["value"] for p in per_feature.get(row["feature_id"], [])} for row in top}
+    return {
+        "events_chart": common.breakdown_spec(events),
+        "active_chart": common.breakdown_spec(active, chart_type="line"),
+        "top_chart": {
+            "type": "hbar",
+            "stacked": True,
+            "labels": [row["feature_name"] for row in top],
+            "series": [
+                {"label": key, "data": [values[row["feature_id"]].get(key, 0) for row in top]}
+                | ({"color": common.OTHER_COLOR} if key == "other" else {})
+                for key in keys
+            ],
+        },
+    }

@@ -9,6 +9,7 @@ from core.pages import org_page, page_get
 from tenants.models import Role
 
 from .. import queries
+from ..filters import filter_cache_key
 from . import common
 
 # sort key → (row field, column title, numeric column)
@@ -43,12 +44,15 @@ def sparkline_points(values, width=120, height=28, pad=2):
 def features(request):
     org = request.org
     start, end, error = common.range_or_default(request.GET)
+    filters, filter_error = common.page_filters(org, request.GET)
+    error = error or filter_error
+    given = filter_cache_key(filters)
     sort = request.GET.get("sort") or "-events"
     if sort.lstrip("-") not in FEATURE_SORTS:
         sort = "-events"
     field = FEATURE_SORTS[sort.lstrip("-")][0]
-    rows = queries.feature_usage(org, start=start, end=end, stickiness=True)
-    sparks = queries.feature_sparklines(org, start=start, end=end)
+    rows = queries.feature_usage(org, start=start, end=end, filters=given, stickiness=True)
+    sparks = queries.feature_sparklines(org, start=start, end=end, filters=given)
     rows = sorted(
         rows,
         key=lambda r: (r[field] is None, r[field] if r[field] is not None else 0),
@@ -62,12 +66,15 @@ def features(request):
     for row in page.object_list:
         values = sparks.get(row["feature_id"], [])
         table.append({**row, "spark": sparkline_points(values), "trend": common.change_class(row.get("change_pct"))})
+    bar = common.filter_bar(org, request.GET, given)
     context = {
         "active_nav": "features",
         "start": start,
         "end": end,
         "error": error,
         "presets": common.presets(start, end),
+        **bar,
+        "preset_query": f"&sort={sort}{bar['filter_query']}",
         "rows": table,
         "sort": sort,
         "page_obj": page,
@@ -99,9 +106,38 @@ def feature_detail(request, feature_id):
     org = request.org
     feature = queries.feature_get(org, feature_id)
     start, end, error = common.range_or_default(request.GET)
+    # The page is one feature's: another feature filter cannot apply (a segment's feature too).
+    filters, filter_error = common.page_filters(org, request.GET, refused=("feature", "feature_id"))
+    if "feature" in filters:
+        filters, filter_error = {}, "feature: This filter is not supported on a page of one feature."
+    error = error or filter_error
+    given = filter_cache_key(filters)
     interval = common.interval_for(start, end)
-    figures = queries.feature_figures(org, feature=feature.pk, start=start, end=end, interval=interval)
+    figures = queries.feature_figures(org, feature=feature.pk, start=start, end=end, interval=interval, filters=given)
     points = figures["points"]
+    usage_chart = {
+        "type": "line",
+        "labels": [p["date"].isoformat() for p in points],
+        "series": [
+            {"label": "Events", "data": [p["events"] for p in points]},
+            {"label": "Active users", "data": [p["active_users"] for p in points]},
+        ],
+        "partial_from": common.partial_from([p["date"] for p in points], interval),
+    }
+    breakdown, breakdown_error = common.breakdown_or_error(request.GET)
+    error = error or breakdown_error
+    if breakdown:
+        # This feature's events split by the dimension, stacked.
+        split = queries.breakdown_series(
+            org,
+            dimension=breakdown,
+            metric="events",
+            start=start,
+            end=end,
+            interval=interval,
+            filters={**given, "feature": feature.pk},
+        )
+        usage_chart = common.breakdown_spec(split)
     context = {
         "active_nav": "features",
         "feature": feature,
@@ -109,6 +145,8 @@ def feature_detail(request, feature_id):
         "end": end,
         "error": error,
         "presets": common.presets(start, end),
+        **(bar := common.filter_bar(org, request.GET, given)),
+        "preset_query": bar["filter_query"] + (f"&breakdown={breakdown}" if breakdown else ""),
         "interval": interval,
         "stats": {
             "events": figures["events"],
@@ -117,15 +155,9 @@ def feature_detail(request, feature_id):
             "avg_session": figures["avg_session_duration"],
             "stickiness": figures["stickiness_pct"],
         },
-        "usage_chart": {
-            "type": "line",
-            "labels": [p["date"].isoformat() for p in points],
-            "series": [
-                {"label": "Events", "data": [p["events"] for p in points]},
-                {"label": "Active users", "data": [p["active_users"] for p in points]},
-            ],
-            "partial_from": common.partial_from([p["date"] for p in points], interval),
-        },
+        "usage_chart": usage_chart,
+        "breakdown": breakdown or "",
+        "breakdown_choices": common.breakdown_choices(breakdown),
         "forecast_url": _forecast_url(feature.pk),
     }
     return common.render_filtered(

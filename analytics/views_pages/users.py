@@ -1,6 +1,7 @@
 """Users: the searchable, sortable, paged table of end users (a member sees only their own),
 and one end user's profile and timeline."""
 
+import functools
 from datetime import UTC
 
 from django.http import Http404
@@ -12,6 +13,7 @@ from core.pages import org_page, page_fetched, params_or_default, wants_fragment
 from tenants.models import Role
 
 from .. import params, queries
+from ..filters import filter_cache_key
 from ..queries.users import TIMELINE_LIMIT
 from . import common
 
@@ -36,7 +38,10 @@ def users(request):
     is_member = not request.user.has_role(Role.ANALYST)
     query = request.GET.copy()
     query.setdefault("page_size", str(USERS_PAGE_SIZE))
-    args, error = params_or_default(params.user_activity_params, query, {"page_size": USERS_PAGE_SIZE})
+    args, error = params_or_default(
+        functools.partial(params.user_activity_params, org), query, {"page_size": USERS_PAGE_SIZE}
+    )
+    args["filters"] = filter_cache_key(args["filters"])
     only_member = request.user if is_member else None
 
     def fetch(number):
@@ -56,6 +61,7 @@ def users(request):
             USER_COLUMNS, args["sort"], descending_first=("events", "avg_session_duration", "last_seen")
         ),
         "day_choices": (7, 30, 90, 365),
+        **({} if is_member else common.filter_bar(org, request.GET, args["filters"])),
         "error": error,
         **common.first_event_context(request),
     }

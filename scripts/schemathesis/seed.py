@@ -56,6 +56,7 @@ def _organisation(name, *, email, rng, per_day):
     from analytics import rollup
     from insights import services as insights
     from insights.models import WebhookDelivery
+    from insights.webhooks import webhook_create
     from telemetry.services import ingest
     from tenants import services as tenants
 
@@ -75,7 +76,7 @@ def _organisation(name, *, email, rng, per_day):
     rollup.rollup_range(today - timedelta(days=DAYS), today, org)
     insights.anomalies_detect(org)
 
-    webhook = insights.webhook_create(org, url="http://127.0.0.1:9/hook", events=["anomaly.created"])
+    webhook = webhook_create(org, url="http://127.0.0.1:9/hook", events=["anomaly.created"])
     WebhookDelivery.objects.create(
         webhook=webhook, event="anomaly.created", payload={"test": True}, attempt=1, error="connection refused"
     )

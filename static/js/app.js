@@ -1,11 +1,12 @@
 /* Usage Platform pages: draws the Chart.js charts described by server-rendered JSON.
  *
  * A chart is `<canvas data-chart="ID">` next to `{{ spec|json_script:"ID" }}`; the spec is
- * {type: "line" | "bar" | "hbar", labels: [...], series: [{label, data}], band?: {label, lower, upper},
- *  percent?: bool, partial_from?: index}. Line points from `partial_from` on (today, this week)
+ * {type: "line" | "bar" | "hbar", labels: [...], series: [{label, data, color?}], band?: {label, lower, upper},
+ *  percent?: bool, partial_from?: index, stacked?: bool}. Line points from `partial_from` on (today, this week)
  * are still filling up: their segments are dashed and their points hollow, so they do not read as
- * a drop. Charts are (re)drawn on page load and on every htmx swap, so filters that re-render a
- * fragment redraw its charts. No inline scripts: the pages work under a strict CSP.
+ * a drop. `stacked`: the series' bars pile up, as a breakdown's values do. Charts are (re)drawn on
+ * page load and on every htmx swap, so filters that re-render a fragment redraw its charts. No
+ * inline scripts: the pages work under a strict CSP.
  */
 (function () {
   "use strict";
@@ -92,6 +93,10 @@
         callback: function (value) { return shortLabel(this.getLabelForValue(value)); },
       },
     };
+    if (spec.stacked) {
+      valueAxis.stacked = true;
+      categoryAxis.stacked = true;
+    }
     return {
       type: type,
       data: { labels: spec.labels || [], datasets: datasets },

@@ -208,9 +208,14 @@ def test_copy_payload_is_exact_text_format():
         },
         {"uuid": "u-2", "organization_id": 1, "feature_id": 2, "session_id": 42, "timestamp": aware},
     ]
-    payload = storage.events._copy_payload(rows, now=aware)
+    payload, keys = storage.events._copy_payloads(rows, now=aware)
     assert payload.decode().split("\n")[:-1] == [
         "12345678-1234-5678-1234-567812345678\t1\t2\t3\ta\\\\b\\tc\tline\\nbreak\\r\t1.5\t"
         '{"k":"v\\\\\\\\"}\t2026-01-02T03:04:05.600000+00:00\t2026-01-02T03:04:05',
         "u-2\t1\t2\t\\N\tinteraction\t42\t\\N\t{}\t2026-01-02T03:04:05.600000+00:00\t2026-01-02T03:04:05.600000+00:00",
+    ]
+    # The dedupe table's rows (PostgreSQL): organisation, uuid, received_at.
+    assert keys.decode().split("\n")[:-1] == [
+        "1\t12345678-1234-5678-1234-567812345678\t2026-01-02T03:04:05",
+        "1\tu-2\t2026-01-02T03:04:05.600000+00:00",
     ]

@@ -183,6 +183,7 @@ AREA_OF_PATH = (
     (f"{V1}/ai/", "insights"),
     (f"{V1}/auth/", "auth"),
     (f"{V1}/org/webhooks", "webhooks"),
+    (f"{V1}/org/segments", "segments"),
     (f"{V1}/org", "organisation"),
     (f"{V1}/health", "health"),
     ("/health", "health"),

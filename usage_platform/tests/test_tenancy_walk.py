@@ -126,6 +126,12 @@ def _delivery(org):
     return WebhookDelivery.objects.create(webhook=_webhook(org), event="anomaly.created", payload={})
 
 
+def _segment(org):
+    from analytics.segments import segment_create
+
+    return segment_create(org, name=f"walk-{uuid.uuid4().hex[:8]}", filters={"age": "<18"})
+
+
 # kwarg → function(org B, org B's admin) → the value to put in the URL. Models are imported
 # inside the factories so this test does not depend on apps it does not use.
 FACTORIES = {
@@ -140,6 +146,7 @@ FACTORIES = {
     "webhook_id": lambda org, admin: _webhook(org).pk,
     "delivery_id": lambda org, admin: _delivery(org).pk,
     "anomaly_id": lambda org, admin: _anomaly(org).pk,
+    "segment_id": lambda org, admin: _segment(org).pk,
     "external_id": lambda org, admin: _end_user(org).external_id,
     "account_id": lambda org, admin: _account(org).external_id,
     "end_user_id": lambda org, admin: _end_user(org).pk,

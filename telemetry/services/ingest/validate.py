@@ -20,7 +20,7 @@ from core.exceptions import Forbidden
 from tenants.models import Organization, User
 
 from ...models import EndUser
-from .. import storage
+from .. import partitions, storage
 from ..storage.end_users import once_merged
 from .values import (
     EVENT_FIELDS,
@@ -50,6 +50,9 @@ class EventContext:
         self.org = org
         self.now = datetime.now(UTC)
         self.max_ts = self.now + settings.INGEST_MAX_FUTURE
+        # Events older than the raw-event retention would land in a month already dropped.
+        self.horizon = partitions.raw_events_horizon(now=self.now)
+        self.min_ts = max(_MIN_TIMESTAMP, self.horizon) if self.horizon else _MIN_TIMESTAMP
         self.today_start = day_start(self.now.date())
         self.max_metadata = settings.INGEST_MAX_METADATA_BYTES
         # A person sending events (JWT) always sends them as themselves: their end-user
@@ -111,6 +114,7 @@ class EventCheck:
         self.seen_uuids: set[str | None] = set()
         self.now = ctx.now
         self.max_ts = ctx.max_ts
+        self.min_ts = ctx.min_ts
         self.max_metadata = ctx.max_metadata
         self.own_user = ctx.own_user
         self.org_id = ctx.org.pk
@@ -253,8 +257,15 @@ class EventCheck:
             self.error("timestamp", "Must be an ISO 8601 date-time or epoch seconds.")
         elif ts > self.max_ts:
             self.error("timestamp", "Must not be more than 24 hours in the future.")
-        elif ts < _MIN_TIMESTAMP:
-            self.error("timestamp", "Must not be before 1970.")
+        elif ts < self.min_ts:
+            if self.min_ts == _MIN_TIMESTAMP:
+                self.error("timestamp", "Must not be before 1970.")
+            else:
+                self.error(
+                    "timestamp",
+                    f"Must not be before {self.min_ts:%Y-%m-%d}: raw events are kept for "
+                    f"{settings.RAW_EVENT_RETENTION_MONTHS} months (RAW_EVENT_RETENTION_MONTHS).",
+                )
         elif isinstance(value, str):
             self.valid_ts[value] = ts
         return ts

@@ -16,7 +16,7 @@ Callers use the package's names (tests patch them here).
 """
 
 from .accounts import accounts_upsert
-from .dirty_days import days_mark_dirty
+from .dirty_days import days_lock, days_mark_dirty
 from .end_users import end_user_cache, end_users_upsert
 from .events import events_insert
 from .features import (
@@ -29,6 +29,7 @@ from .features import (
 
 __all__ = [
     "accounts_upsert",
+    "days_lock",
     "days_mark_dirty",
     "end_user_cache",
     "end_users_upsert",

@@ -186,13 +186,18 @@ def _end_users_known(org: Organization, external_ids: list[str], *, with_propert
     last_seen)},
     the two times as epoch seconds (a float loads in C; a timestamptz costs a Python regex)."""
     if connection.vendor == "postgresql":
-        # `= ANY(ARRAY(…))` keeps the unique (organization_id, external_id) index in use; an
-        # `IN (SELECT …)` semi-join lets the planner scan every end user of the organisation.
-        match = "= ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))"
+        # A constant text[] keeps the unique (organization_id, external_id) index in use, and
+        # when the planner's statistics still think an organisation has hardly any end users
+        # (a new tenant's first import: it then scans the organisation's rows instead), each
+        # row costs one lookup in the constant's hash. `= ANY(ARRAY(SELECT …))` compared every
+        # row with every id: 0.3 s per 1,000-user batch at 12,000 end users, growing with them.
+        match = "= ANY(%s::text[])"
         epoch = "EXTRACT(EPOCH FROM {})::float8"
+        ids = _pg_text_array(external_ids)
     else:
         match = "IN (SELECT value FROM json_each(%s))"
         epoch = "(julianday({}) - 2440587.5) * 86400.0"
+        ids = orjson.dumps([str(e) for e in external_ids]).decode()
     props = "properties" if with_properties else "NULL"
     sql = (
         f"SELECT external_id, id, email, age, gender, {props}, member_id, account_id, "
@@ -200,8 +205,14 @@ def _end_users_known(org: Organization, external_ids: list[str], *, with_propert
         f"FROM {_ENDUSER_TABLE} WHERE organization_id = %s AND external_id {match}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [org.pk, orjson.dumps([str(e) for e in external_ids]).decode()])
+        cursor.execute(sql, [org.pk, ids])
         return {row[0]: row[1:] for row in cursor.fetchall()}
+
+
+def _pg_text_array(values: list[str]) -> str:
+    """PostgreSQL's text form of a text[] (each element quoted, `\\` and `"` escaped)."""
+    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
 def _user_changed(row: UserRow, stored: StoredUser) -> bool:

@@ -9,7 +9,7 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from ...models import UsageEvent
+from ...models import EventUuid, UsageEvent
 
 # Columns written for an event, in COPY order. `id` comes from the table's sequence.
 EVENT_COLUMNS = (
@@ -26,6 +26,7 @@ EVENT_COLUMNS = (
 )
 _STAGE = "telemetry_usageevent_stage"
 _EVENT_TABLE = UsageEvent._meta.db_table
+_UUID_TABLE = EventUuid._meta.db_table
 
 # An event row with the model's field names (see `events_insert`).
 Row = dict[str, Any]
@@ -56,10 +57,11 @@ def _copy_text(value: object) -> str:
     return value
 
 
-def _copy_payload(rows: list[Row], now: datetime) -> bytes:
-    """The rows as one COPY text-format payload, in EVENT_COLUMNS order. Built as one string
-    instead of a `write_row` per row: the per-row call and its per-value dumpers were a
-    quarter of the Python time of a 1,000-event request."""
+def _copy_payloads(rows: list[Row], now: datetime) -> tuple[bytes, bytes]:
+    """The rows as COPY text-format payloads: the events in EVENT_COLUMNS order, and their
+    `(organization_id, uuid, received_at)` for the dedupe table. Built as one string instead
+    of a `write_row` per row: the per-row call and its per-value dumpers were a quarter of
+    the Python time of a 1,000-event request."""
     iso: dict[datetime, str] = {}  # a batch shares a handful of timestamps: format each once
 
     def when(value: datetime) -> str:
@@ -70,39 +72,53 @@ def _copy_payload(rows: list[Row], now: datetime) -> bytes:
 
     lines: list[str] = []
     append = lines.append
+    keys: list[str] = []
+    key = keys.append
     for row in rows:
         end_user = row.get("end_user_id")
         duration = row.get("session_duration")
+        event_uuid = row.get("uuid") or uuid_lib.uuid4()
+        received = when(row.get("received_at") or now)
         append(
-            f"{row.get('uuid') or uuid_lib.uuid4()}\t{row['organization_id']}\t{row['feature_id']}\t"
+            f"{event_uuid}\t{row['organization_id']}\t{row['feature_id']}\t"
             f"{_COPY_NULL if end_user is None else end_user}\t"
             f"{_copy_text(row.get('event_type') or 'interaction')}\t{_copy_text(row.get('session_id') or '')}\t"
             f"{_COPY_NULL if duration is None else repr(float(duration))}\t"
             f"{_copy_text(_metadata_json(row.get('metadata')))}\t"
-            f"{when(row['timestamp'])}\t{when(row.get('received_at') or now)}\n"
+            f"{when(row['timestamp'])}\t{received}\n"
         )
-    return "".join(lines).encode()
+        key(f"{row['organization_id']}\t{event_uuid}\t{received}\n")
+    return "".join(lines).encode(), "".join(keys).encode()
+
+
+_COLS = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+_UUID_COLS = "organization_id, uuid, received_at"
 
 
 def _events_insert_postgres(rows: list[Row]) -> int:
-    """`COPY` straight into the events table inside a savepoint: the common case (no uuid
-    stored before) at raw COPY speed. A unique violation (a retried request, a re-seed, a
-    uuid repeated in `rows`) rolls the savepoint back and takes the conflict-skipping path:
-    COPY into a staging table, then `INSERT … SELECT … ON CONFLICT DO NOTHING`."""
-    payload = _copy_payload(rows, timezone.now())
-    cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+    """`COPY` the uuids into the dedupe table and the events into theirs (the partitioned
+    table routes each row to its month), inside a savepoint: the common case (no uuid stored
+    before) at raw COPY speed. A unique violation (a retried request, a re-seed, a uuid
+    repeated in the batch) rolls the savepoint back and takes the conflict-skipping path."""
+    events, uuids = _copy_payloads(rows, timezone.now())
     try:
         with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
-            with cursor.cursor.copy(f"COPY {_EVENT_TABLE} ({cols}) FROM STDIN") as copy:
-                copy.write(payload)
+            with cursor.cursor.copy(f"COPY {_UUID_TABLE} ({_UUID_COLS}) FROM STDIN") as copy:
+                copy.write(uuids)
+            with cursor.cursor.copy(f"COPY {_EVENT_TABLE} ({_COLS}) FROM STDIN") as copy:
+                copy.write(events)
         return len(rows)
     except IntegrityError:
         pass
-    return _events_insert_staged(payload, cols)
+    return _events_insert_staged(events)
 
 
-def _events_insert_staged(payload: bytes, cols: str) -> int:
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+def _events_insert_staged(payload: bytes) -> int:
+    """COPY into a staging table, then one statement: the uuids new to the dedupe table are
+    inserted there, and only their events into the events table, skipping any stored with
+    the same timestamp (the partitioned table's own key: retries older than the dedupe
+    window). A uuid repeated in the batch keeps its first event."""
+    with transaction.atomic(), connection.cursor() as cursor:
         # The staging table lives as long as the connection; ON COMMIT DELETE ROWS empties
         # it at the end of each transaction, so concurrent requests never see each other.
         cursor.execute(
@@ -113,11 +129,19 @@ def _events_insert_staged(payload: bytes, cols: str) -> int:
             # Inside a caller's longer transaction, rows of an earlier call are still there.
             f"DELETE FROM {_STAGE}"
         )
-        with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
+        with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {_STAGE} ({_COLS}) FROM STDIN") as copy:
             copy.write(payload)
+        picked = ", ".join(f's."{c}"' for c in EVENT_COLUMNS)
         cursor.execute(
-            f"INSERT INTO {_EVENT_TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
-            "ON CONFLICT (organization_id, uuid) DO NOTHING"
+            f"WITH fresh AS (INSERT INTO {_UUID_TABLE} ({_UUID_COLS}) "
+            f"SELECT DISTINCT ON (organization_id, uuid) {_UUID_COLS} FROM {_STAGE} "
+            "ORDER BY organization_id, uuid, ctid "
+            "ON CONFLICT (organization_id, uuid) DO NOTHING RETURNING organization_id, uuid) "
+            f"INSERT INTO {_EVENT_TABLE} ({_COLS}) "
+            f"SELECT DISTINCT ON (s.organization_id, s.uuid) {picked} FROM {_STAGE} s "
+            "JOIN fresh f ON f.organization_id = s.organization_id AND f.uuid = s.uuid "
+            "ORDER BY s.organization_id, s.uuid, s.ctid "
+            'ON CONFLICT (organization_id, uuid, "timestamp") DO NOTHING'
         )
         return cursor.rowcount
 
@@ -158,13 +182,12 @@ def _events_insert_sqlite(rows: list[Row]) -> int:
     splitting the rows into 999-parameter statements (that tripled the CPU per event)."""
     now = timezone.now()
     params = [_sqlite_row(row, now) for row in rows]
-    cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
     marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         # sqlite3 counts the rows changed on this connection: the difference is exactly the
         # rows inserted, the ignored duplicates excluded.
         before = connection.connection.total_changes
-        cursor.executemany(f"INSERT OR IGNORE INTO {_EVENT_TABLE} ({cols}) VALUES ({marks})", params)
+        cursor.executemany(f"INSERT OR IGNORE INTO {_EVENT_TABLE} ({_COLS}) VALUES ({marks})", params)
         return connection.connection.total_changes - before
 
 

@@ -1,0 +1,310 @@
+"""Breakdowns: a figure split by one dimension — feature, event type, age band, gender, an
+end-user property (`user.<name>`) or an event property (`event.<name>`) — as its top values
+and "other", for usage-summary, timeseries and feature-usage.
+
+Each dimension is read from the cheapest rows that carry it: features from the feature
+rollups, age band and gender from the person-segment rollups (events and session time) or
+the per-user rollups (distinct users, or a user-property filter), user properties from the
+per-user rollups through the end user, and event type and event properties from the raw
+events of the range (no rollup keeps them). Every function runs a fixed number of queries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models.fields import CharField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate, TruncWeek
+
+from telemetry.models import EndUser, UsageEvent
+from tenants.models import Organization
+
+from ..models import DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from .cache import cached
+from .common import bounds, days_between, feature_pk, week_monday
+from .filters import (
+    filters_apply,
+    has_person_filter,
+    has_rolled_up_person_filter,
+    person_filter,
+    person_filters,
+    segment_filter,
+)
+
+BREAKDOWN_LIMIT = 10
+OTHER = "other"
+NONE = "(none)"
+USER_PREFIX = "user."
+EVENT_PREFIX = "event."
+
+
+@dataclass(frozen=True)
+class _Source:
+    rows: QuerySet[Any]
+    key: Any
+    raw: bool  # raw events (timestamp, one row per event) or daily rows (date, counters)
+
+    def within(self, start: date, end: date) -> QuerySet[Any]:
+        if self.raw:
+            lo, hi = bounds(start, end)
+            return self.rows.filter(timestamp__gte=lo, timestamp__lt=hi)
+        return self.rows.filter(date__gte=start, date__lte=end)
+
+    def bucket(self, interval: str) -> Any:
+        day = TruncDate("timestamp") if self.raw else F("date")
+        return day if interval == "day" else TruncWeek(day)
+
+    def figures(self) -> dict[str, Any]:
+        if self.raw:
+            return {
+                "events": Count("id"),
+                "users": Count("end_user_id", distinct=True),
+                "duration": Sum("session_duration"),
+                "timed": Count("session_duration"),
+            }
+        figures: dict[str, Any] = {
+            "events": Sum("event_count"),
+            "duration": Sum("total_session_duration"),
+            "timed": Sum("timed_events"),
+        }
+        if self.rows.model is DailySegmentUsage:
+            # Exact per day only (each user is in one segment a day): used for daily series.
+            figures["users"] = Sum("active_users")
+        elif self.rows.model is not DailyFeatureUsage:
+            figures["users"] = Count("end_user_id", distinct=True)
+        return figures
+
+
+def _text(expr: Any) -> Any:
+    """A dimension value as text, `(none)` where it is missing."""
+    return Coalesce(NullIf(Cast(expr, CharField()), Value("")), Value(NONE), output_field=CharField())
+
+
+_AGE_BAND = Case(
+    When(end_user__age__lt=18, then=Value("<18")),
+    When(end_user__age__lte=40, then=Value("18-40")),
+    When(end_user__age__gt=40, then=Value(">40")),
+    default=Value(NONE),
+    output_field=CharField(),
+)
+
+
+def _source(
+    org: Organization,
+    dimension: str,
+    filters: Mapping[str, Any],
+    *,
+    users: bool,
+    per_feature: bool,
+    daily_users: bool = False,
+) -> _Source:
+    """The rows that answer `dimension` under `filters` (see the module docstring); `users`:
+    distinct users are asked (then per-user or raw rows, or segment rows for `daily_users`
+    per age band or gender); `per_feature`: rows of one feature each (feature-usage)."""
+    feature_id = feature_pk(filters.get("feature"))
+    key: Any
+    if dimension == "event_type" or dimension.startswith(EVENT_PREFIX):
+        key = (
+            F("event_type")
+            if dimension == "event_type"
+            else KeyTextTransform(dimension[len(EVENT_PREFIX) :], "metadata")
+        )
+        return _Source(filters_apply(UsageEvent.objects.filter(organization=org), filters), _text(key), True)
+    # Daily users per age band or gender add up from the segment rollups; anything else
+    # distinct needs the per-user rows.
+    segment_users = daily_users and dimension in ("age", "gender") and not per_feature
+    person_rows_needed = (
+        (users and not segment_users)
+        or dimension.startswith(USER_PREFIX)
+        or (has_person_filter(filters) and not has_rolled_up_person_filter(filters))
+    )
+    if person_rows_needed:
+        one_feature = dimension == "feature" or per_feature or feature_id is not None
+        model: Any = DailyUserFeatureUsage if one_feature else DailyUserUsage
+        rows = filters_apply(model.objects.filter(organization=org), filters)
+        keys: dict[str, Any] = {"feature": F("feature__key"), "age": _AGE_BAND, "gender": F("end_user__gender")}
+        if dimension.startswith(USER_PREFIX):
+            key = KeyTextTransform(dimension[len(USER_PREFIX) :], "end_user__properties")
+        else:
+            key = keys[dimension]
+        return _Source(rows, _text(key), False)
+    if dimension in ("age", "gender") or has_person_filter(filters):
+        rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org)
+        if feature_id is not None:
+            rows = rows.filter(feature_id=feature_id)
+        else:
+            rows = rows.filter(feature__isnull=dimension != "feature" and not per_feature)
+        keys = {"feature": F("feature__key"), "age": F("age_band"), "gender": F("gender")}
+        return _Source(rows, _text(keys[dimension]), False)
+    rows = DailyFeatureUsage.objects.filter(organization=org)
+    if feature_id is not None:
+        rows = rows.filter(feature_id=feature_id)
+    return _Source(rows, _text(F("feature__key")), False)
+
+
+def _value(metric: str, row: Mapping[str, Any]) -> float:
+    if metric == "events":
+        return row["events"] or 0
+    if metric == "active_users":
+        return row["users"] or 0
+    return round(row["duration"] / row["timed"], 2) if row["timed"] else 0.0
+
+
+def _top_keys(source: _Source, start: date, end: date, metric: str) -> list[str]:
+    """The BREAKDOWN_LIMIT values with most events (most users for active_users)."""
+    order = "users" if metric == "active_users" else "events"
+    figures = source.figures()
+    totals = (
+        source.within(start, end)
+        .annotate(bkey=source.key)
+        .values("bkey")
+        .annotate(**{order: figures[order]})
+        .order_by(f"-{order}", "bkey")
+    )
+    return [row["bkey"] for row in totals[:BREAKDOWN_LIMIT]]
+
+
+def _grouped(source: _Source, rows: QuerySet[Any], group: list[str], metric: str) -> list[dict[str, Any]]:
+    figures = source.figures()
+    wanted = (
+        {"users": figures["users"]} if metric == "active_users" else {k: v for k, v in figures.items() if k != "users"}
+    )
+    return list(rows.values(*group).annotate(**wanted))
+
+
+@cached
+def breakdown_totals(
+    org: Organization,
+    *,
+    dimension: str,
+    start: date,
+    end: date,
+    metric: str = "events",
+    filters: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """`[{key, value}]`: `metric` over start..end per value of `dimension`, the top
+    BREAKDOWN_LIMIT values then "other" (the rest together, when there is a rest)."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    if metric == "active_users" and (dimension in ("age", "gender") or dimension.startswith(USER_PREFIX)):
+        return _people_totals(org, dimension, start, end, filters)
+    source = _source(org, dimension, filters, users=metric == "active_users", per_feature=False)
+    top = _top_keys(source, start, end, metric)
+    rows = source.within(start, end).annotate(bkey=source.key)
+    in_top = Q(bkey__in=top)
+    shown = {r["bkey"]: _value(metric, r) for r in _grouped(source, rows.filter(in_top), ["bkey"], metric)}
+    result = [{"key": key, "value": shown.get(key, 0)} for key in top]
+    rest = rows.exclude(in_top).aggregate(**_wanted(source, metric))
+    if any(rest.values()):
+        result.append({"key": OTHER, "value": _value(metric, rest)})
+    return result
+
+
+def _people_totals(
+    org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Distinct active users per value of a person dimension in one query: the end users
+    grouped by the value, each kept by one index probe on the per-user rollups (as the
+    summary counts them), so the cost follows the end users, not the user-days. Each user
+    has one value, so "other" is the sum of the rest."""
+    feature_id = feature_pk(filters.get("feature"))
+    days: QuerySet[Any] = (
+        DailyUserUsage.objects.filter(organization=org, end_user=OuterRef("pk"))
+        if feature_id is None
+        else DailyUserFeatureUsage.objects.filter(organization=org, end_user=OuterRef("pk"), feature_id=feature_id)
+    )
+    if dimension.startswith(USER_PREFIX):
+        key = _text(KeyTextTransform(dimension[len(USER_PREFIX) :], "properties"))
+    elif dimension == "age":
+        key = Case(
+            When(age__lt=18, then=Value("<18")),
+            When(age__lte=40, then=Value("18-40")),
+            When(age__gt=40, then=Value(">40")),
+            default=Value(NONE),
+            output_field=CharField(),
+        )
+    else:
+        key = _text(F("gender"))
+    counts = list(
+        EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
+        .filter(Exists(days.filter(date__gte=start, date__lte=end)))
+        .annotate(bkey=key)
+        .values("bkey")
+        .annotate(users=Count("pk"))
+        .order_by("-users", "bkey")
+    )
+    result = [{"key": row["bkey"], "value": row["users"]} for row in counts[:BREAKDOWN_LIMIT]]
+    rest = sum(row["users"] for row in counts[BREAKDOWN_LIMIT:])
+    return result + ([{"key": OTHER, "value": rest}] if rest else [])
+
+
+def _wanted(source: _Source, metric: str) -> dict[str, Any]:
+    figures = source.figures()
+    if metric == "active_users":
+        return {"users": figures["users"]}
+    return {k: v for k, v in figures.items() if k != "users"}
+
+
+@cached
+def breakdown_series(
+    org: Organization,
+    *,
+    dimension: str,
+    start: date,
+    end: date,
+    interval: str = "day",
+    metric: str = "events",
+    filters: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """`[{key, points: [{date, value}]}]` for the top values of `dimension` and "other",
+    one point per day or week (Monday-based, a first week cut by `start` labelled `start`, as
+    `timeseries`), zero-filled."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    buckets = days_between(start, end) if interval == "day" else days_between(week_monday(start), week_monday(end))[::7]
+    users = metric == "active_users"
+    source = _source(org, dimension, filters, users=users, per_feature=False, daily_users=interval == "day")
+    top = _top_keys(source, start, end, metric)
+    rows = source.within(start, end).annotate(bkey=source.key, bucket=source.bucket(interval))
+    in_top = Q(bkey__in=top)
+    values: dict[str, dict[date, float]] = defaultdict(dict)
+    for r in _grouped(source, rows.filter(in_top), ["bkey", "bucket"], metric):
+        values[r["bkey"]][_as_date(r["bucket"])] = _value(metric, r)
+    for r in _grouped(source, rows.exclude(in_top), ["bucket"], metric):
+        values[OTHER][_as_date(r["bucket"])] = _value(metric, r)
+    keys = top + ([OTHER] if values.get(OTHER) else [])
+    # As `timeseries` labels it, a first week cut by `start` is labelled `start`.
+    return [
+        {"key": key, "points": [{"date": max(b, start), "value": values[key].get(b, 0)} for b in buckets]}
+        for key in keys
+    ]
+
+
+@cached
+def breakdown_by_feature(
+    org: Organization, *, dimension: str, start: date, end: date, filters: dict[str, Any] | None = None
+) -> dict[int, list[dict[str, Any]]]:
+    """{feature_id: [{key, value}]}: each feature's events over start..end per value of
+    `dimension` (the top values over all features, then "other")."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    source = _source(org, dimension, filters, users=False, per_feature=True)
+    top = _top_keys(source, start, end, "events")
+    rows = source.within(start, end).annotate(bkey=source.key)
+    in_top = Q(bkey__in=top)
+    split: dict[int, dict[str, float]] = defaultdict(dict)
+    for r in _grouped(source, rows.filter(in_top), ["feature_id", "bkey"], "events"):
+        split[r["feature_id"]][r["bkey"]] = r["events"] or 0
+    for r in _grouped(source, rows.exclude(in_top), ["feature_id"], "events"):
+        if r["events"]:
+            split[r["feature_id"]][OTHER] = r["events"]
+    return {
+        feature_id: [{"key": key, "value": by_key[key]} for key in [*top, OTHER] if key in by_key]
+        for feature_id, by_key in split.items()
+    }
+
+
+def _as_date(value: Any) -> date:
+    return value.date() if hasattr(value, "date") and callable(value.date) else value

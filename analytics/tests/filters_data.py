@@ -1,0 +1,68 @@
+"""A hand-counted fixture where every filter of DESIGN's set changes every analytics answer:
+four end users who differ in age band, gender and plan, on two features, over the last two
+weeks (relative to today, so the look-back endpoints see it), rolled up by the real rollup.
+
+Day offsets are days before today (T). Users (first seen on their first event):
+
+    u1  age 15 (<18)    F  plan=pro   T-14 search, T-14 export, T-13 search, T-7 search
+    u2  age 30 (18-40)  M  plan=free  T-14 search, T-2 export
+    u3  age 50 (>40)    O  plan=pro   T-7 search, T-7 export
+    u4  age 25 (18-40)  F  plan=free  T-7 export, T-6 search, T-5 export
+    (anonymous)                        T-1 search
+
+Every event carries a session (`s-<user>-<offset>`) of 60 s, the anonymous one none. Event
+type "interaction", except u3's two events: "click", with metadata {"source": "email"}.
+Funnel search → export within 7 days: u1 (T-14 → T-14), u3 (T-7 → T-7), u4 (T-6 → T-5);
+u2 enters (T-14) but its export (T-2) is 12 days later."""
+
+from datetime import timedelta
+
+from analytics import rollup
+from core.days import today
+from telemetry.models import UsageEvent
+
+from .factories import at, end_user, event, feature
+
+PEOPLE = {
+    "u1": {"age": 15, "gender": "F", "properties": {"plan": "pro"}},
+    "u2": {"age": 30, "gender": "M", "properties": {"plan": "free"}},
+    "u3": {"age": 50, "gender": "O", "properties": {"plan": "pro"}},
+    "u4": {"age": 25, "gender": "F", "properties": {"plan": "free"}},
+}
+EVENTS = (
+    ("u1", "search", 14),
+    ("u1", "export", 14),
+    ("u1", "search", 13),
+    ("u1", "search", 7),
+    ("u2", "search", 14),
+    ("u2", "export", 2),
+    ("u3", "search", 7),
+    ("u3", "export", 7),
+    ("u4", "export", 7),
+    ("u4", "search", 6),
+    ("u4", "export", 5),
+    (None, "search", 1),
+)
+
+
+def day_of(offset):
+    return today() - timedelta(days=offset)
+
+
+def filters_fixture(org):
+    """The rows above, rolled up; returns {"features": {key: Feature}, "users": {id: EndUser}}."""
+    features = {key: feature(org, key) for key in ("search", "export")}
+    users = {}
+    for external_id, person in PEOPLE.items():
+        first = max(offset for uid, _, offset in EVENTS if uid == external_id)
+        users[external_id] = end_user(org, external_id, first_seen=at(day_of(first).isoformat(), "09:00:00"), **person)
+    for uid, key, offset in EVENTS:
+        # Minutes apart by feature, so an export on the day of a search comes after it.
+        when = at(day_of(offset).isoformat(), "09:00:00" if key == "search" else "09:30:00")
+        if uid is None:
+            event(org, features[key], None, when)
+        else:
+            event(org, features[key], users[uid], when, session=f"s-{uid}-{offset}", duration=60)
+    UsageEvent.objects.filter(end_user=users["u3"]).update(event_type="click", metadata={"source": "email"})
+    rollup.rollup_range(day_of(20), today(), org)
+    return {"features": features, "users": users}

@@ -1,0 +1,123 @@
+"""Breakdowns against the hand-counted fixture of `filters_data` (see its table), the top 10
+and "other", the 400s, and pinned query counts."""
+
+import pytest
+
+from analytics import rollup
+from core.days import today
+
+from .factories import at, end_user, event, feature
+from .filters_data import day_of, filters_fixture
+
+pytestmark = pytest.mark.django_db
+
+BASE = "/api/v1/analytics"
+
+
+@pytest.fixture
+def data(org):
+    return filters_fixture(org)
+
+
+def parts(rows):
+    return {row["key"]: row["value"] for row in rows}
+
+
+def test_summary_breakdowns_by_hand(analyst_client, data):
+    def split(query):
+        body = analyst_client.get(f"{BASE}/usage-summary?{query}").json()["breakdown"]
+        return parts(body["events"]), parts(body["active_users"])
+
+    # The anonymous search has no person: it is in no age band or gender.
+    assert split("breakdown=gender") == ({"F": 7, "M": 2, "O": 2}, {"F": 2, "M": 1, "O": 1})
+    assert split("breakdown=age") == ({"<18": 4, "18-40": 5, ">40": 2}, {"<18": 1, "18-40": 2, ">40": 1})
+    assert split("breakdown=feature") == ({"search": 7, "export": 5}, {"search": 4, "export": 4})
+    assert split("breakdown=user.plan") == ({"pro": 6, "free": 5}, {"pro": 2, "free": 2})
+    assert split("breakdown=event_type") == ({"interaction": 10, "click": 2}, {"interaction": 3, "click": 1})
+    assert split("breakdown=event.source") == ({"(none)": 10, "email": 2}, {"(none)": 3, "email": 1})
+    # With filters: F only, by plan; export only, by gender; a user property filter, by age.
+    assert split("breakdown=user.plan&gender=F") == ({"pro": 4, "free": 3}, {"pro": 1, "free": 1})
+    assert split("breakdown=gender&feature=export") == ({"F": 3, "M": 1, "O": 1}, {"F": 2, "M": 1, "O": 1})
+    assert split("breakdown=age&user.plan=pro") == ({"<18": 4, ">40": 2}, {"<18": 1, ">40": 1})
+
+
+def test_timeseries_breakdown_shape_and_points(analyst_client, data):
+    body = analyst_client.get(f"{BASE}/timeseries?breakdown=gender&start={day_of(14)}&end={today()}").json()
+    assert set(body) == {"metric", "interval", "start", "end", "breakdown", "series"}
+    assert body["breakdown"] == "gender" and [s["key"] for s in body["series"]] == ["F", "M", "O"]
+    female = {p["date"]: p["value"] for p in body["series"][0]["points"]}
+    assert len(female) == 15
+    # F: u1 2 events on T-14, 1 on T-13, 1 on T-7; u4 1 on T-7, T-6, T-5
+    assert female[day_of(14).isoformat()] == 2 and female[day_of(7).isoformat()] == 2
+    assert sum(female.values()) == 7
+    # Daily users per gender (from the segment rollups): on T-7 u1 and u4 (F) and u3 (O).
+    daily = analyst_client.get(f"{BASE}/timeseries?breakdown=gender&metric=active_users&start={day_of(7)}").json()
+    on_t7 = {s["key"]: s["points"][0]["value"] for s in daily["series"]}
+    assert on_t7 == {"F": 2, "M": 0, "O": 1}
+    users = analyst_client.get(f"{BASE}/timeseries?breakdown=feature&metric=active_users&interval=week").json()
+    assert {s["key"] for s in users["series"]} == {"search", "export"}
+    plain = analyst_client.get(f"{BASE}/timeseries?metric=active_users&interval=week").json()["points"]
+    assert [p["date"] for p in users["series"][0]["points"]] == [p["date"] for p in plain]
+    csv = analyst_client.get(f"{BASE}/timeseries?breakdown=age&format=csv&start={day_of(1)}&end={today()}")
+    assert csv.content.decode().splitlines()[0] == "date,key,value"
+
+
+def test_feature_usage_breakdown_by_hand(analyst_client, data):
+    body = analyst_client.get(f"{BASE}/feature-usage?breakdown=gender").json()
+    assert body["breakdown"] == "gender"
+    rows = {r["feature_key"]: parts(r["breakdown"]) for r in body["results"]}
+    # search: u1 3 (F), u2 1 (M), u3 1 (O), u4 1 (F); export: u1 1, u4 2 (F), u2 1 (M), u3 1 (O)
+    assert rows == {"search": {"F": 4, "M": 1, "O": 1}, "export": {"F": 3, "M": 1, "O": 1}}
+    by_type = analyst_client.get(f"{BASE}/feature-usage?breakdown=event_type").json()["results"]
+    assert {r["feature_key"]: parts(r["breakdown"]) for r in by_type} == {
+        "search": {"interaction": 6, "click": 1},
+        "export": {"interaction": 4, "click": 1},
+    }
+
+
+def test_top_ten_and_other(analyst_client, org):
+    """Twelve features with 1…12 events: the ten busiest, then "other" = 2 + 1."""
+    when = at(today().isoformat(), "08:00:00")
+    person = end_user(org, "p1", age=30, gender="M", first_seen=when)
+    for n in range(1, 13):
+        feat = feature(org, f"f{n:02d}")
+        for _ in range(n):
+            event(org, feat, person, when)
+    rollup.rollup_day(today(), org)
+    rows = analyst_client.get(f"{BASE}/usage-summary?breakdown=feature").json()["breakdown"]["events"]
+    assert [r["key"] for r in rows] == [f"f{n:02d}" for n in range(12, 2, -1)] + ["other"]
+    assert rows[-1]["value"] == 3
+    series = analyst_client.get(f"{BASE}/timeseries?breakdown=feature&start={today()}&end={today()}").json()
+    assert series["series"][-1] == {"key": "other", "points": [{"date": today().isoformat(), "value": 3}]}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("breakdown=account", "Accounts"),
+        ("breakdown=colour", "Choose"),
+        ("breakdown=user.", "property name"),
+        ("breakdown=event.a..b", "property name"),
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["usage-summary", "timeseries", "feature-usage"])
+def test_bad_breakdowns_are_400(analyst_client, data, endpoint, query, message):
+    response = analyst_client.get(f"{BASE}/{endpoint}?{query}")
+    assert response.status_code == 400 and message in response.json()["errors"]["breakdown"][0]
+
+
+@pytest.mark.parametrize(
+    ("query", "count"),
+    [
+        # the summary (3 queries), then top values, their figures and "other" for events, and
+        # for users of a person dimension one query over the end users
+        ("usage-summary?breakdown=gender", 3 + 3 + 1),
+        ("usage-summary?breakdown=event.source&gender=F", 3 + 2 * 3),
+        ("timeseries?breakdown=user.plan", 3),  # top values, their points, other's points
+        ("feature-usage?breakdown=age", 1 + 3),  # the usage table, then the same three
+    ],
+)
+def test_breakdown_query_counts_are_pinned(analyst_client, data, django_assert_num_queries, query, count):
+    # The user (with its organisation) comes first; the figures are cold.
+    with django_assert_num_queries(1 + count):
+        assert analyst_client.get(f"{BASE}/{query}").status_code == 200

@@ -1,0 +1,205 @@
+"""No filter can be ignored again: every analytics endpoint is called with every filter of
+DESIGN's set on a fixture built so that each filter matters (`filters_data`), and each answer
+must differ from the unfiltered one or be a 400 naming that filter. Then the figures
+themselves, counted by hand from the fixture."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import URLPattern, get_resolver
+
+from analytics import segments
+from core.days import today
+from core.query_params import FILTER_PREFIXES, FILTERS
+
+from .filters_data import day_of, filters_fixture
+
+pytestmark = pytest.mark.django_db
+
+BASE = "/api/v1/analytics"
+# Every GET figure endpoint of /api/v1/analytics (one end user's profile and the admin's
+# aggregate/run are not figures), with what it needs besides filters.
+ENDPOINTS = {
+    "usage-summary": "",
+    "feature-usage": "",
+    "timeseries": "",
+    "user-activity": "",
+    "top-users": "",
+    "retention": "",
+    "funnel": "steps=search,export",
+}
+NOT_FIGURES = {"users/<str:external_id>", "aggregate/run"}
+# (endpoint, filter) pairs answered with a 400 naming the filter, and why.
+REFUSED = {
+    ("funnel", "feature"): "a funnel's steps name its features",
+    ("funnel", "feature_id"): "a funnel's steps name its features",
+    **{(endpoint, "account"): "accounts arrive with compatible ingestion" for endpoint in ENDPOINTS},
+}
+
+
+@pytest.fixture
+def data(org):
+    fixture = filters_fixture(org)
+    fixture["segment"] = segments.segment_create(org, name="Over 40", filters={"age": ">40"})
+    return fixture
+
+
+def filter_queries(data):
+    """One query string per filter of DESIGN's set (prefixes by an example)."""
+    return {
+        "start": f"start={day_of(3)}",
+        "end": f"end={day_of(3)}",
+        "feature": "feature=search",
+        "feature_id": f"feature_id={data['features']['search'].pk}",
+        "age": "age=<18",
+        "gender": "gender=F",
+        "account": "account=acme",
+        "segment": f"segment={data['segment'].pk}",
+        "user.": "user.plan=pro",
+        "event.": "event.plan=pro",
+    }
+
+
+def test_the_walk_covers_every_endpoint_and_filter(data):
+    resolver = get_resolver()
+    analytics = next(p for p in resolver.url_patterns if str(p.pattern) == "api/v1/")
+    routes = set()
+    for entry in analytics.url_patterns:
+        if str(entry.pattern) == "analytics/":
+            routes = {str(p.pattern) for p in entry.url_patterns if isinstance(p, URLPattern)}
+    assert routes - NOT_FIGURES == set(ENDPOINTS)
+    assert set(filter_queries(data)) == set(FILTERS) | set(FILTER_PREFIXES)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_every_filter_changes_the_answer_or_is_refused(analyst_client, data, endpoint):
+    fixed = ENDPOINTS[endpoint]
+    base = analyst_client.get(f"{BASE}/{endpoint}?{fixed}")
+    assert base.status_code == 200, base.content
+    ignored = []
+    for name, query in filter_queries(data).items():
+        response = analyst_client.get(f"{BASE}/{endpoint}?{fixed}&{query}")
+        field = query.split("=")[0]
+        if (endpoint, name) in REFUSED or name == "event.":
+            assert response.status_code == 400, (name, response.content)
+            assert field in response.json()["errors"], response.json()
+        elif response.status_code != 200:
+            ignored.append(f"{name}: {response.status_code} {response.content[:200]!r}")
+        elif response.json() == base.json():
+            ignored.append(f"{name}: same answer as unfiltered")
+    assert not ignored, f"{endpoint} ignores: {ignored}"
+
+
+def summary(client, query=""):
+    body = client.get(f"{BASE}/usage-summary?{query}").json()
+    return body["total_events"]["value"], body["active_users"]["value"]
+
+
+@pytest.mark.parametrize(
+    ("query", "events", "users"),
+    [
+        ("", 12, 4),
+        ("feature=search", 7, 4),
+        ("age=<18", 4, 1),
+        ("age=18-40", 5, 2),
+        ("gender=F", 7, 2),
+        ("user.plan=pro", 6, 2),
+        ("user.plan=free&gender=f", 3, 1),
+        ("feature=export&gender=F", 3, 2),
+        ("segment={segment}", 2, 1),  # age > 40: u3
+        ("segment={segment}&gender=M", 0, 0),  # typed filters add to the segment's
+        ("segment={segment}&age=<18", 4, 1),  # and a typed one replaces the segment's
+        ("start={t3}", 2, 1),  # u2's export and the anonymous search
+    ],
+)
+def test_summary_by_hand(analyst_client, data, query, events, users):
+    query = query.format(segment=data["segment"].pk, t3=day_of(3))
+    assert summary(analyst_client, query) == (events, users)
+
+
+def test_feature_usage_by_hand(analyst_client, data):
+    rows = analyst_client.get(f"{BASE}/feature-usage?gender=F").json()["results"]
+    by_key = {r["feature_key"]: r for r in rows}
+    assert by_key["search"]["events"] == 4 and by_key["export"]["events"] == 3
+    # search by u1 on 3 days and u4 on 1: 4 user-days over the 30 days of the range
+    assert by_key["search"]["avg_daily_active_users"] == round(4 / 30, 2)
+    only = analyst_client.get(f"{BASE}/feature-usage?feature=export").json()["results"]
+    assert [(r["feature_key"], r["events"], r["share"]) for r in only] == [("export", 5, 100.0)]
+
+
+def test_top_users_and_user_activity_by_hand(analyst_client, data):
+    pro = analyst_client.get(f"{BASE}/top-users?user.plan=pro").json()["results"]
+    assert [(r["user_id"], r["events"]) for r in pro] == [("u1", 4), ("u3", 2)]
+    export = analyst_client.get(f"{BASE}/top-users?feature=export").json()["results"]
+    assert [(r["user_id"], r["events"]) for r in export] == [("u4", 2), ("u1", 1), ("u2", 1), ("u3", 1)]
+    adults = analyst_client.get(f"{BASE}/user-activity?age=18-40").json()
+    assert sorted(r["user_id"] for r in adults["results"]) == ["u2", "u4"] and adults["count"] == 2
+    recent = analyst_client.get(f"{BASE}/user-activity?start={day_of(3)}&end={today()}").json()
+    assert [(r["user_id"], r["events"]) for r in recent["results"]] == [("u2", 1)]
+
+
+def test_retention_by_hand(analyst_client, data):
+    def sizes(query):
+        body = analyst_client.get(f"{BASE}/retention?{query}").json()
+        return sum(c["size"] for c in body["cohorts"]), body
+
+    assert sizes("")[0] == 4
+    assert sizes("gender=F")[0] == 2
+    assert sizes(f"segment={data['segment'].pk}")[0] == 1
+    # From the week of T-7: the cohorts of u3 and u4 (and u1, u2 when T-14 shares that week).
+    start = day_of(7)
+    total, body = sizes(f"start={start}")
+    first_week = start - timedelta(days=start.weekday())
+    assert body["cohorts"][0]["cohort_start"] == first_week.isoformat()
+    assert total == sum(1 for offset in (14, 14, 7, 7) if day_of(offset) >= first_week)
+    # Activity on export only: u1 (first day T-14) used export that day and never again.
+    _, exports = sizes("user.plan=pro&feature=export&weeks=4")
+    _, anything = sizes("user.plan=pro&weeks=4")
+    assert exports["cohorts"] != anything["cohorts"]
+
+
+@pytest.mark.parametrize(
+    ("query", "counts"),
+    [
+        ("", [4, 3]),
+        ("gender=F", [2, 2]),
+        ("user.plan=free", [2, 1]),
+        ("age=<18", [1, 1]),
+        ("start={t6}", [1, 1]),  # only u4 first searches from T-6 on
+    ],
+)
+def test_funnel_by_hand(analyst_client, data, query, counts):
+    query = query.format(t6=day_of(6))
+    body = analyst_client.get(f"{BASE}/funnel?steps=search,export&{query}").json()
+    assert [s["users"] for s in body["steps"]] == counts
+
+
+def test_timeseries_by_hand(analyst_client, data):
+    for query, total in (("user.plan=pro", 6), ("gender=M", 2), ("feature=search&age=<18", 3), ("", 12)):
+        points = analyst_client.get(f"{BASE}/timeseries?{query}").json()["points"]
+        assert sum(p["value"] for p in points) == total, query
+    weekly = analyst_client.get(f"{BASE}/timeseries?metric=active_users&interval=week&user.plan=free").json()
+    assert max(p["value"] for p in weekly["points"]) <= 2
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "count"),
+    [
+        ("usage-summary", 6),
+        ("feature-usage", 4),
+        ("timeseries", 4),
+        ("top-users", 6),
+        ("user-activity", 5),
+        ("retention", 4),
+        ("funnel?steps=search,export", 4),
+    ],
+)
+def test_filtered_query_counts_are_pinned(analyst_client, data, django_assert_num_queries, endpoint, count):
+    """Cold (nothing cached yet), with a segment, a typed filter and a user property: the
+    user, the segment, the feature, then the figures."""
+    joiner = "&" if "?" in endpoint else "?"
+    query = f"{joiner}segment={data['segment'].pk}&gender=O&user.plan=pro&feature_id={data['features']['search'].pk}"
+    if endpoint.startswith("funnel"):
+        query = query.split("&feature_id")[0]
+    with django_assert_num_queries(count):
+        assert analyst_client.get(f"{BASE}/{endpoint}{query}").status_code == 200

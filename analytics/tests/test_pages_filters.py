@@ -1,0 +1,66 @@
+"""The pages apply the filter set, the segment picker and the breakdown picker (the API's
+figures, rendered): the issue's case of a Top features chart that ignored Age/Gender."""
+
+import json
+import re
+
+import pytest
+
+from analytics import segments
+
+from .filters_data import filters_fixture
+from .test_pages import page_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def data(org):
+    return filters_fixture(org)
+
+
+@pytest.fixture
+def analyst(analyst_user):
+    return page_client(analyst_user)
+
+
+def chart(html, name):
+    return json.loads(re.search(rf'<script id="{name}" type="application/json">(.*?)</script>', html, re.S).group(1))
+
+
+def test_top_features_follow_age_and_gender(analyst, data):
+    everyone = chart(analyst.get("/").content.decode(), "chart-top")
+    teens = chart(analyst.get("/?age=<18&gender=F").content.decode(), "chart-top")
+    assert everyone["series"][0]["data"] == [7, 5]
+    assert teens["labels"] == ["Search", "Export"] and teens["series"][0]["data"] == [3, 1]  # u1 only
+
+
+def test_segment_picker_lists_and_applies_segments(analyst, org, data):
+    saved = segments.segment_create(org, name="Pro plan", filters={"user.plan": "pro"})
+    for url in ("/", "/features/", "/users/", "/retention/", "/funnels/"):
+        html = analyst.get(url).content.decode()
+        assert 'data-testid="segment-picker"' in html and "Pro plan" in html, url
+    html = analyst.get(f"/?segment={saved.pk}").content.decode()
+    assert f'<option value="{saved.pk}" selected>Pro plan</option>' in html
+    shown = re.search(r'data-testid="kpi-total_events" data-value="([^"]+)"', html).group(1)
+    assert int(shown) == 6  # u1 4 + u3 2
+    users = analyst.get(f"/users/?segment={saved.pk}").content.decode()
+    assert ">u1<" in users and ">u3<" in users and ">u2<" not in users
+
+
+def test_dashboard_breakdown_charts(analyst, data):
+    html = analyst.get("/?breakdown=gender").content.decode()
+    assert '<option value="gender" selected>Gender</option>' in html
+    events = chart(html, "chart-events")
+    assert events["stacked"] and [s["label"] for s in events["series"]] == ["F", "M", "O"]
+    assert sum(sum(s["data"]) for s in events["series"]) == 11  # the anonymous search has no gender
+    top = chart(html, "chart-top")
+    assert top["stacked"] and {s["label"]: s["data"] for s in top["series"]} == {
+        "F": [4, 3],
+        "M": [1, 1],
+        "O": [1, 1],
+    }
+    feature_page = analyst.get(f"/features/{data['features']['export'].pk}/?breakdown=age").content.decode()
+    usage = chart(feature_page, "chart-feature-usage")
+    assert {s["label"]: sum(s["data"]) for s in usage["series"]} == {"18-40": 3, "<18": 1, ">40": 1}
+    assert analyst.get("/?breakdown=account").status_code == 400

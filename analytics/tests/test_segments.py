@@ -1,0 +1,100 @@
+"""Saved segments: the API (analyst+, 404 across organisations, one error per bad filter)
+and `?segment=<id>` standing for its filters."""
+
+import pytest
+
+from analytics import segments
+from analytics.filters import filter_set_parse
+from analytics.models import Segment
+
+from .factories import feature
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/org/segments"
+
+
+def test_create_list_update_delete(analyst_client, org):
+    feature(org, "export")
+    created = analyst_client.post(
+        URL, {"name": "Teen exporters", "filters": {"age": "<18", "gender": "f", "feature": "export"}}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["filters"] == {"age": "<18", "feature": "export", "gender": "F"}
+    listed = analyst_client.get(URL).json()
+    assert [row["name"] for row in listed["results"]] == ["Teen exporters"]
+
+    url = f"{URL}/{body['id']}"
+    patched = analyst_client.patch(url, {"filters": {"user.plan": "pro"}}, format="json")
+    assert patched.status_code == 200
+    assert patched.json()["filters"] == {"user.plan": "pro"} and patched.json()["name"] == "Teen exporters"
+    assert analyst_client.patch(url, {"name": "Pro plan"}, format="json").json()["name"] == "Pro plan"
+    assert analyst_client.delete(url).status_code == 204
+    assert analyst_client.get(url).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"age": "teen"}, "filters.age"),
+        ({"gender": "X"}, "filters.gender"),
+        ({"feature": "nope"}, "filters.feature"),
+        ({"account": "acme"}, "filters.account"),
+        ({"user.": "x"}, "filters.user."),
+        ({"colour": "red"}, "filters.colour"),
+        ({"age": ""}, "filters.age"),
+        ({"age": ["<18"]}, "filters.age"),
+        ({}, "filters"),
+        ("age=<18", "filters"),
+    ],
+)
+def test_bad_filters_are_a_400_naming_the_filter(analyst_client, filters, field):
+    response = analyst_client.post(URL, {"name": "s", "filters": filters}, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["errors"], response.json()
+
+
+def test_names_are_unique_per_organisation(analyst_client, other_client):
+    body = {"name": "Adults", "filters": {"age": ">40"}}
+    assert analyst_client.post(URL, body, format="json").status_code == 201
+    again = analyst_client.post(URL, body, format="json")
+    assert again.status_code == 400 and "name" in again.json()["errors"]
+    assert other_client.post(URL, body, format="json").status_code == 201
+
+
+def test_members_may_not_use_segments(member_client):
+    assert member_client.get(URL).status_code == 403
+    assert member_client.post(URL, {"name": "s", "filters": {"age": "<18"}}, format="json").status_code == 403
+
+
+def test_another_organisations_segment_is_404(analyst_client, other_org):
+    theirs = segments.segment_create(other_org, name="Theirs", filters={"gender": "M"})
+    url = f"{URL}/{theirs.pk}"
+    assert analyst_client.get(url).status_code == 404
+    assert analyst_client.patch(url, {"name": "mine"}, format="json").status_code == 404
+    assert analyst_client.delete(url).status_code == 404
+    assert Segment.objects.filter(pk=theirs.pk, name="Theirs").exists()
+    response = analyst_client.get(f"/api/v1/analytics/usage-summary?segment={theirs.pk}")
+    assert response.status_code == 400 and "segment" in response.json()["errors"]
+
+
+def test_segment_stands_for_its_filters_and_typed_filters_win(org):
+    export = feature(org, "export")
+    feature(org, "search")
+    saved = segments.segment_create(org, name="s", filters={"age": "<18", "feature": "export", "user.plan": "pro"})
+    assert filter_set_parse(org, {"segment": str(saved.pk)}) == {
+        "feature": export,
+        "age": "<18",
+        "user_properties": {"plan": "pro"},
+    }
+    overridden = filter_set_parse(org, {"segment": str(saved.pk), "age": ">40", "feature_id": "search"})
+    assert overridden["age"] == ">40" and overridden["feature"].key == "search"
+
+
+def test_list_query_count(analyst_client, org, django_assert_num_queries):
+    for name in ("a", "b", "c"):
+        segments.segment_create(org, name=name, filters={"age": "<18"})
+    # the user (with its organisation), then the count and the page
+    with django_assert_num_queries(3):
+        assert analyst_client.get(URL).json()["count"] == 3

@@ -1,0 +1,203 @@
+"""Bulk import of an event export (CSV, JSON Lines, Parquet) through the ingestion path itself:
+the file is read as a stream, in batches of `INGEST_MAX_BATCH` events, each handed to
+`events_ingest` exactly as a request's batch would be (validation, end users, dedupe by uuid,
+late-data marks, queue mode), so an import behaves like an SDK flushing history and a second
+run of the same file stores nothing twice (events need their `uuid` for that).
+
+Each reader yields `(position, event)`: the line of a CSV or JSONL file (1 = the first line),
+the row of a Parquet file (1 = the first row), so every item error names where it came from.
+"""
+
+import csv
+import importlib.util
+import io
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from tenants.models import Organization
+
+from .ingest import events_ingest
+
+# (position in the file, the event as a request would carry it)
+Located = tuple[int, Any]
+
+FORMATS = ("csv", "jsonl", "parquet")
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+# CSV cells are text: these fields are numbers in an event.
+_CSV_NUMBERS = {"session_duration": float, "age": int}
+# The most item errors an import keeps (it counts them all).
+MAX_ERRORS_KEPT = 100
+
+
+class ImportFileError(Exception):
+    """The file cannot be read as the format asked for (not an item error)."""
+
+
+@dataclass
+class ImportResult:
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    queued: bool = False
+    # {"position", "field", "message"}, at most MAX_ERRORS_KEPT.
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def import_format(path: Path, requested: str | None = None) -> str:
+    """The format of `path`: `requested`, else from its suffix; Parquet needs pyarrow."""
+    fmt = requested or _SUFFIXES.get(path.suffix.lower())
+    if fmt not in FORMATS:
+        raise ImportFileError(
+            f"Cannot tell the format of {path.name}: name it .csv, .jsonl or .parquet, or say --format."
+        )
+    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise ImportFileError("Reading Parquet needs pyarrow, which is not installed here (pip install pyarrow).")
+    return fmt
+
+
+def _csv_event(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row as an event: empty cells left out, numbers and `metadata` (JSON) decoded,
+    `metadata.<key>` columns gathered into the metadata object."""
+    event: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    for name, value in row.items():
+        if name is None or value is None or value == "":
+            continue  # a short row's missing cells, a long row's extra ones
+        if name.startswith("metadata."):
+            metadata[name.removeprefix("metadata.")] = value
+        elif name == "metadata":
+            try:
+                event["metadata"] = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                event["metadata"] = value  # validation answers with its own message
+        elif name in _CSV_NUMBERS:
+            try:
+                event[name] = _CSV_NUMBERS[name](value)
+            except ValueError:
+                event[name] = value
+        elif name == "timestamp" and value.lstrip("-").replace(".", "", 1).isdigit():
+            event[name] = float(value)  # epoch seconds or milliseconds
+        else:
+            event[name] = value
+    if metadata and isinstance(event.get("metadata", {}), dict):
+        event["metadata"] = {**metadata, **event.get("metadata", {})}
+    return event
+
+
+def _read_csv(handle: io.TextIOWrapper) -> Iterator[Located]:
+    reader = csv.DictReader(handle)
+    if not reader.fieldnames:
+        return
+    for row in reader:
+        yield reader.line_num, _csv_event(row)
+
+
+def _read_jsonl(handle: io.TextIOWrapper) -> Iterator[Located]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, orjson.loads(line)
+        except orjson.JSONDecodeError:
+            yield number, _NotJson(line)
+
+
+class _NotJson:
+    """A JSONL line that is not JSON: reported as the item's error, the import goes on."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+
+
+def _read_parquet(path: Path, batch_size: int) -> Iterator[Located]:
+    import pyarrow.parquet as pq
+
+    position = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+        for row in batch.to_pylist():
+            position += 1
+            yield position, {k: v for k, v in row.items() if v is not None}
+
+
+def parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def _batches(items: Iterable[Located], size: int) -> Iterator[list[Located]]:
+    batch: list[Located] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def events_import(
+    org: Organization,
+    path: Path,
+    *,
+    fmt: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """Import the events of `path` (format `fmt`, see `import_format`) into `org`.
+    `progress(items done, bytes or rows done)` after each batch. Raises ImportFileError when
+    the file cannot be decoded; StorageUnavailable as ingestion does."""
+    size = settings.INGEST_MAX_BATCH
+    result = ImportResult()
+    try:
+        if fmt == "parquet":
+            _import_items(org, _read_parquet(path, size), size, result, progress, lambda: result.read)
+            return result
+        with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
+            reader = _read_csv(handle) if fmt == "csv" else _read_jsonl(handle)
+            _import_items(org, reader, size, result, progress, raw.tell)
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"{path.name} is not UTF-8 text: {exc.reason} at byte {exc.start}.") from exc
+    except csv.Error as exc:
+        raise ImportFileError(f"{path.name} is not a readable CSV file: {exc}.") from exc
+    return result
+
+
+def _import_items(
+    org: Organization,
+    items: Iterable[Located],
+    size: int,
+    result: ImportResult,
+    progress: Callable[[int, int], None] | None,
+    where: Callable[[], int],
+) -> None:
+    for batch in _batches(items, size):
+        positions = [position for position, _ in batch]
+        events = [item for _, item in batch]
+        result.read += len(batch)
+        for index, item in enumerate(events):
+            if isinstance(item, _NotJson):
+                _keep_error(result, positions[index], "body", "Not a JSON object (invalid JSON).")
+        valid_at = [i for i, item in enumerate(events) if not isinstance(item, _NotJson)]
+        outcome = events_ingest(org, [events[i] for i in valid_at])
+        result.accepted += outcome.accepted
+        result.duplicates += outcome.duplicates
+        result.queued = result.queued or outcome.queued
+        result.failed += len(batch) - len(valid_at)
+        failed_items = set()
+        for error in outcome.errors:
+            failed_items.add(error["index"])
+            _keep_error(result, positions[valid_at[error["index"]]], error["field"], error["message"])
+        result.failed += len(failed_items)
+        if progress is not None:
+            progress(result.read, where())
+
+
+def _keep_error(result: ImportResult, position: int, field_name: str, message: str) -> None:
+    if len(result.errors) < MAX_ERRORS_KEPT:
+        result.errors.append({"position": position, "field": field_name, "message": message})

@@ -1,0 +1,30 @@
+"""Celery adapters for the raw-event upkeep in `telemetry.services.partitions`; the beat
+schedule (usage_platform/celery.py) runs them nightly and `manage.py events_upkeep` by hand."""
+
+import logging
+
+from celery import shared_task
+
+from .services import partitions
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="telemetry.partitions_prepare", time_limit=10 * 60, soft_time_limit=9 * 60)
+def partitions_prepare() -> list[str]:
+    """Create the coming months' event partitions that are missing."""
+    return partitions.event_partitions_prepare()
+
+
+@shared_task(name="telemetry.raw_events_expire", time_limit=60 * 60, soft_time_limit=55 * 60)
+def raw_events_expire() -> dict:
+    """Drop the raw events older than RAW_EVENT_RETENTION_MONTHS (rollups are kept)."""
+    result = partitions.raw_events_expire()
+    logger.info("raw event retention: %s", result)
+    return result
+
+
+@shared_task(name="telemetry.event_uuids_expire", time_limit=30 * 60, soft_time_limit=25 * 60)
+def event_uuids_expire() -> int:
+    """Forget the uuids received more than EVENT_DEDUPE_DAYS ago."""
+    return partitions.event_uuids_expire()

@@ -1,0 +1,140 @@
+"""`manage.py import_events`: CSV, JSON Lines and Parquet exports through the ingestion path
+(validation, end users, dedupe by uuid, late-data marks), with item errors by line."""
+
+import importlib.util
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from telemetry.models import DirtyDay, EndUser, UsageEvent
+from telemetry.services import importing
+from tenants import services as tenant_services
+
+pytestmark = pytest.mark.django_db
+
+PAST = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+
+
+def _import(path, org, key, *extra):
+    call_command("import_events", str(path), "--org", org.slug, "--key", key, "--no-progress", *extra)
+
+
+def _events(n, start=0):
+    return [
+        {
+            "uuid": str(uuid.UUID(int=i + 1)),
+            "feature": f"feature_{i % 3}",
+            "user_id": f"user_{i % 4}",
+            "timestamp": (PAST + timedelta(minutes=i)).isoformat(),
+            "session_duration": 30.5,
+            "age": 30 + i % 4,
+            "metadata": {"plan": "pro"},
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def test_jsonl_import_stores_events_end_users_and_marks_past_days(tmp_path, org, raw_api_key, capsys):
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in _events(2500)) + "\n")
+    _import(path, org, raw_api_key)
+    assert "Read 2,500 events: 2,500 stored, 0 already there (same uuid), 0 refused." in capsys.readouterr().out
+    assert UsageEvent.objects.filter(organization=org).count() == 2500
+    assert EndUser.objects.filter(organization=org).count() == 4
+    assert EndUser.objects.get(organization=org, external_id="user_1").age == 31
+    assert DirtyDay.objects.filter(organization=org, date=PAST.date()).exists()
+    # A second run of the same file stores nothing twice.
+    _import(path, org, raw_api_key)
+    assert "0 stored, 2,500 already there" in capsys.readouterr().out
+    assert UsageEvent.objects.filter(organization=org).count() == 2500
+
+
+def test_csv_import_decodes_numbers_metadata_columns_and_reports_bad_rows_by_line(tmp_path, org, raw_api_key, capsys):
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "uuid,feature,user_id,timestamp,session_duration,gender,metadata.plan,metadata\n"
+        f"{uuid.uuid4()},search,u-1,{PAST.isoformat()},12.5,F,pro,\n"
+        f'{uuid.uuid4()},search,u-2,{int(PAST.timestamp())},7,M,,"{{""k"": 1}}"\n'
+        f"{uuid.uuid4()},search,u-3,yesterday,3,F,free,\n"
+        f"{uuid.uuid4()},,u-4,{PAST.isoformat()},-1,F,free,\n"
+    )
+    _import(path, org, raw_api_key)
+    out = capsys.readouterr()
+    assert "Read 4 events: 2 stored, 0 already there (same uuid), 2 refused." in out.out
+    assert "line 4: timestamp:" in out.err and "line 5: " in out.err
+    rows = {e.end_user.external_id: e for e in UsageEvent.objects.select_related("end_user")}
+    assert rows["u-1"].session_duration == 12.5 and rows["u-1"].metadata == {"plan": "pro"}
+    assert rows["u-2"].timestamp == PAST and rows["u-2"].metadata == {"k": 1}
+    assert EndUser.objects.get(external_id="u-1").gender == "F"
+
+
+def test_a_jsonl_line_that_is_not_json_is_reported_and_the_rest_imported(tmp_path, org, raw_api_key, capsys):
+    path = tmp_path / "export.ndjson"
+    good = _events(2)
+    path.write_text(json.dumps(good[0]) + "\n{not json\n\n" + json.dumps(good[1]) + "\n")
+    _import(path, org, raw_api_key)
+    out = capsys.readouterr()
+    assert "Read 3 events: 2 stored" in out.out and "1 refused" in out.out
+    assert "line 2: body: Not a JSON object" in out.err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="Parquet needs pyarrow")
+def test_parquet_import(tmp_path, org, raw_api_key, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    events = _events(1200)
+    for e in events:
+        e["metadata"] = json.dumps(e["metadata"])  # a Parquet export keeps JSON as text
+    table = pa.Table.from_pylist([{k: v for k, v in e.items() if k != "metadata"} for e in events])
+    pq.write_table(table, tmp_path / "export.parquet")
+    _import(tmp_path / "export.parquet", org, raw_api_key)
+    assert "Read 1,200 events: 1,200 stored" in capsys.readouterr().out
+    assert UsageEvent.objects.filter(organization=org).count() == 1200
+
+
+def test_parquet_without_pyarrow_says_so(tmp_path, org, raw_api_key, monkeypatch):
+    path = tmp_path / "export.parquet"
+    path.write_bytes(b"PAR1")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importing.importlib.util, "find_spec", lambda name: None if name == "pyarrow" else real_find_spec(name)
+    )
+    with pytest.raises(CommandError, match="Reading Parquet needs pyarrow, which is not installed"):
+        _import(path, org, raw_api_key)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"key": "upk_not-a-key"}, "not an active ingestion key"),
+        ({"org": "no-such-org"}, "Unknown organisation: no-such-org"),
+        ({"file": "missing.csv"}, "No such file"),
+        ({"file": "export.txt"}, "Cannot tell the format of export.txt"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(tmp_path, org, raw_api_key, change, message):
+    (tmp_path / "export.txt").write_text("x")
+    args = {"key": raw_api_key, "org": org.slug, "file": "export.txt"} | change
+    with pytest.raises(CommandError, match=message):
+        call_command("import_events", str(tmp_path / args["file"]), "--org", args["org"], "--key", args["key"])
+
+
+def test_a_key_of_another_organisation_is_refused(tmp_path, org, other_org):
+    _, other_key = tenant_services.api_key_create(org=other_org, name="theirs")
+    path = tmp_path / "export.jsonl"
+    path.write_text(json.dumps(_events(1)[0]) + "\n")
+    with pytest.raises(CommandError, match="not an active ingestion key"):
+        _import(path, org, other_key)
+    assert not UsageEvent.objects.exists()
+
+
+def test_a_file_of_only_bad_events_fails_the_command(tmp_path, org, raw_api_key):
+    path = tmp_path / "export.jsonl"
+    path.write_text('{"feature": ""}\n')
+    with pytest.raises(CommandError, match="Every event was refused"):
+        _import(path, org, raw_api_key)
