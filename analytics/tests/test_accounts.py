@@ -181,3 +181,20 @@ def test_other_organisations_account_is_404(analyst_client, accounts, other_org)
 
 def test_member_may_not_read_accounts(member_client, accounts):
     assert member_client.get(BASE).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "query", ["start=2025-03-01", "age=<18", "gender=F", "account=acme", "segment=1", "user.plan=pro", "event.x=1"]
+)
+def test_accounts_refuse_the_filters_they_do_not_apply_by_name(analyst_client, accounts, query):
+    name = query.split("=")[0]
+    for url in (BASE, f"{BASE}/acme"):
+        response = analyst_client.get(f"{url}?{query}")
+        assert response.status_code == 400 and name in response.json()["errors"], (url, response.json())
+
+
+def test_accounts_apply_end_and_feature(analyst_client, accounts):
+    base = analyst_client.get(BASE).json()
+    assert analyst_client.get(f"{BASE}?{END}").json() != base
+    assert analyst_client.get(f"{BASE}?{END}&feature=export").json() != analyst_client.get(f"{BASE}?{END}").json()
+    assert analyst_client.get(f"{BASE}/acme?{END}").json() != analyst_client.get(f"{BASE}/acme").json()
