@@ -19,6 +19,7 @@ from core.query_params import (
     fail,
     filters_supported,
     optional_date,
+    parse_bool,
     parse_date,
     parse_int,
     query_text,
@@ -242,3 +243,34 @@ def end_user_params(query: Query) -> dict[str, Any]:
         return {"before": UUID(raw)}
     except ValueError:
         fail("before", "Must be an event id (a UUID), as timeline_next gives it.")
+
+
+ACCOUNT_SORTS = tuple(
+    s
+    for field in ("events", "active_users", "features_used", "trend_pct", "name", "account_id")
+    for s in (field, f"-{field}")
+)
+
+
+def account_list_params(org: Organization, query: Query) -> dict[str, Any]:
+    """`account_list` arguments: `end` (the last day of the recent 4 weeks), `search`,
+    `at_risk` (true/false), `feature` (id or key: the accounts using it), sort and page."""
+    filters_supported(query, ("end", "feature"))
+    sort = query_text(query, "sort") or "-events"
+    if sort not in ACCOUNT_SORTS:
+        fail("sort", f"Choose one of: {', '.join(ACCOUNT_SORTS)}.")
+    raw_feature = query_text(query, "feature")
+    return {
+        "end": optional_date(query, "end"),
+        "search": query_text(query, "search") or "",
+        "at_risk": parse_bool(query, "at_risk", default=False) if query_text(query, "at_risk") else None,
+        "feature": feature_ref(org, raw_feature) if raw_feature else None,
+        "sort": sort,
+        "page": parse_int(query, "page", default=1, minimum=1, maximum=MAX_PAGE),
+        "page_size": parse_int(query, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE),
+    }
+
+
+def account_detail_params(query: Query) -> dict[str, Any]:
+    filters_supported(query, ("end",))
+    return {"end": optional_date(query, "end")}

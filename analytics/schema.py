@@ -66,6 +66,9 @@ FeatureUsage = inline_serializer(
                 "share": serializers.FloatField(help_text="% of all events"),
                 "previous_events": serializers.IntegerField(),
                 "change_pct": serializers.FloatField(allow_null=True),
+                "stickiness_pct": serializers.FloatField(
+                    allow_null=True, help_text="DAU/MAU: average daily active users ÷ distinct users over the range, %"
+                ),
                 "breakdown": inline_serializer(
                     name="FeatureUsageBreakdownPart",
                     many=True,
@@ -265,5 +268,70 @@ AggregateRun = inline_serializer(
         "aggregated": serializers.IntegerField(help_text="rollup rows written"),
         "since": serializers.DateField(),
         "until": serializers.DateField(),
+    },
+)
+
+
+_ACCOUNT_ROW_FIELDS = {
+    "account_id": serializers.CharField(help_text="the tenant's own id of the account"),
+    "name": serializers.CharField(),
+    "active_users": serializers.IntegerField(help_text="distinct end users active in the recent 4 weeks"),
+    "events": serializers.IntegerField(help_text="events in the recent 4 weeks"),
+    "previous_events": serializers.IntegerField(help_text="events in the 4 weeks before"),
+    "features_used": serializers.IntegerField(),
+    "trend_pct": serializers.FloatField(allow_null=True, help_text="null when the 4 weeks before had no events"),
+    "at_risk": serializers.BooleanField(help_text="events down 30 % or more against the 4 weeks before"),
+    "last_seen": serializers.DateTimeField(allow_null=True),
+}
+
+AccountList = inline_serializer(
+    name="AccountList",
+    fields={
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": inline_serializer(name="AccountRow", many=True, fields=_ACCOUNT_ROW_FIELDS),
+    },
+)
+
+_FEATURE_REF = {
+    "feature_id": serializers.IntegerField(),
+    "feature_key": serializers.CharField(),
+    "feature_name": serializers.CharField(),
+}
+
+AccountDetail = inline_serializer(
+    name="AccountDetail",
+    fields={
+        **_ACCOUNT_ROW_FIELDS,
+        "properties": serializers.DictField(),
+        "created_at": serializers.DateTimeField(),
+        "start": serializers.DateField(),
+        "end": serializers.DateField(),
+        "users": inline_serializer(
+            name="AccountUser",
+            many=True,
+            fields={
+                "user_id": serializers.CharField(),
+                "email": serializers.CharField(),
+                "events": serializers.IntegerField(),
+                "last_seen": serializers.DateTimeField(),
+            },
+        ),
+        "features_adopted": inline_serializer(
+            name="AccountFeatureAdopted",
+            many=True,
+            fields={**_FEATURE_REF, "events": serializers.IntegerField(), "users": serializers.IntegerField()},
+        ),
+        "features_not_adopted": inline_serializer(name="AccountFeatureNotAdopted", many=True, fields=_FEATURE_REF),
+        "weekly": inline_serializer(
+            name="AccountWeek",
+            many=True,
+            fields={
+                "week_start": serializers.DateField(),
+                "events": serializers.IntegerField(),
+                "active_users": serializers.IntegerField(),
+            },
+        ),
     },
 )

@@ -1,9 +1,9 @@
-"""The dashboard's pages, which own the root of the site: `/`, features/, users/, retention/,
+"""The dashboard's pages, which own the root of the site: `/`, features/, users/, accounts/, retention/,
 funnels/ (the only include mounted at "" in usage_platform/urls.py)."""
 
 from django.urls import path
 
-from .views_pages import cohorts, dashboard, features, users
+from .views_pages import accounts, cohorts, dashboard, features, users
 
 app_name = "analytics"
 
@@ -14,6 +14,8 @@ urlpatterns = [
     path("users/", users.users, name="users"),
     # External ids are the tenant product's own user ids: any characters, slashes included.
     path("users/<path:external_id>/", users.user_detail, name="user-detail"),
+    path("accounts/", accounts.accounts, name="accounts"),
+    path("accounts/<path:account_id>/", accounts.account_detail, name="account-detail"),
     path("retention/", cohorts.retention, name="retention"),
     path("funnels/", cohorts.funnels, name="funnels"),
 ]

@@ -138,6 +138,7 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
         "share",
         "previous_events",
         "change_pct",
+        "stickiness_pct",
     )
 
     @extend_schema(
@@ -148,7 +149,7 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
     def get(self, request):
         args = params.feature_usage_params(self.org, request.query_params)
         breakdown = params.breakdown_param(request.query_params)
-        rows = queries.feature_usage(self.org, args["start"], args["end"], filters=args["filters"])
+        rows = queries.feature_usage(self.org, args["start"], args["end"], filters=args["filters"], stickiness=True)
         if breakdown:
             split = queries.breakdown_by_feature(
                 self.org, dimension=breakdown, start=args["start"], end=args["end"], filters=args["filters"]
@@ -342,6 +343,50 @@ class EndUserDetailView(AnalyticsView):
     )
     def get(self, request, external_id):
         return Response(queries.end_user_detail(self.org, external_id, **params.end_user_params(request.query_params)))
+
+
+_ACCOUNT_WINDOWS = (
+    "Figures cover the 4 weeks ending on `end` (default today); `trend_pct` compares their events with the "
+    "4 weeks before (null when those had none) and `at_risk` is true when events fell by 30 % or more."
+)
+
+
+class AccountListView(AnalyticsView):
+    @extend_schema(
+        operation_id="analytics_accounts_list",
+        summary="Accounts (customer companies) with recent usage, trend and at-risk flag",
+        description=_ACCOUNT_WINDOWS,
+        parameters=[
+            OpenApiParameter("end", OpenApiTypes.DATE, description="last UTC day of the recent 4 weeks"),
+            OpenApiParameter("search", OpenApiTypes.STR, description="external id or name contains"),
+            OpenApiParameter("at_risk", OpenApiTypes.BOOL, description="only the accounts at risk (or not)"),
+            OpenApiParameter("feature", OpenApiTypes.STR, description="only accounts using this feature (id or key)"),
+            OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.ACCOUNT_SORTS)),
+            int_query("page", minimum=1, maximum=params.MAX_PAGE),
+            int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
+        ],
+        responses={200: schema.AccountList, 400: BAD_INPUT},
+    )
+    def get(self, request):
+        data = queries.account_list(self.org, **params.account_list_params(self.org, request.query_params))
+        next_url, previous_url = _page_links(request, data["page"], data["page_size"], data["count"])
+        return Response(
+            {"count": data["count"], "next": next_url, "previous": previous_url, "results": data["results"]}
+        )
+
+
+class AccountDetailView(AnalyticsView):
+    @extend_schema(
+        operation_id="analytics_account_retrieve",
+        summary="One account: profile, people, features adopted and not, weekly series",
+        description=_ACCOUNT_WINDOWS,
+        parameters=[OpenApiParameter("end", OpenApiTypes.DATE, description="last UTC day of the recent 4 weeks")],
+        responses={200: schema.AccountDetail, 400: BAD_INPUT, 404: BAD_INPUT},
+    )
+    def get(self, request, account_id):
+        return Response(
+            queries.account_detail(self.org, account_id, **params.account_detail_params(request.query_params))
+        )
 
 
 class AggregateRunView(AnalyticsView):

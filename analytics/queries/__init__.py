@@ -10,10 +10,11 @@ loop (`funnel_sql`), and one end user's own timeline (an index range of that use
 
 One module per concern: `cache` (the per-generation cache decorator), `common` (periods,
 rounding, the average-session rule, backend SQL pieces), `filters` (the filter set, one
-place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `retention`
-and `funnel`. Callers import from the package.
+place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `retention`,
+`funnel` and `accounts`. Callers import from the package.
 """
 
+from .accounts import account_detail, account_list
 from .breakdowns import breakdown_by_feature, breakdown_series, breakdown_totals
 from .cache import cached
 from .common import session_average
@@ -26,6 +27,8 @@ from .timeseries import timeseries
 from .users import end_user_detail, end_user_is_own, end_user_timeline, top_users, user_activity_page
 
 __all__ = [
+    "account_detail",
+    "account_list",
     "breakdown_by_feature",
     "breakdown_series",
     "breakdown_totals",

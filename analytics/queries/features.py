@@ -20,6 +20,26 @@ from .filters import filters_apply, has_person_filter, person_filters
 from .timeseries import timeseries
 
 
+def stickiness_pct(daily_active_users_sum: int, days: int, distinct_users: int) -> float | None:
+    """DAU/MAU as a percentage: the average daily active users over the range divided by the
+    distinct users over the whole range (the "month" is the range: 30 days by default), one
+    decimal; None without users. 100 means every user came back every day."""
+    if not distinct_users:
+        return None
+    return round(daily_active_users_sum * 100.0 / days / distinct_users, 1)
+
+
+def _distinct_feature_users(org: Organization, start: date, end: date, filters: dict[str, Any]) -> dict[int, int]:
+    """{feature_id: distinct end users over start..end}, from the per-user rollups, under
+    `filters` (a feature, the person filters)."""
+    rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
+        date__gte=start, date__lte=end
+    )
+    return dict(
+        rows.values("feature_id").annotate(n=Count("end_user_id", distinct=True)).values_list("feature_id", "n")
+    )
+
+
 def _feature_rows(
     org: Organization, start: date, end: date, filters: dict[str, Any]
 ) -> QuerySet[DailyFeatureUsage] | QuerySet[DailyUserFeatureUsage]:
@@ -34,11 +54,12 @@ def _feature_rows(
 
 @cached
 def feature_usage(
-    org: Organization, start: date, end: date, filters: dict[str, Any] | None = None
+    org: Organization, start: date, end: date, filters: dict[str, Any] | None = None, *, stickiness: bool = False
 ) -> list[dict[str, Any]]:
     """Per feature, from the rollups: events, average daily active users over the days of the
-    range, avg session duration, share of all events (%) and change vs the previous period.
-    Features without events in either period are left out. `filters` (see
+    range, avg session duration, share of all events (%), change vs the previous period and,
+    with `stickiness` (one query more: the pages that only list features skip it), DAU/MAU
+    as `stickiness_pct`. Features without events in either period are left out. `filters` (see
     `filters.filters_apply`) narrow the rows: a person filter reads the per-user feature
     rollups, where each row is one active user of one feature on one day."""
     filters = {k: v for k, v in (filters or {}).items() if v}
@@ -59,22 +80,24 @@ def feature_usage(
     days = (end - start).days + 1
     rows = [r for r in rows if (r["events"] or r["prev_events"])]
     total = sum(r["events"] or 0 for r in rows)
+    distinct = _distinct_feature_users(org, start, end, filters) if stickiness and rows else {}
     results: list[dict[str, Any]] = []
     for r in rows:
         events = r["events"] or 0
-        results.append(
-            {
-                "feature_id": r["feature_id"],
-                "feature_key": r["feature__key"],
-                "feature_name": r["feature__name"],
-                "events": events,
-                "avg_daily_active_users": rounded((r["dau"] or 0) / days),
-                "avg_session_duration": session_average(r["duration"] or 0, r["timed"]),
-                "share": percent(events, total),
-                "previous_events": r["prev_events"] or 0,
-                "change_pct": change_pct(events, r["prev_events"] or 0),
-            }
-        )
+        row = {
+            "feature_id": r["feature_id"],
+            "feature_key": r["feature__key"],
+            "feature_name": r["feature__name"],
+            "events": events,
+            "avg_daily_active_users": rounded((r["dau"] or 0) / days),
+            "avg_session_duration": session_average(r["duration"] or 0, r["timed"]),
+            "share": percent(events, total),
+            "previous_events": r["prev_events"] or 0,
+            "change_pct": change_pct(events, r["prev_events"] or 0),
+        }
+        if stickiness:
+            row["stickiness_pct"] = stickiness_pct(r["dau"] or 0, days, distinct.get(r["feature_id"], 0))
+        results.append(row)
     results.sort(key=lambda r: (-r["events"], r["feature_key"]))
     return results
 
@@ -119,21 +142,26 @@ def feature_figures(
 ) -> dict[str, Any]:
     """One feature over start..end as its detail page shows it: `events`, active users per
     `interval` bucket (`avg_active_users`, `peak_active_users`, as charted), the average
-    session by `session_average` over the whole range, and the charted `points`
-    ([{date, events, active_users}], zero-filled). `filters` may add the person filters."""
+    session by `session_average` over the whole range, stickiness (DAU/MAU over the range,
+    `stickiness_pct`) and the charted `points` ([{date, events, active_users}], zero-filled).
+    `filters` may add the person filters."""
     feature_id = feature_pk(feature)
     people = person_filters(filters or {})
     series: dict[str, Any] = {"interval": interval, "start": start, "end": end, "feature": feature_id, **people}
     events = timeseries.uncached(org, metric="events", **series)["points"]
     active = [p["value"] for p in timeseries.uncached(org, metric="active_users", **series)["points"]]
+    # Σ daily active users: per-user rows are one active user-day each.
+    dau = Count("id") if has_person_filter(people) else Sum("daily_active_users")
     totals = _feature_rows(org, start, end, {"feature": feature_id, **people}).aggregate(
-        duration=Sum("total_session_duration"), timed=Sum("timed_events")
+        duration=Sum("total_session_duration"), timed=Sum("timed_events"), dau=dau
     )
+    distinct = _distinct_feature_users(org, start, end, {"feature": feature_id, **people}).get(feature_id, 0)
     return {
         "events": sum(p["value"] for p in events),
         "avg_active_users": sum(active) / len(active) if active else 0,
         "peak_active_users": max(active, default=0),
         "avg_session_duration": session_average(totals["duration"] or 0, totals["timed"]),
+        "stickiness_pct": stickiness_pct(totals["dau"] or 0, (end - start).days + 1, distinct),
         "points": [
             {"date": p["date"], "events": p["value"], "active_users": a} for p, a in zip(events, active, strict=True)
         ],

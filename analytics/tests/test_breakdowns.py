@@ -114,7 +114,7 @@ def test_bad_breakdowns_are_400(analyst_client, data, endpoint, query, message):
         ("usage-summary?breakdown=gender", 3 + 3 + 1),
         ("usage-summary?breakdown=event.source&gender=F", 3 + 2 * 3),
         ("timeseries?breakdown=user.plan", 3),  # top values, their points, other's points
-        ("feature-usage?breakdown=age", 1 + 3),  # the usage table, then the same three
+        ("feature-usage?breakdown=age", 1 + 1 + 3),  # the usage table, its stickiness, then the same three
     ],
 )
 def test_breakdown_query_counts_are_pinned(analyst_client, data, django_assert_num_queries, query, count):

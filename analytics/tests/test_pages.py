@@ -439,7 +439,7 @@ def test_retention_heat_map(analyst, usage):
 # lists the saved segments for the segment picker.
 QUERY_BUDGET = {
     "/": 10,  # the summary's distinct users: one query over the per-user rollups
-    "/features/": 6,
+    "/features/": 7,  # stickiness: the distinct users per feature over the range
     "/users/": 7,
     "/retention/": 5,
     "/funnels/?step=search&step=export": 7,
@@ -480,7 +480,7 @@ def test_dashboard_demographic_filters_reach_the_cards(analyst, analyst_user, us
 
 def test_detail_query_counts_do_not_grow_with_rows(analyst, usage, django_assert_max_num_queries):
     feature = feature_of(usage)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):  # the segment picker and stickiness included
         analyst.get(reverse("analytics:feature-detail", args=[feature.pk]))
     with django_assert_max_num_queries(8):
         analyst.get(reverse("analytics:user-detail", args=["user-001"]))
@@ -504,9 +504,9 @@ def test_member_in_another_org_cannot_see_this_orgs_users(other_org, usage):
 # every analytics page lists the saved segments once for its segment picker.
 EXACT_QUERIES = {
     "/": 10,  # the summary's distinct users: one query over the per-user rollups
-    "/features/": 6,  # feature usage, sparklines
-    "/features/{feature}/": 8,  # the feature, its events and active-user series, session totals
-    "/features/{feature}/?start={long_ago}": 8,  # by week: the same queries
+    "/features/": 7,  # feature usage, sparklines, stickiness (distinct users per feature)
+    "/features/{feature}/": 9,  # the feature, its events and active-user series, session totals, stickiness
+    "/features/{feature}/?start={long_ago}": 9,  # by week: the same queries
     "/users/": 6,  # one page and its total in one query, the page's top features
     "/users/?page=2&page_size=5": 6,
     "/users/?page=99&page_size=5": 8,  # past the end: counted, then the last page read

@@ -20,6 +20,7 @@ FEATURE_SORTS = {
     "session": ("avg_session_duration", "Avg session", True),
     "share": ("share", "Share", True),
     "change": ("change_pct", "Trend", True),
+    "stickiness": ("stickiness_pct", "Stickiness", True),
 }
 FEATURES_PAGE_SIZE = 50
 
@@ -50,7 +51,7 @@ def features(request):
     if sort.lstrip("-") not in FEATURE_SORTS:
         sort = "-events"
     field = FEATURE_SORTS[sort.lstrip("-")][0]
-    rows = queries.feature_usage(org, start=start, end=end, filters=given)
+    rows = queries.feature_usage(org, start=start, end=end, filters=given, stickiness=True)
     sparks = queries.feature_sparklines(org, start=start, end=end, filters=given)
     rows = sorted(
         rows,
@@ -152,6 +153,7 @@ def feature_detail(request, feature_id):
             "peak_active": figures["peak_active_users"],
             "avg_active": figures["avg_active_users"],
             "avg_session": figures["avg_session_duration"],
+            "stickiness": figures["stickiness_pct"],
         },
         "usage_chart": usage_chart,
         "breakdown": breakdown or "",

@@ -14,6 +14,7 @@ from tenants.models import Organization, Role, User
 
 from ..models import Feature
 from ..services import storage
+from .accounts import DEMO_ACCOUNTS, account_index, account_rows, at_risk_applied
 from .dataset import MovieLensData
 from .events import EventPlan, end_user_external_id, feature_key
 
@@ -73,12 +74,16 @@ def _features_ensure(org: Organization, items: pd.Series, titles: dict[int, str]
 
 
 def _end_users_ensure(org: Organization, events: pd.DataFrame, users: pd.DataFrame | None) -> dict[int, int]:
+    """The end users of `events`, each in their demo account (see `seed.accounts`)."""
     span = events.groupby("user_id")["timestamp"].agg(["min", "max"])
     profile = users.set_index("user_id") if users is not None else None
+    account_ids = storage.accounts_upsert(org, account_rows())
+    accounts = [account_ids[external_id] for external_id, _ in DEMO_ACCOUNTS]
     rows = []
     for user_id, first, last in span.itertuples():
         row = {
             "external_id": end_user_external_id(int(user_id)),
+            "account_id": accounts[account_index(int(user_id))],
             "first_seen": datetime.fromtimestamp(int(first), UTC),
             "last_seen": datetime.fromtimestamp(int(last), UTC),
         }
@@ -112,7 +117,7 @@ def movielens_seed(
     for index in range(orgs):
         org, login = demo_org_ensure(index + 1)
         result.logins.append(login)
-        mine = events[events["org"] == index]
+        mine = at_risk_applied(events[events["org"] == index], now=now)
         result.per_org[org.name] = 0
         if mine.empty:
             continue

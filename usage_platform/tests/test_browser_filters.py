@@ -16,7 +16,7 @@ DATASETS = "Chart.getChart(document.querySelector('[data-testid=chart-events]'))
 
 @pytest.fixture
 def data(org, member_user):
-    usage_make(org, account=member_user)
+    usage_make(org, member=member_user)
     return org
 
 

@@ -114,6 +114,12 @@ def _end_user(org):
     return EndUser.objects.get_or_create(organization=org, external_id="walk-user-b")[0]
 
 
+def _account(org):
+    from telemetry.models import Account
+
+    return Account.objects.get_or_create(organization=org, external_id="walk-account-b")[0]
+
+
 def _delivery(org):
     from insights.models import WebhookDelivery
 
@@ -142,6 +148,7 @@ FACTORIES = {
     "anomaly_id": lambda org, admin: _anomaly(org).pk,
     "segment_id": lambda org, admin: _segment(org).pk,
     "external_id": lambda org, admin: _end_user(org).external_id,
+    "account_id": lambda org, admin: _account(org).external_id,
     "end_user_id": lambda org, admin: _end_user(org).pk,
     "feature_id": lambda org, admin: _feature(org).pk,
     "feature_key": lambda org, admin: _feature(org).key,

@@ -1,0 +1,222 @@
+"""Accounts (the tenant's customer companies): the list with each account's recent usage and
+trend, and one account's profile, people, feature adoption and weekly series. All from the
+per-user rollups, grouped through `EndUser.account` at query time (a user moving to another
+account carries their history with them, as the person filters do).
+
+Two 4-week windows end on `end` (default today): the recent one (`end`-27 … `end`) gives the
+figures, and the 4 weeks before it the comparison. `trend_pct` is the change in events between
+them (null when the earlier window has none); an account is *at risk* when its events fell by
+`AT_RISK_DROP_PCT` % or more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Q, Sum
+
+from core.days import today
+from core.exceptions import NotFound
+from telemetry.models import Account, Feature
+from tenants.models import Organization
+
+from ..models import DailyUserFeatureUsage, DailyUserUsage
+from .cache import cached
+
+WINDOW_DAYS = 28
+AT_RISK_DROP_PCT = 30.0
+SERIES_WEEKS = 8
+
+
+def trend_pct(recent: int, previous: int) -> float | None:
+    """% change from `previous` to `recent`, one decimal; None when there was nothing before."""
+    if not previous:
+        return None
+    return round((recent - previous) * 100.0 / previous, 1)
+
+
+def is_at_risk(recent: int, previous: int) -> bool:
+    """Usage down by AT_RISK_DROP_PCT % or more (exactly 30 % counts) against the 4 weeks before."""
+    return previous > 0 and (previous - recent) * 100 >= AT_RISK_DROP_PCT * previous
+
+
+def _windows(end: date) -> tuple[date, date]:
+    """(first day of the recent window, first day of the previous one)."""
+    recent_start = end - timedelta(days=WINDOW_DAYS - 1)
+    return recent_start, recent_start - timedelta(days=WINDOW_DAYS)
+
+
+def _row(account: Account, usage: dict[str, Any] | None, features_used: int) -> dict[str, Any]:
+    recent = (usage or {}).get("recent") or 0
+    previous = (usage or {}).get("previous") or 0
+    return {
+        "account_id": account.external_id,
+        "name": account.name or account.external_id,
+        "active_users": (usage or {}).get("active_users") or 0,
+        "events": recent,
+        "previous_events": previous,
+        "features_used": features_used,
+        "trend_pct": trend_pct(recent, previous),
+        "at_risk": is_at_risk(recent, previous),
+        "last_seen": (usage or {}).get("last_seen"),
+    }
+
+
+def _sort_key(sort: str) -> Callable[[dict[str, Any]], Any]:
+    field = sort.lstrip("-")
+    if field in ("name", "account_id"):
+        return lambda r: r[field].lower()
+    return lambda r: r[field] if r[field] is not None else 0
+
+
+@cached
+def account_list(
+    org: Organization,
+    *,
+    end: date | None = None,
+    search: str = "",
+    at_risk: bool | None = None,
+    feature: Feature | None = None,
+    sort: str = "-events",
+    page: int = 1,
+    page_size: int | None = 50,
+) -> dict[str, Any]:
+    """Every account of `org` with its recent figures, sorted and cut to one page (three
+    queries whatever the number of accounts: the accounts, their usage, their features; a
+    fourth with `feature`). Sorting happens here, over every account of the organisation: an
+    organisation has thousands of customer companies at most, not millions.
+    `search` matches the external id or name; `at_risk` keeps only (or drops) the accounts at
+    risk; `feature` keeps the accounts whose users used that feature in the recent window.
+    Returns `{count, page, page_size, end, results}`."""
+    end = end or today()
+    recent_start, previous_start = _windows(end)
+    accounts = Account.objects.filter(organization=org)
+    if search:
+        accounts = accounts.filter(Q(external_id__icontains=search) | Q(name__icontains=search))
+    in_recent = Q(date__gte=recent_start)
+    usage = {
+        r["end_user__account_id"]: r
+        for r in DailyUserUsage.objects.filter(
+            organization=org, date__gte=previous_start, date__lte=end, end_user__account__isnull=False
+        )
+        .values("end_user__account_id")
+        .annotate(
+            recent=Sum("event_count", filter=in_recent),
+            previous=Sum("event_count", filter=~in_recent),
+            active_users=Count("end_user_id", filter=in_recent, distinct=True),
+            last_seen=Max("last_event_at"),
+        )
+    }
+    feature_rows = DailyUserFeatureUsage.objects.filter(
+        organization=org, date__gte=recent_start, date__lte=end, end_user__account__isnull=False
+    )
+    features_used = {
+        r["end_user__account_id"]: r["n"]
+        for r in feature_rows.values("end_user__account_id").annotate(n=Count("feature_id", distinct=True))
+    }
+    using = (
+        set(feature_rows.filter(feature=feature).values_list("end_user__account_id", flat=True).distinct())
+        if feature is not None
+        else None
+    )
+    rows = []
+    for account in accounts:
+        if using is not None and account.pk not in using:
+            continue
+        row = _row(account, usage.get(account.pk), features_used.get(account.pk, 0))
+        if at_risk is not None and row["at_risk"] != at_risk:
+            continue
+        rows.append(row)
+    # Ties keep the account id order in either direction (Python's sort is stable, reversed too).
+    rows.sort(key=lambda r: r["account_id"])
+    rows.sort(key=_sort_key(sort), reverse=sort.startswith("-"))
+    # Either way, the accounts without a trend (nothing in the earlier window) come last.
+    rows.sort(key=lambda r: r["trend_pct"] is None and sort.lstrip("-") == "trend_pct")
+    count = len(rows)
+    if page_size is not None:
+        rows = rows[(page - 1) * page_size : page * page_size]
+    return {"count": count, "page": page, "page_size": page_size, "end": end, "results": rows}
+
+
+@cached
+def account_detail(org: Organization, external_id: str, *, end: date | None = None) -> dict[str, Any]:
+    """One account of `org` (another organisation's or an unknown id is NotFound): its
+    profile, the list-row figures, its people (recent window, most events first), the
+    features it adopted in the recent window and those it did not, and events and active
+    users per week for the last SERIES_WEEKS weeks (7-day buckets ending on `end`)."""
+    end = end or today()
+    account = Account.objects.filter(organization=org, external_id=external_id).first()
+    if account is None:
+        raise NotFound("Account not found.")
+    recent_start, previous_start = _windows(end)
+    series_start = end - timedelta(days=7 * SERIES_WEEKS - 1)
+    first = min(previous_start, series_start)
+    daily = list(
+        DailyUserUsage.objects.filter(organization=org, end_user__account=account, date__gte=first, date__lte=end)
+        .values_list("end_user_id", "end_user__external_id", "end_user__email", "date", "event_count", "last_event_at")
+        .order_by()
+    )
+    recent = previous = 0
+    people: dict[int, dict[str, Any]] = {}
+    week_events = [0] * SERIES_WEEKS
+    week_users: list[set[int]] = [set() for _ in range(SERIES_WEEKS)]
+    for user_pk, user_id, email, day, events, last_event in daily:
+        if day >= series_start:
+            week = (day - series_start).days // 7
+            week_events[week] += events
+            week_users[week].add(user_pk)
+        if day < recent_start:
+            previous += events if day >= previous_start else 0
+            continue
+        recent += events
+        person = people.setdefault(user_pk, {"user_id": user_id, "email": email, "events": 0, "last_seen": last_event})
+        person["events"] += events
+        person["last_seen"] = max(person["last_seen"], last_event)
+    adopted = list(
+        DailyUserFeatureUsage.objects.filter(
+            organization=org, end_user__account=account, date__gte=recent_start, date__lte=end
+        )
+        .values("feature_id", "feature__key", "feature__name")
+        .annotate(events=Sum("event_count"), users=Count("end_user_id", distinct=True))
+        .order_by("-events", "feature__key")
+    )
+    adopted_ids = {r["feature_id"] for r in adopted}
+    not_adopted = [
+        {"feature_id": f.pk, "feature_key": f.key, "feature_name": f.name}
+        for f in Feature.objects.filter(organization=org).order_by("key")
+        if f.pk not in adopted_ids
+    ]
+    usage: dict[str, Any] = {
+        "recent": recent,
+        "previous": previous,
+        "active_users": len(people),
+        "last_seen": max((p["last_seen"] for p in people.values()), default=None),
+    }
+    return {
+        **_row(account, usage, len(adopted)),
+        "properties": account.properties,
+        "created_at": account.created_at,
+        "start": recent_start,
+        "end": end,
+        "users": sorted(people.values(), key=lambda p: (-p["events"], p["user_id"])),
+        "features_adopted": [
+            {
+                "feature_id": r["feature_id"],
+                "feature_key": r["feature__key"],
+                "feature_name": r["feature__name"],
+                "events": r["events"],
+                "users": r["users"],
+            }
+            for r in adopted
+        ],
+        "features_not_adopted": not_adopted,
+        "weekly": [
+            {
+                "week_start": series_start + timedelta(days=7 * i),
+                "events": week_events[i],
+                "active_users": len(week_users[i]),
+            }
+            for i in range(SERIES_WEEKS)
+        ],
+    }

@@ -1,0 +1,78 @@
+"""The Accounts and Account pages through Django's test client, on the hand-counted accounts
+of test_accounts (acme at risk at exactly -30 %)."""
+
+import re
+
+import pytest
+from django.core.cache import cache
+
+from core.testing import page_client
+
+from .test_accounts import accounts  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.django_db
+
+END = "end=2025-03-28"
+
+
+@pytest.fixture
+def analyst(analyst_user):
+    return page_client(analyst_user)
+
+
+def _names(html):
+    return re.findall(r'href="/accounts/[^"]+/">([^<]+)</a>', html)
+
+
+def test_accounts_page_lists_flags_sorts_and_filters(analyst, accounts):  # noqa: F811
+    html = analyst.get(f"/accounts/?{END}").content.decode()
+    assert _names(html) == ["Hooli Inc", "Globex Inc", "Acme Inc", "Initech Inc", "Umbrella Inc"]
+    assert html.count('data-testid="at-risk"') == 1 and 'href="/accounts/">Accounts</a>' in html
+    assert _names(analyst.get(f"/accounts/?{END}&at_risk=true").content.decode()) == ["Acme Inc"]
+    assert _names(analyst.get(f"/accounts/?{END}&sort=name").content.decode())[0] == "Acme Inc"
+    by_feature = analyst.get(f"/accounts/?{END}&feature=export").content.decode()
+    assert _names(by_feature) == ["Globex Inc", "Acme Inc"] and 'data-testid="accounts-feature"' in by_feature
+    paged = analyst.get(f"/accounts/?{END}&page_size=2&page=2").content.decode()
+    assert _names(paged) == ["Acme Inc", "Initech Inc"] and "page 2 of 3" in paged
+
+
+def test_accounts_page_bad_filter_is_400_with_message(analyst, accounts):  # noqa: F811
+    response = analyst.get("/accounts/?sort=bogus")
+    assert response.status_code == 400 and "Choose one of" in response.content.decode()
+
+
+def test_accounts_page_empty_state(analyst, org):
+    response = analyst.get("/accounts/")
+    assert response.status_code == 200 and "No accounts yet" in response.content.decode()
+    assert "No account matches" in analyst.get("/accounts/?search=zzz").content.decode()
+
+
+def test_account_page(analyst, accounts):  # noqa: F811
+    html = analyst.get(f"/accounts/acme/?{END}").content.decode()
+    assert 'data-testid="at-risk"' in html
+    assert re.search(r'data-testid="account-events">7<', html)
+    assert re.search(r'data-testid="account-trend"><span class="change change-down">-30\.0%<', html)
+    assert 'href="/users/a1/"' in html and 'href="/users/a2/"' in html
+    assert re.search(r'data-testid="account-not-adopted">.*Billing', html, re.S)
+    assert 'id="chart-account-weekly"' in html
+
+
+def test_account_page_of_another_organisation_is_404(analyst, accounts, other_org):  # noqa: F811
+    from telemetry.models import Account
+
+    Account.objects.create(organization=other_org, external_id="foreign")
+    assert analyst.get("/accounts/foreign/").status_code == 404
+    assert analyst.get("/accounts/nobody/").status_code == 404
+
+
+def test_member_cannot_open_accounts(member_user, accounts):  # noqa: F811
+    client = page_client(member_user)
+    assert client.get("/accounts/").status_code in (302, 403, 404)
+
+
+@pytest.mark.parametrize("url, count", [(f"/accounts/?{END}", 6), (f"/accounts/acme/?{END}", 7)])
+def test_account_pages_query_counts(analyst, accounts, django_assert_num_queries, url, count):  # noqa: F811
+    analyst.get(url)
+    cache.clear()  # cold: session, user, organisation, then the account queries
+    with django_assert_num_queries(count):
+        assert analyst.get(url).status_code == 200

@@ -1,0 +1,94 @@
+"""Accounts (the tenant's customer companies): the searchable, sortable, paged table with
+each account's trend and at-risk flag, and one account's page (people, features adopted and
+not, weekly usage)."""
+
+from urllib.parse import urlencode
+
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from core.pages import org_page, page_fetched, params_or_default, render_page
+from tenants.models import Role
+
+from .. import params, queries
+from . import common
+
+ACCOUNTS_PAGE_SIZE = 25
+# Accounts table columns: (sort key, title, numeric)
+ACCOUNT_COLUMNS = (
+    ("name", "Account", False),
+    ("active_users", "Active users", True),
+    ("events", "Events", True),
+    ("features_used", "Features used", True),
+    ("trend_pct", "Trend", True),
+)
+
+
+@require_GET
+@org_page(Role.ANALYST, replica=True)
+def accounts(request):
+    org = request.org
+    query = request.GET.copy()
+    query.setdefault("page_size", str(ACCOUNTS_PAGE_SIZE))
+    args, error = params_or_default(
+        lambda q: params.account_list_params(org, q), query, {"page_size": ACCOUNTS_PAGE_SIZE}
+    )
+
+    def fetch(number):
+        result = queries.account_list(org, **{**args, "page": number})
+        return result["results"], result["count"]
+
+    page = page_fetched(fetch, number=args["page"], per_page=args["page_size"])
+    given = {
+        "search": args["search"],
+        "at_risk": request.GET.get("at_risk", ""),
+        "feature": request.GET.get("feature", ""),
+    }
+    rows = [{**row, "trend": common.change_class(row["trend_pct"])} for row in page.object_list]
+    context = {
+        "active_nav": "accounts",
+        "rows": rows,
+        "page_obj": page,
+        "search": args["search"],
+        "at_risk": args["at_risk"],
+        "feature": args["feature"],
+        "sort": args["sort"],
+        "columns": common.sort_columns(
+            ACCOUNT_COLUMNS, args["sort"], descending_first=[key for key, _, numeric in ACCOUNT_COLUMNS if numeric]
+        ),
+        "filters_query": urlencode({k: v for k, v in given.items() if v} if not error else {}),
+        "error": error,
+        **common.first_event_context(request),
+    }
+    return render_page(
+        request,
+        page="analytics/accounts.html",
+        fragment="analytics/partials/accounts_table.html",
+        context=context,
+        status=400 if error else 200,
+    )
+
+
+@require_GET
+@org_page(Role.ANALYST, replica=True)
+def account_detail(request, account_id):
+    org = request.org
+    args, error = params_or_default(params.account_detail_params, request.GET)
+    detail = queries.account_detail(org, account_id, **args)
+    weekly = detail["weekly"]
+    context = {
+        "active_nav": "accounts",
+        "detail": detail,
+        "trend": common.change_class(detail["trend_pct"]),
+        "features_total": detail["features_used"] + len(detail["features_not_adopted"]),
+        "weekly_chart": {
+            "type": "bar",
+            "labels": [w["week_start"].isoformat() for w in weekly],
+            "series": [
+                {"label": "Events", "data": [w["events"] for w in weekly]},
+                {"label": "Active users", "data": [w["active_users"] for w in weekly]},
+            ],
+        },
+        "error": error,
+    }
+    return render(request, "analytics/account_detail.html", context, status=400 if error else 200)
