@@ -75,8 +75,46 @@ class EventIn(serializers.Serializer):
     )
 
 
+_API_KEY_IN_BODY = "The ingestion key, when no header carries it: browsers' `sendBeacon` (up.js) cannot set headers."
+
+
+class TrackIn(EventIn):
+    api_key = serializers.CharField(required=False, help_text=_API_KEY_IN_BODY)
+
+
+class PersonIn(serializers.Serializer):
+    """A person update (up.js `identify`, `group`): the end user's fields, not a usage event."""
+
+    closed = True
+
+    user_id = EventIn().fields["user_id"].__class__(required=True, help_text="Your end user's id.")
+    email = serializers.EmailField(required=False, allow_null=True, allow_blank=True)
+    age = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=150)
+    gender = EventIn().fields["gender"].__class__(required=False, help_text="F, M or O (also female, male, other).")
+    properties = serializers.DictField(required=False, allow_null=True, help_text="Merged (≤ 16 KB).")
+    account_id = EventIn().fields["account_id"].__class__(required=False, help_text="The end user's account.")
+    timestamp = EventIn().fields["timestamp"].__class__(required=False)
+
+
+class AccountIn(serializers.Serializer):
+    """An account update (up.js `group`): your customer company, created if new."""
+
+    closed = True
+
+    account_id = EventIn().fields["account_id"].__class__(required=True, help_text="Your id of the account.")
+    name = serializers.CharField(required=False, allow_null=True, max_length=200)
+    properties = serializers.DictField(required=False, allow_null=True, help_text="Merged (≤ 16 KB).")
+
+
 class BatchIn(serializers.Serializer):
+    api_key = serializers.CharField(required=False, help_text=_API_KEY_IN_BODY)
     events = EventIn(many=True, help_text="At most 1,000 events (a bare JSON array is accepted too).")
+    people = PersonIn(
+        many=True,
+        required=False,
+        help_text="Person updates; their `results` indices follow the events', in this order (the 1,000 counts all).",
+    )
+    accounts = AccountIn(many=True, required=False, help_text="Account updates; their indices follow the people's.")
 
 
 class TrackOut(serializers.Serializer):

@@ -3,10 +3,11 @@
 from django.urls import path
 
 from . import views_api
+from .cors import ingest_cors
 
 app_name = "events"
 
 urlpatterns = [
-    path("track", views_api.EventTrackView.as_view(), name="track"),
-    path("batch", views_api.EventBatchView.as_view(), name="batch"),
+    path("track", ingest_cors(views_api.EventTrackView.as_view()), name="track"),
+    path("batch", ingest_cors(views_api.EventBatchView.as_view()), name="batch"),
 ]

@@ -24,7 +24,7 @@ from tenants.authentication import ApiKeyPrincipal
 from tenants.permissions import IngestAPIView
 
 from .bodies import body_too_large, json_body
-from .serializers import BatchIn, BatchOut, BatchRejected, EventIn, TrackOut
+from .serializers import BatchIn, BatchOut, BatchRejected, TrackIn, TrackOut
 from .services import ingest
 from .services.batch_results import batch_results
 from .throttling import IngestRateThrottle
@@ -75,9 +75,29 @@ class IngestView(IngestAPIView):
         if len(request._request.body) > limit:
             raise body_too_large(limit)
 
+    def parsed_body(self, request):
+        """The JSON body, gunzipped first when it says `Content-Encoding: gzip`; parsed once
+        (authentication may read it first, for `api_key`)."""
+        if getattr(self, "_parsed_body", None) is None:
+            self._parsed_body = (json_body(request._request),)
+        return self._parsed_body[0]
+
+    def body_api_key(self, request):
+        """`api_key` of a JSON object body: how up.js sends its key with sendBeacon, which
+        cannot set headers (tenants.authentication asks for it when no header carries one)."""
+        try:
+            data = self.parsed_body(request)
+        except DomainError:
+            return None
+        key = data.get("api_key") if isinstance(data, dict) else None
+        return key if isinstance(key, str) else None
+
     def body(self, request):
-        """The JSON body, gunzipped first when it says `Content-Encoding: gzip`."""
-        return json_body(request._request)
+        """The request's events: the body without its credential."""
+        data = self.parsed_body(request)
+        if isinstance(data, dict):
+            data.pop("api_key", None)
+        return data
 
     def sender(self, request):
         user = request.user
@@ -97,7 +117,7 @@ _GZIP = (
 
 class EventTrackView(IngestView):
     @extend_schema(
-        request={"application/json": EventIn},
+        request={"application/json": TrackIn},
         responses={201: TrackOut, 202: TrackOut, 200: TrackOut, 400: ERROR, 403: _FOREIGN_ORG, 415: _ENCODING},
         summary="Send one event",
         description=_GZIP,
@@ -129,25 +149,56 @@ class EventBatchView(IngestView):
                 'The body must be a JSON array of events or {"events": [...]}.',
                 errors={"events": ["Expected a list of events."]},
             )
-        if not items:
+        people, accounts, update_errors = _updates(data, len(items))
+        count = len(items) + len(people) + len(accounts) + len(update_errors)
+        if not count:
             raise DomainError("The batch is empty.", errors={"events": ["Send at least one event."]})
-        if len(items) > settings.INGEST_MAX_BATCH:
+        if count > settings.INGEST_MAX_BATCH:
             raise DomainError(
-                f"A batch holds at most {settings.INGEST_MAX_BATCH:,} events (got {len(items):,}).",
+                f"A batch holds at most {settings.INGEST_MAX_BATCH:,} events (got {count:,}).",
                 errors={"events": [f"At most {settings.INGEST_MAX_BATCH} events per batch."]},
                 status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        result = ingest.events_ingest(self.org, items, user=self.sender(request))
-        body = {
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "errors": result.errors,
-            "results": batch_results(len(items), result.errors, result.duplicate_indices),
-        }
+        result = ingest.events_ingest(self.org, items, user=self.sender(request), people=people, accounts=accounts)
+        errors = sorted(update_errors + result.errors, key=lambda error: error["index"])
+        results = batch_results(count, errors, result.duplicate_indices)
+        body = {"accepted": result.accepted, "duplicates": result.duplicates, "errors": errors, "results": results}
         if result.queued:
             body["queued"] = True
             return Response(body, status=status.HTTP_202_ACCEPTED)
-        if result.valid == 0 and result.duplicates == 0:
+        if all(item["status"] == "rejected" for item in results):
             body = {"detail": "No valid events in the batch.", **body}
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         return Response(body, status=status.HTTP_200_OK)
+
+
+# Person and account updates beside a batch's events (up.js's identify and group): the
+# fields services.ingest.people reads. Their indices follow the events': people first.
+_UPDATE_FIELDS = {
+    "people": {"user_id", "email", "age", "gender", "properties", "account_id", "timestamp"},
+    "accounts": {"account_id", "name", "properties"},
+}
+
+
+def _updates(data, first_index: int) -> tuple[list, list, list]:
+    """(people, accounts, item errors) of a batch body's `people` and `accounts` lists, each
+    update with its message `index`; an update with a field not listed is that item's error."""
+    found: dict[str, list] = {"people": [], "accounts": []}
+    errors = []
+    index = first_index
+    for name, fields in _UPDATE_FIELDS.items():
+        updates = data.get(name) if isinstance(data, dict) else None
+        if updates is None:
+            continue
+        if not isinstance(updates, list):
+            raise DomainError(f"{name} must be a list.", errors={name: ["Expected a list of updates."]})
+        for update in updates:
+            unknown = sorted(set(update) - fields) if isinstance(update, dict) else None
+            if unknown is None:
+                errors.append({"index": index, "field": name, "message": "Expected an object."})
+            elif unknown:
+                errors.append({"index": index, "field": unknown[0], "message": "Unknown field."})
+            else:
+                found[name].append({**update, "index": index})
+            index += 1
+    return found["people"], found["accounts"], errors

@@ -6,6 +6,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
+from core.cors import request_origin
+from core.exceptions import Forbidden
+
 from . import services
 
 
@@ -43,17 +46,32 @@ def _raw_key_from(request):
         token = auth[1].decode("latin-1")
         if token.startswith(services.API_KEY_PREFIX):
             return token
-    return None
+        return None
+    # Browsers' sendBeacon cannot set headers: a view that reads its own body may offer the
+    # key sent in it (telemetry's ingestion views, `api_key`). Headers win.
+    view = request.parser_context.get("view") if request.parser_context else None
+    body_key = getattr(view, "body_api_key", None)
+    return body_key(request) if body_key is not None else None
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer upk_…` or `X-API-Key: upk_…`. Revoked or unknown keys → 401."""
+    """`Authorization: Bearer upk_…` or `X-API-Key: upk_…` (or `api_key` in the body where the
+    view offers it). Revoked or unknown keys → 401; a browser on an origin the key does not
+    list → 403."""
 
     def authenticate(self, request):
         raw = _raw_key_from(request)
         if raw is None:
             return None
-        api_key = services.api_key_authenticate(raw_key=raw)
+        return self.authenticate_key(request, raw)
+
+    def authenticate_key(self, request, raw):
+        """`(principal, key)` for the raw key `raw`, wherever the request carried it: 401 for
+        an unknown or revoked key, 403 for a browser on an origin the key does not list."""
+        try:
+            api_key = services.api_key_authenticate(raw_key=raw, origin=request_origin(request))
+        except Forbidden as exc:
+            raise exceptions.PermissionDenied({"detail": exc.detail, **exc.errors})
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return ApiKeyPrincipal(api_key), api_key
@@ -103,7 +121,10 @@ class ApiKeyScheme(_ConstantScheme):
         "type": "apiKey",
         "in": "header",
         "name": "X-API-Key",
-        "description": "Ingestion key `upk_…` (also accepted as `Authorization: Bearer upk_…`).",
+        "description": (
+            "Ingestion key `upk_…` (also accepted as `Authorization: Bearer upk_…`, and on the ingestion "
+            "endpoints as `api_key` in the JSON body, for browsers' sendBeacon, which cannot set headers)."
+        ),
     }
 
 

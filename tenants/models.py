@@ -102,6 +102,9 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Web pages allowed to send with this key from a browser (`scheme://host[:port]`, as
+    # core.cors.origin_normalise writes them). Empty: server-side only, browsers refused.
+    allowed_origins = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -112,6 +115,10 @@ class ApiKey(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None
+
+    def origin_allowed(self, origin: str) -> bool:
+        """Whether a browser page on `origin` (the request's `Origin` header) may use this key."""
+        return origin in self.allowed_origins
 
 
 class Invitation(models.Model):

@@ -9,7 +9,8 @@ organisation as a required argument, so a view cannot forget the filter.
 from rest_framework import permissions
 from rest_framework.views import APIView
 
-from core.exceptions import DomainError, NotFound, PayloadTooLarge
+from core.cors import request_origin
+from core.exceptions import DomainError, Forbidden, NotFound, PayloadTooLarge
 
 from .authentication import ApiKeyAuthentication, ApiKeyPrincipal, UserJWTAuthentication
 from .models import Organization, Role
@@ -118,3 +119,13 @@ class IngestAPIView(OrgAPIView):
 
     def required_role(self, method):
         return None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # A key says which web origins may use it (checked when it authenticates); a person's
+        # token says nothing of the kind, so a page on another origin cannot send with one.
+        if not isinstance(request.user, ApiKeyPrincipal) and request_origin(request) is not None:
+            raise Forbidden(
+                "Browsers on another origin send events with an ingestion key that lists the origin.",
+                errors={"origin": ["Use an API key whose allowed origins include this page's origin."]},
+            )

@@ -3,7 +3,10 @@ data to `tenants.services` and render what it returns with the output serializer
 
 from rest_framework import serializers
 
+from core.cors import MAX_ORIGIN_LENGTH
+
 from .models import ApiKey, Invitation, Organization, Role, User
+from .origins import MAX_ALLOWED_ORIGINS
 
 # Generous bounds that still stop a megabyte "password" before it reaches argon2.
 PASSWORD_MAX_LENGTH = 128
@@ -108,10 +111,25 @@ class InvitationCreatedSerializer(InvitationSerializer):
 class ApiKeySerializer(serializers.ModelSerializer):
     created_by = serializers.EmailField(source="created_by.email", default=None, read_only=True)
     is_active = serializers.BooleanField(read_only=True)
+    allowed_origins = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Web origins whose pages may send with this key; empty: server-side only.",
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "is_active", "created_by", "created_at", "last_used_at", "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "is_active",
+            "allowed_origins",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ]
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
@@ -230,10 +248,27 @@ class InvitationCreateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
 
+def _allowed_origins_field(**kwargs):
+    return serializers.ListField(
+        child=StrictCharField(max_length=MAX_ORIGIN_LENGTH),
+        max_length=MAX_ALLOWED_ORIGINS,
+        help_text=(
+            "Web origins (`scheme://host[:port]`, no path, no wildcard) whose pages may send events with "
+            "the key from a browser (CORS). Empty: server-side only, browser requests are refused (403)."
+        ),
+        **kwargs,
+    )
+
+
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=100)
+    allowed_origins = _allowed_origins_field(required=False, default=list)
 
     def validate_name(self, value):
         if not value.strip():
             raise serializers.ValidationError("This field may not be blank.")
         return value.strip()
+
+
+class ApiKeyUpdateSerializer(serializers.Serializer):
+    allowed_origins = _allowed_origins_field()

@@ -17,4 +17,5 @@ urlpatterns = [
     path("invitations/<int:invitation_id>/revoke/", views.invitation_revoke, name="invitation-revoke"),
     path("api-keys/", views.api_keys, name="api-keys"),
     path("api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
+    path("api-keys/<int:key_id>/origins/", views.api_key_origins, name="api-key-origins"),
 ]

@@ -290,13 +290,28 @@ class ApiKeyListView(OrgAPIView):
     )
     def post(self, request):
         data = validated(s.ApiKeyCreateSerializer, request)
-        api_key, raw = services.api_key_create(org=self.org, name=data["name"], created_by=request.user)
+        api_key, raw = services.api_key_create(
+            org=self.org, name=data["name"], created_by=request.user, allowed_origins=data["allowed_origins"]
+        )
         api_key.key = raw
         return Response(s.ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 
 
 class ApiKeyDetailView(OrgAPIView):
     default_role = Role.ADMIN
+
+    @extend_schema(
+        request=s.ApiKeyUpdateSerializer,
+        responses={200: s.ApiKeySerializer, 400: ERROR, 404: ERROR},
+        summary="Set the web origins allowed to send with a key from a browser",
+        tags=["organisation"],
+    )
+    def patch(self, request, key_id):
+        # Looked up first: another organisation's key is a 404 whatever the body says.
+        api_key = services.api_key_get(org=self.org, key_id=key_id)
+        data = validated(s.ApiKeyUpdateSerializer, request)
+        api_key = services.api_key_origins_set(api_key=api_key, allowed_origins=data["allowed_origins"])
+        return Response(s.ApiKeySerializer(api_key).data)
 
     @extend_schema(responses={204: None, 404: ERROR}, summary="Revoke an ingestion key", tags=["organisation"])
     def delete(self, request, key_id):

@@ -13,16 +13,19 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from core.cors import MAX_ORIGIN_LENGTH
 from core.exceptions import DomainError, NotFound
 from core.pages import form_add_domain_error, is_htmx, org_page, render_page
 
 from . import queries
 from . import services as tenant_services
 from .models import Role
+from .origins import MAX_ALLOWED_ORIGINS
 
 
 def render_section(request, page_template, partial_template, context):
@@ -59,8 +62,33 @@ class InvitationForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
 
 
+class OriginsField(forms.CharField):
+    """Origins one per line (spaces and commas separate too) → a list; tenants.services
+    checks each one."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "placeholder": "https://app.example.com"})
+
+    def to_python(self, value):
+        return (super().to_python(value) or "").replace(",", " ").split()
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, label="Key name", help_text="Where the key is used, e.g. “web app”.")
+    allowed_origins = OriginsField(
+        required=False,
+        max_length=MAX_ALLOWED_ORIGINS * (MAX_ORIGIN_LENGTH + 1),
+        label="Allowed origins (browsers)",
+        help_text="Web pages that may send with this key through up.js, one per line. Empty: server-side only.",
+    )
+
+
+class ApiKeyOriginsForm(forms.Form):
+    allowed_origins = OriginsField(
+        required=False, max_length=MAX_ALLOWED_ORIGINS * (MAX_ORIGIN_LENGTH + 1), label="Allowed origins"
+    )
 
 
 # --- Organisation --------------------------------------------------------------------------
@@ -212,6 +240,11 @@ def first_event_curl(base_url: str, raw_key: str) -> str:
     )
 
 
+def up_js_snippet(base_url: str, raw_key: str) -> str:
+    """The script tag that loads the browser tracker with a new key."""
+    return f'<script src="{base_url}/static/up.js" data-key="{raw_key}" data-pageviews defer></script>'
+
+
 def _api_keys_response(request, **extra):
     org = request.org
     context = {
@@ -233,16 +266,45 @@ def api_keys(request):
     if form.is_valid():
         try:
             api_key, raw = tenant_services.api_key_create(
-                org=request.org, name=form.cleaned_data["name"], created_by=request.user
+                org=request.org,
+                name=form.cleaned_data["name"],
+                created_by=request.user,
+                allowed_origins=form.cleaned_data["allowed_origins"],
             )
         except DomainError as exc:
             form_add_domain_error(form, exc)
         else:
             base_url = request.build_absolute_uri("/").rstrip("/")
             return _api_keys_response(
-                request, new_key=api_key, new_key_raw=raw, new_key_curl=first_event_curl(base_url, raw)
+                request,
+                new_key=api_key,
+                new_key_raw=raw,
+                new_key_curl=first_event_curl(base_url, raw),
+                new_key_script=up_js_snippet(base_url, raw),
             )
     return _api_keys_response(request, key_form=form)
+
+
+@org_page(Role.ADMIN)
+@require_POST
+def api_key_origins(request, key_id):
+    api_key = tenant_services.api_key_get(org=request.org, key_id=key_id)
+    form = ApiKeyOriginsForm(request.POST)
+    if form.is_valid():
+        try:
+            tenant_services.api_key_origins_set(api_key=api_key, allowed_origins=form.cleaned_data["allowed_origins"])
+        except DomainError as exc:
+            form_add_domain_error(form, exc)
+        else:
+            count = len(form.cleaned_data["allowed_origins"])
+            notice = (
+                f"Key “{api_key.name}” accepts browser requests from {count} origin{pluralize(count)}."
+                if count
+                else f"Key “{api_key.name}” is server-side only: browser requests are refused."
+            )
+            return _api_keys_response(request, keys_notice=notice)
+    # The row's edit form opens again with the text as typed and the errors under it.
+    return _api_keys_response(request, origins_form=form, origins_key_id=api_key.pk)
 
 
 @org_page(Role.ADMIN)

@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from core.security_headers import csp_extended
 from telemetry.compat import views as sdk_compat
+from telemetry.cors import ingest_cors
 from tenants import views_pages as sign_in
 
 from . import health
@@ -36,10 +37,10 @@ urlpatterns = [
     # RudderStack's share `v1/`; PostHog's four routes share no prefix (its SDKs post to these
     # exact paths), so, like the sign-in pages, they are listed here.
     path("v1/", include("telemetry.compat.urls_segment")),
-    path("batch/", sdk_compat.PostHogCaptureView.as_view(), name="posthog-batch"),
-    path("capture/", sdk_compat.PostHogCaptureView.as_view(), name="posthog-capture"),
-    path("e/", sdk_compat.PostHogCaptureView.as_view(), name="posthog-e"),
-    path("i/v0/e/", sdk_compat.PostHogCaptureView.as_view(), name="posthog-i-v0-e"),
+    path("batch/", ingest_cors(sdk_compat.PostHogCaptureView.as_view()), name="posthog-batch"),
+    path("capture/", ingest_cors(sdk_compat.PostHogCaptureView.as_view()), name="posthog-capture"),
+    path("e/", ingest_cors(sdk_compat.PostHogCaptureView.as_view()), name="posthog-e"),
+    path("i/v0/e/", ingest_cors(sdk_compat.PostHogCaptureView.as_view()), name="posthog-i-v0-e"),
     # In front of the admin's own login URL: the same view with the throttle's 429 status.
     path("admin/login/", sign_in.admin_login),
     path("admin/", admin.site.urls),

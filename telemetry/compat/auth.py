@@ -14,8 +14,7 @@ import binascii
 
 from rest_framework import exceptions
 
-from tenants import services as tenant_services
-from tenants.authentication import ApiKeyAuthentication, ApiKeyPrincipal
+from tenants.authentication import ApiKeyAuthentication
 
 _NO_KEY = {
     "posthog": "No API key: send your ingestion key (upk_…) as `api_key` in the body or `properties.token`.",
@@ -75,7 +74,5 @@ class SdkKeyAuthentication(ApiKeyAuthentication):
             if found is None:
                 raise exceptions.NotAuthenticated(_NO_KEY[getattr(request._request, "sdk_dialect", "posthog")])
             return found
-        api_key = tenant_services.api_key_authenticate(raw_key=raw)
-        if api_key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        return ApiKeyPrincipal(api_key), api_key
+        # The origin check too: a browser (posthog-js) on an origin the key does not list → 403.
+        return self.authenticate_key(request, raw)

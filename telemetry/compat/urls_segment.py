@@ -2,14 +2,15 @@
 
 from django.urls import path
 
+from ..cors import ingest_cors
 from .views import SegmentView
 
 app_name = "segment"
 
 urlpatterns = [
-    path("batch", SegmentView.as_view(), name="batch"),
+    path("batch", ingest_cors(SegmentView.as_view()), name="batch"),
     *(
-        path(call, SegmentView.as_view(call=call), name=call)
+        path(call, ingest_cors(SegmentView.as_view(call=call)), name=call)
         for call in ("track", "identify", "page", "screen", "group", "alias")
     ),
 ]

@@ -30,7 +30,7 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
         org = _organization(options["org"])
-        api_key = api_key_authenticate(raw_key=options["key"])
+        api_key = api_key_authenticate(raw_key=options["key"], origin=None)  # a command, not a browser
         if api_key is None or api_key.organization_id != org.pk:
             raise CommandError(f"--key is not an active ingestion key of {org.slug}.")
         try:
