@@ -10,6 +10,7 @@ back-off, so requests do not each wait for a connection timeout.
 
 import math
 import time
+from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import redis
@@ -119,7 +120,7 @@ def sliding_wait(current: int, previous: int, elapsed_fraction: float, limit: in
     return max(1, math.ceil((until - elapsed_fraction) * period))
 
 
-class WindowRateThrottle(BaseThrottle):
+class WindowRateThrottle(BaseThrottle, metaclass=ABCMeta):
     """A fixed-window counter per `ident(request)` at `rate()`: one atomic INCR per request.
     DRF's SimpleRateThrottle keeps a list of every request time in the cache and rewrites it
     on each call, which at 100,000 requests a minute is a megabyte per request; the fixed
@@ -129,13 +130,13 @@ class WindowRateThrottle(BaseThrottle):
     scope = ""
     what = ""
 
+    @abstractmethod
     def rate(self) -> str | None:
         """DRF's notation ("30/min"); None or empty: no limit."""
-        raise NotImplementedError
 
+    @abstractmethod
     def ident(self, request: Request) -> str | None:
         """Whom the request is counted for; None: not counted."""
-        raise NotImplementedError
 
     def allow_request(self, request: Request, view: Any) -> bool:
         rate = self.rate()
