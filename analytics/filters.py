@@ -30,9 +30,9 @@ USER_PREFIX = "user."
 _PROPERTY_RE = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$.\-]{0,99}")
 MAX_PROPERTY_FILTERS = 10
 MAX_PROPERTY_VALUE = 200
-# Accounts arrive with the compatible-ingestion work (EndUser.account as the tenant's
-# customer company); until then the filter is refused rather than ignored.
-ACCOUNT_UNAVAILABLE = "This filter is not supported until accounts exist."
+# Accounts exist (EndUser.account), but the rollups the analytics endpoints read carry no
+# account yet; until they do the filter is refused rather than ignored.
+ACCOUNT_UNAVAILABLE = "Filtering by account is not supported here yet; see /api/v1/analytics/accounts."
 
 
 def property_check(param: str, field: str) -> str:

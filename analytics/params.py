@@ -98,12 +98,12 @@ BREAKDOWN_PREFIXES = ("user.", "event.")
 
 def breakdown_param(query: Query) -> str | None:
     """`breakdown`: feature, event_type, age, gender, user.<property> or event.<property>
-    (account: a 400 until accounts exist), or None."""
+    (account: a 400 until the rollups carry accounts), or None."""
     raw = query_text(query, "breakdown")
     if raw is None:
         return None
     if raw == "account":
-        fail("breakdown", "Accounts are not available yet; break down by another dimension.")
+        fail("breakdown", "Accounts are not in the rollups yet; break down by another dimension.")
     if raw in BREAKDOWNS:
         return raw
     prefix = next((p for p in BREAKDOWN_PREFIXES if raw.startswith(p)), None)

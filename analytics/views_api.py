@@ -44,7 +44,7 @@ FEATURE_ID_PARAM = OpenApiParameter("feature_id", OpenApiTypes.INT, description=
 PERSON_FILTER_PARAMS = [
     OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
     OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
-    OpenApiParameter("account", OpenApiTypes.STR, description="account external id (400 until accounts exist)"),
+    OpenApiParameter("account", OpenApiTypes.STR, description="account external id (400 for now)"),
     OpenApiParameter(
         "segment", OpenApiTypes.INT, description="a saved segment's id: its filters (a filter given beside it wins)"
     ),
