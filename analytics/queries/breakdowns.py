@@ -24,7 +24,8 @@ from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate, TruncW
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from ..models import DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage, UserActiveDays
+from . import active
 from .cache import cached
 from .common import bounds, days_between, feature_pk, week_monday
 from .filters import (
@@ -209,13 +210,16 @@ def _people_totals(
 ) -> list[dict[str, Any]]:
     """Distinct active users per value of a person dimension in one query: the end users
     grouped by the value, each kept by one index probe on the per-user rollups (as the
-    summary counts them), so the cost follows the end users, not the user-days. Each user
-    has one value, so "other" is the sum of the rest."""
+    summary counts them; the active-day bitmasks without a feature filter), so the cost
+    follows the end users, not the user-days. Each user has one value, so "other" is the
+    sum of the rest."""
     feature_id = feature_pk(filters.get("feature"))
     days: QuerySet[Any] = (
-        DailyUserUsage.objects.filter(organization=org, end_user=OuterRef("pk"))
+        active.active_within(UserActiveDays.objects.filter(organization=org, end_user=OuterRef("pk")), start, end)
         if feature_id is None
-        else DailyUserFeatureUsage.objects.filter(organization=org, end_user=OuterRef("pk"), feature_id=feature_id)
+        else DailyUserFeatureUsage.objects.filter(
+            organization=org, end_user=OuterRef("pk"), feature_id=feature_id, date__gte=start, date__lte=end
+        )
     )
     if dimension.startswith(USER_PREFIX):
         key = _text(KeyTextTransform(dimension[len(USER_PREFIX) :], "properties"))
@@ -231,7 +235,7 @@ def _people_totals(
         key = _text(F("gender"))
     counts = list(
         EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
-        .filter(Exists(days.filter(date__gte=start, date__lte=end)))
+        .filter(Exists(days))
         .annotate(bkey=key)
         .values("bkey")
         .annotate(users=Count("pk"))
