@@ -59,10 +59,9 @@ def distinct_users(org: Organization, filters: Mapping[str, Any], periods: list[
     return [totals[f"p{i}"] or 0 for i in range(len(periods))]
 
 
-def weekly_users(rows: QuerySet[UserActiveDays], start: date, end: date) -> dict[date, int]:
-    """{Monday: distinct users of `rows` active that week within start..end}: a week lies in
-    one block, so each user's week is one bit test on one row and the counts need no
-    DISTINCT; one statement for every week."""
+def _week_counts(start: date, end: date) -> tuple[list[date], list[date], dict[str, Any], dict[str, Any]]:
+    """The Mondays of start..end, the blocks they lie in, and per week an alias (the row's
+    days of that week within the range) and a count of the rows where it is not zero."""
     weeks: list[date] = []
     monday = week_monday(start)
     while monday <= end:
@@ -75,5 +74,20 @@ def weekly_users(rows: QuerySet[UserActiveDays], start: date, end: date) -> dict
         aliases[f"w{i}"] = F("active_days").bitand(Value(mask, output_field=BigIntegerField()))
         counts[f"n{i}"] = Count("pk", filter=Q(block_start=block, **{f"w{i}__gt": 0}))
     blocks = sorted({block_of(week) for week in weeks} | {block_of(start)})
+    return weeks, blocks, aliases, counts
+
+
+def weekly_users(rows: QuerySet[UserActiveDays], start: date, end: date) -> dict[date, int]:
+    """{Monday: distinct users of `rows` active that week within start..end}: a week lies in
+    one block, so each user's week is one bit test on one row and the counts need no
+    DISTINCT; one statement for every week."""
+    weeks, blocks, aliases, counts = _week_counts(start, end)
     totals = rows.filter(block_start__in=blocks).alias(**aliases).aggregate(**counts)
     return {week: totals[f"n{i}"] for i, week in enumerate(weeks) if totals[f"n{i}"]}
+
+
+def weekly_users_by(rows: QuerySet[UserActiveDays], start: date, end: date, group: str) -> dict[Any, dict[date, int]]:
+    """`weekly_users` per value of the annotation `group` of `rows`, in one statement."""
+    weeks, blocks, aliases, counts = _week_counts(start, end)
+    grouped = rows.filter(block_start__in=blocks).alias(**aliases).values(group).annotate(**counts)
+    return {row[group]: {week: row[f"n{i}"] for i, week in enumerate(weeks) if row[f"n{i}"]} for row in grouped}

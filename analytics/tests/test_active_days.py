@@ -12,7 +12,8 @@ from django.db import connection
 from analytics import queries, rollup
 from analytics.active_days import BLOCK_DAYS, block_of, day_bit, range_masks
 from analytics.models import DailyUserUsage, UserActiveDays
-from analytics.queries.breakdowns import breakdown_totals
+from analytics.queries.breakdowns import breakdown_series, breakdown_totals
+from analytics.queries.common import week_monday
 from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
@@ -143,3 +144,26 @@ def test_distinct_user_reads_query_counts(org, long_data, django_assert_num_quer
         queries.retention.uncached(org, weeks=20, end=LAST)
     with django_assert_num_queries(3):  # totals, distinct users of both periods, features tracked
         queries.usage_summary.uncached(org, LAST - timedelta(days=89), LAST, filters={"gender": "F"})
+
+
+def test_people_weekly_breakdown_equals_raw_events(org, long_data):
+    rows = ref.load(org)
+    start, end = LAST - timedelta(days=89), LAST
+    for dimension, key_of in (("gender", lambda r: r.gender or "(none)"), ("age", age_band)):
+        for filters in ({}, {"gender": "F"}):
+            weeks: dict[str, dict[date, set[int]]] = defaultdict(lambda: defaultdict(set))
+            for r in ref.matching(rows, filters):
+                if r.user is not None and start <= r.day <= end:
+                    weeks[key_of(r)][max(week_monday(r.day), start)].add(r.user)
+            got = breakdown_series.uncached(
+                org, dimension=dimension, start=start, end=end, interval="week", metric="active_users", filters=filters
+            )
+            assert {g["key"]: {p["date"]: p["value"] for p in g["points"] if p["value"]} for g in got} == {
+                k: {w: len(u) for w, u in by_week.items()} for k, by_week in weeks.items()
+            }, (dimension, filters)
+
+
+def age_band(r):
+    if r.age is None:
+        return "(none)"
+    return "<18" if r.age < 18 else "18-40" if r.age <= 40 else ">40"
