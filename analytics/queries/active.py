@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.db.models import BigIntegerField, Case, Count, F, Q, QuerySet, Value, When
+from django.db.models.expressions import CombinedExpression
 
 from tenants.models import Organization
 
@@ -19,6 +20,12 @@ from ..active_days import block_of, range_masks
 from ..models import UserActiveDays
 from .common import feature_pk, week_monday
 from .filters import filters_apply
+
+
+def _days_in(mask: int) -> CombinedExpression:
+    """A row's active days among the bits of `mask`."""
+    bits: BigIntegerField[int, int] = BigIntegerField()
+    return CombinedExpression(F("active_days"), "&", Value(mask, output_field=bits), output_field=bits)
 
 
 def answers(filters: Mapping[str, Any]) -> bool:
@@ -35,10 +42,7 @@ def hits(start: date, end: date) -> Any:
     """An expression: a row's active days within start..end (0: none)."""
     masks = range_masks(start, end)
     return Case(
-        *(
-            When(block_start=block, then=F("active_days").bitand(Value(mask, output_field=BigIntegerField())))
-            for block, mask in masks.items()
-        ),
+        *(When(block_start=block, then=_days_in(mask)) for block, mask in masks.items()),
         default=Value(0),
         output_field=BigIntegerField(),
     )
@@ -71,7 +75,7 @@ def _week_counts(start: date, end: date) -> tuple[list[date], list[date], dict[s
     counts: dict[str, Any] = {}
     for i, week in enumerate(weeks):
         ((block, mask),) = range_masks(max(week, start), min(week + timedelta(days=6), end)).items()
-        aliases[f"w{i}"] = F("active_days").bitand(Value(mask, output_field=BigIntegerField()))
+        aliases[f"w{i}"] = _days_in(mask)
         counts[f"n{i}"] = Count("pk", filter=Q(block_start=block, **{f"w{i}__gt": 0}))
     blocks = sorted({block_of(week) for week in weeks} | {block_of(start)})
     return weeks, blocks, aliases, counts
