@@ -46,11 +46,15 @@ def range_masks(start: date, end: date) -> dict[date, int]:
     return masks
 
 
-# Clear the day's bit everywhere in its block, then set it for the users with a row that
-# day: users whose events vanished lose it, new ones gain it. Rows left empty are deleted.
+# Clear the day's bit of the users without a row that day (their events vanished), then set
+# it for the users with one where it is not set yet: re-rolling an unchanged day writes no
+# row, and a first roll writes each of the day's users once. Rows left empty are deleted.
 _CLEAR_SQL = """
 UPDATE analytics_useractivedays SET active_days = active_days & ~CAST(%s AS BIGINT)
 WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
+  AND NOT EXISTS (
+    SELECT 1 FROM analytics_dailyuserusage d
+    WHERE d.organization_id = %s AND d.date = %s AND d.end_user_id = analytics_useractivedays.end_user_id)
 """
 _SET_SQL = """
 INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days)
@@ -58,6 +62,7 @@ SELECT organization_id, end_user_id, %s, CAST(%s AS BIGINT)
 FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
 ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET
     active_days = analytics_useractivedays.active_days | excluded.active_days
+WHERE (analytics_useractivedays.active_days & excluded.active_days) = 0
 """
 _DROP_EMPTY_SQL = """
 DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
@@ -70,8 +75,9 @@ def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
     ops = connection.ops
     block = ops.adapt_datefield_value(block_of(day))
     bit = day_bit(day)
-    cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit])
+    day_param = ops.adapt_datefield_value(day)
+    cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
     cleared = cursor.rowcount
-    cursor.execute(_SET_SQL, [block, bit, org_id, ops.adapt_datefield_value(day)])
+    cursor.execute(_SET_SQL, [block, bit, org_id, day_param])
     if cleared:
         cursor.execute(_DROP_EMPTY_SQL, [org_id, block])

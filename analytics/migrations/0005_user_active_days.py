@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
                 ('organization', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.organization')),
             ],
             options={
-                'indexes': [models.Index(fields=['organization', 'block_start', 'end_user', 'active_days'], name='uad_org_block_idx')],
+                'indexes': [models.Index(fields=["organization", "block_start"], name='uad_org_block_idx')],
                 'constraints': [models.UniqueConstraint(fields=('organization', 'end_user', 'block_start'), name='uad_org_user_block_uniq')],
             },
         ),
