@@ -13,6 +13,7 @@ from .models import (
     DailyUserFeatureUsage,
     DailyUserUsage,
     Segment,
+    UserActiveDays,
 )
 
 
@@ -81,6 +82,18 @@ class DailyUserFeatureUsageAdmin(ReadOnlyModelAdmin):
     raw_id_fields = ["end_user", "feature"]
     date_hierarchy = "date"
     ordering = ["-date", "organization", "feature", "end_user"]
+    show_full_result_count = False
+
+
+@admin.register(UserActiveDays)
+class UserActiveDaysAdmin(ReadOnlyModelAdmin):
+    list_display = ["block_start", "organization", "end_user", "active_days"]
+    list_filter = ["organization", "block_start"]
+    list_select_related = ["organization", "end_user"]
+    search_fields = ["end_user__external_id", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["end_user"]
+    ordering = ["-block_start", "organization", "end_user"]
     show_full_result_count = False
 
 

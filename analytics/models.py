@@ -114,6 +114,33 @@ class DailyUserFeatureUsage(models.Model):
         return f"{self.end_user_id} {self.feature_id} {self.date}: {self.event_count}"
 
 
+class UserActiveDays(models.Model):
+    """On which days of an 8-week block one end user was active: bit i of `active_days` is
+    set when the user has a DailyUserUsage row on `block_start` + i days. Blocks start on a
+    Monday (`analytics.active_days`), so a week never straddles two rows. Distinct active
+    users over a range, weekly active users and retention read one row per user and block
+    (a 90-day range: two or three) instead of one per active day; the bitmask keeps them
+    exact. Kept by the rollup from the day's per-user rows (`active_days.rollup_active_days`)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    end_user = models.ForeignKey(
+        "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    block_start = models.DateField()
+    active_days = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "end_user", "block_start"], name="uad_org_user_block_uniq")
+        ]
+        # A range's blocks of one organisation. `active_days` stays out of every index, so
+        # the rollup's updates of it can be heap-only (HOT) on PostgreSQL.
+        indexes = [models.Index(fields=["organization", "block_start"], name="uad_org_block_idx")]
+
+    def __str__(self):
+        return f"{self.end_user_id} {self.block_start}: {self.active_days:056b}"
+
+
 class DailySegmentUsage(models.Model):
     """One day's usage per person segment (age band × gender), for all features (`feature`
     NULL) and per feature: what the person filters sum over a range without touching a

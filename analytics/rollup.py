@@ -30,6 +30,7 @@ from telemetry.services.partitions import raw_events_horizon
 from telemetry.services.storage import days_lock
 from tenants.models import Organization
 
+from .active_days import rollup_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         DailyOrgUsage.objects.filter(**stale).delete()
         DailyUserUsage.objects.filter(**stale).delete()
         DailyUserFeatureUsage.objects.filter(**stale).delete()
+        rollup_active_days(cursor, org_id, day)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
         day_param = ops.adapt_datefield_value(day)

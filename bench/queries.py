@@ -227,6 +227,10 @@ def api_paths(org, last):
         ("timeseries active_users/week, 90 days", f"timeseries?metric=active_users&interval=week&{r90}"),
         ("timeseries events/day age=18-40, 90 days", f"timeseries?age=18-40&{r90}"),
         ("timeseries active_users/day gender=M, 90 days", f"timeseries?metric=active_users&gender=M&{r90}"),
+        (
+            "timeseries active_users/week gender=F, 90 days",
+            f"timeseries?metric=active_users&interval=week&gender=F&{r90}",
+        ),
         ("retention, 12 weeks", f"retention?weeks=12&end={last}"),
         ("top-users, 30 days", f"top-users?{r30}"),
         ("top-users, 90 days", f"top-users?{r90}"),
@@ -247,6 +251,10 @@ def api_paths(org, last):
             f"timeseries?{r90}&metric=active_users&interval=week&breakdown=gender",
         ),
         ("breakdown timeseries events/day by user.plan, 30 days", f"timeseries?{r30}&breakdown=user.plan"),
+        (
+            "breakdown timeseries active_users/week by user.plan, 90 days",
+            f"timeseries?{r90}&metric=active_users&interval=week&breakdown=user.plan",
+        ),
         ("breakdown timeseries events/day by event_type, 30 days", f"timeseries?{r30}&breakdown=event_type"),
         ("breakdown timeseries events/day by event.source, 30 days", f"timeseries?{r30}&breakdown=event.source"),
         ("breakdown feature-usage by age, 90 days", f"feature-usage?{r90}&breakdown=age"),

@@ -24,7 +24,8 @@ from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate, TruncW
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from ..models import DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage, UserActiveDays
+from . import active
 from .cache import cached
 from .common import bounds, days_between, feature_pk, week_monday
 from .filters import (
@@ -209,13 +210,16 @@ def _people_totals(
 ) -> list[dict[str, Any]]:
     """Distinct active users per value of a person dimension in one query: the end users
     grouped by the value, each kept by one index probe on the per-user rollups (as the
-    summary counts them), so the cost follows the end users, not the user-days. Each user
-    has one value, so "other" is the sum of the rest."""
+    summary counts them; the active-day bitmasks without a feature filter), so the cost
+    follows the end users, not the user-days. Each user has one value, so "other" is the
+    sum of the rest."""
     feature_id = feature_pk(filters.get("feature"))
     days: QuerySet[Any] = (
-        DailyUserUsage.objects.filter(organization=org, end_user=OuterRef("pk"))
+        active.active_within(UserActiveDays.objects.filter(organization=org, end_user=OuterRef("pk")), start, end)
         if feature_id is None
-        else DailyUserFeatureUsage.objects.filter(organization=org, end_user=OuterRef("pk"), feature_id=feature_id)
+        else DailyUserFeatureUsage.objects.filter(
+            organization=org, end_user=OuterRef("pk"), feature_id=feature_id, date__gte=start, date__lte=end
+        )
     )
     if dimension.startswith(USER_PREFIX):
         key = _text(KeyTextTransform(dimension[len(USER_PREFIX) :], "properties"))
@@ -231,7 +235,7 @@ def _people_totals(
         key = _text(F("gender"))
     counts = list(
         EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
-        .filter(Exists(days.filter(date__gte=start, date__lte=end)))
+        .filter(Exists(days))
         .annotate(bkey=key)
         .values("bkey")
         .annotate(users=Count("pk"))
@@ -240,6 +244,35 @@ def _people_totals(
     result = [{"key": row["bkey"], "value": row["users"]} for row in counts[:BREAKDOWN_LIMIT]]
     rest = sum(row["users"] for row in counts[BREAKDOWN_LIMIT:])
     return result + ([{"key": OTHER, "value": rest}] if rest else [])
+
+
+def _person_dimension(dimension: str) -> bool:
+    return dimension in ("age", "gender") or dimension.startswith(USER_PREFIX)
+
+
+def _people_weekly(
+    org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any], buckets: list[date]
+) -> list[dict[str, Any]]:
+    """Weekly distinct users per value of a person dimension from the active-day bitmasks:
+    the top values as `_people_totals` ranks them, then every week of each value and of
+    "other" (each user has one value, so "other" is the users of the rest) in one statement."""
+    top = [row["key"] for row in _people_totals(org, dimension, start, end, filters) if row["key"] != OTHER]
+    keys: dict[str, Any] = {"age": _AGE_BAND, "gender": F("end_user__gender")}
+    key = (
+        KeyTextTransform(dimension[len(USER_PREFIX) :], "end_user__properties")
+        if dimension.startswith(USER_PREFIX)
+        else keys[dimension]
+    )
+    rows = active.active_rows(org, filters).alias(bkey_raw=_text(key))
+    rows = rows.annotate(
+        bkey=Case(When(bkey_raw__in=top, then=F("bkey_raw")), default=Value(OTHER), output_field=CharField())
+    )
+    values = active.weekly_users_by(rows, start, end, "bkey")
+    shown = top + ([OTHER] if values.get(OTHER) else [])
+    return [
+        {"key": k, "points": [{"date": max(b, start), "value": values.get(k, {}).get(b, 0)} for b in buckets]}
+        for k in shown
+    ]
 
 
 def _wanted(source: _Source, metric: str) -> dict[str, Any]:
@@ -266,6 +299,8 @@ def breakdown_series(
     filters = {k: v for k, v in (filters or {}).items() if v}
     buckets = days_between(start, end) if interval == "day" else days_between(week_monday(start), week_monday(end))[::7]
     users = metric == "active_users"
+    if users and interval == "week" and _person_dimension(dimension) and active.answers(filters):
+        return _people_weekly(org, dimension, start, end, filters, buckets)
     source = _source(org, dimension, filters, users=users, per_feature=False, daily_users=interval == "day")
     top = _top_keys(source, start, end, metric)
     rows = source.within(start, end).annotate(bkey=source.key, bucket=source.bucket(interval))

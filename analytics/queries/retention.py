@@ -12,6 +12,7 @@ from core.days import today
 from core.db_routing import read_alias
 from tenants.models import Organization
 
+from ..active_days import ALL_DAYS, BLOCK_DAYS, block_of
 from .cache import cached
 from .common import bounds, date_number_sql, day_number_sql, db_datetime, feature_pk, percent, week_monday
 from .filters import people_sql
@@ -86,6 +87,60 @@ def retention_sql(
     return sql, [*cohort_params, org.pk, *days, *activity_params, base, base, base, base, base]
 
 
+def retention_blocks_sql(
+    org: Organization, *, first: date, end: date, filters: dict[str, Any] | None = None
+) -> tuple[str, list[Any]]:
+    """`retention_sql` without a feature filter, from the active-day bitmasks: one row per
+    cohort member and 8-week block (`UserActiveDays`) instead of one per active day, so the
+    work follows the cohort, not its activity. The same rows of (kind, cohort week, k, users).
+
+    Each row's bits are cut to the days from the member's first day (d0) to `end`; a week of
+    the block is then one test of its 7 bits and "exactly n days later" one bit, and since a
+    week or a day lies in one block, the counts need no DISTINCT. The join probes the unique
+    (organization, end_user, block_start) index once per member, whatever the statistics."""
+    filters = filters or {}
+    lo, hi = bounds(first, end)
+    base = (first - EPOCH).days
+    d0 = day_number_sql("first_seen")
+    b = date_number_sql("a.block_start")
+    people = people_sql(org, filters)
+    only_people = f" AND id IN ({people[0]})" if people else ""
+    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
+    last_block = block_of(end)
+    end_bits = (1 << ((end - last_block).days + 1)) - 1
+    # m: the row's bits from d0 on ((bits >> s) << s clears the s low ones), to `end`.
+    sql = f"""
+        WITH cohort AS {materialized} (
+            SELECT id, {d0} AS d0 FROM telemetry_enduser
+            WHERE organization_id = %s AND first_seen >= %s AND first_seen < %s{only_people}
+        ),
+        act AS {materialized} (
+            SELECT c.d0, {b} AS b,
+                   (CASE WHEN c.d0 > {b} THEN (a.active_days >> (c.d0 - {b})) << (c.d0 - {b})
+                         ELSE a.active_days END)
+                   & (CASE WHEN a.block_start = %s THEN CAST(%s AS BIGINT) ELSE CAST(%s AS BIGINT) END) AS m
+            FROM cohort c JOIN analytics_useractivedays a ON a.end_user_id = c.id
+            WHERE a.organization_id = %s AND a.block_start >= %s AND a.block_start <= %s
+              AND {b} + {BLOCK_DAYS} > c.d0
+        ),
+        slots (j) AS (VALUES (0), (1), (2), (3), (4), (5), (6), (7)),
+        later (n) AS (VALUES (1), (7), (30))
+        SELECT 0 AS kind, (d0 - %s) / 7 AS cw, 0 AS k, COUNT(*) FROM cohort GROUP BY 1, 2
+        UNION ALL
+        SELECT 1, (d0 - %s) / 7, (b - %s) / 7 + j - (d0 - %s) / 7, COUNT(*)
+        FROM act CROSS JOIN slots WHERE ((m >> (7 * j)) & 127) <> 0 GROUP BY 1, 2, 3
+        UNION ALL
+        SELECT 2, (d0 - %s) / 7, n, COUNT(*)
+        FROM act CROSS JOIN later
+        WHERE d0 + n >= b AND d0 + n < b + {BLOCK_DAYS} AND ((m >> (d0 + n - b)) & 1) = 1
+        GROUP BY 1, 2, 3
+    """
+    adapt = connection.ops.adapt_datefield_value
+    cohort_params = [org.pk, db_datetime(lo), db_datetime(hi), *(people[1] if people else [])]
+    act_params = [adapt(last_block), end_bits, ALL_DAYS, org.pk, adapt(block_of(first)), adapt(last_block)]
+    return sql, [*cohort_params, *act_params, base, base, base, base, base]
+
+
 @cached
 def retention(
     org: Organization, *, weeks: int = 12, end: date | None = None, filters: dict[str, Any] | None = None
@@ -94,12 +149,15 @@ def retention(
     to `end`): size, D1/D7/D30 (% of the cohort with an event exactly 1, 7, 30 days after
     their first day; None until the whole cohort could have got there, and for an empty
     cohort) and the grid of % of the cohort active in each week since its start (None for an
-    empty cohort). One statement (`retention_sql`) over the per-user rollups, grouped in SQL.
-    `filters`: see `retention_sql`."""
+    empty cohort). One statement grouped in SQL: over the active-day bitmasks
+    (`retention_blocks_sql`), or under a feature filter the per-user feature rollups
+    (`retention_sql`). `filters`: see `retention_sql`."""
     end = end or today()
     first = week_monday(end) - timedelta(days=7 * (weeks - 1))
     end_day = (end - EPOCH).days
-    sql, params = retention_sql(org, first=first, end=end, filters={k: v for k, v in (filters or {}).items() if v})
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    build = retention_sql if feature_pk(filters.get("feature")) is not None else retention_blocks_sql
+    sql, params = build(org, first=first, end=end, filters=filters)
     sizes: dict[int, int] = {}
     grid: dict[int, dict[int, int]] = defaultdict(dict)
     days: dict[int, dict[int, int]] = defaultdict(dict)

@@ -11,6 +11,7 @@ from telemetry.models import EndUser
 from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from . import active
 from .cache import cached
 from .common import change_pct, feature_pk, previous_period, session_average
 from .filters import (
@@ -87,7 +88,10 @@ def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: 
 def _active_users(org: Organization, filters: dict[str, Any], periods: list[tuple[date, date]]) -> list[int]:
     """Distinct end users active in each period: one index probe per end user and period on
     the per-user rollups' (organization, end_user, date) index, so the cost follows the
-    number of end users, not the number of active user-days of a long range."""
+    number of end users, not the number of active user-days of a long range. Without a
+    feature filter the active-day bitmasks answer (one row per user and 8-week block)."""
+    if active.answers(filters):
+        return active.distinct_users(org, filters, periods)
     feature_id = feature_pk(filters.get("feature"))
     people = EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
     counts: dict[str, Any] = {}

@@ -14,6 +14,7 @@ from telemetry.models import Feature
 from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
+from . import active
 from .cache import cached
 from .common import days_between, feature_pk, week_monday
 from .filters import has_person_filter, has_rolled_up_person_filter, segment_rows
@@ -52,7 +53,9 @@ def timeseries(
     feature_id = feature_pk(feature)
     buckets = _buckets(start, end, interval)
     filters = {"feature": feature_id, "age": age, "gender": gender, "user_properties": user_properties}
-    if interval == "week" and metric == "active_users":
+    if interval == "week" and metric == "active_users" and active.answers(filters):
+        values = dict(active.weekly_users(active.active_rows(org, filters), start, end))
+    elif interval == "week" and metric == "active_users":
         values = _series_users(org, metric, interval, start, end, user_rows(org, filters))
     elif has_rolled_up_person_filter(filters):
         values = _series_users(org, metric, interval, start, end, segment_rows(org, filters))

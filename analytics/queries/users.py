@@ -140,6 +140,10 @@ def user_activity_page(
     field = _USER_SORT_FIELDS[sort.lstrip("-")]
     order = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
     grouped = _user_rows(days_rows).order_by(order, "end_user_id")
+    if page_size is not None and not field.startswith("end_user__"):
+        # Sorted by figures of the rows alone: grouped by user id only (grouping by the
+        # profile's columns too sorts every user-day row with them), profiles of the page after.
+        return _figures_page(org, days_rows, feature_rows, order, page, page_size)
     if page_size is None:
         rows = list(grouped)
         count = len(rows)
@@ -151,6 +155,51 @@ def user_activity_page(
         count = rows[0]["rows_total"] if rows else (grouped.count() if page > 1 else 0)
         top = _top_features(feature_rows.filter(end_user_id__in=[r["end_user_id"] for r in rows])) if rows else {}
     return {"count": count, "page": page, "page_size": page_size, "results": _shape_user_rows(rows, top)}
+
+
+def _figures_page(
+    org: Organization,
+    days_rows: QuerySet[Any],
+    feature_rows: QuerySet[DailyUserFeatureUsage],
+    order: Any,
+    page: int,
+    page_size: int,
+) -> dict[str, Any]:
+    """`user_activity_page` sorted by events, average session or last seen: one grouped
+    query for the page and the total, the page's profiles, their top features."""
+    grouped = (
+        days_rows.values("end_user_id")
+        .annotate(
+            events=Sum("event_count"),
+            avg_session_duration=Cast(Sum("total_session_duration"), FloatField())
+            / NullIf(Cast(Sum("timed_events"), FloatField()), 0.0),
+            **_event_bounds(days_rows),
+        )
+        .order_by(order, "end_user_id")
+    )
+    offset = (page - 1) * page_size
+    rows = list(grouped.annotate(rows_total=_RowsTotal())[offset : offset + page_size])
+    count = rows[0]["rows_total"] if rows else (grouped.count() if page > 1 else 0)
+    if not rows:
+        return {"count": count, "page": page, "page_size": page_size, "results": []}
+    ids = [r["end_user_id"] for r in rows]
+    _with_profiles(org, rows)
+    top = _top_features(feature_rows.filter(end_user_id__in=ids))
+    return {"count": count, "page": page, "page_size": page_size, "results": _shape_user_rows(rows, top)}
+
+
+def _with_profiles(org: Organization, rows: list[dict[str, Any]]) -> None:
+    """Adds each row's external id, e-mail and first seen (one query for all)."""
+    ids = [r["end_user_id"] for r in rows]
+    profiles = {
+        p["id"]: p
+        for p in EndUser.objects.filter(organization=org, pk__in=ids).values("id", "external_id", "email", "first_seen")
+    }
+    for r in rows:
+        profile = profiles[r["end_user_id"]]
+        r["end_user__external_id"] = profile["external_id"]
+        r["end_user__email"] = profile["email"]
+        r["end_user__first_seen"] = profile["first_seen"]
 
 
 @cached
@@ -175,15 +224,8 @@ def top_users(
     if not rows:
         return []
     ids = [r["end_user_id"] for r in rows]
-    profiles = {
-        p["id"]: p
-        for p in EndUser.objects.filter(organization=org, pk__in=ids).values("id", "external_id", "email", "first_seen")
-    }
+    _with_profiles(org, rows)
     for r in rows:
-        profile = profiles[r["end_user_id"]]
-        r["end_user__external_id"] = profile["external_id"]
-        r["end_user__email"] = profile["email"]
-        r["end_user__first_seen"] = profile["first_seen"]
         r["avg_session_duration"] = r["duration"] / r["timed"] if r["timed"] else None
     feature_rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
         date__gte=start, date__lte=end, end_user_id__in=ids

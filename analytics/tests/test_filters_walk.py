@@ -192,7 +192,7 @@ def test_timeseries_by_hand(analyst_client, data):
         ("feature-usage", 5),  # stickiness: distinct users per feature
         ("timeseries", 4),
         ("top-users", 6),
-        ("user-activity", 5),
+        ("user-activity", 6),  # the page grouped by user id, then its profiles
         ("retention", 4),
         ("funnel?steps=search,export", 4),
     ],

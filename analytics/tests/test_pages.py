@@ -507,9 +507,9 @@ EXACT_QUERIES = {
     "/features/": 7,  # feature usage, sparklines, stickiness (distinct users per feature)
     "/features/{feature}/": 9,  # the feature, its events and active-user series, session totals, stickiness
     "/features/{feature}/?start={long_ago}": 9,  # by week: the same queries
-    "/users/": 6,  # one page and its total in one query, the page's top features
-    "/users/?page=2&page_size=5": 6,
-    "/users/?page=99&page_size=5": 8,  # past the end: counted, then the last page read
+    "/users/": 7,  # one page and its total in one query (grouped by user id), its profiles, its top features
+    "/users/?page=2&page_size=5": 7,
+    "/users/?page=99&page_size=5": 9,  # past the end: counted, then the last page read
     "/users/user-001/": 7,
     "/retention/": 5,  # one statement
     "/funnels/?step=search&step=export": 7,

@@ -24,6 +24,7 @@ def _tenant_rows(admin_user):
         DailyUserFeatureUsage,
         DailyUserUsage,
         Segment,
+        UserActiveDays,
     )
     from insights.models import AlertFiring, AlertRule, Anomaly, Insight, Webhook, WebhookDelivery
     from telemetry.models import Account, DirtyDay, EndUser, Feature, UsageEvent
@@ -54,6 +55,7 @@ def _tenant_rows(admin_user):
     DailySegmentUsage.objects.create(
         organization=org, date=date.today(), age_band="18-40", gender="F", event_count=1, active_users=1
     )
+    UserActiveDays.objects.create(organization=org, end_user=end_user, block_start=date(2025, 1, 6), active_days=5)
     Anomaly.objects.create(
         organization=org, feature=feature, date=date.today(), detector="zscore", metric="event_count", value=9, score=4
     )

@@ -1,0 +1,83 @@
+"""Active-day bitmasks per end user and 8-week block (`UserActiveDays`): the block layout and
+the rollup step that keeps them.
+
+A block is BLOCK_DAYS (56) consecutive UTC days starting on a Monday, counted from
+BLOCK_EPOCH; bit i of a row's `active_days` is day `block_start + i`. 56 bits fit a signed
+64-bit integer on PostgreSQL and SQLite alike, and eight whole weeks per block mean a
+Monday-based week always lies in one row, so weekly figures need no DISTINCT.
+
+The rollup of a day sets or clears that day's bit alone: a bit is a pure function of "has
+the user a DailyUserUsage row that day", so re-rolling a day (late or vanished events) is
+exact and idempotent without reading the rest of the block.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from django.db import connection
+
+BLOCK_DAYS = 56
+# A Monday: every block starts on one.
+BLOCK_EPOCH = date(1970, 1, 5)
+ALL_DAYS = (1 << BLOCK_DAYS) - 1
+
+
+def block_of(day: date) -> date:
+    """The first day of the block holding `day`."""
+    return day - timedelta(days=(day - BLOCK_EPOCH).days % BLOCK_DAYS)
+
+
+def day_bit(day: date) -> int:
+    return 1 << (day - block_of(day)).days
+
+
+def range_masks(start: date, end: date) -> dict[date, int]:
+    """{block_start: bits of the days of start..end (inclusive) in that block}, for every
+    block the range touches; empty when end < start."""
+    masks: dict[date, int] = {}
+    block = block_of(start)
+    while block <= end:
+        first = max(start, block)
+        last = min(end, block + timedelta(days=BLOCK_DAYS - 1))
+        masks[block] = ((1 << ((last - block).days + 1)) - 1) & ~((1 << (first - block).days) - 1)
+        block += timedelta(days=BLOCK_DAYS)
+    return masks
+
+
+# Clear the day's bit of the users without a row that day (their events vanished), then set
+# it for the users with one where it is not set yet: re-rolling an unchanged day writes no
+# row, and a first roll writes each of the day's users once. Rows left empty are deleted.
+_CLEAR_SQL = """
+UPDATE analytics_useractivedays SET active_days = active_days & ~CAST(%s AS BIGINT)
+WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
+  AND NOT EXISTS (
+    SELECT 1 FROM analytics_dailyuserusage d
+    WHERE d.organization_id = %s AND d.date = %s AND d.end_user_id = analytics_useractivedays.end_user_id)
+"""
+_SET_SQL = """
+INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days)
+SELECT organization_id, end_user_id, %s, CAST(%s AS BIGINT)
+FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
+ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET
+    active_days = analytics_useractivedays.active_days | excluded.active_days
+WHERE (analytics_useractivedays.active_days & excluded.active_days) = 0
+"""
+_DROP_EMPTY_SQL = """
+DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
+"""
+
+
+def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
+    """Bring `day`'s bit of the organisation's bitmasks in line with its DailyUserUsage rows
+    (which must be final: call after they are written and their stale rows deleted)."""
+    ops = connection.ops
+    block = ops.adapt_datefield_value(block_of(day))
+    bit = day_bit(day)
+    day_param = ops.adapt_datefield_value(day)
+    cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
+    cleared = cursor.rowcount
+    cursor.execute(_SET_SQL, [block, bit, org_id, day_param])
+    if cleared:
+        cursor.execute(_DROP_EMPTY_SQL, [org_id, block])

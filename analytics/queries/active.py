@@ -1,0 +1,97 @@
+"""Distinct active users over ranges and weeks from the active-day bitmasks (`UserActiveDays`:
+one row per end user and 8-week block), exact and without reading one row per active day.
+
+A user is active in a range when one of their rows, ANDed with the range's days of that
+block, is not zero. Feature-scoped counts are not here: the bitmasks are per user, all
+features together (feature-scoped reads keep the per-user feature rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import BigIntegerField, Case, Count, F, Q, QuerySet, Value, When
+from django.db.models.expressions import CombinedExpression
+
+from tenants.models import Organization
+
+from ..active_days import block_of, range_masks
+from ..models import UserActiveDays
+from .common import feature_pk, week_monday
+from .filters import filters_apply
+
+
+def _days_in(mask: int) -> CombinedExpression:
+    """A row's active days among the bits of `mask`."""
+    bits: BigIntegerField[int, int] = BigIntegerField()
+    return CombinedExpression(F("active_days"), "&", Value(mask, output_field=bits), output_field=bits)
+
+
+def answers(filters: Mapping[str, Any]) -> bool:
+    """Whether the bitmasks answer distinct users under `filters` (any but a feature)."""
+    return feature_pk(filters.get("feature")) is None
+
+
+def active_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[UserActiveDays]:
+    """The organisation's bitmask rows, narrowed by the person filters of `filters`."""
+    return filters_apply(UserActiveDays.objects.filter(organization=org), filters)
+
+
+def hits(start: date, end: date) -> Any:
+    """An expression: a row's active days within start..end (0: none)."""
+    masks = range_masks(start, end)
+    return Case(
+        *(When(block_start=block, then=_days_in(mask)) for block, mask in masks.items()),
+        default=Value(0),
+        output_field=BigIntegerField(),
+    )
+
+
+def active_within(rows: QuerySet[UserActiveDays], start: date, end: date) -> QuerySet[UserActiveDays]:
+    """`rows` of users active within start..end (one or more rows per user)."""
+    return rows.filter(block_start__in=list(range_masks(start, end))).alias(hit=hits(start, end)).filter(hit__gt=0)
+
+
+def distinct_users(org: Organization, filters: Mapping[str, Any], periods: list[tuple[date, date]]) -> list[int]:
+    """Distinct end users active in each of `periods`, in one statement."""
+    blocks = sorted({block for first, last in periods for block in range_masks(first, last)})
+    rows = active_rows(org, filters).filter(block_start__in=blocks)
+    aliases = {f"hit{i}": hits(first, last) for i, (first, last) in enumerate(periods)}
+    counts = {f"p{i}": Count("end_user_id", distinct=True, filter=Q(**{f"hit{i}__gt": 0})) for i in range(len(periods))}
+    totals = rows.alias(**aliases).aggregate(**counts)
+    return [totals[f"p{i}"] or 0 for i in range(len(periods))]
+
+
+def _week_counts(start: date, end: date) -> tuple[list[date], list[date], dict[str, Any], dict[str, Any]]:
+    """The Mondays of start..end, the blocks they lie in, and per week an alias (the row's
+    days of that week within the range) and a count of the rows where it is not zero."""
+    weeks: list[date] = []
+    monday = week_monday(start)
+    while monday <= end:
+        weeks.append(monday)
+        monday += timedelta(days=7)
+    aliases: dict[str, Any] = {}
+    counts: dict[str, Any] = {}
+    for i, week in enumerate(weeks):
+        ((block, mask),) = range_masks(max(week, start), min(week + timedelta(days=6), end)).items()
+        aliases[f"w{i}"] = _days_in(mask)
+        counts[f"n{i}"] = Count("pk", filter=Q(block_start=block, **{f"w{i}__gt": 0}))
+    blocks = sorted({block_of(week) for week in weeks} | {block_of(start)})
+    return weeks, blocks, aliases, counts
+
+
+def weekly_users(rows: QuerySet[UserActiveDays], start: date, end: date) -> dict[date, int]:
+    """{Monday: distinct users of `rows` active that week within start..end}: a week lies in
+    one block, so each user's week is one bit test on one row and the counts need no
+    DISTINCT; one statement for every week."""
+    weeks, blocks, aliases, counts = _week_counts(start, end)
+    totals = rows.filter(block_start__in=blocks).alias(**aliases).aggregate(**counts)
+    return {week: totals[f"n{i}"] for i, week in enumerate(weeks) if totals[f"n{i}"]}
+
+
+def weekly_users_by(rows: QuerySet[UserActiveDays], start: date, end: date, group: str) -> dict[Any, dict[date, int]]:
+    """`weekly_users` per value of the annotation `group` of `rows`, in one statement."""
+    weeks, blocks, aliases, counts = _week_counts(start, end)
+    grouped = rows.filter(block_start__in=blocks).alias(**aliases).values(group).annotate(**counts)
+    return {row[group]: {week: row[f"n{i}"] for i, week in enumerate(weeks) if row[f"n{i}"]} for row in grouped}
