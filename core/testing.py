@@ -1,7 +1,6 @@
 """Test helpers shared by several apps' tests (kept out of conftest.py because they are plain
 functions the tests call, not fixtures)."""
 
-import importlib.util
 import os
 import sqlite3
 import subprocess
@@ -16,6 +15,8 @@ import pytest
 from django.db import connection, connections
 from django.db.models import Model
 from django.test import Client
+
+from core.settings_probe import settings_execute
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,18 +87,14 @@ SETTINGS_PROBE_VARIABLES = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "JWT_SIGNI
 
 
 def settings_load(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
-    """Executes usage_platform/settings.py afresh with `env` (the variables above that it does
-    not name are empty) and returns the module, to test what the settings make of the
+    """Executes the usage_platform/settings package afresh with `env` (the variables above
+    that it does not name are empty) and returns it, to test what the settings make of the
     environment without restarting the test process."""
     for name in SETTINGS_PROBE_VARIABLES:
         monkeypatch.setenv(name, env.pop(name, ""))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    spec = importlib.util.spec_from_file_location("settings_probe", ROOT / "usage_platform" / "settings.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return settings_execute("settings_probe")
 
 
 @contextmanager

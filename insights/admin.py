@@ -33,7 +33,8 @@ class AnomalyAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(Insight)
-class InsightAdmin(admin.ModelAdmin):
+class InsightAdmin(ReadOnlyModelAdmin):
+    # Generated from the rollups (or by the model) and cached per period; regenerated, never edited.
     list_display = ["organization", "period_start", "period_end", "source", "model", "created_at"]
     list_filter = ["source", "organization"]
     list_select_related = ["organization"]
@@ -59,7 +60,8 @@ class WebhookAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
+    # A record of what was sent and what the receiver answered.
     list_display = [
         "created_at",
         "webhook",

@@ -58,7 +58,10 @@ def narrative_numbers(org: Organization, *, end: date | None = None) -> dict[str
 
     def org_totals(a: date, b: date) -> dict[str, Any]:
         return DailyOrgUsage.objects.filter(organization=org, date__gte=a, date__lte=b).aggregate(
-            events=Sum("event_count"), users=Avg("active_users"), duration=Avg("avg_session_duration")
+            events=Sum("event_count"),
+            users=Avg("active_users"),
+            duration=Sum("total_session_duration"),
+            timed=Sum("timed_events"),
         )
 
     now_totals, prev_totals = org_totals(start, end), org_totals(prev_start, prev_end)
@@ -114,7 +117,8 @@ def narrative_numbers(org: Organization, *, end: date | None = None) -> dict[str
         "events_change_pct": _pct(events, previous_events),
         "avg_daily_active_users": round(now_totals["users"] or 0, 1),
         "previous_avg_daily_active_users": round(prev_totals["users"] or 0, 1),
-        "avg_session_duration": round(now_totals["duration"] or 0, 1),
+        # None when no event of the period carried a duration: unknown, never "0 s".
+        "avg_session_duration": analytics_queries.session_average(now_totals["duration"] or 0, now_totals["timed"]),
         "features_active": len(features),
         "top_features": features[:TOP_FEATURES],
         "rising": rising,
@@ -146,10 +150,11 @@ def heuristic_bullets(numbers: dict[str, Any]) -> list[str]:
         share = top["events"] / numbers["events"] * 100 if numbers["events"] else 0
         bullets.append(f"Most used feature: {top['name']} with {top['events']:,} events ({share:.0f} % of all usage).")
     users_change = _pct(numbers["avg_daily_active_users"], numbers["previous_avg_daily_active_users"])
+    duration = numbers["avg_session_duration"]
     bullets.append(
         f"On average {numbers['avg_daily_active_users']:g} users were active per day"
         + ("" if users_change is None else f" ({_signed(users_change)})")
-        + f"; sessions lasted {numbers['avg_session_duration']:g} s on average."
+        + ("." if duration is None else f"; sessions lasted {duration:g} s on average.")
     )
     if numbers["rising"]:
         f = numbers["rising"][0]
@@ -183,7 +188,11 @@ def prompt_build(numbers: dict[str, Any]) -> str:
         f"change {_signed(numbers['events_change_pct'])}).",
         f"Average daily active users: {numbers['avg_daily_active_users']} "
         f"(previous {numbers['previous_avg_daily_active_users']}).",
-        f"Average session duration: {numbers['avg_session_duration']} s.",
+        *(
+            []
+            if numbers["avg_session_duration"] is None
+            else [f"Average session duration: {numbers['avg_session_duration']} s."]
+        ),
         "Top features:",
         *[feature_line(f) for f in numbers["top_features"]],
     ]

@@ -2,14 +2,21 @@
 parse, call one service, serialize."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers
 from rest_framework.response import Response
 
-from core.api import int_query, list_schema, no_content, validated
+from core.api import int_query, list_schema, validated
 from core.db_routing import ReplicaReadsMixin
 from core.openapi import ERROR
 from core.pagination import paginate, paginated_schema, pagination_parameters
+from tenants.crud import OrgCollectionView, OrgItemView
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
@@ -329,54 +336,57 @@ class UsagePredictionView(ReplicaReadsMixin, OrgAPIView):
         return Response(usage_prediction(self.org, **params.prediction_params(request.query_params)))
 
 
-class WebhookListView(OrgAPIView):
-    default_role = Role.ADMIN
-
-    @list_schema(
+@extend_schema_view(
+    get=list_schema(
         WebhookSerializer,
         operation_id="org_webhooks_list",
         summary="Webhooks (secrets are never listed)",
         tags=["webhooks"],
-    )
-    def get(self, request):
-        return paginate(request, webhooks.webhook_list(self.org), WebhookSerializer, view=self)
-
-    @extend_schema(
+    ),
+    post=extend_schema(
         request=WebhookInputSerializer,
         responses={201: WebhookCreatedSerializer, 400: ERROR, 403: ERROR},
         summary="Create a webhook; its signing secret is shown only in this response",
         tags=["webhooks"],
-    )
-    def post(self, request):
-        data = validated(WebhookInputSerializer, request)
-        webhook = webhooks.webhook_create(
-            self.org, url=data["url"], events=data["events"], active=data["active"], format=data["format"]
+    ),
+)
+class WebhookListView(OrgCollectionView):
+    output_serializer = WebhookSerializer
+    input_serializer = WebhookInputSerializer
+    created_serializer = WebhookCreatedSerializer
+
+    def rows(self, org):
+        return webhooks.webhook_list(org)
+
+    def create(self, org, request, data):
+        return webhooks.webhook_create(
+            org, url=data["url"], events=data["events"], active=data["active"], format=data["format"]
         )
-        return Response(WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
 
 
-class WebhookDetailView(OrgAPIView):
-    default_role = Role.ADMIN
-
-    @extend_schema(responses={200: WebhookSerializer, 404: ERROR}, summary="One webhook", tags=["webhooks"])
-    def get(self, request, webhook_id):
-        return Response(WebhookSerializer(webhooks.webhook_get(self.org, webhook_id)).data)
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(responses={200: WebhookSerializer, 404: ERROR}, summary="One webhook", tags=["webhooks"]),
+    patch=extend_schema(
         request=WebhookUpdateSerializer,
         responses={200: WebhookSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
         summary="Change a webhook's URL, events or active flag",
         tags=["webhooks"],
-    )
-    def patch(self, request, webhook_id):
-        data = validated(WebhookUpdateSerializer, request, partial=True)
-        webhook = webhooks.webhook_update(self.org, webhook_id, **data)
-        return Response(WebhookSerializer(webhook).data)
+    ),
+    delete=extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete a webhook", tags=["webhooks"]),
+)
+class WebhookDetailView(OrgItemView):
+    lookup = "webhook_id"
+    output_serializer = WebhookSerializer
+    update_serializer = WebhookUpdateSerializer
 
-    @extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete a webhook", tags=["webhooks"])
-    def delete(self, request, webhook_id):
-        webhooks.webhook_delete(self.org, webhook_id)
-        return no_content()
+    def item(self, org, pk):
+        return webhooks.webhook_get(org, pk)
+
+    def update(self, org, pk, data):
+        return webhooks.webhook_update(org, pk, **data)
+
+    def remove(self, org, pk):
+        webhooks.webhook_delete(org, pk)
 
 
 class WebhookDeliveryListView(OrgAPIView):

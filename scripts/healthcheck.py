@@ -10,14 +10,13 @@
   consumer's idle time (XINFO CONSUMERS) and every blocking read resets it, so it is the
   consumer's heartbeat, kept where the consumer's work happens.
 
-Settings come from running usage_platform/settings.py alone (no apps, no Django setup),
-so they resolve exactly as the processes resolve them. Exit 0 when healthy, else 1 with
+Settings come from running the usage_platform/settings package alone (no apps, no Django
+setup; core/settings_probe.py), so they resolve exactly as the processes resolve them. Exit 0 when healthy, else 1 with
 one line saying why.
 """
 
 import argparse
 import os
-import runpy
 import socket
 import sys
 import time
@@ -26,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 DEFAULT_MAX_AGE = 60.0
 
 
@@ -34,7 +34,9 @@ class Unhealthy(Exception):
 
 
 def load_settings() -> dict:
-    return runpy.run_path(str(ROOT / "usage_platform" / "settings.py"))
+    from core.settings_probe import settings_execute
+
+    return vars(settings_execute("healthcheck_settings"))
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

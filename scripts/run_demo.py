@@ -13,7 +13,6 @@ process's worth (docs/benchmarks.md, "Memory").
 
 import argparse
 import os
-import runpy
 import secrets
 import signal
 import subprocess
@@ -66,8 +65,11 @@ def main():
         ensure_staff_account()
         return
     subprocess.run([sys.executable, __file__, "--staff-account"], cwd=ROOT, check=True)
-    # The settings module alone (no Django apps): INGEST_MODE may come from .env as well.
-    settings = runpy.run_path(str(ROOT / "usage_platform" / "settings.py"))
+    # The settings alone (no Django apps): INGEST_MODE may come from .env as well.
+    sys.path.insert(0, str(ROOT))
+    from core.settings_probe import settings_execute
+
+    settings = vars(settings_execute("demo_settings"))
 
     commands = {
         "web": [

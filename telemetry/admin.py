@@ -59,7 +59,8 @@ class UsageEventAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(DirtyDay)
-class DirtyDayAdmin(admin.ModelAdmin):
+class DirtyDayAdmin(ReadOnlyModelAdmin):
+    # Marks are written by ingestion and cleared by the rollup that recomputes their day.
     list_display = ["organization", "date", "marked_at"]
     list_filter = ["organization"]
     list_select_related = ["organization"]

@@ -3,7 +3,7 @@
     gunicorn -c usage_platform/gunicorn.conf.py usage_platform.wsgi
 
 Gunicorn's master reads this file before Django exists, so its knobs come straight from the
-environment (documented in .env.example) rather than from settings.py. Anything else can be
+environment (documented in .env.example) rather than from the settings. Anything else can be
 set with gunicorn's own `GUNICORN_CMD_ARGS`; command-line flags override this file.
 """
 

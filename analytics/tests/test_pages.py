@@ -569,3 +569,18 @@ def test_users_table_past_the_last_page_shows_the_last_page(analyst, usage):
     assert f"page {last} of {last}" in html
     assert html.count('data-testid="user-row"') == count - 5 * (last - 1)
     assert 'data-testid="prev-page"' in html and 'data-testid="next-page"' not in html
+
+
+def test_tables_share_one_pager_that_keeps_the_query(analyst, usage, monkeypatch):
+    # users, features and accounts include partials/pager.html: the count, and Previous/Next
+    # links carrying the view's own query (search, range, sort, filters) besides the page.
+    from analytics.views_pages import features as features_pages
+
+    monkeypatch.setattr(features_pages, "FEATURES_PAGE_SIZE", 3)
+    features = analyst.get("/features/?sort=name").content.decode()
+    assert 'data-testid="features-count">4 features · page 1 of 2' in features
+    assert re.search(r'href="\?start=[\d-]+&amp;end=[\d-]+&amp;sort=name&amp;page=2"', features)
+    users = analyst.get("/users/?page_size=5&days=90&search=u&sort=events").content.decode()
+    next_link = re.search(r'<a class="btn btn-small" href="([^"]+)"[^>]*data-testid="next-page"', users)
+    assert next_link and next_link.group(1).startswith("?search=u&amp;days=90&amp;sort=events")
+    assert next_link.group(1).endswith("&amp;page=2")

@@ -45,6 +45,7 @@ def accounts(request):
         "feature": request.GET.get("feature", ""),
     }
     rows = [{**row, "trend": common.change_class(row["trend_pct"])} for row in page.object_list]
+    filters_query = urlencode({k: v for k, v in given.items() if v} if not error else {})
     context = {
         "active_nav": "accounts",
         "rows": rows,
@@ -56,7 +57,8 @@ def accounts(request):
         "columns": common.sort_columns(
             ACCOUNT_COLUMNS, args["sort"], descending_first=[key for key, _, numeric in ACCOUNT_COLUMNS if numeric]
         ),
-        "filters_query": urlencode({k: v for k, v in given.items() if v} if not error else {}),
+        "filters_query": filters_query,
+        "page_query": f"{filters_query}&sort={args['sort']}",
         "error": error,
         **common.first_event_context(request),
     }

@@ -78,6 +78,7 @@ def features(request):
         "rows": table,
         "sort": sort,
         "page_obj": page,
+        "page_query": f"start={start:%Y-%m-%d}&end={end:%Y-%m-%d}&sort={sort}{bar['filter_query']}",
         "period_days": (end - start).days + 1,
         "columns": common.sort_columns(
             [(key, label, numeric) for key, (_, label, numeric) in FEATURE_SORTS.items()],

@@ -3,6 +3,7 @@ and one end user's profile and timeline."""
 
 import functools
 from datetime import UTC
+from urllib.parse import quote
 
 from django.http import Http404
 from django.shortcuts import render
@@ -49,6 +50,7 @@ def users(request):
         return result["results"], result["count"]
 
     page = page_fetched(fetch, number=args["page"], per_page=args["page_size"])
+    bar = {} if is_member else common.filter_bar(org, request.GET, args["filters"])
     context = {
         "active_nav": "users",
         "is_member": is_member,
@@ -57,11 +59,13 @@ def users(request):
         "search": args["search"],
         "days": args["days"],
         "sort": args["sort"],
+        "page_query": f"search={quote(args['search'])}&days={args['days']}&sort={args['sort']}"
+        + bar.get("filter_query", ""),
         "columns": common.sort_columns(
             USER_COLUMNS, args["sort"], descending_first=("events", "avg_session_duration", "last_seen")
         ),
         "day_choices": (7, 30, 90, 365),
-        **({} if is_member else common.filter_bar(org, request.GET, args["filters"])),
+        **bar,
         "error": error,
         **common.first_event_context(request),
     }

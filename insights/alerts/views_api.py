@@ -1,12 +1,12 @@
 """/api/v1/org/alert-rules: the organisation's alert rules and their firings (admins).
 Thin views: validate the body's shape, call one `rules` function, serialize."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
-from rest_framework.response import Response
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers
 
-from core.api import ERROR, list_schema, no_content, validated
+from core.api import ERROR, list_schema
 from core.pagination import paginate
+from tenants.crud import OrgCollectionView, OrgItemView
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
@@ -61,48 +61,53 @@ class AlertRuleUpdateSerializer(AlertRuleInputSerializer):
     active = serializers.BooleanField(required=False)
 
 
-class AlertRuleListView(OrgAPIView):
-    default_role = Role.ADMIN
-
-    @list_schema(AlertRuleSerializer, operation_id="org_alert_rules_list", summary="Alert rules", tags=TAGS)
-    def get(self, request):
-        return paginate(request, rules.alert_rule_list(self.org), AlertRuleSerializer, view=self)
-
-    @extend_schema(
+@extend_schema_view(
+    get=list_schema(AlertRuleSerializer, operation_id="org_alert_rules_list", summary="Alert rules", tags=TAGS),
+    post=extend_schema(
         request=AlertRuleInputSerializer,
         responses={201: AlertRuleSerializer, 400: ERROR, 403: ERROR},
         summary="Create an alert rule (checked after each rollup)",
         description="params by kind — " + PARAMS_HELP,
         tags=TAGS,
-    )
-    def post(self, request):
-        data = validated(AlertRuleInputSerializer, request)
-        rule = rules.alert_rule_create(self.org, user=request.user, **data)
-        return Response(AlertRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+    ),
+)
+class AlertRuleListView(OrgCollectionView):
+    output_serializer = AlertRuleSerializer
+    input_serializer = AlertRuleInputSerializer
+
+    def rows(self, org):
+        return rules.alert_rule_list(org)
+
+    def create(self, org, request, data):
+        return rules.alert_rule_create(org, user=request.user, **data)
 
 
-class AlertRuleDetailView(OrgAPIView):
-    default_role = Role.ADMIN
-
-    @extend_schema(responses={200: AlertRuleSerializer, 403: ERROR, 404: ERROR}, summary="One alert rule", tags=TAGS)
-    def get(self, request, rule_id):
-        return Response(AlertRuleSerializer(rules.alert_rule_get(self.org, rule_id)).data)
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: AlertRuleSerializer, 403: ERROR, 404: ERROR}, summary="One alert rule", tags=TAGS
+    ),
+    patch=extend_schema(
         request=AlertRuleUpdateSerializer,
         responses={200: AlertRuleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
         summary="Change an alert rule's name, kind, params or active flag",
         description="params by kind — " + PARAMS_HELP,
         tags=TAGS,
-    )
-    def patch(self, request, rule_id):
-        data = validated(AlertRuleUpdateSerializer, request, partial=True)
-        return Response(AlertRuleSerializer(rules.alert_rule_update(self.org, rule_id, **data)).data)
+    ),
+    delete=extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete an alert rule", tags=TAGS),
+)
+class AlertRuleDetailView(OrgItemView):
+    lookup = "rule_id"
+    output_serializer = AlertRuleSerializer
+    update_serializer = AlertRuleUpdateSerializer
 
-    @extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete an alert rule", tags=TAGS)
-    def delete(self, request, rule_id):
-        rules.alert_rule_delete(self.org, rule_id)
-        return no_content()
+    def item(self, org, pk):
+        return rules.alert_rule_get(org, pk)
+
+    def update(self, org, pk, data):
+        return rules.alert_rule_update(org, pk, **data)
+
+    def remove(self, org, pk):
+        rules.alert_rule_delete(org, pk)
 
 
 class AlertFiringListView(OrgAPIView):

@@ -51,17 +51,23 @@ MIN_ABS_CHANGE = {"event_count": 5.0, "daily_active_users": 3.0, "avg_session_du
 # A mean session duration over a handful of events is noise: judge it only on days with
 # at least this many events.
 MIN_EVENTS_FOR_DURATION = 10
-# Overdispersion of a low-volume series: its squared Pearson residuals over the previous
-# SPREAD_WINDOW days, each capped at 16 (a past anomaly counts as a 4-sigma day, not as
-# evidence that the series is wild), averaged. Poisson data gives 1 ± sqrt(2/m) over m
-# days: a series counts as overdispersed (and its prediction is widened by the whole
-# ratio) only beyond DISPERSION_MARGIN such standard errors, so Poisson series keep their
-# recall and clearly bursty ones are judged on their own spread. On bench/insights_quality.py
-# and negative-binomial series (variance 2.5–5 × the mean): recall on ×4 at 5–15 events a
-# day 0.84, bursty series 0.9–1.6 false alarms per 100 feature-days; always widening by the
-# ratio gives a recall of 0.83, never widening 0.87 but 5–15 false alarms on bursty series.
+# Overdispersion of a low-volume series: the mean of its squared Pearson residuals over the
+# previous SPREAD_WINDOW days, leaving out the days that were outliers at the time (beyond
+# OUTLIER_PEARSON_SQUARED = 4 sigmas of the spread known before them; a first estimate caps
+# each day at MAX_PEARSON_SQUARED). Poisson data gives 1 ± sqrt(2/m) over m days: a series
+# counts as overdispersed (and its prediction is widened by the whole ratio) only beyond
+# DISPERSION_MARGIN such standard errors, so Poisson series keep their recall and clearly
+# bursty ones are judged on their own spread. Measured on bench/insights_quality.py (docs/
+# benchmarks.md, "Low-volume recall per seed"): with past anomalies counted (capped at 16),
+# a third of the ×4 spikes missed at 5–15 events a day had their prediction widened by the
+# spike before them; leaving them out lifts recall by about 2 points. Never widening gives
+# 5–15 false alarms per 100 feature-days on negative-binomial series (variance 2.5–5 × the
+# mean); this keeps them at 2–3.
 MAX_PEARSON_SQUARED = 16.0
 DISPERSION_MARGIN = 2.0
+OUTLIER_PEARSON_SQUARED = 16.0
+# Window days the outlier rule may leave out before the window counts as too short.
+OUTLIERS_LEFT_OUT = 2
 
 
 # --- Time series ---------------------------------------------------------------------------
@@ -154,13 +160,24 @@ def robust_scores(
 
 def _dispersion(values: np.ndarray, mean: np.ndarray, weeks: np.ndarray) -> np.ndarray:
     """Per cell, how much wider than counting noise the series has been over the previous
-    SPREAD_WINDOW days (≥ 1; 1 = Poisson): the mean of its capped squared Pearson residuals
-    against the same-weekday baseline mean and that mean's own uncertainty, when it exceeds
-    1 by more than DISPERSION_MARGIN standard errors; else 1."""
+    SPREAD_WINDOW days (≥ 1; 1 = Poisson): the mean of its squared Pearson residuals against
+    the same-weekday baseline mean and that mean's own uncertainty, when it exceeds 1 by
+    more than DISPERSION_MARGIN standard errors; else 1.
+
+    A day that was an outlier against the spread known before it (squared residual beyond
+    OUTLIER_PEARSON_SQUARED times that spread) is left out: a past anomaly is not evidence
+    that the series is wild, and counting it widened the next spike's prediction enough to
+    miss it. A bursty series keeps its wide days, since they fit its own wide spread."""
     with np.errstate(all="ignore"):
         variance = np.maximum(mean, 0.5) * (1.0 + 1.0 / np.maximum(weeks, 1))
-        pearson = np.minimum((values - mean) ** 2 / variance, MAX_PEARSON_SQUARED)
-    window = pd.DataFrame(pearson).rolling(SPREAD_WINDOW, min_periods=MIN_SPREAD_POINTS)
+        pearson = (values - mean) ** 2 / variance
+    capped = pd.DataFrame(np.minimum(pearson, MAX_PEARSON_SQUARED))
+    spread_before = capped.rolling(SPREAD_WINDOW, min_periods=MIN_SPREAD_POINTS).mean().shift(1).to_numpy()
+    with np.errstate(invalid="ignore"):
+        ordinary = pearson <= OUTLIER_PEARSON_SQUARED * np.maximum(np.nan_to_num(spread_before, nan=1.0), 1.0)
+    window = pd.DataFrame(np.where(ordinary, pearson, np.nan)).rolling(
+        SPREAD_WINDOW, min_periods=MIN_SPREAD_POINTS - OUTLIERS_LEFT_OUT
+    )
     ratio = window.mean().shift(1).to_numpy()
     points = np.maximum(window.count().shift(1).to_numpy(), 1.0)
     with np.errstate(invalid="ignore"):

@@ -62,6 +62,8 @@ def rollups_make(org, features, *, end, days, level=200.0, seed=1, spikes=None, 
                     event_count=total,
                     active_users=max(1, total // 4),
                     sessions=total // 2,
+                    timed_events=total,
+                    total_session_duration=125.0 * total,
                     avg_session_duration=125.0,
                 )
             )

@@ -65,13 +65,15 @@ def test_quiet_on_clean_poisson_noise_over_many_series(seed):
 def test_bursty_series_are_judged_wider_than_poisson(monkeypatch):
     # Negative binomial days (variance five times the mean): the measured dispersion widens
     # the prediction, so far fewer days are called anomalies than a Poisson reading would.
+    # Leaving past outliers out of the dispersion (for the recall of Poisson series) and the
+    # α of 0.005 per test cost these series some: 2.3 per 100 here, 1.5 before.
     rng = np.random.default_rng(5)
     series = {i: list(rng.negative_binomial(2, 2 / (2 + 8), 84)) for i in range(50)}
     feature_days = 50 * (LAST - JUDGED_FROM + 1)
     flagged = {(f.feature_id, f.date) for f in judge(series, metrics=("event_count",))}
     monkeypatch.setattr(timeseries, "_dispersion", lambda values, mean, weeks: np.ones_like(values))
     poisson = {(f.feature_id, f.date) for f in judge(series, metrics=("event_count",))}
-    assert len(flagged) / feature_days * 100 < 1.5
+    assert len(flagged) / feature_days * 100 < 2.5
     assert len(flagged) * 2 < len(poisson)
 
 

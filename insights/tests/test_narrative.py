@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from analytics.models import DailyOrgUsage
 from insights import narrative
 from insights.models import Anomaly, Insight
 from insights.tests.helpers import StubServer, features_make, rollups_make, yesterday
@@ -180,3 +181,24 @@ def test_api_query_count_when_cached(analyst_client, org, usage, django_assert_m
     analyst_client.get("/api/v1/ai/usage-insights")
     with django_assert_max_num_queries(2):  # the user; the narrative comes from the cache
         assert analyst_client.get("/api/v1/ai/usage-insights").status_code == 200
+
+
+def test_sessions_without_durations_are_not_called_zero_seconds(org, usage):
+    # Rollups whose events carried no session duration: the narrative says nothing of
+    # session length rather than "sessions lasted 0 s".
+    rows = DailyOrgUsage.objects.filter(organization=org)
+    rows.update(timed_events=0, total_session_duration=0, avg_session_duration=0)
+    numbers = narrative.narrative_numbers(org)
+    assert numbers["avg_session_duration"] is None
+    bullets = narrative.heuristic_bullets(numbers)
+    assert not any("session" in b for b in bullets)
+    users = next(b for b in bullets if b.startswith("On average"))
+    assert users.endswith(".") and "0 s" not in users
+    assert "session duration" not in narrative.prompt_build(numbers)
+
+
+def test_sessions_with_durations_are_reported(org, usage):
+    numbers = narrative.narrative_numbers(org)
+    assert numbers["avg_session_duration"] == 125.0
+    assert "sessions lasted 125 s on average." in " ".join(narrative.heuristic_bullets(numbers))
+    assert "Average session duration: 125.0 s." in narrative.prompt_build(numbers)

@@ -204,13 +204,14 @@ def test_org_admin_is_not_platform_staff(client, admin_user):
 
 
 def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
-    """Rollups, raw events and anomalies come from ingestion, the rollup and the detectors: the
-    admin shows them but offers no Add, no Save and no Delete."""
+    """Rollups, raw events, late-data marks, anomalies, narratives and webhook deliveries come
+    from ingestion, the rollup, the detectors and the outbound queue: the admin shows them but
+    offers no Add, no Save and no Delete."""
     from analytics.models import DailyFeatureUsage, DailyOrgUsage
-    from insights.models import Anomaly
-    from telemetry.models import UsageEvent
+    from insights.models import Anomaly, Insight, WebhookDelivery
+    from telemetry.models import DirtyDay, UsageEvent
 
-    for model in (DailyFeatureUsage, DailyOrgUsage, UsageEvent, Anomaly):
+    for model in (DailyFeatureUsage, DailyOrgUsage, UsageEvent, DirtyDay, Anomaly, Insight, WebhookDelivery):
         prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
         obj = model._default_manager.first()
         changelist = staff_client.get(reverse(f"{prefix}_changelist"))

@@ -63,7 +63,8 @@ def test_dockerignore_keeps_secrets_local_state_and_tests_out_of_the_image():
     for path in (
         "manage.py",
         "requirements.txt",
-        "usage_platform/settings.py",
+        "usage_platform/settings/__init__.py",
+        "usage_platform/settings/base.py",
         "usage_platform/gunicorn.conf.py",
         "telemetry/management/commands/consume_events.py",
         "scripts/healthcheck.py",
