@@ -90,8 +90,8 @@ JOIN bench_features f ON f.rank = steps.step + 1
 # build of 11M entries is far cheaper than 11M random inserts into four btrees).
 _INDEXES = {
     "event_org_ts_idx": 'CREATE INDEX event_org_ts_idx ON telemetry_usageevent (organization_id, "timestamp")',
-    "event_org_feature_ts_idx": "CREATE INDEX event_org_feature_ts_idx "
-    'ON telemetry_usageevent (organization_id, feature_id, "timestamp")',
+    "event_org_feature_ts_user_idx": "CREATE INDEX event_org_feature_ts_user_idx "
+    'ON telemetry_usageevent (organization_id, feature_id, "timestamp") INCLUDE (end_user_id)',
     "event_org_user_ts_idx": "CREATE INDEX event_org_user_ts_idx "
     'ON telemetry_usageevent (organization_id, end_user_id, "timestamp")',
 }
