@@ -21,7 +21,6 @@ from .cache import cached
 from .common import bounds, db_datetime, percent, plus_days_sql
 from .filters import people_sql
 
-
 _EVENTS_OF_STEP = """SELECT e.end_user_id AS uid, e.timestamp AS ts FROM telemetry_usageevent e
     WHERE e.organization_id = %s AND e.end_user_id IS NOT NULL AND e.timestamp > %s AND e.timestamp < %s AND {}"""
 

@@ -48,8 +48,9 @@ def reference_funnel(org, steps: list[str], window_days: int, start: date, end: 
             continue
         t0 = t = min(entries)
         counts[0] += 1
+        deadline = t0 + timedelta(days=window_days)
         for i, step in enumerate(steps[1:], start=1):
-            later = [ts for ts, key, kind in events if t < ts <= t0 + timedelta(days=window_days) and matches(step, key, kind)]
+            later = [ts for ts, key, kind in events if t < ts <= deadline and matches(step, key, kind)]
             if not later:
                 break
             t = min(later)
