@@ -21,7 +21,7 @@ from .cache import cached
 from .common import bounds, db_datetime, percent, plus_days_sql
 from .filters import people_sql
 
-_EVENTS_OF_STEP = """SELECT e.end_user_id AS uid, e.timestamp AS ts FROM telemetry_usageevent e
+_EVENTS_OF_STEP = """SELECT e.end_user_id AS uid, e.timestamp AS ts FROM telemetry_usageevent e {}
     WHERE e.organization_id = %s AND e.end_user_id IS NOT NULL AND e.timestamp > %s AND e.timestamp < %s AND {}"""
 
 
@@ -51,13 +51,18 @@ def funnel_sql(
     type step reads its events through the (organization, timestamp) index.
 
     The person `filters` narrow the users who enter (a subquery of end-user ids); later
-    steps only follow those users. SQLite, which loops anyway, takes a LEFT JOIN (through
-    the (organization, end user, timestamp) index)."""
+    steps only follow those users. SQLite, which loops anyway, takes a LEFT JOIN: one
+    (organization, end user, timestamp) index range per user and step."""
     lo, hi = bounds(start, end)
     horizon = hi + timedelta(days=window_days)
     window_sql, window_kind = plus_days_sql("p.t0")
     window_param = window_days if window_kind == "int" else f"+{window_days} days"
-    join = "FULL JOIN" if connection.vendor == "postgresql" else "LEFT JOIN"
+    if connection.vendor == "postgresql":
+        join, events_index = "FULL JOIN", ""
+    else:
+        # SQLite loops over the previous step's users: each looks up its own events. Named,
+        # as without statistics it would rather range over the step's feature once per user.
+        join, events_index = "LEFT JOIN", "INDEXED BY event_org_user_ts_idx"
 
     def match(key: str) -> tuple[str, list[Any]]:
         if key in feature_ids:
@@ -79,7 +84,7 @@ def funnel_sql(
         carried = ", ".join(f"MIN(p.t{k}) AS t{k}" for k in range(i))
         sql = f"""SELECT p.uid, {carried},
             MIN(e.ts) FILTER (WHERE e.ts > p.t{i - 1} AND e.ts <= {window_sql}) AS t{i}
-        FROM ({sql}) p {join} ({_EVENTS_OF_STEP.format(cond)}) e ON e.uid = p.uid
+        FROM ({sql}) p {join} ({_EVENTS_OF_STEP.format(events_index, cond)}) e ON e.uid = p.uid
         GROUP BY p.uid"""
         params = [window_param, *params, org.pk, db_datetime(lo), db_datetime(horizon), *cond_params]
     counts_sql = ", ".join(f"COUNT(f.t{i})" for i in range(len(steps)))
