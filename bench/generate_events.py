@@ -90,23 +90,29 @@ JOIN bench_features f ON f.rank = steps.step + 1
 # build of 11M entries is far cheaper than 11M random inserts into four btrees).
 _INDEXES = {
     "event_org_ts_idx": 'CREATE INDEX event_org_ts_idx ON telemetry_usageevent (organization_id, "timestamp")',
-    "event_org_feature_ts_idx": "CREATE INDEX event_org_feature_ts_idx "
-    'ON telemetry_usageevent (organization_id, feature_id, "timestamp")',
+    "event_org_feature_ts_user_idx": "CREATE INDEX event_org_feature_ts_user_idx "
+    'ON telemetry_usageevent (organization_id, feature_id, "timestamp") INCLUDE (end_user_id)',
     "event_org_user_ts_idx": "CREATE INDEX event_org_user_ts_idx "
     'ON telemetry_usageevent (organization_id, end_user_id, "timestamp")',
 }
 _UNIQUE = "ALTER TABLE telemetry_usageevent ADD CONSTRAINT event_org_uuid_uniq UNIQUE (organization_id, uuid)"
+# The month-partitioned table's uuid key must hold the partition key (telemetry migration 0005).
+_UNIQUE_PARTITIONED = (
+    'ALTER TABLE telemetry_usageevent ADD CONSTRAINT event_org_uuid_ts_uniq UNIQUE (organization_id, uuid, "timestamp")'
+)
 
 
 def indexes_drop(cursor):
     cursor.execute("ALTER TABLE telemetry_usageevent DROP CONSTRAINT IF EXISTS event_org_uuid_uniq")
+    cursor.execute("ALTER TABLE telemetry_usageevent DROP CONSTRAINT IF EXISTS event_org_uuid_ts_uniq")
     for name in _INDEXES:
         cursor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
 def indexes_create(cursor):
     cursor.execute("SET maintenance_work_mem = '1GB'")
-    cursor.execute(_UNIQUE)
+    cursor.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'telemetry_usageevent'::regclass")
+    cursor.execute(_UNIQUE_PARTITIONED if cursor.fetchone() else _UNIQUE)
     for sql in _INDEXES.values():
         cursor.execute(sql)
 

@@ -143,7 +143,13 @@ class UsageEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["organization", "uuid"], name="event_org_uuid_uniq")]
         indexes = [
             models.Index(fields=["organization", "timestamp"], name="event_org_ts_idx"),
-            models.Index(fields=["organization", "feature", "timestamp"], name="event_org_feature_ts_idx"),
+            # `end_user` rides along (PostgreSQL INCLUDE; ignored by SQLite) so that a funnel
+            # step reads its users from the index alone (analytics.queries.funnel).
+            models.Index(
+                fields=["organization", "feature", "timestamp"],
+                include=["end_user"],
+                name="event_org_feature_ts_user_idx",
+            ),
             models.Index(fields=["organization", "end_user", "timestamp"], name="event_org_user_ts_idx"),
         ]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
@@ -21,9 +21,8 @@ from .cache import cached
 from .common import bounds, db_datetime, percent, plus_days_sql
 from .filters import people_sql
 
-
-def _placeholders(values: Sized) -> str:
-    return ", ".join(["%s"] * len(values))
+_EVENTS_OF_STEP = """SELECT e.end_user_id AS uid, e.timestamp AS ts FROM telemetry_usageevent e {}
+    WHERE e.organization_id = %s AND e.end_user_id IS NOT NULL AND e.timestamp > %s AND e.timestamp < %s AND {}"""
 
 
 def funnel_sql(
@@ -39,83 +38,57 @@ def funnel_sql(
     """The funnel statement for two steps or more (`params.funnel_params` asks for two):
     one row with the number of users reaching each step.
 
-    Its cost is linear in the candidate events whatever the planner believes (a never- or
-    long-unANALYZEd table once made a plan like this loop over one CTE inside another):
-    step 1's entries are read once from the (organization, feature, timestamp) ranges; the
-    later steps' candidate events once more into `ev`; each later step is then one join of
-    the previous step's users (one row per user) with that step's events on the user id. On
-    PostgreSQL every CTE is MATERIALIZED (computed once) and those joins are FULL JOINs,
-    which are hashed or merged, never looped, whatever the statistics say.
+    One pass over each step's events, all hashed, nothing looped or sorted, whatever the
+    statistics say (a never- or long-unANALYZEd table once made a CTE plan loop over one
+    CTE inside another). Step 1 gives each user's entry time `t0`, grouped by user: a
+    derived table unique on the user id, which the planner knows, so it is the side that
+    is hashed. Each later step i is that table FULL JOINed with step i's events on the user
+    id (a FULL JOIN is hashed or merged, never looped) and grouped by user again: `t<i>` is
+    the user's first event of step i after `t<i-1>` and within `window_days` of `t0`, NULL
+    when there is none; the events of users who did not enter fall into one NULL group that
+    no count takes. A step naming a feature reads only the (organization, feature,
+    timestamp) index, which carries `end_user` (an index-only scan on PostgreSQL); an event
+    type step reads its events through the (organization, timestamp) index.
 
     The person `filters` narrow the users who enter (a subquery of end-user ids); later
-    steps only follow those users."""
+    steps only follow those users. SQLite, which loops anyway, takes a LEFT JOIN: one
+    (organization, end user, timestamp) index range per user and step."""
     lo, hi = bounds(start, end)
     horizon = hi + timedelta(days=window_days)
     window_sql, window_kind = plus_days_sql("p.t0")
     window_param = window_days if window_kind == "int" else f"+{window_days} days"
-    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
+    if connection.vendor == "postgresql":
+        join, events_index = "FULL JOIN", ""
+    else:
+        # SQLite loops over the previous step's users: each looks up its own events. Named,
+        # as without statistics it would rather range over the step's feature once per user.
+        join, events_index = "LEFT JOIN", "INDEXED BY event_org_user_ts_idx"
 
-    def match(key: str, prefix: str) -> tuple[str, list[Any]]:
+    def match(key: str) -> tuple[str, list[Any]]:
         if key in feature_ids:
-            return f"{prefix}feature_id = %s", [feature_ids[key]]
-        return f"{prefix}event_type = %s", [key]
+            return "e.feature_id = %s", [feature_ids[key]]
+        return "e.event_type = %s", [key]
 
-    later = steps[1:]
-    by_feature = sorted({feature_ids[k] for k in later if k in feature_ids})
-    by_type = sorted({k for k in later if k not in feature_ids})
-    scope: list[str] = []
-    if by_feature:
-        scope.append(f"e.feature_id IN ({_placeholders(by_feature)})")
-    if by_type:
-        scope.append(f"e.event_type IN ({_placeholders(by_type)})")
-    first_cond, first_params = match(steps[0], "e.")
+    first_cond, first_params = match(steps[0])
     people = people_sql(org, filters or {})
     if people:
         first_cond += f" AND e.end_user_id IN ({people[0]})"
         first_params += people[1]
-    ctes = [
-        f"""s0 AS {materialized}(
-            SELECT e.end_user_id AS uid, MIN(e.timestamp) AS t0, MIN(e.timestamp) AS t
-            FROM telemetry_usageevent e
-            WHERE e.organization_id = %s AND e.end_user_id IS NOT NULL
-              AND e.timestamp >= %s AND e.timestamp < %s AND {first_cond}
-            GROUP BY e.end_user_id)""",
-        f"""ev AS {materialized}(
-            SELECT e.end_user_id AS uid, e.timestamp AS ts, e.feature_id AS fid, e.event_type AS et
-            FROM telemetry_usageevent e
-            WHERE e.organization_id = %s AND e.end_user_id IS NOT NULL
-              AND e.timestamp > %s AND e.timestamp < %s AND ({" OR ".join(scope)}))""",
-    ]
+    sql = f"""SELECT e.end_user_id AS uid, MIN(e.timestamp) AS t0 FROM telemetry_usageevent e
+        WHERE e.organization_id = %s AND e.end_user_id IS NOT NULL
+          AND e.timestamp >= %s AND e.timestamp < %s AND {first_cond}
+        GROUP BY e.end_user_id"""
     params: list[Any] = [org.pk, db_datetime(lo), db_datetime(hi), *first_params]
-    params += [org.pk, db_datetime(lo), db_datetime(horizon), *by_feature, *by_type]
-    for i, key in enumerate(later, start=1):
-        cond, cond_params = match(key, "e.")
-        cond = cond.replace("e.feature_id", "e.fid").replace("e.event_type", "e.et")
-        if connection.vendor == "postgresql":
-            # The step's events meet the previous step's users in a FULL JOIN, which
-            # PostgreSQL can only hash or merge, never loop; it sits alone in its CTE, as a
-            # WHERE on it would make it an inner join again (see `retention_sql`).
-            ctes.append(
-                f"""e{i} AS MATERIALIZED (SELECT e.uid, e.ts FROM ev e WHERE {cond}),
-            j{i} AS MATERIALIZED (
-                SELECT p.uid, p.t0, p.t, e.ts FROM s{i - 1} p FULL JOIN e{i} e ON e.uid = p.uid),
-            s{i} AS MATERIALIZED (
-                SELECT p.uid, p.t0, MIN(p.ts) AS t FROM j{i} p
-                WHERE p.ts > p.t AND p.ts <= {window_sql}
-                GROUP BY p.uid, p.t0)"""
-            )
-            params += [*cond_params, window_param]
-        else:
-            ctes.append(
-                f"""s{i} AS (
-                SELECT p.uid, p.t0, MIN(e.ts) AS t
-                FROM s{i - 1} p JOIN ev e ON e.uid = p.uid
-                WHERE e.ts > p.t AND e.ts <= {window_sql} AND {cond}
-                GROUP BY p.uid, p.t0)"""
-            )
-            params += [window_param, *cond_params]
-    counts_sql = ", ".join(f"(SELECT COUNT(*) FROM s{i})" for i in range(len(steps)))
-    return f"WITH {', '.join(ctes)} SELECT {counts_sql}", params
+    for i, key in enumerate(steps[1:], start=1):
+        cond, cond_params = match(key)
+        carried = ", ".join(f"MIN(p.t{k}) AS t{k}" for k in range(i))
+        sql = f"""SELECT p.uid, {carried},
+            MIN(e.ts) FILTER (WHERE e.ts > p.t{i - 1} AND e.ts <= {window_sql}) AS t{i}
+        FROM ({sql}) p {join} ({_EVENTS_OF_STEP.format(events_index, cond)}) e ON e.uid = p.uid
+        GROUP BY p.uid"""
+        params = [window_param, *params, org.pk, db_datetime(lo), db_datetime(horizon), *cond_params]
+    counts_sql = ", ".join(f"COUNT(f.t{i})" for i in range(len(steps)))
+    return f"SELECT {counts_sql} FROM ({sql}) f", params
 
 
 @contextmanager

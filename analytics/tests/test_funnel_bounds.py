@@ -54,6 +54,19 @@ def test_the_funnel_plan_joins_nothing_in_a_loop(org, shop):
         assert shape not in text, text
 
 
+@pytest.mark.skipif(settings.IS_POSTGRES, reason="SQLite's loop")
+def test_on_sqlite_each_later_step_looks_up_each_users_own_events(org, shop):
+    """SQLite loops over the previous step's users: each one's events by the (organization,
+    end user, timestamp) index, never a range over the whole step's feature per user."""
+    sql, params = funnel_sql(org, steps=STEPS, feature_ids=shop, window_days=7, start=D1, end=D3)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        details = [row[3] for row in cursor.fetchall() if "SEARCH e " in row[3]]
+    assert len(details) == len(STEPS), details
+    assert "feature_id=?" in details[0]
+    assert all("end_user_id=?" in d and "feature_id=?" not in d for d in details[1:]), details
+
+
 def test_a_funnel_past_the_time_limit_answers_503(analyst_client, shop, settings):
     if settings.IS_POSTGRES:
         with connection.cursor() as cursor:  # what a web process's connection carries, made tiny
