@@ -24,7 +24,14 @@ from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate, TruncW
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from ..models import (
+    DailyDimensionUsage,
+    DailyFeatureUsage,
+    DailySegmentUsage,
+    DailyUserFeatureUsage,
+    DailyUserUsage,
+)
+from ..rollup_dimensions import EVENTS_MARK, FOLDED, USERS_MARK
 from .cache import cached
 from .common import bounds, days_between, feature_pk, week_monday
 from .filters import (
@@ -72,7 +79,7 @@ class _Source:
             "duration": Sum("total_session_duration"),
             "timed": Sum("timed_events"),
         }
-        if self.rows.model is DailySegmentUsage:
+        if self.rows.model in (DailySegmentUsage, DailyDimensionUsage):
             # Exact per day only (each user is in one segment a day): used for daily series.
             figures["users"] = Sum("active_users")
         elif self.rows.model is not DailyFeatureUsage:
@@ -102,12 +109,23 @@ def _source(
     users: bool,
     per_feature: bool,
     daily_users: bool = False,
+    rolled_up: bool = True,
 ) -> _Source:
     """The rows that answer `dimension` under `filters` (see the module docstring); `users`:
-    distinct users are asked (then per-user or raw rows, or segment rows for `daily_users`
-    per age band or gender); `per_feature`: rows of one feature each (feature-usage)."""
+    distinct users are asked (then per-user or raw rows, or segment or dimension rows for
+    `daily_users`); `per_feature`: rows of one feature each (feature-usage); `rolled_up`:
+    False skips the dimension rollup (a property it has no rows of)."""
     feature_id = feature_pk(filters.get("feature"))
     key: Any
+    if rolled_up and _in_dimension_rollup(dimension, filters, users=users, daily_users=daily_users):
+        rows = DailyDimensionUsage.objects.filter(segment_filter(filters), organization=org).filter(
+            _dimension_rows(org, dimension)
+        )
+        if feature_id is not None:
+            rows = rows.filter(feature_id=feature_id)
+        else:
+            rows = rows.filter(feature__isnull=not per_feature)
+        return _Source(rows, F("value"), False)
     if dimension == "event_type" or dimension.startswith(EVENT_PREFIX):
         key = (
             F("event_type")
@@ -147,6 +165,40 @@ def _source(
     return _Source(rows, _text(F("feature__key")), False)
 
 
+def _in_dimension_rollup(dimension: str, filters: Mapping[str, Any], *, users: bool, daily_users: bool) -> bool:
+    """Whether DailyDimensionUsage answers: event type, an event or user property, under
+    the filters it carries (feature, age, gender; not a user-property filter), for events
+    and session time, and distinct users only per day (its rows count them per day)."""
+    rolled_dimension = dimension == "event_type" or dimension.startswith((EVENT_PREFIX, USER_PREFIX))
+    person_ok = not has_person_filter(filters) or has_rolled_up_person_filter(filters)
+    return rolled_dimension and person_ok and (not users or daily_users)
+
+
+def _dimension_rows(org: Organization, dimension: str) -> Q:
+    """The dimension's rows, and for a property the day's marker rows ("(none)": every
+    event, or every user's) on the days without a row of it (no event or profile had it)."""
+    if dimension == "event_type":
+        return Q(dimension=dimension)
+    mark = EVENTS_MARK if dimension.startswith(EVENT_PREFIX) else USERS_MARK
+    carried = DailyDimensionUsage.objects.filter(organization=org, dimension=dimension, date=OuterRef("date"))
+    return Q(dimension=dimension) | Q(Q(dimension=mark) & ~Exists(carried))
+
+
+def _rolled_source(
+    org: Organization, dimension: str, filters: Mapping[str, Any], start: date, end: date, metric: str, **how: Any
+) -> tuple[_Source, list[str]]:
+    """The source of `dimension` and its top values: the dimension rollup's, unless it has
+    no row of the dimension over the range (a property past the rollup's per-day key cap,
+    or one no event carries: all "(none)"), then the per-user or raw rows, which answer
+    exactly at their cost."""
+    source = _source(org, dimension, filters, **how)
+    top = _top_keys(source, start, end, metric)
+    if top or source.rows.model is not DailyDimensionUsage:
+        return source, top
+    source = _source(org, dimension, filters, rolled_up=False, **how)
+    return source, _top_keys(source, start, end, metric)
+
+
 def _value(metric: str, row: Mapping[str, Any]) -> float:
     if metric == "events":
         return row["events"] or 0
@@ -162,6 +214,7 @@ def _top_keys(source: _Source, start: date, end: date, metric: str) -> list[str]
     totals = (
         source.within(start, end)
         .annotate(bkey=source.key)
+        .exclude(bkey=FOLDED)
         .values("bkey")
         .annotate(**{order: figures[order]})
         .order_by(f"-{order}", "bkey")
@@ -192,8 +245,9 @@ def breakdown_totals(
     filters = {k: v for k, v in (filters or {}).items() if v}
     if metric == "active_users" and (dimension in ("age", "gender") or dimension.startswith(USER_PREFIX)):
         return _people_totals(org, dimension, start, end, filters)
-    source = _source(org, dimension, filters, users=metric == "active_users", per_feature=False)
-    top = _top_keys(source, start, end, metric)
+    source, top = _rolled_source(
+        org, dimension, filters, start, end, metric, users=metric == "active_users", per_feature=False
+    )
     rows = source.within(start, end).annotate(bkey=source.key)
     in_top = Q(bkey__in=top)
     shown = {r["bkey"]: _value(metric, r) for r in _grouped(source, rows.filter(in_top), ["bkey"], metric)}
@@ -266,8 +320,9 @@ def breakdown_series(
     filters = {k: v for k, v in (filters or {}).items() if v}
     buckets = days_between(start, end) if interval == "day" else days_between(week_monday(start), week_monday(end))[::7]
     users = metric == "active_users"
-    source = _source(org, dimension, filters, users=users, per_feature=False, daily_users=interval == "day")
-    top = _top_keys(source, start, end, metric)
+    source, top = _rolled_source(
+        org, dimension, filters, start, end, metric, users=users, per_feature=False, daily_users=interval == "day"
+    )
     rows = source.within(start, end).annotate(bkey=source.key, bucket=source.bucket(interval))
     in_top = Q(bkey__in=top)
     values: dict[str, dict[date, float]] = defaultdict(dict)
@@ -290,8 +345,7 @@ def breakdown_by_feature(
     """{feature_id: [{key, value}]}: each feature's events over start..end per value of
     `dimension` (the top values over all features, then "other")."""
     filters = {k: v for k, v in (filters or {}).items() if v}
-    source = _source(org, dimension, filters, users=False, per_feature=True)
-    top = _top_keys(source, start, end, "events")
+    source, top = _rolled_source(org, dimension, filters, start, end, "events", users=False, per_feature=True)
     rows = source.within(start, end).annotate(bkey=source.key)
     in_top = Q(bkey__in=top)
     split: dict[int, dict[str, float]] = defaultdict(dict)
