@@ -106,7 +106,10 @@ def indexes_drop(cursor):
 
 def indexes_create(cursor):
     cursor.execute("SET maintenance_work_mem = '1GB'")
-    cursor.execute(_UNIQUE)
+    cursor.execute("SELECT relkind FROM pg_class WHERE relname = 'telemetry_usageevent'")
+    if cursor.fetchone()[0] != "p":
+        # A partitioned table keeps its own unique key (with the timestamp) through the load.
+        cursor.execute(_UNIQUE)
     for sql in _INDEXES.values():
         cursor.execute(sql)
 
