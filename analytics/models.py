@@ -166,8 +166,9 @@ class DailyDimensionUsage(models.Model):
     instead of raw events (analytics.rollup_dimensions builds it and documents the caps).
     `value` is "(none)" where the event or profile lacks the property, "" for the values
     folded together past the per-day cap (shown as "other"). Active users are distinct per
-    row: exact per day for a user property (one value per user), a sum of per-value counts
-    across values of an event dimension."""
+    row, on the all-features rows, and on the per-feature rows of user properties; the
+    per-feature rows of event dimensions leave them 0 (that would cost a per-user pass per
+    feature; a feature's users per event value are read from raw events)."""
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
     date = models.DateField()

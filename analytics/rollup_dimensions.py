@@ -48,112 +48,143 @@ USERS_MARK = "user.*"
 
 _AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
     WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
+_SEGMENT = f"{_AGE_BAND_SQL} AS age_band, COALESCE(u.gender, '') AS gender"
 
 
-def _json(sql_pg: str, sql_lite: str) -> str:
-    return sql_pg if connection.vendor == "postgresql" else sql_lite
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
 
 
-def _events_stage_sql() -> str:
-    each = _json(
-        "jsonb_each_text(CASE WHEN jsonb_typeof(g.metadata) = 'object' THEN g.metadata ELSE '{}'::jsonb END)",
-        "json_each(CASE WHEN json_type(g.metadata) = 'object' THEN g.metadata ELSE '{}' END)",
-    )
-    value = _json("p.value", "CAST(p.value AS TEXT)")
+def _prop(column: str) -> str:
+    """SQL for the text of property `k.name` of a JSON column, NULL when absent."""
+    if _postgres():
+        return f"({column} ->> k.name)"
+    return f"""CAST(json_extract({column}, '$."' || k.name || '"') AS TEXT)"""
+
+
+def _or_none(expr: str) -> str:
+    return f"COALESCE(NULLIF({expr}, ''), '{NONE}')"
+
+
+# The day's events per (feature, end user, event type, metadata): what every event
+# dimension is read from (property values repeat, so this is far fewer rows than events).
+_GROUPED_SQL = """
+INSERT INTO ddu_g (feature_id, uid, event_type, metadata, events, duration, timed)
+SELECT feature_id, COALESCE(end_user_id, 0), event_type, metadata, COUNT(*),
+       COALESCE(SUM(session_duration), 0), COUNT(session_duration)
+FROM telemetry_usageevent
+WHERE organization_id = %s AND timestamp >= %s AND timestamp < %s
+GROUP BY feature_id, COALESCE(end_user_id, 0), event_type, metadata
+"""
+
+
+def _event_keys_sql() -> str:
+    if _postgres():
+        keys = "jsonb_object_keys(CASE WHEN jsonb_typeof(g.metadata) = 'object' THEN g.metadata ELSE '{}' END) p"
+        key = "p"
+    else:
+        keys = "json_each(CASE WHEN json_type(g.metadata) = 'object' THEN g.metadata ELSE '{}' END) p"
+        key = "p.key"
     return f"""
-CREATE TEMP TABLE ddu_stage AS
-WITH g AS (
-    SELECT feature_id, COALESCE(end_user_id, 0) AS uid, event_type, metadata, COUNT(*) AS events,
-           COALESCE(SUM(session_duration), 0) AS duration, COUNT(session_duration) AS timed
-    FROM telemetry_usageevent
-    WHERE organization_id = %s AND timestamp >= %s AND timestamp < %s
-    GROUP BY feature_id, COALESCE(end_user_id, 0), event_type, metadata
-), kv AS (
-    SELECT feature_id, uid, '{EVENTS_MARK}' AS dim, '{NONE}' AS val, events, duration, timed FROM g
-    UNION ALL
-    SELECT feature_id, uid, 'event_type', NULLIF(event_type, ''), events, duration, timed FROM g
-    UNION ALL
-    SELECT g.feature_id, g.uid, 'event.' || p.key, NULLIF({value}, ''), g.events, g.duration, g.timed
-    FROM g, {each} p
-)
-SELECT feature_id, uid, dim, val, SUM(events) AS events, SUM(duration) AS duration, SUM(timed) AS timed
-FROM kv WHERE val IS NOT NULL
-GROUP BY feature_id, uid, dim, val
+SELECT {key}, SUM(g.events) FROM ddu_g g, {keys}
+GROUP BY {key} ORDER BY SUM(g.events) DESC, {key} LIMIT {_KEY_CANDIDATES}
 """
 
 
 def _user_keys_sql() -> str:
-    each = _json(
-        "jsonb_object_keys(CASE WHEN jsonb_typeof(u.properties) = 'object' THEN u.properties ELSE '{}'::jsonb END)",
-        "json_each(CASE WHEN json_type(u.properties) = 'object' THEN u.properties ELSE '{}' END)",
-    )
-    key = _json("p", "p.key")
+    if _postgres():
+        keys = "jsonb_object_keys(CASE WHEN jsonb_typeof(u.properties) = 'object' THEN u.properties ELSE '{}' END) p"
+        key = "p"
+    else:
+        keys = "json_each(CASE WHEN json_type(u.properties) = 'object' THEN u.properties ELSE '{}' END) p"
+        key = "p.key"
     return f"""
-SELECT {key}, COUNT(*) FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id, {each} p
+SELECT {key}, COUNT(*) FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id, {keys}
 WHERE r.organization_id = %s AND r.date = %s
 GROUP BY {key} ORDER BY COUNT(*) DESC, {key} LIMIT {_KEY_CANDIDATES}
 """
 
 
-def _user_stage_sql() -> str:
-    prop = _json("u.properties ->> k.name", """json_extract(u.properties, '$."' || k.name || '"')""")
-    return f"""
-INSERT INTO ddu_stage (feature_id, uid, dim, val, events, duration, timed)
-SELECT r.feature_id, r.end_user_id, k.dim, COALESCE(NULLIF(CAST({prop} AS TEXT), ''), '{NONE}'),
-       r.event_count, r.total_session_duration, r.timed_events
-FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
-CROSS JOIN ddu_keys k
+def _event_value() -> str:
+    return f"""CASE WHEN k.dim = 'event_type' THEN {_or_none("g.event_type")}
+        WHEN k.dim = '{EVENTS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop("g.metadata"))} END"""
+
+
+def _user_value() -> str:
+    return f"CASE WHEN k.dim = '{USERS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop('u.properties'))} END"
+
+
+_STAGE_COLUMNS = "INSERT INTO ddu_stage (feature_id, age_band, gender, dim, val, events, users, duration, timed)"
+
+
+def _stage_sqls() -> list[str]:
+    """The per-feature rows before the value cap: events and session time per segment and
+    value (users for user properties, one value per user; none for event dimensions)."""
+    event_value, user_value = _event_value(), _user_value()
+    return [
+        f"""{_STAGE_COLUMNS}
+SELECT g.feature_id, {_SEGMENT}, k.dim, {event_value}, SUM(g.events), 0, SUM(g.duration), SUM(g.timed)
+FROM ddu_g g LEFT JOIN telemetry_enduser u ON u.id = g.uid CROSS JOIN ddu_keys k
+WHERE k.kind = 'event'
+GROUP BY g.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), k.dim, {event_value}""",
+        f"""{_STAGE_COLUMNS}
+SELECT r.feature_id, {_SEGMENT}, k.dim, {user_value}, SUM(r.event_count), COUNT(*),
+       SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id CROSS JOIN ddu_keys k
 WHERE r.organization_id = %s AND r.date = %s AND k.kind = 'user'
-UNION ALL
-SELECT r.feature_id, r.end_user_id, '{USERS_MARK}', '{NONE}', r.event_count, r.total_session_duration,
-       r.timed_events
-FROM analytics_dailyuserfeatureusage r
-WHERE r.organization_id = %s AND r.date = %s
-"""
+GROUP BY r.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), k.dim, {user_value}""",
+    ]
 
 
-# Events of a (feature, user) without a value for an event dimension: the total less the rest.
-_NONE_SQL = f"""
-INSERT INTO ddu_stage (feature_id, uid, dim, val, events, duration, timed)
-SELECT t.feature_id, t.uid, k.dim, '{NONE}', t.events - COALESCE(p.events, 0),
-       t.duration - COALESCE(p.duration, 0), t.timed - COALESCE(p.timed, 0)
-FROM ddu_stage t JOIN ddu_keys k ON k.kind = 'event'
-LEFT JOIN (
-    SELECT feature_id, uid, dim, SUM(events) AS events, SUM(duration) AS duration, SUM(timed) AS timed
-    FROM ddu_stage WHERE dim <> '{EVENTS_MARK}' GROUP BY feature_id, uid, dim
-) p ON p.feature_id = t.feature_id AND p.uid = t.uid AND p.dim = k.dim
-WHERE t.dim = '{EVENTS_MARK}' AND t.events > COALESCE(p.events, 0)
-"""
-
+# The MAX_VALUES values of each dimension with most events, over all features.
 _TOP_SQL = f"""
 CREATE TEMP TABLE ddu_top AS
 SELECT dim, val FROM (
-    SELECT s.dim, s.val, ROW_NUMBER() OVER (PARTITION BY s.dim ORDER BY SUM(s.events) DESC, s.val) AS n
-    FROM ddu_stage s JOIN ddu_keys k ON k.dim = s.dim
-    GROUP BY s.dim, s.val
+    SELECT dim, val, ROW_NUMBER() OVER (PARTITION BY dim ORDER BY SUM(events) DESC, val) AS n
+    FROM ddu_stage GROUP BY dim, val
 ) ranked WHERE n <= {MAX_VALUES}
 """
 
-_ROWS_SELECT = f"""
-SELECT %s, %s, {{feature}}, s.dim, COALESCE(t.val, '{FOLDED}'), {_AGE_BAND_SQL}, COALESCE(u.gender, ''),
-       SUM(s.events), COUNT(DISTINCT NULLIF(s.uid, 0)), SUM(s.duration), SUM(s.timed)
-FROM ddu_stage s JOIN ddu_keys k ON k.dim = s.dim
-LEFT JOIN ddu_top t ON t.dim = s.dim AND t.val = s.val
-LEFT JOIN telemetry_enduser u ON u.id = s.uid
-GROUP BY {{group}}s.dim, COALESCE(t.val, '{FOLDED}'), {_AGE_BAND_SQL}, COALESCE(u.gender, '')
-"""
-_INSERT_SQL = (
-    """
-INSERT INTO analytics_dailydimensionusage (
+_COLUMNS = """INSERT INTO analytics_dailydimensionusage (
     organization_id, date, feature_id, dimension, value, age_band, gender, event_count, active_users,
-    total_session_duration, timed_events)
-"""
-    + _ROWS_SELECT.format(feature="s.feature_id", group="s.feature_id, ")
-    + "UNION ALL"
-    + _ROWS_SELECT.format(feature="NULL", group="")
-)
+    total_session_duration, timed_events)"""
+_KEPT = f"COALESCE(t.val, '{FOLDED}')"
 
-_TEMP_TABLES = ("ddu_stage", "ddu_keys", "ddu_top")
+
+def _insert_sqls() -> list[str]:
+    """Per feature: the stage rows with the cap applied. For all features, distinct users:
+    an event dimension's per (user, dimension, kept value) first — a user with several
+    values folded into "other" counts once there — then per segment; a user property's
+    straight from the per-user rows (one value per user)."""
+    event_value, user_value = _event_value(), _user_value()
+    return [
+        f"""{_COLUMNS}
+SELECT %s, %s, s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender, SUM(s.events), SUM(s.users), SUM(s.duration),
+       SUM(s.timed)
+FROM ddu_stage s LEFT JOIN ddu_top t ON t.dim = s.dim AND t.val = s.val
+GROUP BY s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender""",
+        f"""{_COLUMNS}
+SELECT %s, %s, NULL, v.dim, v.val, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(v.events), COUNT(NULLIF(v.uid, 0)),
+       SUM(v.duration), SUM(v.timed)
+FROM (
+    SELECT g.uid, k.dim, {_KEPT} AS val, SUM(g.events) AS events, SUM(g.duration) AS duration,
+           SUM(g.timed) AS timed
+    FROM ddu_g g CROSS JOIN ddu_keys k LEFT JOIN ddu_top t ON t.dim = k.dim AND t.val = {event_value}
+    WHERE k.kind = 'event'
+    GROUP BY g.uid, k.dim, {_KEPT}
+) v LEFT JOIN telemetry_enduser u ON u.id = v.uid
+GROUP BY v.dim, v.val, {_AGE_BAND_SQL}, COALESCE(u.gender, '')""",
+        f"""{_COLUMNS}
+SELECT %s, %s, NULL, k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(r.event_count), COUNT(*),
+       SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id CROSS JOIN ddu_keys k
+LEFT JOIN ddu_top t ON t.dim = k.dim AND t.val = {user_value}
+WHERE r.organization_id = %s AND r.date = %s AND k.kind = 'user'
+GROUP BY k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, '')""",
+    ]
+
+
+_TEMP_TABLES = ("ddu_g", "ddu_stage", "ddu_keys", "ddu_top")
 
 
 def _chosen(candidates: list[tuple[str, Any]], limit: int) -> list[str]:
@@ -171,22 +202,38 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     cursor.execute(
         "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s", [org_id, day_param]
     )
-    cursor.execute(_events_stage_sql(), [org_id, *window])
+    # Text compared byte-wise on PostgreSQL: the groupings and joins sort no collated text.
+    text = 'TEXT COLLATE "C"' if _postgres() else "TEXT"
+    json = "JSONB" if _postgres() else "TEXT"
     cursor.execute(
-        "SELECT dim, SUM(events) FROM ddu_stage WHERE dim LIKE 'event.%%' GROUP BY dim "
-        f"ORDER BY SUM(events) DESC, dim LIMIT {_KEY_CANDIDATES}"
+        f"CREATE TEMP TABLE ddu_g (feature_id BIGINT, uid BIGINT, event_type {text}, metadata {json}, "
+        "events BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
     )
-    event_keys = _chosen([(dim[len("event.") :], n) for dim, n in cursor.fetchall()], MAX_EVENT_KEYS)
+    cursor.execute(_GROUPED_SQL, [org_id, *window])
+    if _postgres():
+        # Row estimates, so the groupings below hash rather than sort (a temporary table has
+        # no statistics otherwise).
+        cursor.execute("ANALYZE ddu_g")
+    cursor.execute(_event_keys_sql())
+    event_keys = _chosen(cursor.fetchall(), MAX_EVENT_KEYS)
     cursor.execute(_user_keys_sql(), [org_id, day_param])
     user_keys = _chosen(cursor.fetchall(), MAX_USER_KEYS)
-    cursor.execute("CREATE TEMP TABLE ddu_keys (kind VARCHAR(5), dim TEXT, name TEXT)")
-    keys = [("mark", EVENTS_MARK, ""), ("mark", USERS_MARK, ""), ("event", "event_type", "")]
+    cursor.execute(f"CREATE TEMP TABLE ddu_keys (kind VARCHAR(5), dim {text}, name TEXT)")
+    keys = [("event", EVENTS_MARK, ""), ("user", USERS_MARK, ""), ("event", "event_type", "")]
     keys += [("event", f"event.{name}", name) for name in event_keys]
     keys += [("user", f"user.{name}", name) for name in user_keys]
     cursor.executemany("INSERT INTO ddu_keys (kind, dim, name) VALUES (%s, %s, %s)", keys)
-    cursor.execute(_NONE_SQL)
-    cursor.execute(_user_stage_sql(), [org_id, day_param, org_id, day_param])
+    cursor.execute(
+        f"CREATE TEMP TABLE ddu_stage (feature_id BIGINT, age_band VARCHAR(5), gender VARCHAR(1), dim {text}, "
+        f"val {text}, events BIGINT, users BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
+    )
+    event_stage, user_stage = _stage_sqls()
+    cursor.execute(event_stage)
+    cursor.execute(user_stage, [org_id, day_param])
     cursor.execute(_TOP_SQL)
-    cursor.execute(_INSERT_SQL, [org_id, day_param, org_id, day_param])
+    per_feature, event_all, user_all = _insert_sqls()
+    cursor.execute(per_feature, [org_id, day_param])
+    cursor.execute(event_all, [org_id, day_param])
+    cursor.execute(user_all, [org_id, day_param, org_id, day_param])
     for table in _TEMP_TABLES:
         cursor.execute(f"DROP TABLE {table}")

@@ -168,10 +168,14 @@ def _source(
 def _in_dimension_rollup(dimension: str, filters: Mapping[str, Any], *, users: bool, daily_users: bool) -> bool:
     """Whether DailyDimensionUsage answers: event type, an event or user property, under
     the filters it carries (feature, age, gender; not a user-property filter), for events
-    and session time, and distinct users only per day (its rows count them per day)."""
-    rolled_dimension = dimension == "event_type" or dimension.startswith((EVENT_PREFIX, USER_PREFIX))
+    and session time, and distinct users only per day over all features (an event
+    dimension) or per day (a user property)."""
+    event_dimension = dimension == "event_type" or dimension.startswith(EVENT_PREFIX)
+    rolled_dimension = event_dimension or dimension.startswith(USER_PREFIX)
     person_ok = not has_person_filter(filters) or has_rolled_up_person_filter(filters)
-    return rolled_dimension and person_ok and (not users or daily_users)
+    # Its per-feature rows of an event dimension carry no users (see the model).
+    users_ok = not users or (daily_users and not (event_dimension and filters.get("feature")))
+    return rolled_dimension and person_ok and users_ok
 
 
 def _dimension_rows(org: Organization, dimension: str) -> Q:

@@ -52,7 +52,7 @@ def _randomized(org, seed=15):
     for _ in range(500):
         metadata = {}
         if rng.random() < 0.6:
-            metadata["source"] = rng.choice(["email", "ads", "direct", "", None])
+            metadata["source"] = rng.choice(["email", "ads", "direct", ""])
         if rng.random() < 0.3:
             metadata["n"] = rng.choice([1, 2, 7])
         day = FIRST + timedelta(days=rng.randrange(DAYS))
