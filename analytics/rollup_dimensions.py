@@ -6,22 +6,25 @@ those dimensions never read raw events.
 Built inside `rollup_day`'s transaction, after the per-user rows are final, in a few
 statements over temporary tables, all in the database:
 
-1. the day's events grouped by (feature, end user, event type, metadata) — a handful of
-   rows per user and feature when property values repeat — then expanded into one row per
-   (feature, end user, dimension, value), plus a total per (feature, end user);
-   user properties come from the day's per-user feature rows and each end user's profile
-   as it is at rollup time (as the person segments take age and gender);
-2. events without a property (or with an empty one) become the value "(none)": the total
-   minus what carried a value, per (feature, end user);
-3. the caps, so hostile cardinality cannot blow the table up: at most MAX_EVENT_KEYS event
-   properties and MAX_USER_KEYS user properties per organisation and day (the ones on most
-   events, and only names a breakdown can ask for), and per dimension the MAX_VALUES values
-   with most events; the rest of a dimension's values are folded into the value ""
-   (shown as "other"). A property past the key cap has no rows that day;
-4. one row per (feature or all features, dimension, value, age band, gender).
+1. the day's events grouped by (feature, end user, event type, metadata) (`ddu_g`): what
+   every event dimension is read from, each chosen property's value (or "(none)" where an
+   event lacks it or has it empty) taken per group;
+2. the caps, so hostile cardinality cannot blow the table up: at most MAX_EVENT_KEYS event
+   properties and MAX_USER_KEYS user properties per organisation and day (those on most
+   events or active users, and only names a breakdown can ask for); per dimension the
+   MAX_VALUES values with most events are kept and the rest folded into the value ""
+   (shown as "other");
+3. per feature and segment: events and session time per value (`ddu_stage`; users too for
+   user properties, read from the day's per-user feature rows and each end user's profile
+   as it is at rollup time, as the person segments take age and gender);
+4. for all features, with distinct daily users: an event dimension per (user, value) from
+   `ddu_g`, a user property straight from the per-user rows (one value per user);
+5. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
+   queries read on days without a row of the asked property (a key past the cap that day
+   reads as "(none)" too).
 
-Cost: one more index range scan of the day's events and a grouping of their distinct
-(feature, user, type, metadata) combinations; measured in docs/benchmarks.md."""
+Cost: one more index range scan of the day's events grouped as above, and a few groupings of
+rows far fewer than events; measured in docs/benchmarks.md."""
 
 from __future__ import annotations
 
