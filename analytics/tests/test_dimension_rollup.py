@@ -78,6 +78,26 @@ def _text(value):
     return "(none)" if value is None or value == "" else str(value)
 
 
+def _kept(e, person, filters):
+    if filters.get("feature") and e.feature_id != filters["feature"]:
+        return False
+    if filters.get("gender") and (person is None or person.gender != filters["gender"]):
+        return False
+    if filters.get("age"):
+        low, high = AGE_BANDS[filters["age"]]
+        return person is not None and person.age is not None and low <= person.age <= high
+    return True
+
+
+def _value(e, person, dimension):
+    """The event's value of `dimension`; None for a user property of an anonymous event."""
+    if dimension == "event_type":
+        return _text(e.event_type)
+    if dimension.startswith("event."):
+        return _text(e.metadata.get(dimension[len("event.") :]))
+    return None if person is None else _text(person.properties.get(dimension[len("user.") :]))
+
+
 def _expected(org, dimension, filters, metric):
     """{value: {day: figure}} from raw events: events, daily distinct users or the average
     session (Σ durations / events with one) per value of `dimension` under `filters`."""
@@ -88,22 +108,11 @@ def _expected(org, dimension, filters, metric):
     timed = defaultdict(lambda: defaultdict(int))
     for e in UsageEvent.objects.filter(organization=org):
         person = people.get(e.end_user_id)
-        if filters.get("feature") and e.feature_id != filters["feature"]:
+        if not _kept(e, person, filters):
             continue
-        if filters.get("gender") and (person is None or person.gender != filters["gender"]):
+        value = _value(e, person, dimension)
+        if value is None:
             continue
-        if filters.get("age"):
-            low, high = AGE_BANDS[filters["age"]]
-            if person is None or person.age is None or not low <= person.age <= high:
-                continue
-        if dimension == "event_type":
-            value = _text(e.event_type)
-        elif dimension.startswith("event."):
-            value = _text(e.metadata.get(dimension[len("event.") :]))
-        else:
-            if person is None:
-                continue
-            value = _text(person.properties.get(dimension[len("user.") :]))
         day = e.timestamp.date()
         events[value][day] += 1
         if person is not None:
