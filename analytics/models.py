@@ -185,7 +185,8 @@ class DailyDimensionUsage(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["organization", "dimension", "date"], name="ddu_org_dim_date_idx"),
+            # One dimension's rows of all features (feature NULL) or one feature over a range.
+            models.Index(fields=["organization", "dimension", "feature", "date"], name="ddu_org_dim_feature_date_idx"),
             # The rollup replaces a day whole.
             models.Index(fields=["organization", "date"], name="ddu_org_date_idx"),
         ]
