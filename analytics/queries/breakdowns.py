@@ -118,7 +118,7 @@ def _source(
     feature_id = feature_pk(filters.get("feature"))
     key: Any
     if rolled_up and _in_dimension_rollup(dimension, filters, users=users, daily_users=daily_users):
-        rows = DailyDimensionUsage.objects.filter(segment_filter(filters), organization=org).filter(
+        rows: QuerySet[Any] = DailyDimensionUsage.objects.filter(segment_filter(filters), organization=org).filter(
             _dimension_rows(org, dimension)
         )
         if feature_id is not None:
