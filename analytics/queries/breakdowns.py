@@ -4,9 +4,11 @@ and "other", for usage-summary, timeseries and feature-usage.
 
 Each dimension is read from the cheapest rows that carry it: features from the feature
 rollups, age band and gender from the person-segment rollups (events and session time) or
-the per-user rollups (distinct users, or a user-property filter), user properties from the
-per-user rollups through the end user, and event type and event properties from the raw
-events of the range (no rollup keeps them). Every function runs a fixed number of queries."""
+the per-user rollups (distinct users, or a user-property filter), event type, event
+properties and user properties from the dimension rollup (DailyDimensionUsage: events,
+session time, daily users) and otherwise — a user-property filter, distinct users over a
+range or per week, a feature's daily users per event value, a property the rollup has no row
+of — from the per-user rollups or the range's raw events. Every function runs a fixed number of queries."""
 
 from __future__ import annotations
 
