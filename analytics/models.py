@@ -183,3 +183,40 @@ class Segment(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class DailyDimensionUsage(models.Model):
+    """One day's usage per value of a breakdown dimension — `event_type`, `event.<name>` (an
+    event property) or `user.<name>` (an end-user property, from the profile at rollup time,
+    as the person segments take age and gender) — per person segment (age band × gender),
+    for all features (`feature` NULL) and per feature: what the event-count breakdowns read
+    instead of raw events (analytics.rollup_dimensions builds it and documents the caps).
+    `value` is "(none)" where the event or profile lacks the property, "" for the values
+    folded together past the per-day cap (shown as "other"). Active users are distinct per
+    row, on the all-features rows, and on the per-feature rows of user properties; the
+    per-feature rows of event dimensions leave them 0 (that would cost a per-user pass per
+    feature; a feature's users per event value are read from raw events)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+    feature = models.ForeignKey("telemetry.Feature", null=True, on_delete=models.CASCADE, related_name="+")
+    dimension = models.CharField(max_length=120)
+    value = models.TextField(blank=True)
+    # As DailySegmentUsage: "<18", "18-40", ">40" or "" (unknown age, or an anonymous event).
+    age_band = models.CharField(max_length=5, blank=True)
+    gender = models.CharField(max_length=1, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    active_users = models.PositiveIntegerField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    timed_events = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # One dimension's rows of all features (feature NULL) or one feature over a range.
+            models.Index(fields=["organization", "dimension", "feature", "date"], name="ddu_org_dim_feature_date_idx"),
+            # The rollup replaces a day whole.
+            models.Index(fields=["organization", "date"], name="ddu_org_date_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.date} {self.feature_id} {self.dimension}={self.value}: {self.event_count}"

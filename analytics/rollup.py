@@ -32,6 +32,7 @@ from tenants.models import Organization
 
 from .active_days import rollup_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from .rollup_dimensions import dimensions_day_build
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
         day_param = ops.adapt_datefield_value(day)
         cursor.execute(_SEGMENT_SQL, [org_id, day_param, org_id, day_param])
+        dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     _bump_generation([org_id])

@@ -259,6 +259,17 @@ def api_paths(org, last):
         ("breakdown timeseries events/day by event.source, 30 days", f"timeseries?{r30}&breakdown=event.source"),
         ("breakdown feature-usage by age, 90 days", f"feature-usage?{r90}&breakdown=age"),
         ("breakdown feature-usage by gender F by plan, 30 days", f"feature-usage?{r30}&gender=F&breakdown=user.plan"),
+        ("breakdown timeseries events/day by event_type, 90 days", f"timeseries?{r90}&breakdown=event_type"),
+        (
+            "breakdown timeseries users/day by user.plan, 30 days",
+            f"timeseries?{r30}&metric=active_users&breakdown=user.plan",
+        ),
+        (
+            "breakdown timeseries events/day by event.source gender=F, 30 days",
+            f"timeseries?{r30}&gender=F&breakdown=event.source",
+        ),
+        ("breakdown usage-summary by event_type, 30 days", f"usage-summary?{r30}&breakdown=event_type"),
+        ("breakdown feature-usage by event.source, 30 days", f"feature-usage?{r30}&breakdown=event.source"),
     ]
 
 
@@ -269,6 +280,8 @@ def page_paths(org, last):
         "/",
         "/?gender=F",
         "/?breakdown=age",
+        "/?breakdown=event_type",
+        "/?breakdown=user.plan",
         "/features/",
         f"/features/{feature.pk}/",
         "/users/",

@@ -4,9 +4,11 @@ and "other", for usage-summary, timeseries and feature-usage.
 
 Each dimension is read from the cheapest rows that carry it: features from the feature
 rollups, age band and gender from the person-segment rollups (events and session time) or
-the per-user rollups (distinct users, or a user-property filter), user properties from the
-per-user rollups through the end user, and event type and event properties from the raw
-events of the range (no rollup keeps them). Every function runs a fixed number of queries."""
+the per-user rollups (distinct users, or a user-property filter), event type, event
+properties and user properties from the dimension rollup (DailyDimensionUsage: events,
+session time, daily users) and otherwise — a user-property filter, distinct users over a
+range or per week, a feature's daily users per event value, a property the rollup has no row
+of — from the per-user rollups or the range's raw events. Every function runs a fixed number of queries."""
 
 from __future__ import annotations
 
@@ -24,7 +26,15 @@ from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate, TruncW
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage, UserActiveDays
+from ..models import (
+    DailyDimensionUsage,
+    DailyFeatureUsage,
+    DailySegmentUsage,
+    DailyUserFeatureUsage,
+    DailyUserUsage,
+    UserActiveDays,
+)
+from ..rollup_dimensions import EVENTS_MARK, FOLDED, USERS_MARK
 from . import active
 from .cache import cached
 from .common import bounds, days_between, feature_pk, week_monday
@@ -73,7 +83,7 @@ class _Source:
             "duration": Sum("total_session_duration"),
             "timed": Sum("timed_events"),
         }
-        if self.rows.model is DailySegmentUsage:
+        if self.rows.model in (DailySegmentUsage, DailyDimensionUsage):
             # Exact per day only (each user is in one segment a day): used for daily series.
             figures["users"] = Sum("active_users")
         elif self.rows.model is not DailyFeatureUsage:
@@ -103,12 +113,23 @@ def _source(
     users: bool,
     per_feature: bool,
     daily_users: bool = False,
+    rolled_up: bool = True,
 ) -> _Source:
     """The rows that answer `dimension` under `filters` (see the module docstring); `users`:
-    distinct users are asked (then per-user or raw rows, or segment rows for `daily_users`
-    per age band or gender); `per_feature`: rows of one feature each (feature-usage)."""
+    distinct users are asked (then per-user or raw rows, or segment or dimension rows for
+    `daily_users`); `per_feature`: rows of one feature each (feature-usage); `rolled_up`:
+    False skips the dimension rollup (a property it has no rows of)."""
     feature_id = feature_pk(filters.get("feature"))
     key: Any
+    if rolled_up and _in_dimension_rollup(dimension, filters, users=users, daily_users=daily_users):
+        rows: QuerySet[Any] = DailyDimensionUsage.objects.filter(segment_filter(filters), organization=org).filter(
+            _dimension_rows(org, dimension)
+        )
+        if feature_id is not None:
+            rows = rows.filter(feature_id=feature_id)
+        else:
+            rows = rows.filter(feature__isnull=not per_feature)
+        return _Source(rows, F("value"), False)
     if dimension == "event_type" or dimension.startswith(EVENT_PREFIX):
         key = (
             F("event_type")
@@ -148,6 +169,46 @@ def _source(
     return _Source(rows, _text(F("feature__key")), False)
 
 
+def _in_dimension_rollup(dimension: str, filters: Mapping[str, Any], *, users: bool, daily_users: bool) -> bool:
+    """Whether DailyDimensionUsage answers: event type, an event or user property, under
+    the filters it carries (feature, age, gender; not a user-property filter), for events
+    and session time, and distinct users only per day over all features (an event
+    dimension) or per day (a user property)."""
+    event_dimension = dimension == "event_type" or dimension.startswith(EVENT_PREFIX)
+    rolled_dimension = event_dimension or dimension.startswith(USER_PREFIX)
+    person_ok = not has_person_filter(filters) or has_rolled_up_person_filter(filters)
+    # Its per-feature rows of an event dimension carry no users (see the model).
+    users_ok = not users or (daily_users and not (event_dimension and filters.get("feature")))
+    return rolled_dimension and person_ok and users_ok
+
+
+def _dimension_rows(org: Organization, dimension: str) -> Q:
+    """The dimension's rows, and for a property the day's marker rows ("(none)": every
+    event, or every user's) on the days without a row of it (no event or profile had it)."""
+    if dimension == "event_type":
+        return Q(dimension=dimension)
+    mark = EVENTS_MARK if dimension.startswith(EVENT_PREFIX) else USERS_MARK
+    carried = DailyDimensionUsage.objects.filter(organization=org, dimension=dimension, date=OuterRef("date"))
+    # An IN the (organization, dimension, feature, date) index serves; the markers' probe
+    # runs for marker rows only.
+    return Q(dimension__in=[dimension, mark]) & ~Q(Q(dimension=mark) & Exists(carried))
+
+
+def _rolled_source(
+    org: Organization, dimension: str, filters: Mapping[str, Any], start: date, end: date, metric: str, **how: Any
+) -> tuple[_Source, list[str]]:
+    """The source of `dimension` and its top values: the dimension rollup's, unless it has
+    no row of the dimension over the range (a property past the rollup's per-day key cap,
+    or one no event carries: all "(none)"), then the per-user or raw rows, which answer
+    exactly at their cost."""
+    source = _source(org, dimension, filters, **how)
+    top = _top_keys(source, start, end, metric)
+    if top or source.rows.model is not DailyDimensionUsage:
+        return source, top
+    source = _source(org, dimension, filters, rolled_up=False, **how)
+    return source, _top_keys(source, start, end, metric)
+
+
 def _value(metric: str, row: Mapping[str, Any]) -> float:
     if metric == "events":
         return row["events"] or 0
@@ -163,6 +224,7 @@ def _top_keys(source: _Source, start: date, end: date, metric: str) -> list[str]
     totals = (
         source.within(start, end)
         .annotate(bkey=source.key)
+        .exclude(bkey=FOLDED)
         .values("bkey")
         .annotate(**{order: figures[order]})
         .order_by(f"-{order}", "bkey")
@@ -193,8 +255,9 @@ def breakdown_totals(
     filters = {k: v for k, v in (filters or {}).items() if v}
     if metric == "active_users" and (dimension in ("age", "gender") or dimension.startswith(USER_PREFIX)):
         return _people_totals(org, dimension, start, end, filters)
-    source = _source(org, dimension, filters, users=metric == "active_users", per_feature=False)
-    top = _top_keys(source, start, end, metric)
+    source, top = _rolled_source(
+        org, dimension, filters, start, end, metric, users=metric == "active_users", per_feature=False
+    )
     rows = source.within(start, end).annotate(bkey=source.key)
     in_top = Q(bkey__in=top)
     shown = {r["bkey"]: _value(metric, r) for r in _grouped(source, rows.filter(in_top), ["bkey"], metric)}
@@ -301,8 +364,9 @@ def breakdown_series(
     users = metric == "active_users"
     if users and interval == "week" and _person_dimension(dimension) and active.answers(filters):
         return _people_weekly(org, dimension, start, end, filters, buckets)
-    source = _source(org, dimension, filters, users=users, per_feature=False, daily_users=interval == "day")
-    top = _top_keys(source, start, end, metric)
+    source, top = _rolled_source(
+        org, dimension, filters, start, end, metric, users=users, per_feature=False, daily_users=interval == "day"
+    )
     rows = source.within(start, end).annotate(bkey=source.key, bucket=source.bucket(interval))
     in_top = Q(bkey__in=top)
     values: dict[str, dict[date, float]] = defaultdict(dict)
@@ -325,8 +389,7 @@ def breakdown_by_feature(
     """{feature_id: [{key, value}]}: each feature's events over start..end per value of
     `dimension` (the top values over all features, then "other")."""
     filters = {k: v for k, v in (filters or {}).items() if v}
-    source = _source(org, dimension, filters, users=False, per_feature=True)
-    top = _top_keys(source, start, end, "events")
+    source, top = _rolled_source(org, dimension, filters, start, end, "events", users=False, per_feature=True)
     rows = source.within(start, end).annotate(bkey=source.key)
     in_top = Q(bkey__in=top)
     split: dict[int, dict[str, float]] = defaultdict(dict)

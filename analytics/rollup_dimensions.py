@@ -1,0 +1,250 @@
+"""The day's dimension rollup (DailyDimensionUsage): events, daily active users and session
+time per value of `event_type`, of the busiest event properties and of the busiest end-user
+properties, per person segment, for all features and per feature — so that breakdowns by
+those dimensions never read raw events.
+
+Built inside `rollup_day`'s transaction, after the per-user rows are final, in a few
+statements over temporary tables, all in the database:
+
+1. the day's events grouped by (feature, end user, event type, metadata) (`ddu_g`): what
+   every event dimension is read from, each chosen property's value (or "(none)" where an
+   event lacks it or has it empty) taken per group;
+2. the caps, so hostile cardinality cannot blow the table up: at most MAX_EVENT_KEYS event
+   properties and MAX_USER_KEYS user properties per organisation and day (those on most
+   events or active users, and only names a breakdown can ask for); per dimension the
+   MAX_VALUES values with most events are kept and the rest folded into the value ""
+   (shown as "other");
+3. per feature and segment: events and session time per value (`ddu_stage`; users too for
+   user properties, read from the day's per-user feature rows and each end user's profile
+   as it is at rollup time, as the person segments take age and gender);
+4. for all features, with distinct daily users: an event dimension per (user, value) from
+   `ddu_g`, a user property straight from the per-user rows (one value per user);
+5. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
+   queries read on days without a row of the asked property (a key past the cap that day
+   reads as "(none)" too).
+
+Cost: one more index range scan of the day's events grouped as above, and a few groupings of
+rows far fewer than events; measured in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from django.db import connection
+
+MAX_EVENT_KEYS = 10
+MAX_USER_KEYS = 10
+MAX_VALUES = 50
+# What a breakdown can name (analytics.filters.property_check): other keys are never asked.
+_NAME_RE = re.compile(r"[A-Za-z0-9_$\-.]{1,100}")
+# Candidate keys read before the name check and the cap.
+_KEY_CANDIDATES = 200
+NONE = "(none)"
+FOLDED = ""
+# Marker dimensions, all "(none)": every event, and every user's events, of the day. A
+# property with no row on a day (no event or profile of the day has it) is all "(none)"
+# that day: the queries read these rows for such days.
+EVENTS_MARK = "event.*"
+USERS_MARK = "user.*"
+
+_AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
+    WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
+_SEGMENT = f"{_AGE_BAND_SQL} AS age_band, COALESCE(u.gender, '') AS gender"
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _prop(column: str) -> str:
+    """SQL for the text of property `k.name` of a JSON column, NULL when absent."""
+    if _postgres():
+        return f"({column} ->> k.name)"
+    return f"""CAST(json_extract({column}, '$."' || k.name || '"') AS TEXT)"""
+
+
+def _or_none(expr: str) -> str:
+    return f"COALESCE(NULLIF({expr}, ''), '{NONE}')"
+
+
+# The day's events per (feature, end user, event type, metadata): what every event
+# dimension is read from (property values repeat, so this is far fewer rows than events).
+_GROUPED_SQL = """
+INSERT INTO ddu_g (feature_id, uid, event_type, metadata, events, duration, timed)
+SELECT feature_id, COALESCE(end_user_id, 0), event_type, metadata, COUNT(*),
+       COALESCE(SUM(session_duration), 0), COUNT(session_duration)
+FROM telemetry_usageevent
+WHERE organization_id = %s AND timestamp >= %s AND timestamp < %s
+GROUP BY feature_id, COALESCE(end_user_id, 0), event_type, metadata
+"""
+
+
+def _event_keys_sql() -> str:
+    if _postgres():
+        keys = "jsonb_object_keys(CASE WHEN jsonb_typeof(g.metadata) = 'object' THEN g.metadata ELSE '{}' END) p"
+        key = "p"
+    else:
+        keys = "json_each(CASE WHEN json_type(g.metadata) = 'object' THEN g.metadata ELSE '{}' END) p"
+        key = "p.key"
+    return f"""
+SELECT {key}, SUM(g.events) FROM ddu_g g, {keys}
+GROUP BY {key} ORDER BY SUM(g.events) DESC, {key} LIMIT {_KEY_CANDIDATES}
+"""
+
+
+def _user_keys_sql() -> str:
+    if _postgres():
+        keys = "jsonb_object_keys(CASE WHEN jsonb_typeof(u.properties) = 'object' THEN u.properties ELSE '{}' END) p"
+        key = "p"
+    else:
+        keys = "json_each(CASE WHEN json_type(u.properties) = 'object' THEN u.properties ELSE '{}' END) p"
+        key = "p.key"
+    return f"""
+SELECT {key}, COUNT(*) FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id, {keys}
+WHERE r.organization_id = %s AND r.date = %s
+GROUP BY {key} ORDER BY COUNT(*) DESC, {key} LIMIT {_KEY_CANDIDATES}
+"""
+
+
+def _event_value() -> str:
+    return f"""CASE WHEN k.dim = 'event_type' THEN {_or_none("g.event_type")}
+        WHEN k.dim = '{EVENTS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop("g.metadata"))} END"""
+
+
+def _user_value() -> str:
+    return f"CASE WHEN k.dim = '{USERS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop('u.properties'))} END"
+
+
+_STAGE_COLUMNS = "INSERT INTO ddu_stage (feature_id, age_band, gender, dim, val, events, users, duration, timed)"
+
+
+def _stage_sqls() -> list[str]:
+    """The per-feature rows before the value cap: events and session time per segment and
+    value (users for user properties, one value per user; none for event dimensions)."""
+    event_value, user_value = _event_value(), _user_value()
+    return [
+        f"""{_STAGE_COLUMNS}
+SELECT g.feature_id, {_SEGMENT}, k.dim, {event_value}, SUM(g.events), 0, SUM(g.duration), SUM(g.timed)
+FROM ddu_g g LEFT JOIN telemetry_enduser u ON u.id = g.uid CROSS JOIN ddu_keys k
+WHERE k.kind = 'event'
+GROUP BY g.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), k.dim, {event_value}""",
+        f"""{_STAGE_COLUMNS}
+SELECT r.feature_id, {_SEGMENT}, k.dim, {user_value}, SUM(r.event_count), COUNT(*),
+       SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id CROSS JOIN ddu_keys k
+WHERE r.organization_id = %s AND r.date = %s AND k.kind = 'user'
+GROUP BY r.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), k.dim, {user_value}""",
+    ]
+
+
+# The MAX_VALUES values of each dimension with most events, over all features.
+_TOP_SQL = f"""
+CREATE TEMP TABLE ddu_top AS
+SELECT dim, val FROM (
+    SELECT dim, val, ROW_NUMBER() OVER (PARTITION BY dim ORDER BY SUM(events) DESC, val) AS n
+    FROM ddu_stage GROUP BY dim, val
+) ranked WHERE n <= {MAX_VALUES}
+"""
+
+_COLUMNS = """INSERT INTO analytics_dailydimensionusage (
+    organization_id, date, feature_id, dimension, value, age_band, gender, event_count, active_users,
+    total_session_duration, timed_events)"""
+_KEPT = f"COALESCE(t.val, '{FOLDED}')"
+
+
+def _insert_sqls() -> list[str]:
+    """Per feature: the stage rows with the cap applied. For all features, distinct users:
+    an event dimension's per (user, dimension, kept value) first — a user with several
+    values folded into "other" counts once there — then per segment; a user property's
+    straight from the per-user rows (one value per user)."""
+    event_value, user_value = _event_value(), _user_value()
+    return [
+        f"""{_COLUMNS}
+SELECT %s, %s, s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender, SUM(s.events), SUM(s.users), SUM(s.duration),
+       SUM(s.timed)
+FROM ddu_stage s LEFT JOIN ddu_top t ON t.dim = s.dim AND t.val = s.val
+GROUP BY s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender""",
+        f"""{_COLUMNS}
+SELECT %s, %s, NULL, v.dim, v.val, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(v.events), COUNT(NULLIF(v.uid, 0)),
+       SUM(v.duration), SUM(v.timed)
+FROM (
+    SELECT g.uid, k.dim, {_KEPT} AS val, SUM(g.events) AS events, SUM(g.duration) AS duration,
+           SUM(g.timed) AS timed
+    FROM ddu_g g CROSS JOIN ddu_keys k LEFT JOIN ddu_top t ON t.dim = k.dim AND t.val = {event_value}
+    WHERE k.kind = 'event'
+    GROUP BY g.uid, k.dim, {_KEPT}
+) v LEFT JOIN telemetry_enduser u ON u.id = v.uid
+GROUP BY v.dim, v.val, {_AGE_BAND_SQL}, COALESCE(u.gender, '')""",
+        f"""{_COLUMNS}
+SELECT %s, %s, NULL, k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(r.event_count), COUNT(*),
+       SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id CROSS JOIN ddu_keys k
+LEFT JOIN ddu_top t ON t.dim = k.dim AND t.val = {user_value}
+WHERE r.organization_id = %s AND r.date = %s AND k.kind = 'user'
+GROUP BY k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, '')""",
+    ]
+
+
+_TEMP_TABLES = ("ddu_g", "ddu_stage", "ddu_keys", "ddu_top")
+
+
+def _chosen(candidates: list[tuple[str, Any]], limit: int) -> list[str]:
+    names = [str(name) for name, _count in candidates]
+    return [name for name in names if _NAME_RE.fullmatch(name) and ".." not in name][:limit]
+
+
+def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[Any]) -> None:
+    """Replace `day`'s DailyDimensionUsage rows of `org_id` (see the module docstring).
+    `cursor`: the rollup's, inside its transaction; `window`: the day's [start, end) as
+    adapted timestamps. Runs after the day's per-user rows are final."""
+    day_param = connection.ops.adapt_datefield_value(day)
+    for table in _TEMP_TABLES:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    cursor.execute(
+        "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s", [org_id, day_param]
+    )
+    # Text compared byte-wise on PostgreSQL: the groupings and joins sort no collated text.
+    text = 'TEXT COLLATE "C"' if _postgres() else "TEXT"
+    json = "JSONB" if _postgres() else "TEXT"
+    cursor.execute(
+        f"CREATE TEMP TABLE ddu_g (feature_id BIGINT, uid BIGINT, event_type {text}, metadata {json}, "
+        "events BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
+    )
+    cursor.execute(_GROUPED_SQL, [org_id, *window])
+    if _postgres():
+        # Row estimates, so the groupings below hash rather than sort (a temporary table has
+        # no statistics otherwise).
+        cursor.execute("ANALYZE ddu_g")
+    cursor.execute(_event_keys_sql())
+    event_keys = _chosen(cursor.fetchall(), MAX_EVENT_KEYS)
+    cursor.execute(_user_keys_sql(), [org_id, day_param])
+    user_keys = _chosen(cursor.fetchall(), MAX_USER_KEYS)
+    cursor.execute(f"CREATE TEMP TABLE ddu_keys (kind VARCHAR(5), dim {text}, name TEXT)")
+    keys = [("event", EVENTS_MARK, ""), ("user", USERS_MARK, ""), ("event", "event_type", "")]
+    keys += [("event", f"event.{name}", name) for name in event_keys]
+    keys += [("user", f"user.{name}", name) for name in user_keys]
+    cursor.executemany("INSERT INTO ddu_keys (kind, dim, name) VALUES (%s, %s, %s)", keys)
+    cursor.execute(
+        f"CREATE TEMP TABLE ddu_stage (feature_id BIGINT, age_band VARCHAR(5), gender VARCHAR(1), dim {text}, "
+        f"val {text}, events BIGINT, users BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
+    )
+    if _postgres():
+        # The groupings below have far fewer groups than rows, which the planner cannot tell
+        # from their expression keys: left to itself it sorts millions of rows on a big day.
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_mergejoin = off")
+    event_stage, user_stage = _stage_sqls()
+    cursor.execute(event_stage)
+    cursor.execute(user_stage, [org_id, day_param])
+    cursor.execute(_TOP_SQL)
+    per_feature, event_all, user_all = _insert_sqls()
+    cursor.execute(per_feature, [org_id, day_param])
+    cursor.execute(event_all, [org_id, day_param])
+    cursor.execute(user_all, [org_id, day_param, org_id, day_param])
+    if _postgres():
+        cursor.execute("RESET enable_sort")
+        cursor.execute("RESET enable_mergejoin")
+    for table in _TEMP_TABLES:
+        cursor.execute(f"DROP TABLE {table}")

@@ -1,0 +1,231 @@
+"""The dimension rollup (DailyDimensionUsage): breakdowns by event type, event property and
+user property read from it equal the answers worked out from raw events in plain Python,
+on a randomized data set with filters; the per-day caps fold the rest into "other"; a day
+re-rolled replaces its rows; no breakdown of these dimensions reads raw events."""
+
+import random
+import uuid
+from collections import defaultdict
+from datetime import date, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from analytics import queries, rollup
+from analytics.models import DailyDimensionUsage
+from analytics.rollup_dimensions import MAX_EVENT_KEYS, MAX_VALUES
+from telemetry.models import EndUser, UsageEvent
+
+from .factories import at, end_user, event, feature
+
+pytestmark = pytest.mark.django_db
+
+LAST = date(2025, 4, 20)
+DAYS = 12
+FIRST = LAST - timedelta(days=DAYS - 1)
+DIMENSIONS = ("event_type", "event.source", "event.n", "event.absent", "user.plan", "user.tier", "user.absent")
+AGE_BANDS = {"<18": (0, 17), "18-40": (18, 40), ">40": (41, 200)}
+
+
+def _randomized(org, seed=15):
+    rng = random.Random(seed)
+    features = [feature(org, key) for key in ("search", "export", "share")]
+    people = []
+    for i in range(24):
+        properties = {}
+        if rng.random() < 0.8:
+            properties["plan"] = rng.choice(["pro", "free", "team", ""])
+        if rng.random() < 0.5:
+            properties["tier"] = rng.choice([1, 2, 3])
+        people.append(
+            end_user(
+                org,
+                f"r{i:02d}",
+                age=rng.choice([None, 12, 18, 30, 40, 41, 66]),
+                gender=rng.choice(["", "F", "M", "O"]),
+                properties=properties,
+                first_seen=at(str(FIRST), "00:00:00"),
+            )
+        )
+    rows = []
+    for _ in range(500):
+        metadata = {}
+        if rng.random() < 0.6:
+            metadata["source"] = rng.choice(["email", "ads", "direct", ""])
+        if rng.random() < 0.3:
+            metadata["n"] = rng.choice([1, 2, 7])
+        day = FIRST + timedelta(days=rng.randrange(DAYS))
+        rows.append(
+            UsageEvent(
+                uuid=uuid.uuid4(),
+                organization=org,
+                feature=rng.choice(features),
+                end_user=rng.choice(people + [None] * 4),
+                event_type=rng.choice(["interaction", "view", "click", ""]),
+                session_id=rng.choice(["", f"s{rng.randrange(30)}"]),
+                session_duration=rng.choice([None, float(rng.randrange(300))]),
+                metadata=metadata,
+                timestamp=at(str(day), f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00"),
+            )
+        )
+    UsageEvent.objects.bulk_create(rows)
+    rollup.rollup_range(FIRST, LAST, org)
+    return features
+
+
+def _text(value):
+    return "(none)" if value is None or value == "" else str(value)
+
+
+def _kept(e, person, filters):
+    if filters.get("feature") and e.feature_id != filters["feature"]:
+        return False
+    if filters.get("gender") and (person is None or person.gender != filters["gender"]):
+        return False
+    if filters.get("age"):
+        low, high = AGE_BANDS[filters["age"]]
+        return person is not None and person.age is not None and low <= person.age <= high
+    return True
+
+
+def _value(e, person, dimension):
+    """The event's value of `dimension`; None for a user property of an anonymous event."""
+    if dimension == "event_type":
+        return _text(e.event_type)
+    if dimension.startswith("event."):
+        return _text(e.metadata.get(dimension[len("event.") :]))
+    return None if person is None else _text(person.properties.get(dimension[len("user.") :]))
+
+
+def _expected(org, dimension, filters, metric):
+    """{value: {day: figure}} from raw events: events, daily distinct users or the average
+    session (Σ durations / events with one) per value of `dimension` under `filters`."""
+    people = {u.pk: u for u in EndUser.objects.filter(organization=org)}
+    events = defaultdict(lambda: defaultdict(int))
+    users = defaultdict(lambda: defaultdict(set))
+    duration = defaultdict(lambda: defaultdict(float))
+    timed = defaultdict(lambda: defaultdict(int))
+    for e in UsageEvent.objects.filter(organization=org):
+        person = people.get(e.end_user_id)
+        if not _kept(e, person, filters):
+            continue
+        value = _value(e, person, dimension)
+        if value is None:
+            continue
+        day = e.timestamp.date()
+        events[value][day] += 1
+        if person is not None:
+            users[value][day].add(person.pk)
+        if e.session_duration is not None:
+            duration[value][day] += e.session_duration
+            timed[value][day] += 1
+    if metric == "events":
+        return {v: dict(days) for v, days in events.items()}
+    if metric == "active_users":
+        return {v: {d: len(s) for d, s in days.items() if s} for v, days in users.items()}
+    return {v: {d: round(duration[v][d] / n, 2) for d, n in days.items() if n} for v, days in timed.items()}
+
+
+FILTER_SETS = ({}, {"feature": 0}, {"gender": "F"}, {"age": "18-40"}, {"feature": 1, "gender": "M"})
+
+
+@pytest.mark.parametrize("filters", FILTER_SETS)
+def test_series_equal_the_raw_events(org, filters):
+    features = _randomized(org)
+    if "feature" in filters:
+        filters = filters | {"feature": features[filters["feature"]].pk}
+    for dimension in DIMENSIONS:
+        for metric in ("events", "active_users", "avg_session_duration"):
+            series = queries.breakdown_series.uncached(
+                org, dimension=dimension, start=FIRST, end=LAST, metric=metric, filters=filters
+            )
+            got = {s["key"]: {p["date"]: p["value"] for p in s["points"] if p["value"]} for s in series}
+            want = _expected(org, dimension, filters, metric)
+            want = {v: {d: x for d, x in days.items() if x} for v, days in want.items()}
+            assert {k: v for k, v in got.items() if v} == {k: v for k, v in want.items() if v}, (dimension, metric)
+
+
+@pytest.mark.parametrize("filters", FILTER_SETS)
+def test_totals_and_per_feature_equal_the_raw_events(org, filters):
+    features = _randomized(org)
+    if "feature" in filters:
+        filters = filters | {"feature": features[filters["feature"]].pk}
+    for dimension in DIMENSIONS:
+        want = {v: sum(days.values()) for v, days in _expected(org, dimension, filters, "events").items()}
+        totals = queries.breakdown_totals.uncached(org, dimension=dimension, start=FIRST, end=LAST, filters=filters)
+        assert {r["key"]: r["value"] for r in totals} == want, dimension
+        # Top values by events, ties by value.
+        assert [r["key"] for r in totals] == sorted(want, key=lambda v: (-want[v], v))
+    split = queries.breakdown_by_feature.uncached(org, dimension="event.source", start=FIRST, end=LAST, filters=filters)
+    for feat in features:
+        if filters.get("feature") not in (None, feat.pk):
+            continue
+        want = _expected(org, "event.source", filters | {"feature": feat.pk}, "events")
+        assert {r["key"]: r["value"] for r in split.get(feat.pk, [])} == {
+            v: sum(days.values()) for v, days in want.items()
+        }
+
+
+def test_breakdowns_read_no_raw_event(org):
+    _randomized(org)
+    for dimension in ("event_type", "event.source", "user.plan"):
+        with CaptureQueriesContext(connection) as captured:
+            queries.breakdown_series.uncached(org, dimension=dimension, start=FIRST, end=LAST)
+            queries.breakdown_series.uncached(
+                org, dimension=dimension, start=FIRST, end=LAST, metric="active_users", filters={"gender": "F"}
+            )
+            queries.breakdown_totals.uncached(org, dimension=dimension, start=FIRST, end=LAST)
+            queries.breakdown_by_feature.uncached(org, dimension=dimension, start=FIRST, end=LAST)
+        sql = " ".join(q["sql"] for q in captured.captured_queries)
+        assert "telemetry_usageevent" not in sql and "analytics_dailyuser" not in sql, dimension
+
+
+def test_caps_fold_the_rest_into_other(org):
+    """60 source values on one day: the MAX_VALUES busiest are kept, the rest folded into
+    "" (other); 16 event properties: the MAX_EVENT_KEYS busiest are carried."""
+    feat = feature(org, "search")
+    person = end_user(org, "p", age=30, gender="F", properties={"plan": "pro"})
+    when = at(str(LAST), "10:00:00")
+    total = 0
+    for n in range(60):
+        for _ in range(1 + (n >= 55)):
+            UsageEvent.objects.create(
+                uuid=uuid.uuid4(),
+                organization=org,
+                feature=feat,
+                end_user=person,
+                timestamp=when,
+                metadata={"source": f"v{n:02d}", **{f"k{k:02d}": "x" for k in range(min(n, 15))}},
+            )
+            total += 1
+    rollup.rollup_day(LAST, org)
+    rows = DailyDimensionUsage.objects.filter(organization=org, dimension="event.source", feature__isnull=True)
+    assert rows.count() == MAX_VALUES + 1
+    assert rows.get(value="").event_count == total - sum(r.event_count for r in rows.exclude(value=""))
+    carried = set(
+        DailyDimensionUsage.objects.filter(organization=org, dimension__startswith="event.k").values_list(
+            "dimension", flat=True
+        )
+    )
+    # source is on every event: it takes one of the places.
+    assert carried == {f"event.k{k:02d}" for k in range(MAX_EVENT_KEYS - 1)}
+    totals = queries.breakdown_totals.uncached(org, dimension="event.source", start=LAST, end=LAST)
+    assert [r["key"] for r in totals[:5]] == [f"v{n:02d}" for n in range(55, 60)]
+    assert totals[-1]["key"] == "other" and sum(r["value"] for r in totals) == total
+
+
+def test_a_day_rolled_again_is_replaced(org):
+    feat = feature(org, "search")
+    person = end_user(org, "p", age=30, gender="F", properties={"plan": "pro"})
+    when = at(str(LAST), "10:00:00")
+    first = event(org, feat, person, when, event_type="click")
+    rollup.rollup_day(LAST, org)
+    first.delete()
+    event(org, feat, person, when, event_type="view")
+    person.properties = {"plan": "team"}
+    person.save(update_fields=["properties"])
+    rollup.rollup_day(LAST, org)
+    by_type = queries.breakdown_totals.uncached(org, dimension="event_type", start=LAST, end=LAST)
+    by_plan = queries.breakdown_totals.uncached(org, dimension="user.plan", start=LAST, end=LAST)
+    assert by_type == [{"key": "view", "value": 1}] and by_plan == [{"key": "team", "value": 1}]
