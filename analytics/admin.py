@@ -7,6 +7,7 @@ from django.contrib import admin
 from core.admin_read_only import ReadOnlyModelAdmin
 
 from .models import (
+    DailyAccountUsage,
     DailyFeatureUsage,
     DailyOrgUsage,
     DailySegmentUsage,
@@ -92,6 +93,19 @@ class DailySegmentUsageAdmin(ReadOnlyModelAdmin):
     search_fields = ["feature__key", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["feature"]
+    date_hierarchy = "date"
+    ordering = ["-date", "organization", "feature"]
+    show_full_result_count = False
+
+
+@admin.register(DailyAccountUsage)
+class DailyAccountUsageAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "feature", "account", "event_count", "active_users"]
+    list_filter = ["organization", "date"]
+    list_select_related = ["organization", "feature", "account"]
+    search_fields = ["feature__key", "account__external_id", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["feature", "account"]
     date_hierarchy = "date"
     ordering = ["-date", "organization", "feature"]
     show_full_result_count = False

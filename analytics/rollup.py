@@ -1,6 +1,6 @@
 """Daily rollups: raw events of one UTC day → DailyFeatureUsage, DailyOrgUsage, the per-user
 rows (DailyUserUsage, DailyUserFeatureUsage) and, from those, the person segments
-(DailySegmentUsage).
+(DailySegmentUsage) and the accounts (DailyAccountUsage, `rollup_accounts`).
 
 One `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE` per table, so the database does
 the aggregation and no event row crosses into Python; PostgreSQL and SQLite (≥ 3.24) both
@@ -31,6 +31,7 @@ from telemetry.services.storage import days_lock
 from tenants.models import Organization
 
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from .rollup_accounts import account_rows_replace
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +232,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
         day_param = ops.adapt_datefield_value(day)
         cursor.execute(_SEGMENT_SQL, [org_id, day_param, org_id, day_param])
+        account_rows_replace(cursor, org_id, day_param)
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     _bump_generation([org_id])

@@ -14,7 +14,7 @@ place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `
 `funnel` and `accounts`. Callers import from the package.
 """
 
-from .accounts import account_detail, account_list
+from .accounts import account_choices, account_detail, account_list
 from .breakdowns import breakdown_by_feature, breakdown_series, breakdown_totals
 from .cache import cached
 from .common import session_average
@@ -27,6 +27,7 @@ from .timeseries import timeseries
 from .users import end_user_detail, end_user_is_own, end_user_timeline, top_users, user_activity_page
 
 __all__ = [
+    "account_choices",
     "account_detail",
     "account_list",
     "breakdown_by_feature",

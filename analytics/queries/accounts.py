@@ -25,8 +25,24 @@ from ..models import DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
 
 WINDOW_DAYS = 28
+# The account filter's picker lists this many accounts (by name); any other is still
+# reachable by its id in the URL.
+ACCOUNT_CHOICES_LIMIT = 300
 AT_RISK_DROP_PCT = 30.0
 SERIES_WEEKS = 8
+
+
+def account_choices(org: Organization, selected: str = "") -> list[dict[str, str]]:
+    """`[{account_id, name}]` for the account filter's picker: the first ACCOUNT_CHOICES_LIMIT
+    accounts of `org` by name, and the `selected` external id among them even past that."""
+    accounts = Account.objects.filter(organization=org).order_by("name", "external_id")
+    if selected:
+        accounts = accounts.filter(Q(pk__in=accounts.values("pk")[:ACCOUNT_CHOICES_LIMIT]) | Q(external_id=selected))
+    else:
+        accounts = accounts[:ACCOUNT_CHOICES_LIMIT]
+    return [
+        {"account_id": a.external_id, "name": a.name or a.external_id} for a in accounts.only("external_id", "name")
+    ]
 
 
 def trend_pct(recent: int, previous: int) -> float | None:

@@ -1,10 +1,11 @@
-"""Breakdowns: a figure split by one dimension — feature, event type, age band, gender, an
-end-user property (`user.<name>`) or an event property (`event.<name>`) — as its top values
+"""Breakdowns: a figure split by one dimension — feature, event type, age band, gender,
+account (its external id; users without one are "(none)"), an end-user property (`user.<name>`) or an event property (`event.<name>`) — as its top values
 and "other", for usage-summary, timeseries and feature-usage.
 
 Each dimension is read from the cheapest rows that carry it: features from the feature
-rollups, age band and gender from the person-segment rollups (events and session time) or
-the per-user rollups (distinct users, or a user-property filter), user properties from the
+rollups, age band and gender from the person-segment rollups and accounts from the account
+rollups (events and session time, daily users) or the per-user rollups (distinct users over a
+range, or a filter the group rollup does not carry), user properties from the
 per-user rollups through the end user, and event type and event properties from the raw
 events of the range (no rollup keeps them). Every function runs a fixed number of queries."""
 
@@ -24,16 +25,17 @@ from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate, TruncW
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from ..models import DailyAccountUsage, DailyFeatureUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
 from .common import bounds, days_between, feature_pk, week_monday
 from .filters import (
+    ROLLED_UP_MODELS,
     filters_apply,
     has_person_filter,
-    has_rolled_up_person_filter,
     person_filter,
     person_filters,
-    segment_filter,
+    rolled_up_model,
+    rolled_up_rows,
 )
 
 BREAKDOWN_LIMIT = 10
@@ -41,6 +43,8 @@ OTHER = "other"
 NONE = "(none)"
 USER_PREFIX = "user."
 EVENT_PREFIX = "event."
+# Dimensions that are who the end user is (one value per user at a time).
+PERSON_DIMENSIONS = ("age", "gender", "account")
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class _Source:
             "duration": Sum("total_session_duration"),
             "timed": Sum("timed_events"),
         }
-        if self.rows.model is DailySegmentUsage:
+        if self.rows.model in ROLLED_UP_MODELS:
             # Exact per day only (each user is in one segment a day): used for daily series.
             figures["users"] = Sum("active_users")
         elif self.rows.model is not DailyFeatureUsage:
@@ -92,6 +96,25 @@ _AGE_BAND = Case(
     default=Value(NONE),
     output_field=CharField(),
 )
+
+
+def _group_model(dimension: str, filters: Mapping[str, Any]) -> Any:
+    """The group rollup (segments or accounts) that carries both `dimension` and the person
+    filters, or None: the person segments for age and gender, the accounts for an account;
+    a feature breakdown under one of them reads that one's rows. None also when no person
+    is involved (the feature rollups answer)."""
+    if dimension in ("age", "gender"):
+        wanted: Any = DailySegmentUsage
+    elif dimension == "account":
+        wanted = DailyAccountUsage
+    elif dimension == "feature":
+        return rolled_up_model(filters)
+    else:
+        return None
+    given = rolled_up_model(filters)
+    if given is None and has_person_filter(filters):
+        return None  # a mix of person filters: only the per-user rows carry it
+    return wanted if given in (None, wanted) else None
 
 
 def _source(
@@ -115,31 +138,42 @@ def _source(
             else KeyTextTransform(dimension[len(EVENT_PREFIX) :], "metadata")
         )
         return _Source(filters_apply(UsageEvent.objects.filter(organization=org), filters), _text(key), True)
-    # Daily users per age band or gender add up from the segment rollups; anything else
-    # distinct needs the per-user rows.
-    segment_users = daily_users and dimension in ("age", "gender") and not per_feature
+    # Daily users per age band, gender or account add up from the group rollups; anything
+    # else distinct needs the per-user rows.
+    segment_users = daily_users and dimension in PERSON_DIMENSIONS and not per_feature
+    group_model = _group_model(dimension, filters)
     person_rows_needed = (
         (users and not segment_users)
         or dimension.startswith(USER_PREFIX)
-        or (has_person_filter(filters) and not has_rolled_up_person_filter(filters))
+        or (group_model is None and (dimension in PERSON_DIMENSIONS or has_person_filter(filters)))
     )
     if person_rows_needed:
         one_feature = dimension == "feature" or per_feature or feature_id is not None
         model: Any = DailyUserFeatureUsage if one_feature else DailyUserUsage
         rows = filters_apply(model.objects.filter(organization=org), filters)
-        keys: dict[str, Any] = {"feature": F("feature__key"), "age": _AGE_BAND, "gender": F("end_user__gender")}
+        keys: dict[str, Any] = {
+            "feature": F("feature__key"),
+            "age": _AGE_BAND,
+            "gender": F("end_user__gender"),
+            "account": F("end_user__account__external_id"),
+        }
         if dimension.startswith(USER_PREFIX):
             key = KeyTextTransform(dimension[len(USER_PREFIX) :], "end_user__properties")
         else:
             key = keys[dimension]
         return _Source(rows, _text(key), False)
-    if dimension in ("age", "gender") or has_person_filter(filters):
-        rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org)
+    if group_model is not None:
+        rows = rolled_up_rows(org, filters, group_model)
         if feature_id is not None:
             rows = rows.filter(feature_id=feature_id)
         else:
             rows = rows.filter(feature__isnull=dimension != "feature" and not per_feature)
-        keys = {"feature": F("feature__key"), "age": F("age_band"), "gender": F("gender")}
+        keys = {
+            "feature": F("feature__key"),
+            "age": F("age_band"),
+            "gender": F("gender"),
+            "account": F("account__external_id"),
+        }
         return _Source(rows, _text(keys[dimension]), False)
     rows = DailyFeatureUsage.objects.filter(organization=org)
     if feature_id is not None:
@@ -190,7 +224,7 @@ def breakdown_totals(
     """`[{key, value}]`: `metric` over start..end per value of `dimension`, the top
     BREAKDOWN_LIMIT values then "other" (the rest together, when there is a rest)."""
     filters = {k: v for k, v in (filters or {}).items() if v}
-    if metric == "active_users" and (dimension in ("age", "gender") or dimension.startswith(USER_PREFIX)):
+    if metric == "active_users" and (dimension in PERSON_DIMENSIONS or dimension.startswith(USER_PREFIX)):
         return _people_totals(org, dimension, start, end, filters)
     source = _source(org, dimension, filters, users=metric == "active_users", per_feature=False)
     top = _top_keys(source, start, end, metric)
@@ -227,6 +261,8 @@ def _people_totals(
             default=Value(NONE),
             output_field=CharField(),
         )
+    elif dimension == "account":
+        key = _text(F("account__external_id"))
     else:
         key = _text(F("gender"))
     counts = list(
