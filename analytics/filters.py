@@ -4,9 +4,9 @@ which stands for the filters saved under that id (a filter given beside it wins)
 
 `filter_set_parse` returns the filters every query function takes (`analytics.queries`'
 `filters`): `feature` (a Feature), `age` (band), `gender` (code), `account` (an Account, by
-its external id) and `user_properties` ({property: value}); only the given ones. An unknown
-feature or account (another organisation's included) is a 400 naming the filter. Bad input raises `DomainError` naming the field, so
-the API answers 400 and the pages show the message next to the filters."""
+its external id) and `user_properties` ({property: value}); only the given ones. Bad input,
+an unknown feature or account (another organisation's included) raises `DomainError` naming
+the field, so the API answers 400 and the pages show the message next to the filters."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Breakdowns: a figure split by one dimension — feature, event type, age band, gender,
-account (its external id; users without one are "(none)"), an end-user property (`user.<name>`) or an event property (`event.<name>`) — as its top values
-and "other", for usage-summary, timeseries and feature-usage.
+account (its external id; users without one are "(none)"), an end-user property
+(`user.<name>`) or an event property (`event.<name>`) — as its top values and "other", for
+usage-summary, timeseries and feature-usage.
 
 Each dimension is read from the cheapest rows that carry it: features from the feature
 rollups, age band and gender from the person-segment rollups and accounts from the account
