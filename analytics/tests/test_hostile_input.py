@@ -73,7 +73,7 @@ def assert_refused(response, field, status=400):
         ("user-activity?page=" + "9" * 5000, "page"),
         # Filters an endpoint cannot apply are refused, never ignored (every endpoint applies
         # the others: test_filters_walk).
-        ("usage-summary?account=acme", "account"),
+        ("usage-summary?account=nobody", "account"),  # an unknown account
         ("usage-summary?segment=3", "segment"),
         ("usage-summary?user.=pro", "user."),
         ("top-users?user.a..b=pro", "user.a..b"),
