@@ -59,7 +59,10 @@ def test_account_breakdowns_by_hand(analyst_client, data):
     # Other dimensions under the account filter: acme's users by gender, by feature.
     assert split("breakdown=gender&account=acme") == ({"F": 4, "O": 2}, {"F": 1, "O": 1})
     assert split("breakdown=feature&account=acme") == ({"search": 4, "export": 2}, {"search": 2, "export": 2})
-    assert split("breakdown=event_type&account=acme") == ({"interaction": 4, "click": 2}, {"interaction": 1, "click": 1})
+    assert split("breakdown=event_type&account=acme") == (
+        {"interaction": 4, "click": 2},
+        {"interaction": 1, "click": 1},
+    )
     body = analyst_client.get(f"{BASE}/feature-usage?breakdown=account").json()
     rows = {r["feature_key"]: parts(r["breakdown"]) for r in body["results"]}
     assert rows == {"search": {"acme": 4, "globex": 1, "(none)": 1}, "export": {"acme": 2, "globex": 1, "(none)": 2}}
@@ -144,6 +147,13 @@ def test_bad_breakdowns_are_400(analyst_client, data, endpoint, query, message):
         ("usage-summary?breakdown=event.source&gender=F", 3 + 2 * 3),
         ("timeseries?breakdown=user.plan", 3),  # top values, their points, other's points
         ("feature-usage?breakdown=age", 1 + 1 + 3),  # the usage table, its stickiness, then the same three
+        ("usage-summary?breakdown=account", 3 + 3 + 1),
+        ("timeseries?breakdown=account&metric=active_users", 3),
+        ("feature-usage?breakdown=account", 1 + 1 + 3),
+        # the account filter is looked up first (one query), then as above
+        ("usage-summary?breakdown=account&account=acme", 1 + 3 + 3 + 1),
+        ("timeseries?account=acme", 1 + 1),
+        ("top-users?account=acme", 1 + 3),  # the winners, their profiles, their top features
     ],
 )
 def test_breakdown_query_counts_are_pinned(analyst_client, data, django_assert_num_queries, query, count):

@@ -126,7 +126,7 @@ def test_summary_by_hand(analyst_client, data, query, events, users):
 
 
 def test_account_of_another_organisation_is_unknown(analyst_client, data):
-    """"initech" is another tenant's account: a 400, never its figures. That tenant's own
+    """ "initech" is another tenant's account: a 400, never its figures. That tenant's own
     "acme" is not ours either: account=acme answers our acme (6 events, not 3 more)."""
     for endpoint in ENDPOINTS:
         fixed = ENDPOINTS[endpoint]
