@@ -51,7 +51,7 @@ from django.db import connection  # noqa: E402
 
 from analytics import rollup  # noqa: E402
 from analytics.models import DailyOrgUsage  # noqa: E402
-from telemetry.models import EndUser, Feature, UsageEvent  # noqa: E402
+from telemetry.models import Account, EndUser, Feature, UsageEvent  # noqa: E402
 from tenants.models import Organization, User  # noqa: E402
 from tenants.services import auth_tokens_issue  # noqa: E402
 
@@ -139,6 +139,8 @@ def disk_usage():
         "analytics_dailyfeatureusage",
         "analytics_dailyuserusage",
         "analytics_dailyuserfeatureusage",
+        "analytics_dailysegmentusage",
+        "analytics_dailyaccountusage",
     ]
     sizes = {}
     with connection.cursor() as cursor:
@@ -251,16 +253,51 @@ def api_paths(org, last):
         ("breakdown timeseries events/day by event.source, 30 days", f"timeseries?{r30}&breakdown=event.source"),
         ("breakdown feature-usage by age, 90 days", f"feature-usage?{r90}&breakdown=age"),
         ("breakdown feature-usage by gender F by plan, 30 days", f"feature-usage?{r30}&gender=F&breakdown=user.plan"),
+        *account_paths(org, r30, r90),
+    ]
+
+
+def account_paths(org, r30, r90):
+    """The account cases: the Accounts list and one account's page (the largest), the
+    account filter on the summary, series and top users, and the account breakdown."""
+    account = Account.objects.filter(organization=org).order_by("external_id").first()
+    if account is None:
+        return []
+    mine = f"account={account.external_id}"
+    return [
+        ("accounts list", "accounts"),
+        ("accounts/<id> (the largest account)", f"accounts/{account.external_id}"),
+        ("usage-summary account=, 90 days", f"usage-summary?{r90}&{mine}"),
+        ("usage-summary account= + feature, 30 days", f"usage-summary?{r30}&{mine}&feature=feature-00"),
+        ("usage-summary account= gender=F, 30 days", f"usage-summary?{r30}&{mine}&gender=F"),
+        ("timeseries events/day account=, 90 days", f"timeseries?{r90}&{mine}"),
+        ("timeseries active_users/day account=, 90 days", f"timeseries?{r90}&metric=active_users&{mine}"),
+        (
+            "timeseries active_users/week account=, 90 days",
+            f"timeseries?{r90}&metric=active_users&interval=week&{mine}",
+        ),
+        ("top-users account=, 90 days", f"top-users?{r90}&{mine}"),
+        ("feature-usage account=, 90 days", f"feature-usage?{r90}&{mine}"),
+        ("breakdown usage-summary by account, 30 days", f"usage-summary?{r30}&breakdown=account"),
+        ("breakdown timeseries events/day by account, 90 days", f"timeseries?{r90}&breakdown=account"),
+        (
+            "breakdown timeseries active_users/day by account, 90 days",
+            f"timeseries?{r90}&metric=active_users&breakdown=account",
+        ),
+        ("breakdown feature-usage by account, 90 days", f"feature-usage?{r90}&breakdown=account"),
     ]
 
 
 def page_paths(org, last):
     feature = Feature.objects.filter(organization=org).order_by("key").first()
+    account = Account.objects.filter(organization=org).order_by("external_id").first()
     user = EndUser.objects.filter(organization=org).order_by("id").first()
     return [
         "/",
         "/?gender=F",
         "/?breakdown=age",
+        "/?breakdown=account",
+        *([f"/?account={account.external_id}", "/accounts/", f"/accounts/{account.external_id}/"] if account else []),
         "/features/",
         f"/features/{feature.pk}/",
         "/users/",
