@@ -115,7 +115,11 @@ def indexes_drop(cursor):
 
 def indexes_create(cursor):
     cursor.execute("SET maintenance_work_mem = '1GB'")
-    cursor.execute(_UNIQUE)
+    # A partitioned event table keeps its own unique key (organization_id, uuid, timestamp)
+    # through the load: a unique key there must hold the partition column.
+    cursor.execute("SELECT 1 FROM pg_constraint WHERE conname = 'event_org_uuid_ts_uniq'")
+    if cursor.fetchone() is None:
+        cursor.execute(_UNIQUE)
     for sql in _INDEXES.values():
         cursor.execute(sql)
 
