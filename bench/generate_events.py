@@ -281,7 +281,8 @@ def users_create(org, count, first, days):
 
 def accounts_assign(org, count):
     """`count` accounts; 85 % of the end users each join one, picked with a skew (acct-0001
-    the largest), so the account filter and breakdown see big and small customers."""
+    the largest), so the account filter and breakdown see big and small customers. The pick
+    is a hash of the user id, not random(): a volatile pick may be drawn again by the join."""
     if not count:
         return
     Account.objects.bulk_create(
@@ -292,8 +293,8 @@ def accounts_assign(org, count):
         cursor.execute(
             """
             UPDATE telemetry_enduser u SET account_id = a.id
-            FROM (SELECT id, 1 + floor(%(count)s * power(random(), 2))::int AS rank
-                  FROM telemetry_enduser WHERE organization_id = %(org)s AND random() < 0.85) pick
+            FROM (SELECT id, 1 + floor(%(count)s * power(((id * 7919) %% 10007) / 10007.0, 2))::int AS rank
+                  FROM telemetry_enduser WHERE organization_id = %(org)s AND id %% 100 < 85) pick
             JOIN (SELECT id, row_number() OVER (ORDER BY external_id) AS rank
                   FROM telemetry_account WHERE organization_id = %(org)s) a ON a.rank = pick.rank
             WHERE u.id = pick.id
