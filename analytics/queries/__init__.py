@@ -4,9 +4,10 @@ The API, the pages, the insights engine and the tests all call these. Arguments 
 valid (see `analytics.params` for parsing); ranges are inclusive UTC days. Every function
 runs a fixed number of queries, whatever the number of rows it returns.
 
-Everything reads rollups (per organisation, feature, end user and person segment, per day)
-except funnels, which need exact event times and read raw events through a plan that cannot
-loop (`funnel_sql`), and one end user's own timeline (an index range of that user).
+Everything reads rollups (per organisation, feature, end user, person segment and account,
+per day) except funnels, which need exact event times and read raw events through a plan
+that cannot loop (`funnel_sql`), and one end user's own timeline (an index range of that
+user).
 
 One module per concern: `cache` (the per-generation cache decorator), `common` (periods,
 rounding, the average-session rule, backend SQL pieces), `filters` (the filter set, one
