@@ -181,6 +181,23 @@ def test_randomized_account_filter_and_breakdown_equal_raw_events(org, random_da
         assert {row["key"]: row["value"] for row in got_split} == want, metric
 
 
+def test_randomized_feature_usage_under_group_filters_equals_raw_events(org, random_data):
+    """feature-usage under an account or a person segment reads the group rollups' feature
+    rows: events and average daily users per feature as the raw events count them."""
+    rows = ref.load(org)
+    first, last = random_data["first"], random_data["last"]
+    days = (last - first).days + 1
+    for filters in ({"account": random_data["accounts"][2]}, {"gender": "F"}, {"age": "18-40", "gender": "M"}):
+        chosen = [r for r in ref.matching(rows, filters) if first <= r.day <= last]
+        want = {}
+        for fid in {r.feature for r in chosen}:
+            mine = [r for r in chosen if r.feature == fid]
+            user_days = len({(r.day, r.user) for r in mine})
+            want[fid] = (len(mine), round(user_days / days, 2))
+        got = queries.feature_usage.uncached(org, first, last, filters=filters)
+        assert {r["feature_id"]: (r["events"], r["avg_daily_active_users"]) for r in got if r["events"]} == want
+
+
 def test_randomized_user_activity_equals_raw_events(org):
     last = today()
     randomized(org, seed=7, days=40, last=last)
