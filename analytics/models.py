@@ -163,10 +163,15 @@ class DailyAccountUsage(models.Model):
     timed_events = models.PositiveIntegerField(default=0)
 
     class Meta:
-        # (organization, date): breakdowns over a range and the rollup's day replacement;
-        # (organization, account, date): one account's range (the filter, its trend).
+        # (organization, date): per-feature breakdowns over a range and the rollup's day
+        # replacement; the same for the all-features rows alone (the account breakdown and
+        # the Accounts list read only those, a thirtieth of the rows); (organization,
+        # account, date): one account's range (the filter, its trend).
         indexes = [
             models.Index(fields=["organization", "date"], name="dau_org_date_idx"),
+            models.Index(
+                fields=["organization", "date"], name="dau_org_date_all_idx", condition=models.Q(feature__isnull=True)
+            ),
             models.Index(fields=["organization", "account", "date"], name="dau_org_account_date_idx"),
         ]
 
