@@ -164,7 +164,7 @@ def pages(org, analyst_user, member_user):
         f"/?feature={SUPERSCRIPT_TWO}",
         f"/?feature_id={SUPERSCRIPT_TWO}",
         f"/?feature={NUL}",
-        "/?account=acme",
+        "/?account=acme",  # no such account here
         f"/features/?end={FAR_PAST}",
         "/features/{feature}/?feature=search",
         "/?segment=12345",
@@ -196,6 +196,7 @@ def test_hostile_page_queries_are_400_pages(pages, org, url, htmx):
             "Enter a date",
             "Must",
             "Unknown feature",
+            "Unknown account",
             "not supported",
             "valid integer",
             "Unknown segment",
