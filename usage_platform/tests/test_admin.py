@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 def _tenant_rows(admin_user):
     """One row of every model for this organisation."""
     from analytics.models import (
+        DailyAccountUsage,
         DailyFeatureUsage,
         DailyOrgUsage,
         DailySegmentUsage,
@@ -53,6 +54,9 @@ def _tenant_rows(admin_user):
     )
     DailySegmentUsage.objects.create(
         organization=org, date=date.today(), age_band="18-40", gender="F", event_count=1, active_users=1
+    )
+    DailyAccountUsage.objects.create(
+        organization=org, date=date.today(), account=account, event_count=1, active_users=1
     )
     Anomaly.objects.create(
         organization=org, feature=feature, date=date.today(), detector="zscore", metric="event_count", value=9, score=4
