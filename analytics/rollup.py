@@ -1,6 +1,6 @@
 """Daily rollups: raw events of one UTC day → DailyFeatureUsage, DailyOrgUsage, the per-user
 rows (DailyUserUsage, DailyUserFeatureUsage) and, from those, the person segments
-(DailySegmentUsage).
+(DailySegmentUsage) and the accounts (DailyAccountUsage, `rollup_accounts`).
 
 One `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE` per table, so the database does
 the aggregation and no event row crosses into Python; PostgreSQL and SQLite (≥ 3.24) both
@@ -32,6 +32,7 @@ from tenants.models import Organization
 
 from .active_days import rollup_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from .rollup_accounts import account_rows_replace
 from .rollup_dimensions import dimensions_day_build
 
 logger = logging.getLogger(__name__)
@@ -235,6 +236,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         day_param = ops.adapt_datefield_value(day)
         cursor.execute(_SEGMENT_SQL, [org_id, day_param, org_id, day_param])
         dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
+        account_rows_replace(cursor, org_id, day_param)
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     _bump_generation([org_id])
