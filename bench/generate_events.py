@@ -95,11 +95,15 @@ _INDEXES = {
     "event_org_user_ts_idx": "CREATE INDEX event_org_user_ts_idx "
     'ON telemetry_usageevent (organization_id, end_user_id, "timestamp")',
 }
-_UNIQUE = "ALTER TABLE telemetry_usageevent ADD CONSTRAINT event_org_uuid_uniq UNIQUE (organization_id, uuid)"
+# A partitioned table's unique key includes its partition key (telemetry migration 0005).
+_UNIQUE = (
+    "ALTER TABLE telemetry_usageevent ADD CONSTRAINT event_org_uuid_ts_uniq "
+    'UNIQUE (organization_id, uuid, "timestamp")'
+)
 
 
 def indexes_drop(cursor):
-    cursor.execute("ALTER TABLE telemetry_usageevent DROP CONSTRAINT IF EXISTS event_org_uuid_uniq")
+    cursor.execute("ALTER TABLE telemetry_usageevent DROP CONSTRAINT IF EXISTS event_org_uuid_ts_uniq")
     for name in _INDEXES:
         cursor.execute(f"DROP INDEX IF EXISTS {name}")
 
