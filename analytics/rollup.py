@@ -68,7 +68,8 @@ def _rollup_sql(
     select = ", ".join(["organization_id", "%s", *columns.values()])
     sql = f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM {_DAY_TABLE}"
     sql += f" WHERE {where}" if where else ""
-    sql += f" GROUP BY {group}"
+    # In the order of the unique key: each new index entry lands next to the previous one.
+    sql += f" GROUP BY {group} ORDER BY {group}"
     if upsert_on is not None:
         key = ["organization_id", "date", *upsert_on]
         updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in {*key, "created_at"})
