@@ -8,8 +8,9 @@ the day's events by (feature, end user, session) into a temporary table, and one
 alike). The feature and organisation rows are upserted with the run's `computed_at`; rows
 of the same day left with an older stamp belong to events that have since vanished and are
 deleted. The per-user rows of the day are deleted and written again. Running a day twice
-therefore changes nothing, and running it after late events corrects it. Rolling a day also clears the late-data marks (`DirtyDay`) it makes redundant,
-whichever way it was asked for (the hourly job, `manage.py rollup`, the API).
+therefore changes nothing, and running it after late events corrects it. Rolling a day
+also clears the late-data marks (`DirtyDay`) it makes redundant, whichever way it was
+asked for (the hourly job, `manage.py rollup`, the API).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, overload
+from typing import overload
 
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -218,7 +219,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
     computed_at = timezone.now()
     now = ops.adapt_datetimefield_value(computed_at)
     day_param = ops.adapt_datefield_value(day)
-    window = [ops.adapt_datetimefield_value(day_start(day)), ops.adapt_datetimefield_value(day_start(day + timedelta(days=1)))]
+    window = [ops.adapt_datetimefield_value(day_start(d)) for d in (day, day + timedelta(days=1))]
     marks = DirtyDay.objects.filter(date=day, organization_id=org_id)
     with transaction.atomic(), connection.cursor() as cursor:
         # Late events of this day being stored right now are waited for, and those that

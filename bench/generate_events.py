@@ -97,8 +97,7 @@ _INDEXES = {
 }
 # A partitioned table's unique key includes its partition key (telemetry migration 0005).
 _UNIQUE = (
-    "ALTER TABLE telemetry_usageevent ADD CONSTRAINT event_org_uuid_ts_uniq "
-    'UNIQUE (organization_id, uuid, "timestamp")'
+    'ALTER TABLE telemetry_usageevent ADD CONSTRAINT event_org_uuid_ts_uniq UNIQUE (organization_id, uuid, "timestamp")'
 )
 
 
