@@ -32,7 +32,7 @@ from telemetry.services.partitions import raw_events_horizon
 from telemetry.services.storage import days_lock
 from tenants.models import Organization
 
-from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 
 logger = logging.getLogger(__name__)
 
@@ -59,23 +59,43 @@ GROUP BY organization_id, feature_id, end_user_id, {{session_key}}
 
 
 def _rollup_sql(
-    table: str, columns: dict[str, str], *, group: str, where: str = "", upsert_on: tuple[str, ...] | None = None
+    table: str,
+    columns: dict[str, str],
+    *,
+    group: str,
+    upsert_on: tuple[str, ...],
+    where: str = "",
+    changed_only: bool = False,
 ) -> str:
     """`INSERT INTO table (organization_id, date, columns…) SELECT …` from the day's groups,
-    grouped by `group`; with `upsert_on` (the unique key's columns besides organisation and
-    day) an upsert refreshing every column but the key and `created_at`. Parameters: the
-    day, then one timestamp per `%s` among the columns' expressions."""
+    grouped by `group`, upserted on the unique key (`upsert_on`: its columns besides
+    organisation and day), refreshing every column but the key and `created_at`; with
+    `changed_only`, only rows whose figures differ are written. Parameters: the day, then
+    one timestamp per `%s` among the columns' expressions."""
     names = ["organization_id", "date", *columns]
     select = ", ".join(["organization_id", "%s", *columns.values()])
     sql = f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM {_DAY_TABLE}"
     sql += f" WHERE {where}" if where else ""
     # In the order of the unique key: each new index entry lands next to the previous one.
     sql += f" GROUP BY {group} ORDER BY {group}"
-    if upsert_on is not None:
-        key = ["organization_id", "date", *upsert_on]
-        updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in {*key, "created_at"})
-        sql += f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    key = ["organization_id", "date", *upsert_on]
+    updated = [name for name in names if name not in {*key, "created_at"}]
+    sql += f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in updated)}"
+    if changed_only:
+        # Every figure is NOT NULL, so `<>` is exact.
+        figures = [name for name in updated if name != "computed_at"]
+        sql += " WHERE " + " OR ".join(f"{table}.{n} <> excluded.{n}" for n in figures)
     return sql
+
+
+def _stale_sql(table: str, key: tuple[str, ...]) -> str:
+    """Delete the day's rows of `table` whose key (besides organisation and day) is among
+    none of the day's groups: their events have vanished. Parameters: organisation, day."""
+    match = " AND ".join(f"g.{column} = {table}.{column}" for column in key)
+    return (
+        f"DELETE FROM {table} WHERE organization_id = %s AND date = %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {_DAY_TABLE} g WHERE {match})"
+    )
 
 
 _TIMED = {"total_session_duration": "COALESCE(SUM(duration), 0)", "timed_events": "SUM(timed)"}
@@ -116,7 +136,9 @@ _ORG_SQL = _rollup_sql(
 
 # Per-user rows: anonymous events (no end user) belong to no user row; they are counted by
 # the organisation and feature rows above only. Hundreds of thousands of rows on a peak
-# day: the day's rows are deleted and written again (no per-row conflict check and update).
+# day, most of them unchanged when the day is rolled again (the hourly roll of today, the
+# nightly roll of yesterday, late events): a row is only written when a figure changed,
+# so `computed_at` is when it last changed, and stale rows are found by their key.
 _USER_SQL = _rollup_sql(
     "analytics_dailyuserusage",
     {
@@ -131,6 +153,8 @@ _USER_SQL = _rollup_sql(
     },
     where="end_user_id IS NOT NULL",
     group="organization_id, end_user_id",
+    upsert_on=("end_user_id",),
+    changed_only=True,
 )
 _USER_FEATURE_SQL = _rollup_sql(
     "analytics_dailyuserfeatureusage",
@@ -144,7 +168,11 @@ _USER_FEATURE_SQL = _rollup_sql(
     },
     where="end_user_id IS NOT NULL",
     group="organization_id, feature_id, end_user_id",
+    upsert_on=("feature_id", "end_user_id"),
+    changed_only=True,
 )
+_USER_STALE_SQL = _stale_sql("analytics_dailyuserusage", ("end_user_id",))
+_USER_FEATURE_STALE_SQL = _stale_sql("analytics_dailyuserfeatureusage", ("feature_id", "end_user_id"))
 
 
 # The day's person segments, from the per-user rows just written and each end user's
@@ -237,12 +265,12 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         for sql in (_FEATURE_SQL, _ORG_SQL):
             cursor.execute(sql, [day_param, now, now])
             written += cursor.rowcount
-        DailyUserUsage.objects.filter(organization_id=org_id, date=day).delete()
-        DailyUserFeatureUsage.objects.filter(organization_id=org_id, date=day).delete()
         # The per-user rows are not part of the count returned, which stays the number of
         # dashboard rows (the API's figure).
         for sql in (_USER_SQL, _USER_FEATURE_SQL):
             cursor.execute(sql, [day_param, now])
+        for sql in (_USER_STALE_SQL, _USER_FEATURE_STALE_SQL):
+            cursor.execute(sql, [org_id, day_param])
         cursor.execute(f"DROP TABLE {_DAY_TABLE}")
         stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
         DailyFeatureUsage.objects.filter(**stale).delete()
