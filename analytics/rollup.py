@@ -261,6 +261,9 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         # The day's groups live until the end of this block: a failure rolls their creation
         # back with everything else.
         cursor.execute(_DAY_SQL.format(session_key=_session_key_sql()), [*window, org_id])
+        # Statistics of the groups let the planner hash the stale-row anti-join below rather
+        # than sort both sides (0.8 s instead of 1.5 s of CPU on the bench's peak day).
+        cursor.execute(f"ANALYZE {_DAY_TABLE}")
         written = 0
         for sql in (_FEATURE_SQL, _ORG_SQL):
             cursor.execute(sql, [day_param, now, now])
