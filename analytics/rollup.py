@@ -7,7 +7,8 @@ the day's events by (feature, end user, session) into a temporary table, and one
 `INSERT … SELECT … GROUP BY` per rollup table reads those groups (PostgreSQL and SQLite
 alike). The feature and organisation rows are upserted with the run's `computed_at`; rows
 of the same day left with an older stamp belong to events that have since vanished and are
-deleted. The per-user rows of the day are deleted and written again. Running a day twice
+deleted. The per-user rows are upserted only where a figure changed, and the day's rows
+whose key is among none of the groups are deleted. Running a day twice
 therefore changes nothing, and running it after late events corrects it. Rolling a day
 also clears the late-data marks (`DirtyDay`) it makes redundant, whichever way it was
 asked for (the hourly job, `manage.py rollup`, the API).
