@@ -228,9 +228,12 @@ def per_user_rows(org):
 def test_per_user_rollup_is_idempotent_and_updated_in_place(org, hand_checked):
     before = per_user_rows(org)
     ids = set(DailyUserUsage.objects.values_list("id", flat=True))
+    stamps = dict(DailyUserFeatureUsage.objects.values_list("id", "computed_at"))
     rollup.rollup_range(D1, D3, org)
     assert per_user_rows(org) == before
     assert set(DailyUserUsage.objects.values_list("id", flat=True)) == ids
+    # Rows whose figures did not change are not written again.
+    assert dict(DailyUserFeatureUsage.objects.values_list("id", "computed_at")) == stamps
     # u1 on D1: two events, one session, two features; u2 on D1 and D2; u3 on D3.
     u1 = DailyUserUsage.objects.get(end_user=hand_checked["u1"], date=D1)
     assert (u1.event_count, u1.sessions, u1.features_used, u1.total_session_duration) == (2, 1, 2, 180)
