@@ -20,6 +20,7 @@ SQLite file under var/bench/) is created fresh and dropped at the end.
 
 import argparse
 import cProfile
+import gc
 import importlib
 import io
 import os
@@ -60,6 +61,27 @@ def _environ(path, headers, body):
     return environ
 
 
+class GcClock:
+    """The CPU the cyclic collector takes (gc.callbacks), added up between resets."""
+
+    def __init__(self):
+        self.total = 0.0
+        self._started = 0.0
+        self.generations = [0, 0, 0]
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.total += time.process_time() - self._started
+            self.generations[info["generation"]] += 1
+
+    def take(self):
+        total, self.total = self.total, 0.0
+        return total
+
+
 def _send(application, request):
     path, headers, body = request
     answer = {}
@@ -98,7 +120,7 @@ def main():
     parser.add_argument("--requests", type=int, default=40, help="measured requests per variant (after 3 warm-up)")
     parser.add_argument("--distinct-users", type=int, default=1000)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--profile", help="a variant to run under cProfile afterwards")
+    parser.add_argument("--profile", help="variants (comma-separated) to run under cProfile afterwards")
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
 
@@ -138,12 +160,20 @@ def main():
         prepared = {v: _requests(v, key, args.distinct_users, total, 0x200 + i) for i, v in enumerate(variants)}
         log(f"{args.db}: {len(variants)} variants × {total} requests of 1,000 messages; load {os.getloadavg()}")
         cpu = {v: [] for v in variants}
+        collector = {v: [] for v in variants}
+        generations = {v: [0, 0, 0] for v in variants}
+        gc_clock = GcClock()
         for n in range(total):
             for variant in variants:
+                gc_clock.take()
                 started = time.process_time()
                 _send(application, prepared[variant][n])
                 if n >= 3:
                     cpu[variant].append(time.process_time() - started)
+                    collector[variant].append(gc_clock.take())
+                    counts = zip(generations[variant], gc_clock.generations, strict=True)
+                    generations[variant] = [a + b for a, b in counts]
+                gc_clock.generations = [0, 0, 0]
         native = statistics.median(cpu[variants[0]])
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"\napp CPU per 1,000 events ({args.db}, in-process, {args.requests} requests each; load {load})")
@@ -152,15 +182,19 @@ def main():
             print(
                 f"  {variant:13} median {median * 1000:5.1f} ms, min {low * 1000:5.1f} ms"
                 f"; {variants[0]}'s / this one's: {native / median:.0%}"
+                f"; mean {statistics.fmean(cpu[variant]) * 1000:5.1f} ms, of which the cyclic collector"
+                f" {statistics.fmean(collector[variant]) * 1000:.1f} ms (collections of each generation:"
+                f" {generations[variant]})"
             )
-        if args.profile:
-            requests = _requests(args.profile, key, args.distinct_users, args.requests, 0x300)
-            profiler = cProfile.Profile()
+        for n, variant in enumerate(v.strip() for v in (args.profile or "").split(",") if v.strip()):
+            requests = _requests(variant, key, args.distinct_users, args.requests, 0x300 + n)
+            profiler = cProfile.Profile(time.process_time)  # CPU, not the waits on the database
             profiler.enable()
             for request in requests:
                 _send(application, request)
             profiler.disable()
             out = io.StringIO()
+            out.write(f"--- {variant} ---\n")
             stats = pstats.Stats(profiler, stream=out)
             stats.sort_stats("tottime").print_stats(30)
             stats.sort_stats("cumulative").print_stats(45)

@@ -6,10 +6,11 @@ Bodies: `{"batch": [messages], "sentAt"}` on `/v1/batch`, one message on `/v1/tr
 
 - track, page, screen are events: feature ← `event` (page and screen: their `name`, else
   `properties.name`, `category`, or the call type); end user ← `userId`, else
-  `anonymousId`; uuid ← a uuid5 of `messageId`; event_type ← the call type; session ←
-  `context.sessionId` or `properties.session_id`; account ← `context.groupId`; timestamp ←
-  `timestamp` (or `originalTimestamp`) corrected by the skew of `sentAt`; `properties`,
-  `category` and `context` → metadata.
+  `anonymousId`; uuid ← `messageId` when it is a UUID (what the SDKs send), else a uuid5 of
+  it; event_type ← the call type; session ← `context.sessionId` or `properties.session_id`;
+  account ← `context.groupId`; timestamp ← `timestamp` (or `originalTimestamp`) corrected by
+  the skew of `sentAt`; `properties`, `category` and the context's fields of CONTEXT_KEPT →
+  metadata.
 - identify updates the person from `traits` (Rudder puts them in `context.traits`).
 - group creates or updates the account `groupId` (name and properties from `traits`) and
   sets it as the sender's account.
@@ -24,6 +25,12 @@ from .mapping import SdkBatch, event_time, message_uuid, messages_checked, parse
 
 EVENT_CALLS = frozenset({"track", "page", "screen"})
 CALLS = EVENT_CALLS | {"identify", "group", "alias"}
+# The context fields an event keeps in its metadata (`{"context": {…}}`): what sent it and
+# from where (library, app, os, page, locale, timezone). The others are stored in columns
+# (sessionId, groupId), are the person's (traits: identify) or are device data the platform
+# does not use and should not hoard (ip, userAgent, device ids, network, screen, campaign);
+# keeping the whole context made every Segment event carry and parse them (docs/decisions.md).
+CONTEXT_KEPT = frozenset({"library", "app", "os", "page", "locale", "timezone"})
 _WHAT = 'a Segment batch {"batch": [...]}'
 
 
@@ -39,29 +46,37 @@ def segment_batch(payload, *, now: datetime, call: str | None = None) -> SdkBatc
         raise DomainError(f"Expected one {call} message, a JSON object.", errors={"body": ["Expected an object."]})
     batch = SdkBatch(count=len(messages))
     default_sent_at = parse_time(payload.get("sentAt")) if isinstance(payload, dict) else None
+    # The skew-corrected time of each timestamp the batch's messages share (an SDK's batch
+    # holds a few distinct ones), computed once.
+    times: dict[str, object] = {}
     for index, message in enumerate(messages):
-        if not isinstance(message, dict):
+        if type(message) is not dict:
             batch.error(index, "non_field_errors", "Each message must be a JSON object.")
             continue
         kind = call or message.get("type")
-        if not isinstance(kind, str) or kind not in CALLS:
+        if type(kind) is not str or kind not in CALLS:
             batch.error(index, "type", f"Must be one of {', '.join(sorted(CALLS))}.")
             continue
-        _map_one(batch, index, message, kind, now, default_sent_at)
+        _map_one(batch, index, message, kind, now, default_sent_at, times)
     return batch
 
 
-def _map_one(batch, index, message, kind, now, default_sent_at):
+def _map_one(batch, index, message, kind, now, default_sent_at, times):
     sender = _sender(batch, index, message)
     if sender is None:
         return
     context, user_id = sender
-    sent = message.get("sentAt")
-    sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
     timestamp = message.get("timestamp")
     if timestamp is None or timestamp == "":
         timestamp = message.get("originalTimestamp")
-    when = event_time(timestamp, sent_at, now)
+    sent = message.get("sentAt")
+    if sent is None and type(timestamp) is str:
+        when = times.get(timestamp)
+        if when is None:
+            when = times[timestamp] = event_time(timestamp, default_sent_at, now)
+    else:
+        sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
+        when = event_time(timestamp, sent_at, now)
     if kind in EVENT_CALLS:
         _event(batch, index, message, kind, context, user_id, when)
     elif kind == "identify":
@@ -122,9 +137,10 @@ def _event(batch, index, message, kind, context, user_id, when):
         batch.error(index, "event", "Required: the event's name, a non-empty string.")
         return
     category = message.get("category")
+    kept = {name: value for name, value in context.items() if name in CONTEXT_KEPT} if context else None
     metadata = properties
-    if context or (category is not None and category != ""):
-        metadata = {**properties, "context": context} if context else dict(properties)
+    if kept or (category is not None and category != ""):
+        metadata = {**properties, "context": kept} if kept else dict(properties)
         if category is not None and category != "":
             metadata["category"] = category
     batch.events.append(
