@@ -43,9 +43,7 @@ urlpatterns = [
     path("i/v0/e/", ingest_cors(sdk_compat.PostHogCaptureView.as_view()), name="posthog-i-v0-e"),
     # The rest of PostHog's paths (posthog-js asks `/flags/`, `/decide/`, `/array/<key>/config`)
     # answer a JSON 404, not the site's HTML page.
-    re_path(
-        r"^(?:batch|capture|e|i|decide|flags|array|s|engage)/", ingest_cors(sdk_compat.not_found), name="posthog-unknown"
-    ),
+    re_path(r"^(?:batch|capture|e|i|decide|flags|array|s|engage)/", ingest_cors(sdk_compat.not_found)),
     # In front of the admin's own login URL: the same view with the throttle's 429 status.
     path("admin/login/", sign_in.admin_login),
     path("admin/", admin.site.urls),

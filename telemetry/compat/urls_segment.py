@@ -13,5 +13,5 @@ urlpatterns = [
         path(call, ingest_cors(SegmentView.as_view(call=call)), name=call)
         for call in ("track", "identify", "page", "screen", "group", "alias")
     ),
-    re_path(r"", ingest_cors(not_found), name="unknown"),
+    re_path(r"", ingest_cors(not_found)),  # any other path under v1/: a JSON 404
 ]
