@@ -27,6 +27,7 @@ from .bodies import body_too_large, json_body
 from .serializers import BatchIn, BatchOut, BatchRejected, TrackIn, TrackOut
 from .services import ingest
 from .services.batch_results import batch_results
+from .services.ingest.values import timestamp_parse
 from .throttling import IngestRateThrottle
 
 
@@ -181,7 +182,9 @@ class EventBatchView(IngestView):
                 errors={"events": [f"At most {settings.INGEST_MAX_BATCH} events per batch."]},
                 status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        result = ingest.events_ingest(self.org, items, user=self.sender(request), people=people, accounts=accounts)
+        result = ingest.events_ingest(
+            self.org, items, user=self.sender(request), people=people, accounts=accounts, sent_at=_sent_at(data)
+        )
         errors = sorted(update_errors + result.errors, key=lambda error: error["index"])
         results = batch_results(count, errors, result.duplicate_indices)
         body = {"accepted": result.accepted, "duplicates": result.duplicates, "errors": errors, "results": results}
@@ -192,6 +195,18 @@ class EventBatchView(IngestView):
             body = {"detail": "No valid events in the batch.", **body}
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         return Response(body, status=status.HTTP_200_OK)
+
+
+def _sent_at(data):
+    """The batch's `sent_at` (the client's clock when it sent the request), parsed, or None."""
+    value = data.get("sent_at") if isinstance(data, dict) else None
+    if value is None:
+        return None
+    sent_at = timestamp_parse(value)
+    if sent_at is None:
+        message = "Must be an ISO 8601 date-time or epoch seconds: when the client sent the request, by its clock."
+        raise DomainError(f"sent_at: {message}", errors={"sent_at": [message]})
+    return sent_at
 
 
 # Person and account updates beside a batch's events (up.js's identify and group): the

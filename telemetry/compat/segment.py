@@ -62,21 +62,19 @@ def segment_batch(payload, *, now: datetime, call: str | None = None) -> SdkBatc
 
 
 def _map_one(batch, index, message, kind, now, default_sent_at, times):
-    sender = _sender(batch, index, message)
-    if sender is None:
+    context = message.get("context")
+    if context is None:
+        context = {}
+    elif type(context) is not dict:
+        batch.error(index, "context", "Must be a JSON object.")
         return
-    context, user_id = sender
-    timestamp = message.get("timestamp")
-    if timestamp is None or timestamp == "":
-        timestamp = message.get("originalTimestamp")
-    sent = message.get("sentAt")
-    if sent is None and type(timestamp) is str:
-        when = times.get(timestamp)
-        if when is None:
-            when = times[timestamp] = event_time(timestamp, default_sent_at, now)
-    else:
-        sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
-        when = event_time(timestamp, sent_at, now)
+    user_id = message.get("userId")
+    if user_id is None or user_id == "":
+        user_id = message.get("anonymousId")
+        if user_id is None or user_id == "":
+            batch.error(index, "userId", "Required: userId or anonymousId.")
+            return
+    when = _time_of(message, times, default_sent_at, now)
     if kind in EVENT_CALLS:
         _event(batch, index, message, kind, context, user_id, when)
     elif kind == "identify":
@@ -90,21 +88,20 @@ def _map_one(batch, index, message, kind, now, default_sent_at, times):
         batch.people.append({"index": index, "user_id": user_id, "timestamp": when})
 
 
-def _sender(batch, index, message):
-    """(context, end user id) of a message, or None after recording what is wrong."""
-    context = message.get("context")
-    if context is None:
-        context = {}
-    elif type(context) is not dict:
-        batch.error(index, "context", "Must be a JSON object.")
-        return None
-    user_id = message.get("userId")
-    if user_id is None or user_id == "":
-        user_id = message.get("anonymousId")
-        if user_id is None or user_id == "":
-            batch.error(index, "userId", "Required: userId or anonymousId.")
-            return None
-    return context, user_id
+def _time_of(message, times, default_sent_at, now):
+    """The message's time corrected by the skew of its `sentAt` (else the batch's); `times`
+    holds the corrected time of each timestamp text met in the batch with the batch's `sentAt`."""
+    timestamp = message.get("timestamp")
+    if timestamp is None or timestamp == "":
+        timestamp = message.get("originalTimestamp")
+    sent = message.get("sentAt")
+    if sent is None and type(timestamp) is str:
+        when = times.get(timestamp)
+        if when is None:
+            when = times[timestamp] = event_time(timestamp, default_sent_at, now)
+        return when
+    sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
+    return event_time(timestamp, sent_at, now)
 
 
 def _link(index, user_id, when, account):
@@ -126,6 +123,9 @@ def _group(batch, index, message, user_id, when):
 
 
 def _event(batch, index, message, kind, context, user_id, when):
+    """One event. The parsed body is the request's own, read once: the message's properties
+    become the event's metadata in place (with the kept context and the category), and its
+    context loses what is stored in columns, instead of both being copied for each message."""
     properties = message.get("properties")
     if properties is None:
         properties = {}
@@ -136,23 +136,29 @@ def _event(batch, index, message, kind, context, user_id, when):
     if type(name) is not str or not name.strip():
         batch.error(index, "event", "Required: the event's name, a non-empty string.")
         return
+    account = None
+    if context:
+        session = context.pop("sessionId", properties.get("session_id"))
+        account = context.pop("groupId", None)
+        # Usually all that is left is kept (what the server SDKs send: `library`).
+        kept = context if context.keys() <= CONTEXT_KEPT else {k: v for k, v in context.items() if k in CONTEXT_KEPT}
+        if kept:
+            properties["context"] = kept
+    else:
+        session = properties.get("session_id")
     category = message.get("category")
-    kept = {name: value for name, value in context.items() if name in CONTEXT_KEPT} if context else None
-    metadata = properties
-    if kept or (category is not None and category != ""):
-        metadata = {**properties, "context": kept} if kept else dict(properties)
-        if category is not None and category != "":
-            metadata["category"] = category
+    if category is not None and category != "":
+        properties["category"] = category
     batch.events.append(
         {
             "uuid": message_uuid(message.get("messageId")),
             "feature": name,
             "user_id": user_id,
             "event_type": kind,
-            "session_id": context.get("sessionId", properties.get("session_id")),
+            "session_id": session,
             "timestamp": when,
-            "metadata": metadata,
-            "account_id": context.get("groupId"),
+            "metadata": properties,
+            "account_id": account,
         }
     )
     batch.event_index.append(index)
