@@ -69,16 +69,36 @@ def _or_none(expr: str) -> str:
     return f"COALESCE(NULLIF({expr}, ''), '{NONE}')"
 
 
-# The day's events per (feature, end user, event type, metadata): what every event
-# dimension is read from (property values repeat, so this is far fewer rows than events).
-_GROUPED_SQL = """
-INSERT INTO ddu_g (feature_id, uid, event_type, metadata, events, duration, timed)
-SELECT feature_id, COALESCE(end_user_id, 0), event_type, metadata, COUNT(*),
-       COALESCE(SUM(session_duration), 0), COUNT(session_duration)
-FROM telemetry_usageevent
-WHERE organization_id = %s AND timestamp >= %s AND timestamp < %s
-GROUP BY feature_id, COALESCE(end_user_id, 0), event_type, metadata
+# The day's events in one pass, grouped twice (both far fewer rows than events): per
+# (feature, segment, event type, metadata) — the per-feature event dimensions — and per
+# (end user, event type, metadata) — the all-features ones, with distinct users. Grouping
+# (feature, end user, …) at once would keep nearly a row per event on a big day.
+_EVENTS_FROM = f"""
+SELECT {{kind}}, e.feature_id, COALESCE(e.end_user_id, 0), {_AGE_BAND_SQL}, COALESCE(u.gender, ''), e.event_type,
+       e.metadata, COUNT(*), COALESCE(SUM(e.session_duration), 0), COUNT(e.session_duration)
+FROM telemetry_usageevent e LEFT JOIN telemetry_enduser u ON u.id = e.end_user_id
+WHERE e.organization_id = %s AND e.timestamp >= %s AND e.timestamp < %s
 """
+_PER_FEATURE_KEY = f"e.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), e.event_type, e.metadata"
+_PER_USER_KEY = f"COALESCE(e.end_user_id, 0), {_AGE_BAND_SQL}, COALESCE(u.gender, ''), e.event_type, e.metadata"
+_EVENTS_INTO = "INSERT INTO ddu_g (kind, feature_id, uid, age_band, gender, event_type, metadata, events, duration, timed)"
+PER_FEATURE, PER_USER = 0, 1
+
+
+def _grouped_sqls() -> list[str]:
+    """`ddu_g`: kind PER_FEATURE rows (uid unset) and PER_USER rows (feature unset)."""
+    if _postgres():
+        # One scan and one join for both groupings; GROUPING() is 1 where feature_id is not
+        # a key, i.e. on the per-user rows.
+        return [
+            f"""{_EVENTS_INTO}{_EVENTS_FROM.format(kind="GROUPING(e.feature_id)")}
+GROUP BY GROUPING SETS (({_PER_FEATURE_KEY}), ({_PER_USER_KEY}))"""
+        ]
+    # SQLite has no GROUPING SETS (and only embedded-sized days).
+    return [
+        f"{_EVENTS_INTO}{_EVENTS_FROM.format(kind=PER_FEATURE)} GROUP BY {_PER_FEATURE_KEY}",
+        f"{_EVENTS_INTO}{_EVENTS_FROM.format(kind=PER_USER)} GROUP BY {_PER_USER_KEY}",
+    ]
 
 
 def _event_keys_sql() -> str:
@@ -90,6 +110,7 @@ def _event_keys_sql() -> str:
         key = "p.key"
     return f"""
 SELECT {key}, SUM(g.events) FROM ddu_g g, {keys}
+WHERE g.kind = {PER_USER}
 GROUP BY {key} ORDER BY SUM(g.events) DESC, {key} LIMIT {_KEY_CANDIDATES}
 """
 
@@ -113,8 +134,8 @@ def _event_value() -> str:
         WHEN k.dim = '{EVENTS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop("g.metadata"))} END"""
 
 
-def _user_value() -> str:
-    return f"CASE WHEN k.dim = '{USERS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop('u.properties'))} END"
+def _user_value(properties: str = "u.properties") -> str:
+    return f"CASE WHEN k.dim = '{USERS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop(properties))} END"
 
 
 _STAGE_COLUMNS = "INSERT INTO ddu_stage (feature_id, age_band, gender, dim, val, events, users, duration, timed)"
@@ -123,20 +144,43 @@ _STAGE_COLUMNS = "INSERT INTO ddu_stage (feature_id, age_band, gender, dim, val,
 def _stage_sqls() -> list[str]:
     """The per-feature rows before the value cap: events and session time per segment and
     value (users for user properties, one value per user; none for event dimensions)."""
-    event_value, user_value = _event_value(), _user_value()
+    event_value, user_value = _event_value(), _user_value("c.properties")
     return [
         f"""{_STAGE_COLUMNS}
-SELECT g.feature_id, {_SEGMENT}, k.dim, {event_value}, SUM(g.events), 0, SUM(g.duration), SUM(g.timed)
-FROM ddu_g g LEFT JOIN telemetry_enduser u ON u.id = g.uid CROSS JOIN ddu_keys k
-WHERE k.kind = 'event'
-GROUP BY g.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), k.dim, {event_value}""",
+SELECT g.feature_id, g.age_band, g.gender, k.dim, {event_value}, SUM(g.events), 0, SUM(g.duration), SUM(g.timed)
+FROM ddu_g g CROSS JOIN ddu_keys k
+WHERE g.kind = {PER_FEATURE} AND k.kind = 'event'
+GROUP BY g.feature_id, g.age_band, g.gender, k.dim, {event_value}""",
+        # The per-user feature rows summed per (feature, profile class) first: the keys
+        # then multiply those sums, not every (user, feature) row.
         f"""{_STAGE_COLUMNS}
-SELECT r.feature_id, {_SEGMENT}, k.dim, {user_value}, SUM(r.event_count), COUNT(*),
-       SUM(r.total_session_duration), SUM(r.timed_events)
-FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id CROSS JOIN ddu_keys k
-WHERE r.organization_id = %s AND r.date = %s AND k.kind = 'user'
-GROUP BY r.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), k.dim, {user_value}""",
+SELECT f.feature_id, c.age_band, c.gender, k.dim, {user_value}, SUM(f.events), SUM(f.users), SUM(f.duration),
+       SUM(f.timed)
+FROM (
+    SELECT r.feature_id, x.cls, SUM(r.event_count) AS events, COUNT(*) AS users,
+           SUM(r.total_session_duration) AS duration, SUM(r.timed_events) AS timed
+    FROM analytics_dailyuserfeatureusage r JOIN ddu_u x ON x.uid = r.end_user_id
+    WHERE r.organization_id = %s AND r.date = %s
+    GROUP BY r.feature_id, x.cls
+) f JOIN ddu_cls c ON c.cls = f.cls CROSS JOIN ddu_keys k
+WHERE k.kind = 'user'
+GROUP BY f.feature_id, c.age_band, c.gender, k.dim, {user_value}""",
     ]
+
+
+# The day's users with their profile class: one per distinct (age band, gender, properties),
+# far fewer than users where properties repeat.
+_USERS_SQL = f"""
+INSERT INTO ddu_u (uid, cls, age_band, gender, properties)
+SELECT r.end_user_id, DENSE_RANK() OVER (ORDER BY {_AGE_BAND_SQL}, COALESCE(u.gender, ''), u.properties),
+       {_SEGMENT}, u.properties
+FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
+WHERE r.organization_id = %s AND r.date = %s
+"""
+_CLASSES_SQL = """
+INSERT INTO ddu_cls (cls, age_band, gender, properties)
+SELECT DISTINCT cls, age_band, gender, properties FROM ddu_u
+"""
 
 
 # The MAX_VALUES values of each dimension with most events, over all features.
@@ -167,16 +211,16 @@ SELECT %s, %s, s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender, SUM(s.events)
 FROM ddu_stage s LEFT JOIN ddu_top t ON t.dim = s.dim AND t.val = s.val
 GROUP BY s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender""",
         f"""{_COLUMNS}
-SELECT %s, %s, NULL, v.dim, v.val, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(v.events), COUNT(NULLIF(v.uid, 0)),
+SELECT %s, %s, NULL, v.dim, v.val, v.age_band, v.gender, SUM(v.events), COUNT(NULLIF(v.uid, 0)),
        SUM(v.duration), SUM(v.timed)
 FROM (
-    SELECT g.uid, k.dim, {_KEPT} AS val, SUM(g.events) AS events, SUM(g.duration) AS duration,
-           SUM(g.timed) AS timed
+    SELECT g.uid, g.age_band, g.gender, k.dim, {_KEPT} AS val, SUM(g.events) AS events,
+           SUM(g.duration) AS duration, SUM(g.timed) AS timed
     FROM ddu_g g CROSS JOIN ddu_keys k LEFT JOIN ddu_top t ON t.dim = k.dim AND t.val = {event_value}
-    WHERE k.kind = 'event'
-    GROUP BY g.uid, k.dim, {_KEPT}
-) v LEFT JOIN telemetry_enduser u ON u.id = v.uid
-GROUP BY v.dim, v.val, {_AGE_BAND_SQL}, COALESCE(u.gender, '')""",
+    WHERE g.kind = {PER_USER} AND k.kind = 'event'
+    GROUP BY g.uid, g.age_band, g.gender, k.dim, {_KEPT}
+) v
+GROUP BY v.dim, v.val, v.age_band, v.gender""",
         f"""{_COLUMNS}
 SELECT %s, %s, NULL, k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(r.event_count), COUNT(*),
        SUM(r.total_session_duration), SUM(r.timed_events)
@@ -187,7 +231,7 @@ GROUP BY k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, '')""",
     ]
 
 
-_TEMP_TABLES = ("ddu_g", "ddu_stage", "ddu_keys", "ddu_top")
+_TEMP_TABLES = ("ddu_g", "ddu_u", "ddu_cls", "ddu_stage", "ddu_keys", "ddu_top")
 
 
 def _chosen(candidates: list[tuple[str, Any]], limit: int) -> list[str]:
@@ -208,11 +252,13 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     # Text compared byte-wise on PostgreSQL: the groupings and joins sort no collated text.
     text = 'TEXT COLLATE "C"' if _postgres() else "TEXT"
     json = "JSONB" if _postgres() else "TEXT"
+    segment = "age_band VARCHAR(5), gender VARCHAR(1)"
     cursor.execute(
-        f"CREATE TEMP TABLE ddu_g (feature_id BIGINT, uid BIGINT, event_type {text}, metadata {json}, "
-        "events BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
+        f"CREATE TEMP TABLE ddu_g (kind SMALLINT, feature_id BIGINT, uid BIGINT, {segment}, event_type {text}, "
+        f"metadata {json}, events BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
     )
-    cursor.execute(_GROUPED_SQL, [org_id, *window])
+    for sql in _grouped_sqls():
+        cursor.execute(sql, [org_id, *window])
     if _postgres():
         # Row estimates, so the groupings below hash rather than sort (a temporary table has
         # no statistics otherwise).
@@ -235,6 +281,10 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
         # from their expression keys: left to itself it sorts millions of rows on a big day.
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("SET LOCAL enable_mergejoin = off")
+    cursor.execute(f"CREATE TEMP TABLE ddu_u (uid BIGINT, cls BIGINT, {segment}, properties {json})")
+    cursor.execute(_USERS_SQL, [org_id, day_param])
+    cursor.execute(f"CREATE TEMP TABLE ddu_cls (cls BIGINT, {segment}, properties {json})")
+    cursor.execute(_CLASSES_SQL)
     event_stage, user_stage = _stage_sqls()
     cursor.execute(event_stage)
     cursor.execute(user_stage, [org_id, day_param])
