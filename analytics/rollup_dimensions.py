@@ -52,6 +52,8 @@ USERS_MARK = "user.*"
 _AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
     WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
 _SEGMENT = f"{_AGE_BAND_SQL} AS age_band, COALESCE(u.gender, '') AS gender"
+# The segment of a profile class (`ddu_cls`), '' for an anonymous event (no class).
+_CLASS_SEGMENT = "COALESCE(c.age_band, ''), COALESCE(c.gender, '')"
 
 
 def _postgres() -> bool:
@@ -73,15 +75,17 @@ def _or_none(expr: str) -> str:
 # (feature, segment, event type, metadata) — the per-feature event dimensions — and per
 # (end user, event type, metadata) — the all-features ones, with distinct users. Grouping
 # (feature, end user, …) at once would keep nearly a row per event on a big day.
-_EVENTS_FROM = f"""
-SELECT {{kind}}, e.feature_id, COALESCE(e.end_user_id, 0), {_AGE_BAND_SQL}, COALESCE(u.gender, ''), e.event_type,
-       e.metadata, COUNT(*), COALESCE(SUM(e.session_duration), 0), COUNT(e.session_duration)
-FROM telemetry_usageevent e LEFT JOIN telemetry_enduser u ON u.id = e.end_user_id
+# The end user's profile class (`ddu_u`) stands for the segment: a small integer to hash
+# per event rather than the age band and gender (NULL for anonymous events).
+_EVENTS_FROM = """
+SELECT {kind}, e.feature_id, COALESCE(e.end_user_id, 0), x.cls, e.event_type, {metadata}, COUNT(*),
+       COALESCE(SUM(e.session_duration), 0), COUNT(e.session_duration)
+FROM telemetry_usageevent e LEFT JOIN ddu_u x ON x.uid = e.end_user_id
 WHERE e.organization_id = %s AND e.timestamp >= %s AND e.timestamp < %s
 """
-_PER_FEATURE_KEY = f"e.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), e.event_type, e.metadata"
-_PER_USER_KEY = f"COALESCE(e.end_user_id, 0), {_AGE_BAND_SQL}, COALESCE(u.gender, ''), e.event_type, e.metadata"
-_EVENTS_INTO = "INSERT INTO ddu_g (kind, feature_id, uid, age_band, gender, event_type, metadata, events, duration, timed)"
+_PER_FEATURE_KEY = "e.feature_id, x.cls, e.event_type, {metadata}"
+_PER_USER_KEY = "COALESCE(e.end_user_id, 0), x.cls, e.event_type, {metadata}"
+_EVENTS_INTO = "INSERT INTO ddu_g (kind, feature_id, uid, cls, event_type, metadata, events, duration, timed)"
 PER_FEATURE, PER_USER = 0, 1
 
 
@@ -89,15 +93,16 @@ def _grouped_sqls() -> list[str]:
     """`ddu_g`: kind PER_FEATURE rows (uid unset) and PER_USER rows (feature unset)."""
     if _postgres():
         # One scan and one join for both groupings; GROUPING() is 1 where feature_id is not
-        # a key, i.e. on the per-user rows.
-        return [
-            f"""{_EVENTS_INTO}{_EVENTS_FROM.format(kind="GROUPING(e.feature_id)")}
-GROUP BY GROUPING SETS (({_PER_FEATURE_KEY}), ({_PER_USER_KEY}))"""
-        ]
+        # a key, i.e. on the per-user rows. Metadata is hashed as its text (jsonb prints
+        # canonically, so equal objects have equal text): a third of the pass's cost.
+        metadata = "e.metadata::text"
+        per_feature, per_user = _PER_FEATURE_KEY.format(metadata=metadata), _PER_USER_KEY.format(metadata=metadata)
+        select = _EVENTS_FROM.format(kind="GROUPING(e.feature_id)", metadata=f"({metadata})::jsonb")
+        return [f"{_EVENTS_INTO}{select} GROUP BY GROUPING SETS (({per_feature}), ({per_user}))"]
     # SQLite has no GROUPING SETS (and only embedded-sized days).
     return [
-        f"{_EVENTS_INTO}{_EVENTS_FROM.format(kind=PER_FEATURE)} GROUP BY {_PER_FEATURE_KEY}",
-        f"{_EVENTS_INTO}{_EVENTS_FROM.format(kind=PER_USER)} GROUP BY {_PER_USER_KEY}",
+        f"{_EVENTS_INTO}{_EVENTS_FROM.format(kind=kind, metadata='e.metadata')} GROUP BY {key.format(metadata='e.metadata')}"
+        for kind, key in ((PER_FEATURE, _PER_FEATURE_KEY), (PER_USER, _PER_USER_KEY))
     ]
 
 
@@ -147,10 +152,10 @@ def _stage_sqls() -> list[str]:
     event_value, user_value = _event_value(), _user_value("c.properties")
     return [
         f"""{_STAGE_COLUMNS}
-SELECT g.feature_id, g.age_band, g.gender, k.dim, {event_value}, SUM(g.events), 0, SUM(g.duration), SUM(g.timed)
-FROM ddu_g g CROSS JOIN ddu_keys k
+SELECT g.feature_id, {_CLASS_SEGMENT}, k.dim, {event_value}, SUM(g.events), 0, SUM(g.duration), SUM(g.timed)
+FROM ddu_g g LEFT JOIN ddu_cls c ON c.cls = g.cls CROSS JOIN ddu_keys k
 WHERE g.kind = {PER_FEATURE} AND k.kind = 'event'
-GROUP BY g.feature_id, g.age_band, g.gender, k.dim, {event_value}""",
+GROUP BY g.feature_id, {_CLASS_SEGMENT}, k.dim, {event_value}""",
         # The per-user feature rows summed per (feature, profile class) first: the keys
         # then multiply those sums, not every (user, feature) row.
         f"""{_STAGE_COLUMNS}
@@ -211,16 +216,16 @@ SELECT %s, %s, s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender, SUM(s.events)
 FROM ddu_stage s LEFT JOIN ddu_top t ON t.dim = s.dim AND t.val = s.val
 GROUP BY s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender""",
         f"""{_COLUMNS}
-SELECT %s, %s, NULL, v.dim, v.val, v.age_band, v.gender, SUM(v.events), COUNT(NULLIF(v.uid, 0)),
+SELECT %s, %s, NULL, v.dim, v.val, {_CLASS_SEGMENT}, SUM(v.events), COUNT(NULLIF(v.uid, 0)),
        SUM(v.duration), SUM(v.timed)
 FROM (
-    SELECT g.uid, g.age_band, g.gender, k.dim, {_KEPT} AS val, SUM(g.events) AS events,
+    SELECT g.uid, g.cls, k.dim, {_KEPT} AS val, SUM(g.events) AS events,
            SUM(g.duration) AS duration, SUM(g.timed) AS timed
     FROM ddu_g g CROSS JOIN ddu_keys k LEFT JOIN ddu_top t ON t.dim = k.dim AND t.val = {event_value}
     WHERE g.kind = {PER_USER} AND k.kind = 'event'
-    GROUP BY g.uid, g.age_band, g.gender, k.dim, {_KEPT}
-) v
-GROUP BY v.dim, v.val, v.age_band, v.gender""",
+    GROUP BY g.uid, g.cls, k.dim, {_KEPT}
+) v LEFT JOIN ddu_cls c ON c.cls = v.cls
+GROUP BY v.dim, v.val, {_CLASS_SEGMENT}""",
         f"""{_COLUMNS}
 SELECT %s, %s, NULL, k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(r.event_count), COUNT(*),
        SUM(r.total_session_duration), SUM(r.timed_events)
@@ -253,8 +258,14 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     text = 'TEXT COLLATE "C"' if _postgres() else "TEXT"
     json = "JSONB" if _postgres() else "TEXT"
     segment = "age_band VARCHAR(5), gender VARCHAR(1)"
+    cursor.execute(f"CREATE TEMP TABLE ddu_u (uid BIGINT PRIMARY KEY, cls BIGINT, {segment}, properties {json})")
+    cursor.execute(_USERS_SQL, [org_id, day_param])
+    cursor.execute(f"CREATE TEMP TABLE ddu_cls (cls BIGINT, {segment}, properties {json})")
+    cursor.execute(_CLASSES_SQL)
+    if _postgres():
+        cursor.execute("ANALYZE ddu_u")
     cursor.execute(
-        f"CREATE TEMP TABLE ddu_g (kind SMALLINT, feature_id BIGINT, uid BIGINT, {segment}, event_type {text}, "
+        f"CREATE TEMP TABLE ddu_g (kind SMALLINT, feature_id BIGINT, uid BIGINT, cls BIGINT, event_type {text}, "
         f"metadata {json}, events BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
     )
     for sql in _grouped_sqls():
@@ -281,10 +292,6 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
         # from their expression keys: left to itself it sorts millions of rows on a big day.
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("SET LOCAL enable_mergejoin = off")
-    cursor.execute(f"CREATE TEMP TABLE ddu_u (uid BIGINT, cls BIGINT, {segment}, properties {json})")
-    cursor.execute(_USERS_SQL, [org_id, day_param])
-    cursor.execute(f"CREATE TEMP TABLE ddu_cls (cls BIGINT, {segment}, properties {json})")
-    cursor.execute(_CLASSES_SQL)
     event_stage, user_stage = _stage_sqls()
     cursor.execute(event_stage)
     cursor.execute(user_stage, [org_id, day_param])
