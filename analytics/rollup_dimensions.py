@@ -6,25 +6,30 @@ those dimensions never read raw events.
 Built inside `rollup_day`'s transaction, after the per-user rows are final, in a few
 statements over temporary tables, all in the database:
 
-1. the day's events grouped by (feature, end user, event type, metadata) (`ddu_g`): what
-   every event dimension is read from, each chosen property's value (or "(none)" where an
-   event lacks it or has it empty) taken per group;
-2. the caps, so hostile cardinality cannot blow the table up: at most MAX_EVENT_KEYS event
+1. the day's users with their profile class (`ddu_u`, `ddu_cls`): one class per distinct
+   (age band, gender, properties), so that later steps hash a small integer, not a segment;
+2. one pass over the day's events grouped twice (`ddu_g`, GROUPING SETS on PostgreSQL):
+   per (feature, class, event type, metadata) and per (end user, class, event type,
+   metadata) — both far fewer rows than events; every event dimension is read from those,
+   each chosen property's value (or "(none)" where an event lacks it or has it empty)
+   taken per group;
+3. the caps, so hostile cardinality cannot blow the table up: at most MAX_EVENT_KEYS event
    properties and MAX_USER_KEYS user properties per organisation and day (those on most
    events or active users, and only names a breakdown can ask for); per dimension the
    MAX_VALUES values with most events are kept and the rest folded into the value ""
    (shown as "other");
-3. per feature and segment: events and session time per value (`ddu_stage`; users too for
-   user properties, read from the day's per-user feature rows and each end user's profile
-   as it is at rollup time, as the person segments take age and gender);
-4. for all features, with distinct daily users: an event dimension per (user, value) from
-   `ddu_g`, a user property straight from the per-user rows (one value per user);
-5. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
+4. per feature and segment: events and session time per value (`ddu_stage`; users too for
+   user properties, from the day's per-user feature rows summed per (feature, class), each
+   end user's profile as it is at rollup time, as the person segments take age and gender);
+5. for all features, with distinct daily users: an event dimension per (user, value) from
+   the per-user groups, a user property straight from the per-user rows (one value per user);
+6. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
    queries read on days without a row of the asked property (a key past the cap that day
    reads as "(none)" too).
 
-Cost: one more index range scan of the day's events grouped as above, and a few groupings of
-rows far fewer than events; measured in docs/benchmarks.md."""
+Cost: one more scan of the day's events (a hash join on the day's users and two hash
+groupings), one of the day's per-user feature rows, and groupings of rows far fewer than
+events; measured in docs/benchmarks.md (dim-speed)."""
 
 from __future__ import annotations
 
@@ -100,8 +105,9 @@ def _grouped_sqls() -> list[str]:
         select = _EVENTS_FROM.format(kind="GROUPING(e.feature_id)", metadata=f"({metadata})::jsonb")
         return [f"{_EVENTS_INTO}{select} GROUP BY GROUPING SETS (({per_feature}), ({per_user}))"]
     # SQLite has no GROUPING SETS (and only embedded-sized days).
+    metadata = "e.metadata"
     return [
-        f"{_EVENTS_INTO}{_EVENTS_FROM.format(kind=kind, metadata='e.metadata')} GROUP BY {key.format(metadata='e.metadata')}"
+        f"{_EVENTS_INTO}{_EVENTS_FROM.format(kind=kind, metadata=metadata)} GROUP BY {key.format(metadata=metadata)}"
         for kind, key in ((PER_FEATURE, _PER_FEATURE_KEY), (PER_USER, _PER_USER_KEY))
     ]
 
@@ -263,17 +269,19 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     cursor.execute(f"CREATE TEMP TABLE ddu_cls (cls BIGINT, {segment}, properties {json})")
     cursor.execute(_CLASSES_SQL)
     if _postgres():
+        # The day's users are the side the events pass hashes: its estimate must say so.
         cursor.execute("ANALYZE ddu_u")
+        # The groupings below have far fewer groups than rows, which the planner cannot tell
+        # from their keys (temporary tables have no statistics): left to itself it sorts
+        # millions of rows on a big day.
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_mergejoin = off")
     cursor.execute(
         f"CREATE TEMP TABLE ddu_g (kind SMALLINT, feature_id BIGINT, uid BIGINT, cls BIGINT, event_type {text}, "
         f"metadata {json}, events BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
     )
     for sql in _grouped_sqls():
         cursor.execute(sql, [org_id, *window])
-    if _postgres():
-        # Row estimates, so the groupings below hash rather than sort (a temporary table has
-        # no statistics otherwise).
-        cursor.execute("ANALYZE ddu_g")
     cursor.execute(_event_keys_sql())
     event_keys = _chosen(cursor.fetchall(), MAX_EVENT_KEYS)
     cursor.execute(_user_keys_sql(), [org_id, day_param])
@@ -287,11 +295,6 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
         f"CREATE TEMP TABLE ddu_stage (feature_id BIGINT, age_band VARCHAR(5), gender VARCHAR(1), dim {text}, "
         f"val {text}, events BIGINT, users BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
     )
-    if _postgres():
-        # The groupings below have far fewer groups than rows, which the planner cannot tell
-        # from their expression keys: left to itself it sorts millions of rows on a big day.
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("SET LOCAL enable_mergejoin = off")
     event_stage, user_stage = _stage_sqls()
     cursor.execute(event_stage)
     cursor.execute(user_stage, [org_id, day_param])
