@@ -7,6 +7,8 @@ from django.contrib import admin
 from core.admin_read_only import ReadOnlyModelAdmin
 
 from .models import (
+    DailyAccountUsage,
+    DailyDimensionUsage,
     DailyFeatureUsage,
     DailyOrgUsage,
     DailySegmentUsage,
@@ -107,6 +109,32 @@ class DailySegmentUsageAdmin(ReadOnlyModelAdmin):
     raw_id_fields = ["feature"]
     date_hierarchy = "date"
     ordering = ["-date", "organization", "feature"]
+    show_full_result_count = False
+
+
+@admin.register(DailyAccountUsage)
+class DailyAccountUsageAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "feature", "account", "event_count", "active_users"]
+    list_filter = ["organization", "date"]
+    list_select_related = ["organization", "feature", "account"]
+    search_fields = ["feature__key", "account__external_id", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["feature", "account"]
+    date_hierarchy = "date"
+    ordering = ["-date", "organization", "feature"]
+    show_full_result_count = False
+
+
+@admin.register(DailyDimensionUsage)
+class DailyDimensionUsageAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "feature", "dimension", "value", "age_band", "gender", "event_count"]
+    list_filter = ["organization", "date", "dimension"]
+    list_select_related = ["organization", "feature"]
+    search_fields = ["dimension", "value", "feature__key", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["feature"]
+    date_hierarchy = "date"
+    ordering = ["-date", "organization", "dimension"]
     show_full_result_count = False
 
 

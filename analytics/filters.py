@@ -3,9 +3,10 @@
 which stands for the filters saved under that id (a filter given beside it wins).
 
 `filter_set_parse` returns the filters every query function takes (`analytics.queries`'
-`filters`): `feature` (a Feature), `age` (band), `gender` (code) and `user_properties`
-({property: value}); only the given ones. Bad input raises `DomainError` naming the field, so
-the API answers 400 and the pages show the message next to the filters."""
+`filters`): `feature` (a Feature), `age` (band), `gender` (code), `account` (an Account, by
+its external id) and `user_properties` ({property: value}); only the given ones. Bad input,
+an unknown feature or account (another organisation's included) raises `DomainError` naming
+the field, so the API answers 400 and the pages show the message next to the filters."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.query_params import Query, fail, filters_supported, parse_id, query_text
-from telemetry.models import EndUser
+from telemetry.models import Account, EndUser
 from telemetry.queries import feature_find
 
 from .models import Segment
@@ -30,9 +31,6 @@ USER_PREFIX = "user."
 _PROPERTY_RE = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$.\-]{0,99}")
 MAX_PROPERTY_FILTERS = 10
 MAX_PROPERTY_VALUE = 200
-# Accounts exist (EndUser.account), but the rollups the analytics endpoints read carry no
-# account yet; until they do the filter is refused rather than ignored.
-ACCOUNT_UNAVAILABLE = "Filtering by account is not supported here yet; see /api/v1/analytics/accounts."
 
 
 def property_check(param: str, field: str) -> str:
@@ -65,6 +63,15 @@ def _feature(org: Organization, raw: str, field: str) -> Any:
     if feature is None:
         fail(field, "Unknown feature.")
     return feature
+
+
+def _account(org: Organization, raw: str) -> Account:
+    """`org`'s account with external id `raw`; unknown (or another organisation's) is a 400,
+    as an unknown feature is."""
+    account = Account.objects.filter(organization=org, external_id=raw).first()
+    if account is None:
+        fail("account", "Unknown account.")
+    return account
 
 
 def segment_filters_of(org: Organization, segment_id: int) -> dict[str, str] | None:
@@ -114,7 +121,7 @@ def filters_validate(org: Organization, values: Mapping[str, str]) -> dict[str, 
     if values.get("gender"):
         filters["gender"] = _gender(values["gender"])
     if values.get("account"):
-        fail("account", ACCOUNT_UNAVAILABLE)
+        filters["account"] = _account(org, values["account"])
     properties = {}
     for name, value in values.items():
         if name.startswith(USER_PREFIX):
@@ -134,8 +141,9 @@ def filter_set_parse(org: Organization, query: Query) -> dict[str, Any]:
 
 
 def filter_cache_key(filters: Mapping[str, Any]) -> dict[str, Any]:
-    """`filters` with the feature as its id: hashable-friendly arguments for the query cache."""
-    return {k: (v.pk if k == "feature" and hasattr(v, "pk") else v) for k, v in filters.items() if v}
+    """`filters` with the feature and account as their ids: hashable-friendly arguments for
+    the query cache."""
+    return {k: (v.pk if k in ("feature", "account") and hasattr(v, "pk") else v) for k, v in filters.items() if v}
 
 
 ALL_FILTERS = ("start", "end", "feature", "feature_id", "age", "gender", "account", "segment")

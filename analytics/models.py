@@ -166,6 +166,46 @@ class DailySegmentUsage(models.Model):
         return f"{self.date} {self.feature_id} {self.age_band}/{self.gender}: {self.event_count}"
 
 
+class DailyAccountUsage(models.Model):
+    """One day's usage per account (the tenant's customer company; `account` NULL: the end
+    users without one), for all features (`feature` NULL) and per feature: what the account
+    filter and the account breakdown sum over a range without touching a per-user row, and
+    the Accounts pages' trends. Built by the rollup from the day's per-user rows and each
+    end user's account as it is then (as DailySegmentUsage is from their profile); active
+    users add up across accounts (each user is in one at a time)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+    feature = models.ForeignKey(
+        "telemetry.Feature", null=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # A deleted account's users lose it (EndUser.account is SET_NULL): so do its rows.
+    account = models.ForeignKey(
+        "telemetry.Account", null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    event_count = models.PositiveIntegerField(default=0)
+    active_users = models.PositiveIntegerField(default=0)
+    sessions = models.PositiveIntegerField(default=0)
+    total_session_duration = models.FloatField(default=0)
+    timed_events = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        # (organization, date): per-feature breakdowns over a range and the rollup's day
+        # replacement; the same for the all-features rows alone (the account breakdown and
+        # the Accounts list read only those, a thirtieth of the rows); (organization,
+        # account, date): one account's range (the filter, its trend).
+        indexes = [
+            models.Index(fields=["organization", "date"], name="dau_org_date_idx"),
+            models.Index(
+                fields=["organization", "date"], name="dau_org_date_all_idx", condition=models.Q(feature__isnull=True)
+            ),
+            models.Index(fields=["organization", "account", "date"], name="dau_org_account_date_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.date} {self.feature_id} account {self.account_id}: {self.event_count}"
+
+
 class Segment(models.Model):
     """A named, saved filter set of an organisation (DESIGN "Accounts and segments"):
     `filters` holds query-string values ({"age": "<18", "user.plan": "pro", …}), validated

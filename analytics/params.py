@@ -97,18 +97,16 @@ BREAKDOWN_PREFIXES = ("user.", "event.")
 
 
 def breakdown_param(query: Query) -> str | None:
-    """`breakdown`: feature, event_type, age, gender, user.<property> or event.<property>
-    (account: a 400 until the rollups carry accounts), or None."""
+    """`breakdown`: feature, event_type, age, gender, account, user.<property> or
+    event.<property>, or None."""
     raw = query_text(query, "breakdown")
     if raw is None:
         return None
-    if raw == "account":
-        fail("breakdown", "Accounts are not in the rollups yet; break down by another dimension.")
     if raw in BREAKDOWNS:
         return raw
     prefix = next((p for p in BREAKDOWN_PREFIXES if raw.startswith(p)), None)
     if prefix is None:
-        fail("breakdown", "Choose feature, event_type, age, gender, user.<property> or event.<property>.")
+        fail("breakdown", "Choose feature, event_type, age, gender, account, user.<property> or event.<property>.")
     property_check(f"user.{raw[len(prefix) :]}", "breakdown")
     return raw
 
@@ -140,6 +138,7 @@ def timeseries_params(org: Organization, query: Query) -> dict[str, Any]:
         "feature": filters.get("feature"),
         "age": filters.get("age"),
         "gender": filters.get("gender"),
+        "account": filters.get("account"),
         "user_properties": filters.get("user_properties"),
     }
 

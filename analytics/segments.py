@@ -54,6 +54,8 @@ def segment_filters_clean(org: Organization, raw: Any) -> dict[str, str]:
     for name in ("age", "gender"):
         if name in validated:
             cleaned[name] = validated[name]
+    if "account" in validated:
+        cleaned["account"] = validated["account"].external_id
     return dict(sorted(cleaned.items()))
 
 

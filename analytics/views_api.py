@@ -44,7 +44,7 @@ FEATURE_ID_PARAM = OpenApiParameter("feature_id", OpenApiTypes.INT, description=
 PERSON_FILTER_PARAMS = [
     OpenApiParameter("age", OpenApiTypes.STR, enum=list(params.AGE_BANDS)),
     OpenApiParameter("gender", OpenApiTypes.STR, enum=["F", "M", "O"]),
-    OpenApiParameter("account", OpenApiTypes.STR, description="account external id (400 for now)"),
+    OpenApiParameter("account", OpenApiTypes.STR, description="account external id (the tenant's own; unknown: 400)"),
     OpenApiParameter(
         "segment", OpenApiTypes.INT, description="a saved segment's id: its filters (a filter given beside it wins)"
     ),
@@ -63,8 +63,8 @@ BREAKDOWN_PARAM = OpenApiParameter(
     "breakdown",
     OpenApiTypes.STR,
     description=(
-        "feature, event_type, age, gender, user.<property> or event.<property> (account: 400 until accounts "
-        'exist): the top 10 values and "other"'
+        "feature, event_type, age, gender, account, user.<property> or event.<property>: the top 10 values "
+        'and "other" (account: users without one are "(none)")'
     ),
 )
 FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv downloads the rows")
@@ -252,7 +252,7 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
 
     def _breakdown(self, args, breakdown):
         """`{metric, interval, start, end, breakdown, series: [{key, points}]}`."""
-        filters = {k: args[k] for k in ("feature", "age", "gender", "user_properties") if args[k]}
+        filters = {k: args[k] for k in ("feature", "age", "gender", "account", "user_properties") if args[k]}
         series = queries.breakdown_series(
             self.org,
             dimension=breakdown,

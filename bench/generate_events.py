@@ -13,6 +13,8 @@ per day), which is faster than COPY from a client: nothing crosses the socket. T
   sessions `u<id>-d<day>-<k>` (≤ 3 per user and day), durations 0–600 s;
 - one extra "peak" day (the middle of the period) with `--peak-events` events, to time the
   rollup of a ~1M-event day;
+- `--accounts` accounts (the tenant's customer companies, `acct-0001`…) with skewed sizes;
+  85 % of the end users belong to one, the rest to none;
 - a funnel path: `feature-00` → `feature-01` → `feature-02` appear in that order for part of
   the users (the other events are random, so some also match by chance).
 
@@ -37,8 +39,15 @@ django.setup()
 from django.db import connection  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from analytics.models import DailyFeatureUsage, DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage  # noqa: E402
-from telemetry.models import EndUser, Feature, UsageEvent  # noqa: E402
+from analytics.models import (  # noqa: E402
+    DailyAccountUsage,
+    DailyFeatureUsage,
+    DailyOrgUsage,
+    DailySegmentUsage,
+    DailyUserFeatureUsage,
+    DailyUserUsage,
+)
+from telemetry.models import Account, EndUser, Feature, UsageEvent  # noqa: E402
 from tenants.models import Organization, Role, User  # noqa: E402
 
 ADMIN_EMAIL = "bench-admin@bench.example"
@@ -124,6 +133,7 @@ def main():
     parser.add_argument("--peak-events", type=int, default=1_000_000, help="events of the one peak day (0: none)")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--accounts", type=int, default=200, help="accounts per organisation (0: none)")
     parser.add_argument("--end", default=None, help="last day YYYY-MM-DD (default: yesterday UTC)")
     parser.add_argument("--reset", action="store_true", help="delete the bench organisations' data first")
     parser.add_argument(
@@ -153,6 +163,7 @@ def main():
             events=args.events // args.orgs,
             users=args.users // args.orgs,
             features=args.features,
+            accounts=args.accounts,
             peak_events=args.peak_events if n_org == 0 else 0,
         )
     loaded = time.perf_counter() - t0
@@ -169,11 +180,12 @@ def main():
     )
 
 
-def org_generate(org, *, first, days, events, users, features, peak_events):
+def org_generate(org, *, first, days, events, users, features, accounts, peak_events):
     """One organisation's features, end users and events; returns the number of events."""
     feature_rows = [Feature(organization=org, key=f"feature-{i:02d}", name=f"Feature {i:02d}") for i in range(features)]
     Feature.objects.bulk_create(feature_rows, ignore_conflicts=True)
     users_create(org, users, first, days)
+    accounts_assign(org, accounts)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_features; DROP TABLE IF EXISTS bench_users")
         cursor.execute(
@@ -225,7 +237,10 @@ def organisation(*, slug, reset):
                 DailyOrgUsage,
                 DailyUserUsage,
                 DailyUserFeatureUsage,
+                DailySegmentUsage,
+                DailyAccountUsage,
                 EndUser,
+                Account,
                 Feature,
             ):
                 cursor.execute(f"DELETE FROM {table._meta.db_table} WHERE organization_id = %s", [org.pk])
@@ -263,6 +278,30 @@ def users_create(org, count, first, days):
                 "count": count,
                 "days": days - 1,
             },
+        )
+
+
+def accounts_assign(org, count):
+    """`count` accounts; 85 % of the end users each join one, picked with a skew (acct-0001
+    the largest), so the account filter and breakdown see big and small customers. The pick
+    is a hash of the user id, not random(): a volatile pick may be drawn again by the join."""
+    if not count:
+        return
+    Account.objects.bulk_create(
+        [Account(organization=org, external_id=f"acct-{i:04d}", name=f"Customer {i:04d}") for i in range(1, count + 1)],
+        ignore_conflicts=True,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE telemetry_enduser u SET account_id = a.id
+            FROM (SELECT id, 1 + floor(%(count)s * power(((id * 7919) %% 10007) / 10007.0, 2))::int AS rank
+                  FROM telemetry_enduser WHERE organization_id = %(org)s AND id %% 100 < 85) pick
+            JOIN (SELECT id, row_number() OVER (ORDER BY external_id) AS rank
+                  FROM telemetry_account WHERE organization_id = %(org)s) a ON a.rank = pick.rank
+            WHERE u.id = pick.id
+            """,
+            {"org": org.pk, "count": count},
         )
 
 

@@ -7,12 +7,16 @@ this folder is on `sys.path`).
 """
 
 import http.client
+import json
 import os
+import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -52,6 +56,87 @@ def require_loopback(url, what):
     host = urlsplit(url).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit(f"{what} must be on a loopback address (the benchmarks never load another machine): {url}")
+
+
+# --- HTTP load clients ---------------------------------------------------------------------------
+# The loop every load client process runs (bench/ingest.py's scenarios and its compat
+# variants), and the figures of a set of clients put together.
+
+
+def accepted_count(status, data):
+    """The events an ingestion answer accepted: a batch's `accepted`, 1 for a stored track call."""
+    if status not in (200, 201, 202):
+        return 0
+    body = json.loads(data)
+    return body.get("accepted", 1) if isinstance(body, dict) else 1
+
+
+def post_loop(port, path, headers, payloads, *, warmup_until, stop_at, host="127.0.0.1"):
+    """POST the bodies `payloads` yields, one request (and connection) at a time, until
+    `stop_at` (time.monotonic(), which every process shares). Requests started before
+    `warmup_until` count only in `accepted_all`. Returns this client's figures."""
+    latencies, statuses = [], Counter()
+    accepted = accepted_all = requests = errors = 0
+    while True:
+        now = time.monotonic()
+        if now >= stop_at:
+            break
+        payload = next(payloads)
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=60)
+            conn.request("POST", path, payload, headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            conn.close()
+        except OSError:
+            errors += 1
+            continue
+        elapsed = (time.perf_counter() - started) * 1000
+        count = accepted_count(resp.status, data)
+        accepted_all += count
+        if now < warmup_until:
+            continue
+        accepted += count
+        requests += 1
+        statuses[resp.status] += 1
+        latencies.append(elapsed)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "client_cpu_s": usage.ru_utime + usage.ru_stime,
+        "latencies": latencies,
+        "statuses": dict(statuses),
+        "accepted": accepted,
+        "accepted_all": accepted_all,
+        "requests": requests,
+        "errors": errors,
+    }
+
+
+def load_summary(parts, duration):
+    """The figures of `post_loop`'s clients (`parts`) over `duration` seconds, together."""
+    latencies = [x for part in parts for x in part["latencies"]]
+    statuses = Counter()
+    for part in parts:
+        statuses.update(part["statuses"])
+    accepted = sum(p["accepted"] for p in parts)
+    requests = sum(p["requests"] for p in parts)
+    return {
+        "clients": len(parts),
+        "duration_s": duration,
+        "requests": requests,
+        "accepted": accepted,
+        "accepted_incl_warmup": sum(p["accepted_all"] for p in parts),
+        "events_per_s": accepted / duration,
+        "requests_per_s": requests / duration,
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "connection_errors": sum(p["errors"] for p in parts),
+        "client_cpu_s": round(sum(p["client_cpu_s"] for p in parts), 2),
+        "load_average_after": load_average(),
+    }
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------

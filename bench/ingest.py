@@ -35,7 +35,6 @@ Redis keys it used in db 3 are deleted. Traffic goes to loopback addresses only.
 """
 
 import argparse
-import http.client
 import json
 import multiprocessing as mp
 import os
@@ -44,18 +43,28 @@ import resource
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from harness import PYTHON, ROOT, Server, load_average, log, migrate, percentile, pg_drop, pg_recreate, process_table
+from harness import (
+    PYTHON,
+    ROOT,
+    Server,
+    load_average,
+    load_summary,
+    log,
+    migrate,
+    pg_drop,
+    pg_recreate,
+    post_loop,
+    process_table,
+)
 from ingest_compat import report_lines as compat_report_lines
 from ingest_compat import scenario_compat
 
@@ -287,53 +296,20 @@ def track_body(scenario_tag):
     ).encode()
 
 
+def _payloads(bodies, client_id):
+    """`bodies` cycled, each with the request's own uuid prefix (built on the clock: cheap)."""
+    counter = 0
+    while True:
+        counter += 1
+        yield bodies[counter % len(bodies)].replace(PREFIX, f"{client_id:02x}{counter:06x}".encode())
+
+
 def _client(client_id, host, port, path, key, body, warmup_until, stop_at, results):
     """Sends `body` (bytes, or one list of bodies per client, cycled) until `stop_at`."""
     bodies = body[(client_id - 1) % len(body)] if isinstance(body, list) else [body]
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-    latencies, statuses = [], Counter()
-    accepted = accepted_all = requests = errors = 0
-    counter = 0
-    while True:
-        now = time.monotonic()
-        if now >= stop_at:
-            break
-        counter += 1
-        payload = bodies[counter % len(bodies)].replace(PREFIX, f"{client_id:02x}{counter:06x}".encode())
-        started = time.perf_counter()
-        try:
-            conn = http.client.HTTPConnection(host, port, timeout=60)
-            conn.request("POST", path, payload, headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            conn.close()
-        except OSError:
-            errors += 1
-            continue
-        elapsed = (time.perf_counter() - started) * 1000
-        if resp.status in (200, 202) and path.endswith("/batch"):
-            count = json.loads(data)["accepted"]
-        else:
-            count = 1 if resp.status in (200, 201, 202) else 0
-        accepted_all += count
-        if now < warmup_until:
-            continue
-        accepted += count
-        requests += 1
-        statuses[resp.status] += 1
-        latencies.append(elapsed)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    results.put(
-        {
-            "client_cpu_s": usage.ru_utime + usage.ru_stime,
-            "latencies": latencies,
-            "statuses": dict(statuses),
-            "accepted": accepted,
-            "accepted_all": accepted_all,
-            "requests": requests,
-            "errors": errors,
-        }
-    )
+    payloads = _payloads(bodies, client_id)
+    results.put(post_loop(port, path, headers, payloads, warmup_until=warmup_until, stop_at=stop_at, host=host))
 
 
 def load(host, port, path, key, body, *, clients, duration, warmup=3.0):
@@ -350,29 +326,7 @@ def load(host, port, path, key, body, *, clients, duration, warmup=3.0):
     parts = [results.get(timeout=duration + warmup + 180) for _ in procs]
     for p in procs:
         p.join()
-    latencies = [x for part in parts for x in part["latencies"]]
-    statuses = Counter()
-    for part in parts:
-        statuses.update(part["statuses"])
-    accepted = sum(p["accepted"] for p in parts)
-    accepted_all = sum(p["accepted_all"] for p in parts)
-    requests = sum(p["requests"] for p in parts)
-    return {
-        "clients": clients,
-        "duration_s": duration,
-        "requests": requests,
-        "accepted": accepted,
-        "accepted_incl_warmup": accepted_all,
-        "events_per_s": accepted / duration,
-        "requests_per_s": requests / duration,
-        "p50_ms": percentile(latencies, 0.50),
-        "p99_ms": percentile(latencies, 0.99),
-        "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "connection_errors": sum(p["errors"] for p in parts),
-        "client_cpu_s": round(sum(p["client_cpu_s"] for p in parts), 2),
-        "load_average_after": load_average(),
-    }
+    return load_summary(parts, duration)
 
 
 # --- raw limits ----------------------------------------------------------------------------

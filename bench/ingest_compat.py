@@ -19,16 +19,13 @@ starts (level 6), so the clients' compression does not take CPU from the server.
 
 import base64
 import gzip
-import http.client
 import json
 import multiprocessing as mp
-import resource
 import statistics
 import time
-from collections import Counter
 from datetime import UTC, datetime
 
-from harness import load_average, log, percentile
+from harness import load_summary, log, post_loop
 
 BATCH = 1000
 PREFIX = "PPPPPPPP"  # replaced by a unique 8-hex-digit uuid prefix in every request
@@ -124,55 +121,38 @@ def _bodies(template, client_id, count, compress, start=0):
         yield gzip.compress(body, compresslevel=6) if compress else body
 
 
+class _Payloads:
+    """The bodies prepared before the clock starts, then (more requests than prepared) each
+    built when it is sent, on the clock: `built_on_the_clock` says how many."""
+
+    def __init__(self, template, client_id, prepared, compress):
+        self.template, self.client_id, self.compress = template, client_id, compress
+        self.bodies = list(_bodies(template, client_id, prepared, compress))
+        self.sent = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        n, self.sent = self.sent, self.sent + 1
+        if n < len(self.bodies):
+            return self.bodies[n]
+        return next(_bodies(self.template, self.client_id, 1, self.compress, start=n))
+
+    @property
+    def built_on_the_clock(self):
+        return max(0, self.sent - len(self.bodies))
+
+
 def _client(client_id, port, request, prepared, ready, times, results):
     """Prepare the bodies, meet the others at the barrier twice (prepared; clock set), then
     send until `times[1]`, counting only what is answered after `times[0]` (warm-up)."""
     path, headers, template, compress = request
-    bodies = list(_bodies(template, client_id, prepared, compress))
+    payloads = _Payloads(template, client_id, prepared, compress)
     ready.wait()
     ready.wait()
-    warmup_until, stop_at = times[0], times[1]
-    latencies, statuses = [], Counter()
-    accepted = accepted_all = requests = errors = 0
-    counter = 0
-    while time.time() < stop_at:
-        if counter < len(bodies):
-            payload = bodies[counter]
-        else:  # more requests than prepared: built now, on the clock (reported)
-            payload = next(_bodies(template, client_id, 1, compress, start=counter))
-        counter += 1
-        started = time.perf_counter()
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("POST", path, payload, headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            conn.close()
-        except OSError:
-            errors += 1
-            continue
-        elapsed = (time.perf_counter() - started) * 1000
-        count = json.loads(data).get("accepted", 0) if resp.status in (200, 202) else 0
-        accepted_all += count
-        if time.time() < warmup_until:
-            continue
-        accepted += count
-        requests += 1
-        statuses[resp.status] += 1
-        latencies.append(elapsed)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    results.put(
-        {
-            "latencies": latencies,
-            "statuses": dict(statuses),
-            "accepted": accepted,
-            "accepted_all": accepted_all,
-            "requests": requests,
-            "errors": errors,
-            "over_prepared": max(0, counter - len(bodies)),
-            "client_cpu_s": usage.ru_utime + usage.ru_stime,
-        }
-    )
+    figures = post_loop(port, path, headers, payloads, warmup_until=times[0], stop_at=times[1])
+    results.put({**figures, "over_prepared": payloads.built_on_the_clock})
 
 
 def load_variant(port, request, *, clients, duration, warmup=3.0, prepared=400):
@@ -186,29 +166,13 @@ def load_variant(port, request, *, clients, duration, warmup=3.0, prepared=400):
     for p in procs:
         p.start()
     ready.wait()  # every client has its bodies
-    start = time.time() + 0.2
+    start = time.monotonic() + 0.2
     times[0], times[1] = start + warmup, start + warmup + duration
     ready.wait()
     parts = [results.get(timeout=duration + warmup + 300) for _ in procs]
     for p in procs:
         p.join()
-    latencies = [x for part in parts for x in part["latencies"]]
-    statuses = Counter()
-    for part in parts:
-        statuses.update(part["statuses"])
-    accepted = sum(p["accepted"] for p in parts)
-    return {
-        "events_per_s": accepted / duration,
-        "requests": sum(p["requests"] for p in parts),
-        "accepted": accepted,
-        "accepted_incl_warmup": sum(p["accepted_all"] for p in parts),
-        "p50_ms": percentile(latencies, 0.50),
-        "p99_ms": percentile(latencies, 0.99),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "connection_errors": sum(p["errors"] for p in parts),
-        "bodies_built_on_the_clock": sum(p["over_prepared"] for p in parts),
-        "load_average_after": load_average(),
-    }
+    return {**load_summary(parts, duration), "bodies_built_on_the_clock": sum(p["over_prepared"] for p in parts)}
 
 
 def scenario_compat(name, env, port, args, *, server_cls, setup, count, cpu_meter, var):

@@ -51,7 +51,7 @@ from django.db import connection  # noqa: E402
 
 from analytics import rollup  # noqa: E402
 from analytics.models import DailyOrgUsage  # noqa: E402
-from telemetry.models import EndUser, Feature, UsageEvent  # noqa: E402
+from telemetry.models import Account, EndUser, Feature, UsageEvent  # noqa: E402
 from tenants.models import Organization, User  # noqa: E402
 from tenants.services import auth_tokens_issue  # noqa: E402
 
@@ -139,6 +139,8 @@ def disk_usage():
         "analytics_dailyfeatureusage",
         "analytics_dailyuserusage",
         "analytics_dailyuserfeatureusage",
+        "analytics_dailysegmentusage",
+        "analytics_dailyaccountusage",
     ]
     sizes = {}
     with connection.cursor() as cursor:
@@ -270,11 +272,44 @@ def api_paths(org, last):
         ),
         ("breakdown usage-summary by event_type, 30 days", f"usage-summary?{r30}&breakdown=event_type"),
         ("breakdown feature-usage by event.source, 30 days", f"feature-usage?{r30}&breakdown=event.source"),
+        *account_paths(org, r30, r90),
+    ]
+
+
+def account_paths(org, r30, r90):
+    """The account cases: the Accounts list and one account's page (the largest), the
+    account filter on the summary, series and top users, and the account breakdown."""
+    account = Account.objects.filter(organization=org).order_by("external_id").first()
+    if account is None:
+        return []
+    mine = f"account={account.external_id}"
+    return [
+        ("accounts list", "accounts"),
+        ("accounts/<id> (the largest account)", f"accounts/{account.external_id}"),
+        ("usage-summary account=, 90 days", f"usage-summary?{r90}&{mine}"),
+        ("usage-summary account= + feature, 30 days", f"usage-summary?{r30}&{mine}&feature=feature-00"),
+        ("usage-summary account= gender=F, 30 days", f"usage-summary?{r30}&{mine}&gender=F"),
+        ("timeseries events/day account=, 90 days", f"timeseries?{r90}&{mine}"),
+        ("timeseries active_users/day account=, 90 days", f"timeseries?{r90}&metric=active_users&{mine}"),
+        (
+            "timeseries active_users/week account=, 90 days",
+            f"timeseries?{r90}&metric=active_users&interval=week&{mine}",
+        ),
+        ("top-users account=, 90 days", f"top-users?{r90}&{mine}"),
+        ("feature-usage account=, 90 days", f"feature-usage?{r90}&{mine}"),
+        ("breakdown usage-summary by account, 30 days", f"usage-summary?{r30}&breakdown=account"),
+        ("breakdown timeseries events/day by account, 90 days", f"timeseries?{r90}&breakdown=account"),
+        (
+            "breakdown timeseries active_users/day by account, 90 days",
+            f"timeseries?{r90}&metric=active_users&breakdown=account",
+        ),
+        ("breakdown feature-usage by account, 90 days", f"feature-usage?{r90}&breakdown=account"),
     ]
 
 
 def page_paths(org, last):
     feature = Feature.objects.filter(organization=org).order_by("key").first()
+    account = Account.objects.filter(organization=org).order_by("external_id").first()
     user = EndUser.objects.filter(organization=org).order_by("id").first()
     return [
         "/",
@@ -282,6 +317,8 @@ def page_paths(org, last):
         "/?breakdown=age",
         "/?breakdown=event_type",
         "/?breakdown=user.plan",
+        "/?breakdown=account",
+        *([f"/?account={account.external_id}", "/accounts/", f"/accounts/{account.external_id}/"] if account else []),
         "/features/",
         f"/features/{feature.pk}/",
         "/users/",
@@ -299,7 +336,9 @@ def main():
     parser.add_argument("--requests", type=int, default=50, help="warm requests per endpoint")
     parser.add_argument("--cold", type=int, default=10, help="cache-miss requests per endpoint")
     parser.add_argument("--skip-rollup", action="store_true")
-    parser.add_argument("--only", default="", help="time only the APIs and pages whose label contains this")
+    parser.add_argument(
+        "--only", default="", help="time only the APIs and pages whose label contains this (several: a|b)"
+    )
     parser.add_argument("--rollup-peak-only", action="store_true", help="time only the peak day's rollup")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
@@ -337,7 +376,7 @@ def main():
         )
         print("\n" + header.format(what="endpoint"))
         for label, path in api_paths(org, last):
-            if args.only in label:
+            if chosen(label, args.only):
                 measure(api, base + path, label, org, args)
 
         browser = requests.Session()
@@ -352,7 +391,7 @@ def main():
             )
             print("\n" + header.format(what="page"))
             for page in page_paths(org, last):
-                if args.only not in page and args.only:
+                if not chosen(page, args.only):
                     continue
                 measure(browser, f"http://127.0.0.1:{args.port}{page}", f"`{page}`", org, args)
         else:
@@ -361,6 +400,11 @@ def main():
         server.terminate()
         server.wait(timeout=30)
     print(f"\nload average after: {load_average()}")
+
+
+def chosen(label, only):
+    """Whether `--only` (substrings separated by |; empty: everything) picks `label`."""
+    return not only or any(part in label for part in only.split("|"))
 
 
 def measure(session, url, label, org, args):

@@ -86,7 +86,7 @@
 
   // One request body for `items`; the kinds go to their own lists.
   function body(items) {
-    var out = { api_key: config.key, events: [] };
+    var out = { api_key: config.key, sent_at: new Date().toISOString(), events: [] };
     for (var i = 0; i < items.length; i++) {
       var kind = items[i].kind, list = kind === "event" ? "events" : kind === "person" ? "people" : "accounts";
       (out[list] = out[list] || []).push(items[i].data);

@@ -115,6 +115,12 @@ class BatchIn(serializers.Serializer):
         help_text="Person updates; their `results` indices follow the events', in this order (the 1,000 counts all).",
     )
     accounts = AccountIn(many=True, required=False, help_text="Account updates; their indices follow the people's.")
+    sent_at = serializers.DateTimeField(
+        required=False,
+        help_text="When the client sent the request, by its own clock: every timestamp is moved by the clock "
+        "skew (the time the request arrived − sent_at), so a device whose clock is wrong records the right "
+        "times, as the PostHog and Segment routes do with their `sent_at`/`sentAt`. up.js sends it.",
+    )
 
 
 class TrackOut(serializers.Serializer):

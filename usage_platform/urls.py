@@ -6,7 +6,7 @@ sign-in pages are listed here as they are. Django tries patterns in order: inges
 (`events/track` is the most frequent request by far), then the rest of the API, then pages."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.security_headers import csp_extended
@@ -41,6 +41,9 @@ urlpatterns = [
     path("capture/", ingest_cors(sdk_compat.PostHogCaptureView.as_view()), name="posthog-capture"),
     path("e/", ingest_cors(sdk_compat.PostHogCaptureView.as_view()), name="posthog-e"),
     path("i/v0/e/", ingest_cors(sdk_compat.PostHogCaptureView.as_view()), name="posthog-i-v0-e"),
+    # The rest of PostHog's paths (posthog-js asks `/flags/`, `/decide/`, `/array/<key>/config`)
+    # answer a JSON 404, not the site's HTML page.
+    re_path(r"^(?:batch|capture|e|i|decide|flags|array|s|engage)/", ingest_cors(sdk_compat.not_found)),
     # In front of the admin's own login URL: the same view with the throttle's 429 status.
     path("admin/login/", sign_in.admin_login),
     path("admin/", admin.site.urls),

@@ -4,9 +4,10 @@ The API, the pages, the insights engine and the tests all call these. Arguments 
 valid (see `analytics.params` for parsing); ranges are inclusive UTC days. Every function
 runs a fixed number of queries, whatever the number of rows it returns.
 
-Everything reads rollups (per organisation, feature, end user and person segment, per day)
-except funnels, which need exact event times and read raw events through a plan that cannot
-loop (`funnel_sql`), and one end user's own timeline (an index range of that user).
+Everything reads rollups (per organisation, feature, end user, person segment and account,
+per day) except funnels, which need exact event times and read raw events through a plan
+that cannot loop (`funnel_sql`), and one end user's own timeline (an index range of that
+user).
 
 One module per concern: `cache` (the per-generation cache decorator), `common` (periods,
 rounding, the average-session rule, backend SQL pieces), `filters` (the filter set, one
@@ -14,7 +15,7 @@ place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `
 `funnel` and `accounts`. Callers import from the package.
 """
 
-from .accounts import account_detail, account_list
+from .accounts import account_choices, account_detail, account_list
 from .breakdowns import breakdown_by_feature, breakdown_series, breakdown_totals
 from .cache import cached
 from .common import session_average
@@ -27,6 +28,7 @@ from .timeseries import timeseries
 from .users import end_user_detail, end_user_is_own, end_user_timeline, top_users, user_activity_page
 
 __all__ = [
+    "account_choices",
     "account_detail",
     "account_list",
     "breakdown_by_feature",

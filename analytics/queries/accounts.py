@@ -1,7 +1,9 @@
 """Accounts (the tenant's customer companies): the list with each account's recent usage and
-trend, and one account's profile, people, feature adoption and weekly series. All from the
-per-user rollups, grouped through `EndUser.account` at query time (a user moving to another
-account carries their history with them, as the person filters do).
+trend, and one account's profile, people, feature adoption and weekly series. The list's
+events and features come from the account rollups (DailyAccountUsage: each user's account
+as their days were rolled up), its active users and last activity from the per-user rollups
+through `EndUser.account` now; one account's page reads its users' per-user rows (a user
+moving to another account carries their history with them, as the person filters do).
 
 Two 4-week windows end on `end` (default today): the recent one (`end`-27 … `end`) gives the
 figures, and the 4 weeks before it the comparison. `trend_pct` is the change in events between
@@ -10,23 +12,40 @@ them (null when the earlier window has none); an account is *at risk* when its e
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 
-from core.days import today
+from core.days import day_start, today
 from core.exceptions import NotFound
-from telemetry.models import Account, Feature
+from telemetry.models import Account, EndUser, Feature
 from tenants.models import Organization
 
-from ..models import DailyUserFeatureUsage, DailyUserUsage
+from ..models import DailyAccountUsage, DailyUserFeatureUsage, DailyUserUsage
 from .cache import cached
 
 WINDOW_DAYS = 28
+# The account filter's picker lists this many accounts (by name); any other is still
+# reachable by its id in the URL.
+ACCOUNT_CHOICES_LIMIT = 300
 AT_RISK_DROP_PCT = 30.0
 SERIES_WEEKS = 8
+
+
+def account_choices(org: Organization, selected: str = "") -> list[dict[str, str]]:
+    """`[{account_id, name}]` for the account filter's picker: the first ACCOUNT_CHOICES_LIMIT
+    accounts of `org` by name, and the `selected` external id among them even past that."""
+    accounts = Account.objects.filter(organization=org).order_by("name", "external_id")
+    if selected:
+        accounts = accounts.filter(Q(pk__in=accounts.values("pk")[:ACCOUNT_CHOICES_LIMIT]) | Q(external_id=selected))
+    else:
+        accounts = accounts[:ACCOUNT_CHOICES_LIMIT]
+    return [
+        {"account_id": a.external_id, "name": a.name or a.external_id} for a in accounts.only("external_id", "name")
+    ]
 
 
 def trend_pct(recent: int, previous: int) -> float | None:
@@ -63,6 +82,31 @@ def _row(account: Account, usage: dict[str, Any] | None, features_used: int) -> 
     }
 
 
+def _people_recent(org: Organization, previous_start: date, recent_start: date, end: date) -> list[dict[str, Any]]:
+    """Per account, its users active in the recent window (`active_users`) and the last event
+    of its users over both windows (`last_seen`), in one query over the end users of an
+    account: one index range each on the per-user rollups (organization, end_user, date), so
+    the cost follows the accounts' users, not every user-day of 8 weeks. A user was active
+    in the recent window exactly when their last event of both windows falls in it."""
+    last = (
+        DailyUserUsage.objects.filter(
+            organization=org, end_user=OuterRef("pk"), date__gte=previous_start, date__lte=end
+        )
+        .order_by("-date")  # the index's order: the last day's row holds the last event
+        .values("last_event_at")[:1]
+    )
+    return list(
+        EndUser.objects.filter(organization=org, account__isnull=False)
+        .annotate(last=Subquery(last))
+        .values("account_id")
+        .annotate(
+            active_users=Count("pk", filter=Q(last__gte=day_start(recent_start))),
+            last_seen=Max("last"),
+        )
+        .order_by()
+    )
+
+
 def _sort_key(sort: str) -> Callable[[dict[str, Any]], Any]:
     field = sort.lstrip("-")
     if field in ("name", "account_id"):
@@ -96,27 +140,25 @@ def account_list(
         accounts = accounts.filter(Q(external_id__icontains=search) | Q(name__icontains=search))
     in_recent = Q(date__gte=recent_start)
     usage = {
-        r["end_user__account_id"]: r
-        for r in DailyUserUsage.objects.filter(
-            organization=org, date__gte=previous_start, date__lte=end, end_user__account__isnull=False
+        r["account_id"]: r
+        for r in DailyAccountUsage.objects.filter(
+            organization=org, feature__isnull=True, account__isnull=False, date__gte=previous_start, date__lte=end
         )
-        .values("end_user__account_id")
-        .annotate(
-            recent=Sum("event_count", filter=in_recent),
-            previous=Sum("event_count", filter=~in_recent),
-            active_users=Count("end_user_id", filter=in_recent, distinct=True),
-            last_seen=Max("last_event_at"),
-        )
+        .values("account_id")
+        .annotate(recent=Sum("event_count", filter=in_recent), previous=Sum("event_count", filter=~in_recent))
     }
-    feature_rows = DailyUserFeatureUsage.objects.filter(
-        organization=org, date__gte=recent_start, date__lte=end, end_user__account__isnull=False
+    for r in _people_recent(org, previous_start, recent_start, end):
+        usage.setdefault(r["account_id"], {}).update(r)
+    feature_rows = DailyAccountUsage.objects.filter(
+        organization=org, feature__isnull=False, account__isnull=False, date__gte=recent_start, date__lte=end
     )
-    features_used = {
-        r["end_user__account_id"]: r["n"]
-        for r in feature_rows.values("end_user__account_id").annotate(n=Count("feature_id", distinct=True))
-    }
+    # The distinct (account, feature) pairs, counted here: a hash of a few thousand pairs
+    # where COUNT(DISTINCT) would sort every row of the window.
+    features_used = Counter(
+        account_id for account_id, _ in feature_rows.values_list("account_id", "feature_id").distinct().order_by()
+    )
     using = (
-        set(feature_rows.filter(feature=feature).values_list("end_user__account_id", flat=True).distinct())
+        set(feature_rows.filter(feature=feature).values_list("account_id", flat=True).distinct())
         if feature is not None
         else None
     )

@@ -1,14 +1,17 @@
-"""Breakdowns: a figure split by one dimension — feature, event type, age band, gender, an
-end-user property (`user.<name>`) or an event property (`event.<name>`) — as its top values
-and "other", for usage-summary, timeseries and feature-usage.
+"""Breakdowns: a figure split by one dimension — feature, event type, age band, gender,
+account (its external id; users without one are "(none)"), an end-user property
+(`user.<name>`) or an event property (`event.<name>`) — as its top values and "other", for
+usage-summary, timeseries and feature-usage.
 
 Each dimension is read from the cheapest rows that carry it: features from the feature
-rollups, age band and gender from the person-segment rollups (events and session time) or
-the per-user rollups (distinct users, or a user-property filter), event type, event
-properties and user properties from the dimension rollup (DailyDimensionUsage: events,
-session time, daily users) and otherwise — a user-property filter, distinct users over a
-range or per week, a feature's daily users per event value, a property the rollup has no row
-of — from the per-user rollups or the range's raw events. Every function runs a fixed number of queries."""
+Each dimension is read from the cheapest rows that carry it: features from the feature
+rollups, age band and gender from the person-segment rollups and accounts from the account
+rollups (events and session time, daily users) or the per-user rollups (distinct users, or a
+filter the group rollup does not carry), event type, event properties and user properties
+from the dimension rollup (DailyDimensionUsage: events, session time, daily users) and
+otherwise — a user-property or account filter, distinct users over a range or per week, a
+feature's daily users per event value, a property the rollup has no row of — from the
+per-user rollups or the range's raw events. Every function runs a fixed number of queries."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization
 
 from ..models import (
+    DailyAccountUsage,
     DailyDimensionUsage,
     DailyFeatureUsage,
     DailySegmentUsage,
@@ -39,12 +43,13 @@ from . import active
 from .cache import cached
 from .common import bounds, days_between, feature_pk, week_monday
 from .filters import (
+    ROLLED_UP_MODELS,
     filters_apply,
     has_person_filter,
-    has_rolled_up_person_filter,
     person_filter,
     person_filters,
-    segment_filter,
+    rolled_up_model,
+    rolled_up_rows,
 )
 
 BREAKDOWN_LIMIT = 10
@@ -52,6 +57,8 @@ OTHER = "other"
 NONE = "(none)"
 USER_PREFIX = "user."
 EVENT_PREFIX = "event."
+# Dimensions that are who the end user is (one value per user at a time).
+PERSON_DIMENSIONS = ("age", "gender", "account")
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ class _Source:
             "duration": Sum("total_session_duration"),
             "timed": Sum("timed_events"),
         }
-        if self.rows.model in (DailySegmentUsage, DailyDimensionUsage):
+        if self.rows.model in (*ROLLED_UP_MODELS, DailyDimensionUsage):
             # Exact per day only (each user is in one segment a day): used for daily series.
             figures["users"] = Sum("active_users")
         elif self.rows.model is not DailyFeatureUsage:
@@ -105,6 +112,25 @@ _AGE_BAND = Case(
 )
 
 
+def _group_model(dimension: str, filters: Mapping[str, Any]) -> Any:
+    """The group rollup (segments or accounts) that carries both `dimension` and the person
+    filters, or None: the person segments for age and gender, the accounts for an account;
+    a feature breakdown under one of them reads that one's rows. None also when no person
+    is involved (the feature rollups answer)."""
+    if dimension in ("age", "gender"):
+        wanted: Any = DailySegmentUsage
+    elif dimension == "account":
+        wanted = DailyAccountUsage
+    elif dimension == "feature":
+        return rolled_up_model(filters)
+    else:
+        return None
+    given = rolled_up_model(filters)
+    if given is None and has_person_filter(filters):
+        return None  # a mix of person filters: only the per-user rows carry it
+    return wanted if given in (None, wanted) else None
+
+
 def _source(
     org: Organization,
     dimension: str,
@@ -122,7 +148,7 @@ def _source(
     feature_id = feature_pk(filters.get("feature"))
     key: Any
     if rolled_up and _in_dimension_rollup(dimension, filters, users=users, daily_users=daily_users):
-        rows: QuerySet[Any] = DailyDimensionUsage.objects.filter(segment_filter(filters), organization=org).filter(
+        rows: QuerySet[Any] = DailyDimensionUsage.objects.filter(_segment_condition(filters), organization=org).filter(
             _dimension_rows(org, dimension)
         )
         if feature_id is not None:
@@ -137,36 +163,57 @@ def _source(
             else KeyTextTransform(dimension[len(EVENT_PREFIX) :], "metadata")
         )
         return _Source(filters_apply(UsageEvent.objects.filter(organization=org), filters), _text(key), True)
-    # Daily users per age band or gender add up from the segment rollups; anything else
-    # distinct needs the per-user rows.
-    segment_users = daily_users and dimension in ("age", "gender") and not per_feature
+    # Daily users per age band, gender or account add up from the group rollups; anything
+    # else distinct needs the per-user rows.
+    segment_users = daily_users and dimension in PERSON_DIMENSIONS and not per_feature
+    group_model = _group_model(dimension, filters)
     person_rows_needed = (
         (users and not segment_users)
         or dimension.startswith(USER_PREFIX)
-        or (has_person_filter(filters) and not has_rolled_up_person_filter(filters))
+        or (group_model is None and (dimension in PERSON_DIMENSIONS or has_person_filter(filters)))
     )
     if person_rows_needed:
         one_feature = dimension == "feature" or per_feature or feature_id is not None
         model: Any = DailyUserFeatureUsage if one_feature else DailyUserUsage
         rows = filters_apply(model.objects.filter(organization=org), filters)
-        keys: dict[str, Any] = {"feature": F("feature__key"), "age": _AGE_BAND, "gender": F("end_user__gender")}
+        keys: dict[str, Any] = {
+            "feature": F("feature__key"),
+            "age": _AGE_BAND,
+            "gender": F("end_user__gender"),
+            "account": F("end_user__account__external_id"),
+        }
         if dimension.startswith(USER_PREFIX):
             key = KeyTextTransform(dimension[len(USER_PREFIX) :], "end_user__properties")
         else:
             key = keys[dimension]
         return _Source(rows, _text(key), False)
-    if dimension in ("age", "gender") or has_person_filter(filters):
-        rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org)
+    if group_model is not None:
+        rows = rolled_up_rows(org, filters, group_model)
         if feature_id is not None:
             rows = rows.filter(feature_id=feature_id)
         else:
             rows = rows.filter(feature__isnull=dimension != "feature" and not per_feature)
-        keys = {"feature": F("feature__key"), "age": F("age_band"), "gender": F("gender")}
+        keys = {
+            "feature": F("feature__key"),
+            "age": F("age_band"),
+            "gender": F("gender"),
+            "account": F("account__external_id"),
+        }
         return _Source(rows, _text(keys[dimension]), False)
     rows = DailyFeatureUsage.objects.filter(organization=org)
     if feature_id is not None:
         rows = rows.filter(feature_id=feature_id)
     return _Source(rows, _text(F("feature__key")), False)
+
+
+def _segment_condition(filters: Mapping[str, Any]) -> Q:
+    """The age-band and gender conditions on rows that carry them (segment, dimension rows)."""
+    condition = Q()
+    if filters.get("age"):
+        condition &= Q(age_band=filters["age"])
+    if filters.get("gender"):
+        condition &= Q(gender=filters["gender"])
+    return condition
 
 
 def _in_dimension_rollup(dimension: str, filters: Mapping[str, Any], *, users: bool, daily_users: bool) -> bool:
@@ -176,7 +223,8 @@ def _in_dimension_rollup(dimension: str, filters: Mapping[str, Any], *, users: b
     dimension) or per day (a user property)."""
     event_dimension = dimension == "event_type" or dimension.startswith(EVENT_PREFIX)
     rolled_dimension = event_dimension or dimension.startswith(USER_PREFIX)
-    person_ok = not has_person_filter(filters) or has_rolled_up_person_filter(filters)
+    # It carries age band and gender, not accounts or user properties.
+    person_ok = not has_person_filter(filters) or rolled_up_model(filters) is DailySegmentUsage
     # Its per-feature rows of an event dimension carry no users (see the model).
     users_ok = not users or (daily_users and not (event_dimension and filters.get("feature")))
     return rolled_dimension and person_ok and users_ok
@@ -253,7 +301,7 @@ def breakdown_totals(
     """`[{key, value}]`: `metric` over start..end per value of `dimension`, the top
     BREAKDOWN_LIMIT values then "other" (the rest together, when there is a rest)."""
     filters = {k: v for k, v in (filters or {}).items() if v}
-    if metric == "active_users" and (dimension in ("age", "gender") or dimension.startswith(USER_PREFIX)):
+    if metric == "active_users" and (dimension in PERSON_DIMENSIONS or dimension.startswith(USER_PREFIX)):
         return _people_totals(org, dimension, start, end, filters)
     source, top = _rolled_source(
         org, dimension, filters, start, end, metric, users=metric == "active_users", per_feature=False
@@ -294,6 +342,8 @@ def _people_totals(
             default=Value(NONE),
             output_field=CharField(),
         )
+    elif dimension == "account":
+        key = _text(F("account__external_id"))
     else:
         key = _text(F("gender"))
     counts = list(

@@ -16,7 +16,14 @@ from tenants.models import Organization
 from ..models import DailyFeatureUsage, DailyUserFeatureUsage
 from .cache import cached
 from .common import change_pct, days_between, feature_pk, percent, previous_period, rounded, session_average
-from .filters import filters_apply, has_person_filter, person_filters
+from .filters import (
+    ROLLED_UP_MODELS,
+    filters_apply,
+    has_person_filter,
+    person_filters,
+    rolled_up_model,
+    rolled_up_rows,
+)
 from .timeseries import timeseries
 
 
@@ -40,16 +47,28 @@ def _distinct_feature_users(org: Organization, start: date, end: date, filters: 
     )
 
 
-def _feature_rows(
-    org: Organization, start: date, end: date, filters: dict[str, Any]
-) -> QuerySet[DailyFeatureUsage] | QuerySet[DailyUserFeatureUsage]:
-    """Rows per feature and day (the feature rollups), or per feature, end user and day
-    under a person filter; narrowed by every filter."""
+def _feature_rows(org: Organization, start: date, end: date, filters: dict[str, Any]) -> QuerySet[Any]:
+    """Rows per feature and day (the feature rollups); under person filters a group rollup
+    carries (age and gender, or an account) that rollup's rows of each feature, else per
+    feature, end user and day; narrowed by every filter."""
+    model = rolled_up_model(filters)
+    if model is not None:
+        rows = rolled_up_rows(org, filters, model).filter(feature__isnull=False, date__gte=start, date__lte=end)
+        feature_id = feature_pk(filters.get("feature"))
+        return rows if feature_id is None else rows.filter(feature_id=feature_id)
     if has_person_filter(filters):
         return filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
             date__gte=start, date__lte=end
         )
     return filters_apply(DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end), filters)
+
+
+def _daily_users(rows: QuerySet[Any], period: Q | None = None) -> Any:
+    """Σ daily active users over `rows` (of `_feature_rows`) in `period`: a per-user row is
+    one user-day; a group row holds its day's users (each user is in one group a day)."""
+    if rows.model is DailyUserFeatureUsage:
+        return Count("id", filter=period)
+    return Sum("active_users" if rows.model in ROLLED_UP_MODELS else "daily_active_users", filter=period)
 
 
 @cached
@@ -65,17 +84,14 @@ def feature_usage(
     filters = {k: v for k, v in (filters or {}).items() if v}
     prev_start, prev_end = previous_period(start, end)
     cur = Q(date__gte=start, date__lte=end)
-    per_user = has_person_filter(filters)
-    rows: Iterable[dict[str, Any]] = (
-        _feature_rows(org, prev_start, end, filters)
-        .values("feature_id", "feature__key", "feature__name")
-        .annotate(
-            events=Sum("event_count", filter=cur),
-            dau=Count("id", filter=cur) if per_user else Sum("daily_active_users", filter=cur),
-            duration=Sum("total_session_duration", filter=cur),
-            timed=Sum("timed_events", filter=cur),
-            prev_events=Sum("event_count", filter=Q(date__gte=prev_start, date__lte=prev_end)),
-        )
+    source = _feature_rows(org, prev_start, end, filters)
+    daily_users = _daily_users(source)
+    rows: Iterable[dict[str, Any]] = source.values("feature_id", "feature__key", "feature__name").annotate(
+        events=Sum("event_count", filter=cur),
+        dau=type(daily_users)(*daily_users.source_expressions, filter=cur),
+        duration=Sum("total_session_duration", filter=cur),
+        timed=Sum("timed_events", filter=cur),
+        prev_events=Sum("event_count", filter=Q(date__gte=prev_start, date__lte=prev_end)),
     )
     days = (end - start).days + 1
     rows = [r for r in rows if (r["events"] or r["prev_events"])]
@@ -150,11 +166,8 @@ def feature_figures(
     series: dict[str, Any] = {"interval": interval, "start": start, "end": end, "feature": feature_id, **people}
     events = timeseries.uncached(org, metric="events", **series)["points"]
     active = [p["value"] for p in timeseries.uncached(org, metric="active_users", **series)["points"]]
-    # Σ daily active users: per-user rows are one active user-day each.
-    dau = Count("id") if has_person_filter(people) else Sum("daily_active_users")
-    totals = _feature_rows(org, start, end, {"feature": feature_id, **people}).aggregate(
-        duration=Sum("total_session_duration"), timed=Sum("timed_events"), dau=dau
-    )
+    rows = _feature_rows(org, start, end, {"feature": feature_id, **people})
+    totals = rows.aggregate(duration=Sum("total_session_duration"), timed=Sum("timed_events"), dau=_daily_users(rows))
     distinct = _distinct_feature_users(org, start, end, {"feature": feature_id, **people}).get(feature_id, 0)
     return {
         "events": sum(p["value"] for p in events),

@@ -1,12 +1,14 @@
 """The filter set, applied in one place to every analytics read: raw events and the per-user
 rollups alike. Both carry `end_user` (the person filters go through it, so a profile update
-applies to history at once) and, where a row belongs to one feature, `feature`.
+or a move to another account applies to history at once) and, where a row belongs to one
+feature, `feature`.
 
-Person filters: `age` (band), `gender` (code) and `user_properties` ({name: value}, compared
-as text with the end user's profile properties). Age and gender alone are answered by the
-person-segment rollups (`segment_rows`); a user property by the per-user rollups. A filter
-added here applies to every query built on it; the raw-SQL reads (retention, funnel) take
-the same condition as a subquery of end-user ids (`people_sql`)."""
+Person filters: `age` (band), `gender` (code), `account` (an Account or its id) and
+`user_properties` ({name: value}, compared as text with the end user's profile properties).
+Age and gender alone are answered by the person-segment rollups, the account alone by the
+account rollups (`segment_rows`, `rolled_up_rows`); any other mix by the per-user rollups. A
+filter added here applies to every query built on it; the raw-SQL reads (retention, funnel)
+take the same condition as a subquery of end-user ids (`people_sql`)."""
 
 from __future__ import annotations
 
@@ -17,24 +19,34 @@ from django.db.models import Model, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 
-from telemetry.models import EndUser
+from telemetry.models import Account, EndUser
 from tenants.models import Organization
 
-from ..models import DailySegmentUsage
+from ..models import DailyAccountUsage, DailySegmentUsage
 from .common import feature_pk
 
 _M = TypeVar("_M", bound=Model)
 
 AGE_BANDS = {"<18": {"lt": 18}, "18-40": {"gte": 18, "lte": 40}, ">40": {"gt": 40}}
-PERSON_FILTERS = ("age", "gender", "user_properties")
-# The person filters the segment rollups carry (age band × gender as rolled up).
-ROLLED_UP_PERSON_FILTERS = ("age", "gender")
+PERSON_FILTERS = ("age", "gender", "account", "user_properties")
+# The person filters the segment rollups carry (age band × gender as rolled up), and the one
+# the account rollups carry.
+SEGMENT_PERSON_FILTERS = ("age", "gender")
+ACCOUNT_PERSON_FILTERS = ("account",)
+# Rows of rolled-up person groups (segments, accounts): same counters, `active_users` exact
+# per day and group (each user is in one group a day).
+ROLLED_UP_MODELS = (DailySegmentUsage, DailyAccountUsage)
+
+
+def account_pk(account: Account | int | None) -> int | None:
+    return account if account is None or isinstance(account, int) else account.pk
 
 
 def person_filter(
     *,
     age: str | None = None,
     gender: str | None = None,
+    account: Account | int | None = None,
     user_properties: Mapping[str, str] | None = None,
     prefix: str = "end_user__",
 ) -> Q:
@@ -45,6 +57,8 @@ def person_filter(
         condition &= Q(**{f"{prefix}age__{op}": bound for op, bound in AGE_BANDS[age].items()})
     if gender:
         condition &= Q(**{f"{prefix}gender": gender})
+    if account:
+        condition &= Q(**{f"{prefix}account_id": account_pk(account)})
     for name, value in (user_properties or {}).items():
         condition &= Q(Exact(KeyTextTransform(name, f"{prefix}properties"), value))
     return condition
@@ -61,26 +75,48 @@ def has_person_filter(filters: Mapping[str, Any]) -> bool:
     return bool(person_filters(filters))
 
 
+def rolled_up_model(filters: Mapping[str, Any]) -> type[DailySegmentUsage] | type[DailyAccountUsage] | None:
+    """The rollup of person groups that answers the person filters of `filters` on its own:
+    the segments for age and gender, the accounts for an account; None without a person
+    filter or for any other mix (then the per-user rollups answer)."""
+    people = set(person_filters(filters))
+    if not people:
+        return None
+    if people <= set(SEGMENT_PERSON_FILTERS):
+        return DailySegmentUsage
+    if people <= set(ACCOUNT_PERSON_FILTERS):
+        return DailyAccountUsage
+    return None
+
+
 def has_rolled_up_person_filter(filters: Mapping[str, Any]) -> bool:
-    """Whether the person filters are all ones the segment rollups carry (age, gender)."""
-    people = person_filters(filters)
-    return bool(people) and set(people) <= set(ROLLED_UP_PERSON_FILTERS)
+    """Whether the person filters are all ones a group rollup carries (see `rolled_up_model`)."""
+    return rolled_up_model(filters) is not None
 
 
-def segment_filter(filters: Mapping[str, Any]) -> Q:
-    """The person filters on DailySegmentUsage rows (age band and gender as rolled up)."""
+def rolled_up_rows(
+    org: Organization, filters: Mapping[str, Any], model: type[DailySegmentUsage] | type[DailyAccountUsage]
+) -> QuerySet[Any]:
+    """`model`'s rows (segments or accounts) of `org` kept by the person filters it carries,
+    every feature's and the all-features rows alike."""
     condition = Q()
-    if filters.get("age"):
-        condition &= Q(age_band=filters["age"])
-    if filters.get("gender"):
-        condition &= Q(gender=filters["gender"])
-    return condition
+    if model is DailyAccountUsage:
+        if filters.get("account"):
+            condition &= Q(account_id=account_pk(filters["account"]))
+    else:
+        if filters.get("age"):
+            condition &= Q(age_band=filters["age"])
+        if filters.get("gender"):
+            condition &= Q(gender=filters["gender"])
+    return model.objects.filter(condition, organization=org)
 
 
-def segment_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[DailySegmentUsage]:
-    """The segment rows answering `filters`: all features' rows, or the one feature's."""
+def segment_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Any]:
+    """The group rows (segments or accounts, `rolled_up_model`) answering `filters`: the
+    all-features rows, or the one feature's."""
+    model = rolled_up_model(filters) or DailySegmentUsage
     feature_id = feature_pk(filters.get("feature"))
-    rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org)
+    rows = rolled_up_rows(org, filters, model)
     return rows.filter(feature__isnull=True) if feature_id is None else rows.filter(feature_id=feature_id)
 
 

@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from telemetry.models import EndUser
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage, DailyUserFeatureUsage, DailyUserUsage
+from ..models import DailyFeatureUsage, DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage
 from . import active
 from .cache import cached
 from .common import change_pct, feature_pk, previous_period, session_average
@@ -20,7 +20,8 @@ from .filters import (
     has_rolled_up_person_filter,
     person_filter,
     person_filters,
-    segment_filter,
+    rolled_up_model,
+    rolled_up_rows,
     segment_rows,
 )
 
@@ -46,8 +47,9 @@ def _features_tracked(
 ) -> dict[str, Any]:
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
-    if has_rolled_up_person_filter(filters):
-        rows = DailySegmentUsage.objects.filter(segment_filter(filters), organization=org, feature__isnull=False)
+    model = rolled_up_model(filters)
+    if model is not None:
+        rows = rolled_up_rows(org, filters, model).filter(feature__isnull=False)
     elif has_person_filter(filters):
         rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), person_filters(filters))
     else:
@@ -62,7 +64,8 @@ def _features_tracked(
 def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date) -> dict[str, Any]:
     """Events, sessions and session time of both periods: from the organisation or feature
     rollups (anonymous events included) unless a person filter applies, then from the
-    person segments' rows (age and gender) or the per-user rows (a user property)."""
+    person segments' rows (age and gender), the accounts' (an account) or the per-user rows
+    (a user property, or a mix)."""
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
     if has_rolled_up_person_filter(filters):

@@ -10,14 +10,14 @@ from typing import Any
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 
-from telemetry.models import Feature
+from telemetry.models import Account, Feature
 from tenants.models import Organization
 
-from ..models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
+from ..models import DailyFeatureUsage, DailyOrgUsage
 from . import active
 from .cache import cached
 from .common import days_between, feature_pk, week_monday
-from .filters import has_person_filter, has_rolled_up_person_filter, segment_rows
+from .filters import ROLLED_UP_MODELS, has_person_filter, has_rolled_up_person_filter, segment_rows
 from .summary import user_rows
 
 
@@ -43,16 +43,24 @@ def timeseries(
     feature: Feature | int | None = None,
     age: str | None = None,
     gender: str | None = None,
+    account: Account | int | None = None,
     user_properties: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """`{metric, interval, start, end, points: [{date, value}]}`, one point per day or week
     (weeks start on Monday; a first week cut by `start` is labelled `start`), zero-filled.
-    Reads the organisation or feature rollups, the person segments under a person filter,
+    Reads the organisation or feature rollups, the person segments under age and gender,
+    the accounts under an account (an Account or its id),
     and the per-user rollups for weekly distinct users (which daily counts cannot add up to).
     `user_properties` ({name: value}) is a person filter too (then the per-user rollups)."""
     feature_id = feature_pk(feature)
     buckets = _buckets(start, end, interval)
-    filters = {"feature": feature_id, "age": age, "gender": gender, "user_properties": user_properties}
+    filters = {
+        "feature": feature_id,
+        "age": age,
+        "gender": gender,
+        "account": account,
+        "user_properties": user_properties,
+    }
     if interval == "week" and metric == "active_users" and active.answers(filters):
         values = dict(active.weekly_users(active.active_rows(org, filters), start, end))
     elif interval == "week" and metric == "active_users":
@@ -117,7 +125,7 @@ def _series_users(
         series = grouped.annotate(value=Sum("event_count")).values_list("bucket", "value")
         return {_as_date(b): v or 0 for b, v in series}
     if metric == "active_users":
-        users = Sum("active_users") if rows.model is DailySegmentUsage else Count("end_user_id", distinct=True)
+        users = Sum("active_users") if rows.model in ROLLED_UP_MODELS else Count("end_user_id", distinct=True)
         series = grouped.annotate(value=users).values_list("bucket", "value")
         return {_as_date(b): v or 0 for b, v in series}
     sums = grouped.annotate(duration=Sum("total_session_duration"), timed=Sum("timed_events"))

@@ -30,6 +30,7 @@ class Row:
     duration: float | None
     age: int | None
     gender: str
+    account: int | None = None
 
 
 def load(org) -> list[Row]:
@@ -49,13 +50,15 @@ def load(org) -> list[Row]:
                 duration=e.session_duration,
                 age=person.age if person else None,
                 gender=person.gender if person else "",
+                account=person.account_id if person else None,
             )
         )
     return rows
 
 
 def matching(rows: list[Row], filters: dict) -> list[Row]:
-    """The filter set: feature, age band, gender (a person filter drops anonymous events)."""
+    """The filter set: feature, age band, gender, account (an Account or its id; a person
+    filter drops anonymous events)."""
     out = rows
     if filters.get("feature") is not None:
         out = [r for r in out if r.feature == getattr(filters["feature"], "pk", filters["feature"])]
@@ -63,6 +66,9 @@ def matching(rows: list[Row], filters: dict) -> list[Row]:
         out = [r for r in out if r.user is not None and AGE_BANDS[filters["age"]](r.age)]
     if filters.get("gender"):
         out = [r for r in out if r.user is not None and r.gender == filters["gender"]]
+    if filters.get("account"):
+        account = getattr(filters["account"], "pk", filters["account"])
+        out = [r for r in out if r.user is not None and r.account == account]
     return out
 
 
@@ -82,7 +88,7 @@ def _sessions(rows: list[Row], per_user: bool) -> int:
 
 
 def summary(rows: list[Row], start: date, end: date, filters: dict) -> dict:
-    per_user = bool(filters.get("age") or filters.get("gender"))
+    per_user = bool(filters.get("age") or filters.get("gender") or filters.get("account"))
     chosen = matching(rows, filters)
     out = {}
     prev_start, prev_end = previous_period(start, end)

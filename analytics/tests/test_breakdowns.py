@@ -41,6 +41,39 @@ def test_summary_breakdowns_by_hand(analyst_client, data):
     assert split("breakdown=age&user.plan=pro") == ({"<18": 4, ">40": 2}, {"<18": 1, ">40": 1})
 
 
+def test_account_breakdowns_by_hand(analyst_client, data):
+    def split(query):
+        body = analyst_client.get(f"{BASE}/usage-summary?{query}").json()["breakdown"]
+        return parts(body["events"]), parts(body["active_users"])
+
+    # acme: u1 4 + u3 2; globex: u2 2; u4 has no account: "(none)"; the anonymous search none.
+    by_account = ({"acme": 6, "(none)": 3, "globex": 2}, {"acme": 2, "(none)": 1, "globex": 1})
+    assert split("breakdown=account") == by_account
+    assert split("breakdown=account&feature=export") == (
+        {"acme": 2, "(none)": 2, "globex": 1},
+        {"acme": 2, "(none)": 1, "globex": 1},
+    )
+    # A person filter beside it (the per-user rows): F is u1 (acme) and u4 (none).
+    assert split("breakdown=account&gender=F") == ({"acme": 4, "(none)": 3}, {"acme": 1, "(none)": 1})
+    assert split("breakdown=account&account=globex") == ({"globex": 2}, {"globex": 1})
+    # Other dimensions under the account filter: acme's users by gender, by feature.
+    assert split("breakdown=gender&account=acme") == ({"F": 4, "O": 2}, {"F": 1, "O": 1})
+    assert split("breakdown=feature&account=acme") == ({"search": 4, "export": 2}, {"search": 2, "export": 2})
+    assert split("breakdown=event_type&account=acme") == (
+        {"interaction": 4, "click": 2},
+        {"interaction": 1, "click": 1},
+    )
+    body = analyst_client.get(f"{BASE}/feature-usage?breakdown=account").json()
+    rows = {r["feature_key"]: parts(r["breakdown"]) for r in body["results"]}
+    assert rows == {"search": {"acme": 4, "globex": 1, "(none)": 1}, "export": {"acme": 2, "globex": 1, "(none)": 2}}
+    # Daily users per account on T-7 (from the account rollups): u1, u3 (acme) and u4 (none).
+    daily = analyst_client.get(f"{BASE}/timeseries?breakdown=account&metric=active_users&start={day_of(7)}").json()
+    assert {s["key"]: s["points"][0]["value"] for s in daily["series"]} == {"acme": 2, "(none)": 1, "globex": 0}
+    events = analyst_client.get(f"{BASE}/timeseries?breakdown=account&start={day_of(14)}&end={today()}").json()
+    totals = {s["key"]: sum(p["value"] for p in s["points"]) for s in events["series"]}
+    assert totals == {"acme": 6, "(none)": 3, "globex": 2}
+
+
 def test_timeseries_breakdown_shape_and_points(analyst_client, data):
     body = analyst_client.get(f"{BASE}/timeseries?breakdown=gender&start={day_of(14)}&end={today()}").json()
     assert set(body) == {"metric", "interval", "start", "end", "breakdown", "series"}
@@ -94,7 +127,6 @@ def test_top_ten_and_other(analyst_client, org):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("breakdown=account", "Accounts"),
         ("breakdown=colour", "Choose"),
         ("breakdown=user.", "property name"),
         ("breakdown=event.a..b", "property name"),
@@ -115,6 +147,13 @@ def test_bad_breakdowns_are_400(analyst_client, data, endpoint, query, message):
         ("usage-summary?breakdown=event.source&gender=F", 3 + 2 * 3),
         ("timeseries?breakdown=user.plan", 3),  # top values, their points, other's points
         ("feature-usage?breakdown=age", 1 + 1 + 3),  # the usage table, its stickiness, then the same three
+        ("usage-summary?breakdown=account", 3 + 3 + 1),
+        ("timeseries?breakdown=account&metric=active_users", 3),
+        ("feature-usage?breakdown=account", 1 + 1 + 3),
+        # the account filter is looked up first (one query), then as above
+        ("usage-summary?breakdown=account&account=acme", 1 + 3 + 3 + 1),
+        ("timeseries?account=acme", 1 + 1),
+        ("top-users?account=acme", 1 + 3),  # the winners, their profiles, their top features
     ],
 )
 def test_breakdown_query_counts_are_pinned(analyst_client, data, django_assert_num_queries, query, count):

@@ -36,7 +36,6 @@ NOT_FIGURES |= {"accounts", "accounts/<str:account_id>"}
 REFUSED = {
     ("funnel", "feature"): "a funnel's steps name its features",
     ("funnel", "feature_id"): "a funnel's steps name its features",
-    **{(endpoint, "account"): "accounts arrive with compatible ingestion" for endpoint in ENDPOINTS},
 }
 
 
@@ -113,11 +112,61 @@ def summary(client, query=""):
         ("segment={segment}&gender=M", 0, 0),  # typed filters add to the segment's
         ("segment={segment}&age=<18", 4, 1),  # and a typed one replaces the segment's
         ("start={t3}", 2, 1),  # u2's export and the anonymous search
+        ("account=acme", 6, 2),  # u1 and u3 (the account rollups)
+        ("account=globex", 2, 1),
+        ("account=acme&feature=export", 2, 2),
+        ("account=acme&gender=F", 4, 1),  # u1 (a mix: the per-user rollups)
+        ("account=acme&user.plan=free", 0, 0),
+        ("account=globex&start={t3}", 1, 1),  # u2's export on T-2
     ],
 )
 def test_summary_by_hand(analyst_client, data, query, events, users):
     query = query.format(segment=data["segment"].pk, t3=day_of(3))
     assert summary(analyst_client, query) == (events, users)
+
+
+def test_account_of_another_organisation_is_unknown(analyst_client, data):
+    """ "initech" is another tenant's account: a 400, never its figures. That tenant's own
+    "acme" is not ours either: account=acme answers our acme (6 events, not 3 more)."""
+    for endpoint in ENDPOINTS:
+        fixed = ENDPOINTS[endpoint]
+        response = analyst_client.get(f"{BASE}/{endpoint}?{fixed}&account=initech")
+        assert response.status_code == 400, (endpoint, response.content)
+        assert response.json()["errors"]["account"] == ["Unknown account."]
+    assert summary(analyst_client, "account=acme") == (6, 2)
+
+
+def test_segment_with_an_account_by_hand(analyst_client, data):
+    saved = segments.segment_create(data["users"]["u1"].organization, name="Acme", filters={"account": "acme"})
+    assert saved.filters == {"account": "acme"}
+    assert summary(analyst_client, f"segment={saved.pk}") == (6, 2)
+    assert summary(analyst_client, f"segment={saved.pk}&account=globex") == (2, 1)  # a typed one wins
+    refused = analyst_client.post(
+        "/api/v1/org/segments", {"name": "Theirs", "filters": {"account": "initech"}}, format="json"
+    )
+    assert refused.status_code == 400 and "filters.account" in refused.json()["errors"]
+
+
+def test_account_filter_by_hand(analyst_client, data):
+    acme = analyst_client.get(f"{BASE}/top-users?account=acme").json()["results"]
+    assert [(r["user_id"], r["events"]) for r in acme] == [("u1", 4), ("u3", 2)]
+    globex = analyst_client.get(f"{BASE}/user-activity?account=globex").json()
+    assert [r["user_id"] for r in globex["results"]] == ["u2"] and globex["count"] == 1
+    rows = analyst_client.get(f"{BASE}/feature-usage?account=acme").json()["results"]
+    assert {r["feature_key"]: r["events"] for r in rows} == {"search": 4, "export": 2}
+    cohorts = analyst_client.get(f"{BASE}/retention?account=acme").json()["cohorts"]
+    assert sum(c["size"] for c in cohorts) == 2
+    # search → export within 7 days: u1 (T-14 → T-14) and u3 (T-7 → T-7) both convert.
+    steps = analyst_client.get(f"{BASE}/funnel?steps=search,export&account=acme").json()["steps"]
+    assert [s["users"] for s in steps] == [2, 2]
+    # On T-7: u1's search and u3's search and export; daily users u1 and u3.
+    for metric, value in (("events", 3), ("active_users", 2)):
+        body = analyst_client.get(f"{BASE}/timeseries?account=acme&metric={metric}&start={day_of(7)}").json()
+        assert body["points"][0]["value"] == value, metric
+    points = analyst_client.get(f"{BASE}/timeseries?account=acme").json()["points"]
+    assert sum(p["value"] for p in points) == 6
+    weekly = analyst_client.get(f"{BASE}/timeseries?account=acme&metric=active_users&interval=week").json()
+    assert max(p["value"] for p in weekly["points"]) == 2
 
 
 def test_feature_usage_by_hand(analyst_client, data):

@@ -73,7 +73,7 @@ def assert_refused(response, field, status=400):
         ("user-activity?page=" + "9" * 5000, "page"),
         # Filters an endpoint cannot apply are refused, never ignored (every endpoint applies
         # the others: test_filters_walk).
-        ("usage-summary?account=acme", "account"),
+        ("usage-summary?account=nobody", "account"),  # an unknown account
         ("usage-summary?segment=3", "segment"),
         ("usage-summary?user.=pro", "user."),
         ("top-users?user.a..b=pro", "user.a..b"),
@@ -164,7 +164,7 @@ def pages(org, analyst_user, member_user):
         f"/?feature={SUPERSCRIPT_TWO}",
         f"/?feature_id={SUPERSCRIPT_TWO}",
         f"/?feature={NUL}",
-        "/?account=acme",
+        "/?account=acme",  # no such account here
         f"/features/?end={FAR_PAST}",
         "/features/{feature}/?feature=search",
         "/?segment=12345",
@@ -196,6 +196,7 @@ def test_hostile_page_queries_are_400_pages(pages, org, url, htmx):
             "Enter a date",
             "Must",
             "Unknown feature",
+            "Unknown account",
             "not supported",
             "valid integer",
             "Unknown segment",

@@ -435,14 +435,14 @@ def test_retention_heat_map(analyst, usage):
 # --- query counts -----------------------------------------------------------------------------
 
 # Session + user + organisation are 3 queries of every page; the rest is the query functions',
-# a fixed number whatever the rows (measured cold, with an empty dashboard cache). One of them
-# lists the saved segments for the segment picker.
+# a fixed number whatever the rows (measured cold, with an empty dashboard cache). Two of them
+# list the saved segments and the accounts for the filter bar's pickers.
 QUERY_BUDGET = {
-    "/": 10,  # the summary's distinct users: one query over the per-user rollups
-    "/features/": 7,  # stickiness: the distinct users per feature over the range
-    "/users/": 7,
-    "/retention/": 5,
-    "/funnels/?step=search&step=export": 7,
+    "/": 11,  # the summary's distinct users: one query over the per-user rollups
+    "/features/": 8,  # stickiness: the distinct users per feature over the range
+    "/users/": 8,  # the picker lists accounts; the page groups by user id, then its profiles
+    "/retention/": 6,
+    "/funnels/?step=search&step=export": 8,
 }
 
 
@@ -460,8 +460,8 @@ def test_dashboard_figures_are_cached_until_the_next_rollup(analyst, usage, djan
 
     for query in ("", "?gender=F&feature=search"):
         analyst.get("/" + query)
-        # session, user, organisation, the segment picker; figures from the cache
-        with django_assert_max_num_queries(5):
+        # session, user, organisation, the segment and account pickers; figures from the cache
+        with django_assert_max_num_queries(6):
             analyst.get("/" + query)
     rollup.rollup_day(today(), usage)  # bumps the generation: the next view recomputes
     with CaptureQueriesContext(connection) as queries:
@@ -480,7 +480,7 @@ def test_dashboard_demographic_filters_reach_the_cards(analyst, analyst_user, us
 
 def test_detail_query_counts_do_not_grow_with_rows(analyst, usage, django_assert_max_num_queries):
     feature = feature_of(usage)
-    with django_assert_max_num_queries(9):  # the segment picker and stickiness included
+    with django_assert_max_num_queries(10):  # the segment and account pickers and stickiness included
         analyst.get(reverse("analytics:feature-detail", args=[feature.pk]))
     with django_assert_max_num_queries(8):
         analyst.get(reverse("analytics:user-detail", args=["user-001"]))
@@ -501,18 +501,18 @@ def test_member_in_another_org_cannot_see_this_orgs_users(other_org, usage):
 
 
 # Exact counts, cold (every figure computed): session, user and organisation are the first 3;
-# every analytics page lists the saved segments once for its segment picker.
+# every analytics page lists the saved segments and the accounts once for its filter bar.
 EXACT_QUERIES = {
-    "/": 10,  # the summary's distinct users: one query over the per-user rollups
-    "/features/": 7,  # feature usage, sparklines, stickiness (distinct users per feature)
-    "/features/{feature}/": 9,  # the feature, its events and active-user series, session totals, stickiness
-    "/features/{feature}/?start={long_ago}": 9,  # by week: the same queries
-    "/users/": 7,  # one page and its total in one query (grouped by user id), its profiles, its top features
-    "/users/?page=2&page_size=5": 7,
-    "/users/?page=99&page_size=5": 9,  # past the end: counted, then the last page read
+    "/": 11,  # the summary's distinct users: one query over the per-user rollups
+    "/features/": 8,  # feature usage, sparklines, stickiness (distinct users per feature)
+    "/features/{feature}/": 10,  # the feature, its events and active-user series, session totals, stickiness
+    "/features/{feature}/?start={long_ago}": 10,  # by week: the same queries
+    "/users/": 8,  # one page and its total in one query (grouped by user id), its profiles, its top features
+    "/users/?page=2&page_size=5": 8,
+    "/users/?page=99&page_size=5": 10,  # past the end: counted, then the last page read
     "/users/user-001/": 7,
-    "/retention/": 5,  # one statement
-    "/funnels/?step=search&step=export": 7,
+    "/retention/": 6,  # one statement
+    "/funnels/?step=search&step=export": 8,
 }
 
 

@@ -63,4 +63,26 @@ def test_dashboard_breakdown_charts(analyst, data):
     feature_page = analyst.get(f"/features/{data['features']['export'].pk}/?breakdown=age").content.decode()
     usage = chart(feature_page, "chart-feature-usage")
     assert {s["label"]: sum(s["data"]) for s in usage["series"]} == {"18-40": 3, "<18": 1, ">40": 1}
-    assert analyst.get("/?breakdown=account").status_code == 400
+    by_account = analyst.get("/?breakdown=account").content.decode()
+    events = chart(by_account, "chart-events")
+    assert {s["label"]: sum(s["data"]) for s in events["series"]} == {"acme": 6, "(none)": 3, "globex": 2}
+    top = chart(by_account, "chart-top")
+    assert {s["label"]: s["data"] for s in top["series"]} == {"acme": [4, 2], "(none)": [1, 2], "globex": [1, 1]}
+
+
+def test_account_picker_lists_and_applies_accounts(analyst, data):
+    """Every analytics page has the account picker with this organisation's accounts only; a
+    chosen account narrows the page (the API's figures); another organisation's is refused
+    next to the filters."""
+    for url in ("/", "/features/", "/users/", "/retention/", "/funnels/"):
+        html = analyst.get(url).content.decode()
+        assert 'data-testid="account-filter"' in html and ">Acme<" in html and ">Globex<" in html, url
+        assert "Initech" not in html, url
+    html = analyst.get("/?account=acme").content.decode()
+    assert '<option value="acme" selected>Acme</option>' in html
+    shown = re.search(r'data-testid="kpi-total_events" data-value="([^"]+)"', html).group(1)
+    assert int(shown) == 6  # u1 4 + u3 2
+    users = analyst.get("/users/?account=globex").content.decode()
+    assert ">u2<" in users and ">u1<" not in users and ">u4<" not in users
+    theirs = analyst.get("/?account=initech").content.decode()
+    assert "Unknown account." in theirs

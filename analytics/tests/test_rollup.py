@@ -4,6 +4,7 @@ from datetime import date
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from analytics import rollup
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
@@ -58,6 +59,22 @@ def test_idempotent(org, dataset):
     assert sorted(before) == sorted(after)
     assert set(DailyOrgUsage.objects.values_list("id", flat=True)) == ids  # updated in place
     assert DailyOrgUsage.objects.count() == 3
+
+
+def test_statements_do_not_grow_with_the_days_events(org, dataset):
+    """One scan of the day and one statement per table, however many events, users and
+    sessions the day holds. The second run on the same connection also shows the first one
+    dropped its temporary table (creating it again would fail)."""
+    with CaptureQueriesContext(connection) as few:
+        rollup.rollup_day(D1, org)
+    for i in range(12):
+        person = end_user(org, f"more{i}", first_seen=at("2025-03-01", "11:00:00"))
+        for feat in (dataset["search"], dataset["export"]):
+            event(org, feat, person, at("2025-03-01", f"11:{i:02d}:00"), session=f"m{i % 5}", duration=i)
+    with CaptureQueriesContext(connection) as many:
+        rollup.rollup_day(D1, org)
+    assert len(many) == len(few)
+    assert (org_row(org, D1).event_count, org_row(org, D1).active_users, org_row(org, D1).sessions) == (27, 14, 7)
 
 
 def test_late_events_rerolled_through_dirty_marks(org, dataset):

@@ -7,11 +7,13 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
+from django.db import connection
 
 from analytics import queries, rollup
-from analytics.models import DailyUserFeatureUsage, DailyUserUsage
+from analytics.models import DailyAccountUsage, DailyUserFeatureUsage, DailyUserUsage
+from analytics.rollup_accounts import account_rows_backfill
 from core.days import today
-from telemetry.models import EndUser, UsageEvent
+from telemetry.models import Account, EndUser, UsageEvent
 
 from . import raw_reference as ref
 from .conftest import D1, D2, D3
@@ -29,6 +31,7 @@ def randomized(org, *, seed=14, days=24, n_users=30, n_events=700, last=None):
     last = last or date(2025, 4, 20)
     first = last - timedelta(days=days - 1)
     features = [feature(org, key) for key in ("search", "export", "share", "billing")]
+    accounts = [Account.objects.create(organization=org, external_id=f"acct-{i}") for i in range(3)]
     people = []
     for i in range(n_users):
         seen = at(str(first + timedelta(days=rng.randrange(days))), f"{rng.randrange(24):02d}:00:00")
@@ -38,6 +41,7 @@ def randomized(org, *, seed=14, days=24, n_users=30, n_events=700, last=None):
                 f"r{i:02d}",
                 age=rng.choice([None, 12, 17, 18, 30, 40, 41, 66]),
                 gender=rng.choice(["", "F", "M", "O"]),
+                account=rng.choice([*accounts, None]),
                 first_seen=seen,
             )
         )
@@ -60,11 +64,18 @@ def randomized(org, *, seed=14, days=24, n_users=30, n_events=700, last=None):
         )
     UsageEvent.objects.bulk_create(rows)
     rollup.rollup_range(first - timedelta(days=1), last, org)
-    return {"first": first, "last": last, "features": features}
+    return {"first": first, "last": last, "features": features, "accounts": accounts}
 
 
-def filter_sets(feat):
-    return [
+def filter_sets(feat, account=None):
+    """The filter sets compared; with `account`, the account filter alone (the account
+    rollups), with a feature (its rows) and beside a person filter (the per-user rollups)."""
+    with_account = (
+        [{"account": account}, {"feature": feat, "account": account}, {"account": account.pk, "gender": "F"}]
+        if account is not None
+        else []
+    )
+    return with_account + [
         {},
         {"feature": feat},
         {"age": "18-40"},
@@ -90,7 +101,7 @@ def assert_summary_equal(org, rows, start, end, filters):
 def assert_series_equal(org, rows, start, end, filters):
     for metric in ("events", "active_users", "avg_session_duration"):
         for interval in ("day", "week"):
-            args = {"feature": filters.get("feature"), "age": filters.get("age"), "gender": filters.get("gender")}
+            args = {k: filters.get(k) for k in ("feature", "age", "gender", "account")}
             answer = queries.timeseries.uncached(org, metric=metric, interval=interval, start=start, end=end, **args)
             got = {p["date"]: p["value"] for p in answer["points"] if p["value"]}
             assert got == ref.series(rows, metric, interval, start, end, filters), (metric, interval, filters)
@@ -124,7 +135,7 @@ def test_randomized_summary_and_series_equal_raw_events(org, random_data):
     rows = ref.load(org)
     first, last = random_data["first"], random_data["last"]
     mid = first + timedelta(days=12)
-    for filters in filter_sets(random_data["features"][1]):
+    for filters in filter_sets(random_data["features"][1], random_data["accounts"][0]):
         for start, end in ((first, last), (mid, last), (mid, mid)):
             assert_summary_equal(org, rows, start, end, filters)
         assert_series_equal(org, rows, first, last, filters)
@@ -138,6 +149,53 @@ def test_randomized_top_users_equal_raw_events(org, random_data):
         got = queries.top_users.uncached(org, limit=100, start=start, end=last)
         keys = ("user_id", "events", "avg_session_duration", "first_seen", "last_seen", "top_feature")
         assert [{k: u[k] for k in keys} for u in got] == [{k: u[k] for k in keys} for u in expected]
+
+
+def test_randomized_account_filter_and_breakdown_equal_raw_events(org, random_data):
+    """Top users and retention under the account filter, and the account breakdown's events
+    and distinct users, against the raw events."""
+    rows = ref.load(org)
+    first, last = random_data["first"], random_data["last"]
+    account = random_data["accounts"][1]
+    mine = {"account": account}
+    expected = ref.users(ref.matching(rows, mine), first, last, first_seen_of(org))
+    got = queries.top_users.uncached(org, limit=100, start=first, end=last, filters=mine)
+    assert [(u["user_id"], u["events"]) for u in got] == [(u["user_id"], u["events"]) for u in expected]
+    cohorts = queries.retention.uncached(org, weeks=4, end=last, filters=mine)["cohorts"]
+    members = {
+        pk: seen for pk, seen in first_seen_of(org).items() if pk in set(account.end_users.values_list("pk", flat=True))
+    }
+    assert cohorts == ref.retention(ref.matching(rows, mine), members, 4, last)
+    names = {a.pk: a.external_id for a in random_data["accounts"]}
+    people = [r for r in rows if r.user is not None]
+    for metric in ("events", "active_users"):
+        got_split = queries.breakdown_totals.uncached(org, dimension="account", start=first, end=last, metric=metric)
+        raw: dict[str, set | int] = {}
+        for r in people:
+            key = names.get(r.account, "(none)")
+            if metric == "events":
+                raw[key] = raw.get(key, 0) + 1
+            else:
+                raw.setdefault(key, set()).add(r.user)
+        want = {k: v if isinstance(v, int) else len(v) for k, v in raw.items()}
+        assert {row["key"]: row["value"] for row in got_split} == want, metric
+
+
+def test_randomized_feature_usage_under_group_filters_equals_raw_events(org, random_data):
+    """feature-usage under an account or a person segment reads the group rollups' feature
+    rows: events and average daily users per feature as the raw events count them."""
+    rows = ref.load(org)
+    first, last = random_data["first"], random_data["last"]
+    days = (last - first).days + 1
+    for filters in ({"account": random_data["accounts"][2]}, {"gender": "F"}, {"age": "18-40", "gender": "M"}):
+        chosen = [r for r in ref.matching(rows, filters) if first <= r.day <= last]
+        want = {}
+        for fid in {r.feature for r in chosen}:
+            mine = [r for r in chosen if r.feature == fid]
+            user_days = len({(r.day, r.user) for r in mine})
+            want[fid] = (len(mine), round(user_days / days, 2))
+        got = queries.feature_usage.uncached(org, first, last, filters=filters)
+        assert {r["feature_id"]: (r["events"], r["avg_daily_active_users"]) for r in got if r["events"]} == want
 
 
 def test_randomized_user_activity_equals_raw_events(org):
@@ -170,9 +228,12 @@ def per_user_rows(org):
 def test_per_user_rollup_is_idempotent_and_updated_in_place(org, hand_checked):
     before = per_user_rows(org)
     ids = set(DailyUserUsage.objects.values_list("id", flat=True))
+    stamps = dict(DailyUserFeatureUsage.objects.values_list("id", "computed_at"))
     rollup.rollup_range(D1, D3, org)
     assert per_user_rows(org) == before
     assert set(DailyUserUsage.objects.values_list("id", flat=True)) == ids
+    # Rows whose figures did not change are not written again.
+    assert dict(DailyUserFeatureUsage.objects.values_list("id", "computed_at")) == stamps
     # u1 on D1: two events, one session, two features; u2 on D1 and D2; u3 on D3.
     u1 = DailyUserUsage.objects.get(end_user=hand_checked["u1"], date=D1)
     assert (u1.event_count, u1.sessions, u1.features_used, u1.total_session_duration) == (2, 1, 2, 180)
@@ -231,3 +292,31 @@ def test_user_reads_query_counts(org, hand_checked, django_assert_num_queries):
         queries.retention.uncached(org, weeks=4, end=D3)
     with django_assert_num_queries(1):
         queries.timeseries.uncached(org, metric="active_users", interval="week", start=D1, end=D3, gender="M")
+
+
+def account_rows(org):
+    fields = ("date", "feature_id", "account_id", "event_count", "active_users", "sessions", "timed_events")
+    return sorted(DailyAccountUsage.objects.filter(organization=org).values_list(*fields), key=repr)
+
+
+def test_account_rollup_is_idempotent_follows_late_events_and_backfills(org, random_data):
+    first, last = random_data["first"], random_data["last"]
+    before = account_rows(org)
+    assert before and any(row[2] is None for row in before)  # users without an account: NULL
+    rollup.rollup_range(first, last, org)
+    assert account_rows(org) == before
+    # A late event of an account's user on the last day is re-rolled into its account row.
+    account = random_data["accounts"][0]
+    person = account.end_users.first()
+    event(org, random_data["features"][0], person, at(str(last), "23:00:00"))
+    rollup.rollup_day(last, org)
+    row = DailyAccountUsage.objects.get(organization=org, date=last, feature__isnull=True, account=account)
+    raw = UsageEvent.objects.filter(
+        organization=org, end_user__account=account, timestamp__gte=at(str(last), "00:00:00")
+    ).count()
+    assert row.event_count == raw
+    # The migration's backfill rebuilds the same rows from the per-user rows.
+    after = account_rows(org)
+    with connection.cursor() as cursor:
+        account_rows_backfill(cursor)
+    assert account_rows(org) == after

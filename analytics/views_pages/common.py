@@ -9,7 +9,7 @@ from core.exceptions import DomainError
 from core.pages import params_or_default, render_page
 from tenants.models import Role
 
-from .. import params, segments
+from .. import params, queries, segments
 from ..filters import USER_PREFIX, filter_set_parse, filters_refuse
 
 RANGE_PRESETS = (7, 30, 90)
@@ -63,7 +63,7 @@ def page_filters(org, query, *, refused=()):
 
 def filter_bar(org, query, filters):
     """What the shared filter bar (`analytics/partials/filter_bar.html`) draws: the segment
-    picker (the organisation's saved segments), age and gender, the `user.<property>`
+    picker (the organisation's saved segments), age, gender and account (its picker), the `user.<property>`
     filters kept as hidden fields, and `filter_query` (`&name=value…`) for links that must
     keep the filters (range presets, sort headers)."""
     kept = {name: query.get(name) for name in PAGE_FILTERS if query.get(name)}
@@ -73,6 +73,8 @@ def filter_bar(org, query, filters):
         "selected_segment": query.get("segment") or "",
         "filter_age": query.get("age") or "",
         "filter_gender": (filters.get("gender") or query.get("gender") or "").upper(),
+        "accounts": queries.account_choices(org, query.get("account") or ""),
+        "filter_account": query.get("account") or "",
         "user_filters": sorted((k, v) for k, v in kept.items() if k.startswith(USER_PREFIX)),
         "age_bands": params.AGE_BANDS,
         "genders": GENDERS,
@@ -93,6 +95,7 @@ BREAKDOWN_CHOICES = (
     ("event_type", "Event type"),
     ("age", "Age band"),
     ("gender", "Gender"),
+    ("account", "Account"),
 )
 OTHER_COLOR = "#9ca3af"
 

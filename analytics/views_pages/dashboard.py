@@ -32,7 +32,7 @@ def dashboard(request):
     org = request.org
     args, error = params_or_default(functools.partial(params.timeseries_params, org), request.GET)
     start, end = args["start"], args["end"]
-    filters = {k: args[k] for k in ("feature", "age", "gender", "user_properties")}
+    filters = {k: args[k] for k in ("feature", "age", "gender", "account", "user_properties")}
     interval = common.interval_for(start, end)
 
     # The API's summary filters: only the given ones (ids, so the query cache keys are stable).

@@ -18,10 +18,10 @@ from rest_framework import status
 
 from core.exceptions import DomainError
 
-from ..services.ingest.values import timestamp_parse
+from ..services.ingest.values import UUID_RE, timestamp_parse
 
-# Message ids (Segment's `messageId`) become event uuids in this namespace: the same message
-# sent twice (a retry) has the same uuid, so it is stored once.
+# Message ids (Segment's `messageId`) that are not UUIDs become event uuids in this namespace:
+# the same message sent twice (a retry) has the same uuid, so it is stored once.
 MESSAGE_ID_NAMESPACE = uuid_lib.UUID("6f1d3c52-43a5-5c1e-9a44-7b7d0d2f5a10")
 _NAMESPACE_BYTES = MESSAGE_ID_NAMESPACE.bytes
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
@@ -100,8 +100,12 @@ def event_time(timestamp, sent_at: datetime | None, now: datetime, *, offset=Non
 
 
 def message_uuid(message_id) -> str | None:
-    """A stable event uuid for an SDK's message id (a string or number), else None: RFC 4122's
-    uuid5, spelled out (`uuid.uuid5` builds two UUID objects; this runs for every message)."""
+    """A stable event uuid for an SDK's message id (a string or number), else None: the id
+    itself when it is a UUID (Segment's, RudderStack's and most SDKs' are uuid4s; the
+    validation pass lower-cases it), else RFC 4122's uuid5 of it in MESSAGE_ID_NAMESPACE,
+    spelled out (`uuid.uuid5` builds two UUID objects; this runs for every message)."""
+    if type(message_id) is str and UUID_RE.fullmatch(message_id):
+        return message_id
     if isinstance(message_id, int) and not isinstance(message_id, bool):
         message_id = str(message_id)
     if not isinstance(message_id, str) or not message_id or len(message_id) > 1000:

@@ -6,10 +6,11 @@ Bodies: `{"batch": [messages], "sentAt"}` on `/v1/batch`, one message on `/v1/tr
 
 - track, page, screen are events: feature ← `event` (page and screen: their `name`, else
   `properties.name`, `category`, or the call type); end user ← `userId`, else
-  `anonymousId`; uuid ← a uuid5 of `messageId`; event_type ← the call type; session ←
-  `context.sessionId` or `properties.session_id`; account ← `context.groupId`; timestamp ←
-  `timestamp` (or `originalTimestamp`) corrected by the skew of `sentAt`; `properties`,
-  `category` and `context` → metadata.
+  `anonymousId`; uuid ← `messageId` when it is a UUID (what the SDKs send), else a uuid5 of
+  it; event_type ← the call type; session ← `context.sessionId` or `properties.session_id`;
+  account ← `context.groupId`; timestamp ← `timestamp` (or `originalTimestamp`) corrected by
+  the skew of `sentAt`; `properties`, `category` and the context's fields of CONTEXT_KEPT →
+  metadata.
 - identify updates the person from `traits` (Rudder puts them in `context.traits`).
 - group creates or updates the account `groupId` (name and properties from `traits`) and
   sets it as the sender's account.
@@ -24,6 +25,12 @@ from .mapping import SdkBatch, event_time, message_uuid, messages_checked, parse
 
 EVENT_CALLS = frozenset({"track", "page", "screen"})
 CALLS = EVENT_CALLS | {"identify", "group", "alias"}
+# The context fields an event keeps in its metadata (`{"context": {…}}`): what sent it and
+# from where (library, app, os, page, locale, timezone). The others are stored in columns
+# (sessionId, groupId), are the person's (traits: identify) or are device data the platform
+# does not use and should not hoard (ip, userAgent, device ids, network, screen, campaign);
+# keeping the whole context made every Segment event carry and parse them (docs/decisions.md).
+CONTEXT_KEPT = frozenset({"library", "app", "os", "page", "locale", "timezone"})
 _WHAT = 'a Segment batch {"batch": [...]}'
 
 
@@ -39,29 +46,35 @@ def segment_batch(payload, *, now: datetime, call: str | None = None) -> SdkBatc
         raise DomainError(f"Expected one {call} message, a JSON object.", errors={"body": ["Expected an object."]})
     batch = SdkBatch(count=len(messages))
     default_sent_at = parse_time(payload.get("sentAt")) if isinstance(payload, dict) else None
+    # The skew-corrected time of each timestamp the batch's messages share (an SDK's batch
+    # holds a few distinct ones), computed once.
+    times: dict[str, object] = {}
     for index, message in enumerate(messages):
-        if not isinstance(message, dict):
+        if type(message) is not dict:
             batch.error(index, "non_field_errors", "Each message must be a JSON object.")
             continue
         kind = call or message.get("type")
-        if not isinstance(kind, str) or kind not in CALLS:
+        if type(kind) is not str or kind not in CALLS:
             batch.error(index, "type", f"Must be one of {', '.join(sorted(CALLS))}.")
             continue
-        _map_one(batch, index, message, kind, now, default_sent_at)
+        _map_one(batch, index, message, kind, now, default_sent_at, times)
     return batch
 
 
-def _map_one(batch, index, message, kind, now, default_sent_at):
-    sender = _sender(batch, index, message)
-    if sender is None:
+def _map_one(batch, index, message, kind, now, default_sent_at, times):
+    context = message.get("context")
+    if context is None:
+        context = {}
+    elif type(context) is not dict:
+        batch.error(index, "context", "Must be a JSON object.")
         return
-    context, user_id = sender
-    sent = message.get("sentAt")
-    sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
-    timestamp = message.get("timestamp")
-    if timestamp is None or timestamp == "":
-        timestamp = message.get("originalTimestamp")
-    when = event_time(timestamp, sent_at, now)
+    user_id = message.get("userId")
+    if user_id is None or user_id == "":
+        user_id = message.get("anonymousId")
+        if user_id is None or user_id == "":
+            batch.error(index, "userId", "Required: userId or anonymousId.")
+            return
+    when = _time_of(message, times, default_sent_at, now)
     if kind in EVENT_CALLS:
         _event(batch, index, message, kind, context, user_id, when)
     elif kind == "identify":
@@ -75,21 +88,20 @@ def _map_one(batch, index, message, kind, now, default_sent_at):
         batch.people.append({"index": index, "user_id": user_id, "timestamp": when})
 
 
-def _sender(batch, index, message):
-    """(context, end user id) of a message, or None after recording what is wrong."""
-    context = message.get("context")
-    if context is None:
-        context = {}
-    elif type(context) is not dict:
-        batch.error(index, "context", "Must be a JSON object.")
-        return None
-    user_id = message.get("userId")
-    if user_id is None or user_id == "":
-        user_id = message.get("anonymousId")
-        if user_id is None or user_id == "":
-            batch.error(index, "userId", "Required: userId or anonymousId.")
-            return None
-    return context, user_id
+def _time_of(message, times, default_sent_at, now):
+    """The message's time corrected by the skew of its `sentAt` (else the batch's); `times`
+    holds the corrected time of each timestamp text met in the batch with the batch's `sentAt`."""
+    timestamp = message.get("timestamp")
+    if timestamp is None or timestamp == "":
+        timestamp = message.get("originalTimestamp")
+    sent = message.get("sentAt")
+    if sent is None and type(timestamp) is str:
+        when = times.get(timestamp)
+        if when is None:
+            when = times[timestamp] = event_time(timestamp, default_sent_at, now)
+        return when
+    sent_at = default_sent_at if sent is None else (parse_time(sent) or default_sent_at)
+    return event_time(timestamp, sent_at, now)
 
 
 def _link(index, user_id, when, account):
@@ -111,6 +123,9 @@ def _group(batch, index, message, user_id, when):
 
 
 def _event(batch, index, message, kind, context, user_id, when):
+    """One event. The parsed body is the request's own, read once: the message's properties
+    become the event's metadata in place (with the kept context and the category), and its
+    context loses what is stored in columns, instead of both being copied for each message."""
     properties = message.get("properties")
     if properties is None:
         properties = {}
@@ -121,22 +136,29 @@ def _event(batch, index, message, kind, context, user_id, when):
     if type(name) is not str or not name.strip():
         batch.error(index, "event", "Required: the event's name, a non-empty string.")
         return
+    account = None
+    if context:
+        session = context.pop("sessionId", properties.get("session_id"))
+        account = context.pop("groupId", None)
+        # Usually all that is left is kept (what the server SDKs send: `library`).
+        kept = context if context.keys() <= CONTEXT_KEPT else {k: v for k, v in context.items() if k in CONTEXT_KEPT}
+        if kept:
+            properties["context"] = kept
+    else:
+        session = properties.get("session_id")
     category = message.get("category")
-    metadata = properties
-    if context or (category is not None and category != ""):
-        metadata = {**properties, "context": context} if context else dict(properties)
-        if category is not None and category != "":
-            metadata["category"] = category
+    if category is not None and category != "":
+        properties["category"] = category
     batch.events.append(
         {
             "uuid": message_uuid(message.get("messageId")),
             "feature": name,
             "user_id": user_id,
             "event_type": kind,
-            "session_id": context.get("sessionId", properties.get("session_id")),
+            "session_id": session,
             "timestamp": when,
-            "metadata": metadata,
-            "account_id": context.get("groupId"),
+            "metadata": properties,
+            "account_id": account,
         }
     )
     batch.event_index.append(index)

@@ -9,6 +9,7 @@ on Segment's routes they also carry `code` and `message`, which Rudder's client 
 
 from datetime import UTC, datetime
 
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -106,3 +107,12 @@ class SegmentView(_SdkView):
 def _with_code(body: dict, status_code: int) -> dict:
     """Rudder's client reads `code` and `message` from an error body (and fails without them)."""
     return {**body, "code": _ERROR_CODES.get(status_code, "error"), "message": body.get("detail", "")}
+
+
+def not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+    """Any other path under the ingestion routes: posthog-js's `/flags/`, `/decide/` and
+    `/array/<key>/config` (flags and remote config are PostHog's own, not served here), a
+    Segment call that does not exist. A JSON 404 the page can read (the route is wrapped in
+    `ingest_cors`), with `code` and `message` for Rudder, rather than the site's HTML page."""
+    detail = f"No ingestion route at {request.path}: events go to /batch/, /e/ (PostHog) or /v1/batch (Segment)."
+    return JsonResponse({"detail": detail, "errors": {}, "code": "not_found", "message": detail}, status=404)

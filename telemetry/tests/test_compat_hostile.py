@@ -214,3 +214,35 @@ def test_invalid_segment_messages_answer_400_with_code_and_message(route, messag
     data = _assert_json_error(resp, 400, route)
     assert data["results"][0]["status"] == "rejected"
     assert UsageEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/flags/?v=2", "/decide/?v=3", "/array/upk_x/config", "/e/extra", "/s/", "/v1/", "/v1/unknown", "/v1/batch/x"],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_unknown_paths_under_the_ingestion_routes_answer_a_json_404(path, method, raw_api_key):
+    # posthog-js asks for flags and remote config, which are PostHog's own: a JSON 404, not
+    # the site's HTML page (and Rudder's `code`/`message`).
+    resp = APIClient().generic(method, path, b"{}", content_type="application/json")
+    assert resp.status_code == 404, resp.content[:200]
+    assert resp["Content-Type"].startswith("application/json")
+    body = resp.json()
+    assert "No ingestion route" in body["detail"] and body["code"] == "not_found" and body["message"] == body["detail"]
+
+
+def test_a_page_reads_the_json_404_of_an_unknown_ingestion_path(org, admin_user):
+    from tenants import services as tenant_services
+
+    site = "https://app.example"
+    tenant_services.api_key_create(org=org, name="site", created_by=admin_user, allowed_origins=[site])
+    client = APIClient()
+    preflight = client.options(
+        "/flags/?v=2",
+        HTTP_ORIGIN=site,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type",
+    )
+    assert preflight.status_code == 204
+    resp = client.generic("POST", "/flags/?v=2", b"{}", content_type="application/json", HTTP_ORIGIN=site)
+    assert resp.status_code == 404 and resp["Access-Control-Allow-Origin"] == site

@@ -52,6 +52,16 @@ def test_message_ids_become_stable_uuid5s():
     assert message_uuid(None) is None and message_uuid("") is None and message_uuid({"a": 1}) is None
 
 
+def test_message_ids_that_are_uuids_are_the_event_uuid():
+    # What Segment's, RudderStack's and PostHog's SDKs send: a uuid4 per message, used as it is
+    # (the validation pass lower-cases it), so a retry still has the same uuid.
+    message_id = str(uuid.uuid4()).upper()
+    assert message_uuid(message_id) == message_id
+    # Other spellings of a UUID are ids like any other: hashed, the same every time.
+    braced = "{" + message_id + "}"
+    assert message_uuid(braced) == str(uuid.uuid5(MESSAGE_ID_NAMESPACE, braced))
+
+
 def test_traits_split_into_end_user_fields_and_properties():
     assert person_fields({"email": "a@b.co", "age": "31", "gender": "female", "plan": "pro"}) == {
         "email": "a@b.co",
@@ -228,7 +238,7 @@ def test_segment_batch_maps_track_page_screen_with_message_id_uuids():
         "event_type": "track",
         "session_id": None,
         "timestamp": (NOW - timedelta(seconds=5)),
-        "metadata": {"total": 3, "context": {"library": {"name": "analytics-python"}, "groupId": "acme"}},
+        "metadata": {"total": 3, "context": {"library": {"name": "analytics-python"}}},
         "account_id": "acme",
     }
     assert (page["feature"], page["user_id"], page["event_type"], page["metadata"]) == (
@@ -239,6 +249,54 @@ def test_segment_batch_maps_track_page_screen_with_message_id_uuids():
     )
     assert (screen["feature"], screen["event_type"], screen["uuid"]) == ("Home", "screen", None)
     assert unnamed["feature"] == "page"
+
+
+def test_segment_metadata_keeps_the_context_fields_that_say_what_sent_the_event():
+    context = {
+        "library": {"name": "analytics.js", "version": "5.2.0"},
+        "app": {"name": "Shop", "version": "3.1"},
+        "os": {"name": "iOS", "version": "18.1"},
+        "page": {"path": "/pricing", "url": "https://shop.example/pricing", "title": "Pricing"},
+        "locale": "fr-FR",
+        "timezone": "Europe/Paris",
+        # Columns or the person's, not metadata:
+        "sessionId": "s-1",
+        "groupId": "acme",
+        "traits": {"email": "a@b.co"},
+        # Device data the platform does not keep:
+        "ip": "203.0.113.9",
+        "userAgent": "Mozilla/5.0 (iPhone)",
+        "device": {"id": "d-1", "advertisingId": "ad-1", "model": "iPhone16,2"},
+        "network": {"wifi": True},
+        "screen": {"width": 390},
+        "campaign": {"source": "newsletter"},
+    }
+    message = {"type": "track", "event": "Search", "userId": "u1", "properties": {"q": "x"}, "context": context}
+    (event,) = segment_batch({"batch": [message]}, now=NOW).events
+    assert event["metadata"] == {
+        "q": "x",
+        "context": {name: context[name] for name in ("library", "app", "os", "page", "locale", "timezone")},
+    }
+    assert (event["session_id"], event["account_id"]) == ("s-1", "acme")
+    # A context with nothing kept adds nothing, and the message's own properties are not copied.
+    properties = {"q": "y"}
+    lone = {"type": "track", "event": "Search", "userId": "u1", "properties": properties, "context": {"ip": "x"}}
+    (event,) = segment_batch({"batch": [lone]}, now=NOW).events
+    assert event["metadata"] is properties
+
+
+def test_segment_messages_of_the_same_time_share_its_skew_correction():
+    sent = NOW + timedelta(hours=1)  # the sender's clock is an hour fast
+    stamp = (sent - timedelta(seconds=30)).isoformat()
+    messages = [
+        {"type": "track", "event": "E", "userId": "u1", "timestamp": stamp},
+        {"type": "track", "event": "E", "userId": "u2", "timestamp": stamp},
+        # A message's own sentAt wins over the batch's.
+        {"type": "track", "event": "E", "userId": "u3", "timestamp": stamp, "sentAt": stamp},
+    ]
+    first, second, own = segment_batch({"batch": messages, "sentAt": sent.isoformat()}, now=NOW).events
+    assert first["timestamp"] == second["timestamp"] == NOW - timedelta(seconds=30)
+    assert own["timestamp"] == NOW
 
 
 def test_segment_identify_group_alias_are_person_and_account_updates():

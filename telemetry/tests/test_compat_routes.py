@@ -2,6 +2,7 @@
 what the answers say, queue mode, tenancy and the queries a request costs."""
 
 import base64
+import gc
 import gzip
 import uuid
 from urllib.parse import urlencode
@@ -230,3 +231,34 @@ def test_segment_batch_query_count_is_pinned(raw_api_key, org, django_assert_num
     assert _post("/v1/batch", batch(30), **_basic(raw_api_key)).status_code == 200
     with django_assert_num_queries(_counted(5)):
         assert _post("/v1/batch", batch(30), **_basic(raw_api_key)).json()["accepted"] == 30
+
+
+@pytest.mark.parametrize("route", ["/api/v1/events/batch", "/v1/batch"])
+def test_a_batch_request_leaves_no_garbage_cycles_behind(route, raw_api_key, org):
+    """The request's parsed body and answer are freed by refcounting as soon as it is sent,
+    not left in DRF's view/request/response cycles for the collector to walk (what made SDK
+    batches cost a quarter more CPU; IngestView.dispatch)."""
+    n = 300
+    if route == "/v1/batch":
+        messages = [
+            {"type": "track", "event": "E", "userId": f"u{i}", "properties": {"i": i}, "context": {"library": {}}}
+            for i in range(n)
+        ]
+        body, headers = orjson.dumps({"batch": messages}), _basic(raw_api_key)
+    else:
+        events = [{"feature": "E", "user_id": f"u{i}", "metadata": {"i": i}} for i in range(n)]
+        body, headers = orjson.dumps({"events": events}), {"HTTP_AUTHORIZATION": f"Bearer {raw_api_key}"}
+    client = APIClient()
+    assert client.generic("POST", route, body, content_type="application/json", **headers).status_code == 200
+    gc.collect()
+    gc.disable()
+    try:
+        resp = client.generic("POST", route, body, content_type="application/json", **headers)
+        assert resp.json()["accepted"] == n
+        del resp
+        left_in_cycles = gc.collect()
+    finally:
+        gc.enable()
+    # The test client's own cycles and the view's small ones (about 70 objects): the batch's
+    # objects are not among them (left to the collector they were 380 here, 670 for Segment).
+    assert left_in_cycles < n // 2, left_in_cycles

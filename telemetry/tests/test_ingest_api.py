@@ -179,6 +179,40 @@ def test_timestamps_in_iso_z_naive_and_epoch_forms(key_client, org):
     assert stamps == {"2025-03-01T10:00:00+00:00"}
 
 
+def test_batch_sent_at_corrects_the_senders_clock_skew(key_client, org):
+    # The sender's clock is two hours fast: its event 30 s before sending happened 30 s ago,
+    # and its person update too. Without the correction the event would be refused (future).
+    sent_at = timezone.now() + timedelta(hours=2)
+    stamp = (sent_at - timedelta(seconds=30)).isoformat()
+    body = {
+        "sent_at": sent_at.isoformat(),
+        "events": [event(timestamp=stamp, user_id="u-skew"), event(timestamp=stamp), event()],
+        "people": [{"user_id": "u-skew", "email": "s@b.co", "timestamp": stamp}],
+    }
+    resp = post(key_client, BATCH, body)
+    assert resp.status_code == 200 and resp.json()["accepted"] == 3, resp.content
+    rows = list(UsageEvent.objects.filter(organization=org).order_by("timestamp"))
+    for row in rows[:2]:  # both with the stamp, moved by the skew
+        assert abs(row.timestamp - (timezone.now() - timedelta(seconds=30))) < timedelta(seconds=10)
+    assert abs(rows[2].timestamp - timezone.now()) < timedelta(seconds=10)  # no timestamp: received
+    person = EndUser.objects.get(organization=org, external_id="u-skew")
+    assert person.email == "s@b.co" and person.last_seen < timezone.now()
+
+
+@pytest.mark.parametrize("sent_at", ["yesterday", [1], {"a": 1}, True])
+def test_batch_sent_at_that_is_no_time_answers_400_naming_it(key_client, org, sent_at):
+    resp = post(key_client, BATCH, {"sent_at": sent_at, "events": [event()]})
+    assert resp.status_code == 400, resp.content
+    assert "sent_at" in resp.json()["errors"]
+    assert stored(org) == 0
+
+
+def test_batch_sent_at_far_off_leaves_times_out_of_range_not_a_500(key_client, org):
+    body = {"sent_at": "0001-01-02T00:00:00+00:00", "events": [event(timestamp="9999-12-30T00:00:00+00:00")]}
+    resp = post(key_client, BATCH, body)
+    assert resp.status_code == 400 and resp.json()["errors"][0]["field"] == "timestamp", resp.content
+
+
 def test_one_item_can_carry_several_errors(key_client, org):
     resp = post(key_client, BATCH, [{"feature_id": "x", "session_duration": -1, "metadata": 3}])
     assert resp.status_code == 400

@@ -8,6 +8,7 @@ retries after a 503 and a network error storing once, and a page on an origin th
 not list refused.
 """
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -239,7 +240,10 @@ def test_retries_after_503_and_network_errors_store_once(watched, live_server, s
     page.evaluate("() => { up.track('report_run'); up.flush(); }")
     wait_for(page, lambda: events_of(org, feature__key="report_run"), timeout=15)
     assert len(attempts) == 3
-    assert attempts[0] == attempts[1] == attempts[2]  # the same batch, the same uuids
+    # The same batch, the same uuids; each send says when it was sent (the clock-skew correction).
+    bodies = [json.loads(body) for body in attempts]
+    assert all(body.pop("sent_at") for body in bodies)
+    assert bodies[0] == bodies[1] == bodies[2]
     page.wait_for_timeout(500)
     assert UsageEvent.objects.filter(organization=org).count() == 1
 

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.django_db
 def _tenant_rows(admin_user):
     """One row of every model for this organisation."""
     from analytics.models import (
+        DailyAccountUsage,
+        DailyDimensionUsage,
         DailyFeatureUsage,
         DailyOrgUsage,
         DailySegmentUsage,
@@ -56,6 +58,12 @@ def _tenant_rows(admin_user):
         organization=org, date=date.today(), age_band="18-40", gender="F", event_count=1, active_users=1
     )
     UserActiveDays.objects.create(organization=org, end_user=end_user, block_start=date(2025, 1, 6), active_days=5)
+    DailyAccountUsage.objects.create(
+        organization=org, date=date.today(), account=account, event_count=1, active_users=1
+    )
+    DailyDimensionUsage.objects.create(
+        organization=org, date=date.today(), dimension="event_type", value="click", event_count=1
+    )
     Anomaly.objects.create(
         organization=org, feature=feature, date=date.today(), detector="zscore", metric="event_count", value=9, score=4
     )
@@ -207,11 +215,18 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
     """Rollups, raw events, late-data marks, anomalies, narratives and webhook deliveries come
     from ingestion, the rollup, the detectors and the outbound queue: the admin shows them but
     offers no Add, no Save and no Delete."""
-    from analytics.models import DailyFeatureUsage, DailyOrgUsage
+    from analytics.models import (
+        DailyAccountUsage,
+        DailyDimensionUsage,
+        DailyFeatureUsage,
+        DailyOrgUsage,
+        UserActiveDays,
+    )
     from insights.models import Anomaly, Insight, WebhookDelivery
     from telemetry.models import DirtyDay, UsageEvent
 
-    for model in (DailyFeatureUsage, DailyOrgUsage, UsageEvent, DirtyDay, Anomaly, Insight, WebhookDelivery):
+    computed = (DailyFeatureUsage, DailyOrgUsage, DailyAccountUsage, DailyDimensionUsage, UserActiveDays)
+    for model in (*computed, UsageEvent, DirtyDay, Anomaly, Insight, WebhookDelivery):
         prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
         obj = model._default_manager.first()
         changelist = staff_client.get(reverse(f"{prefix}_changelist"))

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from analytics import rollup
 from analytics.tests.factories import end_user, feature
-from conftest import browser_login, screenshot
+from conftest import browser_login, client_for, screenshot, wait_until
 from core.days import today
 from telemetry.models import Account, UsageEvent
 
@@ -94,3 +94,46 @@ def test_accounts_pages(browser_page, live_server, analyst_user, org):
     assert page.locator("[data-testid=account-users] tbody tr").count() == 4
     page.wait_for_load_state("networkidle")
     screenshot(page, "account_detail")
+
+
+DATASETS = "Chart.getChart(document.querySelector('[data-testid=chart-events]')).data.datasets"
+
+
+def test_dashboard_by_account_and_filtered_to_one(browser_page, live_server, analyst_user, org):
+    """The breakdown picker's "Account" stacks the events per account (the API's split), and
+    the account picker narrows the KPIs to one account's people (the API's figures), both
+    through htmx without a page load."""
+    _usage(org)
+    start = today() - timedelta(days=44)
+    page = browser_page
+    browser_login(page, live_server, analyst_user)
+    page.goto(f"{live_server.url}/?start={start}&end={today()}")
+    page.evaluate("window.__noReload = 1")
+    page.select_option("[data-testid=breakdown-picker]", "account")
+    wait_until(page, "location.search.includes('breakdown=account')")
+    wait_until(page, f"(() => {{ try {{ return {DATASETS}.length > 1; }} catch (e) {{ return false; }} }})()")
+    labels = page.evaluate(f"{DATASETS}.map((d) => d.label)")
+    api = (
+        client_for(analyst_user)
+        .get(f"/api/v1/analytics/usage-summary?start={start}&end={today()}&breakdown=account")
+        .json()
+    )
+    assert labels == [row["key"] for row in api["breakdown"]["events"]]
+    assert set(labels) == {external_id for external_id, *_ in COMPANIES}
+    page.mouse.move(0, 0)
+    screenshot(page, "breakdown-account")
+
+    page.select_option("[data-testid=account-filter]", "contoso")
+    wait_until(page, "location.search.includes('account=contoso')")
+    wait_until(page, f"(() => {{ try {{ return {DATASETS}.length == 1; }} catch (e) {{ return false; }} }})()")
+    mine = (
+        client_for(analyst_user)
+        .get(f"/api/v1/analytics/usage-summary?start={start}&end={today()}&account=contoso")
+        .json()
+    )
+    assert mine["total_events"]["value"] == 3 * 30 + 3 * 12 and mine["active_users"]["value"] == 4
+    wait_until(page, f"document.querySelector('[data-testid=kpi-total_events]').dataset.value == '{3 * 30 + 3 * 12}'")
+    assert page.evaluate(f"{DATASETS}.map((d) => d.label)") == ["contoso"]
+    assert page.evaluate("window.__noReload") == 1
+    page.mouse.move(0, 0)
+    screenshot(page, "account-filter")

@@ -109,17 +109,20 @@ def events_ingest(
     people: Iterable[dict[str, Any]] = (),
     accounts: Iterable[dict[str, Any]] = (),
     index_of: list[int] | None = None,
+    sent_at: datetime | None = None,
 ) -> IngestResult:
     """Validate `items` (event dicts) for `org` and store or queue the valid ones.
 
     `user` is the person sending (JWT), or None for an API key. `people` and `accounts` are
     person and account updates (`people.py`), stored with the events' end users; `index_of`
     maps each item to the index its errors and results name (an SDK request's message).
+    `sent_at`: the client's clock when it sent the request; every timestamp (of the events
+    and the person updates) is moved by the clock skew `now − sent_at`.
     Raises Forbidden for an `org_id` of another organisation, StorageUnavailable when neither
     the queue nor the database can take the events.
     """
     org_ids_check(org, items)
-    rows, check = items_validate(EventContext(org, user), items, index_of)
+    rows, check = items_validate(EventContext(org, user, sent_at=sent_at), items, index_of)
     person_users: Iterable[str] = ()
     account_rows: list[dict[str, Any]] = []
     if people or accounts:

@@ -28,6 +28,7 @@ from .values import (
     UUID_RE,
     FreshUUIDs,
     json_object_dump,
+    skew_applied,
     text_error,
     timestamp_parse,
     uuid_normalise,
@@ -44,11 +45,13 @@ ItemError = dict[str, Any]
 
 
 class EventContext:
-    """What the pass needs about the caller and the clock, computed once per request."""
+    """What the pass needs about the caller and the clock, computed once per request. With the
+    client's `sent_at`, timestamps are moved by its clock skew `now − sent_at` before the checks."""
 
-    def __init__(self, org: Organization, user: User | None) -> None:
+    def __init__(self, org: Organization, user: User | None, *, sent_at: datetime | None = None) -> None:
         self.org = org
         self.now = datetime.now(UTC)
+        self.skew = None if sent_at is None else self.now - sent_at
         self.max_ts = self.now + settings.INGEST_MAX_FUTURE
         # Events older than the raw-event retention would land in a month already dropped.
         self.horizon = partitions.raw_events_horizon(now=self.now)
@@ -117,6 +120,7 @@ class EventCheck:
         self.min_ts = ctx.min_ts
         self.max_metadata = ctx.max_metadata
         self.own_user = ctx.own_user
+        self.skew = ctx.skew
         self.org_id = ctx.org.pk
         self.fresh_uuids = FreshUUIDs(n)
         # An SDK's batch repeats a few timestamps (events of the same second): parse each once.
@@ -253,6 +257,8 @@ class EventCheck:
             return self.now
         # The SDK mappings pass aware UTC datetimes (skew-corrected): no parsing to do.
         ts = value if type(value) is datetime and value.tzinfo is UTC else timestamp_parse(value)
+        if ts is not None and self.skew is not None:
+            ts = skew_applied(ts, self.skew)
         if ts is None:
             self.error("timestamp", "Must be an ISO 8601 date-time or epoch seconds.")
         elif ts > self.max_ts:

@@ -5,7 +5,7 @@ import math
 import os
 import re
 import uuid as uuid_lib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -107,6 +107,15 @@ def timestamp_parse(value: object) -> datetime | None:
     if ts.year == 9999:
         return _TOO_LATE
     return ts.astimezone(UTC)
+
+
+def skew_applied(ts: datetime, skew: timedelta) -> datetime:
+    """`ts` moved by a sender's clock skew; out of datetime's range it is year 1 or 9999,
+    which the range checks refuse like any other time too early or too late."""
+    try:
+        return ts + skew
+    except OverflowError:
+        return _TOO_EARLY if skew < timedelta(0) else _TOO_LATE
 
 
 def json_object_dump(value: object, limit: int) -> tuple[str, None] | tuple[None, str]:

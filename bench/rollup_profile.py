@@ -1,0 +1,91 @@
+"""Profile one day's rollup statement by statement: wall time and PostgreSQL backend CPU of
+each SQL statement `analytics.rollup.rollup_day` runs, for the peak day (the largest by raw
+events) of organisation `bench` and, for comparison, an ordinary day.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/up_rollup_peak_bench \\
+        .venv/bin/python bench/generate_events.py --events 330000 --days 30 --peak-events 1000000 --orgs 1
+    DATABASE_URL=… .venv/bin/python bench/rollup_profile.py --repeat 2
+
+Each day is rolled `--repeat` times (the first cold, the rest warm: the rows exist and the
+day's pages are cached); every run prints its statements, slowest first, then the totals.
+Backend CPU is read from /proc (the database runs on this machine), so it does not depend
+on how many other processes share the cores.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "usage_platform.settings")
+os.environ["REDIS_URL"] = ""
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+
+from analytics import rollup  # noqa: E402
+from tenants.models import Organization  # noqa: E402
+
+
+def backend_cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average():
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def profile(day, org, pid):
+    statements = []
+
+    def timed(execute, sql, params, many, context):
+        c0, t0 = backend_cpu(pid), time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statements.append((time.perf_counter() - t0, backend_cpu(pid) - c0, " ".join(sql.split())[:110]))
+
+    c0, t0 = backend_cpu(pid), time.perf_counter()
+    with connection.execute_wrapper(timed):
+        rollup.rollup_day(day, org)
+    wall, cpu = time.perf_counter() - t0, backend_cpu(pid) - c0
+    for s_wall, s_cpu, sql in sorted(statements, reverse=True)[:12]:
+        print(f"  {s_wall * 1000:8.1f} ms wall {s_cpu:6.2f} s CPU  {sql}")
+    print(f"  total {wall:.2f} s wall, {cpu:.2f} s backend CPU, {len(statements)} statements")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        sys.exit("bench/rollup_profile.py measures PostgreSQL (set DATABASE_URL).")
+    org = Organization.objects.get(slug="bench")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT (timestamp AT TIME ZONE 'UTC')::date, COUNT(*) FROM telemetry_usageevent "
+            "WHERE organization_id = %s GROUP BY 1 ORDER BY 2 DESC",
+            [org.pk],
+        )
+        days = cursor.fetchall()
+    (peak, peak_events), (ordinary, ordinary_events) = days[0], days[len(days) // 2]
+    print(f"load average before: {load_average()}")
+    for day, events in ((peak, peak_events), (ordinary, ordinary_events)):
+        for run in range(args.repeat):
+            print(f"\n{day} ({events:,} events), run {run + 1} ({'cold' if run == 0 else 'warm'}):")
+            profile(day, org, pid)
+    print(f"\nload average after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
