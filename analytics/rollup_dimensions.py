@@ -6,25 +6,30 @@ those dimensions never read raw events.
 Built inside `rollup_day`'s transaction, after the per-user rows are final, in a few
 statements over temporary tables, all in the database:
 
-1. the day's events grouped by (feature, end user, event type, metadata) (`ddu_g`): what
-   every event dimension is read from, each chosen property's value (or "(none)" where an
-   event lacks it or has it empty) taken per group;
-2. the caps, so hostile cardinality cannot blow the table up: at most MAX_EVENT_KEYS event
+1. the day's users with their profile class (`ddu_u`, `ddu_cls`): one class per distinct
+   (age band, gender, properties), so that later steps hash a small integer, not a segment;
+2. one pass over the day's events grouped twice (`ddu_g`, GROUPING SETS on PostgreSQL):
+   per (feature, class, event type, metadata) and per (end user, class, event type,
+   metadata) — both far fewer rows than events; every event dimension is read from those,
+   each chosen property's value (or "(none)" where an event lacks it or has it empty)
+   taken per group;
+3. the caps, so hostile cardinality cannot blow the table up: at most MAX_EVENT_KEYS event
    properties and MAX_USER_KEYS user properties per organisation and day (those on most
    events or active users, and only names a breakdown can ask for); per dimension the
    MAX_VALUES values with most events are kept and the rest folded into the value ""
    (shown as "other");
-3. per feature and segment: events and session time per value (`ddu_stage`; users too for
-   user properties, read from the day's per-user feature rows and each end user's profile
-   as it is at rollup time, as the person segments take age and gender);
-4. for all features, with distinct daily users: an event dimension per (user, value) from
-   `ddu_g`, a user property straight from the per-user rows (one value per user);
-5. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
+4. per feature and segment: events and session time per value (`ddu_stage`; users too for
+   user properties, from the day's per-user feature rows summed per (feature, class), each
+   end user's profile as it is at rollup time, as the person segments take age and gender);
+5. for all features, with distinct daily users: an event dimension per (user, value) from
+   the per-user groups, a user property straight from the per-user rows (one value per user);
+6. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
    queries read on days without a row of the asked property (a key past the cap that day
    reads as "(none)" too).
 
-Cost: one more index range scan of the day's events grouped as above, and a few groupings of
-rows far fewer than events; measured in docs/benchmarks.md."""
+Cost: one more scan of the day's events (a hash join on the day's users and two hash
+groupings), one of the day's per-user feature rows, and groupings of rows far fewer than
+events; measured in docs/benchmarks.md (dim-speed)."""
 
 from __future__ import annotations
 
@@ -52,6 +57,8 @@ USERS_MARK = "user.*"
 _AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
     WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
 _SEGMENT = f"{_AGE_BAND_SQL} AS age_band, COALESCE(u.gender, '') AS gender"
+# The segment of a profile class (`ddu_cls`), '' for an anonymous event (no class).
+_CLASS_SEGMENT = "COALESCE(c.age_band, ''), COALESCE(c.gender, '')"
 
 
 def _postgres() -> bool:
@@ -69,16 +76,40 @@ def _or_none(expr: str) -> str:
     return f"COALESCE(NULLIF({expr}, ''), '{NONE}')"
 
 
-# The day's events per (feature, end user, event type, metadata): what every event
-# dimension is read from (property values repeat, so this is far fewer rows than events).
-_GROUPED_SQL = """
-INSERT INTO ddu_g (feature_id, uid, event_type, metadata, events, duration, timed)
-SELECT feature_id, COALESCE(end_user_id, 0), event_type, metadata, COUNT(*),
-       COALESCE(SUM(session_duration), 0), COUNT(session_duration)
-FROM telemetry_usageevent
-WHERE organization_id = %s AND timestamp >= %s AND timestamp < %s
-GROUP BY feature_id, COALESCE(end_user_id, 0), event_type, metadata
+# The day's events in one pass, grouped twice (both far fewer rows than events): per
+# (feature, segment, event type, metadata) — the per-feature event dimensions — and per
+# (end user, event type, metadata) — the all-features ones, with distinct users. Grouping
+# (feature, end user, …) at once would keep nearly a row per event on a big day.
+# The end user's profile class (`ddu_u`) stands for the segment: a small integer to hash
+# per event rather than the age band and gender (NULL for anonymous events).
+_EVENTS_FROM = """
+SELECT {kind}, e.feature_id, COALESCE(e.end_user_id, 0), x.cls, e.event_type, {metadata}, COUNT(*),
+       COALESCE(SUM(e.session_duration), 0), COUNT(e.session_duration)
+FROM telemetry_usageevent e LEFT JOIN ddu_u x ON x.uid = e.end_user_id
+WHERE e.organization_id = %s AND e.timestamp >= %s AND e.timestamp < %s
 """
+_PER_FEATURE_KEY = "e.feature_id, x.cls, e.event_type, {metadata}"
+_PER_USER_KEY = "COALESCE(e.end_user_id, 0), x.cls, e.event_type, {metadata}"
+_EVENTS_INTO = "INSERT INTO ddu_g (kind, feature_id, uid, cls, event_type, metadata, events, duration, timed)"
+PER_FEATURE, PER_USER = 0, 1
+
+
+def _grouped_sqls() -> list[str]:
+    """`ddu_g`: kind PER_FEATURE rows (uid unset) and PER_USER rows (feature unset)."""
+    if _postgres():
+        # One scan and one join for both groupings; GROUPING() is 1 where feature_id is not
+        # a key, i.e. on the per-user rows. Metadata is hashed as its text (jsonb prints
+        # canonically, so equal objects have equal text): a third of the pass's cost.
+        metadata = "e.metadata::text"
+        per_feature, per_user = _PER_FEATURE_KEY.format(metadata=metadata), _PER_USER_KEY.format(metadata=metadata)
+        select = _EVENTS_FROM.format(kind="GROUPING(e.feature_id)", metadata=f"({metadata})::jsonb")
+        return [f"{_EVENTS_INTO}{select} GROUP BY GROUPING SETS (({per_feature}), ({per_user}))"]
+    # SQLite has no GROUPING SETS (and only embedded-sized days).
+    metadata = "e.metadata"
+    return [
+        f"{_EVENTS_INTO}{_EVENTS_FROM.format(kind=kind, metadata=metadata)} GROUP BY {key.format(metadata=metadata)}"
+        for kind, key in ((PER_FEATURE, _PER_FEATURE_KEY), (PER_USER, _PER_USER_KEY))
+    ]
 
 
 def _event_keys_sql() -> str:
@@ -90,6 +121,7 @@ def _event_keys_sql() -> str:
         key = "p.key"
     return f"""
 SELECT {key}, SUM(g.events) FROM ddu_g g, {keys}
+WHERE g.kind = {PER_USER}
 GROUP BY {key} ORDER BY SUM(g.events) DESC, {key} LIMIT {_KEY_CANDIDATES}
 """
 
@@ -113,8 +145,8 @@ def _event_value() -> str:
         WHEN k.dim = '{EVENTS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop("g.metadata"))} END"""
 
 
-def _user_value() -> str:
-    return f"CASE WHEN k.dim = '{USERS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop('u.properties'))} END"
+def _user_value(properties: str = "u.properties") -> str:
+    return f"CASE WHEN k.dim = '{USERS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop(properties))} END"
 
 
 _STAGE_COLUMNS = "INSERT INTO ddu_stage (feature_id, age_band, gender, dim, val, events, users, duration, timed)"
@@ -123,20 +155,43 @@ _STAGE_COLUMNS = "INSERT INTO ddu_stage (feature_id, age_band, gender, dim, val,
 def _stage_sqls() -> list[str]:
     """The per-feature rows before the value cap: events and session time per segment and
     value (users for user properties, one value per user; none for event dimensions)."""
-    event_value, user_value = _event_value(), _user_value()
+    event_value, user_value = _event_value(), _user_value("c.properties")
     return [
         f"""{_STAGE_COLUMNS}
-SELECT g.feature_id, {_SEGMENT}, k.dim, {event_value}, SUM(g.events), 0, SUM(g.duration), SUM(g.timed)
-FROM ddu_g g LEFT JOIN telemetry_enduser u ON u.id = g.uid CROSS JOIN ddu_keys k
-WHERE k.kind = 'event'
-GROUP BY g.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), k.dim, {event_value}""",
+SELECT g.feature_id, {_CLASS_SEGMENT}, k.dim, {event_value}, SUM(g.events), 0, SUM(g.duration), SUM(g.timed)
+FROM ddu_g g LEFT JOIN ddu_cls c ON c.cls = g.cls CROSS JOIN ddu_keys k
+WHERE g.kind = {PER_FEATURE} AND k.kind = 'event'
+GROUP BY g.feature_id, {_CLASS_SEGMENT}, k.dim, {event_value}""",
+        # The per-user feature rows summed per (feature, profile class) first: the keys
+        # then multiply those sums, not every (user, feature) row.
         f"""{_STAGE_COLUMNS}
-SELECT r.feature_id, {_SEGMENT}, k.dim, {user_value}, SUM(r.event_count), COUNT(*),
-       SUM(r.total_session_duration), SUM(r.timed_events)
-FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id CROSS JOIN ddu_keys k
-WHERE r.organization_id = %s AND r.date = %s AND k.kind = 'user'
-GROUP BY r.feature_id, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), k.dim, {user_value}""",
+SELECT f.feature_id, c.age_band, c.gender, k.dim, {user_value}, SUM(f.events), SUM(f.users), SUM(f.duration),
+       SUM(f.timed)
+FROM (
+    SELECT r.feature_id, x.cls, SUM(r.event_count) AS events, COUNT(*) AS users,
+           SUM(r.total_session_duration) AS duration, SUM(r.timed_events) AS timed
+    FROM analytics_dailyuserfeatureusage r JOIN ddu_u x ON x.uid = r.end_user_id
+    WHERE r.organization_id = %s AND r.date = %s
+    GROUP BY r.feature_id, x.cls
+) f JOIN ddu_cls c ON c.cls = f.cls CROSS JOIN ddu_keys k
+WHERE k.kind = 'user'
+GROUP BY f.feature_id, c.age_band, c.gender, k.dim, {user_value}""",
     ]
+
+
+# The day's users with their profile class: one per distinct (age band, gender, properties),
+# far fewer than users where properties repeat.
+_USERS_SQL = f"""
+INSERT INTO ddu_u (uid, cls, age_band, gender, properties)
+SELECT r.end_user_id, DENSE_RANK() OVER (ORDER BY {_AGE_BAND_SQL}, COALESCE(u.gender, ''), u.properties),
+       {_SEGMENT}, u.properties
+FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
+WHERE r.organization_id = %s AND r.date = %s
+"""
+_CLASSES_SQL = """
+INSERT INTO ddu_cls (cls, age_band, gender, properties)
+SELECT DISTINCT cls, age_band, gender, properties FROM ddu_u
+"""
 
 
 # The MAX_VALUES values of each dimension with most events, over all features.
@@ -167,16 +222,16 @@ SELECT %s, %s, s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender, SUM(s.events)
 FROM ddu_stage s LEFT JOIN ddu_top t ON t.dim = s.dim AND t.val = s.val
 GROUP BY s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender""",
         f"""{_COLUMNS}
-SELECT %s, %s, NULL, v.dim, v.val, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(v.events), COUNT(NULLIF(v.uid, 0)),
+SELECT %s, %s, NULL, v.dim, v.val, {_CLASS_SEGMENT}, SUM(v.events), COUNT(NULLIF(v.uid, 0)),
        SUM(v.duration), SUM(v.timed)
 FROM (
-    SELECT g.uid, k.dim, {_KEPT} AS val, SUM(g.events) AS events, SUM(g.duration) AS duration,
-           SUM(g.timed) AS timed
+    SELECT g.uid, g.cls, k.dim, {_KEPT} AS val, SUM(g.events) AS events,
+           SUM(g.duration) AS duration, SUM(g.timed) AS timed
     FROM ddu_g g CROSS JOIN ddu_keys k LEFT JOIN ddu_top t ON t.dim = k.dim AND t.val = {event_value}
-    WHERE k.kind = 'event'
-    GROUP BY g.uid, k.dim, {_KEPT}
-) v LEFT JOIN telemetry_enduser u ON u.id = v.uid
-GROUP BY v.dim, v.val, {_AGE_BAND_SQL}, COALESCE(u.gender, '')""",
+    WHERE g.kind = {PER_USER} AND k.kind = 'event'
+    GROUP BY g.uid, g.cls, k.dim, {_KEPT}
+) v LEFT JOIN ddu_cls c ON c.cls = v.cls
+GROUP BY v.dim, v.val, {_CLASS_SEGMENT}""",
         f"""{_COLUMNS}
 SELECT %s, %s, NULL, k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(r.event_count), COUNT(*),
        SUM(r.total_session_duration), SUM(r.timed_events)
@@ -187,7 +242,7 @@ GROUP BY k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, '')""",
     ]
 
 
-_TEMP_TABLES = ("ddu_g", "ddu_stage", "ddu_keys", "ddu_top")
+_TEMP_TABLES = ("ddu_g", "ddu_u", "ddu_cls", "ddu_stage", "ddu_keys", "ddu_top")
 
 
 def _chosen(candidates: list[tuple[str, Any]], limit: int) -> list[str]:
@@ -208,15 +263,25 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     # Text compared byte-wise on PostgreSQL: the groupings and joins sort no collated text.
     text = 'TEXT COLLATE "C"' if _postgres() else "TEXT"
     json = "JSONB" if _postgres() else "TEXT"
-    cursor.execute(
-        f"CREATE TEMP TABLE ddu_g (feature_id BIGINT, uid BIGINT, event_type {text}, metadata {json}, "
-        "events BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
-    )
-    cursor.execute(_GROUPED_SQL, [org_id, *window])
+    segment = "age_band VARCHAR(5), gender VARCHAR(1)"
+    cursor.execute(f"CREATE TEMP TABLE ddu_u (uid BIGINT PRIMARY KEY, cls BIGINT, {segment}, properties {json})")
+    cursor.execute(_USERS_SQL, [org_id, day_param])
+    cursor.execute(f"CREATE TEMP TABLE ddu_cls (cls BIGINT, {segment}, properties {json})")
+    cursor.execute(_CLASSES_SQL)
     if _postgres():
-        # Row estimates, so the groupings below hash rather than sort (a temporary table has
-        # no statistics otherwise).
-        cursor.execute("ANALYZE ddu_g")
+        # The day's users are the side the events pass hashes: its estimate must say so.
+        cursor.execute("ANALYZE ddu_u")
+        # The groupings below have far fewer groups than rows, which the planner cannot tell
+        # from their keys (temporary tables have no statistics): left to itself it sorts
+        # millions of rows on a big day.
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_mergejoin = off")
+    cursor.execute(
+        f"CREATE TEMP TABLE ddu_g (kind SMALLINT, feature_id BIGINT, uid BIGINT, cls BIGINT, event_type {text}, "
+        f"metadata {json}, events BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
+    )
+    for sql in _grouped_sqls():
+        cursor.execute(sql, [org_id, *window])
     cursor.execute(_event_keys_sql())
     event_keys = _chosen(cursor.fetchall(), MAX_EVENT_KEYS)
     cursor.execute(_user_keys_sql(), [org_id, day_param])
@@ -230,11 +295,6 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
         f"CREATE TEMP TABLE ddu_stage (feature_id BIGINT, age_band VARCHAR(5), gender VARCHAR(1), dim {text}, "
         f"val {text}, events BIGINT, users BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
     )
-    if _postgres():
-        # The groupings below have far fewer groups than rows, which the planner cannot tell
-        # from their expression keys: left to itself it sorts millions of rows on a big day.
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("SET LOCAL enable_mergejoin = off")
     event_stage, user_stage = _stage_sqls()
     cursor.execute(event_stage)
     cursor.execute(user_stage, [org_id, day_param])

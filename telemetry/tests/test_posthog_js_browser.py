@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from telemetry.models import Account, EndUser
-from telemetry.tests.test_up_js_browser import NO_FAVICON, CustomerSite, events_of, wait_for
+from telemetry.tests.test_up_js_browser import NO_FAVICON, CustomerSite, events_of, quiesce, requests_counted, wait_for
 from tenants import services as tenant_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -52,7 +52,9 @@ def watched(page):
     page.on("console", lambda msg: msg.type == "error" and page.reported.append(msg.text))
     page.on("pageerror", lambda exc: page.reported.append(str(exc)))
     page.on("response", lambda r: r.status >= 400 and page.reported.append(f"{r.status} {r.url}"))
-    return page
+    requests_counted(page)
+    yield page
+    quiesce(page)
 
 
 def test_posthog_js_capture_identify_group_and_page_views(watched, live_server, site, org):

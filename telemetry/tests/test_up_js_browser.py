@@ -74,6 +74,35 @@ def page_html(live_server, key, *, attributes="data-pageviews", before="", title
 </head><body><h1>{title}</h1><a id="next" href="/next">next</a></body></html>"""
 
 
+def requests_counted(page):
+    """Count `page`'s requests in flight (`page.in_flight`), for `quiesce`."""
+    page.in_flight = 0
+
+    def started(_request):
+        page.in_flight += 1
+
+    def ended(_request):
+        page.in_flight -= 1
+
+    page.on("request", started)
+    page.on("requestfinished", ended)
+    page.on("requestfailed", ended)
+
+
+def quiesce(page):
+    """Leave the customer's page and wait for its requests to the live server to end: a
+    tracker's batch still being stored when the test's database is flushed holds SQLite's
+    shared in-memory database locked, and every later live-server test fails with it."""
+    if page.is_closed():
+        return
+    page.goto("about:blank")
+    deadline = time.monotonic() + 5
+    while page.in_flight > 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    # The server closes its database connection just after the answer has gone out.
+    page.wait_for_timeout(300)
+
+
 @pytest.fixture
 def watched(page):
     """The Playwright page, with what the browser reported (console, failed requests)."""
@@ -81,7 +110,9 @@ def watched(page):
     page.on("console", lambda msg: page.reported.append(f"{msg.type}: {msg.text}"))
     page.on("pageerror", lambda exc: page.reported.append(f"page error: {exc}"))
     page.set_default_timeout(10_000)
-    return page
+    requests_counted(page)
+    yield page
+    quiesce(page)
 
 
 def events_of(org, **filters):
