@@ -145,8 +145,12 @@ def disk_usage():
     sizes = {}
     with connection.cursor() as cursor:
         for table in tables:
+            # Summed over the partitions: a partitioned table (the events) holds no bytes itself,
+            # and pg_partition_tree lists nothing for a plain table.
             cursor.execute(
-                f"SELECT pg_table_size('{table}'), pg_indexes_size('{table}'), (SELECT COUNT(*) FROM {table})"
+                "SELECT SUM(pg_table_size(relid)), SUM(pg_indexes_size(relid)), "
+                f"(SELECT COUNT(*) FROM {table}) FROM (SELECT '{table}'::regclass AS relid "
+                f"UNION SELECT relid FROM pg_partition_tree('{table}') WHERE isleaf) AS parts"
             )
             sizes[table] = cursor.fetchone()
     return sizes
