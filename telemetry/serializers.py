@@ -87,7 +87,13 @@ class PersonIn(serializers.Serializer):
 
     closed = True
 
-    user_id = EventIn().fields["user_id"].__class__(required=True, help_text="Your end user's id.")
+    # Not `required` in the schema: as with events, an update without it is that item's error
+    # in the batch answer's `results`, not a refusal of the whole batch.
+    user_id = (
+        EventIn()
+        .fields["user_id"]
+        .__class__(required=False, help_text="Your end user's id (an update without one is rejected in `results`).")
+    )
     email = serializers.EmailField(required=False, allow_null=True, allow_blank=True)
     age = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=150)
     gender = EventIn().fields["gender"].__class__(required=False, help_text="F, M or O (also female, male, other).")
@@ -101,7 +107,11 @@ class AccountIn(serializers.Serializer):
 
     closed = True
 
-    account_id = EventIn().fields["account_id"].__class__(required=True, help_text="Your id of the account.")
+    account_id = (
+        EventIn()
+        .fields["account_id"]
+        .__class__(required=False, help_text="Your id of the account (an update without one is rejected in `results`).")
+    )
     name = serializers.CharField(required=False, allow_null=True, max_length=200)
     properties = serializers.DictField(required=False, allow_null=True, help_text="Merged (≤ 16 KB).")
 
