@@ -36,6 +36,9 @@ class SdkBatch:
 
     count: int
     mapped: list[MappedEvent] = field(default_factory=list)
+    # Every uuid of `mapped` is None or a canonical lower-case UUID (Segment's: checked by
+    # the mapping), which the pass then takes as it is (`mapped_validate`).
+    uuids_canonical: bool = False
     people: list = field(default_factory=list)
     accounts: list = field(default_factory=list)
     errors: list = field(default_factory=list)

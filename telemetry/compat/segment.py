@@ -45,7 +45,7 @@ def segment_batch(payload, *, now: datetime, call: str | None = None) -> SdkBatc
         messages = [payload]
     else:
         raise DomainError(f"Expected one {call} message, a JSON object.", errors={"body": ["Expected an object."]})
-    batch = SdkBatch(count=len(messages))
+    batch = SdkBatch(count=len(messages), uuids_canonical=True)
     default_sent_at = parse_time(payload.get("sentAt")) if isinstance(payload, dict) else None
     # The skew-corrected time of each timestamp the batch's messages share (an SDK's batch
     # holds a few distinct ones), computed once.
@@ -172,7 +172,7 @@ def _event(batch, index, message, kind, now, default_sent_at, times):
         session = context.pop("sessionId", properties.get("session_id"))
         account = context.pop("groupId", None)
         # Usually all that is left is kept (what the server SDKs send: `library`).
-        kept = context if context.keys() <= CONTEXT_KEPT else {k: v for k, v in context.items() if k in CONTEXT_KEPT}
+        kept = context if CONTEXT_KEPT.issuperset(context) else {k: v for k, v in context.items() if k in CONTEXT_KEPT}
         if kept:
             properties["context"] = kept
     else:
@@ -181,7 +181,8 @@ def _event(batch, index, message, kind, now, default_sent_at, times):
     if category is not None and category != "":
         properties["category"] = category
     message_id = get("messageId")
-    uuid = message_id if type(message_id) is str and UUID_RE.fullmatch(message_id) else message_uuid(message_id)
+    # Lower-cased here, so the pass takes it as it is (`SdkBatch.uuids_canonical`).
+    uuid = message_id.lower() if type(message_id) is str and UUID_RE.fullmatch(message_id) else message_uuid(message_id)
     batch.mapped.append((index, uuid, name, user_id, kind, session, when, properties, account))
 
 

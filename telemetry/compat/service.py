@@ -32,7 +32,14 @@ class SdkResult:
 def sdk_batch_ingest(org, batch: SdkBatch) -> SdkResult:
     """Store (or queue) one mapped SDK request for `org`. Raises what `events_ingest` raises
     (StorageUnavailable when neither the queue nor the database can take it)."""
-    result = ingest.events_ingest(org, [], mapped=batch.mapped, people=batch.people, accounts=batch.accounts)
+    result = ingest.events_ingest(
+        org,
+        [],
+        mapped=batch.mapped,
+        uuids_canonical=batch.uuids_canonical,
+        people=batch.people,
+        accounts=batch.accounts,
+    )
     errors = batch.errors + result.errors
     errors.sort(key=lambda error: error["index"])
     return SdkResult(errors=errors, results=batch_results(batch.count, errors, result.duplicate_indices))

@@ -112,6 +112,7 @@ def events_ingest(
     index_of: list[int] | None = None,
     sent_at: datetime | None = None,
     mapped: Sequence[MappedEvent] | None = None,
+    uuids_canonical: bool = False,
 ) -> IngestResult:
     """Validate `items` (event dicts) for `org` and store or queue the valid ones.
 
@@ -120,13 +121,14 @@ def events_ingest(
     maps each item to the index its errors and results name (an SDK request's message).
     `sent_at`: the client's clock when it sent the request; every timestamp (of the events
     and the person updates) is moved by the clock skew `now − sent_at`. `mapped`: an SDK
-    request's events as its mapping read them (`mapped.py`), in place of `items`.
+    request's events as its mapping read them (`mapped.py`), in place of `items`
+    (`uuids_canonical`: as `mapped_validate` says).
     Raises Forbidden for an `org_id` of another organisation, StorageUnavailable when neither
     the queue nor the database can take the events.
     """
     ctx = EventContext(org, user, sent_at=sent_at)
     if mapped is not None:
-        rows, check = mapped_validate(ctx, mapped)
+        rows, check = mapped_validate(ctx, mapped, uuids_canonical=uuids_canonical)
     else:
         org_ids_check(org, items)
         rows, check = items_validate(ctx, items, index_of)

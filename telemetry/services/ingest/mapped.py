@@ -30,9 +30,15 @@ def mapped_item(event: MappedEvent) -> dict[str, Any]:
     return dict(zip(MAPPED_FIELDS, event[1:], strict=True))
 
 
-def mapped_validate(ctx: EventContext, events: Sequence[MappedEvent]) -> tuple[list[dict[str, Any]], EventCheck]:
+def mapped_validate(
+    ctx: EventContext, events: Sequence[MappedEvent], *, uuids_canonical: bool = False
+) -> tuple[list[dict[str, Any]], EventCheck]:
     """One pass over mapped events → (rows, the pass's state), as `items_validate` gives for
-    their native items (`mapped_item`) with `index_of` their indices."""
+    their native items (`mapped_item`) with `index_of` their indices.
+
+    `uuids_canonical`: the mapping guarantees every uuid is None or a UUID in canonical
+    lower-case form (Segment's, which checked each `messageId` to choose between it and its
+    uuid5), so it is taken as it is instead of being matched again."""
     check = EventCheck(ctx, len(events))
     rows: list[dict[str, Any]] = []
     append = rows.append
@@ -68,7 +74,9 @@ def mapped_validate(ctx: EventContext, events: Sequence[MappedEvent]) -> tuple[l
             event_uuid = fresh.get(position)
         else:
             event_uuid = (
-                value_uuid.lower()
+                value_uuid
+                if uuids_canonical
+                else value_uuid.lower()
                 if type(value_uuid) is str and UUID_RE.fullmatch(value_uuid)
                 else check.uuid(value_uuid)
             )
