@@ -33,7 +33,7 @@ from telemetry.services.partitions import raw_events_horizon
 from telemetry.services.storage import days_lock
 from tenants.models import Organization
 
-from .active_days import rollup_active_days
+from .active_days import rollup_active_days, rollup_feature_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .rollup_accounts import account_rows_replace
 from .rollup_dimensions import dimensions_day_build
@@ -279,8 +279,9 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         # Stale per-user rows first: only rows of an earlier run are compared. The per-user
         # rows are not part of the count returned, which stays the number of dashboard rows
         # (the API's figure).
-        for sql in (_USER_STALE_SQL, _USER_FEATURE_STALE_SQL):
-            cursor.execute(sql, [org_id, day_param])
+        cursor.execute(_USER_STALE_SQL, [org_id, day_param])
+        cursor.execute(_USER_FEATURE_STALE_SQL, [org_id, day_param])
+        feature_rows_vanished = cursor.rowcount > 0
         for sql in (_USER_SQL, _USER_FEATURE_SQL):
             cursor.execute(sql, [day_param, now])
         cursor.execute(f"DROP TABLE {_DAY_TABLE}")
@@ -288,6 +289,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()
         rollup_active_days(cursor, org_id, day)
+        rollup_feature_active_days(cursor, org_id, day, rows_vanished=feature_rows_vanished)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
         cursor.execute(_SEGMENT_SQL, [org_id, day_param, org_id, day_param])
