@@ -120,7 +120,8 @@ class UserActiveDays(models.Model):
     Monday (`analytics.active_days`), so a week never straddles two rows. Distinct active
     users over a range, weekly active users and retention read one row per user and block
     (a 90-day range: two or three) instead of one per active day; the bitmask keeps them
-    exact. Kept by the rollup from the day's per-user rows (`active_days.rollup_active_days`)."""
+    exact. Kept by the rollup from the day's per-user rows (`active_days.rollup_active_days`,
+    `active_days.rollup_block_events`)."""
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
     end_user = models.ForeignKey(
@@ -128,6 +129,14 @@ class UserActiveDays(models.Model):
     )
     block_start = models.DateField()
     active_days = models.BigIntegerField(default=0)
+    # The user's events over the block's days (Σ of their DailyUserUsage rows): an upper
+    # bound of their events over any range within the block, exact over the whole block,
+    # which lets the ranked reads (top users, the user list by events) read exact per-day
+    # rows only for the few users that can rank (`queries.ranked`). Not a positive field:
+    # the rollup adds a day's change, negative when events vanished, through an upsert whose
+    # proposed row carries the change (a CHECK would refuse it before the conflict). A
+    # database default too: the bitmask step's raw INSERT names no total.
+    event_count = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [
