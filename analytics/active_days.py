@@ -8,10 +8,10 @@ Monday-based week always lies in one row, so weekly figures need no DISTINCT.
 
 The rollup of a day sets or clears that day's bit alone: a bit is a pure function of "has
 the user a DailyUserUsage row that day", so re-rolling a day (late or vanished events) is
-exact and idempotent without reading the rest of the block. A row's `event_count` (the
-block's events) is kept the same way: the rollup adds the change of the day's per-user
+exact and idempotent without reading the rest of the block. A row's weekly events is kept the same way: the rollup adds the change of the day's per-user
 events, new figures minus the rows being replaced, so re-rolling an unchanged day writes
-nothing and a re-rolled day counts once (`rollup_block_events`).
+nothing and a re-rolled day counts once (`rollup_block_events`). Those are per week of the
+block (`WEEK_FIELDS`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ BLOCK_DAYS = 56
 # A Monday: every block starts on one.
 BLOCK_EPOCH = date(1970, 1, 5)
 ALL_DAYS = (1 << BLOCK_DAYS) - 1
+BLOCK_WEEKS = BLOCK_DAYS // 7
+# UserActiveDays' events per week of the block, week k in WEEK_FIELDS[k].
+WEEK_FIELDS = tuple(f"events_w{k}" for k in range(BLOCK_WEEKS))
 
 
 def block_of(day: date) -> date:
@@ -77,7 +80,7 @@ DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start 
 # gets here (active_days 0) have their bit set by `rollup_active_days` right after; a user
 # whose day vanished drops by that day's events and loses the bit there.
 _BLOCK_EVENTS_SQL = """
-INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days, event_count)
+INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days, {week})
 SELECT %s, end_user_id, %s, 0, SUM(events) FROM (
     SELECT end_user_id, events FROM {groups} WHERE end_user_id IS NOT NULL
     UNION ALL
@@ -85,18 +88,24 @@ SELECT %s, end_user_id, %s, 0, SUM(events) FROM (
 ) AS change WHERE true
 GROUP BY end_user_id HAVING SUM(events) <> 0
 ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET
-    event_count = analytics_useractivedays.event_count + excluded.event_count
+    {week} = analytics_useractivedays.{week} + excluded.{week}
 """
 
 
+def week_of(day: date) -> int:
+    """The week of its block (0..BLOCK_WEEKS-1) `day` lies in."""
+    return (day - block_of(day)).days // 7
+
+
 def rollup_block_events(cursor: Any, org_id: int, day: date, groups: str) -> None:
-    """Add the change of `day`'s per-user events to the block totals: `groups` is the day's
+    """Add the change of `day`'s per-user events to its week's totals: `groups` is the day's
     grouped events (one row per feature, user and session with their `events`); call while
     the day's DailyUserUsage rows are still those of the previous roll."""
     ops = connection.ops
     block = ops.adapt_datefield_value(block_of(day))
     day_param = ops.adapt_datefield_value(day)
-    cursor.execute(_BLOCK_EVENTS_SQL.format(groups=groups), [org_id, block, org_id, day_param])
+    sql = _BLOCK_EVENTS_SQL.format(groups=groups, week=WEEK_FIELDS[week_of(day)])
+    cursor.execute(sql, [org_id, block, org_id, day_param])
 
 
 def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:

@@ -276,7 +276,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         for sql in (_FEATURE_SQL, _ORG_SQL):
             cursor.execute(sql, [day_param, now, now])
             written += cursor.rowcount
-        # The block totals take the day's change before its per-user rows are replaced.
+        # The weekly totals take the day's change before its per-user rows are replaced.
         rollup_block_events(cursor, org_id, day, _DAY_TABLE)
         # Stale per-user rows first: only rows of an earlier run are compared. The per-user
         # rows are not part of the count returned, which stays the number of dashboard rows

@@ -1,16 +1,17 @@
 """The end users with most events over a range, exact, without summing every active user's
-days: a threshold algorithm over the block totals of the active-day bitmasks.
+days: a threshold algorithm over the weekly totals kept beside the active-day bitmasks.
 
-A user's `UserActiveDays.event_count` of a block is their events over its 56 days, so the
-sum over the blocks where they were active within the range is an upper bound of their
-events in the range (exact when the range covers those blocks whole). Users are taken in
+A user's `UserActiveDays.events_w<k>` is their events in week k of the block, so the sum
+over the weeks the range touches (in the blocks where they were active within the range)
+is an upper bound of their events in the range, exact for the whole weeks: only the two
+edge weeks can add days outside it. Users are taken in
 the order of their bounds, their exact figures summed from their own per-user daily rows
 (one index range each), until the last row wanted has more events than the next user's
 bound could give: nobody after can rank. A range inside one or two blocks reads one
 bitmask row per active user and the daily rows of a few dozen to a few hundred users,
 instead of one row per active user and day.
 
-Only without a feature filter: the block totals are all features together (a feature's
+Only without a feature filter: the weekly totals are all features together (a feature's
 ranking keeps reading the per-user feature rows)."""
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from django.db.models import Max, Min, Q, Sum
+from django.db.models import Case, F, IntegerField, Max, Min, Q, Sum, Value, When
 
 from tenants.models import Organization
 
+from ..active_days import BLOCK_WEEKS, WEEK_FIELDS, range_masks
 from ..models import DailyUserUsage
 from . import active
 
@@ -32,8 +34,21 @@ FIRST_BATCH_MIN = 40
 
 
 def answers(filters: Mapping[str, Any]) -> bool:
-    """Whether the block totals rank users under `filters` (any filter but a feature)."""
+    """Whether the weekly totals rank users under `filters` (any filter but a feature)."""
     return active.answers(filters)
+
+
+def _weeks_bound(start: date, end: date) -> Case:
+    """An expression: a bitmask row's events over the weeks of its block that start..end
+    touches."""
+    whens = []
+    for block, mask in range_masks(start, end).items():
+        weeks = [F(WEEK_FIELDS[k]) for k in range(BLOCK_WEEKS) if mask >> (7 * k) & 127]
+        total = weeks[0]
+        for week in weeks[1:]:
+            total = total + week
+        whens.append(When(block_start=block, then=total))
+    return Case(*whens, default=Value(0), output_field=IntegerField())
 
 
 def user_bounds(
@@ -45,7 +60,7 @@ def user_bounds(
     rows = active.active_within(active.active_rows(org, filters), start, end)
     if people:
         rows = rows.filter(people)
-    grouped = rows.values("end_user_id").annotate(bound=Sum("event_count")).order_by("-bound", "end_user_id")
+    grouped = rows.values("end_user_id").annotate(bound=Sum(_weeks_bound(start, end))).order_by("-bound", "end_user_id")
     return list(grouped.values_list("end_user_id", "bound"))
 
 

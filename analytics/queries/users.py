@@ -27,7 +27,7 @@ TIMELINE_LIMIT = 200
 # Events of one end user without a session id belong to the same visit while they are
 # less than this far apart (the usual web-analytics session timeout).
 SESSION_GAP = timedelta(minutes=30)
-# The user list sorted by most events ranks from the block totals (`ranked`) up to this
+# The user list sorted by most events ranks from the weekly totals (`ranked`) up to this
 # many rows (pages × page size); deeper pages sum every active user's days, as other sorts do.
 RANKED_ROWS_MAX = 2000
 
@@ -238,7 +238,7 @@ def top_users(
     org: Organization, *, limit: int = 10, start: date, end: date, filters: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """The `limit` end users with most events in start..end (same row shape as user
-    activity): ranked from the block totals (`ranked`), or under a feature filter by
+    activity): ranked from the weekly totals (`ranked`), or under a feature filter by
     the per-user feature rows grouped by user id alone; only the winners joined to their
     profile. `filters` narrow the rows (a feature: its events)."""
     filters = {k: v for k, v in (filters or {}).items() if v}

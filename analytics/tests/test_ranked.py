@@ -1,4 +1,4 @@
-"""The block totals (UserActiveDays.event_count) kept exact by the rollup (re-rolls, late and
+"""The weekly totals (UserActiveDays.events_w<k>) kept exact by the rollup (re-rolls, late and
 vanished events, the migration's fill), and the ranked reads built on them (`queries.ranked`:
 top users, the user list by most events) equal to the raw events over random ranges that
 cut blocks, filters, searches and pages included, with their query counts pinned."""
@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from analytics import queries, rollup
-from analytics.active_days import block_of
+from analytics.active_days import WEEK_FIELDS, block_of, week_of
 from analytics.models import DailyUserUsage, UserActiveDays
 from core.days import today
 from telemetry.models import UsageEvent
@@ -28,18 +28,18 @@ KEYS = ("user_id", "events", "avg_session_duration", "first_seen", "last_seen", 
 
 
 def totals_from_days(org):
-    """{(end user, block): events} as the per-user daily rows say they should be."""
-    expected: dict[tuple[int, date], int] = defaultdict(int)
+    """{(end user, block): events per week} as the per-user daily rows say they should be."""
+    expected: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0] * len(WEEK_FIELDS))
     for uid, day, events in DailyUserUsage.objects.filter(organization=org).values_list(
         "end_user_id", "date", "event_count"
     ):
-        expected[(uid, block_of(day))] += events
-    return dict(expected)
+        expected[(uid, block_of(day))][week_of(day)] += events
+    return {key: tuple(weeks) for key, weeks in expected.items()}
 
 
 def block_totals(org):
-    rows = UserActiveDays.objects.filter(organization=org).values_list("end_user_id", "block_start", "event_count")
-    return {(uid, block): events for uid, block, events in rows}
+    rows = UserActiveDays.objects.filter(organization=org).values_list("end_user_id", "block_start", *WEEK_FIELDS)
+    return {(uid, block): tuple(weeks) for uid, block, *weeks in rows}
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_late_and_vanished_events_change_their_block_once(org, long_data):
 
 def test_migration_fill_equals_the_rollup(org, long_data):
     rolled = block_totals(org)
-    UserActiveDays.objects.update(event_count=0)
+    UserActiveDays.objects.update(**dict.fromkeys(WEEK_FIELDS, 0))
     migration = importlib.import_module("analytics.migrations.0008_user_block_events")
 
     class Editor:
