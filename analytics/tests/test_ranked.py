@@ -14,6 +14,7 @@ from django.db import connection
 from analytics import queries, rollup
 from analytics.active_days import WEEK_FIELDS, block_of, week_of
 from analytics.models import DailyUserUsage, UserActiveDays
+from analytics.queries.common import week_monday
 from core.days import today
 from telemetry.models import UsageEvent
 
@@ -98,7 +99,9 @@ def shaped(users):
 def random_ranges(first, last, n, seed):
     rng = random.Random(seed)
     span = (last - first).days
+    monday = week_monday(last) - timedelta(days=35)
     ranges = [(first, last), (last - timedelta(days=29), last), (last - timedelta(days=89), last)]
+    ranges.append((monday, monday + timedelta(days=27)))  # whole weeks: no edge days
     for _ in range(n):
         a, b = sorted(rng.randrange(span + 1) for _ in range(2))
         ranges.append((first + timedelta(days=a), first + timedelta(days=b)))
@@ -153,9 +156,13 @@ def test_user_list_by_events_pages_and_search_equal_raw_events(org):
 
 def test_ranked_reads_query_counts(org, long_data, django_assert_num_queries):
     start = LAST - timedelta(days=29)
-    # The bounds, one batch of exact figures (the bounds are tight enough here), the winners'
+    # The bounds, the edge days of one batch of candidates, the winners' figures, their
     # profiles, their top features.
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         queries.top_users.uncached(org, limit=3, start=start, end=LAST)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         queries.user_activity_page.uncached(org, start=start, end=LAST, page_size=5)
+    # Whole weeks (Monday to Sunday): the bounds are the events, no edge day is read.
+    monday = week_monday(LAST) - timedelta(days=28)
+    with django_assert_num_queries(4):
+        queries.top_users.uncached(org, limit=3, start=monday, end=monday + timedelta(days=20))
