@@ -75,20 +75,26 @@ DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start 
 """
 
 
-# The change of each user's events on the day: the day's groups (new) minus the per-user rows
-# of the previous roll (about to be replaced), only where it is not zero. Rows a new user
+# The change of each user's events on the day: the day's per-user rows just written minus
+# those of the previous roll (kept aside before they were replaced), only where it is not
+# zero: two index ranges of one row per user, not the day's groups again. Rows a new user
 # gets here (active_days 0) have their bit set by `rollup_active_days` right after; a user
 # whose day vanished drops by that day's events and loses the bit there.
-_BLOCK_EVENTS_SQL = """
-INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days, {week})
+_OLD_TABLE = "rollup_day_users_before"
+_KEEP_OLD_SQL = f"""
+CREATE TEMPORARY TABLE {_OLD_TABLE} AS
+SELECT end_user_id, event_count FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
+"""
+_BLOCK_EVENTS_SQL = f"""
+INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days, {{week}})
 SELECT %s, end_user_id, %s, 0, SUM(events) FROM (
-    SELECT end_user_id, events FROM {groups} WHERE end_user_id IS NOT NULL
+    SELECT end_user_id, event_count AS events FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
     UNION ALL
-    SELECT end_user_id, -event_count FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
+    SELECT end_user_id, -event_count FROM {_OLD_TABLE}
 ) AS change WHERE true
 GROUP BY end_user_id HAVING SUM(events) <> 0
 ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET
-    {week} = analytics_useractivedays.{week} + excluded.{week}
+    {{week}} = analytics_useractivedays.{{week}} + excluded.{{week}}
 """
 
 
@@ -97,15 +103,20 @@ def week_of(day: date) -> int:
     return (day - block_of(day)).days // 7
 
 
-def rollup_block_events(cursor: Any, org_id: int, day: date, groups: str) -> None:
-    """Add the change of `day`'s per-user events to its week's totals: `groups` is the day's
-    grouped events (one row per feature, user and session with their `events`); call while
-    the day's DailyUserUsage rows are still those of the previous roll."""
+def block_events_keep(cursor: Any, org_id: int, day: date) -> None:
+    """Set aside `day`'s per-user events as they are before the rollup replaces them."""
+    cursor.execute(_KEEP_OLD_SQL, [org_id, connection.ops.adapt_datefield_value(day)])
+
+
+def rollup_block_events(cursor: Any, org_id: int, day: date) -> None:
+    """Add the change of `day`'s per-user events to its week's totals: call once the day's
+    DailyUserUsage rows are final, after `block_events_keep` and before
+    `rollup_active_days` (which drops the rows left without an active day)."""
     ops = connection.ops
     block = ops.adapt_datefield_value(block_of(day))
     day_param = ops.adapt_datefield_value(day)
-    sql = _BLOCK_EVENTS_SQL.format(groups=groups, week=WEEK_FIELDS[week_of(day)])
-    cursor.execute(sql, [org_id, block, org_id, day_param])
+    cursor.execute(_BLOCK_EVENTS_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, org_id, day_param])
+    cursor.execute(f"DROP TABLE {_OLD_TABLE}")
 
 
 def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
