@@ -8,10 +8,10 @@ Monday-based week always lies in one row, so weekly figures need no DISTINCT.
 
 The rollup of a day sets or clears that day's bit alone: a bit is a pure function of "has
 the user a DailyUserUsage row that day", so re-rolling a day (late or vanished events) is
-exact and idempotent without reading the rest of the block. A row's weekly events is kept the same way: the rollup adds the change of the day's per-user
-events, new figures minus the rows being replaced, so re-rolling an unchanged day writes
-nothing and a re-rolled day counts once (`rollup_block_events`). Those are per week of the
-block (`WEEK_FIELDS`).
+exact and idempotent without reading the rest of the block. A row's events per week of the
+block (`WEEK_FIELDS`) are kept alike: the rollup adds the change of the day's per-user
+events, the rows written minus those they replaced, so re-rolling an unchanged day writes
+nothing and a re-rolled day counts once (`rollup_block_events`).
 """
 
 from __future__ import annotations

@@ -16,8 +16,10 @@ ranking keeps reading the per-user feature rows)."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from datetime import date, timedelta
+from functools import reduce
 from typing import Any
 
 from django.db.models import Case, F, IntegerField, Max, Min, Q, Sum, Value, When
@@ -45,10 +47,7 @@ def _weeks_bound(start: date, end: date) -> Case:
     whens = []
     for block, mask in range_masks(start, end).items():
         weeks = [F(WEEK_FIELDS[k]) for k in range(BLOCK_WEEKS) if mask >> (7 * k) & 127]
-        total = weeks[0]
-        for week in weeks[1:]:
-            total = total + week
-        whens.append(When(block_start=block, then=total))
+        whens.append(When(block_start=block, then=reduce(operator.add, weeks)))
     return Case(*whens, default=Value(0), output_field=IntegerField())
 
 
