@@ -106,11 +106,12 @@ def _figures(org: Organization, ids: list[int], start: date, end: date) -> list[
 
 
 def top_rows(
-    org: Organization, *, bounds: list[tuple[int, int]], start: date, end: date, limit: int
+    org: Organization, *, bounds: list[tuple[int, int]], start: date, end: date, limit: int, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """The first `limit` users by events in start..end (most first, ties by id), among
-    `bounds` (`user_bounds`), with their events, session time (`duration`, `timed`) and
-    first and last event: exactly the rows a grouped sum over every user would rank first.
+    """The users ranked `offset` + 1 … `limit` by events in start..end (most first, ties by
+    id), among `bounds` (`user_bounds`), with their events, session time (`duration`,
+    `timed`) and first and last event: exactly the rows a grouped sum over every user would
+    rank there. Only those rows' figures are summed (a page, not the pages before it).
 
     A user's exact events are their bound minus their events on the edge days; a range of
     whole weeks has none, and its bounds are the ranking itself."""
@@ -132,6 +133,7 @@ def top_rows(
             if len(ranking) == limit and (taken == len(bounds) or bounds[taken][1] < -ranking[-1][0]):
                 break
             batch *= 2
+    ranking = ranking[offset:]
     if not ranking:
         return []
     figures = {r["end_user_id"]: r for r in _figures(org, [uid for _, uid in ranking], start, end)}
