@@ -10,6 +10,10 @@ The rollup of a day sets or clears that day's bit alone: a bit is a pure functio
 the user a DailyUserUsage row that day", so re-rolling a day (late or vanished events) is
 exact and idempotent without reading the rest of the block. The per-feature bitmasks
 (UserFeatureActiveDays) are kept the same way from the DailyUserFeatureUsage rows.
+A `UserActiveDays` row's events per week of the
+block (`WEEK_FIELDS`) are kept alike: the rollup adds the change of the day's per-user
+events, the rows written minus those they replaced, so re-rolling an unchanged day writes
+nothing and a re-rolled day counts once (`rollup_block_events`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ BLOCK_DAYS = 56
 # A Monday: every block starts on one.
 BLOCK_EPOCH = date(1970, 1, 5)
 ALL_DAYS = (1 << BLOCK_DAYS) - 1
+BLOCK_WEEKS = BLOCK_DAYS // 7
+# UserActiveDays' events per week of the block, week k in WEEK_FIELDS[k].
+WEEK_FIELDS = tuple(f"events_w{k}" for k in range(BLOCK_WEEKS))
 
 
 def block_of(day: date) -> date:
@@ -68,6 +75,50 @@ WHERE (analytics_useractivedays.active_days & excluded.active_days) = 0
 _DROP_EMPTY_SQL = """
 DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
 """
+
+
+# The change of each user's events on the day: the day's per-user rows just written minus
+# those of the previous roll (kept aside before they were replaced), only where it is not
+# zero: two index ranges of one row per user, not the day's groups again. Rows a new user
+# gets here (active_days 0) have their bit set by `rollup_active_days` right after; a user
+# whose day vanished drops by that day's events and loses the bit there.
+_OLD_TABLE = "rollup_day_users_before"
+_KEEP_OLD_SQL = f"""
+CREATE TEMPORARY TABLE {_OLD_TABLE} AS
+SELECT end_user_id, event_count FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
+"""
+_BLOCK_EVENTS_SQL = f"""
+INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days, {{week}})
+SELECT %s, end_user_id, %s, 0, SUM(events) FROM (
+    SELECT end_user_id, event_count AS events FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
+    UNION ALL
+    SELECT end_user_id, -event_count FROM {_OLD_TABLE}
+) AS change WHERE true
+GROUP BY end_user_id HAVING SUM(events) <> 0
+ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET
+    {{week}} = analytics_useractivedays.{{week}} + excluded.{{week}}
+"""
+
+
+def week_of(day: date) -> int:
+    """The week of its block (0..BLOCK_WEEKS-1) `day` lies in."""
+    return (day - block_of(day)).days // 7
+
+
+def block_events_keep(cursor: Any, org_id: int, day: date) -> None:
+    """Set aside `day`'s per-user events as they are before the rollup replaces them."""
+    cursor.execute(_KEEP_OLD_SQL, [org_id, connection.ops.adapt_datefield_value(day)])
+
+
+def rollup_block_events(cursor: Any, org_id: int, day: date) -> None:
+    """Add the change of `day`'s per-user events to its week's totals: call once the day's
+    DailyUserUsage rows are final, after `block_events_keep` and before
+    `rollup_active_days` (which drops the rows left without an active day)."""
+    ops = connection.ops
+    block = ops.adapt_datefield_value(block_of(day))
+    day_param = ops.adapt_datefield_value(day)
+    cursor.execute(_BLOCK_EVENTS_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, org_id, day_param])
+    cursor.execute(f"DROP TABLE {_OLD_TABLE}")
 
 
 def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:

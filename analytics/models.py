@@ -120,7 +120,8 @@ class UserActiveDays(models.Model):
     Monday (`analytics.active_days`), so a week never straddles two rows. Distinct active
     users over a range, weekly active users and retention read one row per user and block
     (a 90-day range: two or three) instead of one per active day; the bitmask keeps them
-    exact. Kept by the rollup from the day's per-user rows (`active_days.rollup_active_days`)."""
+    exact. Kept by the rollup from the day's per-user rows (`active_days.rollup_active_days`,
+    `active_days.rollup_block_events`)."""
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
     end_user = models.ForeignKey(
@@ -128,6 +129,23 @@ class UserActiveDays(models.Model):
     )
     block_start = models.DateField()
     active_days = models.BigIntegerField(default=0)
+    # The user's events in each week of the block (week k: days 7k..7k+6, Σ of their
+    # DailyUserUsage rows): over the weeks a range touches, an upper bound of their events
+    # in the range, exact for whole weeks, which lets the ranked reads (top users, the user
+    # list by events) sum exact per-day rows only for the few users that can rank
+    # (`queries.ranked`). Weeks, not the block: a bound over 56 days would carry a peak
+    # day into every range of its block. Not positive fields: the rollup adds a day's
+    # change, negative when events vanished, through an upsert whose proposed row carries
+    # it (a CHECK refuses it before the conflict). Database defaults too: the bitmask
+    # step's raw INSERT names none of them.
+    events_w0 = models.IntegerField(default=0, db_default=0)
+    events_w1 = models.IntegerField(default=0, db_default=0)
+    events_w2 = models.IntegerField(default=0, db_default=0)
+    events_w3 = models.IntegerField(default=0, db_default=0)
+    events_w4 = models.IntegerField(default=0, db_default=0)
+    events_w5 = models.IntegerField(default=0, db_default=0)
+    events_w6 = models.IntegerField(default=0, db_default=0)
+    events_w7 = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

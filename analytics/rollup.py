@@ -33,7 +33,7 @@ from telemetry.services.partitions import raw_events_horizon
 from telemetry.services.storage import days_lock
 from tenants.models import Organization
 
-from .active_days import rollup_active_days, rollup_feature_active_days
+from .active_days import block_events_keep, rollup_active_days, rollup_block_events, rollup_feature_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .rollup_accounts import account_rows_replace
 from .rollup_dimensions import dimensions_day_build
@@ -276,6 +276,8 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         for sql in (_FEATURE_SQL, _ORG_SQL):
             cursor.execute(sql, [day_param, now, now])
             written += cursor.rowcount
+        # The weekly totals take the day's change: its per-user rows before and after.
+        block_events_keep(cursor, org_id, day)
         # Stale per-user rows first: only rows of an earlier run are compared. The per-user
         # rows are not part of the count returned, which stays the number of dashboard rows
         # (the API's figure).
@@ -284,6 +286,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         feature_rows_vanished = cursor.rowcount > 0
         for sql in (_USER_SQL, _USER_FEATURE_SQL):
             cursor.execute(sql, [day_param, now])
+        rollup_block_events(cursor, org_id, day)
         cursor.execute(f"DROP TABLE {_DAY_TABLE}")
         stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
         DailyFeatureUsage.objects.filter(**stale).delete()

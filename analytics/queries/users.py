@@ -17,6 +17,7 @@ from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization, User
 
 from ..models import DailyUserFeatureUsage
+from . import ranked
 from .cache import cached
 from .common import rounded_or_none
 from .filters import filters_apply
@@ -26,6 +27,9 @@ TIMELINE_LIMIT = 200
 # Events of one end user without a session id belong to the same visit while they are
 # less than this far apart (the usual web-analytics session timeout).
 SESSION_GAP = timedelta(minutes=30)
+# The user list sorted by most events ranks from the weekly totals (`ranked`) up to this
+# many rows (pages × page size); deeper pages sum every active user's days, as other sorts do.
+RANKED_ROWS_MAX = 2000
 
 
 _USER_SORT_FIELDS = {
@@ -140,6 +144,13 @@ def user_activity_page(
     field = _USER_SORT_FIELDS[sort.lstrip("-")]
     order = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
     grouped = _user_rows(days_rows).order_by(order, "end_user_id")
+    if page_size is not None and sort == "-events" and ranked.answers(filters) and page * page_size <= RANKED_ROWS_MAX:
+        # Without an end: every day rolled up, events up to a day ahead (ingestion's limit) too.
+        last = end or today() + timedelta(days=1)
+        bounds = ranked.user_bounds(org, start=first, end=last, filters=filters, people=people)
+        offset = (page - 1) * page_size
+        rows = ranked.top_rows(org, bounds=bounds, start=first, end=last, limit=offset + page_size, offset=offset)
+        return _ranked_page(org, rows, feature_rows, len(bounds), page, page_size)
     if page_size is not None and not field.startswith("end_user__"):
         # Sorted by figures of the rows alone: grouped by user id only (grouping by the
         # profile's columns too sorts every user-day row with them), profiles of the page after.
@@ -188,6 +199,27 @@ def _figures_page(
     return {"count": count, "page": page, "page_size": page_size, "results": _shape_user_rows(rows, top)}
 
 
+def _ranked_page(
+    org: Organization,
+    rows: list[dict[str, Any]],
+    feature_rows: QuerySet[DailyUserFeatureUsage],
+    count: int,
+    page: int,
+    page_size: int,
+) -> dict[str, Any]:
+    """A page of `ranked.top_rows` rows shaped as `user_activity_page` answers it."""
+    _with_averages(rows)
+    _with_profiles(org, rows)
+    top = _top_features(feature_rows.filter(end_user_id__in=[r["end_user_id"] for r in rows])) if rows else {}
+    return {"count": count, "page": page, "page_size": page_size, "results": _shape_user_rows(rows, top)}
+
+
+def _with_averages(rows: list[dict[str, Any]]) -> None:
+    """Adds each row's average session (Σ durations / Σ timed events, the one rule)."""
+    for r in rows:
+        r["avg_session_duration"] = r["duration"] / r["timed"] if r["timed"] else None
+
+
 def _with_profiles(org: Organization, rows: list[dict[str, Any]]) -> None:
     """Adds each row's external id, e-mail and first seen (one query for all)."""
     ids = [r["end_user_id"] for r in rows]
@@ -207,26 +239,30 @@ def top_users(
     org: Organization, *, limit: int = 10, start: date, end: date, filters: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """The `limit` end users with most events in start..end (same row shape as user
-    activity), from the per-user rollups: rows grouped by user id alone, and only the
-    winners joined to their profile. `filters` narrow the rows (a feature: its events)."""
+    activity): ranked from the weekly totals (`ranked`), or under a feature filter by
+    the per-user feature rows grouped by user id alone; only the winners joined to their
+    profile. `filters` narrow the rows (a feature: its events)."""
     filters = {k: v for k, v in (filters or {}).items() if v}
-    days_rows = user_rows(org, filters).filter(date__gte=start, date__lte=end)
-    rows = list(
-        days_rows.values("end_user_id")
-        .annotate(
-            events=Sum("event_count"),
-            duration=Sum("total_session_duration"),
-            timed=Sum("timed_events"),
-            **_event_bounds(days_rows),
+    if ranked.answers(filters):
+        bounds = ranked.user_bounds(org, start=start, end=end, filters=filters)
+        rows = ranked.top_rows(org, bounds=bounds, start=start, end=end, limit=limit)
+    else:
+        days_rows = user_rows(org, filters).filter(date__gte=start, date__lte=end)
+        rows = list(
+            days_rows.values("end_user_id")
+            .annotate(
+                events=Sum("event_count"),
+                duration=Sum("total_session_duration"),
+                timed=Sum("timed_events"),
+                **_event_bounds(days_rows),
+            )
+            .order_by("-events", "end_user_id")[:limit]
         )
-        .order_by("-events", "end_user_id")[:limit]
-    )
     if not rows:
         return []
     ids = [r["end_user_id"] for r in rows]
     _with_profiles(org, rows)
-    for r in rows:
-        r["avg_session_duration"] = r["duration"] / r["timed"] if r["timed"] else None
+    _with_averages(rows)
     feature_rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
         date__gte=start, date__lte=end, end_user_id__in=ids
     )

@@ -286,7 +286,7 @@ def test_summary_query_counts_and_cache(org, hand_checked, django_assert_num_que
 
 
 def test_user_reads_query_counts(org, hand_checked, django_assert_num_queries):
-    with django_assert_num_queries(3):  # grouped rows, profiles of the winners, their top features
+    with django_assert_num_queries(5):  # weekly bounds, candidates' edge days, winners' figures, profiles, top features
         queries.top_users.uncached(org, limit=10, start=D1, end=D3)
     with django_assert_num_queries(1):  # one statement
         queries.retention.uncached(org, weeks=4, end=D3)

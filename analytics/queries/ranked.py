@@ -1,0 +1,140 @@
+"""The end users with most events over a range, exact, without summing every active user's
+days: a threshold algorithm over the weekly totals kept beside the active-day bitmasks.
+
+A user's `UserActiveDays.events_w<k>` is their events in week k of the block, so the sum
+over the weeks the range touches is an upper bound of their events in the range, exact but
+for the days of the two edge weeks outside it. Users are taken in the order of their bounds,
+their exact events found by subtracting their events on those edge days (at most six days
+each side: one short index range per user), until the last user wanted has more events
+than the next user's bound could give: nobody after can rank. Only the winners' full
+figures are then summed over the range. A ranking reads one bitmask row per active user
+and block, and the edge days of a few hundred users, instead of one row per active user
+and day.
+
+Only without a feature filter: the weekly totals are all features together (a feature's
+ranking keeps reading the per-user feature rows)."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from datetime import date, timedelta
+from functools import reduce
+from typing import Any
+
+from django.db.models import Case, F, IntegerField, Max, Min, Q, Sum, Value, When
+
+from tenants.models import Organization
+
+from ..active_days import BLOCK_WEEKS, WEEK_FIELDS, range_masks
+from ..models import DailyUserUsage
+from . import active
+from .common import week_monday
+
+# Users whose events outside the range are read per query: a first batch of several times
+# the rows wanted, then growing, so a loose bound costs a few queries, never one per user.
+FIRST_BATCH_MIN = 200
+
+
+def answers(filters: Mapping[str, Any]) -> bool:
+    """Whether the weekly totals rank users under `filters` (any filter but a feature)."""
+    return active.answers(filters)
+
+
+def _weeks_bound(start: date, end: date) -> Case:
+    """An expression: a bitmask row's events over the weeks of its block that start..end
+    touches."""
+    whens = []
+    for block, mask in range_masks(start, end).items():
+        weeks = [F(WEEK_FIELDS[k]) for k in range(BLOCK_WEEKS) if mask >> (7 * k) & 127]
+        whens.append(When(block_start=block, then=reduce(operator.add, weeks)))
+    return Case(*whens, default=Value(0), output_field=IntegerField())
+
+
+def edge_days(start: date, end: date) -> tuple[tuple[date, date] | None, tuple[date, date] | None]:
+    """The days of start's week before `start` and of end's week after `end` (None: none):
+    what a bound over the touched weeks has beyond the range."""
+    before = week_monday(start), start - timedelta(days=1)
+    after = end + timedelta(days=1), week_monday(end) + timedelta(days=6)
+    return (before if before[0] <= before[1] else None), (after if after[0] <= after[1] else None)
+
+
+def user_bounds(
+    org: Organization, *, start: date, end: date, filters: Mapping[str, Any], people: Q | None = None
+) -> list[tuple[int, int]]:
+    """[(end user id, their events over the weeks start..end touches)] of every user active
+    in the range whom the person filters and `people` (a condition on `end_user__`) keep,
+    the highest first (ties by id): one grouped read of the bitmask rows. Every row of the
+    touched blocks counts, active in the range or not, so the bound minus the events of
+    `edge_days` is exactly the user's events in the range."""
+    rows = active.active_rows(org, filters).filter(block_start__in=list(range_masks(start, end)))
+    if people:
+        rows = rows.filter(people)
+    grouped = (
+        rows.values("end_user_id")
+        .annotate(bound=Sum(_weeks_bound(start, end)), hit=Max(active.hits(start, end)))
+        .filter(hit__gt=0)
+        .order_by("-bound", "end_user_id")
+    )
+    return list(grouped.values_list("end_user_id", "bound"))
+
+
+def _outside(org: Organization, ids: list[int], start: date, end: date) -> dict[int, int]:
+    """{user id: events on `edge_days` of start..end} of `ids` with any there."""
+    days = Q()
+    for edge in edge_days(start, end):
+        if edge is not None:
+            days |= Q(date__gte=edge[0], date__lte=edge[1])
+    rows = DailyUserUsage.objects.filter(days, organization=org, end_user_id__in=ids)
+    return dict(rows.values("end_user_id").annotate(n=Sum("event_count")).order_by().values_list("end_user_id", "n"))
+
+
+def _figures(org: Organization, ids: list[int], start: date, end: date) -> list[dict[str, Any]]:
+    """Each of `ids`' figures in start..end from their per-user daily rows."""
+    return list(
+        DailyUserUsage.objects.filter(organization=org, end_user_id__in=ids, date__gte=start, date__lte=end)
+        .values("end_user_id")
+        .annotate(
+            events=Sum("event_count"),
+            duration=Sum("total_session_duration"),
+            timed=Sum("timed_events"),
+            first_event=Min("first_event_at"),
+            last_event=Max("last_event_at"),
+        )
+        .order_by()
+    )
+
+
+def top_rows(
+    org: Organization, *, bounds: list[tuple[int, int]], start: date, end: date, limit: int, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The users ranked `offset` + 1 … `limit` by events in start..end (most first, ties by
+    id), among `bounds` (`user_bounds`), with their events, session time (`duration`,
+    `timed`) and first and last event: exactly the rows a grouped sum over every user would
+    rank there. Only those rows' figures are summed (a page, not the pages before it).
+
+    A user's exact events are their bound minus their events on the edge days; a range of
+    whole weeks has none, and its bounds are the ranking itself."""
+    if edge_days(start, end) == (None, None):
+        ranking = [(-bound, uid) for uid, bound in bounds[:limit]]
+    else:
+        ranking = []
+        taken = 0
+        batch = max(4 * limit, FIRST_BATCH_MIN)
+        while taken < len(bounds):
+            chunk = bounds[taken : taken + batch]
+            taken += len(chunk)
+            outside = _outside(org, [uid for uid, _ in chunk], start, end)
+            ranking.extend((outside.get(uid, 0) - bound, uid) for uid, bound in chunk)
+            ranking.sort()
+            del ranking[limit:]
+            # A later user can rank only with a bound at or above the last kept user's
+            # events (equal: a tie won by a lower id), and the bounds only fall from here.
+            if len(ranking) == limit and (taken == len(bounds) or bounds[taken][1] < -ranking[-1][0]):
+                break
+            batch *= 2
+    ranking = ranking[offset:]
+    if not ranking:
+        return []
+    figures = {r["end_user_id"]: r for r in _figures(org, [uid for _, uid in ranking], start, end)}
+    return [figures[uid] for _, uid in ranking]
