@@ -29,7 +29,7 @@ from tenants.models import Organization
 from ..active_days import BLOCK_WEEKS, WEEK_FIELDS, range_masks
 from ..models import DailyUserUsage
 from . import active
-from .common import week_monday
+from .common import feature_pk, week_monday
 
 # Users whose events outside the range are read per query: a first batch of several times
 # the rows wanted, then growing, so a loose bound costs a few queries, never one per user.
@@ -37,8 +37,9 @@ FIRST_BATCH_MIN = 200
 
 
 def answers(filters: Mapping[str, Any]) -> bool:
-    """Whether the weekly totals rank users under `filters` (any filter but a feature)."""
-    return active.answers(filters)
+    """Whether the weekly totals rank users under `filters` (any filter but a feature: the
+    per-feature bitmasks carry no events)."""
+    return feature_pk(filters.get("feature")) is None
 
 
 def _weeks_bound(start: date, end: date) -> Case:
