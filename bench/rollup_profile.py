@@ -8,6 +8,8 @@ events) of organisation `bench` and, for comparison, an ordinary day.
 
 Each day is rolled `--repeat` times (the first cold, the rest warm: the rows exist and the
 day's pages are cached); every run prints its statements, slowest first, then the totals.
+With `--first`, each day's per-user rows are deleted (and the tables vacuumed) before its
+first run, which is then a first roll rather than a re-roll (the two write differently).
 Backend CPU is read from /proc (the database runs on this machine), so it does not depend
 on how many other processes share the cores.
 """
@@ -62,9 +64,21 @@ def profile(day, org, pid):
     print(f"  total {wall:.2f} s wall, {cpu:.2f} s backend CPU, {len(statements)} statements")
 
 
+def forget(day, org):
+    """Delete `day`'s per-user rows, as if it had never been rolled up, and vacuum the
+    tables so the first roll finds their free space as a fresh day would."""
+    with connection.cursor() as cursor:
+        for table in ("analytics_dailyuserfeatureusage", "analytics_dailyuserusage"):
+            cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s AND date = %s", [org.pk, day])
+    with connection.cursor() as cursor:
+        for table in ("analytics_dailyuserfeatureusage", "analytics_dailyuserusage"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--first", action="store_true", help="make each day's first run a first roll")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("bench/rollup_profile.py measures PostgreSQL (set DATABASE_URL).")
@@ -81,6 +95,8 @@ def main():
     (peak, peak_events), (ordinary, ordinary_events) = days[0], days[len(days) // 2]
     print(f"load average before: {load_average()}")
     for day, events in ((peak, peak_events), (ordinary, ordinary_events)):
+        if args.first:
+            forget(day, org)
         for run in range(args.repeat):
             print(f"\n{day} ({events:,} events), run {run + 1} ({'cold' if run == 0 else 'warm'}):")
             profile(day, org, pid)
