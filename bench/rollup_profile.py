@@ -31,7 +31,7 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from analytics import rollup  # noqa: E402
+from analytics import active_days, rollup  # noqa: E402
 from tenants.models import Organization  # noqa: E402
 
 
@@ -70,8 +70,15 @@ def forget(day, org):
     with connection.cursor() as cursor:
         for table in ("analytics_dailyuserfeatureusage", "analytics_dailyuserusage"):
             cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s AND date = %s", [org.pk, day])
+        # A day never rolled has no active-day bit set either.
+        bit = active_days.day_bit(day)
+        cursor.execute(
+            "UPDATE analytics_useractivedays SET active_days = active_days & ~CAST(%s AS BIGINT) "
+            "WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0",
+            [bit, org.pk, active_days.block_of(day), bit],
+        )
     with connection.cursor() as cursor:
-        for table in ("analytics_dailyuserfeatureusage", "analytics_dailyuserusage"):
+        for table in ("analytics_dailyuserfeatureusage", "analytics_dailyuserusage", "analytics_useractivedays"):
             cursor.execute(f"VACUUM ANALYZE {table}")
 
 
