@@ -12,8 +12,9 @@ rather than a sorted COUNT(DISTINCT) per user.
 How a day's rows are written depends on whether it has any yet (one indexed probe per table
 tells; the rollup holds the day's lock, so no other rollup of it runs meanwhile):
 - first roll: a plain INSERT in the unique key's order — no conflict to look for;
-- re-roll (the hourly roll of today, the nightly roll of yesterday, late events): rows whose
-  key vanished are deleted, rows whose figures changed are updated, missing rows inserted.
+- re-roll (the hourly roll of today, the nightly roll of yesterday, late events): the day's
+  rows and aggregates are compared in one join; rows whose key vanished are deleted, rows
+  whose figures changed are updated, missing rows inserted.
   An unchanged row is neither written nor locked (`INSERT … ON CONFLICT DO UPDATE … WHERE`
   locks every conflicting row, which writes each of the day's hundreds of thousands of
   tuples even when nothing changed), so `computed_at` stays when the row last changed.
@@ -68,31 +69,39 @@ _USER = (
 )
 
 
+_DIFF_TABLE = "rollup_day_diff"
+
+
 def _sqls(table: str, source: str, key: tuple[str, ...], figures: tuple[str, ...]) -> dict[str, str]:
     """The statements writing `table` from `source` (same column names). Parameters — any:
-    organisation, day; stale: organisation, day; first: day, now; changed: now,
-    organisation, day; missing: day, now, organisation, day."""
+    organisation, day; first: day, now; diff: organisation, day; stale: none; changed: now;
+    missing: organisation, day, now."""
     columns = ", ".join(["organization_id", "date", *key, *figures, "computed_at"])
-    select = ", ".join(["s.organization_id", "%s", *(f"s.{c}" for c in (*key, *figures)), "%s"])
     # In the order of the unique key: each new index entry lands next to the previous one.
     order = ", ".join(f"s.{c}" for c in key)
-    insert = f"INSERT INTO {table} ({columns}) SELECT {select} FROM {source} s WHERE s.end_user_id IS NOT NULL"
-    day_rows = f"{table}.organization_id = %s AND {table}.date = %s"
-    keys = ", ".join(key)
-    # `NOT IN` keeps the plans one hash of one side probed once per row of the other
-    # (PostgreSQL's hashed subplan, SQLite's ephemeral index) whatever the row estimates; a
-    # `NOT EXISTS` anti-join was planned as a nested loop when the table's statistics said
-    # the day had no rows. Every column compared is NOT NULL (anonymous pairs are skipped),
-    # so `NOT IN` and `<>` are exact.
+    values = ", ".join(f"s.{c}" for c in (*key, *figures))
+    day_rows = "organization_id = %s AND date = %s"
+    # The day's rows and its aggregates, joined once on the key (one hash of each side, where
+    # a delete, an update and an insert would each hash one side again): what is left is
+    # the rows to change — stale (no aggregate), changed (a figure differs; every figure is
+    # NOT NULL, so `<>` is exact) and missing (no row).
+    diff = (
+        f"CREATE TEMPORARY TABLE {_DIFF_TABLE} AS SELECT t.id AS row_id, {values}"
+        f" FROM (SELECT id, {', '.join((*key, *figures))} FROM {table} WHERE {day_rows}) t"
+        f" FULL JOIN (SELECT * FROM {source} WHERE end_user_id IS NOT NULL) s"
+        f" ON {' AND '.join(f't.{c} = s.{c}' for c in key)}"
+        f" WHERE t.id IS NULL OR s.end_user_id IS NULL OR {' OR '.join(f't.{c} <> s.{c}' for c in figures)}"
+    )
     return {
         "any": f"SELECT 1 FROM {table} WHERE {day_rows} LIMIT 1",
-        "stale": f"DELETE FROM {table} WHERE {day_rows}"
-        f" AND ({keys}) NOT IN (SELECT {keys} FROM {source} WHERE end_user_id IS NOT NULL)",
-        "first": f"{insert} ORDER BY {order}",
+        "first": f"INSERT INTO {table} ({columns}) SELECT s.organization_id, %s, {values}, %s"
+        f" FROM {source} s WHERE s.end_user_id IS NOT NULL ORDER BY {order}",
+        "diff": diff,
+        "stale": f"DELETE FROM {table} WHERE id IN (SELECT row_id FROM {_DIFF_TABLE} WHERE end_user_id IS NULL)",
         "changed": f"UPDATE {table} SET {', '.join(f'{c} = s.{c}' for c in figures)}, computed_at = %s"
-        f" FROM {source} s WHERE {day_rows} AND {' AND '.join(f'{table}.{c} = s.{c}' for c in key)}"
-        f" AND ({' OR '.join(f'{table}.{c} <> s.{c}' for c in figures)})",
-        "missing": f"{insert} AND ({order}) NOT IN (SELECT {keys} FROM {table} WHERE {day_rows}) ORDER BY {order}",
+        f" FROM {_DIFF_TABLE} s WHERE {table}.id = s.row_id AND s.end_user_id IS NOT NULL",
+        "missing": f"INSERT INTO {table} ({columns}) SELECT %s, %s, {values}, %s"
+        f" FROM {_DIFF_TABLE} s WHERE s.row_id IS NULL ORDER BY {order}",
     }
 
 
@@ -116,9 +125,11 @@ def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> None:
         if cursor.fetchone() is None:
             cursor.execute(sqls["first"], [day, now])
             continue
-        cursor.execute(sqls["stale"], [org_id, day])
-        cursor.execute(sqls["changed"], [now, org_id, day])
-        cursor.execute(sqls["missing"], [day, now, org_id, day])
+        cursor.execute(sqls["diff"], [org_id, day])
+        cursor.execute(sqls["stale"])
+        cursor.execute(sqls["changed"], [now])
+        cursor.execute(sqls["missing"], [org_id, day, now])
+        cursor.execute(f"DROP TABLE {_DIFF_TABLE}")
 
 
 def per_user_groups_drop(cursor: Any) -> None:
