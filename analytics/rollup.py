@@ -157,26 +157,26 @@ _ORG_SQL = _rollup_sql(
 )
 
 
-# The day's person segments, from the per-user rows just written and each end user's
-# profile: for all features (feature NULL) and per feature. The age bands are the filter's
-# (analytics.queries.filters.AGE_BANDS); an unknown age is the band "".
+# The day's person segments, from the day's per-user aggregates (`rollup_users`: the rows
+# just written, read without visiting them) and each end user's profile: for all features
+# (feature NULL) and per feature; anonymous pairs join no end user. The age bands are the
+# filter's (analytics.queries.filters.AGE_BANDS); an unknown age is the band "".
+# Parameters: the day, twice.
 _AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
     WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
 _SEGMENT_SQL = f"""
 INSERT INTO analytics_dailysegmentusage (
     organization_id, date, feature_id, age_band, gender, event_count, active_users, sessions,
     total_session_duration, timed_events)
-SELECT r.organization_id, r.date, NULL, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+SELECT r.organization_id, %s, NULL, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
        SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
-FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
-WHERE r.organization_id = %s AND r.date = %s
-GROUP BY r.organization_id, r.date, {_AGE_BAND_SQL}, u.gender
+FROM {USERS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
+GROUP BY r.organization_id, {_AGE_BAND_SQL}, u.gender
 UNION ALL
-SELECT r.organization_id, r.date, r.feature_id, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+SELECT r.organization_id, %s, r.feature_id, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
        SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
-FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
-WHERE r.organization_id = %s AND r.date = %s
-GROUP BY r.organization_id, r.date, r.feature_id, {_AGE_BAND_SQL}, u.gender
+FROM {PAIRS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
+GROUP BY r.organization_id, r.feature_id, {_AGE_BAND_SQL}, u.gender
 """
 
 
@@ -259,7 +259,6 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         # The per-user rows are not part of the count returned, which stays the number of
         # dashboard rows (the API's figure).
         per_user_rows_write(cursor, org_id, day_param, now)
-        per_user_groups_drop(cursor)
         cursor.execute(f"DROP TABLE {_DAY_TABLE}")
         stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
         DailyFeatureUsage.objects.filter(**stale).delete()
@@ -267,9 +266,10 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         rollup_active_days(cursor, org_id, day)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
-        cursor.execute(_SEGMENT_SQL, [org_id, day_param, org_id, day_param])
+        cursor.execute(_SEGMENT_SQL, [day_param, day_param])
         dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
         account_rows_replace(cursor, org_id, day_param)
+        per_user_groups_drop(cursor)
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     _bump_generation([org_id])

@@ -61,7 +61,10 @@ def profile(day, org, pid):
     wall, cpu = time.perf_counter() - t0, backend_cpu(pid) - c0
     for s_wall, s_cpu, sql in sorted(statements, reverse=True)[:12]:
         print(f"  {s_wall * 1000:8.1f} ms wall {s_cpu:6.2f} s CPU  {sql}")
+    in_statements = sum(s_cpu for _wall, s_cpu, _sql in statements)
     print(f"  total {wall:.2f} s wall, {cpu:.2f} s backend CPU, {len(statements)} statements")
+    # The rest is mostly the commit: deferred constraint checks, WAL flush.
+    print(f"  backend CPU in statements {in_statements:.2f} s, outside them (commit) {cpu - in_statements:.2f} s")
 
 
 def forget(day, org):
