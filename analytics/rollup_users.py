@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
+
 PAIRS_TABLE = "rollup_day_pairs"
 USERS_TABLE = "rollup_day_users"
 
@@ -75,7 +77,7 @@ _DIFF_TABLE = "rollup_day_diff"
 def _sqls(table: str, source: str, key: tuple[str, ...], figures: tuple[str, ...]) -> dict[str, str]:
     """The statements writing `table` from `source` (same column names). Parameters — any:
     organisation, day; first: day, now; diff: organisation, day; stale: none; changed: now;
-    missing: organisation, day, now."""
+    missing: organisation, day, now; together: those of diff, changed and missing."""
     columns = ", ".join(["organization_id", "date", *key, *figures, "computed_at"])
     # In the order of the unique key: each new index entry lands next to the previous one.
     order = ", ".join(f"s.{c}" for c in key)
@@ -86,22 +88,36 @@ def _sqls(table: str, source: str, key: tuple[str, ...], figures: tuple[str, ...
     # the rows to change — stale (no aggregate), changed (a figure differs; every figure is
     # NOT NULL, so `<>` is exact) and missing (no row).
     diff = (
-        f"CREATE TEMPORARY TABLE {_DIFF_TABLE} AS SELECT t.id AS row_id, {values}"
+        f"SELECT t.id AS row_id, {values}"
         f" FROM (SELECT id, {', '.join((*key, *figures))} FROM {table} WHERE {day_rows}) t"
         f" FULL JOIN (SELECT * FROM {source} WHERE end_user_id IS NOT NULL) s"
         f" ON {' AND '.join(f't.{c} = s.{c}' for c in key)}"
         f" WHERE t.id IS NULL OR s.end_user_id IS NULL OR {' OR '.join(f't.{c} <> s.{c}' for c in figures)}"
     )
+    stale = f"DELETE FROM {table} WHERE id IN (SELECT row_id FROM {_DIFF_TABLE} WHERE end_user_id IS NULL)"
+    changed = (
+        f"UPDATE {table} SET {', '.join(f'{c} = s.{c}' for c in figures)}, computed_at = %s"
+        f" FROM {_DIFF_TABLE} s WHERE {table}.id = s.row_id AND s.end_user_id IS NOT NULL"
+    )
+    missing = (
+        f"INSERT INTO {table} ({columns}) SELECT %s, %s, {values}, %s"
+        f" FROM {_DIFF_TABLE} s WHERE s.row_id IS NULL ORDER BY {order}"
+    )
     return {
         "any": f"SELECT 1 FROM {table} WHERE {day_rows} LIMIT 1",
         "first": f"INSERT INTO {table} ({columns}) SELECT s.organization_id, %s, {values}, %s"
         f" FROM {source} s WHERE s.end_user_id IS NOT NULL ORDER BY {order}",
-        "diff": diff,
-        "stale": f"DELETE FROM {table} WHERE id IN (SELECT row_id FROM {_DIFF_TABLE} WHERE end_user_id IS NULL)",
-        "changed": f"UPDATE {table} SET {', '.join(f'{c} = s.{c}' for c in figures)}, computed_at = %s"
-        f" FROM {_DIFF_TABLE} s WHERE {table}.id = s.row_id AND s.end_user_id IS NOT NULL",
-        "missing": f"INSERT INTO {table} ({columns}) SELECT %s, %s, {values}, %s"
-        f" FROM {_DIFF_TABLE} s WHERE s.row_id IS NULL ORDER BY {order}",
+        # SQLite: the diff as a temporary table, then one statement per kind of change.
+        "diff": f"CREATE TEMPORARY TABLE {_DIFF_TABLE} AS {diff}",
+        "stale": stale,
+        "changed": changed,
+        "missing": missing,
+        # PostgreSQL: one statement, the diff a materialised CTE that the delete, the update
+        # and the insert read (disjoint rows, one snapshot). No temporary table per day and
+        # table: each holds a lock until the transaction ends, and a test rolling 150 days
+        # in one transaction ran the server out of lock slots (max_locks_per_transaction).
+        "together": f"WITH {_DIFF_TABLE} AS MATERIALIZED ({diff}), stale AS ({stale}), changed AS ({changed})"
+        f" {missing}",
     }
 
 
@@ -124,6 +140,9 @@ def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> None:
         cursor.execute(sqls["any"], [org_id, day])
         if cursor.fetchone() is None:
             cursor.execute(sqls["first"], [day, now])
+            continue
+        if connection.vendor == "postgresql":
+            cursor.execute(sqls["together"], [org_id, day, now, org_id, day, now])
             continue
         cursor.execute(sqls["diff"], [org_id, day])
         cursor.execute(sqls["stale"])
