@@ -259,6 +259,11 @@ class DailyDimensionUsage(models.Model):
     gender = models.CharField(max_length=1, blank=True)
     event_count = models.PositiveIntegerField(default=0)
     active_users = models.PositiveIntegerField(default=0)
+    # Sessions per day and end user (as the per-user rollups count them), on the rows of user
+    # properties, so a user-property filter's summary reads this table; 0 on event dimensions
+    # (a session spans values there). NULL on rows rolled up before the column existed: the
+    # queries fall back to the per-user rows for a range holding one.
+    sessions = models.PositiveIntegerField(null=True)
     total_session_duration = models.FloatField(default=0)
     timed_events = models.PositiveIntegerField(default=0)
 

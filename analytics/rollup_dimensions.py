@@ -18,9 +18,10 @@ statements over temporary tables, all in the database:
    events or active users, and only names a breakdown can ask for); per dimension the
    MAX_VALUES values with most events are kept and the rest folded into the value ""
    (shown as "other");
-4. per feature and segment: events and session time per value (`ddu_stage`; users too for
-   user properties, from the day's per-user feature rows summed per (feature, class), each
-   end user's profile as it is at rollup time, as the person segments take age and gender);
+4. per feature and segment: events and session time per value (`ddu_stage`; users and
+   sessions too for user properties, from the day's per-user feature rows summed per
+   (feature, class), each end user's profile as it is at rollup time, as the person
+   segments take age and gender);
 5. for all features, with distinct daily users: an event dimension per (user, value) from
    the per-user groups, a user property straight from the per-user rows (one value per user);
 6. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
@@ -149,7 +150,9 @@ def _user_value(properties: str = "u.properties") -> str:
     return f"CASE WHEN k.dim = '{USERS_MARK}' THEN '{NONE}' ELSE {_or_none(_prop(properties))} END"
 
 
-_STAGE_COLUMNS = "INSERT INTO ddu_stage (feature_id, age_band, gender, dim, val, events, users, duration, timed)"
+_STAGE_COLUMNS = (
+    "INSERT INTO ddu_stage (feature_id, age_band, gender, dim, val, events, users, sessions, duration, timed)"
+)
 
 
 def _stage_sqls() -> list[str]:
@@ -158,17 +161,17 @@ def _stage_sqls() -> list[str]:
     event_value, user_value = _event_value(), _user_value("c.properties")
     return [
         f"""{_STAGE_COLUMNS}
-SELECT g.feature_id, {_CLASS_SEGMENT}, k.dim, {event_value}, SUM(g.events), 0, SUM(g.duration), SUM(g.timed)
+SELECT g.feature_id, {_CLASS_SEGMENT}, k.dim, {event_value}, SUM(g.events), 0, 0, SUM(g.duration), SUM(g.timed)
 FROM ddu_g g LEFT JOIN ddu_cls c ON c.cls = g.cls CROSS JOIN ddu_keys k
 WHERE g.kind = {PER_FEATURE} AND k.kind = 'event'
 GROUP BY g.feature_id, {_CLASS_SEGMENT}, k.dim, {event_value}""",
         # The per-user feature rows summed per (feature, profile class) first: the keys
         # then multiply those sums, not every (user, feature) row.
         f"""{_STAGE_COLUMNS}
-SELECT f.feature_id, c.age_band, c.gender, k.dim, {user_value}, SUM(f.events), SUM(f.users), SUM(f.duration),
-       SUM(f.timed)
+SELECT f.feature_id, c.age_band, c.gender, k.dim, {user_value}, SUM(f.events), SUM(f.users), SUM(f.sessions),
+       SUM(f.duration), SUM(f.timed)
 FROM (
-    SELECT r.feature_id, x.cls, SUM(r.event_count) AS events, COUNT(*) AS users,
+    SELECT r.feature_id, x.cls, SUM(r.event_count) AS events, COUNT(*) AS users, SUM(r.sessions) AS sessions,
            SUM(r.total_session_duration) AS duration, SUM(r.timed_events) AS timed
     FROM analytics_dailyuserfeatureusage r JOIN ddu_u x ON x.uid = r.end_user_id
     WHERE r.organization_id = %s AND r.date = %s
@@ -204,7 +207,7 @@ SELECT dim, val FROM (
 """
 
 _COLUMNS = """INSERT INTO analytics_dailydimensionusage (
-    organization_id, date, feature_id, dimension, value, age_band, gender, event_count, active_users,
+    organization_id, date, feature_id, dimension, value, age_band, gender, event_count, active_users, sessions,
     total_session_duration, timed_events)"""
 _KEPT = f"COALESCE(t.val, '{FOLDED}')"
 
@@ -217,12 +220,12 @@ def _insert_sqls() -> list[str]:
     event_value, user_value = _event_value(), _user_value()
     return [
         f"""{_COLUMNS}
-SELECT %s, %s, s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender, SUM(s.events), SUM(s.users), SUM(s.duration),
-       SUM(s.timed)
+SELECT %s, %s, s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender, SUM(s.events), SUM(s.users), SUM(s.sessions),
+       SUM(s.duration), SUM(s.timed)
 FROM ddu_stage s LEFT JOIN ddu_top t ON t.dim = s.dim AND t.val = s.val
 GROUP BY s.feature_id, s.dim, {_KEPT}, s.age_band, s.gender""",
         f"""{_COLUMNS}
-SELECT %s, %s, NULL, v.dim, v.val, {_CLASS_SEGMENT}, SUM(v.events), COUNT(NULLIF(v.uid, 0)),
+SELECT %s, %s, NULL, v.dim, v.val, {_CLASS_SEGMENT}, SUM(v.events), COUNT(NULLIF(v.uid, 0)), 0,
        SUM(v.duration), SUM(v.timed)
 FROM (
     SELECT g.uid, g.cls, k.dim, {_KEPT} AS val, SUM(g.events) AS events,
@@ -234,7 +237,7 @@ FROM (
 GROUP BY v.dim, v.val, {_CLASS_SEGMENT}""",
         f"""{_COLUMNS}
 SELECT %s, %s, NULL, k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(r.event_count), COUNT(*),
-       SUM(r.total_session_duration), SUM(r.timed_events)
+       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
 FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id CROSS JOIN ddu_keys k
 LEFT JOIN ddu_top t ON t.dim = k.dim AND t.val = {user_value}
 WHERE r.organization_id = %s AND r.date = %s AND k.kind = 'user'
@@ -293,7 +296,7 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     cursor.executemany("INSERT INTO ddu_keys (kind, dim, name) VALUES (%s, %s, %s)", keys)
     cursor.execute(
         f"CREATE TEMP TABLE ddu_stage (feature_id BIGINT, age_band VARCHAR(5), gender VARCHAR(1), dim {text}, "
-        f"val {text}, events BIGINT, users BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
+        f"val {text}, events BIGINT, users BIGINT, sessions BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
     )
     event_stage, user_stage = _stage_sqls()
     cursor.execute(event_stage)

@@ -45,7 +45,7 @@ def django_env(workdir: Path, *, database_url: str, redis_url: str = "", **setti
     return env
 
 
-def manage(env: dict, *args: str, timeout: float = 120) -> str:
+def manage(env: dict, *args: str, timeout: float = 300) -> str:
     """Run `manage.py <args>` to completion; returns its output (raises on failure)."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout

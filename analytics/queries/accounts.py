@@ -2,8 +2,9 @@
 trend, and one account's profile, people, feature adoption and weekly series. The list's
 events and features come from the account rollups (DailyAccountUsage: each user's account
 as their days were rolled up), its active users and last activity from the per-user rollups
-through `EndUser.account` now; one account's page reads its users' per-user rows (a user
-moving to another account carries their history with them, as the person filters do).
+through `EndUser.account` now; one account's page the same way (its events and weekly events
+from the account rollup, as the list and the summary's account filter count them; its people,
+features adopted and weekly active users through `EndUser.account` now).
 
 Two 4-week windows end on `end` (default today): the recent one (`end`-27 … `end`) gives the
 figures, and the 4 weeks before it the comparison. `trend_pct` is the change in events between
@@ -24,7 +25,9 @@ from core.exceptions import NotFound
 from telemetry.models import Account, EndUser, Feature
 from tenants.models import Organization
 
+from ..active_days import range_masks
 from ..models import DailyAccountUsage, DailyUserFeatureUsage, DailyUserUsage
+from . import active
 from .cache import cached
 
 WINDOW_DAYS = 28
@@ -194,27 +197,41 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
     recent_start, previous_start = _windows(end)
     series_start = end - timedelta(days=7 * SERIES_WEEKS - 1)
     first = min(previous_start, series_start)
-    daily = list(
-        DailyUserUsage.objects.filter(organization=org, end_user__account=account, date__gte=first, date__lte=end)
-        .values_list("end_user_id", "end_user__external_id", "end_user__email", "date", "event_count", "last_event_at")
-        .order_by()
-    )
+    # Events from the account rollup (as the list counts them: a handful of rows), people from
+    # the per-user rows of the recent window summed per user in the database, weekly users
+    # from the active-day bitmasks: nothing here grows with the account's user-days.
     recent = previous = 0
-    people: dict[int, dict[str, Any]] = {}
     week_events = [0] * SERIES_WEEKS
-    week_users: list[set[int]] = [set() for _ in range(SERIES_WEEKS)]
-    for user_pk, user_id, email, day, events, last_event in daily:
+    for day, events in DailyAccountUsage.objects.filter(
+        organization=org, account=account, feature__isnull=True, date__gte=first, date__lte=end
+    ).values_list("date", "event_count"):
         if day >= series_start:
-            week = (day - series_start).days // 7
-            week_events[week] += events
-            week_users[week].add(user_pk)
-        if day < recent_start:
-            previous += events if day >= previous_start else 0
-            continue
-        recent += events
-        person = people.setdefault(user_pk, {"user_id": user_id, "email": email, "events": 0, "last_seen": last_event})
-        person["events"] += events
-        person["last_seen"] = max(person["last_seen"], last_event)
+            week_events[(day - series_start).days // 7] += events
+        if day >= recent_start:
+            recent += events
+        elif day >= previous_start:
+            previous += events
+    people = {
+        user_pk: {"user_id": user_id, "email": email, "events": events, "last_seen": last_event}
+        for user_pk, user_id, email, events, last_event in DailyUserUsage.objects.filter(
+            organization=org, end_user__account=account, date__gte=recent_start, date__lte=end
+        )
+        .values_list("end_user_id", "end_user__external_id", "end_user__email")
+        .annotate(events=Sum("event_count"), last=Max("last_event_at"))
+        .order_by()
+    }
+    weeks = [series_start + timedelta(days=7 * i) for i in range(SERIES_WEEKS)]
+    week_users = (
+        active.active_rows(org, {"account": account.pk})
+        .filter(block_start__in=list(range_masks(series_start, end)))
+        .alias(**{f"hit{i}": active.hits(week, week + timedelta(days=6)) for i, week in enumerate(weeks)})
+        .aggregate(
+            **{
+                f"w{i}": Count("end_user_id", distinct=True, filter=Q(**{f"hit{i}__gt": 0}))
+                for i in range(SERIES_WEEKS)
+            }
+        )
+    )
     adopted = list(
         DailyUserFeatureUsage.objects.filter(
             organization=org, end_user__account=account, date__gte=recent_start, date__lte=end
@@ -255,10 +272,10 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
         "features_not_adopted": not_adopted,
         "weekly": [
             {
-                "week_start": series_start + timedelta(days=7 * i),
+                "week_start": week,
                 "events": week_events[i],
-                "active_users": len(week_users[i]),
+                "active_users": week_users[f"w{i}"] or 0,
             }
-            for i in range(SERIES_WEEKS)
+            for i, week in enumerate(weeks)
         ],
     }

@@ -439,15 +439,26 @@ def breakdown_by_feature(
     """{feature_id: [{key, value}]}: each feature's events over start..end per value of
     `dimension` (the top values over all features, then "other")."""
     filters = {k: v for k, v in (filters or {}).items() if v}
-    source, top = _rolled_source(org, dimension, filters, start, end, "events", users=False, per_feature=True)
+    # The top values over all features from the all-features rows (the per-feature rows add
+    # up to them, and are dozens of times more), then every feature's values in one pass,
+    # the rest folded into "other" here (events add up).
+    totals, top = _rolled_source(org, dimension, filters, start, end, "events", users=False, per_feature=False)
+    rolled_up = totals.rows.model is DailyDimensionUsage or not _in_dimension_rollup(
+        dimension, filters, users=False, daily_users=False
+    )
+    source = _source(org, dimension, filters, users=False, per_feature=True, rolled_up=rolled_up)
     rows = source.within(start, end).annotate(bkey=source.key)
-    in_top = Q(bkey__in=top)
+    shown = set(top)
     split: dict[int, dict[str, float]] = defaultdict(dict)
-    for r in _grouped(source, rows.filter(in_top), ["feature_id", "bkey"], "events"):
-        split[r["feature_id"]][r["bkey"]] = r["events"] or 0
-    for r in _grouped(source, rows.exclude(in_top), ["feature_id"], "events"):
-        if r["events"]:
-            split[r["feature_id"]][OTHER] = r["events"]
+    rest: dict[int, float] = defaultdict(int)
+    for r in _grouped(source, rows, ["feature_id", "bkey"], "events"):
+        if r["bkey"] in shown:
+            split[r["feature_id"]][r["bkey"]] = r["events"] or 0
+        else:
+            rest[r["feature_id"]] += r["events"] or 0
+    for feature_id, events in rest.items():
+        if events:
+            split[feature_id][OTHER] = events
     return {
         feature_id: [{"key": key, "value": by_key[key]} for key in [*top, OTHER] if key in by_key]
         for feature_id, by_key in split.items()

@@ -24,6 +24,7 @@ from .filters import (
     rolled_up_rows,
     segment_rows,
 )
+from .properties import property_answers, property_rows
 
 
 def _kpi(value: float | None, previous: float | None) -> dict[str, Any]:
@@ -43,12 +44,14 @@ def user_rows(org: Organization, filters: dict[str, Any]) -> QuerySet[DailyUserU
 
 
 def _features_tracked(
-    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date
+    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date, *, by_property: bool
 ) -> dict[str, Any]:
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
     model = rolled_up_model(filters)
-    if model is not None:
+    if by_property:
+        rows = property_rows(org, filters, per_feature=True).filter(event_count__gt=0)
+    elif model is not None:
         rows = rolled_up_rows(org, filters, model).filter(feature__isnull=False)
     elif has_person_filter(filters):
         rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), person_filters(filters))
@@ -61,14 +64,19 @@ def _features_tracked(
     )
 
 
-def _totals(org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date) -> dict[str, Any]:
+def _totals(
+    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date, *, by_property: bool
+) -> dict[str, Any]:
     """Events, sessions and session time of both periods: from the organisation or feature
     rollups (anonymous events included) unless a person filter applies, then from the
-    person segments' rows (age and gender), the accounts' (an account) or the per-user rows
-    (a user property, or a mix)."""
+    person segments' rows (age and gender), the accounts' (an account), the dimension
+    rollup's (a user property, alone or with age and gender: `by_property`) or the per-user
+    rows (any other mix)."""
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
-    if has_rolled_up_person_filter(filters):
+    if by_property:
+        rows = property_rows(org, filters)
+    elif has_rolled_up_person_filter(filters):
         rows = segment_rows(org, filters)
     elif has_person_filter(filters):
         rows = user_rows(org, filters)
@@ -121,9 +129,10 @@ def usage_summary(org: Organization, start: date, end: date, filters: dict[str, 
     prev_start, prev_end = previous_period(start, end)
     head = {"start": start, "end": end, "previous_start": prev_start, "previous_end": prev_end}
     cur, prev = _periods(start, end, prev_start, prev_end)
-    t = _totals(org, filters, cur, prev, prev_start, end)
+    by_property = property_answers(org, filters, prev_start, end)
+    t = _totals(org, filters, cur, prev, prev_start, end, by_property=by_property)
     t["cur_users"], t["prev_users"] = _active_users(org, filters, [(start, end), (prev_start, prev_end)])
-    tracked = _features_tracked(org, filters, cur, prev, prev_start, end)
+    tracked = _features_tracked(org, filters, cur, prev, prev_start, end, by_property=by_property)
     return head | {
         "total_events": _kpi(t["cur_events"] or 0, t["prev_events"] or 0),
         "active_users": _kpi(t["cur_users"] or 0, t["prev_users"] or 0),

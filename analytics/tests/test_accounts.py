@@ -164,7 +164,9 @@ def test_account_detail_hand_counted(analyst_client, accounts):
 
 
 def test_account_detail_queries_pinned(org, accounts, django_assert_num_queries):
-    with django_assert_num_queries(4):
+    # the account, its events (account rollup), its people, its weekly users (bitmasks), the
+    # features adopted, every feature
+    with django_assert_num_queries(6):
         queries.account_detail.uncached(org, "acme", end=date(2025, 3, 28))
     # the accounts, their events (account rollups), their people, their features
     with django_assert_num_queries(4):

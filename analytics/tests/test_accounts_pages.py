@@ -2,6 +2,7 @@
 of test_accounts (acme at risk at exactly -30 %)."""
 
 import re
+from datetime import date
 
 import pytest
 from django.core.cache import cache
@@ -70,9 +71,32 @@ def test_member_cannot_open_accounts(member_user, accounts):  # noqa: F811
     assert client.get("/accounts/").status_code in (302, 403, 404)
 
 
-@pytest.mark.parametrize("url, count", [(f"/accounts/?{END}", 7), (f"/accounts/acme/?{END}", 7)])
+@pytest.mark.parametrize("url, count", [(f"/accounts/?{END}", 7), (f"/accounts/acme/?{END}", 9)])
 def test_account_pages_query_counts(analyst, accounts, django_assert_num_queries, url, count):  # noqa: F811
     analyst.get(url)
     cache.clear()  # cold: session, user, organisation, then the account queries
     with django_assert_num_queries(count):
         assert analyst.get(url).status_code == 200
+
+
+def test_account_page_shows_the_busiest_people_and_links_to_the_rest(analyst, org):
+    """A large account renders its PEOPLE_SHOWN busiest people, not thousands of rows (that
+    cost every request ~0.3 s at 1,200 users), and links the Users page for the rest."""
+    from analytics import rollup
+    from analytics.views_pages.accounts import PEOPLE_SHOWN
+    from telemetry.models import Account
+
+    from .factories import end_user, feature
+    from .test_accounts import RECENT_DAY, _events
+
+    search = feature(org, "search")
+    big = Account.objects.create(organization=org, external_id="big", name="Big")
+    for i in range(PEOPLE_SHOWN + 3):
+        _events(org, search, end_user(org, f"u{i:03d}", account=big), RECENT_DAY, 1 + i)
+    rollup.rollup_day(date.fromisoformat(RECENT_DAY), org)
+    html = analyst.get(f"/accounts/big/?{END}").content.decode()
+    rows = re.findall(r'href="/users/(u\d+)/"', html)
+    # Most events first: the last users made (most events) lead; 3 are left to the Users page.
+    assert len(rows) == PEOPLE_SHOWN and rows[0] == f"u{PEOPLE_SHOWN + 2:03d}"
+    assert re.search(r'data-testid="account-users-more">and 3 more', html)
+    assert 'href="/users/?account=big&amp;days=30"' in html

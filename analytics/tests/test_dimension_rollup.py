@@ -229,3 +229,72 @@ def test_a_day_rolled_again_is_replaced(org):
     by_type = queries.breakdown_totals.uncached(org, dimension="event_type", start=LAST, end=LAST)
     by_plan = queries.breakdown_totals.uncached(org, dimension="user.plan", start=LAST, end=LAST)
     assert by_type == [{"key": "view", "value": 1}] and by_plan == [{"key": "team", "value": 1}]
+
+
+def _summary_expected(org, start, end, filters):
+    """The summary KPIs (value, previous) worked out from raw events in plain Python, under
+    a user-property filter (`plan`) and optional age band, gender and feature."""
+    people = {u.pk: u for u in EndUser.objects.filter(organization=org)}
+    length = (end - start).days + 1
+    prev_end = start - timedelta(days=1)
+    periods = {"value": (start, end), "previous": (prev_end - timedelta(days=length - 1), prev_end)}
+    out = {}
+    for name, (lo, hi) in periods.items():
+        chosen = []
+        for e in UsageEvent.objects.filter(organization=org):
+            person = people.get(e.end_user_id)
+            if person is None or not lo <= e.timestamp.date() <= hi or not _kept(e, person, filters):
+                continue
+            if str(person.properties.get("plan", "")) != filters["user_properties"]["plan"]:
+                continue
+            chosen.append(e)
+        timed = [e.session_duration for e in chosen if e.session_duration is not None]
+        out[name] = {
+            "total_events": len(chosen),
+            "active_users": len({e.end_user_id for e in chosen}),
+            "features_tracked": len({e.feature_id for e in chosen}),
+            "sessions": len({(e.timestamp.date(), e.end_user_id, e.session_id) for e in chosen if e.session_id}),
+            "avg_session_duration": round(sum(timed) / len(timed), 2) if timed else None,
+        }
+    return {k: (out["value"][k], out["previous"][k]) for k in out["value"]}
+
+
+PROPERTY_FILTER_SETS = (
+    {"user_properties": {"plan": "pro"}},
+    {"user_properties": {"plan": "team"}, "gender": "F"},
+    {"user_properties": {"plan": "free"}, "age": "18-40"},
+    {"user_properties": {"plan": "pro"}, "feature": 1},
+    {"user_properties": {"plan": "free"}, "feature": 0, "gender": "M"},
+)
+
+
+@pytest.mark.parametrize("filters", PROPERTY_FILTER_SETS)
+def test_summary_under_a_user_property_equals_the_raw_events_from_the_dimension_rollup(org, filters):
+    features = _randomized(org)
+    if "feature" in filters:
+        filters = filters | {"feature": features[filters["feature"]].pk}
+    middle = FIRST + timedelta(days=DAYS // 2)
+    for start, end in ((middle, LAST), (LAST, LAST), (FIRST, FIRST + timedelta(days=2))):
+        with CaptureQueriesContext(connection) as captured:
+            answer = queries.usage_summary.uncached(org, start, end, filters=dict(filters))
+        got = {k: (answer[k]["value"], answer[k]["previous"]) for k in _summary_expected(org, start, end, filters)}
+        assert got == _summary_expected(org, start, end, filters), (filters, start, end)
+        # The dimension rollup and the bitmasks answer: no raw events, and no per-user day rows
+        # but a feature's distinct users (per-user feature rows: not in the bitmasks).
+        sqls = [q["sql"] for q in captured.captured_queries]
+        assert not any("telemetry_usageevent" in sql for sql in sqls)
+        assert sum("analytics_dailyuser" in sql for sql in sqls) == (1 if "feature" in filters else 0)
+        assert len(captured.captured_queries) == 4
+
+
+def test_summary_under_a_user_property_falls_back_where_the_rollup_folded_it(org):
+    """A value folded into "other" on a day, or a day rolled up before the rollup counted
+    sessions: the per-user rows answer, with the same figures."""
+    features = _randomized(org)
+    filters = {"user_properties": {"plan": "pro"}, "feature": features[0].pk}
+    want = _summary_expected(org, FIRST, LAST, filters)
+    DailyDimensionUsage.objects.filter(dimension="user.plan", date=LAST).update(sessions=None)
+    with CaptureQueriesContext(connection) as captured:
+        answer = queries.usage_summary.uncached(org, FIRST, LAST, filters=dict(filters))
+    assert {k: (answer[k]["value"], answer[k]["previous"]) for k in want} == want
+    assert "analytics_dailyuser" in " ".join(q["sql"] for q in captured.captured_queries)

@@ -338,3 +338,33 @@ def test_account_rollup_is_idempotent_follows_late_events_and_backfills(org, ran
     with connection.cursor() as cursor:
         account_rows_backfill(cursor)
     assert account_rows(org) == after
+
+
+def test_randomized_account_detail_equals_raw_events(org):
+    """One account's page (events of both windows, its people, weekly events and distinct
+    users) against the raw events; the windows and 8 weeks span a longer randomized range."""
+    data = randomized(org, seed=21, days=60, n_events=900)
+    rows = ref.load(org)
+    end = data["last"]
+    recent_start = end - timedelta(days=27)
+    previous_start = recent_start - timedelta(days=28)
+    series_start = end - timedelta(days=55)
+    for account in data["accounts"]:
+        mine = ref.matching(rows, {"account": account})
+        detail = queries.account_detail.uncached(org, account.external_id, end=end)
+        recent = [r for r in mine if recent_start <= r.day <= end]
+        assert detail["events"] == len(recent)
+        assert detail["previous_events"] == len([r for r in mine if previous_start <= r.day < recent_start])
+        people: dict[str, int] = {}
+        for r in recent:
+            people[r.external_id] = people.get(r.external_id, 0) + 1
+        assert [(u["user_id"], u["events"]) for u in detail["users"]] == sorted(
+            people.items(), key=lambda item: (-item[1], item[0])
+        )
+        assert detail["active_users"] == len(people)
+        weekly = []
+        for i in range(8):
+            lo = series_start + timedelta(days=7 * i)
+            week = [r for r in mine if lo <= r.day <= lo + timedelta(days=6)]
+            weekly.append((lo, len(week), len({r.user for r in week})))
+        assert [(w["week_start"], w["events"], w["active_users"]) for w in detail["weekly"]] == weekly

@@ -71,6 +71,9 @@ def accounts(request):
     )
 
 
+PEOPLE_SHOWN = 50
+
+
 @require_GET
 @org_page(Role.ANALYST, replica=True)
 def account_detail(request, account_id):
@@ -81,6 +84,10 @@ def account_detail(request, account_id):
     context = {
         "active_nav": "accounts",
         "detail": detail,
+        # The busiest people only: a large account has thousands, and rendering every row
+        # cost the page ~0.3 s on each request; the Users page lists them all, filtered.
+        "people": detail["users"][:PEOPLE_SHOWN],
+        "people_more": max(len(detail["users"]) - PEOPLE_SHOWN, 0),
         "trend": common.change_class(detail["trend_pct"]),
         "features_total": detail["features_used"] + len(detail["features_not_adopted"]),
         "weekly_chart": {

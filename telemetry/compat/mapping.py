@@ -18,6 +18,7 @@ from rest_framework import status
 
 from core.exceptions import DomainError
 
+from ..services.ingest.mapped import MappedEvent, mapped_item
 from ..services.ingest.values import UUID_RE, timestamp_parse
 
 # Message ids (Segment's `messageId`) that are not UUIDs become event uuids in this namespace:
@@ -29,19 +30,27 @@ _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 @dataclass
 class SdkBatch:
-    """One request's messages, mapped. `event_index[i]` is the message `events[i]` came from;
+    """One request's messages, mapped. `mapped` holds its events as the ingestion pass takes
+    them (`services.ingest.mapped`: each a tuple that starts with its message's index);
     people and accounts carry their message's `index`."""
 
     count: int
-    events: list = field(default_factory=list)
-    event_index: list = field(default_factory=list)
+    mapped: list[MappedEvent] = field(default_factory=list)
+    # Every uuid of `mapped` is None or a canonical lower-case UUID (Segment's: checked by
+    # the mapping), which the pass then takes as it is (`mapped_validate`).
+    uuids_canonical: bool = False
     people: list = field(default_factory=list)
     accounts: list = field(default_factory=list)
     errors: list = field(default_factory=list)
 
-    def event(self, index: int, item: dict) -> None:
-        self.events.append(item)
-        self.event_index.append(index)
+    @property
+    def events(self) -> list[dict]:
+        """The events as native items (what each stands for; the pass reads `mapped`)."""
+        return [mapped_item(event) for event in self.mapped]
+
+    @property
+    def event_index(self) -> list[int]:
+        return [event[0] for event in self.mapped]
 
     def error(self, index: int, name: str, message: str) -> None:
         self.errors.append({"index": index, "field": name, "message": message})

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from core.exceptions import DomainError
 
+from ..services.ingest.values import UUID_RE
 from .mapping import SdkBatch, event_time, message_uuid, messages_checked, parse_time, person_fields, present
 
 EVENT_CALLS = frozenset({"track", "page", "screen"})
@@ -44,7 +45,7 @@ def segment_batch(payload, *, now: datetime, call: str | None = None) -> SdkBatc
         messages = [payload]
     else:
         raise DomainError(f"Expected one {call} message, a JSON object.", errors={"body": ["Expected an object."]})
-    batch = SdkBatch(count=len(messages))
+    batch = SdkBatch(count=len(messages), uuids_canonical=True)
     default_sent_at = parse_time(payload.get("sentAt")) if isinstance(payload, dict) else None
     # The skew-corrected time of each timestamp the batch's messages share (an SDK's batch
     # holds a few distinct ones), computed once.
@@ -56,28 +57,44 @@ def segment_batch(payload, *, now: datetime, call: str | None = None) -> SdkBatc
         kind = call or message.get("type")
         if type(kind) is not str or kind not in CALLS:
             batch.error(index, "type", f"Must be one of {', '.join(sorted(CALLS))}.")
-            continue
-        _map_one(batch, index, message, kind, now, default_sent_at, times)
+        elif kind in EVENT_CALLS:
+            _event(batch, index, message, kind, now, default_sent_at, times)
+        else:
+            _update(batch, index, message, kind, now, default_sent_at, times)
     return batch
 
 
-def _map_one(batch, index, message, kind, now, default_sent_at, times):
+def _context(batch, index, message):
+    """The message's context (a dict), or None after recording why it is refused."""
     context = message.get("context")
     if context is None:
-        context = {}
-    elif type(context) is not dict:
+        return {}
+    if type(context) is not dict:
         batch.error(index, "context", "Must be a JSON object.")
-        return
+        return None
+    return context
+
+
+def _user_id(batch, index, message):
     user_id = message.get("userId")
     if user_id is None or user_id == "":
         user_id = message.get("anonymousId")
         if user_id is None or user_id == "":
             batch.error(index, "userId", "Required: userId or anonymousId.")
-            return
+            return None
+    return user_id
+
+
+def _update(batch, index, message, kind, now, default_sent_at, times):
+    """identify, group and alias: person and account updates."""
+    context = _context(batch, index, message)
+    if context is None:
+        return
+    user_id = _user_id(batch, index, message)
+    if user_id is None:
+        return
     when = _time_of(message, times, default_sent_at, now)
-    if kind in EVENT_CALLS:
-        _event(batch, index, message, kind, context, user_id, when)
-    elif kind == "identify":
+    if kind == "identify":
         traits = message.get("traits", context.get("traits"))
         batch.people.append({"index": index, "user_id": user_id, "timestamp": when, **person_fields(traits)})
         if present(context.get("groupId")):
@@ -122,17 +139,31 @@ def _group(batch, index, message, user_id, when):
     batch.people.append(_link(index, user_id, when, group_id))
 
 
-def _event(batch, index, message, kind, context, user_id, when):
-    """One event. The parsed body is the request's own, read once: the message's properties
-    become the event's metadata in place (with the kept context and the category), and its
-    context loses what is stored in columns, instead of both being copied for each message."""
-    properties = message.get("properties")
+def _event(batch, index, message, kind, now, default_sent_at, times):
+    """One event (track, page, screen), read once into the tuple the ingestion pass takes
+    (`services.ingest.mapped`); the pass checks its values. It runs for every message of a
+    batch, so the common case (what the SDKs send) is read inline, without further calls.
+    The parsed body is the request's own: the message's properties become the event's
+    metadata in place (with the kept context and the category), and its context loses what
+    is stored in columns, instead of both being copied for each message."""
+    get = message.get
+    context = get("context")
+    if context is not None and type(context) is not dict:
+        batch.error(index, "context", "Must be a JSON object.")
+        return
+    user_id = get("userId")
+    if user_id is None or user_id == "":
+        user_id = _user_id(batch, index, message)
+        if user_id is None:
+            return
+    when = _time_of(message, times, default_sent_at, now)
+    properties = get("properties")
     if properties is None:
         properties = {}
-    elif type(properties) is not dict:
+    if type(properties) is not dict:
         batch.error(index, "properties", "Must be a JSON object.")
         return
-    name = message.get("event") if kind == "track" else _page_name(message, properties, kind)
+    name = get("event") if kind == "track" else _page_name(message, properties, kind)
     if type(name) is not str or not name.strip():
         batch.error(index, "event", "Required: the event's name, a non-empty string.")
         return
@@ -141,27 +172,18 @@ def _event(batch, index, message, kind, context, user_id, when):
         session = context.pop("sessionId", properties.get("session_id"))
         account = context.pop("groupId", None)
         # Usually all that is left is kept (what the server SDKs send: `library`).
-        kept = context if context.keys() <= CONTEXT_KEPT else {k: v for k, v in context.items() if k in CONTEXT_KEPT}
+        kept = context if CONTEXT_KEPT.issuperset(context) else {k: v for k, v in context.items() if k in CONTEXT_KEPT}
         if kept:
             properties["context"] = kept
     else:
         session = properties.get("session_id")
-    category = message.get("category")
+    category = get("category")
     if category is not None and category != "":
         properties["category"] = category
-    batch.events.append(
-        {
-            "uuid": message_uuid(message.get("messageId")),
-            "feature": name,
-            "user_id": user_id,
-            "event_type": kind,
-            "session_id": session,
-            "timestamp": when,
-            "metadata": properties,
-            "account_id": account,
-        }
-    )
-    batch.event_index.append(index)
+    message_id = get("messageId")
+    # Lower-cased here, so the pass takes it as it is (`SdkBatch.uuids_canonical`).
+    uuid = message_id.lower() if type(message_id) is str and UUID_RE.fullmatch(message_id) else message_uuid(message_id)
+    batch.mapped.append((index, uuid, name, user_id, kind, session, when, properties, account))
 
 
 def _page_name(message, properties, kind):

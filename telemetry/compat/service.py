@@ -15,29 +15,37 @@ class SdkResult:
 
     errors: list
     results: list
-
-    @property
-    def accepted(self) -> int:
-        return sum(1 for item in self.results if item["status"] == "accepted")
-
-    @property
-    def duplicates(self) -> int:
-        return sum(1 for item in self.results if item["status"] == "duplicate")
+    accepted: int
+    duplicates: int
 
     @property
     def none_valid(self) -> bool:
-        return all(item["status"] == "rejected" for item in self.results)
+        return self.accepted == 0 and self.duplicates == 0
 
 
 def sdk_batch_ingest(org, batch: SdkBatch) -> SdkResult:
     """Store (or queue) one mapped SDK request for `org`. Raises what `events_ingest` raises
     (StorageUnavailable when neither the queue nor the database can take it)."""
     result = ingest.events_ingest(
-        org, batch.events, people=batch.people, accounts=batch.accounts, index_of=batch.event_index
+        org,
+        [],
+        mapped=batch.mapped,
+        uuids_canonical=batch.uuids_canonical,
+        people=batch.people,
+        accounts=batch.accounts,
     )
     errors = batch.errors + result.errors
     errors.sort(key=lambda error: error["index"])
-    return SdkResult(errors=errors, results=batch_results(batch.count, errors, result.duplicate_indices))
+    # The totals as `batch_results` sorts the messages (a message with an error is rejected,
+    # else a duplicate when it is one), counted from the indices rather than the results.
+    rejected = {error["index"] for error in errors}
+    duplicates = len(set(result.duplicate_indices) - rejected)
+    return SdkResult(
+        errors=errors,
+        results=batch_results(batch.count, errors, result.duplicate_indices),
+        accepted=batch.count - len(rejected) - duplicates,
+        duplicates=duplicates,
+    )
 
 
 def result_body(result: SdkResult) -> dict:

@@ -3,6 +3,7 @@ worker and beat writing their heartbeat files, the web server's /health, a strea
 seen by Redis. Each check runs as Docker runs it: a separate `python` process."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -56,7 +57,8 @@ def test_worker_heartbeat_file_and_its_health_check(redis_url, tmp_path):
     old = time.time() - 600
     os.utime(beats / "worker", (old, old))
     code, output = healthcheck("worker", HEARTBEAT_DIR=beats)
-    assert code == 1 and "worker heartbeat is 600 s old" in output
+    # The check runs in a fresh interpreter: on a loaded machine a second or more passes first.
+    assert code == 1 and re.search(r"worker heartbeat is 6\d\d s old", output), output
     (beats / "worker").unlink()
     code, output = healthcheck("worker", HEARTBEAT_DIR=beats)
     assert code == 1 and "no heartbeat file" in output

@@ -4,7 +4,7 @@ stream. Each item that fails yields `{index, field, message}` errors and is skip
 valid ones are stored.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from tenants.models import Organization, User
 
 from ...models import UsageEvent
 from .. import storage, stream
+from .mapped import MappedEvent, mapped_validate
 from .people import people_validate
 from .validate import EventContext, ItemError, items_validate, org_ids_check
 
@@ -110,6 +111,8 @@ def events_ingest(
     accounts: Iterable[dict[str, Any]] = (),
     index_of: list[int] | None = None,
     sent_at: datetime | None = None,
+    mapped: Sequence[MappedEvent] | None = None,
+    uuids_canonical: bool = False,
 ) -> IngestResult:
     """Validate `items` (event dicts) for `org` and store or queue the valid ones.
 
@@ -117,12 +120,18 @@ def events_ingest(
     person and account updates (`people.py`), stored with the events' end users; `index_of`
     maps each item to the index its errors and results name (an SDK request's message).
     `sent_at`: the client's clock when it sent the request; every timestamp (of the events
-    and the person updates) is moved by the clock skew `now − sent_at`.
+    and the person updates) is moved by the clock skew `now − sent_at`. `mapped`: an SDK
+    request's events as its mapping read them (`mapped.py`), in place of `items`
+    (`uuids_canonical`: as `mapped_validate` says).
     Raises Forbidden for an `org_id` of another organisation, StorageUnavailable when neither
     the queue nor the database can take the events.
     """
-    org_ids_check(org, items)
-    rows, check = items_validate(EventContext(org, user, sent_at=sent_at), items, index_of)
+    ctx = EventContext(org, user, sent_at=sent_at)
+    if mapped is not None:
+        rows, check = mapped_validate(ctx, mapped, uuids_canonical=uuids_canonical)
+    else:
+        org_ids_check(org, items)
+        rows, check = items_validate(ctx, items, index_of)
     person_users: Iterable[str] = ()
     account_rows: list[dict[str, Any]] = []
     if people or accounts:
