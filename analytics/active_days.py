@@ -8,7 +8,8 @@ Monday-based week always lies in one row, so weekly figures need no DISTINCT.
 
 The rollup of a day sets or clears that day's bit alone: a bit is a pure function of "has
 the user a DailyUserUsage row that day", so re-rolling a day (late or vanished events) is
-exact and idempotent without reading the rest of the block.
+exact and idempotent without reading the rest of the block. The per-feature bitmasks
+(UserFeatureActiveDays) are kept the same way from the DailyUserFeatureUsage rows.
 """
 
 from __future__ import annotations
@@ -84,3 +85,50 @@ def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
     cursor.execute(_SET_SQL, [block, bit, org_id, day_param])
     if cleared:
         cursor.execute(_DROP_EMPTY_SQL, [org_id, block])
+
+
+# The same three steps per (end user, feature), from the day's per-user feature rows.
+_FEATURE_CLEAR_SQL = """
+UPDATE analytics_userfeatureactivedays SET active_days = active_days & ~CAST(%s AS BIGINT)
+WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
+  AND NOT EXISTS (
+    SELECT 1 FROM analytics_dailyuserfeatureusage d
+    WHERE d.organization_id = %s AND d.date = %s AND d.feature_id = analytics_userfeatureactivedays.feature_id
+      AND d.end_user_id = analytics_userfeatureactivedays.end_user_id)
+"""
+# Rows whose bit is already set are left out before the upsert: ON CONFLICT … WHERE false
+# would still lock (write) each of them, ~2.5 s of backend CPU on the 1 M-event day.
+_FEATURE_SET_SQL = """
+INSERT INTO analytics_userfeatureactivedays (organization_id, feature_id, end_user_id, block_start, active_days)
+SELECT d.organization_id, d.feature_id, d.end_user_id, %s, CAST(%s AS BIGINT)
+FROM analytics_dailyuserfeatureusage d WHERE d.organization_id = %s AND d.date = %s
+  AND NOT EXISTS (
+    SELECT 1 FROM analytics_userfeatureactivedays a
+    WHERE a.organization_id = d.organization_id AND a.feature_id = d.feature_id AND a.block_start = %s
+      AND a.end_user_id = d.end_user_id AND (a.active_days & CAST(%s AS BIGINT)) <> 0)
+ON CONFLICT (organization_id, feature_id, block_start, end_user_id) DO UPDATE SET
+    active_days = analytics_userfeatureactivedays.active_days | excluded.active_days
+WHERE (analytics_userfeatureactivedays.active_days & excluded.active_days) = 0
+"""
+_FEATURE_DROP_EMPTY_SQL = """
+DELETE FROM analytics_userfeatureactivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
+"""
+
+
+def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vanished: bool) -> None:
+    """Bring `day`'s bit of the organisation's per-feature bitmasks in line with its
+    DailyUserFeatureUsage rows (final ones, as for `rollup_active_days`). The bits equal the
+    rows after every run, so a bit can only need clearing when this run deleted some of the
+    day's rows (`rows_vanished`): otherwise the clear, a scan of the whole block (~1 s of
+    CPU for 740,000 rows), is skipped."""
+    ops = connection.ops
+    block = ops.adapt_datefield_value(block_of(day))
+    bit = day_bit(day)
+    day_param = ops.adapt_datefield_value(day)
+    cleared = 0
+    if rows_vanished:
+        cursor.execute(_FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
+        cleared = cursor.rowcount
+    cursor.execute(_FEATURE_SET_SQL, [block, bit, org_id, day_param, block, bit])
+    if cleared:
+        cursor.execute(_FEATURE_DROP_EMPTY_SQL, [org_id, block])

@@ -153,6 +153,37 @@ class UserActiveDays(models.Model):
         return f"{self.end_user_id} {self.block_start}: {self.active_days:056b}"
 
 
+class UserFeatureActiveDays(models.Model):
+    """On which days of an 8-week block one end user used one feature: bit i of
+    `active_days` is set when the user has a DailyUserFeatureUsage row of that feature on
+    `block_start` + i days (blocks as UserActiveDays'). A feature's distinct users over a
+    range (stickiness, the feature-scoped summary, breakdowns and filters) read one row per
+    user, feature and block instead of one per active day, exactly. Kept by the rollup from
+    the day's per-user feature rows (`active_days.rollup_feature_active_days`)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    end_user = models.ForeignKey(
+        "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    block_start = models.DateField()
+    active_days = models.BigIntegerField(default=0)
+
+    class Meta:
+        # The unique key serves one feature's range (and is the rollup's upsert target);
+        # (organization, block_start) every feature's. `active_days` stays out of both so
+        # the rollup's updates of it can be heap-only (HOT) on PostgreSQL.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "feature", "block_start", "end_user"], name="ufad_org_feature_block_user_uniq"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "block_start"], name="ufad_org_block_idx")]
+
+    def __str__(self):
+        return f"{self.end_user_id} {self.feature_id} {self.block_start}: {self.active_days:056b}"
+
+
 class DailySegmentUsage(models.Model):
     """One day's usage per person segment (age band × gender), for all features (`feature`
     NULL) and per feature: what the person filters sum over a range without touching a

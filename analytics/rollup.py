@@ -34,7 +34,7 @@ from telemetry.services.partitions import raw_events_horizon
 from telemetry.services.storage import days_lock
 from tenants.models import Organization
 
-from .active_days import rollup_active_days
+from .active_days import rollup_active_days, rollup_feature_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .rollup_accounts import account_rows_replace
 from .rollup_dimensions import dimensions_day_build
@@ -258,12 +258,13 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
             written += cursor.rowcount
         # The per-user rows are not part of the count returned, which stays the number of
         # dashboard rows (the API's figure).
-        per_user_rows_write(cursor, org_id, day_param, now)
+        feature_rows_vanished = per_user_rows_write(cursor, org_id, day_param, now)
         cursor.execute(f"DROP TABLE {_DAY_TABLE}")
         stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()
         rollup_active_days(cursor, org_id, day)
+        rollup_feature_active_days(cursor, org_id, day, rows_vanished=feature_rows_vanished)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
         cursor.execute(_SEGMENT_SQL, [day_param, day_param])

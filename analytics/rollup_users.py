@@ -133,9 +133,12 @@ def per_user_groups_build(cursor: Any) -> None:
     cursor.execute(f"ANALYZE {USERS_TABLE}")
 
 
-def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> None:
+def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> bool:
     """Bring `day`'s per-user rows of `org_id` in line with the day's aggregates (`day`, `now`:
-    as the backend adapts them)."""
+    as the backend adapts them). Returns whether per-user-and-feature rows may have been
+    deleted (stale): False on a first roll; on PostgreSQL's one-statement re-roll the
+    deletions are not counted, so True (the caller then checks, which is exact either way)."""
+    vanished = False
     for sqls in _WRITES:
         cursor.execute(sqls["any"], [org_id, day])
         if cursor.fetchone() is None:
@@ -143,12 +146,15 @@ def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> None:
             continue
         if connection.vendor == "postgresql":
             cursor.execute(sqls["together"], [org_id, day, now, org_id, day, now])
+            vanished = vanished or sqls is _WRITES[0]
             continue
         cursor.execute(sqls["diff"], [org_id, day])
         cursor.execute(sqls["stale"])
+        vanished = vanished or (sqls is _WRITES[0] and cursor.rowcount > 0)
         cursor.execute(sqls["changed"], [now])
         cursor.execute(sqls["missing"], [org_id, day, now])
         cursor.execute(f"DROP TABLE {_DIFF_TABLE}")
+    return vanished
 
 
 def per_user_groups_drop(cursor: Any) -> None:

@@ -1,9 +1,10 @@
-"""Distinct active users over ranges and weeks from the active-day bitmasks (`UserActiveDays`:
-one row per end user and 8-week block), exact and without reading one row per active day.
+"""Distinct active users over ranges and weeks from the active-day bitmasks, exact and without
+reading one row per active day: `UserActiveDays` (one row per end user and 8-week block)
+for all features together, `UserFeatureActiveDays` (one per end user, feature and block)
+under a feature filter and for the per-feature counts.
 
 A user is active in a range when one of their rows, ANDed with the range's days of that
-block, is not zero. Feature-scoped counts are not here: the bitmasks are per user, all
-features together (feature-scoped reads keep the per-user feature rows)."""
+block, is not zero."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from django.db.models.expressions import CombinedExpression
 from tenants.models import Organization
 
 from ..active_days import block_of, range_masks
-from ..models import UserActiveDays
+from ..models import UserActiveDays, UserFeatureActiveDays
 from .common import feature_pk, week_monday
 from .filters import filters_apply
 
@@ -28,14 +29,20 @@ def _days_in(mask: int) -> CombinedExpression:
     return CombinedExpression(F("active_days"), "&", Value(mask, output_field=bits), output_field=bits)
 
 
-def answers(filters: Mapping[str, Any]) -> bool:
-    """Whether the bitmasks answer distinct users under `filters` (any but a feature)."""
-    return feature_pk(filters.get("feature")) is None
+def active_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Any]:
+    """The organisation's bitmask rows narrowed by `filters`: the per-user ones, or under a
+    feature filter that feature's per-user rows (one row per user and block either way)."""
+    model: Any = UserActiveDays if feature_pk(filters.get("feature")) is None else UserFeatureActiveDays
+    return filters_apply(model.objects.filter(organization=org), filters)
 
 
-def active_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[UserActiveDays]:
-    """The organisation's bitmask rows, narrowed by the person filters of `filters`."""
-    return filters_apply(UserActiveDays.objects.filter(organization=org), filters)
+def feature_users(org: Organization, start: date, end: date, filters: Mapping[str, Any]) -> dict[int, int]:
+    """{feature_id: distinct end users of that feature within start..end} under `filters`
+    (a feature, the person filters), in one statement. A range within one block has one row
+    per user and feature, so it needs no DISTINCT."""
+    rows = active_within(filters_apply(UserFeatureActiveDays.objects.filter(organization=org), filters), start, end)
+    users = Count("pk") if len(range_masks(start, end)) == 1 else Count("end_user_id", distinct=True)
+    return dict(rows.values("feature_id").annotate(n=users).values_list("feature_id", "n"))
 
 
 def hits(start: date, end: date) -> Any:
@@ -48,7 +55,7 @@ def hits(start: date, end: date) -> Any:
     )
 
 
-def active_within(rows: QuerySet[UserActiveDays], start: date, end: date) -> QuerySet[UserActiveDays]:
+def active_within(rows: QuerySet[Any], start: date, end: date) -> QuerySet[Any]:
     """`rows` of users active within start..end (one or more rows per user)."""
     return rows.filter(block_start__in=list(range_masks(start, end))).alias(hit=hits(start, end)).filter(hit__gt=0)
 
@@ -81,7 +88,7 @@ def _week_counts(start: date, end: date) -> tuple[list[date], list[date], dict[s
     return weeks, blocks, aliases, counts
 
 
-def weekly_users(rows: QuerySet[UserActiveDays], start: date, end: date) -> dict[date, int]:
+def weekly_users(rows: QuerySet[Any], start: date, end: date) -> dict[date, int]:
     """{Monday: distinct users of `rows` active that week within start..end}: a week lies in
     one block, so each user's week is one bit test on one row and the counts need no
     DISTINCT; one statement for every week."""
@@ -90,7 +97,7 @@ def weekly_users(rows: QuerySet[UserActiveDays], start: date, end: date) -> dict
     return {week: totals[f"n{i}"] for i, week in enumerate(weeks) if totals[f"n{i}"]}
 
 
-def weekly_users_by(rows: QuerySet[UserActiveDays], start: date, end: date, group: str) -> dict[Any, dict[date, int]]:
+def weekly_users_by(rows: QuerySet[Any], start: date, end: date, group: str) -> dict[Any, dict[date, int]]:
     """`weekly_users` per value of the annotation `group` of `rows`, in one statement."""
     weeks, blocks, aliases, counts = _week_counts(start, end)
     grouped = rows.filter(block_start__in=blocks).alias(**aliases).values(group).annotate(**counts)

@@ -37,6 +37,7 @@ from ..models import (
     DailyUserFeatureUsage,
     DailyUserUsage,
     UserActiveDays,
+    UserFeatureActiveDays,
 )
 from ..rollup_dimensions import EVENTS_MARK, FOLDED, USERS_MARK
 from . import active
@@ -321,17 +322,16 @@ def _people_totals(
 ) -> list[dict[str, Any]]:
     """Distinct active users per value of a person dimension in one query: the end users
     grouped by the value, each kept by one index probe on the per-user rollups (as the
-    summary counts them; the active-day bitmasks without a feature filter), so the cost
+    summary counts them; the active-day bitmasks, per feature under a feature filter), so the cost
     follows the end users, not the user-days. Each user has one value, so "other" is the
     sum of the rest."""
     feature_id = feature_pk(filters.get("feature"))
-    days: QuerySet[Any] = (
-        active.active_within(UserActiveDays.objects.filter(organization=org, end_user=OuterRef("pk")), start, end)
+    bitmasks: QuerySet[Any] = (
+        UserActiveDays.objects.filter(organization=org, end_user=OuterRef("pk"))
         if feature_id is None
-        else DailyUserFeatureUsage.objects.filter(
-            organization=org, end_user=OuterRef("pk"), feature_id=feature_id, date__gte=start, date__lte=end
-        )
+        else UserFeatureActiveDays.objects.filter(organization=org, end_user=OuterRef("pk"), feature_id=feature_id)
     )
+    days = active.active_within(bitmasks, start, end)
     if dimension.startswith(USER_PREFIX):
         key = _text(KeyTextTransform(dimension[len(USER_PREFIX) :], "properties"))
     elif dimension == "age":
@@ -412,7 +412,7 @@ def breakdown_series(
     filters = {k: v for k, v in (filters or {}).items() if v}
     buckets = days_between(start, end) if interval == "day" else days_between(week_monday(start), week_monday(end))[::7]
     users = metric == "active_users"
-    if users and interval == "week" and _person_dimension(dimension) and active.answers(filters):
+    if users and interval == "week" and _person_dimension(dimension):
         return _people_weekly(org, dimension, start, end, filters, buckets)
     source, top = _rolled_source(
         org, dimension, filters, start, end, metric, users=users, per_feature=False, daily_users=interval == "day"

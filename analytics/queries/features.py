@@ -14,6 +14,7 @@ from telemetry.queries import feature_find
 from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailyUserFeatureUsage
+from . import active
 from .cache import cached
 from .common import change_pct, days_between, feature_pk, percent, previous_period, rounded, session_average
 from .filters import (
@@ -37,14 +38,9 @@ def stickiness_pct(daily_active_users_sum: int, days: int, distinct_users: int) 
 
 
 def _distinct_feature_users(org: Organization, start: date, end: date, filters: dict[str, Any]) -> dict[int, int]:
-    """{feature_id: distinct end users over start..end}, from the per-user rollups, under
-    `filters` (a feature, the person filters)."""
-    rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(
-        date__gte=start, date__lte=end
-    )
-    return dict(
-        rows.values("feature_id").annotate(n=Count("end_user_id", distinct=True)).values_list("feature_id", "n")
-    )
+    """{feature_id: distinct end users over start..end}, from the per-feature active-day
+    bitmasks, under `filters` (a feature, the person filters)."""
+    return active.feature_users(org, start, end, filters)
 
 
 def _feature_rows(org: Organization, start: date, end: date, filters: dict[str, Any]) -> QuerySet[Any]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
-from telemetry.models import EndUser
 from tenants.models import Organization
 
 from ..models import DailyFeatureUsage, DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage
@@ -18,7 +17,6 @@ from .filters import (
     filters_apply,
     has_person_filter,
     has_rolled_up_person_filter,
-    person_filter,
     person_filters,
     rolled_up_model,
     rolled_up_rows,
@@ -97,26 +95,9 @@ def _totals(
 
 
 def _active_users(org: Organization, filters: dict[str, Any], periods: list[tuple[date, date]]) -> list[int]:
-    """Distinct end users active in each period: one index probe per end user and period on
-    the per-user rollups' (organization, end_user, date) index, so the cost follows the
-    number of end users, not the number of active user-days of a long range. Without a
-    feature filter the active-day bitmasks answer (one row per user and 8-week block)."""
-    if active.answers(filters):
-        return active.distinct_users(org, filters, periods)
-    feature_id = feature_pk(filters.get("feature"))
-    people = EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
-    counts: dict[str, Any] = {}
-    for i, (first, last) in enumerate(periods):
-        days: QuerySet[Any]
-        if feature_id is None:
-            days = DailyUserUsage.objects.filter(organization=org, end_user=OuterRef("pk"))
-        else:
-            days = DailyUserFeatureUsage.objects.filter(
-                organization=org, end_user=OuterRef("pk"), feature_id=feature_id
-            )
-        counts[f"p{i}"] = Count("pk", filter=Q(Exists(days.filter(date__gte=first, date__lte=last))))
-    totals = people.aggregate(**counts)
-    return [totals[f"p{i}"] or 0 for i in range(len(periods))]
+    """Distinct end users active in each period, from the active-day bitmasks (one row per
+    user and 8-week block; per feature under a feature filter)."""
+    return active.distinct_users(org, filters, periods)
 
 
 @cached

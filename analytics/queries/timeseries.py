@@ -61,10 +61,8 @@ def timeseries(
         "account": account,
         "user_properties": user_properties,
     }
-    if interval == "week" and metric == "active_users" and active.answers(filters):
+    if interval == "week" and metric == "active_users":
         values = dict(active.weekly_users(active.active_rows(org, filters), start, end))
-    elif interval == "week" and metric == "active_users":
-        values = _series_users(org, metric, interval, start, end, user_rows(org, filters))
     elif has_rolled_up_person_filter(filters):
         values = _series_users(org, metric, interval, start, end, segment_rows(org, filters))
     elif has_person_filter(filters):

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0008_dimension_sessions'),
+        ('analytics', '0009_feature_active_days'),
         ('telemetry', '0006_usageevent_feature_index_covers_user'),
         ('tenants', '0002_api_key_allowed_origins'),
     ]
