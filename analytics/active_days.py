@@ -57,12 +57,15 @@ def range_masks(start: date, end: date) -> dict[date, int]:
 # Clear the day's bit of the users without a row that day (their events vanished), then set
 # it for the users with one where it is not set yet: re-rolling an unchanged day writes no
 # row, and a first roll writes each of the day's users once. Rows left empty are deleted.
+# `NOT IN` keeps the plan one hash of the day's users probed once per row whatever the
+# estimates: the `NOT EXISTS` it replaces was planned as a nested loop re-reading the day's
+# rows per bitmask row when the statistics said the day had none (a new day, rolled hourly
+# before autoanalyze sees it): ~4 s of CPU on the bench's peak day (docs/benchmarks.md).
 _CLEAR_SQL = """
 UPDATE analytics_useractivedays SET active_days = active_days & ~CAST(%s AS BIGINT)
 WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
-  AND NOT EXISTS (
-    SELECT 1 FROM analytics_dailyuserusage d
-    WHERE d.organization_id = %s AND d.date = %s AND d.end_user_id = analytics_useractivedays.end_user_id)
+  AND end_user_id NOT IN (
+    SELECT d.end_user_id FROM analytics_dailyuserusage d WHERE d.organization_id = %s AND d.date = %s)
 """
 _SET_SQL = """
 INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days)

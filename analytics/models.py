@@ -53,9 +53,16 @@ class DailyUserUsage(models.Model):
     the rows above, so user lists, top users, distinct active users over any range,
     retention and the demographic filters never scan events. Age, gender and account are
     read through `end_user` at query time (not copied here): a profile update then applies
-    to history at once, as it does for raw events, without re-rolling any day."""
+    to history at once, as it does for raw events, without re-rolling any day.
 
-    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    No foreign key here is a database constraint: the rows are written only by the rollup,
+    from events of the organisation's own features, and a deferred check per row and key
+    cost as much as the insert itself (docs/decisions.md, 2026-12-01); deletes cascade
+    through Django's collector."""
+
+    organization = models.ForeignKey(
+        "tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     end_user = models.ForeignKey(
         "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
@@ -85,8 +92,13 @@ class DailyUserFeatureUsage(models.Model):
     distinct-user figures (a feature's active users over a range or per week), each user's
     top feature, and the per-feature person segments (DailySegmentUsage)."""
 
-    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
-    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraints, as DailyUserUsage's.
+    organization = models.ForeignKey(
+        "tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    feature = models.ForeignKey(
+        "telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     end_user = models.ForeignKey(
         "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )

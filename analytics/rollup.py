@@ -1,14 +1,15 @@
 """Daily rollups: raw events of one UTC day → DailyFeatureUsage, DailyOrgUsage, the per-user
-rows (DailyUserUsage, DailyUserFeatureUsage) and, from those, the person segments
-(DailySegmentUsage) and the accounts (DailyAccountUsage, `rollup_accounts`).
+rows (DailyUserUsage, DailyUserFeatureUsage, `rollup_users`) and, from those, the person
+segments (DailySegmentUsage) and the accounts (DailyAccountUsage, `rollup_accounts`).
 
 The database does the aggregation and no event row crosses into Python: one scan groups
-the day's events by (feature, end user, session) into a temporary table, and one
-`INSERT … SELECT … GROUP BY` per rollup table reads those groups (PostgreSQL and SQLite
-alike). The feature and organisation rows are upserted with the run's `computed_at`; rows
-of the same day left with an older stamp belong to events that have since vanished and are
-deleted. The per-user rows are upserted only where a figure changed, and the day's rows
-whose key is among none of the groups are deleted. Running a day twice
+the day's events by (feature, end user, session) into a temporary table, those groups are
+aggregated per (feature, end user) and per end user (`rollup_users`), and each rollup table
+is written from the finest aggregate that answers it. The feature and organisation rows are
+upserted with the run's `computed_at`; rows of the same day left with an older stamp belong
+to events that have since vanished and are deleted. The per-user rows are inserted plainly
+on a day's first roll; on a re-roll only rows that changed are written, and rows whose key
+is among none of the day's aggregates are deleted. Running a day twice
 therefore changes nothing, and running it after late events corrects it. Rolling a day
 also clears the late-data marks (`DirtyDay`) it makes redundant, whichever way it was
 asked for (the hourly job, `manage.py rollup`, the API).
@@ -37,6 +38,7 @@ from .active_days import block_events_keep, rollup_active_days, rollup_block_eve
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .rollup_accounts import account_rows_replace
 from .rollup_dimensions import dimensions_day_build
+from .rollup_users import PAIRS_TABLE, USERS_TABLE, per_user_groups_build, per_user_groups_drop, per_user_rows_write
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +72,17 @@ def _rollup_sql(
     upsert_on: tuple[str, ...],
     where: str = "",
     changed_only: bool = False,
+    source: str = _DAY_TABLE,
 ) -> str:
     """`INSERT INTO table (organization_id, date, columns…) SELECT …` from the day's groups,
     grouped by `group`, upserted on the unique key (`upsert_on`: its columns besides
     organisation and day), refreshing every column but the key and `created_at`; with
     `changed_only`, only rows whose figures differ are written. Parameters: the day, then
-    one timestamp per `%s` among the columns' expressions."""
+    one timestamp per `%s` among the columns' expressions. `source`: what is read, the day's
+    groups unless told."""
     names = ["organization_id", "date", *columns]
     select = ", ".join(["organization_id", "%s", *columns.values()])
-    sql = f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM {_DAY_TABLE}"
+    sql = f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM {source}"
     sql += f" WHERE {where}" if where else ""
     # In the order of the unique key: each new index entry lands next to the previous one.
     sql += f" GROUP BY {group} ORDER BY {group}"
@@ -92,117 +96,87 @@ def _rollup_sql(
     return sql
 
 
-def _stale_sql(table: str, key: tuple[str, ...]) -> str:
-    """Delete the day's rows of `table` whose key (besides organisation and day) is among
-    none of the day's groups: their events have vanished. `NOT IN` keeps the plan one hash
-    of the groups probed once per row (PostgreSQL's hashed subplan, SQLite's ephemeral
-    index) whatever the row estimates; a `NOT EXISTS` anti-join was planned as a nested loop
-    over the groups when the table's statistics said the day had no rows. Parameters:
-    organisation, day."""
-    columns = ", ".join(key)
-    return (
-        f"DELETE FROM {table} WHERE organization_id = %s AND date = %s"
-        f" AND ({columns}) NOT IN (SELECT {columns} FROM {_DAY_TABLE} WHERE end_user_id IS NOT NULL)"
-    )
-
-
 _TIMED = {"total_session_duration": "COALESCE(SUM(duration), 0)", "timed_events": "SUM(timed)"}
 _AVERAGE = {"avg_session_duration": "COALESCE(SUM(duration) / NULLIF(SUM(timed), 0), 0)"}
 _STAMPS = {"created_at": "%s", "computed_at": "%s"}
 
 # Active users are distinct end users, never summed over features: one person using two
-# features is one active user. COUNT(DISTINCT end_user_id) skips NULLs, so anonymous events
-# count as events but not as users. These rows are few, and keep their id and created_at
-# across re-rolls (upsert); a row a re-roll did not write is stale and deleted after it.
+# features is one active user. Anonymous events (end user NULL) count as events but not as
+# users. These rows are few, and keep their id and created_at across re-rolls (upsert); a
+# row a re-roll did not write is stale and deleted after it. Both are derived from the day's
+# (feature, end user) pairs (`rollup_users`), far fewer than the groups; only the distinct
+# sessions are counted from the groups, as a hash of distinct (feature, session) keys
+# rather than a sorted COUNT(DISTINCT) per feature.
+_FEATURE_SOURCE = f"""(
+SELECT p.organization_id, p.feature_id, p.events, p.users, p.duration, p.timed, COALESCE(s.sessions, 0) AS sessions
+FROM (
+    SELECT organization_id, feature_id, SUM(event_count) AS events, COUNT(end_user_id) AS users,
+           SUM(total_session_duration) AS duration, SUM(timed_events) AS timed
+    FROM {PAIRS_TABLE} GROUP BY organization_id, feature_id
+) p LEFT JOIN (
+    SELECT feature_id, COUNT(*) AS sessions FROM (
+        SELECT feature_id, session_key FROM {_DAY_TABLE} WHERE session_key IS NOT NULL GROUP BY feature_id, session_key
+    ) d GROUP BY feature_id
+) s ON s.feature_id = p.feature_id
+) f"""
+_ORG_SOURCE = f"""(
+SELECT organization_id, SUM(event_count) AS events, SUM(total_session_duration) AS duration,
+       SUM(timed_events) AS timed, (SELECT COUNT(*) FROM {USERS_TABLE}) AS users,
+       (SELECT COUNT(*) FROM (SELECT DISTINCT session_key FROM {_DAY_TABLE} WHERE session_key IS NOT NULL) d)
+       AS sessions
+FROM {PAIRS_TABLE} GROUP BY organization_id
+) o"""
 _FEATURE_SQL = _rollup_sql(
     "analytics_dailyfeatureusage",
     {
         "feature_id": "feature_id",
         "event_count": "SUM(events)",
-        "daily_active_users": "COUNT(DISTINCT end_user_id)",
-        "sessions": "COUNT(DISTINCT session_key)",
+        "daily_active_users": "SUM(users)",
+        "sessions": "SUM(sessions)",
         **_TIMED,
         **_AVERAGE,
         **_STAMPS,
     },
     group="organization_id, feature_id",
     upsert_on=("feature_id",),
+    source=_FEATURE_SOURCE,
 )
 _ORG_SQL = _rollup_sql(
     "analytics_dailyorgusage",
     {
         "event_count": "SUM(events)",
-        "active_users": "COUNT(DISTINCT end_user_id)",
-        "sessions": "COUNT(DISTINCT session_key)",
+        "active_users": "SUM(users)",
+        "sessions": "SUM(sessions)",
         **_TIMED,
         **_AVERAGE,
         **_STAMPS,
     },
     group="organization_id",
     upsert_on=(),
+    source=_ORG_SOURCE,
 )
 
-# Per-user rows: anonymous events (no end user) belong to no user row; they are counted by
-# the organisation and feature rows above only. Hundreds of thousands of rows on a peak
-# day, most of them unchanged when the day is rolled again (the hourly roll of today, the
-# nightly roll of yesterday, late events): a row is only written when a figure changed,
-# so `computed_at` is when it last changed, and stale rows are found by their key.
-_USER_SQL = _rollup_sql(
-    "analytics_dailyuserusage",
-    {
-        "end_user_id": "end_user_id",
-        "event_count": "SUM(events)",
-        "sessions": "COUNT(DISTINCT session_key)",
-        **_TIMED,
-        "features_used": "COUNT(DISTINCT feature_id)",
-        "first_event_at": "MIN(first_at)",
-        "last_event_at": "MAX(last_at)",
-        "computed_at": "%s",
-    },
-    where="end_user_id IS NOT NULL",
-    group="organization_id, end_user_id",
-    upsert_on=("end_user_id",),
-    changed_only=True,
-)
-_USER_FEATURE_SQL = _rollup_sql(
-    "analytics_dailyuserfeatureusage",
-    {
-        "feature_id": "feature_id",
-        "end_user_id": "end_user_id",
-        "event_count": "SUM(events)",
-        "sessions": "COUNT(session_key)",
-        **_TIMED,
-        "computed_at": "%s",
-    },
-    where="end_user_id IS NOT NULL",
-    group="organization_id, feature_id, end_user_id",
-    upsert_on=("feature_id", "end_user_id"),
-    changed_only=True,
-)
-_USER_STALE_SQL = _stale_sql("analytics_dailyuserusage", ("end_user_id",))
-_USER_FEATURE_STALE_SQL = _stale_sql("analytics_dailyuserfeatureusage", ("feature_id", "end_user_id"))
 
-
-# The day's person segments, from the per-user rows just written and each end user's
-# profile: for all features (feature NULL) and per feature. The age bands are the filter's
-# (analytics.queries.filters.AGE_BANDS); an unknown age is the band "".
+# The day's person segments, from the day's per-user aggregates (`rollup_users`: the rows
+# just written, read without visiting them) and each end user's profile: for all features
+# (feature NULL) and per feature; anonymous pairs join no end user. The age bands are the
+# filter's (analytics.queries.filters.AGE_BANDS); an unknown age is the band "".
+# Parameters: the day, twice.
 _AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
     WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
 _SEGMENT_SQL = f"""
 INSERT INTO analytics_dailysegmentusage (
     organization_id, date, feature_id, age_band, gender, event_count, active_users, sessions,
     total_session_duration, timed_events)
-SELECT r.organization_id, r.date, NULL, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+SELECT r.organization_id, %s, NULL, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
        SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
-FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
-WHERE r.organization_id = %s AND r.date = %s
-GROUP BY r.organization_id, r.date, {_AGE_BAND_SQL}, u.gender
+FROM {USERS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
+GROUP BY r.organization_id, {_AGE_BAND_SQL}, u.gender
 UNION ALL
-SELECT r.organization_id, r.date, r.feature_id, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+SELECT r.organization_id, %s, r.feature_id, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
        SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
-FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
-WHERE r.organization_id = %s AND r.date = %s
-GROUP BY r.organization_id, r.date, r.feature_id, {_AGE_BAND_SQL}, u.gender
+FROM {PAIRS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
+GROUP BY r.organization_id, r.feature_id, {_AGE_BAND_SQL}, u.gender
 """
 
 
@@ -266,26 +240,27 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         if connection.vendor == "postgresql":
             # Keep a million-event day's grouping and distinct-count sorts in memory.
             cursor.execute("SET LOCAL work_mem = '256MB'")
+            # The rollup is derived data, re-runnable from the raw events: its commit need not
+            # wait for the WAL flush (docs/decisions.md, 2026-12-01). A server crash in the
+            # fraction of a second after it loses the run as if it had not happened; the
+            # day's late-data marks come back with it and are re-rolled by the hourly job.
+            cursor.execute("SET LOCAL synchronous_commit = off")
         # The day's groups live until the end of this block: a failure rolls their creation
         # back with everything else.
         cursor.execute(_DAY_SQL.format(session_key=_session_key_sql()), [*window, org_id])
         # Statistics of the groups: the planner then sizes the hashes below (the stale-row
         # subplan is hashed only when it is known to fit in work_mem).
         cursor.execute(f"ANALYZE {_DAY_TABLE}")
+        per_user_groups_build(cursor)
         written = 0
         for sql in (_FEATURE_SQL, _ORG_SQL):
             cursor.execute(sql, [day_param, now, now])
             written += cursor.rowcount
-        # The weekly totals take the day's change: its per-user rows before and after.
+        # The weekly totals take the day's change: its per-user rows before and after. The
+        # per-user rows are not part of the count returned, which stays the number of
+        # dashboard rows (the API's figure).
         block_events_keep(cursor, org_id, day)
-        # Stale per-user rows first: only rows of an earlier run are compared. The per-user
-        # rows are not part of the count returned, which stays the number of dashboard rows
-        # (the API's figure).
-        cursor.execute(_USER_STALE_SQL, [org_id, day_param])
-        cursor.execute(_USER_FEATURE_STALE_SQL, [org_id, day_param])
-        feature_rows_vanished = cursor.rowcount > 0
-        for sql in (_USER_SQL, _USER_FEATURE_SQL):
-            cursor.execute(sql, [day_param, now])
+        feature_rows_vanished = per_user_rows_write(cursor, org_id, day_param, now)
         rollup_block_events(cursor, org_id, day)
         cursor.execute(f"DROP TABLE {_DAY_TABLE}")
         stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
@@ -295,9 +270,10 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         rollup_feature_active_days(cursor, org_id, day, rows_vanished=feature_rows_vanished)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
-        cursor.execute(_SEGMENT_SQL, [org_id, day_param, org_id, day_param])
+        cursor.execute(_SEGMENT_SQL, [day_param, day_param])
         dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
         account_rows_replace(cursor, org_id, day_param)
+        per_user_groups_drop(cursor)
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
     _bump_generation([org_id])

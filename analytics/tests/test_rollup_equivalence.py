@@ -258,6 +258,24 @@ def test_late_and_vanished_events_are_re_rolled(org, hand_checked, django_captur
     assert not DailyUserFeatureUsage.objects.filter(end_user=hand_checked["u3"]).exists()
 
 
+def test_re_roll_writes_only_the_rows_that_changed(org, hand_checked):
+    """A late event changes its (user, feature) row and its user's row, in place; every other
+    per-user row of the day keeps its id and `computed_at` (neither rewritten nor replaced)."""
+    pair_stamps = dict(DailyUserFeatureUsage.objects.values_list("id", "computed_at"))
+    user_stamps = dict(DailyUserUsage.objects.values_list("id", "computed_at"))
+    pair = DailyUserFeatureUsage.objects.get(end_user=hand_checked["u1"], feature=hand_checked["export"], date=D1)
+    user = DailyUserUsage.objects.get(end_user=hand_checked["u1"], date=D1)
+    event(org, hand_checked["export"], hand_checked["u1"], at("2025-03-01", "13:00:00"), session="late")
+    rollup.rollup_day(D1, org)
+    pairs_after = dict(DailyUserFeatureUsage.objects.values_list("id", "computed_at"))
+    users_after = dict(DailyUserUsage.objects.values_list("id", "computed_at"))
+    assert pairs_after.keys() == pair_stamps.keys() and users_after.keys() == user_stamps.keys()
+    assert {pk for pk, stamp in pairs_after.items() if stamp != pair_stamps[pk]} == {pair.pk}
+    assert {pk for pk, stamp in users_after.items() if stamp != user_stamps[pk]} == {user.pk}
+    pair.refresh_from_db()
+    assert (pair.event_count, pair.sessions) == (2, 2)
+
+
 def test_other_organisations_rows_are_never_read(org, other_org, hand_checked):
     theirs = feature(other_org, "search")
     them = end_user(other_org, "u1", age=25, gender="F")

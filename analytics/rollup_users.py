@@ -1,0 +1,162 @@
+"""The per-user rows of a day's rollup (DailyUserFeatureUsage, DailyUserUsage), called by
+`rollup.rollup_day` inside its transaction once the day's groups (`rollup_day_events`, one
+row per feature, end user and session) exist.
+
+The groups are aggregated once per (feature, end user) into `rollup_day_pairs` (anonymous
+events included, as end user NULL: the feature and organisation rows are derived from these
+pairs too), and those per end user into `rollup_day_users`; the tables' rows are then copied
+from these aggregates without grouping again. Only the distinct sessions of an end user
+over all features are counted from the groups, as a hash of (end user, session) pairs
+rather than a sorted COUNT(DISTINCT) per user.
+
+How a day's rows are written depends on whether it has any yet (one indexed probe per table
+tells; the rollup holds the day's lock, so no other rollup of it runs meanwhile):
+- first roll: a plain INSERT in the unique key's order — no conflict to look for;
+- re-roll (the hourly roll of today, the nightly roll of yesterday, late events): the day's
+  rows and aggregates are compared in one join; rows whose key vanished are deleted, rows
+  whose figures changed are updated, missing rows inserted.
+  An unchanged row is neither written nor locked (`INSERT … ON CONFLICT DO UPDATE … WHERE`
+  locks every conflicting row, which writes each of the day's hundreds of thousands of
+  tuples even when nothing changed), so `computed_at` stays when the row last changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+
+PAIRS_TABLE = "rollup_day_pairs"
+USERS_TABLE = "rollup_day_users"
+
+# Sums are cast back to integers: PostgreSQL sums bigints as numeric, slower to compare.
+_PAIRS_SQL = f"""
+CREATE TEMPORARY TABLE {PAIRS_TABLE} AS
+SELECT organization_id, feature_id, end_user_id, CAST(SUM(events) AS BIGINT) AS event_count,
+       COUNT(session_key) AS sessions, COALESCE(SUM(duration), 0) AS total_session_duration,
+       CAST(SUM(timed) AS BIGINT) AS timed_events, MIN(first_at) AS first_at, MAX(last_at) AS last_at
+FROM rollup_day_events
+GROUP BY organization_id, feature_id, end_user_id
+"""
+# A group's session key is NULL for events without a session: COUNT(session_key) over one
+# (feature, end user)'s groups is that pair's distinct sessions; an end user's distinct
+# sessions over all features are counted from the distinct (end user, session) pairs.
+_USERS_SQL = f"""
+CREATE TEMPORARY TABLE {USERS_TABLE} AS
+SELECT p.organization_id, p.end_user_id, p.event_count, COALESCE(s.sessions, 0) AS sessions,
+       p.total_session_duration, p.timed_events, p.features_used, p.first_event_at, p.last_event_at
+FROM (
+    SELECT organization_id, end_user_id, CAST(SUM(event_count) AS BIGINT) AS event_count,
+           SUM(total_session_duration) AS total_session_duration,
+           CAST(SUM(timed_events) AS BIGINT) AS timed_events, COUNT(*) AS features_used,
+           MIN(first_at) AS first_event_at, MAX(last_at) AS last_event_at
+    FROM {PAIRS_TABLE} WHERE end_user_id IS NOT NULL
+    GROUP BY organization_id, end_user_id
+) p LEFT JOIN (
+    SELECT end_user_id, COUNT(*) AS sessions FROM (
+        SELECT end_user_id, session_key FROM rollup_day_events
+        WHERE end_user_id IS NOT NULL AND session_key IS NOT NULL
+        GROUP BY end_user_id, session_key
+    ) d GROUP BY end_user_id
+) s ON s.end_user_id = p.end_user_id
+"""
+
+_FIGURES = ("event_count", "sessions", "total_session_duration", "timed_events")
+_USER_FEATURE = ("analytics_dailyuserfeatureusage", PAIRS_TABLE, ("feature_id", "end_user_id"), _FIGURES)
+_USER = (
+    "analytics_dailyuserusage",
+    USERS_TABLE,
+    ("end_user_id",),
+    (*_FIGURES, "features_used", "first_event_at", "last_event_at"),
+)
+
+
+_DIFF_TABLE = "rollup_day_diff"
+
+
+def _sqls(table: str, source: str, key: tuple[str, ...], figures: tuple[str, ...]) -> dict[str, str]:
+    """The statements writing `table` from `source` (same column names). Parameters — any:
+    organisation, day; first: day, now; diff: organisation, day; stale: none; changed: now;
+    missing: organisation, day, now; together: those of diff, changed and missing."""
+    columns = ", ".join(["organization_id", "date", *key, *figures, "computed_at"])
+    # In the order of the unique key: each new index entry lands next to the previous one.
+    order = ", ".join(f"s.{c}" for c in key)
+    values = ", ".join(f"s.{c}" for c in (*key, *figures))
+    day_rows = "organization_id = %s AND date = %s"
+    # The day's rows and its aggregates, joined once on the key (one hash of each side, where
+    # a delete, an update and an insert would each hash one side again): what is left is
+    # the rows to change — stale (no aggregate), changed (a figure differs; every figure is
+    # NOT NULL, so `<>` is exact) and missing (no row).
+    diff = (
+        f"SELECT t.id AS row_id, {values}"
+        f" FROM (SELECT id, {', '.join((*key, *figures))} FROM {table} WHERE {day_rows}) t"
+        f" FULL JOIN (SELECT * FROM {source} WHERE end_user_id IS NOT NULL) s"
+        f" ON {' AND '.join(f't.{c} = s.{c}' for c in key)}"
+        f" WHERE t.id IS NULL OR s.end_user_id IS NULL OR {' OR '.join(f't.{c} <> s.{c}' for c in figures)}"
+    )
+    stale = f"DELETE FROM {table} WHERE id IN (SELECT row_id FROM {_DIFF_TABLE} WHERE end_user_id IS NULL)"
+    changed = (
+        f"UPDATE {table} SET {', '.join(f'{c} = s.{c}' for c in figures)}, computed_at = %s"
+        f" FROM {_DIFF_TABLE} s WHERE {table}.id = s.row_id AND s.end_user_id IS NOT NULL"
+    )
+    missing = (
+        f"INSERT INTO {table} ({columns}) SELECT %s, %s, {values}, %s"
+        f" FROM {_DIFF_TABLE} s WHERE s.row_id IS NULL ORDER BY {order}"
+    )
+    return {
+        "any": f"SELECT 1 FROM {table} WHERE {day_rows} LIMIT 1",
+        "first": f"INSERT INTO {table} ({columns}) SELECT s.organization_id, %s, {values}, %s"
+        f" FROM {source} s WHERE s.end_user_id IS NOT NULL ORDER BY {order}",
+        # SQLite: the diff as a temporary table, then one statement per kind of change.
+        "diff": f"CREATE TEMPORARY TABLE {_DIFF_TABLE} AS {diff}",
+        "stale": stale,
+        "changed": changed,
+        "missing": missing,
+        # PostgreSQL: one statement, the diff a materialised CTE that the delete, the update
+        # and the insert read (disjoint rows, one snapshot). No temporary table per day and
+        # table: each holds a lock until the transaction ends, and a test rolling 150 days
+        # in one transaction ran the server out of lock slots (max_locks_per_transaction).
+        "together": f"WITH {_DIFF_TABLE} AS MATERIALIZED ({diff}), stale AS ({stale}), changed AS ({changed})"
+        f" {missing}",
+    }
+
+
+_WRITES = [_sqls(*spec) for spec in (_USER_FEATURE, _USER)]
+
+
+def per_user_groups_build(cursor: Any) -> None:
+    """`rollup_day_pairs` and `rollup_day_users` from the day's groups, analysed so that
+    the hashes reading them are sized right."""
+    cursor.execute(_PAIRS_SQL)
+    cursor.execute(f"ANALYZE {PAIRS_TABLE}")
+    cursor.execute(_USERS_SQL)
+    cursor.execute(f"ANALYZE {USERS_TABLE}")
+
+
+def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> bool:
+    """Bring `day`'s per-user rows of `org_id` in line with the day's aggregates (`day`, `now`:
+    as the backend adapts them). Returns whether per-user-and-feature rows may have been
+    deleted (stale): False on a first roll; on PostgreSQL's one-statement re-roll the
+    deletions are not counted, so True (the caller then checks, which is exact either way)."""
+    vanished = False
+    for sqls in _WRITES:
+        cursor.execute(sqls["any"], [org_id, day])
+        if cursor.fetchone() is None:
+            cursor.execute(sqls["first"], [day, now])
+            continue
+        if connection.vendor == "postgresql":
+            cursor.execute(sqls["together"], [org_id, day, now, org_id, day, now])
+            vanished = vanished or sqls is _WRITES[0]
+            continue
+        cursor.execute(sqls["diff"], [org_id, day])
+        cursor.execute(sqls["stale"])
+        vanished = vanished or (sqls is _WRITES[0] and cursor.rowcount > 0)
+        cursor.execute(sqls["changed"], [now])
+        cursor.execute(sqls["missing"], [org_id, day, now])
+        cursor.execute(f"DROP TABLE {_DIFF_TABLE}")
+    return vanished
+
+
+def per_user_groups_drop(cursor: Any) -> None:
+    for table in (PAIRS_TABLE, USERS_TABLE):
+        cursor.execute(f"DROP TABLE {table}")
