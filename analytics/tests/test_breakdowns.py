@@ -153,7 +153,8 @@ def test_bad_breakdowns_are_400(analyst_client, data, endpoint, query, message):
         # the account filter is looked up first (one query), then as above
         ("usage-summary?breakdown=account&account=acme", 1 + 3 + 3 + 1),
         ("timeseries?account=acme", 1 + 1),
-        ("top-users?account=acme", 1 + 3),  # the winners, their profiles, their top features
+        # the bounds (weekly totals), the edge days, the winners, their profiles, their top features
+        ("top-users?account=acme", 1 + 5),
     ],
 )
 def test_breakdown_query_counts_are_pinned(analyst_client, data, django_assert_num_queries, query, count):
