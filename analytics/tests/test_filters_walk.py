@@ -237,7 +237,7 @@ def test_timeseries_by_hand(analyst_client, data):
 @pytest.mark.parametrize(
     ("endpoint", "count"),
     [
-        ("usage-summary", 6),
+        ("usage-summary", 7),  # + the dimension rollup's check that it holds the user property
         ("feature-usage", 5),  # stickiness: distinct users per feature
         ("timeseries", 4),
         ("top-users", 6),
