@@ -16,6 +16,7 @@ from .models import (
     DailyUserUsage,
     Segment,
     UserActiveDays,
+    UserFeatureActiveDays,
 )
 
 
@@ -96,6 +97,18 @@ class UserActiveDaysAdmin(ReadOnlyModelAdmin):
     autocomplete_fields = ["organization"]
     raw_id_fields = ["end_user"]
     ordering = ["-block_start", "organization", "end_user"]
+    show_full_result_count = False
+
+
+@admin.register(UserFeatureActiveDays)
+class UserFeatureActiveDaysAdmin(ReadOnlyModelAdmin):
+    list_display = ["block_start", "organization", "feature", "end_user", "active_days"]
+    list_filter = ["organization", "block_start"]
+    list_select_related = ["organization", "feature", "end_user"]
+    search_fields = ["end_user__external_id", "feature__key", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["feature", "end_user"]
+    ordering = ["-block_start", "organization", "feature", "end_user"]
     show_full_result_count = False
 
 

@@ -27,6 +27,7 @@ def _tenant_rows(admin_user):
         DailyUserUsage,
         Segment,
         UserActiveDays,
+        UserFeatureActiveDays,
     )
     from insights.models import AlertFiring, AlertRule, Anomaly, Insight, Webhook, WebhookDelivery
     from telemetry.models import Account, DirtyDay, EndUser, Feature, UsageEvent
@@ -58,6 +59,9 @@ def _tenant_rows(admin_user):
         organization=org, date=date.today(), age_band="18-40", gender="F", event_count=1, active_users=1
     )
     UserActiveDays.objects.create(organization=org, end_user=end_user, block_start=date(2025, 1, 6), active_days=5)
+    UserFeatureActiveDays.objects.create(
+        organization=org, feature=feature, end_user=end_user, block_start=date(2025, 1, 6), active_days=5
+    )
     DailyAccountUsage.objects.create(
         organization=org, date=date.today(), account=account, event_count=1, active_users=1
     )
@@ -221,11 +225,19 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         DailyFeatureUsage,
         DailyOrgUsage,
         UserActiveDays,
+        UserFeatureActiveDays,
     )
     from insights.models import Anomaly, Insight, WebhookDelivery
     from telemetry.models import DirtyDay, UsageEvent
 
-    computed = (DailyFeatureUsage, DailyOrgUsage, DailyAccountUsage, DailyDimensionUsage, UserActiveDays)
+    computed = (
+        DailyFeatureUsage,
+        DailyOrgUsage,
+        DailyAccountUsage,
+        DailyDimensionUsage,
+        UserActiveDays,
+        UserFeatureActiveDays,
+    )
     for model in (*computed, UsageEvent, DirtyDay, Anomaly, Insight, WebhookDelivery):
         prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
         obj = model._default_manager.first()
