@@ -23,6 +23,8 @@ from typing import Any
 
 from django.db import connection
 
+from .temp_tables import temp_table_fill, temp_tables_release
+
 BLOCK_DAYS = 56
 # A Monday: every block starts on one.
 BLOCK_EPOCH = date(1970, 1, 5)
@@ -86,8 +88,7 @@ DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start 
 # gets here (active_days 0) have their bit set by `rollup_active_days` right after; a user
 # whose day vanished drops by that day's events and loses the bit there.
 _OLD_TABLE = "rollup_day_users_before"
-_KEEP_OLD_SQL = f"""
-CREATE TEMPORARY TABLE {_OLD_TABLE} AS
+_KEEP_OLD_SQL = """
 SELECT end_user_id, event_count FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
 """
 _BLOCK_EVENTS_SQL = f"""
@@ -110,7 +111,7 @@ def week_of(day: date) -> int:
 
 def block_events_keep(cursor: Any, org_id: int, day: date) -> None:
     """Set aside `day`'s per-user events as they are before the rollup replaces them."""
-    cursor.execute(_KEEP_OLD_SQL, [org_id, connection.ops.adapt_datefield_value(day)])
+    temp_table_fill(cursor, _OLD_TABLE, _KEEP_OLD_SQL, [org_id, connection.ops.adapt_datefield_value(day)])
 
 
 def rollup_block_events(cursor: Any, org_id: int, day: date) -> None:
@@ -121,7 +122,7 @@ def rollup_block_events(cursor: Any, org_id: int, day: date) -> None:
     block = ops.adapt_datefield_value(block_of(day))
     day_param = ops.adapt_datefield_value(day)
     cursor.execute(_BLOCK_EVENTS_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, org_id, day_param])
-    cursor.execute(f"DROP TABLE {_OLD_TABLE}")
+    temp_tables_release(cursor, _OLD_TABLE)
 
 
 def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:

@@ -39,6 +39,7 @@ from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .rollup_accounts import account_rows_replace
 from .rollup_dimensions import dimensions_day_build
 from .rollup_users import PAIRS_TABLE, USERS_TABLE, per_user_groups_build, per_user_groups_drop, per_user_rows_write
+from .temp_tables import temp_table_fill, temp_tables_release
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +54,13 @@ OrgRef = Organization | int | None
 # instead of the events. A group's session key is NULL for events without a session, so
 # COUNT(session_key) over one feature and user's groups is that pair's distinct sessions.
 _DAY_TABLE = "rollup_day_events"
-_DAY_SQL = f"""
-CREATE TEMPORARY TABLE {_DAY_TABLE} AS
-SELECT organization_id, feature_id, end_user_id, {{session_key}} AS session_key, COUNT(*) AS events,
+_DAY_SQL = """
+SELECT organization_id, feature_id, end_user_id, {session_key} AS session_key, COUNT(*) AS events,
        SUM(session_duration) AS duration, COUNT(session_duration) AS timed,
        MIN(timestamp) AS first_at, MAX(timestamp) AS last_at
 FROM telemetry_usageevent
 WHERE timestamp >= %s AND timestamp < %s AND organization_id = %s
-GROUP BY organization_id, feature_id, end_user_id, {{session_key}}
+GROUP BY organization_id, feature_id, end_user_id, {session_key}
 """
 
 
@@ -247,7 +247,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
             cursor.execute("SET LOCAL synchronous_commit = off")
         # The day's groups live until the end of this block: a failure rolls their creation
         # back with everything else.
-        cursor.execute(_DAY_SQL.format(session_key=_session_key_sql()), [*window, org_id])
+        temp_table_fill(cursor, _DAY_TABLE, _DAY_SQL.format(session_key=_session_key_sql()), [*window, org_id])
         # Statistics of the groups: the planner then sizes the hashes below (the stale-row
         # subplan is hashed only when it is known to fit in work_mem).
         cursor.execute(f"ANALYZE {_DAY_TABLE}")
@@ -262,7 +262,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         block_events_keep(cursor, org_id, day)
         feature_rows_vanished = per_user_rows_write(cursor, org_id, day_param, now)
         rollup_block_events(cursor, org_id, day)
-        cursor.execute(f"DROP TABLE {_DAY_TABLE}")
+        temp_tables_release(cursor, _DAY_TABLE)
         stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()

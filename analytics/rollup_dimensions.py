@@ -40,6 +40,8 @@ from typing import Any
 
 from django.db import connection
 
+from .temp_tables import temp_table_create, temp_table_fill, temp_tables_release
+
 MAX_EVENT_KEYS = 10
 MAX_USER_KEYS = 10
 MAX_VALUES = 50
@@ -199,7 +201,6 @@ SELECT DISTINCT cls, age_band, gender, properties FROM ddu_u
 
 # The MAX_VALUES values of each dimension with most events, over all features.
 _TOP_SQL = f"""
-CREATE TEMP TABLE ddu_top AS
 SELECT dim, val FROM (
     SELECT dim, val, ROW_NUMBER() OVER (PARTITION BY dim ORDER BY SUM(events) DESC, val) AS n
     FROM ddu_stage GROUP BY dim, val
@@ -258,8 +259,6 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     `cursor`: the rollup's, inside its transaction; `window`: the day's [start, end) as
     adapted timestamps. Runs after the day's per-user rows are final."""
     day_param = connection.ops.adapt_datefield_value(day)
-    for table in _TEMP_TABLES:
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
     cursor.execute(
         "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s", [org_id, day_param]
     )
@@ -267,9 +266,9 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     text = 'TEXT COLLATE "C"' if _postgres() else "TEXT"
     json = "JSONB" if _postgres() else "TEXT"
     segment = "age_band VARCHAR(5), gender VARCHAR(1)"
-    cursor.execute(f"CREATE TEMP TABLE ddu_u (uid BIGINT PRIMARY KEY, cls BIGINT, {segment}, properties {json})")
+    temp_table_create(cursor, "ddu_u", f"uid BIGINT PRIMARY KEY, cls BIGINT, {segment}, properties {json}")
     cursor.execute(_USERS_SQL, [org_id, day_param])
-    cursor.execute(f"CREATE TEMP TABLE ddu_cls (cls BIGINT, {segment}, properties {json})")
+    temp_table_create(cursor, "ddu_cls", f"cls BIGINT, {segment}, properties {json}")
     cursor.execute(_CLASSES_SQL)
     if _postgres():
         # The day's users are the side the events pass hashes: its estimate must say so.
@@ -279,9 +278,11 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
         # millions of rows on a big day.
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("SET LOCAL enable_mergejoin = off")
-    cursor.execute(
-        f"CREATE TEMP TABLE ddu_g (kind SMALLINT, feature_id BIGINT, uid BIGINT, cls BIGINT, event_type {text}, "
-        f"metadata {json}, events BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
+    temp_table_create(
+        cursor,
+        "ddu_g",
+        f"kind SMALLINT, feature_id BIGINT, uid BIGINT, cls BIGINT, event_type {text}, "
+        f"metadata {json}, events BIGINT, duration DOUBLE PRECISION, timed BIGINT",
     )
     for sql in _grouped_sqls():
         cursor.execute(sql, [org_id, *window])
@@ -289,19 +290,21 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     event_keys = _chosen(cursor.fetchall(), MAX_EVENT_KEYS)
     cursor.execute(_user_keys_sql(), [org_id, day_param])
     user_keys = _chosen(cursor.fetchall(), MAX_USER_KEYS)
-    cursor.execute(f"CREATE TEMP TABLE ddu_keys (kind VARCHAR(5), dim {text}, name TEXT)")
+    temp_table_create(cursor, "ddu_keys", f"kind VARCHAR(5), dim {text}, name TEXT")
     keys = [("event", EVENTS_MARK, ""), ("user", USERS_MARK, ""), ("event", "event_type", "")]
     keys += [("event", f"event.{name}", name) for name in event_keys]
     keys += [("user", f"user.{name}", name) for name in user_keys]
     cursor.executemany("INSERT INTO ddu_keys (kind, dim, name) VALUES (%s, %s, %s)", keys)
-    cursor.execute(
-        f"CREATE TEMP TABLE ddu_stage (feature_id BIGINT, age_band VARCHAR(5), gender VARCHAR(1), dim {text}, "
-        f"val {text}, events BIGINT, users BIGINT, sessions BIGINT, duration DOUBLE PRECISION, timed BIGINT)"
+    temp_table_create(
+        cursor,
+        "ddu_stage",
+        f"feature_id BIGINT, age_band VARCHAR(5), gender VARCHAR(1), dim {text}, "
+        f"val {text}, events BIGINT, users BIGINT, sessions BIGINT, duration DOUBLE PRECISION, timed BIGINT",
     )
     event_stage, user_stage = _stage_sqls()
     cursor.execute(event_stage)
     cursor.execute(user_stage, [org_id, day_param])
-    cursor.execute(_TOP_SQL)
+    temp_table_fill(cursor, "ddu_top", _TOP_SQL)
     per_feature, event_all, user_all = _insert_sqls()
     cursor.execute(per_feature, [org_id, day_param])
     cursor.execute(event_all, [org_id, day_param])
@@ -309,5 +312,4 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     if _postgres():
         cursor.execute("RESET enable_sort")
         cursor.execute("RESET enable_mergejoin")
-    for table in _TEMP_TABLES:
-        cursor.execute(f"DROP TABLE {table}")
+    temp_tables_release(cursor, *_TEMP_TABLES)

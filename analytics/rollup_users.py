@@ -26,12 +26,13 @@ from typing import Any
 
 from django.db import connection
 
+from .temp_tables import temp_table_fill, temp_tables_release
+
 PAIRS_TABLE = "rollup_day_pairs"
 USERS_TABLE = "rollup_day_users"
 
 # Sums are cast back to integers: PostgreSQL sums bigints as numeric, slower to compare.
-_PAIRS_SQL = f"""
-CREATE TEMPORARY TABLE {PAIRS_TABLE} AS
+_PAIRS_SQL = """
 SELECT organization_id, feature_id, end_user_id, CAST(SUM(events) AS BIGINT) AS event_count,
        COUNT(session_key) AS sessions, COALESCE(SUM(duration), 0) AS total_session_duration,
        CAST(SUM(timed) AS BIGINT) AS timed_events, MIN(first_at) AS first_at, MAX(last_at) AS last_at
@@ -42,7 +43,6 @@ GROUP BY organization_id, feature_id, end_user_id
 # (feature, end user)'s groups is that pair's distinct sessions; an end user's distinct
 # sessions over all features are counted from the distinct (end user, session) pairs.
 _USERS_SQL = f"""
-CREATE TEMPORARY TABLE {USERS_TABLE} AS
 SELECT p.organization_id, p.end_user_id, p.event_count, COALESCE(s.sessions, 0) AS sessions,
        p.total_session_duration, p.timed_events, p.features_used, p.first_event_at, p.last_event_at
 FROM (
@@ -127,9 +127,9 @@ _WRITES = [_sqls(*spec) for spec in (_USER_FEATURE, _USER)]
 def per_user_groups_build(cursor: Any) -> None:
     """`rollup_day_pairs` and `rollup_day_users` from the day's groups, analysed so that
     the hashes reading them are sized right."""
-    cursor.execute(_PAIRS_SQL)
+    temp_table_fill(cursor, PAIRS_TABLE, _PAIRS_SQL)
     cursor.execute(f"ANALYZE {PAIRS_TABLE}")
-    cursor.execute(_USERS_SQL)
+    temp_table_fill(cursor, USERS_TABLE, _USERS_SQL)
     cursor.execute(f"ANALYZE {USERS_TABLE}")
 
 
@@ -158,5 +158,4 @@ def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> bool:
 
 
 def per_user_groups_drop(cursor: Any) -> None:
-    for table in (PAIRS_TABLE, USERS_TABLE):
-        cursor.execute(f"DROP TABLE {table}")
+    temp_tables_release(cursor, PAIRS_TABLE, USERS_TABLE)
