@@ -40,7 +40,7 @@ from typing import Any
 
 from django.db import connection
 
-from .temp_tables import temp_table_create, temp_table_fill, temp_tables_release
+from .temp_tables import on_postgres, temp_table_create, temp_table_fill, temp_tables_release
 
 MAX_EVENT_KEYS = 10
 MAX_USER_KEYS = 10
@@ -64,13 +64,9 @@ _SEGMENT = f"{_AGE_BAND_SQL} AS age_band, COALESCE(u.gender, '') AS gender"
 _CLASS_SEGMENT = "COALESCE(c.age_band, ''), COALESCE(c.gender, '')"
 
 
-def _postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def _prop(column: str) -> str:
     """SQL for the text of property `k.name` of a JSON column, NULL when absent."""
-    if _postgres():
+    if on_postgres():
         return f"({column} ->> k.name)"
     return f"""CAST(json_extract({column}, '$."' || k.name || '"') AS TEXT)"""
 
@@ -99,7 +95,7 @@ PER_FEATURE, PER_USER = 0, 1
 
 def _grouped_sqls() -> list[str]:
     """`ddu_g`: kind PER_FEATURE rows (uid unset) and PER_USER rows (feature unset)."""
-    if _postgres():
+    if on_postgres():
         # One scan and one join for both groupings; GROUPING() is 1 where feature_id is not
         # a key, i.e. on the per-user rows. Metadata is hashed as its text (jsonb prints
         # canonically, so equal objects have equal text): a third of the pass's cost.
@@ -116,7 +112,7 @@ def _grouped_sqls() -> list[str]:
 
 
 def _event_keys_sql() -> str:
-    if _postgres():
+    if on_postgres():
         keys = "jsonb_object_keys(CASE WHEN jsonb_typeof(g.metadata) = 'object' THEN g.metadata ELSE '{}' END) p"
         key = "p"
     else:
@@ -130,7 +126,7 @@ GROUP BY {key} ORDER BY SUM(g.events) DESC, {key} LIMIT {_KEY_CANDIDATES}
 
 
 def _user_keys_sql() -> str:
-    if _postgres():
+    if on_postgres():
         keys = "jsonb_object_keys(CASE WHEN jsonb_typeof(u.properties) = 'object' THEN u.properties ELSE '{}' END) p"
         key = "p"
     else:
@@ -263,14 +259,14 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
         "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s", [org_id, day_param]
     )
     # Text compared byte-wise on PostgreSQL: the groupings and joins sort no collated text.
-    text = 'TEXT COLLATE "C"' if _postgres() else "TEXT"
-    json = "JSONB" if _postgres() else "TEXT"
+    text = 'TEXT COLLATE "C"' if on_postgres() else "TEXT"
+    json = "JSONB" if on_postgres() else "TEXT"
     segment = "age_band VARCHAR(5), gender VARCHAR(1)"
     temp_table_create(cursor, "ddu_u", f"uid BIGINT PRIMARY KEY, cls BIGINT, {segment}, properties {json}")
     cursor.execute(_USERS_SQL, [org_id, day_param])
     temp_table_create(cursor, "ddu_cls", f"cls BIGINT, {segment}, properties {json}")
     cursor.execute(_CLASSES_SQL)
-    if _postgres():
+    if on_postgres():
         # The day's users are the side the events pass hashes: its estimate must say so.
         cursor.execute("ANALYZE ddu_u")
         # The groupings below have far fewer groups than rows, which the planner cannot tell
@@ -309,7 +305,7 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     cursor.execute(per_feature, [org_id, day_param])
     cursor.execute(event_all, [org_id, day_param])
     cursor.execute(user_all, [org_id, day_param, org_id, day_param])
-    if _postgres():
+    if on_postgres():
         cursor.execute("RESET enable_sort")
         cursor.execute("RESET enable_mergejoin")
     temp_tables_release(cursor, *_TEMP_TABLES)

@@ -17,7 +17,8 @@ from typing import Any
 from django.db import connection
 
 
-def _postgres() -> bool:
+def on_postgres() -> bool:
+    """Whether the default connection is PostgreSQL's (the rollup steps' SQL differs there)."""
     return connection.vendor == "postgresql"
 
 
@@ -28,7 +29,7 @@ def _exists(cursor: Any, name: str) -> bool:
 
 def temp_table_create(cursor: Any, name: str, columns: str) -> None:
     """An empty temporary table `name (columns)`."""
-    if _postgres():
+    if on_postgres():
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}) ON COMMIT DROP")
         cursor.execute(f"TRUNCATE {name}")
     else:
@@ -39,7 +40,7 @@ def temp_table_create(cursor: Any, name: str, columns: str) -> None:
 def temp_table_fill(cursor: Any, name: str, query: str, params: Sequence[Any] = ()) -> None:
     """A temporary table `name` holding the rows of `query` (its columns are the query's,
     which must be the same query whenever `name` is filled)."""
-    if not _postgres():
+    if not on_postgres():
         cursor.execute(f"DROP TABLE IF EXISTS {name}")
         cursor.execute(f"CREATE TEMP TABLE {name} AS {query}", params)
     elif _exists(cursor, name):
@@ -51,7 +52,7 @@ def temp_table_fill(cursor: Any, name: str, query: str, params: Sequence[Any] = 
 
 def temp_tables_release(cursor: Any, *names: str) -> None:
     """Done with the tables for this day: their rows go (PostgreSQL) or the tables do."""
-    if _postgres():
+    if on_postgres():
         cursor.execute(f"TRUNCATE {', '.join(names)}")
     else:
         for name in names:

@@ -9,9 +9,10 @@ Variants (each 1,000 events per request, the same events as the native scenarios
 - segment:       POST /v1/batch as analytics-python sends it (HTTP Basic `writeKey:`, `sentAt`);
 - rudder-gzip:   the same, gzipped (RudderStack's default).
 
-The variants run one after the other, round after round (`--compat-rounds`), so a change of
-the machine's load (two cores shared with whatever else runs) hits them alike; the report
-gives the median of each and its ratio to native (target ≥ 90 %), and the CPU the app spent
+The variants run one after the other, round after round (`--compat-rounds`), each round
+starting further along the list, so a change of the machine's load (two cores shared with
+whatever else runs) and the growing events table hit them alike; the report gives the median
+of each, its ratio to native (target ≥ 90 %) overall and round by round, and the CPU the app spent
 per 1,000 events, which load changes much less. Every request has its own uuids (or message
 ids), so nothing is skipped as a duplicate; gzipped bodies are compressed before the clock
 starts (level 6), so the clients' compression does not take CPU from the server.
