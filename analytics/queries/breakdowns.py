@@ -289,6 +289,11 @@ def _grouped(source: _Source, rows: QuerySet[Any], group: list[str], metric: str
     return list(rows.values(*group).annotate(**wanted))
 
 
+# At most this many values of a dimension are pulled to rank and total in one pass; a
+# dimension with more (a free-form property read from raw events) totals its rest in SQL.
+_TOTALS_FETCHED = 1000
+
+
 @cached
 def breakdown_totals(
     org: Organization,
@@ -300,21 +305,43 @@ def breakdown_totals(
     filters: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """`[{key, value}]`: `metric` over start..end per value of `dimension`, the top
-    BREAKDOWN_LIMIT values then "other" (the rest together, when there is a rest)."""
+    BREAKDOWN_LIMIT values then "other" (the rest together, when there is a rest).
+
+    One grouped pass ranks the values and gives their figures; events and session time add
+    up, so "other" is the sum of the rest. Distinct users do not (a user may have several
+    event types): their "other" is one more query, and only when there is a rest."""
     filters = {k: v for k, v in (filters or {}).items() if v}
     if metric == "active_users" and (dimension in PERSON_DIMENSIONS or dimension.startswith(USER_PREFIX)):
         return _people_totals(org, dimension, start, end, filters)
-    source, top = _rolled_source(
-        org, dimension, filters, start, end, metric, users=metric == "active_users", per_feature=False
-    )
-    rows = source.within(start, end).annotate(bkey=source.key)
-    in_top = Q(bkey__in=top)
-    shown = {r["bkey"]: _value(metric, r) for r in _grouped(source, rows.filter(in_top), ["bkey"], metric)}
-    result = [{"key": key, "value": shown.get(key, 0)} for key in top]
-    rest = rows.exclude(in_top).aggregate(**_wanted(source, metric))
+    users = metric == "active_users"
+    source = _source(org, dimension, filters, users=users, per_feature=False)
+    ranked = _ranked(source, start, end, metric)
+    if source.rows.model is DailyDimensionUsage and all(row["bkey"] == FOLDED for row in ranked):
+        # No row of the dimension over the range (see `_rolled_source`): the exact rows.
+        source = _source(org, dimension, filters, users=users, per_feature=False, rolled_up=False)
+        ranked = _ranked(source, start, end, metric)
+    shown = [row for row in ranked if row["bkey"] != FOLDED][:BREAKDOWN_LIMIT]
+    result = [{"key": row["bkey"], "value": _value(metric, row)} for row in shown]
+    top = {row["bkey"] for row in shown}
+    rest_rows = [row for row in ranked if row["bkey"] not in top]
+    if not rest_rows:
+        return result
+    if users or len(ranked) > _TOTALS_FETCHED:
+        rows = source.within(start, end).annotate(bkey=source.key)
+        rest = rows.exclude(bkey__in=top).aggregate(**_wanted(source, metric))
+    else:
+        rest = {name: sum(row[name] or 0 for row in rest_rows) for name in _wanted(source, metric)}
     if any(rest.values()):
         result.append({"key": OTHER, "value": _value(metric, rest)})
     return result
+
+
+def _ranked(source: _Source, start: date, end: date, metric: str) -> list[dict[str, Any]]:
+    """Every value's figures over start..end (up to `_TOTALS_FETCHED` + 1 of them), most
+    events (most users for active_users) first."""
+    order = "users" if metric == "active_users" else "events"
+    rows = source.within(start, end).annotate(bkey=source.key).values("bkey").annotate(**_wanted(source, metric))
+    return list(rows.order_by(f"-{order}", "bkey")[: _TOTALS_FETCHED + 1])
 
 
 def _people_totals(
