@@ -13,7 +13,9 @@ exact and idempotent without reading the rest of the block. The per-feature bitm
 A `UserActiveDays` row's events per week of the
 block (`WEEK_FIELDS`) are kept alike: the rollup adds the change of the day's per-user
 events, the rows written minus those they replaced, so re-rolling an unchanged day writes
-nothing and a re-rolled day counts once (`rollup_block_events`).
+nothing and a re-rolled day counts once. The bit and the week's events of a user change in
+one write (`rollup_active_days`): each write leaves a dead row version behind, and a row
+is written on every active day of its block (docs/decisions.md, 2026-12-01).
 """
 
 from __future__ import annotations
@@ -56,9 +58,14 @@ def range_masks(start: date, end: date) -> dict[date, int]:
     return masks
 
 
-# Clear the day's bit of the users without a row that day (their events vanished), then set
-# it for the users with one where it is not set yet: re-rolling an unchanged day writes no
-# row, and a first roll writes each of the day's users once. Rows left empty are deleted.
+# Clear the day's bit of the users without a row that day (their events vanished); then, in
+# one upsert, set it for the day's users where it is not set yet and add the change of each
+# user's events to the day's week: the day's per-user rows just written minus those of the
+# previous roll (kept aside before they were replaced), two index ranges of one row per
+# user. Users whose bit is set and whose events did not change are left out before the
+# upsert (ON CONFLICT … WHERE false would still lock each of them), so re-rolling an
+# unchanged day writes no row and a first roll writes each of the day's users once. Rows left
+# empty are deleted.
 # `NOT IN` keeps the plan one hash of the day's users probed once per row whatever the
 # estimates: the `NOT EXISTS` it replaces was planned as a nested loop re-reading the day's
 # rows per bitmask row when the statistics said the day had none (a new day, rolled hourly
@@ -69,38 +76,29 @@ WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BI
   AND end_user_id NOT IN (
     SELECT d.end_user_id FROM analytics_dailyuserusage d WHERE d.organization_id = %s AND d.date = %s)
 """
-_SET_SQL = """
-INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days)
-SELECT organization_id, end_user_id, %s, CAST(%s AS BIGINT)
-FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
-ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET
-    active_days = analytics_useractivedays.active_days | excluded.active_days
-WHERE (analytics_useractivedays.active_days & excluded.active_days) = 0
-"""
-_DROP_EMPTY_SQL = """
-DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
-"""
-
-
-# The change of each user's events on the day: the day's per-user rows just written minus
-# those of the previous roll (kept aside before they were replaced), only where it is not
-# zero: two index ranges of one row per user, not the day's groups again. Rows a new user
-# gets here (active_days 0) have their bit set by `rollup_active_days` right after; a user
-# whose day vanished drops by that day's events and loses the bit there.
 _OLD_TABLE = "rollup_day_users_before"
 _KEEP_OLD_SQL = """
 SELECT end_user_id, event_count FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
 """
-_BLOCK_EVENTS_SQL = f"""
+_SET_SQL = f"""
 INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days, {{week}})
-SELECT %s, end_user_id, %s, 0, SUM(events) FROM (
-    SELECT end_user_id, event_count AS events FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
-    UNION ALL
-    SELECT end_user_id, -event_count FROM {_OLD_TABLE}
-) AS change WHERE true
-GROUP BY end_user_id HAVING SUM(events) <> 0
+SELECT %s, c.end_user_id, %s, c.bit, c.events FROM (
+    SELECT end_user_id, MAX(bit) AS bit, SUM(events) AS events FROM (
+        SELECT end_user_id, event_count AS events, CAST(%s AS BIGINT) AS bit
+        FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
+        UNION ALL
+        SELECT end_user_id, -event_count, CAST(0 AS BIGINT) FROM {_OLD_TABLE}
+    ) AS change GROUP BY end_user_id
+) AS c
+LEFT JOIN analytics_useractivedays a
+    ON a.organization_id = %s AND a.end_user_id = c.end_user_id AND a.block_start = %s
+WHERE c.events <> 0 OR (c.bit <> 0 AND (a.active_days IS NULL OR (a.active_days & c.bit) = 0))
 ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET
+    active_days = analytics_useractivedays.active_days | excluded.active_days,
     {{week}} = analytics_useractivedays.{{week}} + excluded.{{week}}
+"""
+_DROP_EMPTY_SQL = """
+DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
 """
 
 
@@ -114,27 +112,21 @@ def block_events_keep(cursor: Any, org_id: int, day: date) -> None:
     temp_table_fill(cursor, _OLD_TABLE, _KEEP_OLD_SQL, [org_id, connection.ops.adapt_datefield_value(day)])
 
 
-def rollup_block_events(cursor: Any, org_id: int, day: date) -> None:
-    """Add the change of `day`'s per-user events to its week's totals: call once the day's
-    DailyUserUsage rows are final, after `block_events_keep` and before
-    `rollup_active_days` (which drops the rows left without an active day)."""
-    ops = connection.ops
-    block = ops.adapt_datefield_value(block_of(day))
-    day_param = ops.adapt_datefield_value(day)
-    cursor.execute(_BLOCK_EVENTS_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, org_id, day_param])
-    temp_tables_release(cursor, _OLD_TABLE)
-
-
 def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
     """Bring `day`'s bit of the organisation's bitmasks in line with its DailyUserUsage rows
-    (which must be final: call after they are written and their stale rows deleted)."""
+    and add the change of its per-user events to its week's totals. Call once the day's
+    DailyUserUsage rows are final (written, their stale rows deleted), after
+    `block_events_keep`."""
     ops = connection.ops
     block = ops.adapt_datefield_value(block_of(day))
     bit = day_bit(day)
     day_param = ops.adapt_datefield_value(day)
     cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
     cleared = cursor.rowcount
-    cursor.execute(_SET_SQL, [block, bit, org_id, day_param])
+    cursor.execute(
+        _SET_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, bit, org_id, day_param, org_id, block]
+    )
+    temp_tables_release(cursor, _OLD_TABLE)
     if cleared:
         cursor.execute(_DROP_EMPTY_SQL, [org_id, block])
 

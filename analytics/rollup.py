@@ -34,7 +34,7 @@ from telemetry.services.partitions import raw_events_horizon
 from telemetry.services.storage import days_lock
 from tenants.models import Organization
 
-from .active_days import block_events_keep, rollup_active_days, rollup_block_events, rollup_feature_active_days
+from .active_days import block_events_keep, rollup_active_days, rollup_feature_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .rollup_accounts import account_rows_replace
 from .rollup_dimensions import dimensions_day_build
@@ -261,7 +261,6 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         # dashboard rows (the API's figure).
         block_events_keep(cursor, org_id, day)
         feature_rows_vanished = per_user_rows_write(cursor, org_id, day_param, now)
-        rollup_block_events(cursor, org_id, day)
         temp_tables_release(cursor, _DAY_TABLE)
         stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
         DailyFeatureUsage.objects.filter(**stale).delete()

@@ -1,7 +1,7 @@
 """UserActiveDays.events_w0…events_w7: each user's events in each week of the block, filled
 from the per-user rows already rolled up (blocks as in analytics.active_days: 56 days from
 Monday 1970-01-05; week k: days 7k..7k+6). From then on the rollup keeps them
-(`active_days.rollup_block_events`)."""
+(`active_days.rollup_active_days`)."""
 
 from django.db import migrations, models
 

@@ -18,7 +18,7 @@ from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
 from .conftest import D1, D3
-from .factories import at
+from .factories import at, end_user, event, feature
 from .test_rollup_equivalence import assert_series_equal, assert_summary_equal, first_seen_of, randomized
 
 pytestmark = pytest.mark.django_db
@@ -79,6 +79,40 @@ def test_late_and_vanished_events_set_and_clear_their_bit(org, hand_checked):
     rollup.rollup_day(D1, org)
     assert bitmasks(org)[(u3.pk, block_of(D1))] == day_bit(D1)
     assert bitmasks(org) == bits_from_days(org)
+
+
+def _bitmask_writes():
+    """Rows of UserActiveDays inserted or updated so far in this transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_ins + n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'analytics_useractivedays'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_day_writes_each_users_bitmask_row_once(org):
+    """Every write leaves a dead row version behind (PostgreSQL): a user's bit and week events
+    change in one write, an unchanged re-roll writes none, and the table's pages keep room
+    for the writes (fillfactor 50)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row versions and storage parameters are PostgreSQL's")
+    first = block_of(LAST) + timedelta(days=1)
+    feat = feature(org, "search")
+    people = [end_user(org, f"w{i}", first_seen=at(str(first), "08:00:00")) for i in range(3)]
+    for day in (first, first + timedelta(days=1)):
+        for person in people:
+            event(org, feat, person, at(str(day), "09:00:00"))
+    rollup.rollup_day(first, org)
+    before = _bitmask_writes()
+    rollup.rollup_day(first + timedelta(days=1), org)
+    assert _bitmask_writes() - before == len(people)
+    before = _bitmask_writes()
+    rollup.rollup_day(first + timedelta(days=1), org)
+    assert _bitmask_writes() == before
+    assert bitmasks(org) == bits_from_days(org)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'analytics_useractivedays'")
+        assert cursor.fetchone()[0] == ["fillfactor=50"]
 
 
 @pytest.fixture
