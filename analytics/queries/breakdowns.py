@@ -4,10 +4,10 @@ account (its external id; users without one are "(none)"), an end-user property
 usage-summary, timeseries and feature-usage.
 
 Each dimension is read from the cheapest rows that carry it: features from the feature
-Each dimension is read from the cheapest rows that carry it: features from the feature
 rollups, age band and gender from the person-segment rollups and accounts from the account
 rollups (events and session time, daily users) or the per-user rollups (distinct users, or a
-filter the group rollup does not carry), event type, event properties and user properties
+filter the group rollup does not carry; distinct users per feature from the per-feature
+active-day bitmasks), event type, event properties and user properties
 from the dimension rollup (DailyDimensionUsage: events, session time, daily users) and
 otherwise — a user-property or account filter, distinct users over a range or per week, a
 feature's daily users per event value, a property the rollup has no row of — from the
@@ -26,7 +26,7 @@ from django.db.models.fields import CharField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate, TruncWeek
 
-from telemetry.models import EndUser, UsageEvent
+from telemetry.models import EndUser, Feature, UsageEvent
 from tenants.models import Organization
 
 from ..models import (
@@ -313,6 +313,8 @@ def breakdown_totals(
     filters = {k: v for k, v in (filters or {}).items() if v}
     if metric == "active_users" and (dimension in PERSON_DIMENSIONS or dimension.startswith(USER_PREFIX)):
         return _people_totals(org, dimension, start, end, filters)
+    if metric == "active_users" and dimension == "feature":
+        return _feature_user_totals(org, start, end, filters)
     users = metric == "active_users"
     source = _source(org, dimension, filters, users=users, per_feature=False)
     ranked = _ranked(source, start, end, metric)
@@ -333,6 +335,22 @@ def breakdown_totals(
         rest = {name: sum(row[name] or 0 for row in rest_rows) for name in _wanted(source, metric)}
     if any(rest.values()):
         result.append({"key": OTHER, "value": _value(metric, rest)})
+    return result
+
+
+def _feature_user_totals(org: Organization, start: date, end: date, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Distinct active users per feature from the per-feature active-day bitmasks (one row
+    per user, feature and block, not one per active day), then "other": the distinct users
+    of the rest (a user may use several), one query more only when there is a rest."""
+    counts = active.feature_users(org, start, end, filters)
+    keys = dict(Feature.objects.filter(organization=org, pk__in=list(counts)).values_list("pk", "key"))
+    ranked = sorted(counts, key=lambda feature_id: (-counts[feature_id], keys[feature_id]))
+    result = [{"key": keys[feature_id], "value": counts[feature_id]} for feature_id in ranked[:BREAKDOWN_LIMIT]]
+    rest = ranked[BREAKDOWN_LIMIT:]
+    if rest:
+        rows = filters_apply(UserFeatureActiveDays.objects.filter(organization=org, feature_id__in=rest), filters)
+        users = active.active_within(rows, start, end).aggregate(n=Count("end_user_id", distinct=True))["n"]
+        result.append({"key": OTHER, "value": users})
     return result
 
 

@@ -117,9 +117,14 @@ def test_top_ten_and_other(analyst_client, org):
         for _ in range(n):
             event(org, feat, person, when)
     rollup.rollup_day(today(), org)
-    rows = analyst_client.get(f"{BASE}/usage-summary?breakdown=feature").json()["breakdown"]["events"]
+    split = analyst_client.get(f"{BASE}/usage-summary?breakdown=feature").json()["breakdown"]
+    rows = split["events"]
     assert [r["key"] for r in rows] == [f"f{n:02d}" for n in range(12, 2, -1)] + ["other"]
     assert rows[-1]["value"] == 3
+    # One user everywhere: ten features with one user each (ties by key), and "other" is
+    # that same user once, not once per remaining feature.
+    users = split["active_users"]
+    assert users == [{"key": f"f{n:02d}", "value": 1} for n in range(1, 11)] + [{"key": "other", "value": 1}]
     series = analyst_client.get(f"{BASE}/timeseries?breakdown=feature&start={today()}&end={today()}").json()
     assert series["series"][-1] == {"key": "other", "points": [{"date": today().isoformat(), "value": 3}]}
 

@@ -175,6 +175,19 @@ def test_feature_filtered_people_breakdown_equals_raw_events(org, long_data):
     assert {g["key"]: g["value"] for g in got} == {k: len(v) for k, v in users.items()}
 
 
+def test_users_per_feature_breakdown_equals_raw_events(org, long_data):
+    rows = ref.load(org)
+    keys = {f.pk: f.key for f in long_data["features"]}
+    for filters in filter_sets(long_data):
+        for start, end in random_ranges(long_data["first"], 3, seed=11):
+            expected = raw_feature_users(rows, start, end, filters)
+            got = breakdown_totals.uncached(
+                org, dimension="feature", start=start, end=end, metric="active_users", filters=filters
+            )
+            assert {g["key"]: g["value"] for g in got} == {keys[f]: n for f, n in expected.items()}, (filters, start)
+            assert [g["value"] for g in got] == sorted((g["value"] for g in got), reverse=True)
+
+
 def test_feature_distinct_user_reads_query_counts(org, long_data, django_assert_num_queries):
     start, end = LAST - timedelta(days=89), LAST
     feature = long_data["features"][0]
