@@ -2,7 +2,7 @@
 expected figure can be worked out by hand)."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from telemetry.models import EndUser, Feature, UsageEvent
 
@@ -38,3 +38,13 @@ def event(org, feat, user=None, when=None, *, session="", duration=None, event_t
         session_duration=duration,
         timestamp=when,
     )
+
+
+def users_on_days(org, count, days: list[date]):
+    """`count` end users, each with one "search" event at 09:00 on every one of `days`."""
+    feat = feature(org, "search")
+    people = [end_user(org, f"u{i}", first_seen=at(str(days[0]), "08:00:00")) for i in range(count)]
+    for day in days:
+        for person in people:
+            event(org, feat, person, at(str(day), "09:00:00"))
+    return people

@@ -18,7 +18,7 @@ from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
 from .conftest import D1, D3
-from .factories import at, end_user, event, feature
+from .factories import at, users_on_days
 from .test_rollup_equivalence import assert_series_equal, assert_summary_equal, first_seen_of, randomized
 
 pytestmark = pytest.mark.django_db
@@ -97,11 +97,7 @@ def test_a_day_writes_each_users_bitmask_row_once(org):
     if connection.vendor != "postgresql":
         pytest.skip("row versions and storage parameters are PostgreSQL's")
     first = block_of(LAST) + timedelta(days=1)
-    feat = feature(org, "search")
-    people = [end_user(org, f"w{i}", first_seen=at(str(first), "08:00:00")) for i in range(3)]
-    for day in (first, first + timedelta(days=1)):
-        for person in people:
-            event(org, feat, person, at(str(day), "09:00:00"))
+    people = users_on_days(org, 3, [first, first + timedelta(days=1)])
     rollup.rollup_day(first, org)
     before = _bitmask_writes()
     rollup.rollup_day(first + timedelta(days=1), org)

@@ -22,7 +22,7 @@ from analytics.queries.common import week_monday
 from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
-from .factories import at, end_user, event, feature
+from .factories import at, users_on_days
 from .test_rollup_equivalence import assert_summary_equal, randomized
 
 pytestmark = pytest.mark.django_db
@@ -214,11 +214,7 @@ def test_bitmask_joins_are_planned_without_nested_loops(org):
     if connection.vendor != "postgresql":
         pytest.skip("a PostgreSQL planner setting")
     first = block_of(LAST) + timedelta(days=1)
-    feat = feature(org, "search")
-    people = [end_user(org, f"p{i}", first_seen=at(str(first), "08:00:00")) for i in range(5)]
-    for day in (first, first + timedelta(days=1)):
-        for person in people:
-            event(org, feat, person, at(str(day), "09:00:00"))
+    people = users_on_days(org, 5, [first, first + timedelta(days=1)])
     rollup.rollup_day(first, org)
     UsageEvent.objects.filter(end_user=people[0], timestamp__gte=at(str(first), "00:00:00")).delete()
     with CaptureQueriesContext(connection) as ctx:
