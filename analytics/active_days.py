@@ -20,8 +20,6 @@ is written on every active day of its block (docs/decisions.md, 2026-12-01).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
@@ -104,24 +102,28 @@ DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start 
 """
 
 
-@contextmanager
-def _no_nested_loops(cursor: Any) -> Iterator[None]:
-    """Statements planned without nested loops (PostgreSQL; inside the rollup's transaction).
+def _execute_hashed(cursor: Any, sql: str, params: list[Any]) -> int:
+    """Run `sql` planned without nested loops (PostgreSQL; inside the rollup's transaction)
+    and return its row count.
 
     The joins of a day's per-user rows with the bitmask rows: the day's rows are written in
     the same transaction, so the planner has no idea how many there are and, on tables it
     has not analysed yet (a new installation's first days), estimated one and planned a
     nested loop re-reading the block's rows for each of them — 12 s, then 52 s, for the
     first two days of a 20,000-user backfill (docs/benchmarks.md). Hash joins are linear
-    whatever the estimates."""
+    whatever the estimates. The setting is put back as it was after the statement; after
+    an error there is nothing to put back: the rollback of the transaction or savepoint
+    undoes `SET LOCAL`, and a statement in an aborted transaction would hide the error."""
     if connection.vendor != "postgresql":
-        yield
-        return
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+    cursor.execute("SELECT current_setting('enable_nestloop')")
+    (previous,) = cursor.fetchone()
     cursor.execute("SET LOCAL enable_nestloop = off")
-    try:
-        yield
-    finally:
-        cursor.execute("SET LOCAL enable_nestloop = on")
+    cursor.execute(sql, params)
+    count = int(cursor.rowcount)
+    cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
+    return count
 
 
 def week_of(day: date) -> int:
@@ -145,10 +147,9 @@ def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
     day_param = ops.adapt_datefield_value(day)
     cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
     cleared = cursor.rowcount
-    with _no_nested_loops(cursor):
-        cursor.execute(
-            _SET_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, bit, org_id, day_param, org_id, block]
-        )
+    _execute_hashed(
+        cursor, _SET_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, bit, org_id, day_param, org_id, block]
+    )
     temp_tables_release(cursor, _OLD_TABLE)
     if cleared:
         cursor.execute(_DROP_EMPTY_SQL, [org_id, block])
@@ -165,7 +166,7 @@ WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BI
 """
 # Rows whose bit is already set are left out before the upsert: ON CONFLICT … WHERE false
 # would still lock (write) each of them, ~2.5 s of backend CPU on the 1 M-event day. The
-# anti-join runs with nested loops off (`_no_nested_loops`).
+# anti-join runs with nested loops off (`_execute_hashed`).
 _FEATURE_SET_SQL = """
 INSERT INTO analytics_userfeatureactivedays (organization_id, feature_id, end_user_id, block_start, active_days)
 SELECT d.organization_id, d.feature_id, d.end_user_id, %s, CAST(%s AS BIGINT)
@@ -195,10 +196,7 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
     day_param = ops.adapt_datefield_value(day)
     cleared = 0
     if rows_vanished:
-        with _no_nested_loops(cursor):
-            cursor.execute(_FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
-        cleared = cursor.rowcount
-    with _no_nested_loops(cursor):
-        cursor.execute(_FEATURE_SET_SQL, [block, bit, org_id, day_param, block, bit])
+        cleared = _execute_hashed(cursor, _FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
+    _execute_hashed(cursor, _FEATURE_SET_SQL, [block, bit, org_id, day_param, block, bit])
     if cleared:
         cursor.execute(_FEATURE_DROP_EMPTY_SQL, [org_id, block])

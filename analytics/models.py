@@ -151,7 +151,7 @@ class UserActiveDays(models.Model):
     # day into every range of its block. Not positive fields: the rollup adds a day's
     # change, negative when events vanished, through an upsert whose proposed row carries
     # it (a CHECK refuses it before the conflict). Database defaults too: the bitmask
-    # step's raw INSERT names none of them.
+    # step's raw INSERT names only the day's week.
     events_w0 = models.IntegerField(default=0, db_default=0)
     events_w1 = models.IntegerField(default=0, db_default=0)
     events_w2 = models.IntegerField(default=0, db_default=0)
