@@ -4,6 +4,7 @@ and "other", the 400s, and pinned query counts."""
 import pytest
 
 from analytics import rollup
+from analytics.queries.breakdowns import BREAKDOWN_LIMIT, totals
 from core.days import today
 
 from .factories import at, end_user, event, feature
@@ -127,6 +128,22 @@ def test_top_ten_and_other(analyst_client, org):
     assert users == [{"key": f"f{n:02d}", "value": 1} for n in range(1, 11)] + [{"key": "other", "value": 1}]
     series = analyst_client.get(f"{BASE}/timeseries?breakdown=feature&start={today()}&end={today()}").json()
     assert series["series"][-1] == {"key": "other", "points": [{"date": today().isoformat(), "value": 3}]}
+
+
+def test_a_dimension_past_the_fetched_values_totals_its_rest_in_sql(analyst_client, org, monkeypatch):
+    """More values than are pulled to rank (a free-form property): the top values are the
+    same and "other" is summed by the database from everything past them."""
+    monkeypatch.setattr(totals, "TOTALS_FETCHED", BREAKDOWN_LIMIT + 1)
+    when = at(today().isoformat(), "08:00:00")
+    person = end_user(org, "p1", first_seen=when)
+    for n in range(1, 15):
+        feat = feature(org, f"f{n:02d}")
+        for _ in range(n):
+            event(org, feat, person, when)
+    rollup.rollup_day(today(), org)
+    rows = analyst_client.get(f"{BASE}/usage-summary?breakdown=feature").json()["breakdown"]["events"]
+    assert [r["key"] for r in rows] == [f"f{n:02d}" for n in range(14, 4, -1)] + ["other"]
+    assert rows[-1]["value"] == 4 + 3 + 2 + 1
 
 
 def test_other_users_are_distinct_across_the_rest(analyst_client, org):

@@ -1,0 +1,99 @@
+"""`breakdown_series` (a figure per day or week per value of a dimension) and
+`breakdown_by_feature` (each feature's events per value)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from django.db.models import Q
+
+from tenants.models import Organization
+
+from ...models import DailyDimensionUsage
+from ..cache import cached
+from ..common import days_between, week_monday
+from .people import is_person_dimension, people_weekly
+from .sources import (
+    OTHER,
+    grouped,
+    in_dimension_rollup,
+    rolled_source,
+    source_for,
+    value_of,
+)
+
+
+@cached
+def breakdown_series(
+    org: Organization,
+    *,
+    dimension: str,
+    start: date,
+    end: date,
+    interval: str = "day",
+    metric: str = "events",
+    filters: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """`[{key, points: [{date, value}]}]` for the top values of `dimension` and "other",
+    one point per day or week (Monday-based, a first week cut by `start` labelled `start`, as
+    `timeseries`), zero-filled."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    buckets = days_between(start, end) if interval == "day" else days_between(week_monday(start), week_monday(end))[::7]
+    users = metric == "active_users"
+    if users and interval == "week" and is_person_dimension(dimension):
+        return people_weekly(org, dimension, start, end, filters, buckets)
+    source, top = rolled_source(
+        org, dimension, filters, start, end, metric, users=users, per_feature=False, daily_users=interval == "day"
+    )
+    rows = source.within(start, end).annotate(bkey=source.key, bucket=source.bucket(interval))
+    in_top = Q(bkey__in=top)
+    values: dict[str, dict[date, float]] = defaultdict(dict)
+    for r in grouped(source, rows.filter(in_top), ["bkey", "bucket"], metric):
+        values[r["bkey"]][as_date(r["bucket"])] = value_of(metric, r)
+    for r in grouped(source, rows.exclude(in_top), ["bucket"], metric):
+        values[OTHER][as_date(r["bucket"])] = value_of(metric, r)
+    keys = top + ([OTHER] if values.get(OTHER) else [])
+    # As `timeseries` labels it, a first week cut by `start` is labelled `start`.
+    return [
+        {"key": key, "points": [{"date": max(b, start), "value": values[key].get(b, 0)} for b in buckets]}
+        for key in keys
+    ]
+
+
+@cached
+def breakdown_by_feature(
+    org: Organization, *, dimension: str, start: date, end: date, filters: dict[str, Any] | None = None
+) -> dict[int, list[dict[str, Any]]]:
+    """{feature_id: [{key, value}]}: each feature's events over start..end per value of
+    `dimension` (the top values over all features, then "other")."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    # The top values over all features from the all-features rows (the per-feature rows add
+    # up to them, and are dozens of times more), then every feature's values in one pass,
+    # the rest folded into "other" here (events add up).
+    totals, top = rolled_source(org, dimension, filters, start, end, "events", users=False, per_feature=False)
+    rolled_up = totals.rows.model is DailyDimensionUsage or not in_dimension_rollup(
+        dimension, filters, users=False, daily_users=False
+    )
+    source = source_for(org, dimension, filters, users=False, per_feature=True, rolled_up=rolled_up)
+    rows = source.within(start, end).annotate(bkey=source.key)
+    shown = set(top)
+    split: dict[int, dict[str, float]] = defaultdict(dict)
+    rest: dict[int, float] = defaultdict(int)
+    for r in grouped(source, rows, ["feature_id", "bkey"], "events"):
+        if r["bkey"] in shown:
+            split[r["feature_id"]][r["bkey"]] = r["events"] or 0
+        else:
+            rest[r["feature_id"]] += r["events"] or 0
+    for feature_id, events in rest.items():
+        if events:
+            split[feature_id][OTHER] = events
+    return {
+        feature_id: [{"key": key, "value": by_key[key]} for key in [*top, OTHER] if key in by_key]
+        for feature_id, by_key in split.items()
+    }
+
+
+def as_date(value: Any) -> date:
+    return value.date() if hasattr(value, "date") and callable(value.date) else value

@@ -1,0 +1,89 @@
+"""`breakdown_totals`: a figure over a range per value of a dimension, top values and "other"."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.db.models import Count
+
+from telemetry.models import Feature
+from tenants.models import Organization
+
+from ...models import (
+    UserFeatureActiveDays,
+)
+from .. import active
+from ..cache import cached
+from ..filters import (
+    filters_apply,
+)
+from .people import people_totals
+from .sources import (
+    BREAKDOWN_LIMIT,
+    OTHER,
+    PERSON_DIMENSIONS,
+    TOTALS_FETCHED,
+    USER_PREFIX,
+    rolled_ranking,
+    top_of,
+    value_of,
+    wanted,
+)
+
+
+@cached
+def breakdown_totals(
+    org: Organization,
+    *,
+    dimension: str,
+    start: date,
+    end: date,
+    metric: str = "events",
+    filters: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """`[{key, value}]`: `metric` over start..end per value of `dimension`, the top
+    BREAKDOWN_LIMIT values then "other" (the rest together, when there is a rest).
+
+    One grouped pass ranks the values and gives their figures; events and session time add
+    up, so "other" is the sum of the rest. Distinct users do not (a user may have several
+    event types): their "other" is one more query, and only when there is a rest."""
+    filters = {k: v for k, v in (filters or {}).items() if v}
+    if metric == "active_users" and (dimension in PERSON_DIMENSIONS or dimension.startswith(USER_PREFIX)):
+        return people_totals(org, dimension, start, end, filters)
+    if metric == "active_users" and dimension == "feature":
+        return _feature_user_totals(org, start, end, filters)
+    users = metric == "active_users"
+    source, ranked_rows = rolled_ranking(org, dimension, filters, start, end, metric, users=users, per_feature=False)
+    top = top_of(ranked_rows)
+    figures = {row["bkey"]: row for row in ranked_rows}
+    result = [{"key": key, "value": value_of(metric, figures[key])} for key in top]
+    rest_rows = [row for row in ranked_rows if row["bkey"] not in top]
+    if not rest_rows:
+        return result
+    if users or len(ranked_rows) > TOTALS_FETCHED:
+        rows = source.within(start, end).annotate(bkey=source.key)
+        rest = rows.exclude(bkey__in=top).aggregate(**wanted(source, metric))
+    else:
+        rest = {name: sum(row[name] or 0 for row in rest_rows) for name in wanted(source, metric)}
+    if any(rest.values()):
+        result.append({"key": OTHER, "value": value_of(metric, rest)})
+    return result
+
+
+def _feature_user_totals(org: Organization, start: date, end: date, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Distinct active users per feature from the per-feature active-day bitmasks (one row
+    per user, feature and block, not one per active day), then "other": the distinct users
+    of the rest (a user may use several), one query more only when there is a rest."""
+    counts = active.feature_users(org, start, end, filters)
+    # Keys in the database's order, as the other breakdowns break ties.
+    keys = dict(Feature.objects.filter(organization=org, pk__in=list(counts)).order_by("key").values_list("pk", "key"))
+    position = {feature_id: i for i, feature_id in enumerate(keys)}
+    order = sorted(counts, key=lambda feature_id: (-counts[feature_id], position[feature_id]))
+    result = [{"key": keys[feature_id], "value": counts[feature_id]} for feature_id in order[:BREAKDOWN_LIMIT]]
+    rest = order[BREAKDOWN_LIMIT:]
+    if rest:
+        rows = filters_apply(UserFeatureActiveDays.objects.filter(organization=org, feature_id__in=rest), filters)
+        users = active.active_within(rows, start, end).aggregate(n=Count("end_user_id", distinct=True))["n"]
+        result.append({"key": OTHER, "value": users})
+    return result
