@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import connection
 
+from .planner import plans_without
 from .temp_tables import temp_table_fill, temp_tables_release
 
 BLOCK_DAYS = 56
@@ -100,30 +101,12 @@ ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET
 _DROP_EMPTY_SQL = """
 DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
 """
-
-
-def _execute_hashed(cursor: Any, sql: str, params: list[Any]) -> int:
-    """Run `sql` planned without nested loops (PostgreSQL; inside the rollup's transaction)
-    and return its row count.
-
-    The joins of a day's per-user rows with the bitmask rows: the day's rows are written in
-    the same transaction, so the planner has no idea how many there are and, on tables it
-    has not analysed yet (a new installation's first days), estimated one and planned a
-    nested loop re-reading the block's rows for each of them — 12 s, then 52 s, for the
-    first two days of a 20,000-user backfill (docs/benchmarks.md). Hash joins are linear
-    whatever the estimates. The setting is put back as it was after the statement; after
-    an error there is nothing to put back: the rollback of the transaction or savepoint
-    undoes `SET LOCAL`, and a statement in an aborted transaction would hide the error."""
-    if connection.vendor != "postgresql":
-        cursor.execute(sql, params)
-        return int(cursor.rowcount)
-    cursor.execute("SELECT current_setting('enable_nestloop')")
-    (previous,) = cursor.fetchone()
-    cursor.execute("SET LOCAL enable_nestloop = off")
-    cursor.execute(sql, params)
-    count = int(cursor.rowcount)
-    cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
-    return count
+# _HASHED: the joins of the day's per-user rows with the bitmask rows run with nested loops
+# off (`planner.plans_without`). The day's rows are written in the same transaction, so the
+# planner has no idea how many there are and, on tables it has not analysed yet (a new
+# installation's first days), estimated one and planned a nested loop re-reading the
+# block's rows for each of them: 12 s, then 52 s, for the first two days of a 20,000-user
+# backfill (docs/benchmarks.md). Hash joins are linear whatever the estimates.
 
 
 def week_of(day: date) -> int:
@@ -147,9 +130,10 @@ def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
     day_param = ops.adapt_datefield_value(day)
     cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
     cleared = cursor.rowcount
-    _execute_hashed(
-        cursor, _SET_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, bit, org_id, day_param, org_id, block]
-    )
+    with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
+        cursor.execute(
+            _SET_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, bit, org_id, day_param, org_id, block]
+        )
     temp_tables_release(cursor, _OLD_TABLE)
     if cleared:
         cursor.execute(_DROP_EMPTY_SQL, [org_id, block])
@@ -166,7 +150,7 @@ WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BI
 """
 # Rows whose bit is already set are left out before the upsert: ON CONFLICT … WHERE false
 # would still lock (write) each of them, ~2.5 s of backend CPU on the 1 M-event day. The
-# anti-join runs with nested loops off (`_execute_hashed`).
+# anti-join runs with nested loops off (`_HASHED`).
 _FEATURE_SET_SQL = """
 INSERT INTO analytics_userfeatureactivedays (organization_id, feature_id, end_user_id, block_start, active_days)
 SELECT d.organization_id, d.feature_id, d.end_user_id, %s, CAST(%s AS BIGINT)
@@ -196,7 +180,10 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
     day_param = ops.adapt_datefield_value(day)
     cleared = 0
     if rows_vanished:
-        cleared = _execute_hashed(cursor, _FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
-    _execute_hashed(cursor, _FEATURE_SET_SQL, [block, bit, org_id, day_param, block, bit])
+        with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
+            cursor.execute(_FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
+            cleared = cursor.rowcount
+    with plans_without(cursor, "enable_nestloop"):
+        cursor.execute(_FEATURE_SET_SQL, [block, bit, org_id, day_param, block, bit])
     if cleared:
         cursor.execute(_FEATURE_DROP_EMPTY_SQL, [org_id, block])

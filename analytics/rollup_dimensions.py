@@ -40,6 +40,7 @@ from typing import Any
 
 from django.db import connection
 
+from .planner import plans_without
 from .temp_tables import on_postgres, temp_table_create, temp_table_fill, temp_tables_release
 
 MAX_EVENT_KEYS = 10
@@ -60,6 +61,8 @@ USERS_MARK = "user.*"
 _AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
     WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
 _SEGMENT = f"{_AGE_BAND_SQL} AS age_band, COALESCE(u.gender, '') AS gender"
+# The segment columns of the temporary tables.
+_SEGMENT_COLUMNS = "age_band VARCHAR(5), gender VARCHAR(1)"
 # The segment of a profile class (`ddu_cls`), '' for an anonymous event (no class).
 _CLASS_SEGMENT = "COALESCE(c.age_band, ''), COALESCE(c.gender, '')"
 
@@ -261,19 +264,23 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     # Text compared byte-wise on PostgreSQL: the groupings and joins sort no collated text.
     text = 'TEXT COLLATE "C"' if on_postgres() else "TEXT"
     json = "JSONB" if on_postgres() else "TEXT"
-    segment = "age_band VARCHAR(5), gender VARCHAR(1)"
-    temp_table_create(cursor, "ddu_u", f"uid BIGINT PRIMARY KEY, cls BIGINT, {segment}, properties {json}")
+    temp_table_create(cursor, "ddu_u", f"uid BIGINT PRIMARY KEY, cls BIGINT, {_SEGMENT_COLUMNS}, properties {json}")
     cursor.execute(_USERS_SQL, [org_id, day_param])
-    temp_table_create(cursor, "ddu_cls", f"cls BIGINT, {segment}, properties {json}")
+    temp_table_create(cursor, "ddu_cls", f"cls BIGINT, {_SEGMENT_COLUMNS}, properties {json}")
     cursor.execute(_CLASSES_SQL)
     if on_postgres():
         # The day's users are the side the events pass hashes: its estimate must say so.
         cursor.execute("ANALYZE ddu_u")
-        # The groupings below have far fewer groups than rows, which the planner cannot tell
-        # from their keys (temporary tables have no statistics): left to itself it sorts
-        # millions of rows on a big day.
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("SET LOCAL enable_mergejoin = off")
+    # The groupings below have far fewer groups than rows, which the planner cannot tell
+    # from their keys (temporary tables have no statistics): left to itself it sorts
+    # millions of rows on a big day.
+    with plans_without(cursor, "enable_sort", "enable_mergejoin"):
+        _groups_and_rows(cursor, org_id=org_id, day_param=day_param, window=window, text=text, json=json)
+    temp_tables_release(cursor, *_TEMP_TABLES)
+
+
+def _groups_and_rows(cursor: Any, *, org_id: int, day_param: Any, window: list[Any], text: str, json: str) -> None:
+    """The day's groupings, keys and staged values, then its DailyDimensionUsage rows."""
     temp_table_create(
         cursor,
         "ddu_g",
@@ -305,7 +312,3 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     cursor.execute(per_feature, [org_id, day_param])
     cursor.execute(event_all, [org_id, day_param])
     cursor.execute(user_all, [org_id, day_param, org_id, day_param])
-    if on_postgres():
-        cursor.execute("RESET enable_sort")
-        cursor.execute("RESET enable_mergejoin")
-    temp_tables_release(cursor, *_TEMP_TABLES)

@@ -36,13 +36,27 @@ def active_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Any]:
     return filters_apply(model.objects.filter(organization=org), filters)
 
 
+def _feature_rows(org: Organization, start: date, end: date, filters: Mapping[str, Any]) -> QuerySet[Any]:
+    """The per-feature bitmask rows of users active within start..end under `filters`."""
+    return active_within(filters_apply(UserFeatureActiveDays.objects.filter(organization=org), filters), start, end)
+
+
 def feature_users(org: Organization, start: date, end: date, filters: Mapping[str, Any]) -> dict[int, int]:
     """{feature_id: distinct end users of that feature within start..end} under `filters`
     (a feature, the person filters), in one statement. A range within one block has one row
     per user and feature, so it needs no DISTINCT."""
-    rows = active_within(filters_apply(UserFeatureActiveDays.objects.filter(organization=org), filters), start, end)
+    rows = _feature_rows(org, start, end, filters)
     users = Count("pk") if len(range_masks(start, end)) == 1 else Count("end_user_id", distinct=True)
     return dict(rows.values("feature_id").annotate(n=users).values_list("feature_id", "n"))
+
+
+def any_feature_users(
+    org: Organization, start: date, end: date, filters: Mapping[str, Any], feature_ids: list[int]
+) -> int:
+    """Distinct end users of any of `feature_ids` within start..end under `filters` (each
+    counted once however many of them they used), in one statement."""
+    rows = _feature_rows(org, start, end, filters).filter(feature_id__in=feature_ids)
+    return int(rows.aggregate(n=Count("end_user_id", distinct=True))["n"] or 0)
 
 
 def hits(start: date, end: date) -> Any:

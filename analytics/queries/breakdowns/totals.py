@@ -5,19 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import Count
-
 from telemetry.models import Feature
 from tenants.models import Organization
 
-from ...models import (
-    UserFeatureActiveDays,
-)
 from .. import active
 from ..cache import cached
-from ..filters import (
-    filters_apply,
-)
 from .people import people_totals
 from .sources import (
     BREAKDOWN_LIMIT,
@@ -83,7 +75,5 @@ def _feature_user_totals(org: Organization, start: date, end: date, filters: dic
     result = [{"key": keys[feature_id], "value": counts[feature_id]} for feature_id in order[:BREAKDOWN_LIMIT]]
     rest = order[BREAKDOWN_LIMIT:]
     if rest:
-        rows = filters_apply(UserFeatureActiveDays.objects.filter(organization=org, feature_id__in=rest), filters)
-        users = active.active_within(rows, start, end).aggregate(n=Count("end_user_id", distinct=True))["n"]
-        result.append({"key": OTHER, "value": users})
+        result.append({"key": OTHER, "value": active.any_feature_users(org, start, end, filters, rest)})
     return result
