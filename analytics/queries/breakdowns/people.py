@@ -13,16 +13,10 @@ from django.db.models.fields.json import KeyTextTransform
 from telemetry.models import EndUser
 from tenants.models import Organization
 
-from ...models import (
-    UserActiveDays,
-    UserFeatureActiveDays,
-)
+from ...models import UserActiveDays, UserFeatureActiveDays
 from .. import active
 from ..common import feature_pk
-from ..filters import (
-    person_filter,
-    person_filters,
-)
+from ..filters import person_filter, person_filters
 from .sources import AGE_BAND, BREAKDOWN_LIMIT, OTHER, USER_PREFIX, age_band, text_of
 
 

@@ -15,14 +15,7 @@ from ...models import DailyDimensionUsage
 from ..cache import cached
 from ..common import days_between, week_monday
 from .people import is_person_dimension, people_weekly
-from .sources import (
-    OTHER,
-    grouped,
-    in_dimension_rollup,
-    rolled_source,
-    source_for,
-    value_of,
-)
+from .sources import OTHER, grouped, in_dimension_rollup, rolled_source, source_for, value_of
 
 
 @cached

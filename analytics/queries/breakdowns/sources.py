@@ -26,13 +26,7 @@ from ...models import (
 )
 from ...rollup_dimensions import EVENTS_MARK, FOLDED, USERS_MARK
 from ..common import bounds, feature_pk
-from ..filters import (
-    ROLLED_UP_MODELS,
-    filters_apply,
-    has_person_filter,
-    rolled_up_model,
-    rolled_up_rows,
-)
+from ..filters import ROLLED_UP_MODELS, filters_apply, has_person_filter, rolled_up_model, rolled_up_rows
 
 BREAKDOWN_LIMIT = 10
 OTHER = "other"
