@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 
 from core.days import day_start, today
@@ -85,9 +86,19 @@ def _row(account: Account, usage: dict[str, Any] | None, features_used: int) -> 
     }
 
 
-def _people_recent(org: Organization, previous_start: date, recent_start: date, end: date) -> list[dict[str, Any]]:
-    """Per account, its users active in the recent window (`active_users`) and the last event
-    of its users over both windows (`last_seen`), in one query over the end users of an
+# Per account, over its end users' last events (`people`: one row per user, NULL when idle).
+# A derived table, so each user's lookup runs once: aggregated in one SELECT, each aggregate
+# re-ran it (PostgreSQL does not share two copies of a subquery), and summing the users'
+# rows in Python spent as long parsing their timestamps.
+_PEOPLE_RECENT_SQL = """
+SELECT people.account_id, SUM(CASE WHEN people.last >= %s THEN 1 ELSE 0 END), MAX(people.last)
+FROM ({users}) AS people GROUP BY people.account_id
+"""
+
+
+def _people_recent(org: Organization, previous_start: date, recent_start: date, end: date) -> dict[int, dict[str, Any]]:
+    """{account pk: its users active in the recent window (`active_users`) and the last event
+    of its users over both windows (`last_seen`)}, in one query over the end users of an
     account: one index range each on the per-user rollups (organization, end_user, date), so
     the cost follows the accounts' users, not every user-day of 8 weeks. A user was active
     in the recent window exactly when their last event of both windows falls in it."""
@@ -98,16 +109,27 @@ def _people_recent(org: Organization, previous_start: date, recent_start: date, 
         .order_by("-date")  # the index's order: the last day's row holds the last event
         .values("last_event_at")[:1]
     )
-    return list(
+    users, params = (
         EndUser.objects.filter(organization=org, account__isnull=False)
         .annotate(last=Subquery(last))
-        .values("account_id")
-        .annotate(
-            active_users=Count("pk", filter=Q(last__gte=day_start(recent_start))),
-            last_seen=Max("last"),
-        )
-        .order_by()
+        .values("account_id", "last")
+        .query.sql_with_params()
     )
+    recent_from = connection.ops.adapt_datetimefield_value(day_start(recent_start))
+    with connection.cursor() as cursor:
+        cursor.execute(_PEOPLE_RECENT_SQL.format(users=users), [recent_from, *params])
+        return {
+            account_id: {"active_users": int(active or 0), "last_seen": _aware(last_seen)}
+            for account_id, active, last_seen in cursor.fetchall()
+        }
+
+
+def _aware(value: Any) -> datetime | None:
+    """A timestamp aggregated in raw SQL: PostgreSQL returns it aware, SQLite as the UTC
+    text it stores."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _sort_key(sort: str) -> Callable[[dict[str, Any]], Any]:
@@ -150,8 +172,8 @@ def account_list(
         .values("account_id")
         .annotate(recent=Sum("event_count", filter=in_recent), previous=Sum("event_count", filter=~in_recent))
     }
-    for r in _people_recent(org, previous_start, recent_start, end):
-        usage.setdefault(r["account_id"], {}).update(r)
+    for account_id, people in _people_recent(org, previous_start, recent_start, end).items():
+        usage.setdefault(account_id, {}).update(people)
     feature_rows = DailyAccountUsage.objects.filter(
         organization=org, feature__isnull=False, account__isnull=False, date__gte=recent_start, date__lte=end
     )

@@ -137,7 +137,11 @@ def user_activity_page(
     if only_member is not None:
         people &= Q(end_user__member=only_member)
     if search:
-        people &= Q(end_user__external_id__icontains=search) | Q(end_user__email__icontains=search)
+        # The organisation on the end users' side too: the planner then matches the text
+        # among this organisation's users only, not every tenant's.
+        people &= Q(end_user__organization=org) & (
+            Q(end_user__external_id__icontains=search) | Q(end_user__email__icontains=search)
+        )
     days_rows = user_rows(org, filters).filter(people, period)
     feature_rows = filters_apply(DailyUserFeatureUsage.objects.filter(organization=org), filters).filter(period)
     descending = sort.startswith("-")
