@@ -73,15 +73,21 @@ def forget(day, org):
     with connection.cursor() as cursor:
         for table in ("analytics_dailyuserfeatureusage", "analytics_dailyuserusage"):
             cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s AND date = %s", [org.pk, day])
-        # A day never rolled has no active-day bit set either.
+        # A day never rolled has no active-day bit set either, per user or per feature.
         bit = active_days.day_bit(day)
-        cursor.execute(
-            "UPDATE analytics_useractivedays SET active_days = active_days & ~CAST(%s AS BIGINT) "
-            "WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0",
-            [bit, org.pk, active_days.block_of(day), bit],
-        )
+        for table in ("analytics_useractivedays", "analytics_userfeatureactivedays"):
+            cursor.execute(
+                f"UPDATE {table} SET active_days = active_days & ~CAST(%s AS BIGINT) "
+                "WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0",
+                [bit, org.pk, active_days.block_of(day), bit],
+            )
     with connection.cursor() as cursor:
-        for table in ("analytics_dailyuserfeatureusage", "analytics_dailyuserusage", "analytics_useractivedays"):
+        for table in (
+            "analytics_dailyuserfeatureusage",
+            "analytics_dailyuserusage",
+            "analytics_useractivedays",
+            "analytics_userfeatureactivedays",
+        ):
             cursor.execute(f"VACUUM ANALYZE {table}")
 
 
