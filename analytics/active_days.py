@@ -150,10 +150,18 @@ WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BI
 """
 # Rows whose bit is already set are left out before the upsert: ON CONFLICT … WHERE false
 # would still lock (write) each of them, ~2.5 s of backend CPU on the 1 M-event day. The
-# anti-join runs with nested loops off (`_HASHED`).
-_FEATURE_SET_SQL = """
-INSERT INTO analytics_userfeatureactivedays (organization_id, feature_id, end_user_id, block_start, active_days)
-SELECT d.organization_id, d.feature_id, d.end_user_id, %s, CAST(%s AS BIGINT)
+# anti-join runs with nested loops off (`_HASHED`). A new row copies the user's rows of the
+# two blocks before (`earlier_days_1`, `_2`): one index probe each, for the day's rows not
+# set yet (a row that exists keeps its copies: the upsert leaves them alone).
+_EARLIER_ROW = """(
+    SELECT p.active_days FROM analytics_userfeatureactivedays p
+    WHERE p.organization_id = {row}.organization_id AND p.feature_id = {row}.feature_id
+      AND p.block_start = %s AND p.end_user_id = {row}.end_user_id)"""
+_FEATURE_SET_SQL = f"""
+INSERT INTO analytics_userfeatureactivedays
+    (organization_id, feature_id, end_user_id, block_start, active_days, earlier_days_1, earlier_days_2)
+SELECT d.organization_id, d.feature_id, d.end_user_id, %s, CAST(%s AS BIGINT),
+    COALESCE({_EARLIER_ROW.format(row="d")}, 0), COALESCE({_EARLIER_ROW.format(row="d")}, 0)
 FROM analytics_dailyuserfeatureusage d WHERE d.organization_id = %s AND d.date = %s
   AND NOT EXISTS (
     SELECT 1 FROM analytics_userfeatureactivedays a
@@ -163,9 +171,48 @@ ON CONFLICT (organization_id, feature_id, block_start, end_user_id) DO UPDATE SE
     active_days = analytics_userfeatureactivedays.active_days | excluded.active_days
 WHERE (analytics_userfeatureactivedays.active_days & excluded.active_days) = 0
 """
+# A block's rows changed: the copies of them in the rows one (`earlier_days_1`) or two
+# (`earlier_days_2`) blocks later are brought in line, rewriting only the rows that differ.
+# Only a roll of a day before the newest block has such later rows. When the day only set
+# bits, the rows to look at are its users' (`_OF_THE_DAY`); a bit cleared may be any row's.
+_FEATURE_EARLIER_SQL = """
+UPDATE analytics_userfeatureactivedays SET {column} = COALESCE({earlier}, 0)
+WHERE organization_id = %s AND block_start = %s AND {column} <> COALESCE({earlier}, 0) {of_the_day}
+"""
+_OF_THE_DAY = """AND EXISTS (
+    SELECT 1 FROM analytics_dailyuserfeatureusage d
+    WHERE d.organization_id = %s AND d.date = %s AND d.feature_id = analytics_userfeatureactivedays.feature_id
+      AND d.end_user_id = analytics_userfeatureactivedays.end_user_id)"""
+_EARLIER_COLUMNS = {1: "earlier_days_1", 2: "earlier_days_2"}
 _FEATURE_DROP_EMPTY_SQL = """
 DELETE FROM analytics_userfeatureactivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
 """
+
+
+def _feature_earlier_days_refresh(cursor: Any, org_id: int, day: date, *, any_row: bool) -> None:
+    """Copy the organisation's per-feature bitmasks of `day`'s block into the rows of the two
+    blocks after it (`earlier_days_1`, `earlier_days_2`) where they differ: those of the
+    day's users and features, or with `any_row` every row of those blocks."""
+    ops = connection.ops
+    block = block_of(day)
+    source = ops.adapt_datefield_value(block)
+    earlier = _EARLIER_ROW.format(row="analytics_userfeatureactivedays")
+    for blocks_later, column in _EARLIER_COLUMNS.items():
+        later = ops.adapt_datefield_value(block + timedelta(days=BLOCK_DAYS * blocks_later))
+        params = [source, org_id, later, source]
+        of_the_day = ""
+        if not any_row:
+            of_the_day = _OF_THE_DAY
+            params += [org_id, ops.adapt_datefield_value(day)]
+        cursor.execute(_FEATURE_EARLIER_SQL.format(column=column, earlier=earlier, of_the_day=of_the_day), params)
+
+
+def _rows_after(cursor: Any, org_id: int, block: date) -> bool:
+    cursor.execute(
+        "SELECT 1 FROM analytics_userfeatureactivedays WHERE organization_id = %s AND block_start > %s LIMIT 1",
+        [org_id, connection.ops.adapt_datefield_value(block)],
+    )
+    return cursor.fetchone() is not None
 
 
 def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vanished: bool) -> None:
@@ -173,17 +220,23 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
     DailyUserFeatureUsage rows (final ones, as for `rollup_active_days`). The bits equal the
     rows after every run, so a bit can only need clearing when this run deleted some of the
     day's rows (`rows_vanished`): otherwise the clear, a scan of the whole block (~1 s of
-    CPU for 740,000 rows), is skipped."""
+    CPU for 740,000 rows), is skipped. A day before the newest block that changed a bit
+    updates the copies of its block in the rows of the two blocks after it."""
     ops = connection.ops
-    block = ops.adapt_datefield_value(block_of(day))
+    first_day = block_of(day)
+    block = ops.adapt_datefield_value(first_day)
     bit = day_bit(day)
     day_param = ops.adapt_datefield_value(day)
+    earlier = [ops.adapt_datefield_value(first_day - timedelta(days=BLOCK_DAYS * k)) for k in (1, 2)]
     cleared = 0
     if rows_vanished:
         with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
             cursor.execute(_FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
             cleared = cursor.rowcount
     with plans_without(cursor, "enable_nestloop"):
-        cursor.execute(_FEATURE_SET_SQL, [block, bit, org_id, day_param, block, bit])
+        cursor.execute(_FEATURE_SET_SQL, [block, bit, *earlier, org_id, day_param, block, bit])
+        changed = cleared + cursor.rowcount
     if cleared:
         cursor.execute(_FEATURE_DROP_EMPTY_SQL, [org_id, block])
+    if changed and _rows_after(cursor, org_id, first_day):
+        _feature_earlier_days_refresh(cursor, org_id, day, any_row=bool(cleared))

@@ -188,6 +188,13 @@ class UserFeatureActiveDays(models.Model):
     )
     block_start = models.DateField()
     active_days = models.BigIntegerField(default=0)
+    # Copies of `active_days` of this user and feature's rows one and two blocks earlier (0:
+    # none), kept by the rollup: a user active in a range is then counted once, on the first
+    # of its blocks they were active in (`queries.active.feature_users`), so a feature's
+    # distinct users over up to three blocks are a COUNT, not a COUNT(DISTINCT) that sorts
+    # every row (docs/decisions.md, 2026-12-01).
+    earlier_days_1 = models.BigIntegerField(default=0, db_default=0)
+    earlier_days_2 = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         # The unique key serves one feature's range (and is the rollup's upsert target);

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from analytics import queries, rollup
-from analytics.active_days import block_of, day_bit
+from analytics.active_days import BLOCK_DAYS, block_of, day_bit
 from analytics.models import DailyUserFeatureUsage, UserFeatureActiveDays
 from analytics.queries import active
 from analytics.queries.breakdowns import breakdown_totals
@@ -46,6 +46,23 @@ def bitmasks(org):
     return {(uid, fid, block): bits for uid, fid, block, bits in rows}
 
 
+def earlier_copies(org):
+    """{(end user, feature, block): (earlier_days_1, earlier_days_2)} as the rows hold them."""
+    rows = UserFeatureActiveDays.objects.filter(organization=org).values_list(
+        "end_user_id", "feature_id", "block_start", "earlier_days_1", "earlier_days_2"
+    )
+    return {(uid, fid, block): (one, two) for uid, fid, block, one, two in rows}
+
+
+def earlier_from_rows(org):
+    """The same, as the bitmasks of the blocks before each row say they should be."""
+    bits = bitmasks(org)
+    return {
+        (uid, fid, block): tuple(bits.get((uid, fid, block - timedelta(days=BLOCK_DAYS * k)), 0) for k in (1, 2))
+        for uid, fid, block in bits
+    }
+
+
 @pytest.fixture
 def long_data(org):
     return randomized(org, seed=57, days=150, n_users=40, n_events=1500, last=LAST)
@@ -57,9 +74,12 @@ def long_data(org):
 def test_rollup_keeps_feature_bitmasks_equal_to_the_daily_rows(org, long_data):
     assert bitmasks(org) == bits_from_days(org)
     assert len({block for _, _, block in bitmasks(org)}) >= 3
-    before = bitmasks(org)
+    assert earlier_copies(org) == earlier_from_rows(org)
+    assert any(two for _, two in earlier_copies(org).values())
+    before, copies = bitmasks(org), earlier_copies(org)
     rollup.rollup_range(long_data["first"], LAST, org)
     assert bitmasks(org) == before
+    assert earlier_copies(org) == copies
 
 
 def test_late_and_vanished_events_set_and_clear_their_feature_bit(org, long_data):
@@ -78,6 +98,50 @@ def test_late_and_vanished_events_set_and_clear_their_feature_bit(org, long_data
     rollup.rollup_day(day, org)
     assert bitmasks(org)[key] & day_bit(day)
     assert bitmasks(org) == bits_from_days(org)
+
+
+def test_days_of_an_earlier_block_re_rolled_update_the_later_rows_copies(org, long_data):
+    """Late or vanished events on a day two blocks back change that block's row; the rows of
+    the same user and feature one and two blocks later hold copies of it, which follow."""
+    newest = block_of(LAST)
+    oldest = newest - timedelta(days=2 * BLOCK_DAYS)
+    pairs = {(uid, fid) for uid, fid, block in bitmasks(org) if block == newest}
+    uid, fid = next((u, f) for u, f, block in sorted(bitmasks(org)) if block == oldest and (u, f) in pairs)
+    days = sorted(
+        {
+            t.date()
+            for t in UsageEvent.objects.filter(organization=org, end_user_id=uid, feature_id=fid).values_list(
+                "timestamp", flat=True
+            )
+            if block_of(t.date()) == oldest
+        }
+    )
+    UsageEvent.objects.filter(organization=org, end_user_id=uid, feature_id=fid, timestamp__date__in=days).delete()
+    for day in days:
+        rollup.rollup_day(day, org)
+    assert (uid, fid, oldest) not in bitmasks(org)
+    assert earlier_copies(org)[(uid, fid, newest)][1] == 0
+    assert earlier_copies(org) == earlier_from_rows(org)
+    late = oldest + timedelta(days=3)
+    UsageEvent.objects.create(organization=org, feature_id=fid, end_user_id=uid, timestamp=at(str(late), "08:00:00"))
+    rollup.rollup_day(late, org)
+    assert earlier_copies(org)[(uid, fid, newest)][1] == day_bit(late)
+    assert earlier_copies(org) == earlier_from_rows(org)
+    assert bitmasks(org) == bits_from_days(org)
+
+
+def test_migration_0013_fills_the_copies_the_rollup_keeps(org, long_data):
+    kept = earlier_copies(org)
+    UserFeatureActiveDays.objects.update(earlier_days_1=0, earlier_days_2=0)
+    migration = importlib.import_module("analytics.migrations.0013_feature_earlier_days")
+
+    class Editor:
+        pass
+
+    editor = Editor()
+    editor.connection = connection  # type: ignore[attr-defined]
+    migration.fill(None, editor)
+    assert earlier_copies(org) == kept
 
 
 def test_migration_fill_equals_the_rollup(org, long_data):
