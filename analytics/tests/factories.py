@@ -1,8 +1,12 @@
 """Hand-built telemetry rows for analytics tests (written straight through the ORM so every
 expected figure can be worked out by hand)."""
 
+import importlib
 import uuid
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
+
+from django.db import connection
 
 from telemetry.models import EndUser, Feature, UsageEvent
 
@@ -48,3 +52,10 @@ def users_on_days(org, count, days: list[date]):
         for person in people:
             event(org, feat, person, at(str(day), "09:00:00"))
     return people
+
+
+def migration_fill_run(module: str) -> None:
+    """Run the `fill` step of migration `analytics.migrations.<module>` against the test
+    database, as `migrate` would (it only reads the schema editor's connection)."""
+    migration = importlib.import_module(f"analytics.migrations.{module}")
+    migration.fill(None, SimpleNamespace(connection=connection))

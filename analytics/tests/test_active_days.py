@@ -2,7 +2,6 @@
 vanished events, re-rolls, the migration's fill), and every distinct-user answer read from
 them equal to the raw events over ranges that cross blocks, filters included."""
 
-import importlib
 from collections import defaultdict
 from datetime import date, timedelta
 
@@ -18,7 +17,7 @@ from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
 from .conftest import D1, D3
-from .factories import at, users_on_days
+from .factories import at, migration_fill_run, users_on_days
 from .test_rollup_equivalence import assert_series_equal, assert_summary_equal, first_seen_of, randomized
 
 pytestmark = pytest.mark.django_db
@@ -120,14 +119,7 @@ def hand_checked(org, dataset):
 def test_migration_fill_equals_the_rollup(org, long_data):
     rolled = bitmasks(org)
     UserActiveDays.objects.all().delete()
-    migration = importlib.import_module("analytics.migrations.0005_user_active_days")
-
-    class Editor:
-        pass
-
-    editor = Editor()
-    editor.connection = connection  # type: ignore[attr-defined]
-    migration.fill(None, editor)
+    migration_fill_run("0005_user_active_days")
     assert bitmasks(org) == rolled
 
 

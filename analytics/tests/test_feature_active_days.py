@@ -3,7 +3,6 @@ and vanished events, re-rolls, the migration's fill), and every per-feature dist
 answer read from them equal to the raw events over random ranges crossing blocks, under the
 person and account filters."""
 
-import importlib
 import random
 import re
 from collections import defaultdict
@@ -22,7 +21,7 @@ from analytics.queries.common import week_monday
 from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
-from .factories import at, users_on_days
+from .factories import at, migration_fill_run, users_on_days
 from .test_rollup_equivalence import assert_summary_equal, randomized
 
 pytestmark = pytest.mark.django_db
@@ -133,28 +132,14 @@ def test_days_of_an_earlier_block_re_rolled_update_the_later_rows_copies(org, lo
 def test_migration_0013_fills_the_copies_the_rollup_keeps(org, long_data):
     kept = earlier_copies(org)
     UserFeatureActiveDays.objects.update(earlier_days_1=0, earlier_days_2=0)
-    migration = importlib.import_module("analytics.migrations.0013_feature_earlier_days")
-
-    class Editor:
-        pass
-
-    editor = Editor()
-    editor.connection = connection  # type: ignore[attr-defined]
-    migration.fill(None, editor)
+    migration_fill_run("0013_feature_earlier_days")
     assert earlier_copies(org) == kept
 
 
 def test_migration_fill_equals_the_rollup(org, long_data):
     rolled = bitmasks(org)
     UserFeatureActiveDays.objects.all().delete()
-    migration = importlib.import_module("analytics.migrations.0009_feature_active_days")
-
-    class Editor:
-        pass
-
-    editor = Editor()
-    editor.connection = connection  # type: ignore[attr-defined]
-    migration.fill(None, editor)
+    migration_fill_run("0009_feature_active_days")
     assert bitmasks(org) == rolled
 
 

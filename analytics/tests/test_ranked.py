@@ -3,13 +3,11 @@ vanished events, the migration's fill), and the ranked reads built on them (`que
 top users, the user list by most events) equal to the raw events over random ranges that
 cut blocks, filters, searches and pages included, with their query counts pinned."""
 
-import importlib
 import random
 from collections import defaultdict
 from datetime import date, timedelta
 
 import pytest
-from django.db import connection
 
 from analytics import queries, rollup
 from analytics.active_days import WEEK_FIELDS, block_of, week_of
@@ -19,7 +17,7 @@ from core.days import today
 from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
-from .factories import at
+from .factories import at, migration_fill_run
 from .test_rollup_equivalence import first_seen_of, randomized
 
 pytestmark = pytest.mark.django_db
@@ -84,14 +82,7 @@ def test_late_and_vanished_events_change_their_block_once(org, long_data):
 def test_migration_fill_equals_the_rollup(org, long_data):
     rolled = block_totals(org)
     UserActiveDays.objects.update(**dict.fromkeys(WEEK_FIELDS, 0))
-    migration = importlib.import_module("analytics.migrations.0010_user_block_events")
-
-    class Editor:
-        pass
-
-    editor = Editor()
-    editor.connection = connection  # type: ignore[attr-defined]
-    migration.fill(None, editor)
+    migration_fill_run("0010_user_block_events")
     assert block_totals(org) == rolled
 
 
