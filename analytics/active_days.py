@@ -26,7 +26,7 @@ from typing import Any
 from django.db import connection
 
 from .planner import plans_without
-from .temp_tables import temp_table_fill, temp_tables_release
+from .temp_tables import on_postgres, temp_table_fill, temp_tables_release
 
 BLOCK_DAYS = 56
 # A Monday: every block starts on one.
@@ -215,6 +215,22 @@ def _rows_after(cursor: Any, org_id: int, block: date) -> bool:
     return cursor.fetchone() is not None
 
 
+# The two-key advisory lock space (apart from the one-key locks of days and partitions): this
+# step's key for one organisation.
+_FEATURE_STEP_LOCK = 0x7E1E_0002
+
+
+def _feature_step_lock(cursor: Any, org_id: int) -> None:
+    """Hold, until the rollup's transaction ends, the organisation's lock on its per-feature
+    bitmasks (PostgreSQL). Rolls of different days run side by side, and a row's copies of
+    earlier blocks tie days together: a roll inserting a row in one block copies the earlier
+    block as committed then, while a roll of that earlier block cannot see (and so cannot
+    update) the uncommitted row. One at a time, each roll's statements see what the other
+    committed."""
+    if on_postgres():
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_FEATURE_STEP_LOCK, org_id])
+
+
 def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vanished: bool) -> None:
     """Bring `day`'s bit of the organisation's per-feature bitmasks in line with its
     DailyUserFeatureUsage rows (final ones, as for `rollup_active_days`). The bits equal the
@@ -229,6 +245,7 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
     day_param = ops.adapt_datefield_value(day)
     earlier = [ops.adapt_datefield_value(first_day - timedelta(days=BLOCK_DAYS * k)) for k in (1, 2)]
     cleared = 0
+    _feature_step_lock(cursor, org_id)
     if rows_vanished:
         with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
             cursor.execute(_FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])

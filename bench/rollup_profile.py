@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,16 +71,38 @@ def profile(day, org, pid):
 def forget(day, org):
     """Delete `day`'s per-user rows, as if it had never been rolled up, and vacuum the
     tables so the first roll finds their free space as a fresh day would."""
+    week = active_days.WEEK_FIELDS[active_days.week_of(day)]
     with connection.cursor() as cursor:
+        # Nor its events in its week's totals per user.
+        cursor.execute(
+            f"UPDATE analytics_useractivedays a SET {week} = a.{week} - d.event_count "
+            "FROM analytics_dailyuserusage d WHERE d.organization_id = %s AND d.date = %s "
+            "AND a.organization_id = d.organization_id AND a.end_user_id = d.end_user_id AND a.block_start = %s",
+            [org.pk, day, active_days.block_of(day)],
+        )
         for table in ("analytics_dailyuserfeatureusage", "analytics_dailyuserusage"):
             cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s AND date = %s", [org.pk, day])
-        # A day never rolled has no active-day bit set either, per user or per feature.
+        # A day never rolled has no active-day bit set either, per user or per feature, no
+        # row that only that bit kept, and no copy of the bit in the per-feature rows of the
+        # two blocks after it.
         bit = active_days.day_bit(day)
+        block = active_days.block_of(day)
         for table in ("analytics_useractivedays", "analytics_userfeatureactivedays"):
             cursor.execute(
                 f"UPDATE {table} SET active_days = active_days & ~CAST(%s AS BIGINT) "
                 "WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0",
-                [bit, org.pk, active_days.block_of(day), bit],
+                [bit, org.pk, block, bit],
+            )
+            cursor.execute(
+                f"DELETE FROM {table} WHERE organization_id = %s AND block_start = %s AND active_days = 0",
+                [org.pk, block],
+            )
+        for k in (1, 2):
+            column = f"earlier_days_{k}"
+            cursor.execute(
+                f"UPDATE analytics_userfeatureactivedays SET {column} = {column} & ~CAST(%s AS BIGINT) "
+                f"WHERE organization_id = %s AND block_start = %s AND ({column} & CAST(%s AS BIGINT)) <> 0",
+                [bit, org.pk, block + timedelta(days=active_days.BLOCK_DAYS * k), bit],
             )
     with connection.cursor() as cursor:
         for table in (

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connections
 from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 
 from core.days import day_start, today
+from core.db_routing import read_alias
 from core.exceptions import NotFound
 from telemetry.models import Account, EndUser, Feature
 from tenants.models import Organization
@@ -109,14 +110,18 @@ def _people_recent(org: Organization, previous_start: date, recent_start: date, 
         .order_by("-date")  # the index's order: the last day's row holds the last event
         .values("last_event_at")[:1]
     )
+    # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
+    db = connections[read_alias()]
     users, params = (
         EndUser.objects.filter(organization=org, account__isnull=False)
         .annotate(last=Subquery(last))
         .values("account_id", "last")
-        .query.sql_with_params()
+        .order_by()
+        .query.get_compiler(connection=db)
+        .as_sql()
     )
-    recent_from = connection.ops.adapt_datetimefield_value(day_start(recent_start))
-    with connection.cursor() as cursor:
+    recent_from = db.ops.adapt_datetimefield_value(day_start(recent_start))
+    with db.cursor() as cursor:
         cursor.execute(_PEOPLE_RECENT_SQL.format(users=users), [recent_from, *params])
         return {
             account_id: {"active_users": int(active or 0), "last_seen": _aware(last_seen)}

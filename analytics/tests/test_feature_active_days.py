@@ -5,11 +5,12 @@ person and account filters."""
 
 import random
 import re
+import threading
 from collections import defaultdict
 from datetime import date, timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from analytics import queries, rollup
@@ -97,6 +98,7 @@ def test_late_and_vanished_events_set_and_clear_their_feature_bit(org, long_data
     rollup.rollup_day(day, org)
     assert bitmasks(org)[key] & day_bit(day)
     assert bitmasks(org) == bits_from_days(org)
+    assert earlier_copies(org) == earlier_from_rows(org)
 
 
 def test_days_of_an_earlier_block_re_rolled_update_the_later_rows_copies(org, long_data):
@@ -129,10 +131,59 @@ def test_days_of_an_earlier_block_re_rolled_update_the_later_rows_copies(org, lo
     assert bitmasks(org) == bits_from_days(org)
 
 
-def test_migration_0013_fills_the_copies_the_rollup_keeps(org, long_data):
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs one write transaction at a time")
+@pytest.mark.django_db(transaction=True)
+def test_rolls_of_two_blocks_side_by_side_keep_the_copies(org):
+    """A roll inserting a user's first row of a block copies the block before as committed
+    then; a roll changing that earlier block at the same time cannot see the uncommitted
+    row. The per-feature step takes the organisation's lock, so the second waits and then
+    updates the copy."""
+    newest = block_of(LAST)
+    before_a, before_b = newest - timedelta(days=3), newest - timedelta(days=2)
+    (person,) = users_on_days(org, 1, [before_a, newest])
+    rollup.rollup_day(before_a, org)
+    search = UserFeatureActiveDays.objects.get(organization=org, end_user=person).feature_id
+    UsageEvent.objects.create(organization=org, feature_id=search, end_user=person, timestamp=at(str(before_b)))
+    inserted, release, earlier_done = threading.Event(), threading.Event(), threading.Event()
+
+    def in_thread(work):
+        def run():
+            try:
+                work()
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def roll_newest_and_hold():
+        with transaction.atomic():
+            rollup.rollup_day(newest, org)  # inserts the user's row of the newest block
+            inserted.set()
+            assert release.wait(10)
+
+    def roll_earlier():
+        rollup.rollup_day(before_b, org)  # sets a bit of the block before
+        earlier_done.set()
+
+    holder = in_thread(roll_newest_and_hold)
+    assert inserted.wait(10)
+    earlier = in_thread(roll_earlier)
+    assert not earlier_done.wait(0.5), "the earlier block's roll must wait for the newest one's"
+    release.set()
+    holder.join(10)
+    earlier.join(10)
+    assert earlier_done.is_set()
+    copies = earlier_copies(org)
+    assert copies[(person.pk, search, newest)] == (day_bit(before_a) | day_bit(before_b), 0)
+    assert copies == earlier_from_rows(org)
+
+
+def test_migration_0014_fills_the_copies_the_rollup_keeps(org, long_data):
     kept = earlier_copies(org)
     UserFeatureActiveDays.objects.update(earlier_days_1=0, earlier_days_2=0)
-    migration_fill_run("0013_feature_earlier_days")
+    migration_fill_run("0014_feature_earlier_days_fill")
     assert earlier_copies(org) == kept
 
 
