@@ -7,6 +7,7 @@ rewrite on PostgreSQL) is not held while every row is filled."""
 
 from django.db import migrations, models
 
+
 class Migration(migrations.Migration):
 
     dependencies = [

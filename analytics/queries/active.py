@@ -37,9 +37,9 @@ def active_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Any]:
     return filters_apply(model.objects.filter(organization=org), filters)
 
 
-def _feature_rows(org: Organization, start: date, end: date, filters: Mapping[str, Any]) -> QuerySet[Any]:
-    """The per-feature bitmask rows of users active within start..end under `filters`."""
-    return active_within(filters_apply(UserFeatureActiveDays.objects.filter(organization=org), filters), start, end)
+def _feature_bitmasks(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Any]:
+    """The organisation's per-feature bitmask rows under `filters`."""
+    return filters_apply(UserFeatureActiveDays.objects.filter(organization=org), filters)
 
 
 # The blocks a range may touch for `first_hits` to count it (the rows carry two earlier blocks).
@@ -71,7 +71,7 @@ def feature_users(org: Organization, start: date, end: date, filters: Mapping[st
     row active in the range (`first_hits`), so a COUNT answers without the sort of a
     COUNT(DISTINCT), which only ranges over more blocks need."""
     blocks = list(range_masks(start, end))
-    rows = filters_apply(UserFeatureActiveDays.objects.filter(organization=org), filters).filter(block_start__in=blocks)
+    rows = _feature_bitmasks(org, filters).filter(block_start__in=blocks)
     if len(blocks) <= FIRST_HIT_BLOCKS:
         rows, users = rows.alias(first=first_hits(start, end)).filter(first__gt=0), Count("pk")
     else:
@@ -84,7 +84,7 @@ def any_feature_users(
 ) -> int:
     """Distinct end users of any of `feature_ids` within start..end under `filters` (each
     counted once however many of them they used), in one statement."""
-    rows = _feature_rows(org, start, end, filters).filter(feature_id__in=feature_ids)
+    rows = active_within(_feature_bitmasks(org, filters), start, end).filter(feature_id__in=feature_ids)
     return int(rows.aggregate(n=Count("end_user_id", distinct=True))["n"] or 0)
 
 
