@@ -26,7 +26,7 @@ from typing import Any
 from django.db import connection
 
 from .planner import plans_without
-from .temp_tables import on_postgres, temp_table_fill, temp_tables_release
+from .temp_tables import on_postgres, temp_table_create, temp_table_fill, temp_tables_release
 
 BLOCK_DAYS = 56
 # A Monday: every block starts on one.
@@ -257,3 +257,55 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
         cursor.execute(_FEATURE_DROP_EMPTY_SQL, [org_id, block])
     if changed and _rows_after(cursor, org_id, first_day):
         _feature_earlier_days_refresh(cursor, org_id, day, any_row=bool(cleared))
+
+# The same steps per (end user, event type), from the day's (user, type) pairs: the dimension
+# rollup's per-user groups (`rollup_dimensions`, temporary table `ddu_g`), distinct, put aside
+# in EVENT_TYPE_PAIRS (a column of the table's own collation, so the joins below compare like
+# with like). Anonymous groups (user 0) carry no user.
+EVENT_TYPE_PAIRS = "uetad_pairs"
+_EVENT_TYPE_PAIRS_SQL = f"""
+INSERT INTO {EVENT_TYPE_PAIRS} (end_user_id, event_type)
+SELECT DISTINCT uid, event_type FROM {{groups}} WHERE kind = %s AND uid <> 0
+"""
+_EVENT_TYPE_CLEAR_SQL = f"""
+UPDATE analytics_usereventtypeactivedays SET active_days = active_days & ~CAST(%s AS BIGINT)
+WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
+  AND NOT EXISTS (
+    SELECT 1 FROM {EVENT_TYPE_PAIRS} p
+    WHERE p.end_user_id = analytics_usereventtypeactivedays.end_user_id
+      AND p.event_type = analytics_usereventtypeactivedays.event_type)
+"""
+_EVENT_TYPE_SET_SQL = f"""
+INSERT INTO analytics_usereventtypeactivedays (organization_id, end_user_id, event_type, block_start, active_days)
+SELECT %s, p.end_user_id, p.event_type, %s, CAST(%s AS BIGINT) FROM {EVENT_TYPE_PAIRS} p
+WHERE NOT EXISTS (
+    SELECT 1 FROM analytics_usereventtypeactivedays a
+    WHERE a.organization_id = %s AND a.block_start = %s AND a.event_type = p.event_type
+      AND a.end_user_id = p.end_user_id AND (a.active_days & CAST(%s AS BIGINT)) <> 0)
+ON CONFLICT (organization_id, block_start, event_type, end_user_id) DO UPDATE SET
+    active_days = analytics_usereventtypeactivedays.active_days | excluded.active_days
+"""
+_EVENT_TYPE_DROP_EMPTY_SQL = """
+DELETE FROM analytics_usereventtypeactivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
+"""
+
+
+def rollup_event_type_active_days(cursor: Any, org_id: int, day: date, *, groups: str, per_user_kind: int) -> None:
+    """Bring `day`'s bit of the organisation's per-event-type bitmasks in line with the day's
+    events, read from the temporary table `groups` (its rows of kind `per_user_kind`: one
+    per end user, event type and more): clear it where a pair vanished, set it where it is
+    not set yet (a pair already set is not written), drop rows left empty."""
+    ops = connection.ops
+    block = ops.adapt_datefield_value(block_of(day))
+    bit = day_bit(day)
+    temp_table_create(cursor, EVENT_TYPE_PAIRS, "end_user_id BIGINT, event_type VARCHAR(64)")
+    cursor.execute(_EVENT_TYPE_PAIRS_SQL.format(groups=groups), [per_user_kind])
+    if on_postgres():
+        cursor.execute(f"ANALYZE {EVENT_TYPE_PAIRS}")
+    with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
+        cursor.execute(_EVENT_TYPE_CLEAR_SQL, [bit, org_id, block, bit])
+        cleared = cursor.rowcount
+        cursor.execute(_EVENT_TYPE_SET_SQL, [org_id, block, bit, org_id, block, bit])
+    if cleared:
+        cursor.execute(_EVENT_TYPE_DROP_EMPTY_SQL, [org_id, block])
+    temp_tables_release(cursor, EVENT_TYPE_PAIRS)

@@ -16,6 +16,7 @@ from .models import (
     DailyUserUsage,
     Segment,
     UserActiveDays,
+    UserEventTypeActiveDays,
     UserFeatureActiveDays,
 )
 
@@ -109,6 +110,18 @@ class UserFeatureActiveDaysAdmin(ReadOnlyModelAdmin):
     autocomplete_fields = ["organization"]
     raw_id_fields = ["feature", "end_user"]
     ordering = ["-block_start", "organization", "feature", "end_user"]
+    show_full_result_count = False
+
+
+@admin.register(UserEventTypeActiveDays)
+class UserEventTypeActiveDaysAdmin(ReadOnlyModelAdmin):
+    list_display = ["block_start", "organization", "event_type", "end_user", "active_days"]
+    list_filter = ["organization", "block_start"]
+    list_select_related = ["organization", "end_user"]
+    search_fields = ["end_user__external_id", "event_type", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["end_user"]
+    ordering = ["-block_start", "organization", "event_type", "end_user"]
     show_full_result_count = False
 
 

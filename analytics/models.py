@@ -211,6 +211,37 @@ class UserFeatureActiveDays(models.Model):
         return f"{self.end_user_id} {self.feature_id} {self.block_start}: {self.active_days:056b}"
 
 
+class UserEventTypeActiveDays(models.Model):
+    """On which days of an 8-week block one end user sent events of one type: bit i of
+    `active_days` is set when the user has an event of `event_type` on `block_start` + i
+    days (blocks as UserActiveDays'). Distinct users per event type over a range or per week
+    (the event-type breakdowns' users) read one row per user, type and block instead of the
+    range's raw events, exactly, under the person filters; not under a feature filter (the
+    rows span every feature). Kept by the rollup from the day's per-user groups of the
+    dimension rollup (`active_days.rollup_event_type_active_days`). Written on every active
+    day of its block: half-full pages on PostgreSQL, as UserActiveDays (migration 0015)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    end_user = models.ForeignKey(
+        "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    event_type = models.CharField(max_length=64)
+    block_start = models.DateField()
+    active_days = models.BigIntegerField(default=0)
+
+    class Meta:
+        # One key serves a range's blocks of one organisation (the reads) and the rollup's
+        # upsert; `active_days` stays out of it so its updates can be heap-only.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "block_start", "event_type", "end_user"], name="uetad_org_block_type_user_uniq"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.end_user_id} {self.event_type} {self.block_start}: {self.active_days:056b}"
+
+
 class DailySegmentUsage(models.Model):
     """One day's usage per person segment (age band × gender), for all features (`feature`
     NULL) and per feature: what the person filters sum over a range without touching a

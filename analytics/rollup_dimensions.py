@@ -26,7 +26,9 @@ statements over temporary tables, all in the database:
    the per-user groups, a user property straight from the per-user rows (one value per user);
 6. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
    queries read on days without a row of the asked property (a key past the cap that day
-   reads as "(none)" too).
+   reads as "(none)" too);
+7. the day's bit of the per-(user, event type) bitmasks (UserEventTypeActiveDays), from the
+   per-user groups of step 2 (`active_days.rollup_event_type_active_days`).
 
 Cost: one more scan of the day's events (a hash join on the day's users and two hash
 groupings), one of the day's per-user feature rows, and groupings of rows far fewer than
@@ -40,6 +42,7 @@ from typing import Any
 
 from django.db import connection
 
+from .active_days import rollup_event_type_active_days
 from .planner import plans_without
 from .temp_tables import on_postgres, temp_table_create, temp_table_fill, temp_tables_release
 
@@ -276,6 +279,9 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     # millions of rows on a big day.
     with plans_without(cursor, "enable_sort", "enable_mergejoin"):
         _groups_and_rows(cursor, org_id=org_id, day_param=day_param, window=window, text=text, json=json)
+    # The day's (user, event type) pairs are in the per-user groups already: the event-type
+    # bitmasks take them from there rather than from another pass over the events.
+    rollup_event_type_active_days(cursor, org_id, day, groups="ddu_g", per_user_kind=PER_USER)
     temp_tables_release(cursor, *_TEMP_TABLES)
 
 

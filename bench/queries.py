@@ -275,6 +275,11 @@ def api_paths(org, last):
             f"timeseries?{r30}&gender=F&breakdown=event.source",
         ),
         ("breakdown usage-summary by event_type, 30 days", f"usage-summary?{r30}&breakdown=event_type"),
+        ("breakdown usage-summary by event_type, 90 days", f"usage-summary?{r90}&breakdown=event_type"),
+        (
+            "breakdown timeseries active_users/week by event_type, 90 days",
+            f"timeseries?{r90}&metric=active_users&interval=week&breakdown=event_type",
+        ),
         ("breakdown feature-usage by event.source, 30 days", f"feature-usage?{r30}&breakdown=event.source"),
         *account_paths(org, r30, r90),
     ]

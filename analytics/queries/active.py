@@ -1,7 +1,8 @@
 """Distinct active users over ranges and weeks from the active-day bitmasks, exact and without
 reading one row per active day: `UserActiveDays` (one row per end user and 8-week block)
 for all features together, `UserFeatureActiveDays` (one per end user, feature and block)
-under a feature filter and for the per-feature counts.
+under a feature filter and for the per-feature counts, `UserEventTypeActiveDays` (one per
+end user, event type and block) for the users per event type over all features.
 
 A user is active in a range when one of their rows, ANDed with the range's days of that
 block, is not zero."""
@@ -19,7 +20,7 @@ from django.db.models.lookups import Exact
 from tenants.models import Organization
 
 from ..active_days import block_of, range_masks
-from ..models import UserActiveDays, UserFeatureActiveDays
+from ..models import UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
 from .common import feature_pk, week_monday
 from .filters import filters_apply
 
@@ -88,6 +89,21 @@ def any_feature_users(
     return int(rows.aggregate(n=Count("end_user_id", distinct=True))["n"] or 0)
 
 
+def event_type_bitmasks(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Any] | None:
+    """The organisation's per-event-type bitmask rows under the person `filters`; None under
+    a feature filter, which they cannot apply (each row spans every feature)."""
+    if feature_pk(filters.get("feature")) is not None:
+        return None
+    return filters_apply(UserEventTypeActiveDays.objects.filter(organization=org), filters)
+
+
+def event_type_users(rows: QuerySet[Any], start: date, end: date) -> dict[str, int]:
+    """{event type: distinct end users of `rows` (per-event-type bitmasks) who sent one
+    within start..end}, in one statement."""
+    grouped = active_within(rows, start, end).values("event_type").annotate(n=Count("end_user_id", distinct=True))
+    return dict(grouped.values_list("event_type", "n"))
+
+
 def hits(start: date, end: date) -> Any:
     """An expression: a row's active days within start..end (0: none)."""
     masks = range_masks(start, end)
@@ -113,9 +129,12 @@ def distinct_users(org: Organization, filters: Mapping[str, Any], periods: list[
     return [totals[f"p{i}"] or 0 for i in range(len(periods))]
 
 
-def _week_counts(start: date, end: date) -> tuple[list[date], list[date], dict[str, Any], dict[str, Any]]:
+def _week_counts(
+    start: date, end: date, *, distinct: bool = False
+) -> tuple[list[date], list[date], dict[str, Any], dict[str, Any]]:
     """The Mondays of start..end, the blocks they lie in, and per week an alias (the row's
-    days of that week within the range) and a count of the rows where it is not zero."""
+    days of that week within the range) and a count of the rows where it is not zero (of
+    their distinct users with `distinct`: rows where a user may have several a block)."""
     weeks: list[date] = []
     monday = week_monday(start)
     while monday <= end:
@@ -126,7 +145,8 @@ def _week_counts(start: date, end: date) -> tuple[list[date], list[date], dict[s
     for i, week in enumerate(weeks):
         ((block, mask),) = range_masks(max(week, start), min(week + timedelta(days=6), end)).items()
         aliases[f"w{i}"] = _days_in(mask)
-        counts[f"n{i}"] = Count("pk", filter=Q(block_start=block, **{f"w{i}__gt": 0}))
+        week = Q(block_start=block, **{f"w{i}__gt": 0})
+        counts[f"n{i}"] = Count("end_user_id", distinct=True, filter=week) if distinct else Count("pk", filter=week)
     blocks = sorted({block_of(week) for week in weeks} | {block_of(start)})
     return weeks, blocks, aliases, counts
 
@@ -140,8 +160,11 @@ def weekly_users(rows: QuerySet[Any], start: date, end: date) -> dict[date, int]
     return {week: totals[f"n{i}"] for i, week in enumerate(weeks) if totals[f"n{i}"]}
 
 
-def weekly_users_by(rows: QuerySet[Any], start: date, end: date, group: str) -> dict[Any, dict[date, int]]:
-    """`weekly_users` per value of the annotation `group` of `rows`, in one statement."""
-    weeks, blocks, aliases, counts = _week_counts(start, end)
+def weekly_users_by(
+    rows: QuerySet[Any], start: date, end: date, group: str, *, distinct: bool = False
+) -> dict[Any, dict[date, int]]:
+    """`weekly_users` per value of the annotation `group` of `rows`, in one statement; with
+    `distinct`, for groups where a user may have several rows a block (see `_week_counts`)."""
+    weeks, blocks, aliases, counts = _week_counts(start, end, distinct=distinct)
     grouped = rows.filter(block_start__in=blocks).alias(**aliases).values(group).annotate(**counts)
     return {row[group]: {week: row[f"n{i}"] for i, week in enumerate(weeks) if row[f"n{i}"]} for row in grouped}

@@ -31,6 +31,7 @@ class Row:
     age: int | None
     gender: str
     account: int | None = None
+    event_type: str = "interaction"
 
 
 def load(org) -> list[Row]:
@@ -51,6 +52,7 @@ def load(org) -> list[Row]:
                 age=person.age if person else None,
                 gender=person.gender if person else "",
                 account=person.account_id if person else None,
+                event_type=e.event_type,
             )
         )
     return rows

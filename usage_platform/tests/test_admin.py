@@ -27,6 +27,7 @@ def _tenant_rows(admin_user):
         DailyUserUsage,
         Segment,
         UserActiveDays,
+        UserEventTypeActiveDays,
         UserFeatureActiveDays,
     )
     from insights.models import AlertFiring, AlertRule, Anomaly, Insight, Webhook, WebhookDelivery
@@ -61,6 +62,9 @@ def _tenant_rows(admin_user):
     UserActiveDays.objects.create(organization=org, end_user=end_user, block_start=date(2025, 1, 6), active_days=5)
     UserFeatureActiveDays.objects.create(
         organization=org, feature=feature, end_user=end_user, block_start=date(2025, 1, 6), active_days=5
+    )
+    UserEventTypeActiveDays.objects.create(
+        organization=org, event_type="interaction", end_user=end_user, block_start=date(2025, 1, 6), active_days=5
     )
     DailyAccountUsage.objects.create(
         organization=org, date=date.today(), account=account, event_count=1, active_users=1
@@ -225,6 +229,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         DailyFeatureUsage,
         DailyOrgUsage,
         UserActiveDays,
+        UserEventTypeActiveDays,
         UserFeatureActiveDays,
     )
     from insights.models import Anomaly, Insight, WebhookDelivery
@@ -236,6 +241,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         DailyAccountUsage,
         DailyDimensionUsage,
         UserActiveDays,
+        UserEventTypeActiveDays,
         UserFeatureActiveDays,
     )
     for model in (*computed, UsageEvent, DirtyDay, Anomaly, Insight, WebhookDelivery):

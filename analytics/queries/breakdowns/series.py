@@ -7,15 +7,17 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import F, Q, QuerySet, Value
 
 from tenants.models import Organization
 
 from ...models import DailyDimensionUsage
+from .. import active
 from ..cache import cached
 from ..common import days_between, week_monday
 from .people import is_person_dimension, people_weekly
-from .sources import OTHER, grouped, in_dimension_rollup, rolled_source, source_for, value_of
+from .sources import NONE, OTHER, grouped, in_dimension_rollup, rolled_source, source_for, text_of, value_of
+from .totals import event_type_user_totals
 
 
 @cached
@@ -37,6 +39,9 @@ def breakdown_series(
     users = metric == "active_users"
     if users and interval == "week" and is_person_dimension(dimension):
         return people_weekly(org, dimension, start, end, filters, buckets)
+    bitmasks = active.event_type_bitmasks(org, filters) if users and dimension == "event_type" else None
+    if bitmasks is not None and interval == "week":
+        return _event_type_weekly(bitmasks, start, end, buckets)
     source, top = rolled_source(
         org, dimension, filters, start, end, metric, users=users, per_feature=False, daily_users=interval == "day"
     )
@@ -52,6 +57,27 @@ def breakdown_series(
     return [
         {"key": key, "points": [{"date": max(b, start), "value": values[key].get(b, 0)} for b in buckets]}
         for key in keys
+    ]
+
+
+def _event_type_weekly(bitmasks: QuerySet[Any], start: date, end: date, buckets: list[date]) -> list[dict[str, Any]]:
+    """Weekly distinct users per event type from the per-event-type bitmasks: the top types as
+    `event_type_user_totals` ranks them, every week of each in one statement (a user has one
+    row per type and block, and a week lies in one block: rows counted, no DISTINCT), then,
+    only when there are more types, the users of any of the rest, counted once."""
+    totals = event_type_user_totals(bitmasks, start, end)
+    top = [row["key"] for row in totals if row["key"] != OTHER]
+    named = ["" if key == NONE else key for key in top]
+    rows = bitmasks.filter(event_type__in=named).annotate(bkey=text_of(F("event_type")))
+    values = active.weekly_users_by(rows, start, end, "bkey")
+    if len(totals) > len(top):
+        values[OTHER] = active.weekly_users_by(
+            bitmasks.exclude(event_type__in=named).annotate(bkey=Value(OTHER)), start, end, "bkey", distinct=True
+        ).get(OTHER, {})
+    shown = top + ([OTHER] if values.get(OTHER) else [])
+    return [
+        {"key": k, "points": [{"date": max(b, start), "value": values.get(k, {}).get(b, 0)} for b in buckets]}
+        for k in shown
     ]
 
 

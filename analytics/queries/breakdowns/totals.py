@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from django.db.models import Count, QuerySet
+
 from telemetry.models import Feature
 from tenants.models import Organization
 
@@ -13,6 +15,7 @@ from ..cache import cached
 from .people import people_totals
 from .sources import (
     BREAKDOWN_LIMIT,
+    NONE,
     OTHER,
     PERSON_DIMENSIONS,
     TOTALS_FETCHED,
@@ -45,8 +48,15 @@ def breakdown_totals(
         return people_totals(org, dimension, start, end, filters)
     if metric == "active_users" and dimension == "feature":
         return _feature_user_totals(org, start, end, filters)
+    if metric == "active_users" and dimension == "event_type":
+        bitmasks = active.event_type_bitmasks(org, filters)
+        if bitmasks is not None:
+            return event_type_user_totals(bitmasks, start, end)
     users = metric == "active_users"
     source, ranked_rows = rolled_ranking(org, dimension, filters, start, end, metric, users=users, per_feature=False)
+    if users:
+        # A value only anonymous events carry has no user to show.
+        ranked_rows = [row for row in ranked_rows if row["users"]]
     top = top_of(ranked_rows)
     figures = {row["bkey"]: row for row in ranked_rows}
     result = [{"key": key, "value": value_of(metric, figures[key])} for key in top]
@@ -76,4 +86,18 @@ def _feature_user_totals(org: Organization, start: date, end: date, filters: dic
     rest = order[BREAKDOWN_LIMIT:]
     if rest:
         result.append({"key": OTHER, "value": active.any_feature_users(org, start, end, filters, rest)})
+    return result
+
+
+def event_type_user_totals(bitmasks: QuerySet[Any], start: date, end: date) -> list[dict[str, Any]]:
+    """Distinct users per event type from the per-event-type bitmasks (`bitmasks`, already
+    narrowed by the filters): the top BREAKDOWN_LIMIT types, most users first, then "other",
+    the distinct users of the rest (one query more, only when there is a rest)."""
+    counts = active.event_type_users(bitmasks, start, end)
+    order = sorted(counts, key=lambda event_type: (-counts[event_type], event_type or NONE))
+    result = [{"key": event_type or NONE, "value": counts[event_type]} for event_type in order[:BREAKDOWN_LIMIT]]
+    rest = order[BREAKDOWN_LIMIT:]
+    if rest:
+        users = active.active_within(bitmasks, start, end).filter(event_type__in=rest)
+        result.append({"key": OTHER, "value": users.aggregate(n=Count("end_user_id", distinct=True))["n"]})
     return result
