@@ -3,7 +3,9 @@ an ingestion key, a second organisation to prove isolation, and API clients for 
 
 import itertools
 import os
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -192,6 +194,95 @@ def browser_context_args():
 # Playwright's sync API runs an event loop in the test thread; Django's async-safety guard
 # would then refuse the ORM calls that set up test data.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+# --- Live server on SQLite: a database file of its own per test ---------------------------
+# The SQLite test database is in shared-cache memory, fast for the 2,000-odd tests that use one
+# connection. A live-server test has several: the test thread polling for what the server
+# stored and each request thread of the server. Shared-cache connections lock tables, not the
+# database, and a write that meets another connection's lock fails at once with "database
+# table is locked" (busy_timeout does not apply): the ingestion endpoints answered 503 and a
+# sendBeacon's events were lost. So each live-server test runs on a file copy of the test
+# database, with the settings' WAL journal, IMMEDIATE transactions and 20 s busy timeout
+# (usage_platform/settings/database.py): readers never wait, writers queue as in production.
+
+
+@pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's `live_server`, except that its request threads never borrow the test
+    thread's connection (pytest-django hands them an in-memory SQLite one): each opens its own,
+    to the database `_live_server_database` points the settings at, as on PostgreSQL."""
+    from pytest_django.live_server_helper import LiveServer
+
+    addr = request.config.getvalue("liveserver") or os.environ.get("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost"
+    server = LiveServer(addr, start=False)
+    server.thread.connections_override = {}
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _memory_test_database(django_db_setup):
+    """The in-memory SQLite test database's name (None on PostgreSQL), kept alive until the run
+    ends by a connection of its own: such a database goes with its last connection, and
+    `_live_server_database` closes the test thread's while a test runs on a file."""
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    if connection.vendor != "sqlite" or not connection.creation.is_in_memory_db(name):
+        yield None
+        return
+    keeper = sqlite3.connect(name, uri=True)
+    yield name
+    keeper.close()
+
+
+def _point_databases_at(aliases, name):
+    """Every thread's next connection of `aliases` opens `name`; the test thread's open ones
+    are closed (before the change: one to a file; after: one to memory, which SQLite's backend
+    would not close while its name is the in-memory one)."""
+    from django.db import connections
+
+    for alias in aliases:
+        connections[alias].close()
+        connections[alias].settings_dict["NAME"] = name
+        connections[alias].close()
+
+
+@pytest.fixture(autouse=True)
+def _live_server_database(request, tmp_path):
+    """A test using `live_server` on SQLite runs on a file copy of the in-memory test database
+    (taken with SQLite's backup API when the test starts, deleted when it ends); the aliases that
+    name the in-memory database (the default and its test mirror, "replica") point at the copy
+    for the test's duration. The order against pytest-django's database fixture does not
+    matter: whichever database its flush at teardown meets is pristine or thrown away."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    name = request.getfixturevalue("_memory_test_database")
+    if name is None:
+        yield
+        return
+    from django.db import connections
+
+    aliases = [alias for alias in connections if connections[alias].settings_dict["NAME"] == name]
+    path = tmp_path / "live-server.sqlite3"
+    with request.getfixturevalue("django_db_blocker").unblock():
+        # Read through the test thread's own connection, which sees its own writes: another
+        # connection to the shared cache would wait, forever, on a transaction it holds open.
+        source = connections["default"]
+        source.ensure_connection()
+        copy = sqlite3.connect(path)
+        source.connection.backup(copy)
+        copy.close()
+    _point_databases_at(aliases, str(path))
+    try:
+        yield
+    finally:
+        _point_databases_at(aliases, name)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 @pytest.fixture

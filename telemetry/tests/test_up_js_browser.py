@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from django.db import OperationalError
 
 from conftest import browser_login, wait_until
 from telemetry.models import Account, EndUser, UsageEvent
@@ -91,8 +90,9 @@ def requests_counted(page):
 
 def quiesce(page):
     """Leave the customer's page and wait for its requests to the live server to end: a
-    tracker's batch still being stored when the test's database is flushed holds SQLite's
-    shared in-memory database locked, and every later live-server test fails with it."""
+    tracker's batch still being stored when the test ends could land in the database of the
+    tests that follow (on SQLite, once the test's own file is gone: conftest.py's
+    `_live_server_database`)."""
     if page.is_closed():
         return
     page.goto("about:blank")
@@ -124,14 +124,7 @@ def wait_for(page, condition, timeout=10.0):
     handlers and events only inside its own calls, so no time.sleep here)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except OperationalError as exc:
-            # The live server's SQLite test database is in shared-cache memory, where a read
-            # during the server's write fails at once ("table is locked") instead of waiting.
-            if "locked" not in str(exc):
-                raise
-            value = None
+        value = condition()
         if value:
             return value
         page.wait_for_timeout(50)
