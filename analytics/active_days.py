@@ -107,6 +107,12 @@ DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start 
 # installation's first days), estimated one and planned a nested loop re-reading the
 # block's rows for each of them: 12 s, then 52 s, for the first two days of a 20,000-user
 # backfill (docs/benchmarks.md). Hash joins are linear whatever the estimates.
+# _PROBED: the per-feature statements that look up a row's copies one index probe per row
+# (`_EARLIER_ROW`) also run with sequential scans off. Planned while the table is near empty
+# (a new installation's first days, organisations backfilled side by side), each probe was a
+# sequential scan of the table, which the other rolls went on filling: one organisation's
+# first day ran 15 minutes before it was cancelled, where it takes 2 s with the probes on
+# the unique index (docs/benchmarks.md).
 
 
 def week_of(day: date) -> int:
@@ -150,23 +156,24 @@ WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BI
 """
 # Rows whose bit is already set are left out before the upsert: ON CONFLICT … WHERE false
 # would still lock (write) each of them, ~2.5 s of backend CPU on the 1 M-event day. The
-# anti-join runs with nested loops off (`_HASHED`). A new row copies the user's rows of the
-# two blocks before (`earlier_days_1`, `_2`): one index probe each, for the day's rows not
-# set yet (a row that exists keeps its copies: the upsert leaves them alone).
+# join with the block's rows runs with nested loops off (`_HASHED`). A new row copies the
+# user's rows of the two blocks before (`earlier_days_1`, `_2`): one index probe each, made
+# only where the block has no row yet (a row that exists keeps its copies: the upsert leaves
+# them alone, and probing for it cost 2.8 s of the peak day's first roll).
 _EARLIER_ROW = """(
     SELECT p.active_days FROM analytics_userfeatureactivedays p
     WHERE p.organization_id = {row}.organization_id AND p.feature_id = {row}.feature_id
       AND p.block_start = %s AND p.end_user_id = {row}.end_user_id)"""
+_NEW_ROW_COPY = f"CASE WHEN a.id IS NULL THEN COALESCE({_EARLIER_ROW.format(row='d')}, 0) ELSE 0 END"
 _FEATURE_SET_SQL = f"""
 INSERT INTO analytics_userfeatureactivedays
     (organization_id, feature_id, end_user_id, block_start, active_days, earlier_days_1, earlier_days_2)
-SELECT d.organization_id, d.feature_id, d.end_user_id, %s, CAST(%s AS BIGINT),
-    COALESCE({_EARLIER_ROW.format(row="d")}, 0), COALESCE({_EARLIER_ROW.format(row="d")}, 0)
-FROM analytics_dailyuserfeatureusage d WHERE d.organization_id = %s AND d.date = %s
-  AND NOT EXISTS (
-    SELECT 1 FROM analytics_userfeatureactivedays a
-    WHERE a.organization_id = d.organization_id AND a.feature_id = d.feature_id AND a.block_start = %s
-      AND a.end_user_id = d.end_user_id AND (a.active_days & CAST(%s AS BIGINT)) <> 0)
+SELECT d.organization_id, d.feature_id, d.end_user_id, %s, CAST(%s AS BIGINT), {_NEW_ROW_COPY}, {_NEW_ROW_COPY}
+FROM analytics_dailyuserfeatureusage d
+LEFT JOIN analytics_userfeatureactivedays a
+    ON a.organization_id = d.organization_id AND a.feature_id = d.feature_id AND a.block_start = %s
+       AND a.end_user_id = d.end_user_id
+WHERE d.organization_id = %s AND d.date = %s AND (a.id IS NULL OR (a.active_days & CAST(%s AS BIGINT)) = 0)
 ON CONFLICT (organization_id, feature_id, block_start, end_user_id) DO UPDATE SET
     active_days = analytics_userfeatureactivedays.active_days | excluded.active_days
 WHERE (analytics_userfeatureactivedays.active_days & excluded.active_days) = 0
@@ -204,7 +211,8 @@ def _feature_earlier_days_refresh(cursor: Any, org_id: int, day: date, *, any_ro
         if not any_row:
             of_the_day = _OF_THE_DAY
             params += [org_id, ops.adapt_datefield_value(day)]
-        cursor.execute(_FEATURE_EARLIER_SQL.format(column=column, earlier=earlier, of_the_day=of_the_day), params)
+        with plans_without(cursor, "enable_seqscan"):  # see `_PROBED`
+            cursor.execute(_FEATURE_EARLIER_SQL.format(column=column, earlier=earlier, of_the_day=of_the_day), params)
 
 
 def _rows_after(cursor: Any, org_id: int, block: date) -> bool:
@@ -250,13 +258,14 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
         with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
             cursor.execute(_FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
             cleared = cursor.rowcount
-    with plans_without(cursor, "enable_nestloop"):
-        cursor.execute(_FEATURE_SET_SQL, [block, bit, *earlier, org_id, day_param, block, bit])
+    with plans_without(cursor, "enable_nestloop", "enable_seqscan"):  # see `_HASHED`, `_PROBED`
+        cursor.execute(_FEATURE_SET_SQL, [block, bit, earlier[0], earlier[1], block, org_id, day_param, bit])
         changed = cleared + cursor.rowcount
     if cleared:
         cursor.execute(_FEATURE_DROP_EMPTY_SQL, [org_id, block])
     if changed and _rows_after(cursor, org_id, first_day):
         _feature_earlier_days_refresh(cursor, org_id, day, any_row=bool(cleared))
+
 
 # The same steps per (end user, event type), from the day's (user, type) pairs: the dimension
 # rollup's per-user groups (`rollup_dimensions`, temporary table `ddu_g`), distinct, put aside

@@ -197,15 +197,15 @@ class UserFeatureActiveDays(models.Model):
     earlier_days_2 = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
-        # The unique key serves one feature's range (and is the rollup's upsert target);
-        # (organization, block_start) every feature's. `active_days` stays out of both so
-        # the rollup's updates of it can be heap-only (HOT) on PostgreSQL.
+        # One index: a range's blocks of every feature (its prefix), of one feature, the
+        # rollup's upsert target and its one-row probes for the copies, which must find this
+        # index whatever the planner's estimates (`active_days._PROBED`). `active_days` stays
+        # out of it so the rollup's updates of it can be heap-only (HOT) on PostgreSQL.
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "feature", "block_start", "end_user"], name="ufad_org_feature_block_user_uniq"
+                fields=["organization", "block_start", "feature", "end_user"], name="ufad_org_block_feature_user_uniq"
             )
         ]
-        indexes = [models.Index(fields=["organization", "block_start"], name="ufad_org_block_idx")]
 
     def __str__(self):
         return f"{self.end_user_id} {self.feature_id} {self.block_start}: {self.active_days:056b}"

@@ -82,12 +82,16 @@ def forget(day, org):
         )
         for table in ("analytics_dailyuserfeatureusage", "analytics_dailyuserusage"):
             cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s AND date = %s", [org.pk, day])
-        # A day never rolled has no active-day bit set either, per user or per feature, no
+        # A day never rolled has no active-day bit set either, per user, feature or event type, no
         # row that only that bit kept, and no copy of the bit in the per-feature rows of the
         # two blocks after it.
         bit = active_days.day_bit(day)
         block = active_days.block_of(day)
-        for table in ("analytics_useractivedays", "analytics_userfeatureactivedays"):
+        for table in (
+            "analytics_useractivedays",
+            "analytics_userfeatureactivedays",
+            "analytics_usereventtypeactivedays",
+        ):
             cursor.execute(
                 f"UPDATE {table} SET active_days = active_days & ~CAST(%s AS BIGINT) "
                 "WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0",
@@ -110,6 +114,7 @@ def forget(day, org):
             "analytics_dailyuserusage",
             "analytics_useractivedays",
             "analytics_userfeatureactivedays",
+            "analytics_usereventtypeactivedays",
         ):
             cursor.execute(f"VACUUM ANALYZE {table}")
 
