@@ -9,13 +9,14 @@ Monday-based week always lies in one row, so weekly figures need no DISTINCT.
 The rollup of a day sets or clears that day's bit alone: a bit is a pure function of "has
 the user a DailyUserUsage row that day", so re-rolling a day (late or vanished events) is
 exact and idempotent without reading the rest of the block. The per-feature bitmasks
-(UserFeatureActiveDays) are kept the same way from the DailyUserFeatureUsage rows.
-A `UserActiveDays` row's events per week of the
-block (`WEEK_FIELDS`) are kept alike: the rollup adds the change of the day's per-user
-events, the rows written minus those they replaced, so re-rolling an unchanged day writes
-nothing and a re-rolled day counts once. The bit and the week's events of a user change in
-one write (`rollup_active_days`): each write leaves a dead row version behind, and a row
-is written on every active day of its block (docs/decisions.md, 2026-12-01).
+(UserFeatureActiveDays) are kept the same way from the DailyUserFeatureUsage rows, the
+per-event-type ones (UserEventTypeActiveDays) from the day's (user, event type) pairs.
+A `UserActiveDays` row's events per week of the block (`WEEK_FIELDS`) are kept alike: the
+rollup adds the change of the day's per-user events, the rows written minus those they
+replaced, so re-rolling an unchanged day writes nothing and a re-rolled day counts once.
+The bit and the week's events of a user change in one write (`rollup_active_days`): each
+write leaves a dead row version behind, and a row is written on every active day of its
+block (docs/decisions.md, 2026-12-01).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start 
 # (`_EARLIER_ROW`) also run with sequential scans off. Planned while the table is near empty
 # (a new installation's first days, organisations backfilled side by side), each probe was a
 # sequential scan of the table, which the other rolls went on filling: one organisation's
-# first day ran 15 minutes before it was cancelled, where it takes 2 s with the probes on
+# first day ran 15 minutes before it was cancelled, where it took 2.4 s with the probes on
 # the unique index (docs/benchmarks.md).
 
 
@@ -223,20 +224,21 @@ def _rows_after(cursor: Any, org_id: int, block: date) -> bool:
     return cursor.fetchone() is not None
 
 
-# The two-key advisory lock space (apart from the one-key locks of days and partitions): this
-# step's key for one organisation.
-_FEATURE_STEP_LOCK = 0x7E1E_0002
+# The two-key advisory lock space (apart from the one-key locks of days and partitions): the
+# per-feature and per-event-type steps' key for one organisation.
+_BITMASK_STEP_LOCK = 0x7E1E_0002
 
 
-def _feature_step_lock(cursor: Any, org_id: int) -> None:
+def _bitmask_steps_lock(cursor: Any, org_id: int) -> None:
     """Hold, until the rollup's transaction ends, the organisation's lock on its per-feature
-    bitmasks (PostgreSQL). Rolls of different days run side by side, and a row's copies of
+    and per-event-type bitmasks (PostgreSQL; taken again by the same transaction, it is
+    simply held twice). Rolls of different days run side by side, and a row's copies of
     earlier blocks tie days together: a roll inserting a row in one block copies the earlier
     block as committed then, while a roll of that earlier block cannot see (and so cannot
     update) the uncommitted row. One at a time, each roll's statements see what the other
     committed."""
     if on_postgres():
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_FEATURE_STEP_LOCK, org_id])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_BITMASK_STEP_LOCK, org_id])
 
 
 def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vanished: bool) -> None:
@@ -253,7 +255,7 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
     day_param = ops.adapt_datefield_value(day)
     earlier = [ops.adapt_datefield_value(first_day - timedelta(days=BLOCK_DAYS * k)) for k in (1, 2)]
     cleared = 0
-    _feature_step_lock(cursor, org_id)
+    _bitmask_steps_lock(cursor, org_id)
     if rows_vanished:
         with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
             cursor.execute(_FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
@@ -269,24 +271,24 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
 
 # The same steps per (end user, event type), from the day's (user, type) pairs: the dimension
 # rollup's per-user groups (`rollup_dimensions`, temporary table `ddu_g`), distinct, put aside
-# in EVENT_TYPE_PAIRS (a column of the table's own collation, so the joins below compare like
+# in _EVENT_TYPE_PAIRS (a column of the table's own collation, so the joins below compare like
 # with like). Anonymous groups (user 0) carry no user.
-EVENT_TYPE_PAIRS = "uetad_pairs"
+_EVENT_TYPE_PAIRS = "uetad_pairs"
 _EVENT_TYPE_PAIRS_SQL = f"""
-INSERT INTO {EVENT_TYPE_PAIRS} (end_user_id, event_type)
+INSERT INTO {_EVENT_TYPE_PAIRS} (end_user_id, event_type)
 SELECT DISTINCT uid, event_type FROM {{groups}} WHERE kind = %s AND uid <> 0
 """
 _EVENT_TYPE_CLEAR_SQL = f"""
 UPDATE analytics_usereventtypeactivedays SET active_days = active_days & ~CAST(%s AS BIGINT)
 WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
   AND NOT EXISTS (
-    SELECT 1 FROM {EVENT_TYPE_PAIRS} p
+    SELECT 1 FROM {_EVENT_TYPE_PAIRS} p
     WHERE p.end_user_id = analytics_usereventtypeactivedays.end_user_id
       AND p.event_type = analytics_usereventtypeactivedays.event_type)
 """
 _EVENT_TYPE_SET_SQL = f"""
 INSERT INTO analytics_usereventtypeactivedays (organization_id, end_user_id, event_type, block_start, active_days)
-SELECT %s, p.end_user_id, p.event_type, %s, CAST(%s AS BIGINT) FROM {EVENT_TYPE_PAIRS} p
+SELECT %s, p.end_user_id, p.event_type, %s, CAST(%s AS BIGINT) FROM {_EVENT_TYPE_PAIRS} p
 WHERE NOT EXISTS (
     SELECT 1 FROM analytics_usereventtypeactivedays a
     WHERE a.organization_id = %s AND a.block_start = %s AND a.event_type = p.event_type
@@ -303,18 +305,21 @@ def rollup_event_type_active_days(cursor: Any, org_id: int, day: date, *, groups
     """Bring `day`'s bit of the organisation's per-event-type bitmasks in line with the day's
     events, read from the temporary table `groups` (its rows of kind `per_user_kind`: one
     per end user, event type and more): clear it where a pair vanished, set it where it is
-    not set yet (a pair already set is not written), drop rows left empty."""
+    not set yet (a pair already set is not written), drop rows left empty. Under the
+    organisation's lock, as the per-feature step: two rolls of one block side by side would
+    otherwise lock the same rows in their own orders, and could deadlock."""
     ops = connection.ops
     block = ops.adapt_datefield_value(block_of(day))
     bit = day_bit(day)
-    temp_table_create(cursor, EVENT_TYPE_PAIRS, "end_user_id BIGINT, event_type VARCHAR(64)")
+    _bitmask_steps_lock(cursor, org_id)
+    temp_table_create(cursor, _EVENT_TYPE_PAIRS, "end_user_id BIGINT, event_type VARCHAR(64)")
     cursor.execute(_EVENT_TYPE_PAIRS_SQL.format(groups=groups), [per_user_kind])
     if on_postgres():
-        cursor.execute(f"ANALYZE {EVENT_TYPE_PAIRS}")
+        cursor.execute(f"ANALYZE {_EVENT_TYPE_PAIRS}")
     with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
         cursor.execute(_EVENT_TYPE_CLEAR_SQL, [bit, org_id, block, bit])
         cleared = cursor.rowcount
         cursor.execute(_EVENT_TYPE_SET_SQL, [org_id, block, bit, org_id, block, bit])
     if cleared:
         cursor.execute(_EVENT_TYPE_DROP_EMPTY_SQL, [org_id, block])
-    temp_tables_release(cursor, EVENT_TYPE_PAIRS)
+    temp_tables_release(cursor, _EVENT_TYPE_PAIRS)

@@ -257,9 +257,10 @@ def _chosen(candidates: list[tuple[str, Any]], limit: int) -> list[str]:
 
 
 def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[Any]) -> None:
-    """Replace `day`'s DailyDimensionUsage rows of `org_id` (see the module docstring).
-    `cursor`: the rollup's, inside its transaction; `window`: the day's [start, end) as
-    adapted timestamps. Runs after the day's per-user rows are final."""
+    """Replace `day`'s DailyDimensionUsage rows of `org_id` and set the day's bits of its
+    per-event-type bitmasks from the same groups (see the module docstring). `cursor`: the
+    rollup's, inside its transaction; `window`: the day's [start, end) as adapted
+    timestamps. Runs after the day's per-user rows are final."""
     day_param = connection.ops.adapt_datefield_value(day)
     cursor.execute(
         "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s", [org_id, day_param]

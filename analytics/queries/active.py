@@ -97,13 +97,6 @@ def event_type_bitmasks(org: Organization, filters: Mapping[str, Any]) -> QueryS
     return filters_apply(UserEventTypeActiveDays.objects.filter(organization=org), filters)
 
 
-def event_type_users(rows: QuerySet[Any], start: date, end: date) -> dict[str, int]:
-    """{event type: distinct end users of `rows` (per-event-type bitmasks) who sent one
-    within start..end}, in one statement."""
-    grouped = active_within(rows, start, end).values("event_type").annotate(n=Count("end_user_id", distinct=True))
-    return dict(grouped.values_list("event_type", "n"))
-
-
 def hits(start: date, end: date) -> Any:
     """An expression: a row's active days within start..end (0: none)."""
     masks = range_masks(start, end)

@@ -17,7 +17,7 @@ from analytics import rollup
 from analytics.active_days import block_of, day_bit
 from analytics.models import UserEventTypeActiveDays
 from analytics.queries.breakdowns import breakdown_series, breakdown_totals
-from analytics.queries.breakdowns.sources import BREAKDOWN_LIMIT, OTHER
+from analytics.queries.breakdowns.sources import BREAKDOWN_LIMIT, NONE, OTHER
 from analytics.queries.common import week_monday
 from telemetry.models import Account, EndUser, UsageEvent
 
@@ -81,6 +81,21 @@ def data(org):
                 timestamp=at(str(day), f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00"),
             )
         )
+    # An empty type (stored by older clients) and one sent as "(none)": one value, "(none)",
+    # on every path; some users have both.
+    for person in people[:6]:
+        for kind in ("", "(none)") if person.pk % 2 else ("",):
+            day = first + timedelta(days=rng.randrange(110))
+            rows.append(
+                UsageEvent(
+                    uuid=uuid.uuid4(),
+                    organization=org,
+                    feature=features[0],
+                    end_user=person,
+                    event_type=kind,
+                    timestamp=at(str(day), "10:00:00"),
+                )
+            )
     UsageEvent.objects.bulk_create(rows)
     rollup.rollup_range(first, LAST, org)
     return {"first": first, "features": features, "accounts": accounts}
@@ -96,8 +111,9 @@ def _expected_users(org, start, end, filters):
     per_type: dict[str, set[int]] = defaultdict(set)
     per_week: dict[tuple[date, str], set[int]] = defaultdict(set)
     for r in rows:
-        per_type[r.event_type].add(r.user)
-        per_week[(max(week_monday(r.day), start), r.event_type)].add(r.user)
+        key = r.event_type or NONE
+        per_type[key].add(r.user)
+        per_week[(max(week_monday(r.day), start), key)].add(r.user)
     return per_type, per_week
 
 
@@ -131,6 +147,14 @@ def test_late_and_vanished_events_are_re_rolled(org, data):
     assert (victim.end_user_id, "late-type", block_of(day)) in bitmasks(org)
     assert not UserEventTypeActiveDays.objects.filter(organization=org, active_days=0).exists()
     rollup.rollup_day(day, org)
+    assert bitmasks(org) == bits_from_events(org)
+    # A pair whose one day in its block vanishes leaves no row behind.
+    once = event(org, data["features"][0], victim.end_user, at(str(day), "08:00:00"), event_type="once")
+    rollup.rollup_day(day, org)
+    assert UserEventTypeActiveDays.objects.filter(end_user=victim.end_user, event_type="once").count() == 1
+    once.delete()
+    rollup.rollup_day(day, org)
+    assert not UserEventTypeActiveDays.objects.filter(end_user=victim.end_user, event_type="once").exists()
     assert bitmasks(org) == bits_from_events(org)
 
 
@@ -180,7 +204,8 @@ def test_users_per_event_type_equal_the_raw_events(org, data):
                 filters=filters,
             )
             top = [row["key"] for row in totals if row["key"] != OTHER]
-            assert [s["key"] for s in weekly][: len(top)] == top, (start, end, filters)
+            rest_users = set().union(*(users for kind, users in per_type.items() if kind not in top))
+            assert [s["key"] for s in weekly] == top + ([OTHER] if rest_users else []), (start, end, filters)
             for series in weekly:
                 for point in series["points"]:
                     kinds = [series["key"]] if series["key"] != OTHER else [k for k in per_type if k not in top]
@@ -188,12 +213,15 @@ def test_users_per_event_type_equal_the_raw_events(org, data):
                     assert point["value"] == len(users), (start, end, filters, series["key"], point)
 
 
-def test_users_per_event_type_read_no_raw_events(org, data):
+@pytest.mark.parametrize("filters", [{}, {"gender": "F"}, {"user_properties": {"plan": "pro"}}, {"account": 0}])
+def test_users_per_event_type_read_no_raw_events(org, data, filters):
     start, end = LAST - timedelta(days=89), LAST
+    if "account" in filters:
+        filters = {"account": data["accounts"][0]}
     with CaptureQueriesContext(connection) as queries:
-        breakdown_totals(org, dimension="event_type", start=start, end=end, metric="active_users", filters={})
+        breakdown_totals(org, dimension="event_type", start=start, end=end, metric="active_users", filters=filters)
         breakdown_series(
-            org, dimension="event_type", start=start, end=end, interval="week", metric="active_users", filters={}
+            org, dimension="event_type", start=start, end=end, interval="week", metric="active_users", filters=filters
         )
     assert queries.captured_queries
     assert not [q for q in queries.captured_queries if "telemetry_usageevent" in q["sql"]]

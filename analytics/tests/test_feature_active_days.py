@@ -326,14 +326,18 @@ def test_bitmask_joins_are_planned_without_nested_loops(org):
     joins = [
         i
         for i, sql in enumerate(statements)
-        if re.search(r"^\s*(INSERT INTO|UPDATE) analytics_user(feature)?activedays", sql)
+        if re.search(r"^\s*(INSERT INTO|UPDATE) analytics_user(feature|eventtype)?activedays", sql)
         and re.search(r"NOT EXISTS|LEFT JOIN", sql)
     ]
-    assert len(joins) == 3  # the per-user set, the per-feature clear and set
+    assert len(joins) == 5  # the per-user set, the per-feature and per-event-type clear and set
     for i in joins:
-        switches = _switches_before(statements, i)
+        # A block of joins (the event-type clear and set) is opened once and closed after the last.
+        first = i
+        while first - 1 in joins:
+            first -= 1
+        switches = _switches_before(statements, first)
         assert "SET LOCAL enable_nestloop = off" in switches
-        assert statements[i + 1] == "SELECT set_config('enable_nestloop', 'on', true)"
+        assert i + 1 in joins or statements[i + 1] == "SELECT set_config('enable_nestloop', 'on', true)"
         plan = _plan(statements[i], switches)
         assert "Nested Loop" not in plan, plan
     assert UserFeatureActiveDays.objects.filter(organization=org, end_user=people[0]).count() == 0

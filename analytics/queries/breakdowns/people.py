@@ -17,7 +17,7 @@ from ...models import UserActiveDays, UserFeatureActiveDays
 from .. import active
 from ..common import feature_pk
 from ..filters import person_filter, person_filters
-from .sources import AGE_BAND, BREAKDOWN_LIMIT, OTHER, USER_PREFIX, age_band, text_of
+from .sources import AGE_BAND, BREAKDOWN_LIMIT, OTHER, USER_PREFIX, age_band, series_of, text_of
 
 
 def people_totals(
@@ -78,8 +78,4 @@ def people_weekly(
         bkey=Case(When(bkey_raw__in=top, then=F("bkey_raw")), default=Value(OTHER), output_field=CharField())
     )
     values = active.weekly_users_by(rows, start, end, "bkey")
-    shown = top + ([OTHER] if values.get(OTHER) else [])
-    return [
-        {"key": k, "points": [{"date": max(b, start), "value": values.get(k, {}).get(b, 0)} for b in buckets]}
-        for k in shown
-    ]
+    return series_of(top + ([OTHER] if values.get(OTHER) else []), values, buckets, start)

@@ -16,7 +16,17 @@ from .. import active
 from ..cache import cached
 from ..common import days_between, week_monday
 from .people import is_person_dimension, people_weekly
-from .sources import NONE, OTHER, grouped, in_dimension_rollup, rolled_source, source_for, text_of, value_of
+from .sources import (
+    NONE,
+    OTHER,
+    grouped,
+    in_dimension_rollup,
+    rolled_source,
+    series_of,
+    source_for,
+    text_of,
+    value_of,
+)
 from .totals import event_type_user_totals
 
 
@@ -52,33 +62,24 @@ def breakdown_series(
         values[r["bkey"]][as_date(r["bucket"])] = value_of(metric, r)
     for r in grouped(source, rows.exclude(in_top), ["bucket"], metric):
         values[OTHER][as_date(r["bucket"])] = value_of(metric, r)
-    keys = top + ([OTHER] if values.get(OTHER) else [])
-    # As `timeseries` labels it, a first week cut by `start` is labelled `start`.
-    return [
-        {"key": key, "points": [{"date": max(b, start), "value": values[key].get(b, 0)} for b in buckets]}
-        for key in keys
-    ]
+    # "Other" only when the rest has something to show (values without users drop out).
+    return series_of(top + ([OTHER] if any(values[OTHER].values()) else []), values, buckets, start)
 
 
 def _event_type_weekly(bitmasks: QuerySet[Any], start: date, end: date, buckets: list[date]) -> list[dict[str, Any]]:
     """Weekly distinct users per event type from the per-event-type bitmasks: the top types as
     `event_type_user_totals` ranks them, every week of each in one statement (a user has one
-    row per type and block, and a week lies in one block: rows counted, no DISTINCT), then,
-    only when there are more types, the users of any of the rest, counted once."""
+    row per type and block, and a week lies in one block: rows counted, no DISTINCT, but for
+    "(none)", which may stand for two stored types), then, only when there are more types,
+    the users of any of the rest, counted once."""
     totals = event_type_user_totals(bitmasks, start, end)
     top = [row["key"] for row in totals if row["key"] != OTHER]
-    named = ["" if key == NONE else key for key in top]
-    rows = bitmasks.filter(event_type__in=named).annotate(bkey=text_of(F("event_type")))
-    values = active.weekly_users_by(rows, start, end, "bkey")
+    keyed = bitmasks.annotate(bkey=text_of(F("event_type")))
+    values = active.weekly_users_by(keyed.filter(bkey__in=top), start, end, "bkey", distinct=NONE in top)
     if len(totals) > len(top):
-        values[OTHER] = active.weekly_users_by(
-            bitmasks.exclude(event_type__in=named).annotate(bkey=Value(OTHER)), start, end, "bkey", distinct=True
-        ).get(OTHER, {})
-    shown = top + ([OTHER] if values.get(OTHER) else [])
-    return [
-        {"key": k, "points": [{"date": max(b, start), "value": values.get(k, {}).get(b, 0)} for b in buckets]}
-        for k in shown
-    ]
+        rest = keyed.exclude(bkey__in=top).annotate(rest=Value(OTHER))
+        values[OTHER] = active.weekly_users_by(rest, start, end, "rest", distinct=True).get(OTHER, {})
+    return series_of([*top, OTHER] if values.get(OTHER) else top, values, buckets, start)
 
 
 @cached

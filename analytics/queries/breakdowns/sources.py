@@ -235,6 +235,9 @@ def rolled_ranking(
     if source.rows.model is DailyDimensionUsage and all(row["bkey"] == FOLDED for row in rows):
         source = source_for(org, dimension, filters, rolled_up=False, **how)
         rows = ranked(source, start, end, metric)
+    if metric == "active_users":
+        # A value only anonymous events carry has no user to show (totals and series alike).
+        rows = [row for row in rows if row["users"]]
     return source, rows
 
 
@@ -284,3 +287,14 @@ def ranked(source: Source, start: date, end: date, metric: str) -> list[dict[str
     order = "users" if metric == "active_users" else "events"
     rows = source.within(start, end).annotate(bkey=source.key).values("bkey").annotate(**wanted(source, metric))
     return list(rows.order_by(f"-{order}", "bkey")[: TOTALS_FETCHED + 1])
+
+
+def series_of(
+    keys: list[str], values: Mapping[str, Mapping[date, float]], buckets: list[date], start: date
+) -> list[dict[str, Any]]:
+    """`[{key, points: [{date, value}]}]` for `keys`, a point per bucket (0 where `values` has
+    none); as `timeseries` labels it, a first week cut by `start` is labelled `start`."""
+    return [
+        {"key": key, "points": [{"date": max(b, start), "value": values.get(key, {}).get(b, 0)} for b in buckets]}
+        for key in keys
+    ]

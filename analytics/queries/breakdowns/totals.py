@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 
 from telemetry.models import Feature
 from tenants.models import Organization
@@ -15,12 +15,12 @@ from ..cache import cached
 from .people import people_totals
 from .sources import (
     BREAKDOWN_LIMIT,
-    NONE,
     OTHER,
     PERSON_DIMENSIONS,
     TOTALS_FETCHED,
     USER_PREFIX,
     rolled_ranking,
+    text_of,
     top_of,
     value_of,
     wanted,
@@ -54,9 +54,6 @@ def breakdown_totals(
             return event_type_user_totals(bitmasks, start, end)
     users = metric == "active_users"
     source, ranked_rows = rolled_ranking(org, dimension, filters, start, end, metric, users=users, per_feature=False)
-    if users:
-        # A value only anonymous events carry has no user to show.
-        ranked_rows = [row for row in ranked_rows if row["users"]]
     top = top_of(ranked_rows)
     figures = {row["bkey"]: row for row in ranked_rows}
     result = [{"key": key, "value": value_of(metric, figures[key])} for key in top]
@@ -89,15 +86,28 @@ def _feature_user_totals(org: Organization, start: date, end: date, filters: dic
     return result
 
 
+def event_type_rows(bitmasks: QuerySet[Any], start: date, end: date) -> QuerySet[Any]:
+    """The per-event-type bitmask rows active within start..end, each with its breakdown key
+    `bkey` (the type as the other paths show it: "(none)" for an empty one, so "" and a type
+    sent as "(none)" are one value, as there)."""
+    return active.active_within(bitmasks, start, end).annotate(bkey=text_of(F("event_type")))
+
+
 def event_type_user_totals(bitmasks: QuerySet[Any], start: date, end: date) -> list[dict[str, Any]]:
     """Distinct users per event type from the per-event-type bitmasks (`bitmasks`, already
-    narrowed by the filters): the top BREAKDOWN_LIMIT types, most users first, then "other",
-    the distinct users of the rest (one query more, only when there is a rest)."""
-    counts = active.event_type_users(bitmasks, start, end)
-    order = sorted(counts, key=lambda event_type: (-counts[event_type], event_type or NONE))
-    result = [{"key": event_type or NONE, "value": counts[event_type]} for event_type in order[:BREAKDOWN_LIMIT]]
-    rest = order[BREAKDOWN_LIMIT:]
-    if rest:
-        users = active.active_within(bitmasks, start, end).filter(event_type__in=rest)
-        result.append({"key": OTHER, "value": users.aggregate(n=Count("end_user_id", distinct=True))["n"]})
+    narrowed by the filters): the top BREAKDOWN_LIMIT types, most users first and ties in the
+    database's order (as the other paths rank), ranked and cut in SQL however many types were
+    sent; then "other", the distinct users of the rest (one query more, only when there is
+    a rest)."""
+    rows = event_type_rows(bitmasks, start, end)
+    ranked = list(
+        rows.values("bkey")
+        .annotate(users=Count("end_user_id", distinct=True))
+        .order_by("-users", "bkey")[: BREAKDOWN_LIMIT + 1]
+    )
+    top = [row["bkey"] for row in ranked[:BREAKDOWN_LIMIT]]
+    result = [{"key": row["bkey"], "value": row["users"]} for row in ranked[:BREAKDOWN_LIMIT]]
+    if len(ranked) > BREAKDOWN_LIMIT:
+        rest = rows.exclude(bkey__in=top).aggregate(n=Count("end_user_id", distinct=True))["n"]
+        result.append({"key": OTHER, "value": rest})
     return result
