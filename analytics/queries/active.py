@@ -139,8 +139,9 @@ def _week_counts(
         ((block, mask),) = range_masks(max(week, start), min(week + timedelta(days=6), end)).items()
         aliases[f"w{i}"] = _days_in(mask)
         in_week = Q(block_start=block, **{f"w{i}__gt": 0})
-        users = Count("end_user_id", distinct=True, filter=in_week)
-        counts[f"n{i}"] = users if distinct else Count("pk", filter=in_week)
+        counts[f"n{i}"] = (
+            Count("end_user_id", distinct=True, filter=in_week) if distinct else Count("pk", filter=in_week)
+        )
     blocks = sorted({block_of(week) for week in weeks} | {block_of(start)})
     return weeks, blocks, aliases, counts
 

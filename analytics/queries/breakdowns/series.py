@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from django.db.models import F, Q, QuerySet, Value
+from django.db.models import Q, QuerySet, Value
 
 from tenants.models import Organization
 
@@ -24,10 +24,9 @@ from .sources import (
     rolled_source,
     series_of,
     source_for,
-    text_of,
     value_of,
 )
-from .totals import event_type_user_totals
+from .totals import event_type_keyed, event_type_user_totals
 
 
 @cached
@@ -74,7 +73,7 @@ def _event_type_weekly(bitmasks: QuerySet[Any], start: date, end: date, buckets:
     the users of any of the rest, counted once."""
     totals = event_type_user_totals(bitmasks, start, end)
     top = [row["key"] for row in totals if row["key"] != OTHER]
-    keyed = bitmasks.annotate(bkey=text_of(F("event_type")))
+    keyed = event_type_keyed(bitmasks)
     values = active.weekly_users_by(keyed.filter(bkey__in=top), start, end, "bkey", distinct=NONE in top)
     if len(totals) > len(top):
         rest = keyed.exclude(bkey__in=top).annotate(rest=Value(OTHER))

@@ -86,11 +86,11 @@ def _feature_user_totals(org: Organization, start: date, end: date, filters: dic
     return result
 
 
-def event_type_rows(bitmasks: QuerySet[Any], start: date, end: date) -> QuerySet[Any]:
-    """The per-event-type bitmask rows active within start..end, each with its breakdown key
-    `bkey` (the type as the other paths show it: "(none)" for an empty one, so "" and a type
-    sent as "(none)" are one value, as there)."""
-    return active.active_within(bitmasks, start, end).annotate(bkey=text_of(F("event_type")))
+def event_type_keyed(bitmasks: QuerySet[Any]) -> QuerySet[Any]:
+    """The per-event-type bitmask rows, each with its breakdown key `bkey` (the type as the
+    other paths show it: "(none)" for an empty one, so "" and a type sent as "(none)" are one
+    value, as there)."""
+    return bitmasks.annotate(bkey=text_of(F("event_type")))
 
 
 def event_type_user_totals(bitmasks: QuerySet[Any], start: date, end: date) -> list[dict[str, Any]]:
@@ -99,7 +99,7 @@ def event_type_user_totals(bitmasks: QuerySet[Any], start: date, end: date) -> l
     database's order (as the other paths rank), ranked and cut in SQL however many types were
     sent; then "other", the distinct users of the rest (one query more, only when there is
     a rest)."""
-    rows = event_type_rows(bitmasks, start, end)
+    rows = active.active_within(event_type_keyed(bitmasks), start, end)
     ranked = list(
         rows.values("bkey")
         .annotate(users=Count("end_user_id", distinct=True))
