@@ -1,6 +1,10 @@
+from contextlib import contextmanager
 from datetime import date
 
 import pytest
+from django.test.utils import override_settings
+
+from conftest import make_org
 
 from .factories import at, end_user, event, feature
 
@@ -26,3 +30,25 @@ def dataset(org):
     event(org, search, None, at("2025-03-02", "09:00:00"))
     event(org, export, u3, at("2025-03-03", "08:00:00"), session="s4", duration=30)
     return {"search": search, "export": export, "u1": u1, "u2": u2, "u3": u3}
+
+
+@contextmanager
+def committed_writes(django_db_blocker):
+    """Database writes outside any test's transaction, so they outlive it (a module's shared
+    data), with the settings every test runs under (a local cache, no Redis, direct mode)."""
+    local_cache = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "shared"}}
+    with django_db_blocker.unblock(), override_settings(CACHES=local_cache, REDIS_URL="", INGEST_MODE="direct"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def module_org(django_db_setup, django_db_blocker):
+    """An organisation for a module's tests that only read (or change and roll back, inside
+    their test's transaction) one data set built once: rolling a long data set up for each
+    test cost 10-20 s a test on PostgreSQL. Deleted with everything it owns at the module's end."""
+    with committed_writes(django_db_blocker):
+        admin = make_org("Shared")
+    yield admin.organization
+    with committed_writes(django_db_blocker):
+        admin.organization.delete()
+        admin.delete()

@@ -16,7 +16,7 @@ from analytics.queries.common import week_monday
 from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
-from .conftest import D1, D3
+from .conftest import D1, D3, committed_writes
 from .factories import at, migration_fill_run, users_on_days
 from .test_rollup_equivalence import assert_series_equal, assert_summary_equal, first_seen_of, randomized
 
@@ -50,19 +50,30 @@ def test_blocks_start_on_mondays_and_masks_cover_the_range():
     assert range_masks(end, start) == {}
 
 
-@pytest.fixture
-def long_data(org):
+def _long(org):
     return randomized(org, seed=56, days=150, n_users=40, n_events=1500, last=LAST)
+
+
+@pytest.fixture(scope="module")
+def long_data(module_org, django_db_blocker):
+    """The long data set, rolled up once for the module's reading tests."""
+    with committed_writes(django_db_blocker):
+        return {"org": module_org, **_long(module_org)}
+
+
+@pytest.fixture
+def fresh_long_data(org):
+    return _long(org)
 
 
 # Committed per day (transaction=True), as a rollup runs outside tests: 300 days of temporary
 # tables in one test transaction hold more locks than PostgreSQL's shared lock table has.
 @pytest.mark.django_db(transaction=True)
-def test_rollup_keeps_bitmasks_equal_to_the_daily_rows(org, long_data):
+def test_rollup_keeps_bitmasks_equal_to_the_daily_rows(org, fresh_long_data):
     assert bitmasks(org) == bits_from_days(org)
     assert len({block for _, block in bitmasks(org)}) >= 3
     before = bitmasks(org)
-    rollup.rollup_range(long_data["first"], LAST, org)
+    rollup.rollup_range(fresh_long_data["first"], LAST, org)
     assert bitmasks(org) == before
 
 
@@ -116,7 +127,8 @@ def hand_checked(org, dataset):
     return dataset
 
 
-def test_migration_fill_equals_the_rollup(org, long_data):
+def test_migration_fill_equals_the_rollup(long_data):
+    org = long_data["org"]
     rolled = bitmasks(org)
     UserActiveDays.objects.all().delete()
     migration_fill_run("0005_user_active_days")
@@ -127,7 +139,8 @@ def filter_sets():
     return [{}, {"gender": "F"}, {"age": "18-40"}, {"age": ">40", "gender": "M"}]
 
 
-def test_distinct_users_over_ranges_crossing_blocks_equal_raw_events(org, long_data):
+def test_distinct_users_over_ranges_crossing_blocks_equal_raw_events(long_data):
+    org = long_data["org"]
     rows = ref.load(org)
     first = long_data["first"]
     ranges = [
@@ -141,14 +154,16 @@ def test_distinct_users_over_ranges_crossing_blocks_equal_raw_events(org, long_d
         assert_series_equal(org, rows, LAST - timedelta(days=89), LAST, filters)
 
 
-def test_retention_across_blocks_equals_raw_events(org, long_data):
+def test_retention_across_blocks_equals_raw_events(long_data):
+    org = long_data["org"]
     rows = ref.load(org)
     for weeks, end in ((20, LAST), (12, LAST - timedelta(days=30)), (5, LAST - timedelta(days=3))):
         got = queries.retention.uncached(org, weeks=weeks, end=end)["cohorts"]
         assert got == ref.retention(rows, first_seen_of(org), weeks, end), (weeks, end)
 
 
-def test_people_breakdown_totals_equal_raw_events(org, long_data):
+def test_people_breakdown_totals_equal_raw_events(long_data):
+    org = long_data["org"]
     rows = ref.load(org)
     start, end = LAST - timedelta(days=89), LAST
     for filters in ({}, {"age": "18-40"}):
@@ -162,7 +177,8 @@ def test_people_breakdown_totals_equal_raw_events(org, long_data):
         assert {g["key"]: g["value"] for g in got} == {k: len(v) for k, v in users.items()}
 
 
-def test_distinct_user_reads_query_counts(org, long_data, django_assert_num_queries):
+def test_distinct_user_reads_query_counts(long_data, django_assert_num_queries):
+    org = long_data["org"]
     with django_assert_num_queries(1):  # every week in one statement
         queries.timeseries.uncached(org, metric="active_users", interval="week", start=long_data["first"], end=LAST)
     with django_assert_num_queries(1):
@@ -171,7 +187,8 @@ def test_distinct_user_reads_query_counts(org, long_data, django_assert_num_quer
         queries.usage_summary.uncached(org, LAST - timedelta(days=89), LAST, filters={"gender": "F"})
 
 
-def test_people_weekly_breakdown_equals_raw_events(org, long_data):
+def test_people_weekly_breakdown_equals_raw_events(long_data):
+    org = long_data["org"]
     rows = ref.load(org)
     start, end = LAST - timedelta(days=89), LAST
     for dimension, key_of in (("gender", lambda r: r.gender or "(none)"), ("age", age_band)):

@@ -22,6 +22,7 @@ from analytics.queries.common import week_monday
 from telemetry.models import Account, EndUser, UsageEvent
 
 from . import raw_reference as ref
+from .conftest import committed_writes
 from .factories import at, end_user, event, feature, migration_fill_run
 
 pytestmark = pytest.mark.django_db
@@ -47,8 +48,15 @@ def bits_from_events(org, *, until=None):
     return dict(expected)
 
 
-@pytest.fixture
-def data(org):
+@pytest.fixture(scope="module")
+def data(module_org, django_db_blocker):
+    """Built and rolled up once for the module (its tests that change it do so inside their
+    own transaction, rolled back after them)."""
+    with committed_writes(django_db_blocker):
+        return {"org": module_org, **_build(module_org)}
+
+
+def _build(org):
     """110 days (three blocks) of 35 users (ages, genders, accounts, a plan) sending events of
     TYPES (skewed: the first few common, the last rare) and some anonymous ones."""
     rng = random.Random(91)
@@ -126,14 +134,16 @@ def _expected_totals(per_type):
     return result
 
 
-def test_rollup_keeps_event_type_bitmasks_equal_to_the_events(org, data):
+def test_rollup_keeps_event_type_bitmasks_equal_to_the_events(data):
+    org = data["org"]
     assert bitmasks(org) == bits_from_events(org)
     assert len({block for _, _, block in bitmasks(org)}) == 3
     # No row for anonymous events, none left empty.
     assert not UserEventTypeActiveDays.objects.filter(organization=org, active_days=0).exists()
 
 
-def test_late_and_vanished_events_are_re_rolled(org, data):
+def test_late_and_vanished_events_are_re_rolled(data):
+    org = data["org"]
     day = LAST - timedelta(days=60)
     gone = UsageEvent.objects.filter(organization=org, end_user__isnull=False, timestamp__date=day)
     victim = gone.first()
@@ -158,7 +168,8 @@ def test_late_and_vanished_events_are_re_rolled(org, data):
     assert bitmasks(org) == bits_from_events(org)
 
 
-def test_the_migration_fills_the_rolled_days_only(org, data):
+def test_the_migration_fills_the_rolled_days_only(data):
+    org = data["org"]
     rolled = bitmasks(org)
     # A day not rolled up yet: its events wait for the rollup, as every other rollup's do.
     event(org, data["features"][0], end_user(org, "newcomer"), at(str(LAST + timedelta(days=1))), event_type="x")
@@ -181,7 +192,8 @@ def _filter_sets(data):
     ]
 
 
-def test_users_per_event_type_equal_the_raw_events(org, data):
+def test_users_per_event_type_equal_the_raw_events(data):
+    org = data["org"]
     rng = random.Random(5)
     ranges = [(LAST - timedelta(days=6), LAST), (LAST - timedelta(days=89), LAST), (data["first"], LAST)]
     for _ in range(6):
@@ -213,9 +225,9 @@ def test_users_per_event_type_equal_the_raw_events(org, data):
                     assert point["value"] == len(users), (start, end, filters, series["key"], point)
 
 
-def test_users_per_event_type_read_no_raw_events(org, data):
-    """Under no filter, a person, a user-property and an account filter (one data set for
-    all: each costs a 110-day rollup)."""
+def test_users_per_event_type_read_no_raw_events(data):
+    """Under no filter, a person, a user-property and an account filter."""
+    org = data["org"]
     start, end = LAST - timedelta(days=89), LAST
     filter_sets = [{}, {"gender": "F"}, {"user_properties": {"plan": "pro"}}, {"account": data["accounts"][0]}]
     for filters in filter_sets:

@@ -22,6 +22,7 @@ from analytics.queries.common import week_monday
 from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
+from .conftest import committed_writes
 from .factories import at, migration_fill_run, users_on_days
 from .test_rollup_equivalence import assert_summary_equal, randomized
 
@@ -63,26 +64,39 @@ def earlier_from_rows(org):
     }
 
 
-@pytest.fixture
-def long_data(org):
+def _long(org):
     return randomized(org, seed=57, days=150, n_users=40, n_events=1500, last=LAST)
+
+
+@pytest.fixture(scope="module")
+def long_data(module_org, django_db_blocker):
+    """The long data set, rolled up once for the module's reading tests (those that change it
+    do so inside their own transaction, rolled back after them)."""
+    with committed_writes(django_db_blocker):
+        return {"org": module_org, **_long(module_org)}
+
+
+@pytest.fixture
+def fresh_long_data(org):
+    return _long(org)
 
 
 # Committed per day (transaction=True), as a rollup runs outside tests: 300 days of temporary
 # tables in one test transaction hold more locks than PostgreSQL's shared lock table has.
 @pytest.mark.django_db(transaction=True)
-def test_rollup_keeps_feature_bitmasks_equal_to_the_daily_rows(org, long_data):
+def test_rollup_keeps_feature_bitmasks_equal_to_the_daily_rows(org, fresh_long_data):
     assert bitmasks(org) == bits_from_days(org)
     assert len({block for _, _, block in bitmasks(org)}) >= 3
     assert earlier_copies(org) == earlier_from_rows(org)
     assert any(two for _, two in earlier_copies(org).values())
     before, copies = bitmasks(org), earlier_copies(org)
-    rollup.rollup_range(long_data["first"], LAST, org)
+    rollup.rollup_range(fresh_long_data["first"], LAST, org)
     assert bitmasks(org) == before
     assert earlier_copies(org) == copies
 
 
-def test_late_and_vanished_events_set_and_clear_their_feature_bit(org, long_data):
+def test_late_and_vanished_events_set_and_clear_their_feature_bit(long_data):
+    org = long_data["org"]
     day = LAST - timedelta(days=3)
     gone = UsageEvent.objects.filter(organization=org, end_user__isnull=False, timestamp__date=day).first()
     assert gone is not None
@@ -101,9 +115,10 @@ def test_late_and_vanished_events_set_and_clear_their_feature_bit(org, long_data
     assert earlier_copies(org) == earlier_from_rows(org)
 
 
-def test_days_of_an_earlier_block_re_rolled_update_the_later_rows_copies(org, long_data):
+def test_days_of_an_earlier_block_re_rolled_update_the_later_rows_copies(long_data):
     """Late or vanished events on a day two blocks back change that block's row; the rows of
     the same user and feature one and two blocks later hold copies of it, which follow."""
+    org = long_data["org"]
     newest = block_of(LAST)
     oldest = newest - timedelta(days=2 * BLOCK_DAYS)
     pairs = {(uid, fid) for uid, fid, block in bitmasks(org) if block == newest}
@@ -180,14 +195,16 @@ def test_rolls_of_two_blocks_side_by_side_keep_the_copies(org):
     assert copies == earlier_from_rows(org)
 
 
-def test_migration_0014_fills_the_copies_the_rollup_keeps(org, long_data):
+def test_migration_0014_fills_the_copies_the_rollup_keeps(long_data):
+    org = long_data["org"]
     kept = earlier_copies(org)
     UserFeatureActiveDays.objects.update(earlier_days_1=0, earlier_days_2=0)
     migration_fill_run("0014_feature_earlier_days_fill")
     assert earlier_copies(org) == kept
 
 
-def test_migration_fill_equals_the_rollup(org, long_data):
+def test_migration_fill_equals_the_rollup(long_data):
+    org = long_data["org"]
     rolled = bitmasks(org)
     UserFeatureActiveDays.objects.all().delete()
     migration_fill_run("0009_feature_active_days")
@@ -216,7 +233,8 @@ def raw_feature_users(rows, start, end, filters):
     return {fid: len(u) for fid, u in users.items()}
 
 
-def test_feature_users_over_random_ranges_equal_raw_events(org, long_data):
+def test_feature_users_over_random_ranges_equal_raw_events(long_data):
+    org = long_data["org"]
     rows = ref.load(org)
     for filters in filter_sets(long_data):
         for start, end in random_ranges(long_data["first"], 6, seed=len(filters)):
@@ -227,7 +245,8 @@ def test_feature_users_over_random_ranges_equal_raw_events(org, long_data):
             )
 
 
-def test_stickiness_uses_exact_distinct_feature_users(org, long_data):
+def test_stickiness_uses_exact_distinct_feature_users(long_data):
+    org = long_data["org"]
     rows = ref.load(org)
     start, end = LAST - timedelta(days=89), LAST
     for filters in filter_sets(long_data):
@@ -247,7 +266,8 @@ def test_stickiness_uses_exact_distinct_feature_users(org, long_data):
             assert row["stickiness_pct"] == expected, (filters, fid)
 
 
-def test_feature_filtered_summary_and_weeks_equal_raw_events(org, long_data):
+def test_feature_filtered_summary_and_weeks_equal_raw_events(long_data):
+    org = long_data["org"]
     rows = ref.load(org)
     feature = long_data["features"][1]
     for filters in filter_sets(long_data):
@@ -263,7 +283,8 @@ def test_feature_filtered_summary_and_weeks_equal_raw_events(org, long_data):
         assert got == {w: len(u) for w, u in weeks.items()}, filters
 
 
-def test_feature_filtered_people_breakdown_equals_raw_events(org, long_data):
+def test_feature_filtered_people_breakdown_equals_raw_events(long_data):
+    org = long_data["org"]
     rows = ref.load(org)
     start, end = LAST - timedelta(days=89), LAST
     feature = long_data["features"][2]
@@ -277,7 +298,8 @@ def test_feature_filtered_people_breakdown_equals_raw_events(org, long_data):
     assert {g["key"]: g["value"] for g in got} == {k: len(v) for k, v in users.items()}
 
 
-def test_users_per_feature_breakdown_equals_raw_events(org, long_data):
+def test_users_per_feature_breakdown_equals_raw_events(long_data):
+    org = long_data["org"]
     rows = ref.load(org)
     keys = {f.pk: f.key for f in long_data["features"]}
     for filters in filter_sets(long_data):
@@ -290,7 +312,8 @@ def test_users_per_feature_breakdown_equals_raw_events(org, long_data):
             assert [g["value"] for g in got] == sorted((g["value"] for g in got), reverse=True)
 
 
-def test_feature_distinct_user_reads_query_counts(org, long_data, django_assert_num_queries):
+def test_feature_distinct_user_reads_query_counts(long_data, django_assert_num_queries):
+    org = long_data["org"]
     start, end = LAST - timedelta(days=89), LAST
     feature = long_data["features"][0]
     with django_assert_num_queries(1):  # every feature's distinct users in one statement
