@@ -229,7 +229,7 @@ def _rows_after(cursor: Any, org_id: int, block: date) -> bool:
 _BITMASK_STEP_LOCK = 0x7E1E_0002
 
 
-def _bitmask_steps_lock(cursor: Any, org_id: int) -> None:
+def bitmask_steps_lock(cursor: Any, org_id: int) -> None:
     """Hold, until the rollup's transaction ends, the organisation's lock on its per-feature
     and per-event-type bitmasks (PostgreSQL; taken again by the same transaction, it is
     simply held twice). Rolls of different days run side by side, and a row's copies of
@@ -241,13 +241,14 @@ def _bitmask_steps_lock(cursor: Any, org_id: int) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_BITMASK_STEP_LOCK, org_id])
 
 
-def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vanished: bool) -> None:
+def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vanished: bool) -> bool:
     """Bring `day`'s bit of the organisation's per-feature bitmasks in line with its
     DailyUserFeatureUsage rows (final ones, as for `rollup_active_days`). The bits equal the
     rows after every run, so a bit can only need clearing when this run deleted some of the
     day's rows (`rows_vanished`): otherwise the clear, a scan of the whole block (~1 s of
     CPU for 740,000 rows), is skipped. A day before the newest block that changed a bit
-    updates the copies of its block in the rows of the two blocks after it."""
+    updates the copies of its block in the rows of the two blocks after it. Returns whether a
+    bit changed."""
     ops = connection.ops
     first_day = block_of(day)
     block = ops.adapt_datefield_value(first_day)
@@ -255,7 +256,7 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
     day_param = ops.adapt_datefield_value(day)
     earlier = [ops.adapt_datefield_value(first_day - timedelta(days=BLOCK_DAYS * k)) for k in (1, 2)]
     cleared = 0
-    _bitmask_steps_lock(cursor, org_id)
+    bitmask_steps_lock(cursor, org_id)
     if rows_vanished:
         with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
             cursor.execute(_FEATURE_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
@@ -267,6 +268,7 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_vani
         cursor.execute(_FEATURE_DROP_EMPTY_SQL, [org_id, block])
     if changed and _rows_after(cursor, org_id, first_day):
         _feature_earlier_days_refresh(cursor, org_id, day, any_row=bool(cleared))
+    return bool(changed)
 
 
 # The same steps per (end user, event type), from the day's (user, type) pairs: the dimension
@@ -311,7 +313,7 @@ def rollup_event_type_active_days(cursor: Any, org_id: int, day: date, *, groups
     ops = connection.ops
     block = ops.adapt_datefield_value(block_of(day))
     bit = day_bit(day)
-    _bitmask_steps_lock(cursor, org_id)
+    bitmask_steps_lock(cursor, org_id)
     temp_table_create(cursor, _EVENT_TYPE_PAIRS, "end_user_id BIGINT, event_type VARCHAR(64)")
     cursor.execute(_EVENT_TYPE_PAIRS_SQL.format(groups=groups), [per_user_kind])
     if on_postgres():

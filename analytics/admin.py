@@ -9,11 +9,13 @@ from core.admin_read_only import ReadOnlyModelAdmin
 from .models import (
     DailyAccountUsage,
     DailyDimensionUsage,
+    DailyFeatureRecency,
     DailyFeatureUsage,
     DailyOrgUsage,
     DailySegmentUsage,
     DailyUserFeatureUsage,
     DailyUserUsage,
+    FeatureRecencyStale,
     Segment,
     UserActiveDays,
     UserEventTypeActiveDays,
@@ -123,6 +125,31 @@ class UserEventTypeActiveDaysAdmin(ReadOnlyModelAdmin):
     raw_id_fields = ["end_user"]
     ordering = ["-block_start", "organization", "event_type", "end_user"]
     show_full_result_count = False
+
+
+@admin.register(DailyFeatureRecency)
+class DailyFeatureRecencyAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "feature", "users"]
+    list_filter = ["organization", "date"]
+    list_select_related = ["organization", "feature"]
+    search_fields = ["feature__key", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["feature"]
+    ordering = ["-date", "organization", "feature"]
+    show_full_result_count = False
+
+    @admin.display(description="users that day")
+    def users(self, row: DailyFeatureRecency) -> int:
+        return row.absent_before[0] if row.absent_before else 0
+
+
+@admin.register(FeatureRecencyStale)
+class FeatureRecencyStaleAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization"]
+    list_filter = ["organization"]
+    list_select_related = ["organization"]
+    search_fields = ["organization__name"]
+    ordering = ["-date", "organization"]
 
 
 @admin.register(DailySegmentUsage)

@@ -211,6 +211,44 @@ class UserFeatureActiveDays(models.Model):
         return f"{self.end_user_id} {self.feature_id} {self.block_start}: {self.active_days:056b}"
 
 
+class DailyFeatureRecency(models.Model):
+    """How long one feature's users of one day had been away from it: `absent_before[k]` is
+    the number of its users active on `date` who had not used it on any of the k days before
+    (k = 0 … `recency.RECENCY_DAYS`; k = 0 counts them all). A feature's distinct users over
+    start..end (up to RECENCY_DAYS + 1 days) are then the sum over the range's days d of
+    `absent_before[d - start]`: each user counted on their first day in the range, reading
+    one row per feature and day instead of one per user (`queries.active.feature_users`).
+    Built by the rollup from the per-feature bitmasks (`recency.recency_day_rebuild`)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+    absent_before = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "date", "feature"], name="dfr_org_date_feature_uniq")
+        ]
+
+    def __str__(self):
+        return f"{self.feature_id} {self.date}: {self.absent_before[:1]}"
+
+
+class FeatureRecencyStale(models.Model):
+    """A day whose DailyFeatureRecency rows an earlier day's re-roll changed (its users' last
+    visit before it moved): reads over a range holding it count from the bitmasks until the
+    rows are rebuilt (`recency.recency_stale_rebuild`, at the end of every rollup run)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "date"], name="frs_org_date_uniq")]
+
+    def __str__(self):
+        return f"{self.organization_id} {self.date}"
+
+
 class UserEventTypeActiveDays(models.Model):
     """On which days of an 8-week block one end user sent events of one type: bit i of
     `active_days` is set when the user has an event of `event_type` on `block_start` + i

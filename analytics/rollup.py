@@ -36,6 +36,7 @@ from tenants.models import Organization
 
 from .active_days import block_events_keep, rollup_active_days, rollup_feature_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
+from .recency import recency_roll, recency_stale_rebuild
 from .rollup_accounts import account_rows_replace
 from .rollup_dimensions import dimensions_day_build
 from .rollup_users import PAIRS_TABLE, USERS_TABLE, per_user_groups_build, per_user_groups_drop, per_user_rows_write
@@ -266,7 +267,8 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()
         rollup_active_days(cursor, org_id, day)
-        rollup_feature_active_days(cursor, org_id, day, rows_vanished=feature_rows_vanished)
+        bits_changed = rollup_feature_active_days(cursor, org_id, day, rows_vanished=feature_rows_vanished)
+        recency_roll(cursor, org_id, day, bits_changed=bits_changed)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
         cursor.execute(_SEGMENT_SQL, [day_param, day_param])
@@ -294,6 +296,7 @@ def rollup_range(
         if progress is not None:
             progress(day, rows)
         day += timedelta(days=1)
+    recency_stale_rebuild(_org_id(org))
     return total
 
 
@@ -334,6 +337,7 @@ def rollup_dirty() -> int:
     marks = list(DirtyDay.objects.order_by("date").values_list("organization_id", "date"))
     for org_id, day in marks:
         rollup_day(day, org_id)
+    recency_stale_rebuild()
     if marks:
         logger.info("re-rolled %d dirty (organisation, day) pairs", len(marks))
     return len(marks)

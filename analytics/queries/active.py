@@ -17,12 +17,14 @@ from django.db.models import BigIntegerField, Case, Count, F, Q, QuerySet, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.lookups import Exact
 
+from core.db_routing import read_alias
 from tenants.models import Organization
 
 from ..active_days import block_of, range_masks
 from ..models import UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
+from ..recency import recency_feature_users
 from .common import feature_pk, week_monday
-from .filters import filters_apply
+from .filters import filters_apply, has_person_filter
 
 
 def _days_in(mask: int, column: str = "active_days") -> CombinedExpression:
@@ -70,7 +72,12 @@ def feature_users(org: Organization, start: date, end: date, filters: Mapping[st
     """{feature_id: distinct end users of that feature within start..end} under `filters`
     (a feature, the person filters), in one statement. Each user is counted on their first
     row active in the range (`first_hits`), so a COUNT answers without the sort of a
-    COUNT(DISTINCT), which only ranges over more blocks need."""
+    COUNT(DISTINCT), which only ranges over more blocks need. Without a person filter the
+    per-feature recency rows answer instead, one row per feature and day (`recency`)."""
+    if not has_person_filter(filters):
+        counts = recency_feature_users(read_alias(), org.pk, start, end, feature_pk(filters.get("feature")))
+        if counts is not None:
+            return counts
     blocks = list(range_masks(start, end))
     rows = _feature_bitmasks(org, filters).filter(block_start__in=blocks)
     if len(blocks) <= FIRST_HIT_BLOCKS:

@@ -20,11 +20,13 @@ def _tenant_rows(admin_user):
     from analytics.models import (
         DailyAccountUsage,
         DailyDimensionUsage,
+        DailyFeatureRecency,
         DailyFeatureUsage,
         DailyOrgUsage,
         DailySegmentUsage,
         DailyUserFeatureUsage,
         DailyUserUsage,
+        FeatureRecencyStale,
         Segment,
         UserActiveDays,
         UserEventTypeActiveDays,
@@ -69,6 +71,8 @@ def _tenant_rows(admin_user):
     DailyAccountUsage.objects.create(
         organization=org, date=date.today(), account=account, event_count=1, active_users=1
     )
+    DailyFeatureRecency.objects.create(organization=org, feature=feature, date=date.today(), absent_before=[1, 1])
+    FeatureRecencyStale.objects.create(organization=org, date=date.today())
     DailyDimensionUsage.objects.create(
         organization=org, date=date.today(), dimension="event_type", value="click", event_count=1
     )
@@ -226,8 +230,10 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
     from analytics.models import (
         DailyAccountUsage,
         DailyDimensionUsage,
+        DailyFeatureRecency,
         DailyFeatureUsage,
         DailyOrgUsage,
+        FeatureRecencyStale,
         UserActiveDays,
         UserEventTypeActiveDays,
         UserFeatureActiveDays,
@@ -240,6 +246,8 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         DailyOrgUsage,
         DailyAccountUsage,
         DailyDimensionUsage,
+        DailyFeatureRecency,
+        FeatureRecencyStale,
         UserActiveDays,
         UserEventTypeActiveDays,
         UserFeatureActiveDays,
