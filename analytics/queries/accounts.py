@@ -1,8 +1,8 @@
 """Accounts (the tenant's customer companies): the list with each account's recent usage and
 trend, and one account's profile, people, feature adoption and weekly series. The list's
 events and features come from the account rollups (DailyAccountUsage: each user's account
-as their days were rolled up), its active users and last activity from the per-user rollups
-through `EndUser.account` now; one account's page the same way (its events and weekly events
+as their days were rolled up), its active users and last activity from the active-day
+bitmasks and the per-user rollups through `EndUser.account` now; one account's page the same way (its events and weekly events
 from the account rollup, as the list and the summary's account filter count them; its people,
 features adopted and weekly active users through `EndUser.account` now).
 
@@ -19,18 +19,19 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import connections
-from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Max, Q, Sum
 
-from core.days import day_start, today
+from core.days import today
 from core.db_routing import read_alias
 from core.exceptions import NotFound
-from telemetry.models import Account, EndUser, Feature
+from telemetry.models import Account, Feature
 from tenants.models import Organization
 
-from ..active_days import range_masks
+from ..active_days import BLOCK_DAYS, range_masks
 from ..models import DailyAccountUsage, DailyUserFeatureUsage, DailyUserUsage
 from . import active
 from .cache import cached
+from .common import number_date_sql
 
 WINDOW_DAYS = 28
 # The account filter's picker lists this many accounts (by name); any other is still
@@ -87,42 +88,64 @@ def _row(account: Account, usage: dict[str, Any] | None, features_used: int) -> 
     }
 
 
-# Per account, over its end users' last events (`people`: one row per user, NULL when idle).
-# A derived table, so each user's lookup runs once: aggregated in one SELECT, each aggregate
-# re-ran it (PostgreSQL does not share two copies of a subquery), and summing the users'
-# rows in Python spent as long parsing their timestamps.
+# Per account, from its end users' active-day bitmasks over both windows: each user's last
+# active day (`people`, the highest bit of their rows; a day number), the account's last day
+# and its users whose last day falls in the recent window (`accounts`), then the last event
+# of that day from the per-user rows of the users whose last day it is. The bitmask rows are
+# one per user and block (two or three blocks for 8 weeks); the per-user rows are read only
+# for the account's last day: looking up each user's last row cost one index descent per user.
 _PEOPLE_RECENT_SQL = """
-SELECT people.account_id, SUM(CASE WHEN people.last >= %s THEN 1 ELSE 0 END), MAX(people.last)
-FROM ({users}) AS people GROUP BY people.account_id
+WITH people AS (
+    SELECT u.account_id, a.end_user_id, MAX({last_day}) AS last
+    FROM analytics_useractivedays a JOIN telemetry_enduser u ON u.id = a.end_user_id
+    WHERE a.organization_id = %s AND u.account_id IS NOT NULL AND ({in_window})
+    GROUP BY u.account_id, a.end_user_id
+), accounts AS (
+    SELECT account_id, MAX(last) AS last, SUM(CASE WHEN last >= %s THEN 1 ELSE 0 END) AS active
+    FROM people GROUP BY account_id
+)
+SELECT accounts.account_id, accounts.active, MAX(d.last_event_at)
+FROM accounts JOIN people ON people.account_id = accounts.account_id AND people.last = accounts.last
+JOIN analytics_dailyuserusage d
+    ON d.organization_id = %s AND d.end_user_id = people.end_user_id AND d.date = {last_date}
+GROUP BY accounts.account_id, accounts.active
 """
+
+
+def _last_day_sql(masks: dict[date, int], block_param: str) -> str:
+    """SQL on a UserActiveDays row `a`: its last active day among `masks`' days of its block,
+    as a day number (days since 1970-01-01); one `block_param` per block, in `masks`' order."""
+    whens = []
+    for block, mask in masks.items():
+        base = (block - _DAY_ZERO).days
+        bits = " ".join(
+            f"WHEN (a.active_days & {1 << bit}) <> 0 THEN {base + bit}"
+            for bit in reversed(range(BLOCK_DAYS))
+            if mask >> bit & 1
+        )
+        whens.append(f"WHEN a.block_start = {block_param} THEN CASE {bits} END")
+    return f"CASE {' '.join(whens)} END"
+
+
+_DAY_ZERO = date(1970, 1, 1)
 
 
 def _people_recent(org: Organization, previous_start: date, recent_start: date, end: date) -> dict[int, dict[str, Any]]:
     """{account pk: its users active in the recent window (`active_users`) and the last event
-    of its users over both windows (`last_seen`)}, in one query over the end users of an
-    account: one index range each on the per-user rollups (organization, end_user, date), so
-    the cost follows the accounts' users, not every user-day of 8 weeks. A user was active
-    in the recent window exactly when their last event of both windows falls in it."""
-    last = (
-        DailyUserUsage.objects.filter(
-            organization=org, end_user=OuterRef("pk"), date__gte=previous_start, date__lte=end
-        )
-        .order_by("-date")  # the index's order: the last day's row holds the last event
-        .values("last_event_at")[:1]
-    )
+    of its users over both windows (`last_seen`)}, in one query (`_PEOPLE_RECENT_SQL`),
+    through each end user's account now. A user was active in the recent window exactly when
+    their last active day of both windows falls in it."""
+    masks = range_masks(previous_start, end)
     # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
     db = connections[read_alias()]
-    users, params = (
-        EndUser.objects.filter(organization=org, account__isnull=False)
-        .annotate(last=Subquery(last))
-        .values("account_id", "last")
-        .order_by()
-        .query.get_compiler(connection=db)
-        .as_sql()
+    blocks = [db.ops.adapt_datefield_value(block) for block in masks]
+    in_window = " OR ".join(f"(a.block_start = %s AND (a.active_days & {mask}) <> 0)" for mask in masks.values())
+    sql = _PEOPLE_RECENT_SQL.format(
+        last_day=_last_day_sql(masks, "%s"), in_window=in_window, last_date=number_date_sql("people.last")
     )
-    recent_from = db.ops.adapt_datetimefield_value(day_start(recent_start))
+    params = [*blocks, org.pk, *blocks, (recent_start - _DAY_ZERO).days, org.pk]
     with db.cursor() as cursor:
-        cursor.execute(_PEOPLE_RECENT_SQL.format(users=users), [recent_from, *params])
+        cursor.execute(sql, params)
         return {
             account_id: {"active_users": int(active or 0), "last_seen": _aware(last_seen)}
             for account_id, active, last_seen in cursor.fetchall()

@@ -94,3 +94,10 @@ def date_number_sql(column: str) -> str:
     if connection.vendor == "postgresql":
         return f"({column} - DATE '1970-01-01')"
     return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"
+
+
+def number_date_sql(expression: str) -> str:
+    """SQL for a day number (days since 1970-01-01) as a date, comparable with a date column."""
+    if connection.vendor == "postgresql":
+        return f"(DATE '1970-01-01' + {expression})"
+    return f"date({expression} * 86400, 'unixepoch')"

@@ -11,13 +11,14 @@ from django.db import connection
 from analytics import queries, rollup
 from analytics.active_days import BLOCK_DAYS, block_of, day_bit, range_masks
 from analytics.models import DailyUserUsage, UserActiveDays
+from analytics.queries.accounts import _windows, account_list
 from analytics.queries.breakdowns import breakdown_series, breakdown_totals
 from analytics.queries.common import week_monday
-from telemetry.models import UsageEvent
+from telemetry.models import EndUser, UsageEvent
 
 from . import raw_reference as ref
 from .conftest import D1, D3, committed_writes
-from .factories import at, migration_fill_run, users_on_days
+from .factories import at, end_user, event, migration_fill_run, users_on_days
 from .test_rollup_equivalence import assert_series_equal, assert_summary_equal, first_seen_of, randomized
 
 pytestmark = pytest.mark.django_db
@@ -227,3 +228,49 @@ def test_user_list_pages_sorted_by_figures_equal_raw_events(org):
     assert [{k: u[k] for k in keys} for u in got] == [{k: u[k] for k in keys} for u in expected]
     by_last_seen = queries.user_activity_page.uncached(org, days=30, sort="-last_seen", page_size=100)["results"]
     assert [u["last_seen"] for u in by_last_seen] == sorted((u["last_seen"] for u in expected), reverse=True)
+
+
+def _accounts_people_from_events(rows, end):
+    """{account pk: (users whose last event of both windows is in the recent one, that last
+    event)} from the raw events, through each end user's account now."""
+    recent_start, previous_start = _windows(end)
+    last: dict[int, tuple[int, object]] = {}
+    for r in rows:
+        if r.user is not None and r.account is not None and previous_start <= r.day <= end:
+            if r.user not in last or r.ts > last[r.user][1]:
+                last[r.user] = (r.account, r.ts)
+    people: dict[int, tuple[int, object]] = {}
+    for account, ts in last.values():
+        active, latest = people.get(account, (0, None))
+        recent = int(ts.date() >= recent_start)
+        people[account] = (active + recent, ts if latest is None or ts > latest else latest)
+    return people
+
+
+def test_accounts_active_users_and_last_seen_equal_raw_events(long_data):
+    """The Accounts list's people figures read the bitmasks and one day's per-user rows: equal
+    to the raw events for windows ending anywhere in the data (across blocks), also after an
+    end user moves to another account (the list follows their account now)."""
+    org = long_data["org"]
+
+    def listed(end):
+        rows = account_list.uncached(org, end=end, page_size=None)["results"]
+        accounts = {a.external_id: a.pk for a in long_data["accounts"]}
+        return {accounts[r["account_id"]]: (r["active_users"], r["last_seen"]) for r in rows if r["last_seen"]}
+
+    # A user whose last event falls on the first day of LAST's recent window (the boundary).
+    recent_start, previous_start = _windows(LAST)
+    edge = end_user(org, "edge", account=long_data["accounts"][0], first_seen=at(str(previous_start)))
+    for day in (previous_start, recent_start):
+        event(org, long_data["features"][0], edge, at(str(day), "00:00:00"))
+        rollup.rollup_day(day, org)
+    first = long_data["first"]
+    ends = [first + timedelta(days=n) for n in range(0, (LAST - first).days + 1, 2)] + [LAST]
+    mover = EndUser.objects.filter(organization=org, account__isnull=False).order_by("pk").first()
+    for moved in (False, True):
+        if moved:
+            mover.account = next(a for a in long_data["accounts"] if a.pk != mover.account_id)
+            mover.save(update_fields=["account"])
+        rows = ref.load(org)
+        for end in ends:
+            assert listed(end) == _accounts_people_from_events(rows, end), (end, moved)
