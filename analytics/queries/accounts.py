@@ -2,9 +2,10 @@
 trend, and one account's profile, people, feature adoption and weekly series. The list's
 events and features come from the account rollups (DailyAccountUsage: each user's account
 as their days were rolled up), its active users and last activity from the active-day
-bitmasks and the per-user rollups through `EndUser.account` now; one account's page the same way (its events and weekly events
-from the account rollup, as the list and the summary's account filter count them; its people,
-features adopted and weekly active users through `EndUser.account` now).
+bitmasks and the per-user rollups through `EndUser.account` now; one account's page the
+same way (its events and weekly events from the account rollup, as the list and the
+summary's account filter count them; its people, features adopted and weekly active users
+through `EndUser.account` now).
 
 Two 4-week windows end on `end` (default today): the recent one (`end`-27 … `end`) gives the
 figures, and the 4 weeks before it the comparison. `trend_pct` is the change in events between
