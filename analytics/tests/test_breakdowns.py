@@ -6,6 +6,7 @@ import pytest
 from analytics import rollup
 from analytics.queries.breakdowns import BREAKDOWN_LIMIT, totals
 from core.days import today
+from telemetry.models import Account
 
 from .factories import at, end_user, event, feature
 from .filters_data import day_of, filters_fixture
@@ -128,6 +129,27 @@ def test_top_ten_and_other(analyst_client, org):
     assert users == [{"key": f"f{n:02d}", "value": 1} for n in range(1, 11)] + [{"key": "other", "value": 1}]
     series = analyst_client.get(f"{BASE}/timeseries?breakdown=feature&start={today()}&end={today()}").json()
     assert series["series"][-1] == {"key": "other", "points": [{"date": today().isoformat(), "value": 3}]}
+
+
+def test_each_features_split_keeps_the_top_values_and_sums_the_rest(analyst_client, org):
+    """Twelve accounts a1…a12 with 1…12 users, each user one "search" event and account aN's
+    first user also one "export": every feature's split shows the ten busiest accounts over
+    all features, the rest of its events as "other" (the database folds them)."""
+    when = at(today().isoformat(), "08:00:00")
+    search, export = feature(org, "search"), feature(org, "export")
+    for n in range(1, 13):
+        account = Account.objects.create(organization=org, external_id=f"a{n:02d}")
+        for i in range(n):
+            person = end_user(org, f"a{n:02d}-u{i}", account=account, first_seen=when)
+            event(org, search, person, when)
+            if i == 0:
+                event(org, export, person, when)
+    rollup.rollup_day(today(), org)
+    rows = analyst_client.get(f"{BASE}/feature-usage?breakdown=account").json()["results"]
+    split = {r["feature_key"]: [(p["key"], p["value"]) for p in r["breakdown"]] for r in rows}
+    top = [f"a{n:02d}" for n in range(12, 2, -1)]
+    assert split["search"] == [(key, int(key[1:])) for key in top] + [("other", 2 + 1)]
+    assert split["export"] == [(key, 1) for key in top] + [("other", 2)]
 
 
 def test_a_dimension_past_the_fetched_values_totals_its_rest_in_sql(analyst_client, org, monkeypatch):

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from django.db.models import Q, QuerySet, Value
+from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 
 from tenants.models import Organization
 
@@ -90,13 +90,21 @@ def breakdown_by_feature(
     filters = {k: v for k, v in (filters or {}).items() if v}
     # The top values over all features from the all-features rows (the per-feature rows add
     # up to them, and are dozens of times more), then every feature's values in one pass,
-    # the rest folded into "other" here (events add up).
+    # the rest summed into "other" (events add up).
     totals, top = rolled_source(org, dimension, filters, start, end, "events", users=False, per_feature=False)
     rolled_up = totals.rows.model is DailyDimensionUsage or not in_dimension_rollup(
         dimension, filters, users=False, daily_users=False
     )
     source = source_for(org, dimension, filters, users=False, per_feature=True, rolled_up=rolled_up)
-    rows = source.within(start, end).annotate(bkey=source.key)
+    # The values past the top fold into one group (NULL) in the database: a feature per
+    # account, say, is thousands of groups (11,000 rows fetched and converted for 30 days of
+    # 200 accounts), where the chart shows a dozen.
+    kept = Case(When(raw_key__in=top, then=F("raw_key")), default=Value(None), output_field=CharField())
+    rows = (
+        source.within(start, end)
+        .alias(raw_key=source.key)
+        .annotate(bkey=kept if top else Value(None, output_field=CharField()))
+    )
     shown = set(top)
     split: dict[int, dict[str, float]] = defaultdict(dict)
     rest: dict[int, float] = defaultdict(int)
