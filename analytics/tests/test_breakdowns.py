@@ -144,12 +144,34 @@ def test_each_features_split_keeps_the_top_values_and_sums_the_rest(analyst_clie
             event(org, search, person, when)
             if i == 0:
                 event(org, export, person, when)
+    # A user without an account ("(none)", past the top ten) and an anonymous event (no
+    # account at all: in no value, "other" included).
+    loner = end_user(org, "loner", first_seen=when)
+    event(org, search, loner, when)
+    event(org, search, None, when)
     rollup.rollup_day(today(), org)
     rows = analyst_client.get(f"{BASE}/feature-usage?breakdown=account").json()["results"]
     split = {r["feature_key"]: [(p["key"], p["value"]) for p in r["breakdown"]] for r in rows}
     top = [f"a{n:02d}" for n in range(12, 2, -1)]
-    assert split["search"] == [(key, int(key[1:])) for key in top] + [("other", 2 + 1)]
+    assert split["search"] == [(key, int(key[1:])) for key in top] + [("other", 2 + 1 + 1)]
     assert split["export"] == [(key, 1) for key in top] + [("other", 2)]
+    # Under a feature filter the top accounts are that feature's (ties by id).
+    rows = analyst_client.get(f"{BASE}/feature-usage?breakdown=account&feature=export").json()["results"]
+    assert [(p["key"], p["value"]) for p in rows[0]["breakdown"]] == [(f"a{n:02d}", 1) for n in range(1, 11)] + [
+        ("other", 2)
+    ]
+    # Eleven users without an account: "(none)" is among the top ten, the rest sums the others.
+    for i in range(10):
+        event(org, search, end_user(org, f"loner-{i}", first_seen=when), when)
+    rollup.rollup_day(today(), org)
+    rows = analyst_client.get(f"{BASE}/feature-usage?breakdown=account").json()["results"]
+    search_split = next(r["breakdown"] for r in rows if r["feature_key"] == "search")
+    assert [(p["key"], p["value"]) for p in search_split] == [
+        *[(f"a{n:02d}", n) for n in range(12, 10, -1)],
+        ("(none)", 11),
+        *[(f"a{n:02d}", n) for n in range(10, 3, -1)],
+        ("other", 3 + 2 + 1),
+    ]
 
 
 def test_a_dimension_past_the_fetched_values_totals_its_rest_in_sql(analyst_client, org, monkeypatch):
@@ -214,7 +236,9 @@ def test_bad_breakdowns_are_400(analyst_client, data, endpoint, query, message):
         ("feature-usage?breakdown=age", 1 + 1 + 2),  # the usage table, its stickiness, top values, every feature's
         ("usage-summary?breakdown=account", 3 + 1 + 1),
         ("timeseries?breakdown=account&metric=active_users", 3),
-        ("feature-usage?breakdown=account", 1 + 1 + 2),
+        # the usage table, its stickiness, the top accounts, their ids, their rows per feature,
+        # every feature's events of identified users (for "other")
+        ("feature-usage?breakdown=account", 1 + 1 + 4),
         # the account filter is looked up first (one query), then as above
         ("usage-summary?breakdown=account&account=acme", 1 + 3 + 1 + 1),
         ("timeseries?account=acme", 1 + 1),
