@@ -25,6 +25,7 @@ from ...models import (
     DailyUserUsage,
 )
 from ...rollup_dimensions import EVENTS_MARK, FOLDED, USERS_MARK
+from ..cache import cached_rows
 from ..common import bounds, feature_pk
 from ..filters import ROLLED_UP_MODELS, filters_apply, has_person_filter, rolled_up_model, rolled_up_rows
 
@@ -231,10 +232,10 @@ def rolled_ranking(
     the rollup's per-day key cap, or one no event carries: all "(none)"), then the per-user
     or raw rows, which answer exactly at their cost."""
     source = source_for(org, dimension, filters, **how)
-    rows = ranked(source, start, end, metric)
+    rows = ranked(org, source, start, end, metric)
     if source.rows.model is DailyDimensionUsage and all(row["bkey"] == FOLDED for row in rows):
         source = source_for(org, dimension, filters, rolled_up=False, **how)
-        rows = ranked(source, start, end, metric)
+        rows = ranked(org, source, start, end, metric)
     if metric == "active_users":
         # A value only anonymous events carry has no user to show (totals and series alike).
         rows = [row for row in rows if row["users"]]
@@ -281,12 +282,14 @@ TOTALS_FETCHED = 1000
 assert TOTALS_FETCHED > BREAKDOWN_LIMIT
 
 
-def ranked(source: Source, start: date, end: date, metric: str) -> list[dict[str, Any]]:
+def ranked(org: Organization, source: Source, start: date, end: date, metric: str) -> list[dict[str, Any]]:
     """Every value's figures over start..end (up to `TOTALS_FETCHED` + 1 of them), most
     events (most users for active_users) first."""
     order = "users" if metric == "active_users" else "events"
     rows = source.within(start, end).annotate(bkey=source.key).values("bkey").annotate(**wanted(source, metric))
-    return list(rows.order_by(f"-{order}", "bkey")[: TOTALS_FETCHED + 1])
+    # Cached under its SQL: a dashboard ranks the same values for its totals, its series and
+    # each feature's split, from sources built with different arguments.
+    return cached_rows(org, rows.order_by(f"-{order}", "bkey")[: TOTALS_FETCHED + 1])
 
 
 def series_of(
