@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from django.conf import settings
@@ -14,6 +15,8 @@ from django.db.models import QuerySet
 from ..rollup import generation
 
 _P = ParamSpec("_P")
+# Set while a `cached` query runs through `.uncached`: nothing it reads comes from the cache.
+_bypass: ContextVar[bool] = ContextVar("analytics_cache_bypass", default=False)
 _R = TypeVar("_R")
 
 
@@ -43,7 +46,8 @@ def cached(fn: Callable[..., Any] | None = None, *, ttl_seconds: int | None = No
     as fresh as the last rollup (hourly for today), which is what their rollup-based totals
     show anyway. `ANALYTICS_CACHE_TTL` (seconds, default 300; 0 disables) bounds the rest;
     `ttl_seconds` overrides that bound for results that change only with a rollup and are
-    dear to recompute (insights charts, forecasts). `fn.uncached` is the plain function."""
+    dear to recompute (insights charts, forecasts). `fn.uncached` runs the plain function,
+    with `cached_rows` inside it bypassed too."""
     if fn is None:
         return functools.partial(cached, ttl_seconds=ttl_seconds)
 
@@ -62,8 +66,16 @@ def cached(fn: Callable[..., Any] | None = None, *, ttl_seconds: int | None = No
             cache.set(key, value, ttl_seconds or ttl)
         return value
 
+    @functools.wraps(fn)
+    def uncached(*args: Any, **kwargs: Any) -> Any:
+        token = _bypass.set(True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _bypass.reset(token)
+
     query: Any = wrapper
-    query.uncached = fn
+    query.uncached = uncached
     return query
 
 
@@ -72,7 +84,7 @@ def cached_rows(org: Any, rows: QuerySet[Any]) -> list[Any]:
     build the same statement from different arguments (a dashboard ranks a dimension's values
     for its totals, its series and each feature's split) run it once."""
     ttl = settings.ANALYTICS_CACHE_TTL
-    if not ttl:
+    if not ttl or _bypass.get():
         return list(rows)
     sql, params = rows.query.sql_with_params()
     digest = hashlib.sha256(repr((sql, params)).encode()).hexdigest()[:32]

@@ -4,6 +4,7 @@ and "other", the 400s, and pinned query counts."""
 import pytest
 
 from analytics import rollup
+from analytics.models import DailyFeatureUsage
 from analytics.queries.breakdowns import BREAKDOWN_LIMIT, totals
 from core.days import today
 from telemetry.models import Account
@@ -250,3 +251,19 @@ def test_breakdown_query_counts_are_pinned(analyst_client, data, django_assert_n
     # The user (with its organisation) comes first; the figures are cold.
     with django_assert_num_queries(1 + count):
         assert analyst_client.get(f"{BASE}/{query}").status_code == 200
+
+
+def test_uncached_breakdowns_read_no_cached_ranking(org):
+    """`.uncached` reads the rows as they are, the ranking included (it is cached under its
+    SQL for the dashboard's several reads of it)."""
+    when = at(today().isoformat(), "08:00:00")
+    person = end_user(org, "p1", first_seen=when)
+    search, export = feature(org, "search"), feature(org, "export")
+    event(org, search, person, when)
+    event(org, search, person, when)
+    event(org, export, person, when)
+    rollup.rollup_day(today(), org)
+    args = {"dimension": "feature", "start": today(), "end": today()}
+    assert [r["key"] for r in totals.breakdown_totals(org, **args)] == ["search", "export"]
+    DailyFeatureUsage.objects.filter(organization=org, feature=export).update(event_count=5)
+    assert [r["key"] for r in totals.breakdown_totals.uncached(org, **args)] == ["export", "search"]

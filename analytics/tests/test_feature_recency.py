@@ -188,3 +188,29 @@ def test_the_migration_marks_rolled_days_that_rebuild_to_the_rollups_rows(data):
     recency_stale_rebuild(org.pk)
     rebuilt = {(r.feature_id, r.date): r.absent_before for r in DailyFeatureRecency.objects.filter(organization=org)}
     assert rebuilt == rolled
+
+
+def test_days_rolled_without_recency_rows_heal_at_the_next_run(data):
+    """A day rolled by code older than the recency rows (none built, none marked): the next
+    rebuild finds it among the rolled days with users and builds it."""
+    org = data["org"]
+    day = FIRST + timedelta(days=100)
+    DailyFeatureRecency.objects.filter(organization=org, date=day).delete()
+    assert not FeatureRecencyStale.objects.filter(organization=org).exists()
+    assert recency_stale_rebuild(org.pk) == 1
+    start, end = day - timedelta(days=3), day + timedelta(days=3)
+    assert recency_feature_users(connection.alias, org.pk, start, end) == raw_users(org, start, end)
+    assert recency_stale_rebuild(org.pk) == 0  # nothing left to heal
+
+
+def test_a_run_rebuilds_within_its_budget_newest_days_first(data):
+    org = data["org"]
+    days = [FIRST + timedelta(days=n) for n in (30, 90, 150)]
+    FeatureRecencyStale.objects.bulk_create(FeatureRecencyStale(organization=org, date=day) for day in days)
+    assert recency_stale_rebuild(org.pk, budget_seconds=0) <= 1
+    left = set(FeatureRecencyStale.objects.filter(organization=org).values_list("date", flat=True))
+    assert days[0] in left and days[1] in left  # the newest goes first
+    start, end = days[0] - timedelta(days=5), days[0] + timedelta(days=5)
+    assert recency_feature_users(connection.alias, org.pk, start, end) is None
+    assert recency_stale_rebuild(org.pk, budget_seconds=None) == len(left)
+    assert not FeatureRecencyStale.objects.filter(organization=org).exists()
