@@ -24,6 +24,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, connections, transaction
 
 from .active_days import BLOCK_DAYS, bitmask_steps_lock, block_of, day_bit
@@ -123,14 +124,23 @@ ON CONFLICT DO NOTHING
 
 # A rollup run spends at most this long rebuilding stale days (after an upgrade: every rolled
 # day, ~0.1 s each on the 10 M-event bench); the rest wait for the next run, newest first, and
-# reads over them count from the bitmasks meanwhile.
+# reads over them count from the bitmasks meanwhile. A run inside a web request
+# (`aggregate/run`) takes the shorter budget: the worker is killed after GUNICORN_TIMEOUT.
 REBUILD_BUDGET_SECONDS = 60.0
+REBUILD_BUDGET_SECONDS_WEB = 5.0
 
 
-def recency_stale_rebuild(org_id: int | None = None, *, budget_seconds: float | None = REBUILD_BUDGET_SECONDS) -> int:
+def rebuild_budget() -> float:
+    """The time a rollup run may spend rebuilding stale days in this process."""
+    return REBUILD_BUDGET_SECONDS_WEB if getattr(settings, "WEB_PROCESS", False) else REBUILD_BUDGET_SECONDS
+
+
+def recency_stale_rebuild(org_id: int | None = None, *, budget_seconds: float | None = None) -> int:
     """Rebuild the stale days' rows (of one organisation or all), newest first, each in a
     transaction of its own under the organisation's bitmask lock, until `budget_seconds`
-    have passed (None: all of them). Returns the number of days rebuilt."""
+    have passed (default `rebuild_budget()`; `math.inf`: all of them). Returns the number of
+    days rebuilt."""
+    budget = rebuild_budget() if budget_seconds is None else budget_seconds
     with connection.cursor() as cursor:
         cursor.execute(
             _UNBUILT_MARK_SQL.format(of_org="" if org_id is None else "AND o.organization_id = %s"),
@@ -143,7 +153,7 @@ def recency_stale_rebuild(org_id: int | None = None, *, budget_seconds: float | 
     pending = list(marks.values_list("organization_id", "date"))
     rebuilt = 0
     for mark_org, day in pending:
-        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+        if time.monotonic() - started > budget:
             logger.info("feature recency: %d stale day(s) left for the next rollup run", len(pending) - rebuilt)
             break
         with transaction.atomic(), connection.cursor() as cursor:

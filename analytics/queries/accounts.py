@@ -32,7 +32,7 @@ from ..active_days import BLOCK_DAYS, range_masks
 from ..models import DailyAccountUsage, DailyUserFeatureUsage, DailyUserUsage
 from . import active
 from .cache import cached
-from .common import number_date_sql
+from .common import day_number, number_date_sql
 
 WINDOW_DAYS = 28
 # The account filter's picker lists this many accounts (by name); any other is still
@@ -118,7 +118,7 @@ def _last_day_sql(masks: dict[date, int], block_param: str) -> str:
     as a day number (days since 1970-01-01); one `block_param` per block, in `masks`' order."""
     whens = []
     for block, mask in masks.items():
-        base = (block - _DAY_ZERO).days
+        base = day_number(block)
         bits = " ".join(
             f"WHEN (a.active_days & {1 << bit}) <> 0 THEN {base + bit}"
             for bit in reversed(range(BLOCK_DAYS))
@@ -126,9 +126,6 @@ def _last_day_sql(masks: dict[date, int], block_param: str) -> str:
         )
         whens.append(f"WHEN a.block_start = {block_param} THEN CASE {bits} END")
     return f"CASE {' '.join(whens)} END"
-
-
-_DAY_ZERO = date(1970, 1, 1)
 
 
 def _people_recent(org: Organization, previous_start: date, recent_start: date, end: date) -> dict[int, dict[str, Any]]:
@@ -144,7 +141,7 @@ def _people_recent(org: Organization, previous_start: date, recent_start: date, 
     sql = _PEOPLE_RECENT_SQL.format(
         last_day=_last_day_sql(masks, "%s"), in_window=in_window, last_date=number_date_sql("people.last")
     )
-    params = [*blocks, org.pk, *blocks, (recent_start - _DAY_ZERO).days, org.pk]
+    params = [*blocks, org.pk, *blocks, day_number(recent_start), org.pk]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         return {

@@ -47,24 +47,15 @@ def cached(fn: Callable[..., Any] | None = None, *, ttl_seconds: int | None = No
     show anyway. `ANALYTICS_CACHE_TTL` (seconds, default 300; 0 disables) bounds the rest;
     `ttl_seconds` overrides that bound for results that change only with a rollup and are
     dear to recompute (insights charts, forecasts). `fn.uncached` runs the plain function,
-    with `cached_rows` inside it bypassed too."""
+    with every cached read inside it (`cached` queries, `cached_rows`) computed afresh."""
     if fn is None:
         return functools.partial(cached, ttl_seconds=ttl_seconds)
 
     @functools.wraps(fn)
     def wrapper(org: Any, *args: Any, **kwargs: Any) -> Any:
-        ttl = settings.ANALYTICS_CACHE_TTL
-        if not ttl:
-            return fn(org, *args, **kwargs)
         named = sorted((k, _key_part(v)) for k, v in kwargs.items() if _key_part(v) is not None)
         parts = repr(([_key_part(a) for a in args], named))
-        digest = hashlib.sha256(parts.encode()).hexdigest()[:32]
-        key = f"analytics:q:{org.pk}:{generation(org.pk)}:{fn.__name__}:{digest}"
-        value = cache.get(key)
-        if value is None:
-            value = fn(org, *args, **kwargs)
-            cache.set(key, value, ttl_seconds or ttl)
-        return value
+        return _through_cache(org, fn.__name__, parts, lambda: fn(org, *args, **kwargs), ttl_seconds)
 
     @functools.wraps(fn)
     def uncached(*args: Any, **kwargs: Any) -> Any:
@@ -83,14 +74,21 @@ def cached_rows(org: Any, rows: QuerySet[Any]) -> list[Any]:
     """`list(rows)`, cached like `cached` results under the statement's own SQL: reads that
     build the same statement from different arguments (a dashboard ranks a dimension's values
     for its totals, its series and each feature's split) run it once."""
+    sql, params = rows.query.sql_with_params()
+    return _through_cache(org, "rows", repr((sql, params)), lambda: list(rows))
+
+
+def _through_cache(org: Any, name: str, parts: str, compute: Callable[[], Any], ttl_seconds: int | None = None) -> Any:
+    """`compute()`, cached under the organisation, its rollup generation, `name` and a digest
+    of `parts`; computed afresh with the cache off (`ANALYTICS_CACHE_TTL` 0) or inside an
+    `.uncached` call."""
     ttl = settings.ANALYTICS_CACHE_TTL
     if not ttl or _bypass.get():
-        return list(rows)
-    sql, params = rows.query.sql_with_params()
-    digest = hashlib.sha256(repr((sql, params)).encode()).hexdigest()[:32]
-    key = f"analytics:q:{org.pk}:{generation(org.pk)}:rows:{digest}"
+        return compute()
+    digest = hashlib.sha256(parts.encode()).hexdigest()[:32]
+    key = f"analytics:q:{org.pk}:{generation(org.pk)}:{name}:{digest}"
     value = cache.get(key)
     if value is None:
-        value = list(rows)
-        cache.set(key, value, ttl)
+        value = compute()
+        cache.set(key, value, ttl_seconds or ttl)
     return value

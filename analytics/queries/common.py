@@ -89,6 +89,16 @@ def session_average(total_duration: float, timed_events: int | None) -> float | 
     return rounded(total_duration / timed_events) if timed_events else None
 
 
+# Day numbers count days since this date, in Python (`day_number`) and in SQL
+# (`day_number_sql`, `date_number_sql`, `number_date_sql`) alike.
+DAY_ZERO = date(1970, 1, 1)
+
+
+def day_number(day: date) -> int:
+    """`day` as a day number (days since DAY_ZERO)."""
+    return (day - DAY_ZERO).days
+
+
 def date_number_sql(column: str) -> str:
     """SQL for a date column as an integer (days since 1970-01-01)."""
     if connection.vendor == "postgresql":

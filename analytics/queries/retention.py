@@ -14,10 +14,18 @@ from tenants.models import Organization
 
 from ..active_days import ALL_DAYS, BLOCK_DAYS, block_of
 from .cache import cached
-from .common import bounds, date_number_sql, day_number_sql, db_datetime, feature_pk, percent, week_monday
+from .common import (
+    bounds,
+    date_number_sql,
+    day_number,
+    day_number_sql,
+    db_datetime,
+    feature_pk,
+    percent,
+    week_monday,
+)
 from .filters import people_sql
 
-EPOCH = date(1970, 1, 1)
 RETENTION_DAYS = (1, 7, 30)
 
 
@@ -42,7 +50,7 @@ def retention_sql(
     and day for one feature, so the counts below stay exact)."""
     filters = filters or {}
     lo, hi = bounds(first, end)
-    base = (first - EPOCH).days
+    base = day_number(first)
     d0 = day_number_sql("first_seen")
     d = date_number_sql("a.date")
     people = people_sql(org, filters)
@@ -100,7 +108,7 @@ def retention_blocks_sql(
     (organization, end_user, block_start) index once per member, whatever the statistics."""
     filters = filters or {}
     lo, hi = bounds(first, end)
-    base = (first - EPOCH).days
+    base = day_number(first)
     d0 = day_number_sql("first_seen")
     b = date_number_sql("a.block_start")
     people = people_sql(org, filters)
@@ -154,7 +162,7 @@ def retention(
     (`retention_sql`). `filters`: see `retention_sql`."""
     end = end or today()
     first = week_monday(end) - timedelta(days=7 * (weeks - 1))
-    end_day = (end - EPOCH).days
+    end_day = day_number(end)
     filters = {k: v for k, v in (filters or {}).items() if v}
     build = retention_sql if feature_pk(filters.get("feature")) is not None else retention_blocks_sql
     sql, params = build(org, first=first, end=end, filters=filters)
@@ -175,7 +183,7 @@ def retention(
     for cw in range(weeks):
         start = first + timedelta(days=7 * cw)
         size = sizes.get(cw, 0)
-        cohort_last_day = min((start - EPOCH).days + 6, end_day)
+        cohort_last_day = min(day_number(start) + 6, end_day)
         row: dict[str, Any] = {"cohort_start": start, "size": size}
         # An empty cohort has no percentages (None), not 0 %: nobody was there to come back.
         for n in RETENTION_DAYS:

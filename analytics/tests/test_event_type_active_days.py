@@ -192,6 +192,12 @@ def _filter_sets(data):
     ]
 
 
+def _weekly_by_type(org, start, end, filters):
+    return breakdown_series(
+        org, dimension="event_type", start=start, end=end, interval="week", metric="active_users", filters=filters
+    )
+
+
 def test_users_per_event_type_equal_the_raw_events(data):
     org = data["org"]
     rng = random.Random(5)
@@ -206,15 +212,7 @@ def test_users_per_event_type_equal_the_raw_events(data):
                 org, dimension="event_type", start=start, end=end, metric="active_users", filters=filters
             )
             assert totals == _expected_totals(per_type), (start, end, filters)
-            weekly = breakdown_series(
-                org,
-                dimension="event_type",
-                start=start,
-                end=end,
-                interval="week",
-                metric="active_users",
-                filters=filters,
-            )
+            weekly = _weekly_by_type(org, start, end, filters)
             top = [row["key"] for row in totals if row["key"] != OTHER]
             rest_users = set().union(*(users for kind, users in per_type.items() if kind not in top))
             assert [s["key"] for s in weekly] == top + ([OTHER] if rest_users else []), (start, end, filters)
@@ -233,14 +231,6 @@ def test_users_per_event_type_read_no_raw_events(data):
     for filters in filter_sets:
         with CaptureQueriesContext(connection) as queries:
             breakdown_totals(org, dimension="event_type", start=start, end=end, metric="active_users", filters=filters)
-            breakdown_series(
-                org,
-                dimension="event_type",
-                start=start,
-                end=end,
-                interval="week",
-                metric="active_users",
-                filters=filters,
-            )
+            _weekly_by_type(org, start, end, filters)
         assert queries.captured_queries, filters
         assert not [q for q in queries.captured_queries if "telemetry_usageevent" in q["sql"]], filters

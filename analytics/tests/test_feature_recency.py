@@ -4,6 +4,7 @@ events, across blocks and at the look-back's edges; a re-roll of an earlier day 
 later days stale, reads then count from the bitmasks, and the end of the run rebuilds them;
 the migration's marks rebuild to what the rollup writes."""
 
+import math
 import random
 import uuid
 from collections import defaultdict
@@ -16,7 +17,15 @@ from django.test.utils import CaptureQueriesContext
 from analytics import rollup
 from analytics.models import DailyFeatureRecency, DailyOrgUsage, FeatureRecencyStale
 from analytics.queries import active
-from analytics.recency import RECENCY_DAYS, absent_before, recency_feature_users, recency_stale_rebuild
+from analytics.recency import (
+    REBUILD_BUDGET_SECONDS,
+    REBUILD_BUDGET_SECONDS_WEB,
+    RECENCY_DAYS,
+    absent_before,
+    rebuild_budget,
+    recency_feature_users,
+    recency_stale_rebuild,
+)
 from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
@@ -212,5 +221,13 @@ def test_a_run_rebuilds_within_its_budget_newest_days_first(data):
     assert days[0] in left and days[1] in left  # the newest goes first
     start, end = days[0] - timedelta(days=5), days[0] + timedelta(days=5)
     assert recency_feature_users(connection.alias, org.pk, start, end) is None
-    assert recency_stale_rebuild(org.pk, budget_seconds=None) == len(left)
+    assert recency_stale_rebuild(org.pk, budget_seconds=math.inf) == len(left)
     assert not FeatureRecencyStale.objects.filter(organization=org).exists()
+
+
+def test_a_web_request_rebuilds_for_a_few_seconds_only(settings):
+    """`aggregate/run` rolls up inside a request, which the server kills after its timeout."""
+    settings.WEB_PROCESS = True
+    assert rebuild_budget() == REBUILD_BUDGET_SECONDS_WEB < 30
+    settings.WEB_PROCESS = False
+    assert rebuild_budget() == REBUILD_BUDGET_SECONDS
