@@ -132,7 +132,7 @@ REBUILD_BUDGET_SECONDS_WEB = 5.0
 
 def rebuild_budget() -> float:
     """The time a rollup run may spend rebuilding stale days in this process."""
-    return REBUILD_BUDGET_SECONDS_WEB if getattr(settings, "WEB_PROCESS", False) else REBUILD_BUDGET_SECONDS
+    return REBUILD_BUDGET_SECONDS_WEB if settings.WEB_PROCESS else REBUILD_BUDGET_SECONDS
 
 
 def recency_stale_rebuild(org_id: int | None = None, *, budget_seconds: float | None = None) -> int:
