@@ -146,9 +146,9 @@ def forecast_quality(args) -> dict:
     frame = synthetic_usage(args.features, args.days, seed=args.seed + 100, start=start)
     matrix = frame.pivot_table(index="date", columns="feature_id", values="event_count").to_numpy(dtype=float)
     train, test = matrix[:-14], matrix[-14:]
-    result = forecast.forecast_matrix(train, 14)
+    result = {k: np.asarray(v) for k, v in forecast.forecast_matrix(train, 14).items()}
     model = result["value"]
-    naive = forecast.seasonal_naive(train, 14)
+    naive = np.asarray(forecast.seasonal_naive(train, 14))
 
     def mape(pred):
         return float(np.mean(np.abs(pred - test) / np.maximum(test, 1)) * 100)

@@ -1,5 +1,5 @@
 """Daily event forecasts per feature: weekday-seasonal exponential smoothing (Holt-Winters,
-multiplicative season, damped additive trend), written in numpy and vectorised over features.
+multiplicative season, damped additive trend), in plain Python.
 
 Why this model: it is explainable in one sentence ("a smoothed level, a damped trend and a
 weekday profile, each updated every day"), it needs no training service, and on weekly
@@ -7,14 +7,17 @@ seasonal usage it beats the seasonal-naive forecast ("same weekday last week"), 
 carries last week's noise forward. The smoothing constants are chosen per feature from a
 small grid by one-step-ahead error on the history. The 80 % interval comes from the
 spread of those one-step errors, widened with the horizon.
+
+Why plain Python: the web process serves forecasts (the Insights page, a feature's page,
+the API), and numpy with pandas cost a worker ~125 MB and ~0.4 s of imports on the first
+forecast it served (p95 of the Insights page on a cache miss: 0.39 s, docs/benchmarks.md).
+A series is 84 numbers: one feature's forecast is ~1 ms here, fifty ~40 ms.
 """
 
+import math
 from datetime import date, timedelta
 from itertools import product
 from typing import TYPE_CHECKING, Any, cast
-
-import numpy as np
-import pandas as pd
 
 from analytics import queries as analytics_queries
 from analytics.models import DailyFeatureUsage
@@ -25,6 +28,8 @@ from tenants.models import Organization
 from .params import PREDICTION_MAX_DAYS, PREDICTION_MIN_DAYS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from telemetry.models import Feature
 
 SEASON = 7
@@ -34,86 +39,124 @@ PHI = 0.9  # trend damping: long horizons flatten instead of extrapolating a lin
 ALPHAS = (0.1, 0.2, 0.35, 0.5)
 GAMMAS = (0.05, 0.15, 0.3)
 BETA = 0.05
+TINY = 1e-9
+
+# (days × series) or (horizon × series): a list of rows, one value per series.
+Matrix = list[list[float]]
 
 
-def _smooth(
-    y: np.ndarray, alpha: np.ndarray, gamma: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Run Holt-Winters over y (days × series, values > 0). Returns the final level, trend,
-    the last SEASON seasonal factors (aligned so index 0 is the weekday after the last day)
-    and the one-step-ahead log errors (days × series, NaN during warm-up)."""
-    n_days, n_series = y.shape
-    first_weeks = y[: 2 * SEASON] if n_days >= 2 * SEASON else y[:SEASON]
-    level = first_weeks.mean(axis=0)
-    weeks = first_weeks.shape[0] // SEASON
-    season_block = first_weeks[: weeks * SEASON].reshape(weeks, SEASON, n_series).mean(axis=0)
-    seasonal = season_block / np.maximum(season_block.mean(axis=0), 1e-9)
-    trend = np.zeros(n_series)
-    errors = np.full((n_days, n_series), np.nan)
-    seasons = [seasonal[i] for i in range(SEASON)]
-    for t in range(n_days):
-        s = seasons[t % SEASON]
-        forecast = (level + PHI * trend) * s
-        if t >= SEASON:
-            errors[t] = np.log(y[t]) - np.log(np.maximum(forecast, 1e-9))
-        new_level = alpha * (y[t] / np.maximum(s, 1e-9)) + (1 - alpha) * (level + PHI * trend)
-        trend = BETA * (new_level - level) + (1 - BETA) * PHI * trend
-        level = new_level
-        seasons[t % SEASON] = gamma * (y[t] / np.maximum(level, 1e-9)) + (1 - gamma) * s
-    ordered = np.stack([seasons[(n_days + i) % SEASON] for i in range(SEASON)])
-    return level, trend, ordered, errors
+class _Fit:
+    """One series smoothed with one (alpha, gamma): the final level and trend, the next
+    SEASON seasonal factors (index 0: the weekday after the last day) and the one-step-ahead
+    log errors from day SEASON on."""
+
+    __slots__ = ("errors", "level", "seasonal", "trend")
+
+    def __init__(self, y: list[float], alpha: float, gamma: float) -> None:
+        n_days = len(y)
+        first_weeks = y[: 2 * SEASON] if n_days >= 2 * SEASON else y[:SEASON]
+        level = sum(first_weeks) / len(first_weeks)
+        weeks = len(first_weeks) // SEASON
+        seasons = [1.0] * SEASON  # under a week of history: no weekday profile yet
+        if weeks:
+            block = [sum(first_weeks[w * SEASON + d] for w in range(weeks)) / weeks for d in range(SEASON)]
+            block_mean = max(sum(block) / SEASON, TINY)
+            seasons = [s / block_mean for s in block]
+        trend = 0.0
+        errors: list[float] = []
+        for t, value in enumerate(y):
+            s = seasons[t % SEASON]
+            if t >= SEASON:
+                errors.append(math.log(value) - math.log(max((level + PHI * trend) * s, TINY)))
+            new_level = alpha * (value / max(s, TINY)) + (1 - alpha) * (level + PHI * trend)
+            trend = BETA * (new_level - level) + (1 - BETA) * PHI * trend
+            level = new_level
+            seasons[t % SEASON] = gamma * (value / max(level, TINY)) + (1 - gamma) * s
+        self.level, self.trend, self.errors = level, trend, errors
+        self.seasonal = [seasons[(n_days + i) % SEASON] for i in range(SEASON)]
+
+    def sse(self, n_days: int) -> float:
+        """Squared one-step errors past the first two weeks (all of them on a shorter history)."""
+        scored = self.errors[SEASON:] if n_days > 2 * SEASON else self.errors
+        return sum(e * e for e in scored)
 
 
-def forecast_matrix(history: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
-    """history: (days × series) daily counts, oldest first. Returns `value`, `lower`,
-    `upper` arrays of shape (horizon × series), all ≥ 0."""
-    y = np.clip(np.asarray(history, dtype=float), 0, None) + 1.0  # +1: zeros are valid usage
-    n_series = y.shape[1]
-    best_sse = np.full(n_series, np.inf)
-    best: dict[str, np.ndarray] | None = None
+def _std(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def _forecast_series(history: list[float], horizon: int) -> tuple[list[float], list[float], list[float]]:
+    y = [max(float(v), 0.0) + 1.0 for v in history]  # +1: zeros are valid usage
+    best: _Fit | None = None
+    best_sse = math.inf
     for alpha, gamma in product(ALPHAS, GAMMAS):
-        a = np.full(n_series, alpha)
-        g = np.full(n_series, gamma)
-        level, trend, seasonal, errors = _smooth(y, a, g)
-        sse = np.nansum(errors[2 * SEASON :] ** 2, axis=0) if len(y) > 2 * SEASON else np.nansum(errors**2, axis=0)
-        better = sse < best_sse
-        best_sse = np.where(better, sse, best_sse)
-        if best is None:
-            best = {"level": level, "trend": trend, "seasonal": seasonal, "errors": errors}
-        else:
-            best["level"] = np.where(better, level, best["level"])
-            best["trend"] = np.where(better, trend, best["trend"])
-            best["seasonal"] = np.where(better[None, :], seasonal, best["seasonal"])
-            best["errors"] = np.where(better[None, :], errors, best["errors"])
+        fit = _Fit(y, alpha, gamma)
+        sse = fit.sse(len(y))
+        if best is None or sse < best_sse:
+            best, best_sse = fit, sse
     assert best is not None  # ALPHAS × GAMMAS is never empty
-    steps = np.arange(1, horizon + 1)
-    damp = np.cumsum(PHI**steps)
-    point = (best["level"][None, :] + damp[:, None] * best["trend"][None, :]) * best["seasonal"][(steps - 1) % SEASON]
-    point = np.maximum(point, 1.0)
-    sigma = np.nanstd(best["errors"], axis=0) if np.isfinite(best["errors"]).any() else np.zeros(n_series)
-    sigma = np.nan_to_num(sigma, nan=0.0)
-    widen = np.sqrt(1 + 0.05 * (steps - 1))[:, None]
-    lower = point * np.exp(-Z_80 * sigma[None, :] * widen)
-    upper = point * np.exp(Z_80 * sigma[None, :] * widen)
-    return {"value": point - 1.0, "lower": np.maximum(lower - 1.0, 0.0), "upper": np.maximum(upper - 1.0, 0.0)}
+    sigma = _std(best.errors)
+    value, lower, upper = [], [], []
+    damp = 0.0
+    for step in range(1, horizon + 1):
+        damp += PHI**step
+        point = max((best.level + damp * best.trend) * best.seasonal[(step - 1) % SEASON], 1.0)
+        spread = Z_80 * sigma * math.sqrt(1 + 0.05 * (step - 1))
+        value.append(point - 1.0)
+        lower.append(max(point * math.exp(-spread) - 1.0, 0.0))
+        upper.append(max(point * math.exp(spread) - 1.0, 0.0))
+    return value, lower, upper
 
 
-def seasonal_naive(history: np.ndarray, horizon: int) -> np.ndarray:
+def forecast_matrix(history: "Sequence[Sequence[float]]", horizon: int) -> dict[str, Matrix]:
+    """history: (days × series) daily counts, oldest first (any nested sequence, a numpy
+    array too). Returns `value`, `lower`, `upper`, each (horizon × series), all ≥ 0."""
+    rows = [list(row) for row in history]
+    n_series = len(rows[0]) if rows else 0
+    columns = [_forecast_series([row[k] for row in rows], horizon) for k in range(n_series)]
+    return {
+        name: [[float(columns[k][i][step]) for k in range(n_series)] for step in range(horizon)]
+        for i, name in enumerate(("value", "lower", "upper"))
+    }
+
+
+def seasonal_naive(history: "Sequence[Sequence[float]]", horizon: int) -> Matrix:
     """The baseline to beat: each future day repeats the same weekday of the last week."""
-    last_week = np.asarray(history, dtype=float)[-SEASON:]
-    return np.stack([last_week[i % SEASON] for i in range(horizon)])
+    last_week = [[float(v) for v in row] for row in list(history)[-SEASON:]]
+    return [last_week[i % SEASON] for i in range(horizon)]
 
 
-def _feature_history(org: Organization, *, end: date, feature: "Feature | None" = None) -> pd.DataFrame:
+def _feature_history(
+    org: Organization, *, end: date, feature: "Feature | None" = None
+) -> tuple[dict[int, str], Matrix]:
+    """({feature id: key}, the HISTORY_DAYS days ending on `end` × those features in id
+    order): each feature's daily events, zero on a day without a row, and before its first
+    day of data its first day's count, so a new feature is not forecast from weeks of zeros
+    it never had and the smoother starts level."""
     rows = DailyFeatureUsage.objects.filter(
         organization=org, date__gt=end - timedelta(days=HISTORY_DAYS), date__lte=end
     )
     if feature is not None:
         rows = rows.filter(feature=feature)
-    return pd.DataFrame.from_records(
-        rows.values_list("feature_id", "feature__key", "date", "event_count"),
-        columns=["feature_id", "feature_key", "date", "event_count"],
-    )
+    first = end - timedelta(days=HISTORY_DAYS - 1)
+    keys: dict[int, str] = {}
+    series: dict[int, list[float | None]] = {}
+    for feature_id, key, day, events in rows.values_list("feature_id", "feature__key", "date", "event_count"):
+        keys[feature_id] = key
+        days = series.setdefault(feature_id, [None] * HISTORY_DAYS)
+        index = (day - first).days
+        days[index] = (days[index] or 0.0) + events
+    ids = sorted(series)
+    columns = []
+    for feature_id in ids:
+        days = series[feature_id]
+        first_seen = next(i for i, v in enumerate(days) if v is not None)
+        start_value = cast(float, days[first_seen])
+        columns.append([start_value if i < first_seen else (v or 0.0) for i, v in enumerate(days)])
+    return {feature_id: keys[feature_id] for feature_id in ids}, [list(row) for row in zip(*columns, strict=True)]
 
 
 def usage_prediction(
@@ -147,34 +190,22 @@ def usage_prediction(
     last = analytics_queries.last_complete_day(org)
     if last is None:
         return {"days": days, "features": []}
-    frame = _feature_history(org, end=last, feature=chosen)
-    if frame.empty:
+    keys, matrix = _feature_history(org, end=last, feature=chosen)
+    if not keys:
         return {"days": days, "features": []}
-    keys = frame.drop_duplicates("feature_id").set_index("feature_id")["feature_key"]
-    span = pd.date_range(last - timedelta(days=HISTORY_DAYS - 1), last, freq="D")
-    matrix = frame.pivot_table(index="date", columns="feature_id", values="event_count", aggfunc="sum")
-    matrix.index = pd.DatetimeIndex(matrix.index)
-    # Start each feature at its first day of data, not at the window's start, so a new
-    # feature is not forecast from weeks of zeros it never had.
-    first_seen = matrix.apply(lambda col: col.first_valid_index())
-    matrix = matrix.reindex(span).fillna(0.0)
-    for feature_id, first_day in first_seen.items():
-        matrix.loc[matrix.index < first_day, feature_id] = np.nan
-    # Fill the pre-history with the feature's first week so the smoother starts level.
-    matrix = matrix.bfill()
-    result = forecast_matrix(matrix.to_numpy(), days)
+    result = forecast_matrix(matrix, days)
     dates = [last + timedelta(days=i) for i in range(1, days + 1)]
     features: list[dict[str, Any]] = []
-    for column, feature_id in enumerate(matrix.columns):
+    for column, (feature_id, key) in enumerate(keys.items()):
         points = [
             {
                 "date": dates[i].isoformat(),
-                "value": round(float(result["value"][i, column]), 2),
-                "lower": round(float(result["lower"][i, column]), 2),
-                "upper": round(float(result["upper"][i, column]), 2),
+                "value": round(result["value"][i][column], 2),
+                "lower": round(result["lower"][i][column], 2),
+                "upper": round(result["upper"][i][column], 2),
             }
             for i in range(days)
         ]
-        features.append({"feature_id": int(feature_id), "feature_key": keys[feature_id], "points": points})
+        features.append({"feature_id": feature_id, "feature_key": key, "points": points})
     features.sort(key=lambda f: -sum(p["value"] for p in f["points"]))
     return {"days": days, "features": features}

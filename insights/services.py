@@ -4,9 +4,10 @@ alerts and the daily export. Webhook CRUD and delivery live in `insights.webhook
 Every function takes the organisation first; reads come from the rollup tables
 (`DailyFeatureUsage`, `DailyOrgUsage`), never from raw events.
 
-numpy, pandas and the detectors are imported inside the functions that compute:
+numpy, pandas and the time-series detector are imported inside the functions that detect:
 the URLconf imports this module, and a web process should not carry ~150 MB of numeric
-libraries until a request actually asks for chart data (docs/decisions.md).
+libraries (docs/decisions.md). What pages draw (the outlier ranking's chart data, the
+forecasts) is plain Python.
 """
 
 import logging
@@ -166,7 +167,7 @@ def anomalies_detect(org: Organization, *, end: date | None = None, days: int = 
         return []
     findings = detectors.timeseries_anomalies(frame, start=start, end=end)
     window = frame[frame["date"] > end - timedelta(days=OUTLIER_WINDOW_DAYS)]
-    findings += detectors.outlier_features(window, end=end)
+    findings += detectors.outlier_features(window.to_dict("records"), end=end)
     created = anomalies_upsert(
         org,
         findings,
@@ -242,44 +243,43 @@ def anomaly_set_status(org: Organization, anomaly_id: int, status: str, *, user:
 def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> dict[str, Any]:
     """The cross-sectional picture over [start, end]: per feature the raw metrics, their
     z-scores across features, the norm; a histogram of the norms; the 90th-percentile
-    threshold the "outlier features" rule uses."""
-    import numpy as np
-
-    from . import detectors
+    threshold the "outlier features" rule uses. Plain Python (`detectors.outliers`): the
+    Insights page calls it in a web process."""
+    from .detectors import outliers
 
     if start > end:
         raise DomainError("start must be on or before end.", errors={"start": ["Must be on or before end."]})
-    frame = _rollup_frame(org, start, end)
-    base = {"start": start.isoformat(), "end": end.isoformat(), "metrics": list(detectors.OUTLIER_COLUMNS)}
-    if frame.empty:
+    rows = DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
+    vectors = outliers.feature_vectors(rows.values(*ROLLUP_COLUMNS).order_by())
+    base = {"start": start.isoformat(), "end": end.isoformat(), "metrics": list(outliers.OUTLIER_COLUMNS)}
+    if not vectors:
         return {**base, "threshold": None, "features": [], "histogram": []}
-    vectors = detectors.feature_vectors(frame)
-    scores = detectors.outlier_scores(vectors)
-    threshold = float(np.percentile(scores["norm"], 90))
+    scores = outliers.outlier_scores(vectors)
+    norms = [s.norm for s in scores.values()]
+    threshold = outliers.percentile(norms, 90)
     names = dict(
         (fid, (key, name))
-        for fid, key, name in Feature.objects.filter(organization=org, pk__in=list(vectors.index)).values_list(
+        for fid, key, name in Feature.objects.filter(organization=org, pk__in=list(vectors)).values_list(
             "id", "key", "name"
         )
     )
     features = []
-    for feature_id, row in scores.sort_values("norm", ascending=False).iterrows():
+    for feature_id, score in sorted(scores.items(), key=lambda item: -item[1].norm):
         key, name = names.get(feature_id, ("", ""))
         features.append(
             {
-                "feature_id": int(feature_id),
+                "feature_id": feature_id,
                 "feature_key": key,
                 "feature_name": name or key,
-                "metrics": {c: round(float(vectors.loc[feature_id, c]), 3) for c in detectors.OUTLIER_COLUMNS},
-                "z_scores": {c: round(float(row[f"z_{c}"]), 4) for c in detectors.OUTLIER_COLUMNS},
-                "norm": round(float(row["norm"]), 4),
-                "outlier": bool(len(scores) >= 3 and row["norm"] >= threshold and row["norm"] > 0),
+                "metrics": {c: round(v, 3) for c, v in zip(outliers.OUTLIER_COLUMNS, vectors[feature_id], strict=True)},
+                "z_scores": {c: round(z, 4) for c, z in zip(outliers.OUTLIER_COLUMNS, score.z, strict=True)},
+                "norm": round(score.norm, 4),
+                "outlier": bool(len(scores) >= 3 and score.norm >= threshold and score.norm > 0),
             }
         )
-    counts, edges = np.histogram(scores["norm"].to_numpy(), bins=bins)
     histogram = [
-        {"lower": round(float(edges[i]), 4), "upper": round(float(edges[i + 1]), 4), "count": int(counts[i])}
-        for i in range(len(counts))
+        {"lower": round(lower, 4), "upper": round(upper, 4), "count": count}
+        for lower, upper, count in outliers.histogram(norms, bins)
     ]
     return {**base, "threshold": round(threshold, 4), "features": features, "histogram": histogram}
 

@@ -22,6 +22,7 @@ from tenants.permissions import OrgAPIView
 
 from . import narrative, params, services, webhooks
 from .explain import explanation_phrase
+from .forecast import usage_prediction
 from .models import Anomaly, Webhook
 
 TAGS = ["insights"]
@@ -330,9 +331,6 @@ class UsagePredictionView(ReplicaReadsMixin, OrgAPIView):
         tags=TAGS,
     )
     def get(self, request):
-        # numpy and pandas load with the first forecast this process serves, not at boot.
-        from .forecast import usage_prediction
-
         return Response(usage_prediction(self.org, **params.prediction_params(request.query_params)))
 
 

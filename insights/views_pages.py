@@ -20,6 +20,7 @@ from tenants.models import Role
 
 from . import narrative, params, queries, services
 from .explain import explanation_phrase
+from .forecast import usage_prediction
 from .models import Anomaly
 
 ANOMALY_PAGE_SIZE = 25
@@ -80,9 +81,6 @@ def charts_summary(org, *, start: date, end: date) -> dict:
 
 def forecast_context(org, feature, days: int) -> dict:
     """One feature's forecast band after its last weeks of actual events."""
-    # numpy and pandas load with the first forecast this process computes, not at boot.
-    from .forecast import usage_prediction
-
     prediction = usage_prediction(org, days=days, feature=feature)
     context = {
         "feature": feature,
@@ -250,7 +248,5 @@ def feature_forecast(request, feature_id=None):
     except DomainError as exc:
         return HttpResponseBadRequest(exc.detail)
     if request.GET.get("format") == "json":
-        from .forecast import usage_prediction
-
         return JsonResponse(usage_prediction(request.org, days=days, feature=feature))
     return render(request, "insights/partials/forecast.html", _forecast_cached(request.org, feature, days))

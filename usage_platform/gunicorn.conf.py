@@ -24,9 +24,9 @@ timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = 30
 # Behind a load balancer that reuses connections.
 keepalive = 5
-# A worker that served a forecast or chart data carries numpy and pandas (~120 MB)
-# from then on; recycling now and then gives that memory back and bounds any slow leak. The
-# jitter keeps the workers from restarting together. 0 turns recycling off.
+# Recycling now and then bounds any slow leak (the pages' forecasts and charts are plain
+# Python: no request loads numpy or pandas into a web worker). The jitter keeps the workers
+# from restarting together. 0 turns recycling off.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 20000)
 max_requests_jitter = max_requests // 10
 # The workers' heartbeat files on tmpfs: on an overlay filesystem a slow disk write can make

@@ -1,10 +1,9 @@
 """What every detector returns, and the score → severity rule they share."""
 
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-
-import numpy as np
 
 SEVERITY_CUTS = ((9.0, "high"), (6.0, "medium"), (0.0, "low"))
 
@@ -32,4 +31,4 @@ def severity_for(score: float) -> str:
 
 def finite(value: Any) -> float:
     value = float(value)
-    return value if np.isfinite(value) else 0.0
+    return value if math.isfinite(value) else 0.0

@@ -148,7 +148,7 @@ def test_outlier_features_reproduces_the_replaced_rule():
     )
     expected_ids, norms, z = replaced_rule(vectors)
 
-    found = detectors.outlier_features(frame, end=START + timedelta(days=6))
+    found = detectors.outlier_features(frame.to_dict("records"), end=START + timedelta(days=6))
     assert {f.feature_id for f in found} == expected_ids
     assert 4 in expected_ids
     # Ranked by norm, highest first, with the z-scores of each column.
@@ -166,11 +166,11 @@ def test_outlier_features_reproduces_the_replaced_rule():
 
 def test_outlier_features_constant_column_and_too_few_features():
     frame = frame_from({1: [10] * 3, 2: [20] * 3, 3: [300] * 3, 4: [15] * 3})
-    found = detectors.outlier_features(frame, end=START + timedelta(days=2))
+    found = detectors.outlier_features(frame.to_dict("records"), end=START + timedelta(days=2))
     # avg_session_duration is constant (100) → z = 0 for that column, never NaN.
     assert [f.feature_id for f in found] == [3]
     assert found[0].details["z_scores"]["avg_session_duration"] == 0.0
-    assert detectors.outlier_features(frame_from({1: [1], 2: [5]}), end=START) == []
+    assert detectors.outlier_features(frame_from({1: [1], 2: [5]}).to_dict("records"), end=START) == []
 
 
 def test_session_duration_needs_enough_events():

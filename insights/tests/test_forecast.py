@@ -14,7 +14,7 @@ URL = "/api/v1/ai/usage-prediction"
 def test_pure_weekly_series_is_forecast_exactly():
     week = np.array([100, 110, 120, 115, 105, 40, 30], dtype=float)
     history = np.tile(week, 10)[:, None]
-    result = forecast.forecast_matrix(history, 14)
+    result = {k: np.asarray(v) for k, v in forecast.forecast_matrix(history, 14).items()}
     assert result["value"][:, 0] == pytest.approx(np.tile(week, 2), rel=0.03)
     assert np.all(result["lower"] <= result["value"]) and np.all(result["value"] <= result["upper"])
 
@@ -31,8 +31,8 @@ def test_beats_seasonal_naive_on_noisy_seasonal_data():
     def mape(pred):
         return np.mean(np.abs(pred - test) / np.maximum(test, 1))
 
-    model = forecast.forecast_matrix(train, 14)
-    assert mape(model["value"]) < 0.85 * mape(forecast.seasonal_naive(train, 14))
+    model = {k: np.asarray(v) for k, v in forecast.forecast_matrix(train, 14).items()}
+    assert mape(model["value"]) < 0.85 * mape(np.asarray(forecast.seasonal_naive(train, 14)))
     coverage = np.mean((test >= model["lower"]) & (test <= model["upper"]))
     assert 0.65 <= coverage <= 0.97  # an honest 80 % interval
 
@@ -40,7 +40,7 @@ def test_beats_seasonal_naive_on_noisy_seasonal_data():
 def test_zeros_and_short_history_stay_non_negative():
     history = np.zeros((10, 2))
     history[:, 1] = [0, 3, 0, 5, 0, 0, 1, 2, 0, 4]
-    result = forecast.forecast_matrix(history, 7)
+    result = {k: np.asarray(v) for k, v in forecast.forecast_matrix(history, 7).items()}
     assert np.all(result["value"] >= 0) and np.all(result["lower"] >= 0)
     assert result["value"][:, 0] == pytest.approx(0, abs=1e-6)
 

@@ -40,6 +40,37 @@ def test_a_web_worker_boots_without_heavy_libraries():
     assert loaded_after(body) == []
 
 
+def test_the_insights_charts_and_forecasts_load_no_heavy_libraries(tmp_path):
+    # What the Insights page, a feature's page and the prediction API compute in a web worker:
+    # the outlier ranking's chart data and a forecast, over a few weeks of rollups.
+    body = """
+import usage_platform.wsgi
+from django.urls import get_resolver
+get_resolver().url_patterns
+from datetime import date, timedelta
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from analytics.models import DailyFeatureUsage
+from insights import forecast, services
+from telemetry.models import Feature
+from tenants.models import Organization
+org = Organization.objects.create(name="Lean", slug="lean")
+end = date.today() - timedelta(days=1)
+for i in range(4):
+    feature = Feature.objects.create(organization=org, key=f"f{i}")
+    DailyFeatureUsage.objects.bulk_create(
+        DailyFeatureUsage(organization=org, feature=feature, date=end - timedelta(days=d), event_count=10 * i + d % 7,
+                          daily_active_users=i + 1, sessions=2, total_session_duration=60.0, avg_session_duration=30.0)
+        for d in range(60)
+    )
+charts = services.chart_data(org, start=end - timedelta(days=29), end=end)
+assert len(charts["features"]) == 4 and sum(b["count"] for b in charts["histogram"]) == 4, charts
+prediction = forecast.usage_prediction(org, days=14)
+assert len(prediction["features"]) == 4 and len(prediction["features"][0]["points"]) == 14, prediction
+"""
+    assert loaded_after(body, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}") == []
+
+
 def test_celery_processes_import_every_task_module_without_heavy_libraries():
     # Beat and the worker's main process import every tasks module; the libraries load in
     # the pool process that runs a task needing them.
