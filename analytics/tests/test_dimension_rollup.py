@@ -181,6 +181,16 @@ def test_breakdowns_read_no_raw_event(org):
         assert "telemetry_usageevent" not in sql and "analytics_dailyuser" not in sql, dimension
 
 
+def test_a_day_has_a_dimensions_per_feature_rows_only_with_its_all_feature_rows(org):
+    # The reads decide whether a day carries a property (else its marker rows count as
+    # "(none)") from the all-features rows alone (breakdowns.sources._dimension_rows).
+    _randomized(org)
+    rows = DailyDimensionUsage.objects.filter(organization=org)
+    per_feature = set(rows.filter(feature__isnull=False).values_list("dimension", "date").distinct())
+    all_features = set(rows.filter(feature__isnull=True).values_list("dimension", "date").distinct())
+    assert per_feature == all_features and len(per_feature) >= DAYS * 4
+
+
 def test_caps_fold_the_rest_into_other(org):
     """60 source values on one day: the MAX_VALUES busiest are kept, the rest folded into
     "" (other); 16 event properties: the MAX_EVENT_KEYS busiest are carried."""
