@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from functools import reduce
 from typing import Any
 
+from django.db import connections
 from django.db.models import Case, F, IntegerField, Max, Min, Q, Sum, Value, When
 
 from tenants.models import Organization
@@ -76,8 +77,14 @@ def user_bounds(
         .annotate(bound=Sum(_weeks_bound(start, end)), hit=Max(active.hits(start, end)))
         .filter(hit__gt=0)
         .order_by("-bound", "end_user_id")
+        .values_list("end_user_id", "bound")
     )
-    return list(grouped.values_list("end_user_id", "bound"))
+    # Read raw: two integers a user need no conversion, and Django's per-row converters cost
+    # more than the statement's own fetch for the 20,000 active users of a 90-day range.
+    sql, params = grouped.query.sql_with_params()
+    with connections[grouped.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(int(uid), int(bound)) for uid, bound in cursor.fetchall()]
 
 
 def _outside(org: Organization, ids: list[int], start: date, end: date) -> dict[int, int]:
