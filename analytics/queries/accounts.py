@@ -32,7 +32,7 @@ from ..active_days import BLOCK_DAYS, range_masks
 from ..models import DailyAccountUsage, DailyUserFeatureUsage, DailyUserUsage
 from . import active
 from .cache import cached
-from .common import DAY_ZERO, day_number
+from .common import day_number, number_date_sql
 
 WINDOW_DAYS = 28
 # The account filter's picker lists this many accounts (by name); any other is still
@@ -90,26 +90,26 @@ def _row(account: Account, usage: dict[str, Any] | None, features_used: int) -> 
 
 
 # Per account, from its end users' active-day bitmasks over both windows: each user's last
-# active day (the highest bit of their rows; a day number), then the account's last day and
-# how many of its users' last days fall in the recent window. The bitmask rows are one per
-# user and block (two or three blocks for 8 weeks).
+# active day (`people`, the highest bit of their rows; a day number), the account's last day
+# and its users whose last day falls in the recent window (`accounts`), then the last event
+# of that day from the per-user rows of the users whose last day it is. The bitmask rows are
+# one per user and block (two or three blocks for 8 weeks); the per-user rows are read only
+# for the account's last day: looking up each user's last row cost one index descent per user.
 _PEOPLE_RECENT_SQL = """
-SELECT account_id, MAX(last), SUM(CASE WHEN last >= %s THEN 1 ELSE 0 END) FROM (
+WITH people AS (
     SELECT u.account_id, a.end_user_id, MAX({last_day}) AS last
     FROM analytics_useractivedays a JOIN telemetry_enduser u ON u.id = a.end_user_id
-    WHERE a.organization_id = %s AND u.organization_id = %s AND u.account_id IS NOT NULL AND ({in_window})
+    WHERE a.organization_id = %s AND u.account_id IS NOT NULL AND ({in_window})
     GROUP BY u.account_id, a.end_user_id
-) people GROUP BY account_id
-"""
-# The last event per account on each of the given days, from the per-user rows of those days
-# (one index range a day, usually one day: yesterday's): an account's last event is on its
-# last active day. Looking up each user's row of their own last day instead cost one index
-# descent per user (11,800 of them for the bench's accounts: 70 ms).
-_LAST_EVENTS_SQL = """
-SELECT u.account_id, d.date, MAX(d.last_event_at)
-FROM analytics_dailyuserusage d JOIN telemetry_enduser u ON u.id = d.end_user_id
-WHERE d.organization_id = %s AND d.date IN ({days}) AND u.account_id IS NOT NULL
-GROUP BY u.account_id, d.date
+), accounts AS (
+    SELECT account_id, MAX(last) AS last, SUM(CASE WHEN last >= %s THEN 1 ELSE 0 END) AS active
+    FROM people GROUP BY account_id
+)
+SELECT accounts.account_id, accounts.active, MAX(d.last_event_at)
+FROM accounts JOIN people ON people.account_id = accounts.account_id AND people.last = accounts.last
+JOIN analytics_dailyuserusage d
+    ON d.organization_id = %s AND d.end_user_id = people.end_user_id AND d.date = {last_date}
+GROUP BY accounts.account_id, accounts.active
 """
 
 
@@ -130,37 +130,24 @@ def _last_day_sql(masks: dict[date, int], block_param: str) -> str:
 
 def _people_recent(org: Organization, previous_start: date, recent_start: date, end: date) -> dict[int, dict[str, Any]]:
     """{account pk: its users active in the recent window (`active_users`) and the last event
-    of its users over both windows (`last_seen`)}, in two queries (`_PEOPLE_RECENT_SQL`,
-    `_LAST_EVENTS_SQL`), through each end user's account now. A user was active in the
-    recent window exactly when their last active day of both windows falls in it."""
+    of its users over both windows (`last_seen`)}, in one query (`_PEOPLE_RECENT_SQL`),
+    through each end user's account now. A user was active in the recent window exactly when
+    their last active day of both windows falls in it."""
     masks = range_masks(previous_start, end)
     # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
     db = connections[read_alias()]
     blocks = [db.ops.adapt_datefield_value(block) for block in masks]
     in_window = " OR ".join(f"(a.block_start = %s AND (a.active_days & {mask}) <> 0)" for mask in masks.values())
-    sql = _PEOPLE_RECENT_SQL.format(last_day=_last_day_sql(masks, "%s"), in_window=in_window)
+    sql = _PEOPLE_RECENT_SQL.format(
+        last_day=_last_day_sql(masks, "%s"), in_window=in_window, last_date=number_date_sql("people.last")
+    )
+    params = [*blocks, org.pk, *blocks, day_number(recent_start), org.pk]
     with db.cursor() as cursor:
-        cursor.execute(sql, [day_number(recent_start), *blocks, org.pk, org.pk, *blocks])
-        accounts = {
-            account_id: (DAY_ZERO + timedelta(days=last), int(active or 0)) for account_id, last, active in cursor
+        cursor.execute(sql, params)
+        return {
+            account_id: {"active_users": int(active or 0), "last_seen": _aware(last_seen)}
+            for account_id, active, last_seen in cursor.fetchall()
         }
-        days = sorted({last for last, _ in accounts.values()})
-        last_events: dict[tuple[int, date], Any] = {}
-        if days:
-            cursor.execute(
-                _LAST_EVENTS_SQL.format(days=", ".join(["%s"] * len(days))),
-                [org.pk, *(db.ops.adapt_datefield_value(day) for day in days)],
-            )
-            last_events = {(account_id, _as_date(day)): last for account_id, day, last in cursor}
-    return {
-        account_id: {"active_users": active, "last_seen": _aware(last_events.get((account_id, last)))}
-        for account_id, (last, active) in accounts.items()
-    }
-
-
-def _as_date(value: Any) -> date:
-    """A date column read in raw SQL: SQLite returns the ISO text it stores."""
-    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def _aware(value: Any) -> datetime | None:
@@ -190,9 +177,9 @@ def account_list(
     page: int = 1,
     page_size: int | None = 50,
 ) -> dict[str, Any]:
-    """Every account of `org` with its recent figures, sorted and cut to one page (five
-    queries whatever the number of accounts: the accounts, their events, their people (two),
-    their features; a sixth with `feature`). Sorting happens here, over every account of the organisation: an
+    """Every account of `org` with its recent figures, sorted and cut to one page (three
+    queries whatever the number of accounts: the accounts, their usage, their features; a
+    fourth with `feature`). Sorting happens here, over every account of the organisation: an
     organisation has thousands of customer companies at most, not millions.
     `search` matches the external id or name; `at_risk` keeps only (or drops) the accounts at
     risk; `feature` keeps the accounts whose users used that feature in the recent window.

@@ -168,11 +168,10 @@ def test_account_detail_queries_pinned(org, accounts, django_assert_num_queries)
     # features adopted, every feature
     with django_assert_num_queries(6):
         queries.account_detail.uncached(org, "acme", end=date(2025, 3, 28))
-    # the accounts, their events (account rollups), their people and their last day's last
-    # events, their features
-    with django_assert_num_queries(5):
+    # the accounts, their events (account rollups), their people, their features
+    with django_assert_num_queries(4):
         queries.account_list.uncached(org, end=date(2025, 3, 28))
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         queries.account_list.uncached(org, end=date(2025, 3, 28), feature=accounts["search"])
 
 
