@@ -15,7 +15,8 @@ Steps:
    then `insights.after_rollup` per organisation), waited for;
 5. RSS, PSS and USS of every process of the launcher's tree (`/proc`), then the same after
    a second round that adds the insights endpoints (Insights page, forecast fragment,
-   chart-data, usage-prediction): the requests that load numpy and pandas. The tree is also
+   chart-data, usage-prediction): the whole-organisation prediction loads numpy (the rest
+   of the insights is plain Python). The tree is also
    sampled every second throughout, for the peak total and the peak of each kind of process
    (a Celery pool process peaks while it runs the detectors, then is replaced:
    CELERY_WORKER_MAX_MEMORY_PER_CHILD).

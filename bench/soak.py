@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import requests
 import soak_load
@@ -98,23 +98,21 @@ def prime(stack, orgs, args):
     return known
 
 
-HEAVY_LIBRARIES = ("numpy", "pandas")
+HEAVY_LIBRARIES = ("numpy",)
 
 
 def warm_workers(stack, org, known_users, args):
-    """Every gunicorn worker imports numpy and pandas with the first chart-data or
-    forecast it computes (~120 MB, see usage_platform/gunicorn.conf.py) and compiles each
-    template on first use. A worker that had not yet done so at the RSS baseline would show it
-    as growth, so before the load every reader's request is sent `--workers` times at once
-    (a sync worker serves one at a time: the copies spread over the workers), chart-data over a
-    range with rollups (the outlier z-scores), until every worker's memory maps show both libraries."""
+    """Every gunicorn worker imports numpy with the first whole-organisation forecast it
+    computes (the usage-prediction API without a feature, over VECTORISED_FROM features:
+    insights/forecast.py; ~25 MB) and compiles each template on first use. A worker that had
+    not yet done so at the RSS baseline would show it as growth, so before the load every
+    reader's request is sent `--workers` times at once (a sync worker serves one at a time:
+    the copies spread over the workers) until every worker's memory maps show numpy."""
     base = f"http://127.0.0.1:{args.port}"
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {org['jwt']}"
     browser = soak_load.page_login(base, org["email"], PASSWORD)
-    today = datetime.now(UTC).date()
     paths = soak_load.reader_paths(known_users)
-    paths.append(("", f"/api/v1/ai/chart-data?start={today - timedelta(days=29)}&end={today}", "api"))
     calls = [(api if kind == "api" else browser, path) for _, path, kind in paths for _ in range(args.workers)]
     for _ in range(5):
         if not stack.workers_without(HEAVY_LIBRARIES):

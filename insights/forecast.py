@@ -11,7 +11,9 @@ spread of those one-step errors, widened with the horizon.
 Why plain Python: the web process serves forecasts (the Insights page, a feature's page,
 the API), and numpy with pandas cost a worker ~125 MB and ~0.4 s of imports on the first
 forecast it served (p95 of the Insights page on a cache miss: 0.39 s, docs/benchmarks.md).
-A series is 84 numbers: one feature's forecast is ~1 ms here, fifty ~40 ms.
+A series is 84 numbers: one feature's forecast is ~1 ms here. The prediction API without a
+feature forecasts every feature at once: from VECTORISED_FROM series numpy does it
+(`forecast_vectorised`, ~70 ms for 1,682 where Python took 1.8 s).
 """
 
 import math
@@ -25,6 +27,7 @@ from core.exceptions import DomainError, NotFound
 from telemetry.queries import feature_find
 from tenants.models import Organization
 
+from .forecast_model import ALPHAS, BETA, GAMMAS, PHI, SEASON, TINY, Z_80, Matrix
 from .params import PREDICTION_MAX_DAYS, PREDICTION_MIN_DAYS
 
 if TYPE_CHECKING:
@@ -32,17 +35,10 @@ if TYPE_CHECKING:
 
     from telemetry.models import Feature
 
-SEASON = 7
 HISTORY_DAYS = 84
-Z_80 = 1.2816
-PHI = 0.9  # trend damping: long horizons flatten instead of extrapolating a line forever
-ALPHAS = (0.1, 0.2, 0.35, 0.5)
-GAMMAS = (0.05, 0.15, 0.3)
-BETA = 0.05
-TINY = 1e-9
-
-# (days × series) or (horizon × series): a list of rows, one value per series.
-Matrix = list[list[float]]
+# From this many series at once (the prediction API without a feature), numpy: a series
+# costs ~1 ms in Python (docs/decisions.md).
+VECTORISED_FROM = 20
 
 
 class _Fit:
@@ -113,9 +109,14 @@ def _forecast_series(history: list[float], horizon: int) -> tuple[list[float], l
 
 def forecast_matrix(history: "Sequence[Sequence[float]]", horizon: int) -> dict[str, Matrix]:
     """history: (days × series) daily counts, oldest first (any nested sequence, a numpy
-    array too). Returns `value`, `lower`, `upper`, each (horizon × series), all ≥ 0."""
-    rows = [list(row) for row in history]
+    array too). Returns `value`, `lower`, `upper`, each (horizon × series), all ≥ 0. Over
+    VECTORISED_FROM series at once, numpy computes it (`forecast_vectorised`)."""
+    rows = [[float(v) for v in row] for row in history]
     n_series = len(rows[0]) if rows else 0
+    if n_series >= VECTORISED_FROM:
+        from .forecast_vectorised import forecast_matrix as vectorised
+
+        return vectorised(rows, horizon)
     columns = [_forecast_series([row[k] for row in rows], horizon) for k in range(n_series)]
     return {
         name: [[float(columns[k][i][step]) for k in range(n_series)] for step in range(horizon)]

@@ -24,8 +24,7 @@ from .models import Anomaly
 
 DEFAULT_CHART_DAYS = 30
 DEFAULT_PREDICTION_DAYS = 14
-# The forecast horizon the API accepts; here rather than in `forecast` so validating a
-# request does not import numpy and pandas (`forecast` reads them from here).
+# The forecast horizon the API accepts (`forecast` reads it from here).
 PREDICTION_MIN_DAYS, PREDICTION_MAX_DAYS = 7, 30
 
 

@@ -264,7 +264,8 @@ def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> 
         )
     )
     features = []
-    for feature_id, score in sorted(scores.items(), key=lambda item: -item[1].norm):
+    # Highest norm first; equal norms in feature id order (pandas left their order to its sort).
+    for feature_id, score in sorted(scores.items(), key=lambda item: (-item[1].norm, item[0])):
         key, name = names.get(feature_id, ("", ""))
         features.append(
             {

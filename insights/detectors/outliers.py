@@ -116,7 +116,7 @@ def outlier_features(rows: Sequence[Mapping[str, Any]], *, end: date, percentile
     threshold = percentile(norms, percentile_cut)
     if max(norms) <= 0:
         return []
-    chosen = sorted((fid for fid, s in scores.items() if s.norm >= threshold), key=lambda fid: -scores[fid].norm)
+    chosen = sorted((fid for fid, s in scores.items() if s.norm >= threshold), key=lambda fid: (-scores[fid].norm, fid))
     window = sorted({row["date"] for row in rows})
     findings = []
     for rank, feature_id in enumerate(chosen, start=1):
