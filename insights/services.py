@@ -29,6 +29,7 @@ from core.rows import row_update
 from telemetry.models import Feature
 from tenants.models import Organization, Role, User
 
+from .detectors import outliers
 from .explain import anomalies_explain, explanation_phrase
 from .models import Anomaly
 from .queries import ANOMALY_DETECTOR, anomalies_open, anomalies_open_count
@@ -245,8 +246,6 @@ def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> 
     z-scores across features, the norm; a histogram of the norms; the 90th-percentile
     threshold the "outlier features" rule uses. Plain Python (`detectors.outliers`): the
     Insights page calls it in a web process."""
-    from .detectors import outliers
-
     if start > end:
         raise DomainError("start must be on or before end.", errors={"start": ["Must be on or before end."]})
     rows = DailyFeatureUsage.objects.filter(organization=org, date__gte=start, date__lte=end)
@@ -256,7 +255,8 @@ def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> 
         return {**base, "threshold": None, "features": [], "histogram": []}
     scores = outliers.outlier_scores(vectors)
     norms = [s.norm for s in scores.values()]
-    threshold = outliers.percentile(norms, 90)
+    threshold = outliers.percentile(norms, outliers.OUTLIER_PERCENTILE)
+    flagged = set(outliers.outlier_ids(scores, threshold))
     names = dict(
         (fid, (key, name))
         for fid, key, name in Feature.objects.filter(organization=org, pk__in=list(vectors)).values_list(
@@ -275,7 +275,7 @@ def chart_data(org: Organization, *, start: date, end: date, bins: int = 10) -> 
                 "metrics": {c: round(v, 3) for c, v in zip(outliers.OUTLIER_COLUMNS, vectors[feature_id], strict=True)},
                 "z_scores": {c: round(z, 4) for c, z in zip(outliers.OUTLIER_COLUMNS, score.z, strict=True)},
                 "norm": round(score.norm, 4),
-                "outlier": bool(len(scores) >= 3 and score.norm >= threshold and score.norm > 0),
+                "outlier": feature_id in flagged,
             }
         )
     histogram = [

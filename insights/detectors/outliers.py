@@ -19,6 +19,7 @@ from .common import Finding, finite
 # The replaced system's column order for the cross-sectional vector.
 OUTLIER_COLUMNS = ("event_count", "avg_session_duration", "daily_active_users")
 OUTLIER_DETECTOR = "outlier_features"
+OUTLIER_PERCENTILE = 90.0
 
 # {feature id: (event_count, avg_session_duration, daily_active_users)}, in feature id order.
 Vectors = dict[int, tuple[float, float, float]]
@@ -105,18 +106,27 @@ def histogram(values: Sequence[float], bins: int) -> list[tuple[float, float, in
     return [(edges[i], edges[i + 1], counts[i]) for i in range(bins)]
 
 
-def outlier_features(rows: Sequence[Mapping[str, Any]], *, end: date, percentile_cut: float = 90.0) -> list[Finding]:
+def outlier_ids(scores: dict[int, Score], threshold: float) -> list[int]:
+    """The rule's features, highest norm first (equal norms by id): a norm above zero and at
+    or above `threshold`; none among fewer than 3 features (nothing to compare). The anomaly
+    job's findings and the Insights page's chart flag the same ones."""
+    if len(scores) < 3:
+        return []
+    chosen = (fid for fid, s in scores.items() if s.norm >= threshold and s.norm > 0)
+    return sorted(chosen, key=lambda fid: (-scores[fid].norm, fid))
+
+
+def outlier_features(
+    rows: Sequence[Mapping[str, Any]], *, end: date, percentile_cut: float = OUTLIER_PERCENTILE
+) -> list[Finding]:
     """The replaced system's rule: features whose z-score norm is ≥ the `percentile_cut`-th
-    percentile of all norms, highest first. Fewer than 3 features: nothing to compare."""
+    percentile of all norms, highest first (`outlier_ids`)."""
     vectors = feature_vectors(rows)
     if len(vectors) < 3:
         return []
     scores = outlier_scores(vectors)
-    norms = [s.norm for s in scores.values()]
-    threshold = percentile(norms, percentile_cut)
-    if max(norms) <= 0:
-        return []
-    chosen = sorted((fid for fid, s in scores.items() if s.norm >= threshold), key=lambda fid: (-scores[fid].norm, fid))
+    threshold = percentile([s.norm for s in scores.values()], percentile_cut)
+    chosen = outlier_ids(scores, threshold)
     window = sorted({row["date"] for row in rows})
     findings = []
     for rank, feature_id in enumerate(chosen, start=1):

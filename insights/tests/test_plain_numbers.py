@@ -4,7 +4,7 @@ usage_platform/tests/test_lean_imports.py)."""
 
 import math
 import random
-from datetime import timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
@@ -160,3 +160,25 @@ def test_session_weighted_duration_and_mean_daily_users():
     ]
     vectors = outliers.feature_vectors(rows)
     assert vectors == {1: (15.0, 80.0, 3.0), 2: (7.0, 0.0, 1.0)}  # (3·100 + 1·20) / 4 sessions
+
+
+def test_one_rule_flags_outliers_for_the_chart_and_the_findings():
+    rng = random.Random(9)
+    rows = [
+        {
+            "feature_id": fid,
+            "date": date(2026, 1, 1 + day),
+            "event_count": rng.randrange(10, 500) * (8 if fid == 4 else 1),
+            "avg_session_duration": rng.uniform(20, 200),
+            "daily_active_users": rng.randrange(1, 40),
+        }
+        for fid in range(30)
+        for day in range(5)
+    ]
+    scores = outliers.outlier_scores(outliers.feature_vectors(rows))
+    threshold = outliers.percentile([s.norm for s in scores.values()], outliers.OUTLIER_PERCENTILE)
+    chart = outliers.outlier_ids(scores, threshold)
+    assert 4 in chart and len(chart) == 3
+    assert [f.feature_id for f in outliers.outlier_features(rows, end=date(2026, 1, 5))] == chart
+    flat = [{**row, "event_count": 10, "avg_session_duration": 30.0, "daily_active_users": 3} for row in rows]
+    assert outliers.outlier_features(flat, end=date(2026, 1, 5)) == []
