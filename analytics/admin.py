@@ -7,6 +7,7 @@ from django.contrib import admin
 from core.admin_read_only import ReadOnlyModelAdmin
 
 from .models import (
+    AccountFeatureActiveDays,
     DailyAccountUsage,
     DailyDimensionUsage,
     DailyFeatureRecency,
@@ -167,7 +168,7 @@ class DailySegmentUsageAdmin(ReadOnlyModelAdmin):
 
 @admin.register(DailyAccountUsage)
 class DailyAccountUsageAdmin(ReadOnlyModelAdmin):
-    list_display = ["date", "organization", "feature", "account", "event_count", "active_users"]
+    list_display = ["date", "organization", "feature", "account", "event_count", "active_users", "last_event_at"]
     list_filter = ["organization", "date"]
     list_select_related = ["organization", "feature", "account"]
     search_fields = ["feature__key", "account__external_id", "organization__name"]
@@ -175,6 +176,18 @@ class DailyAccountUsageAdmin(ReadOnlyModelAdmin):
     raw_id_fields = ["feature", "account"]
     date_hierarchy = "date"
     ordering = ["-date", "organization", "feature"]
+    show_full_result_count = False
+
+
+@admin.register(AccountFeatureActiveDays)
+class AccountFeatureActiveDaysAdmin(ReadOnlyModelAdmin):
+    list_display = ["block_start", "organization", "account", "feature", "active_days"]
+    list_filter = ["organization", "block_start"]
+    list_select_related = ["organization", "account", "feature"]
+    search_fields = ["account__external_id", "feature__key", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["account", "feature"]
+    ordering = ["-block_start", "organization", "account", "feature"]
     show_full_result_count = False
 
 

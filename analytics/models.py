@@ -327,6 +327,10 @@ class DailyAccountUsage(models.Model):
     sessions = models.PositiveIntegerField(default=0)
     total_session_duration = models.FloatField(default=0)
     timed_events = models.PositiveIntegerField(default=0)
+    # The last event of the account's users that day, on the all-features rows (NULL on the
+    # per-feature ones): the Accounts list's and page's "last seen" from a few rows per
+    # account, as its events are.
+    last_event_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         # (organization, date): per-feature breakdowns over a range and the rollup's day
@@ -343,6 +347,33 @@ class DailyAccountUsage(models.Model):
 
     def __str__(self):
         return f"{self.date} {self.feature_id} account {self.account_id}: {self.event_count}"
+
+
+class AccountFeatureActiveDays(models.Model):
+    """On which days of an 8-week block (blocks as UserActiveDays') the users of one account
+    used one feature, as the day's account rows say (DailyAccountUsage: each user's account
+    as the day was rolled up): bit i is set when the account has a row of the feature on
+    `block_start` + i days. The Accounts list counts each account's features used in its
+    window from one row per account, feature and block instead of one per account, feature
+    and day (4 weeks: a fourteenth of the rows). Kept by the rollup from the day's account
+    rows (`rollup_accounts.account_feature_days_roll`)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    account = models.ForeignKey("telemetry.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
+    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    block_start = models.DateField()
+    active_days = models.BigIntegerField(default=0)
+
+    class Meta:
+        # A window's blocks of one organisation (its prefix), and the rollup's upsert target.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "block_start", "account", "feature"], name="afad_org_block_account_feature_uniq"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.account_id} {self.feature_id} {self.block_start}: {self.active_days:056b}"
 
 
 class Segment(models.Model):

@@ -37,7 +37,7 @@ from tenants.models import Organization
 from .active_days import block_events_keep, rollup_active_days, rollup_feature_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .recency import recency_roll, recency_stale_rebuild
-from .rollup_accounts import account_rows_replace
+from .rollup_accounts import account_feature_days_roll, account_rows_replace
 from .rollup_dimensions import dimensions_day_build
 from .rollup_users import PAIRS_TABLE, USERS_TABLE, per_user_groups_build, per_user_groups_drop, per_user_rows_write
 from .temp_tables import temp_table_fill, temp_tables_release
@@ -274,6 +274,7 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         cursor.execute(_SEGMENT_SQL, [day_param, day_param])
         dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
         account_rows_replace(cursor, org_id, day_param)
+        account_feature_days_roll(cursor, org_id, day)
         per_user_groups_drop(cursor)
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()

@@ -2,33 +2,35 @@
 user's account, for all features and per feature. Called by `rollup.rollup_day` once the
 day's per-user aggregates are final; the day's account rows are replaced whole (they are few: one
 per active account and feature), so re-rolling a day, late events included, rewrites them
-exactly. `account_rows_backfill` builds every day already rolled up, for the migration that
-adds the table."""
+exactly. Then the day's bit of the per-account feature bitmasks (AccountFeatureActiveDays)
+is brought in line with the rows just written (`account_feature_days_roll`)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
+from .active_days import block_of, day_bit
 from .rollup_users import PAIRS_TABLE, USERS_TABLE
 
 # Users without an account form the NULL-account row (the "(none)" of breakdowns). Read
-# from the per-user tables (`date`: "r.date", grouped by) or, in a day's rollup, from that
-# day's per-user aggregates (`rollup_users`; `date`: the day as a parameter).
-_ACCOUNT_SQL = """
+# from the day's per-user aggregates (`rollup_users`).
+_ACCOUNT_SQL = f"""
 INSERT INTO analytics_dailyaccountusage (
     organization_id, date, feature_id, account_id, event_count, active_users, sessions,
-    total_session_duration, timed_events)
-SELECT r.organization_id, {date}, NULL, u.account_id, SUM(r.event_count), COUNT(*),
-       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
-FROM {users} r JOIN telemetry_enduser u ON u.id = r.end_user_id
-GROUP BY r.organization_id, {date_group}u.account_id
+    total_session_duration, timed_events, last_event_at)
+SELECT r.organization_id, %s, NULL, u.account_id, SUM(r.event_count), COUNT(*),
+       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events), MAX(r.last_event_at)
+FROM {USERS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
+GROUP BY r.organization_id, u.account_id
 UNION ALL
-SELECT r.organization_id, {date}, r.feature_id, u.account_id, SUM(r.event_count), COUNT(*),
-       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
-FROM {pairs} r JOIN telemetry_enduser u ON u.id = r.end_user_id
-GROUP BY r.organization_id, {date_group}r.feature_id, u.account_id
+SELECT r.organization_id, %s, r.feature_id, u.account_id, SUM(r.event_count), COUNT(*),
+       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events), NULL
+FROM {PAIRS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
+GROUP BY r.organization_id, r.feature_id, u.account_id
 """
 
 
@@ -38,13 +40,43 @@ def account_rows_replace(cursor: CursorWrapper, org_id: int, day: Any) -> None:
     them, so no freshly written tuple of the shared tables is checked); inside the rollup's
     transaction, before the aggregates are dropped. The anonymous pairs join no end user."""
     cursor.execute("DELETE FROM analytics_dailyaccountusage WHERE organization_id = %s AND date = %s", [org_id, day])
-    sql = _ACCOUNT_SQL.format(date="%s", date_group="", users=USERS_TABLE, pairs=PAIRS_TABLE)
-    cursor.execute(sql, [day, day])
+    cursor.execute(_ACCOUNT_SQL, [day, day])
 
 
-def account_rows_backfill(cursor: CursorWrapper) -> None:
-    """Every organisation's account rows for every day with per-user rows (the table starts
-    empty: days rolled up before it existed)."""
-    cursor.execute("DELETE FROM analytics_dailyaccountusage")
-    tables = {"users": "analytics_dailyuserusage", "pairs": "analytics_dailyuserfeatureusage"}
-    cursor.execute(_ACCOUNT_SQL.format(date="r.date", date_group="r.date, ", **tables))
+# The day's (account, feature) pairs, from the account rows just written.
+_DAY_PAIRS_SQL = """
+SELECT account_id, feature_id FROM analytics_dailyaccountusage
+WHERE organization_id = %s AND date = %s AND account_id IS NOT NULL AND feature_id IS NOT NULL
+"""
+# Clear the day's bit of the pairs without a row that day (their events vanished, or their
+# users moved account before the re-roll), then set it for the day's pairs where it is not
+# set yet: re-rolling an unchanged day writes no row. Rows left empty are deleted.
+_CLEAR_SQL = f"""
+UPDATE analytics_accountfeatureactivedays SET active_days = active_days & ~CAST(%s AS BIGINT)
+WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
+  AND (account_id, feature_id) NOT IN ({_DAY_PAIRS_SQL})
+"""
+_SET_SQL = """
+INSERT INTO analytics_accountfeatureactivedays (organization_id, account_id, feature_id, block_start, active_days)
+SELECT organization_id, account_id, feature_id, %s, CAST(%s AS BIGINT) FROM analytics_dailyaccountusage
+WHERE organization_id = %s AND date = %s AND account_id IS NOT NULL AND feature_id IS NOT NULL
+ON CONFLICT (organization_id, block_start, account_id, feature_id) DO UPDATE
+SET active_days = analytics_accountfeatureactivedays.active_days | EXCLUDED.active_days
+WHERE (analytics_accountfeatureactivedays.active_days & EXCLUDED.active_days) = 0
+"""
+_EMPTY_SQL = """
+DELETE FROM analytics_accountfeatureactivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
+"""
+
+
+def account_feature_days_roll(cursor: CursorWrapper, org_id: int, day: date) -> None:
+    """Bring `day`'s bit of the organisation's per-account feature bitmasks in line with the
+    day's account rows (after `account_rows_replace`, in the rollup's transaction)."""
+    ops = connection.ops
+    bit, block = day_bit(day), ops.adapt_datefield_value(block_of(day))
+    day_param = ops.adapt_datefield_value(day)
+    cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
+    cleared = cursor.rowcount
+    cursor.execute(_SET_SQL, [block, bit, org_id, day_param])
+    if cleared:
+        cursor.execute(_EMPTY_SQL, [org_id, block])

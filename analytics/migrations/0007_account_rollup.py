@@ -3,13 +3,29 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from analytics.rollup_accounts import account_rows_backfill
+# The rollup's statement as it was then (`analytics.rollup_accounts`, before the last-event
+# column of migration 0018), over the per-user tables, for every day.
+_BACKFILL_SQL = """
+INSERT INTO analytics_dailyaccountusage (
+    organization_id, date, feature_id, account_id, event_count, active_users, sessions,
+    total_session_duration, timed_events)
+SELECT r.organization_id, r.date, NULL, u.account_id, SUM(r.event_count), COUNT(*),
+       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
+GROUP BY r.organization_id, r.date, u.account_id
+UNION ALL
+SELECT r.organization_id, r.date, r.feature_id, u.account_id, SUM(r.event_count), COUNT(*),
+       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
+FROM analytics_dailyuserfeatureusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
+GROUP BY r.organization_id, r.date, r.feature_id, u.account_id
+"""
 
 
 def backfill(apps, schema_editor):
     # Days rolled up before the table existed: their account rows from the per-user rows.
     with schema_editor.connection.cursor() as cursor:
-        account_rows_backfill(cursor)
+        cursor.execute("DELETE FROM analytics_dailyaccountusage")
+        cursor.execute(_BACKFILL_SQL)
 
 
 class Migration(migrations.Migration):

@@ -1,11 +1,11 @@
 """Accounts (the tenant's customer companies): the list with each account's recent usage and
 trend, and one account's profile, people, feature adoption and weekly series. The list's
-events and features come from the account rollups (DailyAccountUsage: each user's account
-as their days were rolled up), its active users and last activity from the active-day
-bitmasks and the per-user rollups through `EndUser.account` now; one account's page the
-same way (its events and weekly events from the account rollup, as the list and the
-summary's account filter count them; its people, features adopted and weekly active users
-through `EndUser.account` now).
+events, last activity and features used come from the account rollups (DailyAccountUsage
+and its per-block feature bitmasks, AccountFeatureActiveDays: each user's account as their
+days were rolled up), its active users from the active-day bitmasks through
+`EndUser.account` now; one account's page the same way (its events, weekly events and last
+activity from the account rollup, as the list and the summary's account filter count them;
+its people, features adopted and weekly active users through `EndUser.account` now).
 
 Two 4-week windows end on `end` (default today): the recent one (`end`-27 … `end`) gives the
 figures, and the 4 weeks before it the comparison. `trend_pct` is the change in events between
@@ -16,23 +16,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import connections
 from django.db.models import Count, Max, Q, Sum
 
 from core.days import today
-from core.db_routing import read_alias
 from core.exceptions import NotFound
 from telemetry.models import Account, Feature
 from tenants.models import Organization
 
-from ..active_days import BLOCK_DAYS, range_masks
-from ..models import DailyAccountUsage, DailyUserFeatureUsage, DailyUserUsage
+from ..active_days import range_masks
+from ..models import (
+    AccountFeatureActiveDays,
+    DailyAccountUsage,
+    DailyUserFeatureUsage,
+    DailyUserUsage,
+    UserActiveDays,
+)
 from . import active
 from .cache import cached
-from .common import day_number, number_date_sql
 
 WINDOW_DAYS = 28
 # The account filter's picker lists this many accounts (by name); any other is still
@@ -89,73 +92,29 @@ def _row(account: Account, usage: dict[str, Any] | None, features_used: int) -> 
     }
 
 
-# Per account, from its end users' active-day bitmasks over both windows: each user's last
-# active day (`people`, the highest bit of their rows; a day number), the account's last day
-# and its users whose last day falls in the recent window (`accounts`), then the last event
-# of that day from the per-user rows of the users whose last day it is. The bitmask rows are
-# one per user and block (two or three blocks for 8 weeks); the per-user rows are read only
-# for the account's last day: looking up each user's last row cost one index descent per user.
-_PEOPLE_RECENT_SQL = """
-WITH people AS (
-    SELECT u.account_id, a.end_user_id, MAX({last_day}) AS last
-    FROM analytics_useractivedays a JOIN telemetry_enduser u ON u.id = a.end_user_id
-    WHERE a.organization_id = %s AND u.account_id IS NOT NULL AND ({in_window})
-    GROUP BY u.account_id, a.end_user_id
-), accounts AS (
-    SELECT account_id, MAX(last) AS last, SUM(CASE WHEN last >= %s THEN 1 ELSE 0 END) AS active
-    FROM people GROUP BY account_id
-)
-SELECT accounts.account_id, accounts.active, MAX(d.last_event_at)
-FROM accounts JOIN people ON people.account_id = accounts.account_id AND people.last = accounts.last
-JOIN analytics_dailyuserusage d
-    ON d.organization_id = %s AND d.end_user_id = people.end_user_id AND d.date = {last_date}
-GROUP BY accounts.account_id, accounts.active
-"""
+def _active_users(org: Organization, start: date, end: date) -> dict[int, int]:
+    """{account pk: its end users active within start..end}, through each end user's account
+    now, from their active-day bitmasks (one row per user and block: a 4-week window touches
+    one or two blocks)."""
+    rows = active.active_within(UserActiveDays.objects.filter(organization=org), start, end)
+    users = Count("pk") if len(range_masks(start, end)) == 1 else Count("end_user_id", distinct=True)
+    # The end users' organisation too: the planner then hashes the organisation's users with
+    # an account, not every organisation's.
+    people = rows.filter(end_user__organization=org, end_user__account__isnull=False)
+    counted = people.values("end_user__account_id").annotate(n=users)
+    return dict(counted.values_list("end_user__account_id", "n"))
 
 
-def _last_day_sql(masks: dict[date, int], block_param: str) -> str:
-    """SQL on a UserActiveDays row `a`: its last active day among `masks`' days of its block,
-    as a day number (days since 1970-01-01); one `block_param` per block, in `masks`' order."""
-    whens = []
-    for block, mask in masks.items():
-        base = day_number(block)
-        bits = " ".join(
-            f"WHEN (a.active_days & {1 << bit}) <> 0 THEN {base + bit}"
-            for bit in reversed(range(BLOCK_DAYS))
-            if mask >> bit & 1
-        )
-        whens.append(f"WHEN a.block_start = {block_param} THEN CASE {bits} END")
-    return f"CASE {' '.join(whens)} END"
-
-
-def _people_recent(org: Organization, previous_start: date, recent_start: date, end: date) -> dict[int, dict[str, Any]]:
-    """{account pk: its users active in the recent window (`active_users`) and the last event
-    of its users over both windows (`last_seen`)}, in one query (`_PEOPLE_RECENT_SQL`),
-    through each end user's account now. A user was active in the recent window exactly when
-    their last active day of both windows falls in it."""
-    masks = range_masks(previous_start, end)
-    # Raw SQL asks no router: the read scope's database (the replica in a page or API read).
-    db = connections[read_alias()]
-    blocks = [db.ops.adapt_datefield_value(block) for block in masks]
-    in_window = " OR ".join(f"(a.block_start = %s AND (a.active_days & {mask}) <> 0)" for mask in masks.values())
-    sql = _PEOPLE_RECENT_SQL.format(
-        last_day=_last_day_sql(masks, "%s"), in_window=in_window, last_date=number_date_sql("people.last")
-    )
-    params = [*blocks, org.pk, *blocks, day_number(recent_start), org.pk]
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {
-            account_id: {"active_users": int(active or 0), "last_seen": _aware(last_seen)}
-            for account_id, active, last_seen in cursor.fetchall()
-        }
-
-
-def _aware(value: Any) -> datetime | None:
-    """A timestamp aggregated in raw SQL: PostgreSQL returns it aware, SQLite as the UTC
-    text it stores."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+def _features_used(
+    org: Organization, start: date, end: date, feature: Feature | None
+) -> tuple[Counter[int], set[int] | None]:
+    """Per account, the features its users used within start..end (a Counter), and the
+    accounts that used `feature` (None without one), from the per-account feature bitmasks:
+    a row per account, feature and block, where the account rows hold one per day."""
+    rows = active.active_within(AccountFeatureActiveDays.objects.filter(organization=org), start, end)
+    pairs = set(rows.values_list("account_id", "feature_id"))
+    using = None if feature is None else {account_id for account_id, feature_id in pairs if feature_id == feature.pk}
+    return Counter(account_id for account_id, _ in pairs), using
 
 
 def _sort_key(sort: str) -> Callable[[dict[str, Any]], Any]:
@@ -196,23 +155,15 @@ def account_list(
             organization=org, feature__isnull=True, account__isnull=False, date__gte=previous_start, date__lte=end
         )
         .values("account_id")
-        .annotate(recent=Sum("event_count", filter=in_recent), previous=Sum("event_count", filter=~in_recent))
+        .annotate(
+            recent=Sum("event_count", filter=in_recent),
+            previous=Sum("event_count", filter=~in_recent),
+            last_seen=Max("last_event_at"),
+        )
     }
-    for account_id, people in _people_recent(org, previous_start, recent_start, end).items():
-        usage.setdefault(account_id, {}).update(people)
-    feature_rows = DailyAccountUsage.objects.filter(
-        organization=org, feature__isnull=False, account__isnull=False, date__gte=recent_start, date__lte=end
-    )
-    # The distinct (account, feature) pairs, counted here: a hash of a few thousand pairs
-    # where COUNT(DISTINCT) would sort every row of the window.
-    features_used = Counter(
-        account_id for account_id, _ in feature_rows.values_list("account_id", "feature_id").distinct().order_by()
-    )
-    using = (
-        set(feature_rows.filter(feature=feature).values_list("account_id", flat=True).distinct())
-        if feature is not None
-        else None
-    )
+    for account_id, users in _active_users(org, recent_start, end).items():
+        usage.setdefault(account_id, {})["active_users"] = users
+    features_used, using = _features_used(org, recent_start, end, feature)
     rows = []
     for account in accounts:
         if using is not None and account.pk not in using:
@@ -250,11 +201,14 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
     # from the active-day bitmasks: nothing here grows with the account's user-days.
     recent = previous = 0
     week_events = [0] * SERIES_WEEKS
-    for day, events in DailyAccountUsage.objects.filter(
+    last_seen: datetime | None = None
+    for day, events, last_event in DailyAccountUsage.objects.filter(
         organization=org, account=account, feature__isnull=True, date__gte=first, date__lte=end
-    ).values_list("date", "event_count"):
+    ).values_list("date", "event_count", "last_event_at"):
         if day >= series_start:
             week_events[(day - series_start).days // 7] += events
+        if day >= previous_start and last_event is not None:
+            last_seen = max(last_seen or last_event, last_event)
         if day >= recent_start:
             recent += events
         elif day >= previous_start:
@@ -298,7 +252,7 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
         "recent": recent,
         "previous": previous,
         "active_users": len(people),
-        "last_seen": max((p["last_seen"] for p in people.values()), default=None),
+        "last_seen": last_seen,
     }
     return {
         **_row(account, usage, len(adopted)),

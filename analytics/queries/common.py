@@ -90,7 +90,7 @@ def session_average(total_duration: float, timed_events: int | None) -> float | 
 
 
 # Day numbers count days since this date, in Python (`day_number`) and in SQL
-# (`day_number_sql`, `date_number_sql`, `number_date_sql`) alike.
+# (`day_number_sql`, `date_number_sql`) alike.
 DAY_ZERO = date(1970, 1, 1)
 
 
@@ -104,10 +104,3 @@ def date_number_sql(column: str) -> str:
     if connection.vendor == "postgresql":
         return f"({column} - DATE '1970-01-01')"
     return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"
-
-
-def number_date_sql(expression: str) -> str:
-    """SQL for a day number (days since 1970-01-01) as a date, comparable with a date column."""
-    if connection.vendor == "postgresql":
-        return f"(DATE '1970-01-01' + {expression})"
-    return f"date({expression} * 86400, 'unixepoch')"

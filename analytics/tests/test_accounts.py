@@ -15,8 +15,10 @@ from datetime import date
 import pytest
 
 from analytics import queries, rollup
+from analytics.active_days import block_of, day_bit
+from analytics.models import AccountFeatureActiveDays
 from analytics.queries.accounts import is_at_risk, trend_pct
-from telemetry.models import Account, UsageEvent
+from telemetry.models import Account, EndUser, UsageEvent
 
 from .factories import at, end_user, feature
 
@@ -26,6 +28,7 @@ BASE = "/api/v1/analytics/accounts"
 END = "end=2025-03-28"
 PREVIOUS_DAY = "2025-02-10"
 RECENT_DAY = "2025-03-20"
+END_DAY = date(2025, 3, 28)
 
 
 def _events(org, feat, user, day, n):
@@ -168,11 +171,54 @@ def test_account_detail_queries_pinned(org, accounts, django_assert_num_queries)
     # features adopted, every feature
     with django_assert_num_queries(6):
         queries.account_detail.uncached(org, "acme", end=date(2025, 3, 28))
-    # the accounts, their events (account rollups), their people, their features
+    # the accounts, their events and last events (account rollups), their active users
+    # (bitmasks), their features (the accounts' feature bitmasks, which also say who used one)
     with django_assert_num_queries(4):
         queries.account_list.uncached(org, end=date(2025, 3, 28))
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         queries.account_list.uncached(org, end=date(2025, 3, 28), feature=accounts["search"])
+
+
+def _bits(org):
+    return {
+        (a.external_id, f.key, block): days
+        for a, f, block, days in (
+            (row.account, row.feature, row.block_start, row.active_days)
+            for row in AccountFeatureActiveDays.objects.filter(organization=org).select_related("account", "feature")
+        )
+    }
+
+
+def test_account_feature_bits_follow_the_account_rows(org, accounts):
+    """The per-account feature bitmasks (the list's features used) hold a bit per account,
+    feature and day with events: a re-roll keeps them, events that vanished clear their bit
+    (an emptied row goes), a user who moved account moves the bit once the day is re-rolled."""
+    recent, previous = date(2025, 3, 20), date(2025, 2, 10)
+    expected = {
+        ("acme", "search", block_of(previous)): day_bit(previous),
+        ("acme", "search", block_of(recent)): day_bit(recent),
+        ("acme", "export", block_of(recent)): day_bit(recent),
+        ("hooli", "search", block_of(previous)): day_bit(previous),
+        ("hooli", "search", block_of(recent)): day_bit(recent),
+        ("globex", "export", block_of(previous)): day_bit(previous),
+        ("globex", "export", block_of(recent)): day_bit(recent),
+        ("initech", "search", block_of(recent)): day_bit(recent),
+        ("acme", "billing", block_of(date(2025, 1, 20))): day_bit(date(2025, 1, 20)),
+    }
+    assert _bits(org) == expected
+    rollup.rollup_day(recent, org)
+    assert _bits(org) == expected
+    # acme's export events of the recent day vanish; initech's user moves to globex.
+    UsageEvent.objects.filter(
+        organization=org, feature=accounts["export"], end_user__account__external_id="acme"
+    ).delete()
+    EndUser.objects.filter(organization=org, external_id="i1").update(account=Account.objects.get(external_id="globex"))
+    rollup.rollup_day(recent, org)
+    del expected[("acme", "export", block_of(recent))], expected[("initech", "search", block_of(recent))]
+    expected[("globex", "search", block_of(recent))] = day_bit(recent)
+    assert _bits(org) == expected
+    listed = {r["account_id"]: r["features_used"] for r in queries.account_list.uncached(org, end=END_DAY)["results"]}
+    assert listed == {"acme": 1, "hooli": 1, "globex": 2, "initech": 0, "umbrella": 0}
 
 
 def test_other_organisations_account_is_404(analyst_client, accounts, other_org):

@@ -248,9 +248,10 @@ def _accounts_people_from_events(rows, end):
 
 
 def test_accounts_active_users_and_last_seen_equal_raw_events(long_data):
-    """The Accounts list's people figures read the bitmasks and one day's per-user rows: equal
-    to the raw events for windows ending anywhere in the data (across blocks), also after an
-    end user moves to another account (the list follows their account now)."""
+    """The Accounts list's active users (the bitmasks) and last events (the account rows) equal
+    the raw events for windows ending anywhere in the data (across blocks), also after an end
+    user moves to another account: the active users follow their account now, the last events
+    (as the events) once the days are rolled up again."""
     org = long_data["org"]
 
     def listed(end):
@@ -271,6 +272,14 @@ def test_accounts_active_users_and_last_seen_equal_raw_events(long_data):
         if moved:
             mover.account = next(a for a in long_data["accounts"] if a.pk != mover.account_id)
             mover.save(update_fields=["account"])
+            rows = ref.load(org)
+            for end in ends:
+                active = {pk: figures[0] for pk, figures in _accounts_people_from_events(rows, end).items()}
+                assert {pk: figures[0] for pk, figures in listed(end).items() if figures[0]} == {
+                    pk: n for pk, n in active.items() if n
+                }, end
+            for day in UsageEvent.objects.filter(end_user=mover).dates("timestamp", "day"):
+                rollup.rollup_day(day, org)
         rows = ref.load(org)
         for end in ends:
             assert listed(end) == _accounts_people_from_events(rows, end), (end, moved)

@@ -2,16 +2,17 @@
 the hand-checked fixture and on a randomized data set, filters included; the per-user rows
 are idempotent, follow late and vanished events, and their reads are cached and pinned."""
 
+import importlib
 import random
 import uuid
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 
 from analytics import queries, rollup
-from analytics.models import DailyAccountUsage, DailyUserFeatureUsage, DailyUserUsage
-from analytics.rollup_accounts import account_rows_backfill
+from analytics.models import AccountFeatureActiveDays, DailyAccountUsage, DailyUserFeatureUsage, DailyUserUsage
 from core.days import today
 from telemetry.models import Account, EndUser, UsageEvent
 
@@ -314,7 +315,21 @@ def test_user_reads_query_counts(org, hand_checked, django_assert_num_queries):
 
 def account_rows(org):
     fields = ("date", "feature_id", "account_id", "event_count", "active_users", "sessions", "timed_events")
-    return sorted(DailyAccountUsage.objects.filter(organization=org).values_list(*fields), key=repr)
+    return sorted(DailyAccountUsage.objects.filter(organization=org).values_list(*fields, "last_event_at"), key=repr)
+
+
+def account_feature_bits(org):
+    fields = ("block_start", "account_id", "feature_id", "active_days")
+    return sorted(AccountFeatureActiveDays.objects.filter(organization=org).values_list(*fields))
+
+
+def migrations_backfill():
+    """What migrations 0007 (the account rows) and 0018 (their last events, the per-account
+    feature bitmasks) build from the per-user rows of days rolled up before them."""
+    editor = SimpleNamespace(connection=connection)
+    AccountFeatureActiveDays.objects.all().delete()
+    importlib.import_module("analytics.migrations.0007_account_rollup").backfill(None, editor)
+    importlib.import_module("analytics.migrations.0018_account_feature_days").fill(None, editor)
 
 
 def test_account_rollup_is_idempotent_follows_late_events_and_backfills(org, random_data):
@@ -333,11 +348,12 @@ def test_account_rollup_is_idempotent_follows_late_events_and_backfills(org, ran
         organization=org, end_user__account=account, timestamp__gte=at(str(last), "00:00:00")
     ).count()
     assert row.event_count == raw
-    # The migration's backfill rebuilds the same rows from the per-user rows.
-    after = account_rows(org)
-    with connection.cursor() as cursor:
-        account_rows_backfill(cursor)
+    # The migrations' backfills rebuild the same rows from the per-user rows.
+    after, bits = account_rows(org), account_feature_bits(org)
+    assert bits
+    migrations_backfill()
     assert account_rows(org) == after
+    assert account_feature_bits(org) == bits
 
 
 def test_randomized_account_detail_equals_raw_events(org):

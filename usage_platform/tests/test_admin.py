@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 def _tenant_rows(admin_user):
     """One row of every model for this organisation."""
     from analytics.models import (
+        AccountFeatureActiveDays,
         DailyAccountUsage,
         DailyDimensionUsage,
         DailyFeatureRecency,
@@ -70,6 +71,9 @@ def _tenant_rows(admin_user):
     )
     DailyAccountUsage.objects.create(
         organization=org, date=date.today(), account=account, event_count=1, active_users=1
+    )
+    AccountFeatureActiveDays.objects.create(
+        organization=org, account=account, feature=feature, block_start=date(2025, 1, 6), active_days=5
     )
     DailyFeatureRecency.objects.create(organization=org, feature=feature, date=date.today(), absent_before=[1, 1])
     FeatureRecencyStale.objects.create(organization=org, date=date.today())
@@ -228,6 +232,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
     from ingestion, the rollup, the detectors and the outbound queue: the admin shows them but
     offers no Add, no Save and no Delete."""
     from analytics.models import (
+        AccountFeatureActiveDays,
         DailyAccountUsage,
         DailyDimensionUsage,
         DailyFeatureRecency,
@@ -242,6 +247,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
     from telemetry.models import DirtyDay, UsageEvent
 
     computed = (
+        AccountFeatureActiveDays,
         DailyFeatureUsage,
         DailyOrgUsage,
         DailyAccountUsage,
