@@ -116,13 +116,28 @@ def retention_blocks_sql(
     materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
     last_block = block_of(end)
     end_bits = (1 << ((end - last_block).days + 1)) - 1
-    # m: the row's bits from d0 on ((bits >> s) << s clears the s low ones), to `end`.
+    # m: the row's bits from d0 on ((bits >> s) << s clears the s low ones), to `end`. Each
+    # row's eight weeks and three "n days later" are summed per cohort week and block in one
+    # pass (`weekly`: a few dozen rows), which the last two selects unpivot into (k, users):
+    # a cross join of every row with the weeks evaluated eight row versions per row.
+    week_sums = ", ".join(
+        f"SUM(CASE WHEN ((m >> {7 * j}) & 127) <> 0 THEN 1 ELSE 0 END) AS w{j}" for j in range(BLOCK_DAYS // 7)
+    )
+    later_sums = ", ".join(
+        f"SUM(CASE WHEN d0 + {n} >= b AND d0 + {n} < b + {BLOCK_DAYS} AND ((m >> (d0 + {n} - b)) & 1) = 1"
+        f" THEN 1 ELSE 0 END) AS n{n}"
+        for n in RETENTION_DAYS
+    )
+    week_of_slot = " ".join(f"WHEN {j} THEN w{j}" for j in range(BLOCK_DAYS // 7))
+    later_of_n = " ".join(f"WHEN {n} THEN n{n}" for n in RETENTION_DAYS)
+    slots = ", ".join(f"({j})" for j in range(BLOCK_DAYS // 7))
+    later = ", ".join(f"({n})" for n in RETENTION_DAYS)
     sql = f"""
         WITH cohort AS {materialized} (
             SELECT id, {d0} AS d0 FROM telemetry_enduser
             WHERE organization_id = %s AND first_seen >= %s AND first_seen < %s{only_people}
         ),
-        act AS {materialized} (
+        act AS (
             SELECT c.d0, {b} AS b,
                    (CASE WHEN c.d0 > {b} THEN (a.active_days >> (c.d0 - {b})) << (c.d0 - {b})
                          ELSE a.active_days END)
@@ -131,22 +146,24 @@ def retention_blocks_sql(
             WHERE a.organization_id = %s AND a.block_start >= %s AND a.block_start <= %s
               AND {b} + {BLOCK_DAYS} > c.d0
         ),
-        slots (j) AS (VALUES (0), (1), (2), (3), (4), (5), (6), (7)),
-        later (n) AS (VALUES (1), (7), (30))
+        weekly AS {materialized} (
+            SELECT (d0 - %s) / 7 AS cw, (b - %s) / 7 AS bw, {week_sums}, {later_sums}
+            FROM act GROUP BY 1, 2
+        ),
+        slots (j) AS (VALUES {slots}),
+        later (n) AS (VALUES {later})
         SELECT 0 AS kind, (d0 - %s) / 7 AS cw, 0 AS k, COUNT(*) FROM cohort GROUP BY 1, 2
         UNION ALL
-        SELECT 1, (d0 - %s) / 7, (b - %s) / 7 + j - (d0 - %s) / 7, COUNT(*)
-        FROM act CROSS JOIN slots WHERE ((m >> (7 * j)) & 127) <> 0 GROUP BY 1, 2, 3
+        SELECT 1, cw, bw + j - cw, CAST(SUM(CASE j {week_of_slot} END) AS BIGINT)
+        FROM weekly CROSS JOIN slots GROUP BY 1, 2, 3 HAVING SUM(CASE j {week_of_slot} END) > 0
         UNION ALL
-        SELECT 2, (d0 - %s) / 7, n, COUNT(*)
-        FROM act CROSS JOIN later
-        WHERE d0 + n >= b AND d0 + n < b + {BLOCK_DAYS} AND ((m >> (d0 + n - b)) & 1) = 1
-        GROUP BY 1, 2, 3
+        SELECT 2, cw, n, CAST(SUM(CASE n {later_of_n} END) AS BIGINT)
+        FROM weekly CROSS JOIN later GROUP BY 1, 2, 3 HAVING SUM(CASE n {later_of_n} END) > 0
     """
     adapt = connection.ops.adapt_datefield_value
     cohort_params = [org.pk, db_datetime(lo), db_datetime(hi), *(people[1] if people else [])]
     act_params = [adapt(last_block), end_bits, ALL_DAYS, org.pk, adapt(block_of(first)), adapt(last_block)]
-    return sql, [*cohort_params, *act_params, base, base, base, base, base]
+    return sql, [*cohort_params, *act_params, base, base, base]
 
 
 @cached
