@@ -36,18 +36,12 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.apps import apps  # noqa: E402
 from django.db import connection  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from analytics.models import (  # noqa: E402
-    DailyAccountUsage,
-    DailyFeatureUsage,
-    DailyOrgUsage,
-    DailySegmentUsage,
-    DailyUserFeatureUsage,
-    DailyUserUsage,
-)
-from telemetry.models import Account, EndUser, Feature, UsageEvent  # noqa: E402
+from insights.models import AlertFiring, Anomaly, Insight  # noqa: E402
+from telemetry.models import Account, Feature, UsageEvent  # noqa: E402
 from tenants.models import Organization, Role, User  # noqa: E402
 
 ADMIN_EMAIL = "bench-admin@bench.example"
@@ -224,26 +218,26 @@ def org_generate(org, *, first, days, events, users, features, accounts, peak_ev
     return total
 
 
+def _reset_tables():
+    """The tables `--reset` empties of the organisation: every events, people, features and
+    rollup table (telemetry and analytics), and the anomalies, narratives and alert firings
+    computed from them; its settings (webhooks, alert rules, API keys) stay."""
+    derived = [Anomaly, Insight, AlertFiring]
+    models = [*apps.get_app_config("telemetry").get_models(), *apps.get_app_config("analytics").get_models(), *derived]
+    return [m._meta.db_table for m in models if any(f.name == "organization" for f in m._meta.get_fields())]
+
+
 def organisation(*, slug, reset):
     org, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
     if reset:
-        # Plain SQL in dependency order, without the per-row foreign-key checks (each would
-        # scan the event table: end_user_id alone has no index).
+        # Plain SQL, without the per-row foreign-key checks (each would scan the event table:
+        # end_user_id alone has no index), over every table with the organisation's events,
+        # people, features or figures derived from them: bitmasks or recency rows left behind
+        # would count the deleted users in the new data's distinct users.
         with connection.cursor() as cursor:
             cursor.execute("SET session_replication_role = replica")
-            for table in (
-                UsageEvent,
-                DailyFeatureUsage,
-                DailyOrgUsage,
-                DailyUserUsage,
-                DailyUserFeatureUsage,
-                DailySegmentUsage,
-                DailyAccountUsage,
-                EndUser,
-                Account,
-                Feature,
-            ):
-                cursor.execute(f"DELETE FROM {table._meta.db_table} WHERE organization_id = %s", [org.pk])
+            for table in _reset_tables():
+                cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s", [org.pk])
             cursor.execute("SET session_replication_role = origin")
     elif UsageEvent.objects.filter(organization=org).exists():
         sys.exit("The bench organisation already has events; pass --reset to regenerate.")
