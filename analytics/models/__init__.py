@@ -1,0 +1,38 @@
+"""The analytics app's models: daily rollups (`daily`), active-day bitmasks and recency rows
+(`bitmasks`), saved segments (`segments`)."""
+
+from .bitmasks import (
+    AccountFeatureActiveDays,
+    DailyFeatureRecency,
+    FeatureRecencyStale,
+    UserActiveDays,
+    UserEventTypeActiveDays,
+    UserFeatureActiveDays,
+)
+from .daily import (
+    DailyAccountUsage,
+    DailyDimensionUsage,
+    DailyFeatureUsage,
+    DailyOrgUsage,
+    DailySegmentUsage,
+    DailyUserFeatureUsage,
+    DailyUserUsage,
+)
+from .segments import Segment
+
+__all__ = [
+    "AccountFeatureActiveDays",
+    "DailyAccountUsage",
+    "DailyDimensionUsage",
+    "DailyFeatureRecency",
+    "DailyFeatureUsage",
+    "DailyOrgUsage",
+    "DailySegmentUsage",
+    "DailyUserFeatureUsage",
+    "DailyUserUsage",
+    "FeatureRecencyStale",
+    "Segment",
+    "UserActiveDays",
+    "UserEventTypeActiveDays",
+    "UserFeatureActiveDays",
+]
