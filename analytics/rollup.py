@@ -1,6 +1,8 @@
 """Daily rollups: raw events of one UTC day → DailyFeatureUsage, DailyOrgUsage, the per-user
 rows (DailyUserUsage, DailyUserFeatureUsage, `rollup_users`) and, from those, the person
-segments (DailySegmentUsage) and the accounts (DailyAccountUsage, `rollup_accounts`).
+segments (DailySegmentUsage) and the accounts (DailyAccountUsage and its per-block feature
+bitmasks, `rollup_accounts`); the active-day bitmasks (`active_days`) and the per-feature
+recency rows (`recency`) from the per-user rows.
 
 The database does the aggregation and no event row crosses into Python: one scan groups
 the day's events by (feature, end user, session) into a temporary table, those groups are

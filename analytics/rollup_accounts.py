@@ -13,7 +13,7 @@ from typing import Any
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
-from .active_days import block_of, day_bit
+from .active_days import bitmask_steps_lock, block_of, day_bit
 from .rollup_users import PAIRS_TABLE, USERS_TABLE
 
 # Users without an account form the NULL-account row (the "(none)" of breakdowns). Read
@@ -50,7 +50,9 @@ WHERE organization_id = %s AND date = %s AND account_id IS NOT NULL AND feature_
 """
 # Clear the day's bit of the pairs without a row that day (their events vanished, or their
 # users moved account before the re-roll), then set it for the day's pairs where it is not
-# set yet: re-rolling an unchanged day writes no row. Rows left empty are deleted.
+# set yet. Pairs whose bit is already set are left out before the upsert (ON CONFLICT … WHERE
+# false would still lock each of them), so re-rolling an unchanged day writes no row. Rows
+# left empty are deleted.
 _CLEAR_SQL = f"""
 UPDATE analytics_accountfeatureactivedays SET active_days = active_days & ~CAST(%s AS BIGINT)
 WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
@@ -58,8 +60,12 @@ WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BI
 """
 _SET_SQL = """
 INSERT INTO analytics_accountfeatureactivedays (organization_id, account_id, feature_id, block_start, active_days)
-SELECT organization_id, account_id, feature_id, %s, CAST(%s AS BIGINT) FROM analytics_dailyaccountusage
-WHERE organization_id = %s AND date = %s AND account_id IS NOT NULL AND feature_id IS NOT NULL
+SELECT d.organization_id, d.account_id, d.feature_id, %s, CAST(%s AS BIGINT) FROM analytics_dailyaccountusage d
+LEFT JOIN analytics_accountfeatureactivedays a
+    ON a.organization_id = d.organization_id AND a.block_start = %s AND a.account_id = d.account_id
+       AND a.feature_id = d.feature_id
+WHERE d.organization_id = %s AND d.date = %s AND d.account_id IS NOT NULL AND d.feature_id IS NOT NULL
+  AND (a.id IS NULL OR (a.active_days & CAST(%s AS BIGINT)) = 0)
 ON CONFLICT (organization_id, block_start, account_id, feature_id) DO UPDATE
 SET active_days = analytics_accountfeatureactivedays.active_days | EXCLUDED.active_days
 WHERE (analytics_accountfeatureactivedays.active_days & EXCLUDED.active_days) = 0
@@ -71,12 +77,15 @@ DELETE FROM analytics_accountfeatureactivedays WHERE organization_id = %s AND bl
 
 def account_feature_days_roll(cursor: CursorWrapper, org_id: int, day: date) -> None:
     """Bring `day`'s bit of the organisation's per-account feature bitmasks in line with the
-    day's account rows (after `account_rows_replace`, in the rollup's transaction)."""
+    day's account rows (after `account_rows_replace`, in the rollup's transaction). Under the
+    organisation's bitmask lock, held to the end of the transaction: rolls of two days of one
+    block would otherwise update the same rows in different orders."""
+    bitmask_steps_lock(cursor, org_id)
     ops = connection.ops
     bit, block = day_bit(day), ops.adapt_datefield_value(block_of(day))
     day_param = ops.adapt_datefield_value(day)
     cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
     cleared = cursor.rowcount
-    cursor.execute(_SET_SQL, [block, bit, org_id, day_param])
+    cursor.execute(_SET_SQL, [block, bit, block, org_id, day_param, bit])
     if cleared:
         cursor.execute(_EMPTY_SQL, [org_id, block])

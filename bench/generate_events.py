@@ -40,6 +40,7 @@ from django.apps import apps  # noqa: E402
 from django.db import connection  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from analytics.models import Segment  # noqa: E402
 from insights.models import AlertFiring, Anomaly, Insight  # noqa: E402
 from telemetry.models import Account, Feature, UsageEvent  # noqa: E402
 from tenants.models import Organization, Role, User  # noqa: E402
@@ -218,13 +219,17 @@ def org_generate(org, *, first, days, events, users, features, accounts, peak_ev
     return total
 
 
-def _reset_tables():
+def _reset_tables() -> list[str]:
     """The tables `--reset` empties of the organisation: every events, people, features and
     rollup table (telemetry and analytics), and the anomalies, narratives and alert firings
-    computed from them; its settings (webhooks, alert rules, API keys) stay."""
+    computed from them; its settings (saved segments, webhooks, alert rules, API keys) stay."""
     derived = [Anomaly, Insight, AlertFiring]
     models = [*apps.get_app_config("telemetry").get_models(), *apps.get_app_config("analytics").get_models(), *derived]
-    return [m._meta.db_table for m in models if any(f.name == "organization" for f in m._meta.get_fields())]
+    return [
+        m._meta.db_table
+        for m in models
+        if m is not Segment and any(f.name == "organization" for f in m._meta.get_fields())
+    ]
 
 
 def organisation(*, slug, reset):

@@ -91,6 +91,7 @@ def forget(day, org):
             "analytics_useractivedays",
             "analytics_userfeatureactivedays",
             "analytics_usereventtypeactivedays",
+            "analytics_accountfeatureactivedays",
         ):
             cursor.execute(
                 f"UPDATE {table} SET active_days = active_days & ~CAST(%s AS BIGINT) "

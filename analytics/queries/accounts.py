@@ -136,9 +136,10 @@ def account_list(
     page: int = 1,
     page_size: int | None = 50,
 ) -> dict[str, Any]:
-    """Every account of `org` with its recent figures, sorted and cut to one page (three
-    queries whatever the number of accounts: the accounts, their usage, their features; a
-    fourth with `feature`). Sorting happens here, over every account of the organisation: an
+    """Every account of `org` with its recent figures, sorted and cut to one page (four
+    queries whatever the number of accounts and `feature`: the accounts, their events and last
+    events, their active users, their features). Sorting happens here, over every account of
+    the organisation: an
     organisation has thousands of customer companies at most, not millions.
     `search` matches the external id or name; `at_risk` keeps only (or drops) the accounts at
     risk; `feature` keeps the accounts whose users used that feature in the recent window.

@@ -257,7 +257,11 @@ def test_accounts_active_users_and_last_seen_equal_raw_events(long_data):
     def listed(end):
         rows = account_list.uncached(org, end=end, page_size=None)["results"]
         accounts = {a.external_id: a.pk for a in long_data["accounts"]}
-        return {accounts[r["account_id"]]: (r["active_users"], r["last_seen"]) for r in rows if r["last_seen"]}
+        return {
+            accounts[r["account_id"]]: (r["active_users"], r["last_seen"])
+            for r in rows
+            if r["last_seen"] or r["active_users"]
+        }
 
     # A user whose last event falls on the first day of LAST's recent window (the boundary).
     recent_start, previous_start = _windows(LAST)

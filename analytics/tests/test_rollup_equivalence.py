@@ -378,6 +378,8 @@ def test_randomized_account_detail_equals_raw_events(org):
             people.items(), key=lambda item: (-item[1], item[0])
         )
         assert detail["active_users"] == len(people)
+        both_windows = [r.ts for r in mine if previous_start <= r.day <= end]
+        assert detail["last_seen"] == max(both_windows, default=None)
         weekly = []
         for i in range(8):
             lo = series_start + timedelta(days=7 * i)
