@@ -202,14 +202,14 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
     # from the active-day bitmasks: nothing here grows with the account's user-days.
     recent = previous = 0
     week_events = [0] * SERIES_WEEKS
-    last_seen: datetime | None = None
+    last_events: list[datetime] = []
     for day, events, last_event in DailyAccountUsage.objects.filter(
         organization=org, account=account, feature__isnull=True, date__gte=first, date__lte=end
     ).values_list("date", "event_count", "last_event_at"):
         if day >= series_start:
             week_events[(day - series_start).days // 7] += events
         if day >= previous_start and last_event is not None:
-            last_seen = max(last_seen or last_event, last_event)
+            last_events.append(last_event)
         if day >= recent_start:
             recent += events
         elif day >= previous_start:
@@ -253,7 +253,7 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
         "recent": recent,
         "previous": previous,
         "active_users": len(people),
-        "last_seen": last_seen,
+        "last_seen": max(last_events, default=None),
     }
     return {
         **_row(account, usage, len(adopted)),
