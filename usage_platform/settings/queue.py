@@ -21,11 +21,13 @@ if REDIS_URL:
     }
 else:
     # A file cache, not local memory: web, worker and beat are separate processes and
-    # must share throttle counters and the dashboard cache generation.
+    # must share throttle counters and the dashboard cache generation. Culled without
+    # losing the generations (core/file_cache.py); entries are a few KiB each.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "BACKEND": "core.file_cache.FileCache",
             "LOCATION": env("CACHE_DIR", default=str(VAR_DIR / "cache")),
+            "OPTIONS": {"MAX_ENTRIES": env.int("CACHE_MAX_ENTRIES", default=5000)},
         }
     }
 
