@@ -20,6 +20,7 @@ Here a cull:
 import os
 import pickle
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache.backends.filebased import FileBasedCache
@@ -28,6 +29,10 @@ DEFAULT_CULL_EVERY = 50
 
 
 class FileCache(FileBasedCache):
+    # Django's FileBasedCache has these; its stubs leave them out.
+    _list_cache_files: Callable[[], list[str]]
+    _delete: Callable[[str], bool]
+
     def __init__(self, dir: str, params: dict[str, Any]) -> None:
         super().__init__(dir, params)
         options = params.get("OPTIONS") or {}
