@@ -76,14 +76,20 @@ class UserFeatureActiveDays(models.Model):
     earlier_days_2 = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
-        # One index: a range's blocks of every feature (its prefix), of one feature, the
-        # rollup's upsert target and its one-row probes for the copies, which must find this
-        # index whatever the planner's estimates (`active_days._PROBED`). `active_days` stays
-        # out of it so the rollup's updates of it can be heap-only (HOT) on PostgreSQL.
+        # The unique key serves a range's blocks of every feature (its prefix), of one
+        # feature, the rollup's upsert target and its one-row probes for the copies, which
+        # must find a one-row index whatever the planner's estimates (`active_days._PROBED`).
+        # The second index holds the same four columns led by the user: a few users' rows (an
+        # account's, under the account filter) are index ranges rather than a scan of every
+        # row of the blocks, and a probe through it still finds one row. `active_days` stays
+        # out of both so the rollup's updates of it can be heap-only (HOT) on PostgreSQL.
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "block_start", "feature", "end_user"], name="ufad_org_block_feature_user_uniq"
             )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "end_user", "block_start", "feature"], name="ufad_org_user_block_idx")
         ]
 
     def __str__(self):

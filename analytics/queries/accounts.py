@@ -5,7 +5,8 @@ and its per-block feature bitmasks, AccountFeatureActiveDays: each user's accoun
 days were rolled up), its active users from the active-day bitmasks through
 `EndUser.account` now; one account's page the same way (its events, weekly events and last
 activity from the account rollup, as the list and the summary's account filter count them;
-its people, features adopted and weekly active users through `EndUser.account` now).
+and so do the features it adopted and their events; its people, each feature's users and
+its weekly active users through `EndUser.account` now).
 
 Two 4-week windows end on `end` (default today): the recent one (`end`-27 … `end`) gives the
 figures, and the 4 weeks before it the comparison. `trend_pct` is the change in events between
@@ -30,7 +31,6 @@ from ..active_days import range_masks
 from ..models import (
     AccountFeatureActiveDays,
     DailyAccountUsage,
-    DailyUserFeatureUsage,
     DailyUserUsage,
     UserActiveDays,
 )
@@ -236,13 +236,14 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
         )
     )
     adopted = list(
-        DailyUserFeatureUsage.objects.filter(
-            organization=org, end_user__account=account, date__gte=recent_start, date__lte=end
+        DailyAccountUsage.objects.filter(
+            organization=org, account=account, feature__isnull=False, date__gte=recent_start, date__lte=end
         )
         .values("feature_id", "feature__key", "feature__name")
-        .annotate(events=Sum("event_count"), users=Count("end_user_id", distinct=True))
+        .annotate(events=Sum("event_count"))
         .order_by("-events", "feature__key")
     )
+    feature_users = active.feature_users(org, recent_start, end, {"account": account.pk})
     adopted_ids = {r["feature_id"] for r in adopted}
     not_adopted = [
         {"feature_id": f.pk, "feature_key": f.key, "feature_name": f.name}
@@ -268,7 +269,7 @@ def account_detail(org: Organization, external_id: str, *, end: date | None = No
                 "feature_key": r["feature__key"],
                 "feature_name": r["feature__name"],
                 "events": r["events"],
-                "users": r["users"],
+                "users": feature_users.get(r["feature_id"], 0),
             }
             for r in adopted
         ],

@@ -168,8 +168,8 @@ def test_account_detail_hand_counted(analyst_client, accounts):
 
 def test_account_detail_queries_pinned(org, accounts, django_assert_num_queries):
     # the account, its events (account rollup), its people, its weekly users (bitmasks), the
-    # features adopted, every feature
-    with django_assert_num_queries(6):
+    # features adopted (account rollup) and their users (per-feature bitmasks), every feature
+    with django_assert_num_queries(7):
         queries.account_detail.uncached(org, "acme", end=date(2025, 3, 28))
     # the accounts, their events and last events (account rollups), their active users
     # (bitmasks), their features (the accounts' feature bitmasks, which also say who used one)
