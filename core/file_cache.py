@@ -9,14 +9,18 @@ under generation 0 before the last rollup came back within their timeout. Rate-l
 were reset the same way.
 
 Here a cull:
-- runs once every `CULL_EVERY` writes of a cache instance, not on every write (Django keeps one
-  instance per thread), so a write costs no directory listing;
+- runs once every `CULL_EVERY` writes of the process, counted across its cache instances
+  (Django makes one per thread, and a thread may serve a single request), so a write costs
+  no directory listing;
 - deletes the expired entries first, then the entries that expire, least recently written
-  first, down to MAX_ENTRIES less a CULL_FREQUENCY-th;
+  first, down to MAX_ENTRIES less a CULL_FREQUENCY-th (CULL_FREQUENCY 0: every entry that
+  expires);
 - never deletes an entry without expiry: there are few (one rollup generation per
-  organisation), and losing one serves stale figures.
+  organisation), and losing one serves stale figures; nor one it cannot read (out of file
+  descriptors, an I/O error): it may be one of those.
 """
 
+import itertools
 import os
 import pickle
 import time
@@ -26,6 +30,8 @@ from typing import Any
 from django.core.cache.backends.filebased import FileBasedCache
 
 DEFAULT_CULL_EVERY = 50
+# The process's cache writes: `next()` of a count is atomic under the GIL.
+_writes = itertools.count(1)
 
 
 class FileCache(FileBasedCache):
@@ -37,13 +43,10 @@ class FileCache(FileBasedCache):
         super().__init__(dir, params)
         options = params.get("OPTIONS") or {}
         self._cull_every = max(1, int(options.get("CULL_EVERY", DEFAULT_CULL_EVERY)))
-        self._writes_since_cull = 0
 
     def _cull(self) -> None:
-        self._writes_since_cull += 1
-        if self._writes_since_cull < self._cull_every:
+        if next(_writes) % self._cull_every:
             return
-        self._writes_since_cull = 0
         files = self._list_cache_files()
         if len(files) < self._max_entries:
             return
@@ -52,7 +55,13 @@ class FileCache(FileBasedCache):
         left = len(files)
         expiring: list[tuple[float, str]] = []
         for fname in files:
-            expiry, written = _expiry_and_mtime(fname)
+            try:
+                expiry, written = _expiry_and_mtime(fname)
+            except FileNotFoundError:
+                left -= 1  # deleted by another process meanwhile
+                continue
+            except OSError:
+                continue  # unreadable now: kept (see the module docstring)
             if expiry is None:
                 continue
             if expiry < now:
@@ -66,13 +75,13 @@ class FileCache(FileBasedCache):
 
 
 def _expiry_and_mtime(fname: str) -> tuple[float | None, float]:
-    """The entry's expiry (None: never expires) and when it was written. A file another
-    process deleted meanwhile, or one that does not unpickle, reads as expired: deleted.
-    (Writers write a temporary file and rename it: a listed file is whole.)"""
-    try:
-        with open(fname, "rb") as file:
+    """The entry's expiry (None: never expires) and when it was written; OSError when the
+    file cannot be opened. A file whose expiry does not unpickle (truncated, or rewritten in
+    place by `touch` as it was read) reads as expired: such an entry is a rate-limit counter
+    or a cached figure, never a generation (set whole, by rename, and never touched)."""
+    with open(fname, "rb") as file:
+        try:
             expiry = pickle.load(file)
-            written = os.fstat(file.fileno()).st_mtime
-    except (OSError, EOFError, pickle.UnpicklingError):
-        return 0.0, 0.0
-    return expiry, written
+        except (EOFError, pickle.UnpicklingError):
+            return 0.0, 0.0
+        return expiry, os.fstat(file.fileno()).st_mtime

@@ -5,6 +5,7 @@ are idempotent, follow late and vanished events, and their reads are cached and 
 import importlib
 import random
 import uuid
+from collections import Counter
 from datetime import date, timedelta
 from types import SimpleNamespace
 
@@ -378,6 +379,13 @@ def test_randomized_account_detail_equals_raw_events(org):
             people.items(), key=lambda item: (-item[1], item[0])
         )
         assert detail["active_users"] == len(people)
+        # Features adopted in the recent window, most events first: events and distinct users.
+        feature_events = Counter(r.feature_key for r in recent)
+        adopted = [
+            (key, feature_events[key], len({r.user for r in recent if r.feature_key == key}))
+            for key in sorted(feature_events, key=lambda key: (-feature_events[key], key))
+        ]
+        assert [(f["feature_key"], f["events"], f["users"]) for f in detail["features_adopted"]] == adopted
         both_windows = [r.ts for r in mine if previous_start <= r.day <= end]
         assert detail["last_seen"] == max(both_windows, default=None)
         weekly = []

@@ -59,6 +59,30 @@ def test_a_cull_waits_for_its_turn(tmp_path, monkeypatch):
     listings = []
     real_list = cache._list_cache_files
     monkeypatch.setattr(cache, "_list_cache_files", lambda: listings.append(1) or real_list())
-    for i in range(25):
+    for i in range(30):
         cache.set(f"figure:{i}", i, timeout=600)
-    assert len(listings) == 2
+    assert len(listings) == 3
+
+
+def test_writes_are_counted_across_short_lived_instances(tmp_path):
+    """Django makes a cache instance per thread; a thread may serve one request and end.
+    The turn to cull is the process's, so such instances cull all the same."""
+    for i in range(40):
+        cache = _cache(tmp_path, max_entries=10, cull_every=5)
+        for k in range(4):  # fewer writes than CULL_EVERY per instance
+            cache.set(f"figure:{i}:{k}", k, timeout=600)
+    assert _entries(tmp_path) <= 10 + 5
+
+
+def test_an_entry_that_cannot_be_read_is_kept(tmp_path):
+    """Out of file descriptors or after an I/O error, an entry cannot be opened: it may be a
+    generation, so it stays (a directory in its place stands for it here)."""
+    cache = _cache(tmp_path, max_entries=10, cull_every=1)
+    unreadable = tmp_path / "0000unreadable.djcache"
+    unreadable.mkdir()
+    old = time.time() - 3600
+    os.utime(unreadable, (old, old))
+    for i in range(30):
+        cache.set(f"figure:{i}", i, timeout=600)
+    assert unreadable.is_dir()
+    assert cache.get("figure:29") == 29
