@@ -1,12 +1,14 @@
 """The embedded file cache's cull: expired entries first, then the oldest, never an entry
 without expiry (the rollup generations), and no directory listing on every write."""
 
+import errno
 import os
 import time
 from pathlib import Path
 
 from django.core.cache.backends.filebased import FileBasedCache
 
+from core import file_cache
 from core.file_cache import FileCache
 
 
@@ -74,15 +76,24 @@ def test_writes_are_counted_across_short_lived_instances(tmp_path):
     assert _entries(tmp_path) <= 10 + 5
 
 
-def test_an_entry_that_cannot_be_read_is_kept(tmp_path):
+def test_an_entry_that_cannot_be_read_is_kept(tmp_path, monkeypatch):
     """Out of file descriptors or after an I/O error, an entry cannot be opened: it may be a
-    generation, so it stays (a directory in its place stands for it here)."""
+    generation, so it stays, though here it is the oldest entry and one that expires."""
     cache = _cache(tmp_path, max_entries=10, cull_every=1)
-    unreadable = tmp_path / "0000unreadable.djcache"
-    unreadable.mkdir()
+    cache.set("unreadable", 1, timeout=600)
+    (unreadable,) = tmp_path.glob("*.djcache")
     old = time.time() - 3600
     os.utime(unreadable, (old, old))
+    real_open = open
+
+    def open_failing_for_it(path, *args, **kwargs):
+        if Path(path) == unreadable:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(file_cache, "open", open_failing_for_it, raising=False)
     for i in range(30):
         cache.set(f"figure:{i}", i, timeout=600)
-    assert unreadable.is_dir()
-    assert cache.get("figure:29") == 29
+    monkeypatch.undo()
+    assert unreadable.exists() and cache.get("unreadable") == 1
+    assert cache.get("figure:29") == 29 and _entries(tmp_path) <= 10
