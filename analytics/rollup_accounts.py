@@ -14,6 +14,7 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
 from .active_days import bitmask_steps_lock, block_of, day_bit
+from .planner import plans_without
 from .rollup_users import PAIRS_TABLE, USERS_TABLE
 
 # Users without an account form the NULL-account row (the "(none)" of breakdowns). Read
@@ -86,6 +87,10 @@ def account_feature_days_roll(cursor: CursorWrapper, org_id: int, day: date) -> 
     day_param = ops.adapt_datefield_value(day)
     cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
     cleared = cursor.rowcount
-    cursor.execute(_SET_SQL, [block, bit, block, org_id, day_param, bit])
+    # The day's account rows were written moments ago: on tables not analysed yet (a new
+    # installation, a test database) the planner counted one and re-read the block's rows
+    # once per row of the day, 0.97 s for 845 rows; hashed, ~1 ms (`active_days._HASHED`).
+    with plans_without(cursor, "enable_nestloop"):
+        cursor.execute(_SET_SQL, [block, bit, block, org_id, day_param, bit])
     if cleared:
         cursor.execute(_EMPTY_SQL, [org_id, block])

@@ -349,10 +349,11 @@ def test_bitmask_joins_are_planned_without_nested_loops(org):
     joins = [
         i
         for i, sql in enumerate(statements)
-        if re.search(r"^\s*(INSERT INTO|UPDATE) analytics_user(feature|eventtype)?activedays", sql)
+        if re.search(r"^\s*(INSERT INTO|UPDATE) analytics_(user|account)(feature|eventtype)?activedays", sql)
         and re.search(r"NOT EXISTS|LEFT JOIN", sql)
     ]
-    assert len(joins) == 5  # the per-user set, the per-feature and per-event-type clear and set
+    # The per-user set, the per-feature and per-event-type clear and set, the per-account set.
+    assert len(joins) == 6
     for i in joins:
         # A block of joins (the event-type clear and set) is opened once and closed after the last.
         first = i
