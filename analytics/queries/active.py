@@ -96,6 +96,18 @@ def any_feature_users(
     return int(rows.aggregate(n=Count("end_user_id", distinct=True))["n"] or 0)
 
 
+def features_used(org: Organization, filters: Mapping[str, Any], periods: list[tuple[date, date]]) -> list[int]:
+    """Distinct features used in each of `periods` by the end users `filters` keep, in one
+    statement over those users' per-feature bitmask rows (along the index led by the end
+    user when a person filter narrows them to a few)."""
+    blocks = sorted({block for first, last in periods for block in range_masks(first, last)})
+    rows = _feature_bitmasks(org, filters).filter(block_start__in=blocks)
+    aliases = {f"hit{i}": hits(first, last) for i, (first, last) in enumerate(periods)}
+    counts = {f"p{i}": Count("feature_id", distinct=True, filter=Q(**{f"hit{i}__gt": 0})) for i in range(len(periods))}
+    totals = rows.alias(**aliases).aggregate(**counts)
+    return [totals[f"p{i}"] or 0 for i in range(len(periods))]
+
+
 def event_type_bitmasks(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Any] | None:
     """The organisation's per-event-type bitmask rows under the person `filters`; None under
     a feature filter, which they cannot apply (each row spans every feature)."""

@@ -44,18 +44,25 @@ def user_rows(org: Organization, filters: dict[str, Any]) -> QuerySet[DailyUserU
 
 
 def _features_tracked_by_people(
-    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, feature_id: int | None
+    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, periods: list[tuple[date, date]]
 ) -> dict[str, Any]:
-    """Features used in each period by the end users the person filters keep: per feature,
+    """Features used in each period by the end users the person filters keep. Under an
+    account (a few of the organisation's users, whatever else narrows them) from those
+    users' per-feature bitmask rows, read along the index led by the end user (~20 ms for
+    the largest account's women over 60 days at 10 M events); otherwise per feature,
     whether one of its per-user rows of the period belongs to one of them (an EXISTS that
-    stops at the first, along the (organization, feature, date, end_user) key), where a
-    COUNT(DISTINCT) read every per-user row of both periods (121 ms for an account and a
-    gender over 60 days at 10 M events)."""
+    stops at the first, along the (organization, feature, date, end_user) key), which for
+    a few users hashed every feature's rows of the period (135 ms for the same filter),
+    where a COUNT(DISTINCT) read every per-user row of both periods."""
+    if filters.get("account"):
+        cur_count, prev_count = active.features_used(org, filters, periods)
+        return {"cur": cur_count, "prev": prev_count}
     people = EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
     used = DailyUserFeatureUsage.objects.filter(
         organization=org, feature=OuterRef("pk"), end_user__in=people.values("pk")
     )
     features = Feature.objects.filter(organization=org)
+    feature_id = feature_pk(filters.get("feature"))
     if feature_id is not None:
         features = features.filter(pk=feature_id)
     return features.annotate(in_cur=Exists(used.filter(cur)), in_prev=Exists(used.filter(prev))).aggregate(
@@ -64,7 +71,7 @@ def _features_tracked_by_people(
 
 
 def _features_tracked(
-    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, first: date, last: date, *, by_property: bool
+    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, periods: list[tuple[date, date]], *, by_property: bool
 ) -> dict[str, Any]:
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
@@ -74,11 +81,12 @@ def _features_tracked(
     elif model is not None:
         rows = rolled_up_rows(org, filters, model).filter(feature__isnull=False)
     elif has_person_filter(filters):
-        return _features_tracked_by_people(org, filters, cur, prev, feature_id)
+        return _features_tracked_by_people(org, filters, cur, prev, periods)
     else:
         rows = DailyFeatureUsage.objects.filter(organization=org, event_count__gt=0)
     if feature_id is not None:
         rows = rows.filter(feature_id=feature_id)
+    first, last = min(p[0] for p in periods), max(p[1] for p in periods)
     return rows.filter(date__gte=first, date__lte=last).aggregate(
         cur=Count("feature_id", distinct=True, filter=cur), prev=Count("feature_id", distinct=True, filter=prev)
     )
@@ -134,8 +142,9 @@ def usage_summary(org: Organization, start: date, end: date, filters: dict[str, 
     cur, prev = _periods(start, end, prev_start, prev_end)
     by_property = property_answers(org, filters, prev_start, end)
     t = _totals(org, filters, cur, prev, prev_start, end, by_property=by_property)
-    t["cur_users"], t["prev_users"] = _active_users(org, filters, [(start, end), (prev_start, prev_end)])
-    tracked = _features_tracked(org, filters, cur, prev, prev_start, end, by_property=by_property)
+    periods = [(start, end), (prev_start, prev_end)]
+    t["cur_users"], t["prev_users"] = _active_users(org, filters, periods)
+    tracked = _features_tracked(org, filters, cur, prev, periods, by_property=by_property)
     return head | {
         "total_events": _kpi(t["cur_events"] or 0, t["prev_events"] or 0),
         "active_users": _kpi(t["cur_users"] or 0, t["prev_users"] or 0),
