@@ -100,12 +100,7 @@ def features_used(org: Organization, filters: Mapping[str, Any], periods: list[t
     """Distinct features used in each of `periods` by the end users `filters` keep, in one
     statement over those users' per-feature bitmask rows (along the index led by the end
     user when a person filter narrows them to a few)."""
-    blocks = sorted({block for first, last in periods for block in range_masks(first, last)})
-    rows = _feature_bitmasks(org, filters).filter(block_start__in=blocks)
-    aliases = {f"hit{i}": hits(first, last) for i, (first, last) in enumerate(periods)}
-    counts = {f"p{i}": Count("feature_id", distinct=True, filter=Q(**{f"hit{i}__gt": 0})) for i in range(len(periods))}
-    totals = rows.alias(**aliases).aggregate(**counts)
-    return [totals[f"p{i}"] or 0 for i in range(len(periods))]
+    return _distinct_per_period(_feature_bitmasks(org, filters), "feature_id", periods)
 
 
 def event_type_bitmasks(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Any] | None:
@@ -133,11 +128,15 @@ def active_within(rows: QuerySet[Any], start: date, end: date) -> QuerySet[Any]:
 
 def distinct_users(org: Organization, filters: Mapping[str, Any], periods: list[tuple[date, date]]) -> list[int]:
     """Distinct end users active in each of `periods`, in one statement."""
+    return _distinct_per_period(active_rows(org, filters), "end_user_id", periods)
+
+
+def _distinct_per_period(rows: QuerySet[Any], column: str, periods: list[tuple[date, date]]) -> list[int]:
+    """Distinct values of `column` among the bitmask `rows` active in each of `periods`."""
     blocks = sorted({block for first, last in periods for block in range_masks(first, last)})
-    rows = active_rows(org, filters).filter(block_start__in=blocks)
     aliases = {f"hit{i}": hits(first, last) for i, (first, last) in enumerate(periods)}
-    counts = {f"p{i}": Count("end_user_id", distinct=True, filter=Q(**{f"hit{i}__gt": 0})) for i in range(len(periods))}
-    totals = rows.alias(**aliases).aggregate(**counts)
+    counts = {f"p{i}": Count(column, distinct=True, filter=Q(**{f"hit{i}__gt": 0})) for i in range(len(periods))}
+    totals = rows.filter(block_start__in=blocks).alias(**aliases).aggregate(**counts)
     return [totals[f"p{i}"] or 0 for i in range(len(periods))]
 
 
