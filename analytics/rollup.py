@@ -263,13 +263,15 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         # per-user rows are not part of the count returned, which stays the number of
         # dashboard rows (the API's figure).
         block_events_keep(cursor, org_id, day)
-        feature_rows_vanished = per_user_rows_write(cursor, org_id, day_param, now)
+        feature_rows = per_user_rows_write(cursor, org_id, day_param, now)
         temp_tables_release(cursor, _DAY_TABLE)
         stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
         DailyFeatureUsage.objects.filter(**stale).delete()
         DailyOrgUsage.objects.filter(**stale).delete()
         rollup_active_days(cursor, org_id, day)
-        bits_changed = rollup_feature_active_days(cursor, org_id, day, rows_vanished=feature_rows_vanished)
+        bits_changed = rollup_feature_active_days(
+            cursor, org_id, day, rows_deleted=feature_rows.deleted, rows_inserted=feature_rows.inserted
+        )
         recency_roll(cursor, org_id, day, bits_changed=bits_changed)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()

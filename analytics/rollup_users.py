@@ -22,7 +22,7 @@ tells; the rollup holds the day's lock, so no other rollup of it runs meanwhile)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
 
@@ -113,11 +113,13 @@ def _sqls(table: str, source: str, key: tuple[str, ...], figures: tuple[str, ...
         "changed": changed,
         "missing": missing,
         # PostgreSQL: one statement, the diff a materialised CTE that the delete, the update
-        # and the insert read (disjoint rows, one snapshot). No temporary table per day and
-        # table: each holds a lock until the transaction ends, and a test rolling 150 days
-        # in one transaction ran the server out of lock slots (max_locks_per_transaction).
-        "together": f"WITH {_DIFF_TABLE} AS MATERIALIZED ({diff}), stale AS ({stale}), changed AS ({changed})"
-        f" {missing}",
+        # and the insert read (disjoint rows, one snapshot), answering how many rows it
+        # deleted. No temporary table per day and table: each holds a lock until the
+        # transaction ends, and a test rolling 150 days in one transaction ran the server
+        # out of lock slots (max_locks_per_transaction).
+        "together": f"WITH {_DIFF_TABLE} AS MATERIALIZED ({diff}), stale AS ({stale} RETURNING 1),"
+        f" changed AS ({changed}), missing AS ({missing} RETURNING 1)"
+        " SELECT (SELECT COUNT(*) FROM stale), (SELECT COUNT(*) FROM missing)",
     }
 
 
@@ -133,28 +135,43 @@ def per_user_groups_build(cursor: Any) -> None:
     cursor.execute(f"ANALYZE {USERS_TABLE}")
 
 
-def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> bool:
+class FeatureRowsWritten(NamedTuple):
+    """What a day's write did to its per-user-and-feature rows: whether some were deleted
+    (their events vanished, or moved to another day) and whether some were inserted (a
+    (feature, user) pair the day had not had). The active-day bits equal the rows after
+    every run, so only these can change the day's bits (`active_days`)."""
+
+    deleted: bool
+    inserted: bool
+
+
+def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> FeatureRowsWritten:
     """Bring `day`'s per-user rows of `org_id` in line with the day's aggregates (`day`, `now`:
-    as the backend adapts them). Returns whether per-user-and-feature rows may have been
-    deleted (stale): False on a first roll; on PostgreSQL's one-statement re-roll the
-    deletions are not counted, so True (the caller then checks, which is exact either way)."""
-    vanished = False
+    as the backend adapts them), inserting them plainly on a day's first roll, writing only
+    the rows that differ on a re-roll. Returns what it did to the per-user-and-feature rows."""
+    written = FeatureRowsWritten(deleted=False, inserted=False)
     for sqls in _WRITES:
+        per_feature = sqls is _WRITES[0]
         cursor.execute(sqls["any"], [org_id, day])
         if cursor.fetchone() is None:
             cursor.execute(sqls["first"], [day, now])
+            if per_feature:
+                written = FeatureRowsWritten(deleted=False, inserted=cursor.rowcount != 0)
             continue
         if connection.vendor == "postgresql":
             cursor.execute(sqls["together"], [org_id, day, now, org_id, day, now])
-            vanished = vanished or sqls is _WRITES[0]
-            continue
-        cursor.execute(sqls["diff"], [org_id, day])
-        cursor.execute(sqls["stale"])
-        vanished = vanished or (sqls is _WRITES[0] and cursor.rowcount > 0)
-        cursor.execute(sqls["changed"], [now])
-        cursor.execute(sqls["missing"], [org_id, day, now])
-        cursor.execute(f"DROP TABLE {_DIFF_TABLE}")
-    return vanished
+            deleted, inserted = cursor.fetchone()
+        else:
+            cursor.execute(sqls["diff"], [org_id, day])
+            cursor.execute(sqls["stale"])
+            deleted = cursor.rowcount
+            cursor.execute(sqls["changed"], [now])
+            cursor.execute(sqls["missing"], [org_id, day, now])
+            inserted = cursor.rowcount
+            cursor.execute(f"DROP TABLE {_DIFF_TABLE}")
+        if per_feature:
+            written = FeatureRowsWritten(deleted=deleted != 0, inserted=inserted != 0)
+    return written
 
 
 def per_user_groups_drop(cursor: Any) -> None:
