@@ -212,10 +212,12 @@ def _bump_generation(org_ids: Iterable[int]) -> None:
     cache.set_many({GENERATION_KEY.format(org_id=org_id): now for org_id in org_ids}, timeout=None)
 
 
-def rollup_day(day: date, org: OrgRef = None) -> int:
+def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False) -> int:
     """Recompute `day` (a UTC day) for one organisation (an Organization or its id) or all.
     Returns the number of feature and organisation rows written (the per-user rows are
-    written too but not counted)."""
+    written too but not counted). The per-feature active-day bits are brought in line only
+    where the day's per-feature rows changed, or everywhere with `recheck_bitmasks` (the
+    repair after rows were written outside the rollup, docs/decisions.md 2026-12-02)."""
     org_id = _org_id(org)
     horizon = raw_events_horizon()
     if horizon is not None and day < horizon.date():
@@ -227,7 +229,8 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         # One organisation at a time: each reads the day through the (organization,
         # timestamp) index, where one statement for all would scan the whole event table
         # once per rollup table.
-        return sum(rollup_day(day, pk) for pk in Organization.objects.order_by("pk").values_list("pk", flat=True))
+        org_ids = Organization.objects.order_by("pk").values_list("pk", flat=True)
+        return sum(rollup_day(day, pk, recheck_bitmasks=recheck_bitmasks) for pk in org_ids)
     ops = connection.ops
     computed_at = timezone.now()
     now = ops.adapt_datetimefield_value(computed_at)
@@ -270,7 +273,11 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
         DailyOrgUsage.objects.filter(**stale).delete()
         rollup_active_days(cursor, org_id, day)
         bits_changed = rollup_feature_active_days(
-            cursor, org_id, day, rows_deleted=feature_rows.deleted, rows_inserted=feature_rows.inserted
+            cursor,
+            org_id,
+            day,
+            rows_deleted=feature_rows.deleted or recheck_bitmasks,
+            rows_inserted=feature_rows.inserted or recheck_bitmasks,
         )
         recency_roll(cursor, org_id, day, bits_changed=bits_changed)
         # Segments are few per day: replaced whole, after the per-user rows are final.
@@ -290,13 +297,18 @@ def rollup_day(day: date, org: OrgRef = None) -> int:
 
 
 def rollup_range(
-    since: date, until: date, org: OrgRef = None, progress: Callable[[date, int], None] | None = None
+    since: date,
+    until: date,
+    org: OrgRef = None,
+    progress: Callable[[date, int], None] | None = None,
+    *,
+    recheck_bitmasks: bool = False,
 ) -> int:
     """Roll up every day of since..until (inclusive); `progress(day, rows)` after each day."""
     total = 0
     day = since
     while day <= until:
-        rows = rollup_day(day, org)
+        rows = rollup_day(day, org, recheck_bitmasks=recheck_bitmasks)
         total += rows
         if progress is not None:
             progress(day, rows)

@@ -114,7 +114,7 @@ def _sqls(table: str, source: str, key: tuple[str, ...], figures: tuple[str, ...
         "missing": missing,
         # PostgreSQL: one statement, the diff a materialised CTE that the delete, the update
         # and the insert read (disjoint rows, one snapshot), answering how many rows it
-        # deleted. No temporary table per day and table: each holds a lock until the
+        # deleted and how many it inserted. No temporary table per day and table: each holds a lock until the
         # transaction ends, and a test rolling 150 days in one transaction ran the server
         # out of lock slots (max_locks_per_transaction).
         "together": f"WITH {_DIFF_TABLE} AS MATERIALIZED ({diff}), stale AS ({stale} RETURNING 1),"

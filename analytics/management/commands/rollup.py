@@ -19,6 +19,12 @@ class Command(BaseCommand):
         parser.add_argument("--org", help="organisation id or slug (default: all)")
         parser.add_argument("--all-days", action="store_true", help="every day from the first to the last event")
         parser.add_argument("--dirty", action="store_true", help="also re-roll the days marked by late events")
+        parser.add_argument(
+            "--recheck-bitmasks",
+            action="store_true",
+            help="bring every day's per-feature active-day bits in line with its rows, changed or not "
+            "(a repair; a roll otherwise skips the days whose per-feature rows did not change)",
+        )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
@@ -45,7 +51,13 @@ class Command(BaseCommand):
         days = (until - since).days + 1
         marked = rollup.dirty_count(since, until, org)
         with tqdm(total=days, unit="day", disable=options["no_progress"], file=self.stderr) as bar:
-            rows = rollup.rollup_range(since, until, org, progress=lambda day, n: bar.update(1))
+            rows = rollup.rollup_range(
+                since,
+                until,
+                org,
+                progress=lambda day, n: bar.update(1),
+                recheck_bitmasks=options["recheck_bitmasks"],
+            )
         cleared = marked - rollup.dirty_count(since, until, org)
         dirty = rollup.rollup_dirty() if options["dirty"] else 0
         self.stdout.write(
