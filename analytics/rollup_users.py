@@ -114,16 +114,16 @@ def _sqls(table: str, source: str, key: tuple[str, ...], figures: tuple[str, ...
         "missing": missing,
         # PostgreSQL: one statement, the diff a materialised CTE that the delete, the update
         # and the insert read (disjoint rows, one snapshot), answering how many rows it
-        # deleted and how many it inserted. No temporary table per day and table: each holds a lock until the
-        # transaction ends, and a test rolling 150 days in one transaction ran the server
-        # out of lock slots (max_locks_per_transaction).
+        # deleted and how many it inserted. No temporary table per day and table: each
+        # holds a lock until the transaction ends, and a test rolling 150 days in one
+        # transaction ran the server out of lock slots (max_locks_per_transaction).
         "together": f"WITH {_DIFF_TABLE} AS MATERIALIZED ({diff}), stale AS ({stale} RETURNING 1),"
         f" changed AS ({changed}), missing AS ({missing} RETURNING 1)"
         " SELECT (SELECT COUNT(*) FROM stale), (SELECT COUNT(*) FROM missing)",
     }
 
 
-_WRITES = [_sqls(*spec) for spec in (_USER_FEATURE, _USER)]
+_USER_FEATURE_WRITES, _USER_WRITES = _sqls(*_USER_FEATURE), _sqls(*_USER)
 
 
 def per_user_groups_build(cursor: Any) -> None:
@@ -135,43 +135,43 @@ def per_user_groups_build(cursor: Any) -> None:
     cursor.execute(f"ANALYZE {USERS_TABLE}")
 
 
-class FeatureRowsWritten(NamedTuple):
-    """What a day's write did to its per-user-and-feature rows: whether some were deleted
-    (their events vanished, or moved to another day) and whether some were inserted (a
-    (feature, user) pair the day had not had). The active-day bits equal the rows after
-    every run, so only these can change the day's bits (`active_days`)."""
+class RowsWritten(NamedTuple):
+    """What a day's write did to a table's rows: whether some were deleted (their events
+    vanished, or moved to another day) and whether some were inserted (a key the day had not
+    had). For the per-user-and-feature rows, whose active-day bits equal the rows after
+    every run, only these can change the day's bits (`active_days`)."""
 
     deleted: bool
     inserted: bool
 
 
-def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> FeatureRowsWritten:
+def per_user_rows_write(cursor: Any, org_id: int, day: Any, now: Any) -> RowsWritten:
     """Bring `day`'s per-user rows of `org_id` in line with the day's aggregates (`day`, `now`:
-    as the backend adapts them), inserting them plainly on a day's first roll, writing only
-    the rows that differ on a re-roll. Returns what it did to the per-user-and-feature rows."""
-    written = FeatureRowsWritten(deleted=False, inserted=False)
-    for sqls in _WRITES:
-        per_feature = sqls is _WRITES[0]
-        cursor.execute(sqls["any"], [org_id, day])
-        if cursor.fetchone() is None:
-            cursor.execute(sqls["first"], [day, now])
-            if per_feature:
-                written = FeatureRowsWritten(deleted=False, inserted=cursor.rowcount != 0)
-            continue
-        if connection.vendor == "postgresql":
-            cursor.execute(sqls["together"], [org_id, day, now, org_id, day, now])
-            deleted, inserted = cursor.fetchone()
-        else:
-            cursor.execute(sqls["diff"], [org_id, day])
-            cursor.execute(sqls["stale"])
-            deleted = cursor.rowcount
-            cursor.execute(sqls["changed"], [now])
-            cursor.execute(sqls["missing"], [org_id, day, now])
-            inserted = cursor.rowcount
-            cursor.execute(f"DROP TABLE {_DIFF_TABLE}")
-        if per_feature:
-            written = FeatureRowsWritten(deleted=deleted != 0, inserted=inserted != 0)
-    return written
+    as the backend adapts them). Returns what it did to the per-user-and-feature rows."""
+    per_feature = _day_rows_write(cursor, _USER_FEATURE_WRITES, org_id, day, now)
+    _day_rows_write(cursor, _USER_WRITES, org_id, day, now)
+    return per_feature
+
+
+def _day_rows_write(cursor: Any, sqls: dict[str, str], org_id: int, day: Any, now: Any) -> RowsWritten:
+    """One table's rows of the day: inserted plainly on the day's first roll, only the rows
+    that differ written on a re-roll."""
+    cursor.execute(sqls["any"], [org_id, day])
+    if cursor.fetchone() is None:
+        cursor.execute(sqls["first"], [day, now])
+        return RowsWritten(deleted=False, inserted=cursor.rowcount != 0)
+    if connection.vendor == "postgresql":
+        cursor.execute(sqls["together"], [org_id, day, now, org_id, day, now])
+        deleted, inserted = cursor.fetchone()
+    else:
+        cursor.execute(sqls["diff"], [org_id, day])
+        cursor.execute(sqls["stale"])
+        deleted = cursor.rowcount
+        cursor.execute(sqls["changed"], [now])
+        cursor.execute(sqls["missing"], [org_id, day, now])
+        inserted = cursor.rowcount
+        cursor.execute(f"DROP TABLE {_DIFF_TABLE}")
+    return RowsWritten(deleted=deleted != 0, inserted=inserted != 0)
 
 
 def per_user_groups_drop(cursor: Any) -> None:
