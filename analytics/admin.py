@@ -11,6 +11,7 @@ from .models import (
     DailyAccountUsage,
     DailyDimensionUsage,
     DailyFeatureRecency,
+    DailyFeatureSegmentRecency,
     DailyFeatureUsage,
     DailyOrgUsage,
     DailySegmentUsage,
@@ -142,6 +143,22 @@ class DailyFeatureRecencyAdmin(ReadOnlyModelAdmin):
     @admin.display(description="users that day")
     def users(self, row: DailyFeatureRecency) -> int:
         return row.absent_before[0] if row.absent_before else 0
+
+
+@admin.register(DailyFeatureSegmentRecency)
+class DailyFeatureSegmentRecencyAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "feature", "age_band", "gender", "users"]
+    list_filter = ["organization", "date", "age_band", "gender"]
+    list_select_related = ["organization", "feature"]
+    search_fields = ["feature__key", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["feature"]
+    ordering = ["-date", "organization", "feature", "age_band", "gender"]
+    show_full_result_count = False
+
+    @admin.display(description="users that day")
+    def users(self, row: DailyFeatureSegmentRecency) -> int:
+        return sum(row.gaps.values())
 
 
 @admin.register(FeatureRecencyStale)

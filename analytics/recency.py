@@ -1,13 +1,16 @@
-"""Per feature and day, how long its users had been away (`DailyFeatureRecency`): the rollup
-step that builds a day's rows from the per-feature bitmasks, the marks of days an earlier
-day's re-roll made stale and their rebuild, and the distinct-users read over a range.
+"""Per feature and day, how long its users had been away (`DailyFeatureRecency`, and per
+person segment `DailyFeatureSegmentRecency`): the rollup step that builds a day's rows from
+the per-feature bitmasks, the marks of days an earlier day's re-roll made stale and their
+rebuild, and the distinct-users read over a range.
 
 A day's row of a feature holds `absent_before[k]`: its users of that day with no use of the
 feature on the k days before. Over start..end, a user is counted on the first day d of the
 range they used the feature, exactly the day where they had been absent for the d - start
 days before; so the feature's distinct users are Σ_d absent_before[d - start], one row per
 feature and day (90 days of 50 features: 4,500 rows, where the bitmasks hold one per user,
-feature and block: 1.29 M on the 10 M-event bench).
+feature and block: 1.29 M on the 10 M-event bench). The segment rows split each day's row by
+the users' age band and gender as the day was rolled up (up to 16 a feature and day), so the
+age and gender filters sum those instead.
 
 A bitmask row carries its own block and copies of the two blocks before (`earlier_days_1`,
 `_2`), so each active user's previous day of use within RECENCY_DAYS is one row's bit test.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 from typing import Any
 
@@ -28,7 +31,9 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 
 from .active_days import BLOCK_DAYS, bitmask_steps_lock, block_of, day_bit
-from .models import DailyFeatureRecency, FeatureRecencyStale
+from .models import DailyFeatureRecency, DailyFeatureSegmentRecency, FeatureRecencyStale
+from .person_segments import AGE_BAND_SQL, GENDER_SQL
+from .planner import plans_without
 from .temp_tables import on_postgres
 
 logger = logging.getLogger(__name__)
@@ -52,10 +57,14 @@ def _gap_sql(index: int) -> str:
     return f"CASE {' '.join(whens)} ELSE 0 END"
 
 
-_DAY_GAPS_SQL = """
-SELECT feature_id, {gap} AS gap, COUNT(*) FROM analytics_userfeatureactivedays
-WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
-GROUP BY feature_id, gap
+# Per feature, person segment (as the day is rolled up, `person_segments`) and gap: the
+# segment rows and, summed over the segments, the feature's. A row whose end user is gone
+# falls in the unknown segment.
+_DAY_GAPS_SQL = f"""
+SELECT f.feature_id, {AGE_BAND_SQL}, {GENDER_SQL}, {{gap}} AS gap, COUNT(*)
+FROM analytics_userfeatureactivedays f LEFT JOIN telemetry_enduser u ON u.id = f.end_user_id
+WHERE f.organization_id = %s AND f.block_start = %s AND (f.active_days & CAST(%s AS BIGINT)) <> 0
+GROUP BY 1, 2, 3, 4
 """
 
 
@@ -71,20 +80,41 @@ def absent_before(gaps: dict[int, int]) -> list[int]:
 
 
 def recency_day_rebuild(cursor: Any, org_id: int, day: date) -> None:
-    """Replace the organisation's DailyFeatureRecency rows of `day` with what its per-feature
-    bitmasks say now, and drop the day's stale mark. Run under the bitmask lock
+    """Replace the organisation's DailyFeatureRecency and DailyFeatureSegmentRecency rows of
+    `day` with what its per-feature bitmasks say now, and drop the day's stale mark. Run under the bitmask lock
     (`bitmask_steps_lock`), which the rollup's bitmask step holds."""
     ops = connection.ops
     block = block_of(day)
     index = (day - block).days
-    cursor.execute(_DAY_GAPS_SQL.format(gap=_gap_sql(index)), [org_id, ops.adapt_datefield_value(block), day_bit(day)])
-    gaps: dict[int, dict[int, int]] = defaultdict(dict)
-    for feature_id, gap, users in cursor.fetchall():
-        gaps[feature_id][gap] = users
-    DailyFeatureRecency.objects.filter(organization_id=org_id, date=day).delete()
+    # Hashed: its groups (~19,000 on the bench's peak day) are few beside its rows (465,000),
+    # which the planner, blind to the gap's spread, expects as many groups; sorted instead
+    # they spilled to disk (535 against 355 ms).
+    with plans_without(cursor, "enable_sort"):
+        cursor.execute(
+            _DAY_GAPS_SQL.format(gap=_gap_sql(index)), [org_id, ops.adapt_datefield_value(block), day_bit(day)]
+        )
+        groups = cursor.fetchall()
+    gaps: dict[int, Counter[int]] = defaultdict(Counter)
+    segment_gaps: dict[tuple[int, str, str], dict[int, int]] = defaultdict(dict)
+    for feature_id, age_band, gender, gap, users in groups:
+        gaps[feature_id][gap] += users
+        segment_gaps[feature_id, age_band, gender][gap] = users
+    for model in (DailyFeatureRecency, DailyFeatureSegmentRecency):
+        model.objects.filter(organization_id=org_id, date=day).delete()
     DailyFeatureRecency.objects.bulk_create(
         DailyFeatureRecency(organization_id=org_id, feature_id=feature_id, date=day, absent_before=absent_before(g))
         for feature_id, g in gaps.items()
+    )
+    DailyFeatureSegmentRecency.objects.bulk_create(
+        DailyFeatureSegmentRecency(
+            organization_id=org_id,
+            feature_id=feature_id,
+            date=day,
+            age_band=age_band,
+            gender=gender,
+            gaps={str(gap): users for gap, users in sorted(g.items())},
+        )
+        for (feature_id, age_band, gender), g in segment_gaps.items()
     )
     FeatureRecencyStale.objects.filter(organization_id=org_id, date=day).delete()
 
@@ -97,12 +127,13 @@ ON CONFLICT DO NOTHING
 """
 
 
-def recency_roll(cursor: Any, org_id: int, day: date, *, bits_changed: bool) -> None:
+def recency_roll(cursor: Any, org_id: int, day: date, *, bits_changed: bool, segments_moved: bool) -> None:
     """The rollup's step for `day`, after its per-feature bitmask step: rebuild the day's rows
-    when its bits changed or it was marked stale, and when they changed mark the rolled days
-    whose users' previous visit may now differ (up to RECENCY_DAYS later) stale."""
+    when its bits changed, its users' segments moved (`segments_moved`) or it was marked
+    stale, and when the bits changed mark the rolled days whose users' previous visit may
+    now differ (up to RECENCY_DAYS later) stale."""
     ops = connection.ops
-    if bits_changed or FeatureRecencyStale.objects.filter(organization_id=org_id, date=day).exists():
+    if bits_changed or segments_moved or FeatureRecencyStale.objects.filter(organization_id=org_id, date=day).exists():
         recency_day_rebuild(cursor, org_id, day)
     if bits_changed:
         last = day + timedelta(days=RECENCY_DAYS)
@@ -166,6 +197,14 @@ def recency_stale_rebuild(org_id: int | None = None, *, budget_seconds: float | 
     return rebuilt
 
 
+def _gaps_sql() -> dict[str, str]:
+    """SQL over the segment rows: their `gaps` as (key, value) rows `e` (`each`), and a
+    row's day's offset from the range's start, a parameter (`offset`)."""
+    if on_postgres():
+        return {"each": "CROSS JOIN LATERAL jsonb_each_text(r.gaps)", "offset": "r.date - CAST(%s AS DATE)"}
+    return {"each": ", json_each(r.gaps)", "offset": "CAST(julianday(r.date) - julianday(%s) AS INTEGER)"}
+
+
 def _element_sql() -> str:
     """SQL: a row's `absent_before` at the day's offset from the range's start (a parameter)."""
     if on_postgres():
@@ -182,22 +221,51 @@ UNION ALL
 SELECT -1, COUNT(*) FROM analytics_featurerecencystale s
 WHERE s.organization_id = %s AND s.date >= %s AND s.date <= %s
 """
+# A segment row's users counted at its day's offset from the range's start (a parameter
+# after the conditions' ones): those not back within that many days ("0": not at all).
+_SEGMENT_USERS_SQL = """
+SELECT r.feature_id, SUM(CAST(e.value AS INTEGER)) FROM analytics_dailyfeaturesegmentrecency r {each} e
+WHERE r.organization_id = %s AND r.date >= %s AND r.date <= %s {conditions}
+  AND (e.key = '0' OR CAST(e.key AS INTEGER) > {offset})
+GROUP BY r.feature_id
+UNION ALL
+SELECT -1, COUNT(*) FROM analytics_featurerecencystale s
+WHERE s.organization_id = %s AND s.date >= %s AND s.date <= %s
+"""
 
 
 def recency_feature_users(
-    db_alias: str, org_id: int, start: date, end: date, feature_id: int | None = None
+    db_alias: str,
+    org_id: int,
+    start: date,
+    end: date,
+    feature_id: int | None = None,
+    *,
+    age_band: str | None = None,
+    gender: str | None = None,
 ) -> dict[int, int] | None:
-    """{feature_id: distinct end users within start..end} (of `feature_id` alone when given)
-    from the recency rows, in one statement on `db_alias`; None when the range is longer than
-    they reach or holds a stale day (then the bitmasks answer)."""
+    """{feature_id: distinct end users within start..end} (of `feature_id` alone when given;
+    of the users in the age band and gender given, as their days were rolled up) from the
+    recency rows, in one statement on `db_alias`; None when the range is longer than they
+    reach or holds a stale day (then the bitmasks answer)."""
     if (end - start).days > RECENCY_DAYS or end < start:
         return None
     ops = connections[db_alias].ops
     first, last = ops.adapt_datefield_value(start), ops.adapt_datefield_value(end)
-    of_feature = "" if feature_id is None else "AND r.feature_id = %s"
-    params: list[Any] = [first, org_id, first, last, *([] if feature_id is None else [feature_id])]
+    if age_band is None and gender is None:
+        of_feature = "" if feature_id is None else "AND r.feature_id = %s"
+        params: list[Any] = [first, org_id, first, last, *([] if feature_id is None else [feature_id])]
+        sql = _USERS_SQL.format(element=_element_sql(), of_feature=of_feature)
+    else:
+        conditions, params = "", [org_id, first, last]
+        for column, value in (("feature_id", feature_id), ("age_band", age_band), ("gender", gender)):
+            if value is not None:
+                conditions += f" AND r.{column} = %s"
+                params.append(value)
+        params.append(first)
+        sql = _SEGMENT_USERS_SQL.format(conditions=conditions, **_gaps_sql())
     with connections[db_alias].cursor() as cursor:
-        cursor.execute(_USERS_SQL.format(element=_element_sql(), of_feature=of_feature), [*params, org_id, first, last])
+        cursor.execute(sql, [*params, org_id, first, last])
         rows = cursor.fetchall()
     counts = {fid: int(n or 0) for fid, n in rows}
     if counts.pop(-1, 0):

@@ -38,6 +38,7 @@ from tenants.models import Organization
 
 from .active_days import block_events_keep, rollup_active_days, rollup_feature_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
+from .person_segments import AGE_BAND_SQL
 from .recency import recency_roll, recency_stale_rebuild
 from .rollup_accounts import account_feature_days_roll, account_rows_replace
 from .rollup_dimensions import dimensions_day_build
@@ -163,23 +164,20 @@ _ORG_SQL = _rollup_sql(
 # The day's person segments, from the day's per-user aggregates (`rollup_users`: the rows
 # just written, read without visiting them) and each end user's profile: for all features
 # (feature NULL) and per feature; anonymous pairs join no end user. The age bands are the
-# filter's (analytics.queries.filters.AGE_BANDS); an unknown age is the band "".
-# Parameters: the day, twice.
-_AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
-    WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
+# filter's (`person_segments`). Parameters: the day, twice.
 _SEGMENT_SQL = f"""
 INSERT INTO analytics_dailysegmentusage (
     organization_id, date, feature_id, age_band, gender, event_count, active_users, sessions,
     total_session_duration, timed_events)
-SELECT r.organization_id, %s, NULL, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+SELECT r.organization_id, %s, NULL, {AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
        SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
 FROM {USERS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
-GROUP BY r.organization_id, {_AGE_BAND_SQL}, u.gender
+GROUP BY r.organization_id, {AGE_BAND_SQL}, u.gender
 UNION ALL
-SELECT r.organization_id, %s, r.feature_id, {_AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+SELECT r.organization_id, %s, r.feature_id, {AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
        SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
 FROM {PAIRS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
-GROUP BY r.organization_id, r.feature_id, {_AGE_BAND_SQL}, u.gender
+GROUP BY r.organization_id, r.feature_id, {AGE_BAND_SQL}, u.gender
 """
 
 
@@ -191,6 +189,13 @@ def _session_key_sql() -> str:
     if connection.vendor == "postgresql":
         return "hashtextextended(NULLIF(session_id, ''), 0)"
     return "NULLIF(session_id, '')"
+
+
+def _feature_segment_figures(org_id: int, day: date) -> set[tuple[int, ...]]:
+    """The organisation's figures of `day` per feature and person segment, as rolled up."""
+    rows = DailySegmentUsage.objects.filter(organization_id=org_id, date=day, feature__isnull=False)
+    columns = ("event_count", "active_users", "sessions", "total_session_duration", "timed_events")
+    return set(rows.values_list("feature_id", "age_band", "gender", *columns))
 
 
 @overload
@@ -279,10 +284,14 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
             rows_deleted=feature_rows.deleted or recheck_bitmasks,
             rows_inserted=feature_rows.inserted or recheck_bitmasks,
         )
-        recency_roll(cursor, org_id, day, bits_changed=bits_changed)
         # Segments are few per day: replaced whole, after the per-user rows are final.
+        segments_before = _feature_segment_figures(org_id, day)
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
         cursor.execute(_SEGMENT_SQL, [day_param, day_param])
+        # The recency rows split by segment too: a user whose age or gender changed since
+        # the day's last roll moves there with them.
+        segments_moved = recheck_bitmasks or _feature_segment_figures(org_id, day) != segments_before
+        recency_roll(cursor, org_id, day, bits_changed=bits_changed, segments_moved=segments_moved)
         dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
         account_rows_replace(cursor, org_id, day_param)
         account_feature_days_roll(cursor, org_id, day)

@@ -43,6 +43,7 @@ from typing import Any
 from django.db import connection
 
 from .active_days import rollup_event_type_active_days
+from .person_segments import AGE_BAND_SQL as _AGE_BAND_SQL
 from .planner import plans_without
 from .temp_tables import on_postgres, temp_table_create, temp_table_fill, temp_tables_release
 
@@ -61,8 +62,6 @@ FOLDED = ""
 EVENTS_MARK = "event.*"
 USERS_MARK = "user.*"
 
-_AGE_BAND_SQL = """CASE WHEN u.age IS NULL THEN '' WHEN u.age < 18 THEN '<18'
-    WHEN u.age <= 40 THEN '18-40' ELSE '>40' END"""
 _SEGMENT = f"{_AGE_BAND_SQL} AS age_band, COALESCE(u.gender, '') AS gender"
 # The segment columns of the temporary tables.
 _SEGMENT_COLUMNS = "age_band VARCHAR(5), gender VARCHAR(1)"

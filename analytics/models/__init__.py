@@ -4,6 +4,7 @@
 from .bitmasks import (
     AccountFeatureActiveDays,
     DailyFeatureRecency,
+    DailyFeatureSegmentRecency,
     FeatureRecencyStale,
     UserActiveDays,
     UserEventTypeActiveDays,
@@ -25,6 +26,7 @@ __all__ = [
     "DailyAccountUsage",
     "DailyDimensionUsage",
     "DailyFeatureRecency",
+    "DailyFeatureSegmentRecency",
     "DailyFeatureUsage",
     "DailyOrgUsage",
     "DailySegmentUsage",

@@ -21,10 +21,10 @@ from core.db_routing import read_alias
 from tenants.models import Organization
 
 from ..active_days import block_of, range_masks
-from ..models import UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
+from ..models import DailySegmentUsage, UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
 from ..recency import recency_feature_users
 from .common import feature_pk, week_monday
-from .filters import filters_apply, has_person_filter
+from .filters import filters_apply, has_person_filter, rolled_up_model
 
 
 def _days_in(mask: int, column: str = "active_days") -> CombinedExpression:
@@ -72,10 +72,20 @@ def feature_users(org: Organization, start: date, end: date, filters: Mapping[st
     """{feature_id: distinct end users of that feature within start..end} under `filters`
     (a feature, the person filters), in one statement. Each user is counted on their first
     row active in the range (`first_hits`), so a COUNT answers without the sort of a
-    COUNT(DISTINCT), which only ranges over more blocks need. Without a person filter the
-    per-feature recency rows answer instead, one row per feature and day (`recency`)."""
-    if not has_person_filter(filters):
-        counts = recency_feature_users(read_alias(), org.pk, start, end, feature_pk(filters.get("feature")))
+    COUNT(DISTINCT), which only ranges over more blocks need. Without a person filter, or
+    with only age and gender, the per-feature recency rows answer instead, one row per
+    feature and day (per segment under those filters, which then follow each user's age and
+    gender as their days were rolled up, as the segment rollups do: `recency`)."""
+    if not has_person_filter(filters) or rolled_up_model(filters) is DailySegmentUsage:
+        counts = recency_feature_users(
+            read_alias(),
+            org.pk,
+            start,
+            end,
+            feature_pk(filters.get("feature")),
+            age_band=filters.get("age") or None,
+            gender=filters.get("gender") or None,
+        )
         if counts is not None:
             return counts
     blocks = list(range_masks(start, end))

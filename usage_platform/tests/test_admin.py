@@ -22,6 +22,7 @@ def _tenant_rows(admin_user):
         DailyAccountUsage,
         DailyDimensionUsage,
         DailyFeatureRecency,
+        DailyFeatureSegmentRecency,
         DailyFeatureUsage,
         DailyOrgUsage,
         DailySegmentUsage,
@@ -76,6 +77,9 @@ def _tenant_rows(admin_user):
         organization=org, account=account, feature=feature, block_start=date(2025, 1, 6), active_days=5
     )
     DailyFeatureRecency.objects.create(organization=org, feature=feature, date=date.today(), absent_before=[1, 1])
+    DailyFeatureSegmentRecency.objects.create(
+        organization=org, feature=feature, date=date.today(), age_band="18-40", gender="F", gaps={"0": 1}
+    )
     FeatureRecencyStale.objects.create(organization=org, date=date.today())
     DailyDimensionUsage.objects.create(
         organization=org, date=date.today(), dimension="event_type", value="click", event_count=1
@@ -236,6 +240,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         DailyAccountUsage,
         DailyDimensionUsage,
         DailyFeatureRecency,
+        DailyFeatureSegmentRecency,
         DailyFeatureUsage,
         DailyOrgUsage,
         FeatureRecencyStale,
@@ -253,6 +258,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         DailyAccountUsage,
         DailyDimensionUsage,
         DailyFeatureRecency,
+        DailyFeatureSegmentRecency,
         FeatureRecencyStale,
         UserActiveDays,
         UserEventTypeActiveDays,
