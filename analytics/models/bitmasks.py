@@ -123,12 +123,13 @@ class DailyFeatureSegmentRecency(models.Model):
     """DailyFeatureRecency per person segment, sparse: `gaps` maps a number of days k (as a
     string, JSON's keys) to the feature's users of `date` whose last use before it was k days
     earlier ("0": not within `recency.RECENCY_DAYS`), of those users whose age band and gender
-    (as the day was rolled up, as DailySegmentUsage takes them; "" when unknown) are
-    `age_band` and `gender`. `absent_before[k]` is then the users less those of gaps 1 … k. A
-    feature's distinct users under the age and gender filters over a range are summed from
-    these rows (`recency.recency_feature_users`); a day's rows add up to its DailyFeatureRecency
-    rows. Sparse because a segment's day has ~20 distinct gaps where the dense list holds 113
-    numbers (400 against 1,360 bytes a row on the bench). Built and marked stale with
+    ("" when unknown) were `age_band` and `gender` when the day's rows were last built (its
+    roll, or a rebuild after an earlier day's re-roll: docs/decisions.md, 2026-12-02).
+    `absent_before[k]` is then the users less those of gaps 1 … k. A feature's distinct users
+    under the age and gender filters over a range are summed from these rows
+    (`recency.recency_feature_users`); a day's rows add up to its DailyFeatureRecency rows.
+    Sparse because a segment's day has ~20 distinct gaps where the dense list holds 113
+    numbers (322 against 1,364 bytes a row on the bench). Built and marked stale with
     DailyFeatureRecency (`recency.recency_day_rebuild`)."""
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)

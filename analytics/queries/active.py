@@ -75,7 +75,8 @@ def feature_users(org: Organization, start: date, end: date, filters: Mapping[st
     COUNT(DISTINCT), which only ranges over more blocks need. Without a person filter, or
     with only age and gender, the per-feature recency rows answer instead, one row per
     feature and day (per segment under those filters, which then follow each user's age and
-    gender as their days were rolled up, as the segment rollups do: `recency`)."""
+    gender when the day's rows were built; the bitmasks, over longer ranges or a stale day,
+    follow them now: `recency`)."""
     if not has_person_filter(filters) or rolled_up_model(filters) is DailySegmentUsage:
         counts = recency_feature_users(
             read_alias(),

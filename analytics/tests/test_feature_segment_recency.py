@@ -181,3 +181,16 @@ def test_a_user_counts_in_the_segment_their_days_were_rolled_up_in(data):
     rollup.rollup_range(start, end, org)
     assert segment_users(org, start, end, {"gender": "F"}).get(search.pk, 0) == before_f - 1
     assert segment_users(org, start, end, {"gender": "M"}) == raw_users(org, start, end, {"gender": "M"})
+
+
+def test_days_built_without_segment_rows_heal_at_the_next_run(data):
+    """A day rebuilt by code older than the segment rows (a worker on the previous release
+    after migration 0020 dropped the day's mark): the next rebuild finds it and builds it."""
+    org = data["org"]
+    day = LAST - timedelta(days=20)
+    DailyFeatureSegmentRecency.objects.filter(organization=org, date=day).delete()
+    assert not FeatureRecencyStale.objects.filter(organization=org).exists()
+    assert recency_stale_rebuild(org.pk) == 1
+    start = day - timedelta(days=3)
+    assert segment_users(org, start, day, {"gender": "F"}) == raw_users(org, start, day, {"gender": "F"})
+    assert recency_stale_rebuild(org.pk) == 0
