@@ -3,7 +3,7 @@ expected figure can be worked out by hand)."""
 
 import importlib
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 from django.db import connection
@@ -14,6 +14,22 @@ from telemetry.models import EndUser, Feature, UsageEvent
 def at(day: str, hms: str = "12:00:00") -> datetime:
     """'2025-03-01', '23:59:59' → an aware UTC datetime."""
     return datetime.fromisoformat(f"{day}T{hms}").replace(tzinfo=UTC)
+
+
+def random_events(org, rng, features, people, first: date, days: int, count: int) -> None:
+    """`count` events of `org` on the hour, each of a random feature, day of the `days` from
+    `first` and one of `people` or anonymous (None), bulk-written."""
+    UsageEvent.objects.bulk_create(
+        UsageEvent(
+            uuid=uuid.uuid4(),
+            organization=org,
+            feature=rng.choice(features),
+            end_user=rng.choice([*people, None]),
+            event_type="interaction",
+            timestamp=at(str(first + timedelta(days=rng.randrange(days))), f"{rng.randrange(24):02d}:00:00"),
+        )
+        for _ in range(count)
+    )
 
 
 def feature(org, key, name=None):

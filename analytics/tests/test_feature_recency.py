@@ -6,7 +6,6 @@ the migration's marks rebuild to what the rollup writes."""
 
 import math
 import random
-import uuid
 from collections import defaultdict
 from datetime import date, timedelta
 
@@ -30,7 +29,7 @@ from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
 from .conftest import committed_writes
-from .factories import at, end_user, event, feature, migration_fill_run
+from .factories import at, end_user, event, feature, migration_fill_run, random_events
 
 pytestmark = pytest.mark.django_db
 
@@ -45,18 +44,7 @@ def _build(org):
     rng = random.Random(23)
     features = [feature(org, key) for key in ("search", "export", "share")]
     people = [end_user(org, f"r{i:02d}", first_seen=at(str(FIRST))) for i in range(30)]
-    rows = [
-        UsageEvent(
-            uuid=uuid.uuid4(),
-            organization=org,
-            feature=rng.choice(features),
-            end_user=rng.choice(people + [None]),
-            event_type="interaction",
-            timestamp=at(str(FIRST + timedelta(days=rng.randrange(160))), f"{rng.randrange(24):02d}:00:00"),
-        )
-        for _ in range(900)
-    ]
-    UsageEvent.objects.bulk_create(rows)
+    random_events(org, rng, features, people, FIRST, 160, 900)
     for name, offsets in EDGE_USERS.items():
         person = end_user(org, name, first_seen=at(str(FIRST)))
         for offset in offsets:

@@ -6,7 +6,6 @@ marks rebuild them; the segment is each user's as their days were rolled up."""
 
 import math
 import random
-import uuid
 from collections import defaultdict
 from datetime import date, timedelta
 
@@ -18,11 +17,11 @@ from analytics import rollup
 from analytics.models import DailyFeatureRecency, DailyFeatureSegmentRecency, FeatureRecencyStale
 from analytics.queries import active
 from analytics.recency import RECENCY_DAYS, recency_feature_users, recency_stale_rebuild
-from telemetry.models import EndUser, UsageEvent
+from telemetry.models import EndUser
 
 from . import raw_reference as ref
 from .conftest import committed_writes
-from .factories import at, end_user, event, feature, migration_fill_run
+from .factories import at, end_user, event, feature, migration_fill_run, random_events
 
 pytestmark = pytest.mark.django_db
 
@@ -48,17 +47,7 @@ def _build(org):
         end_user(org, f"s{i:02d}", first_seen=at(str(FIRST)), age=AGES[i % len(AGES)], gender=GENDERS[i % 4])
         for i in range(40)
     ]
-    UsageEvent.objects.bulk_create(
-        UsageEvent(
-            uuid=uuid.uuid4(),
-            organization=org,
-            feature=rng.choice(features),
-            end_user=rng.choice(people + [None]),
-            event_type="interaction",
-            timestamp=at(str(FIRST + timedelta(days=rng.randrange(130))), f"{rng.randrange(24):02d}:00:00"),
-        )
-        for _ in range(1200)
-    )
+    random_events(org, rng, features, people, FIRST, 130, 1200)
     rollup.rollup_range(FIRST, LAST, org)
     return {"features": features}
 
