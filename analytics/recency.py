@@ -9,8 +9,8 @@ range they used the feature, exactly the day where they had been absent for the 
 days before; so the feature's distinct users are Σ_d absent_before[d - start], one row per
 feature and day (90 days of 50 features: 4,500 rows, where the bitmasks hold one per user,
 feature and block: 1.29 M on the 10 M-event bench). The segment rows split each day's row by
-the users' age band and gender as the day was rolled up (up to 16 a feature and day), so the
-age and gender filters sum those instead.
+the users' age band and gender when the day's rows are built (up to 16 a feature and day), so
+the age and gender filters sum those instead.
 
 A bitmask row carries its own block and copies of the two blocks before (`earlier_days_1`,
 `_2`), so each active user's previous day of use within RECENCY_DAYS is one row's bit test.
@@ -57,8 +57,8 @@ def _gap_sql(index: int) -> str:
     return f"CASE {' '.join(whens)} ELSE 0 END"
 
 
-# Per feature, person segment (as the day is rolled up, `person_segments`) and gap: the
-# segment rows and, summed over the segments, the feature's. A row whose end user is gone
+# Per feature, person segment (the users' now, `person_segments`) and gap: the segment rows
+# and, summed over the segments, the feature's. A row whose end user is gone
 # falls in the unknown segment.
 _DAY_GAPS_SQL = f"""
 SELECT f.feature_id, {AGE_BAND_SQL}, {GENDER_SQL}, {{gap}} AS gap, COUNT(*)
@@ -81,8 +81,9 @@ def absent_before(gaps: dict[int, int]) -> list[int]:
 
 def recency_day_rebuild(cursor: Any, org_id: int, day: date) -> None:
     """Replace the organisation's DailyFeatureRecency and DailyFeatureSegmentRecency rows of
-    `day` with what its per-feature bitmasks say now, and drop the day's stale mark. Run under the bitmask lock
-    (`bitmask_steps_lock`), which the rollup's bitmask step holds."""
+    `day` with what its per-feature bitmasks and its users' profiles say now, and drop the
+    day's stale mark. Run under the bitmask lock (`bitmask_steps_lock`), which the rollup's
+    bitmask step holds."""
     ops = connection.ops
     block = block_of(day)
     index = (day - block).days

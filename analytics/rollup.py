@@ -38,7 +38,7 @@ from tenants.models import Organization
 
 from .active_days import block_events_keep, rollup_active_days, rollup_feature_active_days
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
-from .person_segments import AGE_BAND_SQL
+from .person_segments import AGE_BAND_SQL, GENDER_SQL
 from .recency import recency_roll, recency_stale_rebuild
 from .rollup_accounts import account_feature_days_roll, account_rows_replace
 from .rollup_dimensions import dimensions_day_build
@@ -169,15 +169,15 @@ _SEGMENT_SQL = f"""
 INSERT INTO analytics_dailysegmentusage (
     organization_id, date, feature_id, age_band, gender, event_count, active_users, sessions,
     total_session_duration, timed_events)
-SELECT r.organization_id, %s, NULL, {AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+SELECT r.organization_id, %s, NULL, {AGE_BAND_SQL}, {GENDER_SQL}, SUM(r.event_count), COUNT(*),
        SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
 FROM {USERS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
-GROUP BY r.organization_id, {AGE_BAND_SQL}, u.gender
+GROUP BY r.organization_id, {AGE_BAND_SQL}, {GENDER_SQL}
 UNION ALL
-SELECT r.organization_id, %s, r.feature_id, {AGE_BAND_SQL}, u.gender, SUM(r.event_count), COUNT(*),
+SELECT r.organization_id, %s, r.feature_id, {AGE_BAND_SQL}, {GENDER_SQL}, SUM(r.event_count), COUNT(*),
        SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
 FROM {PAIRS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
-GROUP BY r.organization_id, r.feature_id, {AGE_BAND_SQL}, u.gender
+GROUP BY r.organization_id, r.feature_id, {AGE_BAND_SQL}, {GENDER_SQL}
 """
 
 

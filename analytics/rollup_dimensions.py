@@ -43,7 +43,7 @@ from typing import Any
 from django.db import connection
 
 from .active_days import rollup_event_type_active_days
-from .person_segments import AGE_BAND_SQL as _AGE_BAND_SQL
+from .person_segments import AGE_BAND_SQL, GENDER_SQL
 from .planner import plans_without
 from .temp_tables import on_postgres, temp_table_create, temp_table_fill, temp_tables_release
 
@@ -62,7 +62,7 @@ FOLDED = ""
 EVENTS_MARK = "event.*"
 USERS_MARK = "user.*"
 
-_SEGMENT = f"{_AGE_BAND_SQL} AS age_band, COALESCE(u.gender, '') AS gender"
+_SEGMENT = f"{AGE_BAND_SQL} AS age_band, {GENDER_SQL} AS gender"
 # The segment columns of the temporary tables.
 _SEGMENT_COLUMNS = "age_band VARCHAR(5), gender VARCHAR(1)"
 # The segment of a profile class (`ddu_cls`), '' for an anonymous event (no class).
@@ -189,7 +189,7 @@ GROUP BY f.feature_id, c.age_band, c.gender, k.dim, {user_value}""",
 # far fewer than users where properties repeat.
 _USERS_SQL = f"""
 INSERT INTO ddu_u (uid, cls, age_band, gender, properties)
-SELECT r.end_user_id, DENSE_RANK() OVER (ORDER BY {_AGE_BAND_SQL}, COALESCE(u.gender, ''), u.properties),
+SELECT r.end_user_id, DENSE_RANK() OVER (ORDER BY {AGE_BAND_SQL}, {GENDER_SQL}, u.properties),
        {_SEGMENT}, u.properties
 FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id
 WHERE r.organization_id = %s AND r.date = %s
@@ -238,12 +238,12 @@ FROM (
 ) v LEFT JOIN ddu_cls c ON c.cls = v.cls
 GROUP BY v.dim, v.val, {_CLASS_SEGMENT}""",
         f"""{_COLUMNS}
-SELECT %s, %s, NULL, k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, ''), SUM(r.event_count), COUNT(*),
+SELECT %s, %s, NULL, k.dim, {_KEPT}, {AGE_BAND_SQL}, {GENDER_SQL}, SUM(r.event_count), COUNT(*),
        SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
 FROM analytics_dailyuserusage r JOIN telemetry_enduser u ON u.id = r.end_user_id CROSS JOIN ddu_keys k
 LEFT JOIN ddu_top t ON t.dim = k.dim AND t.val = {user_value}
 WHERE r.organization_id = %s AND r.date = %s AND k.kind = 'user'
-GROUP BY k.dim, {_KEPT}, {_AGE_BAND_SQL}, COALESCE(u.gender, '')""",
+GROUP BY k.dim, {_KEPT}, {AGE_BAND_SQL}, {GENDER_SQL}""",
     ]
 
 

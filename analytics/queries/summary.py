@@ -44,7 +44,7 @@ def user_rows(org: Organization, filters: dict[str, Any]) -> QuerySet[DailyUserU
 
 
 def _features_tracked_by_people(
-    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, periods: list[tuple[date, date]]
+    org: Organization, filters: dict[str, Any], periods: list[tuple[date, date]]
 ) -> dict[str, Any]:
     """Features used in each period by the end users the person filters keep. Under an
     account (a few of the organisation's users, whatever else narrows them) from those
@@ -59,11 +59,11 @@ def _features_tracked_by_people(
         return {"cur": cur_count, "prev": prev_count}
     people = EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
     used = DailyUserFeatureUsage.objects.filter(organization=org, end_user__in=people.values("pk"))
-    return _features_with_rows(org, used, cur, prev, feature_pk(filters.get("feature")))
+    return _features_with_rows(org, used, periods, feature_pk(filters.get("feature")))
 
 
 def _features_with_rows(
-    org: Organization, rows: QuerySet[Any], cur: Q, prev: Q, feature_id: int | None
+    org: Organization, rows: QuerySet[Any], periods: list[tuple[date, date]], feature_id: int | None
 ) -> dict[str, Any]:
     """How many features (or `feature_id` alone) have one of `rows` in each period: per
     feature and period an EXISTS that stops at its first row along an index led by the
@@ -72,30 +72,33 @@ def _features_with_rows(
     if feature_id is not None:
         features = features.filter(pk=feature_id)
     of_feature = rows.filter(feature=OuterRef("pk"))
+    cur, prev = _periods(*periods[0], *periods[1])
     return features.annotate(in_cur=Exists(of_feature.filter(cur)), in_prev=Exists(of_feature.filter(prev))).aggregate(
         cur=Count("pk", filter=Q(in_cur=True)), prev=Count("pk", filter=Q(in_prev=True))
     )
 
 
 def _features_tracked(
-    org: Organization, filters: dict[str, Any], cur: Q, prev: Q, periods: list[tuple[date, date]], *, by_property: bool
+    org: Organization, filters: dict[str, Any], periods: list[tuple[date, date]], *, by_property: bool
 ) -> dict[str, Any]:
+    """Features used in each of the two `periods` (the range, the one before) under `filters`."""
     rows: QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
     model = rolled_up_model(filters)
     if by_property:
         # A value's rows are per feature, day and segment: ~120,000 over two 90-day periods.
         rows = property_rows(org, filters, per_feature=True).filter(event_count__gt=0)
-        return _features_with_rows(org, rows, cur, prev, feature_id)
+        return _features_with_rows(org, rows, periods, feature_id)
     if model is not None:
         rows = rolled_up_rows(org, filters, model).filter(feature__isnull=False)
     elif has_person_filter(filters):
-        return _features_tracked_by_people(org, filters, cur, prev, periods)
+        return _features_tracked_by_people(org, filters, periods)
     else:
         rows = DailyFeatureUsage.objects.filter(organization=org, event_count__gt=0)
     if feature_id is not None:
         rows = rows.filter(feature_id=feature_id)
     first, last = min(p[0] for p in periods), max(p[1] for p in periods)
+    cur, prev = _periods(*periods[0], *periods[1])
     return rows.filter(date__gte=first, date__lte=last).aggregate(
         cur=Count("feature_id", distinct=True, filter=cur), prev=Count("feature_id", distinct=True, filter=prev)
     )
@@ -153,7 +156,7 @@ def usage_summary(org: Organization, start: date, end: date, filters: dict[str, 
     t = _totals(org, filters, cur, prev, prev_start, end, by_property=by_property)
     periods = [(start, end), (prev_start, prev_end)]
     t["cur_users"], t["prev_users"] = _active_users(org, filters, periods)
-    tracked = _features_tracked(org, filters, cur, prev, periods, by_property=by_property)
+    tracked = _features_tracked(org, filters, periods, by_property=by_property)
     return head | {
         "total_events": _kpi(t["cur_events"] or 0, t["prev_events"] or 0),
         "active_users": _kpi(t["cur_users"] or 0, t["prev_users"] or 0),
