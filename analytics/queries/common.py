@@ -3,6 +3,7 @@ raw-SQL pieces per backend."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, overload
@@ -104,3 +105,13 @@ def date_number_sql(column: str) -> str:
     if connection.vendor == "postgresql":
         return f"({column} - DATE '1970-01-01')"
     return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"
+
+
+def ids_in_sql(column: str, ids: list[int], vendor: str) -> tuple[str, list[Any]]:
+    """SQL for `column` being one of `ids`, with its one parameter: an array on PostgreSQL
+    (`= ANY`), a JSON list on SQLite. A ranked read asks for thousands of ids at once, and
+    an `IN` list of one parameter each cost more to build and to send than to run (41 ms
+    against 19 ms for 1,600 users' edge days)."""
+    if vendor == "postgresql":
+        return f"{column} = ANY(%s)", [ids]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
