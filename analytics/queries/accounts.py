@@ -45,17 +45,16 @@ AT_RISK_DROP_PCT = 30.0
 SERIES_WEEKS = 8
 
 
-def account_choices(org: Organization, selected: str = "") -> list[dict[str, str]]:
-    """`[{account_id, name}]` for the account filter's picker: the first ACCOUNT_CHOICES_LIMIT
-    accounts of `org` by name, and the `selected` external id among them even past that."""
+def account_choices(org: Organization, selected: str = "") -> list[tuple[str, str]]:
+    """`[(account_id, name)]` for the account filter's picker: the first
+    ACCOUNT_CHOICES_LIMIT accounts of `org` by name (the id when it has none), and the
+    `selected` external id among them even past that."""
     accounts = Account.objects.filter(organization=org).order_by("name", "external_id")
     if selected:
         accounts = accounts.filter(Q(pk__in=accounts.values("pk")[:ACCOUNT_CHOICES_LIMIT]) | Q(external_id=selected))
     else:
         accounts = accounts[:ACCOUNT_CHOICES_LIMIT]
-    return [
-        {"account_id": a.external_id, "name": a.name or a.external_id} for a in accounts.only("external_id", "name")
-    ]
+    return [(account_id, name or account_id) for account_id, name in accounts.values_list("external_id", "name")]
 
 
 def trend_pct(recent: int, previous: int) -> float | None:

@@ -3,10 +3,12 @@ figures, rendered): the issue's case of a Top features chart that ignored Age/Ge
 
 import json
 import re
+from urllib.parse import quote
 
 import pytest
 
 from analytics import segments
+from telemetry.models import Account
 
 from .filters_data import filters_fixture
 from .test_pages import page_client
@@ -86,3 +88,12 @@ def test_account_picker_lists_and_applies_accounts(analyst, data):
     assert ">u2<" in users and ">u1<" not in users and ">u4<" not in users
     theirs = analyst.get("/?account=initech").content.decode()
     assert "Unknown account." in theirs
+
+
+def test_account_picker_escapes_names_and_ids(analyst, data, org):
+    """The picker's options are built outside the template: a name or id with markup in it
+    is shown as text, and the chosen one is still marked."""
+    Account.objects.create(organization=org, external_id='x"><script>', name="<b>R&D</b>")
+    html = analyst.get("/?account=" + quote('x"><script>')).content.decode()
+    assert '<option value="x&quot;&gt;&lt;script&gt;" selected>&lt;b&gt;R&amp;D&lt;/b&gt;</option>' in html
+    assert "<b>R&D</b>" not in html and 'x"><script>' not in html
