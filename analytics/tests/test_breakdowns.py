@@ -132,6 +132,37 @@ def test_top_ten_and_other(analyst_client, org):
     assert series["series"][-1] == {"key": "other", "points": [{"date": today().isoformat(), "value": 3}]}
 
 
+def test_a_value_named_other_goes_into_the_rest_once(analyst_client, org):
+    """Twelve occupations (1…12 events a person), one of them literally "other" (7 events),
+    and as many event types and feature keys: "other" is never a top value beside the rest
+    under the same name (the demo's `user.occupation` drew it twice and lost the real one's
+    events); it is in the rest, counted once, and every event is in exactly one series."""
+    when = at(today().isoformat(), "08:00:00")
+    names = [f"v{n:02d}" for n in range(1, 13)]
+    names[6] = "other"
+    for n, name in enumerate(names, start=1):
+        person = end_user(org, f"p{n}", first_seen=when, properties={"occupation": name})
+        feat = feature(org, name)
+        for _ in range(n):
+            event(org, feat, person, when, event_type=name)
+    rollup.rollup_day(today(), org)
+    # The top ten are 12…2 events without the 7 of "other"; the rest is "other"'s 7 and 1.
+    expected_top = [names[n - 1] for n in range(12, 0, -1) if names[n - 1] != "other"][:10]
+    for dimension in ("user.occupation", "event_type", "feature"):
+        split = analyst_client.get(f"{BASE}/usage-summary?breakdown={dimension}").json()["breakdown"]
+        assert [r["key"] for r in split["events"]] == [*expected_top, "other"], dimension
+        assert split["events"][-1]["value"] == 7 + 1, dimension
+        assert [r["key"] for r in split["active_users"]][-1] == "other", dimension
+        assert split["active_users"][-1]["value"] == 2, dimension
+        assert sum(r["value"] for r in split["active_users"]) == 12, dimension
+        series = analyst_client.get(
+            f"{BASE}/timeseries?breakdown={dimension}&start={today()}&end={today()}"
+        ).json()["series"]
+        keys = [s["key"] for s in series]
+        assert keys.count("other") == 1 and len(keys) == 11, (dimension, keys)
+        assert sum(s["points"][0]["value"] for s in series) == sum(range(1, 13)), dimension
+
+
 def test_each_features_split_keeps_the_top_values_and_sums_the_rest(analyst_client, org):
     """Twelve accounts a1…a12 with 1…12 users, each user one "search" event and account aN's
     first user also one "export": every feature's split shows the ten busiest accounts over

@@ -17,7 +17,7 @@ from ...models import UserActiveDays, UserFeatureActiveDays
 from .. import active
 from ..common import feature_pk
 from ..filters import person_filter, person_filters
-from .sources import AGE_BAND, BREAKDOWN_LIMIT, OTHER, USER_PREFIX, age_band, series_of, text_of
+from .sources import AGE_BAND, BREAKDOWN_LIMIT, OTHER, USER_PREFIX, age_band, series_of, shown, text_of
 
 
 def people_totals(
@@ -51,8 +51,9 @@ def people_totals(
         .annotate(users=Count("pk"))
         .order_by("-users", "bkey")
     )
-    result = [{"key": row["bkey"], "value": row["users"]} for row in counts[:BREAKDOWN_LIMIT]]
-    rest = sum(row["users"] for row in counts[BREAKDOWN_LIMIT:])
+    top = [row for row in counts if shown(row["bkey"])][:BREAKDOWN_LIMIT]
+    result = [{"key": row["bkey"], "value": row["users"]} for row in top]
+    rest = sum(row["users"] for row in counts) - sum(row["users"] for row in top)
     return result + ([{"key": OTHER, "value": rest}] if rest else [])
 
 

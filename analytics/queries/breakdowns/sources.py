@@ -248,9 +248,16 @@ def rolled_ranking(
     return source, rows
 
 
+def shown(key: str) -> bool:
+    """Whether a value may be one of the top values: not a folded one, nor a value that is
+    literally "other" (an end-user property, an event type, a feature key), which goes into
+    the "other" of the rest rather than beside it under the same name."""
+    return key not in (FOLDED, OTHER)
+
+
 def top_of(rows: list[dict[str, Any]]) -> list[str]:
-    """The BREAKDOWN_LIMIT first values of `ranked` rows, folded ones left out."""
-    return [row["bkey"] for row in rows if row["bkey"] != FOLDED][:BREAKDOWN_LIMIT]
+    """The BREAKDOWN_LIMIT first values of `ranked` rows that may be shown (`shown`)."""
+    return [row["bkey"] for row in rows if shown(row["bkey"])][:BREAKDOWN_LIMIT]
 
 
 def rolled_source(

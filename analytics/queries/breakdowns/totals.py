@@ -20,6 +20,7 @@ from .sources import (
     TOTALS_FETCHED,
     USER_PREFIX,
     rolled_ranking,
+    shown,
     text_of,
     top_of,
     value_of,
@@ -79,8 +80,9 @@ def _feature_user_totals(org: Organization, start: date, end: date, filters: dic
     keys = dict(Feature.objects.filter(organization=org, pk__in=list(counts)).order_by("key").values_list("pk", "key"))
     position = {feature_id: i for i, feature_id in enumerate(keys)}
     order = sorted(counts, key=lambda feature_id: (-counts[feature_id], position[feature_id]))
-    result = [{"key": keys[feature_id], "value": counts[feature_id]} for feature_id in order[:BREAKDOWN_LIMIT]]
-    rest = order[BREAKDOWN_LIMIT:]
+    top = [feature_id for feature_id in order if shown(keys[feature_id])][:BREAKDOWN_LIMIT]
+    result = [{"key": keys[feature_id], "value": counts[feature_id]} for feature_id in top]
+    rest = [feature_id for feature_id in order if feature_id not in top]
     if rest:
         result.append({"key": OTHER, "value": active.any_feature_users(org, start, end, filters, rest)})
     return result
@@ -103,11 +105,13 @@ def event_type_user_totals(bitmasks: QuerySet[Any], start: date, end: date) -> l
     ranked = list(
         rows.values("bkey")
         .annotate(users=Count("end_user_id", distinct=True))
-        .order_by("-users", "bkey")[: BREAKDOWN_LIMIT + 1]
+        .order_by("-users", "bkey")[: BREAKDOWN_LIMIT + 2]
     )
-    top = [row["bkey"] for row in ranked[:BREAKDOWN_LIMIT]]
-    result = [{"key": row["bkey"], "value": row["users"]} for row in ranked[:BREAKDOWN_LIMIT]]
-    if len(ranked) > BREAKDOWN_LIMIT:
+    # One more than the limit, and one more for a type literally named "other" (`shown`).
+    top_rows = [row for row in ranked if shown(row["bkey"])][:BREAKDOWN_LIMIT]
+    top = [row["bkey"] for row in top_rows]
+    result = [{"key": row["bkey"], "value": row["users"]} for row in top_rows]
+    if len(ranked) > len(top_rows):
         rest = rows.exclude(bkey__in=top).aggregate(n=Count("end_user_id", distinct=True))["n"]
         result.append({"key": OTHER, "value": rest})
     return result
