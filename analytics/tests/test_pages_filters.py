@@ -50,6 +50,20 @@ def test_segment_picker_lists_and_applies_segments(analyst, org, data):
     assert ">u1<" in users and ">u3<" in users and ">u2<" not in users
 
 
+def test_switching_segments_carries_none_of_the_previous_ones_filters(analyst, org, data):
+    """The pickers show only the filters chosen on top of a segment, and the segment's own
+    are said in words: the form then submits no value of the previous segment when another
+    one is picked (it submitted its gender, which narrowed the next segment to it)."""
+    women = segments.segment_create(org, name="Women", filters={"gender": "F", "age": "18-40"})
+    html = analyst.get(f"/?segment={women.pk}").content.decode()
+    gender_picker = re.search(r'data-testid="gender-filter">(.*?)</select>', html, re.S).group(1)
+    assert " selected" not in gender_picker
+    assert re.search(r'data-testid="segment-summary">This segment: age = 18-40 · gender = F\.', html)
+    typed = analyst.get(f"/?segment={women.pk}&gender=M").content.decode()
+    assert '<option value="M" selected>' in typed
+    assert 'data-testid="segment-summary"' not in analyst.get("/").content.decode()
+
+
 def test_dashboard_breakdown_charts(analyst, data):
     html = analyst.get("/?breakdown=gender").content.decode()
     assert '<option value="gender" selected>Gender</option>' in html

@@ -71,11 +71,18 @@ def filter_bar(org, query, filters):
     keep the filters (range presets, sort headers)."""
     kept = {name: query.get(name) for name in PAGE_FILTERS if query.get(name)}
     kept |= {name: value for name, value in query.items() if name.startswith(USER_PREFIX) and value}
+    saved = list(segments.segment_list(org).values("id", "name", "filters"))
+    selected = query.get("segment") or ""
+    chosen = next((s["filters"] for s in saved if str(s["id"]) == selected), None)
     return {
-        "segments": list(segments.segment_list(org).values("id", "name")),
-        "selected_segment": query.get("segment") or "",
+        "segments": saved,
+        "selected_segment": selected,
+        # The segment's own filters, said in words: the pickers below show only the filters
+        # chosen on top of it (which replace the segment's), so picking another segment does
+        # not carry this one's values along.
+        "segment_summary": " · ".join(f"{name} = {value}" for name, value in sorted(chosen.items())) if chosen else "",
         "filter_age": query.get("age") or "",
-        "filter_gender": (filters.get("gender") or query.get("gender") or "").upper(),
+        "filter_gender": (query.get("gender") or "").upper(),
         "account_options": _options(queries.account_choices(org, query.get("account") or ""), query.get("account")),
         "user_filters": sorted((k, v) for k, v in kept.items() if k.startswith(USER_PREFIX)),
         "age_bands": params.AGE_BANDS,
