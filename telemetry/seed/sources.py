@@ -158,12 +158,23 @@ def _read_table(path: Path) -> pd.DataFrame:
     """u.data-style TSV without a header, or a CSV/TSV with one, or parquet."""
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
-    with path.open("r", encoding="latin-1") as handle:
+    encoding = _text_encoding(path)
+    with path.open("r", encoding=encoding) as handle:
         first = handle.readline()
     sep = "\t" if "\t" in first else ("|" if "|" in first else ",")
     # u.data / u.user / u.item start with a numeric id; anything else is a header row.
     has_header = not first.split(sep, 1)[0].strip().strip('"').isdigit()
-    return pd.read_csv(path, sep=sep, header=0 if has_header else None, encoding="latin-1", engine="c")
+    return pd.read_csv(path, sep=sep, header=0 if has_header else None, encoding=encoding, engine="c")
+
+
+def _text_encoding(path: Path) -> str:
+    """UTF-8 when the whole file decodes as UTF-8 (recbole's copy, the GroupLens CSVs), else
+    latin-1 (GroupLens' original u.item): read as latin-1, a UTF-8 "é" showed as "Ã©"."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
 
 
 def _with_default_header(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:

@@ -80,6 +80,18 @@ def test_file_load_reads_u_data_with_its_user_and_item_files(tmp_path):
     assert dict(zip(data.items["item_id"], data.items["title"], strict=True))[242] == "Kolya (1996)"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_titles_keep_their_accents_in_either_encoding(tmp_path, encoding):
+    """GroupLens' u.item is latin-1, recbole's copy UTF-8: "Véronique" either way (read
+    as latin-1, the UTF-8 copy showed "VÃ©ronique" on the demo's pages)."""
+    data_file = _write_ml100k(tmp_path / "ml-100k")
+    (tmp_path / "ml-100k" / "u.item").write_bytes(
+        "242|Double vie de Véronique, La (1991)|01-Jan-1991||http://x|0\n".encode(encoding)
+    )
+    items = file_load(data_file).items
+    assert dict(zip(items["item_id"], items["title"], strict=True))[242] == "Double vie de Véronique, La (1991)"
+
+
 def test_file_load_accepts_a_folder(tmp_path):
     _write_ml100k(tmp_path / "ml-100k")
     assert len(file_load(tmp_path / "ml-100k").ratings) == 3
