@@ -112,7 +112,7 @@ def breakdown_param(query: Query) -> str | None:
 
 
 def feature_ref(org: Organization, raw: str, field: str = "feature") -> Feature:
-    """A feature of `org` by id or key; an unknown or foreign one is a 400 on `field`."""
+    """A feature of `org` by id, key or name; an unknown or foreign one is a 400 on `field`."""
     feature = feature_find(org, raw)
     if feature is None:
         fail(field, "Unknown feature.")
@@ -253,7 +253,7 @@ ACCOUNT_SORTS = tuple(
 
 def account_list_params(org: Organization, query: Query) -> dict[str, Any]:
     """`account_list` arguments: `end` (the last day of the recent 4 weeks), `search`,
-    `at_risk` (true/false), `feature` (id or key: the accounts using it), sort and page."""
+    `at_risk` (true/false), `feature` (id, key or name: the accounts using it), sort and page."""
     filters_supported(query, ("end", "feature"))
     sort = query_text(query, "sort") or "-events"
     if sort not in ACCOUNT_SORTS:

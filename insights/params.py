@@ -67,7 +67,7 @@ def chart_params(query: Query) -> dict[str, Any]:
 
 
 def prediction_params(query: Query) -> dict[str, Any]:
-    """`days` (7–30, default 14) and an optional `feature` (id or key)."""
+    """`days` (7–30, default 14) and an optional `feature` (id, key or name)."""
     filters_supported(query, ("feature",))
     return {
         "days": parse_int(

@@ -324,7 +324,7 @@ class UsagePredictionView(ReplicaReadsMixin, OrgAPIView):
                 maximum=params.PREDICTION_MAX_DAYS,
                 description="Horizon (default 14)",
             ),
-            OpenApiParameter("feature", OpenApiTypes.STR, description="Only this feature (id or key)"),
+            OpenApiParameter("feature", OpenApiTypes.STR, description="Only this feature (id, key or name)"),
         ],
         responses={200: PredictionSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
         summary="Daily events per feature for the next days, with an 80 % interval",

@@ -345,7 +345,16 @@ def test_funnel_result(analyst, usage):
     users = [int(n.replace(",", "")) for n in re.findall(r'data-testid="funnel-users">([\d,]+)<', html)]
     assert users == sorted(users, reverse=True) and users[0] > 0
     fragment = analyst.get("/funnels/?step=search", headers={"HX-Request": "true"})
-    assert fragment.status_code == 400 and "at least 2" in fragment.content.decode()
+    assert fragment.status_code == 400 and "Choose at least 2 steps." in fragment.content.decode()
+
+
+def test_funnel_step_that_matches_nothing_says_so(analyst, usage):
+    """A step naming no feature key is an event type; when none was counted the page says the
+    step matched nothing rather than showing a bare zero (a feature's name typed as a step)."""
+    html = analyst.get("/funnels/?step=search&step=Search+feature").content.decode()
+    notes = re.findall(r'data-testid="funnel-unmatched">(.*?)</p>', html, re.S)
+    assert len(notes) == 1 and "Search feature" in notes[0]
+    assert 'data-testid="funnel-unmatched"' not in analyst.get("/funnels/?step=search&step=export").content.decode()
 
 
 def _chart_spec(html, chart_id):

@@ -74,7 +74,10 @@ def funnels(request):
     submitted = "steps" in query or "step" in request.GET
     start, end, _ = common.range_or_default(query)
     window_days = 7
-    if submitted:
+    if submitted and len(steps) < params.MIN_FUNNEL_STEPS:
+        # The builder's own words: it has a select per step, not the API's comma-separated list.
+        error = f"Choose at least {params.MIN_FUNNEL_STEPS} steps."
+    elif submitted:
         try:
             args = params.funnel_params(org, query)
         except DomainError as exc:
@@ -96,7 +99,12 @@ def funnels(request):
         names = {f["key"]: f["name"] for f in features}
         for step in result["steps"]:
             width = (step["users"] / first * 100) if first else 0
-            bars.append({**step, "name": names.get(step["key"], step["key"]), "width": f"{width:.1f}"})
+            # A step that names no feature key is an event type; none seen says so, as a
+            # mistyped key or a feature's name would otherwise read as a true zero.
+            unmatched = step["kind"] == "event_type" and not step["users"]
+            bars.append(
+                {**step, "name": names.get(step["key"], step["key"]), "width": f"{width:.1f}", "unmatched": unmatched}
+            )
     context = {
         "active_nav": "funnels",
         "features": features,

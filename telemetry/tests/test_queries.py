@@ -28,3 +28,15 @@ def test_by_id_only_ignores_keys(org):
     assert feature_find(org, year.pk, by_key=False) == year
     assert feature_find(org, "9000000000000000001", by_key=False) is None
     assert feature_find(org, "search", by_key=False) is None
+
+
+def test_a_feature_is_found_by_its_name_when_no_key_matches_and_only_one_has_it(org, other_org):
+    """What a person types into a filter box: the name, whatever its case, of one feature."""
+    scream = Feature.objects.create(organization=org, key="feature_288", name="Scream (1996)")
+    Feature.objects.create(organization=other_org, key="x", name="Only theirs")
+    assert feature_find(org, "scream (1996)") == scream
+    assert feature_find(org, "Only theirs") is None
+    Feature.objects.create(organization=org, key="a", name="Twice")
+    Feature.objects.create(organization=org, key="b", name="twice")
+    assert feature_find(org, "Twice") is None
+    assert feature_find(org, "Scream (1996)", by_key=False) is None
