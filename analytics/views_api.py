@@ -55,7 +55,9 @@ PERSON_FILTER_PARAMS = [
     ),
 ]
 FEATURE_FILTER_PARAMS = [
-    OpenApiParameter("feature", OpenApiTypes.STR, description="feature id, key, or name (any case; one feature of that name)"),
+    OpenApiParameter(
+        "feature", OpenApiTypes.STR, description="feature id, key, or name (any case; one feature of that name)"
+    ),
     FEATURE_ID_PARAM,
 ]
 FILTER_PARAMS = [*FEATURE_FILTER_PARAMS, *PERSON_FILTER_PARAMS]
@@ -360,7 +362,9 @@ class AccountListView(AnalyticsView):
             OpenApiParameter("end", OpenApiTypes.DATE, description="last UTC day of the recent 4 weeks"),
             OpenApiParameter("search", OpenApiTypes.STR, description="external id or name contains"),
             OpenApiParameter("at_risk", OpenApiTypes.BOOL, description="only the accounts at risk (or not)"),
-            OpenApiParameter("feature", OpenApiTypes.STR, description="only accounts using this feature (id, key or name)"),
+            OpenApiParameter(
+                "feature", OpenApiTypes.STR, description="only accounts using this feature (id, key or name)"
+            ),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.ACCOUNT_SORTS)),
             int_query("page", minimum=1, maximum=params.MAX_PAGE),
             int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
