@@ -142,14 +142,19 @@ def _concentrated(segment: dict[str, Any]) -> bool:
 
 
 def explanation_phrase(explanation: dict[str, Any] | None) -> str | None:
-    """One line for tables, the narrative and digests, e.g. 'mostly gender Female (82 % of
-    the change; usually 35 % of usage)'."""
+    """One line for tables, the narrative and digests, e.g. 'mostly gender “Female” (82 % of
+    the change; usually 35 % of usage)'. A segment can carry more than the whole change
+    when the rest moved the other way: said so, not as a share over 100 %."""
     if not explanation or not explanation.get("segment"):
         return None
     segment = explanation["segment"]
-    shares = (
-        f"{segment['share_of_change'] * 100:.0f} % of the change; usually {segment['usual_share'] * 100:.0f} % of usage"
+    share, usual = segment["share_of_change"] * 100, segment["usual_share"] * 100
+    of_change = (
+        f"more than the whole change ({share:.0f} %: the rest moved the other way)"
+        if share > 100.5
+        else f"{share:.0f} % of the change"
     )
+    shares = f"{of_change}; usually {usual:.0f} % of usage"
     if explanation.get("concentrated"):
         return f"mostly {segment['label']} ({shares})"
     return f"spread across segments; largest: {segment['label']} ({shares})"
@@ -367,7 +372,7 @@ def segment_label(dimension: str, value: str) -> str:
     if dimension.startswith(("user.", "event.")):
         source, key = dimension.split(".", 1)
         return f"{source} {key} = {value}"
-    return f"{DIMENSION_LABELS.get(dimension, dimension)} {value}"
+    return f"{DIMENSION_LABELS.get(dimension, dimension)} “{value}”"
 
 
 def _account_labels(segments: list[dict[str, Any]]) -> None:
@@ -387,7 +392,7 @@ def _account_labels(segments: list[dict[str, Any]]) -> None:
         }
         for segment in wanted:
             segment["label"] = (
-                f"{DIMENSION_LABELS.get(dimension, dimension)} {labels.get(segment['value'], segment['value'])}"
+                f"{DIMENSION_LABELS.get(dimension, dimension)} “{labels.get(segment['value'], segment['value'])}”"
             )
 
 

@@ -8,8 +8,9 @@ from datetime import date, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import queries as analytics_queries
@@ -218,11 +219,18 @@ def anomaly_status(request, anomaly_id):
             raise
         return HttpResponseBadRequest(exc.detail)
     if is_htmx(request):
-        return render(
-            request,
+        # The row, and the heading's open count out of band: it stayed at the old count
+        # until a reload.
+        row = render_to_string(
             "insights/partials/anomaly_row.html",
             {"anomaly": _with_labels([anomaly])[0], "is_admin": True},
+            request=request,
         )
+        badge = render_to_string(
+            "insights/partials/open_count.html",
+            {"open_anomalies": queries.anomalies_open_count(request.org), "oob": True},
+        )
+        return HttpResponse(row + badge)
     messages.success(request, f"Anomaly marked {anomaly.get_status_display().lower()}.")
     return redirect("insights:index")
 

@@ -115,7 +115,7 @@ def test_digests_carry_the_open_count_and_the_explanation(
     spike = open_anomalies(org).get(feature=spiky[2], metric="event_count")
     spike.explanation = {
         "segment": {
-            "dimension": "event_type", "value": "export", "label": "event type export",
+            "dimension": "event_type", "value": "export", "label": "event type “export”",
             "share_of_change": 0.9, "usual_share": 0.1, "value_on_day": 900, "expected": 30.0,
         },
         "concentrated": True, "segments": [], "day": str(spike.date), "baseline_days": [], "dimensions": [],
@@ -128,11 +128,11 @@ def test_digests_carry_the_open_count_and_the_explanation(
     count = open_anomalies(org).count()
     body = mail.outbox[0].body
     assert f"Open anomalies now: {count}" in body
-    assert "mostly event type export (90 % of the change; usually 10 % of usage)" in body
+    assert "mostly event type “export” (90 % of the change; usually 10 % of usage)" in body
     payload = json.loads(receiver.requests[0][2])["data"]
     assert payload["open_anomalies"] == count
     sent = next(a for a in payload["anomalies"] if a["id"] == spike.pk)
-    assert sent["segment"]["value"] == "export" and sent["explanation"].startswith("mostly event type export")
+    assert sent["segment"]["value"] == "export" and sent["explanation"].startswith("mostly event type “export”")
     kpis = services.daily_kpis(org, yesterday())
     assert kpis["open_anomalies"] == open_anomalies(org).filter(date=yesterday()).count()
 
@@ -150,7 +150,7 @@ def test_detection_explains_what_it_finds_from_raw_events(analyst_client, org):
     assert spike.explanation["segment"]["dimension"] == "event_type"
     assert spike.explanation["segment"]["value"] == "export" and spike.explanation["concentrated"]
     row = next(r for r in analyst_client.get(LIST).json()["results"] if r["id"] == spike.pk)
-    assert row["explanation"]["summary"].startswith("mostly event type export (")
+    assert row["explanation"]["summary"].startswith("mostly event type “export” (")
     assert row["explanation"]["segment"]["share_of_change"] > 0.9
     # A re-run with the same numbers keeps the explanation; new numbers are explained again.
     services.anomalies_detect(org)

@@ -53,7 +53,7 @@ def test_a_spike_of_one_event_type_is_explained_by_it(org, feature, people):
     assert explanation["concentrated"] is True
     assert explanation["baseline_days"] == [d.isoformat() for d in BASELINE]
     assert explain.explanation_phrase(explanation) == (
-        "mostly event type export (100 % of the change; usually 0 % of usage)"
+        "mostly event type “export” (100 % of the change; usually 0 % of usage)"
     )
 
 
@@ -63,7 +63,7 @@ def test_a_spike_of_one_gender_is_explained_by_it(org, feature, people):
     events_make(org, feature, women, days=[DAY], per_day=48)
     explanation = explain.anomaly_explanation(org, anomaly_for(org, feature, value=72, expected=24))
     assert best(explanation) == ("gender", "F")
-    assert explanation["segment"]["label"] == "gender Female"
+    assert explanation["segment"]["label"] == "gender “Female”"
     assert explanation["segment"]["share_of_change"] == pytest.approx(1.0)
     assert explanation["segment"]["usual_share"] == pytest.approx(0.5)
 
@@ -100,7 +100,7 @@ def test_a_spike_of_one_account_is_explained_by_it(org, feature, people):
     events_make(org, feature, [people[0], people[5]], days=[DAY], per_day=50)
     explanation = explain.anomaly_explanation(org, anomaly_for(org, feature, value=74, expected=24))
     assert best(explanation) == ("account", str(account.pk))
-    assert explanation["segment"]["label"] == f"account {label}"
+    assert explanation["segment"]["label"] == f"account “{label}”"
 
 
 def test_an_even_change_is_spread_not_pinned_on_a_segment(org, feature, people):
@@ -212,3 +212,16 @@ def test_a_dominant_segment_that_vanishes_explains_the_drop(org, feature, people
     assert explanation["segment"]["share_of_change"] == pytest.approx(1.0)
     assert explanation["segment"]["usual_share"] == pytest.approx(0.8)
     assert explanation["concentrated"] is True
+
+
+def test_a_share_past_the_whole_change_is_said_in_words():
+    """A segment that rose while the rest fell carries more than the whole change: the line
+    says so rather than "102 % of the change"."""
+    over = {
+        "segment": {"label": "event type “share”", "share_of_change": 1.02, "usual_share": 0.2},
+        "concentrated": True,
+    }
+    assert explain.explanation_phrase(over) == (
+        "mostly event type “share” (more than the whole change (102 %: the rest moved the other way); "
+        "usually 20 % of usage)"
+    )
