@@ -95,7 +95,8 @@ def account_detail(request, account_id):
             "labels": [w["week_start"].isoformat() for w in weekly],
             "series": [
                 {"label": "Events", "data": [w["events"] for w in weekly]},
-                {"label": "Active users", "data": [w["active_users"] for w in weekly]},
+                # Tens of users beside thousands of events: on an axis of their own.
+                {"label": "Active users (right axis)", "data": [w["active_users"] for w in weekly], "axis": "right"},
             ],
         },
         "error": error,

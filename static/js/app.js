@@ -74,13 +74,20 @@
         fill: type === "line" && !s.dashed && (spec.series.length === 1),
         tension: 0.25,
         spanGaps: true,
+        // A series of another scale (users beside events) reads against its own axis.
+        yAxisID: s.axis === "right" ? "right" : undefined,
       }, partial));
+    });
+    // Counts tick in whole numbers (no "0.5 users" on a small chart); averages may not.
+    var integral = (spec.series || []).every(function (s) {
+      return (s.data || []).every(function (v) { return v === null || Number.isInteger(v); });
     });
     var valueAxis = {
       beginAtZero: true,
       grid: { color: "#eef0f6" },
       border: { display: false },
       ticks: {
+        precision: integral ? 0 : undefined,
         color: "#6b7285",
         callback: function (v) { return spec.percent ? v + "%" : numberFormat.format(v); },
       },
@@ -89,7 +96,8 @@
       grid: { display: false },
       border: { display: false },
       ticks: {
-        color: "#6b7285", maxRotation: 0, autoSkip: true, autoSkipPadding: 12,
+        // Every bar of a horizontal chart is named (its rows have room); dates may skip.
+        color: "#6b7285", maxRotation: 0, autoSkip: !horizontal, autoSkipPadding: 12,
         callback: function (value) { return shortLabel(this.getLabelForValue(value)); },
       },
     };
@@ -125,7 +133,12 @@
             },
           },
         },
-        scales: horizontal ? { x: valueAxis, y: categoryAxis } : { x: categoryAxis, y: valueAxis },
+        scales: horizontal ? { x: valueAxis, y: categoryAxis } : Object.assign(
+          { x: categoryAxis, y: valueAxis },
+          (spec.series || []).some(function (s) { return s.axis === "right"; })
+            ? { right: Object.assign({}, valueAxis, { position: "right", stacked: false, grid: { drawOnChartArea: false } }) }
+            : {}
+        ),
       },
     };
   }
