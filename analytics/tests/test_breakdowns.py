@@ -155,9 +155,9 @@ def test_a_value_named_other_goes_into_the_rest_once(analyst_client, org):
         assert [r["key"] for r in split["active_users"]][-1] == "other", dimension
         assert split["active_users"][-1]["value"] == 2, dimension
         assert sum(r["value"] for r in split["active_users"]) == 12, dimension
-        series = analyst_client.get(
-            f"{BASE}/timeseries?breakdown={dimension}&start={today()}&end={today()}"
-        ).json()["series"]
+        series = analyst_client.get(f"{BASE}/timeseries?breakdown={dimension}&start={today()}&end={today()}").json()[
+            "series"
+        ]
         keys = [s["key"] for s in series]
         assert keys.count("other") == 1 and len(keys) == 11, (dimension, keys)
         assert sum(s["points"][0]["value"] for s in series) == sum(range(1, 13)), dimension
