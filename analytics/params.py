@@ -241,7 +241,7 @@ def end_user_params(query: Query) -> dict[str, Any]:
     try:
         return {"before": UUID(raw)}
     except ValueError:
-        fail("before", "Must be an event id (a UUID), as timeline_next gives it.")
+        fail("before", 'Must be an event id (a UUID): follow the timeline\'s "Older events" link (`timeline_next`).')
 
 
 ACCOUNT_SORTS = tuple(

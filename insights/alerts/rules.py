@@ -41,11 +41,13 @@ def _refuse(field: str, message: str) -> NoReturn:
 def _number(params: dict[str, Any], name: str, *, low: float, high: float | None = None) -> float:
     value = params.get(name)
     # bool is an int in Python; `true` is not a threshold.
+    # Said as the settings form labels it ("Value"); the field stays `params.<name>`.
+    label = name.replace("_", " ").capitalize()
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        _refuse(f"params.{name}", f"params.{name} must be a number.")
+        _refuse(f"params.{name}", f"{label} must be a number.")
     if value < low or (high is not None and value > high):
         bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        _refuse(f"params.{name}", f"params.{name} must be {bound}.")
+        _refuse(f"params.{name}", f"{label} must be {bound}.")
     return float(value)
 
 
