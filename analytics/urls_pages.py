@@ -1,9 +1,9 @@
 """The dashboard's pages, which own the root of the site: `/`, features/, users/, accounts/, retention/,
-funnels/ (the only include mounted at "" in usage_platform/urls.py)."""
+funnels/, segments/ (the only include mounted at "" in usage_platform/urls.py)."""
 
 from django.urls import path
 
-from .views_pages import accounts, cohorts, dashboard, features, users
+from .views_pages import accounts, cohorts, dashboard, features, segments, users
 
 app_name = "analytics"
 
@@ -18,4 +18,7 @@ urlpatterns = [
     path("accounts/<path:account_id>/", accounts.account_detail, name="account-detail"),
     path("retention/", cohorts.retention, name="retention"),
     path("funnels/", cohorts.funnels, name="funnels"),
+    path("segments/", segments.segment_list, name="segments"),
+    path("segments/new/", segments.segment_new, name="segment-new"),
+    path("segments/<int:segment_id>/delete/", segments.segment_delete, name="segment-delete"),
 ]

@@ -217,7 +217,20 @@
     });
   }
 
+  // "Save as segment" takes the filters the form holds now (the link's own query is the
+  // page's as it was rendered; without JavaScript that one is followed).
+  function onSaveSegment(evt) {
+    var link = evt.target.closest && evt.target.closest("[data-save-segment]");
+    var form = link && link.closest("form");
+    if (!form) return;
+    evt.preventDefault();
+    var query = new URLSearchParams(new FormData(form));
+    query.set("next", window.location.pathname);
+    window.location.href = link.getAttribute("href").split("?")[0] + "?" + query.toString();
+  }
+
   document.addEventListener("click", onCopyClick);
+  document.addEventListener("click", onSaveSegment);
   document.addEventListener("click", onStepButton);
   document.addEventListener("htmx:beforeSwap", function (evt) { destroyCharts(evt.detail.target); });
   // htmx fires `htmx:load` on <body> once at start-up and on every swapped-in fragment.

@@ -49,3 +49,22 @@ def test_breakdown_and_segment_picker(browser_page, live_server, admin_user, dat
     assert page.evaluate("window.__noReload") == 1  # htmx swapped the fragment in
     page.mouse.move(0, 0)
     screenshot(page, "segment-picker")
+
+
+def test_save_the_filters_chosen_as_a_segment(browser_page, live_server, admin_user, data):
+    """The "Save as segment" link takes the filters as the form holds them after htmx changes (not the
+    page's first query), names them, and comes back with the segment picked."""
+    page = browser_page
+    browser_login(page, live_server, admin_user)
+    page.select_option("[data-testid=gender-filter]", "F")
+    wait_until(page, "location.search.includes('gender=F')")
+    page.click("[data-testid=segment-save-link]")
+    page.wait_for_url("**/segments/new/**")
+    assert page.locator("[data-testid=segment-filters] li").all_inner_texts() == ["gender = F"]
+    page.fill("#id_segment_name", "Women")
+    page.click("[data-testid=segment-save]")
+    page.wait_for_url("**/?segment=*")
+    saved = segments.segment_list(data).get(name="Women")
+    assert saved.filters == {"gender": "F"}
+    assert page.locator("[data-testid=segment-summary]").inner_text().startswith("This segment: gender = F")
+    screenshot(page, "segment-saved")
