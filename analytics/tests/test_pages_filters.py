@@ -81,9 +81,13 @@ def test_dashboard_breakdown_charts(analyst, data):
     assert {s["label"]: sum(s["data"]) for s in usage["series"]} == {"18-40": 3, "<18": 1, ">40": 1}
     by_account = analyst.get("/?breakdown=account").content.decode()
     events = chart(by_account, "chart-events")
-    assert {s["label"]: sum(s["data"]) for s in events["series"]} == {"acme": 6, "(none)": 3, "globex": 2}
+    # Accounts by name, one colour each in every chart of the page.
+    assert {s["label"]: sum(s["data"]) for s in events["series"]} == {"Acme": 6, "(none)": 3, "Globex": 2}
     top = chart(by_account, "chart-top")
-    assert {s["label"]: s["data"] for s in top["series"]} == {"acme": [4, 2], "(none)": [1, 2], "globex": [1, 1]}
+    assert {s["label"]: s["data"] for s in top["series"]} == {"Acme": [4, 2], "(none)": [1, 2], "Globex": [1, 1]}
+    active = chart(by_account, "chart-active")
+    colors = [{s["label"]: s["color"] for s in c["series"]} for c in (events, active, top)]
+    assert colors[0] == colors[1] == colors[2] and len(set(colors[0].values())) == 3
 
 
 def test_account_picker_lists_and_applies_accounts(analyst, data):

@@ -10,6 +10,7 @@ from django.utils.safestring import mark_safe
 from core.days import today
 from core.exceptions import DomainError
 from core.pages import params_or_default, render_page
+from telemetry.models import Account, Feature
 from tenants.models import Role
 
 from .. import params, queries, segments
@@ -137,18 +138,51 @@ def breakdown_choices(selected):
     return choices
 
 
-def breakdown_spec(series, *, chart_type="bar"):
-    """A stacked bar (or multi-line) chart of a breakdown's series, "other" in grey."""
+# Ten, as a breakdown shows ten values and "other" (grey): no two series share a colour.
+BREAKDOWN_PALETTE = (
+    "#4f46e5", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6", "#14b8a6", "#ec4899", "#84cc16", "#f97316",
+)  # fmt: skip
+
+
+class SeriesStyle:
+    """How a page draws one breakdown's values in all its charts: one colour per value, in the
+    order values first show (so an account is one colour in the events and the users charts),
+    "other" grey, and each value's name (a feature's or an account's, not its key)."""
+
+    def __init__(self, names=None):
+        self.names = names or {}
+        self.colors = {}
+
+    def series(self, key, data):
+        if key == "other":
+            color = OTHER_COLOR
+        else:
+            color = self.colors.setdefault(key, BREAKDOWN_PALETTE[len(self.colors) % len(BREAKDOWN_PALETTE)])
+        return {"label": self.names.get(key, key), "data": data, "color": color}
+
+
+def breakdown_names(org, dimension, series_lists):
+    """{value: name} of a breakdown by feature (key → name) or account (id → name), for the
+    values in `series_lists`; empty for the other dimensions, whose values are their names."""
+    keys = {s["key"] for series in series_lists for s in series}
+    if dimension == "feature":
+        return dict(Feature.objects.filter(organization=org, key__in=keys).values_list("key", "name"))
+    if dimension == "account":
+        named = Account.objects.filter(organization=org, external_id__in=keys).exclude(name="")
+        return dict(named.values_list("external_id", "name"))
+    return {}
+
+
+def breakdown_spec(series, *, chart_type="bar", style=None):
+    """A stacked bar (or multi-line) chart of a breakdown's series, drawn by `style` (a page's
+    `SeriesStyle`; a fresh one without)."""
+    style = style or SeriesStyle()
     labels = [p["date"].isoformat() for p in series[0]["points"]] if series else []
     return {
         "type": chart_type,
         "stacked": chart_type == "bar",
         "labels": labels,
-        "series": [
-            {"label": s["key"], "data": [p["value"] for p in s["points"]]}
-            | ({"color": OTHER_COLOR} if s["key"] == "other" else {})
-            for s in series
-        ],
+        "series": [style.series(s["key"], [p["value"] for p in s["points"]]) for s in series],
     }
 
 

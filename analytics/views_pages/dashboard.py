@@ -106,17 +106,14 @@ def _breakdown_charts(org, breakdown, *, start, end, interval, filters, top):
         keys += [part["key"] for part in per_feature.get(row["feature_id"], []) if part["key"] not in keys]
     keys.sort(key=lambda key: key == "other")  # "other" last, as in the legend of the other charts
     values = {row["feature_id"]: {p["key"]: p["value"] for p in per_feature.get(row["feature_id"], [])} for row in top}
+    style = common.SeriesStyle(common.breakdown_names(org, breakdown, [events, active, [{"key": k} for k in keys]]))
     return {
-        "events_chart": common.breakdown_spec(events),
-        "active_chart": common.breakdown_spec(active, chart_type="line"),
+        "events_chart": common.breakdown_spec(events, style=style),
+        "active_chart": common.breakdown_spec(active, chart_type="line", style=style),
         "top_chart": {
             "type": "hbar",
             "stacked": True,
             "labels": [row["feature_name"] for row in top],
-            "series": [
-                {"label": key, "data": [values[row["feature_id"]].get(key, 0) for row in top]}
-                | ({"color": common.OTHER_COLOR} if key == "other" else {})
-                for key in keys
-            ],
+            "series": [style.series(key, [values[row["feature_id"]].get(key, 0) for row in top]) for key in keys],
         },
     }

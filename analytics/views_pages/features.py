@@ -138,7 +138,9 @@ def feature_detail(request, feature_id):
             interval=interval,
             filters={**given, "feature": feature.pk},
         )
-        usage_chart = common.breakdown_spec(split)
+        usage_chart = common.breakdown_spec(
+            split, style=common.SeriesStyle(common.breakdown_names(org, breakdown, [split]))
+        )
     context = {
         "active_nav": "features",
         "feature": feature,

@@ -11,7 +11,7 @@
 (function () {
   "use strict";
 
-  var PALETTE = ["#4f46e5", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6", "#14b8a6", "#ec4899"];
+  var PALETTE = ["#4f46e5", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6", "#14b8a6", "#ec4899", "#84cc16", "#f97316"];
   var numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 
   function alpha(hex, a) {
