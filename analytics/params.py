@@ -260,7 +260,7 @@ def account_list_params(org: Organization, query: Query) -> dict[str, Any]:
         fail("sort", f"Choose one of: {', '.join(ACCOUNT_SORTS)}.")
     raw_feature = query_text(query, "feature")
     return {
-        "end": optional_date(query, "end"),
+        "end": _account_window_end(query),
         "search": query_text(query, "search") or "",
         "at_risk": parse_bool(query, "at_risk", default=False) if query_text(query, "at_risk") else None,
         "feature": feature_ref(org, raw_feature) if raw_feature else None,
@@ -272,4 +272,15 @@ def account_list_params(org: Organization, query: Query) -> dict[str, Any]:
 
 def account_detail_params(query: Query) -> dict[str, Any]:
     filters_supported(query, ("end",))
-    return {"end": optional_date(query, "end")}
+    return {"end": _account_window_end(query)}
+
+
+def _account_window_end(query: Query) -> date | None:
+    """The accounts' `end`, today at the latest: a window in the future has no usage yet, so
+    every account read as at risk, −100 %."""
+    end = optional_date(query, "end")
+    if end is not None and end > today():
+        fail(
+            "end", f"end may be today ({today().isoformat()}) at the latest: the 4 weeks ending then have no usage yet."
+        )
+    return end

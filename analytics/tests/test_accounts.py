@@ -146,6 +146,23 @@ def test_account_list_bad_input_is_400(analyst_client, accounts, query):
     assert "errors" in response.json() or "detail" in response.json()
 
 
+def test_an_end_in_the_future_is_refused_on_the_list_the_page_and_an_account(analyst_client, analyst_user, accounts):
+    """A window ending after today has no usage yet: every account read as at risk, −100 %."""
+    from datetime import timedelta
+
+    from core.days import today
+
+    from .test_pages import page_client
+
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    for url in (f"{BASE}?end={tomorrow}", f"{BASE}/acme?end={tomorrow}"):
+        response = analyst_client.get(url)
+        assert response.status_code == 400 and "at the latest" in response.json()["errors"]["end"][0], url
+    assert analyst_client.get(f"{BASE}?end={today().isoformat()}").status_code == 200
+    page = page_client(analyst_user).get(f"/accounts/?end={tomorrow}")
+    assert page.status_code == 400 and "at the latest" in page.content.decode()
+
+
 def test_account_detail_hand_counted(analyst_client, accounts):
     response = analyst_client.get(f"{BASE}/acme?{END}")
     assert response.status_code == 200, response.json()
