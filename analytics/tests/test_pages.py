@@ -267,6 +267,8 @@ def test_features_table_sorts(analyst, usage):
 def test_user_search_narrows_and_paginates(analyst, usage):
     everyone = analyst.get("/users/?page_size=5").content.decode()
     assert everyone.count('data-testid="user-row"') == 5
+    # The top feature by its name, its key on hover (the API answers the key).
+    assert re.search(r'<span title="[a-z]+">[A-Z][a-z]+</span>', everyone)
     assert 'data-testid="next-page"' in everyone
     one = analyst.get("/users/?search=user-003", headers={"HX-Request": "true"}).content.decode()
     assert one.count('data-testid="user-row"') == 1 and "<html" not in one
@@ -449,7 +451,7 @@ def test_retention_heat_map(analyst, usage):
 QUERY_BUDGET = {
     "/": 11,  # the summary's distinct users: one query over the per-user rollups
     "/features/": 8,  # stickiness: the distinct users per feature over the range
-    "/users/": 10,  # the picker lists accounts; the page ranked (`queries.ranked`), then its profiles
+    "/users/": 11,  # the picker lists accounts; the page ranked (`queries.ranked`), its profiles, feature names
     "/retention/": 6,
     "/funnels/?step=search&step=export": 8,
 }
@@ -517,10 +519,10 @@ EXACT_QUERIES = {
     "/features/{feature}/": 10,  # the feature, its events and active-user series, session totals, stickiness
     "/features/{feature}/?start={long_ago}": 10,  # by week: the same queries
     # Ranked by most events (`queries.ranked`): the weekly bounds (and the total), the
-    # candidates' edge days, the page's figures, its profiles, its top features.
-    "/users/": 10,
-    "/users/?page=2&page_size=5": 10,
-    "/users/?page=99&page_size=5": 12,  # past the end: counted (no row: no figures), then the last page read
+    # candidates' edge days, the page's figures, its profiles, its top features, their names.
+    "/users/": 11,
+    "/users/?page=2&page_size=5": 11,
+    "/users/?page=99&page_size=5": 13,  # past the end: counted (no row: no figures), then the last page read
     "/users/user-001/": 7,
     "/retention/": 6,  # one statement
     "/funnels/?step=search&step=export": 8,
