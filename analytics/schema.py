@@ -290,7 +290,16 @@ AccountList = inline_serializer(
         "count": serializers.IntegerField(),
         "next": serializers.URLField(allow_null=True),
         "previous": serializers.URLField(allow_null=True),
-        "results": inline_serializer(name="AccountRow", many=True, fields=_ACCOUNT_ROW_FIELDS),
+        "results": inline_serializer(
+            name="AccountRow",
+            many=True,
+            fields={
+                **_ACCOUNT_ROW_FIELDS,
+                "feature_events": serializers.IntegerField(
+                    allow_null=True, help_text="with `feature`: that feature's events in the recent 4 weeks; else null"
+                ),
+            },
+        ),
     },
 )
 

@@ -134,8 +134,9 @@ def account_list(
     page_size: int | None = 50,
 ) -> dict[str, Any]:
     """Every account of `org` with its recent figures, sorted and cut to one page (four
-    queries whatever the number of accounts and `feature`: the accounts, their events and last
-    events, their active users, their features). Sorting happens here, over every account of
+    queries whatever the number of accounts, five with `feature`: the accounts, their events
+    and last events, their active users, their features, and that feature's events, each
+    row's `feature_events`). Sorting happens here, over every account of
     the organisation: an
     organisation has thousands of customer companies at most, not millions.
     `search` matches the external id or name; `at_risk` keeps only (or drops) the accounts at
@@ -162,11 +163,26 @@ def account_list(
     for account_id, users in _active_users(org, recent_start, end).items():
         usage.setdefault(account_id, {})["active_users"] = users
     features_used, using = _features_used(org, recent_start, end, feature)
+    # Under `feature`, each account's events of it: "accounts using Search" with only their
+    # totals read as their use of Search.
+    feature_events = (
+        dict(
+            DailyAccountUsage.objects.filter(
+                organization=org, feature=feature, account__isnull=False, date__gte=recent_start, date__lte=end
+            )
+            .values("account_id")
+            .annotate(n=Sum("event_count"))
+            .values_list("account_id", "n")
+        )
+        if feature is not None
+        else None
+    )
     rows = []
     for account in accounts:
         if using is not None and account.pk not in using:
             continue
         row = _row(account, usage.get(account.pk), features_used.get(account.pk, 0))
+        row["feature_events"] = None if feature_events is None else feature_events.get(account.pk, 0)
         if at_risk is not None and row["at_risk"] != at_risk:
             continue
         rows.append(row)

@@ -101,6 +101,7 @@ def test_account_list_hand_counted(analyst_client, accounts):
         "trend_pct": -30.0,
         "at_risk": True,
         "last_seen": None,
+        "feature_events": None,
     }
     assert (rows["hooli"]["trend_pct"], rows["hooli"]["at_risk"]) == (-29.0, False)
     assert (rows["globex"]["trend_pct"], rows["globex"]["at_risk"], rows["globex"]["events"]) == (20.0, False, 12)
@@ -115,6 +116,7 @@ def test_account_list_hand_counted(analyst_client, accounts):
         "trend_pct": None,
         "at_risk": False,
         "last_seen": None,
+        "feature_events": None,
     }
 
 
@@ -127,6 +129,10 @@ def test_account_list_filters_sorts_and_pages(analyst_client, accounts):
     assert ids("at_risk=true") == ["acme"]
     assert ids("at_risk=false&sort=account_id") == ["globex", "hooli", "initech", "umbrella"]
     assert ids("feature=export&sort=name") == ["acme", "globex"]
+    # Under a feature, each account's events of it beside its totals (acme: 3 of its 7).
+    using_export = analyst_client.get(f"{BASE}?{END}&feature=export&sort=name").json()["results"]
+    assert [(r["events"], r["feature_events"]) for r in using_export] == [(7, 3), (12, 12)]
+    assert {r["feature_events"] for r in analyst_client.get(f"{BASE}?{END}").json()["results"]} == {None}
     assert ids("feature=billing") == []
     assert ids("search=INI") == ["initech"]
     assert ids("sort=trend_pct") == ["acme", "hooli", "globex", "initech", "umbrella"]
@@ -192,7 +198,7 @@ def test_account_detail_queries_pinned(org, accounts, django_assert_num_queries)
     # (bitmasks), their features (the accounts' feature bitmasks, which also say who used one)
     with django_assert_num_queries(4):
         queries.account_list.uncached(org, end=date(2025, 3, 28))
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):  # and that feature's events per account
         queries.account_list.uncached(org, end=date(2025, 3, 28), feature=accounts["search"])
 
 

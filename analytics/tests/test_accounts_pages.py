@@ -33,6 +33,8 @@ def test_accounts_page_lists_flags_sorts_and_filters(analyst, accounts):  # noqa
     assert _names(analyst.get(f"/accounts/?{END}&sort=name").content.decode())[0] == "Acme Inc"
     by_feature = analyst.get(f"/accounts/?{END}&feature=export").content.decode()
     assert _names(by_feature) == ["Globex Inc", "Acme Inc"] and 'data-testid="accounts-feature"' in by_feature
+    assert re.findall(r'data-testid="feature-events">([^<]*)<', by_feature) == ["12", "3"]
+    assert 'data-testid="feature-events"' not in html
     paged = analyst.get(f"/accounts/?{END}&page_size=2&page=2").content.decode()
     assert _names(paged) == ["Acme Inc", "Initech Inc"] and "page 2 of 3" in paged
 
