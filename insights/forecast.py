@@ -28,7 +28,9 @@ from telemetry.queries import feature_find
 from tenants.models import Organization
 
 from .forecast_model import ALPHAS, BETA, GAMMAS, PHI, SEASON, TINY, Z_80, Matrix
+from .models import Anomaly
 from .params import PREDICTION_MAX_DAYS, PREDICTION_MIN_DAYS
+from .queries import ANOMALY_DETECTOR
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -134,9 +136,10 @@ def _feature_history(
     org: Organization, *, end: date, feature: "Feature | None" = None
 ) -> tuple[dict[int, str], Matrix]:
     """({feature id: key}, the HISTORY_DAYS days ending on `end` × those features in id
-    order): each feature's daily events, zero on a day without a row, and before its first
-    day of data its first day's count, so a new feature is not forecast from weeks of zeros
-    it never had and the smoother starts level."""
+    order): each feature's daily events, zero on a day without a row, the expected count on
+    a day flagged as anomalous, and before its first day of data its first day's count, so
+    a new feature is not forecast from weeks of zeros it never had and the smoother starts
+    level."""
     rows = DailyFeatureUsage.objects.filter(
         organization=org, date__gt=end - timedelta(days=HISTORY_DAYS), date__lte=end
     )
@@ -151,6 +154,20 @@ def _feature_history(
         index = (day - first).days
         days[index] = (days[index] or 0.0) + events
     ids = sorted(series)
+    # A day the detector flagged (a spike or a drop in events) is forecast from as the
+    # baseline it expected there: one burst is not a new level, and the page that marks it
+    # as unusual should not project it forward.
+    flagged = Anomaly.objects.filter(
+        organization=org,
+        detector=ANOMALY_DETECTOR,
+        metric="event_count",
+        feature_id__in=ids,
+        date__gte=first,
+        date__lte=end,
+        expected__isnull=False,
+    )
+    for feature_id, day, expected in flagged.values_list("feature_id", "date", "expected"):
+        series[feature_id][(day - first).days] = expected
     columns = []
     for feature_id in ids:
         days = series[feature_id]

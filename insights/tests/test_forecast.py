@@ -48,7 +48,7 @@ def test_zeros_and_short_history_stay_non_negative():
 def test_api_predicts_each_feature(analyst_client, org, django_assert_max_num_queries):
     features = features_make(org, 3)
     rollups_make(org, features, end=yesterday(), days=56)
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):  # … and the days flagged as anomalous
         response = analyst_client.get(URL, {"days": 10})
     assert response.status_code == 200
     body = response.json()
@@ -88,3 +88,30 @@ def test_forecast_starts_after_the_last_complete_day(analyst_client, org):
     rollups_make(org, features, end=yesterday() + timedelta(days=1), days=40)  # includes today
     body = analyst_client.get(URL, {"days": 7}).json()
     assert body["features"][0]["points"][0]["date"] == (yesterday() + timedelta(days=1)).isoformat()
+
+
+def test_a_flagged_spike_is_forecast_from_as_its_expected_baseline(org):
+    """A burst the detector flagged two days ago is not a new level: forecast from it as the
+    baseline it expected there, the forecast stays at the usual level; unflagged, the same
+    burst lifts it (the demo's Scream: 139 events expected against 70 a month)."""
+    from analytics.models import DailyFeatureUsage
+    from insights.models import Anomaly
+
+    features = features_make(org, 1)
+    spike_day = yesterday() - timedelta(days=1)
+    rollups_make(org, features, end=yesterday(), days=84, spikes={(0, spike_day): 8.0})
+    usual = DailyFeatureUsage.objects.get(feature=features[0], date=spike_day - timedelta(days=7)).event_count
+
+    def mean_forecast():
+        points = forecast.usage_prediction(org, days=7, feature=features[0])["features"][0]["points"]
+        return float(np.mean([p["value"] for p in points]))
+
+    lifted = mean_forecast()
+    Anomaly.objects.create(
+        organization=org, feature=features[0], date=spike_day, detector="timeseries", metric="event_count",
+        value=usual * 8.0, expected=float(usual), score=9.0,
+    )  # fmt: skip
+    steady = mean_forecast()
+    weekly_mean = float(np.mean([200.0 * f for f in (1.0, 1.1, 1.1, 1.05, 0.95, 0.6, 0.5)]))
+    assert steady == pytest.approx(weekly_mean, rel=0.15)
+    assert lifted > steady * 1.2
