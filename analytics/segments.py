@@ -78,6 +78,8 @@ def _name_clean(name: Any) -> str:
         raise _refuse("name", "A name is required.")
     if len(text) > 100:
         raise _refuse("name", "At most 100 characters.")
+    if any(ord(c) < 32 for c in text):
+        raise _refuse("name", "Must not contain control characters (a NUL, a line break, …).")
     return text
 
 

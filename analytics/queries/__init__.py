@@ -21,7 +21,7 @@ from .cache import cached
 from .common import session_average
 from .days import last_complete_day
 from .features import feature_figures, feature_get, feature_sparklines, feature_usage
-from .funnel import funnel
+from .funnel import event_types_seen, funnel
 from .retention import retention, retention_averages, retention_sql
 from .summary import usage_summary
 from .timeseries import timeseries
@@ -42,6 +42,7 @@ __all__ = [
     "feature_get",
     "feature_sparklines",
     "feature_usage",
+    "event_types_seen",
     "funnel",
     "last_complete_day",
     "retention",

@@ -17,6 +17,8 @@ from core.exceptions import QUERY_TIMEOUT_DETAIL, QUERY_TIMEOUT_RETRY_AFTER, Sto
 from telemetry.models import Feature
 from tenants.models import Organization
 
+from ..active_days import range_masks
+from ..models import UserEventTypeActiveDays
 from .cache import cached
 from .common import bounds, db_datetime, percent, plus_days_sql
 from .filters import people_sql
@@ -154,3 +156,11 @@ def funnel(
             }
         )
     return {"window_days": window_days, "start": start, "end": end, "steps": result}
+
+
+def event_types_seen(org: Organization, event_types: list[str], start: date, end: date) -> set[str]:
+    """Which of `event_types` some end user of `org` sent within start..end, from the
+    per-event-type bitmask rows of the range's blocks (one index probe a type): a funnel step
+    counting nobody either matched nothing, or matched events no one reached in order."""
+    rows = UserEventTypeActiveDays.objects.filter(organization=org, block_start__in=list(range_masks(start, end)))
+    return {event_type for event_type in event_types if rows.filter(event_type=event_type).exists()}

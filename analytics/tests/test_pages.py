@@ -360,6 +360,18 @@ def test_funnel_step_that_matches_nothing_says_so(analyst, usage):
     notes = re.findall(r'data-testid="funnel-unmatched">(.*?)</p>', html, re.S)
     assert len(notes) == 1 and "Search feature" in notes[0]
     assert 'data-testid="funnel-unmatched"' not in analyst.get("/funnels/?step=search&step=export").content.decode()
+    # A real event type no one reached after the first step counts zero, without the note.
+    from django.utils import timezone
+
+    from analytics import rollup
+    from analytics.tests.factories import end_user, event
+
+    now = timezone.now()
+    event(usage, feature_of(usage), end_user(usage, "refunder", first_seen=now), now, event_type="refund")
+    rollup.rollup_day(now.date(), usage)
+    real = analyst.get("/funnels/?step=search&step=refund").content.decode()
+    assert re.findall(r'data-testid="funnel-users">([\d,]+)<', real)[-1] == "0"
+    assert 'data-testid="funnel-unmatched"' not in real
 
 
 def _chart_spec(html, chart_id):

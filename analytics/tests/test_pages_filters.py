@@ -61,6 +61,10 @@ def test_switching_segments_carries_none_of_the_previous_ones_filters(analyst, o
     assert re.search(r'data-testid="segment-summary">This segment: age = 18-40 · gender = F\.', html)
     typed = analyst.get(f"/?segment={women.pk}&gender=M").content.decode()
     assert '<option value="M" selected>' in typed
+    # The feature box too: a segment's feature is not typed into it.
+    search = segments.segment_create(org, name="Searchers", filters={"feature": "search"})
+    box = analyst.get(f"/?segment={search.pk}").content.decode()
+    assert re.search(r'name="feature" id="id_feature" list="feature-keys" value=""', box)
     assert 'data-testid="segment-summary"' not in analyst.get("/").content.decode()
 
 
@@ -115,3 +119,13 @@ def test_account_picker_escapes_names_and_ids(analyst, data, org):
     html = analyst.get("/?account=" + quote('x"><script>')).content.decode()
     assert '<option value="x&quot;&gt;&lt;script&gt;" selected>&lt;b&gt;R&amp;D&lt;/b&gt;</option>' in html
     assert "<b>R&D</b>" not in html and 'x"><script>' not in html
+
+
+def test_the_rest_is_labelled_other_even_beside_a_value_of_that_id():
+    """A feature keyed or an account id'd "other" is in the rest (`shown`): the grey series is
+    the rest, never that value's name."""
+    from analytics.views_pages.common import OTHER_COLOR, SeriesStyle
+
+    style = SeriesStyle({"other": "Other tools", "a": "Alpha"})
+    assert style.series("other", [1]) == {"label": "other", "data": [1], "color": OTHER_COLOR}
+    assert style.series("a", [2])["label"] == "Alpha"

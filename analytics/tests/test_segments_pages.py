@@ -52,10 +52,14 @@ def test_nothing_to_save_bad_values_and_foreign_next_pages(analyst, org, data):
     assert 'data-testid="segment-no-filters"' in empty
     unnamed = analyst.post("/segments/new/", {"name": " ", "gender": "F"})
     assert unnamed.status_code == 400 and "A name is required." in unnamed.content.decode()
+    nul = analyst.post("/segments/new/", {"name": "a\x00b", "gender": "F"})
+    assert nul.status_code == 400 and "control characters" in nul.content.decode()
     bad = analyst.post("/segments/new/", {"name": "Bad", "gender": "Z"})
     assert bad.status_code == 400 and 'data-testid="segment-error"' in bad.content.decode()
     away = analyst.post("/segments/new/", {"name": "Away", "gender": "F", "next": "https://evil.example/"})
     assert away["Location"].startswith("/?segment=")
+    sorted_page = analyst.post("/segments/new/", {"name": "Kept", "gender": "M", "next": "/features/?sort=name"})
+    assert sorted_page["Location"].startswith("/features/?sort=name&segment=")
     assert not Segment.objects.filter(name__in=["Bad", " "]).exists()
 
 

@@ -97,11 +97,13 @@ def funnels(request):
     if result:
         first = result["steps"][0]["users"] if result["steps"] else 0
         names = {f["key"]: f["name"] for f in features}
+        # A step that names no feature key is an event type; one nobody sent in the range
+        # says so, as a mistyped key or a feature's name would otherwise read as a true zero.
+        empty = [s["key"] for s in result["steps"] if s["kind"] == "event_type" and not s["users"]]
+        seen = queries.event_types_seen(org, empty, start, end) if empty else set()
         for step in result["steps"]:
             width = (step["users"] / first * 100) if first else 0
-            # A step that names no feature key is an event type; none seen says so, as a
-            # mistyped key or a feature's name would otherwise read as a true zero.
-            unmatched = step["kind"] == "event_type" and not step["users"]
+            unmatched = step["key"] in empty and step["key"] not in seen
             bars.append(
                 {**step, "name": names.get(step["key"], step["key"]), "width": f"{width:.1f}", "unmatched": unmatched}
             )

@@ -83,6 +83,7 @@ def filter_bar(org, query, filters):
         # not carry this one's values along.
         "segment_summary": " · ".join(f"{name} = {value}" for name, value in sorted(chosen.items())) if chosen else "",
         "filter_age": query.get("age") or "",
+        "filter_feature": query.get("feature") or "",
         "filter_gender": (query.get("gender") or "").upper(),
         "account_options": _options(queries.account_choices(org, query.get("account") or ""), query.get("account")),
         "user_filters": sorted((k, v) for k, v in kept.items() if k.startswith(USER_PREFIX)),
@@ -154,10 +155,9 @@ class SeriesStyle:
         self.colors = {}
 
     def series(self, key, data):
-        if key == "other":
-            color = OTHER_COLOR
-        else:
-            color = self.colors.setdefault(key, BREAKDOWN_PALETTE[len(self.colors) % len(BREAKDOWN_PALETTE)])
+        if key == "other":  # the rest, even when a feature or an account is named "other"
+            return {"label": key, "data": data, "color": OTHER_COLOR}
+        color = self.colors.setdefault(key, BREAKDOWN_PALETTE[len(self.colors) % len(BREAKDOWN_PALETTE)])
         return {"label": self.names.get(key, key), "data": data, "color": color}
 
 

@@ -49,7 +49,7 @@ def segment_new(request):
             error = exc.detail
         else:
             messages.success(request, f"Segment “{segment.name}” saved: it is picked below.")
-            return redirect(f"{back}?segment={segment.pk}")
+            return redirect(f"{back}{'&' if '?' in back else '?'}segment={segment.pk}")
     context = {"filters": sorted(filters.items()), "next": back, "name": source.get("name", ""), "error": error}
     return render(request, "analytics/segment_new.html", context, status=400 if error else 200)
 
