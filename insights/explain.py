@@ -150,7 +150,7 @@ def explanation_phrase(explanation: dict[str, Any] | None) -> str | None:
     segment = explanation["segment"]
     share, usual = segment["share_of_change"] * 100, segment["usual_share"] * 100
     of_change = (
-        f"more than the whole change ({share:.0f} %: the rest moved the other way)"
+        f"{share:.0f} % of the change, more than all of it as the rest moved the other way"
         if share > 100.5
         else f"{share:.0f} % of the change"
     )

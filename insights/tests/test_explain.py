@@ -222,6 +222,6 @@ def test_a_share_past_the_whole_change_is_said_in_words():
         "concentrated": True,
     }
     assert explain.explanation_phrase(over) == (
-        "mostly event type “share” (more than the whole change (102 %: the rest moved the other way); "
+        "mostly event type “share” (102 % of the change, more than all of it as the rest moved the other way; "
         "usually 20 % of usage)"
     )
