@@ -18,7 +18,7 @@ place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `
 from .accounts import account_choices, account_detail, account_list
 from .breakdowns import breakdown_by_feature, breakdown_series, breakdown_totals
 from .cache import cached
-from .common import session_average
+from .common import session_average, value_names
 from .days import last_complete_day
 from .features import feature_figures, feature_get, feature_sparklines, feature_usage
 from .funnel import event_types_seen, funnel
@@ -38,11 +38,11 @@ __all__ = [
     "end_user_detail",
     "end_user_is_own",
     "end_user_timeline",
+    "event_types_seen",
     "feature_figures",
     "feature_get",
     "feature_sparklines",
     "feature_usage",
-    "event_types_seen",
     "funnel",
     "last_complete_day",
     "retention",
@@ -53,4 +53,5 @@ __all__ = [
     "top_users",
     "usage_summary",
     "user_activity_page",
+    "value_names",
 ]

@@ -11,7 +11,8 @@ from typing import Any, overload
 from django.db import connection
 
 from core.days import day_start
-from telemetry.models import Feature
+from telemetry.models import Account, Feature
+from tenants.models import Organization
 
 
 def bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -115,3 +116,15 @@ def ids_in_sql(column: str, ids: list[int], vendor: str) -> tuple[str, list[Any]
     if vendor == "postgresql":
         return f"{column} = ANY(%s)", [ids]
     return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
+
+
+def value_names(org: Organization, dimension: str, values: set[str]) -> dict[str, str]:
+    """{value: name} of `values` of `dimension` where the pages show a name the API answers as
+    a key: a feature's key → its name, an account's id → its name (when it has one); empty
+    for the other dimensions, whose values are their names. One query."""
+    if dimension == "feature" and values:
+        return dict(Feature.objects.filter(organization=org, key__in=values).values_list("key", "name"))
+    if dimension == "account" and values:
+        named = Account.objects.filter(organization=org, external_id__in=values).exclude(name="")
+        return dict(named.values_list("external_id", "name"))
+    return {}

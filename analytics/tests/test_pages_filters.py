@@ -129,3 +129,15 @@ def test_the_rest_is_labelled_other_even_beside_a_value_of_that_id():
     style = SeriesStyle({"other": "Other tools", "a": "Alpha"})
     assert style.series("other", [1]) == {"label": "other", "data": [1], "color": OTHER_COLOR}
     assert style.series("a", [2])["label"] == "Alpha"
+
+
+def test_the_breakdown_palette_is_the_charts_own():
+    """The pages colour breakdown series on the server; the other charts take app.js's
+    palette: one list of colours, written twice, kept the same."""
+    from pathlib import Path
+
+    from analytics.views_pages.common import BREAKDOWN_PALETTE
+
+    script = (Path(__file__).resolve().parents[2] / "static" / "js" / "app.js").read_text()
+    palette = re.search(r"var PALETTE = \[([^\]]*)\]", script).group(1)
+    assert tuple(re.findall(r'"(#[0-9a-f]{6})"', palette)) == BREAKDOWN_PALETTE

@@ -10,7 +10,6 @@ from django.utils.safestring import mark_safe
 from core.days import today
 from core.exceptions import DomainError
 from core.pages import params_or_default, render_page
-from telemetry.models import Account, Feature
 from tenants.models import Role
 
 from .. import params, queries, segments
@@ -162,15 +161,9 @@ class SeriesStyle:
 
 
 def breakdown_names(org, dimension, series_lists):
-    """{value: name} of a breakdown by feature (key → name) or account (id → name), for the
-    values in `series_lists`; empty for the other dimensions, whose values are their names."""
-    keys = {s["key"] for series in series_lists for s in series}
-    if dimension == "feature":
-        return dict(Feature.objects.filter(organization=org, key__in=keys).values_list("key", "name"))
-    if dimension == "account":
-        named = Account.objects.filter(organization=org, external_id__in=keys).exclude(name="")
-        return dict(named.values_list("external_id", "name"))
-    return {}
+    """{value: name} for the values in `series_lists` of a breakdown by `dimension`
+    (`queries.value_names`)."""
+    return queries.value_names(org, dimension, {s["key"] for series in series_lists for s in series})
 
 
 def breakdown_spec(series, *, chart_type="bar", style=None):

@@ -11,7 +11,6 @@ from django.views.decorators.http import require_GET
 
 from core.exceptions import DomainError, NotFound
 from core.pages import org_page, page_fetched, params_or_default, wants_fragment
-from telemetry.models import Feature
 from tenants.models import Role
 
 from .. import params, queries
@@ -53,8 +52,7 @@ def users(request):
     page = page_fetched(fetch, number=args["page"], per_page=args["page_size"])
     bar = {} if is_member else common.filter_bar(org, request.GET, args["filters"])
     # The top feature by name (the API answers its key), one read for the page's rows.
-    keys = {row["top_feature"] for row in page.object_list if row["top_feature"]}
-    names = dict(Feature.objects.filter(organization=org, key__in=keys).values_list("key", "name")) if keys else {}
+    names = queries.value_names(org, "feature", {row["top_feature"] for row in page.object_list if row["top_feature"]})
     rows = [{**row, "top_feature_name": names.get(row["top_feature"], row["top_feature"])} for row in page.object_list]
     context = {
         "active_nav": "users",
