@@ -2,9 +2,14 @@
 feature, end user and person segment (read them here, recompute them with `manage.py
 rollup`)."""
 
-from django.contrib import admin
+from typing import Any
 
-from core.admin_read_only import ReadOnlyModelAdmin
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from core.admin_read_only import LargeTableAdmin, ReadOnlyModelAdmin, choices_filter
+from telemetry.models import EndUser
 
 from .models import (
     AccountFeatureActiveDays,
@@ -23,10 +28,36 @@ from .models import (
     UserEventTypeActiveDays,
     UserFeatureActiveDays,
 )
+from .queries.filters import AGE_BANDS
+
+# Fixed choices: Django's filter over a plain column reads its distinct values first, a scan
+# of the table on every page.
+AgeBandFilter = choices_filter("age_band", "age band", [*((band, band) for band in AGE_BANDS), ("", "unknown")])
+GenderFilter = choices_filter("gender", "gender", [*EndUser.Gender.choices, ("", "unknown")])
+
+
+class DimensionKindFilter(admin.SimpleListFilter):
+    """The dimension's kind (event type, an event property, an end-user property), whose
+    values are fixed, where the dimensions themselves are whatever the tenants send."""
+
+    title = "dimension"
+    parameter_name = "kind"
+    KINDS = {
+        "event_type": ("event types", {"dimension": "event_type"}),
+        "event": ("event properties", {"dimension__startswith": "event."}),
+        "user": ("end-user properties", {"dimension__startswith": "user."}),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(kind, label) for kind, (label, _) in self.KINDS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        kind = self.KINDS.get(self.value() or "")
+        return queryset if kind is None else queryset.filter(**kind[1])
 
 
 @admin.register(DailyFeatureUsage)
-class DailyFeatureUsageAdmin(ReadOnlyModelAdmin):
+class DailyFeatureUsageAdmin(LargeTableAdmin):
     list_display = [
         "date",
         "organization",
@@ -42,9 +73,6 @@ class DailyFeatureUsageAdmin(ReadOnlyModelAdmin):
     search_fields = ["feature__key", "feature__name", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["feature"]
-    date_hierarchy = "date"
-    ordering = ["-date", "organization", "feature"]
-    show_full_result_count = False
 
 
 @admin.register(DailyOrgUsage)
@@ -67,66 +95,53 @@ class DailyOrgUsageAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(DailyUserUsage)
-class DailyUserUsageAdmin(ReadOnlyModelAdmin):
+class DailyUserUsageAdmin(LargeTableAdmin):
     list_display = ["date", "organization", "end_user", "event_count", "sessions", "features_used", "computed_at"]
     list_filter = ["organization", "date"]
     list_select_related = ["organization", "end_user"]
     search_fields = ["end_user__external_id", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["end_user"]
-    date_hierarchy = "date"
-    ordering = ["-date", "organization", "end_user"]
-    # One row per active end user and day: counting them all would cost more than the page.
-    show_full_result_count = False
 
 
 @admin.register(DailyUserFeatureUsage)
-class DailyUserFeatureUsageAdmin(ReadOnlyModelAdmin):
+class DailyUserFeatureUsageAdmin(LargeTableAdmin):
     list_display = ["date", "organization", "end_user", "feature", "event_count", "sessions", "computed_at"]
     list_filter = ["organization", "date"]
     list_select_related = ["organization", "end_user", "feature"]
     search_fields = ["end_user__external_id", "feature__key", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["end_user", "feature"]
-    date_hierarchy = "date"
-    ordering = ["-date", "organization", "feature", "end_user"]
-    show_full_result_count = False
 
 
 @admin.register(UserActiveDays)
-class UserActiveDaysAdmin(ReadOnlyModelAdmin):
+class UserActiveDaysAdmin(LargeTableAdmin):
     list_display = ["block_start", "organization", "end_user", "active_days"]
     list_filter = ["organization", "block_start"]
     list_select_related = ["organization", "end_user"]
     search_fields = ["end_user__external_id", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["end_user"]
-    ordering = ["-block_start", "organization", "end_user"]
-    show_full_result_count = False
 
 
 @admin.register(UserFeatureActiveDays)
-class UserFeatureActiveDaysAdmin(ReadOnlyModelAdmin):
+class UserFeatureActiveDaysAdmin(LargeTableAdmin):
     list_display = ["block_start", "organization", "feature", "end_user", "active_days"]
     list_filter = ["organization", "block_start"]
     list_select_related = ["organization", "feature", "end_user"]
     search_fields = ["end_user__external_id", "feature__key", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["feature", "end_user"]
-    ordering = ["-block_start", "organization", "feature", "end_user"]
-    show_full_result_count = False
 
 
 @admin.register(UserEventTypeActiveDays)
-class UserEventTypeActiveDaysAdmin(ReadOnlyModelAdmin):
+class UserEventTypeActiveDaysAdmin(LargeTableAdmin):
     list_display = ["block_start", "organization", "event_type", "end_user", "active_days"]
     list_filter = ["organization", "block_start"]
     list_select_related = ["organization", "end_user"]
     search_fields = ["end_user__external_id", "event_type", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["end_user"]
-    ordering = ["-block_start", "organization", "event_type", "end_user"]
-    show_full_result_count = False
 
 
 @admin.register(DailyFeatureRecency)
@@ -146,15 +161,13 @@ class DailyFeatureRecencyAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(DailyFeatureSegmentRecency)
-class DailyFeatureSegmentRecencyAdmin(ReadOnlyModelAdmin):
+class DailyFeatureSegmentRecencyAdmin(LargeTableAdmin):
     list_display = ["date", "organization", "feature", "age_band", "gender", "users"]
-    list_filter = ["organization", "date", "age_band", "gender"]
+    list_filter = ["organization", "date", AgeBandFilter, GenderFilter]
     list_select_related = ["organization", "feature"]
     search_fields = ["feature__key", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["feature"]
-    ordering = ["-date", "organization", "feature", "age_band", "gender"]
-    show_full_result_count = False
 
     @admin.display(description="users that day")
     def users(self, row: DailyFeatureSegmentRecency) -> int:
@@ -171,54 +184,43 @@ class FeatureRecencyStaleAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(DailySegmentUsage)
-class DailySegmentUsageAdmin(ReadOnlyModelAdmin):
+class DailySegmentUsageAdmin(LargeTableAdmin):
     list_display = ["date", "organization", "feature", "age_band", "gender", "event_count", "active_users"]
-    list_filter = ["organization", "date", "age_band", "gender"]
+    list_filter = ["organization", "date", AgeBandFilter, GenderFilter]
     list_select_related = ["organization", "feature"]
     search_fields = ["feature__key", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["feature"]
-    date_hierarchy = "date"
-    ordering = ["-date", "organization", "feature"]
-    show_full_result_count = False
 
 
 @admin.register(DailyAccountUsage)
-class DailyAccountUsageAdmin(ReadOnlyModelAdmin):
+class DailyAccountUsageAdmin(LargeTableAdmin):
     list_display = ["date", "organization", "feature", "account", "event_count", "active_users", "last_event_at"]
     list_filter = ["organization", "date"]
     list_select_related = ["organization", "feature", "account"]
     search_fields = ["feature__key", "account__external_id", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["feature", "account"]
-    date_hierarchy = "date"
-    ordering = ["-date", "organization", "feature"]
-    show_full_result_count = False
 
 
 @admin.register(AccountFeatureActiveDays)
-class AccountFeatureActiveDaysAdmin(ReadOnlyModelAdmin):
+class AccountFeatureActiveDaysAdmin(LargeTableAdmin):
     list_display = ["block_start", "organization", "account", "feature", "active_days"]
     list_filter = ["organization", "block_start"]
     list_select_related = ["organization", "account", "feature"]
     search_fields = ["account__external_id", "feature__key", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["account", "feature"]
-    ordering = ["-block_start", "organization", "account", "feature"]
-    show_full_result_count = False
 
 
 @admin.register(DailyDimensionUsage)
-class DailyDimensionUsageAdmin(ReadOnlyModelAdmin):
+class DailyDimensionUsageAdmin(LargeTableAdmin):
     list_display = ["date", "organization", "feature", "dimension", "value", "age_band", "gender", "event_count"]
-    list_filter = ["organization", "date", "dimension"]
+    list_filter = ["organization", "date", DimensionKindFilter]
     list_select_related = ["organization", "feature"]
     search_fields = ["dimension", "value", "feature__key", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["feature"]
-    date_hierarchy = "date"
-    ordering = ["-date", "organization", "dimension"]
-    show_full_result_count = False
 
 
 @admin.register(Segment)
