@@ -102,3 +102,44 @@ def test_account_page_shows_the_busiest_people_and_links_to_the_rest(analyst, or
     assert len(rows) == PEOPLE_SHOWN and rows[0] == f"u{PEOPLE_SHOWN + 2:03d}"
     assert re.search(r'data-testid="account-users-more">and 3 more', html)
     assert 'href="/users/?account=big&amp;days=30"' in html
+
+
+def test_account_page_shows_the_most_used_features_and_links_to_the_rest(analyst, org):
+    """An account using hundreds of features shows FEATURES_SHOWN of them (a page 17,867 px
+    tall listed 411) and links the Features page filtered to the account for the rest."""
+    from analytics import rollup
+    from analytics.views_pages.accounts import FEATURES_SHOWN
+    from telemetry.models import Account
+
+    from .factories import end_user, feature
+    from .test_accounts import RECENT_DAY, _events
+
+    big = Account.objects.create(organization=org, external_id="big", name="Big")
+    person = end_user(org, "u1", account=big)
+    for i in range(FEATURES_SHOWN + 4):
+        _events(org, feature(org, f"f{i:02d}"), person, RECENT_DAY, 1 + i)
+    rollup.rollup_day(date.fromisoformat(RECENT_DAY), org)
+    html = analyst.get(f"/accounts/big/?{END}").content.decode()
+    table = html.split('data-testid="account-features"')[1].split("</table>")[0]
+    names = re.findall(r'href="/features/\d+/">([^<]+)</a>', table)
+    # Most events first: the last features made lead.
+    assert len(names) == FEATURES_SHOWN and names[0].lower() == f"f{FEATURES_SHOWN + 3:02d}"
+    assert re.search(r'data-testid="account-features-more">and 4 more', html)
+    assert 'href="/features/?account=big&amp;start=2025-03-01&amp;end=2025-03-28"' in html
+
+
+def test_account_weekly_chart_marks_the_window_holding_today(analyst, accounts):  # noqa: F811
+    from unittest import mock
+
+    from analytics.views_pages import accounts as account_pages
+
+    from .test_pages import _chart_spec
+
+    closed = analyst.get(f"/accounts/acme/?{END}").content.decode()
+    assert _chart_spec(closed, "chart-account-weekly")["partial_from"] is None
+    assert "paler: today is in it" not in closed
+    with mock.patch.object(account_pages, "today", return_value=date(2025, 3, 28)):
+        html = analyst.get(f"/accounts/acme/?{END}").content.decode()
+    current = _chart_spec(html, "chart-account-weekly")
+    assert current["partial_from"] == len(current["labels"]) - 1
+    assert "the last ending 28 Mar; paler: today is in it" in html

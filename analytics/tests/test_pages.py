@@ -402,6 +402,23 @@ def test_todays_partial_point_is_marked(analyst, usage):
     assert 'data-testid="partial-note"' not in closed
 
 
+def test_a_last_week_cut_short_by_the_range_is_marked(analyst, usage):
+    """Over a range charted by week that ends on a Wednesday in the past, the last week holds
+    3 days: marked like today's point, with a note saying so, not read as a collapse."""
+    from core.days import today
+
+    end = today() - timedelta(days=14)
+    end -= timedelta(days=(end.weekday() - 2) % 7)  # a Wednesday
+    html = analyst.get(f"/?start={end - timedelta(days=180)}&end={end}").content.decode()
+    spec = _chart_spec(html, "chart-events")
+    assert spec["partial_from"] == len(spec["labels"]) - 1 and spec["partial_label"] == "3 of 7 days"
+    assert f"the last week stops at {end.day} {end:%b} with the range: 3 of its 7 days." in html
+    # Ending on a Sunday: every week whole.
+    sunday = end + timedelta(days=4)
+    whole = analyst.get(f"/?start={sunday - timedelta(days=180)}&end={sunday}").content.decode()
+    assert _chart_spec(whole, "chart-events")["partial_from"] is None
+
+
 def test_partial_from_by_day_and_by_week():
     from datetime import date
     from unittest import mock
@@ -416,6 +433,14 @@ def test_partial_from_by_day_and_by_week():
         weeks = [date(2026, 11, 12), date(2026, 11, 16), date(2026, 11, 23)]  # the first cut by start
         assert common.partial_from(weeks, "week") == 2
         assert common.partial_from(weeks[:2], "week") is None
+        # A range ending on Wednesday 11-18 cuts its last week (of Monday 11-16) to 3 days.
+        assert common.partial_from(weeks[:2], "week", date(2026, 11, 18)) == 1
+        assert common.partial_from(weeks[:2], "week", date(2026, 11, 22)) is None
+        assert common.partial_note("week", date(2026, 11, 18)) == (
+            "the last week stops at 18 Nov with the range: 3 of its 7 days."
+        )
+        assert common.partial_note("week", date(2026, 11, 25)) == "this week so far, not complete yet."
+        assert common.partial_spec(weeks[:2], "week", date(2026, 11, 18))["partial_label"] == "3 of 7 days"
 
 
 def test_missing_durations_show_a_dash(analyst, org):

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from core.days import today
 from core.pages import org_page, page_fetched, params_or_default, render_page
 from tenants.models import Role
 
@@ -72,6 +73,8 @@ def accounts(request):
 
 
 PEOPLE_SHOWN = 50
+FEATURES_SHOWN = 20
+NOT_ADOPTED_SHOWN = 30
 
 
 @require_GET
@@ -88,6 +91,9 @@ def account_detail(request, account_id):
         # cost the page ~0.3 s on each request; the Users page lists them all, filtered.
         "people": detail["users"][:PEOPLE_SHOWN],
         "people_more": max(len(detail["users"]) - PEOPLE_SHOWN, 0),
+        # Likewise the most used features: the Features page lists all of them for the account.
+        "adopted": detail["features_adopted"][:FEATURES_SHOWN],
+        "adopted_more": max(len(detail["features_adopted"]) - FEATURES_SHOWN, 0),
         "trend": common.change_class(detail["trend_pct"]),
         "features_total": detail["features_used"] + len(detail["features_not_adopted"]),
         "weekly_chart": {
@@ -98,7 +104,12 @@ def account_detail(request, account_id):
                 # Tens of users beside thousands of events: on an axis of their own.
                 {"label": "Active users (right axis)", "data": [w["active_users"] for w in weekly], "axis": "right"},
             ],
+            # The last 7-day window ends on `end`: today's, when the page shows up to today.
+            "partial_from": len(weekly) - 1 if weekly and detail["end"] >= today() else None,
+            "partial_label": "so far",
         },
+        "not_adopted": detail["features_not_adopted"][:NOT_ADOPTED_SHOWN],
+        "not_adopted_more": max(len(detail["features_not_adopted"]) - NOT_ADOPTED_SHOWN, 0),
         "error": error,
     }
     return render(request, "analytics/account_detail.html", context, status=400 if error else 200)

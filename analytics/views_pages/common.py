@@ -184,23 +184,43 @@ def series_values(points):
     return [p["value"] for p in points], [p["date"].isoformat() for p in points]
 
 
-def partial_from(dates, interval):
-    """The index of the first point still filling up — today, or the week that holds today —
-    or None. Charts draw it dashed: a day that has only begun would read as a drop."""
+def partial_from(dates, interval, end=None):
+    """The index of the first point not complete — today, the week that holds today, or a
+    last week the range's `end` cuts short — or None. Charts draw it dashed: a day that has
+    only begun, or three days of a week, would read as a drop."""
     last = today()
     span = timedelta(days=0 if interval == "day" else 6)
     for index, day in enumerate(dates):
         # A week is labelled with its Monday, or with `start` when the range cuts it.
         first = day if interval == "day" else day - timedelta(days=day.weekday())
-        if first + span >= last:
+        if first + span >= last or (end is not None and first + span > end):
             return index
     return None
 
 
-def line_spec(points, label, interval="day"):
+def partial_note(interval, end):
+    """What the dashed point of `partial_from` is, said under the chart."""
+    if interval == "day":
+        return "today so far, not complete yet."
+    if end >= today():
+        return "this week so far, not complete yet."
+    days = end.weekday() + 1
+    return f"the last week stops at {end.day} {end:%b} with the range: {days} of its 7 days."
+
+
+def partial_spec(dates, interval, end):
+    """A chart spec's partial point (`partial_from`) and what its tooltip adds to the value."""
+    cut_week = interval == "week" and end < today()
+    return {
+        "partial_from": partial_from(dates, interval, end),
+        "partial_label": f"{end.weekday() + 1} of 7 days" if cut_week else "so far",
+    }
+
+
+def line_spec(points, label, interval, end):
     values, labels = series_values(points)
     spec = {"type": "line", "labels": labels, "series": [{"label": label, "data": values}]}
-    return spec | {"partial_from": partial_from([p["date"] for p in points], interval)}
+    return spec | partial_spec([p["date"] for p in points], interval, end)
 
 
 def interval_for(start, end):

@@ -56,8 +56,8 @@ def dashboard(request):
         events = queries.timeseries(org, metric="events", **series)
         active = queries.timeseries(org, metric="active_users", **series)
         charts = {
-            "events_chart": common.line_spec(events["points"], "Events", interval),
-            "active_chart": common.line_spec(active["points"], "Active users", interval),
+            "events_chart": common.line_spec(events["points"], "Events", interval, end),
+            "active_chart": common.line_spec(active["points"], "Active users", interval, end),
             "top_chart": {
                 "type": "hbar",
                 "labels": [row["feature_name"] for row in top],
@@ -74,6 +74,7 @@ def dashboard(request):
         "filters": filters,
         "error": error,
         "interval": interval,
+        "partial_note": common.partial_note(interval, end),
         "period_days": (end - start).days + 1,
         "presets": common.presets(start, end),
         "preset_query": bar["filter_query"] + (f"&breakdown={breakdown}" if breakdown else ""),

@@ -123,7 +123,7 @@ def feature_detail(request, feature_id):
             {"label": "Events", "data": [p["events"] for p in points]},
             {"label": "Active users", "data": [p["active_users"] for p in points]},
         ],
-        "partial_from": common.partial_from([p["date"] for p in points], interval),
+        **common.partial_spec([p["date"] for p in points], interval, end),
     }
     breakdown, breakdown_error = common.breakdown_or_error(request.GET)
     error = error or breakdown_error
@@ -151,6 +151,7 @@ def feature_detail(request, feature_id):
         **(bar := common.filter_bar(org, request.GET, given)),
         "preset_query": bar["filter_query"] + (f"&breakdown={breakdown}" if breakdown else ""),
         "interval": interval,
+        "partial_note": common.partial_note(interval, end),
         "stats": {
             "events": figures["events"],
             "peak_active": figures["peak_active_users"],

@@ -2,9 +2,10 @@
  *
  * A chart is `<canvas data-chart="ID">` next to `{{ spec|json_script:"ID" }}`; the spec is
  * {type: "line" | "bar" | "hbar", labels: [...], series: [{label, data, color?}], band?: {label, lower, upper},
- *  percent?: bool, partial_from?: index, stacked?: bool}. Line points from `partial_from` on (today, this week)
- * are still filling up: their segments are dashed and their points hollow, so they do not read as
- * a drop. `stacked`: the series' bars pile up, as a breakdown's values do. Charts are (re)drawn on
+ *  percent?: bool, partial_from?: index, partial_label?: text, stacked?: bool}. Points from `partial_from` on
+ * (today, this week, a week the range cuts short) are not complete: a line's segments are dashed and
+ * its points hollow, a bar is paler, and the tooltip adds `partial_label` ("so far"), so they do
+ * not read as a drop. `stacked`: the series' bars pile up, as a breakdown's values do. Charts are (re)drawn on
  * page load and on every htmx swap, so filters that re-render a fragment redraw its charts. No
  * inline scripts: the pages work under a strict CSP.
  */
@@ -52,14 +53,16 @@
         backgroundColor: alpha("#0ea5e9", 0.16), fill: false, type: "line", tension: 0.25,
       });
     }
-    var partialFrom = type === "line" && typeof spec.partial_from === "number" ? spec.partial_from : null;
+    var partialFrom = typeof spec.partial_from === "number" ? spec.partial_from : null;
     (spec.series || []).forEach(function (s, i) {
       var color = s.color || PALETTE[i % PALETTE.length];
       var pointRadius = type === "line" ? (s.data.length > 45 ? 0 : 2) : 0;
-      var partial = partialFrom === null ? {} : {
+      var partial = partialFrom === null ? {} : type === "line" ? {
         segment: { borderDash: function (ctx) { return ctx.p1DataIndex >= partialFrom ? [6, 4] : undefined; } },
         pointRadius: function (ctx) { return ctx.dataIndex >= partialFrom ? 4 : pointRadius; },
         pointBackgroundColor: function (ctx) { return ctx.dataIndex >= partialFrom ? "#fff" : color; },
+      } : {
+        backgroundColor: function (ctx) { return alpha(color, ctx.dataIndex >= partialFrom ? 0.35 : 0.85); },
       };
       datasets.push(Object.assign({
         label: s.label,
@@ -127,7 +130,7 @@
             callbacks: {
               label: function (ctx) {
                 var v = ctx.parsed[horizontal ? "x" : "y"];
-                var soFar = partialFrom !== null && ctx.dataIndex >= partialFrom ? " (so far)" : "";
+                var soFar = partialFrom !== null && ctx.dataIndex >= partialFrom ? " (" + (spec.partial_label || "so far") + ")" : "";
                 return " " + ctx.dataset.label + ": " + numberFormat.format(v) + (spec.percent ? "%" : "") + soFar;
               },
             },
