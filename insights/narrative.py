@@ -143,7 +143,7 @@ def heuristic_bullets(numbers: dict[str, Any]) -> list[str]:
     change = numbers["events_change_pct"]
     trend = "" if change is None else f", {_signed(change)} on the {days} days before"
     bullets.append(
-        f"{numbers['events']:,} events in the last {days} days across {numbers['features_active']} features{trend}."
+        f"{numbers['events']:,} events in the last {days} days across {numbers['features_active']:,} features{trend}."
     )
     if numbers["top_features"]:
         top = numbers["top_features"][0]

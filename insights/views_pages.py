@@ -25,7 +25,8 @@ from .forecast import usage_prediction
 from .models import Anomaly
 
 ANOMALY_PAGE_SIZE = 25
-ZSCORE_FEATURES = 12
+# As many as the ranking beside the chart lists, so the two cards name the same number.
+ZSCORE_FEATURES = queries.UNUSUAL_FEATURES_SHOWN
 FORECAST_FEATURE_CHOICES = 15
 FORECAST_DAYS = 14
 FORECAST_DAY_CHOICES = (7, 14, 30)
