@@ -4,9 +4,11 @@ shapes, and rendering a fragment or the page (400 when a filter was refused)."""
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from django.http import HttpResponse
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from core.csv_export import csv_render
 from core.days import today
 from core.exceptions import DomainError
 from core.pages import params_or_default, render_page
@@ -17,6 +19,18 @@ from ..filters import USER_PREFIX, filter_set_parse, filters_refuse
 
 RANGE_PRESETS = (7, 30, 90)
 WEEKLY_AFTER_DAYS = 120  # longer ranges chart by week: 120 daily points are already dense
+
+
+def wants_csv(request):
+    return request.GET.get("format") == "csv"
+
+
+def csv_download(rows, name, columns):
+    """The rows a page shows (all of them, not one page) as a CSV attachment: the same file
+    the API's `?format=csv` gives, for an analyst who is signed in to the pages."""
+    response = HttpResponse(csv_render(rows, columns), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
 
 
 def render_filtered(request, fragment, page, context, error):

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 from core.pages import org_page, page_get
 from tenants.models import Role
 
-from .. import queries
+from .. import exports, queries
 from ..filters import filter_cache_key
 from . import common
 
@@ -61,6 +61,8 @@ def features(request):
     if sort.startswith("-"):
         # Missing values (no previous period) still sort last.
         rows = [r for r in rows if r[field] is not None] + [r for r in rows if r[field] is None]
+    if common.wants_csv(request) and not error:
+        return common.csv_download(rows, "features", exports.FEATURE_USAGE_COLUMNS)
     page = page_get(Paginator(rows, FEATURES_PAGE_SIZE), request.GET.get("page"))
     table = []
     for row in page.object_list:

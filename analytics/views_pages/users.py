@@ -13,7 +13,7 @@ from core.exceptions import DomainError, NotFound
 from core.pages import org_page, page_fetched, params_or_default, wants_fragment
 from tenants.models import Role
 
-from .. import params, queries
+from .. import exports, params, queries
 from ..filters import filter_cache_key
 from ..queries.users import TIMELINE_LIMIT
 from . import common
@@ -44,6 +44,9 @@ def users(request):
     )
     args["filters"] = filter_cache_key(args["filters"])
     only_member = request.user if is_member else None
+    if common.wants_csv(request) and not error and not is_member:
+        rows = queries.user_activity_page(org, **{**args, "page_size": None})["results"]
+        return common.csv_download(rows, "users", exports.USER_ACTIVITY_COLUMNS)
 
     def fetch(number):
         result = queries.user_activity_page(org, **{**args, "page": number}, only_member=only_member)
@@ -57,6 +60,7 @@ def users(request):
     context = {
         "active_nav": "users",
         "is_member": is_member,
+        "csv_download": not is_member,
         "rows": rows,
         "page_obj": page,
         "search": args["search"],
