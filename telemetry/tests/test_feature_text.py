@@ -1,5 +1,6 @@
-"""Feature keys and names with zero-width, bidi-override and other invisible characters are
-refused: per item in ingestion (the rest of the batch is stored), and in the Django admin."""
+"""Feature keys and names, end-user and account ids with zero-width, bidi-override and other
+invisible characters are refused: per item in ingestion (the rest of the batch is stored), and
+in the Django admin."""
 
 import pytest
 
@@ -73,6 +74,26 @@ def test_track_answers_400_naming_the_character(key_client, org):
 def test_visible_names_are_accepted(key_client, org, name):
     assert post(key_client, TRACK, event(feature=name)).status_code == 201
     assert Feature.objects.filter(organization=org, name=name).exists()
+
+
+@pytest.mark.parametrize("field", ["user_id", "account_id"])
+@pytest.mark.parametrize("char", ["\u202e", "\u200b", "\x1b"], ids=["U+202E", "U+200B", "U+001B"])
+def test_ids_shown_on_pages_refuse_hidden_characters(key_client, org, field, char):
+    """A user or account id is shown on the pages, in exports and e-mails: `acme\u202e` would
+    read as another. The item is refused naming the character; the rest of the batch stored."""
+    from telemetry.models import Account, EndUser
+
+    bad = event(feature="search", user_id="u1", account_id="acme") | {field: f"acme{char}-1"}
+    response = post(key_client, BATCH, [event(feature="search", user_id="u2", account_id="globex"), bad])
+    body = response.json()
+    assert response.status_code == 200 and body["accepted"] == 1 and stored(org) == 1
+    (error,) = body["errors"]
+    assert (error["index"], error["field"]) == (1, field) and f"U+{ord(char):04X}" in error["message"]
+    assert set(EndUser.objects.filter(organization=org).values_list("external_id", flat=True)) == {"u2"}
+    assert set(Account.objects.filter(organization=org).values_list("external_id", flat=True)) == {"globex"}
+    # Whitespace around an id is still trimmed, not refused.
+    assert post(key_client, TRACK, event(feature="search", user_id=" u3\n")).status_code == 201
+    assert EndUser.objects.filter(organization=org, external_id="u3").exists()
 
 
 def test_surrounding_whitespace_is_still_stripped(key_client, org):

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from core.text import hidden_character
+
 from .validate import EventCheck, EventContext, user_touch
 from .values import UUID_RE
 
@@ -101,8 +103,9 @@ def mapped_validate(
             own_user is None
             and type(user_id) is str
             and len(user_id) <= 200
-            and "\x00" not in user_id
-            and user_id.strip()
+            and (stripped := user_id.strip())
+            and hidden_character(stripped) is None
+            and stripped
         ) or check.user_id(user_id)
         account = None if account is None else check.account_of(account, user_id)
         if len(errors) > errors_before:

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from core.days import day_start
 from core.exceptions import Forbidden
+from core.text import hidden_character_error
 from tenants.models import Organization, User
 
 from ...models import EndUser
@@ -339,6 +340,9 @@ class EventCheck:
             self.error(name, "Must be a non-empty string of at most 200 characters.")
         elif "\x00" in value:
             self.error(name, NUL_MESSAGE)
+        elif message := hidden_character_error(value.strip()):
+            # Shown on the pages, in exports and e-mails: a U+202E would make one id read as another.
+            self.error(name, message)
         else:
             return value.strip()
         return None
