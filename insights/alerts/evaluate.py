@@ -75,7 +75,11 @@ def _metric_threshold(org: Organization, params: dict[str, Any], day: date) -> M
         filters["feature"] = feature_id
         subject = f" of {params['feature']}"
     summary = queries.usage_summary(org, day, day, filters or None)
-    value = float(summary[SUMMARY_KEYS[params["metric"]]]["value"] or 0)
+    figure = summary[SUMMARY_KEYS[params["metric"]]]["value"]
+    if figure is None:
+        # No figure (an average of no sessions): nothing to judge, never a made-up 0.
+        return None
+    value = float(figure)
     threshold = float(params["value"])
     fired = value > threshold if params["op"] == "above" else value < threshold
     message = (
@@ -90,9 +94,11 @@ def _step_conversion(org: Organization, params: dict[str, Any], start: date, end
     result = queries.funnel(org, steps=params["steps"], window_days=params["window_days"], start=start, end=end)
     steps = result["steps"]
     entered = steps[0]["users"]
-    if entered < MIN_USERS:
+    conversion = steps[params["step"] - 1]["conversion_from_start"]
+    # Too few entrants (none: no conversion at all) is nothing to judge, never a 0 %.
+    if entered < MIN_USERS or conversion is None:
         return None
-    return float(steps[params["step"] - 1]["conversion_from_start"]), entered
+    return float(conversion), entered
 
 
 def _funnel_conversion(org: Organization, params: dict[str, Any], day: date) -> Measurement | None:

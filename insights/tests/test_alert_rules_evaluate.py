@@ -69,6 +69,20 @@ def test_metric_threshold_on_one_feature(org):
     assert "of checkout" in fired[0].message
 
 
+def test_a_null_figure_is_nothing_to_judge(org):
+    """An average of no sessions is null in usage-summary: the rule does not fire on a
+    made-up 0 (while a count of 0 is a real figure and does)."""
+    day = _day()
+    feature(org, "feature_1")
+    DailyOrgUsage.objects.create(organization=org, date=day, event_count=40, active_users=3, sessions=0)
+    for scope in ({}, {"feature": "feature_1"}):
+        _rule(org, "metric_threshold", {"metric": "avg_session_duration", "op": "below", "value": 5} | scope)
+    zero = _rule(org, "metric_threshold", {"metric": "events", "op": "below", "value": 5, "feature": "feature_1"})
+    _rule(org, "retention", {"day": 7, "below": 50}, name="no cohort at all")
+    fired = evaluate.alert_rules_evaluate(org, [day])
+    assert [(f.rule_id, f.value) for f in fired] == [(zero.id, 0.0)]
+
+
 # --- funnel_conversion --------------------------------------------------------------------------
 
 
