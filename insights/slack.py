@@ -49,10 +49,21 @@ def _listed(title: str, lines: list[str], footer: str) -> dict[str, Any]:
     return {"text": text, "blocks": blocks}
 
 
+def firings_title(firings: list[dict[str, Any]]) -> str:
+    """What a batch of firings is, counted right: a firing is one rule on one day, so
+    "22 alerts from 8 rules", "3 alerts from rule “Quiet day”", "1 alert from rule …"
+    (also the alert e-mail's subject)."""
+    rules = {f.get("rule_id", f.get("rule_name")): f.get("rule_name") for f in firings}
+    alerts = f"{len(firings)} alert{'' if len(firings) == 1 else 's'}"
+    if len(rules) == 1:
+        return f"{alerts} from rule “{next(iter(rules.values()))}”"
+    return f"{alerts} from {len(rules)} rules"
+
+
 def _alert_fired(data: dict[str, Any]) -> dict[str, Any]:
     firings = data.get("firings") or []
     org = data.get("organization") or f"organisation {data.get('organization_id')}"
-    title = f"{len(firings)} alert rule{'' if len(firings) == 1 else 's'} fired in {org}"
+    title = f"{firings_title(firings)} in {org}"
     lines = [f"*{escape(f['rule_name'])}* ({escape(f['day'])}): {escape(f['message'])}" for f in firings]
     return _listed(title, lines, f"{APP_NAME} · alert rules")
 

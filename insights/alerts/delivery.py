@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tenants.models import Organization, Role, User
 
-from .. import webhooks
+from .. import slack, webhooks
 from ..models import AlertFiring, Webhook
 
 EVENT = Webhook.Event.ALERT_FIRED
@@ -63,8 +63,8 @@ def alert_firings_deliver(
     if recipients:
         lines = [f"- {p['rule_name']} ({p['day']}): {p['message']}" for p in payloads]
         emails = send_mail(
-            subject=f"[Usage Platform] {len(due)} alert rule{'' if len(due) == 1 else 's'} fired in {org.name}",
-            message="These alert rules fired after the latest rollup:\n\n"
+            subject=f"[Usage Platform] {slack.firings_title(payloads)} in {org.name}",
+            message="These alert rules fired (one line per rule and day):\n\n"
             + "\n".join(lines)
             + "\n\nManage them under Settings → Alert rules.",
             from_email=settings.DEFAULT_FROM_EMAIL,

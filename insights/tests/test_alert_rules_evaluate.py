@@ -204,7 +204,7 @@ def test_after_rollup_enqueues_evaluation_on_commit(org, django_capture_on_commi
     callbacks[0]()
     firing = AlertFiring.objects.get()
     assert firing.day == day and firing.notified_at is not None
-    assert len(mailoutbox) == 1 and "alert rule fired" in mailoutbox[0].subject
+    assert len(mailoutbox) == 1 and "1 alert from rule “rule”" in mailoutbox[0].subject
     # Today's hourly rollup has no complete day to judge.
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         tasks.after_rollup(org.id, [timezone.now().date().isoformat()])
