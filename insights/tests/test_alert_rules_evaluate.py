@@ -14,6 +14,7 @@ from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from analytics.tests.factories import end_user, event, feature
 from insights import tasks
 from insights.alerts import evaluate, rules
+from insights.alerts.tasks import alert_rules_evaluate_task
 from insights.models import AlertFiring, AlertRule
 
 pytestmark = pytest.mark.django_db
@@ -226,11 +227,25 @@ def test_evaluate_command(org, mailoutbox):
     day = _day()
     _org_day(org, day, events=5)
     _rule(org, "metric_threshold", {"metric": "events", "op": "below", "value": 100})
+    rule = AlertRule.objects.get()
+    out = StringIO()
+    # Without --send, a dry run: it says what would fire and records nothing the next
+    # rollup's run could send.
+    call_command("evaluate_alert_rules", "--org", org.slug, stdout=out)
+    assert f"{org.slug}: 1 rule would fire on {day.isoformat()} (dry run: nothing recorded or sent)" in out.getvalue()
+    assert "  - rule: Events on" in out.getvalue()
+    assert not AlertFiring.objects.exists() and len(mailoutbox) == 0
+    rule.refresh_from_db()
+    assert rule.last_evaluated_at is None
+    alert_rules_evaluate_task(org.id, [])  # the post-rollup run for yesterday sends it once, as new
+    assert len(mailoutbox) == 1 and AlertFiring.objects.get().notified_at is not None
+    AlertFiring.objects.all().delete()
+    mailoutbox.clear()
     out = StringIO()
     call_command("evaluate_alert_rules", "--org", org.slug, "--send", stdout=out)
     assert f"{org.slug}: 1 rule fired on {day.isoformat()}, 1 sent" in out.getvalue()
     assert len(mailoutbox) == 1
     call_command("evaluate_alert_rules", "--org", org.slug, stdout=out)
-    assert "0 rules fired" in out.getvalue()
+    assert "0 rules would fire" in out.getvalue()  # already fired on that day
     with pytest.raises(CommandError):
         call_command("evaluate_alert_rules", "--day", timezone.now().date().isoformat(), stdout=out)
