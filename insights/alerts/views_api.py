@@ -16,7 +16,7 @@ from . import rules
 TAGS = ["alert rules"]
 PARAMS_HELP = (
     'metric_threshold: {"metric": "events"|"active_users"|"sessions"|"avg_session_duration", '
-    '"op": "above"|"below", "value": number, "feature"?: key}; '
+    '"op": "above"|"below", "value": number, "feature"?: id, key or name (stored as its key)}; '
     'funnel_conversion: {"steps": [key…], "step"?: n, "below": % | "drop_pct": %, "window_days"?: 1–90}; '
     'retention: {"day": 1|7|30, "below": %}'
 )

@@ -35,7 +35,10 @@ class AlertRuleForm(forms.Form):
     )
     value = forms.FloatField(required=False, min_value=0, label="Value")
     feature = forms.CharField(
-        required=False, max_length=100, label="Feature key", help_text="Empty: the whole organisation."
+        required=False,
+        max_length=100,
+        label="Feature",
+        help_text="Its key, name or id. Empty: the whole organisation.",
     )
     steps = forms.CharField(
         required=False, max_length=1000, label="Funnel steps", help_text="Feature keys or event types, comma-separated."

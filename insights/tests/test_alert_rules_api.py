@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 
+from analytics.tests.factories import feature
 from insights.alerts import rules
 from insights.models import AlertFiring, AlertRule
 
@@ -43,6 +44,44 @@ def test_create_list_get_patch_delete(admin_client, admin_user, body):
 def test_defaults_are_filled_in(admin_client):
     rule = admin_client.post(URL, FUNNEL, format="json").json()
     assert rule["params"] == {"steps": ["cart", "checkout", "paid"], "step": 3, "drop_pct": 30.0, "window_days": 7}
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "field", "says"),
+    [
+        (
+            "metric_threshold",
+            {"metric": "events", "op": "above", "value": 1, "feature": "ghost_feature"},
+            "params.feature",
+            "Unknown feature 'ghost_feature'",
+        ),
+        ("metric_threshold", {"metric": "events", "op": "below", "value": 0}, "params.value", "could never fire"),
+        ("funnel_conversion", {"steps": ["cart", "paid"], "below": 0}, "params.below", "could never fire"),
+        ("retention", {"day": 7, "below": 0}, "params.below", "could never fire"),
+        ("funnel_conversion", {"steps": ["cart", "paid", "cart"], "below": 10}, "params.steps", "'cart' twice"),
+        ("funnel_conversion", {"steps": ["a", " a "], "below": 10}, "params.steps", "'a' twice"),
+    ],
+)
+def test_rules_that_could_never_fire_are_refused(admin_client, org, kind, params, field, says):
+    feature(org, "checkout", name="Checkout")
+    response = admin_client.post(URL, {"name": "x", "kind": kind, "params": params}, format="json")
+    assert response.status_code == 400, response.content
+    assert says in " ".join(response.json()["errors"][field])
+    assert not AlertRule.objects.exists()
+
+
+@pytest.mark.parametrize("ref", ["checkout", "Checkout", "CHECKOUT", "id"])
+def test_feature_is_taken_by_id_key_or_name_and_stored_as_its_key(admin_client, org, other_org, ref):
+    checkout = feature(org, "checkout", name="Checkout")
+    feature(other_org, "theirs")
+    params = {"metric": "events", "op": "above", "value": 0, "feature": str(checkout.pk) if ref == "id" else ref}
+    response = admin_client.post(URL, {"name": "x", "kind": "metric_threshold", "params": params}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["params"]["feature"] == "checkout"
+    # Another organisation's feature is unknown here.
+    theirs = {**params, "feature": "theirs"}
+    refused = admin_client.post(URL, {"name": "x", "kind": "metric_threshold", "params": theirs}, format="json")
+    assert refused.status_code == 400 and "params.feature" in refused.json()["errors"]
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,9 @@ def test_metric_threshold_on_one_feature(org):
     _org_day(org, day, events=910)
     busy = _rule(org, "metric_threshold", {"metric": "events", "op": "above", "value": 500, "feature": "checkout"})
     _rule(org, "metric_threshold", {"metric": "events", "op": "above", "value": 500, "feature": "search"})
+    gone = feature(org, "deleted-one")
     _rule(org, "metric_threshold", {"metric": "events", "op": "above", "value": 1, "feature": "deleted-one"})
+    gone.delete()  # a rule whose feature is gone since has nothing to judge
     fired = evaluate.alert_rules_evaluate(org, [day])
     assert [(f.rule_id, f.value) for f in fired] == [(busy.id, 900.0)]
     assert "of checkout" in fired[0].message
