@@ -38,6 +38,29 @@ DEFAULT_WINDOW_DAYS = 7
 NAME_MAX = 120
 
 
+# How the settings form labels each param: its errors say these, not `params.<name>`.
+LABELS = {
+    "metric": "Metric",
+    "op": "When it",
+    "value": "Value",
+    "feature": "Feature",
+    "steps": "Funnel steps",
+    "step": "Step",
+    "below": "Below (%)",
+    "drop_pct": "Down by at least (%)",
+    "window_days": "Window (days)",
+    "day": "Retention day",
+}
+
+
+def labelled(message: str) -> str:
+    """`message` with each `params.<name>` said as the form's label (longest names first:
+    `params.steps` before `params.step`)."""
+    for name in sorted(LABELS, key=len, reverse=True):
+        message = message.replace(f"params.{name}", LABELS[name])
+    return message
+
+
 def _refuse(field: str, message: str) -> NoReturn:
     raise DomainError(message, errors={field: [message]})
 
@@ -50,7 +73,7 @@ def _number(
     value = params.get(name)
     # bool is an int in Python; `true` is not a threshold.
     # Said as the settings form labels it ("Value"); the field stays `params.<name>`.
-    label = name.replace("_", " ").capitalize()
+    label = LABELS.get(name, name)
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         _refuse(f"params.{name}", f"{label} must be a number.")
     if value < low or (high is not None and value > high):

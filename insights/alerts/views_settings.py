@@ -87,9 +87,12 @@ def _form_for(rule: AlertRule) -> AlertRuleForm:
 
 
 def _add_error(form: AlertRuleForm, exc: DomainError) -> None:
-    # The service names params as `params.<name>`; the form's fields are the bare names.
-    errors = {key.removeprefix("params."): messages for key, messages in exc.errors.items()}
-    form_add_domain_error(form, DomainError(exc.detail, errors=errors))
+    # The service names params as `params.<name>`; the form's fields are the bare names, and
+    # its messages say the fields' labels.
+    errors = {
+        key.removeprefix("params."): [rules.labelled(m) for m in messages] for key, messages in exc.errors.items()
+    }
+    form_add_domain_error(form, DomainError(rules.labelled(exc.detail), errors=errors))
 
 
 def _summary(rule: AlertRule) -> str:
