@@ -135,6 +135,30 @@ def test_bad_bodies_are_400(admin_client, body, field):
     assert response.status_code == 400 and field in response.json()["errors"], response.content
 
 
+@pytest.mark.parametrize("extra", [{"extra": "y"}, {"id": 999}, {"last_evaluated_at": "2026-12-01T00:00:00Z"}])
+def test_unknown_body_fields_are_400_naming_them(admin_client, extra):
+    created = admin_client.post(URL, RETENTION | extra, format="json")
+    assert created.status_code == 400, created.content
+    (name,) = extra
+    assert list(created.json()["errors"]) == [name] and "Unknown field" in created.json()["errors"][name][0]
+    assert not AlertRule.objects.exists()
+    rule = admin_client.post(URL, RETENTION, format="json").json()
+    patched = admin_client.patch(f"{URL}/{rule['id']}", {"active": False} | extra, format="json")
+    assert patched.status_code == 400 and name in patched.json()["errors"]
+    assert AlertRule.objects.get().active
+
+
+def test_patch_of_params_says_it_replaces_them_all(admin_client):
+    rule = admin_client.post(URL, METRIC, format="json").json()
+    response = admin_client.patch(f"{URL}/{rule['id']}", {"params": {"value": 20}}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert "replaces params as a whole" in body["detail"]
+    assert any("replaces params as a whole" in m for m in body["errors"]["params.metric"])
+    schema = admin_client.get("/api/schema/?format=json").content.decode()
+    assert "PATCH replaces params as a whole" in schema
+
+
 def test_patch_checks_params_against_the_kind(admin_client):
     rule = admin_client.post(URL, RETENTION, format="json").json()
     bad = admin_client.patch(f"{URL}/{rule['id']}", {"params": {"day": 2, "below": 10}}, format="json")
