@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from tenants.models import Organization, Role, User
@@ -61,12 +62,14 @@ def alert_firings_deliver(
     )
     emails = 0
     if recipients:
+        # Sent by the worker, outside any request: the link's host is the SITE_URL setting.
+        manage_url = settings.SITE_URL + reverse("alert-rule-settings:index")
         lines = [f"- {p['rule_name']} ({p['day']}): {p['message']}" for p in payloads]
         emails = send_mail(
             subject=f"[Usage Platform] {slack.firings_title(payloads)} in {org.name}",
             message="These alert rules fired (one line per rule and day):\n\n"
             + "\n".join(lines)
-            + "\n\nManage them under Settings → Alert rules.",
+            + f"\n\nManage them under Settings → Alert rules: {manage_url}",
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=recipients,
             fail_silently=False,

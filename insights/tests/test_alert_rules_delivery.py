@@ -104,6 +104,12 @@ def test_subject_and_header_count_alerts_and_rules(org, mailoutbox):
     assert slack.firings_title(one_rule[:1]) == "1 alert from rule “Quiet day”"
 
 
+def test_email_links_to_the_alert_rules_tab(settings, org, mailoutbox):
+    settings.SITE_URL = "https://usage.example.com"
+    delivery.alert_firings_deliver(org, _fire(org))
+    assert "Settings → Alert rules: https://usage.example.com/settings/alert-rules/" in mailoutbox[0].body
+
+
 def test_undelivered_firings_are_picked_up_by_the_next_run(org, mailoutbox):
     _fire(org)
     assert AlertFiring.objects.get().notified_at is None
