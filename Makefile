@@ -68,7 +68,7 @@ demo: install movielens $(SECRET_KEY_FILE)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_movielens --orgs $(DEMO_ORGS) --limit $(DEMO_LIMIT) --recent-days $(DEMO_RECENT_DAYS)
-	$(PY) manage.py rollup --all-days
+	$(PY) manage.py rollup --all-days --no-after-rollup
 	$(PY) manage.py detect_anomalies --days 30
 	$(PY) scripts/run_demo.py --port $(DEMO_PORT)
 

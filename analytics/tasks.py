@@ -1,6 +1,6 @@
 """Celery adapters for the rollup service. The logic lives in `analytics.rollup`; these
-tasks pick the days, call it, and hand over to the insights engine by task name (the
-analytics app must not import insights: it sits above us in the layering)."""
+tasks pick the days, call it, and hand over to the insights engine by task name
+(`handover`: the analytics app must not import insights, it sits above us in the layering)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,13 @@ from datetime import date, timedelta
 from celery import shared_task
 
 from core.days import today
-from core.task_queue import task_send_on_commit
 from tenants.models import Organization
 
 from . import queries, rollup
+from .handover import insights_notify, insights_notify_range
 from .params import DEFAULT_RANGE_DAYS
 
 logger = logging.getLogger(__name__)
-
-AFTER_ROLLUP_TASK = "insights.after_rollup"
-
-
-def _notify_insights(days_by_org: dict[int, set[date]]) -> int:
-    """Send `insights.after_rollup` once per organisation with the days just rolled up.
-    Returns the number of messages sent."""
-    for org_id, days in sorted(days_by_org.items()):
-        task_send_on_commit(AFTER_ROLLUP_TASK, org_id=org_id, dates=[d.isoformat() for d in sorted(days)])
-    return len(days_by_org)
 
 
 def _prewarm(org_ids):
@@ -53,7 +43,7 @@ def _roll(days: list[date]) -> dict:
     }
     for org_id, marked in dirty.items():
         days_by_org.setdefault(org_id, set()).update(marked)
-    notified = _notify_insights(days_by_org)
+    notified = insights_notify(days_by_org)
     _prewarm(days_by_org)
     result = {"days": [d.isoformat() for d in days], "rows": rows, "dirty": rerolled, "notified": notified}
     logger.info("rollup done: %s", result)
@@ -74,5 +64,9 @@ def rollup_today() -> dict:
 
 @shared_task(name="analytics.rollup_range", time_limit=30 * 60, soft_time_limit=25 * 60)
 def rollup_range_task(since: str, until: str, org_id: int | None = None) -> int:
-    """A backfill queued from elsewhere (the admin); dates as YYYY-MM-DD."""
-    return rollup.rollup_range(date.fromisoformat(since), date.fromisoformat(until), org_id)
+    """A backfill queued from elsewhere (the admin); dates as YYYY-MM-DD. Hands the days to
+    insights like the scheduled runs (`handover`)."""
+    first, last = date.fromisoformat(since), date.fromisoformat(until)
+    rows = rollup.rollup_range(first, last, org_id)
+    insights_notify_range(first, last, org_id)
+    return rows

@@ -15,7 +15,7 @@ from core.query_params import MAX_RANGE_DAYS
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
-from . import params, queries, rollup, schema
+from . import handover, params, queries, rollup, schema
 
 
 class CSVRenderer(BaseRenderer):
@@ -398,6 +398,8 @@ class AggregateRunView(AnalyticsView):
 
     @extend_schema(
         summary="Recompute the rollups of a day or range now (admin)",
+        description="Then queues the anomaly detection and alert rules for those days, as a scheduled rollup does "
+        "(a worker runs them; the answer does not wait).",
         parameters=[
             OpenApiParameter("date", OpenApiTypes.DATE, description="one UTC day (default yesterday)"),
             OpenApiParameter("since", OpenApiTypes.DATE),
@@ -414,4 +416,6 @@ class AggregateRunView(AnalyticsView):
                     query[name] = str(request.data[name])
         args = params.aggregate_params(query)
         written = rollup.rollup_range(args["since"], args["until"], self.org)
+        # Anomalies and alert rules are judged by a worker, as after a scheduled rollup.
+        handover.insights_notify_range(args["since"], args["until"], self.org)
         return Response({"aggregated": written, "since": args["since"], "until": args["until"]})

@@ -98,7 +98,7 @@ def prepare(env, args):
         (VAR / "broker" / folder).mkdir(parents=True)
     manage(env, "migrate", "--noinput", "-v", "0")
     manage(env, "seed_movielens", "--orgs", "3", "--limit", str(args.limit), "--recent-days", "45")
-    manage(env, "rollup", "--all-days")
+    manage(env, "rollup", "--all-days", "--no-after-rollup")
     manage(env, "detect_anomalies", "--days", "30")
 
 

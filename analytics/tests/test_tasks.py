@@ -1,10 +1,12 @@
 import sqlite3
 import time
 from datetime import timedelta
+from io import StringIO
 from unittest import mock
 
 import pytest
 from celery import Celery
+from django.core.management import call_command
 from django.utils import timezone
 
 from analytics import tasks
@@ -116,3 +118,57 @@ def test_rollup_prewarms_the_default_dashboard(org, sent, django_assert_num_quer
     start = today() - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     with django_assert_num_queries(0):
         assert queries.usage_summary(org, start, today())["total_events"]["value"] == 1
+
+
+# --- Rollups run by hand hand over like the scheduled ones ---------------------------------
+
+
+def _handed_over(sent):
+    return {kwargs["org_id"]: kwargs["dates"] for name, kwargs in sent if name == "insights.after_rollup"}
+
+
+@pytest.mark.django_db
+def test_aggregate_run_queues_the_after_rollup_step(
+    org, other_org, admin_client, sent, django_capture_on_commit_callbacks
+):
+    day = today() - timedelta(days=2)
+    event(org, feature(org, "app"), None, timezone.now() - timedelta(days=2))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = admin_client.post(f"/api/v1/analytics/aggregate/run?since={day}&until={today()}")
+    assert response.status_code == 200 and response.json()["aggregated"] > 0
+    # Queued once the request's work commits, for this organisation only; a worker runs it.
+    assert len(callbacks) == 1
+    assert _handed_over(sent) == {org.pk: [day.isoformat(), (day + timedelta(days=1)).isoformat(), today().isoformat()]}
+
+
+@pytest.mark.django_db
+def test_rollup_command_queues_the_after_rollup_step_unless_told_not_to(
+    org, other_org, sent, django_capture_on_commit_callbacks
+):
+    def rollup(*args):
+        out = StringIO()
+        # A command runs outside a transaction, where the message goes at once; a test is inside one.
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("rollup", *args, "--no-progress", stdout=out)
+        return out.getvalue()
+
+    day = today() - timedelta(days=1)
+    out = rollup("--since", str(day), "--until", str(day))
+    assert _handed_over(sent) == {org.pk: [day.isoformat()], other_org.pk: [day.isoformat()]}
+    assert "alert rules queued for 2 organisation(s)" in out
+    sent.clear()
+    rollup("--since", str(day), "--org", org.slug)
+    assert _handed_over(sent) == {org.pk: [day.isoformat(), today().isoformat()]}
+    sent.clear()
+    event(org, feature(org, "app"), None, timezone.now())
+    rollup("--all-days", "--no-after-rollup")
+    rollup("--since", str(day), "--no-after-rollup")
+    assert sent == []
+
+
+@pytest.mark.django_db
+def test_rollup_range_task_queues_the_after_rollup_step(org, other_org, sent, django_capture_on_commit_callbacks):
+    day = today() - timedelta(days=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.rollup_range_task.delay(day.isoformat(), day.isoformat(), org.pk).get()
+    assert _handed_over(sent) == {org.pk: [day.isoformat()]}

@@ -9,11 +9,12 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from tenants.models import Organization, Role, User
 
-from .. import webhooks
+from .. import slack, webhooks
 from ..models import AlertFiring, Webhook
 
 EVENT = Webhook.Event.ALERT_FIRED
@@ -61,12 +62,14 @@ def alert_firings_deliver(
     )
     emails = 0
     if recipients:
+        # Sent by the worker, outside any request: the link's host is the SITE_URL setting.
+        manage_url = settings.SITE_URL + reverse("alert-rule-settings:index")
         lines = [f"- {p['rule_name']} ({p['day']}): {p['message']}" for p in payloads]
         emails = send_mail(
-            subject=f"[Usage Platform] {len(due)} alert rule{'' if len(due) == 1 else 's'} fired in {org.name}",
-            message="These alert rules fired after the latest rollup:\n\n"
+            subject=f"[Usage Platform] {slack.firings_title(payloads)} in {org.name}",
+            message="These alert rules fired (one line per rule and day):\n\n"
             + "\n".join(lines)
-            + "\n\nManage them under Settings → Alert rules.",
+            + f"\n\nManage them under Settings → Alert rules: {manage_url}",
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=recipients,
             fail_silently=False,

@@ -7,7 +7,7 @@ at most once per evaluated day: AlertFiring is unique per (rule, day), so a re-r
 a retried task cannot fire it twice."""
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -75,7 +75,11 @@ def _metric_threshold(org: Organization, params: dict[str, Any], day: date) -> M
         filters["feature"] = feature_id
         subject = f" of {params['feature']}"
     summary = queries.usage_summary(org, day, day, filters or None)
-    value = float(summary[SUMMARY_KEYS[params["metric"]]]["value"] or 0)
+    figure = summary[SUMMARY_KEYS[params["metric"]]]["value"]
+    if figure is None:
+        # No figure (an average of no sessions): nothing to judge, never a made-up 0.
+        return None
+    value = float(figure)
     threshold = float(params["value"])
     fired = value > threshold if params["op"] == "above" else value < threshold
     message = (
@@ -90,9 +94,11 @@ def _step_conversion(org: Organization, params: dict[str, Any], start: date, end
     result = queries.funnel(org, steps=params["steps"], window_days=params["window_days"], start=start, end=end)
     steps = result["steps"]
     entered = steps[0]["users"]
-    if entered < MIN_USERS:
+    conversion = steps[params["step"] - 1]["conversion_from_start"]
+    # Too few entrants (none: no conversion at all) is nothing to judge, never a 0 %.
+    if entered < MIN_USERS or conversion is None:
         return None
-    return float(steps[params["step"] - 1]["conversion_from_start"]), entered
+    return float(conversion), entered
 
 
 def _funnel_conversion(org: Organization, params: dict[str, Any], day: date) -> Measurement | None:
@@ -174,38 +180,57 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, date) else v for k, v in details.items()}
 
 
-def alert_rules_evaluate(org: Organization, days: Iterable[date]) -> list[AlertFiring]:
-    """Measure every active rule of `org` on each of `days` and record a firing for each
-    rule that fires on a day it has not fired on yet. Returns the new firings."""
-    days = sorted(set(days))
-    active = list(AlertRule.objects.filter(organization=org, active=True))
-    if not active or not days:
-        return []
+def _active_rules(org: Organization) -> list[AlertRule]:
+    return list(AlertRule.objects.filter(organization=org, active=True).order_by("id"))
+
+
+def _new_firings(
+    org: Organization, active: list[AlertRule], days: list[date]
+) -> Iterator[tuple[AlertRule, date, Measurement]]:
+    """(rule, day, measurement) for each active rule that fires on a day it has not fired on yet."""
     done = set(AlertFiring.objects.filter(rule__in=active, day__in=days).values_list("rule_id", "day"))
-    created: list[AlertFiring] = []
     for rule in active:
         for day in days:
             if (rule.id, day) in done:
                 continue
             measurement = rule_measure(org, rule, day)
-            if measurement is None or not measurement.fired:
-                continue
-            try:
-                # A concurrent run of the same day may have fired it a moment ago.
-                with transaction.atomic():
-                    firing = AlertFiring.objects.create(
-                        rule=rule,
-                        organization=org,
-                        day=day,
-                        window_start=measurement.window_start,
-                        value=round(measurement.value, 4),
-                        threshold=round(measurement.threshold, 4),
-                        message=measurement.message[:500],
-                        details=_jsonable(measurement.details),
-                    )
-            except IntegrityError:
-                continue
-            created.append(firing)
+            if measurement is not None and measurement.fired:
+                yield rule, day, measurement
+
+
+def alert_rules_dry_run(org: Organization, days: Iterable[date]) -> list[tuple[AlertRule, date, Measurement]]:
+    """What `alert_rules_evaluate` would record on `days`, writing nothing (no firing, no
+    `last_evaluated_at`): a check by hand cannot queue firings for the next run to send."""
+    days = sorted(set(days))
+    active = _active_rules(org)
+    return list(_new_firings(org, active, days)) if active and days else []
+
+
+def alert_rules_evaluate(org: Organization, days: Iterable[date]) -> list[AlertFiring]:
+    """Measure every active rule of `org` on each of `days` and record a firing for each
+    rule that fires on a day it has not fired on yet. Returns the new firings."""
+    days = sorted(set(days))
+    active = _active_rules(org)
+    if not active or not days:
+        return []
+    created: list[AlertFiring] = []
+    for rule, day, measurement in _new_firings(org, active, days):
+        try:
+            # A concurrent run of the same day may have fired it a moment ago.
+            with transaction.atomic():
+                firing = AlertFiring.objects.create(
+                    rule=rule,
+                    organization=org,
+                    day=day,
+                    window_start=measurement.window_start,
+                    value=round(measurement.value, 4),
+                    threshold=round(measurement.threshold, 4),
+                    message=measurement.message[:500],
+                    details=_jsonable(measurement.details),
+                )
+        except IntegrityError:
+            continue
+        created.append(firing)
     AlertRule.objects.filter(pk__in=[r.pk for r in active]).update(last_evaluated_at=timezone.now())
     logger.info("alert rules of org %s on %s: %d fired", org.pk, [d.isoformat() for d in days], len(created))
     return created

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
 from core.api import ERROR, list_schema
+from core.exceptions import DomainError
 from core.pagination import paginate
 from tenants.crud import OrgCollectionView, OrgItemView
 from tenants.models import Role
@@ -16,10 +17,27 @@ from . import rules
 TAGS = ["alert rules"]
 PARAMS_HELP = (
     'metric_threshold: {"metric": "events"|"active_users"|"sessions"|"avg_session_duration", '
-    '"op": "above"|"below", "value": number, "feature"?: key}; '
+    '"op": "above"|"below", "value": number, "feature"?: id, key or name (stored as its key)}; '
     'funnel_conversion: {"steps": [key…], "step"?: n, "below": % | "drop_pct": %, "window_days"?: 1–90}; '
     'retention: {"day": 1|7|30, "below": %}'
 )
+PATCH_PARAMS = (
+    "PATCH replaces params as a whole (it is checked like a new rule's): send every param of the kind, "
+    "not only the one to change."
+)
+
+
+class StrictInput(serializers.Serializer):
+    """Refuses a body field it does not declare, naming it (as ingestion does): a misspelt
+    or read-only field (`id`, `last_evaluated_at`) is a 400, never silently ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                takes = ", ".join(self.fields)
+                raise serializers.ValidationError({name: [f"Unknown field; this takes {takes}."] for name in unknown})
+        return super().to_internal_value(data)
 
 
 class AlertFiringSerializer(serializers.ModelSerializer):
@@ -47,7 +65,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "kind", "params", "active", "last_evaluated_at", "created_at", "updated_at"]
 
 
-class AlertRuleInputSerializer(serializers.Serializer):
+class AlertRuleInputSerializer(StrictInput):
     name = serializers.CharField(max_length=rules.NAME_MAX)
     kind = serializers.ChoiceField(choices=AlertRule.Kind.choices)
     params = serializers.DictField(help_text=PARAMS_HELP)
@@ -57,7 +75,7 @@ class AlertRuleInputSerializer(serializers.Serializer):
 class AlertRuleUpdateSerializer(AlertRuleInputSerializer):
     name = serializers.CharField(max_length=rules.NAME_MAX, required=False)
     kind = serializers.ChoiceField(choices=AlertRule.Kind.choices, required=False)
-    params = serializers.DictField(help_text=PARAMS_HELP, required=False)
+    params = serializers.DictField(help_text=f"{PARAMS_HELP}. {PATCH_PARAMS}", required=False)
     active = serializers.BooleanField(required=False)
 
 
@@ -67,7 +85,7 @@ class AlertRuleUpdateSerializer(AlertRuleInputSerializer):
         request=AlertRuleInputSerializer,
         responses={201: AlertRuleSerializer, 400: ERROR, 403: ERROR},
         summary="Create an alert rule (checked after each rollup)",
-        description="params by kind — " + PARAMS_HELP,
+        description=f"params by kind — {PARAMS_HELP}. Unknown body fields are a 400 naming them.",
         tags=TAGS,
     ),
 )
@@ -90,7 +108,7 @@ class AlertRuleListView(OrgCollectionView):
         request=AlertRuleUpdateSerializer,
         responses={200: AlertRuleSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
         summary="Change an alert rule's name, kind, params or active flag",
-        description="params by kind — " + PARAMS_HELP,
+        description=f"params by kind — {PARAMS_HELP}. {PATCH_PARAMS} Unknown body fields are a 400 naming them.",
         tags=TAGS,
     ),
     delete=extend_schema(responses={204: None, 403: ERROR, 404: ERROR}, summary="Delete an alert rule", tags=TAGS),
@@ -104,7 +122,13 @@ class AlertRuleDetailView(OrgItemView):
         return rules.alert_rule_get(org, pk)
 
     def update(self, org, pk, data):
-        return rules.alert_rule_update(org, pk, **data)
+        try:
+            return rules.alert_rule_update(org, pk, **data)
+        except DomainError as exc:
+            if "params" not in data or not any(k.startswith("params") for k in exc.errors):
+                raise
+            errors = {k: [*v, PATCH_PARAMS] if k.startswith("params") else v for k, v in exc.errors.items()}
+            raise DomainError(f"{exc.detail} {PATCH_PARAMS}", errors=errors) from exc
 
     def remove(self, org, pk):
         rules.alert_rule_delete(org, pk)

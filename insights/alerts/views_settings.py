@@ -35,7 +35,10 @@ class AlertRuleForm(forms.Form):
     )
     value = forms.FloatField(required=False, min_value=0, label="Value")
     feature = forms.CharField(
-        required=False, max_length=100, label="Feature key", help_text="Empty: the whole organisation."
+        required=False,
+        max_length=100,
+        label="Feature",
+        help_text="Its key, name or id. Empty: the whole organisation.",
     )
     steps = forms.CharField(
         required=False, max_length=1000, label="Funnel steps", help_text="Feature keys or event types, comma-separated."
@@ -84,9 +87,12 @@ def _form_for(rule: AlertRule) -> AlertRuleForm:
 
 
 def _add_error(form: AlertRuleForm, exc: DomainError) -> None:
-    # The service names params as `params.<name>`; the form's fields are the bare names.
-    errors = {key.removeprefix("params."): messages for key, messages in exc.errors.items()}
-    form_add_domain_error(form, DomainError(exc.detail, errors=errors))
+    # The service names params as `params.<name>`; the form's fields are the bare names, and
+    # its messages say the fields' labels.
+    errors = {
+        key.removeprefix("params."): [rules.labelled(m) for m in messages] for key, messages in exc.errors.items()
+    }
+    form_add_domain_error(form, DomainError(rules.labelled(exc.detail), errors=errors))
 
 
 def _summary(rule: AlertRule) -> str:

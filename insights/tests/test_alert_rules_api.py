@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 
+from analytics.tests.factories import feature
 from insights.alerts import rules
 from insights.models import AlertFiring, AlertRule
 
@@ -43,6 +44,44 @@ def test_create_list_get_patch_delete(admin_client, admin_user, body):
 def test_defaults_are_filled_in(admin_client):
     rule = admin_client.post(URL, FUNNEL, format="json").json()
     assert rule["params"] == {"steps": ["cart", "checkout", "paid"], "step": 3, "drop_pct": 30.0, "window_days": 7}
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "field", "says"),
+    [
+        (
+            "metric_threshold",
+            {"metric": "events", "op": "above", "value": 1, "feature": "ghost_feature"},
+            "params.feature",
+            "Unknown feature 'ghost_feature'",
+        ),
+        ("metric_threshold", {"metric": "events", "op": "below", "value": 0}, "params.value", "could never fire"),
+        ("funnel_conversion", {"steps": ["cart", "paid"], "below": 0}, "params.below", "could never fire"),
+        ("retention", {"day": 7, "below": 0}, "params.below", "could never fire"),
+        ("funnel_conversion", {"steps": ["cart", "paid", "cart"], "below": 10}, "params.steps", "'cart' twice"),
+        ("funnel_conversion", {"steps": ["a", " a "], "below": 10}, "params.steps", "'a' twice"),
+    ],
+)
+def test_rules_that_could_never_fire_are_refused(admin_client, org, kind, params, field, says):
+    feature(org, "checkout", name="Checkout")
+    response = admin_client.post(URL, {"name": "x", "kind": kind, "params": params}, format="json")
+    assert response.status_code == 400, response.content
+    assert says in " ".join(response.json()["errors"][field])
+    assert not AlertRule.objects.exists()
+
+
+@pytest.mark.parametrize("ref", ["checkout", "Checkout", "CHECKOUT", "id"])
+def test_feature_is_taken_by_id_key_or_name_and_stored_as_its_key(admin_client, org, other_org, ref):
+    checkout = feature(org, "checkout", name="Checkout")
+    feature(other_org, "theirs")
+    params = {"metric": "events", "op": "above", "value": 0, "feature": str(checkout.pk) if ref == "id" else ref}
+    response = admin_client.post(URL, {"name": "x", "kind": "metric_threshold", "params": params}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["params"]["feature"] == "checkout"
+    # Another organisation's feature is unknown here.
+    theirs = {**params, "feature": "theirs"}
+    refused = admin_client.post(URL, {"name": "x", "kind": "metric_threshold", "params": theirs}, format="json")
+    assert refused.status_code == 400 and "params.feature" in refused.json()["errors"]
 
 
 @pytest.mark.parametrize(
@@ -94,6 +133,30 @@ def test_bad_params_are_400_naming_the_param(admin_client, kind, params, field):
 def test_bad_bodies_are_400(admin_client, body, field):
     response = admin_client.post(URL, body, format="json")
     assert response.status_code == 400 and field in response.json()["errors"], response.content
+
+
+@pytest.mark.parametrize("extra", [{"extra": "y"}, {"id": 999}, {"last_evaluated_at": "2026-12-01T00:00:00Z"}])
+def test_unknown_body_fields_are_400_naming_them(admin_client, extra):
+    created = admin_client.post(URL, RETENTION | extra, format="json")
+    assert created.status_code == 400, created.content
+    (name,) = extra
+    assert list(created.json()["errors"]) == [name] and "Unknown field" in created.json()["errors"][name][0]
+    assert not AlertRule.objects.exists()
+    rule = admin_client.post(URL, RETENTION, format="json").json()
+    patched = admin_client.patch(f"{URL}/{rule['id']}", {"active": False} | extra, format="json")
+    assert patched.status_code == 400 and name in patched.json()["errors"]
+    assert AlertRule.objects.get().active
+
+
+def test_patch_of_params_says_it_replaces_them_all(admin_client):
+    rule = admin_client.post(URL, METRIC, format="json").json()
+    response = admin_client.patch(f"{URL}/{rule['id']}", {"params": {"value": 20}}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert "replaces params as a whole" in body["detail"]
+    assert any("replaces params as a whole" in m for m in body["errors"]["params.metric"])
+    schema = admin_client.get("/api/schema/?format=json").content.decode()
+    assert "PATCH replaces params as a whole" in schema
 
 
 def test_patch_checks_params_against_the_kind(admin_client):

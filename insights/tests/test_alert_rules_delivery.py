@@ -56,7 +56,7 @@ def test_signed_json_and_slack_deliveries(settings, org, other_org, mailoutbox, 
     headers, body = by_path["/slack"]
     message = json.loads(body)
     assert set(message) == {"text", "blocks"}
-    assert "1 alert rule fired" in message["text"] and org.name in message["text"]
+    assert f"1 alert from rule “Quiet day” in {org.name}" in message["text"]
     assert message["blocks"][0]["type"] == "header"
     sections = [b for b in message["blocks"] if b["type"] == "section"]
     assert len(sections) == 1 and sections[0]["text"]["type"] == "mrkdwn"
@@ -81,6 +81,33 @@ def test_slack_message_is_cut_below_slacks_block_limit():
     for event, data in (("anomaly.created", {"anomalies": [{"metric": "events"}]}), ("export.daily", {})):
         shaped = slack.slack_message(event, data)
         assert set(shaped) == {"text", "blocks"} and shaped["text"]
+
+
+def test_subject_and_header_count_alerts_and_rules(org, mailoutbox):
+    """A firing is one rule on one day: several days of two rules are "N alerts from 2 rules"."""
+    today = timezone.now().date()
+    days = [today - timedelta(days=n) for n in (1, 2, 3)]
+    for day in days:
+        DailyOrgUsage.objects.create(organization=org, date=day, event_count=5, active_users=1, sessions=1)
+    for name in ("Quiet day", "Very quiet day"):
+        rules.alert_rule_create(
+            org, name=name, kind="metric_threshold", params={"metric": "events", "op": "below", "value": 100}
+        )
+    fired = evaluate.alert_rules_evaluate(org, days)
+    delivery.alert_firings_deliver(org, fired)
+    assert mailoutbox[0].subject == f"[Usage Platform] 6 alerts from 2 rules in {org.name}"
+    payloads = [delivery.firing_payload(f) for f in fired]
+    header = slack.slack_message("alert.fired", {"organization": org.name, "firings": payloads})["blocks"][0]
+    assert header["text"]["text"] == f"6 alerts from 2 rules in {org.name}"
+    one_rule = [p for p in payloads if p["rule_name"] == "Quiet day"]
+    assert slack.firings_title(one_rule) == "3 alerts from rule “Quiet day”"
+    assert slack.firings_title(one_rule[:1]) == "1 alert from rule “Quiet day”"
+
+
+def test_email_links_to_the_alert_rules_tab(settings, org, mailoutbox):
+    settings.SITE_URL = "https://usage.example.com"
+    delivery.alert_firings_deliver(org, _fire(org))
+    assert "Settings → Alert rules: https://usage.example.com/settings/alert-rules/" in mailoutbox[0].body
 
 
 def test_undelivered_firings_are_picked_up_by_the_next_run(org, mailoutbox):

@@ -14,6 +14,7 @@ from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from analytics.tests.factories import end_user, event, feature
 from insights import tasks
 from insights.alerts import evaluate, rules
+from insights.alerts.tasks import alert_rules_evaluate_task
 from insights.models import AlertFiring, AlertRule
 
 pytestmark = pytest.mark.django_db
@@ -63,10 +64,26 @@ def test_metric_threshold_on_one_feature(org):
     _org_day(org, day, events=910)
     busy = _rule(org, "metric_threshold", {"metric": "events", "op": "above", "value": 500, "feature": "checkout"})
     _rule(org, "metric_threshold", {"metric": "events", "op": "above", "value": 500, "feature": "search"})
+    gone = feature(org, "deleted-one")
     _rule(org, "metric_threshold", {"metric": "events", "op": "above", "value": 1, "feature": "deleted-one"})
+    gone.delete()  # a rule whose feature is gone since has nothing to judge
     fired = evaluate.alert_rules_evaluate(org, [day])
     assert [(f.rule_id, f.value) for f in fired] == [(busy.id, 900.0)]
     assert "of checkout" in fired[0].message
+
+
+def test_a_null_figure_is_nothing_to_judge(org):
+    """An average of no sessions is null in usage-summary: the rule does not fire on a
+    made-up 0 (while a count of 0 is a real figure and does)."""
+    day = _day()
+    feature(org, "feature_1")
+    DailyOrgUsage.objects.create(organization=org, date=day, event_count=40, active_users=3, sessions=0)
+    for scope in ({}, {"feature": "feature_1"}):
+        _rule(org, "metric_threshold", {"metric": "avg_session_duration", "op": "below", "value": 5} | scope)
+    zero = _rule(org, "metric_threshold", {"metric": "events", "op": "below", "value": 5, "feature": "feature_1"})
+    _rule(org, "retention", {"day": 7, "below": 50}, name="no cohort at all")
+    fired = evaluate.alert_rules_evaluate(org, [day])
+    assert [(f.rule_id, f.value) for f in fired] == [(zero.id, 0.0)]
 
 
 # --- funnel_conversion --------------------------------------------------------------------------
@@ -190,7 +207,7 @@ def test_after_rollup_enqueues_evaluation_on_commit(org, django_capture_on_commi
     callbacks[0]()
     firing = AlertFiring.objects.get()
     assert firing.day == day and firing.notified_at is not None
-    assert len(mailoutbox) == 1 and "alert rule fired" in mailoutbox[0].subject
+    assert len(mailoutbox) == 1 and "1 alert from rule “rule”" in mailoutbox[0].subject
     # Today's hourly rollup has no complete day to judge.
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         tasks.after_rollup(org.id, [timezone.now().date().isoformat()])
@@ -212,11 +229,25 @@ def test_evaluate_command(org, mailoutbox):
     day = _day()
     _org_day(org, day, events=5)
     _rule(org, "metric_threshold", {"metric": "events", "op": "below", "value": 100})
+    rule = AlertRule.objects.get()
+    out = StringIO()
+    # Without --send, a dry run: it says what would fire and records nothing the next
+    # rollup's run could send.
+    call_command("evaluate_alert_rules", "--org", org.slug, stdout=out)
+    assert f"{org.slug}: 1 rule would fire on {day.isoformat()} (dry run: nothing recorded or sent)" in out.getvalue()
+    assert "  - rule: Events on" in out.getvalue()
+    assert not AlertFiring.objects.exists() and len(mailoutbox) == 0
+    rule.refresh_from_db()
+    assert rule.last_evaluated_at is None
+    alert_rules_evaluate_task(org.id, [])  # the post-rollup run for yesterday sends it once, as new
+    assert len(mailoutbox) == 1 and AlertFiring.objects.get().notified_at is not None
+    AlertFiring.objects.all().delete()
+    mailoutbox.clear()
     out = StringIO()
     call_command("evaluate_alert_rules", "--org", org.slug, "--send", stdout=out)
     assert f"{org.slug}: 1 rule fired on {day.isoformat()}, 1 sent" in out.getvalue()
     assert len(mailoutbox) == 1
     call_command("evaluate_alert_rules", "--org", org.slug, stdout=out)
-    assert "0 rules fired" in out.getvalue()
+    assert "0 rules would fire" in out.getvalue()  # already fired on that day
     with pytest.raises(CommandError):
         call_command("evaluate_alert_rules", "--day", timezone.now().date().isoformat(), stdout=out)

@@ -84,6 +84,28 @@ def test_bad_input_is_shown_next_to_the_field(admin_page, org, data, field):
     else:
         assert f'data-field="{field}"' in response.text
     assert not AlertRule.objects.filter(organization=org).exists()
+    assert "params." not in response.text  # the API's names, not the form's
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (
+            {"kind": "funnel_conversion", "steps": "a,b", "below": "5", "drop_pct": "10"},
+            "Give exactly one of Below (%)",
+        ),
+        ({"kind": "funnel_conversion", "steps": "only-one", "below": "5"}, "Funnel steps must list 2 to 10"),
+        ({"kind": "funnel_conversion", "steps": "a,b", "below": "5", "step": "4"}, "Step must be a step number"),
+        ({"kind": "funnel_conversion", "steps": "a,a", "below": "5"}, "Funnel steps names"),
+        (
+            {"kind": "metric_threshold", "metric": "events", "op": "above", "value": "1", "feature": "nope"},
+            "Unknown feature",
+        ),
+    ],
+)
+def test_form_errors_say_the_fields_labels(admin_page, data, says):
+    response = admin_page.post(reverse(INDEX), {"name": "x", **data})
+    assert says in response.content.decode() and "params." not in response.content.decode()
 
 
 def test_edit_toggle_delete(htmx_page, org, other_org):

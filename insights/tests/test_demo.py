@@ -21,7 +21,7 @@ def run(*args):
 
 def test_demo_shows_real_time_series_anomalies_with_their_explanation():
     run("seed_movielens", "--source", "synthetic", "--orgs", "2", "--limit", "6000", "--recent-days", "45")
-    run("rollup", "--all-days")
+    run("rollup", "--all-days", "--no-after-rollup")
     run("detect_anomalies", "--days", "30")
     for org in Organization.objects.all():
         found = Anomaly.objects.filter(organization=org, detector="timeseries")

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import transaction
 
 from core.testing import deleted_before_update
@@ -255,3 +256,30 @@ def test_webhook_deleted_while_being_patched_is_404(admin_client, org):
         response = admin_client.patch(f"{URL}/{webhook.id}", {"active": False}, format="json")
     assert response.status_code == 404
     assert response.json() == {"detail": "Webhook not found.", "errors": {}}
+
+
+def _readme_webhooks_section() -> str:
+    readme = (django_settings.BASE_DIR / "README.md").read_text()
+    return readme.split("## Webhooks", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_verify_is_for_the_json_format_and_says_what_slack_deliveries_prove(org):
+    """README's `verify()` reads the body's timestamp, which a Slack-format body has not: the
+    README must say it is for the JSON format and that a Slack delivery's signature covers the
+    body only (no time, so replays verify)."""
+    section = _readme_webhooks_section()
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(code, namespace)  # the README's own function, as a receiver would paste it
+    verify = namespace["verify"]
+    hook = webhooks.webhook_create(org, url=PUBLIC_URL, events=["alert.fired"], format="slack")
+    body, headers = webhooks.request_build(hook, "alert.fired", {"firings": []}, delivery_id="d1")
+    with pytest.raises(KeyError):
+        verify(hook.secret, body, headers["X-Signature"], headers["X-Timestamp"])
+    after = " ".join(section.split("```python", 1)[1].split("```", 2)[1].split())
+    assert "This `verify()` is for the JSON format only" in after
+    assert "the signature covers" in after.lower() or "signature shows" in after.lower()
+    assert "replayed" in after
+    # What the README tells a Slack-format receiver to check holds: the HMAC over the raw body.
+    expected = "sha256=" + hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(expected, headers["X-Signature"])

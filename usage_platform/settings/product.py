@@ -39,6 +39,10 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="") or EMAIL_BACKEND
 # Invitations are e-mailed inside the request: a mail server that hangs must not hang it.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@usage-platform.local")
+# Where people open the platform: the base of the links in e-mails sent outside a request
+# (alert e-mails from the worker). Invitations sent from a page or the API use the request's
+# own host instead.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- Demo data -----------------------------------------------------------------------------
 # A local MovieLens 100k copy (file or folder) for `seed_movielens` when the hub is

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from analytics import rollup
+from analytics import handover, rollup
 from core.days import today
 from core.exceptions import DomainError
 from core.query_params import parse_date
@@ -11,7 +11,10 @@ from tenants.models import Organization
 
 
 class Command(BaseCommand):
-    help = "Recompute the daily rollups for a range of UTC days (default: yesterday and today)."
+    help = (
+        "Recompute the daily rollups for a range of UTC days (default: yesterday and today), then queue the "
+        "anomaly detection and alert rules for those days, as a scheduled rollup does."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--since", help="first day, YYYY-MM-DD")
@@ -26,6 +29,12 @@ class Command(BaseCommand):
             "(a repair; a roll otherwise skips the days whose per-feature rows did not change)",
         )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--no-after-rollup",
+            action="store_true",
+            help="do not queue the anomaly detection and alert rules for the rolled days (which may e-mail and "
+            "post webhooks), as a scheduled rollup does; for seeding a demo or a bench",
+        )
 
     def handle(self, *args, **options):
         org = None
@@ -59,10 +68,15 @@ class Command(BaseCommand):
                 recheck_bitmasks=options["recheck_bitmasks"],
             )
         cleared = marked - rollup.dirty_count(since, until, org)
+        marked_elsewhere = rollup.dirty_days() if options["dirty"] else {}
         dirty = rollup.rollup_dirty() if options["dirty"] else 0
+        notified = 0
+        if not options["no_after_rollup"]:
+            notified = handover.insights_notify_range(since, until, org, also=marked_elsewhere)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Rolled up {days} day(s) {since}..{until}: {rows} row(s) written; "
-                f"{cleared} late-data mark(s) of those days cleared; {dirty} other dirty day(s) re-rolled."
+                f"{cleared} late-data mark(s) of those days cleared; {dirty} other dirty day(s) re-rolled; "
+                f"anomaly detection and alert rules queued for {notified} organisation(s)."
             )
         )

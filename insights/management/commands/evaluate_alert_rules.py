@@ -4,17 +4,25 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from insights.alerts.delivery import alert_firings_deliver
-from insights.alerts.evaluate import alert_rules_evaluate
+from insights.alerts.evaluate import alert_rules_dry_run, alert_rules_evaluate
 from insights.management.commands.detect_anomalies import organisations
 
 
 class Command(BaseCommand):
-    help = "Check the alert rules on one day (what the after-rollup job does), optionally sending what fired."
+    help = (
+        "Check the alert rules on one day. Without --send, a dry run: prints what would fire and records "
+        "nothing. With --send, does what the after-rollup job does: records the firings and e-mails and "
+        "posts webhooks for them."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--org", help="organisation id or slug (default: all)")
         parser.add_argument("--day", help="day to judge, YYYY-MM-DD (default: yesterday, UTC)")
-        parser.add_argument("--send", action="store_true", help="also e-mail and post webhooks for new firings")
+        parser.add_argument(
+            "--send",
+            action="store_true",
+            help="record the firings and e-mail and post webhooks for them (default: a dry run that records nothing)",
+        )
 
     def handle(self, *args, **options):
         today = timezone.now().date()
@@ -25,9 +33,19 @@ class Command(BaseCommand):
         if day >= today:
             raise CommandError("--day must be a complete day (before today, UTC).")
         for org in organisations(options["org"]):
+            if not options["send"]:
+                # A dry run: a firing recorded here would be sent by the next rollup's run.
+                would = alert_rules_dry_run(org, [day])
+                self.stdout.write(
+                    f"{org.slug}: {len(would)} rule{'' if len(would) == 1 else 's'} would fire on {day.isoformat()} "
+                    "(dry run: nothing recorded or sent)"
+                )
+                for rule, _, measurement in would:
+                    self.stdout.write(f"  - {rule.name}: {measurement.message}")
+                continue
             fired = alert_rules_evaluate(org, [day])
-            line = f"{org.slug}: {len(fired)} rule{'' if len(fired) == 1 else 's'} fired on {day.isoformat()}"
-            if options["send"]:
-                sent = alert_firings_deliver(org, fired)
-                line += f", {sent['firings']} sent ({sent['emails']} e-mail(s), {sent['webhooks']} webhook(s))"
-            self.stdout.write(line)
+            sent = alert_firings_deliver(org, fired)
+            self.stdout.write(
+                f"{org.slug}: {len(fired)} rule{'' if len(fired) == 1 else 's'} fired on {day.isoformat()}, "
+                f"{sent['firings']} sent ({sent['emails']} e-mail(s), {sent['webhooks']} webhook(s))"
+            )
