@@ -114,6 +114,8 @@ def test_member_gets_403_page_on_analytics_pages(member, name):
     assert response.status_code == 403
     assert "errors/403.html" in [t.name for t in response.templates]
     assert "analyst or admin role" in response.content.decode()
+    # The site's icon, so the browser does not ask for a /favicon.ico that is not there.
+    assert 'rel="icon" href="/static/img/favicon.svg"' in response.content.decode()
 
 
 def test_member_feature_detail_is_403(member, usage):
