@@ -15,9 +15,12 @@ import argparse
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +56,30 @@ def ensure_staff_account():
         User.objects.create_superuser(email=STAFF_EMAIL, password=STAFF_PASSWORD)
 
 
+def port_taken(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:`port` (gunicorn would retry binding
+    it for seconds, then exit, its messages lost among the workers')."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_until_serving(port: int, web: subprocess.Popen, timeout: float = 60) -> bool:
+    """Whether the web server answers /health before `timeout` (False if it exits first)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and web.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    return False
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
@@ -64,6 +91,13 @@ def main():
     if args.staff_account:
         ensure_staff_account()
         return
+    if port_taken(args.port):
+        print(
+            f"Port {args.port} is already in use on 127.0.0.1 (another server?). Start the demo on "
+            f"another one: make demo DEMO_PORT={args.port + 1}  (or scripts/run_demo.py --port {args.port + 1}).",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     subprocess.run([sys.executable, __file__, "--staff-account"], cwd=ROOT, check=True)
     # The settings alone (no Django apps): INGEST_MODE may come from .env as well.
     sys.path.insert(0, str(ROOT))
@@ -98,6 +132,10 @@ def main():
         commands["consumer"] = [sys.executable, "manage.py", "consume_events"]
 
     processes = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
+    if not wait_until_serving(args.port, processes["web"]):
+        print("The web server did not start (its messages are above); stopping the rest.", file=sys.stderr)
+        stop_all(processes)
+        sys.exit(1)
     print(
         f"\nUsage Platform is running: http://127.0.0.1:{args.port}/  "
         f"(API docs: http://127.0.0.1:{args.port}/api/docs/, "
@@ -123,15 +161,20 @@ def main():
                     break
             time.sleep(0.5)
     finally:
-        for proc in processes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.time() + 15
-        for proc in processes.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(processes)
+
+
+def stop_all(processes: dict[str, subprocess.Popen]) -> None:
+    """SIGTERM to every process still running, then SIGKILL to any not gone in 15 s."""
+    for proc in processes.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.time() + 15
+    for proc in processes.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

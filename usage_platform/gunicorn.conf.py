@@ -24,6 +24,10 @@ timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = 30
 # Behind a load balancer that reuses connections.
 keepalive = 5
+# Gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl): every
+# gunicorn of that user on the machine takes it over and deletes it on exit. Nothing here
+# uses it; process managers signal the master instead.
+control_socket_disable = True
 # Recycling now and then bounds any slow leak (the pages' forecasts and charts are plain
 # Python: no request loads numpy or pandas into a web worker). The jitter keeps the workers
 # from restarting together. 0 turns recycling off.
