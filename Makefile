@@ -47,10 +47,13 @@ $(SECRET_KEY_FILE):
 # torch, no recbole code). Never a requirement: the GroupLens licence forbids redistributing
 # the data, so it is fetched here when the package index answers, and the seeder falls back
 # to its synthetic generator when it does not.
+# Unpacked under var/recbole (`--target`), not into the virtualenv: pip would then report
+# recbole's missing torch on every later install.
 movielens: install
-	@$(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('recbole') is None)" \
-	  || $(PIP) install --quiet --no-deps --retries 1 --timeout 10 recbole==1.2.1 >/dev/null 2>&1 \
-	  || echo "MovieLens 100k: recbole==1.2.1 could not be installed (offline?); the demo data will be synthetic."
+	@test -f var/recbole/recbole/dataset_example/ml-100k/ml-100k.inter \
+	  || $(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('recbole') is None)" \
+	  || $(PIP) install --quiet --no-deps --retries 1 --timeout 10 --target var/recbole recbole==1.2.1 >/dev/null 2>&1 \
+	  || echo "MovieLens 100k: recbole==1.2.1 could not be fetched (offline?); the demo data will be synthetic."
 
 # Browser tests drive Debian's Chromium; never a browser downloaded by a tool.
 browser:

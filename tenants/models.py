@@ -107,6 +107,7 @@ class ApiKey(models.Model):
     allowed_origins = models.JSONField(default=list, blank=True)
 
     class Meta:
+        verbose_name = "API key"
         ordering = ["-created_at"]
 
     def __str__(self):

@@ -41,6 +41,8 @@ class UserActiveDays(models.Model):
     events_w7 = models.IntegerField(default=0, db_default=0)
 
     class Meta:
+        verbose_name = "user active days"
+        verbose_name_plural = "users' active days"
         constraints = [
             models.UniqueConstraint(fields=["organization", "end_user", "block_start"], name="uad_org_user_block_uniq")
         ]
@@ -76,6 +78,8 @@ class UserFeatureActiveDays(models.Model):
     earlier_days_2 = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
+        verbose_name = "user feature active days"
+        verbose_name_plural = "users' active days per feature"
         # The unique key serves a range's blocks of every feature (its prefix), of one
         # feature, the rollup's upsert target and its one-row probes for the copies, which
         # must find a one-row index whatever the planner's estimates (`active_days._PROBED`).
@@ -111,6 +115,8 @@ class DailyFeatureRecency(models.Model):
     absent_before = models.JSONField(default=list)
 
     class Meta:
+        verbose_name = "daily feature recency"
+        verbose_name_plural = "daily feature recency rows"
         constraints = [
             models.UniqueConstraint(fields=["organization", "date", "feature"], name="dfr_org_date_feature_uniq")
         ]
@@ -140,6 +146,8 @@ class DailyFeatureSegmentRecency(models.Model):
     gaps = models.JSONField(default=dict)
 
     class Meta:
+        verbose_name = "daily feature segment recency"
+        verbose_name_plural = "daily feature segment recency rows"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "date", "feature", "age_band", "gender"], name="dfsr_org_date_feature_uniq"
@@ -159,6 +167,8 @@ class FeatureRecencyStale(models.Model):
     date = models.DateField()
 
     class Meta:
+        verbose_name = "stale feature recency day"
+        verbose_name_plural = "stale feature recency days"
         constraints = [models.UniqueConstraint(fields=["organization", "date"], name="frs_org_date_uniq")]
 
     def __str__(self):
@@ -184,6 +194,8 @@ class UserEventTypeActiveDays(models.Model):
     active_days = models.BigIntegerField(default=0)
 
     class Meta:
+        verbose_name = "user event type active days"
+        verbose_name_plural = "users' active days per event type"
         # One key serves a range's blocks of one organisation (the reads) and the rollup's
         # upsert; `active_days` stays out of it so its updates can be heap-only.
         constraints = [
@@ -212,6 +224,8 @@ class AccountFeatureActiveDays(models.Model):
     active_days = models.BigIntegerField(default=0)
 
     class Meta:
+        verbose_name = "account feature active days"
+        verbose_name_plural = "accounts' active days per feature"
         # A window's blocks of one organisation (its prefix), and the rollup's upsert target.
         constraints = [
             models.UniqueConstraint(

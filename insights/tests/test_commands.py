@@ -19,6 +19,11 @@ def test_detect_anomalies_command(org):
     rollups_make(org, features, end=yesterday(), days=70, spikes={(1, yesterday()): 5.0})
     output = run("detect_anomalies", "--org", org.slug, "--days", "30", "--alert")
     assert f"{org.slug}:" in output and "alerted" in output
+    # Anomalies and the unusual-features ranking's rows are counted apart, as the pages count them.
+    ranked = Anomaly.objects.filter(organization=org, detector="outlier_features").count()
+    found = Anomaly.objects.filter(organization=org).count() - ranked
+    assert output.startswith(f"{org.slug}: {found} new anomal")
+    assert (f"(and {ranked} rows of the unusual-features ranking)" in output) == bool(ranked)
     assert Anomaly.objects.filter(organization=org, feature=features[1], date=yesterday()).exists()
     assert len(mail.outbox) == 1
     with pytest.raises(CommandError):

@@ -29,6 +29,9 @@ HUB_TIMEOUT_SECONDS = 10.0
 # before the recbole wheel and the generator.
 LOCAL_DEFAULT_DIR = Path(__file__).resolve().parents[2] / "var" / "movielens"
 RECBOLE_DIR = ("dataset_example", "ml-100k")
+# Where `make demo` unpacks the recbole wheel (`pip install --target`): beside the project,
+# not in its virtualenv, whose dependency check would then report recbole's missing torch.
+RECBOLE_TARGET = Path(__file__).resolve().parents[2] / "var" / "recbole"
 
 RATING_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 # The names other MovieLens copies use for our columns (TFDS/HF, the GroupLens CSVs, recbole).
@@ -243,11 +246,15 @@ def local_default_path() -> Path | None:
 
 
 def recbole_dir() -> Path:
-    """The ml-100k folder inside the installed recbole package (SourceUnavailable if absent).
-    Only the package's resources are read: recbole's own code (and torch) is never imported
+    """The ml-100k folder of the recbole wheel unpacked under var/ (RECBOLE_TARGET), else
+    of a recbole package installed in the environment (SourceUnavailable if neither). Only
+    the package's resources are read: recbole's own code (and torch) is never imported
     beyond its trivial `__init__`."""
     from importlib import resources
 
+    unpacked = RECBOLE_TARGET.joinpath("recbole", *RECBOLE_DIR)
+    if unpacked.joinpath("ml-100k.inter").is_file():
+        return unpacked
     try:
         root = resources.files("recbole")
     except ModuleNotFoundError:
@@ -265,6 +272,14 @@ def recbole_load() -> MovieLensData:
 
 
 # --- the chain ----------------------------------------------------------------------------
+
+
+def _hub_left(reason: str) -> str:
+    """Why the seeder did not read the hub, as the one line it says: skipped on purpose when
+    HF_HUB_OFFLINE is set (as `make demo` does unless told), unreachable otherwise."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return "the Hugging Face hub is skipped (HF_HUB_OFFLINE=1; HF_HUB_OFFLINE=0 tries it)"
+    return f"the Hugging Face hub is unreachable ({reason})"
 
 
 def movielens_load(
@@ -287,24 +302,24 @@ def movielens_load(
     try:
         return hub_load(split=split, timeout=hub_timeout)
     except SourceUnavailable as exc:
-        hub_reason = str(exc)
+        left = _hub_left(str(exc))
     # Only the hub knows splits; every local copy is the whole data set, like the hub's train split.
     if split != "train":
-        raise SourceUnavailable(f"the hub is unreachable ({hub_reason}) and only it has the '{split}' split")
+        raise SourceUnavailable(f"{left} and only the hub has the '{split}' split")
 
     local = local_default_path()
     if local is not None:
         try:
             data = file_load(local)
-            say(f"MovieLens: Hugging Face hub unreachable ({hub_reason}); using the local copy {data.detail}.")
+            say(f"MovieLens: {left}; using the local copy {data.detail}.")
             return data
         except SourceUnavailable:
             pass
     try:
         data = recbole_load()
-        say(f"MovieLens: Hugging Face hub unreachable ({hub_reason}); using the copy in the recbole package.")
+        say(f"MovieLens: {left}; using the copy in the recbole package.")
         return data
     except SourceUnavailable:
         pass
-    say(f"MovieLens: Hugging Face hub unreachable ({hub_reason}); using the synthetic MovieLens-shaped generator.")
+    say(f"MovieLens: {left}; using the synthetic MovieLens-shaped generator.")
     return synthetic_movielens(seed=seed)

@@ -155,8 +155,24 @@ def test_offline_hub_fails_fast_and_says_so_in_one_line(no_local_copies, monkeyp
     assert time.monotonic() - started < 20
     assert data.source == "synthetic"
     assert len(lines) == 1
-    assert "Hugging Face hub unreachable" in lines[0] and "synthetic" in lines[0]
-    assert "\n" not in lines[0]
+    # Offline on purpose (as `make demo` runs) reads as a choice, not a failure.
+    assert "hub is skipped (HF_HUB_OFFLINE=1; HF_HUB_OFFLINE=0 tries it)" in lines[0] and "synthetic" in lines[0]
+    assert "unreachable" not in lines[0] and "\n" not in lines[0]
+
+
+def test_an_unreachable_hub_says_why(no_local_copies, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+
+    def down(**_):
+        raise SourceUnavailable("no answer within 0.2 s")
+
+    monkeypatch.setattr(sources, "hub_load", down)
+    lines = []
+    assert movielens_load(source="hf", split="train", say=lines.append).source == "synthetic"
+    assert lines == [
+        "MovieLens: the Hugging Face hub is unreachable (no answer within 0.2 s); "
+        "using the synthetic MovieLens-shaped generator."
+    ]
 
 
 def test_hub_load_is_bounded_in_time(monkeypatch):
@@ -276,3 +292,13 @@ def test_org_index_is_stable():
     assert [org_index(u, 3) for u in (1, 2, 3, 196)] == [
         int(hashlib.sha256(str(u).encode()).hexdigest(), 16) % 3 for u in (1, 2, 3, 196)
     ]
+
+
+def test_the_recbole_wheel_unpacked_under_var_comes_first(monkeypatch, tmp_path):
+    """`make demo` unpacks the wheel into var/recbole (not the virtualenv): read from there,
+    without the package being importable."""
+    folder = tmp_path / "recbole" / "dataset_example" / "ml-100k"
+    folder.mkdir(parents=True)
+    (folder / "ml-100k.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
+    monkeypatch.setattr(sources, "RECBOLE_TARGET", tmp_path)
+    assert sources.recbole_dir() == folder

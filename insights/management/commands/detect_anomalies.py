@@ -3,6 +3,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 
 from insights import services
+from insights.queries import RANKING_DETECTOR
 from tenants.models import Organization
 
 
@@ -33,7 +34,13 @@ class Command(BaseCommand):
             raise CommandError("--days must be between 1 and 3660.")
         for org in organisations(options["org"]):
             created = services.anomalies_detect(org, end=end, days=options["days"])
-            line = f"{org.slug}: {len(created)} new anomal{'y' if len(created) == 1 else 'ies'}"
+            # The unusual-features ranking is stored beside the anomalies but is not one of
+            # them (the Insights page and the API count them apart): said apart here too.
+            ranked = sum(1 for anomaly in created if anomaly.detector == RANKING_DETECTOR)
+            found = len(created) - ranked
+            line = f"{org.slug}: {found} new anomal{'y' if found == 1 else 'ies'}"
+            if ranked:
+                line += f" (and {ranked} rows of the unusual-features ranking)"
             if options["alert"]:
                 sent = services.alerts_send(org, created)
                 line += f", {sent['anomalies']} alerted ({sent['emails']} e-mail(s), {sent['webhooks']} webhook(s))"
