@@ -12,6 +12,7 @@ from core.csv_export import csv_render
 from core.db_routing import ReplicaReadsMixin
 from core.openapi import ERROR
 from core.query_params import MAX_RANGE_DAYS
+from core.strict_query import StrictQueryMixin, strict_schema
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
@@ -74,9 +75,10 @@ BAD_INPUT = ERROR
 
 
 @extend_schema(tags=["analytics"])
-class AnalyticsView(ReplicaReadsMixin, OrgAPIView):
+class AnalyticsView(ReplicaReadsMixin, StrictQueryMixin, OrgAPIView):
     """GETs (and their CSV exports) read from the replica when there is one; POST
-    aggregate/run writes on the primary, and the figures read after it come from there too."""
+    aggregate/run writes on the primary, and the figures read after it come from there too.
+    Each operation takes the query parameters its `strict_schema` lists, and refuses others."""
 
     default_role = Role.ANALYST
 
@@ -106,7 +108,7 @@ class CSVExportMixin:
 
 
 class UsageSummaryView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="KPIs with the previous period and % change",
         parameters=[*_date_params(), *FILTER_PARAMS, BREAKDOWN_PARAM],
         responses={200: schema.UsageSummary, 400: BAD_INPUT},
@@ -143,7 +145,7 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
         "stickiness_pct",
     )
 
-    @extend_schema(
+    @strict_schema(
         summary="Per-feature usage from the daily rollups",
         parameters=[*_date_params(), *FILTER_PARAMS, BREAKDOWN_PARAM, FORMAT_PARAM],
         responses={200: schema.FeatureUsage, 400: BAD_INPUT},
@@ -195,7 +197,7 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
     csv_name = "user-activity"
     csv_columns = ("user_id", "email", "events", "avg_session_duration", "first_seen", "last_seen", "top_feature")
 
-    @extend_schema(
+    @strict_schema(
         summary="Per end user activity (members: their own)",
         parameters=[
             int_query("days", minimum=1, maximum=MAX_RANGE_DAYS, description="look-back in days (default 30)"),
@@ -228,7 +230,7 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
     csv_name = "timeseries"
     csv_columns = ("date", "value")
 
-    @extend_schema(
+    @strict_schema(
         summary="A metric per day or week, zero-filled",
         parameters=[
             OpenApiParameter("metric", OpenApiTypes.STR, enum=list(params.METRICS)),
@@ -274,7 +276,7 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
 
 
 class RetentionView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="Weekly cohorts by first-seen week: D1/D7/D30 and the cohort grid",
         parameters=[
             int_query("weeks", minimum=1, maximum=104, description="number of cohorts (default 12)"),
@@ -289,7 +291,7 @@ class RetentionView(AnalyticsView):
 
 
 class TopUsersView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="Most active end users",
         parameters=[
             int_query("limit", minimum=1, maximum=params.MAX_PAGE_SIZE, description="default 10"),
@@ -305,7 +307,7 @@ class TopUsersView(AnalyticsView):
 
 
 class FunnelView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="Ordered conversion funnel per end user",
         parameters=[
             OpenApiParameter(
@@ -332,7 +334,7 @@ class FunnelView(AnalyticsView):
 
 
 class EndUserDetailView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="One end user: profile, totals, timeline grouped by session",
         description=(
             "The timeline holds the newest 200 events; `timeline_next` pages on to older ones "
@@ -354,7 +356,7 @@ _ACCOUNT_WINDOWS = (
 
 
 class AccountListView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         operation_id="analytics_accounts_list",
         summary="Accounts (customer companies) with recent usage, trend and at-risk flag",
         description=_ACCOUNT_WINDOWS,
@@ -380,7 +382,7 @@ class AccountListView(AnalyticsView):
 
 
 class AccountDetailView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         operation_id="analytics_account_retrieve",
         summary="One account: profile, people, features adopted and not, weekly series",
         description=_ACCOUNT_WINDOWS,
@@ -396,7 +398,7 @@ class AccountDetailView(AnalyticsView):
 class AggregateRunView(AnalyticsView):
     roles = {"POST": Role.ADMIN}
 
-    @extend_schema(
+    @strict_schema(
         summary="Recompute the rollups of a day or range now (admin)",
         parameters=[
             OpenApiParameter("date", OpenApiTypes.DATE, description="one UTC day (default yesterday)"),
