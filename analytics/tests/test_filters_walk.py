@@ -29,10 +29,10 @@ ENDPOINTS = {
     "retention": "",
     "funnel": "steps=search,export",
 }
-NOT_FIGURES = {"users/<str:external_id>", "aggregate/run"}
+NOT_FIGURES = {"users/<path:external_id>", "aggregate/run"}
 # The accounts endpoints apply `end` and `feature` and refuse the rest of the set by name; their
 # fixture has accounts, this one has none (test_accounts.py walks them).
-NOT_FIGURES |= {"accounts", "accounts/<str:account_id>"}
+NOT_FIGURES |= {"accounts", "accounts/<path:account_id>"}
 # (endpoint, filter) pairs answered with a 400 naming the filter, and why.
 REFUSED = {
     ("funnel", "feature"): "a funnel's steps name its features",
