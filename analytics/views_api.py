@@ -11,7 +11,8 @@ from core.api import int_query
 from core.csv_export import csv_render
 from core.db_routing import ReplicaReadsMixin
 from core.openapi import ERROR
-from core.query_params import MAX_RANGE_DAYS
+from core.pagination import page_body, pagination_parameters
+from core.query_params import MAX_PAGE_SIZE, MAX_RANGE_DAYS
 from core.strict_query import StrictQueryMixin, strict_schema
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
@@ -174,22 +175,6 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
         return Response(body | ({"breakdown": breakdown} if breakdown else {}))
 
 
-def _page_links(request, page, page_size, count):
-    """`next`/`previous` of the shared `{count, next, previous, results}` envelope, built here
-    because `core.pagination` must do the cutting itself (a COUNT and a slice),
-    whereas `queries.user_activity_page` returns a cached page already cut, with its total
-    from the same windowed query. DRF's paginator would also answer 404 past the last page
-    and clamp `page_size`, where this endpoint answers an empty page and a 400."""
-
-    def link(number):
-        query = request.query_params.copy()
-        query["page"] = number
-        return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-
-    has_next = page * page_size < count
-    return (link(page + 1) if has_next else None), (link(page - 1) if page > 1 else None)
-
-
 class UserActivityView(CSVExportMixin, AnalyticsView):
     """Analysts see every end user; a member sees only the end users linked to their account."""
 
@@ -203,8 +188,7 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
             int_query("days", minimum=1, maximum=MAX_RANGE_DAYS, description="look-back in days (default 30)"),
             OpenApiParameter("search", OpenApiTypes.STR, description="external id or e-mail contains"),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.USER_SORTS)),
-            int_query("page", minimum=1, maximum=params.MAX_PAGE),
-            int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
+            *pagination_parameters(),
             *_date_params(default_note="the last `days` days"),
             *FILTER_PARAMS,
             FORMAT_PARAM,
@@ -220,10 +204,7 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
         data = queries.user_activity_page(self.org, only_member=only_member, **args)
         if self.wants_csv():
             return self.csv_response(data["results"])
-        next_url, previous_url = _page_links(request, data["page"], data["page_size"], data["count"])
-        return Response(
-            {"count": data["count"], "next": next_url, "previous": previous_url, "results": data["results"]}
-        )
+        return Response(page_body(request, data["page"], data["page_size"], data["count"], data["results"]))
 
 
 class TimeseriesView(CSVExportMixin, AnalyticsView):
@@ -294,7 +275,7 @@ class TopUsersView(AnalyticsView):
     @strict_schema(
         summary="Most active end users",
         parameters=[
-            int_query("limit", minimum=1, maximum=params.MAX_PAGE_SIZE, description="default 10"),
+            int_query("limit", minimum=1, maximum=MAX_PAGE_SIZE, description="default 10"),
             *_date_params(),
             *FILTER_PARAMS,
         ],
@@ -368,17 +349,13 @@ class AccountListView(AnalyticsView):
                 "feature", OpenApiTypes.STR, description="only accounts using this feature (id, key or name)"
             ),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.ACCOUNT_SORTS)),
-            int_query("page", minimum=1, maximum=params.MAX_PAGE),
-            int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
+            *pagination_parameters(),
         ],
         responses={200: schema.AccountList, 400: BAD_INPUT},
     )
     def get(self, request):
         data = queries.account_list(self.org, **params.account_list_params(self.org, request.query_params))
-        next_url, previous_url = _page_links(request, data["page"], data["page_size"], data["count"])
-        return Response(
-            {"count": data["count"], "next": next_url, "previous": previous_url, "results": data["results"]}
-        )
+        return Response(page_body(request, data["page"], data["page_size"], data["count"], data["results"]))
 
 
 class AccountDetailView(AnalyticsView):

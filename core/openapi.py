@@ -7,8 +7,7 @@ by what it is rather than by a list someone has to remember to keep up to date:
   must pick `?org_id=`);
 - 401: the view authenticates (a bad or expired credential is refused even where none is needed);
 - 403: a permission can refuse an authenticated caller (a role, staff only);
-- 404: a path parameter names an object, the list is paginated ("Invalid page."), or the view
-  is tenant-scoped (staff's `?org_id=`);
+- 404: a path parameter names an object, or the view is tenant-scoped (staff's `?org_id=`);
 - 411, 413: it takes a body (411: sent chunked to a server that cannot de-chunk it, see
   request_body.py; gunicorn can); 415: it takes a body through DRF's content negotiation;
 - 429: a throttle applies; 503 (with `Retry-After`): it reads or writes storage.
@@ -52,8 +51,7 @@ DESCRIPTIONS = {
     "401": "No credentials, or invalid, expired or revoked ones.",
     "403": "Your role or kind of credential does not allow this.",
     "404": (
-        "Not found: no such object in your organisation, a page past the last one, "
-        "or (platform staff) an `?org_id=` naming no organisation."
+        "Not found: no such object in your organisation, or (platform staff) an `?org_id=` naming no organisation."
     ),
     "411": "A chunked body the server cannot read to its end: send a Content-Length.",
     "413": "The request body is too large.",
@@ -144,7 +142,7 @@ class ApiAutoSchema(AutoSchema):
             codes.add("401")
         if any(_may_refuse_authenticated(view, method, p) for p in permissions):
             codes.add("403")
-        if tenant_scoped or any(p["in"] == "path" for p in parameters) or self._is_paginated():
+        if tenant_scoped or any(p["in"] == "path" for p in parameters):
             codes.add("404")
         if has_body:
             codes.update(("411", "413"))
@@ -155,14 +153,6 @@ class ApiAutoSchema(AutoSchema):
         if getattr(view, "uses_storage", True):
             codes.add("503")
         return codes
-
-    def _is_paginated(self) -> bool:
-        from .pagination import is_paginated_schema
-
-        declared = self.get_response_serializers()
-        return isinstance(declared, dict) and any(
-            str(code).startswith("2") and is_paginated_schema(serializer) for code, serializer in declared.items()
-        )
 
     def get_override_parameters(self) -> list[Any]:
         """A strict view's operations (core.strict_query) also take `?format=`, one of its
