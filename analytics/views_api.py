@@ -260,7 +260,9 @@ class RetentionView(AnalyticsView):
     @strict_schema(
         summary="Weekly cohorts by first-seen week: D1/D7/D30 and the cohort grid",
         parameters=[
-            int_query("weeks", minimum=1, maximum=104, description="number of cohorts (default 12)"),
+            int_query(
+                "weeks", minimum=1, maximum=params.MAX_RETENTION_WEEKS, description="number of cohorts (default 12)"
+            ),
             OpenApiParameter("start", OpenApiTypes.DATE, description="cohorts from this day's week (instead of weeks)"),
             OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default today)"),
             *FILTER_PARAMS,
