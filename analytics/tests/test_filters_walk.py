@@ -293,6 +293,9 @@ def test_another_endpoints_parameter_is_refused_and_dynamic_filters_are_not(anal
     assert "start, end" in days.json()["errors"]["days"][0]
     assert analyst_client.get(f"{BASE}/usage-summary?user.plan=pro&breakdown=event.source").status_code == 200
     assert analyst_client.get(f"{BASE}/usage-summary?format=json").status_code == 200
+    # A method the endpoint has not is still a 405, whatever the query string.
+    assert analyst_client.generic("TRACE", f"{BASE}/usage-summary?gendr=M").status_code == 405
+    assert analyst_client.delete(f"{BASE}/retention?gendr=M").status_code == 405
     event = analyst_client.get(f"{BASE}/top-users?event.source=email").json()
     assert event["errors"] == {
         "event.source": ["Event properties are a breakdown (breakdown=event.<property>), never a filter."]
