@@ -14,11 +14,13 @@ from uuid import UUID
 
 from core.days import today
 from core.query_params import (
+    MAX_PAGE_SIZE,
     MAX_RANGE_DAYS,
     Query,
     fail,
     filters_supported,
     optional_date,
+    page_params,
     parse_bool,
     parse_date,
     parse_int,
@@ -51,13 +53,9 @@ USER_SORTS = (
     "email",
     "-email",
 )
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 MIN_FUNNEL_STEPS = 2
 MAX_FUNNEL_STEPS = 10
-MAX_RETENTION_WEEKS = 104
-# Far beyond any real page, and small enough that page × page_size stays a SQL bigint.
-MAX_PAGE = 10_000_000
+MAX_RETENTION_WEEKS = 104  # `weeks=`: two years of whole weeks (a start/end range may touch 106)
 
 
 def date_range(
@@ -153,10 +151,9 @@ def user_activity_params(org: Organization, query: Query) -> dict[str, Any]:
         "days": parse_int(query, "days", default=30, minimum=1, maximum=MAX_RANGE_DAYS),
         "search": query_text(query, "search") or "",
         "sort": sort,
-        "page": parse_int(query, "page", default=1, minimum=1, maximum=MAX_PAGE),
-        "page_size": parse_int(query, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE),
         "filters": filter_set_parse(org, query),
     }
+    args["page"], args["page_size"] = page_params(query)
     if query_text(query, "start") or query_text(query, "end"):
         if query_text(query, "days"):
             fail("days", "Give days or start/end, not both.")
@@ -174,10 +171,10 @@ def retention_params(org: Organization, query: Query) -> dict[str, Any]:
         if query_text(query, "weeks"):
             fail("weeks", "Give weeks or start, not both.")
         last = end or today()
+        # The 2-year cap of every range; its weeks (up to 106 when both ends cut a week) are
+        # not capped again, so a range the other endpoints take is taken here too.
         range_check(start, last)
         weeks = ((last - timedelta(days=last.weekday())) - (start - timedelta(days=start.weekday()))).days // 7 + 1
-        if weeks > MAX_RETENTION_WEEKS:
-            fail("start", f"At most {MAX_RETENTION_WEEKS} weekly cohorts.")
         end = last
     return {"weeks": weeks, "end": end, "filters": filter_set_parse(org, query)}
 
@@ -259,15 +256,15 @@ def account_list_params(org: Organization, query: Query) -> dict[str, Any]:
     if sort not in ACCOUNT_SORTS:
         fail("sort", f"Choose one of: {', '.join(ACCOUNT_SORTS)}.")
     raw_feature = query_text(query, "feature")
-    return {
+    args: dict[str, Any] = {
         "end": _account_window_end(query),
         "search": query_text(query, "search") or "",
         "at_risk": parse_bool(query, "at_risk", default=False) if query_text(query, "at_risk") else None,
         "feature": feature_ref(org, raw_feature) if raw_feature else None,
         "sort": sort,
-        "page": parse_int(query, "page", default=1, minimum=1, maximum=MAX_PAGE),
-        "page_size": parse_int(query, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE),
     }
+    args["page"], args["page_size"] = page_params(query)
+    return args
 
 
 def account_detail_params(query: Query) -> dict[str, Any]:

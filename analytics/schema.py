@@ -196,8 +196,12 @@ Funnel = inline_serializer(
                 "key": serializers.CharField(),
                 "kind": serializers.ChoiceField(choices=["feature", "event_type"]),
                 "users": serializers.IntegerField(),
-                "conversion_from_prev": serializers.FloatField(),
-                "conversion_from_start": serializers.FloatField(),
+                "conversion_from_prev": serializers.FloatField(
+                    allow_null=True, help_text="% of the previous step's users (100 on step 1); null when it had none"
+                ),
+                "conversion_from_start": serializers.FloatField(
+                    allow_null=True, help_text="% of the users who entered; null when nobody entered"
+                ),
             },
         ),
     },

@@ -14,8 +14,8 @@ urlpatterns = [
     path("retention", views_api.RetentionView.as_view(), name="retention"),
     path("top-users", views_api.TopUsersView.as_view(), name="top-users"),
     path("funnel", views_api.FunnelView.as_view(), name="funnel"),
-    path("users/<str:external_id>", views_api.EndUserDetailView.as_view(), name="end-user"),
+    path("users/<path:external_id>", views_api.EndUserDetailView.as_view(), name="end-user"),
     path("accounts", views_api.AccountListView.as_view(), name="accounts"),
-    path("accounts/<str:account_id>", views_api.AccountDetailView.as_view(), name="account"),
+    path("accounts/<path:account_id>", views_api.AccountDetailView.as_view(), name="account"),
     path("aggregate/run", views_api.AggregateRunView.as_view(), name="aggregate-run"),
 ]

@@ -11,7 +11,9 @@ from core.api import int_query
 from core.csv_export import csv_render
 from core.db_routing import ReplicaReadsMixin
 from core.openapi import ERROR
-from core.query_params import MAX_RANGE_DAYS
+from core.pagination import page_body, pagination_parameters
+from core.query_params import MAX_PAGE_SIZE, MAX_RANGE_DAYS
+from core.strict_query import StrictQueryMixin, strict_schema
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
@@ -74,9 +76,10 @@ BAD_INPUT = ERROR
 
 
 @extend_schema(tags=["analytics"])
-class AnalyticsView(ReplicaReadsMixin, OrgAPIView):
+class AnalyticsView(ReplicaReadsMixin, StrictQueryMixin, OrgAPIView):
     """GETs (and their CSV exports) read from the replica when there is one; POST
-    aggregate/run writes on the primary, and the figures read after it come from there too."""
+    aggregate/run writes on the primary, and the figures read after it come from there too.
+    Each operation takes the query parameters its `strict_schema` lists, and refuses others."""
 
     default_role = Role.ANALYST
 
@@ -106,7 +109,7 @@ class CSVExportMixin:
 
 
 class UsageSummaryView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="KPIs with the previous period and % change",
         parameters=[*_date_params(), *FILTER_PARAMS, BREAKDOWN_PARAM],
         responses={200: schema.UsageSummary, 400: BAD_INPUT},
@@ -143,7 +146,7 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
         "stickiness_pct",
     )
 
-    @extend_schema(
+    @strict_schema(
         summary="Per-feature usage from the daily rollups",
         parameters=[*_date_params(), *FILTER_PARAMS, BREAKDOWN_PARAM, FORMAT_PARAM],
         responses={200: schema.FeatureUsage, 400: BAD_INPUT},
@@ -172,22 +175,6 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
         return Response(body | ({"breakdown": breakdown} if breakdown else {}))
 
 
-def _page_links(request, page, page_size, count):
-    """`next`/`previous` of the shared `{count, next, previous, results}` envelope, built here
-    because `core.pagination` must do the cutting itself (a COUNT and a slice),
-    whereas `queries.user_activity_page` returns a cached page already cut, with its total
-    from the same windowed query. DRF's paginator would also answer 404 past the last page
-    and clamp `page_size`, where this endpoint answers an empty page and a 400."""
-
-    def link(number):
-        query = request.query_params.copy()
-        query["page"] = number
-        return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-
-    has_next = page * page_size < count
-    return (link(page + 1) if has_next else None), (link(page - 1) if page > 1 else None)
-
-
 class UserActivityView(CSVExportMixin, AnalyticsView):
     """Analysts see every end user; a member sees only the end users linked to their account."""
 
@@ -195,14 +182,13 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
     csv_name = "user-activity"
     csv_columns = ("user_id", "email", "events", "avg_session_duration", "first_seen", "last_seen", "top_feature")
 
-    @extend_schema(
+    @strict_schema(
         summary="Per end user activity (members: their own)",
         parameters=[
             int_query("days", minimum=1, maximum=MAX_RANGE_DAYS, description="look-back in days (default 30)"),
             OpenApiParameter("search", OpenApiTypes.STR, description="external id or e-mail contains"),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.USER_SORTS)),
-            int_query("page", minimum=1, maximum=params.MAX_PAGE),
-            int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
+            *pagination_parameters(),
             *_date_params(default_note="the last `days` days"),
             *FILTER_PARAMS,
             FORMAT_PARAM,
@@ -218,17 +204,14 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
         data = queries.user_activity_page(self.org, only_member=only_member, **args)
         if self.wants_csv():
             return self.csv_response(data["results"])
-        next_url, previous_url = _page_links(request, data["page"], data["page_size"], data["count"])
-        return Response(
-            {"count": data["count"], "next": next_url, "previous": previous_url, "results": data["results"]}
-        )
+        return Response(page_body(request, data["page"], data["page_size"], data["count"], data["results"]))
 
 
 class TimeseriesView(CSVExportMixin, AnalyticsView):
     csv_name = "timeseries"
     csv_columns = ("date", "value")
 
-    @extend_schema(
+    @strict_schema(
         summary="A metric per day or week, zero-filled",
         parameters=[
             OpenApiParameter("metric", OpenApiTypes.STR, enum=list(params.METRICS)),
@@ -274,10 +257,12 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
 
 
 class RetentionView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="Weekly cohorts by first-seen week: D1/D7/D30 and the cohort grid",
         parameters=[
-            int_query("weeks", minimum=1, maximum=104, description="number of cohorts (default 12)"),
+            int_query(
+                "weeks", minimum=1, maximum=params.MAX_RETENTION_WEEKS, description="number of cohorts (default 12)"
+            ),
             OpenApiParameter("start", OpenApiTypes.DATE, description="cohorts from this day's week (instead of weeks)"),
             OpenApiParameter("end", OpenApiTypes.DATE, description="last day (default today)"),
             *FILTER_PARAMS,
@@ -289,10 +274,10 @@ class RetentionView(AnalyticsView):
 
 
 class TopUsersView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="Most active end users",
         parameters=[
-            int_query("limit", minimum=1, maximum=params.MAX_PAGE_SIZE, description="default 10"),
+            int_query("limit", minimum=1, maximum=MAX_PAGE_SIZE, description="default 10"),
             *_date_params(),
             *FILTER_PARAMS,
         ],
@@ -305,7 +290,7 @@ class TopUsersView(AnalyticsView):
 
 
 class FunnelView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="Ordered conversion funnel per end user",
         parameters=[
             OpenApiParameter(
@@ -332,7 +317,7 @@ class FunnelView(AnalyticsView):
 
 
 class EndUserDetailView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         summary="One end user: profile, totals, timeline grouped by session",
         description=(
             "The timeline holds the newest 200 events; `timeline_next` pages on to older ones "
@@ -354,7 +339,7 @@ _ACCOUNT_WINDOWS = (
 
 
 class AccountListView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         operation_id="analytics_accounts_list",
         summary="Accounts (customer companies) with recent usage, trend and at-risk flag",
         description=_ACCOUNT_WINDOWS,
@@ -366,21 +351,17 @@ class AccountListView(AnalyticsView):
                 "feature", OpenApiTypes.STR, description="only accounts using this feature (id, key or name)"
             ),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(params.ACCOUNT_SORTS)),
-            int_query("page", minimum=1, maximum=params.MAX_PAGE),
-            int_query("page_size", minimum=1, maximum=params.MAX_PAGE_SIZE, description="at most 500"),
+            *pagination_parameters(),
         ],
         responses={200: schema.AccountList, 400: BAD_INPUT},
     )
     def get(self, request):
         data = queries.account_list(self.org, **params.account_list_params(self.org, request.query_params))
-        next_url, previous_url = _page_links(request, data["page"], data["page_size"], data["count"])
-        return Response(
-            {"count": data["count"], "next": next_url, "previous": previous_url, "results": data["results"]}
-        )
+        return Response(page_body(request, data["page"], data["page_size"], data["count"], data["results"]))
 
 
 class AccountDetailView(AnalyticsView):
-    @extend_schema(
+    @strict_schema(
         operation_id="analytics_account_retrieve",
         summary="One account: profile, people, features adopted and not, weekly series",
         description=_ACCOUNT_WINDOWS,
@@ -396,7 +377,7 @@ class AccountDetailView(AnalyticsView):
 class AggregateRunView(AnalyticsView):
     roles = {"POST": Role.ADMIN}
 
-    @extend_schema(
+    @strict_schema(
         summary="Recompute the rollups of a day or range now (admin)",
         description="Then queues the anomaly detection and alert rules for those days, as a scheduled rollup does "
         "(a worker runs them; the answer does not wait).",

@@ -162,6 +162,20 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
+def _token_reason(detail: dict[str, Any]) -> str | None:
+    """Why simplejwt refused a token ("Token is expired", "Token is invalid"), from its
+    `messages`: its `detail` says the same "Given token not valid for any token type" for an
+    expired token, which a client must refresh, and for a forged one."""
+    messages = detail.get("messages")
+    reasons = [str(m["message"]) for m in messages or () if isinstance(m, dict) and m.get("message")]
+    if not reasons:
+        return None
+    reason = reasons[0].rstrip(".")
+    if "expired" in reason:
+        return f"{reason}: get a new access token from auth/refresh, or log in again."
+    return f"{reason}."
+
+
 def _error_body(exc: Exception) -> dict[str, Any]:
     """`{detail, errors}` for an exception DRF's own handler has answered."""
     if isinstance(exc, exceptions.ValidationError):
@@ -172,7 +186,7 @@ def _error_body(exc: Exception) -> dict[str, Any]:
         # simplejwt's token errors carry {"detail", "code", "messages"}: bookkeeping for
         # the client library, not field errors, so only real fields stay in `errors`.
         errors = _flatten({k: v for k, v in detail.items() if k not in _NON_FIELD_KEYS})
-        return {"detail": str(detail.get("detail") or _summary(errors)), "errors": errors}
+        return {"detail": _token_reason(detail) or str(detail.get("detail") or _summary(errors)), "errors": errors}
     if isinstance(detail, list):
         return {"detail": " ".join(str(d) for d in detail), "errors": {}}
     return {"detail": str(detail), "errors": {}}

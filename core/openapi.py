@@ -3,11 +3,11 @@
 Each error status comes from a part of the view that produces it, so a new view is documented
 by what it is rather than by a list someone has to remember to keep up to date:
 
-- 400: the operation takes a body, or is tenant-scoped (staff must pick `?org_id=`);
+- 400: the operation takes a body or a `?format=` (one of a set), or is tenant-scoped (staff
+  must pick `?org_id=`);
 - 401: the view authenticates (a bad or expired credential is refused even where none is needed);
 - 403: a permission can refuse an authenticated caller (a role, staff only);
-- 404: a path parameter names an object, the list is paginated ("Invalid page."), `?format=`
-  is one of a set, or the view is tenant-scoped (staff's `?org_id=`);
+- 404: a path parameter names an object, or the view is tenant-scoped (staff's `?org_id=`);
 - 411, 413: it takes a body (411: sent chunked to a server that cannot de-chunk it, see
   request_body.py; gunicorn can); 415: it takes a body through DRF's content negotiation;
 - 429: a throttle applies; 503 (with `Retry-After`): it reads or writes storage.
@@ -20,10 +20,13 @@ differs (the batch endpoint's per-item errors) or where it answers it for its ow
 from typing import Any, TypeVar
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, IsAuthenticated
+
+from .negotiation import render_formats
 
 JSON = "application/json"
 
@@ -48,8 +51,7 @@ DESCRIPTIONS = {
     "401": "No credentials, or invalid, expired or revoked ones.",
     "403": "Your role or kind of credential does not allow this.",
     "404": (
-        "Not found: no such object in your organisation, a page past the last one, an unknown `?format=`, "
-        "or (platform staff) an `?org_id=` naming no organisation."
+        "Not found: no such object in your organisation, or (platform staff) an `?org_id=` naming no organisation."
     ),
     "411": "A chunked body the server cannot read to its end: send a Content-Length.",
     "413": "The request body is too large.",
@@ -133,19 +135,14 @@ class ApiAutoSchema(AutoSchema):
         tenant_scoped = _is_tenant_scoped(view)
         permissions = view.get_permissions()
         codes = set()
-        if has_body or tenant_scoped:
+        if has_body or tenant_scoped or any(p["in"] == "query" and p["name"] == "format" for p in parameters):
             codes.add("400")
         if view.get_authenticators():
             # Even where no credential is needed, a bad one is refused rather than ignored.
             codes.add("401")
         if any(_may_refuse_authenticated(view, method, p) for p in permissions):
             codes.add("403")
-        if (
-            tenant_scoped
-            or any(p["in"] == "path" for p in parameters)
-            or any(p["in"] == "query" and p["name"] == "format" for p in parameters)
-            or self._is_paginated()
-        ):
+        if tenant_scoped or any(p["in"] == "path" for p in parameters):
             codes.add("404")
         if has_body:
             codes.update(("411", "413"))
@@ -157,13 +154,15 @@ class ApiAutoSchema(AutoSchema):
             codes.add("503")
         return codes
 
-    def _is_paginated(self) -> bool:
-        from .pagination import is_paginated_schema
-
-        declared = self.get_response_serializers()
-        return isinstance(declared, dict) and any(
-            str(code).startswith("2") and is_paginated_schema(serializer) for code, serializer in declared.items()
-        )
+    def get_override_parameters(self) -> list[Any]:
+        """A strict view's operations (core.strict_query) also take `?format=`, one of its
+        renderers' formats (a view that declares `format` itself overrides this one)."""
+        parameters = list(super().get_override_parameters())
+        if getattr(self.view, "strict_query", False):
+            formats = render_formats(self.view.get_renderers())
+            description = "the answer's format" if len(formats) > 1 else f"{formats[0]} only"
+            parameters.insert(0, OpenApiParameter("format", OpenApiTypes.STR, enum=formats, description=description))
+        return parameters
 
     def _error_response(self, code: str) -> dict[str, Any]:
         response = self._get_response_for_code(ERROR, code, media_types=[JSON])

@@ -1,45 +1,55 @@
-"""The one list shape of the API: `{count, next, previous, results}`.
+"""The one list shape of the API: `{count, next, previous, results}`, and one way of paging it.
 
-`paginate()` lets a plain `APIView` (our `OrgAPIView`) page a queryset or list the same way a
-generic view would, and `paginated_schema()` documents that envelope for drf-spectacular."""
+`?page=` (from 1) and `?page_size=` (1–500, default 50) are read by `page_params`: anything
+else (`abc`, `0`, `501`) is a 400 naming the parameter, never a quiet default or a cut. A page
+past the last one is an empty `results` whose `previous` links the last page (the list may
+have shrunk while a client paged it), never a 404. `paginate()` pages a queryset or list for a
+plain `APIView` (our `OrgAPIView`); analytics' pages come cut from their query and use
+`page_links` alone. `paginated_schema()` documents the envelope for drf-spectacular."""
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .exceptions import DomainError
-
-# ASCII digits only: int() also takes "١٢", "1_000" and "+5".
-_DIGITS = re.compile(r"[0-9]+")
+from .query_params import DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE, page_params
 
 
-class StandardPagination(PageNumberPagination):
-    """`{count, next, previous, results}`, `?page=` and `?page_size=` (at most 500)."""
+def page_links(request: Request, page: int, page_size: int, count: int) -> tuple[str | None, str | None]:
+    """(`next`, `previous`) of page `page`: `previous` of a page past the end is the last page."""
 
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
+    def link(number: int) -> str:
+        query = request.query_params.copy()
+        query["page"] = str(number)
+        return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
-    def get_page_size(self, request: Request) -> int:
-        """`?page_size=`: blank is the default and more than 500 is cut to 500, as DRF does; but
-        where DRF quietly used the default for `abc`, `0` or `-1`, that is a 400, as for every
-        other parameter (the caller asked for something else than it gets)."""
-        raw = (request.query_params.get(self.page_size_query_param) or "").strip()
-        if not raw:
-            return self.page_size
-        digits = raw.lstrip("0")
-        if not _DIGITS.fullmatch(raw) or not digits:
-            message = "A positive integer is required."
-            raise DomainError(f"page_size: {message}", errors={"page_size": [message]})
-        # Past a few digits only "a lot" matters (and int() of thousands of digits costs time).
-        return min(int(digits) if len(digits) <= 6 else self.max_page_size, self.max_page_size)
+    last = max(1, -(-count // page_size))
+    next_url = link(page + 1) if page < last else None
+    return next_url, (link(min(page - 1, last)) if page > 1 else None)
+
+
+def page_body(request: Request, page: int, page_size: int, count: int, results: Any) -> dict[str, Any]:
+    next_url, previous_url = page_links(request, page, page_size, count)
+    return {"count": count, "next": next_url, "previous": previous_url, "results": results}
+
+
+class StandardPagination(BasePagination):
+    """`page_params`' paging of a queryset or list (DRF's default paginator, for any generic view)."""
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
+        self.request = request
+        self.page, self.page_size = page_params(request.query_params)
+        self.count = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)
+        offset = (self.page - 1) * self.page_size
+        return list(queryset[offset : offset + self.page_size]) if offset < self.count else []
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response(page_body(self.request, self.page, self.page_size, self.count, data))
 
 
 def paginate(
@@ -50,11 +60,9 @@ def paginate(
     view: Any = None,
     context: dict[str, Any] | None = None,
 ) -> Response:
-    """A paginated Response of `items` (queryset or list) rendered with `serializer_class`.
-    An out-of-range `?page=` answers 404 in the API error shape, as DRF's generic views do."""
+    """A paginated Response of `items` (queryset or list) rendered with `serializer_class`."""
     paginator = StandardPagination()
-    # DRF pages any sequence; its stubs say QuerySet only.
-    page: list[Any] | None = paginator.paginate_queryset(items, request, view=view)  # type: ignore[arg-type]
+    page = paginator.paginate_queryset(items, request, view=view)
     data = serializer_class(page, many=True, context={"request": request, **(context or {})}).data
     return paginator.get_paginated_response(data)
 
@@ -78,19 +86,17 @@ def paginated_schema(serializer_class: type[serializers.BaseSerializer]) -> seri
     return _schemas[serializer_class]
 
 
-def is_paginated_schema(schema: object) -> bool:
-    """Whether `schema` is a page envelope from `paginated_schema()` (its endpoint answers 404
-    past the last page)."""
-    return any(schema is page for page in _schemas.values())
-
-
 def pagination_parameters() -> list[OpenApiParameter]:
     """`page` and `page_size` query parameters for `@extend_schema(parameters=...)`."""
     return [
-        OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="Page number, from 1."),
+        OpenApiParameter(
+            "page",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+            description="Page number, from 1 (past the last page: no rows, `previous` links the last page).",
+        ),
         OpenApiParameter(
             "page_size",
-            {"type": "integer", "minimum": 1},
-            description="Rows per page (default 50; more than 500 is cut to 500).",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+            description=f"Rows per page (default {DEFAULT_PAGE_SIZE}, at most {MAX_PAGE_SIZE}).",
         ),
     ]

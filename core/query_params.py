@@ -101,6 +101,19 @@ def filters_supported(query: Query, supported: tuple[str, ...] = ()) -> None:
             fail(name, "This filter is not supported here.")
 
 
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+# Far beyond any real page, and small enough that page × page_size stays a SQL bigint.
+MAX_PAGE = 10_000_000
+
+
+def page_params(query: Query) -> tuple[int, int]:
+    """(page, page_size) of `query`; a 400 naming the parameter when out of bounds."""
+    page = parse_int(query, "page", default=1, minimum=1, maximum=MAX_PAGE)
+    size = parse_int(query, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
+    return page, size
+
+
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 

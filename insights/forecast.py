@@ -183,7 +183,8 @@ def usage_prediction(
     """Next `days` (7–30) of daily events per feature, with an 80 % interval:
     `{days, features: [{feature_key, points: [{date, value, lower, upper}]}]}`.
 
-    `feature` is a Feature of `org`, its id or its key (another organisation's → 404).
+    `feature` is a Feature of `org` (another organisation's → 404), or its id, key or name (unknown or
+    another organisation's → 400 naming `feature`, as the analytics filters answer).
     The forecast starts the day after the last complete rolled-up day."""
     try:
         days = int(days)
@@ -198,7 +199,8 @@ def usage_prediction(
     if feature is not None and not hasattr(feature, "pk"):
         chosen = feature_find(org, feature)
         if chosen is None:
-            raise NotFound("Feature not found.")
+            # As every analytics filter: an unknown (or another organisation's) feature is a 400.
+            raise DomainError("feature: Unknown feature.", errors={"feature": ["Unknown feature."]})
     elif feature is not None:
         chosen = cast("Feature", feature)  # it has a pk: the Feature itself, not its id or key
         if chosen.organization_id != org.id:

@@ -16,6 +16,7 @@ from core.api import int_query, list_schema, validated
 from core.db_routing import ReplicaReadsMixin
 from core.openapi import ERROR
 from core.pagination import paginate, paginated_schema, pagination_parameters
+from core.strict_query import StrictQueryMixin, strict_schema
 from tenants.crud import OrgCollectionView, OrgItemView
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
@@ -238,10 +239,10 @@ def _dates(*names):
 # settings below stay on the primary: an admin reads them right after changing them.
 
 
-class AnomalyListView(ReplicaReadsMixin, OrgAPIView):
+class AnomalyListView(ReplicaReadsMixin, StrictQueryMixin, OrgAPIView):
     default_role = Role.ANALYST
 
-    @extend_schema(
+    @strict_schema(
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=Anomaly.Status.values),
             OpenApiParameter("severity", OpenApiTypes.STR, enum=Anomaly.Severity.values),
@@ -266,14 +267,14 @@ class AnomalyListView(ReplicaReadsMixin, OrgAPIView):
         return paginate(request, rows, AnomalySerializer, view=self)
 
 
-class AnomalyDetailView(ReplicaReadsMixin, OrgAPIView):
+class AnomalyDetailView(ReplicaReadsMixin, StrictQueryMixin, OrgAPIView):
     roles = {"GET": Role.ANALYST, "PATCH": Role.ADMIN}
 
-    @extend_schema(responses={200: AnomalySerializer, 404: ERROR}, summary="One anomaly", tags=TAGS)
+    @strict_schema(responses={200: AnomalySerializer, 404: ERROR}, summary="One anomaly", tags=TAGS)
     def get(self, request, anomaly_id):
         return Response(AnomalySerializer(services.anomaly_get(self.org, anomaly_id)).data)
 
-    @extend_schema(
+    @strict_schema(
         request=AnomalyStatusSerializer,
         responses={200: AnomalySerializer, 400: ERROR, 403: ERROR, 404: ERROR},
         summary="Acknowledge, resolve or reopen an anomaly",
@@ -285,10 +286,10 @@ class AnomalyDetailView(ReplicaReadsMixin, OrgAPIView):
         return Response(AnomalySerializer(anomaly).data)
 
 
-class UsageInsightsView(ReplicaReadsMixin, OrgAPIView):
+class UsageInsightsView(ReplicaReadsMixin, StrictQueryMixin, OrgAPIView):
     default_role = Role.ANALYST
 
-    @extend_schema(
+    @strict_schema(
         parameters=[OpenApiParameter("refresh", OpenApiTypes.BOOL, description="Regenerate now (admins only)")],
         responses={200: InsightSerializer, 403: ERROR},
         summary="Plain-language insights (Gemini, or heuristics when it is unavailable)",
@@ -300,10 +301,10 @@ class UsageInsightsView(ReplicaReadsMixin, OrgAPIView):
         return Response(narrative.insight_payload(insight))
 
 
-class ChartDataView(ReplicaReadsMixin, OrgAPIView):
+class ChartDataView(ReplicaReadsMixin, StrictQueryMixin, OrgAPIView):
     default_role = Role.ANALYST
 
-    @extend_schema(
+    @strict_schema(
         parameters=_dates(("start", "default 30 days before end"), ("end", "default yesterday")),
         responses={200: ChartDataSerializer, 400: ERROR, 403: ERROR},
         summary="Per-feature metrics, z-scores, norm histogram and outlier threshold",
@@ -313,10 +314,10 @@ class ChartDataView(ReplicaReadsMixin, OrgAPIView):
         return Response(services.chart_data(self.org, **params.chart_params(request.query_params)))
 
 
-class UsagePredictionView(ReplicaReadsMixin, OrgAPIView):
+class UsagePredictionView(ReplicaReadsMixin, StrictQueryMixin, OrgAPIView):
     default_role = Role.ANALYST
 
-    @extend_schema(
+    @strict_schema(
         parameters=[
             int_query(
                 "days",

@@ -80,9 +80,26 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+INGESTION_KEY_ONLY = (
+    "An ingestion key can only send events (events/track, events/batch and the SDK routes); "
+    "log in as a person (auth/login) and send that access token for this endpoint."
+)
+
+
 class UserJWTAuthentication(JWTAuthentication):
     """simplejwt's authentication that leaves `Bearer upk_…` to ApiKeyAuthentication and
-    loads the user's organisation in the same query."""
+    loads the user's organisation in the same query. Where it is the only authentication (every
+    endpoint but ingestion), an ingestion key alone is a 401 that says what a key is for, not
+    "credentials were not provided"."""
+
+    def authenticate(self, request):
+        header = self.get_header(request)
+        key_only = (header is None and request.META.get("HTTP_X_API_KEY")) or (
+            header is not None and self.get_raw_token(header) is None and _raw_key_from(request) is not None
+        )
+        if key_only and not any(isinstance(a, ApiKeyAuthentication) for a in request.authenticators):
+            raise exceptions.AuthenticationFailed(INGESTION_KEY_ONLY)
+        return super().authenticate(request)
 
     def get_raw_token(self, header):
         raw = super().get_raw_token(header)

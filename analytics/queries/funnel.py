@@ -145,14 +145,17 @@ def funnel(
         counts = list(cursor.fetchone())
     result: list[dict[str, Any]] = []
     for i, (key, users) in enumerate(zip(steps, counts, strict=True)):
+        prev = counts[i - 1] if i else users
         result.append(
             {
                 "step": i + 1,
                 "key": key,
                 "kind": "feature" if key in feature_ids else "event_type",
                 "users": users,
-                "conversion_from_prev": 100.0 if i == 0 and users else (percent(users, counts[i - 1]) if i else 0.0),
-                "conversion_from_start": percent(users, counts[0]),
+                # Nobody entered (or reached the step before): a conversion of nobody is
+                # undefined, null, not 0 % (README: a figure with nothing behind it is null).
+                "conversion_from_prev": percent(users, prev) if prev else None,
+                "conversion_from_start": percent(users, counts[0]) if counts[0] else None,
             }
         )
     return {"window_days": window_days, "start": start, "end": end, "steps": result}

@@ -13,6 +13,7 @@ from core.days import today
 from core.query_params import FILTER_PREFIXES, FILTERS
 
 from .filters_data import day_of, filters_fixture
+from .test_pages import page_client
 
 pytestmark = pytest.mark.django_db
 
@@ -28,10 +29,10 @@ ENDPOINTS = {
     "retention": "",
     "funnel": "steps=search,export",
 }
-NOT_FIGURES = {"users/<str:external_id>", "aggregate/run"}
+NOT_FIGURES = {"users/<path:external_id>", "aggregate/run"}
 # The accounts endpoints apply `end` and `feature` and refuse the rest of the set by name; their
 # fixture has accounts, this one has none (test_accounts.py walks them).
-NOT_FIGURES |= {"accounts", "accounts/<str:account_id>"}
+NOT_FIGURES |= {"accounts", "accounts/<path:account_id>"}
 # (endpoint, filter) pairs answered with a 400 naming the filter, and why.
 REFUSED = {
     ("funnel", "feature"): "a funnel's steps name its features",
@@ -255,3 +256,68 @@ def test_filtered_query_counts_are_pinned(analyst_client, data, django_assert_nu
         query = query.split("&feature_id")[0]
     with django_assert_num_queries(count):
         assert analyst_client.get(f"{BASE}/{endpoint}{query}").status_code == 200
+
+
+# Every analytics GET besides the figures, with what it needs: a query parameter none of
+# them knows is refused by all (core.strict_query), never read as "unfiltered".
+OTHER_GETS = {"users/u1": "", "accounts": "", "accounts/acme": ""}
+MISTYPED = "gendr=M&user_plan=pro&feature_key=search"
+
+
+@pytest.mark.parametrize("endpoint", [*ENDPOINTS, *OTHER_GETS])
+def test_every_endpoint_refuses_parameters_it_does_not_know(analyst_client, data, endpoint):
+    fixed = ENDPOINTS.get(endpoint, OTHER_GETS.get(endpoint))
+    response = analyst_client.get(f"{BASE}/{endpoint}?{fixed}&{MISTYPED}")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert set(body["errors"]) == {"gendr", "user_plan", "feature_key"}, body
+    assert all(message.startswith("Unknown parameter: this endpoint takes ") for [message] in body["errors"].values())
+    assert "gendr" in body["detail"] and "feature_key" in body["detail"]
+    blank = analyst_client.get(f"{BASE}/{endpoint}?{fixed}&feature_key=")  # blank is still not a parameter here
+    assert blank.status_code == 400 and set(blank.json()["errors"]) == {"feature_key"}
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["retention", "top-users", "funnel", "user-activity", "accounts", "users/u1", "accounts/acme"]
+)
+def test_breakdown_where_there_is_none_is_refused(analyst_client, data, endpoint):
+    fixed = ENDPOINTS.get(endpoint, OTHER_GETS.get(endpoint))
+    response = analyst_client.get(f"{BASE}/{endpoint}?{fixed}&breakdown=age")
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == ["breakdown"]
+
+
+def test_another_endpoints_parameter_is_refused_and_dynamic_filters_are_not(analyst_client, data):
+    days = analyst_client.get(f"{BASE}/usage-summary?days=7")  # user-activity's look-back
+    assert days.status_code == 400 and list(days.json()["errors"]) == ["days"]
+    assert "start, end" in days.json()["errors"]["days"][0]
+    assert analyst_client.get(f"{BASE}/usage-summary?user.plan=pro&breakdown=event.source").status_code == 200
+    assert analyst_client.get(f"{BASE}/usage-summary?format=json").status_code == 200
+    # A method the endpoint has not is still a 405, whatever the query string.
+    assert analyst_client.generic("TRACE", f"{BASE}/usage-summary?gendr=M").status_code == 405
+    assert analyst_client.delete(f"{BASE}/retention?gendr=M").status_code == 405
+    event = analyst_client.get(f"{BASE}/top-users?event.source=email").json()
+    assert event["errors"] == {
+        "event.source": ["Event properties are a breakdown (breakdown=event.<property>), never a filter."]
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("usage-summary?format=csv", "This endpoint answers json only."),
+        ("retention?format=csv", "This endpoint answers json only."),
+        ("timeseries?format=xml", "Choose one of: json, csv."),
+    ],
+)
+def test_a_format_the_endpoint_has_not_is_a_400_naming_the_ones_it_has(analyst_client, data, url, message):
+    response = analyst_client.get(f"{BASE}/{url}")
+    assert response.status_code == 400, response.content
+    assert response.json() == {"detail": f"format: {message}", "errors": {"format": [message]}}
+
+
+def test_pages_take_parameters_of_their_own(analyst_user, data):
+    """Only the API is strict: a page's URL may carry anything (utm tags, old bookmarks)."""
+    client = page_client(analyst_user)
+    for page in ("/", "/features/", "/users/", "/retention/"):
+        assert client.get(f"{page}?gendr=M&utm_source=mail").status_code == 200, page

@@ -3,6 +3,8 @@ arithmetic can reach, digits that are not ASCII, integers past a SQL bigint, NUL
 endpoint cannot apply. Each answers its exact status with the error shape naming the field
 (pages: their 400 page or fragment), never a 500 or a trace."""
 
+from datetime import date, timedelta
+
 import pytest
 
 from analytics import rollup
@@ -216,3 +218,27 @@ def test_hostile_page_paths_are_404_pages(pages, url):
 def rolled(org, dataset):
     rollup.rollup_range(D1, D3, org)
     return dataset
+
+
+RANGE_ENDPOINTS = (
+    "usage-summary?",
+    "feature-usage?",
+    "timeseries?interval=week&",
+    "top-users?",
+    "funnel?steps=search,export&",
+    "retention?",
+    "user-activity?",
+)
+
+
+@pytest.mark.parametrize("endpoint", RANGE_ENDPOINTS)
+def test_every_endpoint_takes_the_same_longest_range(analyst_client, rolled, endpoint):
+    """2 years (732 days) everywhere, retention too: from a Sunday, its cohorts touch 106 weeks."""
+    start = date(2023, 1, 1)  # a Sunday
+    longest = analyst_client.get(f"{BASE}/{endpoint}start={start}&end={start + timedelta(days=731)}")
+    assert longest.status_code == 200, longest.content
+    if endpoint.startswith("retention"):
+        assert len(longest.json()["cohorts"]) == 106
+    too_long = analyst_client.get(f"{BASE}/{endpoint}start={start}&end={start + timedelta(days=732)}")
+    assert too_long.status_code == 400
+    assert too_long.json()["errors"] == {"start": ["The range may not exceed 2 years."]}

@@ -355,6 +355,14 @@ def test_funnel_result(analyst, usage):
     assert fragment.status_code == 400 and "Choose at least 2 steps." in fragment.content.decode()
 
 
+def test_a_funnel_nobody_enters_shows_no_conversion(analyst, usage):
+    """Its conversions are null (undefined), shown as "—", never "0.0%"."""
+    html = analyst.get("/funnels/?step=no_such_thing&step=search").content.decode()
+    metas = re.findall(r'<div class="funnel-meta">(.*?)</div>', html, re.S)
+    assert len(metas) == 2 and all("users · —" in m for m in metas), metas
+    assert "— from previous step" in metas[1] and "0.0%" not in html
+
+
 def test_funnel_step_that_matches_nothing_says_so(analyst, usage):
     """A step naming no feature key is an event type; when none was counted the page says the
     step matched nothing rather than showing a bare zero (a feature's name typed as a step)."""

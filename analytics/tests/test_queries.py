@@ -358,6 +358,16 @@ def test_funnel_ordered_within_window(org):
     assert [s["conversion_from_start"] for s in result["steps"]] == [100.0, 40.0, 20.0]
     by_type = queries.funnel(org, steps=["search", "checkout"], window_days=1, start=D1, end=D1)
     assert [s["users"] for s in by_type["steps"]] == [5, 1]
+    # Nobody reaches "nothing": what follows it converts from nobody, which is no 0 % but null,
+    # and a funnel nobody enters has no conversion at all (README: nothing behind it, null).
+    stuck = queries.funnel(org, steps=["search", "nothing", "cart"], window_days=7, start=D1, end=D3)
+    assert [s["conversion_from_prev"] for s in stuck["steps"]] == [100.0, 0.0, None]
+    assert [s["conversion_from_start"] for s in stuck["steps"]] == [100.0, 0.0, 0.0]
+    empty = queries.funnel(org, steps=["nothing", "search"], window_days=7, start=D1, end=D3)
+    assert [(s["users"], s["conversion_from_prev"], s["conversion_from_start"]) for s in empty["steps"]] == [
+        (0, None, None),
+        (0, None, None),
+    ]
     assert by_type["steps"][1]["kind"] == "event_type"
     wide = queries.funnel(org, steps=["search", "cart"], window_days=14, start=D1, end=D1)
     assert [s["users"] for s in wide["steps"]] == [5, 3]

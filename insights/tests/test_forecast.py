@@ -74,11 +74,13 @@ def test_api_days_out_of_range_is_400(analyst_client, days):
     assert response.status_code == 400 and "days" in response.json()["errors"]
 
 
-def test_api_other_orgs_feature_is_404_and_empty_org(other_client, analyst_client, org):
+def test_api_other_orgs_or_unknown_feature_is_400_and_empty_org(other_client, analyst_client, org):
     features = features_make(org, 1)
     rollups_make(org, features, end=yesterday(), days=30)
-    assert other_client.get(URL, {"feature": features[0].key}).status_code == 404
-    assert other_client.get(URL, {"feature": str(features[0].id)}).status_code == 404
+    for ref in (features[0].key, str(features[0].id), "nope"):
+        response = other_client.get(URL, {"feature": ref})
+        assert response.status_code == 400, response.content
+        assert response.json()["errors"] == {"feature": ["Unknown feature."]}
     assert other_client.get(URL).json() == {"days": 14, "features": []}
     assert analyst_client.get(URL).json()["days"] == 14
 

@@ -40,9 +40,9 @@ def assert_refused(response, status, field=None):
         (f"anomalies?start={FAR_PAST}", 400, "start"),
         (f"anomalies?end={FAR_FUTURE}", 400, "end"),
         ("anomalies?status=%00", 400, "status"),
-        (f"anomalies?page={BIG}", 404, None),  # DRF's paginator: "Invalid page."
-        ("usage-prediction?feature=%C2%B2", 404, None),  # an unknown feature is documented as 404
-        (f"usage-prediction?feature={BIG}", 404, None),
+        (f"anomalies?page={BIG}", 400, "page"),
+        ("usage-prediction?feature=%C2%B2", 400, "feature"),  # an unknown feature, as in analytics
+        (f"usage-prediction?feature={BIG}", 400, "feature"),
         ("usage-prediction?feature=%00", 400, "feature"),
         (f"usage-prediction?days={BIG}", 400, "days"),
         ("usage-prediction?days=%C2%B2", 400, "days"),
@@ -53,8 +53,8 @@ def test_hostile_insights_queries(analyst_client, usage, path, status, field):
     assert_refused(analyst_client.get(f"/api/v1/ai/{path}"), status, field)
 
 
-def test_anomaly_page_size_past_a_bigint_is_capped(analyst_client, usage):
-    assert analyst_client.get(f"/api/v1/ai/anomalies?page_size={BIG}").status_code == 200
+def test_anomaly_page_size_past_a_bigint_is_refused(analyst_client, usage):
+    assert_refused(analyst_client.get(f"/api/v1/ai/anomalies?page_size={BIG}"), 400, "page_size")
 
 
 @pytest.mark.parametrize(

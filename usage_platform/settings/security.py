@@ -49,6 +49,8 @@ REST_FRAMEWORK = {
     # clients), see tenants.views_api.PublicAuthView.
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # `?format=` naming no renderer of the view: a 400 naming the formats it has, not a 404.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.FormatNegotiation",
     "DEFAULT_SCHEMA_CLASS": "core.openapi.ApiAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.StandardPagination",
     "PAGE_SIZE": 50,
