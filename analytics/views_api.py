@@ -17,7 +17,7 @@ from core.strict_query import StrictQueryMixin, strict_schema
 from tenants.models import Role
 from tenants.permissions import OrgAPIView
 
-from . import handover, params, queries, rollup, schema
+from . import exports, handover, params, queries, rollup, schema
 
 
 class CSVRenderer(BaseRenderer):
@@ -133,18 +133,7 @@ class UsageSummaryView(AnalyticsView):
 
 class FeatureUsageView(CSVExportMixin, AnalyticsView):
     csv_name = "feature-usage"
-    csv_columns = (
-        "feature_id",
-        "feature_key",
-        "feature_name",
-        "events",
-        "avg_daily_active_users",
-        "avg_session_duration",
-        "share",
-        "previous_events",
-        "change_pct",
-        "stickiness_pct",
-    )
+    csv_columns = exports.FEATURE_USAGE_COLUMNS
 
     @strict_schema(
         summary="Per-feature usage from the daily rollups",
@@ -180,7 +169,7 @@ class UserActivityView(CSVExportMixin, AnalyticsView):
 
     roles = {"GET": Role.MEMBER}
     csv_name = "user-activity"
-    csv_columns = ("user_id", "email", "events", "avg_session_duration", "first_seen", "last_seen", "top_feature")
+    csv_columns = exports.USER_ACTIVITY_COLUMNS
 
     @strict_schema(
         summary="Per end user activity (members: their own)",
