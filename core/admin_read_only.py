@@ -44,6 +44,11 @@ class CappedCountPaginator(Paginator):
             return object_list.order_by()[:COUNT_CAP].count()
         return super().count
 
+    @property
+    def capped(self) -> bool:
+        """Whether the count stopped at the cap (there are more rows): the list says "10,000+"."""
+        return self.count >= COUNT_CAP
+
 
 class LargeTableAdmin(ReadOnlyModelAdmin):
     """A read-only change list that stays bounded on a table of millions of rows (see the

@@ -324,6 +324,10 @@ def test_the_count_of_a_large_change_list_stops_at_the_cap(staff_client, two_ten
     monkeypatch.setattr(admin_read_only, "COUNT_CAP", 2)
     response = staff_client.get(reverse("admin:telemetry_usageevent_changelist"))
     assert response.context["cl"].result_count == 2
+    assert "2+ usage events (narrow with the filters to see older rows)" in response.content.decode()
+    monkeypatch.setattr(admin_read_only, "COUNT_CAP", 100)
+    response = staff_client.get(reverse("admin:telemetry_usageevent_changelist"))
+    assert "5 usage events" in response.content.decode() and "+ usage events" not in response.content.decode()
 
 
 @pytest.mark.parametrize("term", ["end_user", "uuid", "feature"])
