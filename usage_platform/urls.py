@@ -5,8 +5,10 @@ Every include has its own prefix and namespace (`reverse("api:org:members")`,
 sign-in pages are listed here as they are. Django tries patterns in order: ingestion first
 (`events/track` is the most frequent request by far), then the rest of the API, then pages."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.security_headers import csp_extended
@@ -57,6 +59,8 @@ urlpatterns = [
     ),
     path("health", health.liveness, name="health"),
     path("health/detailed", health.detailed, name="health-detailed"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the admin, Swagger UI, a file).
+    path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}img/favicon.svg", permanent=True)),
     path("login/", sign_in.LoginView.as_view(), name="login"),
     path("logout/", sign_in.LogoutView.as_view(), name="logout"),
     path("invite/<str:token>/", sign_in.invitation_accept, name="invitation-accept"),

@@ -121,6 +121,12 @@ class AlertRuleDetailView(OrgItemView):
     def item(self, org, pk):
         return rules.alert_rule_get(org, pk)
 
+    def patch(self, request, **kwargs):
+        # The body is judged strictly (unknown fields are a 400): another organisation's rule
+        # must still answer 404 whatever it was sent, never reveal itself through a 400.
+        self.item(self.org, kwargs[self.lookup])
+        return super().patch(request, **kwargs)
+
     def update(self, org, pk, data):
         try:
             return rules.alert_rule_update(org, pk, **data)

@@ -276,8 +276,9 @@ def recbole_load() -> MovieLensData:
 
 def _hub_left(reason: str) -> str:
     """Why the seeder did not read the hub, as the one line it says: skipped on purpose when
-    HF_HUB_OFFLINE is set (as `make demo` does unless told), unreachable otherwise."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+    the hub library is offline (HF_HUB_OFFLINE, which `make demo` sets unless told, and which
+    the library reads itself), unreachable otherwise."""
+    if "OfflineModeIsEnabled" in reason:
         return "the Hugging Face hub is skipped (HF_HUB_OFFLINE=1; HF_HUB_OFFLINE=0 tries it)"
     return f"the Hugging Face hub is unreachable ({reason})"
 

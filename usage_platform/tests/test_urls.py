@@ -69,3 +69,9 @@ def test_url_names_are_namespaced_by_their_include():
     assert reverse("insights:index") == "/insights/"
     assert reverse("settings:api-keys") == "/settings/api-keys/"
     assert reverse("webhook-settings:toggle", args=[3]) == "/settings/webhooks/3/toggle/"
+
+
+def test_favicon_ico_leads_to_the_sites_icon(client):
+    """Pages that name no icon (the admin, Swagger UI) make the browser ask for /favicon.ico."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/img/favicon.svg"
