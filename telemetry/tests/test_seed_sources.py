@@ -159,33 +159,27 @@ def test_offline_hub_fails_fast_and_says_so_in_one_line(no_local_copies, monkeyp
     assert "\n" not in lines[0]
 
 
-def test_the_hub_skipped_offline_reads_as_a_choice(no_local_copies, monkeypatch):
-    """The hub library offline (HF_HUB_OFFLINE, as `make demo` runs) is said as skipped on
-    purpose, with the way to try it, not as the hub being down."""
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        # The hub library offline (HF_HUB_OFFLINE, as `make demo` runs): skipped on purpose,
+        # with the way to try it, not the hub being down.
+        (
+            "ConnectionError: Couldn't reach 'x' on the Hub (OfflineModeIsEnabled)",
+            "the Hugging Face hub is skipped (HF_HUB_OFFLINE=1; HF_HUB_OFFLINE=0 tries it)",
+        ),
+        ("no answer within 0.2 s", "the Hugging Face hub is unreachable (no answer within 0.2 s)"),
+    ],
+    ids=["offline", "unreachable"],
+)
+def test_the_hub_left_says_why_in_one_line(no_local_copies, monkeypatch, reason, said):
+    def unavailable(**_):
+        raise SourceUnavailable(reason)
 
-    def offline(**_):
-        raise SourceUnavailable("ConnectionError: Couldn't reach 'x' on the Hub (OfflineModeIsEnabled)")
-
-    monkeypatch.setattr(sources, "hub_load", offline)
+    monkeypatch.setattr(sources, "hub_load", unavailable)
     lines = []
     assert movielens_load(source="hf", split="train", say=lines.append).source == "synthetic"
-    assert lines == [
-        "MovieLens: the Hugging Face hub is skipped (HF_HUB_OFFLINE=1; HF_HUB_OFFLINE=0 tries it); "
-        "using the synthetic MovieLens-shaped generator."
-    ]
-
-
-def test_an_unreachable_hub_says_why(no_local_copies, monkeypatch):
-    def down(**_):
-        raise SourceUnavailable("no answer within 0.2 s")
-
-    monkeypatch.setattr(sources, "hub_load", down)
-    lines = []
-    assert movielens_load(source="hf", split="train", say=lines.append).source == "synthetic"
-    assert lines == [
-        "MovieLens: the Hugging Face hub is unreachable (no answer within 0.2 s); "
-        "using the synthetic MovieLens-shaped generator."
-    ]
+    assert lines == [f"MovieLens: {said}; using the synthetic MovieLens-shaped generator."]
 
 
 def test_hub_load_is_bounded_in_time(monkeypatch):
