@@ -66,6 +66,7 @@ class SegmentDetailView(OrgAPIView):
         tags=TAGS,
     )
     def patch(self, request, segment_id):
+        segments.segment_get(self.org, segment_id)  # another organisation's: 404 whatever the body
         data = validated(SavedSegmentInputSerializer, request, partial=True)
         segment = segments.segment_update(self.org, segment_id, **data)
         return Response(SavedSegmentSerializer(segment).data)

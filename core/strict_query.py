@@ -6,7 +6,8 @@ never read as "unfiltered" (docs/decisions.md, 2026-12-02).
 The list is declared once, with `strict_schema` in place of `@extend_schema`: the schema
 documents it and `StrictQueryMixin` refuses what is not in it, so the two cannot disagree.
 A declared name with a `<placeholder>` (`user.<property>`) takes any name with its prefix.
-Pages never use this: their URLs may carry parameters of their own.
+Pages never use this: their URLs may carry parameters of their own; nor does ingestion: the
+SDKs add their own (`?ver=`, `?_=`, `?compression=`).
 
 `?format=` is always taken: core.negotiation refuses a format the view cannot render."""
 
@@ -74,16 +75,19 @@ def query_check(query: Query, declared: Sequence[str]) -> None:
 
 
 class StrictQueryMixin:
-    """For API views (before `OrgAPIView` in the bases) whose handlers are declared with
-    `strict_schema`: once the request is authenticated and allowed, a query parameter the
+    """For API views whose handlers are declared with `strict_schema` (or `core.api`'s
+    `list_schema`): once the request is authenticated and allowed, a query parameter the
     handler does not declare is a 400 naming it, before any work is done. A handler declared
-    otherwise takes none (but ALWAYS)."""
+    otherwise takes none (but ALWAYS). tenants' `OrgAPIView` has it, so every organisation
+    endpoint is strict; ingestion sets `strict_query = False` (SDKs add parameters of their own)."""
 
     # Read by core.openapi (the `format` parameter) and the tests.
     strict_query = True
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        if not self.strict_query:
+            return
         method = request.method.lower()
         handler = getattr(self, method, None) if method in self.http_method_names else None  # type: ignore[attr-defined]
         if handler is None or method == "options":

@@ -72,6 +72,9 @@ class OrgItemView(OrgAPIView, metaclass=ABCMeta):
         return Response(self.output_serializer(self.item(self.org, kwargs[self.lookup])).data)
 
     def patch(self, request: Request, **kwargs: int) -> Response:
+        # Looked up before the body is judged: another organisation's row is a 404 whatever
+        # it was sent, never revealed by a 400.
+        self.item(self.org, kwargs[self.lookup])
         data = validated(self.update_serializer, request, partial=True)
         return Response(self.output_serializer(self.update(self.org, kwargs[self.lookup], data)).data)
 

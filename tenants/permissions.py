@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from core.cors import request_origin
 from core.exceptions import DomainError, Forbidden, NotFound, PayloadTooLarge
+from core.strict_query import StrictQueryMixin
 
 from .authentication import ApiKeyAuthentication, ApiKeyPrincipal, UserJWTAuthentication
 from .models import Organization, Role
@@ -77,18 +78,19 @@ def organization_for(request):
     return user.organization
 
 
-class OrgAPIView(APIView):
+class OrgAPIView(StrictQueryMixin, APIView):
     """Base for every tenant-scoped endpoint.
 
     Set `roles = {"GET": Role.ANALYST, "POST": Role.ADMIN}` (or `default_role`). Use
-    `self.org` in handlers; never query models by id without it.
+    `self.org` in handlers; never query models by id without it. A handler takes the query
+    parameters its `strict_schema`/`list_schema` declares and answers 400 to any other.
     """
 
     authentication_classes = [UserJWTAuthentication]
     permission_classes = [HasRole]
     # Read by core.openapi: staff's `?org_id=` may name an organisation that is not there (404).
     tenant_scoped = True
-    default_role = Role.ANALYST
+    default_role: Role | None = Role.ANALYST
     roles: dict = {}
     # DRF's JSON parser reads the whole stream and bypasses Django's upload limit, so
     # settings-style endpoints refuse big bodies up front (None: the subclass checks itself).
@@ -114,6 +116,8 @@ class IngestAPIView(OrgAPIView):
 
     authentication_classes = [ApiKeyAuthentication, UserJWTAuthentication]
     default_role = None
+    # The SDKs add query parameters of their own (`?ver=`, `?_=`, `?compression=`).
+    strict_query = False
     # Event batches are bigger; the ingestion views enforce INGEST_MAX_BODY_BYTES themselves.
     max_body_bytes = None
 

@@ -165,9 +165,10 @@ class RegisterSerializer(serializers.Serializer):
     full_name = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
 
     # Registration always founds a NEW organisation with the registrant as admin; a body
-    # that tries to pick an organisation or a role is refused, not silently ignored, so a
-    # client expecting to join an existing organisation learns it needs an invitation.
-    FORBIDDEN = {
+    # that tries to pick an organisation or a role is refused with a reason (core.api's
+    # `validated`), so a client expecting to join an existing organisation learns it needs an
+    # invitation.
+    BODY_REFUSED = {
         "org_id": "Registration always creates a new organisation; joining one needs an invitation.",
         "organization_id": "Registration always creates a new organisation; joining one needs an invitation.",
         "organization": "Registration always creates a new organisation; send organization_name.",
@@ -177,16 +178,16 @@ class RegisterSerializer(serializers.Serializer):
     }
 
     def validate(self, attrs):
-        errors = {k: [msg] for k, msg in self.FORBIDDEN.items() if k in self.initial_data}
-        if errors:
-            raise serializers.ValidationError(errors)
         if not attrs["organization_name"].strip():
             raise serializers.ValidationError({"organization_name": ["This field may not be blank."]})
         return attrs
 
 
 class LoginSerializer(serializers.Serializer):
-    """OAuth2 password-grant field names: `username` is the e-mail (`email` is accepted too)."""
+    """OAuth2 password-grant field names: `username` is the e-mail (`email` is accepted too).
+    The grant's other fields are taken and not needed: there is one client, and no scopes."""
+
+    BODY_IGNORED = ("grant_type", "scope", "client_id", "client_secret")
 
     username = StrictCharField(max_length=254, required=False)
     email = StrictCharField(max_length=254, required=False, write_only=True)

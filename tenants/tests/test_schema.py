@@ -50,7 +50,8 @@ def test_schema_endpoint(anon_client):
     members = paths["/api/v1/org/members"]["get"]
     page = members["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert set(schema["components"]["schemas"][page]["properties"]) == {"count", "next", "previous", "results"}
-    member_id = paths["/api/v1/org/members/{member_id}"]["patch"]["parameters"][0]
+    parameters = paths["/api/v1/org/members/{member_id}"]["patch"]["parameters"]
+    member_id = next(p for p in parameters if p["name"] == "member_id")
     assert member_id["schema"]["type"] == "integer"
 
 

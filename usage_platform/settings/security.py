@@ -144,7 +144,7 @@ SECURE_CSP = {
 # Powerful browser features the pages never use are denied to them and to anything embedded.
 # The clipboard keeps the browsers' default (this origin only, reading behind a prompt): the
 # copy buttons write the API key, webhook secret and invitation link to it.
-PERMISSIONS_POLICY = {
+PERMISSIONS_POLICY: dict[str, list[str]] = {
     "accelerometer": [],
     "autoplay": [],
     "camera": [],
