@@ -93,10 +93,10 @@ def funnels(request):
         steps = [row["feature_key"] for row in usage[:3]] if len(usage) >= 2 else ["", ""]
     while len(steps) < params.MIN_FUNNEL_STEPS:
         steps.append("")
+    names = {f["key"]: f["name"] for f in features}
     bars = []
     if result:
         first = result["steps"][0]["users"] if result["steps"] else 0
-        names = {f["key"]: f["name"] for f in features}
         # A step that names no feature key is an event type; one nobody sent in the range
         # says so, as a mistyped key or a feature's name would otherwise read as a true zero.
         empty = [s["key"] for s in result["steps"] if s["kind"] == "event_type" and not s["users"]]
@@ -110,8 +110,9 @@ def funnels(request):
     context = {
         "active_nav": "funnels",
         "features": features,
-        "steps": steps,
-        "filled_steps": sum(1 for step in steps if step),
+        # Keys such as `feature_50` say little: each step shows its feature's name under it.
+        "steps": [{"key": key, "name": names.get(key) if key else ""} for key in steps],
+        "filled_steps": sum(1 for key in steps if key),
         "suggested": suggested,
         "window_days": window_days,
         "start": start,

@@ -206,6 +206,8 @@
       var clone = rows[rows.length - 1].cloneNode(true);
       var input = clone.querySelector("input, select");
       if (input.tagName === "SELECT") input.selectedIndex = 0; else input.value = "";
+      var caption = clone.querySelector("[data-step-name]");
+      if (caption) caption.textContent = "";
       list.appendChild(clone);
     } else if (remove && rows.length > min) {
       remove.closest("[data-step-row]").remove();
@@ -218,6 +220,22 @@
       var label = row.querySelector("label");
       if (label) { label.setAttribute("for", "step-" + (i + 1)); label.textContent = "Step " + (i + 1); }
     });
+  }
+
+  // Each funnel step names the feature its key belongs to (the datalist's label), as typed.
+  function onStepInput(event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("[data-step-row] input[list]")) return;
+    var caption = input.closest("[data-step-row]").querySelector("[data-step-name]");
+    if (!caption) return;
+    var key = input.value.trim();
+    var name = key ? null : "";
+    var options = input.list ? input.list.options : [];
+    for (var i = 0; key && i < options.length; i++) {
+      if (options[i].value === key) { name = options[i].textContent; break; }
+    }
+    // A feature named as its key says nothing more; an unknown key is an event type.
+    caption.textContent = name === null ? "no feature has this key: an event type" : (name === key ? "" : name);
   }
 
   // "Save as segment" takes the filters the form holds now (the link's own query is the
@@ -235,6 +253,7 @@
   document.addEventListener("click", onCopyClick);
   document.addEventListener("click", onSaveSegment);
   document.addEventListener("click", onStepButton);
+  document.addEventListener("input", onStepInput);
   document.addEventListener("htmx:beforeSwap", function (evt) { destroyCharts(evt.detail.target); });
   // htmx fires `htmx:load` on <body> once at start-up and on every swapped-in fragment.
   document.addEventListener("htmx:load", function (evt) { drawCharts(evt.detail.elt); });

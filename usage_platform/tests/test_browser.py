@@ -152,7 +152,9 @@ def test_another_organisations_feature_is_a_404_page(page, live_server, admin_us
     assert "Page not found" in page.text_content("body")
 
 
-def test_pages_screenshots(browser_page, live_server, admin_user, data):
+def test_pages_screenshots(browser_page, live_server, admin_user, org, data):
+    # Named before any page is read (the figures, names included, are cached).
+    Feature.objects.filter(organization=org, key="search").update(name="Full-text search")
     page = browser_page
     requested = []
     page.on("request", lambda request: requested.append(request.url))
@@ -164,7 +166,7 @@ def test_pages_screenshots(browser_page, live_server, admin_user, data):
     page.mouse.move(0, 0)  # no hover underline in the picture
     screenshot(page, "features")
 
-    page.click("text=search")
+    page.click("text=Full-text search")
     page.wait_for_selector("[data-testid=chart-feature-usage]")
     page.wait_for_selector("[data-testid=forecast] canvas, [data-testid=forecast] .empty-small")
     page.wait_for_load_state("networkidle")
@@ -177,9 +179,14 @@ def test_pages_screenshots(browser_page, live_server, admin_user, data):
     page.goto(f"{live_server.url}/funnels/")
     page.evaluate("window.__noReload = 1")
     inputs = page.locator("[data-testid=step-input]")
+    names = page.locator("[data-testid=step-name]")
     inputs.nth(0).fill("search")
+    assert names.nth(0).inner_text() == "Full-text search"  # the key's feature, as typed
+    inputs.nth(1).fill("signup_completed")
+    assert "event type" in names.nth(1).inner_text()
     inputs.nth(1).fill("reports")
     page.click("[data-testid=add-step]")
+    assert names.last.inner_text() == ""  # a new step names nothing yet
     inputs.nth(2).fill("export")
     page.click("[data-testid=funnel-submit]")
     page.wait_for_selector("[data-testid=funnel-bars]")
