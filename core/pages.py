@@ -106,13 +106,43 @@ def render_page(request: PageRequest, *, page: str, fragment: str, context: dict
     return render(request, fragment if wants_fragment(request) else page, context, status=status)
 
 
-def params_or_default(parse: Callable[[Any], Any], query: Any, default: Any = None) -> tuple[Any, str | None]:
-    """(parsed parameters, None), or, when the query is refused, (the defaults, the message):
-    a page shows the message next to its filters, with the default figures, as a 400."""
+LEAVE_OUT_ROUNDS = 5
+
+
+def params_leaving_out(parse: Callable[[Any], Any], query: Any, default: Any = None) -> tuple[Any, str | None, Any]:
+    """(parsed parameters, None, query), or, when parameters are refused, the query parsed
+    without them: (parameters, the message, the query kept). The filters that remain still
+    apply, so a stale sort or a deleted segment in a bookmark shows the figures of the rest,
+    never the organisation's unfiltered ones under pickers that still name a filter. When the
+    refusal names nothing that can be left out, `default` is parsed instead (and returned as
+    the query kept). A page shows the message next to its filters, as a 400."""
     try:
-        return parse(query), None
+        return parse(query), None, query
     except DomainError as exc:
-        return parse({} if default is None else default), exc.detail
+        first = refused = exc
+    kept = query.copy() if hasattr(query, "copy") else dict(query)
+    left_out: list[str] = []
+    for _ in range(LEAVE_OUT_ROUNDS):
+        names = [name for name in (refused.errors or {}) if name in kept]
+        if not names:
+            break
+        for name in names:
+            kept.pop(name, None)
+        left_out += names
+        try:
+            parsed = parse(kept)
+        except DomainError as exc:
+            refused = exc
+            continue
+        return parsed, f"{first.detail} Shown without {', '.join(left_out)}.", kept
+    fallback = {} if default is None else default
+    return parse(fallback), first.detail, fallback
+
+
+def params_or_default(parse: Callable[[Any], Any], query: Any, default: Any = None) -> tuple[Any, str | None]:
+    """`params_leaving_out` without the query kept."""
+    parsed, error, _ = params_leaving_out(parse, query, default)
+    return parsed, error
 
 
 def form_add_domain_error(form: Any, exc: DomainError) -> None:

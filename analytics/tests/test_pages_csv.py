@@ -40,6 +40,10 @@ def test_members_get_no_download(member, usage):  # noqa: F811
     assert 'data-testid="csv-download"' not in response.content.decode()
 
 
-def test_refused_filters_answer_the_page_with_its_message_not_a_file(analyst, usage):  # noqa: F811
-    response = analyst.get("/features/?age=nonsense&format=csv")
-    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+@pytest.mark.parametrize("path", ["/features/", "/users/"])
+def test_refused_filters_answer_their_message_not_a_file(analyst, usage, path):  # noqa: F811
+    # The page shows the figures without the refused filter, next to the message; a file of
+    # those figures would read as filtered, so none is made.
+    response = analyst.get(f"{path}?age=nonsense&format=csv")
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/plain")
+    assert "age" in response.content.decode() and "Content-Disposition" not in response

@@ -141,3 +141,39 @@ def test_the_breakdown_palette_is_the_charts_own():
     script = (Path(__file__).resolve().parents[2] / "static" / "js" / "app.js").read_text()
     palette = re.search(r"var PALETTE = \[([^\]]*)\]", script).group(1)
     assert tuple(re.findall(r'"(#[0-9a-f]{6})"', palette)) == BREAKDOWN_PALETTE
+
+
+def _kpi_events(html):
+    return int(re.search(r'data-testid="kpi-total_events" data-value="([^"]+)"', html).group(1))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["account=no-such-account", "segment=99999", "sort=bogus", "start=2026-13-01", "breakdown=colour"],
+)
+def test_a_refused_parameter_is_left_out_and_the_other_filters_still_apply(analyst, data, bad):
+    """QA pass 3, F1: one bad parameter (a deleted segment in a bookmark, a stale sort) showed
+    the organisation's unfiltered figures under pickers that still said "Female"."""
+    filtered = analyst.get("/?gender=F")
+    response = analyst.get(f"/?gender=F&{bad}")
+    html = response.content.decode()
+    name = bad.split("=")[0]
+    if name != "sort":  # the dashboard has no sort; it is not a parameter of the page
+        assert response.status_code == 400
+        assert 'role="alert"' in html and name in html
+    assert _kpi_events(html) == _kpi_events(filtered.content.decode())
+    gender_picker = re.search(r'data-testid="gender-filter">(.*?)</select>', html, re.S).group(1)
+    assert 'value="F" selected' in gender_picker
+
+
+def test_lists_keep_their_filters_when_a_sort_is_refused(analyst, data):
+    women = analyst.get("/users/?gender=F").content.decode()
+    response = analyst.get("/users/?gender=F&sort=-avg_session")
+    html = response.content.decode()
+    assert response.status_code == 400 and "sort" in html
+    listed = set(re.findall(r">(u\d+)<", html))
+    assert listed == set(re.findall(r">(u\d+)<", women)) and listed
+    features = analyst.get("/features/?gender=F&account=no-such-account").content.decode()
+    assert re.findall(r"data-value=\"(\d+)\"", features) == re.findall(
+        r"data-value=\"(\d+)\"", analyst.get("/features/?gender=F").content.decode()
+    )

@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from core.days import today
-from core.pages import org_page, page_fetched, params_or_default, render_page
+from core.pages import org_page, page_fetched, params_leaving_out, params_or_default, render_page
 from tenants.models import Role
 
 from .. import params, queries
@@ -31,7 +31,7 @@ def accounts(request):
     org = request.org
     query = request.GET.copy()
     query.setdefault("page_size", str(ACCOUNTS_PAGE_SIZE))
-    args, error = params_or_default(
+    args, error, query = params_leaving_out(
         lambda q: params.account_list_params(org, q), query, {"page_size": ACCOUNTS_PAGE_SIZE}
     )
 
@@ -42,11 +42,11 @@ def accounts(request):
     page = page_fetched(fetch, number=args["page"], per_page=args["page_size"])
     given = {
         "search": args["search"],
-        "at_risk": request.GET.get("at_risk", ""),
-        "feature": request.GET.get("feature", ""),
+        "at_risk": query.get("at_risk", ""),
+        "feature": query.get("feature", ""),
     }
     rows = [{**row, "trend": common.change_class(row["trend_pct"])} for row in page.object_list]
-    filters_query = urlencode({k: v for k, v in given.items() if v} if not error else {})
+    filters_query = urlencode({k: v for k, v in given.items() if v})
     context = {
         "active_nav": "accounts",
         "rows": rows,

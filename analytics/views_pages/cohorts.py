@@ -6,7 +6,7 @@ import functools
 from django.views.decorators.http import require_GET
 
 from core.exceptions import DomainError
-from core.pages import org_page, params_or_default
+from core.pages import org_page, params_leaving_out
 from tenants.models import Role
 
 from .. import params, queries
@@ -26,7 +26,7 @@ def _heat_class(pct):
 @org_page(Role.ANALYST, replica=True)
 def retention(request):
     org = request.org
-    args, error = params_or_default(functools.partial(params.retention_params, org), request.GET)
+    args, error, query = params_leaving_out(functools.partial(params.retention_params, org), request.GET)
     given = filter_cache_key(args["filters"])
     data = queries.retention(org, weeks=args["weeks"], end=args["end"], filters=given)
     cohorts = []
@@ -48,7 +48,7 @@ def retention(request):
         "total_users": averages["users"],
         "avg": {"d1": averages["d1"], "d7": averages["d7"], "d30": averages["d30"]},
         "legend": [f"heat-{i}" for i in range(0, 11, 2)],
-        **common.filter_bar(org, request.GET, given),
+        **common.filter_bar(org, query, given),
         **common.first_event_context(request),
     }
     return common.render_filtered(

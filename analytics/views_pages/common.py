@@ -11,7 +11,7 @@ from django.utils.safestring import mark_safe
 from core.csv_export import csv_render
 from core.days import today
 from core.exceptions import DomainError
-from core.pages import params_or_default, render_page
+from core.pages import params_leaving_out, params_or_default, render_page
 from tenants.models import Role
 
 from .. import params, queries, segments
@@ -31,6 +31,12 @@ def csv_download(rows, name, columns):
     response = HttpResponse(csv_render(rows, columns), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
+
+
+def csv_refused(error):
+    """A download asked with a refused parameter: the page shows the figures without it, next
+    to the message; a file has no place for the message, so it is not made."""
+    return HttpResponse(f"{error}\n", status=400, content_type="text/plain; charset=utf-8")
 
 
 def render_filtered(request, fragment, page, context, error):
@@ -68,14 +74,18 @@ PAGE_FILTERS = ("segment", "feature", "age", "gender", "account")
 GENDERS = (("F", "Female"), ("M", "Male"), ("O", "Other"))
 
 
-def page_filters(org, query, *, refused=()):
-    """(filters, error): DESIGN's filter set of a page's query string (segment expanded),
-    or no filter and the message when one is refused or bad (shown next to the filters)."""
-    try:
-        filters_refuse(query, refused)
-        return filter_set_parse(org, query), None
-    except DomainError as exc:
-        return {}, exc.detail
+def range_and_filters(org, query, *, refused=()):
+    """(start, end, filters, error, query kept): a page's range and DESIGN's filter set (segment
+    expanded); a refused or bad parameter is left out, named in the error, and the rest apply
+    (`core.pages.params_leaving_out`)."""
+
+    def parse(given):
+        filters_refuse(given, refused)
+        start, end = params.date_range(given)
+        return start, end, filter_set_parse(org, given)
+
+    (start, end, filters), error, kept = params_leaving_out(parse, query)
+    return start, end, filters, error, kept
 
 
 def filter_bar(org, query, filters):

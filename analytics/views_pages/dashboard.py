@@ -6,7 +6,7 @@ import functools
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
-from core.pages import org_page, params_or_default
+from core.pages import org_page, params_leaving_out
 from tenants.models import Role
 
 from .. import params, queries
@@ -30,7 +30,7 @@ def dashboard(request):
         # Members land on their own activity, the one page they may see.
         return redirect("analytics:users")
     org = request.org
-    args, error = params_or_default(functools.partial(params.timeseries_params, org), request.GET)
+    args, error, query = params_leaving_out(functools.partial(params.timeseries_params, org), request.GET)
     start, end = args["start"], args["end"]
     filters = {k: args[k] for k in ("feature", "age", "gender", "account", "user_properties")}
     interval = common.interval_for(start, end)
@@ -47,7 +47,7 @@ def dashboard(request):
     # The Top features chart answers the same filters as the KPIs above it.
     usage = queries.feature_usage(org, start=start, end=end, filters=given)
     top = [row for row in usage if row["events"]][:TOP_FEATURES]
-    breakdown, breakdown_error = common.breakdown_or_error(request.GET)
+    breakdown, breakdown_error = common.breakdown_or_error(query)
     error = error or breakdown_error
     if breakdown:
         charts = _breakdown_charts(org, breakdown, start=start, end=end, interval=interval, filters=given, top=top)
@@ -65,7 +65,7 @@ def dashboard(request):
             },
         }
     any_filter = any(filters.values())
-    bar = common.filter_bar(org, request.GET, given)
+    bar = common.filter_bar(org, query, given)
 
     context = {
         "active_nav": "dashboard",

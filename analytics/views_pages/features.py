@@ -43,9 +43,7 @@ def sparkline_points(values, width=120, height=28, pad=2):
 @org_page(Role.ANALYST, replica=True)
 def features(request):
     org = request.org
-    start, end, error = common.range_or_default(request.GET)
-    filters, filter_error = common.page_filters(org, request.GET)
-    error = error or filter_error
+    start, end, filters, error, query = common.range_and_filters(org, request.GET)
     given = filter_cache_key(filters)
     sort = request.GET.get("sort") or "-events"
     if sort.lstrip("-") not in FEATURE_SORTS:
@@ -61,14 +59,16 @@ def features(request):
     if sort.startswith("-"):
         # Missing values (no previous period) still sort last.
         rows = [r for r in rows if r[field] is not None] + [r for r in rows if r[field] is None]
-    if common.wants_csv(request) and not error:
+    if common.wants_csv(request):
+        if error:
+            return common.csv_refused(error)
         return common.csv_download(rows, "features", exports.FEATURE_USAGE_COLUMNS)
     page = page_get(Paginator(rows, FEATURES_PAGE_SIZE), request.GET.get("page"))
     table = []
     for row in page.object_list:
         values = sparks.get(row["feature_id"], [])
         table.append({**row, "spark": sparkline_points(values), "trend": common.change_class(row.get("change_pct"))})
-    bar = common.filter_bar(org, request.GET, given)
+    bar = common.filter_bar(org, query, given)
     context = {
         "active_nav": "features",
         "start": start,
@@ -108,12 +108,15 @@ def _forecast_url(feature_id):
 def feature_detail(request, feature_id):
     org = request.org
     feature = queries.feature_get(org, feature_id)
-    start, end, error = common.range_or_default(request.GET)
     # The page is one feature's: another feature filter cannot apply (a segment's feature too).
-    filters, filter_error = common.page_filters(org, request.GET, refused=("feature", "feature_id"))
+    start, end, filters, error, query = common.range_and_filters(org, request.GET, refused=("feature", "feature_id"))
     if "feature" in filters:
-        filters, filter_error = {}, "feature: This filter is not supported on a page of one feature."
-    error = error or filter_error
+        query = query.copy()
+        query.pop("segment", None)
+        start, end, filters, _, query = common.range_and_filters(org, query, refused=("feature", "feature_id"))
+        error = (
+            "segment: This segment names a feature, which a page of one feature cannot apply. Shown without segment."
+        )
     given = filter_cache_key(filters)
     interval = common.interval_for(start, end)
     figures = queries.feature_figures(org, feature=feature.pk, start=start, end=end, interval=interval, filters=given)
@@ -127,7 +130,7 @@ def feature_detail(request, feature_id):
         ],
         **common.partial_spec([p["date"] for p in points], interval, end),
     }
-    breakdown, breakdown_error = common.breakdown_or_error(request.GET)
+    breakdown, breakdown_error = common.breakdown_or_error(query)
     error = error or breakdown_error
     if breakdown:
         # This feature's events split by the dimension, stacked.
@@ -150,7 +153,7 @@ def feature_detail(request, feature_id):
         "end": end,
         "error": error,
         "presets": common.presets(start, end),
-        **(bar := common.filter_bar(org, request.GET, given)),
+        **(bar := common.filter_bar(org, query, given)),
         "preset_query": bar["filter_query"] + (f"&breakdown={breakdown}" if breakdown else ""),
         "interval": interval,
         "partial_note": common.partial_note(interval, end),

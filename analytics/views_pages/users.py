@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from core.exceptions import DomainError, NotFound
-from core.pages import org_page, page_fetched, params_or_default, wants_fragment
+from core.pages import org_page, page_fetched, params_leaving_out, params_or_default, wants_fragment
 from tenants.models import Role
 
 from .. import exports, params, queries
@@ -39,12 +39,14 @@ def users(request):
     is_member = not request.user.has_role(Role.ANALYST)
     query = request.GET.copy()
     query.setdefault("page_size", str(USERS_PAGE_SIZE))
-    args, error = params_or_default(
+    args, error, query = params_leaving_out(
         functools.partial(params.user_activity_params, org), query, {"page_size": USERS_PAGE_SIZE}
     )
     args["filters"] = filter_cache_key(args["filters"])
     only_member = request.user if is_member else None
-    if common.wants_csv(request) and not error and not is_member:
+    if common.wants_csv(request) and error and not is_member:
+        return common.csv_refused(error)
+    if common.wants_csv(request) and not is_member:
         rows = queries.user_activity_page(org, **{**args, "page_size": None})["results"]
         return common.csv_download(rows, "users", exports.USER_ACTIVITY_COLUMNS)
 
@@ -53,7 +55,7 @@ def users(request):
         return result["results"], result["count"]
 
     page = page_fetched(fetch, number=args["page"], per_page=args["page_size"])
-    bar = {} if is_member else common.filter_bar(org, request.GET, args["filters"])
+    bar = {} if is_member else common.filter_bar(org, query, args["filters"])
     # The top feature by name (the API answers its key), one read for the page's rows.
     names = queries.value_names(org, "feature", {row["top_feature"] for row in page.object_list if row["top_feature"]})
     rows = [{**row, "top_feature_name": names.get(row["top_feature"], row["top_feature"])} for row in page.object_list]
