@@ -25,7 +25,7 @@ from core.query_params import (
     parse_date,
     parse_int,
     query_text,
-    range_check,
+    range_to_today,
 )
 from telemetry.queries import feature_find
 
@@ -69,7 +69,7 @@ def date_range(
         end = start + timedelta(days=default_days - 1) if start else today()
     if start is None:
         start = end - timedelta(days=default_days - 1)
-    return range_check(start, end, start_field=start_field, end_field=end_field)
+    return range_to_today(start, end, start_field=start_field, end_field=end_field)
 
 
 def summary_params(query: Query) -> dict[str, Any]:
@@ -170,13 +170,13 @@ def retention_params(org: Organization, query: Query) -> dict[str, Any]:
     if start is not None:
         if query_text(query, "weeks"):
             fail("weeks", "Give weeks or start, not both.")
-        last = end or today()
+        last = min(end or today(), today())
         # The 2-year cap of every range; its weeks (up to 106 when both ends cut a week) are
         # not capped again, so a range the other endpoints take is taken here too.
-        range_check(start, last)
+        range_to_today(start, last)
         weeks = ((last - timedelta(days=last.weekday())) - (start - timedelta(days=start.weekday()))).days // 7 + 1
         end = last
-    return {"weeks": weeks, "end": end, "filters": filter_set_parse(org, query)}
+    return {"weeks": weeks, "end": min(end, today()) if end else end, "filters": filter_set_parse(org, query)}
 
 
 def top_users_params(org: Organization, query: Query) -> dict[str, Any]:

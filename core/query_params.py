@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, NoReturn, cast
 
+from core.days import today
 from core.exceptions import DomainError
 
 MAX_RANGE_DAYS = 2 * 366  # "a range over 2 years" is refused; leap years included
@@ -131,6 +132,16 @@ def optional_date(query: Query, field: str) -> date | None:
     """The date in `field`, or None when absent or blank."""
     raw = query_text(query, field)
     return parse_date(raw, field) if raw else None
+
+
+def range_to_today(start: date, end: date, *, start_field: str = "start", end_field: str = "end") -> tuple[date, date]:
+    """A range of figures: one that starts after today is refused (there are none yet), and
+    its end is cut at today. Days to come would count as zeros and their total would be
+    compared with a whole previous period: a range reaching past today read as a collapse."""
+    last = today()
+    if start > last:
+        fail(start_field, f"The range starts after today ({last.isoformat()}): there are no figures for it yet.")
+    return range_check(start, min(end, last), start_field=start_field, end_field=end_field)
 
 
 def range_check(start: date, end: date, *, start_field: str = "start", end_field: str = "end") -> tuple[date, date]:

@@ -18,6 +18,7 @@ from core.query_params import (
     parse_int,
     query_text,
     range_check,
+    range_to_today,
 )
 
 from .models import Anomaly
@@ -62,7 +63,7 @@ def chart_params(query: Query) -> dict[str, Any]:
     filters_supported(query, ("start", "end"))
     end = optional_date(query, "end") or today() - timedelta(days=1)
     start = optional_date(query, "start") or end - timedelta(days=DEFAULT_CHART_DAYS - 1)
-    start, end = range_check(start, end)
+    start, end = range_to_today(start, end)
     return {"start": start, "end": end}
 
 

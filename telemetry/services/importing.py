@@ -2,15 +2,20 @@
 the file is read as a stream, in batches of `INGEST_MAX_BATCH` events, each handed to
 `events_ingest` exactly as a request's batch would be (validation, end users, dedupe by uuid,
 late-data marks, queue mode), so an import behaves like an SDK flushing history and a second
-run of the same file stores nothing twice (events need their `uuid` for that).
+run of the same file stores nothing twice: an event without a `uuid` gets one derived from the
+organisation, its position in the file and its content (`derived_uuid`), so the same row of the
+same file is the same event however often it is imported, and two identical rows of one file
+stay two events.
 
 Each reader yields `(position, event)`: the line of a CSV or JSONL file (1 = the first line),
 the row of a Parquet file (1 = the first row), so every item error names where it came from.
 """
 
 import csv
+import hashlib
 import importlib.util
 import io
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +37,9 @@ _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jso
 _CSV_NUMBERS = {"session_duration": float, "age": int}
 # The most item errors an import keeps (it counts them all).
 MAX_ERRORS_KEPT = 100
+# uuid5 namespace of the uuids given to imported events that have none (fixed: a re-run of an
+# import must derive the same ones).
+IMPORT_NAMESPACE = uuid.UUID("0c6a3e1e-8d0b-5b7e-a7f2-2f4b8a1d9c33")
 
 
 class ImportFileError(Exception):
@@ -45,6 +53,8 @@ class ImportResult:
     duplicates: int = 0
     failed: int = 0
     queued: bool = False
+    # Events that had no uuid and were given one (`derived_uuid`).
+    derived: int = 0
     # {"position", "field", "message"}, at most MAX_ERRORS_KEPT.
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -178,7 +188,7 @@ def _import_items(
 ) -> None:
     for batch in _batches(items, size):
         positions = [position for position, _ in batch]
-        events = [item for _, item in batch]
+        events = _with_uuids(org, batch, result)
         result.read += len(batch)
         for index, item in enumerate(events):
             if isinstance(item, _NotJson):
@@ -196,6 +206,25 @@ def _import_items(
         result.failed += len(failed_items)
         if progress is not None:
             progress(result.read, where())
+
+
+def derived_uuid(org: Organization, position: int, event: dict[str, Any]) -> str:
+    """The uuid of an imported event that has none: RFC 4122's uuid5 of the organisation, the
+    event's position in its file and its content, keys sorted."""
+    content = orjson.dumps(event, option=orjson.OPT_SORT_KEYS, default=str)
+    name = f"{org.pk}:{position}:".encode() + content
+    digest = hashlib.sha1(IMPORT_NAMESPACE.bytes + name).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
+
+
+def _with_uuids(org: Organization, batch: list[Located], result: ImportResult) -> list[Any]:
+    events = []
+    for position, item in batch:
+        if isinstance(item, dict) and item.get("uuid") in (None, ""):
+            item = {**item, "uuid": derived_uuid(org, position, item)}
+            result.derived += 1
+        events.append(item)
+    return events
 
 
 def _keep_error(result: ImportResult, position: int, field_name: str, message: str) -> None:

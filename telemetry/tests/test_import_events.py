@@ -72,6 +72,32 @@ def test_csv_import_decodes_numbers_metadata_columns_and_reports_bad_rows_by_lin
     assert EndUser.objects.get(external_id="u-1").gender == "F"
 
 
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_rows_without_uuid_are_stored_once_however_often_the_file_is_imported(
+    tmp_path, org, raw_api_key, capsys, suffix
+):
+    """QA pass 3, F5: an export without a uuid column was stored again by every run (a retry
+    after "Run the import again" doubled every figure of those days)."""
+    stamp = PAST.isoformat()
+    path = tmp_path / f"export.{suffix}"
+    if suffix == "csv":
+        path.write_text(
+            f"feature,user_id,timestamp,session_duration\nimp_a,iu1,{stamp},30\nimp_a,iu1,{stamp},30\nimp_b,iu2,{stamp},5\n"
+        )
+    else:
+        rows = [{"feature": "imp_a", "user_id": "iu1", "timestamp": stamp, "session_duration": 30}] * 2
+        rows.append({"feature": "imp_b", "user_id": "iu2", "timestamp": stamp, "uuid": ""})
+        path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    _import(path, org, raw_api_key)
+    out = capsys.readouterr().out
+    assert "Read 3 events: 3 stored" in out and "3 had no uuid" in out
+    # The two identical rows are two events; a second run stores none of the three again.
+    assert UsageEvent.objects.filter(organization=org, feature__key="imp_a").count() == 2
+    _import(path, org, raw_api_key)
+    assert "0 stored, 3 already there" in capsys.readouterr().out
+    assert UsageEvent.objects.filter(organization=org).count() == 3
+
+
 def test_a_jsonl_line_that_is_not_json_is_reported_and_the_rest_imported(tmp_path, org, raw_api_key, capsys):
     path = tmp_path / "export.ndjson"
     good = _events(2)

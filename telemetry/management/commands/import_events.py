@@ -70,6 +70,12 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Read {result.read:,} events: {result.accepted:,} {stored}, {result.duplicates:,} already there "
             f"(same uuid), {result.failed:,} refused."
+            + (
+                f" {result.derived:,} had no uuid and were given one from their place in the file and content:"
+                " importing this file again stores none of them twice."
+                if result.derived
+                else ""
+            )
         )
         if result.read and result.failed == result.read:
             raise CommandError("Every event was refused.")
