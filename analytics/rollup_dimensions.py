@@ -70,10 +70,16 @@ _CLASS_SEGMENT = "COALESCE(c.age_band, ''), COALESCE(c.gender, '')"
 
 
 def _prop(column: str) -> str:
-    """SQL for the text of property `k.name` of a JSON column, NULL when absent."""
+    """SQL for the text of property `k.name` of a JSON column, NULL when absent: PostgreSQL's
+    `->>`, which SQLite is made to match (its json_extract gives 1 and 0 for true and false;
+    the ORM's key transforms, which the filters use, say 'true' and 'false' too)."""
     if on_postgres():
         return f"({column} ->> k.name)"
-    return f"""CAST(json_extract({column}, '$."' || k.name || '"') AS TEXT)"""
+    path = """'$."' || k.name || '"'"""
+    return (
+        f"(CASE WHEN json_type({column}, {path}) IN ('true', 'false') THEN json_type({column}, {path})"
+        f" ELSE CAST(json_extract({column}, {path}) AS TEXT) END)"
+    )
 
 
 def _or_none(expr: str) -> str:

@@ -38,6 +38,16 @@ ACCOUNT_PERSON_FILTERS = ("account",)
 ROLLED_UP_MODELS = (DailySegmentUsage, DailyAccountUsage)
 
 
+class PropertyText(KeyTextTransform):
+    """A JSON property as the text PostgreSQL's `->>` gives (`5`, `2.5`, `true`), compared
+    with a filter's text value. On SQLite the key transform gives numbers as numbers, which
+    equal no text: cast, `user.seats=5` matches there too."""
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        sql, params = super().as_sqlite(compiler, connection, **extra_context)
+        return f"CAST({sql} AS TEXT)", params
+
+
 def account_pk(account: Account | int | None) -> int | None:
     return account if account is None or isinstance(account, int) else account.pk
 
@@ -60,7 +70,7 @@ def person_filter(
     if account:
         condition &= Q(**{f"{prefix}account_id": account_pk(account)})
     for name, value in (user_properties or {}).items():
-        condition &= Q(Exact(KeyTextTransform(name, f"{prefix}properties"), value))
+        condition &= Q(Exact(PropertyText(name, f"{prefix}properties"), value))
     return condition
 
 

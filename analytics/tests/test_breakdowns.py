@@ -298,3 +298,25 @@ def test_uncached_breakdowns_read_no_cached_ranking(org):
     assert [r["key"] for r in totals.breakdown_totals(org, **args)] == ["search", "export"]
     DailyFeatureUsage.objects.filter(organization=org, feature=export).update(event_count=5)
     assert [r["key"] for r in totals.breakdown_totals.uncached(org, **args)] == ["export", "search"]
+
+
+def test_boolean_and_number_traits_filter_and_break_down_as_json_says_them(analyst_client, data, org):
+    """QA pass 3, F11: on SQLite `user.beta=true` matched nobody and `user.beta=1` matched,
+    and the breakdown said "1": the rollup read booleans as 1/0 where PostgreSQL says true."""
+    from telemetry.models import EndUser
+
+    for external_id, traits in {"u1": {"beta": True, "seats": 5}, "u3": {"beta": False, "seats": 2.5}}.items():
+        user = EndUser.objects.get(organization=org, external_id=external_id)
+        user.properties = {**user.properties, **traits}
+        user.save(update_fields=["properties"])
+    rollup.rollup_range(day_of(20), today(), org)
+
+    def events(query):
+        return analyst_client.get(f"{BASE}/usage-summary?{query}").json()["total_events"]["value"]
+
+    u1_only = events("user.plan=pro&age=<18")
+    assert u1_only and events("user.beta=true") == u1_only
+    assert events("user.seats=5") == u1_only
+    assert events("user.beta=false") == events("user.plan=pro&age=>40")  # u3
+    split = analyst_client.get(f"{BASE}/usage-summary?breakdown=user.beta").json()["breakdown"]
+    assert set(parts(split["events"])) == {"true", "false", "(none)"}
