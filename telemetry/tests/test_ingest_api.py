@@ -111,6 +111,8 @@ INVALID_ITEMS = [
     ({"feature": "f", "uuid": 123}, "uuid"),
     ({"feature": "f", "timestamp": "yesterday"}, "timestamp"),
     ({"feature": "f", "timestamp": [2024]}, "timestamp"),
+    ({"feature": "f", "timestamp": 0}, "timestamp"),  # a client without a clock (QA pass 3, F2)
+    ({"feature": "f", "timestamp": "1999-01-01T00:00:00Z"}, "timestamp"),
     ({"feature": "f", "timestamp": "1969-12-31T00:00:00Z"}, "timestamp"),
     ({"feature": "f", "session_duration": -0.5}, "session_duration"),
     ({"feature": "f", "session_duration": "10"}, "session_duration"),

@@ -13,6 +13,10 @@ INGEST_MAX_BATCH = 1000
 INGEST_MAX_BODY_BYTES = 5 * 1024 * 1024
 INGEST_MAX_METADATA_BYTES = 16 * 1024
 INGEST_MAX_FUTURE = timedelta(hours=24)
+# Events older than this many days are refused (0: back to 1970): a client whose clock says
+# 0 (1970) or 1999 would otherwise mark decades of days for the rollup to walk. History older
+# than ten years is imported with a larger value.
+INGEST_MAX_AGE_DAYS = env.int("INGEST_MAX_AGE_DAYS", default=3653)
 INGEST_THROTTLE_RATE = env("INGEST_THROTTLE_RATE", default="100000/min")
 # A consumer reclaims entries another consumer read but did not acknowledge for this long.
 INGEST_CLAIM_MIN_IDLE_MS = env.int("INGEST_CLAIM_MIN_IDLE_MS", default=60_000)

@@ -10,7 +10,7 @@ that gained an error is skipped, the others become rows.
 import math
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -56,7 +56,9 @@ class EventContext:
         self.max_ts = self.now + settings.INGEST_MAX_FUTURE
         # Events older than the raw-event retention would land in a month already dropped.
         self.horizon = partitions.raw_events_horizon(now=self.now)
-        self.min_ts = max(_MIN_TIMESTAMP, self.horizon) if self.horizon else _MIN_TIMESTAMP
+        max_age = settings.INGEST_MAX_AGE_DAYS
+        self.oldest = max(_MIN_TIMESTAMP, self.now - timedelta(days=max_age)) if max_age else _MIN_TIMESTAMP
+        self.min_ts = max(self.oldest, self.horizon) if self.horizon else self.oldest
         self.today_start = day_start(self.now.date())
         self.max_metadata = settings.INGEST_MAX_METADATA_BYTES
         # A person sending events (JWT) always sends them as themselves: their end-user
@@ -119,6 +121,7 @@ class EventCheck:
         self.now = ctx.now
         self.max_ts = ctx.max_ts
         self.min_ts = ctx.min_ts
+        self.oldest = ctx.oldest
         self.max_metadata = ctx.max_metadata
         self.own_user = ctx.own_user
         self.skew = ctx.skew
@@ -267,6 +270,13 @@ class EventCheck:
         elif ts < self.min_ts:
             if self.min_ts == _MIN_TIMESTAMP:
                 self.error("timestamp", "Must not be before 1970.")
+            elif self.min_ts == self.oldest:
+                self.error(
+                    "timestamp",
+                    f"Must not be before {self.min_ts:%Y-%m-%d}: events more than "
+                    f"{settings.INGEST_MAX_AGE_DAYS} days old are refused (INGEST_MAX_AGE_DAYS; "
+                    "a timestamp of 0 is a client without a clock).",
+                )
             else:
                 self.error(
                     "timestamp",
