@@ -65,6 +65,8 @@ def date_range(
     with only one bound given, the other is derived from the default length."""
     end = optional_date(query, end_field)
     start = optional_date(query, start_field)
+    if end is not None and start is None:
+        end = min(end, today())  # an end alone past today: the default length up to today
     if end is None:
         end = start + timedelta(days=default_days - 1) if start else today()
     if start is None:
