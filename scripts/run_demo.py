@@ -80,6 +80,18 @@ def wait_until_serving(port: int, web: subprocess.Popen, timeout: float = 60) ->
     return False
 
 
+# usage_platform/settings/product.py's default.
+DEFAULT_SITE_URL = "http://127.0.0.1:8000"
+
+
+def demo_site_url(configured: str, port: int) -> str | None:
+    """The SITE_URL the demo's processes need when it serves on another port than the default's
+    and none was set: the links of alert e-mails name this server (invitations already do)."""
+    if configured == DEFAULT_SITE_URL and port != 8000:
+        return f"http://127.0.0.1:{port}"
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
@@ -104,6 +116,9 @@ def main():
     from core.settings_probe import settings_execute
 
     settings = vars(settings_execute("demo_settings"))
+    site_url = demo_site_url(settings.get("SITE_URL", DEFAULT_SITE_URL), args.port)
+    if site_url:
+        os.environ["SITE_URL"] = site_url
 
     commands = {
         "web": [

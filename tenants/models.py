@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -29,8 +30,17 @@ class Organization(models.Model):
     class Meta:
         ordering = ["name"]
 
+    # Commands take `--org` as an id when it is all digits, as a slug otherwise: a slug of
+    # digits would name another organisation there.
+    DIGITS_SLUG = "A slug needs a letter or a dash: an all-digit one reads as another organisation's id."
+
     def __str__(self):
         return self.name
+
+    def clean(self):
+        super().clean()
+        if self.slug and self.slug.isdigit():
+            raise ValidationError({"slug": [self.DIGITS_SLUG]})
 
 
 class UserManager(BaseUserManager):

@@ -273,3 +273,9 @@ class ApiKeyCreateSerializer(serializers.Serializer):
 
 class ApiKeyUpdateSerializer(serializers.Serializer):
     allowed_origins = _allowed_origins_field()
+
+    # What a key's GET shows but a PATCH cannot change, with the way to do it (core.api).
+    BODY_REFUSED = {
+        "is_active": "A key is revoked with DELETE on it; a revoked key cannot be made active again.",
+        "name": "A key's name is fixed; create a new key to name it otherwise.",
+    }

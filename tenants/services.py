@@ -38,6 +38,8 @@ API_KEY_PREFIX = "upk_"
 
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:60] or "org"
+    if base.isdigit():
+        base = f"org-{base}"  # Organization.DIGITS_SLUG
     slug, n = base, 1
     while Organization.objects.filter(slug=slug).exists():
         n += 1
@@ -68,6 +70,8 @@ def organization_register(*, email: str, password: str, organization_name: str, 
 def organization_update(*, org: Organization, **fields: Any) -> Organization:
     """Changes the given fields only. A slug must stay unique across organisations."""
     slug = fields.get("slug")
+    if slug is not None and slug.isdigit():
+        raise DomainError(Organization.DIGITS_SLUG, errors={"slug": [Organization.DIGITS_SLUG]})
     if slug is not None and Organization.objects.filter(slug=slug).exclude(pk=org.pk).exists():
         raise DomainError("This slug is already taken.", errors={"slug": ["Already taken by another organisation."]})
     for name, value in fields.items():

@@ -338,3 +338,23 @@ class TestApiKeys:
         client = APIClient()
         client.credentials(HTTP_X_API_KEY=raw_api_key)
         assert_error(client.get(KEYS), 401)
+
+
+def test_an_all_digit_slug_is_refused_everywhere(admin_client, org, anon_client):
+    """QA pass 3, F7: slug "1" made every command's `--org 1` act on organisation 1."""
+    from django.core.exceptions import ValidationError
+
+    response = admin_client.patch("/api/v1/org", {"slug": "1"}, format="json")
+    assert_error(response, 400, "slug")
+    org.refresh_from_db()
+    assert org.slug != "1"
+    org.slug = "42"
+    with pytest.raises(ValidationError):
+        org.full_clean()  # the Django admin's form
+    registered = anon_client.post(
+        "/api/v1/auth/register",
+        {"email": "digits@example.com", "password": PASSWORD, "organization_name": "2024"},
+        format="json",
+    )
+    assert registered.status_code == 201, registered.content
+    assert User.objects.get(email="digits@example.com").organization.slug == "org-2024"

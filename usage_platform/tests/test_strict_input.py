@@ -101,3 +101,12 @@ def test_ingestion_takes_the_parameters_sdks_add(key_client):
         format="json",
     )
     assert response.status_code in (201, 202), response.content
+
+
+def test_an_api_keys_read_only_fields_say_how_to_change_them(admin_client, api_key_pair):
+    api_key, _ = api_key_pair
+    response = admin_client.patch(f"{V1}/org/api-keys/{api_key.pk}", {"is_active": False}, format="json")
+    _refused(response, "is_active")
+    assert "DELETE" in response.json()["errors"]["is_active"][0]
+    api_key.refresh_from_db()
+    assert api_key.is_active
