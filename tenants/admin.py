@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.utils import timezone
 from django_celery_beat.admin import PeriodicTaskAdmin
@@ -18,7 +19,7 @@ from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from . import services
-from .models import ApiKey, Invitation, Organization, User
+from .models import ApiKey, Invitation, Organization, Role, User
 from .views_pages import ThrottledLoginFormMixin
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,21 @@ class UserEditForm(UserChangeForm):
         model = User
         fields = "__all__"
 
+    def clean(self):
+        cleaned = super().clean()
+        before = User.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
+        leaves = before is not None and (
+            cleaned.get("role") != Role.ADMIN
+            or not cleaned.get("is_active")
+            or cleaned.get("organization") != before.organization
+        )
+        if leaves and services.last_admins_among([before]):
+            raise ValidationError(
+                f"{before.email} is the last active admin of {before.organization}: make someone else "
+                "admin there first (the organisation could no longer manage its members, keys or alerts)."
+            )
+        return cleaned
+
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
@@ -120,6 +136,16 @@ class UserAdmin(DjangoUserAdmin):
             },
         ),
     ]
+
+    def get_deleted_objects(self, objs, request):
+        # An organisation's last admin is listed as what blocks the deletion, on the delete
+        # page and the "Delete selected" action alike.
+        to_delete, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        last = services.last_admins_among(list(objs))
+        blocking = [
+            f"{u.email}: the last active admin of {u.organization} (make someone else admin first)" for u in last
+        ]
+        return to_delete, counts, perms_needed, [*protected, *blocking]
 
     def get_form(self, request, obj=None, **kwargs):
         # The creation form only declares `email`; the admin adds organisation and role.

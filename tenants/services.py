@@ -281,6 +281,20 @@ def _admin_count(org: Organization) -> int:
     return len(User.objects.select_for_update().filter(organization=org, role=Role.ADMIN, is_active=True))
 
 
+def last_admins_among(users: Iterable[User]) -> list[User]:
+    """Those of `users` whose organisation would have no active admin left without all of
+    them: the Django admin refuses to delete, demote, deactivate or move them, as the API and
+    the Settings pages do (QA pass 3, F3)."""
+    admins = [u for u in users if u.organization_id and u.role == Role.ADMIN and u.is_active]
+    leaving = {u.pk for u in admins}
+    last = []
+    for org_id in {u.organization_id for u in admins}:
+        others = User.objects.filter(organization_id=org_id, role=Role.ADMIN, is_active=True).exclude(pk__in=leaving)
+        if not others.exists():
+            last += [u for u in admins if u.organization_id == org_id]
+    return last
+
+
 def member_get(*, org: Organization, user_id: int) -> User:
     member = User.objects.filter(organization=org, pk=user_id).first()
     if member is None:

@@ -340,3 +340,28 @@ def test_events_are_found_by_exact_id_within_their_tenant(staff_client, two_tena
     response = staff_client.get(reverse("admin:telemetry_usageevent_changelist"), {"q": q})
     assert [row.pk for row in response.context["cl"].result_list] == [event.pk]
     assert staff_client.get(reverse("admin:telemetry_usageevent_changelist"), {"q": "no such id"}).status_code == 200
+
+
+def test_an_organisations_last_admin_cannot_be_demoted_deactivated_moved_or_deleted(staff_client, two_tenants):
+    """QA pass 3, F3: the admin's forms bypassed the rule the API and the Settings pages keep."""
+    lone = make_org("Lone Admin Co")
+    url = reverse("admin:tenants_user_change", args=[lone.pk])
+    kept = {"email": lone.email, "full_name": "", "organization": lone.organization_id, "role": "admin"}
+    for change in ({"role": "member"}, {"is_active": None}, {"organization": two_tenants[1].pk}):
+        body = {**kept, "is_active": "on", **change}
+        response = staff_client.post(url, {k: v for k, v in body.items() if v is not None})
+        assert response.status_code == 200, change
+        assert "last active admin of Lone Admin Co" in response.content.decode()
+    lone.refresh_from_db()
+    assert (lone.role, lone.is_active, lone.organization.name) == ("admin", True, "Lone Admin Co")
+    staff_client.post(reverse("admin:tenants_user_delete", args=[lone.pk]), {"post": "yes"})
+    staff_client.post(
+        reverse("admin:tenants_user_changelist"),
+        {"action": "delete_selected", "_selected_action": [lone.pk], "post": "yes"},
+    )
+    assert User.objects.filter(pk=lone.pk).exists()
+    # With another admin there, the change goes through.
+    make_member(lone.organization, Role.ADMIN)
+    response = staff_client.post(url, {**kept, "is_active": "on", "role": "member"})
+    assert response.status_code == 302
+    assert User.objects.get(pk=lone.pk).role == "member"
