@@ -288,7 +288,7 @@ def last_admins_among(users: Iterable[User]) -> list[User]:
     admins = [u for u in users if u.organization_id and u.role == Role.ADMIN and u.is_active]
     leaving = {u.pk for u in admins}
     last = []
-    for org_id in {u.organization_id for u in admins}:
+    for org_id in {u.organization_id for u in admins if u.organization_id is not None}:
         others = User.objects.filter(organization_id=org_id, role=Role.ADMIN, is_active=True).exclude(pk__in=leaving)
         if not others.exists():
             last += [u for u in admins if u.organization_id == org_id]
