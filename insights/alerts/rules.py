@@ -16,6 +16,7 @@ Every error names the offending param as `params.<name>` (a 400 in the API). A t
 figure can cross ("below 0": nothing is negative) is refused too."""
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any, NoReturn
 
 from django.db.models import Prefetch, QuerySet
@@ -245,3 +246,8 @@ def alert_rule_delete(org: Organization, rule_id: int) -> None:
 def alert_firings(org: Organization, rule_id: int) -> QuerySet[AlertFiring]:
     rule = alert_rule_get(org, rule_id)
     return AlertFiring.objects.filter(rule=rule).order_by("-fired_at", "-id")
+
+
+def alert_firings_of_day(org: Organization, day: date) -> QuerySet[AlertFiring]:
+    """The firings already recorded for `day`, each rule's once (a day fires a rule once)."""
+    return AlertFiring.objects.filter(organization=org, day=day).select_related("rule").order_by("rule__name", "id")

@@ -247,7 +247,10 @@ def test_evaluate_command(org, mailoutbox):
     call_command("evaluate_alert_rules", "--org", org.slug, "--send", stdout=out)
     assert f"{org.slug}: 1 rule fired on {day.isoformat()}, 1 sent" in out.getvalue()
     assert len(mailoutbox) == 1
+    out = StringIO()
     call_command("evaluate_alert_rules", "--org", org.slug, stdout=out)
-    assert "0 rules would fire" in out.getvalue()  # already fired on that day
+    assert "0 rules would fire" in out.getvalue()  # already fired on that day, and said so
+    assert f"1 rule had already fired on {day.isoformat()}" in out.getvalue()
+    assert "  - rule: Events on" in out.getvalue() and "UTC)" in out.getvalue()
     with pytest.raises(CommandError):
         call_command("evaluate_alert_rules", "--day", timezone.now().date().isoformat(), stdout=out)

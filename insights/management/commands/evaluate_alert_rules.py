@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from insights.alerts.delivery import alert_firings_deliver
 from insights.alerts.evaluate import alert_rules_dry_run, alert_rules_evaluate
+from insights.alerts.rules import alert_firings_of_day
 from insights.management.commands.detect_anomalies import organisations
 
 
@@ -33,6 +34,8 @@ class Command(BaseCommand):
         if day >= today:
             raise CommandError("--day must be a complete day (before today, UTC).")
         for org in organisations(options["org"]):
+            # A rule fires once a day: one that fired before is not counted again below.
+            earlier = list(alert_firings_of_day(org, day))
             if not options["send"]:
                 # A dry run: a firing recorded here would be sent by the next rollup's run.
                 would = alert_rules_dry_run(org, [day])
@@ -42,6 +45,7 @@ class Command(BaseCommand):
                 )
                 for rule, _, measurement in would:
                     self.stdout.write(f"  - {rule.name}: {measurement.message}")
+                self._already_fired(earlier, day)
                 continue
             fired = alert_rules_evaluate(org, [day])
             sent = alert_firings_deliver(org, fired)
@@ -49,3 +53,15 @@ class Command(BaseCommand):
                 f"{org.slug}: {len(fired)} rule{'' if len(fired) == 1 else 's'} fired on {day.isoformat()}, "
                 f"{sent['firings']} sent ({sent['emails']} e-mail(s), {sent['webhooks']} webhook(s))"
             )
+            self._already_fired(earlier, day)
+
+    def _already_fired(self, firings, day):
+        if not firings:
+            return
+        self.stdout.write(
+            f"  {len(firings)} rule{'' if len(firings) == 1 else 's'} had already fired on {day.isoformat()} "
+            "(not counted above; a rule fires once a day):"
+        )
+        for firing in firings:
+            sent = f"sent {firing.notified_at:%Y-%m-%d %H:%M} UTC" if firing.notified_at else "not sent yet"
+            self.stdout.write(f"  - {firing.rule.name}: {firing.message} ({sent})")
