@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from analytics.tests.pages_data import usage_make
 from conftest import PASSWORD, client_for, make_member
+from core.days import today
 from core.testing import page_client
 from telemetry.models import EndUser, Feature
 from tenants.models import Role, User
@@ -643,6 +644,18 @@ def test_tables_share_one_pager_that_keeps_the_query(analyst, usage, monkeypatch
     features = analyst.get("/features/?sort=name").content.decode()
     assert 'data-testid="features-count">4 features · page 1 of 2' in features
     assert re.search(r'href="\?start=[\d-]+&amp;end=[\d-]+&amp;sort=name&amp;page=2"', features)
+    # A feature used before the range only: the count says how many were used in it (the
+    # dashboard's "Features"), beside the ones listed (QA pass 3, F8).
+    from analytics import rollup
+    from analytics.tests.factories import at, event, feature
+    from telemetry.models import Feature
+
+    org = Feature.objects.first().organization
+    before = today() - timedelta(days=40)  # in the previous period, for the trend
+    event(org, feature(org, "retired"), None, at(before.isoformat(), "09:00:00"))
+    rollup.rollup_range(before, before, org)
+    both = analyst.get("/features/?sort=name&start=" + (today() - timedelta(days=29)).isoformat()).content.decode()
+    assert 'data-testid="features-count">5 features (4 used in this range) · page 1 of 2' in both
     users = analyst.get("/users/?page_size=5&days=90&search=u&sort=events").content.decode()
     next_link = re.search(r'<a class="btn btn-small" href="([^"]+)"[^>]*data-testid="next-page"', users)
     assert next_link and next_link.group(1).startswith("?search=u&amp;days=90&amp;sort=events")

@@ -82,6 +82,11 @@ def features(request):
         "page_obj": page,
         "page_query": f"start={start:%Y-%m-%d}&end={end:%Y-%m-%d}&sort={sort}{bar['filter_query']}",
         "period_days": (end - start).days + 1,
+        # The dashboard's "Features" counts those used in the range; this table lists every
+        # tracked one, so the count says both when they differ.
+        "used_note": f"{used:,} used in this range"
+        if (used := sum(1 for r in rows if r["events"])) != len(rows)
+        else "",
         "columns": common.sort_columns(
             [(key, label, numeric) for key, (_, label, numeric) in FEATURE_SORTS.items()],
             sort,
