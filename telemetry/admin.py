@@ -13,6 +13,7 @@ from core.admin_read_only import LargeTableAdmin, ReadOnlyModelAdmin
 from tenants.models import Organization
 
 from .models import Account, DirtyDay, EndUser, Feature, UsageEvent
+from .services import erasure
 
 
 @admin.register(Feature)
@@ -47,6 +48,26 @@ class EndUserAdmin(admin.ModelAdmin):
     raw_id_fields = ["account", "member"]
     readonly_fields = ["created_at"]
     show_full_result_count = False
+
+    # Deleting an end user erases them (a person asking to be forgotten): their events and
+    # per-user rollup rows too, and their days are re-rolled (telemetry.services.erasure).
+    # The confirmation page says so in counts: listing every row (and checking staff's
+    # permission on the read-only rollup tables, which refused it) took seconds and said no.
+    def get_deleted_objects(self, objs, request):
+        users = list(objs)
+        events = UsageEvent.objects.filter(end_user__in=users).count()
+        summary = [
+            f"{user} ({user.organization}) — their events and per-user rollups go too; the days "
+            "they were active are re-rolled by the next rollup"
+            for user in users
+        ]
+        return summary, {"end users": len(users), "events": events}, set(), []
+
+    def delete_model(self, request, obj):
+        erasure.end_users_erase(EndUser.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        erasure.end_users_erase(queryset)
 
 
 @admin.register(UsageEvent)

@@ -365,3 +365,36 @@ def test_an_organisations_last_admin_cannot_be_demoted_deactivated_moved_or_dele
     response = staff_client.post(url, {**kept, "is_active": "on", "role": "member"})
     assert response.status_code == 302
     assert User.objects.get(pk=lone.pk).role == "member"
+
+
+def test_deleting_an_end_user_erases_their_events_and_rollups_and_rerolls_their_days(staff_client, two_tenants):
+    """QA pass 3, F13: the admin offered Delete on an end user with data, then refused it (no
+    permission on the read-only rollup tables): a person's erasure request had no way through."""
+    from analytics import rollup
+    from analytics.models import DailyOrgUsage, DailyUserFeatureUsage, DailyUserUsage
+    from analytics.tests.factories import at, end_user, event, feature
+    from core.days import today
+    from telemetry.models import DirtyDay, EndUser, UsageEvent
+
+    org = two_tenants[0]
+    search = feature(org, "erase-search")
+    gone, kept = end_user(org, "forget-me"), end_user(org, "stay")
+    days = [today() - timedelta(days=n) for n in (3, 2)]
+    for day in days:
+        event(org, search, gone, at(day.isoformat(), "09:00:00"))
+        event(org, search, kept, at(day.isoformat(), "10:00:00"))
+    rollup.rollup_range(days[0], days[-1], org)
+    assert DailyUserUsage.objects.filter(end_user=gone).exists()
+
+    page = staff_client.get(reverse("admin:telemetry_enduser_delete", args=[gone.pk]))
+    assert page.status_code == 200 and "their events and per-user rollups go too" in page.content.decode()
+    staff_client.post(reverse("admin:telemetry_enduser_delete", args=[gone.pk]), {"post": "yes"})
+
+    assert not EndUser.objects.filter(pk=gone.pk).exists()
+    assert not UsageEvent.objects.filter(end_user_id=gone.pk).exists()
+    assert UsageEvent.objects.filter(end_user=kept).count() == 2
+    assert not DailyUserUsage.objects.filter(end_user_id=gone.pk).exists()
+    assert not DailyUserFeatureUsage.objects.filter(end_user_id=gone.pk).exists()
+    assert set(DirtyDay.objects.filter(organization=org).values_list("date", flat=True)) == set(days)
+    rollup.rollup_dirty()
+    assert [row.event_count for row in DailyOrgUsage.objects.filter(organization=org, date__in=days)] == [1, 1]
