@@ -66,6 +66,12 @@ def dashboard(request):
         }
     any_filter = any(filters.values())
     bar = common.filter_bar(org, query, given)
+    # A person's age band, gender, account or property: events sent without an end user have
+    # none, so the stacks of such a breakdown sum to less than the Events figure. Said, not hidden.
+    anonymous = 0
+    if breakdown and (breakdown in PERSON_BREAKDOWNS or breakdown.startswith("user.")):
+        stacked = sum(sum(value or 0 for value in s["data"]) for s in charts["events_chart"]["series"])
+        anonymous = max(0, summary["total_events"]["value"] - stacked)
 
     context = {
         "active_nav": "dashboard",
@@ -81,6 +87,7 @@ def dashboard(request):
         "kpis": kpis,
         **charts,
         "breakdown": breakdown or "",
+        "anonymous_events": anonymous,
         "breakdown_choices": common.breakdown_choices(breakdown),
         # Nothing in this period or the one before, unfiltered: show how to send events.
         "no_events": not any_filter and not (summary["total_events"]["value"] or summary["total_events"]["previous"]),
@@ -93,6 +100,9 @@ def dashboard(request):
     return common.render_filtered(
         request, "analytics/partials/dashboard_body.html", "analytics/dashboard.html", context, error
     )
+
+
+PERSON_BREAKDOWNS = ("age", "gender", "account")
 
 
 def _breakdown_charts(org, breakdown, *, start, end, interval, filters, top):
