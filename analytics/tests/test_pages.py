@@ -660,3 +660,12 @@ def test_tables_share_one_pager_that_keeps_the_query(analyst, usage, monkeypatch
     next_link = re.search(r'<a class="btn btn-small" href="([^"]+)"[^>]*data-testid="next-page"', users)
     assert next_link and next_link.group(1).startswith("?search=u&amp;days=90&amp;sort=events")
     assert next_link.group(1).endswith("&amp;page=2")
+
+
+def test_an_empty_range_of_an_organisation_with_events_asks_for_another_range(analyst, usage):
+    """It said "Send your first feature-usage event" with the curl line, to an organisation
+    whose events were all outside the range picked."""
+    for url in ("/features/?start=2001-01-01&end=2001-01-31", "/?start=2001-01-01&end=2001-01-31"):
+        html = analyst.get(url).content.decode()
+        assert 'data-testid="empty-range"' in html, url
+        assert "curl -X POST" not in html and "Send your first" not in html

@@ -12,6 +12,7 @@ from core.csv_export import csv_render
 from core.days import today
 from core.exceptions import DomainError
 from core.pages import params_leaving_out, params_or_default, render_page
+from telemetry.models import Feature
 from tenants.models import Role
 
 from .. import params, queries, segments
@@ -275,10 +276,14 @@ def sort_columns(columns, sort, *, descending_first=()):
 
 
 def first_event_context(request):
-    """What an empty organisation needs to send its first event."""
+    """What an empty organisation needs to send its first event. `has_sent` is asked only
+    when an empty state is drawn (the template calls it): one with events elsewhere is told
+    to pick another range, not to send a first event."""
+    org = request.org
     return {
         "ingest_url": request.build_absolute_uri("/api/v1/events/track"),
         "is_admin": request.user.role == Role.ADMIN,
+        "has_sent": lambda: Feature.objects.filter(organization=org).exists(),
     }
 
 
