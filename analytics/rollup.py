@@ -42,6 +42,7 @@ from .person_segments import AGE_BAND_SQL, GENDER_SQL
 from .recency import recency_roll, recency_stale_rebuild
 from .rollup_accounts import account_feature_days_roll, account_rows_replace
 from .rollup_dimensions import dimensions_day_build
+from .rollup_people import FEATURE_PEOPLE_TABLE, feature_people_build, feature_people_drop
 from .rollup_users import (
     PAIRS_TABLE,
     SESSIONS_TABLE,
@@ -179,8 +180,9 @@ _ORG_SQL = _rollup_sql(
 
 # The day's person segments, from the day's per-user aggregates (`rollup_users`: the rows
 # just written, read without visiting them) and each end user's profile: for all features
-# (feature NULL) and per feature; anonymous pairs join no end user. The age bands are the
-# filter's (`person_segments`). Parameters: the day, twice.
+# (feature NULL), and per feature from the pairs already summed per segment
+# (`rollup_people`); anonymous pairs join no end user. The age bands are the filter's
+# (`person_segments`). Parameters: the day, the organisation, the day.
 _SEGMENT_SQL = f"""
 INSERT INTO analytics_dailysegmentusage (
     organization_id, date, feature_id, age_band, gender, event_count, active_users, sessions,
@@ -190,10 +192,8 @@ SELECT r.organization_id, %s, NULL, {AGE_BAND_SQL}, {GENDER_SQL}, SUM(r.event_co
 FROM {USERS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
 GROUP BY r.organization_id, {AGE_BAND_SQL}, {GENDER_SQL}
 UNION ALL
-SELECT r.organization_id, %s, r.feature_id, {AGE_BAND_SQL}, {GENDER_SQL}, SUM(r.event_count), COUNT(*),
-       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
-FROM {PAIRS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
-GROUP BY r.organization_id, r.feature_id, {AGE_BAND_SQL}, {GENDER_SQL}
+SELECT %s, %s, feature_id, age_band, gender, events, users, sessions, duration, timed
+FROM {FEATURE_PEOPLE_TABLE} WHERE per_segment = 1
 """
 
 
@@ -280,6 +280,7 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         # the ANALYZE, and serve nothing).
         cursor.execute(f"ANALYZE {_DAY_TABLE}{_DAY_KEYS if connection.vendor == 'postgresql' else ''}")
         per_user_groups_build(cursor, org_id)
+        feature_people_build(cursor)
         written = 0
         for sql in (_FEATURE_SQL, _ORG_SQL):
             cursor.execute(sql, [day_param, now, now])
@@ -304,7 +305,7 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         segments_before = _feature_segment_figures(org_id, day)
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
-        cursor.execute(_SEGMENT_SQL, [day_param, day_param])
+        cursor.execute(_SEGMENT_SQL, [day_param, org_id, day_param])
         # The recency rows split by segment too: a user whose age or gender changed since
         # the day's last roll moves there with them.
         segments_moved = recheck_bitmasks or _feature_segment_figures(org_id, day) != segments_before
@@ -312,6 +313,7 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
         account_rows_replace(cursor, org_id, day_param)
         account_feature_days_roll(cursor, org_id, day)
+        feature_people_drop(cursor)
         per_user_groups_drop(cursor)
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()
