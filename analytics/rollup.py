@@ -42,7 +42,16 @@ from .person_segments import AGE_BAND_SQL, GENDER_SQL
 from .recency import recency_roll, recency_stale_rebuild
 from .rollup_accounts import account_feature_days_roll, account_rows_replace
 from .rollup_dimensions import dimensions_day_build
-from .rollup_users import PAIRS_TABLE, USERS_TABLE, per_user_groups_build, per_user_groups_drop, per_user_rows_write
+from .rollup_people import FEATURE_PEOPLE_TABLE, feature_people_build, feature_people_drop
+from .rollup_users import (
+    PAIRS_TABLE,
+    SESSIONS_TABLE,
+    SHARED_SESSIONS,
+    USERS_TABLE,
+    per_user_groups_build,
+    per_user_groups_drop,
+    per_user_rows_write,
+)
 from .temp_tables import temp_table_fill, temp_tables_release
 
 logger = logging.getLogger(__name__)
@@ -57,15 +66,21 @@ OrgRef = Organization | int | None
 # and the distinct counts run over the groups (~70 % of the events on the bench's peak day)
 # instead of the events. A group's session key is NULL for events without a session, so
 # COUNT(session_key) over one feature and user's groups is that pair's distinct sessions.
+# Counts are INTEGER, the rollup tables' type, so that the sums over them stay integers
+# (`rollup_users._PAIRS_SQL`). The organisation is the one asked for, not a grouping key
+# (~10 % of the grouping's time). Parameters: the organisation, the day's bounds, the
+# organisation.
 _DAY_TABLE = "rollup_day_events"
 _DAY_SQL = """
-SELECT organization_id, feature_id, end_user_id, {session_key} AS session_key, COUNT(*) AS events,
-       SUM(session_duration) AS duration, COUNT(session_duration) AS timed,
+SELECT CAST(%s AS BIGINT) AS organization_id, feature_id, end_user_id, {session_key} AS session_key,
+       CAST(COUNT(*) AS INTEGER) AS events,
+       SUM(session_duration) AS duration, CAST(COUNT(session_duration) AS INTEGER) AS timed,
        MIN(timestamp) AS first_at, MAX(timestamp) AS last_at
 FROM telemetry_usageevent
 WHERE timestamp >= %s AND timestamp < %s AND organization_id = %s
-GROUP BY organization_id, feature_id, end_user_id, {session_key}
+GROUP BY feature_id, end_user_id, {session_key}
 """
+_DAY_KEYS = " (feature_id, end_user_id, session_key)"
 
 
 def _rollup_sql(
@@ -108,26 +123,28 @@ _STAMPS = {"created_at": "%s", "computed_at": "%s"}
 # features is one active user. Anonymous events (end user NULL) count as events but not as
 # users. These rows are few, and keep their id and created_at across re-rolls (upsert); a
 # row a re-roll did not write is stale and deleted after it. Both are derived from the day's
-# (feature, end user) pairs (`rollup_users`), far fewer than the groups; only the distinct
-# sessions are counted from the groups, as a hash of distinct (feature, session) keys
-# rather than a sorted COUNT(DISTINCT) per feature.
+# (feature, end user) pairs and sessions (`rollup_users`), far fewer than the groups. A
+# feature's distinct sessions are its pairs' sessions (groups with a session), less the
+# repeats of a shared session: its groups of the feature beyond the first, read only for
+# the sessions shared by several users (usually none).
 _FEATURE_SOURCE = f"""(
-SELECT p.organization_id, p.feature_id, p.events, p.users, p.duration, p.timed, COALESCE(s.sessions, 0) AS sessions
+SELECT p.organization_id, p.feature_id, p.events, p.users, p.duration, p.timed,
+       p.sessions - COALESCE(s.repeats, 0) AS sessions
 FROM (
     SELECT organization_id, feature_id, SUM(event_count) AS events, COUNT(end_user_id) AS users,
-           SUM(total_session_duration) AS duration, SUM(timed_events) AS timed
+           SUM(total_session_duration) AS duration, SUM(timed_events) AS timed, SUM(sessions) AS sessions
     FROM {PAIRS_TABLE} GROUP BY organization_id, feature_id
 ) p LEFT JOIN (
-    SELECT feature_id, COUNT(*) AS sessions FROM (
-        SELECT feature_id, session_key FROM {_DAY_TABLE} WHERE session_key IS NOT NULL GROUP BY feature_id, session_key
+    SELECT feature_id, SUM(n - 1) AS repeats FROM (
+        SELECT feature_id, session_key, COUNT(*) AS n FROM {_DAY_TABLE}
+        WHERE session_key IN {SHARED_SESSIONS} GROUP BY feature_id, session_key
     ) d GROUP BY feature_id
 ) s ON s.feature_id = p.feature_id
 ) f"""
 _ORG_SOURCE = f"""(
 SELECT organization_id, SUM(event_count) AS events, SUM(total_session_duration) AS duration,
        SUM(timed_events) AS timed, (SELECT COUNT(*) FROM {USERS_TABLE}) AS users,
-       (SELECT COUNT(*) FROM (SELECT DISTINCT session_key FROM {_DAY_TABLE} WHERE session_key IS NOT NULL) d)
-       AS sessions
+       (SELECT COUNT(*) FROM {SESSIONS_TABLE}) AS sessions
 FROM {PAIRS_TABLE} GROUP BY organization_id
 ) o"""
 _FEATURE_SQL = _rollup_sql(
@@ -163,8 +180,9 @@ _ORG_SQL = _rollup_sql(
 
 # The day's person segments, from the day's per-user aggregates (`rollup_users`: the rows
 # just written, read without visiting them) and each end user's profile: for all features
-# (feature NULL) and per feature; anonymous pairs join no end user. The age bands are the
-# filter's (`person_segments`). Parameters: the day, twice.
+# (feature NULL), and per feature from the pairs already summed per segment
+# (`rollup_people`); anonymous pairs join no end user. The age bands are the filter's
+# (`person_segments`). Parameters: the day, the organisation, the day.
 _SEGMENT_SQL = f"""
 INSERT INTO analytics_dailysegmentusage (
     organization_id, date, feature_id, age_band, gender, event_count, active_users, sessions,
@@ -174,10 +192,8 @@ SELECT r.organization_id, %s, NULL, {AGE_BAND_SQL}, {GENDER_SQL}, SUM(r.event_co
 FROM {USERS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
 GROUP BY r.organization_id, {AGE_BAND_SQL}, {GENDER_SQL}
 UNION ALL
-SELECT r.organization_id, %s, r.feature_id, {AGE_BAND_SQL}, {GENDER_SQL}, SUM(r.event_count), COUNT(*),
-       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events)
-FROM {PAIRS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
-GROUP BY r.organization_id, r.feature_id, {AGE_BAND_SQL}, {GENDER_SQL}
+SELECT %s, %s, feature_id, age_band, gender, events, users, sessions, duration, timed
+FROM {FEATURE_PEOPLE_TABLE} WHERE per_segment = 1
 """
 
 
@@ -258,11 +274,13 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
             cursor.execute("SET LOCAL synchronous_commit = off")
         # The day's groups live until the end of this block: a failure rolls their creation
         # back with everything else.
-        temp_table_fill(cursor, _DAY_TABLE, _DAY_SQL.format(session_key=_session_key_sql()), [*window, org_id])
-        # Statistics of the groups: the planner then sizes the hashes below (the stale-row
-        # subplan is hashed only when it is known to fit in work_mem).
-        cursor.execute(f"ANALYZE {_DAY_TABLE}")
-        per_user_groups_build(cursor)
+        temp_table_fill(cursor, _DAY_TABLE, _DAY_SQL.format(session_key=_session_key_sql()), [org_id, *window, org_id])
+        # Statistics of the groups' keys, which the groupings and lookups below are planned on:
+        # the planner then sizes their hashes (the other columns' would cost time, ~40 % of
+        # the ANALYZE, and serve nothing).
+        cursor.execute(f"ANALYZE {_DAY_TABLE}{_DAY_KEYS if connection.vendor == 'postgresql' else ''}")
+        per_user_groups_build(cursor, org_id)
+        feature_people_build(cursor)
         written = 0
         for sql in (_FEATURE_SQL, _ORG_SQL):
             cursor.execute(sql, [day_param, now, now])
@@ -287,7 +305,7 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         segments_before = _feature_segment_figures(org_id, day)
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
-        cursor.execute(_SEGMENT_SQL, [day_param, day_param])
+        cursor.execute(_SEGMENT_SQL, [day_param, org_id, day_param])
         # The recency rows split by segment too: a user whose age or gender changed since
         # the day's last roll moves there with them.
         segments_moved = recheck_bitmasks or _feature_segment_figures(org_id, day) != segments_before
@@ -295,6 +313,7 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
         account_rows_replace(cursor, org_id, day_param)
         account_feature_days_roll(cursor, org_id, day)
+        feature_people_drop(cursor)
         per_user_groups_drop(cursor)
         for mark_id, marked_at in handled:
             DirtyDay.objects.filter(pk=mark_id, marked_at=marked_at).delete()

@@ -15,10 +15,12 @@ from django.db.backends.utils import CursorWrapper
 
 from .active_days import bitmask_steps_lock, block_of, day_bit
 from .planner import plans_without
-from .rollup_users import PAIRS_TABLE, USERS_TABLE
+from .rollup_people import FEATURE_PEOPLE_TABLE
+from .rollup_users import USERS_TABLE
 
 # Users without an account form the NULL-account row (the "(none)" of breakdowns). Read
-# from the day's per-user aggregates (`rollup_users`).
+# from the day's per-user aggregates (`rollup_users`), per feature from the pairs already
+# summed per account (`rollup_people`). Parameters: the day, the organisation, the day.
 _ACCOUNT_SQL = f"""
 INSERT INTO analytics_dailyaccountusage (
     organization_id, date, feature_id, account_id, event_count, active_users, sessions,
@@ -28,20 +30,19 @@ SELECT r.organization_id, %s, NULL, u.account_id, SUM(r.event_count), COUNT(*),
 FROM {USERS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
 GROUP BY r.organization_id, u.account_id
 UNION ALL
-SELECT r.organization_id, %s, r.feature_id, u.account_id, SUM(r.event_count), COUNT(*),
-       SUM(r.sessions), SUM(r.total_session_duration), SUM(r.timed_events), NULL
-FROM {PAIRS_TABLE} r JOIN telemetry_enduser u ON u.id = r.end_user_id
-GROUP BY r.organization_id, r.feature_id, u.account_id
+SELECT %s, %s, feature_id, account_id, events, users, sessions, duration, timed, NULL
+FROM {FEATURE_PEOPLE_TABLE} WHERE per_segment = 0
 """
 
 
 def account_rows_replace(cursor: CursorWrapper, org_id: int, day: Any) -> None:
     """Replace `org_id`'s account rows of `day` (as the backend adapts a date) from the day's
-    per-user aggregates (`rollup_users`: the rows just written, read without visiting
-    them, so no freshly written tuple of the shared tables is checked); inside the rollup's
-    transaction, before the aggregates are dropped. The anonymous pairs join no end user."""
+    per-user aggregates (`rollup_users`, `rollup_people`: the rows just written, read without
+    visiting them, so no freshly written tuple of the shared tables is checked); inside the
+    rollup's transaction, before the aggregates are dropped. The anonymous pairs join no end
+    user."""
     cursor.execute("DELETE FROM analytics_dailyaccountusage WHERE organization_id = %s AND date = %s", [org_id, day])
-    cursor.execute(_ACCOUNT_SQL, [day, day])
+    cursor.execute(_ACCOUNT_SQL, [day, org_id, day])
 
 
 # The day's (account, feature) pairs, from the account rows just written.

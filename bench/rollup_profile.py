@@ -46,7 +46,7 @@ def load_average():
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def profile(day, org, pid):
+def profile(day, org, pid, top=12):
     statements = []
 
     def timed(execute, sql, params, many, context):
@@ -60,7 +60,7 @@ def profile(day, org, pid):
     with connection.execute_wrapper(timed):
         rollup.rollup_day(day, org)
     wall, cpu = time.perf_counter() - t0, backend_cpu(pid) - c0
-    for s_wall, s_cpu, sql in sorted(statements, reverse=True)[:12]:
+    for s_wall, s_cpu, sql in sorted(statements, reverse=True)[:top]:
         print(f"  {s_wall * 1000:8.1f} ms wall {s_cpu:6.2f} s CPU  {sql}")
     in_statements = sum(s_cpu for _wall, s_cpu, _sql in statements)
     print(f"  total {wall:.2f} s wall, {cpu:.2f} s backend CPU, {len(statements)} statements")
@@ -124,6 +124,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--first", action="store_true", help="make each day's first run a first roll")
+    parser.add_argument("--top", type=int, default=12, help="statements printed per run, slowest first")
+    parser.add_argument("--peak-only", action="store_true", help="skip the ordinary day")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("bench/rollup_profile.py measures PostgreSQL (set DATABASE_URL).")
@@ -139,12 +141,13 @@ def main():
         days = cursor.fetchall()
     (peak, peak_events), (ordinary, ordinary_events) = days[0], days[len(days) // 2]
     print(f"load average before: {load_average()}")
-    for day, events in ((peak, peak_events), (ordinary, ordinary_events)):
+    chosen = [(peak, peak_events)] if args.peak_only else [(peak, peak_events), (ordinary, ordinary_events)]
+    for day, events in chosen:
         if args.first:
             forget(day, org)
         for run in range(args.repeat):
             print(f"\n{day} ({events:,} events), run {run + 1} ({'cold' if run == 0 else 'warm'}):")
-            profile(day, org, pid)
+            profile(day, org, pid, args.top)
     print(f"\nload average after: {load_average()}")
 
 
