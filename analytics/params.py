@@ -167,18 +167,19 @@ def retention_params(org: Organization, query: Query) -> dict[str, Any]:
     """`weeks` of cohorts up to `end`, or the cohorts from the week of `start` to `end`."""
     filters_refuse(query)
     end = optional_date(query, "end")
+    end = min(end, today()) if end else None  # cohorts to come have no users yet
     start = optional_date(query, "start")
     weeks = parse_int(query, "weeks", default=12, minimum=1, maximum=MAX_RETENTION_WEEKS)
     if start is not None:
         if query_text(query, "weeks"):
             fail("weeks", "Give weeks or start, not both.")
-        last = min(end or today(), today())
+        last = end or today()
         # The 2-year cap of every range; its weeks (up to 106 when both ends cut a week) are
         # not capped again, so a range the other endpoints take is taken here too.
         range_to_today(start, last)
         weeks = ((last - timedelta(days=last.weekday())) - (start - timedelta(days=start.weekday()))).days // 7 + 1
         end = last
-    return {"weeks": weeks, "end": min(end, today()) if end else end, "filters": filter_set_parse(org, query)}
+    return {"weeks": weeks, "end": end, "filters": filter_set_parse(org, query)}
 
 
 def top_users_params(org: Organization, query: Query) -> dict[str, Any]:

@@ -188,3 +188,14 @@ def test_a_person_breakdown_says_how_many_anonymous_events_are_in_no_bar(analyst
     stacked = sum(sum(s["data"]) for s in chart(html, "chart-events")["series"])
     assert stacked + 1 == _kpi_events(html)
     assert 'data-testid="anonymous-note"' not in analyst.get("/?breakdown=feature").content.decode()
+
+
+def test_a_segment_naming_a_feature_is_left_out_on_a_features_own_page(analyst, org, data):
+    export = data["features"]["export"]
+    saved = segments.segment_create(org, name="Searchers", filters={"feature": "search", "gender": "F"})
+    response = analyst.get(f"/features/{export.pk}/?segment={saved.pk}")
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "names a feature" in html and "Shown without segment" in html
+    plain = analyst.get(f"/features/{export.pk}/").content.decode()
+    assert chart(html, "chart-feature-usage") == chart(plain, "chart-feature-usage")

@@ -12,6 +12,7 @@ from core.csv_export import csv_render
 from core.days import today
 from core.exceptions import DomainError
 from core.pages import params_leaving_out, params_or_default, render_page
+from core.query_params import fail
 from telemetry.models import Feature
 from tenants.models import Role
 
@@ -83,7 +84,10 @@ def range_and_filters(org, query, *, refused=()):
     def parse(given):
         filters_refuse(given, refused)
         start, end = params.date_range(given)
-        return start, end, filter_set_parse(org, given)
+        filters = filter_set_parse(org, given)
+        if "feature" in refused and "feature" in filters:  # only a segment brings one here
+            fail("segment", "This segment names a feature, which this page cannot apply.")
+        return start, end, filters
 
     (start, end, filters), error, kept = params_leaving_out(parse, query)
     return start, end, filters, error, kept

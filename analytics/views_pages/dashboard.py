@@ -11,6 +11,7 @@ from tenants.models import Role
 
 from .. import params, queries
 from ..filters import filter_cache_key
+from ..queries.breakdowns.sources import PERSON_DIMENSIONS
 from . import common
 
 KPIS = (
@@ -69,7 +70,7 @@ def dashboard(request):
     # A person's age band, gender, account or property: events sent without an end user have
     # none, so the stacks of such a breakdown sum to less than the Events figure. Said, not hidden.
     anonymous = 0
-    if breakdown and (breakdown in PERSON_BREAKDOWNS or breakdown.startswith("user.")):
+    if breakdown and (breakdown in PERSON_DIMENSIONS or breakdown.startswith("user.")):
         stacked = sum(sum(value or 0 for value in s["data"]) for s in charts["events_chart"]["series"])
         anonymous = max(0, summary["total_events"]["value"] - stacked)
 
@@ -100,9 +101,6 @@ def dashboard(request):
     return common.render_filtered(
         request, "analytics/partials/dashboard_body.html", "analytics/dashboard.html", context, error
     )
-
-
-PERSON_BREAKDOWNS = ("age", "gender", "account")
 
 
 def _breakdown_charts(org, breakdown, *, start, end, interval, filters, top):

@@ -115,13 +115,6 @@ def feature_detail(request, feature_id):
     feature = queries.feature_get(org, feature_id)
     # The page is one feature's: another feature filter cannot apply (a segment's feature too).
     start, end, filters, error, query = common.range_and_filters(org, request.GET, refused=("feature", "feature_id"))
-    if "feature" in filters:
-        query = query.copy()
-        query.pop("segment", None)
-        start, end, filters, _, query = common.range_and_filters(org, query, refused=("feature", "feature_id"))
-        error = (
-            "segment: This segment names a feature, which a page of one feature cannot apply. Shown without segment."
-        )
     given = filter_cache_key(filters)
     interval = common.interval_for(start, end)
     figures = queries.feature_figures(org, feature=feature.pk, start=start, end=end, interval=interval, filters=given)

@@ -12,7 +12,6 @@ the row of a Parquet file (1 = the first row), so every item error names where i
 """
 
 import csv
-import hashlib
 import importlib.util
 import io
 import uuid
@@ -211,10 +210,8 @@ def _import_items(
 def derived_uuid(org: Organization, position: int, event: dict[str, Any]) -> str:
     """The uuid of an imported event that has none: RFC 4122's uuid5 of the organisation, the
     event's position in its file and its content, keys sorted."""
-    content = orjson.dumps(event, option=orjson.OPT_SORT_KEYS, default=str)
-    name = f"{org.pk}:{position}:".encode() + content
-    digest = hashlib.sha1(IMPORT_NAMESPACE.bytes + name).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=5))
+    content = orjson.dumps(event, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    return str(uuid.uuid5(IMPORT_NAMESPACE, f"{org.pk}:{position}:{content}"))
 
 
 def _with_uuids(org: Organization, batch: list[Located], result: ImportResult) -> list[Any]:

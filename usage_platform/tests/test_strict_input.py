@@ -48,13 +48,26 @@ def test_every_read_refuses_a_query_parameter_it_does_not_take(schema, admin_cli
 
 
 def test_every_write_refuses_a_body_field_it_does_not_take(schema, admin_client, org):
+    from analytics.models import Segment
+    from insights.models import AlertRule, Webhook
+    from tenants.models import Invitation
+
+    def rows():
+        return [
+            model.objects.filter(organization=org).count()
+            for model in (ApiKey, Invitation, Segment, AlertRule, Webhook)
+        ]
+
+    before = rows()
     walked = 0
     for method, path in _collection_operations(schema, ("post", "patch", "put")):
         response = getattr(admin_client, method)(path, {UNKNOWN: 1}, format="json")
         _refused(response, UNKNOWN)
         walked += 1
     assert walked >= 7
+    # Refused before anything is made: no key, invitation, segment, rule or webhook appeared.
     assert not ApiKey.objects.filter(organization=org).exclude(name="").filter(name=UNKNOWN).exists()
+    assert rows() == before
 
 
 def test_a_misspelt_organisation_field_changes_nothing(admin_client, org):
