@@ -13,6 +13,7 @@ from telemetry.models import EndUser
 
 from .models import (
     AccountFeatureActiveDays,
+    DailyAccountRecency,
     DailyAccountUsage,
     DailyDimensionUsage,
     DailyFeatureRecency,
@@ -172,6 +173,20 @@ class DailyFeatureSegmentRecencyAdmin(LargeTableAdmin):
     @admin.display(description="users that day")
     def users(self, row: DailyFeatureSegmentRecency) -> int:
         return sum(row.gaps.values())
+
+
+@admin.register(DailyAccountRecency)
+class DailyAccountRecencyAdmin(LargeTableAdmin):
+    list_display = ["date", "organization", "account", "features"]
+    list_filter = ["organization", "date"]
+    list_select_related = ["organization", "account"]
+    search_fields = ["account__external_id", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["account"]
+
+    @admin.display(description="features used that day")
+    def features(self, row: DailyAccountRecency) -> int:
+        return len(row.gaps)
 
 
 @admin.register(FeatureRecencyStale)

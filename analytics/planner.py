@@ -19,7 +19,9 @@ from typing import Any
 from .temp_tables import on_postgres
 
 # The settings a caller may switch off: names are interpolated into SQL, so only these.
-_SWITCHES = frozenset({"enable_mergejoin", "enable_nestloop", "enable_seqscan", "enable_sort"})
+_SWITCHES = frozenset(
+    {"enable_incremental_sort", "enable_mergejoin", "enable_nestloop", "enable_seqscan", "enable_sort"}
+)
 
 
 @contextmanager

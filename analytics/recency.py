@@ -31,7 +31,12 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 
 from .active_days import BLOCK_DAYS, bitmask_steps_lock, block_of, day_bit
-from .models import DailyFeatureRecency, DailyFeatureSegmentRecency, FeatureRecencyStale
+from .models import (
+    DailyAccountRecency,
+    DailyFeatureRecency,
+    DailyFeatureSegmentRecency,
+    FeatureRecencyStale,
+)
 from .person_segments import AGE_BAND_SQL, GENDER_SQL
 from .planner import plans_without
 from .temp_tables import on_postgres
@@ -57,15 +62,70 @@ def _gap_sql(index: int) -> str:
     return f"CASE {' '.join(whens)} ELSE 0 END"
 
 
-# Per feature, person segment (the users' now, `person_segments`) and gap: the segment rows
-# and, summed over the segments, the feature's. A row whose end user is gone
-# falls in the unknown segment.
-_DAY_GAPS_SQL = f"""
-SELECT f.feature_id, {AGE_BAND_SQL}, {GENDER_SQL}, {{gap}} AS gap, COUNT(*)
+# The day's users of each feature, one row per user: their person segment and account (the
+# users' now, `person_segments`) and gap. A row whose end user is gone falls in the unknown
+# segment and no account.
+_DAY_ROWS_SQL = f"""
+SELECT f.feature_id, {AGE_BAND_SQL} AS age_band, {GENDER_SQL} AS gender, u.account_id, {{gap}} AS gap
 FROM analytics_userfeatureactivedays f LEFT JOIN telemetry_enduser u ON u.id = f.end_user_id
 WHERE f.organization_id = %s AND f.block_start = %s AND (f.active_days & CAST(%s AS BIGINT)) <> 0
-GROUP BY 1, 2, 3, 4
 """
+# Those rows counted per feature, segment and gap (the segment rows and, summed over the
+# segments, the feature's), and per feature, account and gap, written as the day's account
+# rows: {feature: {gap: users}} per account, built in the database (a big day has a hundred
+# thousand (feature, account, gap) groups). Parameters: the organisation, the day (the
+# account rows'), then the rows' own.
+_ACCOUNT_GAPS_INSERT = """
+INSERT INTO analytics_dailyaccountrecency (organization_id, date, account_id, gaps)
+SELECT %s, %s, account_id, {object_agg}(CAST(feature_id AS TEXT), {as_json}) FROM (
+    SELECT feature_id, account_id, {object_agg}(CAST(gap AS TEXT), users) AS gaps FROM {source}
+    GROUP BY feature_id, account_id
+) a GROUP BY account_id
+"""
+# PostgreSQL: both counts from one pass over the rows (hashed grouping sets; GROUPING() is 1
+# on the segment groups), the account rows inserted by the statement that returns the
+# segment groups.
+_PG_ACCOUNT_GAPS_SQL = _ACCOUNT_GAPS_INSERT.format(
+    object_agg="jsonb_object_agg", as_json="gaps", source="g WHERE per_segment = 0 AND account_id IS NOT NULL"
+)
+_PG_DAY_GAPS_SQL = f"""
+WITH g AS MATERIALIZED (
+    SELECT GROUPING(account_id) AS per_segment, feature_id, age_band, gender, account_id, gap, COUNT(*) AS users
+    FROM ({_DAY_ROWS_SQL}) d
+    GROUP BY GROUPING SETS ((feature_id, age_band, gender, gap), (feature_id, account_id, gap))
+), accounts AS ({_PG_ACCOUNT_GAPS_SQL})
+SELECT feature_id, age_band, gender, gap, users FROM g WHERE per_segment = 1
+"""
+# SQLite (embedded-sized days): no grouping sets nor writes inside a WITH; two statements.
+_SQLITE_ACCOUNT_GAPS_SQL = _ACCOUNT_GAPS_INSERT.format(
+    object_agg="json_group_object",
+    # A subquery's JSON is text to SQLite: json() embeds it as an object, not a string.
+    as_json="json(gaps)",
+    source=f"""(
+    SELECT feature_id, account_id, gap, COUNT(*) AS users FROM ({_DAY_ROWS_SQL}) d
+    WHERE account_id IS NOT NULL GROUP BY feature_id, account_id, gap
+) g""",
+)
+_SQLITE_DAY_GAPS_SQL = f"""
+SELECT feature_id, age_band, gender, gap, COUNT(*) FROM ({_DAY_ROWS_SQL}) d
+GROUP BY feature_id, age_band, gender, gap
+"""
+
+
+def _day_gaps(cursor: Any, org_id: int, day: date) -> list[tuple[int, str, str, int, int]]:
+    """Write the organisation's account rows of `day` and return its (feature, age band,
+    gender, gap, users) groups."""
+    ops = connection.ops
+    block = block_of(day)
+    gap = _gap_sql((day - block).days)
+    rows_params = [org_id, ops.adapt_datefield_value(block), day_bit(day)]
+    account_params = [org_id, ops.adapt_datefield_value(day)]
+    if on_postgres():
+        cursor.execute(_PG_DAY_GAPS_SQL.replace("{gap}", gap), [*rows_params, *account_params])
+    else:
+        cursor.execute(_SQLITE_ACCOUNT_GAPS_SQL.replace("{gap}", gap), [*account_params, *rows_params])
+        cursor.execute(_SQLITE_DAY_GAPS_SQL.replace("{gap}", gap), rows_params)
+    return cursor.fetchall()
 
 
 def absent_before(gaps: dict[int, int]) -> list[int]:
@@ -80,28 +140,22 @@ def absent_before(gaps: dict[int, int]) -> list[int]:
 
 
 def recency_day_rebuild(cursor: Any, org_id: int, day: date) -> None:
-    """Replace the organisation's DailyFeatureRecency and DailyFeatureSegmentRecency rows of
-    `day` with what its per-feature bitmasks and its users' profiles say now, and drop the
-    day's stale mark. Run under the bitmask lock (`bitmask_steps_lock`), which the rollup's
-    bitmask step holds."""
-    ops = connection.ops
-    block = block_of(day)
-    index = (day - block).days
-    # Hashed: its groups (~19,000 on the bench's peak day) are few beside its rows (465,000),
-    # which the planner, blind to the gap's spread, expects as many groups; sorted instead
-    # they spilled to disk (535 against 355 ms).
-    with plans_without(cursor, "enable_sort"):
-        cursor.execute(
-            _DAY_GAPS_SQL.format(gap=_gap_sql(index)), [org_id, ops.adapt_datefield_value(block), day_bit(day)]
-        )
-        groups = cursor.fetchall()
+    """Replace the organisation's DailyFeatureRecency, DailyFeatureSegmentRecency and
+    DailyAccountRecency rows of `day` with what its per-feature bitmasks and its
+    users' profiles say now, and drop the day's stale mark. Run under the bitmask lock
+    (`bitmask_steps_lock`), which the rollup's bitmask step holds."""
+    for model in (DailyFeatureRecency, DailyFeatureSegmentRecency, DailyAccountRecency):
+        model.objects.filter(organization_id=org_id, date=day).delete()
+    # Hashed: its groups (~19,000 segment and ~60,000 account groups on the bench's peak day)
+    # are few beside its rows (465,000), which the planner, blind to the gap's spread, expects
+    # as many groups; sorted instead they spilled to disk (535 against 355 ms).
+    with plans_without(cursor, "enable_sort", "enable_incremental_sort"):
+        groups = _day_gaps(cursor, org_id, day)
     gaps: dict[int, Counter[int]] = defaultdict(Counter)
     segment_gaps: dict[tuple[int, str, str], dict[int, int]] = defaultdict(dict)
     for feature_id, age_band, gender, gap, users in groups:
         gaps[feature_id][gap] += users
         segment_gaps[feature_id, age_band, gender][gap] = users
-    for model in (DailyFeatureRecency, DailyFeatureSegmentRecency):
-        model.objects.filter(organization_id=org_id, date=day).delete()
     DailyFeatureRecency.objects.bulk_create(
         DailyFeatureRecency(organization_id=org_id, feature_id=feature_id, date=day, absent_before=absent_before(g))
         for feature_id, g in gaps.items()
@@ -128,23 +182,24 @@ ON CONFLICT DO NOTHING
 """
 
 
-def recency_roll(cursor: Any, org_id: int, day: date, *, bits_changed: bool, segments_moved: bool) -> None:
+def recency_roll(cursor: Any, org_id: int, day: date, *, bits_changed: bool, people_moved: bool) -> None:
     """The rollup's step for `day`, after its per-feature bitmask step: rebuild the day's rows
-    when its bits changed, its users' segments moved (`segments_moved`) or it was marked
+    when its bits changed, its users' segments or accounts moved (`people_moved`) or it was marked
     stale, and when the bits changed mark the rolled days whose users' previous visit may
     now differ (up to RECENCY_DAYS later) stale."""
     ops = connection.ops
-    if bits_changed or segments_moved or FeatureRecencyStale.objects.filter(organization_id=org_id, date=day).exists():
+    if bits_changed or people_moved or FeatureRecencyStale.objects.filter(organization_id=org_id, date=day).exists():
         recency_day_rebuild(cursor, org_id, day)
     if bits_changed:
         last = day + timedelta(days=RECENCY_DAYS)
         cursor.execute(_LATER_MARK_SQL, [org_id, ops.adapt_datefield_value(day), ops.adapt_datefield_value(last)])
 
 
-# Rolled days with active users but no recency row, or no segment row, nor mark: rolled or
-# rebuilt by code that predates those rows (workers still on it while migration 0017 or 0020
-# ran), which a read would count as zero for good. Marked at the start of every rebuild (one
-# row per organisation and day to look at), so they heal.
+# Rolled days with active users but no recency row, or no segment row, or account rollups
+# but no account recency row, nor mark: rolled or rebuilt by code that predates those rows
+# (workers still on it while migration 0017, 0020 or 0022 ran), which a read would count as
+# zero for good. Marked at the start of every rebuild (one row per organisation and day to
+# look at), so they heal.
 _UNBUILT_MARK_SQL = """
 INSERT INTO analytics_featurerecencystale (organization_id, date)
 SELECT o.organization_id, o.date FROM analytics_dailyorgusage o
@@ -153,7 +208,13 @@ WHERE o.active_users > 0 {of_org}
     SELECT 1 FROM analytics_dailyfeaturerecency r WHERE r.organization_id = o.organization_id AND r.date = o.date)
   OR NOT EXISTS (
     SELECT 1 FROM analytics_dailyfeaturesegmentrecency g
-    WHERE g.organization_id = o.organization_id AND g.date = o.date))
+    WHERE g.organization_id = o.organization_id AND g.date = o.date)
+  OR (EXISTS (
+    SELECT 1 FROM analytics_dailyaccountusage a
+    WHERE a.organization_id = o.organization_id AND a.date = o.date AND a.account_id IS NOT NULL)
+  AND NOT EXISTS (
+    SELECT 1 FROM analytics_dailyaccountrecency c
+    WHERE c.organization_id = o.organization_id AND c.date = o.date)))
 ON CONFLICT DO NOTHING
 """
 
@@ -192,6 +253,9 @@ def recency_stale_rebuild(org_id: int | None = None, *, budget_seconds: float | 
             logger.info("feature recency: %d stale day(s) left for the next rollup run", len(pending) - rebuilt)
             break
         with transaction.atomic(), connection.cursor() as cursor:
+            if on_postgres():
+                # The day's hashes in memory, as in the rollup (`rollup.rollup_day`).
+                cursor.execute("SET LOCAL work_mem = '256MB'")
             bitmask_steps_lock(cursor, mark_org)
             if FeatureRecencyStale.objects.filter(organization_id=mark_org, date=day).exists():
                 recency_day_rebuild(cursor, mark_org, day)
@@ -202,11 +266,23 @@ def recency_stale_rebuild(org_id: int | None = None, *, budget_seconds: float | 
 
 
 def _gaps_sql() -> dict[str, str]:
-    """SQL over the segment rows: their `gaps` as (key, value) rows `e` (`each`), and a
-    row's day's offset from the range's start, a parameter (`offset`)."""
+    """SQL over the segment and account rows: a segment row's `gaps` as (key, text value)
+    rows (`each`), an account row's features as (key, object) rows (`each_feature`) and the
+    gaps of one of them, `f` (`each_of_f`), and a row's day's offset from the range's start,
+    a parameter (`offset`)."""
     if on_postgres():
-        return {"each": "CROSS JOIN LATERAL jsonb_each_text(r.gaps)", "offset": "r.date - CAST(%s AS DATE)"}
-    return {"each": ", json_each(r.gaps)", "offset": "CAST(julianday(r.date) - julianday(%s) AS INTEGER)"}
+        return {
+            "each": "CROSS JOIN LATERAL jsonb_each_text(r.gaps)",
+            "each_feature": "CROSS JOIN LATERAL jsonb_each(r.gaps)",
+            "each_of_f": "CROSS JOIN LATERAL jsonb_each_text(f.value)",
+            "offset": "r.date - CAST(%s AS DATE)",
+        }
+    return {
+        "each": ", json_each(r.gaps)",
+        "each_feature": ", json_each(r.gaps)",
+        "each_of_f": ", json_each(f.value)",
+        "offset": "CAST(julianday(r.date) - julianday(%s) AS INTEGER)",
+    }
 
 
 def _element_sql() -> str:
@@ -217,25 +293,32 @@ def _element_sql() -> str:
     return f"CAST(json_extract(r.absent_before, '$[' || {offset} || ']') AS INTEGER)"
 
 
-_USERS_SQL = """
-SELECT r.feature_id, SUM({element}) FROM analytics_dailyfeaturerecency r
-WHERE r.organization_id = %s AND r.date >= %s AND r.date <= %s {of_feature}
-GROUP BY r.feature_id
-UNION ALL
+# The range's stale days, which every read below counts alongside (-1: none of its features).
+_STALE_DAYS_SQL = """
 SELECT -1, COUNT(*) FROM analytics_featurerecencystale s
 WHERE s.organization_id = %s AND s.date >= %s AND s.date <= %s
 """
+_USERS_SQL = f"""
+SELECT r.feature_id, SUM({{element}}) FROM analytics_dailyfeaturerecency r
+WHERE r.organization_id = %s AND r.date >= %s AND r.date <= %s {{of_feature}}
+GROUP BY r.feature_id
+UNION ALL{_STALE_DAYS_SQL}"""
 # A segment row's users counted at its day's offset from the range's start (a parameter
 # after the conditions' ones): those not back within that many days ("0": not at all).
-_SEGMENT_USERS_SQL = """
-SELECT r.feature_id, SUM(CAST(e.value AS INTEGER)) FROM analytics_dailyfeaturesegmentrecency r {each} e
-WHERE r.organization_id = %s AND r.date >= %s AND r.date <= %s {conditions}
-  AND (e.key = '0' OR CAST(e.key AS INTEGER) > {offset})
+_SEGMENT_USERS_SQL = f"""
+SELECT r.feature_id, SUM(CAST(e.value AS INTEGER)) FROM analytics_dailyfeaturesegmentrecency r {{each}} e
+WHERE r.organization_id = %s AND r.date >= %s AND r.date <= %s {{conditions}}
+  AND (e.key = '0' OR CAST(e.key AS INTEGER) > {{offset}})
 GROUP BY r.feature_id
-UNION ALL
-SELECT -1, COUNT(*) FROM analytics_featurerecencystale s
-WHERE s.organization_id = %s AND s.date >= %s AND s.date <= %s
-"""
+UNION ALL{_STALE_DAYS_SQL}"""
+# An account row's users, per feature (its keys), counted the same way.
+_ACCOUNT_USERS_SQL = f"""
+SELECT CAST(f.key AS BIGINT), SUM(CAST(e.value AS INTEGER))
+FROM analytics_dailyaccountrecency r {{each_feature}} f {{each_of_f}} e
+WHERE r.organization_id = %s AND r.account_id = %s AND r.date >= %s AND r.date <= %s {{of_feature}}
+  AND (e.key = '0' OR CAST(e.key AS INTEGER) > {{offset}})
+GROUP BY f.key
+UNION ALL{_STALE_DAYS_SQL}"""
 
 
 def recency_feature_users(
@@ -247,19 +330,24 @@ def recency_feature_users(
     *,
     age_band: str | None = None,
     gender: str | None = None,
+    account_id: int | None = None,
 ) -> dict[int, int] | None:
     """{feature_id: distinct end users within start..end} (of `feature_id` alone when given;
-    of the users in the age band and gender given when each day's rows were built) from the
-    recency rows, in one statement on `db_alias`; None when the range is longer than they
-    reach or holds a stale day (then the bitmasks answer)."""
+    of the users in the age band and gender, or the account, given when each day's rows
+    were built) from the recency rows, in one statement on `db_alias`; None when the range
+    is longer than they reach or holds a stale day (then the bitmasks answer)."""
     if (end - start).days > RECENCY_DAYS or end < start:
         return None
     ops = connections[db_alias].ops
     first, last = ops.adapt_datefield_value(start), ops.adapt_datefield_value(end)
-    if age_band is None and gender is None:
+    if age_band is None and gender is None and account_id is None:
         of_feature = "" if feature_id is None else "AND r.feature_id = %s"
         params: list[Any] = [first, org_id, first, last, *([] if feature_id is None else [feature_id])]
         sql = _USERS_SQL.format(element=_element_sql(), of_feature=of_feature)
+    elif account_id is not None:
+        of_feature = "" if feature_id is None else "AND f.key = %s"
+        params = [org_id, account_id, first, last, *([] if feature_id is None else [str(feature_id)]), first]
+        sql = _ACCOUNT_USERS_SQL.format(of_feature=of_feature, **_gaps_sql())
     else:
         conditions, params = "", [org_id, first, last]
         for column, value in (("feature_id", feature_id), ("age_band", age_band), ("gender", gender)):

@@ -3,6 +3,7 @@
 
 from .bitmasks import (
     AccountFeatureActiveDays,
+    DailyAccountRecency,
     DailyFeatureRecency,
     DailyFeatureSegmentRecency,
     FeatureRecencyStale,
@@ -26,6 +27,7 @@ __all__ = [
     "DailyAccountUsage",
     "DailyDimensionUsage",
     "DailyFeatureRecency",
+    "DailyAccountRecency",
     "DailyFeatureSegmentRecency",
     "DailyFeatureUsage",
     "DailyOrgUsage",

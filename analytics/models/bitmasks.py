@@ -158,6 +158,38 @@ class DailyFeatureSegmentRecency(models.Model):
         return f"{self.feature_id} {self.date} {self.age_band}/{self.gender}: {sum(self.gaps.values())}"
 
 
+class DailyAccountRecency(models.Model):
+    """DailyFeatureSegmentRecency's counterpart for the account filter, one row per account
+    and day: `gaps` maps each feature's id (as a string) to its users' gaps {k: users}, of the
+    users who were in `account` when the day's rows were last built (as the account rollups,
+    DailyAccountUsage, count a user in the account they were in when the day was rolled up).
+    Users without an account are in no row. A feature's distinct users of one account over
+    a range (the Account page, `feature-usage?account=`) are summed from these rows
+    (`recency.recency_feature_users`): one row per day, where the account's users'
+    per-feature bitmasks are one per user, feature and block, read from every corner of the
+    heap. One row per account and day rather than per feature too: 40 times fewer rows on
+    the bench, whose row headers and index entries were most of the space (docs/decisions.md,
+    2026-12-03). Built and marked stale with DailyFeatureRecency (`recency.recency_day_rebuild`)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    account = models.ForeignKey("telemetry.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+    gaps = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = "daily account recency"
+        verbose_name_plural = "daily account recency rows"
+        constraints = [
+            # An account's range: one index range (the reads).
+            models.UniqueConstraint(fields=["organization", "account", "date"], name="dar_org_account_date_uniq")
+        ]
+        # A day's rows: replaced whole by its rebuild.
+        indexes = [models.Index(fields=["organization", "date"], name="dar_org_date_idx")]
+
+    def __str__(self):
+        return f"account {self.account_id} {self.date}: {len(self.gaps)} features"
+
+
 class FeatureRecencyStale(models.Model):
     """A day whose DailyFeatureRecency rows an earlier day's re-roll changed (its users' last
     visit before it moved): reads over a range holding it count from the bitmasks until the

@@ -21,10 +21,10 @@ from core.db_routing import read_alias
 from tenants.models import Organization
 
 from ..active_days import block_of, range_masks
-from ..models import DailySegmentUsage, UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
+from ..models import UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
 from ..recency import recency_feature_users
 from .common import feature_pk, week_monday
-from .filters import filters_apply, has_person_filter, rolled_up_model
+from .filters import account_pk, filters_apply, has_person_filter, rolled_up_model
 
 
 def _days_in(mask: int, column: str = "active_days") -> CombinedExpression:
@@ -73,11 +73,12 @@ def feature_users(org: Organization, start: date, end: date, filters: Mapping[st
     (a feature, the person filters), in one statement. Each user is counted on their first
     row active in the range (`first_hits`), so a COUNT answers without the sort of a
     COUNT(DISTINCT), which only ranges over more blocks need. Without a person filter, or
-    with only age and gender, the per-feature recency rows answer instead, one row per
-    feature and day (per segment under those filters, which then follow each user's age and
-    gender when the day's rows were built; the bitmasks, over longer ranges or a stale day,
-    follow them now: `recency`)."""
-    if not has_person_filter(filters) or rolled_up_model(filters) is DailySegmentUsage:
+    with only age and gender, or only an account, the per-feature recency rows answer
+    instead, one row per feature and day (per segment or account under those filters, which
+    then follow each user's age, gender and account when the day's rows were built, as the
+    segment and account rollups do; the bitmasks, over longer ranges or a stale day, follow
+    them now: `recency`)."""
+    if not has_person_filter(filters) or rolled_up_model(filters) is not None:
         counts = recency_feature_users(
             read_alias(),
             org.pk,
@@ -86,6 +87,7 @@ def feature_users(org: Organization, start: date, end: date, filters: Mapping[st
             feature_pk(filters.get("feature")),
             age_band=filters.get("age") or None,
             gender=filters.get("gender") or None,
+            account_id=account_pk(filters.get("account")),
         )
         if counts is not None:
             return counts

@@ -19,6 +19,7 @@ def _tenant_rows(admin_user):
     """One row of every model for this organisation."""
     from analytics.models import (
         AccountFeatureActiveDays,
+        DailyAccountRecency,
         DailyAccountUsage,
         DailyDimensionUsage,
         DailyFeatureRecency,
@@ -79,6 +80,9 @@ def _tenant_rows(admin_user):
     DailyFeatureRecency.objects.create(organization=org, feature=feature, date=date.today(), absent_before=[1, 1])
     DailyFeatureSegmentRecency.objects.create(
         organization=org, feature=feature, date=date.today(), age_band="18-40", gender="F", gaps={"0": 1}
+    )
+    DailyAccountRecency.objects.create(
+        organization=org, account=account, date=date.today(), gaps={str(feature.pk): {"0": 1}}
     )
     FeatureRecencyStale.objects.create(organization=org, date=date.today())
     DailyDimensionUsage.objects.create(
