@@ -22,7 +22,7 @@ from core.local_cache import LocalCache
 from core.rows import row_update
 
 from . import login_throttle
-from .models import ApiKey, Invitation, Organization, Role, User
+from .models import ApiKey, Invitation, Organization, Role, User, organization_slug_validate
 from .origins import api_key_origins_clean
 from .queries import secret_digest
 
@@ -38,8 +38,10 @@ API_KEY_PREFIX = "upk_"
 
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:60] or "org"
-    if base.isdigit():
-        base = f"org-{base}"  # Organization.DIGITS_SLUG
+    try:
+        organization_slug_validate(base)
+    except ValidationError:
+        base = f"org-{base}"
     slug, n = base, 1
     while Organization.objects.filter(slug=slug).exists():
         n += 1
@@ -70,8 +72,11 @@ def organization_register(*, email: str, password: str, organization_name: str, 
 def organization_update(*, org: Organization, **fields: Any) -> Organization:
     """Changes the given fields only. A slug must stay unique across organisations."""
     slug = fields.get("slug")
-    if slug is not None and slug.isdigit():
-        raise DomainError(Organization.DIGITS_SLUG, errors={"slug": [Organization.DIGITS_SLUG]})
+    if slug is not None:
+        try:
+            organization_slug_validate(slug)
+        except ValidationError as exc:
+            raise DomainError(exc.messages[0], errors={"slug": exc.messages}) from None
     if slug is not None and Organization.objects.filter(slug=slug).exclude(pk=org.pk).exists():
         raise DomainError("This slug is already taken.", errors={"slug": ["Already taken by another organisation."]})
     for name, value in fields.items():
