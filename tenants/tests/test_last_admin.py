@@ -1,13 +1,12 @@
 """The last-admin rule holds across paths: the API's service and the Django admin's form ask
 one check, which locks the organisation's admins."""
 
-import threading
-
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.urls import reverse
 
 from conftest import make_member, make_org
+from core.testing import waits_for_held
 from tenants import services
 from tenants.admin import UserAdmin, UserEditForm
 from tenants.models import Role, User
@@ -66,40 +65,19 @@ def test_a_demotion_in_the_admin_waits_for_one_through_the_api_and_is_refused():
     first = make_org("Race Co")
     org = first.organization
     second = make_member(org, Role.ADMIN)
-    demoted, release, checked = threading.Event(), threading.Event(), threading.Event()
     valid: list[bool] = []
 
-    def in_thread(work):
-        def run():
-            try:
-                work()
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        return thread
-
-    def demote_through_the_service_and_hold():
-        with transaction.atomic():
-            services.member_change_role(org=org, user_id=first.pk, role=Role.MEMBER)
-            demoted.set()
-            assert release.wait(10)
+    def demote_through_the_service():
+        services.member_change_role(org=org, user_id=first.pk, role=Role.MEMBER)
 
     def demote_in_the_admin():
         with transaction.atomic():
             form = admin_form(User.objects.get(pk=second.pk), role=Role.MEMBER)
             valid.append(form.is_valid())
-            checked.set()
             if valid[-1]:
                 form.save()
 
-    holder = in_thread(demote_through_the_service_and_hold)
-    assert demoted.wait(10)
-    staff = in_thread(demote_in_the_admin)
-    assert not checked.wait(0.5), "the admin's check must wait for the other demotion's transaction"
-    release.set()
-    holder.join(10)
-    staff.join(10)
+    message = "the admin's check must wait for the other demotion's transaction"
+    waits_for_held(demote_through_the_service, demote_in_the_admin, message)
     assert valid == [False]
     assert User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).count() == 1
