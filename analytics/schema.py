@@ -17,6 +17,17 @@ _BREAKDOWN_PART = inline_serializer(
 )
 _BREAKDOWN_HELP = 'with ?breakdown=: the top 10 values then "other"'
 
+
+def _anonymous_events() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False,
+        help_text=(
+            "with ?breakdown= by a person dimension (age, gender, account, user.<property>): the events of "
+            "the range and filters sent without an end user, which are in no value of it"
+        ),
+    )
+
+
 _KPI = inline_serializer(
     name="Kpi",
     fields={
@@ -42,7 +53,12 @@ UsageSummary = inline_serializer(
             name="UsageSummaryBreakdown",
             required=False,
             help_text=_BREAKDOWN_HELP,
-            fields={"by": serializers.CharField(), "events": _BREAKDOWN_PART, "active_users": _BREAKDOWN_PART},
+            fields={
+                "by": serializers.CharField(),
+                "events": _BREAKDOWN_PART,
+                "active_users": _BREAKDOWN_PART,
+                "anonymous_events": _anonymous_events(),
+            },
         ),
     },
 )
@@ -79,6 +95,7 @@ FeatureUsage = inline_serializer(
             },
         ),
         "breakdown": serializers.CharField(required=False, help_text="the dimension, with ?breakdown="),
+        "anonymous_events": _anonymous_events(),
     },
 )
 
@@ -154,6 +171,7 @@ Timeseries = inline_serializer(
                 ),
             },
         ),
+        "anonymous_events": _anonymous_events(),
     },
 )
 

@@ -75,6 +75,12 @@ FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]
 BAD_INPUT = ERROR
 
 
+def _anonymous_events(org, breakdown, start, end, filters):
+    """`{"anonymous_events": n}` for a breakdown by who the end user is, else nothing."""
+    n = queries.breakdown_anonymous_events(org, dimension=breakdown, start=start, end=end, filters=filters)
+    return {} if n is None else {"anonymous_events": n}
+
+
 @extend_schema(tags=["analytics"])
 class AnalyticsView(ReplicaReadsMixin, OrgAPIView):
     """GETs (and their CSV exports) read from the replica when there is one; POST
@@ -126,6 +132,7 @@ class UsageSummaryView(AnalyticsView):
                     "by": breakdown,
                     "events": queries.breakdown_totals(self.org, metric="events", **split),
                     "active_users": queries.breakdown_totals(self.org, metric="active_users", **split),
+                    **_anonymous_events(self.org, breakdown, args["start"], args["end"], filters),
                 }
             }
         return Response(data)
@@ -161,7 +168,10 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
         if self.wants_csv():
             return self.csv_response(rows)
         body = {"start": args["start"], "end": args["end"], "count": len(rows), "results": rows}
-        return Response(body | ({"breakdown": breakdown} if breakdown else {}))
+        if breakdown:
+            anonymous = _anonymous_events(self.org, breakdown, args["start"], args["end"], args["filters"])
+            body |= {"breakdown": breakdown, **anonymous}
+        return Response(body)
 
 
 class UserActivityView(CSVExportMixin, AnalyticsView):
@@ -225,7 +235,8 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
         return Response(data)
 
     def _breakdown(self, args, breakdown):
-        """`{metric, interval, start, end, breakdown, series: [{key, points}]}`."""
+        """`{metric, interval, start, end, breakdown, series: [{key, points}]}`, and
+        `anonymous_events` for a person dimension."""
         filters = {k: args[k] for k in ("feature", "age", "gender", "account", "user_properties") if args[k]}
         series = queries.breakdown_series(
             self.org,
@@ -242,7 +253,8 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
                 [{"date": p["date"], "key": s["key"], "value": p["value"]} for s in series for p in s["points"]]
             )
         head = {k: args[k] for k in ("metric", "interval", "start", "end")}
-        return Response(head | {"breakdown": breakdown, "series": series})
+        anonymous = _anonymous_events(self.org, breakdown, args["start"], args["end"], filters)
+        return Response(head | {"breakdown": breakdown, "series": series, **anonymous})
 
 
 class RetentionView(AnalyticsView):

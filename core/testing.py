@@ -5,6 +5,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import Model
 from django.test import Client
 
@@ -37,6 +38,47 @@ def worker_database_url(tmp_path: Path) -> tuple[str, Path | None]:
     connection.connection.backup(target)
     target.close()
     return f"sqlite:///{path}", path
+
+
+def in_thread(work: Callable[[], Any]) -> threading.Thread:
+    """`work()` started in a thread of its own, with its own database connection (closed at
+    the end): a second transaction beside the test's, for tests of locks (PostgreSQL)."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def waits_for_held(hold: Callable[[], None], then: Callable[[], None], message: str) -> None:
+    """Runs `hold()` in a transaction of its own thread and keeps it open; then `then()` in a
+    second thread, which must still be running 0.5 s later (waiting for the first one's
+    locks, `message` otherwise); then commits the first and waits for both to end."""
+    held, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with transaction.atomic():
+            hold()
+            held.set()
+            assert release.wait(10)
+
+    def second() -> None:
+        then()
+        done.set()
+
+    first = in_thread(holder)
+    assert held.wait(10)
+    waiting = in_thread(second)
+    assert not done.wait(0.5), message
+    release.set()
+    first.join(10)
+    waiting.join(10)
+    assert done.is_set()
 
 
 def page_client(user: Any, **headers: str) -> Client:

@@ -12,6 +12,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
+from django.db import router, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django_celery_beat.admin import PeriodicTaskAdmin
@@ -98,6 +99,8 @@ class UserEditForm(UserChangeForm):
             or not cleaned.get("is_active")
             or cleaned.get("organization") != before.organization
         )
+        # The admin validates and saves in one transaction (changeform_view), so the admin rows
+        # this locks stay locked until the change is written.
         if leaves and services.last_admins_among([before]):
             raise ValidationError(
                 f"{before.email} is the last active admin of {before.organization}: make someone else "
@@ -146,6 +149,13 @@ class UserAdmin(DjangoUserAdmin):
             f"{u.email}: the last active admin of {u.organization} (make someone else admin first)" for u in last
         ]
         return to_delete, counts, perms_needed, [*protected, *blocking]
+
+    def response_action(self, request, queryset):
+        # "Delete selected" checks for last admins (get_deleted_objects) and deletes in two
+        # steps outside any transaction of Django's: one here keeps the check's locks until
+        # the rows are gone.
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().response_action(request, queryset)
 
     def get_form(self, request, obj=None, **kwargs):
         # The creation form only declares `email`; the admin adds organisation and role.

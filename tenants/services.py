@@ -22,7 +22,7 @@ from core.local_cache import LocalCache
 from core.rows import row_update
 
 from . import login_throttle
-from .models import ApiKey, Invitation, Organization, Role, User
+from .models import ApiKey, Invitation, Organization, Role, User, organization_slug_validate
 from .origins import api_key_origins_clean
 from .queries import secret_digest
 
@@ -38,8 +38,10 @@ API_KEY_PREFIX = "upk_"
 
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:60] or "org"
-    if base.isdigit():
-        base = f"org-{base}"  # Organization.DIGITS_SLUG
+    try:
+        organization_slug_validate(base)
+    except ValidationError:
+        base = f"org-{base}"
     slug, n = base, 1
     while Organization.objects.filter(slug=slug).exists():
         n += 1
@@ -70,8 +72,11 @@ def organization_register(*, email: str, password: str, organization_name: str, 
 def organization_update(*, org: Organization, **fields: Any) -> Organization:
     """Changes the given fields only. A slug must stay unique across organisations."""
     slug = fields.get("slug")
-    if slug is not None and slug.isdigit():
-        raise DomainError(Organization.DIGITS_SLUG, errors={"slug": [Organization.DIGITS_SLUG]})
+    if slug is not None:
+        try:
+            organization_slug_validate(slug)
+        except ValidationError as exc:
+            raise DomainError(exc.messages[0], errors={"slug": exc.messages}) from None
     if slug is not None and Organization.objects.filter(slug=slug).exclude(pk=org.pk).exists():
         raise DomainError("This slug is already taken.", errors={"slug": ["Already taken by another organisation."]})
     for name, value in fields.items():
@@ -275,23 +280,22 @@ def api_key_revoke(*, org: Organization, key_id: int) -> ApiKey:
 # --- Members and invitations ---------------------------------------------------------------
 
 
-def _admin_count(org: Organization) -> int:
-    # Locks the admin rows (PostgreSQL) so two admins demoting each other at the same moment
-    # cannot both see "two admins" and leave none; SQLite's IMMEDIATE transactions serialise.
-    return len(User.objects.select_for_update().filter(organization=org, role=Role.ADMIN, is_active=True))
-
-
 def last_admins_among(users: Iterable[User]) -> list[User]:
     """Those of `users` whose organisation would have no active admin left without all of
-    them: the Django admin refuses to delete, demote, deactivate or move them, as the API and
-    the Settings pages do (QA pass 3, F3)."""
+    them. Every path that demotes, deactivates, moves or removes people asks it: the API, the
+    Settings pages and the Django admin (QA pass 3, F3).
+
+    It locks the organisations' active admin rows (PostgreSQL) until the caller's transaction
+    ends, so two staff demoting each other's fellow admins at the same moment, by any path,
+    cannot both see "another admin" and leave none; SQLite's IMMEDIATE transactions serialise."""
     admins = [u for u in users if u.organization_id and u.role == Role.ADMIN and u.is_active]
     leaving = {u.pk for u in admins}
     last = []
-    for org_id in {u.organization_id for u in admins if u.organization_id is not None}:
-        others = User.objects.filter(organization_id=org_id, role=Role.ADMIN, is_active=True).exclude(pk__in=leaving)
-        if not others.exists():
-            last += [u for u in admins if u.organization_id == org_id]
+    with transaction.atomic(savepoint=False):
+        for org_id in sorted({u.organization_id for u in admins if u.organization_id is not None}):
+            active = User.objects.select_for_update().filter(organization_id=org_id, role=Role.ADMIN, is_active=True)
+            if set(active.values_list("pk", flat=True)) <= leaving:
+                last += [u for u in admins if u.organization_id == org_id]
     return last
 
 
@@ -305,7 +309,7 @@ def member_get(*, org: Organization, user_id: int) -> User:
 @transaction.atomic
 def member_change_role(*, org: Organization, user_id: int, role: str) -> User:
     member = member_get(org=org, user_id=user_id)
-    if member.role == Role.ADMIN and role != Role.ADMIN and _admin_count(org) <= 1:
+    if role != Role.ADMIN and last_admins_among([member]):
         raise DomainError(
             "The last admin cannot be demoted; make someone else admin first.",
             errors={"role": ["The organisation needs at least one admin."]},
@@ -316,7 +320,7 @@ def member_change_role(*, org: Organization, user_id: int, role: str) -> User:
 @transaction.atomic
 def member_remove(*, org: Organization, user_id: int) -> None:
     member = member_get(org=org, user_id=user_id)
-    if member.role == Role.ADMIN and _admin_count(org) <= 1:
+    if last_admins_among([member]):
         raise DomainError(
             "The last admin cannot be removed; make someone else admin first.",
             errors={"user": ["The organisation needs at least one admin."]},

@@ -16,7 +16,7 @@ place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `
 """
 
 from .accounts import account_choices, account_detail, account_list
-from .breakdowns import breakdown_by_feature, breakdown_series, breakdown_totals
+from .breakdowns import breakdown_anonymous_events, breakdown_by_feature, breakdown_series, breakdown_totals
 from .cache import cached
 from .common import session_average, value_names
 from .days import last_complete_day
@@ -31,6 +31,7 @@ __all__ = [
     "account_choices",
     "account_detail",
     "account_list",
+    "breakdown_anonymous_events",
     "breakdown_by_feature",
     "breakdown_series",
     "breakdown_totals",

@@ -79,7 +79,8 @@ def test_account_breakdowns_by_hand(analyst_client, data):
 
 def test_timeseries_breakdown_shape_and_points(analyst_client, data):
     body = analyst_client.get(f"{BASE}/timeseries?breakdown=gender&start={day_of(14)}&end={today()}").json()
-    assert set(body) == {"metric", "interval", "start", "end", "breakdown", "series"}
+    assert set(body) == {"metric", "interval", "start", "end", "breakdown", "series", "anonymous_events"}
+    assert body["anonymous_events"] == 1  # the anonymous search on T-1
     assert body["breakdown"] == "gender" and [s["key"] for s in body["series"]] == ["F", "M", "O"]
     female = {p["date"]: p["value"] for p in body["series"][0]["points"]}
     assert len(female) == 15
@@ -261,16 +262,18 @@ def test_bad_breakdowns_are_400(analyst_client, data, endpoint, query, message):
     [
         # the summary (3 queries), then one pass over the values for events ("other" is the
         # sum of the rest), and for users one query over the end users (a person dimension)
-        # or one pass (distinct users of "other": one query more, only when there is a rest)
-        ("usage-summary?breakdown=gender", 3 + 1 + 1),
+        # or one pass (distinct users of "other": one query more, only when there is a rest);
+        # a person dimension's events without an end user, one query more (none under a
+        # person filter)
+        ("usage-summary?breakdown=gender", 3 + 1 + 1 + 1),
         ("usage-summary?breakdown=event.source&gender=F", 3 + 1 + 1),
-        ("timeseries?breakdown=user.plan", 3),  # top values, their points, other's points
-        ("feature-usage?breakdown=age", 1 + 1 + 2),  # the usage table, its stickiness, top values, every feature's
-        ("usage-summary?breakdown=account", 3 + 1 + 1),
-        ("timeseries?breakdown=account&metric=active_users", 3),
+        ("timeseries?breakdown=user.plan", 3 + 1),  # top values, their points, other's points
+        ("feature-usage?breakdown=age", 1 + 1 + 2 + 1),  # the usage table, its stickiness, top values, every feature's
+        ("usage-summary?breakdown=account", 3 + 1 + 1 + 1),
+        ("timeseries?breakdown=account&metric=active_users", 3 + 1),
         # the usage table, its stickiness, the top accounts, their ids, their rows per feature,
-        # every feature's events of identified users (for "other")
-        ("feature-usage?breakdown=account", 1 + 1 + 4),
+        # every feature's events of identified users (for "other"), the anonymous events
+        ("feature-usage?breakdown=account", 1 + 1 + 4 + 1),
         # the account filter is looked up first (one query), then as above
         ("usage-summary?breakdown=account&account=acme", 1 + 3 + 1 + 1),
         ("timeseries?account=acme", 1 + 1),

@@ -5,12 +5,11 @@ person and account filters."""
 
 import random
 import re
-import threading
 from collections import defaultdict
 from datetime import date, timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from analytics import queries, rollup
@@ -19,6 +18,7 @@ from analytics.models import DailyUserFeatureUsage, UserFeatureActiveDays
 from analytics.queries import active
 from analytics.queries.breakdowns import breakdown_totals
 from analytics.queries.common import week_monday
+from core.testing import waits_for_held
 from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
@@ -159,37 +159,14 @@ def test_rolls_of_two_blocks_side_by_side_keep_the_copies(org):
     rollup.rollup_day(before_a, org)
     search = UserFeatureActiveDays.objects.get(organization=org, end_user=person).feature_id
     UsageEvent.objects.create(organization=org, feature_id=search, end_user=person, timestamp=at(str(before_b)))
-    inserted, release, earlier_done = threading.Event(), threading.Event(), threading.Event()
 
-    def in_thread(work):
-        def run():
-            try:
-                work()
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        return thread
-
-    def roll_newest_and_hold():
-        with transaction.atomic():
-            rollup.rollup_day(newest, org)  # inserts the user's row of the newest block
-            inserted.set()
-            assert release.wait(10)
+    def roll_newest():
+        rollup.rollup_day(newest, org)  # inserts the user's row of the newest block
 
     def roll_earlier():
         rollup.rollup_day(before_b, org)  # sets a bit of the block before
-        earlier_done.set()
 
-    holder = in_thread(roll_newest_and_hold)
-    assert inserted.wait(10)
-    earlier = in_thread(roll_earlier)
-    assert not earlier_done.wait(0.5), "the earlier block's roll must wait for the newest one's"
-    release.set()
-    holder.join(10)
-    earlier.join(10)
-    assert earlier_done.is_set()
+    waits_for_held(roll_newest, roll_earlier, "the earlier block's roll must wait for the newest one's")
     copies = earlier_copies(org)
     assert copies[(person.pk, search, newest)] == (day_bit(before_a) | day_bit(before_b), 0)
     assert copies == earlier_from_rows(org)

@@ -11,7 +11,6 @@ from tenants.models import Role
 
 from .. import params, queries
 from ..filters import filter_cache_key
-from ..queries.breakdowns.sources import PERSON_DIMENSIONS
 from . import common
 
 KPIS = (
@@ -67,12 +66,12 @@ def dashboard(request):
         }
     any_filter = any(filters.values())
     bar = common.filter_bar(org, query, given)
-    # A person's age band, gender, account or property: events sent without an end user have
-    # none, so the stacks of such a breakdown sum to less than the Events figure. Said, not hidden.
-    anonymous = 0
-    if breakdown and (breakdown in PERSON_DIMENSIONS or breakdown.startswith("user.")):
-        stacked = sum(sum(value or 0 for value in s["data"]) for s in charts["events_chart"]["series"])
-        anonymous = max(0, summary["total_events"]["value"] - stacked)
+    # A person breakdown's stacks sum to less than the Events figure: said, not hidden.
+    anonymous = (
+        queries.breakdown_anonymous_events(org, dimension=breakdown, start=start, end=end, filters=given)
+        if breakdown
+        else None
+    )
 
     context = {
         "active_nav": "dashboard",
@@ -88,7 +87,7 @@ def dashboard(request):
         "kpis": kpis,
         **charts,
         "breakdown": breakdown or "",
-        "anonymous_events": anonymous,
+        "anonymous_events": anonymous or 0,
         "breakdown_choices": common.breakdown_choices(breakdown),
         # Nothing in this period or the one before, unfiltered: show how to send events.
         "no_events": not any_filter and not (summary["total_events"]["value"] or summary["total_events"]["previous"]),

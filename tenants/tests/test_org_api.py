@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from conftest import PASSWORD, client_for, make_member
 from core.testing import deleted_before_update
 from tenants import services
-from tenants.models import ApiKey, Invitation, Role, User
+from tenants.models import ApiKey, Invitation, Organization, Role, User
 
 from .test_auth_api import assert_error
 
@@ -345,12 +345,13 @@ def test_an_all_digit_slug_is_refused_everywhere(admin_client, org, anon_client)
     from django.core.exceptions import ValidationError
 
     response = admin_client.patch("/api/v1/org", {"slug": "1"}, format="json")
-    assert_error(response, 400, "slug")
+    assert assert_error(response, 400, "slug")["errors"]["slug"] == [Organization.DIGITS_SLUG]
     org.refresh_from_db()
     assert org.slug != "1"
     org.slug = "42"
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         org.full_clean()  # the Django admin's form
+    assert refused.value.message_dict["slug"] == [Organization.DIGITS_SLUG]
     registered = anon_client.post(
         "/api/v1/auth/register",
         {"email": "digits@example.com", "password": PASSWORD, "organization_name": "2024"},

@@ -13,8 +13,16 @@ otherwise — a user-property or account filter, distinct users over a range or 
 feature's daily users per event value, a property the rollup has no row of — from the
 per-user rollups or the range's raw events. Every function runs a fixed number of queries."""
 
+from .anonymous import breakdown_anonymous_events
 from .series import breakdown_by_feature, breakdown_series
 from .sources import BREAKDOWN_LIMIT, OTHER
 from .totals import breakdown_totals
 
-__all__ = ["BREAKDOWN_LIMIT", "OTHER", "breakdown_by_feature", "breakdown_series", "breakdown_totals"]
+__all__ = [
+    "BREAKDOWN_LIMIT",
+    "OTHER",
+    "breakdown_anonymous_events",
+    "breakdown_by_feature",
+    "breakdown_series",
+    "breakdown_totals",
+]

@@ -38,6 +38,12 @@ EVENT_PREFIX = "event."
 PERSON_DIMENSIONS = ("age", "gender", "account")
 
 
+def person_dimension(dimension: str) -> bool:
+    """Whether `dimension` is who the end user is: one of PERSON_DIMENSIONS or a property of
+    theirs (`user.<name>`). Events sent without an end user have no value of it."""
+    return dimension in PERSON_DIMENSIONS or dimension.startswith(USER_PREFIX)
+
+
 @dataclass(frozen=True)
 class Source:
     rows: QuerySet[Any]

@@ -16,9 +16,8 @@ from .people import people_totals
 from .sources import (
     BREAKDOWN_LIMIT,
     OTHER,
-    PERSON_DIMENSIONS,
     TOTALS_FETCHED,
-    USER_PREFIX,
+    person_dimension,
     rolled_ranking,
     shown,
     text_of,
@@ -45,7 +44,7 @@ def breakdown_totals(
     up, so "other" is the sum of the rest. Distinct users do not (a user may have several
     event types): their "other" is one more query, and only when there is a rest."""
     filters = {k: v for k, v in (filters or {}).items() if v}
-    if metric == "active_users" and (dimension in PERSON_DIMENSIONS or dimension.startswith(USER_PREFIX)):
+    if metric == "active_users" and person_dimension(dimension):
         return people_totals(org, dimension, start, end, filters)
     if metric == "active_users" and dimension == "feature":
         return _feature_user_totals(org, start, end, filters)
