@@ -34,13 +34,39 @@ def end_users_erase(users: QuerySet[EndUser]) -> Erased:
         ids = [pk for pk, _ in people]
         days: dict[int, set[date]] = defaultdict(set)
         events = 0
-        for org_id, moment in _events_delete(sorted({org_id for _, org_id in people}), ids):
+        org_ids = sorted({org_id for _, org_id in people})
+        for org_id, moment in _events_delete(org_ids, ids):
             days[org_id].add(_utc_day(moment))
             events += 1
         marked = sum(days_mark_dirty(org_id, org_days) for org_id, org_days in days.items())
-        # The per-user rollup rows go with their end user (on_delete=CASCADE).
-        EndUser.objects.filter(pk__in=ids).delete()
+        _per_user_rows_delete(org_ids, ids)
+        _end_users_delete(ids)
     return Erased(len(ids), events, marked)
+
+
+def _per_user_rows_delete(org_ids: list[int], user_ids: list[int]) -> None:
+    """The rows of every model that points at an end user (the per-user rollups, whose
+    ForeignKeys cascade), each deleted with the organisations in its condition. Django's own
+    cascade, `WHERE end_user_id IN (…)` alone, matches none of those tables' indexes (led by
+    the organisation) and read them whole: 3.6 s to erase one person at 10 M events
+    (docs/benchmarks.md, 2026-12-03). The apps below telemetry are reached through the
+    relations, not imported."""
+    for relation in EndUser._meta.get_fields(include_hidden=True):
+        if not (relation.auto_created and relation.one_to_many) or relation.related_model is UsageEvent:
+            continue
+        rows = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": user_ids})
+        if any(field.name == "organization" for field in relation.related_model._meta.fields):
+            rows = rows.filter(organization_id__in=org_ids)
+        rows.delete()
+
+
+def _end_users_delete(user_ids: list[int]) -> None:
+    """The end users themselves, once nothing points at them: a plain DELETE, since the ORM's
+    would run its cascades and its SET NULL of the events again, each a scan that finds
+    nothing left."""
+    table = connection.ops.quote_name(EndUser._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(user_ids))})", user_ids)
 
 
 def _events_delete(org_ids: list[int], user_ids: list[int]) -> Iterator[tuple[int, datetime | str]]:
