@@ -7,9 +7,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import cast
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+from django.db.models.fields.reverse_related import ManyToOneRel
 
 from ..models import EndUser, UsageEvent
 from .storage.dirty_days import days_mark_dirty
@@ -52,10 +54,11 @@ def _per_user_rows_delete(org_ids: list[int], user_ids: list[int]) -> None:
     (docs/benchmarks.md, 2026-12-03). The apps below telemetry are reached through the
     relations, not imported."""
     for relation in EndUser._meta.get_fields(include_hidden=True):
-        if not (relation.auto_created and relation.one_to_many) or relation.related_model is UsageEvent:
+        if not isinstance(relation, ManyToOneRel) or relation.related_model is UsageEvent:
             continue
-        rows = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": user_ids})
-        if any(field.name == "organization" for field in relation.related_model._meta.fields):
+        model = cast(type[Model], relation.related_model)
+        rows = model._base_manager.filter(**{f"{relation.field.name}__in": user_ids})
+        if any(field.name == "organization" for field in model._meta.fields):
             rows = rows.filter(organization_id__in=org_ids)
         rows.delete()
 
