@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views_api
+from . import views_api, views_api_accounts
 
 app_name = "analytics"
 
@@ -15,7 +15,7 @@ urlpatterns = [
     path("top-users", views_api.TopUsersView.as_view(), name="top-users"),
     path("funnel", views_api.FunnelView.as_view(), name="funnel"),
     path("users/<path:external_id>", views_api.EndUserDetailView.as_view(), name="end-user"),
-    path("accounts", views_api.AccountListView.as_view(), name="accounts"),
-    path("accounts/<path:account_id>", views_api.AccountDetailView.as_view(), name="account"),
+    path("accounts", views_api_accounts.AccountListView.as_view(), name="accounts"),
+    path("accounts/<path:account_id>", views_api_accounts.AccountDetailView.as_view(), name="account"),
     path("aggregate/run", views_api.AggregateRunView.as_view(), name="aggregate-run"),
 ]

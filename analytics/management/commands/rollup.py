@@ -7,7 +7,7 @@ from analytics import handover, rollup
 from core.days import today
 from core.exceptions import DomainError
 from core.query_params import parse_date
-from tenants.models import Organization
+from tenants.command_options import organization_named
 
 
 class Command(BaseCommand):
@@ -39,10 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         org = None
         if options["org"]:
-            ref = options["org"]
-            org = Organization.objects.filter(**({"pk": int(ref)} if ref.isdigit() else {"slug": ref})).first()
-            if org is None:
-                raise CommandError(f"Unknown organisation: {ref}")
+            org = organization_named(options["org"])
         try:
             if options["all_days"]:
                 span = rollup.event_days(org)

@@ -4,16 +4,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 from insights import services
 from insights.queries import RANKING_DETECTOR
+from tenants.command_options import organization_named
 from tenants.models import Organization
 
 
 def organisations(ref):
     if not ref:
         return list(Organization.objects.order_by("id"))
-    org = Organization.objects.filter(**({"pk": int(ref)} if ref.isdigit() else {"slug": ref})).first()
-    if org is None:
-        raise CommandError(f"Unknown organisation: {ref}")
-    return [org]
+    return [organization_named(ref)]
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from tqdm import tqdm
 
 from core.exceptions import StorageUnavailable
 from telemetry.services import importing, partitions
-from tenants.models import Organization
+from tenants.command_options import organization_named
 from tenants.services import api_key_authenticate
 
 
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
-        org = _organization(options["org"])
+        org = organization_named(options["org"])
         api_key = api_key_authenticate(raw_key=options["key"], origin=None)  # a command, not a browser
         if api_key is None or api_key.organization_id != org.pk:
             raise CommandError(f"--key is not an active ingestion key of {org.slug}.")
@@ -79,10 +79,3 @@ class Command(BaseCommand):
         )
         if result.read and result.failed == result.read:
             raise CommandError("Every event was refused.")
-
-
-def _organization(ref: str) -> Organization:
-    org = Organization.objects.filter(**({"pk": int(ref)} if ref.isdigit() else {"slug": ref})).first()
-    if org is None:
-        raise CommandError(f"Unknown organisation: {ref}")
-    return org
