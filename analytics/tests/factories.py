@@ -2,6 +2,7 @@
 expected figure can be worked out by hand)."""
 
 import importlib
+import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
@@ -75,3 +76,15 @@ def migration_fill_run(module: str) -> None:
     database, as `migrate` would (it only reads the schema editor's connection)."""
     migration = importlib.import_module(f"analytics.migrations.{module}")
     migration.fill(None, SimpleNamespace(connection=connection))
+
+
+def random_ranges(first: date, last: date, longest: int, n: int, seed: int, fixed=()) -> list[tuple[date, date]]:
+    """`fixed` and then random ranges of first..last, each of at most `longest` + 1 days, `n` in all."""
+    rng = random.Random(seed)
+    found = list(fixed)
+    while len(found) < n:
+        start = first + timedelta(days=rng.randrange((last - first).days + 1))
+        end = start + timedelta(days=rng.randrange(longest + 1))
+        if end <= last:
+            found.append((start, end))
+    return found

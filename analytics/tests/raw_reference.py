@@ -194,3 +194,12 @@ def retention(rows: list[Row], first_seen: dict[int, datetime | None], weeks: in
             row[f"d{n}"] = pct(hits) if size and last_day + timedelta(days=n) <= end else None
         cohorts.append(row)
     return cohorts
+
+
+def feature_users(org, start: date, end: date, filters: dict | None = None) -> dict[int, int]:
+    """{feature: distinct end users within start..end} of the events matching `filters`."""
+    users: dict[int, set[int]] = defaultdict(set)
+    for r in matching(load(org), filters or {}):
+        if r.user is not None and start <= r.day <= end:
+            users[r.feature].add(r.user)
+    return {fid: len(u) for fid, u in users.items()}

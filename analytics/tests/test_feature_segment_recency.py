@@ -21,7 +21,7 @@ from telemetry.models import EndUser
 
 from . import raw_reference as ref
 from .conftest import committed_writes
-from .factories import at, end_user, event, feature, migration_fill_run, random_events
+from .factories import at, end_user, event, feature, migration_fill_run, random_events, random_ranges
 
 pytestmark = pytest.mark.django_db
 
@@ -59,22 +59,12 @@ def data(module_org, django_db_blocker):
 
 
 def raw_users(org, start, end, filters):
-    users: dict[int, set[int]] = defaultdict(set)
-    for r in ref.matching(ref.load(org), filters):
-        if start <= r.day <= end:
-            users[r.feature].add(r.user)
-    return {fid: len(u) for fid, u in users.items()}
+    return ref.feature_users(org, start, end, filters)
 
 
 def ranges(n, seed):
-    rng = random.Random(seed)
-    found = [(FIRST, FIRST + timedelta(days=RECENCY_DAYS)), (LAST, LAST), (LAST - timedelta(days=29), LAST)]
-    while len(found) < n:
-        start = FIRST + timedelta(days=rng.randrange(130))
-        end = start + timedelta(days=rng.randrange(RECENCY_DAYS + 1))
-        if end <= LAST:
-            found.append((start, end))
-    return found
+    fixed = [(FIRST, FIRST + timedelta(days=RECENCY_DAYS)), (LAST, LAST), (LAST - timedelta(days=29), LAST)]
+    return random_ranges(FIRST, LAST, RECENCY_DAYS, n, seed, fixed)
 
 
 def segment_users(org, start, end, filters, feature_id=None):
