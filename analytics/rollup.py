@@ -40,9 +40,9 @@ from .active_days import block_events_keep, rollup_active_days, rollup_feature_a
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .person_segments import AGE_BAND_SQL, GENDER_SQL
 from .recency import recency_roll, recency_stale_rebuild
-from .rollup_accounts import account_feature_days_roll, account_figures_moved, account_rows_replace
+from .rollup_accounts import account_feature_days_roll, account_rows_replace
 from .rollup_dimensions import dimensions_day_build
-from .rollup_people import FEATURE_PEOPLE_TABLE, feature_people_build, feature_people_drop
+from .rollup_people import FEATURE_PEOPLE_TABLE, feature_people_build, feature_people_drop, people_moved
 from .rollup_users import (
     PAIRS_TABLE,
     SESSIONS_TABLE,
@@ -207,13 +207,6 @@ def _session_key_sql() -> str:
     return "NULLIF(session_id, '')"
 
 
-def _feature_segment_figures(org_id: int, day: date) -> set[tuple[int, ...]]:
-    """The organisation's figures of `day` per feature and person segment, as rolled up."""
-    rows = DailySegmentUsage.objects.filter(organization_id=org_id, date=day, feature__isnull=False)
-    columns = ("event_count", "active_users", "sessions", "total_session_duration", "timed_events")
-    return set(rows.values_list("feature_id", "age_band", "gender", *columns))
-
-
 @overload
 def _org_id(org: Organization | int) -> int: ...
 @overload
@@ -302,18 +295,13 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
             rows_deleted=feature_rows.deleted or recheck_bitmasks,
             rows_inserted=feature_rows.inserted or recheck_bitmasks,
         )
-        # Segments are few per day: replaced whole, after the per-user rows are final.
-        segments_before = _feature_segment_figures(org_id, day)
-        DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
-        cursor.execute(_SEGMENT_SQL, [day_param, org_id, day_param])
         # The recency rows split by segment and account too: a user whose age, gender or
         # account changed since the day's last roll moves there with them.
-        people_moved = (
-            recheck_bitmasks
-            or _feature_segment_figures(org_id, day) != segments_before
-            or account_figures_moved(cursor, org_id, day_param)
-        )
-        recency_roll(cursor, org_id, day, bits_changed=bits_changed, people_moved=people_moved)
+        moved = recheck_bitmasks or people_moved(cursor, org_id, day_param)
+        # Segments are few per day: replaced whole, after the per-user rows are final.
+        DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
+        cursor.execute(_SEGMENT_SQL, [day_param, org_id, day_param])
+        recency_roll(cursor, org_id, day, bits_changed=bits_changed, people_moved=moved)
         dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
         account_rows_replace(cursor, org_id, day_param)
         account_feature_days_roll(cursor, org_id, day)

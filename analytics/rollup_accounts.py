@@ -35,26 +35,6 @@ FROM {FEATURE_PEOPLE_TABLE} WHERE per_segment = 0
 """
 
 
-# Whether the day's per-feature account figures differ between its rows (the last roll's) and
-# the pairs summed per account now. Parameters: the organisation, the day, twice.
-_FIGURES_ROLLED = """SELECT feature_id, account_id, event_count, active_users FROM analytics_dailyaccountusage
-    WHERE organization_id = %s AND date = %s AND feature_id IS NOT NULL"""
-_FIGURES_NOW = f"SELECT feature_id, account_id, events, users FROM {FEATURE_PEOPLE_TABLE} WHERE per_segment = 0"
-_FIGURES_DIFFER_SQL = f"""
-SELECT 1 WHERE EXISTS ({_FIGURES_ROLLED} EXCEPT {_FIGURES_NOW})
-    OR EXISTS ({_FIGURES_NOW} EXCEPT {_FIGURES_ROLLED})
-"""
-
-
-def account_figures_moved(cursor: CursorWrapper, org_id: int, day: Any) -> bool:
-    """Whether the day's per-feature account figures about to be written (`rollup_people`)
-    differ from the rows of its last roll: a user moved to another account since (or the
-    day's users or events changed), so the day's account recency rows must be rebuilt.
-    Before `account_rows_replace`; `day` as the backend adapts a date."""
-    cursor.execute(_FIGURES_DIFFER_SQL, [org_id, day, org_id, day])
-    return cursor.fetchone() is not None
-
-
 def account_rows_replace(cursor: CursorWrapper, org_id: int, day: Any) -> None:
     """Replace `org_id`'s account rows of `day` (as the backend adapts a date) from the day's
     per-user aggregates (`rollup_users`, `rollup_people`: the rows just written, read without

@@ -49,5 +49,30 @@ def feature_people_build(cursor: Any) -> None:
     temp_table_fill(cursor, FEATURE_PEOPLE_TABLE, _sql())
 
 
+# The day's per-feature figures per segment and per account as its last roll wrote them
+# (DailySegmentUsage, DailyAccountUsage) and as the pairs give them now, in the same shape.
+# Parameters: the organisation, the day, twice.
+_ROLLED = """
+SELECT 1, feature_id, age_band, gender, NULL, event_count, active_users FROM analytics_dailysegmentusage
+WHERE organization_id = %s AND date = %s AND feature_id IS NOT NULL
+UNION ALL
+SELECT 0, feature_id, NULL, NULL, account_id, event_count, active_users FROM analytics_dailyaccountusage
+WHERE organization_id = %s AND date = %s AND feature_id IS NOT NULL"""
+_NOW = f"SELECT per_segment, feature_id, age_band, gender, account_id, events, users FROM {FEATURE_PEOPLE_TABLE}"
+# The rolled rows as one operand (UNION ALL and EXCEPT bind alike, left to right).
+_ROLLED_ROWS = f"SELECT * FROM ({_ROLLED}) rolled"
+_MOVED_SQL = f"SELECT 1 WHERE EXISTS ({_ROLLED_ROWS} EXCEPT {_NOW}) OR EXISTS ({_NOW} EXCEPT {_ROLLED_ROWS})"
+
+
+def people_moved(cursor: Any, org_id: int, day: Any) -> bool:
+    """Whether the day's per-feature segment and account figures about to be written differ
+    from those of its last roll: a user's age, gender or account changed since (or the day's
+    users or events did), so the day's recency rows, split by segment and account, must be
+    rebuilt. Before the day's segment and account rows are replaced; `day` as the backend
+    adapts a date. One comparison in the database, both ways."""
+    cursor.execute(_MOVED_SQL, [org_id, day, org_id, day, org_id, day, org_id, day])
+    return cursor.fetchone() is not None
+
+
 def feature_people_drop(cursor: Any) -> None:
     temp_tables_release(cursor, FEATURE_PEOPLE_TABLE)

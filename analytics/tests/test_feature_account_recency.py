@@ -75,6 +75,17 @@ def test_rows_answer_every_account_and_range_as_the_raw_events(data):
             assert account_users(org, start, end, company, one) == only, (company.external_id, start, end)
 
 
+def test_an_unchanged_re_roll_rebuilds_no_recency_row(data):
+    """Only a day whose bits, segments or accounts moved rebuilds its recency rows: the check
+    compares the day's segment and account figures with the pairs', both ways."""
+    org = data["org"]
+    assert not FeatureRecencyStale.objects.filter(organization=org).exists()
+    with CaptureQueriesContext(connection) as queries:
+        rollup.rollup_day(LAST - timedelta(days=5), org)
+    rebuilds = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE") and "recency" in q["sql"]]
+    assert rebuilds == []
+
+
 def test_each_days_account_rows_add_up_to_its_feature_rows_less_the_users_without_one(data):
     org = data["org"]
     totals: dict[tuple[int, date], int] = defaultdict(int)
