@@ -20,6 +20,7 @@ from .models import (
     DailyFeatureSegmentRecency,
     DailyFeatureUsage,
     DailyOrgUsage,
+    DailySegmentRecency,
     DailySegmentUsage,
     DailyUserFeatureUsage,
     DailyUserUsage,
@@ -187,6 +188,21 @@ class DailyAccountRecencyAdmin(LargeTableAdmin):
     @admin.display(description="features used that day")
     def features(self, row: DailyAccountRecency) -> int:
         return len(row.gaps)
+
+
+@admin.register(DailySegmentRecency)
+class DailySegmentRecencyAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "age_band", "gender", "users"]
+    list_filter = ["organization", "date", AgeBandFilter, GenderFilter]
+    list_select_related = ["organization"]
+    search_fields = ["organization__name"]
+    autocomplete_fields = ["organization"]
+    ordering = ["-date", "organization", "age_band", "gender"]
+    show_full_result_count = False
+
+    @admin.display(description="users that day")
+    def users(self, row: DailySegmentRecency) -> int:
+        return sum(row.gaps.values())
 
 
 @admin.register(FeatureRecencyStale)

@@ -10,7 +10,8 @@ days before; so the feature's distinct users are Σ_d absent_before[d - start], 
 feature and day (90 days of 50 features: 4,500 rows, where the bitmasks hold one per user,
 feature and block: 1.29 M on the 10 M-event bench). The segment rows split each day's row by
 the users' age band and gender when the day's rows are built (up to 16 a feature and day), so
-the age and gender filters sum those instead.
+the age and gender filters sum those instead. The rows of all features per segment
+(`recency_segments`) are built, marked stale and rebuilt with them.
 
 A bitmask row carries its own block and copies of the two blocks before (`earlier_days_1`,
 `_2`), so each active user's previous day of use within RECENCY_DAYS is one row's bit test.
@@ -30,37 +31,21 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, connections, transaction
 
-from .active_days import BLOCK_DAYS, bitmask_steps_lock, block_of, day_bit
+from .active_days import bitmask_steps_lock, block_of, day_bit
 from .models import (
     DailyAccountRecency,
     DailyFeatureRecency,
     DailyFeatureSegmentRecency,
+    DailySegmentRecency,
     FeatureRecencyStale,
 )
 from .person_segments import AGE_BAND_SQL, GENDER_SQL
 from .planner import plans_without
+from .recency_gaps import RECENCY_DAYS, gap_sql
+from .recency_segments import segment_recency_build
 from .temp_tables import on_postgres
 
 logger = logging.getLogger(__name__)
-
-# How far back a day's row looks: a bitmask row's own block and the two it copies. Ranges of
-# up to RECENCY_DAYS + 1 days are read from the rows; longer ones from the bitmasks.
-RECENCY_DAYS = 2 * BLOCK_DAYS
-
-
-def _gap_sql(index: int) -> str:
-    """SQL on a per-feature bitmask row: the days since its user last used its feature before
-    day `index` of the row's block (1 … RECENCY_DAYS), 0 when not within RECENCY_DAYS. The
-    nearest days are tested first: most users of a day were there a few days before."""
-    columns = ("active_days", "earlier_days_1", "earlier_days_2")
-    whens = []
-    for gap in range(1, RECENCY_DAYS + 1):
-        position = index - gap
-        blocks_back = 0 if position >= 0 else (-position - 1) // BLOCK_DAYS + 1
-        bit = 1 << (position + blocks_back * BLOCK_DAYS)
-        whens.append(f"WHEN ({columns[blocks_back]} & {bit}) <> 0 THEN {gap}")
-    return f"CASE {' '.join(whens)} ELSE 0 END"
-
 
 # The day's users of each feature, one row per user: their person segment and account (the
 # users' now, `person_segments`) and gap. A row whose end user is gone falls in the unknown
@@ -117,7 +102,7 @@ def _day_gaps(cursor: Any, org_id: int, day: date) -> list[tuple[int, str, str, 
     gender, gap, users) groups."""
     ops = connection.ops
     block = block_of(day)
-    gap = _gap_sql((day - block).days)
+    gap = gap_sql((day - block).days)
     rows_params = [org_id, ops.adapt_datefield_value(block), day_bit(day)]
     account_params = [org_id, ops.adapt_datefield_value(day)]
     if on_postgres():
@@ -140,11 +125,11 @@ def absent_before(gaps: dict[int, int]) -> list[int]:
 
 
 def recency_day_rebuild(cursor: Any, org_id: int, day: date) -> None:
-    """Replace the organisation's DailyFeatureRecency, DailyFeatureSegmentRecency and
-    DailyAccountRecency rows of `day` with what its per-feature bitmasks and its
+    """Replace the organisation's DailyFeatureRecency, DailyFeatureSegmentRecency,
+    DailyAccountRecency and DailySegmentRecency rows of `day` with what its bitmasks and its
     users' profiles say now, and drop the day's stale mark. Run under the bitmask lock
     (`bitmask_steps_lock`), which the rollup's bitmask step holds."""
-    for model in (DailyFeatureRecency, DailyFeatureSegmentRecency, DailyAccountRecency):
+    for model in (DailyFeatureRecency, DailyFeatureSegmentRecency, DailyAccountRecency, DailySegmentRecency):
         model.objects.filter(organization_id=org_id, date=day).delete()
     # Hashed: its groups (19,336 segment and 173,598 account groups on the bench's peak day)
     # are few beside its rows (465,000), which the planner, blind to the gap's spread, expects
@@ -171,6 +156,7 @@ def recency_day_rebuild(cursor: Any, org_id: int, day: date) -> None:
         )
         for (feature_id, age_band, gender), g in segment_gaps.items()
     )
+    segment_recency_build(cursor, org_id, day)
     FeatureRecencyStale.objects.filter(organization_id=org_id, date=day).delete()
 
 
@@ -195,11 +181,11 @@ def recency_roll(cursor: Any, org_id: int, day: date, *, bits_changed: bool, peo
         cursor.execute(_LATER_MARK_SQL, [org_id, ops.adapt_datefield_value(day), ops.adapt_datefield_value(last)])
 
 
-# Rolled days with active users but no recency row, or no segment row, or account rollups
-# but no account recency row, nor mark: rolled or rebuilt by code that predates those rows
-# (workers still on it while migration 0017, 0020 or 0022 ran), which a read would count as
-# zero for good. Marked at the start of every rebuild (one row per organisation and day to
-# look at), so they heal.
+# Rolled days with active users but no recency row, or no segment row (per feature or of
+# all features), or account rollups but no account recency row, nor mark: rolled or rebuilt
+# by code that predates those rows (workers still on it while migration 0017, 0020, 0022 or
+# 0023 ran), which a read would count as zero for good. Marked at the start of every rebuild
+# (one row per organisation and day to look at), so they heal.
 _UNBUILT_MARK_SQL = """
 INSERT INTO analytics_featurerecencystale (organization_id, date)
 SELECT o.organization_id, o.date FROM analytics_dailyorgusage o
@@ -209,6 +195,8 @@ WHERE o.active_users > 0 {of_org}
   OR NOT EXISTS (
     SELECT 1 FROM analytics_dailyfeaturesegmentrecency g
     WHERE g.organization_id = o.organization_id AND g.date = o.date)
+  OR NOT EXISTS (
+    SELECT 1 FROM analytics_dailysegmentrecency s WHERE s.organization_id = o.organization_id AND s.date = o.date)
   OR (EXISTS (
     SELECT 1 FROM analytics_dailyaccountusage a
     WHERE a.organization_id = o.organization_id AND a.date = o.date AND a.account_id IS NOT NULL)

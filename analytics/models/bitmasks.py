@@ -190,6 +190,34 @@ class DailyAccountRecency(models.Model):
         return f"account {self.account_id} {self.date}: {len(self.gaps)} features"
 
 
+class DailySegmentRecency(models.Model):
+    """DailyFeatureSegmentRecency for all features together, one row per person segment and
+    day: `gaps` maps a number of days k (as a string) to the segment's users active on `date`
+    whose previous active day, any feature, was k days earlier ("0": not within
+    `recency.RECENCY_DAYS`), the segment being the user's age band and gender when the day's
+    rows were last built. Distinct active users per age band or gender over a range, and per
+    week (the person breakdowns, `recency_segments`), are summed from these rows: a day
+    holds at most 16, where the active-day bitmasks hold one per user and block, each joined
+    to its user's profile. Built from UserActiveDays with the other recency rows of the day
+    and marked stale with them (`recency.recency_day_rebuild`)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+    age_band = models.CharField(max_length=5, blank=True)
+    gender = models.CharField(max_length=1, blank=True)
+    gaps = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = "daily segment recency"
+        verbose_name_plural = "daily segment recency rows"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "date", "age_band", "gender"], name="dsr_org_date_uniq")
+        ]
+
+    def __str__(self):
+        return f"{self.date} {self.age_band}/{self.gender}: {sum(self.gaps.values())}"
+
+
 class FeatureRecencyStale(models.Model):
     """A day whose DailyFeatureRecency rows an earlier day's re-roll changed (its users' last
     visit before it moved): reads over a range holding it count from the bitmasks until the

@@ -23,6 +23,7 @@ from tenants.models import Organization
 from ..active_days import block_of, range_masks
 from ..models import UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
 from ..recency import recency_feature_users
+from ..recency_segments import SegmentRow, reaches, segment_rows, users_within, weekly_within
 from .common import feature_pk, week_monday
 from .filters import account_pk, filters_apply, has_person_filter, rolled_up_model
 
@@ -139,9 +140,43 @@ def active_within(rows: QuerySet[Any], start: date, end: date) -> QuerySet[Any]:
     return rows.filter(block_start__in=list(range_masks(start, end))).alias(hit=hits(start, end)).filter(hit__gt=0)
 
 
+def segment_filter(filters: Mapping[str, Any]) -> tuple[str | None, str | None] | None:
+    """(age band, gender), each None when not filtered, when `filters` hold nothing else: the
+    per-segment recency rows (`recency_segments`) can count the users they keep."""
+    set_filters = {name: value for name, value in filters.items() if value}
+    if set(set_filters) - {"age", "gender"}:
+        return None
+    return set_filters.get("age"), set_filters.get("gender")
+
+
+def _segment_rows(org: Organization, filters: Mapping[str, Any], first: date, last: date) -> list[SegmentRow] | None:
+    """The per-segment recency rows of first..last the filters keep, or None when they cannot
+    answer (another filter, a stale day)."""
+    segment = segment_filter(filters)
+    if segment is None:
+        return None
+    return segment_rows(read_alias(), org.pk, first, last, age_band=segment[0], gender=segment[1])
+
+
 def distinct_users(org: Organization, filters: Mapping[str, Any], periods: list[tuple[date, date]]) -> list[int]:
-    """Distinct end users active in each of `periods`, in one statement."""
+    """Distinct end users active in each of `periods`, in one statement: from the per-segment
+    recency rows under no filter but age and gender, over periods they reach; else from the
+    active-day bitmasks."""
+    if all(reaches(first, last) for first, last in periods):
+        rows = _segment_rows(org, filters, min(p[0] for p in periods), max(p[1] for p in periods))
+        if rows is not None:
+            return [users_within(rows, first, last)[""] for first, last in periods]
     return _distinct_per_period(active_rows(org, filters), "end_user_id", periods)
+
+
+def filtered_weekly_users(org: Organization, filters: Mapping[str, Any], start: date, end: date) -> dict[date, int]:
+    """{Monday: distinct users active that week within start..end} under `filters`: from the
+    per-segment recency rows where they answer (as `distinct_users`), else the bitmasks."""
+    if reaches(start, end):
+        rows = _segment_rows(org, filters, start, end)
+        if rows is not None:
+            return dict(weekly_within(rows, start, end).get("", {}))
+    return weekly_users(active_rows(org, filters), start, end)
 
 
 def _distinct_per_period(rows: QuerySet[Any], column: str, periods: list[tuple[date, date]]) -> list[int]:

@@ -62,7 +62,7 @@ def timeseries(
         "user_properties": user_properties,
     }
     if interval == "week" and metric == "active_users":
-        values = dict(active.weekly_users(active.active_rows(org, filters), start, end))
+        values = dict(active.filtered_weekly_users(org, filters, start, end))
     elif has_rolled_up_person_filter(filters):
         values = _series_users(org, metric, interval, start, end, segment_rows(org, filters))
     elif has_person_filter(filters):

@@ -26,6 +26,7 @@ def _tenant_rows(admin_user):
         DailyFeatureSegmentRecency,
         DailyFeatureUsage,
         DailyOrgUsage,
+        DailySegmentRecency,
         DailySegmentUsage,
         DailyUserFeatureUsage,
         DailyUserUsage,
@@ -84,6 +85,7 @@ def _tenant_rows(admin_user):
     DailyAccountRecency.objects.create(
         organization=org, account=account, date=date.today(), gaps={str(feature.pk): {"0": 1}}
     )
+    DailySegmentRecency.objects.create(organization=org, date=date.today(), age_band="18-40", gender="F", gaps={"0": 1})
     FeatureRecencyStale.objects.create(organization=org, date=date.today())
     DailyDimensionUsage.objects.create(
         organization=org, date=date.today(), dimension="event_type", value="click", event_count=1
@@ -247,6 +249,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         DailyFeatureSegmentRecency,
         DailyFeatureUsage,
         DailyOrgUsage,
+        DailySegmentRecency,
         FeatureRecencyStale,
         UserActiveDays,
         UserEventTypeActiveDays,
@@ -263,6 +266,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         DailyDimensionUsage,
         DailyFeatureRecency,
         DailyFeatureSegmentRecency,
+        DailySegmentRecency,
         FeatureRecencyStale,
         UserActiveDays,
         UserEventTypeActiveDays,

@@ -1,8 +1,10 @@
 """Distinct active users per value of a person dimension (age band, gender, account, an
-end-user property): over a range and per week, from the active-day bitmasks."""
+end-user property): over a range and per week, from the per-segment recency rows or the
+active-day bitmasks."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from typing import Any
 
@@ -10,24 +12,64 @@ from django.db.models import Case, Count, Exists, F, OuterRef, QuerySet, Value, 
 from django.db.models.fields import CharField
 from django.db.models.fields.json import KeyTextTransform
 
+from core.db_routing import read_alias
 from telemetry.models import EndUser
 from tenants.models import Organization
 
 from ...models import UserActiveDays, UserFeatureActiveDays
+from ...recency_segments import reaches, segment_rows, users_within, weekly_within
 from .. import active
 from ..common import feature_pk
 from ..filters import person_filter, person_filters
-from .sources import AGE_BAND, BREAKDOWN_LIMIT, OTHER, USER_PREFIX, age_band, series_of, shown, text_of
+from .sources import AGE_BAND, BREAKDOWN_LIMIT, NONE, OTHER, USER_PREFIX, age_band, series_of, shown, text_of
+
+
+def _from_recency(
+    org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any]
+) -> tuple[dict[str, int], dict[str, dict[date, int]]] | None:
+    """Distinct users over the range and per week for each age band or gender (keys as the
+    breakdowns show them) from the per-segment recency rows, when the filters are only age
+    and gender and the rows reach the range; else None."""
+    segment = active.segment_filter(filters)
+    if dimension not in ("age", "gender") or segment is None or not reaches(start, end):
+        return None
+    rows = segment_rows(read_alias(), org.pk, start, end, age_band=segment[0], gender=segment[1])
+    if rows is None:
+        return None
+    users, weekly = users_within(rows, start, end, dimension), weekly_within(rows, start, end, dimension)
+    return {value or NONE: n for value, n in users.items()}, {value or NONE: dict(w) for value, w in weekly.items()}
+
+
+def _ranked(users: dict[str, int]) -> list[str]:
+    """The values, most users first, ties in the database's order (both byte order here)."""
+    return sorted(users, key=lambda value: (-users[value], value))
 
 
 def people_totals(
     org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Distinct active users per value of a person dimension in one query: the end users
-    grouped by the value, each kept by one index probe on the per-user rollups (as the
-    summary counts them; the active-day bitmasks, per feature under a feature filter), so the cost
-    follows the end users, not the user-days. Each user has one value, so "other" is the
-    sum of the rest."""
+    """Distinct active users per value of a person dimension: for age and gender the
+    per-segment recency rows (`recency_segments`) where they answer; else in one query, the
+    end users grouped by the value, each kept by one index probe on the per-user rollups (as
+    the summary counts them; the active-day bitmasks, per feature under a feature filter), so
+    the cost follows the end users, not the user-days. Each user has one value, so "other"
+    is the sum of the rest."""
+    recency = _from_recency(org, dimension, start, end, filters)
+    if recency is not None:
+        users = recency[0]
+        counts: list[dict[str, Any]] = [{"bkey": value, "users": users[value]} for value in _ranked(users)]
+    else:
+        counts = _profile_counts(org, dimension, start, end, filters)
+    top = [row for row in counts if shown(row["bkey"])][:BREAKDOWN_LIMIT]
+    result = [{"key": row["bkey"], "value": row["users"]} for row in top]
+    rest = sum(row["users"] for row in counts) - sum(row["users"] for row in top)
+    return result + ([{"key": OTHER, "value": rest}] if rest else [])
+
+
+def _profile_counts(
+    org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """[{bkey, users}] per value, most users first: the end users active in the range."""
     feature_id = feature_pk(filters.get("feature"))
     bitmasks: QuerySet[Any] = (
         UserActiveDays.objects.filter(organization=org, end_user=OuterRef("pk"))
@@ -43,7 +85,7 @@ def people_totals(
         key = text_of(F("account__external_id"))
     else:
         key = text_of(F("gender"))
-    counts = list(
+    return list(
         EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
         .filter(Exists(days))
         .annotate(bkey=key)
@@ -51,10 +93,6 @@ def people_totals(
         .annotate(users=Count("pk"))
         .order_by("-users", "bkey")
     )
-    top = [row for row in counts if shown(row["bkey"])][:BREAKDOWN_LIMIT]
-    result = [{"key": row["bkey"], "value": row["users"]} for row in top]
-    rest = sum(row["users"] for row in counts) - sum(row["users"] for row in top)
-    return result + ([{"key": OTHER, "value": rest}] if rest else [])
 
 
 def is_person_dimension(dimension: str) -> bool:
@@ -64,9 +102,23 @@ def is_person_dimension(dimension: str) -> bool:
 def people_weekly(
     org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any], buckets: list[date]
 ) -> list[dict[str, Any]]:
-    """Weekly distinct users per value of a person dimension from the active-day bitmasks:
-    the top values as `people_totals` ranks them, then every week of each value and of
-    "other" (each user has one value, so "other" is the users of the rest) in one statement."""
+    """Weekly distinct users per value of a person dimension: the top values as
+    `people_totals` ranks them, then every week of each value and of "other" (each user has
+    one value, so "other" is the users of the rest). For age and gender from the
+    per-segment recency rows where they answer; else from the active-day bitmasks, in one
+    statement after the ranking's."""
+    recency = _from_recency(org, dimension, start, end, filters)
+    if recency is not None:
+        users, weekly = recency
+        top = [value for value in _ranked(users) if shown(value)][:BREAKDOWN_LIMIT]
+        values = {value: weekly.get(value, {}) for value in top}
+        rest: Counter[date] = Counter()
+        for value, weeks in weekly.items():
+            if value not in values:
+                rest.update(weeks)
+        if rest:
+            values[OTHER] = dict(rest)
+        return series_of(list(values), values, buckets, start)
     top = [row["key"] for row in people_totals(org, dimension, start, end, filters) if row["key"] != OTHER]
     keys: dict[str, Any] = {"age": AGE_BAND, "gender": F("end_user__gender")}
     key = (
@@ -74,7 +126,8 @@ def people_weekly(
         if dimension.startswith(USER_PREFIX)
         else keys[dimension]
     )
-    rows = active.active_rows(org, filters).alias(bkey_raw=text_of(key))
+    # The organisation on the end users' side too: only its users are joined.
+    rows = active.active_rows(org, filters).filter(end_user__organization=org).alias(bkey_raw=text_of(key))
     rows = rows.annotate(
         bkey=Case(When(bkey_raw__in=top, then=F("bkey_raw")), default=Value(OTHER), output_field=CharField())
     )
