@@ -66,13 +66,19 @@ def segment_recency_build(cursor: Any, org_id: int, day: date) -> None:
     )
 
 
-# The range's rows, then a row of NULLs per stale day in the range: one statement.
+# The range's rows, then a row of NULLs per day of the range that is stale, or has active
+# users but no row (rolled by code older than the rows, not yet marked): one statement.
 _ROWS_SQL = """
 SELECT r.date, r.age_band, r.gender, r.gaps FROM analytics_dailysegmentrecency r
 WHERE r.organization_id = %s AND r.date >= %s AND r.date <= %s {conditions}
 UNION ALL
 SELECT NULL, NULL, NULL, NULL FROM analytics_featurerecencystale s
 WHERE s.organization_id = %s AND s.date >= %s AND s.date <= %s
+UNION ALL
+SELECT NULL, NULL, NULL, NULL FROM analytics_dailyorgusage o
+WHERE o.organization_id = %s AND o.date >= %s AND o.date <= %s AND o.active_users > 0
+  AND NOT EXISTS (
+    SELECT 1 FROM analytics_dailysegmentrecency d WHERE d.organization_id = o.organization_id AND d.date = o.date)
 """
 
 
@@ -84,7 +90,7 @@ def segment_rows(
 ) -> list[SegmentRow] | None:
     """[(day, age band, gender, gaps)]: the rows of first..last of the segments in `age_band`
     and `gender` when given, in one statement on `db_alias`; None when a day of first..last
-    is stale (then the bitmasks answer)."""
+    is stale or has active users but no row (then the bitmasks answer)."""
     db = connections[db_alias]
     first_day, last_day = db.ops.adapt_datefield_value(first), db.ops.adapt_datefield_value(last)
     conditions, params = "", [org_id, first_day, last_day]
@@ -93,7 +99,7 @@ def segment_rows(
             conditions += f" AND r.{column} = %s"
             params.append(value)
     with db.cursor() as cursor:
-        cursor.execute(_ROWS_SQL.format(conditions=conditions), [*params, org_id, first_day, last_day])
+        cursor.execute(_ROWS_SQL.format(conditions=conditions), [*params, *[org_id, first_day, last_day] * 2])
         rows = cursor.fetchall()
     if any(day is None for day, *_ in rows):
         return None

@@ -1,14 +1,15 @@
 """DailySegmentRecency (DailyFeatureSegmentRecency for all features). As in 0020 and 0022,
-the days that already have recency rows are marked stale rather than built here: the next
-rollups rebuild them, and until then the person breakdowns over them count from the
-active-day bitmasks."""
+the rolled days are marked stale rather than built here: the next rollups rebuild them, and
+until then the reads over them count from the active-day bitmasks."""
 
 import django.db.models.deletion
 from django.db import migrations, models
 
+# Every rolled day with active users, whatever recency rows it has: the reads of all users
+# (the summary's active users, unfiltered) take these rows, so no such day may go unmarked.
 _MARK_BUILT_DAYS = """
 INSERT INTO analytics_featurerecencystale (organization_id, date)
-SELECT organization_id, date FROM analytics_dailyfeaturerecency GROUP BY organization_id, date
+SELECT organization_id, date FROM analytics_dailyorgusage WHERE active_users > 0
 ON CONFLICT DO NOTHING
 """
 

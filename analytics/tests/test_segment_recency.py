@@ -16,10 +16,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from analytics import rollup
-from analytics.models import DailyFeatureRecency, DailyOrgUsage, DailySegmentRecency, FeatureRecencyStale
+from analytics.models import DailyOrgUsage, DailySegmentRecency, FeatureRecencyStale
 from analytics.queries import active, breakdown_series, breakdown_totals
 from analytics.queries.common import week_monday
 from analytics.recency import RECENCY_DAYS, recency_stale_rebuild
+from telemetry.models import EndUser
 
 from . import raw_reference as ref
 from .conftest import committed_writes
@@ -32,6 +33,7 @@ FIRST = LAST - timedelta(days=129)
 AGES = (None, 12, 17, 18, 30, 40, 41, 70)
 GENDERS = ("", "F", "M", "O")
 FILTERS = [{}, {"gender": "F"}, {"age": "18-40"}, {"age": ">40", "gender": "O"}]
+LONG_GAPS = (56, 57, 100, 112, 113)
 
 
 def _build(org):
@@ -42,8 +44,17 @@ def _build(org):
         for i in range(40)
     ]
     random_events(org, rng, features, people, FIRST, 130, 900)
+    # Users back after long absences: gaps that reach into the blocks before the day's (56,
+    # 100 and 112 days, the longest a row holds) and one just past them (113: "0").
+    returns = {}
+    for i, gap in enumerate(LONG_GAPS):
+        person = end_user(org, f"back{gap}", first_seen=at(str(FIRST)), age=30, gender="MF"[i % 2])
+        first_day = FIRST + timedelta(days=2 + i)
+        for day in (first_day, first_day + timedelta(days=gap)):
+            event(org, features[0], person, at(str(day), "12:00:00"))
+        returns[gap] = first_day + timedelta(days=gap)
     rollup.rollup_range(FIRST, LAST, org)
-    return {"features": features, "people": people}
+    return {"features": features, "people": people, "returns": returns}
 
 
 @pytest.fixture(scope="module")
@@ -180,16 +191,58 @@ def test_days_built_without_the_rows_heal_and_the_migration_marks_built_days(dat
     rolled = {(r.date, r.age_band, r.gender): r.gaps for r in DailySegmentRecency.objects.filter(organization=org)}
     day = LAST - timedelta(days=20)
     DailySegmentRecency.objects.filter(organization=org, date=day).delete()
+    # Unmarked and without rows (rolled by older code): counted from the bitmasks, not as 0.
+    start = day - timedelta(days=6)
+    with CaptureQueriesContext(connection) as queries:
+        assert active.distinct_users(org, {}, [(start, day)]) == [sum(raw_users(org, start, day, {}, "age").values())]
+    assert [q for q in queries.captured_queries if "useractivedays" in q["sql"]]
     assert recency_stale_rebuild(org.pk) == 1
     DailySegmentRecency.objects.filter(organization=org).delete()
     migration_fill_run("0023_segment_recency")
-    built_days = DailyFeatureRecency.objects.filter(organization=org).values("date").distinct().count()
-    assert FeatureRecencyStale.objects.filter(organization=org).count() == built_days
+    rolled_days = DailyOrgUsage.objects.filter(organization=org, active_users__gt=0).count()
+    assert FeatureRecencyStale.objects.filter(organization=org).count() == rolled_days
     start = LAST - timedelta(days=29)
     assert active.distinct_users(org, {}, [(start, LAST)]) == [sum(raw_users(org, start, LAST, {}, "age").values())]
     recency_stale_rebuild(org.pk, budget_seconds=math.inf)
     rebuilt = {(r.date, r.age_band, r.gender): r.gaps for r in DailySegmentRecency.objects.filter(organization=org)}
     assert rebuilt == rolled
+
+
+def test_users_back_after_long_absences_count_once_whichever_day_the_range_starts(data):
+    """Ranges starting on each side of a returning user's previous day: they count once, on
+    their previous day when the range holds it, else on their return (the gap tested
+    against the days since the range's start, through the rows of the blocks before)."""
+    org = data["org"]
+    for gap, back in data["returns"].items():
+        for days_before in (0, 1, gap - 2, gap - 1, gap, min(gap + 1, RECENCY_DAYS)):
+            start = back - timedelta(days=days_before)
+            for filters in ({}, {"gender": "MF"[LONG_GAPS.index(gap) % 2]}):
+                expected = sum(raw_users(org, start, back, filters, "gender").values())
+                assert active.distinct_users(org, filters, [(start, back)]) == [expected], (gap, days_before)
+                weeks = raw_weeks(org, start, back, filters, "age")
+                got = active.filtered_weekly_users(org, filters, start, back)
+                mondays = _mondays(start, back)
+                want = [sum(per_value[k] for per_value in weeks.values()) for k in range(len(mondays))]
+                assert [got.get(monday, 0) for monday in mondays] == want, (gap, days_before)
+    assert not FeatureRecencyStale.objects.filter(organization=org).exists()
+
+
+def test_a_user_counts_in_the_segment_their_days_were_built_in(data):
+    """As the segment rollups: a user whose gender changed counts under the old one until
+    their days are rolled up again, then under the new one."""
+    org, search = data["org"], data["features"][0]
+    person = end_user(org, "switcher", first_seen=at(str(FIRST)), age=30, gender="F")
+    day = LAST - timedelta(days=2)
+    event(org, search, person, at(str(day)))
+    rollup.rollup_day(day, org)
+    start, end = day - timedelta(days=6), day
+    before = dict(person_breakdowns(org, start, end, {}, "gender")[0])
+    EndUser.objects.filter(pk=person.pk).update(gender="M")
+    assert dict(person_breakdowns(org, start, end, {}, "gender")[0]) == before
+    rollup.rollup_range(start, end, org)
+    after = dict(person_breakdowns(org, start, end, {}, "gender")[0])
+    assert (after["F"], after["M"]) == (before["F"] - 1, before["M"] + 1)
+    assert person_breakdowns(org, start, end, {}, "gender") == expected_breakdowns(org, start, end, {}, "gender")
 
 
 def test_a_late_event_re_rolled_marks_the_later_days_until_they_are_rebuilt(data):
