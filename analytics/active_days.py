@@ -305,13 +305,14 @@ DELETE FROM analytics_usereventtypeactivedays WHERE organization_id = %s AND blo
 """
 
 
-def rollup_event_type_active_days(cursor: Any, org_id: int, day: date, *, groups: str, per_user_kind: int) -> None:
+def rollup_event_type_active_days(cursor: Any, org_id: int, day: date, *, groups: str, per_user_kind: int) -> bool:
     """Bring `day`'s bit of the organisation's per-event-type bitmasks in line with the day's
     events, read from the temporary table `groups` (its rows of kind `per_user_kind`: one
     per end user, event type and more): clear it where a pair vanished, set it where it is
     not set yet (a pair already set is not written), drop rows left empty. Under the
     organisation's lock, as the per-feature step: two rolls of one block side by side would
-    otherwise lock the same rows in their own orders, and could deadlock."""
+    otherwise lock the same rows in their own orders, and could deadlock. Returns whether a
+    bit changed (the later days' recency rows per event type may then have)."""
     ops = connection.ops
     block = ops.adapt_datefield_value(block_of(day))
     bit = day_bit(day)
@@ -324,6 +325,8 @@ def rollup_event_type_active_days(cursor: Any, org_id: int, day: date, *, groups
         cursor.execute(_EVENT_TYPE_CLEAR_SQL, [bit, org_id, block, bit])
         cleared = cursor.rowcount
         cursor.execute(_EVENT_TYPE_SET_SQL, [org_id, block, bit, org_id, block, bit])
+        set_now = cursor.rowcount
     if cleared:
         cursor.execute(_EVENT_TYPE_DROP_EMPTY_SQL, [org_id, block])
     temp_tables_release(cursor, _EVENT_TYPE_PAIRS)
+    return bool(cleared or set_now)

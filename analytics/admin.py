@@ -16,6 +16,7 @@ from .models import (
     DailyAccountRecency,
     DailyAccountUsage,
     DailyDimensionUsage,
+    DailyEventTypeRecency,
     DailyFeatureRecency,
     DailyFeatureSegmentRecency,
     DailyFeatureUsage,
@@ -202,6 +203,21 @@ class DailySegmentRecencyAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="users that day")
     def users(self, row: DailySegmentRecency) -> int:
+        return sum(row.gaps.values())
+
+
+@admin.register(DailyEventTypeRecency)
+class DailyEventTypeRecencyAdmin(ReadOnlyModelAdmin):
+    list_display = ["date", "organization", "event_type", "users"]
+    list_filter = ["organization", "date"]
+    list_select_related = ["organization"]
+    search_fields = ["event_type", "organization__name"]
+    autocomplete_fields = ["organization"]
+    ordering = ["-date", "organization", "event_type"]
+    show_full_result_count = False
+
+    @admin.display(description="users that day")
+    def users(self, row: DailyEventTypeRecency) -> int:
         return sum(row.gaps.values())
 
 

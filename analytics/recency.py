@@ -10,8 +10,8 @@ days before; so the feature's distinct users are Σ_d absent_before[d - start], 
 feature and day (90 days of 50 features: 4,500 rows, where the bitmasks hold one per user,
 feature and block: 1.29 M on the 10 M-event bench). The segment rows split each day's row by
 the users' age band and gender when the day's rows are built (up to 16 a feature and day), so
-the age and gender filters sum those instead. The rows of all features per segment
-(`recency_segments`) are built, marked stale and rebuilt with them.
+the age and gender filters sum those instead. The rows of all features per segment and
+the rows per event type (`recency_segments`) are built, marked stale and rebuilt with them.
 
 A bitmask row carries its own block and copies of the two blocks before (`earlier_days_1`,
 `_2`), so each active user's previous day of use within RECENCY_DAYS is one row's bit test.
@@ -34,6 +34,7 @@ from django.db import connection, connections, transaction
 from .active_days import bitmask_steps_lock, block_of, day_bit
 from .models import (
     DailyAccountRecency,
+    DailyEventTypeRecency,
     DailyFeatureRecency,
     DailyFeatureSegmentRecency,
     DailySegmentRecency,
@@ -42,7 +43,7 @@ from .models import (
 from .person_segments import AGE_BAND_SQL, GENDER_SQL
 from .planner import plans_without
 from .recency_gaps import RECENCY_DAYS, gap_sql
-from .recency_segments import segment_recency_build
+from .recency_segments import event_type_recency_build, segment_recency_build
 from .temp_tables import on_postgres
 
 logger = logging.getLogger(__name__)
@@ -126,10 +127,16 @@ def absent_before(gaps: dict[int, int]) -> list[int]:
 
 def recency_day_rebuild(cursor: Any, org_id: int, day: date) -> None:
     """Replace the organisation's DailyFeatureRecency, DailyFeatureSegmentRecency,
-    DailyAccountRecency and DailySegmentRecency rows of `day` with what its bitmasks and its
-    users' profiles say now, and drop the day's stale mark. Run under the bitmask lock
+    DailyAccountRecency, DailySegmentRecency and DailyEventTypeRecency rows of `day` with
+    what its bitmasks and its users' profiles say now, and drop the day's stale mark. Run under the bitmask lock
     (`bitmask_steps_lock`), which the rollup's bitmask step holds."""
-    for model in (DailyFeatureRecency, DailyFeatureSegmentRecency, DailyAccountRecency, DailySegmentRecency):
+    for model in (
+        DailyFeatureRecency,
+        DailyFeatureSegmentRecency,
+        DailyAccountRecency,
+        DailySegmentRecency,
+        DailyEventTypeRecency,
+    ):
         model.objects.filter(organization_id=org_id, date=day).delete()
     # Hashed: its groups (19,336 segment and 173,598 account groups on the bench's peak day)
     # are few beside its rows (465,000), which the planner, blind to the gap's spread, expects
@@ -157,6 +164,7 @@ def recency_day_rebuild(cursor: Any, org_id: int, day: date) -> None:
         for (feature_id, age_band, gender), g in segment_gaps.items()
     )
     segment_recency_build(cursor, org_id, day)
+    event_type_recency_build(cursor, org_id, day)
     FeatureRecencyStale.objects.filter(organization_id=org_id, date=day).delete()
 
 
@@ -182,10 +190,11 @@ def recency_roll(cursor: Any, org_id: int, day: date, *, bits_changed: bool, peo
 
 
 # Rolled days with active users but no recency row, or no segment row (per feature or of
-# all features), or account rollups but no account recency row, nor mark: rolled or rebuilt
-# by code that predates those rows (workers still on it while migration 0017, 0020, 0022 or
-# 0023 ran), which a read would count as zero for good. Marked at the start of every rebuild
-# (one row per organisation and day to look at), so they heal.
+# all features), or no event-type row, or account rollups but no account recency row, nor
+# mark: rolled or rebuilt by code that predates those rows (workers still on it while
+# migration 0017, 0020, 0022, 0023 or 0024 ran), which a read would count as zero for good.
+# Marked at the start of every rebuild (one row per organisation and day to look at), so
+# they heal.
 _UNBUILT_MARK_SQL = """
 INSERT INTO analytics_featurerecencystale (organization_id, date)
 SELECT o.organization_id, o.date FROM analytics_dailyorgusage o
@@ -197,6 +206,8 @@ WHERE o.active_users > 0 {of_org}
     WHERE g.organization_id = o.organization_id AND g.date = o.date)
   OR NOT EXISTS (
     SELECT 1 FROM analytics_dailysegmentrecency s WHERE s.organization_id = o.organization_id AND s.date = o.date)
+  OR NOT EXISTS (
+    SELECT 1 FROM analytics_dailyeventtyperecency t WHERE t.organization_id = o.organization_id AND t.date = o.date)
   OR (EXISTS (
     SELECT 1 FROM analytics_dailyaccountusage a
     WHERE a.organization_id = o.organization_id AND a.date = o.date AND a.account_id IS NOT NULL)

@@ -1,7 +1,8 @@
 """Per person segment and day, how long its active users had been away, all features
-together (`DailySegmentRecency`): the rows' build, run with the day's other recency rows
-(`recency.recency_day_rebuild`), and the distinct-users reads over a range and per week
-that the age and gender breakdowns take from them.
+together (`DailySegmentRecency`), and per event type (`DailyEventTypeRecency`): the rows'
+build, run with the day's other recency rows (`recency.recency_day_rebuild`), and the
+distinct-users reads over a range and per week that the age, gender and event-type
+breakdowns, the summary's active users and the weekly series take from them.
 
 Over start..end a user is counted on their first active day d of the range, exactly the day
 where they had been away for the d - start days before; a week's users likewise from the
@@ -20,7 +21,7 @@ from typing import Any
 from django.db import connection, connections
 
 from .active_days import BLOCK_DAYS, block_of, day_bit
-from .models import DailySegmentRecency
+from .models import DailyEventTypeRecency, DailySegmentRecency
 from .person_segments import AGE_BAND_SQL, GENDER_SQL
 from .recency_gaps import RECENCY_DAYS, gap_sql
 
@@ -44,15 +45,8 @@ _BLOCKS = ("a.active_days", "p1.active_days", "p2.active_days")
 def segment_recency_build(cursor: Any, org_id: int, day: date) -> None:
     """Write the organisation's DailySegmentRecency rows of `day` from its user bitmasks and
     its users' profiles now (the caller has deleted the day's old rows)."""
-    ops = connection.ops
-    block = block_of(day)
-    earlier = [ops.adapt_datefield_value(block - timedelta(days=BLOCK_DAYS * k)) for k in (1, 2)]
-    cursor.execute(
-        _DAY_SQL.replace("{gap}", gap_sql((day - block).days, _BLOCKS)),
-        [*earlier, org_id, ops.adapt_datefield_value(block), day_bit(day)],
-    )
     segments: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
-    for age_band, gender, gap, users in cursor.fetchall():
+    for age_band, gender, gap, users in _day_gaps(cursor, _DAY_SQL, org_id, day):
         segments[age_band, gender][int(gap)] = int(users)
     DailySegmentRecency.objects.bulk_create(
         DailySegmentRecency(
@@ -66,40 +60,86 @@ def segment_recency_build(cursor: Any, org_id: int, day: date) -> None:
     )
 
 
-# The range's rows, then a row of NULLs per day of the range that is stale, or has active
-# users but no row (rolled by code older than the rows, not yet marked): one statement.
-_ROWS_SQL = """
-SELECT r.date, r.age_band, r.gender, r.gaps FROM analytics_dailysegmentrecency r
-WHERE r.organization_id = %s AND r.date >= %s AND r.date <= %s {conditions}
-UNION ALL
-SELECT NULL, NULL, NULL, NULL FROM analytics_featurerecencystale s
-WHERE s.organization_id = %s AND s.date >= %s AND s.date <= %s
-UNION ALL
-SELECT NULL, NULL, NULL, NULL FROM analytics_dailyorgusage o
-WHERE o.organization_id = %s AND o.date >= %s AND o.date <= %s AND o.active_users > 0
-  AND NOT EXISTS (
-    SELECT 1 FROM analytics_dailysegmentrecency d WHERE d.organization_id = o.organization_id AND d.date = o.date)
+# The day's users per event type and gap: each (user, type) row of the day's block, and its
+# rows of the two blocks before (one probe each of the table's unique key).
+_EVENT_TYPE_DAY_SQL = """
+SELECT a.event_type, {gap}, COUNT(*)
+FROM analytics_usereventtypeactivedays a
+LEFT JOIN analytics_usereventtypeactivedays p1
+  ON p1.organization_id = a.organization_id AND p1.block_start = %s AND p1.event_type = a.event_type
+ AND p1.end_user_id = a.end_user_id
+LEFT JOIN analytics_usereventtypeactivedays p2
+  ON p2.organization_id = a.organization_id AND p2.block_start = %s AND p2.event_type = a.event_type
+ AND p2.end_user_id = a.end_user_id
+WHERE a.organization_id = %s AND a.block_start = %s AND (a.active_days & CAST(%s AS BIGINT)) <> 0
+GROUP BY 1, 2
 """
 
 
-SegmentRow = tuple[date, str, str, dict[str, int]]
+def event_type_recency_build(cursor: Any, org_id: int, day: date) -> None:
+    """Write the organisation's DailyEventTypeRecency rows of `day` from its per-event-type
+    bitmasks (the caller has deleted the day's old rows)."""
+    types: dict[str, dict[int, int]] = defaultdict(dict)
+    for event_type, gap, users in _day_gaps(cursor, _EVENT_TYPE_DAY_SQL, org_id, day):
+        types[event_type][int(gap)] = int(users)
+    DailyEventTypeRecency.objects.bulk_create(
+        DailyEventTypeRecency(
+            organization_id=org_id,
+            date=day,
+            event_type=event_type,
+            gaps={str(gap): users for gap, users in sorted(gaps.items())},
+        )
+        for event_type, gaps in types.items()
+    )
 
 
-def segment_rows(
-    db_alias: str, org_id: int, first: date, last: date, *, age_band: str | None = None, gender: str | None = None
-) -> list[SegmentRow] | None:
-    """[(day, age band, gender, gaps)]: the rows of first..last of the segments in `age_band`
-    and `gender` when given, in one statement on `db_alias`; None when a day of first..last
-    is stale or has active users but no row (then the bitmasks answer)."""
+def _day_gaps(cursor: Any, sql: str, org_id: int, day: date) -> list[tuple[Any, ...]]:
+    """The groups of `sql` (a day's statement above) for the organisation's `day`."""
+    ops = connection.ops
+    block = block_of(day)
+    earlier = [ops.adapt_datefield_value(block - timedelta(days=BLOCK_DAYS * k)) for k in (1, 2)]
+    cursor.execute(
+        sql.replace("{gap}", gap_sql((day - block).days, _BLOCKS)),
+        [*earlier, org_id, ops.adapt_datefield_value(block), day_bit(day)],
+    )
+    return cursor.fetchall()
+
+
+# The range's rows, then a row of NULLs per day of the range that is stale, or has active
+# users but no row (rolled by code older than the rows, not yet marked): one statement.
+_ROWS_SQL = """
+SELECT r.date, {key}, r.gaps FROM {table} r
+WHERE r.organization_id = %s AND r.date >= %s AND r.date <= %s {conditions}
+UNION ALL
+SELECT NULL, NULL, NULL FROM analytics_featurerecencystale s
+WHERE s.organization_id = %s AND s.date >= %s AND s.date <= %s
+UNION ALL
+SELECT NULL, NULL, NULL FROM analytics_dailyorgusage o
+WHERE o.organization_id = %s AND o.date >= %s AND o.date <= %s AND o.active_users > 0
+  AND NOT EXISTS (SELECT 1 FROM {table} d WHERE d.organization_id = o.organization_id AND d.date = o.date)
+"""
+
+# (day, the row's value of the dimension read, gaps)
+RecencyRow = tuple[date, str, dict[str, int]]
+
+
+def _rows(
+    db_alias: str, table: str, key: str, org_id: int, first: date, last: date, conditions: dict[str, str | None]
+) -> list[RecencyRow] | None:
+    """[(day, `key`, gaps)] of `table`'s rows of first..last whose columns equal the
+    `conditions` given (None: any), in one statement on `db_alias`; None when a day of
+    first..last is stale or has active users but no row (then the bitmasks answer)."""
     db = connections[db_alias]
     first_day, last_day = db.ops.adapt_datefield_value(first), db.ops.adapt_datefield_value(last)
-    conditions, params = "", [org_id, first_day, last_day]
-    for column, value in (("age_band", age_band), ("gender", gender)):
+    where, params = "", [org_id, first_day, last_day]
+    for column, value in conditions.items():
         if value is not None:
-            conditions += f" AND r.{column} = %s"
+            where += f" AND r.{column} = %s"
             params.append(value)
     with db.cursor() as cursor:
-        cursor.execute(_ROWS_SQL.format(conditions=conditions), [*params, *[org_id, first_day, last_day] * 2])
+        cursor.execute(
+            _ROWS_SQL.format(table=table, key=key, conditions=where), [*params, *[org_id, first_day, last_day] * 2]
+        )
         rows = cursor.fetchall()
     if any(day is None for day, *_ in rows):
         return None
@@ -107,12 +147,35 @@ def segment_rows(
     return [
         (
             day if isinstance(day, date) else date.fromisoformat(day),
-            row_age_band,
-            row_gender,
+            value,
             gaps if isinstance(gaps, dict) else json.loads(gaps),
         )
-        for day, row_age_band, row_gender, gaps in rows
+        for day, value, gaps in rows
     ]
+
+
+def segment_rows(
+    db_alias: str,
+    org_id: int,
+    first: date,
+    last: date,
+    *,
+    by: str | None = None,
+    age_band: str | None = None,
+    gender: str | None = None,
+) -> list[RecencyRow] | None:
+    """The per-segment rows of first..last of the users in `age_band` and `gender` when
+    given, each with its age band (`by` "age"), gender ("gender") or "" (None) as its value
+    ("" also for an unknown age or gender); None as `_rows`."""
+    key = {"age": "r.age_band", "gender": "r.gender"}.get(by or "", "''")
+    table = DailySegmentRecency._meta.db_table
+    return _rows(db_alias, table, key, org_id, first, last, {"age_band": age_band, "gender": gender})
+
+
+def event_type_rows(db_alias: str, org_id: int, first: date, last: date) -> list[RecencyRow] | None:
+    """The per-event-type rows of first..last, each with its event type as its value; None
+    as `_rows`."""
+    return _rows(db_alias, DailyEventTypeRecency._meta.db_table, "r.event_type", org_id, first, last, {})
 
 
 def reaches(start: date, end: date) -> bool:
@@ -125,26 +188,20 @@ def _new_since(gaps: dict[str, int], days: int) -> int:
     return sum(users for gap, users in gaps.items() if gap == "0" or int(gap) > days)
 
 
-def users_within(rows: list[SegmentRow], start: date, end: date, by: str | None = None) -> Counter[str]:
-    """{value: distinct users within start..end (`reaches`)} per value of `by` ("age": the
-    age band, "gender"; "" unknown), or {"": all of them} without `by`, from `rows`."""
+def users_within(rows: list[RecencyRow], start: date, end: date) -> Counter[str]:
+    """{value: distinct users within start..end (`reaches`)} per value of `rows`."""
     users: Counter[str] = Counter()
-    for day, age_band, gender, gaps in rows:
+    for day, value, gaps in rows:
         if start <= day <= end:
-            users[_value(by, age_band, gender)] += _new_since(gaps, (day - start).days)
+            users[value] += _new_since(gaps, (day - start).days)
     return +users
 
 
-def weekly_within(rows: list[SegmentRow], start: date, end: date, by: str | None = None) -> dict[str, Counter[date]]:
-    """{value: {Monday: distinct users of that week within start..end}} per value of `by`
-    (as `users_within`), from `rows`."""
+def weekly_within(rows: list[RecencyRow], start: date, end: date) -> dict[str, Counter[date]]:
+    """{value: {Monday: distinct users of that week within start..end}} per value of `rows`."""
     weekly: dict[str, Counter[date]] = defaultdict(Counter)
-    for day, age_band, gender, gaps in rows:
+    for day, value, gaps in rows:
         if start <= day <= end:
             monday = day - timedelta(days=day.weekday())
-            weekly[_value(by, age_band, gender)][monday] += _new_since(gaps, (day - max(monday, start)).days)
+            weekly[value][monday] += _new_since(gaps, (day - max(monday, start)).days)
     return {value: +weeks for value, weeks in weekly.items() if +weeks}
-
-
-def _value(by: str | None, age_band: str, gender: str) -> str:
-    return age_band if by == "age" else gender if by == "gender" else ""

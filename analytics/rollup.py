@@ -301,8 +301,9 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         # Segments are few per day: replaced whole, after the per-user rows are final.
         DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
         cursor.execute(_SEGMENT_SQL, [day_param, org_id, day_param])
-        recency_roll(cursor, org_id, day, bits_changed=bits_changed, people_moved=moved)
-        dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
+        # Before the recency step: its rows per event type read the per-event-type bitmasks.
+        type_bits_changed = dimensions_day_build(cursor, org_id=org_id, day=day, window=window)
+        recency_roll(cursor, org_id, day, bits_changed=bits_changed or type_bits_changed, people_moved=moved)
         account_rows_replace(cursor, org_id, day_param)
         account_feature_days_roll(cursor, org_id, day)
         feature_people_drop(cursor)

@@ -261,11 +261,12 @@ def _chosen(candidates: list[tuple[str, Any]], limit: int) -> list[str]:
     return [name for name in names if _NAME_RE.fullmatch(name) and ".." not in name][:limit]
 
 
-def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[Any]) -> None:
+def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[Any]) -> bool:
     """Replace `day`'s DailyDimensionUsage rows of `org_id` and set the day's bits of its
     per-event-type bitmasks from the same groups (see the module docstring). `cursor`: the
     rollup's, inside its transaction; `window`: the day's [start, end) as adapted
-    timestamps. Runs after the day's per-user rows are final."""
+    timestamps. Runs after the day's per-user rows are final. Returns whether a bit of the
+    per-event-type bitmasks changed."""
     day_param = connection.ops.adapt_datefield_value(day)
     cursor.execute(
         "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s", [org_id, day_param]
@@ -287,8 +288,9 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
         _groups_and_rows(cursor, org_id=org_id, day_param=day_param, window=window, text=text, json=json)
     # The day's (user, event type) pairs are in the per-user groups already: the event-type
     # bitmasks take them from there rather than from another pass over the events.
-    rollup_event_type_active_days(cursor, org_id, day, groups="ddu_g", per_user_kind=PER_USER)
+    changed = rollup_event_type_active_days(cursor, org_id, day, groups="ddu_g", per_user_kind=PER_USER)
     temp_tables_release(cursor, *_TEMP_TABLES)
+    return changed
 
 
 def _groups_and_rows(cursor: Any, *, org_id: int, day_param: Any, window: list[Any], text: str, json: str) -> None:

@@ -4,6 +4,7 @@
 from .bitmasks import (
     AccountFeatureActiveDays,
     DailyAccountRecency,
+    DailyEventTypeRecency,
     DailyFeatureRecency,
     DailyFeatureSegmentRecency,
     DailySegmentRecency,
@@ -27,6 +28,7 @@ __all__ = [
     "AccountFeatureActiveDays",
     "DailyAccountUsage",
     "DailyDimensionUsage",
+    "DailyEventTypeRecency",
     "DailyFeatureRecency",
     "DailySegmentRecency",
     "DailyAccountRecency",

@@ -218,6 +218,31 @@ class DailySegmentRecency(models.Model):
         return f"{self.date} {self.age_band}/{self.gender}: {sum(self.gaps.values())}"
 
 
+class DailyEventTypeRecency(models.Model):
+    """DailyFeatureRecency per event type, sparse: `gaps` maps a number of days k (as a
+    string) to the users who sent events of `event_type` on `date` and last sent one k days
+    earlier ("0": not within `recency.RECENCY_DAYS`). Distinct users per event type over a
+    range and per week (the event-type breakdowns' users, unfiltered) are summed from these
+    rows (`recency_segments`): one row per type and day, where the per-event-type bitmasks
+    hold one per user, type and block. Built from UserEventTypeActiveDays with the day's
+    other recency rows and marked stale with them (`recency.recency_day_rebuild`)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+    event_type = models.CharField(max_length=64)
+    gaps = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = "daily event type recency"
+        verbose_name_plural = "daily event type recency rows"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "date", "event_type"], name="detr_org_date_type_uniq")
+        ]
+
+    def __str__(self):
+        return f"{self.date} {self.event_type}: {sum(self.gaps.values())}"
+
+
 class FeatureRecencyStale(models.Model):
     """A day whose DailyFeatureRecency rows an earlier day's re-roll changed (its users' last
     visit before it moved): reads over a range holding it count from the bitmasks until the

@@ -23,7 +23,7 @@ from tenants.models import Organization
 from ..active_days import block_of, range_masks
 from ..models import UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
 from ..recency import recency_feature_users
-from ..recency_segments import SegmentRow, reaches, segment_rows, users_within, weekly_within
+from ..recency_segments import RecencyRow, reaches, segment_rows, users_within, weekly_within
 from .common import feature_pk, week_monday
 from .filters import account_pk, filters_apply, has_person_filter, rolled_up_model
 
@@ -149,7 +149,7 @@ def segment_filter(filters: Mapping[str, Any]) -> tuple[str | None, str | None] 
     return set_filters.get("age"), set_filters.get("gender")
 
 
-def _segment_rows(org: Organization, filters: Mapping[str, Any], first: date, last: date) -> list[SegmentRow] | None:
+def _segment_rows(org: Organization, filters: Mapping[str, Any], first: date, last: date) -> list[RecencyRow] | None:
     """The per-segment recency rows of first..last the filters keep, or None when they cannot
     answer (another filter, a stale day)."""
     segment = segment_filter(filters)

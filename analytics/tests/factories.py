@@ -17,16 +17,17 @@ def at(day: str, hms: str = "12:00:00") -> datetime:
     return datetime.fromisoformat(f"{day}T{hms}").replace(tzinfo=UTC)
 
 
-def random_events(org, rng, features, people, first: date, days: int, count: int) -> None:
+def random_events(org, rng, features, people, first: date, days: int, count: int, event_types=("interaction",)) -> None:
     """`count` events of `org` on the hour, each of a random feature, day of the `days` from
-    `first` and one of `people` or anonymous (None), bulk-written."""
+    `first`, one of `people` or anonymous (None) and one of `event_types`, bulk-written."""
     UsageEvent.objects.bulk_create(
         UsageEvent(
             uuid=uuid.uuid4(),
             organization=org,
             feature=rng.choice(features),
             end_user=rng.choice([*people, None]),
-            event_type="interaction",
+            # One type draws nothing: the other tests' random data stays as it was.
+            event_type=rng.choice(event_types) if len(event_types) > 1 else event_types[0],
             timestamp=at(str(first + timedelta(days=rng.randrange(days))), f"{rng.randrange(24):02d}:00:00"),
         )
         for _ in range(count)

@@ -22,6 +22,7 @@ def _tenant_rows(admin_user):
         DailyAccountRecency,
         DailyAccountUsage,
         DailyDimensionUsage,
+        DailyEventTypeRecency,
         DailyFeatureRecency,
         DailyFeatureSegmentRecency,
         DailyFeatureUsage,
@@ -86,6 +87,7 @@ def _tenant_rows(admin_user):
         organization=org, account=account, date=date.today(), gaps={str(feature.pk): {"0": 1}}
     )
     DailySegmentRecency.objects.create(organization=org, date=date.today(), age_band="18-40", gender="F", gaps={"0": 1})
+    DailyEventTypeRecency.objects.create(organization=org, date=date.today(), event_type="click", gaps={"0": 1})
     FeatureRecencyStale.objects.create(organization=org, date=date.today())
     DailyDimensionUsage.objects.create(
         organization=org, date=date.today(), dimension="event_type", value="click", event_count=1
@@ -245,6 +247,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         AccountFeatureActiveDays,
         DailyAccountUsage,
         DailyDimensionUsage,
+        DailyEventTypeRecency,
         DailyFeatureRecency,
         DailyFeatureSegmentRecency,
         DailyFeatureUsage,
@@ -264,6 +267,7 @@ def test_computed_and_received_rows_are_read_only(staff_client, two_tenants):
         DailyOrgUsage,
         DailyAccountUsage,
         DailyDimensionUsage,
+        DailyEventTypeRecency,
         DailyFeatureRecency,
         DailyFeatureSegmentRecency,
         DailySegmentRecency,

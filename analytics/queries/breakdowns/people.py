@@ -21,7 +21,18 @@ from ...recency_segments import reaches, segment_rows, users_within, weekly_with
 from .. import active
 from ..common import feature_pk
 from ..filters import person_filter, person_filters
-from .sources import AGE_BAND, BREAKDOWN_LIMIT, NONE, OTHER, USER_PREFIX, age_band, series_of, shown, text_of
+from .sources import (
+    AGE_BAND,
+    BREAKDOWN_LIMIT,
+    NONE,
+    OTHER,
+    USER_PREFIX,
+    age_band,
+    ranked_keys,
+    series_of,
+    shown,
+    text_of,
+)
 
 
 def _from_recency(
@@ -33,16 +44,11 @@ def _from_recency(
     segment = active.segment_filter(filters)
     if dimension not in ("age", "gender") or segment is None or not reaches(start, end):
         return None
-    rows = segment_rows(read_alias(), org.pk, start, end, age_band=segment[0], gender=segment[1])
+    rows = segment_rows(read_alias(), org.pk, start, end, by=dimension, age_band=segment[0], gender=segment[1])
     if rows is None:
         return None
-    users, weekly = users_within(rows, start, end, dimension), weekly_within(rows, start, end, dimension)
+    users, weekly = users_within(rows, start, end), weekly_within(rows, start, end)
     return {value or NONE: n for value, n in users.items()}, {value or NONE: dict(w) for value, w in weekly.items()}
-
-
-def _ranked(users: dict[str, int]) -> list[str]:
-    """The values, most users first, ties in the database's order (both byte order here)."""
-    return sorted(users, key=lambda value: (-users[value], value))
 
 
 def people_totals(
@@ -57,7 +63,7 @@ def people_totals(
     recency = _from_recency(org, dimension, start, end, filters)
     if recency is not None:
         users = recency[0]
-        counts: list[dict[str, Any]] = [{"bkey": value, "users": users[value]} for value in _ranked(users)]
+        counts: list[dict[str, Any]] = [{"bkey": value, "users": users[value]} for value in ranked_keys(users)]
     else:
         counts = _profile_counts(org, dimension, start, end, filters)
     top = [row for row in counts if shown(row["bkey"])][:BREAKDOWN_LIMIT]
@@ -110,7 +116,7 @@ def people_weekly(
     recency = _from_recency(org, dimension, start, end, filters)
     if recency is not None:
         users, weekly = recency
-        top = [value for value in _ranked(users) if shown(value)][:BREAKDOWN_LIMIT]
+        top = [value for value in ranked_keys(users) if shown(value)][:BREAKDOWN_LIMIT]
         values = {value: weekly.get(value, {}) for value in top}
         rest: Counter[date] = Counter()
         for value, weeks in weekly.items():

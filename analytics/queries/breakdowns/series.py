@@ -24,12 +24,13 @@ from .sources import (
     Source,
     grouped,
     in_dimension_rollup,
+    ranked_keys,
     rolled_source,
     series_of,
     source_for,
     value_of,
 )
-from .totals import event_type_keyed, event_type_user_totals
+from .totals import event_type_keyed, event_type_recency_users, event_type_user_totals
 
 
 @cached
@@ -51,6 +52,10 @@ def breakdown_series(
     users = metric == "active_users"
     if users and interval == "week" and is_person_dimension(dimension):
         return people_weekly(org, dimension, start, end, filters, buckets)
+    if users and dimension == "event_type" and interval == "week":
+        recency = event_type_recency_users(org, start, end, filters)
+        if recency is not None:
+            return series_of(ranked_keys(recency[0]), recency[1], buckets, start)
     bitmasks = active.event_type_bitmasks(org, filters) if users and dimension == "event_type" else None
     if bitmasks is not None and interval == "week":
         return _event_type_weekly(bitmasks, start, end, buckets)

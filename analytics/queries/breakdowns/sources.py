@@ -320,3 +320,9 @@ def series_of(
         {"key": key, "points": [{"date": max(b, start), "value": values.get(key, {}).get(b, 0)} for b in buckets]}
         for key in keys
     ]
+
+
+def ranked_keys(users: dict[str, int]) -> list[str]:
+    """The values, most users first, ties in the database's order (byte order here: C.UTF-8
+    collation on PostgreSQL, BINARY on SQLite)."""
+    return sorted(users, key=lambda value: (-users[value], value))

@@ -7,17 +7,22 @@ from typing import Any
 
 from django.db.models import Count, F, QuerySet
 
+from core.db_routing import read_alias
 from telemetry.models import Feature
 from tenants.models import Organization
 
+from ...recency_segments import event_type_rows as event_type_recency_rows
+from ...recency_segments import reaches, users_within, weekly_within
 from .. import active
 from ..cache import cached
 from .people import people_totals
 from .sources import (
     BREAKDOWN_LIMIT,
+    NONE,
     OTHER,
     TOTALS_FETCHED,
     person_dimension,
+    ranked_keys,
     rolled_ranking,
     shown,
     text_of,
@@ -49,6 +54,10 @@ def breakdown_totals(
     if metric == "active_users" and dimension == "feature":
         return _feature_user_totals(org, start, end, filters)
     if metric == "active_users" and dimension == "event_type":
+        recency = event_type_recency_users(org, start, end, filters)
+        if recency is not None:
+            type_users = recency[0]
+            return [{"key": key, "value": type_users[key]} for key in ranked_keys(type_users)]
         bitmasks = active.event_type_bitmasks(org, filters)
         if bitmasks is not None:
             return event_type_user_totals(bitmasks, start, end)
@@ -114,3 +123,26 @@ def event_type_user_totals(bitmasks: QuerySet[Any], start: date, end: date) -> l
         rest = rows.exclude(bkey__in=top).aggregate(n=Count("end_user_id", distinct=True))["n"]
         result.append({"key": OTHER, "value": rest})
     return result
+
+
+def event_type_recency_users(
+    org: Organization, start: date, end: date, filters: dict[str, Any]
+) -> tuple[dict[str, int], dict[str, dict[date, int]]] | None:
+    """Distinct users over the range and per week of each event type (keys as the breakdowns
+    show them) from the per-event-type recency rows, when no filter applies, the rows reach
+    the range and every type is shown (no "other", which would be the users of several
+    types, counted once); else None (the bitmasks answer)."""
+    if any(filters.values()) or not reaches(start, end):
+        return None
+    rows = event_type_recency_rows(read_alias(), org.pk, start, end)
+    if rows is None:
+        return None
+    users, weekly = users_within(rows, start, end), weekly_within(rows, start, end)
+    shown_keys = {text: value for value in users if shown(text := value or NONE)}
+    # "" and a type sent as "(none)" are one value, whose users a sum would count twice.
+    if len(shown_keys) != len(users) or len(users) > BREAKDOWN_LIMIT:
+        return None
+    return (
+        {text: users[value] for text, value in shown_keys.items()},
+        {text: dict(weekly.get(value, {})) for text, value in shown_keys.items()},
+    )
