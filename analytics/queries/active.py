@@ -149,13 +149,16 @@ def segment_filter(filters: Mapping[str, Any]) -> tuple[str | None, str | None] 
     return set_filters.get("age"), set_filters.get("gender")
 
 
-def _segment_rows(org: Organization, filters: Mapping[str, Any], first: date, last: date) -> list[RecencyRow] | None:
-    """The per-segment recency rows of first..last the filters keep, or None when they cannot
-    answer (another filter, a stale day)."""
+def segment_recency_rows(
+    org: Organization, filters: Mapping[str, Any], first: date, last: date, by: str | None = None
+) -> list[RecencyRow] | None:
+    """The per-segment recency rows of first..last the filters keep, valued by `by` ("age",
+    "gender", None: all as one), or None when they cannot answer (another filter, a stale
+    day)."""
     segment = segment_filter(filters)
     if segment is None:
         return None
-    return segment_rows(read_alias(), org.pk, first, last, age_band=segment[0], gender=segment[1])
+    return segment_rows(read_alias(), org.pk, first, last, by=by, age_band=segment[0], gender=segment[1])
 
 
 def distinct_users(org: Organization, filters: Mapping[str, Any], periods: list[tuple[date, date]]) -> list[int]:
@@ -163,7 +166,7 @@ def distinct_users(org: Organization, filters: Mapping[str, Any], periods: list[
     recency rows under no filter but age and gender, over periods they reach; else from the
     active-day bitmasks."""
     if all(reaches(first, last) for first, last in periods):
-        rows = _segment_rows(org, filters, min(p[0] for p in periods), max(p[1] for p in periods))
+        rows = segment_recency_rows(org, filters, min(p[0] for p in periods), max(p[1] for p in periods))
         if rows is not None:
             return [users_within(rows, first, last)[""] for first, last in periods]
     return _distinct_per_period(active_rows(org, filters), "end_user_id", periods)
@@ -173,7 +176,7 @@ def filtered_weekly_users(org: Organization, filters: Mapping[str, Any], start: 
     """{Monday: distinct users active that week within start..end} under `filters`: from the
     per-segment recency rows where they answer (as `distinct_users`), else the bitmasks."""
     if reaches(start, end):
-        rows = _segment_rows(org, filters, start, end)
+        rows = segment_recency_rows(org, filters, start, end)
         if rows is not None:
             return dict(weekly_within(rows, start, end).get("", {}))
     return weekly_users(active_rows(org, filters), start, end)

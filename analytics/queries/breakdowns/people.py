@@ -12,12 +12,11 @@ from django.db.models import Case, Count, Exists, F, OuterRef, QuerySet, Value, 
 from django.db.models.fields import CharField
 from django.db.models.fields.json import KeyTextTransform
 
-from core.db_routing import read_alias
 from telemetry.models import EndUser
 from tenants.models import Organization
 
 from ...models import UserActiveDays, UserFeatureActiveDays
-from ...recency_segments import reaches, segment_rows, users_within, weekly_within
+from ...recency_segments import reaches, users_within, weekly_within
 from .. import active
 from ..common import feature_pk
 from ..filters import person_filter, person_filters
@@ -41,10 +40,9 @@ def _from_recency(
     """Distinct users over the range and per week for each age band or gender (keys as the
     breakdowns show them) from the per-segment recency rows, when the filters are only age
     and gender and the rows reach the range; else None."""
-    segment = active.segment_filter(filters)
-    if dimension not in ("age", "gender") or segment is None or not reaches(start, end):
+    if dimension not in ("age", "gender") or not reaches(start, end):
         return None
-    rows = segment_rows(read_alias(), org.pk, start, end, by=dimension, age_band=segment[0], gender=segment[1])
+    rows = active.segment_recency_rows(org, filters, start, end, by=dimension)
     if rows is None:
         return None
     users, weekly = users_within(rows, start, end), weekly_within(rows, start, end)
@@ -66,10 +64,15 @@ def people_totals(
         counts: list[dict[str, Any]] = [{"bkey": value, "users": users[value]} for value in ranked_keys(users)]
     else:
         counts = _profile_counts(org, dimension, start, end, filters)
-    top = [row for row in counts if shown(row["bkey"])][:BREAKDOWN_LIMIT]
+    top = _top(counts)
     result = [{"key": row["bkey"], "value": row["users"]} for row in top]
     rest = sum(row["users"] for row in counts) - sum(row["users"] for row in top)
     return result + ([{"key": OTHER, "value": rest}] if rest else [])
+
+
+def _top(counts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first BREAKDOWN_LIMIT of ranked `counts` that a breakdown shows as themselves."""
+    return [row for row in counts if shown(row["bkey"])][:BREAKDOWN_LIMIT]
 
 
 def _profile_counts(
@@ -125,7 +128,8 @@ def people_weekly(
         if rest:
             values[OTHER] = dict(rest)
         return series_of(list(values), values, buckets, start)
-    top = [row["key"] for row in people_totals(org, dimension, start, end, filters) if row["key"] != OTHER]
+    # Ranked from the profiles directly: the recency rows were just found not to answer.
+    top = [row["bkey"] for row in _top(_profile_counts(org, dimension, start, end, filters))]
     keys: dict[str, Any] = {"age": AGE_BAND, "gender": F("end_user__gender")}
     key = (
         KeyTextTransform(dimension[len(USER_PREFIX) :], "end_user__properties")
