@@ -75,8 +75,11 @@ demo: install movielens $(SECRET_KEY_FILE)
 	$(PY) manage.py detect_anomalies --days 30
 	$(PY) scripts/run_demo.py --port $(DEMO_PORT)
 
+# PYTEST_ARGS: extra pytest arguments (CI passes --split to run part of the suite).
+PYTEST_ARGS ?=
+
 test: install-dev browser
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install-dev
 	$(PY) -m pytest -m "not browser"
