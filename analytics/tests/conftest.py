@@ -5,8 +5,10 @@ import pytest
 from django.test.utils import override_settings
 
 from conftest import make_org
+from tenants.models import Organization, User
 
 from .factories import at, end_user, event, feature
+from .filters_data import OTHER_TENANT_SLUG, filters_fixture
 
 D1, D2, D3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
 
@@ -52,3 +54,46 @@ def module_org(django_db_setup, django_db_blocker):
     with committed_writes(django_db_blocker):
         admin.organization.delete()
         admin.delete()
+
+
+def shared_admin_fixture(marker: str, shared: str):
+    """An `admin_user` fixture for a module whose tests mostly read one data set built once:
+    a test that asks for `marker` gets the admin (element 0) of the module-scoped fixture
+    `shared`, so its `org`, clients and members are that data set's; any other test gets a new
+    organisation's admin, as everywhere else (the empty states need one without events)."""
+
+    @pytest.fixture
+    def admin_user(request, db):
+        if marker in request.fixturenames:
+            return request.getfixturevalue(shared)[0]
+        return make_org("Acme")
+
+    return admin_user
+
+
+@contextmanager
+def shared_organisation(django_db_blocker, build, *, also=()):
+    """A new organisation and its admin, with `build(admin)` run on it, committed (outside any
+    test's transaction) for a module's tests: yields (admin, what `build` returned). At the
+    end the organisation goes with everything it owns, its people, and the organisations
+    named by slug in `also` (the other tenants `build` made)."""
+    with committed_writes(django_db_blocker):
+        admin = make_org("Acme")
+        built = build(admin)
+    try:
+        yield admin, built
+    finally:
+        with committed_writes(django_db_blocker):
+            User.objects.filter(organization=admin.organization).delete()
+            Organization.objects.filter(pk=admin.organization.pk).delete()
+            Organization.objects.filter(slug__in=also).delete()
+
+
+@pytest.fixture(scope="module")
+def filters_shared(django_db_setup, django_db_blocker):
+    """`filters_data.filters_fixture` built and rolled up once for a module (it rolls two
+    organisations over three weeks: 3-4 s a test on PostgreSQL): (admin, fixture)."""
+    with shared_organisation(
+        django_db_blocker, lambda admin: filters_fixture(admin.organization), also=[OTHER_TENANT_SLUG]
+    ) as shared:
+        yield shared

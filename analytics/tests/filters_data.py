@@ -28,6 +28,8 @@ from tenants.models import Organization
 
 from .factories import at, end_user, event, feature
 
+OTHER_TENANT_SLUG = "other-tenant-filters"
+
 PEOPLE = {
     "u1": {"age": 15, "gender": "F", "properties": {"plan": "pro"}},
     "u2": {"age": 30, "gender": "M", "properties": {"plan": "free"}},
@@ -83,7 +85,7 @@ def filters_fixture(org):
 
 def _other_organisation():
     """Another tenant with accounts "initech" and "acme" (its own), a user in each, events."""
-    other = Organization.objects.create(name="Other tenant", slug="other-tenant-filters")
+    other = Organization.objects.create(name="Other tenant", slug=OTHER_TENANT_SLUG)
     search = feature(other, "search")
     for key in ("initech", "acme"):
         account = Account.objects.create(organization=other, external_id=key, name=key.title())

@@ -9,17 +9,21 @@ from analytics.queries.breakdowns import BREAKDOWN_LIMIT, totals
 from core.days import today
 from telemetry.models import Account
 
+from .conftest import shared_admin_fixture
 from .factories import at, end_user, event, feature
-from .filters_data import day_of, filters_fixture
+from .filters_data import day_of
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/analytics"
 
 
+admin_user = shared_admin_fixture("data", "filters_shared")
+
+
 @pytest.fixture
-def data(org):
-    return filters_fixture(org)
+def data(filters_shared, org):
+    return filters_shared[1]
 
 
 def parts(rows):

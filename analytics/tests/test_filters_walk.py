@@ -12,7 +12,8 @@ from analytics import segments
 from core.days import today
 from core.query_params import FILTER_PREFIXES, FILTERS
 
-from .filters_data import day_of, filters_fixture
+from .conftest import shared_admin_fixture
+from .filters_data import day_of
 from .test_pages import page_client
 
 pytestmark = pytest.mark.django_db
@@ -40,9 +41,12 @@ REFUSED = {
 }
 
 
+admin_user = shared_admin_fixture("data", "filters_shared")
+
+
 @pytest.fixture
-def data(org):
-    fixture = filters_fixture(org)
+def data(filters_shared, org):
+    fixture = dict(filters_shared[1])
     fixture["segment"] = segments.segment_create(org, name="Over 40", filters={"age": ">40"})
     return fixture
 

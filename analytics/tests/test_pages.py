@@ -21,12 +21,39 @@ from core.testing import page_client
 from telemetry.models import EndUser, Feature
 from tenants.models import Role, User
 
+from .conftest import shared_admin_fixture, shared_organisation
+
 ANALYST_PAGES = ["analytics:dashboard", "analytics:features", "analytics:retention", "analytics:funnels"]
 
 
+@pytest.fixture(scope="module")
+def shared_usage(django_db_setup, django_db_blocker):
+    """An organisation, its admin and a member, with 45 days of usage (`usage_make`) built and
+    rolled up once for the module's tests that read it (`usage`): each built its own at 4-6 s
+    a test on PostgreSQL. Their changes roll back with their test's transaction."""
+
+    def build(admin):
+        member = make_member(admin.organization, Role.MEMBER)
+        usage_make(admin.organization, member=member)
+        return member
+
+    with shared_organisation(django_db_blocker, build) as shared:
+        yield shared
+
+
+admin_user = shared_admin_fixture("usage", "shared_usage")
+
+
 @pytest.fixture
-def usage(org, member_user):
-    usage_make(org, member=member_user)
+def member_user(request, org):
+    if "usage" in request.fixturenames:
+        return request.getfixturevalue("shared_usage")[1]
+    return make_member(org, Role.MEMBER)
+
+
+@pytest.fixture
+def usage(org, shared_usage):
+    assert org == shared_usage[0].organization
     return org
 
 

@@ -17,6 +17,7 @@ from core.days import today
 from telemetry.models import UsageEvent
 
 from . import raw_reference as ref
+from .conftest import shared_admin_fixture, shared_organisation
 from .factories import at, migration_fill_run
 from .test_rollup_equivalence import first_seen_of, randomized
 
@@ -41,9 +42,24 @@ def block_totals(org):
     return {(uid, block): tuple(weeks) for uid, block, *weeks in rows}
 
 
+@pytest.fixture(scope="module")
+def ranked_shared(django_db_setup, django_db_blocker):
+    """The long data set, rolled up once for the module (12-19 s a test on PostgreSQL): the
+    tests that change it roll back with their transaction."""
+
+    def build(admin):
+        return randomized(admin.organization, seed=57, days=150, n_users=40, n_events=1500, last=LAST)
+
+    with shared_organisation(django_db_blocker, build) as shared:
+        yield shared
+
+
+admin_user = shared_admin_fixture("long_data", "ranked_shared")
+
+
 @pytest.fixture
-def long_data(org):
-    return randomized(org, seed=57, days=150, n_users=40, n_events=1500, last=LAST)
+def long_data(ranked_shared, org):
+    return ranked_shared[1]
 
 
 def test_rollup_keeps_block_totals_equal_to_the_daily_rows(org, long_data):

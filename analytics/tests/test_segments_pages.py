@@ -9,15 +9,18 @@ import pytest
 from analytics import segments
 from analytics.models import Segment
 
-from .filters_data import filters_fixture
+from .conftest import shared_admin_fixture
 from .test_pages import page_client
 
 pytestmark = pytest.mark.django_db
 
 
+admin_user = shared_admin_fixture("data", "filters_shared")
+
+
 @pytest.fixture
-def data(org):
-    return filters_fixture(org)
+def data(filters_shared, org):
+    return filters_shared[1]
 
 
 @pytest.fixture
