@@ -3,7 +3,7 @@ API's `?format=csv` for the same view, every row of it rather than one page; mem
 
 import pytest
 
-from .test_pages import analyst, member, usage  # noqa: F401  (fixtures)
+from .test_pages import admin_user, analyst, member, member_user, shared_usage, usage  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 
