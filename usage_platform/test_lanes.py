@@ -1,8 +1,8 @@
 """Splits the suite by test module into two parts of planned weight, so CI can run one part of
 the PostgreSQL pass beside the other once the SQLite pass is done (`.ci/run`).
 
-`--split=first:0.22` runs the modules outside the part that holds about 22 % of the suite's
-seconds, `--split=second:0.22` runs that part. Both invocations collect the same modules and
+`--split=first:0.14` runs the modules outside the part that holds about 14 % of the suite's
+seconds, `--split=second:0.14` runs that part. Both invocations collect the same modules and
 weigh them from the same file, so each module runs in exactly one of them, whole (a module's
 shared fixtures are built once). Weights are seconds per module from `.ci/module_seconds.json`,
 written by a whole run with `--module-seconds-out .ci/module_seconds.json`; a module the file
@@ -27,8 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--split",
         default=None,
         metavar="PART:SHARE",
-        help="run one part of the suite: 'second:0.22' is the modules holding ~22 %% of its seconds, "
-        "'first:0.22' the rest",
+        help="run one part of the suite: 'second:0.14' is the modules holding ~14 %% of its seconds, "
+        "'first:0.14' the rest",
     )
     group.addoption(
         "--module-seconds-out",

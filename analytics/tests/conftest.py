@@ -48,12 +48,8 @@ def module_org(django_db_setup, django_db_blocker):
     """An organisation for a module's tests that only read (or change and roll back, inside
     their test's transaction) one data set built once: rolling a long data set up for each
     test cost 10-20 s a test on PostgreSQL. Deleted with everything it owns at the module's end."""
-    with committed_writes(django_db_blocker):
-        admin = make_org("Shared")
-    yield admin.organization
-    with committed_writes(django_db_blocker):
-        admin.organization.delete()
-        admin.delete()
+    with shared_organisation(django_db_blocker, lambda admin: None) as (admin, _):
+        yield admin.organization
 
 
 def shared_admin_fixture(marker: str, shared: str):
