@@ -1,4 +1,4 @@
-"""Planner settings for a stretch of the rollup's statements (PostgreSQL only).
+"""Planner settings for a stretch of the rollup's statements, or a read's (PostgreSQL only).
 
 Some of a day's rollup statements join rows written moments earlier in the same transaction
 (the day's groups in temporary tables without statistics, the day's per-user rows): the

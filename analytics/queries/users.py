@@ -154,7 +154,7 @@ def user_activity_page(
         bounds = ranked.user_bounds(org, start=first, end=last, filters=filters, people=people)
         offset = (page - 1) * page_size
         rows = ranked.top_rows(org, bounds=bounds, start=first, end=last, limit=offset + page_size, offset=offset)
-        return _ranked_page(org, rows, feature_rows, len(bounds), page, page_size)
+        return _ranked_page(org, rows, feature_rows, bounds.count, page, page_size)
     if page_size is not None and not field.startswith("end_user__"):
         # Sorted by figures of the rows alone: grouped by user id only (grouping by the
         # profile's columns too sorts every user-day row with them), profiles of the page after.

@@ -12,6 +12,7 @@ import pytest
 from analytics import queries, rollup
 from analytics.active_days import WEEK_FIELDS, block_of, week_of
 from analytics.models import DailyUserUsage, UserActiveDays
+from analytics.queries import ranked
 from analytics.queries.common import week_monday
 from core.days import today
 from telemetry.models import UsageEvent
@@ -128,6 +129,24 @@ def test_top_users_over_random_ranges_and_filters_equal_raw_events(org, long_dat
             for limit in (1, 3, 10, 100):
                 got = queries.top_users.uncached(org, limit=limit, start=start, end=end, filters=dict(filters))
                 assert shaped(got) == shaped(expected[:limit]), (filters, start, end, limit)
+
+
+def test_bounds_read_a_few_at_a_time_rank_the_same(org, long_data, monkeypatch):
+    """The leading bounds are read as far as a ranking needs, twice as far each time: with
+    only two read at first, every ranking and page still equals the raw events (the bounds
+    are read again several times) and the user list still counts every active user."""
+    monkeypatch.setattr(ranked, "LEADING_BOUNDS", 2)
+    monkeypatch.setattr(ranked, "FIRST_BATCH_MIN", 1)
+    rows = ref.load(org)
+    for start, end in random_ranges(long_data["first"], LAST, 3, seed=5):
+        expected = ref.users(rows, start, end, first_seen_of(org))
+        for limit in (1, 3, 10, 100):
+            got = queries.top_users.uncached(org, limit=limit, start=start, end=end)
+            assert shaped(got) == shaped(expected[:limit]), (start, end, limit)
+        for page in (1, 2, 4):
+            got = queries.user_activity_page.uncached(org, start=start, end=end, page=page, page_size=6)
+            assert got["count"] == len(expected)
+            assert shaped(got["results"]) == shaped(expected[(page - 1) * 6 : page * 6]), (start, end, page)
 
 
 def test_top_users_ties_rank_by_id_past_the_cut(org):
