@@ -84,7 +84,24 @@ class DailyUserUsage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "date", "end_user"], name="duu_org_date_user_uniq")
         ]
-        indexes = [models.Index(fields=["organization", "end_user", "date"], name="duu_org_user_date_idx")]
+        # One user's days are one index range, and it carries the figures (PostgreSQL INCLUDE;
+        # ignored by SQLite): the reads of a set of users' days (an account's or a segment's
+        # people, the ranked reads' edge days and winners) are index-only scans, where each
+        # user's day rows lie on as many heap pages as days (docs/decisions.md, 2026-12-03).
+        indexes = [
+            models.Index(
+                fields=["organization", "end_user", "date"],
+                include=[
+                    "event_count",
+                    "sessions",
+                    "total_session_duration",
+                    "timed_events",
+                    "first_event_at",
+                    "last_event_at",
+                ],
+                name="duu_org_user_date_idx",
+            )
+        ]
 
     def __str__(self):
         return f"{self.end_user_id} {self.date}: {self.event_count}"
