@@ -176,8 +176,9 @@ def top_rows(
         ranking = []
         taken = 0
         batch = max(4 * limit, FIRST_BATCH_MIN)
-        while taken < bounds.count:
-            chunk = bounds.upto(taken + batch)[taken:]
+        # A re-read of the bounds may see a rollup committed since the first (more users or
+        # fewer): the walk stops when none is left, never indexing past the last.
+        while chunk := bounds.upto(taken + batch)[taken:]:
             taken += len(chunk)
             outside = _outside(org, [uid for uid, _ in chunk], start, end)
             ranking.extend((outside.get(uid, 0) - bound, uid) for uid, bound in chunk)
@@ -185,7 +186,8 @@ def top_rows(
             del ranking[limit:]
             # A later user can rank only with a bound at or above the last kept user's
             # events (equal: a tie won by a lower id), and the bounds only fall from here.
-            if len(ranking) == limit and (taken == bounds.count or bounds.upto(taken + 1)[taken][1] < -ranking[-1][0]):
+            following = bounds.upto(taken + 1)[taken:]
+            if len(ranking) == limit and (not following or following[0][1] < -ranking[-1][0]):
                 break
             batch *= 2
     ranking = ranking[offset:]
