@@ -31,7 +31,7 @@ def plans_without(cursor: Any, *switches: str) -> Iterator[None]:
     it. A no-op on SQLite."""
     unknown = set(switches) - _SWITCHES
     if unknown:
-        raise ValueError(f"Not a planner switch the rollup uses: {sorted(unknown)}")
+        raise ValueError(f"Not a planner switch this project turns off: {sorted(unknown)}")
     if not on_postgres():
         yield
         return

@@ -99,7 +99,7 @@ class DailyUserUsage(models.Model):
                     "first_event_at",
                     "last_event_at",
                 ],
-                name="duu_org_user_date_idx",
+                name="duu_org_user_figures_idx",
             )
         ]
 

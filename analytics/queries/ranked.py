@@ -90,7 +90,9 @@ class Bounds:
                 cursor.execute(sql, [*self._params, limit])
                 rows = cursor.fetchall()
         else:
-            # SET LOCAL lasts as long as a transaction: this one.
+            # SET LOCAL needs a transaction (a savepoint inside the request's own, if any);
+            # `plans_without` puts the setting back after the statement either way. Never on
+            # SQLite, where `atomic` would take the write lock (IMMEDIATE transactions).
             with transaction.atomic(using=self._db), db.cursor() as cursor, plans_without(cursor, "enable_nestloop"):
                 cursor.execute(sql, [*self._params, limit])
                 rows = cursor.fetchall()
@@ -105,12 +107,19 @@ class Bounds:
 
 
 def user_bounds(
-    org: Organization, *, start: date, end: date, filters: Mapping[str, Any], people: Q | None = None
+    org: Organization,
+    *,
+    start: date,
+    end: date,
+    filters: Mapping[str, Any],
+    people: Q | None = None,
+    text_search: bool = False,
 ) -> Bounds:
     """The `Bounds` of every user active in start..end whom the person filters and `people`
     (a condition on `end_user__`) keep: one grouped read of the bitmask rows. Every row of
     the touched blocks counts, active in the range or not, so the bound minus the events of
-    `edge_days` is exactly the user's events in the range."""
+    `edge_days` is exactly the user's events in the range. `text_search`: `people` holds a
+    text search of the profiles."""
     rows = active.active_rows(org, filters).filter(block_start__in=list(range_masks(start, end)))
     if people:
         rows = rows.filter(people)
@@ -124,9 +133,10 @@ def user_bounds(
     sql, params = grouped.query.sql_with_params()
     # A text search on the profiles is estimated to keep a handful of users, and the planner
     # then looks up each kept user's bitmask rows one by one: 11,000 lookups (115 ms) for a
-    # search matching half of 20,000 users, where hashing them against the range's rows
-    # takes a fraction of that whatever the search keeps.
-    return Bounds(grouped.db, sql, list(params), nested_loops=not people)
+    # search matching half of 20,000 users, where a hash (or merge) join with the range's
+    # rows takes half of that whatever the search keeps. A member's own profiles are a few:
+    # looked up one by one, as planned.
+    return Bounds(grouped.db, sql, list(params), nested_loops=not text_search)
 
 
 def _outside(org: Organization, ids: list[int], start: date, end: date) -> dict[int, int]:
@@ -176,11 +186,15 @@ def top_rows(
         ranking = []
         taken = 0
         batch = max(4 * limit, FIRST_BATCH_MIN)
-        # A re-read of the bounds may see a rollup committed since the first (more users or
-        # fewer): the walk stops when none is left, never indexing past the last.
-        while chunk := bounds.upto(taken + batch)[taken:]:
-            taken += len(chunk)
-            outside = _outside(org, [uid for uid, _ in chunk], start, end)
+        # A re-read of the bounds may see a rollup committed since the first: users moved
+        # up or down, more of them or fewer. Each user is taken once, and the walk stops when
+        # none is left, never indexing past the last.
+        seen: set[int] = set()
+        while fetched := bounds.upto(taken + batch)[taken:]:
+            taken += len(fetched)
+            chunk = [(uid, bound) for uid, bound in fetched if uid not in seen]
+            seen.update(uid for uid, _ in chunk)
+            outside = _outside(org, [uid for uid, _ in chunk], start, end) if chunk else {}
             ranking.extend((outside.get(uid, 0) - bound, uid) for uid, bound in chunk)
             ranking.sort()
             del ranking[limit:]

@@ -151,7 +151,9 @@ def user_activity_page(
     if page_size is not None and sort == "-events" and ranked.answers(filters) and page * page_size <= RANKED_ROWS_MAX:
         # Without an end: every day rolled up, events up to a day ahead (ingestion's limit) too.
         last = end or today() + timedelta(days=1)
-        bounds = ranked.user_bounds(org, start=first, end=last, filters=filters, people=people)
+        bounds = ranked.user_bounds(
+            org, start=first, end=last, filters=filters, people=people, text_search=bool(search)
+        )
         offset = (page - 1) * page_size
         rows = ranked.top_rows(org, bounds=bounds, start=first, end=last, limit=offset + page_size, offset=offset)
         return _ranked_page(org, rows, feature_rows, bounds.count, page, page_size)

@@ -149,27 +149,45 @@ def test_bounds_read_a_few_at_a_time_rank_the_same(org, long_data, monkeypatch):
             assert shaped(got["results"]) == shaped(expected[(page - 1) * 6 : page * 6]), (start, end, page)
 
 
-def test_bounds_that_shrink_between_reads_end_the_walk(org, long_data, monkeypatch):
-    """A re-read may see fewer users than the first read counted (a rollup committed in
-    between): the ranking walk ends with the users it has, it does not index past them."""
+class ReReadBounds:
+    """`ranked.Bounds` whose reads after the first see other rows (a rollup committed in
+    between)."""
 
-    class Shrinking:
-        def __init__(self, rows):
-            self.rows, self.reads = rows, 0
-            self.count = len(rows)
+    def __init__(self, first, later):
+        self.first, self.later, self.reads = first, later, 0
+        self.count = len(first)
 
-        def upto(self, n):
-            self.reads += 1
-            return (self.rows if self.reads == 1 else self.rows[:3])[:n]
+    def upto(self, n):
+        self.reads += 1
+        return (self.first if self.reads == 1 else self.later)[:n]
 
-    monkeypatch.setattr(ranked, "FIRST_BATCH_MIN", 1)
+
+def test_bounds_that_change_between_reads_end_the_walk_and_take_each_user_once(org, long_data, monkeypatch):
+    """A re-read may see fewer users than the first read counted, or the same users shifted:
+    the ranking walk ends with the users it has (it does not index past them) and looks at
+    each user once."""
     start, end = LAST - timedelta(days=40), LAST
     real = ranked.user_bounds(org, start=start, end=end, filters={}).upto(100)
-    assert len(real) > 5
+    assert len(real) >= 12
     # A top 1 reads 4 bounds first, then looks at the fifth: the re-read has only 3.
-    shrinking = Shrinking(real[:5])
+    shrinking = ReReadBounds(real[:5], real[:3])
     rows = ranked.top_rows(org, bounds=shrinking, start=start, end=end, limit=1)
     assert len(rows) == 1 and shrinking.reads >= 2
+    # Equal bounds, so the walk goes on: a top 2 reads 8 first, then the re-reads see the last
+    # user moved to the top, everyone else one place down (the eighth would come again).
+    ids = [uid for uid, _ in real[:12]]
+    first = [(uid, 10**6) for uid in ids]
+    asked: list[int] = []
+    outside = ranked._outside
+
+    def recorded(org, ids, start, end):
+        asked.extend(ids)
+        return outside(org, ids, start, end)
+
+    monkeypatch.setattr(ranked, "_outside", recorded)
+    monkeypatch.setattr(ranked, "FIRST_BATCH_MIN", 1)
+    ranked.top_rows(org, bounds=ReReadBounds(first, first[-1:] + first[:-1]), start=start, end=end, limit=2)
+    assert len(asked) > 8 and len(asked) == len(set(asked))
 
 
 def test_top_users_ties_rank_by_id_past_the_cut(org):
