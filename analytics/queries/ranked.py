@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
+from contextlib import nullcontext
 from datetime import date, timedelta
 from functools import reduce
 from typing import Any
@@ -85,17 +86,14 @@ class Bounds:
         sql = f"""SELECT end_user_id, bound, COUNT(*) OVER () FROM ({self._sql}) grouped
             ORDER BY bound DESC, end_user_id LIMIT %s"""
         db = connections[self._db]
-        if self._nested_loops or db.vendor != "postgresql":
-            with db.cursor() as cursor:
-                cursor.execute(sql, [*self._params, limit])
-                rows = cursor.fetchall()
-        else:
-            # SET LOCAL needs a transaction (a savepoint inside the request's own, if any);
-            # `plans_without` puts the setting back after the statement either way. Never on
-            # SQLite, where `atomic` would take the write lock (IMMEDIATE transactions).
-            with transaction.atomic(using=self._db), db.cursor() as cursor, plans_without(cursor, "enable_nestloop"):
-                cursor.execute(sql, [*self._params, limit])
-                rows = cursor.fetchall()
+        switches = () if self._nested_loops or db.vendor != "postgresql" else ("enable_nestloop",)
+        # SET LOCAL needs a transaction (a savepoint inside the request's own, if any), and
+        # `plans_without` puts the setting back after the statement. Only then: on SQLite
+        # `atomic` would take the write lock (IMMEDIATE transactions).
+        scope = transaction.atomic(using=self._db) if switches else nullcontext()
+        with scope, db.cursor() as cursor, plans_without(cursor, *switches):
+            cursor.execute(sql, [*self._params, limit])
+            rows = cursor.fetchall()
         self._rows = [(int(uid), int(bound)) for uid, bound, _ in rows]
         self.count = int(rows[0][2]) if rows else 0
 
