@@ -7,6 +7,7 @@ import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rest_framework.test import APIClient
@@ -37,6 +38,17 @@ def _not_across_midnight():
     left = 86_400 - (now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6)
     if left < MIDNIGHT_MARGIN_SECONDS:
         time.sleep(left + 1)
+
+
+@pytest.fixture
+def one_rate_window(monkeypatch):
+    """The fixed-window throttles' clock held in the middle of an hour: a test that counts N
+    requests against an N-a-minute rate expects them in one window, and one that ran across a
+    minute's edge started counting again and let the last through (a CI run on 2026-12-03)."""
+    held = (time.time() // 3600) * 3600 + 1830.0
+    # Only that module's clock: the process's time.time stays as it is.
+    monkeypatch.setattr("core.rate_limit.time", SimpleNamespace(time=lambda: held))
+    return held
 
 
 @pytest.fixture(autouse=True)

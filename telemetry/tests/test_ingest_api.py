@@ -406,7 +406,7 @@ def test_last_used_at_is_touched_at_most_once_a_minute(key_client, api_key_pair,
     assert stored(org) == 3
 
 
-def test_throttle_per_key_answers_429_with_retry_after(settings, key_client, org, admin_user):
+def test_throttle_per_key_answers_429_with_retry_after(settings, key_client, org, admin_user, one_rate_window):
     settings.INGEST_THROTTLE_RATE = "2/min"
     assert post(key_client, TRACK, event()).status_code == 201
     assert post(key_client, BATCH, events(3)).status_code == 200
@@ -432,7 +432,7 @@ def _redis_cache(location):
 
 
 @pytest.mark.redis
-def test_throttle_counts_on_the_real_redis(settings, redis_url, key_client, org):
+def test_throttle_counts_on_the_real_redis(settings, redis_url, key_client, org, one_rate_window):
     import redis
 
     settings.CACHES = _redis_cache(redis_url)

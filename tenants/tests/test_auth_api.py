@@ -184,7 +184,7 @@ class TestLogin:
         assert_error(anon_client.post(LOGIN, {"username": ["a"], "password": PASSWORD}, format="json"), 400, "username")
         assert_error(anon_client.post(LOGIN, {"username": "a@b.c", "password": 123}, format="json"), 400, "password")
 
-    def test_throttled_after_the_auth_rate(self, anon_client, admin_user, settings):
+    def test_throttled_after_the_auth_rate(self, anon_client, admin_user, settings, one_rate_window):
         settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "3/min"}}
         for _ in range(3):
             anon_client.post(LOGIN, {"username": admin_user.email, "password": "wrong"}, format="json")

@@ -153,7 +153,7 @@ def test_a_successful_login_clears_its_own_failures(analyst_user):
     assert api_login(analyst_user.email, PASSWORD).status_code == 200
 
 
-def test_the_auth_rate_is_per_trusted_address_too(settings, anon_client):
+def test_the_auth_rate_is_per_trusted_address_too(settings, anon_client, one_rate_window):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "2/min"}}
     register = "/api/v1/auth/register"
     statuses = [

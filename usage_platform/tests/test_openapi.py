@@ -168,7 +168,7 @@ def test_real_answers_are_documented(schema, clients, who, method, url, body, co
             assert_error_body(payload)
 
 
-def test_throttled_answer_is_documented_with_retry_after(schema, anon_client, settings):
+def test_throttled_answer_is_documented_with_retry_after(schema, anon_client, settings, one_rate_window):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "1/min"}}
     body = {"username": "nobody@example.com", "password": "wrong-password-1"}
     anon_client.post(f"{V1}/auth/login", body, format="json")
