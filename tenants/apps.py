@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_delete
 
 
@@ -19,6 +20,10 @@ class TenantsConfig(AppConfig):
 
         post_delete.connect(_forget_api_keys, sender=ApiKey, dispatch_uid="tenants.forget_api_keys.key")
         post_delete.connect(_forget_api_keys, sender=Organization, dispatch_uid="tenants.forget_api_keys.org")
+
+        from core.pg_timestamps import fast_timestamps_install
+
+        connection_created.connect(fast_timestamps_install, dispatch_uid="core.pg_timestamps")
 
         from .log_redaction import invitation_link_filter_install
 
