@@ -132,7 +132,11 @@ WHITENOISE_USE_FINDERS = True
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
-USE_I18N = True
+# The interface is written in English only: no message is translated, and Django's translation
+# machinery (a per-thread active language, a chain of catalogs walked for every string) cost a
+# rendered page 10-30 % of its time (docs/decisions.md, 2026-12-03). Formats still follow
+# LANGUAGE_CODE.
+USE_I18N = False
 USE_TZ = True
 
 # Anomaly's (organisation, feature, date, detector, metric) key treats a null feature as a
