@@ -1,9 +1,14 @@
-"""Number filters for the tables that print hundreds of figures."""
+"""Number and day filters for the tables that print hundreds of figures: each prints what
+the Django filter it stands for prints, without the localisation pass that makes those cost
+10-40 µs a call (a table of 50 rows prints a few hundred)."""
 
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django import template
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.template.defaultfilters import date as date_filter
 from django.template.defaultfilters import floatformat
 
 register = template.Library()
@@ -26,3 +31,29 @@ def tenths(value: Any) -> str:
         return floatformat(value, 1)
     rounded = number.quantize(_TENTH, ROUND_HALF_UP)
     return str(abs(rounded) if rounded == 0 else rounded)
+
+
+@register.filter(is_safe=True)
+def thousands(value: Any) -> Any:
+    """The text of `intcomma` for an integer ("1,234,567"; this site's locale groups by
+    thousands with a comma); anything else goes to `intcomma` itself."""
+    if type(value) is int:
+        return f"{value:,}"
+    return intcomma(value)
+
+
+# Django's "M": the month's three-letter English abbreviation (the interface is English only).
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@register.filter(expects_localtime=True, is_safe=False)
+def day(value: Any) -> Any:
+    """The text of `date:"j M Y"` ("4 Mar 2026"); an aware datetime is taken in UTC, the
+    site's time zone, as the template engine hands it to `date`. Anything but a date or a
+    datetime goes to `date` itself."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+    elif not isinstance(value, date):
+        return date_filter(value, "j M Y")
+    return f"{value.day} {_MONTHS[value.month - 1]} {value.year:04d}"

@@ -1,13 +1,16 @@
-"""`tenths` prints what `floatformat:1` prints."""
+"""`tenths`, `thousands` and `day` print what `floatformat:1`, `intcomma` and `date:"j M Y"` print."""
 
 import random
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.template import Context, Template
+from django.template.defaultfilters import date as date_filter
 from django.template.defaultfilters import floatformat
 
-from analytics.templatetags.numbers import tenths
+from analytics.templatetags.numbers import day, tenths, thousands
 
 EDGES = [
     0,
@@ -51,3 +54,35 @@ def test_random_figures_print_as_floatformat():
 
 def test_loads_in_a_template():
     assert Template("{% load numbers %}{{ x|tenths }}%").render(Context({"x": 12.345})) == "12.3%"
+
+
+@pytest.mark.parametrize(
+    "value", [0, 7, -7, 999, 1000, -1234567, 10**15, True, 1.5, 1234.5, Decimal("1234.50"), "12345", "abc", None, ""]
+)
+def test_thousands_prints_as_intcomma(value):
+    assert thousands(value) == intcomma(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        date(2026, 3, 4),
+        date(1, 1, 1),
+        datetime(2026, 12, 31, 23, 30, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-5))),  # 1 Jan in UTC
+        datetime(2026, 6, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))),  # 31 May in UTC
+        None,
+        "",
+        "2026-03-04",
+    ],
+)
+def test_day_prints_as_the_date_filter_in_a_template(value):
+    context = Context({"v": value})
+    expected = Template('{{ v|date:"j M Y" }}').render(context)
+    assert Template("{% load numbers %}{{ v|day }}").render(context) == expected
+
+
+def test_every_month_prints_as_the_date_filter():
+    for month in range(1, 13):
+        value = date(2026, month, 15)
+        assert day(value) == date_filter(value, "j M Y")
