@@ -46,8 +46,9 @@ def one_rate_window(monkeypatch):
     requests against an N-a-minute rate expects them in one window, and one that ran across a
     minute's edge started counting again and let the last through (a CI run on 2026-12-03)."""
     held = (time.time() // 3600) * 3600 + 1830.0
-    # Only that module's clock: the process's time.time stays as it is.
-    monkeypatch.setattr("core.rate_limit.time", SimpleNamespace(time=lambda: held))
+    # Only that module's `time` (every other function of it as it is): the process's
+    # time.time stays as it is.
+    monkeypatch.setattr("core.rate_limit.time", SimpleNamespace(**{**vars(time), "time": lambda: held}))
     return held
 
 

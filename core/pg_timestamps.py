@@ -17,13 +17,11 @@ _TIMESTAMPTZ = "timestamptz"
 
 
 def _c_loader() -> Any:
-    """psycopg's own timestamptz loader as psycopg picks it (the C one when it is there)."""
-    from psycopg import adapt, adapters, postgres, pq
-    from psycopg.types.datetime import TimestamptzLoader
+    """psycopg's own timestamptz loader, from its global adapters (Django registers its loader
+    on its copies of them only): the C one when psycopg has its C build, else its Python one."""
+    from psycopg import adapters, postgres, pq
 
-    scratch = adapt.AdaptersMap(adapters)
-    scratch.register_loader(_TIMESTAMPTZ, TimestamptzLoader)
-    return scratch.get_loader(postgres.types[_TIMESTAMPTZ].oid, pq.Format.TEXT)
+    return adapters.get_loader(postgres.types[_TIMESTAMPTZ].oid, pq.Format.TEXT)
 
 
 def _fast_loader() -> type:

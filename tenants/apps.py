@@ -21,6 +21,7 @@ class TenantsConfig(AppConfig):
         post_delete.connect(_forget_api_keys, sender=ApiKey, dispatch_uid="tenants.forget_api_keys.key")
         post_delete.connect(_forget_api_keys, sender=Organization, dispatch_uid="tenants.forget_api_keys.org")
 
+        # Here because `core` is a library, not an app with a ready() of its own.
         from core.pg_timestamps import fast_timestamps_install
 
         connection_created.connect(fast_timestamps_install, dispatch_uid="core.pg_timestamps")

@@ -9,6 +9,7 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.template import Context, Template
 from django.template.defaultfilters import date as date_filter
 from django.template.defaultfilters import floatformat
+from django.utils import timezone as tz
 
 from analytics.templatetags.numbers import day, tenths, thousands
 
@@ -80,6 +81,20 @@ def test_day_prints_as_the_date_filter_in_a_template(value):
     context = Context({"v": value})
     expected = Template('{{ v|date:"j M Y" }}').render(context)
     assert Template("{% load numbers %}{{ v|day }}").render(context) == expected
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/Los_Angeles"])
+def test_day_follows_the_current_time_zone_as_the_date_filter_does(zone):
+    value = datetime(2026, 5, 31, 20, 0, tzinfo=UTC)  # 1 Jun in Tokyo
+    context = Context({"v": value})
+    with tz.override(zone):
+        expected = Template('{{ v|date:"j M Y" }}').render(context)
+        assert Template("{% load numbers %}{{ v|day }}").render(context) == expected
+
+
+def test_day_called_directly_prints_a_datetime_as_given():
+    value = datetime(2026, 6, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert day(value) == date_filter(value, "j M Y") == "1 Jun 2026"
 
 
 def test_every_month_prints_as_the_date_filter():
