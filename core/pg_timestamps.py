@@ -34,11 +34,13 @@ def _fast_loader() -> type:
 
         def __init__(self, oid: int, context: Any = None) -> None:
             super().__init__(oid, context)
-            # The C loader's bound method: psycopg calls it for each value, no Python frame.
-            self.load = inner(oid, context).load  # type: ignore[method-assign]
+            self._inner = inner(oid, context)
+            # The inner loader's bound method on the instance, which psycopg looks up: it then
+            # calls the C code for each value, with no Python frame of this class between.
+            self.load = self._inner.load  # type: ignore[method-assign]
 
-        def load(self, data: Any) -> Any:  # replaced per instance in __init__
-            raise NotImplementedError
+        def load(self, data: Any) -> Any:
+            return self._inner.load(data)
 
     return UtcTimestamptzLoader
 
