@@ -275,30 +275,31 @@ def top_users(
     return _shape_user_rows(rows, _top_features(feature_rows))
 
 
-def _session_groups(events: Iterable[UsageEvent]) -> list[dict[str, Any]]:
-    """Newest-first events → visits: consecutive events sharing a session id, or without one
-    and less than SESSION_GAP apart."""
+def _session_groups(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Newest-first events (`_TIMELINE_FIELDS` rows) → visits: consecutive events sharing a
+    session id, or without one and less than SESSION_GAP apart."""
     groups: list[dict[str, Any]] = []
     for e in events:
         last = groups[-1] if groups else None
+        session_id, timestamp = e["session_id"], e["timestamp"]
         same = (
             last is not None
-            and last["session_id"] == e.session_id
-            and (e.session_id or last["start"] - e.timestamp <= SESSION_GAP)
+            and last["session_id"] == session_id
+            and (session_id or last["start"] - timestamp <= SESSION_GAP)
         )
         item = {
-            "uuid": e.uuid,
-            "timestamp": e.timestamp,
-            "feature_key": e.feature.key,
-            "feature_name": e.feature.name,
-            "event_type": e.event_type,
-            "session_duration": e.session_duration,
+            "uuid": e["uuid"],
+            "timestamp": timestamp,
+            "feature_key": e["feature__key"],
+            "feature_name": e["feature__name"],
+            "event_type": e["event_type"],
+            "session_duration": e["session_duration"],
         }
         if same and last is not None:
             last["events"].append(item)
-            last["start"] = e.timestamp
+            last["start"] = timestamp
         else:
-            groups.append({"session_id": e.session_id, "start": e.timestamp, "end": e.timestamp, "events": [item]})
+            groups.append({"session_id": session_id, "start": timestamp, "end": timestamp, "events": [item]})
     for g in groups:
         g["event_count"] = len(g["events"])
     return groups
@@ -320,6 +321,18 @@ def _end_user(org: Organization, external_id: str) -> EndUser:
     return user
 
 
+_TIMELINE_FIELDS = (
+    "id",
+    "uuid",
+    "timestamp",
+    "session_id",
+    "event_type",
+    "session_duration",
+    "feature__key",
+    "feature__name",
+)
+
+
 def _timeline_page(org: Organization, user: EndUser, before: UUID | None) -> dict[str, Any]:
     """Up to TIMELINE_LIMIT events of `user`, newest first, older than the event `before`
     (an event uuid, as `timeline_next` gives it) when given, grouped into sessions.
@@ -327,7 +340,9 @@ def _timeline_page(org: Organization, user: EndUser, before: UUID | None) -> dic
     Paged by key (timestamp, id), so a page costs the same however far back it is. A session
     cut by a page boundary goes on at the top of the next page, marked `continued`."""
     events = UsageEvent.objects.filter(organization=org, end_user=user)
-    page = events.select_related("feature").order_by("-timestamp", "-id")
+    # Plain rows, not model instances: a page of 200 events (and their features) built as
+    # instances cost more than the index range that reads them.
+    page = events.order_by("-timestamp", "-id").values(*_TIMELINE_FIELDS)
     cursor = None
     if before is not None:
         cursor = events.filter(uuid=before).values("timestamp", "id", "session_id").first()
@@ -345,13 +360,13 @@ def _timeline_page(org: Organization, user: EndUser, before: UUID | None) -> dic
         group["continued"] = False
     if cursor is not None and groups:
         first = rows[0]
-        groups[0]["continued"] = first.session_id == cursor["session_id"] and bool(
-            first.session_id or cursor["timestamp"] - first.timestamp <= SESSION_GAP
+        groups[0]["continued"] = first["session_id"] == cursor["session_id"] and bool(
+            first["session_id"] or cursor["timestamp"] - first["timestamp"] <= SESSION_GAP
         )
     return {
         "timeline": groups,
         "timeline_events": len(rows),
-        "timeline_next": str(rows[-1].uuid) if more else None,
+        "timeline_next": str(rows[-1]["uuid"]) if more else None,
     }
 
 

@@ -336,6 +336,34 @@ def test_user_detail_timeline(analyst, usage):
     assert "s-1-" in html  # session ids group the timeline
 
 
+def test_user_timeline_lines_are_escaped_and_labelled(analyst, org):
+    """The timeline's HTML is built in Python (analytics/views_pages/users.py): names and
+    types escaped, times in UTC, the event type shown unless it is the default, session time
+    rounded, a long session id cut as `truncatechars:18` cuts it, one event in a session of
+    its own without "until"."""
+    from datetime import UTC, datetime
+
+    from analytics.tests.factories import end_user, event, feature
+
+    f, user = feature(org, "x", name="<b>Export & share</b>"), end_user(org, "esc")
+    long_id = "session-" + "9" * 30
+    event(org, f, user, datetime(2026, 3, 2, 23, 59, 30, tzinfo=UTC), session=long_id, duration=12.4)
+    event(org, f, user, datetime(2026, 3, 3, 0, 5, tzinfo=UTC), session=long_id, event_type='"><script>')
+    event(org, f, user, datetime(2026, 3, 4, 8, 0, tzinfo=UTC))
+    html = analyst.get("/users/esc/").content.decode()
+    timeline = html[html.index('data-testid="timeline"') : html.index("</ol>")]
+    assert "<script>" not in timeline and "<b>" not in timeline
+    assert timeline.count("<span>&lt;b&gt;Export &amp; share&lt;/b&gt;</span>") == 3
+    assert '<span class="badge">&quot;&gt;&lt;script&gt;</span>' in timeline
+    assert timeline.count('class="badge"') == 1  # "interaction" is not badged
+    assert '<time datetime="2026-03-02T23:59:30+00:00">23:59:30</time>' in timeline
+    assert '<span class="muted">12 s</span>' in timeline
+    assert '<strong>Wed 4 Mar 2026, 08:00</strong> <span class="muted small">1 event</span>' in timeline
+    assert "<strong>Mon 2 Mar 2026, 23:59</strong>" in timeline
+    assert '2 events · session <span class="mono">session-999999999…</span> · until 00:05' in timeline
+    assert long_id not in timeline
+
+
 def test_user_timeline_says_how_many_and_loads_older_events(analyst, org, django_assert_num_queries):
     from django.utils import timezone
 
