@@ -1,4 +1,5 @@
-"""`tenths`, `thousands` and `day` print what `floatformat:1`, `intcomma` and `date:"j M Y"` print."""
+"""`tenths`, `thousands`, `day` and `iso_day` print what `floatformat:1`, `intcomma`,
+`date:"j M Y"` and `date:"Y-m-d"` print."""
 
 import random
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -11,7 +12,7 @@ from django.template.defaultfilters import date as date_filter
 from django.template.defaultfilters import floatformat
 from django.utils import timezone as tz
 
-from analytics.templatetags.numbers import day, tenths, thousands
+from analytics.templatetags.numbers import day, iso_day, tenths, thousands
 
 EDGES = [
     0,
@@ -64,6 +65,9 @@ def test_thousands_prints_as_intcomma(value):
     assert thousands(value) == intcomma(value)
 
 
+DAY_FILTERS = [("day", "j M Y"), ("iso_day", "Y-m-d")]
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -77,27 +81,31 @@ def test_thousands_prints_as_intcomma(value):
         "2026-03-04",
     ],
 )
-def test_day_prints_as_the_date_filter_in_a_template(value):
+@pytest.mark.parametrize(("name", "layout"), DAY_FILTERS)
+def test_day_prints_as_the_date_filter_in_a_template(value, name, layout):
     context = Context({"v": value})
-    expected = Template('{{ v|date:"j M Y" }}').render(context)
-    assert Template("{% load numbers %}{{ v|day }}").render(context) == expected
+    expected = Template(f'{{{{ v|date:"{layout}" }}}}').render(context)
+    assert Template(f"{{% load numbers %}}{{{{ v|{name} }}}}").render(context) == expected
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/Los_Angeles"])
-def test_day_follows_the_current_time_zone_as_the_date_filter_does(zone):
+@pytest.mark.parametrize(("name", "layout"), DAY_FILTERS)
+def test_day_follows_the_current_time_zone_as_the_date_filter_does(zone, name, layout):
     value = datetime(2026, 5, 31, 20, 0, tzinfo=UTC)  # 1 Jun in Tokyo
     context = Context({"v": value})
     with tz.override(zone):
-        expected = Template('{{ v|date:"j M Y" }}').render(context)
-        assert Template("{% load numbers %}{{ v|day }}").render(context) == expected
+        expected = Template(f'{{{{ v|date:"{layout}" }}}}').render(context)
+        assert Template(f"{{% load numbers %}}{{{{ v|{name} }}}}").render(context) == expected
 
 
 def test_day_called_directly_prints_a_datetime_as_given():
     value = datetime(2026, 6, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))
     assert day(value) == date_filter(value, "j M Y") == "1 Jun 2026"
+    assert iso_day(value) == date_filter(value, "Y-m-d") == "2026-06-01"
 
 
 def test_every_month_prints_as_the_date_filter():
     for month in range(1, 13):
         value = date(2026, month, 15)
         assert day(value) == date_filter(value, "j M Y")
+        assert iso_day(value) == date_filter(value, "Y-m-d")
