@@ -6,9 +6,12 @@ from datetime import UTC
 from html import escape
 from urllib.parse import quote
 
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.safestring import mark_safe
+from django.utils.timezone import template_localtime
 from django.views.decorators.http import require_GET
 
 from core.exceptions import DomainError, NotFound
@@ -18,6 +21,7 @@ from tenants.models import Role
 from .. import exports, params, queries
 from ..filters import filter_cache_key
 from ..queries.users import TIMELINE_LIMIT
+from ..templatetags.numbers import day, tenths, thousands
 from . import common
 
 USERS_PAGE_SIZE = 25
@@ -61,12 +65,13 @@ def users(request):
     bar = {} if is_member else common.filter_bar(org, query, args["filters"])
     # The top feature by name (the API answers its key), one read for the page's rows.
     names = queries.value_names(org, "feature", {row["top_feature"] for row in page.object_list if row["top_feature"]})
-    rows = [{**row, "top_feature_name": names.get(row["top_feature"], row["top_feature"])} for row in page.object_list]
+    rows = page.object_list
     context = {
         "active_nav": "users",
         "is_member": is_member,
         "csv_download": not is_member,
         "rows": rows,
+        "rows_html": mark_safe("".join(_user_row(row, names) for row in rows)),
         "page_obj": page,
         "search": args["search"],
         "days": args["days"],
@@ -83,6 +88,28 @@ def users(request):
     }
     return common.render_filtered(
         request, "analytics/partials/users_table.html", "analytics/users.html", context, error
+    )
+
+
+def _user_row(row, feature_names):
+    """One row of the users table as HTML, built here as the features table's is
+    (`features._feature_row`): 25 rows of seven formatted cells through the template engine
+    cost ~3 ms of the page. The top feature shows by name (the API answers its key), the
+    days and times as `day` and `naturaltime` print them in a template."""
+    user_id = row["user_id"]
+    url = escape(reverse("analytics:user-detail", args=[user_id]))
+    session = row["avg_session_duration"]
+    top = row["top_feature"]
+    top_cell = f'<span title="{escape(top)}">{escape(feature_names.get(top, top))}</span>' if top else "—"
+    first_seen, last_seen = (template_localtime(row[name]) for name in ("first_seen", "last_seen"))
+    return (
+        f'<tr data-testid="user-row"><td><a href="{url}" class="mono">{escape(user_id)}</a></td>'
+        f"<td>{escape(row['email'] or '—')}</td>"
+        f'<td class="num">{thousands(row["events"])}</td>'
+        f'<td class="num">{"—" if session is None else f"{tenths(session)} s"}</td>'
+        f"<td>{top_cell}</td>"
+        f'<td class="nowrap">{escape(str(day(first_seen)))}</td>'
+        f'<td class="nowrap">{escape(str(naturaltime(last_seen)))}</td></tr>\n'
     )
 
 

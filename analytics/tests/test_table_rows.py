@@ -1,0 +1,107 @@
+# ruff: noqa: E501  (the templates' row markup, one table cell a line, as the templates had it)
+"""The table rows built in Python (`features._feature_row`, `users._user_row`) print what the
+template markup they replace printed, cell for cell, on rows covering every branch."""
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.template import Context, Template
+from django.utils import timezone
+
+from analytics.views_pages import common
+from analytics.views_pages.features import _feature_row, sparkline_points
+from analytics.views_pages.users import _user_row
+
+# The rows' markup as the templates had it (whitespace between tags aside).
+FEATURE_ROW = """{% load numbers %}<tr>
+<td><a href="{% url 'analytics:feature-detail' row.feature_id %}">{{ row.feature_name }}</a>{% if row.feature_key != row.feature_name %}<div class="muted small mono">{{ row.feature_key }}</div>{% endif %}</td>
+<td class="num">{{ row.events|thousands }}</td>
+<td class="num">{{ row.avg_daily_active_users|tenths }}</td>
+<td class="num">{% if row.avg_session_duration is None %}—{% else %}{{ row.avg_session_duration|tenths }} s{% endif %}</td>
+<td class="num">{{ row.share|tenths }}%</td>
+<td class="num">{% if row.change_pct is None %}<span class="change change-flat">new</span>{% else %}<span class="change change-{{ row.trend }}">{% if row.change_pct > 0 %}▲ +{% elif row.change_pct < 0 %}▼ {% endif %}{{ row.change_pct|tenths }}%</span>{% endif %}</td>
+<td class="num" title="DAU/MAU: average daily users ÷ users over the period" data-testid="stickiness">{% if row.stickiness_pct is None %}—{% else %}{{ row.stickiness_pct|tenths }}%{% endif %}</td>
+<td>{% if row.spark %}<svg class="sparkline" width="120" height="28" viewBox="0 0 120 28" role="img" aria-label="Daily events"><polygon class="spark-area" points="{{ row.spark.area }}"/><polyline points="{{ row.spark.line }}"/></svg>{% endif %}</td>
+</tr>"""
+USER_ROW = """{% load humanize numbers %}<tr data-testid="user-row">
+<td><a href="{% url 'analytics:user-detail' row.user_id %}" class="mono">{{ row.user_id }}</a></td>
+<td>{{ row.email|default:"—" }}</td>
+<td class="num">{{ row.events|thousands }}</td>
+<td class="num">{% if row.avg_session_duration is None %}—{% else %}{{ row.avg_session_duration|tenths }} s{% endif %}</td>
+<td>{% if row.top_feature %}<span title="{{ row.top_feature }}">{{ row.top_feature_name }}</span>{% else %}—{% endif %}</td>
+<td class="nowrap">{{ row.first_seen|day }}</td>
+<td class="nowrap">{{ row.last_seen|naturaltime }}</td>
+</tr>"""
+
+
+def _tight(html):
+    return re.sub(r">\s+<", "><", html.strip())
+
+
+def _feature(**changes):
+    row = {
+        "feature_id": 7,
+        "feature_key": "export",
+        "feature_name": "Export",
+        "events": 1234567,
+        "avg_daily_active_users": 12.25,
+        "avg_session_duration": 42.05,
+        "share": 33.333,
+        "change_pct": 12.5,
+        "stickiness_pct": 40.0,
+    }
+    return row | changes
+
+
+FEATURE_ROWS = [
+    _feature(),
+    _feature(feature_key="x", feature_name="<b>Export & share</b>"),
+    _feature(feature_key="Same", feature_name="Same"),
+    _feature(avg_session_duration=None, stickiness_pct=None),
+    _feature(change_pct=None),
+    _feature(change_pct=0.0),
+    _feature(change_pct=0.04),
+    _feature(change_pct=-7.25),
+    _feature(events=0, avg_daily_active_users=0, share=0, change_pct=-100.0, stickiness_pct=0.0),
+]
+
+
+@pytest.mark.parametrize("row", FEATURE_ROWS)
+@pytest.mark.parametrize("values", [[], [0, 0, 0], [3, 9, 1, 0, 12]])
+def test_feature_row_prints_as_the_template(row, values):
+    context = {**row, "spark": sparkline_points(values), "trend": common.change_class(row["change_pct"])}
+    expected = Template(FEATURE_ROW).render(Context({"row": context}))
+    assert _tight(_feature_row(row, values)) == _tight(expected)
+
+
+def _user(**changes):
+    row = {
+        "user_id": "user-1",
+        "email": "one@customer.example",
+        "events": 4321,
+        "avg_session_duration": 17.5,
+        "top_feature": "export",
+        "first_seen": datetime(2026, 3, 4, 23, 30, tzinfo=UTC),
+        "last_seen": timezone.now() - timedelta(hours=3),
+    }
+    return row | changes
+
+
+USER_ROWS = [
+    _user(),
+    _user(user_id="team/42 ä & <co>", email="", top_feature=None, avg_session_duration=None),
+    _user(email=None, top_feature="<script>", first_seen=date(2026, 1, 1)),
+    _user(top_feature="unnamed", last_seen=timezone.now() - timedelta(days=400)),
+    _user(first_seen=None, last_seen=None),
+]
+NAMES = {"export": "Export & share", "<script>": "Scripted"}
+
+
+@pytest.mark.parametrize("row", USER_ROWS)
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo"])
+def test_user_row_prints_as_the_template(row, zone):
+    with timezone.override(zone):
+        context = {**row, "top_feature_name": NAMES.get(row["top_feature"], row["top_feature"])}
+        expected = Template(USER_ROW).render(Context({"row": context}))
+        assert _tight(_user_row(row, NAMES)) == _tight(expected)
