@@ -1,6 +1,7 @@
 # ruff: noqa: E501  (the templates' row markup, one table cell a line, as the templates had it)
-"""The table rows built in Python (`features._feature_row`, `users._user_row`) print what the
-template markup they replace printed, cell for cell, on rows covering every branch."""
+"""The table rows built in Python (`features._feature_row`, `users._user_row`, an account's
+`_person_row` and `_adopted_row`) print what the template markup they replace printed, cell
+for cell, on rows covering every branch."""
 
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -10,6 +11,7 @@ from django.template import Context, Template
 from django.utils import timezone
 
 from analytics.views_pages import common
+from analytics.views_pages.accounts import _adopted_row, _person_row
 from analytics.views_pages.features import _feature_row, sparkline_points
 from analytics.views_pages.users import _user_row
 
@@ -33,6 +35,9 @@ USER_ROW = """{% load humanize numbers %}<tr data-testid="user-row">
 <td class="nowrap">{{ row.first_seen|day }}</td>
 <td class="nowrap">{{ row.last_seen|naturaltime }}</td>
 </tr>"""
+
+PERSON_ROW = """{% load humanize numbers %}<tr><td><a href="{% url 'analytics:user-detail' u.user_id %}" class="mono">{{ u.user_id }}</a>{% if u.email %}<div class="muted small">{{ u.email }}</div>{% endif %}</td><td class="num">{{ u.events|thousands }}</td><td class="nowrap">{{ u.last_seen|naturaltime }}</td></tr>"""
+ADOPTED_ROW = """{% load numbers %}<tr><td><a href="{% url 'analytics:feature-detail' f.feature_id %}">{{ f.feature_name }}</a></td><td class="num">{{ f.events|thousands }}</td><td class="num">{{ f.users|thousands }}</td></tr>"""
 
 
 def _tight(html):
@@ -105,3 +110,23 @@ def test_user_row_prints_as_the_template(row, zone):
         context = {**row, "top_feature_name": NAMES.get(row["top_feature"], row["top_feature"])}
         expected = Template(USER_ROW).render(Context({"row": context}))
         assert _tight(_user_row(row, NAMES)) == _tight(expected)
+
+
+@pytest.mark.parametrize(
+    "person",
+    [
+        {"user_id": "u-1", "email": "a@b.example", "events": 12345, "last_seen": timezone.now() - timedelta(minutes=5)},
+        {"user_id": "team/42 ä & <co>", "email": "", "events": 0, "last_seen": None},
+        {"user_id": "u-2", "email": "<x>&y", "events": 7, "last_seen": datetime(2025, 1, 1, tzinfo=UTC)},
+    ],
+)
+def test_person_row_prints_as_the_template(person):
+    expected = Template(PERSON_ROW).render(Context({"u": person}))
+    assert _tight(_person_row(person)) == _tight(expected)
+
+
+@pytest.mark.parametrize("name", ["Export", "<b>Export & share</b>"])
+def test_adopted_row_prints_as_the_template(name):
+    feature = {"feature_id": 3, "feature_name": name, "events": 1234567, "users": 1000}
+    expected = Template(ADOPTED_ROW).render(Context({"f": feature}))
+    assert _tight(_adopted_row(feature)) == _tight(expected)

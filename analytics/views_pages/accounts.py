@@ -2,9 +2,12 @@
 each account's trend and at-risk flag, and one account's page (people, features adopted and
 not, weekly usage)."""
 
+from html import escape
 from urllib.parse import urlencode
 
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.shortcuts import render
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from core.days import today
@@ -12,6 +15,7 @@ from core.pages import org_page, page_fetched, params_leaving_out, params_or_def
 from tenants.models import Role
 
 from .. import params, queries
+from ..templatetags.numbers import thousands
 from . import common
 
 ACCOUNTS_PAGE_SIZE = 25
@@ -89,10 +93,10 @@ def account_detail(request, account_id):
         "detail": detail,
         # The busiest people only: a large account has thousands, and rendering every row
         # cost the page ~0.3 s on each request; the Users page lists them all, filtered.
-        "people": detail["users"][:PEOPLE_SHOWN],
+        "people_html": mark_safe("".join(_person_row(u) for u in detail["users"][:PEOPLE_SHOWN])),
         "people_more": max(len(detail["users"]) - PEOPLE_SHOWN, 0),
         # Likewise the most used features: the Features page lists all of them for the account.
-        "adopted": detail["features_adopted"][:FEATURES_SHOWN],
+        "adopted_html": mark_safe("".join(_adopted_row(f) for f in detail["features_adopted"][:FEATURES_SHOWN])),
         "adopted_more": max(len(detail["features_adopted"]) - FEATURES_SHOWN, 0),
         "trend": common.change_class(detail["trend_pct"]),
         "features_total": detail["features_used"] + len(detail["features_not_adopted"]),
@@ -113,3 +117,23 @@ def account_detail(request, account_id):
         "error": error,
     }
     return render(request, "analytics/account_detail.html", context, status=400 if error else 200)
+
+
+def _person_row(person):
+    """One row of an account's people, built here as the users table's is (50 rows with a
+    link and a relative time each cost ~4 ms of the page through the template engine)."""
+    email = person["email"]
+    email_line = f'<div class="muted small">{escape(email)}</div>' if email else ""
+    return (
+        f"<tr><td>{common.user_link(person['user_id'])}{email_line}</td>"
+        f'<td class="num">{thousands(person["events"])}</td>'
+        f'<td class="nowrap">{escape(str(naturaltime(person["last_seen"])))}</td></tr>\n'
+    )
+
+
+def _adopted_row(feature):
+    """One row of an account's features adopted."""
+    return (
+        f"<tr><td>{common.feature_link(feature['feature_id'], feature['feature_name'])}</td>"
+        f'<td class="num">{thousands(feature["events"])}</td><td class="num">{thousands(feature["users"])}</td></tr>\n'
+    )

@@ -7,6 +7,7 @@ from html import escape
 from urllib.parse import urlencode
 
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from core.csv_export import csv_render
@@ -135,6 +136,18 @@ def _options(choices: Iterable[tuple[str, str]], selected: str | None) -> SafeSt
             for value, label in choices
         )
     )
+
+
+def user_link(user_id):
+    """An end user's id linking to their page, for the tables built in Python (the users
+    table, an account's people): what `<a href="{% url 'analytics:user-detail' id %}"
+    class="mono">{{ id }}</a>` prints."""
+    return f'<a href="{escape(reverse("analytics:user-detail", args=[user_id]))}" class="mono">{escape(user_id)}</a>'
+
+
+def feature_link(feature_id, name):
+    """A feature's name linking to its page, for the tables built in Python."""
+    return f'<a href="{reverse("analytics:feature-detail", args=[feature_id])}">{escape(name)}</a>'
 
 
 def carry(query, names):
