@@ -1,5 +1,5 @@
-"""`tenths`, `thousands`, `day` and `iso_day` print what `floatformat:1`, `intcomma`,
-`date:"j M Y"` and `date:"Y-m-d"` print."""
+"""`tenths`, `whole`, `thousands`, `day` and `iso_day` print what `floatformat:1`,
+`floatformat:0`, `intcomma`, `date:"j M Y"` and `date:"Y-m-d"` print."""
 
 import random
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -12,7 +12,7 @@ from django.template.defaultfilters import date as date_filter
 from django.template.defaultfilters import floatformat
 from django.utils import timezone as tz
 
-from analytics.templatetags.numbers import day, iso_day, tenths, thousands
+from analytics.templatetags.numbers import day, iso_day, tenths, thousands, whole
 
 EDGES = [
     0,
@@ -40,18 +40,27 @@ EDGES = [
     float("nan"),
     True,
     1e22,
+    0.5,
+    -0.5,
+    -0.4,
+    99.5,
+    12.4999,
 ]
+ROUNDINGS = [(tenths, 1), (whole, 0)]
 
 
 @pytest.mark.parametrize("value", EDGES)
-def test_edges_print_as_floatformat(value):
-    assert tenths(value) == floatformat(value, 1)
+@pytest.mark.parametrize(("rounding", "places"), ROUNDINGS)
+def test_edges_print_as_floatformat(value, rounding, places):
+    assert rounding(value) == floatformat(value, places)
 
 
-def test_random_figures_print_as_floatformat():
+@pytest.mark.parametrize(("rounding", "places"), ROUNDINGS)
+def test_random_figures_print_as_floatformat(rounding, places):
     rng = random.Random(5)
     values = [rng.uniform(-1000, 100000) for _ in range(3000)] + [rng.randrange(-50, 50) / 20 for _ in range(500)]
-    assert [tenths(v) for v in values] == [floatformat(v, 1) for v in values]
+    values += [rng.randrange(0, 2001) / 20 for _ in range(500)]  # percentages, halves among them
+    assert [rounding(v) for v in values] == [floatformat(v, places) for v in values]
 
 
 def test_loads_in_a_template():

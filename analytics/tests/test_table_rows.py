@@ -1,6 +1,6 @@
 # ruff: noqa: E501  (the templates' row markup, one table cell a line, as the templates had it)
 """The table rows built in Python (`features._feature_row`, `users._user_row`, an account's
-`_person_row` and `_adopted_row`) print what the template markup they replace printed, cell
+`_person_row` and `_adopted_row`, the retention heat map's `heat_cells`) print what the template markup they replace printed, cell
 for cell, on rows covering every branch."""
 
 import re
@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from analytics.views_pages import common
 from analytics.views_pages.accounts import _adopted_row, _person_row
+from analytics.views_pages.cohorts import _heat_class, heat_cells
 from analytics.views_pages.features import _feature_row, sparkline_points
 from analytics.views_pages.users import _user_row
 
@@ -130,3 +131,18 @@ def test_adopted_row_prints_as_the_template(name):
     feature = {"feature_id": 3, "feature_name": name, "events": 1234567, "users": 1000}
     expected = Template(ADOPTED_ROW).render(Context({"f": feature}))
     assert _tight(_adopted_row(feature)) == _tight(expected)
+
+
+HEAT_CELL = (
+    """<td class="cell {{ cell.cls }}">{% if cell.pct is not None %}{{ cell.pct|floatformat:0 }}%{% endif %}</td>"""
+)
+
+
+@pytest.mark.parametrize("weeks", [[], [100.0], [100.0, 12.5, 0.0, None, 99.5, 0.4], [33.333, 66.667]])
+def test_heat_cells_print_as_the_template(weeks):
+    width = 8
+    cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in weeks] + [{"pct": None, "cls": "heat-none"}] * (
+        width - len(weeks)
+    )
+    expected = "".join(Template(HEAT_CELL).render(Context({"cell": cell})) for cell in cells)
+    assert heat_cells(weeks, width) == expected

@@ -3,6 +3,7 @@ step builder and each step's conversion)."""
 
 import functools
 
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from core.exceptions import DomainError
@@ -11,6 +12,7 @@ from tenants.models import Role
 
 from .. import params, queries
 from ..filters import filter_cache_key
+from ..templatetags.numbers import whole
 from . import common
 
 RETENTION_WEEKS = (4, 8, 12, 26)
@@ -22,6 +24,15 @@ def _heat_class(pct):
     return f"heat-{min(10, max(0, round(pct / 10)))}"
 
 
+def heat_cells(weeks, width):
+    """A cohort's row of the heat map as HTML, `width` cells (blank past its last week), built
+    here: up to 26 × 26 cells through the template engine cost ~4 ms of the page. Each shows
+    its percentage as `floatformat:0` prints it (`whole`)."""
+    cells = [f'<td class="cell {_heat_class(pct)}">{"" if pct is None else f"{whole(pct)}%"}</td>' for pct in weeks]
+    cells += ['<td class="cell heat-none"></td>'] * (width - len(weeks))
+    return mark_safe("".join(cells))
+
+
 @require_GET
 @org_page(Role.ANALYST, replica=True)
 def retention(request):
@@ -29,14 +40,8 @@ def retention(request):
     args, error, query = params_leaving_out(functools.partial(params.retention_params, org), request.GET)
     given = filter_cache_key(args["filters"])
     data = queries.retention(org, weeks=args["weeks"], end=args["end"], filters=given)
-    cohorts = []
-    max_weeks = 0
-    for cohort in data["cohorts"]:
-        cells = [{"pct": pct, "cls": _heat_class(pct)} for pct in cohort["weeks"]]
-        max_weeks = max(max_weeks, len(cells))
-        cohorts.append({**cohort, "cells": cells})
-    for cohort in cohorts:
-        cohort["cells"] += [{"pct": None, "cls": "heat-none"}] * (max_weeks - len(cohort["cells"]))
+    max_weeks = max((len(cohort["weeks"]) for cohort in data["cohorts"]), default=0)
+    cohorts = [{**cohort, "cells_html": heat_cells(cohort["weeks"], max_weeks)} for cohort in data["cohorts"]]
     averages = queries.retention_averages(data["cohorts"])
     context = {
         "active_nav": "retention",
