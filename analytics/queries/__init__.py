@@ -20,12 +20,13 @@ from .breakdowns import breakdown_anonymous_events, breakdown_by_feature, breakd
 from .cache import cached
 from .common import session_average, value_names
 from .days import last_complete_day
+from .end_user import end_user_detail, end_user_is_own, end_user_timeline
 from .features import feature_figures, feature_get, feature_sparklines, feature_usage
 from .funnel import event_types_seen, funnel
 from .retention import retention, retention_averages, retention_sql
 from .summary import usage_summary
 from .timeseries import timeseries
-from .users import end_user_detail, end_user_is_own, end_user_timeline, top_users, user_activity_page
+from .users import top_users, user_activity_page
 
 __all__ = [
     "account_choices",

@@ -28,7 +28,10 @@ def _fixed(value: Any, step: Decimal) -> str | None:
         return None
     if not number.is_finite():
         return None
-    rounded = number.quantize(step, ROUND_HALF_UP)
+    try:
+        rounded = number.quantize(step, ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than the context holds (~1e27): floatformat's own way
+        return None
     return str(abs(rounded) if rounded == 0 else rounded)
 
 

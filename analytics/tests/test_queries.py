@@ -255,7 +255,7 @@ def _many_sessions(org, *, sessions, per_session):
 def test_timeline_pages_through_every_event(org):
     """3,000 events in 60 sessions: the timeline comes 200 events at a time, newest first,
     and walking `timeline_next` reaches every event and every session exactly once."""
-    from analytics.queries.users import TIMELINE_LIMIT
+    from analytics.queries.end_user import TIMELINE_LIMIT
 
     _many_sessions(org, sessions=60, per_session=50)
     detail = queries.end_user_detail(org, "busy")

@@ -1,6 +1,7 @@
 # ruff: noqa: E501  (the templates' row markup, one table cell a line, as the templates had it)
 """The table rows built in Python (`features._feature_row`, `users._user_row`, an account's
-`_person_row` and `_adopted_row`, the retention heat map's `heat_cells`) print what the template markup they replace printed, cell
+`_person_row` and `_adopted_row`, the retention heat map's `_heat_cells`, the user timeline's
+`_timeline`) print what the template markup they replace printed, cell
 for cell, on rows covering every branch."""
 
 import re
@@ -12,9 +13,9 @@ from django.utils import timezone
 
 from analytics.views_pages import common
 from analytics.views_pages.accounts import _adopted_row, _person_row
-from analytics.views_pages.cohorts import _heat_class, heat_cells
+from analytics.views_pages.cohorts import _heat_cells, _heat_class
 from analytics.views_pages.features import _feature_row, sparkline_points
-from analytics.views_pages.users import _user_row
+from analytics.views_pages.users import _timeline, _user_row
 
 # The rows' markup as the templates had it (whitespace between tags aside).
 FEATURE_ROW = """{% load numbers %}<tr>
@@ -145,4 +146,79 @@ def test_heat_cells_print_as_the_template(weeks):
         width - len(weeks)
     )
     expected = "".join(Template(HEAT_CELL).render(Context({"cell": cell})) for cell in cells)
-    assert heat_cells(weeks, width) == expected
+    assert _heat_cells(weeks, width) == expected
+
+
+TIMELINE = """{% for s in timeline %}
+<li class="session{% if s.continued %} session-continued{% endif %}">
+  <div class="session-head">
+    <strong>{{ s.label }}</strong>
+    <span class="muted small">{{ s.event_count }} event{{ s.event_count|pluralize }}{% if s.session_id %} · session <span class="mono">{{ s.session_id|truncatechars:18 }}</span>{% endif %}{% if s.until %} · until {{ s.until }}{% endif %}{% if s.continued %} · continued{% endif %}</span>
+  </div>
+  <ul class="events">
+    {% for e in s.events %}
+    <li><time datetime="{{ e.iso }}">{{ e.time }}</time><span>{{ e.feature_name }}</span>{% if e.event_type != "interaction" %}<span class="badge">{{ e.event_type }}</span>{% endif %}{% if e.duration %}<span class="muted">{{ e.duration }}</span>{% endif %}</li>
+    {% endfor %}
+  </ul>
+</li>
+{% endfor %}"""
+
+
+def _template_context(sessions):
+    """The sessions as the page handed them to the template before: labels formatted in UTC."""
+    shaped = []
+    for s in sessions:
+        start, end = s["start"].astimezone(UTC), s["end"].astimezone(UTC)
+        events = [
+            {
+                "iso": e["timestamp"].isoformat(),
+                "time": f"{e['timestamp'].astimezone(UTC):%H:%M:%S}",
+                "feature_name": e["feature_name"],
+                "event_type": e["event_type"],
+                "duration": "" if e["session_duration"] is None else f"{e['session_duration']:.0f} s",
+            }
+            for e in s["events"]
+        ]
+        label = f"{start:%a} {start.day} {start:%b %Y, %H:%M}"
+        until = f"{end:%H:%M}" if end != start else ""
+        shaped.append({**s, "label": label, "until": until, "events": events})
+    return shaped
+
+
+def _event(at, *, name="Export", event_type="interaction", duration=None):
+    return {"timestamp": at, "feature_name": name, "event_type": event_type, "session_duration": duration}
+
+
+def _session(session_id, events, *, continued=False):
+    times = [e["timestamp"] for e in events]
+    return {
+        "session_id": session_id,
+        "start": min(times),
+        "end": max(times),
+        "events": events,
+        "event_count": len(events),
+        "continued": continued,
+    }
+
+
+BERLIN = timezone.get_fixed_timezone(60)
+SESSIONS = [
+    _session("s-1", [_event(datetime(2026, 3, 4, 10, 5, tzinfo=UTC), duration=12.5)]),
+    _session(
+        "x" * 18,
+        [
+            _event(datetime(2026, 3, 4, 0, 30, tzinfo=BERLIN), name="<b>A & B</b>", event_type='"><i>', duration=0.0),
+            _event(datetime(2026, 3, 3, 23, 59, 59, tzinfo=UTC), event_type="pageview"),
+        ],
+        continued=True,
+    ),
+    _session("y" * 19, [_event(datetime(2026, 1, 1, tzinfo=UTC)), _event(datetime(2026, 1, 1, 0, 45, tzinfo=UTC))]),
+    _session("", [_event(datetime(2025, 12, 31, 23, 0, tzinfo=UTC), duration=3599.5)]),
+    _session("cafe\u0301-session-with-accents", [_event(datetime(2025, 6, 1, 8, 0, tzinfo=UTC))]),
+    _session("<sess>&", [_event(datetime(2025, 6, 1, 7, 0, tzinfo=UTC))]),
+]
+
+
+def test_timeline_prints_as_the_template():
+    expected = Template(TIMELINE).render(Context({"timeline": _template_context(SESSIONS)}))
+    assert _tight(_timeline(SESSIONS)) == _tight(expected)

@@ -24,7 +24,7 @@ def _heat_class(pct):
     return f"heat-{min(10, max(0, round(pct / 10)))}"
 
 
-def heat_cells(weeks, width):
+def _heat_cells(weeks, width):
     """A cohort's row of the heat map as HTML, `width` cells (blank past its last week), built
     here: up to 26 × 26 cells through the template engine cost ~4 ms of the page. Each shows
     its percentage as `floatformat:0` prints it (`whole`)."""
@@ -41,7 +41,7 @@ def retention(request):
     given = filter_cache_key(args["filters"])
     data = queries.retention(org, weeks=args["weeks"], end=args["end"], filters=given)
     max_weeks = max((len(cohort["weeks"]) for cohort in data["cohorts"]), default=0)
-    cohorts = [{**cohort, "cells_html": heat_cells(cohort["weeks"], max_weeks)} for cohort in data["cohorts"]]
+    cohorts = [{**cohort, "cells_html": _heat_cells(cohort["weeks"], max_weeks)} for cohort in data["cohorts"]]
     averages = queries.retention_averages(data["cohorts"])
     context = {
         "active_nav": "retention",

@@ -147,7 +147,7 @@ def user_link(user_id):
 
 def feature_link(feature_id, name):
     """A feature's name linking to its page, for the tables built in Python."""
-    return f'<a href="{reverse("analytics:feature-detail", args=[feature_id])}">{escape(name)}</a>'
+    return f'<a href="{escape(reverse("analytics:feature-detail", args=[feature_id]))}">{escape(name)}</a>'
 
 
 def carry(query, names):
