@@ -5,7 +5,6 @@ not, weekly usage)."""
 from html import escape
 from urllib.parse import urlencode
 
-from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
@@ -127,7 +126,7 @@ def _person_row(person):
     return (
         f"<tr><td>{common.user_link(person['user_id'])}{email_line}</td>"
         f'<td class="num">{thousands(person["events"])}</td>'
-        f'<td class="nowrap">{escape(str(naturaltime(person["last_seen"])))}</td></tr>\n'
+        f'<td class="nowrap">{common.time_ago(person["last_seen"])}</td></tr>\n'
     )
 
 

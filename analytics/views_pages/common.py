@@ -6,6 +6,7 @@ from datetime import timedelta
 from html import escape
 from urllib.parse import urlencode
 
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
@@ -20,6 +21,7 @@ from tenants.models import Role
 
 from .. import params, queries, segments
 from ..filters import USER_PREFIX, filter_set_parse, filters_refuse
+from ..templatetags.numbers import tenths
 
 RANGE_PRESETS = (7, 30, 90)
 WEEKLY_AFTER_DAYS = 120  # longer ranges chart by week: 120 daily points are already dense
@@ -143,6 +145,16 @@ def user_link(user_id):
     table, an account's people): what `<a href="{% url 'analytics:user-detail' id %}"
     class="mono">{{ id }}</a>` prints."""
     return f'<a href="{escape(reverse("analytics:user-detail", args=[user_id]))}" class="mono">{escape(user_id)}</a>'
+
+
+def seconds_or_dash(value):
+    """A session time as the tables print it: "12.5 s" (`tenths`), "—" when there is none."""
+    return "—" if value is None else f"{tenths(value)} s"
+
+
+def time_ago(value):
+    """A time as `{{ value|naturaltime }}` prints it ("3 hours ago"), escaped."""
+    return escape(str(naturaltime(value)))
 
 
 def feature_link(feature_id, name):

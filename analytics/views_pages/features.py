@@ -108,7 +108,6 @@ def _feature_row(row, spark_values):
     print them (`tenths`, `thousands`)."""
     key = row["feature_key"]
     key_line = "" if key == row["feature_name"] else f'<div class="muted small mono">{escape(key)}</div>'
-    session = row["avg_session_duration"]
     change = row.get("change_pct")
     if change is None:
         trend = '<span class="change change-flat">new</span>'
@@ -127,7 +126,7 @@ def _feature_row(row, spark_values):
         f"<tr><td>{common.feature_link(row['feature_id'], row['feature_name'])}{key_line}</td>"
         f'<td class="num">{thousands(row["events"])}</td>'
         f'<td class="num">{tenths(row["avg_daily_active_users"])}</td>'
-        f'<td class="num">{"—" if session is None else f"{tenths(session)} s"}</td>'
+        f'<td class="num">{common.seconds_or_dash(row["avg_session_duration"])}</td>'
         f'<td class="num">{tenths(row["share"])}%</td>'
         f'<td class="num">{trend}</td>'
         '<td class="num" title="DAU/MAU: average daily users ÷ users over the period" data-testid="stickiness">'

@@ -6,7 +6,6 @@ from datetime import UTC
 from html import escape
 from urllib.parse import quote
 
-from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.http import Http404
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
@@ -21,7 +20,7 @@ from tenants.models import Role
 from .. import exports, params, queries
 from ..filters import filter_cache_key
 from ..queries.end_user import TIMELINE_LIMIT
-from ..templatetags.numbers import day, tenths, thousands
+from ..templatetags.numbers import day, thousands
 from . import common
 
 USERS_PAGE_SIZE = 25
@@ -96,7 +95,6 @@ def _user_row(row, feature_names):
     (`features._feature_row`): 25 rows of seven formatted cells through the template engine
     cost ~3 ms of the page. The top feature shows by name (the API answers its key), the
     days and times as `day` and `naturaltime` print them in a template."""
-    session = row["avg_session_duration"]
     top = row["top_feature"]
     top_cell = f'<span title="{escape(top)}">{escape(feature_names.get(top, top))}</span>' if top else "—"
     # As the template engine hands them over: `day` the day in the current time zone,
@@ -106,10 +104,10 @@ def _user_row(row, feature_names):
         f'<tr data-testid="user-row"><td>{common.user_link(row["user_id"])}</td>'
         f"<td>{escape(row['email'] or '—')}</td>"
         f'<td class="num">{thousands(row["events"])}</td>'
-        f'<td class="num">{"—" if session is None else f"{tenths(session)} s"}</td>'
+        f'<td class="num">{common.seconds_or_dash(row["avg_session_duration"])}</td>'
         f"<td>{top_cell}</td>"
         f'<td class="nowrap">{escape(str(day(first_seen)))}</td>'
-        f'<td class="nowrap">{escape(str(naturaltime(row["last_seen"])))}</td></tr>\n'
+        f'<td class="nowrap">{common.time_ago(row["last_seen"])}</td></tr>\n'
     )
 
 
