@@ -9,6 +9,7 @@ per day), which is faster than COPY from a client: nothing crosses the socket. T
 - `--features` features with a skewed popularity (feature-00 the most used);
 - `--users` end users; 30 % exist on day 0, the rest sign up evenly over the period (their
   `first_seen`), with age and gender; each event picks a user who has signed up by then;
+  their `last_seen` is their last event, as ingestion keeps it;
 - per day about events/days events, ±30 % weekly seasonality (weekends quieter);
   sessions `u<id>-d<day>-<k>` (≤ 3 per user and day), durations 0–600 s;
 - one extra "peak" day (the middle of the period) with `--peak-events` events, to time the
@@ -173,6 +174,7 @@ def main():
     with connection.cursor() as cursor:
         cursor.execute("SET session_replication_role = origin")
         indexes_create(cursor)
+        cursor.execute(_SEEN_SQL)
         cursor.execute("ANALYZE telemetry_usageevent; ANALYZE telemetry_enduser")
     print(f"loaded in {loaded:.0f} s, indexes rebuilt in {time.perf_counter() - t0 - loaded:.0f} s")
     elapsed = time.perf_counter() - t0
@@ -181,6 +183,19 @@ def main():
         f"(peak day {first + timedelta(days=args.days // 2)}), {args.users:,} end users, "
         f"{args.features} features each, in {elapsed:.0f} s ({total / elapsed:,.0f} events/s)"
     )
+
+
+# Each end user's first and last event, as ingestion keeps them (`last_seen` drives what the
+# user page caches, `queries.end_user`); a user without events is last seen when first seen.
+_SEEN_SQL = """
+UPDATE telemetry_enduser SET last_seen = first_seen;
+UPDATE telemetry_enduser u SET first_seen = LEAST(u.first_seen, m.first_event), last_seen = m.last_event
+FROM (
+    SELECT end_user_id, MIN(timestamp) AS first_event, MAX(timestamp) AS last_event
+    FROM telemetry_usageevent WHERE end_user_id IS NOT NULL GROUP BY end_user_id
+) m
+WHERE u.id = m.end_user_id
+"""
 
 
 def org_generate(org, *, first, days, events, users, features, accounts, peak_events):

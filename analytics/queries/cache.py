@@ -55,7 +55,7 @@ def cached(fn: Callable[..., Any] | None = None, *, ttl_seconds: int | None = No
     def wrapper(org: Any, *args: Any, **kwargs: Any) -> Any:
         named = sorted((k, _key_part(v)) for k, v in kwargs.items() if _key_part(v) is not None)
         parts = repr(([_key_part(a) for a in args], named))
-        return _through_cache(org, fn.__name__, parts, lambda: fn(org, *args, **kwargs), ttl_seconds)
+        return through_cache(org, fn.__name__, parts, lambda: fn(org, *args, **kwargs), ttl_seconds)
 
     @functools.wraps(fn)
     def uncached(*args: Any, **kwargs: Any) -> Any:
@@ -75,10 +75,10 @@ def cached_rows(org: Any, rows: QuerySet[Any]) -> list[Any]:
     build the same statement from different arguments (a dashboard ranks a dimension's values
     for its totals, its series and each feature's split) run it once."""
     sql, params = rows.query.sql_with_params()
-    return _through_cache(org, "rows", repr((sql, params)), lambda: list(rows))
+    return through_cache(org, "rows", repr((sql, params)), lambda: list(rows))
 
 
-def _through_cache(org: Any, name: str, parts: str, compute: Callable[[], Any], ttl_seconds: int | None = None) -> Any:
+def through_cache(org: Any, name: str, parts: str, compute: Callable[[], Any], ttl_seconds: int | None = None) -> Any:
     """`compute()`, cached under the organisation, its rollup generation, `name` and a digest
     of `parts`; computed afresh with the cache off (`ANALYTICS_CACHE_TTL` 0) or inside an
     `.uncached` call."""

@@ -9,14 +9,19 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import Avg, Count, Max, Min, Q
+from django.utils import timezone
 
 from core.exceptions import DomainError, NotFound
 from telemetry.models import EndUser, UsageEvent
 from tenants.models import Organization, User
 
+from .cache import through_cache
 from .common import rounded_or_none
 
 TIMELINE_LIMIT = 200
+# A user last seen longer ago than this is settled: what their events show is cached
+# (`end_user_detail`).
+SETTLED_AFTER = timedelta(hours=1)
 # Events of one end user without a session id belong to the same visit while they are
 # less than this far apart (the usual web-analytics session timeout).
 SESSION_GAP = timedelta(minutes=30)
@@ -123,8 +128,39 @@ def end_user_timeline(org: Organization, external_id: str, *, before: UUID | Non
 
 def end_user_detail(org: Organization, external_id: str, *, before: UUID | None = None) -> dict[str, Any]:
     """Profile, totals, top features and a page of the timeline (`_timeline_page`): the
-    newest events grouped into sessions, or those older than the event `before`."""
+    newest events grouped into sessions, or those older than the event `before`.
+
+    The profile is read on every call. What comes from the events is read afresh for a user
+    seen within SETTLED_AFTER or never (their events may be arriving) and for older pages;
+    for the others it is cached like the dashboards, under the user's `last_seen`: an event
+    newer than that moves it (and so the key), an older one (a late event) marks its day for
+    the next rollup, which drops the organisation's cached figures, these included."""
     user = _end_user(org, external_id)
+    if before is None and user.last_seen is not None and user.last_seen < timezone.now() - SETTLED_AFTER:
+        parts = repr((user.pk, user.last_seen))
+        events = through_cache(org, "end_user_events", parts, lambda: _events_of(org, user, None))
+    else:
+        events = _events_of(org, user, before)
+    return {
+        "user_id": user.external_id,
+        "email": user.email,
+        "age": user.age,
+        "gender": user.gender,
+        "properties": user.properties,
+        "first_seen": user.first_seen or events["first_event"],
+        "last_seen": user.last_seen or events["last_event"],
+        "totals": events["totals"],
+        "top_features": events["top_features"],
+        "timeline": events["timeline"],
+        "timeline_events": events["timeline_events"],
+        "timeline_next": events["timeline_next"],
+    }
+
+
+def _events_of(org: Organization, user: EndUser, before: UUID | None) -> dict[str, Any]:
+    """What `end_user_detail` reads from the user's own events (one index range of the
+    (organization, end user, timestamp) index): totals, first and last event, top features
+    and a page of the timeline."""
     events = UsageEvent.objects.filter(organization=org, end_user=user)
     totals = events.aggregate(
         events=Count("id"),
@@ -140,13 +176,8 @@ def end_user_detail(org: Organization, external_id: str, *, before: UUID | None 
         .order_by("-events", "feature__key")[:5]
     )
     return {
-        "user_id": user.external_id,
-        "email": user.email,
-        "age": user.age,
-        "gender": user.gender,
-        "properties": user.properties,
-        "first_seen": user.first_seen or totals["first_event"],
-        "last_seen": user.last_seen or totals["last_event"],
+        "first_event": totals["first_event"],
+        "last_event": totals["last_event"],
         "totals": {
             "events": totals["events"],
             "sessions": totals["sessions"],
