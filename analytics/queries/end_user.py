@@ -20,8 +20,9 @@ from .common import rounded_or_none
 
 TIMELINE_LIMIT = 200
 # A user last seen longer ago than this is settled: what their events show is cached
-# (`end_user_detail`).
+# (`end_user_detail`), for at most SETTLED_CACHE_SECONDS.
 SETTLED_AFTER = timedelta(hours=1)
+SETTLED_CACHE_SECONDS = 60
 # Events of one end user without a session id belong to the same visit while they are
 # less than this far apart (the usual web-analytics session timeout).
 SESSION_GAP = timedelta(minutes=30)
@@ -132,13 +133,17 @@ def end_user_detail(org: Organization, external_id: str, *, before: UUID | None 
 
     The profile is read on every call. What comes from the events is read afresh for a user
     seen within SETTLED_AFTER or never (their events may be arriving) and for older pages;
-    for the others it is cached like the dashboards, under the user's `last_seen`: an event
-    newer than that moves it (and so the key), an older one (a late event) marks its day for
-    the next rollup, which drops the organisation's cached figures, these included."""
+    for the others it is cached for up to SETTLED_CACHE_SECONDS, under the organisation's
+    rollup generation and the user's `last_seen`: an event a minute or more newer than that
+    moves it (and so the key), and a rollup drops the entry with the organisation's other
+    cached figures. Any other event of theirs (an older one, or one stored in the moment
+    between their profile's write and their events') shows within that minute."""
     user = _end_user(org, external_id)
     if before is None and user.last_seen is not None and user.last_seen < timezone.now() - SETTLED_AFTER:
         parts = repr((user.pk, user.last_seen))
-        events = through_cache(org, "end_user_events", parts, lambda: _events_of(org, user, None))
+        events = through_cache(
+            org, "end_user_events", parts, lambda: _events_of(org, user, None), SETTLED_CACHE_SECONDS
+        )
     else:
         events = _events_of(org, user, before)
     return {

@@ -1,14 +1,16 @@
 """One end user's detail (`queries.end_user_detail`): what it reads from the user's events is
-cached only for a settled user (last seen over SETTLED_AFTER ago), so a profile opened twice
-reads its events once; a newer event, an event of a user still active, a late event once its
-day is rolled up again and a profile change all show."""
+cached only for a settled user (last seen over SETTLED_AFTER ago) and for at most
+SETTLED_CACHE_SECONDS, so a profile opened twice reads its events once; a newer event, an
+event of a user still active, a late event once its day is rolled up again or the minute is
+over, and a profile change all show."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from analytics import queries, rollup
-from analytics.queries.end_user import SETTLED_AFTER
+from analytics.queries import cache as analytics_cache
+from analytics.queries.end_user import SETTLED_AFTER, SETTLED_CACHE_SECONDS
 from telemetry.models import EndUser
 from telemetry.services.ingest import events_ingest
 
@@ -80,3 +82,39 @@ def test_older_pages_are_read_afresh(org):
     _send(org, "quiet", now - timedelta(days=3))  # late, not rolled up yet
     older = queries.end_user_detail(org, "quiet", before=newest)
     assert older["timeline_events"] == 1
+    assert older["timeline"][0]["events"][0]["uuid"] != newest
+
+
+def test_two_settled_users_seen_at_the_same_moment_have_their_own_entries(org):
+    moment = datetime.now(UTC) - timedelta(days=2)
+    _send(org, "first", moment, feature="search")
+    _send(org, "second", moment, feature="export")
+    _send(org, "second", moment - timedelta(hours=1), feature="export")
+    assert _events(org, "first") == (1, 1)
+    assert _events(org, "second") == (2, 2)
+    assert queries.end_user_detail(org, "first")["top_features"][0]["feature_key"] == "search"
+
+
+def test_the_entry_lives_at_most_a_minute(org, monkeypatch):
+    """A late event of today's is not marked for a re-roll (today is rolled hourly anyway):
+    the entry's own minute bounds how long it stays unseen."""
+    lifetimes = []
+
+    class Noting:
+        """The cache, noting the lifetime each user-detail entry is stored with."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def get(self, key, *args, **kwargs):
+            return self.real.get(key, *args, **kwargs)
+
+        def set(self, key, value, timeout=None, **kwargs):
+            if ":end_user_events:" in key:
+                lifetimes.append(timeout)
+            return self.real.set(key, value, timeout, **kwargs)
+
+    monkeypatch.setattr(analytics_cache, "cache", Noting(analytics_cache.cache))
+    _send(org, "quiet", datetime.now(UTC) - 2 * SETTLED_AFTER)
+    queries.end_user_detail(org, "quiet")
+    assert lifetimes == [SETTLED_CACHE_SECONDS]
