@@ -2,7 +2,7 @@
 vanished events, re-rolls, the migration's fill), and every distinct-user answer read from
 them equal to the raw events over ranges that cross blocks, filters included."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 
 import pytest
@@ -11,8 +11,10 @@ from django.db import connection
 from analytics import queries, rollup
 from analytics.active_days import BLOCK_DAYS, block_of, day_bit, range_masks
 from analytics.models import DailyUserUsage, UserActiveDays
+from analytics.queries import active
 from analytics.queries.accounts import _windows, account_list
 from analytics.queries.breakdowns import breakdown_series, breakdown_totals
+from analytics.queries.breakdowns.sources import BREAKDOWN_LIMIT
 from analytics.queries.common import week_monday
 from telemetry.models import EndUser, UsageEvent
 
@@ -204,6 +206,42 @@ def test_people_weekly_breakdown_equals_raw_events(long_data):
             assert {g["key"]: {p["date"]: p["value"] for p in g["points"] if p["value"]} for g in got} == {
                 k: {w: len(u) for w, u in by_week.items()} for k, by_week in weeks.items()
             }, (dimension, filters)
+
+
+def test_people_weekly_by_a_user_property_equals_raw_events(long_data, monkeypatch):
+    """Weekly users per value of an end-user property (the bitmask path, where one statement
+    ranks the values and counts their weeks): more values than a breakdown shows, so the
+    rest is "other"; under person and feature filters; the week bits spread over several
+    columns, as a range past 62 weeks spreads them."""
+    org = long_data["org"]
+    profiles = list(EndUser.objects.filter(organization=org).order_by("pk"))
+    for i, profile in enumerate(profiles):
+        if i % 7:  # every seventh user without the property: "(none)"
+            profile.properties = {**(profile.properties or {}), "tier": f"t{i % 13:02d}"}
+    EndUser.objects.bulk_update(profiles, ["properties"])
+    tier = {p.pk: (p.properties or {}).get("tier") or "(none)" for p in profiles}
+    monkeypatch.setattr(active, "_WEEKS_PER_COLUMN", 4)
+    rows = ref.load(org)
+    start, end = LAST - timedelta(days=120), LAST
+    for filters in ({}, {"gender": "F"}, {"age": "18-40"}, {"feature": rows[0].feature}):
+        kept = [r for r in ref.matching(rows, filters) if r.user and start <= r.day <= end]
+        users: dict[str, set[int]] = defaultdict(set)
+        weeks: dict[str, Counter[date]] = defaultdict(Counter)
+        for r in kept:
+            users[tier[r.user]].add(r.user)
+        for user, monday in {(r.user, max(week_monday(r.day), start)) for r in kept}:
+            weeks[tier[user]][monday] += 1
+        ranked = sorted(users, key=lambda value: (-len(users[value]), value))
+        assert len(ranked) > BREAKDOWN_LIMIT or filters, "unfiltered, some values go into other"
+        expected = {value: dict(weeks[value]) for value in ranked[:BREAKDOWN_LIMIT]}
+        rest = sum((weeks[value] for value in ranked[BREAKDOWN_LIMIT:]), Counter())
+        if rest:
+            expected["other"] = dict(rest)
+        got = breakdown_series.uncached(
+            org, dimension="user.tier", start=start, end=end, interval="week", metric="active_users", filters=filters
+        )
+        assert [g["key"] for g in got] == list(expected), filters
+        assert {g["key"]: {p["date"]: p["value"] for p in g["points"] if p["value"]} for g in got} == expected, filters
 
 
 def age_band(r):

@@ -8,8 +8,7 @@ from collections import Counter
 from datetime import date
 from typing import Any
 
-from django.db.models import Case, Count, Exists, F, OuterRef, QuerySet, Value, When
-from django.db.models.fields import CharField
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 from telemetry.models import EndUser
@@ -111,35 +110,30 @@ def is_person_dimension(dimension: str) -> bool:
 def people_weekly(
     org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any], buckets: list[date]
 ) -> list[dict[str, Any]]:
-    """Weekly distinct users per value of a person dimension: the top values as
+    """Weekly distinct users per value of a person dimension: the top values ranked as
     `people_totals` ranks them, then every week of each value and of "other" (each user has
     one value, so "other" is the users of the rest). For age and gender from the
-    per-segment recency rows where they answer; else from the active-day bitmasks, in one
-    statement after the ranking's."""
+    per-segment recency rows where they answer; else from the active-day bitmasks, the
+    ranking and the weeks in one statement (`active.users_and_weeks_by`)."""
     recency = _from_recency(org, dimension, start, end, filters)
     if recency is not None:
         users, weekly = recency
-        top = [value for value in ranked_keys(users) if shown(value)][:BREAKDOWN_LIMIT]
-        values = {value: weekly.get(value, {}) for value in top}
-        rest: Counter[date] = Counter()
-        for value, weeks in weekly.items():
-            if value not in values:
-                rest.update(weeks)
-        if rest:
-            values[OTHER] = dict(rest)
-        return series_of(list(values), values, buckets, start)
-    # Ranked from the profiles directly: the recency rows were just found not to answer.
-    top = [row["bkey"] for row in _top(_profile_counts(org, dimension, start, end, filters))]
-    keys: dict[str, Any] = {"age": AGE_BAND, "gender": F("end_user__gender")}
-    key = (
-        KeyTextTransform(dimension[len(USER_PREFIX) :], "end_user__properties")
-        if dimension.startswith(USER_PREFIX)
-        else keys[dimension]
-    )
-    # The organisation on the end users' side too: only its users are joined.
-    rows = active.active_rows(org, filters).filter(end_user__organization=org).alias(bkey_raw=text_of(key))
-    rows = rows.annotate(
-        bkey=Case(When(bkey_raw__in=top, then=F("bkey_raw")), default=Value(OTHER), output_field=CharField())
-    )
-    values = active.weekly_users_by(rows, start, end, "bkey")
-    return series_of(top + ([OTHER] if values.get(OTHER) else []), values, buckets, start)
+    else:
+        keys: dict[str, Any] = {"age": AGE_BAND, "gender": F("end_user__gender")}
+        key = (
+            KeyTextTransform(dimension[len(USER_PREFIX) :], "end_user__properties")
+            if dimension.startswith(USER_PREFIX)
+            else keys[dimension]
+        )
+        # The organisation on the end users' side too: only its users are joined.
+        rows = active.active_rows(org, filters).filter(end_user__organization=org)
+        users, weekly = active.users_and_weeks_by(rows, start, end, text_of(key))
+    top = [value for value in ranked_keys(users) if shown(value)][:BREAKDOWN_LIMIT]
+    values = {value: weekly.get(value, {}) for value in top}
+    rest: Counter[date] = Counter()
+    for value, weeks in weekly.items():
+        if value not in values:
+            rest.update(weeks)
+    if rest:
+        values[OTHER] = dict(rest)
+    return series_of(list(values), values, buckets, start)
