@@ -143,19 +143,22 @@ def main():
     (peak, peak_events), (ordinary, ordinary_events) = days[0], days[len(days) // 2]
     print(f"load average before: {load_average()}")
     chosen = [(peak, peak_events)] if args.peak_only else [(peak, peak_events), (ordinary, ordinary_events)]
-    for day, events in chosen:
-        if args.first:
-            forget(day, org)
-        for run in range(args.repeat):
-            print(f"\n{day} ({events:,} events), run {run + 1} ({'cold' if run == 0 else 'warm'}):")
-            profile(day, org, pid, args.top)
-    print(f"\nload average after: {load_average()}")
-    # As a rollup run ends: the re-rolls marked the later days' recency rows stale, and
-    # until they are rebuilt the reads over them count from the bitmasks (slower), which a
-    # bench/queries.py run right after would measure.
-    started = time.perf_counter()
-    rebuilt = recency.recency_stale_rebuild(org.pk, budget_seconds=math.inf)
-    print(f"recency rows of {rebuilt} stale day(s) rebuilt in {time.perf_counter() - started:.1f} s (not profiled)")
+    try:
+        for day, events in chosen:
+            if args.first:
+                forget(day, org)
+            for run in range(args.repeat):
+                print(f"\n{day} ({events:,} events), run {run + 1} ({'cold' if run == 0 else 'warm'}):")
+                profile(day, org, pid, args.top)
+        print(f"\nload average after: {load_average()}")
+    finally:
+        # As a rollup run ends, also when a profile fails or is interrupted: the re-rolls
+        # marked the later days' recency rows stale, and until they are rebuilt the reads
+        # over them count from the bitmasks (slower), which a bench/queries.py run right
+        # after would measure.
+        started = time.perf_counter()
+        rebuilt = recency.recency_stale_rebuild(org.pk, budget_seconds=math.inf)
+        print(f"recency rows of {rebuilt} stale day(s) rebuilt in {time.perf_counter() - started:.1f} s (not profiled)")
 
 
 if __name__ == "__main__":

@@ -249,8 +249,12 @@ def users_and_weeks_by(rows: QuerySet[Any], start: date, end: date, key: Any) ->
     {Monday: its users active that week} (weeks without any left out), in one statement.
     Each user's rows of the range's blocks are summed into one bit per week (a week lies in
     one block, so the sum is an OR), then the users are counted per value and per bit: the
-    range's users and its weeks' in one pass, where a ranking would read the rows again."""
+    range's users and its weeks' in one pass, where a ranking would read the rows again.
+    `rows` hold at most one row per user and block (`UserActiveDays`, or
+    `UserFeatureActiveDays` of one feature): two would add a week's bit twice."""
     weeks, blocks, aliases, _ = _week_counts(start, end)
+    if not weeks:
+        return {}, {}
     columns: list[dict[date, list[When]]] = [{} for _ in range(0, len(weeks), _WEEKS_PER_COLUMN)]
     for i, week in enumerate(weeks):
         bit = Value(1 << (i % _WEEKS_PER_COLUMN), output_field=BigIntegerField())
@@ -283,7 +287,8 @@ def users_and_weeks_by(rows: QuerySet[Any], start: date, end: date, key: Any) ->
         .order_by()
         .values("bkey", *sums)
     )
-    inner_sql, params = per_user.query.sql_with_params()
+    # Compiled for the database the rows are read from (a replica's may not be the default's).
+    inner_sql, params = per_user.query.get_compiler(using=per_user.db).as_sql()
     counted = ", ".join(
         f"SUM(CASE WHEN (c{i // _WEEKS_PER_COLUMN} & {1 << (i % _WEEKS_PER_COLUMN)}) <> 0 THEN 1 ELSE 0 END)"
         for i in range(len(weeks))

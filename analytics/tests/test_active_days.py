@@ -242,6 +242,15 @@ def test_people_weekly_by_a_user_property_equals_raw_events(long_data, monkeypat
         )
         assert [g["key"] for g in got] == list(expected), filters
         assert {g["key"]: {p["date"]: p["value"] for p in g["points"] if p["value"]} for g in got} == expected, filters
+        # The totals rank the same values, each its users over the range; "other" the rest's.
+        totals = breakdown_totals.uncached(
+            org, dimension="user.tier", start=start, end=end, metric="active_users", filters=filters
+        )
+        assert [t["key"] for t in totals] == list(expected), filters
+        counted = {value: len(users[value]) for value in ranked[:BREAKDOWN_LIMIT]}
+        if rest:
+            counted["other"] = sum(len(users[value]) for value in ranked[BREAKDOWN_LIMIT:])
+        assert {t["key"]: t["value"] for t in totals} == counted, filters
 
 
 def age_band(r):

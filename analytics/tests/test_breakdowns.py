@@ -2,12 +2,16 @@
 and "other", the 400s, and pinned query counts."""
 
 import pytest
+from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Collate
 
 from analytics import rollup
 from analytics.models import DailyFeatureUsage
 from analytics.queries.breakdowns import BREAKDOWN_LIMIT, totals
+from analytics.queries.breakdowns.sources import in_codepoint_order
 from core.days import today
-from telemetry.models import Account
+from telemetry.models import Account, EndUser
 
 from .conftest import shared_admin_fixture
 from .factories import at, end_user, event, feature
@@ -327,3 +331,38 @@ def test_boolean_and_number_traits_filter_and_break_down_as_json_says_them(analy
     assert events("user.beta=false") == events("user.plan=pro&age=>40")  # u3
     split = analyst_client.get(f"{BASE}/usage-summary?breakdown=user.beta").json()["breakdown"]
     assert set(parts(split["events"])) == {"true", "false", "(none)"}
+
+
+TIED = ["b", "C", "a", "B", "_x", "Zed", "ärger", "Äb", "1st", "-dash", "A", "c"]
+
+
+def test_ties_rank_in_code_point_order_on_every_path(analyst_client, org):
+    """Twelve values with one user and one event each, in mixed case, punctuation and
+    accents: every breakdown (totals and series, events and users, a user property, event
+    types and features) ranks the tie as Python sorts the values, so the summary's bars and
+    the chart's lines are the same ten."""
+    when = at(today().isoformat(), "08:00:00")
+    for n, name in enumerate(TIED):
+        person = end_user(org, f"p{n}", first_seen=when, properties={"occupation": name})
+        event(org, feature(org, name), person, when, event_type=name)
+    rollup.rollup_day(today(), org)
+    expected = [*sorted(TIED)[:BREAKDOWN_LIMIT], "other"]
+    for dimension in ("user.occupation", "event_type", "feature"):
+        split = analyst_client.get(f"{BASE}/usage-summary?breakdown={dimension}").json()["breakdown"]
+        assert [r["key"] for r in split["events"]] == expected, dimension
+        assert [r["key"] for r in split["active_users"]] == expected, dimension
+        for metric, interval in (("events", "day"), ("active_users", "week")):
+            query = f"breakdown={dimension}&metric={metric}&interval={interval}&start={today()}&end={today()}"
+            series = analyst_client.get(f"{BASE}/timeseries?{query}").json()["series"]
+            assert [s["key"] for s in series] == expected, (dimension, metric)
+
+
+@pytest.mark.skipif(not settings.IS_POSTGRES, reason="ICU collations are PostgreSQL's")
+def test_code_point_order_holds_under_a_linguistic_collation(org):
+    """Under an en-US collation (the default of the compose file's PostgreSQL image) plain
+    ORDER BY puts "a" before "B"; the rankings' tie-break stays in code-point order."""
+    for n, name in enumerate(TIED):
+        end_user(org, name, email=f"p{n}@customer.example")
+    named = EndUser.objects.filter(organization=org).annotate(k=Collate(F("external_id"), "en-US-x-icu"))
+    assert list(named.order_by("k").values_list("k", flat=True)) != sorted(TIED)
+    assert list(named.order_by(in_codepoint_order("k")).values_list("k", flat=True)) == sorted(TIED)

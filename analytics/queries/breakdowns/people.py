@@ -77,7 +77,8 @@ def _top(counts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _profile_counts(
     org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """[{bkey, users}] per value, most users first: the end users active in the range."""
+    """[{bkey, users}] per value, most users first (`ranked_keys` order, as `people_weekly`
+    ranks them, whatever the database's collation): the end users active in the range."""
     feature_id = feature_pk(filters.get("feature"))
     bitmasks: QuerySet[Any] = (
         UserActiveDays.objects.filter(organization=org, end_user=OuterRef("pk"))
@@ -93,14 +94,16 @@ def _profile_counts(
         key = text_of(F("account__external_id"))
     else:
         key = text_of(F("gender"))
-    return list(
-        EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
+    users = {
+        row["bkey"]: row["users"]
+        for row in EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
         .filter(Exists(days))
         .annotate(bkey=key)
         .values("bkey")
         .annotate(users=Count("pk"))
-        .order_by("-users", "bkey")
-    )
+        .order_by()
+    }
+    return [{"bkey": value, "users": users[value]} for value in ranked_keys(users)]
 
 
 def is_person_dimension(dimension: str) -> bool:

@@ -9,9 +9,10 @@ from datetime import date
 from typing import Any
 
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models.expressions import OrderBy
 from django.db.models.fields import CharField
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate, TruncWeek
+from django.db.models.functions import Cast, Coalesce, Collate, NullIf, TruncDate, TruncWeek
 
 from telemetry.models import UsageEvent
 from tenants.models import Organization
@@ -308,7 +309,7 @@ def ranked(org: Organization, source: Source, start: date, end: date, metric: st
     rows = source.within(start, end).annotate(bkey=source.key).values("bkey").annotate(**wanted(source, metric))
     # Cached under its SQL: a dashboard ranks the same values for its totals, its series and
     # each feature's split, from sources built with different arguments.
-    return cached_rows(org, rows.order_by(f"-{order}", "bkey")[: TOTALS_FETCHED + 1])
+    return cached_rows(org, rows.order_by(f"-{order}", in_codepoint_order("bkey"))[: TOTALS_FETCHED + 1])
 
 
 def series_of(
@@ -322,7 +323,23 @@ def series_of(
     ]
 
 
+class _InCodepointOrder(Collate):
+    """Text compared in code-point order, as Python compares strings: PostgreSQL's "C"
+    collation (byte order, which is code-point order in UTF-8); SQLite's default BINARY."""
+
+    def __init__(self, expression: Any) -> None:
+        super().__init__(expression, "C")
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return compiler.compile(self.get_source_expressions()[0])
+
+
+def in_codepoint_order(name: str) -> OrderBy:
+    """Ascending `name` for an ORDER BY that breaks a ranking's ties as `ranked_keys` does."""
+    return _InCodepointOrder(F(name)).asc()
+
+
 def ranked_keys(users: dict[str, int]) -> list[str]:
-    """The values, most users first, ties in the database's order (byte order here: C.UTF-8
-    collation on PostgreSQL, BINARY on SQLite)."""
+    """The values, most users first, ties in code-point order: ranked in Python, so every
+    breakdown ranks alike whatever the database's collation (en_US sorts "b" before "C")."""
     return sorted(users, key=lambda value: (-users[value], value))

@@ -21,6 +21,7 @@ from .sources import (
     NONE,
     OTHER,
     TOTALS_FETCHED,
+    in_codepoint_order,
     person_dimension,
     ranked_keys,
     rolled_ranking,
@@ -84,10 +85,9 @@ def _feature_user_totals(org: Organization, start: date, end: date, filters: dic
     per user, feature and block, not one per active day), then "other": the distinct users
     of the rest (a user may use several), one query more only when there is a rest."""
     counts = active.feature_users(org, start, end, filters)
-    # Keys in the database's order, as the other breakdowns break ties.
-    keys = dict(Feature.objects.filter(organization=org, pk__in=list(counts)).order_by("key").values_list("pk", "key"))
-    position = {feature_id: i for i, feature_id in enumerate(keys)}
-    order = sorted(counts, key=lambda feature_id: (-counts[feature_id], position[feature_id]))
+    keys = dict(Feature.objects.filter(organization=org, pk__in=list(counts)).values_list("pk", "key"))
+    # Ties in code-point order of the keys, as the other breakdowns break them.
+    order = sorted(counts, key=lambda feature_id: (-counts[feature_id], keys[feature_id]))
     top = [feature_id for feature_id in order if shown(keys[feature_id])][:BREAKDOWN_LIMIT]
     result = [{"key": keys[feature_id], "value": counts[feature_id]} for feature_id in top]
     rest = [feature_id for feature_id in order if feature_id not in top]
@@ -105,15 +105,15 @@ def event_type_keyed(bitmasks: QuerySet[Any]) -> QuerySet[Any]:
 
 def event_type_user_totals(bitmasks: QuerySet[Any], start: date, end: date) -> list[dict[str, Any]]:
     """Distinct users per event type from the per-event-type bitmasks (`bitmasks`, already
-    narrowed by the filters): the top BREAKDOWN_LIMIT types, most users first and ties in the
-    database's order (as the other paths rank), ranked and cut in SQL however many types were
+    narrowed by the filters): the top BREAKDOWN_LIMIT types, most users first and ties in
+    code-point order (as the other paths rank), ranked and cut in SQL however many types were
     sent; then "other", the distinct users of the rest (one query more, only when there is
     a rest)."""
     rows = active.active_within(event_type_keyed(bitmasks), start, end)
     ranked = list(
         rows.values("bkey")
         .annotate(users=Count("end_user_id", distinct=True))
-        .order_by("-users", "bkey")[: BREAKDOWN_LIMIT + 2]
+        .order_by("-users", in_codepoint_order("bkey"))[: BREAKDOWN_LIMIT + 2]
     )
     # One more than the limit, and one more for a type literally named "other" (`shown`).
     top_rows = [row for row in ranked if shown(row["bkey"])][:BREAKDOWN_LIMIT]
