@@ -18,9 +18,8 @@ from ...models import UserActiveDays, UserFeatureActiveDays
 from ...recency_segments import reaches, users_within, weekly_within
 from .. import active
 from ..common import feature_pk
-from ..filters import person_filter, person_filters
+from ..filters import has_person_filter, person_filter, person_filters
 from .sources import (
-    AGE_BAND,
     BREAKDOWN_LIMIT,
     NONE,
     OTHER,
@@ -86,24 +85,28 @@ def _profile_counts(
         else UserFeatureActiveDays.objects.filter(organization=org, end_user=OuterRef("pk"), feature_id=feature_id)
     )
     days = active.active_within(bitmasks, start, end)
-    if dimension.startswith(USER_PREFIX):
-        key = text_of(KeyTextTransform(dimension[len(USER_PREFIX) :], "properties"))
-    elif dimension == "age":
-        key = age_band("age")
-    elif dimension == "account":
-        key = text_of(F("account__external_id"))
-    else:
-        key = text_of(F("gender"))
     users = {
         row["bkey"]: row["users"]
         for row in EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
         .filter(Exists(days))
-        .annotate(bkey=key)
+        .annotate(bkey=_profile_key(dimension))
         .values("bkey")
         .annotate(users=Count("pk"))
         .order_by()
     }
     return [{"bkey": value, "users": users[value]} for value in ranked_keys(users)]
+
+
+def _profile_key(dimension: str, of: str = "") -> Any:
+    """An end user's value of a person dimension, as the breakdowns show it; `of`: the path
+    to the end user ("end_user__" from rows that belong to one)."""
+    if dimension.startswith(USER_PREFIX):
+        return text_of(KeyTextTransform(dimension[len(USER_PREFIX) :], f"{of}properties"))
+    if dimension == "age":
+        return age_band(f"{of}age")
+    if dimension == "account":
+        return text_of(F(f"{of}account__external_id"))
+    return text_of(F(f"{of}gender"))
 
 
 def is_person_dimension(dimension: str) -> bool:
@@ -122,15 +125,16 @@ def people_weekly(
     if recency is not None:
         users, weekly = recency
     else:
-        keys: dict[str, Any] = {"age": AGE_BAND, "gender": F("end_user__gender")}
-        key = (
-            KeyTextTransform(dimension[len(USER_PREFIX) :], "end_user__properties")
-            if dimension.startswith(USER_PREFIX)
-            else keys[dimension]
-        )
-        # The organisation on the end users' side too: only its users are joined.
-        rows = active.active_rows(org, filters).filter(end_user__organization=org)
-        users, weekly = active.users_and_weeks_by(rows, start, end, text_of(key))
+        rows = active.active_rows(org, filters)
+        if has_person_filter(filters):
+            # Joined with the end users for the filters (with the organisation's only): the
+            # key is read there.
+            rows = rows.filter(end_user__organization=org)
+            key_of_row = _profile_key(dimension, of="end_user__")
+            users, weekly = active.users_and_weeks_by(rows, start, end, key_of_row=key_of_row)
+        else:
+            keys = EndUser.objects.filter(organization=org).annotate(bkey=_profile_key(dimension))
+            users, weekly = active.users_and_weeks_by(rows, start, end, keys=keys.order_by().values("id", "bkey"))
     top = [value for value in ranked_keys(users) if shown(value)][:BREAKDOWN_LIMIT]
     values = {value: weekly.get(value, {}) for value in top}
     rest: Counter[date] = Counter()
