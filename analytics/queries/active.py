@@ -258,7 +258,10 @@ def users_and_weeks_by(
     `values("id", "bkey")`, joined with the users' sums, so it is read once per user (a JSON
     property read per row was ~25 % of the statement); or `key_of_row`, an expression on
     `rows` for rows already joined with their end users (by a person filter), where a second
-    join would cost more than it saves."""
+    join would cost more than it saves. Exactly one of them; the key is never NULL (a
+    missing value is `(none)`, as `text_of` says it)."""
+    if (keys is None) == (key_of_row is None):
+        raise TypeError("users_and_weeks_by takes exactly one of keys and key_of_row")
     weeks, blocks, aliases, _ = _week_counts(start, end)
     if not weeks:
         return {}, {}
@@ -287,29 +290,29 @@ def users_and_weeks_by(
         for n, column in enumerate(columns)
     }
     # Without `keys`, each user's key comes with their sums (one value per user: MIN is it).
-    per_row_key = {} if keys is not None else {"bkey": Min(key_of_row)}
+    key_annotation = {} if keys is not None else {"bkey": Min(key_of_row)}
     per_user = (
         rows.filter(block_start__in=blocks)
         .alias(**aliases)
         .values("end_user_id")
-        .annotate(**per_row_key, **sums)
+        .annotate(**key_annotation, **sums)
         .order_by()
-        .values("end_user_id", *per_row_key, *sums)
+        .values("end_user_id", *key_annotation, *sums)
     )
     # Compiled for the database the rows are read from (a replica's may not be the default's).
     inner_sql, params = per_user.query.get_compiler(using=per_user.db).as_sql()
     if keys is not None:
         keys_sql, keys_params = keys.query.get_compiler(using=per_user.db).as_sql()
-        source = f"({inner_sql}) per_user JOIN ({keys_sql}) k ON k.id = per_user.end_user_id"
+        source, key = f"({inner_sql}) per_user JOIN ({keys_sql}) k ON k.id = per_user.end_user_id", "k.bkey"
         params = (*params, *keys_params)
     else:
-        source = f"({inner_sql}) k"
+        source, key = f"({inner_sql}) per_user", "per_user.bkey"
     counted = ", ".join(
         f"SUM(CASE WHEN (c{i // _WEEKS_PER_COLUMN} & {1 << (i % _WEEKS_PER_COLUMN)}) <> 0 THEN 1 ELSE 0 END)"
         for i in range(len(weeks))
     )
     active_any = " OR ".join(f"{column} <> 0" for column in sums)
-    sql = f"SELECT k.bkey, COUNT(*), {counted} FROM {source} WHERE {active_any} GROUP BY k.bkey"
+    sql = f"SELECT {key}, COUNT(*), {counted} FROM {source} WHERE {active_any} GROUP BY {key}"
     with connections[per_user.db].cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()

@@ -1,6 +1,8 @@
 """Breakdowns against the hand-counted fixture of `filters_data` (see its table), the top 10
 and "other", the 400s, and pinned query counts."""
 
+import dataclasses
+
 import pytest
 from django.conf import settings
 from django.db.models import F
@@ -8,7 +10,8 @@ from django.db.models.functions import Collate
 
 from analytics import rollup
 from analytics.models import DailyFeatureUsage
-from analytics.queries.breakdowns import BREAKDOWN_LIMIT, totals
+from analytics.queries import active
+from analytics.queries.breakdowns import BREAKDOWN_LIMIT, sources, totals
 from analytics.queries.breakdowns.sources import in_codepoint_order
 from core.days import today
 from telemetry.models import Account, EndUser
@@ -314,8 +317,6 @@ def test_uncached_breakdowns_read_no_cached_ranking(org):
 def test_boolean_and_number_traits_filter_and_break_down_as_json_says_them(analyst_client, data, org):
     """QA pass 3, F11: on SQLite `user.beta=true` matched nobody and `user.beta=1` matched,
     and the breakdown said "1": the rollup read booleans as 1/0 where PostgreSQL says true."""
-    from telemetry.models import EndUser
-
     for external_id, traits in {"u1": {"beta": True, "seats": 5}, "u3": {"beta": False, "seats": 2.5}}.items():
         user = EndUser.objects.get(organization=org, external_id=external_id)
         user.properties = {**user.properties, **traits}
@@ -336,16 +337,22 @@ def test_boolean_and_number_traits_filter_and_break_down_as_json_says_them(analy
 TIED = ["b", "C", "a", "B", "_x", "Zed", "ärger", "Äb", "1st", "-dash", "A", "c"]
 
 
-def test_ties_rank_in_code_point_order_on_every_path(analyst_client, org):
-    """Twelve values with one user and one event each, in mixed case, punctuation and
-    accents: every breakdown (totals and series, events and users, a user property, event
-    types and features) ranks the tie as Python sorts the values, so the summary's bars and
-    the chart's lines are the same ten."""
+def _tied(org):
+    """Twelve values with one user and one event each: as a user property, a feature and an
+    event type."""
     when = at(today().isoformat(), "08:00:00")
     for n, name in enumerate(TIED):
         person = end_user(org, f"p{n}", first_seen=when, properties={"occupation": name})
         event(org, feature(org, name), person, when, event_type=name)
     rollup.rollup_day(today(), org)
+
+
+def test_ties_rank_in_code_point_order_on_every_path(analyst_client, org):
+    """Twelve values with one user and one event each, in mixed case, punctuation and
+    accents: every breakdown (totals and series, events and users, a user property, event
+    types and features) ranks the tie as Python sorts the values, so the summary's bars and
+    the chart's lines are the same ten."""
+    _tied(org)
     expected = [*sorted(TIED)[:BREAKDOWN_LIMIT], "other"]
     for dimension in ("user.occupation", "event_type", "feature"):
         split = analyst_client.get(f"{BASE}/usage-summary?breakdown={dimension}").json()["breakdown"]
@@ -366,3 +373,19 @@ def test_code_point_order_holds_under_a_linguistic_collation(org):
     named = EndUser.objects.filter(organization=org).annotate(k=Collate(F("external_id"), "en-US-x-icu"))
     assert list(named.order_by("k").values_list("k", flat=True)) != sorted(TIED)
     assert list(named.order_by(in_codepoint_order("k")).values_list("k", flat=True)) == sorted(TIED)
+
+
+@pytest.mark.skipif(not settings.IS_POSTGRES, reason="ICU collations are PostgreSQL's")
+def test_rankings_cut_in_sql_break_ties_in_code_point_order_under_a_linguistic_collation(org, monkeypatch):
+    """The rankings ordered and cut in the database (the values' figures, the event types'
+    users) with their key under an en-US collation, as on a database created with it: the
+    ties still fall in code-point order, as the rankings made in Python order them."""
+    _tied(org)
+    source = sources.source_for(org, "event_type", {}, users=False, per_feature=False)
+    linguistic = dataclasses.replace(source, key=Collate(source.key, "en-US-x-icu"))
+    assert [row["bkey"] for row in sources.ranked(org, linguistic, today(), today(), "events")] == sorted(TIED)
+    monkeypatch.setattr(
+        totals, "event_type_keyed", lambda rows: rows.annotate(bkey=Collate(F("event_type"), "en-US-x-icu"))
+    )
+    users = totals.event_type_user_totals(active.event_type_bitmasks(org, {}), today(), today())
+    assert [row["key"] for row in users] == [*sorted(TIED)[:BREAKDOWN_LIMIT], "other"]

@@ -325,13 +325,17 @@ def series_of(
 
 class _InCodepointOrder(Collate):
     """Text compared in code-point order, as Python compares strings: PostgreSQL's "C"
-    collation (byte order, which is code-point order in UTF-8); SQLite's default BINARY."""
+    collation (byte order, which is code-point order in UTF-8); SQLite's BINARY."""
 
     def __init__(self, expression: Any) -> None:
         super().__init__(expression, "C")
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        return compiler.compile(self.get_source_expressions()[0])
+        return super().as_sql(compiler, connection, collation=connection.ops.quote_name("BINARY"), **extra_context)
+
+    def get_group_by_cols(self) -> list[Any]:
+        # An ORDER BY of a grouped key: grouped by the key alone, not again under the collation.
+        return self.get_source_expressions()[0].get_group_by_cols()
 
 
 def in_codepoint_order(name: str) -> OrderBy:
