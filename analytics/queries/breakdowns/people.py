@@ -57,27 +57,23 @@ def people_totals(
     the cost follows the end users, not the user-days. Each user has one value, so "other"
     is the sum of the rest."""
     recency = _from_recency(org, dimension, start, end, filters)
-    if recency is not None:
-        users = recency[0]
-        counts: list[dict[str, Any]] = [{"bkey": value, "users": users[value]} for value in ranked_keys(users)]
-    else:
-        counts = _profile_counts(org, dimension, start, end, filters)
-    top = _top(counts)
-    result = [{"key": row["bkey"], "value": row["users"]} for row in top]
-    rest = sum(row["users"] for row in counts) - sum(row["users"] for row in top)
-    return result + ([{"key": OTHER, "value": rest}] if rest else [])
+    users = recency[0] if recency is not None else _profile_users(org, dimension, start, end, filters)
+    top = _top_values(users)
+    rest = sum(users.values()) - sum(users[value] for value in top)
+    return [{"key": value, "value": users[value]} for value in top] + ([{"key": OTHER, "value": rest}] if rest else [])
 
 
-def _top(counts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The first BREAKDOWN_LIMIT of ranked `counts` that a breakdown shows as themselves."""
-    return [row for row in counts if shown(row["bkey"])][:BREAKDOWN_LIMIT]
+def _top_values(users: dict[str, int]) -> list[str]:
+    """The values a breakdown shows as themselves: the first BREAKDOWN_LIMIT of them ranked
+    by `ranked_keys` (code-point ties, whatever the database's collation), so the totals and
+    the weekly series of one breakdown show the same ones."""
+    return [value for value in ranked_keys(users) if shown(value)][:BREAKDOWN_LIMIT]
 
 
-def _profile_counts(
+def _profile_users(
     org: Organization, dimension: str, start: date, end: date, filters: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """[{bkey, users}] per value, most users first (`ranked_keys` order, as `people_weekly`
-    ranks them, whatever the database's collation): the end users active in the range."""
+) -> dict[str, int]:
+    """{value: users}: the end users active in the range, per value."""
     feature_id = feature_pk(filters.get("feature"))
     bitmasks: QuerySet[Any] = (
         UserActiveDays.objects.filter(organization=org, end_user=OuterRef("pk"))
@@ -85,7 +81,7 @@ def _profile_counts(
         else UserFeatureActiveDays.objects.filter(organization=org, end_user=OuterRef("pk"), feature_id=feature_id)
     )
     days = active.active_within(bitmasks, start, end)
-    users = {
+    return {
         row["bkey"]: row["users"]
         for row in EndUser.objects.filter(person_filter(**person_filters(filters), prefix=""), organization=org)
         .filter(Exists(days))
@@ -94,7 +90,6 @@ def _profile_counts(
         .annotate(users=Count("pk"))
         .order_by()
     }
-    return [{"bkey": value, "users": users[value]} for value in ranked_keys(users)]
 
 
 def _profile_key(dimension: str, of: str = "") -> Any:
@@ -135,8 +130,7 @@ def people_weekly(
         else:
             keys = EndUser.objects.filter(organization=org).annotate(bkey=_profile_key(dimension))
             users, weekly = active.users_and_weeks_by(rows, start, end, keys=keys.order_by().values("id", "bkey"))
-    top = [value for value in ranked_keys(users) if shown(value)][:BREAKDOWN_LIMIT]
-    values = {value: weekly.get(value, {}) for value in top}
+    values = {value: weekly.get(value, {}) for value in _top_values(users)}
     rest: Counter[date] = Counter()
     for value, weeks in weekly.items():
         if value not in values:
