@@ -3,11 +3,17 @@ time per value of `event_type`, of the busiest event properties and of the busie
 properties, per person segment, for all features and per feature — so that breakdowns by
 those dimensions never read raw events.
 
-Built inside `rollup_day`'s transaction, after the per-user rows are final, in a few
-statements over temporary tables, all in the database:
+In two halves, each a few statements over temporary tables, all in the database:
+- the event dimensions (`event_dimensions_build`) read only the day's events and the
+  organisation's end users, so on PostgreSQL `rollup_day` runs them on a second connection
+  beside its other steps (`side_lane`), committed on their own;
+- the user properties (`user_dimensions_build`) read the day's per-user rows, inside
+  `rollup_day`'s transaction once those are final.
 
-1. the day's users with their profile class (`ddu_u`, `ddu_cls`): one class per distinct
-   (age band, gender, properties), so that later steps hash a small integer, not a segment;
+1. users with their class (`ddu_u`, `ddu_cls`), so that later steps hash a small integer,
+   not a segment: for the events, every end user of the organisation, one class per (age
+   band, gender); for the user properties, the day's users, one class per distinct (age
+   band, gender, properties);
 2. one pass over the day's events grouped twice (`ddu_g`, GROUPING SETS on PostgreSQL):
    per (feature, class, event type, metadata) and per (end user, class, event type,
    metadata) — both far fewer rows than events; every event dimension is read from those,
@@ -28,11 +34,11 @@ statements over temporary tables, all in the database:
    queries read on days without a row of the asked property (a key past the cap that day
    reads as "(none)" too);
 7. the day's bit of the per-(user, event type) bitmasks (UserEventTypeActiveDays), from the
-   per-user groups of step 2 (`active_days.rollup_event_type_active_days`).
+   per-user groups of step 2 (`active_days.rollup_event_type_active_days`), with the events.
 
-Cost: one more scan of the day's events (a hash join on the day's users and two hash
-groupings), one of the day's per-user feature rows, and groupings of rows far fewer than
-events; measured in docs/benchmarks.md (dim-speed)."""
+Cost: one more scan of the day's events (a hash join on the users and two hash groupings),
+one of the day's per-user feature rows, and groupings of rows far fewer than events;
+measured in docs/benchmarks.md (dim-speed; "The event dimensions on a second connection")."""
 
 from __future__ import annotations
 
@@ -261,31 +267,63 @@ def _chosen(candidates: list[tuple[str, Any]], limit: int) -> list[str]:
     return [name for name in names if _NAME_RE.fullmatch(name) and ".." not in name][:limit]
 
 
+# The day's end users of the organisation with their segment class, for the event
+# dimensions: one class per (age band, gender), all the organisation's users (an index range
+# of its end users), as the events pass runs beside the per-user rows, before they exist
+# (`rollup.rollup_day`); a user without an event that day joins no event.
+_SEGMENT_USERS_SQL = f"""
+INSERT INTO ddu_u (uid, cls, age_band, gender, properties)
+SELECT u.id, DENSE_RANK() OVER (ORDER BY {AGE_BAND_SQL}, {GENDER_SQL}), {_SEGMENT}, NULL
+FROM telemetry_enduser u WHERE u.organization_id = %s
+"""
+# The user dimensions' names all start so; the event dimensions' (event_type, event.*) never do.
+_USER_DIMENSIONS = "user.%"
+
+
 def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[Any]) -> bool:
-    """Replace `day`'s DailyDimensionUsage rows of `org_id` and set the day's bits of its
-    per-event-type bitmasks from the same groups (see the module docstring). `cursor`: the
-    rollup's, inside its transaction; `window`: the day's [start, end) as adapted
-    timestamps. Runs after the day's per-user rows are final. Returns whether a bit of the
-    per-event-type bitmasks changed."""
+    """Both halves of `day`'s dimension rollup in one go: `event_dimensions_build`, then
+    `user_dimensions_build` (see those). Returns whether a bit of the per-event-type
+    bitmasks changed."""
+    changed = event_dimensions_build(cursor, org_id=org_id, day=day, window=window)
+    user_dimensions_build(cursor, org_id=org_id, day=day)
+    return changed
+
+
+def event_dimensions_build(cursor: Any, *, org_id: int, day: date, window: list[Any]) -> bool:
+    """Replace `day`'s DailyDimensionUsage rows of `org_id` for the event dimensions
+    (`event_type`, event properties, `event.*`) and set the day's bits of its per-event-type
+    bitmasks from the same groups (see the module docstring). Reads only the day's events and
+    the organisation's end users, so it can run beside the rest of the rollup on a
+    connection of its own (`rollup.rollup_day`). `cursor`: inside a transaction; `window`:
+    the day's [start, end) as adapted timestamps. Returns whether a bit of the per-event-type
+    bitmasks changed."""
     day_param = connection.ops.adapt_datefield_value(day)
     cursor.execute(
-        "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s", [org_id, day_param]
+        "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s AND dimension NOT LIKE %s",
+        [org_id, day_param, _USER_DIMENSIONS],
     )
-    # Text compared byte-wise on PostgreSQL: the groupings and joins sort no collated text.
-    text = 'TEXT COLLATE "C"' if on_postgres() else "TEXT"
-    json = "JSONB" if on_postgres() else "TEXT"
-    temp_table_create(cursor, "ddu_u", f"uid BIGINT PRIMARY KEY, cls BIGINT, {_SEGMENT_COLUMNS}, properties {json}")
-    cursor.execute(_USERS_SQL, [org_id, day_param])
-    temp_table_create(cursor, "ddu_cls", f"cls BIGINT, {_SEGMENT_COLUMNS}, properties {json}")
-    cursor.execute(_CLASSES_SQL)
-    if on_postgres():
-        # The day's users are the side the events pass hashes: its estimate must say so.
-        cursor.execute("ANALYZE ddu_u")
-    # The groupings below have far fewer groups than rows, which the planner cannot tell
-    # from their keys (temporary tables have no statistics): left to itself it sorts
-    # millions of rows on a big day.
-    with plans_without(cursor, "enable_sort", "enable_mergejoin"):
-        _groups_and_rows(cursor, org_id=org_id, day_param=day_param, window=window, text=text, json=json)
+    _classes_build(cursor, _SEGMENT_USERS_SQL, [org_id])
+    text, json = _column_types()
+    with plans_without(cursor, "enable_sort", "enable_mergejoin"):  # see `_classes_build`
+        temp_table_create(
+            cursor,
+            "ddu_g",
+            f"kind SMALLINT, feature_id BIGINT, uid BIGINT, cls BIGINT, event_type {text}, "
+            f"metadata {json}, events BIGINT, duration DOUBLE PRECISION, timed BIGINT",
+        )
+        for sql in _grouped_sqls():
+            cursor.execute(sql, [org_id, *window])
+        cursor.execute(_event_keys_sql())
+        event_keys = _chosen(cursor.fetchall(), MAX_EVENT_KEYS)
+        keys = [("event", EVENTS_MARK, ""), ("event", "event_type", "")]
+        keys += [("event", f"event.{name}", name) for name in event_keys]
+        _keys_and_stage(cursor, keys, text)
+        event_stage, _user_stage = _stage_sqls()
+        cursor.execute(event_stage)
+        per_feature, event_all, _user_all = _insert_sqls()
+        temp_table_fill(cursor, "ddu_top", _TOP_SQL)
+        cursor.execute(per_feature, [org_id, day_param])
+        cursor.execute(event_all, [org_id, day_param])
     # The day's (user, event type) pairs are in the per-user groups already: the event-type
     # bitmasks take them from there rather than from another pass over the events.
     changed = rollup_event_type_active_days(cursor, org_id, day, groups="ddu_g", per_user_kind=PER_USER)
@@ -293,24 +331,58 @@ def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[An
     return changed
 
 
-def _groups_and_rows(cursor: Any, *, org_id: int, day_param: Any, window: list[Any], text: str, json: str) -> None:
-    """The day's groupings, keys and staged values, then its DailyDimensionUsage rows."""
-    temp_table_create(
-        cursor,
-        "ddu_g",
-        f"kind SMALLINT, feature_id BIGINT, uid BIGINT, cls BIGINT, event_type {text}, "
-        f"metadata {json}, events BIGINT, duration DOUBLE PRECISION, timed BIGINT",
+def user_dimensions_build(cursor: Any, *, org_id: int, day: date) -> None:
+    """Replace `day`'s DailyDimensionUsage rows of `org_id` for the user properties
+    (`user.*` and each chosen property), from the day's per-user rows: run inside
+    `rollup_day`'s transaction after those are final."""
+    day_param = connection.ops.adapt_datefield_value(day)
+    cursor.execute(
+        "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s AND dimension LIKE %s",
+        [org_id, day_param, _USER_DIMENSIONS],
     )
-    for sql in _grouped_sqls():
-        cursor.execute(sql, [org_id, *window])
-    cursor.execute(_event_keys_sql())
-    event_keys = _chosen(cursor.fetchall(), MAX_EVENT_KEYS)
-    cursor.execute(_user_keys_sql(), [org_id, day_param])
-    user_keys = _chosen(cursor.fetchall(), MAX_USER_KEYS)
+    _classes_build(cursor, _USERS_SQL, [org_id, day_param])
+    text, _json = _column_types()
+    with plans_without(cursor, "enable_sort", "enable_mergejoin"):  # see `_classes_build`
+        cursor.execute(_user_keys_sql(), [org_id, day_param])
+        user_keys = _chosen(cursor.fetchall(), MAX_USER_KEYS)
+        keys = [("user", USERS_MARK, "")]
+        keys += [("user", f"user.{name}", name) for name in user_keys]
+        _keys_and_stage(cursor, keys, text)
+        _event_stage, user_stage = _stage_sqls()
+        cursor.execute(user_stage, [org_id, day_param])
+        per_feature, _event_all, user_all = _insert_sqls()
+        temp_table_fill(cursor, "ddu_top", _TOP_SQL)
+        cursor.execute(per_feature, [org_id, day_param])
+        cursor.execute(user_all, [org_id, day_param, org_id, day_param])
+    temp_tables_release(cursor, *(name for name in _TEMP_TABLES if name != "ddu_g"))
+
+
+def _column_types() -> tuple[str, str]:
+    """The temporary tables' text and JSON types. Text is compared byte-wise on PostgreSQL:
+    the groupings and joins sort no collated text."""
+    if on_postgres():
+        return 'TEXT COLLATE "C"', "JSONB"
+    return "TEXT", "TEXT"
+
+
+def _classes_build(cursor: Any, users_sql: str, params: list[Any]) -> None:
+    """`ddu_u` from `users_sql` and its distinct classes (`ddu_cls`). The groupings after
+    this have far fewer groups than rows, which the planner cannot tell from their keys
+    (temporary tables have no statistics): left to itself it sorts millions of rows on a
+    big day, so the callers plan them without sorts."""
+    _text, json = _column_types()
+    temp_table_create(cursor, "ddu_u", f"uid BIGINT PRIMARY KEY, cls BIGINT, {_SEGMENT_COLUMNS}, properties {json}")
+    cursor.execute(users_sql, params)
+    temp_table_create(cursor, "ddu_cls", f"cls BIGINT, {_SEGMENT_COLUMNS}, properties {json}")
+    cursor.execute(_CLASSES_SQL)
+    if on_postgres():
+        # The users are the side the events pass hashes: its estimate must say so.
+        cursor.execute("ANALYZE ddu_u")
+
+
+def _keys_and_stage(cursor: Any, keys: list[tuple[str, str, str]], text: str) -> None:
+    """The dimensions of this half (`ddu_keys`) and an empty `ddu_stage`."""
     temp_table_create(cursor, "ddu_keys", f"kind VARCHAR(5), dim {text}, name TEXT")
-    keys = [("event", EVENTS_MARK, ""), ("user", USERS_MARK, ""), ("event", "event_type", "")]
-    keys += [("event", f"event.{name}", name) for name in event_keys]
-    keys += [("user", f"user.{name}", name) for name in user_keys]
     cursor.executemany("INSERT INTO ddu_keys (kind, dim, name) VALUES (%s, %s, %s)", keys)
     temp_table_create(
         cursor,
@@ -318,11 +390,3 @@ def _groups_and_rows(cursor: Any, *, org_id: int, day_param: Any, window: list[A
         f"feature_id BIGINT, age_band VARCHAR(5), gender VARCHAR(1), dim {text}, "
         f"val {text}, events BIGINT, users BIGINT, sessions BIGINT, duration DOUBLE PRECISION, timed BIGINT",
     )
-    event_stage, user_stage = _stage_sqls()
-    cursor.execute(event_stage)
-    cursor.execute(user_stage, [org_id, day_param])
-    temp_table_fill(cursor, "ddu_top", _TOP_SQL)
-    per_feature, event_all, user_all = _insert_sqls()
-    cursor.execute(per_feature, [org_id, day_param])
-    cursor.execute(event_all, [org_id, day_param])
-    cursor.execute(user_all, [org_id, day_param, org_id, day_param])

@@ -11,7 +11,10 @@ day's pages are cached); every run prints its statements, slowest first, then th
 With `--first`, each day's per-user rows are deleted (and the tables vacuumed) before its
 first run, which is then a first roll rather than a re-roll (the two write differently).
 Backend CPU is read from /proc (the database runs on this machine), so it does not depend
-on how many other processes share the cores.
+on how many other processes share the cores. The statements and CPU are the rollup's own
+connection's: the event dimensions run meanwhile on a second one (`analytics.side_lane`),
+whose time shows only in the wall time; with ROLLUP_SIDE_CONNECTION=false every statement
+runs on the one profiled.
 """
 
 import argparse
@@ -31,6 +34,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from analytics import active_days, recency, rollup  # noqa: E402
@@ -142,6 +146,8 @@ def main():
         days = cursor.fetchall()
     (peak, peak_events), (ordinary, ordinary_events) = days[0], days[len(days) // 2]
     print(f"load average before: {load_average()}")
+    side = "a second connection" if settings.ROLLUP_SIDE_CONNECTION else "the same connection (not beside)"
+    print(f"event dimensions on {side}")
     chosen = [(peak, peak_events)] if args.peak_only else [(peak, peak_events), (ordinary, ordinary_events)]
     try:
         for day, events in chosen:

@@ -158,13 +158,13 @@ def test_a_mark_set_again_during_its_days_roll_by_the_same_transaction_is_kept_o
     from telemetry.services import storage
 
     DirtyDay.objects.create(organization=org, date=D1)
-    real_session_key = rollup._session_key_sql
+    real_session_key = rollup.session_key_sql
 
     def remark_then_roll():  # runs after the marks are read, before the events are
         assert storage.days_mark_dirty(org.pk, [D1]) == 1
         return real_session_key()
 
-    monkeypatch.setattr(rollup, "_session_key_sql", remark_then_roll)
+    monkeypatch.setattr(rollup, "session_key_sql", remark_then_roll)
     rollup.rollup_day(D1, org)
     assert not DirtyDay.objects.filter(organization=org, date=D1).exists()
 
@@ -197,7 +197,7 @@ def test_late_events_stored_during_a_roll_wait_for_it_and_keep_their_mark(org, m
             done.set()
 
     writer = threading.Thread(target=late_writer)
-    real_session_key = rollup._session_key_sql
+    real_session_key = rollup.session_key_sql
 
     def start_the_writer_then_roll():  # after the marks are read, before the events are
         if not writer.is_alive() and not done.is_set():
@@ -206,7 +206,7 @@ def test_late_events_stored_during_a_roll_wait_for_it_and_keep_their_mark(org, m
             assert not done.wait(0.5), "the late writer must wait for the roll"
         return real_session_key()
 
-    monkeypatch.setattr(rollup, "_session_key_sql", start_the_writer_then_roll)
+    monkeypatch.setattr(rollup, "session_key_sql", start_the_writer_then_roll)
     rollup.rollup_day(D1, org)
     writer.join(10)
     assert done.is_set()

@@ -96,7 +96,7 @@ def test_a_failed_day_leaves_nothing_that_breaks_the_next(org, days, monkeypatch
     with transaction.atomic():
         rollup.rollup_day(days[0], org)
         with monkeypatch.context() as patch:
-            patch.setattr(rollup, "dimensions_day_build", broken)
+            patch.setattr(rollup, "event_dimensions_build", broken)
             with pytest.raises(RuntimeError):
                 rollup.rollup_day(days[1], org)
         rollup.rollup_day(days[1], org)

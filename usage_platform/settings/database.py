@@ -38,6 +38,10 @@ DATABASE_REPLICA_PIN_SECONDS = env.int("DATABASE_REPLICA_PIN_SECONDS", default=3
 DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=15.0)
 # A page must not wait long for a replica that is gone: the primary answers instead.
 DATABASE_REPLICA_CONNECT_TIMEOUT = env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", default=2)
+# On PostgreSQL a day's rollup runs its event-dimension step on a second connection beside
+# the rest (analytics.side_lane): two backends, so two cores, for one day. Off: one
+# connection, one step after the other.
+ROLLUP_SIDE_CONNECTION = env.bool("ROLLUP_SIDE_CONNECTION", default=True)
 if DATABASE_REPLICA_URL and {DATABASES[a]["ENGINE"] for a in ("default", "replica")} != {
     "django.db.backends.postgresql"
 }:

@@ -1,0 +1,176 @@
+"""The event dimensions rolled on a second connection beside the rest of a day's rollup
+(PostgreSQL, `analytics.side_lane`): the rows equal those of the same step run inline; a
+failure on either side rolls the day back and leaves no thread or connection behind; rolls
+of two days of one organisation side by side, each with its second connection, both end
+(they share the organisation's bitmask lock)."""
+
+import random
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+
+import pytest
+from django.db import connection, connections, transaction
+
+from analytics import rollup
+from analytics.models import DailyDimensionUsage, DailyOrgUsage, UserEventTypeActiveDays
+from telemetry.models import DirtyDay, UsageEvent
+
+from .factories import at, end_user, feature
+
+pytestmark = [
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="a second connection is PostgreSQL's"),
+    pytest.mark.django_db(transaction=True),
+]
+
+FIRST = date(2025, 6, 2)
+DAYS = 4
+
+
+@pytest.fixture
+def days(org):
+    rng = random.Random(4)
+    features = [feature(org, key) for key in ("search", "export", "share")]
+    people = [
+        end_user(
+            org,
+            f"p{i}",
+            age=rng.choice([None, 15, 30, 52]),
+            gender=rng.choice(["", "F", "M"]),
+            properties={"plan": rng.choice(["pro", "free"])} if i % 3 else {},
+        )
+        for i in range(12)
+    ]
+    rows = []
+    for _ in range(400):
+        day = FIRST + timedelta(days=rng.randrange(DAYS))
+        rows.append(
+            UsageEvent(
+                uuid=uuid.uuid4(),
+                organization=org,
+                feature=rng.choice(features),
+                end_user=rng.choice([*people, None]),
+                event_type=rng.choice(["view", "click", ""]),
+                session_id=rng.choice(["", f"s{rng.randrange(9)}"]),
+                session_duration=rng.choice([None, float(rng.randrange(100))]),
+                metadata={"source": rng.choice(["ads", "mail"])} if rng.random() < 0.7 else {},
+                timestamp=at(str(day), f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00"),
+            )
+        )
+    UsageEvent.objects.bulk_create(rows)
+    return [FIRST + timedelta(days=n) for n in range(DAYS)]
+
+
+def dimension_rows(org):
+    return sorted(
+        DailyDimensionUsage.objects.filter(organization=org).values_list(
+            "date", "feature_id", "dimension", "value", "age_band", "gender", "event_count", "active_users"
+        ),
+        key=repr,
+    )
+
+
+def type_bits(org):
+    return sorted(
+        UserEventTypeActiveDays.objects.filter(organization=org).values_list(
+            "end_user_id", "event_type", "block_start", "active_days"
+        )
+    )
+
+
+def side_threads():
+    return [thread for thread in threading.enumerate() if thread.name.startswith("rollup-side")]
+
+
+def test_the_step_beside_writes_what_it_writes_inline(org, days, monkeypatch):
+    ran_on = []
+    build = rollup.event_dimensions_build
+
+    def recorded(cursor, **kwargs):
+        cursor.execute("SELECT pg_backend_pid()")
+        ran_on.append(cursor.fetchone()[0])
+        return build(cursor, **kwargs)
+
+    monkeypatch.setattr(rollup, "event_dimensions_build", recorded)
+    for day in days:
+        rollup.rollup_day(day, org)
+    beside = (dimension_rows(org), type_bits(org))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        own = cursor.fetchone()[0]
+    assert len(ran_on) == DAYS and own not in ran_on
+    assert {row[2] for row in beside[0]} >= {"event_type", "event.source", "event.*", "user.plan", "user.*"}
+    assert beside[1]
+    # Inside a transaction the step runs on the rollup's own connection.
+    UserEventTypeActiveDays.objects.filter(organization=org).delete()
+    with transaction.atomic():
+        for day in days:
+            rollup.rollup_day(day, org)
+    assert ran_on[DAYS:] == [own] * DAYS
+    assert (dimension_rows(org), type_bits(org)) == beside
+    assert not side_threads()
+
+
+def test_a_failure_beside_rolls_the_day_back(org, days, monkeypatch):
+    DirtyDay.objects.create(organization=org, date=days[0])
+
+    def broken(cursor, **kwargs):
+        raise RuntimeError("the event dimensions failed")
+
+    monkeypatch.setattr(rollup, "event_dimensions_build", broken)
+    with pytest.raises(RuntimeError, match="event dimensions"):
+        rollup.rollup_day(days[0], org)
+    assert not DailyOrgUsage.objects.filter(organization=org).exists()
+    assert DirtyDay.objects.filter(organization=org, date=days[0]).exists()
+    assert not side_threads()
+
+
+def test_a_failure_of_the_rollup_waits_for_the_step_beside(org, days, monkeypatch):
+    build = rollup.event_dimensions_build
+    finished = []
+
+    def slow(cursor, **kwargs):
+        threading.Event().wait(0.3)
+        finished.append(build(cursor, **kwargs))
+        return finished[-1]
+
+    def broken(*args):
+        raise RuntimeError("the per-user rows failed")
+
+    monkeypatch.setattr(rollup, "event_dimensions_build", slow)
+    monkeypatch.setattr(rollup, "per_user_rows_write", broken)
+    with pytest.raises(RuntimeError, match="per-user rows"):
+        rollup.rollup_day(days[0], org)
+    # The step beside had ended (and committed its own rows) before the error came out.
+    assert len(finished) == 1 and not side_threads()
+    assert not DailyOrgUsage.objects.filter(organization=org).exists()
+    assert DailyDimensionUsage.objects.filter(organization=org, date=days[0]).exists()
+    monkeypatch.undo()
+    rollup.rollup_day(days[0], org)
+    assert DailyOrgUsage.objects.filter(organization=org).count() == 1
+
+
+def test_two_days_of_one_organisation_rolled_side_by_side_both_end(org, days):
+    def roll(day):
+        try:
+            return rollup.rollup_day(day, org)
+        finally:
+            connections.close_all()
+
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [pool.submit(roll, day) for day in days[:2]]
+            try:
+                for future in futures:
+                    future.result(timeout=60)
+            except TimeoutError:
+                # Waiting for each other: end the backends so the threads can end, then fail.
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                pytest.fail("two rolls of one organisation's days waited for each other")
+    assert DailyOrgUsage.objects.filter(organization=org, date__in=days[:2]).count() == 2
+    assert not side_threads()
