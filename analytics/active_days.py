@@ -21,6 +21,7 @@ block (docs/decisions.md, 2026-12-01).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -273,15 +274,11 @@ def rollup_feature_active_days(cursor: Any, org_id: int, day: date, *, rows_dele
     return bool(changed)
 
 
-# The same steps per (end user, event type), from the day's (user, type) pairs: the dimension
-# rollup's per-user groups (`rollup_dimensions`, temporary table `ddu_g`), distinct, put aside
-# in _EVENT_TYPE_PAIRS (a column of the table's own collation, so the joins below compare like
-# with like). Anonymous groups (user 0) carry no user.
+# The same steps per (end user, event type), from the day's distinct (user, type) pairs (the
+# event dimensions' per-user groups, `rollup_dimensions.event_dimensions_build`), put aside in
+# _EVENT_TYPE_PAIRS (a column of the table's own collation, so the joins below compare like
+# with like).
 _EVENT_TYPE_PAIRS = "uetad_pairs"
-_EVENT_TYPE_PAIRS_SQL = f"""
-INSERT INTO {_EVENT_TYPE_PAIRS} (end_user_id, event_type)
-SELECT DISTINCT uid, event_type FROM {{groups}} WHERE kind = %s AND uid <> 0
-"""
 _EVENT_TYPE_CLEAR_SQL = f"""
 UPDATE analytics_usereventtypeactivedays SET active_days = active_days & ~CAST(%s AS BIGINT)
 WHERE organization_id = %s AND block_start = %s AND (active_days & CAST(%s AS BIGINT)) <> 0
@@ -305,11 +302,10 @@ DELETE FROM analytics_usereventtypeactivedays WHERE organization_id = %s AND blo
 """
 
 
-def rollup_event_type_active_days(cursor: Any, org_id: int, day: date, *, groups: str, per_user_kind: int) -> bool:
+def rollup_event_type_active_days(cursor: Any, org_id: int, day: date, *, pairs: Sequence[tuple[int, str]]) -> bool:
     """Bring `day`'s bit of the organisation's per-event-type bitmasks in line with the day's
-    events, read from the temporary table `groups` (its rows of kind `per_user_kind`: one
-    per end user, event type and more): clear it where a pair vanished, set it where it is
-    not set yet (a pair already set is not written), drop rows left empty. Under the
+    distinct (end user, event type) `pairs`: clear it where a pair vanished, set it where it
+    is not set yet (a pair already set is not written), drop rows left empty. Under the
     organisation's lock, as the per-feature step: two rolls of one block side by side would
     otherwise lock the same rows in their own orders, and could deadlock. Returns whether a
     bit changed (the later days' recency rows per event type may then have)."""
@@ -318,9 +314,15 @@ def rollup_event_type_active_days(cursor: Any, org_id: int, day: date, *, groups
     bit = day_bit(day)
     bitmask_steps_lock(cursor, org_id)
     temp_table_create(cursor, _EVENT_TYPE_PAIRS, "end_user_id BIGINT, event_type VARCHAR(64)")
-    cursor.execute(_EVENT_TYPE_PAIRS_SQL.format(groups=groups), [per_user_kind])
     if on_postgres():
+        # One statement for tens of thousands of pairs: two arrays, unnested together.
+        cursor.execute(
+            f"INSERT INTO {_EVENT_TYPE_PAIRS} (end_user_id, event_type) SELECT * FROM unnest(%s::bigint[], %s::text[])",
+            [[user for user, _type in pairs], [event_type for _user, event_type in pairs]],
+        )
         cursor.execute(f"ANALYZE {_EVENT_TYPE_PAIRS}")
+    else:
+        cursor.executemany(f"INSERT INTO {_EVENT_TYPE_PAIRS} (end_user_id, event_type) VALUES (%s, %s)", pairs)
     with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
         cursor.execute(_EVENT_TYPE_CLEAR_SQL, [bit, org_id, block, bit])
         cleared = cursor.rowcount

@@ -44,7 +44,12 @@ from telemetry.services.partitions import raw_events_horizon
 from telemetry.services.storage import days_lock
 from tenants.models import Organization
 
-from .active_days import block_events_keep, rollup_active_days, rollup_feature_active_days
+from .active_days import (
+    block_events_keep,
+    rollup_active_days,
+    rollup_event_type_active_days,
+    rollup_feature_active_days,
+)
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .recency import recency_roll, recency_stale_rebuild
 from .rollup_accounts import account_feature_days_roll, account_rows_replace
@@ -111,7 +116,7 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
     # Another connection would not see a caller's uncommitted events.
     beside = settings.ROLLUP_SIDE_CONNECTION and connection.vendor == "postgresql" and not connection.in_atomic_block
 
-    def event_dimensions(cursor: CursorWrapper) -> bool:
+    def event_dimensions(cursor: CursorWrapper) -> list[tuple[int, str]]:
         _tune(cursor)
         return event_dimensions_build(cursor, org_id=org_id, day=day, window=window)
 
@@ -122,10 +127,9 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         days_lock(day=day, org_ids=[org_id])
         handled = list(marks.values_list("pk", "marked_at"))
         _tune(cursor)
-        # The event dimensions read only the day's events and the end users: on PostgreSQL
-        # they are rolled on a second connection meanwhile, the day's lock held here (two
-        # rolls of a day never overlap), and committed before this transaction goes on
-        # past the per-user rows. Until it has, it takes no lock that step could wait for.
+        # The event dimensions read only the day's events and the end users and write only
+        # their own rows: on PostgreSQL they are rolled on a second connection meanwhile,
+        # once the day's lock is held here (two rolls of a day never overlap).
         side = SideLane.start(event_dimensions, beside=beside)
         try:
             written = _rollup_day_in(
@@ -158,7 +162,7 @@ def _tune(cursor: CursorWrapper) -> None:
 
 def _rollup_day_in(
     cursor: CursorWrapper,
-    side: SideLane[bool],
+    side: SideLane[list[tuple[int, str]]],
     *,
     org_id: int,
     day: date,
@@ -194,10 +198,6 @@ def _rollup_day_in(
     stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
     DailyFeatureUsage.objects.filter(**stale).delete()
     DailyOrgUsage.objects.filter(**stale).delete()
-    # Every step from here on takes the organisation's bitmask lock (or rows a roll under it
-    # writes), as the event dimensions' step does for its per-event-type bits: that step is
-    # done before, or both would wait for each other.
-    type_bits_changed = side.result(cursor)
     rollup_active_days(cursor, org_id, day)
     bits_changed = rollup_feature_active_days(
         cursor,
@@ -213,6 +213,9 @@ def _rollup_day_in(
     DailySegmentUsage.objects.filter(organization_id=org_id, date=day).delete()
     cursor.execute(SEGMENT_SQL, [day_param, org_id, day_param])
     user_dimensions_build(cursor, org_id=org_id, day=day)
+    # The event dimensions' pairs set the per-event-type bits here, in this transaction with
+    # the other bitmasks and the recency rows that follow them.
+    type_bits_changed = rollup_event_type_active_days(cursor, org_id, day, pairs=side.result(cursor))
     recency_roll(cursor, org_id, day, bits_changed=bits_changed or type_bits_changed, people_moved=moved)
     account_rows_replace(cursor, org_id, day_param)
     account_feature_days_roll(cursor, org_id, day)

@@ -33,8 +33,9 @@ In two halves, each a few statements over temporary tables, all in the database:
 6. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
    queries read on days without a row of the asked property (a key past the cap that day
    reads as "(none)" too);
-7. the day's bit of the per-(user, event type) bitmasks (UserEventTypeActiveDays), from the
-   per-user groups of step 2 (`active_days.rollup_event_type_active_days`), with the events.
+7. the day's distinct (end user, event type) pairs from the per-user groups of step 2, which
+   `rollup_day` sets the day's bit of the per-(user, event type) bitmasks from
+   (UserEventTypeActiveDays, `active_days.rollup_event_type_active_days`).
 
 Cost: one more scan of the day's events (a hash join on the users and two hash groupings),
 one of the day's per-user feature rows, and groupings of rows far fewer than events;
@@ -281,22 +282,25 @@ _USER_DIMENSIONS = "user.%"
 
 
 def dimensions_day_build(cursor: Any, *, org_id: int, day: date, window: list[Any]) -> bool:
-    """Both halves of `day`'s dimension rollup in one go: `event_dimensions_build`, then
-    `user_dimensions_build` (see those). Returns whether a bit of the per-event-type
-    bitmasks changed."""
-    changed = event_dimensions_build(cursor, org_id=org_id, day=day, window=window)
+    """Both halves of `day`'s dimension rollup in one go, and the day's bits of the
+    per-event-type bitmasks: `event_dimensions_build`, then
+    `active_days.rollup_event_type_active_days` and `user_dimensions_build` (see those).
+    Returns whether a bit of the per-event-type bitmasks changed."""
+    pairs = event_dimensions_build(cursor, org_id=org_id, day=day, window=window)
+    changed = rollup_event_type_active_days(cursor, org_id, day, pairs=pairs)
     user_dimensions_build(cursor, org_id=org_id, day=day)
     return changed
 
 
-def event_dimensions_build(cursor: Any, *, org_id: int, day: date, window: list[Any]) -> bool:
+def event_dimensions_build(cursor: Any, *, org_id: int, day: date, window: list[Any]) -> list[tuple[int, str]]:
     """Replace `day`'s DailyDimensionUsage rows of `org_id` for the event dimensions
-    (`event_type`, event properties, `event.*`) and set the day's bits of its per-event-type
-    bitmasks from the same groups (see the module docstring). Reads only the day's events and
-    the organisation's end users, so it can run beside the rest of the rollup on a
-    connection of its own (`rollup.rollup_day`). `cursor`: inside a transaction; `window`:
-    the day's [start, end) as adapted timestamps. Returns whether a bit of the per-event-type
-    bitmasks changed."""
+    (`event_type`, event properties, `event.*`; see the module docstring). Reads only the
+    day's events and the organisation's end users and writes only those rows, each day's
+    whole, so it can run beside the rest of the rollup on a connection and in a transaction
+    of its own (`rollup.rollup_day`). `cursor`: inside a transaction; `window`: the day's
+    [start, end) as adapted timestamps. Returns the day's distinct (end user, event type)
+    pairs, which the per-event-type bitmasks take (`active_days`, in the rollup's own
+    transaction, as the other bitmasks) rather than another pass over the events."""
     day_param = connection.ops.adapt_datefield_value(day)
     cursor.execute(
         "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s AND dimension NOT LIKE %s",
@@ -324,11 +328,11 @@ def event_dimensions_build(cursor: Any, *, org_id: int, day: date, window: list[
         temp_table_fill(cursor, "ddu_top", _TOP_SQL)
         cursor.execute(per_feature, [org_id, day_param])
         cursor.execute(event_all, [org_id, day_param])
-    # The day's (user, event type) pairs are in the per-user groups already: the event-type
-    # bitmasks take them from there rather than from another pass over the events.
-    changed = rollup_event_type_active_days(cursor, org_id, day, groups="ddu_g", per_user_kind=PER_USER)
+        # Anonymous groups (user 0) carry no user.
+        cursor.execute("SELECT DISTINCT uid, event_type FROM ddu_g WHERE kind = %s AND uid <> 0", [PER_USER])
+        pairs = [(uid, event_type) for uid, event_type in cursor.fetchall()]
     temp_tables_release(cursor, *_TEMP_TABLES)
-    return changed
+    return pairs
 
 
 def user_dimensions_build(cursor: Any, *, org_id: int, day: date) -> None:

@@ -7,29 +7,47 @@ Not beside (SQLite, whose writers take turns; or a caller already inside a trans
 whose uncommitted rows another connection could not see), `result(cursor)` runs the step
 there and then, on the caller's cursor, in the caller's transaction.
 
-A step run beside commits on its own: the caller must hold no lock the step could wait for
-while it waits for the step (docs/decisions.md, 2026-12-04 "The event dimensions beside the
-rest of the rollup").
+A step run beside commits on its own, so it must write only what it can replace whole on
+its next run. While the caller waits for it, PostgreSQL cannot see that wait: a lock the
+step waits for, held by a transaction that waits for the caller, would be a deadlock it
+never breaks (e.g. a migration's table lock queued between the two, or a feature's deletion
+holding rows of both). So the step waits for no lock longer than `LOCK_TIMEOUT_MS`; then it
+gives up, rolled back, and `result` runs it on the caller's cursor instead, where any such
+cycle is the caller's own and PostgreSQL's deadlock detector breaks it as it always did.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, transaction
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Longer than any wait of a healthy run (the step's rows are its own, its tables' locks are
+# shared), short enough that a cycle through the caller costs seconds, not a stuck roll.
+LOCK_TIMEOUT_MS = 5_000
+# PostgreSQL's SQLSTATE for lock_timeout (lock_not_available).
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def _in_own_transaction(step: Callable[[Any], T]) -> T:
     try:
         with transaction.atomic(using=DEFAULT_DB_ALIAS), connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)}")
             return step(cursor)
     finally:
         # The thread's connection ends with it: nothing is left for a pool to hand on.
         connections.close_all()
+
+
+def _lock_timed_out(error: BaseException) -> bool:
+    return isinstance(error, OperationalError) and getattr(error.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
 
 class SideLane(Generic[T]):
@@ -49,18 +67,21 @@ class SideLane(Generic[T]):
         pool.shutdown(wait=False)
         return cls(step, future)
 
-    @property
-    def beside(self) -> bool:
-        return self._future is not None
-
     def result(self, cursor: Any) -> T:
-        """The step's value: waited for when it runs beside, run on `cursor` otherwise."""
+        """The step's value: waited for when it runs beside, run on `cursor` otherwise, or
+        when it gave up waiting for a lock."""
         if self._future is None:
             return self._step(cursor)
-        return self._future.result()
+        try:
+            return self._future.result()
+        except OperationalError as error:
+            if not _lock_timed_out(error):
+                raise
+            logger.warning("rollup: the step beside waited over %d ms for a lock; running it inline", LOCK_TIMEOUT_MS)
+            return self._step(cursor)
 
     def abandon(self) -> None:
         """Wait for a step running beside to end, whatever its outcome: the caller failed
-        and is about to raise its own error."""
+        and is about to raise its own error. Bounded: the step waits for no lock long."""
         if self._future is not None:
             self._future.exception()

@@ -166,7 +166,7 @@ def test_a_late_event_of_a_new_type_marks_the_later_days(data):
         event_type="purchase",
         timestamp=at(str(day), "23:30:00"),
     )
-    with spied(rollup, "event_dimensions_build") as returned:
+    with spied(rollup, "rollup_event_type_active_days") as returned:
         rollup.rollup_day(day, org)
         rollup.rollup_day(day, org)
     # The per-event-type step says its bits moved on the first re-roll, not on the second.
