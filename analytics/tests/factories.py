@@ -34,6 +34,55 @@ def random_events(org, rng, features, people, first: date, days: int, count: int
     )
 
 
+def random_usage(org, first: date, days: int, seed: int = 15) -> list[Feature]:
+    """Three features, 24 end users with random ages, genders and properties (`plan`,
+    `tier`) and 500 events among them (a sixth anonymous) over `days` days from `first`,
+    with random event types, sessions, session times and metadata (`source`, `n`),
+    bulk-written. Returns the features."""
+    rng = random.Random(seed)
+    features = [feature(org, key) for key in ("search", "export", "share")]
+    people = []
+    for i in range(24):
+        properties = {}
+        if rng.random() < 0.8:
+            properties["plan"] = rng.choice(["pro", "free", "team", ""])
+        if rng.random() < 0.5:
+            properties["tier"] = rng.choice([1, 2, 3])
+        people.append(
+            end_user(
+                org,
+                f"r{i:02d}",
+                age=rng.choice([None, 12, 18, 30, 40, 41, 66]),
+                gender=rng.choice(["", "F", "M", "O"]),
+                properties=properties,
+                first_seen=at(str(first), "00:00:00"),
+            )
+        )
+    rows = []
+    for _ in range(500):
+        metadata = {}
+        if rng.random() < 0.6:
+            metadata["source"] = rng.choice(["email", "ads", "direct", ""])
+        if rng.random() < 0.3:
+            metadata["n"] = rng.choice([1, 2, 7])
+        day = first + timedelta(days=rng.randrange(days))
+        rows.append(
+            UsageEvent(
+                uuid=uuid.uuid4(),
+                organization=org,
+                feature=rng.choice(features),
+                end_user=rng.choice(people + [None] * 4),
+                event_type=rng.choice(["interaction", "view", "click", ""]),
+                session_id=rng.choice(["", f"s{rng.randrange(30)}"]),
+                session_duration=rng.choice([None, float(rng.randrange(300))]),
+                metadata=metadata,
+                timestamp=at(str(day), f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00"),
+            )
+        )
+    UsageEvent.objects.bulk_create(rows)
+    return features
+
+
 def feature(org, key, name=None):
     return Feature.objects.create(organization=org, key=key, name=name or key.title())
 

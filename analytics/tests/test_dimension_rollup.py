@@ -3,7 +3,6 @@ user property read from it equal the answers worked out from raw events in plain
 on a randomized data set with filters; the per-day caps fold the rest into "other"; a day
 re-rolled replaces its rows; no breakdown of these dimensions reads raw events."""
 
-import random
 import uuid
 from collections import defaultdict
 from datetime import date, timedelta
@@ -17,7 +16,7 @@ from analytics.models import DailyDimensionUsage
 from analytics.rollup_dimensions import MAX_EVENT_KEYS, MAX_VALUES
 from telemetry.models import EndUser, UsageEvent
 
-from .factories import at, end_user, event, feature
+from .factories import at, end_user, event, feature, random_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -29,47 +28,7 @@ AGE_BANDS = {"<18": (0, 17), "18-40": (18, 40), ">40": (41, 200)}
 
 
 def _randomized(org, seed=15):
-    rng = random.Random(seed)
-    features = [feature(org, key) for key in ("search", "export", "share")]
-    people = []
-    for i in range(24):
-        properties = {}
-        if rng.random() < 0.8:
-            properties["plan"] = rng.choice(["pro", "free", "team", ""])
-        if rng.random() < 0.5:
-            properties["tier"] = rng.choice([1, 2, 3])
-        people.append(
-            end_user(
-                org,
-                f"r{i:02d}",
-                age=rng.choice([None, 12, 18, 30, 40, 41, 66]),
-                gender=rng.choice(["", "F", "M", "O"]),
-                properties=properties,
-                first_seen=at(str(FIRST), "00:00:00"),
-            )
-        )
-    rows = []
-    for _ in range(500):
-        metadata = {}
-        if rng.random() < 0.6:
-            metadata["source"] = rng.choice(["email", "ads", "direct", ""])
-        if rng.random() < 0.3:
-            metadata["n"] = rng.choice([1, 2, 7])
-        day = FIRST + timedelta(days=rng.randrange(DAYS))
-        rows.append(
-            UsageEvent(
-                uuid=uuid.uuid4(),
-                organization=org,
-                feature=rng.choice(features),
-                end_user=rng.choice(people + [None] * 4),
-                event_type=rng.choice(["interaction", "view", "click", ""]),
-                session_id=rng.choice(["", f"s{rng.randrange(30)}"]),
-                session_duration=rng.choice([None, float(rng.randrange(300))]),
-                metadata=metadata,
-                timestamp=at(str(day), f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00"),
-            )
-        )
-    UsageEvent.objects.bulk_create(rows)
+    features = random_usage(org, FIRST, DAYS, seed)
     rollup.rollup_range(FIRST, LAST, org)
     return features
 

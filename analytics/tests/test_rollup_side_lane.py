@@ -1,12 +1,11 @@
 """The event dimensions rolled on a second connection beside the rest of a day's rollup
-(PostgreSQL, `analytics.side_lane`): the rows equal those of the same step run inline; a
-failure on either side rolls the day back and leaves no thread or connection behind; rolls
-of two days of one organisation side by side, each with its second connection, both end
-(they share the organisation's bitmask lock)."""
+(PostgreSQL, `analytics.side_lane`): the rows and per-event-type bits equal those of the
+same step run inline, on another backend; a failure beside fails the day's roll, a failure
+of the roll waits for the step beside to end; a step beside kept waiting for a lock is run
+inline; rolls of two days of one organisation side by side, each with its second
+connection, both end. No thread is left behind."""
 
-import random
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
@@ -15,9 +14,9 @@ from django.db import connection, connections, transaction
 
 from analytics import rollup, side_lane
 from analytics.models import DailyDimensionUsage, DailyOrgUsage, UserEventTypeActiveDays
-from telemetry.models import DirtyDay, UsageEvent
+from telemetry.models import DirtyDay
 
-from .factories import at, end_user, feature
+from .factories import random_usage
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="a second connection is PostgreSQL's"),
@@ -30,35 +29,7 @@ DAYS = 4
 
 @pytest.fixture
 def days(org):
-    rng = random.Random(4)
-    features = [feature(org, key) for key in ("search", "export", "share")]
-    people = [
-        end_user(
-            org,
-            f"p{i}",
-            age=rng.choice([None, 15, 30, 52]),
-            gender=rng.choice(["", "F", "M"]),
-            properties={"plan": rng.choice(["pro", "free"])} if i % 3 else {},
-        )
-        for i in range(12)
-    ]
-    rows = []
-    for _ in range(400):
-        day = FIRST + timedelta(days=rng.randrange(DAYS))
-        rows.append(
-            UsageEvent(
-                uuid=uuid.uuid4(),
-                organization=org,
-                feature=rng.choice(features),
-                end_user=rng.choice([*people, None]),
-                event_type=rng.choice(["view", "click", ""]),
-                session_id=rng.choice(["", f"s{rng.randrange(9)}"]),
-                session_duration=rng.choice([None, float(rng.randrange(100))]),
-                metadata={"source": rng.choice(["ads", "mail"])} if rng.random() < 0.7 else {},
-                timestamp=at(str(day), f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00"),
-            )
-        )
-    UsageEvent.objects.bulk_create(rows)
+    random_usage(org, FIRST, DAYS, seed=4)
     return [FIRST + timedelta(days=n) for n in range(DAYS)]
 
 
