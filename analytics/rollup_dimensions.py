@@ -32,7 +32,8 @@ In two halves, each a few statements over temporary tables, all in the database:
    the per-user groups, a user property straight from the per-user rows (one value per user);
 6. marker dimensions (`event.*`, `user.*`) with the day's totals as "(none)", which the
    queries read on days without a row of the asked property (a key past the cap that day
-   reads as "(none)" too);
+   reads as "(none)" too); then every row of the day summed over the segments (age band and
+   gender ALL_SEGMENTS), which the reads without an age or gender filter take;
 7. the day's distinct (end user, event type) pairs from the per-user groups of step 2, which
    `rollup_day` sets the day's bit of the per-(user, event type) bitmasks from
    (UserEventTypeActiveDays, `active_days.rollup_event_type_active_days`).
@@ -68,6 +69,9 @@ FOLDED = ""
 # that day: the queries read these rows for such days.
 EVENTS_MARK = "event.*"
 USERS_MARK = "user.*"
+# The age band and gender of the rows summed over every segment: what a read without an age
+# or gender filter takes, a tenth of the segments' rows (`queries.filters.dimension_segment`).
+ALL_SEGMENTS = "*"
 
 _SEGMENT = f"{AGE_BAND_SQL} AS age_band, {GENDER_SQL} AS gender"
 # The segment columns of the temporary tables.
@@ -262,6 +266,17 @@ GROUP BY k.dim, {_KEPT}, {AGE_BAND_SQL}, {GENDER_SQL}""",
 
 _TEMP_TABLES = ("ddu_g", "ddu_u", "ddu_cls", "ddu_stage", "ddu_keys", "ddu_top")
 
+# Each row of the day summed over the segments (age band and gender ALL_SEGMENTS): exact for
+# distinct users too, as every user is in one segment. Parameters: the organisation, the day,
+# the dimensions' LIKE pattern.
+_ALL_SEGMENTS_SQL = f"""{_COLUMNS}
+SELECT organization_id, date, feature_id, dimension, value, '{ALL_SEGMENTS}', '{ALL_SEGMENTS}', SUM(event_count),
+       SUM(active_users), SUM(sessions), SUM(total_session_duration), SUM(timed_events)
+FROM analytics_dailydimensionusage
+WHERE organization_id = %s AND date = %s AND dimension {{like}} %s AND age_band <> '{ALL_SEGMENTS}'
+GROUP BY organization_id, date, feature_id, dimension, value
+"""
+
 
 def _chosen(candidates: list[tuple[str, Any]], limit: int) -> list[str]:
     names = [str(name) for name, _count in candidates]
@@ -328,6 +343,7 @@ def event_dimensions_build(cursor: Any, *, org_id: int, day: date, window: list[
         temp_table_fill(cursor, "ddu_top", _TOP_SQL)
         cursor.execute(per_feature, [org_id, day_param])
         cursor.execute(event_all, [org_id, day_param])
+        cursor.execute(_ALL_SEGMENTS_SQL.format(like="NOT LIKE"), [org_id, day_param, _USER_DIMENSIONS])
         # Anonymous groups (user 0) carry no user.
         cursor.execute("SELECT DISTINCT uid, event_type FROM ddu_g WHERE kind = %s AND uid <> 0", [PER_USER])
         pairs = [(uid, event_type) for uid, event_type in cursor.fetchall()]
@@ -358,6 +374,7 @@ def user_dimensions_build(cursor: Any, *, org_id: int, day: date) -> None:
         temp_table_fill(cursor, "ddu_top", _TOP_SQL)
         cursor.execute(per_feature, [org_id, day_param])
         cursor.execute(user_all, [org_id, day_param, org_id, day_param])
+        cursor.execute(_ALL_SEGMENTS_SQL.format(like="LIKE"), [org_id, day_param, _USER_DIMENSIONS])
     temp_tables_release(cursor, *(name for name in _TEMP_TABLES if name != "ddu_g"))
 
 

@@ -23,6 +23,7 @@ from telemetry.models import Account, EndUser
 from tenants.models import Organization
 
 from ..models import DailyAccountUsage, DailySegmentUsage
+from ..rollup_dimensions import ALL_SEGMENTS
 from .common import feature_pk
 
 _M = TypeVar("_M", bound=Model)
@@ -128,6 +129,20 @@ def segment_rows(org: Organization, filters: Mapping[str, Any]) -> QuerySet[Any]
     feature_id = feature_pk(filters.get("feature"))
     rows = rolled_up_rows(org, filters, model)
     return rows.filter(feature__isnull=True) if feature_id is None else rows.filter(feature_id=feature_id)
+
+
+def dimension_segment(filters: Mapping[str, Any]) -> Q:
+    """The dimension rollup's rows (DailyDimensionUsage) of the asked age band and gender:
+    its rows summed over the segments when neither is asked, a tenth of the others (their
+    gender is ALL_SEGMENTS too: one condition, which the planner estimates right)."""
+    if not filters.get("age") and not filters.get("gender"):
+        return Q(age_band=ALL_SEGMENTS)
+    condition = Q()
+    if filters.get("age"):
+        condition &= Q(age_band=filters["age"])
+    if filters.get("gender"):
+        condition &= Q(gender=filters["gender"])
+    return condition
 
 
 def filters_apply(qs: QuerySet[_M], filters: Mapping[str, Any]) -> QuerySet[_M]:

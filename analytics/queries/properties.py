@@ -22,7 +22,7 @@ from tenants.models import Organization
 from ..models import DailyDimensionUsage
 from ..rollup_dimensions import FOLDED, NONE, USERS_MARK
 from .common import feature_pk
-from .filters import person_filters
+from .filters import dimension_segment, person_filters
 
 USER_PREFIX = "user."
 
@@ -69,11 +69,8 @@ def property_rows(
     if asked is None:
         raise ValueError("no user-property filter the dimension rollup carries")
     dimension, value = asked
-    condition = Q()
-    if filters.get("age"):
-        condition &= Q(age_band=filters["age"])
-    if filters.get("gender"):
-        condition &= Q(gender=filters["gender"])
     feature_id = feature_pk(filters.get("feature"))
-    rows = DailyDimensionUsage.objects.filter(condition, organization=org, dimension=dimension, value=value)
+    rows = DailyDimensionUsage.objects.filter(
+        dimension_segment(filters), organization=org, dimension=dimension, value=value
+    )
     return rows.filter(feature__isnull=not per_feature) if feature_id is None else rows.filter(feature_id=feature_id)

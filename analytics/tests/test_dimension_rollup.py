@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from analytics import queries, rollup
 from analytics.models import DailyDimensionUsage
-from analytics.rollup_dimensions import MAX_EVENT_KEYS, MAX_VALUES
+from analytics.rollup_dimensions import ALL_SEGMENTS, MAX_EVENT_KEYS, MAX_VALUES
 from telemetry.models import EndUser, UsageEvent
 
 from .factories import at, end_user, event, feature, random_usage
@@ -169,7 +169,9 @@ def test_caps_fold_the_rest_into_other(org):
             )
             total += 1
     rollup.rollup_day(LAST, org)
-    rows = DailyDimensionUsage.objects.filter(organization=org, dimension="event.source", feature__isnull=True)
+    rows = DailyDimensionUsage.objects.filter(
+        organization=org, dimension="event.source", feature__isnull=True, age_band=ALL_SEGMENTS
+    )
     assert rows.count() == MAX_VALUES + 1
     assert rows.get(value="").event_count == total - sum(r.event_count for r in rows.exclude(value=""))
     carried = set(
@@ -182,6 +184,27 @@ def test_caps_fold_the_rest_into_other(org):
     totals = queries.breakdown_totals.uncached(org, dimension="event.source", start=LAST, end=LAST)
     assert [r["key"] for r in totals[:5]] == [f"v{n:02d}" for n in range(55, 60)]
     assert totals[-1]["key"] == "other" and sum(r["value"] for r in totals) == total
+
+
+def test_rows_summed_over_the_segments_are_their_sums(org):
+    """Each row of every segment has its sum over the segments (age band and gender "*"),
+    distinct users included (a user is in one segment), and nothing else is summed."""
+    _randomized(org)
+    sums = defaultdict(lambda: [0, 0, 0, 0.0, 0])
+    summed = {}
+    for row in DailyDimensionUsage.objects.filter(organization=org):
+        key = (row.date, row.feature_id, row.dimension, row.value)
+        figures = [row.event_count, row.active_users, row.sessions, row.total_session_duration, row.timed_events]
+        if row.age_band == ALL_SEGMENTS:
+            assert row.gender == ALL_SEGMENTS and key not in summed
+            summed[key] = figures
+        else:
+            assert row.gender != ALL_SEGMENTS
+            sums[key] = [a + b for a, b in zip(sums[key], figures, strict=True)]
+    assert summed.keys() == sums.keys() and {"user.plan", "event.source"} <= {key[2] for key in summed}
+    for key, figures in summed.items():
+        assert figures[:3] + figures[4:] == sums[key][:3] + sums[key][4:]
+        assert figures[3] == pytest.approx(sums[key][3])
 
 
 def test_a_day_rolled_again_is_replaced(org):

@@ -28,7 +28,14 @@ from ...models import (
 from ...rollup_dimensions import EVENTS_MARK, FOLDED, USERS_MARK
 from ..cache import cached_rows
 from ..common import bounds, feature_pk
-from ..filters import ROLLED_UP_MODELS, filters_apply, has_person_filter, rolled_up_model, rolled_up_rows
+from ..filters import (
+    ROLLED_UP_MODELS,
+    dimension_segment,
+    filters_apply,
+    has_person_filter,
+    rolled_up_model,
+    rolled_up_rows,
+)
 
 BREAKDOWN_LIMIT = 10
 OTHER = "other"
@@ -137,7 +144,7 @@ def source_for(
     feature_id = feature_pk(filters.get("feature"))
     key: Any
     if rolled_up and in_dimension_rollup(dimension, filters, users=users, daily_users=daily_users):
-        rows: QuerySet[Any] = DailyDimensionUsage.objects.filter(_segment_condition(filters), organization=org).filter(
+        rows: QuerySet[Any] = DailyDimensionUsage.objects.filter(dimension_segment(filters), organization=org).filter(
             _dimension_rows(org, dimension)
         )
         if feature_id is not None:
@@ -193,16 +200,6 @@ def source_for(
     if feature_id is not None:
         rows = rows.filter(feature_id=feature_id)
     return Source(rows, text_of(F("feature__key")), False)
-
-
-def _segment_condition(filters: Mapping[str, Any]) -> Q:
-    """The age-band and gender conditions on rows that carry them (segment, dimension rows)."""
-    condition = Q()
-    if filters.get("age"):
-        condition &= Q(age_band=filters["age"])
-    if filters.get("gender"):
-        condition &= Q(gender=filters["gender"])
-    return condition
 
 
 def in_dimension_rollup(dimension: str, filters: Mapping[str, Any], *, users: bool, daily_users: bool) -> bool:
