@@ -20,6 +20,12 @@ _EMPTY = "DELETE FROM analytics_dailydimensionusage WHERE age_band = '*'"
 def fill(apps, schema_editor):
     connection = schema_editor.connection
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # No rollup writes the table meanwhile (its reads go on): a day rolled while the
+            # rows are summed would keep sums of its old rows, or get two of them.
+            cursor.execute("LOCK TABLE analytics_dailydimensionusage IN SHARE ROW EXCLUSIVE MODE")
+        # Run again (or after days a newer rollup wrote), the summed rows are made anew.
+        cursor.execute(_EMPTY)
         cursor.execute(_FILL)
         if connection.vendor == "postgresql":
             # The new rows' deferred foreign-key checks now: PostgreSQL builds no index on a
