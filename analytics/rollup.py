@@ -26,8 +26,9 @@ either way; the two commit separately (docs/decisions.md, 2026-12-04).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import overload
 
 from django.conf import settings
@@ -116,10 +117,6 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
     # Another connection would not see a caller's uncommitted events.
     beside = settings.ROLLUP_SIDE_CONNECTION and connection.vendor == "postgresql" and not connection.in_atomic_block
 
-    def event_dimensions(cursor: CursorWrapper) -> list[tuple[int, str]]:
-        _tune(cursor)
-        return event_dimensions_build(cursor, org_id=org_id, day=day, window=window)
-
     with transaction.atomic(), connection.cursor() as cursor:
         # Late events of this day being stored right now are waited for, and those that
         # come during the run wait for its commit (telemetry.services.storage.dirty_days):
@@ -130,10 +127,17 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         # The event dimensions read only the day's events and the end users and write only
         # their own rows: on PostgreSQL they are rolled on a second connection meanwhile,
         # once the day's lock is held here (two rolls of a day never overlap).
-        side = SideLane.start(event_dimensions, beside=beside)
+        event_dimensions = partial(event_dimensions_build, org_id=org_id, day=day, window=window)
+        side = SideLane.start(event_dimensions, beside=beside, setup=_tune)
         try:
             written = _rollup_day_in(
-                cursor, side, org_id=org_id, day=day, computed_at=computed_at, recheck_bitmasks=recheck_bitmasks
+                cursor,
+                side,
+                org_id=org_id,
+                day=day,
+                window=window,
+                computed_at=computed_at,
+                recheck_bitmasks=recheck_bitmasks,
             )
         except BaseException:
             side.abandon()
@@ -166,16 +170,16 @@ def _rollup_day_in(
     *,
     org_id: int,
     day: date,
+    window: Sequence[object],
     computed_at: datetime,
     recheck_bitmasks: bool,
 ) -> int:
     """Every step of `rollup_day` on its cursor inside its transaction, the event dimensions
-    (`side`) waited for or run on the way. Returns the number of feature and organisation
-    rows written."""
+    (`side`) waited for or run on the way; `window`: the day's [start, end) as adapted
+    timestamps. Returns the number of feature and organisation rows written."""
     ops = connection.ops
     now = ops.adapt_datetimefield_value(computed_at)
     day_param = ops.adapt_datefield_value(day)
-    window = [ops.adapt_datetimefield_value(day_start(d)) for d in (day, day + timedelta(days=1))]
     # The day's groups live until the end of the transaction: a failure rolls their
     # creation back with everything else.
     temp_table_fill(cursor, DAY_TABLE, DAY_SQL.format(session_key=session_key_sql()), [org_id, *window, org_id])

@@ -317,10 +317,7 @@ def event_dimensions_build(cursor: Any, *, org_id: int, day: date, window: list[
     pairs, which the per-event-type bitmasks take (`active_days`, in the rollup's own
     transaction, as the other bitmasks) rather than another pass over the events."""
     day_param = connection.ops.adapt_datefield_value(day)
-    cursor.execute(
-        "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s AND dimension NOT LIKE %s",
-        [org_id, day_param, _USER_DIMENSIONS],
-    )
+    _half_clear(cursor, org_id, day_param, of_users=False)
     _classes_build(cursor, _SEGMENT_USERS_SQL, [org_id])
     text, json = _column_types()
     with plans_without(cursor, "enable_sort", "enable_mergejoin"):  # see `_classes_build`
@@ -336,14 +333,8 @@ def event_dimensions_build(cursor: Any, *, org_id: int, day: date, window: list[
         event_keys = _chosen(cursor.fetchall(), MAX_EVENT_KEYS)
         keys = [("event", EVENTS_MARK, ""), ("event", "event_type", "")]
         keys += [("event", f"event.{name}", name) for name in event_keys]
-        _keys_and_stage(cursor, keys, text)
         event_stage, _user_stage = _stage_sqls()
-        cursor.execute(event_stage)
-        per_feature, event_all, _user_all = _insert_sqls()
-        temp_table_fill(cursor, "ddu_top", _TOP_SQL)
-        cursor.execute(per_feature, [org_id, day_param])
-        cursor.execute(event_all, [org_id, day_param])
-        cursor.execute(_ALL_SEGMENTS_SQL.format(like="NOT LIKE"), [org_id, day_param, _USER_DIMENSIONS])
+        _half_rows(cursor, org_id, day_param, of_users=False, keys=keys, stage=(event_stage, []))
         # Anonymous groups (user 0) carry no user.
         cursor.execute("SELECT DISTINCT uid, event_type FROM ddu_g WHERE kind = %s AND uid <> 0", [PER_USER])
         pairs = [(uid, event_type) for uid, event_type in cursor.fetchall()]
@@ -356,26 +347,56 @@ def user_dimensions_build(cursor: Any, *, org_id: int, day: date) -> None:
     (`user.*` and each chosen property), from the day's per-user rows: run inside
     `rollup_day`'s transaction after those are final."""
     day_param = connection.ops.adapt_datefield_value(day)
-    cursor.execute(
-        "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s AND dimension LIKE %s",
-        [org_id, day_param, _USER_DIMENSIONS],
-    )
+    _half_clear(cursor, org_id, day_param, of_users=True)
     _classes_build(cursor, _USERS_SQL, [org_id, day_param])
-    text, _json = _column_types()
     with plans_without(cursor, "enable_sort", "enable_mergejoin"):  # see `_classes_build`
         cursor.execute(_user_keys_sql(), [org_id, day_param])
         user_keys = _chosen(cursor.fetchall(), MAX_USER_KEYS)
         keys = [("user", USERS_MARK, "")]
         keys += [("user", f"user.{name}", name) for name in user_keys]
-        _keys_and_stage(cursor, keys, text)
         _event_stage, user_stage = _stage_sqls()
-        cursor.execute(user_stage, [org_id, day_param])
-        per_feature, _event_all, user_all = _insert_sqls()
-        temp_table_fill(cursor, "ddu_top", _TOP_SQL)
-        cursor.execute(per_feature, [org_id, day_param])
-        cursor.execute(user_all, [org_id, day_param, org_id, day_param])
-        cursor.execute(_ALL_SEGMENTS_SQL.format(like="LIKE"), [org_id, day_param, _USER_DIMENSIONS])
+        _half_rows(cursor, org_id, day_param, of_users=True, keys=keys, stage=(user_stage, [org_id, day_param]))
     temp_tables_release(cursor, *(name for name in _TEMP_TABLES if name != "ddu_g"))
+
+
+def _half_like(of_users: bool) -> str:
+    """How a half's dimensions are told from the other's: the user properties' names all
+    start with "user.", the event dimensions' (event_type, event.*) never do."""
+    return "LIKE" if of_users else "NOT LIKE"
+
+
+def _half_clear(cursor: Any, org_id: int, day_param: Any, *, of_users: bool) -> None:
+    """Delete the day's rows of one half, its sums over the segments included."""
+    cursor.execute(
+        "DELETE FROM analytics_dailydimensionusage WHERE organization_id = %s AND date = %s"
+        f" AND dimension {_half_like(of_users)} %s",
+        [org_id, day_param, _USER_DIMENSIONS],
+    )
+
+
+def _half_rows(
+    cursor: Any,
+    org_id: int,
+    day_param: Any,
+    *,
+    of_users: bool,
+    keys: list[tuple[str, str, str]],
+    stage: tuple[str, list[Any]],
+) -> None:
+    """One half's rows of the day, its dimensions `keys`: staged (`stage`: the statement and
+    its parameters), capped, written per feature and for all features, then summed over the
+    segments."""
+    text, _json = _column_types()
+    _keys_and_stage(cursor, keys, text)
+    cursor.execute(*stage)
+    temp_table_fill(cursor, "ddu_top", _TOP_SQL)
+    per_feature, event_all, user_all = _insert_sqls()
+    cursor.execute(per_feature, [org_id, day_param])
+    if of_users:
+        cursor.execute(user_all, [org_id, day_param, org_id, day_param])
+    else:
+        cursor.execute(event_all, [org_id, day_param])
+    cursor.execute(_ALL_SEGMENTS_SQL.format(like=_half_like(of_users)), [org_id, day_param, _USER_DIMENSIONS])
 
 
 def _column_types() -> tuple[str, str]:

@@ -1,8 +1,10 @@
 """A step of the rollup run beside the rest of it, on a connection and in a transaction of
 its own, so that PostgreSQL works on both at once (a backend runs a statement on one core).
 
-`SideLane.start(step, beside=…)` starts `step(cursor)` in a thread whose Django connection
-is its own; `result(cursor)` waits for it and returns its value or raises its exception.
+`SideLane.start(step, beside=…, setup=…)` starts `setup(cursor)` then `step(cursor)` in a
+thread whose Django connection is its own (`setup`: the settings of that transaction, which a
+step run inline finds set by the caller already); `result(cursor)` waits for it and returns
+its value or raises its exception.
 Not beside (SQLite, whose writers take turns; or a caller already inside a transaction,
 whose uncommitted rows another connection could not see), `result(cursor)` runs the step
 there and then, on the caller's cursor, in the caller's transaction.
@@ -36,10 +38,11 @@ LOCK_TIMEOUT_MS = 5_000
 _LOCK_NOT_AVAILABLE = "55P03"
 
 
-def _in_own_transaction(step: Callable[[Any], T]) -> T:
+def _in_own_transaction(step: Callable[[Any], T], setup: Callable[[Any], None]) -> T:
     try:
         with transaction.atomic(using=DEFAULT_DB_ALIAS), connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+            setup(cursor)
             return step(cursor)
     finally:
         # The thread's connection ends with it: nothing is left for a pool to hand on.
@@ -58,11 +61,11 @@ class SideLane(Generic[T]):
         self._future = future
 
     @classmethod
-    def start(cls, step: Callable[[Any], T], *, beside: bool) -> SideLane[T]:
+    def start(cls, step: Callable[[Any], T], *, beside: bool, setup: Callable[[Any], None]) -> SideLane[T]:
         if not beside:
             return cls(step, None)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-side")
-        future = pool.submit(_in_own_transaction, step)
+        future = pool.submit(_in_own_transaction, step, setup)
         # The thread ends once the step has: nothing waits for it here, the caller goes on.
         pool.shutdown(wait=False)
         return cls(step, future)
