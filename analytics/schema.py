@@ -7,14 +7,20 @@ from rest_framework import serializers
 
 from . import params
 
-_BREAKDOWN_PART = inline_serializer(
-    name="BreakdownPart",
-    many=True,
-    fields={
-        "key": serializers.CharField(help_text='a value of the dimension, "(none)" where missing, or "other"'),
-        "value": serializers.FloatField(),
-    },
-)
+
+def _breakdown_part() -> serializers.Serializer:
+    # A new field each time it is used: a serializer field belongs to the one place it is
+    # bound to, and one instance used twice documents only the last of its names.
+    return inline_serializer(
+        name="BreakdownPart",
+        many=True,
+        fields={
+            "key": serializers.CharField(help_text='a value of the dimension, "(none)" where missing, or "other"'),
+            "value": serializers.FloatField(),
+        },
+    )
+
+
 _BREAKDOWN_HELP = 'with ?breakdown=: the top 10 values then "other"'
 
 
@@ -28,14 +34,18 @@ def _anonymous_events() -> serializers.IntegerField:
     )
 
 
-_KPI = inline_serializer(
-    name="Kpi",
-    fields={
-        "value": serializers.FloatField(allow_null=True, help_text="null only for an average with nothing to average"),
-        "previous": serializers.FloatField(allow_null=True),
-        "change_pct": serializers.FloatField(allow_null=True, help_text="null when previous is 0"),
-    },
-)
+def _kpi() -> serializers.Serializer:
+    return inline_serializer(
+        name="Kpi",
+        fields={
+            "value": serializers.FloatField(
+                allow_null=True, help_text="null only for an average with nothing to average"
+            ),
+            "previous": serializers.FloatField(allow_null=True),
+            "change_pct": serializers.FloatField(allow_null=True, help_text="null when previous is 0"),
+        },
+    )
+
 
 UsageSummary = inline_serializer(
     name="UsageSummary",
@@ -44,19 +54,19 @@ UsageSummary = inline_serializer(
         "end": serializers.DateField(),
         "previous_start": serializers.DateField(),
         "previous_end": serializers.DateField(),
-        "total_events": _KPI,
-        "active_users": _KPI,
-        "features_tracked": _KPI,
-        "sessions": _KPI,
-        "avg_session_duration": _KPI,
+        "total_events": _kpi(),
+        "active_users": _kpi(),
+        "features_tracked": _kpi(),
+        "sessions": _kpi(),
+        "avg_session_duration": _kpi(),
         "breakdown": inline_serializer(
             name="UsageSummaryBreakdown",
             required=False,
             help_text=_BREAKDOWN_HELP,
             fields={
                 "by": serializers.CharField(),
-                "events": _BREAKDOWN_PART,
-                "active_users": _BREAKDOWN_PART,
+                "events": _breakdown_part(),
+                "active_users": _breakdown_part(),
                 "anonymous_events": _anonymous_events(),
             },
         ),

@@ -115,14 +115,17 @@ class InsightSerializer(serializers.Serializer):
     period_end = serializers.DateField()
 
 
-_metric_map = inline_serializer(
-    name="OutlierMetrics",
-    fields={
-        "event_count": serializers.FloatField(),
-        "avg_session_duration": serializers.FloatField(),
-        "daily_active_users": serializers.FloatField(),
-    },
-)
+def _metric_map() -> serializers.Serializer:
+    # A new field each time it is used (analytics.schema._breakdown_part says why).
+    return inline_serializer(
+        name="OutlierMetrics",
+        fields={
+            "event_count": serializers.FloatField(),
+            "avg_session_duration": serializers.FloatField(),
+            "daily_active_users": serializers.FloatField(),
+        },
+    )
+
 
 ChartDataSerializer = inline_serializer(
     name="ChartData",
@@ -138,8 +141,8 @@ ChartDataSerializer = inline_serializer(
                 "feature_id": serializers.IntegerField(),
                 "feature_key": serializers.CharField(),
                 "feature_name": serializers.CharField(),
-                "metrics": _metric_map,
-                "z_scores": _metric_map,
+                "metrics": _metric_map(),
+                "z_scores": _metric_map(),
                 "norm": serializers.FloatField(),
                 "outlier": serializers.BooleanField(),
             },
