@@ -7,18 +7,14 @@ from rest_framework import serializers
 
 from . import params
 
+_AVERAGE_NULL = "null only for an average session with nothing to average (no event with a duration)"
 
-def _breakdown_part() -> serializers.Serializer:
-    # A new field each time it is used: a serializer field belongs to the one place it is
-    # bound to, and one instance used twice documents only the last of its names.
-    return inline_serializer(
-        name="BreakdownPart",
-        many=True,
-        fields={
-            "key": serializers.CharField(help_text='a value of the dimension, "(none)" where missing, or "other"'),
-            "value": serializers.FloatField(),
-        },
-    )
+
+class BreakdownPart(serializers.Serializer):
+    # Declared once and instantiated per use: one field instance used under several names
+    # documents only the last of them.
+    key = serializers.CharField(help_text='a value of the dimension, "(none)" where missing, or "other"')
+    value = serializers.FloatField(allow_null=True, help_text=_AVERAGE_NULL)
 
 
 _BREAKDOWN_HELP = 'with ?breakdown=: the top 10 values then "other"'
@@ -34,17 +30,10 @@ def _anonymous_events() -> serializers.IntegerField:
     )
 
 
-def _kpi() -> serializers.Serializer:
-    return inline_serializer(
-        name="Kpi",
-        fields={
-            "value": serializers.FloatField(
-                allow_null=True, help_text="null only for an average with nothing to average"
-            ),
-            "previous": serializers.FloatField(allow_null=True),
-            "change_pct": serializers.FloatField(allow_null=True, help_text="null when previous is 0"),
-        },
-    )
+class Kpi(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True, help_text="null only for an average with nothing to average")
+    previous = serializers.FloatField(allow_null=True)
+    change_pct = serializers.FloatField(allow_null=True, help_text="null when previous is 0")
 
 
 UsageSummary = inline_serializer(
@@ -54,19 +43,19 @@ UsageSummary = inline_serializer(
         "end": serializers.DateField(),
         "previous_start": serializers.DateField(),
         "previous_end": serializers.DateField(),
-        "total_events": _kpi(),
-        "active_users": _kpi(),
-        "features_tracked": _kpi(),
-        "sessions": _kpi(),
-        "avg_session_duration": _kpi(),
+        "total_events": Kpi(),
+        "active_users": Kpi(),
+        "features_tracked": Kpi(),
+        "sessions": Kpi(),
+        "avg_session_duration": Kpi(),
         "breakdown": inline_serializer(
             name="UsageSummaryBreakdown",
             required=False,
             help_text=_BREAKDOWN_HELP,
             fields={
                 "by": serializers.CharField(),
-                "events": _breakdown_part(),
-                "active_users": _breakdown_part(),
+                "events": BreakdownPart(many=True),
+                "active_users": BreakdownPart(many=True),
                 "anonymous_events": _anonymous_events(),
             },
         ),
@@ -156,7 +145,7 @@ Timeseries = inline_serializer(
                 "date": serializers.DateField(
                     help_text="the day, or the week's Monday (a first week cut by start: start itself)"
                 ),
-                "value": serializers.FloatField(),
+                "value": serializers.FloatField(allow_null=True, help_text=_AVERAGE_NULL),
             },
         ),
         "feature": inline_serializer(
@@ -177,7 +166,10 @@ Timeseries = inline_serializer(
                 "points": inline_serializer(
                     name="TimeseriesBreakdownPoint",
                     many=True,
-                    fields={"date": serializers.DateField(), "value": serializers.FloatField()},
+                    fields={
+                        "date": serializers.DateField(),
+                        "value": serializers.FloatField(allow_null=True, help_text=_AVERAGE_NULL),
+                    },
                 ),
             },
         ),

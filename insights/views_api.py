@@ -115,16 +115,11 @@ class InsightSerializer(serializers.Serializer):
     period_end = serializers.DateField()
 
 
-def _metric_map() -> serializers.Serializer:
-    # A new field each time it is used (analytics.schema._breakdown_part says why).
-    return inline_serializer(
-        name="OutlierMetrics",
-        fields={
-            "event_count": serializers.FloatField(),
-            "avg_session_duration": serializers.FloatField(),
-            "daily_active_users": serializers.FloatField(),
-        },
-    )
+class OutlierMetrics(serializers.Serializer):
+    # Declared once and instantiated per use (analytics.schema.BreakdownPart says why).
+    event_count = serializers.FloatField()
+    avg_session_duration = serializers.FloatField()
+    daily_active_users = serializers.FloatField()
 
 
 ChartDataSerializer = inline_serializer(
@@ -141,8 +136,8 @@ ChartDataSerializer = inline_serializer(
                 "feature_id": serializers.IntegerField(),
                 "feature_key": serializers.CharField(),
                 "feature_name": serializers.CharField(),
-                "metrics": _metric_map(),
-                "z_scores": _metric_map(),
+                "metrics": OutlierMetrics(),
+                "z_scores": OutlierMetrics(),
                 "norm": serializers.FloatField(),
                 "outlier": serializers.BooleanField(),
             },

@@ -69,14 +69,18 @@ def timeseries(
         values = _series_users(org, metric, interval, start, end, user_rows(org, filters))
     else:
         values = _series_rollup(org, metric, interval, start, end, feature_id)
-    digits = 2 if metric == "avg_session_duration" else 0
+    average = metric == "avg_session_duration"
     points: list[dict[str, Any]] = []
     for bucket in buckets:
-        value = values.get(bucket, 0)
+        value = values.get(bucket)
         # A week that starts before `start` holds only the days from `start` on: it is labelled
         # with its first day in the range, never a day the caller did not ask for.
         label = max(bucket, start)
-        points.append({"date": label, "value": round(float(value), 2) if digits else int(value)})
+        if average:
+            # No event with a duration: nothing to average, null (as the summary's), not 0 s.
+            points.append({"date": label, "value": None if value is None else round(float(value), 2)})
+        else:
+            points.append({"date": label, "value": int(value or 0)})
     return {"metric": metric, "interval": interval, "start": start, "end": end, "points": points}
 
 
@@ -91,23 +95,24 @@ def _series_rollup(
         qs = DailyFeatureUsage.objects.filter(organization=org, feature_id=feature_id)
         users_field = "daily_active_users"
     rows = qs.filter(date__gte=start, date__lte=end).values_list(
-        "date", "event_count", users_field, "avg_session_duration", "total_session_duration", "timed_events"
+        "date", "event_count", users_field, "total_session_duration", "timed_events"
     )
-    if interval == "day":
-        column = {"events": 1, "active_users": 2, "avg_session_duration": 3}[metric]
+    if interval == "day" and metric != "avg_session_duration":
+        column = {"events": 1, "active_users": 2}[metric]
         return {row[0]: row[column] for row in rows}
-    # Weekly events add up; a weekly average session is rebuilt from totals and counts.
+    # Weekly events add up; an average session is rebuilt from totals and counts (a day's
+    # stored average is 0 without timed events, where there is nothing to average).
     events: dict[date, int] = defaultdict(int)
     duration: dict[date, float] = defaultdict(float)
     timed: dict[date, int] = defaultdict(int)
-    for day, count, _users, _avg, total, n in rows:
-        week = week_monday(day)
-        events[week] += count
-        duration[week] += total
-        timed[week] += n
+    for day, count, _users, total, n in rows:
+        bucket = week_monday(day) if interval == "week" else day
+        events[bucket] += count
+        duration[bucket] += total
+        timed[bucket] += n
     if metric == "events":
         return dict(events)
-    return {week: duration[week] / timed[week] for week in timed if timed[week]}
+    return {bucket: duration[bucket] / timed[bucket] for bucket in timed if timed[bucket]}
 
 
 def _series_users(

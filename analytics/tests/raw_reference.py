@@ -112,7 +112,8 @@ def _bucket(day: date, interval: str, start: date) -> date:
 
 
 def series(rows: list[Row], metric: str, interval: str, start: date, end: date, filters: dict) -> dict[date, float]:
-    """Non-zero points of a series: events, distinct users or the average session."""
+    """The points of a series that carry something: non-zero events or distinct users, or an
+    average session wherever some event has a duration (0 s included)."""
     grouped: dict[date, list[Row]] = defaultdict(list)
     for r in _in(matching(rows, filters), start, end):
         grouped[_bucket(r.day, interval, start)].append(r)
@@ -124,6 +125,8 @@ def series(rows: list[Row], metric: str, interval: str, start: date, end: date, 
             values[bucket] = len({r.user for r in group if r.user is not None})
         else:
             values[bucket] = _average(group)
+    if metric == "avg_session_duration":
+        return {b: v for b, v in values.items() if v is not None}
     return {b: v for b, v in values.items() if v}
 
 

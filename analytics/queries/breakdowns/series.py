@@ -64,13 +64,14 @@ def breakdown_series(
     )
     rows = source.within(start, end).annotate(bkey=source.key, bucket=source.bucket(interval))
     in_top = Q(bkey__in=top)
-    values: dict[str, dict[date, float]] = defaultdict(dict)
+    values: dict[str, dict[date, float | None]] = defaultdict(dict)
     for r in grouped(source, rows.filter(in_top), ["bkey", "bucket"], metric):
         values[r["bkey"]][as_date(r["bucket"])] = value_of(metric, r)
     for r in grouped(source, rows.exclude(in_top), ["bucket"], metric):
         values[OTHER][as_date(r["bucket"])] = value_of(metric, r)
     # "Other" only when the rest has something to show (values without users drop out).
-    return series_of(top + ([OTHER] if any(values[OTHER].values()) else []), values, buckets, start)
+    shown = top + ([OTHER] if any(values[OTHER].values()) else [])
+    return series_of(shown, values, buckets, start, missing=None if metric == "avg_session_duration" else 0)
 
 
 def _event_type_weekly(bitmasks: QuerySet[Any], start: date, end: date, buckets: list[date]) -> list[dict[str, Any]]:

@@ -272,12 +272,13 @@ def rolled_source(
     return source, top_of(rows)
 
 
-def value_of(metric: str, row: Mapping[str, Any]) -> float:
+def value_of(metric: str, row: Mapping[str, Any]) -> float | None:
     if metric == "events":
         return row["events"] or 0
     if metric == "active_users":
         return row["users"] or 0
-    return round(row["duration"] / row["timed"], 2) if row["timed"] else 0.0
+    # No event with a duration: nothing to average (null, not 0 s).
+    return round(row["duration"] / row["timed"], 2) if row["timed"] else None
 
 
 def wanted(source: Source, metric: str) -> dict[str, Any]:
@@ -310,12 +311,20 @@ def ranked(org: Organization, source: Source, start: date, end: date, metric: st
 
 
 def series_of(
-    keys: list[str], values: Mapping[str, Mapping[date, float]], buckets: list[date], start: date
+    keys: list[str],
+    values: Mapping[str, Mapping[date, float | None]],
+    buckets: list[date],
+    start: date,
+    missing: float | None = 0,
 ) -> list[dict[str, Any]]:
-    """`[{key, points: [{date, value}]}]` for `keys`, a point per bucket (0 where `values` has
-    none); as `timeseries` labels it, a first week cut by `start` is labelled `start`."""
+    """`[{key, points: [{date, value}]}]` for `keys`, a point per bucket (`missing` where
+    `values` has none: 0 for counts, None for an average); as `timeseries` labels it, a first
+    week cut by `start` is labelled `start`."""
     return [
-        {"key": key, "points": [{"date": max(b, start), "value": values.get(key, {}).get(b, 0)} for b in buckets]}
+        {
+            "key": key,
+            "points": [{"date": max(b, start), "value": values.get(key, {}).get(b, missing)} for b in buckets],
+        }
         for key in keys
     ]
 
