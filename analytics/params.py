@@ -62,13 +62,14 @@ def date_range(
     query: Query, *, default_days: int = DEFAULT_RANGE_DAYS, start_field: str = "start", end_field: str = "end"
 ) -> tuple[date, date]:
     """(start, end) inclusive UTC days. Defaults: the last `default_days` days ending today;
-    with only one bound given, the other is derived from the default length."""
+    a start alone runs to today (as the schema says of `end`), an end alone starts
+    `default_days` before it."""
     end = optional_date(query, end_field)
     start = optional_date(query, start_field)
     if end is not None and start is None:
         end = min(end, today())  # an end alone past today: the default length up to today
     if end is None:
-        end = start + timedelta(days=default_days - 1) if start else today()
+        end = today()
     if start is None:
         start = end - timedelta(days=default_days - 1)
     return range_to_today(start, end, start_field=start_field, end_field=end_field)

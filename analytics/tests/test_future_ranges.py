@@ -23,6 +23,16 @@ def test_a_start_alone_ends_today_at_the_latest(admin_client, org, endpoint):
         assert len(body["points"]) == 13
 
 
+@pytest.mark.parametrize("endpoint", ["usage-summary", "timeseries", "top-users"])
+def test_a_start_alone_longer_ago_than_the_default_range_still_ends_today(admin_client, org, endpoint):
+    # As the schema says of `end` (it ran the default 30 days from the start instead).
+    start = today() - timedelta(days=45)
+    response = admin_client.get(f"{API}/{endpoint}", {"start": start.isoformat()})
+    assert response.status_code == 200, response.content
+    if endpoint != "top-users":
+        assert response.json()["end"] == today().isoformat()
+
+
 def test_an_end_after_today_is_cut_at_today_and_the_previous_period_has_the_same_length(admin_client, org):
     start = today() - timedelta(days=9)
     body = admin_client.get(
