@@ -224,6 +224,9 @@ def aggregate_params(query: Query) -> dict[str, Any]:
     raw_date = query_text(query, "date")
     if raw_date:
         day = parse_date(raw_date, "date")
+        if day > today():
+            # As `since` is refused: a day to come has no events to roll up.
+            fail("date", f"The day is after today ({today().isoformat()}): there are no events to roll up yet.")
         return {"since": day, "until": day}
     if query_text(query, "since") or query_text(query, "until"):
         since, until = date_range(query, default_days=1, start_field="since", end_field="until")

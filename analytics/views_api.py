@@ -2,8 +2,11 @@
 function of `analytics.queries` (or the rollup service) for `self.org`, and renders it.
 `?format=csv` on user-activity, feature-usage and timeseries downloads the rows as CSV."""
 
+from collections.abc import Mapping
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -354,6 +357,10 @@ class AggregateRunView(AnalyticsView):
     )
     def post(self, request):
         query = request.query_params.copy()
+        if not isinstance(request.data, Mapping):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["The body must be a JSON object (date, since, until) or empty."]}
+            )
         body_check(request.data, AGGREGATE_FIELDS)
         if isinstance(request.data, dict):
             for name in AGGREGATE_FIELDS:

@@ -8,6 +8,7 @@ from analytics import rollup
 from analytics.models import DailyOrgUsage
 from analytics.views_api import FeatureUsageView, TimeseriesView, UserActivityView
 from conftest import client_for, make_member
+from core.days import today
 from tenants.models import Role
 
 from .conftest import D1, D3
@@ -277,6 +278,15 @@ def test_aggregate_run_admin_only(admin_client, analyst_client, org, dataset):
     assert DailyOrgUsage.objects.filter(organization=org).count() == 3
     bad = admin_client.post(f"{BASE}/aggregate/run?date=tomorrow")
     assert bad.status_code == 400 and "date" in bad.json()["errors"]
+
+
+def test_aggregate_run_refuses_a_day_to_come_and_a_body_that_is_not_an_object(admin_client, org):
+    # Both answered 200, the list body rolling up yesterday as if it were empty.
+    to_come = admin_client.post(f"{BASE}/aggregate/run?date={today() + timedelta(days=1)}")
+    assert to_come.status_code == 400 and "after today" in to_come.json()["errors"]["date"][0]
+    listed = admin_client.post(f"{BASE}/aggregate/run", "[1, 2]", content_type="application/json")
+    assert listed.status_code == 400 and "JSON object" in listed.json()["detail"]
+    assert not DailyOrgUsage.objects.filter(organization=org).exists()
 
 
 def test_aggregate_run_touches_only_own_org(admin_client, other_org, org, dataset):
