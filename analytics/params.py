@@ -31,6 +31,7 @@ from telemetry.queries import feature_find
 
 from .filters import AGE_BANDS as AGE_BANDS
 from .filters import filter_set_parse, filters_refuse, property_check
+from .queries.funnel import funnel_steps_resolve
 
 if TYPE_CHECKING:
     from telemetry.models import Feature
@@ -209,9 +210,14 @@ def funnel_params(org: Organization, query: Query) -> dict[str, Any]:
     filters = filter_set_parse(org, query)
     if "feature" in filters:
         fail("feature", "This filter is not supported here: a funnel's steps name its features.")
+    window_days = parse_int(query, "window_days", default=7, minimum=1, maximum=90)
+    # Last, as it reads the database: the other parameters' mistakes are told first.
+    steps, unknown = funnel_steps_resolve(org, steps)
+    if unknown:
+        fail("steps", f"{unknown[0]!r} is no feature (key, id or name) and no event type any end user has sent.")
     return {
         "steps": steps,
-        "window_days": parse_int(query, "window_days", default=7, minimum=1, maximum=90),
+        "window_days": window_days,
         "start": start,
         "end": end,
         "filters": filters,

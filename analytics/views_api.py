@@ -308,7 +308,8 @@ class FunnelView(AnalyticsView):
                 required=True,
                 style="form",
                 explode=False,
-                description="2–10 feature keys or event types, comma-separated",
+                description="2–10 steps, comma-separated: each a feature's key (or its id or name), or an event type "
+                "some end user has sent; a step naming neither is a 400",
             ),
             int_query("window_days", minimum=1, maximum=90, description="conversion window (default 7)"),
             *_date_params(),

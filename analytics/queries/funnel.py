@@ -12,9 +12,11 @@ from django.conf import settings
 from django.db import OperationalError, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from core.days import today
 from core.db_routing import read_alias
 from core.exceptions import QUERY_TIMEOUT_DETAIL, QUERY_TIMEOUT_RETRY_AFTER, StorageUnavailable
 from telemetry.models import Feature
+from telemetry.queries import feature_find
 from tenants.models import Organization
 
 from ..active_days import range_masks
@@ -159,6 +161,41 @@ def funnel(
             }
         )
     return {"window_days": window_days, "start": start, "end": end, "steps": result}
+
+
+def funnel_steps_resolve(org: Organization, steps: list[str]) -> tuple[list[str], list[str]]:
+    """(the steps as the funnel matches them, the steps that name nothing). A step is a
+    feature key of `org`, else an event type some end user of `org` has sent, else a feature's
+    id or name as the other endpoints take them (then its key), else nothing: a misspelt step
+    would count nobody, silently. Up to one query per step besides two."""
+    keys = set(Feature.objects.filter(organization=org, key__in=steps).values_list("key", flat=True))
+    types = event_types_known(org, [step for step in steps if step not in keys])
+    resolved: list[str] = []
+    unknown: list[str] = []
+    for step in steps:
+        if step in keys or step in types:
+            resolved.append(step)
+            continue
+        found = feature_find(org, step)
+        if found is None:
+            unknown.append(step)
+        else:
+            resolved.append(found.key)
+    return resolved, unknown
+
+
+def event_types_known(org: Organization, event_types: list[str]) -> set[str]:
+    """Which of `event_types` some end user of `org` ever sent, from the per-event-type
+    bitmask rows: one probe per type over the blocks from the organisation's first to today's
+    (each an index range of the unique key, which leads with the block)."""
+    rows = UserEventTypeActiveDays.objects.filter(organization=org)
+    first = rows.order_by("block_start").values_list("block_start", flat=True).first() if event_types else None
+    if first is None:
+        return set()
+    blocks = list(range_masks(first, max(first, today())))
+    return {
+        event_type for event_type in event_types if rows.filter(block_start__in=blocks, event_type=event_type).exists()
+    }
 
 
 def event_types_seen(org: Organization, event_types: list[str], start: date, end: date) -> set[str]:

@@ -248,7 +248,7 @@ def test_timeseries_by_hand(analyst_client, data):
         ("top-users", 6),
         ("user-activity", 6),  # the page grouped by user id, then its profiles
         ("retention", 4),
-        ("funnel?steps=search,export", 4),
+        ("funnel?steps=search,export", 5),  # + the steps resolved to feature keys or event types
     ],
 )
 def test_filtered_query_counts_are_pinned(analyst_client, data, django_assert_num_queries, endpoint, count):

@@ -411,21 +411,43 @@ def test_funnel_result(analyst, usage):
     assert fragment.status_code == 400 and "Choose at least 2 steps." in fragment.content.decode()
 
 
+def _old_event_type(org, event_type, days_ago=120):
+    """An event of `event_type` sent by a new end user `days_ago` days ago, rolled up: a type
+    the organisation knows, outside the pages' default range and its 8-week blocks."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analytics import rollup
+    from analytics.tests.factories import end_user, event
+
+    when = timezone.now() - timedelta(days=days_ago)
+    event(org, feature_of(org), end_user(org, f"sent-{event_type}", first_seen=when), when, event_type=event_type)
+    rollup.rollup_day(when.date(), org)
+
+
 def test_a_funnel_nobody_enters_shows_no_conversion(analyst, usage):
     """Its conversions are null (undefined), shown as "—", never "0.0%"."""
-    html = analyst.get("/funnels/?step=no_such_thing&step=search").content.decode()
+    _old_event_type(usage, "refund")
+    html = analyst.get("/funnels/?step=refund&step=search").content.decode()
     metas = re.findall(r'<div class="funnel-meta">(.*?)</div>', html, re.S)
     assert len(metas) == 2 and all("users · —" in m for m in metas), metas
     assert "— from previous step" in metas[1] and "0.0%" not in html
 
 
-def test_funnel_step_that_matches_nothing_says_so(analyst, usage):
-    """A step naming no feature key is an event type; when none was counted the page says the
-    step matched nothing rather than showing a bare zero (a feature's name typed as a step)."""
-    html = analyst.get("/funnels/?step=search&step=Search+feature").content.decode()
-    notes = re.findall(r'data-testid="funnel-unmatched">(.*?)</p>', html, re.S)
-    assert len(notes) == 1 and "Search feature" in notes[0]
-    assert 'data-testid="funnel-unmatched"' not in analyst.get("/funnels/?step=search&step=export").content.decode()
+def test_funnel_steps_name_features_by_key_id_or_name_and_nothing_else(analyst, usage):
+    """A step naming no feature and no event type any end user sent is refused by name (it
+    counted nobody, silently); a feature's name or id is taken as its key, as elsewhere."""
+    refused = analyst.get("/funnels/?step=search&step=Search+feature").content.decode()
+    errors = re.findall(r'data-testid="funnel-error">(.*?)</div>', refused, re.S)
+    assert len(errors) == 1 and "Search feature" in errors[0] and "no event type" in errors[0]
+    named = analyst.get(f"/funnels/?step=Search&step={feature_of(usage, 'export').pk}").content.decode()
+    assert 'data-testid="funnel-error"' not in named
+    assert re.findall(r'data-testid="funnel-users">([\d,]+)<', named)
+    # An event type sent, but not in this range: zero, with a note that it matched nothing here.
+    _old_event_type(usage, "refund")
+    elsewhere = analyst.get("/funnels/?step=search&step=refund").content.decode()
+    assert len(re.findall(r'data-testid="funnel-unmatched">', elsewhere)) == 1
     # A real event type no one reached after the first step counts zero, without the note.
     from django.utils import timezone
 
@@ -559,7 +581,7 @@ QUERY_BUDGET = {
     "/features/": 8,  # stickiness: the distinct users per feature over the range
     "/users/": 11,  # the picker lists accounts; the page ranked (`queries.ranked`), its profiles, feature names
     "/retention/": 6,
-    "/funnels/?step=search&step=export": 8,
+    "/funnels/?step=search&step=export": 9,  # + the steps resolved
 }
 
 
@@ -631,7 +653,7 @@ EXACT_QUERIES = {
     "/users/?page=99&page_size=5": 13,  # past the end: counted (no row: no figures), then the last page read
     "/users/user-001/": 7,
     "/retention/": 6,  # one statement
-    "/funnels/?step=search&step=export": 8,
+    "/funnels/?step=search&step=export": 9,  # + the steps resolved
 }
 
 

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from analytics.queries.funnel import funnel_steps_resolve
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
 from telemetry.queries import feature_find
@@ -150,6 +151,13 @@ def _funnel_params(org: Organization, params: dict[str, Any]) -> dict[str, Any]:
     if isinstance(window, bool) or not isinstance(window, int) or not low <= window <= high:
         _refuse("params.window_days", f"params.window_days must be a whole number of days from {low} to {high}.")
     clean["window_days"] = window
+    # Last, as it reads the database. A misspelt step counts nobody: the rule would fire
+    # after every rollup.
+    clean["steps"], unknown = funnel_steps_resolve(org, steps)
+    if unknown:
+        _refuse(
+            "params.steps", f"{unknown[0]!r} is no feature (key, id or name) and no event type any end user has sent."
+        )
     return clean
 
 

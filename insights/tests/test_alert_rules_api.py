@@ -8,6 +8,7 @@ import pytest
 from analytics.tests.factories import feature
 from insights.alerts import rules
 from insights.models import AlertFiring, AlertRule
+from telemetry.models import Feature
 
 URL = "/api/v1/org/alert-rules"
 
@@ -22,8 +23,29 @@ RETENTION = {"name": "D7 retention", "kind": "retention", "params": {"day": 7, "
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def funnel_features(org):
+    """The features FUNNEL's steps name (a step naming nothing is refused)."""
+    return [
+        Feature.objects.get_or_create(organization=org, key=key, defaults={"name": key.title()})[0]
+        for key in ("cart", "checkout", "paid")
+    ]
+
+
+def test_a_funnel_step_naming_nothing_is_refused_and_a_name_or_id_becomes_the_key(admin_client, funnel_features):
+    # It was saved and would have found 0 % conversion after every rollup.
+    misspelt = {**FUNNEL, "params": {"steps": ["cart", "chekout"], "below": 10}}
+    refused = admin_client.post(URL, misspelt, format="json")
+    assert refused.status_code == 400 and "'chekout'" in refused.json()["errors"]["params.steps"][0]
+    named = {**FUNNEL, "params": {"steps": ["Cart", funnel_features[2].pk], "below": 10}}
+    named["params"]["steps"][1] = str(funnel_features[2].pk)
+    created = admin_client.post(URL, named, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["params"]["steps"] == ["cart", "paid"]
+
+
 @pytest.mark.parametrize("body", [METRIC, FUNNEL, RETENTION])
-def test_create_list_get_patch_delete(admin_client, admin_user, body):
+def test_create_list_get_patch_delete(admin_client, admin_user, funnel_features, body):
     created = admin_client.post(URL, body, format="json")
     assert created.status_code == 201, created.content
     rule = created.json()
@@ -41,7 +63,7 @@ def test_create_list_get_patch_delete(admin_client, admin_user, body):
     assert admin_client.get(f"{URL}/{rule['id']}").status_code == 404
 
 
-def test_defaults_are_filled_in(admin_client):
+def test_defaults_are_filled_in(admin_client, funnel_features):
     rule = admin_client.post(URL, FUNNEL, format="json").json()
     assert rule["params"] == {"steps": ["cart", "checkout", "paid"], "step": 3, "drop_pct": 30.0, "window_days": 7}
 

@@ -11,9 +11,21 @@ from django.utils import timezone
 from core.testing import page_client
 from insights.alerts import rules
 from insights.models import AlertFiring, AlertRule, Webhook
+from telemetry.models import Feature
 from tenants.models import Role
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def funnel_features(org):
+    """The features the funnel rules' steps name (a step naming nothing is refused)."""
+    return [
+        Feature.objects.get_or_create(organization=org, key=key, defaults={"name": key.title()})[0]
+        for key in ("cart", "checkout", "paid")
+    ]
+
+
 INDEX = "alert-rule-settings:index"
 
 
@@ -55,7 +67,7 @@ def test_empty_state_and_kind_forms(admin_page):
         ({"kind": "retention", "day": "30", "below": "12.5"}, {"day": 30, "below": 12.5}),
     ],
 )
-def test_create_each_kind(htmx_page, org, admin_user, data, params):
+def test_create_each_kind(htmx_page, org, admin_user, funnel_features, data, params):
     response = htmx_page.post(reverse(INDEX), {"name": "My rule", "active": "on", **data})
     assert response.status_code == 200
     assert 'id="alert-rules-section"' in response.text and "<html" not in response.text
