@@ -37,16 +37,18 @@ def fail(field: str, message: str) -> NoReturn:
 
 def query_text(query: Query, name: str) -> str | None:
     """The stripped value of `name`, or None when absent or blank. A NUL character is refused
-    here, once for every parameter: PostgreSQL cannot compare text holding one."""
+    here, once for every parameter: PostgreSQL cannot compare text holding one. So is a
+    parameter given twice with different values (`gender=F&gender=M`): one would be dropped
+    silently. Blank repeats are not values (`age=18-40&age=`: 18-40)."""
     if query is None:
         return None
-    value = query.get(name)
-    if value is None:
-        return None
-    value = str(value).strip()
-    if "\x00" in value:
+    given = query.getlist(name) if hasattr(query, "getlist") else [query.get(name)]
+    values = {str(value).strip() for value in given if value is not None} - {""}
+    if any("\x00" in value for value in values):
         fail(name, "Must not contain NUL characters.")
-    return value or None
+    if len(values) > 1:
+        fail(name, f"Given {len(values)} different values: give one.")
+    return values.pop() if values else None
 
 
 def parse_date(value: object, field: str) -> date:

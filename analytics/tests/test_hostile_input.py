@@ -84,6 +84,11 @@ def assert_refused(response, field, status=400):
         ("funnel?steps=search,export&feature=search", "feature"),
         ("timeseries?event.plan=pro", "event.plan"),
         ("feature-usage?event.plan=pro", "event.plan"),
+        # Given twice with different values: one was dropped silently (the last one won).
+        ("usage-summary?gender=F&gender=M", "gender"),
+        ("feature-usage?user.plan=pro&user.plan=free", "user.plan"),
+        ("timeseries?breakdown=gender&breakdown=age", "breakdown"),
+        ("user-activity?page_size=5&page_size=50", "page_size"),
     ],
 )
 def test_hostile_query_strings_are_400_naming_the_field(analyst_client, rolled, path, field):
@@ -108,6 +113,13 @@ def test_aggregate_run_refuses_days_out_of_range(admin_client, org, query, field
 def test_aggregate_run_reads_the_body_too(admin_client, org):
     response = admin_client.post(f"{BASE}/aggregate/run", {"since": FAR_FUTURE}, format="json")
     assert_refused(response, "since")
+
+
+def test_a_blank_repeat_is_no_value(analyst_client, rolled):
+    # `age=18-40&age=` was read as no age filter (the last value, blank, won).
+    once = analyst_client.get(f"{BASE}/usage-summary?{RANGE}&age=18-40").json()
+    assert analyst_client.get(f"{BASE}/usage-summary?{RANGE}&age=18-40&age=").json() == once
+    assert analyst_client.get(f"{BASE}/usage-summary?{RANGE}&age=&age=18-40&age=18-40").json() == once
 
 
 def test_end_user_path_with_nul_is_404(analyst_client, rolled):

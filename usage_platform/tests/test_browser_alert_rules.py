@@ -13,6 +13,7 @@ from conftest import browser_login, screenshot
 from insights.alerts import delivery, evaluate
 from insights.models import AlertFiring, AlertRule
 from insights.tests.helpers import features_make, rollups_make, yesterday
+from telemetry.models import Feature
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +26,7 @@ def _checkout_funnel(org, day):
     """Users entering the cart convert 7 in 10 in the baseline weeks, 3 in 10 in the latest
     week whose 7-day conversion window has passed; a week later 3 in 10, then 1 in 10, are
     back (D7 retention)."""
-    cart, paid = feature(org, "cart"), feature(org, "paid")
+    cart, paid = (Feature.objects.get_or_create(organization=org, key=key)[0] for key in ("cart", "paid"))
     cohorts = (("now", day - timedelta(days=10), 3, 1), ("before", day - timedelta(days=24), 7, 3))
     for prefix, entered_on, converted, returned in cohorts:
         for i in range(10):
@@ -58,6 +59,8 @@ def _add_rule(page, kind_label, name, fields):
 def test_alert_rules_tab(browser_page, live_server, admin_user, org, settings):
     page = browser_page
     page.on("dialog", lambda dialog: dialog.accept())
+    # The funnel rule's steps name features (a step naming nothing is refused).
+    feature(org, "cart"), feature(org, "paid")
     browser_login(page, live_server, admin_user)
     page.goto(f"{live_server.url}/settings/")
     page.click("nav.tabs a:has-text('Alert rules')")
