@@ -24,10 +24,11 @@ else the primary. The marks live in the shared cache for `DATABASE_REPLICA_PIN_S
    has the write (usually at once) and a lag longer than a guess does not show stale figures;
    the window only bounds how long a replica lagging further is waited for.
 
-Replica down. A replica that does not connect or answer sends reads to the primary for
-`DATABASE_REPLICA_RETRY_SECONDS` before it is tried again, logged once when the outage starts
-and once when it ends. A scope whose replica fails half-way, before it wrote anything, runs
-again on the primary: no request fails because of the replica.
+Replica down. A replica that does not connect or answer, or that refuses a read the primary
+would answer (its role lacks SELECT on a table, or it lacks the table), sends reads to the
+primary for `DATABASE_REPLICA_RETRY_SECONDS` before it is tried again, logged once when the
+outage starts and once when it ends. A scope whose replica fails half-way, before it wrote
+anything, runs again on the primary: no request fails because of the replica.
 """
 
 from .replica import (
@@ -36,6 +37,7 @@ from .replica import (
     PRIMARY,
     REPLICA,
     SAFE_METHODS,
+    ReplicaCannotRead,
     ReplicaNotStandby,
     lsn_number,
     primary_pin,
@@ -67,6 +69,7 @@ __all__ = [
     "SAFE_METHODS",
     "PrimaryPinMiddleware",
     "ReadScope",
+    "ReplicaCannotRead",
     "ReplicaNotStandby",
     "ReplicaReadsMixin",
     "ReplicaRouter",

@@ -24,6 +24,13 @@ NO_POSITION = 0
 # same query). A standby's "conflict with recovery" (40001) is, and is retried on the primary.
 QUERY_CANCELED = "57014"
 RECOVERY_CONFLICT = "40001"
+# SQLSTATEs of a replica that connects but cannot read what the primary can: its role lacks
+# SELECT (the documented reader role before its GRANTs, or a table a later migration added
+# without ALTER DEFAULT PRIVILEGES), or it is not (yet) the primary's schema. The primary is
+# asked instead, as for a replica that does not answer.
+INSUFFICIENT_PRIVILEGE = "42501"
+UNDEFINED_TABLE = "42P01"
+REPLICA_CANNOT_READ = frozenset({INSUFFICIENT_PRIVILEGE, UNDEFINED_TABLE})
 
 
 @dataclass
@@ -32,6 +39,8 @@ class ReplicaState:
 
     down_until: float = 0.0
     down_since: float | None = None
+    # The outage is a replica that connects but refuses reads: over once a read succeeds.
+    refusing: bool = False
     replayed: int = 0
 
 
@@ -56,21 +65,31 @@ def replica_state_reset() -> None:
     """Forget outages and replayed positions (tests: each starts from a fresh process's view)."""
     STATE.down_until = 0.0
     STATE.down_since = None
+    STATE.refusing = False
     STATE.replayed = 0
+
+
+def replica_cannot_read(exc: BaseException) -> bool:
+    """Whether a failed query is the replica's role or schema refusing a read the primary
+    would answer (see REPLICA_CANNOT_READ)."""
+    return getattr(exc.__cause__, "sqlstate", None) in REPLICA_CANNOT_READ
 
 
 def replica_failed(exc: Exception) -> None:
     now = time.monotonic()
     retry = settings.DATABASE_REPLICA_RETRY_SECONDS
+    STATE.refusing = replica_cannot_read(exc)
+    what = "refuses reads" if STATE.refusing else "unreachable"
     if STATE.down_since is None:
         STATE.down_since = now
         logger.warning(
-            "read replica unreachable, reads go to the primary; not tried again for %g s (%s)",
+            "read replica %s, reads go to the primary; not tried again for %g s (%s)",
+            what,
             retry,
             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
         )
     else:
-        logger.debug("read replica still unreachable (%s)", exc)
+        logger.debug("read replica still %s (%s)", what, exc)
     STATE.down_until = now + retry
     try:
         connections[REPLICA].close()  # a broken connection would fail the next try at once
@@ -78,11 +97,16 @@ def replica_failed(exc: Exception) -> None:
         pass
 
 
-def replica_answered() -> None:
-    if STATE.down_since is not None:
-        logger.warning("read replica reachable again after %.0f s", time.monotonic() - STATE.down_since)
-        STATE.down_since = None
-        STATE.down_until = 0.0
+def replica_answered(*, read: bool = False) -> None:
+    """The replica connected (`read`: and answered a scope's reads): an outage is over, unless
+    it is one of refused reads and this was only a connection."""
+    if STATE.down_since is None or (STATE.refusing and not read):
+        return
+    again = "reads again" if STATE.refusing else "reachable again"
+    logger.warning("read replica %s after %.0f s", again, time.monotonic() - STATE.down_since)
+    STATE.down_since = None
+    STATE.down_until = 0.0
+    STATE.refusing = False
 
 
 # --- WAL positions and the marks writes leave -------------------------------------------------
@@ -157,11 +181,26 @@ class ReplicaNotStandby(Exception):
     """DATABASE_REPLICA_URL names a server that is not in recovery (not a standby)."""
 
 
+class ReplicaCannotRead(Exception):
+    """The replica's role may not SELECT from some of the schema's tables."""
+
+
+# The tables and views of the connection's schema its role may not read. Partitions are left
+# out: a query through the partitioned table checks the partitioned table's privileges only.
+_UNREADABLE = """
+    SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition
+      AND NOT has_table_privilege(c.oid, 'SELECT')
+    ORDER BY c.relname
+"""
+
+
 def replica_status() -> dict | str:
     """For /health/detailed: whether the replica answers, is a standby, and how far behind
     the primary it is in bytes of WAL and in seconds (0 when it has replayed everything: the
     age of the last replayed transaction only says how long the primary has been idle).
-    Raises when the replica is unreachable or not a standby."""
+    Raises when the replica is unreachable, not a standby, or its role may not read every
+    table (a connection alone would pass where each figure read fails)."""
     if not replica_enabled():
         return "not configured"
     replica = connections[REPLICA]
@@ -176,8 +215,19 @@ def replica_status() -> dict | str:
             " EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float"
         )
         in_recovery, replayed, since_last = cursor.fetchone()
-    if not in_recovery or replayed is None:
-        raise ReplicaNotStandby("DATABASE_REPLICA_URL names a server that is not a standby (not in recovery)")
+        if not in_recovery or replayed is None:
+            raise ReplicaNotStandby("DATABASE_REPLICA_URL names a server that is not a standby (not in recovery)")
+        cursor.execute(_UNREADABLE)
+        unreadable = [row[0] for row in cursor.fetchall()]
+        if unreadable:
+            shown = ", ".join(unreadable[:5]) + (f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+            raise ReplicaCannotRead(
+                f"the replica's role may not SELECT from {len(unreadable)} table(s): {shown}; their reads go to"
+                " the primary (GRANT SELECT ON ALL TABLES IN SCHEMA public TO the role, on the primary:"
+                " docs/scaling.md)"
+            )
+        # And one real read of a table, as every figure read makes (a connection alone passes).
+        cursor.execute("SELECT 1 FROM django_migrations LIMIT 1")
     behind = max(0, primary_position() - lsn_number(replayed))
     lag = 0.0 if behind == 0 else round(since_last or 0.0, 3)
     return {"reads": reads, "lag_seconds": lag, "bytes_behind": behind, "replayed_lsn": replayed}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.core.cache import cache
-from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, ProgrammingError, connections
 from django.http import HttpRequest, HttpResponse
 
 from .replica import (
@@ -23,6 +23,7 @@ from .replica import (
     mark_keys,
     primary_pin,
     replica_answered,
+    replica_cannot_read,
     replica_enabled,
     replica_failed,
     replica_has,
@@ -94,13 +95,18 @@ def _note_writes(holder: ReadScope | _Writes) -> Callable[..., Any]:
 
 def _watch(scope: ReadScope) -> Callable[..., Any]:
     """An execute wrapper on the replica's connection: remembers a failure that is the
-    replica's (connection lost, recovery conflict), not a timeout the primary would share."""
+    replica's (connection lost, recovery conflict, a role without SELECT), not a timeout the
+    primary would share."""
 
     def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         try:
             return execute(sql, params, many, context)
         except (OperationalError, InterfaceError) as exc:
             if getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
+                scope.replica_failure = exc
+            raise
+        except ProgrammingError as exc:
+            if replica_cannot_read(exc):
                 scope.replica_failure = exc
             raise
 
@@ -153,6 +159,8 @@ def replica_reads_run(fn: Callable[[], T], *, org_id: int | None = None, user_id
             if scope.replica_failure is None or scope.wrote:
                 raise
         else:
+            if scope.replica_failure is None and scope.alias == REPLICA:
+                replica_answered(read=True)
             if scope.replica_failure is None or scope.wrote:
                 return result
     failure = scope.replica_failure

@@ -2,18 +2,27 @@
 and a mark change, what the settings make of DATABASE_REPLICA_URL. The views, tasks and a
 real standby are in usage_platform/tests/test_read_replica*.py."""
 
+import logging
 import secrets
 
 import pytest
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import ProgrammingError, connections
 
 from core import db_routing
 from core.db_routing import MARK_KEY, NO_POSITION, PRIMARY, REPLICA, ReplicaRouter, lsn_number, replica, replica_reads
 from core.testing import settings_load
 
 router = ReplicaRouter()
+
+
+class _PgError(Exception):
+    """What psycopg raises under Django's wrapper: an error with its SQLSTATE."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 def read_alias():
@@ -96,6 +105,44 @@ class TestScopes:
             assert NO_POSITION < min(marks.values()) <= max(marks.values()) <= db_routing.primary_position()
         else:  # no WAL position to wait for: the primary until the mark expires
             assert set(marks.values()) == {NO_POSITION}
+
+    @pytest.mark.parametrize(("sqlstate", "retried"), [("42501", True), ("42P01", True), ("42601", False)])
+    def test_a_read_the_replica_refuses_runs_again_on_the_primary_logged_once(self, sqlstate, retried, caplog):
+        """A role without SELECT (42501) or a schema without the table (42P01) is the replica's
+        fault and read again on the primary; a syntax error (42601) would fail there too."""
+
+        def refuse(execute, sql, params, many, context):
+            try:
+                raise _PgError(sqlstate, "permission denied for table analytics_dailyorgusage")
+            except _PgError as exc:
+                raise ProgrammingError(str(exc)) from exc
+
+        def read():
+            alias = read_alias()
+            # Inside the scope's own wrapper, as the server's error reaches it.
+            with connections[REPLICA].execute_wrapper(refuse), connections[alias].cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return alias
+
+        caplog.set_level(logging.WARNING, logger="core.db_routing")
+        if not retried:
+            with pytest.raises(ProgrammingError):
+                db_routing.replica_reads_run(read, org_id=1)
+            assert not db_routing.replica_outage()
+            return
+        assert db_routing.replica_reads_run(read, org_id=1) == PRIMARY
+        assert db_routing.replica_reads_run(read, org_id=1) == PRIMARY  # resting: not asked again
+        assert db_routing.replica_outage()
+        replica.STATE.down_until = 0.0  # the back-off over: it connects, and still refuses
+        assert db_routing.replica_reads_run(read, org_id=1) == PRIMARY
+        logged = [r.getMessage() for r in caplog.records if r.name == "core.db_routing"]
+        assert len(logged) == 1 and logged[0].startswith("read replica refuses reads, reads go to the primary")
+        replica.STATE.down_until = 0.0
+        assert db_routing.replica_reads_run(read_alias, org_id=1) == REPLICA  # granted: reads again
+        assert not db_routing.replica_outage()
+        assert [r.getMessage()[:24] for r in caplog.records if r.name == "core.db_routing"][1:] == [
+            "read replica reads again"
+        ]
 
     def test_primary_pin_with_routing_off_marks_nothing(self, settings):
         settings.DATABASE_READ_REPLICA = False

@@ -220,3 +220,44 @@ def test_a_stopped_standby_sends_reads_to_the_primary_logged_once(routing, setti
         "read replica reachable again"
     ]
     assert not db_routing.replica_outage()
+
+
+def test_a_reader_role_without_grants_reads_on_the_primary_and_fails_the_health_check(routing, settings, caplog):
+    """The documented `postgres://reader@…` role before its GRANTs: it connects, and every
+    figure read is refused ("permission denied for table …"). Each is read again on the primary
+    (no 500), logged once, and /health/detailed says why until the GRANTs are made."""
+    settings.DATABASE_REPLICA_RETRY_SECONDS = 0
+    acme = tenant("Reader Role")
+    send_events(acme.key, 9)
+    aggregate(acme.admin)
+    staff = client_for(User.objects.create_superuser(email="staff-reader@replica.example", password=PASSWORD))
+    routing.primary.execute("DROP ROLE IF EXISTS reader")
+    routing.primary.execute("CREATE ROLE reader LOGIN")
+    routing.standby.wait_replayed(routing.primary)
+    connections[REPLICA].close()
+    connections[REPLICA].settings_dict["USER"] = "reader"
+    caplog.set_level(logging.WARNING, logger="core.db_routing")
+    try:
+        with queries_by_alias(PRIMARY, REPLICA) as served:
+            assert total_events(acme.analyst) == 9
+            assert page_client(acme.analyst_user).get(reverse("analytics:features")).status_code == 200
+        assert figures(served[PRIMARY])
+        logged = [r.getMessage() for r in caplog.records if r.name == "core.db_routing"]
+        assert logged and logged[0].startswith("read replica refuses reads"), logged
+        refused = staff.get("/health/detailed")
+        assert refused.status_code == 503, refused.json()
+        check = refused.json()["checks"]["replica"]
+        assert check["status"] == "error" and "may not SELECT" in check["detail"], check
+
+        routing.primary.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader", dbname="platform")
+        routing.standby.wait_replayed(routing.primary)
+        granted = staff.get("/health/detailed").json()["checks"]["replica"]
+        assert granted["status"] == "ok", granted
+        with queries_by_alias(PRIMARY, REPLICA) as served:  # not cached yet: read
+            assert acme.analyst.get("/api/v1/analytics/top-users").status_code == 200
+        assert figures(served[REPLICA]) and figures(served[PRIMARY]) == []
+        logged = [r.getMessage() for r in caplog.records if r.name == "core.db_routing"]
+        assert len(logged) == 2 and logged[1].startswith("read replica reads again"), logged
+    finally:
+        connections[REPLICA].close()
+        connections[REPLICA].settings_dict["USER"] = "postgres"
