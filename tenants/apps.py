@@ -26,6 +26,6 @@ class TenantsConfig(AppConfig):
 
         connection_created.connect(fast_timestamps_install, dispatch_uid="core.pg_timestamps")
 
-        from .log_redaction import invitation_link_filter_install
+        from .log_redaction import log_secrets_filter_install
 
-        invitation_link_filter_install()
+        log_secrets_filter_install()

@@ -37,3 +37,12 @@ max_requests_jitter = max_requests // 10
 # the master think a worker hung.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = "-"
+# Gunicorn's default format with "-" for the Basic user: Segment's and RudderStack's SDKs send
+# the ingestion key as that user, and keys are never stored (docs/sdks.md). The query string
+# (`?api_key=…`) is blanked in the workers by tenants.log_redaction.
+access_log_format = '%(h)s %(l)s - %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+# The longest request line gunicorn accepts (its default, 4094, answered its own HTML 414 to
+# a funnel of ten long step keys or long `user.` filter values). A header field must hold the
+# Referer of a page at such a URL (scheme, host and the same path), hence twice that.
+limit_request_line = 8190
+limit_request_field_size = 16380
