@@ -3,7 +3,9 @@ and a mark change, what the settings make of DATABASE_REPLICA_URL. The views, ta
 real standby are in usage_platform/tests/test_read_replica*.py."""
 
 import logging
+import os
 import secrets
+import socket
 
 import pytest
 from django.core.cache import cache
@@ -177,6 +179,42 @@ def test_a_replica_url_adds_the_standby_with_a_short_connect_timeout(monkeypatch
     assert replica["OPTIONS"]["connect_timeout"] == 2 and "jit=off" in replica["OPTIONS"]["options"]
     assert loaded.DATABASES["default"]["OPTIONS"]["connect_timeout"] == 5
     assert replica["TEST"] == {"MIRROR": "default"} and replica["CONN_HEALTH_CHECKS"] is True
+
+
+def test_kept_connections_detect_a_vanished_server_within_seconds(monkeypatch):
+    """TCP keepalives and tcp_user_timeout (milliseconds) on both aliases: the replica's short,
+    the primary's inside gunicorn's 30 s; what libpq receives is checked on a real server below."""
+    loaded = settings_load(
+        monkeypatch,
+        **_settings_env(
+            DATABASE_URL="postgres://app@db.internal:5432/platform",
+            DATABASE_REPLICA_URL="postgres://reader@standby.internal:5433/platform",
+        ),
+    )
+    replica, primary = loaded.DATABASES["replica"]["OPTIONS"], loaded.DATABASES["default"]["OPTIONS"]
+    for options in (replica, primary):
+        assert options["keepalives"] == 1 and options["keepalives_count"] == 3
+    assert replica["keepalives_idle"] + replica["keepalives_interval"] * replica["keepalives_count"] <= 6
+    assert replica["tcp_user_timeout"] <= 5_000
+    assert primary["keepalives_idle"] + primary["keepalives_interval"] * primary["keepalives_count"] < 30
+    assert replica["tcp_user_timeout"] < primary["tcp_user_timeout"] < 30_000
+
+
+@pytest.mark.django_db
+def test_the_keepalive_options_reach_libpq(settings):
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip("libpq's options: the PostgreSQL pass")
+    connection = connections[PRIMARY]
+    connection.ensure_connection()
+    parameters = connection.connection.info.get_parameters()
+    assert parameters["keepalives"] == "1" and parameters["tcp_user_timeout"] == "15000", parameters
+    # And libpq set them on the socket (over TCP; a Unix socket has none).
+    if parameters.get("host", "").startswith("/") or not parameters.get("host"):
+        return
+    with socket.socket(fileno=os.dup(connection.connection.pgconn.socket)) as sock:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 15_000
 
 
 def test_a_replica_needs_postgresql(monkeypatch, tmp_path):

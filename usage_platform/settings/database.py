@@ -63,8 +63,26 @@ else:
         _database.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
         _database.setdefault("CONN_HEALTH_CHECKS", True)
         _database["OPTIONS"] = dict(_database.get("OPTIONS", {}))
-        _timeout = DATABASE_REPLICA_CONNECT_TIMEOUT if _alias == "replica" and DATABASE_REPLICA_URL else 5
+        _replica = _alias == "replica" and bool(DATABASE_REPLICA_URL)
+        _timeout = DATABASE_REPLICA_CONNECT_TIMEOUT if _replica else 5
         _database["OPTIONS"].setdefault("connect_timeout", _timeout)
+        # A kept connection to a server that vanished without a TCP reset (frozen machine,
+        # network cut) would otherwise wait for the kernel's retransmissions, ~15 minutes:
+        # past gunicorn's worker timeout. tcp_user_timeout drops it when a query sent is not
+        # acknowledged in time (Django's health check at the next use, or any query);
+        # keepalives when the server stops acknowledging while a query runs. A live server's
+        # kernel acknowledges both however long a query takes; a server process stopped
+        # (SIGSTOP) while its kernel runs is bounded only by gunicorn's timeout. The replica's
+        # bounds are short (the primary can take the read); the primary's stay well inside
+        # gunicorn's 30 s, so a worker answers 503 rather than being killed.
+        for _option, _value in (
+            ("keepalives", 1),
+            ("keepalives_idle", 3 if _replica else 10),
+            ("keepalives_interval", 1 if _replica else 3),
+            ("keepalives_count", 3),
+            ("tcp_user_timeout", 4_000 if _replica else 15_000),
+        ):
+            _database["OPTIONS"].setdefault(_option, _value)
         # No JIT: it compiles every dashboard statement whose cost estimate looks large, which
         # took 1.3 s of a 2.3 s retention query on the 10M-event benchmark (see docs/benchmarks.md).
         _database["OPTIONS"].setdefault("options", "-c jit=off")
