@@ -42,7 +42,12 @@ IMPORT_NAMESPACE = uuid.UUID("0c6a3e1e-8d0b-5b7e-a7f2-2f4b8a1d9c33")
 
 
 class ImportFileError(Exception):
-    """The file cannot be read as the format asked for (not an item error)."""
+    """The file cannot be read as the format asked for (not an item error). `result`: what
+    the batches before the unreadable part stored, when the file was read that far."""
+
+    def __init__(self, message: str, result: "ImportResult | None" = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -56,6 +61,8 @@ class ImportResult:
     derived: int = 0
     # {"position", "field", "message"}, at most MAX_ERRORS_KEPT.
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # The line or row of the last event handed to ingestion.
+    position: int = 0
 
 
 def import_format(path: Path, requested: str | None = None) -> str:
@@ -134,10 +141,23 @@ def _read_parquet(path: Path, batch_size: int) -> Iterator[Located]:
             yield position, {k: v for k, v in row.items() if v is not None}
 
 
+def _parquet_unreadable() -> tuple[type[BaseException], ...]:
+    """What pyarrow raises for a file that is not Parquet or is cut short: ArrowInvalid,
+    ArrowIOError (an OSError) and their kin."""
+    import pyarrow as pa
+
+    return (pa.ArrowException, OSError)
+
+
 def parquet_rows(path: Path) -> int:
+    """The row count its footer declares. Raises ImportFileError for a file that is not
+    Parquet, or whose footer was cut off."""
     import pyarrow.parquet as pq
 
-    return int(pq.ParquetFile(path).metadata.num_rows)
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except _parquet_unreadable() as exc:
+        raise _unreadable(f"{path.name} is not a readable Parquet file: {exc}", ImportResult(), "row") from exc
 
 
 def _batches(items: Iterable[Located], size: int) -> Iterator[list[Located]]:
@@ -163,18 +183,40 @@ def events_import(
     the file cannot be decoded; StorageUnavailable as ingestion does."""
     size = settings.INGEST_MAX_BATCH
     result = ImportResult()
-    try:
-        if fmt == "parquet":
+    if fmt == "parquet":
+        try:
             _import_items(org, _read_parquet(path, size), size, result, progress, lambda: result.read)
-            return result
-        with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
+        except _parquet_unreadable() as exc:
+            raise _unreadable(f"{path.name} is not a readable Parquet file: {exc}", result, "row") from exc
+        return result
+    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
+        try:
             reader = _read_csv(handle) if fmt == "csv" else _read_jsonl(handle)
             _import_items(org, reader, size, result, progress, raw.tell)
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(f"{path.name} is not UTF-8 text: {exc.reason} at byte {exc.start}.") from exc
-    except csv.Error as exc:
-        raise ImportFileError(f"{path.name} is not a readable CSV file: {exc}.") from exc
+        except UnicodeDecodeError as exc:
+            # exc.start counts from the start of the chunk the decoder was given (its bytes are
+            # exc.object, the file's last read, which ended at raw.tell()).
+            offset = raw.tell() - len(exc.object) + exc.start
+            message = f"{path.name} is not UTF-8 text: {exc.reason} at byte {offset:,} of the file"
+            raise _unreadable(message, result, "line") from exc
+        except csv.Error as exc:
+            raise _unreadable(f"{path.name} is not a readable CSV file: {exc}", result, "line") from exc
     return result
+
+
+def _unreadable(message: str, result: ImportResult, unit: str) -> ImportFileError:
+    """The error for a file unreadable from some point on, saying what the batches before that
+    point did: they went through ingestion, and a corrected file imported again skips them."""
+    message = message.rstrip(". ")
+    if not result.read:
+        return ImportFileError(f"{message}. Nothing was imported.", result)
+    done = "queued" if result.queued else "stored"
+    return ImportFileError(
+        f"{message}. Before it, the {result.read:,} events up to {unit} {result.position:,} were imported:"
+        f" {result.accepted:,} {done}, {result.duplicates:,} already there, {result.failed:,} refused; nothing"
+        f" from {unit} {result.position + 1:,} on. Import the corrected file again: what was stored is skipped.",
+        result,
+    )
 
 
 def _import_items(
@@ -189,6 +231,7 @@ def _import_items(
         positions = [position for position, _ in batch]
         events = _with_uuids(org, batch, result)
         result.read += len(batch)
+        result.position = positions[-1]
         for index, item in enumerate(events):
             if isinstance(item, _NotJson):
                 _keep_error(result, positions[index], "body", "Not a JSON object (invalid JSON).")

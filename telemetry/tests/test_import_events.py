@@ -164,3 +164,74 @@ def test_a_file_of_only_bad_events_fails_the_command(tmp_path, org, raw_api_key)
     path.write_text('{"feature": ""}\n')
     with pytest.raises(CommandError, match="Every event was refused"):
         _import(path, org, raw_api_key)
+
+
+# --- Unreadable files: a clear error naming the file, and what was imported before it -----------
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="Parquet needs pyarrow")
+@pytest.mark.parametrize("damage", ["not parquet", "truncated"])
+def test_an_unreadable_parquet_file_is_a_command_error_naming_it(tmp_path, org, raw_api_key, damage):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "broken.parquet"
+    if damage == "not parquet":
+        path.write_bytes(b"feature,user_id\nsearch,u-1\n")
+    else:
+        pq.write_table(pa.Table.from_pylist(_events(50)), path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CommandError, match=r"broken\.parquet is not a readable Parquet file: .*Nothing was imported"):
+        _import(path, org, raw_api_key)
+    assert not UsageEvent.objects.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="Parquet needs pyarrow")
+def test_a_parquet_file_damaged_after_its_first_batch_says_what_was_stored(tmp_path, org, raw_api_key):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "damaged.parquet"
+    # Incompressible text, one row group per 1,000 rows: the second group's pages are garbled.
+    rows = [{**e, "metadata": None, "feature": f"f{e['uuid'][-12:]}"} for e in _events(2000)]
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=1000, compression="snappy")
+    metadata = pq.ParquetFile(path).metadata.row_group(1)
+    start = metadata.column(0).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start : start + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    with pytest.raises(CommandError) as error:
+        _import(path, org, raw_api_key)
+    message = str(error.value)
+    assert message.startswith("damaged.parquet is not a readable Parquet file"), message
+    assert "the 1,000 events up to row 1,000 were imported: 1,000 stored" in message, message
+    assert "nothing from row 1,001 on" in message, message
+    assert UsageEvent.objects.filter(organization=org).count() == 1000
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_an_invalid_utf8_byte_late_in_a_csv_is_reported_at_its_file_offset(tmp_path, org, raw_api_key, bom):
+    header = b"uuid,feature,user_id,timestamp\n"
+    lines = [f"{e['uuid']},{e['feature']},{e['user_id']},{e['timestamp']}\n".encode() for e in _events(1500)]
+    bad_line = 1200  # past the first batch of 1,000 and several decoder chunks into the file
+    lines[bad_line - 1] = lines[bad_line - 1].replace(b"feature_", b"feat\xffure_")
+    path = tmp_path / "export.csv"
+    path.write_bytes(bom + header + b"".join(lines))
+    offset = path.read_bytes().index(b"\xff")
+    assert offset > 3 * 8192
+    with pytest.raises(CommandError) as error:
+        _import(path, org, raw_api_key)
+    message = str(error.value)
+    assert message.startswith(f"export.csv is not UTF-8 text: invalid start byte at byte {offset:,} of the file"), (
+        message
+    )
+    # Line 1 is the header: the first 1,000 events are lines 2 to 1,001.
+    assert "the 1,000 events up to line 1,001 were imported: 1,000 stored, 0 already there" in message, message
+    assert UsageEvent.objects.filter(organization=org).count() == 1000
+
+
+def test_an_invalid_utf8_byte_in_the_first_batch_imports_nothing(tmp_path, org, raw_api_key):
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"feature,user_id\nse\xe9arch,u-1\n")
+    with pytest.raises(CommandError, match=r"invalid continuation byte at byte 18 of the file\. Nothing was imported"):
+        _import(path, org, raw_api_key)

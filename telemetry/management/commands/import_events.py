@@ -53,14 +53,13 @@ class Command(BaseCommand):
 
                 result = importing.events_import(org, path, fmt=fmt, progress=progress)
         except importing.ImportFileError as exc:
+            if exc.result is not None and exc.result.accepted and not exc.result.queued:
+                self._partitions_prepare()
             raise CommandError(str(exc)) from exc
         except StorageUnavailable as exc:
             raise CommandError("The database is unavailable; nothing more was imported. Run the import again.") from exc
         if not result.queued:
-            # History for months without their partition went to the default one (PostgreSQL).
-            created = partitions.event_partitions_prepare()
-            if created:
-                self.stdout.write(f"Partitions created for the imported months: {', '.join(created)}")
+            self._partitions_prepare()
         for error in result.errors:
             where = "line" if fmt != "parquet" else "row"
             self.stderr.write(f"{where} {error['position']}: {error['field']}: {error['message']}")
@@ -79,3 +78,9 @@ class Command(BaseCommand):
         )
         if result.read and result.failed == result.read:
             raise CommandError("Every event was refused.")
+
+    def _partitions_prepare(self) -> None:
+        # History for months without their partition went to the default one (PostgreSQL).
+        created = partitions.event_partitions_prepare()
+        if created:
+            self.stdout.write(f"Partitions created for the imported months: {', '.join(created)}")
