@@ -17,6 +17,7 @@ import io
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from django.conf import settings
 from tenants.models import Organization
 
 from .ingest import events_ingest
+from .partitions import month_start
 
 # (position in the file, the event as a request would carry it)
 Located = tuple[int, Any]
@@ -61,6 +63,8 @@ class ImportResult:
     derived: int = 0
     # {"position", "field", "message"}, at most MAX_ERRORS_KEPT.
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # The UTC months (first days) of the valid events: the partitions the import needs.
+    months: set[date] = field(default_factory=set)
     # The line or row of the last event handed to ingestion.
     position: int = 0
 
@@ -240,6 +244,7 @@ def _import_items(
         result.accepted += outcome.accepted
         result.duplicates += outcome.duplicates
         result.queued = result.queued or outcome.queued
+        result.months.update(month_start(row["timestamp"]) for row in outcome.events)
         result.failed += len(batch) - len(valid_at)
         failed_items = set()
         for error in outcome.errors:

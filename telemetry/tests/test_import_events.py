@@ -235,3 +235,48 @@ def test_an_invalid_utf8_byte_in_the_first_batch_imports_nothing(tmp_path, org, 
     path.write_bytes(b"feature,user_id\nse\xe9arch,u-1\n")
     with pytest.raises(CommandError, match=r"invalid continuation byte at byte 18 of the file\. Nothing was imported"):
         _import(path, org, raw_api_key)
+
+
+# --- Queue mode -----------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_a_queued_import_prepares_its_months_partitions_and_says_what_is_known(
+    tmp_path, org, raw_api_key, capsys, queue, settings
+):
+    """The consumer writes queued events later: their months get partitions at the import, so
+    the rows land in them, not in the default partition. Whether a queued event was stored
+    before is the consumer's to know: the summary does not claim "0 already there"."""
+    from django.db import connection
+
+    from telemetry.services import partitions
+    from telemetry.services.stream import StreamConsumer
+
+    old = partitions.months_add(partitions.month_start(datetime.now(UTC)), -9)
+    start = datetime(old.year, old.month, 10, 12, tzinfo=UTC)
+    events = [{**e, "timestamp": (start + timedelta(minutes=i)).isoformat()} for i, e in enumerate(_events(1500))]
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    _import(path, org, raw_api_key)
+    out = capsys.readouterr().out
+    assert (
+        "Read 1,500 events: 1,500 queued (the stream consumer stores them, and drops those already stored), "
+        "0 repeated in the file (same uuid), 0 refused." in out
+    ), out
+    if connection.vendor == "postgresql":
+        assert partitions.partition_name(old) in out and old in partitions.event_partitions()
+    consumer = StreamConsumer(queue, consumer="import-test", block_ms=10)
+    consumer.ensure_group()
+    while consumer.run_once(block_ms=10):
+        pass
+    assert UsageEvent.objects.filter(organization=org).count() == 1500
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT DISTINCT tableoid::regclass::text FROM telemetry_usageevent")
+            assert [row[0] for row in cursor.fetchall()] == [partitions.partition_name(old)]
+    # Again: queued again, and dropped by the consumer.
+    _import(path, org, raw_api_key)
+    assert "1,500 queued" in capsys.readouterr().out
+    while consumer.run_once(block_ms=10):
+        pass
+    assert UsageEvent.objects.filter(organization=org).count() == 1500

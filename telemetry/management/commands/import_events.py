@@ -53,22 +53,30 @@ class Command(BaseCommand):
 
                 result = importing.events_import(org, path, fmt=fmt, progress=progress)
         except importing.ImportFileError as exc:
-            if exc.result is not None and exc.result.accepted and not exc.result.queued:
-                self._partitions_prepare()
+            if exc.result is not None and exc.result.accepted:
+                self._partitions_prepare(exc.result)
             raise CommandError(str(exc)) from exc
         except StorageUnavailable as exc:
             raise CommandError("The database is unavailable; nothing more was imported. Run the import again.") from exc
-        if not result.queued:
-            self._partitions_prepare()
+        self._partitions_prepare(result)
         for error in result.errors:
             where = "line" if fmt != "parquet" else "row"
             self.stderr.write(f"{where} {error['position']}: {error['field']}: {error['message']}")
         if result.failed > len(result.errors):
             self.stderr.write(f"… {result.failed - len(result.errors)} more refused events not shown")
-        stored = "queued" if result.queued else "stored"
+        if result.queued:
+            # Whether a queued event was stored before is known only to the consumer.
+            outcome = (
+                f"{result.accepted:,} queued (the stream consumer stores them, and drops those already stored), "
+                f"{result.duplicates:,} repeated in the file (same uuid), {result.failed:,} refused."
+            )
+        else:
+            outcome = (
+                f"{result.accepted:,} stored, {result.duplicates:,} already there (same uuid), "
+                f"{result.failed:,} refused."
+            )
         self.stdout.write(
-            f"Read {result.read:,} events: {result.accepted:,} {stored}, {result.duplicates:,} already there "
-            f"(same uuid), {result.failed:,} refused."
+            f"Read {result.read:,} events: {outcome}"
             + (
                 f" {result.derived:,} had no uuid and were given one from their place in the file and content:"
                 " importing this file again stores none of them twice."
@@ -79,8 +87,11 @@ class Command(BaseCommand):
         if result.read and result.failed == result.read:
             raise CommandError("Every event was refused.")
 
-    def _partitions_prepare(self) -> None:
-        # History for months without their partition went to the default one (PostgreSQL).
-        created = partitions.event_partitions_prepare()
+    def _partitions_prepare(self, result: importing.ImportResult) -> None:
+        """Partitions for the imported months (PostgreSQL). Written directly, events of a month
+        without one went to the default partition and are moved; queued, the consumer may write
+        them after this, so their months get partitions now and they land in them."""
+        created = partitions.event_partitions_ensure(months=result.months)
+        created += partitions.event_partitions_prepare()
         if created:
             self.stdout.write(f"Partitions created for the imported months: {', '.join(created)}")
