@@ -31,14 +31,21 @@ def gunicorn(tmp_path_factory):
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1",
         "REDIS_URL": "",
-        "PORT": str(port),
         "WEB_CONCURRENCY": "1",
     }
     gunicorn_bin = ROOT / ".venv" / "bin" / "gunicorn"
     log_path = tmp / "gunicorn.log"
     log = open(log_path, "wb")  # noqa: SIM115 (closed below, after the process)
     proc = subprocess.Popen(
-        [str(gunicorn_bin), "-c", "usage_platform/gunicorn.conf.py", "usage_platform.wsgi"],
+        # The file's settings, but on the loopback only (a flag overrides the file).
+        [
+            str(gunicorn_bin),
+            "-c",
+            "usage_platform/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "usage_platform.wsgi",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
