@@ -318,7 +318,7 @@ def alerts_send(
     anomaly of that many last days no alert has covered yet is included too (in the same
     query), so a run whose e-mail or enqueue failed is picked up by the next one.
     Only the time-series detector alerts: "outlier features" always names a tenth of the
-    features, so it is a ranking to look at, not an event. Each digest also gives the open
+    features, so it is a ranking to look at, not an event; and only open anomalies. Each digest also gives the open
     anomalies in total, counted as the Insights page and the narrative count them. Marks
     them notified. Returns `{anomalies, emails, webhooks}`."""
     # Re-read rather than trust the caller's objects: another run may have notified them.
@@ -326,7 +326,15 @@ def alerts_send(
     if unnotified_days is not None:
         scope |= Q(date__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
-        Anomaly.objects.filter(scope, organization=org, notified_at__isnull=True, detector=ANOMALY_DETECTOR)
+        Anomaly.objects.filter(
+            # Still open: one acknowledged or resolved before its digest went out was already
+            # seen; listing it under "new anomalies" contradicted the open count below it.
+            scope,
+            organization=org,
+            notified_at__isnull=True,
+            detector=ANOMALY_DETECTOR,
+            status=Anomaly.Status.OPEN,
+        )
         .select_related("feature")
         .order_by("-date", "id")
     )

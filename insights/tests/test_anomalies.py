@@ -125,6 +125,16 @@ def test_alerts_of_a_rolled_back_run_post_nothing(org, spiky, settings, admin_us
     assert not Anomaly.objects.exists()
 
 
+def test_an_anomaly_handled_before_its_digest_is_not_listed_as_new(org, spiky, admin_user):
+    created = services.anomalies_detect(org)
+    due = [a for a in created if a.detector == "timeseries" and abs(a.score) >= org.alert_threshold]
+    assert len(due) >= 2
+    Anomaly.objects.filter(pk=due[0].pk).update(status=Anomaly.Status.RESOLVED)
+    sent = services.alerts_send(org, created)
+    assert sent["anomalies"] == len(due) - 1
+    assert f"{len(due) - 1} new anomal" in mail.outbox[0].subject
+
+
 def test_alert_threshold_filters(org, spiky):
     org.alert_threshold = 1000
     org.save(update_fields=["alert_threshold"])
