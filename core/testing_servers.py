@@ -58,6 +58,47 @@ def wait_until(predicate: Callable[[], _T], *, timeout: float = 10.0, interval: 
         time.sleep(interval)
 
 
+@contextmanager
+def gunicorn_serving(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[int, Path]]:
+    """gunicorn serving usage_platform.wsgi on a free loopback port with `args` (e.g. `-c
+    usage_platform/gunicorn.conf.py`; the bind is given last, so it wins over a config file's),
+    a throw-away SQLite database and no Redis, until the block ends: (port, its log file)."""
+    import http.client
+
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "CACHE_DIR": str(tmp / "cache"),
+        "SECRET_KEY": "gunicorn-test-" + "x" * 40,
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "REDIS_URL": "",
+        **(env or {}),
+    }
+    log_path = tmp / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), *args, "--bind", f"127.0.0.1:{port}", "usage_platform.wsgi"],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+
+            def healthy() -> bool:
+                assert proc.poll() is None, log_path.read_text()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/health")
+                return conn.getresponse().status == 200
+
+            wait_until(healthy, timeout=60, interval=0.2, what="gunicorn answering /health")
+            yield port, log_path
+        finally:
+            stop_processes(proc, timeout=30)
+
+
 def stop_processes(*procs: subprocess.Popen, timeout: float = 10.0) -> None:
     """SIGTERM to all at once, then SIGKILL to those still running after `timeout` seconds."""
     running = [proc for proc in procs if proc.poll() is None]

@@ -5,14 +5,12 @@ No request made here reaches the database (its SQLite file stays empty)."""
 
 import base64
 import http.client
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from core.testing_servers import free_port
+from core.testing_servers import gunicorn_serving
 from tenants.log_redaction import LogSecretsFilter, log_secrets_redact
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,51 +19,11 @@ KEY = "upk_Sup3rSecret-ingestion_key42"
 
 @pytest.fixture(scope="module")
 def gunicorn(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gunicorn-conf")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "CACHE_DIR": str(tmp / "cache"),
-        "SECRET_KEY": "gunicorn-conf-test-" + "x" * 40,
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "REDIS_URL": "",
-        "WEB_CONCURRENCY": "1",
-    }
-    gunicorn_bin = ROOT / ".venv" / "bin" / "gunicorn"
-    log_path = tmp / "gunicorn.log"
-    log = open(log_path, "wb")  # noqa: SIM115 (closed below, after the process)
-    proc = subprocess.Popen(
-        # The file's settings, but on the loopback only (a flag overrides the file).
-        [
-            str(gunicorn_bin),
-            "-c",
-            "usage_platform/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "usage_platform.wsgi",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _get(port, "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
-        yield port, log_path
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    # The file's settings, but on the loopback only (the bind flag overrides the file).
+    with gunicorn_serving(
+        tmp_path_factory.mktemp("gunicorn-conf"), "-c", "usage_platform/gunicorn.conf.py", env={"WEB_CONCURRENCY": "1"}
+    ) as served:
+        yield served
 
 
 def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:

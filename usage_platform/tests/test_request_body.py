@@ -4,10 +4,6 @@ de-chunks the body and marks `wsgi.input` terminated."""
 
 import http.client
 import io
-import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import orjson
@@ -16,6 +12,7 @@ from django.conf import settings
 from django.test.client import ClientHandler, RequestFactory
 
 from core.request_body import ChunkedBodies
+from core.testing_servers import gunicorn_serving
 from telemetry.models import UsageEvent
 from telemetry.tests.helpers import BATCH, TRACK, events
 
@@ -126,55 +123,12 @@ def test_requests_with_a_content_length_pass_untouched(auth, org):
 # --- through a real gunicorn ---------------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gunicorn(tmp_path_factory):
     """gunicorn serving usage_platform.wsgi on a free port. No request made here reaches the
     database (its SQLite file stays empty)."""
-    tmp = tmp_path_factory.mktemp("gunicorn")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "CACHE_DIR": str(tmp / "cache"),
-        "SECRET_KEY": "chunked-body-test-" + "x" * 40,
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "REDIS_URL": "",
-    }
-    gunicorn_bin = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "gunicorn"
-    if not gunicorn_bin.exists():
-        gunicorn_bin = ROOT / ".venv" / "bin" / "gunicorn"
-    log = open(tmp / "gunicorn.log", "wb")
-    proc = subprocess.Popen(
-        [str(gunicorn_bin), "usage_platform.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp / "gunicorn.log").read_text()
-            time.sleep(0.2)
+    with gunicorn_serving(tmp_path_factory.mktemp("gunicorn"), "--workers", "1") as (port, _log):
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def _post_chunked(port, path, chunks):
