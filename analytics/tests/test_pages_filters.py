@@ -130,8 +130,9 @@ def test_the_rest_is_labelled_other_even_beside_a_value_of_that_id():
     from analytics.views_pages.common import OTHER_COLOR, SeriesStyle
 
     style = SeriesStyle({"other": "Other tools", "a": "Alpha"})
-    assert style.series("other", [1]) == {"label": "other", "data": [1], "color": OTHER_COLOR}
-    assert style.series("a", [2])["label"] == "Alpha"
+    other, alpha = style.chart_series([("other", [1]), ("a", [2])])
+    assert other == {"label": "other", "data": [1], "color": OTHER_COLOR}
+    assert alpha["label"] == "Alpha"
 
 
 def test_the_breakdown_palette_is_the_charts_own():

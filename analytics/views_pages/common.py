@@ -202,19 +202,46 @@ BREAKDOWN_PALETTE = (
 
 
 class SeriesStyle:
-    """How a page draws one breakdown's values in all its charts: one colour per value, in the
-    order values first show (so an account is one colour in the events and the users charts),
-    "other" grey, and each value's name (a feature's or an account's, not its key)."""
+    """How a page draws one breakdown's values in all its charts: each value keeps the colour
+    it first got (so an account is one colour in the events and the users charts), "other"
+    grey, and each value's name (a feature's or an account's, not its key). Within one chart
+    no two values share a colour: the charts rank their values differently, so a page can
+    show more than ten values in all, and a value whose colour another value of the chart
+    already took gets a free one there."""
 
     def __init__(self, names=None):
         self.names = names or {}
-        self.colors = {}
+        self.colors: dict[str, str] = {}
 
-    def series(self, key, data):
-        if key == "other":  # the rest, even when a feature or an account is named "other"
-            return {"label": key, "data": data, "color": OTHER_COLOR}
-        color = self.colors.setdefault(key, BREAKDOWN_PALETTE[len(self.colors) % len(BREAKDOWN_PALETTE)])
-        return {"label": self.names.get(key, key), "data": data, "color": color}
+    def chart_series(self, keyed_data: Iterable[tuple[str, list]]) -> list[dict]:
+        """The series of one chart, one per (key, data), at most ten keys besides "other"."""
+        pairs = list(keyed_data)
+        chosen: dict[str, str] = {}
+        # The values that have a colour keep it first, then the others take the free ones:
+        # a new value listed before them would otherwise take one of theirs.
+        for key, _ in pairs:
+            color = self.colors.get(key)
+            if key != "other" and color is not None and color not in chosen.values():
+                chosen[key] = color
+        for key, _ in pairs:
+            if key != "other" and key not in chosen:
+                chosen[key] = self._free_color(set(chosen.values()))
+                self.colors.setdefault(key, chosen[key])
+        return [
+            # "other" is the rest, even when a feature or an account is named "other".
+            {"label": key, "data": data, "color": OTHER_COLOR}
+            if key == "other"
+            else {"label": self.names.get(key, key), "data": data, "color": chosen[key]}
+            for key, data in pairs
+        ]
+
+    def _free_color(self, taken: set[str]) -> str:
+        """A colour not in this chart: one no value holds yet when there is one, so the
+        values still to come keep theirs."""
+        free = [color for color in BREAKDOWN_PALETTE if color not in taken]
+        held = set(self.colors.values())
+        # A breakdown shows at most ten values besides "other", so one is always free.
+        return next((color for color in free if color not in held), free[0])
 
 
 def breakdown_names(org, dimension, series_lists):
@@ -232,7 +259,7 @@ def breakdown_spec(series, *, chart_type="bar", style=None):
         "type": chart_type,
         "stacked": chart_type == "bar",
         "labels": labels,
-        "series": [style.series(s["key"], [p["value"] for p in s["points"]]) for s in series],
+        "series": style.chart_series((s["key"], [p["value"] for p in s["points"]]) for s in series),
     }
 
 

@@ -122,6 +122,6 @@ def _breakdown_charts(org, breakdown, *, start, end, interval, filters, top):
             "type": "hbar",
             "stacked": True,
             "labels": [row["feature_name"] for row in top],
-            "series": [style.series(key, [values[row["feature_id"]].get(key, 0) for row in top]) for key in keys],
+            "series": style.chart_series((key, [values[row["feature_id"]].get(key, 0) for row in top]) for key in keys),
         },
     }
