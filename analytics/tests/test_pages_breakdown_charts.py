@@ -32,7 +32,7 @@ def analyst(analyst_user):
 def twelve_accounts(org):
     """Ten accounts of one busy person each (five events), and two of three people with one
     event each: the events chart's top ten are the first ten, the active users chart's top
-    ten hold the last two. Yesterday, so no point is partial."""
+    ten hold the last two. All yesterday; returns the feature."""
     search = feature(org, "search")
     day = (today() - timedelta(days=1)).isoformat()
     for n in range(12):
@@ -43,6 +43,7 @@ def twelve_accounts(org):
             for _ in range(5 if busy else 1):
                 event(org, search, user, at(day, "09:00:00"))
     rollup.rollup_range(today() - timedelta(days=3), today(), org)
+    return search
 
 
 def test_no_two_series_of_a_chart_share_a_colour_across_more_than_ten_accounts(analyst, twelve_accounts):
@@ -68,3 +69,22 @@ def test_a_value_keeps_its_colour_and_a_newcomer_listed_first_takes_a_free_one()
     colors = {s["label"]: s["color"] for s in second}
     assert colors["k3"] == BREAKDOWN_PALETTE[3] and colors["k4"] == BREAKDOWN_PALETTE[4]
     assert colors["new"] not in {colors["k3"], colors["k4"], colors["k5"], colors["other"]}
+
+
+def test_breakdown_charts_mark_today_and_a_cut_week_as_partial(analyst, org, twelve_accounts):
+    html = analyst.get("/?breakdown=account").content.decode()
+    for name in ("chart-events", "chart-active"):
+        spec = chart(html, name)
+        assert spec["labels"][-1] == today().isoformat()
+        assert spec["partial_from"] == len(spec["labels"]) - 1 and spec["partial_label"] == "so far", name
+    assert html.count('data-testid="partial-note"') == 2 and "Dashed: today so far" in html
+    # A range of weeks that stops on a Wednesday: its last week has three of its seven days.
+    end = today() - timedelta(days=today().weekday() + 5)
+    event(org, twelve_accounts, end_user(org, "w", gender="F"), at(end.isoformat(), "09:00:00"))
+    rollup.rollup_range(end, end, org)
+    weekly = f"start={end - timedelta(days=200)}&end={end}"
+    spec = chart(analyst.get(f"/?breakdown=gender&{weekly}").content.decode(), "chart-events")
+    assert spec["partial_from"] == len(spec["labels"]) - 1 and spec["partial_label"] == "3 of 7 days"
+    page = analyst.get(f"/features/{twelve_accounts.pk}/?breakdown=account").content.decode()
+    usage = chart(page, "chart-feature-usage")
+    assert usage["partial_from"] == len(usage["labels"]) - 1 and 'data-testid="partial-note"' in page

@@ -250,16 +250,17 @@ def breakdown_names(org, dimension, series_lists):
     return queries.value_names(org, dimension, {s["key"] for series in series_lists for s in series})
 
 
-def breakdown_spec(series, *, chart_type="bar", style=None):
+def breakdown_spec(series, *, interval, end, chart_type="bar", style=None):
     """A stacked bar (or multi-line) chart of a breakdown's series, drawn by `style` (a page's
-    `SeriesStyle`; a fresh one without)."""
+    `SeriesStyle`; a fresh one without), its partial last point marked as `line_spec`'s."""
     style = style or SeriesStyle()
-    labels = [p["date"].isoformat() for p in series[0]["points"]] if series else []
+    dates = [p["date"] for p in series[0]["points"]] if series else []
     return {
         "type": chart_type,
         "stacked": chart_type == "bar",
-        "labels": labels,
+        "labels": [day.isoformat() for day in dates],
         "series": style.chart_series((s["key"], [p["value"] for p in s["points"]]) for s in series),
+        **partial_spec(dates, interval, end),
     }
 
 

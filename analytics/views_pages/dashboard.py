@@ -116,8 +116,8 @@ def _breakdown_charts(org, breakdown, *, start, end, interval, filters, top):
     values = {row["feature_id"]: {p["key"]: p["value"] for p in per_feature.get(row["feature_id"], [])} for row in top}
     style = common.SeriesStyle(common.breakdown_names(org, breakdown, [events, active, [{"key": k} for k in keys]]))
     return {
-        "events_chart": common.breakdown_spec(events, style=style),
-        "active_chart": common.breakdown_spec(active, chart_type="line", style=style),
+        "events_chart": common.breakdown_spec(events, interval=interval, end=end, style=style),
+        "active_chart": common.breakdown_spec(active, interval=interval, end=end, chart_type="line", style=style),
         "top_chart": {
             "type": "hbar",
             "stacked": True,

@@ -178,7 +178,10 @@ def feature_detail(request, feature_id):
             filters={**given, "feature": feature.pk},
         )
         usage_chart = common.breakdown_spec(
-            split, style=common.SeriesStyle(common.breakdown_names(org, breakdown, [split]))
+            split,
+            interval=interval,
+            end=end,
+            style=common.SeriesStyle(common.breakdown_names(org, breakdown, [split])),
         )
     context = {
         "active_nav": "features",
