@@ -100,6 +100,10 @@ def funnels(request):
     while len(steps) < params.MIN_FUNNEL_STEPS:
         steps.append("")
     names = {f["key"]: f["name"] for f in features}
+    # The choices hold only the features used around the range: a step naming another of the
+    # organisation's features is that feature, not an event type.
+    if unlisted := {key for key in steps if key and key not in names}:
+        names |= queries.value_names(org, "feature", unlisted)
     bars = []
     if result:
         first = result["steps"][0]["users"] if result["steps"] else 0

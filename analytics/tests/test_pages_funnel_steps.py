@@ -1,0 +1,46 @@
+"""The funnel builder's steps and result as worded on the page: a step is named after the
+organisation's feature of that key, used in the range or not, and counts say "user" or
+"users" as they should."""
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from analytics import rollup
+from core.days import today
+from core.testing import page_client
+
+from .factories import at, end_user, event, feature
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def analyst(analyst_user):
+    return page_client(analyst_user)
+
+
+@pytest.fixture
+def one_searcher(org):
+    """One person who searched and exported yesterday, and a feature used only 60 days ago."""
+    search, export = feature(org, "search"), feature(org, "export", "Export to CSV")
+    archive = feature(org, "archive_v2", "Archive (old)")
+    yesterday, long_ago = today() - timedelta(days=1), today() - timedelta(days=60)
+    person = end_user(org, "p1", first_seen=at(long_ago.isoformat()))
+    event(org, archive, person, at(long_ago.isoformat()))
+    event(org, search, person, at(yesterday.isoformat(), "09:00:00"))
+    event(org, export, person, at(yesterday.isoformat(), "09:30:00"))
+    rollup.rollup_range(long_ago, today(), org)
+
+
+def test_a_feature_unused_in_the_range_is_named_not_called_an_event_type(analyst, one_searcher):
+    html = analyst.get("/funnels/?step=search&step=archive_v2").content.decode()
+    names = re.findall(r'data-testid="step-name">([^<]*)<', html)
+    assert names == ["Search", "Archive (old)"]
+    assert "no feature has this key" not in html
+    labels = re.findall(r'<div class="funnel-label"[^>]*><span class="step-num">\d</span> ([^<]*)</div>', html)
+    assert labels == ["Search", "Archive (old)"]
+    # A key no feature has is still said to be an event type.
+    typed = analyst.get("/funnels/?step=search&step=refund").content.decode()
+    assert "no feature has this key: an event type" in typed
