@@ -220,18 +220,23 @@ def anomaly_status(request, anomaly_id):
             raise
         return HttpResponseBadRequest(exc.detail)
     if is_htmx(request):
-        # The row, and the heading's open count out of band: it stayed at the old count
-        # until a reload.
+        # The row, and out of band the heading's open count and the narrative, which says
+        # how many are open: both stayed at the old count until a reload. The narrative is
+        # the one a reload would show (`insight_current` writes it anew for the new count).
         row = render_to_string(
             "insights/partials/anomaly_row.html",
             {"anomaly": _with_labels([anomaly])[0], "is_admin": True},
             request=request,
         )
+        insight = narrative.insight_current(request.org)
         badge = render_to_string(
             "insights/partials/open_count.html",
-            {"open_anomalies": queries.anomalies_open_count(request.org), "oob": True},
+            {"open_anomalies": insight.open_anomalies or 0, "oob": True},
         )
-        return HttpResponse(row + badge)
+        story = render_to_string(
+            "insights/partials/narrative.html", {"insight": insight, "is_admin": True, "oob": True}, request=request
+        )
+        return HttpResponse(row + badge + story)
     messages.success(request, f"Anomaly marked {anomaly.get_status_display().lower()}.")
     return redirect("insights:index")
 

@@ -3,6 +3,7 @@ anomaly status changes that persist, foreign ids → 404 page, bad input → 4xx
 the forecast fragment the feature detail page embeds."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from conftest import make_member
 from core.testing import page_client
-from insights import services, webhooks
+from insights import queries, services, webhooks
 from insights.models import Anomaly, Insight, Webhook, WebhookDelivery
 from insights.tests.helpers import features_make, rollups_make, yesterday
 from tenants.models import Role
@@ -180,6 +181,22 @@ def test_admin_acknowledges_and_it_persists(admin_user, org, anomaly):
     assert anomaly.details["status_changed_by"] == admin_user.email
     page = page_client(admin_user).get(reverse("insights:index")).text
     assert f'id="anomaly-{anomaly.pk}" data-status="acknowledged"' in page
+
+
+def _open_count_said(count):
+    return f"{count} open anomal{'y' if count == 1 else 'ies'};" if count else "No open anomalies."
+
+
+def test_a_status_change_updates_the_narratives_open_count_with_the_badge(admin_user, org, anomaly):
+    """The narrative says how many anomalies are open: after Acknowledge it still said the
+    old number beside a badge with the new one, until a reload."""
+    open_before = queries.anomalies_open_count(org)
+    assert _open_count_said(open_before) in page_client(admin_user).get(reverse("insights:index")).text
+    client = page_client(admin_user, **{"HX-Request": "true"})
+    response = client.post(reverse("insights:anomaly-status", args=[anomaly.pk]), {"status": "acknowledged"})
+    story = re.search(r'<section [^>]*id="narrative"[^>]* hx-swap-oob="true">(.*?)</section>', response.text, re.S)
+    assert story and _open_count_said(open_before - 1) in story.group(1)
+    assert f'hx-swap-oob="true">{open_before - 1} open</span>' in response.text
 
 
 def test_plain_post_redirects_back(admin_user, anomaly):

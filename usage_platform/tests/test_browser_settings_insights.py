@@ -78,6 +78,11 @@ def test_acknowledging_an_anomaly_persists(browser_page, live_server, admin_user
     assert row.locator("[data-testid=anomaly-status]").inner_text() == "Acknowledged"
     # The heading's open count follows at once (out of band), not after a reload.
     assert page.locator("[data-testid=open-anomalies]").inner_text() == f"{open_before - 1} open"
+    # So does the narrative, which says how many are open.
+    left = open_before - 1
+    said = f"{left} open anomal{'y' if left == 1 else 'ies'};" if left else "No open anomalies."
+    wait_until(page, f"() => document.querySelector('#narrative').innerText.includes({said!r})")
+    assert page.locator("#narrative").count() == 1
 
     page.reload()
     page.wait_for_load_state("networkidle")
