@@ -3,7 +3,7 @@ figures, rendered): the issue's case of a Top features chart that ignored Age/Ge
 
 import json
 import re
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import pytest
 
@@ -203,3 +203,25 @@ def test_a_segment_naming_a_feature_is_left_out_on_a_features_own_page(analyst, 
     assert "names a feature" in html and "Shown without segment" in html
     plain = analyst.get(f"/features/{export.pk}/").content.decode()
     assert chart(html, "chart-feature-usage") == chart(plain, "chart-feature-usage")
+
+
+def test_all_features_link_keeps_the_range_and_the_filters(analyst, org, data):
+    """The dashboard's "All features →" opened the Features page without the age, gender,
+    account or segment the dashboard was showing."""
+    saved = segments.segment_create(org, name="Pro plan", filters={"user.plan": "pro"})
+    query = f"start=2026-01-01&end=2026-01-31&age=<18&gender=F&account=acme&segment={saved.pk}&user.plan=pro"
+    html = analyst.get(f"/?{query}").content.decode()
+    href = re.search(r'href="([^"]+)" data-testid="all-features"', html).group(1).replace("&amp;", "&")
+    path, _, kept = href.partition("?")
+    assert path == "/features/"
+    assert dict(parse_qsl(kept)) == {
+        "start": "2026-01-01",
+        "end": "2026-01-31",
+        "age": "<18",
+        "gender": "F",
+        "account": "acme",
+        "segment": str(saved.pk),
+        "user.plan": "pro",
+    }
+    features = analyst.get(href)
+    assert features.status_code == 200 and '<option value="F" selected>' in features.content.decode()
