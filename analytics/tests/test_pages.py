@@ -254,8 +254,9 @@ def test_dashboard_bad_input_is_a_400_with_the_message(analyst, usage, query, me
     "url, status",
     [
         ("/features/?start=x", 400),
-        # The features table's sort and page are links, not input: unknown ones fall back.
-        ("/features/?sort=bogus&page=zz", 200),
+        ("/features/?sort=bogus", 400),
+        ("/features/?page=zz", 400),
+        ("/features/?page=0", 400),
         ("/users/?page=0", 400),
         ("/users/?sort=nope", 400),
         ("/users/?days=abc", 400),
@@ -697,10 +698,13 @@ def test_features_table_pages(analyst, usage, monkeypatch):
     assert "4 features · page 1 of 2" in first and "page=2" in first
     second = analyst.get("/features/?page=2").content.decode()
     assert "page 2 of 2" in second and len(re.findall(r'href="/features/\d+/"', second)) == 1
-    # A page number is a link: past the end is the last page, below 1 or not a number the first.
+    # As on the users table: past the end is the last page; below 1 or not a number is
+    # refused by name (a 400), and the first page is shown with the message.
     assert "page 2 of 2" in analyst.get("/features/?page=9").content.decode()
-    assert "page 1 of 2" in analyst.get("/features/?page=0").content.decode()
-    assert "page 1 of 2" in analyst.get("/features/?page=x").content.decode()
+    for bad in ("0", "x"):
+        refused = analyst.get(f"/features/?page={bad}")
+        html = refused.content.decode()
+        assert refused.status_code == 400 and "page 1 of 2" in html and "Shown without page." in html, bad
 
 
 def test_users_table_past_the_last_page_shows_the_last_page(analyst, usage):

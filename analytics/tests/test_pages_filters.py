@@ -181,6 +181,16 @@ def test_lists_keep_their_filters_when_a_sort_is_refused(analyst, data):
     assert re.findall(r"data-value=\"(\d+)\"", features) == re.findall(
         r"data-value=\"(\d+)\"", analyst.get("/features/?gender=F").content.decode()
     )
+    # The features table refuses a sort it does not have by name, as the users table does.
+    refused = analyst.get("/features/?gender=F&sort=foo")
+    assert refused.status_code == 400
+    assert (
+        "Choose one of: name, events" in refused.content.decode() and "Shown without sort." in refused.content.decode()
+    )
+    shown = re.findall(r'href="/features/(\d+)/"', refused.content.decode())
+    assert shown and shown == re.findall(
+        r'href="/features/(\d+)/"', analyst.get("/features/?gender=F").content.decode()
+    )
 
 
 def test_a_person_breakdown_says_how_many_anonymous_events_are_in_no_bar(analyst, data):

@@ -8,7 +8,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from core.pages import org_page, page_get
+from core.pages import org_page, page_get, params_leaving_out
+from core.query_params import MAX_PAGE, fail, parse_int, query_text
 from tenants.models import Role
 
 from .. import exports, queries
@@ -27,6 +28,16 @@ FEATURE_SORTS = {
     "stickiness": ("stickiness_pct", "Stickiness", True),
 }
 FEATURES_PAGE_SIZE = 50
+DEFAULT_FEATURE_SORT = "-events"
+
+
+def feature_table_params(query) -> tuple[str, int]:
+    """(sort, page) of the features table: a sort key, `-` first for high to low, and a page
+    from 1 (past the last one is the last), each refused by name as the users table does."""
+    sort = query_text(query, "sort") or DEFAULT_FEATURE_SORT
+    if sort.lstrip("-") not in FEATURE_SORTS:
+        fail("sort", f"Choose one of: {', '.join(FEATURE_SORTS)}, each with - first for high to low.")
+    return sort, parse_int(query, "page", default=1, minimum=1, maximum=MAX_PAGE)
 
 
 def sparkline_points(values, width=120, height=28, pad=2):
@@ -49,9 +60,8 @@ def features(request):
     org = request.org
     start, end, filters, error, query = common.range_and_filters(org, request.GET)
     given = filter_cache_key(filters)
-    sort = request.GET.get("sort") or "-events"
-    if sort.lstrip("-") not in FEATURE_SORTS:
-        sort = "-events"
+    (sort, page_number), table_error, query = params_leaving_out(feature_table_params, query)
+    error = " ".join(message for message in (error, table_error) if message) or None
     field = FEATURE_SORTS[sort.lstrip("-")][0]
     rows = queries.feature_usage(org, start=start, end=end, filters=given, stickiness=True)
     sparks = queries.feature_sparklines(org, start=start, end=end, filters=given)
@@ -67,7 +77,7 @@ def features(request):
         if error:
             return common.csv_refused(error)
         return common.csv_download(rows, "features", exports.FEATURE_USAGE_COLUMNS)
-    page = page_get(Paginator(rows, FEATURES_PAGE_SIZE), request.GET.get("page"))
+    page = page_get(Paginator(rows, FEATURES_PAGE_SIZE), page_number)
     table = page.object_list
     bar = common.filter_bar(org, query, given)
     context = {
