@@ -44,3 +44,12 @@ def test_a_feature_unused_in_the_range_is_named_not_called_an_event_type(analyst
     # A key no feature has is still said to be an event type.
     typed = analyst.get("/funnels/?step=search&step=refund").content.decode()
     assert "no feature has this key: an event type" in typed
+
+
+def test_funnel_counts_say_user_or_users(analyst, one_searcher):
+    html = analyst.get("/funnels/?step=search&step=export&step=archive_v2").content.decode()
+    metas = [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", m)).strip()
+        for m in re.findall(r'<div class="funnel-meta">(.*?)</div>', html, re.S)
+    ]
+    assert [m.split(" ·")[0] for m in metas] == ["1 user", "1 user", "0 users"]
