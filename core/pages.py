@@ -109,6 +109,10 @@ def render_page(request: PageRequest, *, page: str, fragment: str, context: dict
 LEAVE_OUT_ROUNDS = 5
 
 
+# What `params_leaving_out`'s message adds after the refusal: the parameters left out.
+LEFT_OUT_PREFIX = " Shown without "
+
+
 def params_leaving_out(parse: Callable[[Any], Any], query: Any, default: Any = None) -> tuple[Any, str | None, Any]:
     """(parsed parameters, None, query), or, when parameters are refused, the query parsed
     without them: (parameters, the message, the query kept). The filters that remain still
@@ -134,7 +138,7 @@ def params_leaving_out(parse: Callable[[Any], Any], query: Any, default: Any = N
         except DomainError as exc:
             refused = exc
             continue
-        return parsed, f"{first.detail} Shown without {', '.join(left_out)}.", kept
+        return parsed, f"{first.detail}{LEFT_OUT_PREFIX}{', '.join(left_out)}.", kept
     fallback = {} if default is None else default
     return parse(fallback), first.detail, fallback
 

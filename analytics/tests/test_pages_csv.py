@@ -47,3 +47,5 @@ def test_refused_filters_answer_their_message_not_a_file(analyst, usage, path): 
     response = analyst.get(f"{path}?age=nonsense&format=csv")
     assert response.status_code == 400 and response["Content-Type"].startswith("text/plain")
     assert "age" in response.content.decode() and "Content-Disposition" not in response
+    # Nothing is shown, so the page's "Shown without age." is not said.
+    assert "Shown without" not in response.content.decode() and "No file was made" in response.content.decode()

@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 from core.csv_export import csv_render
 from core.days import today
 from core.exceptions import DomainError
-from core.pages import params_leaving_out, params_or_default, render_page
+from core.pages import LEFT_OUT_PREFIX, params_leaving_out, params_or_default, render_page
 from core.query_params import fail
 from telemetry.models import Feature
 from tenants.models import Role
@@ -41,8 +41,14 @@ def csv_download(rows, name, columns):
 
 def csv_refused(error):
     """A download asked with a refused parameter: the page shows the figures without it, next
-    to the message; a file has no place for the message, so it is not made."""
-    return HttpResponse(f"{error}\n", status=400, content_type="text/plain; charset=utf-8")
+    to the message; a file has no place for the message, so it is not made. The message is
+    the page's, which goes on to say what it shows without the parameter: here nothing is."""
+    refused = error.split(LEFT_OUT_PREFIX, 1)[0]
+    return HttpResponse(
+        f"{refused}\nNo file was made: correct or remove that parameter.\n",
+        status=400,
+        content_type="text/plain; charset=utf-8",
+    )
 
 
 def render_filtered(request, fragment, page, context, error):
