@@ -395,6 +395,10 @@ def test_user_timeline_says_how_many_and_loads_older_events(analyst, org, django
     assert bad.status_code == 400 and "before" in bad.content.decode()
     bad_fragment = analyst.get("/users/busy/?before=nope", headers={"HX-Request": "true"})
     assert bad_fragment.status_code == 400 and "<html" not in bad_fragment.content.decode()
+    # The page names its own link, not the API's field the page does not show.
+    for refused in (bad, bad_fragment):
+        text = refused.content.decode()
+        assert "Older events" in text and "timeline_next" not in text
 
 
 def test_feature_detail_embeds_the_forecast(analyst, usage):

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from core.exceptions import DomainError, NotFound
 from core.pages import org_page, page_fetched, params_leaving_out, params_or_default, wants_fragment
+from core.query_params import fail
 from tenants.models import Role
 
 from .. import exports, params, queries
@@ -119,7 +120,7 @@ def user_detail(request, external_id):
     # like a missing one.
     if not request.user.has_role(Role.ANALYST) and not queries.end_user_is_own(org, external_id, request.user):
         raise Http404("Not found.")
-    args, error = params_or_default(params.end_user_params, request.GET)
+    args, error = params_or_default(_end_user_page_params, request.GET)
     if "before" in request.GET and wants_fragment(request):
         # "Older events": only the next page of sessions, appended under the ones shown.
         page = error or _timeline_or_error(lambda: queries.end_user_timeline(org, external_id, **args))
@@ -140,6 +141,17 @@ def user_detail(request, external_id):
         "error": error,
     }
     return render(request, "analytics/user_detail.html", context, status=400 if error else 200)
+
+
+def _end_user_page_params(query):
+    """`params.end_user_params`, its refusal of `before` said as the page's: the API's names
+    the answer's field `timeline_next`, which the page does not show."""
+    try:
+        return params.end_user_params(query)
+    except DomainError as exc:
+        if "before" in (exc.errors or {}):
+            fail("before", 'Must be an event id: follow the "Older events" link under the timeline.')
+        raise
 
 
 def _timeline_or_error(read):
