@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from analytics import rollup
-from analytics.views_pages.common import BREAKDOWN_PALETTE, SeriesStyle
+from analytics.views_pages.breakdowns import BREAKDOWN_PALETTE, SeriesStyle
 from core.days import today
 from core.testing import page_client
 from telemetry.models import Account

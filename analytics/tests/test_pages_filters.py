@@ -127,7 +127,7 @@ def test_account_picker_escapes_names_and_ids(analyst, data, org):
 def test_the_rest_is_labelled_other_even_beside_a_value_of_that_id():
     """A feature keyed or an account id'd "other" is in the rest (`shown`): the grey series is
     the rest, never that value's name."""
-    from analytics.views_pages.common import OTHER_COLOR, SeriesStyle
+    from analytics.views_pages.breakdowns import OTHER_COLOR, SeriesStyle
 
     style = SeriesStyle({"other": "Other tools", "a": "Alpha"})
     other, alpha = style.chart_series([("other", [1]), ("a", [2])])
@@ -140,7 +140,7 @@ def test_the_breakdown_palette_is_the_charts_own():
     palette: one list of colours, written twice, kept the same."""
     from pathlib import Path
 
-    from analytics.views_pages.common import BREAKDOWN_PALETTE
+    from analytics.views_pages.breakdowns import BREAKDOWN_PALETTE
 
     script = (Path(__file__).resolve().parents[2] / "static" / "js" / "app.js").read_text()
     palette = re.search(r"var PALETTE = \[([^\]]*)\]", script).group(1)

@@ -11,7 +11,7 @@ from tenants.models import Role
 
 from .. import params, queries
 from ..filters import filter_cache_key
-from . import common
+from . import breakdowns, common
 
 KPIS = (
     ("total_events", "Events", ""),
@@ -47,7 +47,7 @@ def dashboard(request):
     # The Top features chart answers the same filters as the KPIs above it.
     usage = queries.feature_usage(org, start=start, end=end, filters=given)
     top = [row for row in usage if row["events"]][:TOP_FEATURES]
-    breakdown, breakdown_error = common.breakdown_or_error(query)
+    breakdown, breakdown_error = breakdowns.breakdown_or_error(query)
     error = error or breakdown_error
     if breakdown:
         charts = _breakdown_charts(org, breakdown, start=start, end=end, interval=interval, filters=given, top=top)
@@ -88,7 +88,7 @@ def dashboard(request):
         **charts,
         "breakdown": breakdown or "",
         "anonymous_events": anonymous or 0,
-        "breakdown_choices": common.breakdown_choices(breakdown),
+        "breakdown_choices": breakdowns.breakdown_choices(breakdown),
         # Nothing in this period or the one before, unfiltered: show how to send events.
         "no_events": not any_filter and not (summary["total_events"]["value"] or summary["total_events"]["previous"]),
         "has_range_data": summary["total_events"]["value"] > 0,
@@ -114,10 +114,12 @@ def _breakdown_charts(org, breakdown, *, start, end, interval, filters, top):
         keys += [part["key"] for part in per_feature.get(row["feature_id"], []) if part["key"] not in keys]
     keys.sort(key=lambda key: key == "other")  # "other" last, as in the legend of the other charts
     values = {row["feature_id"]: {p["key"]: p["value"] for p in per_feature.get(row["feature_id"], [])} for row in top}
-    style = common.SeriesStyle(common.breakdown_names(org, breakdown, [events, active, [{"key": k} for k in keys]]))
+    style = breakdowns.SeriesStyle(
+        breakdowns.breakdown_names(org, breakdown, [events, active, [{"key": k} for k in keys]])
+    )
     return {
-        "events_chart": common.breakdown_spec(events, interval=interval, end=end, style=style),
-        "active_chart": common.breakdown_spec(active, interval=interval, end=end, chart_type="line", style=style),
+        "events_chart": breakdowns.breakdown_spec(events, interval=interval, end=end, style=style),
+        "active_chart": breakdowns.breakdown_spec(active, interval=interval, end=end, chart_type="line", style=style),
         "top_chart": {
             "type": "hbar",
             "stacked": True,

@@ -15,7 +15,7 @@ from tenants.models import Role
 from .. import exports, queries
 from ..filters import filter_cache_key
 from ..templatetags.numbers import tenths, thousands
-from . import common
+from . import breakdowns, common
 
 # sort key → (row field, column title, numeric column)
 FEATURE_SORTS = {
@@ -174,7 +174,7 @@ def feature_detail(request, feature_id):
         ],
         **common.partial_spec([p["date"] for p in points], interval, end),
     }
-    breakdown, breakdown_error = common.breakdown_or_error(query)
+    breakdown, breakdown_error = breakdowns.breakdown_or_error(query)
     error = error or breakdown_error
     if breakdown:
         # This feature's events split by the dimension, stacked.
@@ -187,11 +187,11 @@ def feature_detail(request, feature_id):
             interval=interval,
             filters={**given, "feature": feature.pk},
         )
-        usage_chart = common.breakdown_spec(
+        usage_chart = breakdowns.breakdown_spec(
             split,
             interval=interval,
             end=end,
-            style=common.SeriesStyle(common.breakdown_names(org, breakdown, [split])),
+            style=breakdowns.SeriesStyle(breakdowns.breakdown_names(org, breakdown, [split])),
         )
     context = {
         "active_nav": "features",
@@ -213,7 +213,7 @@ def feature_detail(request, feature_id):
         },
         "usage_chart": usage_chart,
         "breakdown": breakdown or "",
-        "breakdown_choices": common.breakdown_choices(breakdown),
+        "breakdown_choices": breakdowns.breakdown_choices(breakdown),
         "forecast_url": _forecast_url(feature.pk),
     }
     return common.render_filtered(
