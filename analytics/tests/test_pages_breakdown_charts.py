@@ -88,3 +88,15 @@ def test_breakdown_charts_mark_today_and_a_cut_week_as_partial(analyst, org, twe
     page = analyst.get(f"/features/{twelve_accounts.pk}/?breakdown=account").content.decode()
     usage = chart(page, "chart-feature-usage")
     assert usage["partial_from"] == len(usage["labels"]) - 1 and 'data-testid="partial-note"' in page
+
+
+def test_values_without_an_age_come_after_the_bands_and_other_last():
+    style = SeriesStyle(order=("<18", "18-40", ">40"))
+    keys = ["other", "18-40", "(none)", ">40", "<18"]
+    assert [s["label"] for s in style.chart_series((key, [1]) for key in keys)] == [
+        "<18",
+        "18-40",
+        ">40",
+        "(none)",
+        "other",
+    ]

@@ -75,13 +75,13 @@ def test_dashboard_breakdown_charts(analyst, data):
     html = analyst.get("/?breakdown=gender").content.decode()
     assert '<option value="gender" selected>Gender</option>' in html
     events = chart(html, "chart-events")
-    assert events["stacked"] and [s["label"] for s in events["series"]] == ["F", "M", "O"]
+    assert events["stacked"] and [s["label"] for s in events["series"]] == ["Female", "Male", "Other"]
     assert sum(sum(s["data"]) for s in events["series"]) == 11  # the anonymous search has no gender
     top = chart(html, "chart-top")
     assert top["stacked"] and {s["label"]: s["data"] for s in top["series"]} == {
-        "F": [4, 3],
-        "M": [1, 1],
-        "O": [1, 1],
+        "Female": [4, 3],
+        "Male": [1, 1],
+        "Other": [1, 1],
     }
     feature_page = analyst.get(f"/features/{data['features']['export'].pk}/?breakdown=age").content.decode()
     usage = chart(feature_page, "chart-feature-usage")
@@ -95,6 +95,24 @@ def test_dashboard_breakdown_charts(analyst, data):
     active = chart(by_account, "chart-active")
     colors = [{s["label"]: s["color"] for s in c["series"]} for c in (events, active, top)]
     assert colors[0] == colors[1] == colors[2] and len(set(colors[0].values())) == 3
+
+
+def test_breakdowns_are_said_in_words_and_age_bands_in_age_order(analyst, data):
+    """The legend said "M"/"F" beside a filter that says Male/Female, the subtitles "by
+    event_type" or "by event.source", and the age bands came by size (18-40, <18, >40)."""
+    by_age = analyst.get("/?breakdown=age").content.decode()
+    for name in ("chart-events", "chart-active", "chart-top"):
+        assert [s["label"] for s in chart(by_age, name)["series"]] == ["<18", "18-40", ">40"], name
+    assert by_age.count("· by age band</span>") == 2
+    export = data["features"]["export"].pk
+    feature_page = analyst.get(f"/features/{export}/?breakdown=age").content.decode()
+    assert [s["label"] for s in chart(feature_page, "chart-feature-usage")["series"]] == ["<18", "18-40", ">40"]
+    assert "· by age band</span>" in feature_page
+    assert analyst.get("/?breakdown=event_type").content.decode().count("· by event type</span>") == 2
+    typed = analyst.get("/?breakdown=event.source").content.decode()
+    assert typed.count("· by event property source</span>") == 2
+    assert '<option value="event.source" selected>Event property source</option>' in typed
+    assert "· by user property plan</span>" in analyst.get(f"/features/{export}/?breakdown=user.plan").content.decode()
 
 
 def test_account_picker_lists_and_applies_accounts(analyst, data):

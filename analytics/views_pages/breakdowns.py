@@ -2,12 +2,12 @@
 a chart (and the same across a page's charts where it can), the values' names, and the
 chart spec of a breakdown's series."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from core.exceptions import DomainError
 
 from .. import params, queries
-from .common import partial_spec
+from .common import GENDERS, partial_spec
 
 BREAKDOWN_CHOICES = (
     ("", "No breakdown"),
@@ -18,6 +18,9 @@ BREAKDOWN_CHOICES = (
     ("account", "Account"),
 )
 OTHER_COLOR = "#9ca3af"
+# Values drawn in this order, not by their size: the age bands from young to old, then those
+# without an age, then "other".
+VALUE_ORDER = {"age": params.AGE_BANDS}
 
 
 def breakdown_or_error(query):
@@ -32,8 +35,18 @@ def breakdown_choices(selected):
     """The picker's options; a dimension typed in the URL (user.plan, event.source) is kept."""
     choices = list(BREAKDOWN_CHOICES)
     if selected and all(value != selected for value, _ in choices):
-        choices.append((selected, selected))
+        choices.append((selected, breakdown_label(selected).capitalize()))
     return choices
+
+
+def breakdown_label(dimension: str) -> str:
+    """A dimension in words, as the charts' subtitles say it: "event type", "age band",
+    "user property plan", "event property burst"."""
+    named = dict(BREAKDOWN_CHOICES).get(dimension)
+    if named and dimension:
+        return named.lower()
+    source, _, name = dimension.partition(".")
+    return f"{source} property {name}"
 
 
 # Ten, as a breakdown shows ten values and "other" (grey): no two series share a colour.
@@ -50,13 +63,16 @@ class SeriesStyle:
     show more than ten values in all, and a value whose colour another value of the chart
     already took gets a free one there."""
 
-    def __init__(self, names=None):
+    def __init__(self, names=None, order: Sequence[str] = ()):
         self.names = names or {}
+        self.order = order
         self.colors: dict[str, str] = {}
 
     def chart_series(self, keyed_data: Iterable[tuple[str, list]]) -> list[dict]:
         """The series of one chart, one per (key, data), at most ten keys besides "other"."""
         pairs = list(keyed_data)
+        if self.order:
+            pairs.sort(key=lambda pair: self._rank(pair[0]))
         chosen: dict[str, str] = {}
         # The values that have a colour keep it first, then the others take the free ones:
         # a new value listed before them would otherwise take one of theirs.
@@ -76,6 +92,11 @@ class SeriesStyle:
             for key, data in pairs
         ]
 
+    def _rank(self, key: str) -> tuple[int, int]:
+        if key in self.order:
+            return 0, self.order.index(key)
+        return (2 if key == "other" else 1), 0
+
     def _free_color(self, taken: set[str]) -> str:
         """A colour not in this chart: one no value holds yet when there is one, so the
         values still to come keep theirs."""
@@ -85,9 +106,17 @@ class SeriesStyle:
         return next((color for color in free if color not in held), free[0])
 
 
+def breakdown_style(org, dimension, series_lists):
+    """The `SeriesStyle` of a page's breakdown by `dimension` whose charts show `series_lists`:
+    its values' names (`breakdown_names`) and order (`VALUE_ORDER`)."""
+    return SeriesStyle(breakdown_names(org, dimension, series_lists), VALUE_ORDER.get(dimension, ()))
+
+
 def breakdown_names(org, dimension, series_lists):
-    """{value: name} for the values in `series_lists` of a breakdown by `dimension`
-    (`queries.value_names`)."""
+    """{value: name} for the values in `series_lists` of a breakdown by `dimension`: a gender
+    as the filter says it, a feature's or an account's name (`queries.value_names`)."""
+    if dimension == "gender":
+        return dict(GENDERS)
     return queries.value_names(org, dimension, {s["key"] for series in series_lists for s in series})
 
 

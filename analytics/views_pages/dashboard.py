@@ -87,6 +87,7 @@ def dashboard(request):
         "kpis": kpis,
         **charts,
         "breakdown": breakdown or "",
+        "breakdown_label": breakdowns.breakdown_label(breakdown) if breakdown else "",
         "anonymous_events": anonymous or 0,
         "breakdown_choices": breakdowns.breakdown_choices(breakdown),
         # Nothing in this period or the one before, unfiltered: show how to send events.
@@ -114,9 +115,7 @@ def _breakdown_charts(org, breakdown, *, start, end, interval, filters, top):
         keys += [part["key"] for part in per_feature.get(row["feature_id"], []) if part["key"] not in keys]
     keys.sort(key=lambda key: key == "other")  # "other" last, as in the legend of the other charts
     values = {row["feature_id"]: {p["key"]: p["value"] for p in per_feature.get(row["feature_id"], [])} for row in top}
-    style = breakdowns.SeriesStyle(
-        breakdowns.breakdown_names(org, breakdown, [events, active, [{"key": k} for k in keys]])
-    )
+    style = breakdowns.breakdown_style(org, breakdown, [events, active, [{"key": k} for k in keys]])
     return {
         "events_chart": breakdowns.breakdown_spec(events, interval=interval, end=end, style=style),
         "active_chart": breakdowns.breakdown_spec(active, interval=interval, end=end, chart_type="line", style=style),

@@ -191,7 +191,7 @@ def feature_detail(request, feature_id):
             split,
             interval=interval,
             end=end,
-            style=breakdowns.SeriesStyle(breakdowns.breakdown_names(org, breakdown, [split])),
+            style=breakdowns.breakdown_style(org, breakdown, [split]),
         )
     context = {
         "active_nav": "features",
@@ -213,6 +213,7 @@ def feature_detail(request, feature_id):
         },
         "usage_chart": usage_chart,
         "breakdown": breakdown or "",
+        "breakdown_label": breakdowns.breakdown_label(breakdown) if breakdown else "",
         "breakdown_choices": breakdowns.breakdown_choices(breakdown),
         "forecast_url": _forecast_url(feature.pk),
     }
