@@ -94,8 +94,10 @@ def features(request):
         "page_obj": page,
         "page_query": f"start={start:%Y-%m-%d}&end={end:%Y-%m-%d}&sort={sort}{bar['filter_query']}",
         "period_days": (end - start).days + 1,
-        # The dashboard's "Features" counts those used in the range; this table lists every
-        # tracked one, so the count says both when they differ.
+        # The dashboard's "Features" counts those used in the range; this table also lists
+        # those used only in the period before (their trend), so the count says both when
+        # they differ. A feature unused in both is left out, as the API's feature usage and
+        # the CSV leave it out.
         "used_note": f"{used:,} used in this range"
         if (used := sum(1 for r in rows if r["events"])) != len(rows)
         else "",
