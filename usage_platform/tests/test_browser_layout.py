@@ -1,0 +1,64 @@
+"""Layout at 1300×900 in Chromium with long names: nothing pushes a control off its card or
+widens the page.
+
+Screenshots (taken before the checks, so a failing layout can be seen): layout-alert-rules,
+layout-dashboard-segment, layout-funnels-segment (var/screenshots/)."""
+
+import pytest
+
+from analytics import segments
+from conftest import browser_login, screenshot
+from insights.alerts import rules
+from usage_platform.tests.test_browser_settings_insights import usage  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+WIDTH, HEIGHT = 1300, 900
+# Names without a space to break at: the hardest case for a layout.
+LONG_RULE = ("checkout_conversion_enterprise_accounts_europe_" * 3)[:120]
+LONG_SEGMENT = ("adults-over-forty-on-the-annual-plan-via-partners-" * 2)[:100]
+
+
+def box(page, selector):
+    return page.locator(selector).first.bounding_box()
+
+
+def no_horizontal_scroll(page):
+    return page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+
+
+@pytest.fixture
+def wide_page(browser_page):
+    browser_page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    return browser_page
+
+
+def test_a_long_alert_rule_name_keeps_its_buttons_on_the_card(wide_page, live_server, admin_user, org):
+    assert len(LONG_RULE) == 120
+    rule = rules.alert_rule_create(org, name=LONG_RULE, kind="retention", params={"day": 1, "below": 5})
+    page = wide_page
+    browser_login(page, live_server, admin_user)
+    page.goto(f"{live_server.url}/settings/alert-rules/")
+    screenshot(page, "layout-alert-rules")
+    card = box(page, f"#alert-rule-{rule.pk}")
+    for label in ("Edit", "Pause", "Delete"):
+        button = box(page, f"#alert-rule-{rule.pk} .actions >> text={label}")
+        assert button["x"] >= card["x"] and button["x"] + button["width"] <= card["x"] + card["width"], label
+    assert no_horizontal_scroll(page)
+
+
+@pytest.mark.parametrize("path, shot", [("/", "layout-dashboard-segment"), ("/funnels/", "layout-funnels-segment")])
+def test_a_long_segment_name_does_not_widen_the_page(wide_page, live_server, admin_user, org, usage, path, shot):  # noqa: F811
+    assert len(LONG_SEGMENT) == 100
+    segments.segment_create(org, name=LONG_SEGMENT, filters={"age": ">40"})
+    page = wide_page
+    browser_login(page, live_server, admin_user)
+    page.goto(f"{live_server.url}{path}")
+    screenshot(page, shot)
+    assert no_horizontal_scroll(page)
+    # The picker stays a picker's width; the full name is in its list.
+    picker = box(page, "[data-testid=segment-picker]")
+    bar = page.locator("[data-testid=segment-picker]").evaluate(
+        "el => el.closest('.filters').getBoundingClientRect().right"
+    )
+    assert picker["width"] <= 320 and picker["x"] + picker["width"] <= bar
