@@ -23,6 +23,8 @@
   var ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
   var dayFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", timeZone: "UTC" });
 
+  var BAR_NAME_CHARS = 24;
+
   // "2026-11-05" → "5 Nov" on axes (days are UTC days); other labels unchanged.
   function shortLabel(label) {
     return typeof label === "string" && ISO_DAY.test(label) ? dayFormat.format(new Date(label + "T00:00:00Z")) : label;
@@ -101,7 +103,13 @@
       ticks: {
         // Every bar of a horizontal chart is named (its rows have room); dates may skip.
         color: "#6b7285", maxRotation: 0, autoSkip: !horizontal, autoSkipPadding: 12,
-        callback: function (value) { return shortLabel(this.getLabelForValue(value)); },
+        callback: function (value) {
+          var label = shortLabel(this.getLabelForValue(value));
+          // A bar's name beside a horizontal chart is cut short, as Chart.js would otherwise
+          // cut it at the canvas edge; the tooltip names it whole.
+          return horizontal && typeof label === "string" && label.length > BAR_NAME_CHARS
+            ? label.slice(0, BAR_NAME_CHARS - 1) + "…" : label;
+        },
       },
     };
     if (spec.stacked) {
