@@ -41,6 +41,7 @@ def test_a_feature_unused_in_the_range_is_named_not_called_an_event_type(analyst
     assert "no feature has this key" not in html
     labels = re.findall(r'<div class="funnel-label"[^>]*><span class="step-num">\d</span> ([^<]*)</div>', html)
     assert labels == ["Search", "Archive (old)"]
+    assert '<option value="archive_v2">Archive (old)</option>' in html  # the builder's list
     # A key no feature has is still said to be an event type.
     typed = analyst.get("/funnels/?step=search&step=refund").content.decode()
     assert "no feature has this key: an event type" in typed

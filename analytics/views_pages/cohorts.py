@@ -103,7 +103,10 @@ def funnels(request):
     # The choices hold only the features used around the range: a step naming another of the
     # organisation's features is that feature, not an event type.
     if unlisted := {key for key in steps if key and key not in names}:
-        names |= queries.value_names(org, "feature", unlisted)
+        found = queries.value_names(org, "feature", unlisted)
+        names |= found
+        # In the builder's list too, so its caption names the step when it is typed again.
+        features += [{"id": None, "key": key, "name": name} for key, name in sorted(found.items())]
     bars = []
     if result:
         first = result["steps"][0]["users"] if result["steps"] else 0
