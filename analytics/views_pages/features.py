@@ -36,7 +36,7 @@ def feature_table_params(query) -> tuple[str, int]:
     from 1 (past the last one is the last), each refused by name as the users table does."""
     sort = query_text(query, "sort") or DEFAULT_FEATURE_SORT
     if sort.lstrip("-") not in FEATURE_SORTS:
-        fail("sort", f"Choose one of: {', '.join(FEATURE_SORTS)}, each with - first for high to low.")
+        fail("sort", f"Choose one of: {', '.join(FEATURE_SORTS)} (high to low with a - first, as in -events).")
     return sort, parse_int(query, "page", default=1, minimum=1, maximum=MAX_PAGE)
 
 
