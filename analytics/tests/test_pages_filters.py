@@ -113,6 +113,8 @@ def test_breakdowns_are_said_in_words_and_age_bands_in_age_order(analyst, data):
     assert typed.count("· by event property source</span>") == 2
     assert '<option value="event.source" selected>Event property source</option>' in typed
     assert "· by user property plan</span>" in analyst.get(f"/features/{export}/?breakdown=user.plan").content.decode()
+    camel = analyst.get("/?breakdown=user.planTier").content.decode()
+    assert '<option value="user.planTier" selected>User property planTier</option>' in camel
 
 
 def test_account_picker_lists_and_applies_accounts(analyst, data):

@@ -35,7 +35,8 @@ def breakdown_choices(selected):
     """The picker's options; a dimension typed in the URL (user.plan, event.source) is kept."""
     choices = list(BREAKDOWN_CHOICES)
     if selected and all(value != selected for value, _ in choices):
-        choices.append((selected, breakdown_label(selected).capitalize()))
+        label = breakdown_label(selected)
+        choices.append((selected, label[:1].upper() + label[1:]))  # the property's name as typed
     return choices
 
 
