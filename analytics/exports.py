@@ -15,3 +15,16 @@ FEATURE_USAGE_COLUMNS = (
     "stickiness_pct",
 )
 USER_ACTIVITY_COLUMNS = ("user_id", "email", "events", "avg_session_duration", "first_seen", "last_seen", "top_feature")
+ACCOUNT_LIST_COLUMNS = (
+    "account_id",
+    "name",
+    "active_users",
+    "events",
+    "previous_events",
+    "features_used",
+    "trend_pct",
+    "at_risk",
+    "last_seen",
+    # Under `feature`: the account's events of that feature; empty otherwise.
+    "feature_events",
+)

@@ -39,6 +39,30 @@ def test_accounts_page_lists_flags_sorts_and_filters(analyst, accounts):  # noqa
     assert _names(paged) == ["Acme Inc", "Initech Inc"] and "page 2 of 3" in paged
 
 
+def test_accounts_csv_holds_every_account_of_the_view_in_its_order(analyst, accounts):  # noqa: F811
+    # `?format=csv` answered the HTML page, while Features and Users give a file.
+    html = analyst.get(f"/accounts/?{END}&page_size=2&sort=name").content.decode()
+    assert 'data-testid="csv-download"' in html and "sort=name&amp;format=csv" in html
+    response = analyst.get(f"/accounts/?{END}&page_size=2&sort=name&format=csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"] == 'attachment; filename="accounts.csv"'
+    lines = response.content.decode().splitlines()
+    assert lines[0] == (
+        "account_id,name,active_users,events,previous_events,features_used,trend_pct,at_risk,last_seen,feature_events"
+    )
+    assert [line.split(",")[1] for line in lines[1:]] == [
+        "Acme Inc",
+        "Globex Inc",
+        "Hooli Inc",
+        "Initech Inc",
+        "Umbrella Inc",
+    ]
+    at_risk = analyst.get(f"/accounts/?{END}&at_risk=true&format=csv").content.decode().splitlines()
+    assert len(at_risk) == 2 and at_risk[1].split(",")[1] == "Acme Inc"
+    refused = analyst.get("/accounts/?sort=bogus&format=csv")
+    assert refused.status_code == 400 and "No file was made" in refused.content.decode()
+
+
 def test_accounts_page_bad_filter_is_400_with_message(analyst, accounts):  # noqa: F811
     response = analyst.get("/accounts/?sort=bogus")
     assert response.status_code == 400 and "Choose one of" in response.content.decode()

@@ -13,7 +13,7 @@ from core.days import today
 from core.pages import org_page, page_fetched, params_leaving_out, params_or_default, render_page
 from tenants.models import Role
 
-from .. import params, queries
+from .. import exports, params, queries
 from ..templatetags.numbers import thousands
 from . import common
 
@@ -37,6 +37,13 @@ def accounts(request):
     args, error, query = params_leaving_out(
         lambda q: params.account_list_params(org, q), query, {"page_size": ACCOUNTS_PAGE_SIZE}
     )
+
+    if common.wants_csv(request):
+        if error:
+            return common.csv_refused(error)
+        # Every account of the view (its search, risk and feature), in its order, not one page.
+        every = queries.account_list(org, **{**args, "page": 1, "page_size": None})
+        return common.csv_download(every["results"], "accounts", exports.ACCOUNT_LIST_COLUMNS)
 
     def fetch(number):
         result = queries.account_list(org, **{**args, "page": number})
