@@ -12,6 +12,7 @@ take the same condition as a subquery of end-user ids (`people_sql`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -40,13 +41,21 @@ ROLLED_UP_MODELS = (DailySegmentUsage, DailyAccountUsage)
 
 
 class PropertyText(KeyTextTransform):
-    """A JSON property as the text PostgreSQL's `->>` gives (`5`, `2.5`, `true`), compared
-    with a filter's text value. On SQLite the key transform gives numbers as numbers, which
-    equal no text: cast, `user.seats=5` matches there too."""
+    """A JSON property as the text PostgreSQL's `->>` gives (`5`, `2.5`, `true`; NULL for a
+    JSON null, as for a missing key), compared with a filter's text value. On SQLite the key
+    transform gives numbers as numbers, which equal no text, and a JSON null as the text
+    "null" (which `user.x=null` matched there, while the breakdown showed it as "(none)"):
+    the same text as PostgreSQL's instead."""
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        sql, params = super().as_sqlite(compiler, connection, **extra_context)
-        return f"CAST({sql} AS TEXT)", params
+        lhs, params, key_transforms = self.preprocess_lhs(compiler, connection)
+        # Property names are object keys, never array indexes: each a quoted member.
+        path = "$" + "".join(f".{json.dumps(key)}" for key in key_transforms)
+        sql = (
+            f"(CASE JSON_TYPE({lhs}, %s) WHEN 'null' THEN NULL WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+            f" ELSE CAST(JSON_EXTRACT({lhs}, %s) AS TEXT) END)"
+        )
+        return sql, (*params, path, *params, path)
 
 
 def account_pk(account: Account | int | None) -> int | None:

@@ -334,6 +334,24 @@ def test_boolean_and_number_traits_filter_and_break_down_as_json_says_them(analy
     assert set(parts(split["events"])) == {"true", "false", "(none)"}
 
 
+def test_a_json_null_trait_is_no_value_to_the_filter_as_to_the_breakdown(analyst_client, data, org):
+    # On SQLite `user.gone=null` matched a JSON null, which the breakdown shows as "(none)";
+    # PostgreSQL's `->>` gives no text for it. A text "null" is a value on both.
+    for external_id, value in {"u1": None, "u3": "null"}.items():
+        user = EndUser.objects.get(organization=org, external_id=external_id)
+        user.properties = {**user.properties, "gone": value}
+        user.save(update_fields=["properties"])
+    rollup.rollup_range(day_of(20), today(), org)
+
+    def events(query):
+        return analyst_client.get(f"{BASE}/usage-summary?{query}").json()["total_events"]["value"]
+
+    u3_only = events("user.plan=pro&age=>40")
+    assert u3_only and events("user.gone=null") == u3_only
+    split = analyst_client.get(f"{BASE}/usage-summary?breakdown=user.gone").json()["breakdown"]
+    assert parts(split["events"])["null"] == u3_only
+
+
 TIED = ["b", "C", "a", "B", "_x", "Zed", "ärger", "Äb", "1st", "-dash", "A", "c"]
 
 
