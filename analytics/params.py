@@ -195,13 +195,18 @@ def top_users_params(org: Organization, query: Query) -> dict[str, Any]:
     }
 
 
-def funnel_params(org: Organization, query: Query) -> dict[str, Any]:
+def funnel_params(org: Organization, query: Query, *, listed: list[str] | None = None) -> dict[str, Any]:
     """Steps, window, range and the person filters. A feature filter is refused: a funnel's
     steps name its features and event types, and one feature's events cannot make a funnel
-    of several (a saved segment's feature is refused the same way)."""
+    of several (a saved segment's feature is refused the same way). The steps are `steps`,
+    comma-separated, or `listed` as they are (the page's builder has a field per step, and a
+    feature's name may hold a comma: "39 Steps, The")."""
     filters_refuse(query, ("feature", "feature_id"))
-    raw = query_text(query, "steps")
-    steps = [s.strip() for s in raw.split(",") if s.strip()] if raw else []
+    if listed is not None:
+        steps = [s.strip() for s in listed if s.strip()]
+    else:
+        raw = query_text(query, "steps")
+        steps = [s.strip() for s in raw.split(",") if s.strip()] if raw else []
     if len(steps) < MIN_FUNNEL_STEPS:
         fail("steps", f"Give at least {MIN_FUNNEL_STEPS} comma-separated steps.")
     if len(steps) > MAX_FUNNEL_STEPS:
@@ -212,9 +217,14 @@ def funnel_params(org: Organization, query: Query) -> dict[str, Any]:
         fail("feature", "This filter is not supported here: a funnel's steps name its features.")
     window_days = parse_int(query, "window_days", default=7, minimum=1, maximum=90)
     # Last, as it reads the database: the other parameters' mistakes are told first.
-    steps, unknown = funnel_steps_resolve(org, steps)
+    resolved, unknown = funnel_steps_resolve(org, steps)
     if unknown:
-        fail("steps", f"{unknown[0]!r} is no feature (key, id or name) and no event type any end user has sent.")
+        number = steps.index(unknown[0]) + 1
+        fail(
+            "steps",
+            f"Step {number}, {unknown[0]!r}, is no feature (key, id or name) and no event type any end user has sent.",
+        )
+    steps = resolved
     return {
         "steps": steps,
         "window_days": window_days,

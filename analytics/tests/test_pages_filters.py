@@ -255,3 +255,16 @@ def test_all_features_link_keeps_the_range_and_the_filters(analyst, org, data):
     }
     features = analyst.get(href)
     assert features.status_code == 200 and '<option value="F" selected>' in features.content.decode()
+
+
+def test_a_blank_repeat_keeps_the_filter_in_the_pickers_and_links(analyst, data):
+    # `age=18-40&age=` filtered the figures by 18-40 but the picker showed "All ages" and
+    # the presets and sort links dropped it (they read the last, blank value).
+    def page(query):
+        html = analyst.get(query).content.decode()
+        return re.sub(r'("X-CSRFToken": "|name="csrfmiddlewaretoken" value=")[^"]+"', "", html)
+
+    html = page("/?age=18-40&age=&gender=F&gender=")
+    assert html == page("/?age=18-40&gender=F")
+    presets = re.findall(r'data-testid="preset-7"\s+href="([^"]+)"', html)
+    assert presets and "age=18-40" in presets[0] and "gender=F" in presets[0]

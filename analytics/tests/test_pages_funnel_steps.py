@@ -42,9 +42,20 @@ def test_a_feature_unused_in_the_range_is_named_not_called_an_event_type(analyst
     labels = re.findall(r'<div class="funnel-label"[^>]*><span class="step-num">\d</span> ([^<]*)</div>', html)
     assert labels == ["Search", "Archive (old)"]
     assert '<option value="archive_v2">Archive (old)</option>' in html  # the builder's list
-    # A key no feature has is still said to be an event type.
+    # A key no feature has is said not to be one (and "refund", which no one sent, is refused).
     typed = analyst.get("/funnels/?step=search&step=refund").content.decode()
-    assert "no feature has this key: an event type" in typed
+    assert "not a feature's key: an event type, or a feature's name or id" in typed
+    assert "Step 2, &#x27;refund&#x27;, is no feature" in typed and "steps:" not in typed
+
+
+def test_a_step_named_by_its_feature_is_shown_as_its_key_and_a_comma_stays_in_its_step(analyst, org, one_searcher):
+    # A feature's name typed into a step was kept as typed, its caption calling it an event
+    # type; a name holding a comma was cut in two steps.
+    feature(org, "leagues", "20,000 Leagues Under the Sea")
+    html = analyst.get("/funnels/?step=Export+to+CSV&step=20%2C000+Leagues+Under+the+Sea").content.decode()
+    assert 'data-testid="funnel-error"' not in html
+    assert re.findall(r'value="([^"]*)"[^>]*data-testid="step-input"', html) == ["export", "leagues"]
+    assert re.findall(r'data-testid="step-name">([^<]*)<', html) == ["Export to CSV", "20,000 Leagues Under the Sea"]
 
 
 def test_funnel_counts_say_user_or_users(analyst, one_searcher):

@@ -72,11 +72,9 @@ def funnels(request):
     (comma-separated) works too, so a funnel URL from elsewhere opens here."""
     org = request.org
     query = request.GET.copy()
-    chosen = [s for s in request.GET.getlist("step") if s.strip()]
-    if chosen:
-        query["steps"] = ",".join(chosen)
+    chosen = [s.strip() for s in request.GET.getlist("step") if s.strip()]
     result, error = None, None
-    steps = [s for s in (query.get("steps") or "").split(",") if s.strip()]
+    steps = chosen or [s.strip() for s in (query.get("steps") or "").split(",") if s.strip()]
     submitted = "steps" in query or "step" in request.GET
     start, end, _ = common.range_or_default(query)
     window_days = 7
@@ -85,11 +83,15 @@ def funnels(request):
         error = f"Choose at least {params.MIN_FUNNEL_STEPS} steps."
     elif submitted:
         try:
-            args = params.funnel_params(org, query)
+            args = params.funnel_params(org, query, listed=chosen or None)
         except DomainError as exc:
-            error = exc.detail
+            # The builder has no "steps" field to name: that message alone.
+            error = exc.errors["steps"][0] if "steps" in exc.errors else exc.detail
         else:
             start, end, window_days = args["start"], args["end"], args["window_days"]
+            # A feature's name or id typed into a step is shown as the key it stands for,
+            # which its caption then names.
+            steps = list(args["steps"])
             result = queries.funnel(org, **{**args, "filters": filter_cache_key(args["filters"])})
     usage = queries.feature_usage(org, start=start, end=end)
     features = common.feature_choices(usage)

@@ -27,7 +27,7 @@ WEEKLY_AFTER_DAYS = 120  # longer ranges chart by week: 120 daily points are alr
 
 
 def wants_csv(request):
-    return request.GET.get("format") == "csv"
+    return shown_value(request.GET, "format") == "csv"
 
 
 def csv_download(rows, name, columns):
@@ -102,15 +102,25 @@ def range_and_filters(org, query, *, refused=()):
     return start, end, filters, error, kept
 
 
+def shown_value(query, name):
+    """The value of `name` the figures use, for the pickers and links to keep: the one
+    non-blank value (`age=18-40&age=` is 18-40; `QueryDict.get` takes the last, blank one),
+    or "" (none, or several, which the figures refused)."""
+    listed = query.getlist(name) if hasattr(query, "getlist") else [query.get(name) or ""]
+    given = {str(value).strip() for value in listed if str(value).strip()}
+    return given.pop() if len(given) == 1 else ""
+
+
 def filter_bar(org, query, filters):
     """What the shared filter bar (`analytics/partials/filter_bar.html`) draws: the segment
     picker (the organisation's saved segments), age, gender and account (its picker), the `user.<property>`
     filters kept as hidden fields, and `filter_query` (`&name=value…`) for links that must
     keep the filters (range presets, sort headers)."""
-    kept = {name: query.get(name) for name in PAGE_FILTERS if query.get(name)}
-    kept |= {name: value for name, value in query.items() if name.startswith(USER_PREFIX) and value}
+    values = {name: shown_value(query, name) for name in query}
+    kept = {name: values[name] for name in PAGE_FILTERS if values.get(name)}
+    kept |= {name: value for name, value in values.items() if name.startswith(USER_PREFIX) and value}
     saved = list(segments.segment_list(org).values("id", "name", "filters"))
-    selected = query.get("segment") or ""
+    selected = values.get("segment") or ""
     chosen = next((s["filters"] for s in saved if str(s["id"]) == selected), None)
     return {
         "segments": saved,
@@ -119,10 +129,10 @@ def filter_bar(org, query, filters):
         # chosen on top of it (which replace the segment's), so picking another segment does
         # not carry this one's values along.
         "segment_summary": " · ".join(f"{name} = {value}" for name, value in sorted(chosen.items())) if chosen else "",
-        "filter_age": query.get("age") or "",
-        "filter_feature": query.get("feature") or "",
-        "filter_gender": (query.get("gender") or "").upper(),
-        "account_options": _options(queries.account_choices(org, query.get("account") or ""), query.get("account")),
+        "filter_age": values.get("age") or "",
+        "filter_feature": values.get("feature") or "",
+        "filter_gender": (values.get("gender") or "").upper(),
+        "account_options": _options(queries.account_choices(org, values.get("account") or ""), values.get("account")),
         "user_filters": sorted((k, v) for k, v in kept.items() if k.startswith(USER_PREFIX)),
         "age_bands": params.AGE_BANDS,
         "genders": GENDERS,

@@ -41,7 +41,12 @@ class AlertRuleForm(forms.Form):
         help_text="Its key, name or id. Empty: the whole organisation.",
     )
     steps = forms.CharField(
-        required=False, max_length=1000, label="Funnel steps", help_text="Feature keys or event types, comma-separated."
+        required=False,
+        max_length=1000,
+        label="Funnel steps",
+        help_text=(
+            "Features (key, id or name) or event types, comma-separated; a feature whose name holds a comma: its key."
+        ),
     )
     step = forms.IntegerField(required=False, min_value=2, label="Step", help_text="Empty: the last step.")
     below = forms.FloatField(required=False, min_value=0, max_value=100, label="Below (%)")

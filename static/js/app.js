@@ -242,8 +242,9 @@
     for (var i = 0; key && i < options.length; i++) {
       if (options[i].value === key) { name = options[i].textContent; break; }
     }
-    // A feature named as its key says nothing more; an unknown key is an event type.
-    caption.textContent = name === null ? "no feature has this key: an event type" : (name === key ? "" : name);
+    // A feature named as its key says nothing more; anything else is an event type, or a
+    // feature's name or id (the server tells which, or that it is none of them).
+    caption.textContent = name === null ? "not a feature's key: an event type, or a feature's name or id" : (name === key ? "" : name);
   }
 
   // "Save as segment" takes the filters the form holds now (the link's own query is the
