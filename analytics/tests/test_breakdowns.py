@@ -314,10 +314,10 @@ def test_uncached_breakdowns_read_no_cached_ranking(org):
     assert [r["key"] for r in totals.breakdown_totals.uncached(org, **args)] == ["export", "search"]
 
 
-def test_boolean_and_number_traits_filter_and_break_down_as_json_says_them(analyst_client, data, org):
-    """QA pass 3, F11: on SQLite `user.beta=true` matched nobody and `user.beta=1` matched,
-    and the breakdown said "1": the rollup read booleans as 1/0 where PostgreSQL says true."""
-    for external_id, traits in {"u1": {"beta": True, "seats": 5}, "u3": {"beta": False, "seats": 2.5}}.items():
+def _traits_given(analyst_client, org, traits_by_user):
+    """Profile properties added to the fixture's users, the days rolled up again; returns
+    the summary's events under a query string."""
+    for external_id, traits in traits_by_user.items():
         user = EndUser.objects.get(organization=org, external_id=external_id)
         user.properties = {**user.properties, **traits}
         user.save(update_fields=["properties"])
@@ -326,6 +326,13 @@ def test_boolean_and_number_traits_filter_and_break_down_as_json_says_them(analy
     def events(query):
         return analyst_client.get(f"{BASE}/usage-summary?{query}").json()["total_events"]["value"]
 
+    return events
+
+
+def test_boolean_and_number_traits_filter_and_break_down_as_json_says_them(analyst_client, data, org):
+    """QA pass 3, F11: on SQLite `user.beta=true` matched nobody and `user.beta=1` matched,
+    and the breakdown said "1": the rollup read booleans as 1/0 where PostgreSQL says true."""
+    events = _traits_given(analyst_client, org, {"u1": {"beta": True, "seats": 5}, "u3": {"beta": False, "seats": 2.5}})
     u1_only = events("user.plan=pro&age=<18")
     assert u1_only and events("user.beta=true") == u1_only
     assert events("user.seats=5") == u1_only
@@ -337,15 +344,7 @@ def test_boolean_and_number_traits_filter_and_break_down_as_json_says_them(analy
 def test_a_json_null_trait_is_no_value_to_the_filter_as_to_the_breakdown(analyst_client, data, org):
     # On SQLite `user.gone=null` matched a JSON null, which the breakdown shows as "(none)";
     # PostgreSQL's `->>` gives no text for it. A text "null" is a value on both.
-    for external_id, value in {"u1": None, "u3": "null"}.items():
-        user = EndUser.objects.get(organization=org, external_id=external_id)
-        user.properties = {**user.properties, "gone": value}
-        user.save(update_fields=["properties"])
-    rollup.rollup_range(day_of(20), today(), org)
-
-    def events(query):
-        return analyst_client.get(f"{BASE}/usage-summary?{query}").json()["total_events"]["value"]
-
+    events = _traits_given(analyst_client, org, {"u1": {"gone": None}, "u3": {"gone": "null"}})
     u3_only = events("user.plan=pro&age=>40")
     assert u3_only and events("user.gone=null") == u3_only
     split = analyst_client.get(f"{BASE}/usage-summary?breakdown=user.gone").json()["breakdown"]
