@@ -5,7 +5,7 @@ Dates, integers, "today" and the two-year cap are `core.query_params`' and `core
 analytics' are, so both APIs refuse the same input with the same messages."""
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from core.days import today
@@ -59,10 +59,13 @@ def anomaly_list_params(query: Query) -> dict[str, Any]:
 
 
 def chart_params(query: Query) -> dict[str, Any]:
-    """`start`/`end`, default the last 30 days up to yesterday (today's rollup is partial)."""
+    """`start`/`end`, default the last 30 days up to yesterday (today's rollup is partial);
+    a start alone runs to yesterday, or is that one day when it is today (it was refused as
+    "start must be on or before end", an end nobody gave)."""
     filters_supported(query, ("start", "end"))
-    end = optional_date(query, "end") or today() - timedelta(days=1)
-    start = optional_date(query, "start") or end - timedelta(days=DEFAULT_CHART_DAYS - 1)
+    given_start = optional_date(query, "start")
+    end = optional_date(query, "end") or max(today() - timedelta(days=1), given_start or date.min)
+    start = given_start or end - timedelta(days=DEFAULT_CHART_DAYS - 1)
     start, end = range_to_today(start, end)
     return {"start": start, "end": end}
 

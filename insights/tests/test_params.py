@@ -19,6 +19,10 @@ def test_chart_defaults_to_the_30_days_up_to_yesterday():
     yesterday = today() - timedelta(days=1)
     assert params.chart_params({}) == {"start": yesterday - timedelta(days=29), "end": yesterday}
     assert params.chart_params({"end": "2026-03-31"}) == {"start": date(2026, 3, 2), "end": date(2026, 3, 31)}
+    # A start alone runs to yesterday, or is today alone (it was refused for an end not given).
+    week_ago = today() - timedelta(days=7)
+    assert params.chart_params({"start": week_ago.isoformat()}) == {"start": week_ago, "end": yesterday}
+    assert params.chart_params({"start": today().isoformat()}) == {"start": today(), "end": today()}
 
 
 @pytest.mark.parametrize("parse", [params.chart_params, params.anomaly_list_params, analytics_params.summary_params])
