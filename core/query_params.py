@@ -35,6 +35,14 @@ def fail(field: str, message: str) -> NoReturn:
     raise DomainError(f"{field}: {message}", errors={field: [message]})
 
 
+def query_values(query: Query, name: str) -> set[str]:
+    """The distinct non-blank values given for `name`, stripped (a blank repeat is none)."""
+    if query is None:
+        return set()
+    given = query.getlist(name) if hasattr(query, "getlist") else [query.get(name)]
+    return {str(value).strip() for value in given if value is not None} - {""}
+
+
 def query_text(query: Query, name: str) -> str | None:
     """The stripped value of `name`, or None when absent or blank. A NUL character is refused
     here, once for every parameter: PostgreSQL cannot compare text holding one. So is a
@@ -42,8 +50,7 @@ def query_text(query: Query, name: str) -> str | None:
     silently. Blank repeats are not values (`age=18-40&age=`: 18-40)."""
     if query is None:
         return None
-    given = query.getlist(name) if hasattr(query, "getlist") else [query.get(name)]
-    values = {str(value).strip() for value in given if value is not None} - {""}
+    values = query_values(query, name)
     if any("\x00" in value for value in values):
         fail(name, "Must not contain NUL characters.")
     if len(values) > 1:

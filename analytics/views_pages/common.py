@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 from core.csv_export import csv_render
 from core.days import today
 from core.pages import LEFT_OUT_PREFIX, params_leaving_out, params_or_default, render_page
-from core.query_params import fail
+from core.query_params import fail, query_values
 from telemetry.models import Feature
 from tenants.models import Role
 
@@ -106,8 +106,7 @@ def shown_value(query, name):
     """The value of `name` the figures use, for the pickers and links to keep: the one
     non-blank value (`age=18-40&age=` is 18-40; `QueryDict.get` takes the last, blank one),
     or "" (none, or several, which the figures refused)."""
-    listed = query.getlist(name) if hasattr(query, "getlist") else [query.get(name) or ""]
-    given = {str(value).strip() for value in listed if str(value).strip()}
+    given = query_values(query, name)
     return given.pop() if len(given) == 1 else ""
 
 
