@@ -233,7 +233,7 @@ class DailyDimensionUsage(models.Model):
     dimension = models.CharField(max_length=120)
     value = models.TextField(blank=True)
     # As DailySegmentUsage: "<18", "18-40", ">40" or "" (unknown age, or an anonymous event);
-    # both "*" (rollup_dimensions.ALL_SEGMENTS) on each row summed over the segments, which
+    # both "*" (rollup_dimensions_sql.ALL_SEGMENTS) on each row summed over the segments, which
     # the reads without an age or gender filter take.
     age_band = models.CharField(max_length=5, blank=True)
     gender = models.CharField(max_length=1, blank=True)

@@ -24,7 +24,7 @@ from telemetry.models import Account, EndUser
 from tenants.models import Organization
 
 from ..models import DailyAccountUsage, DailySegmentUsage
-from ..rollup_dimensions import ALL_SEGMENTS
+from ..rollup_dimensions_sql import ALL_SEGMENTS
 from .common import feature_pk
 
 _M = TypeVar("_M", bound=Model)

@@ -20,7 +20,7 @@ from django.db.models import Count, Q, QuerySet
 from tenants.models import Organization
 
 from ..models import DailyDimensionUsage
-from ..rollup_dimensions import FOLDED, NONE, USERS_MARK
+from ..rollup_dimensions_sql import FOLDED, NONE, USERS_MARK
 from .common import feature_pk
 from .filters import dimension_segment, person_filters
 

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from analytics import queries, rollup
 from analytics.models import DailyDimensionUsage
-from analytics.rollup_dimensions import ALL_SEGMENTS, MAX_EVENT_KEYS, MAX_VALUES
+from analytics.rollup_dimensions_sql import ALL_SEGMENTS, MAX_EVENT_KEYS, MAX_VALUES
 from telemetry.models import EndUser, UsageEvent
 
 from .factories import at, end_user, event, feature, random_usage

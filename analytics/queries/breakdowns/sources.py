@@ -25,7 +25,7 @@ from ...models import (
     DailyUserFeatureUsage,
     DailyUserUsage,
 )
-from ...rollup_dimensions import EVENTS_MARK, FOLDED, USERS_MARK
+from ...rollup_dimensions_sql import EVENTS_MARK, FOLDED, USERS_MARK
 from ..cache import cached_rows
 from ..common import bounds, feature_pk
 from ..filters import (
