@@ -72,6 +72,15 @@ def messages_checked(messages, *, what: str) -> list:
     return messages
 
 
+def digits_int(value) -> int | None:
+    """A string of ASCII digits as its number, else None. At most 18 digits: no age or epoch
+    time is longer, `int()` refuses over 4,300 digits, and a longer number overflows the float
+    the epoch parser takes (both were a 500)."""
+    if isinstance(value, str) and len(value) < 19 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def parse_time(value) -> datetime | None:
     """ISO 8601 (UTC when naive) or epoch seconds/milliseconds → aware datetime, else None."""
     return timestamp_parse(value)
@@ -143,8 +152,8 @@ def person_fields(traits) -> dict:
     if present(email):
         out["email"] = email
     age = rest.pop("age", None)
-    if isinstance(age, str) and age.strip().isascii() and age.strip().isdigit():
-        age = int(age.strip())
+    if isinstance(age, str) and (number := digits_int(age.strip())) is not None:
+        age = number
     if present(age):
         out["age"] = age
     gender = rest.pop("gender", None)

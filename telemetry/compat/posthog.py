@@ -19,7 +19,16 @@ from datetime import datetime
 
 from core.exceptions import DomainError
 
-from .mapping import SdkBatch, event_time, group_account, messages_checked, parse_time, person_fields, present
+from .mapping import (
+    SdkBatch,
+    digits_int,
+    event_time,
+    group_account,
+    messages_checked,
+    parse_time,
+    person_fields,
+    present,
+)
 
 PERSON_ONLY = frozenset({"$set", "$set_once", "$identify", "$create_alias"})
 GROUP_IDENTIFY = "$groupidentify"
@@ -45,7 +54,7 @@ def posthog_batch(payload, *, now: datetime, sent_at_ms=None) -> SdkBatch:
     """Map one PostHog request. `sent_at_ms`: posthog-js's `?_=` query parameter."""
     messages, body_sent_at = _messages(payload)
     batch = SdkBatch(count=len(messages))
-    default_sent_at = parse_time(body_sent_at) or parse_time(_digits(sent_at_ms))
+    default_sent_at = parse_time(body_sent_at) or parse_time(digits_int(sent_at_ms))
     # The skew-corrected time of each timestamp text the batch's events share, computed once.
     times: dict[str, object] = {}
     for index, message in enumerate(messages):
@@ -54,10 +63,6 @@ def posthog_batch(payload, *, now: datetime, sent_at_ms=None) -> SdkBatch:
             continue
         _map_one(batch, index, message, now, default_sent_at, times)
     return batch
-
-
-def _digits(value):
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
 
 
 def _map_one(batch, index, message, now, default_sent_at, times):

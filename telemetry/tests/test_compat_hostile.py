@@ -178,6 +178,9 @@ def test_more_than_the_batch_limit_answers_413(route, raw_api_key, settings):
         {"event": "e", "distinct_id": "u", "uuid": "nope"},
         {"event": "e", "$set": {"email": "not an e-mail"}, "distinct_id": "u"},
         {"event": "$groupidentify", "properties": {"$group_type": "company", "$group_key": ["x"]}},
+        # More digits than int() converts (4,300), and than a float holds: refused, not a 500.
+        {"event": "e", "distinct_id": "u", "$set": {"age": "9" * 5000}},
+        {"event": "e", "distinct_id": "u", "$set": {"age": "9" * 400}},
     ],
 )
 def test_invalid_messages_answer_400_naming_the_field(route, message, raw_api_key, org):
@@ -200,6 +203,7 @@ def test_invalid_messages_answer_400_naming_the_field(route, message, raw_api_ke
         {"type": "track", "event": "e", "userId": ["u"]},
         {"type": "track", "event": "e", "userId": "u", "timestamp": "soon"},
         {"type": "identify", "userId": "u", "traits": {"age": "old"}},
+        {"type": "identify", "userId": "u", "traits": {"age": "9" * 5000}},
         {"type": "group", "userId": "u", "groupId": {"x": 1}},
     ],
 )
@@ -214,6 +218,17 @@ def test_invalid_segment_messages_answer_400_with_code_and_message(route, messag
     data = _assert_json_error(resp, 400, route)
     assert data["results"][0]["status"] == "rejected"
     assert UsageEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("route", ["/e/", "/i/v0/e/"])
+@pytest.mark.parametrize("sent_at_ms", ["9" * 400, "9" * 5000])
+def test_posthog_js_send_time_of_too_many_digits_is_ignored(route, sent_at_ms, raw_api_key, org):
+    """posthog-js's `?_=` (its clock, in milliseconds) of more digits than a time has is no
+    clock: the event is stored as sent, not a 500."""
+    event = {"event": "e", "distinct_id": "u", "properties": {"token": raw_api_key}}
+    resp = APIClient().generic("POST", f"{route}?_={sent_at_ms}", orjson.dumps([event]), content_type="text/plain")
+    assert resp.status_code == 200, resp.content[:300]
+    assert UsageEvent.objects.count() == 1
 
 
 @pytest.mark.parametrize(
