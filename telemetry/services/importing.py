@@ -27,6 +27,7 @@ from django.conf import settings
 from tenants.models import Organization
 
 from .ingest import events_ingest
+from .ingest.validate import org_id_foreign
 from .partitions import month_start
 
 # (position in the file, the event as a request would carry it)
@@ -236,10 +237,16 @@ def _import_items(
         events = _with_uuids(org, batch, result)
         result.read += len(batch)
         result.position = positions[-1]
+        valid_at = []
         for index, item in enumerate(events):
             if isinstance(item, _NotJson):
                 _keep_error(result, positions[index], "body", "Not a JSON object (invalid JSON).")
-        valid_at = [i for i, item in enumerate(events) if not isinstance(item, _NotJson)]
+            elif org_id_foreign(org, item):
+                # Refused on its own: ingestion refuses a whole request naming another tenant,
+                # which stopped the import with a traceback after the batches before it.
+                _keep_error(result, positions[index], "org_id", f"Names another organisation than {org.slug}.")
+            else:
+                valid_at.append(index)
         outcome = events_ingest(org, [events[i] for i in valid_at])
         result.accepted += outcome.accepted
         result.duplicates += outcome.duplicates

@@ -280,3 +280,21 @@ def test_a_queued_import_prepares_its_months_partitions_and_says_what_is_known(
     while consumer.run_once(block_ms=10):
         pass
     assert UsageEvent.objects.filter(organization=org).count() == 1500
+
+
+def test_a_row_naming_another_organisation_is_refused_and_the_rest_imported(
+    tmp_path, org, other_org, raw_api_key, capsys
+):
+    """An export of another installation (or tenant) carries its `org_id`: that row is
+    refused by line, as any bad row, rather than stopping the import with a traceback."""
+    events = _events(3)
+    events[1]["org_id"] = other_org.pk
+    events[2]["org_id"] = str(org.pk)
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    _import(path, org, raw_api_key)
+    captured = capsys.readouterr()
+    assert f"line 2: org_id: Names another organisation than {org.slug}." in captured.err
+    assert "Read 3 events: 2 stored, 0 already there (same uuid), 1 refused." in captured.out
+    assert UsageEvent.objects.filter(organization=org).count() == 2
+    assert not UsageEvent.objects.filter(organization=other_org).exists()

@@ -68,19 +68,23 @@ class EventContext:
             self.own_user = {"external_id": user.email, "email": user.email, "member_id": user.pk}
 
 
+def org_id_foreign(org: Organization, item: object) -> bool:
+    """Whether an event's compatibility `org_id` names an organisation other than `org`."""
+    if not isinstance(item, dict) or item.get("org_id") in (None, ""):
+        return False
+    value = item["org_id"]
+    # Compared by type, never through str(): that of a deeply nested value recurses.
+    return not ((type(value) is int and value == org.pk) or (type(value) is str and value == str(org.pk)))
+
+
 def org_ids_check(org: Organization, items: Sequence[object]) -> None:
     """Compatibility `org_id` must name the caller's organisation: anything else is an
     attempt to write into another tenant, refused for the whole request (403)."""
-    own = str(org.pk)
-    for item in items:
-        if isinstance(item, dict) and item.get("org_id") not in (None, ""):
-            value = item["org_id"]
-            # Compared by type, never through str(): that of a deeply nested value recurses.
-            if not ((type(value) is int and value == org.pk) or (type(value) is str and value == own)):
-                raise Forbidden(
-                    "org_id does not match the organisation of your credentials.",
-                    errors={"org_id": ["Events can only be sent to your own organisation."]},
-                )
+    if any(org_id_foreign(org, item) for item in items):
+        raise Forbidden(
+            "org_id does not match the organisation of your credentials.",
+            errors={"org_id": ["Events can only be sent to your own organisation."]},
+        )
 
 
 def items_validate(
