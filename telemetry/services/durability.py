@@ -2,10 +2,13 @@
 (DESIGN, "Reliability contract (v2)"). A Redis stream survives a restart of Redis only
 when Redis persists with AOF: RDB snapshots lose everything written since the last one.
 
-So before a process queues, it asks Redis with `INFO persistence` (which managed Redis
-services allow; many forbid `CONFIG`) and, while Redis would lose what it holds, writes
-directly to the database instead, unless `INGEST_ALLOW_VOLATILE_REDIS` accepts a volatile
-Redis. The answer is remembered per process for `CHECK_INTERVAL_SECONDS` and forgotten
+A Redis that evicts any key at its memory limit (`maxmemory` with an `allkeys-*` policy, the
+usual setting of a cache) drops the stream itself, AOF or not, without any restart.
+
+So before a process queues, it asks Redis with `INFO persistence` and `INFO memory` (which
+managed Redis services allow; many forbid `CONFIG`) and, while Redis would lose what it
+holds, writes directly to the database instead, unless `INGEST_ALLOW_VOLATILE_REDIS` accepts
+a volatile Redis. The answer is remembered per process for `CHECK_INTERVAL_SECONDS` and forgotten
 after any Redis error, so the request path pays one round trip per interval, never one
 per request. See docs/decisions.md for why `appendfsync everysec` counts as durable.
 """
@@ -31,10 +34,25 @@ class RedisPersistence:
     aof_last_write_ok: bool
     # None when Redis refuses CONFIG GET (managed Redis); INFO does not carry it.
     appendfsync: str | None
+    # The `maxmemory-policy` when Redis evicts any key at its `maxmemory` (allkeys-lru, …), the
+    # stream included, else None: `noeviction` refuses writes (ingestion then writes
+    # directly), `volatile-*` evicts only keys with a time to live, which the stream has not.
+    evicting_policy: str | None = None
 
     @property
     def durable(self) -> bool:
-        return self.aof_enabled and self.aof_last_write_ok
+        return self.lost_by is None
+
+    @property
+    def lost_by(self) -> str | None:
+        """Why Redis would lose what it holds, or None."""
+        if not self.aof_enabled:
+            return "AOF disabled"
+        if not self.aof_last_write_ok:
+            return "last AOF write failed"
+        if self.evicting_policy:
+            return f"maxmemory-policy {self.evicting_policy} evicts any key, the stream too"
+        return None
 
     def as_dict(self) -> dict:
         return {**asdict(self), "durable": self.durable}
@@ -43,7 +61,11 @@ class RedisPersistence:
 def redis_persistence(client: redis.Redis) -> RedisPersistence:
     """What the Redis behind `client` keeps across a restart; raises RedisError when it
     cannot be asked."""
-    info = client.info("persistence")
+    pipe = client.pipeline(transaction=False)
+    pipe.info("persistence")
+    pipe.info("memory")
+    info, memory = pipe.execute()
+    policy = str(memory.get("maxmemory_policy", "noeviction"))
     try:
         fsync = client.config_get("appendfsync").get("appendfsync")
     except redis.ResponseError:
@@ -54,6 +76,7 @@ def redis_persistence(client: redis.Redis) -> RedisPersistence:
         aof_enabled=bool(int(info.get("aof_enabled", 0))),
         aof_last_write_ok=str(info.get("aof_last_write_status", "ok")) == "ok",
         appendfsync=fsync or None,
+        evicting_policy=policy if int(memory.get("maxmemory", 0)) and policy.startswith("allkeys-") else None,
     )
 
 
@@ -76,10 +99,11 @@ def queue_accepts(url: str, client: redis.Redis) -> bool:
         if not persistence.durable:
             logger.error(
                 "queue mode is off: the Redis at %s does not persist (%s), so events are written "
-                "directly to the database. Turn on appendonly (AOF), or set "
-                "INGEST_ALLOW_VOLATILE_REDIS=true to queue into a Redis whose restart loses what it holds.",
+                "directly to the database. Turn on appendonly (AOF) with a maxmemory-policy that never "
+                "evicts the stream (noeviction or volatile-*), or set INGEST_ALLOW_VOLATILE_REDIS=true "
+                "to queue into a Redis that may lose what it holds.",
                 redis_where(url),
-                "AOF disabled" if not persistence.aof_enabled else "last AOF write failed",
+                persistence.lost_by,
             )
         elif checked is None or not checked[1].durable:
             logger.info(

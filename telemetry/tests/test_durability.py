@@ -97,11 +97,11 @@ def test_persistence_is_checked_once_per_interval_not_per_request(queue_on, pers
     before = _info_calls(client)
     for _ in range(5):
         assert post(key_client, TRACK, event()).status_code == 202
-    assert _info_calls(client) - before == 1 + 1  # one check, plus this test's own INFO
+    assert _info_calls(client) - before == 2 + 1  # one check (persistence, memory), plus this test's own INFO
     later = SimpleNamespace(monotonic=lambda: time.monotonic() + durability.CHECK_INTERVAL_SECONDS)
     monkeypatch.setattr(durability, "time", later)  # the interval has passed (for this module only)
     assert post(key_client, TRACK, event()).status_code == 202
-    assert _info_calls(client) - before == 2 + 2
+    assert _info_calls(client) - before == 4 + 2
 
 
 def test_a_redis_turned_volatile_is_noticed_after_an_error_or_the_interval(queue_on, persistent_redis, key_client, org):
@@ -116,6 +116,29 @@ def test_a_redis_turned_volatile_is_noticed_after_an_error_or_the_interval(queue
     assert stored(org) == 1  # the direct write; the first event waits in the stream
 
 
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-random"])
+def test_a_redis_that_evicts_any_key_is_not_durable(queue_on, persistent_redis, key_client, org, policy, caplog):
+    """At its maxmemory, a cache-style Redis (AOF or not) drops the stream itself: 202s that
+    were never stored. Its events are written directly, as into a Redis without AOF."""
+    client = queue_on(persistent_redis)
+    client.config_set("maxmemory", "1gb")
+    client.config_set("maxmemory-policy", policy)
+    try:
+        assert durability.redis_persistence(client).evicting_policy == policy
+        with caplog.at_level(logging.ERROR, logger="telemetry.services.durability"):
+            batch = post(key_client, BATCH, events(5))
+        assert batch.status_code == 200 and "queued" not in batch.json()
+        assert stored(org) == 5 and not client.exists("usage:events")
+        assert f"maxmemory-policy {policy} evicts any key" in caplog.records[0].getMessage()
+        # Evicting only keys with a time to live (the cache's) spares the stream.
+        client.config_set("maxmemory-policy", "volatile-lru")
+        durability.forget(persistent_redis.url())
+        assert post(key_client, TRACK, event()).status_code == 202
+    finally:
+        client.config_set("maxmemory", "0")
+        client.config_set("maxmemory-policy", "noeviction")
+
+
 def test_health_shows_persistence_and_whether_queue_mode_is_active(
     queue_on, persistent_redis, volatile_redis, settings, django_user_model
 ):
@@ -128,7 +151,8 @@ def test_health_shows_persistence_and_whether_queue_mode_is_active(
     detail = check["detail"]
     assert (detail["mode"], detail["active"], detail["fallback"]) == ("queue", "queue", False)
     assert detail["persistence"] == {
-        "aof_enabled": True, "aof_last_write_ok": True, "appendfsync": "everysec", "durable": True,
+        "aof_enabled": True, "aof_last_write_ok": True, "appendfsync": "everysec", "evicting_policy": None,
+        "durable": True,
     }  # fmt: skip
 
     queue_on(volatile_redis)

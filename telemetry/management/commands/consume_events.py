@@ -82,9 +82,10 @@ def log_persistence(client) -> None:
         logger.info("the Redis at %s persists (AOF, appendfsync %s)", where, persistence.appendfsync or "unknown")
     else:
         logger.warning(
-            "the Redis at %s does not persist: a restart of it loses the events queued and not yet stored; "
+            "the Redis at %s does not persist (%s): it may lose the events queued and not yet stored; "
             "web processes write directly unless INGEST_ALLOW_VOLATILE_REDIS=true",
             where,
+            persistence.lost_by,
         )
 
 
