@@ -124,6 +124,28 @@ def test_a_retry_eight_days_later_is_skipped_and_an_exact_one_after_the_dedupe_w
 
 
 @postgres_only
+def test_a_retry_of_an_erased_event_is_a_duplicate_with_an_answer(key_client, org):
+    """The dedupe table outlives an event erased with its end user: a retry of it is skipped,
+    and said so (the track endpoint answered 200 with an empty body, the batch "accepted")."""
+    from telemetry.models import EndUser
+    from telemetry.services import erasure
+    from telemetry.tests.helpers import TRACK
+
+    event_uuid = str(uuid.uuid4())
+    sent = event(uuid=event_uuid, user_id="to-erase")
+    assert post(key_client, TRACK, sent).status_code == 201
+    erasure.end_users_erase(EndUser.objects.filter(organization=org, external_id="to-erase"))
+    assert stored(org) == 0
+
+    track = post(key_client, TRACK, sent)
+    assert track.status_code == 200
+    assert (track.json()["id"], track.json()["uuid"]) == (None, event_uuid)
+    batch = _send(key_client, sent)
+    assert (batch["accepted"], batch["duplicates"], batch["results"][0]["status"]) == (0, 1, "duplicate")
+    assert stored(org) == 0
+
+
+@postgres_only
 def test_a_uuid_repeated_in_one_insert_keeps_its_first_event(org):
     from telemetry.services import storage
 

@@ -194,18 +194,20 @@ def _accounts_attach(org: Organization, users: dict[str, dict[str, Any]], accoun
 
 
 def _stored_before(org: Organization, rows: list[Row], private: list[Private]) -> list[int]:
-    """The indices of `rows` the insert skipped because their uuid was stored before: those
-    stored now carry this request's `received_at`."""
+    """The indices of `rows` the insert skipped because their uuid was stored before: all but
+    those stored now, which carry this request's `received_at`. Found as the complement, since
+    the event stored before may be gone while the dedupe table still skips its uuid (erased
+    with its end user, or its month dropped)."""
     try:
-        before = {
+        now = {
             str(value)
-            for value in UsageEvent.objects.filter(organization_id=org.pk, uuid__in=[row["uuid"] for row in rows])
-            .exclude(received_at=rows[0]["received_at"])
-            .values_list("uuid", flat=True)
+            for value in UsageEvent.objects.filter(
+                organization_id=org.pk, uuid__in=[row["uuid"] for row in rows], received_at=rows[0]["received_at"]
+            ).values_list("uuid", flat=True)
         }
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
-    return [where[0] for row, where in zip(rows, private, strict=True) if str(row["uuid"]) in before]
+    return [where[0] for row, where in zip(rows, private, strict=True) if str(row["uuid"]) not in now]
 
 
 def rows_finalize(rows: list[Row], user_ids: dict[str, int]) -> list[Row]:
@@ -284,4 +286,8 @@ def event_track(org: Organization, item: object, *, user: User | None = None) ->
         )
     except _DB_DOWN as exc:
         raise StorageUnavailable() from exc
+    if stored is None:
+        # A uuid the dedupe table still skips whose event is gone (erased, or its month
+        # dropped): a duplicate all the same, answered with what the request said.
+        return {"id": None, "uuid": event["uuid"], "timestamp": event["timestamp"]}, 200
     return stored, 201 if result.accepted else 200
