@@ -219,3 +219,23 @@ def test_copy_payload_is_exact_text_format():
         "1\t12345678-1234-5678-1234-567812345678\t2026-01-02T03:04:05",
         "1\tu-2\t2026-01-02T03:04:05.600000+00:00",
     ]
+
+
+def test_an_account_updated_meanwhile_keeps_both_calls_properties_and_its_name(org, monkeypatch):
+    """Two group calls for one account at once: the second writes between the first's read
+    and its update. The update merges into what is stored then, not into what it read."""
+    from telemetry.models import Account
+    from telemetry.services.storage import accounts
+
+    storage.accounts_upsert(org, [{"external_id": "acme", "properties": {"tier": 1}}])
+    changes = accounts._changes
+
+    def another_call_meanwhile(stored, row):
+        monkeypatch.setattr(accounts, "_changes", changes)
+        storage.accounts_upsert(org, [{"external_id": "acme", "name": "Acme", "properties": {"seats": 5}}])
+        return changes(stored, row)
+
+    monkeypatch.setattr(accounts, "_changes", another_call_meanwhile)
+    storage.accounts_upsert(org, [{"external_id": "acme", "properties": {"plan": "pro"}}])
+    account = Account.objects.get(organization=org, external_id="acme")
+    assert (account.name, account.properties) == ("Acme", {"tier": 1, "seats": 5, "plan": "pro"})

@@ -6,7 +6,9 @@ both modes (as it resolves features), so an end user's `account_id` is always a 
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+import orjson
+from django.db import connection, models, transaction
+from django.db.models.expressions import RawSQL
 
 from tenants.models import Organization
 
@@ -36,7 +38,9 @@ def accounts_upsert(org: Organization, rows: Iterable[AccountRow]) -> dict[str, 
     An empty name or no properties never erase stored ones, so an event that only names its
     account (`$groups`, `account_id`) changes nothing. One query when every account is known
     and unchanged; new ones cost an insert that skips concurrent inserts and a re-read; a
-    changed one an update (group calls are rare next to events)."""
+    changed one an update (group calls are rare next to events), which merges in the database
+    and runs in external_id order, so concurrent calls neither lose each other's keys nor
+    deadlock."""
     merged = _merged(rows)
     if not merged:
         return {}
@@ -47,8 +51,8 @@ def accounts_upsert(org: Organization, rows: Iterable[AccountRow]) -> dict[str, 
         ).values_list("pk", "external_id", "name", "properties")
     }
     ids = {ext: stored[0] for ext, stored in known.items()}
-    missing = [row for ext, row in merged.items() if ext not in known]
-    changed = [(known[ext], row) for ext, row in merged.items() if ext in known and _changes(known[ext], row)]
+    missing = [row for ext, row in sorted(merged.items()) if ext not in known]
+    changed = [row for ext, row in sorted(merged.items()) if ext in known and _changes(known[ext], row)]
     if missing:
         Account.objects.bulk_create([Account(organization_id=org.pk, **row) for row in missing], ignore_conflicts=True)
         created = Account.objects.filter(
@@ -57,11 +61,22 @@ def accounts_upsert(org: Organization, rows: Iterable[AccountRow]) -> dict[str, 
         ids.update(created.values_list("external_id", "pk"))
     if changed:
         with transaction.atomic():
-            for (pk, name, properties), row in changed:
-                Account.objects.filter(pk=pk).update(
-                    name=row["name"] or name, properties={**(properties or {}), **row["properties"]}
-                )
+            for row in changed:
+                values: dict[str, Any] = {"name": row["name"]} if row["name"] else {}
+                if row["properties"]:
+                    values["properties"] = _properties_merged(row["properties"])
+                Account.objects.filter(pk=ids[row["external_id"]]).update(**values)
     return ids
+
+
+def _properties_merged(properties: dict[str, Any]) -> RawSQL:
+    """The stored properties with `properties` merged in (its keys win), computed by the
+    UPDATE itself: merged in Python from an earlier read, concurrent group calls wrote back
+    each other's old properties (80 calls, each adding a key: 28 keys kept)."""
+    value = orjson.dumps(properties).decode()
+    if connection.vendor == "postgresql":
+        return RawSQL("properties || %s::jsonb", [value], output_field=models.JSONField())
+    return RawSQL("json_patch(properties, %s)", [value], output_field=models.JSONField())
 
 
 def _changes(stored: tuple[int, str, dict[str, Any] | None], row: AccountRow) -> bool:
