@@ -75,6 +75,15 @@ QUERY_CANCELED = "57014"
 QUERY_TIMEOUT_DETAIL = "The query took too long and was stopped; retry later or ask for a shorter range."
 QUERY_TIMEOUT_RETRY_AFTER = 30
 DATA_ERROR_DETAIL = "A value in the request is outside what the database can store or compare."
+# PostgreSQL's read_only_sql_transaction: a write sent to a standby (a failover not yet seen
+# by DNS or the pooler) or while `default_transaction_read_only` is on for maintenance.
+READ_ONLY_SQL_TRANSACTION = "25006"
+
+
+def database_read_only(exc: BaseException) -> bool:
+    """Whether `exc` is a write refused because the database takes none right now: an outage
+    to wait out (503, a consumer's retry), not a bad request or a refused event."""
+    return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQL_TRANSACTION
 
 
 def database_failure(exc: Exception, request: HttpRequest | None = None) -> tuple[int, str, dict[str, str]] | None:
@@ -83,7 +92,7 @@ def database_failure(exc: Exception, request: HttpRequest | None = None) -> tupl
     Retry-After), a value the database refuses (SQLSTATE class 22, e.g. a NUL in text or a
     number past bigint: 400). None for anything else. Logs what it recognises."""
     where = f"{request.method} {request.path}" if request is not None else "-"
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError) or database_read_only(exc):
         if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED:
             logger.warning("query stopped by statement_timeout: %s", where)
             return 503, QUERY_TIMEOUT_DETAIL, {"Retry-After": str(QUERY_TIMEOUT_RETRY_AFTER)}

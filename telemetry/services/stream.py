@@ -16,6 +16,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
+from core.exceptions import database_read_only
 from core.redis_backoff import redis_client, redis_failed, redis_resting
 from tenants.models import Organization
 
@@ -252,6 +253,17 @@ class StreamConsumer:
         return inserted
 
     def _write(self, decoded: list[Decoded]) -> int:
+        try:
+            return self._write_rows(decoded)
+        except DatabaseError as exc:
+            if database_read_only(exc):
+                # A database that takes no writes for now (a standby after a failover,
+                # maintenance) is down, not refusing these events: the entries stay pending
+                # and the command retries, instead of dead-lettering every one of them.
+                raise OperationalError(str(exc)) from exc
+            raise
+
+    def _write_rows(self, decoded: list[Decoded]) -> int:
         if not decoded:
             return 0
         today = datetime.now(UTC).date()

@@ -8,7 +8,7 @@ from unittest import mock
 
 import orjson
 import pytest
-from django.db import OperationalError
+from django.db import InternalError, OperationalError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -483,6 +483,20 @@ def test_database_unreachable_during_authentication_is_503(key_client, org):
     with mock.patch("tenants.services.api_key_authenticate", side_effect=OperationalError("down")):
         resp = post(key_client, TRACK, event())
     assert resp.status_code == 503 and resp["Retry-After"]
+
+
+def test_a_read_only_database_answers_503_not_500(key_client, org):
+    """A write to a standby (a failover not yet seen) or to a database in read-only
+    maintenance is an outage: 503 with Retry-After, so SDKs retry. The API key's
+    `last_used_at` touch met it first and answered 500."""
+    import psycopg.errors
+
+    error = InternalError("cannot execute UPDATE in a read-only transaction")
+    error.__cause__ = psycopg.errors.ReadOnlySqlTransaction(str(error))
+    with mock.patch("django.db.models.QuerySet.update", side_effect=error):
+        resp = post(key_client, TRACK, event())
+    assert resp.status_code == 503 and resp["Retry-After"], resp.content
+    assert stored(org) == 0
 
 
 def _batch_queries(client, n, django_assert_max_num_queries):

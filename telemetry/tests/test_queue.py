@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import InternalError, OperationalError
 
 from telemetry.models import DirtyDay, EndUser, UsageEvent
 from telemetry.services import stream
@@ -118,6 +118,31 @@ def test_database_down_in_consumer_keeps_entries_pending(queue, settings, key_cl
         with pytest.raises(OperationalError):
             consumer.run_once()
     assert stored(org) == 0 and _pending(queue, settings) == 1
+    consumer._own_pending_checked = False  # what the command does after a database error
+    _drain(consumer)
+    assert stored(org) == accepted and _pending(queue, settings) == 0
+
+
+def _read_only() -> InternalError:
+    """What Django raises for a write to a PostgreSQL standby or a read-only database."""
+    import psycopg.errors
+
+    error = InternalError("cannot execute INSERT in a read-only transaction")
+    error.__cause__ = psycopg.errors.ReadOnlySqlTransaction(str(error))
+    return error
+
+
+def test_a_read_only_database_in_consumer_keeps_entries_pending(queue, settings, key_client, org):
+    """A failover's standby, or writes turned off for maintenance: the database is down for
+    writes, not refusing the events. They were dead-lettered, every one (250 acknowledged
+    events on a real read-only PostgreSQL)."""
+    accepted = post(key_client, BATCH, events(20)).json()["accepted"]
+    consumer = _consumer(queue, "c1", min_idle_ms=60_000)
+    with mock.patch("telemetry.services.storage.end_users_upsert", side_effect=_read_only()):
+        with pytest.raises(OperationalError):
+            consumer.run_once()
+    assert stored(org) == 0 and _pending(queue, settings) == 1
+    assert not queue.exists(f"{settings.INGEST_STREAM}:dead")
     consumer._own_pending_checked = False  # what the command does after a database error
     _drain(consumer)
     assert stored(org) == accepted and _pending(queue, settings) == 0
