@@ -14,9 +14,8 @@ from typing import Any
 import orjson
 import redis
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError, transaction
 
-from core.exceptions import database_read_only
 from core.redis_backoff import redis_client, redis_failed, redis_resting
 from tenants.models import Organization
 
@@ -112,6 +111,11 @@ def _without_deleted_features(entries: list[Entry], decoded: list[Decoded], dead
         if missing:
             dead.append((item[0], fields_of[item[0]], f"feature {min(missing)} no longer exists"))
     return [item for item in decoded if {e["feature_id"] for e in item[2]} <= known]
+
+
+# What the database answers when it refuses a value of an entry (too long, out of range, a
+# broken reference): that entry is dead-lettered, the others are stored.
+_REFUSED = (DataError, IntegrityError)
 
 
 class StreamConsumer:
@@ -234,34 +238,33 @@ class StreamConsumer:
         return inserted
 
     def _write_or_isolate(self, entries: list[Entry], decoded: list[Decoded], dead: list[Dead]) -> int:
-        """All entries in one write; when the database refuses that, each entry on its own,
-        so only the refused ones are dead-lettered. A database that is down raises."""
+        """All entries in one write; when the database refuses a value of it, each entry on
+        its own, so only the refused ones are dead-lettered. A database that is down, or
+        that takes no writes at all for now, raises OperationalError."""
         try:
             return self._write(decoded)
-        except (OperationalError, InterfaceError):
-            raise
-        except DatabaseError:
+        except _REFUSED:
             pass
         inserted = 0
         for item in decoded:
             try:
                 inserted += self._write([item])
-            except (OperationalError, InterfaceError):
-                raise
-            except DatabaseError as exc:
+            except _REFUSED as exc:
                 dead.append((item[0], dict(entries)[item[0]], f"refused: {exc}"))
         return inserted
 
     def _write(self, decoded: list[Decoded]) -> int:
         try:
             return self._write_rows(decoded)
-        except DatabaseError as exc:
-            if database_read_only(exc):
-                # A database that takes no writes for now (a standby after a failover,
-                # maintenance) is down, not refusing these events: the entries stay pending
-                # and the command retries, instead of dead-lettering every one of them.
-                raise OperationalError(str(exc)) from exc
+        except (*_REFUSED, OperationalError, InterfaceError):
             raise
+        except DatabaseError as exc:
+            # Any other error refuses every write, whatever the entries hold: a read-only
+            # database (a standby after a failover, maintenance), a table or column missing
+            # (a consumer of a release whose migration has not run), a privilege revoked.
+            # An outage, like a database down: the entries stay pending and the command
+            # retries, instead of dead-lettering every one of them.
+            raise OperationalError(str(exc)) from exc
 
     def _write_rows(self, decoded: list[Decoded]) -> int:
         if not decoded:

@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.db import InternalError, OperationalError
+from django.db import InternalError, OperationalError, ProgrammingError
 
 from telemetry.models import DirtyDay, EndUser, UsageEvent
 from telemetry.services import stream
@@ -132,13 +132,19 @@ def _read_only() -> InternalError:
     return error
 
 
-def test_a_read_only_database_in_consumer_keeps_entries_pending(queue, settings, key_client, org):
-    """A failover's standby, or writes turned off for maintenance: the database is down for
-    writes, not refusing the events. They were dead-lettered, every one (250 acknowledged
-    events on a real read-only PostgreSQL)."""
+@pytest.mark.parametrize(
+    "error",
+    [_read_only(), ProgrammingError('relation "telemetry_eventuuid" does not exist')],
+    ids=["read-only", "table-missing"],
+)
+def test_a_database_refusing_every_write_in_consumer_keeps_entries_pending(queue, settings, key_client, org, error):
+    """A failover's standby, writes turned off for maintenance, a consumer of a release whose
+    migration has not run: the database is down for writes, not refusing the events. They
+    were dead-lettered, every one (on a real PostgreSQL: 250 acknowledged events read-only,
+    200 with a table renamed away)."""
     accepted = post(key_client, BATCH, events(20)).json()["accepted"]
     consumer = _consumer(queue, "c1", min_idle_ms=60_000)
-    with mock.patch("telemetry.services.storage.end_users_upsert", side_effect=_read_only()):
+    with mock.patch("telemetry.services.storage.end_users_upsert", side_effect=error):
         with pytest.raises(OperationalError):
             consumer.run_once()
     assert stored(org) == 0 and _pending(queue, settings) == 1
