@@ -75,3 +75,10 @@ def test_consume_events_once_with_redis_down_says_so(settings, db):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     with pytest.raises(CommandError, match="redis unavailable"):
         call_command("consume_events", "--once", "--block-ms", "10")
+
+
+@pytest.mark.parametrize("option", [("--count", "0"), ("--count", "-5"), ("--block-ms", "-1"), ("--min-idle-ms", "-1")])
+def test_consume_events_refuses_values_redis_would_refuse_at_every_read(settings, db, option):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    with pytest.raises(CommandError, match="--count must be at least 1"):
+        call_command("consume_events", "--once", *option)

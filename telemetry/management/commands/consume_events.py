@@ -108,6 +108,10 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if not settings.REDIS_URL:
             raise CommandError("REDIS_URL is not set: queue mode needs Redis.")
+        # Redis refuses such values at every read, which the loop would take for Redis being
+        # down: "redis unavailable; retrying" forever, nothing consumed.
+        if opts["count"] < 1 or opts["block_ms"] < 0 or opts["min_idle_ms"] < 0:
+            raise CommandError("--count must be at least 1, --block-ms and --min-idle-ms at least 0.")
         # Its own client: a blocking XREADGROUP must not hit the endpoints' 2 s socket timeout.
         client = redis.Redis.from_url(
             settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=opts["block_ms"] / 1000 + 5
