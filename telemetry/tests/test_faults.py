@@ -255,3 +255,39 @@ def test_postgres_restarted_mid_run_direct_answers_503_and_the_queue_stores_ever
     finally:
         stack.close()
         cluster.remove()
+
+
+def test_a_database_refusing_writes_leaves_queued_events_pending_not_dead(stack):
+    """A read-only database (a standby after a failover, maintenance) is down for writes: the
+    consumer waits it out with its entries pending, then stores them. It dead-lettered every
+    entry it read meanwhile."""
+    if not isinstance(stack.database, PostgresDatabase):
+        pytest.skip("a read-only database is PostgreSQL's (default_transaction_read_only)")
+    base = stack.web()
+    consumer = stack.consumer("c1")
+    stack.ready()
+    sender = Sender(base, organization_with_key(base))
+    sender.send(1)  # the feature and the key's touch, while writes are possible
+    stack.wait_stored(sender.acked)
+
+    def read_only(on: bool) -> None:
+        name = stack.database.url.rsplit("/", 1)[1]
+        setting = "SET default_transaction_read_only = on" if on else "RESET default_transaction_read_only"
+        stack.database.cluster.execute(f'ALTER DATABASE "{name}" {setting}')
+        # Sessions take a database's settings when they connect: make everyone reconnect.
+        stack.database.cluster.execute(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
+            "AND pid <> pg_backend_pid()"
+        )
+
+    read_only(True)
+    try:
+        assert sender.send(5) == [202] * 5  # queued: the endpoint writes nothing
+        stack.wait_log(consumer, "read-only transaction", what="the consumer to meet the read-only database")
+        assert not stack.redis.client().exists(f"{STREAM}:dead")
+    finally:
+        read_only(False)
+    stack.wait_stored(sender.acked)
+    assert not sender.unexpected, sender.unexpected
+    _assert_alive(stack, consumer)
+    stack.wait_drained()
