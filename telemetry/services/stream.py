@@ -100,17 +100,23 @@ def _without_deleted_orgs(entries: list[Entry], decoded: list[Decoded], dead: li
 
 def _without_deleted_features(entries: list[Entry], decoded: list[Decoded], dead: list[Dead]) -> list[Decoded]:
     """Events carry no database FK constraints (speed), so a feature deleted while its
-    events waited must be caught here rather than by the database."""
+    events waited must be caught here rather than by the database. Only its events are
+    dropped: the entry is dead-lettered whole, saying how many, and its other events are
+    stored, as a direct write would have (a replay of it skips them by their uuids)."""
     feature_ids = {e["feature_id"] for item in decoded for e in item[2]}
     known = set(Feature.objects.filter(pk__in=feature_ids).values_list("pk", flat=True))
     if known == feature_ids:
         return decoded
     fields_of = dict(entries)
-    for item in decoded:
-        missing = {e["feature_id"] for e in item[2]} - known
-        if missing:
-            dead.append((item[0], fields_of[item[0]], f"feature {min(missing)} no longer exists"))
-    return [item for item in decoded if {e["feature_id"] for e in item[2]} <= known]
+    kept: list[Decoded] = []
+    for entry_id, org_id, events, users in decoded:
+        stored = [e for e in events if e["feature_id"] in known]
+        if len(stored) < len(events):
+            missing = min({e["feature_id"] for e in events} - known)
+            reason = f"feature {missing} no longer exists: {len(events) - len(stored)} of {len(events)} events dropped"
+            dead.append((entry_id, fields_of[entry_id], reason))
+        kept.append((entry_id, org_id, stored, users))
+    return kept
 
 
 # What the database answers when it refuses a value of an entry (too long, out of range, a

@@ -215,6 +215,21 @@ def test_entry_whose_feature_was_deleted_while_queued_is_dead_lettered(queue, se
     assert _pending(queue, settings) == 0
 
 
+def test_a_deleted_feature_costs_a_queued_request_only_its_own_events(queue, settings, key_client, org):
+    """The request's other events were dead-lettered with them, although acknowledged and
+    stored by a direct write."""
+    from telemetry.models import Feature
+
+    batch = [{"feature": "doomed", "user_id": "u1"}, *events(4)]
+    assert post(key_client, BATCH, batch).status_code == 202
+    Feature.objects.filter(organization=org, key="doomed").delete()
+    _drain(_consumer(queue, "c1"))
+    assert stored(org) == 4 and EndUser.objects.filter(organization=org, external_id="u1").exists()
+    dead = queue.xrange(f"{settings.INGEST_STREAM}:dead")
+    assert len(dead) == 1 and b"no longer exists: 1 of 5 events dropped" in dead[0][1][b"error"]
+    assert _pending(queue, settings) == 0
+
+
 def test_redis_down_falls_back_to_direct_write(settings, key_client, org):
     settings.REDIS_URL = "redis://127.0.0.1:1/2"  # nothing listens on port 1
     settings.INGEST_MODE = "queue"
