@@ -58,7 +58,11 @@ def url_check(url: str) -> str:
         refuse("A webhook URL is required.")
     if len(url) > 500:
         refuse("The URL is longer than 500 characters.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # An unclosed or invalid bracketed host ("http://[::1") makes urlsplit raise.
+        refuse("The URL is not valid.")
     if parts.scheme not in ("http", "https"):
         refuse("Only http and https URLs are allowed.")
     if not parts.hostname:
@@ -74,9 +78,7 @@ def url_check(url: str) -> str:
         return url
     try:
         outbound.target_resolve(url, allow_private=False)
-    except outbound.Unresolvable as exc:
-        refuse(str(exc))
-    except outbound.AddressRefused as exc:
+    except (outbound.Unresolvable, outbound.AddressRefused) as exc:
         refuse(str(exc))
     return url
 
