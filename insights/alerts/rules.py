@@ -164,7 +164,8 @@ def _funnel_params(org: Organization, params: dict[str, Any]) -> dict[str, Any]:
 def _retention_params(org: Organization, params: dict[str, Any]) -> dict[str, Any]:
     _only(params, {"day", "below"})
     day = params.get("day")
-    if isinstance(day, bool) or day not in RETENTION_DAYS:
+    # A whole number, not merely equal to one: 7.0 == 7, and a stored 7.0 breaks the measure.
+    if isinstance(day, bool) or not isinstance(day, int) or day not in RETENTION_DAYS:
         _refuse("params.day", "params.day must be 1, 7 or 30.")
     return {"day": day, "below": _number(params, "below", low=0, high=100, above_low=True)}
 

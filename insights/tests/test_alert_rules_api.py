@@ -132,6 +132,9 @@ def test_feature_is_taken_by_id_key_or_name_and_stored_as_its_key(admin_client, 
         ("retention", {"day": 14, "below": 10}, "params.day"),
         ("retention", {"day": 7}, "params.below"),
         ("retention", {"day": True, "below": 10}, "params.day"),
+        # 7.0 == 7 passed the check, was stored as 7.0 and made the evaluation of every
+        # rule of the organisation raise (f"d{n}", range(n)).
+        ("retention", {"day": 7.0, "below": 10}, "params.day"),
     ],
 )
 def test_bad_params_are_400_naming_the_param(admin_client, kind, params, field):
