@@ -7,6 +7,7 @@ alerted as an anomaly.
 """
 
 from django.db.models import QuerySet, Subquery
+from django.db.models.functions import Abs
 
 from tenants.models import Organization
 
@@ -18,11 +19,12 @@ UNUSUAL_FEATURES_SHOWN = 10
 
 
 def anomalies_open(org: Organization) -> QuerySet[Anomaly]:
-    """The open anomalies of `org`, newest day first and strongest first, with their feature."""
+    """The open anomalies of `org`, newest day first and strongest first, with their feature.
+    Strongest by |score|, as the table and the API sort: a drop's score is negative."""
     return (
         Anomaly.objects.filter(organization=org, detector=ANOMALY_DETECTOR, status=Anomaly.Status.OPEN)
         .select_related("feature")
-        .order_by("-date", "-score", "id")
+        .order_by("-date", Abs("score").desc(), "id")
     )
 
 

@@ -96,6 +96,24 @@ def test_page_shows_the_same_count_and_the_ranking_beside_the_table(analyst_user
     assert "A ranking, not alarms" in unusual
 
 
+def test_the_narrative_names_first_the_anomaly_the_table_lists_first(analyst_client, org):
+    """Drops score below zero: "strongest first" is by |score|, as the table and the API
+    sort. The narrative sorted by the signed score and called a mild spike the latest over a
+    strong drop of the same day."""
+    spiking, dropping = features_make(org, 2)
+    day = yesterday()
+    rollups_make(org, [spiking, dropping], end=day, days=28)
+    for feature, score, direction in ((spiking, 4.5, "spike"), (dropping, -12.0, "drop")):
+        Anomaly.objects.create(
+            organization=org, feature=feature, date=day, detector="timeseries", metric="event_count",
+            value=10, expected=50, score=score, severity="high", details={"direction": direction},
+        )  # fmt: skip
+    first = analyst_client.get(LIST, {"status": "open"}).json()["results"][0]
+    assert first["feature_id"] == dropping.pk
+    bullet = anomaly_bullet(narrative.insight_current(org))
+    assert f"latest: a drop in event count of {dropping.name} on {day}" in bullet
+
+
 def test_no_open_anomalies_is_said_only_over_an_empty_count(analyst_user, org, admin_user):
     features = features_make(org, 4)
     rollups_make(org, features, end=yesterday(), days=70, seed=3)
