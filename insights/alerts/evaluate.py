@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from analytics import queries
+from analytics.queries.funnel import funnel_steps_resolve
 from telemetry.models import Feature
 from tenants.models import Organization
 
@@ -102,6 +103,11 @@ def _step_conversion(org: Organization, params: dict[str, Any], start: date, end
 
 
 def _funnel_conversion(org: Organization, params: dict[str, Any], day: date) -> Measurement | None:
+    # A step whose feature is gone since (deleted, or its key changed) matches no event, so
+    # the conversion would read 0 % after every rollup: nothing to judge, as for a metric rule.
+    resolved, unknown = funnel_steps_resolve(org, params["steps"])
+    if unknown or resolved != params["steps"]:
+        return None
     # Only entrants who have had the whole conversion window by `day` count: recent ones
     # would look like a drop merely because they have not had time to convert yet.
     end = day - timedelta(days=params["window_days"])

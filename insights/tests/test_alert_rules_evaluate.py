@@ -131,6 +131,22 @@ def test_funnel_conversion_drop_on_its_baseline(org, funnel_data):
     assert firing.details["baseline"] == 80.0 and firing.details["drop_pct"] == 75.0
 
 
+@pytest.mark.parametrize("change", ["deleted", "key changed"])
+def test_funnel_with_a_step_gone_stays_quiet(org, change):
+    """A later step whose feature is gone matched nothing: the rule fired at 0 % after every
+    rollup (a metric rule on a gone feature was already quiet)."""
+    day = _day()
+    cart, paid = feature(org, "cart"), feature(org, "paid")
+    _funnel_users(org, [cart, paid], entered_on=day - timedelta(days=3), users=10, converted=8, prefix="now")
+    _rule(org, "funnel_conversion", {"steps": ["cart", "paid"], "window_days": 1, "below": 50})
+    if change == "deleted":
+        paid.delete()
+    else:
+        paid.key = "paid-v2"
+        paid.save(update_fields=["key"])
+    assert evaluate.alert_rules_evaluate(org, [day]) == []
+
+
 def test_funnel_without_entrants_stays_quiet(org):
     feature(org, "cart"), feature(org, "paid")
     _rule(org, "funnel_conversion", {"steps": ["cart", "paid"], "below": 50})
