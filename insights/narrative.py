@@ -210,6 +210,9 @@ def prompt_build(numbers: dict[str, Any]) -> str:
 
 
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+# Markdown emphasis around words (`**Usage rose**: …`, `*now*`), which Gemini likes in
+# bullets: the page shows bullets as text, so the markers would be left as stray asterisks.
+_EMPHASIS = re.compile(r"(\*\*|\*)(\S(?:.*?\S)?)\1")
 
 
 def bullets_parse(text: str) -> list[str]:
@@ -218,7 +221,7 @@ def bullets_parse(text: str) -> list[str]:
         line = line.strip()
         if not line:
             continue
-        cleaned = _BULLET.sub("", line).strip().strip("*").strip()
+        cleaned = _EMPHASIS.sub(r"\2", _BULLET.sub("", line)).strip().strip("*").strip()
         if cleaned:
             bullets.append(cleaned)
     return bullets[:MAX_BULLETS]

@@ -81,6 +81,14 @@ def test_gemini_answer_is_used(org, usage, gemini):
     assert f"Events: {numbers['events']}" in prompt and "Open anomalies: 1." in prompt
 
 
+def test_gemini_emphasis_is_not_left_as_asterisks(org, usage, gemini):
+    """Bullets are shown as text: `**Usage grew 5 %**: …` was shown as 'Usage grew 5 %**: …'."""
+    answer = "* **Usage grew 5 %**: 2,474 events.\n- Feature 3 *leads* in feature__a.\n- 5 * 3 = 15 stays."
+    with gemini([(200, gemini_answer(answer), 0)]):
+        insight = narrative.insight_current(org)
+    assert insight.bullets == ["Usage grew 5 %: 2,474 events.", "Feature 3 leads in feature__a.", "5 * 3 = 15 stays."]
+
+
 @pytest.mark.parametrize("status", [500, 429, 400, 403])
 def test_http_error_falls_back(org, usage, gemini, status):
     with gemini([(status, {"error": {"code": status, "message": "nope", "status": "ERR"}}, 0)]) as srv:
