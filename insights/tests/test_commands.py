@@ -1,3 +1,4 @@
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -30,6 +31,17 @@ def test_detect_anomalies_command(org):
         run("detect_anomalies", "--org", "nope")
     with pytest.raises(CommandError):
         run("detect_anomalies", "--end", "yesterday")
+
+
+def test_detect_anomalies_refuses_a_partial_day(org):
+    """Today so far, judged against whole days, was a drop of every feature."""
+    features = features_make(org, 4)
+    today = yesterday() + timedelta(days=1)
+    rollups_make(org, features, end=today, days=70, spikes={(i, today): 0.2 for i in range(4)})
+    for end in (today, today + timedelta(days=3)):
+        with pytest.raises(CommandError, match="complete day"):
+            run("detect_anomalies", "--org", org.slug, "--end", end.isoformat(), "--alert")
+    assert not Anomaly.objects.filter(organization=org, date__gte=today).exists() and not mail.outbox
 
 
 def test_refresh_and_export_commands(org, other_org):

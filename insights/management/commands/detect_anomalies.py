@@ -1,6 +1,7 @@
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from insights import services
 from insights.queries import RANKING_DETECTOR
@@ -28,6 +29,10 @@ class Command(BaseCommand):
             end = date.fromisoformat(options["end"]) if options["end"] else None
         except ValueError:
             raise CommandError("--end must be YYYY-MM-DD.")
+        # Today's rollup is partial: judged, it is a drop on every feature (and, with
+        # --alert, an e-mail about it). The after-rollup job never judges it either.
+        if end is not None and end >= timezone.now().date():
+            raise CommandError("--end must be a complete day (before today, UTC).")
         if not 1 <= options["days"] <= 3660:
             raise CommandError("--days must be between 1 and 3660.")
         for org in organisations(options["org"]):
