@@ -43,10 +43,12 @@ def after_rollup(org_id: int, dates=None) -> dict:
     # The detectors read the rollups on the replica, once it has replayed the rollup that sent
     # this task (core.db_routing); the alerts read the anomalies just written, on the primary.
     created = replica_reads_run(lambda: services.anomalies_detect(org, end=end, days=span), org_id=org.pk)
-    sent = services.alerts_send(org, created, unnotified_days=span + 1)
     if days or not dates:
         # Alert rules judge complete days; an hourly run of today alone has none to judge.
+        # Queued before the anomaly digest: the rules are judged only on the days handed over
+        # here, so a digest that fails (SMTP down) must not cost them these days.
         task_send_on_commit(ALERT_RULES_TASK, org_id=org.pk, dates=[d.isoformat() for d in days])
+    sent = services.alerts_send(org, created, unnotified_days=span + 1)
     return {"anomalies": len(created), "alerts": sent["anomalies"]}
 
 

@@ -15,7 +15,8 @@ from analytics.tests.factories import end_user, event, feature
 from insights import tasks
 from insights.alerts import evaluate, rules
 from insights.alerts.tasks import alert_rules_evaluate_task
-from insights.models import AlertFiring, AlertRule
+from insights.models import AlertFiring, AlertRule, Anomaly
+from insights.tests.helpers import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -228,6 +229,27 @@ def test_after_rollup_enqueues_evaluation_on_commit(org, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         tasks.after_rollup(org.id, [timezone.now().date().isoformat()])
     assert callbacks == []
+
+
+def test_an_anomaly_digest_that_cannot_be_mailed_does_not_cost_the_rules_their_day(
+    org, settings, django_capture_on_commit_callbacks
+):
+    """The rules are judged only on the days a rollup hands over: when the anomaly e-mail
+    failed (SMTP down) before the evaluation was queued, that day was never judged."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens there
+    day = _day()
+    _org_day(org, day, events=5)
+    _rule(org, "metric_threshold", {"metric": "events", "op": "below", "value": 100})
+    Anomaly.objects.create(
+        organization=org, date=day, detector="timeseries", metric="event_count", value=90, expected=10, score=9
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, pytest.raises(OSError):
+        tasks.after_rollup(org.id, [day.isoformat()])
+    assert len(callbacks) == 1
+    with pytest.raises(OSError):  # the firing's e-mail fails too: recorded, sent by the next run
+        callbacks[0]()
+    assert AlertFiring.objects.get().day == day and AlertFiring.objects.get().notified_at is None
 
 
 def test_too_few_users_to_judge_stay_quiet(org):
