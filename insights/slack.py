@@ -71,12 +71,18 @@ def _alert_fired(data: dict[str, Any]) -> dict[str, Any]:
 def _anomaly_created(data: dict[str, Any]) -> dict[str, Any]:
     anomalies = data.get("anomalies") or []
     title = f"{len(anomalies)} new anomal{'y' if len(anomalies) == 1 else 'ies'}"
+    # With the why and the open count, as the e-mail and the JSON body carry them; the why
+    # names segment values that come from ingestion, so it is escaped like the rest.
     lines = [
         f"*{escape(a.get('feature_name') or 'All features')}* {escape(a.get('metric'))} on {escape(a.get('date'))}: "
         f"{escape(a.get('value'))} (expected {escape(a.get('expected'))}, {escape(a.get('severity'))})"
+        + (f"\n{escape(a['explanation'])}" if a.get("explanation") else "")
         for a in anomalies
     ]
-    return _listed(title, lines, f"{APP_NAME} · anomalies")
+    footer = f"{APP_NAME} · anomalies"
+    if data.get("open_anomalies") is not None:
+        footer += f" · open anomalies now: {_count(data['open_anomalies'])}"
+    return _listed(title, lines, footer)
 
 
 def _count(value: object) -> str:

@@ -31,6 +31,19 @@ def test_anomaly_feature_name_is_escaped():
     assert ESCAPED in message["text"]
 
 
+def test_anomaly_says_why_and_how_many_are_open():
+    """The Slack body left out the explanation and the open count that the e-mail and the
+    JSON body carry (README: each anomaly says why, in the alert e-mail and webhook)."""
+    anomaly = {
+        "feature_name": "Export", "metric": "event_count", "date": "2026-12-01", "value": 90, "expected": 30,
+        "explanation": f"mostly event type “{HOSTILE}” (90 % of the change; usually 10 % of usage)",
+    }  # fmt: skip
+    message = slack.slack_message("anomaly.created", {"anomalies": [anomaly], "open_anomalies": 7})
+    _assert_inert(message)
+    assert f"\nmostly event type “{ESCAPED}” (90 % of the change" in message["blocks"][1]["text"]["text"]
+    assert message["blocks"][-1]["elements"][0]["text"].endswith("open anomalies now: 7")
+
+
 def test_alert_rule_name_message_and_organisation_are_escaped():
     firing = {"rule_name": 'sessions <b>bold</b> & "quote"', "day": "2026-12-01", "message": f"Events of {HOSTILE}"}
     message = slack.slack_message("alert.fired", {"organization": "A&B <Corp>", "firings": [firing]})
