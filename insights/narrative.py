@@ -57,12 +57,17 @@ def narrative_numbers(org: Organization, *, end: date | None = None) -> dict[str
     prev_start, prev_end = start - timedelta(days=PERIOD_DAYS), start - timedelta(days=1)
 
     def org_totals(a: date, b: date) -> dict[str, Any]:
-        return DailyOrgUsage.objects.filter(organization=org, date__gte=a, date__lte=b).aggregate(
+        totals = DailyOrgUsage.objects.filter(organization=org, date__gte=a, date__lte=b).aggregate(
             events=Sum("event_count"),
-            users=Avg("active_users"),
+            users=Sum("active_users"),
             duration=Sum("total_session_duration"),
             timed=Sum("timed_events"),
         )
+        # Users per day of the period: a day without events has no row (nobody was active),
+        # and an average over the rows alone called a weekdays-only product's weekday figure
+        # the daily average (the dashboard divides by the days of its range too).
+        totals["users"] = (totals["users"] or 0) / ((b - a).days + 1)
+        return totals
 
     now_totals, prev_totals = org_totals(start, end), org_totals(prev_start, prev_end)
 

@@ -174,6 +174,18 @@ def test_numbers_trend_against_previous_period(org):
     assert numbers["rising"][0]["key"] == features[0].key
 
 
+def test_users_per_day_count_the_days_nobody_was_active(org):
+    """The rollup writes no row for a day without events: 10 users on 7 of the 14 days are
+    5 a day, not 10 (and 10 on 4 of the 14 days before: 2.9 a day, so a rise, not 0 %)."""
+    end = yesterday()
+    for offset in [*range(0, 14, 2), *range(14, 22, 2)]:
+        day = end - timedelta(days=offset)
+        DailyOrgUsage.objects.create(organization=org, date=day, event_count=50, active_users=10)
+    numbers = narrative.narrative_numbers(org)
+    assert (numbers["avg_daily_active_users"], numbers["previous_avg_daily_active_users"]) == (5.0, 2.9)
+    assert "On average 5 users were active per day (+72.4 %)" in " ".join(narrative.heuristic_bullets(numbers))
+
+
 def test_api_shape_and_roles(analyst_client, member_client, org, usage):
     response = analyst_client.get("/api/v1/ai/usage-insights")
     assert response.status_code == 200
