@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from core.exceptions import DomainError
 from core.pages import form_add_domain_error, org_page, render_page
+from core.query_params import parse_id
 from tenants.models import Role
 
 from ..models import AlertRule
@@ -166,9 +167,10 @@ def _save(request, editing: AlertRule | None):
 def alert_rules(request):
     if request.method == "POST":
         return _save(request, None)
-    edit_id = request.GET.get("edit", "")
-    if edit_id.isdigit():
-        rule = rules.alert_rule_get(request.org, int(edit_id))
+    # ASCII digits only: "²".isdigit() is true and int("²") raises.
+    edit_id = parse_id(request.GET.get("edit", ""))
+    if edit_id is not None:
+        rule = rules.alert_rule_get(request.org, edit_id)
         return _response(request, form=_form_for(rule), editing=rule)
     return _response(request)
 

@@ -154,6 +154,14 @@ def test_edit_toggle_delete(htmx_page, org, other_org):
     assert not AlertRule.objects.filter(pk=rule.pk).exists()
 
 
+@pytest.mark.parametrize("edit", ["²", "٣", "abc", "99999999999999999999999", ""])
+def test_an_edit_that_names_no_rule_id_shows_the_add_form(admin_page, org, edit):
+    """`?edit=²` was a 500: "²".isdigit() is true, int("²") raises."""
+    _rule(org)
+    response = admin_page.get(reverse(INDEX), {"edit": edit})
+    assert response.status_code == 200 and "Add an alert rule" in response.text and "Edit “" not in response.text
+
+
 @pytest.mark.parametrize("role", [Role.ANALYST, Role.MEMBER])
 def test_non_admins_get_403(org, role):
     from conftest import make_member
