@@ -100,9 +100,11 @@ def _bounded(db: BaseDatabaseWrapper) -> Iterator[None]:
     """Stop the funnel statement after `DB_STATEMENT_TIMEOUT_MS` on SQLite too, which has
     no statement timeout: its progress handler interrupts the statement (PostgreSQL's web
     connections carry `statement_timeout` already). Either way the request answers 503
-    with Retry-After (`core.exceptions.database_failure`), never hangs. No query is added."""
+    with Retry-After (`core.exceptions.database_failure`), never hangs. No query is added.
+    In web processes only, as on PostgreSQL: commands and Celery workers have no limit (an
+    alert rule's funnel, judged by the worker, is not a request to answer quickly)."""
     limit_ms = settings.DB_STATEMENT_TIMEOUT_MS
-    if db.vendor != "sqlite" or not limit_ms:
+    if db.vendor != "sqlite" or not limit_ms or not settings.WEB_PROCESS:
         yield
         return
     db.ensure_connection()

@@ -3,7 +3,9 @@ quiet when it should not, once per rule and day, only for its own organisation; 
 post-rollup task enqueues the evaluation."""
 
 from datetime import UTC, datetime, time, timedelta
+from importlib import import_module
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -146,6 +148,20 @@ def test_funnel_with_a_step_gone_stays_quiet(org, change):
         paid.key = "paid-v2"
         paid.save(update_fields=["key"])
     assert evaluate.alert_rules_evaluate(org, [day]) == []
+
+
+def test_a_funnel_rule_is_judged_whatever_the_web_time_limit(org, funnel_data, settings, monkeypatch):
+    """The worker judges the rules; on SQLite the funnel's web time limit stopped its statement
+    there too (README: commands and workers have no limit), and the evaluation raised."""
+    settings.DB_STATEMENT_TIMEOUT_MS, settings.WEB_PROCESS = 1, False
+    # The funnel module's clock (not the `funnel` function analytics.queries exports under the
+    # same name) reads a second later each time: any limit is past once the statement runs.
+    clock = iter(range(0, 10**9, 1000))
+    monkeypatch.setattr(
+        import_module("analytics.queries.funnel"), "time", SimpleNamespace(monotonic=lambda: next(clock))
+    )
+    fires = _rule(org, "funnel_conversion", {"steps": ["cart", "paid"], "window_days": 1, "below": 50})
+    assert [f.rule_id for f in evaluate.alert_rules_evaluate(org, [funnel_data])] == [fires.id]
 
 
 def test_funnel_without_entrants_stays_quiet(org):
