@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from core.exceptions import DomainError
 from core.query_params import Query, fail, filters_supported, parse_id, query_text
 from telemetry.models import Account, EndUser
 from telemetry.queries import feature_find
@@ -136,8 +137,20 @@ def filters_validate(org: Organization, values: Mapping[str, str]) -> dict[str, 
 
 
 def filter_set_parse(org: Organization, query: Query) -> dict[str, Any]:
-    """The validated filter set of `query` (segment expanded); only the given filters."""
-    return filters_validate(org, filter_values(org, query))
+    """The validated filter set of `query` (segment expanded); only the given filters.
+
+    A saved filter that no longer holds (its feature deleted, a value edited in the admin) is
+    refused as the segment's: the query never named that filter, so naming it left the pages
+    nothing to leave out, and they dropped the range and every other filter with it."""
+    values = filter_values(org, query)
+    try:
+        return filters_validate(org, values)
+    except DomainError as exc:
+        field = next(iter(exc.errors), "")
+        if query is not None and field not in query and query_text(query, "segment"):
+            message = exc.errors[field][0] if exc.errors.get(field) else exc.detail
+            fail("segment", f"This segment's {field} filter no longer applies: {message}")
+        raise
 
 
 def filter_cache_key(filters: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, quote
 import pytest
 
 from analytics import segments
+from analytics.models import Segment
 from telemetry.models import Account
 
 from .conftest import shared_admin_fixture
@@ -233,6 +234,22 @@ def test_a_segment_naming_a_feature_is_left_out_on_a_features_own_page(analyst, 
     assert "names a feature" in html and "Shown without segment" in html
     plain = analyst.get(f"/features/{export.pk}/").content.decode()
     assert chart(html, "chart-feature-usage") == chart(plain, "chart-feature-usage")
+
+
+def test_a_segment_whose_filter_no_longer_holds_is_left_out_and_the_rest_still_apply(analyst, org, data):
+    """A segment whose saved account no longer exists (or whose value was edited in the admin)
+    was refused by that filter's name: the page had no such parameter to leave out, so it
+    showed the organisation's unfiltered figures and dropped the gender chosen beside it."""
+    saved = segments.segment_create(org, name="Acme women", filters={"account": "acme", "age": "<18"})
+    Segment.objects.filter(pk=saved.pk).update(filters={"account": "gone-since", "age": "<18"})
+    response = analyst.get(f"/?gender=F&segment={saved.pk}")
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "This segment&#x27;s account filter no longer applies: Unknown account." in html
+    assert "Shown without segment." in html
+    assert _kpi_events(html) == _kpi_events(analyst.get("/?gender=F").content.decode())
+    gender_picker = re.search(r'data-testid="gender-filter">(.*?)</select>', html, re.S).group(1)
+    assert 'value="F" selected' in gender_picker
 
 
 def test_all_features_link_keeps_the_range_and_the_filters(analyst, org, data):

@@ -92,6 +92,20 @@ def test_segment_stands_for_its_filters_and_typed_filters_win(org):
     assert overridden["age"] == ">40" and overridden["feature"].key == "search"
 
 
+def test_a_saved_filter_that_no_longer_holds_is_refused_as_the_segments(analyst_client, org):
+    """The API named `feature`, a parameter the request never gave."""
+    feature(org, "export")
+    saved = segments.segment_create(org, name="Exporters", filters={"feature": "export"})
+    Segment.objects.filter(pk=saved.pk).update(filters={"feature": "deleted-since"})
+    response = analyst_client.get(f"/api/v1/analytics/usage-summary?segment={saved.pk}")
+    assert response.status_code == 400
+    refused = "This segment's feature filter no longer applies: Unknown feature."
+    assert response.json()["errors"] == {"segment": [refused]}
+    # A typed filter that is wrong is still named as itself.
+    typed = analyst_client.get(f"/api/v1/analytics/usage-summary?segment={saved.pk}&feature=nope")
+    assert typed.status_code == 400 and "feature" in typed.json()["errors"]
+
+
 def test_list_query_count(analyst_client, org, django_assert_num_queries):
     for name in ("a", "b", "c"):
         segments.segment_create(org, name=name, filters={"age": "<18"})
