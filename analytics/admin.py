@@ -4,13 +4,16 @@ rollup`)."""
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core.admin_read_only import LargeTableAdmin, ReadOnlyModelAdmin, choices_filter
+from core.exceptions import DomainError
 from telemetry.models import EndUser
 
+from . import segments
 from .models import (
     AccountFeatureActiveDays,
     DailyAccountRecency,
@@ -270,9 +273,30 @@ class DailyDimensionUsageAdmin(LargeTableAdmin):
     raw_id_fields = ["feature"]
 
 
+class SegmentForm(forms.ModelForm):
+    class Meta:
+        model = Segment
+        fields = ["organization", "name", "filters", "updated_at"]
+
+    def clean(self) -> dict[str, Any]:
+        """The filters checked as the API checks them, against the organisation chosen here:
+        saved unchecked (a list, an unknown age band, another organisation's account), they
+        broke every page the segment was picked on, and the Segments page with a 500."""
+        cleaned = super().clean() or {}
+        org = cleaned.get("organization")
+        if org is not None and "filters" in cleaned:
+            try:
+                cleaned["filters"] = segments.segment_filters_clean(org, cleaned["filters"])
+            except DomainError as exc:
+                self.add_error("filters", exc.detail)
+        return cleaned
+
+
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
     """Saved segments (named filter sets) of every tenant; analysts manage them in the API."""
+
+    form = SegmentForm
 
     list_display = ["name", "organization", "filters", "updated_at"]
     list_filter = ["organization"]

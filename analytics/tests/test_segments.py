@@ -6,6 +6,8 @@ import pytest
 from analytics import segments
 from analytics.filters import filter_set_parse
 from analytics.models import Segment
+from telemetry.models import Account
+from tenants.models import User
 
 from .factories import feature
 
@@ -112,3 +114,34 @@ def test_list_query_count(analyst_client, org, django_assert_num_queries):
     # the user (with its organisation), then the count and the page
     with django_assert_num_queries(3):
         assert analyst_client.get(URL).json()["count"] == 3
+
+
+@pytest.mark.parametrize(
+    "filters, message",
+    [
+        ('["age", "<18"]', "Give an object of filters."),
+        ('{"age": "bogus"}', "Choose one of"),
+        ('{"account": "theirs"}', "Unknown"),
+    ],
+)
+def test_the_admin_checks_a_segments_filters_as_the_api_does(client, org, other_org, filters, message):
+    """Saved unchecked in the admin, a list broke every page the segment was picked on (and the
+    Segments page) with a 500; another organisation's account, the figures."""
+    Account.objects.create(organization=other_org, external_id="theirs")
+    saved = segments.segment_create(org, name="Teens", filters={"age": "<18"})
+    client.force_login(User.objects.create_superuser(email="staff-segments@usage-platform.example", password="pw"))
+    form = {
+        "organization": org.pk,
+        "name": "Teens",
+        "filters": filters,
+        "updated_at_0": "2026-12-01",
+        "updated_at_1": "00:00",
+    }
+    response = client.post(f"/admin/analytics/segment/{saved.pk}/change/", form)
+    assert response.status_code == 200 and message in response.content.decode()
+    saved.refresh_from_db()
+    assert saved.filters == {"age": "<18"}
+    form["filters"] = '{"gender": "female"}'  # normalised as the API stores it
+    assert client.post(f"/admin/analytics/segment/{saved.pk}/change/", form).status_code == 302
+    saved.refresh_from_db()
+    assert saved.filters == {"gender": "F"}
