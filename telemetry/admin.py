@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from core.admin_read_only import LargeTableAdmin, ReadOnlyModelAdmin
+from core.admin_read_only import CascadeDeleteAdmin, LargeTableAdmin, ReadOnlyModelAdmin
 from tenants.models import Organization
 
 from .models import Account, DirtyDay, EndUser, Feature, UsageEvent
@@ -17,7 +17,7 @@ from .services import erasure
 
 
 @admin.register(Feature)
-class FeatureAdmin(admin.ModelAdmin):
+class FeatureAdmin(CascadeDeleteAdmin):
     list_display = ["key", "name", "organization", "created_at"]
     list_filter = ["organization"]
     list_select_related = ["organization"]

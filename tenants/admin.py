@@ -19,6 +19,8 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
+from core.admin_read_only import CascadeDeleteAdmin
+
 from . import services
 from .models import ApiKey, Invitation, Organization, Role, User
 from .views_pages import ThrottledLoginFormMixin
@@ -56,7 +58,7 @@ admin.site.register(PeriodicTask, ScheduledTaskAdmin)
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(CascadeDeleteAdmin):
     list_display = [
         "name",
         "slug",
