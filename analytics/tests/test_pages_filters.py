@@ -252,6 +252,17 @@ def test_a_segment_whose_filter_no_longer_holds_is_left_out_and_the_rest_still_a
     assert 'value="F" selected' in gender_picker
 
 
+def test_the_users_table_carries_its_segment_note(analyst, org, data):
+    """Users swaps only its table when a filter changes: the note in its filter bar went on
+    naming the segment the page was opened with after another one, or Everyone, was picked."""
+    women = segments.segment_create(org, name="Women", filters={"gender": "F"})
+    picked = analyst.get(f"/users/?segment={women.pk}", headers={"HX-Request": "true"}).content.decode()
+    assert 'data-testid="segment-summary">This segment: gender = F.' in picked
+    everyone = analyst.get("/users/?segment=", headers={"HX-Request": "true"}).content.decode()
+    assert 'data-testid="segment-summary"' not in everyone
+    assert analyst.get(f"/users/?segment={women.pk}").content.decode().count('data-testid="segment-summary"') == 1
+
+
 def test_all_features_link_keeps_the_range_and_the_filters(analyst, org, data):
     """The dashboard's "All features →" opened the Features page without the age, gender,
     account or segment the dashboard was showing."""

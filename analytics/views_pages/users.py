@@ -83,6 +83,7 @@ def users(request):
         ),
         "day_choices": (7, 30, 90, 365),
         **bar,
+        "segment_summary_in_fragment": True,
         "error": error,
         **common.first_event_context(request),
     }
