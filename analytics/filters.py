@@ -147,7 +147,7 @@ def filter_set_parse(org: Organization, query: Query) -> dict[str, Any]:
         return filters_validate(org, values)
     except DomainError as exc:
         field = next(iter(exc.errors), "")
-        if query is not None and field not in query and query_text(query, "segment"):
+        if field and query is not None and field not in query and query_text(query, "segment"):
             message = exc.errors[field][0] if exc.errors.get(field) else exc.detail
             fail("segment", f"This segment's {field} filter no longer applies: {message}")
         raise
