@@ -1,6 +1,8 @@
 """Saved segments in the pages: save the filters a page shows as a segment, list the
 organisation's segments and delete one (analyst and above, as the API)."""
 
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -30,6 +32,16 @@ def _next_page(request, raw):
     return "/"
 
 
+def _back_with_segment(back: str, segment_id: int, filters: dict) -> str:
+    """The page saved from, its range and other settings kept, with the new segment picked
+    in place of the filters it now holds (and of the segment they came from); back on its
+    first page, as after any change of filters."""
+    parts = urlsplit(back)
+    replaced = {*filters, "feature_id", "segment", "page"}
+    kept = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True) if name not in replaced]
+    return f"{parts.path}?{urlencode([*kept, ('segment', segment_id)])}"
+
+
 @org_page(Role.ANALYST)
 @require_http_methods(["GET", "POST"])
 def segment_new(request):
@@ -49,7 +61,7 @@ def segment_new(request):
             error = exc.detail
         else:
             messages.success(request, f"Segment “{segment.name}” saved: it is picked below.")
-            return redirect(f"{back}{'&' if '?' in back else '?'}segment={segment.pk}")
+            return redirect(_back_with_segment(back, segment.pk, filters))
     context = {"filters": sorted(filters.items()), "next": back, "name": source.get("name", ""), "error": error}
     return render(request, "analytics/segment_new.html", context, status=400 if error else 200)
 
