@@ -37,6 +37,9 @@ def test_accounts_page_lists_flags_sorts_and_filters(analyst, accounts):  # noqa
     assert 'data-testid="feature-events"' not in html
     paged = analyst.get(f"/accounts/?{END}&page_size=2&page=2").content.decode()
     assert _names(paged) == ["Acme Inc", "Initech Inc"] and "page 2 of 3" in paged
+    # Links start with their first parameter, not "?&" (the filters given, if any, lead).
+    assert "?&amp;" not in html and "?&amp;" not in paged and 'href="?sort=name"' in html
+    assert 'href="?feature=export&amp;sort=name"' in by_feature
 
 
 def test_accounts_csv_holds_every_account_of_the_view_in_its_order(analyst, accounts):  # noqa: F811

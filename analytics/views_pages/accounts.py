@@ -56,7 +56,8 @@ def accounts(request):
         "feature": query.get("feature", ""),
     }
     rows = [{**row, "trend": common.change_class(row["trend_pct"])} for row in page.object_list]
-    filters_query = urlencode({k: v for k, v in given.items() if v})
+    # What the sort and page links start with: the filters given, if any, then "&".
+    filters_prefix = "".join(f"{urlencode({k: v})}&" for k, v in given.items() if v)
     context = {
         "active_nav": "accounts",
         "rows": rows,
@@ -68,8 +69,8 @@ def accounts(request):
         "columns": common.sort_columns(
             ACCOUNT_COLUMNS, args["sort"], descending_first=[key for key, _, numeric in ACCOUNT_COLUMNS if numeric]
         ),
-        "filters_query": filters_query,
-        "page_query": f"{filters_query}&sort={args['sort']}",
+        "filters_prefix": filters_prefix,
+        "page_query": f"{filters_prefix}sort={args['sort']}",
         "error": error,
         **common.first_event_context(request),
     }
