@@ -105,7 +105,8 @@ def narrative_numbers(org: Organization, *, end: date | None = None) -> dict[str
             "feature": (a.feature.name or a.feature.key) if a.feature else "all features",
             "metric": a.metric,
             "value": round(a.value, 1),
-            "expected": round(a.expected or 0, 1),
+            # None: no baseline to compare with, which "0 expected" would misstate.
+            "expected": None if a.expected is None else round(a.expected, 1),
             "direction": (a.details or {}).get("direction", "change"),
             "severity": a.severity,
             "explanation": explanation_phrase(a.explanation),
@@ -173,11 +174,17 @@ def heuristic_bullets(numbers: dict[str, Any]) -> list[str]:
         bullets.append(
             f"{numbers['open_anomalies']} open anomal{'y' if numbers['open_anomalies'] == 1 else 'ies'}; latest: "
             f"a {a['direction']} in {a['metric'].replace('_', ' ')} of {a['feature']} on {a['date']} "
-            f"({a['value']:g} vs {a['expected']:g} expected, {a['severity']}{why})."
+            f"({_value_vs_expected(a)}, {a['severity']}{why})."
         )
     else:
         bullets.append("No open anomalies.")
     return bullets[:MAX_BULLETS]
+
+
+def _value_vs_expected(anomaly: dict[str, Any]) -> str:
+    if anomaly["expected"] is None:
+        return f"{anomaly['value']:g}"
+    return f"{anomaly['value']:g} vs {anomaly['expected']:g} expected"
 
 
 def prompt_build(numbers: dict[str, Any]) -> str:
@@ -208,7 +215,7 @@ def prompt_build(numbers: dict[str, Any]) -> str:
     parts.append(f"Open anomalies: {numbers['open_anomalies']}.")
     for a in numbers["top_anomalies"]:
         parts.append(
-            f"- {a['date']} {a['feature']} {a['metric']}: {a['value']} vs expected {a['expected']} "
+            f"- {a['date']} {a['feature']} {a['metric']}: {_value_vs_expected(a)} "
             f"({a['direction']}, {a['severity']})" + (f"; {a['explanation']}" if a["explanation"] else "")
         )
     return "\n".join(parts)

@@ -349,8 +349,9 @@ def alerts_send(
     emails = 0
     if recipients:
         lines = [
-            f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} "
-            f"(expected {p['expected'] or 0:.1f}, {p['direction']}, score {p['score']}, {p['severity']})"
+            f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} ("
+            + ("" if p["expected"] is None else f"expected {p['expected']:.1f}, ")
+            + f"{p['direction']}, score {p['score']}, {p['severity']})"
             + (f"\n  {p['explanation']}" if p["explanation"] else "")
             for p in payloads
         ]

@@ -112,6 +112,16 @@ def test_alerts_email_admins_and_post_signed_webhooks(
     assert len(mail.outbox) == 1
 
 
+def test_the_alert_email_tells_an_anomaly_without_a_baseline_without_an_expected_value(org, spiky, admin_user):
+    created = services.anomalies_detect(org)
+    due = [a for a in created if a.detector == "timeseries" and abs(a.score) >= org.alert_threshold]
+    Anomaly.objects.filter(pk=due[0].pk).update(expected=None)
+    due[0].expected = None
+    services.alerts_send(org, due[:1])
+    line = next(line for line in mail.outbox[0].body.splitlines() if line.startswith("- "))
+    assert "expected" not in line and f"{due[0].value:.1f} (" in line
+
+
 @pytest.mark.django_db(transaction=True)
 def test_alerts_of_a_rolled_back_run_post_nothing(org, spiky, settings, admin_user):
     settings.WEBHOOK_ALLOW_PRIVATE = True

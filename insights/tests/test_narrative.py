@@ -64,6 +64,14 @@ def test_no_key_gives_heuristic_bullets_from_the_numbers(org, usage):
     assert Insight.objects.filter(organization=org).count() == 1
 
 
+def test_an_anomaly_without_a_baseline_is_told_without_an_expected_value(org, usage):
+    Anomaly.objects.filter(organization=org).update(expected=None)
+    numbers = narrative.narrative_numbers(org)
+    text = " ".join(narrative.heuristic_bullets(numbers))
+    assert "(900 , medium" not in text and "(900, medium" in text and "expected" not in text
+    assert "expected" not in narrative.prompt_build(numbers).split("Open anomalies")[1]
+
+
 def test_gemini_answer_is_used(org, usage, gemini):
     with gemini([(200, gemini_answer("- Usage grew 5 %.\n- Feature 3 leads.\n* One spike on Feature 1."), 0)]) as srv:
         insight = narrative.insight_current(org)
