@@ -95,11 +95,12 @@ def _step_conversion(org: Organization, params: dict[str, Any], start: date, end
     result = queries.funnel(org, steps=params["steps"], window_days=params["window_days"], start=start, end=end)
     steps = result["steps"]
     entered = steps[0]["users"]
-    conversion = steps[params["step"] - 1]["conversion_from_start"]
     # Too few entrants (none: no conversion at all) is nothing to judge, never a 0 %.
-    if entered < MIN_USERS or conversion is None:
+    if entered < MIN_USERS or not entered:
         return None
-    return float(conversion), entered
+    # From the counts, not the answer's percentage rounded to 0.1: a drop from 1 in 3 to 1 in
+    # 6 is exactly 50 %, where 33.3 → 16.7 reads as 49.8 % and missed a 50 % rule.
+    return steps[params["step"] - 1]["users"] * 100 / entered, entered
 
 
 def _funnel_conversion(org: Organization, params: dict[str, Any], day: date) -> Measurement | None:
@@ -122,7 +123,7 @@ def _funnel_conversion(org: Organization, params: dict[str, Any], day: date) -> 
     if "below" in params:
         threshold = params["below"]
         message = f"{label}: {value:.1f} %, below {threshold:g} %."
-        return Measurement(value, threshold, value < threshold, start, message, details)
+        return Measurement(round(value, 2), threshold, value < threshold, start, message, details)
     base_end = start - timedelta(days=1)
     base_start = start - timedelta(days=FUNNEL_PERIOD_DAYS * FUNNEL_BASELINE_PERIODS)
     baseline = _step_conversion(org, params, base_start, base_end)
@@ -135,7 +136,7 @@ def _funnel_conversion(org: Organization, params: dict[str, Any], day: date) -> 
         f"{label}: {value:.1f} %, down {drop:.0f} % on its baseline of {baseline[0]:.1f} % "
         f"(alert at ≥ {params['drop_pct']:g} %)."
     )
-    return Measurement(value, round(threshold, 2), value <= threshold, start, message, details)
+    return Measurement(round(value, 2), round(threshold, 2), value <= threshold, start, message, details)
 
 
 def _retention(org: Organization, params: dict[str, Any], day: date) -> Measurement | None:

@@ -134,6 +134,19 @@ def test_funnel_conversion_drop_on_its_baseline(org, funnel_data):
     assert firing.details["baseline"] == 80.0 and firing.details["drop_pct"] == 75.0
 
 
+def test_funnel_conversion_drop_is_judged_on_the_counts_not_rounded_percentages(org):
+    """1 in 3 → 1 in 6 is a drop of exactly 50 %; rounded to 0.1 first (33.3 → 16.7) it
+    read 49.8 % and a 50 % rule stayed quiet."""
+    day = _day()
+    steps = [feature(org, "cart"), feature(org, "paid")]
+    _funnel_users(org, steps, entered_on=day - timedelta(days=3), users=12, converted=2, prefix="now")
+    _funnel_users(org, steps, entered_on=day - timedelta(days=15), users=12, converted=4, prefix="before")
+    rule = _rule(org, "funnel_conversion", {"steps": ["cart", "paid"], "window_days": 1, "drop_pct": 50})
+    fired = evaluate.alert_rules_evaluate(org, [day])
+    assert [(f.rule_id, f.value, f.threshold) for f in fired] == [(rule.id, 16.67, 16.67)]
+    assert fired[0].details["drop_pct"] == 50.0
+
+
 @pytest.mark.parametrize("change", ["deleted", "key changed"])
 def test_funnel_with_a_step_gone_stays_quiet(org, change):
     """A later step whose feature is gone matched nothing: the rule fired at 0 % after every
