@@ -321,12 +321,22 @@ def alerts_send(
     features, so it is a ranking to look at, not an event; and only open anomalies. Each digest also gives the open
     anomalies in total, counted as the Insights page and the narrative count them. Marks
     them notified. Returns `{anomalies, emails, webhooks}`."""
-    # Re-read rather than trust the caller's objects: another run may have notified them.
+    with transaction.atomic():
+        return _alerts_send_claimed(org, anomalies, unnotified_days)
+
+
+def _alerts_send_claimed(
+    org: Organization, anomalies: Iterable[Anomaly], unnotified_days: int | None
+) -> dict[str, int]:
+    # Re-read rather than trust the caller's objects: another run may have notified them. The
+    # rows are claimed until this transaction ends: a run beside this one (two rollups'
+    # evaluations) skips them instead of sending them a second time.
     scope = Q(pk__in=[a.pk for a in anomalies])
     if unnotified_days is not None:
         scope |= Q(date__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
-        Anomaly.objects.filter(
+        Anomaly.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
             # Still open: one acknowledged or resolved before its digest went out was already
             # seen; listing it under "new anomalies" contradicted the open count below it.
             scope,

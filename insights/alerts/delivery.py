@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -45,12 +46,22 @@ def alert_firings_deliver(
     that many last days still waiting, so a run whose e-mail or enqueue failed is picked up
     by the next one. Marks them notified with what was sent. Returns `{firings, emails,
     webhooks}`."""
-    # Re-read rather than trust the caller's objects: another run may have notified them.
+    with transaction.atomic():
+        return _firings_deliver_claimed(org, firings, unnotified_days)
+
+
+def _firings_deliver_claimed(
+    org: Organization, firings: Iterable[AlertFiring], unnotified_days: int | None
+) -> dict[str, int]:
+    # Re-read rather than trust the caller's objects: another run may have notified them. The
+    # rows are claimed until this transaction ends: a run beside this one skips them instead
+    # of sending them a second time.
     scope = Q(pk__in=[f.pk for f in firings])
     if unnotified_days is not None:
         scope |= Q(day__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
-        AlertFiring.objects.filter(scope, organization=org, notified_at__isnull=True)
+        AlertFiring.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(scope, organization=org, notified_at__isnull=True)
         .select_related("rule")
         .order_by("-day", "id")
     )
