@@ -14,7 +14,7 @@ from core.db_routing import replica_reads_run
 from core.task_queue import task_send_on_commit
 from tenants.models import Organization
 
-from . import narrative, services, webhooks
+from . import narrative, notify, services, webhooks
 from .alerts.tasks import ALERT_RULES_TASK
 from .models import Webhook
 
@@ -48,7 +48,7 @@ def after_rollup(org_id: int, dates=None) -> dict:
         # Queued before the anomaly digest: the rules are judged only on the days handed over
         # here, so a digest that fails (SMTP down) must not cost them these days.
         task_send_on_commit(ALERT_RULES_TASK, org_id=org.pk, dates=[d.isoformat() for d in days])
-    sent = services.alerts_send(org, created, unnotified_days=span + 1)
+    sent = notify.alerts_send(org, created, unnotified_days=span + 1)
     return {"anomalies": len(created), "alerts": sent["anomalies"]}
 
 
@@ -108,7 +108,7 @@ def export_daily_org(org_id: int, day: str) -> int:
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:
         return 0
-    return replica_reads_run(lambda: services.export_daily(org, date.fromisoformat(day)), org_id=org.pk)
+    return replica_reads_run(lambda: notify.export_daily(org, date.fromisoformat(day)), org_id=org.pk)
 
 
 @shared_task(name="insights.export_daily_all", time_limit=300, soft_time_limit=270)

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from analytics.rollup import rollup_range
 from core.testing import page_client
-from insights import narrative, services, webhooks
+from insights import narrative, notify, services, webhooks
 from insights.models import Anomaly
 from insights.tests.helpers import (
     StubServer,
@@ -142,7 +142,7 @@ def test_digests_carry_the_open_count_and_the_explanation(
     with StubServer([(200, {}, 0)]) as receiver:
         webhooks.webhook_create(org, url=receiver.url, events=["anomaly.created"])
         with django_capture_on_commit_callbacks(execute=True):  # deliveries are sent after the commit
-            services.alerts_send(org, list(open_anomalies(org)))
+            notify.alerts_send(org, list(open_anomalies(org)))
     count = open_anomalies(org).count()
     body = mail.outbox[0].body
     assert f"Open anomalies now: {count}" in body
@@ -151,7 +151,7 @@ def test_digests_carry_the_open_count_and_the_explanation(
     assert payload["open_anomalies"] == count
     sent = next(a for a in payload["anomalies"] if a["id"] == spike.pk)
     assert sent["segment"]["value"] == "export" and sent["explanation"].startswith("mostly event type “export”")
-    kpis = services.daily_kpis(org, yesterday())
+    kpis = notify.daily_kpis(org, yesterday())
     assert kpis["open_anomalies"] == open_anomalies(org).filter(date=yesterday()).count()
 
 

@@ -8,7 +8,7 @@ from django.core import mail
 from django.db import transaction
 
 from core.testing import deleted_before_update
-from insights import services, tasks, webhooks
+from insights import notify, services, tasks, webhooks
 from insights.models import Anomaly, WebhookDelivery
 from insights.tests.helpers import StubServer, features_make, rollups_make, yesterday
 
@@ -94,7 +94,7 @@ def test_alerts_email_admins_and_post_signed_webhooks(
         webhooks.webhook_create(org, url=receiver.url + "/export", events=["export.daily"])
         created = services.anomalies_detect(org)
         with django_capture_on_commit_callbacks(execute=True):
-            sent = services.alerts_send(org, created)
+            sent = notify.alerts_send(org, created)
     due = [a for a in created if a.detector == "timeseries" and abs(a.score) >= org.alert_threshold]
     assert sent == {"anomalies": len(due), "emails": 1, "webhooks": 1}
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [admin_user.email]
@@ -108,7 +108,7 @@ def test_alerts_email_admins_and_post_signed_webhooks(
     assert not Anomaly.objects.filter(pk__in=[a.id for a in due], notified_at__isnull=True).exists()
     # Already notified: nothing is sent twice.
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.alerts_send(org, created)["anomalies"] == 0
+        assert notify.alerts_send(org, created)["anomalies"] == 0
     assert len(mail.outbox) == 1
 
 
@@ -117,7 +117,7 @@ def test_the_alert_email_tells_an_anomaly_without_a_baseline_without_an_expected
     due = [a for a in created if a.detector == "timeseries" and abs(a.score) >= org.alert_threshold]
     Anomaly.objects.filter(pk=due[0].pk).update(expected=None)
     due[0].expected = None
-    services.alerts_send(org, due[:1])
+    notify.alerts_send(org, due[:1])
     line = next(line for line in mail.outbox[0].body.splitlines() if line.startswith("- "))
     assert "expected" not in line and f"{due[0].value:.1f} (" in line
 
@@ -129,7 +129,7 @@ def test_alerts_of_a_rolled_back_run_post_nothing(org, spiky, settings, admin_us
         webhooks.webhook_create(org, url=receiver.url, events=["anomaly.created"])
         with pytest.raises(RuntimeError), transaction.atomic():
             created = services.anomalies_detect(org)
-            assert services.alerts_send(org, created)["webhooks"] == 1
+            assert notify.alerts_send(org, created)["webhooks"] == 1
             raise RuntimeError("the run fails after alerting")
     assert receiver.requests == [] and not WebhookDelivery.objects.exists()
     assert not Anomaly.objects.exists()
@@ -140,7 +140,7 @@ def test_an_anomaly_handled_before_its_digest_is_not_listed_as_new(org, spiky, a
     due = [a for a in created if a.detector == "timeseries" and abs(a.score) >= org.alert_threshold]
     assert len(due) >= 2
     Anomaly.objects.filter(pk=due[0].pk).update(status=Anomaly.Status.RESOLVED)
-    sent = services.alerts_send(org, created)
+    sent = notify.alerts_send(org, created)
     assert sent["anomalies"] == len(due) - 1
     assert f"{len(due) - 1} new anomal" in mail.outbox[0].subject
 
@@ -149,7 +149,7 @@ def test_alert_threshold_filters(org, spiky):
     org.alert_threshold = 1000
     org.save(update_fields=["alert_threshold"])
     created = services.anomalies_detect(org)
-    assert services.alerts_send(org, created)["anomalies"] == 0
+    assert notify.alerts_send(org, created)["anomalies"] == 0
     assert mail.outbox == []
 
 
@@ -160,11 +160,11 @@ def test_alerts_pick_up_what_a_failed_run_left_in_one_read(org, spiky, admin_use
     # due anomalies with their features (claimed), the open count, admins, webhooks, mark
     # notified; and the claim's savepoint and its release (inside the test's transaction)
     with django_assert_num_queries(7):
-        sent = services.alerts_send(org, [], unnotified_days=services.DETECT_DAYS + 1)
+        sent = notify.alerts_send(org, [], unnotified_days=services.DETECT_DAYS + 1)
     assert sent["anomalies"] == len(due) > 0 and len(mail.outbox) == 1
     assert set(Anomaly.objects.filter(notified_at__isnull=False).values_list("pk", flat=True)) == due
     with django_assert_num_queries(3):
-        assert services.alerts_send(org, created, unnotified_days=services.DETECT_DAYS + 1)["anomalies"] == 0
+        assert notify.alerts_send(org, created, unnotified_days=services.DETECT_DAYS + 1)["anomalies"] == 0
 
 
 def test_after_rollup_task_detects_and_alerts(org, spiky):

@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.db import connection, connections, transaction
 
-from insights import services
+from insights import notify
 from insights.alerts import delivery, rules
 from insights.models import AlertFiring, Anomaly
 
@@ -45,11 +45,11 @@ def test_an_anomaly_being_sent_by_another_run_is_skipped_then_sent_once(org, adm
     )
     thread, release = _claimed_elsewhere(Anomaly, anomaly.pk)
     try:
-        assert services.alerts_send(org, [anomaly])["anomalies"] == 0 and mail.outbox == []
+        assert notify.alerts_send(org, [anomaly])["anomalies"] == 0 and mail.outbox == []
     finally:
         release.set()
         thread.join()
-    assert services.alerts_send(org, [anomaly])["anomalies"] == 1 and len(mail.outbox) == 1
+    assert notify.alerts_send(org, [anomaly])["anomalies"] == 1 and len(mail.outbox) == 1
 
 
 def test_a_firing_being_sent_by_another_run_is_skipped_then_sent_once(org, admin_user):

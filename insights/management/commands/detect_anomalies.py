@@ -3,7 +3,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from insights import services
+from insights import notify, services
 from insights.queries import RANKING_DETECTOR
 from tenants.command_options import organization_named
 from tenants.models import Organization
@@ -45,6 +45,6 @@ class Command(BaseCommand):
             if ranked:
                 line += f" (and {ranked} rows of the unusual-features ranking)"
             if options["alert"]:
-                sent = services.alerts_send(org, created)
+                sent = notify.alerts_send(org, created)
                 line += f", {sent['anomalies']} alerted ({sent['emails']} e-mail(s), {sent['webhooks']} webhook(s))"
             self.stdout.write(line)

@@ -3,7 +3,7 @@ from datetime import date, timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from insights import services
+from insights import notify
 
 from .detect_anomalies import organisations
 
@@ -21,4 +21,4 @@ class Command(BaseCommand):
         except ValueError:
             raise CommandError("--day must be YYYY-MM-DD.")
         for org in organisations(options["org"]):
-            self.stdout.write(f"{org.slug}: {services.export_daily(org, day)} webhook(s)")
+            self.stdout.write(f"{org.slug}: {notify.export_daily(org, day)} webhook(s)")

@@ -1,0 +1,157 @@
+"""What the organisation is told: the anomaly digest (an e-mail to its admins and the
+`anomaly.created` webhooks) after each detection run, and the daily KPI export
+(`export.daily` webhooks). The alert rules' firings are delivered by
+`insights.alerts.delivery`."""
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from analytics.models import DailyFeatureUsage, DailyOrgUsage
+from tenants.models import Organization, Role, User
+
+from .explain import explanation_phrase
+from .models import Anomaly
+from .queries import ANOMALY_DETECTOR, anomalies_open, anomalies_open_count
+from .webhooks import webhook_enqueue, webhooks_for_event
+
+
+def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
+    feature = anomaly.feature
+    explanation = anomaly.explanation or {}
+    return {
+        "id": anomaly.id,
+        "date": anomaly.date.isoformat(),
+        "feature_id": anomaly.feature_id,
+        "feature_key": feature.key if feature else None,
+        "feature_name": (feature.name or feature.key) if feature else None,
+        "detector": anomaly.detector,
+        "metric": anomaly.metric,
+        "value": anomaly.value,
+        "expected": anomaly.expected,
+        "score": round(anomaly.score, 3),
+        "severity": anomaly.severity,
+        "direction": (anomaly.details or {}).get("direction"),
+        "explanation": explanation_phrase(explanation),
+        "segment": explanation.get("segment"),
+    }
+
+
+def alerts_send(
+    org: Organization, anomalies: Iterable[Anomaly] = (), *, unnotified_days: int | None = None
+) -> dict[str, int]:
+    """Notify about `anomalies` not yet notified whose |score| ≥ the organisation's
+    alert_threshold: one e-mail to the organisation's admins and one signed POST per active
+    `anomaly.created` webhook, each listing them all. With `unnotified_days`, every
+    anomaly of that many last days no alert has covered yet is included too (in the same
+    query), so a run whose e-mail or enqueue failed is picked up by the next one.
+    Only the time-series detector alerts: "outlier features" always names a tenth of the
+    features, so it is a ranking to look at, not an event; and only open anomalies. Each digest also gives the open
+    anomalies in total, counted as the Insights page and the narrative count them. Marks
+    them notified. Returns `{anomalies, emails, webhooks}`."""
+    with transaction.atomic():
+        return _alerts_send_claimed(org, anomalies, unnotified_days)
+
+
+def _alerts_send_claimed(
+    org: Organization, anomalies: Iterable[Anomaly], unnotified_days: int | None
+) -> dict[str, int]:
+    # Re-read rather than trust the caller's objects: another run may have notified them. The
+    # rows are claimed until this transaction ends: a run beside this one (two rollups'
+    # evaluations) skips them instead of sending them a second time.
+    scope = Q(pk__in=[a.pk for a in anomalies])
+    if unnotified_days is not None:
+        scope |= Q(date__gte=timezone.now().date() - timedelta(days=unnotified_days))
+    due = list(
+        Anomaly.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            # Still open: one acknowledged or resolved before its digest went out was already
+            # seen; listing it under "new anomalies" contradicted the open count below it.
+            scope,
+            organization=org,
+            notified_at__isnull=True,
+            detector=ANOMALY_DETECTOR,
+            status=Anomaly.Status.OPEN,
+        )
+        .select_related("feature")
+        .order_by("-date", "id")
+    )
+    due = [a for a in due if abs(a.score) >= org.alert_threshold]
+    if not due:
+        return {"anomalies": 0, "emails": 0, "webhooks": 0}
+    payloads = [anomaly_payload(a) for a in due]
+    open_total = anomalies_open_count(org)
+    recipients = list(
+        User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
+    )
+    emails = 0
+    if recipients:
+        lines = [
+            f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} ("
+            + ("" if p["expected"] is None else f"expected {p['expected']:.1f}, ")
+            + f"{p['direction']}, score {p['score']}, {p['severity']})"
+            + (f"\n  {p['explanation']}" if p["explanation"] else "")
+            for p in payloads
+        ]
+        emails = send_mail(
+            subject=f"[Usage Platform] {len(due)} new anomal{'y' if len(due) == 1 else 'ies'} in {org.name}",
+            message="New anomalies were detected in the daily usage rollups:\n\n"
+            + "\n".join(lines)
+            + f"\n\nOpen anomalies now: {open_total} (the Insights page lists them).",
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+            fail_silently=False,
+        )
+    hooks = webhooks_for_event(org, "anomaly.created")
+    for webhook in hooks:
+        webhook_enqueue(
+            webhook,
+            "anomaly.created",
+            {"organization_id": org.id, "anomalies": payloads, "open_anomalies": open_total},
+        )
+    Anomaly.objects.filter(pk__in=[a.pk for a in due]).update(notified_at=timezone.now())
+    return {"anomalies": len(due), "emails": emails, "webhooks": len(hooks)}
+
+
+def daily_kpis(org: Organization, day: date) -> dict[str, Any]:
+    org_row = DailyOrgUsage.objects.filter(organization=org, date=day).first()
+    top = list(
+        DailyFeatureUsage.objects.filter(organization=org, date=day)
+        .order_by("-event_count", "feature_id")
+        .values("feature__key", "event_count", "daily_active_users", "avg_session_duration")[:10]
+    )
+    return {
+        "organization_id": org.id,
+        "date": day.isoformat(),
+        "events": org_row.event_count if org_row else 0,
+        "active_users": org_row.active_users if org_row else 0,
+        "sessions": org_row.sessions if org_row else 0,
+        "avg_session_duration": round(org_row.avg_session_duration, 2) if org_row else 0.0,
+        "open_anomalies": anomalies_open(org).filter(date=day).count(),
+        "top_features": [
+            {
+                "feature_key": row["feature__key"],
+                "events": row["event_count"],
+                "daily_active_users": row["daily_active_users"],
+                "avg_session_duration": round(row["avg_session_duration"], 2),
+            }
+            for row in top
+        ],
+    }
+
+
+def export_daily(org: Organization, day: date) -> int:
+    """Post the day's KPIs to every active `export.daily` webhook; returns how many."""
+    hooks = webhooks_for_event(org, "export.daily")
+    if not hooks:
+        return 0
+    payload = daily_kpis(org, day)
+    for webhook in hooks:
+        webhook_enqueue(webhook, "export.daily", payload)
+    return len(hooks)
