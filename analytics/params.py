@@ -12,6 +12,8 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from django.conf import settings
+
 from core.days import today
 from core.query_params import (
     MAX_PAGE_SIZE,
@@ -28,6 +30,7 @@ from core.query_params import (
     range_to_today,
 )
 from telemetry.queries import feature_find
+from telemetry.services.partitions import raw_events_horizon
 
 from .filters import AGE_BANDS as AGE_BANDS
 from .filters import filter_set_parse, filters_refuse, property_check
@@ -212,6 +215,7 @@ def funnel_params(org: Organization, query: Query, *, listed: list[str] | None =
     if len(steps) > MAX_FUNNEL_STEPS:
         fail("steps", f"Give at most {MAX_FUNNEL_STEPS} steps.")
     start, end = date_range(query)
+    start = raw_events_kept_from(start, end, field="start", why=FUNNEL_KEPT)
     filters = filter_set_parse(org, query)
     if "feature" in filters:
         fail("feature", "This filter is not supported here: a funnel's steps name its features.")
@@ -234,6 +238,10 @@ def funnel_params(org: Organization, query: Query, *, listed: list[str] | None =
     }
 
 
+FUNNEL_KEPT = "a funnel reads raw events, so it cannot cover earlier days"
+ROLLUP_KEPT = "the rollups of earlier days are kept as they were and cannot be recomputed"
+
+
 def aggregate_params(query: Query) -> dict[str, Any]:
     """`?date=` for one day, or `since`/`until` for a range (inclusive); default yesterday."""
     filters_supported(query)
@@ -243,12 +251,31 @@ def aggregate_params(query: Query) -> dict[str, Any]:
         if day > today():
             # As `since` is refused: a day to come has no events to roll up.
             fail("date", f"The day is after today ({today().isoformat()}): there are no events to roll up yet.")
-        return {"since": day, "until": day}
+        return {"since": raw_events_kept_from(day, day, field="date", why=ROLLUP_KEPT), "until": day}
     if query_text(query, "since") or query_text(query, "until"):
         since, until = date_range(query, default_days=1, start_field="since", end_field="until")
-        return {"since": since, "until": until}
+        return {"since": raw_events_kept_from(since, until, field="since", why=ROLLUP_KEPT), "until": until}
     yesterday = today() - timedelta(days=1)
-    return {"since": yesterday, "until": yesterday}
+    return {"since": raw_events_kept_from(yesterday, yesterday, field="date", why=ROLLUP_KEPT), "until": yesterday}
+
+
+def raw_events_kept_from(start: date, end: date, *, field: str, why: str) -> date:
+    """`start`, or the first day whose raw events are kept (RAW_EVENT_RETENTION_MONTHS) when
+    start..end begins before it; a range wholly before it is refused naming the setting and
+    `why`. What reads raw events (a funnel, a rollup) finds none there: its zeros, or a
+    rollup that silently did nothing, would read as figures (the answer's start or since says
+    where the range was cut, as a range is cut at today)."""
+    horizon = raw_events_horizon()
+    if horizon is None or start >= horizon.date():
+        return start
+    first = horizon.date()
+    if end < first:
+        fail(
+            field,
+            f"Raw events before {first.isoformat()} are not kept "
+            f"(RAW_EVENT_RETENTION_MONTHS={settings.RAW_EVENT_RETENTION_MONTHS}): {why}.",
+        )
+    return first
 
 
 def end_user_params(query: Query) -> dict[str, Any]:

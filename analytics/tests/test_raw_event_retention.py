@@ -1,16 +1,18 @@
 """Raw-event retention keeps the rollups: dropping a month's partition (PostgreSQL) or rows
 (SQLite) leaves its daily rollups, and the rollup job never recomputes a day past the horizon."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
 from analytics.models import DailyOrgUsage
 from analytics.rollup import rollup_day
 from telemetry import tasks
-from telemetry.models import UsageEvent
+from telemetry.models import Feature, UsageEvent
 from telemetry.services import partitions
 from telemetry.services.partitions import month_start, months_add, partition_name
 from telemetry.tests.helpers import BATCH, event, post
@@ -57,3 +59,35 @@ def test_retention_keeps_the_rollups_on_every_database(key_client, org, settings
     assert UsageEvent.objects.filter(organization=org).count() == 1
     assert rollup_day(old.date(), org) == 0
     assert DailyOrgUsage.objects.get(organization=org, date=old.date()).event_count == 1
+
+
+def test_a_rollup_or_funnel_before_the_horizon_says_so_instead_of_answering_zeros(admin_client, org, settings):
+    # Seen: aggregate/run of an expired day answered {"aggregated": 0}, a funnel over expired
+    # months 0 users at every step, `manage.py rollup` "0 row(s) written": nothing said that
+    # the raw events were gone. Expected: a range wholly before the horizon is refused
+    # naming the setting, one that straddles it is cut there and says where.
+    settings.RAW_EVENT_RETENTION_MONTHS = 3
+    horizon = partitions.raw_events_horizon().date()
+    old, last_old = horizon.replace(year=horizon.year - 1), horizon - timedelta(days=1)
+
+    refused = admin_client.post(f"/api/v1/analytics/aggregate/run?date={old}")
+    assert refused.status_code == 400
+    assert "RAW_EVENT_RETENTION_MONTHS=3" in refused.json()["errors"]["date"][0]
+    cut = admin_client.post(f"/api/v1/analytics/aggregate/run?since={last_old}&until={horizon}")
+    assert cut.status_code == 200 and cut.json()["since"] == horizon.isoformat()
+
+    for key in ("a", "b"):
+        Feature.objects.create(organization=org, key=key, name=key)
+    steps = "steps=a,b"
+    funnel = admin_client.get(f"/api/v1/analytics/funnel?start={old}&end={last_old}&{steps}")
+    assert funnel.status_code == 400
+    assert "RAW_EVENT_RETENTION_MONTHS" in funnel.json()["errors"]["start"][0]
+    straddling = admin_client.get(f"/api/v1/analytics/funnel?start={last_old}&end={horizon}&{steps}")
+    assert straddling.status_code == 200 and straddling.json()["start"] == horizon.isoformat()
+
+    with pytest.raises(CommandError, match="RAW_EVENT_RETENTION_MONTHS"):
+        call_command("rollup", "--since", str(old), "--until", str(last_old), "--no-progress")
+    out = StringIO()
+    call_command("rollup", "--since", str(last_old), "--until", str(horizon), "--no-progress", stdout=out)
+    assert f"Days {last_old}..{last_old} skipped" in out.getvalue()
+    assert f"Rolled up 1 day(s) {horizon}..{horizon}" in out.getvalue()

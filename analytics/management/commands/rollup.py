@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from analytics import handover, rollup
+from analytics import handover, params, rollup
 from core.days import today
 from core.exceptions import DomainError
 from core.query_params import parse_date
@@ -50,10 +50,17 @@ class Command(BaseCommand):
             else:
                 until = parse_date(options["until"], "until") if options["until"] else today()
                 since = parse_date(options["since"], "since") if options["since"] else until - timedelta(days=1)
+            if since > until:
+                raise CommandError("--since must be on or before --until.")
+            asked = since
+            since = params.raw_events_kept_from(since, until, field="since", why=params.ROLLUP_KEPT)
         except DomainError as exc:
             raise CommandError(exc.detail)
-        if since > until:
-            raise CommandError("--since must be on or before --until.")
+        if since > asked:
+            self.stdout.write(
+                f"Days {asked}..{since - timedelta(days=1)} skipped: their raw events are past "
+                "RAW_EVENT_RETENTION_MONTHS, and their rollups are kept as they were."
+            )
         days = (until - since).days + 1
         marked = rollup.dirty_count(since, until, org)
         with tqdm(total=days, unit="day", disable=options["no_progress"], file=self.stderr) as bar:
