@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from ..models import DirtyDay, EventUuid, UsageEvent
@@ -34,6 +35,9 @@ DEFAULT = f"{PARENT}_default"
 # Any fixed number: creators of partitions queue on it instead of racing on the catalog.
 _DDL_LOCK = 0x7E1E_0001
 _BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
+# Moves of a month's rows before its ATTACH is given up for this run (events of the month
+# keep coming into the default partition meanwhile).
+_ATTACH_TRIES = 3
 # Rows deleted per statement when SQLite expires raw events (short write locks).
 _SQLITE_DELETE_CHUNK = 10_000
 
@@ -100,23 +104,41 @@ def event_partitions_ensure(*, months: Iterable[date]) -> list[str]:
         for month in wanted:
             if month in existing:
                 continue
-            name = partition_name(month)
-            start, end = _instant(month), _instant(months_add(month, 1))
-            cursor.execute(f'CREATE TABLE "{name}" (LIKE "{PARENT}")')
-            cursor.execute(
-                f'WITH moved AS (DELETE FROM "{DEFAULT}" WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING *) '
-                f'INSERT INTO "{name}" SELECT * FROM moved',
-                [start, end],
-            )
-            # Attached once filled: ATTACH locks the parent only against other DDL (SHARE
-            # UPDATE EXCLUSIVE), so inserts and reads go on meanwhile.
-            cursor.execute(
-                f'ALTER TABLE "{PARENT}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
-            )
-            created.append(name)
+            for attempt in range(1, _ATTACH_TRIES + 1):
+                try:
+                    with transaction.atomic():  # a savepoint: a failed month undoes only itself
+                        created.append(_partition_make(cursor, month))
+                    break
+                except IntegrityError:
+                    # An event of the month was written to the default partition between
+                    # the move and the ATTACH, which then refuses ("would be violated by
+                    # some row"); moving again takes it along. Once given up, its rows
+                    # wait in the default partition for the next run.
+                    logger.warning("event partition of %s not attached (try %d): rows came in", month, attempt)
     if created:
         logger.info("created event partitions %s", ", ".join(created))
     return created
+
+
+def _partition_make(cursor: CursorWrapper, month: date) -> str:
+    """Create the partition of `month`, move its rows out of the default partition, attach it."""
+    name = partition_name(month)
+    start, end = _instant(month), _instant(months_add(month, 1))
+    cursor.execute(f'CREATE TABLE "{name}" (LIKE "{PARENT}")')
+    _rows_move(cursor, name, start, end)
+    # Attached once filled: ATTACH locks the parent only against other DDL (SHARE UPDATE
+    # EXCLUSIVE), so inserts and reads go on meanwhile.
+    cursor.execute(f'ALTER TABLE "{PARENT}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [start, end])
+    return name
+
+
+def _rows_move(cursor: CursorWrapper, name: str, start: datetime, end: datetime) -> None:
+    """Move the default partition's rows of [start, end) into the new table `name`."""
+    cursor.execute(
+        f'WITH moved AS (DELETE FROM "{DEFAULT}" WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING *) '
+        f'INSERT INTO "{name}" SELECT * FROM moved',
+        [start, end],
+    )
 
 
 def event_partitions_prepare(*, now: datetime | None = None) -> list[str]:

@@ -3,6 +3,7 @@ dedupe across partitions and over the SDKs' 7-day retry horizon. The partition t
 SQLite, which has no partitions; retention and the horizon are checked on both. That the
 rollups outlive the raw events is checked in analytics/tests/test_raw_event_retention.py."""
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -177,6 +178,46 @@ def test_the_beat_job_creates_the_coming_months_partitions(settings):
     entry = app.conf.beat_schedule["event-partitions-prepare"]
     assert entry["task"] == "telemetry.partitions_prepare" in app.tasks
     assert {"telemetry.raw_events_expire", "telemetry.event_uuids_expire"} <= set(app.tasks)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_late_event_of_a_month_being_given_its_partition_is_moved_there_too(org, monkeypatch):
+    # Seen: an event of that month inserted between the move of its rows and the ATTACH went
+    # into the default partition, and the ATTACH then failed ("updated partition constraint
+    # for default partition … would be violated by some row"), undoing every partition of the
+    # nightly run (the coming months' too) or ending an import with a traceback. Expected:
+    # the month is moved again, its late event along, and attached.
+    feature = org.features.create(key="search", name="Search")
+    old = _month(-11)
+    name = partition_name(month_start(old))
+    UsageEvent.objects.create(organization=org, feature=feature, timestamp=old)
+    real_move, beside = partitions._rows_move, []
+
+    def late_event() -> None:
+        try:
+            UsageEvent.objects.create(organization_id=org.pk, feature_id=feature.pk, timestamp=old + timedelta(days=1))
+        finally:
+            connection.close()  # this thread's own connection
+
+    def move_while_an_event_comes_in(*args) -> None:
+        real_move(*args)
+        if not beside:  # once, between the first move and its ATTACH
+            beside.append(threading.Thread(target=late_event))
+            beside[0].start()
+            beside[0].join(timeout=10)
+
+    monkeypatch.setattr(partitions, "_rows_move", move_while_an_event_comes_in)
+    try:
+        assert partitions.event_partitions_ensure(months=[old]) == [name]
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT count(*) FROM "{name}"')
+            assert cursor.fetchone()[0] == 2
+            cursor.execute(f'SELECT count(*) FROM "{partitions.DEFAULT}"')
+            assert cursor.fetchone()[0] == 0
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
 def test_events_older_than_the_retention_are_refused_with_a_clear_error(key_client, org, settings):
