@@ -230,7 +230,14 @@ def test_all_days_clears_every_mark_it_made_redundant(org, other_org, dataset, c
 
 @pytest.mark.parametrize(
     "args",
-    [["--since", "2025-03-05", "--until", "2025-03-01"], ["--since", "03/01/2025"], ["--org", "no-such-org"]],
+    [
+        ["--since", "2025-03-05", "--until", "2025-03-01"],
+        ["--since", "03/01/2025"],
+        ["--org", "no-such-org"],
+        # Seen: --all-days rolled every day and ignored the range asked for, saying nothing.
+        ["--all-days", "--since", "2025-03-01"],
+        ["--all-days", "--until", "2025-03-01"],
+    ],
 )
 def test_command_bad_input(db, args):
     from django.core.management.base import CommandError

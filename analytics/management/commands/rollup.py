@@ -42,6 +42,9 @@ class Command(BaseCommand):
             org = organization_named(options["org"])
         try:
             if options["all_days"]:
+                if options["since"] or options["until"]:
+                    # Ignored before: `--all-days --since …` rolled every day, not those asked for.
+                    raise CommandError("--all-days takes no --since or --until: it rolls every day holding events.")
                 span = rollup.event_days(org)
                 if span is None:
                     self.stdout.write("No events: nothing to roll up.")
