@@ -8,10 +8,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from core.testing import settings_load
 from telemetry import tasks
 from telemetry.models import DirtyDay, EventUuid, UsageEvent
 from telemetry.services import partitions
@@ -229,6 +231,16 @@ def test_events_older_than_the_retention_are_refused_with_a_clear_error(key_clie
     horizon = datetime.combine(months_add(month_start(timezone.now()), -1), datetime.min.time())
     assert error["field"] == "timestamp" and f"before {horizon:%Y-%m-%d}" in error["message"]
     assert "RAW_EVENT_RETENTION_MONTHS" in error["message"]
+
+
+@pytest.mark.parametrize("months", ["1", "-2"])
+def test_a_retention_that_would_expire_yesterday_at_midnight_is_refused(monkeypatch, months):
+    # Seen with RAW_EVENT_RETENTION_MONTHS=1: from midnight on the 1st the horizon is that
+    # day, so the nightly rollup of the month's last day (00:15) was skipped as expired, and
+    # its events after the last hourly rollup never reached the figures. Expected: refused.
+    with pytest.raises(ImproperlyConfigured, match="set 0 .* or 2 or more"):
+        settings_load(monkeypatch, DEBUG="true", RAW_EVENT_RETENTION_MONTHS=months)
+    assert settings_load(monkeypatch, DEBUG="true", RAW_EVENT_RETENTION_MONTHS="2").RAW_EVENT_RETENTION_MONTHS == 2
 
 
 def test_retention_off_keeps_everything(key_client, org):

@@ -3,6 +3,8 @@ partitions, retention and dedupe."""
 
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import env
 
 # --- Ingestion -------------------------------------------------------------------------
@@ -37,8 +39,16 @@ API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 # Months of raw events kept (the current month counts as one); older events are refused at
 # ingestion and, on PostgreSQL, their monthly partitions are dropped whole by the nightly
 # `telemetry.raw_events_expire` job (SQLite deletes the rows). Rollups are kept. 0 keeps
-# raw events forever.
+# raw events forever; 1 is refused (below).
 RAW_EVENT_RETENTION_MONTHS = env.int("RAW_EVENT_RETENTION_MONTHS", default=0)
+if RAW_EVENT_RETENTION_MONTHS < 0 or RAW_EVENT_RETENTION_MONTHS == 1:
+    # With 1 the horizon moves to the 1st at midnight: the last day of the month is never
+    # rolled up again (its nightly rollup at 00:15 and its late events are refused), so its
+    # events after the last hourly rollup never reach the figures.
+    raise ImproperlyConfigured(
+        f"RAW_EVENT_RETENTION_MONTHS={RAW_EVENT_RETENTION_MONTHS}: set 0 (raw events kept forever) or 2 or more; "
+        "with 1 the last day of each month expires at midnight, before its nightly rollup and its late events."
+    )
 # PostgreSQL: months after the current one whose partitions the daily job keeps ready.
 EVENT_PARTITIONS_AHEAD = env.int("EVENT_PARTITIONS_AHEAD", default=3)
 # PostgreSQL: days an event's uuid is remembered in the dedupe table, so a retry that comes
