@@ -92,12 +92,13 @@ def _bump_generation(org_ids: Iterable[int]) -> None:
     cache.set_many({GENERATION_KEY.format(org_id=org_id): now for org_id in org_ids}, timeout=None)
 
 
-def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False) -> int:
+def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False, if_marked: bool = False) -> int:
     """Recompute `day` (a UTC day) for one organisation (an Organization or its id) or all.
     Returns the number of feature and organisation rows written (the per-user rows are
     written too but not counted). The per-feature active-day bits are brought in line only
     where the day's per-feature rows changed, or everywhere with `recheck_bitmasks` (the
-    repair after rows were written outside the rollup, docs/decisions.md 2026-12-02)."""
+    repair after rows were written outside the rollup, docs/decisions.md 2026-12-02).
+    `if_marked`: only while the day still has a late-data mark once its lock is held."""
     org_id = _org_id(org)
     horizon = raw_events_horizon()
     if horizon is not None and day < horizon.date():
@@ -110,7 +111,7 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         # timestamp) index, where one statement for all would scan the whole event table
         # once per rollup table.
         org_ids = Organization.objects.order_by("pk").values_list("pk", flat=True)
-        return sum(rollup_day(day, pk, recheck_bitmasks=recheck_bitmasks) for pk in org_ids)
+        return sum(rollup_day(day, pk, recheck_bitmasks=recheck_bitmasks, if_marked=if_marked) for pk in org_ids)
     computed_at = timezone.now()
     window = [connection.ops.adapt_datetimefield_value(day_start(d)) for d in (day, day + timedelta(days=1))]
     marks = DirtyDay.objects.filter(date=day, organization_id=org_id)
@@ -123,6 +124,10 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False)
         # the marks read here come with their events, a mark set from here on is kept.
         days_lock(day=day, org_ids=[org_id])
         handled = list(marks.values_list("pk", "marked_at"))
+        if if_marked and not handled:
+            # Rolled since the marks were listed, by a run beside this one (an hourly run
+            # still working through a backfill's marks when the next starts) or by hand.
+            return 0
         _tune(cursor)
         # The event dimensions read only the day's events and the end users and write only
         # their own rows: on PostgreSQL they are rolled on a second connection meanwhile,
@@ -285,7 +290,7 @@ def rollup_dirty() -> int:
     mark it handled. Returns the number of (organisation, day) pairs re-rolled."""
     marks = list(DirtyDay.objects.order_by("date").values_list("organization_id", "date"))
     for org_id, day in marks:
-        rollup_day(day, org_id)
+        rollup_day(day, org_id, if_marked=True)
     recency_stale_rebuild()
     if marks:
         logger.info("re-rolled %d dirty (organisation, day) pairs", len(marks))

@@ -87,6 +87,32 @@ def test_statements_do_not_grow_with_the_days_events(org, dataset):
     assert (org_row(org, D1).event_count, org_row(org, D1).active_users, org_row(org, D1).sessions) == (28, 15, 7)
 
 
+def test_a_marked_day_rolled_meanwhile_is_not_rolled_again(org, dataset, monkeypatch):
+    # Seen: the hourly job lists the late-data marks, then rolls each listed day; when the
+    # next run starts while one is still working through a backfill's marks (a 430-day
+    # backfill took 454 s here), both listed the same days and rolled each of them, one
+    # right behind the other. Expected: a day whose mark is gone once its lock is held is
+    # skipped.
+    DirtyDay.objects.create(organization=org, date=D1)
+    DirtyDay.objects.create(organization=org, date=D2)
+    rolled, real_day_in, real_day = [], rollup._rollup_day_in, rollup.rollup_day
+
+    def day_in(cursor, side, **kwargs):
+        rolled.append(kwargs["day"])
+        return real_day_in(cursor, side, **kwargs)
+
+    def beside_then(day, org_ref=None, **kwargs):
+        if day == D1:
+            real_day(D2, org)  # the other run, or `manage.py rollup`, handles D2 meanwhile
+        return real_day(day, org_ref, **kwargs)
+
+    monkeypatch.setattr(rollup, "_rollup_day_in", day_in)
+    monkeypatch.setattr(rollup, "rollup_day", beside_then)
+    rollup.rollup_dirty()
+    assert sorted(rolled) == [D1, D2]
+    assert not DirtyDay.objects.exists()
+
+
 def test_late_events_rerolled_through_dirty_marks(org, dataset):
     rollup.rollup_day(D1, org)
     late = end_user(org, "late", first_seen=at("2025-03-01", "15:00:00"))
