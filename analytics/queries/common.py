@@ -85,7 +85,11 @@ def plus_days_sql(column: str) -> tuple[str, str]:
         # plain addition (7-11 % of a 3-step funnel at 10 M events). Django's connections
         # are in UTC, where a day is always 24 hours, so the two are equal.
         return f"({column} + %s * INTERVAL '24 hours')", "int"
-    return f"datetime({column}, %s)", "modifier"
+    # SQLite keeps text ('YYYY-MM-DD HH:MM:SS[.ffffff]') and datetime() drops the fraction of
+    # a second: put the column's own fraction back (whole days leave it as it was), else
+    # every event of the last second before the window's end compared after it (a funnel step
+    # 6.9 days after an entry at 10:00:00.5 was left out).
+    return f"(datetime({column}, %s) || substr({column}, 20))", "modifier"
 
 
 def session_average(total_duration: float, timed_events: int | None) -> float | None:

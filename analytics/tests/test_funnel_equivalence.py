@@ -125,3 +125,24 @@ def test_funnel_equals_the_raw_event_reference(org, random_events, steps, window
     got = queries.funnel(org, steps=steps, window_days=window_days, start=START, end=END, filters=filters)
     assert [s["users"] for s in got["steps"]] == expected
     assert expected[0] > 0 and (len(set(expected)) > 1 or "nobody-does-this" in steps)
+
+
+def test_window_end_keeps_fractions_of_a_second(org):
+    """Entries with fractions of a second (SDK timestamps carry milliseconds): a later step
+    0.2 s before, or exactly at, the window's end counts, 1 ms past it does not. SQLite's
+    datetime() dropped the entry's fraction from the window's end, so all three missed."""
+    search, cart = feature(org, "search"), feature(org, "cart")
+    entry = datetime(2025, 3, 2, 10, 0, 0, 500_000, tzinfo=UTC)
+    window_end = entry + timedelta(days=1)
+    late_entry = datetime(2025, 3, 2, 23, 59, 59, 999_000, tzinfo=UTC)
+    shifts = [(entry, window_end - timedelta(milliseconds=200)), (entry, window_end)]
+    shifts += [(entry, window_end + timedelta(milliseconds=1)), (late_entry, late_entry + timedelta(days=1))]
+    for i, (first, then) in enumerate(shifts):
+        person = end_user(org, f"p{i}")
+        for feat, when in ((search, first), (cart, then)):
+            UsageEvent.objects.create(
+                uuid=uuid.uuid4(), organization=org, feature=feat, end_user=person, timestamp=when
+            )
+    got = queries.funnel(org, steps=["search", "cart"], window_days=1, start=START, end=END)
+    assert [s["users"] for s in got["steps"]] == [4, 3]
+    assert reference_funnel(org, ["search", "cart"], 1, START, END, {}) == [4, 3]
