@@ -1,6 +1,7 @@
 from importlib import import_module
 
 from django.apps import AppConfig
+from django.db.models.signals import pre_delete
 
 
 class AnalyticsConfig(AppConfig):
@@ -12,3 +13,8 @@ class AnalyticsConfig(AppConfig):
         # sent by name (core.task_queue), and eager mode (tests, one-off runs) runs a task in
         # place only where it is registered.
         import_module(f"{self.name}.tasks")
+        from telemetry.models import Feature
+
+        from .feature_deletion import feature_days_mark_dirty
+
+        pre_delete.connect(feature_days_mark_dirty, sender=Feature, dispatch_uid="analytics.feature_days_mark_dirty")
