@@ -4,13 +4,12 @@
 `insights.alerts.delivery`."""
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
@@ -18,7 +17,7 @@ from tenants.models import Organization, Role, User
 
 from .explain import explanation_phrase
 from .models import Anomaly
-from .queries import ANOMALY_DETECTOR, anomalies_open, anomalies_open_count
+from .queries import ANOMALY_DETECTOR, anomalies_open, anomalies_open_count, unnotified_claimed
 from .webhooks import webhook_enqueue, webhooks_for_event
 
 
@@ -62,20 +61,11 @@ def alerts_send(
 def _alerts_send_claimed(
     org: Organization, anomalies: Iterable[Anomaly], unnotified_days: int | None
 ) -> dict[str, int]:
-    # Re-read rather than trust the caller's objects: another run may have notified them. The
-    # rows are claimed until this transaction ends: a run beside this one (two rollups'
-    # evaluations) skips them instead of sending them a second time.
-    scope = Q(pk__in=[a.pk for a in anomalies])
-    if unnotified_days is not None:
-        scope |= Q(date__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
-        Anomaly.objects.select_for_update(skip_locked=True, of=("self",))
+        unnotified_claimed(Anomaly, org, anomalies, day_field="date", unnotified_days=unnotified_days)
         .filter(
             # Still open: one acknowledged or resolved before its digest went out was already
             # seen; listing it under "new anomalies" contradicted the open count below it.
-            scope,
-            organization=org,
-            notified_at__isnull=True,
             detector=ANOMALY_DETECTOR,
             status=Anomaly.Status.OPEN,
         )

@@ -6,8 +6,13 @@ features, so it is shown as a ranking ("Unusual features") and never counted, li
 alerted as an anomaly.
 """
 
-from django.db.models import QuerySet, Subquery
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Model, Q, QuerySet, Subquery
 from django.db.models.functions import Abs
+from django.utils import timezone
 
 from tenants.models import Organization
 
@@ -38,3 +43,19 @@ def unusual_features(org: Organization, *, limit: int = UNUSUAL_FEATURES_SHOWN) 
     ranking = Anomaly.objects.filter(organization=org, detector=RANKING_DETECTOR)
     latest = ranking.order_by("-date").values("date")[:1]
     return list(ranking.filter(date=Subquery(latest)).select_related("feature").order_by("-score", "id")[:limit])
+
+
+def unnotified_claimed(
+    model: type[Model], org: Organization, given: Iterable[Model], *, day_field: str, unnotified_days: int | None
+) -> "QuerySet[Any]":
+    """`model`'s rows of `org` no digest has covered yet: those `given`, plus (with
+    `unnotified_days`) every one of that many last days, so that a run whose e-mail or
+    enqueue failed is picked up by the next one. Read again rather than trusted (another run
+    may have notified them), and claimed until the caller's transaction ends (FOR UPDATE SKIP
+    LOCKED): a run beside it (two rollups' evaluations) skips them instead of sending them
+    a second time."""
+    scope = Q(pk__in=[row.pk for row in given])
+    if unnotified_days is not None:
+        scope |= Q(**{f"{day_field}__gte": timezone.now().date() - timedelta(days=unnotified_days)})
+    rows = model._default_manager.select_for_update(skip_locked=True, of=("self",))
+    return rows.filter(scope, organization=org, notified_at__isnull=True)

@@ -3,13 +3,11 @@ one POST per active `alert.fired` webhook (signed JSON, or a Slack message for w
 the Slack format; `insights.webhooks` does the SSRF-safe delivery and the retries)."""
 
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,6 +15,7 @@ from tenants.models import Organization, Role, User
 
 from .. import slack, webhooks
 from ..models import AlertFiring, Webhook
+from ..queries import unnotified_claimed
 
 EVENT = Webhook.Event.ALERT_FIRED
 
@@ -53,15 +52,8 @@ def alert_firings_deliver(
 def _firings_deliver_claimed(
     org: Organization, firings: Iterable[AlertFiring], unnotified_days: int | None
 ) -> dict[str, int]:
-    # Re-read rather than trust the caller's objects: another run may have notified them. The
-    # rows are claimed until this transaction ends: a run beside this one skips them instead
-    # of sending them a second time.
-    scope = Q(pk__in=[f.pk for f in firings])
-    if unnotified_days is not None:
-        scope |= Q(day__gte=timezone.now().date() - timedelta(days=unnotified_days))
     due = list(
-        AlertFiring.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(scope, organization=org, notified_at__isnull=True)
+        unnotified_claimed(AlertFiring, org, firings, day_field="day", unnotified_days=unnotified_days)
         .select_related("rule")
         .order_by("-day", "id")
     )
