@@ -42,6 +42,7 @@ def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
     }
 
 
+@transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
 def alerts_send(
     org: Organization, anomalies: Iterable[Anomaly] = (), *, unnotified_days: int | None = None
 ) -> dict[str, int]:
@@ -54,13 +55,6 @@ def alerts_send(
     features, so it is a ranking to look at, not an event; and only open anomalies. Each digest also gives the open
     anomalies in total, counted as the Insights page and the narrative count them. Marks
     them notified. Returns `{anomalies, emails, webhooks}`."""
-    with transaction.atomic():
-        return _alerts_send_claimed(org, anomalies, unnotified_days)
-
-
-def _alerts_send_claimed(
-    org: Organization, anomalies: Iterable[Anomaly], unnotified_days: int | None
-) -> dict[str, int]:
     due = list(
         unnotified_claimed(Anomaly, org, anomalies, day_field="date", unnotified_days=unnotified_days)
         .filter(

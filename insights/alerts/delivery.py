@@ -38,6 +38,7 @@ def firing_payload(firing: AlertFiring) -> dict[str, Any]:
     }
 
 
+@transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
 def alert_firings_deliver(
     org: Organization, firings: Iterable[AlertFiring] = (), *, unnotified_days: int | None = None
 ) -> dict[str, int]:
@@ -45,13 +46,6 @@ def alert_firings_deliver(
     that many last days still waiting, so a run whose e-mail or enqueue failed is picked up
     by the next one. Marks them notified with what was sent. Returns `{firings, emails,
     webhooks}`."""
-    with transaction.atomic():
-        return _firings_deliver_claimed(org, firings, unnotified_days)
-
-
-def _firings_deliver_claimed(
-    org: Organization, firings: Iterable[AlertFiring], unnotified_days: int | None
-) -> dict[str, int]:
     due = list(
         unnotified_claimed(AlertFiring, org, firings, day_field="day", unnotified_days=unnotified_days)
         .select_related("rule")
