@@ -114,7 +114,7 @@ def filter_bar(org, query, filters):
     """What the shared filter bar (`analytics/partials/filter_bar.html`) draws: the segment
     picker (the organisation's saved segments), age, gender and account (its picker), the `user.<property>`
     filters kept as hidden fields, and `filter_query` (`&name=value…`) for links that must
-    keep the filters (range presets, sort headers), and `page_query`, the page's own query."""
+    keep the filters (range presets, sort headers), and `segment_return_query`, the page's own query."""
     values = {name: shown_value(query, name) for name in query}
     kept = {name: values[name] for name in PAGE_FILTERS if values.get(name)}
     kept |= {name: value for name, value in values.items() if name.startswith(USER_PREFIX) and value}
@@ -138,7 +138,7 @@ def filter_bar(org, query, filters):
         "filter_query": "&" + urlencode(kept) if kept else "",
         # Every parameter as the page read it (blank repeats dropped): "Save as segment"
         # comes back to the page as it was.
-        "page_query": urlencode({name: value for name, value in values.items() if value}),
+        "segment_return_query": urlencode({name: value for name, value in values.items() if value}),
         "any_filter": bool(filters),
     }
 
