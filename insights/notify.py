@@ -42,6 +42,24 @@ def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
     }
 
 
+def admins_mail(org: Organization, *, subject: str, message: str) -> tuple[int, int]:
+    """E-mail `message` to the organisation's active admins, raising when it cannot be sent
+    (the caller's run is then retried): (messages sent, recipients)."""
+    recipients = list(
+        User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
+    )
+    if not recipients:
+        return 0, 0
+    sent = send_mail(
+        subject=subject,
+        message=message,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=recipients,
+        fail_silently=False,
+    )
+    return sent, len(recipients)
+
+
 @transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
 def alerts_send(
     org: Organization, anomalies: Iterable[Anomaly] = (), *, unnotified_days: int | None = None
@@ -71,27 +89,20 @@ def alerts_send(
         return {"anomalies": 0, "emails": 0, "webhooks": 0}
     payloads = [anomaly_payload(a) for a in due]
     open_total = anomalies_open_count(org)
-    recipients = list(
-        User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
+    lines = [
+        f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} ("
+        + ("" if p["expected"] is None else f"expected {p['expected']:.1f}, ")
+        + f"{p['direction']}, score {p['score']}, {p['severity']})"
+        + (f"\n  {p['explanation']}" if p["explanation"] else "")
+        for p in payloads
+    ]
+    emails, _recipients = admins_mail(
+        org,
+        subject=f"[Usage Platform] {len(due)} new anomal{'y' if len(due) == 1 else 'ies'} in {org.name}",
+        message="New anomalies were detected in the daily usage rollups:\n\n"
+        + "\n".join(lines)
+        + f"\n\nOpen anomalies now: {open_total} (the Insights page lists them).",
     )
-    emails = 0
-    if recipients:
-        lines = [
-            f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} ("
-            + ("" if p["expected"] is None else f"expected {p['expected']:.1f}, ")
-            + f"{p['direction']}, score {p['score']}, {p['severity']})"
-            + (f"\n  {p['explanation']}" if p["explanation"] else "")
-            for p in payloads
-        ]
-        emails = send_mail(
-            subject=f"[Usage Platform] {len(due)} new anomal{'y' if len(due) == 1 else 'ies'} in {org.name}",
-            message="New anomalies were detected in the daily usage rollups:\n\n"
-            + "\n".join(lines)
-            + f"\n\nOpen anomalies now: {open_total} (the Insights page lists them).",
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
-            fail_silently=False,
-        )
     hooks = webhooks_for_event(org, "anomaly.created")
     for webhook in hooks:
         webhook_enqueue(

@@ -6,15 +6,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from tenants.models import Organization, Role, User
+from tenants.models import Organization
 
 from .. import slack, webhooks
 from ..models import AlertFiring, Webhook
+from ..notify import admins_mail
 from ..queries import unnotified_claimed
 
 EVENT = Webhook.Event.ALERT_FIRED
@@ -54,23 +54,16 @@ def alert_firings_deliver(
     if not due:
         return {"firings": 0, "emails": 0, "webhooks": 0}
     payloads = [firing_payload(f) for f in due]
-    recipients = list(
-        User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
+    # Sent by the worker, outside any request: the link's host is the SITE_URL setting.
+    manage_url = settings.SITE_URL + reverse("alert-rule-settings:index")
+    lines = [f"- {p['rule_name']} ({p['day']}): {p['message']}" for p in payloads]
+    emails, recipients = admins_mail(
+        org,
+        subject=f"[Usage Platform] {slack.firings_title(payloads)} in {org.name}",
+        message="These alert rules fired (one line per rule and day):\n\n"
+        + "\n".join(lines)
+        + f"\n\nManage them under Settings → Alert rules: {manage_url}",
     )
-    emails = 0
-    if recipients:
-        # Sent by the worker, outside any request: the link's host is the SITE_URL setting.
-        manage_url = settings.SITE_URL + reverse("alert-rule-settings:index")
-        lines = [f"- {p['rule_name']} ({p['day']}): {p['message']}" for p in payloads]
-        emails = send_mail(
-            subject=f"[Usage Platform] {slack.firings_title(payloads)} in {org.name}",
-            message="These alert rules fired (one line per rule and day):\n\n"
-            + "\n".join(lines)
-            + f"\n\nManage them under Settings → Alert rules: {manage_url}",
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
-            fail_silently=False,
-        )
     hooks = webhooks.webhooks_for_event(org, EVENT)
     for webhook in hooks:
         webhooks.webhook_enqueue(
@@ -80,6 +73,6 @@ def alert_firings_deliver(
     AlertFiring.objects.filter(pk__in=[f.pk for f in due]).update(
         notified_at=timezone.now(),
         delivery_status=AlertFiring.Delivery.SENT if sent else AlertFiring.Delivery.NO_RECIPIENTS,
-        delivery={"emails": len(recipients) if emails else 0, "webhooks": len(hooks)},
+        delivery={"emails": recipients if emails else 0, "webhooks": len(hooks)},
     )
     return {"firings": len(due), "emails": emails, "webhooks": len(hooks)}

@@ -96,7 +96,7 @@ def _step_conversion(org: Organization, params: dict[str, Any], start: date, end
     steps = result["steps"]
     entered = steps[0]["users"]
     # Too few entrants (none: no conversion at all) is nothing to judge, never a 0 %.
-    if entered < MIN_USERS or not entered:
+    if entered < MIN_USERS:
         return None
     # From the counts, not the answer's percentage rounded to 0.1: a drop from 1 in 3 to 1 in
     # 6 is exactly 50 %, where 33.3 → 16.7 reads as 49.8 % and missed a 50 % rule.
