@@ -75,7 +75,9 @@ def _anomaly_created(data: dict[str, Any]) -> dict[str, Any]:
     # names segment values that come from ingestion, so it is escaped like the rest.
     lines = [
         f"*{escape(a.get('feature_name') or 'All features')}* {escape(a.get('metric'))} on {escape(a.get('date'))}: "
-        f"{escape(a.get('value'))} (expected {escape(a.get('expected'))}, {escape(a.get('severity'))})"
+        f"{escape(a.get('value'))} ("
+        + ("" if a.get("expected") is None else f"expected {escape(a.get('expected'))}, ")
+        + f"{escape(a.get('severity'))})"
         + (f"\n{escape(a['explanation'])}" if a.get("explanation") else "")
         for a in anomalies
     ]

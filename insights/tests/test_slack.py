@@ -44,6 +44,19 @@ def test_anomaly_says_why_and_how_many_are_open():
     assert message["blocks"][-1]["elements"][0]["text"].endswith("open anomalies now: 7")
 
 
+def test_an_anomaly_without_a_baseline_says_no_expected_value():
+    anomaly = {
+        "feature_name": "Export",
+        "metric": "event_count",
+        "date": "2026-12-01",
+        "value": 90,
+        "expected": None,
+        "severity": "high",
+    }
+    text = slack.slack_message("anomaly.created", {"anomalies": [anomaly]})["blocks"][1]["text"]["text"]
+    assert "expected" not in text and "None" not in text and ": 90 (" in text
+
+
 def test_alert_rule_name_message_and_organisation_are_escaped():
     firing = {"rule_name": 'sessions <b>bold</b> & "quote"', "day": "2026-12-01", "message": f"Events of {HOSTILE}"}
     message = slack.slack_message("alert.fired", {"organization": "A&B <Corp>", "firings": [firing]})
