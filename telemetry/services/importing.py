@@ -39,6 +39,7 @@ _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jso
 _CSV_NUMBERS = {"session_duration": float, "age": int}
 # The most item errors an import keeps (it counts them all).
 MAX_ERRORS_KEPT = 100
+TIMESTAMP_REQUIRED = "Required in an import: an exported event without its time would be stored as happening now."
 # uuid5 namespace of the uuids given to imported events that have none (fixed: a re-run of an
 # import must derive the same ones).
 IMPORT_NAMESPACE = uuid.UUID("0c6a3e1e-8d0b-5b7e-a7f2-2f4b8a1d9c33")
@@ -245,6 +246,10 @@ def _import_items(
                 # Refused on its own: ingestion refuses a whole request naming another tenant,
                 # which stopped the import with a traceback after the batches before it.
                 _keep_error(result, positions[index], "org_id", f"Names another organisation than {org.slug}.")
+            elif item.get("timestamp") in (None, ""):
+                # The batch endpoint stamps such an event with its arrival; an export's event
+                # stamped so would be history stored on the day of the import.
+                _keep_error(result, positions[index], "timestamp", TIMESTAMP_REQUIRED)
             else:
                 valid_at.append(index)
         outcome = events_ingest(org, [events[i] for i in valid_at])

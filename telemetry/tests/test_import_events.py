@@ -298,3 +298,21 @@ def test_a_row_naming_another_organisation_is_refused_and_the_rest_imported(
     assert "Read 3 events: 2 stored, 0 already there (same uuid), 1 refused." in captured.out
     assert UsageEvent.objects.filter(organization=org).count() == 2
     assert not UsageEvent.objects.filter(organization=other_org).exists()
+
+
+def test_a_row_without_a_timestamp_is_refused_rather_than_stored_as_now(tmp_path, org, raw_api_key, capsys):
+    """The batch endpoint stamps an event without a time with its arrival; an imported one
+    stamped so would put history on today, so the import refuses it by line."""
+    events = _events(3)
+    del events[0]["timestamp"]
+    events[2]["timestamp"] = ""
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    _import(path, org, raw_api_key)
+    captured = capsys.readouterr()
+    assert f"line 1: timestamp: {importing.TIMESTAMP_REQUIRED}" in captured.err
+    assert f"line 3: timestamp: {importing.TIMESTAMP_REQUIRED}" in captured.err
+    assert "Read 3 events: 1 stored, 0 already there (same uuid), 2 refused." in captured.out
+    assert list(UsageEvent.objects.filter(organization=org).values_list("uuid", flat=True)) == [
+        uuid.UUID(events[1]["uuid"])
+    ]
