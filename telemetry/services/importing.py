@@ -27,7 +27,7 @@ from django.conf import settings
 from tenants.models import Organization
 
 from .ingest import events_ingest
-from .ingest.validate import org_id_foreign
+from .ingest.context import org_id_foreign
 from .partitions import month_start
 
 # (position in the file, the event as a request would carry it)

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from telemetry.compat.segment import segment_batch
+from telemetry.services.ingest.context import EventContext
 from telemetry.services.ingest.mapped import mapped_item, mapped_validate
-from telemetry.services.ingest.validate import EventContext, items_validate
+from telemetry.services.ingest.validate import items_validate
 from telemetry.tests.test_ingest_fuzz import json_values
 from tenants.models import Organization, User
 

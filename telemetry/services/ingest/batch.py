@@ -18,9 +18,10 @@ from tenants.models import Organization, User
 
 from ...models import UsageEvent
 from .. import storage, stream
+from .context import EventContext, org_ids_check
 from .mapped import MappedEvent, mapped_validate
 from .people import people_validate
-from .validate import EventContext, ItemError, items_validate, org_ids_check
+from .validate import ItemError, items_validate
 
 _DB_DOWN = (OperationalError, InterfaceError)
 

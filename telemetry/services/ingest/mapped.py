@@ -16,7 +16,9 @@ from typing import Any
 
 from core.text import hidden_character
 
-from .validate import EventCheck, EventContext, user_touch
+from .context import EventContext
+from .end_users import user_touch
+from .validate import EventCheck
 from .values import UUID_RE
 
 # (index, uuid, feature, user_id, event_type, session_id, timestamp, metadata, account_id):

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from .validate import EventCheck, user_touch
+from .end_users import user_touch
+from .validate import EventCheck
 from .values import text_error
 
 

@@ -1,6 +1,9 @@
 """The validation pass of ingestion: every event is read once, field by field, by small
 per-field validators.
 
+The request around the pass (the caller, the clock, the `org_id` check) is in `context`; the
+end-user rows the events fold into, in `end_users`.
+
 The pass is written for speed (it runs for every one of 25,000+ events a second): plain type
 checks with the common case first, no serializer objects. A validator returns the field's
 normalised value and records what is wrong with it as `{index, field, message}`; an event
@@ -10,19 +13,17 @@ that gained an error is skipped, the others become rows.
 import math
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
-from core.days import day_start
-from core.exceptions import Forbidden
 from core.text import hidden_character_error
-from tenants.models import Organization, User
 
 from ...models import EndUser
-from .. import partitions, storage
-from ..storage.end_users import once_merged
+from .. import storage
+from .context import MIN_TIMESTAMP, EventContext
+from .end_users import user_touch
 from .values import (
     EVENT_FIELDS,
     NUL_MESSAGE,
@@ -36,55 +37,12 @@ from .values import (
 )
 
 _EMAIL_RE = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
-_MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 # A longer "session" is a unit mistake, and sums of huge values would overflow the rollups.
 _MAX_SESSION_SECONDS = 365 * 86400
 _MAX_ID = 2**63  # a bigint: larger ids cannot exist and would fail the query, not the item
 
 # An item error as the batch endpoint answers it: {index, field, message}.
 ItemError = dict[str, Any]
-
-
-class EventContext:
-    """What the pass needs about the caller and the clock, computed once per request. With the
-    client's `sent_at`, timestamps are moved by its clock skew `now − sent_at` before the checks."""
-
-    def __init__(self, org: Organization, user: User | None, *, sent_at: datetime | None = None) -> None:
-        self.org = org
-        self.now = datetime.now(UTC)
-        self.skew = None if sent_at is None else self.now - sent_at
-        self.max_ts = self.now + settings.INGEST_MAX_FUTURE
-        # Events older than the raw-event retention would land in a month already dropped.
-        self.horizon = partitions.raw_events_horizon(now=self.now)
-        max_age = settings.INGEST_MAX_AGE_DAYS
-        self.oldest = max(_MIN_TIMESTAMP, self.now - timedelta(days=max_age)) if max_age else _MIN_TIMESTAMP
-        self.min_ts = max(self.oldest, self.horizon) if self.horizon else self.oldest
-        self.today_start = day_start(self.now.date())
-        self.max_metadata = settings.INGEST_MAX_METADATA_BYTES
-        # A person sending events (JWT) always sends them as themselves: their end-user
-        # profile is keyed by their e-mail and linked to their account. Staff are exempt.
-        self.own_user: dict[str, Any] | None = None
-        if user is not None and not user.is_superuser:
-            self.own_user = {"external_id": user.email, "email": user.email, "member_id": user.pk}
-
-
-def org_id_foreign(org: Organization, item: object) -> bool:
-    """Whether an event's compatibility `org_id` names an organisation other than `org`."""
-    if not isinstance(item, dict) or item.get("org_id") in (None, ""):
-        return False
-    value = item["org_id"]
-    # Compared by type, never through str(): that of a deeply nested value recurses.
-    return not ((type(value) is int and value == org.pk) or (type(value) is str and value == str(org.pk)))
-
-
-def org_ids_check(org: Organization, items: Sequence[object]) -> None:
-    """Compatibility `org_id` must name the caller's organisation: anything else is an
-    attempt to write into another tenant, refused for the whole request (403)."""
-    if any(org_id_foreign(org, item) for item in items):
-        raise Forbidden(
-            "org_id does not match the organisation of your credentials.",
-            errors={"org_id": ["Events can only be sent to your own organisation."]},
-        )
 
 
 def items_validate(
@@ -272,7 +230,7 @@ class EventCheck:
         elif ts > self.max_ts:
             self.error("timestamp", "Must not be more than 24 hours in the future.")
         elif ts < self.min_ts:
-            if self.min_ts == _MIN_TIMESTAMP:
+            if self.min_ts == MIN_TIMESTAMP:
                 self.error("timestamp", "Must not be before 1970.")
             elif self.min_ts == self.oldest:
                 self.error(
@@ -412,26 +370,3 @@ class EventCheck:
             self.error("properties", message)
             return None
         return value or None
-
-
-def user_touch(users: dict[str, dict[str, Any]], external_id: str, attrs: dict[str, Any], ts: datetime) -> None:
-    """Fold one event's or person update's attributes into the request's row for that end
-    user: later values win, `$set_once` values (`once`) the first, the seen span widens."""
-    cur = users.get(external_id)
-    if cur is None:
-        attrs["external_id"] = external_id
-        attrs["first_seen"] = attrs["last_seen"] = ts
-        users[external_id] = attrs
-        return
-    if ts < cur["first_seen"]:
-        cur["first_seen"] = ts
-    elif ts > cur["last_seen"]:
-        cur["last_seen"] = ts
-    if len(attrs) > 0:
-        props = attrs.pop("properties", None)
-        once = attrs.pop("once", None)
-        cur.update(attrs)
-        if props:
-            cur["properties"] = {**cur.get("properties", {}), **props}
-        if once:
-            cur["once"] = once_merged(cur.get("once"), once)
