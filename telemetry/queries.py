@@ -1,10 +1,15 @@
 """Read side of telemetry for the apps above it: an organisation's features by the
-references people and SDKs use for them."""
+references people and SDKs use for them, and the late-data marks waiting for the rollup."""
+
+from datetime import date, datetime
+from typing import NamedTuple
+
+from django.db.models import Count, Min
 
 from core.query_params import parse_id
 from tenants.models import Organization
 
-from .models import Feature
+from .models import DirtyDay, Feature
 
 
 def feature_find(org: Organization, ref: object, *, by_key: bool = True) -> Feature | None:
@@ -22,3 +27,17 @@ def feature_find(org: Organization, ref: object, *, by_key: bool = True) -> Feat
             named = list(features.filter(name__iexact=str(ref))[:2])
             feature = named[0] if len(named) == 1 else None
     return feature
+
+
+class LateDataBacklog(NamedTuple):
+    marks: int
+    oldest_day: date | None
+    oldest_marked_at: datetime | None
+
+
+def late_data_backlog() -> LateDataBacklog:
+    """The late-data marks (`DirtyDay`) waiting for the rollup: how many, the oldest day
+    marked, and when the longest-waiting mark was set: one aggregate over the marks (at most
+    one per organisation and day, deleted as the rollup takes them)."""
+    found = DirtyDay.objects.aggregate(marks=Count("pk"), oldest_day=Min("date"), oldest_marked_at=Min("marked_at"))
+    return LateDataBacklog(found["marks"], found["oldest_day"], found["oldest_marked_at"])

@@ -1,6 +1,7 @@
 """Liveness for load balancers and a detailed check for platform staff."""
 
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -22,6 +23,12 @@ REDIS_DOWN = (
     "Redis is unreachable: caches miss (figures are computed from the database), rate limits "
     "are off, ingestion writes directly."
 )
+# The hourly rollup (at :05) takes every late-data mark set before it starts: a mark still
+# waiting two hours after it was set has been missed by a run, not merely not reached yet.
+LATE_DATA_MAX_WAIT = timedelta(hours=2)
+# The default partition is normally empty: counting stops past this many rows, so a large one
+# costs the check a bounded read, never a scan of all of it.
+DEFAULT_PARTITION_COUNT_UP_TO = 10_000
 
 
 @without_storage
@@ -137,6 +144,53 @@ def _last_rollup():
     return {"last_computed_at": last.isoformat(), "age_seconds": int((timezone.now() - last).total_seconds())}
 
 
+class LateDataWaiting(Exception):
+    """A late-data mark has waited longer than LATE_DATA_MAX_WAIT for the rollup."""
+
+
+def _late_data():
+    from telemetry.queries import late_data_backlog
+
+    backlog = late_data_backlog()
+    if backlog.oldest_marked_at is None:
+        return {"marks": 0, "oldest_day": None, "oldest_marked_at": None, "oldest_wait_seconds": None}
+    waited = timezone.now() - backlog.oldest_marked_at
+    if waited > LATE_DATA_MAX_WAIT:
+        raise LateDataWaiting(
+            f"{backlog.marks} late-data mark(s) waiting for the rollup, the oldest set at "
+            f"{backlog.oldest_marked_at.isoformat()} ({waited.total_seconds() / 3600:.1f} h ago), the oldest day "
+            f"marked {backlog.oldest_day}: the hourly rollup (analytics.rollup_today) has not taken them; check "
+            "the Celery worker and beat (`manage.py rollup --dirty` re-rolls them by hand)"
+        )
+    return {
+        "marks": backlog.marks,
+        "oldest_day": backlog.oldest_day.isoformat() if backlog.oldest_day else None,
+        "oldest_marked_at": backlog.oldest_marked_at.isoformat(),
+        "oldest_wait_seconds": int(waited.total_seconds()),
+    }
+
+
+class DefaultPartitionNotEmpty(Exception):
+    """Events sit in the events table's default partition: their month had no partition."""
+
+
+def _events_default_partition():
+    from telemetry.services import partitions
+
+    rows = partitions.default_partition_rows(up_to=DEFAULT_PARTITION_COUNT_UP_TO)
+    if rows is None:
+        return "not partitioned"
+    if rows:
+        shown = f"{DEFAULT_PARTITION_COUNT_UP_TO}+" if rows > DEFAULT_PARTITION_COUNT_UP_TO else str(rows)
+        raise DefaultPartitionNotEmpty(
+            f"{shown} event row(s) in {partitions.DEFAULT}: their month had no partition when they came (late "
+            "events or an import of an old month); the nightly job (telemetry.partitions_prepare, 00:05 UTC) "
+            "moves them into partitions of their own, `manage.py events_upkeep --partitions` does it now"
+        )
+    return {"partition": partitions.DEFAULT, "rows": 0}
+
+
+_LATE_HOURS = int(LATE_DATA_MAX_WAIT.total_seconds() // 3600)
 _DETAILED = inline_serializer(
     "HealthDetailed",
     {
@@ -145,7 +199,10 @@ _DETAILED = inline_serializer(
             child=serializers.JSONField(),
             help_text=(
                 "database, replica (reads, lag_seconds, bytes_behind, replayed_lsn), cache, redis, celery_broker, "
-                "ingest_queue (mode, active, persistence, stream_length), rollup: each {status, detail, ms}"
+                "ingest_queue (mode, active, persistence, stream_length), rollup, late_data (marks, oldest_day, "
+                f"oldest_marked_at, oldest_wait_seconds; an error once a mark has waited over {_LATE_HOURS} hours), "
+                "events_default_partition (partition, rows; an error when it holds rows; 'not partitioned' on "
+                "SQLite): each {status, detail, ms}"
             ),
         ),
     },
@@ -155,9 +212,14 @@ _DETAILED = inline_serializer(
 @extend_schema(
     responses={
         200: _DETAILED,
-        503: OpenApiResponse(_DETAILED, description="A dependency is down."),
+        503: OpenApiResponse(
+            _DETAILED,
+            description=(
+                "A dependency is down, a late-data mark waited too long, or events sit in the default partition."
+            ),
+        ),
     },
-    summary="Dependencies, queue depth and rollup age (platform staff)",
+    summary="Dependencies, queue depth, rollup age and late data (platform staff)",
     tags=["health"],
 )
 @api_view(["GET"])
@@ -172,6 +234,8 @@ def detailed(request):
         "celery_broker": _timed(_broker),
         "ingest_queue": _timed(_ingest_queue),
         "rollup": _timed(_last_rollup),
+        "late_data": _timed(_late_data),
+        "events_default_partition": _timed(_events_default_partition),
     }
     healthy = all(c["status"] == "ok" for c in checks.values())
     return Response({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503)

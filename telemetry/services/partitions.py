@@ -90,6 +90,17 @@ def event_partitions() -> dict[date, str]:
     return dict(sorted(found.items()))
 
 
+def default_partition_rows(*, up_to: int) -> int | None:
+    """How many rows the default partition holds, counted no further than `up_to` + 1 (more
+    than `up_to` is all a caller needs to say, and a full count of a large partition would
+    read all of it); None when the events table is not partitioned (SQLite)."""
+    if not partitioned():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM (SELECT 1 FROM "{DEFAULT}" LIMIT %s) AS bounded', [up_to + 1])
+        return cursor.fetchone()[0]
+
+
 def event_partitions_ensure(*, months: Iterable[date]) -> list[str]:
     """Create the partitions of `months` (any day of each month) that are missing, moving
     their rows out of the default partition; returns the names created. Runs in the

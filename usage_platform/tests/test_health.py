@@ -1,11 +1,24 @@
 """`/health` for load balancers (anyone), `/health/detailed` for platform staff only."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from django.db import connection
 
 from conftest import PASSWORD, client_for
+from telemetry import tasks
+from telemetry.models import DirtyDay
+from telemetry.services import partitions
+from telemetry.services.partitions import month_start, months_add
+from telemetry.tests.helpers import BATCH, event, post
 from tenants.models import User
+from usage_platform import health
 
 pytestmark = pytest.mark.django_db
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="partitions exist on PostgreSQL only (SQLite keeps one table)"
+)
 
 
 @pytest.fixture
@@ -82,3 +95,104 @@ def test_detailed_with_redis(staff_client, settings, redis_url):
     assert checks["cache"]["detail"] == "RedisCache"
     assert checks["celery_broker"]["detail"]["transport"] == "redis"
     assert checks["ingest_queue"]["detail"]["stream_length"] == 0
+
+
+# --- Late data and the default partition ---------------------------------------------------
+
+
+def _mark(org, days_ago, waited):
+    """A late-data mark of the day `days_ago` days back, set `waited` ago."""
+    now = datetime.now(UTC)
+    return DirtyDay.objects.create(organization=org, date=now.date() - timedelta(days=days_ago), marked_at=now - waited)
+
+
+def _failing(body):
+    return sorted(name for name, check in body["checks"].items() if check["status"] != "ok")
+
+
+def test_detailed_shows_no_late_data_when_no_mark_waits(staff_client, filesystem_broker):
+    check = staff_client.get("/health/detailed").json()["checks"]["late_data"]
+    assert check["status"] == "ok"
+    assert check["detail"] == {"marks": 0, "oldest_day": None, "oldest_marked_at": None, "oldest_wait_seconds": None}
+
+
+def test_detailed_shows_the_late_data_marks_waiting_for_the_hourly_rollup(
+    staff_client, filesystem_broker, org, other_org
+):
+    _mark(org, 9, timedelta(minutes=5))
+    longest = _mark(other_org, 2, timedelta(minutes=50))
+    response = staff_client.get("/health/detailed")
+    assert response.status_code == 200, response.json()
+    check = response.json()["checks"]["late_data"]
+    assert check["status"] == "ok"
+    detail = check["detail"]
+    # The oldest day and the longest wait are those of different marks: each is shown.
+    assert detail["marks"] == 2
+    assert detail["oldest_day"] == (datetime.now(UTC).date() - timedelta(days=9)).isoformat()
+    assert datetime.fromisoformat(detail["oldest_marked_at"]) == longest.marked_at
+    assert 50 * 60 <= detail["oldest_wait_seconds"] < 55 * 60
+
+
+def test_a_late_data_mark_the_hourly_rollup_missed_degrades_the_check(staff_client, filesystem_broker, org):
+    _mark(org, 3, timedelta(minutes=10))
+    _mark(org, 4, health.LATE_DATA_MAX_WAIT + timedelta(minutes=1))
+    response = staff_client.get("/health/detailed")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert _failing(body) == ["late_data"]
+    message = body["checks"]["late_data"]["detail"]
+    assert message.startswith("LateDataWaiting: 2 late-data mark(s) waiting")
+    assert (datetime.now(UTC).date() - timedelta(days=4)).isoformat() in message
+    assert "analytics.rollup_today" in message
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="PostgreSQL partitions the events table")
+def test_detailed_says_sqlite_has_no_default_partition(staff_client, filesystem_broker):
+    check = staff_client.get("/health/detailed").json()["checks"]["events_default_partition"]
+    assert check["status"] == "ok"
+    assert check["detail"] == "not partitioned"
+
+
+def _old_month_events(key_client, n):
+    """`n` late events of a month seven months back, which has no partition yet."""
+    month = months_add(month_start(datetime.now(UTC)), -7)
+    assert month not in partitions.event_partitions()
+    at = datetime(month.year, month.month, 15, 12, tzinfo=UTC).isoformat()
+    response = post(key_client, BATCH, {"events": [event(timestamp=at) for _ in range(n)]})
+    assert response.json()["accepted"] == n, response.content
+
+
+@postgres_only
+def test_rows_in_the_default_partition_degrade_the_check_until_the_nightly_job_moves_them(
+    staff_client, filesystem_broker, key_client
+):
+    check = staff_client.get("/health/detailed").json()["checks"]["events_default_partition"]
+    assert check["status"] == "ok"
+    assert check["detail"] == {"partition": partitions.DEFAULT, "rows": 0}
+
+    _old_month_events(key_client, 1)
+    response = staff_client.get("/health/detailed")
+    assert response.status_code == 503
+    body = response.json()
+    # The late event's mark is fresh: only the partition check fails.
+    assert _failing(body) == ["events_default_partition"]
+    assert body["checks"]["late_data"]["detail"]["marks"] == 1
+    message = body["checks"]["events_default_partition"]["detail"]
+    assert message.startswith(f"DefaultPartitionNotEmpty: 1 event row(s) in {partitions.DEFAULT}")
+
+    tasks.partitions_prepare.apply().get()
+    check = staff_client.get("/health/detailed").json()["checks"]["events_default_partition"]
+    assert check["status"] == "ok" and check["detail"]["rows"] == 0
+
+
+@postgres_only
+def test_the_default_partition_is_counted_no_further_than_the_limit(
+    staff_client, filesystem_broker, key_client, monkeypatch
+):
+    monkeypatch.setattr(health, "DEFAULT_PARTITION_COUNT_UP_TO", 2)
+    _old_month_events(key_client, 5)
+    assert partitions.default_partition_rows(up_to=2) == 3  # one past the limit says "more"
+    assert partitions.default_partition_rows(up_to=10) == 5
+    message = staff_client.get("/health/detailed").json()["checks"]["events_default_partition"]["detail"]
+    assert message.startswith(f"DefaultPartitionNotEmpty: 2+ event row(s) in {partitions.DEFAULT}")
