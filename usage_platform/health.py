@@ -170,24 +170,24 @@ def _late_data():
     }
 
 
-class DefaultPartitionNotEmpty(Exception):
-    """Events sit in the events table's default partition: their month had no partition."""
-
-
 def _events_default_partition():
     from telemetry.services import partitions
 
     rows = partitions.default_partition_rows(up_to=DEFAULT_PARTITION_COUNT_UP_TO)
     if rows is None:
         return "not partitioned"
+    # Shown, not an error: late events of a month without a partition (an old month's, an
+    # import's) wait there until the nightly job moves them, the normal course of a backfill;
+    # a 503 for it would take a healthy node out of a balancer for up to a day.
+    shown = f"{DEFAULT_PARTITION_COUNT_UP_TO}+" if rows > DEFAULT_PARTITION_COUNT_UP_TO else rows
+    detail: dict[str, object] = {"partition": partitions.DEFAULT, "rows": shown}
     if rows:
-        shown = f"{DEFAULT_PARTITION_COUNT_UP_TO}+" if rows > DEFAULT_PARTITION_COUNT_UP_TO else str(rows)
-        raise DefaultPartitionNotEmpty(
-            f"{shown} event row(s) in {partitions.DEFAULT}: their month had no partition when they came (late "
-            "events or an import of an old month); the nightly job (telemetry.partitions_prepare, 00:05 UTC) "
-            "moves them into partitions of their own, `manage.py events_upkeep --partitions` does it now"
+        detail["note"] = (
+            "their month had no partition when they came (late events, an import of an old month); the nightly "
+            "job (telemetry.partitions_prepare, 00:05 UTC) moves them into partitions of their own, "
+            "`manage.py events_upkeep --partitions` does it now"
         )
-    return {"partition": partitions.DEFAULT, "rows": 0}
+    return detail
 
 
 _LATE_HOURS = int(LATE_DATA_MAX_WAIT.total_seconds() // 3600)
@@ -201,8 +201,8 @@ _DETAILED = inline_serializer(
                 "database, replica (reads, lag_seconds, bytes_behind, replayed_lsn), cache, redis, celery_broker, "
                 "ingest_queue (mode, active, persistence, stream_length), rollup, late_data (marks, oldest_day, "
                 f"oldest_marked_at, oldest_wait_seconds; an error once a mark has waited over {_LATE_HOURS} hours), "
-                "events_default_partition (partition, rows; an error when it holds rows; 'not partitioned' on "
-                "SQLite): each {status, detail, ms}"
+                "events_default_partition (partition, rows, note while it holds rows, which the nightly job "
+                "moves; 'not partitioned' on SQLite): each {status, detail, ms}"
             ),
         ),
     },
