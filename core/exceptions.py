@@ -86,6 +86,14 @@ def database_read_only(exc: BaseException) -> bool:
     return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQL_TRANSACTION
 
 
+def storage_outage(exc: BaseException) -> bool:
+    """Whether `exc` means the database (or the storage behind an ingestion) is out of reach
+    or takes no writes: everything after it would fail too. A batch that carries on past the
+    part that raised (one alert rule, one channel of a digest) stops at these instead, and
+    its task is run again."""
+    return isinstance(exc, OperationalError | InterfaceError | StorageUnavailable) or database_read_only(exc)
+
+
 def database_failure(exc: Exception, request: HttpRequest | None = None) -> tuple[int, str, dict[str, str]] | None:
     """(status, detail, headers) for a database error that is not a bug of the platform:
     a query stopped by `statement_timeout` or a database out of reach (503 with

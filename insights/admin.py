@@ -88,12 +88,33 @@ class WebhookDeliveryAdmin(ReadOnlyModelAdmin):
 class AlertRuleAdmin(admin.ModelAdmin):
     # Params are validated per kind by insights.alerts.rules, which an admin form would bypass:
     # staff may pause a rule or delete it, tenants create and edit them.
-    list_display = ["name", "organization", "kind", "active", "last_evaluated_at", "created_at"]
+    list_display = ["name", "organization", "kind", "active", "last_evaluated_at", "last_error", "created_at"]
     list_filter = ["kind", "active", "organization"]
     list_select_related = ["organization"]
-    search_fields = ["name", "organization__name"]
-    fields = ["organization", "name", "kind", "params", "active", "created_by", "last_evaluated_at", "created_at"]
-    readonly_fields = ["organization", "name", "kind", "params", "created_by", "last_evaluated_at", "created_at"]
+    search_fields = ["name", "organization__name", "last_error"]
+    fields = [
+        "organization",
+        "name",
+        "kind",
+        "params",
+        "active",
+        "created_by",
+        "last_evaluated_at",
+        "last_error",
+        "last_error_at",
+        "created_at",
+    ]
+    readonly_fields = [
+        "organization",
+        "name",
+        "kind",
+        "params",
+        "created_by",
+        "last_evaluated_at",
+        "last_error",
+        "last_error_at",
+        "created_at",
+    ]
 
     def has_add_permission(self, request):
         return False

@@ -136,6 +136,15 @@ class AlertRule(models.Model):
     active = models.BooleanField(default=True)
     created_by = models.ForeignKey("tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    # Why the latest run could not measure the rule, said to the tenant (the exception's class
+    # and a sentence; the traceback is in the log); blank again after a run that measured it.
+    last_error = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        help_text="Why the latest run could not check the rule; blank once a run has checked it.",
+    )
+    last_error_at = models.DateTimeField(null=True, blank=True, help_text="When the run that could not check it ran.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 

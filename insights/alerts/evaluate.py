@@ -4,10 +4,16 @@ Each kind has a measure function `(org, params, day) -> Measurement | None` read
 `analytics.queries` (rollups where they can answer, never SQL of our own); None means there
 is nothing to judge (no data yet, a feature that is gone), which never fires. A rule fires
 at most once per evaluated day: AlertFiring is unique per (rule, day), so a re-rolled day or
-a retried task cannot fire it twice."""
+a retried task cannot fire it twice.
+
+A rule whose measure raises (a bug, a stored params shape nobody expected, a query the
+database refuses) is skipped for the run and says why on the rule (`last_error`); the other
+rules are still measured. Only an outage (`core.exceptions.storage_outage`) stops the run,
+as every rule after it would fail too."""
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -17,6 +23,7 @@ from django.utils import timezone
 
 from analytics import queries
 from analytics.queries.funnel import funnel_steps_resolve
+from core.exceptions import storage_outage
 from telemetry.models import Feature
 from tenants.models import Organization
 
@@ -191,26 +198,66 @@ def _active_rules(org: Organization) -> list[AlertRule]:
     return list(AlertRule.objects.filter(organization=org, active=True).order_by("id"))
 
 
-def _new_firings(
-    org: Organization, active: list[AlertRule], days: list[date]
-) -> Iterator[tuple[AlertRule, date, Measurement]]:
-    """(rule, day, measurement) for each active rule that fires on a day it has not fired on yet."""
+@dataclass
+class Outcome:
+    """What measuring the active rules found: the new firings, and for each rule that raised,
+    the sentence its `last_error` shows."""
+
+    fired: list[tuple[AlertRule, date, Measurement]] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def failure_text(exc: Exception, day: date) -> str:
+    """What the tenant is told: the exception's class and a plain sentence, never its message
+    (it may quote SQL or another rule's internals)."""
+    return (
+        f"Could not be checked on {day.isoformat()} ({type(exc).__name__}); it was skipped and is "
+        "checked again after the next rollup."
+    )
+
+
+@contextmanager
+def _rule_guarded(org: Organization, rule: AlertRule, day: date, failed: dict[int, str]) -> Iterator[None]:
+    """Run the block in a savepoint (on PostgreSQL a query error aborts the enclosing
+    transaction, which would fail every rule after this one). Anything it raises but an
+    outage is logged and noted in `failed` instead."""
+    try:
+        with transaction.atomic():
+            yield
+    except Exception as exc:
+        if storage_outage(exc):
+            raise
+        logger.exception("alert rule %s of organisation %s failed on %s; skipped this run", rule.id, org.pk, day)
+        failed[rule.id] = failure_text(exc, day)
+
+
+def _new_firings(org: Organization, active: list[AlertRule], days: list[date]) -> Outcome:
+    """Each active rule measured on each day it has not fired on yet. A rule that raises is
+    skipped for the rest of the run (its other days would most likely raise too); what it
+    fired on earlier days stands."""
     done = set(AlertFiring.objects.filter(rule__in=active, day__in=days).values_list("rule_id", "day"))
+    outcome = Outcome()
     for rule in active:
         for day in days:
             if (rule.id, day) in done:
                 continue
-            measurement = rule_measure(org, rule, day)
+            measurement = None
+            with _rule_guarded(org, rule, day, outcome.failed):
+                measurement = rule_measure(org, rule, day)
+            if rule.id in outcome.failed:
+                break
             if measurement is not None and measurement.fired:
-                yield rule, day, measurement
+                outcome.fired.append((rule, day, measurement))
+    return outcome
 
 
 def alert_rules_dry_run(org: Organization, days: Iterable[date]) -> list[tuple[AlertRule, date, Measurement]]:
     """What `alert_rules_evaluate` would record on `days`, writing nothing (no firing, no
-    `last_evaluated_at`): a check by hand cannot queue firings for the next run to send."""
+    `last_evaluated_at`, no `last_error`): a check by hand cannot queue firings for the next
+    run to send. A rule that raises is logged and left out."""
     days = sorted(set(days))
     active = _active_rules(org)
-    return list(_new_firings(org, active, days)) if active and days else []
+    return _new_firings(org, active, days).fired if active and days else []
 
 
 def alert_rules_evaluate(org: Organization, days: Iterable[date]) -> list[AlertFiring]:
@@ -221,23 +268,47 @@ def alert_rules_evaluate(org: Organization, days: Iterable[date]) -> list[AlertF
     if not active or not days:
         return []
     created: list[AlertFiring] = []
-    for rule, day, measurement in _new_firings(org, active, days):
-        try:
-            # A concurrent run of the same day may have fired it a moment ago.
-            with transaction.atomic():
-                firing = AlertFiring.objects.create(
-                    rule=rule,
-                    organization=org,
-                    day=day,
-                    window_start=measurement.window_start,
-                    value=round(measurement.value, 4),
-                    threshold=round(measurement.threshold, 4),
-                    message=measurement.message[:500],
-                    details=_jsonable(measurement.details),
-                )
-        except IntegrityError:
-            continue
-        created.append(firing)
-    AlertRule.objects.filter(pk__in=[r.pk for r in active]).update(last_evaluated_at=timezone.now())
-    logger.info("alert rules of org %s on %s: %d fired", org.pk, [d.isoformat() for d in days], len(created))
+    outcome = _new_firings(org, active, days)
+    for rule, day, measurement in outcome.fired:
+        # Recording is guarded too: details a measure got wrong fail on their way to JSON.
+        with _rule_guarded(org, rule, day, outcome.failed):
+            firing = _firing_record(org, rule, day, measurement)
+            if firing is not None:
+                created.append(firing)
+    _rules_mark(active, outcome.failed)
+    logger.info(
+        "alert rules of org %s on %s: %d fired, %d could not be measured",
+        org.pk,
+        [d.isoformat() for d in days],
+        len(created),
+        len(outcome.failed),
+    )
     return created
+
+
+def _firing_record(org: Organization, rule: AlertRule, day: date, measurement: Measurement) -> AlertFiring | None:
+    """The new firing, or None when a concurrent run of the same day fired it a moment ago."""
+    try:
+        with transaction.atomic():
+            return AlertFiring.objects.create(
+                rule=rule,
+                organization=org,
+                day=day,
+                window_start=measurement.window_start,
+                value=round(measurement.value, 4),
+                threshold=round(measurement.threshold, 4),
+                message=measurement.message[:500],
+                details=_jsonable(measurement.details),
+            )
+    except IntegrityError:
+        return None
+
+
+def _rules_mark(active: list[AlertRule], failed: dict[int, str]) -> None:
+    """Checked rules get `last_evaluated_at` and lose an earlier error; one that raised keeps
+    its last good `last_evaluated_at` and says why it was not checked."""
+    now = timezone.now()
+    checked = [r.pk for r in active if r.pk not in failed]
+    AlertRule.objects.filter(pk__in=checked).update(last_evaluated_at=now, last_error="", last_error_at=None)
+    for rule_id, text in failed.items():
+        AlertRule.objects.filter(pk=rule_id).update(last_error=text, last_error_at=now)

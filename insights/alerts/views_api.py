@@ -49,7 +49,18 @@ class AlertFiringSerializer(serializers.ModelSerializer):
 class AlertRuleSerializer(serializers.ModelSerializer):
     class Meta:
         model = AlertRule
-        fields = ["id", "name", "kind", "params", "active", "last_evaluated_at", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "params",
+            "active",
+            "last_evaluated_at",
+            "last_error",
+            "last_error_at",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class AlertRuleInputSerializer(serializers.Serializer):
