@@ -29,7 +29,7 @@ class AnomalyAdmin(ReadOnlyModelAdmin):
     autocomplete_fields = ["organization"]
     raw_id_fields = ["feature"]
     date_hierarchy = "date"
-    readonly_fields = ["created_at", "updated_at", "notified_at"]
+    readonly_fields = ["created_at", "updated_at", "webhooks_queued_at", "emailed_at", "notified_at"]
 
 
 @admin.register(Insight)

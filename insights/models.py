@@ -29,6 +29,10 @@ class Anomaly(models.Model):
     # null until explained, and again when a re-run changes the anomaly's numbers.
     explanation = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    # The digest's channels are sent and marked apart (insights.channels), so one that fails
+    # is sent again by the next run without the other; notified_at once both have it.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    webhooks_queued_at = models.DateTimeField(null=True, blank=True)
     notified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -176,6 +180,9 @@ class AlertFiring(models.Model):
     delivery_status = models.CharField(max_length=20, choices=Delivery.choices, default=Delivery.PENDING)
     delivery = models.JSONField(default=dict, blank=True)
     fired_at = models.DateTimeField(default=timezone.now)
+    # Per channel, as for Anomaly; delivery_status is pending until notified_at.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    webhooks_queued_at = models.DateTimeField(null=True, blank=True)
     notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -10,11 +10,11 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
 
 from analytics.models import DailyFeatureUsage, DailyOrgUsage
 from tenants.models import Organization, Role, User
 
+from . import channels
 from .explain import explanation_phrase
 from .models import Anomaly
 from .queries import ANOMALY_DETECTOR, anomalies_open, anomalies_open_count, unnotified_claimed
@@ -44,7 +44,8 @@ def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
 
 def admins_mail(org: Organization, *, subject: str, message: str) -> tuple[int, int]:
     """E-mail `message` to the organisation's active admins, raising when it cannot be sent
-    (the caller's run is then retried): (messages sent, recipients)."""
+    (the caller's e-mail channel then leaves its rows to the next run): (messages sent,
+    recipients)."""
     recipients = list(
         User.objects.filter(organization=org, role=Role.ADMIN, is_active=True).values_list("email", flat=True)
     )
@@ -60,21 +61,33 @@ def admins_mail(org: Organization, *, subject: str, message: str) -> tuple[int, 
     return sent, len(recipients)
 
 
-@transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
 def alerts_send(
     org: Organization, anomalies: Iterable[Anomaly] = (), *, unnotified_days: int | None = None
 ) -> dict[str, int]:
     """Notify about `anomalies` not yet notified whose |score| ≥ the organisation's
-    alert_threshold: one e-mail to the organisation's admins and one signed POST per active
-    `anomaly.created` webhook, each listing them all. With `unnotified_days`, every
-    anomaly of that many last days no alert has covered yet is included too (in the same
-    query), so a run whose e-mail or enqueue failed is picked up by the next one.
-    Only the time-series detector alerts: "outlier features" always names a tenth of the
-    features, so it is a ranking to look at, not an event; and only open anomalies. Each digest also gives the open
-    anomalies in total, counted as the Insights page and the narrative count them. Marks
-    them notified. Returns `{anomalies, emails, webhooks}`."""
+    alert_threshold: one signed POST per active `anomaly.created` webhook and one e-mail to
+    the organisation's admins, each listing them all. With `unnotified_days`, every
+    anomaly of that many last days a channel has not covered yet is included too (in the
+    same query), so a run whose e-mail or enqueue failed is picked up by the next one. Each
+    channel is sent and marked on its own (`insights.channels`): a failing one is logged and
+    holds the other back no more. Only the time-series detector alerts: "outlier features"
+    always names a tenth of the features, so it is a ranking to look at, not an event; and
+    only open anomalies. Each digest also gives the open anomalies in total, counted as the
+    Insights page and the narrative count them. Returns `{anomalies, emails, webhooks}`:
+    the anomalies either channel covered."""
+    given = list(anomalies)
+    posted, hooks = channels.channel_send(
+        org, "the anomaly.created webhooks", lambda: _anomalies_post(org, given, unnotified_days)
+    )
+    emailed, emails = channels.channel_send(
+        org, "the anomaly e-mail", lambda: _anomalies_email(org, given, unnotified_days)
+    )
+    return {"anomalies": len(posted | emailed), "emails": emails, "webhooks": hooks}
+
+
+def _anomalies_due(org: Organization, given: list[Anomaly], unnotified_days: int | None, *, mark: str) -> list[Anomaly]:
     due = list(
-        unnotified_claimed(Anomaly, org, anomalies, day_field="date", unnotified_days=unnotified_days)
+        unnotified_claimed(Anomaly, org, given, day_field="date", unnotified_days=unnotified_days, mark=mark)
         .filter(
             # Still open: one acknowledged or resolved before its digest went out was already
             # seen; listing it under "new anomalies" contradicted the open count below it.
@@ -84,11 +97,40 @@ def alerts_send(
         .select_related("feature")
         .order_by("-date", "id")
     )
-    due = [a for a in due if abs(a.score) >= org.alert_threshold]
+    return [a for a in due if abs(a.score) >= org.alert_threshold]
+
+
+def _anomalies_marked(due: list[Anomaly], mark: str) -> None:
+    channels.rows_mark(due, mark)
+    Anomaly.objects.bulk_update(due, [mark, "notified_at"])
+
+
+@transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
+def _anomalies_post(org: Organization, given: list[Anomaly], unnotified_days: int | None) -> channels.Sent:
+    """The webhook channel: (the anomalies it covered, webhooks)."""
+    due = _anomalies_due(org, given, unnotified_days, mark=channels.WEBHOOKS)
     if not due:
-        return {"anomalies": 0, "emails": 0, "webhooks": 0}
+        return set(), 0
+    hooks = webhooks_for_event(org, "anomaly.created")
+    if hooks:
+        payload = {
+            "organization_id": org.id,
+            "anomalies": [anomaly_payload(a) for a in due],
+            "open_anomalies": anomalies_open_count(org),
+        }
+        for webhook in hooks:
+            webhook_enqueue(webhook, "anomaly.created", payload)
+    _anomalies_marked(due, channels.WEBHOOKS)
+    return {a.pk for a in due}, len(hooks)
+
+
+@transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
+def _anomalies_email(org: Organization, given: list[Anomaly], unnotified_days: int | None) -> channels.Sent:
+    """The e-mail channel: (the anomalies it covered, e-mails)."""
+    due = _anomalies_due(org, given, unnotified_days, mark=channels.EMAIL)
+    if not due:
+        return set(), 0
     payloads = [anomaly_payload(a) for a in due]
-    open_total = anomalies_open_count(org)
     lines = [
         f"- {p['date']} {p['feature_name']} {p['metric']}: {p['value']:.1f} ("
         + ("" if p["expected"] is None else f"expected {p['expected']:.1f}, ")
@@ -101,17 +143,10 @@ def alerts_send(
         subject=f"[Usage Platform] {len(due)} new anomal{'y' if len(due) == 1 else 'ies'} in {org.name}",
         message="New anomalies were detected in the daily usage rollups:\n\n"
         + "\n".join(lines)
-        + f"\n\nOpen anomalies now: {open_total} (the Insights page lists them).",
+        + f"\n\nOpen anomalies now: {anomalies_open_count(org)} (the Insights page lists them).",
     )
-    hooks = webhooks_for_event(org, "anomaly.created")
-    for webhook in hooks:
-        webhook_enqueue(
-            webhook,
-            "anomaly.created",
-            {"organization_id": org.id, "anomalies": payloads, "open_anomalies": open_total},
-        )
-    Anomaly.objects.filter(pk__in=[a.pk for a in due]).update(notified_at=timezone.now())
-    return {"anomalies": len(due), "emails": emails, "webhooks": len(hooks)}
+    _anomalies_marked(due, channels.EMAIL)
+    return {a.pk for a in due}, emails
 
 
 def daily_kpis(org: Organization, day: date) -> dict[str, Any]:

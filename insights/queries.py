@@ -46,16 +46,23 @@ def unusual_features(org: Organization, *, limit: int = UNUSUAL_FEATURES_SHOWN) 
 
 
 def unnotified_claimed(
-    model: type[Model], org: Organization, given: Iterable[Model], *, day_field: str, unnotified_days: int | None
+    model: type[Model],
+    org: Organization,
+    given: Iterable[Model],
+    *,
+    day_field: str,
+    unnotified_days: int | None,
+    mark: str,
 ) -> "QuerySet[Any]":
-    """`model`'s rows of `org` no digest has covered yet: those `given`, plus (with
-    `unnotified_days`) every one of that many last days, so that a run whose e-mail or
-    enqueue failed is picked up by the next one. Read again rather than trusted (another run
-    may have notified them), and claimed until the caller's transaction ends (FOR UPDATE SKIP
-    LOCKED): a run beside it (two rollups' evaluations) skips them instead of sending them
-    a second time."""
+    """`model`'s rows of `org` that the digest's channel `mark` (`insights.channels`) has not
+    covered yet: those `given`, plus (with `unnotified_days`) every one of that many last
+    days, so that a run whose e-mail or enqueue failed is picked up by the next one. Read
+    again rather than trusted (another run may have sent them), and claimed until the
+    caller's transaction ends (FOR UPDATE SKIP LOCKED): a run beside it (two rollups'
+    evaluations) skips them instead of sending them a second time. Rows notified before the
+    channels were marked apart have `notified_at` alone, and are done."""
     scope = Q(pk__in=[row.pk for row in given])
     if unnotified_days is not None:
         scope |= Q(**{f"{day_field}__gte": timezone.now().date() - timedelta(days=unnotified_days)})
     rows = model._default_manager.select_for_update(skip_locked=True, of=("self",))
-    return rows.filter(scope, organization=org, notified_at__isnull=True)
+    return rows.filter(scope, organization=org, notified_at__isnull=True, **{f"{mark}__isnull": True})

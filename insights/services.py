@@ -122,10 +122,16 @@ def anomalies_upsert(
                 setattr(row, name, value)
             row.updated_at = now
             to_update.append(row)
+    # Never notified: by neither channel of the digest (a webhook receiver told of it would
+    # never hear it was withdrawn).
     stale = [
         row.pk
         for key, row in existing.items()
-        if key not in seen and row.status == Anomaly.Status.OPEN and row.notified_at is None
+        if key not in seen
+        and row.status == Anomaly.Status.OPEN
+        and row.notified_at is None
+        and row.emailed_at is None
+        and row.webhooks_queued_at is None
     ]
     if stale:
         Anomaly.objects.filter(pk__in=stale).delete()

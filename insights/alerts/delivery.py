@@ -8,11 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
 
 from tenants.models import Organization
 
-from .. import slack, webhooks
+from .. import channels, slack, webhooks
 from ..models import AlertFiring, Webhook
 from ..notify import admins_mail
 from ..queries import unnotified_claimed
@@ -38,21 +37,67 @@ def firing_payload(firing: AlertFiring) -> dict[str, Any]:
     }
 
 
-@transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
 def alert_firings_deliver(
     org: Organization, firings: Iterable[AlertFiring] = (), *, unnotified_days: int | None = None
 ) -> dict[str, int]:
     """Notify about `firings` not yet notified, plus (with `unnotified_days`) every firing of
-    that many last days still waiting, so a run whose e-mail or enqueue failed is picked up
-    by the next one. Marks them notified with what was sent. Returns `{firings, emails,
-    webhooks}`."""
-    due = list(
-        unnotified_claimed(AlertFiring, org, firings, day_field="day", unnotified_days=unnotified_days)
+    that many last days a channel has not covered yet, so a run whose e-mail or enqueue
+    failed is picked up by the next one. Each channel is sent and marked on its own
+    (`insights.channels`): a failing one is logged and holds the other back no more. A
+    firing is marked notified with what was sent once both have it. Returns `{firings,
+    emails, webhooks}`: the firings either channel covered."""
+    given = list(firings)
+    posted, hooks = channels.channel_send(
+        org, "the alert.fired webhooks", lambda: _firings_post(org, given, unnotified_days)
+    )
+    emailed, emails = channels.channel_send(
+        org, "the alert e-mail", lambda: _firings_email(org, given, unnotified_days)
+    )
+    return {"firings": len(posted | emailed), "emails": emails, "webhooks": hooks}
+
+
+def _firings_due(
+    org: Organization, given: list[AlertFiring], unnotified_days: int | None, *, mark: str
+) -> list[AlertFiring]:
+    return list(
+        unnotified_claimed(AlertFiring, org, given, day_field="day", unnotified_days=unnotified_days, mark=mark)
         .select_related("rule")
         .order_by("-day", "id")
     )
+
+
+def _firings_marked(due: list[AlertFiring], mark: str, **sent: int) -> None:
+    """Mark `due` for the channel, `sent` (`emails=` or `webhooks=`) added to each one's
+    `delivery`; those both channels now have get their delivery status."""
+    for firing in due:
+        firing.delivery = {**firing.delivery, **sent}
+    for firing in channels.rows_mark(due, mark):
+        reached = firing.delivery.get("emails") or firing.delivery.get("webhooks")
+        firing.delivery_status = AlertFiring.Delivery.SENT if reached else AlertFiring.Delivery.NO_RECIPIENTS
+    AlertFiring.objects.bulk_update(due, [mark, "notified_at", "delivery", "delivery_status"])
+
+
+@transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
+def _firings_post(org: Organization, given: list[AlertFiring], unnotified_days: int | None) -> channels.Sent:
+    """The webhook channel: (the firings it covered, webhooks)."""
+    due = _firings_due(org, given, unnotified_days, mark=channels.WEBHOOKS)
     if not due:
-        return {"firings": 0, "emails": 0, "webhooks": 0}
+        return set(), 0
+    hooks = webhooks.webhooks_for_event(org, EVENT)
+    if hooks:
+        payload = {"organization_id": org.id, "organization": org.name, "firings": [firing_payload(f) for f in due]}
+        for webhook in hooks:
+            webhooks.webhook_enqueue(webhook, EVENT, payload)
+    _firings_marked(due, channels.WEBHOOKS, webhooks=len(hooks))
+    return {f.pk for f in due}, len(hooks)
+
+
+@transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
+def _firings_email(org: Organization, given: list[AlertFiring], unnotified_days: int | None) -> channels.Sent:
+    """The e-mail channel: (the firings it covered, e-mails)."""
+    due = _firings_due(org, given, unnotified_days, mark=channels.EMAIL)
+    if not due:
+        return set(), 0
     payloads = [firing_payload(f) for f in due]
     # Sent by the worker, outside any request: the link's host is the SITE_URL setting.
     manage_url = settings.SITE_URL + reverse("alert-rule-settings:index")
@@ -64,15 +109,5 @@ def alert_firings_deliver(
         + "\n".join(lines)
         + f"\n\nManage them under Settings → Alert rules: {manage_url}",
     )
-    hooks = webhooks.webhooks_for_event(org, EVENT)
-    for webhook in hooks:
-        webhooks.webhook_enqueue(
-            webhook, EVENT, {"organization_id": org.id, "organization": org.name, "firings": payloads}
-        )
-    sent = emails > 0 or bool(hooks)
-    AlertFiring.objects.filter(pk__in=[f.pk for f in due]).update(
-        notified_at=timezone.now(),
-        delivery_status=AlertFiring.Delivery.SENT if sent else AlertFiring.Delivery.NO_RECIPIENTS,
-        delivery={"emails": recipients if emails else 0, "webhooks": len(hooks)},
-    )
-    return {"firings": len(due), "emails": emails, "webhooks": len(hooks)}
+    _firings_marked(due, channels.EMAIL, emails=recipients if emails else 0)
+    return {f.pk for f in due}, emails

@@ -273,12 +273,12 @@ def test_an_anomaly_digest_that_cannot_be_mailed_does_not_cost_the_rules_their_d
     Anomaly.objects.create(
         organization=org, date=day, detector="timeseries", metric="event_count", value=90, expected=10, score=9
     )
-    with django_capture_on_commit_callbacks(execute=False) as callbacks, pytest.raises(OSError):
-        tasks.after_rollup(org.id, [day.isoformat()])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        tasks.after_rollup(org.id, [day.isoformat()])  # the e-mail's failure is logged
     assert len(callbacks) == 1
-    with pytest.raises(OSError):  # the firing's e-mail fails too: recorded, sent by the next run
-        callbacks[0]()
-    assert AlertFiring.objects.get().day == day and AlertFiring.objects.get().notified_at is None
+    callbacks[0]()  # the firing's e-mail fails too: recorded, sent by the next run
+    firing = AlertFiring.objects.get()
+    assert firing.day == day and firing.notified_at is None and firing.emailed_at is None
 
 
 def test_too_few_users_to_judge_stay_quiet(org):
