@@ -1,8 +1,8 @@
 """Daily rollups: raw events of one UTC day → DailyFeatureUsage, DailyOrgUsage, the per-user
 rows (DailyUserUsage, DailyUserFeatureUsage, `rollup_users`) and, from those, the person
 segments (DailySegmentUsage) and the accounts (DailyAccountUsage and its per-block feature
-bitmasks, `rollup_accounts`); the active-day bitmasks (`active_days`) and the per-feature
-recency rows (`recency`) from the per-user rows.
+bitmasks, `rollup_accounts`); the active-day bitmasks (`active_days`), the weekly feature
+masks (`feature_masks`) and the per-feature recency rows (`recency`) from the per-user rows.
 
 The database does the aggregation and no event row crosses into Python: one scan groups
 the day's events by (feature, end user, session) into a temporary table, those groups are
@@ -51,6 +51,7 @@ from .active_days import (
     rollup_event_type_active_days,
     rollup_feature_active_days,
 )
+from .feature_masks import rollup_feature_masks
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .recency import recency_roll, recency_stale_rebuild
 from .rollup_accounts import account_feature_days_roll, account_rows_replace
@@ -214,6 +215,13 @@ def _rollup_day_in(
         day,
         rows_deleted=feature_rows.deleted or recheck_bitmasks,
         rows_inserted=feature_rows.inserted or recheck_bitmasks,
+    )
+    rollup_feature_masks(
+        cursor,
+        org_id,
+        day,
+        rows_deleted=feature_rows.deleted or recheck_bitmasks,
+        rows_inserted=feature_rows.inserted,
     )
     # The recency rows split by segment and account too: a user whose age, gender or
     # account changed since the day's last roll moves there with them.

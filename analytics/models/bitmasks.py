@@ -39,6 +39,18 @@ class UserActiveDays(models.Model):
     events_w5 = models.IntegerField(default=0, db_default=0)
     events_w6 = models.IntegerField(default=0, db_default=0)
     events_w7 = models.IntegerField(default=0, db_default=0)
+    # The features the user used in each week of the block (week k: `features_w<k>`), one
+    # bit per feature (`FeatureBit`): the distinct users of a set of features over a range's
+    # whole weeks read one row per user and block (`analytics.feature_masks`). Kept by the
+    # rollup from the day's per-user feature rows; not in any index, as `active_days`.
+    features_w0 = models.BigIntegerField(default=0, db_default=0)
+    features_w1 = models.BigIntegerField(default=0, db_default=0)
+    features_w2 = models.BigIntegerField(default=0, db_default=0)
+    features_w3 = models.BigIntegerField(default=0, db_default=0)
+    features_w4 = models.BigIntegerField(default=0, db_default=0)
+    features_w5 = models.BigIntegerField(default=0, db_default=0)
+    features_w6 = models.BigIntegerField(default=0, db_default=0)
+    features_w7 = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         verbose_name = "user active days"
@@ -52,6 +64,26 @@ class UserActiveDays(models.Model):
 
     def __str__(self):
         return f"{self.end_user_id} {self.block_start}: {self.active_days:056b}"
+
+
+class FeatureBit(models.Model):
+    """A feature's bit in the per-user weekly feature masks (`UserActiveDays.features_w*`):
+    0..62, so that a mask is a positive BIGINT on PostgreSQL and SQLite alike. Given by the
+    rollup before it rolls the feature's first day (`analytics.feature_masks`) and never
+    reused: a deleted feature's row stays, without its feature, so old masks never name a
+    new feature. An organisation's features past the 63rd get none."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    feature = models.OneToOneField(
+        "telemetry.Feature", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    bit = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "bit"], name="featurebit_org_bit_uniq")]
+
+    def __str__(self):
+        return f"{self.feature_id}: bit {self.bit}"
 
 
 class UserFeatureActiveDays(models.Model):

@@ -23,7 +23,8 @@ from core.db_routing import read_alias
 from tenants.models import Organization
 
 from ..active_days import block_of, range_masks
-from ..models import UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
+from ..feature_masks import FEATURE_MASK_FIELDS, weeks_split
+from ..models import DailyUserFeatureUsage, FeatureBit, UserActiveDays, UserEventTypeActiveDays, UserFeatureActiveDays
 from ..recency import recency_feature_users
 from ..recency_segments import RecencyRow, reaches, segment_rows, users_within, weekly_within
 from .common import feature_pk, week_monday
@@ -110,9 +111,55 @@ def any_feature_users(
     org: Organization, start: date, end: date, filters: Mapping[str, Any], feature_ids: list[int]
 ) -> int:
     """Distinct end users of any of `feature_ids` within start..end under `filters` (each
-    counted once however many of them they used), in one statement."""
+    counted once however many of them they used), in one statement: from the weekly feature
+    masks where every one of the features has a bit (and no feature filter narrows the
+    rows), else from the per-feature bitmask rows."""
+    if feature_pk(filters.get("feature")) is None:
+        counted = _masked_feature_users(org, start, end, filters, feature_ids)
+        if counted is not None:
+            return counted
     rows = active_within(_feature_bitmasks(org, filters), start, end).filter(feature_id__in=feature_ids)
     return int(rows.aggregate(n=Count("end_user_id", distinct=True))["n"] or 0)
+
+
+def _masked_feature_users(
+    org: Organization, start: date, end: date, filters: Mapping[str, Any], feature_ids: list[int]
+) -> int | None:
+    """`any_feature_users` from the weekly feature masks (`analytics.feature_masks`): the
+    range's whole weeks from one row per user and block, its edge days from the per-user
+    feature rows of those days; None when one of the features has no bit."""
+    wanted = set(feature_ids)
+    bits = list(FeatureBit.objects.filter(organization=org, feature_id__in=wanted).values_list("bit", flat=True))
+    if len(bits) != len(wanted):
+        return None
+    mask = sum(1 << bit for bit in bits)
+    whole, edge_days = weeks_split(start, end)
+    parts: list[QuerySet[Any]] = []
+    if whole:
+        hit = Case(
+            *(When(block_start=block, then=_weeks_hit(weeks, mask)) for block, weeks in whole.items()),
+            default=Value(0),
+            output_field=BigIntegerField(),
+        )
+        rows = UserActiveDays.objects.filter(organization=org, block_start__in=list(whole))
+        parts.append(filters_apply(rows, filters).alias(hit=hit).exclude(hit=0).values("end_user_id"))
+    if edge_days:
+        edge_rows = DailyUserFeatureUsage.objects.filter(organization=org, date__in=edge_days, feature_id__in=wanted)
+        parts.append(filters_apply(edge_rows, filters).values("end_user_id"))
+    if not parts:
+        return 0
+    if len(parts) == 1:
+        return parts[0].distinct().count()
+    return parts[0].union(parts[1]).count()
+
+
+def _weeks_hit(weeks: list[int], mask: int) -> CombinedExpression:
+    """A row's features of `mask` used in any of its block's `weeks`."""
+    bits: BigIntegerField[int, int] = BigIntegerField()
+    used: Any = F(FEATURE_MASK_FIELDS[weeks[0]])
+    for week in weeks[1:]:
+        used = CombinedExpression(used, "|", F(FEATURE_MASK_FIELDS[week]), output_field=bits)
+    return CombinedExpression(used, "&", Value(mask, output_field=bits), output_field=bits)
 
 
 def features_used(org: Organization, filters: Mapping[str, Any], periods: list[tuple[date, date]]) -> list[int]:
