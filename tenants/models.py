@@ -22,6 +22,14 @@ def organization_slug_validate(slug: str) -> None:
         raise ValidationError(Organization.DIGITS_SLUG, code="digits")
 
 
+class OrganizationQuerySet(models.QuerySet["Organization"]):
+    def in_service(self) -> "OrganizationQuerySet":
+        """The organisations not being deleted: what sign-in, the API and the scheduled
+        work (rollups, detectors, digests) act on. One being deleted keeps its row until
+        its data is gone (tenants.org_deletion)."""
+        return self.filter(deletion_requested_at__isnull=True)
+
+
 class Organization(models.Model):
     class Plan(models.TextChoices):
         STANDARD = "standard", "Standard"
@@ -33,6 +41,15 @@ class Organization(models.Model):
     auto_create_features = models.BooleanField(default=True)
     alert_threshold = models.FloatField(default=3.5)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Set when staff delete the organisation: from then on nothing can use it, and a worker
+    # deletes its rows chunk by chunk, then the row itself (tenants.org_deletion).
+    deletion_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The deletion run at work: when it last deleted a chunk (its lease: another run takes
+    # over only once this is older than org_deletion.LEASE) and the rows deleted so far.
+    deletion_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    deletion_rows = models.BigIntegerField(default=0, editable=False)
+
+    objects = OrganizationQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
