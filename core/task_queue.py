@@ -9,13 +9,31 @@ registered in every process by its AppConfig.ready, so a name resolves to the ta
 wherever one is registered (eager mode runs it in place) and to the broker otherwise.
 """
 
+import logging
 from typing import Any
 
 from celery import current_app
 from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerUnreachable
+
+logger = logging.getLogger(__name__)
 
 
 def task_send_on_commit(name: str, /, **kwargs: Any) -> None:
     """Send the task called `name` with `kwargs` when the current transaction commits, or at
     once outside a transaction. A rolled-back transaction sends nothing."""
     transaction.on_commit(lambda: current_app.signature(name, kwargs=kwargs).apply_async())
+
+
+def task_send_on_commit_or_later(name: str, /, **kwargs: Any) -> None:
+    """`task_send_on_commit` for a task that a beat entry also sends when its work is left
+    undone: a broker out of reach is logged, where it would fail the request that has just
+    committed the change (the change stands, and the schedule sends the task later)."""
+
+    def send() -> None:
+        try:
+            current_app.signature(name, kwargs=kwargs).apply_async()
+        except BrokerUnreachable as exc:
+            logger.warning("could not queue %s %s: the Celery broker is unreachable (%s)", name, kwargs, exc)
+
+    transaction.on_commit(send)
