@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_delete
@@ -14,6 +16,9 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants and access"
 
     def ready(self):
+        # Its Celery tasks in every process: services send them by name (core.task_queue).
+        import_module(f"{self.name}.tasks")
+
         # A key or an organisation deleted (the admin, a cascade) leaves this process's
         # API-key cache at once; other processes within API_KEY_CACHE_SECONDS.
         from .models import ApiKey, Organization

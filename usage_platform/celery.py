@@ -47,6 +47,13 @@ app.conf.beat_schedule = {
         "task": "telemetry.event_uuids_expire",
         "schedule": crontab(minute=45, hour=2),
     },
+    # Every 5 minutes: a run for each organisation being deleted that no run is at work on
+    # (its worker died, or its task never reached the broker); it carries on where the last
+    # stopped (tenants.org_deletion).
+    "organization-deletions-resume": {
+        "task": "tenants.organization_deletions_resume",
+        "schedule": crontab(minute="*/5"),
+    },
     # Every night at 01:00: refresh each organisation's narrative insight.
     "insights-daily": {
         "task": "insights.refresh_all",
