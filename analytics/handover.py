@@ -40,7 +40,7 @@ def insights_notify_range(
     `also` (other days re-rolled with it, by organisation id)."""
     days = range_days(since, until)
     if org is None:
-        org_ids = list(Organization.objects.values_list("pk", flat=True))
+        org_ids = list(Organization.objects.in_service().values_list("pk", flat=True))
     else:
         org_ids = [org if isinstance(org, int) else org.pk]
     days_by_org: dict[int, set[date]] = {org_id: set(days) for org_id in org_ids}

@@ -111,7 +111,7 @@ def rollup_day(day: date, org: OrgRef = None, *, recheck_bitmasks: bool = False,
         # One organisation at a time: each reads the day through the (organization,
         # timestamp) index, where one statement for all would scan the whole event table
         # once per rollup table.
-        org_ids = Organization.objects.order_by("pk").values_list("pk", flat=True)
+        org_ids = Organization.objects.in_service().order_by("pk").values_list("pk", flat=True)
         return sum(rollup_day(day, pk, recheck_bitmasks=recheck_bitmasks, if_marked=if_marked) for pk in org_ids)
     computed_at = timezone.now()
     window = [connection.ops.adapt_datetimefield_value(day_start(d)) for d in (day, day + timedelta(days=1))]
@@ -296,7 +296,12 @@ def dirty_count(since: date, until: date, org: OrgRef = None) -> int:
 def rollup_dirty() -> int:
     """Re-roll every (organisation, day) marked by late events; `rollup_day` drops each
     mark it handled. Returns the number of (organisation, day) pairs re-rolled."""
-    marks = list(DirtyDay.objects.order_by("date").values_list("organization_id", "date"))
+    # An organisation being deleted loses these rows anyway (tenants.org_deletion).
+    marks = list(
+        DirtyDay.objects.filter(organization__deletion_requested_at__isnull=True)
+        .order_by("date")
+        .values_list("organization_id", "date")
+    )
     for org_id, day in marks:
         rollup_day(day, org_id, if_marked=True)
     recency_stale_rebuild()

@@ -24,7 +24,7 @@ def _prewarm(org_ids):
     rollup, so the first person to open it is served from the cache."""
     end = today()
     start = end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
-    for org in Organization.objects.filter(pk__in=list(org_ids)):
+    for org in Organization.objects.in_service().filter(pk__in=list(org_ids)):
         queries.usage_summary(org, start, end)
         queries.feature_usage(org, start, end)
         queries.timeseries(org, metric="events", interval="day", start=start, end=end)
@@ -39,7 +39,7 @@ def _roll(days: list[date]) -> dict:
     rows = sum(rollup.rollup_day(day) for day in days)
     rerolled = rollup.rollup_dirty()
     days_by_org: dict[int, set[date]] = {
-        org_id: set(days) for org_id in Organization.objects.values_list("pk", flat=True)
+        org_id: set(days) for org_id in Organization.objects.in_service().values_list("pk", flat=True)
     }
     for org_id, marked in dirty.items():
         days_by_org.setdefault(org_id, set()).update(marked)

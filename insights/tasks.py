@@ -28,9 +28,9 @@ def after_rollup(org_id: int, dates=None) -> dict:
     `dates` are ISO days the rollup (re)computed; today is ignored (partial). The run
     covers the default week back from the latest of them, or from the latest complete
     day when no dates are given; a late-data day older than a week widens the run."""
-    org = Organization.objects.filter(pk=org_id).first()
+    org = Organization.objects.in_service().filter(pk=org_id).first()
     if org is None:
-        logger.info("after_rollup: organisation %s is gone", org_id)
+        logger.info("after_rollup: organisation %s is gone or being deleted", org_id)
         return {"anomalies": 0, "alerts": 0}
     today = timezone.now().date()
     days = sorted({date.fromisoformat(str(d)[:10]) for d in (dates or [])})
@@ -88,7 +88,7 @@ def deliver_webhook(webhook_id: int, event: str, payload: dict, attempt: int = 1
 
 @shared_task(name="insights.refresh_org", time_limit=120, soft_time_limit=100)
 def refresh_org(org_id: int) -> str:
-    org = Organization.objects.filter(pk=org_id).first()
+    org = Organization.objects.in_service().filter(pk=org_id).first()
     if org is None:
         return "gone"
     return replica_reads_run(lambda: narrative.insight_current(org, refresh=True), org_id=org.pk).source
@@ -97,7 +97,7 @@ def refresh_org(org_id: int) -> str:
 @shared_task(name="insights.refresh_all", time_limit=300, soft_time_limit=270)
 def refresh_all() -> int:
     """Fan out one narrative refresh per organisation."""
-    ids = list(Organization.objects.values_list("id", flat=True))
+    ids = list(Organization.objects.in_service().values_list("id", flat=True))
     for org_id in ids:
         refresh_org.delay(org_id)
     return len(ids)
@@ -105,7 +105,7 @@ def refresh_all() -> int:
 
 @shared_task(name="insights.export_daily_org", time_limit=120, soft_time_limit=100)
 def export_daily_org(org_id: int, day: str) -> int:
-    org = Organization.objects.filter(pk=org_id).first()
+    org = Organization.objects.in_service().filter(pk=org_id).first()
     if org is None:
         return 0
     return replica_reads_run(lambda: notify.export_daily(org, date.fromisoformat(day)), org_id=org.pk)

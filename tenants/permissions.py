@@ -70,7 +70,8 @@ def organization_for(request):
                 errors={"org_id": ["This field is required for staff accounts."]},
             )
         try:
-            return Organization.objects.get(pk=int(org_id))
+            # One being deleted is no longer there for anyone (tenants.org_deletion).
+            return Organization.objects.in_service().get(pk=int(org_id))
         except (TypeError, ValueError):
             raise DomainError("org_id must be an integer.", errors={"org_id": ["A valid integer is required."]})
         except Organization.DoesNotExist:

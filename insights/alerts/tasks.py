@@ -20,9 +20,9 @@ ALERT_RULES_TASK = "insights.alert_rules_evaluate"
 
 @shared_task(name=ALERT_RULES_TASK, time_limit=300, soft_time_limit=270)
 def alert_rules_evaluate_task(org_id: int, dates: list[str] | None = None) -> dict:
-    org = Organization.objects.filter(pk=org_id).first()
+    org = Organization.objects.in_service().filter(pk=org_id).first()
     if org is None:
-        logger.info("alert_rules_evaluate: organisation %s is gone", org_id)
+        logger.info("alert_rules_evaluate: organisation %s is gone or being deleted", org_id)
         return {"fired": 0, "delivered": 0}
     days = days_to_evaluate((date.fromisoformat(str(d)[:10]) for d in dates or []), today=timezone.now().date())
     fired = alert_rules_evaluate(org, days)

@@ -86,15 +86,16 @@ def _entries_decode(entries: list[Entry], dead: list[Dead]) -> list[Decoded]:
 
 
 def _without_deleted_orgs(entries: list[Entry], decoded: list[Decoded], dead: list[Dead]) -> list[Decoded]:
-    """An organisation deleted while its events waited: nothing to attach them to."""
+    """An organisation deleted while its events waited, or being deleted (its rows are going,
+    chunk by chunk): nothing to attach them to."""
     org_ids = {item[1] for item in decoded}
-    alive = set(Organization.objects.filter(pk__in=org_ids).values_list("pk", flat=True))
+    alive = set(Organization.objects.in_service().filter(pk__in=org_ids).values_list("pk", flat=True))
     if alive == org_ids:
         return decoded
     fields_of = dict(entries)
     for item in decoded:
         if item[1] not in alive:
-            dead.append((item[0], fields_of[item[0]], f"organisation {item[1]} no longer exists"))
+            dead.append((item[0], fields_of[item[0]], f"organisation {item[1]} no longer exists or is being deleted"))
     return [item for item in decoded if item[1] in alive]
 
 

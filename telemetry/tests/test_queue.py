@@ -200,6 +200,22 @@ def test_entry_of_a_deleted_organisation_is_dead_lettered(queue, settings, key_c
     assert queue.xlen(f"{settings.INGEST_STREAM}:dead") == 1
 
 
+def test_entries_of_an_organisation_being_deleted_are_dead_lettered(queue, settings, key_client, org, other_admin):
+    """Its rows are going chunk by chunk (tenants.org_deletion): events queued before its
+    keys were revoked must not be stored behind the deletion's back."""
+    from tenants import org_deletion
+
+    other_key = tenant_services.api_key_create(org=other_admin.organization, name="other")[1]
+    assert post(key_client, BATCH, events(5)).status_code == 202
+    org_deletion.organizations_deletion_request([org], send_task=False)
+    key_client.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key}")
+    accepted = post(key_client, BATCH, events(3)).json()["accepted"]
+    _drain(_consumer(queue, "c1"))
+    assert stored(org) == 0 and stored(other_admin.organization) == accepted
+    dead = queue.xrange(f"{settings.INGEST_STREAM}:dead")
+    assert len(dead) == 1 and b"being deleted" in dead[0][1][b"error"]
+
+
 def test_entry_whose_feature_was_deleted_while_queued_is_dead_lettered(queue, settings, key_client, org):
     from telemetry.models import Feature
 

@@ -105,7 +105,13 @@ def api_key_authenticate(*, raw_key: str, origin: str | None) -> ApiKey | None:
     digest = secret_digest(raw_key)
     api_key = api_key_cache.get(digest)
     if api_key is None:
-        api_key = ApiKey.objects.select_related("organization").filter(key_hash=digest, revoked_at__isnull=True).first()
+        # Its organisation's deletion revokes its keys; one made since (staff acting on it
+        # through the API) is refused all the same.
+        api_key = (
+            ApiKey.objects.select_related("organization")
+            .filter(key_hash=digest, revoked_at__isnull=True, organization__deletion_requested_at__isnull=True)
+            .first()
+        )
         if api_key is None:
             return None
         api_key_cache.set_many([(digest, api_key)], settings.API_KEY_CACHE_SECONDS)

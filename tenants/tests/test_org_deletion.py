@@ -10,8 +10,11 @@ from django.apps import apps
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tenants import org_deletion, tasks
+from conftest import PASSWORD, client_for
+from tenants import org_deletion, services, tasks
 from tenants.models import ApiKey, Organization, User
+
+from .test_auth_api import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +41,20 @@ def send_events(raw, n, start=0):
     body = {"events": [{"feature": f"f{i % 3}", "user_id": f"u{i % 7}"} for i in range(start, start + n)]}
     response = key_client(raw).post(BATCH, body, format="json")
     assert response.status_code in (200, 201), response.content
+
+
+def test_staff_reach_no_organisation_being_deleted_through_the_api(org):
+    staff = User.objects.create_superuser(email="root@platform.example", password=PASSWORD)
+    assert client_for(staff).get(f"/api/v1/org?org_id={org.pk}").status_code == 200
+    org_deletion.organizations_deletion_request([org], send_task=False)
+    assert_error(client_for(staff).get(f"/api/v1/org?org_id={org.pk}"), 404)
+    assert_error(client_for(staff).post(f"/api/v1/org/api-keys?org_id={org.pk}", {"name": "k"}, format="json"), 404)
+
+
+def test_a_key_made_after_the_request_is_refused_too(org):
+    org_deletion.organizations_deletion_request([org], send_task=False)
+    _, raw = services.api_key_create(org=org, name="late")
+    assert services.api_key_authenticate(raw_key=raw, origin=None) is None
 
 
 def test_the_plan_covers_every_table_pointing_at_organisations_each_before_what_it_points_at():

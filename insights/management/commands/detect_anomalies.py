@@ -11,7 +11,7 @@ from tenants.models import Organization
 
 def organisations(ref):
     if not ref:
-        return list(Organization.objects.order_by("id"))
+        return list(Organization.objects.in_service().order_by("id"))
     return [organization_named(ref)]
 
 
