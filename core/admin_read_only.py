@@ -89,7 +89,9 @@ class CascadeDeleteAdmin(admin.ModelAdmin):
     on a demo organisation of 10,000 events to say "Cannot delete", though staff delete
     organisations and features here (docs/decisions.md, "Process-local caches"). Read-only
     stops hand edits, not a cascade; so the page names each object and the kinds of rows that
-    go with it, one bounded query per kind, and the delete itself is the model's."""
+    go with it, one bounded query per kind, and the delete itself is the model's (the
+    organisations' admin hands it to a background deletion instead: its cascade outlasted the
+    web worker's timeout, docs/decisions.md 2026-12-04)."""
 
     def get_deleted_objects(
         self, objs: Iterable[Model], request: HttpRequest

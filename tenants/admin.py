@@ -8,12 +8,17 @@ and the scheduled-task list, whose "run now" action must survive a broker outage
 import logging
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
 from django.db import router, transaction
 from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
@@ -21,7 +26,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from core.admin_read_only import CascadeDeleteAdmin
 
-from . import services
+from . import org_deletion, services
 from .models import ApiKey, Invitation, Organization, Role, User
 from .views_pages import ThrottledLoginFormMixin
 
@@ -57,8 +62,33 @@ admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, ScheduledTaskAdmin)
 
 
+class DeletionFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("deleting", "Being deleted")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.in_service()
+        if self.value() == "deleting":
+            return queryset.filter(deletion_requested_at__isnull=False)
+        return queryset
+
+
+BEING_DELETED = (
+    "{names}: being deleted. Their API keys are revoked and their people signed out now; their data is "
+    "deleted in the background, and the list shows how far it got."
+)
+
+
 @admin.register(Organization)
 class OrganizationAdmin(CascadeDeleteAdmin):
+    """Deleting an organisation here (its page or "Delete selected") only marks and shuts it:
+    a worker deletes its rows chunk by chunk, then the organisation (tenants.org_deletion),
+    where the cascade in this request outlasted the web worker's timeout."""
+
     list_display = [
         "name",
         "slug",
@@ -67,12 +97,14 @@ class OrganizationAdmin(CascadeDeleteAdmin):
         "auto_create_features",
         "alert_threshold",
         "created_at",
+        "state",
     ]
-    list_filter = ["plan_type", "auto_create_features", "created_at"]
+    list_filter = [DeletionFilter, "plan_type", "auto_create_features", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["created_at"]
+    readonly_fields = ["created_at", "state"]
     ordering = ["name"]
+    actions = ["delete_selected"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_member_count=Count("members", distinct=True))
@@ -81,11 +113,58 @@ class OrganizationAdmin(CascadeDeleteAdmin):
     def member_count(self, org):
         return org._member_count
 
+    @admin.display(description="state")
+    def state(self, org):
+        return org_deletion.deletion_state(org)
+
+    def delete_model(self, request, obj):
+        org_deletion.organizations_deletion_request([obj])
+
+    def delete_queryset(self, request, queryset):
+        org_deletion.organizations_deletion_request(queryset)
+
+    def response_delete(self, request, obj_display, obj_id):
+        if IS_POPUP_VAR in request.POST:
+            return super().response_delete(request, obj_display, obj_id)
+        self.message_user(request, BEING_DELETED.format(names=f"“{obj_display}”"), messages.SUCCESS)
+        url = reverse("admin:tenants_organization_changelist", current_app=self.admin_site.name)
+        context = {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}
+        return HttpResponseRedirect(add_preserved_filters(context, url))
+
+    @admin.action(permissions=["delete"], description="Delete selected organizations")
+    def delete_selected(self, request, queryset):
+        # Django's action for the confirmation page; its last step would say "Successfully
+        # deleted", of organisations that are only on their way out.
+        if not request.POST.get("post"):
+            return django_delete_selected(self, request, queryset)
+        orgs = list(queryset)
+        if orgs:
+            self.log_deletions(request, orgs)
+            self.delete_queryset(request, orgs)
+            names = ", ".join(f"“{org}”" for org in orgs)
+            self.message_user(request, BEING_DELETED.format(names=names), messages.SUCCESS)
+        return None
+
+
+def deleted_organization_check(cleaned: dict) -> None:
+    """An active account in an organisation being deleted would undo its shutting (its
+    people are deactivated so that none can sign in while its data goes). Platform staff
+    are not deactivated with it (tenants.org_deletion)."""
+    org = cleaned.get("organization")
+    active = cleaned.get("is_active", True) and not cleaned.get("is_staff")
+    if org is not None and org.deletion_requested_at is not None and active:
+        raise ValidationError(f"{org} is being deleted: its accounts stay inactive until it is gone.")
+
 
 class UserCreationForm(AdminUserCreationForm):
     class Meta(AdminUserCreationForm.Meta):
         model = User
         fields = ["email"]
+
+    def clean(self):
+        cleaned = super().clean()
+        deleted_organization_check(cleaned)
+        return cleaned
 
 
 class UserEditForm(UserChangeForm):
@@ -95,6 +174,7 @@ class UserEditForm(UserChangeForm):
 
     def clean(self):
         cleaned = super().clean()
+        deleted_organization_check(cleaned)
         before = User.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
         leaves = before is not None and (
             cleaned.get("role") != Role.ADMIN

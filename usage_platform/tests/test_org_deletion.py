@@ -11,9 +11,10 @@ import pytest
 from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
-from conftest import make_org
+from conftest import PASSWORD, make_org
 from telemetry.models import EndUser, EventUuid, Feature, UsageEvent
 from tenants import org_deletion, tasks
 from tenants.models import Organization, User
@@ -85,6 +86,26 @@ def dangling():
             if rows.exclude(**{f"{field.attname}__in": targets}).exists():
                 found.append(f"{model._meta.label}.{field.name}")
     return found
+
+
+def test_the_admin_delete_then_its_task_delete_every_row_of_the_organisation_and_none_of_another(
+    client, two_tenants, django_capture_on_commit_callbacks
+):
+    gone, kept = two_tenants
+    kept_before = rows_by_model(kept.pk)
+    gone_before = rows_by_model(gone.pk)
+    # Every model with an organisation has a row of each, so each is shown to go.
+    assert all(gone_before.values()) and all(kept_before.values()), gone_before
+    client.force_login(User.objects.create_superuser(email="root@platform.example", password=PASSWORD))
+
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs eagerly once committed
+        response = client.post(reverse("admin:tenants_organization_delete", args=[gone.pk]), {"post": "yes"})
+    assert response.status_code == 302
+
+    assert not Organization.objects.filter(pk=gone.pk).exists()
+    assert not any(rows_by_model(gone.pk).values()), rows_by_model(gone.pk)
+    assert rows_by_model(kept.pk) == kept_before
+    assert dangling() == []
 
 
 def test_runs_stopped_after_each_chunk_leave_consistent_rows_and_the_last_finishes(two_tenants):
