@@ -3,11 +3,13 @@ rows deleted chunk by chunk in the background, runs taking turns through a lease
 row of every app goes, and none of another organisation's, is checked with rows of every
 model in usage_platform/tests/test_org_deletion.py."""
 
+import io
 import time
 from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -213,3 +215,25 @@ def test_a_run_that_fails_mid_way_keeps_its_chunks_and_frees_its_lease(org, anal
     monkeypatch.setattr(org_deletion, "_chunk_delete", real)
     assert org_deletion.deletions_stalled() == [org.pk]
     assert org_deletion.organization_delete_run(org.pk, chunk_rows=1).state == "done"
+
+
+def test_the_command_deletes_with_the_same_service_and_shows_its_progress(org, other_org, analyst_user, capsys):
+    out = io.StringIO()
+    call_command("delete_organization", org.slug, "--yes", "--chunk-rows", "1", stdout=out)
+    assert f"Deleted {org.name}" in out.getvalue()
+    assert "rows" in capsys.readouterr().err  # the progress bar, on stderr
+    assert not Organization.objects.filter(pk=org.pk).exists() and not any(rows_of(org.pk).values())
+    assert Organization.objects.filter(pk=other_org.pk).exists() and any(rows_of(other_org.pk).values())
+
+
+def test_the_command_asks_first_and_leaves_a_run_at_work_alone(org, monkeypatch):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("delete_organization", str(org.pk))
+    assert Organization.objects.get(pk=org.pk).deletion_requested_at is None
+
+    org_deletion.organizations_deletion_request([org], send_task=False)
+    Organization.objects.filter(pk=org.pk).update(deletion_heartbeat_at=timezone.now())
+    with pytest.raises(CommandError, match="A worker is deleting"):
+        call_command("delete_organization", str(org.pk), "--yes", "--no-progress")
+    assert Organization.objects.filter(pk=org.pk).exists()
