@@ -5,9 +5,12 @@ the app registry, so a model added later is counted without a change here. On Po
 events' chunks each name the months they span (the table is partitioned by month)."""
 
 import re
+import sqlite3
+import time
 from datetime import timedelta
 
 import pytest
+from celery import Celery
 from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -15,9 +18,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conftest import PASSWORD, make_org
+from core.testing import celery_worker
 from telemetry.models import EndUser, EventUuid, Feature, UsageEvent
 from tenants import org_deletion, tasks
 from tenants.models import Organization, User
+from usage_platform.celery import app
 
 from .tenant_rows import tenant_rows
 
@@ -193,3 +198,35 @@ def test_on_postgresql_each_chunk_of_events_reads_only_the_partitions_of_the_mon
     assert not UsageEvent.objects.filter(organization_id=gone.pk).exists()
     assert UsageEvent.objects.filter(organization=kept).count() == kept_events
     assert dangling() == []
+
+
+def _events_left(org_id, sqlite_path):
+    """The worker's view: the test database on PostgreSQL, its file copy on SQLite."""
+    if sqlite_path is None:
+        return UsageEvent.objects.filter(organization_id=org_id).count(), Organization.objects.filter(
+            pk=org_id
+        ).exists()
+    with sqlite3.connect(sqlite_path) as db:
+        (events,) = db.execute(
+            "SELECT count(*) FROM telemetry_usageevent WHERE organization_id = ?", [org_id]
+        ).fetchone()
+        (orgs,) = db.execute("SELECT count(*) FROM tenants_organization WHERE id = ?", [org_id]).fetchone()
+    return events, bool(orgs)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_worker_runs_the_deletion_sent_through_the_broker(two_tenants, redis_url, tmp_path):
+    """The task is found by name in a worker process (tenants registers its tasks in ready)."""
+    gone, kept = two_tenants
+    org_deletion.organizations_deletion_request([gone], send_task=False)
+    app.conf.task_always_eager = False
+    with celery_worker(tmp_path, redis_url) as (worker, sqlite_path):
+        producer = Celery("test-producer", broker=redis_url, set_as_current=False)
+        producer.send_task(org_deletion.DELETE_TASK, kwargs={"org_id": gone.pk})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _events_left(gone.pk, sqlite_path) != (0, False):
+            assert worker.poll() is None, worker.stdout.read().decode()[-3000:]
+            time.sleep(0.2)
+    assert _events_left(gone.pk, sqlite_path) == (0, False)
+    assert _events_left(kept.pk, sqlite_path) == (EVENTS + 1, True)
