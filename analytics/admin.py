@@ -28,6 +28,7 @@ from .models import (
     DailySegmentUsage,
     DailyUserFeatureUsage,
     DailyUserUsage,
+    FeatureBit,
     FeatureRecencyStale,
     Segment,
     UserActiveDays,
@@ -231,6 +232,15 @@ class FeatureRecencyStaleAdmin(ReadOnlyModelAdmin):
     list_select_related = ["organization"]
     search_fields = ["organization__name"]
     ordering = ["-date", "organization"]
+
+
+@admin.register(FeatureBit)
+class FeatureBitAdmin(ReadOnlyModelAdmin):
+    list_display = ["organization", "bit", "feature"]
+    list_filter = ["organization"]
+    list_select_related = ["organization", "feature"]
+    search_fields = ["feature__key", "organization__name"]
+    ordering = ["organization", "bit"]
 
 
 @admin.register(DailySegmentUsage)

@@ -26,6 +26,7 @@ def tenant_rows(admin_user):
         DailySegmentUsage,
         DailyUserFeatureUsage,
         DailyUserUsage,
+        FeatureBit,
         FeatureRecencyStale,
         Segment,
         UserActiveDays,
@@ -62,6 +63,7 @@ def tenant_rows(admin_user):
         organization=org, date=date.today(), age_band="18-40", gender="F", event_count=1, active_users=1
     )
     UserActiveDays.objects.create(organization=org, end_user=end_user, block_start=date(2025, 1, 6), active_days=5)
+    FeatureBit.objects.create(organization=org, feature=feature, bit=0)
     UserFeatureActiveDays.objects.create(
         organization=org, feature=feature, end_user=end_user, block_start=date(2025, 1, 6), active_days=5
     )
