@@ -43,6 +43,16 @@ def channel_send(org: Organization, what: str, send: Callable[[], Sent]) -> Sent
         return set(), 0
 
 
+def digest_send(
+    org: Organization, *, webhooks: tuple[str, Callable[[], Sent]], email: tuple[str, Callable[[], Sent]]
+) -> tuple[int, int, int]:
+    """Both channels of a digest, each `(what, send)`, the webhooks first: (rows either
+    channel covered, e-mails, webhooks)."""
+    posted, hooks = channel_send(org, *webhooks)
+    emailed, emails = channel_send(org, *email)
+    return len(posted | emailed), emails, hooks
+
+
 def rows_mark(rows: Sequence[Row], mark: str) -> list[Row]:
     """Set `mark` on `rows` (read under the channel's claim, so the other mark is current),
     and `notified_at` on those both channels now have, which are returned. The caller saves

@@ -76,13 +76,12 @@ def alerts_send(
     Insights page and the narrative count them. Returns `{anomalies, emails, webhooks}`:
     the anomalies either channel covered."""
     given = list(anomalies)
-    posted, hooks = channels.channel_send(
-        org, "the anomaly.created webhooks", lambda: _anomalies_post(org, given, unnotified_days)
+    covered, emails, hooks = channels.digest_send(
+        org,
+        webhooks=("the anomaly.created webhooks", lambda: _anomalies_post(org, given, unnotified_days)),
+        email=("the anomaly e-mail", lambda: _anomalies_email(org, given, unnotified_days)),
     )
-    emailed, emails = channels.channel_send(
-        org, "the anomaly e-mail", lambda: _anomalies_email(org, given, unnotified_days)
-    )
-    return {"anomalies": len(posted | emailed), "emails": emails, "webhooks": hooks}
+    return {"anomalies": covered, "emails": emails, "webhooks": hooks}
 
 
 def _anomalies_due(org: Organization, given: list[Anomaly], unnotified_days: int | None, *, mark: str) -> list[Anomaly]:

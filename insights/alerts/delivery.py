@@ -47,13 +47,12 @@ def alert_firings_deliver(
     firing is marked notified with what was sent once both have it. Returns `{firings,
     emails, webhooks}`: the firings either channel covered."""
     given = list(firings)
-    posted, hooks = channels.channel_send(
-        org, "the alert.fired webhooks", lambda: _firings_post(org, given, unnotified_days)
+    covered, emails, hooks = channels.digest_send(
+        org,
+        webhooks=("the alert.fired webhooks", lambda: _firings_post(org, given, unnotified_days)),
+        email=("the alert e-mail", lambda: _firings_email(org, given, unnotified_days)),
     )
-    emailed, emails = channels.channel_send(
-        org, "the alert e-mail", lambda: _firings_email(org, given, unnotified_days)
-    )
-    return {"firings": len(posted | emailed), "emails": emails, "webhooks": hooks}
+    return {"firings": covered, "emails": emails, "webhooks": hooks}
 
 
 def _firings_due(
