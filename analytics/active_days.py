@@ -136,6 +136,10 @@ def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
     block = ops.adapt_datefield_value(block_of(day))
     bit = day_bit(day)
     day_param = ops.adapt_datefield_value(day)
+    # The bitmask steps' lock before the first row of these is locked: the feature masks
+    # (`feature_masks`) write the same rows under it later in the roll, and a roll of another
+    # day holding some of them while waiting for the lock would deadlock with it.
+    bitmask_steps_lock(cursor, org_id)
     cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
     cleared = cursor.rowcount
     with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`

@@ -87,7 +87,9 @@ def feature_bits_assign(cursor: Any, org_id: int, day: date) -> None:
     bitmask_steps_lock(cursor, org_id)
     cursor.execute(_UNASSIGNED_SQL, [org_id, day_param])
     unassigned = [feature_id for (feature_id,) in cursor.fetchall()]
-    cursor.execute("SELECT COUNT(*) FROM analytics_featurebit WHERE organization_id = %s", [org_id])
+    # After the highest bit given, not the number given: a row removed by hand leaves a gap
+    # that is never filled (old masks may still name its feature).
+    cursor.execute("SELECT COALESCE(MAX(bit) + 1, 0) FROM analytics_featurebit WHERE organization_id = %s", [org_id])
     taken = cursor.fetchone()[0]
     rows = [
         (org_id, feature_id, bit) for bit, feature_id in enumerate(unassigned, start=taken) if bit < MAX_FEATURE_BITS

@@ -38,6 +38,8 @@ class LateDataBacklog(NamedTuple):
 def late_data_backlog() -> LateDataBacklog:
     """The late-data marks (`DirtyDay`) waiting for the rollup: how many, the oldest day
     marked, and when the longest-waiting mark was set: one aggregate over the marks (at most
-    one per organisation and day, deleted as the rollup takes them)."""
-    found = DirtyDay.objects.aggregate(marks=Count("pk"), oldest_day=Min("date"), oldest_marked_at=Min("marked_at"))
+    one per organisation and day, deleted as the rollup takes them). Those of an organisation
+    being deleted are left out, as the rollup leaves them (its deletion takes them)."""
+    waiting = DirtyDay.objects.filter(organization__deletion_requested_at__isnull=True)
+    found = waiting.aggregate(marks=Count("pk"), oldest_day=Min("date"), oldest_marked_at=Min("marked_at"))
     return LateDataBacklog(found["marks"], found["oldest_day"], found["oldest_marked_at"])

@@ -163,3 +163,85 @@ def test_a_rebuild_gives_the_masks_the_rolls_gave(org):
         feature_masks_rebuild(cursor, org.pk, blocks)
     assert masks(org) == masks_from_rows(org)
     assert FeatureBit.objects.filter(organization=org).count() == len(changes.features)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bit_removed_by_hand_leaves_a_gap_rather_than_a_clash(org):
+    """Bits follow the highest one given: a row deleted by hand (a repair) leaves its bit
+    unused, where counting the rows gave the next feature a bit still taken, and every roll
+    of the organisation failed on the unique key from then on."""
+    person = end_user(org, "p")
+    features = [feature(org, key) for key in ("a", "b", "c")]
+    for day, used in zip(DAYS, features[:2], strict=False):
+        UsageEvent.objects.create(organization=org, feature=used, end_user=person, timestamp=at(str(day), "10:00:00"))
+        rollup.rollup_day(day, org)
+    FeatureBit.objects.filter(feature=features[0]).delete()
+    UsageEvent.objects.create(
+        organization=org, feature=features[2], end_user=person, timestamp=at(str(DAYS[2]), "10:00:00")
+    )
+    rollup.rollup_day(DAYS[2], org)
+    assert dict(FeatureBit.objects.values_list("feature_id", "bit")) == {features[1].pk: 1, features[2].pk: 2}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_days_of_one_block_rolled_side_by_side_do_not_deadlock(org, monkeypatch):
+    """Roll B (a day whose users gained events) locks their rows of the block, roll A (a day
+    whose events only moved between features, so it locks none of them first) holds the
+    bitmask lock and recomputes a week of those rows: before the lock was taken ahead of the
+    first row, PostgreSQL broke the cycle by failing roll B ("deadlock detected")."""
+    if connection.vendor != "postgresql":
+        pytest.skip("two connections writing at once")
+    import threading
+    import time
+
+    from django.db import connections
+
+    first_day = block_of(DAYS[0]) + timedelta(days=7)
+    day_a, day_b = first_day, first_day + timedelta(days=1)
+    moved_from, moved_to, other = (feature(org, key) for key in ("a", "b", "c"))
+    people = [end_user(org, f"u{i}") for i in range(20)]
+    for person in people:
+        UsageEvent.objects.create(
+            organization=org, feature=moved_from, end_user=person, timestamp=at(str(day_a), "10:00:00")
+        )
+        UsageEvent.objects.create(
+            organization=org, feature=other, end_user=person, timestamp=at(str(day_b), "10:00:00")
+        )
+    rollup.rollup_day(day_a, org)
+    rollup.rollup_day(day_b, org)
+    UsageEvent.objects.filter(organization=org, feature=moved_from).update(feature=moved_to)
+    for person in people:
+        UsageEvent.objects.create(
+            organization=org, feature=other, end_user=person, timestamp=at(str(day_b), "11:00:00")
+        )
+
+    original = rollup.rollup_feature_active_days
+    b_inside = threading.Event()
+
+    def slowed(*args, **kwargs):
+        if threading.current_thread().name == "roll-b":
+            b_inside.set()
+            time.sleep(2)  # past PostgreSQL's deadlock_timeout (1 s)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rollup, "rollup_feature_active_days", slowed)
+    outcomes = {}
+
+    def roll(name, day):
+        try:
+            rollup.rollup_day(day, org.pk)
+            outcomes[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test reads
+            outcomes[name] = f"{type(exc).__name__}: {exc}"
+        finally:
+            connections.close_all()
+
+    roll_b = threading.Thread(target=roll, args=("b", day_b), name="roll-b")
+    roll_b.start()
+    assert b_inside.wait(30)
+    roll_a = threading.Thread(target=roll, args=("a", day_a), name="roll-a")
+    roll_a.start()
+    roll_a.join(60)
+    roll_b.join(60)
+    assert outcomes == {"a": "ok", "b": "ok"}
+    assert masks(org) == masks_from_rows(org)

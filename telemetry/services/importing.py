@@ -246,7 +246,7 @@ def _import_items(
                 # Refused on its own: ingestion refuses a whole request naming another tenant,
                 # which stopped the import with a traceback after the batches before it.
                 _keep_error(result, positions[index], "org_id", f"Names another organisation than {org.slug}.")
-            elif item.get("timestamp") in (None, ""):
+            elif isinstance(item, dict) and item.get("timestamp") in (None, ""):
                 # The batch endpoint stamps such an event with its arrival; an export's event
                 # stamped so would be history stored on the day of the import.
                 _keep_error(result, positions[index], "timestamp", TIMESTAMP_REQUIRED)

@@ -108,6 +108,19 @@ def test_a_jsonl_line_that_is_not_json_is_reported_and_the_rest_imported(tmp_pat
     assert "line 2: body: Not a JSON object" in out.err
 
 
+def test_a_jsonl_line_of_json_that_is_not_an_object_is_refused_by_line(tmp_path, org, raw_api_key, capsys):
+    """`[1, 2]`, `42`, `"x"`, `null`: JSON, not an event; each is refused by line as the
+    batch endpoint refuses such an item, the rest imported (the timestamp check once raised
+    on them and stopped the import)."""
+    path = tmp_path / "export.jsonl"
+    good = _events(2)
+    path.write_text("\n".join([json.dumps(good[0]), "[1, 2]", "42", '"x"', "null", json.dumps(good[1])]) + "\n")
+    _import(path, org, raw_api_key)
+    captured = capsys.readouterr()
+    assert "Read 6 events: 2 stored, 0 already there (same uuid), 4 refused." in captured.out
+    assert [line.split(":")[0] for line in captured.err.splitlines()] == ["line 2", "line 3", "line 4", "line 5"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="Parquet needs pyarrow")
 def test_parquet_import(tmp_path, org, raw_api_key, capsys):
     import pyarrow as pa
