@@ -241,7 +241,10 @@ def recency_stale_rebuild(org_id: int | None = None, *, budget_seconds: float | 
             _UNBUILT_MARK_SQL.format(of_org="" if org_id is None else "AND o.organization_id = %s"),
             [] if org_id is None else [org_id],
         )
-    marks = FeatureRecencyStale.objects.order_by("-date", "organization_id")
+    # An organisation being deleted loses these rows anyway (tenants.org_deletion).
+    marks = FeatureRecencyStale.objects.filter(organization__deletion_requested_at__isnull=True).order_by(
+        "-date", "organization_id"
+    )
     if org_id is not None:
         marks = marks.filter(organization_id=org_id)
     started = time.monotonic()
