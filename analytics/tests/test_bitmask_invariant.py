@@ -73,6 +73,16 @@ class _Changes:
             organization=self.org, end_user=e.end_user, feature=e.feature, timestamp__date=e.timestamp.date()
         ).delete()
 
+    def rolled_out_of_order(self, days=30, most_events=7):
+        """Events on `days` random days, each day rolled once in a random order: the days."""
+        rolled = self.rng.sample(DAYS, days)
+        for day in rolled:
+            for _ in range(self.rng.randrange(1, most_events + 1)):
+                self.add(day)
+        for day in sorted(rolled, key=lambda _: self.rng.random()):
+            rollup.rollup_day(day, self.org)
+        return rolled
+
     def make(self, change, day):
         """Change the events as `change` (0–6) says, around `day`; the days to re-roll."""
         e = self._pair_event()
@@ -107,12 +117,7 @@ def test_random_changes_and_re_rolls_keep_bits_equal_to_rows(org):
     account and other person filters equal the raw events over ranges up to four blocks."""
     rng = random.Random(20261202)
     changes = _Changes(org, rng)
-    rolled = rng.sample(DAYS, 30)
-    for day in rolled:
-        for _ in range(rng.randrange(1, 8)):
-            changes.add(day)
-    for day in sorted(rolled, key=lambda _: rng.random()):
-        rollup.rollup_day(day, org)
+    rolled = changes.rolled_out_of_order()
     assert bitmasks(org) == bits_from_days(org)
     accounts, features = changes.accounts, changes.features
     for step in range(40):

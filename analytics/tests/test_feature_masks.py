@@ -84,12 +84,7 @@ def test_random_changes_and_re_rolls_keep_masks_equal_to_rows_and_counts_to_raw_
     the masks, equal the raw events' over ranges up to four blocks, under person filters."""
     rng = random.Random(20261204)
     changes = _Changes(org, rng)
-    rolled = rng.sample(DAYS, 30)
-    for day in rolled:
-        for _ in range(rng.randrange(1, 8)):
-            changes.add(day)
-    for day in sorted(rolled, key=lambda _: rng.random()):
-        rollup.rollup_day(day, org)
+    rolled = changes.rolled_out_of_order()
     assert masks(org) == masks_from_rows(org)
     feature_ids = [f.pk for f in changes.features]
     checked = 0
@@ -149,11 +144,7 @@ def test_a_rebuild_gives_the_masks_the_rolls_gave(org):
     recomputed from the per-user feature rows."""
     rng = random.Random(7)
     changes = _Changes(org, rng)
-    days = rng.sample(DAYS, 20)
-    for day in days:
-        for _ in range(rng.randrange(1, 6)):
-            changes.add(day)
-        rollup.rollup_day(day, org)
+    changes.rolled_out_of_order(days=20, most_events=5)
     rolled = masks(org)
     assert any(any(weeks) for weeks in rolled.values())
     UserActiveDays.objects.filter(organization=org).update(**dict.fromkeys(FEATURE_MASK_FIELDS, 0))
