@@ -32,12 +32,13 @@ from .temp_tables import on_postgres
 MAX_FEATURE_BITS = 63
 FEATURE_MASK_FIELDS = tuple(f"features_w{k}" for k in range(BLOCK_WEEKS))
 
-# The features of the day's rows without a bit. Parameters: the organisation, the day.
+# The organisation's features with rollup rows (of one day, `{of_day}`: "AND d.date = %s")
+# and no bit, those first seen first. Parameters: the organisation (and the day).
 _UNASSIGNED_SQL = """
 SELECT d.feature_id FROM analytics_dailyfeatureusage d
-WHERE d.organization_id = %s AND d.date = %s
+WHERE d.organization_id = %s {of_day}
   AND NOT EXISTS (SELECT 1 FROM analytics_featurebit b WHERE b.feature_id = d.feature_id)
-ORDER BY d.feature_id
+GROUP BY d.feature_id ORDER BY MIN(d.date), d.feature_id
 """
 
 
@@ -76,17 +77,18 @@ WHERE analytics_useractivedays.id = s.id AND analytics_useractivedays.{week} <> 
 """
 
 
-def feature_bits_assign(cursor: Any, org_id: int, day: date) -> None:
-    """Give a bit to each feature of `day`'s rows (DailyFeatureUsage, written) that has none,
-    while bits are left. Rolls of other days of the organisation may run meanwhile: the
-    bitmask steps' lock (held by the rest of this roll anyway) makes them take turns here."""
-    day_param = connection.ops.adapt_datefield_value(day)
-    cursor.execute(_UNASSIGNED_SQL, [org_id, day_param])
-    if cursor.fetchone() is None:
-        return
+def feature_bits_assign(cursor: Any, org_id: int, day: date | None = None) -> None:
+    """Give a bit to each feature of `day`'s rows (DailyFeatureUsage, written), or of any
+    day's, that has none, while bits are left. Under the bitmask steps' lock, which a roll
+    holds from its per-user bitmasks on (`active_days.rollup_active_days`): rolls of other
+    days of the organisation take turns here."""
     bitmask_steps_lock(cursor, org_id)
-    cursor.execute(_UNASSIGNED_SQL, [org_id, day_param])
+    of_day = "" if day is None else "AND d.date = %s"
+    params = [org_id] if day is None else [org_id, connection.ops.adapt_datefield_value(day)]
+    cursor.execute(_UNASSIGNED_SQL.format(of_day=of_day), params)
     unassigned = [feature_id for (feature_id,) in cursor.fetchall()]
+    if not unassigned:
+        return
     # After the highest bit given, not the number given: a row removed by hand leaves a gap
     # that is never filled (old masks may still name its feature).
     cursor.execute("SELECT COALESCE(MAX(bit) + 1, 0) FROM analytics_featurebit WHERE organization_id = %s", [org_id])
@@ -123,13 +125,7 @@ def feature_masks_rebuild(cursor: Any, org_id: int, blocks: list[date]) -> None:
     """Every week of `blocks` recomputed from the per-user feature rows, bits given first to
     the organisation's features with rows, oldest first (a repair, and the way existing
     rollups get their masks)."""
-    cursor.execute(
-        """SELECT DISTINCT d.date FROM analytics_dailyfeatureusage d WHERE d.organization_id = %s
-           AND NOT EXISTS (SELECT 1 FROM analytics_featurebit b WHERE b.feature_id = d.feature_id) ORDER BY d.date""",
-        [org_id],
-    )
-    for (day,) in cursor.fetchall():
-        feature_bits_assign(cursor, org_id, day if isinstance(day, date) else date.fromisoformat(str(day)))
+    feature_bits_assign(cursor, org_id)
     for block in blocks:
         for week in range(BLOCK_WEEKS):
             first = block + timedelta(days=7 * week)
