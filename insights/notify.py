@@ -18,7 +18,7 @@ from . import channels
 from .explain import explanation_phrase
 from .models import Anomaly
 from .queries import ANOMALY_DETECTOR, anomalies_open, anomalies_open_count, unnotified_claimed
-from .webhooks import webhook_enqueue, webhooks_for_event
+from .webhooks import webhooks_send
 
 
 def anomaly_payload(anomaly: Anomaly) -> dict[str, Any]:
@@ -110,17 +110,17 @@ def _anomalies_post(org: Organization, given: list[Anomaly], unnotified_days: in
     due = _anomalies_due(org, given, unnotified_days, mark=channels.WEBHOOKS)
     if not due:
         return set(), 0
-    hooks = webhooks_for_event(org, "anomaly.created")
-    if hooks:
-        payload = {
+    hooks = webhooks_send(
+        org,
+        "anomaly.created",
+        lambda: {
             "organization_id": org.id,
             "anomalies": [anomaly_payload(a) for a in due],
             "open_anomalies": anomalies_open_count(org),
-        }
-        for webhook in hooks:
-            webhook_enqueue(webhook, "anomaly.created", payload)
+        },
+    )
     _anomalies_marked(due, channels.WEBHOOKS)
-    return {a.pk for a in due}, len(hooks)
+    return {a.pk for a in due}, hooks
 
 
 @transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
@@ -177,10 +177,4 @@ def daily_kpis(org: Organization, day: date) -> dict[str, Any]:
 
 def export_daily(org: Organization, day: date) -> int:
     """Post the day's KPIs to every active `export.daily` webhook; returns how many."""
-    hooks = webhooks_for_event(org, "export.daily")
-    if not hooks:
-        return 0
-    payload = daily_kpis(org, day)
-    for webhook in hooks:
-        webhook_enqueue(webhook, "export.daily", payload)
-    return len(hooks)
+    return webhooks_send(org, "export.daily", lambda: daily_kpis(org, day))

@@ -18,6 +18,7 @@ import http.client
 import json
 import secrets
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -258,6 +259,17 @@ def webhook_deliver(
         next_attempt_at=now + timedelta(seconds=backoff_seconds(attempt)) if retry else None,
     )
     return delivery, retry
+
+
+def webhooks_send(org: Organization, event: str, payload: Callable[[], dict[str, Any]]) -> int:
+    """Queue `event` to every active webhook of `org` subscribed to it, with `payload()`
+    (built only when one is); returns how many."""
+    hooks = webhooks_for_event(org, event)
+    if hooks:
+        body = payload()
+        for webhook in hooks:
+            webhook_enqueue(webhook, event, body)
+    return len(hooks)
 
 
 def webhook_enqueue(webhook: Webhook, event: str, payload: dict[str, Any]) -> str:

@@ -82,13 +82,13 @@ def _firings_post(org: Organization, given: list[AlertFiring], unnotified_days: 
     due = _firings_due(org, given, unnotified_days, mark=channels.WEBHOOKS)
     if not due:
         return set(), 0
-    hooks = webhooks.webhooks_for_event(org, EVENT)
-    if hooks:
-        payload = {"organization_id": org.id, "organization": org.name, "firings": [firing_payload(f) for f in due]}
-        for webhook in hooks:
-            webhooks.webhook_enqueue(webhook, EVENT, payload)
-    _firings_marked(due, channels.WEBHOOKS, webhooks=len(hooks))
-    return {f.pk for f in due}, len(hooks)
+    hooks = webhooks.webhooks_send(
+        org,
+        EVENT,
+        lambda: {"organization_id": org.id, "organization": org.name, "firings": [firing_payload(f) for f in due]},
+    )
+    _firings_marked(due, channels.WEBHOOKS, webhooks=hooks)
+    return {f.pk for f in due}, hooks
 
 
 @transaction.atomic  # the rows read are claimed until it ends (`unnotified_claimed`)
