@@ -147,6 +147,19 @@ def test_a_late_data_mark_the_hourly_rollup_missed_degrades_the_check(staff_clie
     assert "analytics.rollup_today" in message
 
 
+def test_the_marks_of_an_organisation_being_deleted_are_not_waiting_for_the_rollup(
+    staff_client, filesystem_broker, org, other_org
+):
+    """The rollup skips an organisation being deleted (its deletion takes its marks): an old
+    mark of one is no backlog, where it read as "the hourly rollup has not taken them"."""
+    _mark(other_org, 4, health.LATE_DATA_MAX_WAIT + timedelta(minutes=1))
+    _mark(org, 2, timedelta(minutes=5))
+    type(other_org).objects.filter(pk=other_org.pk).update(deletion_requested_at=datetime.now(UTC))
+    response = staff_client.get("/health/detailed")
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["late_data"]["detail"]["marks"] == 1
+
+
 @pytest.mark.skipif(connection.vendor == "postgresql", reason="PostgreSQL partitions the events table")
 def test_detailed_says_sqlite_has_no_default_partition(staff_client, filesystem_broker):
     check = staff_client.get("/health/detailed").json()["checks"]["events_default_partition"]
