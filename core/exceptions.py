@@ -86,11 +86,30 @@ def database_read_only(exc: BaseException) -> bool:
     return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQL_TRANSACTION
 
 
+class QueryTimedOut(StorageUnavailable):
+    """A read stopped after `DB_STATEMENT_TIMEOUT_MS` where the database itself has no
+    statement timeout (SQLite's progress handler, `analytics.queries.funnel`)."""
+
+    def __init__(self) -> None:
+        super().__init__(QUERY_TIMEOUT_DETAIL, retry_after=QUERY_TIMEOUT_RETRY_AFTER)
+
+
+def query_timed_out(exc: BaseException) -> bool:
+    """Whether `exc` is one statement stopped for taking too long (PostgreSQL's
+    `statement_timeout`, or `QueryTimedOut`): that statement's failure, the database fine."""
+    if isinstance(exc, QueryTimedOut):
+        return True
+    return isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED
+
+
 def storage_outage(exc: BaseException) -> bool:
     """Whether `exc` means the database (or the storage behind an ingestion) is out of reach
     or takes no writes: everything after it would fail too. A batch that carries on past the
     part that raised (one alert rule, one channel of a digest) stops at these instead, and
-    its task is run again."""
+    its task is run again. A statement stopped by a timeout is not one (`query_timed_out`):
+    the next statement, smaller, may well answer."""
+    if query_timed_out(exc):
+        return False
     return isinstance(exc, OperationalError | InterfaceError | StorageUnavailable) or database_read_only(exc)
 
 

@@ -14,7 +14,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from core.days import today
 from core.db_routing import read_alias
-from core.exceptions import QUERY_TIMEOUT_DETAIL, QUERY_TIMEOUT_RETRY_AFTER, StorageUnavailable
+from core.exceptions import QueryTimedOut
 from telemetry.models import Feature
 from telemetry.queries import feature_find
 from tenants.models import Organization
@@ -115,7 +115,7 @@ def _bounded(db: BaseDatabaseWrapper) -> Iterator[None]:
         yield
     except OperationalError as exc:
         if "interrupted" in str(exc):
-            raise StorageUnavailable(QUERY_TIMEOUT_DETAIL, retry_after=QUERY_TIMEOUT_RETRY_AFTER) from exc
+            raise QueryTimedOut from exc
         raise
     finally:
         raw.set_progress_handler(None, 0)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from analytics.models import DailyOrgUsage
-from core.exceptions import StorageUnavailable
+from core.exceptions import QueryTimedOut, StorageUnavailable
 from core.testing import page_client
 from insights import webhooks
 from insights.alerts import evaluate, rules
@@ -165,6 +165,26 @@ def test_an_outage_still_stops_the_run(org, two_rules, monkeypatch, outage):
     assert not AlertFiring.objects.exists()
     assert not AlertRule.objects.exclude(last_error="").exists()
     assert not AlertRule.objects.filter(last_evaluated_at__isnull=False).exists()
+
+
+def test_a_rule_whose_query_times_out_is_skipped_not_an_outage(org, two_rules, monkeypatch):
+    """A funnel rule judged in a web process (eager tasks, `aggregate/run`) runs under the
+    statement timeout; a rule whose query is stopped by it is that rule's failure, and the
+    database is fine for the rules after it."""
+    broken, good = two_rules
+
+    def stopped():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = 20")
+                cursor.execute("SELECT pg_sleep(2)")  # query_canceled: an OperationalError
+        return QueryTimedOut()  # what the funnel's bound raises on SQLite
+
+    _measure_breaks(monkeypatch, stopped)
+    fired = evaluate.alert_rules_evaluate(org, [_day()])
+    assert [f.rule_id for f in fired] == [good.id]
+    expected = "(OperationalError)" if connection.vendor == "postgresql" else "(QueryTimedOut)"
+    assert expected in AlertRule.objects.get(pk=broken.pk).last_error
 
 
 def test_a_dry_run_leaves_a_rule_that_raises_out_and_records_nothing(org, two_rules, monkeypatch):
