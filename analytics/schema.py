@@ -30,6 +30,18 @@ def _anonymous_events() -> serializers.IntegerField:
     )
 
 
+def _raw_events_from() -> serializers.DateField:
+    return serializers.DateField(
+        required=False,
+        help_text=(
+            "with ?breakdown= by event_type or event.<property>, when the range starts before the first day "
+            "whose raw events are kept (RAW_EVENT_RETENTION_MONTHS): that day. The figures this breakdown reads "
+            "from raw events (distinct users over the range or per week; any figure under an account or "
+            "user-property filter) count from it"
+        ),
+    )
+
+
 class Kpi(serializers.Serializer):
     value = serializers.FloatField(allow_null=True, help_text="null only for an average with nothing to average")
     previous = serializers.FloatField(allow_null=True)
@@ -57,6 +69,7 @@ UsageSummary = inline_serializer(
                 "events": BreakdownPart(many=True),
                 "active_users": BreakdownPart(many=True),
                 "anonymous_events": _anonymous_events(),
+                "raw_events_from": _raw_events_from(),
             },
         ),
     },
@@ -95,6 +108,7 @@ FeatureUsage = inline_serializer(
         ),
         "breakdown": serializers.CharField(required=False, help_text="the dimension, with ?breakdown="),
         "anonymous_events": _anonymous_events(),
+        "raw_events_from": _raw_events_from(),
     },
 )
 
@@ -174,6 +188,7 @@ Timeseries = inline_serializer(
             },
         ),
         "anonymous_events": _anonymous_events(),
+        "raw_events_from": _raw_events_from(),
     },
 )
 

@@ -78,10 +78,18 @@ FORMAT_PARAM = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]
 BAD_INPUT = ERROR
 
 
-def _anonymous_events(org, breakdown, start, end, filters):
-    """`{"anonymous_events": n}` for a breakdown by who the end user is, else nothing."""
+def _breakdown_notes(org, breakdown, start, end, filters):
+    """What a breakdown's answer says beside its values: `anonymous_events` for a breakdown
+    by who the end user is, `raw_events_from` where part of the range's raw events have
+    expired (`queries.breakdown_raw_events_from`)."""
+    notes = {}
     n = queries.breakdown_anonymous_events(org, dimension=breakdown, start=start, end=end, filters=filters)
-    return {} if n is None else {"anonymous_events": n}
+    if n is not None:
+        notes["anonymous_events"] = n
+    first_kept = queries.breakdown_raw_events_from(breakdown, start)
+    if first_kept is not None:
+        notes["raw_events_from"] = first_kept
+    return notes
 
 
 @extend_schema(tags=["analytics"])
@@ -135,7 +143,7 @@ class UsageSummaryView(AnalyticsView):
                     "by": breakdown,
                     "events": queries.breakdown_totals(self.org, metric="events", **split),
                     "active_users": queries.breakdown_totals(self.org, metric="active_users", **split),
-                    **_anonymous_events(self.org, breakdown, args["start"], args["end"], filters),
+                    **_breakdown_notes(self.org, breakdown, args["start"], args["end"], filters),
                 }
             }
         return Response(data)
@@ -172,8 +180,8 @@ class FeatureUsageView(CSVExportMixin, AnalyticsView):
             return self.csv_response(rows)
         body = {"start": args["start"], "end": args["end"], "count": len(rows), "results": rows}
         if breakdown:
-            anonymous = _anonymous_events(self.org, breakdown, args["start"], args["end"], args["filters"])
-            body |= {"breakdown": breakdown, **anonymous}
+            notes = _breakdown_notes(self.org, breakdown, args["start"], args["end"], args["filters"])
+            body |= {"breakdown": breakdown, **notes}
         return Response(body)
 
 
@@ -256,8 +264,8 @@ class TimeseriesView(CSVExportMixin, AnalyticsView):
                 [{"date": p["date"], "key": s["key"], "value": p["value"]} for s in series for p in s["points"]]
             )
         head = {k: args[k] for k in ("metric", "interval", "start", "end")}
-        anonymous = _anonymous_events(self.org, breakdown, args["start"], args["end"], filters)
-        return Response(head | {"breakdown": breakdown, "series": series, **anonymous})
+        notes = _breakdown_notes(self.org, breakdown, args["start"], args["end"], filters)
+        return Response(head | {"breakdown": breakdown, "series": series, **notes})
 
 
 class RetentionView(AnalyticsView):

@@ -16,7 +16,13 @@ place for rollup and raw reads), `summary`, `features`, `users`, `timeseries`, `
 """
 
 from .accounts import account_choices, account_detail, account_list
-from .breakdowns import breakdown_anonymous_events, breakdown_by_feature, breakdown_series, breakdown_totals
+from .breakdowns import (
+    breakdown_anonymous_events,
+    breakdown_by_feature,
+    breakdown_raw_events_from,
+    breakdown_series,
+    breakdown_totals,
+)
 from .cache import cached
 from .common import session_average, value_names
 from .days import last_complete_day
@@ -34,6 +40,7 @@ __all__ = [
     "account_list",
     "breakdown_anonymous_events",
     "breakdown_by_feature",
+    "breakdown_raw_events_from",
     "breakdown_series",
     "breakdown_totals",
     "cached",

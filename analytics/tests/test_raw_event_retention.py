@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from analytics.models import DailyOrgUsage
 from analytics.rollup import rollup_day
+from core.testing import page_client
 from telemetry import tasks
 from telemetry.models import Feature, UsageEvent
 from telemetry.services import partitions
@@ -91,3 +92,48 @@ def test_a_rollup_or_funnel_before_the_horizon_says_so_instead_of_answering_zero
     call_command("rollup", "--since", str(last_old), "--until", str(horizon), "--no-progress", stdout=out)
     assert f"Days {last_old}..{last_old} skipped" in out.getvalue()
     assert f"Rolled up 1 day(s) {horizon}..{horizon}" in out.getvalue()
+
+
+def test_a_raw_event_breakdown_over_expired_days_counts_from_the_horizon_and_says_so(
+    key_client, admin_client, admin_user, org, settings
+):
+    # Seen: a breakdown by an event property read its distinct users from the raw events, so
+    # over a range reaching past RAW_EVENT_RETENTION_MONTHS the expired days showed as nobody
+    # beside event counts the rollups still had, and nothing said so. Expected: the raw reads
+    # count from the first day kept, the answer names that day, the page says it.
+    settings.RAW_EVENT_RETENTION_MONTHS = 3
+    horizon = partitions.raw_events_horizon()
+    settings.RAW_EVENT_RETENTION_MONTHS = 0  # sent and rolled up while they were kept
+    old, kept = horizon - timedelta(hours=12), horizon + timedelta(hours=12)
+    sent = _send(
+        key_client,
+        event(timestamp=old.isoformat(), user_id="u-old", metadata={"source": "email"}),
+        event(timestamp=kept.isoformat(), user_id="u-new", metadata={"source": "ads"}),
+    )
+    assert sent["accepted"] == 2
+    for day in (old.date(), kept.date()):
+        rollup_day(day, org)
+    settings.RAW_EVENT_RETENTION_MONTHS = 3
+    first, last_old = horizon.date(), old.date()
+
+    def breakdown(start):
+        answer = admin_client.get(f"/api/v1/analytics/usage-summary?breakdown=event.source&start={start}&end={first}")
+        assert answer.status_code == 200, answer.content
+        split = answer.json()["breakdown"]
+        values = {name: {p["key"]: p["value"] for p in split[name]} for name in ("events", "active_users")}
+        return values, split.get("raw_events_from")
+
+    values, raw_from = breakdown(last_old)
+    assert values == {"events": {"email": 1, "ads": 1}, "active_users": {"ads": 1}}
+    assert raw_from == first.isoformat()
+    assert breakdown(first) == ({"events": {"ads": 1}, "active_users": {"ads": 1}}, None)
+
+    weekly_by_source = "metric=active_users&interval=week&breakdown=event.source"
+    weekly = admin_client.get(f"/api/v1/analytics/timeseries?{weekly_by_source}&start={last_old}&end={first}").json()
+    assert weekly["raw_events_from"] == first.isoformat()
+    assert {s["key"] for s in weekly["series"] if any(p["value"] for p in s["points"])} == {"ads"}
+
+    page = page_client(admin_user).get(f"/?breakdown=event.source&start={last_old}&end={first}")
+    assert page.status_code == 200
+    assert 'data-testid="raw-events-note"' in page.text
+    assert f"Raw events before {first:%-d %b %Y} are not kept" in page.text

@@ -89,6 +89,7 @@ def dashboard(request):
         "breakdown": breakdown or "",
         "breakdown_label": breakdowns.breakdown_label(breakdown) if breakdown else "",
         "anonymous_events": anonymous or 0,
+        "raw_events_from": queries.breakdown_raw_events_from(breakdown, start) if breakdown else None,
         "breakdown_choices": breakdowns.breakdown_choices(breakdown),
         # Nothing in this period or the one before, unfiltered: show how to send events.
         "no_events": not any_filter and not (summary["total_events"]["value"] or summary["total_events"]["previous"]),

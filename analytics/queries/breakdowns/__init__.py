@@ -16,6 +16,7 @@ per-user rollups or the range's raw events. Every function runs a fixed number o
 from .anonymous import breakdown_anonymous_events
 from .series import breakdown_by_feature, breakdown_series
 from .sources import BREAKDOWN_LIMIT, OTHER
+from .sources import raw_events_from as breakdown_raw_events_from
 from .totals import breakdown_totals
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "OTHER",
     "breakdown_anonymous_events",
     "breakdown_by_feature",
+    "breakdown_raw_events_from",
     "breakdown_series",
     "breakdown_totals",
 ]

@@ -15,6 +15,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Collate, NullIf, TruncDate, TruncWeek
 
 from telemetry.models import UsageEvent
+from telemetry.services.partitions import raw_events_horizon
 from tenants.models import Organization
 
 from ...models import (
@@ -46,6 +47,20 @@ EVENT_PREFIX = "event."
 PERSON_DIMENSIONS = ("age", "gender", "account")
 
 
+def raw_events_from(dimension: str, start: date) -> date | None:
+    """The first day whose raw events are kept (RAW_EVENT_RETENTION_MONTHS) when `start` is
+    before it and `dimension` is one a breakdown may read from the raw events (the event
+    type or an event property, for distinct users over a range or under filters the
+    dimension rollup does not carry); else None. Those reads count from that day: the
+    answers say so (`raw_events_from`) rather than show the expired days as nobody."""
+    if dimension != "event_type" and not dimension.startswith(EVENT_PREFIX):
+        return None
+    horizon = raw_events_horizon()
+    if horizon is None or start >= horizon.date():
+        return None
+    return horizon.date()
+
+
 def person_dimension(dimension: str) -> bool:
     """Whether `dimension` is who the end user is: one of PERSON_DIMENSIONS or a property of
     theirs (`user.<name>`). Events sent without an end user have no value of it."""
@@ -60,7 +75,8 @@ class Source:
 
     def within(self, start: date, end: date) -> QuerySet[Any]:
         if self.raw:
-            lo, hi = bounds(start, end)
+            horizon = raw_events_horizon()
+            lo, hi = bounds(start if horizon is None else max(start, horizon.date()), end)
             return self.rows.filter(timestamp__gte=lo, timestamp__lt=hi)
         return self.rows.filter(date__gte=start, date__lte=end)
 
