@@ -25,15 +25,18 @@ def task_send_on_commit(name: str, /, **kwargs: Any) -> None:
     transaction.on_commit(lambda: current_app.signature(name, kwargs=kwargs).apply_async())
 
 
+def task_send_or_later(name: str, /, *, countdown: float | None = None, **kwargs: Any) -> None:
+    """Send the task called `name` with `kwargs` now (after `countdown` seconds), for a task
+    that a beat entry also sends when its work is left undone: a broker out of reach is
+    logged, not raised (the schedule sends the task later)."""
+    try:
+        current_app.signature(name, kwargs=kwargs).apply_async(countdown=countdown)
+    except BrokerUnreachable as exc:
+        logger.warning("could not queue %s %s: the Celery broker is unreachable (%s)", name, kwargs, exc)
+
+
 def task_send_on_commit_or_later(name: str, /, **kwargs: Any) -> None:
-    """`task_send_on_commit` for a task that a beat entry also sends when its work is left
-    undone: a broker out of reach is logged, where it would fail the request that has just
-    committed the change (the change stands, and the schedule sends the task later)."""
-
-    def send() -> None:
-        try:
-            current_app.signature(name, kwargs=kwargs).apply_async()
-        except BrokerUnreachable as exc:
-            logger.warning("could not queue %s %s: the Celery broker is unreachable (%s)", name, kwargs, exc)
-
-    transaction.on_commit(send)
+    """`task_send_or_later` once the current transaction commits (at once outside one): a
+    broker out of reach would otherwise fail the request that has just committed the
+    change (the change stands, and the schedule sends the task later)."""
+    transaction.on_commit(lambda: task_send_or_later(name, **kwargs))

@@ -2,10 +2,12 @@
 functions the tests call, not fixtures)."""
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -20,6 +22,68 @@ from django.test import Client
 from core.settings_probe import settings_execute
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThrowAwayRedis:
+    """A redis-server without persistence on a free port (or `port`: a restart), stopped by its PID."""
+
+    def __init__(self, tmp_path: Path, port: int | None = None) -> None:
+        import redis
+
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = tmp_path
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"redis-server on port {self.port} did not start") from None
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def celery_broker(url: str) -> Iterator[None]:
+    """Tasks sent through the broker at `url` (not run eagerly) within the block; the app's
+    broker and eager mode put back after it."""
+    from usage_platform.celery import app
+
+    def pools_drop() -> None:
+        # Built once, for the broker of the first task sent.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    broker_url = app.conf.broker_url
+    app.conf.task_always_eager = False
+    app.conf.broker_url = url
+    pools_drop()
+    try:
+        yield
+    finally:
+        app.conf.broker_url = broker_url
+        pools_drop()
+        app.conf.task_always_eager = True
 
 
 def worker_database_url(tmp_path: Path) -> tuple[str, Path | None]:

@@ -106,19 +106,36 @@ class Webhook(models.Model):
 
 
 class WebhookDelivery(models.Model):
+    """One attempt at POSTing one event to one webhook, queued before it is made (the outbox,
+    `insights.webhooks`): `attempted_at` NULL until a worker claims it; its outcome
+    (`status_code`, `error`, `delivered_at`) then. `next_attempt_at`: when a queued attempt is
+    due, or, on a failed one, when the next attempt (its own row) is."""
+
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     event = models.CharField(max_length=40)
     payload = models.JSONField(default=dict)
     attempt = models.PositiveSmallIntegerField(default=1)
+    # The same on every attempt of one event (the X-Delivery header): receivers de-duplicate on it.
+    delivery_id = models.CharField(max_length=32, blank=True, default="")
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    attempted_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "webhook deliveries"
+        indexes = [
+            # The attempts without an outcome (queued, or being made): the few rows the
+            # outbox's resend looks through, whatever the history's size.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_delivery_open_idx",
+                condition=models.Q(delivered_at__isnull=True, status_code__isnull=True, error=""),
+            )
+        ]
 
     def __str__(self):
         return f"{self.event} → {self.webhook_id} #{self.attempt}"

@@ -6,12 +6,13 @@ imports insights); the nightly narrative and export entries are in usage_platfor
 
 import logging
 from datetime import date, timedelta
+from typing import Any
 
 from celery import shared_task
 from django.utils import timezone
 
 from core.db_routing import replica_reads_run
-from core.task_queue import task_send_on_commit
+from core.task_queue import task_send_on_commit, task_send_or_later
 from tenants.models import Organization
 
 from . import narrative, notify, services, webhooks
@@ -53,37 +54,52 @@ def after_rollup(org_id: int, dates=None) -> dict:
 
 
 @shared_task(name=webhooks.DELIVER_TASK, acks_late=True, time_limit=120, soft_time_limit=100)
-def deliver_webhook(webhook_id: int, event: str, payload: dict, attempt: int = 1, delivery_id: str = "") -> dict:
-    """One delivery attempt (one WebhookDelivery row); a transient failure sends the next
-    attempt, due after 30 s, 60 s, 120 s, … (webhook_deliver stops at WEBHOOK_MAX_ATTEMPTS).
-    The next attempt is a new message rather than Celery's retry, which under eager mode
-    with propagation raises into the caller instead of trying again: one path for a worker
-    and an eager run alike."""
-    webhook = Webhook.objects.filter(pk=webhook_id, active=True).first()
-    if webhook is None:
-        return {"delivered": False, "reason": "webhook inactive or deleted"}
-    delivery, retry = webhooks.webhook_deliver(webhook, event, payload, attempt=attempt, delivery_id=delivery_id)
-    if retry:
-        next_in = webhooks.backoff_seconds(attempt)
+def deliver_webhook(delivery_pk: int | None = None, **sent_before_the_outbox: Any) -> dict:
+    """One delivery attempt: its queued row claimed, POSTed, its outcome recorded; a
+    transient failure queues the next attempt, due after 30 s, 60 s, 120 s, …
+    (`webhooks.webhook_deliver` stops at WEBHOOK_MAX_ATTEMPTS). The next attempt is a new
+    message rather than Celery's retry, which under eager mode with propagation raises into
+    the caller instead of trying again: one path for a worker and an eager run alike.
+    A message queued by the release before the outbox (webhook_id, event, payload, attempt,
+    delivery_id) is queued as a row first."""
+    if delivery_pk is None:
+        delivery_pk = webhooks.attempt_queue_sent_before(**sent_before_the_outbox)
+        if delivery_pk is None:
+            return {"delivered": False, "reason": "webhook inactive or deleted"}
+    delivery = webhooks.attempt_claim(delivery_pk)
+    if delivery is None:
+        return {"delivered": False, "reason": "made already, being made, or the webhook is paused or deleted"}
+    following = webhooks.webhook_deliver(delivery)
+    if following is not None:
         logger.info(
             "webhook %s: attempt %s failed (%s); attempt %s in %s s",
-            webhook_id,
-            attempt,
+            delivery.webhook_id,
+            delivery.attempt,
             delivery.error,
-            attempt + 1,
-            next_in,
+            following.attempt,
+            webhooks.backoff_seconds(delivery.attempt),
         )
-        deliver_webhook.apply_async(
-            kwargs={
-                "webhook_id": webhook_id,
-                "event": event,
-                "payload": payload,
-                "attempt": attempt + 1,
-                "delivery_id": delivery_id,
-            },
-            countdown=next_in,
+        task_send_or_later(
+            webhooks.DELIVER_TASK,
+            countdown=webhooks.backoff_seconds(delivery.attempt),
+            delivery_pk=following.pk,
         )
-    return {"delivered": delivery.delivered_at is not None, "attempt": attempt, "status_code": delivery.status_code}
+    return {
+        "delivered": delivery.delivered_at is not None,
+        "attempt": delivery.attempt,
+        "status_code": delivery.status_code,
+    }
+
+
+@shared_task(name="insights.webhook_deliveries_resend", time_limit=120, soft_time_limit=100)
+def webhook_deliveries_resend() -> int:
+    """Send again the attempts whose message was lost (`webhooks.deliveries_due`)."""
+    due = webhooks.deliveries_due()
+    for delivery_pk in due:
+        deliver_webhook.apply_async(kwargs={"delivery_pk": delivery_pk})
+    if due:
+        logger.warning("webhook outbox: %d attempt(s) had lost their message; sent again", len(due))
+    return len(due)
 
 
 @shared_task(name="insights.refresh_org", time_limit=120, soft_time_limit=100)

@@ -221,9 +221,13 @@ class WebhookDeliverySerializer(serializers.Serializer):
     event = serializers.CharField()
     payload = serializers.JSONField()
     attempt = serializers.IntegerField()
+    delivery_id = serializers.CharField(allow_blank=True, help_text="the X-Delivery header, the same on every attempt")
     status_code = serializers.IntegerField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
-    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    next_attempt_at = serializers.DateTimeField(
+        allow_null=True, help_text="a queued attempt: when it is due; a failed one: when the next attempt is"
+    )
+    attempted_at = serializers.DateTimeField(allow_null=True, help_text="null: queued, not made yet")
     delivered_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
 

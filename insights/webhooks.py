@@ -24,12 +24,13 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db import transaction
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from core.exceptions import DomainError, NotFound
 from core.rows import row_update
-from core.task_queue import task_send_on_commit
+from core.task_queue import task_send_on_commit_or_later
 from tenants.models import Organization
 
 from . import outbound, slack
@@ -216,13 +217,13 @@ def backoff_seconds(attempt: int) -> int:
     return min(settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600)
 
 
-def webhook_deliver(
-    webhook: Webhook, event: str, payload: dict[str, Any], *, attempt: int, delivery_id: str
-) -> tuple[WebhookDelivery, bool]:
-    """One POST. Records a WebhookDelivery row for this attempt and returns
-    (delivery, retry: bool). 2xx is success; 4xx other than 408/429 is final; network
-    errors, timeouts and 5xx are retried until WEBHOOK_MAX_ATTEMPTS."""
-    body, headers = request_build(webhook, event, payload, delivery_id=delivery_id)
+def webhook_deliver(delivery: WebhookDelivery) -> WebhookDelivery | None:
+    """One POST of a claimed attempt (`attempt_claim`), its outcome written on its row. 2xx is
+    success; 4xx other than 408/429 is final; network errors, timeouts and 5xx are retried
+    until WEBHOOK_MAX_ATTEMPTS: returns the next attempt's row then (queued, due after the
+    back-off; `deliveries_due` finds it should its message be lost), else None."""
+    webhook, attempt = delivery.webhook, delivery.attempt
+    body, headers = request_build(webhook, delivery.event, delivery.payload, delivery_id=delivery.delivery_id)
     status_code: int | None = None
     error = ""
     allow_private = settings.WEBHOOK_ALLOW_PRIVATE
@@ -248,17 +249,88 @@ def webhook_deliver(
     )
     retry = not ok and transient and attempt < settings.WEBHOOK_MAX_ATTEMPTS
     now = timezone.now()
+    due = now + timedelta(seconds=backoff_seconds(attempt)) if retry else None
+    outcome = {"status_code": status_code, "error": error, "delivered_at": now if ok else None, "next_attempt_at": due}
+    with transaction.atomic():
+        # Gone when the webhook was deleted meanwhile: nothing to record, nothing to retry.
+        recorded = WebhookDelivery.objects.filter(pk=delivery.pk).update(**outcome)
+        for name, value in outcome.items():
+            setattr(delivery, name, value)
+        if not recorded or not retry:
+            return None
+        return WebhookDelivery.objects.create(
+            webhook=webhook,
+            event=delivery.event,
+            payload=delivery.payload,
+            attempt=attempt + 1,
+            delivery_id=delivery.delivery_id,
+            next_attempt_at=due,
+        )
+
+
+# --- The outbox ---------------------------------------------------------------------------
+# Every attempt is a row before it is a message: queued in the transaction that decided to
+# send (`webhook_enqueue`), its message sent once that commits. A broker out of reach then,
+# or a message lost with a Redis restart, leaves the row queued, and `deliveries_due` (the
+# beat's `insights.webhook_deliveries_resend`) sends it again; a message delivered twice
+# (the resend racing a slow queue, a worker killed after its POST) finds its row claimed.
+
+# A queued attempt whose message has not run this long after it was due is sent again.
+RESEND_AFTER = timedelta(minutes=5)
+# A claimed attempt without an outcome this long after its claim (the worker died during
+# it; the task's time limit is 2 minutes) may be claimed again.
+ATTEMPT_LEASE = timedelta(minutes=10)
+_NO_OUTCOME = {"delivered_at__isnull": True, "status_code__isnull": True, "error": ""}
+
+
+def attempt_claim(delivery_pk: int) -> WebhookDelivery | None:
+    """The queued attempt `delivery_pk`, now claimed for this worker (one UPDATE: a second
+    message of it finds it taken), or None: made already, being made, or gone. The attempt
+    of a paused webhook is closed unsent."""
+    now = timezone.now()
+    claimable = WebhookDelivery.objects.filter(pk=delivery_pk, **_NO_OUTCOME).filter(
+        Q(attempted_at__isnull=True) | Q(attempted_at__lt=now - ATTEMPT_LEASE)
+    )
+    if not claimable.update(attempted_at=now):
+        return None
+    delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_pk)
+    if not delivery.webhook.active:
+        WebhookDelivery.objects.filter(pk=delivery_pk).update(
+            error="not sent: the webhook is paused", next_attempt_at=None
+        )
+        return None
+    return delivery
+
+
+def attempt_queue_sent_before(
+    *, webhook_id: int, event: str, payload: dict[str, Any], attempt: int = 1, delivery_id: str = ""
+) -> int | None:
+    """The row of an attempt whose message was sent by the release before the outbox (its
+    kwargs were the attempt itself), queued now; None when its webhook is gone or paused."""
+    webhook = Webhook.objects.filter(pk=webhook_id, active=True).first()
+    if webhook is None:
+        return None
     delivery = WebhookDelivery.objects.create(
         webhook=webhook,
         event=event,
         payload=payload,
         attempt=attempt,
-        status_code=status_code,
-        error=error,
-        delivered_at=now if ok else None,
-        next_attempt_at=now + timedelta(seconds=backoff_seconds(attempt)) if retry else None,
+        delivery_id=delivery_id or secrets.token_hex(12),
+        next_attempt_at=timezone.now(),
     )
-    return delivery, retry
+    return delivery.pk
+
+
+def deliveries_due(*, limit: int = 1000) -> list[int]:
+    """The attempts whose message was lost: queued and due for longer than RESEND_AFTER, or
+    claimed longer than ATTEMPT_LEASE ago without an outcome. Oldest first, at most `limit`
+    (the rest at the next run)."""
+    now = timezone.now()
+    lost = Q(attempted_at__isnull=True, next_attempt_at__lt=now - RESEND_AFTER) | Q(
+        attempted_at__lt=now - ATTEMPT_LEASE
+    )
+    rows = WebhookDelivery.objects.filter(lost, **_NO_OUTCOME).order_by("pk")
+    return list(rows.values_list("pk", flat=True)[:limit])
 
 
 def webhooks_send(org: Organization, event: str, payload: Callable[[], dict[str, Any]]) -> int:
@@ -273,11 +345,17 @@ def webhooks_send(org: Organization, event: str, payload: Callable[[], dict[str,
 
 
 def webhook_enqueue(webhook: Webhook, event: str, payload: dict[str, Any]) -> str:
-    """Hand one event to the delivery task (which retries with back-off) once the current
-    transaction commits: a change that rolls back delivers nothing. Returns the delivery id
-    every attempt carries."""
-    delivery_id = secrets.token_hex(12)
-    task_send_on_commit(
-        DELIVER_TASK, webhook_id=webhook.id, event=event, payload=payload, attempt=1, delivery_id=delivery_id
+    """Queue one event for `webhook`: its first attempt's row in the current transaction, its
+    message sent once that commits (a change that rolls back delivers nothing; a broker out
+    of reach then is logged and the outbox sends it later). Returns the delivery id every
+    attempt carries."""
+    delivery = WebhookDelivery.objects.create(
+        webhook=webhook,
+        event=event,
+        payload=payload,
+        attempt=1,
+        delivery_id=secrets.token_hex(12),
+        next_attempt_at=timezone.now(),
     )
-    return delivery_id
+    task_send_on_commit_or_later(DELIVER_TASK, delivery_pk=delivery.pk)
+    return delivery.delivery_id

@@ -54,6 +54,12 @@ app.conf.beat_schedule = {
         "task": "tenants.organization_deletions_resume",
         "schedule": crontab(minute="*/5"),
     },
+    # Every 5 minutes: webhook attempts queued but never run (their message lost: the broker
+    # was out of reach when they were queued, Redis restarted without them) are sent again.
+    "webhook-deliveries-resend": {
+        "task": "insights.webhook_deliveries_resend",
+        "schedule": crontab(minute="*/5"),
+    },
     # Every night at 01:00: refresh each organisation's narrative insight.
     "insights-daily": {
         "task": "insights.refresh_all",

@@ -5,7 +5,6 @@ must still answer with the same figures, computed from the database; `/health` s
 
 import logging
 import socket
-import subprocess
 import time
 
 import pytest
@@ -16,7 +15,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from analytics.tests.pages_data import usage_make
 from conftest import PASSWORD, client_for
 from core import redis_backoff
-from core.testing import page_client
+from core.testing import ThrowAwayRedis, celery_broker, free_port, page_client
 from tenants.models import User
 
 pytestmark = pytest.mark.django_db
@@ -25,43 +24,6 @@ PAGES = ["analytics:dashboard", "analytics:features", "analytics:users", "analyt
 SUMMARY = "/api/v1/analytics/usage-summary"
 INSIGHTS = "/api/v1/ai/usage-insights"
 LOGIN = "/api/v1/auth/login"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ThrowAwayRedis:
-    """A redis-server without persistence on a free port, stopped by its PID."""
-
-    def __init__(self, tmp_path, port=None):
-        self.port = port or _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tmp_path
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"redis-server on port {self.port} did not start")
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
 
 
 def _use_redis(settings, url, **options):
@@ -205,9 +167,8 @@ def test_a_hung_redis_costs_one_timeout_per_back_off_not_one_per_call(settings, 
 
 
 def test_admin_run_task_with_the_broker_down_says_so(settings):
-    from usage_platform.celery import app
 
-    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     settings.CELERY_BROKER_URL = dead
     staff = User.objects.create_superuser(email="staff@platform.example", password=PASSWORD)
     task = PeriodicTask.objects.create(
@@ -215,34 +176,21 @@ def test_admin_run_task_with_the_broker_down_says_so(settings):
         task="analytics.rollup_today",
         interval=IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS),
     )
-    broker_url = app.conf.broker_url
-    app.conf.task_always_eager = False
-    app.conf.broker_url = dead
-    _drop_celery_pools(app)  # built once, for the broker of the first task sent
-    try:
+    with celery_broker(dead):
         pages = page_client(staff)
         response = pages.post(
             "/admin/django_celery_beat/periodictask/",
             {"action": "run_tasks", "_selected_action": [task.pk]},
             follow=True,
         )
-    finally:
-        app.conf.broker_url = broker_url
-        _drop_celery_pools(app)
-        app.conf.task_always_eager = True
     assert response.status_code == 200
     assert b"selected tasks were not queued" in response.content
-
-
-def _drop_celery_pools(app):
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 def test_the_cache_backend_turns_an_unreachable_redis_into_misses(settings, caplog):
     from django.core.cache import cache
 
-    _use_redis(settings, f"redis://127.0.0.1:{_free_port()}/0")
+    _use_redis(settings, f"redis://127.0.0.1:{free_port()}/0")
     caplog.set_level(logging.WARNING)
     assert cache.get("k") is None and cache.get("k", "default") == "default"
     assert cache.set("k", 1) is None
