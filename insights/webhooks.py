@@ -310,15 +310,7 @@ def attempt_queue_sent_before(
     webhook = Webhook.objects.filter(pk=webhook_id, active=True).first()
     if webhook is None:
         return None
-    delivery = WebhookDelivery.objects.create(
-        webhook=webhook,
-        event=event,
-        payload=payload,
-        attempt=attempt,
-        delivery_id=delivery_id or secrets.token_hex(12),
-        next_attempt_at=timezone.now(),
-    )
-    return delivery.pk
+    return _attempt_queue(webhook, event, payload, attempt=attempt, delivery_id=delivery_id).pk
 
 
 def deliveries_due(*, limit: int = 1000) -> list[int]:
@@ -349,13 +341,20 @@ def webhook_enqueue(webhook: Webhook, event: str, payload: dict[str, Any]) -> st
     message sent once that commits (a change that rolls back delivers nothing; a broker out
     of reach then is logged and the outbox sends it later). Returns the delivery id every
     attempt carries."""
-    delivery = WebhookDelivery.objects.create(
+    delivery = _attempt_queue(webhook, event, payload, attempt=1)
+    task_send_on_commit_or_later(DELIVER_TASK, delivery_pk=delivery.pk)
+    return delivery.delivery_id
+
+
+def _attempt_queue(
+    webhook: Webhook, event: str, payload: dict[str, Any], *, attempt: int, delivery_id: str = ""
+) -> WebhookDelivery:
+    """An attempt's row, queued and due now (a new delivery id unless it continues one)."""
+    return WebhookDelivery.objects.create(
         webhook=webhook,
         event=event,
         payload=payload,
-        attempt=1,
-        delivery_id=secrets.token_hex(12),
+        attempt=attempt,
+        delivery_id=delivery_id or secrets.token_hex(12),
         next_attempt_at=timezone.now(),
     )
-    task_send_on_commit_or_later(DELIVER_TASK, delivery_pk=delivery.pk)
-    return delivery.delivery_id
