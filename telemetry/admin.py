@@ -13,7 +13,7 @@ from core.admin_read_only import CascadeDeleteAdmin, LargeTableAdmin, ReadOnlyMo
 from tenants.models import Organization
 
 from .models import Account, DirtyDay, EndUser, Feature, UsageEvent
-from .services import erasure
+from .services import erasure, feature_deletion
 
 
 @admin.register(Feature)
@@ -24,6 +24,14 @@ class FeatureAdmin(CascadeDeleteAdmin):
     search_fields = ["key", "name", "organization__name", "organization__slug"]
     autocomplete_fields = ["organization"]
     readonly_fields = ["created_at"]
+
+    # Each table's rows of the feature found through its organisation, not Django's cascade
+    # by feature alone (a read of every tenant's rows; telemetry.services.feature_deletion).
+    def delete_model(self, request, obj):
+        feature_deletion.features_delete(Feature.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        feature_deletion.features_delete(queryset)
 
 
 @admin.register(Account)

@@ -95,7 +95,11 @@ class UserFeatureActiveDays(models.Model):
     the day's per-user feature rows (`active_days.rollup_feature_active_days`)."""
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
-    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraint: deleting a feature would check this table, which no index
+    # leads by feature, whole; its rows go first (telemetry.services.feature_deletion).
+    feature = models.ForeignKey(
+        "telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     end_user = models.ForeignKey(
         "telemetry.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
@@ -142,7 +146,11 @@ class DailyFeatureRecency(models.Model):
     Built by the rollup from the per-feature bitmasks (`recency.recency_day_rebuild`)."""
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
-    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraint: deleting a feature would check this table, which no index
+    # leads by feature, whole; its rows go first (telemetry.services.feature_deletion).
+    feature = models.ForeignKey(
+        "telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     date = models.DateField()
     absent_before = models.JSONField(default=list)
 
@@ -171,7 +179,11 @@ class DailyFeatureSegmentRecency(models.Model):
     DailyFeatureRecency (`recency.recency_day_rebuild`)."""
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
-    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraint: deleting a feature would check this table, which no index
+    # leads by feature, whole; its rows go first (telemetry.services.feature_deletion).
+    feature = models.ForeignKey(
+        "telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     date = models.DateField()
     age_band = models.CharField(max_length=5, blank=True)
     gender = models.CharField(max_length=1, blank=True)
@@ -336,7 +348,11 @@ class AccountFeatureActiveDays(models.Model):
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
     account = models.ForeignKey("telemetry.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
-    feature = models.ForeignKey("telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraint: deleting a feature would check this table, which no index
+    # leads by feature, whole; its rows go first (telemetry.services.feature_deletion).
+    feature = models.ForeignKey(
+        "telemetry.Feature", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     block_start = models.DateField()
     active_days = models.BigIntegerField(default=0)
 

@@ -181,8 +181,10 @@ class DailyAccountUsage(models.Model):
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
     date = models.DateField()
+    # No database constraint: deleting a feature would check this table, which no index
+    # leads by feature, whole; its rows go first (telemetry.services.feature_deletion).
     feature = models.ForeignKey(
-        "telemetry.Feature", null=True, on_delete=models.CASCADE, related_name="+", db_index=False
+        "telemetry.Feature", null=True, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     # A deleted account's users lose it (EndUser.account is SET_NULL): so do its rows.
     account = models.ForeignKey(

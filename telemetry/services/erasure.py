@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import cast
 
 from django.db import connection, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import CASCADE, DO_NOTHING, SET_NULL, Model, QuerySet
 from django.db.models.fields.reverse_related import ManyToOneRel
 
 from ..models import EndUser, UsageEvent
@@ -51,16 +51,31 @@ def _per_user_rows_delete(org_ids: list[int], user_ids: list[int]) -> None:
     ForeignKeys cascade), each deleted with the organisations in its condition. Django's own
     cascade, `WHERE end_user_id IN (…)` alone, matches none of those tables' indexes (led by
     the organisation) and read them whole: 3.6 s to erase one person at 10 M events
-    (docs/benchmarks.md, 2026-12-03). The apps below telemetry are reached through the
-    relations, not imported."""
-    for relation in EndUser._meta.get_fields(include_hidden=True):
-        if not isinstance(relation, ManyToOneRel) or relation.related_model is UsageEvent:
+    (docs/benchmarks.md, 2026-12-03)."""
+    pointing_rows_delete(EndUser, user_ids, org_ids, skip=(UsageEvent,))
+
+
+def pointing_rows_delete(
+    target: type[Model], ids: list[int], org_ids: list[int], *, skip: tuple[type[Model], ...] = ()
+) -> None:
+    """What Django's delete of `target`'s rows `ids` would do to the rows pointing at them
+    (cascade deleted, SET_NULL set to null; the models in `skip` left to the caller), with the
+    organisations `org_ids` in every condition, so that tables whose indexes lead with the
+    organisation are read by index, not whole. The apps below telemetry are reached through
+    the relations, not imported."""
+    for relation in target._meta.get_fields(include_hidden=True):
+        if not isinstance(relation, ManyToOneRel) or relation.related_model in skip:
             continue
         model = cast(type[Model], relation.related_model)
-        rows = model._base_manager.filter(**{f"{relation.field.name}__in": user_ids})
+        rows = model._base_manager.filter(**{f"{relation.field.name}__in": ids})
         if any(field.name == "organization" for field in model._meta.fields):
             rows = rows.filter(organization_id__in=org_ids)
-        rows.delete()
+        if relation.on_delete is SET_NULL:
+            rows.update(**{relation.field.name: None})
+        elif relation.on_delete is CASCADE:
+            rows.delete()
+        elif relation.on_delete is not DO_NOTHING:
+            raise NotImplementedError(f"{model.__name__}.{relation.field.name}: on_delete {relation.on_delete}")
 
 
 def _end_users_delete(user_ids: list[int]) -> None:
