@@ -93,12 +93,12 @@ def deliver_webhook(delivery_pk: int | None = None, **sent_before_the_outbox: An
 
 @shared_task(name="insights.webhook_deliveries_resend", time_limit=120, soft_time_limit=100)
 def webhook_deliveries_resend() -> int:
-    """Send again the attempts whose message was lost (`webhooks.deliveries_due`)."""
-    due = webhooks.deliveries_due()
+    """Send again the attempts whose message was lost (`webhooks.deliveries_resend`)."""
+    due = webhooks.deliveries_resend()
     for delivery_pk in due:
         deliver_webhook.apply_async(kwargs={"delivery_pk": delivery_pk})
     if due:
-        logger.warning("webhook outbox: %d attempt(s) had lost their message; sent again", len(due))
+        logger.warning("webhook outbox: %d attempt(s) had lost their message or worker; sent again", len(due))
     return len(due)
 
 

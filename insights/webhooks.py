@@ -14,7 +14,6 @@ request cannot carry a fresh one).
 
 import hashlib
 import hmac
-import http.client
 import json
 import secrets
 import time
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from core.exceptions import DomainError, NotFound
@@ -219,10 +218,11 @@ def backoff_seconds(attempt: int) -> int:
 
 def webhook_deliver(delivery: WebhookDelivery) -> WebhookDelivery | None:
     """One POST of a claimed attempt (`attempt_claim`), its outcome written on its row. 2xx is
-    success; 4xx other than 408/429 is final; network errors, timeouts and 5xx are retried
-    until WEBHOOK_MAX_ATTEMPTS: returns the next attempt's row then (queued, due after the
-    back-off; `deliveries_due` finds it should its message be lost), else None."""
-    webhook, attempt = delivery.webhook, delivery.attempt
+    success; 4xx other than 408/429 is final; network errors, timeouts, 5xx and anything
+    else that stops the attempt are retried until WEBHOOK_MAX_ATTEMPTS: returns the next
+    attempt's row then (queued, due after the back-off; `deliveries_resend` sends it should
+    its message be lost), else None."""
+    webhook = delivery.webhook
     body, headers = request_build(webhook, delivery.event, delivery.payload, delivery_id=delivery.delivery_id)
     status_code: int | None = None
     error = ""
@@ -241,28 +241,48 @@ def webhook_deliver(delivery: WebhookDelivery) -> WebhookDelivery | None:
     except outbound.Unresolvable as exc:
         # Name servers fail transiently too: retried like a network error.
         error = f"unresolvable: {exc}"
-    except (OSError, http.client.HTTPException) as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    except Exception as exc:  # noqa: BLE001 - a network error, or the task's soft time limit
+        # Whatever stopped it, the attempt is recorded and the next one queued: an attempt
+        # left claimed without an outcome is only retried after its lease.
+        error = f"{type(exc).__name__}: {exc}"
     ok = status_code is not None and 200 <= status_code < 300
     transient = not error.startswith("refused") and (
         status_code is None or status_code >= 500 or status_code in (408, 429)
     )
-    retry = not ok and transient and attempt < settings.WEBHOOK_MAX_ATTEMPTS
+    return _outcome_record(delivery, status_code=status_code, error=error, ok=ok, transient=transient)
+
+
+def _outcome_record(
+    delivery: WebhookDelivery, *, status_code: int | None, error: str, ok: bool, transient: bool
+) -> WebhookDelivery | None:
+    """Write an attempt's outcome on its row, while this worker still holds its claim, and
+    queue the next attempt when the failure is transient and attempts are left: returns it."""
+    retry = not ok and transient and delivery.attempt < settings.WEBHOOK_MAX_ATTEMPTS
     now = timezone.now()
-    due = now + timedelta(seconds=backoff_seconds(attempt)) if retry else None
-    outcome = {"status_code": status_code, "error": error, "delivered_at": now if ok else None, "next_attempt_at": due}
+    due = now + timedelta(seconds=backoff_seconds(delivery.attempt)) if retry else None
+    outcome = {
+        "status_code": status_code,
+        # PostgreSQL text takes no NUL (a receiver's status line may carry one).
+        "error": error.replace("\x00", "")[:500],
+        "delivered_at": now if ok else None,
+        "next_attempt_at": due,
+    }
     with transaction.atomic():
-        # Gone when the webhook was deleted meanwhile: nothing to record, nothing to retry.
-        recorded = WebhookDelivery.objects.filter(pk=delivery.pk).update(**outcome)
+        # Fenced by the claim: a worker that outlived its lease, whose attempt another has
+        # since taken over (`attempt_abandon`), records nothing and queues nothing. Gone too
+        # when the webhook was deleted meanwhile.
+        recorded = WebhookDelivery.objects.filter(
+            pk=delivery.pk, attempted_at=delivery.attempted_at, **_NO_OUTCOME
+        ).update(**outcome)
         for name, value in outcome.items():
             setattr(delivery, name, value)
         if not recorded or not retry:
             return None
         return WebhookDelivery.objects.create(
-            webhook=webhook,
+            webhook_id=delivery.webhook_id,
             event=delivery.event,
             payload=delivery.payload,
-            attempt=attempt + 1,
+            attempt=delivery.attempt + 1,
             delivery_id=delivery.delivery_id,
             next_attempt_at=due,
         )
@@ -271,29 +291,34 @@ def webhook_deliver(delivery: WebhookDelivery) -> WebhookDelivery | None:
 # --- The outbox ---------------------------------------------------------------------------
 # Every attempt is a row before it is a message: queued in the transaction that decided to
 # send (`webhook_enqueue`), its message sent once that commits. A broker out of reach then,
-# or a message lost with a Redis restart, leaves the row queued, and `deliveries_due` (the
-# beat's `insights.webhook_deliveries_resend`) sends it again; a message delivered twice
-# (the resend racing a slow queue, a worker killed after its POST) finds its row claimed.
+# or a message lost with a Redis restart, leaves the row queued, and `deliveries_resend`
+# (the beat's `insights.webhook_deliveries_resend`) sends it again; a message delivered twice
+# (the resend racing a slow queue, a redelivery) finds its row claimed. An attempt whose
+# worker stopped during it (killed at the task's time limit) is closed as failed after its
+# lease and the next one queued: attempts stay counted, WEBHOOK_MAX_ATTEMPTS still stops them.
 
-# A queued attempt whose message has not run this long after it was due is sent again.
+# A queued attempt whose message has not run this long after it was due (or was last sent
+# again) is sent again.
 RESEND_AFTER = timedelta(minutes=5)
-# A claimed attempt without an outcome this long after its claim (the worker died during
-# it; the task's time limit is 2 minutes) may be claimed again.
+# A claimed attempt without an outcome this long after its claim (the task's time limit is
+# 2 minutes) is taken to have lost its worker.
 ATTEMPT_LEASE = timedelta(minutes=10)
+WORKER_LOST = "no answer recorded: the worker stopped during the attempt"
 _NO_OUTCOME = {"delivered_at__isnull": True, "status_code__isnull": True, "error": ""}
 
 
 def attempt_claim(delivery_pk: int) -> WebhookDelivery | None:
-    """The queued attempt `delivery_pk`, now claimed for this worker (one UPDATE: a second
-    message of it finds it taken), or None: made already, being made, or gone. The attempt
-    of a paused webhook is closed unsent."""
+    """The queued attempt `delivery_pk`, now claimed for this worker (one conditional UPDATE:
+    a second message of it finds it taken), or None: made already, being made, or gone. The
+    attempt of a paused webhook is closed unsent."""
     now = timezone.now()
-    claimable = WebhookDelivery.objects.filter(pk=delivery_pk, **_NO_OUTCOME).filter(
-        Q(attempted_at__isnull=True) | Q(attempted_at__lt=now - ATTEMPT_LEASE)
-    )
-    if not claimable.update(attempted_at=now):
+    if not WebhookDelivery.objects.filter(pk=delivery_pk, attempted_at__isnull=True, **_NO_OUTCOME).update(
+        attempted_at=now
+    ):
         return None
-    delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_pk)
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_pk).first()
+    if delivery is None:  # its webhook deleted since
+        return None
     if not delivery.webhook.active:
         WebhookDelivery.objects.filter(pk=delivery_pk).update(
             error="not sent: the webhook is paused", next_attempt_at=None
@@ -306,23 +331,53 @@ def attempt_queue_sent_before(
     *, webhook_id: int, event: str, payload: dict[str, Any], attempt: int = 1, delivery_id: str = ""
 ) -> int | None:
     """The row of an attempt whose message was sent by the release before the outbox (its
-    kwargs were the attempt itself), queued now; None when its webhook is gone or paused."""
+    kwargs were the attempt itself), queued now, or found when the message comes twice;
+    None when its webhook is gone or paused."""
     webhook = Webhook.objects.filter(pk=webhook_id, active=True).first()
     if webhook is None:
         return None
+    if delivery_id:
+        known = WebhookDelivery.objects.filter(webhook=webhook, delivery_id=delivery_id, attempt=attempt).first()
+        if known is not None:
+            return known.pk
     return _attempt_queue(webhook, event, payload, attempt=attempt, delivery_id=delivery_id).pk
 
 
-def deliveries_due(*, limit: int = 1000) -> list[int]:
-    """The attempts whose message was lost: queued and due for longer than RESEND_AFTER, or
-    claimed longer than ATTEMPT_LEASE ago without an outcome. Oldest first, at most `limit`
-    (the rest at the next run)."""
-    now = timezone.now()
-    lost = Q(attempted_at__isnull=True, next_attempt_at__lt=now - RESEND_AFTER) | Q(
-        attempted_at__lt=now - ATTEMPT_LEASE
+def attempt_abandon(delivery_pk: int) -> WebhookDelivery | None:
+    """Close an attempt claimed longer than ATTEMPT_LEASE ago without an outcome as failed
+    (`WORKER_LOST`) and queue the next one, returned (None when none is left, or the
+    attempt was closed meanwhile)."""
+    lease_start = timezone.now() - ATTEMPT_LEASE
+    delivery = (
+        WebhookDelivery.objects.filter(pk=delivery_pk, attempted_at__lt=lease_start, **_NO_OUTCOME)
+        .select_related("webhook")
+        .first()
     )
-    rows = WebhookDelivery.objects.filter(lost, **_NO_OUTCOME).order_by("pk")
-    return list(rows.values_list("pk", flat=True)[:limit])
+    if delivery is None:
+        return None
+    return _outcome_record(delivery, status_code=None, error=WORKER_LOST, ok=False, transient=True)
+
+
+def deliveries_resend(*, limit: int = 1000) -> list[int]:
+    """The attempts whose message was lost, to send again: those queued and due for longer
+    than RESEND_AFTER (each then counts as sent now, so a backlog of busy workers gets one
+    more message per RESEND_AFTER, not one per run), and the next attempts of those whose
+    worker stopped (`attempt_abandon`). Oldest first, at most `limit` of each (the rest at
+    the next run)."""
+    now = timezone.now()
+    queued = WebhookDelivery.objects.filter(
+        attempted_at__isnull=True, next_attempt_at__lt=now - RESEND_AFTER, **_NO_OUTCOME
+    ).order_by("next_attempt_at")
+    lost = list(queued.values_list("pk", flat=True)[:limit])
+    WebhookDelivery.objects.filter(pk__in=lost, attempted_at__isnull=True).update(next_attempt_at=now)
+    stalled = WebhookDelivery.objects.filter(attempted_at__lt=now - ATTEMPT_LEASE, **_NO_OUTCOME).order_by(
+        "next_attempt_at"
+    )
+    for delivery_pk in list(stalled.values_list("pk", flat=True)[:limit]):
+        following = attempt_abandon(delivery_pk)
+        if following is not None:
+            lost.append(following.pk)
+    return lost
 
 
 def webhooks_send(org: Organization, event: str, payload: Callable[[], dict[str, Any]]) -> int:

@@ -5,10 +5,11 @@ queue, POSTs once; a worker that died during its POST is retried after the lease
 
 import json
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -94,19 +95,105 @@ def test_a_message_run_twice_posts_once(hook, receiver):
     assert len(receiver.requests) == 1 and WebhookDelivery.objects.count() == 1
 
 
-def test_an_attempt_whose_worker_died_is_claimed_again_after_the_lease(hook, receiver):
-    with transaction.atomic():
-        webhooks.webhook_enqueue(hook, "export.daily", {"x": 1})
-    delivery = WebhookDelivery.objects.get()
-    # Claimed by a worker killed before it recorded an outcome.
-    assert webhooks.attempt_claim(delivery.pk) is not None
-    assert webhooks.deliveries_due() == [] and webhooks.attempt_claim(delivery.pk) is None
+def _claimed_long_ago(delivery):
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         attempted_at=timezone.now() - webhooks.ATTEMPT_LEASE - timedelta(seconds=1)
     )
-    assert webhooks.deliveries_due() == [delivery.pk]
+
+
+def test_an_attempt_whose_worker_died_counts_as_failed_and_the_next_is_sent(hook, receiver):
+    with transaction.atomic():
+        webhooks.webhook_enqueue(hook, "export.daily", {"x": 1})
+    delivery = WebhookDelivery.objects.get()
+    # Claimed by a worker killed before it recorded an outcome (the task's hard time limit).
+    assert webhooks.attempt_claim(delivery.pk) is not None
+    assert webhooks.deliveries_resend() == [] and webhooks.attempt_claim(delivery.pk) is None
+    _claimed_long_ago(delivery)
     assert tasks.webhook_deliveries_resend() == 1
-    assert len(receiver.requests) == 1 and WebhookDelivery.objects.get().delivered_at is not None
+    first, second = WebhookDelivery.objects.order_by("attempt")
+    assert (first.attempt, first.status_code, first.error) == (1, None, webhooks.WORKER_LOST)
+    assert (second.attempt, second.status_code) == (2, 200) and second.delivered_at is not None
+    assert len(receiver.requests) == 1 and tasks.webhook_deliveries_resend() == 0
+
+
+def test_a_worker_that_dies_on_the_last_attempt_stops_the_attempts(hook, receiver, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    with transaction.atomic():
+        webhooks.webhook_enqueue(hook, "export.daily", {"x": 1})
+    delivery = WebhookDelivery.objects.get()
+    webhooks.attempt_claim(delivery.pk)
+    _claimed_long_ago(delivery)
+    assert tasks.webhook_deliveries_resend() == 0
+    assert WebhookDelivery.objects.get().error == webhooks.WORKER_LOST and receiver.requests == []
+    assert webhooks.deliveries_resend() == []
+
+
+def test_a_worker_that_outlived_its_lease_records_nothing(hook, receiver):
+    """Its attempt was taken over (closed as failed, the next one queued): its late answer
+    neither overwrites that nor queues a second chain of attempts."""
+    with transaction.atomic():
+        webhooks.webhook_enqueue(hook, "export.daily", {"x": 1})
+    slow = webhooks.attempt_claim(WebhookDelivery.objects.get().pk)
+    _claimed_long_ago(slow)
+    following = webhooks.attempt_abandon(slow.pk)
+    assert following is not None and following.attempt == 2
+    assert webhooks.webhook_deliver(slow) is None  # it POSTs, then finds its claim gone
+    assert WebhookDelivery.objects.get(pk=slow.pk).error == webhooks.WORKER_LOST
+    assert WebhookDelivery.objects.count() == 2
+
+
+def test_whatever_stops_an_attempt_is_recorded_and_retried(hook, receiver, monkeypatch):
+    """The task's soft time limit (a receiver trickling its answer) raised inside the POST:
+    recorded as a failed attempt with the next one queued, not left claimed."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from insights import outbound
+
+    def stopped(*args, **kwargs):
+        raise SoftTimeLimitExceeded("SoftTimeLimitExceeded()")
+
+    with transaction.atomic():
+        webhooks.webhook_enqueue(hook, "export.daily", {"x": 1})
+    monkeypatch.setattr(outbound, "http_post_pinned", stopped)
+    following = webhooks.webhook_deliver(webhooks.attempt_claim(WebhookDelivery.objects.get().pk))
+    first = WebhookDelivery.objects.get(attempt=1)
+    assert first.error.startswith("SoftTimeLimitExceeded") and following.attempt == 2
+
+
+def test_a_backlog_gets_one_more_message_per_resend_interval(hook, receiver):
+    with transaction.atomic():
+        webhooks.webhook_enqueue(hook, "export.daily", {"x": 1})
+    delivery = WebhookDelivery.objects.get()
+    _queued_long_ago(delivery)
+    assert webhooks.deliveries_resend() == [delivery.pk]
+    assert webhooks.deliveries_resend() == []  # sent again just now: waits another interval
+    _queued_long_ago(delivery)
+    assert webhooks.deliveries_resend() == [delivery.pk]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent connections")
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_claiming_one_attempt_at_once_one_wins(hook, receiver):
+    # Committed for the threads to see; its message, which would run it eagerly, not sent.
+    with celery_broker(f"redis://127.0.0.1:{free_port()}/0"), transaction.atomic():
+        webhooks.webhook_enqueue(hook, "export.daily", {"x": 1})
+    pk = WebhookDelivery.objects.get().pk
+    start = threading.Barrier(2)
+    won = []
+
+    def claim():
+        try:
+            start.wait()
+            won.append(webhooks.attempt_claim(pk) is not None)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=claim) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(won) == [False, True]
 
 
 def test_a_retry_is_queued_as_its_own_row_and_resent_when_its_message_is_lost(settings, org):
@@ -123,7 +210,7 @@ def test_a_retry_is_queued_as_its_own_row_and_resent_when_its_message_is_lost(se
         assert (failed.attempt, failed.status_code, failed.error) == (1, 503, "HTTP 503")
         assert failed.next_attempt_at == retry.next_attempt_at and retry.attempted_at is None
         assert retry.delivery_id == failed.delivery_id and retry.attempt == 2
-        assert webhooks.deliveries_due() == []  # due after the back-off, then the grace
+        assert webhooks.deliveries_resend() == []  # due after the back-off, then the grace
         _queued_long_ago(retry)
         assert tasks.webhook_deliveries_resend() == 1
     assert len(receiver.requests) == 2
@@ -140,7 +227,7 @@ def test_a_paused_webhook_closes_its_queued_attempt_unsent(hook, receiver):
     delivery.refresh_from_db()
     assert delivery.error == "not sent: the webhook is paused" and delivery.next_attempt_at is None
     _queued_long_ago(delivery)
-    assert webhooks.deliveries_due() == [] and receiver.requests == []
+    assert webhooks.deliveries_resend() == [] and receiver.requests == []
 
 
 def test_a_message_queued_by_the_release_before_the_outbox_is_delivered(hook, receiver):

@@ -40,7 +40,12 @@ def features_delete(features: QuerySet[Feature]) -> FeaturesDeleted:
         for feature in doomed:
             pre_delete.send(sender=Feature, instance=feature, using=using, origin=features)
         # The (organization, feature, timestamp) index finds them.
-        events = UsageEvent.objects.filter(organization_id__in=org_ids, feature_id__in=ids)._raw_delete(using)
+        of_features = UsageEvent.objects.filter(organization_id__in=org_ids, feature_id__in=ids)
+        events = of_features._raw_delete(using)
+        # Events stored by a request that resolved the feature before this delete and
+        # committed after its snapshot: swept once this commits, before a rollup meets them
+        # (the rollup's feature rows would point at a feature that is gone).
+        transaction.on_commit(lambda: of_features._raw_delete(using), using=using)
         pointing_rows_delete(Feature, ids, org_ids, skip=(UsageEvent,))
         # A plain DELETE: the ORM's would run every cascade again, each a scan finding nothing.
         Feature.objects.filter(pk__in=ids)._raw_delete(using)
