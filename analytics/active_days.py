@@ -83,23 +83,44 @@ _OLD_TABLE = "rollup_day_users_before"
 _KEEP_OLD_SQL = """
 SELECT end_user_id, event_count FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
 """
-_SET_SQL = f"""
-INSERT INTO analytics_useractivedays (organization_id, end_user_id, block_start, active_days, {{week}})
-SELECT %s, c.end_user_id, %s, c.bit, c.events FROM (
-    SELECT end_user_id, MAX(bit) AS bit, SUM(events) AS events FROM (
+_CHANGE_SQL = f"""SELECT end_user_id, MAX(bit) AS bit, SUM(events) AS events FROM (
         SELECT end_user_id, event_count AS events, CAST(%s AS BIGINT) AS bit
         FROM analytics_dailyuserusage WHERE organization_id = %s AND date = %s
         UNION ALL
         SELECT end_user_id, -event_count, CAST(0 AS BIGINT) FROM {_OLD_TABLE}
-    ) AS change GROUP BY end_user_id
-) AS c
+    ) AS change GROUP BY end_user_id"""
+
+
+def _set_sql(week: str, mask_field: str | None = None, masks_sql: str | None = None) -> str:
+    """The upsert of the day's bit and its week's events; with `mask_field` and `masks_sql`
+    (`feature_masks.day_masks`), the day's features ORed into the week's feature mask in
+    the same write. Parameters: the organisation, the block, the day's bit, the organisation,
+    the day, (the masks' parameters,) the organisation, the block."""
+    insert = ["organization_id", "end_user_id", "block_start", "active_days", week]
+    values = ["%s", "c.end_user_id", "%s", "c.bit", "c.events"]
+    updates = [
+        "active_days = analytics_useractivedays.active_days | excluded.active_days",
+        f"{week} = analytics_useractivedays.{week} + excluded.{week}",
+    ]
+    masks_join = ""
+    wanted = "c.events <> 0 OR (c.bit <> 0 AND (a.active_days IS NULL OR (a.active_days & c.bit) = 0))"
+    if mask_field is not None:
+        insert.append(mask_field)
+        values.append("COALESCE(m.mask, 0)")
+        updates.append(f"{mask_field} = analytics_useractivedays.{mask_field} | excluded.{mask_field}")
+        masks_join = f"LEFT JOIN ({masks_sql}) m ON m.end_user_id = c.end_user_id"
+        wanted += f" OR (m.mask IS NOT NULL AND (a.id IS NULL OR (a.{mask_field} & m.mask) <> m.mask))"
+    return f"""
+INSERT INTO analytics_useractivedays ({", ".join(insert)})
+SELECT {", ".join(values)} FROM ({_CHANGE_SQL}) AS c
+{masks_join}
 LEFT JOIN analytics_useractivedays a
     ON a.organization_id = %s AND a.end_user_id = c.end_user_id AND a.block_start = %s
-WHERE c.events <> 0 OR (c.bit <> 0 AND (a.active_days IS NULL OR (a.active_days & c.bit) = 0))
-ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET
-    active_days = analytics_useractivedays.active_days | excluded.active_days,
-    {{week}} = analytics_useractivedays.{{week}} + excluded.{{week}}
+WHERE {wanted}
+ON CONFLICT (organization_id, end_user_id, block_start) DO UPDATE SET {", ".join(updates)}
 """
+
+
 _DROP_EMPTY_SQL = """
 DELETE FROM analytics_useractivedays WHERE organization_id = %s AND block_start = %s AND active_days = 0
 """
@@ -127,11 +148,13 @@ def block_events_keep(cursor: Any, org_id: int, day: date) -> None:
     temp_table_fill(cursor, _OLD_TABLE, _KEEP_OLD_SQL, [org_id, connection.ops.adapt_datefield_value(day)])
 
 
-def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
+def rollup_active_days(cursor: Any, org_id: int, day: date, *, masks: tuple[str, str, list[Any]] | None = None) -> None:
     """Bring `day`'s bit of the organisation's bitmasks in line with its DailyUserUsage rows
-    and add the change of its per-user events to its week's totals. Call once the day's
-    DailyUserUsage rows are final (written, their stale rows deleted), after
-    `block_events_keep`."""
+    and add the change of its per-user events to its week's totals; with `masks` (the
+    week's feature mask column, the SQL of each user's features that day and its
+    parameters: `feature_masks.day_masks`), OR the day's features into the week in the same
+    write (one row version per user and roll, not two). Call once the day's DailyUserUsage
+    rows are final (written, their stale rows deleted), after `block_events_keep`."""
     ops = connection.ops
     block = ops.adapt_datefield_value(block_of(day))
     bit = day_bit(day)
@@ -142,10 +165,14 @@ def rollup_active_days(cursor: Any, org_id: int, day: date) -> None:
     bitmask_steps_lock(cursor, org_id)
     cursor.execute(_CLEAR_SQL, [bit, org_id, block, bit, org_id, day_param])
     cleared = cursor.rowcount
+    week = WEEK_FIELDS[week_of(day)]
+    if masks is None:
+        sql, mask_params = _set_sql(week), []
+    else:
+        mask_field, masks_sql, mask_params = masks
+        sql = _set_sql(week, mask_field, masks_sql)
     with plans_without(cursor, "enable_nestloop"):  # see `_HASHED`
-        cursor.execute(
-            _SET_SQL.format(week=WEEK_FIELDS[week_of(day)]), [org_id, block, bit, org_id, day_param, org_id, block]
-        )
+        cursor.execute(sql, [org_id, block, bit, org_id, day_param, *mask_params, org_id, block])
     temp_tables_release(cursor, _OLD_TABLE)
     if cleared:
         cursor.execute(_DROP_EMPTY_SQL, [org_id, block])

@@ -12,9 +12,11 @@ A feature gets a bit the first time a day with its events is rolled, before that
 masks are written, so a mask names every feature with a bit the user used that week; bits
 are never reused (a deleted feature's stays taken) and an organisation's features past the
 63rd get none: a set of features with one of them is counted from the per-feature bitmask
-rows, as before. A day's roll ORs its users' features into their week (the day's rows only
-add features to a week), and recomputes the week from its per-user feature rows when the
-roll deleted some of the day's (a feature gone from a user's day).
+rows, as before. A day's roll ORs its users' features into their week in the same write that
+sets the day's bit (`day_masks`; the day's rows only add features to a week: one row
+version per user and roll, where a second write had the rows of a 90-day backfill outgrow
+their pages six times over, docs/benchmarks.md 2026-12-05), and recomputes the week from its
+per-user feature rows when the roll deleted some of the day's (a feature gone from a user's day).
 """
 
 from __future__ import annotations
@@ -55,15 +57,6 @@ def _user_masks_sql() -> str:
         GROUP BY end_user_id"""
 
 
-# The day's features ORed into their week, on the rows of users they add a feature to.
-# Parameters: those of the masks, the organisation, the block.
-_OR_SQL = """
-UPDATE analytics_useractivedays SET {week} = analytics_useractivedays.{week} | m.mask
-FROM ({masks}) m
-WHERE analytics_useractivedays.organization_id = %s AND analytics_useractivedays.block_start = %s
-  AND analytics_useractivedays.end_user_id = m.end_user_id
-  AND (analytics_useractivedays.{week} & m.mask) <> m.mask
-"""
 # A week recomputed from its per-user feature rows, on the block's rows where it differs.
 # Parameters: those of the masks, the organisation, the block.
 _WEEK_SQL = """
@@ -102,23 +95,30 @@ def feature_bits_assign(cursor: Any, org_id: int, day: date | None = None) -> No
         )
 
 
-def rollup_feature_masks(cursor: Any, org_id: int, day: date, *, rows_deleted: bool, rows_inserted: bool) -> None:
-    """Bring the week of `day` in the organisation's feature masks in line with the day's
-    per-user feature rows (final ones) and users' rows (`active_days.rollup_active_days`
-    done). The masks equal the rows after every run, so only a roll that deleted some of
-    the day's rows (`rows_deleted`) may leave a week naming a feature a user no longer used
-    (the week is recomputed from its rows), and only one that inserted some
-    (`rows_inserted`) may add a feature (the day's features are ORed in); a roll that did
-    neither, as the nightly re-roll of a day rolled hourly, skips the step (~0.14 s of CPU
-    on the 1 M-event day)."""
-    if not (rows_deleted or rows_inserted):
+def day_masks(cursor: Any, org_id: int, day: date) -> tuple[str, str, list[Any]]:
+    """What `active_days.rollup_active_days` needs to OR `day`'s features into its week in
+    the write that sets the day's bit: the week's mask column, the SQL of each user's
+    features among the day's per-user feature rows (final ones) and its parameters. The
+    day's new features get their bits first. For a roll that inserted some of the day's
+    per-user feature rows (a feature added to a user's day); one that only changed figures
+    adds no feature, and the masks' join (~0.14 s of CPU on the 1 M-event day) is skipped."""
+    feature_bits_assign(cursor, org_id, day)
+    adapted = connection.ops.adapt_datefield_value(day)
+    return FEATURE_MASK_FIELDS[week_of(day)], _user_masks_sql(), [org_id, adapted, adapted]
+
+
+def rollup_feature_masks(cursor: Any, org_id: int, day: date, *, rows_deleted: bool) -> None:
+    """Recompute the week of `day` in the organisation's feature masks from its per-user
+    feature rows when the roll deleted some of the day's (`rows_deleted`: a week may name a
+    feature a user no longer used); features added are ORed in by the bitmask write
+    (`day_masks`). Once the day's per-user rows are final and `rollup_active_days` is done."""
+    if not rows_deleted:
         return
     feature_bits_assign(cursor, org_id, day)
     block = block_of(day)
     week = week_of(day)
     first = block + timedelta(days=7 * week)
-    days = (first, first + timedelta(days=6)) if rows_deleted else (day, day)
-    _week_write(cursor, org_id, block, week, days, recompute=rows_deleted)
+    _week_write(cursor, org_id, block, week, (first, first + timedelta(days=6)))
 
 
 def feature_masks_rebuild(cursor: Any, org_id: int, blocks: list[date]) -> None:
@@ -129,12 +129,12 @@ def feature_masks_rebuild(cursor: Any, org_id: int, blocks: list[date]) -> None:
     for block in blocks:
         for week in range(BLOCK_WEEKS):
             first = block + timedelta(days=7 * week)
-            _week_write(cursor, org_id, block, week, (first, first + timedelta(days=6)), recompute=True)
+            _week_write(cursor, org_id, block, week, (first, first + timedelta(days=6)))
 
 
-def _week_write(cursor: Any, org_id: int, block: date, week: int, days: tuple[date, date], *, recompute: bool) -> None:
+def _week_write(cursor: Any, org_id: int, block: date, week: int, days: tuple[date, date]) -> None:
     ops = connection.ops
-    sql = (_WEEK_SQL if recompute else _OR_SQL).format(week=FEATURE_MASK_FIELDS[week], masks=_user_masks_sql())
+    sql = _WEEK_SQL.format(week=FEATURE_MASK_FIELDS[week], masks=_user_masks_sql())
     params = [org_id, *(ops.adapt_datefield_value(d) for d in days), org_id, ops.adapt_datefield_value(block)]
     # The day's rows were written in this transaction: hashed joins whatever the planner
     # believes of their number (as `active_days._HASHED`).

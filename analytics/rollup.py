@@ -51,7 +51,7 @@ from .active_days import (
     rollup_event_type_active_days,
     rollup_feature_active_days,
 )
-from .feature_masks import rollup_feature_masks
+from .feature_masks import day_masks, rollup_feature_masks
 from .models import DailyFeatureUsage, DailyOrgUsage, DailySegmentUsage
 from .recency import recency_roll, recency_stale_rebuild
 from .rollup_accounts import account_feature_days_roll, account_rows_replace
@@ -208,7 +208,9 @@ def _rollup_day_in(
     stale: dict[str, object] = {"date": day, "computed_at__lt": computed_at, "organization_id": org_id}
     DailyFeatureUsage.objects.filter(**stale).delete()
     DailyOrgUsage.objects.filter(**stale).delete()
-    rollup_active_days(cursor, org_id, day)
+    # A roll that added features to users' days ORs them into their week in the same write.
+    masks = day_masks(cursor, org_id, day) if feature_rows.inserted else None
+    rollup_active_days(cursor, org_id, day, masks=masks)
     bits_changed = rollup_feature_active_days(
         cursor,
         org_id,
@@ -216,13 +218,7 @@ def _rollup_day_in(
         rows_deleted=feature_rows.deleted or recheck_bitmasks,
         rows_inserted=feature_rows.inserted or recheck_bitmasks,
     )
-    rollup_feature_masks(
-        cursor,
-        org_id,
-        day,
-        rows_deleted=feature_rows.deleted or recheck_bitmasks,
-        rows_inserted=feature_rows.inserted,
-    )
+    rollup_feature_masks(cursor, org_id, day, rows_deleted=feature_rows.deleted or recheck_bitmasks)
     # The recency rows split by segment and account too: a user whose age, gender or
     # account changed since the day's last roll moves there with them.
     moved = recheck_bitmasks or people_moved(cursor, org_id, day_param)
