@@ -115,3 +115,17 @@ def test_the_admin_deletes_a_feature_through_its_organisation(org, two_features,
     # The next rollup takes its events out of the organisation's figures.
     rollup.rollup_dirty()
     assert DailyOrgUsage.objects.get(organization=org, date=D1).event_count == 1
+
+
+def test_a_protected_relation_refuses_the_delete_and_nothing_goes(org, two_features, monkeypatch):
+    """No table protects a feature today; one that did would refuse as Django's delete does."""
+    from django.db.models import PROTECT, ProtectedError
+
+    from analytics.models import DailyFeatureUsage
+    from telemetry.services.feature_deletion import features_delete
+
+    _, export = two_features
+    monkeypatch.setattr(DailyFeatureUsage._meta.get_field("feature").remote_field, "on_delete", PROTECT)
+    with pytest.raises(ProtectedError):
+        features_delete(Feature.objects.filter(pk=export.pk))
+    assert Feature.objects.filter(pk=export.pk).exists() and UsageEvent.objects.filter(feature=export).count() == 4

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime
 from typing import cast
 
 from django.db import connection, transaction
-from django.db.models import CASCADE, DO_NOTHING, SET_NULL, Model, QuerySet
+from django.db.models import CASCADE, DO_NOTHING, SET_NULL, Model, QuerySet, RestrictedError
+from django.db.models.deletion import Collector
 from django.db.models.fields.reverse_related import ManyToOneRel
 
 from ..models import EndUser, UsageEvent
@@ -59,7 +60,8 @@ def pointing_rows_delete(
     target: type[Model], ids: list[int], org_ids: list[int], *, skip: tuple[type[Model], ...] = ()
 ) -> None:
     """What Django's delete of `target`'s rows `ids` would do to the rows pointing at them
-    (cascade deleted, SET_NULL set to null; the models in `skip` left to the caller), with the
+    (cascade deleted, SET_NULL set to null, PROTECT refused…; the models in `skip` left to
+    the caller), with the
     organisations `org_ids` in every condition, so that tables whose indexes lead with the
     organisation are read by index, not whole. The apps below telemetry are reached through
     the relations, not imported."""
@@ -75,7 +77,13 @@ def pointing_rows_delete(
         elif relation.on_delete is CASCADE:
             rows.delete()
         elif relation.on_delete is not DO_NOTHING:
-            raise NotImplementedError(f"{model.__name__}.{relation.field.name}: on_delete {relation.on_delete}")
+            # PROTECT, RESTRICT, SET_DEFAULT, SET(…) (no table has one today): Django's own
+            # handler, on these rows only: it refuses (ProtectedError) or collects the updates.
+            collector = Collector(using=rows.db, origin=rows)
+            relation.on_delete(collector, relation.field, rows, rows.db)
+            if collector.restricted_objects:
+                raise RestrictedError(f"{model.__name__} rows still point at the {target.__name__} rows", set(rows))
+            collector.delete()
 
 
 def _end_users_delete(user_ids: list[int]) -> None:
