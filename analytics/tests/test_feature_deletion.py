@@ -129,3 +129,18 @@ def test_a_protected_relation_refuses_the_delete_and_nothing_goes(org, two_featu
     with pytest.raises(ProtectedError):
         features_delete(Feature.objects.filter(pk=export.pk))
     assert Feature.objects.filter(pk=export.pk).exists() and UsageEvent.objects.filter(feature=export).count() == 4
+
+
+def test_a_protected_relation_without_rows_lets_the_delete_through(org, two_features, monkeypatch):
+    """As Django's delete: a relation protects only when some of its rows point at the feature."""
+    from django.db.models import PROTECT
+
+    from analytics.models import DailyFeatureUsage
+    from telemetry.services.feature_deletion import features_delete
+
+    _, export = two_features
+    DailyFeatureUsage.objects.filter(feature=export).delete()
+    monkeypatch.setattr(DailyFeatureUsage._meta.get_field("feature").remote_field, "on_delete", PROTECT)
+    features_delete(Feature.objects.filter(pk=export.pk))
+    assert not Feature.objects.filter(pk=export.pk).exists()
+    assert not UsageEvent.objects.filter(feature_id=export.pk).exists()

@@ -76,9 +76,11 @@ def pointing_rows_delete(
             rows.update(**{relation.field.name: None})
         elif relation.on_delete is CASCADE:
             rows.delete()
-        elif relation.on_delete is not DO_NOTHING:
+        elif relation.on_delete is not DO_NOTHING and rows.exists():
             # PROTECT, RESTRICT, SET_DEFAULT, SET(…) (no table has one today): Django's own
             # handler, on these rows only: it refuses (ProtectedError) or collects the updates.
+            # Only when there are rows, as Django's collector calls it (PROTECT names the
+            # first row it protects, and has none to name otherwise).
             collector = Collector(using=rows.db, origin=rows)
             relation.on_delete(collector, relation.field, rows, rows.db)
             if collector.restricted_objects:
