@@ -95,8 +95,8 @@ def deliver_webhook(delivery_pk: int | None = None, **sent_before_the_outbox: An
 def webhook_deliveries_resend() -> int:
     """Send again the attempts whose message was lost (`webhooks.deliveries_resend`)."""
     due = webhooks.deliveries_resend()
-    for delivery_pk in due:
-        deliver_webhook.apply_async(kwargs={"delivery_pk": delivery_pk})
+    for delivery_pk, countdown in webhooks.attempts_due_in(due):
+        deliver_webhook.apply_async(kwargs={"delivery_pk": delivery_pk}, countdown=countdown)
     if due:
         logger.warning("webhook outbox: %d attempt(s) had lost their message or worker; sent again", len(due))
     return len(due)

@@ -340,6 +340,18 @@ def attempt_queue_sent_before(
         known = WebhookDelivery.objects.filter(webhook=webhook, delivery_id=delivery_id, attempt=attempt).first()
         if known is not None:
             return known.pk
+    # That release wrote an attempt's row once it was made, without the delivery id (those
+    # rows have none): a message it sent, run by a worker that stopped before acknowledging
+    # it, finds its attempt by what it was.
+    made = (
+        WebhookDelivery.objects.filter(webhook=webhook, delivery_id="", event=event, attempt=attempt, payload=payload)
+        .order_by("pk")
+        .first()
+    )
+    if made is not None:
+        if delivery_id:
+            WebhookDelivery.objects.filter(pk=made.pk).update(delivery_id=delivery_id)
+        return made.pk
     return _attempt_queue(webhook, event, payload, attempt=attempt, delivery_id=delivery_id).pk
 
 
@@ -378,6 +390,16 @@ def deliveries_resend(*, limit: int = 1000) -> list[int]:
         if following is not None:
             lost.append(following.pk)
     return lost
+
+
+def attempts_due_in(delivery_pks: list[int]) -> list[tuple[int, float | None]]:
+    """Each of the attempts `delivery_pks` with the seconds until it is due (None: due now):
+    the countdown of its message, so that an attempt queued after a stalled one still waits
+    its back-off."""
+    now = timezone.now()
+    due = dict(WebhookDelivery.objects.filter(pk__in=delivery_pks).values_list("pk", "next_attempt_at"))
+    waits = {pk: (at - now).total_seconds() if at is not None else 0.0 for pk, at in due.items()}
+    return [(pk, waits[pk] if waits[pk] > 0 else None) for pk in delivery_pks if pk in waits]
 
 
 def webhooks_send(org: Organization, event: str, payload: Callable[[], dict[str, Any]]) -> int:

@@ -247,3 +247,46 @@ def test_the_deliveries_api_and_page_show_a_queued_attempt(hook, admin_client, a
     assert row["attempted_at"] is None and row["delivered_at"] is None and row["status_code"] is None
     page = page_client(admin_user).get(reverse("webhook-settings:index"))
     assert 'data-testid="delivery-queued">queued<' in page.text
+
+
+def test_a_message_of_the_release_before_run_again_after_its_attempt_posts_nothing(hook, receiver):
+    """That release wrote the attempt's row, without a delivery id, once it had POSTed; its
+    worker stopped before acknowledging the message, which then ran on this release."""
+    now = timezone.now()
+    made = WebhookDelivery.objects.create(
+        webhook=hook, event="export.daily", payload={"x": 1}, attempt=1, delivery_id="",
+        attempted_at=now, delivered_at=now, status_code=200,
+    )  # fmt: skip
+    result = tasks.deliver_webhook(
+        webhook_id=hook.id, event="export.daily", payload={"x": 1}, attempt=1, delivery_id="d-old"
+    )
+    assert result["delivered"] is False and receiver.requests == []
+    assert list(WebhookDelivery.objects.values_list("pk", "delivery_id")) == [(made.pk, "d-old")]
+    # Another event of that release, never made, is still delivered.
+    other = tasks.deliver_webhook(webhook_id=hook.id, event="export.daily", payload={"x": 2}, attempt=1)
+    assert other["delivered"] is True and len(receiver.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_attempt_after_a_stalled_one_still_waits_its_back_off(hook, receiver, tmp_path):
+    import redis
+
+    with celery_broker(f"redis://127.0.0.1:{free_port()}/0"), transaction.atomic():
+        webhooks.webhook_enqueue(hook, "export.daily", {"x": 1})
+    stalled = webhooks.attempt_claim(WebhookDelivery.objects.get().pk)
+    _claimed_long_ago(stalled)
+    broker = ThrowAwayRedis(tmp_path)
+    try:
+        with celery_broker(broker.url):
+            sent_at = timezone.now()
+            assert tasks.webhook_deliveries_resend() == 1
+        (message,) = [json.loads(raw) for raw in redis.Redis.from_url(broker.url).lrange("celery", 0, -1)]
+    finally:
+        broker.stop()
+    following = WebhookDelivery.objects.get(attempt=2)
+    assert message["headers"]["kwargsrepr"] == repr({"delivery_pk": following.pk})
+    from datetime import datetime
+
+    wait = (datetime.fromisoformat(message["headers"]["eta"]) - sent_at).total_seconds()
+    assert webhooks.backoff_seconds(1) - 2 <= wait <= webhooks.backoff_seconds(1) + 2
+    assert receiver.requests == []
