@@ -5,9 +5,10 @@ UsageEvent is the big table (`LargeTableAdmin`: newest first by id, a capped cou
 
 import uuid
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 
 from core.admin_read_only import CascadeDeleteAdmin, LargeTableAdmin, ReadOnlyModelAdmin
 from tenants.models import Organization
@@ -26,12 +27,32 @@ class FeatureAdmin(CascadeDeleteAdmin):
     readonly_fields = ["created_at"]
 
     # Each table's rows of the feature found through its organisation, not Django's cascade
-    # by feature alone (a read of every tenant's rows; telemetry.services.feature_deletion).
+    # by feature alone (a read of every tenant's rows); a feature with many events deleted by
+    # a worker, chunk by chunk (telemetry.services.feature_deletion).
     def delete_model(self, request, obj):
-        feature_deletion.features_delete(Feature.objects.filter(pk=obj.pk))
+        self._features_delete(request, Feature.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request, queryset):
-        feature_deletion.features_delete(queryset)
+        self._features_delete(request, queryset)
+
+    def response_delete(self, request, obj_display, obj_id):
+        if getattr(request, "features_queued", None):
+            # Not deleted yet, as the warning says: Django's "deleted successfully" would not.
+            return HttpResponseRedirect(reverse("admin:telemetry_feature_changelist"))
+        return super().response_delete(request, obj_display, obj_id)
+
+    def _features_delete(self, request: HttpRequest, features: QuerySet[Feature]) -> None:
+        names = dict(features.values_list("pk", "key"))
+        queued = feature_deletion.features_delete_or_queue(features)
+        request.features_queued = queued  # type: ignore[attr-defined]
+        if queued:
+            self.message_user(
+                request,
+                f"Being deleted in the background, chunk by chunk (more than {feature_deletion.INLINE_EVENTS:,}"
+                f" events each): {', '.join(sorted(names[pk] for pk in queued))}. Each feature goes with the"
+                " last of its events.",
+                messages.WARNING,
+            )
 
 
 @admin.register(Account)

@@ -1,11 +1,12 @@
-"""Celery adapters for the raw-event upkeep in `telemetry.services.partitions`; the beat
-schedule (usage_platform/celery.py) runs them nightly and `manage.py events_upkeep` by hand."""
+"""Celery adapters for the raw-event upkeep in `telemetry.services.partitions` (the beat
+schedule, usage_platform/celery.py, runs them nightly and `manage.py events_upkeep` by hand)
+and for the deletion of large features (`telemetry.services.feature_deletion`)."""
 
 import logging
 
 from celery import shared_task
 
-from .services import partitions
+from .services import feature_deletion, partitions
 
 logger = logging.getLogger(__name__)
 
@@ -28,3 +29,19 @@ def raw_events_expire() -> dict:
 def event_uuids_expire() -> int:
     """Forget the uuids received more than EVENT_DEDUPE_DAYS ago."""
     return partitions.event_uuids_expire()
+
+
+# A run's share of the work; the task sends itself again for the rest.
+FEATURES_DELETE_SECONDS = 4 * 60
+
+
+@shared_task(name=feature_deletion.DELETE_TASK, acks_late=True, time_limit=10 * 60, soft_time_limit=9 * 60)
+def features_delete(feature_ids: list[int]) -> bool:
+    """Delete large features chunk by chunk (`feature_deletion.features_delete_in_chunks`),
+    FEATURES_DELETE_SECONDS at a time. Returns whether they are gone."""
+    done = feature_deletion.features_delete_in_chunks(feature_ids, seconds=FEATURES_DELETE_SECONDS)
+    if done:
+        logger.info("features %s deleted", feature_ids)
+    else:
+        features_delete.apply_async(kwargs={"feature_ids": feature_ids})
+    return done

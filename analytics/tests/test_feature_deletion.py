@@ -144,3 +144,61 @@ def test_a_protected_relation_without_rows_lets_the_delete_through(org, two_feat
     features_delete(Feature.objects.filter(pk=export.pk))
     assert not Feature.objects.filter(pk=export.pk).exists()
     assert not UsageEvent.objects.filter(feature_id=export.pk).exists()
+
+
+def test_a_feature_with_many_events_is_deleted_by_a_worker_chunk_by_chunk(
+    org, two_features, other_org, monkeypatch, django_capture_on_commit_callbacks
+):
+    """In the admin's request the events' delete of a large feature outlasted the web
+    processes' statement timeout and rolled back, every time: such a feature is handed to a
+    worker, which deletes its events in chunks, then the feature with every row pointing at it."""
+    from telemetry.services import feature_deletion
+
+    search, export = two_features
+    theirs = feature(other_org, "export")
+    event(other_org, theirs, end_user(other_org, "t1"), at(str(D1), "12:00:00"))
+    monkeypatch.setattr(feature_deletion, "INLINE_EVENTS", 3)  # export has 4, search 1
+    monkeypatch.setattr(feature_deletion, "CHUNK_ROWS", 1)
+    staff = User.objects.create_superuser(email="staff@platform.example", password="x-Long-Password-1")
+    client = page_client(staff)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = client.post(
+            "/admin/telemetry/feature/",
+            {"action": "delete_selected", "_selected_action": [search.pk, export.pk], "post": "yes"},
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert "in the background, chunk by chunk (more than 3 events each): export." in response.content.decode()
+    # search went at once; export waits for its worker, with all its events.
+    assert not Feature.objects.filter(pk=search.pk).exists()
+    assert Feature.objects.filter(pk=export.pk).exists() and UsageEvent.objects.filter(feature=export).count() == 4
+    for callback in queued:  # the task, run eagerly as a worker would
+        callback()
+    assert not Feature.objects.filter(pk=export.pk).exists() and _rows_of(org, [export.pk]) == {}
+    assert not UsageEvent.objects.filter(organization=org).exists()
+    assert set(DirtyDay.objects.filter(organization=org).values_list("date", flat=True)) == {D1, D2}
+    assert UsageEvent.objects.filter(feature=theirs).count() == 1
+
+
+def test_a_chunked_delete_stops_when_its_time_is_up_and_carries_on(org, two_features):
+    from telemetry.services.feature_deletion import features_delete_in_chunks
+
+    _, export = two_features
+    assert features_delete_in_chunks([export.pk], chunk_rows=1, seconds=0) is False
+    assert UsageEvent.objects.filter(feature=export).count() == 3 and Feature.objects.filter(pk=export.pk).exists()
+    assert features_delete_in_chunks([export.pk], chunk_rows=1) is True
+    assert not Feature.objects.filter(pk=export.pk).exists() and _rows_of(org, [export.pk]) == {}
+    # Run again for a feature gone meanwhile (a message delivered twice): nothing to do.
+    assert features_delete_in_chunks([export.pk], chunk_rows=1) is True
+
+
+def test_the_delete_page_of_a_large_feature_says_it_is_queued(org, two_features, monkeypatch):
+    from telemetry.services import feature_deletion
+
+    _, export = two_features
+    monkeypatch.setattr(feature_deletion, "INLINE_EVENTS", 3)
+    staff = User.objects.create_superuser(email="staff@platform.example", password="x-Long-Password-1")
+    response = page_client(staff).post(f"/admin/telemetry/feature/{export.pk}/delete/", {"post": "yes"}, follow=True)
+    page = response.content.decode()
+    assert response.status_code == 200 and "deleted in the background" in page
+    assert "was deleted successfully" not in page
