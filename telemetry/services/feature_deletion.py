@@ -60,8 +60,10 @@ def features_delete(features: QuerySet[Feature]) -> FeaturesDeleted:
         events = of_features._raw_delete(using)
         # Events stored by a request that resolved the feature before this delete and
         # committed after its snapshot: swept once this commits, before a rollup meets them
-        # (the rollup's feature rows would point at a feature that is gone).
-        transaction.on_commit(lambda: of_features._raw_delete(using), using=using)
+        # (the rollup's feature rows would point at a feature that is gone). Robust: the
+        # delete has committed by then, and a failure of the sweep is logged, not answered
+        # as an error of the delete.
+        transaction.on_commit(lambda: of_features._raw_delete(using), using=using, robust=True)
         pointing_rows_delete(Feature, ids, org_ids, skip=(UsageEvent,))
         # A plain DELETE: the ORM's would run every cascade again, each a scan finding nothing.
         Feature.objects.filter(pk__in=ids)._raw_delete(using)
