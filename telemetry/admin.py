@@ -6,6 +6,7 @@ UsageEvent is the big table (`LargeTableAdmin`: newest first by id, a capped cou
 import uuid
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
@@ -19,15 +20,15 @@ from .services import erasure, feature_deletion
 
 @admin.register(Feature)
 class FeatureAdmin(CascadeDeleteAdmin):
-    list_display = ["key", "name", "organization", "created_at"]
+    list_display = ["key", "name", "organization", "created_at", "deletion_requested_at"]
     list_filter = ["organization"]
     list_select_related = ["organization"]
     search_fields = ["key", "name", "organization__name", "organization__slug"]
     autocomplete_fields = ["organization"]
-    readonly_fields = ["created_at"]
+    readonly_fields = ["created_at", "deletion_requested_at"]
 
     # Each table's rows of the feature found through its organisation, not Django's cascade
-    # by feature alone (a read of every tenant's rows); a feature with many events deleted by
+    # by feature alone (a read of every tenant's rows); features with many events deleted by
     # a worker, chunk by chunk (telemetry.services.feature_deletion).
     def delete_model(self, request, obj):
         self._features_delete(request, Feature.objects.filter(pk=obj.pk))
@@ -36,23 +37,33 @@ class FeatureAdmin(CascadeDeleteAdmin):
         self._features_delete(request, queryset)
 
     def response_delete(self, request, obj_display, obj_id):
-        if getattr(request, "features_queued", None):
+        if getattr(request, "features_queued", None) and IS_POPUP_VAR not in request.POST:
             # Not deleted yet, as the warning says: Django's "deleted successfully" would not.
             return HttpResponseRedirect(reverse("admin:telemetry_feature_changelist"))
         return super().response_delete(request, obj_display, obj_id)
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
+        # "Delete selected" counts the queued features among those it deleted.
+        if getattr(request, "features_queued", None) and level == messages.SUCCESS:
+            return
+        super().message_user(request, message, level, *args, **kwargs)
 
     def _features_delete(self, request: HttpRequest, features: QuerySet[Feature]) -> None:
         names = dict(features.values_list("pk", "key"))
         queued = feature_deletion.features_delete_or_queue(features)
         request.features_queued = queued  # type: ignore[attr-defined]
-        if queued:
-            self.message_user(
-                request,
-                f"Being deleted in the background, chunk by chunk (more than {feature_deletion.INLINE_EVENTS:,}"
-                f" events each): {', '.join(sorted(names[pk] for pk in queued))}. Each feature goes with the"
-                " last of its events.",
-                messages.WARNING,
-            )
+        if not queued:
+            return
+        deleted = sorted(key for pk, key in names.items() if pk not in queued)
+        if deleted:
+            super().message_user(request, f"Deleted: {', '.join(deleted)}.", messages.SUCCESS)
+        super().message_user(
+            request,
+            f"Being deleted in the background, chunk by chunk (their events number more than"
+            f" {feature_deletion.INLINE_EVENTS:,}): {', '.join(sorted(names[pk] for pk in queued))}. Each feature"
+            " goes with the last of its events.",
+            messages.WARNING,
+        )
 
 
 @admin.register(Account)

@@ -13,6 +13,9 @@ class Feature(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Set when a worker is to delete the feature (it has many events), renewed by each chunk
+    # it deletes (telemetry.services.feature_deletion).
+    deletion_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["key"]

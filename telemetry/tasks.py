@@ -45,3 +45,14 @@ def features_delete(feature_ids: list[int]) -> bool:
     else:
         features_delete.apply_async(kwargs={"feature_ids": feature_ids})
     return done
+
+
+@shared_task(name="telemetry.features_deletions_resume", time_limit=60, soft_time_limit=50)
+def features_deletions_resume() -> int:
+    """Send again each queued feature deletion that no run has renewed for a lease."""
+    stalled = feature_deletion.features_deletions_stalled()
+    for feature_pk in stalled:
+        features_delete.apply_async(kwargs={"feature_ids": [feature_pk]})
+    if stalled:
+        logger.warning("feature deletions %s had lost their message or worker; sent again", stalled)
+    return len(stalled)

@@ -54,6 +54,12 @@ app.conf.beat_schedule = {
         "task": "tenants.organization_deletions_resume",
         "schedule": crontab(minute="*/5"),
     },
+    # Every 5 minutes: a run for each large feature being deleted that no run has renewed
+    # for 15 minutes (its message lost, its worker stopped; telemetry.services.feature_deletion).
+    "feature-deletions-resume": {
+        "task": "telemetry.features_deletions_resume",
+        "schedule": crontab(minute="*/5"),
+    },
     # Every 5 minutes: webhook attempts queued but never run (their message lost: the broker
     # was out of reach when they were queued, Redis restarted without them) are sent again.
     "webhook-deliveries-resend": {

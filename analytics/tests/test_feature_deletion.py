@@ -146,8 +146,14 @@ def test_a_protected_relation_without_rows_lets_the_delete_through(org, two_feat
     assert not UsageEvent.objects.filter(feature_id=export.pk).exists()
 
 
+@pytest.fixture
+def staff_client(db):
+    staff = User.objects.create_superuser(email="staff@platform.example", password="x-Long-Password-1")
+    return page_client(staff)
+
+
 def test_a_feature_with_many_events_is_deleted_by_a_worker_chunk_by_chunk(
-    org, two_features, other_org, monkeypatch, django_capture_on_commit_callbacks
+    org, two_features, other_org, staff_client, monkeypatch, django_capture_on_commit_callbacks
 ):
     """In the admin's request the events' delete of a large feature outlasted the web
     processes' statement timeout and rolled back, every time: such a feature is handed to a
@@ -159,19 +165,20 @@ def test_a_feature_with_many_events_is_deleted_by_a_worker_chunk_by_chunk(
     event(other_org, theirs, end_user(other_org, "t1"), at(str(D1), "12:00:00"))
     monkeypatch.setattr(feature_deletion, "INLINE_EVENTS", 3)  # export has 4, search 1
     monkeypatch.setattr(feature_deletion, "CHUNK_ROWS", 1)
-    staff = User.objects.create_superuser(email="staff@platform.example", password="x-Long-Password-1")
-    client = page_client(staff)
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        response = client.post(
+        response = staff_client.post(
             "/admin/telemetry/feature/",
             {"action": "delete_selected", "_selected_action": [search.pk, export.pk], "post": "yes"},
             follow=True,
         )
+    page = response.content.decode()
     assert response.status_code == 200
-    assert "in the background, chunk by chunk (more than 3 events each): export." in response.content.decode()
-    # search went at once; export waits for its worker, with all its events.
+    assert "Deleted: search." in page and "Successfully deleted" not in page
+    assert "in the background, chunk by chunk (their events number more than 3): export." in page
+    # search went at once; export waits for its worker, with all its events, marked.
     assert not Feature.objects.filter(pk=search.pk).exists()
-    assert Feature.objects.filter(pk=export.pk).exists() and UsageEvent.objects.filter(feature=export).count() == 4
+    assert Feature.objects.get(pk=export.pk).deletion_requested_at is not None
+    assert UsageEvent.objects.filter(feature=export).count() == 4
     for callback in queued:  # the task, run eagerly as a worker would
         callback()
     assert not Feature.objects.filter(pk=export.pk).exists() and _rows_of(org, [export.pk]) == {}
@@ -180,25 +187,86 @@ def test_a_feature_with_many_events_is_deleted_by_a_worker_chunk_by_chunk(
     assert UsageEvent.objects.filter(feature=theirs).count() == 1
 
 
+def test_features_that_together_have_many_events_are_queued_too(org, monkeypatch):
+    """The limit is on the request's whole delete, not on each feature: ten features just
+    under it would add up past the statement timeout."""
+    from telemetry.services import feature_deletion
+
+    features = [feature(org, f"f{i}") for i in range(3)]
+    person = end_user(org, "u1")
+    for item in features:
+        for second in (1, 2):
+            event(org, item, person, at(str(D1), f"00:00:0{second}"))
+    monkeypatch.setattr(feature_deletion, "INLINE_EVENTS", 3)
+    with pytest.MonkeyPatch.context() as patch:
+        sent = []
+        patch.setattr(feature_deletion, "task_send_on_commit_or_later", lambda name, **kwargs: sent.append(kwargs))
+        queued = feature_deletion.features_delete_or_queue(Feature.objects.filter(organization=org))
+    assert queued == [features[1].pk, features[2].pk] and sent == [{"feature_ids": queued}]
+    assert list(Feature.objects.filter(organization=org).values_list("key", flat=True)) == ["f1", "f2"]
+
+
 def test_a_chunked_delete_stops_when_its_time_is_up_and_carries_on(org, two_features):
     from telemetry.services.feature_deletion import features_delete_in_chunks
 
-    _, export = two_features
+    search, export = two_features
+    # Chunks of one event: the first takes D1 00:00, both events of that timestamp.
     assert features_delete_in_chunks([export.pk], chunk_rows=1, seconds=0) is False
-    assert UsageEvent.objects.filter(feature=export).count() == 3 and Feature.objects.filter(pk=export.pk).exists()
+    assert UsageEvent.objects.filter(feature=export).count() == 2 and Feature.objects.filter(pk=export.pk).exists()
+    assert Feature.objects.get(pk=export.pk).deletion_requested_at is not None  # renewed by the chunk
     assert features_delete_in_chunks([export.pk], chunk_rows=1) is True
     assert not Feature.objects.filter(pk=export.pk).exists() and _rows_of(org, [export.pk]) == {}
+    assert UsageEvent.objects.filter(feature=search).count() == 1  # another feature's events stay
     # Run again for a feature gone meanwhile (a message delivered twice): nothing to do.
     assert features_delete_in_chunks([export.pk], chunk_rows=1) is True
 
 
-def test_the_delete_page_of_a_large_feature_says_it_is_queued(org, two_features, monkeypatch):
+def test_a_queued_deletion_whose_message_was_lost_is_sent_again(org, two_features, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from telemetry import tasks
+    from telemetry.services import feature_deletion
+    from usage_platform.celery import app
+
+    _, export = two_features
+    monkeypatch.setattr(feature_deletion, "INLINE_EVENTS", 3)
+    # Its message is never sent: the test's transaction never commits (as a broker out of reach).
+    assert feature_deletion.features_delete_or_queue(Feature.objects.filter(pk=export.pk)) == [export.pk]
+    assert Feature.objects.filter(pk=export.pk).exists()
+    assert tasks.features_deletions_resume() == 0  # within its lease
+    Feature.objects.filter(pk=export.pk).update(
+        deletion_requested_at=timezone.now() - feature_deletion.DELETION_LEASE - timedelta(seconds=1)
+    )
+    assert tasks.features_deletions_resume() == 1  # sent again, run eagerly here
+    assert not Feature.objects.filter(pk=export.pk).exists() and _rows_of(org, [export.pk]) == {}
+    assert app.conf.beat_schedule["feature-deletions-resume"]["task"] == "telemetry.features_deletions_resume"
+
+
+def test_a_protected_feature_is_refused_before_any_event_goes(org, two_features, monkeypatch):
+    from django.db.models import PROTECT, ProtectedError
+
+    from analytics.models import DailyFeatureUsage
     from telemetry.services import feature_deletion
 
     _, export = two_features
     monkeypatch.setattr(feature_deletion, "INLINE_EVENTS", 3)
-    staff = User.objects.create_superuser(email="staff@platform.example", password="x-Long-Password-1")
-    response = page_client(staff).post(f"/admin/telemetry/feature/{export.pk}/delete/", {"post": "yes"}, follow=True)
+    monkeypatch.setattr(DailyFeatureUsage._meta.get_field("feature").remote_field, "on_delete", PROTECT)
+    with pytest.raises(ProtectedError):
+        feature_deletion.features_delete_or_queue(Feature.objects.filter(pk=export.pk))
+    with pytest.raises(ProtectedError):
+        feature_deletion.features_delete_in_chunks([export.pk], chunk_rows=1)
+    assert UsageEvent.objects.filter(feature=export).count() == 4
+    assert Feature.objects.get(pk=export.pk).deletion_requested_at is None
+
+
+def test_the_delete_page_of_a_large_feature_says_it_is_queued(org, two_features, staff_client, monkeypatch):
+    from telemetry.services import feature_deletion
+
+    _, export = two_features
+    monkeypatch.setattr(feature_deletion, "INLINE_EVENTS", 3)
+    response = staff_client.post(f"/admin/telemetry/feature/{export.pk}/delete/", {"post": "yes"}, follow=True)
     page = response.content.decode()
     assert response.status_code == 200 and "deleted in the background" in page
     assert "was deleted successfully" not in page

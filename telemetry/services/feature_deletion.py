@@ -14,16 +14,23 @@ A feature with more than INLINE_EVENTS events is deleted by a worker instead
 processes' statement timeout (about a million events at 10 M) and roll back, every time. The
 worker deletes its events CHUNK_ROWS at a time, each chunk committed on its own, then the rest
 and the feature in one transaction as above; the dashboards keep the feature's figures until
-then (they read the rollups, which that last transaction marks for re-rollup)."""
+then (they read the rollups, which that last transaction marks for re-rollup). The feature's
+`deletion_requested_at` is its lease, renewed by every chunk: the beat's
+`telemetry.features_deletions_resume` sends a deletion again when nothing renewed it for
+DELETION_LEASE (its message lost with the broker, its worker stopped)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import PROTECT, RESTRICT, Model, ProtectedError, QuerySet
+from django.db.models.fields.reverse_related import ManyToOneRel
 from django.db.models.signals import post_delete, pre_delete
+from django.utils import timezone
 
 from core.task_queue import task_send_on_commit_or_later
 
@@ -32,9 +39,12 @@ from .erasure import pointing_rows_delete
 
 # More events than this and a feature is deleted by a worker, its events in chunks.
 INLINE_EVENTS = 200_000
-# Events a chunk deletes, in a transaction of its own: well under a second at 10 M events.
+# Events a chunk deletes, in a transaction of its own: about a second at 10 M events.
 CHUNK_ROWS = 50_000
 DELETE_TASK = "telemetry.features_delete"
+# A queued deletion that no run has renewed for this long is sent again (a run renews it with
+# every chunk, and stops after four minutes).
+DELETION_LEASE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -73,48 +83,88 @@ def features_delete(features: QuerySet[Feature]) -> FeaturesDeleted:
 
 
 def features_delete_or_queue(features: QuerySet[Feature]) -> list[int]:
-    """Delete `features` here (`features_delete`), except those with more than INLINE_EVENTS
-    events, which a worker deletes once the current transaction commits
-    (`features_delete_in_chunks`). Returns the ids of those queued."""
-    large = [feature.pk for feature in features.only("pk", "organization_id") if _events_over(feature, INLINE_EVENTS)]
-    features_delete(features.exclude(pk__in=large))
-    if large:
-        task_send_on_commit_or_later(DELETE_TASK, feature_ids=large)
-    return large
+    """Delete `features` here (`features_delete`) while their events add up to at most
+    INLINE_EVENTS; the others are marked (`deletion_requested_at`) and deleted by a worker
+    once the current transaction commits (`features_delete_in_chunks`). A feature that a
+    relation protects is refused (ProtectedError) before anything goes. Returns the ids of
+    those queued."""
+    doomed = list(features.order_by("pk").values_list("pk", "organization_id"))
+    _protection_check([pk for pk, _ in doomed], sorted({org_id for _, org_id in doomed}))
+    budget, queued = INLINE_EVENTS, []
+    for feature_pk, org_id in doomed:
+        events = _events_upto(feature_pk, org_id, budget + 1)
+        if events > budget:
+            queued.append(feature_pk)
+        else:
+            budget -= events
+    features_delete(features.exclude(pk__in=queued))
+    if queued:
+        Feature.objects.filter(pk__in=queued).update(deletion_requested_at=timezone.now())
+        task_send_on_commit_or_later(DELETE_TASK, feature_ids=queued)
+    return queued
 
 
-def _events_over(feature: Feature, limit: int) -> bool:
-    """Whether `feature` has more than `limit` events (reads at most limit + 1 index entries)."""
-    events = UsageEvent.objects.filter(organization_id=feature.organization_id, feature_id=feature.pk)
-    return events.values("pk")[limit : limit + 1].exists()
+def _events_upto(feature_pk: int, org_id: int, limit: int) -> int:
+    """The feature's events, counted up to `limit` (reads at most that many index entries)."""
+    return UsageEvent.objects.filter(organization_id=org_id, feature_id=feature_pk).values("pk")[:limit].count()
+
+
+def _protection_check(ids: list[int], org_ids: list[int]) -> None:
+    """ProtectedError when a PROTECT or RESTRICT relation has rows pointing at the features
+    `ids` (none does today): asked first, so that a refused delete loses none of the events."""
+    for relation in Feature._meta.get_fields(include_hidden=True):
+        if not isinstance(relation, ManyToOneRel) or relation.on_delete not in (PROTECT, RESTRICT):
+            continue
+        model = cast(type[Model], relation.related_model)
+        rows = model._base_manager.filter(**{f"{relation.field.name}__in": ids})
+        if any(field.name == "organization" for field in model._meta.fields):
+            rows = rows.filter(organization_id__in=org_ids)
+        protected = list(rows[:10])
+        if protected:
+            raise ProtectedError(f"{model.__name__} rows point at the features and protect them", set(protected))
 
 
 def features_delete_in_chunks(
     feature_ids: list[int], *, chunk_rows: int = CHUNK_ROWS, seconds: float | None = None
 ) -> bool:
-    """Delete the features `feature_ids` that still exist: their events `chunk_rows` at a
-    time, each chunk committed, then the rest with the features (`features_delete`). Stops
-    after `seconds` (None: until done), having deleted at least one chunk; returns whether
-    the features are gone (False: call again to carry on)."""
+    """Delete the features `feature_ids` that still exist: their events at least `chunk_rows`
+    at a time (a timestamp's events all in one chunk), each chunk committed and renewing the
+    feature's `deletion_requested_at`, then the fewer than `chunk_rows` left with the features
+    (`features_delete`). Stops after `seconds` (None: until done), having deleted at least one
+    chunk; returns whether the features are gone (False: call again to carry on). Another run
+    on the same features at the same time costs only the waits on each other's rows."""
     deadline = None if seconds is None else time.monotonic() + seconds
-    for feature_pk, org_id in Feature.objects.filter(pk__in=feature_ids).values_list("pk", "organization_id"):
-        while _events_chunk_delete(feature_pk, org_id, chunk_rows) == chunk_rows:
+    doomed = list(Feature.objects.filter(pk__in=feature_ids).values_list("pk", "organization_id"))
+    _protection_check([pk for pk, _ in doomed], sorted({org_id for _, org_id in doomed}))
+    for feature_pk, org_id in doomed:
+        while (last := _chunk_last_timestamp(feature_pk, org_id, chunk_rows)) is not None:
+            _events_delete_until(feature_pk, org_id, last)
+            Feature.objects.filter(pk=feature_pk).update(deletion_requested_at=timezone.now())
             if deadline is not None and time.monotonic() > deadline:
                 return False
     features_delete(Feature.objects.filter(pk__in=feature_ids))
     return True
 
 
-def _events_chunk_delete(feature_pk: int, org_id: int, chunk_rows: int) -> int:
-    """Up to `chunk_rows` of the feature's events deleted and committed; how many. Found by
-    the (organization, feature, timestamp) index; on PostgreSQL each named by its primary
-    key (id, timestamp), so that every monthly partition is not probed for each id."""
-    table = connection.ops.quote_name(UsageEvent._meta.db_table)
-    key = '"id", "timestamp"' if connection.vendor == "postgresql" else '"id"'
-    sql = (
-        f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table}"
-        ' WHERE "organization_id" = %s AND "feature_id" = %s LIMIT %s)'
-    )
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, [org_id, feature_pk, chunk_rows])
-        return cursor.rowcount
+def _chunk_last_timestamp(feature_pk: int, org_id: int, chunk_rows: int) -> datetime | None:
+    """The timestamp of the feature's `chunk_rows`-th oldest event (None: it has fewer), read
+    from the (organization, feature, timestamp) index of each monthly partition in order."""
+    events = UsageEvent.objects.filter(organization_id=org_id, feature_id=feature_pk).order_by("timestamp")
+    return next(iter(events.values_list("timestamp", flat=True)[chunk_rows - 1 : chunk_rows]), None)
+
+
+def _events_delete_until(feature_pk: int, org_id: int, last: datetime) -> int:
+    """The feature's events up to `last` deleted and committed: an index range of the
+    (organization, feature, timestamp) index in the partitions up to `last`'s month."""
+    with transaction.atomic():
+        events = UsageEvent.objects.filter(organization_id=org_id, feature_id=feature_pk, timestamp__lte=last)
+        return events._raw_delete(events.db)
+
+
+def features_deletions_stalled() -> list[int]:
+    """The features whose queued deletion no run has renewed for DELETION_LEASE (its message
+    lost, its worker stopped), each renewed now: the ones to send again."""
+    now = timezone.now()
+    stalled = list(Feature.objects.filter(deletion_requested_at__lt=now - DELETION_LEASE).values_list("pk", flat=True))
+    Feature.objects.filter(pk__in=stalled).update(deletion_requested_at=now)
+    return stalled
