@@ -31,15 +31,11 @@ def event_uuids_expire() -> int:
     return partitions.event_uuids_expire()
 
 
-# A run's share of the work; the task sends itself again for the rest.
-FEATURES_DELETE_SECONDS = 4 * 60
-
-
 @shared_task(name=feature_deletion.DELETE_TASK, acks_late=True, time_limit=10 * 60, soft_time_limit=9 * 60)
 def features_delete(feature_ids: list[int]) -> bool:
     """Delete large features chunk by chunk (`feature_deletion.features_delete_in_chunks`),
-    FEATURES_DELETE_SECONDS at a time. Returns whether they are gone."""
-    done = feature_deletion.features_delete_in_chunks(feature_ids, seconds=FEATURES_DELETE_SECONDS)
+    `feature_deletion.RUN_SECONDS` at a time. Returns whether they are gone."""
+    done = feature_deletion.features_delete_in_chunks(feature_ids, seconds=feature_deletion.RUN_SECONDS)
     if done:
         logger.info("features %s deleted", feature_ids)
     else:

@@ -198,10 +198,9 @@ def test_features_that_together_have_many_events_are_queued_too(org, monkeypatch
         for second in (1, 2):
             event(org, item, person, at(str(D1), f"00:00:0{second}"))
     monkeypatch.setattr(feature_deletion, "INLINE_EVENTS", 3)
-    with pytest.MonkeyPatch.context() as patch:
-        sent = []
-        patch.setattr(feature_deletion, "task_send_on_commit_or_later", lambda name, **kwargs: sent.append(kwargs))
-        queued = feature_deletion.features_delete_or_queue(Feature.objects.filter(organization=org))
+    sent = []
+    monkeypatch.setattr(feature_deletion, "task_send_on_commit_or_later", lambda name, **kwargs: sent.append(kwargs))
+    queued = feature_deletion.features_delete_or_queue(Feature.objects.filter(organization=org))
     assert queued == [features[1].pk, features[2].pk] and sent == [{"feature_ids": queued}]
     assert list(Feature.objects.filter(organization=org).values_list("key", flat=True)) == ["f1", "f2"]
 

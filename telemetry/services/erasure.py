@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import cast
 
 from django.db import connection, transaction
-from django.db.models import CASCADE, DO_NOTHING, SET_NULL, Model, QuerySet, RestrictedError
+from django.db.models import CASCADE, DO_NOTHING, PROTECT, RESTRICT, SET_NULL, Model, QuerySet, RestrictedError
 from django.db.models.deletion import Collector
 from django.db.models.fields.reverse_related import ManyToOneRel
 
@@ -61,10 +61,36 @@ def pointing_rows_delete(
 ) -> None:
     """What Django's delete of `target`'s rows `ids` would do to the rows pointing at them
     (cascade deleted, SET_NULL set to null, PROTECT refused…; the models in `skip` left to
-    the caller), with the
-    organisations `org_ids` in every condition, so that tables whose indexes lead with the
-    organisation are read by index, not whole. The apps below telemetry are reached through
-    the relations, not imported."""
+    the caller), with the organisations `org_ids` in every condition, so that tables whose
+    indexes lead with the organisation are read by index, not whole. The apps below
+    telemetry are reached through the relations, not imported."""
+    for relation, rows in _pointing_rows(target, ids, org_ids, skip):
+        if relation.on_delete is SET_NULL:
+            rows.update(**{relation.field.name: None})
+        elif relation.on_delete is CASCADE:
+            rows.delete()
+        elif relation.on_delete is not DO_NOTHING and rows.exists():
+            # PROTECT, RESTRICT, SET_DEFAULT, SET(…) (no table has one today): Django's own
+            # handler, on these rows only: it refuses or collects the updates. Only when there
+            # are rows, as Django's collector calls it (PROTECT names the first row it
+            # protects, and has none to name otherwise).
+            _handled(relation, rows, target).delete()
+
+
+def pointing_rows_refusal_check(target: type[Model], ids: list[int], org_ids: list[int]) -> None:
+    """Raise what `pointing_rows_delete` would raise for `target`'s rows `ids` (ProtectedError,
+    RestrictedError) without changing anything: asked first by a delete that goes in several
+    transactions, so that a refused one has deleted nothing."""
+    for relation, rows in _pointing_rows(target, ids, org_ids):
+        if relation.on_delete in (PROTECT, RESTRICT) and rows.exists():
+            _handled(relation, rows, target)
+
+
+def _pointing_rows(
+    target: type[Model], ids: list[int], org_ids: list[int], skip: tuple[type[Model], ...] = ()
+) -> Iterator[tuple[ManyToOneRel, QuerySet[Model]]]:
+    """Each relation pointing at `target` (but from the models in `skip`) with its rows that
+    point at `ids`, the organisations `org_ids` in the condition where the table has one."""
     for relation in target._meta.get_fields(include_hidden=True):
         if not isinstance(relation, ManyToOneRel) or relation.related_model in skip:
             continue
@@ -72,20 +98,17 @@ def pointing_rows_delete(
         rows = model._base_manager.filter(**{f"{relation.field.name}__in": ids})
         if any(field.name == "organization" for field in model._meta.fields):
             rows = rows.filter(organization_id__in=org_ids)
-        if relation.on_delete is SET_NULL:
-            rows.update(**{relation.field.name: None})
-        elif relation.on_delete is CASCADE:
-            rows.delete()
-        elif relation.on_delete is not DO_NOTHING and rows.exists():
-            # PROTECT, RESTRICT, SET_DEFAULT, SET(…) (no table has one today): Django's own
-            # handler, on these rows only: it refuses (ProtectedError) or collects the updates.
-            # Only when there are rows, as Django's collector calls it (PROTECT names the
-            # first row it protects, and has none to name otherwise).
-            collector = Collector(using=rows.db, origin=rows)
-            relation.on_delete(collector, relation.field, rows, rows.db)
-            if collector.restricted_objects:
-                raise RestrictedError(f"{model.__name__} rows still point at the {target.__name__} rows", set(rows))
-            collector.delete()
+        yield relation, rows
+
+
+def _handled(relation: ManyToOneRel, rows: QuerySet[Model], target: type[Model]) -> Collector:
+    """Django's on_delete handler of `relation` run on `rows`: a collector of the updates it
+    asks for; ProtectedError (PROTECT) or RestrictedError (RESTRICT) when it refuses."""
+    collector = Collector(using=rows.db, origin=rows)
+    relation.on_delete(collector, relation.field, rows, rows.db)
+    if collector.restricted_objects:
+        raise RestrictedError(f"{rows.model.__name__} rows still point at the {target.__name__} rows", set(rows))
+    return collector
 
 
 def _end_users_delete(user_ids: list[int]) -> None:

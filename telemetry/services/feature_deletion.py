@@ -24,26 +24,25 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
 from django.db import connection, transaction
-from django.db.models import PROTECT, RESTRICT, Model, ProtectedError, QuerySet
-from django.db.models.fields.reverse_related import ManyToOneRel
+from django.db.models import QuerySet
 from django.db.models.signals import post_delete, pre_delete
 from django.utils import timezone
 
 from core.task_queue import task_send_on_commit_or_later
 
 from ..models import Feature, UsageEvent
-from .erasure import pointing_rows_delete
+from .erasure import pointing_rows_delete, pointing_rows_refusal_check
 
 # More events than this and a feature is deleted by a worker, its events in chunks.
 INLINE_EVENTS = 200_000
 # Events a chunk deletes, in a transaction of its own: about a second at 10 M events.
 CHUNK_ROWS = 50_000
 DELETE_TASK = "telemetry.features_delete"
-# A queued deletion that no run has renewed for this long is sent again (a run renews it with
-# every chunk, and stops after four minutes).
+# A worker's run stops after this long (then sends itself again), and a queued deletion that
+# no run has renewed for DELETION_LEASE is sent again (a run renews it with every chunk).
+RUN_SECONDS = 4 * 60
 DELETION_LEASE = timedelta(minutes=15)
 
 
@@ -89,7 +88,7 @@ def features_delete_or_queue(features: QuerySet[Feature]) -> list[int]:
     relation protects is refused (ProtectedError) before anything goes. Returns the ids of
     those queued."""
     doomed = list(features.order_by("pk").values_list("pk", "organization_id"))
-    _protection_check([pk for pk, _ in doomed], sorted({org_id for _, org_id in doomed}))
+    _refusal_check(doomed)
     budget, queued = INLINE_EVENTS, []
     for feature_pk, org_id in doomed:
         events = _events_upto(feature_pk, org_id, budget + 1)
@@ -109,19 +108,10 @@ def _events_upto(feature_pk: int, org_id: int, limit: int) -> int:
     return UsageEvent.objects.filter(organization_id=org_id, feature_id=feature_pk).values("pk")[:limit].count()
 
 
-def _protection_check(ids: list[int], org_ids: list[int]) -> None:
-    """ProtectedError when a PROTECT or RESTRICT relation has rows pointing at the features
-    `ids` (none does today): asked first, so that a refused delete loses none of the events."""
-    for relation in Feature._meta.get_fields(include_hidden=True):
-        if not isinstance(relation, ManyToOneRel) or relation.on_delete not in (PROTECT, RESTRICT):
-            continue
-        model = cast(type[Model], relation.related_model)
-        rows = model._base_manager.filter(**{f"{relation.field.name}__in": ids})
-        if any(field.name == "organization" for field in model._meta.fields):
-            rows = rows.filter(organization_id__in=org_ids)
-        protected = list(rows[:10])
-        if protected:
-            raise ProtectedError(f"{model.__name__} rows point at the features and protect them", set(protected))
+def _refusal_check(doomed: list[tuple[int, int]]) -> None:
+    """A relation that protects one of the (feature, organisation) pairs `doomed` refuses the
+    delete before any of their events goes (none does today)."""
+    pointing_rows_refusal_check(Feature, [pk for pk, _ in doomed], sorted({org_id for _, org_id in doomed}))
 
 
 def features_delete_in_chunks(
@@ -135,7 +125,7 @@ def features_delete_in_chunks(
     on the same features at the same time costs only the waits on each other's rows."""
     deadline = None if seconds is None else time.monotonic() + seconds
     doomed = list(Feature.objects.filter(pk__in=feature_ids).values_list("pk", "organization_id"))
-    _protection_check([pk for pk, _ in doomed], sorted({org_id for _, org_id in doomed}))
+    _refusal_check(doomed)
     for feature_pk, org_id in doomed:
         while (last := _chunk_last_timestamp(feature_pk, org_id, chunk_rows)) is not None:
             _events_delete_until(feature_pk, org_id, last)
